@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace coffre {
+
+using Bytes = std::vector<uint8_t>;
+using ByteView = std::span<const uint8_t>;
+
+inline ByteView AsBytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+inline std::string_view AsChars(ByteView b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+// Lower-case hex.
+std::string HexEncode(ByteView data);
+std::optional<Bytes> HexDecode(std::string_view hex);
+
+// Standard base64 with padding (RFC 4648 section 4), as S3 uses for Content-MD5 and checksums.
+std::string Base64Encode(ByteView data);
+std::optional<Bytes> Base64Decode(std::string_view b64);
+
+// Big-endian fixed-width integer encoding, for on-disk formats.
+void PutBigEndian32(uint8_t* out, uint32_t v);
+void PutBigEndian64(uint8_t* out, uint64_t v);
+uint32_t GetBigEndian32(const uint8_t* in);
+uint64_t GetBigEndian64(const uint8_t* in);
+
+// Constant-time equality (libsodium); sizes are not secret.
+bool ConstantTimeEquals(ByteView a, ByteView b);
+
+// Cryptographically secure random bytes (libsodium).
+void RandomFill(std::span<uint8_t> out);
+// A random identifier of `bytes` random bytes, hex encoded; used for opaque names.
+std::string RandomId(size_t bytes = 16);
+
+}  // namespace coffre

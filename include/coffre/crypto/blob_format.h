@@ -1,0 +1,124 @@
+#pragma once
+
+// The encrypted blob format (docs/FORMAT.md is the specification; this is its code).
+//
+// A blob is one stream of plaintext (a whole single-PUT object, or one multipart part)
+// encrypted with a data key under the STREAM construction:
+//
+//   [ header: kHeaderSize bytes ][ segment 0 ][ segment 1 ] ... [ segment n-1 ]
+//   segment i = AES-256-GCM(seg_key, nonce_i, plaintext_i, aad) || tag (16 bytes)
+//   nonce_i   = nonce_prefix (7 bytes) || i (uint32 big-endian) || last flag (0x00 / 0x01)
+//
+// Every segment holds `segment_size` plaintext bytes except the last, which holds 1..segment_size
+// bytes (0 only when the whole blob is empty: an empty blob is one empty last segment, so even a
+// zero-length object cannot be truncated unnoticed).
+//
+// The header carries: magic, format version, algorithm, segment size, plaintext length, the
+// tenant key id and version, the wrapped data key, the nonce prefix and salt, a key commitment
+// and a header MAC. Segment and MAC keys are derived from the data key with HKDF-SHA256 and the
+// header's salt; the commitment is a further HKDF output, so one ciphertext can never open under
+// two different data keys. The associated data of every segment and of the header MAC binds the
+// blob's identity (tenant id, blob id), so bytes moved between blobs do not decrypt.
+//
+// The wrapped data key inside the header is informational (self-describing blobs for the future
+// upstream backend); the catalog's copy is authoritative and is what rewrap updates, which is why
+// the header MAC does not cover the wrapped-key field.
+
+#include <cstdint>
+#include <string>
+
+#include "coffre/common/bytes.h"
+#include "coffre/common/secret.h"
+#include "coffre/common/status.h"
+
+namespace coffre::crypto {
+
+inline constexpr uint32_t kDefaultSegmentSize = 64 * 1024;
+inline constexpr uint32_t kMinSegmentSize = 4 * 1024;
+inline constexpr uint32_t kMaxSegmentSize = 16 * 1024 * 1024;
+inline constexpr size_t kSegmentTagSize = 16;
+inline constexpr size_t kTenantKeyIdSize = 16;
+inline constexpr size_t kWrappedDataKeySize = 60;  // Seal() of a 32-byte key
+inline constexpr size_t kHeaderSize = 256;          // fixed; reserved bytes are zero and MAC'd
+
+// What the blob is bound to. Both strings are opaque identifiers, never S3 key names.
+struct BlobIdentity {
+  std::string tenant_id;
+  std::string blob_id;
+};
+
+// Which tenant key wraps the data key.
+struct KeyReference {
+  Bytes tenant_key_id;            // kTenantKeyIdSize bytes
+  uint32_t tenant_key_version = 0;
+  Bytes wrapped_data_key;         // kWrappedDataKeySize bytes
+};
+
+// The fields of a parsed header (authenticated only after BlobDecryptor::Create succeeds).
+struct BlobHeader {
+  uint8_t version = 1;
+  uint32_t segment_size = kDefaultSegmentSize;
+  uint64_t plaintext_length = 0;
+  KeyReference key;
+};
+
+// Parses the header fields without authenticating them (for tools such as scrub and fsck that
+// must find the key before they can verify). InvalidArgument / Corruption on malformed input.
+Result<BlobHeader> ParseBlobHeaderUnauthenticated(ByteView header);
+
+// Layout arithmetic, shared by writers and readers.
+uint64_t SegmentCount(uint64_t plaintext_length, uint32_t segment_size);  // >= 1
+uint64_t CiphertextLength(uint64_t plaintext_length, uint32_t segment_size);  // incl. header
+uint64_t SegmentOffset(uint64_t index, uint32_t segment_size);  // file offset of segment index
+
+class BlobEncryptor {
+ public:
+  // data_key: 32 bytes. Generates a random salt and nonce prefix.
+  static Result<BlobEncryptor> Create(const SecretBytes& data_key, KeyReference key, BlobIdentity identity,
+                                      uint32_t segment_size = kDefaultSegmentSize);
+
+  uint32_t segment_size() const { return segment_size_; }
+
+  // Seals segment `index`. plaintext.size() must equal segment_size() unless `last`; out.size()
+  // must be plaintext.size() + kSegmentTagSize. Thread-compatible: distinct segments may be
+  // sealed concurrently from distinct threads.
+  Status SealSegment(uint64_t index, bool last, ByteView plaintext, std::span<uint8_t> out) const;
+
+  // The header for a blob of `plaintext_length` bytes; written last, at offset 0, once the length is known.
+  Bytes EncodeHeader(uint64_t plaintext_length) const;
+
+ private:
+  BlobEncryptor() = default;
+  SecretBytes segment_key_;
+  SecretBytes mac_key_;
+  Bytes commitment_;
+  Bytes salt_;
+  Bytes nonce_prefix_;
+  KeyReference key_;
+  BlobIdentity identity_;
+  uint32_t segment_size_ = kDefaultSegmentSize;
+};
+
+class BlobDecryptor {
+ public:
+  // Verifies the header (magic, version, MAC, key commitment) for this data key and identity.
+  // Corruption if any check fails: wrong key, moved blob, altered header.
+  static Result<BlobDecryptor> Create(const SecretBytes& data_key, BlobIdentity identity, ByteView header);
+
+  const BlobHeader& header() const { return header_; }
+  uint64_t segment_count() const { return SegmentCount(header_.plaintext_length, header_.segment_size); }
+
+  // Opens segment `index` (whose last flag is derived from the header's length). ciphertext must
+  // be exactly that segment's ciphertext; out.size() must be ciphertext.size() - kSegmentTagSize.
+  // Corruption on any authentication failure; `out` is then zeroed, never partial plaintext.
+  Status OpenSegment(uint64_t index, ByteView ciphertext, std::span<uint8_t> out) const;
+
+ private:
+  BlobDecryptor() = default;
+  SecretBytes segment_key_;
+  Bytes nonce_prefix_;
+  BlobIdentity identity_;
+  BlobHeader header_;
+};
+
+}  // namespace coffre::crypto

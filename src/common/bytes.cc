@@ -1,0 +1,116 @@
+#include "coffre/common/bytes.h"
+
+#include <sodium.h>
+
+#include <stdexcept>
+
+namespace coffre {
+namespace {
+
+struct SodiumInit {
+  SodiumInit() {
+    if (sodium_init() < 0) throw std::runtime_error("libsodium initialisation failed");
+  }
+};
+
+void EnsureSodium() { static const SodiumInit init; }
+
+}  // namespace
+
+std::string HexEncode(ByteView data) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.resize(data.size() * 2);
+  for (size_t i = 0; i < data.size(); ++i) {
+    out[2 * i] = kDigits[data[i] >> 4];
+    out[2 * i + 1] = kDigits[data[i] & 0xf];
+  }
+  return out;
+}
+
+std::optional<Bytes> HexDecode(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  Bytes out(hex.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    int hi = nibble(hex[2 * i]);
+    int lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return out;
+}
+
+std::string Base64Encode(ByteView data) {
+  EnsureSodium();
+  const size_t len = sodium_base64_ENCODED_LEN(data.size(), sodium_base64_VARIANT_ORIGINAL);
+  std::string out(len, '\0');
+  sodium_bin2base64(out.data(), len, data.data(), data.size(), sodium_base64_VARIANT_ORIGINAL);
+  out.resize(len - 1);  // drop the terminating NUL
+  return out;
+}
+
+std::optional<Bytes> Base64Decode(std::string_view b64) {
+  EnsureSodium();
+  Bytes out(b64.size() / 4 * 3 + 3);
+  size_t len = 0;
+  const char* end = nullptr;
+  if (sodium_base642bin(out.data(), out.size(), b64.data(), b64.size(), nullptr, &len, &end,
+                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      end != b64.data() + b64.size()) {
+    return std::nullopt;
+  }
+  out.resize(len);
+  return out;
+}
+
+void PutBigEndian32(uint8_t* out, uint32_t v) {
+  for (int i = 3; i >= 0; --i) {
+    out[i] = static_cast<uint8_t>(v);
+    v >>= 8;
+  }
+}
+
+void PutBigEndian64(uint8_t* out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<uint8_t>(v);
+    v >>= 8;
+  }
+}
+
+uint32_t GetBigEndian32(const uint8_t* in) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = v << 8 | in[i];
+  return v;
+}
+
+uint64_t GetBigEndian64(const uint8_t* in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | in[i];
+  return v;
+}
+
+bool ConstantTimeEquals(ByteView a, ByteView b) {
+  EnsureSodium();
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+void RandomFill(std::span<uint8_t> out) {
+  EnsureSodium();
+  randombytes_buf(out.data(), out.size());
+}
+
+std::string RandomId(size_t bytes) {
+  Bytes raw(bytes);
+  RandomFill(raw);
+  return HexEncode(raw);
+}
+
+}  // namespace coffre

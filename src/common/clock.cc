@@ -1,0 +1,103 @@
+#include "coffre/common/clock.h"
+
+#include <ctime>
+#include <cstdio>
+#include <cstring>
+
+namespace coffre {
+namespace {
+
+class SystemClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point Now() const override {
+    return std::chrono::system_clock::now();
+  }
+};
+
+std::tm ToTm(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  return tm;
+}
+
+std::optional<std::chrono::system_clock::time_point> FromTm(std::tm tm) {
+  if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+      tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
+    return std::nullopt;
+  }
+  std::time_t tt = timegm(&tm);
+  if (tt == static_cast<std::time_t>(-1)) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(tt);
+}
+
+std::optional<std::chrono::system_clock::time_point> ParseWith(std::string_view s, const char* fmt) {
+  std::string buf(s);
+  std::tm tm{};
+  const char* end = strptime(buf.c_str(), fmt, &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  return FromTm(tm);
+}
+
+}  // namespace
+
+const Clock& Clock::System() {
+  static const SystemClock clock;
+  return clock;
+}
+
+UnixMillis ToUnixMillis(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+std::chrono::system_clock::time_point FromUnixMillis(UnixMillis ms) {
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+
+std::optional<std::chrono::system_clock::time_point> ParseAmzDate(std::string_view s) {
+  if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z') return std::nullopt;
+  for (size_t i = 0; i < 15; ++i) {
+    if (i != 8 && (s[i] < '0' || s[i] > '9')) return std::nullopt;
+  }
+  return ParseWith(s, "%Y%m%dT%H%M%SZ");
+}
+
+std::string FormatAmzDate(std::chrono::system_clock::time_point t) {
+  std::tm tm = ToTm(t);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+std::string FormatIso8601(std::chrono::system_clock::time_point t) {
+  std::tm tm = ToTm(t);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  auto ms = ToUnixMillis(t) % 1000;
+  if (ms < 0) ms += 1000;
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms));
+  return out;
+}
+
+std::string FormatHttpDate(std::chrono::system_clock::time_point t) {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::tm tm = ToTm(t);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[tm.tm_wday], tm.tm_mday,
+                kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+std::optional<std::chrono::system_clock::time_point> ParseHttpDate(std::string_view s) {
+  // strptime's %a/%b are locale-dependent; the daemon runs in the C locale.
+  for (const char* fmt : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y",
+                          "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.000Z"}) {
+    if (auto t = ParseWith(s, fmt)) return t;
+  }
+  return std::nullopt;
+}
+
+}  // namespace coffre
