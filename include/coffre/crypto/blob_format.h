@@ -40,6 +40,11 @@ inline constexpr size_t kSegmentTagSize = 16;
 inline constexpr size_t kTenantKeyIdSize = 16;
 inline constexpr size_t kWrappedDataKeySize = 60;  // Seal() of a 32-byte key
 inline constexpr size_t kHeaderSize = 256;          // fixed; reserved bytes are zero and MAC'd
+inline constexpr uint8_t kBlobFormatVersion = 1;
+inline constexpr uint8_t kBlobAlgorithmAes256GcmHkdfSha256 = 1;
+inline constexpr size_t kBlobSaltSize = 32;
+inline constexpr size_t kBlobNoncePrefixSize = 7;
+inline constexpr size_t kBlobCommitmentSize = 32;
 
 // What the blob is bound to. Both strings are opaque identifiers, never S3 key names.
 struct BlobIdentity {
@@ -77,6 +82,13 @@ class BlobEncryptor {
   static Result<BlobEncryptor> Create(const SecretBytes& data_key, KeyReference key, BlobIdentity identity,
                                       uint32_t segment_size = kDefaultSegmentSize);
 
+  // FOR TEST VECTORS ONLY (docs/FORMAT.md): as Create, with a caller-chosen salt
+  // (kBlobSaltSize bytes) and nonce prefix (kBlobNoncePrefixSize bytes). Reusing a salt and
+  // prefix with the same data key reuses GCM nonces and destroys confidentiality and integrity;
+  // production code must call Create.
+  static Result<BlobEncryptor> CreateForTest(const SecretBytes& data_key, KeyReference key, BlobIdentity identity,
+                                             uint32_t segment_size, ByteView salt, ByteView nonce_prefix);
+
   uint32_t segment_size() const { return segment_size_; }
 
   // Seals segment `index`. plaintext.size() must equal segment_size() unless `last`; out.size()
@@ -96,6 +108,7 @@ class BlobEncryptor {
   Bytes nonce_prefix_;
   KeyReference key_;
   BlobIdentity identity_;
+  Bytes identity_aad_;  // encoded once; the AAD of every segment and of the header MAC
   uint32_t segment_size_ = kDefaultSegmentSize;
 };
 
@@ -105,6 +118,7 @@ class BlobDecryptor {
   // Corruption if any check fails: wrong key, moved blob, altered header.
   static Result<BlobDecryptor> Create(const SecretBytes& data_key, BlobIdentity identity, ByteView header);
 
+  // Authenticated, except key.wrapped_data_key, which the MAC deliberately leaves out (see above).
   const BlobHeader& header() const { return header_; }
   uint64_t segment_count() const { return SegmentCount(header_.plaintext_length, header_.segment_size); }
 
@@ -118,6 +132,7 @@ class BlobDecryptor {
   SecretBytes segment_key_;
   Bytes nonce_prefix_;
   BlobIdentity identity_;
+  Bytes identity_aad_;
   BlobHeader header_;
 };
 

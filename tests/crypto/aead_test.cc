@@ -1,0 +1,129 @@
+#include "coffre/crypto/aead.h"
+
+#include <gtest/gtest.h>
+
+namespace coffre::crypto {
+namespace {
+
+SecretBytes KeyOf(uint8_t fill) { return SecretBytes(Bytes(kKeySize, fill)); }
+
+TEST(Aead, RoundTrip) {
+  const SecretBytes key = SecretBytes::Random(kKeySize);
+  const Bytes plaintext = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  auto sealed = Seal(key, plaintext, AsBytes("tenant-a/v1"));
+  ASSERT_TRUE(sealed.ok()) << sealed.status().ToString();
+  EXPECT_EQ(sealed->size(), plaintext.size() + kSealOverhead);
+  auto opened = Open(key, *sealed, AsBytes("tenant-a/v1"));
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(*opened, plaintext);
+}
+
+TEST(Aead, EmptyPlaintextAndAad) {
+  const SecretBytes key = KeyOf(7);
+  auto sealed = Seal(key, {}, {});
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(sealed->size(), kSealOverhead);
+  auto opened = Open(key, *sealed, {});
+  ASSERT_TRUE(opened.ok());
+  EXPECT_TRUE(opened->empty());
+}
+
+TEST(Aead, WrappedKeySize) {
+  // blob_format.h's kWrappedDataKeySize assumes Seal() of a 32-byte key.
+  const SecretBytes root = KeyOf(1);
+  const SecretBytes data_key = KeyOf(2);
+  auto sealed = Seal(root, data_key.Reveal(), AsBytes("aad"));
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(sealed->size(), 60u);
+  auto opened = OpenSecret(root, *sealed, AsBytes("aad"));
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(Bytes(opened->Reveal().begin(), opened->Reveal().end()),
+            Bytes(data_key.Reveal().begin(), data_key.Reveal().end()));
+}
+
+TEST(Aead, NoncesAreFresh) {
+  const SecretBytes key = KeyOf(3);
+  auto a = Seal(key, AsBytes("same"), {});
+  auto b = Seal(key, AsBytes("same"), {});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(*a, *b);
+}
+
+TEST(Aead, WrongKeyRejected) {
+  auto sealed = Seal(KeyOf(1), AsBytes("secret"), AsBytes("aad"));
+  ASSERT_TRUE(sealed.ok());
+  auto opened = Open(KeyOf(2), *sealed, AsBytes("aad"));
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), StatusCode::kCorruption);
+  EXPECT_FALSE(OpenSecret(KeyOf(2), *sealed, AsBytes("aad")).ok());
+}
+
+TEST(Aead, WrongAadRejected) {
+  const SecretBytes key = KeyOf(1);
+  auto sealed = Seal(key, AsBytes("secret"), AsBytes("tenant-a"));
+  ASSERT_TRUE(sealed.ok());
+  auto opened = Open(key, *sealed, AsBytes("tenant-b"));
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), StatusCode::kCorruption);
+}
+
+TEST(Aead, TamperedByteRejected) {
+  const SecretBytes key = KeyOf(1);
+  auto sealed = Seal(key, AsBytes("secret value"), AsBytes("aad"));
+  ASSERT_TRUE(sealed.ok());
+  for (size_t i = 0; i < sealed->size(); ++i) {  // nonce, ciphertext and tag alike
+    Bytes tampered = *sealed;
+    tampered[i] ^= 0x01;
+    auto opened = Open(key, tampered, AsBytes("aad"));
+    ASSERT_FALSE(opened.ok()) << "byte " << i;
+    EXPECT_EQ(opened.status().code(), StatusCode::kCorruption);
+  }
+}
+
+TEST(Aead, TruncatedRejected) {
+  const SecretBytes key = KeyOf(1);
+  auto sealed = Seal(key, AsBytes("secret value"), {});
+  ASSERT_TRUE(sealed.ok());
+  for (size_t n = 0; n < sealed->size(); ++n) {
+    auto opened = Open(key, ByteView(*sealed).first(n), {});
+    ASSERT_FALSE(opened.ok()) << n;
+    EXPECT_EQ(opened.status().code(), StatusCode::kCorruption);
+  }
+}
+
+TEST(Aead, BadKeySizeIsInvalidArgument) {
+  const SecretBytes short_key(Bytes(16, 1));
+  auto sealed = Seal(short_key, AsBytes("x"), {});
+  ASSERT_FALSE(sealed.ok());
+  EXPECT_EQ(sealed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Open(short_key, Bytes(40, 0), {}).status().code(), StatusCode::kInvalidArgument);
+}
+
+// RFC 5869, appendix A.1 (test case 1).
+TEST(Hkdf, Rfc5869Case1) {
+  const SecretBytes ikm(Bytes(22, 0x0b));
+  const Bytes salt = HexDecode("000102030405060708090a0b0c").value();
+  const Bytes info = HexDecode("f0f1f2f3f4f5f6f7f8f9").value();
+  const SecretBytes okm = HkdfSha256(ikm, salt, info, 42);
+  EXPECT_EQ(HexEncode(okm.Reveal()),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+}
+
+// RFC 5869, appendix A.3 (test case 3): empty salt and info.
+TEST(Hkdf, Rfc5869Case3EmptySaltAndInfo) {
+  const SecretBytes ikm(Bytes(22, 0x0b));
+  const SecretBytes okm = HkdfSha256(ikm, {}, {}, 42);
+  EXPECT_EQ(HexEncode(okm.Reveal()),
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
+}
+
+// RFC 5869 allows an empty input key; the result must still be the real HKDF output.
+TEST(Hkdf, EmptyIkm) {
+  const SecretBytes okm = HkdfSha256(SecretBytes(), AsBytes("salt"), AsBytes("info"), 32);
+  EXPECT_EQ(HexEncode(okm.Reveal()), "7aac7b8120501c2c8e1ee50e6cde135361e99ceb9d8d406ac528b9e9175614c0");
+}
+
+TEST(Hkdf, ZeroLengthIsEmpty) { EXPECT_TRUE(HkdfSha256(SecretBytes(Bytes(32, 1)), {}, {}, 0).empty()); }
+
+}  // namespace
+}  // namespace coffre::crypto
