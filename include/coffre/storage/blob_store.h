@@ -1,0 +1,56 @@
+#pragma once
+
+// Where encrypted blobs rest. The local backend keeps each blob in a file named by its opaque id;
+// an upstream S3 backend can implement the same interface later. It knows bytes, not S3 or keys.
+//
+// Durability contract: a blob becomes visible under its id only through BlobWriter::Commit(),
+// which returns after the bytes and the directory entry are durable (fsync of the file, rename,
+// fsync of the directory). Until then it lives under the temporary area and a crash leaves at
+// most a temporary file, which RemoveTemporaries() deletes at start-up.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "coffre/common/status.h"
+
+namespace coffre::storage {
+
+class BlobWriter {
+ public:
+  virtual ~BlobWriter() = default;  // aborts (removes the temporary file) unless committed
+  // Appends at the current end.
+  virtual Status Append(std::span<const uint8_t> data) = 0;
+  // Writes at an absolute offset (used for the header, written last).
+  virtual Status WriteAt(uint64_t offset, std::span<const uint8_t> data) = 0;
+  virtual uint64_t size() const = 0;
+  // fsync + rename into place + fsync of the directory. Exactly once.
+  virtual Status Commit() = 0;
+};
+
+class BlobReader {
+ public:
+  virtual ~BlobReader() = default;
+  // Reads exactly out.size() bytes at offset; Corruption if the blob is shorter.
+  virtual Status ReadAt(uint64_t offset, std::span<uint8_t> out) const = 0;
+  virtual uint64_t size() const = 0;
+};
+
+class BlobStore {
+ public:
+  virtual ~BlobStore() = default;
+  virtual Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id) = 0;
+  // NotFound if there is no such blob.
+  virtual Result<std::unique_ptr<BlobReader>> Open(const std::string& blob_id) const = 0;
+  // OK if it was already gone.
+  virtual Status Remove(const std::string& blob_id) = 0;
+  // Deletes what a crash left in the temporary area; returns how many files were removed.
+  virtual Result<uint64_t> RemoveTemporaries() = 0;
+};
+
+// Local filesystem backend rooted at `root` (creates root/blobs and root/tmp).
+// Blob ids must be [0-9a-f]{16,64}; files go to blobs/<id[0:2]>/<id[2:4]>/<id>.
+Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(const std::string& root);
+
+}  // namespace coffre::storage

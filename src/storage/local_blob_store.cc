@@ -1,0 +1,224 @@
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <mutex>
+#include <set>
+#include <utility>
+
+#include "coffre/storage/blob_store.h"
+
+namespace coffre::storage {
+namespace {
+
+bool IsValidBlobId(const std::string& id) {
+  if (id.size() < 16 || id.size() > 64) return false;
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+Status MakeDir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir " + path);
+  return Status::Ok();
+}
+
+Status FsyncDir(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open dir " + path);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::FromErrno(err, "fsync dir " + path);
+  return Status::Ok();
+}
+
+Status WriteFully(int fd, uint64_t offset, std::span<const uint8_t> data) {
+  while (!data.empty()) {
+    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "write blob");
+    }
+    data = data.subspan(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+class LocalBlobStore;
+
+class LocalBlobWriter final : public BlobWriter {
+ public:
+  LocalBlobWriter(int fd, std::string tmp_path, std::string final_dir, std::string final_path,
+                  LocalBlobStore* store)
+      : fd_(fd), tmp_path_(std::move(tmp_path)), final_dir_(std::move(final_dir)),
+        final_path_(std::move(final_path)), store_(store) {}
+  ~LocalBlobWriter() override {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(tmp_path_.c_str());
+  }
+
+  Status Append(std::span<const uint8_t> data) override {
+    COFFRE_RETURN_IF_ERROR(WriteFully(fd_, size_, data));
+    size_ += data.size();
+    return Status::Ok();
+  }
+
+  Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override {
+    COFFRE_RETURN_IF_ERROR(WriteFully(fd_, offset, data));
+    size_ = std::max(size_, offset + data.size());
+    return Status::Ok();
+  }
+
+  uint64_t size() const override { return size_; }
+
+  Status Commit() override;
+
+ private:
+  int fd_;
+  std::string tmp_path_;
+  std::string final_dir_;
+  std::string final_path_;
+  LocalBlobStore* store_;
+  uint64_t size_ = 0;
+  bool committed_ = false;
+};
+
+class LocalBlobReader final : public BlobReader {
+ public:
+  LocalBlobReader(int fd, uint64_t size) : fd_(fd), size_(size) {}
+  ~LocalBlobReader() override { ::close(fd_); }
+
+  Status ReadAt(uint64_t offset, std::span<uint8_t> out) const override {
+    if (offset + out.size() > size_) return Status::Corruption("blob shorter than expected");
+    while (!out.empty()) {
+      ssize_t n = ::pread(fd_, out.data(), out.size(), static_cast<off_t>(offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Status::FromErrno(errno, "read blob");
+      }
+      if (n == 0) return Status::Corruption("blob shorter than expected");
+      out = out.subspan(static_cast<size_t>(n));
+      offset += static_cast<uint64_t>(n);
+    }
+    return Status::Ok();
+  }
+  uint64_t size() const override { return size_; }
+
+ private:
+  int fd_;
+  uint64_t size_;
+};
+
+class LocalBlobStore final : public BlobStore {
+ public:
+  explicit LocalBlobStore(std::string root)
+      : root_(std::move(root)), blobs_(root_ + "/blobs"), tmp_(root_ + "/tmp") {}
+
+  Status Init() {
+    COFFRE_RETURN_IF_ERROR(MakeDir(root_));
+    COFFRE_RETURN_IF_ERROR(MakeDir(blobs_));
+    return MakeDir(tmp_);
+  }
+
+  Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id) override {
+    if (!IsValidBlobId(blob_id)) return Status::InvalidArgument("invalid blob id");
+    std::string tmp_path = tmp_ + "/" + blob_id + ".tmp";
+    int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::FromErrno(errno, "create temporary blob");
+    std::string dir = blobs_ + "/" + blob_id.substr(0, 2) + "/" + blob_id.substr(2, 2);
+    std::string final_path = dir + "/" + blob_id;
+    return std::unique_ptr<BlobWriter>(
+        new LocalBlobWriter(fd, std::move(tmp_path), std::move(dir), std::move(final_path), this));
+  }
+
+  Result<std::unique_ptr<BlobReader>> Open(const std::string& blob_id) const override {
+    if (!IsValidBlobId(blob_id)) return Status::InvalidArgument("invalid blob id");
+    std::string path = PathOf(blob_id);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Status::FromErrno(errno, "open blob " + blob_id);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return Status::FromErrno(err, "stat blob " + blob_id);
+    }
+    return std::unique_ptr<BlobReader>(new LocalBlobReader(fd, static_cast<uint64_t>(st.st_size)));
+  }
+
+  Status Remove(const std::string& blob_id) override {
+    if (!IsValidBlobId(blob_id)) return Status::InvalidArgument("invalid blob id");
+    if (::unlink(PathOf(blob_id).c_str()) != 0 && errno != ENOENT) {
+      return Status::FromErrno(errno, "remove blob " + blob_id);
+    }
+    return Status::Ok();
+  }
+
+  Result<uint64_t> RemoveTemporaries() override {
+    DIR* dir = ::opendir(tmp_.c_str());
+    if (dir == nullptr) return Status::FromErrno(errno, "open " + tmp_);
+    uint64_t removed = 0;
+    while (dirent* e = ::readdir(dir)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      if (::unlink((tmp_ + "/" + name).c_str()) == 0) ++removed;
+    }
+    ::closedir(dir);
+    return removed;
+  }
+
+  // Creates the two fan-out directory levels once; fsyncs their parents when new, so the rename
+  // target's path is itself durable.
+  Status EnsureDir(const std::string& dir) {
+    std::lock_guard lock(mu_);
+    if (known_dirs_.count(dir) != 0) return Status::Ok();
+    std::string parent = dir.substr(0, dir.rfind('/'));
+    struct stat st {};
+    if (::stat(parent.c_str(), &st) != 0) {
+      COFFRE_RETURN_IF_ERROR(MakeDir(parent));
+      COFFRE_RETURN_IF_ERROR(FsyncDir(blobs_));
+    }
+    if (::stat(dir.c_str(), &st) != 0) {
+      COFFRE_RETURN_IF_ERROR(MakeDir(dir));
+      COFFRE_RETURN_IF_ERROR(FsyncDir(parent));
+    }
+    known_dirs_.insert(dir);
+    return Status::Ok();
+  }
+
+ private:
+  std::string PathOf(const std::string& id) const {
+    return blobs_ + "/" + id.substr(0, 2) + "/" + id.substr(2, 2) + "/" + id;
+  }
+
+  std::string root_;
+  std::string blobs_;
+  std::string tmp_;
+  std::mutex mu_;
+  std::set<std::string> known_dirs_;
+};
+
+Status LocalBlobWriter::Commit() {
+  if (committed_ || fd_ < 0) return Status::Internal("blob committed twice");
+  if (::fsync(fd_) != 0) return Status::FromErrno(errno, "fsync blob");
+  ::close(fd_);
+  fd_ = -1;
+  COFFRE_RETURN_IF_ERROR(store_->EnsureDir(final_dir_));
+  if (::rename(tmp_path_.c_str(), final_path_.c_str()) != 0) return Status::FromErrno(errno, "rename blob");
+  committed_ = true;
+  return FsyncDir(final_dir_);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(const std::string& root) {
+  auto store = std::make_unique<LocalBlobStore>(root);
+  COFFRE_RETURN_IF_ERROR(store->Init());
+  return std::unique_ptr<BlobStore>(std::move(store));
+}
+
+}  // namespace coffre::storage
