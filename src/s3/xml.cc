@@ -1,0 +1,1004 @@
+#include "coffre/s3/xml.h"
+
+#include <pugixml.hpp>
+
+#include <cstdint>
+#include <limits>
+
+#include "coffre/common/clock.h"
+
+namespace coffre::s3 {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// UTF-8 and XML character classes
+// ---------------------------------------------------------------------------------------------
+
+constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
+
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlongs, no surrogates,
+// nothing above U+10FFFF), or 0 when it is not one.
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
+  const uint8_t b0 = byte(i);
+  if (b0 < 0x80) {
+    return 1;
+  }
+  size_t len = 0;
+  uint8_t lo = 0x80;
+  uint8_t hi = 0xBF;  // allowed range of the second byte
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    len = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    len = 3;
+    if (b0 == 0xE0) {
+      lo = 0xA0;
+    } else if (b0 == 0xED) {
+      hi = 0x9F;
+    }
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    len = 4;
+    if (b0 == 0xF0) {
+      lo = 0x90;
+    } else if (b0 == 0xF4) {
+      hi = 0x8F;
+    }
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) {
+    return 0;
+  }
+  if (byte(i + 1) < lo || byte(i + 1) > hi) {
+    return 0;
+  }
+  for (size_t k = 2; k < len; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) {
+      return 0;
+    }
+  }
+  return len;
+}
+
+// U+FFFE and U+FFFF are valid UTF-8 but not XML 1.0 characters.
+bool IsNonCharacter(std::string_view seq) { return seq == "\xEF\xBF\xBE" || seq == "\xEF\xBF\xBF"; }
+
+bool IsXmlWhitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+std::string_view TrimXmlWhitespace(std::string_view s) {
+  while (!s.empty() && IsXmlWhitespace(s.front())) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && IsXmlWhitespace(s.back())) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+bool StartsWith(std::string_view s, size_t pos, std::string_view prefix) {
+  return s.substr(pos, prefix.size()) == prefix;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------------------------
+
+Error Malformed() { return Error(ErrorCode::kMalformedXML); }
+
+// The code point of the character reference body ("#65", "#x41"), if it names a character a key
+// may hold. Control characters are accepted (S3 documents &#13; and &#10; for keys, and a client
+// must be able to name any key it stored); NUL, surrogates and non-characters are not.
+bool IsAcceptableCharRef(std::string_view body) {
+  if (body.size() < 2 || body[0] != '#') {
+    return false;
+  }
+  std::string_view digits = body.substr(1);
+  uint32_t base = 10;
+  if (digits[0] == 'x') {
+    base = 16;
+    digits.remove_prefix(1);
+  }
+  if (digits.empty() || digits.size() > 8) {
+    return false;
+  }
+  uint32_t cp = 0;
+  for (char c : digits) {
+    uint32_t d = 0;
+    if (c >= '0' && c <= '9') {
+      d = static_cast<uint32_t>(c - '0');
+    } else if (base == 16 && c >= 'a' && c <= 'f') {
+      d = static_cast<uint32_t>(c - 'a' + 10);
+    } else if (base == 16 && c >= 'A' && c <= 'F') {
+      d = static_cast<uint32_t>(c - 'A' + 10);
+    } else {
+      return false;
+    }
+    cp = cp * base + d;  // cp <= 0x10FFFF before this step, so it cannot overflow
+    if (cp > 0x10FFFF) {
+      return false;
+    }
+  }
+  return cp != 0 && !(cp >= 0xD800 && cp <= 0xDFFF) && cp != 0xFFFE && cp != 0xFFFF;
+}
+
+// A pass over the raw body before pugixml sees it. pugixml is not a validating parser: it skips
+// DOCTYPEs and leaves unknown entity references as literal text. S3 bodies never need either, so
+// anything that could declare or reference an entity is refused outright, as are bytes that are
+// not XML 1.0 characters (which also keeps NULs away from pugixml's C strings).
+bool PrescanDocument(std::string_view xml) {
+  for (size_t i = 0; i < xml.size();) {
+    const size_t len = Utf8SequenceLength(xml, i);
+    if (len == 0) {
+      return false;
+    }
+    if (len == 1) {
+      const auto c = static_cast<uint8_t>(xml[i]);
+      if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+        return false;
+      }
+    } else if (IsNonCharacter(xml.substr(i, len))) {
+      return false;
+    }
+    i += len;
+  }
+
+  for (size_t i = 0; i < xml.size();) {
+    if (xml[i] == '<') {
+      std::string_view terminator;
+      if (StartsWith(xml, i, "<!--")) {
+        terminator = "-->";
+      } else if (StartsWith(xml, i, "<![CDATA[")) {
+        terminator = "]]>";
+      } else if (StartsWith(xml, i, "<!")) {
+        return false;  // <!DOCTYPE, <!ENTITY, <!ELEMENT, ...
+      } else if (StartsWith(xml, i, "<?")) {
+        terminator = "?>";
+      } else {
+        ++i;
+        continue;
+      }
+      const size_t end = xml.find(terminator, i + 2);
+      if (end == std::string_view::npos) {
+        return false;
+      }
+      i = end + terminator.size();
+      continue;
+    }
+    if (xml[i] == '&') {
+      const size_t semi = xml.find(';', i + 1);
+      if (semi == std::string_view::npos || semi - i > 12) {
+        return false;
+      }
+      const std::string_view body = xml.substr(i + 1, semi - i - 1);
+      if (body != "amp" && body != "lt" && body != "gt" && body != "quot" && body != "apos" &&
+          !IsAcceptableCharRef(body)) {
+        return false;
+      }
+      i = semi + 1;
+      continue;
+    }
+    ++i;
+  }
+  return true;
+}
+
+// Element names are compared without their namespace prefix: S3 accepts "<s3:Delete xmlns:s3=...>"
+// as well as the default namespace, and SDKs differ in which they send.
+std::string_view LocalName(const char* name) {
+  std::string_view n(name);
+  const size_t colon = n.rfind(':');
+  return colon == std::string_view::npos ? n : n.substr(colon + 1);
+}
+
+bool IsElement(pugi::xml_node node, std::string_view local_name) {
+  return node.type() == pugi::node_element && LocalName(node.name()) == local_name;
+}
+
+// Loads `xml` and returns its root element if it is named `root_name`.
+Expected<pugi::xml_node, Error> LoadRoot(pugi::xml_document& doc, std::string_view xml,
+                                         std::string_view root_name) {
+  if (!PrescanDocument(xml)) {
+    return Malformed();
+  }
+  // Whitespace-only text is kept when it is an element's whole content: a key may be " ".
+  // parse_fragment keeps text outside the root, which pugixml would otherwise drop silently; the
+  // loop below refuses it (and a missing or second root) itself.
+  constexpr unsigned kFlags = pugi::parse_default | pugi::parse_ws_pcdata_single | pugi::parse_fragment;
+  const pugi::xml_parse_result parsed = doc.load_buffer(xml.data(), xml.size(), kFlags, pugi::encoding_utf8);
+  if (!parsed) {
+    return Malformed();
+  }
+  pugi::xml_node root;
+  for (pugi::xml_node child : doc.children()) {
+    if (child.type() == pugi::node_element) {
+      if (root) {
+        return Malformed();  // a second document element
+      }
+      root = child;
+    } else if (child.type() == pugi::node_pcdata || child.type() == pugi::node_cdata) {
+      if (!TrimXmlWhitespace(child.value()).empty()) {
+        return Malformed();
+      }
+    }
+  }
+  if (!root || LocalName(root.name()) != root_name) {
+    return Malformed();
+  }
+  return root;
+}
+
+// The character content of an element that may hold only text; nullopt if it has child elements.
+std::optional<std::string> TextOf(pugi::xml_node node) {
+  std::string text;
+  for (pugi::xml_node child : node.children()) {
+    switch (child.type()) {
+      case pugi::node_pcdata:
+      case pugi::node_cdata:
+        text += child.value();
+        break;
+      case pugi::node_element:
+        return std::nullopt;
+      default:
+        break;  // comments, processing instructions
+    }
+  }
+  return text;
+}
+
+// The child element named `name`: an empty node when absent, nullopt when repeated.
+std::optional<pugi::xml_node> UniqueChild(pugi::xml_node parent, std::string_view name) {
+  pugi::xml_node found;
+  for (pugi::xml_node child : parent.children()) {
+    if (IsElement(child, name)) {
+      if (found) {
+        return std::nullopt;
+      }
+      found = child;
+    }
+  }
+  return found;
+}
+
+// Text of the unique child `name`: nullopt (as the outer optional) on a schema error, an inner
+// nullopt when absent.
+std::optional<std::optional<std::string>> UniqueChildText(pugi::xml_node parent, std::string_view name) {
+  const std::optional<pugi::xml_node> child = UniqueChild(parent, name);
+  if (!child) {
+    return std::nullopt;
+  }
+  if (!*child) {
+    return std::optional<std::string>();
+  }
+  std::optional<std::string> text = TextOf(*child);
+  if (!text) {
+    return std::nullopt;
+  }
+  return text;
+}
+
+constexpr uint32_t kMinPartNumber = 1;
+constexpr uint32_t kMaxPartNumber = 10000;
+
+Expected<uint32_t, Error> ParsePartNumber(std::string_view text) {
+  text = TrimXmlWhitespace(text);
+  bool negative = false;
+  if (!text.empty() && (text[0] == '+' || text[0] == '-')) {
+    negative = text[0] == '-';
+    text.remove_prefix(1);
+  }
+  // S3's schema types PartNumber as a 32-bit int: anything that is not one is a schema error.
+  if (text.empty() || text.size() > 10) {
+    return Malformed();
+  }
+  int64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') {
+      return Malformed();
+    }
+    value = value * 10 + (c - '0');
+  }
+  if (negative) {
+    value = -value;
+  }
+  if (value > std::numeric_limits<int32_t>::max() || value < std::numeric_limits<int32_t>::min()) {
+    return Malformed();
+  }
+  if (value < kMinPartNumber || value > kMaxPartNumber) {
+    return Error(ErrorCode::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive");
+  }
+  return static_cast<uint32_t>(value);
+}
+
+std::string StripETagQuotes(std::string_view etag) {
+  etag = TrimXmlWhitespace(etag);
+  if (!etag.empty() && etag.front() == '"') {
+    etag.remove_prefix(1);
+  }
+  if (!etag.empty() && etag.back() == '"') {
+    etag.remove_suffix(1);
+  }
+  return std::string(etag);
+}
+
+bool EqualsAsciiCaseInsensitive(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') {
+      x = static_cast<char>(x - 'A' + 'a');
+    }
+    if (y >= 'A' && y <= 'Z') {
+      y = static_cast<char>(y - 'A' + 'a');
+    }
+    if (x != y) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+// ---------------------------------------------------------------------------------------------
+
+void AppendEscaped(std::string& out, std::string_view text, bool attribute) {
+  for (size_t i = 0; i < text.size();) {
+    const size_t len = Utf8SequenceLength(text, i);
+    if (len == 0) {
+      out += kReplacementChar;
+      ++i;
+      continue;
+    }
+    if (len > 1) {
+      const std::string_view seq = text.substr(i, len);
+      out += IsNonCharacter(seq) ? kReplacementChar : seq;
+      i += len;
+      continue;
+    }
+    const char c = text[i++];
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      case '\r':  // a literal CR would be read back as LF
+        out += "&#13;";
+        break;
+      case '\n':  // attribute values normalise LF and TAB to spaces; element content keeps them
+        out += attribute ? "&#10;" : "\n";
+        break;
+      case '\t':
+        out += attribute ? "&#9;" : "\t";
+        break;
+      default:
+        if (static_cast<uint8_t>(c) < 0x20) {
+          // Not representable in XML 1.0, not even as &#x1;: strict parsers (expat, used by
+          // botocore) would reject the whole document.
+          out += kReplacementChar;
+        } else {
+          out += c;
+        }
+        break;
+    }
+  }
+}
+
+std::string_view MaybeEncode(bool url_encoding, const std::string& raw, std::string& scratch) {
+  if (!url_encoding) {
+    return raw;
+  }
+  scratch = UrlEncodeKey(raw);
+  return scratch;
+}
+
+void WriteOwner(XmlWriter& w, std::string_view element, const Owner& owner) {
+  w.StartElement(element);
+  w.Element("ID", owner.id);
+  if (!owner.display_name.empty()) {
+    w.Element("DisplayName", owner.display_name);
+  }
+  w.EndElement();
+}
+
+void WriteChecksums(XmlWriter& w, const std::map<std::string, std::string>& checksums) {
+  for (const auto& [name, value] : checksums) {
+    w.Element(name, value);
+  }
+}
+
+void WriteCommonPrefixes(XmlWriter& w, const std::vector<std::string>& prefixes, bool url_encoding) {
+  std::string scratch;
+  for (const std::string& prefix : prefixes) {
+    w.StartElement("CommonPrefixes");
+    w.Element("Prefix", MaybeEncode(url_encoding, prefix, scratch));
+    w.EndElement();
+  }
+}
+
+void WriteObjectEntry(XmlWriter& w, const ObjectEntry& entry, bool url_encoding) {
+  std::string scratch;
+  w.StartElement("Contents");
+  w.Element("Key", MaybeEncode(url_encoding, entry.key, scratch));
+  w.TimeElement("LastModified", entry.last_modified);
+  w.ETagElement(entry.etag);
+  if (entry.checksum_algorithm) {
+    w.Element("ChecksumAlgorithm", *entry.checksum_algorithm);
+  }
+  if (entry.checksum_type) {
+    w.Element("ChecksumType", *entry.checksum_type);
+  }
+  w.UintElement("Size", entry.size);
+  if (entry.owner) {
+    WriteOwner(w, "Owner", *entry.owner);
+  }
+  w.Element("StorageClass", entry.storage_class);
+  w.EndElement();
+}
+
+std::string CopyResultDocument(std::string_view root, const CopyResult& result) {
+  XmlWriter w;
+  w.StartS3Root(root);
+  w.TimeElement("LastModified", result.last_modified);
+  w.ETagElement(result.etag);
+  WriteChecksums(w, result.checksums);
+  return w.Finish();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Parsers
+// ---------------------------------------------------------------------------------------------
+
+Expected<std::vector<CompletedPart>, Error> ParseCompleteMultipartUpload(std::string_view xml) {
+  pugi::xml_document doc;
+  Expected<pugi::xml_node, Error> root = LoadRoot(doc, xml, "CompleteMultipartUpload");
+  if (!root.ok()) {
+    return root.error();
+  }
+  std::vector<CompletedPart> parts;
+  for (pugi::xml_node part_node : root->children()) {
+    if (!IsElement(part_node, "Part")) {
+      continue;
+    }
+    CompletedPart part;
+    bool has_number = false;
+    bool has_etag = false;
+    for (pugi::xml_node field : part_node.children()) {
+      if (field.type() != pugi::node_element) {
+        continue;
+      }
+      const std::string_view name = LocalName(field.name());
+      const std::optional<std::string> text = TextOf(field);
+      if (!text) {
+        return Malformed();
+      }
+      if (name == "PartNumber") {
+        if (has_number) {
+          return Malformed();
+        }
+        Expected<uint32_t, Error> number = ParsePartNumber(*text);
+        if (!number.ok()) {
+          return number.error();
+        }
+        part.part_number = *number;
+        has_number = true;
+      } else if (name == "ETag") {
+        if (has_etag) {
+          return Malformed();
+        }
+        part.etag = StripETagQuotes(*text);
+        has_etag = true;
+      } else if (name.starts_with("Checksum")) {
+        const bool inserted =
+            part.checksums.emplace(std::string(name), std::string(TrimXmlWhitespace(*text))).second;
+        if (!inserted) {
+          return Malformed();
+        }
+      }
+    }
+    if (!has_number || !has_etag) {
+      return Malformed();
+    }
+    parts.push_back(std::move(part));
+  }
+  if (parts.empty()) {
+    return Malformed();
+  }
+  return parts;
+}
+
+Expected<DeleteRequest, Error> ParseDeleteObjects(std::string_view xml) {
+  pugi::xml_document doc;
+  Expected<pugi::xml_node, Error> root = LoadRoot(doc, xml, "Delete");
+  if (!root.ok()) {
+    return root.error();
+  }
+  DeleteRequest request;
+  const std::optional<std::optional<std::string>> quiet = UniqueChildText(*root, "Quiet");
+  if (!quiet) {
+    return Malformed();
+  }
+  if (*quiet) {
+    const std::string_view value = TrimXmlWhitespace(**quiet);
+    if (EqualsAsciiCaseInsensitive(value, "true") || value == "1") {
+      request.quiet = true;
+    } else if (EqualsAsciiCaseInsensitive(value, "false") || value == "0") {
+      request.quiet = false;
+    } else {
+      return Malformed();
+    }
+  }
+  for (pugi::xml_node object : root->children()) {
+    if (!IsElement(object, "Object")) {
+      continue;
+    }
+    if (request.objects.size() == kMaxDeleteObjects) {
+      return Malformed();
+    }
+    const std::optional<std::optional<std::string>> key = UniqueChildText(object, "Key");
+    const std::optional<std::optional<std::string>> version = UniqueChildText(object, "VersionId");
+    if (!key || !*key || !version) {
+      return Malformed();
+    }
+    std::optional<std::string> version_id;
+    if (*version) {
+      version_id = std::string(TrimXmlWhitespace(**version));
+    }
+    request.objects.emplace_back(std::move(**key), std::move(version_id));
+  }
+  if (request.objects.empty()) {
+    return Malformed();
+  }
+  return request;
+}
+
+Expected<std::string, Error> ParseCreateBucketConfiguration(std::string_view xml) {
+  pugi::xml_document doc;
+  Expected<pugi::xml_node, Error> root = LoadRoot(doc, xml, "CreateBucketConfiguration");
+  if (!root.ok()) {
+    return root.error();
+  }
+  const std::optional<std::optional<std::string>> location = UniqueChildText(*root, "LocationConstraint");
+  if (!location) {
+    return Malformed();
+  }
+  if (!*location) {
+    return std::string();
+  }
+  return std::string(TrimXmlWhitespace(**location));
+}
+
+Expected<std::string, Error> ParseVersioningConfiguration(std::string_view xml) {
+  pugi::xml_document doc;
+  Expected<pugi::xml_node, Error> root = LoadRoot(doc, xml, "VersioningConfiguration");
+  if (!root.ok()) {
+    return root.error();
+  }
+  const std::optional<std::optional<std::string>> status = UniqueChildText(*root, "Status");
+  if (!status) {
+    return Malformed();
+  }
+  if (!*status) {
+    return std::string();
+  }
+  const std::string_view value = TrimXmlWhitespace(**status);
+  if (value != "Enabled" && value != "Suspended") {
+    return Malformed();
+  }
+  return std::string(value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------------------------
+
+std::string UrlEncodeKey(std::string_view key) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(key.size());
+  for (char c : key) {
+    const auto b = static_cast<uint8_t>(c);
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+        c == '*' || c == '_' || c == '/') {
+      out += c;
+    } else if (c == ' ') {
+      out += '+';
+    } else {
+      out += '%';
+      out += kHex[b >> 4];
+      out += kHex[b & 0x0F];
+    }
+  }
+  return out;
+}
+
+std::string XmlEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  AppendEscaped(out, text, /*attribute=*/false);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// XmlWriter
+// ---------------------------------------------------------------------------------------------
+
+XmlWriter::XmlWriter() : out_("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n") {}
+
+void XmlWriter::OpenTag(std::string_view name, std::initializer_list<XmlAttribute> attributes) {
+  out_ += '<';
+  out_ += name;
+  for (const auto& [attr, value] : attributes) {
+    out_ += ' ';
+    out_ += attr;
+    out_ += "=\"";
+    AppendEscaped(out_, value, /*attribute=*/true);
+    out_ += '"';
+  }
+}
+
+void XmlWriter::StartElement(std::string_view name, std::initializer_list<XmlAttribute> attributes) {
+  OpenTag(name, attributes);
+  out_ += '>';
+  open_.emplace_back(name);
+}
+
+void XmlWriter::StartS3Root(std::string_view name) { StartElement(name, {{"xmlns", kS3XmlNamespace}}); }
+
+void XmlWriter::EndElement() {
+  if (open_.empty()) {
+    return;
+  }
+  out_ += "</";
+  out_ += open_.back();
+  out_ += '>';
+  open_.pop_back();
+}
+
+void XmlWriter::Element(std::string_view name, std::string_view text) {
+  out_ += '<';
+  out_ += name;
+  out_ += '>';
+  AppendEscaped(out_, text, /*attribute=*/false);
+  out_ += "</";
+  out_ += name;
+  out_ += '>';
+}
+
+void XmlWriter::Text(std::string_view text) { AppendEscaped(out_, text, /*attribute=*/false); }
+
+void XmlWriter::UintElement(std::string_view name, uint64_t value) { Element(name, std::to_string(value)); }
+
+void XmlWriter::BoolElement(std::string_view name, bool value) { Element(name, value ? "true" : "false"); }
+
+void XmlWriter::TimeElement(std::string_view name, TimePoint t) { Element(name, FormatIso8601(t)); }
+
+void XmlWriter::ETagElement(std::string_view etag) {
+  std::string quoted;
+  quoted.reserve(etag.size() + 2);
+  quoted += '"';
+  quoted += etag;
+  quoted += '"';
+  Element("ETag", quoted);
+}
+
+void XmlWriter::EmptyElement(std::string_view name, std::initializer_list<XmlAttribute> attributes) {
+  OpenTag(name, attributes);
+  out_ += "/>";
+}
+
+std::string XmlWriter::Finish() {
+  while (!open_.empty()) {
+    EndElement();
+  }
+  return std::move(out_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documents
+// ---------------------------------------------------------------------------------------------
+
+std::string ErrorDocument(const Error& error, std::string_view request_id, std::string_view host_id) {
+  XmlWriter w;
+  w.StartElement("Error");
+  w.Element("Code", error.code_name());
+  w.Element("Message", error.effective_message());
+  if (!error.resource.empty()) {
+    w.Element("Resource", error.resource);
+  }
+  w.Element("RequestId", request_id);
+  w.Element("HostId", host_id);
+  return w.Finish();
+}
+
+std::string ListAllMyBucketsDocument(const ListAllMyBucketsResult& result) {
+  XmlWriter w;
+  w.StartS3Root("ListAllMyBucketsResult");
+  WriteOwner(w, "Owner", result.owner);
+  w.StartElement("Buckets");
+  for (const BucketEntry& bucket : result.buckets) {
+    w.StartElement("Bucket");
+    w.Element("Name", bucket.name);
+    w.TimeElement("CreationDate", bucket.creation_date);
+    w.EndElement();
+  }
+  w.EndElement();
+  return w.Finish();
+}
+
+std::string ListObjectsV2Document(const ListObjectsV2Result& result) {
+  const bool enc = result.url_encoding;
+  std::string scratch;
+  XmlWriter w;
+  w.StartS3Root("ListBucketResult");
+  w.Element("Name", result.bucket);
+  w.Element("Prefix", MaybeEncode(enc, result.prefix, scratch));
+  if (result.continuation_token) {
+    w.Element("ContinuationToken", *result.continuation_token);
+  }
+  if (result.next_continuation_token) {
+    w.Element("NextContinuationToken", *result.next_continuation_token);
+  }
+  if (result.start_after) {
+    w.Element("StartAfter", MaybeEncode(enc, *result.start_after, scratch));
+  }
+  w.UintElement("KeyCount", result.contents.size() + result.common_prefixes.size());
+  w.UintElement("MaxKeys", result.max_keys);
+  if (!result.delimiter.empty()) {
+    w.Element("Delimiter", MaybeEncode(enc, result.delimiter, scratch));
+  }
+  if (enc) {
+    w.Element("EncodingType", "url");
+  }
+  w.BoolElement("IsTruncated", result.is_truncated);
+  for (const ObjectEntry& entry : result.contents) {
+    WriteObjectEntry(w, entry, enc);
+  }
+  WriteCommonPrefixes(w, result.common_prefixes, enc);
+  return w.Finish();
+}
+
+std::string ListObjectsV1Document(const ListObjectsV1Result& result) {
+  const bool enc = result.url_encoding;
+  std::string scratch;
+  XmlWriter w;
+  w.StartS3Root("ListBucketResult");
+  w.Element("Name", result.bucket);
+  w.Element("Prefix", MaybeEncode(enc, result.prefix, scratch));
+  w.Element("Marker", MaybeEncode(enc, result.marker, scratch));
+  if (!result.delimiter.empty() && result.is_truncated && !result.next_marker.empty()) {
+    w.Element("NextMarker", MaybeEncode(enc, result.next_marker, scratch));
+  }
+  w.UintElement("MaxKeys", result.max_keys);
+  if (!result.delimiter.empty()) {
+    w.Element("Delimiter", MaybeEncode(enc, result.delimiter, scratch));
+  }
+  if (enc) {
+    w.Element("EncodingType", "url");
+  }
+  w.BoolElement("IsTruncated", result.is_truncated);
+  for (const ObjectEntry& entry : result.contents) {
+    WriteObjectEntry(w, entry, enc);
+  }
+  WriteCommonPrefixes(w, result.common_prefixes, enc);
+  return w.Finish();
+}
+
+std::string ListVersionsDocument(const ListVersionsResult& result) {
+  const bool enc = result.url_encoding;
+  std::string scratch;
+  XmlWriter w;
+  w.StartS3Root("ListVersionsResult");
+  w.Element("Name", result.bucket);
+  w.Element("Prefix", MaybeEncode(enc, result.prefix, scratch));
+  w.Element("KeyMarker", MaybeEncode(enc, result.key_marker, scratch));
+  w.Element("VersionIdMarker", result.version_id_marker);
+  if (result.next_key_marker) {
+    w.Element("NextKeyMarker", MaybeEncode(enc, *result.next_key_marker, scratch));
+  }
+  if (result.next_version_id_marker) {
+    w.Element("NextVersionIdMarker", *result.next_version_id_marker);
+  }
+  w.UintElement("MaxKeys", result.max_keys);
+  if (!result.delimiter.empty()) {
+    w.Element("Delimiter", MaybeEncode(enc, result.delimiter, scratch));
+  }
+  if (enc) {
+    w.Element("EncodingType", "url");
+  }
+  w.BoolElement("IsTruncated", result.is_truncated);
+  for (const VersionEntry& v : result.versions) {
+    w.StartElement("Version");
+    w.Element("Key", MaybeEncode(enc, v.key, scratch));
+    w.Element("VersionId", v.version_id);
+    w.BoolElement("IsLatest", v.is_latest);
+    w.TimeElement("LastModified", v.last_modified);
+    w.ETagElement(v.etag);
+    if (v.checksum_algorithm) {
+      w.Element("ChecksumAlgorithm", *v.checksum_algorithm);
+    }
+    w.UintElement("Size", v.size);
+    w.Element("StorageClass", v.storage_class);
+    WriteOwner(w, "Owner", v.owner);
+    w.EndElement();
+  }
+  WriteCommonPrefixes(w, result.common_prefixes, enc);
+  return w.Finish();
+}
+
+std::string LocationConstraintDocument(std::string_view region) {
+  XmlWriter w;
+  if (region.empty() || region == "us-east-1") {
+    w.EmptyElement("LocationConstraint", {{"xmlns", kS3XmlNamespace}});
+    return w.Finish();
+  }
+  w.StartS3Root("LocationConstraint");
+  w.Text(region);
+  return w.Finish();
+}
+
+std::string AccessControlPolicyDocument(const Owner& owner) {
+  XmlWriter w;
+  w.StartS3Root("AccessControlPolicy");
+  WriteOwner(w, "Owner", owner);
+  w.StartElement("AccessControlList");
+  w.StartElement("Grant");
+  w.StartElement("Grantee",
+                 {{"xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance"}, {"xsi:type", "CanonicalUser"}});
+  w.Element("ID", owner.id);
+  if (!owner.display_name.empty()) {
+    w.Element("DisplayName", owner.display_name);
+  }
+  w.EndElement();
+  w.Element("Permission", "FULL_CONTROL");
+  return w.Finish();
+}
+
+std::string VersioningConfigurationDocument(std::string_view status) {
+  XmlWriter w;
+  if (status.empty()) {
+    w.EmptyElement("VersioningConfiguration", {{"xmlns", kS3XmlNamespace}});
+    return w.Finish();
+  }
+  w.StartS3Root("VersioningConfiguration");
+  w.Element("Status", status);
+  return w.Finish();
+}
+
+std::string CopyObjectResultDocument(const CopyResult& result) {
+  return CopyResultDocument("CopyObjectResult", result);
+}
+
+std::string CopyPartResultDocument(const CopyResult& result) { return CopyResultDocument("CopyPartResult", result); }
+
+std::string InitiateMultipartUploadDocument(std::string_view bucket, std::string_view key,
+                                            std::string_view upload_id) {
+  XmlWriter w;
+  w.StartS3Root("InitiateMultipartUploadResult");
+  w.Element("Bucket", bucket);
+  w.Element("Key", key);
+  w.Element("UploadId", upload_id);
+  return w.Finish();
+}
+
+std::string CompleteMultipartUploadDocument(const CompleteMultipartUploadResult& result) {
+  XmlWriter w;
+  w.StartS3Root("CompleteMultipartUploadResult");
+  w.Element("Location", result.location);
+  w.Element("Bucket", result.bucket);
+  w.Element("Key", result.key);
+  w.ETagElement(result.etag);
+  WriteChecksums(w, result.checksums);
+  if (result.checksum_type) {
+    w.Element("ChecksumType", *result.checksum_type);
+  }
+  return w.Finish();
+}
+
+std::string ListPartsDocument(const ListPartsResult& result) {
+  XmlWriter w;
+  w.StartS3Root("ListPartsResult");
+  w.Element("Bucket", result.bucket);
+  w.Element("Key", result.key);
+  w.Element("UploadId", result.upload_id);
+  WriteOwner(w, "Initiator", result.initiator);
+  WriteOwner(w, "Owner", result.owner);
+  w.Element("StorageClass", result.storage_class);
+  w.UintElement("PartNumberMarker", result.part_number_marker);
+  w.UintElement("NextPartNumberMarker", result.next_part_number_marker);
+  w.UintElement("MaxParts", result.max_parts);
+  w.BoolElement("IsTruncated", result.is_truncated);
+  if (result.checksum_algorithm) {
+    w.Element("ChecksumAlgorithm", *result.checksum_algorithm);
+  }
+  for (const PartEntry& part : result.parts) {
+    w.StartElement("Part");
+    w.UintElement("PartNumber", part.part_number);
+    w.TimeElement("LastModified", part.last_modified);
+    w.ETagElement(part.etag);
+    w.UintElement("Size", part.size);
+    WriteChecksums(w, part.checksums);
+    w.EndElement();
+  }
+  return w.Finish();
+}
+
+std::string ListMultipartUploadsDocument(const ListMultipartUploadsResult& result) {
+  const bool enc = result.url_encoding;
+  std::string scratch;
+  XmlWriter w;
+  w.StartS3Root("ListMultipartUploadsResult");
+  w.Element("Bucket", result.bucket);
+  w.Element("KeyMarker", MaybeEncode(enc, result.key_marker, scratch));
+  w.Element("UploadIdMarker", result.upload_id_marker);
+  w.Element("NextKeyMarker", MaybeEncode(enc, result.next_key_marker, scratch));
+  w.Element("NextUploadIdMarker", result.next_upload_id_marker);
+  if (!result.delimiter.empty()) {
+    w.Element("Delimiter", MaybeEncode(enc, result.delimiter, scratch));
+  }
+  if (!result.prefix.empty()) {
+    w.Element("Prefix", MaybeEncode(enc, result.prefix, scratch));
+  }
+  if (enc) {
+    w.Element("EncodingType", "url");
+  }
+  w.UintElement("MaxUploads", result.max_uploads);
+  w.BoolElement("IsTruncated", result.is_truncated);
+  for (const UploadEntry& upload : result.uploads) {
+    w.StartElement("Upload");
+    w.Element("Key", MaybeEncode(enc, upload.key, scratch));
+    w.Element("UploadId", upload.upload_id);
+    WriteOwner(w, "Initiator", upload.initiator);
+    WriteOwner(w, "Owner", upload.owner);
+    w.Element("StorageClass", upload.storage_class);
+    w.TimeElement("Initiated", upload.initiated);
+    if (upload.checksum_algorithm) {
+      w.Element("ChecksumAlgorithm", *upload.checksum_algorithm);
+    }
+    w.EndElement();
+  }
+  WriteCommonPrefixes(w, result.common_prefixes, enc);
+  return w.Finish();
+}
+
+std::string DeleteResultDocument(const DeleteResult& result) {
+  XmlWriter w;
+  w.StartS3Root("DeleteResult");
+  for (const DeleteOutcome& outcome : result.outcomes) {
+    if (outcome.error) {
+      w.StartElement("Error");
+      w.Element("Key", outcome.key);
+      if (outcome.version_id) {
+        w.Element("VersionId", *outcome.version_id);
+      }
+      w.Element("Code", outcome.error->code_name());
+      w.Element("Message", outcome.error->effective_message());
+      w.EndElement();
+    } else if (!result.quiet) {
+      w.StartElement("Deleted");
+      w.Element("Key", outcome.key);
+      if (outcome.version_id) {
+        w.Element("VersionId", *outcome.version_id);
+      }
+      w.EndElement();
+    }
+  }
+  return w.Finish();
+}
+
+}  // namespace coffre::s3
