@@ -1,0 +1,187 @@
+#pragma once
+
+// The catalog: buckets, objects, multipart uploads and their parts, in SQLite (WAL,
+// synchronous=FULL). It knows nothing of S3 or keys beyond the opaque fields it stores.
+//
+// Thread safety: all methods may be called from any thread concurrently. Writes are serialized
+// on one writer connection; reads use a small pool of reader connections, so a long write does
+// not block reads (WAL). Every mutation is one transaction: it is durable when the method
+// returns OK, and a crash leaves the catalog as before or as after, never in between.
+//
+// Blob lifecycle: a mutation that makes blobs unreachable (overwrite, delete, abort, a part
+// replaced or left out of a Complete, bucket delete) records their ids in a `garbage` table in the
+// same transaction. The service deletes the files later and then calls ForgetGarbage(), so a crash
+// between the two never leaks a file nor loses one that is still referenced.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "coffre/common/bytes.h"
+#include "coffre/common/clock.h"
+#include "coffre/common/status.h"
+
+namespace coffre::catalog {
+
+// Opaque string attributes stored with an object or upload (content type, user metadata,
+// checksums, ...). The catalog stores and returns them unchanged.
+using Attributes = std::map<std::string, std::string>;
+
+struct Bucket {
+  int64_t id = 0;
+  std::string tenant_id;
+  std::string name;
+  UnixMillis created = 0;
+};
+
+// How the object's data key is wrapped (see crypto/blob_format.h KeyReference).
+struct KeyInfo {
+  Bytes tenant_key_id;
+  uint32_t tenant_key_version = 0;
+  Bytes wrapped_data_key;
+};
+
+// One stored blob of an object: a single PUT has one part (number 0); a multipart object has
+// one per completed part, in part-number order.
+struct ObjectPart {
+  uint32_t part_number = 0;
+  std::string blob_id;
+  uint64_t size = 0;         // plaintext bytes
+  std::string etag;          // hex MD5 of the part's plaintext (unquoted)
+  Attributes attributes;     // e.g. the part's checksums
+};
+
+struct ObjectRecord {
+  int64_t bucket_id = 0;
+  std::string key;
+  std::string object_id;     // random id of this object version (audit, blob AAD of single PUTs)
+  uint64_t size = 0;
+  std::string etag;          // unquoted: hex MD5, or hex-N for multipart
+  UnixMillis last_modified = 0;
+  Attributes attributes;
+  KeyInfo key_info;
+  std::vector<ObjectPart> parts;
+};
+
+// Conditions checked inside the write transaction (conditional writes).
+struct WriteCondition {
+  bool if_none_match_any = false;          // fail with AlreadyExists... see PutObject
+  std::optional<std::string> if_match_etag;  // unquoted etag, or "*" for any existing object
+};
+
+struct ListQuery {
+  std::string prefix;
+  std::string delimiter;            // empty: no grouping
+  std::string start_after;          // exclusive; keys (and common prefixes) <= this are skipped
+  uint32_t max_keys = 1000;         // objects + common prefixes returned, at most
+};
+
+struct ListEntry {
+  // Exactly one of these is set: an object, or a common prefix ending with the delimiter.
+  std::optional<ObjectRecord> object;  // parts are not loaded by listings (parts empty)
+  std::string common_prefix;
+};
+
+struct ListPage {
+  std::vector<ListEntry> entries;   // in UTF-8 byte order of key / prefix
+  bool is_truncated = false;
+  std::string next_marker;          // the last key or common prefix returned (when truncated)
+};
+
+struct UploadRecord {
+  std::string upload_id;
+  int64_t bucket_id = 0;
+  std::string key;
+  UnixMillis initiated = 0;
+  Attributes attributes;
+  KeyInfo key_info;
+};
+
+struct PartRecord {
+  uint32_t part_number = 0;   // 1..10000
+  std::string blob_id;
+  uint64_t size = 0;
+  std::string etag;           // unquoted hex MD5
+  UnixMillis last_modified = 0;
+  Attributes attributes;
+};
+
+struct UploadListQuery {
+  std::string prefix;
+  std::string delimiter;
+  std::string key_marker;
+  std::string upload_id_marker;
+  uint32_t max_uploads = 1000;
+};
+
+struct UploadListPage {
+  std::vector<UploadRecord> uploads;
+  std::vector<std::string> common_prefixes;
+  bool is_truncated = false;
+  std::string next_key_marker;
+  std::string next_upload_id_marker;
+};
+
+struct GarbageBlob {
+  std::string blob_id;
+  UnixMillis since = 0;   // when it became unreachable
+};
+
+class Catalog {
+ public:
+  virtual ~Catalog() = default;
+
+  // Opens (creating and migrating as needed) the catalog database at `path`.
+  static Result<std::unique_ptr<Catalog>> Open(const std::string& path, const Clock& clock = Clock::System());
+
+  // --- buckets ---------------------------------------------------------------------------
+  // AlreadyExists if a bucket of that name exists (whoever owns it; the caller tells apart).
+  virtual Result<Bucket> CreateBucket(const std::string& tenant_id, const std::string& name) = 0;
+  virtual Result<Bucket> GetBucket(const std::string& name) = 0;  // NotFound
+  virtual Result<std::vector<Bucket>> ListBuckets(const std::string& tenant_id) = 0;  // by name
+  // FailedPrecondition if it still holds objects; in-progress uploads are aborted with it
+  // (their parts go to garbage).
+  virtual Status DeleteBucket(int64_t bucket_id) = 0;
+
+  // --- objects ---------------------------------------------------------------------------
+  // Inserts or atomically replaces the object (rec.bucket_id, rec.key). Condition failures:
+  // if_none_match_any and the key exists -> FailedPrecondition; if_match_etag set and the key
+  // does not exist -> NotFound; exists with another etag -> FailedPrecondition.
+  // The replaced object's blobs go to garbage.
+  virtual Status PutObject(const ObjectRecord& rec, const WriteCondition& cond = {}) = 0;
+  virtual Result<ObjectRecord> GetObject(int64_t bucket_id, const std::string& key) = 0;  // with parts
+  // NotFound if absent. The object's blobs go to garbage.
+  virtual Status DeleteObject(int64_t bucket_id, const std::string& key) = 0;
+  virtual Result<ListPage> ListObjects(int64_t bucket_id, const ListQuery& query) = 0;
+  // Number of objects in the bucket (for tests/metrics; may be slow on huge buckets).
+  virtual Result<uint64_t> CountObjects(int64_t bucket_id) = 0;
+
+  // --- multipart uploads ----------------------------------------------------------------
+  virtual Status CreateUpload(const UploadRecord& upload) = 0;
+  virtual Result<UploadRecord> GetUpload(const std::string& upload_id) = 0;  // NotFound
+  // Inserts or replaces part `part.part_number`; a replaced part's blob goes to garbage.
+  // NotFound if the upload no longer exists (then the caller must discard part.blob_id itself).
+  virtual Status PutPart(const std::string& upload_id, const PartRecord& part) = 0;
+  // Parts with part_number > marker, ascending, at most max_parts.
+  virtual Result<std::vector<PartRecord>> ListParts(const std::string& upload_id, uint32_t part_number_marker,
+                                                    uint32_t max_parts) = 0;
+  virtual Result<UploadListPage> ListUploads(int64_t bucket_id, const UploadListQuery& query) = 0;
+  // In one transaction: verifies the upload exists (NotFound), applies `cond` as PutObject does,
+  // writes `object` (whose parts must be a subset of the upload's parts, same blob ids), deletes
+  // the upload and its part rows; parts not used by the object and any replaced object go to garbage.
+  virtual Status CompleteUpload(const std::string& upload_id, const ObjectRecord& object,
+                                const WriteCondition& cond = {}) = 0;
+  // NotFound if absent; all its parts go to garbage.
+  virtual Status AbortUpload(const std::string& upload_id) = 0;
+
+  // --- garbage ---------------------------------------------------------------------------
+  virtual Result<std::vector<GarbageBlob>> ListGarbage(uint32_t limit) = 0;
+  virtual Status ForgetGarbage(const std::vector<std::string>& blob_ids) = 0;
+  // True if any object or upload part references the blob (for fsck and for start-up cleanup).
+  virtual Result<bool> IsBlobReferenced(const std::string& blob_id) = 0;
+};
+
+}  // namespace coffre::catalog

@@ -1,0 +1,61 @@
+#include "catalog/attributes.h"
+
+#include <nlohmann/json.hpp>
+#include <utility>
+
+namespace coffre::catalog {
+namespace {
+
+constexpr char kBase64Form[] = "$b64";
+
+}  // namespace
+
+std::string EncodeAttributes(const Attributes& attributes) {
+  nlohmann::json plain = nlohmann::json::object();
+  for (const auto& [k, v] : attributes) {
+    plain[k] = v;
+  }
+  try {
+    return plain.dump();
+  } catch (const nlohmann::json::exception&) {
+    // dump() refuses strings that are not valid UTF-8; fall through to the lossless form.
+  }
+  nlohmann::json pairs = nlohmann::json::array();
+  for (const auto& [k, v] : attributes) {
+    pairs.push_back(nlohmann::json::array({Base64Encode(AsBytes(k)), Base64Encode(AsBytes(v))}));
+  }
+  nlohmann::json wrapped = nlohmann::json::object();
+  wrapped[kBase64Form] = std::move(pairs);
+  return wrapped.dump();
+}
+
+Result<Attributes> DecodeAttributes(std::string_view text) {
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::Corruption("catalog: attributes are not a JSON object");
+  }
+  Attributes out;
+  if (j.size() == 1 && j.contains(kBase64Form) && j.at(kBase64Form).is_array()) {
+    for (const auto& pair : j.at(kBase64Form)) {
+      if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {
+        return Status::Corruption("catalog: malformed base64 attributes");
+      }
+      auto k = Base64Decode(pair[0].get_ref<const std::string&>());
+      auto v = Base64Decode(pair[1].get_ref<const std::string&>());
+      if (!k || !v) {
+        return Status::Corruption("catalog: malformed base64 attributes");
+      }
+      out.emplace(std::string(AsChars(*k)), std::string(AsChars(*v)));
+    }
+    return out;
+  }
+  for (const auto& [k, v] : j.items()) {
+    if (!v.is_string()) {
+      return Status::Corruption("catalog: attribute value is not a string");
+    }
+    out.emplace(k, v.get_ref<const std::string&>());
+  }
+  return out;
+}
+
+}  // namespace coffre::catalog

@@ -1,0 +1,957 @@
+// The catalog on SQLite: one writer connection behind a mutex, a small pool of reader
+// connections (WAL lets them read a committed snapshot while a write is in progress).
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "catalog/attributes.h"
+#include "catalog/listing.h"
+#include "coffre/catalog/catalog.h"
+#include "coffre/db/sqlite.h"
+
+namespace coffre::catalog {
+namespace {
+
+using db::Connection;
+using db::Statement;
+using db::Transaction;
+
+// Schema migrations; index i takes user_version i to i + 1. Never edit a released step: add one.
+//
+// Keys are TEXT under the BINARY collation and always bound as text with an explicit length, so
+// any bytes round-trip and order is bytewise (S3's UTF-8 binary order). objects and
+// object_parts are WITHOUT ROWID tables clustered on (bucket_id, key): a listing is a range scan
+// of the primary key, reading rows in the order it returns them.
+//
+// object_parts rows belong to the object row with the same (bucket_id, key): replacing or
+// deleting an object removes its parts in the same transaction (explicitly, and by the cascade
+// as a safety net), after their blob ids were sent to garbage.
+constexpr std::string_view kMigrations[] = {
+    R"sql(
+CREATE TABLE buckets(
+  id INTEGER PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  name TEXT NOT NULL UNIQUE,
+  created INTEGER NOT NULL
+);
+CREATE INDEX buckets_by_tenant ON buckets(tenant_id, name);
+
+CREATE TABLE objects(
+  bucket_id INTEGER NOT NULL REFERENCES buckets(id),
+  key TEXT NOT NULL COLLATE BINARY,
+  object_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  etag TEXT NOT NULL,
+  last_modified INTEGER NOT NULL,
+  attributes TEXT NOT NULL,
+  tenant_key_id BLOB NOT NULL,
+  key_version INTEGER NOT NULL,
+  wrapped_key BLOB NOT NULL,
+  PRIMARY KEY(bucket_id, key)
+) WITHOUT ROWID;
+
+CREATE TABLE object_parts(
+  bucket_id INTEGER NOT NULL,
+  key TEXT NOT NULL COLLATE BINARY,
+  part_number INTEGER NOT NULL CHECK(part_number BETWEEN 0 AND 10000),
+  blob_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  etag TEXT NOT NULL,
+  attributes TEXT NOT NULL,
+  PRIMARY KEY(bucket_id, key, part_number),
+  FOREIGN KEY(bucket_id, key) REFERENCES objects(bucket_id, key) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX object_parts_by_blob ON object_parts(blob_id);
+
+CREATE TABLE uploads(
+  upload_id TEXT NOT NULL PRIMARY KEY,
+  bucket_id INTEGER NOT NULL REFERENCES buckets(id),
+  key TEXT NOT NULL COLLATE BINARY,
+  initiated INTEGER NOT NULL,
+  attributes TEXT NOT NULL,
+  tenant_key_id BLOB NOT NULL,
+  key_version INTEGER NOT NULL,
+  wrapped_key BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX uploads_by_key ON uploads(bucket_id, key, initiated, upload_id);
+
+CREATE TABLE upload_parts(
+  upload_id TEXT NOT NULL REFERENCES uploads(upload_id) ON DELETE CASCADE,
+  part_number INTEGER NOT NULL CHECK(part_number BETWEEN 1 AND 10000),
+  blob_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  etag TEXT NOT NULL,
+  last_modified INTEGER NOT NULL,
+  attributes TEXT NOT NULL,
+  PRIMARY KEY(upload_id, part_number)
+) WITHOUT ROWID;
+CREATE INDEX upload_parts_by_blob ON upload_parts(blob_id);
+
+CREATE TABLE garbage(
+  blob_id TEXT NOT NULL PRIMARY KEY,
+  since INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX garbage_by_since ON garbage(since, blob_id);
+)sql",
+};
+
+constexpr size_t kMaxReaders = 4;
+constexpr uint32_t kMaxPartNumber = 10000;
+
+constexpr std::string_view kObjectColumns =
+    "key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key";
+constexpr std::string_view kUploadColumns =
+    "key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key";
+
+// Listing scans: one for an exclusive bound, one for an inclusive one. No LIMIT: rows are
+// produced lazily along the index, and a scan is abandoned as soon as the page is full.
+constexpr std::string_view kScanObjectsAfter =
+    "SELECT key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key "
+    "FROM objects WHERE bucket_id = ?1 AND key > ?2 ORDER BY key";
+constexpr std::string_view kScanObjectsFrom =
+    "SELECT key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key "
+    "FROM objects WHERE bucket_id = ?1 AND key >= ?2 ORDER BY key";
+constexpr std::string_view kScanUploadsAfter =
+    "SELECT key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key "
+    "FROM uploads WHERE bucket_id = ?1 AND key > ?2 ORDER BY key, initiated, upload_id";
+constexpr std::string_view kScanUploadsFrom =
+    "SELECT key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key "
+    "FROM uploads WHERE bucket_id = ?1 AND key >= ?2 ORDER BY key, initiated, upload_id";
+
+UnixMillis NowMillis(const Clock& clock) { return ToUnixMillis(clock.Now()); }
+
+Status ValidateKey(std::string_view key) {
+  if (key.empty()) {
+    return Status::InvalidArgument("catalog: empty object key");
+  }
+  if (key.find('\0') != std::string_view::npos) {
+    return Status::InvalidArgument("catalog: object key contains a NUL byte");
+  }
+  return Status::Ok();
+}
+
+Bucket ReadBucket(const Statement& st) {
+  Bucket b;
+  b.id = st.ColumnInt64(0);
+  b.tenant_id = st.ColumnText(1);
+  b.name = st.ColumnText(2);
+  b.created = st.ColumnInt64(3);
+  return b;
+}
+
+// Reads a row selected with kObjectColumns (without parts).
+Result<ObjectRecord> ReadObject(const Statement& st, int64_t bucket_id) {
+  ObjectRecord rec;
+  rec.bucket_id = bucket_id;
+  rec.key = st.ColumnText(0);
+  rec.object_id = st.ColumnText(1);
+  rec.size = static_cast<uint64_t>(st.ColumnInt64(2));
+  rec.etag = st.ColumnText(3);
+  rec.last_modified = st.ColumnInt64(4);
+  COFFRE_ASSIGN_OR_RETURN(rec.attributes, DecodeAttributes(st.ColumnTextView(5)));
+  rec.key_info.tenant_key_id = st.ColumnBlob(6);
+  rec.key_info.tenant_key_version = static_cast<uint32_t>(st.ColumnInt64(7));
+  rec.key_info.wrapped_data_key = st.ColumnBlob(8);
+  return rec;
+}
+
+// Reads a row selected with kUploadColumns.
+Result<UploadRecord> ReadUpload(const Statement& st) {
+  UploadRecord rec;
+  rec.key = st.ColumnText(0);
+  rec.upload_id = st.ColumnText(1);
+  rec.bucket_id = st.ColumnInt64(2);
+  rec.initiated = st.ColumnInt64(3);
+  COFFRE_ASSIGN_OR_RETURN(rec.attributes, DecodeAttributes(st.ColumnTextView(4)));
+  rec.key_info.tenant_key_id = st.ColumnBlob(5);
+  rec.key_info.tenant_key_version = static_cast<uint32_t>(st.ColumnInt64(6));
+  rec.key_info.wrapped_data_key = st.ColumnBlob(7);
+  return rec;
+}
+
+Result<PartRecord> ReadPart(const Statement& st) {
+  PartRecord p;
+  p.part_number = static_cast<uint32_t>(st.ColumnInt64(0));
+  p.blob_id = st.ColumnText(1);
+  p.size = static_cast<uint64_t>(st.ColumnInt64(2));
+  p.etag = st.ColumnText(3);
+  p.last_modified = st.ColumnInt64(4);
+  COFFRE_ASSIGN_OR_RETURN(p.attributes, DecodeAttributes(st.ColumnTextView(5)));
+  return p;
+}
+
+// Walks one bucket's keys in order from `start`, rolling keys up into common prefixes, and
+// calls on_row(statement) for each key returned as itself and on_prefix(prefix) for each common
+// prefix, at most `budget` entries in all. Returns true when an entry beyond the budget exists
+// (the page is truncated).
+template <typename OnRow, typename OnPrefix>
+Result<bool> WalkGrouped(Connection& conn, std::string_view scan_after, std::string_view scan_from, int64_t bucket_id,
+                         std::string_view prefix, std::string_view delimiter, std::optional<SeekBound> bound,
+                         uint32_t budget, OnRow&& on_row, OnPrefix&& on_prefix) {
+  uint32_t emitted = 0;
+  while (bound) {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn.PrepareCached(bound->inclusive ? scan_from : scan_after));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, bound->key));
+    bound.reset();
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        return false;
+      }
+      const std::string_view key = st.ColumnTextView(0);
+      if (!key.starts_with(prefix)) {
+        return false;  // past the prefix's range: nothing further can match
+      }
+      if (emitted == budget) {
+        return true;
+      }
+      ++emitted;
+      if (auto len = CommonPrefixLength(key, prefix, delimiter)) {
+        std::string common(key.substr(0, *len));
+        // Jump past every key under this common prefix in one seek.
+        auto next = PrefixSuccessor(common);
+        COFFRE_RETURN_IF_ERROR(on_prefix(std::move(common)));
+        if (!next) {
+          return false;
+        }
+        bound = SeekBound{std::move(*next), /*inclusive=*/true};
+        break;
+      }
+      COFFRE_RETURN_IF_ERROR(on_row(st));
+    }
+  }
+  return false;
+}
+
+// A pool of reader connections, opened on demand up to a maximum; callers beyond it wait.
+class ReaderPool {
+ public:
+  ReaderPool(std::string path, size_t max) : path_(std::move(path)), max_(max) {}
+
+  class Lease {
+   public:
+    Lease(ReaderPool* pool, std::unique_ptr<Connection> conn) : pool_(pool), conn_(std::move(conn)) {}
+    Lease(Lease&& other) noexcept = default;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease() {
+      if (conn_ != nullptr) {
+        pool_->Return(std::move(conn_));
+      }
+    }
+    Connection& operator*() const { return *conn_; }
+    Connection* operator->() const { return conn_.get(); }
+
+   private:
+    ReaderPool* pool_;
+    std::unique_ptr<Connection> conn_;
+  };
+
+  Result<Lease> Acquire() {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return !idle_.empty() || open_ < max_; });
+      if (!idle_.empty()) {
+        std::unique_ptr<Connection> conn = std::move(idle_.back());
+        idle_.pop_back();
+        return Lease(this, std::move(conn));
+      }
+      ++open_;  // reserve the slot; open the file without holding the lock
+    }
+    auto conn = Connection::Open(path_, db::OpenMode::kQueryOnly);
+    if (!conn.ok()) {
+      std::lock_guard lock(mu_);
+      --open_;
+      cv_.notify_one();
+      return conn.status();
+    }
+    return Lease(this, std::move(conn).value());
+  }
+
+ private:
+  void Return(std::unique_ptr<Connection> conn) {
+    std::lock_guard lock(mu_);
+    idle_.push_back(std::move(conn));
+    cv_.notify_one();
+  }
+
+  const std::string path_;
+  const size_t max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+  size_t open_ = 0;
+};
+
+class SqliteCatalog final : public Catalog {
+ public:
+  SqliteCatalog(std::unique_ptr<Connection> writer, const std::string& path, const Clock& clock)
+      : clock_(clock), writer_(std::move(writer)), readers_(path, kMaxReaders) {}
+
+  Result<Bucket> CreateBucket(const std::string& tenant_id, const std::string& name) override;
+  Result<Bucket> GetBucket(const std::string& name) override;
+  Result<std::vector<Bucket>> ListBuckets(const std::string& tenant_id) override;
+  Status DeleteBucket(int64_t bucket_id) override;
+
+  Status PutObject(const ObjectRecord& rec, const WriteCondition& cond) override;
+  Result<ObjectRecord> GetObject(int64_t bucket_id, const std::string& key) override;
+  Status DeleteObject(int64_t bucket_id, const std::string& key) override;
+  Result<ListPage> ListObjects(int64_t bucket_id, const ListQuery& query) override;
+  Result<uint64_t> CountObjects(int64_t bucket_id) override;
+
+  Status CreateUpload(const UploadRecord& upload) override;
+  Result<UploadRecord> GetUpload(const std::string& upload_id) override;
+  Status PutPart(const std::string& upload_id, const PartRecord& part) override;
+  Result<std::vector<PartRecord>> ListParts(const std::string& upload_id, uint32_t part_number_marker,
+                                            uint32_t max_parts) override;
+  Result<UploadListPage> ListUploads(int64_t bucket_id, const UploadListQuery& query) override;
+  Status CompleteUpload(const std::string& upload_id, const ObjectRecord& object, const WriteCondition& cond) override;
+  Status AbortUpload(const std::string& upload_id) override;
+
+  Result<std::vector<GarbageBlob>> ListGarbage(uint32_t limit) override;
+  Status ForgetGarbage(const std::vector<std::string>& blob_ids) override;
+  Result<bool> IsBlobReferenced(const std::string& blob_id) override;
+
+ private:
+  // Helpers named *Locked run on the writer inside its transaction (write_mu_ held).
+  Status CheckBucketExistsLocked(int64_t bucket_id);
+  // Applies `cond` to the current object, then inserts `rec` in place of it; the replaced
+  // object's blob ids are appended to `unlinked`.
+  Status ReplaceObjectLocked(const ObjectRecord& rec, const WriteCondition& cond, std::vector<std::string>* unlinked);
+  // Removes the object and its part rows; appends its blob ids to `unlinked`. NotFound if absent.
+  Status RemoveObjectLocked(int64_t bucket_id, std::string_view key, std::vector<std::string>* unlinked);
+  // Removes the upload and its part rows; appends the parts' blob ids to `unlinked`.
+  Status RemoveUploadLocked(std::string_view upload_id, std::vector<std::string>* unlinked);
+  // Records as garbage those of `unlinked` that nothing references any more (a blob may be
+  // carried over to the new version of an object, e.g. a completed upload's parts).
+  Status RecordGarbageLocked(const std::vector<std::string>& unlinked);
+  Result<bool> IsReferenced(Connection& conn, std::string_view blob_id);
+
+  const Clock& clock_;
+  std::mutex write_mu_;
+  std::unique_ptr<Connection> writer_;  // guarded by write_mu_
+  ReaderPool readers_;
+};
+
+// --- buckets -----------------------------------------------------------------------------
+
+Result<Bucket> SqliteCatalog::CreateBucket(const std::string& tenant_id, const std::string& name) {
+  if (name.empty()) {
+    return Status::InvalidArgument("catalog: empty bucket name");
+  }
+  Bucket b;
+  b.tenant_id = tenant_id;
+  b.name = name;
+  b.created = NowMillis(clock_);
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          writer_->PrepareCached("INSERT INTO buckets(tenant_id, name, created) VALUES(?, ?, ?)"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, name, b.created));
+  Status s = st.Run();
+  if (s.code() == StatusCode::kAlreadyExists) {
+    return Status::AlreadyExists("catalog: bucket " + name + " already exists");
+  }
+  COFFRE_RETURN_IF_ERROR(s);
+  b.id = writer_->LastInsertRowId();
+  return b;
+}
+
+Result<Bucket> SqliteCatalog::GetBucket(const std::string& name) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          conn->PrepareCached("SELECT id, tenant_id, name, created FROM buckets WHERE name = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(name));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) {
+    return Status::NotFound("catalog: no bucket named " + name);
+  }
+  return ReadBucket(st);
+}
+
+Result<std::vector<Bucket>> SqliteCatalog::ListBuckets(const std::string& tenant_id) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(
+      Statement st,
+      conn->PrepareCached("SELECT id, tenant_id, name, created FROM buckets WHERE tenant_id = ? ORDER BY name"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
+  std::vector<Bucket> out;
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    out.push_back(ReadBucket(st));
+  }
+  return out;
+}
+
+Status SqliteCatalog::DeleteBucket(int64_t bucket_id) {
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  COFFRE_RETURN_IF_ERROR(CheckBucketExistsLocked(bucket_id));
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT 1 FROM objects WHERE bucket_id = ? LIMIT 1"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id));
+    COFFRE_ASSIGN_OR_RETURN(bool any, st.Step());
+    if (any) {
+      return Status::FailedPrecondition("catalog: bucket is not empty");
+    }
+  }
+  std::vector<std::string> upload_ids;
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT upload_id FROM uploads WHERE bucket_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id));
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        break;
+      }
+      upload_ids.push_back(st.ColumnText(0));
+    }
+  }
+  std::vector<std::string> unlinked;
+  for (const auto& id : upload_ids) {
+    COFFRE_RETURN_IF_ERROR(RemoveUploadLocked(id, &unlinked));
+  }
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("DELETE FROM buckets WHERE id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
+  return tx.Commit();
+}
+
+// --- objects -----------------------------------------------------------------------------
+
+Status SqliteCatalog::CheckBucketExistsLocked(int64_t bucket_id) {
+  COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT 1 FROM buckets WHERE id = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) {
+    return Status::NotFound("catalog: no bucket with id " + std::to_string(bucket_id));
+  }
+  return Status::Ok();
+}
+
+Status SqliteCatalog::RemoveObjectLocked(int64_t bucket_id, std::string_view key, std::vector<std::string>* unlinked) {
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("SELECT blob_id FROM object_parts WHERE bucket_id = ? AND key = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        break;
+      }
+      unlinked->push_back(st.ColumnText(0));
+    }
+  }
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("DELETE FROM object_parts WHERE bucket_id = ? AND key = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("DELETE FROM objects WHERE bucket_id = ? AND key = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
+  COFFRE_RETURN_IF_ERROR(st.Run());
+  if (writer_->Changes() == 0) {
+    return Status::NotFound("catalog: no such object");
+  }
+  return Status::Ok();
+}
+
+Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCondition& cond,
+                                          std::vector<std::string>* unlinked) {
+  COFFRE_RETURN_IF_ERROR(ValidateKey(rec.key));
+  std::set<uint32_t> numbers;
+  for (const auto& p : rec.parts) {
+    if (p.part_number > kMaxPartNumber || !numbers.insert(p.part_number).second) {
+      return Status::InvalidArgument("catalog: invalid or repeated part number " + std::to_string(p.part_number));
+    }
+  }
+  COFFRE_RETURN_IF_ERROR(CheckBucketExistsLocked(rec.bucket_id));
+
+  std::optional<std::string> current_etag;
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("SELECT etag FROM objects WHERE bucket_id = ? AND key = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row) {
+      current_etag = st.ColumnText(0);
+    }
+  }
+  // Conditions are evaluated here, under the write lock, so no other write can slip between
+  // the check and the replacement.
+  if (cond.if_none_match_any && current_etag) {
+    return Status::FailedPrecondition("catalog: object exists (If-None-Match: *)");
+  }
+  if (cond.if_match_etag) {
+    if (!current_etag) {
+      return Status::NotFound("catalog: no such object (If-Match)");
+    }
+    if (*cond.if_match_etag != "*" && *cond.if_match_etag != *current_etag) {
+      return Status::FailedPrecondition("catalog: object etag does not match (If-Match)");
+    }
+  }
+  if (current_etag) {
+    COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(rec.bucket_id, rec.key, unlinked));
+  }
+  {
+    COFFRE_ASSIGN_OR_RETURN(
+        Statement st,
+        writer_->PrepareCached("INSERT INTO objects(bucket_id, key, object_id, size, etag, last_modified, attributes, "
+                               "tenant_key_id, key_version, wrapped_key) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key, rec.object_id, static_cast<int64_t>(rec.size), rec.etag,
+                                      rec.last_modified, EncodeAttributes(rec.attributes), rec.key_info.tenant_key_id,
+                                      rec.key_info.tenant_key_version, rec.key_info.wrapped_data_key));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  for (const auto& p : rec.parts) {
+    COFFRE_ASSIGN_OR_RETURN(
+        Statement st, writer_->PrepareCached("INSERT INTO object_parts(bucket_id, key, part_number, blob_id, size, "
+                                             "etag, attributes) VALUES(?, ?, ?, ?, ?, ?, ?)"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key, p.part_number, p.blob_id, static_cast<int64_t>(p.size),
+                                      p.etag, EncodeAttributes(p.attributes)));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  return Status::Ok();
+}
+
+Status SqliteCatalog::PutObject(const ObjectRecord& rec, const WriteCondition& cond) {
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  std::vector<std::string> unlinked;
+  COFFRE_RETURN_IF_ERROR(ReplaceObjectLocked(rec, cond, &unlinked));
+  COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
+  return tx.Commit();
+}
+
+Result<ObjectRecord> SqliteCatalog::GetObject(int64_t bucket_id, const std::string& key) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  // One snapshot for the object row and its parts, so a concurrent replace cannot mix them.
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
+  ObjectRecord rec;
+  {
+    COFFRE_ASSIGN_OR_RETURN(
+        Statement st,
+        conn->PrepareCached(
+            std::string("SELECT ").append(kObjectColumns).append(" FROM objects WHERE bucket_id = ? AND key = ?")));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      return Status::NotFound("catalog: no such object");
+    }
+    COFFRE_ASSIGN_OR_RETURN(rec, ReadObject(st, bucket_id));
+  }
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn->PrepareCached("SELECT part_number, blob_id, size, etag, attributes "
+                                                            "FROM object_parts WHERE bucket_id = ? AND key = ? "
+                                                            "ORDER BY part_number"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    ObjectPart p;
+    p.part_number = static_cast<uint32_t>(st.ColumnInt64(0));
+    p.blob_id = st.ColumnText(1);
+    p.size = static_cast<uint64_t>(st.ColumnInt64(2));
+    p.etag = st.ColumnText(3);
+    COFFRE_ASSIGN_OR_RETURN(p.attributes, DecodeAttributes(st.ColumnTextView(4)));
+    rec.parts.push_back(std::move(p));
+  }
+  return rec;
+}
+
+Status SqliteCatalog::DeleteObject(int64_t bucket_id, const std::string& key) {
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  std::vector<std::string> unlinked;
+  COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(bucket_id, key, &unlinked));
+  COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
+  return tx.Commit();
+}
+
+Result<ListPage> SqliteCatalog::ListObjects(int64_t bucket_id, const ListQuery& query) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  // The seeks of one page read one snapshot.
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
+  ListPage page;
+  auto on_row = [&](const Statement& st) -> Status {
+    COFFRE_ASSIGN_OR_RETURN(ObjectRecord rec, ReadObject(st, bucket_id));
+    page.entries.push_back(ListEntry{std::move(rec), {}});
+    return Status::Ok();
+  };
+  auto on_prefix = [&](std::string common) -> Status {
+    page.entries.push_back(ListEntry{std::nullopt, std::move(common)});
+    return Status::Ok();
+  };
+  COFFRE_ASSIGN_OR_RETURN(
+      page.is_truncated,
+      WalkGrouped(*conn, kScanObjectsAfter, kScanObjectsFrom, bucket_id, query.prefix, query.delimiter,
+                  StartBound(query.prefix, query.delimiter, query.start_after), query.max_keys, on_row, on_prefix));
+  if (page.is_truncated && !page.entries.empty()) {
+    const ListEntry& last = page.entries.back();
+    page.next_marker = last.object ? last.object->key : last.common_prefix;
+  }
+  return page;
+}
+
+Result<uint64_t> SqliteCatalog::CountObjects(int64_t bucket_id) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn->PrepareCached("SELECT count(*) FROM objects WHERE bucket_id = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) {
+    return Status::Internal("catalog: count returned no row");
+  }
+  return static_cast<uint64_t>(st.ColumnInt64(0));
+}
+
+// --- multipart uploads -------------------------------------------------------------------
+
+Status SqliteCatalog::CreateUpload(const UploadRecord& upload) {
+  COFFRE_RETURN_IF_ERROR(ValidateKey(upload.key));
+  if (upload.upload_id.empty()) {
+    return Status::InvalidArgument("catalog: empty upload id");
+  }
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  COFFRE_RETURN_IF_ERROR(CheckBucketExistsLocked(upload.bucket_id));
+  COFFRE_ASSIGN_OR_RETURN(
+      Statement st, writer_->PrepareCached("INSERT INTO uploads(upload_id, bucket_id, key, initiated, attributes, "
+                                           "tenant_key_id, key_version, wrapped_key) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(upload.upload_id, upload.bucket_id, upload.key, upload.initiated,
+                                    EncodeAttributes(upload.attributes), upload.key_info.tenant_key_id,
+                                    upload.key_info.tenant_key_version, upload.key_info.wrapped_data_key));
+  COFFRE_RETURN_IF_ERROR(st.Run());
+  return tx.Commit();
+}
+
+Result<UploadRecord> SqliteCatalog::GetUpload(const std::string& upload_id) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(
+      Statement st,
+      conn->PrepareCached(std::string("SELECT ").append(kUploadColumns).append(" FROM uploads WHERE upload_id = ?")));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) {
+    return Status::NotFound("catalog: no such upload");
+  }
+  return ReadUpload(st);
+}
+
+Status SqliteCatalog::PutPart(const std::string& upload_id, const PartRecord& part) {
+  if (part.part_number < 1 || part.part_number > kMaxPartNumber) {
+    return Status::InvalidArgument("catalog: part number out of range: " + std::to_string(part.part_number));
+  }
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT 1 FROM uploads WHERE upload_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      return Status::NotFound("catalog: no such upload");
+    }
+  }
+  std::vector<std::string> unlinked;
+  {
+    COFFRE_ASSIGN_OR_RETURN(
+        Statement st,
+        writer_->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ? AND part_number = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id, part.part_number));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row) {
+      unlinked.push_back(st.ColumnText(0));
+    }
+  }
+  {
+    COFFRE_ASSIGN_OR_RETURN(
+        Statement st,
+        writer_->PrepareCached("INSERT INTO upload_parts(upload_id, part_number, blob_id, size, etag, last_modified, "
+                               "attributes) VALUES(?, ?, ?, ?, ?, ?, ?) "
+                               "ON CONFLICT(upload_id, part_number) DO UPDATE SET blob_id = excluded.blob_id, "
+                               "size = excluded.size, etag = excluded.etag, last_modified = excluded.last_modified, "
+                               "attributes = excluded.attributes"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id, part.part_number, part.blob_id, static_cast<int64_t>(part.size),
+                                      part.etag, part.last_modified, EncodeAttributes(part.attributes)));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
+  return tx.Commit();
+}
+
+Result<std::vector<PartRecord>> SqliteCatalog::ListParts(const std::string& upload_id, uint32_t part_number_marker,
+                                                         uint32_t max_parts) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn->PrepareCached("SELECT 1 FROM uploads WHERE upload_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      return Status::NotFound("catalog: no such upload");
+    }
+  }
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn->PrepareCached("SELECT part_number, blob_id, size, etag, last_modified, "
+                                                            "attributes FROM upload_parts WHERE upload_id = ? AND "
+                                                            "part_number > ? ORDER BY part_number LIMIT ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id, part_number_marker, max_parts));
+  std::vector<PartRecord> out;
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    COFFRE_ASSIGN_OR_RETURN(PartRecord p, ReadPart(st));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+Result<UploadListPage> SqliteCatalog::ListUploads(int64_t bucket_id, const UploadListQuery& query) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
+  UploadListPage page;
+  uint32_t budget = query.max_uploads;
+  // Which of the two vectors received the last entry, for the next markers.
+  bool last_is_prefix = false;
+
+  // S3: with both markers, the page starts with the marker key's own uploads that sort after
+  // the marker upload, then continues with the keys after the marker key. An upload-id marker
+  // without a key marker is ignored. A marker key outside the prefix, or rolled up into a
+  // common prefix, has no uploads of its own on the page.
+  const bool resume_within_key = !query.key_marker.empty() && !query.upload_id_marker.empty() &&
+                                 query.key_marker.starts_with(query.prefix) &&
+                                 !CommonPrefixLength(query.key_marker, query.prefix, query.delimiter);
+  if (resume_within_key) {
+    std::optional<int64_t> marker_initiated;
+    {
+      COFFRE_ASSIGN_OR_RETURN(
+          Statement st,
+          conn->PrepareCached("SELECT initiated FROM uploads WHERE upload_id = ? AND bucket_id = ? AND key = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(query.upload_id_marker, bucket_id, query.key_marker));
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (row) {
+        marker_initiated = st.ColumnInt64(0);
+      }
+    }
+    // The marker upload is normally still there and gives the position in (initiated,
+    // upload_id) order. If it was completed or aborted meanwhile, fall back to S3's documented
+    // rule: the key's uploads whose ids sort after the marker.
+    const std::string select = std::string("SELECT ").append(kUploadColumns);
+    Statement st;
+    if (marker_initiated) {
+      COFFRE_ASSIGN_OR_RETURN(st, conn->PrepareCached(select + " FROM uploads WHERE bucket_id = ? AND key = ? AND "
+                                                               "(initiated, upload_id) > (?, ?) "
+                                                               "ORDER BY initiated, upload_id"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, query.key_marker, *marker_initiated, query.upload_id_marker));
+    } else {
+      COFFRE_ASSIGN_OR_RETURN(st, conn->PrepareCached(select + " FROM uploads WHERE bucket_id = ? AND key = ? AND "
+                                                               "upload_id > ? ORDER BY initiated, upload_id"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, query.key_marker, query.upload_id_marker));
+    }
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        break;
+      }
+      if (budget == 0) {
+        page.is_truncated = true;
+        break;
+      }
+      --budget;
+      COFFRE_ASSIGN_OR_RETURN(UploadRecord rec, ReadUpload(st));
+      page.uploads.push_back(std::move(rec));
+    }
+  }
+
+  if (!page.is_truncated) {
+    // Every upload of the marker key itself is behind us now: resume strictly after that key.
+    auto on_row = [&](const Statement& st) -> Status {
+      COFFRE_ASSIGN_OR_RETURN(UploadRecord rec, ReadUpload(st));
+      page.uploads.push_back(std::move(rec));
+      last_is_prefix = false;
+      return Status::Ok();
+    };
+    auto on_prefix = [&](std::string common) -> Status {
+      page.common_prefixes.push_back(std::move(common));
+      last_is_prefix = true;
+      return Status::Ok();
+    };
+    COFFRE_ASSIGN_OR_RETURN(
+        page.is_truncated,
+        WalkGrouped(*conn, kScanUploadsAfter, kScanUploadsFrom, bucket_id, query.prefix, query.delimiter,
+                    StartBound(query.prefix, query.delimiter, query.key_marker), budget, on_row, on_prefix));
+  }
+  if (page.is_truncated) {
+    if (last_is_prefix) {
+      page.next_key_marker = page.common_prefixes.back();
+    } else if (!page.uploads.empty()) {
+      page.next_key_marker = page.uploads.back().key;
+      page.next_upload_id_marker = page.uploads.back().upload_id;
+    }
+  }
+  return page;
+}
+
+Status SqliteCatalog::RemoveUploadLocked(std::string_view upload_id, std::vector<std::string>* unlinked) {
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        break;
+      }
+      unlinked->push_back(st.ColumnText(0));
+    }
+  }
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("DELETE FROM upload_parts WHERE upload_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("DELETE FROM uploads WHERE upload_id = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
+  COFFRE_RETURN_IF_ERROR(st.Run());
+  if (writer_->Changes() == 0) {
+    return Status::NotFound("catalog: no such upload");
+  }
+  return Status::Ok();
+}
+
+Status SqliteCatalog::CompleteUpload(const std::string& upload_id, const ObjectRecord& object,
+                                     const WriteCondition& cond) {
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("SELECT bucket_id, key FROM uploads WHERE upload_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      return Status::NotFound("catalog: no such upload");
+    }
+    if (st.ColumnInt64(0) != object.bucket_id || st.ColumnTextView(1) != object.key) {
+      return Status::InvalidArgument("catalog: completed object does not match the upload's bucket and key");
+    }
+  }
+  std::set<std::string> upload_blobs;
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        break;
+      }
+      upload_blobs.insert(st.ColumnText(0));
+    }
+  }
+  for (const auto& p : object.parts) {
+    if (!upload_blobs.contains(p.blob_id)) {
+      return Status::InvalidArgument("catalog: part " + std::to_string(p.part_number) +
+                                     " is not a stored part of the upload");
+    }
+  }
+  std::vector<std::string> unlinked;
+  COFFRE_RETURN_IF_ERROR(ReplaceObjectLocked(object, cond, &unlinked));
+  // The parts the object uses are referenced again by now; RecordGarbageLocked keeps them.
+  COFFRE_RETURN_IF_ERROR(RemoveUploadLocked(upload_id, &unlinked));
+  COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
+  return tx.Commit();
+}
+
+Status SqliteCatalog::AbortUpload(const std::string& upload_id) {
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  std::vector<std::string> unlinked;
+  COFFRE_RETURN_IF_ERROR(RemoveUploadLocked(upload_id, &unlinked));
+  COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
+  return tx.Commit();
+}
+
+// --- garbage -----------------------------------------------------------------------------
+
+Result<bool> SqliteCatalog::IsReferenced(Connection& conn, std::string_view blob_id) {
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          conn.PrepareCached("SELECT EXISTS(SELECT 1 FROM object_parts WHERE blob_id = ?1) OR "
+                                             "EXISTS(SELECT 1 FROM upload_parts WHERE blob_id = ?1)"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(blob_id));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row && st.ColumnInt64(0) != 0;
+}
+
+Status SqliteCatalog::RecordGarbageLocked(const std::vector<std::string>& unlinked) {
+  const UnixMillis now = NowMillis(clock_);
+  for (const auto& blob_id : unlinked) {
+    COFFRE_ASSIGN_OR_RETURN(bool referenced, IsReferenced(*writer_, blob_id));
+    if (referenced) {
+      continue;
+    }
+    // A blob already in garbage keeps its original time.
+    COFFRE_ASSIGN_OR_RETURN(
+        Statement st,
+        writer_->PrepareCached("INSERT INTO garbage(blob_id, since) VALUES(?, ?) ON CONFLICT(blob_id) DO NOTHING"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(blob_id, now));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<GarbageBlob>> SqliteCatalog::ListGarbage(uint32_t limit) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          conn->PrepareCached("SELECT blob_id, since FROM garbage ORDER BY since, blob_id LIMIT ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(limit));
+  std::vector<GarbageBlob> out;
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    out.push_back(GarbageBlob{st.ColumnText(0), st.ColumnInt64(1)});
+  }
+  return out;
+}
+
+Status SqliteCatalog::ForgetGarbage(const std::vector<std::string>& blob_ids) {
+  if (blob_ids.empty()) {
+    return Status::Ok();
+  }
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  for (const auto& blob_id : blob_ids) {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("DELETE FROM garbage WHERE blob_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(blob_id));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  return tx.Commit();
+}
+
+Result<bool> SqliteCatalog::IsBlobReferenced(const std::string& blob_id) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  return IsReferenced(*conn, blob_id);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path, const Clock& clock) {
+  COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<Connection> writer, Connection::Open(path, db::OpenMode::kReadWriteCreate));
+  COFFRE_RETURN_IF_ERROR(db::Migrate(*writer, kMigrations));
+  return std::unique_ptr<Catalog>(new SqliteCatalog(std::move(writer), path, clock));
+}
+
+}  // namespace coffre::catalog

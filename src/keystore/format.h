@@ -1,0 +1,47 @@
+#pragma once
+
+// What the keystore binds its sealed values to, and the shape of its identifiers. The associated
+// data is a storage format: changing an encoding makes every existing key unreadable, so a new
+// encoding needs a new label (coffre/v2/...) and a migration.
+//
+// Every associated data is a length-prefixed list of fields (a 4-byte big-endian length, then
+// the bytes), so no two different lists encode alike:
+//   tenant key   : "coffre/v1/tenant-key", tenant id (hex text), version (4 bytes BE)
+//   data key     : "coffre/v1/data-key", tenant id (hex text), version (4 bytes BE), caller's aad
+//   access secret: "coffre/v1/access-key-secret", access key id, tenant id (hex text)
+// The root-key check value seals "coffre keystore check" with aad "coffre/v1/keystore-check".
+
+#include <cstdint>
+#include <initializer_list>
+#include <string_view>
+
+#include "coffre/common/bytes.h"
+
+namespace coffre::keystore::internal {
+
+inline constexpr std::string_view kCheckPlaintext = "coffre keystore check";
+inline constexpr std::string_view kCheckAad = "coffre/v1/keystore-check";
+
+Bytes LengthPrefixed(std::initializer_list<ByteView> fields);
+Bytes TenantKeyAad(std::string_view tenant_id, uint32_t version);
+Bytes DataKeyAad(std::string_view tenant_id, uint32_t version, ByteView caller_aad);
+Bytes AccessKeySecretAad(std::string_view access_key_id, std::string_view tenant_id);
+
+// [a-z0-9][a-z0-9._-]{0,62}
+bool IsValidTenantName(std::string_view name);
+// 32 lower-case hex characters.
+bool IsValidTenantId(std::string_view id);
+// "CO" followed by 18 of [A-Z0-9].
+bool IsValidAccessKeyId(std::string_view id);
+
+inline constexpr size_t kAccessKeyIdLength = 20;
+inline constexpr size_t kSecretLength = 40;
+inline constexpr std::string_view kAccessKeyIdAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+inline constexpr std::string_view kSecretAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// Fills `out` with characters drawn uniformly from `alphabet` (at most 256 characters) using the
+// CSPRNG. Random bytes at or above the largest multiple of the alphabet's size are redrawn, so
+// no character is more likely than another (no modulo bias).
+void RandomChars(std::string_view alphabet, std::span<uint8_t> out);
+
+}  // namespace coffre::keystore::internal

@@ -1,0 +1,193 @@
+// Root key files: the root key reaches the process from a file (typically a systemd credential,
+// which systemd exposes with mode 0400). The file must be private to its owner.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <string>
+
+#include "coffre/crypto/aead.h"
+#include "coffre/keystore/keystore.h"
+
+namespace coffre::keystore {
+namespace {
+
+constexpr size_t kRawKeySize = crypto::kKeySize;
+constexpr size_t kHexKeySize = 2 * kRawKeySize;
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  // Closes now, reporting the error (close can report a deferred write failure).
+  int Close() {
+    const int rc = ::close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+std::string ModeString(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+int HexNibble(uint8_t c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+bool AllHex(std::span<const uint8_t> text) {
+  for (uint8_t c : text) {
+    if (HexNibble(c) < 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Status SyncParentDirectory(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    return Status::FromErrno(errno, "open directory " + dir);
+  }
+  if (::fsync(fd.get()) != 0) {
+    return Status::FromErrno(errno, "fsync directory " + dir);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<SecretBytes> LoadRootKeyFile(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO must not hang before fstat can refuse it.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (fd.get() < 0) {
+    return Status::FromErrno(errno, "root key file " + path);
+  }
+  // Checked on the opened descriptor, so the file checked is the file read.
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    return Status::FromErrno(errno, "root key file " + path);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Status::PermissionDenied("root key file " + path + " is not a regular file");
+  }
+  if ((st.st_mode & 077) != 0) {
+    return Status::PermissionDenied("root key file " + path + " has mode " + ModeString(st.st_mode) +
+                                    "; it must not be accessible by group or others (chmod 600)");
+  }
+
+  // Read one byte more than the longest valid content, to tell an oversized file apart.
+  SecretBytes buf(kHexKeySize + 2 + 1);
+  size_t len = 0;
+  while (len < buf.size()) {
+    const ssize_t n = ::read(fd.get(), buf.RevealMutable().data() + len, buf.size() - len);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return Status::FromErrno(errno, "read root key file " + path);
+    }
+    if (n == 0) {
+      break;
+    }
+    len += static_cast<size_t>(n);
+  }
+  std::span<const uint8_t> content = buf.Reveal().first(len);
+
+  if (content.size() == kRawKeySize) {
+    // 32 hex characters are a 128-bit key written in hex by mistake, not 256 random bits
+    // (a random 32-byte key is all hex digits with probability about 1e-34).
+    if (AllHex(content)) {
+      return Status::InvalidArgument("root key file " + path +
+                                     " holds 32 hex characters (128 bits); 64 hex characters are required");
+    }
+    return SecretBytes(content);
+  }
+  if (!content.empty() && content.back() == '\n') {
+    content = content.first(content.size() - 1);
+    if (!content.empty() && content.back() == '\r') {
+      content = content.first(content.size() - 1);
+    }
+  }
+  if (content.size() != kHexKeySize || !AllHex(content)) {
+    return Status::InvalidArgument("root key file " + path + " must hold 32 raw bytes or 64 hex characters");
+  }
+  SecretBytes key(kRawKeySize);
+  for (size_t i = 0; i < kRawKeySize; ++i) {
+    key.RevealMutable()[i] = static_cast<uint8_t>(HexNibble(content[2 * i]) << 4 | HexNibble(content[2 * i + 1]));
+  }
+  return key;
+}
+
+Status CreateRootKeyFile(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (fd.get() < 0) {
+    if (errno == EEXIST) {
+      return Status::AlreadyExists("root key file " + path + " already exists");
+    }
+    return Status::FromErrno(errno, "create root key file " + path);
+  }
+  auto fail = [&](int err, std::string_view what) {
+    const Status st = Status::FromErrno(err, std::string(what) + " root key file " + path);
+    // Never leave a partial key file behind for someone to load later.
+    ::unlink(path.c_str());
+    return st;
+  };
+
+  static constexpr char kDigits[] = "0123456789abcdef";
+  const SecretBytes key = SecretBytes::Random(kRawKeySize);
+  SecretBytes text(kHexKeySize + 1);
+  for (size_t i = 0; i < kRawKeySize; ++i) {
+    text.RevealMutable()[2 * i] = static_cast<uint8_t>(kDigits[key.Reveal()[i] >> 4]);
+    text.RevealMutable()[2 * i + 1] = static_cast<uint8_t>(kDigits[key.Reveal()[i] & 0xf]);
+  }
+  text.RevealMutable()[kHexKeySize] = '\n';
+
+  size_t written = 0;
+  while (written < text.size()) {
+    const ssize_t n = ::write(fd.get(), text.Reveal().data() + written, text.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return fail(errno, "write");
+    }
+    written += static_cast<size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) {
+    return fail(errno, "fsync");
+  }
+  if (fd.Close() != 0) {
+    return fail(errno, "close");
+  }
+  // The file's name must be durable too, or a crash could lose the only copy of the key.
+  return SyncParentDirectory(path);
+}
+
+}  // namespace coffre::keystore

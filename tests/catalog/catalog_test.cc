@@ -1,0 +1,862 @@
+#include "coffre/catalog/catalog.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catalog/listing.h"
+#include "coffre/db/sqlite.h"
+
+namespace coffre::catalog {
+namespace {
+
+using std::chrono::milliseconds;
+
+class CatalogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "coffre-catalog-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/catalog.db";
+    Reopen();
+    auto b = cat_->CreateBucket("tenant1", "bucket");
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    bucket_ = b->id;
+  }
+  void TearDown() override {
+    cat_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Reopen() {
+    cat_.reset();
+    auto c = Catalog::Open(path_, clock_);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    cat_ = std::move(c).value();
+  }
+
+  ObjectRecord MakeObject(const std::string& key, std::vector<std::string> blobs = {}, std::string etag = "e") {
+    ObjectRecord rec;
+    rec.bucket_id = bucket_;
+    rec.key = key;
+    rec.object_id = RandomId();
+    rec.etag = std::move(etag);
+    rec.last_modified = 1000;
+    rec.key_info.tenant_key_id = Bytes(16, 0xab);
+    rec.key_info.tenant_key_version = 1;
+    rec.key_info.wrapped_data_key = Bytes(60, 0x5a);
+    if (blobs.empty()) {
+      blobs.push_back("blob-" + RandomId(8));
+    }
+    for (size_t i = 0; i < blobs.size(); ++i) {
+      ObjectPart p;
+      p.part_number = blobs.size() == 1 ? 0 : static_cast<uint32_t>(i + 1);
+      p.blob_id = blobs[i];
+      p.size = 10;
+      p.etag = "pe";
+      rec.size += p.size;
+      rec.parts.push_back(p);
+    }
+    return rec;
+  }
+
+  void Put(const std::string& key) {
+    Status st = cat_->PutObject(MakeObject(key));
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+
+  UploadRecord MakeUpload(const std::string& key, const std::string& id, UnixMillis initiated = 1) {
+    UploadRecord u;
+    u.upload_id = id;
+    u.bucket_id = bucket_;
+    u.key = key;
+    u.initiated = initiated;
+    u.attributes = {{"content-type", "application/pdf"}};
+    u.key_info.tenant_key_id = Bytes(16, 1);
+    u.key_info.tenant_key_version = 2;
+    u.key_info.wrapped_data_key = Bytes(60, 2);
+    return u;
+  }
+
+  PartRecord MakePart(uint32_t n, const std::string& blob) {
+    PartRecord p;
+    p.part_number = n;
+    p.blob_id = blob;
+    p.size = 5 * 1024 * 1024;
+    p.etag = "etag" + std::to_string(n);
+    p.last_modified = 77;
+    p.attributes = {{"checksum-crc32", "AAAAAA=="}};
+    return p;
+  }
+
+  std::set<std::string> Garbage() {
+    auto g = cat_->ListGarbage(100000);
+    EXPECT_TRUE(g.ok());
+    std::set<std::string> out;
+    for (const auto& b : *g) {
+      out.insert(b.blob_id);
+    }
+    return out;
+  }
+
+  // Flattens a page into strings: keys as themselves, common prefixes with a "P:" tag.
+  static std::vector<std::string> Flatten(const ListPage& page) {
+    std::vector<std::string> out;
+    for (const auto& e : page.entries) {
+      out.push_back(e.object ? e.object->key : "P:" + e.common_prefix);
+    }
+    return out;
+  }
+
+  // Pages through the whole listing, checking the page contracts as it goes.
+  std::vector<std::string> ListAllPaged(ListQuery q) {
+    std::vector<std::string> all;
+    for (int guard = 0; guard < 100000; ++guard) {
+      auto page = cat_->ListObjects(bucket_, q);
+      EXPECT_TRUE(page.ok()) << page.status().ToString();
+      if (!page.ok()) {
+        break;
+      }
+      EXPECT_LE(page->entries.size(), q.max_keys);
+      for (auto& s : Flatten(*page)) {
+        all.push_back(std::move(s));
+      }
+      if (!page->is_truncated) {
+        break;
+      }
+      EXPECT_FALSE(page->next_marker.empty());
+      q.start_after = page->next_marker;
+    }
+    return all;
+  }
+
+  FixedClock clock_{std::chrono::system_clock::time_point(milliseconds(1'700'000'000'000))};
+  std::string dir_;
+  std::string path_;
+  std::unique_ptr<Catalog> cat_;
+  int64_t bucket_ = 0;
+};
+
+// The listing as S3 defines it, computed the slow way over a sorted set of keys.
+std::vector<std::string> ReferenceList(const std::set<std::string>& keys, const ListQuery& q, bool* truncated) {
+  std::vector<std::string> entries;  // sorted: a common prefix stands for a range with no other entries in it
+  std::string last_prefix;
+  for (const auto& k : keys) {
+    if (!k.starts_with(q.prefix)) {
+      continue;
+    }
+    auto len = CommonPrefixLength(k, q.prefix, q.delimiter);
+    if (len) {
+      std::string cp = k.substr(0, *len);
+      if (cp != last_prefix) {
+        last_prefix = cp;
+        entries.push_back("P:" + cp);
+      }
+    } else {
+      entries.push_back(k);
+    }
+  }
+  std::vector<std::string> out;
+  *truncated = false;
+  for (const auto& e : entries) {
+    const std::string_view name = e.starts_with("P:") ? std::string_view(e).substr(2) : std::string_view(e);
+    if (name <= q.start_after) {
+      continue;
+    }
+    if (out.size() == q.max_keys) {
+      *truncated = true;
+      break;
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+// --- buckets -----------------------------------------------------------------------------
+
+TEST_F(CatalogTest, BucketCreateGetList) {
+  auto b = cat_->CreateBucket("tenant1", "alpha");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->tenant_id, "tenant1");
+  EXPECT_EQ(b->created, 1'700'000'000'000);
+  auto got = cat_->GetBucket("alpha");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->id, b->id);
+  EXPECT_EQ(got->name, "alpha");
+  ASSERT_TRUE(cat_->CreateBucket("tenant2", "zeta").ok());
+  auto list = cat_->ListBuckets("tenant1");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].name, "alpha");
+  EXPECT_EQ((*list)[1].name, "bucket");
+  EXPECT_EQ(cat_->ListBuckets("nobody")->size(), 0u);
+  EXPECT_EQ(cat_->GetBucket("missing").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(CatalogTest, BucketNamesAreGloballyUnique) {
+  EXPECT_EQ(cat_->CreateBucket("tenant1", "bucket").status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(cat_->CreateBucket("tenant2", "bucket").status().code(), StatusCode::kAlreadyExists);
+}
+
+TEST_F(CatalogTest, DeleteBucketRefusesNonEmptyAndAbortsUploads) {
+  Put("k");
+  EXPECT_EQ(cat_->DeleteBucket(bucket_).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(cat_->DeleteObject(bucket_, "k").ok());
+  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("m", "up1")).ok());
+  ASSERT_TRUE(cat_->PutPart("up1", MakePart(1, "part-blob")).ok());
+  ASSERT_TRUE(cat_->DeleteBucket(bucket_).ok());
+  EXPECT_EQ(cat_->GetBucket("bucket").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(cat_->GetUpload("up1").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Garbage().contains("part-blob"));
+  EXPECT_EQ(cat_->DeleteBucket(bucket_).code(), StatusCode::kNotFound);
+  // The name is free again.
+  EXPECT_TRUE(cat_->CreateBucket("tenant2", "bucket").ok());
+}
+
+// --- objects -----------------------------------------------------------------------------
+
+TEST_F(CatalogTest, PutGetRoundTripsEveryField) {
+  ObjectRecord rec = MakeObject("dir/file.pdf", {"b1", "b2", "b3"}, "abc-3");
+  rec.attributes = {{"content-type", "application/pdf"}, {"x-amz-meta-owner", "caf\xe9"}};
+  rec.parts[1].attributes = {{"checksum-sha256", "xyz"}};
+  rec.last_modified = 123456789;
+  ASSERT_TRUE(cat_->PutObject(rec).ok());
+  auto got = cat_->GetObject(bucket_, "dir/file.pdf");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->bucket_id, bucket_);
+  EXPECT_EQ(got->key, rec.key);
+  EXPECT_EQ(got->object_id, rec.object_id);
+  EXPECT_EQ(got->size, 30u);
+  EXPECT_EQ(got->etag, "abc-3");
+  EXPECT_EQ(got->last_modified, 123456789);
+  EXPECT_EQ(got->attributes, rec.attributes);
+  EXPECT_EQ(got->key_info.tenant_key_id, rec.key_info.tenant_key_id);
+  EXPECT_EQ(got->key_info.tenant_key_version, 1u);
+  EXPECT_EQ(got->key_info.wrapped_data_key, rec.key_info.wrapped_data_key);
+  ASSERT_EQ(got->parts.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(got->parts[i].part_number, i + 1);
+    EXPECT_EQ(got->parts[i].blob_id, rec.parts[i].blob_id);
+    EXPECT_EQ(got->parts[i].size, 10u);
+    EXPECT_EQ(got->parts[i].etag, "pe");
+    EXPECT_EQ(got->parts[i].attributes, rec.parts[i].attributes);
+  }
+  EXPECT_TRUE(Garbage().empty());
+  EXPECT_TRUE(*cat_->IsBlobReferenced("b2"));
+  EXPECT_FALSE(*cat_->IsBlobReferenced("b9"));
+}
+
+TEST_F(CatalogTest, ReplaceSendsOldBlobsToGarbage) {
+  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"old1", "old2"})).ok());
+  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"new1"}, "e2")).ok());
+  auto got = cat_->GetObject(bucket_, "k");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->etag, "e2");
+  ASSERT_EQ(got->parts.size(), 1u);
+  EXPECT_EQ(got->parts[0].blob_id, "new1");
+  EXPECT_EQ(Garbage(), (std::set<std::string>{"old1", "old2"}));
+  EXPECT_FALSE(*cat_->IsBlobReferenced("old1"));
+  auto g = cat_->ListGarbage(10);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ((*g)[0].since, 1'700'000'000'000);
+  EXPECT_EQ(*cat_->CountObjects(bucket_), 1u);
+}
+
+TEST_F(CatalogTest, ReplaceKeepingTheSameBlobDoesNotCollectIt) {
+  // A metadata-only replacement (copy onto itself) keeps pointing at the same blob.
+  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"shared"})).ok());
+  ObjectRecord again = MakeObject("k", {"shared"});
+  again.attributes = {{"content-type", "text/plain"}};
+  ASSERT_TRUE(cat_->PutObject(again).ok());
+  EXPECT_TRUE(Garbage().empty());
+  EXPECT_TRUE(*cat_->IsBlobReferenced("shared"));
+}
+
+TEST_F(CatalogTest, DeleteObject) {
+  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"b1"})).ok());
+  ASSERT_TRUE(cat_->DeleteObject(bucket_, "k").ok());
+  EXPECT_EQ(cat_->GetObject(bucket_, "k").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(cat_->DeleteObject(bucket_, "k").code(), StatusCode::kNotFound);
+  EXPECT_EQ(Garbage(), (std::set<std::string>{"b1"}));
+  EXPECT_EQ(*cat_->CountObjects(bucket_), 0u);
+}
+
+TEST_F(CatalogTest, PutRejectsBadInput) {
+  ObjectRecord rec = MakeObject("k");
+  rec.bucket_id = 999;
+  EXPECT_EQ(cat_->PutObject(rec).code(), StatusCode::kNotFound);
+  EXPECT_EQ(cat_->PutObject(MakeObject("")).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(cat_->PutObject(MakeObject(std::string("a\0b", 3))).code(), StatusCode::kInvalidArgument);
+  ObjectRecord dup = MakeObject("k", {"x", "y"});
+  dup.parts[1].part_number = dup.parts[0].part_number;
+  EXPECT_EQ(cat_->PutObject(dup).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(*cat_->CountObjects(bucket_), 0u);
+}
+
+TEST_F(CatalogTest, AttributesCorruptedInTheDatabaseAreReported) {
+  Put("k");
+  {
+    auto conn = db::Connection::Open(path_);
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE((*conn)->Exec("UPDATE objects SET attributes = '{\"broken'").ok());
+  }
+  EXPECT_EQ(cat_->GetObject(bucket_, "k").status().code(), StatusCode::kCorruption);
+}
+
+// --- conditional writes ------------------------------------------------------------------
+
+TEST_F(CatalogTest, IfNoneMatchAny) {
+  WriteCondition cond;
+  cond.if_none_match_any = true;
+  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"first"}, "e1"), cond).ok());
+  EXPECT_EQ(cat_->PutObject(MakeObject("k", {"second"}, "e2"), cond).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(cat_->GetObject(bucket_, "k")->etag, "e1");
+  // The refused write left nothing behind: its blob is the caller's to discard.
+  EXPECT_TRUE(Garbage().empty());
+  EXPECT_FALSE(*cat_->IsBlobReferenced("second"));
+}
+
+TEST_F(CatalogTest, IfMatchEtag) {
+  WriteCondition cond;
+  cond.if_match_etag = "e1";
+  EXPECT_EQ(cat_->PutObject(MakeObject("k", {}, "e0"), cond).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {}, "e1")).ok());
+  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {}, "e2"), cond).ok());
+  EXPECT_EQ(cat_->PutObject(MakeObject("k", {}, "e3"), cond).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(cat_->GetObject(bucket_, "k")->etag, "e2");
+  WriteCondition any;
+  any.if_match_etag = "*";
+  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {}, "e4"), any).ok());
+  EXPECT_EQ(cat_->PutObject(MakeObject("other", {}, "e4"), any).code(), StatusCode::kNotFound);
+  EXPECT_EQ(cat_->GetObject(bucket_, "k")->etag, "e4");
+}
+
+TEST_F(CatalogTest, CompleteUploadHonoursConditionAndKeepsUploadOnFailure) {
+  Put("k");
+  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("k", "up")).ok());
+  ASSERT_TRUE(cat_->PutPart("up", MakePart(1, "p1")).ok());
+  WriteCondition cond;
+  cond.if_none_match_any = true;
+  ObjectRecord obj = MakeObject("k", {"p1"});
+  EXPECT_EQ(cat_->CompleteUpload("up", obj, cond).code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(cat_->GetUpload("up").ok());
+  EXPECT_TRUE(cat_->CompleteUpload("up", obj).ok());
+}
+
+// --- uploads -----------------------------------------------------------------------------
+
+TEST_F(CatalogTest, UploadLifecycleWithPartReplacement) {
+  UploadRecord u = MakeUpload("big.bin", "up1", 42);
+  ASSERT_TRUE(cat_->CreateUpload(u).ok());
+  EXPECT_EQ(cat_->CreateUpload(u).code(), StatusCode::kAlreadyExists);
+  auto got = cat_->GetUpload("up1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->key, "big.bin");
+  EXPECT_EQ(got->bucket_id, bucket_);
+  EXPECT_EQ(got->initiated, 42);
+  EXPECT_EQ(got->attributes, u.attributes);
+  EXPECT_EQ(got->key_info.tenant_key_version, 2u);
+  EXPECT_EQ(got->key_info.wrapped_data_key, u.key_info.wrapped_data_key);
+
+  for (uint32_t n : {3u, 1u, 2u, 5u}) {
+    ASSERT_TRUE(cat_->PutPart("up1", MakePart(n, "blob" + std::to_string(n))).ok());
+  }
+  ASSERT_TRUE(cat_->PutPart("up1", MakePart(2, "blob2-again")).ok());
+  EXPECT_EQ(Garbage(), (std::set<std::string>{"blob2"}));
+  EXPECT_EQ(cat_->PutPart("up1", MakePart(0, "x")).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(cat_->PutPart("up1", MakePart(10001, "x")).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(cat_->PutPart("nope", MakePart(1, "x")).code(), StatusCode::kNotFound);
+
+  auto parts = cat_->ListParts("up1", 0, 1000);
+  ASSERT_TRUE(parts.ok());
+  ASSERT_EQ(parts->size(), 4u);
+  EXPECT_EQ((*parts)[0].part_number, 1u);
+  EXPECT_EQ((*parts)[1].blob_id, "blob2-again");
+  EXPECT_EQ((*parts)[1].etag, "etag2");
+  EXPECT_EQ((*parts)[1].size, 5u * 1024 * 1024);
+  EXPECT_EQ((*parts)[1].last_modified, 77);
+  EXPECT_EQ((*parts)[1].attributes.at("checksum-crc32"), "AAAAAA==");
+  parts = cat_->ListParts("up1", 2, 1);
+  ASSERT_EQ(parts->size(), 1u);
+  EXPECT_EQ((*parts)[0].part_number, 3u);
+  EXPECT_TRUE(cat_->ListParts("up1", 5, 10)->empty());
+  EXPECT_TRUE(cat_->ListParts("up1", 0, 0)->empty());
+  EXPECT_EQ(cat_->ListParts("nope", 0, 10).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(CatalogTest, CompleteWithSubsetOfPartsCollectsTheRest) {
+  ASSERT_TRUE(cat_->PutObject(MakeObject("big", {"previous"})).ok());
+  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("big", "up1")).ok());
+  for (uint32_t n = 1; n <= 4; ++n) {
+    ASSERT_TRUE(cat_->PutPart("up1", MakePart(n, "p" + std::to_string(n))).ok());
+  }
+  ObjectRecord obj = MakeObject("big", {"p1", "p3"}, "abcd-2");
+  obj.parts[1].part_number = 3;
+
+  ObjectRecord stranger = obj;
+  stranger.parts[1].blob_id = "not-a-part";
+  EXPECT_EQ(cat_->CompleteUpload("up1", stranger).code(), StatusCode::kInvalidArgument);
+  ObjectRecord elsewhere = obj;
+  elsewhere.key = "other";
+  EXPECT_EQ(cat_->CompleteUpload("up1", elsewhere).code(), StatusCode::kInvalidArgument);
+
+  ASSERT_TRUE(cat_->CompleteUpload("up1", obj).ok());
+  EXPECT_EQ(cat_->GetUpload("up1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(cat_->CompleteUpload("up1", obj).code(), StatusCode::kNotFound);
+  auto got = cat_->GetObject(bucket_, "big");
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->parts.size(), 2u);
+  EXPECT_EQ(got->parts[0].blob_id, "p1");
+  EXPECT_EQ(got->parts[1].part_number, 3u);
+  EXPECT_EQ(Garbage(), (std::set<std::string>{"previous", "p2", "p4"}));
+  EXPECT_TRUE(*cat_->IsBlobReferenced("p3"));
+}
+
+TEST_F(CatalogTest, AbortCollectsAllParts) {
+  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("k", "up1")).ok());
+  ASSERT_TRUE(cat_->PutPart("up1", MakePart(1, "p1")).ok());
+  ASSERT_TRUE(cat_->PutPart("up1", MakePart(2, "p2")).ok());
+  EXPECT_TRUE(*cat_->IsBlobReferenced("p1"));
+  ASSERT_TRUE(cat_->AbortUpload("up1").ok());
+  EXPECT_EQ(cat_->AbortUpload("up1").code(), StatusCode::kNotFound);
+  EXPECT_EQ(cat_->GetUpload("up1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Garbage(), (std::set<std::string>{"p1", "p2"}));
+  EXPECT_EQ(cat_->PutPart("up1", MakePart(3, "late")).code(), StatusCode::kNotFound);
+}
+
+TEST_F(CatalogTest, GarbageIsForgottenAndListedOldestFirst) {
+  ASSERT_TRUE(cat_->PutObject(MakeObject("a", {"g1"})).ok());
+  ASSERT_TRUE(cat_->PutObject(MakeObject("b", {"g2"})).ok());
+  ASSERT_TRUE(cat_->DeleteObject(bucket_, "b").ok());
+  clock_.Set(clock_.Now() + milliseconds(5));
+  ASSERT_TRUE(cat_->DeleteObject(bucket_, "a").ok());
+  auto g = cat_->ListGarbage(10);
+  ASSERT_TRUE(g.ok());
+  ASSERT_EQ(g->size(), 2u);
+  EXPECT_EQ((*g)[0].blob_id, "g2");
+  EXPECT_EQ((*g)[1].blob_id, "g1");
+  EXPECT_EQ((*g)[1].since, (*g)[0].since + 5);
+  EXPECT_EQ(cat_->ListGarbage(1)->size(), 1u);
+  ASSERT_TRUE(cat_->ForgetGarbage({"g2", "unknown"}).ok());
+  EXPECT_EQ(Garbage(), (std::set<std::string>{"g1"}));
+  ASSERT_TRUE(cat_->ForgetGarbage({}).ok());
+}
+
+TEST_F(CatalogTest, ListUploadsOrderMarkersPrefixDelimiter) {
+  // Same key: ordered by initiation time, then id.
+  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("b", "u-z", 10)).ok());
+  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("b", "u-a", 20)).ok());
+  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("b", "u-m", 20)).ok());
+  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("a", "u-1", 99)).ok());
+  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("dir/x", "u-2", 1)).ok());
+  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("dir/y", "u-3", 1)).ok());
+  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("e", "u-4", 1)).ok());
+
+  auto ids = [](const UploadListPage& p) {
+    std::vector<std::string> out;
+    for (const auto& u : p.uploads) {
+      out.push_back(u.key + "/" + u.upload_id);
+    }
+    return out;
+  };
+  UploadListQuery q;
+  auto page = cat_->ListUploads(bucket_, q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(ids(*page),
+            (std::vector<std::string>{"a/u-1", "b/u-z", "b/u-a", "b/u-m", "dir/x/u-2", "dir/y/u-3", "e/u-4"}));
+  EXPECT_FALSE(page->is_truncated);
+
+  q.max_uploads = 2;
+  page = cat_->ListUploads(bucket_, q);
+  EXPECT_EQ(ids(*page), (std::vector<std::string>{"a/u-1", "b/u-z"}));
+  EXPECT_TRUE(page->is_truncated);
+  EXPECT_EQ(page->next_key_marker, "b");
+  EXPECT_EQ(page->next_upload_id_marker, "u-z");
+
+  // Resume inside key "b".
+  q.key_marker = page->next_key_marker;
+  q.upload_id_marker = page->next_upload_id_marker;
+  q.max_uploads = 1000;
+  page = cat_->ListUploads(bucket_, q);
+  EXPECT_EQ(ids(*page), (std::vector<std::string>{"b/u-a", "b/u-m", "dir/x/u-2", "dir/y/u-3", "e/u-4"}));
+
+  // A key marker alone skips every upload of that key.
+  q.upload_id_marker.clear();
+  page = cat_->ListUploads(bucket_, q);
+  EXPECT_EQ(ids(*page), (std::vector<std::string>{"dir/x/u-2", "dir/y/u-3", "e/u-4"}));
+
+  // A marker upload that has gone away: the key's uploads with greater ids follow.
+  q.upload_id_marker = "u-b";
+  page = cat_->ListUploads(bucket_, q);
+  EXPECT_EQ(ids(*page), (std::vector<std::string>{"b/u-z", "b/u-m", "dir/x/u-2", "dir/y/u-3", "e/u-4"}));
+
+  // Prefix and delimiter.
+  UploadListQuery d;
+  d.delimiter = "/";
+  page = cat_->ListUploads(bucket_, d);
+  EXPECT_EQ(ids(*page), (std::vector<std::string>{"a/u-1", "b/u-z", "b/u-a", "b/u-m", "e/u-4"}));
+  EXPECT_EQ(page->common_prefixes, (std::vector<std::string>{"dir/"}));
+  d.prefix = "dir/";
+  page = cat_->ListUploads(bucket_, d);
+  EXPECT_EQ(ids(*page), (std::vector<std::string>{"dir/x/u-2", "dir/y/u-3"}));
+  EXPECT_TRUE(page->common_prefixes.empty());
+
+  // A page that ends on a common prefix resumes after it.
+  d.prefix.clear();
+  d.max_uploads = 5;
+  page = cat_->ListUploads(bucket_, d);
+  EXPECT_TRUE(page->is_truncated);
+  EXPECT_EQ(page->next_key_marker, "dir/");
+  EXPECT_EQ(page->next_upload_id_marker, "");
+  d.key_marker = page->next_key_marker;
+  page = cat_->ListUploads(bucket_, d);
+  EXPECT_EQ(ids(*page), (std::vector<std::string>{"e/u-4"}));
+  EXPECT_TRUE(page->common_prefixes.empty());
+  EXPECT_FALSE(page->is_truncated);
+
+  d = {};
+  d.max_uploads = 0;
+  page = cat_->ListUploads(bucket_, d);
+  EXPECT_TRUE(page->uploads.empty());
+  EXPECT_TRUE(page->is_truncated);
+}
+
+TEST_F(CatalogTest, ListUploadsPagesThroughEverything) {
+  std::vector<std::string> expected;
+  for (int i = 0; i < 30; ++i) {
+    const std::string key = "k" + std::to_string(i % 7);
+    const std::string id = "u" + std::to_string(100 + i);
+    ASSERT_TRUE(cat_->CreateUpload(MakeUpload(key, id, i % 3)).ok());
+  }
+  UploadListQuery all;
+  auto full = cat_->ListUploads(bucket_, all);
+  ASSERT_TRUE(full.ok());
+  ASSERT_EQ(full->uploads.size(), 30u);
+  for (const auto& u : full->uploads) {
+    expected.push_back(u.upload_id);
+  }
+  for (uint32_t size = 1; size <= 8; ++size) {
+    UploadListQuery q;
+    q.max_uploads = size;
+    std::vector<std::string> got;
+    for (int guard = 0; guard < 100; ++guard) {
+      auto page = cat_->ListUploads(bucket_, q);
+      ASSERT_TRUE(page.ok());
+      for (const auto& u : page->uploads) {
+        got.push_back(u.upload_id);
+      }
+      if (!page->is_truncated) {
+        break;
+      }
+      q.key_marker = page->next_key_marker;
+      q.upload_id_marker = page->next_upload_id_marker;
+    }
+    EXPECT_EQ(got, expected) << "page size " << size;
+  }
+}
+
+// --- listing -----------------------------------------------------------------------------
+
+TEST_F(CatalogTest, ListWithPrefix) {
+  for (const char* k : {"a", "ab", "abc", "abd/x", "b", "aa"}) {
+    Put(k);
+  }
+  ListQuery q;
+  q.prefix = "ab";
+  auto page = cat_->ListObjects(bucket_, q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(Flatten(*page), (std::vector<std::string>{"ab", "abc", "abd/x"}));
+  EXPECT_FALSE(page->is_truncated);
+  ASSERT_TRUE(page->entries[0].object.has_value());
+  EXPECT_TRUE(page->entries[0].object->parts.empty());
+  EXPECT_EQ(page->entries[0].object->size, 10u);
+  EXPECT_EQ(page->entries[0].object->etag, "e");
+  q.prefix = "zzz";
+  EXPECT_TRUE(cat_->ListObjects(bucket_, q)->entries.empty());
+}
+
+TEST_F(CatalogTest, ListWithDelimiterGroupsCommonPrefixes) {
+  for (const char* k : {"a/1", "a/2", "a/b/3", "b", "c/1", "c0", "d/"}) {
+    Put(k);
+  }
+  ListQuery q;
+  q.delimiter = "/";
+  auto page = cat_->ListObjects(bucket_, q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(Flatten(*page), (std::vector<std::string>{"P:a/", "b", "P:c/", "c0", "P:d/"}));
+  q.prefix = "a/";
+  EXPECT_EQ(Flatten(*cat_->ListObjects(bucket_, q)), (std::vector<std::string>{"a/1", "a/2", "P:a/b/"}));
+  q.prefix = "a";
+  EXPECT_EQ(Flatten(*cat_->ListObjects(bucket_, q)), (std::vector<std::string>{"P:a/"}));
+  // Multi-character delimiter.
+  ListQuery m;
+  m.delimiter = "/b/";
+  EXPECT_EQ(Flatten(*cat_->ListObjects(bucket_, m)),
+            (std::vector<std::string>{"a/1", "a/2", "P:a/b/", "b", "c/1", "c0", "d/"}));
+}
+
+TEST_F(CatalogTest, StartAfterInsideCommonPrefixDoesNotRepeatIt) {
+  for (const char* k : {"a/1", "a/2", "a/3", "b/1", "c"}) {
+    Put(k);
+  }
+  ListQuery q;
+  q.delimiter = "/";
+  q.max_keys = 1;
+  auto page = cat_->ListObjects(bucket_, q);
+  EXPECT_EQ(Flatten(*page), (std::vector<std::string>{"P:a/"}));
+  EXPECT_TRUE(page->is_truncated);
+  EXPECT_EQ(page->next_marker, "a/");
+  q.start_after = page->next_marker;
+  page = cat_->ListObjects(bucket_, q);
+  EXPECT_EQ(Flatten(*page), (std::vector<std::string>{"P:b/"}));
+  // A marker that is a key under a common prefix skips the prefix as well.
+  q.start_after = "a/2";
+  q.max_keys = 10;
+  EXPECT_EQ(Flatten(*cat_->ListObjects(bucket_, q)), (std::vector<std::string>{"P:b/", "c"}));
+  // Without a delimiter the same marker resumes inside.
+  q.delimiter.clear();
+  EXPECT_EQ(Flatten(*cat_->ListObjects(bucket_, q)), (std::vector<std::string>{"a/3", "b/1", "c"}));
+  // A marker before the prefix, and one after everything.
+  q.prefix = "b";
+  q.start_after = "a";
+  EXPECT_EQ(Flatten(*cat_->ListObjects(bucket_, q)), (std::vector<std::string>{"b/1"}));
+  q.start_after = "zzz";
+  EXPECT_TRUE(cat_->ListObjects(bucket_, q)->entries.empty());
+}
+
+TEST_F(CatalogTest, MaxKeysZero) {
+  ListQuery q;
+  q.max_keys = 0;
+  auto page = cat_->ListObjects(bucket_, q);
+  EXPECT_TRUE(page->entries.empty());
+  EXPECT_FALSE(page->is_truncated);
+  Put("x");
+  page = cat_->ListObjects(bucket_, q);
+  EXPECT_TRUE(page->entries.empty());
+  EXPECT_TRUE(page->is_truncated);
+  q.prefix = "y";
+  EXPECT_FALSE(cat_->ListObjects(bucket_, q)->is_truncated);
+}
+
+TEST_F(CatalogTest, PaginationOf1500KeysEqualsFullSortedList) {
+  std::vector<std::string> keys;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 1500; ++i) {
+    keys.push_back("obj/" + std::to_string(rng() % 100000) + "/" + std::to_string(i));
+  }
+  for (const auto& k : keys) {
+    Put(k);
+  }
+  std::sort(keys.begin(), keys.end());
+  ListQuery q;
+  q.max_keys = 1000;
+  auto first = cat_->ListObjects(bucket_, q);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->entries.size(), 1000u);
+  EXPECT_TRUE(first->is_truncated);
+  EXPECT_EQ(first->next_marker, keys[999]);
+  for (uint32_t size : {1000u, 333u, 7u}) {
+    q.max_keys = size;
+    EXPECT_EQ(ListAllPaged(q), keys) << "page size " << size;
+  }
+  EXPECT_EQ(*cat_->CountObjects(bucket_), 1500u);
+}
+
+TEST_F(CatalogTest, KeysSortInUtf8ByteOrder) {
+  const std::vector<std::string> keys = {"b",
+                                         "a",
+                                         "\xc3\xa9",
+                                         "\x7f",
+                                         "a b",
+                                         "a/b",
+                                         "a!",
+                                         "A",
+                                         "a",
+                                         "~",
+                                         "\xf0\x9f\x98\x80",
+                                         "\xe2\x82\xac",
+                                         "a/",
+                                         "a0",
+                                         std::string("\x01", 1)};
+  std::set<std::string> unique(keys.begin(), keys.end());
+  for (const auto& k : unique) {
+    Put(k);
+  }
+  std::vector<std::string> expected(unique.begin(), unique.end());  // std::string: unsigned bytes
+  EXPECT_EQ(expected.front(), "\x01");
+  EXPECT_EQ(expected.back(), "\xf0\x9f\x98\x80");
+  ListQuery q;
+  EXPECT_EQ(Flatten(*cat_->ListObjects(bucket_, q)), expected);
+  q.max_keys = 2;
+  EXPECT_EQ(ListAllPaged(q), expected);
+}
+
+TEST_F(CatalogTest, KeysWithControlAndFFBytes) {
+  const std::vector<std::string> keys = {std::string("\x01", 1),        std::string("a\x01", 2),
+                                         std::string("a\xff", 2),       std::string("a\xff/x", 4),
+                                         std::string("a\xff/y", 4),     std::string("a\xff\xff", 3),
+                                         std::string("a\xff\xff/z", 5), "b",
+                                         std::string("\xff", 1),        std::string("\xff/1", 3),
+                                         std::string("\xff\xff", 2),    std::string("\xff\xff/2", 4)};
+  for (const auto& k : keys) {
+    Put(k);
+  }
+  std::set<std::string> all(keys.begin(), keys.end());
+  ListQuery q;
+  q.delimiter = "/";
+  EXPECT_EQ(Flatten(*cat_->ListObjects(bucket_, q)),
+            (std::vector<std::string>{"\x01", "a\x01", "a\xff", "P:a\xff/", "a\xff\xff", "P:a\xff\xff/", "b", "\xff",
+                                      "P:\xff/", "\xff\xff", "P:\xff\xff/"}));
+  // A delimiter made of 0xFF: the common prefix "\xff" has no successor, so the walk ends there.
+  q.delimiter = "\xff";
+  EXPECT_EQ(Flatten(*cat_->ListObjects(bucket_, q)),
+            (std::vector<std::string>{"\x01", "a\x01", "P:a\xff", "b", "P:\xff"}));
+  q.prefix = "a";
+  EXPECT_EQ(Flatten(*cat_->ListObjects(bucket_, q)), (std::vector<std::string>{"a\x01", "P:a\xff"}));
+  for (uint32_t size : {1u, 2u, 3u}) {
+    ListQuery p;
+    p.delimiter = "/";
+    p.max_keys = size;
+    bool truncated = false;
+    ListQuery ref = p;
+    ref.max_keys = 1000;
+    EXPECT_EQ(ListAllPaged(p), ReferenceList(all, ref, &truncated));
+  }
+}
+
+TEST_F(CatalogTest, ListingMatchesReferenceOnRandomQueries) {
+  // Keys over a small alphabet that includes the delimiter, 0x01, 0xFF and a UTF-8 sequence,
+  // so prefixes, common prefixes and markers collide in every possible way.
+  const std::vector<std::string> alphabet = {"a", "b", "/", "\x01", "\xff", "\xc3\xa9"};
+  std::mt19937 rng(12345);
+  auto random_string = [&](size_t max_len) {
+    std::string s;
+    const size_t len = rng() % (max_len + 1);
+    for (size_t i = 0; i < len; ++i) {
+      s += alphabet[rng() % alphabet.size()];
+    }
+    return s;
+  };
+  std::set<std::string> keys;
+  while (keys.size() < 300) {
+    std::string k = random_string(5);
+    if (!k.empty()) {
+      keys.insert(k);
+    }
+  }
+  for (const auto& k : keys) {
+    Put(k);
+  }
+  for (int iter = 0; iter < 400; ++iter) {
+    ListQuery q;
+    q.prefix = random_string(2);
+    q.delimiter = rng() % 3 == 0 ? "" : (rng() % 4 == 0 ? alphabet[rng() % alphabet.size()] : "/");
+    q.start_after = rng() % 2 == 0 ? "" : random_string(4);
+    q.max_keys = rng() % 12;
+    bool want_truncated = false;
+    const auto want = ReferenceList(keys, q, &want_truncated);
+    auto page = cat_->ListObjects(bucket_, q);
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(Flatten(*page), want) << "iteration " << iter;
+    ASSERT_EQ(page->is_truncated, want_truncated) << "iteration " << iter;
+    if (q.max_keys > 0) {
+      ListQuery all = q;
+      all.max_keys = 100000;
+      bool unused = false;
+      ASSERT_EQ(ListAllPaged(q), ReferenceList(keys, all, &unused)) << "iteration " << iter;
+    }
+  }
+}
+
+// --- persistence and concurrency ---------------------------------------------------------
+
+TEST_F(CatalogTest, DataSurvivesReopen) {
+  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"b1", "b2"})).ok());
+  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("m", "up")).ok());
+  ASSERT_TRUE(cat_->PutPart("up", MakePart(1, "p1")).ok());
+  ASSERT_TRUE(cat_->DeleteObject(bucket_, "k").ok());
+  Put("kept");
+  Reopen();
+  EXPECT_EQ(cat_->GetBucket("bucket")->id, bucket_);
+  EXPECT_TRUE(cat_->GetObject(bucket_, "kept").ok());
+  EXPECT_EQ(cat_->GetObject(bucket_, "k").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(cat_->ListParts("up", 0, 10)->size(), 1u);
+  EXPECT_EQ(Garbage(), (std::set<std::string>{"b1", "b2"}));
+}
+
+TEST_F(CatalogTest, ConcurrentPutsAndListings) {
+  constexpr int kWriters = 4;
+  constexpr int kPerWriter = 40;
+  constexpr int kReaders = 6;
+  std::atomic<bool> done{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < kPerWriter; ++i) {
+        const std::string key = "w" + std::to_string(w) + "/" + std::to_string(1000 + i);
+        if (!cat_->PutObject(MakeObject(key)).ok()) {
+          ++failures;
+        }
+        if (i % 3 == 0 && !cat_->PutObject(MakeObject(key, {}, "v2")).ok()) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (int r = 0; r < kReaders; ++r) {
+    threads.emplace_back([&, r] {
+      size_t last_seen = 0;
+      while (!done.load()) {
+        ListQuery q;
+        q.delimiter = r % 2 == 0 ? "/" : "";
+        q.prefix = r % 2 == 0 ? "" : "w1/";
+        auto page = cat_->ListObjects(bucket_, q);
+        if (!page.ok()) {
+          ++failures;
+          continue;
+        }
+        if (!std::is_sorted(page->entries.begin(), page->entries.end(), [](const auto& a, const auto& b) {
+              return (a.object ? a.object->key : a.common_prefix) < (b.object ? b.object->key : b.common_prefix);
+            })) {
+          ++failures;
+        }
+        if (r % 2 == 1) {
+          // Committed objects never disappear from a later snapshot.
+          if (page->entries.size() < last_seen) {
+            ++failures;
+          }
+          last_seen = page->entries.size();
+        }
+        if (!cat_->GetBucket("bucket").ok()) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (int w = 0; w < kWriters; ++w) {
+    threads[w].join();
+  }
+  done = true;
+  for (size_t i = kWriters; i < threads.size(); ++i) {
+    threads[i].join();
+  }
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(*cat_->CountObjects(bucket_), static_cast<uint64_t>(kWriters * kPerWriter));
+  ListQuery q;
+  q.max_keys = 1000;
+  EXPECT_EQ(ListAllPaged(q).size(), static_cast<size_t>(kWriters * kPerWriter));
+  EXPECT_EQ(Garbage().size(), static_cast<size_t>(kWriters * ((kPerWriter + 2) / 3)));
+}
+
+}  // namespace
+}  // namespace coffre::catalog
