@@ -1,0 +1,49 @@
+#pragma once
+
+// Incremental decoder of the aws-chunked content encoding used by streaming SigV4 uploads:
+//   hex-size[;chunk-signature=sig]\r\n data \r\n ... 0[;chunk-signature=sig]\r\n
+//   [trailer-name:value\r\n ...][x-amz-trailer-signature:sig\r\n]\r\n
+// Every chunk signature is verified against the chain started by the request's seed signature;
+// trailer headers (x-amz-checksum-*) are collected for the caller to verify against the payload.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "coffre/common/bytes.h"
+#include "coffre/s3/error.h"
+#include "coffre/s3/sigv4.h"
+
+namespace coffre::s3 {
+
+class ChunkedDecoder {
+ public:
+  // `auth` must outlive the decoder; its payload_mode must be a streaming mode. `declared_trailers`
+  // are the names from x-amz-trailer (lower-case); a trailer not declared there is rejected.
+  // `decoded_length` is x-amz-decoded-content-length when the client sent it.
+  ChunkedDecoder(const AuthResult& auth, std::vector<std::string> declared_trailers,
+                 std::optional<uint64_t> decoded_length);
+
+  // Consumes `in` (any split of the encoded stream); appends decoded payload bytes to `out`.
+  // Errors: kSignatureDoesNotMatch (bad chunk or trailer signature), kIncompleteBody /
+  // kInvalidRequest (malformed framing), kInvalidChunkSizeError, kIncompleteBody when the
+  // decoded length differs from x-amz-decoded-content-length. After an error, the decoder stays failed.
+  std::optional<Error> Feed(ByteView in, Bytes& out);
+
+  // Call at end of body: error if the final chunk / trailer section was not complete.
+  std::optional<Error> Finish();
+
+  bool done() const;
+  uint64_t decoded_bytes() const;
+  // Trailer fields received (names lower-case), once done().
+  const std::vector<std::pair<std::string, std::string>>& trailers() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace coffre::s3
