@@ -1,1 +1,3 @@
-int main() { return 0; }
+#include "coffre/server/cli.h"
+
+int main(int argc, char** argv) { return coffre::server::Main(argc, argv); }

@@ -1,0 +1,85 @@
+#pragma once
+
+// Every S3 error Coffre can answer, with its code, HTTP status and default message: the one
+// table (as MinIO's api-errors.go) through which internal errors become S3 errors at the edge.
+
+#include <string>
+#include <string_view>
+
+namespace coffre::s3 {
+
+enum class ErrorCode {
+  kAccessDenied,
+  kAuthorizationHeaderMalformed,
+  kAuthorizationQueryParametersError,
+  kBadDigest,
+  kBucketAlreadyExists,
+  kBucketAlreadyOwnedByYou,
+  kBucketNotEmpty,
+  kEntityTooLarge,
+  kEntityTooSmall,
+  kExpiredToken,
+  kIncompleteBody,
+  kInternalError,
+  kInvalidAccessKeyId,
+  kInvalidArgument,
+  kInvalidBucketName,
+  kInvalidDigest,
+  kInvalidPart,
+  kInvalidPartOrder,
+  kInvalidRange,
+  kInvalidRequest,
+  kInvalidStorageClass,
+  kKeyTooLongError,
+  kMalformedXML,
+  kMaxMessageLengthExceeded,
+  kMetadataTooLarge,
+  kMethodNotAllowed,
+  kMissingContentLength,
+  kMissingSecurityHeader,
+  kNoSuchBucket,
+  kNoSuchKey,
+  kNoSuchUpload,
+  kNotImplemented,
+  kNotModified,
+  kPreconditionFailed,
+  kRequestHeaderSectionTooLarge,
+  kRequestTimeout,
+  kRequestTimeTooSkewed,
+  kServiceUnavailable,
+  kSignatureDoesNotMatch,
+  kSlowDown,
+  kXAmzContentSHA256Mismatch,
+  kInvalidChunkSizeError,
+  kConditionalRequestConflict,
+  kInvalidObjectState,
+  kInvalidPartNumber,
+  kNoSuchVersion,
+  kInvalidLocationConstraint,
+  kBadRequest,
+};
+
+struct ErrorInfo {
+  std::string_view code;     // as in the XML <Code>
+  int http_status;
+  std::string_view message;  // S3's default message
+};
+
+const ErrorInfo& Describe(ErrorCode code);
+
+// An S3 error value: the code plus, optionally, a more specific message and the resource.
+struct Error {
+  ErrorCode code = ErrorCode::kInternalError;
+  std::string message;   // empty: the default message from the table
+  std::string resource;  // filled in by the router when empty
+
+  Error() = default;
+  Error(ErrorCode c, std::string msg = {}) : code(c), message(std::move(msg)) {}  // NOLINT
+  int http_status() const { return Describe(code).http_status; }
+  std::string_view code_name() const { return Describe(code).code; }
+  std::string_view effective_message() const {
+    return message.empty() ? Describe(code).message : std::string_view(message);
+  }
+};
+
+}  // namespace coffre::s3

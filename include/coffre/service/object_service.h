@@ -1,0 +1,188 @@
+#pragma once
+
+// The object service: the only module that joins catalog, keystore, crypto and storage
+// (shared/DESIGN.md). It speaks in buckets, keys and byte streams; the s3 module turns its
+// errors into S3 errors.
+//
+// Threading: every method blocks (disk, SQLite) and is safe to call concurrently; the caller
+// runs it off the network threads. Readers and writers are used by one thread at a time.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "coffre/catalog/catalog.h"
+#include "coffre/common/bytes.h"
+#include "coffre/common/status.h"
+#include "coffre/crypto/blob_format.h"
+#include "coffre/crypto/checksum.h"
+#include "coffre/keystore/keystore.h"
+#include "coffre/storage/blob_store.h"
+
+namespace coffre::service {
+
+enum class Errc {
+  kNoSuchBucket,
+  kNoSuchKey,
+  kNoSuchUpload,
+  kAccessDenied,            // the bucket belongs to another tenant
+  kBucketAlreadyExists,     // ... owned by another tenant
+  kBucketAlreadyOwnedByYou,
+  kBucketNotEmpty,
+  kPreconditionFailed,
+  kInvalidPart,
+  kInvalidPartOrder,
+  kEntityTooSmall,
+  kEntityTooLarge,
+  kBadDigest,               // Content-MD5 or a checksum did not match the data
+  kInvalidArgument,
+  kInvalidRange,
+  kNoSpace,                 // storage full
+  kUnavailable,             // transient (database busy, ...)
+  kCorruption,              // stored data failed its integrity check
+  kInternal,
+};
+
+struct Error {
+  Errc code = Errc::kInternal;
+  std::string message;
+};
+
+struct Done {};
+
+template <typename T>
+using SResult = Expected<T, Error>;
+
+// Metadata of an object as the protocol layer needs it.
+struct ObjectInfo {
+  std::string key;
+  uint64_t size = 0;
+  std::string etag;            // unquoted
+  UnixMillis last_modified = 0;
+  catalog::Attributes attributes;
+  std::vector<uint64_t> part_sizes;  // multipart objects: plaintext size of each part, in order
+  bool multipart = false;
+};
+
+struct PutResult {
+  std::string etag;  // unquoted
+  UnixMillis last_modified = 0;
+  std::map<crypto::ChecksumAlgorithm, Bytes> checksums;  // computed over the plaintext
+};
+
+// What a writer must verify before it commits.
+struct CommitOptions {
+  std::optional<Bytes> content_md5;                        // raw 16 bytes
+  std::map<crypto::ChecksumAlgorithm, Bytes> expected_checksums;  // raw values
+  catalog::WriteCondition condition;                       // single PUT only
+};
+
+// Streams plaintext into a new encrypted blob. Destroying an uncommitted writer discards it.
+class ObjectWriter {
+ public:
+  virtual ~ObjectWriter() = default;
+  virtual SResult<Done> Write(ByteView plaintext) = 0;
+  virtual uint64_t bytes_written() const = 0;
+  // Seals the last segment, checks digests, makes the blob durable and publishes it in the
+  // catalog. BadDigest leaves nothing behind and nothing changed.
+  virtual SResult<PutResult> Commit(const CommitOptions& options) = 0;
+};
+
+// Reads a byte range of an object's plaintext, decrypting only the segments that cover it.
+class ObjectReader {
+ public:
+  virtual ~ObjectReader() = default;
+  virtual const ObjectInfo& info() const = 0;
+  // Restricts reading to [first, last] (inclusive); by default the whole object.
+  virtual SResult<Done> SetRange(uint64_t first, uint64_t last) = 0;
+  // Fills `out` with up to out.size() bytes of the range; 0 at its end. Corruption if a
+  // segment fails authentication: no byte of that segment is returned.
+  virtual SResult<size_t> Read(std::span<uint8_t> out) = 0;
+  virtual uint64_t remaining() const = 0;
+};
+
+struct ServiceOptions {
+  uint32_t segment_size = crypto::kDefaultSegmentSize;
+  uint64_t min_part_size = 5ull * 1024 * 1024;   // S3's EntityTooSmall threshold
+  uint64_t max_object_size = 5ull * 1024 * 1024 * 1024 * 1024;  // 5 TiB
+  // How long a blob made unreachable stays on disk before removal, so that a reader that
+  // looked the object up just before an overwrite can still open it.
+  int64_t garbage_grace_ms = 30'000;
+};
+
+struct UploadPartRef {
+  uint32_t part_number = 0;
+  std::string etag;  // unquoted
+};
+
+class ObjectService {
+ public:
+  ObjectService(catalog::Catalog& catalog, keystore::Keystore& keys, storage::BlobStore& blobs,
+                ServiceOptions options = {});
+  ~ObjectService();
+
+  // Start-up recovery: removes temporary files and collects garbage past its grace period.
+  SResult<Done> Recover();
+  // Removes unreachable blobs older than the grace period; returns how many were removed.
+  SResult<uint64_t> CollectGarbage();
+
+  // --- buckets ---
+  SResult<catalog::Bucket> CreateBucket(const std::string& tenant_id, const std::string& name);
+  // NoSuchBucket, or AccessDenied when it belongs to another tenant.
+  SResult<catalog::Bucket> GetBucket(const std::string& tenant_id, const std::string& name);
+  SResult<std::vector<catalog::Bucket>> ListBuckets(const std::string& tenant_id);
+  SResult<Done> DeleteBucket(const std::string& tenant_id, const std::string& name);
+
+  // --- objects ---
+  SResult<catalog::ListPage> ListObjects(const catalog::Bucket& bucket, const catalog::ListQuery& query);
+  // Checksums of the listed algorithms are computed while writing.
+  SResult<std::unique_ptr<ObjectWriter>> BeginPut(const catalog::Bucket& bucket, const std::string& key,
+                                                  catalog::Attributes attributes,
+                                                  std::set<crypto::ChecksumAlgorithm> checksums);
+  SResult<ObjectInfo> HeadObject(const catalog::Bucket& bucket, const std::string& key);
+  SResult<std::unique_ptr<ObjectReader>> OpenObject(const catalog::Bucket& bucket, const std::string& key);
+  // Idempotent: deleting a missing key succeeds.
+  SResult<Done> DeleteObject(const catalog::Bucket& bucket, const std::string& key);
+
+  // --- multipart ---
+  SResult<std::string> CreateUpload(const catalog::Bucket& bucket, const std::string& key,
+                                    catalog::Attributes attributes);
+  SResult<catalog::UploadRecord> GetUpload(const catalog::Bucket& bucket, const std::string& key,
+                                           const std::string& upload_id);
+  SResult<std::unique_ptr<ObjectWriter>> BeginPart(const catalog::Bucket& bucket, const std::string& key,
+                                                   const std::string& upload_id, uint32_t part_number,
+                                                   std::set<crypto::ChecksumAlgorithm> checksums);
+  SResult<PutResult> CompleteUpload(const catalog::Bucket& bucket, const std::string& key,
+                                    const std::string& upload_id, const std::vector<UploadPartRef>& parts,
+                                    const catalog::WriteCondition& condition);
+  SResult<Done> AbortUpload(const catalog::Bucket& bucket, const std::string& key, const std::string& upload_id);
+  SResult<std::vector<catalog::PartRecord>> ListParts(const catalog::Bucket& bucket, const std::string& key,
+                                                      const std::string& upload_id, uint32_t marker,
+                                                      uint32_t max_parts);
+  SResult<catalog::UploadListPage> ListUploads(const catalog::Bucket& bucket, const catalog::UploadListQuery& q);
+
+  const ServiceOptions& options() const { return options_; }
+
+  // Internal: blobs in use by open readers are never collected.
+  void PinBlobs(const std::vector<std::string>& ids);
+  void UnpinBlobs(const std::vector<std::string>& ids);
+
+ private:
+  catalog::Catalog& catalog_;
+  keystore::Keystore& keys_;
+  storage::BlobStore& blobs_;
+  ServiceOptions options_;
+  std::mutex pin_mu_;
+  std::map<std::string, int> pinned_;
+};
+
+// Maps a lower-level Status to a service error.
+Error FromStatus(const Status& status);
+
+}  // namespace coffre::service

@@ -1,0 +1,269 @@
+// Bucket operations and listings.
+
+#include "coffre/common/clock.h"
+#include "object_handlers.h"
+#include "request_context.h"
+
+namespace coffre::s3 {
+namespace {
+
+constexpr uint32_t kMaxListKeys = 1000;
+
+Expected<uint32_t, Error> ParseMaxKeys(const Query& q, std::string_view name) {
+  auto v = q.Get(name);
+  if (!v) return kMaxListKeys;
+  if (v->empty() || v->size() > 10) return Error(ErrorCode::kInvalidArgument, "Provided " + std::string(name) + " not an integer or within integer range");
+  uint64_t n = 0;
+  for (char c : *v) {
+    if (c < '0' || c > '9') return Error(ErrorCode::kInvalidArgument, "Provided " + std::string(name) + " not an integer or within integer range");
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return static_cast<uint32_t>(std::min<uint64_t>(n, kMaxListKeys));
+}
+
+Expected<bool, Error> ParseEncodingType(const Query& q) {
+  auto v = q.Get("encoding-type");
+  if (!v) return false;
+  if (*v == "url") return true;
+  return Error(ErrorCode::kInvalidArgument, "Invalid Encoding Method specified in Request");
+}
+
+std::optional<std::string> ChecksumAlgorithmOf(const catalog::Attributes& attrs) {
+  for (const auto& [k, v] : attrs) {
+    if (k.starts_with("x-amz-checksum-")) {
+      if (auto alg = crypto::ParseChecksumAlgorithm(k)) return std::string(crypto::ChecksumAlgorithmName(*alg));
+    }
+  }
+  return std::nullopt;
+}
+
+ObjectEntry ToEntry(const catalog::ObjectRecord& o, std::optional<Owner> owner) {
+  ObjectEntry e;
+  e.key = o.key;
+  e.last_modified = FromUnixMillis(o.last_modified);
+  e.etag = o.etag;
+  e.size = o.size;
+  e.checksum_algorithm = ChecksumAlgorithmOf(o.attributes);
+  e.owner = std::move(owner);
+  return e;
+}
+
+struct Listing {
+  std::vector<catalog::ListEntry> entries;
+  bool truncated = false;
+  std::string next_marker;
+};
+
+asio::awaitable<Expected<Listing, Error>> List(RequestContext& ctx, const catalog::Bucket& bucket,
+                                               std::string start_after, uint32_t max_keys) {
+  catalog::ListQuery q;
+  q.prefix = ctx.route.query.Get("prefix").value_or("");
+  q.delimiter = ctx.route.query.Get("delimiter").value_or("");
+  q.start_after = std::move(start_after);
+  q.max_keys = max_keys;
+  auto page = co_await ctx.Blocking([&] { return ctx.service().ListObjects(bucket, q); });
+  if (!page.ok()) co_return ToS3Error(page.error());
+  co_return Listing{std::move(page->entries), page->is_truncated, std::move(page->next_marker)};
+}
+
+asio::awaitable<void> ListObjectsV2(RequestContext& ctx, const catalog::Bucket& bucket) {
+  const Query& q = ctx.route.query;
+  auto max_keys = ParseMaxKeys(q, "max-keys");
+  if (!max_keys.ok()) co_return co_await ctx.SendError(max_keys.error());
+  auto url = ParseEncodingType(q);
+  if (!url.ok()) co_return co_await ctx.SendError(url.error());
+  std::string start = q.Get("start-after").value_or("");
+  auto token = q.Get("continuation-token");
+  if (token) {
+    auto raw = Base64Decode(*token);
+    if (!raw || token->empty()) {
+      co_return co_await ctx.SendError(Error(ErrorCode::kInvalidArgument, "The continuation token provided is incorrect"));
+    }
+    start.assign(raw->begin(), raw->end());
+  }
+  auto listing = co_await List(ctx, bucket, start, *max_keys);
+  if (!listing.ok()) co_return co_await ctx.SendError(listing.error());
+  const bool fetch_owner = q.Get("fetch-owner") == "true";
+  ListObjectsV2Result r;
+  r.bucket = bucket.name;
+  r.prefix = q.Get("prefix").value_or("");
+  r.delimiter = q.Get("delimiter").value_or("");
+  r.max_keys = *max_keys;
+  r.is_truncated = listing->truncated;
+  r.continuation_token = token;
+  r.start_after = q.Get("start-after");
+  r.url_encoding = *url;
+  if (listing->truncated) r.next_continuation_token = Base64Encode(AsBytes(listing->next_marker));
+  for (auto& e : listing->entries) {
+    if (e.object) {
+      r.contents.push_back(ToEntry(*e.object, fetch_owner ? std::optional<Owner>(ctx.owner()) : std::nullopt));
+    } else {
+      r.common_prefixes.push_back(std::move(e.common_prefix));
+    }
+  }
+  co_await ctx.SendXml(bhttp::status::ok, ListObjectsV2Document(r));
+}
+
+asio::awaitable<void> ListObjectsV1(RequestContext& ctx, const catalog::Bucket& bucket) {
+  const Query& q = ctx.route.query;
+  auto max_keys = ParseMaxKeys(q, "max-keys");
+  if (!max_keys.ok()) co_return co_await ctx.SendError(max_keys.error());
+  auto url = ParseEncodingType(q);
+  if (!url.ok()) co_return co_await ctx.SendError(url.error());
+  std::string marker = q.Get("marker").value_or("");
+  auto listing = co_await List(ctx, bucket, marker, *max_keys);
+  if (!listing.ok()) co_return co_await ctx.SendError(listing.error());
+  ListObjectsV1Result r;
+  r.bucket = bucket.name;
+  r.prefix = q.Get("prefix").value_or("");
+  r.marker = marker;
+  r.delimiter = q.Get("delimiter").value_or("");
+  r.max_keys = *max_keys;
+  r.is_truncated = listing->truncated;
+  r.url_encoding = *url;
+  if (listing->truncated && !r.delimiter.empty()) r.next_marker = listing->next_marker;
+  for (auto& e : listing->entries) {
+    if (e.object) {
+      r.contents.push_back(ToEntry(*e.object, ctx.owner()));
+    } else {
+      r.common_prefixes.push_back(std::move(e.common_prefix));
+    }
+  }
+  co_await ctx.SendXml(bhttp::status::ok, ListObjectsV1Document(r));
+}
+
+// An unversioned bucket holds one "null" version per key.
+asio::awaitable<void> ListObjectVersions(RequestContext& ctx, const catalog::Bucket& bucket) {
+  const Query& q = ctx.route.query;
+  auto max_keys = ParseMaxKeys(q, "max-keys");
+  if (!max_keys.ok()) co_return co_await ctx.SendError(max_keys.error());
+  auto url = ParseEncodingType(q);
+  if (!url.ok()) co_return co_await ctx.SendError(url.error());
+  std::string key_marker = q.Get("key-marker").value_or("");
+  auto listing = co_await List(ctx, bucket, key_marker, *max_keys);
+  if (!listing.ok()) co_return co_await ctx.SendError(listing.error());
+  ListVersionsResult r;
+  r.bucket = bucket.name;
+  r.prefix = q.Get("prefix").value_or("");
+  r.key_marker = key_marker;
+  r.version_id_marker = q.Get("version-id-marker").value_or("");
+  r.delimiter = q.Get("delimiter").value_or("");
+  r.max_keys = *max_keys;
+  r.is_truncated = listing->truncated;
+  r.url_encoding = *url;
+  if (listing->truncated) {
+    r.next_key_marker = listing->next_marker;
+    r.next_version_id_marker = "null";
+  }
+  for (auto& e : listing->entries) {
+    if (e.object) {
+      VersionEntry v;
+      v.key = e.object->key;
+      v.last_modified = FromUnixMillis(e.object->last_modified);
+      v.etag = e.object->etag;
+      v.size = e.object->size;
+      v.checksum_algorithm = ChecksumAlgorithmOf(e.object->attributes);
+      v.owner = ctx.owner();
+      r.versions.push_back(std::move(v));
+    } else {
+      r.common_prefixes.push_back(std::move(e.common_prefix));
+    }
+  }
+  co_await ctx.SendXml(bhttp::status::ok, ListVersionsDocument(r));
+}
+
+asio::awaitable<void> CreateBucket(RequestContext& ctx) {
+  if (!IsValidBucketName(ctx.route.bucket)) co_return co_await ctx.SendError(Error(ErrorCode::kInvalidBucketName));
+  if (auto lock = ctx.Header("x-amz-bucket-object-lock-enabled"); lock && EqualsIgnoreCase(*lock, "true")) {
+    co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented, "Object lock is not implemented"));
+  }
+  if (auto acl = ctx.Header("x-amz-acl"); acl && *acl != "private") {
+    co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented, "Only the private canned ACL is implemented"));
+  }
+  auto body = co_await ctx.ReadSmallBody();
+  if (!body.ok()) co_return co_await ctx.SendError(body.error());
+  if (!TrimWhitespace(*body).empty()) {
+    auto location = ParseCreateBucketConfiguration(*body);
+    if (!location.ok()) co_return co_await ctx.SendError(location.error());
+    const std::string& region = ctx.options().region;
+    const bool matches = *location == region || (location->empty() && region == "us-east-1");
+    if (!matches && !region.empty()) {
+      co_return co_await ctx.SendError(Error(ErrorCode::kInvalidLocationConstraint,
+                                             "The specified location-constraint is not valid for this endpoint"));
+    }
+  }
+  auto r = co_await ctx.Blocking([&] { return ctx.service().CreateBucket(ctx.auth.tenant_id, ctx.route.bucket); });
+  if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
+  Headers h;
+  h.emplace_back("location", "/" + ctx.route.bucket);
+  co_await ctx.SendEmpty(bhttp::status::ok, h);
+}
+
+asio::awaitable<void> DeleteObjects(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto body = co_await ctx.ReadSmallBody();
+  if (!body.ok()) co_return co_await ctx.SendError(body.error());
+  auto req = ParseDeleteObjects(*body);
+  if (!req.ok()) co_return co_await ctx.SendError(req.error());
+  DeleteResult result;
+  result.quiet = req->quiet;
+  co_await ctx.Blocking([&] {
+    for (auto& [key, version] : req->objects) {
+      DeleteOutcome out;
+      out.key = key;
+      out.version_id = version;
+      if (version && *version != "null") {
+        out.error = Error(ErrorCode::kNoSuchVersion);
+      } else if (key.empty() || key.size() > 1024) {
+        out.error = Error(key.empty() ? ErrorCode::kInvalidArgument : ErrorCode::kKeyTooLongError);
+      } else if (auto r = ctx.service().DeleteObject(bucket, key); !r.ok()) {
+        out.error = ToS3Error(r.error());
+      }
+      result.outcomes.push_back(std::move(out));
+    }
+    return Done{};
+  });
+  co_await ctx.SendXml(bhttp::status::ok, DeleteResultDocument(result));
+}
+
+}  // namespace
+
+asio::awaitable<void> HandleBucketOperation(RequestContext& ctx) {
+  if (ctx.route.op == Operation::kListBuckets) {
+    auto buckets = co_await ctx.Blocking([&] { return ctx.service().ListBuckets(ctx.auth.tenant_id); });
+    if (!buckets.ok()) co_return co_await ctx.SendError(ToS3Error(buckets.error()));
+    ListAllMyBucketsResult r;
+    r.owner = ctx.owner();
+    for (const auto& b : *buckets) r.buckets.push_back(BucketEntry{b.name, FromUnixMillis(b.created)});
+    co_return co_await ctx.SendXml(bhttp::status::ok, ListAllMyBucketsDocument(r));
+  }
+  if (ctx.route.op == Operation::kCreateBucket) co_return co_await CreateBucket(ctx);
+  if (ctx.route.op == Operation::kDeleteBucket) {
+    auto r = co_await ctx.Blocking([&] { return ctx.service().DeleteBucket(ctx.auth.tenant_id, ctx.route.bucket); });
+    if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
+    co_return co_await ctx.SendEmpty(bhttp::status::no_content);
+  }
+
+  auto bucket = co_await ctx.ResolveBucket(ctx.route.bucket);
+  if (!bucket.ok()) co_return co_await ctx.SendError(bucket.error());
+  const std::string region = ctx.options().region.empty() ? "us-east-1" : ctx.options().region;
+  switch (ctx.route.op) {
+    case Operation::kHeadBucket: {
+      Headers h;
+      h.emplace_back("x-amz-bucket-region", region);
+      co_return co_await ctx.SendEmpty(bhttp::status::ok, h);
+    }
+    case Operation::kGetBucketLocation:
+      co_return co_await ctx.SendXml(bhttp::status::ok, LocationConstraintDocument(region));
+    case Operation::kGetBucketAcl:
+      co_return co_await ctx.SendXml(bhttp::status::ok, AccessControlPolicyDocument(ctx.owner()));
+    case Operation::kGetBucketVersioning:
+      co_return co_await ctx.SendXml(bhttp::status::ok, VersioningConfigurationDocument(""));
+    case Operation::kListObjectVersions: co_return co_await ListObjectVersions(ctx, *bucket);
+    case Operation::kListObjectsV2: co_return co_await ListObjectsV2(ctx, *bucket);
+    case Operation::kListObjects: co_return co_await ListObjectsV1(ctx, *bucket);
+    case Operation::kDeleteObjects: co_return co_await DeleteObjects(ctx, *bucket);
+    default: co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
+  }
+}
+
+}  // namespace coffre::s3

@@ -1,0 +1,396 @@
+#include "coffre/s3/gateway.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "coffre/common/bytes.h"
+#include "coffre/common/clock.h"
+#include "coffre/crypto/hash.h"
+#include "coffre/s3/chunked.h"
+#include "request_context.h"
+
+namespace coffre::s3 {
+namespace {
+
+std::string NewRequestId() {
+  std::string id = RandomId(8);
+  std::transform(id.begin(), id.end(), id.begin(), [](char c) { return static_cast<char>(std::toupper(c)); });
+  return id;
+}
+
+bool IsContentAttribute(std::string_view name) {
+  return name == "content-type" || name == "content-encoding" || name == "content-disposition" ||
+         name == "content-language" || name == "cache-control" || name == "expires";
+}
+
+}  // namespace
+
+Gateway::Gateway(service::ObjectService& service, CredentialLookup lookup, boost::asio::thread_pool& pool,
+                 GatewayOptions options)
+    : service_(service), lookup_(std::move(lookup)), pool_(pool), options_(std::move(options)) {
+  options_.auth.region = options_.region;
+}
+
+RequestContext::RequestContext(Gateway& g, http::Exchange& exchange, std::string id)
+    : gateway(g), ex(exchange), request_id(std::move(id)) {
+  const auto& req = ex.request();
+  view.method = req.method_string();
+  view.target = req.target();
+  for (const auto& field : req) view.headers.emplace_back(field.name_string(), field.value());
+  head = req.method() == bhttp::verb::head;
+}
+
+Error ToS3Error(const service::Error& e) {
+  using service::Errc;
+  switch (e.code) {
+    case Errc::kNoSuchBucket: return Error(ErrorCode::kNoSuchBucket);
+    case Errc::kNoSuchKey: return Error(ErrorCode::kNoSuchKey);
+    case Errc::kNoSuchUpload: return Error(ErrorCode::kNoSuchUpload);
+    case Errc::kAccessDenied: return Error(ErrorCode::kAccessDenied);
+    case Errc::kBucketAlreadyExists: return Error(ErrorCode::kBucketAlreadyExists);
+    case Errc::kBucketAlreadyOwnedByYou: return Error(ErrorCode::kBucketAlreadyOwnedByYou);
+    case Errc::kBucketNotEmpty: return Error(ErrorCode::kBucketNotEmpty);
+    case Errc::kPreconditionFailed: return Error(ErrorCode::kPreconditionFailed);
+    case Errc::kInvalidPart: return Error(ErrorCode::kInvalidPart);
+    case Errc::kInvalidPartOrder: return Error(ErrorCode::kInvalidPartOrder);
+    case Errc::kEntityTooSmall: return Error(ErrorCode::kEntityTooSmall);
+    case Errc::kEntityTooLarge: return Error(ErrorCode::kEntityTooLarge);
+    case Errc::kBadDigest: return Error(ErrorCode::kBadDigest, e.message);
+    case Errc::kInvalidArgument: return Error(ErrorCode::kInvalidArgument, e.message);
+    case Errc::kInvalidRange: return Error(ErrorCode::kInvalidRange);
+    case Errc::kNoSpace:
+      return Error(ErrorCode::kServiceUnavailable, "The storage is full; no data was written. Retry later.");
+    case Errc::kUnavailable: return Error(ErrorCode::kServiceUnavailable, "The service is busy. Retry later.");
+    case Errc::kCorruption:
+    case Errc::kInternal: return Error(ErrorCode::kInternalError);
+  }
+  return Error(ErrorCode::kInternalError);
+}
+
+std::string QuoteETag(std::string_view etag) { return "\"" + std::string(etag) + "\""; }
+
+std::string NormalizeETag(std::string_view etag) {
+  etag = TrimWhitespace(etag);
+  if (etag.starts_with("W/")) etag.remove_prefix(2);
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') etag = etag.substr(1, etag.size() - 2);
+  return std::string(etag);
+}
+
+void AddStoredHeaders(const catalog::Attributes& attributes, Headers& headers, bool with_checksums) {
+  for (const auto& [name, value] : attributes) {
+    if (IsContentAttribute(name) || name.starts_with("x-amz-meta-")) {
+      headers.emplace_back(name, value);
+    } else if (with_checksums && name.starts_with("x-amz-checksum-")) {
+      headers.emplace_back(name, value);
+    }
+  }
+  if (attributes.find("content-type") == attributes.end()) {
+    headers.emplace_back("content-type", "binary/octet-stream");
+  }
+}
+
+asio::awaitable<void> RequestContext::SendXml(bhttp::status status, std::string body, const Headers& headers) {
+  bhttp::response<bhttp::string_body> res{status, ex.request().version()};
+  res.set("x-amz-request-id", request_id);
+  for (const auto& [k, v] : headers) res.set(k, v);
+  if (!head) {
+    res.set(bhttp::field::content_type, "application/xml");
+    res.body() = std::move(body);
+  }
+  co_await ex.Send(std::move(res));
+}
+
+asio::awaitable<void> RequestContext::SendEmpty(bhttp::status status, const Headers& headers) {
+  bhttp::response<bhttp::string_body> res{status, ex.request().version()};
+  res.set("x-amz-request-id", request_id);
+  for (const auto& [k, v] : headers) res.set(k, v);
+  co_await ex.Send(std::move(res));
+}
+
+asio::awaitable<void> RequestContext::SendError(Error error) {
+  if (error.resource.empty()) error.resource = route.resource.empty() ? std::string(view.target) : route.resource;
+  const int status = error.http_status();
+  if (status >= 500) {
+    spdlog::error("[{}] {} {} failed: {} ({})", request_id, view.method, OperationName(route.op), error.code_name(),
+                  error.effective_message());
+  } else {
+    spdlog::debug("[{}] {} answered {} {}", request_id, view.method, status, error.code_name());
+  }
+  Headers headers;
+  if (error.code == ErrorCode::kServiceUnavailable || error.code == ErrorCode::kSlowDown) {
+    headers.emplace_back("retry-after", "1");
+  }
+  if (status == 304) {
+    co_await SendEmpty(bhttp::status::not_modified, headers);
+    co_return;
+  }
+  // HEAD answers carry no body; S3 gives only the status.
+  co_await SendXml(static_cast<bhttp::status>(status), ErrorDocument(error, request_id, request_id), headers);
+}
+
+std::optional<uint64_t> RequestContext::DeclaredPayloadLength() const {
+  if (IsStreaming(auth.payload_mode)) {
+    auto v = Header("x-amz-decoded-content-length");
+    if (!v) return std::nullopt;
+    uint64_t n = 0;
+    for (char c : *v) {
+      if (c < '0' || c > '9' || n > (UINT64_MAX - 9) / 10) return std::nullopt;
+      n = n * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return n;
+  }
+  return ex.content_length();
+}
+
+Expected<ChecksumPlan, Error> RequestContext::PlanChecksums() const {
+  ChecksumPlan plan;
+  if (auto md5 = Header("content-md5")) {
+    auto raw = Base64Decode(TrimWhitespace(*md5));
+    if (!raw || raw->size() != 16) return Error(ErrorCode::kInvalidDigest);
+    plan.content_md5 = std::move(*raw);
+  }
+  for (auto alg : crypto::kAllChecksumAlgorithms) {
+    if (auto v = Header(crypto::ChecksumHeaderName(alg))) {
+      auto raw = Base64Decode(TrimWhitespace(*v));
+      if (!raw || raw->size() != crypto::ChecksumSize(alg)) {
+        return Error(ErrorCode::kInvalidRequest,
+                     "Value for " + std::string(crypto::ChecksumHeaderName(alg)) + " header is invalid.");
+      }
+      plan.compute.insert(alg);
+      plan.expected[alg] = std::move(*raw);
+    }
+  }
+  if (plan.expected.size() > 1) {
+    return Error(ErrorCode::kInvalidRequest, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
+  }
+  for (auto name : {"x-amz-sdk-checksum-algorithm", "x-amz-checksum-algorithm"}) {
+    if (auto v = Header(name)) {
+      auto alg = crypto::ParseChecksumAlgorithm(*v);
+      if (!alg) return Error(ErrorCode::kInvalidRequest, "Invalid checksum algorithm: " + std::string(*v));
+      plan.compute.insert(*alg);
+    }
+  }
+  if (auto trailer = Header("x-amz-trailer")) {
+    auto alg = crypto::ParseChecksumAlgorithm(TrimWhitespace(*trailer));
+    if (!alg) return Error(ErrorCode::kInvalidRequest, "Unsupported x-amz-trailer: " + std::string(*trailer));
+    plan.compute.insert(*alg);
+  }
+  return plan;
+}
+
+Expected<catalog::Attributes, Error> RequestContext::AttributesFromHeaders() const {
+  catalog::Attributes attrs;
+  size_t meta_bytes = 0;
+  for (const auto& [raw_name, value] : view.headers) {
+    std::string name = ToLower(raw_name);
+    if (IsContentAttribute(name)) {
+      attrs[name] = std::string(value);
+    } else if (name.starts_with("x-amz-meta-")) {
+      meta_bytes += name.size() - 11 + value.size();
+      auto& slot = attrs[name];
+      slot = slot.empty() ? std::string(value) : slot + "," + std::string(value);
+    } else if (name == "x-amz-tagging" || name.starts_with("x-amz-object-lock-") ||
+               name == "x-amz-website-redirect-location") {
+      return Error(ErrorCode::kNotImplemented, "Header " + name + " is not implemented");
+    } else if (name == "x-amz-server-side-encryption") {
+      // Every object is encrypted with the tenant's keys; SSE-S3 is what that already is.
+      if (value != "AES256") return Error(ErrorCode::kNotImplemented, "Only AES256 server-side encryption is implemented");
+    } else if (name == "x-amz-server-side-encryption-customer-algorithm" ||
+               name == "x-amz-server-side-encryption-aws-kms-key-id") {
+      return Error(ErrorCode::kNotImplemented, "SSE-C and SSE-KMS are not implemented");
+    } else if (name == "x-amz-storage-class") {
+      static const std::set<std::string, std::less<>> kClasses = {
+          "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
+          "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "EXPRESS_ONEZONE"};
+      if (kClasses.count(value) == 0) return Error(ErrorCode::kInvalidStorageClass);
+    } else if (name == "x-amz-acl") {
+      if (value != "private" && value != "bucket-owner-full-control") {
+        return Error(ErrorCode::kNotImplemented, "Only the private canned ACL is implemented");
+      }
+    } else if (name.starts_with("x-amz-grant-")) {
+      return Error(ErrorCode::kNotImplemented, "ACL grants are not implemented");
+    }
+  }
+  if (meta_bytes > options().max_user_metadata) return Error(ErrorCode::kMetadataTooLarge);
+  return attrs;
+}
+
+asio::awaitable<Expected<catalog::Bucket, Error>> RequestContext::ResolveBucket(const std::string& name) {
+  auto r = co_await Blocking([&] { return service().GetBucket(auth.tenant_id, name); });
+  if (!r.ok()) {
+    Error e = ToS3Error(r.error());
+    e.resource = "/" + name;
+    co_return e;
+  }
+  co_return std::move(r).value();
+}
+
+namespace {
+
+// Decodes and verifies a body as it streams in: aws-chunked framing and signatures, or the
+// signed payload hash; hands plaintext payload bytes to `sink`.
+class PayloadDecoder {
+ public:
+  PayloadDecoder(const AuthResult& auth, const std::vector<std::string>& trailers, std::optional<uint64_t> decoded)
+      : auth_(auth) {
+    if (IsStreaming(auth.payload_mode)) chunked_.emplace(auth, trailers, decoded);
+  }
+
+  std::optional<Error> Feed(ByteView in, Bytes& out) {
+    out.clear();
+    if (chunked_) return chunked_->Feed(in, out);
+    if (auth_.payload_mode == PayloadMode::kSignedHash) sha_.Update(in);
+    out.assign(in.begin(), in.end());
+    return std::nullopt;
+  }
+
+  std::optional<Error> Finish() {
+    if (chunked_) return chunked_->Finish();
+    if (auth_.payload_mode == PayloadMode::kSignedHash) {
+      if (HexEncode(sha_.Final()) != auth_.payload_sha256_hex) return Error(ErrorCode::kXAmzContentSHA256Mismatch);
+    }
+    return std::nullopt;
+  }
+
+  std::vector<std::pair<std::string, std::string>> trailers() const {
+    return chunked_ ? chunked_->trailers() : std::vector<std::pair<std::string, std::string>>{};
+  }
+
+ private:
+  const AuthResult& auth_;
+  std::optional<ChunkedDecoder> chunked_;
+  crypto::Sha256 sha_;
+};
+
+std::vector<std::string> DeclaredTrailers(const RequestContext& ctx) {
+  std::vector<std::string> names;
+  if (auto t = ctx.Header("x-amz-trailer")) {
+    std::string_view rest = *t;
+    while (!rest.empty()) {
+      size_t comma = rest.find(',');
+      names.push_back(ToLower(TrimWhitespace(rest.substr(0, comma))));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+  }
+  return names;
+}
+
+Error BodyReadError(http::BodyError e) {
+  switch (e) {
+    case http::BodyError::kTimeout: return Error(ErrorCode::kRequestTimeout);
+    case http::BodyError::kTooLarge: return Error(ErrorCode::kEntityTooLarge);
+    case http::BodyError::kMalformed: return Error(ErrorCode::kBadRequest, "Malformed request body framing");
+    default: return Error(ErrorCode::kIncompleteBody);
+  }
+}
+
+}  // namespace
+
+asio::awaitable<Expected<std::string, Error>> RequestContext::ReadSmallBody() {
+  PayloadDecoder decoder(auth, DeclaredTrailers(*this), DeclaredPayloadLength());
+  Bytes raw(64 * 1024);
+  Bytes decoded;
+  std::string body;
+  for (;;) {
+    auto [n, err] = co_await ex.ReadBody(raw);
+    if (err != http::BodyError::kNone) co_return BodyReadError(err);
+    if (n == 0) break;
+    if (auto e = decoder.Feed(ByteView(raw.data(), n), decoded)) co_return *e;
+    body.append(reinterpret_cast<const char*>(decoded.data()), decoded.size());
+    if (body.size() > options().max_xml_body) co_return Error(ErrorCode::kMaxMessageLengthExceeded);
+  }
+  if (auto e = decoder.Finish()) co_return *e;
+  co_return body;
+}
+
+asio::awaitable<Expected<service::CommitOptions, Error>> RequestContext::ReceiveObject(
+    service::ObjectWriter& writer, const ChecksumPlan& plan) {
+  PayloadDecoder decoder(auth, DeclaredTrailers(*this), DeclaredPayloadLength());
+  Bytes raw(options().io_chunk);
+  Bytes decoded;
+  decoded.reserve(options().io_chunk);
+  for (;;) {
+    auto [n, err] = co_await ex.ReadBody(raw);
+    if (err != http::BodyError::kNone) co_return BodyReadError(err);
+    if (n == 0) break;
+    // Decoding, hashing, encryption and the disk write run together off the network thread.
+    auto step = co_await Blocking([&]() -> Expected<Done, Error> {
+      if (auto e = decoder.Feed(ByteView(raw.data(), n), decoded)) return *e;
+      if (writer.bytes_written() + decoded.size() > options().max_single_put) return Error(ErrorCode::kEntityTooLarge);
+      auto w = writer.Write(decoded);
+      if (!w.ok()) return ToS3Error(w.error());
+      return Done{};
+    });
+    if (!step.ok()) co_return step.error();
+  }
+  if (auto e = decoder.Finish()) co_return *e;
+  service::CommitOptions commit;
+  commit.content_md5 = plan.content_md5;
+  commit.expected_checksums = plan.expected;
+  for (const auto& [name, value] : decoder.trailers()) {
+    auto alg = crypto::ParseChecksumAlgorithm(name);
+    if (!alg) continue;
+    auto raw_value = Base64Decode(TrimWhitespace(value));
+    if (!raw_value || raw_value->size() != crypto::ChecksumSize(*alg)) {
+      co_return Error(ErrorCode::kInvalidRequest, "Value for " + name + " trailing header is invalid.");
+    }
+    commit.expected_checksums[*alg] = std::move(*raw_value);
+  }
+  co_return commit;
+}
+
+asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
+  const auto started = std::chrono::steady_clock::now();
+  RequestContext ctx(*this, exchange, NewRequestId());
+
+  auto route = RouteRequest(ctx.view, RouterOptions{options_.base_domain});
+  if (!route.ok()) {
+    // Authenticate first where possible so that an anonymous prober learns nothing more.
+    co_await ctx.SendError(route.error());
+    co_return;
+  }
+  ctx.route = std::move(route).value();
+
+  auto auth = co_await ctx.Blocking([&] { return Authenticate(ctx.view, lookup_, options_.auth); });
+  if (!auth.ok()) {
+    co_await ctx.SendError(auth.error());
+    co_return;
+  }
+  ctx.auth = std::move(auth).value();
+
+  switch (ctx.route.op) {
+    case Operation::kListBuckets:
+    case Operation::kCreateBucket:
+    case Operation::kHeadBucket:
+    case Operation::kDeleteBucket:
+    case Operation::kGetBucketLocation:
+    case Operation::kGetBucketAcl:
+    case Operation::kGetBucketVersioning:
+    case Operation::kListObjectVersions:
+    case Operation::kListObjectsV2:
+    case Operation::kListObjects:
+    case Operation::kDeleteObjects:
+      co_await HandleBucketOperation(ctx);
+      break;
+    case Operation::kCreateMultipartUpload:
+    case Operation::kUploadPart:
+    case Operation::kUploadPartCopy:
+    case Operation::kCompleteMultipartUpload:
+    case Operation::kAbortMultipartUpload:
+    case Operation::kListParts:
+    case Operation::kListMultipartUploads:
+      co_await HandleMultipartOperation(ctx);
+      break;
+    default:
+      co_await HandleObjectOperation(ctx);
+      break;
+  }
+  const auto elapsed =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
+  spdlog::debug("[{}] {} {} tenant={} {}us", ctx.request_id, OperationName(ctx.route.op), ctx.route.resource,
+                ctx.auth.tenant_id, elapsed);
+}
+
+}  // namespace coffre::s3

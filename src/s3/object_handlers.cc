@@ -1,0 +1,404 @@
+// PutObject, GetObject, HeadObject, DeleteObject, CopyObject, GetObjectAcl.
+
+#include <spdlog/spdlog.h>
+
+#include "coffre/common/clock.h"
+#include "coffre/s3/range.h"
+#include "object_handlers.h"
+#include "request_context.h"
+
+namespace coffre::s3 {
+namespace {
+
+// True if `etag` matches one of the comma-separated entity tags of an If-Match style header.
+bool ETagListMatches(std::string_view header, std::string_view etag) {
+  while (!header.empty()) {
+    size_t comma = header.find(',');
+    std::string candidate = NormalizeETag(header.substr(0, comma));
+    if (candidate == "*" || candidate == etag) return true;
+    header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
+  }
+  return false;
+}
+
+std::chrono::system_clock::time_point SecondsOf(UnixMillis ms) {
+  // HTTP dates have one-second resolution: compare at that resolution.
+  return std::chrono::system_clock::time_point(std::chrono::seconds(ms / 1000));
+}
+
+void AddObjectHeaders(const service::ObjectInfo& info, Headers& headers, bool with_checksums) {
+  headers.emplace_back("etag", QuoteETag(info.etag));
+  headers.emplace_back("last-modified", FormatHttpDate(FromUnixMillis(info.last_modified)));
+  headers.emplace_back("accept-ranges", "bytes");
+  AddStoredHeaders(info.attributes, headers, with_checksums);
+  if (info.multipart) headers.emplace_back("x-amz-mp-parts-count", std::to_string(info.part_sizes.size()));
+}
+
+// response-* query parameters override stored headers on GET (S3 allows them on signed requests).
+void ApplyResponseOverrides(const Query& q, Headers& headers) {
+  static constexpr std::pair<std::string_view, std::string_view> kOverrides[] = {
+      {"response-content-type", "content-type"},           {"response-content-language", "content-language"},
+      {"response-expires", "expires"},                     {"response-cache-control", "cache-control"},
+      {"response-content-disposition", "content-disposition"}, {"response-content-encoding", "content-encoding"}};
+  for (const auto& [param, header] : kOverrides) {
+    if (auto v = q.Get(param)) {
+      std::erase_if(headers, [&](const auto& h) { return h.first == header; });
+      headers.emplace_back(std::string(header), *v);
+    }
+  }
+}
+
+bool ChecksumModeEnabled(const RequestContext& ctx) {
+  auto mode = ctx.Header("x-amz-checksum-mode");
+  return mode && EqualsIgnoreCase(*mode, "ENABLED");
+}
+
+}  // namespace
+
+std::optional<Error> EvaluateReadConditions(const RequestContext& ctx, const service::ObjectInfo& info,
+                                            std::string_view prefix) {
+  const std::string p(prefix);
+  const auto if_match = ctx.Header(p + "if-match");
+  const auto if_none_match = ctx.Header(p + "if-none-match");
+  const auto modified = SecondsOf(info.last_modified);
+  // RFC 7232 section 6 order; S3 follows it (If-Match true wins over If-Unmodified-Since false).
+  if (if_match) {
+    if (!ETagListMatches(*if_match, info.etag)) return Error(ErrorCode::kPreconditionFailed);
+  } else if (auto ius = ctx.Header(p + "if-unmodified-since")) {
+    if (auto t = ParseHttpDate(*ius); t && modified > *t) return Error(ErrorCode::kPreconditionFailed);
+  }
+  const bool copy = !prefix.empty();
+  if (if_none_match) {
+    if (ETagListMatches(*if_none_match, info.etag)) {
+      return Error(copy ? ErrorCode::kPreconditionFailed : ErrorCode::kNotModified);
+    }
+  } else if (auto ims = ctx.Header(p + "if-modified-since")) {
+    if (auto t = ParseHttpDate(*ims); t && modified <= *t) {
+      return Error(copy ? ErrorCode::kPreconditionFailed : ErrorCode::kNotModified);
+    }
+  }
+  return std::nullopt;
+}
+
+Expected<catalog::WriteCondition, Error> WriteConditionFromHeaders(const RequestContext& ctx) {
+  catalog::WriteCondition cond;
+  if (auto inm = ctx.Header("if-none-match")) {
+    if (TrimWhitespace(*inm) != "*") {
+      return Error(ErrorCode::kNotImplemented, "If-None-Match on writes supports only '*'");
+    }
+    cond.if_none_match_any = true;
+  }
+  if (auto im = ctx.Header("if-match")) cond.if_match_etag = NormalizeETag(*im);
+  return cond;
+}
+
+Headers PutResultHeaders(const service::PutResult& result) {
+  Headers headers;
+  headers.emplace_back("etag", QuoteETag(result.etag));
+  for (const auto& [alg, value] : result.checksums) {
+    headers.emplace_back(std::string(crypto::ChecksumHeaderName(alg)), Base64Encode(value));
+  }
+  return headers;
+}
+
+namespace {
+
+asio::awaitable<void> PutObject(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto attrs = ctx.AttributesFromHeaders();
+  if (!attrs.ok()) co_return co_await ctx.SendError(attrs.error());
+  auto plan = ctx.PlanChecksums();
+  if (!plan.ok()) co_return co_await ctx.SendError(plan.error());
+  auto cond = WriteConditionFromHeaders(ctx);
+  if (!cond.ok()) co_return co_await ctx.SendError(cond.error());
+  if (!ctx.ex.content_length()) co_return co_await ctx.SendError(Error(ErrorCode::kMissingContentLength));
+  if (auto len = ctx.DeclaredPayloadLength(); len && *len > ctx.options().max_single_put) {
+    co_return co_await ctx.SendError(Error(ErrorCode::kEntityTooLarge));
+  }
+  auto writer = co_await ctx.Blocking(
+      [&] { return ctx.service().BeginPut(bucket, ctx.route.key, std::move(*attrs), plan->compute); });
+  if (!writer.ok()) co_return co_await ctx.SendError(ToS3Error(writer.error()));
+  auto commit = co_await ctx.ReceiveObject(**writer, *plan);
+  if (!commit.ok()) co_return co_await ctx.SendError(commit.error());
+  commit->condition = *cond;
+  auto result = co_await ctx.Blocking([&] { return (*writer)->Commit(*commit); });
+  if (!result.ok()) co_return co_await ctx.SendError(ToS3Error(result.error()));
+  co_await ctx.SendEmpty(bhttp::status::ok, PutResultHeaders(*result));
+}
+
+asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto reader = co_await ctx.Blocking([&] { return ctx.service().OpenObject(bucket, ctx.route.key); });
+  if (!reader.ok()) co_return co_await ctx.SendError(ToS3Error(reader.error()));
+  const service::ObjectInfo& info = (*reader)->info();
+  if (auto e = EvaluateReadConditions(ctx, info, "")) {
+    Headers h;
+    h.emplace_back("etag", QuoteETag(info.etag));
+    if (e->code == ErrorCode::kNotModified) co_return co_await ctx.SendEmpty(bhttp::status::not_modified, h);
+    co_return co_await ctx.SendError(*e);
+  }
+
+  Headers headers;
+  auto status = bhttp::status::ok;
+  std::optional<ByteRange> range;
+  bool whole = true;
+  if (auto pn = ctx.route.query.Get("partNumber")) {
+    auto sel = SelectPart(info, *pn);
+    if (!sel.ok()) co_return co_await ctx.SendError(sel.error());
+    range = *sel;
+    whole = !info.multipart;
+    if (info.multipart) status = bhttp::status::partial_content;
+    if (!info.multipart && info.size == 0) range.reset();
+  } else if (auto rh = ctx.Header("range")) {
+    RangeResult rr = ParseRange(*rh, info.size);
+    if (rr.kind == RangeParse::kUnsatisfiable) {
+      Headers h;
+      h.emplace_back("content-range", UnsatisfiedContentRange(info.size));
+      co_return co_await ctx.SendXml(bhttp::status::range_not_satisfiable,
+                                     ErrorDocument(Error(ErrorCode::kInvalidRange, ""), ctx.request_id,
+                                                   ctx.request_id), h);
+    }
+    if (rr.kind == RangeParse::kSatisfiable) {
+      range = rr.range;
+      status = bhttp::status::partial_content;
+      whole = false;
+    }
+  }
+  AddObjectHeaders(info, headers, whole && ChecksumModeEnabled(ctx));
+  uint64_t length = info.size;
+  if (range) {
+    length = range->length();
+    if (status == bhttp::status::partial_content) {
+      headers.emplace_back("content-range", ContentRangeHeader(*range, info.size));
+    }
+    auto r = (*reader)->SetRange(range->first, range->last);
+    if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
+  }
+  ApplyResponseOverrides(ctx.route.query, headers);
+
+  // Decrypt the first piece before committing to a 200/206, so that a damaged object answers
+  // with an error instead of a truncated body.
+  Bytes buf(std::min<uint64_t>(ctx.options().io_chunk, std::max<uint64_t>(length, 1)));
+  auto first = co_await ctx.Blocking([&] { return (*reader)->Read(buf); });
+  if (!first.ok()) co_return co_await ctx.SendError(ToS3Error(first.error()));
+
+  http::ResponseHeader res;
+  res.version(ctx.ex.request().version());
+  res.result(status);
+  res.set("x-amz-request-id", ctx.request_id);
+  for (const auto& [k, v] : headers) res.set(k, v);
+  res.set(bhttp::field::content_length, std::to_string(length));
+  if (!co_await ctx.ex.SendHeader(std::move(res))) co_return;
+  size_t n = *first;
+  while (n > 0) {
+    if (!co_await ctx.ex.SendBody(ByteView(buf.data(), n))) co_return;
+    auto next = co_await ctx.Blocking([&] { return (*reader)->Read(buf); });
+    if (!next.ok()) {
+      // Headers are gone: all we can do is cut the connection so the client sees a short body.
+      spdlog::error("[{}] GetObject aborted mid-stream: {}", ctx.request_id, next.error().message);
+      co_return;
+    }
+    n = *next;
+  }
+  co_await ctx.ex.FinishBody();
+}
+
+asio::awaitable<void> HeadObject(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto info = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
+  if (!info.ok()) co_return co_await ctx.SendError(ToS3Error(info.error()));
+  if (auto e = EvaluateReadConditions(ctx, *info, "")) {
+    Headers h;
+    h.emplace_back("etag", QuoteETag(info->etag));
+    if (e->code == ErrorCode::kNotModified) co_return co_await ctx.SendEmpty(bhttp::status::not_modified, h);
+    co_return co_await ctx.SendError(*e);
+  }
+  Headers headers;
+  auto status = bhttp::status::ok;
+  uint64_t length = info->size;
+  bool whole = true;
+  if (auto pn = ctx.route.query.Get("partNumber")) {
+    auto sel = SelectPart(*info, *pn);
+    if (!sel.ok()) co_return co_await ctx.SendError(sel.error());
+    if (info->multipart) {
+      status = bhttp::status::partial_content;
+      length = sel->length();
+      headers.emplace_back("content-range", ContentRangeHeader(*sel, info->size));
+      whole = false;
+    }
+  } else if (auto rh = ctx.Header("range")) {
+    RangeResult rr = ParseRange(*rh, info->size);
+    if (rr.kind == RangeParse::kUnsatisfiable) {
+      Headers h;
+      h.emplace_back("content-range", UnsatisfiedContentRange(info->size));
+      co_return co_await ctx.SendEmpty(bhttp::status::range_not_satisfiable, h);
+    }
+    if (rr.kind == RangeParse::kSatisfiable) {
+      status = bhttp::status::partial_content;
+      length = rr.range.length();
+      headers.emplace_back("content-range", ContentRangeHeader(rr.range, info->size));
+      whole = false;
+    }
+  }
+  AddObjectHeaders(*info, headers, whole && ChecksumModeEnabled(ctx));
+  ApplyResponseOverrides(ctx.route.query, headers);
+  http::ResponseHeader res;
+  res.version(ctx.ex.request().version());
+  res.result(status);
+  res.set("x-amz-request-id", ctx.request_id);
+  for (const auto& [k, v] : headers) res.set(k, v);
+  res.set(bhttp::field::content_length, std::to_string(length));
+  if (co_await ctx.ex.SendHeader(std::move(res))) co_await ctx.ex.FinishBody();
+}
+
+asio::awaitable<void> DeleteObject(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto r = co_await ctx.Blocking([&] { return ctx.service().DeleteObject(bucket, ctx.route.key); });
+  if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
+  co_await ctx.SendEmpty(bhttp::status::no_content);
+}
+
+asio::awaitable<void> GetObjectAcl(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto info = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
+  if (!info.ok()) co_return co_await ctx.SendError(ToS3Error(info.error()));
+  co_await ctx.SendXml(bhttp::status::ok, AccessControlPolicyDocument(ctx.owner()));
+}
+
+asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto source = co_await OpenCopySource(ctx);
+  if (!source.ok()) co_return co_await ctx.SendError(source.error());
+  auto& reader = source->reader;
+  const service::ObjectInfo& src = reader->info();
+  const std::string directive(ctx.Header("x-amz-metadata-directive").value_or("COPY"));
+  if (directive != "COPY" && directive != "REPLACE") {
+    co_return co_await ctx.SendError(Error(ErrorCode::kInvalidArgument, "Unknown metadata directive."));
+  }
+  const bool same_object = source->bucket.id == bucket.id && source->key == ctx.route.key;
+  if (same_object && directive == "COPY") {
+    co_return co_await ctx.SendError(Error(
+        ErrorCode::kInvalidRequest,
+        "This copy request is illegal because it is trying to copy an object to itself without changing the "
+        "object's metadata, storage class, website redirect location or encryption attributes."));
+  }
+  catalog::Attributes attrs;
+  if (directive == "REPLACE") {
+    auto a = ctx.AttributesFromHeaders();
+    if (!a.ok()) co_return co_await ctx.SendError(a.error());
+    attrs = std::move(*a);
+  } else {
+    for (const auto& [k, v] : src.attributes) {
+      if (!k.starts_with("x-amz-checksum-")) attrs[k] = v;
+    }
+  }
+  // The copy keeps the source's checksum algorithms (recomputed over the plaintext).
+  std::set<crypto::ChecksumAlgorithm> algs;
+  for (const auto& [k, v] : src.attributes) {
+    if (auto alg = crypto::ParseChecksumAlgorithm(k); alg && k.starts_with("x-amz-checksum-")) algs.insert(*alg);
+  }
+  if (auto a = ctx.Header("x-amz-checksum-algorithm")) {
+    auto alg = crypto::ParseChecksumAlgorithm(*a);
+    if (!alg) co_return co_await ctx.SendError(Error(ErrorCode::kInvalidRequest, "Invalid checksum algorithm"));
+    algs = {*alg};
+  }
+  auto cond = WriteConditionFromHeaders(ctx);
+  if (!cond.ok()) co_return co_await ctx.SendError(cond.error());
+  auto result = co_await ctx.Blocking([&]() -> Expected<service::PutResult, Error> {
+    auto writer = ctx.service().BeginPut(bucket, ctx.route.key, std::move(attrs), algs);
+    if (!writer.ok()) return ToS3Error(writer.error());
+    if (auto e = CopyStream(*reader, **writer, ctx.options().io_chunk)) return *e;
+    service::CommitOptions opts;
+    opts.condition = *cond;
+    auto r = (*writer)->Commit(opts);
+    if (!r.ok()) return ToS3Error(r.error());
+    return std::move(r).value();
+  });
+  if (!result.ok()) co_return co_await ctx.SendError(result.error());
+  CopyResult doc;
+  doc.etag = result->etag;
+  doc.last_modified = FromUnixMillis(result->last_modified);
+  for (const auto& [alg, v] : result->checksums) {
+    std::string name = "Checksum" + std::string(crypto::ChecksumAlgorithmName(alg));
+    doc.checksums[name] = Base64Encode(v);
+  }
+  co_await ctx.SendXml(bhttp::status::ok, CopyObjectResultDocument(doc));
+}
+
+}  // namespace
+
+Expected<ByteRange, Error> SelectPart(const service::ObjectInfo& info, std::string_view part_number) {
+  uint64_t n = 0;
+  if (part_number.empty() || part_number.size() > 5) return Error(ErrorCode::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive");
+  for (char c : part_number) {
+    if (c < '0' || c > '9') return Error(ErrorCode::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive");
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (n < 1 || n > 10000) return Error(ErrorCode::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive");
+  if (!info.multipart) {
+    if (n != 1) return Error(ErrorCode::kInvalidPartNumber);
+    return ByteRange{0, info.size == 0 ? 0 : info.size - 1};
+  }
+  if (n > info.part_sizes.size()) return Error(ErrorCode::kInvalidPartNumber);
+  uint64_t start = 0;
+  for (size_t i = 0; i + 1 < n; ++i) start += info.part_sizes[i];
+  const uint64_t size = info.part_sizes[n - 1];
+  if (size == 0) return Error(ErrorCode::kInvalidPartNumber);
+  return ByteRange{start, start + size - 1};
+}
+
+std::optional<Error> CopyStream(service::ObjectReader& reader, service::ObjectWriter& writer, size_t chunk) {
+  Bytes buf(chunk);
+  for (;;) {
+    auto n = reader.Read(buf);
+    if (!n.ok()) return ToS3Error(n.error());
+    if (*n == 0) return std::nullopt;
+    auto w = writer.Write(ByteView(buf.data(), *n));
+    if (!w.ok()) return ToS3Error(w.error());
+  }
+}
+
+asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx) {
+  std::string_view raw = *ctx.Header("x-amz-copy-source");
+  std::string_view path = raw;
+  if (auto q = path.find('?'); q != std::string_view::npos) {
+    std::string_view query = path.substr(q + 1);
+    path = path.substr(0, q);
+    if (query != "versionId=null") {
+      co_return Error(ErrorCode::kNotImplemented, "Copying a specific version is not implemented");
+    }
+  }
+  auto decoded = UriDecode(path);
+  if (!decoded) co_return Error(ErrorCode::kInvalidArgument, "Invalid copy source encoding");
+  std::string_view src = *decoded;
+  if (src.starts_with('/')) src.remove_prefix(1);
+  size_t slash = src.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == src.size()) {
+    co_return Error(ErrorCode::kInvalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+  }
+  CopySource out;
+  std::string bucket_name(src.substr(0, slash));
+  out.key = std::string(src.substr(slash + 1));
+  auto bucket = co_await ctx.ResolveBucket(bucket_name);
+  if (!bucket.ok()) co_return bucket.error();
+  out.bucket = *bucket;
+  auto reader = co_await ctx.Blocking([&] { return ctx.service().OpenObject(out.bucket, out.key); });
+  if (!reader.ok()) {
+    Error e = ToS3Error(reader.error());
+    e.resource = "/" + bucket_name + "/" + out.key;
+    co_return e;
+  }
+  out.reader = std::move(reader).value();
+  if (auto e = EvaluateReadConditions(ctx, out.reader->info(), "x-amz-copy-source-")) co_return *e;
+  co_return out;
+}
+
+asio::awaitable<void> HandleObjectOperation(RequestContext& ctx) {
+  auto bucket = co_await ctx.ResolveBucket(ctx.route.bucket);
+  if (!bucket.ok()) co_return co_await ctx.SendError(bucket.error());
+  switch (ctx.route.op) {
+    case Operation::kPutObject: co_return co_await PutObject(ctx, *bucket);
+    case Operation::kCopyObject: co_return co_await CopyObject(ctx, *bucket);
+    case Operation::kGetObject: co_return co_await GetObject(ctx, *bucket);
+    case Operation::kHeadObject: co_return co_await HeadObject(ctx, *bucket);
+    case Operation::kDeleteObject: co_return co_await DeleteObject(ctx, *bucket);
+    case Operation::kGetObjectAcl: co_return co_await GetObjectAcl(ctx, *bucket);
+    default: co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
+  }
+}
+
+}  // namespace coffre::s3

@@ -1,0 +1,34 @@
+#pragma once
+
+// Pieces of the object handlers shared with the multipart handlers (copy sources, conditions).
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "coffre/s3/range.h"
+#include "request_context.h"
+
+namespace coffre::s3 {
+
+struct CopySource {
+  catalog::Bucket bucket;
+  std::string key;
+  std::unique_ptr<service::ObjectReader> reader;
+};
+
+// Parses x-amz-copy-source, resolves the source within the caller's tenant, opens it and checks
+// the x-amz-copy-source-if-* conditions.
+asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx);
+// Copies the reader's (range of) plaintext into the writer.
+std::optional<Error> CopyStream(service::ObjectReader& reader, service::ObjectWriter& writer, size_t chunk);
+// If-Match / If-None-Match / If-(Un)Modified-Since with an optional header prefix
+// ("x-amz-copy-source-"): PreconditionFailed, NotModified, or nothing.
+std::optional<Error> EvaluateReadConditions(const RequestContext& ctx, const service::ObjectInfo& info,
+                                            std::string_view prefix);
+Expected<catalog::WriteCondition, Error> WriteConditionFromHeaders(const RequestContext& ctx);
+Headers PutResultHeaders(const service::PutResult& result);
+// The byte range of part `part_number` (partNumber query parameter).
+Expected<ByteRange, Error> SelectPart(const service::ObjectInfo& info, std::string_view part_number);
+
+}  // namespace coffre::s3

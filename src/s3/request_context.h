@@ -1,0 +1,96 @@
+#pragma once
+
+// One S3 request in flight: the exchange, its route and identity, and the helpers every
+// operation handler shares (responses, errors, body reading). Private to the s3 module.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "coffre/crypto/checksum.h"
+#include "coffre/http/server.h"
+#include "coffre/s3/error.h"
+#include "coffre/s3/gateway.h"
+#include "coffre/s3/sigv4.h"
+#include "coffre/s3/xml.h"
+#include "router.h"
+
+namespace coffre::s3 {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+using service::Done;
+
+// What a request body carries besides its bytes: checksums to compute and to check.
+struct ChecksumPlan {
+  std::set<crypto::ChecksumAlgorithm> compute;
+  std::map<crypto::ChecksumAlgorithm, Bytes> expected;  // from x-amz-checksum-* headers
+  std::optional<Bytes> content_md5;
+};
+
+class RequestContext {
+ public:
+  RequestContext(Gateway& gateway, http::Exchange& exchange, std::string request_id);
+
+  Gateway& gateway;
+  http::Exchange& ex;
+  std::string request_id;
+  HttpRequestView view;
+  Route route;
+  AuthResult auth;
+  bool head = false;
+
+  service::ObjectService& service() { return gateway.service(); }
+  const GatewayOptions& options() const { return gateway.options(); }
+  std::optional<std::string_view> Header(std::string_view name) const { return view.Header(name); }
+  Owner owner() const { return Owner{auth.tenant_id, ""}; }
+
+  // Runs blocking work (SQLite, disk) off the network thread.
+  template <typename F>
+  auto Blocking(F f) -> asio::awaitable<decltype(f())> {
+    co_return co_await http::RunBlocking(gateway.pool(), std::move(f));
+  }
+
+  asio::awaitable<void> SendError(Error error);
+  asio::awaitable<void> SendXml(bhttp::status status, std::string body, const Headers& headers = {});
+  asio::awaitable<void> SendEmpty(bhttp::status status, const Headers& headers = {});
+
+  // Reads a whole small body (XML), decoding aws-chunked and verifying the payload hash.
+  asio::awaitable<Expected<std::string, Error>> ReadSmallBody();
+  // Streams the body into `writer` (decode, verify signatures, hash) and returns what Commit
+  // must check, including trailer checksums.
+  asio::awaitable<Expected<service::CommitOptions, Error>> ReceiveObject(service::ObjectWriter& writer,
+                                                                         const ChecksumPlan& plan);
+
+  // Checksum headers of the request (x-amz-checksum-*, x-amz-sdk-checksum-algorithm,
+  // x-amz-trailer, Content-MD5).
+  Expected<ChecksumPlan, Error> PlanChecksums() const;
+  // Stored attributes from request headers (content headers, user metadata).
+  Expected<catalog::Attributes, Error> AttributesFromHeaders() const;
+  // The decoded payload length the client announced, for size limits.
+  std::optional<uint64_t> DeclaredPayloadLength() const;
+
+  // Bucket of the route, owned by the caller's tenant.
+  asio::awaitable<Expected<catalog::Bucket, Error>> ResolveBucket(const std::string& name);
+};
+
+Error ToS3Error(const service::Error& e);
+std::string QuoteETag(std::string_view etag);
+// Strips surrounding quotes and a weak prefix from an ETag in a header or XML.
+std::string NormalizeETag(std::string_view etag);
+// Adds the stored content headers and user metadata of an object to a response.
+void AddStoredHeaders(const catalog::Attributes& attributes, Headers& headers, bool with_checksums);
+
+// Operation handlers, by family.
+asio::awaitable<void> HandleBucketOperation(RequestContext& ctx);
+asio::awaitable<void> HandleObjectOperation(RequestContext& ctx);
+asio::awaitable<void> HandleMultipartOperation(RequestContext& ctx);
+
+}  // namespace coffre::s3

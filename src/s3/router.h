@@ -1,0 +1,78 @@
+#pragma once
+
+// Turns method, target, Host and query into one operation value (as Garage's router does):
+// everything after this works on a Route, never on raw strings.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "coffre/common/status.h"
+#include "coffre/s3/error.h"
+#include "coffre/s3/request.h"
+
+namespace coffre::s3 {
+
+enum class Operation {
+  kListBuckets,
+  kCreateBucket,
+  kHeadBucket,
+  kDeleteBucket,
+  kGetBucketLocation,
+  kGetBucketAcl,
+  kGetBucketVersioning,
+  kListObjectVersions,
+  kListObjectsV2,
+  kListObjects,
+  kListMultipartUploads,
+  kDeleteObjects,
+  kPutObject,
+  kCopyObject,
+  kGetObject,
+  kHeadObject,
+  kDeleteObject,
+  kGetObjectAcl,
+  kCreateMultipartUpload,
+  kUploadPart,
+  kUploadPartCopy,
+  kCompleteMultipartUpload,
+  kAbortMultipartUpload,
+  kListParts,
+};
+
+std::string_view OperationName(Operation op);
+
+class Query {
+ public:
+  Query() = default;
+  explicit Query(std::vector<std::pair<std::string, std::string>> params) : params_(std::move(params)) {}
+  bool Has(std::string_view name) const;
+  std::optional<std::string> Get(std::string_view name) const;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> params_;
+};
+
+struct Route {
+  Operation op = Operation::kListBuckets;
+  std::string bucket;  // empty for ListBuckets
+  std::string key;     // decoded; empty for bucket operations
+  Query query;
+  std::string resource;  // "/bucket/key" for error documents
+};
+
+struct RouterOptions {
+  std::string base_domain = "localhost";  // virtual-hosted style: <bucket>.<base_domain>
+};
+
+// Errors: kMethodNotAllowed, kNotImplemented (known but unsupported subresource),
+// kInvalidBucketName, kKeyTooLongError, kInvalidArgument (bad key / query encoding).
+Expected<Route, Error> RouteRequest(const HttpRequestView& request, const RouterOptions& options);
+
+// S3 bucket naming rules (3-63 chars, lower-case letters, digits, '.', '-'; starts and ends with
+// a letter or digit; no "..", ".-", "-."; not an IPv4 address; no xn-- / -s3alias / --ol-s3).
+bool IsValidBucketName(std::string_view name);
+
+}  // namespace coffre::s3

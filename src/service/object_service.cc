@@ -1,0 +1,645 @@
+#include "coffre/service/object_service.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "coffre/common/clock.h"
+#include "coffre/crypto/blob_format.h"
+#include "coffre/crypto/hash.h"
+
+namespace coffre::service {
+namespace {
+
+using catalog::Attributes;
+using catalog::Bucket;
+
+Error Err(Errc code, std::string message) { return Error{code, std::move(message)}; }
+
+// The associated data that binds a wrapped data key to the object (or upload) it encrypts.
+// A multipart object keeps its upload id as object id, so one rule serves both.
+Bytes DataKeyAad(const std::string& object_id) {
+  std::string s = "coffre/v1/object/" + object_id;
+  return Bytes(s.begin(), s.end());
+}
+
+UnixMillis NowMillis() { return ToUnixMillis(Clock::System().Now()); }
+
+catalog::KeyInfo ToKeyInfo(const keystore::DataKey& dk) {
+  return catalog::KeyInfo{dk.tenant_key_id, dk.tenant_key_version, dk.wrapped};
+}
+
+crypto::KeyReference ToKeyReference(const catalog::KeyInfo& k) {
+  return crypto::KeyReference{k.tenant_key_id, k.tenant_key_version, k.wrapped_data_key};
+}
+
+std::string TenantIdOf(const catalog::KeyInfo& k) { return HexEncode(k.tenant_key_id); }
+
+}  // namespace
+
+Error FromStatus(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kNoSpace: return Err(Errc::kNoSpace, status.message());
+    case StatusCode::kUnavailable: return Err(Errc::kUnavailable, status.message());
+    case StatusCode::kCorruption: return Err(Errc::kCorruption, status.message());
+    case StatusCode::kInvalidArgument: return Err(Errc::kInvalidArgument, status.message());
+    default: return Err(Errc::kInternal, status.ToString());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writer: plaintext in, one encrypted blob out.
+
+class BlobObjectWriter final : public ObjectWriter {
+ public:
+  enum class Kind { kObject, kPart };
+
+  BlobObjectWriter(ObjectService& service, catalog::Catalog& catalog, storage::BlobStore& blobs, Kind kind)
+      : service_(service), catalog_(catalog), blobs_(blobs), kind_(kind) {}
+
+  ~BlobObjectWriter() override {
+    // An uncommitted writer's temporary file is removed by its BlobWriter.
+    blob_.reset();
+  }
+
+  SResult<Done> Init(const Bucket& bucket, const std::string& key, Attributes attributes,
+                     std::set<crypto::ChecksumAlgorithm> checksums, const SecretBytes& data_key,
+                     catalog::KeyInfo key_info, std::string object_id, std::string upload_id, uint32_t part_number) {
+    bucket_ = bucket;
+    key_ = key;
+    attributes_ = std::move(attributes);
+    key_info_ = std::move(key_info);
+    object_id_ = std::move(object_id);
+    upload_id_ = std::move(upload_id);
+    part_number_ = part_number;
+    blob_id_ = RandomId(16);
+    segment_size_ = service_.options().segment_size;
+    auto enc = crypto::BlobEncryptor::Create(data_key, ToKeyReference(key_info_),
+                                             crypto::BlobIdentity{bucket.tenant_id, blob_id_}, segment_size_);
+    if (!enc.ok()) return FromStatus(enc.status());
+    encryptor_.emplace(std::move(enc).value());
+    for (auto alg : checksums) checksummers_.emplace(alg, crypto::Checksummer::Create(alg));
+    auto w = blobs_.Create(blob_id_);
+    if (!w.ok()) return FromStatus(w.status());
+    blob_ = std::move(w).value();
+    // The header is written last, once the length is known; reserve its place.
+    Bytes zeros(crypto::kHeaderSize, 0);
+    if (Status st = blob_->Append(zeros); !st.ok()) return FromStatus(st);
+    pending_.reserve(segment_size_);
+    sealed_.resize(segment_size_ + crypto::kSegmentTagSize);
+    return Done{};
+  }
+
+  SResult<Done> Write(ByteView data) override {
+    if (failed_) return Err(Errc::kInternal, "writer already failed");
+    if (total_ + data.size() > service_.options().max_object_size) {
+      failed_ = true;
+      return Err(Errc::kEntityTooLarge, "object exceeds the maximum size");
+    }
+    md5_.Update(data);
+    for (auto& [alg, c] : checksummers_) c->Update(data);
+    total_ += data.size();
+    while (!data.empty()) {
+      // A full segment is sealed only when more data follows: the last one carries the last flag.
+      if (pending_.size() == segment_size_) {
+        if (auto r = SealPending(false); !r.ok()) return r;
+      }
+      size_t take = std::min<size_t>(segment_size_ - pending_.size(), data.size());
+      pending_.insert(pending_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
+      data = data.subspan(take);
+    }
+    return Done{};
+  }
+
+  uint64_t bytes_written() const override { return total_; }
+
+  SResult<PutResult> Commit(const CommitOptions& options) override {
+    if (failed_ || committed_) return Err(Errc::kInternal, "writer cannot commit");
+    failed_ = true;  // until proven otherwise
+    PutResult result;
+    crypto::Md5Digest md5 = md5_.Final();
+    result.etag = HexEncode(md5);
+    if (options.content_md5 && !ConstantTimeEquals(*options.content_md5, md5)) {
+      return Err(Errc::kBadDigest, "Content-MD5 does not match the body");
+    }
+    for (auto& [alg, c] : checksummers_) result.checksums[alg] = c->Final();
+    for (const auto& [alg, expected] : options.expected_checksums) {
+      auto it = result.checksums.find(alg);
+      if (it == result.checksums.end() || it->second != expected) {
+        return Err(Errc::kBadDigest, std::string("the ") + std::string(crypto::ChecksumAlgorithmName(alg)) +
+                                         " checksum does not match the body");
+      }
+    }
+    if (auto r = SealPending(true); !r.ok()) return r.error();
+    Bytes header = encryptor_->EncodeHeader(total_);
+    if (Status st = blob_->WriteAt(0, header); !st.ok()) return FromStatus(st);
+    if (Status st = blob_->Commit(); !st.ok()) return FromStatus(st);
+
+    Attributes attrs = attributes_;
+    for (const auto& [alg, value] : result.checksums) {
+      attrs[std::string(crypto::ChecksumHeaderName(alg))] = Base64Encode(value);
+    }
+    result.last_modified = NowMillis();
+    Status st;
+    if (kind_ == Kind::kObject) {
+      catalog::ObjectRecord rec;
+      rec.bucket_id = bucket_.id;
+      rec.key = key_;
+      rec.object_id = object_id_;
+      rec.size = total_;
+      rec.etag = result.etag;
+      rec.last_modified = result.last_modified;
+      rec.attributes = std::move(attrs);
+      rec.key_info = key_info_;
+      rec.parts.push_back(catalog::ObjectPart{0, blob_id_, total_, result.etag, {}});
+      st = catalog_.PutObject(rec, options.condition);
+    } else {
+      catalog::PartRecord part;
+      part.part_number = part_number_;
+      part.blob_id = blob_id_;
+      part.size = total_;
+      part.etag = result.etag;
+      part.last_modified = result.last_modified;
+      part.attributes = std::move(attrs);
+      st = catalog_.PutPart(upload_id_, part);
+    }
+    if (!st.ok()) {
+      (void)blobs_.Remove(blob_id_);  // never published: nothing references it
+      if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kPreconditionFailed, st.message());
+      if (st.code() == StatusCode::kNotFound) {
+        return kind_ == Kind::kObject ? Err(Errc::kNoSuchKey, st.message()) : Err(Errc::kNoSuchUpload, st.message());
+      }
+      return FromStatus(st);
+    }
+    committed_ = true;
+    failed_ = false;
+    return result;
+  }
+
+ private:
+  SResult<Done> SealPending(bool last) {
+    const size_t n = pending_.size();
+    std::span<uint8_t> out(sealed_.data(), n + crypto::kSegmentTagSize);
+    if (Status st = encryptor_->SealSegment(segment_index_, last, pending_, out); !st.ok()) {
+      failed_ = true;
+      return FromStatus(st);
+    }
+    if (Status st = blob_->Append(out); !st.ok()) {
+      failed_ = true;
+      return FromStatus(st);
+    }
+    ++segment_index_;
+    pending_.clear();
+    return Done{};
+  }
+
+  ObjectService& service_;
+  catalog::Catalog& catalog_;
+  storage::BlobStore& blobs_;
+  Kind kind_;
+  Bucket bucket_;
+  std::string key_;
+  Attributes attributes_;
+  catalog::KeyInfo key_info_;
+  std::string object_id_;
+  std::string upload_id_;
+  uint32_t part_number_ = 0;
+  std::string blob_id_;
+  uint32_t segment_size_ = crypto::kDefaultSegmentSize;
+  std::optional<crypto::BlobEncryptor> encryptor_;
+  std::unique_ptr<storage::BlobWriter> blob_;
+  crypto::Md5 md5_;
+  std::map<crypto::ChecksumAlgorithm, std::unique_ptr<crypto::Checksummer>> checksummers_;
+  Bytes pending_;
+  Bytes sealed_;
+  uint64_t segment_index_ = 0;
+  uint64_t total_ = 0;
+  bool failed_ = false;
+  bool committed_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Reader: decrypts only the segments that cover the requested range.
+
+class BlobObjectReader final : public ObjectReader {
+ public:
+  BlobObjectReader(ObjectService& service, storage::BlobStore& blobs, catalog::ObjectRecord record,
+                   SecretBytes data_key)
+      : service_(service), blobs_(blobs), record_(std::move(record)), data_key_(std::move(data_key)) {
+    info_.key = record_.key;
+    info_.size = record_.size;
+    info_.etag = record_.etag;
+    info_.last_modified = record_.last_modified;
+    info_.attributes = record_.attributes;
+    info_.multipart = !record_.parts.empty() && record_.parts.front().part_number != 0;
+    uint64_t start = 0;
+    for (const auto& p : record_.parts) {
+      part_starts_.push_back(start);
+      start += p.size;
+      if (info_.multipart) info_.part_sizes.push_back(p.size);
+      blob_ids_.push_back(p.blob_id);
+    }
+    service_.PinBlobs(blob_ids_);
+    end_ = record_.size;
+  }
+  ~BlobObjectReader() override { service_.UnpinBlobs(blob_ids_); }
+
+  const ObjectInfo& info() const override { return info_; }
+
+  SResult<Done> SetRange(uint64_t first, uint64_t last) override {
+    if (first > last || last >= record_.size) return Err(Errc::kInvalidRange, "range outside the object");
+    pos_ = first;
+    end_ = last + 1;
+    return Done{};
+  }
+
+  uint64_t remaining() const override { return end_ - pos_; }
+
+  SResult<size_t> Read(std::span<uint8_t> out) override {
+    size_t produced = 0;
+    while (produced < out.size() && pos_ < end_) {
+      // The part holding pos_ (empty parts share their start with the next part, and
+      // upper_bound skips past them).
+      const size_t p = static_cast<size_t>(
+          std::upper_bound(part_starts_.begin(), part_starts_.end(), pos_) - part_starts_.begin() - 1);
+      if (auto r = LoadSegment(p); !r.ok()) return r.error();
+      const uint64_t seg_start = part_starts_[p] + cached_segment_ * decryptor_->header().segment_size;
+      const size_t offset = static_cast<size_t>(pos_ - seg_start);
+      size_t n = std::min<size_t>({plain_.size() - offset, out.size() - produced,
+                                   static_cast<size_t>(end_ - pos_)});
+      std::copy_n(plain_.begin() + static_cast<std::ptrdiff_t>(offset), n, out.begin() + static_cast<std::ptrdiff_t>(produced));
+      produced += n;
+      pos_ += n;
+    }
+    return produced;
+  }
+
+ private:
+  SResult<Done> OpenPart(size_t p) {
+    if (open_part_ == p && decryptor_) return Done{};
+    decryptor_.reset();
+    reader_.reset();
+    open_part_ = SIZE_MAX;
+    cached_segment_ = UINT64_MAX;
+    const auto& part = record_.parts[p];
+    auto r = blobs_.Open(part.blob_id);
+    if (!r.ok()) {
+      if (r.status().code() == StatusCode::kNotFound) {
+        return Err(Errc::kCorruption, "the data of this object is missing from storage");
+      }
+      return FromStatus(r.status());
+    }
+    reader_ = std::move(r).value();
+    Bytes header(crypto::kHeaderSize);
+    if (Status st = reader_->ReadAt(0, header); !st.ok()) return FromStatus(st);
+    auto d = crypto::BlobDecryptor::Create(data_key_, crypto::BlobIdentity{TenantIdOf(record_.key_info), part.blob_id},
+                                           header);
+    if (!d.ok()) return FromStatus(d.status());
+    if (d->header().plaintext_length != part.size) {
+      return Err(Errc::kCorruption, "stored blob length disagrees with the catalog");
+    }
+    decryptor_.emplace(std::move(d).value());
+    open_part_ = p;
+    return Done{};
+  }
+
+  // Makes the segment of part p that holds pos_ the decrypted one in plain_.
+  SResult<Done> LoadSegment(size_t p) {
+    if (auto r = OpenPart(p); !r.ok()) return r;
+    const uint32_t seg_size = decryptor_->header().segment_size;  // the blob's own
+    const uint64_t segment = (pos_ - part_starts_[p]) / seg_size;
+    if (cached_segment_ == segment) return Done{};
+    const uint64_t size = record_.parts[p].size;
+    const uint64_t plain_len = std::min<uint64_t>(seg_size, size - segment * seg_size);
+    cipher_.resize(plain_len + crypto::kSegmentTagSize);
+    plain_.resize(plain_len);
+    if (Status st = reader_->ReadAt(crypto::SegmentOffset(segment, seg_size), cipher_); !st.ok()) {
+      return FromStatus(st);
+    }
+    if (Status st = decryptor_->OpenSegment(segment, cipher_, plain_); !st.ok()) {
+      cached_segment_ = UINT64_MAX;
+      return FromStatus(st);
+    }
+    cached_segment_ = segment;
+    return Done{};
+  }
+
+  ObjectService& service_;
+  storage::BlobStore& blobs_;
+  catalog::ObjectRecord record_;
+  SecretBytes data_key_;
+  ObjectInfo info_;
+  std::vector<uint64_t> part_starts_;
+  std::vector<std::string> blob_ids_;
+  uint64_t pos_ = 0;
+  uint64_t end_ = 0;
+  size_t open_part_ = SIZE_MAX;
+  std::unique_ptr<storage::BlobReader> reader_;
+  std::optional<crypto::BlobDecryptor> decryptor_;
+  uint64_t cached_segment_ = UINT64_MAX;
+  Bytes cipher_;
+  Bytes plain_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+ObjectService::ObjectService(catalog::Catalog& catalog, keystore::Keystore& keys, storage::BlobStore& blobs,
+                             ServiceOptions options)
+    : catalog_(catalog), keys_(keys), blobs_(blobs), options_(options) {}
+
+ObjectService::~ObjectService() = default;
+
+SResult<Done> ObjectService::Recover() {
+  auto removed = blobs_.RemoveTemporaries();
+  if (!removed.ok()) return FromStatus(removed.status());
+  auto collected = CollectGarbage();
+  if (!collected.ok()) return collected.error();
+  return Done{};
+}
+
+SResult<uint64_t> ObjectService::CollectGarbage() {
+  const UnixMillis cutoff = NowMillis() - options_.garbage_grace_ms;
+  uint64_t removed = 0;
+  for (;;) {
+    auto garbage = catalog_.ListGarbage(1000);
+    if (!garbage.ok()) return FromStatus(garbage.status());
+    std::vector<std::string> done;
+    for (const auto& g : *garbage) {
+      if (g.since > cutoff) continue;
+      {
+        std::lock_guard lock(pin_mu_);
+        if (pinned_.count(g.blob_id) != 0) continue;
+      }
+      if (Status st = blobs_.Remove(g.blob_id); !st.ok()) return FromStatus(st);
+      done.push_back(g.blob_id);
+    }
+    if (!done.empty()) {
+      if (Status st = catalog_.ForgetGarbage(done); !st.ok()) return FromStatus(st);
+      removed += done.size();
+    }
+    if (garbage->size() < 1000 || done.empty()) break;
+  }
+  return removed;
+}
+
+void ObjectService::PinBlobs(const std::vector<std::string>& ids) {
+  std::lock_guard lock(pin_mu_);
+  for (const auto& id : ids) ++pinned_[id];
+}
+
+void ObjectService::UnpinBlobs(const std::vector<std::string>& ids) {
+  std::lock_guard lock(pin_mu_);
+  for (const auto& id : ids) {
+    auto it = pinned_.find(id);
+    if (it != pinned_.end() && --it->second == 0) pinned_.erase(it);
+  }
+}
+
+SResult<Bucket> ObjectService::CreateBucket(const std::string& tenant_id, const std::string& name) {
+  auto b = catalog_.CreateBucket(tenant_id, name);
+  if (b.ok()) return std::move(b).value();
+  if (b.status().code() == StatusCode::kAlreadyExists) {
+    auto existing = catalog_.GetBucket(name);
+    if (existing.ok() && existing->tenant_id == tenant_id) {
+      return Err(Errc::kBucketAlreadyOwnedByYou, "bucket already owned by you");
+    }
+    return Err(Errc::kBucketAlreadyExists, "bucket name is taken");
+  }
+  return FromStatus(b.status());
+}
+
+SResult<Bucket> ObjectService::GetBucket(const std::string& tenant_id, const std::string& name) {
+  auto b = catalog_.GetBucket(name);
+  if (!b.ok()) {
+    if (b.status().code() == StatusCode::kNotFound) return Err(Errc::kNoSuchBucket, "no such bucket");
+    return FromStatus(b.status());
+  }
+  if (b->tenant_id != tenant_id) return Err(Errc::kAccessDenied, "bucket belongs to another account");
+  return std::move(b).value();
+}
+
+SResult<std::vector<Bucket>> ObjectService::ListBuckets(const std::string& tenant_id) {
+  auto r = catalog_.ListBuckets(tenant_id);
+  if (!r.ok()) return FromStatus(r.status());
+  return std::move(r).value();
+}
+
+SResult<Done> ObjectService::DeleteBucket(const std::string& tenant_id, const std::string& name) {
+  auto b = GetBucket(tenant_id, name);
+  if (!b.ok()) return b.error();
+  Status st = catalog_.DeleteBucket(b->id);
+  if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kBucketNotEmpty, st.message());
+  if (st.code() == StatusCode::kNotFound) return Err(Errc::kNoSuchBucket, st.message());
+  if (!st.ok()) return FromStatus(st);
+  return Done{};
+}
+
+SResult<catalog::ListPage> ObjectService::ListObjects(const Bucket& bucket, const catalog::ListQuery& query) {
+  auto r = catalog_.ListObjects(bucket.id, query);
+  if (!r.ok()) return FromStatus(r.status());
+  return std::move(r).value();
+}
+
+SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& bucket, const std::string& key,
+                                                               Attributes attributes,
+                                                               std::set<crypto::ChecksumAlgorithm> checksums) {
+  std::string object_id = RandomId(16);
+  auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(object_id));
+  if (!dk.ok()) return FromStatus(dk.status());
+  auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, blobs_, BlobObjectWriter::Kind::kObject);
+  auto r = w->Init(bucket, key, std::move(attributes), std::move(checksums), dk->key, ToKeyInfo(*dk),
+                   std::move(object_id), {}, 0);
+  if (!r.ok()) return r.error();
+  return std::unique_ptr<ObjectWriter>(std::move(w));
+}
+
+SResult<ObjectInfo> ObjectService::HeadObject(const Bucket& bucket, const std::string& key) {
+  auto rec = catalog_.GetObject(bucket.id, key);
+  if (!rec.ok()) {
+    if (rec.status().code() == StatusCode::kNotFound) return Err(Errc::kNoSuchKey, "no such key");
+    return FromStatus(rec.status());
+  }
+  ObjectInfo info;
+  info.key = rec->key;
+  info.size = rec->size;
+  info.etag = rec->etag;
+  info.last_modified = rec->last_modified;
+  info.attributes = rec->attributes;
+  info.multipart = !rec->parts.empty() && rec->parts.front().part_number != 0;
+  if (info.multipart) {
+    for (const auto& p : rec->parts) info.part_sizes.push_back(p.size);
+  }
+  return info;
+}
+
+SResult<std::unique_ptr<ObjectReader>> ObjectService::OpenObject(const Bucket& bucket, const std::string& key) {
+  auto rec = catalog_.GetObject(bucket.id, key);
+  if (!rec.ok()) {
+    if (rec.status().code() == StatusCode::kNotFound) return Err(Errc::kNoSuchKey, "no such key");
+    return FromStatus(rec.status());
+  }
+  auto dk = keys_.UnwrapDataKey(bucket.tenant_id, rec->key_info.tenant_key_version, rec->key_info.wrapped_data_key,
+                                DataKeyAad(rec->object_id));
+  if (!dk.ok()) return FromStatus(dk.status());
+  return std::unique_ptr<ObjectReader>(
+      new BlobObjectReader(*this, blobs_, std::move(rec).value(), std::move(dk).value()));
+}
+
+SResult<Done> ObjectService::DeleteObject(const Bucket& bucket, const std::string& key) {
+  Status st = catalog_.DeleteObject(bucket.id, key);
+  if (!st.ok() && st.code() != StatusCode::kNotFound) return FromStatus(st);
+  return Done{};
+}
+
+SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std::string& key,
+                                                 Attributes attributes) {
+  catalog::UploadRecord up;
+  up.upload_id = RandomId(24);
+  auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(up.upload_id));
+  if (!dk.ok()) return FromStatus(dk.status());
+  up.bucket_id = bucket.id;
+  up.key = key;
+  up.initiated = NowMillis();
+  up.attributes = std::move(attributes);
+  up.key_info = ToKeyInfo(*dk);
+  if (Status st = catalog_.CreateUpload(up); !st.ok()) return FromStatus(st);
+  return up.upload_id;
+}
+
+SResult<catalog::UploadRecord> ObjectService::GetUpload(const Bucket& bucket, const std::string& key,
+                                                        const std::string& upload_id) {
+  auto up = catalog_.GetUpload(upload_id);
+  if (!up.ok()) {
+    if (up.status().code() == StatusCode::kNotFound) return Err(Errc::kNoSuchUpload, "no such upload");
+    return FromStatus(up.status());
+  }
+  if (up->bucket_id != bucket.id || up->key != key) return Err(Errc::kNoSuchUpload, "no such upload");
+  return std::move(up).value();
+}
+
+SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPart(const Bucket& bucket, const std::string& key,
+                                                                const std::string& upload_id, uint32_t part_number,
+                                                                std::set<crypto::ChecksumAlgorithm> checksums) {
+  auto up = GetUpload(bucket, key, upload_id);
+  if (!up.ok()) return up.error();
+  auto dk = keys_.UnwrapDataKey(bucket.tenant_id, up->key_info.tenant_key_version, up->key_info.wrapped_data_key,
+                                DataKeyAad(upload_id));
+  if (!dk.ok()) return FromStatus(dk.status());
+  auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, blobs_, BlobObjectWriter::Kind::kPart);
+  auto r = w->Init(bucket, key, {}, std::move(checksums), *dk, up->key_info, upload_id, upload_id, part_number);
+  if (!r.ok()) return r.error();
+  return std::unique_ptr<ObjectWriter>(std::move(w));
+}
+
+SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std::string& key,
+                                                 const std::string& upload_id,
+                                                 const std::vector<UploadPartRef>& parts,
+                                                 const catalog::WriteCondition& condition) {
+  auto up = GetUpload(bucket, key, upload_id);
+  if (!up.ok()) return up.error();
+  if (parts.empty()) return Err(Errc::kInvalidPart, "no parts given");
+  for (size_t i = 1; i < parts.size(); ++i) {
+    if (parts[i].part_number <= parts[i - 1].part_number) {
+      return Err(Errc::kInvalidPartOrder, "parts must be in ascending order");
+    }
+  }
+  auto stored = catalog_.ListParts(upload_id, 0, 10001);
+  if (!stored.ok()) return FromStatus(stored.status());
+  std::map<uint32_t, const catalog::PartRecord*> by_number;
+  for (const auto& p : *stored) by_number[p.part_number] = &p;
+
+  catalog::ObjectRecord rec;
+  rec.bucket_id = bucket.id;
+  rec.key = key;
+  rec.object_id = upload_id;
+  rec.attributes = up->attributes;
+  rec.key_info = up->key_info;
+  crypto::Md5 md5_of_md5s;
+  std::map<std::string, Bytes> composite;  // checksum attribute -> concatenated raw part checksums
+  std::set<std::string> checksum_names;
+  bool first_part = true;
+  // Every named part must exist before sizes are judged (InvalidPart wins over EntityTooSmall).
+  for (const auto& ref : parts) {
+    auto it = by_number.find(ref.part_number);
+    if (it == by_number.end() || it->second->etag != ref.etag) {
+      return Err(Errc::kInvalidPart, "part " + std::to_string(ref.part_number) + " not found or ETag differs");
+    }
+  }
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const catalog::PartRecord& p = *by_number.at(parts[i].part_number);
+    if (i + 1 < parts.size() && p.size < options_.min_part_size) {
+      return Err(Errc::kEntityTooSmall, "part " + std::to_string(p.part_number) + " is smaller than the minimum");
+    }
+    auto raw = HexDecode(p.etag);
+    if (!raw) return Err(Errc::kInternal, "stored part ETag is not hex");
+    md5_of_md5s.Update(*raw);
+    // A composite checksum exists only if every part carries that checksum.
+    std::set<std::string> names;
+    for (const auto& [name, value] : p.attributes) {
+      if (name.rfind("x-amz-checksum-", 0) == 0) names.insert(name);
+    }
+    if (first_part) {
+      checksum_names = names;
+      first_part = false;
+    } else {
+      std::set<std::string> common;
+      std::set_intersection(checksum_names.begin(), checksum_names.end(), names.begin(), names.end(),
+                            std::inserter(common, common.begin()));
+      checksum_names = std::move(common);
+    }
+    for (const auto& name : names) {
+      auto v = Base64Decode(p.attributes.at(name));
+      if (v) composite[name].insert(composite[name].end(), v->begin(), v->end());
+    }
+    rec.parts.push_back(catalog::ObjectPart{p.part_number, p.blob_id, p.size, p.etag, p.attributes});
+    rec.size += p.size;
+  }
+  const std::string suffix = "-" + std::to_string(parts.size());
+  rec.etag = HexEncode(md5_of_md5s.Final()) + suffix;
+  rec.last_modified = NowMillis();
+  PutResult result;
+  for (const auto& name : checksum_names) {
+    auto alg = crypto::ParseChecksumAlgorithm(name);
+    if (!alg) continue;
+    Bytes value = crypto::ComputeChecksum(*alg, composite[name]);
+    rec.attributes[name] = Base64Encode(value) + suffix;
+    result.checksums[*alg] = value;
+  }
+  Status st = catalog_.CompleteUpload(upload_id, rec, condition);
+  if (st.code() == StatusCode::kNotFound) {
+    return condition.if_match_etag ? Err(Errc::kNoSuchKey, st.message()) : Err(Errc::kNoSuchUpload, st.message());
+  }
+  if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kPreconditionFailed, st.message());
+  if (!st.ok()) return FromStatus(st);
+  result.etag = rec.etag;
+  result.last_modified = rec.last_modified;
+  return result;
+}
+
+SResult<Done> ObjectService::AbortUpload(const Bucket& bucket, const std::string& key,
+                                         const std::string& upload_id) {
+  auto up = GetUpload(bucket, key, upload_id);
+  if (!up.ok()) return up.error();
+  Status st = catalog_.AbortUpload(upload_id);
+  if (st.code() == StatusCode::kNotFound) return Err(Errc::kNoSuchUpload, st.message());
+  if (!st.ok()) return FromStatus(st);
+  return Done{};
+}
+
+SResult<std::vector<catalog::PartRecord>> ObjectService::ListParts(const Bucket& bucket, const std::string& key,
+                                                                   const std::string& upload_id, uint32_t marker,
+                                                                   uint32_t max_parts) {
+  auto up = GetUpload(bucket, key, upload_id);
+  if (!up.ok()) return up.error();
+  auto r = catalog_.ListParts(upload_id, marker, max_parts);
+  if (!r.ok()) return FromStatus(r.status());
+  return std::move(r).value();
+}
+
+SResult<catalog::UploadListPage> ObjectService::ListUploads(const Bucket& bucket,
+                                                            const catalog::UploadListQuery& q) {
+  auto r = catalog_.ListUploads(bucket.id, q);
+  if (!r.ok()) return FromStatus(r.status());
+  return std::move(r).value();
+}
+
+}  // namespace coffre::service

@@ -1,0 +1,289 @@
+#include "coffre/service/object_service.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "coffre/crypto/hash.h"
+
+namespace coffre::service {
+namespace {
+
+namespace fs = std::filesystem;
+
+Bytes Pattern(size_t n, uint32_t seed = 1) {
+  Bytes b(n);
+  std::mt19937 rng(seed);
+  for (auto& x : b) x = static_cast<uint8_t>(rng());
+  return b;
+}
+
+class ObjectServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/coffre-service-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    auto keys = keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32));
+    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+    keys_ = std::move(keys).value();
+    auto cat = catalog::Catalog::Open(dir_ + "/catalog.db");
+    ASSERT_TRUE(cat.ok()) << cat.status().ToString();
+    catalog_ = std::move(cat).value();
+    auto blobs = storage::OpenLocalBlobStore(dir_);
+    ASSERT_TRUE(blobs.ok());
+    blobs_ = std::move(blobs).value();
+    ServiceOptions opts;
+    opts.segment_size = 4096;      // small segments: boundaries are cheap to test
+    opts.min_part_size = 5000;
+    opts.garbage_grace_ms = 0;
+    service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, opts);
+    auto t = keys_->CreateTenant("acme");
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    tenant_ = t->id;
+    auto b = service_->CreateBucket(tenant_, "dossiers");
+    ASSERT_TRUE(b.ok());
+    bucket_ = *b;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  SResult<PutResult> Put(const std::string& key, const Bytes& data, CommitOptions opts = {}) {
+    auto w = service_->BeginPut(bucket_, key, {{"content-type", "application/pdf"}},
+                                {crypto::ChecksumAlgorithm::kCrc32c});
+    if (!w.ok()) return w.error();
+    // Uneven writes exercise the segment buffering.
+    size_t off = 0, step = 1;
+    while (off < data.size()) {
+      size_t n = std::min(step, data.size() - off);
+      auto r = (*w)->Write(ByteView(data.data() + off, n));
+      if (!r.ok()) return r.error();
+      off += n;
+      step = step * 3 + 1;
+    }
+    return (*w)->Commit(opts);
+  }
+
+  Bytes Get(const std::string& key, std::optional<std::pair<uint64_t, uint64_t>> range = std::nullopt) {
+    auto r = service_->OpenObject(bucket_, key);
+    EXPECT_TRUE(r.ok());
+    if (!r.ok()) return {};
+    if (range) {
+      EXPECT_TRUE((*r)->SetRange(range->first, range->second).ok());
+    }
+    Bytes out;
+    Bytes buf(1000);
+    for (;;) {
+      auto n = (*r)->Read(buf);
+      EXPECT_TRUE(n.ok()) << (n.ok() ? "" : n.error().message);
+      if (!n.ok() || *n == 0) break;
+      out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(*n));
+    }
+    return out;
+  }
+
+  std::vector<fs::path> BlobFiles() {
+    std::vector<fs::path> files;
+    for (auto& e : fs::recursive_directory_iterator(dir_ + "/blobs")) {
+      if (e.is_regular_file()) files.push_back(e.path());
+    }
+    return files;
+  }
+
+  std::string dir_;
+  std::unique_ptr<keystore::Keystore> keys_;
+  std::unique_ptr<catalog::Catalog> catalog_;
+  std::unique_ptr<storage::BlobStore> blobs_;
+  std::unique_ptr<ObjectService> service_;
+  std::string tenant_;
+  catalog::Bucket bucket_;
+};
+
+TEST_F(ObjectServiceTest, RoundTripsAtSegmentBoundaries) {
+  for (size_t size : {0, 1, 4095, 4096, 4097, 3 * 4096 + 7}) {
+    Bytes data = Pattern(size, static_cast<uint32_t>(size));
+    auto put = Put("k" + std::to_string(size), data);
+    ASSERT_TRUE(put.ok()) << put.error().message;
+    EXPECT_EQ(put->etag, HexEncode(crypto::Md5::Digest(data)));
+    EXPECT_EQ(Get("k" + std::to_string(size)), data) << size;
+  }
+}
+
+TEST_F(ObjectServiceTest, RangesDecryptOnlyWhatTheyCover) {
+  Bytes data = Pattern(5 * 4096 + 100);
+  ASSERT_TRUE(Put("r", data).ok());
+  for (auto [a, b] : std::vector<std::pair<uint64_t, uint64_t>>{
+           {0, 0}, {4095, 4096}, {4096, 8191}, {100, 12000}, {data.size() - 1, data.size() - 1}}) {
+    Bytes want(data.begin() + static_cast<std::ptrdiff_t>(a), data.begin() + static_cast<std::ptrdiff_t>(b + 1));
+    EXPECT_EQ(Get("r", std::make_pair(a, b)), want) << a << "-" << b;
+  }
+}
+
+TEST_F(ObjectServiceTest, BadDigestStoresNothingAndKeepsTheOldObject) {
+  Bytes old_data = Pattern(10000, 7);
+  ASSERT_TRUE(Put("doc", old_data).ok());
+  CommitOptions opts;
+  opts.content_md5 = Bytes(16, 0);
+  auto r = Put("doc", Pattern(20000, 8), opts);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kBadDigest);
+  CommitOptions crc;
+  crc.expected_checksums[crypto::ChecksumAlgorithm::kCrc32c] = Bytes(4, 0);
+  r = Put("doc", Pattern(20000, 9), crc);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kBadDigest);
+  EXPECT_EQ(Get("doc"), old_data);
+  EXPECT_EQ(BlobFiles().size(), 1u);
+  EXPECT_TRUE(fs::is_empty(dir_ + "/tmp"));
+}
+
+TEST_F(ObjectServiceTest, OverwriteCollectsTheOldBlob) {
+  ASSERT_TRUE(Put("doc", Pattern(100, 1)).ok());
+  ASSERT_TRUE(Put("doc", Pattern(200, 2)).ok());
+  auto removed = service_->CollectGarbage();
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(*removed, 1u);
+  EXPECT_EQ(BlobFiles().size(), 1u);
+  EXPECT_EQ(Get("doc"), Pattern(200, 2));
+  ASSERT_TRUE(service_->DeleteObject(bucket_, "doc").ok());
+  ASSERT_TRUE(service_->CollectGarbage().ok());
+  EXPECT_TRUE(BlobFiles().empty());
+}
+
+TEST_F(ObjectServiceTest, OpenReaderPinsItsBlobsAgainstCollection) {
+  ASSERT_TRUE(Put("doc", Pattern(9000, 1)).ok());
+  auto reader = service_->OpenObject(bucket_, "doc");
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE(Put("doc", Pattern(9000, 2)).ok());  // overwrite while a reader is open
+  ASSERT_TRUE(service_->CollectGarbage().ok());
+  Bytes out(9000);
+  size_t got = 0;
+  while (got < out.size()) {
+    auto n = (*reader)->Read(std::span<uint8_t>(out.data() + got, out.size() - got));
+    ASSERT_TRUE(n.ok());
+    ASSERT_GT(*n, 0u);
+    got += *n;
+  }
+  EXPECT_EQ(out, Pattern(9000, 1));  // the old object, whole
+}
+
+TEST_F(ObjectServiceTest, TamperedBlobFailsInsteadOfReturningWrongBytes) {
+  ASSERT_TRUE(Put("doc", Pattern(10000, 3)).ok());
+  auto files = BlobFiles();
+  ASSERT_EQ(files.size(), 1u);
+  {
+    std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(crypto::kHeaderSize + 5000));
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 1);
+    f.seekp(static_cast<std::streamoff>(crypto::kHeaderSize + 5000));
+    f.write(&c, 1);
+  }
+  auto reader = service_->OpenObject(bucket_, "doc");
+  ASSERT_TRUE(reader.ok());
+  Bytes buf(20000);
+  // The first segment is intact; the second fails.
+  auto n = (*reader)->Read(std::span<uint8_t>(buf.data(), 4096));
+  ASSERT_TRUE(n.ok());
+  auto bad = (*reader)->Read(buf);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, Errc::kCorruption);
+}
+
+TEST_F(ObjectServiceTest, BlobsSwappedBetweenObjectsDoNotDecrypt) {
+  ASSERT_TRUE(Put("a", Pattern(5000, 1)).ok());
+  ASSERT_TRUE(Put("b", Pattern(5000, 2)).ok());
+  auto files = BlobFiles();
+  ASSERT_EQ(files.size(), 2u);
+  fs::rename(files[0], dir_ + "/swap");
+  fs::rename(files[1], files[0]);
+  fs::rename(dir_ + "/swap", files[1]);
+  for (const char* key : {"a", "b"}) {
+    auto reader = service_->OpenObject(bucket_, key);
+    ASSERT_TRUE(reader.ok());
+    Bytes buf(5000);
+    auto n = (*reader)->Read(buf);
+    ASSERT_FALSE(n.ok()) << key;
+    EXPECT_EQ(n.error().code, Errc::kCorruption);
+  }
+}
+
+TEST_F(ObjectServiceTest, MultipartCompleteChecksPartsAndReadsAcrossThem) {
+  auto id = service_->CreateUpload(bucket_, "big", {});
+  ASSERT_TRUE(id.ok());
+  std::vector<Bytes> parts = {Pattern(6000, 1), Pattern(5000, 2), Pattern(123, 3)};
+  std::vector<UploadPartRef> refs;
+  for (uint32_t i = 0; i < parts.size(); ++i) {
+    auto w = service_->BeginPart(bucket_, "big", *id, i + 1, {});
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write(parts[i]).ok());
+    auto r = (*w)->Commit({});
+    ASSERT_TRUE(r.ok());
+    refs.push_back({i + 1, r->etag});
+  }
+  auto reordered = refs;
+  std::swap(reordered[0], reordered[1]);
+  EXPECT_EQ(service_->CompleteUpload(bucket_, "big", *id, reordered, {}).error().code, Errc::kInvalidPartOrder);
+  auto wrong = refs;
+  wrong[1].etag = "00000000000000000000000000000000";
+  EXPECT_EQ(service_->CompleteUpload(bucket_, "big", *id, wrong, {}).error().code, Errc::kInvalidPart);
+  std::vector<UploadPartRef> small = {refs[2], {4, refs[2].etag}};
+  EXPECT_EQ(service_->CompleteUpload(bucket_, "big", *id, small, {}).error().code, Errc::kInvalidPart);
+
+  auto done = service_->CompleteUpload(bucket_, "big", *id, refs, {});
+  ASSERT_TRUE(done.ok()) << done.error().message;
+  crypto::Md5 md5s;
+  Bytes all;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    md5s.Update(crypto::Md5::Digest(parts[i]));
+    all.insert(all.end(), parts[i].begin(), parts[i].end());
+  }
+  EXPECT_EQ(done->etag, HexEncode(md5s.Final()) + "-3");
+  EXPECT_EQ(Get("big"), all);
+  Bytes want(all.begin() + 5990, all.begin() + 11010);
+  EXPECT_EQ(Get("big", std::make_pair<uint64_t, uint64_t>(5990, 11009)), want);
+  EXPECT_EQ(service_->AbortUpload(bucket_, "big", *id).error().code, Errc::kNoSuchUpload);
+}
+
+TEST_F(ObjectServiceTest, EntityTooSmallForNonLastParts) {
+  auto id = service_->CreateUpload(bucket_, "x", {});
+  ASSERT_TRUE(id.ok());
+  std::vector<UploadPartRef> refs;
+  for (uint32_t i = 1; i <= 2; ++i) {
+    auto w = service_->BeginPart(bucket_, "x", *id, i, {});
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write(Pattern(100, i)).ok());
+    auto r = (*w)->Commit({});
+    ASSERT_TRUE(r.ok());
+    refs.push_back({i, r->etag});
+  }
+  EXPECT_EQ(service_->CompleteUpload(bucket_, "x", *id, refs, {}).error().code, Errc::kEntityTooSmall);
+}
+
+TEST_F(ObjectServiceTest, TenantsCannotReachEachOthersBuckets) {
+  auto other = keys_->CreateTenant("other");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(service_->GetBucket(other->id, "dossiers").error().code, Errc::kAccessDenied);
+  EXPECT_EQ(service_->CreateBucket(other->id, "dossiers").error().code, Errc::kBucketAlreadyExists);
+  EXPECT_EQ(service_->CreateBucket(tenant_, "dossiers").error().code, Errc::kBucketAlreadyOwnedByYou);
+  EXPECT_EQ(service_->DeleteBucket(other->id, "dossiers").error().code, Errc::kAccessDenied);
+}
+
+TEST_F(ObjectServiceTest, PlaintextNeverReachesTheDataDirectory) {
+  const std::string marker = "COFFRE-MARKER-7f3a9c-DOSSIER-PRET";
+  Bytes data;
+  for (int i = 0; i < 500; ++i) data.insert(data.end(), marker.begin(), marker.end());
+  ASSERT_TRUE(Put("secret/" + marker, data).ok());
+  for (auto& e : fs::recursive_directory_iterator(dir_)) {
+    EXPECT_EQ(e.path().string().find(marker), std::string::npos);
+    if (!e.is_regular_file() || e.path().string().find("catalog.db") != std::string::npos) continue;
+    std::ifstream f(e.path(), std::ios::binary);
+    std::string content((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(content.find(marker), std::string::npos) << e.path();
+  }
+}
+
+}  // namespace
+}  // namespace coffre::service
