@@ -93,7 +93,8 @@ int RunDaemon(const Config& config) {
     return 2;
   }
 
-  asio::io_context io(static_cast<int>(config.io_threads));
+  // Declaration order matters: the io_context is destroyed before the gateway, because
+  // coroutine frames still queued on it refer to the gateway.
   asio::thread_pool pool(config.worker_threads);
   keystore::Keystore& keys = *s.keystore;
   s3::CredentialLookup lookup = [&keys](std::string_view access_key_id) -> Expected<s3::Credential, s3::Error> {
@@ -110,6 +111,7 @@ int RunDaemon(const Config& config) {
   gopts.base_domain = config.base_domain;
   gopts.region = config.region;
   s3::Gateway gateway(service, lookup, pool, gopts);
+  asio::io_context io(static_cast<int>(config.io_threads));
 
   http::ServerOptions sopts;
   sopts.listen_host = host;

@@ -1,0 +1,500 @@
+#include "http/connection.h"
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <charconv>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string_view>
+#include <tuple>
+#include <utility>
+
+#include "coffre/common/clock.h"
+#include "http/errors.h"
+
+namespace coffre::http::internal {
+
+namespace beast = boost::beast;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
+
+// The first read of a request only has to show that the client is talking; the parser reads on.
+constexpr size_t kFirstReadBytes = 8 * 1024;
+// A response may keep the connection alive with this much request body still unread: reading
+// and discarding it is cheaper than making the client open a new connection.
+constexpr uint64_t kMaxDrainBytes = 64 * 1024;
+// Bounds on the lingering close after an error response.
+constexpr std::chrono::seconds kMaxLinger{1};
+constexpr size_t kMaxLingerBytes = 256 * 1024;
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+using RequestParser = bhttp::request_parser<bhttp::buffer_body>;
+
+// RFC 9110 6.4.1: these responses never carry content, whatever their headers say.
+bool StatusHasNoBody(unsigned status) {
+  return status / 100 == 1 || status == 204 || status == 304;
+}
+
+std::optional<uint64_t> ParseLength(std::string_view text) {
+  uint64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || text.empty()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::string FormatEndpoint(const asio::ip::tcp::endpoint& endpoint) {
+  const auto address = endpoint.address();
+  std::string out = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+  out += ':';
+  out += std::to_string(endpoint.port());
+  return out;
+}
+
+void SetCommonHeaders(ResponseHeader& header, const ServerOptions& options) {
+  if (header.find(bhttp::field::server) == header.end() && !options.server_header.empty()) {
+    header.set(bhttp::field::server, options.server_header);
+  }
+  if (header.find(bhttp::field::date) == header.end()) {
+    header.set(bhttp::field::date, FormatHttpDate(std::chrono::system_clock::now()));
+  }
+}
+
+}  // namespace
+
+// The Exchange of one request; lives in Connection::Run()'s frame while the handler runs.
+class ExchangeImpl final : public Exchange {
+ public:
+  enum class After { kKeepAlive, kClose, kCloseLinger };
+
+  ExchangeImpl(Connection& conn, RequestParser& parser) : conn_(conn), parser_(parser) {
+    const auto& req = parser_.get();
+    is_head_ = req.method() == bhttp::verb::head;
+    // RFC 9110 10.1.1: a 1.0 client cannot understand an interim response.
+    expect_continue_ =
+        req.version() >= 11 && beast::iequals(req[bhttp::field::expect], "100-continue");
+  }
+
+  const RequestHeader& request() const override { return parser_.get().base(); }
+  const std::string& remote_address() const override { return conn_.remote_; }
+
+  std::optional<uint64_t> content_length() const override {
+    auto length = parser_.content_length();
+    if (!length) {
+      return std::nullopt;
+    }
+    return *length;
+  }
+
+  asio::awaitable<std::pair<size_t, BodyError>> ReadBody(std::span<uint8_t> out) override {
+    if (body_error_ != BodyError::kNone) {
+      co_return std::pair{size_t{0}, body_error_};
+    }
+    if (parser_.is_done() || out.empty()) {
+      co_return std::pair{size_t{0}, BodyError::kNone};
+    }
+    // Once a final response is out, a 100 would be a protocol error; the client decides alone.
+    if (expect_continue_ && !continue_sent_ && !response_started_) {
+      continue_sent_ = true;
+      conn_.stream_.expires_after(conn_.options_->write_timeout);
+      auto [ec, n] = co_await asio::async_write(conn_.stream_, asio::buffer(kContinue), kAsTuple);
+      if (ec) {
+        failed_ = true;
+        must_close_ = true;
+        body_error_ = BodyError::kDisconnected;
+        co_return std::pair{size_t{0}, body_error_};
+      }
+    }
+    co_return co_await ReadInto(out);
+  }
+
+  bool body_complete() const override { return parser_.is_done(); }
+
+  asio::awaitable<bool> Send(bhttp::response<bhttp::string_body> response) override {
+    if (response_started_ || failed_) {
+      co_return false;
+    }
+    response_started_ = true;
+    response.version(request().version());
+    const bool keep_alive = KeepAliveAfter(response.base());
+    Decorate(response.base(), keep_alive);
+    error_code ec;
+    conn_.stream_.expires_after(conn_.options_->write_timeout);
+    if (is_head_ || StatusHasNoBody(response.result_int())) {
+      // prepare_payload() would zero the Content-Length a HEAD response must keep (and throws
+      // for a 304 with a body), so the header goes out as the handler built it.
+      if (!StatusHasNoBody(response.result_int()) &&
+          response.find(bhttp::field::content_length) == response.end()) {
+        response.content_length(response.body().size());
+      }
+      bhttp::response<bhttp::empty_body> header_only{std::move(response.base())};
+      std::tie(ec, std::ignore) = co_await bhttp::async_write(conn_.stream_, header_only, kAsTuple);
+    } else {
+      response.prepare_payload();
+      std::tie(ec, std::ignore) = co_await bhttp::async_write(conn_.stream_, response, kAsTuple);
+    }
+    co_return Wrote(ec);
+  }
+
+  asio::awaitable<bool> SendHeader(ResponseHeader header) override {
+    if (response_started_ || failed_) {
+      co_return false;
+    }
+    response_started_ = true;
+    streaming_ = true;
+    header.version(request().version());
+    bool keep_alive = KeepAliveAfter(header);
+    const bool no_body = is_head_ || StatusHasNoBody(header.result_int());
+    if (!no_body) {
+      if (auto it = header.find(bhttp::field::content_length); it != header.end()) {
+        declared_length_ = ParseLength(it->value());
+        if (!declared_length_) {
+          header.erase(bhttp::field::content_length);
+        }
+      }
+      if (!declared_length_ && header.find(bhttp::field::transfer_encoding) == header.end()) {
+        if (header.version() >= 11) {
+          header.set(bhttp::field::transfer_encoding, "chunked");
+        } else {
+          keep_alive = false;  // an HTTP/1.0 body without a length ends at the close
+        }
+      }
+    }
+    Decorate(header, keep_alive);
+    error_code ec;
+    conn_.stream_.expires_after(conn_.options_->write_timeout);
+    if (no_body) {
+      discard_body_ = true;
+      stream_finished_ = true;
+      bhttp::response<bhttp::empty_body> header_only{std::move(header)};
+      std::tie(ec, std::ignore) = co_await bhttp::async_write(conn_.stream_, header_only, kAsTuple);
+      co_return Wrote(ec);
+    }
+    streamed_ = std::make_unique<bhttp::response<bhttp::buffer_body>>(std::move(header));
+    streamed_->body().data = nullptr;
+    streamed_->body().more = true;
+    serializer_ = std::make_unique<bhttp::response_serializer<bhttp::buffer_body>>(*streamed_);
+    std::tie(ec, std::ignore) =
+        co_await bhttp::async_write_header(conn_.stream_, *serializer_, kAsTuple);
+    co_return Wrote(ec);
+  }
+
+  asio::awaitable<bool> SendBody(std::span<const uint8_t> data) override {
+    if (discard_body_) {
+      co_return !failed_;  // HEAD/304: the caller may share its GET path; nothing goes out
+    }
+    if (!serializer_ || stream_finished_ || failed_) {
+      co_return false;
+    }
+    if (data.empty()) {
+      co_return true;  // an empty chunk would end a chunked body early
+    }
+    // Bytes beyond the declared length would be read by the client as the next response.
+    if (declared_length_ && data.size() > *declared_length_ - sent_) {
+      must_close_ = true;
+      co_return false;
+    }
+    auto& body = streamed_->body();
+    body.data = const_cast<uint8_t*>(data.data());  // the serializer only reads it
+    body.size = data.size();
+    body.more = true;
+    conn_.stream_.expires_after(conn_.options_->write_timeout);
+    auto [ec, n] = co_await bhttp::async_write(conn_.stream_, *serializer_, kAsTuple);
+    body.data = nullptr;
+    body.size = 0;
+    if (ec == bhttp::error::need_buffer) {
+      ec = {};
+    }
+    if (!Wrote(ec)) {
+      co_return false;
+    }
+    sent_ += data.size();
+    co_return true;
+  }
+
+  asio::awaitable<bool> FinishBody() override {
+    if (discard_body_) {
+      co_return !failed_;
+    }
+    if (!serializer_ || stream_finished_ || failed_) {
+      co_return false;
+    }
+    stream_finished_ = true;
+    auto& body = streamed_->body();
+    body.data = nullptr;
+    body.size = 0;
+    body.more = false;
+    conn_.stream_.expires_after(conn_.options_->write_timeout);
+    auto [ec, n] = co_await bhttp::async_write(conn_.stream_, *serializer_, kAsTuple);
+    if (!Wrote(ec)) {
+      co_return false;
+    }
+    // A short body can only be reported to the client by closing the connection.
+    if (declared_length_ && sent_ != *declared_length_) {
+      must_close_ = true;
+      co_return false;
+    }
+    co_return true;
+  }
+
+  bool response_started() const override { return response_started_; }
+
+  // Called once the handler has returned: completes the exchange and says what the connection
+  // does next.
+  asio::awaitable<After> Finish() {
+    if (!response_started_) {
+      must_close_ = true;
+      if (!failed_) {
+        bhttp::response<bhttp::string_body> response{bhttp::status::internal_server_error, 11};
+        response.set(bhttp::field::content_type, "application/xml");
+        response.body() =
+            XmlErrorBody("InternalError", "We encountered an internal error. Please try again.");
+        co_await Send(std::move(response));
+      }
+      co_return Leftover();
+    }
+    if (failed_ || must_close_ || (streaming_ && !stream_finished_)) {
+      co_return Leftover();
+    }
+    if (!parser_.is_done() && !co_await Drain()) {
+      co_return After::kClose;
+    }
+    co_return After::kKeepAlive;
+  }
+
+ private:
+  After Leftover() const {
+    return failed_ || parser_.is_done() ? After::kClose : After::kCloseLinger;
+  }
+
+  // Fills `out` unless the body ends first; the read timeout applies to each socket read, so a
+  // client that keeps sending is never cut off, one that stalls is.
+  asio::awaitable<std::pair<size_t, BodyError>> ReadInto(std::span<uint8_t> out) {
+    auto& body = parser_.get().body();
+    size_t total = 0;
+    while (total < out.size() && !parser_.is_done()) {
+      body.data = out.data() + total;
+      body.size = out.size() - total;
+      conn_.stream_.expires_after(conn_.options_->read_timeout);
+      auto [ec, n] =
+          co_await bhttp::async_read_some(conn_.stream_, conn_.buffer_, parser_, kAsTuple);
+      total = out.size() - body.size;
+      if (ec && ec != bhttp::error::need_buffer) {
+        body.data = nullptr;
+        body.size = 0;
+        body_error_ = ClassifyBodyError(ec);
+        must_close_ = true;
+        co_return std::pair{total, body_error_};
+      }
+    }
+    body.data = nullptr;
+    body.size = 0;
+    co_return std::pair{total, BodyError::kNone};
+  }
+
+  // Reads and discards the rest of a small request body so the connection can serve another
+  // request (KeepAliveAfter() promised keep-alive only when the rest is small and will come).
+  asio::awaitable<bool> Drain() {
+    std::array<uint8_t, 8 * 1024> scratch;
+    uint64_t drained = 0;
+    while (!parser_.is_done()) {
+      auto [n, error] = co_await ReadInto(scratch);
+      drained += n;
+      if (error != BodyError::kNone || drained > kMaxDrainBytes) {
+        co_return false;
+      }
+    }
+    co_return true;
+  }
+
+  bool KeepAliveAfter(const ResponseHeader& header) const {
+    if (must_close_ || failed_ || conn_.stop_requested_ || !parser_.keep_alive()) {
+      return false;
+    }
+    if (bhttp::token_list{header[bhttp::field::connection]}.exists("close")) {
+      return false;
+    }
+    if (parser_.is_done()) {
+      return true;
+    }
+    // The client may or may not send a body it was never told to send: the framing of the
+    // next request would be a guess.
+    if (expect_continue_ && !continue_sent_) {
+      return false;
+    }
+    const auto remaining = parser_.content_length_remaining();
+    return remaining && *remaining <= kMaxDrainBytes;
+  }
+
+  void Decorate(ResponseHeader& header, bool keep_alive) {
+    SetCommonHeaders(header, *conn_.options_);
+    if (!keep_alive) {
+      // Explicit for 1.0 too: clearer in traces, and harmless.
+      header.set(bhttp::field::connection, "close");
+      must_close_ = true;
+    } else if (header.version() < 11) {
+      header.set(bhttp::field::connection, "keep-alive");  // 1.0 defaults to close
+    }
+  }
+
+  bool Wrote(const error_code& ec) {
+    if (ec) {
+      failed_ = true;
+      must_close_ = true;
+      return false;
+    }
+    return true;
+  }
+
+  Connection& conn_;
+  RequestParser& parser_;
+  bool is_head_ = false;
+  bool expect_continue_ = false;
+  bool continue_sent_ = false;
+  BodyError body_error_ = BodyError::kNone;
+  bool response_started_ = false;
+  bool streaming_ = false;
+  bool stream_finished_ = false;
+  bool discard_body_ = false;
+  bool must_close_ = false;  // the response said (or will say) Connection: close
+  bool failed_ = false;      // a write failed: the connection is unusable
+  std::optional<uint64_t> declared_length_;
+  uint64_t sent_ = 0;
+  std::unique_ptr<bhttp::response<bhttp::buffer_body>> streamed_;
+  std::unique_ptr<bhttp::response_serializer<bhttp::buffer_body>> serializer_;
+};
+
+Connection::Connection(asio::ip::tcp::socket socket, Handler& handler,
+                       std::shared_ptr<const ServerOptions> options)
+    : executor_(socket.get_executor()),
+      stream_(std::move(socket)),
+      handler_(handler),
+      options_(std::move(options)) {
+  error_code ec;
+  const auto endpoint = stream_.socket().remote_endpoint(ec);
+  remote_ = ec ? std::string("unknown") : FormatEndpoint(endpoint);
+}
+
+void Connection::RequestStop() {
+  stop_requested_ = true;
+  if (idle_) {
+    stream_.cancel();
+  }
+}
+
+asio::awaitable<void> Connection::Run() {
+  bool linger = false;
+  while (!stop_requested_) {
+    if (!co_await WaitForRequest()) {
+      break;
+    }
+    RequestParser parser;
+    parser.header_limit(static_cast<uint32_t>(
+        std::min<size_t>(options_->max_header_bytes, std::numeric_limits<uint32_t>::max())));
+    parser.body_limit(boost::none);  // the handler decides how much body it accepts
+    stream_.expires_after(options_->read_timeout);
+    auto [ec, n] = co_await bhttp::async_read_header(stream_, buffer_, parser, kAsTuple);
+    if (ec == bhttp::error::header_limit) {
+      co_await Reject(431, "RequestHeaderSectionTooLarge",
+                      "Your request header section exceeds the maximum allowed size.");
+      linger = true;
+      break;
+    }
+    if (ec) {
+      // Includes Content-Length together with Transfer-Encoding and conflicting lengths: Beast
+      // refuses those, and answering anything but a close would invite request smuggling.
+      if (IsMalformedRequest(ec)) {
+        co_await Reject(400, "BadRequest", "The HTTP request is malformed.");
+        linger = true;
+      }
+      break;
+    }
+    // Beast reads a request whose Transfer-Encoding does not end in chunked as having no body,
+    // so that body would be parsed as the next request; RFC 9112 6.1 and 6.3 make such a
+    // request, and any Transfer-Encoding in HTTP/1.0, a framing error.
+    const auto& request = parser.get();
+    if (request.find(bhttp::field::transfer_encoding) != request.end() &&
+        (!parser.chunked() || request.version() < 11)) {
+      co_await Reject(400, "BadRequest", "Unsupported Transfer-Encoding.");
+      linger = true;
+      break;
+    }
+
+    ExchangeImpl exchange(*this, parser);
+    try {
+      co_await handler_.Handle(exchange);
+    } catch (...) {
+      // A handler that throws is a bug; Finish() still answers the client with a 500.
+    }
+    const auto after = co_await exchange.Finish();
+    if (after != ExchangeImpl::After::kKeepAlive) {
+      linger = after == ExchangeImpl::After::kCloseLinger;
+      break;
+    }
+  }
+  co_await Close(linger);
+}
+
+asio::awaitable<bool> Connection::WaitForRequest() {
+  if (buffer_.size() > 0) {
+    co_return true;  // a pipelined request is already here
+  }
+  idle_ = true;
+  stream_.expires_after(options_->idle_timeout);
+  auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(kFirstReadBytes), kAsTuple);
+  idle_ = false;
+  if (ec) {
+    co_return false;  // closed by the client, idle timeout, or stopped while idle
+  }
+  buffer_.commit(n);
+  co_return true;
+}
+
+asio::awaitable<void> Connection::Reject(unsigned status, const char* code, const char* message) {
+  bhttp::response<bhttp::string_body> response{static_cast<bhttp::status>(status), 11};
+  SetCommonHeaders(response.base(), *options_);
+  response.set(bhttp::field::content_type, "application/xml");
+  response.keep_alive(false);
+  response.body() = XmlErrorBody(code, message);
+  response.prepare_payload();
+  stream_.expires_after(options_->write_timeout);
+  // Closing follows either way, so a failed write needs no handling.
+  co_await bhttp::async_write(stream_, response, kAsTuple);
+}
+
+asio::awaitable<void> Connection::Close(bool linger) {
+  error_code ec;
+  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (linger && !ec) {
+    std::array<char, 4096> scratch;
+    size_t discarded = 0;
+    stream_.expires_after(std::min<std::chrono::seconds>(options_->read_timeout, kMaxLinger));
+    while (discarded < kMaxLingerBytes) {
+      auto [read_ec, n] = co_await stream_.async_read_some(asio::buffer(scratch), kAsTuple);
+      if (read_ec) {
+        break;
+      }
+      discarded += n;
+    }
+  }
+  stream_.close();
+}
+
+}  // namespace coffre::http::internal
