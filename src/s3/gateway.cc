@@ -185,7 +185,20 @@ Expected<catalog::Attributes, Error> RequestContext::AttributesFromHeaders() con
   size_t meta_bytes = 0;
   for (const auto& [raw_name, value] : view.headers) {
     std::string name = ToLower(raw_name);
-    if (IsContentAttribute(name)) {
+    if (name == "content-encoding") {
+      // aws-chunked describes this request's framing, not the object: S3 drops it.
+      std::string kept;
+      std::string_view rest = value;
+      while (!rest.empty()) {
+        size_t comma = rest.find(',');
+        std::string_view token = TrimWhitespace(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        if (token.empty() || EqualsIgnoreCase(token, "aws-chunked")) continue;
+        if (!kept.empty()) kept += ",";
+        kept += token;
+      }
+      if (!kept.empty()) attrs[name] = kept;
+    } else if (IsContentAttribute(name)) {
       attrs[name] = std::string(value);
     } else if (name.starts_with("x-amz-meta-")) {
       meta_bytes += name.size() - 11 + value.size();
@@ -302,6 +315,28 @@ asio::awaitable<Expected<std::string, Error>> RequestContext::ReadSmallBody() {
     if (body.size() > options().max_xml_body) co_return Error(ErrorCode::kMaxMessageLengthExceeded);
   }
   if (auto e = decoder.Finish()) co_return *e;
+  // Content-MD5 and x-amz-checksum-* (header or trailer) protect XML bodies too: a DeleteObjects
+  // whose body was altered in transit must delete nothing.
+  auto plan = PlanChecksums();
+  if (!plan.ok()) co_return plan.error();
+  if (plan->content_md5 && !ConstantTimeEquals(*plan->content_md5, crypto::Md5::Digest(AsBytes(body)))) {
+    co_return Error(ErrorCode::kBadDigest);
+  }
+  auto expected = plan->expected;
+  for (const auto& [name, value] : decoder.trailers()) {
+    auto alg = crypto::ParseChecksumAlgorithm(name);
+    auto decoded_value = Base64Decode(TrimWhitespace(value));
+    if (!alg || !decoded_value) {
+      co_return Error(ErrorCode::kInvalidRequest, "Value for " + name + " trailing header is invalid.");
+    }
+    expected[*alg] = std::move(*decoded_value);
+  }
+  for (const auto& [alg, value] : expected) {
+    if (crypto::ComputeChecksum(alg, AsBytes(body)) != value) {
+      co_return Error(ErrorCode::kBadDigest, "The " + std::string(crypto::ChecksumAlgorithmName(alg)) +
+                                                 " you specified did not match the calculated checksum.");
+    }
+  }
   co_return body;
 }
 

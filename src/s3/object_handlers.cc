@@ -110,7 +110,9 @@ asio::awaitable<void> PutObject(RequestContext& ctx, const catalog::Bucket& buck
   if (!plan.ok()) co_return co_await ctx.SendError(plan.error());
   auto cond = WriteConditionFromHeaders(ctx);
   if (!cond.ok()) co_return co_await ctx.SendError(cond.error());
-  if (!ctx.ex.content_length()) co_return co_await ctx.SendError(Error(ErrorCode::kMissingContentLength));
+  // S3 needs the payload length up front: Content-Length, or x-amz-decoded-content-length for
+  // aws-chunked bodies sent with Transfer-Encoding: chunked (boto3 over HTTPS).
+  if (!ctx.DeclaredPayloadLength()) co_return co_await ctx.SendError(Error(ErrorCode::kMissingContentLength));
   if (auto len = ctx.DeclaredPayloadLength(); len && *len > ctx.options().max_single_put) {
     co_return co_await ctx.SendError(Error(ErrorCode::kEntityTooLarge));
   }

@@ -153,23 +153,28 @@ int RunDaemon(const Config& config) {
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   asio::steady_timer drain_deadline(io);
+  asio::steady_timer drain_poll(io);
+  // Once no connection is left, stop at once rather than wait for the deadline.
+  std::function<void()> poll_drained = [&] {
+    if (server.open_connections() == 0) {
+      io.stop();
+      return;
+    }
+    drain_poll.expires_after(std::chrono::milliseconds(50));
+    drain_poll.async_wait([&](boost::system::error_code ec) {
+      if (!ec) poll_drained();
+    });
+  };
   signals.async_wait([&](boost::system::error_code ec, int signo) {
     if (ec) return;
     spdlog::info("signal {}: draining connections", signo);
     server.Stop();
     gc_timer.cancel();
     drain_deadline.expires_after(std::chrono::seconds(10));
-    drain_deadline.async_wait([&](boost::system::error_code) { io.stop(); });
-    // Once no connection is left, stop at once rather than wait for the deadline.
-    std::function<void()> poll = [&] {
-      if (server.open_connections() == 0) {
-        io.stop();
-        return;
-      }
-      auto t = std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(50));
-      t->async_wait([t, &poll](boost::system::error_code) { poll(); });
-    };
-    poll();
+    drain_deadline.async_wait([&](boost::system::error_code wait_ec) {
+      if (!wait_ec) io.stop();
+    });
+    poll_drained();
   });
 
   std::vector<std::thread> threads;

@@ -3,13 +3,17 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <filesystem>
 
 namespace coffre::server {
 
 Result<std::unique_ptr<keystore::Keystore>> OpenKeystore(const Config& config, bool create) {
   if (create) {
-    if (::mkdir(config.data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-      return Status::FromErrno(errno, "create data directory " + config.data_dir);
+    std::error_code ec;
+    if (!std::filesystem::exists(config.data_dir, ec)) {
+      std::filesystem::create_directories(config.data_dir, ec);
+      if (ec) return Status::IOError("create data directory " + config.data_dir + ": " + ec.message());
+      ::chmod(config.data_dir.c_str(), 0700);  // the leaf holds the keystore: private to the service
     }
   } else {
     struct stat st {};
