@@ -1,0 +1,38 @@
+#pragma once
+
+// The subcommands of `coffre`. Each family registers itself on the CLI11 app in its own file
+// (cli_<family>.cc); when parsing selects a command, its registration stores what to run.
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "coffre/common/status.h"
+#include "coffre/server/config.h"
+
+namespace coffre::server {
+
+// What the selected subcommand will do, once parsing has succeeded. Returns the exit status.
+struct CommandRunner {
+  std::function<int()> run;
+};
+
+// --config / --data-dir, shared by `serve` and every admin command.
+struct CommonFlags {
+  std::string config_file;
+  std::string data_dir;
+};
+
+void AddCommonFlags(CLI::App* cmd, CommonFlags& flags);
+// The embedded development config, or --config's file, with --data-dir applied.
+Result<Config> ResolveConfig(const CommonFlags& flags);
+// Prints "coffre: <message>" on stderr; exit status 1 for bad input, 2 otherwise.
+int Fail(const Status& status);
+
+void RegisterServeCommand(CLI::App& app, CommandRunner& runner);
+void RegisterTenantCommands(CLI::App& app, CommandRunner& runner);
+void RegisterKeystoreCommands(CLI::App& app, CommandRunner& runner);
+
+}  // namespace coffre::server
