@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := cmake g++ make pkg-config \
   libboost1.81-dev libssl-dev libsodium-dev libsqlite3-dev libspdlog-dev nlohmann-json3-dev \
   libpugixml-dev libcli11-dev libisal-dev libgtest-dev libgmock-dev libbenchmark-dev \
-  python3 curl
+  python3 curl rclone s3cmd
 
 .PHONY: all deps build run test test-unit test-integration asan tsan clean
 
