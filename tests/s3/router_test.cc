@@ -1,0 +1,146 @@
+#include "s3/router.h"
+
+#include <gtest/gtest.h>
+
+namespace coffre::s3 {
+namespace {
+
+struct Req {
+  std::string method;
+  std::string target;
+  std::vector<std::pair<std::string, std::string>> headers = {{"Host", "127.0.0.1:9000"}};
+
+  HttpRequestView View() const {
+    HttpRequestView v;
+    v.method = method;
+    v.target = target;
+    for (const auto& [k, val] : headers) v.headers.emplace_back(k, val);
+    return v;
+  }
+};
+
+Expected<Route, Error> RouteOf(const Req& r) { return RouteRequest(r.View(), RouterOptions{"s3.example.fr"}); }
+
+Operation OpOf(const std::string& method, const std::string& target,
+               std::vector<std::pair<std::string, std::string>> extra = {}) {
+  Req r{method, target};
+  for (auto& h : extra) r.headers.push_back(h);
+  auto route = RouteOf(r);
+  EXPECT_TRUE(route.ok()) << method << " " << target << ": " << (route.ok() ? "" : route.error().code_name());
+  return route.ok() ? route->op : Operation::kListBuckets;
+}
+
+ErrorCode ErrorOf(const std::string& method, const std::string& target) {
+  auto route = RouteOf(Req{method, target});
+  EXPECT_FALSE(route.ok()) << method << " " << target;
+  return route.ok() ? ErrorCode::kInternalError : route.error().code;
+}
+
+TEST(Router, BucketOperations) {
+  EXPECT_EQ(OpOf("GET", "/"), Operation::kListBuckets);
+  EXPECT_EQ(OpOf("PUT", "/bucket"), Operation::kCreateBucket);
+  EXPECT_EQ(OpOf("HEAD", "/bucket"), Operation::kHeadBucket);
+  EXPECT_EQ(OpOf("DELETE", "/bucket/"), Operation::kDeleteBucket);
+  EXPECT_EQ(OpOf("GET", "/bucket?location"), Operation::kGetBucketLocation);
+  EXPECT_EQ(OpOf("GET", "/bucket?acl"), Operation::kGetBucketAcl);
+  EXPECT_EQ(OpOf("GET", "/bucket?versioning"), Operation::kGetBucketVersioning);
+  EXPECT_EQ(OpOf("GET", "/bucket?versions&prefix=a"), Operation::kListObjectVersions);
+  EXPECT_EQ(OpOf("GET", "/bucket?list-type=2&prefix=a%2F"), Operation::kListObjectsV2);
+  EXPECT_EQ(OpOf("GET", "/bucket?prefix=a"), Operation::kListObjects);
+  EXPECT_EQ(OpOf("GET", "/bucket?uploads"), Operation::kListMultipartUploads);
+  EXPECT_EQ(OpOf("POST", "/bucket?delete"), Operation::kDeleteObjects);
+}
+
+TEST(Router, ObjectOperations) {
+  EXPECT_EQ(OpOf("PUT", "/b-1/k"), Operation::kPutObject);
+  EXPECT_EQ(OpOf("PUT", "/b-1/k", {{"x-amz-copy-source", "/b-1/src"}}), Operation::kCopyObject);
+  EXPECT_EQ(OpOf("GET", "/b-1/k"), Operation::kGetObject);
+  EXPECT_EQ(OpOf("GET", "/b-1/k?versionId=null"), Operation::kGetObject);
+  EXPECT_EQ(OpOf("HEAD", "/b-1/k"), Operation::kHeadObject);
+  EXPECT_EQ(OpOf("DELETE", "/b-1/k"), Operation::kDeleteObject);
+  EXPECT_EQ(OpOf("GET", "/b-1/k?acl"), Operation::kGetObjectAcl);
+  EXPECT_EQ(OpOf("POST", "/b-1/k?uploads"), Operation::kCreateMultipartUpload);
+  EXPECT_EQ(OpOf("PUT", "/b-1/k?partNumber=3&uploadId=u"), Operation::kUploadPart);
+  EXPECT_EQ(OpOf("PUT", "/b-1/k?partNumber=3&uploadId=u", {{"x-amz-copy-source", "b-1/s"}}),
+            Operation::kUploadPartCopy);
+  EXPECT_EQ(OpOf("POST", "/b-1/k?uploadId=u"), Operation::kCompleteMultipartUpload);
+  EXPECT_EQ(OpOf("DELETE", "/b-1/k?uploadId=u"), Operation::kAbortMultipartUpload);
+  EXPECT_EQ(OpOf("GET", "/b-1/k?uploadId=u"), Operation::kListParts);
+}
+
+TEST(Router, KeysAreDecodedAndKeepTheirSlashes) {
+  auto r = RouteOf(Req{"GET", "/bucket/dossiers/2026/a%20b%2Bc%25/%C3%A9t%C3%A9.pdf"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->bucket, "bucket");
+  EXPECT_EQ(r->key, "dossiers/2026/a b+c%/\xC3\xA9t\xC3\xA9.pdf");
+  auto slashes = RouteOf(Req{"GET", "/bucket//double//slash/"});
+  ASSERT_TRUE(slashes.ok());
+  EXPECT_EQ(slashes->key, "/double//slash/");
+}
+
+TEST(Router, VirtualHostedStyle) {
+  Req r{"GET", "/dossier/contrat.pdf", {{"Host", "my-bucket.s3.example.fr:9000"}}};
+  auto route = RouteOf(r);
+  ASSERT_TRUE(route.ok());
+  EXPECT_EQ(route->bucket, "my-bucket");
+  EXPECT_EQ(route->key, "dossier/contrat.pdf");
+  EXPECT_EQ(route->op, Operation::kGetObject);
+  Req list{"GET", "/?list-type=2", {{"Host", "my-bucket.S3.EXAMPLE.FR"}}};
+  auto l = RouteOf(list);
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->bucket, "my-bucket");
+  EXPECT_EQ(l->op, Operation::kListObjectsV2);
+  // The bare base domain is path style.
+  Req bare{"GET", "/b-1/k", {{"Host", "s3.example.fr"}}};
+  auto b = RouteOf(bare);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->bucket, "b-1");
+}
+
+TEST(Router, PathTraversalAndBadKeysAreRefused) {
+  EXPECT_EQ(ErrorOf("PUT", "/bucket/a/../../etc/passwd"), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ErrorOf("PUT", "/bucket/%2e%2e/x"), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ErrorOf("PUT", "/bucket/.."), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ErrorOf("PUT", "/bucket/a%00b"), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ErrorOf("GET", "/bucket/bad%zzescape"), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ErrorOf("PUT", "/bucket/" + std::string(1025, 'k')), ErrorCode::kKeyTooLongError);
+  auto ok = RouteOf(Req{"PUT", "/bucket/" + std::string(1024, 'k')});
+  EXPECT_TRUE(ok.ok());
+  // "..." and "a..b" are ordinary names.
+  EXPECT_TRUE(RouteOf(Req{"PUT", "/bucket/.../a..b"}).ok());
+}
+
+TEST(Router, UnsupportedThingsAreNeverSilentSuccesses) {
+  EXPECT_EQ(ErrorOf("PUT", "/bucket?lifecycle"), ErrorCode::kNotImplemented);
+  EXPECT_EQ(ErrorOf("GET", "/bucket?policy"), ErrorCode::kNotImplemented);
+  EXPECT_EQ(ErrorOf("PUT", "/bucket?acl"), ErrorCode::kNotImplemented);
+  EXPECT_EQ(ErrorOf("PUT", "/bucket?versioning"), ErrorCode::kNotImplemented);
+  EXPECT_EQ(ErrorOf("PUT", "/bucket/k?tagging"), ErrorCode::kNotImplemented);
+  EXPECT_EQ(ErrorOf("GET", "/bucket/k?versionId=3HL4kqtJlcpXroDTDmJ"), ErrorCode::kNotImplemented);
+  EXPECT_EQ(ErrorOf("POST", "/bucket/k"), ErrorCode::kNotImplemented);
+  EXPECT_EQ(ErrorOf("POST", "/bucket"), ErrorCode::kNotImplemented);
+  EXPECT_EQ(ErrorOf("PATCH", "/bucket/k"), ErrorCode::kMethodNotAllowed);
+  EXPECT_EQ(ErrorOf("DELETE", "/"), ErrorCode::kMethodNotAllowed);
+  EXPECT_EQ(ErrorOf("PUT", "/bucket/k?partNumber=1"), ErrorCode::kInvalidRequest);
+}
+
+TEST(Router, MalformedBucketNamesCannotExist) {
+  EXPECT_EQ(ErrorOf("GET", "/Bad_Bucket/k"), ErrorCode::kNoSuchBucket);
+  // CreateBucket reports the name itself (InvalidBucketName in the handler).
+  EXPECT_EQ(OpOf("PUT", "/Bad_Bucket"), Operation::kCreateBucket);
+}
+
+TEST(Router, BucketNamingRules) {
+  for (const std::string& good : {std::string("abc"), std::string("my-bucket.2026"), std::string("a1b"),
+                                  std::string("0bucket9"), std::string(63, 'a')}) {
+    EXPECT_TRUE(IsValidBucketName(good)) << good;
+  }
+  for (const char* bad : {"ab", "ABC", "a_b", "-abc", "abc-", "a..b", "a.-b", "a-.b", "192.168.1.10", "xn--abc",
+                          "abc-s3alias", "abc--ol-s3", "sthree-abc", "a b"}) {
+    EXPECT_FALSE(IsValidBucketName(bad)) << bad;
+  }
+  EXPECT_FALSE(IsValidBucketName(std::string(64, 'a')));
+}
+
+}  // namespace
+}  // namespace coffre::s3
