@@ -1,0 +1,77 @@
+#pragma once
+
+// Key-usage events: what the auditors' log records (docs/AUDIT.md). An event names a key by its
+// id and version and never carries key material.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "coffre/common/status.h"
+
+namespace coffre::audit {
+
+enum class Operation {
+  kDataKeyWrap,        // a data key was created and wrapped (PUT, CreateMultipartUpload, Copy
+                       // destination) or its wrapped form was bound to an object (Complete)
+  kDataKeyUnwrap,      // GET, ranged GET, Copy source, UploadPart, UploadPartCopy
+  kDataKeyRewrap,      // a wrapped data key re-encrypted under a newer tenant-key version
+  kDecrypt,            // object data decryption; recorded when it fails its integrity check
+  kTenantKeyCreate,
+  kTenantKeyRotate,
+  kTenantKeyDestroy,
+  kTenantShred,
+  kRootKeyRotate,
+  kAccessKeyCreate,
+  kAccessKeyDisable,
+  kAccessKeyDelete,
+};
+
+// "data_key.wrap", "tenant_key.rotate", ... (the names in records and exports).
+std::string_view OperationName(Operation op);
+std::optional<Operation> ParseOperation(std::string_view name);
+
+enum class Outcome {
+  kSuccess,
+  kFailure,           // the key operation failed (key missing, keystore error, ...)
+  kIntegrityFailure,  // a wrapped key or object data failed authentication
+};
+
+std::string_view OutcomeName(Outcome outcome);  // "success", "failure", "integrity_failure"
+std::optional<Outcome> ParseOutcome(std::string_view name);
+
+// Who asked, as the protocol layer knows it. request_id is the x-amz-request-id returned to the
+// client; action is the protocol operation ("GetObject", "UploadPartCopy", "cli", ...).
+struct RequestInfo {
+  std::string request_id;
+  std::string access_key_id;
+  std::string client_address;
+  std::string action;
+};
+
+struct Event {
+  Operation operation = Operation::kDataKeyUnwrap;
+  Outcome outcome = Outcome::kSuccess;
+  std::string tenant;       // tenant id; empty for events of no tenant (root key rotation)
+  std::string key_id;       // tenant key id (hex); empty when no tenant key is involved
+  uint32_t key_version = 0;
+  std::string bucket;
+  std::string object_key;
+  std::string object_id;
+  RequestInfo request;
+};
+
+// Where key-using code records events.
+//
+// Record() returns only once the event is durable (or failed): a caller uses the key only after
+// an OK return, so no key is used without a record (fail-closed). Thread-safe.
+class Recorder {
+ public:
+  virtual ~Recorder() = default;
+  // Unavailable (or NoSpace, IOError) when the log cannot be written: the caller must refuse the
+  // key operation.
+  virtual Status Record(const Event& event) = 0;
+};
+
+}  // namespace coffre::audit

@@ -1,0 +1,33 @@
+#pragma once
+
+// Field-level encoding of records and checkpoints, shared by export bundles and archives. Private
+// to the audit module.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "coffre/audit/record.h"
+
+namespace coffre::audit::internal {
+
+// Looks a field up by name; nullopt when absent or malformed.
+using FieldGetter = std::function<std::optional<std::string>(const std::string&)>;
+
+std::map<std::string, std::string> RecordFields(const Record& r);
+std::map<std::string, std::string> CheckpointFields(const Checkpoint& c);
+// Numbers (seq, time_ms, key_version, gseq) as JSON numbers; other values as strings, or
+// {"hex": ...} for bytes that are not UTF-8.
+nlohmann::json FieldsToJson(const std::map<std::string, std::string>& fields);
+FieldGetter JsonGetter(const nlohmann::json& j);
+Result<Record> RecordFromFields(const FieldGetter& get, size_t line);
+Result<Checkpoint> CheckpointFromFields(const FieldGetter& get, size_t line, const char* head_field);
+Status Bad(size_t line, const std::string& what);
+std::optional<uint64_t> ParseU64(std::string_view s);
+std::optional<int64_t> ParseI64(std::string_view s);
+
+}  // namespace coffre::audit::internal

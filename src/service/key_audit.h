@@ -1,0 +1,34 @@
+#pragma once
+
+// Key-usage auditing inside the object service (docs/AUDIT.md): builds the audit events of key
+// uses and enforces fail-closed use. Private to the service module.
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "coffre/audit/event.h"
+#include "coffre/catalog/catalog.h"
+#include "coffre/service/object_service.h"
+
+namespace coffre::service::internal {
+
+// The event of a key use on an object of `bucket`.
+audit::Event KeyEvent(audit::Operation operation, const catalog::Bucket& bucket, const std::string& key,
+                      const std::string& object_id, ByteView tenant_key_id, uint32_t key_version,
+                      const RequestInfo* request);
+
+// Records a successful key use before the key is used. Returns the error the service call must
+// fail with when the record cannot be made durable (fail-closed: the caller must then drop the
+// key unused). No recorder configured: nothing to do.
+std::optional<Error> RecordKeyUse(audit::Recorder* recorder, const audit::Event& event);
+
+// Records a key operation that failed (`status`: Corruption becomes an integrity failure). Best
+// effort: the call is failing anyway; a record that cannot be written is logged.
+void RecordKeyFailure(audit::Recorder* recorder, audit::Event event, const Status& status);
+
+// Wraps a reader so that a segment failing its integrity check is recorded (once per reader).
+std::unique_ptr<ObjectReader> AuditReads(std::unique_ptr<ObjectReader> reader, audit::Recorder* recorder,
+                                         audit::Event event);
+
+}  // namespace coffre::service::internal

@@ -1,0 +1,168 @@
+#include "coffre/audit/archive.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "coffre/audit/audit_log.h"
+
+namespace coffre::audit {
+namespace {
+
+using nlohmann::json;
+
+class ArchiveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/coffre-archive-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    AuditLogOptions opts;
+    opts.checkpoint_interval = std::chrono::hours(1);
+    auto log = AuditLog::Open(dir_ + "/audit.db", SecretBytes::Random(32), opts);
+    ASSERT_TRUE(log.ok());
+    log_ = std::move(log).value();
+  }
+  void TearDown() override {
+    log_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Add(const std::string& tenant, int n) {
+    for (int i = 0; i < n; ++i) {
+      Event e;
+      e.tenant = tenant;
+      e.key_id = tenant;
+      e.object_key = tenant + std::to_string(i);
+      ASSERT_TRUE(log_->Record(e).ok());
+    }
+  }
+
+  static UnixMillis Now() { return ToUnixMillis(Clock::System().Now()); }
+
+  VerifyReport Verify(const std::string& text) {
+    auto parsed = ParseArchive(text);
+    EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
+    if (!parsed.ok()) {
+      return VerifyReport{Breakage::kAltered};
+    }
+    auto rep = VerifyArchive(*parsed, log_->public_key());
+    EXPECT_TRUE(rep.ok());
+    return rep.ok() ? *rep : VerifyReport{Breakage::kAltered};
+  }
+
+  std::string dir_;
+  std::unique_ptr<AuditLog> log_;
+};
+
+TEST_F(ArchiveTest, ArchiveVerifiesPruneKeepsTheLogVerifiable) {
+  Add("alice", 3);
+  Add("bob", 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const UnixMillis cut = Now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto first = log_->PrepareArchive(cut);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(first->records.size(), 5u);
+  EXPECT_EQ(first->end_gseq, 5u);
+  const std::string text = EncodeArchive(*first);
+  EXPECT_TRUE(LooksLikeArchive(text));
+  VerifyReport rep = Verify(text);
+  EXPECT_TRUE(rep.ok()) << rep.message;
+  EXPECT_EQ(rep.records, 5u);
+  ASSERT_TRUE(log_->Prune(*first).ok());
+  // The live log still verifies, from the boundary on, and its chains continue.
+  Add("alice", 2);
+  auto n = log_->VerifyStored();
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 2u);
+  auto exp = log_->ExportTenant("alice", 0, INT64_MAX / 2);
+  ASSERT_TRUE(exp.ok());
+  ASSERT_EQ(exp->records.size(), 2u);
+  EXPECT_EQ(exp->records[0].seq, 4u);
+  // A second archive continues from the first one's end.
+  auto second = log_->PrepareArchive(Now() + 1000);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->start_global.seq, 5u);
+  EXPECT_EQ(second->start_global.hash, first->records.back().global_hash);
+  EXPECT_EQ(second->start_tenants.at("alice").seq, 3u);
+  EXPECT_TRUE(Verify(EncodeArchive(*second)).ok());
+  ASSERT_TRUE(log_->Prune(*second).ok());
+  EXPECT_TRUE(log_->VerifyStored().ok());
+  // Pruning the same archive twice is refused: the boundary moved.
+  EXPECT_EQ(log_->Prune(*first).code(), StatusCode::kAborted);
+}
+
+TEST_F(ArchiveTest, NothingOlderThanTheCutMeansAnEmptyArchive) {
+  const UnixMillis cut = Now() - 60000;
+  Add("alice", 2);
+  auto a = log_->PrepareArchive(cut);
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->records.empty());
+  EXPECT_TRUE(log_->Prune(*a).ok());
+  auto n = log_->VerifyStored();
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 2u);
+}
+
+TEST_F(ArchiveTest, TamperedArchiveIsDetected) {
+  Add("alice", 3);
+  Add("bob", 3);
+  auto a = log_->PrepareArchive(Now() + 1000);
+  ASSERT_TRUE(a.ok());
+  std::vector<std::string> lines;
+  {
+    std::istringstream in(EncodeArchive(*a));
+    std::string line;
+    while (std::getline(in, line)) {
+      lines.push_back(line);
+    }
+  }
+  auto join = [](const std::vector<std::string>& ls) {
+    std::string s;
+    for (const auto& l : ls) {
+      s += l + "\n";
+    }
+    return s;
+  };
+  {
+    auto t = lines;
+    json j = json::parse(t[2]);
+    j["bucket"] = "x";
+    t[2] = j.dump();
+    VerifyReport rep = Verify(join(t));
+    EXPECT_EQ(rep.breakage, Breakage::kAltered) << rep.message;
+    EXPECT_EQ(rep.failed_line, 3u);
+  }
+  {
+    auto t = lines;
+    t.erase(t.begin() + 3);
+    EXPECT_EQ(Verify(join(t)).breakage, Breakage::kMissing);
+  }
+  {
+    auto t = lines;
+    std::swap(t[1], t[2]);
+    EXPECT_EQ(Verify(join(t)).breakage, Breakage::kReordered);
+  }
+  {
+    auto t = lines;
+    t.erase(t.begin() + 6);  // the last record: the signed end is gone
+    EXPECT_EQ(Verify(join(t)).breakage, Breakage::kMissing);
+  }
+  {
+    auto t = lines;
+    json h = json::parse(t[0]);
+    h["end_gseq"] = 5;
+    t[0] = h.dump();
+    t.erase(t.begin() + 6);
+    // Claiming an earlier end leaves the last record unsigned by a global checkpoint.
+    EXPECT_EQ(Verify(join(t)).breakage, Breakage::kUnsignedTail);
+  }
+}
+
+}  // namespace
+}  // namespace coffre::audit

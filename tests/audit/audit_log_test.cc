@@ -1,0 +1,295 @@
+#include "coffre/audit/audit_log.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "coffre/db/sqlite.h"
+
+namespace coffre::audit {
+namespace {
+
+class AuditLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/coffre-audit-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/audit.db";
+    root_ = SecretBytes::Random(32);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<AuditLog> OpenLog(AuditLogOptions options = {}) {
+    auto log = AuditLog::Open(path_, root_, options);
+    EXPECT_TRUE(log.ok()) << log.status().ToString();
+    return log.ok() ? std::move(log).value() : nullptr;
+  }
+
+  static Event Ev(const std::string& tenant, const std::string& request_id) {
+    Event e;
+    e.operation = Operation::kDataKeyUnwrap;
+    e.tenant = tenant;
+    e.key_id = tenant;
+    e.key_version = 1;
+    e.bucket = "b";
+    e.object_key = "k";
+    e.object_id = "oid";
+    e.request.request_id = request_id;
+    e.request.access_key_id = "AK";
+    e.request.client_address = "127.0.0.1:1";
+    e.request.action = "GetObject";
+    return e;
+  }
+
+  std::string dir_;
+  std::string path_;
+  SecretBytes root_;
+};
+
+constexpr UnixMillis kAllTime = INT64_MAX / 2;
+
+TEST_F(AuditLogTest, RecordsFormOneChainPerTenant) {
+  auto log = OpenLog();
+  ASSERT_TRUE(log->Record(Ev("alice", "r1")).ok());
+  ASSERT_TRUE(log->Record(Ev("bob", "r2")).ok());
+  ASSERT_TRUE(log->Record(Ev("alice", "r3")).ok());
+  auto exp = log->ExportTenant("alice", 0, kAllTime);
+  ASSERT_TRUE(exp.ok()) << exp.status().ToString();
+  ASSERT_EQ(exp->records.size(), 2u);
+  EXPECT_EQ(exp->records[0].seq, 1u);
+  EXPECT_EQ(exp->records[0].request_id, "r1");
+  EXPECT_EQ(exp->records[0].prev, Hash{});
+  EXPECT_EQ(exp->records[1].seq, 2u);
+  EXPECT_EQ(exp->records[1].request_id, "r3");
+  EXPECT_EQ(exp->records[1].prev, RecordHash(exp->records[0]));
+  EXPECT_EQ(exp->records[0].operation, "data_key.unwrap");
+  EXPECT_EQ(exp->records[0].outcome, "success");
+  // bob's record is not in alice's export
+  for (const auto& r : exp->records) {
+    EXPECT_EQ(r.tenant, "alice");
+  }
+  auto checked = log->VerifyStored();
+  ASSERT_TRUE(checked.ok()) << checked.status().ToString();
+  EXPECT_EQ(*checked, 3u);
+}
+
+TEST_F(AuditLogTest, ConcurrentWritersAreAllDurableAndChained) {
+  auto log = OpenLog();
+  constexpr int kThreads = 8;
+  constexpr int kEach = 100;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        if (!log->Record(Ev(t % 2 == 0 ? "even" : "odd", std::to_string(t) + "-" + std::to_string(i))).ok()) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(log->records_written(), static_cast<uint64_t>(kThreads * kEach));
+  auto checked = log->VerifyStored();
+  ASSERT_TRUE(checked.ok()) << checked.status().ToString();
+  EXPECT_EQ(*checked, static_cast<uint64_t>(kThreads * kEach));
+  auto exp = log->ExportTenant("even", 0, kAllTime);
+  ASSERT_TRUE(exp.ok());
+  EXPECT_EQ(exp->records.size(), static_cast<size_t>(kThreads / 2 * kEach));
+}
+
+TEST_F(AuditLogTest, RecordsSurviveReopenAndTheChainContinues) {
+  {
+    auto log = OpenLog();
+    ASSERT_TRUE(log->Record(Ev("alice", "r1")).ok());
+  }
+  auto log = OpenLog();
+  ASSERT_TRUE(log->Record(Ev("alice", "r2")).ok());
+  auto exp = log->ExportTenant("alice", 0, kAllTime);
+  ASSERT_TRUE(exp.ok());
+  ASSERT_EQ(exp->records.size(), 2u);
+  EXPECT_EQ(exp->records[1].seq, 2u);
+  EXPECT_EQ(exp->records[1].prev, RecordHash(exp->records[0]));
+  EXPECT_TRUE(log->VerifyStored().ok());
+}
+
+TEST_F(AuditLogTest, CloseSignsTheTail) {
+  {
+    auto log = OpenLog();
+    ASSERT_TRUE(log->Record(Ev("alice", "r1")).ok());
+  }
+  auto log = OpenLog();
+  auto exp = log->ExportTenant("alice", 0, kAllTime);
+  ASSERT_TRUE(exp.ok());
+  ASSERT_EQ(exp->checkpoints.size(), 1u);
+  EXPECT_EQ(exp->checkpoints[0].seq, 1u);
+  EXPECT_EQ(exp->checkpoints[0].head, RecordHash(exp->records[0]));
+  EXPECT_TRUE(VerifyCheckpoint(log->public_key(), exp->checkpoints[0]));
+}
+
+TEST_F(AuditLogTest, CheckpointEveryNRecords) {
+  AuditLogOptions opts;
+  opts.checkpoint_every_records = 3;
+  opts.checkpoint_interval = std::chrono::hours(1);
+  auto log = OpenLog(opts);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(log->Record(Ev("alice", std::to_string(i))).ok());
+  }
+  // The writer signs right after the batch that reached the count.
+  for (int i = 0; i < 200; ++i) {
+    auto exp = log->ExportTenant("alice", 0, kAllTime);
+    ASSERT_TRUE(exp.ok());
+    if (!exp->checkpoints.empty()) {
+      EXPECT_EQ(exp->checkpoints.back().seq, 3u);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  FAIL() << "no checkpoint after 3 records";
+}
+
+TEST_F(AuditLogTest, CheckpointAfterInterval) {
+  AuditLogOptions opts;
+  opts.checkpoint_every_records = 1000000;
+  opts.checkpoint_interval = std::chrono::milliseconds(50);
+  auto log = OpenLog(opts);
+  ASSERT_TRUE(log->Record(Ev("alice", "r1")).ok());
+  for (int i = 0; i < 200; ++i) {
+    auto exp = log->ExportTenant("alice", 0, kAllTime);
+    ASSERT_TRUE(exp.ok());
+    if (!exp->checkpoints.empty()) {
+      EXPECT_EQ(exp->checkpoints.back().seq, 1u);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  FAIL() << "no checkpoint after the interval";
+}
+
+TEST_F(AuditLogTest, ExportExtendsToTheCoveringCheckpoint) {
+  AuditLogOptions opts;
+  opts.checkpoint_interval = std::chrono::hours(1);
+  auto log = OpenLog(opts);
+  ASSERT_TRUE(log->Record(Ev("alice", "r1")).ok());
+  ASSERT_TRUE(log->Record(Ev("alice", "r2")).ok());
+  ASSERT_TRUE(log->Checkpoint().ok());
+  auto all = log->ExportTenant("alice", 0, kAllTime);
+  ASSERT_TRUE(all.ok());
+  // A range holding only the first record still carries the second, up to the signed head.
+  auto first_only = log->ExportTenant("alice", all->records[0].time_ms, all->records[0].time_ms);
+  ASSERT_TRUE(first_only.ok());
+  ASSERT_FALSE(first_only->records.empty());
+  EXPECT_EQ(first_only->records.back().seq, 2u);
+  ASSERT_EQ(first_only->checkpoints.size(), 1u);
+  EXPECT_FALSE(log->ExportTenant("alice", 10, 5).ok());  // reversed range
+  auto none = log->ExportTenant("nobody", 0, kAllTime);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->records.empty());
+}
+
+TEST_F(AuditLogTest, WrongRootKeyIsRefused) {
+  { auto log = OpenLog(); }
+  SecretBytes other = SecretBytes::Random(32);
+  auto log = AuditLog::Open(path_, other);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(AuditLogTest, SigningKeyIsStoredSealed) {
+  Bytes public_key;
+  {
+    auto log = OpenLog();
+    public_key = log->public_key();
+  }
+  auto conn = db::Connection::Open(path_, db::OpenMode::kReadWrite);
+  ASSERT_TRUE(conn.ok());
+  auto st = (*conn)->Prepare("SELECT public_key, sealed_secret FROM signing_keys");
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(*st->Step());
+  EXPECT_EQ(st->ColumnBlob(0), public_key);
+  // libsodium's secret key ends with the public key; a sealed secret must not contain it.
+  Bytes sealed = st->ColumnBlob(1);
+  EXPECT_EQ(std::search(sealed.begin(), sealed.end(), public_key.begin(), public_key.end()), sealed.end());
+  // Reopening with the same root key yields the same public key (it is unsealed, not re-made).
+  auto log = OpenLog();
+  EXPECT_EQ(log->public_key(), public_key);
+}
+
+// Fail-closed: while another process holds audit.db's write lock past the busy timeout, Record
+// fails, the log reports unhealthy, and it recovers by itself once the lock is released.
+TEST_F(AuditLogTest, LockedDatabaseFailsClosedAndRecovers) {
+  AuditLogOptions opts;
+  opts.busy_timeout_ms = 100;
+  opts.checkpoint_interval = std::chrono::milliseconds(50);
+  auto log = OpenLog(opts);
+  ASSERT_TRUE(log->Record(Ev("alice", "before")).ok());
+  auto other = db::Connection::Open(path_, db::OpenMode::kReadWrite, 100);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*other)->Exec("BEGIN IMMEDIATE").ok());
+  Status st = log->Record(Ev("alice", "during"));
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  EXPECT_FALSE(log->healthy());
+  EXPECT_FALSE(log->last_error().empty());
+  EXPECT_GE(log->write_failures(), 1u);
+  ASSERT_TRUE((*other)->Exec("ROLLBACK").ok());
+  // Without any new record, the writer's probe turns the log healthy again.
+  for (int i = 0; i < 300 && !log->healthy(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(log->healthy());
+  EXPECT_TRUE(log->last_error().empty());
+  ASSERT_TRUE(log->Record(Ev("alice", "after")).ok());
+  auto exp = log->ExportTenant("alice", 0, kAllTime);
+  ASSERT_TRUE(exp.ok());
+  ASSERT_EQ(exp->records.size(), 2u);  // the failed record left nothing behind
+  EXPECT_EQ(exp->records[0].request_id, "before");
+  EXPECT_EQ(exp->records[1].request_id, "after");
+  EXPECT_EQ(exp->records[1].seq, 2u);
+  EXPECT_TRUE(log->VerifyStored().ok());
+}
+
+TEST_F(AuditLogTest, VerifyStoredDetectsAlteredRow) {
+  {
+    auto log = OpenLog();
+    ASSERT_TRUE(log->Record(Ev("alice", "r1")).ok());
+    ASSERT_TRUE(log->Record(Ev("alice", "r2")).ok());
+  }
+  {
+    auto conn = db::Connection::Open(path_, db::OpenMode::kReadWrite);
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE((*conn)->Exec("UPDATE records SET bucket = 'other' WHERE seq = 1").ok());
+  }
+  auto log = OpenLog();
+  auto r = log->VerifyStored();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+}
+
+TEST_F(AuditLogTest, VerifyStoredDetectsDeletedRow) {
+  {
+    auto log = OpenLog();
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(log->Record(Ev("alice", std::to_string(i))).ok());
+    }
+  }
+  {
+    auto conn = db::Connection::Open(path_, db::OpenMode::kReadWrite);
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE((*conn)->Exec("DELETE FROM records WHERE seq = 3").ok());
+  }
+  auto log = OpenLog();
+  auto r = log->VerifyStored();
+  ASSERT_FALSE(r.ok());  // the checkpoint written at close signs seq 3
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+}
+
+}  // namespace
+}  // namespace coffre::audit

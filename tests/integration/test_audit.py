@@ -1,0 +1,320 @@
+"""The auditors' key-usage log, end to end: S3 operations through boto3 leave one record per key use
+with the request id the client saw; the CLI exports a tenant's records and verifies them offline;
+tampering with the export is detected and located; an unwritable audit log fails key use closed."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+import unittest
+
+from harness import CoffreTestCase, MiB, gen_bytes, unique_bucket
+
+
+def rid(resp) -> str:
+    return resp["ResponseMetadata"]["RequestId"]
+
+
+class AuditLogTest(CoffreTestCase):
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="coffre-audit-it-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+
+    def cli(self, *args, check=True):
+        return self.daemon.run_cli(*args, check=check)
+
+    def data_args(self):
+        return ["--data-dir", self.daemon.data_dir]
+
+    def public_key(self) -> str:
+        return self.cli("audit", "public-key", *self.data_args()).stdout.decode().strip()
+
+    def export(self, tenant="dev", fmt="jsonl", name=None, extra=()) -> str:
+        out = os.path.join(self.tmp, name or f"export-{time.monotonic_ns()}.{fmt}")
+        self.cli("audit", "export", *self.data_args(), "--tenant", tenant, "--format", fmt, "--out", out,
+                 *extra)
+        return out
+
+    def verify(self, path, key=None, check=False):
+        return self.cli("audit", "verify", path, "--public-key", key or self.public_key(), check=check)
+
+    @staticmethod
+    def read(path) -> str:
+        with open(path) as f:
+            return f.read()
+
+    @staticmethod
+    def records(path):
+        with open(path) as f:
+            lines = [json.loads(line) for line in f]
+        return lines, [r for r in lines if r["type"] == "record"]
+
+    # ------------------------------------------------------------------------------------------
+
+    def test_each_key_use_is_recorded_once_with_the_request_id(self):
+        s3 = self.s3
+        bucket = self.new_bucket()
+        ops = {}
+        ops["put"] = rid(s3.put_object(Bucket=bucket, Key="dossier/contrat.pdf", Body=b"x" * 1000))
+        ops["get"] = rid(s3.get_object(Bucket=bucket, Key="dossier/contrat.pdf"))
+        ops["range"] = rid(s3.get_object(Bucket=bucket, Key="dossier/contrat.pdf", Range="bytes=10-20"))
+        ops["copy"] = rid(s3.copy_object(Bucket=bucket, Key="dossier/copie.pdf",
+                                         CopySource={"Bucket": bucket, "Key": "dossier/contrat.pdf"}))
+        create = s3.create_multipart_upload(Bucket=bucket, Key="dossier/gros.bin")
+        ops["create"] = rid(create)
+        upload_id = create["UploadId"]
+        part1 = s3.upload_part(Bucket=bucket, Key="dossier/gros.bin", UploadId=upload_id, PartNumber=1,
+                               Body=gen_bytes(5 * MiB, 1))
+        ops["part"] = rid(part1)
+        part2 = s3.upload_part_copy(Bucket=bucket, Key="dossier/gros.bin", UploadId=upload_id, PartNumber=2,
+                                    CopySource={"Bucket": bucket, "Key": "dossier/contrat.pdf"})
+        ops["partcopy"] = rid(part2)
+        done = s3.complete_multipart_upload(
+            Bucket=bucket, Key="dossier/gros.bin", UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part1["ETag"]},
+                                       {"PartNumber": 2, "ETag": part2["CopyPartResult"]["ETag"]}]})
+        ops["complete"] = rid(done)
+        ops["head"] = rid(s3.head_object(Bucket=bucket, Key="dossier/contrat.pdf"))  # uses no key
+
+        path = self.export()
+        p = self.verify(path)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn(b"OK:", p.stdout)
+        _, recs = self.records(path)
+        mine = [r for r in recs if r["bucket"] == bucket]
+        by_rid = {}
+        for r in mine:
+            by_rid.setdefault(r["request_id"], []).append(r)
+
+        def one(op_key, operation, action, key):
+            got = by_rid.get(ops[op_key], [])
+            self.assertEqual(len(got), 1, f"{op_key}: {got}")
+            r = got[0]
+            self.assertEqual(r["operation"], operation)
+            self.assertEqual(r["action"], action)
+            self.assertEqual(r["object_key"], key)
+            self.assertEqual(r["outcome"], "success")
+            self.assertEqual(r["access_key_id"], self.daemon.access_key)
+            self.assertTrue(r["client_address"].startswith("127.0.0.1:"), r)
+            self.assertEqual(r["key_version"], 1)
+            self.assertEqual(len(r["key_id"]), 32)
+            self.assertRegex(r["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+            return r
+
+        put = one("put", "data_key.wrap", "PutObject", "dossier/contrat.pdf")
+        self.assertEqual(one("get", "data_key.unwrap", "GetObject", "dossier/contrat.pdf")["object_id"],
+                         put["object_id"])
+        one("range", "data_key.unwrap", "GetObject", "dossier/contrat.pdf")
+        create_rec = one("create", "data_key.wrap", "CreateMultipartUpload", "dossier/gros.bin")
+        self.assertEqual(create_rec["object_id"], upload_id)
+        self.assertEqual(one("part", "data_key.unwrap", "UploadPart", "dossier/gros.bin")["object_id"], upload_id)
+        one("complete", "data_key.wrap", "CompleteMultipartUpload", "dossier/gros.bin")
+        # A copy uses two keys: the source's (unwrap) and the destination's (wrap).
+        copy = sorted(by_rid[ops["copy"]], key=lambda r: r["operation"])
+        self.assertEqual([(r["operation"], r["object_key"]) for r in copy],
+                         [("data_key.unwrap", "dossier/contrat.pdf"), ("data_key.wrap", "dossier/copie.pdf")])
+        partcopy = sorted(by_rid[ops["partcopy"]], key=lambda r: r["object_key"])
+        self.assertEqual([(r["operation"], r["object_key"]) for r in partcopy],
+                         [("data_key.unwrap", "dossier/contrat.pdf"), ("data_key.unwrap", "dossier/gros.bin")])
+        self.assertNotIn(ops["head"], by_rid)
+        self.assertEqual(len(mine), 10)
+        # The chain: contiguous seqs, each record linking to its predecessor's hash.
+        for a, b in zip(recs, recs[1:]):
+            self.assertEqual(b["seq"], a["seq"] + 1)
+            self.assertEqual(b["prev"], a["hash"])
+        # No key material, nothing secret.
+        text = self.read(path)
+        self.assertNotIn(self.daemon.secret_key, text)
+        self.assertTrue(os.path.exists(path + ".README.txt"))
+        self.assertIn("coffre audit verify", self.read(path + ".README.txt"))
+
+    def test_a_tenants_export_holds_no_other_tenants_data(self):
+        other = self.daemon.create_tenant(unique_bucket("tn"))
+        c2 = self.daemon.client_for(other)
+        b2 = unique_bucket("other")
+        c2.create_bucket(Bucket=b2)
+        r2 = rid(c2.put_object(Bucket=b2, Key="secret-dossier", Body=b"y"))
+        bucket = self.new_bucket()
+        self.s3.put_object(Bucket=bucket, Key="mine", Body=b"z")
+        text = self.read(self.export())
+        for needle in (b2, "secret-dossier", r2, other["access_key_id"]):
+            self.assertNotIn(needle, text)
+        other_path = self.export(tenant=other["tenant"])
+        _, recs = self.records(other_path)
+        self.assertEqual([r["request_id"] for r in recs], [r2])
+        self.assertEqual(self.verify(other_path).returncode, 0)
+
+    def test_tampering_is_detected_and_located(self):
+        bucket = self.new_bucket()
+        for i in range(4):
+            self.s3.put_object(Bucket=bucket, Key=f"k{i}", Body=b"d")
+        path = self.export()
+        key = self.public_key()
+        self.assertEqual(self.verify(path, key).returncode, 0)
+        with open(path) as f:
+            lines = f.read().splitlines()
+        rec_idx = [i for i, line in enumerate(lines) if json.loads(line)["type"] == "record"]
+        self.assertGreaterEqual(len(rec_idx), 4)
+
+        def tampered(new_lines):
+            p = os.path.join(self.tmp, f"t-{time.monotonic_ns()}.jsonl")
+            with open(p, "w") as f:
+                f.write("\n".join(new_lines) + "\n")
+            return self.verify(p, key)
+
+        # Edit a field of the second-to-last record.
+        i = rec_idx[-2]
+        r = json.loads(lines[i])
+        r["object_key"] = "forged"
+        p = tampered(lines[:i] + [json.dumps(r)] + lines[i + 1:])
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertIn(f"record seq {r['seq']} (line {i + 1})".encode(), p.stdout)
+        self.assertIn(b"altered", p.stdout)
+        # Delete a record.
+        i = rec_idx[1]
+        p = tampered(lines[:i] + lines[i + 1:])
+        self.assertEqual(p.returncode, 3)
+        self.assertIn(b"missing", p.stdout)
+        # Swap two records.
+        a, b = rec_idx[0], rec_idx[2]
+        swapped = list(lines)
+        swapped[a], swapped[b] = swapped[b], swapped[a]
+        p = tampered(swapped)
+        self.assertEqual(p.returncode, 3)
+        self.assertIn(b"reordered", p.stdout)
+        # Cut the end (keeping the checkpoint that signs it).
+        cut = [line for j, line in enumerate(lines) if j != rec_idx[-1]]
+        p = tampered(cut)
+        self.assertEqual(p.returncode, 3)
+        self.assertIn(b"missing", p.stdout)
+        # Cut the end with its checkpoint: an unsigned tail remains.
+        last_cp = max(j for j, line in enumerate(lines) if json.loads(line)["type"] == "checkpoint")
+        p = tampered(lines[:last_cp])
+        self.assertEqual(p.returncode, 3)
+        self.assertIn(b"unsigned tail", p.stdout)
+        # Forge a checkpoint.
+        cp = json.loads(lines[last_cp])
+        cp["seq"] += 1
+        p = tampered(lines[:last_cp] + [json.dumps(cp)] + lines[last_cp + 1:])
+        self.assertEqual(p.returncode, 3)
+        self.assertIn(b"signature", p.stdout)
+
+    def test_csv_export_verifies_and_detects_tampering(self):
+        bucket = self.new_bucket()
+        self.s3.put_object(Bucket=bucket, Key="csv-dossier", Body=b"d")
+        path = self.export(fmt="csv")
+        self.assertEqual(self.verify(path).returncode, 0)
+        text = self.read(path)
+        with open(path, "w") as f:
+            f.write(text.replace("csv-dossier", "csv-dossieR"))
+        p = self.verify(path)
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+
+    def test_bad_input_is_refused_with_nothing_written(self):
+        out = os.path.join(self.tmp, "x.jsonl")
+        for args in (["--tenant", "no-such-tenant"],
+                     ["--tenant", "dev", "--from", "2026-02-01", "--to", "2026-01-01"],
+                     ["--tenant", "dev", "--from", "yesterday"],
+                     ["--tenant", "dev", "--format", "xml"]):
+            p = self.cli("audit", "export", *self.data_args(), *args, "--out", out, check=False)
+            self.assertNotEqual(p.returncode, 0, args)
+            self.assertTrue(p.stderr.strip(), args)
+            self.assertFalse(os.path.exists(out), args)
+        p = self.cli("audit", "export", *self.data_args(), "--tenant", "dev", "--out",
+                     "/nonexistent-dir/x.jsonl", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        # Existing output is never replaced.
+        good = self.export(name="keep.jsonl")
+        before = self.read(good)
+        p = self.cli("audit", "export", *self.data_args(), "--tenant", "dev", "--out", good, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(self.read(good), before)
+        # Wrong key, foreign and malformed files.
+        wrong = "coffre-audit-ed25519:" + "11" * 32
+        p = self.verify(good, wrong)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"another key", p.stderr)
+        foreign = os.path.join(self.tmp, "foreign.json")
+        with open(foreign, "w") as f:
+            f.write('{"hello": "world"}\n')
+        self.assertEqual(self.verify(foreign).returncode, 1)
+        with open(foreign, "w") as f:
+            f.write(before[: len(before) // 2])
+        self.assertEqual(self.verify(foreign).returncode, 1)
+        self.assertNotEqual(self.verify(os.path.join(self.tmp, "missing.jsonl")).returncode, 0)
+        self.assertNotEqual(self.cli("audit", "verify", good, "--public-key", "garbage", check=False).returncode, 0)
+
+    def test_unwritable_audit_log_fails_key_use_closed_and_recovers(self):
+        bucket = self.new_bucket()
+        self.s3.put_object(Bucket=bucket, Key="before", Body=b"d")
+        # Another process holds audit.db's write lock past the gateway's busy timeout.
+        db = sqlite3.connect(os.path.join(self.daemon.data_dir, "audit.db"), timeout=10, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            self.assertClientError("ServiceUnavailable", 503, self.s3.put_object, Bucket=bucket, Key="during",
+                                   Body=b"d")
+            self.assertClientError("ServiceUnavailable", 503, self.s3.get_object, Bucket=bucket, Key="before")
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        self.assertKeyAbsent(bucket, "during")
+        self.assertIn("audit log cannot be written", self.daemon.stderr_tail(200))
+        # Key use resumes by itself.
+        self.s3.put_object(Bucket=bucket, Key="after", Body=b"d")
+        self.assertEqual(self.get_bytes(bucket, "before"), b"d")
+        _, recs = self.records(self.export())
+        keys = [r["object_key"] for r in recs if r["bucket"] == bucket]
+        self.assertNotIn("during", keys)
+        self.assertEqual(keys, ["before", "after", "before"])
+
+
+class AuditArchiveTest(AuditLogTest):
+    """Retention, on a daemon of its own (archiving prunes the live log)."""
+
+    # The inherited tests run on the parent class's daemon only.
+    for _name in [n for n in dir(AuditLogTest) if n.startswith("test_")]:
+        locals()[_name] = None
+    del _name
+
+    def test_archive_verifies_then_prunes_and_the_log_stays_verifiable(self):
+        bucket = self.new_bucket()
+        for i in range(3):
+            self.s3.put_object(Bucket=bucket, Key=f"old{i}", Body=b"d")
+        tomorrow = (_dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out = os.path.join(self.tmp, "archive-1.jsonl")
+        p = self.cli("audit", "archive", *self.data_args(), "--before", tomorrow, "--out", out)
+        self.assertIn(b"archived 3 record(s)", p.stdout)
+        p = self.verify(out)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn(b"OK: archive of 3 record(s)", p.stdout)
+        # The live log verifies from the boundary and its chains continue.
+        self.s3.put_object(Bucket=bucket, Key="new", Body=b"d")
+        p = self.cli("audit", "check", *self.data_args())
+        self.assertIn(b"OK: 1 record(s)", p.stdout)
+        path = self.export()
+        self.assertEqual(self.verify(path).returncode, 0)
+        _, recs = self.records(path)
+        self.assertEqual([(r["object_key"], r["seq"]) for r in recs], [("new", 4)])
+        # An archive is never replaced, and a tampered one fails verification.
+        p = self.cli("audit", "archive", *self.data_args(), "--before", tomorrow, "--out", out, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        text = self.read(out)
+        tampered = os.path.join(self.tmp, "tampered.jsonl")
+        with open(tampered, "w") as f:
+            f.write(text.replace('"old1"', '"oldX"'))
+        p = self.verify(tampered)
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertIn(b"altered", p.stdout)
+        p = self.cli("audit", "archive", *self.data_args(), "--before", "yesterday", "--out",
+                     os.path.join(self.tmp, "x.jsonl"), check=False)
+        self.assertEqual(p.returncode, 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
