@@ -384,7 +384,7 @@ class ExchangeImpl final : public Exchange {
 Connection::Connection(asio::ip::tcp::socket socket, Handler& handler,
                        std::shared_ptr<const ServerOptions> options)
     : executor_(socket.get_executor()),
-      stream_(std::move(socket)),
+      stream_(std::move(socket), options->tls),
       handler_(handler),
       options_(std::move(options)) {
   error_code ec;
@@ -401,6 +401,16 @@ void Connection::RequestStop() {
 
 asio::awaitable<void> Connection::Run() {
   bool linger = false;
+  if (stream_.is_tls()) {
+    // A client that never completes the handshake is cut at the read timeout; one that offers
+    // only an old protocol version, or speaks plain HTTP to the TLS port, fails here and is closed.
+    stream_.expires_after(options_->read_timeout);
+    auto [ec] = co_await stream_.async_handshake(kAsTuple);
+    if (ec) {
+      co_await Close(false);
+      co_return;
+    }
+  }
   while (!stop_requested_) {
     if (!co_await WaitForRequest()) {
       break;

@@ -7,15 +7,80 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "coffre/http/server.h"
 
 namespace coffre::http::internal {
 
 class ExchangeImpl;
+
+// The connection's byte stream: plain TCP, or TLS over TCP. Beast's HTTP algorithms see one
+// stream type either way; the timeouts live on the TCP layer in both cases.
+class Transport {
+ public:
+  using executor_type = asio::any_io_executor;
+
+  // `tls` null: plain TCP.
+  Transport(asio::ip::tcp::socket socket, const std::shared_ptr<asio::ssl::context>& tls) {
+    if (tls) {
+      tls_.emplace(boost::beast::tcp_stream(std::move(socket)), *tls);
+    } else {
+      plain_.emplace(std::move(socket));
+    }
+  }
+
+  executor_type get_executor() { return tcp().get_executor(); }
+  bool is_tls() const { return tls_.has_value(); }
+  boost::beast::tcp_stream& tcp() { return tls_ ? tls_->next_layer() : *plain_; }
+  asio::ip::tcp::socket& socket() { return tcp().socket(); }
+  void expires_after(std::chrono::steady_clock::duration d) { tcp().expires_after(d); }
+  void cancel() { tcp().cancel(); }
+  void close() { tcp().close(); }
+
+  // The server side of the TLS handshake; only when is_tls().
+  template <typename Token>
+  auto async_handshake(Token&& token) {
+    return tls_->async_handshake(asio::ssl::stream_base::server, std::forward<Token>(token));
+  }
+
+  template <typename MutableBuffers, typename Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(boost::system::error_code, size_t)>(
+        [this](auto handler, const MutableBuffers& b) {
+          if (tls_) {
+            tls_->async_read_some(b, std::move(handler));
+          } else {
+            plain_->async_read_some(b, std::move(handler));
+          }
+        },
+        token, buffers);
+  }
+
+  template <typename ConstBuffers, typename Token>
+  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(boost::system::error_code, size_t)>(
+        [this](auto handler, const ConstBuffers& b) {
+          if (tls_) {
+            tls_->async_write_some(b, std::move(handler));
+          } else {
+            plain_->async_write_some(b, std::move(handler));
+          }
+        },
+        token, buffers);
+  }
+
+ private:
+  std::optional<boost::beast::tcp_stream> plain_;
+  std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls_;
+};
 
 class Connection {
  public:
@@ -50,7 +115,7 @@ class Connection {
   asio::awaitable<void> Close(bool linger);
 
   const asio::any_io_executor executor_;
-  boost::beast::tcp_stream stream_;
+  Transport stream_;
   boost::beast::flat_buffer buffer_;
   Handler& handler_;
   std::shared_ptr<const ServerOptions> options_;

@@ -34,7 +34,8 @@ struct ServerState {
   ServerState(asio::io_context& io_in, Handler& handler_in, ServerOptions options_in)
       : io(io_in),
         handler(handler_in),
-        options(std::make_shared<const ServerOptions>(std::move(options_in))),
+        listen(std::make_shared<const ServerOptions>(std::move(options_in))),
+        options(listen),
         strand(asio::make_strand(io_in)),
         acceptor(strand) {}
 
@@ -45,7 +46,8 @@ struct ServerState {
 
   asio::io_context& io;
   Handler& handler;
-  const std::shared_ptr<const ServerOptions> options;
+  const std::shared_ptr<const ServerOptions> listen;  // as constructed: the address to bind
+  std::shared_ptr<const ServerOptions> options;       // current limits; guarded by mu
   asio::strand<asio::io_context::executor_type> strand;
   tcp::acceptor acceptor;  // used only on `strand` once Start() has returned
 
@@ -137,7 +139,7 @@ std::optional<asio::ip::tcp::endpoint> Server::Start(std::string* error) {
       return fail("server already started or stopped");
     }
   }
-  const ServerOptions& options = *state.options;
+  const ServerOptions& options = *state.listen;
   const std::string where = options.listen_host + ":" + std::to_string(options.listen_port);
 
   error_code ec;
@@ -212,6 +214,16 @@ void Server::Stop() {
   for (auto& connection : connections) {
     asio::post(connection->executor(), [connection] { connection->RequestStop(); });
   }
+}
+
+void Server::UpdateLimits(const ServerOptions& options) {
+  ServerState& state = *impl_->state;
+  std::lock_guard<std::mutex> lock(state.mu);
+  auto next = std::make_shared<ServerOptions>(options);
+  next->listen_host = state.listen->listen_host;
+  next->listen_port = state.listen->listen_port;
+  next->server_header = state.listen->server_header;
+  state.options = std::move(next);
 }
 
 size_t Server::open_connections() const {

@@ -332,6 +332,45 @@ TEST_F(HttpServerTest, HeaderJustUnderTheLimitIsAccepted) {
   EXPECT_EQ(response->status, 200);
 }
 
+// SIGHUP reloads limits: new connections get them, an open one keeps what it started with.
+TEST_F(HttpServerTest, UpdatedLimitsApplyToNewConnectionsOnly) {
+  EchoTarget();
+  StartServer();
+  RawClient before(port_);
+  ASSERT_TRUE(before.Send(Get("/warm")));
+  ASSERT_TRUE(before.ReadResponse());
+
+  ServerOptions tighter = TestOptions();
+  tighter.max_header_bytes = 1024;
+  tighter.listen_port = 1;  // ignored: the listener stays where it is
+  server_->UpdateLimits(tighter);
+
+  RawClient after(port_);
+  ASSERT_TRUE(after.connected());
+  ASSERT_TRUE(after.Send(Get("/", "X-Big: " + std::string(4000, 'a') + "\r\n")));
+  auto refused = after.ReadResponse();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 431);
+
+  ASSERT_TRUE(before.Send(Get("/", "X-Big: " + std::string(4000, 'a') + "\r\n")));
+  auto accepted = before.ReadResponse();
+  ASSERT_TRUE(accepted);
+  EXPECT_EQ(accepted->status, 200);
+}
+
+TEST_F(HttpServerTest, UpdatedConnectionLimitRefusesBeyondIt) {
+  EchoTarget();
+  StartServer();
+  ServerOptions one = TestOptions();
+  one.max_connections = 1;
+  server_->UpdateLimits(one);
+  RawClient first(port_);
+  ASSERT_TRUE(first.Send(Get("/first")));
+  ASSERT_TRUE(first.ReadResponse());
+  RawClient second(port_);
+  EXPECT_TRUE(second.ClosedWithin(2s));
+}
+
 // Request smuggling: a front end that honours Content-Length and a back end that honours
 // Transfer-Encoding (or the reverse) disagree on where the request ends. Refusing both, and
 // closing, leaves nothing to disagree on.

@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/fields.hpp>
@@ -93,6 +94,9 @@ struct ServerOptions {
   std::chrono::seconds read_timeout{30};  // no progress while reading a header or body
   std::chrono::seconds write_timeout{60};
   std::string server_header = "Coffre";
+  // TLS (LoadTlsContext()); null: plain HTTP. Each connection keeps the context it was accepted
+  // with, so replacing it (UpdateLimits) reloads the certificate without dropping connections.
+  std::shared_ptr<asio::ssl::context> tls;
 };
 
 class Server {
@@ -106,6 +110,10 @@ class Server {
   // Stops accepting; open connections finish their current request and close.
   void Stop();
   size_t open_connections() const;
+  // Replaces the limits, timeouts and TLS context (everything but the listen address and the
+  // server header) for connections accepted from now on; open connections keep the options they
+  // started with. Thread-safe.
+  void UpdateLimits(const ServerOptions& options);
 
  private:
   struct Impl;

@@ -1,0 +1,48 @@
+#pragma once
+
+// The admin API, served on its own listener (default 127.0.0.1:9001) by an http::Server:
+//
+//   GET /health/live   200 while the process serves HTTP at all.
+//   GET /health/ready  200 when every readiness check passes, else 503 naming the failures;
+//                      503 "draining" once shutdown has begun, so load balancers move away.
+//   GET /metrics       the metrics registry in the Prometheus text format.
+//
+// The handler knows nothing of the stores: the composition root (server) hands it named checks.
+// Checks and rendering run on the worker pool, never on a network thread. The answers carry no
+// secrets: check messages are Status messages, which never hold key material.
+
+#include <boost/asio/thread_pool.hpp>
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "coffre/common/status.h"
+#include "coffre/http/server.h"
+#include "coffre/ops/metrics.h"
+
+namespace coffre::admin {
+
+struct ReadinessCheck {
+  std::string name;              // "keystore", "catalog", "data_dir", …
+  std::function<Status()> run;   // blocking; thread-safe
+};
+
+class AdminHandler final : public http::Handler {
+ public:
+  // `metrics` and `pool` must outlive the handler.
+  AdminHandler(ops::Registry& metrics, boost::asio::thread_pool& pool, std::vector<ReadinessCheck> checks);
+
+  boost::asio::awaitable<void> Handle(http::Exchange& exchange) override;
+
+  // From now on /health/ready answers 503 (shutdown has begun). Thread-safe.
+  void SetDraining() { draining_.store(true, std::memory_order_relaxed); }
+
+ private:
+  ops::Registry& metrics_;
+  boost::asio::thread_pool& pool_;
+  const std::vector<ReadinessCheck> checks_;
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace coffre::admin

@@ -1,0 +1,123 @@
+#include "operations.h"
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "coffre/ops/probes.h"
+
+namespace coffre::server {
+
+s3::RequestObserver S3MetricsObserver(ops::Registry& registry) {
+  return [&registry](const s3::RequestRecord& r) {
+    const std::string operation(r.operation);
+    registry
+        .GetCounter("coffre_s3_requests_total", "S3 requests answered, by operation and HTTP status.",
+                    {{"operation", operation}, {"status", std::to_string(r.status)}})
+        .Add();
+    registry
+        .GetHistogram("coffre_s3_request_duration_seconds", "Time from request header to the end of the answer.",
+                      ops::LatencyBuckets(), {{"operation", operation}})
+        .Observe(std::chrono::duration<double>(r.duration).count());
+    if (r.bytes_received > 0) {
+      registry
+          .GetCounter("coffre_s3_received_bytes_total", "Request body bytes read, by operation.",
+                      {{"operation", operation}})
+          .Add(r.bytes_received);
+    }
+    if (r.bytes_sent > 0) {
+      registry
+          .GetCounter("coffre_s3_sent_bytes_total", "Response body bytes written, by operation.",
+                      {{"operation", operation}})
+          .Add(r.bytes_sent);
+    }
+  };
+}
+
+std::string AccessLogLine(const s3::RequestRecord& r) {
+  auto quoted = [](std::string_view text) {
+    return nlohmann::json(std::string(text)).dump(-1, ' ', /*ensure_ascii=*/true,
+                                                  nlohmann::json::error_handler_t::replace);
+  };
+  return "[" + std::string(r.request_id) + "] access method=" + std::string(r.method) +
+         " operation=" + std::string(r.operation) + " bucket=" + quoted(r.bucket) + " key=" + quoted(r.key) +
+         " status=" + std::to_string(r.status) + " bytes_in=" + std::to_string(r.bytes_received) +
+         " bytes_out=" + std::to_string(r.bytes_sent) + " duration_us=" + std::to_string(r.duration.count()) +
+         " tenant=" + (r.tenant_id.empty() ? std::string("-") : std::string(r.tenant_id));
+}
+
+void RegisterProcessMetrics(ops::Registry& registry, const Config& config, const http::Server& s3_server,
+                            const http::Server* admin_server) {
+  registry.GetGauge("coffre_build_info", "Always 1; the labels say which build runs.",
+                    {{"version", COFFRE_VERSION}})
+      .Set(1);
+  registry.GetGauge("coffre_process_start_time_seconds", "Start time of the process, in Unix seconds.")
+      .Set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+  registry.AddCallbackGauge("coffre_http_open_connections", "Open client connections, by listener.",
+                            {{"listener", "s3"}},
+                            [&s3_server] { return static_cast<double>(s3_server.open_connections()); });
+  if (admin_server != nullptr) {
+    registry.AddCallbackGauge("coffre_http_open_connections", "Open client connections, by listener.",
+                              {{"listener", "admin"}},
+                              [admin_server] { return static_cast<double>(admin_server->open_connections()); });
+  }
+  const std::string data_dir = config.data_dir;
+  registry.AddCallbackGauge("coffre_data_dir_free_bytes", "Bytes available to Coffre on the data directory's file system (-1: unknown).",
+                            {}, [data_dir] {
+                              auto free = ops::FreeBytes(data_dir);
+                              return free.ok() ? static_cast<double>(*free) : -1.0;
+                            });
+}
+
+void RegisterAuditMetrics(ops::Registry& registry, const audit::AuditLog& audit) {
+  registry.AddCallbackCounter("coffre_audit_records_written_total",
+                              "Key-usage audit records made durable since start.", {},
+                              [&audit] { return audit.records_written(); });
+  registry.AddCallbackCounter("coffre_audit_write_failures_total",
+                              "Audit writes that failed since start (each refused a key use).", {},
+                              [&audit] { return audit.write_failures(); });
+  registry.AddCallbackGauge("coffre_audit_healthy", "1 when the last audit write succeeded, else 0.", {},
+                            [&audit] { return audit.healthy() ? 1.0 : 0.0; });
+}
+
+std::vector<admin::ReadinessCheck> ReadinessChecks(const Config& config, keystore::Keystore& keys,
+                                                   catalog::Catalog& catalog, const audit::AuditLog* audit) {
+  std::vector<admin::ReadinessCheck> checks;
+  checks.push_back({"keystore", [&keys]() -> Status {
+                      auto tenants = keys.ListTenants();
+                      return tenants.ok() ? Status::Ok() : tenants.status();
+                    }});
+  checks.push_back({"catalog", [&catalog]() -> Status {
+                      // A name no bucket can have: "not found" proves the catalog answers.
+                      auto bucket = catalog.GetBucket("coffre..readiness-probe");
+                      if (bucket.ok() || bucket.status().code() == StatusCode::kNotFound) {
+                        return Status::Ok();
+                      }
+                      return bucket.status();
+                    }});
+  const std::string data_dir = config.data_dir;
+  const uint64_t min_free = static_cast<uint64_t>(config.min_free_megabytes) * 1024 * 1024;
+  checks.push_back({"data_dir", [data_dir, min_free]() -> Status {
+                      COFFRE_RETURN_IF_ERROR(ops::ProbeWritable(data_dir));
+                      auto free = ops::FreeBytes(data_dir);
+                      if (!free.ok()) {
+                        return free.status();
+                      }
+                      if (*free < min_free) {
+                        return Status::NoSpace(std::to_string(*free / (1024 * 1024)) + " MiB free, below min_free_megabytes (" +
+                                               std::to_string(min_free / (1024 * 1024)) + ")");
+                      }
+                      return Status::Ok();
+                    }});
+  if (audit != nullptr) {
+    checks.push_back({"audit", [audit]() -> Status {
+                        if (audit->healthy()) {
+                          return Status::Ok();
+                        }
+                        return Status::Unavailable("audit log cannot be written: " + audit->last_error());
+                      }});
+  }
+  return checks;
+}
+
+}  // namespace coffre::server

@@ -1,0 +1,43 @@
+#pragma once
+
+// Wiring of the operations features into the daemon: the S3 request metrics fed by the gateway's
+// observer, the process-wide gauges, and the admin API's readiness checks.
+
+#include <string>
+#include <vector>
+
+#include "coffre/admin/admin_handler.h"
+#include "coffre/audit/audit_log.h"
+#include "coffre/catalog/catalog.h"
+#include "coffre/http/server.h"
+#include "coffre/keystore/keystore.h"
+#include "coffre/ops/metrics.h"
+#include "coffre/s3/gateway.h"
+#include "coffre/server/config.h"
+
+namespace coffre::server {
+
+// Turns each S3 request record into the coffre_s3_* metrics. Series per operation are looked up
+// in the registry (a short lock) and then updated with atomics.
+s3::RequestObserver S3MetricsObserver(ops::Registry& registry);
+
+// The access-log line of one request: `[request id] access method=… operation=… bucket="…"
+// key="…" status=… bytes_in=… bytes_out=… duration_us=… tenant=…`. Bucket and key are quoted
+// with JSON escaping, so a key holding a newline or a quote cannot forge a log line.
+std::string AccessLogLine(const s3::RequestRecord& record);
+
+// Build info, start time, open connections of both listeners, free bytes of the data directory.
+// `s3_server` and `admin_server` must outlive the registry's last Render().
+void RegisterProcessMetrics(ops::Registry& registry, const Config& config, const http::Server& s3_server,
+                            const http::Server* admin_server);
+
+// keystore (answers a query under the root key), catalog (answers a query), data_dir (writable
+// and at least min_free_megabytes free), audit (its last write succeeded; when `audit` is set).
+// The stores must outlive the checks.
+std::vector<admin::ReadinessCheck> ReadinessChecks(const Config& config, keystore::Keystore& keys,
+                                                   catalog::Catalog& catalog, const audit::AuditLog* audit);
+
+// coffre_audit_records_written_total, coffre_audit_write_failures_total, coffre_audit_healthy.
+void RegisterAuditMetrics(ops::Registry& registry, const audit::AuditLog& audit);
+
+}  // namespace coffre::server

@@ -1,0 +1,620 @@
+"""Operations: the admin API (health, readiness, Prometheus metrics), the systemd unit and
+notification protocol, SIGHUP reload and the SIGTERM drain, all against the real daemon."""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import REPO_ROOT, CoffreTestCase, Daemon, DaemonError, gen_bytes
+
+UNIT_FILE = os.path.join(REPO_ROOT, "config", "coffre.service")
+
+
+def admin_port(daemon: Daemon, timeout: float = 10.0) -> int:
+    """The port of the `admin listening on HOST:PORT` line (printed after the S3 one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(daemon.stdout_lines):
+            if line.startswith("admin listening on "):
+                return int(line.rsplit(":", 1)[1])
+        time.sleep(0.02)
+    raise AssertionError("no 'admin listening on' line\n" + daemon.diagnostics())
+
+
+def admin_get(port: int, path: str, method: str = "GET"):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path)
+        r = conn.getresponse()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+    finally:
+        conn.close()
+
+
+def metric_value(text: str, series: str):
+    """The value of one exact series line (`name{labels}`), or None."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line[len(series) + 1:])
+    return None
+
+
+def write_config(directory: str, **fields) -> str:
+    """A config file with the dev conveniences the harness relies on, plus `fields`."""
+    cfg = {"create_root_key": True, "create_dev_tenant": True}
+    cfg.update(fields)
+    path = os.path.join(directory, "coffre.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(cfg, f)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def read_stderr(daemon: Daemon) -> str:
+    with open(daemon._stderr_path, "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+class EnvDaemon(Daemon):
+    """A daemon started with extra environment variables (NOTIFY_SOCKET, WATCHDOG_USEC)."""
+
+    def __init__(self, env: dict, **kw):
+        super().__init__(**kw)
+        self.extra_env = env
+
+    def _env(self):
+        env = super()._env()
+        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            env.pop(k, None)
+        env.update(self.extra_env)
+        return env
+
+
+class FakeSystemd:
+    """The service manager's notification socket: collects the datagrams the daemon sends."""
+
+    def __init__(self, address: str):
+        self.address = address
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
+        self.sock.settimeout(0.2)
+        self.messages = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.messages.append(data.decode())
+
+    def states(self):
+        """Each message as a dict of its KEY=VALUE lines."""
+        return [dict(line.split("=", 1) for line in m.split("\n") if "=" in line)
+                for m in list(self.messages)]
+
+    def first(self, key: str):
+        for i, s in enumerate(self.states()):
+            if key in s:
+                return i
+        return None
+
+    def close(self):
+        self._stop = True
+        self._thread.join(2)
+        self.sock.close()
+        if not self.address.startswith("@"):
+            try:
+                os.unlink(self.address)
+            except OSError:
+                pass
+
+
+# ------------------------------------------------------------------------------------------
+# Admin API
+# ------------------------------------------------------------------------------------------
+
+class AdminApiTest(CoffreTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.admin = admin_port(cls.daemon)
+
+    def test_admin_listener_is_separate_from_s3(self):
+        self.assertNotEqual(self.admin, self.daemon.port)
+        # the S3 listener does not answer admin paths as admin: it is an S3 endpoint
+        status, _, _ = admin_get(self.daemon.port, "/health/live")
+        self.assertNotEqual(status, 200)
+
+    def test_live(self):
+        status, headers, body = admin_get(self.admin, "/health/live")
+        self.assertEqual(status, 200)
+        self.assertEqual(body, b"live\n")
+
+    def test_ready_reports_each_check(self):
+        status, headers, body = admin_get(self.admin, "/health/ready")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(headers["content-type"], "application/json")
+        doc = json.loads(body)
+        self.assertEqual(doc["status"], "ready")
+        self.assertEqual(doc["checks"], {"keystore": "ok", "catalog": "ok", "data_dir": "ok", "audit": "ok"})
+        # the writability probe leaves nothing behind in the data directory
+        self.assertEqual([n for n in os.listdir(self.daemon.data_dir) if n.startswith(".coffre-probe")], [])
+
+    def test_unknown_path_and_method(self):
+        self.assertEqual(admin_get(self.admin, "/admin/tenants")[0], 404)
+        self.assertEqual(admin_get(self.admin, "/metrics", method="POST")[0], 405)
+
+    def test_metrics_count_s3_requests_bytes_and_latency(self):
+        bucket = self.new_bucket()
+        payload = gen_bytes(300000, seed=5)
+        _, _, before_text = admin_get(self.admin, "/metrics")
+        before = before_text.decode()
+        put_ok = 'coffre_s3_requests_total{operation="PutObject",status="200"}'
+        get_ok = 'coffre_s3_requests_total{operation="GetObject",status="200"}'
+        get_404 = 'coffre_s3_requests_total{operation="GetObject",status="404"}'
+        received = 'coffre_s3_received_bytes_total{operation="PutObject"}'
+        sent = 'coffre_s3_sent_bytes_total{operation="GetObject"}'
+        latency = 'coffre_s3_request_duration_seconds_count{operation="PutObject"}'
+        base = {s: metric_value(before, s) or 0 for s in (put_ok, get_ok, get_404, received, sent, latency)}
+
+        # a plain signed PUT: the body on the wire is the payload itself (no aws-chunked framing)
+        self.assertEqual(self.daemon.request("PUT", f"/{bucket}/k", body=payload).status, 200)
+        self.assertEqual(self.get_bytes(bucket, "k"), payload)
+        r = self.daemon.request("GET", f"/{bucket}/absent")
+        self.assertEqual(r.status, 404)
+
+        status, headers, body = admin_get(self.admin, "/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["content-type"].startswith("text/plain; version=0.0.4"))
+        text = body.decode()
+        self.assertEqual(metric_value(text, put_ok) - base[put_ok], 1, text)
+        self.assertEqual(metric_value(text, get_ok) - base[get_ok], 1, text)
+        self.assertEqual(metric_value(text, get_404) - base[get_404], 1, text)
+        self.assertEqual(metric_value(text, received) - base[received], len(payload), text)
+        # the object, then the 404's error document
+        self.assertEqual(metric_value(text, sent) - base[sent], len(payload) + len(r.body), text)
+        self.assertEqual(metric_value(text, latency) - base[latency], 1, text)
+        self.assertIn("# TYPE coffre_s3_request_duration_seconds histogram", text)
+        self.assertIsNotNone(metric_value(
+            text, 'coffre_s3_request_duration_seconds_bucket{operation="PutObject",le="+Inf"}'))
+        self.assertRegex(text, r'coffre_build_info\{version="[0-9.]+"\} 1\n')
+        self.assertGreater(metric_value(text, "coffre_data_dir_free_bytes"), 0)
+        self.assertIsNotNone(metric_value(text, 'coffre_http_open_connections{listener="s3"}'))
+        # the PUT and the GET each used a data key: each left a durable audit record
+        self.assertGreaterEqual(metric_value(text, "coffre_audit_records_written_total"), 2)
+        self.assertEqual(metric_value(text, "coffre_audit_write_failures_total"), 0)
+        self.assertEqual(metric_value(text, "coffre_audit_healthy"), 1)
+        # the scrape itself is an open admin connection
+        self.assertGreaterEqual(metric_value(text, 'coffre_http_open_connections{listener="admin"}'), 1)
+
+    def test_requests_refused_before_routing_are_counted(self):
+        r = self.daemon.unsigned("GET", "/%ZZ")
+        _, _, body = admin_get(self.admin, "/metrics")
+        self.assertRegex(body.decode(),
+                         r'coffre_s3_requests_total\{operation="Unrouted",status="%d"\} [1-9]' % r.status)
+
+    def test_metrics_carry_no_secrets(self):
+        self.s3.list_buckets()
+        _, _, body = admin_get(self.admin, "/metrics")
+        text = body.decode()
+        self.assertNotIn(self.daemon.secret_key, text)
+        self.assertNotIn(self.daemon.access_key, text)
+        self.assertNotIn("Signature", text)
+
+
+class ReadinessFailureTest(unittest.TestCase):
+
+    def test_not_ready_below_min_free_space(self):
+        tmp = tempfile.mkdtemp(prefix="coffre-it-")
+        # 1 TiB free is more than this machine has: readiness must fail and say why
+        cfg = write_config(tmp, min_free_megabytes=1024 * 1024)
+        with Daemon(extra_args=["--config", cfg], tmp=tmp) as d:
+            status, _, body = admin_get(admin_port(d), "/health/ready")
+            self.assertEqual(status, 503, body)
+            doc = json.loads(body)
+            self.assertEqual(doc["status"], "not ready")
+            self.assertIn("min_free_megabytes", doc["checks"]["data_dir"])
+            self.assertEqual(doc["checks"]["keystore"], "ok")
+            # liveness is unaffected
+            self.assertEqual(admin_get(admin_port(d), "/health/live")[0], 200)
+
+    def test_admin_port_in_use_fails_start_clearly(self):
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        port = blocker.getsockname()[1]
+        try:
+            d = Daemon(extra_args=["--admin-listen", f"127.0.0.1:{port}"])
+            try:
+                # both listeners are bound before either is announced: no 'listening on' line
+                with self.assertRaises(DaemonError):
+                    d.start()
+                self.assertNotEqual(d.proc.returncode, 0)
+                self.assertFalse(any("listening on" in line for line in d.stdout_lines))
+                self.assertIn(f"cannot listen on 127.0.0.1:{port} (admin_listen)", d.stderr_tail())
+            finally:
+                d.stop(check=False)
+                d.cleanup()
+        finally:
+            blocker.close()
+
+    def test_admin_listener_can_be_disabled(self):
+        tmp = tempfile.mkdtemp(prefix="coffre-it-")
+        cfg = write_config(tmp, admin_listen="")
+        with Daemon(extra_args=["--config", cfg], tmp=tmp) as d:
+            d.client().list_buckets()
+            self.assertFalse(any(line.startswith("admin listening on") for line in d.stdout_lines))
+
+    def test_bad_admin_listen_in_config_names_the_field(self):
+        tmp = tempfile.mkdtemp(prefix="coffre-it-")
+        try:
+            cfg = write_config(tmp, admin_listen="localhost")
+            p = subprocess.run([Daemon().binary, "serve", "--config", cfg, "--data-dir",
+                                os.path.join(tmp, "data")], capture_output=True, timeout=30)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"'admin_listen'", p.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------
+# systemd
+# ------------------------------------------------------------------------------------------
+
+@unittest.skipUnless(shutil.which("systemd-analyze"),
+                     "systemd-analyze is not installed (Debian package 'systemd')")
+class SystemdUnitTest(unittest.TestCase):
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="coffre-unit-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        # verify checks that ExecStart's binary exists: point it at the one under test
+        with open(UNIT_FILE) as f:
+            text = f.read()
+        self.unit_text = text
+        self.unit = os.path.join(self.tmp, "coffre.service")
+        with open(self.unit, "w") as f:
+            f.write(text.replace("/usr/bin/coffre", Daemon().binary))
+
+    def test_verify(self):
+        p = subprocess.run(["systemd-analyze", "verify", self.unit], capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertEqual(p.stderr.decode().strip(), "", "verify warnings")
+
+    def test_security_exposure_at_most_2_0(self):
+        p = subprocess.run(["systemd-analyze", "security", "--offline=true", self.unit],
+                           capture_output=True, timeout=60)
+        out = p.stdout.decode()
+        m = re.search(r"Overall exposure level for coffre\.service: ([0-9.]+)", out)
+        self.assertIsNotNone(m, out + p.stderr.decode())
+        self.assertLessEqual(float(m.group(1)), 2.0, out)
+        # the same bound, as systemd-analyze itself enforces it (threshold in tenths)
+        p = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=20",
+                            self.unit], capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout.decode()[-2000:])
+
+    def test_required_directives(self):
+        lines = {line.strip() for line in self.unit_text.splitlines()}
+        for directive in ["Type=notify", "NotifyAccess=main", "User=coffre", "Group=coffre",
+                          "StateDirectory=coffre", "LoadCredential=root.key:/etc/coffre/root.key",
+                          "ExecReload=/bin/kill -HUP $MAINPID", "WatchdogSec=30",
+                          "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+                          "PrivateDevices=yes", "NoNewPrivileges=yes", "CapabilityBoundingSet=",
+                          "MemoryDenyWriteExecute=yes", "SystemCallFilter=@system-service",
+                          "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "LimitCORE=0"]:
+            self.assertIn(directive, lines)
+
+
+class NotifyProtocolTest(unittest.TestCase):
+
+    def run_daemon_under_fake_systemd(self, address: str):
+        systemd = FakeSystemd(address)
+        self.addCleanup(systemd.close)
+        d = EnvDaemon({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"})
+        d.start()
+        try:
+            # READY=1 comes once the listeners are bound: both ports answer by then
+            self.assertTrue(wait_for(lambda: systemd.first("READY") is not None), d.diagnostics())
+            ready = systemd.states()[systemd.first("READY")]
+            self.assertEqual(ready["READY"], "1")
+            self.assertEqual(ready["MAINPID"], str(d.proc.pid))
+            self.assertIn(f"127.0.0.1:{d.port}", ready["STATUS"])
+            self.assertEqual(admin_get(admin_port(d), "/health/live")[0], 200)
+            # WATCHDOG=1 every 200 ms (half of WATCHDOG_USEC)
+            self.assertTrue(wait_for(
+                lambda: sum(1 for s in systemd.states() if s.get("WATCHDOG") == "1") >= 3, 5),
+                systemd.messages)
+            # SIGHUP: RELOADING=1 (with MONOTONIC_USEC) then READY=1 again
+            n = len(systemd.messages)
+            d.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: any("READY" in s for s in systemd.states()[n:]
+                                                 if "RELOADING" not in s)), systemd.messages)
+            after = [s for s in systemd.states()[n:] if "WATCHDOG" not in s]
+            self.assertEqual(after[0].get("RELOADING"), "1", after)
+            self.assertRegex(after[0].get("MONOTONIC_USEC", ""), r"^[0-9]+$")
+            self.assertEqual(after[1].get("READY"), "1", after)
+        finally:
+            self.assertEqual(d.stop(check=False), 0, d.diagnostics())
+            d.cleanup()
+        # STOPPING=1 on SIGTERM, and it is the last state but for watchdog pings
+        self.assertTrue(wait_for(lambda: systemd.first("STOPPING") is not None), systemd.messages)
+        non_watchdog = [s for s in systemd.states() if "WATCHDOG" not in s]
+        self.assertEqual(non_watchdog[-1].get("STOPPING"), "1", non_watchdog)
+
+    def test_path_socket(self):
+        path = os.path.join(tempfile.gettempdir(), f"coffre-notify-{os.getpid()}.sock")
+        if os.path.exists(path):
+            os.unlink(path)
+        self.run_daemon_under_fake_systemd(path)
+
+    def test_abstract_socket(self):
+        self.run_daemon_under_fake_systemd(f"@coffre-notify-{os.getpid()}-{time.time_ns()}")
+
+    def test_no_ready_when_start_fails(self):
+        address = f"@coffre-notify-fail-{os.getpid()}-{time.time_ns()}"
+        systemd = FakeSystemd(address)
+        self.addCleanup(systemd.close)
+        blocker = socket.socket()
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        self.addCleanup(blocker.close)
+        d = EnvDaemon({"NOTIFY_SOCKET": address},
+                      extra_args=["--admin-listen", f"127.0.0.1:{blocker.getsockname()[1]}"])
+        try:
+            with self.assertRaises(DaemonError):
+                d.start()
+            d.proc.wait(20)
+            self.assertNotEqual(d.proc.returncode, 0)
+        finally:
+            d.stop(check=False)
+            d.cleanup()
+        time.sleep(0.2)
+        self.assertIsNone(systemd.first("READY"), systemd.messages)
+
+
+class AccessLogTest(unittest.TestCase):
+
+    def test_one_escaped_line_per_request_and_no_secrets(self):
+        tmp = tempfile.mkdtemp(prefix="coffre-it-")
+        cfg = write_config(tmp, access_log=True)
+        with Daemon(extra_args=["--config", cfg], tmp=tmp) as d:
+            s3 = d.client()
+            s3.create_bucket(Bucket="logged")
+            key = 'evil\n[FAKE] access status=200 "quoted"'
+            s3.put_object(Bucket="logged", Key=key, Body=b"x" * 1234)
+            r = d.request("GET", "/logged/absent")
+            self.assertEqual(r.status, 404)
+            request_id = r.headers["x-amz-request-id"]
+            self.assertTrue(wait_for(lambda: f"[{request_id}] access" in read_stderr(d)), d.diagnostics())
+            log = read_stderr(d)
+            lines = [line for line in log.splitlines() if "] access method=" in line]
+            put = [line for line in lines if "operation=PutObject" in line]
+            self.assertEqual(len(put), 1, lines)
+            self.assertIn('bucket="logged" key="evil\\n[FAKE] access status=200 \\"quoted\\""', put[0])
+            self.assertIn("status=200 bytes_in=", put[0])
+            self.assertRegex(put[0], r"duration_us=[0-9]+ tenant=\S+$")
+            self.assertFalse(any(line.startswith("[FAKE]") for line in log.splitlines()))
+            miss = [line for line in lines if f"[{request_id}]" in line]
+            self.assertEqual(len(miss), 1)
+            self.assertIn('operation=GetObject bucket="logged" key="absent" status=404', miss[0])
+            self.assertNotIn(d.secret_key, log)
+            self.assertNotIn("Signature=", log)
+
+    def test_off_by_default(self):
+        with Daemon() as d:
+            d.client().list_buckets()
+            time.sleep(0.2)
+            self.assertNotIn("] access method=", read_stderr(d))
+
+
+# ------------------------------------------------------------------------------------------
+# Configuration
+# ------------------------------------------------------------------------------------------
+
+EXAMPLE_CONFIG = os.path.join(REPO_ROOT, "config", "coffre.example.json")
+OPERATIONS_DOC = os.path.join(REPO_ROOT, "docs", "OPERATIONS.md")
+
+
+class ConfigCheckTest(unittest.TestCase):
+
+    def check(self, text: str):
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            f.write(text)
+        self.addCleanup(os.unlink, f.name)
+        p = subprocess.run([Daemon().binary, "config", "check", f.name], capture_output=True, timeout=30)
+        return p.returncode, p.stdout.decode() + p.stderr.decode()
+
+    def test_example_config_is_valid(self):
+        p = subprocess.run([Daemon().binary, "config", "check", EXAMPLE_CONFIG], capture_output=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"valid", p.stdout)
+
+    def test_every_field_of_the_example_is_documented(self):
+        with open(EXAMPLE_CONFIG) as f:
+            text = re.sub(r"^\s*//.*$", "", f.read(), flags=re.M)
+        fields = json.loads(text).keys()
+        with open(OPERATIONS_DOC) as f:
+            doc = f.read()
+        for field in fields:
+            self.assertIn(f"| `{field}` |", doc, f"{field} is not in the table of docs/OPERATIONS.md")
+
+    def test_bad_fields_are_named_with_allowed_values(self):
+        cases = [
+            ('{"log_level": "loud"}', "'log_level' must be one of trace, debug, info, warn, error"),
+            ('{"drain_timeout_seconds": 0}', "'drain_timeout_seconds' must be an integer from 1 to 3600"),
+            ('{"min_free_megabytes": "many"}', "'min_free_megabytes' must be an integer from 0 to"),
+            ('{"admin_listen": "9001"}', "'admin_listen'"),
+            ('{"listen": "localhost:99999"}', "port must be a number 0-65535"),
+            ('{"max_connections": -1}', "'max_connections' must be an integer"),
+            ('{"create_root_key": "yes"}', "'create_root_key' must be true or false"),
+            ('{"lisen": "127.0.0.1:9000"}', "unknown field 'lisen'"),
+            ('{"listen": ', "not valid JSON"),
+        ]
+        for text, message in cases:
+            with self.subTest(text=text):
+                code, out = self.check(text)
+                self.assertEqual(code, 1, out)
+                self.assertIn(message, out)
+
+    def test_unreadable_file(self):
+        p = subprocess.run([Daemon().binary, "config", "check", "/nonexistent/coffre.json"],
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"/nonexistent/coffre.json", p.stderr)
+
+
+# ------------------------------------------------------------------------------------------
+# Signals
+# ------------------------------------------------------------------------------------------
+
+class ReloadTest(unittest.TestCase):
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="coffre-it-")
+        self.cfg = write_config(self.tmp, log_level="info")
+        self.d = Daemon(extra_args=["--config", self.cfg], tmp=self.tmp)
+        self.d.start()
+
+    def tearDown(self):
+        try:
+            self.assertEqual(self.d.stop(check=False), 0, self.d.diagnostics())
+        finally:
+            self.d.cleanup()
+
+    def hangup_and_wait(self, marker: str):
+        before = read_stderr(self.d).count(marker)
+        self.d.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: read_stderr(self.d).count(marker) > before),
+                        self.d.diagnostics())
+
+    def test_sighup_applies_log_level(self):
+        s3 = self.d.client()
+        s3.list_buckets()
+        self.assertNotIn("ListBuckets", read_stderr(self.d))  # per-request lines are debug
+        write_config(self.tmp, log_level="debug")
+        self.hangup_and_wait("configuration reloaded (log_level=debug")
+        s3.list_buckets()
+        self.assertTrue(wait_for(lambda: "ListBuckets" in read_stderr(self.d)), self.d.diagnostics())
+
+    def test_invalid_config_is_rejected_and_the_old_one_stays(self):
+        with open(self.cfg, "w") as f:
+            f.write('{"create_root_key": true, "create_dev_tenant": true, "log_level": "loud"}')
+        self.hangup_and_wait("configuration rejected")
+        self.assertIn("'log_level' must be one of", read_stderr(self.d))
+        with open(self.cfg, "w") as f:
+            f.write('{"no_such_setting": 1}')
+        self.hangup_and_wait("configuration rejected")
+        self.assertIn("unknown field 'no_such_setting'", read_stderr(self.d))
+        with open(self.cfg, "w") as f:
+            f.write('{"not json')
+        self.hangup_and_wait("configuration rejected")
+        # still serving, with the old settings
+        self.assertTrue(self.d.alive)
+        self.d.client().list_buckets()
+        self.assertNotIn("ListBuckets", read_stderr(self.d))
+
+    def test_settings_bound_at_start_are_kept_with_a_warning(self):
+        write_config(self.tmp, region="eu-west-3")
+        self.hangup_and_wait("configuration reloaded")
+        self.assertIn("'region' changes only at restart", read_stderr(self.d))
+        self.d.client().list_buckets()  # still signing with us-east-1
+
+    def test_limits_reload_applies_to_new_connections(self):
+        write_config(self.tmp, max_header_bytes=1024)
+        self.hangup_and_wait("max_header_bytes=1024")
+        conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=10)
+        conn.request("GET", "/", headers={"X-Big": "a" * 3000})
+        self.assertEqual(conn.getresponse().status, 431)
+        conn.close()
+
+
+class DrainTest(unittest.TestCase):
+
+    def start(self, **fields) -> Daemon:
+        tmp = tempfile.mkdtemp(prefix="coffre-it-")
+        cfg = write_config(tmp, **fields)
+        d = Daemon(extra_args=["--config", cfg], tmp=tmp)
+        d.start()
+        self.addCleanup(d.cleanup)
+        self.addCleanup(d.stop, False)
+        return d
+
+    def begin_put(self, d: Daemon, bucket: str, key: str, payload: bytes, sent: int):
+        """A signed PUT whose body is sent only up to `sent` bytes."""
+        req = d.sign("PUT", f"/{bucket}/{key}", body=payload)
+        sock = socket.create_connection(("127.0.0.1", d.port), timeout=30)
+        head = [f"PUT {req.target} HTTP/1.1"] + [f"{k}: {v}" for k, v in req.headers.items()]
+        head.append(f"Content-Length: {len(payload)}")
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload[:sent])
+        return sock
+
+    def test_in_flight_request_completes_after_sigterm(self):
+        d = self.start(drain_timeout_seconds=30)
+        s3 = d.client()
+        s3.create_bucket(Bucket="drain")
+        payload = gen_bytes(2 * 1024 * 1024, seed=9)
+        sock = self.begin_put(d, "drain", "in-flight", payload, 1024 * 1024)
+        time.sleep(0.3)
+        d.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        self.assertTrue(d.alive, "the daemon waits for the request in flight")
+        # no new connection is served once draining
+        with self.assertRaises(OSError):
+            c = socket.create_connection(("127.0.0.1", d.port), timeout=2)
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            if not c.recv(1):
+                raise ConnectionResetError("closed")
+        sock.sendall(payload[1024 * 1024:])
+        response = sock.recv(65536).decode("latin-1")
+        self.assertTrue(response.startswith("HTTP/1.1 200"), response)
+        sock.close()
+        d.proc.wait(20)
+        self.assertEqual(d.proc.returncode, 0, d.diagnostics())
+        self.assertIn("draining connections (up to 30s)", d.stderr_tail())
+        # the object is durable: a restart on the same data serves it
+        d2 = Daemon(tmp=d.tmp)
+        d2.start()
+        self.addCleanup(d2.stop, False)
+        self.assertEqual(d2.client().get_object(Bucket="drain", Key="in-flight")["Body"].read(), payload)
+
+    def test_drain_deadline_is_configurable(self):
+        d = self.start(drain_timeout_seconds=1)
+        d.client().create_bucket(Bucket="stall")
+        sock = self.begin_put(d, "stall", "never-finished", gen_bytes(100000, seed=1), 1000)
+        self.addCleanup(sock.close)
+        time.sleep(0.3)
+        started = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(15)
+        self.assertLess(time.monotonic() - started, 5, "stopped at the 1 s deadline, not later")
+        self.assertEqual(d.proc.returncode, 0, d.diagnostics())
+
+
+if __name__ == "__main__":
+    unittest.main()
