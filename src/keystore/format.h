@@ -16,8 +16,16 @@
 #include <string_view>
 
 #include "coffre/common/bytes.h"
+#include "coffre/common/status.h"
+
+namespace coffre::db {
+class Connection;
+}  // namespace coffre::db
 
 namespace coffre::keystore::internal {
+
+// Creates or migrates the keystore's tables (sqlite_keystore.cc).
+Status MigrateKeystoreSchema(db::Connection& conn);
 
 inline constexpr std::string_view kCheckPlaintext = "coffre keystore check";
 inline constexpr std::string_view kCheckAad = "coffre/v1/keystore-check";

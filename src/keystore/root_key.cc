@@ -101,6 +101,15 @@ Result<SecretBytes> LoadRootKeyFile(const std::string& path) {
     return Status::PermissionDenied("root key file " + path + " has mode " + ModeString(st.st_mode) +
                                     "; it must not be accessible by group or others (chmod 600)");
   }
+  if ((st.st_mode & 0777) != 0600 && (st.st_mode & 0777) != 0400) {
+    return Status::PermissionDenied("root key file " + path + " has mode " + ModeString(st.st_mode) +
+                                    "; it must be 0600 or 0400 (chmod 400)");
+  }
+  if (st.st_uid != ::geteuid()) {
+    return Status::PermissionDenied("root key file " + path + " is owned by uid " + std::to_string(st.st_uid) +
+                                    ", not by the user running coffre (uid " + std::to_string(::geteuid()) +
+                                    "); chown it to the service user");
+  }
 
   // Read one byte more than the longest valid content, to tell an oversized file apart.
   SecretBytes buf(kHexKeySize + 2 + 1);

@@ -4,8 +4,11 @@
 // wrapping and unwrapping data keys) are answered from the in-memory cache, so the database is
 // touched on a cache miss, on administration, and when last_used times are flushed.
 //
-// Cached entries are reloaded after kCacheTtl, so a change made by another process (an access key
-// disabled, a key version retired or destroyed) takes effect here within that time.
+// A change made by another process (an access key disabled, a key rotated or destroyed, a tenant
+// shredded) takes effect here within Keystore::kRevalidateIntervalMs: lookups poll SQLite's
+// PRAGMA data_version at most that often and start a new cache epoch when another connection
+// committed. Changes made through this object invalidate the cache at once. Entries are reloaded
+// after kCacheTtl in any case.
 //
 // Locking: db_mu_ guards the connection; cache_mu_ guards the caches and is a leaf lock, never
 // held while taking db_mu_, doing I/O or running a cipher. Key material is shared out of the
@@ -68,24 +71,71 @@ CREATE TABLE access_keys(
 ) WITHOUT ROWID;
 CREATE INDEX access_keys_by_tenant ON access_keys(tenant_id, access_key_id);
 )sql",
+    // Key lifecycle: shredded tenants, and the key events kept for auditors.
+    R"sql(
+ALTER TABLE tenants ADD COLUMN shredded INTEGER;
+
+CREATE TABLE key_events(
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  tenant_id TEXT NOT NULL,
+  event TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX key_events_by_tenant ON key_events(tenant_id, id);
+)sql",
 };
 
 constexpr std::string_view kCheckName = "root-key-check";
 constexpr UnixMillis kCacheTtl = 60'000;
 constexpr UnixMillis kLastUsedFlushInterval = 60'000;
 
+constexpr std::string_view kShreddedMessage = " was crypto-shredded: its keys are destroyed and its objects can no longer be decrypted";
+
 Tenant ReadTenant(const Statement& st) {
   Tenant t;
   t.id = st.ColumnText(0);
   t.name = st.ColumnText(1);
   t.created = st.ColumnInt64(2);
+  if (!st.ColumnIsNull(3)) {
+    t.shredded = st.ColumnInt64(3);
+  }
   return t;
+}
+
+// Appends a key event inside the caller's transaction.
+Status RecordEvent(Connection& conn, UnixMillis at, std::string_view tenant_id, std::string_view event,
+                   uint32_t version, std::string_view detail) {
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn.PrepareCached("INSERT INTO key_events(at, tenant_id, event, version, "
+                                                           "detail) VALUES(?, ?, ?, ?, ?)"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(at, tenant_id, event, version, detail));
+  return st.Run();
+}
+
+// The tenant's shredded time inside the caller's transaction: NotFound if unknown.
+Result<std::optional<UnixMillis>> TenantShredded(Connection& conn, std::string_view tenant_id) {
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn.PrepareCached("SELECT shredded FROM tenants WHERE id = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) {
+    return Status::NotFound("no tenant with id " + std::string(tenant_id));
+  }
+  if (st.ColumnIsNull(0)) {
+    return std::optional<UnixMillis>();
+  }
+  return std::optional<UnixMillis>(st.ColumnInt64(0));
 }
 
 class SqliteKeystore final : public Keystore {
  public:
-  SqliteKeystore(std::unique_ptr<Connection> conn, SecretBytes root, const Clock& clock)
-      : clock_(clock), root_(std::move(root)), conn_(std::move(conn)), last_flush_(Now()) {}
+  SqliteKeystore(std::unique_ptr<Connection> conn, SecretBytes root, const Clock& clock, int64_t data_version)
+      : clock_(clock),
+        root_(std::move(root)),
+        conn_(std::move(conn)),
+        data_version_(data_version),
+        last_flush_(Now()),
+        last_revalidate_(Now()) {}
 
   ~SqliteKeystore() override {
     // Nothing can report an error from here; the times are advisory.
@@ -100,28 +150,65 @@ class SqliteKeystore final : public Keystore {
   Result<NewAccessKey> CreateAccessKey(const std::string& tenant_id) override;
   Result<std::vector<AccessKey>> ListAccessKeys(const std::string& tenant_id) override;
   Result<ResolvedAccessKey> ResolveAccessKey(const std::string& access_key_id) override;
+  Status SetAccessKeyEnabled(const std::string& tenant_id, const std::string& access_key_id, bool enabled) override;
+  Status DeleteAccessKey(const std::string& tenant_id, const std::string& access_key_id) override;
+
+  Result<uint32_t> RotateTenantKey(const std::string& tenant_id) override;
+  Result<std::vector<std::string>> RotateKeysOlderThan(int64_t max_age_ms) override;
+  Result<std::vector<KeyVersion>> ListKeyVersions(const std::string& tenant_id) override;
+  Status DestroyKeyVersion(const std::string& tenant_id, uint32_t version) override;
+  Result<RewrappedKey> RewrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, ByteView wrapped,
+                                     ByteView aad) override;
+  Status ShredTenant(const std::string& tenant_id) override;
+  Result<std::vector<KeyEvent>> ListKeyEvents(const std::string& tenant_id) override;
 
   Result<DataKey> NewDataKey(const std::string& tenant_id, ByteView aad) override;
   Result<SecretBytes> UnwrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, ByteView wrapped,
                                     ByteView aad) override;
 
  private:
+  // Every entry records the cache epoch it was loaded in; Revalidate() moves to a new epoch when
+  // another process changed the database, which makes every older entry stale at once (also one
+  // whose load was under way while the change was detected).
   struct CachedKey {
     KeyPtr key;
     UnixMillis loaded_at = 0;
+    uint64_t epoch = 0;
   };
   struct CachedActive {
     uint32_t version = 0;
     UnixMillis loaded_at = 0;
+    uint64_t epoch = 0;
   };
   struct CachedAccessKey {
     AccessKey key;
     KeyPtr secret;
     UnixMillis loaded_at = 0;
+    uint64_t epoch = 0;
   };
 
   UnixMillis Now() const { return ToUnixMillis(clock_.Now()); }
-  bool Fresh(UnixMillis loaded_at, UnixMillis now) const { return now - loaded_at < kCacheTtl && now >= loaded_at; }
+  // cache_mu_ held.
+  bool Fresh(UnixMillis loaded_at, uint64_t epoch, UnixMillis now) const {
+    return epoch == epoch_ && now - loaded_at < kCacheTtl && now >= loaded_at;
+  }
+  uint64_t CurrentEpoch() {
+    std::lock_guard lock(cache_mu_);
+    return epoch_;
+  }
+  // At most every kRevalidateIntervalMs: if another connection committed since the last look
+  // (PRAGMA data_version changed), starts a new cache epoch.
+  void Revalidate(UnixMillis now);
+  // Drops every cached entry (cache_mu_ held); used after this process changed keys.
+  void InvalidateLocked() {
+    ++epoch_;
+    tenant_keys_.clear();
+    active_versions_.clear();
+    access_keys_.clear();
+  }
+  // Runs `fn` inside one write transaction and invalidates the caches after it committed.
+  template <typename Fn>
+  Status WriteAndInvalidate(Fn&& fn);
 
   Result<Tenant> QueryTenant(std::string_view sql, const std::string& arg, const std::string& what);
   // The unwrapped tenant key of that version (NotFound if the version does not exist).
@@ -137,6 +224,7 @@ class SqliteKeystore final : public Keystore {
 
   std::mutex db_mu_;
   std::unique_ptr<Connection> conn_;  // guarded by db_mu_
+  int64_t data_version_ = 0;          // guarded by db_mu_
 
   std::mutex cache_mu_;  // guards everything below
   std::map<std::pair<std::string, uint32_t>, CachedKey> tenant_keys_;
@@ -145,7 +233,55 @@ class SqliteKeystore final : public Keystore {
   std::map<std::string, UnixMillis> pending_last_used_;
   UnixMillis last_flush_ = 0;
   bool flushing_ = false;
+  uint64_t epoch_ = 0;
+  UnixMillis last_revalidate_ = 0;
 };
+
+Result<int64_t> DataVersion(Connection& conn) {
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn.PrepareCached("PRAGMA data_version"));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) {
+    return Status::Internal("PRAGMA data_version returned no row");
+  }
+  return st.ColumnInt64(0);
+}
+
+void SqliteKeystore::Revalidate(UnixMillis now) {
+  {
+    std::lock_guard lock(cache_mu_);
+    if (now - last_revalidate_ < kRevalidateIntervalMs && now >= last_revalidate_) {
+      return;
+    }
+    last_revalidate_ = now;
+  }
+  bool changed = false;
+  {
+    std::lock_guard lock(db_mu_);
+    auto v = DataVersion(*conn_);
+    // If the question cannot be asked, assume the worst: reload.
+    changed = !v.ok() || *v != data_version_;
+    if (v.ok()) {
+      data_version_ = *v;
+    }
+  }
+  if (changed) {
+    std::lock_guard lock(cache_mu_);
+    InvalidateLocked();
+  }
+}
+
+template <typename Fn>
+Status SqliteKeystore::WriteAndInvalidate(Fn&& fn) {
+  {
+    std::lock_guard lock(db_mu_);
+    COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_));
+    COFFRE_RETURN_IF_ERROR(fn());
+    COFFRE_RETURN_IF_ERROR(tx.Commit());
+  }
+  std::lock_guard lock(cache_mu_);
+  InvalidateLocked();
+  return Status::Ok();
+}
 
 // --- tenants -----------------------------------------------------------------------------
 
@@ -181,18 +317,19 @@ Result<Tenant> SqliteKeystore::CreateTenant(const std::string& name) {
       COFFRE_RETURN_IF_ERROR(st.BindAll(t.id, kFirstVersion, wrapped, t.created));
       COFFRE_RETURN_IF_ERROR(st.Run());
     }
+    COFFRE_RETURN_IF_ERROR(RecordEvent(*conn_, t.created, t.id, "tenant-created", kFirstVersion, t.name));
     COFFRE_RETURN_IF_ERROR(tx.Commit());
   }
   const UnixMillis now = Now();
   std::lock_guard lock(cache_mu_);
-  tenant_keys_[{t.id, kFirstVersion}] = CachedKey{std::move(key), now};
-  active_versions_[t.id] = CachedActive{kFirstVersion, now};
+  tenant_keys_[{t.id, kFirstVersion}] = CachedKey{std::move(key), now, epoch_};
+  active_versions_[t.id] = CachedActive{kFirstVersion, now, epoch_};
   return t;
 }
 
 Result<std::vector<Tenant>> SqliteKeystore::ListTenants() {
   std::lock_guard lock(db_mu_);
-  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT id, name, created FROM tenants ORDER BY name"));
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT id, name, created, shredded FROM tenants ORDER BY name"));
   std::vector<Tenant> out;
   while (true) {
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -216,11 +353,11 @@ Result<Tenant> SqliteKeystore::QueryTenant(std::string_view sql, const std::stri
 }
 
 Result<Tenant> SqliteKeystore::GetTenantByName(const std::string& name) {
-  return QueryTenant("SELECT id, name, created FROM tenants WHERE name = ?", name, "named " + name);
+  return QueryTenant("SELECT id, name, created, shredded FROM tenants WHERE name = ?", name, "named " + name);
 }
 
 Result<Tenant> SqliteKeystore::GetTenant(const std::string& tenant_id) {
-  return QueryTenant("SELECT id, name, created FROM tenants WHERE id = ?", tenant_id, "with id " + tenant_id);
+  return QueryTenant("SELECT id, name, created, shredded FROM tenants WHERE id = ?", tenant_id, "with id " + tenant_id);
 }
 
 // --- access keys -------------------------------------------------------------------------
@@ -243,13 +380,9 @@ Result<NewAccessKey> SqliteKeystore::CreateAccessKey(const std::string& tenant_i
     COFFRE_ASSIGN_OR_RETURN(Bytes sealed,
                             crypto::Seal(root_, secret->Reveal(), internal::AccessKeySecretAad(id, tenant_id)));
     COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_));
-    {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT 1 FROM tenants WHERE id = ?"));
-      COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) {
-        return Status::NotFound("no tenant with id " + tenant_id);
-      }
+    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
+    if (shredded) {
+      return Status::FailedPrecondition("tenant " + tenant_id + std::string(kShreddedMessage));
     }
     COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("INSERT INTO access_keys(access_key_id, tenant_id, "
                                                                "secret, enabled, created) VALUES(?, ?, ?, 1, ?)"));
@@ -259,6 +392,7 @@ Result<NewAccessKey> SqliteKeystore::CreateAccessKey(const std::string& tenant_i
       continue;
     }
     COFFRE_RETURN_IF_ERROR(s);
+    COFFRE_RETURN_IF_ERROR(RecordEvent(*conn_, out.key.created, tenant_id, "access-key-created", 0, id));
     COFFRE_RETURN_IF_ERROR(tx.Commit());
     out.key.access_key_id = std::move(id);
     break;
@@ -266,7 +400,7 @@ Result<NewAccessKey> SqliteKeystore::CreateAccessKey(const std::string& tenant_i
   out.secret_access_key.assign(reinterpret_cast<const char*>(secret->Reveal().data()), secret->size());
   {
     std::lock_guard cache_lock(cache_mu_);
-    access_keys_[out.key.access_key_id] = CachedAccessKey{out.key, std::move(secret), out.key.created};
+    access_keys_[out.key.access_key_id] = CachedAccessKey{out.key, std::move(secret), out.key.created, epoch_};
   }
   return out;
 }
@@ -316,6 +450,7 @@ Result<std::vector<AccessKey>> SqliteKeystore::ListAccessKeys(const std::string&
 
 Result<SqliteKeystore::CachedAccessKey> SqliteKeystore::LoadAccessKey(const std::string& access_key_id) {
   CachedAccessKey entry;
+  entry.epoch = CurrentEpoch();  // before reading: a change detected meanwhile makes it stale
   Bytes sealed;
   {
     std::lock_guard lock(db_mu_);
@@ -353,11 +488,12 @@ Result<ResolvedAccessKey> SqliteKeystore::ResolveAccessKey(const std::string& ac
     return Status::NotFound("unknown access key");
   }
   const UnixMillis now = Now();
+  Revalidate(now);
   std::optional<CachedAccessKey> entry;
   {
     std::lock_guard lock(cache_mu_);
     auto it = access_keys_.find(access_key_id);
-    if (it != access_keys_.end() && Fresh(it->second.loaded_at, now)) {
+    if (it != access_keys_.end() && Fresh(it->second.loaded_at, it->second.epoch, now)) {
       entry = it->second;
     }
   }
@@ -425,12 +561,15 @@ Status SqliteKeystore::FlushLastUsed(bool force) {
 
 Result<KeyPtr> SqliteKeystore::TenantKey(const std::string& tenant_id, uint32_t version) {
   const UnixMillis now = Now();
+  Revalidate(now);
+  uint64_t epoch = 0;
   {
     std::lock_guard lock(cache_mu_);
     auto it = tenant_keys_.find({tenant_id, version});
-    if (it != tenant_keys_.end() && Fresh(it->second.loaded_at, now)) {
+    if (it != tenant_keys_.end() && Fresh(it->second.loaded_at, it->second.epoch, now)) {
       return it->second.key;
     }
+    epoch = epoch_;
   }
   Bytes wrapped;
   {
@@ -440,8 +579,14 @@ Result<KeyPtr> SqliteKeystore::TenantKey(const std::string& tenant_id, uint32_t 
     COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, version));
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) {
-      std::lock_guard cache_lock(cache_mu_);
-      tenant_keys_.erase({tenant_id, version});  // destroyed elsewhere: forget it here too
+      {
+        std::lock_guard cache_lock(cache_mu_);
+        tenant_keys_.erase({tenant_id, version});  // destroyed elsewhere: forget it here too
+      }
+      auto shredded = TenantShredded(*conn_, tenant_id);
+      if (shredded.ok() && shredded->has_value()) {
+        return Status::PermissionDenied("tenant " + tenant_id + std::string(kShreddedMessage));
+      }
       return Status::NotFound("tenant " + tenant_id + " has no key version " + std::to_string(version));
     }
     wrapped = st.ColumnBlob(0);
@@ -453,18 +598,21 @@ Result<KeyPtr> SqliteKeystore::TenantKey(const std::string& tenant_id, uint32_t 
   }
   auto ptr = std::make_shared<const SecretBytes>(std::move(key).value());
   std::lock_guard lock(cache_mu_);
-  tenant_keys_[{tenant_id, version}] = CachedKey{ptr, now};
+  tenant_keys_[{tenant_id, version}] = CachedKey{ptr, now, epoch};
   return ptr;
 }
 
 Result<uint32_t> SqliteKeystore::ActiveVersion(const std::string& tenant_id) {
   const UnixMillis now = Now();
+  Revalidate(now);
+  uint64_t epoch = 0;
   {
     std::lock_guard lock(cache_mu_);
     auto it = active_versions_.find(tenant_id);
-    if (it != active_versions_.end() && Fresh(it->second.loaded_at, now)) {
+    if (it != active_versions_.end() && Fresh(it->second.loaded_at, it->second.epoch, now)) {
       return it->second.version;
     }
+    epoch = epoch_;
   }
   uint32_t version = 0;
   {
@@ -474,12 +622,16 @@ Result<uint32_t> SqliteKeystore::ActiveVersion(const std::string& tenant_id) {
     COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) {
+      auto shredded = TenantShredded(*conn_, tenant_id);
+      if (shredded.ok() && shredded->has_value()) {
+        return Status::PermissionDenied("tenant " + tenant_id + std::string(kShreddedMessage));
+      }
       return Status::NotFound("tenant " + tenant_id + " has no active key");
     }
     version = static_cast<uint32_t>(st.ColumnInt64(0));
   }
   std::lock_guard lock(cache_mu_);
-  active_versions_[tenant_id] = CachedActive{version, now};
+  active_versions_[tenant_id] = CachedActive{version, now, epoch};
   return version;
 }
 
@@ -511,6 +663,254 @@ Result<SecretBytes> SqliteKeystore::UnwrapDataKey(const std::string& tenant_id, 
   return std::move(key).value();
 }
 
+// --- access key administration ----------------------------------------------------------
+
+Status SqliteKeystore::SetAccessKeyEnabled(const std::string& tenant_id, const std::string& access_key_id,
+                                           bool enabled) {
+  const UnixMillis now = Now();
+  return WriteAndInvalidate([&]() -> Status {
+    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
+    if (shredded && enabled) {
+      return Status::FailedPrecondition("tenant " + tenant_id + std::string(kShreddedMessage) +
+                                        "; its access keys cannot be enabled");
+    }
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE access_keys SET enabled = ? "
+                                                               "WHERE access_key_id = ? AND tenant_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(enabled ? 1 : 0, access_key_id, tenant_id));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+    if (conn_->Changes() == 0) {
+      return Status::NotFound("the tenant has no access key " + access_key_id);
+    }
+    return RecordEvent(*conn_, now, tenant_id, enabled ? "access-key-enabled" : "access-key-disabled", 0,
+                       access_key_id);
+  });
+}
+
+Status SqliteKeystore::DeleteAccessKey(const std::string& tenant_id, const std::string& access_key_id) {
+  const UnixMillis now = Now();
+  Status written = WriteAndInvalidate([&]() -> Status {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            conn_->PrepareCached("DELETE FROM access_keys WHERE access_key_id = ? AND tenant_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(access_key_id, tenant_id));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+    if (conn_->Changes() == 0) {
+      return Status::NotFound("the tenant has no access key " + access_key_id);
+    }
+    return RecordEvent(*conn_, now, tenant_id, "access-key-deleted", 0, access_key_id);
+  });
+  if (!written.ok()) {
+    return written;
+  }
+  std::lock_guard lock(cache_mu_);
+  pending_last_used_.erase(access_key_id);
+  return Status::Ok();
+}
+
+// --- tenant key versions -----------------------------------------------------------------
+
+Result<uint32_t> SqliteKeystore::RotateTenantKey(const std::string& tenant_id) {
+  const UnixMillis now = Now();
+  uint32_t version = 0;
+  Status written = WriteAndInvalidate([&]() -> Status {
+    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
+    if (shredded) {
+      return Status::FailedPrecondition("tenant " + tenant_id + std::string(kShreddedMessage) +
+                                        "; it cannot get a new key");
+    }
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              conn_->PrepareCached("SELECT coalesce(max(version), 0) FROM tenant_keys WHERE tenant_id = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        return Status::Internal("max(version) returned no row");
+      }
+      // Versions only grow, so a destroyed version number is never reused. (A destroyed
+      // version is never the highest: the active one is, and it cannot be destroyed.)
+      version = static_cast<uint32_t>(st.ColumnInt64(0)) + 1;
+    }
+    const SecretBytes key = SecretBytes::Random(crypto::kKeySize);
+    COFFRE_ASSIGN_OR_RETURN(Bytes wrapped, crypto::Seal(root_, key.Reveal(), internal::TenantKeyAad(tenant_id, version)));
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE tenant_keys SET state = 'retired' "
+                                                                 "WHERE tenant_id = ? AND state = 'active'"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
+      COFFRE_RETURN_IF_ERROR(st.Run());
+    }
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("INSERT INTO tenant_keys(tenant_id, version, "
+                                                                 "wrapped_key, state, created) VALUES(?, ?, ?, "
+                                                                 "'active', ?)"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, version, wrapped, now));
+      COFFRE_RETURN_IF_ERROR(st.Run());
+    }
+    return RecordEvent(*conn_, now, tenant_id, "key-rotated", version, "");
+  });
+  if (!written.ok()) {
+    return written;
+  }
+  return version;
+}
+
+Result<std::vector<std::string>> SqliteKeystore::RotateKeysOlderThan(int64_t max_age_ms) {
+  std::vector<std::string> due;
+  {
+    std::lock_guard lock(db_mu_);
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT k.tenant_id FROM tenant_keys k "
+                                                               "JOIN tenants t ON t.id = k.tenant_id "
+                                                               "WHERE k.state = 'active' AND t.shredded IS NULL "
+                                                               "AND k.created <= ? ORDER BY k.tenant_id"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(Now() - max_age_ms));
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        break;
+      }
+      due.push_back(st.ColumnText(0));
+    }
+  }
+  std::vector<std::string> rotated;
+  for (const auto& tenant_id : due) {
+    // Another process may have rotated (or shredded) it meanwhile: check again before rotating.
+    COFFRE_ASSIGN_OR_RETURN(std::vector<KeyVersion> versions, ListKeyVersions(tenant_id));
+    bool still_due = false;
+    for (const auto& v : versions) {
+      if (v.active && v.created <= Now() - max_age_ms) {
+        still_due = true;
+      }
+    }
+    if (!still_due) {
+      continue;
+    }
+    auto r = RotateTenantKey(tenant_id);
+    if (!r.ok() && r.status().code() != StatusCode::kFailedPrecondition) {
+      return r.status();
+    }
+    if (r.ok()) {
+      rotated.push_back(tenant_id);
+    }
+  }
+  return rotated;
+}
+
+Result<std::vector<KeyVersion>> SqliteKeystore::ListKeyVersions(const std::string& tenant_id) {
+  std::lock_guard lock(db_mu_);
+  COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
+  (void)shredded;
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT version, state, created FROM tenant_keys "
+                                                             "WHERE tenant_id = ? ORDER BY version"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
+  std::vector<KeyVersion> out;
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    out.push_back(KeyVersion{static_cast<uint32_t>(st.ColumnInt64(0)), st.ColumnTextView(1) == "active",
+                             st.ColumnInt64(2)});
+  }
+  return out;
+}
+
+Status SqliteKeystore::DestroyKeyVersion(const std::string& tenant_id, uint32_t version) {
+  const UnixMillis now = Now();
+  Status written = WriteAndInvalidate([&]() -> Status {
+    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
+    if (shredded) {
+      return Status::FailedPrecondition("tenant " + tenant_id + std::string(kShreddedMessage));
+    }
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT state FROM tenant_keys "
+                                                                 "WHERE tenant_id = ? AND version = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, version));
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        return Status::NotFound("the tenant has no key version " + std::to_string(version));
+      }
+      if (st.ColumnTextView(0) == "active") {
+        return Status::FailedPrecondition("key version " + std::to_string(version) +
+                                          " is the active version; rotate first (coffre key rotate), rewrap, "
+                                          "then destroy the retired version");
+      }
+    }
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            conn_->PrepareCached("DELETE FROM tenant_keys WHERE tenant_id = ? AND version = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, version));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+    return RecordEvent(*conn_, now, tenant_id, "key-destroyed", version, "");
+  });
+  if (!written.ok()) {
+    return written;
+  }
+  std::lock_guard lock(db_mu_);
+  // Moves the zeroed pages out of the WAL into the database file (best effort: a reader in
+  // another process may hold the WAL; the next checkpoint does it).
+  (void)conn_->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  return Status::Ok();
+}
+
+Result<RewrappedKey> SqliteKeystore::RewrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version,
+                                                   ByteView wrapped, ByteView aad) {
+  COFFRE_ASSIGN_OR_RETURN(SecretBytes data_key, UnwrapDataKey(tenant_id, tenant_key_version, wrapped, aad));
+  COFFRE_ASSIGN_OR_RETURN(uint32_t version, ActiveVersion(tenant_id));
+  COFFRE_ASSIGN_OR_RETURN(KeyPtr tenant_key, TenantKey(tenant_id, version));
+  RewrappedKey out;
+  out.tenant_key_version = version;
+  COFFRE_ASSIGN_OR_RETURN(out.wrapped,
+                          crypto::Seal(*tenant_key, data_key.Reveal(), internal::DataKeyAad(tenant_id, version, aad)));
+  return out;
+}
+
+Status SqliteKeystore::ShredTenant(const std::string& tenant_id) {
+  const UnixMillis now = Now();
+  Status written = WriteAndInvalidate([&]() -> Status {
+    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
+    if (shredded) {
+      return Status::FailedPrecondition("tenant " + tenant_id + " is already crypto-shredded");
+    }
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("DELETE FROM tenant_keys WHERE tenant_id = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
+      COFFRE_RETURN_IF_ERROR(st.Run());
+    }
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              conn_->PrepareCached("UPDATE access_keys SET enabled = 0 WHERE tenant_id = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
+      COFFRE_RETURN_IF_ERROR(st.Run());
+    }
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE tenants SET shredded = ? WHERE id = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(now, tenant_id));
+      COFFRE_RETURN_IF_ERROR(st.Run());
+    }
+    return RecordEvent(*conn_, now, tenant_id, "tenant-shredded", 0, "");
+  });
+  if (!written.ok()) {
+    return written;
+  }
+  std::lock_guard lock(db_mu_);
+  (void)conn_->Exec("PRAGMA wal_checkpoint(TRUNCATE)");  // as in DestroyKeyVersion
+  return Status::Ok();
+}
+
+Result<std::vector<KeyEvent>> SqliteKeystore::ListKeyEvents(const std::string& tenant_id) {
+  std::lock_guard lock(db_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT id, at, tenant_id, event, version, detail "
+                                                             "FROM key_events WHERE tenant_id = ? ORDER BY id"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
+  std::vector<KeyEvent> out;
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    out.push_back(KeyEvent{st.ColumnInt64(0), st.ColumnInt64(1), st.ColumnText(2), st.ColumnText(3),
+                           static_cast<uint32_t>(st.ColumnInt64(4)), st.ColumnText(5)});
+  }
+  return out;
+}
+
 // Verifies the root key against the keystore's check value, or records one in a new keystore.
 Status CheckRootKey(Connection& conn, const SecretBytes& root) {
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(conn));
@@ -540,14 +940,22 @@ Status CheckRootKey(Connection& conn, const SecretBytes& root) {
 
 }  // namespace
 
+namespace internal {
+Status MigrateKeystoreSchema(Connection& conn) { return db::Migrate(conn, kMigrations); }
+}  // namespace internal
+
 Result<std::unique_ptr<Keystore>> Keystore::Open(const std::string& path, SecretBytes root_key, const Clock& clock) {
   if (root_key.size() != crypto::kKeySize) {
     return Status::InvalidArgument("root key must be 32 bytes");
   }
   COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, Connection::Open(path, db::OpenMode::kReadWriteCreate));
-  COFFRE_RETURN_IF_ERROR(db::Migrate(*conn, kMigrations));
+  COFFRE_RETURN_IF_ERROR(internal::MigrateKeystoreSchema(*conn));
   COFFRE_RETURN_IF_ERROR(CheckRootKey(*conn, root_key));
-  return std::unique_ptr<Keystore>(new SqliteKeystore(std::move(conn), std::move(root_key), clock));
+  // Deleted rows (destroyed key versions, shredded tenants, deleted access keys) are overwritten
+  // with zeros rather than left in free pages.
+  COFFRE_RETURN_IF_ERROR(conn->Exec("PRAGMA secure_delete = ON"));
+  COFFRE_ASSIGN_OR_RETURN(int64_t data_version, DataVersion(*conn));
+  return std::unique_ptr<Keystore>(new SqliteKeystore(std::move(conn), std::move(root_key), clock, data_version));
 }
 
 }  // namespace coffre::keystore

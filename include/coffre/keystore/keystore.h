@@ -26,10 +26,60 @@ Result<SecretBytes> LoadRootKeyFile(const std::string& path);
 // Creates a new random root key file (hex) with mode 0600; AlreadyExists if the path exists.
 Status CreateRootKeyFile(const std::string& path);
 
+// --- root key sources (root_key_sources.cc; docs/KEYS.md) ---------------------------------
+// A systemd credential (LoadCredential= / LoadCredentialEncrypted=): the file `name` in
+// $CREDENTIALS_DIRECTORY, loaded as a root key file. FailedPrecondition when systemd passed no
+// credentials directory.
+Result<SecretBytes> LoadRootKeyCredential(const std::string& name);
+// Reads a passphrase (up to 1024 bytes, one trailing newline dropped) from a file descriptor,
+// which it does not close. InvalidArgument if empty.
+Result<SecretBytes> ReadPassphraseFromFd(int fd);
+// Asks for the passphrase on the controlling terminal without echo (twice when `confirm`).
+// FailedPrecondition when stdin is not a terminal: use --passphrase-fd instead.
+Result<SecretBytes> PromptPassphrase(bool confirm);
+// Argon2id (libsodium crypto_pwhash) parameters; the defaults are libsodium's MODERATE limits.
+struct PassphraseKdfParams {
+  uint64_t opslimit = 3;
+  uint64_t memlimit = 256ull * 1024 * 1024;
+};
+// Stretches the passphrase into the root key with the salt and parameters stored in the keystore
+// at `keystore_path`. With `create`, a keystore without them (a new one) gets a random salt and
+// `params` first. FailedPrecondition if the keystore was not set up for a passphrase.
+Result<SecretBytes> DeriveRootKeyFromPassphrase(const std::string& keystore_path, const SecretBytes& passphrase,
+                                                bool create, const PassphraseKdfParams& params = {});
+
 struct Tenant {
   std::string id;    // 32 lower-case hex chars (16 random bytes): the tenant key id in blob headers
   std::string name;  // unique, [a-z0-9][a-z0-9._-]{0,62}
   UnixMillis created = 0;
+  std::optional<UnixMillis> shredded;  // set once its keys were destroyed (ShredTenant)
+};
+
+// One version of a tenant key. Exactly one version of a live tenant is active (used for new
+// data keys); retired versions only unwrap the data keys still wrapped under them.
+struct KeyVersion {
+  uint32_t version = 0;
+  bool active = false;
+  UnixMillis created = 0;
+};
+
+// A key-lifecycle event, kept in the keystore's key_events table for auditors (until the audit
+// log records them): "tenant-created", "key-rotated", "key-destroyed", "tenant-shredded",
+// "access-key-created", "access-key-disabled", "access-key-enabled", "access-key-deleted",
+// "root-key-rotated".
+struct KeyEvent {
+  int64_t id = 0;
+  UnixMillis at = 0;
+  std::string tenant_id;  // empty for keystore-wide events
+  std::string event;
+  uint32_t version = 0;   // the key version concerned, 0 if none
+  std::string detail;     // e.g. the access key id; never secret
+};
+
+// A data key re-wrapped under the tenant's active version (RewrapDataKey).
+struct RewrappedKey {
+  uint32_t tenant_key_version = 0;
+  Bytes wrapped;
 };
 
 struct AccessKey {
@@ -60,6 +110,13 @@ struct DataKey {
 
 class Keystore {
  public:
+  // Other processes (the admin CLI) change the keystore while the daemon caches it. Every
+  // kRevalidateInterval at most, a lookup asks SQLite whether another connection committed
+  // since (PRAGMA data_version, no I/O when nothing changed); if so, every cached entry is
+  // dropped. A disabled access key, a rotation or a shred therefore takes effect in the daemon
+  // within about this interval. kCacheTtl bounds an entry's life in any case.
+  static constexpr int64_t kRevalidateIntervalMs = 1'000;
+
   virtual ~Keystore() = default;
 
   // Opens or creates the keystore at `path`. A new keystore records a check value sealed under
@@ -80,6 +137,37 @@ class Keystore {
   // NotFound if unknown; PermissionDenied if disabled. Updates last_used (coalesced, not a
   // write per request).
   virtual Result<ResolvedAccessKey> ResolveAccessKey(const std::string& access_key_id) = 0;
+  // Disables or enables an access key of the tenant (NotFound if the tenant has no such key;
+  // FailedPrecondition to enable a key of a shredded tenant). Takes effect in this process at
+  // once and in other processes (the daemon) within kRevalidateInterval (see below).
+  virtual Status SetAccessKeyEnabled(const std::string& tenant_id, const std::string& access_key_id,
+                                     bool enabled) = 0;
+  // Removes the access key and its sealed secret (NotFound as above); same propagation.
+  virtual Status DeleteAccessKey(const std::string& tenant_id, const std::string& access_key_id) = 0;
+
+  // --- tenant key versions -------------------------------------------------------------
+  // Makes a new version active (the previous one is retired) and returns it. FailedPrecondition
+  // for a shredded tenant, NotFound for an unknown one.
+  virtual Result<uint32_t> RotateTenantKey(const std::string& tenant_id) = 0;
+  // Rotates every live tenant whose active version is older than max_age_ms (the
+  // rotate_after_days policy); returns the ids of the tenants rotated.
+  virtual Result<std::vector<std::string>> RotateKeysOlderThan(int64_t max_age_ms) = 0;
+  // Versions that still exist, ascending (destroyed ones are gone; see ListKeyEvents).
+  virtual Result<std::vector<KeyVersion>> ListKeyVersions(const std::string& tenant_id) = 0;
+  // Deletes a retired version (secure_delete: the page is zeroed). FailedPrecondition for the
+  // active version; NotFound if absent. The caller checks first that no object or upload still
+  // references it: the keystore does not know the catalog.
+  virtual Status DestroyKeyVersion(const std::string& tenant_id, uint32_t version) = 0;
+  // Unwraps a data key wrapped under `tenant_key_version` and wraps it again under the active
+  // version, with the same `aad`; the data key never leaves the keystore. Errors as UnwrapDataKey.
+  virtual Result<RewrappedKey> RewrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version,
+                                             ByteView wrapped, ByteView aad) = 0;
+  // Crypto-shredding: in one transaction, deletes every key version of the tenant, disables its
+  // access keys, marks the tenant shredded and records the event; then drops the cached keys.
+  // From then on UnwrapDataKey and NewDataKey answer PermissionDenied ("crypto-shredded").
+  // FailedPrecondition if already shredded.
+  virtual Status ShredTenant(const std::string& tenant_id) = 0;
+  virtual Result<std::vector<KeyEvent>> ListKeyEvents(const std::string& tenant_id) = 0;
 
   // A new random data key wrapped under the tenant's active key version. `aad` binds the wrapped
   // key to its object (the caller passes the object's identity); the tenant id and version are

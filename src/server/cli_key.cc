@@ -1,0 +1,246 @@
+// coffre key rotate | list | rewrap | destroy TENANT
+//
+// These run beside a live daemon (docs/KEYS.md): the keystore changes reach the daemon within
+// keystore::Keystore::kRevalidateIntervalMs, and rewrap's catalog updates are short
+// compare-and-swap transactions that never clobber a concurrent write.
+
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "coffre/common/clock.h"
+#include "coffre/service/object_service.h"
+#include "commands.h"
+#include "stores.h"
+
+namespace coffre::server {
+namespace {
+
+struct KeyFlags {
+  CommonFlags common;
+  std::string tenant;
+  uint32_t version = 0;
+  uint32_t from = 0;
+  uint32_t rate = 500;
+  bool json = false;
+};
+
+// Exit status for a service error: 1 for what the operator must change, 2 otherwise.
+int FailService(const service::Error& e) {
+  std::cerr << "coffre: " << e.message << std::endl;
+  return e.code == service::Errc::kInvalidArgument || e.code == service::Errc::kPreconditionFailed ? 1 : 2;
+}
+
+Result<keystore::Tenant> FindTenant(keystore::Keystore& keys, const std::string& name) {
+  auto tenant = keys.GetTenantByName(name);
+  if (!tenant.ok() && tenant.status().code() == StatusCode::kNotFound) {
+    return Status::InvalidArgument("no tenant named '" + name + "' (coffre tenant list shows them)");
+  }
+  return tenant;
+}
+
+int Rotate(const KeyFlags& flags) {
+  auto config = ResolveConfig(flags.common);
+  if (!config.ok()) return Fail(config.status());
+  auto keys = OpenKeystore(*config, /*create=*/false);
+  if (!keys.ok()) return Fail(keys.status());
+  auto tenant = FindTenant(**keys, flags.tenant);
+  if (!tenant.ok()) return Fail(tenant.status());
+  auto version = (*keys)->RotateTenantKey(tenant->id);
+  if (!version.ok() && version.status().code() == StatusCode::kFailedPrecondition) {
+    return Fail(Status::InvalidArgument(version.status().message()));
+  }
+  if (!version.ok()) return Fail(version.status());
+  std::cout << "tenant " << tenant->name << ": key version " << *version
+            << " is now active for new objects; older versions keep decrypting theirs "
+               "(coffre key rewrap " << tenant->name << " moves them to the new version)" << std::endl;
+  return 0;
+}
+
+int List(const KeyFlags& flags) {
+  auto config = ResolveConfig(flags.common);
+  if (!config.ok()) return Fail(config.status());
+  auto stores = OpenStores(*config, /*for_daemon=*/false);
+  if (!stores.ok()) return Fail(stores.status());
+  auto tenant = FindTenant(*stores->keystore, flags.tenant);
+  if (!tenant.ok()) return Fail(tenant.status());
+  auto versions = stores->keystore->ListKeyVersions(tenant->id);
+  if (!versions.ok()) return Fail(versions.status());
+  service::ObjectService service(*stores->catalog, *stores->keystore, *stores->blobs);
+  auto counts = service.CountKeyReferences(tenant->id);
+  if (!counts.ok()) return FailService(counts.error());
+  auto refs = [&](uint32_t v) -> uint64_t {
+    auto it = counts->find(v);
+    return it == counts->end() ? 0 : it->second;
+  };
+  if (flags.json) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& v : *versions) {
+      arr.push_back({{"version", v.version},
+                     {"state", v.active ? "active" : "retired"},
+                     {"created", FormatIso8601(FromUnixMillis(v.created))},
+                     {"objects", refs(v.version)}});
+    }
+    std::cout << nlohmann::json{{"tenant", tenant->name}, {"shredded", tenant->shredded.has_value()}, {"versions", arr}}
+                     .dump()
+              << std::endl;
+    return 0;
+  }
+  if (tenant->shredded) {
+    std::cout << "tenant " << tenant->name << " was crypto-shredded on "
+              << FormatIso8601(FromUnixMillis(*tenant->shredded)) << ": no key version is left\n";
+  }
+  std::cout << "VERSION\tSTATE\tCREATED\tOBJECTS+UPLOADS\n";
+  for (const auto& v : *versions) {
+    std::cout << v.version << "\t" << (v.active ? "active" : "retired") << "\t"
+              << FormatIso8601(FromUnixMillis(v.created)) << "\t" << refs(v.version) << "\n";
+  }
+  return 0;
+}
+
+int Rewrap(const KeyFlags& flags) {
+  if (flags.rate == 0) return Fail(Status::InvalidArgument("--rate must be at least 1 object per second"));
+  auto config = ResolveConfig(flags.common);
+  if (!config.ok()) return Fail(config.status());
+  auto stores = OpenStores(*config, /*for_daemon=*/false);
+  if (!stores.ok()) return Fail(stores.status());
+  auto tenant = FindTenant(*stores->keystore, flags.tenant);
+  if (!tenant.ok()) return Fail(tenant.status());
+  if (tenant->shredded) {
+    return Fail(Status::InvalidArgument("tenant " + tenant->name + " was crypto-shredded: nothing can be rewrapped"));
+  }
+  auto versions = stores->keystore->ListKeyVersions(tenant->id);
+  if (!versions.ok()) return Fail(versions.status());
+  uint32_t active = 0;
+  for (const auto& v : *versions) {
+    if (v.active) active = v.version;
+  }
+  service::ObjectService service(*stores->catalog, *stores->keystore, *stores->blobs);
+  auto counts = service.CountKeyReferences(tenant->id);
+  if (!counts.ok()) return FailService(counts.error());
+  std::vector<uint32_t> sources;
+  if (flags.from != 0) {
+    if (flags.from == active) {
+      return Fail(Status::InvalidArgument("version " + std::to_string(active) +
+                                          " is the active version; --from names an older version to move away from"));
+    }
+    sources.push_back(flags.from);
+  } else {
+    for (const auto& [v, n] : *counts) {
+      if (v != active && n > 0) sources.push_back(v);
+    }
+  }
+  uint64_t total = 0;
+  for (uint32_t v : sources) {
+    if (auto it = counts->find(v); it != counts->end()) total += it->second;
+  }
+  std::cerr << "rewrap: " << total << " data keys of tenant " << tenant->name << " to move to version " << active
+            << " at most " << flags.rate << "/s" << std::endl;
+
+  // Throttle: after n keys, wait until n / rate seconds have passed since the start.
+  const uint32_t batch = std::min<uint32_t>(flags.rate, 200);
+  const auto start = std::chrono::steady_clock::now();
+  auto last_report = start;
+  service::ObjectService::RewrapStats sum;
+  // A PUT that began before the rotation (or before the daemon saw it) may commit a row under an
+  // old version behind the walk's cursor: after a walk, count again and walk what is left (a few
+  // passes at most; what still remains is reported).
+  for (int pass = 0; pass < 3 && !sources.empty(); ++pass) {
+    for (uint32_t from : sources) {
+      catalog::WrappedKeyCursor cursor;
+      while (true) {
+        auto r = service.RewrapBatch(tenant->id, from, &cursor, batch);
+        if (!r.ok()) return FailService(r.error());
+        if (r->examined == 0) break;
+        sum.examined += r->examined;
+        sum.rewrapped += r->rewrapped;
+        sum.changed += r->changed;
+        sum.failed += r->failed;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_report >= std::chrono::seconds(1)) {
+          last_report = now;
+          std::cerr << "rewrap: " << sum.examined << "/" << total << " (rewrapped " << sum.rewrapped
+                    << ", changed meanwhile " << sum.changed << ", failed " << sum.failed << ")" << std::endl;
+        }
+        const auto due = start + std::chrono::microseconds(sum.examined * 1'000'000 / flags.rate);
+        std::this_thread::sleep_until(due);
+      }
+    }
+    auto left = service.CountKeyReferences(tenant->id);
+    if (!left.ok()) return FailService(left.error());
+    std::vector<uint32_t> remaining;
+    for (uint32_t v : sources) {
+      if (auto it = left->find(v); it != left->end() && it->second > sum.failed) remaining.push_back(v);
+    }
+    sources = std::move(remaining);
+  }
+  uint64_t left_behind = 0;
+  if (!sources.empty()) {
+    auto left = service.CountKeyReferences(tenant->id);
+    if (!left.ok()) return FailService(left.error());
+    for (uint32_t v : sources) left_behind += (*left)[v];
+  }
+  std::cout << "rewrap of tenant " << tenant->name << " done: " << sum.rewrapped << " data keys now under version "
+            << active << ", " << sum.changed << " changed meanwhile (already on a newer wrapping), " << sum.failed
+            << " failed" << std::endl;
+  if (left_behind > sum.failed) {
+    std::cerr << "coffre: " << left_behind - sum.failed
+              << " data keys were written under an old version while rewrap ran; run it again" << std::endl;
+    return 2;
+  }
+  if (sum.failed > 0) {
+    std::cerr << "coffre: " << sum.failed
+              << " wrapped data keys did not open (altered rows); they were left unchanged" << std::endl;
+    return 2;
+  }
+  return 0;
+}
+
+int Destroy(const KeyFlags& flags) {
+  auto config = ResolveConfig(flags.common);
+  if (!config.ok()) return Fail(config.status());
+  auto stores = OpenStores(*config, /*for_daemon=*/false);
+  if (!stores.ok()) return Fail(stores.status());
+  auto tenant = FindTenant(*stores->keystore, flags.tenant);
+  if (!tenant.ok()) return Fail(tenant.status());
+  service::ObjectService service(*stores->catalog, *stores->keystore, *stores->blobs);
+  auto r = service.DestroyKeyVersion(tenant->id, flags.version);
+  if (!r.ok()) return FailService(r.error());
+  std::cout << "tenant " << tenant->name << ": key version " << flags.version << " destroyed" << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+void RegisterKeyCommands(CLI::App& app, CommandRunner& runner) {
+  auto flags = std::make_shared<KeyFlags>();
+  auto* group = app.add_subcommand("key", "Manage tenant key versions");
+  group->require_subcommand(1);
+
+  auto* rotate = group->add_subcommand("rotate", "Make a new key version active for new objects");
+  AddCommonFlags(rotate, flags->common);
+  rotate->add_option("TENANT", flags->tenant, "Tenant name")->required();
+  rotate->callback([flags, &runner] { runner.run = [flags] { return Rotate(*flags); }; });
+
+  auto* list = group->add_subcommand("list", "List key versions and how many objects each wraps");
+  AddCommonFlags(list, flags->common);
+  list->add_option("TENANT", flags->tenant, "Tenant name")->required();
+  list->add_flag("--json", flags->json, "Print JSON");
+  list->callback([flags, &runner] { runner.run = [flags] { return List(*flags); }; });
+
+  auto* rewrap = group->add_subcommand("rewrap", "Re-wrap data keys under the active version (object data untouched)");
+  AddCommonFlags(rewrap, flags->common);
+  rewrap->add_option("TENANT", flags->tenant, "Tenant name")->required();
+  rewrap->add_option("--from", flags->from, "Only the data keys under this version (default: every older version)");
+  rewrap->add_option("--rate", flags->rate, "At most this many data keys per second (default 500)");
+  rewrap->callback([flags, &runner] { runner.run = [flags] { return Rewrap(*flags); }; });
+
+  auto* destroy = group->add_subcommand("destroy", "Destroy a retired key version nothing references any more");
+  AddCommonFlags(destroy, flags->common);
+  destroy->add_option("TENANT", flags->tenant, "Tenant name")->required();
+  destroy->add_option("VERSION", flags->version, "Key version")->required();
+  destroy->callback([flags, &runner] { runner.run = [flags] { return Destroy(*flags); }; });
+}
+
+}  // namespace coffre::server

@@ -1,0 +1,201 @@
+// The object service's key lifecycle: rewrap keeps every object readable without touching its
+// data, destroy refuses a referenced version, and a shredded tenant's objects fail with
+// AccessDenied (never partial data) while another tenant's are intact.
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <random>
+
+#include "coffre/service/object_service.h"
+
+namespace coffre::service {
+namespace {
+
+namespace fs = std::filesystem;
+
+Bytes Pattern(size_t n, uint32_t seed) {
+  Bytes b(n);
+  std::mt19937 rng(seed);
+  for (auto& x : b) x = static_cast<uint8_t>(rng());
+  return b;
+}
+
+class ServiceKeyLifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/coffre-service-keys-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    keys_ = std::move(keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32))).value();
+    catalog_ = std::move(catalog::Catalog::Open(dir_ + "/catalog.db")).value();
+    blobs_ = std::move(storage::OpenLocalBlobStore(dir_)).value();
+    ServiceOptions opts;
+    opts.segment_size = 4096;
+    opts.min_part_size = 5000;
+    opts.garbage_grace_ms = 0;
+    service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, opts);
+    tenant_ = keys_->CreateTenant("acme")->id;
+    other_ = keys_->CreateTenant("other")->id;
+    bucket_ = *service_->CreateBucket(tenant_, "dossiers");
+    other_bucket_ = *service_->CreateBucket(other_, "theirs");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  void Put(const catalog::Bucket& b, const std::string& key, const Bytes& data) {
+    auto w = service_->BeginPut(b, key, {}, {});
+    ASSERT_TRUE(w.ok()) << w.error().message;
+    ASSERT_TRUE((*w)->Write(data).ok());
+    auto c = (*w)->Commit({});
+    ASSERT_TRUE(c.ok()) << c.error().message;
+  }
+
+  SResult<Bytes> Get(const catalog::Bucket& b, const std::string& key) {
+    auto r = service_->OpenObject(b, key);
+    if (!r.ok()) return r.error();
+    Bytes out;
+    Bytes buf(3000);
+    for (;;) {
+      auto n = (*r)->Read(buf);
+      if (!n.ok()) return n.error();
+      if (*n == 0) break;
+      out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(*n));
+    }
+    return out;
+  }
+
+  // Every blob file's bytes, by path.
+  std::map<std::string, std::string> BlobContents() {
+    std::map<std::string, std::string> out;
+    if (!fs::exists(dir_ + "/blobs")) return out;
+    for (auto& e : fs::recursive_directory_iterator(dir_ + "/blobs")) {
+      if (e.is_regular_file()) {
+        std::ifstream f(e.path(), std::ios::binary);
+        out[e.path().string()] = std::string(std::istreambuf_iterator<char>(f), {});
+      }
+    }
+    return out;
+  }
+
+  uint64_t RewrapAll(uint32_t from, uint32_t batch) {
+    catalog::WrappedKeyCursor cursor;
+    uint64_t rewrapped = 0;
+    for (int guard = 0; guard < 1000; ++guard) {
+      auto r = service_->RewrapBatch(tenant_, from, &cursor, batch);
+      EXPECT_TRUE(r.ok()) << r.error().message;
+      if (!r.ok() || r->examined == 0) break;
+      EXPECT_EQ(r->failed, 0u);
+      rewrapped += r->rewrapped;
+    }
+    return rewrapped;
+  }
+
+  std::string dir_;
+  std::unique_ptr<keystore::Keystore> keys_;
+  std::unique_ptr<catalog::Catalog> catalog_;
+  std::unique_ptr<storage::BlobStore> blobs_;
+  std::unique_ptr<ObjectService> service_;
+  std::string tenant_;
+  std::string other_;
+  catalog::Bucket bucket_;
+  catalog::Bucket other_bucket_;
+};
+
+TEST_F(ServiceKeyLifecycleTest, RewrapMovesEveryDataKeyWithoutTouchingObjectData) {
+  std::map<std::string, Bytes> objects;
+  for (int i = 0; i < 9; ++i) {
+    objects["k" + std::to_string(i)] = Pattern(100 + 3000 * i, i);
+    Put(bucket_, "k" + std::to_string(i), objects["k" + std::to_string(i)]);
+  }
+  // An upload in progress, with one part written under version 1.
+  auto upload = service_->CreateUpload(bucket_, "big", {});
+  ASSERT_TRUE(upload.ok());
+  const Bytes part1 = Pattern(6000, 77);
+  {
+    auto w = service_->BeginPart(bucket_, "big", *upload, 1, {});
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Write(part1).ok());
+    ASSERT_TRUE((*w)->Commit({}).ok());
+  }
+  ASSERT_EQ(*keys_->RotateTenantKey(tenant_), 2u);
+  Put(bucket_, "after", Pattern(10, 5));  // new objects use version 2
+  const auto before = BlobContents();
+
+  EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{1, 10}, {2, 1}}));
+  auto refused = service_->DestroyKeyVersion(tenant_, 1);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::kPreconditionFailed);
+
+  EXPECT_EQ(RewrapAll(1, 4), 10u);
+  EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{2, 11}}));
+  EXPECT_EQ(BlobContents(), before);  // not one byte of object data rewritten
+  ASSERT_TRUE(service_->DestroyKeyVersion(tenant_, 1).ok());
+  auto active = service_->DestroyKeyVersion(tenant_, 2);
+  ASSERT_FALSE(active.ok());
+  EXPECT_EQ(active.error().code, Errc::kPreconditionFailed);
+
+  // With version 1 gone, everything still reads, and the upload completes.
+  for (const auto& [key, data] : objects) {
+    auto got = Get(bucket_, key);
+    ASSERT_TRUE(got.ok()) << key << ": " << got.error().message;
+    EXPECT_EQ(*got, data);
+  }
+  const Bytes part2 = Pattern(100, 78);
+  {
+    auto w = service_->BeginPart(bucket_, "big", *upload, 2, {});
+    ASSERT_TRUE(w.ok()) << w.error().message;
+    ASSERT_TRUE((*w)->Write(part2).ok());
+    ASSERT_TRUE((*w)->Commit({}).ok());
+  }
+  auto parts = service_->ListParts(bucket_, "big", *upload, 0, 100);
+  ASSERT_TRUE(parts.ok());
+  std::vector<UploadPartRef> refs;
+  for (const auto& p : *parts) refs.push_back({p.part_number, p.etag});
+  ASSERT_TRUE(service_->CompleteUpload(bucket_, "big", *upload, refs, {}).ok());
+  Bytes whole = part1;
+  whole.insert(whole.end(), part2.begin(), part2.end());
+  EXPECT_EQ(*Get(bucket_, "big"), whole);
+}
+
+TEST_F(ServiceKeyLifecycleTest, RewrapIsResumableFromAnyPoint) {
+  for (int i = 0; i < 6; ++i) Put(bucket_, "k" + std::to_string(i), Pattern(10, i));
+  ASSERT_TRUE(keys_->RotateTenantKey(tenant_).ok());
+  // An interrupted run: one batch, then the process dies (the cursor is lost).
+  catalog::WrappedKeyCursor cursor;
+  ASSERT_EQ(service_->RewrapBatch(tenant_, 1, &cursor, 2)->rewrapped, 2u);
+  // A new run starts from scratch and finds only what is left.
+  EXPECT_EQ(RewrapAll(1, 100), 4u);
+  EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{2, 6}}));
+}
+
+TEST_F(ServiceKeyLifecycleTest, ShreddedTenantsObjectsFailWithAccessDeniedAndOthersAreIntact) {
+  const Bytes mine = Pattern(9000, 1);
+  const Bytes theirs = Pattern(9000, 2);
+  Put(bucket_, "doc", mine);
+  Put(other_bucket_, "doc", theirs);
+  ASSERT_TRUE(keys_->ShredTenant(tenant_).ok());
+
+  auto got = Get(bucket_, "doc");
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().code, Errc::kAccessDenied);
+  EXPECT_NE(got.error().message.find("crypto-shredded"), std::string::npos);
+  auto put = service_->BeginPut(bucket_, "new", {}, {});
+  ASSERT_FALSE(put.ok());
+  EXPECT_EQ(put.error().code, Errc::kAccessDenied);
+  EXPECT_EQ(*Get(other_bucket_, "doc"), theirs);
+
+  // The catalog side, then the garbage collector, remove the tenant's rows and files.
+  const size_t files_before = BlobContents().size();
+  while (*service_->RemoveTenantData(tenant_, 1) != 0) {
+  }
+  EXPECT_EQ(service_->GetBucket(tenant_, "dossiers").error().code, Errc::kNoSuchBucket);
+  ASSERT_TRUE(service_->CollectGarbage().ok());
+  EXPECT_EQ(BlobContents().size(), files_before - 1);
+  EXPECT_EQ(*Get(other_bucket_, "doc"), theirs);
+}
+
+}  // namespace
+}  // namespace coffre::service
