@@ -1,0 +1,101 @@
+// Catalog::ListBlobIds, the walk `coffre fsck` compares with the blob files.
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "coffre/catalog/catalog.h"
+
+namespace coffre::catalog {
+namespace {
+
+class BlobIdsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "coffre-blobids-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    auto c = Catalog::Open(dir_ + "/catalog.db");
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    cat_ = std::move(c).value();
+    auto b = cat_->CreateBucket("tenant1", "bucket");
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    bucket_ = b->id;
+  }
+  void TearDown() override {
+    cat_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void PutObject(const std::string& key, const std::string& blob) {
+    ObjectRecord rec;
+    rec.bucket_id = bucket_;
+    rec.key = key;
+    rec.object_id = RandomId();
+    rec.etag = "e";
+    rec.key_info.tenant_key_id = Bytes(16, 1);
+    rec.key_info.tenant_key_version = 1;
+    rec.key_info.wrapped_data_key = Bytes(60, 2);
+    ObjectPart p;
+    p.blob_id = blob;
+    p.size = 1;
+    p.etag = "pe";
+    rec.size = 1;
+    rec.parts.push_back(p);
+    ASSERT_TRUE(cat_->PutObject(rec).ok());
+  }
+
+  std::vector<std::string> All(BlobRefSource source, uint32_t page) {
+    std::vector<std::string> out;
+    std::string after;
+    for (;;) {
+      auto ids = cat_->ListBlobIds(source, after, page);
+      EXPECT_TRUE(ids.ok()) << ids.status().ToString();
+      if (!ids.ok() || ids->empty()) {
+        return out;
+      }
+      EXPECT_LE(ids->size(), page);
+      after = ids->back();
+      out.insert(out.end(), ids->begin(), ids->end());
+    }
+  }
+
+  std::string dir_;
+  std::unique_ptr<Catalog> cat_;
+  int64_t bucket_ = 0;
+};
+
+TEST_F(BlobIdsTest, EachSourceInIdOrderAcrossPages) {
+  PutObject("k1", "b3");
+  PutObject("k2", "b1");
+  PutObject("k3", "b2");
+  UploadRecord u;
+  u.upload_id = "up1";
+  u.bucket_id = bucket_;
+  u.key = "k4";
+  u.key_info.tenant_key_id = Bytes(16, 1);
+  u.key_info.tenant_key_version = 1;
+  u.key_info.wrapped_data_key = Bytes(60, 2);
+  ASSERT_TRUE(cat_->CreateUpload(u).ok());
+  PartRecord part;
+  part.part_number = 1;
+  part.blob_id = "p1";
+  part.size = 1;
+  part.etag = "x";
+  ASSERT_TRUE(cat_->PutPart("up1", part).ok());
+
+  EXPECT_EQ(All(BlobRefSource::kObjectParts, 2), (std::vector<std::string>{"b1", "b2", "b3"}));
+  EXPECT_EQ(All(BlobRefSource::kObjectParts, 1000), (std::vector<std::string>{"b1", "b2", "b3"}));
+  EXPECT_EQ(All(BlobRefSource::kUploadParts, 1), (std::vector<std::string>{"p1"}));
+  EXPECT_TRUE(All(BlobRefSource::kGarbage, 10).empty());
+
+  ASSERT_TRUE(cat_->DeleteObject(bucket_, "k1").ok());  // b3 becomes garbage
+  EXPECT_EQ(All(BlobRefSource::kObjectParts, 10), (std::vector<std::string>{"b1", "b2"}));
+  EXPECT_EQ(All(BlobRefSource::kGarbage, 10), (std::vector<std::string>{"b3"}));
+}
+
+}  // namespace
+}  // namespace coffre::catalog

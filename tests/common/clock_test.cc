@@ -1,0 +1,36 @@
+#include "coffre/common/clock.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+
+namespace coffre {
+namespace {
+
+// Found by tests/fuzz/sigv4_fuzzer: a date past 2262 overflowed system_clock's nanosecond count
+// (signed overflow, undefined behaviour) instead of being rejected.
+TEST(Clock, DatesBeyondTheClockRangeAreRejectedNotOverflowed) {
+  EXPECT_FALSE(ParseAmzDate("28130524T000000Z").has_value());
+  EXPECT_FALSE(ParseAmzDate("99991231T235959Z").has_value());
+  EXPECT_FALSE(ParseHttpDate("Fri, 24 May 2813 00:00:00 GMT").has_value());
+  // The last representable years still parse.
+  ASSERT_TRUE(ParseAmzDate("22620101T000000Z").has_value());
+  EXPECT_EQ(FormatAmzDate(*ParseAmzDate("22620101T000000Z")), "22620101T000000Z");
+  EXPECT_EQ(FormatAmzDate(*ParseAmzDate("20130524T000000Z")), "20130524T000000Z");
+}
+
+// Found by the ASan+UBSan suite: FromUnixMillis(INT64_MAX / 2), an "all time" bound, overflowed
+// the conversion to nanoseconds.
+TEST(Clock, FromUnixMillisSaturatesInsteadOfOverflowing) {
+  EXPECT_EQ(FromUnixMillis(INT64_MAX / 2), std::chrono::system_clock::time_point::max() -
+                                               std::chrono::system_clock::time_point::max().time_since_epoch() %
+                                                   std::chrono::milliseconds(1));
+  EXPECT_EQ(FromUnixMillis(INT64_MAX), FromUnixMillis(INT64_MAX / 2));
+  EXPECT_LT(FromUnixMillis(INT64_MIN), FromUnixMillis(0));
+  EXPECT_EQ(ToUnixMillis(FromUnixMillis(1369353600000)), 1369353600000);
+  EXPECT_EQ(FormatIso8601(FromUnixMillis(1369353600000)), "2013-05-24T00:00:00.000Z");
+}
+
+}  // namespace
+}  // namespace coffre
