@@ -9,9 +9,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := cmake g++ make pkg-config \
   libboost1.81-dev libssl-dev libsodium-dev libsqlite3-dev libspdlog-dev nlohmann-json3-dev \
   libpugixml-dev libcli11-dev libisal-dev libgtest-dev libgmock-dev libbenchmark-dev \
-  python3 curl rclone s3cmd
+  python3 curl rclone s3cmd clang libclang-rt-14-dev openssl systemd python3-cryptography
 
-.PHONY: all deps build run test test-unit test-integration asan tsan clean
+.PHONY: all deps build run test test-unit test-integration asan tsan fuzz bench bench-full clean
 
 all: build
 
@@ -32,8 +32,15 @@ build: deps
 run: build
 	$(BUILD_DIR)/coffre serve
 
+# CI's entry point: the suite, then (unless SUITE_ONLY is set, as the sanitizer builds set it) the
+# whole suite again under ASan+UBSan and every fuzz target for CI_FUZZ_SECONDS (docs/RELIABILITY.md).
+CI_FUZZ_SECONDS ?= 10
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
+ifndef SUITE_ONLY
+	$(MAKE) asan
+	$(MAKE) fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
+endif
 
 test-unit: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS) -L unit
@@ -43,9 +50,36 @@ test-integration: build
 
 # Sanitizer builds run the whole suite (unit and integration).
 asan: deps
-	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_ARGS=-DCOFFRE_SANITIZE=address
+	$(MAKE) test SUITE_ONLY=1 BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_ARGS=-DCOFFRE_SANITIZE=address
 tsan: deps
-	$(MAKE) test BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_ARGS=-DCOFFRE_SANITIZE=thread
+	$(MAKE) test SUITE_ONLY=1 BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_ARGS=-DCOFFRE_SANITIZE=thread
+
+# libFuzzer targets (tests/fuzz), built with clang under ASan+UBSan in their own directory: each
+# replays its committed seeds, then fuzzes for FUZZ_SECONDS; a crash fails the run and leaves the
+# input in $(FUZZ_DIR)/tests/fuzz/<target>-crash-*.
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 25
+fuzz: deps
+	CXX=clang++ cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOFFRE_FUZZ=ON \
+	  -DCOFFRE_SANITIZE=address -DCOFFRE_FUZZ_SECONDS=$(FUZZ_SECONDS)
+	cmake --build $(FUZZ_DIR) -j$(JOBS) --target fuzz_targets
+	ctest --test-dir $(FUZZ_DIR) --output-on-failure -j$(JOBS) -L fuzz
+
+# Benchmarks (docs/PERFORMANCE.md): a Release build in its own directory, then bench/run_bench.py
+# runs the daemon and nginx side by side and rewrites the generated tables of docs/PERFORMANCE.md.
+# `make bench` is the quick mode (a few minutes); `make bench-full` every size x concurrency.
+# -Wno-restrict: GCC 12 at -O3 reports a false -Wrestrict inside std::string (GCC bug 105329).
+BENCH_DIR ?= build-bench
+BENCH_PACKAGES := nginx
+BENCH_CMAKE_ARGS ?= -DCMAKE_CXX_FLAGS=-Wno-restrict
+bench: deps
+	@dpkg-query -W -f='$${Status}\n' $(BENCH_PACKAGES) 2>/dev/null | grep -q 'install ok installed' || \
+	  { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(BENCH_PACKAGES); }
+	cmake -S . -B $(BENCH_DIR) -DCMAKE_BUILD_TYPE=Release $(BENCH_CMAKE_ARGS)
+	cmake --build $(BENCH_DIR) -j$(JOBS) --target coffre coffre_load coffre_bench
+	python3 bench/run_bench.py --build-dir $(BENCH_DIR) $(BENCH_ARGS)
+bench-full:
+	$(MAKE) bench BENCH_ARGS="--full $(BENCH_ARGS)"
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

@@ -99,6 +99,11 @@ CREATE TABLE garbage(
 ) WITHOUT ROWID;
 CREATE INDEX garbage_by_since ON garbage(since, blob_id);
 )sql",
+    // Key lifecycle: rewrap walks one key version's rows in order; key lists count them.
+    R"sql(
+CREATE INDEX objects_by_key_version ON objects(tenant_key_id, key_version, bucket_id, key);
+CREATE INDEX uploads_by_key_version ON uploads(tenant_key_id, key_version, upload_id);
+)sql",
 };
 
 constexpr size_t kMaxReaders = 4;
@@ -316,6 +321,14 @@ class SqliteCatalog final : public Catalog {
   Result<std::vector<GarbageBlob>> ListGarbage(uint32_t limit) override;
   Status ForgetGarbage(const std::vector<std::string>& blob_ids) override;
   Result<bool> IsBlobReferenced(const std::string& blob_id) override;
+  Result<std::vector<std::string>> ListBlobIds(BlobRefSource source, const std::string& after,
+                                               uint32_t limit) override;
+
+  Result<std::map<uint32_t, uint64_t>> CountKeyVersions(ByteView tenant_key_id) override;
+  Result<std::vector<WrappedKeyRow>> ListWrappedKeys(ByteView tenant_key_id, uint32_t version,
+                                                     WrappedKeyCursor* cursor, uint32_t limit) override;
+  Result<uint64_t> RewrapKeys(const std::vector<KeyRewrap>& rewraps) override;
+  Result<uint64_t> DeleteTenantData(const std::string& tenant_id, uint32_t max_rows) override;
 
  private:
   // Helpers named *Locked run on the writer inside its transaction (write_mu_ held).
@@ -835,9 +848,10 @@ Status SqliteCatalog::CompleteUpload(const std::string& upload_id, const ObjectR
                                      const WriteCondition& cond) {
   std::lock_guard lock(write_mu_);
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  ObjectRecord completed = object;
   {
-    COFFRE_ASSIGN_OR_RETURN(Statement st,
-                            writer_->PrepareCached("SELECT bucket_id, key FROM uploads WHERE upload_id = ?"));
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT bucket_id, key, tenant_key_id, key_version, "
+                                                                 "wrapped_key FROM uploads WHERE upload_id = ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) {
@@ -845,6 +859,15 @@ Status SqliteCatalog::CompleteUpload(const std::string& upload_id, const ObjectR
     }
     if (st.ColumnInt64(0) != object.bucket_id || st.ColumnTextView(1) != object.key) {
       return Status::InvalidArgument("catalog: completed object does not match the upload's bucket and key");
+    }
+    // The object's data key is the upload's. If a rewrap re-wrapped the upload after the caller
+    // read it, the row's newer wrapping is the one kept, so the object never lands on a key
+    // version that rewrap already emptied (and that may be destroyed next).
+    if (st.ColumnBlobView(2).size() == object.key_info.tenant_key_id.size() &&
+        std::equal(object.key_info.tenant_key_id.begin(), object.key_info.tenant_key_id.end(),
+                   st.ColumnBlobView(2).begin())) {
+      completed.key_info.tenant_key_version = static_cast<uint32_t>(st.ColumnInt64(3));
+      completed.key_info.wrapped_data_key = st.ColumnBlob(4);
     }
   }
   std::set<std::string> upload_blobs;
@@ -867,7 +890,7 @@ Status SqliteCatalog::CompleteUpload(const std::string& upload_id, const ObjectR
     }
   }
   std::vector<std::string> unlinked;
-  COFFRE_RETURN_IF_ERROR(ReplaceObjectLocked(object, cond, &unlinked));
+  COFFRE_RETURN_IF_ERROR(ReplaceObjectLocked(completed, cond, &unlinked));
   // The parts the object uses are referenced again by now; RecordGarbageLocked keeps them.
   COFFRE_RETURN_IF_ERROR(RemoveUploadLocked(upload_id, &unlinked));
   COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
@@ -944,6 +967,222 @@ Status SqliteCatalog::ForgetGarbage(const std::vector<std::string>& blob_ids) {
 Result<bool> SqliteCatalog::IsBlobReferenced(const std::string& blob_id) {
   COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
   return IsReferenced(*conn, blob_id);
+}
+
+Result<std::vector<std::string>> SqliteCatalog::ListBlobIds(BlobRefSource source, const std::string& after,
+                                                            uint32_t limit) {
+  // Each walk follows an index on blob_id (object_parts_by_blob, upload_parts_by_blob, garbage's key).
+  const char* sql = nullptr;
+  switch (source) {
+    case BlobRefSource::kObjectParts:
+      sql = "SELECT blob_id FROM object_parts WHERE blob_id > ? ORDER BY blob_id LIMIT ?";
+      break;
+    case BlobRefSource::kUploadParts:
+      sql = "SELECT blob_id FROM upload_parts WHERE blob_id > ? ORDER BY blob_id LIMIT ?";
+      break;
+    case BlobRefSource::kGarbage:
+      sql = "SELECT blob_id FROM garbage WHERE blob_id > ? ORDER BY blob_id LIMIT ?";
+      break;
+  }
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn->PrepareCached(sql));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(after, limit));
+  std::vector<std::string> out;
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    out.push_back(st.ColumnText(0));
+  }
+  return out;
+}
+
+// --- key lifecycle -----------------------------------------------------------------------
+
+Result<std::map<uint32_t, uint64_t>> SqliteCatalog::CountKeyVersions(ByteView tenant_key_id) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  // One snapshot for both tables.
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
+  std::map<uint32_t, uint64_t> out;
+  for (std::string_view sql :
+       {"SELECT key_version, count(*) FROM objects WHERE tenant_key_id = ? GROUP BY key_version",
+        "SELECT key_version, count(*) FROM uploads WHERE tenant_key_id = ? GROUP BY key_version"}) {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn->PrepareCached(sql));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_key_id));
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        break;
+      }
+      out[static_cast<uint32_t>(st.ColumnInt64(0))] += static_cast<uint64_t>(st.ColumnInt64(1));
+    }
+  }
+  return out;
+}
+
+Result<std::vector<WrappedKeyRow>> SqliteCatalog::ListWrappedKeys(ByteView tenant_key_id, uint32_t version,
+                                                                  WrappedKeyCursor* cursor, uint32_t limit) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  std::vector<WrappedKeyRow> out;
+  if (!cursor->in_uploads) {
+    COFFRE_ASSIGN_OR_RETURN(
+        Statement st,
+        conn->PrepareCached("SELECT bucket_id, key, object_id, key_version, wrapped_key FROM objects "
+                            "WHERE tenant_key_id = ? AND key_version = ? AND (bucket_id, key) > (?, ?) "
+                            "ORDER BY bucket_id, key LIMIT ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_key_id, version, cursor->bucket_id, cursor->key, limit));
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        break;
+      }
+      WrappedKeyRow r;
+      r.bucket_id = st.ColumnInt64(0);
+      r.key = st.ColumnText(1);
+      r.object_id = st.ColumnText(2);
+      r.key_info = KeyInfo{Bytes(tenant_key_id.begin(), tenant_key_id.end()),
+                           static_cast<uint32_t>(st.ColumnInt64(3)), st.ColumnBlob(4)};
+      out.push_back(std::move(r));
+    }
+    if (!out.empty()) {
+      cursor->bucket_id = out.back().bucket_id;
+      cursor->key = out.back().key;
+    }
+    if (out.size() == limit) {
+      return out;
+    }
+    cursor->in_uploads = true;
+  }
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          conn->PrepareCached("SELECT upload_id, bucket_id, key, key_version, wrapped_key FROM uploads "
+                                              "WHERE tenant_key_id = ? AND key_version = ? AND upload_id > ? "
+                                              "ORDER BY upload_id LIMIT ?"));
+  COFFRE_RETURN_IF_ERROR(
+      st.BindAll(tenant_key_id, version, cursor->upload_id, static_cast<uint32_t>(limit - out.size())));
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    WrappedKeyRow r;
+    r.is_upload = true;
+    r.upload_id = st.ColumnText(0);
+    r.object_id = r.upload_id;
+    r.bucket_id = st.ColumnInt64(1);
+    r.key = st.ColumnText(2);
+    r.key_info = KeyInfo{Bytes(tenant_key_id.begin(), tenant_key_id.end()), static_cast<uint32_t>(st.ColumnInt64(3)),
+                         st.ColumnBlob(4)};
+    cursor->upload_id = r.upload_id;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<uint64_t> SqliteCatalog::RewrapKeys(const std::vector<KeyRewrap>& rewraps) {
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  uint64_t updated = 0;
+  for (const KeyRewrap& k : rewraps) {
+    const WrappedKeyRow& old = k.old_row;
+    if (old.is_upload) {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("UPDATE uploads SET key_version = ?, wrapped_key = ? "
+                                                                   "WHERE upload_id = ? AND tenant_key_id = ? AND "
+                                                                   "key_version = ? AND wrapped_key = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(k.new_version, k.new_wrapped_data_key, old.upload_id,
+                                        old.key_info.tenant_key_id, old.key_info.tenant_key_version,
+                                        old.key_info.wrapped_data_key));
+      COFFRE_RETURN_IF_ERROR(st.Run());
+    } else {
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              writer_->PrepareCached("UPDATE objects SET key_version = ?, wrapped_key = ? "
+                                                     "WHERE bucket_id = ? AND key = ? AND object_id = ? AND "
+                                                     "tenant_key_id = ? AND key_version = ? AND wrapped_key = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(k.new_version, k.new_wrapped_data_key, old.bucket_id, old.key, old.object_id,
+                                        old.key_info.tenant_key_id, old.key_info.tenant_key_version,
+                                        old.key_info.wrapped_data_key));
+      COFFRE_RETURN_IF_ERROR(st.Run());
+    }
+    updated += static_cast<uint64_t>(writer_->Changes());
+  }
+  COFFRE_RETURN_IF_ERROR(tx.Commit());
+  return updated;
+}
+
+Result<uint64_t> SqliteCatalog::DeleteTenantData(const std::string& tenant_id, uint32_t max_rows) {
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  std::vector<int64_t> buckets;
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT id FROM buckets WHERE tenant_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        break;
+      }
+      buckets.push_back(st.ColumnInt64(0));
+    }
+  }
+  uint64_t removed = 0;
+  std::vector<std::string> unlinked;
+  for (int64_t bucket_id : buckets) {
+    if (removed >= max_rows) {
+      break;
+    }
+    std::vector<std::string> upload_ids;
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              writer_->PrepareCached("SELECT upload_id FROM uploads WHERE bucket_id = ? LIMIT ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, static_cast<int64_t>(max_rows - removed)));
+      while (true) {
+        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) {
+          break;
+        }
+        upload_ids.push_back(st.ColumnText(0));
+      }
+    }
+    for (const auto& id : upload_ids) {
+      COFFRE_RETURN_IF_ERROR(RemoveUploadLocked(id, &unlinked));
+      ++removed;
+    }
+    std::vector<std::string> keys;
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              writer_->PrepareCached("SELECT key FROM objects WHERE bucket_id = ? ORDER BY key LIMIT ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, static_cast<int64_t>(max_rows - std::min<uint64_t>(removed, max_rows))));
+      while (true) {
+        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) {
+          break;
+        }
+        keys.push_back(st.ColumnText(0));
+      }
+    }
+    for (const auto& key : keys) {
+      COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(bucket_id, key, &unlinked));
+      ++removed;
+    }
+    bool empty = false;
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT NOT EXISTS(SELECT 1 FROM objects WHERE "
+                                                                   "bucket_id = ?1) AND NOT EXISTS(SELECT 1 FROM "
+                                                                   "uploads WHERE bucket_id = ?1)"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id));
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      empty = row && st.ColumnInt64(0) != 0;
+    }
+    if (empty) {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("DELETE FROM buckets WHERE id = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id));
+      COFFRE_RETURN_IF_ERROR(st.Run());
+      ++removed;
+    }
+  }
+  COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
+  COFFRE_RETURN_IF_ERROR(tx.Commit());
+  return removed;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "coffre/common/clock.h"
 
+#include <algorithm>
 #include <ctime>
 #include <cstdio>
 #include <cstring>
@@ -28,6 +29,11 @@ std::optional<std::chrono::system_clock::time_point> FromTm(std::tm tm) {
   }
   std::time_t tt = timegm(&tm);
   if (tt == static_cast<std::time_t>(-1)) return std::nullopt;
+  // system_clock counts nanoseconds in 64 bits: it ends in 2262. A later date (the fuzzer sent
+  // x-amz-date 28130524T000000Z) would overflow in from_time_t, which is undefined behaviour.
+  constexpr auto kLastSecond = std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::system_clock::time_point::max().time_since_epoch());
+  if (tt > kLastSecond.count()) return std::nullopt;
   return std::chrono::system_clock::from_time_t(tt);
 }
 
@@ -51,7 +57,16 @@ UnixMillis ToUnixMillis(std::chrono::system_clock::time_point t) {
 }
 
 std::chrono::system_clock::time_point FromUnixMillis(UnixMillis ms) {
-  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+  // Saturates at the ends of system_clock's range (years 1677 and 2262): converting a larger
+  // count of milliseconds to its nanoseconds would overflow (undefined behaviour; ASan+UBSan found
+  // it with an "all time" export bound of INT64_MAX / 2).
+  using std::chrono::milliseconds;
+  using std::chrono::system_clock;
+  constexpr UnixMillis kMax =
+      std::chrono::duration_cast<milliseconds>(system_clock::time_point::max().time_since_epoch()).count();
+  constexpr UnixMillis kMin =
+      std::chrono::duration_cast<milliseconds>(system_clock::time_point::min().time_since_epoch()).count();
+  return system_clock::time_point(milliseconds(std::clamp(ms, kMin, kMax)));
 }
 
 std::optional<std::chrono::system_clock::time_point> ParseAmzDate(std::string_view s) {

@@ -12,13 +12,9 @@ constexpr uint32_t kMaxListKeys = 1000;
 Expected<uint32_t, Error> ParseMaxKeys(const Query& q, std::string_view name) {
   auto v = q.Get(name);
   if (!v) return kMaxListKeys;
-  if (v->empty() || v->size() > 10) return Error(ErrorCode::kInvalidArgument, "Provided " + std::string(name) + " not an integer or within integer range");
-  uint64_t n = 0;
-  for (char c : *v) {
-    if (c < '0' || c > '9') return Error(ErrorCode::kInvalidArgument, "Provided " + std::string(name) + " not an integer or within integer range");
-    n = n * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return static_cast<uint32_t>(std::min<uint64_t>(n, kMaxListKeys));
+  auto n = ParseDecimal(*v);
+  if (!n) return Error(ErrorCode::kInvalidArgument, "Provided " + std::string(name) + " not an integer or within integer range");
+  return static_cast<uint32_t>(std::min<uint64_t>(*n, kMaxListKeys));
 }
 
 Expected<bool, Error> ParseEncodingType(const Query& q) {

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <string_view>
 
+#include "coffre/common/bytes.h"
 #include "coffre/crypto/hash.h"
 
 namespace coffre::s3 {
@@ -22,21 +23,8 @@ constexpr uint64_t kMinNonFinalChunkSize = 8192;
 constexpr std::string_view kChunkSignaturePrefix = ";chunk-signature=";
 constexpr std::string_view kTrailerSignatureName = "x-amz-trailer-signature";
 
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 bool IsSignatureHex(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return HexDigit(c) >= 0; });
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return HexDigitValue(c) >= 0; });
 }
 
 bool SignaturesEqual(std::string_view expected_lower_hex, std::string_view provided) {
@@ -93,7 +81,7 @@ struct ChunkedDecoder::State {
     size_t pos = 0;
     const uint64_t max_size = signed_chunks ? kMaxSignedChunkSize : kMaxUnsignedChunkSize;
     for (; pos < header.size(); ++pos) {
-      const int digit = HexDigit(header[pos]);
+      const int digit = HexDigitValue(header[pos]);
       if (digit < 0) {
         break;
       }

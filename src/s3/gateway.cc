@@ -20,6 +20,88 @@ std::string NewRequestId() {
   return id;
 }
 
+// Passes every call through to the connection's exchange, noting the response status and the
+// body bytes each way for the request observer.
+class MeteredExchange final : public http::Exchange {
+ public:
+  explicit MeteredExchange(http::Exchange& inner) : inner_(inner) {}
+
+  const http::RequestHeader& request() const override { return inner_.request(); }
+  const std::string& remote_address() const override { return inner_.remote_address(); }
+  std::optional<uint64_t> content_length() const override { return inner_.content_length(); }
+  asio::awaitable<std::pair<size_t, http::BodyError>> ReadBody(std::span<uint8_t> out) override {
+    auto result = co_await inner_.ReadBody(out);
+    bytes_received_ += result.first;
+    co_return result;
+  }
+  bool body_complete() const override { return inner_.body_complete(); }
+  asio::awaitable<bool> Send(bhttp::response<bhttp::string_body> response) override {
+    const int status = response.result_int();
+    const uint64_t size = request().method() == bhttp::verb::head ? 0 : response.body().size();
+    const bool sent = co_await inner_.Send(std::move(response));
+    if (sent) {
+      status_ = status;
+      bytes_sent_ += size;
+    }
+    co_return sent;
+  }
+  asio::awaitable<bool> SendHeader(http::ResponseHeader header) override {
+    const int status = header.result_int();
+    const bool sent = co_await inner_.SendHeader(std::move(header));
+    if (sent) {
+      status_ = status;
+    }
+    co_return sent;
+  }
+  asio::awaitable<bool> SendBody(std::span<const uint8_t> data) override {
+    const bool sent = co_await inner_.SendBody(data);
+    if (sent && request().method() != bhttp::verb::head) {
+      bytes_sent_ += data.size();
+    }
+    co_return sent;
+  }
+  asio::awaitable<bool> FinishBody() override { co_return co_await inner_.FinishBody(); }
+  bool response_started() const override { return inner_.response_started(); }
+
+  int status() const { return status_; }
+  uint64_t bytes_received() const { return bytes_received_; }
+  uint64_t bytes_sent() const { return bytes_sent_; }
+
+ private:
+  http::Exchange& inner_;
+  int status_ = 0;
+  uint64_t bytes_received_ = 0;
+  uint64_t bytes_sent_ = 0;
+};
+
+// Reports the request to the observer when Handle() ends, whichever way it ends.
+struct RequestReport {
+  const RequestObserver& observer;
+  const MeteredExchange& exchange;
+  const RequestContext& ctx;
+  std::chrono::steady_clock::time_point started;
+  bool routed = false;
+
+  ~RequestReport() {
+    if (!observer) {
+      return;
+    }
+    RequestRecord record;
+    record.request_id = ctx.request_id;
+    record.method = ctx.view.method;
+    record.operation = routed ? OperationName(ctx.route.op) : std::string_view("Unrouted");
+    record.bucket = ctx.route.bucket;
+    record.key = ctx.route.key;
+    record.tenant_id = ctx.auth.tenant_id;
+    record.status = exchange.status();
+    record.bytes_received = exchange.bytes_received();
+    record.bytes_sent = exchange.bytes_sent();
+    record.duration =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+    observer(record);
+  }
+};
+
 bool IsContentAttribute(std::string_view name) {
   return name == "content-type" || name == "content-encoding" || name == "content-disposition" ||
          name == "content-language" || name == "cache-control" || name == "expires";
@@ -134,12 +216,7 @@ std::optional<uint64_t> RequestContext::DeclaredPayloadLength() const {
   if (IsStreaming(auth.payload_mode)) {
     auto v = Header("x-amz-decoded-content-length");
     if (!v) return std::nullopt;
-    uint64_t n = 0;
-    for (char c : *v) {
-      if (c < '0' || c > '9' || n > (UINT64_MAX - 9) / 10) return std::nullopt;
-      n = n * 10 + static_cast<uint64_t>(c - '0');
-    }
-    return n;
+    return ParseDecimal(*v);
   }
   return ex.content_length();
 }
@@ -350,9 +427,10 @@ asio::awaitable<Expected<service::CommitOptions, Error>> RequestContext::Receive
     auto [n, err] = co_await ex.ReadBody(raw);
     if (err != http::BodyError::kNone) co_return BodyReadError(err);
     if (n == 0) break;
+    const size_t got = n;  // clang 14 cannot capture structured bindings in a lambda
     // Decoding, hashing, encryption and the disk write run together off the network thread.
     auto step = co_await Blocking([&]() -> Expected<Done, Error> {
-      if (auto e = decoder.Feed(ByteView(raw.data(), n), decoded)) return *e;
+      if (auto e = decoder.Feed(ByteView(raw.data(), got), decoded)) return *e;
       if (writer.bytes_written() + decoded.size() > options().max_single_put) return Error(ErrorCode::kEntityTooLarge);
       auto w = writer.Write(decoded);
       if (!w.ok()) return ToS3Error(w.error());
@@ -378,7 +456,9 @@ asio::awaitable<Expected<service::CommitOptions, Error>> RequestContext::Receive
 
 asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
   const auto started = std::chrono::steady_clock::now();
-  RequestContext ctx(*this, exchange, NewRequestId());
+  MeteredExchange metered(exchange);
+  RequestContext ctx(*this, metered, NewRequestId());
+  RequestReport report{options_.observer, metered, ctx, started};
 
   auto route = RouteRequest(ctx.view, RouterOptions{options_.base_domain});
   if (!route.ok()) {
@@ -387,6 +467,7 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
     co_return;
   }
   ctx.route = std::move(route).value();
+  report.routed = true;
 
   auto auth = co_await ctx.Blocking([&] { return Authenticate(ctx.view, lookup_, options_.auth); });
   if (!auth.ok()) {
@@ -394,6 +475,8 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
     co_return;
   }
   ctx.auth = std::move(auth).value();
+  ctx.audit_request = service::RequestInfo{ctx.request_id, ctx.auth.access_key_id, ctx.ex.remote_address(),
+                                           std::string(OperationName(ctx.route.op))};
 
   switch (ctx.route.op) {
     case Operation::kListBuckets:

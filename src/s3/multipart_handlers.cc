@@ -10,13 +10,9 @@ namespace {
 Expected<uint32_t, Error> ParseNumber(const std::optional<std::string>& v, uint32_t fallback, uint32_t max,
                                       std::string_view what) {
   if (!v) return fallback;
-  if (v->empty() || v->size() > 10) return Error(ErrorCode::kInvalidArgument, std::string(what) + " is not a valid integer");
-  uint64_t n = 0;
-  for (char c : *v) {
-    if (c < '0' || c > '9') return Error(ErrorCode::kInvalidArgument, std::string(what) + " is not a valid integer");
-    n = n * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return static_cast<uint32_t>(std::min<uint64_t>(n, max));
+  auto n = ParseDecimal(*v);
+  if (!n) return Error(ErrorCode::kInvalidArgument, std::string(what) + " is not a valid integer");
+  return static_cast<uint32_t>(std::min<uint64_t>(*n, max));
 }
 
 Expected<uint32_t, Error> PartNumberOf(const RequestContext& ctx) {
@@ -45,7 +41,8 @@ asio::awaitable<void> CreateMultipartUpload(RequestContext& ctx, const catalog::
     if (!parsed) co_return co_await ctx.SendError(Error(ErrorCode::kInvalidRequest, "Invalid checksum algorithm"));
     (*attrs)["x-amz-checksum-algorithm"] = std::string(crypto::ChecksumAlgorithmName(*parsed));
   }
-  auto id = co_await ctx.Blocking([&] { return ctx.service().CreateUpload(bucket, ctx.route.key, std::move(*attrs)); });
+  auto id = co_await ctx.Blocking(
+      [&] { return ctx.service().CreateUpload(bucket, ctx.route.key, std::move(*attrs), &ctx.audit_request); });
   if (!id.ok()) co_return co_await ctx.SendError(ToS3Error(id.error()));
   Headers h;
   if (auto alg = ctx.Header("x-amz-checksum-algorithm")) h.emplace_back("x-amz-checksum-algorithm", std::string(*alg));
@@ -65,7 +62,9 @@ asio::awaitable<void> UploadPart(RequestContext& ctx, const catalog::Bucket& buc
   }
   const std::string upload_id = *ctx.route.query.Get("uploadId");
   auto writer = co_await ctx.Blocking(
-      [&] { return ctx.service().BeginPart(bucket, ctx.route.key, upload_id, *part, plan->compute); });
+      [&] {
+        return ctx.service().BeginPart(bucket, ctx.route.key, upload_id, *part, plan->compute, &ctx.audit_request);
+      });
   if (!writer.ok()) co_return co_await ctx.SendError(ToS3Error(writer.error()));
   auto commit = co_await ctx.ReceiveObject(**writer, *plan);
   if (!commit.ok()) co_return co_await ctx.SendError(commit.error());
@@ -93,27 +92,17 @@ asio::awaitable<void> UploadPartCopy(RequestContext& ctx, const catalog::Bucket&
     r.remove_prefix(6);
     size_t dash = r.find('-');
     if (dash == std::string_view::npos) co_return co_await ctx.SendError(bad());
-    uint64_t a = 0, b = 0;
-    auto parse64 = [](std::string_view s, uint64_t& out) {
-      if (s.empty() || s.size() > 19) return false;
-      out = 0;
-      for (char c : s) {
-        if (c < '0' || c > '9') return false;
-        out = out * 10 + static_cast<uint64_t>(c - '0');
-      }
-      return true;
-    };
-    if (!parse64(r.substr(0, dash), a) || !parse64(r.substr(dash + 1), b) || a > b) {
-      co_return co_await ctx.SendError(bad());
-    }
-    if (b >= size) {
+    auto a = ParseDecimal(r.substr(0, dash));
+    auto b = ParseDecimal(r.substr(dash + 1));
+    if (!a || !b || *a > *b) co_return co_await ctx.SendError(bad());
+    if (*b >= size) {
       co_return co_await ctx.SendError(Error(ErrorCode::kInvalidRange, "The requested range is not satisfiable"));
     }
-    auto set = source->reader->SetRange(a, b);
+    auto set = source->reader->SetRange(*a, *b);
     if (!set.ok()) co_return co_await ctx.SendError(ToS3Error(set.error()));
   }
   auto result = co_await ctx.Blocking([&]() -> Expected<service::PutResult, Error> {
-    auto writer = ctx.service().BeginPart(bucket, ctx.route.key, upload_id, *part, {});
+    auto writer = ctx.service().BeginPart(bucket, ctx.route.key, upload_id, *part, {}, &ctx.audit_request);
     if (!writer.ok()) return ToS3Error(writer.error());
     if (auto e = CopyStream(*source->reader, **writer, ctx.options().io_chunk)) return *e;
     auto r = (*writer)->Commit({});
@@ -138,7 +127,7 @@ asio::awaitable<void> CompleteMultipartUpload(RequestContext& ctx, const catalog
   std::vector<service::UploadPartRef> refs;
   for (const auto& p : *parts) refs.push_back(service::UploadPartRef{p.part_number, NormalizeETag(p.etag)});
   auto result = co_await ctx.Blocking(
-      [&] { return ctx.service().CompleteUpload(bucket, ctx.route.key, upload_id, refs, *cond); });
+      [&] { return ctx.service().CompleteUpload(bucket, ctx.route.key, upload_id, refs, *cond, &ctx.audit_request); });
   if (!result.ok()) co_return co_await ctx.SendError(ToS3Error(result.error()));
   CompleteMultipartUploadResult doc;
   std::string host(ctx.Header("host").value_or("localhost"));

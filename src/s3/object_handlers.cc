@@ -35,17 +35,39 @@ void AddObjectHeaders(const service::ObjectInfo& info, Headers& headers, bool wi
 }
 
 // response-* query parameters override stored headers on GET (S3 allows them on signed requests).
-void ApplyResponseOverrides(const Query& q, Headers& headers) {
+// Their values come from the query string, so nothing upstream has checked that they can be a
+// header field value: CR or LF would split the response (tests/integration/test_attacks.py).
+std::optional<Error> ApplyResponseOverrides(const Query& q, Headers& headers) {
   static constexpr std::pair<std::string_view, std::string_view> kOverrides[] = {
       {"response-content-type", "content-type"},           {"response-content-language", "content-language"},
       {"response-expires", "expires"},                     {"response-cache-control", "cache-control"},
       {"response-content-disposition", "content-disposition"}, {"response-content-encoding", "content-encoding"}};
   for (const auto& [param, header] : kOverrides) {
     if (auto v = q.Get(param)) {
-      std::erase_if(headers, [&](const auto& h) { return h.first == header; });
+      // RFC 9110 field-value: visible characters, space, tab and obs-text; no other control.
+      for (const char c : *v) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u < 0x20 && u != '\t') || u == 0x7f) {
+          return Error(ErrorCode::kInvalidArgument, "The value of " + std::string(param) +
+                                                        " contains characters a header cannot carry.");
+        }
+      }
+      std::erase_if(headers, [name = header](const auto& h) { return h.first == name; });
       headers.emplace_back(std::string(header), *v);
     }
   }
+  return std::nullopt;
+}
+
+http::ResponseHeader ObjectResponseHeader(const RequestContext& ctx, bhttp::status status, const Headers& headers,
+                                          uint64_t content_length) {
+  http::ResponseHeader res;
+  res.version(ctx.ex.request().version());
+  res.result(status);
+  res.set("x-amz-request-id", ctx.request_id);
+  for (const auto& [k, v] : headers) res.set(k, v);
+  res.set(bhttp::field::content_length, std::to_string(content_length));
+  return res;
 }
 
 bool ChecksumModeEnabled(const RequestContext& ctx) {
@@ -117,7 +139,9 @@ asio::awaitable<void> PutObject(RequestContext& ctx, const catalog::Bucket& buck
     co_return co_await ctx.SendError(Error(ErrorCode::kEntityTooLarge));
   }
   auto writer = co_await ctx.Blocking(
-      [&] { return ctx.service().BeginPut(bucket, ctx.route.key, std::move(*attrs), plan->compute); });
+      [&] {
+        return ctx.service().BeginPut(bucket, ctx.route.key, std::move(*attrs), plan->compute, &ctx.audit_request);
+      });
   if (!writer.ok()) co_return co_await ctx.SendError(ToS3Error(writer.error()));
   auto commit = co_await ctx.ReceiveObject(**writer, *plan);
   if (!commit.ok()) co_return co_await ctx.SendError(commit.error());
@@ -128,7 +152,8 @@ asio::awaitable<void> PutObject(RequestContext& ctx, const catalog::Bucket& buck
 }
 
 asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& bucket) {
-  auto reader = co_await ctx.Blocking([&] { return ctx.service().OpenObject(bucket, ctx.route.key); });
+  auto reader =
+      co_await ctx.Blocking([&] { return ctx.service().OpenObject(bucket, ctx.route.key, &ctx.audit_request); });
   if (!reader.ok()) co_return co_await ctx.SendError(ToS3Error(reader.error()));
   const service::ObjectInfo& info = (*reader)->info();
   if (auto e = EvaluateReadConditions(ctx, info, "")) {
@@ -174,7 +199,7 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
     auto r = (*reader)->SetRange(range->first, range->last);
     if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
   }
-  ApplyResponseOverrides(ctx.route.query, headers);
+  if (auto e = ApplyResponseOverrides(ctx.route.query, headers)) co_return co_await ctx.SendError(*e);
 
   // Decrypt the first piece before committing to a 200/206, so that a damaged object answers
   // with an error instead of a truncated body.
@@ -182,13 +207,7 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
   auto first = co_await ctx.Blocking([&] { return (*reader)->Read(buf); });
   if (!first.ok()) co_return co_await ctx.SendError(ToS3Error(first.error()));
 
-  http::ResponseHeader res;
-  res.version(ctx.ex.request().version());
-  res.result(status);
-  res.set("x-amz-request-id", ctx.request_id);
-  for (const auto& [k, v] : headers) res.set(k, v);
-  res.set(bhttp::field::content_length, std::to_string(length));
-  if (!co_await ctx.ex.SendHeader(std::move(res))) co_return;
+  if (!co_await ctx.ex.SendHeader(ObjectResponseHeader(ctx, status, headers, length))) co_return;
   size_t n = *first;
   while (n > 0) {
     if (!co_await ctx.ex.SendBody(ByteView(buf.data(), n))) co_return;
@@ -240,14 +259,8 @@ asio::awaitable<void> HeadObject(RequestContext& ctx, const catalog::Bucket& buc
     }
   }
   AddObjectHeaders(*info, headers, whole && ChecksumModeEnabled(ctx));
-  ApplyResponseOverrides(ctx.route.query, headers);
-  http::ResponseHeader res;
-  res.version(ctx.ex.request().version());
-  res.result(status);
-  res.set("x-amz-request-id", ctx.request_id);
-  for (const auto& [k, v] : headers) res.set(k, v);
-  res.set(bhttp::field::content_length, std::to_string(length));
-  if (co_await ctx.ex.SendHeader(std::move(res))) co_await ctx.ex.FinishBody();
+  if (auto e = ApplyResponseOverrides(ctx.route.query, headers)) co_return co_await ctx.SendError(*e);
+  if (co_await ctx.ex.SendHeader(ObjectResponseHeader(ctx, status, headers, length))) co_await ctx.ex.FinishBody();
 }
 
 asio::awaitable<void> DeleteObject(RequestContext& ctx, const catalog::Bucket& bucket) {
@@ -301,7 +314,7 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
   auto cond = WriteConditionFromHeaders(ctx);
   if (!cond.ok()) co_return co_await ctx.SendError(cond.error());
   auto result = co_await ctx.Blocking([&]() -> Expected<service::PutResult, Error> {
-    auto writer = ctx.service().BeginPut(bucket, ctx.route.key, std::move(attrs), algs);
+    auto writer = ctx.service().BeginPut(bucket, ctx.route.key, std::move(attrs), algs, &ctx.audit_request);
     if (!writer.ok()) return ToS3Error(writer.error());
     if (auto e = CopyStream(*reader, **writer, ctx.options().io_chunk)) return *e;
     service::CommitOptions opts;
@@ -324,13 +337,11 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
 }  // namespace
 
 Expected<ByteRange, Error> SelectPart(const service::ObjectInfo& info, std::string_view part_number) {
-  uint64_t n = 0;
-  if (part_number.empty() || part_number.size() > 5) return Error(ErrorCode::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive");
-  for (char c : part_number) {
-    if (c < '0' || c > '9') return Error(ErrorCode::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive");
-    n = n * 10 + static_cast<uint64_t>(c - '0');
+  auto parsed = ParseDecimal(part_number);
+  if (!parsed || *parsed < 1 || *parsed > 10000) {
+    return Error(ErrorCode::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive");
   }
-  if (n < 1 || n > 10000) return Error(ErrorCode::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive");
+  const uint64_t n = *parsed;
   if (!info.multipart) {
     if (n != 1) return Error(ErrorCode::kInvalidPartNumber);
     return ByteRange{0, info.size == 0 ? 0 : info.size - 1};
@@ -378,7 +389,8 @@ asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx)
   auto bucket = co_await ctx.ResolveBucket(bucket_name);
   if (!bucket.ok()) co_return bucket.error();
   out.bucket = *bucket;
-  auto reader = co_await ctx.Blocking([&] { return ctx.service().OpenObject(out.bucket, out.key); });
+  auto reader =
+      co_await ctx.Blocking([&] { return ctx.service().OpenObject(out.bucket, out.key, &ctx.audit_request); });
   if (!reader.ok()) {
     Error e = ToS3Error(reader.error());
     e.resource = "/" + bucket_name + "/" + out.key;

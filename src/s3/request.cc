@@ -2,25 +2,14 @@
 
 #include <cstddef>
 
+#include "coffre/common/bytes.h"
+
 namespace coffre::s3 {
 namespace {
 
 constexpr char kUpperHex[] = "0123456789ABCDEF";
 
 char LowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
 
 bool IsUnreserved(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
@@ -51,8 +40,8 @@ std::optional<std::string> UriDecode(std::string_view in) {
     if (i + 2 >= in.size()) {
       return std::nullopt;
     }
-    const int hi = HexValue(in[i + 1]);
-    const int lo = HexValue(in[i + 2]);
+    const int hi = HexDigitValue(in[i + 1]);
+    const int lo = HexDigitValue(in[i + 2]);
     if (hi < 0 || lo < 0) {
       return std::nullopt;
     }

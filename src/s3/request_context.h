@@ -46,6 +46,8 @@ class RequestContext {
   Route route;
   AuthResult auth;
   bool head = false;
+  // Who asks, for the key-usage audit log: set once the request is authenticated.
+  service::RequestInfo audit_request;
 
   service::ObjectService& service() { return gateway.service(); }
   const GatewayOptions& options() const { return gateway.options(); }

@@ -2,6 +2,8 @@
 
 #include "coffre/server/cli.h"
 
+#include <sys/prctl.h>
+
 #include <iostream>
 
 #include "commands.h"
@@ -11,6 +13,8 @@ namespace coffre::server {
 void AddCommonFlags(CLI::App* cmd, CommonFlags& flags) {
   cmd->add_option("--config", flags.config_file, "JSON configuration file (default: the embedded development config)");
   cmd->add_option("--data-dir", flags.data_dir, "Data directory (overrides the config)");
+  cmd->add_option("--passphrase-fd", flags.passphrase_fd,
+                  "Read the root key passphrase from this file descriptor (root_key_source \"passphrase\")");
 }
 
 Result<Config> ResolveConfig(const CommonFlags& flags) {
@@ -19,6 +23,7 @@ Result<Config> ResolveConfig(const CommonFlags& flags) {
     COFFRE_ASSIGN_OR_RETURN(config, LoadConfigFile(flags.config_file));
   }
   if (!flags.data_dir.empty()) config.data_dir = flags.data_dir;
+  config.passphrase_fd = flags.passphrase_fd;
   return config;
 }
 
@@ -28,12 +33,20 @@ int Fail(const Status& st) {
 }
 
 int Main(int argc, char** argv) {
+  // Admin commands unwrap keys too: keep them out of core dumps and ptrace, as the daemon.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   CLI::App app{"Coffre: a sovereign, encrypting S3 gateway"};
   app.require_subcommand(1);
   CommandRunner runner;
   RegisterServeCommand(app, runner);
   RegisterTenantCommands(app, runner);
   RegisterKeystoreCommands(app, runner);
+  RegisterAccessKeyCommands(app, runner);
+  RegisterKeyCommands(app, runner);
+  RegisterAuditCommands(app, runner);
+  RegisterFsckCommands(app, runner);
+  RegisterScrubCommands(app, runner);
+  RegisterConfigCommands(app, runner);
   CLI11_PARSE(app, argc, argv);
   if (!runner.run) {
     std::cerr << app.help() << std::endl;

@@ -1,9 +1,10 @@
-// coffre tenant create | list
+// coffre tenant create | list | shred
 
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "coffre/common/clock.h"
+#include "coffre/service/object_service.h"
 #include "commands.h"
 #include "stores.h"
 
@@ -44,6 +45,57 @@ void RegisterTenantCommands(CLI::App& app, CommandRunner& runner) {
                   << "  access key id:     " << k->key.access_key_id << "\n"
                   << "  secret access key: " << k->secret_access_key << "  (shown once)" << std::endl;
       }
+      return 0;
+    };
+  });
+
+  // Crypto-shredding (docs/KEYS.md): the keys go first, in one keystore transaction; from then
+  // on nothing of the tenant decrypts. Its catalog rows then go in batches (rerunning the command
+  // finishes an interrupted cleanup), and the daemon's garbage collector removes the blob files.
+  auto shred_confirm = std::make_shared<std::string>();
+  auto* shred = tenant->add_subcommand("shred", "Destroy all key versions of a tenant (crypto-shredding)");
+  AddCommonFlags(shred, flags->common);
+  shred->add_option("NAME", flags->name, "Tenant name")->required();
+  shred->add_option("--confirm", *shred_confirm, "The tenant name again: shredding cannot be undone")->required();
+  shred->callback([flags, shred_confirm, &runner] {
+    runner.run = [flags, shred_confirm] {
+      if (*shred_confirm != flags->name) {
+        return Fail(Status::InvalidArgument("--confirm must repeat the tenant name (" + flags->name +
+                                            "): shredding destroys every object of the tenant for good"));
+      }
+      auto config = ResolveConfig(flags->common);
+      if (!config.ok()) return Fail(config.status());
+      auto stores = OpenStores(*config, /*for_daemon=*/false);
+      if (!stores.ok()) return Fail(stores.status());
+      auto t = stores->keystore->GetTenantByName(flags->name);
+      if (!t.ok() && t.status().code() == StatusCode::kNotFound) {
+        return Fail(Status::InvalidArgument("no tenant named '" + flags->name + "' (coffre tenant list shows them)"));
+      }
+      if (!t.ok()) return Fail(t.status());
+      if (t->shredded) {
+        std::cout << "tenant " << t->name << " was already shredded; finishing the removal of its catalog entries"
+                  << std::endl;
+      } else {
+        if (Status st = stores->keystore->ShredTenant(t->id); !st.ok()) return Fail(st);
+        std::cout << "tenant " << t->name
+                  << ": every key version destroyed and its access keys disabled; its objects can no longer be "
+                     "decrypted (event recorded in the keystore's key_events)"
+                  << std::endl;
+      }
+      service::ObjectService service(*stores->catalog, *stores->keystore, *stores->blobs);
+      uint64_t removed = 0;
+      while (true) {
+        auto r = service.RemoveTenantData(t->id, 1000);
+        if (!r.ok()) {
+          std::cerr << "coffre: removing the tenant's catalog entries: " << r.error().message
+                    << " (run the command again to finish)" << std::endl;
+          return 2;
+        }
+        if (*r == 0) break;
+        removed += *r;
+      }
+      std::cout << "removed " << removed << " buckets, objects and uploads from the catalog; the daemon deletes "
+                << "their data files in the background" << std::endl;
       return 0;
     };
   });

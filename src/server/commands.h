@@ -23,6 +23,7 @@ struct CommandRunner {
 struct CommonFlags {
   std::string config_file;
   std::string data_dir;
+  int passphrase_fd = -1;  // root_key_source "passphrase": read it from this descriptor
 };
 
 void AddCommonFlags(CLI::App* cmd, CommonFlags& flags);
@@ -34,5 +35,11 @@ int Fail(const Status& status);
 void RegisterServeCommand(CLI::App& app, CommandRunner& runner);
 void RegisterTenantCommands(CLI::App& app, CommandRunner& runner);
 void RegisterKeystoreCommands(CLI::App& app, CommandRunner& runner);
+void RegisterAccessKeyCommands(CLI::App& app, CommandRunner& runner);
+void RegisterKeyCommands(CLI::App& app, CommandRunner& runner);
+void RegisterAuditCommands(CLI::App& app, CommandRunner& runner);
+void RegisterFsckCommands(CLI::App& app, CommandRunner& runner);
+void RegisterScrubCommands(CLI::App& app, CommandRunner& runner);
+void RegisterConfigCommands(CLI::App& app, CommandRunner& runner);
 
 }  // namespace coffre::server

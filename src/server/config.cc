@@ -35,6 +35,10 @@ Status ParseListen(const std::string& listen, std::string* host, uint16_t* port)
   return Status::Ok();
 }
 
+bool IsLoopbackHost(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
 Result<Config> ParseConfig(const std::string& json_text) {
   nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
   if (j.is_discarded()) return Status::InvalidArgument("config: not valid JSON");
@@ -43,7 +47,9 @@ Result<Config> ParseConfig(const std::string& json_text) {
   static const std::set<std::string> kKnown = {
       "listen", "data_dir", "root_key_file", "create_root_key", "create_dev_tenant", "base_domain", "region",
       "log_level", "io_threads", "worker_threads", "max_connections", "max_header_bytes", "idle_timeout_seconds",
-      "read_timeout_seconds"};
+      "read_timeout_seconds", "admin_listen", "min_free_megabytes", "drain_timeout_seconds",
+      "tls_cert_file", "tls_key_file", "allow_plaintext", "access_log",
+      "audit_checkpoint_records", "audit_checkpoint_seconds", "rotate_after_days", "root_key_source", "root_key_credential"};
   for (const auto& [k, v] : j.items()) {
     if (kKnown.count(k) == 0) return Status::InvalidArgument("config: unknown field '" + k + "'");
   }
@@ -82,6 +88,24 @@ Result<Config> ParseConfig(const std::string& json_text) {
   COFFRE_RETURN_IF_ERROR(number("max_header_bytes", c.max_header_bytes, 1024, 1024 * 1024));
   COFFRE_RETURN_IF_ERROR(number("idle_timeout_seconds", c.idle_timeout_seconds, 1, 3600));
   COFFRE_RETURN_IF_ERROR(number("read_timeout_seconds", c.read_timeout_seconds, 1, 3600));
+  COFFRE_RETURN_IF_ERROR(str("admin_listen", c.admin_listen));
+  COFFRE_RETURN_IF_ERROR(number("min_free_megabytes", c.min_free_megabytes, 0, 1024 * 1024));
+  COFFRE_RETURN_IF_ERROR(number("drain_timeout_seconds", c.drain_timeout_seconds, 1, 3600));
+  COFFRE_RETURN_IF_ERROR(str("tls_cert_file", c.tls_cert_file));
+  COFFRE_RETURN_IF_ERROR(str("tls_key_file", c.tls_key_file));
+  COFFRE_RETURN_IF_ERROR(boolean("allow_plaintext", c.allow_plaintext));
+  COFFRE_RETURN_IF_ERROR(boolean("access_log", c.access_log));
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    return Status::InvalidArgument("config: 'tls_cert_file' and 'tls_key_file' go together: set both or neither");
+  }
+  COFFRE_RETURN_IF_ERROR(number("audit_checkpoint_records", c.audit_checkpoint_records, 1, 1000000));
+  COFFRE_RETURN_IF_ERROR(number("audit_checkpoint_seconds", c.audit_checkpoint_seconds, 1, 86400));
+  COFFRE_RETURN_IF_ERROR(number("rotate_after_days", c.rotate_after_days, 0, 3650));
+  COFFRE_RETURN_IF_ERROR(str("root_key_source", c.root_key_source));
+  COFFRE_RETURN_IF_ERROR(str("root_key_credential", c.root_key_credential));
+  if (c.root_key_source != "file" && c.root_key_source != "credential" && c.root_key_source != "passphrase") {
+    return Status::InvalidArgument("config: 'root_key_source' must be \"file\", \"credential\" or \"passphrase\"");
+  }
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
   if (kLevels.count(c.log_level) == 0) {
     return Status::InvalidArgument("config: 'log_level' must be one of trace, debug, info, warn, error");
@@ -90,6 +114,22 @@ Result<Config> ParseConfig(const std::string& json_text) {
   std::string host;
   uint16_t port = 0;
   COFFRE_RETURN_IF_ERROR(ParseListen(c.listen, &host, &port));
+  const bool plain_ok = !c.tls_cert_file.empty() || c.allow_plaintext;
+  if (!plain_ok && !IsLoopbackHost(host)) {
+    return Status::InvalidArgument("config: 'listen' " + c.listen +
+                                   " is not a loopback address: set tls_cert_file and tls_key_file, or "
+                                   "allow_plaintext: true to serve plain HTTP there");
+  }
+  if (!c.admin_listen.empty()) {
+    if (Status st = ParseListen(c.admin_listen, &host, &port); !st.ok()) {
+      return Status::InvalidArgument("config: 'admin_listen': " + st.message() + " (or \"\" to disable)");
+    }
+    if (!plain_ok && !IsLoopbackHost(host)) {
+      return Status::InvalidArgument("config: 'admin_listen' " + c.admin_listen +
+                                     " is not a loopback address: set tls_cert_file and tls_key_file, or "
+                                     "allow_plaintext: true to serve plain HTTP there");
+    }
+  }
   return c;
 }
 

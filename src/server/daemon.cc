@@ -7,18 +7,25 @@
 
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "coffre/admin/admin_handler.h"
 #include "coffre/catalog/catalog.h"
 #include "coffre/http/server.h"
+#include "coffre/http/tls.h"
 #include "coffre/keystore/keystore.h"
+#include "coffre/ops/metrics.h"
+#include "coffre/ops/systemd.h"
 #include "coffre/s3/gateway.h"
 #include "coffre/service/object_service.h"
 #include "coffre/storage/blob_store.h"
+#include "operations.h"
+#include "audit_store.h"
 #include "stores.h"
 
 namespace coffre::server {
@@ -67,9 +74,84 @@ Status EnsureDevTenant(keystore::Keystore& keys, const Config& config, const std
   return Status::Ok();
 }
 
+http::ServerOptions LimitsOf(const Config& config) {
+  http::ServerOptions options;
+  options.max_connections = config.max_connections;
+  options.max_header_bytes = config.max_header_bytes;
+  options.idle_timeout = std::chrono::seconds(config.idle_timeout_seconds);
+  options.read_timeout = std::chrono::seconds(config.read_timeout_seconds);
+  return options;
+}
+
+// SIGHUP. Settings bound at start (addresses, directories, keys, threads) keep their running
+// values, with a warning naming each one that changed.
+void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_server, http::Server* admin_server) {
+  if (!reload) {
+    spdlog::warn("SIGHUP: no configuration to reload");
+    return;
+  }
+  auto loaded = reload();
+  if (!loaded.ok()) {
+    spdlog::error("SIGHUP: configuration rejected, the running one stays: {}", loaded.status().message());
+    return;
+  }
+  Config next = std::move(loaded).value();
+  auto keep = [](const char* name, auto& next_value, const auto& running_value) {
+    if (next_value != running_value) {
+      spdlog::warn("SIGHUP: '{}' changes only at restart; keeping the running value", name);
+      next_value = running_value;
+    }
+  };
+  keep("listen", next.listen, running.listen);
+  keep("admin_listen", next.admin_listen, running.admin_listen);
+  keep("data_dir", next.data_dir, running.data_dir);
+  keep("root_key_file", next.root_key_file, running.root_key_file);
+  keep("create_root_key", next.create_root_key, running.create_root_key);
+  keep("create_dev_tenant", next.create_dev_tenant, running.create_dev_tenant);
+  keep("base_domain", next.base_domain, running.base_domain);
+  keep("region", next.region, running.region);
+  keep("io_threads", next.io_threads, running.io_threads);
+  keep("worker_threads", next.worker_threads, running.worker_threads);
+  keep("min_free_megabytes", next.min_free_megabytes, running.min_free_megabytes);
+  keep("allow_plaintext", next.allow_plaintext, running.allow_plaintext);
+  keep("access_log", next.access_log, running.access_log);
+  if (next.tls_cert_file.empty() != running.tls_cert_file.empty()) {
+    spdlog::warn("SIGHUP: turning TLS on or off ('tls_cert_file') changes only at restart; keeping the running value");
+    next.tls_cert_file = running.tls_cert_file;
+    next.tls_key_file = running.tls_key_file;
+  }
+  // The certificate files are read again even when their names did not change: renewal
+  // replaces them in place. A bad certificate rejects the whole reload.
+  std::shared_ptr<asio::ssl::context> tls;
+  if (!next.tls_cert_file.empty()) {
+    auto context = http::LoadTlsContext(next.tls_cert_file, next.tls_key_file);
+    if (!context.ok()) {
+      spdlog::error("SIGHUP: configuration rejected, the running one stays: {}", context.status().message());
+      return;
+    }
+    tls = std::move(context).value();
+  }
+  running = next;
+  spdlog::set_level(spdlog::level::from_str(running.log_level));
+  http::ServerOptions s3_limits = LimitsOf(running);
+  s3_limits.tls = tls;
+  s3_server.UpdateLimits(s3_limits);
+  if (admin_server != nullptr) {
+    http::ServerOptions admin_limits = LimitsOf(running);
+    admin_limits.tls = tls;
+    admin_limits.max_connections = 64;
+    admin_server->UpdateLimits(admin_limits);
+  }
+  spdlog::info("SIGHUP: configuration reloaded (log_level={}, max_connections={}, max_header_bytes={}, "
+               "idle_timeout_seconds={}, read_timeout_seconds={}, drain_timeout_seconds={}, tls={})",
+               running.log_level, running.max_connections, running.max_header_bytes, running.idle_timeout_seconds,
+               running.read_timeout_seconds, running.drain_timeout_seconds,
+               tls ? "certificate reloaded" : "off");
+}
+
 }  // namespace
 
-int RunDaemon(const Config& config) {
+int RunDaemon(const Config& config, const ConfigLoader& reload) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("coffre"));
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   // Keys live in this process's memory: keep them out of core dumps and ptrace.
@@ -92,6 +174,13 @@ int RunDaemon(const Config& config) {
     spdlog::critical("start-up recovery failed: {}", r.error().message);
     return 2;
   }
+  // Key-usage audit log (docs/AUDIT.md): no key is used unless its record is durable.
+  auto audit_log = OpenAuditLog(config);
+  if (!audit_log.ok()) {
+    spdlog::critical("cannot open the audit log: {}", audit_log.status().ToString());
+    return 2;
+  }
+  service.set_audit(audit_log->get());
 
   // Declaration order matters: the io_context is destroyed before the gateway, because
   // coroutine frames still queued on it refer to the gateway.
@@ -107,13 +196,47 @@ int RunDaemon(const Config& config) {
     }
     return s3::Credential{r->key.tenant_id, std::move(r->secret)};
   };
+  ops::Registry metrics;  // before the gateway and the admin handler, which refer to it
   s3::GatewayOptions gopts;
+  gopts.observer = S3MetricsObserver(metrics);
+  if (config.access_log) {
+    gopts.observer = [record_metrics = std::move(gopts.observer)](const s3::RequestRecord& record) {
+      record_metrics(record);
+      spdlog::info("{}", AccessLogLine(record));
+    };
+  }
   gopts.base_domain = config.base_domain;
   gopts.region = config.region;
   s3::Gateway gateway(service, lookup, pool, gopts);
+  admin::AdminHandler admin_handler(metrics, pool, ReadinessChecks(config, keys, *s.catalog, audit_log->get()));
   asio::io_context io(static_cast<int>(config.io_threads));
 
+  // TLS on both listeners; without it, plain HTTP stays on loopback unless explicitly allowed
+  // (checked here too because --listen/--admin-listen bypass the file's validation).
+  std::shared_ptr<asio::ssl::context> tls;
+  if (!config.tls_cert_file.empty()) {
+    auto loaded = http::LoadTlsContext(config.tls_cert_file, config.tls_key_file);
+    if (!loaded.ok()) {
+      spdlog::critical("cannot start: {}", loaded.status().message());
+      return 2;
+    }
+    tls = std::move(loaded).value();
+  } else if (!config.allow_plaintext) {
+    std::string admin_host = "127.0.0.1";
+    uint16_t admin_port = 0;
+    if (!config.admin_listen.empty()) {
+      (void)ParseListen(config.admin_listen, &admin_host, &admin_port);
+    }
+    if (!IsLoopbackHost(host) || !IsLoopbackHost(admin_host)) {
+      spdlog::critical("plain HTTP on a non-loopback address: set tls_cert_file and tls_key_file, or "
+                       "allow_plaintext: true");
+      return 1;
+    }
+  }
+  const std::string scheme = tls ? "https://" : "http://";
+
   http::ServerOptions sopts;
+  sopts.tls = tls;
   sopts.listen_host = host;
   sopts.listen_port = port;
   sopts.max_connections = config.max_connections;
@@ -128,10 +251,35 @@ int RunDaemon(const Config& config) {
     return 2;
   }
   const std::string bound = endpoint->address().to_string() + ":" + std::to_string(endpoint->port());
+  // Both listeners are bound before either is announced: a start that fails half-way prints
+  // no address. The admin line comes after the S3 one: tools read the first "listening on".
+  std::optional<http::Server> admin_server;
+  std::string admin_bound = "disabled";
+  if (!config.admin_listen.empty()) {
+    http::ServerOptions aopts = sopts;
+    if (Status st = ParseListen(config.admin_listen, &aopts.listen_host, &aopts.listen_port); !st.ok()) {
+      spdlog::critical("admin_listen: {}", st.message());
+      return 1;
+    }
+    aopts.max_connections = 64;  // scrapers and probes, not clients
+    admin_server.emplace(io, admin_handler, aopts);
+    auto admin_endpoint = admin_server->Start(&error);
+    if (!admin_endpoint) {
+      spdlog::critical("cannot listen on {} (admin_listen): {}", config.admin_listen, error);
+      return 2;
+    }
+    admin_bound = admin_endpoint->address().to_string() + ":" + std::to_string(admin_endpoint->port());
+  }
   std::cout << "listening on " << bound << std::endl;
   spdlog::info("coffre listening on {} (data in {})", bound, config.data_dir);
+  if (admin_server) {
+    std::cout << "admin listening on " << admin_bound << std::endl;
+    spdlog::info("admin API listening on {}", admin_bound);
+  }
+  RegisterProcessMetrics(metrics, config, server, admin_server ? &*admin_server : nullptr);
+  RegisterAuditMetrics(metrics, **audit_log);
   if (config.create_dev_tenant) {
-    if (Status st = EnsureDevTenant(keys, config, "http://" + bound); !st.ok()) {
+    if (Status st = EnsureDevTenant(keys, config, scheme + bound); !st.ok()) {
       spdlog::critical("cannot create the development tenant: {}", st.ToString());
       return 2;
     }
@@ -151,12 +299,71 @@ int RunDaemon(const Config& config) {
   };
   schedule_gc();
 
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  asio::steady_timer drain_deadline(io);
+  // Key rotation policy (rotate_after_days): checked at start, then every hour (docs/KEYS.md).
+  asio::steady_timer rotation_timer(io);
+  std::function<void()> check_rotation = [&] {
+    if (config.rotate_after_days == 0) return;
+    asio::post(pool, [&] {
+      const int64_t max_age_ms = int64_t{config.rotate_after_days} * 24 * 3600 * 1000;
+      auto rotated = keys.RotateKeysOlderThan(max_age_ms);
+      if (!rotated.ok()) {
+        spdlog::error("key rotation policy: {}", rotated.status().ToString());
+        return;
+      }
+      for (const auto& tenant_id : *rotated) {
+        spdlog::info("key rotation policy: tenant {} has a new active key version (the previous one was older "
+                     "than {} days)", tenant_id, config.rotate_after_days);
+      }
+    });
+    rotation_timer.expires_after(std::chrono::hours(1));
+    rotation_timer.async_wait([&](boost::system::error_code ec) {
+      if (!ec) check_rotation();
+    });
+  };
+  check_rotation();
+
+  // systemd (Type=notify): ready once the keystore is unlocked and both listeners are bound.
+  ops::Notifier notifier = ops::Notifier::FromEnvironment();
+  if (Status st = notifier.Ready("serving S3 on " + bound + ", admin on " + admin_bound); !st.ok()) {
+    spdlog::warn("systemd notification failed: {}", st.ToString());
+  }
+  // WATCHDOG=1 from the io_context itself: a wedged event loop stops the pings.
+  asio::steady_timer watchdog_timer(io);
+  std::function<void()> schedule_watchdog = [&] {
+    const auto interval = notifier.watchdog_ping_interval();
+    if (!interval) return;
+    watchdog_timer.expires_after(*interval);
+    watchdog_timer.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      if (Status st = notifier.Watchdog(); !st.ok()) spdlog::warn("systemd watchdog: {}", st.ToString());
+      schedule_watchdog();
+    });
+  };
+  schedule_watchdog();
+
+  // SIGHUP: reload what can change in place; an invalid file changes nothing.
+  Config running = config;
+  // The signal handlers and the drain deadline share one strand: with several io threads, a
+  // reload and a stop must not touch `running` at the same time.
+  auto signal_strand = asio::make_strand(io);
+  asio::signal_set hangup(signal_strand, SIGHUP);
+  std::function<void()> wait_hangup = [&] {
+    hangup.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      (void)notifier.Reloading();
+      ReloadConfig(reload, running, server, admin_server ? &*admin_server : nullptr);
+      (void)notifier.Ready("serving S3 on " + bound + ", admin on " + admin_bound);
+      wait_hangup();
+    });
+  };
+  wait_hangup();
+
+  asio::signal_set signals(signal_strand, SIGINT, SIGTERM);
+  asio::steady_timer drain_deadline(signal_strand);
   asio::steady_timer drain_poll(io);
   // Once no connection is left, stop at once rather than wait for the deadline.
   std::function<void()> poll_drained = [&] {
-    if (server.open_connections() == 0) {
+    if (server.open_connections() == 0 && (!admin_server || admin_server->open_connections() == 0)) {
       io.stop();
       return;
     }
@@ -167,12 +374,21 @@ int RunDaemon(const Config& config) {
   };
   signals.async_wait([&](boost::system::error_code ec, int signo) {
     if (ec) return;
-    spdlog::info("signal {}: draining connections", signo);
+    spdlog::info("signal {}: draining connections (up to {}s)", signo, running.drain_timeout_seconds);
+    (void)notifier.Stopping();
+    admin_handler.SetDraining();
     server.Stop();
+    if (admin_server) admin_server->Stop();
     gc_timer.cancel();
-    drain_deadline.expires_after(std::chrono::seconds(10));
+    rotation_timer.cancel();
+    watchdog_timer.cancel();
+    hangup.cancel();
+    drain_deadline.expires_after(std::chrono::seconds(running.drain_timeout_seconds));
     drain_deadline.async_wait([&](boost::system::error_code wait_ec) {
-      if (!wait_ec) io.stop();
+      if (wait_ec) return;
+      spdlog::warn("drain deadline ({}s) reached: closing {} connection(s) still open", running.drain_timeout_seconds,
+                   server.open_connections());
+      io.stop();
     });
     poll_drained();
   });

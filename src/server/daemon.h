@@ -1,10 +1,17 @@
 #pragma once
 
+#include <functional>
+
 #include "coffre/server/config.h"
 
 namespace coffre::server {
 
-// Runs the gateway until SIGTERM/SIGINT. Returns the process exit status.
-int RunDaemon(const Config& config);
+// Reads the configuration again (the file and the command line's overrides), for SIGHUP.
+using ConfigLoader = std::function<Result<Config>()>;
+
+// Runs the gateway until SIGTERM/SIGINT. On SIGHUP, calls `reload` (when set) and applies what
+// can change in place (log level, limits, timeouts, drain deadline); an invalid configuration is
+// logged and changes nothing. Returns the process exit status.
+int RunDaemon(const Config& config, const ConfigLoader& reload = {});
 
 }  // namespace coffre::server

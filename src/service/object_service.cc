@@ -6,6 +6,8 @@
 #include "coffre/common/clock.h"
 #include "coffre/crypto/blob_format.h"
 #include "coffre/crypto/hash.h"
+#include "key_audit.h"
+#include "service/data_key_aad.h"
 
 namespace coffre::service {
 namespace {
@@ -16,11 +18,8 @@ using catalog::Bucket;
 Error Err(Errc code, std::string message) { return Error{code, std::move(message)}; }
 
 // The associated data that binds a wrapped data key to the object (or upload) it encrypts.
-// A multipart object keeps its upload id as object id, so one rule serves both.
-Bytes DataKeyAad(const std::string& object_id) {
-  std::string s = "coffre/v1/object/" + object_id;
-  return Bytes(s.begin(), s.end());
-}
+using internal::DataKeyAad;
+using internal::FromKeyStatus;
 
 UnixMillis NowMillis() { return ToUnixMillis(Clock::System().Now()); }
 
@@ -441,10 +440,20 @@ SResult<catalog::ListPage> ObjectService::ListObjects(const Bucket& bucket, cons
 
 SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& bucket, const std::string& key,
                                                                Attributes attributes,
-                                                               std::set<crypto::ChecksumAlgorithm> checksums) {
+                                                               std::set<crypto::ChecksumAlgorithm> checksums,
+                                                               const RequestInfo* request) {
   std::string object_id = RandomId(16);
   auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(object_id));
-  if (!dk.ok()) return FromStatus(dk.status());
+  if (!dk.ok()) {
+    internal::RecordKeyFailure(
+        audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, object_id, {}, 0, request),
+        dk.status());
+    return FromKeyStatus(dk.status());
+  }
+  if (auto e = internal::RecordKeyUse(audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, object_id,
+                                                                 dk->tenant_key_id, dk->tenant_key_version, request))) {
+    return *e;
+  }
   auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, blobs_, BlobObjectWriter::Kind::kObject);
   auto r = w->Init(bucket, key, std::move(attributes), std::move(checksums), dk->key, ToKeyInfo(*dk),
                    std::move(object_id), {}, 0);
@@ -471,7 +480,8 @@ SResult<ObjectInfo> ObjectService::HeadObject(const Bucket& bucket, const std::s
   return info;
 }
 
-SResult<std::unique_ptr<ObjectReader>> ObjectService::OpenObject(const Bucket& bucket, const std::string& key) {
+SResult<std::unique_ptr<ObjectReader>> ObjectService::OpenObject(const Bucket& bucket, const std::string& key,
+                                                                 const RequestInfo* request) {
   auto rec = catalog_.GetObject(bucket.id, key);
   if (!rec.ok()) {
     if (rec.status().code() == StatusCode::kNotFound) return Err(Errc::kNoSuchKey, "no such key");
@@ -479,9 +489,16 @@ SResult<std::unique_ptr<ObjectReader>> ObjectService::OpenObject(const Bucket& b
   }
   auto dk = keys_.UnwrapDataKey(bucket.tenant_id, rec->key_info.tenant_key_version, rec->key_info.wrapped_data_key,
                                 DataKeyAad(rec->object_id));
-  if (!dk.ok()) return FromStatus(dk.status());
-  return std::unique_ptr<ObjectReader>(
-      new BlobObjectReader(*this, blobs_, std::move(rec).value(), std::move(dk).value()));
+  audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyUnwrap, bucket, key, rec->object_id,
+                                          rec->key_info.tenant_key_id, rec->key_info.tenant_key_version, request);
+  if (!dk.ok()) {
+    internal::RecordKeyFailure(audit_, event, dk.status());
+    return FromKeyStatus(dk.status());
+  }
+  if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
+  return internal::AuditReads(std::unique_ptr<ObjectReader>(new BlobObjectReader(*this, blobs_, std::move(rec).value(),
+                                                                                 std::move(dk).value())),
+                              audit_, std::move(event));
 }
 
 SResult<Done> ObjectService::DeleteObject(const Bucket& bucket, const std::string& key) {
@@ -491,11 +508,21 @@ SResult<Done> ObjectService::DeleteObject(const Bucket& bucket, const std::strin
 }
 
 SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std::string& key,
-                                                 Attributes attributes) {
+                                                 Attributes attributes, const RequestInfo* request) {
   catalog::UploadRecord up;
   up.upload_id = RandomId(24);
   auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(up.upload_id));
-  if (!dk.ok()) return FromStatus(dk.status());
+  if (!dk.ok()) {
+    internal::RecordKeyFailure(
+        audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, up.upload_id, {}, 0, request),
+        dk.status());
+    return FromKeyStatus(dk.status());
+  }
+  if (auto e = internal::RecordKeyUse(audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key,
+                                                                 up.upload_id, dk->tenant_key_id,
+                                                                 dk->tenant_key_version, request))) {
+    return *e;
+  }
   up.bucket_id = bucket.id;
   up.key = key;
   up.initiated = NowMillis();
@@ -518,12 +545,19 @@ SResult<catalog::UploadRecord> ObjectService::GetUpload(const Bucket& bucket, co
 
 SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPart(const Bucket& bucket, const std::string& key,
                                                                 const std::string& upload_id, uint32_t part_number,
-                                                                std::set<crypto::ChecksumAlgorithm> checksums) {
+                                                                std::set<crypto::ChecksumAlgorithm> checksums,
+                                                                const RequestInfo* request) {
   auto up = GetUpload(bucket, key, upload_id);
   if (!up.ok()) return up.error();
   auto dk = keys_.UnwrapDataKey(bucket.tenant_id, up->key_info.tenant_key_version, up->key_info.wrapped_data_key,
                                 DataKeyAad(upload_id));
-  if (!dk.ok()) return FromStatus(dk.status());
+  const audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyUnwrap, bucket, key, upload_id,
+                                                up->key_info.tenant_key_id, up->key_info.tenant_key_version, request);
+  if (!dk.ok()) {
+    internal::RecordKeyFailure(audit_, event, dk.status());
+    return FromKeyStatus(dk.status());
+  }
+  if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
   auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, blobs_, BlobObjectWriter::Kind::kPart);
   auto r = w->Init(bucket, key, {}, std::move(checksums), *dk, up->key_info, upload_id, upload_id, part_number);
   if (!r.ok()) return r.error();
@@ -533,7 +567,8 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPart(const Bucket& bu
 SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std::string& key,
                                                  const std::string& upload_id,
                                                  const std::vector<UploadPartRef>& parts,
-                                                 const catalog::WriteCondition& condition) {
+                                                 const catalog::WriteCondition& condition,
+                                                 const RequestInfo* request) {
   auto up = GetUpload(bucket, key, upload_id);
   if (!up.ok()) return up.error();
   if (parts.empty()) return Err(Errc::kInvalidPart, "no parts given");
@@ -603,6 +638,12 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
     Bytes value = crypto::ComputeChecksum(*alg, composite[name]);
     rec.attributes[name] = Base64Encode(value) + suffix;
     result.checksums[*alg] = value;
+  }
+  // The upload's wrapped data key becomes the object's: recorded before the catalog change.
+  if (auto e = internal::RecordKeyUse(audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, upload_id,
+                                                                 rec.key_info.tenant_key_id,
+                                                                 rec.key_info.tenant_key_version, request))) {
+    return *e;
   }
   Status st = catalog_.CompleteUpload(upload_id, rec, condition);
   if (st.code() == StatusCode::kNotFound) {

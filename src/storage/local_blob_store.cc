@@ -21,6 +21,30 @@ bool IsValidBlobId(const std::string& id) {
   return true;
 }
 
+// The entries of a directory but "." and "..", each with whether it is a directory.
+Result<std::vector<std::pair<std::string, bool>>> ListDir(const std::string& path) {
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return Status::FromErrno(errno, "open " + path);
+  std::vector<std::pair<std::string, bool>> out;
+  errno = 0;
+  while (dirent* e = ::readdir(dir)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") {
+      bool is_dir = e->d_type == DT_DIR;
+      if (e->d_type == DT_UNKNOWN) {  // file systems that do not fill d_type
+        struct stat st {};
+        is_dir = ::lstat((path + "/" + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+      }
+      out.emplace_back(std::move(name), is_dir);
+    }
+    errno = 0;
+  }
+  const int err = errno;
+  ::closedir(dir);
+  if (err != 0) return Status::FromErrno(err, "read " + path);
+  return out;
+}
+
 Status MakeDir(const std::string& path) {
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir " + path);
   return Status::Ok();
@@ -169,6 +193,60 @@ class LocalBlobStore final : public BlobStore {
     }
     ::closedir(dir);
     return removed;
+  }
+
+  Result<std::vector<StoredFile>> ListBlobs(std::vector<std::string>* strays) const override {
+    std::vector<StoredFile> out;
+    // blobs/<id[0:2]>/<id[2:4]>/<id>
+    COFFRE_ASSIGN_OR_RETURN(auto level1, ListDir(blobs_));
+    for (const auto& [d1, is_dir1] : level1) {
+      const std::string p1 = blobs_ + "/" + d1;
+      if (!is_dir1) {
+        if (strays != nullptr) strays->push_back(p1);
+        continue;
+      }
+      COFFRE_ASSIGN_OR_RETURN(auto level2, ListDir(p1));
+      for (const auto& [d2, is_dir2] : level2) {
+        const std::string p2 = p1 + "/" + d2;
+        if (!is_dir2) {
+          if (strays != nullptr) strays->push_back(p2);
+          continue;
+        }
+        COFFRE_ASSIGN_OR_RETURN(auto files, ListDir(p2));
+        for (const auto& [name, is_dir] : files) {
+          const std::string path = p2 + "/" + name;
+          struct stat st {};
+          if (is_dir || !IsValidBlobId(name) || name.compare(0, 2, d1) != 0 || name.compare(2, 2, d2) != 0 ||
+              ::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+            if (strays != nullptr) strays->push_back(path);
+            continue;
+          }
+          out.push_back(StoredFile{name, static_cast<uint64_t>(st.st_size), static_cast<int64_t>(st.st_mtime)});
+        }
+      }
+    }
+    return out;
+  }
+
+  Result<std::vector<StoredFile>> ListTemporaries() const override {
+    COFFRE_ASSIGN_OR_RETURN(auto names, ListDir(tmp_));
+    std::vector<StoredFile> out;
+    for (const auto& [name, is_dir] : names) {
+      struct stat st {};
+      if (::lstat((tmp_ + "/" + name).c_str(), &st) != 0) continue;  // finished meanwhile
+      out.push_back(StoredFile{name, static_cast<uint64_t>(st.st_size), static_cast<int64_t>(st.st_mtime)});
+    }
+    return out;
+  }
+
+  Status RemoveTemporary(const std::string& name) override {
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+      return Status::InvalidArgument("invalid temporary name");
+    }
+    if (::unlink((tmp_ + "/" + name).c_str()) != 0 && errno != ENOENT) {
+      return Status::FromErrno(errno, "remove temporary " + name);
+    }
+    return Status::Ok();
   }
 
   // Creates the two fan-out directory levels once; fsyncs their parents when new, so the rename

@@ -125,10 +125,38 @@ struct UploadListPage {
   std::string next_upload_id_marker;
 };
 
+// A data key as an object or upload row stores it: what rewrap reads and compare-and-swaps.
+struct WrappedKeyRow {
+  bool is_upload = false;
+  int64_t bucket_id = 0;
+  std::string key;        // the object's (or upload's) key
+  std::string upload_id;  // uploads only
+  std::string object_id;  // objects: the object id; uploads: the upload id (the data key's aad)
+  KeyInfo key_info;
+};
+
+// Where a walk over one key version's rows resumes: after (bucket_id, key) for objects, then
+// after upload_id for uploads.
+struct WrappedKeyCursor {
+  bool in_uploads = false;
+  int64_t bucket_id = 0;
+  std::string key;
+  std::string upload_id;
+};
+
+struct KeyRewrap {
+  WrappedKeyRow old_row;         // as read: the row is updated only if it still holds this
+  uint32_t new_version = 0;
+  Bytes new_wrapped_data_key;
+};
+
 struct GarbageBlob {
   std::string blob_id;
   UnixMillis since = 0;   // when it became unreachable
 };
+
+// Which catalog rows name a blob (ListBlobIds).
+enum class BlobRefSource { kObjectParts, kUploadParts, kGarbage };
 
 class Catalog {
  public:
@@ -182,6 +210,29 @@ class Catalog {
   virtual Status ForgetGarbage(const std::vector<std::string>& blob_ids) = 0;
   // True if any object or upload part references the blob (for fsck and for start-up cleanup).
   virtual Result<bool> IsBlobReferenced(const std::string& blob_id) = 0;
+  // The blob ids that `source`'s rows name, in id order, greater than `after` ("" from the
+  // start), at most `limit` (fsck pages through with the last id returned). Not a snapshot across
+  // pages: rows written meanwhile may or may not appear.
+  virtual Result<std::vector<std::string>> ListBlobIds(BlobRefSource source, const std::string& after,
+                                                       uint32_t limit) = 0;
+
+  // --- key lifecycle (rewrap, key destruction, crypto-shredding) --------------------------
+  // For one tenant key id: key version -> number of objects plus in-progress uploads whose
+  // data key is wrapped under it.
+  virtual Result<std::map<uint32_t, uint64_t>> CountKeyVersions(ByteView tenant_key_id) = 0;
+  // Up to `limit` object rows, then upload rows, of that tenant key id wrapped under `version`,
+  // after `cursor`, which is advanced past the rows returned. Empty when the walk is done.
+  virtual Result<std::vector<WrappedKeyRow>> ListWrappedKeys(ByteView tenant_key_id, uint32_t version,
+                                                             WrappedKeyCursor* cursor, uint32_t limit) = 0;
+  // In one transaction, updates each row's key version and wrapped data key if the row still
+  // holds exactly old_row's object id, version and wrapped key (compare-and-swap): a row that
+  // was overwritten, deleted or completed meanwhile is left as it is. Returns how many rows
+  // were updated.
+  virtual Result<uint64_t> RewrapKeys(const std::vector<KeyRewrap>& rewraps) = 0;
+  // Removes up to about `max_rows` objects and uploads of the tenant's buckets in one
+  // transaction (their blobs go to garbage), and the tenant's buckets once empty. Returns how
+  // many rows it removed; 0 when the tenant has nothing left.
+  virtual Result<uint64_t> DeleteTenantData(const std::string& tenant_id, uint32_t max_rows) = 0;
 };
 
 }  // namespace coffre::catalog

@@ -20,6 +20,13 @@ inline std::string_view AsChars(ByteView b) {
   return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
 
+// The value of one hex digit (either case), or -1.
+int HexDigitValue(char c);
+
+// A non-empty run of ASCII digits that fits in 64 bits, as found in HTTP headers and query
+// parameters; nullopt for anything else (signs, spaces, overflow).
+std::optional<uint64_t> ParseDecimal(std::string_view s);
+
 // Lower-case hex.
 std::string HexEncode(ByteView data);
 std::optional<Bytes> HexDecode(std::string_view hex);

@@ -5,7 +5,9 @@
 // Service errors become S3 errors here and nowhere else.
 
 #include <boost/asio/thread_pool.hpp>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "coffre/http/server.h"
@@ -13,6 +15,23 @@
 #include "coffre/service/object_service.h"
 
 namespace coffre::s3 {
+
+// What one S3 request did, reported when its handling ends (metrics, access log). The views are
+// valid only during the observer's call. Carries no secret: no header, signature or credential.
+struct RequestRecord {
+  std::string_view request_id;
+  std::string_view method;
+  std::string_view operation;  // OperationName(); "Unrouted" when refused before routing
+  std::string_view bucket;
+  std::string_view key;
+  std::string_view tenant_id;  // empty when not authenticated
+  int status = 0;              // 0: no response could be sent (the connection failed)
+  uint64_t bytes_received = 0;  // request body bytes read off the wire
+  uint64_t bytes_sent = 0;      // response body bytes written
+  std::chrono::microseconds duration{0};
+};
+// Called on the request's network thread: must be cheap, thread-safe and must not throw.
+using RequestObserver = std::function<void(const RequestRecord&)>;
 
 struct GatewayOptions {
   std::string base_domain = "localhost";  // virtual-hosted-style addressing: <bucket>.<base_domain>
@@ -22,6 +41,7 @@ struct GatewayOptions {
   uint64_t max_single_put = 5ull * 1024 * 1024 * 1024;  // S3's single PUT / part limit
   size_t max_user_metadata = 2 * 1024;    // S3's x-amz-meta-* limit
   size_t io_chunk = 256 * 1024;           // body bytes handled per step
+  RequestObserver observer;               // optional
 };
 
 class Gateway final : public http::Handler {

@@ -14,6 +14,13 @@ struct Config {
   std::string listen = "127.0.0.1:9000";  // host:port; port 0 picks a free port
   std::string data_dir = "/var/lib/coffre";
   std::string root_key_file;              // default: <data_dir>/root.key
+  // Where the root key comes from (docs/KEYS.md): "file" (root_key_file, mode 0600/0400, owned
+  // by the service user), "credential" (the systemd credential root_key_credential in
+  // $CREDENTIALS_DIRECTORY), or "passphrase" (Argon2id; read from --passphrase-fd, or asked on
+  // the terminal).
+  std::string root_key_source = "file";
+  std::string root_key_credential = "coffre-root-key";
+  int passphrase_fd = -1;                 // command line only (--passphrase-fd), never in the file
   // Development convenience: create the root key file when it is missing. Never in production,
   // where the key comes from a credential and a missing key must stop the daemon.
   bool create_root_key = false;
@@ -29,6 +36,26 @@ struct Config {
   uint32_t max_header_bytes = 16 * 1024;
   uint32_t idle_timeout_seconds = 60;
   uint32_t read_timeout_seconds = 30;
+  // Admin API (health, metrics): its own listener, loopback by default. "" disables it.
+  std::string admin_listen = "127.0.0.1:9001";
+  // /health/ready fails below this much free space in data_dir.
+  uint32_t min_free_megabytes = 1024;
+  // SIGTERM/SIGINT: in-flight requests get this long to finish before the process exits.
+  uint32_t drain_timeout_seconds = 30;
+  // TLS on both listeners (PEM certificate chain and private key; both or neither). Reloaded on
+  // SIGHUP. Without TLS, a listener on a non-loopback address needs allow_plaintext.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  bool allow_plaintext = false;
+  // One info line per S3 request (method, operation, bucket, key, status, bytes, duration,
+  // tenant, request id); never headers, signatures or credentials.
+  bool access_log = false;
+  // Key-usage audit log (docs/AUDIT.md): a signed checkpoint every N records or T seconds.
+  uint32_t audit_checkpoint_records = 1000;
+  uint32_t audit_checkpoint_seconds = 60;
+  // Key rotation policy (docs/KEYS.md): a tenant whose active key version is older than this many
+  // days gets a new version (checked at start and every hour). 0: rotate only by hand.
+  uint32_t rotate_after_days = 0;
 
   std::string ResolvedRootKeyFile() const {
     return root_key_file.empty() ? data_dir + "/root.key" : root_key_file;
@@ -40,6 +67,8 @@ Config DevelopmentConfig();
 
 Result<Config> LoadConfigFile(const std::string& path);
 Result<Config> ParseConfig(const std::string& json_text);
+// "localhost", 127.0.0.0/8 or ::1: where plain HTTP is allowed without allow_plaintext.
+bool IsLoopbackHost(const std::string& host);
 // Splits "host:port" (IPv6 as "[::1]:9000").
 Status ParseListen(const std::string& listen, std::string* host, uint16_t* port);
 

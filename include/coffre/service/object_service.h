@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "coffre/audit/event.h"
 #include "coffre/catalog/catalog.h"
 #include "coffre/common/bytes.h"
 #include "coffre/common/status.h"
@@ -116,6 +117,10 @@ struct ServiceOptions {
   int64_t garbage_grace_ms = 30'000;
 };
 
+// Who is calling, for the key-usage audit log (docs/AUDIT.md): the protocol layer passes it to every
+// call that uses a key. Optional: without it the records name no request.
+using RequestInfo = audit::RequestInfo;
+
 struct UploadPartRef {
   uint32_t part_number = 0;
   std::string etag;  // unquoted
@@ -144,23 +149,26 @@ class ObjectService {
   // Checksums of the listed algorithms are computed while writing.
   SResult<std::unique_ptr<ObjectWriter>> BeginPut(const catalog::Bucket& bucket, const std::string& key,
                                                   catalog::Attributes attributes,
-                                                  std::set<crypto::ChecksumAlgorithm> checksums);
+                                                  std::set<crypto::ChecksumAlgorithm> checksums,
+                                                  const RequestInfo* request = nullptr);
   SResult<ObjectInfo> HeadObject(const catalog::Bucket& bucket, const std::string& key);
-  SResult<std::unique_ptr<ObjectReader>> OpenObject(const catalog::Bucket& bucket, const std::string& key);
+  SResult<std::unique_ptr<ObjectReader>> OpenObject(const catalog::Bucket& bucket, const std::string& key,
+                                                    const RequestInfo* request = nullptr);
   // Idempotent: deleting a missing key succeeds.
   SResult<Done> DeleteObject(const catalog::Bucket& bucket, const std::string& key);
 
   // --- multipart ---
   SResult<std::string> CreateUpload(const catalog::Bucket& bucket, const std::string& key,
-                                    catalog::Attributes attributes);
+                                    catalog::Attributes attributes, const RequestInfo* request = nullptr);
   SResult<catalog::UploadRecord> GetUpload(const catalog::Bucket& bucket, const std::string& key,
                                            const std::string& upload_id);
   SResult<std::unique_ptr<ObjectWriter>> BeginPart(const catalog::Bucket& bucket, const std::string& key,
                                                    const std::string& upload_id, uint32_t part_number,
-                                                   std::set<crypto::ChecksumAlgorithm> checksums);
+                                                   std::set<crypto::ChecksumAlgorithm> checksums,
+                                                   const RequestInfo* request = nullptr);
   SResult<PutResult> CompleteUpload(const catalog::Bucket& bucket, const std::string& key,
                                     const std::string& upload_id, const std::vector<UploadPartRef>& parts,
-                                    const catalog::WriteCondition& condition);
+                                    const catalog::WriteCondition& condition, const RequestInfo* request = nullptr);
   SResult<Done> AbortUpload(const catalog::Bucket& bucket, const std::string& key, const std::string& upload_id);
   SResult<std::vector<catalog::PartRecord>> ListParts(const catalog::Bucket& bucket, const std::string& key,
                                                       const std::string& upload_id, uint32_t marker,
@@ -168,6 +176,32 @@ class ObjectService {
   SResult<catalog::UploadListPage> ListUploads(const catalog::Bucket& bucket, const catalog::UploadListQuery& q);
 
   const ServiceOptions& options() const { return options_; }
+
+  // --- key lifecycle (src/service/key_lifecycle.cc; docs/KEYS.md) ---
+  // Key version -> objects plus in-progress uploads of the tenant whose data key it wraps.
+  SResult<std::map<uint32_t, uint64_t>> CountKeyReferences(const std::string& tenant_id);
+  struct RewrapStats {
+    uint64_t examined = 0;   // rows read; 0 when the walk of this version is done
+    uint64_t rewrapped = 0;  // now under the active version
+    uint64_t changed = 0;    // overwritten, deleted or completed meanwhile: left alone
+    uint64_t failed = 0;     // did not unwrap (altered row): left alone, reported
+  };
+  // Re-wraps up to `limit` data keys of the tenant still wrapped under `from_version` (after
+  // *cursor, which it advances) under the active version, in one catalog transaction whose
+  // updates are compare-and-swap on the old wrapped key. Object data is not touched.
+  SResult<RewrapStats> RewrapBatch(const std::string& tenant_id, uint32_t from_version,
+                                   catalog::WrappedKeyCursor* cursor, uint32_t limit);
+  // Destroys a retired key version; kPreconditionFailed while any object or upload references
+  // it, or for the active version.
+  SResult<Done> DestroyKeyVersion(const std::string& tenant_id, uint32_t version);
+  // After ShredTenant: removes up to max_rows objects/uploads/buckets of the tenant from the
+  // catalog (their blobs go to garbage, removed by CollectGarbage). Returns how many; 0 = done.
+  SResult<uint64_t> RemoveTenantData(const std::string& tenant_id, uint32_t max_rows);
+
+  // The key-usage audit log (not owned; must outlive the service). When set, every key use is
+  // recorded durably before the key is used, and a call whose record cannot be written fails with
+  // kUnavailable without using the key (fail-closed). Set once, before serving.
+  void set_audit(audit::Recorder* recorder) { audit_ = recorder; }
 
   // Internal: blobs in use by open readers are never collected.
   void PinBlobs(const std::vector<std::string>& ids);
@@ -178,6 +212,7 @@ class ObjectService {
   keystore::Keystore& keys_;
   storage::BlobStore& blobs_;
   ServiceOptions options_;
+  audit::Recorder* audit_ = nullptr;
   std::mutex pin_mu_;
   std::map<std::string, int> pinned_;
 };

@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "coffre/common/status.h"
 
@@ -37,6 +38,13 @@ class BlobReader {
   virtual uint64_t size() const = 0;
 };
 
+// A file found by a storage walk (fsck): a committed blob or a writer's temporary.
+struct StoredFile {
+  std::string name;           // the blob id, or the temporary's file name
+  uint64_t size = 0;
+  int64_t modified_unix = 0;  // seconds since the epoch
+};
+
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
@@ -47,6 +55,15 @@ class BlobStore {
   virtual Status Remove(const std::string& blob_id) = 0;
   // Deletes what a crash left in the temporary area; returns how many files were removed.
   virtual Result<uint64_t> RemoveTemporaries() = 0;
+
+  // For fsck. Every committed blob, in no particular order (not a snapshot: blobs committed or
+  // removed during the walk may or may not appear); files under the blob area whose names are not
+  // blob ids or that sit in the wrong directory are returned in `strays` (full paths, never removed).
+  virtual Result<std::vector<StoredFile>> ListBlobs(std::vector<std::string>* strays) const = 0;
+  // What the temporary area holds: uploads in flight, or leftovers of a crash.
+  virtual Result<std::vector<StoredFile>> ListTemporaries() const = 0;
+  // Removes one temporary by the name ListTemporaries returned; OK if it is already gone.
+  virtual Status RemoveTemporary(const std::string& name) = 0;
 };
 
 // Local filesystem backend rooted at `root` (creates root/blobs and root/tmp).
