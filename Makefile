@@ -68,10 +68,9 @@ fuzz: deps
 # Benchmarks (docs/PERFORMANCE.md): a Release build in its own directory, then bench/run_bench.py
 # runs the daemon and nginx side by side and rewrites the generated tables of docs/PERFORMANCE.md.
 # `make bench` is the quick mode (a few minutes); `make bench-full` every size x concurrency.
-# -Wno-restrict: GCC 12 at -O3 reports a false -Wrestrict inside std::string (GCC bug 105329).
 BENCH_DIR ?= build-bench
 BENCH_PACKAGES := nginx
-BENCH_CMAKE_ARGS ?= -DCMAKE_CXX_FLAGS=-Wno-restrict
+BENCH_CMAKE_ARGS ?=
 bench: deps
 	@dpkg-query -W -f='$${Status}\n' $(BENCH_PACKAGES) 2>/dev/null | grep -q 'install ok installed' || \
 	  { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(BENCH_PACKAGES); }
