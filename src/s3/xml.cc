@@ -741,6 +741,28 @@ std::string ListAllMyBucketsDocument(const ListAllMyBucketsResult& result) {
   return w.Finish();
 }
 
+namespace {
+
+// What ListObjects v1 and v2 end with alike: Delimiter, EncodingType, IsTruncated, the objects
+// and the common prefixes.
+template <typename ListResult>
+void WriteListingTail(XmlWriter& w, const ListResult& result, bool enc) {
+  std::string scratch;
+  if (!result.delimiter.empty()) {
+    w.Element("Delimiter", MaybeEncode(enc, result.delimiter, scratch));
+  }
+  if (enc) {
+    w.Element("EncodingType", "url");
+  }
+  w.BoolElement("IsTruncated", result.is_truncated);
+  for (const ObjectEntry& entry : result.contents) {
+    WriteObjectEntry(w, entry, enc);
+  }
+  WriteCommonPrefixes(w, result.common_prefixes, enc);
+}
+
+}  // namespace
+
 std::string ListObjectsV2Document(const ListObjectsV2Result& result) {
   const bool enc = result.url_encoding;
   std::string scratch;
@@ -759,17 +781,7 @@ std::string ListObjectsV2Document(const ListObjectsV2Result& result) {
   }
   w.UintElement("KeyCount", result.contents.size() + result.common_prefixes.size());
   w.UintElement("MaxKeys", result.max_keys);
-  if (!result.delimiter.empty()) {
-    w.Element("Delimiter", MaybeEncode(enc, result.delimiter, scratch));
-  }
-  if (enc) {
-    w.Element("EncodingType", "url");
-  }
-  w.BoolElement("IsTruncated", result.is_truncated);
-  for (const ObjectEntry& entry : result.contents) {
-    WriteObjectEntry(w, entry, enc);
-  }
-  WriteCommonPrefixes(w, result.common_prefixes, enc);
+  WriteListingTail(w, result, enc);
   return w.Finish();
 }
 
@@ -785,17 +797,7 @@ std::string ListObjectsV1Document(const ListObjectsV1Result& result) {
     w.Element("NextMarker", MaybeEncode(enc, result.next_marker, scratch));
   }
   w.UintElement("MaxKeys", result.max_keys);
-  if (!result.delimiter.empty()) {
-    w.Element("Delimiter", MaybeEncode(enc, result.delimiter, scratch));
-  }
-  if (enc) {
-    w.Element("EncodingType", "url");
-  }
-  w.BoolElement("IsTruncated", result.is_truncated);
-  for (const ObjectEntry& entry : result.contents) {
-    WriteObjectEntry(w, entry, enc);
-  }
-  WriteCommonPrefixes(w, result.common_prefixes, enc);
+  WriteListingTail(w, result, enc);
   return w.Finish();
 }
 
