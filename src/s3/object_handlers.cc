@@ -70,6 +70,16 @@ http::ResponseHeader ObjectResponseHeader(const RequestContext& ctx, bhttp::stat
   return res;
 }
 
+// A GET or HEAD whose conditions failed: 304 with the ETag, or the 412 error.
+asio::awaitable<void> SendConditionFailure(RequestContext& ctx, const service::ObjectInfo& info, const Error& e) {
+  if (e.code == ErrorCode::kNotModified) {
+    Headers h;
+    h.emplace_back("etag", QuoteETag(info.etag));
+    co_return co_await ctx.SendEmpty(bhttp::status::not_modified, h);
+  }
+  co_await ctx.SendError(e);
+}
+
 bool ChecksumModeEnabled(const RequestContext& ctx) {
   auto mode = ctx.Header("x-amz-checksum-mode");
   return mode && EqualsIgnoreCase(*mode, "ENABLED");
@@ -156,12 +166,7 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
       co_await ctx.Blocking([&] { return ctx.service().OpenObject(bucket, ctx.route.key, &ctx.audit_request); });
   if (!reader.ok()) co_return co_await ctx.SendError(ToS3Error(reader.error()));
   const service::ObjectInfo& info = (*reader)->info();
-  if (auto e = EvaluateReadConditions(ctx, info, "")) {
-    Headers h;
-    h.emplace_back("etag", QuoteETag(info.etag));
-    if (e->code == ErrorCode::kNotModified) co_return co_await ctx.SendEmpty(bhttp::status::not_modified, h);
-    co_return co_await ctx.SendError(*e);
-  }
+  if (auto e = EvaluateReadConditions(ctx, info, "")) co_return co_await SendConditionFailure(ctx, info, *e);
 
   Headers headers;
   auto status = bhttp::status::ok;
@@ -225,12 +230,7 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
 asio::awaitable<void> HeadObject(RequestContext& ctx, const catalog::Bucket& bucket) {
   auto info = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
   if (!info.ok()) co_return co_await ctx.SendError(ToS3Error(info.error()));
-  if (auto e = EvaluateReadConditions(ctx, *info, "")) {
-    Headers h;
-    h.emplace_back("etag", QuoteETag(info->etag));
-    if (e->code == ErrorCode::kNotModified) co_return co_await ctx.SendEmpty(bhttp::status::not_modified, h);
-    co_return co_await ctx.SendError(*e);
-  }
+  if (auto e = EvaluateReadConditions(ctx, *info, "")) co_return co_await SendConditionFailure(ctx, *info, *e);
   Headers headers;
   auto status = bhttp::status::ok;
   uint64_t length = info->size;
