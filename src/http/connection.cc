@@ -131,6 +131,9 @@ class ExchangeImpl final : public Exchange {
     if (response_started_ || failed_) {
       co_return false;
     }
+    if (!co_await SendOwedContinue()) {
+      co_return false;
+    }
     response_started_ = true;
     response.version(request().version());
     const bool keep_alive = KeepAliveAfter(response.base());
@@ -155,6 +158,9 @@ class ExchangeImpl final : public Exchange {
 
   asio::awaitable<bool> SendHeader(ResponseHeader header) override {
     if (response_started_ || failed_) {
+      co_return false;
+    }
+    if (!co_await SendOwedContinue()) {
       co_return false;
     }
     response_started_ = true;
@@ -320,6 +326,28 @@ class ExchangeImpl final : public Exchange {
       if (error != BodyError::kNone || drained > kMaxDrainBytes) {
         co_return false;
       }
+    }
+    co_return true;
+  }
+
+  // A request with Expect: 100-continue whose body is already complete (Content-Length: 0, or
+  // sent without waiting) still gets its "100 Continue" before the final response, as RFC 9110
+  // 10.1.1 allows. botocore (1.43) remembers the status of a final response that answered such a
+  // request without a 100 and, when a later Expect request on the same connection meets a closed
+  // socket (daemon killed, network cut), reports that remembered status with no headers: a PUT
+  // that never reached the catalog would look acknowledged (found by tests/crash). With the 100
+  // always sent, a kept-alive connection never leaves botocore with a remembered status.
+  asio::awaitable<bool> SendOwedContinue() {
+    if (!expect_continue_ || continue_sent_ || !parser_.is_done()) {
+      co_return true;
+    }
+    continue_sent_ = true;
+    conn_.stream_.expires_after(conn_.options_->write_timeout);
+    auto [ec, n] = co_await asio::async_write(conn_.stream_, asio::buffer(kContinue), kAsTuple);
+    if (ec) {
+      failed_ = true;
+      must_close_ = true;
+      co_return false;
     }
     co_return true;
   }

@@ -52,24 +52,43 @@ class Model:
         self.allowed = {}   # key -> set of sha / ABSENT
         self.acked = 0
         self.unacked = 0
+        self.wrong_etags = []   # acknowledgements whose ETag is not the body's MD5
+        self.history = {}   # key -> [(time, event, sha)], printed when the key fails its check
+
+    def _note(self, key, event, value):
+        self.history.setdefault(key, []).append((time.monotonic(), event, value))
 
     def begin(self, key, new):
         with self.lock:
             cur = self.allowed.setdefault(key, {ABSENT})
             cur.add(new)   # in flight: old states or the new one
+            self._note(key, "begin", new)
 
-    def ack(self, key, new):
+    def ack(self, key, new, response=None):
         with self.lock:
             self.allowed[key] = {new}
             self.acked += 1
+            rid = (response or {}).get("ResponseMetadata", {}).get("RequestId", "")
+            self._note(key, f"ack {rid}", new)
 
-    def fail(self):
+    def wrong_etag(self, key, response):
+        with self.lock:
+            self.wrong_etags.append((key, response.get("ETag"),
+                                     response.get("ResponseMetadata", {}).get("RequestId")))
+
+    def fail(self, key, error):
         with self.lock:
             self.unacked += 1
+            self._note(key, f"failed: {error!r}"[:300], None)
 
     def observe(self, key, value):
         with self.lock:
             self.allowed[key] = {value}
+            self._note(key, "observed", value)
+
+    def describe(self, key):
+        with self.lock:
+            return "\n".join(f"  {t:.3f} {event} {value}" for t, event, value in self.history.get(key, []))
 
 
 class Worker(threading.Thread):
@@ -96,8 +115,14 @@ class Worker(threading.Thread):
                 if op < 0.55:
                     data = self.payload()
                     self.model.begin(key, sha(data))
-                    self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
-                    self.model.ack(key, sha(data))
+                    r = self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+                    # An answer without the body's MD5 as ETag is not the daemon's
+                    # acknowledgement of this PUT (a client library may make one up when the
+                    # connection dies; see SendOwedContinue in src/http/connection.cc).
+                    if r.get("ETag", "").strip('"') != hashlib.md5(data).hexdigest():
+                        self.model.wrong_etag(key, r)
+                        continue
+                    self.model.ack(key, sha(data), r)
                 elif op < 0.75:
                     self.model.begin(key, ABSENT)
                     self.s3.delete_object(Bucket=BUCKET, Key=key)
@@ -117,8 +142,8 @@ class Worker(threading.Thread):
                         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1},
                                                    {"PartNumber": 2, "ETag": e2}]})
                     self.model.ack(key, sha(data))
-            except Exception:   # the kill: connection refused / reset / timed out
-                self.model.fail()
+            except Exception as e:   # the kill: connection refused / reset / timed out
+                self.model.fail(key, e)
                 if self.stop_event.wait(0.05):
                     return
 
@@ -143,7 +168,13 @@ class CrashConsistencyTest(unittest.TestCase):
         model = Model()
         deadline = time.monotonic() + budget
         rounds = orphans = temporaries = 0
-        d = Daemon(tmp=tmp)
+        # The access log lets a failure show what the daemon did with the key (request ids,
+        # statuses) beside what the client saw.
+        config_path = os.path.join(tmp, "crash-config.json")
+        with open(config_path, "w") as f:
+            json.dump({"access_log": True, "create_root_key": True, "create_dev_tenant": True}, f)
+        daemon_args = ["--config", config_path]
+        d = Daemon(tmp=tmp, extra_args=daemon_args)
         try:
             d.start()
             d.client().create_bucket(Bucket=BUCKET)
@@ -154,6 +185,8 @@ class CrashConsistencyTest(unittest.TestCase):
                 for w in workers:
                     w.start()
                 time.sleep(rng.uniform(0.3, 2.5))
+                with model.lock:
+                    model._note("*", f"round {rounds}: SIGKILL", None)
                 d.proc.send_signal(signal.SIGKILL)
                 d.proc.wait(10)
                 stop.set()
@@ -173,9 +206,11 @@ class CrashConsistencyTest(unittest.TestCase):
                 self.assertEqual(code, 0, f"round {rounds}: fsck after repair: {report}")
                 self.assertTrue(report["clean"], report)
 
-                d = Daemon(tmp=tmp)
+                d = Daemon(tmp=tmp, extra_args=daemon_args)
                 d.start()
-                self.verify(d, model, rounds)
+                self.assertEqual(model.wrong_etags, [], f"round {rounds}: PUTs acknowledged with "
+                                 "an ETag that is not their body's MD5")
+                self.verify(d, model, rounds, tmp)
             d.stop(check=True)
             code, report = self.fsck(d)
             self.assertEqual(code, 0, f"fsck after a clean stop: {report}")
@@ -190,7 +225,19 @@ class CrashConsistencyTest(unittest.TestCase):
               f"temporaries", file=sys.stderr)
         self.assertGreater(model.acked, 0)
 
-    def verify(self, d, model, rounds):
+    @staticmethod
+    def server_lines(tmp, key):
+        """The daemons' log lines that name `key`, in order, one file per daemon run."""
+        out = []
+        for name in sorted(os.listdir(tmp), key=lambda n: (len(n), n)):
+            if name.startswith("daemon-") and name.endswith(".stderr"):
+                with open(os.path.join(tmp, name), errors="replace") as f:
+                    lines = [line.rstrip() for line in f if key in line]
+                out.append(f"  {name}:")
+                out.extend(f"    {line}" for line in lines[-12:])
+        return "\n".join(out)
+
+    def verify(self, d, model, rounds, tmp):
         s3 = d.client(checksum="when_required")
         listed = set()
         token = None
@@ -207,7 +254,9 @@ class CrashConsistencyTest(unittest.TestCase):
             except s3.exceptions.NoSuchKey:
                 got = ABSENT
             self.assertIn(got, allowed, f"round {rounds}: {key} holds "
-                          f"{'nothing' if got is None else got}, allowed {allowed}")
+                          f"{'nothing' if got is None else got}, allowed {allowed}\nhistory of "
+                          f"{key}:\n{model.describe(key)}\nkills:\n{model.describe('*')}\n"
+                          f"daemon log lines of {key}:\n{self.server_lines(tmp, key)}")
             self.assertEqual(key in listed, got is not ABSENT, f"round {rounds}: listing of {key}")
             model.observe(key, got)
 
