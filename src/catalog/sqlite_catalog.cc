@@ -1,8 +1,16 @@
 // The catalog on SQLite: one writer connection behind a mutex, a small pool of reader
 // connections (WAL lets them read a committed snapshot while a write is in progress).
+//
+// Object writes (PUT, DELETE, parts, Complete, Abort) share transactions (group commit): each
+// commit costs an fsync of the WAL, and one writer doing one fsync per object caps the whole
+// gateway near the disk's fsync rate. Writers that arrive while a transaction is being made
+// durable queue up; the next of them commits the whole queue in one transaction, each write in a
+// savepoint of its own so that one write's failure (a condition, a missing upload) undoes only
+// that write. No caller returns before the transaction holding its write is durable.
 
 #include <algorithm>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <string>
@@ -345,11 +353,101 @@ class SqliteCatalog final : public Catalog {
   Status RecordGarbageLocked(const std::vector<std::string>& unlinked);
   Result<bool> IsReferenced(Connection& conn, std::string_view blob_id);
 
+  // Runs `work` (which uses the *Locked helpers, never its own transaction) in a transaction
+  // shared with the writes queued meanwhile, and returns once that transaction is durable: work's
+  // own error, or the commit's error if the transaction failed as a whole.
+  Status WriteGrouped(const std::function<Status()>& work);
+  struct GroupedWrite {
+    const std::function<Status()>* work;
+    Status result;
+    bool done = false;  // guarded by group_mu_
+  };
+  void CommitGroup(const std::vector<GroupedWrite*>& group);
+
   const Clock& clock_;
   std::mutex write_mu_;
   std::unique_ptr<Connection> writer_;  // guarded by write_mu_
   ReaderPool readers_;
+
+  std::mutex group_mu_;
+  std::condition_variable group_cv_;
+  std::vector<GroupedWrite*> group_queue_;  // guarded by group_mu_
+  bool group_leader_ = false;               // a thread is committing a group; guarded by group_mu_
 };
+
+Status SqliteCatalog::WriteGrouped(const std::function<Status()>& work) {
+  GroupedWrite me{&work, Status::Ok()};
+  std::unique_lock lock(group_mu_);
+  group_queue_.push_back(&me);
+  while (!me.done) {
+    if (group_leader_) {
+      group_cv_.wait(lock);
+      continue;
+    }
+    // No group in flight: this thread commits everything queued so far, itself included.
+    group_leader_ = true;
+    std::vector<GroupedWrite*> group;
+    group.swap(group_queue_);
+    lock.unlock();
+    CommitGroup(group);
+    lock.lock();
+    for (GroupedWrite* w : group) {
+      w->done = true;
+    }
+    group_leader_ = false;
+    group_cv_.notify_all();
+  }
+  return me.result;
+}
+
+void SqliteCatalog::CommitGroup(const std::vector<GroupedWrite*>& group) {
+  std::lock_guard lock(write_mu_);
+  auto tx = Transaction::Begin(*writer_);
+  if (!tx.ok()) {
+    for (GroupedWrite* w : group) {
+      w->result = tx.status();
+    }
+    return;
+  }
+  // Some errors (SQLITE_FULL, I/O errors) make SQLite roll the whole transaction back: then the
+  // writes already applied in it are gone too, and none may report success.
+  Status aborted = Status::Ok();
+  for (GroupedWrite* w : group) {
+    if (!aborted.ok()) {
+      w->result = aborted;
+      continue;
+    }
+    if (Status st = writer_->Exec("SAVEPOINT grouped_write"); !st.ok()) {
+      w->result = st;
+      if (!writer_->InTransaction()) {
+        aborted = st;
+      }
+      continue;
+    }
+    w->result = (*w->work)();
+    if (!writer_->InTransaction()) {
+      aborted = w->result.ok() ? Status::IOError("catalog: the write transaction was rolled back") : w->result;
+      continue;
+    }
+    if (!w->result.ok()) {
+      if (Status st = writer_->Exec("ROLLBACK TO grouped_write"); !st.ok()) {
+        aborted = st;
+        continue;
+      }
+    }
+    if (Status st = writer_->Exec("RELEASE grouped_write"); !st.ok()) {
+      aborted = st;
+    }
+  }
+  Status committed = aborted.ok() ? tx->Commit() : aborted;
+  if (!committed.ok()) {
+    for (GroupedWrite* w : group) {
+      if (w->result.ok()) {
+        w->result = committed;
+      }
+    }
+  }
+}
 
 // --- buckets -----------------------------------------------------------------------------
 
@@ -539,12 +637,11 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
 }
 
 Status SqliteCatalog::PutObject(const ObjectRecord& rec, const WriteCondition& cond) {
-  std::lock_guard lock(write_mu_);
-  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
-  std::vector<std::string> unlinked;
-  COFFRE_RETURN_IF_ERROR(ReplaceObjectLocked(rec, cond, &unlinked));
-  COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
-  return tx.Commit();
+  return WriteGrouped([&]() -> Status {
+    std::vector<std::string> unlinked;
+    COFFRE_RETURN_IF_ERROR(ReplaceObjectLocked(rec, cond, &unlinked));
+    return RecordGarbageLocked(unlinked);
+  });
 }
 
 Result<ObjectRecord> SqliteCatalog::GetObject(int64_t bucket_id, const std::string& key) {
@@ -585,12 +682,11 @@ Result<ObjectRecord> SqliteCatalog::GetObject(int64_t bucket_id, const std::stri
 }
 
 Status SqliteCatalog::DeleteObject(int64_t bucket_id, const std::string& key) {
-  std::lock_guard lock(write_mu_);
-  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
-  std::vector<std::string> unlinked;
-  COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(bucket_id, key, &unlinked));
-  COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
-  return tx.Commit();
+  return WriteGrouped([&]() -> Status {
+    std::vector<std::string> unlinked;
+    COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(bucket_id, key, &unlinked));
+    return RecordGarbageLocked(unlinked);
+  });
 }
 
 Result<ListPage> SqliteCatalog::ListObjects(int64_t bucket_id, const ListQuery& query) {
@@ -666,41 +762,40 @@ Status SqliteCatalog::PutPart(const std::string& upload_id, const PartRecord& pa
   if (part.part_number < 1 || part.part_number > kMaxPartNumber) {
     return Status::InvalidArgument("catalog: part number out of range: " + std::to_string(part.part_number));
   }
-  std::lock_guard lock(write_mu_);
-  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
-  {
-    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT 1 FROM uploads WHERE upload_id = ?"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
-    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) {
-      return Status::NotFound("catalog: no such upload");
+  return WriteGrouped([&]() -> Status {
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT 1 FROM uploads WHERE upload_id = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        return Status::NotFound("catalog: no such upload");
+      }
     }
-  }
-  std::vector<std::string> unlinked;
-  {
-    COFFRE_ASSIGN_OR_RETURN(
-        Statement st,
-        writer_->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ? AND part_number = ?"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id, part.part_number));
-    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (row) {
-      unlinked.push_back(st.ColumnText(0));
+    std::vector<std::string> unlinked;
+    {
+      COFFRE_ASSIGN_OR_RETURN(
+          Statement st,
+          writer_->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ? AND part_number = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id, part.part_number));
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (row) {
+        unlinked.push_back(st.ColumnText(0));
+      }
     }
-  }
-  {
-    COFFRE_ASSIGN_OR_RETURN(
-        Statement st,
-        writer_->PrepareCached("INSERT INTO upload_parts(upload_id, part_number, blob_id, size, etag, last_modified, "
-                               "attributes) VALUES(?, ?, ?, ?, ?, ?, ?) "
-                               "ON CONFLICT(upload_id, part_number) DO UPDATE SET blob_id = excluded.blob_id, "
-                               "size = excluded.size, etag = excluded.etag, last_modified = excluded.last_modified, "
-                               "attributes = excluded.attributes"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id, part.part_number, part.blob_id, static_cast<int64_t>(part.size),
-                                      part.etag, part.last_modified, EncodeAttributes(part.attributes)));
-    COFFRE_RETURN_IF_ERROR(st.Run());
-  }
-  COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
-  return tx.Commit();
+    {
+      COFFRE_ASSIGN_OR_RETURN(
+          Statement st,
+          writer_->PrepareCached("INSERT INTO upload_parts(upload_id, part_number, blob_id, size, etag, last_modified, "
+                                 "attributes) VALUES(?, ?, ?, ?, ?, ?, ?) "
+                                 "ON CONFLICT(upload_id, part_number) DO UPDATE SET blob_id = excluded.blob_id, "
+                                 "size = excluded.size, etag = excluded.etag, last_modified = excluded.last_modified, "
+                                 "attributes = excluded.attributes"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id, part.part_number, part.blob_id, static_cast<int64_t>(part.size),
+                                        part.etag, part.last_modified, EncodeAttributes(part.attributes)));
+      COFFRE_RETURN_IF_ERROR(st.Run());
+    }
+    return RecordGarbageLocked(unlinked);
+  });
 }
 
 Result<std::vector<PartRecord>> SqliteCatalog::ListParts(const std::string& upload_id, uint32_t part_number_marker,
@@ -846,64 +941,62 @@ Status SqliteCatalog::RemoveUploadLocked(std::string_view upload_id, std::vector
 
 Status SqliteCatalog::CompleteUpload(const std::string& upload_id, const ObjectRecord& object,
                                      const WriteCondition& cond) {
-  std::lock_guard lock(write_mu_);
-  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
-  ObjectRecord completed = object;
-  {
-    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT bucket_id, key, tenant_key_id, key_version, "
-                                                                 "wrapped_key FROM uploads WHERE upload_id = ?"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
-    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) {
-      return Status::NotFound("catalog: no such upload");
-    }
-    if (st.ColumnInt64(0) != object.bucket_id || st.ColumnTextView(1) != object.key) {
-      return Status::InvalidArgument("catalog: completed object does not match the upload's bucket and key");
-    }
-    // The object's data key is the upload's. If a rewrap re-wrapped the upload after the caller
-    // read it, the row's newer wrapping is the one kept, so the object never lands on a key
-    // version that rewrap already emptied (and that may be destroyed next).
-    if (st.ColumnBlobView(2).size() == object.key_info.tenant_key_id.size() &&
-        std::equal(object.key_info.tenant_key_id.begin(), object.key_info.tenant_key_id.end(),
-                   st.ColumnBlobView(2).begin())) {
-      completed.key_info.tenant_key_version = static_cast<uint32_t>(st.ColumnInt64(3));
-      completed.key_info.wrapped_data_key = st.ColumnBlob(4);
-    }
-  }
-  std::set<std::string> upload_blobs;
-  {
-    COFFRE_ASSIGN_OR_RETURN(Statement st,
-                            writer_->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ?"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
-    while (true) {
+  return WriteGrouped([&]() -> Status {
+    ObjectRecord completed = object;
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT bucket_id, key, tenant_key_id, key_version, "
+                                                                   "wrapped_key FROM uploads WHERE upload_id = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) {
-        break;
+        return Status::NotFound("catalog: no such upload");
       }
-      upload_blobs.insert(st.ColumnText(0));
+      if (st.ColumnInt64(0) != object.bucket_id || st.ColumnTextView(1) != object.key) {
+        return Status::InvalidArgument("catalog: completed object does not match the upload's bucket and key");
+      }
+      // The object's data key is the upload's. If a rewrap re-wrapped the upload after the caller
+      // read it, the row's newer wrapping is the one kept, so the object never lands on a key
+      // version that rewrap already emptied (and that may be destroyed next).
+      if (st.ColumnBlobView(2).size() == object.key_info.tenant_key_id.size() &&
+          std::equal(object.key_info.tenant_key_id.begin(), object.key_info.tenant_key_id.end(),
+                     st.ColumnBlobView(2).begin())) {
+        completed.key_info.tenant_key_version = static_cast<uint32_t>(st.ColumnInt64(3));
+        completed.key_info.wrapped_data_key = st.ColumnBlob(4);
+      }
     }
-  }
-  for (const auto& p : object.parts) {
-    if (!upload_blobs.contains(p.blob_id)) {
-      return Status::InvalidArgument("catalog: part " + std::to_string(p.part_number) +
-                                     " is not a stored part of the upload");
+    std::set<std::string> upload_blobs;
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              writer_->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
+      while (true) {
+        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) {
+          break;
+        }
+        upload_blobs.insert(st.ColumnText(0));
+      }
     }
-  }
-  std::vector<std::string> unlinked;
-  COFFRE_RETURN_IF_ERROR(ReplaceObjectLocked(completed, cond, &unlinked));
-  // The parts the object uses are referenced again by now; RecordGarbageLocked keeps them.
-  COFFRE_RETURN_IF_ERROR(RemoveUploadLocked(upload_id, &unlinked));
-  COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
-  return tx.Commit();
+    for (const auto& p : object.parts) {
+      if (!upload_blobs.contains(p.blob_id)) {
+        return Status::InvalidArgument("catalog: part " + std::to_string(p.part_number) +
+                                       " is not a stored part of the upload");
+      }
+    }
+    std::vector<std::string> unlinked;
+    COFFRE_RETURN_IF_ERROR(ReplaceObjectLocked(completed, cond, &unlinked));
+    // The parts the object uses are referenced again by now; RecordGarbageLocked keeps them.
+    COFFRE_RETURN_IF_ERROR(RemoveUploadLocked(upload_id, &unlinked));
+    return RecordGarbageLocked(unlinked);
+  });
 }
 
 Status SqliteCatalog::AbortUpload(const std::string& upload_id) {
-  std::lock_guard lock(write_mu_);
-  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
-  std::vector<std::string> unlinked;
-  COFFRE_RETURN_IF_ERROR(RemoveUploadLocked(upload_id, &unlinked));
-  COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
-  return tx.Commit();
+  return WriteGrouped([&]() -> Status {
+    std::vector<std::string> unlinked;
+    COFFRE_RETURN_IF_ERROR(RemoveUploadLocked(upload_id, &unlinked));
+    return RecordGarbageLocked(unlinked);
+  });
 }
 
 // --- garbage -----------------------------------------------------------------------------

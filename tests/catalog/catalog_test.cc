@@ -858,5 +858,54 @@ TEST_F(CatalogTest, ConcurrentPutsAndListings) {
   EXPECT_EQ(Garbage().size(), static_cast<size_t>(kWriters * ((kPerWriter + 2) / 3)));
 }
 
+// Writes that meet in one group commit: each one's outcome is its own. A write whose condition
+// fails (or whose upload is gone) undoes only itself; every write reported OK is there after a
+// reopen, and the garbage table holds exactly the blobs the successful writes replaced.
+TEST_F(CatalogTest, GroupedWritesFailAlone) {
+  constexpr int kThreads = 16;
+  constexpr int kRounds = 30;
+  // Each thread owns one key; every round it creates the key with If-None-Match: * (succeeds
+  // only when the key is absent), deletes it, and tries a create on a key that always exists.
+  ASSERT_TRUE(cat_->PutObject(MakeObject("always-there", {"blob-keeper"})).ok());
+  std::atomic<int> unexpected{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string key = "t" + std::to_string(t);
+      WriteCondition create_only;
+      create_only.if_none_match_any = true;
+      for (int r = 0; r < kRounds; ++r) {
+        if (!cat_->PutObject(MakeObject(key), create_only).ok()) {
+          ++unexpected;
+        }
+        if (cat_->PutObject(MakeObject(key), create_only).code() != StatusCode::kFailedPrecondition) {
+          ++unexpected;
+        }
+        if (cat_->PutObject(MakeObject("always-there"), create_only).code() != StatusCode::kFailedPrecondition) {
+          ++unexpected;
+        }
+        if (cat_->PutPart("no-such-upload", PartRecord{1, "blob-x", 1, "e", 1, {}}).code() !=
+            StatusCode::kNotFound) {
+          ++unexpected;
+        }
+        if (r + 1 < kRounds && !cat_->DeleteObject(bucket_, key).ok()) {
+          ++unexpected;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(unexpected.load(), 0);
+  Reopen();
+  EXPECT_EQ(*cat_->CountObjects(bucket_), static_cast<uint64_t>(kThreads + 1));
+  auto keeper = cat_->GetObject(bucket_, "always-there");
+  ASSERT_TRUE(keeper.ok());
+  EXPECT_EQ(keeper->parts.at(0).blob_id, "blob-keeper");
+  // Every deleted version's blob, and nothing else, waits as garbage.
+  EXPECT_EQ(Garbage().size(), static_cast<size_t>(kThreads * (kRounds - 1)));
+}
+
 }  // namespace
 }  // namespace coffre::catalog
