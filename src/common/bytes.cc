@@ -9,7 +9,9 @@ namespace {
 
 struct SodiumInit {
   SodiumInit() {
-    if (sodium_init() < 0) throw std::runtime_error("libsodium initialisation failed");
+    if (sodium_init() < 0) {
+      throw std::runtime_error("libsodium initialisation failed");
+    }
   }
 };
 
@@ -18,19 +20,31 @@ void EnsureSodium() { static const SodiumInit init; }
 }  // namespace
 
 int HexDigitValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
   return -1;
 }
 
 std::optional<uint64_t> ParseDecimal(std::string_view s) {
-  if (s.empty()) return std::nullopt;
+  if (s.empty()) {
+    return std::nullopt;
+  }
   uint64_t v = 0;
   for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
     const uint64_t digit = static_cast<uint64_t>(c - '0');
-    if (v > (UINT64_MAX - digit) / 10) return std::nullopt;
+    if (v > (UINT64_MAX - digit) / 10) {
+      return std::nullopt;
+    }
     v = v * 10 + digit;
   }
   return v;
@@ -48,12 +62,16 @@ std::string HexEncode(ByteView data) {
 }
 
 std::optional<Bytes> HexDecode(std::string_view hex) {
-  if (hex.size() % 2 != 0) return std::nullopt;
+  if (hex.size() % 2 != 0) {
+    return std::nullopt;
+  }
   Bytes out(hex.size() / 2);
   for (size_t i = 0; i < out.size(); ++i) {
     int hi = HexDigitValue(hex[2 * i]);
     int lo = HexDigitValue(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
+    if (hi < 0 || lo < 0) {
+      return std::nullopt;
+    }
     out[i] = static_cast<uint8_t>(hi << 4 | lo);
   }
   return out;
@@ -98,20 +116,28 @@ void PutBigEndian64(uint8_t* out, uint64_t v) {
 
 uint32_t GetBigEndian32(const uint8_t* in) {
   uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = v << 8 | in[i];
+  for (int i = 0; i < 4; ++i) {
+    v = v << 8 | in[i];
+  }
   return v;
 }
 
 uint64_t GetBigEndian64(const uint8_t* in) {
   uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = v << 8 | in[i];
+  for (int i = 0; i < 8; ++i) {
+    v = v << 8 | in[i];
+  }
   return v;
 }
 
 bool ConstantTimeEquals(ByteView a, ByteView b) {
   EnsureSodium();
-  if (a.size() != b.size()) return false;
-  if (a.empty()) return true;
+  if (a.size() != b.size()) {
+    return false;
+  }
+  if (a.empty()) {
+    return true;
+  }
   return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 

@@ -28,12 +28,16 @@ std::optional<std::chrono::system_clock::time_point> FromTm(std::tm tm) {
     return std::nullopt;
   }
   std::time_t tt = timegm(&tm);
-  if (tt == static_cast<std::time_t>(-1)) return std::nullopt;
+  if (tt == static_cast<std::time_t>(-1)) {
+    return std::nullopt;
+  }
   // system_clock counts nanoseconds in 64 bits: it ends in 2262. A later date (the fuzzer sent
   // x-amz-date 28130524T000000Z) would overflow in from_time_t, which is undefined behaviour.
   constexpr auto kLastSecond = std::chrono::duration_cast<std::chrono::seconds>(
       std::chrono::system_clock::time_point::max().time_since_epoch());
-  if (tt > kLastSecond.count()) return std::nullopt;
+  if (tt > kLastSecond.count()) {
+    return std::nullopt;
+  }
   return std::chrono::system_clock::from_time_t(tt);
 }
 
@@ -41,7 +45,9 @@ std::optional<std::chrono::system_clock::time_point> ParseWith(std::string_view 
   std::string buf(s);
   std::tm tm{};
   const char* end = strptime(buf.c_str(), fmt, &tm);
-  if (end == nullptr || *end != '\0') return std::nullopt;
+  if (end == nullptr || *end != '\0') {
+    return std::nullopt;
+  }
   return FromTm(tm);
 }
 
@@ -70,9 +76,13 @@ std::chrono::system_clock::time_point FromUnixMillis(UnixMillis ms) {
 }
 
 std::optional<std::chrono::system_clock::time_point> ParseAmzDate(std::string_view s) {
-  if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z') return std::nullopt;
+  if (s.size() != 16 || s[8] != 'T' || s[15] != 'Z') {
+    return std::nullopt;
+  }
   for (size_t i = 0; i < 15; ++i) {
-    if (i != 8 && (s[i] < '0' || s[i] > '9')) return std::nullopt;
+    if (i != 8 && (s[i] < '0' || s[i] > '9')) {
+      return std::nullopt;
+    }
   }
   return ParseWith(s, "%Y%m%dT%H%M%SZ");
 }
@@ -89,7 +99,9 @@ std::string FormatIso8601(std::chrono::system_clock::time_point t) {
   char buf[40];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   auto ms = ToUnixMillis(t) % 1000;
-  if (ms < 0) ms += 1000;
+  if (ms < 0) {
+    ms += 1000;
+  }
   char out[48];
   std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms));
   return out;
@@ -110,7 +122,9 @@ std::optional<std::chrono::system_clock::time_point> ParseHttpDate(std::string_v
   // strptime's %a/%b are locale-dependent; the daemon runs in the C locale.
   for (const char* fmt : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y",
                           "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.000Z"}) {
-    if (auto t = ParseWith(s, fmt)) return t;
+    if (auto t = ParseWith(s, fmt)) {
+      return t;
+    }
   }
   return std::nullopt;
 }

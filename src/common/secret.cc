@@ -12,7 +12,9 @@ SecretBytes::SecretBytes(size_t size) { Allocate(size); }
 
 SecretBytes::SecretBytes(std::span<const uint8_t> data) {
   Allocate(data.size());
-  if (!data.empty()) std::memcpy(data_, data.data(), data.size());
+  if (!data.empty()) {
+    std::memcpy(data_, data.data(), data.size());
+  }
 }
 
 SecretBytes::~SecretBytes() { Release(); }
@@ -41,14 +43,18 @@ SecretBytes& SecretBytes::operator=(SecretBytes&& other) noexcept {
 
 SecretBytes SecretBytes::Random(size_t size) {
   SecretBytes s(size);
-  if (sodium_init() < 0) throw std::bad_alloc();
+  if (sodium_init() < 0) {
+    throw std::bad_alloc();
+  }
   randombytes_buf(s.data_, size);
   return s;
 }
 
 void SecretBytes::Allocate(size_t size) {
   size_ = size;
-  if (size == 0) return;
+  if (size == 0) {
+    return;
+  }
   data_ = new uint8_t[size]();
   // Best effort: RLIMIT_MEMLOCK may refuse; the buffer is still wiped on release.
   (void)sodium_mlock(data_, size);

@@ -34,9 +34,15 @@ Status Status::FromErrno(int err, std::string_view context) {
   std::string msg(context);
   msg += ": ";
   msg += std::strerror(err);
-  if (err == ENOSPC || err == EDQUOT) return NoSpace(std::move(msg));
-  if (err == ENOENT) return NotFound(std::move(msg));
-  if (err == EACCES || err == EPERM) return PermissionDenied(std::move(msg));
+  if (err == ENOSPC || err == EDQUOT) {
+    return NoSpace(std::move(msg));
+  }
+  if (err == ENOENT) {
+    return NotFound(std::move(msg));
+  }
+  if (err == EACCES || err == EPERM) {
+    return PermissionDenied(std::move(msg));
+  }
   return IOError(std::move(msg));
 }
 
@@ -46,7 +52,9 @@ const std::string& Status::message() const {
 }
 
 std::string Status::ToString() const {
-  if (ok()) return "OK";
+  if (ok()) {
+    return "OK";
+  }
   std::string s(StatusCodeName(state_->code));
   s += ": ";
   s += state_->message;

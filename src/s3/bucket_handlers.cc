@@ -11,23 +11,34 @@ constexpr uint32_t kMaxListKeys = 1000;
 
 Expected<uint32_t, Error> ParseMaxKeys(const Query& q, std::string_view name) {
   auto v = q.Get(name);
-  if (!v) return kMaxListKeys;
+  if (!v) {
+    return kMaxListKeys;
+  }
   auto n = ParseDecimal(*v);
-  if (!n) return Error(ErrorCode::kInvalidArgument, "Provided " + std::string(name) + " not an integer or within integer range");
+  if (!n) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "Provided " + std::string(name) + " not an integer or within integer range");
+  }
   return static_cast<uint32_t>(std::min<uint64_t>(*n, kMaxListKeys));
 }
 
 Expected<bool, Error> ParseEncodingType(const Query& q) {
   auto v = q.Get("encoding-type");
-  if (!v) return false;
-  if (*v == "url") return true;
+  if (!v) {
+    return false;
+  }
+  if (*v == "url") {
+    return true;
+  }
   return Error(ErrorCode::kInvalidArgument, "Invalid Encoding Method specified in Request");
 }
 
 std::optional<std::string> ChecksumAlgorithmOf(const catalog::Attributes& attrs) {
   for (const auto& [k, v] : attrs) {
     if (k.starts_with("x-amz-checksum-")) {
-      if (auto alg = crypto::ParseChecksumAlgorithm(k)) return std::string(crypto::ChecksumAlgorithmName(*alg));
+      if (auto alg = crypto::ParseChecksumAlgorithm(k)) {
+        return std::string(crypto::ChecksumAlgorithmName(*alg));
+      }
     }
   }
   return std::nullopt;
@@ -58,7 +69,9 @@ asio::awaitable<Expected<Listing, Error>> List(RequestContext& ctx, const catalo
   q.start_after = std::move(start_after);
   q.max_keys = max_keys;
   auto page = co_await ctx.Blocking([&] { return ctx.service().ListObjects(bucket, q); });
-  if (!page.ok()) co_return ToS3Error(page.error());
+  if (!page.ok()) {
+    co_return ToS3Error(page.error());
+  }
   co_return Listing{std::move(page->entries), page->is_truncated, std::move(page->next_marker)};
 }
 
@@ -89,7 +102,9 @@ asio::awaitable<void> ListObjectsV2(RequestContext& ctx, const catalog::Bucket& 
   r.continuation_token = token;
   r.start_after = q.Get("start-after");
   r.url_encoding = *url;
-  if (listing->truncated) r.next_continuation_token = Base64Encode(AsBytes(listing->next_marker));
+  if (listing->truncated) {
+    r.next_continuation_token = Base64Encode(AsBytes(listing->next_marker));
+  }
   for (auto& e : listing->entries) {
     if (e.object) {
       r.contents.push_back(ToEntry(*e.object, fetch_owner ? std::optional<Owner>(ctx.owner()) : std::nullopt));
@@ -117,7 +132,9 @@ asio::awaitable<void> ListObjectsV1(RequestContext& ctx, const catalog::Bucket& 
   r.max_keys = *max_keys;
   r.is_truncated = listing->truncated;
   r.url_encoding = *url;
-  if (listing->truncated && !r.delimiter.empty()) r.next_marker = listing->next_marker;
+  if (listing->truncated && !r.delimiter.empty()) {
+    r.next_marker = listing->next_marker;
+  }
   for (auto& e : listing->entries) {
     if (e.object) {
       r.contents.push_back(ToEntry(*e.object, ctx.owner()));
@@ -229,7 +246,9 @@ asio::awaitable<void> HandleBucketOperation(RequestContext& ctx) {
     if (!buckets.ok()) co_return co_await ctx.SendError(ToS3Error(buckets.error()));
     ListAllMyBucketsResult r;
     r.owner = ctx.owner();
-    for (const auto& b : *buckets) r.buckets.push_back(BucketEntry{b.name, FromUnixMillis(b.created)});
+    for (const auto& b : *buckets) {
+      r.buckets.push_back(BucketEntry{b.name, FromUnixMillis(b.created)});
+    }
     co_return co_await ctx.SendXml(bhttp::status::ok, ListAllMyBucketsDocument(r));
   }
   if (ctx.route.op == Operation::kCreateBucket) co_return co_await CreateBucket(ctx);

@@ -9,9 +9,13 @@ namespace {
 
 Expected<uint32_t, Error> ParseNumber(const std::optional<std::string>& v, uint32_t fallback, uint32_t max,
                                       std::string_view what) {
-  if (!v) return fallback;
+  if (!v) {
+    return fallback;
+  }
   auto n = ParseDecimal(*v);
-  if (!n) return Error(ErrorCode::kInvalidArgument, std::string(what) + " is not a valid integer");
+  if (!n) {
+    return Error(ErrorCode::kInvalidArgument, std::string(what) + " is not a valid integer");
+  }
   return static_cast<uint32_t>(std::min<uint64_t>(*n, max));
 }
 
@@ -27,8 +31,12 @@ Expected<uint32_t, Error> PartNumberOf(const RequestContext& ctx) {
 std::map<std::string, std::string> ChecksumElements(const catalog::Attributes& attrs) {
   std::map<std::string, std::string> out;
   for (const auto& [k, v] : attrs) {
-    if (!k.starts_with("x-amz-checksum-")) continue;
-    if (auto alg = crypto::ParseChecksumAlgorithm(k)) out["Checksum" + std::string(crypto::ChecksumAlgorithmName(*alg))] = v;
+    if (!k.starts_with("x-amz-checksum-")) {
+      continue;
+    }
+    if (auto alg = crypto::ParseChecksumAlgorithm(k)) {
+      out["Checksum" + std::string(crypto::ChecksumAlgorithmName(*alg))] = v;
+    }
   }
   return out;
 }
@@ -45,7 +53,9 @@ asio::awaitable<void> CreateMultipartUpload(RequestContext& ctx, const catalog::
       [&] { return ctx.service().CreateUpload(bucket, ctx.route.key, std::move(*attrs), &ctx.audit_request); });
   if (!id.ok()) co_return co_await ctx.SendError(ToS3Error(id.error()));
   Headers h;
-  if (auto alg = ctx.Header("x-amz-checksum-algorithm")) h.emplace_back("x-amz-checksum-algorithm", std::string(*alg));
+  if (auto alg = ctx.Header("x-amz-checksum-algorithm")) {
+    h.emplace_back("x-amz-checksum-algorithm", std::string(*alg));
+  }
   co_await ctx.SendXml(bhttp::status::ok, InitiateMultipartUploadDocument(bucket.name, ctx.route.key, *id), h);
 }
 
@@ -103,10 +113,16 @@ asio::awaitable<void> UploadPartCopy(RequestContext& ctx, const catalog::Bucket&
   }
   auto result = co_await ctx.Blocking([&]() -> Expected<service::PutResult, Error> {
     auto writer = ctx.service().BeginPart(bucket, ctx.route.key, upload_id, *part, {}, &ctx.audit_request);
-    if (!writer.ok()) return ToS3Error(writer.error());
-    if (auto e = CopyStream(*source->reader, **writer, ctx.options().io_chunk)) return *e;
+    if (!writer.ok()) {
+      return ToS3Error(writer.error());
+    }
+    if (auto e = CopyStream(*source->reader, **writer, ctx.options().io_chunk)) {
+      return *e;
+    }
     auto r = (*writer)->Commit({});
-    if (!r.ok()) return ToS3Error(r.error());
+    if (!r.ok()) {
+      return ToS3Error(r.error());
+    }
     return std::move(r).value();
   });
   if (!result.ok()) co_return co_await ctx.SendError(result.error());
@@ -125,7 +141,9 @@ asio::awaitable<void> CompleteMultipartUpload(RequestContext& ctx, const catalog
   auto parts = ParseCompleteMultipartUpload(*body);
   if (!parts.ok()) co_return co_await ctx.SendError(parts.error());
   std::vector<service::UploadPartRef> refs;
-  for (const auto& p : *parts) refs.push_back(service::UploadPartRef{p.part_number, NormalizeETag(p.etag)});
+  for (const auto& p : *parts) {
+    refs.push_back(service::UploadPartRef{p.part_number, NormalizeETag(p.etag)});
+  }
   auto result = co_await ctx.Blocking(
       [&] { return ctx.service().CompleteUpload(bucket, ctx.route.key, upload_id, refs, *cond, &ctx.audit_request); });
   if (!result.ok()) co_return co_await ctx.SendError(ToS3Error(result.error()));
@@ -139,7 +157,9 @@ asio::awaitable<void> CompleteMultipartUpload(RequestContext& ctx, const catalog
   for (const auto& [alg, v] : result->checksums) {
     doc.checksums["Checksum" + std::string(crypto::ChecksumAlgorithmName(alg))] = Base64Encode(v) + suffix;
   }
-  if (!doc.checksums.empty()) doc.checksum_type = "COMPOSITE";
+  if (!doc.checksums.empty()) {
+    doc.checksum_type = "COMPOSITE";
+  }
   co_await ctx.SendXml(bhttp::status::ok, CompleteMultipartUploadDocument(doc));
 }
 
@@ -167,7 +187,9 @@ asio::awaitable<void> ListParts(RequestContext& ctx, const catalog::Bucket& buck
     r.checksum_algorithm = it->second;
   }
   r.is_truncated = parts->size() > *max_parts;
-  if (r.is_truncated) parts->resize(*max_parts);
+  if (r.is_truncated) {
+    parts->resize(*max_parts);
+  }
   for (const auto& p : *parts) {
     r.parts.push_back(PartEntry{p.part_number, FromUnixMillis(p.last_modified), p.etag, p.size,
                                 ChecksumElements(p.attributes)});
@@ -210,7 +232,9 @@ asio::awaitable<void> ListMultipartUploads(RequestContext& ctx, const catalog::B
     e.initiator = ctx.owner();
     e.owner = ctx.owner();
     e.initiated = FromUnixMillis(u.initiated);
-    if (auto it = u.attributes.find("x-amz-checksum-algorithm"); it != u.attributes.end()) e.checksum_algorithm = it->second;
+    if (auto it = u.attributes.find("x-amz-checksum-algorithm"); it != u.attributes.end()) {
+      e.checksum_algorithm = it->second;
+    }
     r.uploads.push_back(std::move(e));
   }
   r.common_prefixes = page->common_prefixes;

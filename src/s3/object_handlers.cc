@@ -15,7 +15,9 @@ bool ETagListMatches(std::string_view header, std::string_view etag) {
   while (!header.empty()) {
     size_t comma = header.find(',');
     std::string candidate = NormalizeETag(header.substr(0, comma));
-    if (candidate == "*" || candidate == etag) return true;
+    if (candidate == "*" || candidate == etag) {
+      return true;
+    }
     header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
   }
   return false;
@@ -31,7 +33,9 @@ void AddObjectHeaders(const service::ObjectInfo& info, Headers& headers, bool wi
   headers.emplace_back("last-modified", FormatHttpDate(FromUnixMillis(info.last_modified)));
   headers.emplace_back("accept-ranges", "bytes");
   AddStoredHeaders(info.attributes, headers, with_checksums);
-  if (info.multipart) headers.emplace_back("x-amz-mp-parts-count", std::to_string(info.part_sizes.size()));
+  if (info.multipart) {
+    headers.emplace_back("x-amz-mp-parts-count", std::to_string(info.part_sizes.size()));
+  }
 }
 
 // response-* query parameters override stored headers on GET (S3 allows them on signed requests).
@@ -65,7 +69,9 @@ http::ResponseHeader ObjectResponseHeader(const RequestContext& ctx, bhttp::stat
   res.version(ctx.ex.request().version());
   res.result(status);
   res.set("x-amz-request-id", ctx.request_id);
-  for (const auto& [k, v] : headers) res.set(k, v);
+  for (const auto& [k, v] : headers) {
+    res.set(k, v);
+  }
   res.set(bhttp::field::content_length, std::to_string(content_length));
   return res;
 }
@@ -95,9 +101,13 @@ std::optional<Error> EvaluateReadConditions(const RequestContext& ctx, const ser
   const auto modified = SecondsOf(info.last_modified);
   // RFC 7232 section 6 order; S3 follows it (If-Match true wins over If-Unmodified-Since false).
   if (if_match) {
-    if (!ETagListMatches(*if_match, info.etag)) return Error(ErrorCode::kPreconditionFailed);
+    if (!ETagListMatches(*if_match, info.etag)) {
+      return Error(ErrorCode::kPreconditionFailed);
+    }
   } else if (auto ius = ctx.Header(p + "if-unmodified-since")) {
-    if (auto t = ParseHttpDate(*ius); t && modified > *t) return Error(ErrorCode::kPreconditionFailed);
+    if (auto t = ParseHttpDate(*ius); t && modified > *t) {
+      return Error(ErrorCode::kPreconditionFailed);
+    }
   }
   const bool copy = !prefix.empty();
   if (if_none_match) {
@@ -120,7 +130,9 @@ Expected<catalog::WriteCondition, Error> WriteConditionFromHeaders(const Request
     }
     cond.if_none_match_any = true;
   }
-  if (auto im = ctx.Header("if-match")) cond.if_match_etag = NormalizeETag(*im);
+  if (auto im = ctx.Header("if-match")) {
+    cond.if_match_etag = NormalizeETag(*im);
+  }
   return cond;
 }
 
@@ -177,8 +189,12 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
     if (!sel.ok()) co_return co_await ctx.SendError(sel.error());
     range = *sel;
     whole = !info.multipart;
-    if (info.multipart) status = bhttp::status::partial_content;
-    if (!info.multipart && info.size == 0) range.reset();
+    if (info.multipart) {
+      status = bhttp::status::partial_content;
+    }
+    if (!info.multipart && info.size == 0) {
+      range.reset();
+    }
   } else if (auto rh = ctx.Header("range")) {
     RangeResult rr = ParseRange(*rh, info.size);
     if (rr.kind == RangeParse::kUnsatisfiable) {
@@ -298,13 +314,17 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
     attrs = std::move(*a);
   } else {
     for (const auto& [k, v] : src.attributes) {
-      if (!k.starts_with("x-amz-checksum-")) attrs[k] = v;
+      if (!k.starts_with("x-amz-checksum-")) {
+        attrs[k] = v;
+      }
     }
   }
   // The copy keeps the source's checksum algorithms (recomputed over the plaintext).
   std::set<crypto::ChecksumAlgorithm> algs;
   for (const auto& [k, v] : src.attributes) {
-    if (auto alg = crypto::ParseChecksumAlgorithm(k); alg && k.starts_with("x-amz-checksum-")) algs.insert(*alg);
+    if (auto alg = crypto::ParseChecksumAlgorithm(k); alg && k.starts_with("x-amz-checksum-")) {
+      algs.insert(*alg);
+    }
   }
   if (auto a = ctx.Header("x-amz-checksum-algorithm")) {
     auto alg = crypto::ParseChecksumAlgorithm(*a);
@@ -315,12 +335,18 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
   if (!cond.ok()) co_return co_await ctx.SendError(cond.error());
   auto result = co_await ctx.Blocking([&]() -> Expected<service::PutResult, Error> {
     auto writer = ctx.service().BeginPut(bucket, ctx.route.key, std::move(attrs), algs, &ctx.audit_request);
-    if (!writer.ok()) return ToS3Error(writer.error());
-    if (auto e = CopyStream(*reader, **writer, ctx.options().io_chunk)) return *e;
+    if (!writer.ok()) {
+      return ToS3Error(writer.error());
+    }
+    if (auto e = CopyStream(*reader, **writer, ctx.options().io_chunk)) {
+      return *e;
+    }
     service::CommitOptions opts;
     opts.condition = *cond;
     auto r = (*writer)->Commit(opts);
-    if (!r.ok()) return ToS3Error(r.error());
+    if (!r.ok()) {
+      return ToS3Error(r.error());
+    }
     return std::move(r).value();
   });
   if (!result.ok()) co_return co_await ctx.SendError(result.error());
@@ -343,14 +369,22 @@ Expected<ByteRange, Error> SelectPart(const service::ObjectInfo& info, std::stri
   }
   const uint64_t n = *parsed;
   if (!info.multipart) {
-    if (n != 1) return Error(ErrorCode::kInvalidPartNumber);
+    if (n != 1) {
+      return Error(ErrorCode::kInvalidPartNumber);
+    }
     return ByteRange{0, info.size == 0 ? 0 : info.size - 1};
   }
-  if (n > info.part_sizes.size()) return Error(ErrorCode::kInvalidPartNumber);
+  if (n > info.part_sizes.size()) {
+    return Error(ErrorCode::kInvalidPartNumber);
+  }
   uint64_t start = 0;
-  for (size_t i = 0; i + 1 < n; ++i) start += info.part_sizes[i];
+  for (size_t i = 0; i + 1 < n; ++i) {
+    start += info.part_sizes[i];
+  }
   const uint64_t size = info.part_sizes[n - 1];
-  if (size == 0) return Error(ErrorCode::kInvalidPartNumber);
+  if (size == 0) {
+    return Error(ErrorCode::kInvalidPartNumber);
+  }
   return ByteRange{start, start + size - 1};
 }
 
@@ -358,10 +392,16 @@ std::optional<Error> CopyStream(service::ObjectReader& reader, service::ObjectWr
   Bytes buf(chunk);
   for (;;) {
     auto n = reader.Read(buf);
-    if (!n.ok()) return ToS3Error(n.error());
-    if (*n == 0) return std::nullopt;
+    if (!n.ok()) {
+      return ToS3Error(n.error());
+    }
+    if (*n == 0) {
+      return std::nullopt;
+    }
     auto w = writer.Write(ByteView(buf.data(), *n));
-    if (!w.ok()) return ToS3Error(w.error());
+    if (!w.ok()) {
+      return ToS3Error(w.error());
+    }
   }
 }
 
@@ -376,9 +416,13 @@ asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx)
     }
   }
   auto decoded = UriDecode(path);
-  if (!decoded) co_return Error(ErrorCode::kInvalidArgument, "Invalid copy source encoding");
+  if (!decoded) {
+    co_return Error(ErrorCode::kInvalidArgument, "Invalid copy source encoding");
+  }
   std::string_view src = *decoded;
-  if (src.starts_with('/')) src.remove_prefix(1);
+  if (src.starts_with('/')) {
+    src.remove_prefix(1);
+  }
   size_t slash = src.find('/');
   if (slash == std::string_view::npos || slash == 0 || slash + 1 == src.size()) {
     co_return Error(ErrorCode::kInvalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
@@ -387,7 +431,9 @@ asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx)
   std::string bucket_name(src.substr(0, slash));
   out.key = std::string(src.substr(slash + 1));
   auto bucket = co_await ctx.ResolveBucket(bucket_name);
-  if (!bucket.ok()) co_return bucket.error();
+  if (!bucket.ok()) {
+    co_return bucket.error();
+  }
   out.bucket = *bucket;
   auto reader =
       co_await ctx.Blocking([&] { return ctx.service().OpenObject(out.bucket, out.key, &ctx.audit_request); });
@@ -397,7 +443,9 @@ asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx)
     co_return e;
   }
   out.reader = std::move(reader).value();
-  if (auto e = EvaluateReadConditions(ctx, out.reader->info(), "x-amz-copy-source-")) co_return *e;
+  if (auto e = EvaluateReadConditions(ctx, out.reader->info(), "x-amz-copy-source-")) {
+    co_return *e;
+  }
   co_return out;
 }
 

@@ -21,11 +21,15 @@ bool IsIpv4(std::string_view s) {
   int digits = 0;
   for (char c : s) {
     if (c == '.') {
-      if (digits == 0) return false;
+      if (digits == 0) {
+        return false;
+      }
       ++dots;
       digits = 0;
     } else if (c >= '0' && c <= '9') {
-      if (++digits > 3) return false;
+      if (++digits > 3) {
+        return false;
+      }
     } else {
       return false;
     }
@@ -34,20 +38,30 @@ bool IsIpv4(std::string_view s) {
 }
 
 Error KeyError(std::string_view key) {
-  if (key.size() > kMaxKeyBytes) return Error(ErrorCode::kKeyTooLongError);
+  if (key.size() > kMaxKeyBytes) {
+    return Error(ErrorCode::kKeyTooLongError);
+  }
   return Error(ErrorCode::kInvalidArgument, "Object key is not valid");
 }
 
 bool IsValidKey(std::string_view key) {
-  if (key.empty() || key.size() > kMaxKeyBytes) return false;
-  if (key.find('\0') != std::string_view::npos) return false;
+  if (key.empty() || key.size() > kMaxKeyBytes) {
+    return false;
+  }
+  if (key.find('\0') != std::string_view::npos) {
+    return false;
+  }
   // A ".." segment would be harmless here (keys never become paths) but it breaks every client
   // that maps keys to files, so it is refused as bad input.
   size_t start = 0;
   while (start <= key.size()) {
     size_t end = key.find('/', start);
-    if (end == std::string_view::npos) end = key.size();
-    if (key.substr(start, end - start) == "..") return false;
+    if (end == std::string_view::npos) {
+      end = key.size();
+    }
+    if (key.substr(start, end - start) == "..") {
+      return false;
+    }
     start = end + 1;
   }
   return true;
@@ -87,30 +101,42 @@ std::string_view OperationName(Operation op) {
 
 bool Query::Has(std::string_view name) const {
   for (const auto& [k, v] : params_) {
-    if (k == name) return true;
+    if (k == name) {
+      return true;
+    }
   }
   return false;
 }
 
 std::optional<std::string> Query::Get(std::string_view name) const {
   for (const auto& [k, v] : params_) {
-    if (k == name) return v;
+    if (k == name) {
+      return v;
+    }
   }
   return std::nullopt;
 }
 
 bool IsValidBucketName(std::string_view name) {
-  if (name.size() < 3 || name.size() > 63) return false;
+  if (name.size() < 3 || name.size() > 63) {
+    return false;
+  }
   auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-  if (!alnum(name.front()) || !alnum(name.back())) return false;
+  if (!alnum(name.front()) || !alnum(name.back())) {
+    return false;
+  }
   for (char c : name) {
-    if (!alnum(c) && c != '.' && c != '-') return false;
+    if (!alnum(c) && c != '.' && c != '-') {
+      return false;
+    }
   }
   if (name.find("..") != std::string_view::npos || name.find(".-") != std::string_view::npos ||
       name.find("-.") != std::string_view::npos) {
     return false;
   }
-  if (IsIpv4(name)) return false;
+  if (IsIpv4(name)) {
+    return false;
+  }
   if (name.starts_with("xn--") || name.starts_with("sthree-") || name.ends_with("-s3alias") ||
       name.ends_with("--ol-s3")) {
     return false;
@@ -126,9 +152,13 @@ Expected<Route, Error> RouteRequest(const HttpRequestView& request, const Router
     path = target.substr(0, q);
     raw_query = target.substr(q + 1);
   }
-  if (path.empty() || path.front() != '/') return Error(ErrorCode::kInvalidRequest, "Invalid request target");
+  if (path.empty() || path.front() != '/') {
+    return Error(ErrorCode::kInvalidRequest, "Invalid request target");
+  }
   auto params = ParseQuery(raw_query);
-  if (!params) return Error(ErrorCode::kInvalidArgument, "Invalid query string encoding");
+  if (!params) {
+    return Error(ErrorCode::kInvalidArgument, "Invalid query string encoding");
+  }
 
   Route route;
   route.query = Query(std::move(*params));
@@ -146,13 +176,17 @@ Expected<Route, Error> RouteRequest(const HttpRequestView& request, const Router
   } else {
     size_t slash = rest.find('/');
     auto decoded = UriDecode(rest.substr(0, slash));
-    if (!decoded) return Error(ErrorCode::kInvalidArgument, "Invalid bucket name encoding");
+    if (!decoded) {
+      return Error(ErrorCode::kInvalidArgument, "Invalid bucket name encoding");
+    }
     route.bucket = std::move(*decoded);
     rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
   }
   if (!rest.empty()) {
     auto key = UriDecode(rest);
-    if (!key) return Error(ErrorCode::kInvalidArgument, "Invalid key encoding");
+    if (!key) {
+      return Error(ErrorCode::kInvalidArgument, "Invalid key encoding");
+    }
     route.key = std::move(*key);
   }
   route.resource = "/" + route.bucket + (route.key.empty() ? "" : "/" + route.key);
@@ -176,32 +210,49 @@ Expected<Route, Error> RouteRequest(const HttpRequestView& request, const Router
 
   if (route.key.empty()) {
     if (m == "GET" || m == "HEAD") {
-      if (q.Has("location")) route.op = Operation::kGetBucketLocation;
-      else if (q.Has("acl")) route.op = Operation::kGetBucketAcl;
-      else if (q.Has("versioning")) route.op = Operation::kGetBucketVersioning;
-      else if (q.Has("versions")) route.op = Operation::kListObjectVersions;
-      else if (q.Has("uploads")) route.op = Operation::kListMultipartUploads;
-      else {
+      if (q.Has("location")) {
+        route.op = Operation::kGetBucketLocation;
+      } else if (q.Has("acl")) {
+        route.op = Operation::kGetBucketAcl;
+      } else if (q.Has("versioning")) {
+        route.op = Operation::kGetBucketVersioning;
+      } else if (q.Has("versions")) {
+        route.op = Operation::kListObjectVersions;
+      } else if (q.Has("uploads")) {
+        route.op = Operation::kListMultipartUploads;
+      } else {
         for (auto sub : kUnsupportedSubresources) {
-          if (q.Has(sub)) return Error(ErrorCode::kNotImplemented, "This bucket subresource is not implemented");
+          if (q.Has(sub)) {
+            return Error(ErrorCode::kNotImplemented, "This bucket subresource is not implemented");
+          }
         }
-        if (m == "HEAD") route.op = Operation::kHeadBucket;
-        else if (q.Get("list-type") == "2") route.op = Operation::kListObjectsV2;
-        else route.op = Operation::kListObjects;
+        if (m == "HEAD") {
+          route.op = Operation::kHeadBucket;
+        } else if (q.Get("list-type") == "2") {
+          route.op = Operation::kListObjectsV2;
+        } else {
+          route.op = Operation::kListObjects;
+        }
       }
       return route;
     }
     if (m == "PUT") {
       for (auto sub : kUnsupportedSubresources) {
-        if (q.Has(sub)) return Error(ErrorCode::kNotImplemented, "This bucket subresource is not implemented");
+        if (q.Has(sub)) {
+          return Error(ErrorCode::kNotImplemented, "This bucket subresource is not implemented");
+        }
       }
-      if (q.Has("versioning")) return Error(ErrorCode::kNotImplemented, "Versioning is not implemented");
+      if (q.Has("versioning")) {
+        return Error(ErrorCode::kNotImplemented, "Versioning is not implemented");
+      }
       route.op = Operation::kCreateBucket;
       return route;
     }
     if (m == "DELETE") {
       for (auto sub : kUnsupportedSubresources) {
-        if (q.Has(sub)) return Error(ErrorCode::kNotImplemented, "This bucket subresource is not implemented");
+        if (q.Has(sub)) {
+          return Error(ErrorCode::kNotImplemented, "This bucket subresource is not implemented");
+        }
       }
       route.op = Operation::kDeleteBucket;
       return route;
@@ -216,23 +267,33 @@ Expected<Route, Error> RouteRequest(const HttpRequestView& request, const Router
     return Error(ErrorCode::kMethodNotAllowed);
   }
 
-  if (!IsValidKey(route.key)) return KeyError(route.key);
+  if (!IsValidKey(route.key)) {
+    return KeyError(route.key);
+  }
 
   if (m == "GET" || m == "HEAD") {
     if (q.Has("uploadId")) {
-      if (m == "HEAD") return Error(ErrorCode::kMethodNotAllowed);
+      if (m == "HEAD") {
+        return Error(ErrorCode::kMethodNotAllowed);
+      }
       route.op = Operation::kListParts;
       return route;
     }
     if (q.Has("acl")) {
-      if (m == "HEAD") return Error(ErrorCode::kMethodNotAllowed);
+      if (m == "HEAD") {
+        return Error(ErrorCode::kMethodNotAllowed);
+      }
       route.op = Operation::kGetObjectAcl;
       return route;
     }
     for (auto sub : kUnsupportedSubresources) {
       // versionId=null names the only version of an object in an unversioned bucket.
-      if (sub == "versionId" && q.Get("versionId") == "null") continue;
-      if (q.Has(sub)) return Error(ErrorCode::kNotImplemented, "This object subresource is not implemented");
+      if (sub == "versionId" && q.Get("versionId") == "null") {
+        continue;
+      }
+      if (q.Has(sub)) {
+        return Error(ErrorCode::kNotImplemented, "This object subresource is not implemented");
+      }
     }
     route.op = m == "GET" ? Operation::kGetObject : Operation::kHeadObject;
     return route;
@@ -246,7 +307,9 @@ Expected<Route, Error> RouteRequest(const HttpRequestView& request, const Router
       return route;
     }
     for (auto sub : kUnsupportedSubresources) {
-      if (q.Has(sub)) return Error(ErrorCode::kNotImplemented, "This object subresource is not implemented");
+      if (q.Has(sub)) {
+        return Error(ErrorCode::kNotImplemented, "This object subresource is not implemented");
+      }
     }
     route.op = has_copy_source ? Operation::kCopyObject : Operation::kPutObject;
     return route;
@@ -268,8 +331,12 @@ Expected<Route, Error> RouteRequest(const HttpRequestView& request, const Router
       return route;
     }
     for (auto sub : kUnsupportedSubresources) {
-      if (sub == "versionId" && q.Get("versionId") == "null") continue;
-      if (q.Has(sub)) return Error(ErrorCode::kNotImplemented, "This object subresource is not implemented");
+      if (sub == "versionId" && q.Get("versionId") == "null") {
+        continue;
+      }
+      if (q.Has(sub)) {
+        return Error(ErrorCode::kNotImplemented, "This object subresource is not implemented");
+      }
     }
     route.op = Operation::kDeleteObject;
     return route;

@@ -122,11 +122,17 @@ void RegisterScrubCommands(CLI::App& app, CommandRunner& runner) {
   scrub->callback([flags, &runner] {
     runner.run = [flags] {
       auto config = ResolveConfig(flags->common);
-      if (!config.ok()) return Fail(config.status());
+      if (!config.ok()) {
+        return Fail(config.status());
+      }
       auto stores = OpenStores(*config, /*for_daemon=*/false);
-      if (!stores.ok()) return Fail(stores.status());
+      if (!stores.ok()) {
+        return Fail(stores.status());
+      }
       auto report = Scrub(*stores, flags->tenant);
-      if (!report.ok()) return Fail(report.status());
+      if (!report.ok()) {
+        return Fail(report.status());
+      }
       const ScrubReport& r = *report;
       if (flags->json) {
         nlohmann::json damaged = nlohmann::json::array();

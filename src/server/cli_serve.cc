@@ -41,7 +41,9 @@ void RegisterServeCommand(CLI::App& app, CommandRunner& runner) {
         return config;
       };
       auto config = load();
-      if (!config.ok()) return Fail(config.status());
+      if (!config.ok()) {
+        return Fail(config.status());
+      }
       return RunDaemon(*config, load);
     };
   });

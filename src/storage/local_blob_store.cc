@@ -14,9 +14,13 @@ namespace coffre::storage {
 namespace {
 
 bool IsValidBlobId(const std::string& id) {
-  if (id.size() < 16 || id.size() > 64) return false;
+  if (id.size() < 16 || id.size() > 64) {
+    return false;
+  }
   for (char c : id) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
   }
   return true;
 }
@@ -24,7 +28,9 @@ bool IsValidBlobId(const std::string& id) {
 // The entries of a directory but "." and "..", each with whether it is a directory.
 Result<std::vector<std::pair<std::string, bool>>> ListDir(const std::string& path) {
   DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return Status::FromErrno(errno, "open " + path);
+  if (dir == nullptr) {
+    return Status::FromErrno(errno, "open " + path);
+  }
   std::vector<std::pair<std::string, bool>> out;
   errno = 0;
   while (dirent* e = ::readdir(dir)) {
@@ -41,22 +47,30 @@ Result<std::vector<std::pair<std::string, bool>>> ListDir(const std::string& pat
   }
   const int err = errno;
   ::closedir(dir);
-  if (err != 0) return Status::FromErrno(err, "read " + path);
+  if (err != 0) {
+    return Status::FromErrno(err, "read " + path);
+  }
   return out;
 }
 
 Status MakeDir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir " + path);
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "mkdir " + path);
+  }
   return Status::Ok();
 }
 
 Status FsyncDir(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno(errno, "open dir " + path);
+  if (fd < 0) {
+    return Status::FromErrno(errno, "open dir " + path);
+  }
   int rc = ::fsync(fd);
   int err = errno;
   ::close(fd);
-  if (rc != 0) return Status::FromErrno(err, "fsync dir " + path);
+  if (rc != 0) {
+    return Status::FromErrno(err, "fsync dir " + path);
+  }
   return Status::Ok();
 }
 
@@ -64,7 +78,9 @@ Status WriteFully(int fd, uint64_t offset, std::span<const uint8_t> data) {
   while (!data.empty()) {
     ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        continue;
+      }
       return Status::FromErrno(errno, "write blob");
     }
     data = data.subspan(static_cast<size_t>(n));
@@ -82,8 +98,12 @@ class LocalBlobWriter final : public BlobWriter {
       : fd_(fd), tmp_path_(std::move(tmp_path)), final_dir_(std::move(final_dir)),
         final_path_(std::move(final_path)), store_(store) {}
   ~LocalBlobWriter() override {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_path_.c_str());
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    if (!committed_) {
+      ::unlink(tmp_path_.c_str());
+    }
   }
 
   Status Append(std::span<const uint8_t> data) override {
@@ -118,14 +138,20 @@ class LocalBlobReader final : public BlobReader {
   ~LocalBlobReader() override { ::close(fd_); }
 
   Status ReadAt(uint64_t offset, std::span<uint8_t> out) const override {
-    if (offset + out.size() > size_) return Status::Corruption("blob shorter than expected");
+    if (offset + out.size() > size_) {
+      return Status::Corruption("blob shorter than expected");
+    }
     while (!out.empty()) {
       ssize_t n = ::pread(fd_, out.data(), out.size(), static_cast<off_t>(offset));
       if (n < 0) {
-        if (errno == EINTR) continue;
+        if (errno == EINTR) {
+          continue;
+        }
         return Status::FromErrno(errno, "read blob");
       }
-      if (n == 0) return Status::Corruption("blob shorter than expected");
+      if (n == 0) {
+        return Status::Corruption("blob shorter than expected");
+      }
       out = out.subspan(static_cast<size_t>(n));
       offset += static_cast<uint64_t>(n);
     }
@@ -150,10 +176,14 @@ class LocalBlobStore final : public BlobStore {
   }
 
   Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id) override {
-    if (!IsValidBlobId(blob_id)) return Status::InvalidArgument("invalid blob id");
+    if (!IsValidBlobId(blob_id)) {
+      return Status::InvalidArgument("invalid blob id");
+    }
     std::string tmp_path = tmp_ + "/" + blob_id + ".tmp";
     int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return Status::FromErrno(errno, "create temporary blob");
+    if (fd < 0) {
+      return Status::FromErrno(errno, "create temporary blob");
+    }
     std::string dir = blobs_ + "/" + blob_id.substr(0, 2) + "/" + blob_id.substr(2, 2);
     std::string final_path = dir + "/" + blob_id;
     return std::unique_ptr<BlobWriter>(
@@ -161,10 +191,14 @@ class LocalBlobStore final : public BlobStore {
   }
 
   Result<std::unique_ptr<BlobReader>> Open(const std::string& blob_id) const override {
-    if (!IsValidBlobId(blob_id)) return Status::InvalidArgument("invalid blob id");
+    if (!IsValidBlobId(blob_id)) {
+      return Status::InvalidArgument("invalid blob id");
+    }
     std::string path = PathOf(blob_id);
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status::FromErrno(errno, "open blob " + blob_id);
+    if (fd < 0) {
+      return Status::FromErrno(errno, "open blob " + blob_id);
+    }
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
       int err = errno;
@@ -175,7 +209,9 @@ class LocalBlobStore final : public BlobStore {
   }
 
   Status Remove(const std::string& blob_id) override {
-    if (!IsValidBlobId(blob_id)) return Status::InvalidArgument("invalid blob id");
+    if (!IsValidBlobId(blob_id)) {
+      return Status::InvalidArgument("invalid blob id");
+    }
     if (::unlink(PathOf(blob_id).c_str()) != 0 && errno != ENOENT) {
       return Status::FromErrno(errno, "remove blob " + blob_id);
     }
@@ -184,12 +220,18 @@ class LocalBlobStore final : public BlobStore {
 
   Result<uint64_t> RemoveTemporaries() override {
     DIR* dir = ::opendir(tmp_.c_str());
-    if (dir == nullptr) return Status::FromErrno(errno, "open " + tmp_);
+    if (dir == nullptr) {
+      return Status::FromErrno(errno, "open " + tmp_);
+    }
     uint64_t removed = 0;
     while (dirent* e = ::readdir(dir)) {
       std::string name = e->d_name;
-      if (name == "." || name == "..") continue;
-      if (::unlink((tmp_ + "/" + name).c_str()) == 0) ++removed;
+      if (name == "." || name == "..") {
+        continue;
+      }
+      if (::unlink((tmp_ + "/" + name).c_str()) == 0) {
+        ++removed;
+      }
     }
     ::closedir(dir);
     return removed;
@@ -202,14 +244,18 @@ class LocalBlobStore final : public BlobStore {
     for (const auto& [d1, is_dir1] : level1) {
       const std::string p1 = blobs_ + "/" + d1;
       if (!is_dir1) {
-        if (strays != nullptr) strays->push_back(p1);
+        if (strays != nullptr) {
+          strays->push_back(p1);
+        }
         continue;
       }
       COFFRE_ASSIGN_OR_RETURN(auto level2, ListDir(p1));
       for (const auto& [d2, is_dir2] : level2) {
         const std::string p2 = p1 + "/" + d2;
         if (!is_dir2) {
-          if (strays != nullptr) strays->push_back(p2);
+          if (strays != nullptr) {
+            strays->push_back(p2);
+          }
           continue;
         }
         COFFRE_ASSIGN_OR_RETURN(auto files, ListDir(p2));
@@ -218,7 +264,9 @@ class LocalBlobStore final : public BlobStore {
           struct stat st {};
           if (is_dir || !IsValidBlobId(name) || name.compare(0, 2, d1) != 0 || name.compare(2, 2, d2) != 0 ||
               ::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-            if (strays != nullptr) strays->push_back(path);
+            if (strays != nullptr) {
+              strays->push_back(path);
+            }
             continue;
           }
           out.push_back(StoredFile{name, static_cast<uint64_t>(st.st_size), static_cast<int64_t>(st.st_mtime)});
@@ -233,7 +281,9 @@ class LocalBlobStore final : public BlobStore {
     std::vector<StoredFile> out;
     for (const auto& [name, is_dir] : names) {
       struct stat st {};
-      if (::lstat((tmp_ + "/" + name).c_str(), &st) != 0) continue;  // finished meanwhile
+      if (::lstat((tmp_ + "/" + name).c_str(), &st) != 0) {
+        continue;  // finished meanwhile
+      }
       out.push_back(StoredFile{name, static_cast<uint64_t>(st.st_size), static_cast<int64_t>(st.st_mtime)});
     }
     return out;
@@ -253,7 +303,9 @@ class LocalBlobStore final : public BlobStore {
   // target's path is itself durable.
   Status EnsureDir(const std::string& dir) {
     std::lock_guard lock(mu_);
-    if (known_dirs_.count(dir) != 0) return Status::Ok();
+    if (known_dirs_.count(dir) != 0) {
+      return Status::Ok();
+    }
     std::string parent = dir.substr(0, dir.rfind('/'));
     struct stat st {};
     if (::stat(parent.c_str(), &st) != 0) {
@@ -281,12 +333,18 @@ class LocalBlobStore final : public BlobStore {
 };
 
 Status LocalBlobWriter::Commit() {
-  if (committed_ || fd_ < 0) return Status::Internal("blob committed twice");
-  if (::fsync(fd_) != 0) return Status::FromErrno(errno, "fsync blob");
+  if (committed_ || fd_ < 0) {
+    return Status::Internal("blob committed twice");
+  }
+  if (::fsync(fd_) != 0) {
+    return Status::FromErrno(errno, "fsync blob");
+  }
   ::close(fd_);
   fd_ = -1;
   COFFRE_RETURN_IF_ERROR(store_->EnsureDir(final_dir_));
-  if (::rename(tmp_path_.c_str(), final_path_.c_str()) != 0) return Status::FromErrno(errno, "rename blob");
+  if (::rename(tmp_path_.c_str(), final_path_.c_str()) != 0) {
+    return Status::FromErrno(errno, "rename blob");
+  }
   committed_ = true;
   return FsyncDir(final_dir_);
 }
