@@ -18,6 +18,7 @@ docs/PERFORMANCE.md; the hand-written analysis around them is kept.
 import argparse
 import datetime
 import json
+import math
 import os
 import re
 import shutil
@@ -309,6 +310,10 @@ def micro_section(med, cv, gen):
                          "data key: keystore UnwrapDataKey vs AEAD Open")):
         ta, tb = t_us(a), t_us(b)
         lines.append(f"| {label} | {ta:.1f} µs | {tb:.1f} µs | {ta / tb:.2f} | {noise(a)} |")
+    secret, heap = t_us("BM_SecretBytesCopy"), t_us("BM_HeapBytesCopy")
+    if not (math.isnan(secret) or math.isnan(heap)):
+        lines.append(f"| SecretBytes copy of a 32-byte key vs a plain heap copy | {secret * 1000:.0f} ns | "
+                     f"{heap * 1000:.0f} ns | **{secret / heap:.1f}** | {noise('BM_SecretBytesCopy')} |")
     lines.append(f"| BlobEncryptor::Create + header (per object) | {t_us('BM_BlobEncryptorCreate'):.1f} µs | — | — | "
                  f"{noise('BM_BlobEncryptorCreate')} |")
     rows = f"{int(gen.group(2)):,}" if gen else "1 M"
