@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "coffre/crypto/aead.h"
+#include "coffre/crypto/hash.h"
 #include "coffre/db/sqlite.h"
 
 namespace coffre::audit {
@@ -76,13 +77,51 @@ CREATE TABLE archive_heads (
 );
 )sql";
 
+// Root key rotation: copies of a signing key's private half sealed under other root keys, found
+// by a fingerprint of the root key that opens them. signing_keys.sealed_secret stays the copy
+// under the root key the log was created with, emptied once a rotation has dropped that key.
+constexpr std::string_view kSchemaV3 = R"sql(
+CREATE TABLE signing_key_seals (
+  key_id           TEXT NOT NULL,
+  root_fingerprint BLOB NOT NULL,   -- RootKeyFingerprint(root key)
+  sealed_secret    BLOB NOT NULL,   -- as signing_keys.sealed_secret, under that root key
+  created          INTEGER NOT NULL,
+  PRIMARY KEY (key_id, root_fingerprint)
+);
+)sql";
+
 constexpr std::string_view kRecordColumns =
     "seq, time_ms, tenant, key_id, key_version, operation, action, bucket, object_key, object_id, request_id, "
     "access_key_id, client_address, outcome, prev";
 
+constexpr std::string_view kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
+
 Bytes SigningKeyAad(const std::string& key_id) {
   std::string s = "coffre/v1/audit-signing-key/" + key_id;
   return Bytes(s.begin(), s.end());
+}
+
+// Names a root key without revealing it: HMAC-SHA256 keyed by the root key, first 16 bytes.
+Bytes RootKeyFingerprint(const SecretBytes& root_key) {
+  const crypto::Sha256Digest mac =
+      crypto::HmacSha256(root_key.Reveal(), AsBytes("coffre/v1/audit-root-key-fingerprint"));
+  return Bytes(mac.begin(), mac.begin() + 16);
+}
+
+// The private half of signing key `key_id` opened under `root_key`: the copy sealed under that
+// root key (signing_key_seals), else the original copy (`original`, empty once dropped).
+Result<SecretBytes> UnsealSigningSecret(db::Connection& conn, const std::string& key_id, ByteView original,
+                                        const SecretBytes& root_key) {
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT sealed_secret FROM signing_key_seals "
+                                                         "WHERE key_id = ? AND root_fingerprint = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(key_id, RootKeyFingerprint(root_key)));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  auto secret = row ? crypto::OpenSecret(root_key, st.ColumnBlobView(0), SigningKeyAad(key_id))
+                    : crypto::OpenSecret(root_key, original, SigningKeyAad(key_id));
+  if (!secret.ok()) {
+    return Status::PermissionDenied("the root key does not open the audit log's signing key");
+  }
+  return std::move(secret).value();
 }
 
 Hash HashFromBlob(ByteView b) {
@@ -157,11 +196,7 @@ Result<SigningKey> LoadOrCreateSigningKey(db::Connection& conn, const SecretByte
       std::string key_id = st.ColumnText(0);
       SigningKey key;
       key.public_key = st.ColumnBlob(1);
-      auto secret = crypto::OpenSecret(root_key, st.ColumnBlobView(2), SigningKeyAad(key_id));
-      if (!secret.ok()) {
-        return Status::PermissionDenied("the root key does not open the audit log's signing key");
-      }
-      key.secret_key = std::move(secret).value();
+      COFFRE_ASSIGN_OR_RETURN(key.secret_key, UnsealSigningSecret(conn, key_id, st.ColumnBlobView(2), root_key));
       if (KeyId(key.public_key) != key_id) {
         return Status::Corruption("audit signing key id does not match its public key");
       }
@@ -205,10 +240,94 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path, const 
     return Status::InvalidArgument("audit log: the root key must be 32 bytes");
   }
   COFFRE_ASSIGN_OR_RETURN(auto conn, db::Connection::Open(path, db::OpenMode::kReadWriteCreate, options.busy_timeout_ms));
-  static constexpr std::string_view kMigrations[] = {kSchemaV1, kSchemaV2};
   COFFRE_RETURN_IF_ERROR(db::Migrate(*conn, kMigrations));
   COFFRE_ASSIGN_OR_RETURN(SigningKey key, LoadOrCreateSigningKey(*conn, root_key, *options.clock));
   return std::unique_ptr<AuditLog>(new AuditLog(std::move(conn), std::move(key), options));
+}
+
+namespace {
+
+struct StoredSigningKey {
+  std::string key_id;
+  Bytes original;  // signing_keys.sealed_secret
+};
+
+Result<std::vector<StoredSigningKey>> ListSigningKeys(db::Connection& conn) {
+  std::vector<StoredSigningKey> out;
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT key_id, sealed_secret FROM signing_keys"));
+  for (;;) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    out.push_back({st.ColumnText(0), st.ColumnBlob(1)});
+  }
+  return out;
+}
+
+Result<std::unique_ptr<db::Connection>> OpenExisting(const std::string& path) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, db::Connection::Open(path, db::OpenMode::kReadWrite));
+  COFFRE_RETURN_IF_ERROR(db::Migrate(*conn, kMigrations));
+  // Dropped sealed copies are overwritten with zeros, not left in free pages.
+  COFFRE_RETURN_IF_ERROR(conn->Exec("PRAGMA secure_delete = ON"));
+  return conn;
+}
+
+}  // namespace
+
+Status AuditLog::AddRootKeySeal(const std::string& path, const SecretBytes& current_root,
+                                const SecretBytes& new_root) {
+  if (current_root.size() != crypto::kKeySize || new_root.size() != crypto::kKeySize) {
+    return Status::InvalidArgument("audit log: root keys must be 32 bytes");
+  }
+  COFFRE_ASSIGN_OR_RETURN(auto conn, OpenExisting(path));
+  COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(*conn));
+  COFFRE_ASSIGN_OR_RETURN(std::vector<StoredSigningKey> keys, ListSigningKeys(*conn));
+  const Bytes fingerprint = RootKeyFingerprint(new_root);
+  for (const auto& k : keys) {
+    COFFRE_ASSIGN_OR_RETURN(SecretBytes secret, UnsealSigningSecret(*conn, k.key_id, k.original, current_root));
+    COFFRE_ASSIGN_OR_RETURN(Bytes sealed, crypto::Seal(new_root, secret.Reveal(), SigningKeyAad(k.key_id)));
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
+                            conn->Prepare("INSERT INTO signing_key_seals (key_id, root_fingerprint, sealed_secret, "
+                                          "created) VALUES (?, ?, ?, ?) ON CONFLICT (key_id, root_fingerprint) "
+                                          "DO UPDATE SET sealed_secret = excluded.sealed_secret"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(k.key_id, fingerprint, sealed, ToUnixMillis(Clock::System().Now())));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  return tx.Commit();
+}
+
+Status AuditLog::DropRootKeySealsExcept(const std::string& path, const SecretBytes& keep_root) {
+  if (keep_root.size() != crypto::kKeySize) {
+    return Status::InvalidArgument("audit log: the root key must be 32 bytes");
+  }
+  COFFRE_ASSIGN_OR_RETURN(auto conn, OpenExisting(path));
+  {
+    COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(*conn));
+    COFFRE_ASSIGN_OR_RETURN(std::vector<StoredSigningKey> keys, ListSigningKeys(*conn));
+    const Bytes fingerprint = RootKeyFingerprint(keep_root);
+    for (const auto& k : keys) {
+      // Never leave a signing key that no root key opens: check before removing anything.
+      if (!UnsealSigningSecret(*conn, k.key_id, k.original, keep_root).ok()) {
+        return Status::FailedPrecondition("audit signing key " + k.key_id +
+                                          " has no copy under the root key to keep; nothing removed");
+      }
+      if (!k.original.empty() && !crypto::OpenSecret(keep_root, k.original, SigningKeyAad(k.key_id)).ok()) {
+        COFFRE_ASSIGN_OR_RETURN(db::Statement st,
+                                conn->Prepare("UPDATE signing_keys SET sealed_secret = X'' WHERE key_id = ?"));
+        COFFRE_RETURN_IF_ERROR(st.BindAll(k.key_id));
+        COFFRE_RETURN_IF_ERROR(st.Run());
+      }
+    }
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
+                            conn->Prepare("DELETE FROM signing_key_seals WHERE root_fingerprint != ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(fingerprint));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+    COFFRE_RETURN_IF_ERROR(tx.Commit());
+  }
+  // Moves the zeroed pages out of the WAL (best effort, as the keystore does).
+  (void)conn->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  return Status::Ok();
 }
 
 AuditLog::AuditLog(std::unique_ptr<db::Connection> conn, SigningKey key, AuditLogOptions options)

@@ -29,6 +29,10 @@ Status MigrateKeystoreSchema(db::Connection& conn);
 
 inline constexpr std::string_view kCheckPlaintext = "coffre keystore check";
 inline constexpr std::string_view kCheckAad = "coffre/v1/keystore-check";
+// Names of the meta rows: the check value sealed under the root key, and the Argon2id salt and
+// parameters of a keystore whose root key comes from a passphrase.
+inline constexpr std::string_view kRootKeyCheckName = "root-key-check";
+inline constexpr std::string_view kPassphraseKdfName = "passphrase-kdf";
 
 Bytes LengthPrefixed(std::initializer_list<ByteView> fields);
 Bytes TenantKeyAad(std::string_view tenant_id, uint32_t version);

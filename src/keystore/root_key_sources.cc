@@ -19,7 +19,7 @@
 namespace coffre::keystore {
 namespace {
 
-constexpr std::string_view kKdfName = "passphrase-kdf";
+constexpr std::string_view kKdfName = internal::kPassphraseKdfName;
 constexpr uint8_t kKdfFormat = 1;  // 1: Argon2id v1.3; then opslimit, memlimit (8 bytes BE), salt
 constexpr size_t kMaxPassphrase = 1024;
 
@@ -81,7 +81,36 @@ Result<SecretBytes> ReadLine(int fd, bool stop_at_newline) {
   return SecretBytes(text);
 }
 
+// Argon2id over the passphrase with these parameters and salt.
+Result<SecretBytes> Stretch(const SecretBytes& passphrase, const PassphraseKdfParams& params, ByteView salt) {
+  if (params.opslimit < crypto_pwhash_OPSLIMIT_MIN || params.memlimit < crypto_pwhash_MEMLIMIT_MIN ||
+      params.memlimit > (1ull << 34)) {
+    return Status::Corruption("the keystore's passphrase parameters are out of range");
+  }
+  SecretBytes key(crypto::kKeySize);
+  if (crypto_pwhash(key.RevealMutable().data(), key.size(), reinterpret_cast<const char*>(passphrase.Reveal().data()),
+                    passphrase.size(), salt.data(), params.opslimit, static_cast<size_t>(params.memlimit),
+                    crypto_pwhash_ALG_ARGON2ID13) != 0) {
+    return Status::NoSpace("Argon2id needs " + std::to_string(params.memlimit >> 20) + " MiB of memory");
+  }
+  return key;
+}
+
 }  // namespace
+
+Result<PassphraseRootKey> DeriveRootKeyFromNewPassphrase(const SecretBytes& passphrase,
+                                                         const PassphraseKdfParams& params) {
+  if (sodium_init() < 0) {
+    return Status::Internal("libsodium failed to initialise");
+  }
+  // A fresh salt: the new root key shares nothing with one derived from the same passphrase before.
+  Bytes salt(crypto_pwhash_SALTBYTES);
+  randombytes_buf(salt.data(), salt.size());
+  PassphraseRootKey out;
+  COFFRE_ASSIGN_OR_RETURN(out.root_key, Stretch(passphrase, params, salt));
+  out.kdf_record = EncodeKdf(params, salt);
+  return out;
+}
 
 Result<SecretBytes> LoadRootKeyCredential(const std::string& name) {
   const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
@@ -186,17 +215,7 @@ Result<SecretBytes> DeriveRootKeyFromPassphrase(const std::string& keystore_path
     }
     COFFRE_RETURN_IF_ERROR(tx.Commit());
   }
-  if (used.opslimit < crypto_pwhash_OPSLIMIT_MIN || used.memlimit < crypto_pwhash_MEMLIMIT_MIN ||
-      used.memlimit > (1ull << 34)) {
-    return Status::Corruption("the keystore's passphrase parameters are out of range");
-  }
-  SecretBytes key(crypto::kKeySize);
-  if (crypto_pwhash(key.RevealMutable().data(), key.size(), reinterpret_cast<const char*>(passphrase.Reveal().data()),
-                    passphrase.size(), salt.data(), used.opslimit, static_cast<size_t>(used.memlimit),
-                    crypto_pwhash_ALG_ARGON2ID13) != 0) {
-    return Status::NoSpace("Argon2id needs " + std::to_string(used.memlimit >> 20) + " MiB of memory");
-  }
-  return key;
+  return Stretch(passphrase, used, salt);
 }
 
 }  // namespace coffre::keystore

@@ -87,7 +87,7 @@ CREATE INDEX key_events_by_tenant ON key_events(tenant_id, id);
 )sql",
 };
 
-constexpr std::string_view kCheckName = "root-key-check";
+constexpr std::string_view kCheckName = internal::kRootKeyCheckName;
 constexpr UnixMillis kCacheTtl = 60'000;
 constexpr UnixMillis kLastUsedFlushInterval = 60'000;
 
@@ -218,6 +218,9 @@ class SqliteKeystore final : public Keystore {
   Result<CachedAccessKey> LoadAccessKey(const std::string& access_key_id);
   // Writes the coalesced last_used times if the interval has passed (or `force`).
   Status FlushLastUsed(bool force);
+  // `failed` (a stored value did not open), or a clearer error when the reason is that the
+  // keystore's root key was rotated (coffre keystore rotate-root) after this process opened it.
+  Status UnlessRootKeyRotated(Status failed);
 
   const Clock& clock_;
   const SecretBytes root_;
@@ -475,7 +478,8 @@ Result<SqliteKeystore::CachedAccessKey> SqliteKeystore::LoadAccessKey(const std:
   // another tenant, does not open.
   auto secret = crypto::OpenSecret(root_, sealed, internal::AccessKeySecretAad(access_key_id, entry.key.tenant_id));
   if (!secret.ok()) {
-    return Status::Corruption("the stored secret of access key " + access_key_id + " does not open under the root key");
+    return UnlessRootKeyRotated(Status::Corruption("the stored secret of access key " + access_key_id +
+                                                   " does not open under the root key"));
   }
   entry.secret = std::make_shared<const SecretBytes>(std::move(secret).value());
   entry.loaded_at = Now();
@@ -557,6 +561,24 @@ Status SqliteKeystore::FlushLastUsed(bool force) {
   return result;
 }
 
+Status SqliteKeystore::UnlessRootKeyRotated(Status failed) {
+  std::lock_guard lock(db_mu_);
+  auto st = conn_->PrepareCached("SELECT value FROM meta WHERE name = ?");
+  if (!st.ok() || !st->BindAll(kCheckName).ok()) {
+    return failed;
+  }
+  auto row = st->Step();
+  if (!row.ok() || !*row) {
+    return failed;
+  }
+  auto opened = crypto::Open(root_, st->ColumnBlobView(0), AsBytes(internal::kCheckAad));
+  if (opened.ok() && AsChars(*opened) == internal::kCheckPlaintext) {
+    return failed;
+  }
+  return Status::FailedPrecondition("the keystore's root key was rotated (coffre keystore rotate-root) after this "
+                                    "process started; restart it with the new root key");
+}
+
 // --- data keys ---------------------------------------------------------------------------
 
 Result<KeyPtr> SqliteKeystore::TenantKey(const std::string& tenant_id, uint32_t version) {
@@ -593,8 +615,8 @@ Result<KeyPtr> SqliteKeystore::TenantKey(const std::string& tenant_id, uint32_t 
   }
   auto key = crypto::OpenSecret(root_, wrapped, internal::TenantKeyAad(tenant_id, version));
   if (!key.ok() || key->size() != crypto::kKeySize) {
-    return Status::Corruption("key version " + std::to_string(version) + " of tenant " + tenant_id +
-                              " does not open under the root key");
+    return UnlessRootKeyRotated(Status::Corruption("key version " + std::to_string(version) + " of tenant " +
+                                                   tenant_id + " does not open under the root key"));
   }
   auto ptr = std::make_shared<const SecretBytes>(std::move(key).value());
   std::lock_guard lock(cache_mu_);

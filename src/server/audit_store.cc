@@ -1,11 +1,8 @@
 #include "audit_store.h"
 
-#include "coffre/keystore/keystore.h"
-
 namespace coffre::server {
 
-Result<std::unique_ptr<audit::AuditLog>> OpenAuditLog(const Config& config) {
-  COFFRE_ASSIGN_OR_RETURN(SecretBytes root, keystore::LoadRootKeyFile(config.ResolvedRootKeyFile()));
+Result<std::unique_ptr<audit::AuditLog>> OpenAuditLog(const Config& config, const SecretBytes& root) {
   audit::AuditLogOptions options;
   options.checkpoint_every_records = config.audit_checkpoint_records;
   options.checkpoint_interval = std::chrono::seconds(config.audit_checkpoint_seconds);

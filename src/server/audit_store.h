@@ -1,16 +1,18 @@
 #pragma once
 
 // Opens the key-usage audit log of a data directory (data_dir/audit.db) for the daemon and the
-// `coffre audit` commands. The root key is read from the configured root key file and handed to
-// the audit module, which uses it only to seal and unseal its signing key.
+// `coffre audit` commands. The root key is the one the process already loaded for its keystore
+// (LoadRootKey in stores.h, or Stores::root_key), so that it is read, or its passphrase asked,
+// once per process; the audit module uses it only to seal and unseal its signing key.
 
 #include <memory>
 
 #include "coffre/audit/audit_log.h"
+#include "coffre/common/secret.h"
 #include "coffre/server/config.h"
 
 namespace coffre::server {
 
-Result<std::unique_ptr<audit::AuditLog>> OpenAuditLog(const Config& config);
+Result<std::unique_ptr<audit::AuditLog>> OpenAuditLog(const Config& config, const SecretBytes& root);
 
 }  // namespace coffre::server

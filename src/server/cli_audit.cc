@@ -145,12 +145,29 @@ Result<Bytes> LoadPublicKey(const std::string& arg) {
   return key;
 }
 
-Result<std::unique_ptr<audit::AuditLog>> OpenExistingAuditLog(const Config& config) {
+Status CheckAuditLogExists(const Config& config) {
   struct stat st {};
   if (::stat((config.data_dir + "/audit.db").c_str(), &st) != 0) {
     return Status::NotFound("no audit log in " + config.data_dir + " (start the daemon once, or check --data-dir)");
   }
-  return OpenAuditLog(config);
+  return Status::Ok();
+}
+
+// With the root key this process already loaded (and the keystore accepted).
+Result<std::unique_ptr<audit::AuditLog>> OpenExistingAuditLog(const Config& config, const SecretBytes& root) {
+  COFFRE_RETURN_IF_ERROR(CheckAuditLogExists(config));
+  return OpenAuditLog(config, root);
+}
+
+// Loads the root key once, checks it against the keystore (so a wrong key is named clearly),
+// then opens the log with it.
+Result<std::unique_ptr<audit::AuditLog>> OpenExistingAuditLog(const Config& config) {
+  COFFRE_RETURN_IF_ERROR(CheckAuditLogExists(config));
+  COFFRE_ASSIGN_OR_RETURN(SecretBytes root, LoadRootKey(config, /*create=*/false));
+  if (auto keys = OpenKeystoreWithRootKey(config, root); !keys.ok()) {
+    return keys.status();
+  }
+  return OpenAuditLog(config, root);
 }
 
 int RunExport(const CommonFlags& common, const std::string& tenant_name, const std::string& from,
@@ -180,7 +197,11 @@ int RunExport(const CommonFlags& common, const std::string& tenant_name, const s
   }
   auto config = ResolveConfig(common);
   if (!config.ok()) return Fail(config.status());
-  auto keys = OpenKeystore(*config, /*create=*/false);
+  auto root = LoadRootKey(*config, /*create=*/false);
+  if (!root.ok()) {
+    return Fail(root.status());
+  }
+  auto keys = OpenKeystoreWithRootKey(*config, *root);
   if (!keys.ok()) return Fail(keys.status());
   auto tenant = (*keys)->GetTenantByName(tenant_name);
   if (!tenant.ok()) {
@@ -189,7 +210,7 @@ int RunExport(const CommonFlags& common, const std::string& tenant_name, const s
     }
     return Fail(tenant.status());
   }
-  auto log = OpenExistingAuditLog(*config);
+  auto log = OpenExistingAuditLog(*config, *root);
   if (!log.ok()) return Fail(log.status());
   // Sign the newest records first, so that the export carries no unsigned tail.
   if (Status st = (*log)->Checkpoint(); !st.ok()) {

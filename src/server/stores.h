@@ -2,10 +2,14 @@
 
 // Opens the data directory's stores (root key, keystore, catalog, blobs) for the daemon and for
 // the admin subcommands, which run beside a live daemon.
+//
+// The root key is loaded once per process (LoadRootKey): a passphrase is read or asked once, and
+// the same key then opens the keystore and the audit log (audit_store.h).
 
 #include <memory>
 
 #include "coffre/catalog/catalog.h"
+#include "coffre/common/secret.h"
 #include "coffre/keystore/keystore.h"
 #include "coffre/server/config.h"
 #include "coffre/storage/blob_store.h"
@@ -16,11 +20,28 @@ struct Stores {
   std::unique_ptr<keystore::Keystore> keystore;
   std::unique_ptr<catalog::Catalog> catalog;
   std::unique_ptr<storage::BlobStore> blobs;
+  // The root key the keystore accepted, kept so that the audit log can be opened with it
+  // (OpenAuditLog) without loading it a second time; clear it once handed over.
+  SecretBytes root_key;
 };
 
-// The daemon may create the data directory and (when configured) the root key; admin commands
-// only open what exists.
-Result<Stores> OpenStores(const Config& config, bool for_daemon);
+// Loads the root key from the configured source (docs/KEYS.md): the key file, the systemd
+// credential, or the passphrase (from config.passphrase_fd, else the terminal) stretched with the
+// keystore's Argon2id parameters. With `create`, the data directory, (when create_root_key) the
+// key file, and a new passphrase keystore's parameters may be created; without it, NotFound when
+// the data directory holds no keystore (before any passphrase is asked). The key is not yet
+// checked against the keystore: OpenKeystoreWithRootKey does that.
+Result<SecretBytes> LoadRootKey(const Config& config, bool create);
+// Opens (with `create`, creates) the keystore with a root key from LoadRootKey; a key that does
+// not match it is refused with PermissionDenied naming the source ("wrong passphrase", "wrong
+// root key in ...").
+Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreWithRootKey(const Config& config, const SecretBytes& root,
+                                                                    bool create = false);
+// LoadRootKey, then OpenKeystoreWithRootKey: for commands that need the keystore only.
 Result<std::unique_ptr<keystore::Keystore>> OpenKeystore(const Config& config, bool create);
+
+// The daemon may create the data directory and (when configured) the root key; admin commands
+// only open what exists. Stores::root_key holds the root key for OpenAuditLog.
+Result<Stores> OpenStores(const Config& config, bool for_daemon);
 
 }  // namespace coffre::server

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -286,6 +287,7 @@ class RootKeySourceTest(KeysTestBase):
             if p.poll() is None:
                 p.send_signal(_signal.SIGTERM)
                 p.wait(20)
+            p.stdout.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def write_config(self, **fields):
@@ -317,17 +319,74 @@ class RootKeySourceTest(KeysTestBase):
             os.write(w, passphrase)
             os.close(w)
             fds, extra = (r,), ["--passphrase-fd", str(r)]
-        p = subprocess.Popen([self.binary, "serve", "--config", config, "--data-dir", self.data_dir,
-                              "--listen", "127.0.0.1:0", *extra], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=fds, env=env)
+        # stderr to a file: a pipe nobody reads could fill up and stall the daemon.
+        stderr_path = os.path.join(self.tmp, f"serve-{len(self.procs)}.stderr")
+        with open(stderr_path, "wb") as err:
+            p = subprocess.Popen([self.binary, "serve", "--config", config, "--data-dir", self.data_dir,
+                                  "--listen", "127.0.0.1:0", *extra], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=err, pass_fds=fds, env=env)
         for fd in fds:
             os.close(fd)
+        p.stderr_path = stderr_path
         self.procs.append(p)
         return p
 
-    def wait_listening(self, p):
+    def stderr_of(self, p) -> str:
+        with open(p.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_listening(self, p) -> int:
+        """Waits for `listening on HOST:PORT` and returns the port."""
         line = p.stdout.readline().decode()
-        self.assertIn("listening on", line, p.stderr.read().decode() if p.poll() is not None else "")
+        self.assertIn("listening on", line, self.stderr_of(p) if p.poll() is not None else "")
+        return int(line.split("listening on ", 1)[1].strip().rsplit(":", 1)[1])
+
+    def stop(self, p):
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(30), 0, self.stderr_of(p))
+
+    def refused_at_start(self, p) -> str:
+        """The daemon must exit non-zero before listening; returns its stderr."""
+        rc = p.wait(60)
+        out = p.stdout.read().decode()
+        self.assertNotEqual(rc, 0)
+        self.assertNotIn("listening on", out)
+        return self.stderr_of(p)
+
+    def s3(self, port, creds):
+        return Daemon().client(creds["access_key_id"], creds["secret_access_key"],
+                               endpoint=f"http://127.0.0.1:{port}")
+
+    def daemon_round_trip(self, config, common, start_kw, wrong_kw, wrong_message):
+        """Start the daemon, PUT/GET, restart, GET; then a wrong key must stop it before it listens."""
+        p = self.serve(config, **start_kw())
+        port = self.wait_listening(p)
+        made = self.coffre("tenant", "create", "acme", *common, "--json", **start_kw())
+        self.assertEqual(made.returncode, 0, made.stderr)
+        creds = json.loads(made.stdout)
+        body = gen_bytes(200_000, seed=7)
+        c = self.s3(port, creds)
+        c.create_bucket(Bucket="acme-docs")
+        c.put_object(Bucket="acme-docs", Key="k", Body=body)
+        self.assertEqual(c.get_object(Bucket="acme-docs", Key="k")["Body"].read(), body)
+        self.stop(p)
+
+        p = self.serve(config, **start_kw())
+        port = self.wait_listening(p)
+        self.assertEqual(self.s3(port, creds).get_object(Bucket="acme-docs", Key="k")["Body"].read(), body)
+        self.stop(p)
+        # The audit log opened with the same root key: its chains and signatures verify.
+        check = self.coffre("audit", "check", *common, **start_kw())
+        self.assertEqual(check.returncode, 0, check.stderr)
+
+        err = self.refused_at_start(self.serve(config, **wrong_kw()))
+        self.assertIn(wrong_message, err)
+        # Nothing was changed: the right key still starts it. (A request before the SIGTERM: the
+        # daemon prints "listening on" before it installs its signal handlers.)
+        p = self.serve(config, **start_kw())
+        port = self.wait_listening(p)
+        self.assertEqual(self.s3(port, creds).get_object(Bucket="acme-docs", Key="k")["Body"].read(), body)
+        self.stop(p)
 
     def test_passphrase_init_use_wrong_passphrase_and_closed_stdin(self):
         config = self.write_config(root_key_source="passphrase")
@@ -350,13 +409,77 @@ class RootKeySourceTest(KeysTestBase):
         listed = self.coffre("tenant", "list", *common, passphrase=b"correct horse battery")
         self.assertIn(b"acme", listed.stdout)
 
-    @unittest.skip("the daemon's audit log (issue 4, src/server/audit_store.cc) reads root_key_file itself; "
-                   "it must take the root key from OpenKeystore's source before a daemon can start with a "
-                   "passphrase or a credential")
     def test_daemon_starts_with_a_passphrase(self):
         config = self.write_config(root_key_source="passphrase")
         p = self.serve(config, passphrase=b"correct horse battery\n")
         self.wait_listening(p)
+
+    def test_daemon_with_a_passphrase_on_a_descriptor_serves_restarts_and_refuses_a_wrong_one(self):
+        config = self.write_config(root_key_source="passphrase")
+        common = ("--config", config, "--data-dir", self.data_dir)
+        self.daemon_round_trip(config, common, lambda: {"passphrase": b"correct horse battery\n"},
+                               lambda: {"passphrase": b"wrong horse\n"}, "wrong passphrase")
+        # No passphrase at all (stdin is not a terminal): refused before listening, saying how.
+        err = self.refused_at_start(self.serve(config))
+        self.assertIn("--passphrase-fd", err)
+
+    def test_daemon_with_a_systemd_credential_serves_restarts_and_refuses_a_wrong_one(self):
+        creds = os.path.join(self.tmp, "creds")
+        other = os.path.join(self.tmp, "other-creds")
+        for d in (creds, other):
+            os.makedirs(d)
+            key = os.path.join(d, "coffre-root-key")
+            with open(key, "w") as f:
+                f.write(os.urandom(32).hex() + "\n")
+            os.chmod(key, 0o400)
+        env = dict(os.environ, CREDENTIALS_DIRECTORY=creds)
+        config = self.write_config(root_key_source="credential")
+        common = ("--config", config, "--data-dir", self.data_dir)
+        self.daemon_round_trip(config, common, lambda: {"env": env},
+                               lambda: {"env": dict(os.environ, CREDENTIALS_DIRECTORY=other)},
+                               "wrong root key in credential coffre-root-key")
+        # No credentials directory: refused before listening, naming LoadCredential.
+        err = self.refused_at_start(self.serve(config))
+        self.assertIn("LoadCredential", err)
+
+    def coffre_with_fds(self, *args, fds: dict):
+        """Runs coffre with each flag of `fds` (e.g. --passphrase-fd) given a pipe holding its bytes."""
+        opened, extra = [], []
+        for flag, data in fds.items():
+            r, w = os.pipe()
+            os.write(w, data)
+            os.close(w)
+            opened.append(r)
+            extra += [flag, str(r)]
+        try:
+            return subprocess.run([self.binary, *args, *extra], stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=120, pass_fds=tuple(opened))
+        finally:
+            for fd in opened:
+                os.close(fd)
+
+    def test_rotate_root_to_a_new_passphrase(self):
+        config = self.write_config(root_key_source="passphrase")
+        common = ("--config", config, "--data-dir", self.data_dir)
+        old, new = b"correct horse battery\n", b"a brand new passphrase\n"
+        self.assertEqual(self.coffre("keystore", "init", *common, passphrase=old).returncode, 0)
+        made = self.coffre("tenant", "create", "acme", *common, passphrase=old)
+        self.assertEqual(made.returncode, 0, made.stderr)
+        # A wrong current passphrase: refused, nothing changed.
+        wrong = self.coffre_with_fds("keystore", "rotate-root", *common,
+                                     fds={"--passphrase-fd": b"nope\n", "--new-passphrase-fd": new})
+        self.assertEqual(wrong.returncode, 2, wrong.stderr)
+        self.assertIn(b"wrong passphrase", wrong.stderr)
+        rotated = self.coffre_with_fds("keystore", "rotate-root", *common,
+                                       fds={"--passphrase-fd": old, "--new-passphrase-fd": new})
+        self.assertEqual(rotated.returncode, 0, rotated.stderr)
+        self.assertIn(b"new passphrase", rotated.stdout)
+        refused = self.coffre("tenant", "list", *common, passphrase=old)
+        self.assertEqual(refused.returncode, 2)
+        self.assertIn(b"wrong passphrase", refused.stderr)
+        listed = self.coffre("tenant", "list", *common, passphrase=new)
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn(b"acme", listed.stdout)
 
     def test_systemd_credential_and_refused_key_files(self):
         creds = os.path.join(self.tmp, "creds")
@@ -396,6 +519,128 @@ class RootKeySourceTest(KeysTestBase):
         self.assertIn(b"chmod", bad.stderr)
         self.write_config(root_key_source="credential")  # the same path as `config`
         self.assertEqual(self.coffre("tenant", "list", *common, env=env).returncode, 0)
+
+class RootKeyRotationTest(KeysTestBase):
+    """coffre keystore rotate-root (docs/KEYS.md "Root key rotation")."""
+
+    def sealed_state(self, data_dir):
+        """Every sealed value of the keystore and the audit signing key's sealed copies."""
+        db = sqlite3.connect(os.path.join(data_dir, "keystore.db"))
+        rows = sorted(db.execute("SELECT tenant_id || version, wrapped_key FROM tenant_keys")) + \
+            sorted(db.execute("SELECT access_key_id, secret FROM access_keys")) + \
+            sorted(db.execute("SELECT name, value FROM meta"))
+        db.close()
+        db = sqlite3.connect(os.path.join(data_dir, "audit.db"))
+        rows += sorted(db.execute("SELECT key_id, sealed_secret FROM signing_keys"))
+        rows += sorted(db.execute("SELECT key_id, sealed_secret FROM signing_key_seals"))
+        db.close()
+        return rows
+
+    def new_key_file(self, d, name, mode=0o600):
+        path = os.path.join(d.tmp, name)
+        self.assertEqual(d.run_cli("keystore", "init", "--root-key-file", path).returncode, 0)
+        os.chmod(path, mode)
+        return path
+
+    def test_rotate_root_then_serve_with_the_new_key_and_refuse_the_old(self):
+        d = Daemon()
+        d.start()
+        try:
+            self._rotate_scenario(d)
+        finally:
+            d.stop(check=False)
+            d.cleanup()
+
+    def _rotate_scenario(self, d):
+        bank = d.create_tenant("bank")
+        bank2 = self.cli_json(d, "access-key", "create", "bank")
+        other = d.create_tenant("other")
+        # With the dev tenant: four tenant key versions and four access-key secrets to re-seal.
+        self.cli(d, "key", "rotate", "other")
+        objects = {}
+        for i, creds in enumerate([bank, bank2, other]):
+            c = d.client_for(creds)
+            bucket = f"b{i}-rot"
+            c.create_bucket(Bucket=bucket)
+            for j in range(3):
+                body = gen_bytes(1000 + 70_000 * j, seed=10 * i + j)
+                c.put_object(Bucket=bucket, Key=f"o{j}", Body=body)
+                objects[(i, bucket, f"o{j}")] = body
+        all_creds = [bank, bank2, other]
+        d.stop()
+        old_key = os.path.join(d.data_dir, "root.key")
+        before = self.sealed_state(d.data_dir)
+
+        def rotate(*args):
+            return d.run_cli("keystore", "rotate-root", "--data-dir", d.data_dir, *args, check=False)
+
+        # Bad input: each refused with a message, non-zero exit, nothing changed.
+        loose = self.new_key_file(d, "loose.key", 0o644)
+        short = os.path.join(d.tmp, "short.key")
+        with open(short, "w") as f:
+            f.write(os.urandom(16).hex())
+        os.chmod(short, 0o600)
+        wrong_current = self.new_key_file(d, "wrong-current.key")
+        wrong_config = os.path.join(d.tmp, "wrong.json")
+        with open(wrong_config, "w") as f:
+            json.dump({"admin_listen": "", "root_key_file": wrong_current}, f)
+        for args, code, needle in [
+                ((), 1, b"--new-key-file"),
+                (("--new-key-file", os.path.join(d.tmp, "missing.key")), 2, b"--new-key-file"),
+                (("--new-key-file", loose), 2, b"chmod"),
+                (("--new-key-file", short), 1, b"64 hex characters"),
+                (("--new-key-file", old_key), 1, b"current root key"),
+                (("--new-key-file", self.new_key_file(d, "unused.key"), "--config", wrong_config), 2,
+                 b"wrong root key")]:
+            p = rotate(*args)
+            self.assertEqual(p.returncode, code, (args, p.stderr))
+            self.assertIn(needle, p.stderr, args)
+            self.assertEqual(self.sealed_state(d.data_dir), before, args)
+
+        new_key = self.new_key_file(d, "new-root.key")
+        p = rotate("--new-key-file", new_key)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"root key rotated: 4 tenant key version(s) and 4 access-key secret(s)", p.stdout)
+        self.assertIn(new_key.encode(), p.stdout)  # what to put in the config
+        self.assertIn(b"keep the old root key", p.stdout)
+
+        config = os.path.join(d.tmp, "new.json")
+        with open(config, "w") as f:
+            json.dump({"admin_listen": "", "create_dev_tenant": True, "root_key_file": new_key}, f)
+        d2 = Daemon(tmp=d.tmp, extra_args=["--config", config])
+        d2.start()  # not `with`: its cleanup would remove the shared temporary directory
+        try:
+            clients = [d2.client_for(c) for c in all_creds]
+            for (i, bucket, key), body in objects.items():
+                self.assertEqual(clients[i].get_object(Bucket=bucket, Key=key)["Body"].read(), body, key)
+            clients[0].put_object(Bucket="b0-rot", Key="after", Body=b"written under the new root key")
+        finally:
+            d2.stop()
+        # The audit log opens with the new key, every chain and signature verifies, and the
+        # rotation is in it.
+        check = d.run_cli("audit", "check", "--data-dir", d.data_dir, "--config", config, check=False)
+        self.assertEqual(check.returncode, 0, check.stderr)
+        self.assertIn(b"OK", check.stdout)
+        db = sqlite3.connect(os.path.join(d.data_dir, "audit.db"))
+        ops = [r[0] for r in db.execute("SELECT action FROM records WHERE operation = 'root_key.rotate'")]
+        copies = db.execute("SELECT count(*) FROM signing_key_seals").fetchone()[0]
+        originals = db.execute("SELECT count(*) FROM signing_keys WHERE length(sealed_secret) > 0").fetchone()[0]
+        db.close()
+        self.assertEqual(ops, ["cli"])
+        self.assertEqual((copies, originals), (1, 0))  # only the copy under the new key is left
+
+        # The old key file: refused at start with a clear message (the harness default config
+        # uses data_dir/root.key, the old key).
+        d3 = Daemon(tmp=d.tmp)
+        with self.assertRaises(harness.DaemonError) as refused:
+            d3.start()
+        d3.stop(check=False)  # closes its files; it has exited already
+        self.assertIn("wrong root key in " + old_key, str(refused.exception))
+        self.assertNotEqual(d3.proc.returncode, 0)
+        p = d.run_cli("tenant", "list", "--data-dir", d.data_dir, check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"wrong root key", p.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

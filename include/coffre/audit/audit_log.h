@@ -66,6 +66,16 @@ class AuditLog final : public Recorder {
   // sealed under `root_key`; a later open with another root key fails with PermissionDenied.
   static Result<std::unique_ptr<AuditLog>> Open(const std::string& path, const SecretBytes& root_key,
                                                 AuditLogOptions options = {});
+
+  // Root key rotation (docs/KEYS.md), crash-safe without a transaction shared with the keystore:
+  // AddRootKeySeal stores a second copy of every signing key's private half, sealed under
+  // `new_root` (opened with `current_root`; PermissionDenied if it does not open), keyed by a
+  // fingerprint of the root key; from then on Open accepts either root key. Once the keystore has
+  // committed the new root key, DropRootKeySealsExcept removes every copy that `keep_root` does
+  // not open (FailedPrecondition, nothing removed, if a signing key would be left without one).
+  // Both work on an existing log (`path` must exist) and are idempotent.
+  static Status AddRootKeySeal(const std::string& path, const SecretBytes& current_root, const SecretBytes& new_root);
+  static Status DropRootKeySealsExcept(const std::string& path, const SecretBytes& keep_root);
   // Signs a last checkpoint if records are uncovered, then stops the writer.
   ~AuditLog() override;
   AuditLog(const AuditLog&) = delete;

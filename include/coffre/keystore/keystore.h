@@ -7,6 +7,7 @@
 // secrets are cached in memory (SecretBytes) after first use.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,40 @@ struct PassphraseKdfParams {
 // `params` first. FailedPrecondition if the keystore was not set up for a passphrase.
 Result<SecretBytes> DeriveRootKeyFromPassphrase(const std::string& keystore_path, const SecretBytes& passphrase,
                                                 bool create, const PassphraseKdfParams& params = {});
+// A root key from a passphrase for root key rotation: a fresh random salt, and the encoded salt
+// and parameters (`kdf_record`) for RotateRootKey to store in the keystore.
+struct PassphraseRootKey {
+  SecretBytes root_key;
+  Bytes kdf_record;
+};
+Result<PassphraseRootKey> DeriveRootKeyFromNewPassphrase(const SecretBytes& passphrase,
+                                                         const PassphraseKdfParams& params = {});
+
+// --- root key rotation (root_rotation.cc; docs/KEYS.md "Root key rotation") ----------------
+struct RootKeyRotationOptions {
+  // The new key's passphrase parameters (PassphraseRootKey::kdf_record) when it comes from a
+  // passphrase; empty when it comes from a file or credential, and then any passphrase parameters
+  // are removed (the keystore's root key no longer comes from a passphrase).
+  Bytes passphrase_kdf;
+  // Fault-injection seam for tests: called inside the transaction after each re-sealed row; an
+  // error aborts the rotation (rolled back, nothing changed).
+  std::function<Status(size_t rows_done)> after_row;
+};
+struct RootKeyRotationReport {
+  size_t tenant_keys = 0;  // tenant key versions re-sealed
+  size_t access_keys = 0;  // access-key secrets re-sealed
+};
+// Re-seals every tenant key version and every access-key secret of the keystore at
+// `keystore_path` under `new_root`, replaces the root-key check value and records a
+// "root-key-rotated" key event, all in ONE SQLite transaction: a crash or error at any point
+// leaves the keystore entirely under `current_root`, or entirely under `new_root`.
+// PermissionDenied if `current_root` does not match the keystore (checked inside the
+// transaction, so two concurrent rotations cannot both succeed); InvalidArgument if the two keys
+// are equal; Corruption (nothing changed) if a stored row does not open under `current_root`;
+// NotFound if there is no keystore. Safe beside a running daemon (WAL), but that daemon still
+// holds the old root key: it must be restarted with the new one.
+Result<RootKeyRotationReport> RotateRootKey(const std::string& keystore_path, const SecretBytes& current_root,
+                                            const SecretBytes& new_root, const RootKeyRotationOptions& options = {});
 
 struct Tenant {
   std::string id;    // 32 lower-case hex chars (16 random bytes): the tenant key id in blob headers
