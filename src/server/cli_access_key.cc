@@ -2,11 +2,15 @@
 //
 // The daemon caches resolved access keys; a change made here reaches it within
 // keystore::Keystore::kRevalidateIntervalMs (it polls SQLite's data_version), see docs/KEYS.md.
+// create, disable and delete are recorded in the audit log (docs/AUDIT.md, "Key-lifecycle
+// events"); a command whose record cannot be made durable changes nothing and fails.
 
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "audit_store.h"
 #include "coffre/common/clock.h"
+#include "coffre/service/key_lifecycle.h"
 #include "commands.h"
 #include "stores.h"
 
@@ -20,18 +24,41 @@ struct AccessKeyFlags {
   bool json = false;
 };
 
-// Opens the keystore and resolves the tenant by name.
-Result<std::pair<std::unique_ptr<keystore::Keystore>, keystore::Tenant>> OpenTenant(const AccessKeyFlags& flags) {
+struct Opened {
+  std::unique_ptr<keystore::Keystore> keys;
+  keystore::Tenant tenant;
+  std::unique_ptr<audit::AuditLog> log;  // only when asked for
+};
+
+// Opens the keystore (and, for a command that changes something, the audit log: without it
+// nothing is changed) and resolves the tenant by name.
+Result<Opened> OpenTenant(const AccessKeyFlags& flags, bool with_audit) {
   COFFRE_ASSIGN_OR_RETURN(Config config, ResolveConfig(flags.common));
-  COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<keystore::Keystore> keys, OpenKeystore(config, /*create=*/false));
-  auto tenant = keys->GetTenantByName(flags.tenant);
+  COFFRE_ASSIGN_OR_RETURN(SecretBytes root, LoadRootKey(config, /*create=*/false));
+  Opened opened;
+  COFFRE_ASSIGN_OR_RETURN(opened.keys, OpenKeystoreWithRootKey(config, root));
+  auto tenant = opened.keys->GetTenantByName(flags.tenant);
   if (!tenant.ok()) {
     if (tenant.status().code() == StatusCode::kNotFound) {
       return Status::InvalidArgument("no tenant named '" + flags.tenant + "' (coffre tenant list shows them)");
     }
     return tenant.status();
   }
-  return std::make_pair(std::move(keys), std::move(tenant).value());
+  opened.tenant = std::move(tenant).value();
+  if (with_audit) {
+    auto log = OpenAuditLog(config, root);
+    if (!log.ok()) {
+      return Status::Unavailable("cannot open the audit log, so nothing was changed: " + log.status().ToString());
+    }
+    opened.log = std::move(log).value();
+  }
+  return opened;
+}
+
+audit::RequestInfo CliRequest(const std::string& command) {
+  audit::RequestInfo request;
+  request.action = "cli:access-key " + command;
+  return request;
 }
 
 std::string FormatTime(std::optional<UnixMillis> t) {
@@ -51,11 +78,20 @@ void RegisterAccessKeyCommands(CLI::App& app, CommandRunner& runner) {
   create->add_flag("--json", flags->json, "Print JSON");
   create->callback([flags, &runner] {
     runner.run = [flags] {
-      auto opened = OpenTenant(*flags);
-      if (!opened.ok()) return Fail(opened.status());
-      auto& [keys, tenant] = *opened;
-      auto k = keys->CreateAccessKey(tenant.id);
-      if (!k.ok()) return Fail(k.status());
+      auto opened = OpenTenant(*flags, /*with_audit=*/true);
+      if (!opened.ok()) {
+        return Fail(opened.status());
+      }
+      const keystore::Tenant& tenant = opened->tenant;
+      service::KeyLifecycle lifecycle(*opened->keys, opened->log.get());
+      auto k = lifecycle.CreateAccessKey(tenant.id, CliRequest("create"));
+      if (!k.ok()) {
+        // A shredded tenant: what the operator asked for cannot be done.
+        if (k.status().code() == StatusCode::kFailedPrecondition) {
+          return Fail(Status::InvalidArgument(k.status().message()));
+        }
+        return Fail(k.status());
+      }
       if (flags->json) {
         std::cout << nlohmann::json{{"tenant", tenant.name},
                                     {"access_key_id", k->key.access_key_id},
@@ -78,18 +114,26 @@ void RegisterAccessKeyCommands(CLI::App& app, CommandRunner& runner) {
     cmd->add_option("ACCESS_KEY_ID", flags->access_key_id, "Access key id")->required();
     cmd->callback([flags, &runner, kind, name] {
       runner.run = [flags, kind, name] {
-        auto opened = OpenTenant(*flags);
-        if (!opened.ok()) return Fail(opened.status());
-        auto& [keys, tenant] = *opened;
-        Status st = kind == 2 ? keys->DeleteAccessKey(tenant.id, flags->access_key_id)
-                              : keys->SetAccessKeyEnabled(tenant.id, flags->access_key_id, kind == 1);
+        auto opened = OpenTenant(*flags, /*with_audit=*/true);
+        if (!opened.ok()) {
+          return Fail(opened.status());
+        }
+        const keystore::Tenant& tenant = opened->tenant;
+        service::KeyLifecycle lifecycle(*opened->keys, opened->log.get());
+        Status st = kind == 2   ? lifecycle.DeleteAccessKey(tenant.id, flags->access_key_id, CliRequest(name))
+                    : kind == 1 ? lifecycle.EnableAccessKey(tenant.id, flags->access_key_id)
+                                : lifecycle.DisableAccessKey(tenant.id, flags->access_key_id, CliRequest(name));
         if (st.code() == StatusCode::kNotFound) {
           return Fail(Status::InvalidArgument("tenant " + tenant.name + " has no access key " +
                                               flags->access_key_id + " (coffre access-key list " + tenant.name +
                                               ")"));
         }
-        if (st.code() == StatusCode::kFailedPrecondition) return Fail(Status::InvalidArgument(st.message()));
-        if (!st.ok()) return Fail(st);
+        if (st.code() == StatusCode::kFailedPrecondition) {
+          return Fail(Status::InvalidArgument(st.message()));
+        }
+        if (!st.ok()) {
+          return Fail(st);
+        }
         std::cout << "access key " << flags->access_key_id << " " << name << "d; the daemon applies it within "
                   << keystore::Keystore::kRevalidateIntervalMs / 1000 << " s" << std::endl;
         return 0;
@@ -106,10 +150,10 @@ void RegisterAccessKeyCommands(CLI::App& app, CommandRunner& runner) {
   list->add_flag("--json", flags->json, "Print JSON");
   list->callback([flags, &runner] {
     runner.run = [flags] {
-      auto opened = OpenTenant(*flags);
+      auto opened = OpenTenant(*flags, /*with_audit=*/false);
       if (!opened.ok()) return Fail(opened.status());
-      auto& [keys, tenant] = *opened;
-      auto listed = keys->ListAccessKeys(tenant.id);
+      const keystore::Tenant& tenant = opened->tenant;
+      auto listed = opened->keys->ListAccessKeys(tenant.id);
       if (!listed.ok()) return Fail(listed.status());
       if (flags->json) {
         nlohmann::json arr = nlohmann::json::array();

@@ -9,7 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "audit_store.h"
 #include "coffre/common/clock.h"
+#include "coffre/service/key_lifecycle.h"
 #include "coffre/service/object_service.h"
 #include "commands.h"
 #include "stores.h"
@@ -32,6 +34,22 @@ int FailService(const service::Error& e) {
   return e.code == service::Errc::kInvalidArgument || e.code == service::Errc::kPreconditionFailed ? 1 : 2;
 }
 
+// rotate, rewrap and destroy are recorded in the audit log (docs/AUDIT.md, "Key-lifecycle
+// events"): it must open before anything changes, or nothing is done.
+Result<std::unique_ptr<audit::AuditLog>> OpenAuditOrRefuse(const Config& config, const SecretBytes& root) {
+  auto log = OpenAuditLog(config, root);
+  if (!log.ok()) {
+    return Status::Unavailable("cannot open the audit log, so nothing was changed: " + log.status().ToString());
+  }
+  return log;
+}
+
+audit::RequestInfo CliRequest(const char* command) {
+  audit::RequestInfo request;
+  request.action = command;
+  return request;
+}
+
 Result<keystore::Tenant> FindTenant(keystore::Keystore& keys, const std::string& name) {
   auto tenant = keys.GetTenantByName(name);
   if (!tenant.ok() && tenant.status().code() == StatusCode::kNotFound) {
@@ -42,16 +60,34 @@ Result<keystore::Tenant> FindTenant(keystore::Keystore& keys, const std::string&
 
 int Rotate(const KeyFlags& flags) {
   auto config = ResolveConfig(flags.common);
-  if (!config.ok()) return Fail(config.status());
-  auto keys = OpenKeystore(*config, /*create=*/false);
-  if (!keys.ok()) return Fail(keys.status());
+  if (!config.ok()) {
+    return Fail(config.status());
+  }
+  auto root = LoadRootKey(*config, /*create=*/false);
+  if (!root.ok()) {
+    return Fail(root.status());
+  }
+  auto keys = OpenKeystoreWithRootKey(*config, *root);
+  if (!keys.ok()) {
+    return Fail(keys.status());
+  }
   auto tenant = FindTenant(**keys, flags.tenant);
-  if (!tenant.ok()) return Fail(tenant.status());
-  auto version = (*keys)->RotateTenantKey(tenant->id);
+  if (!tenant.ok()) {
+    return Fail(tenant.status());
+  }
+  auto log = OpenAuditOrRefuse(*config, *root);
+  if (!log.ok()) {
+    return Fail(log.status());
+  }
+  *root = SecretBytes();  // the keystore and the audit log hold what they need
+  service::KeyLifecycle lifecycle(**keys, log->get());
+  auto version = lifecycle.RotateTenantKey(tenant->id, CliRequest("cli:key rotate"));
   if (!version.ok() && version.status().code() == StatusCode::kFailedPrecondition) {
     return Fail(Status::InvalidArgument(version.status().message()));
   }
-  if (!version.ok()) return Fail(version.status());
+  if (!version.ok()) {
+    return Fail(version.status());
+  }
   std::cout << "tenant " << tenant->name << ": key version " << *version
             << " is now active for new objects; older versions keep decrypting theirs "
                "(coffre key rewrap " << tenant->name << " moves them to the new version)" << std::endl;
@@ -110,6 +146,13 @@ int Rewrap(const KeyFlags& flags) {
   if (tenant->shredded) {
     return Fail(Status::InvalidArgument("tenant " + tenant->name + " was crypto-shredded: nothing can be rewrapped"));
   }
+  // Every data key re-wrapped is recorded (data_key.rewrap) before its new wrapping is stored.
+  auto log = OpenAuditOrRefuse(*config, stores->root_key);
+  if (!log.ok()) {
+    return Fail(log.status());
+  }
+  stores->root_key = SecretBytes();
+  const audit::RequestInfo request = CliRequest("cli:key rewrap");
   auto versions = stores->keystore->ListKeyVersions(tenant->id);
   if (!versions.ok()) return Fail(versions.status());
   uint32_t active = 0;
@@ -117,6 +160,7 @@ int Rewrap(const KeyFlags& flags) {
     if (v.active) active = v.version;
   }
   service::ObjectService service(*stores->catalog, *stores->keystore, *stores->blobs);
+  service.set_audit(log->get());
   auto counts = service.CountKeyReferences(tenant->id);
   if (!counts.ok()) return FailService(counts.error());
   std::vector<uint32_t> sources;
@@ -145,12 +189,17 @@ int Rewrap(const KeyFlags& flags) {
   service::ObjectService::RewrapStats sum;
   // A PUT that began before the rotation (or before the daemon saw it) may commit a row under an
   // old version behind the walk's cursor: after a walk, count again and walk what is left (a few
-  // passes at most; what still remains is reported).
+  // passes at most; what still remains is reported). Before a later pass, wait a moment: writes
+  // that took their data key just before a rotation land within it, and the operator who runs
+  // rewrap right after `key rotate` is then not told to run it again for them.
   for (int pass = 0; pass < 3 && !sources.empty(); ++pass) {
+    if (pass > 0) {
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+    }
     for (uint32_t from : sources) {
       catalog::WrappedKeyCursor cursor;
       while (true) {
-        auto r = service.RewrapBatch(tenant->id, from, &cursor, batch);
+        auto r = service.RewrapBatch(tenant->id, from, &cursor, batch, &request);
         if (!r.ok()) return FailService(r.error());
         if (r->examined == 0) break;
         sum.examined += r->examined;
@@ -199,14 +248,30 @@ int Rewrap(const KeyFlags& flags) {
 
 int Destroy(const KeyFlags& flags) {
   auto config = ResolveConfig(flags.common);
-  if (!config.ok()) return Fail(config.status());
+  if (!config.ok()) {
+    return Fail(config.status());
+  }
   auto stores = OpenStores(*config, /*for_daemon=*/false);
-  if (!stores.ok()) return Fail(stores.status());
+  if (!stores.ok()) {
+    return Fail(stores.status());
+  }
   auto tenant = FindTenant(*stores->keystore, flags.tenant);
-  if (!tenant.ok()) return Fail(tenant.status());
+  if (!tenant.ok()) {
+    return Fail(tenant.status());
+  }
+  // Destruction is recorded before it happens, so the audit log must open first.
+  auto log = OpenAuditOrRefuse(*config, stores->root_key);
+  if (!log.ok()) {
+    return Fail(log.status());
+  }
+  stores->root_key = SecretBytes();
   service::ObjectService service(*stores->catalog, *stores->keystore, *stores->blobs);
-  auto r = service.DestroyKeyVersion(tenant->id, flags.version);
-  if (!r.ok()) return FailService(r.error());
+  service.set_audit(log->get());
+  const audit::RequestInfo request = CliRequest("cli:key destroy");
+  auto r = service.DestroyKeyVersion(tenant->id, flags.version, &request);
+  if (!r.ok()) {
+    return FailService(r.error());
+  }
   std::cout << "tenant " << tenant->name << ": key version " << flags.version << " destroyed" << std::endl;
   return 0;
 }

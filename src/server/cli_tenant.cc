@@ -1,14 +1,37 @@
 // coffre tenant create | list | shred
+//
+// Creating and shredding are recorded in the audit log (docs/AUDIT.md, "Key-lifecycle events"):
+// a command whose record cannot be made durable fails, and shredding is recorded before it acts.
 
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "audit_store.h"
 #include "coffre/common/clock.h"
+#include "coffre/service/key_lifecycle.h"
 #include "coffre/service/object_service.h"
 #include "commands.h"
 #include "stores.h"
 
 namespace coffre::server {
+namespace {
+
+// The audit log must be open before anything changes: without it, nothing is done.
+Result<std::unique_ptr<audit::AuditLog>> OpenAuditOrRefuse(const Config& config, const SecretBytes& root) {
+  auto log = OpenAuditLog(config, root);
+  if (!log.ok()) {
+    return Status::Unavailable("cannot open the audit log, so nothing was changed: " + log.status().ToString());
+  }
+  return log;
+}
+
+audit::RequestInfo CliRequest(const char* command) {
+  audit::RequestInfo request;
+  request.action = command;
+  return request;
+}
+
+}  // namespace
 
 void RegisterTenantCommands(CLI::App& app, CommandRunner& runner) {
   struct Flags {
@@ -27,13 +50,35 @@ void RegisterTenantCommands(CLI::App& app, CommandRunner& runner) {
   create->callback([flags, &runner] {
     runner.run = [flags] {
       auto config = ResolveConfig(flags->common);
-      if (!config.ok()) return Fail(config.status());
-      auto keys = OpenKeystore(*config, /*create=*/false);
-      if (!keys.ok()) return Fail(keys.status());
-      auto t = (*keys)->CreateTenant(flags->name);
-      if (!t.ok()) return Fail(t.status());
-      auto k = (*keys)->CreateAccessKey(t->id);
-      if (!k.ok()) return Fail(k.status());
+      if (!config.ok()) {
+        return Fail(config.status());
+      }
+      auto root = LoadRootKey(*config, /*create=*/false);
+      if (!root.ok()) {
+        return Fail(root.status());
+      }
+      auto keys = OpenKeystoreWithRootKey(*config, *root);
+      if (!keys.ok()) {
+        return Fail(keys.status());
+      }
+      auto log = OpenAuditOrRefuse(*config, *root);
+      if (!log.ok()) {
+        return Fail(log.status());
+      }
+      *root = SecretBytes();  // the keystore and the audit log hold what they need
+      service::KeyLifecycle lifecycle(**keys, log->get());
+      const audit::RequestInfo request = CliRequest("cli:tenant create");
+      auto t = lifecycle.CreateTenant(flags->name, request);
+      if (!t.ok()) {
+        return Fail(t.status());
+      }
+      auto k = lifecycle.CreateAccessKey(t->id, request);
+      if (!k.ok()) {
+        std::cerr << "coffre: tenant " << t->name << " was created (and recorded), but no access key was issued: "
+                  << k.status().message() << " (coffre access-key create " << t->name << " issues one)"
+                  << std::endl;
+        return 2;
+      }
       if (flags->json) {
         std::cout << nlohmann::json{{"tenant", t->name},
                                     {"access_key_id", k->key.access_key_id},
@@ -64,22 +109,37 @@ void RegisterTenantCommands(CLI::App& app, CommandRunner& runner) {
                                             "): shredding destroys every object of the tenant for good"));
       }
       auto config = ResolveConfig(flags->common);
-      if (!config.ok()) return Fail(config.status());
+      if (!config.ok()) {
+        return Fail(config.status());
+      }
       auto stores = OpenStores(*config, /*for_daemon=*/false);
-      if (!stores.ok()) return Fail(stores.status());
+      if (!stores.ok()) {
+        return Fail(stores.status());
+      }
       auto t = stores->keystore->GetTenantByName(flags->name);
       if (!t.ok() && t.status().code() == StatusCode::kNotFound) {
         return Fail(Status::InvalidArgument("no tenant named '" + flags->name + "' (coffre tenant list shows them)"));
       }
-      if (!t.ok()) return Fail(t.status());
+      if (!t.ok()) {
+        return Fail(t.status());
+      }
       if (t->shredded) {
         std::cout << "tenant " << t->name << " was already shredded; finishing the removal of its catalog entries"
                   << std::endl;
       } else {
-        if (Status st = stores->keystore->ShredTenant(t->id); !st.ok()) return Fail(st);
+        // Shredding cannot be undone: its record is made durable first, so the audit log must open.
+        auto log = OpenAuditOrRefuse(*config, stores->root_key);
+        if (!log.ok()) {
+          return Fail(log.status());
+        }
+        stores->root_key = SecretBytes();
+        service::KeyLifecycle lifecycle(*stores->keystore, log->get());
+        if (Status st = lifecycle.ShredTenant(t->id, CliRequest("cli:tenant shred")); !st.ok()) {
+          return Fail(st);
+        }
         std::cout << "tenant " << t->name
                   << ": every key version destroyed and its access keys disabled; its objects can no longer be "
-                     "decrypted (event recorded in the keystore's key_events)"
+                     "decrypted (recorded in the audit log)"
                   << std::endl;
       }
       service::ObjectService service(*stores->catalog, *stores->keystore, *stores->blobs);

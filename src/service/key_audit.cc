@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <atomic>
+#include <thread>
 #include <utility>
 
 namespace coffre::service::internal {
@@ -49,6 +52,50 @@ audit::Event KeyEvent(audit::Operation operation, const catalog::Bucket& bucket,
     ev.request = *request;
   }
   return ev;
+}
+
+audit::Event LifecycleEvent(audit::Operation operation, const std::string& tenant_id, uint32_t key_version,
+                            const RequestInfo& request) {
+  audit::Event ev;
+  ev.operation = operation;
+  ev.tenant = tenant_id;
+  ev.key_id = tenant_id;
+  ev.key_version = key_version;
+  ev.request = request;
+  return ev;
+}
+
+std::vector<Status> RecordEach(audit::Recorder* recorder, const std::vector<audit::Event>& events) {
+  std::vector<Status> results(events.size());
+  if (recorder == nullptr) {
+    return results;
+  }
+  // Each Record() blocks until its batch is durable: callers waiting together share one commit.
+  // A few threads are enough to fill a batch while the previous one is being synced.
+  constexpr size_t kMaxThreads = 16;
+  const size_t n_threads = std::min(kMaxThreads, events.size());
+  if (n_threads <= 1) {
+    for (size_t i = 0; i < events.size(); ++i) {
+      results[i] = recorder->Record(events[i]);
+    }
+    return results;
+  }
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < events.size(); i = next++) {
+      results[i] = recorder->Record(events[i]);
+    }
+  };
+  std::vector<std::thread> threads;
+  threads.reserve(n_threads - 1);
+  for (size_t t = 1; t < n_threads; ++t) {
+    threads.emplace_back(work);
+  }
+  work();
+  for (auto& t : threads) {
+    t.join();
+  }
+  return results;
 }
 
 std::optional<Error> RecordKeyUse(audit::Recorder* recorder, const audit::Event& event) {

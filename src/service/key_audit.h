@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "coffre/audit/event.h"
 #include "coffre/catalog/catalog.h"
@@ -17,6 +18,16 @@ namespace coffre::service::internal {
 audit::Event KeyEvent(audit::Operation operation, const catalog::Bucket& bucket, const std::string& key,
                       const std::string& object_id, ByteView tenant_key_id, uint32_t key_version,
                       const RequestInfo* request);
+
+// The event of a tenant-key lifecycle change (no bucket or object): key_id is the tenant id,
+// which is the tenant key id (docs/KEYS.md).
+audit::Event LifecycleEvent(audit::Operation operation, const std::string& tenant_id, uint32_t key_version,
+                            const RequestInfo& request);
+
+// Records every event and returns each one's status, in order. The calls are made concurrently
+// so that the log's writer commits them in a few transactions rather than one fsync each (rewrap
+// records a whole batch at once). No recorder: every status is OK.
+std::vector<Status> RecordEach(audit::Recorder* recorder, const std::vector<audit::Event>& events);
 
 // Records a successful key use before the key is used. Returns the error the service call must
 // fail with when the record cannot be made durable (fail-closed: the caller must then drop the

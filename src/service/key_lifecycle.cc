@@ -2,11 +2,21 @@
 // the catalog side of crypto-shredding (docs/KEYS.md). Run by the admin CLI while the daemon
 // serves: every catalog write here is a short transaction, and rewrap only ever swaps a row's
 // wrapped key if the row is unchanged since it was read.
+//
+// Also KeyLifecycle: the keystore-only lifecycle changes, each recorded in the audit log
+// (docs/AUDIT.md, "Key-lifecycle events").
 
+#include "coffre/service/key_lifecycle.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
 #include <utility>
 
 #include "coffre/service/object_service.h"
 #include "service/data_key_aad.h"
+#include "service/key_audit.h"
 
 namespace coffre::service {
 namespace {
@@ -32,19 +42,47 @@ SResult<std::map<uint32_t, uint64_t>> ObjectService::CountKeyReferences(const st
 }
 
 SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string& tenant_id, uint32_t from_version,
-                                                                catalog::WrappedKeyCursor* cursor, uint32_t limit) {
+                                                                catalog::WrappedKeyCursor* cursor, uint32_t limit,
+                                                                const RequestInfo* request) {
   auto id = TenantKeyId(tenant_id);
   if (!id.ok()) return id.error();
   auto rows = catalog_.ListWrappedKeys(*id, from_version, cursor, limit);
   if (!rows.ok()) return FromStatus(rows.status());
   RewrapStats stats;
   stats.examined = rows->size();
+  if (rows->empty()) {
+    return stats;
+  }
+  // The audit records name the bucket; rows carry only its id.
+  std::map<int64_t, catalog::Bucket> buckets;
+  if (audit_ != nullptr) {
+    auto listed = catalog_.ListBuckets(tenant_id);
+    if (!listed.ok()) {
+      return FromStatus(listed.status());
+    }
+    for (auto& b : *listed) {
+      const int64_t bucket_id = b.id;
+      buckets.emplace(bucket_id, std::move(b));
+    }
+  }
+  auto event_of = [&](const catalog::WrappedKeyRow& row, uint32_t version) {
+    catalog::Bucket bucket;
+    if (auto it = buckets.find(row.bucket_id); it != buckets.end()) {
+      bucket = it->second;
+    }
+    bucket.tenant_id = tenant_id;
+    return internal::KeyEvent(audit::Operation::kDataKeyRewrap, bucket, row.key, row.object_id, *id, version,
+                              request);
+  };
   std::vector<catalog::KeyRewrap> rewraps;
+  std::vector<audit::Event> events;
   rewraps.reserve(rows->size());
+  events.reserve(rows->size());
   for (auto& row : *rows) {
     auto r = keys_.RewrapDataKey(tenant_id, row.key_info.tenant_key_version, row.key_info.wrapped_data_key,
                                  internal::DataKeyAad(row.object_id));
     if (!r.ok()) {
+      internal::RecordKeyFailure(audit_, event_of(row, row.key_info.tenant_key_version), r.status());
       if (r.status().code() == StatusCode::kCorruption) {
         ++stats.failed;  // an altered row stays as it is; fsck and the operator see it
         continue;
@@ -55,16 +93,45 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
       return Err(Errc::kInvalidArgument, "key version " + std::to_string(from_version) +
                                              " is the active version: nothing to rewrap from it");
     }
+    events.push_back(event_of(row, r->tenant_key_version));
     rewraps.push_back(catalog::KeyRewrap{std::move(row), r->tenant_key_version, std::move(r->wrapped)});
   }
-  auto updated = catalog_.RewrapKeys(rewraps);
-  if (!updated.ok()) return FromStatus(updated.status());
-  stats.rewrapped = *updated;
-  stats.changed = rewraps.size() - *updated;
+  // Fail-closed: a new wrapping is stored only once its record is durable. The records of one
+  // batch are made together (a few commits, not one fsync per data key).
+  const std::vector<Status> recorded = internal::RecordEach(audit_, events);
+  std::vector<catalog::KeyRewrap> allowed;
+  allowed.reserve(rewraps.size());
+  uint64_t refused = 0;
+  Status first_refusal;
+  for (size_t i = 0; i < rewraps.size(); ++i) {
+    if (recorded[i].ok()) {
+      allowed.push_back(std::move(rewraps[i]));
+    } else {
+      if (refused++ == 0) {
+        first_refusal = recorded[i];
+      }
+    }
+  }
+  if (!allowed.empty()) {
+    auto updated = catalog_.RewrapKeys(allowed);
+    if (!updated.ok()) {
+      return FromStatus(updated.status());
+    }
+    stats.rewrapped = *updated;
+    stats.changed = allowed.size() - *updated;
+  }
+  if (refused > 0) {
+    spdlog::error("rewrap refused for {} data keys: the audit log cannot record them ({})", refused,
+                  first_refusal.ToString());
+    return Err(Errc::kUnavailable, "the audit log is not writable: " + std::to_string(refused) +
+                                       " data keys were left under version " + std::to_string(from_version) +
+                                       " (" + first_refusal.message() + "); run the command again once it is");
+  }
   return stats;
 }
 
-SResult<Done> ObjectService::DestroyKeyVersion(const std::string& tenant_id, uint32_t version) {
+SResult<Done> ObjectService::DestroyKeyVersion(const std::string& tenant_id, uint32_t version,
+                                               const RequestInfo* request) {
   auto versions = keys_.ListKeyVersions(tenant_id);
   if (!versions.ok()) return internal::FromKeyStatus(versions.status());
   for (const auto& v : *versions) {
@@ -81,7 +148,20 @@ SResult<Done> ObjectService::DestroyKeyVersion(const std::string& tenant_id, uin
                                               std::to_string(it->second) +
                                               " objects or uploads; run coffre key rewrap first");
   }
+  // Destruction cannot be undone: its record is made durable first (docs/AUDIT.md). Only once the
+  // checks above passed, so that a refused destroy leaves no record of a destruction.
+  const audit::Event event = internal::LifecycleEvent(audit::Operation::kTenantKeyDestroy, tenant_id, version,
+                                                      request != nullptr ? *request : RequestInfo{});
+  if (audit_ != nullptr) {
+    if (Status recorded = audit_->Record(event); !recorded.ok()) {
+      return Err(Errc::kUnavailable, "the audit log cannot record the destruction (" + recorded.message() +
+                                         "); key version " + std::to_string(version) + " was not destroyed");
+    }
+  }
   Status st = keys_.DestroyKeyVersion(tenant_id, version);
+  if (!st.ok()) {
+    internal::RecordKeyFailure(audit_, event, st);
+  }
   if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kPreconditionFailed, st.message());
   if (st.code() == StatusCode::kNotFound) return Err(Errc::kInvalidArgument, st.message());
   if (!st.ok()) return FromStatus(st);
@@ -92,6 +172,235 @@ SResult<uint64_t> ObjectService::RemoveTenantData(const std::string& tenant_id, 
   auto removed = catalog_.DeleteTenantData(tenant_id, max_rows);
   if (!removed.ok()) return FromStatus(removed.status());
   return *removed;
+}
+
+// --- KeyLifecycle -------------------------------------------------------------------------
+
+namespace {
+
+// The version a rotation creates: versions only grow and the active one is the highest (a
+// destroyed version is never the highest), so it is the highest existing one plus one.
+uint32_t NextVersion(const std::vector<keystore::KeyVersion>& versions) {
+  uint32_t highest = 0;
+  for (const auto& v : versions) {
+    highest = std::max(highest, v.version);
+  }
+  return highest + 1;
+}
+
+const keystore::KeyVersion* ActiveVersion(const std::vector<keystore::KeyVersion>& versions) {
+  for (const auto& v : versions) {
+    if (v.active) {
+      return &v;
+    }
+  }
+  return nullptr;
+}
+
+audit::Event AccessKeyEvent(audit::Operation operation, const std::string& tenant_id,
+                            const std::string& access_key_id, const audit::RequestInfo& request) {
+  // No tenant key is involved: key_id stays empty (audit/event.h).
+  audit::Event ev;
+  ev.operation = operation;
+  ev.tenant = tenant_id;
+  ev.request = request;
+  ev.request.access_key_id = access_key_id;
+  return ev;
+}
+
+}  // namespace
+
+KeyLifecycle::KeyLifecycle(keystore::Keystore& keys, audit::Recorder* recorder, const Clock& clock)
+    : keys_(keys), recorder_(recorder), clock_(clock) {}
+
+Status KeyLifecycle::RecordOrRefuse(const audit::Event& event, const std::string& not_done) {
+  if (recorder_ == nullptr) {
+    return Status::Ok();
+  }
+  Status st = recorder_->Record(event);
+  if (st.ok()) {
+    return st;
+  }
+  spdlog::error("{} refused: the audit log cannot record it ({})", audit::OperationName(event.operation),
+                st.ToString());
+  return Status::Unavailable("the audit log cannot be written (" + st.message() + "); " + not_done);
+}
+
+void KeyLifecycle::RecordFailure(audit::Event event) {
+  if (recorder_ == nullptr) {
+    return;
+  }
+  event.outcome = audit::Outcome::kFailure;
+  if (Status st = recorder_->Record(event); !st.ok()) {
+    spdlog::error("the audit log could not record a failed {} ({})", audit::OperationName(event.operation),
+                  st.ToString());
+  }
+}
+
+Result<keystore::Tenant> KeyLifecycle::CreateTenant(const std::string& name, const audit::RequestInfo& request) {
+  auto created = keys_.CreateTenant(name);
+  if (!created.ok() && created.status().code() == StatusCode::kAlreadyExists) {
+    // A creation whose record failed left the tenant with its first key and nothing else (no
+    // access key was issued): it is completed now, by recording it. Any later event (an access key
+    // issued, a rotation, a shred) shows that the creation was completed, hence recorded.
+    auto existing = keys_.GetTenantByName(name);
+    if (!existing.ok()) {
+      return existing.status();
+    }
+    COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::KeyEvent> events, keys_.ListKeyEvents(existing->id));
+    const bool incomplete =
+        !existing->shredded && events.size() == 1 && events.front().event == "tenant-created";
+    if (!incomplete) {
+      return created.status();
+    }
+    created = std::move(existing);
+  }
+  if (!created.ok()) {
+    return created.status();
+  }
+  // The keystore draws the tenant id, which is the key id the record names: recorded right after.
+  // Until it is, the tenant has no access key, so its key cannot be used by anyone.
+  COFFRE_RETURN_IF_ERROR(RecordOrRefuse(
+      internal::LifecycleEvent(audit::Operation::kTenantKeyCreate, created->id, 1, request),
+      "tenant " + name + " exists but its creation is not recorded and no access key was issued; run the same "
+      "command again once the audit log is writable"));
+  return created;
+}
+
+Result<keystore::NewAccessKey> KeyLifecycle::CreateAccessKey(const std::string& tenant_id,
+                                                             const audit::RequestInfo& request) {
+  COFFRE_ASSIGN_OR_RETURN(keystore::Tenant tenant, keys_.GetTenant(tenant_id));
+  if (tenant.shredded) {
+    return Status::FailedPrecondition("tenant " + tenant.name + " was crypto-shredded: it gets no new access key");
+  }
+  COFFRE_ASSIGN_OR_RETURN(keystore::NewAccessKey key, keys_.CreateAccessKey(tenant_id));
+  // The keystore draws the id the record names, so the record follows; if it fails the key is
+  // deleted before its secret left this process, so nobody ever held it.
+  Status recorded = RecordOrRefuse(AccessKeyEvent(audit::Operation::kAccessKeyCreate, tenant_id,
+                                                  key.key.access_key_id, request),
+                                   "no access key was created");
+  if (!recorded.ok()) {
+    if (Status undone = keys_.DeleteAccessKey(tenant_id, key.key.access_key_id); !undone.ok()) {
+      spdlog::error("access key {} of tenant {} could not be deleted after its record failed: {}",
+                    key.key.access_key_id, tenant_id, undone.ToString());
+      return Status::Unavailable("the audit log cannot be written, and the unrecorded access key " +
+                                 key.key.access_key_id + " could not be deleted (" + undone.message() +
+                                 "); delete it with coffre access-key delete (its secret was never shown)");
+    }
+    return recorded;
+  }
+  return key;
+}
+
+Status KeyLifecycle::CheckAccessKey(const std::string& tenant_id, const std::string& access_key_id) {
+  COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::AccessKey> keys, keys_.ListAccessKeys(tenant_id));
+  for (const auto& k : keys) {
+    if (k.access_key_id == access_key_id) {
+      return Status::Ok();
+    }
+  }
+  return Status::NotFound("the tenant has no access key " + access_key_id);
+}
+
+Status KeyLifecycle::DisableAccessKey(const std::string& tenant_id, const std::string& access_key_id,
+                                      const audit::RequestInfo& request) {
+  COFFRE_RETURN_IF_ERROR(CheckAccessKey(tenant_id, access_key_id));
+  const audit::Event event = AccessKeyEvent(audit::Operation::kAccessKeyDisable, tenant_id, access_key_id, request);
+  COFFRE_RETURN_IF_ERROR(RecordOrRefuse(event, "access key " + access_key_id + " was not disabled"));
+  Status st = keys_.SetAccessKeyEnabled(tenant_id, access_key_id, false);
+  if (!st.ok()) {
+    RecordFailure(event);
+  }
+  return st;
+}
+
+Status KeyLifecycle::DeleteAccessKey(const std::string& tenant_id, const std::string& access_key_id,
+                                     const audit::RequestInfo& request) {
+  COFFRE_RETURN_IF_ERROR(CheckAccessKey(tenant_id, access_key_id));
+  const audit::Event event = AccessKeyEvent(audit::Operation::kAccessKeyDelete, tenant_id, access_key_id, request);
+  COFFRE_RETURN_IF_ERROR(RecordOrRefuse(event, "access key " + access_key_id + " was not deleted"));
+  Status st = keys_.DeleteAccessKey(tenant_id, access_key_id);
+  if (!st.ok()) {
+    RecordFailure(event);
+  }
+  return st;
+}
+
+Status KeyLifecycle::EnableAccessKey(const std::string& tenant_id, const std::string& access_key_id) {
+  return keys_.SetAccessKeyEnabled(tenant_id, access_key_id, true);
+}
+
+Result<uint32_t> KeyLifecycle::RotateTenantKey(const std::string& tenant_id, const audit::RequestInfo& request) {
+  COFFRE_ASSIGN_OR_RETURN(keystore::Tenant tenant, keys_.GetTenant(tenant_id));
+  if (tenant.shredded) {
+    return Status::FailedPrecondition("tenant " + tenant.name + " was crypto-shredded; it cannot get a new key");
+  }
+  COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::KeyVersion> versions, keys_.ListKeyVersions(tenant_id));
+  const uint32_t expected = NextVersion(versions);
+  // A new key comes into existence: recorded first, like every other key use.
+  const audit::Event event =
+      internal::LifecycleEvent(audit::Operation::kTenantKeyRotate, tenant_id, expected, request);
+  COFFRE_RETURN_IF_ERROR(RecordOrRefuse(event, "tenant " + tenant.name + " was not rotated"));
+  auto rotated = keys_.RotateTenantKey(tenant_id);
+  if (!rotated.ok()) {
+    RecordFailure(event);
+    return rotated.status();
+  }
+  if (*rotated != expected) {
+    // Another process rotated the same tenant between our look and our rotation (and recorded
+    // its own version): record the version this rotation really made as well.
+    spdlog::warn("tenant {}: a concurrent rotation took version {}; this one made version {}", tenant_id,
+                 expected, *rotated);
+    COFFRE_RETURN_IF_ERROR(RecordOrRefuse(
+        internal::LifecycleEvent(audit::Operation::kTenantKeyRotate, tenant_id, *rotated, request),
+        "version " + std::to_string(*rotated) + " of tenant " + tenant.name + " was made but is recorded as " +
+            std::to_string(expected)));
+  }
+  return *rotated;
+}
+
+Result<std::vector<std::pair<std::string, uint32_t>>> KeyLifecycle::RotateKeysOlderThan(
+    int64_t max_age_ms, const audit::RequestInfo& request) {
+  std::vector<std::pair<std::string, uint32_t>> rotated;
+  COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::Tenant> tenants, keys_.ListTenants());
+  const UnixMillis cutoff = ToUnixMillis(clock_.Now()) - max_age_ms;
+  for (const auto& tenant : tenants) {
+    if (tenant.shredded) {
+      continue;
+    }
+    COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::KeyVersion> versions, keys_.ListKeyVersions(tenant.id));
+    const keystore::KeyVersion* active = ActiveVersion(versions);
+    if (active == nullptr || active->created > cutoff) {
+      continue;
+    }
+    auto r = RotateTenantKey(tenant.id, request);
+    if (!r.ok() && r.status().code() == StatusCode::kFailedPrecondition) {
+      continue;  // shredded meanwhile
+    }
+    if (!r.ok()) {
+      return r.status();
+    }
+    rotated.emplace_back(tenant.id, *r);
+  }
+  return rotated;
+}
+
+Status KeyLifecycle::ShredTenant(const std::string& tenant_id, const audit::RequestInfo& request) {
+  COFFRE_ASSIGN_OR_RETURN(keystore::Tenant tenant, keys_.GetTenant(tenant_id));
+  if (tenant.shredded) {
+    return Status::FailedPrecondition("tenant " + tenant.name + " is already crypto-shredded");
+  }
+  COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::KeyVersion> versions, keys_.ListKeyVersions(tenant_id));
+  const keystore::KeyVersion* active = ActiveVersion(versions);
+  // Shredding cannot be undone: recorded first.
+  const audit::Event event = internal::LifecycleEvent(audit::Operation::kTenantShred, tenant_id,
+                                                      active != nullptr ? active->version : 0, request);
+  COFFRE_RETURN_IF_ERROR(RecordOrRefuse(event, "tenant " + tenant.name + " was not shredded"));
+  Status st = keys_.ShredTenant(tenant_id);
+  if (!st.ok()) {
+    RecordFailure(event);
+  }
+  return st;
 }
 
 }  // namespace coffre::service

@@ -1,6 +1,8 @@
 """The auditors' key-usage log, end to end: S3 operations through boto3 leave one record per key use
 with the request id the client saw; the CLI exports a tenant's records and verifies them offline;
-tampering with the export is detected and located; an unwritable audit log fails key use closed."""
+tampering with the export is detected and located; an unwritable audit log fails key use closed.
+Key-lifecycle commands (tenant, key and access-key changes, the rotation policy) leave exactly one
+record each, and refuse to act when their record cannot be written."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ import tempfile
 import time
 import unittest
 
-from harness import CoffreTestCase, MiB, gen_bytes, unique_bucket
+from harness import CoffreTestCase, Daemon, MiB, gen_bytes, unique_bucket
+
+DATA_KEY_USES = ("data_key.wrap", "data_key.unwrap", "data.decrypt")
 
 
 def rid(resp) -> str:
@@ -147,7 +151,9 @@ class AuditLogTest(CoffreTestCase):
             self.assertNotIn(needle, text)
         other_path = self.export(tenant=other["tenant"])
         _, recs = self.records(other_path)
-        self.assertEqual([r["request_id"] for r in recs], [r2])
+        # Its chain begins with its creation (section 1.1), then its one PUT.
+        self.assertEqual([r["operation"] for r in recs], ["tenant_key.create", "access_key.create", "data_key.wrap"])
+        self.assertEqual(recs[-1]["request_id"], r2)
         self.assertEqual(self.verify(other_path).returncode, 0)
 
     def test_tampering_is_detected_and_located(self):
@@ -274,6 +280,205 @@ class AuditLogTest(CoffreTestCase):
         self.assertEqual(keys, ["before", "after", "before"])
 
 
+class AuditLifecycleTest(CoffreTestCase):
+    """Key-lifecycle events (docs/AUDIT.md section 1.1), on a daemon of its own."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="coffre-audit-lc-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+
+    def cli(self, *args, check=True, daemon=None):
+        d = daemon or self.daemon
+        return d.run_cli(*args, "--data-dir", d.data_dir, check=check)
+
+    def cli_json(self, *args, daemon=None):
+        return json.loads(self.cli(*args, "--json", daemon=daemon).stdout)
+
+    def export(self, tenant, daemon=None):
+        """The tenant's records, after checking that the export verifies offline."""
+        d = daemon or self.daemon
+        out = os.path.join(self.tmp, f"export-{time.monotonic_ns()}.jsonl")
+        self.cli("audit", "export", "--tenant", tenant, "--format", "jsonl", "--out", out, daemon=d)
+        key = self.cli("audit", "public-key", daemon=d).stdout.decode().strip()
+        p = d.run_cli("audit", "verify", out, "--public-key", key, check=False)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        with open(out) as f:
+            lines = [json.loads(line) for line in f]
+        header = lines[0]
+        self.assertEqual(header["tenant_name"], tenant)
+        return header["tenant"], [r for r in lines if r["type"] == "record"]
+
+    def assertLifecycle(self, rec, operation, tenant_id, action, key_version=None, access_key_id=""):
+        self.assertEqual(rec["operation"], operation, rec)
+        self.assertEqual(rec["outcome"], "success", rec)
+        self.assertEqual(rec["tenant"], tenant_id, rec)
+        self.assertEqual(rec["action"], action, rec)
+        self.assertEqual(rec["access_key_id"], access_key_id, rec)
+        self.assertEqual(rec["client_address"], "", rec)
+        self.assertEqual(rec["request_id"], "", rec)
+        if operation.startswith("access_key."):
+            self.assertEqual((rec["key_id"], rec["key_version"]), ("", 0), rec)
+        else:
+            self.assertEqual(rec["key_id"], tenant_id, rec)
+            self.assertEqual(rec["key_version"], key_version, rec)
+        if operation != "data_key.rewrap":
+            self.assertEqual((rec["bucket"], rec["object_key"], rec["object_id"]), ("", "", ""), rec)
+
+    def keystore_state(self, tenant):
+        """What the CLI shows of a tenant's keys (none of these commands needs the audit log)."""
+        keys = self.cli_json("key", "list", tenant)
+        access = self.cli_json("access-key", "list", tenant)
+        tenants = sorted(t["tenant"] for t in self.cli_json("tenant", "list"))
+        return (keys["shredded"], [(v["version"], v["state"]) for v in keys["versions"]],
+                sorted((k["access_key_id"], k["enabled"]) for k in access), tenants)
+
+    # ------------------------------------------------------------------------------------------
+
+    def test_dev_tenant_creation_at_first_start_is_recorded(self):
+        dev_id, recs = self.export("dev")
+        first = recs[:2]
+        self.assertEqual([r["seq"] for r in first], [1, 2])
+        self.assertLifecycle(first[0], "tenant_key.create", dev_id, "daemon:dev tenant", 1)
+        self.assertLifecycle(first[1], "access_key.create", dev_id, "daemon:dev tenant",
+                             access_key_id=self.daemon.access_key)
+        lifecycle = [r for r in recs if r["operation"] not in DATA_KEY_USES]
+        self.assertEqual(len(lifecycle), 2, lifecycle)
+
+    def test_each_lifecycle_command_is_recorded_exactly_once(self):
+        name = unique_bucket("lc")
+        creds = self.daemon.create_tenant(name)
+        first_key = creds["access_key_id"]
+        s3 = self.daemon.client_for(creds)
+        bucket = unique_bucket("lcb")
+        s3.create_bucket(Bucket=bucket)
+        put_rid = rid(s3.put_object(Bucket=bucket, Key="dossier/a.pdf", Body=b"a" * 100))
+        upload_id = s3.create_multipart_upload(Bucket=bucket, Key="dossier/big.bin")["UploadId"]
+
+        self.cli("key", "rotate", name)
+        self.cli("key", "rewrap", name)
+        self.cli("key", "destroy", name, "1")
+        second = self.cli_json("access-key", "create", name)
+        second_key = second["access_key_id"]
+        self.cli("access-key", "disable", name, second_key)
+        self.cli("access-key", "enable", name, second_key)  # not recorded (docs/AUDIT.md 1.1)
+        self.cli("access-key", "delete", name, second_key)
+        self.cli("tenant", "shred", name, "--confirm", name)
+
+        tenant_id, recs = self.export(name)
+        put = [r for r in recs if r["request_id"] == put_rid]
+        self.assertEqual(len(put), 1)
+        lifecycle = [r for r in recs if r["operation"] not in DATA_KEY_USES]
+        self.assertEqual([r["operation"] for r in lifecycle],
+                         ["tenant_key.create", "access_key.create", "tenant_key.rotate", "data_key.rewrap",
+                          "data_key.rewrap", "tenant_key.destroy", "access_key.create", "access_key.disable",
+                          "access_key.delete", "tenant.shred"])
+        it = iter(lifecycle)
+        self.assertLifecycle(next(it), "tenant_key.create", tenant_id, "cli:tenant create", 1)
+        self.assertLifecycle(next(it), "access_key.create", tenant_id, "cli:tenant create",
+                             access_key_id=first_key)
+        self.assertLifecycle(next(it), "tenant_key.rotate", tenant_id, "cli:key rotate", 2)
+        rewraps = [next(it), next(it)]
+        for r in rewraps:
+            self.assertLifecycle(r, "data_key.rewrap", tenant_id, "cli:key rewrap", 2)
+            self.assertEqual(r["bucket"], bucket)
+        # One per data key: the object's and the multipart upload's in progress.
+        self.assertEqual(sorted((r["object_key"], r["object_id"]) for r in rewraps),
+                         sorted([("dossier/a.pdf", put[0]["object_id"]), ("dossier/big.bin", upload_id)]))
+        self.assertLifecycle(next(it), "tenant_key.destroy", tenant_id, "cli:key destroy", 1)
+        self.assertLifecycle(next(it), "access_key.create", tenant_id, "cli:access-key create",
+                             access_key_id=second_key)
+        self.assertLifecycle(next(it), "access_key.disable", tenant_id, "cli:access-key disable",
+                             access_key_id=second_key)
+        self.assertLifecycle(next(it), "access_key.delete", tenant_id, "cli:access-key delete",
+                             access_key_id=second_key)
+        self.assertLifecycle(next(it), "tenant.shred", tenant_id, "cli:tenant shred", 2)
+        # The chain is whole and nothing secret went into it.
+        self.assertEqual([r["seq"] for r in recs], list(range(recs[0]["seq"], recs[0]["seq"] + len(recs))))
+        text = json.dumps(recs)
+        for secret in (creds["secret_access_key"], second["secret_access_key"]):
+            self.assertNotIn(secret, text)
+        # Re-running shred only finishes the catalog cleanup: no key is touched, nothing recorded.
+        self.cli("tenant", "shred", name, "--confirm", name)
+        _, again = self.export(name)
+        self.assertEqual(len([r for r in again if r["operation"] == "tenant.shred"]), 1)
+
+    def test_commands_refuse_to_act_when_the_audit_log_cannot_be_written(self):
+        name = unique_bucket("locked")
+        self.daemon.create_tenant(name)
+        self.cli("key", "rotate", name)  # so that version 1 could be destroyed
+        spare = self.cli_json("access-key", "create", name)["access_key_id"]
+        new_name = unique_bucket("never")
+        tenant_id, recs_before = self.export(name)
+        before = self.keystore_state(name)
+
+        # Another process holds audit.db's write lock past the commands' busy timeout (2 s).
+        db = sqlite3.connect(os.path.join(self.daemon.data_dir, "audit.db"), timeout=10, isolation_level=None)
+        try:
+            db.execute("BEGIN EXCLUSIVE")
+            for args in (("key", "rotate", name),
+                         ("key", "destroy", name, "1"),
+                         ("key", "rewrap", name),
+                         ("tenant", "shred", name, "--confirm", name),
+                         ("access-key", "create", name),
+                         ("access-key", "disable", name, spare),
+                         ("access-key", "delete", name, spare),
+                         ("tenant", "create", new_name)):
+                p = self.cli(*args, check=False)
+                self.assertNotEqual(p.returncode, 0, (args, p.stdout, p.stderr))
+                self.assertIn(b"audit log", p.stderr, args)
+                self.assertNotIn(b"secret", p.stdout.lower(), args)
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+
+        self.assertEqual(self.keystore_state(name), before)
+        self.assertNotIn(new_name, before[3])
+        _, recs = self.export(name)
+        self.assertEqual(recs, recs_before)  # nothing was recorded either
+        # Once the log is writable the same command works, with its one record.
+        self.cli("key", "rotate", name)
+        _, recs = self.export(name)
+        added = recs[len(recs_before):]
+        self.assertEqual([(r["operation"], r["key_version"]) for r in added], [("tenant_key.rotate", 3)])
+
+    def test_rotation_policy_is_recorded_with_action_policy(self):
+        d = Daemon()
+        d.start()
+        try:
+            d.create_tenant("aged")
+            d.create_tenant("fresh")
+        finally:
+            d.stop()
+        try:
+            # Age tenant "aged"'s key by ten days, as if time had passed.
+            ks = sqlite3.connect(os.path.join(d.data_dir, "keystore.db"))
+            ks.execute("UPDATE tenant_keys SET created = created - ? WHERE tenant_id = "
+                       "(SELECT id FROM tenants WHERE name = 'aged')", (10 * 24 * 3600 * 1000,))
+            ks.commit()
+            ks.close()
+            config = os.path.join(d.tmp, "config.json")
+            with open(config, "w") as f:
+                json.dump({"create_root_key": True, "create_dev_tenant": True, "admin_listen": "",
+                           "rotate_after_days": 7}, f)
+            d2 = Daemon(tmp=d.tmp, extra_args=["--config", config])
+            d2.start()
+            try:
+                deadline = time.monotonic() + 30
+                while len(self.cli_json("key", "list", "aged", daemon=d2)["versions"]) < 2:
+                    self.assertLess(time.monotonic(), deadline, "the policy did not rotate the aged key")
+                    time.sleep(0.1)
+                aged_id, recs = self.export("aged", daemon=d2)
+                rotations = [r for r in recs if r["operation"] == "tenant_key.rotate"]
+                self.assertEqual(len(rotations), 1, rotations)
+                self.assertLifecycle(rotations[0], "tenant_key.rotate", aged_id, "policy", 2)
+                _, fresh = self.export("fresh", daemon=d2)
+                self.assertEqual([r["operation"] for r in fresh], ["tenant_key.create", "access_key.create"])
+            finally:
+                d2.stop()
+        finally:
+            d.cleanup()
+
+
 class AuditArchiveTest(AuditLogTest):
     """Retention, on a daemon of its own (archiving prunes the live log)."""
 
@@ -289,10 +494,11 @@ class AuditArchiveTest(AuditLogTest):
         tomorrow = (_dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         out = os.path.join(self.tmp, "archive-1.jsonl")
         p = self.cli("audit", "archive", *self.data_args(), "--before", tomorrow, "--out", out)
-        self.assertIn(b"archived 3 record(s)", p.stdout)
+        # The dev tenant's creation (tenant key and access key, section 1.1) and the three PUTs.
+        self.assertIn(b"archived 5 record(s)", p.stdout)
         p = self.verify(out)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertIn(b"OK: archive of 3 record(s)", p.stdout)
+        self.assertIn(b"OK: archive of 5 record(s)", p.stdout)
         # The live log verifies from the boundary and its chains continue.
         self.s3.put_object(Bucket=bucket, Key="new", Body=b"d")
         p = self.cli("audit", "check", *self.data_args())
@@ -300,7 +506,7 @@ class AuditArchiveTest(AuditLogTest):
         path = self.export()
         self.assertEqual(self.verify(path).returncode, 0)
         _, recs = self.records(path)
-        self.assertEqual([(r["object_key"], r["seq"]) for r in recs], [("new", 4)])
+        self.assertEqual([(r["object_key"], r["seq"]) for r in recs], [("new", 6)])
         # An archive is never replaced, and a tampered one fails verification.
         p = self.cli("audit", "archive", *self.data_args(), "--before", tomorrow, "--out", out, check=False)
         self.assertNotEqual(p.returncode, 0)

@@ -1,0 +1,413 @@
+// Key-lifecycle events in the audit log (docs/AUDIT.md, "Key-lifecycle events"): each change
+// is recorded exactly once with the right fields, and a change whose record cannot be made
+// durable is not made (or is undone where the record must follow it).
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+
+#include "coffre/service/key_lifecycle.h"
+#include "coffre/service/object_service.h"
+
+namespace coffre::service {
+namespace {
+
+namespace fs = std::filesystem;
+using audit::Operation;
+
+// Keeps every event; refuses every Record() while `failing` is set.
+class FakeRecorder final : public audit::Recorder {
+ public:
+  Status Record(const audit::Event& event) override {
+    std::lock_guard lock(mu_);
+    if (failing_) {
+      ++refused_;
+      return Status::Unavailable("injected: audit disk full");
+    }
+    events_.push_back(event);
+    return Status::Ok();
+  }
+  void set_failing(bool failing) {
+    std::lock_guard lock(mu_);
+    failing_ = failing;
+  }
+  std::vector<audit::Event> events() {
+    std::lock_guard lock(mu_);
+    return events_;
+  }
+  int refused() {
+    std::lock_guard lock(mu_);
+    return refused_;
+  }
+  void clear() {
+    std::lock_guard lock(mu_);
+    events_.clear();
+  }
+
+ private:
+  std::mutex mu_;
+  bool failing_ = false;
+  int refused_ = 0;
+  std::vector<audit::Event> events_;
+};
+
+class KeyLifecycleAuditTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/coffre-lifecycle-audit-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    auto keys = keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32), clock_);
+    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+    keys_ = std::move(keys).value();
+    lifecycle_ = std::make_unique<KeyLifecycle>(*keys_, &recorder_, clock_);
+    request_.action = "cli:test";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  keystore::Tenant NewTenant(const std::string& name) {
+    auto t = lifecycle_->CreateTenant(name, request_);
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    recorder_.clear();
+    return t.ok() ? *t : keystore::Tenant{};
+  }
+
+  std::vector<uint32_t> Versions(const std::string& tenant_id) {
+    std::vector<uint32_t> out;
+    auto versions = keys_->ListKeyVersions(tenant_id);
+    EXPECT_TRUE(versions.ok());
+    if (versions.ok()) {
+      for (const auto& v : *versions) {
+        out.push_back(v.version);
+      }
+    }
+    return out;
+  }
+
+  void ExpectLifecycle(const audit::Event& e, Operation op, const std::string& tenant_id, uint32_t version) {
+    EXPECT_EQ(e.operation, op);
+    EXPECT_EQ(e.outcome, audit::Outcome::kSuccess);
+    EXPECT_EQ(e.tenant, tenant_id);
+    EXPECT_EQ(e.key_id, tenant_id);
+    EXPECT_EQ(e.key_version, version);
+    EXPECT_EQ(e.request.action, "cli:test");
+    EXPECT_EQ(e.request.client_address, "");
+    EXPECT_EQ(e.bucket, "");
+  }
+
+  std::string dir_;
+  FixedClock clock_{std::chrono::system_clock::time_point(std::chrono::hours(24 * 365 * 56))};
+  std::unique_ptr<keystore::Keystore> keys_;
+  FakeRecorder recorder_;
+  std::unique_ptr<KeyLifecycle> lifecycle_;
+  audit::RequestInfo request_;
+};
+
+TEST_F(KeyLifecycleAuditTest, CreateTenantAndAccessKeyAreEachRecordedOnce) {
+  auto t = lifecycle_->CreateTenant("acme", request_);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto k = lifecycle_->CreateAccessKey(t->id, request_);
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  const auto events = recorder_.events();
+  ASSERT_EQ(events.size(), 2u);
+  ExpectLifecycle(events[0], Operation::kTenantKeyCreate, t->id, 1);
+  EXPECT_EQ(events[0].request.access_key_id, "");
+  EXPECT_EQ(events[1].operation, Operation::kAccessKeyCreate);
+  EXPECT_EQ(events[1].tenant, t->id);
+  EXPECT_EQ(events[1].key_id, "");  // no tenant key is involved
+  EXPECT_EQ(events[1].key_version, 0u);
+  EXPECT_EQ(events[1].request.access_key_id, k->key.access_key_id);
+  EXPECT_EQ(events[1].request.action, "cli:test");
+  // A completed creation is not "completed" again.
+  auto again = lifecycle_->CreateTenant("acme", request_);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(recorder_.events().size(), 2u);
+}
+
+TEST_F(KeyLifecycleAuditTest, TenantWhoseCreationWasNotRecordedGetsNoAccessKeyUntilRetried) {
+  recorder_.set_failing(true);
+  auto t = lifecycle_->CreateTenant("acme", request_);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(t.status().message().find("run the same command again"), std::string::npos) << t.status().message();
+  auto existing = keys_->GetTenantByName("acme");
+  ASSERT_TRUE(existing.ok());
+  EXPECT_TRUE(keys_->ListAccessKeys(existing->id)->empty());
+  // Once the log is writable, the same call records the creation and returns the tenant.
+  recorder_.set_failing(false);
+  auto retried = lifecycle_->CreateTenant("acme", request_);
+  ASSERT_TRUE(retried.ok()) << retried.status().ToString();
+  EXPECT_EQ(retried->id, existing->id);
+  const auto events = recorder_.events();
+  ASSERT_EQ(events.size(), 1u);
+  ExpectLifecycle(events[0], Operation::kTenantKeyCreate, existing->id, 1);
+}
+
+TEST_F(KeyLifecycleAuditTest, AccessKeyWhoseCreationCannotBeRecordedIsDeletedAgain) {
+  auto t = NewTenant("acme");
+  recorder_.set_failing(true);
+  auto k = lifecycle_->CreateAccessKey(t.id, request_);
+  ASSERT_FALSE(k.ok());
+  EXPECT_EQ(k.status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(keys_->ListAccessKeys(t.id)->empty());
+  EXPECT_TRUE(recorder_.events().empty());
+}
+
+TEST_F(KeyLifecycleAuditTest, DisableAndDeleteAreRecordedBeforeTheChange) {
+  auto t = NewTenant("acme");
+  auto k = lifecycle_->CreateAccessKey(t.id, request_);
+  ASSERT_TRUE(k.ok());
+  const std::string id = k->key.access_key_id;
+  recorder_.clear();
+
+  recorder_.set_failing(true);
+  EXPECT_EQ(lifecycle_->DisableAccessKey(t.id, id, request_).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(lifecycle_->DeleteAccessKey(t.id, id, request_).code(), StatusCode::kUnavailable);
+  auto listed = keys_->ListAccessKeys(t.id);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_TRUE(listed->front().enabled);  // nothing changed
+  recorder_.set_failing(false);
+
+  ASSERT_TRUE(lifecycle_->DisableAccessKey(t.id, id, request_).ok());
+  EXPECT_FALSE(keys_->ListAccessKeys(t.id)->front().enabled);
+  ASSERT_TRUE(lifecycle_->EnableAccessKey(t.id, id).ok());  // not recorded (docs/AUDIT.md)
+  ASSERT_TRUE(lifecycle_->DeleteAccessKey(t.id, id, request_).ok());
+  EXPECT_TRUE(keys_->ListAccessKeys(t.id)->empty());
+  const auto events = recorder_.events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].operation, Operation::kAccessKeyDisable);
+  EXPECT_EQ(events[1].operation, Operation::kAccessKeyDelete);
+  for (const auto& e : events) {
+    EXPECT_EQ(e.tenant, t.id);
+    EXPECT_EQ(e.request.access_key_id, id);
+    EXPECT_EQ(e.outcome, audit::Outcome::kSuccess);
+  }
+  // An unknown key is refused before anything is recorded.
+  EXPECT_EQ(lifecycle_->DisableAccessKey(t.id, id, request_).code(), StatusCode::kNotFound);
+  EXPECT_EQ(lifecycle_->DeleteAccessKey(t.id, "CONOSUCHKEY0000000000", request_).code(), StatusCode::kNotFound);
+  EXPECT_EQ(recorder_.events().size(), 2u);
+}
+
+TEST_F(KeyLifecycleAuditTest, RotationIsRecordedWithTheNewVersionBeforeTheKeyExists) {
+  auto t = NewTenant("acme");
+  recorder_.set_failing(true);
+  auto refused = lifecycle_->RotateTenantKey(t.id, request_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(Versions(t.id), std::vector<uint32_t>{1});
+  recorder_.set_failing(false);
+
+  auto v = lifecycle_->RotateTenantKey(t.id, request_);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(*v, 2u);
+  auto events = recorder_.events();
+  ASSERT_EQ(events.size(), 1u);
+  ExpectLifecycle(events[0], Operation::kTenantKeyRotate, t.id, 2);
+}
+
+TEST_F(KeyLifecycleAuditTest, RotationPredictsTheVersionAfterADestroyedOne) {
+  auto t = NewTenant("acme");
+  ASSERT_TRUE(lifecycle_->RotateTenantKey(t.id, request_).ok());
+  ASSERT_TRUE(keys_->DestroyKeyVersion(t.id, 1).ok());
+  recorder_.clear();
+  auto v = lifecycle_->RotateTenantKey(t.id, request_);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, 3u);
+  ASSERT_EQ(recorder_.events().size(), 1u);
+  EXPECT_EQ(recorder_.events()[0].key_version, 3u);
+}
+
+TEST_F(KeyLifecycleAuditTest, PolicyRotatesOnlyKeysOlderThanTheLimitAndRecordsEach) {
+  auto old_tenant = NewTenant("old");
+  clock_.Set(clock_.Now() + std::chrono::hours(24 * 10));
+  auto young = NewTenant("young");
+  auto shredded = NewTenant("gone");
+  ASSERT_TRUE(keys_->ShredTenant(shredded.id).ok());
+  clock_.Set(clock_.Now() + std::chrono::hours(24 * 5));
+  audit::RequestInfo policy;
+  policy.action = "policy";
+  const int64_t seven_days_ms = int64_t{7} * 24 * 3600 * 1000;
+
+  recorder_.set_failing(true);
+  auto refused = lifecycle_->RotateKeysOlderThan(seven_days_ms, policy);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(Versions(old_tenant.id), std::vector<uint32_t>{1});
+  recorder_.set_failing(false);
+
+  auto rotated = lifecycle_->RotateKeysOlderThan(seven_days_ms, policy);
+  ASSERT_TRUE(rotated.ok()) << rotated.status().ToString();
+  ASSERT_EQ(rotated->size(), 1u);
+  EXPECT_EQ(rotated->front(), std::make_pair(old_tenant.id, uint32_t{2}));
+  EXPECT_EQ(Versions(young.id), std::vector<uint32_t>{1});
+  const auto events = recorder_.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].operation, Operation::kTenantKeyRotate);
+  EXPECT_EQ(events[0].tenant, old_tenant.id);
+  EXPECT_EQ(events[0].key_version, 2u);
+  EXPECT_EQ(events[0].request.action, "policy");
+  // The new version is young: nothing more to do.
+  rotated = lifecycle_->RotateKeysOlderThan(seven_days_ms, policy);
+  ASSERT_TRUE(rotated.ok());
+  EXPECT_TRUE(rotated->empty());
+  EXPECT_EQ(recorder_.events().size(), 1u);
+}
+
+TEST_F(KeyLifecycleAuditTest, ShredIsRecordedFirstAndRefusedWhenTheLogIsUnwritable) {
+  auto t = NewTenant("acme");
+  ASSERT_TRUE(lifecycle_->RotateTenantKey(t.id, request_).ok());
+  recorder_.clear();
+  recorder_.set_failing(true);
+  EXPECT_EQ(lifecycle_->ShredTenant(t.id, request_).code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(keys_->GetTenant(t.id)->shredded.has_value());
+  EXPECT_EQ(Versions(t.id), (std::vector<uint32_t>{1, 2}));
+  recorder_.set_failing(false);
+  ASSERT_TRUE(lifecycle_->ShredTenant(t.id, request_).ok());
+  EXPECT_TRUE(keys_->GetTenant(t.id)->shredded.has_value());
+  auto events = recorder_.events();
+  ASSERT_EQ(events.size(), 1u);
+  ExpectLifecycle(events[0], Operation::kTenantShred, t.id, 2);
+  // Shredded: nothing more is done, so nothing more is recorded.
+  EXPECT_EQ(lifecycle_->ShredTenant(t.id, request_).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(lifecycle_->RotateTenantKey(t.id, request_).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(lifecycle_->CreateAccessKey(t.id, request_).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(recorder_.events().size(), 1u);
+}
+
+TEST_F(KeyLifecycleAuditTest, WithoutARecorderChangesAreMadeUnrecorded) {
+  KeyLifecycle plain(*keys_, nullptr, clock_);
+  auto t = plain.CreateTenant("acme", request_);
+  ASSERT_TRUE(t.ok());
+  EXPECT_TRUE(plain.RotateTenantKey(t->id, request_).ok());
+  EXPECT_TRUE(plain.ShredTenant(t->id, request_).ok());
+}
+
+// --- the object service's part: destroy and rewrap ------------------------------------------
+
+class ServiceLifecycleAuditTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/coffre-svc-lifecycle-audit-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    keys_ = std::move(keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32))).value();
+    catalog_ = std::move(catalog::Catalog::Open(dir_ + "/catalog.db")).value();
+    blobs_ = std::move(storage::OpenLocalBlobStore(dir_)).value();
+    ServiceOptions opts;
+    opts.segment_size = 4096;
+    opts.min_part_size = 10;
+    service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, opts);
+    tenant_ = keys_->CreateTenant("acme")->id;
+    bucket_ = *service_->CreateBucket(tenant_, "dossiers");
+    request_.action = "cli:key rewrap";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  void Put(const std::string& key) {
+    auto w = service_->BeginPut(bucket_, key, {}, {});
+    ASSERT_TRUE(w.ok()) << w.error().message;
+    ASSERT_TRUE((*w)->Write(Bytes(100, 7)).ok());
+    ASSERT_TRUE((*w)->Commit({}).ok());
+  }
+
+  uint64_t Refs(uint32_t version) {
+    auto counts = service_->CountKeyReferences(tenant_);
+    EXPECT_TRUE(counts.ok());
+    auto it = counts->find(version);
+    return it == counts->end() ? 0 : it->second;
+  }
+
+  std::string dir_;
+  std::unique_ptr<keystore::Keystore> keys_;
+  std::unique_ptr<catalog::Catalog> catalog_;
+  std::unique_ptr<storage::BlobStore> blobs_;
+  std::unique_ptr<ObjectService> service_;
+  FakeRecorder recorder_;
+  std::string tenant_;
+  catalog::Bucket bucket_;
+  RequestInfo request_;
+};
+
+TEST_F(ServiceLifecycleAuditTest, RewrapRecordsEachDataKeyOnceWithItsObjectAndNewVersion) {
+  Put("a.pdf");
+  Put("b.pdf");
+  auto upload = service_->CreateUpload(bucket_, "big.bin", {});
+  ASSERT_TRUE(upload.ok());
+  ASSERT_TRUE(keys_->RotateTenantKey(tenant_).ok());
+  service_->set_audit(&recorder_);
+
+  catalog::WrappedKeyCursor cursor;
+  auto r = service_->RewrapBatch(tenant_, 1, &cursor, 100, &request_);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->rewrapped, 3u);
+  EXPECT_EQ(Refs(1), 0u);
+  auto events = recorder_.events();
+  ASSERT_EQ(events.size(), 3u);
+  std::map<std::string, audit::Event> by_key;
+  for (const auto& e : events) {
+    EXPECT_EQ(e.operation, Operation::kDataKeyRewrap);
+    EXPECT_EQ(e.outcome, audit::Outcome::kSuccess);
+    EXPECT_EQ(e.tenant, tenant_);
+    EXPECT_EQ(e.key_id, tenant_);
+    EXPECT_EQ(e.key_version, 2u);
+    EXPECT_EQ(e.bucket, "dossiers");
+    EXPECT_EQ(e.request.action, "cli:key rewrap");
+    EXPECT_FALSE(e.object_id.empty());
+    by_key[e.object_key] = e;
+  }
+  ASSERT_EQ(by_key.count("big.bin"), 1u);
+  EXPECT_EQ(by_key["big.bin"].object_id, *upload);  // an upload in progress is named by its upload id
+  EXPECT_EQ(by_key.count("a.pdf"), 1u);
+  EXPECT_EQ(by_key.count("b.pdf"), 1u);
+  // The walk is done: nothing more is recorded.
+  auto done = service_->RewrapBatch(tenant_, 1, &cursor, 100, &request_);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->examined, 0u);
+  EXPECT_EQ(recorder_.events().size(), 3u);
+  service_->set_audit(nullptr);
+}
+
+TEST_F(ServiceLifecycleAuditTest, RewrapLeavesDataKeysWhoseRecordFailsOnTheOldVersion) {
+  Put("a.pdf");
+  Put("b.pdf");
+  ASSERT_TRUE(keys_->RotateTenantKey(tenant_).ok());
+  service_->set_audit(&recorder_);
+  recorder_.set_failing(true);
+  catalog::WrappedKeyCursor cursor;
+  auto r = service_->RewrapBatch(tenant_, 1, &cursor, 100, &request_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kUnavailable);
+  EXPECT_EQ(Refs(1), 2u);
+  EXPECT_EQ(Refs(2), 0u);
+  service_->set_audit(nullptr);
+}
+
+TEST_F(ServiceLifecycleAuditTest, DestroyIsRecordedFirstAndOnlyWhenItIsAllowed) {
+  ASSERT_TRUE(keys_->RotateTenantKey(tenant_).ok());
+  service_->set_audit(&recorder_);
+  // Refused for the active version: nothing recorded.
+  auto active = service_->DestroyKeyVersion(tenant_, 2, &request_);
+  ASSERT_FALSE(active.ok());
+  EXPECT_EQ(active.error().code, Errc::kPreconditionFailed);
+  EXPECT_TRUE(recorder_.events().empty());
+  // Unwritable log: nothing destroyed.
+  recorder_.set_failing(true);
+  auto refused = service_->DestroyKeyVersion(tenant_, 1, &request_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::kUnavailable);
+  EXPECT_EQ(keys_->ListKeyVersions(tenant_)->size(), 2u);
+  recorder_.set_failing(false);
+  ASSERT_TRUE(service_->DestroyKeyVersion(tenant_, 1, &request_).ok());
+  EXPECT_EQ(keys_->ListKeyVersions(tenant_)->size(), 1u);
+  auto events = recorder_.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].operation, Operation::kTenantKeyDestroy);
+  EXPECT_EQ(events[0].tenant, tenant_);
+  EXPECT_EQ(events[0].key_id, tenant_);
+  EXPECT_EQ(events[0].key_version, 1u);
+  EXPECT_EQ(events[0].outcome, audit::Outcome::kSuccess);
+  service_->set_audit(nullptr);
+}
+
+}  // namespace
+}  // namespace coffre::service
