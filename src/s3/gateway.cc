@@ -194,7 +194,8 @@ asio::awaitable<void> RequestContext::SendEmpty(bhttp::status status, const Head
 asio::awaitable<void> RequestContext::SendError(Error error) {
   if (error.resource.empty()) error.resource = route.resource.empty() ? std::string(view.target) : route.resource;
   const int status = error.http_status();
-  if (status >= 500) {
+  // A refused flood must not flood the log too: rate-limit refusals are counted in a metric.
+  if (status >= 500 && error.code != ErrorCode::kSlowDown) {
     spdlog::error("[{}] {} {} failed: {} ({})", request_id, view.method, OperationName(route.op), error.code_name(),
                   error.effective_message());
   } else {
@@ -469,12 +470,24 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
   ctx.route = std::move(route).value();
   report.routed = true;
 
-  auto auth = co_await ctx.Blocking([&] { return Authenticate(ctx.view, lookup_, options_.auth); });
+  // The rate limit is checked on the worker thread that authenticated: it may read the keystore.
+  bool admitted = true;
+  auto auth = co_await ctx.Blocking([&] {
+    auto result = Authenticate(ctx.view, lookup_, options_.auth);
+    if (result.ok() && options_.admit) {
+      admitted = options_.admit(result->tenant_id);
+    }
+    return result;
+  });
   if (!auth.ok()) {
     co_await ctx.SendError(auth.error());
     co_return;
   }
   ctx.auth = std::move(auth).value();
+  if (!admitted) {
+    co_await ctx.SendError(Error(ErrorCode::kSlowDown));
+    co_return;
+  }
   ctx.audit_request = service::RequestInfo{ctx.request_id, ctx.auth.access_key_id, ctx.ex.remote_address(),
                                            std::string(OperationName(ctx.route.op))};
 

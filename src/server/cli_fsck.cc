@@ -14,6 +14,7 @@
 // Files younger than --min-age may belong to a write in flight on a running daemon: they are
 // counted as recent and neither reported nor removed. Run with the daemon stopped and
 // --min-age 0 for an exact check (e.g. right after a crash, before the restart).
+// --repair refuses to run while a daemon holds the data directory's lock (data_dir_lock.h).
 //
 // Exit status: 0 clean (after repair, if asked), 3 inconsistencies remain, 1/2 as every command.
 
@@ -22,12 +23,14 @@
 #include <cstdint>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "coffre/catalog/catalog.h"
 #include "coffre/storage/blob_store.h"
 #include "commands.h"
+#include "data_dir_lock.h"
 #include "stores.h"
 
 namespace coffre::server {
@@ -204,6 +207,20 @@ void RegisterFsckCommands(CLI::App& app, CommandRunner& runner) {
       if (!config.ok()) return Fail(config.status());
       auto stores = OpenStores(*config, /*for_daemon=*/false);
       if (!stores.ok()) return Fail(stores.status());
+      // A repair removes files that a running daemon may be writing: it takes the data
+      // directory's lock (held until the end), which a daemon holds while it runs.
+      std::optional<DataDirLock> repair_lock;
+      if (flags->repair) {
+        auto lock = DataDirLock::Acquire(config->data_dir);
+        if (!lock.ok()) {
+          if (lock.status().code() == StatusCode::kUnavailable) {
+            return Fail(Status::Unavailable("fsck --repair refused: " + lock.status().message() +
+                                            "; stop the daemon first (fsck without --repair runs beside it)"));
+          }
+          return Fail(lock.status());
+        }
+        repair_lock.emplace(std::move(lock).value());
+      }
       auto report = Check(*stores->catalog, *stores->blobs, flags->repair, flags->min_age);
       if (!report.ok()) return Fail(report.status());
       const Report& r = *report;

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -39,6 +41,67 @@ bool IsLoopbackHost(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
+namespace {
+
+constexpr double kMaxRate = 1'000'000;
+
+// {"requests_per_second": N, "burst": M}; `path` names it in messages.
+Result<ops::RateLimit> ParseRateLimit(const nlohmann::json& j, const std::string& path) {
+  if (!j.is_object()) {
+    return Status::InvalidArgument("config: '" + path + "' must be an object {\"requests_per_second\": N, \"burst\": M}");
+  }
+  for (const auto& [k, v] : j.items()) {
+    if (k != "requests_per_second" && k != "burst") {
+      return Status::InvalidArgument("config: unknown field '" + path + "." + k +
+                                     "' (allowed: requests_per_second, burst)");
+    }
+  }
+  ops::RateLimit limit;
+  if (!j.contains("requests_per_second") || !j["requests_per_second"].is_number() ||
+      j["requests_per_second"].get<double>() < 0 || j["requests_per_second"].get<double>() > kMaxRate) {
+    return Status::InvalidArgument("config: '" + path +
+                                   ".requests_per_second' must be a number from 0 (no limit) to 1000000");
+  }
+  limit.requests_per_second = j["requests_per_second"].get<double>();
+  // Without a burst, one second's worth of requests may come at once.
+  limit.burst = std::max(1.0, std::ceil(limit.requests_per_second));
+  if (j.contains("burst")) {
+    if (!j["burst"].is_number_unsigned() || j["burst"].get<uint64_t>() < 1 ||
+        j["burst"].get<uint64_t>() > static_cast<uint64_t>(kMaxRate)) {
+      return Status::InvalidArgument("config: '" + path + ".burst' must be an integer from 1 to 1000000");
+    }
+    limit.burst = static_cast<double>(j["burst"].get<uint64_t>());
+  }
+  return limit;
+}
+
+Result<ops::RateLimits> ParseRateLimits(const nlohmann::json& j) {
+  if (!j.is_object()) {
+    return Status::InvalidArgument("config: 'rate_limits' must be an object with \"default\" and/or \"tenants\"");
+  }
+  ops::RateLimits limits;
+  for (const auto& [k, v] : j.items()) {
+    if (k == "default") {
+      COFFRE_ASSIGN_OR_RETURN(limits.default_limit, ParseRateLimit(v, "rate_limits.default"));
+    } else if (k == "tenants") {
+      if (!v.is_object()) {
+        return Status::InvalidArgument("config: 'rate_limits.tenants' must be an object keyed by tenant name or id");
+      }
+      for (const auto& [tenant, limit] : v.items()) {
+        if (tenant.empty()) {
+          return Status::InvalidArgument("config: 'rate_limits.tenants' keys must be tenant names or ids, not \"\"");
+        }
+        COFFRE_ASSIGN_OR_RETURN(limits.tenants[tenant], ParseRateLimit(limit, "rate_limits.tenants." + tenant));
+      }
+    } else {
+      return Status::InvalidArgument("config: unknown field 'rate_limits." + k + "' (allowed: default, tenants)");
+    }
+  }
+  return limits;
+}
+
+}  // namespace
+
 Result<Config> ParseConfig(const std::string& json_text) {
   nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
   if (j.is_discarded()) return Status::InvalidArgument("config: not valid JSON");
@@ -49,7 +112,8 @@ Result<Config> ParseConfig(const std::string& json_text) {
       "log_level", "io_threads", "worker_threads", "max_connections", "max_header_bytes", "idle_timeout_seconds",
       "read_timeout_seconds", "admin_listen", "min_free_megabytes", "drain_timeout_seconds",
       "tls_cert_file", "tls_key_file", "allow_plaintext", "access_log",
-      "audit_checkpoint_records", "audit_checkpoint_seconds", "rotate_after_days", "root_key_source", "root_key_credential"};
+      "audit_checkpoint_records", "audit_checkpoint_seconds", "rotate_after_days", "root_key_source", "root_key_credential",
+      "log_format", "rate_limits"};
   for (const auto& [k, v] : j.items()) {
     if (kKnown.count(k) == 0) return Status::InvalidArgument("config: unknown field '" + k + "'");
   }
@@ -105,6 +169,13 @@ Result<Config> ParseConfig(const std::string& json_text) {
   COFFRE_RETURN_IF_ERROR(str("root_key_credential", c.root_key_credential));
   if (c.root_key_source != "file" && c.root_key_source != "credential" && c.root_key_source != "passphrase") {
     return Status::InvalidArgument("config: 'root_key_source' must be \"file\", \"credential\" or \"passphrase\"");
+  }
+  COFFRE_RETURN_IF_ERROR(str("log_format", c.log_format));
+  if (c.log_format != "text" && c.log_format != "json") {
+    return Status::InvalidArgument("config: 'log_format' must be \"text\" or \"json\"");
+  }
+  if (j.contains("rate_limits")) {
+    COFFRE_ASSIGN_OR_RETURN(c.rate_limits, ParseRateLimits(j["rate_limits"]));
   }
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
   if (kLevels.count(c.log_level) == 0) {

@@ -19,13 +19,17 @@
 #include "coffre/http/server.h"
 #include "coffre/http/tls.h"
 #include "coffre/keystore/keystore.h"
+#include "coffre/ops/log_format.h"
 #include "coffre/ops/metrics.h"
+#include "coffre/ops/rate_limiter.h"
 #include "coffre/ops/systemd.h"
 #include "coffre/s3/gateway.h"
+#include "coffre/service/key_lifecycle.h"
 #include "coffre/service/object_service.h"
 #include "coffre/storage/blob_store.h"
 #include "operations.h"
 #include "audit_store.h"
+#include "data_dir_lock.h"
 #include "stores.h"
 
 namespace coffre::server {
@@ -34,7 +38,9 @@ namespace {
 namespace asio = boost::asio;
 
 // Creates the development tenant once and saves its credentials beside the data (mode 0600).
-Status EnsureDevTenant(keystore::Keystore& keys, const Config& config, const std::string& endpoint) {
+// Its key and access key are recorded in the audit log through `lifecycle` (docs/AUDIT.md).
+Status EnsureDevTenant(keystore::Keystore& keys, service::KeyLifecycle& lifecycle, const Config& config,
+                       const std::string& endpoint) {
   const std::string path = config.data_dir + "/dev-credentials.json";
   std::ifstream existing(path);
   nlohmann::json creds;
@@ -44,10 +50,15 @@ Status EnsureDevTenant(keystore::Keystore& keys, const Config& config, const std
       return Status::Corruption(path + " is not valid; remove it to create new development credentials");
     }
   } else {
-    auto tenant = keys.GetTenantByName("dev");
-    if (!tenant.ok()) tenant = keys.CreateTenant("dev");
+    audit::RequestInfo request;
+    request.action = "daemon:dev tenant";
+    // CreateTenant also completes (records) a creation whose record failed at an earlier start.
+    auto tenant = lifecycle.CreateTenant("dev", request);
+    if (!tenant.ok() && tenant.status().code() == StatusCode::kAlreadyExists) {
+      tenant = keys.GetTenantByName("dev");
+    }
     if (!tenant.ok()) return tenant.status();
-    auto key = keys.CreateAccessKey(tenant->id);
+    auto key = lifecycle.CreateAccessKey(tenant->id, request);
     if (!key.ok()) return key.status();
     creds = {{"tenant", "dev"},
              {"access_key_id", key->key.access_key_id},
@@ -85,7 +96,8 @@ http::ServerOptions LimitsOf(const Config& config) {
 
 // SIGHUP. Settings bound at start (addresses, directories, keys, threads) keep their running
 // values, with a warning naming each one that changed.
-void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_server, http::Server* admin_server) {
+void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_server, http::Server* admin_server,
+                  ops::TenantRateLimiter& rate_limiter) {
   if (!reload) {
     spdlog::warn("SIGHUP: no configuration to reload");
     return;
@@ -133,6 +145,8 @@ void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_
   }
   running = next;
   spdlog::set_level(spdlog::level::from_str(running.log_level));
+  spdlog::set_formatter(ops::MakeLogFormatter(running.log_format));
+  rate_limiter.Configure(running.rate_limits);
   http::ServerOptions s3_limits = LimitsOf(running);
   s3_limits.tls = tls;
   s3_server.UpdateLimits(s3_limits);
@@ -147,6 +161,12 @@ void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_
                running.log_level, running.max_connections, running.max_header_bytes, running.idle_timeout_seconds,
                running.read_timeout_seconds, running.drain_timeout_seconds,
                tls ? "certificate reloaded" : "off");
+  const ops::RateLimit& default_limit = running.rate_limits.default_limit;
+  spdlog::info("SIGHUP: log_format={}, rate_limits: default {}, {} tenant override(s)", running.log_format,
+               default_limit.unlimited() ? std::string("unlimited")
+                                         : fmt::format("{} requests/s (burst {})", default_limit.requests_per_second,
+                                                       default_limit.burst),
+               running.rate_limits.tenants.size());
 }
 
 }  // namespace
@@ -154,6 +174,7 @@ void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_
 int RunDaemon(const Config& config, const ConfigLoader& reload) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("coffre"));
   spdlog::set_level(spdlog::level::from_str(config.log_level));
+  spdlog::set_formatter(ops::MakeLogFormatter(config.log_format));
   // Keys live in this process's memory: keep them out of core dumps and ptrace.
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
@@ -162,6 +183,13 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   if (Status st = ParseListen(config.listen, &host, &port); !st.ok()) {
     spdlog::critical("{}", st.message());
     return 1;
+  }
+  // One daemon per data directory, decided before any store is opened, listener bound or
+  // READY=1 sent; the lock lives as long as this function.
+  auto data_dir_lock = DataDirLock::Acquire(config.data_dir, /*create_directory=*/true);
+  if (!data_dir_lock.ok()) {
+    spdlog::critical("cannot start: {}", data_dir_lock.status().message());
+    return 2;
   }
   auto stores = OpenStores(config, /*for_daemon=*/true);
   if (!stores.ok()) {
@@ -175,7 +203,9 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
     return 2;
   }
   // Key-usage audit log (docs/AUDIT.md): no key is used unless its record is durable.
-  auto audit_log = OpenAuditLog(config);
+  // With the root key the keystore accepted: it is loaded (a passphrase read) once per process.
+  auto audit_log = OpenAuditLog(config, s.root_key);
+  s.root_key = SecretBytes();  // the keystore and the audit log hold what they need
   if (!audit_log.ok()) {
     spdlog::critical("cannot open the audit log: {}", audit_log.status().ToString());
     return 2;
@@ -186,6 +216,8 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   // coroutine frames still queued on it refer to the gateway.
   asio::thread_pool pool(config.worker_threads);
   keystore::Keystore& keys = *s.keystore;
+  // Key-lifecycle changes made by the daemon itself (dev tenant, rotation policy) are audited too.
+  service::KeyLifecycle lifecycle(keys, audit_log->get());
   s3::CredentialLookup lookup = [&keys](std::string_view access_key_id) -> Expected<s3::Credential, s3::Error> {
     auto r = keys.ResolveAccessKey(std::string(access_key_id));
     if (!r.ok()) {
@@ -197,6 +229,7 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
     return s3::Credential{r->key.tenant_id, std::move(r->secret)};
   };
   ops::Registry metrics;  // before the gateway and the admin handler, which refer to it
+  service.set_observer(ServiceMetricsObserver(metrics));
   s3::GatewayOptions gopts;
   gopts.observer = S3MetricsObserver(metrics);
   if (config.access_log) {
@@ -207,6 +240,9 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   }
   gopts.base_domain = config.base_domain;
   gopts.region = config.region;
+  ops::TenantRateLimiter rate_limiter;
+  rate_limiter.Configure(config.rate_limits);
+  gopts.admit = RateLimitAdmission(rate_limiter, keys, metrics);
   s3::Gateway gateway(service, lookup, pool, gopts);
   admin::AdminHandler admin_handler(metrics, pool, ReadinessChecks(config, keys, *s.catalog, audit_log->get()));
   asio::io_context io(static_cast<int>(config.io_threads));
@@ -270,6 +306,12 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
     }
     admin_bound = admin_endpoint->address().to_string() + ":" + std::to_string(admin_endpoint->port());
   }
+  // The signal handlers are installed before the address is announced: a client (a test, a
+  // supervisor) that reads "listening on" and at once sends SIGTERM gets a clean stop, not a
+  // kill by the default action. A signal that comes before the loop runs waits for it.
+  auto signal_strand = asio::make_strand(io);
+  asio::signal_set hangup(signal_strand, SIGHUP);
+  asio::signal_set signals(signal_strand, SIGINT, SIGTERM);
   std::cout << "listening on " << bound << std::endl;
   spdlog::info("coffre listening on {} (data in {})", bound, config.data_dir);
   if (admin_server) {
@@ -279,7 +321,7 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   RegisterProcessMetrics(metrics, config, server, admin_server ? &*admin_server : nullptr);
   RegisterAuditMetrics(metrics, **audit_log);
   if (config.create_dev_tenant) {
-    if (Status st = EnsureDevTenant(keys, config, scheme + bound); !st.ok()) {
+    if (Status st = EnsureDevTenant(keys, lifecycle, config, scheme + bound); !st.ok()) {
       spdlog::critical("cannot create the development tenant: {}", st.ToString());
       return 2;
     }
@@ -305,14 +347,17 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
     if (config.rotate_after_days == 0) return;
     asio::post(pool, [&] {
       const int64_t max_age_ms = int64_t{config.rotate_after_days} * 24 * 3600 * 1000;
-      auto rotated = keys.RotateKeysOlderThan(max_age_ms);
+      audit::RequestInfo request;
+      request.action = "policy";
+      // Each rotation is recorded first; an unwritable audit log rotates nothing (retried hourly).
+      auto rotated = lifecycle.RotateKeysOlderThan(max_age_ms, request);
       if (!rotated.ok()) {
         spdlog::error("key rotation policy: {}", rotated.status().ToString());
         return;
       }
-      for (const auto& tenant_id : *rotated) {
-        spdlog::info("key rotation policy: tenant {} has a new active key version (the previous one was older "
-                     "than {} days)", tenant_id, config.rotate_after_days);
+      for (const auto& [tenant_id, version] : *rotated) {
+        spdlog::info("key rotation policy: tenant {} has a new active key version {} (the previous one was older "
+                     "than {} days)", tenant_id, version, config.rotate_after_days);
       }
     });
     rotation_timer.expires_after(std::chrono::hours(1));
@@ -345,20 +390,17 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   Config running = config;
   // The signal handlers and the drain deadline share one strand: with several io threads, a
   // reload and a stop must not touch `running` at the same time.
-  auto signal_strand = asio::make_strand(io);
-  asio::signal_set hangup(signal_strand, SIGHUP);
   std::function<void()> wait_hangup = [&] {
     hangup.async_wait([&](boost::system::error_code ec, int) {
       if (ec) return;
       (void)notifier.Reloading();
-      ReloadConfig(reload, running, server, admin_server ? &*admin_server : nullptr);
+      ReloadConfig(reload, running, server, admin_server ? &*admin_server : nullptr, rate_limiter);
       (void)notifier.Ready("serving S3 on " + bound + ", admin on " + admin_bound);
       wait_hangup();
     });
   };
   wait_hangup();
 
-  asio::signal_set signals(signal_strand, SIGINT, SIGTERM);
   asio::steady_timer drain_deadline(signal_strand);
   asio::steady_timer drain_poll(io);
   // Once no connection is left, stop at once rather than wait for the deadline.

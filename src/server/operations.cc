@@ -69,6 +69,60 @@ void RegisterProcessMetrics(ops::Registry& registry, const Config& config, const
                             });
 }
 
+service::ServiceObserver ServiceMetricsObserver(ops::Registry& registry) {
+  service::ServiceObserver observer;
+  ops::Counter& encrypted = registry.GetCounter(
+      "coffre_encrypted_bytes_total", "Plaintext bytes encrypted into blobs (object and part uploads).");
+  ops::Counter& decrypted = registry.GetCounter(
+      "coffre_decrypted_bytes_total", "Plaintext bytes decrypted and authenticated from blobs (reads, copies).");
+  observer.encrypted = [&encrypted](uint64_t n) { encrypted.Add(n); };
+  observer.decrypted = [&decrypted](uint64_t n) { decrypted.Add(n); };
+  const char* const kHelp = "Data-key operations by the object service, by operation (wrap, unwrap) and outcome (ok, error).";
+  // Every series exists from the start (at 0), so that rate() and alerts see the first error.
+  struct Series {
+    ops::Counter* ok;
+    ops::Counter* error;
+  };
+  auto series = [&](const char* operation) {
+    return Series{&registry.GetCounter("coffre_key_operations_total", kHelp, {{"operation", operation}, {"outcome", "ok"}}),
+                  &registry.GetCounter("coffre_key_operations_total", kHelp,
+                                       {{"operation", operation}, {"outcome", "error"}})};
+  };
+  const Series wrap = series("wrap");
+  const Series unwrap = series("unwrap");
+  observer.key_operation = [wrap, unwrap](service::KeyOperation operation, bool ok) {
+    const Series* s = nullptr;
+    switch (operation) {
+      case service::KeyOperation::kWrap: s = &wrap; break;
+      case service::KeyOperation::kUnwrap: s = &unwrap; break;
+      case service::KeyOperation::kRewrap: return;  // not done by the daemon
+    }
+    (ok ? s->ok : s->error)->Add();
+  };
+  return observer;
+}
+
+s3::AdmissionCheck RateLimitAdmission(ops::TenantRateLimiter& limiter, keystore::Keystore& keys,
+                                      ops::Registry& registry) {
+  return [&limiter, &keys, &registry](std::string_view tenant_id) {
+    const bool admitted = limiter.Admit(tenant_id, [&keys, tenant_id]() -> std::optional<std::string> {
+      auto tenant = keys.GetTenant(std::string(tenant_id));
+      if (!tenant.ok()) {
+        return std::nullopt;
+      }
+      return tenant->name;
+    });
+    if (!admitted) {
+      registry
+          .GetCounter("coffre_s3_rate_limited_total",
+                      "S3 requests refused with SlowDown by the tenant's rate limit, by tenant id.",
+                      {{"tenant", std::string(tenant_id)}})
+          .Add();
+    }
+    return admitted;
+  };
+}
+
 void RegisterAuditMetrics(ops::Registry& registry, const audit::AuditLog& audit) {
   registry.AddCallbackCounter("coffre_audit_records_written_total",
                               "Key-usage audit records made durable since start.", {},

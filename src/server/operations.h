@@ -12,8 +12,10 @@
 #include "coffre/http/server.h"
 #include "coffre/keystore/keystore.h"
 #include "coffre/ops/metrics.h"
+#include "coffre/ops/rate_limiter.h"
 #include "coffre/s3/gateway.h"
 #include "coffre/server/config.h"
+#include "coffre/service/object_service.h"
 
 namespace coffre::server {
 
@@ -36,6 +38,18 @@ void RegisterProcessMetrics(ops::Registry& registry, const Config& config, const
 // The stores must outlive the checks.
 std::vector<admin::ReadinessCheck> ReadinessChecks(const Config& config, keystore::Keystore& keys,
                                                    catalog::Catalog& catalog, const audit::AuditLog* audit);
+
+// coffre_encrypted_bytes_total, coffre_decrypted_bytes_total and
+// coffre_key_operations_total{operation, outcome}, fed by the object service. The series are
+// registered here, so the callbacks only add to atomics. `registry` must outlive the service's
+// last call.
+service::ServiceObserver ServiceMetricsObserver(ops::Registry& registry);
+
+// The gateway's admission check for per-tenant rate limits: asks `limiter` (tenant names read
+// from `keys` when an override needs them) and counts each refusal in
+// coffre_s3_rate_limited_total{tenant}. All three must outlive the gateway.
+s3::AdmissionCheck RateLimitAdmission(ops::TenantRateLimiter& limiter, keystore::Keystore& keys,
+                                      ops::Registry& registry);
 
 // coffre_audit_records_written_total, coffre_audit_write_failures_total, coffre_audit_healthy.
 void RegisterAuditMetrics(ops::Registry& registry, const audit::AuditLog& audit);

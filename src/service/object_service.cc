@@ -12,6 +12,12 @@
 namespace coffre::service {
 namespace {
 
+void NoteKeyOperation(const ServiceObserver& observer, KeyOperation operation, bool ok) {
+  if (observer.key_operation) {
+    observer.key_operation(operation, ok);
+  }
+}
+
 using catalog::Attributes;
 using catalog::Bucket;
 
@@ -187,6 +193,9 @@ class BlobObjectWriter final : public ObjectWriter {
       return FromStatus(st);
     }
     ++segment_index_;
+    if (service_.observer().encrypted) {
+      service_.observer().encrypted(n);
+    }
     pending_.clear();
     return Done{};
   }
@@ -319,6 +328,9 @@ class BlobObjectReader final : public ObjectReader {
       return FromStatus(st);
     }
     cached_segment_ = segment;
+    if (service_.observer().decrypted) {
+      service_.observer().decrypted(plain_len);
+    }
     return Done{};
   }
 
@@ -444,6 +456,7 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& buc
                                                                const RequestInfo* request) {
   std::string object_id = RandomId(16);
   auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(object_id));
+  NoteKeyOperation(observer_, KeyOperation::kWrap, dk.ok());
   if (!dk.ok()) {
     internal::RecordKeyFailure(
         audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, object_id, {}, 0, request),
@@ -489,6 +502,7 @@ SResult<std::unique_ptr<ObjectReader>> ObjectService::OpenObject(const Bucket& b
   }
   auto dk = keys_.UnwrapDataKey(bucket.tenant_id, rec->key_info.tenant_key_version, rec->key_info.wrapped_data_key,
                                 DataKeyAad(rec->object_id));
+  NoteKeyOperation(observer_, KeyOperation::kUnwrap, dk.ok());
   audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyUnwrap, bucket, key, rec->object_id,
                                           rec->key_info.tenant_key_id, rec->key_info.tenant_key_version, request);
   if (!dk.ok()) {
@@ -512,6 +526,7 @@ SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std
   catalog::UploadRecord up;
   up.upload_id = RandomId(24);
   auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(up.upload_id));
+  NoteKeyOperation(observer_, KeyOperation::kWrap, dk.ok());
   if (!dk.ok()) {
     internal::RecordKeyFailure(
         audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, up.upload_id, {}, 0, request),
@@ -551,6 +566,7 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPart(const Bucket& bu
   if (!up.ok()) return up.error();
   auto dk = keys_.UnwrapDataKey(bucket.tenant_id, up->key_info.tenant_key_version, up->key_info.wrapped_data_key,
                                 DataKeyAad(upload_id));
+  NoteKeyOperation(observer_, KeyOperation::kUnwrap, dk.ok());
   const audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyUnwrap, bucket, key, upload_id,
                                                 up->key_info.tenant_key_id, up->key_info.tenant_key_version, request);
   if (!dk.ok()) {

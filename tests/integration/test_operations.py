@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -211,6 +212,53 @@ class AdminApiTest(CoffreTestCase):
         self.assertEqual(metric_value(text, "coffre_audit_healthy"), 1)
         # the scrape itself is an open admin connection
         self.assertGreaterEqual(metric_value(text, 'coffre_http_open_connections{listener="admin"}'), 1)
+
+    def test_metrics_count_encryption_and_key_operations(self):
+        bucket = self.new_bucket()
+        payload = gen_bytes(200000, seed=7)
+        wrap_ok = 'coffre_key_operations_total{operation="wrap",outcome="ok"}'
+        unwrap_ok = 'coffre_key_operations_total{operation="unwrap",outcome="ok"}'
+        unwrap_error = 'coffre_key_operations_total{operation="unwrap",outcome="error"}'
+        series = ("coffre_encrypted_bytes_total", "coffre_decrypted_bytes_total", wrap_ok, unwrap_ok, unwrap_error)
+        _, _, before_text = admin_get(self.admin, "/metrics")
+        before = before_text.decode()
+        for name in series:  # every series is there from the start, errors at 0 included
+            self.assertIsNotNone(metric_value(before, name), name)
+        base = {name: metric_value(before, name) for name in series}
+
+        self.assertEqual(self.daemon.request("PUT", f"/{bucket}/enc", body=payload).status, 200)
+        self.assertEqual(self.get_bytes(bucket, "enc"), payload)
+        _, _, body = admin_get(self.admin, "/metrics")
+        text = body.decode()
+        delta = {name: metric_value(text, name) - base[name] for name in series}
+        self.assertEqual(delta["coffre_encrypted_bytes_total"], len(payload), text)
+        self.assertEqual(delta["coffre_decrypted_bytes_total"], len(payload), text)
+        self.assertEqual(delta[wrap_ok], 1, text)
+        self.assertEqual(delta[unwrap_ok], 1, text)
+        self.assertEqual(delta[unwrap_error], 0, text)
+
+        # an altered wrapped key in the catalog: the unwrap fails, is counted, nothing is decrypted
+        db = sqlite3.connect(os.path.join(self.daemon.data_dir, "catalog.db"), timeout=10)
+        with db:
+            (wrapped,) = db.execute("SELECT wrapped_key FROM objects WHERE key = 'enc'").fetchone()
+            altered = bytes([wrapped[0] ^ 1]) + bytes(wrapped[1:])
+            db.execute("UPDATE objects SET wrapped_key = ? WHERE key = 'enc'", (altered,))
+        db.close()
+        r = self.daemon.request("GET", f"/{bucket}/enc")
+        self.assertGreaterEqual(r.status, 500, r.body)
+        _, _, body = admin_get(self.admin, "/metrics")
+        after = body.decode()
+        self.assertEqual(metric_value(after, unwrap_error) - base[unwrap_error], 1, after)
+        self.assertEqual(metric_value(after, "coffre_decrypted_bytes_total"),
+                         metric_value(text, "coffre_decrypted_bytes_total"))
+        # a ranged read decrypts only the segments it needs
+        self.assertEqual(self.daemon.request("PUT", f"/{bucket}/ranged", body=payload).status, 200)
+        r = self.daemon.request("GET", f"/{bucket}/ranged", headers={"Range": "bytes=0-9"})
+        self.assertEqual(r.status, 206)
+        _, _, body = admin_get(self.admin, "/metrics")
+        ranged = body.decode()
+        self.assertEqual(metric_value(ranged, "coffre_decrypted_bytes_total") -
+                         metric_value(after, "coffre_decrypted_bytes_total"), 65536, ranged)
 
     def test_requests_refused_before_routing_are_counted(self):
         r = self.daemon.unsigned("GET", "/%ZZ")
@@ -614,6 +662,95 @@ class DrainTest(unittest.TestCase):
         d.proc.wait(15)
         self.assertLess(time.monotonic() - started, 5, "stopped at the 1 s deadline, not later")
         self.assertEqual(d.proc.returncode, 0, d.diagnostics())
+
+
+# ------------------------------------------------------------------------------------------
+# JSON log lines
+# ------------------------------------------------------------------------------------------
+
+ISO_MS_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+class JsonLogTest(unittest.TestCase):
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="coffre-it-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def parse_lines(self, text: str):
+        records = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                self.fail(f"not a JSON line: {line!r}")
+            self.assertIsInstance(record, dict, line)
+            self.assertRegex(record["time"], ISO_MS_UTC)
+            self.assertIn(record["level"], ("trace", "debug", "info", "warn", "error", "critical"))
+            self.assertIsInstance(record["message"], str)
+            records.append(record)
+        return records
+
+    def test_every_line_is_json_and_access_lines_carry_the_request_id(self):
+        cfg = write_config(self.tmp, access_log=True, log_format="json", log_level="debug")
+        d = Daemon(extra_args=["--config", cfg], tmp=self.tmp)
+        d.start()
+        try:
+            s3 = d.client()
+            seen = [s3.create_bucket(Bucket="jsonlog")["ResponseMetadata"]["RequestId"]]
+            seen.append(s3.put_object(Bucket="jsonlog", Key='evil\n{"level":"error"}', Body=b"y" * 100)
+                        ["ResponseMetadata"]["RequestId"])
+            req = d.sign("GET", "/jsonlog/absent")
+            signature = req.headers["Authorization"].split("Signature=", 1)[1]
+            r = d.send(req)
+            self.assertEqual(r.status, 404)
+            seen.append(r.headers["x-amz-request-id"])
+            bad = d.request("GET", "/jsonlog", creds={"access_key_id": d.access_key,
+                                                      "secret_access_key": "wrong-secret-key-00000000000000000"})
+            self.assertEqual(bad.status, 403)
+            seen.append(bad.headers["x-amz-request-id"])
+            self.assertTrue(wait_for(lambda: all(i in read_stderr(d) for i in seen)), d.diagnostics())
+        finally:
+            self.assertEqual(d.stop(check=False), 0, d.diagnostics())
+        log = read_stderr(d)
+        records = self.parse_lines(log)
+        self.assertTrue(any("listening on" in r["message"] for r in records))
+        self.assertTrue(any(r["message"] == "coffre stopped" for r in records))
+        access = [r for r in records if r["message"].startswith("access method=")]
+        self.assertEqual(sorted(r.get("request_id") for r in access), sorted(seen))
+        for r in access:
+            self.assertEqual(r["level"], "info")
+        put = [r for r in access if "operation=PutObject" in r["message"]]
+        self.assertEqual(len(put), 1)
+        self.assertIn('key="evil\\n{\\"level\\":\\"error\\"}"', put[0]["message"])
+        # debug lines about a request carry its id too, never as text in the message
+        about_requests = [r for r in records if "request_id" in r]
+        self.assertGreater(len(about_requests), len(access))
+        for r in records:
+            self.assertFalse(r["message"].startswith("["), r)
+        self.assertNotIn(d.secret_key, log)
+        self.assertNotIn(signature, log)
+        self.assertNotIn("Signature=", log)
+        self.assertNotIn("wrong-secret-key", log)
+
+    def test_log_format_reloads_on_sighup(self):
+        cfg = write_config(self.tmp, log_format="json")
+        d = Daemon(extra_args=["--config", cfg], tmp=self.tmp)
+        d.start()
+        try:
+            self.parse_lines(read_stderr(d))
+            write_config(self.tmp, log_format="text")
+            d.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: "] [info] SIGHUP: configuration reloaded" in read_stderr(d)),
+                            d.diagnostics())
+            write_config(self.tmp, log_format="xml")
+            d.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: "'log_format' must be \"text\" or \"json\"" in read_stderr(d)),
+                            d.diagnostics())
+        finally:
+            self.assertEqual(d.stop(check=False), 0, d.diagnostics())
 
 
 if __name__ == "__main__":

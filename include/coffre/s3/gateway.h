@@ -32,6 +32,10 @@ struct RequestRecord {
 };
 // Called on the request's network thread: must be cheap, thread-safe and must not throw.
 using RequestObserver = std::function<void(const RequestRecord&)>;
+// Decides, after authentication, whether the tenant may make one more request now (rate limits).
+// false: the request is refused with SlowDown (503) before any work. Called on a worker thread
+// (it may read the keystore); must be thread-safe and must not throw.
+using AdmissionCheck = std::function<bool(std::string_view tenant_id)>;
 
 struct GatewayOptions {
   std::string base_domain = "localhost";  // virtual-hosted-style addressing: <bucket>.<base_domain>
@@ -42,6 +46,7 @@ struct GatewayOptions {
   size_t max_user_metadata = 2 * 1024;    // S3's x-amz-meta-* limit
   size_t io_chunk = 256 * 1024;           // body bytes handled per step
   RequestObserver observer;               // optional
+  AdmissionCheck admit;                   // optional: everyone is admitted
 };
 
 class Gateway final : public http::Handler {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "coffre/common/status.h"
+#include "coffre/ops/rate_limiter.h"
 
 namespace coffre::server {
 
@@ -30,6 +31,9 @@ struct Config {
   std::string base_domain = "localhost";
   std::string region = "us-east-1";
   std::string log_level = "info";         // trace, debug, info, warn, error
+  // "text": spdlog's line, as journald shows it; "json": one JSON object per line (time, level,
+  // message, request_id for lines about a request). Reloaded on SIGHUP.
+  std::string log_format = "text";
   uint32_t io_threads = 2;
   uint32_t worker_threads = 8;
   uint32_t max_connections = 1024;
@@ -56,6 +60,9 @@ struct Config {
   // Key rotation policy (docs/KEYS.md): a tenant whose active key version is older than this many
   // days gets a new version (checked at start and every hour). 0: rotate only by hand.
   uint32_t rotate_after_days = 0;
+  // Per-tenant request rate limits ("rate_limits"; docs/OPERATIONS.md): a token bucket per
+  // tenant, SlowDown (503) beyond it. Unlimited unless set. Reloaded on SIGHUP.
+  ops::RateLimits rate_limits;
 
   std::string ResolvedRootKeyFile() const {
     return root_key_file.empty() ? data_dir + "/root.key" : root_key_file;

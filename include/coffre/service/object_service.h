@@ -8,6 +8,7 @@
 // runs it off the network threads. Readers and writers are used by one thread at a time.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -121,6 +122,21 @@ struct ServiceOptions {
 // call that uses a key. Optional: without it the records name no request.
 using RequestInfo = audit::RequestInfo;
 
+// Data-key operations, for metrics. kRewrap happens in key maintenance (RewrapBatch), which the
+// daemon does not run; the admin command that does reports no metrics.
+enum class KeyOperation { kWrap, kUnwrap, kRewrap };
+
+// What the service reports as it works, for metrics (the server wires it to the ops module, so the
+// service depends on no metrics library). Each callback is optional, called on the calling
+// (worker) thread, and must be cheap, thread-safe and must not throw. Nothing secret is passed.
+struct ServiceObserver {
+  std::function<void(uint64_t plaintext_bytes)> encrypted;  // sealed into a blob segment
+  std::function<void(uint64_t plaintext_bytes)> decrypted;  // a segment opened and authenticated
+  // A data key created and wrapped (kWrap) or unwrapped (kUnwrap); ok is false when the keystore
+  // refused or failed (a wrong key, a shredded tenant, a database error).
+  std::function<void(KeyOperation operation, bool ok)> key_operation;
+};
+
 struct UploadPartRef {
   uint32_t part_number = 0;
   std::string etag;  // unquoted
@@ -189,11 +205,17 @@ class ObjectService {
   // Re-wraps up to `limit` data keys of the tenant still wrapped under `from_version` (after
   // *cursor, which it advances) under the active version, in one catalog transaction whose
   // updates are compare-and-swap on the old wrapped key. Object data is not touched.
+  // With an audit log, each re-wrapped data key is recorded (data_key.rewrap) before its new
+  // wrapping is stored; those whose record fails are left as they are and the call fails with
+  // kUnavailable once the others are stored.
   SResult<RewrapStats> RewrapBatch(const std::string& tenant_id, uint32_t from_version,
-                                   catalog::WrappedKeyCursor* cursor, uint32_t limit);
+                                   catalog::WrappedKeyCursor* cursor, uint32_t limit,
+                                   const RequestInfo* request = nullptr);
   // Destroys a retired key version; kPreconditionFailed while any object or upload references
-  // it, or for the active version.
-  SResult<Done> DestroyKeyVersion(const std::string& tenant_id, uint32_t version);
+  // it, or for the active version. With an audit log, tenant_key.destroy is recorded first:
+  // kUnavailable, and nothing destroyed, when it cannot be.
+  SResult<Done> DestroyKeyVersion(const std::string& tenant_id, uint32_t version,
+                                  const RequestInfo* request = nullptr);
   // After ShredTenant: removes up to max_rows objects/uploads/buckets of the tenant from the
   // catalog (their blobs go to garbage, removed by CollectGarbage). Returns how many; 0 = done.
   SResult<uint64_t> RemoveTenantData(const std::string& tenant_id, uint32_t max_rows);
@@ -202,6 +224,9 @@ class ObjectService {
   // recorded durably before the key is used, and a call whose record cannot be written fails with
   // kUnavailable without using the key (fail-closed). Set once, before serving.
   void set_audit(audit::Recorder* recorder) { audit_ = recorder; }
+  // Metrics callbacks. Set once, before serving.
+  void set_observer(ServiceObserver observer) { observer_ = std::move(observer); }
+  const ServiceObserver& observer() const { return observer_; }
 
   // Internal: blobs in use by open readers are never collected.
   void PinBlobs(const std::vector<std::string>& ids);
@@ -213,6 +238,7 @@ class ObjectService {
   storage::BlobStore& blobs_;
   ServiceOptions options_;
   audit::Recorder* audit_ = nullptr;
+  ServiceObserver observer_;
   std::mutex pin_mu_;
   std::map<std::string, int> pinned_;
 };

@@ -1,0 +1,176 @@
+"""Protection against misuse of one data directory and of the S3 listener, against the real
+daemon: the data-directory lock (a second `coffre serve`, `fsck --repair` beside a daemon) and
+per-tenant request rate limits (SlowDown 503)."""
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+from botocore.exceptions import ClientError
+
+from harness import Daemon
+from test_operations import FakeSystemd, admin_get, admin_port, metric_value, read_stderr, wait_for, write_config
+
+
+class DataDirLockTest(unittest.TestCase):
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="coffre-it-")
+        self.d = Daemon(tmp=self.tmp)
+        self.d.start()
+
+    def tearDown(self):
+        self.d.stop(check=False)
+        self.d.cleanup()
+
+    def test_second_daemon_on_the_same_data_dir_refuses_before_listening(self):
+        address = f"@coffre-notify-lock-{os.getpid()}-{time.time_ns()}"
+        systemd = FakeSystemd(address)
+        self.addCleanup(systemd.close)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["NOTIFY_SOCKET"] = address
+        p = subprocess.run([self.d.binary, "serve", "--data-dir", self.d.data_dir, "--listen", "127.0.0.1:0"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=30, env=env)
+        self.assertNotEqual(p.returncode, 0)
+        err = p.stderr.decode()
+        self.assertIn(self.d.data_dir, err)
+        self.assertIn(f"pid {self.d.proc.pid}", err)
+        self.assertNotIn(b"listening on", p.stdout)
+        time.sleep(0.2)
+        self.assertEqual(systemd.messages, [])
+        # the first daemon is untouched
+        self.assertTrue(self.d.alive)
+        self.d.client().list_buckets()
+
+    def test_admin_commands_run_beside_the_daemon(self):
+        creds = self.d.create_tenant("beside")
+        self.d.client_for(creds).list_buckets()
+        p = self.d.run_cli("fsck", "--data-dir", self.d.data_dir, "--json")
+        self.assertTrue(json.loads(p.stdout)["clean"])
+
+    def test_fsck_repair_refuses_while_the_daemon_runs(self):
+        p = self.d.run_cli("fsck", "--repair", "--data-dir", self.d.data_dir, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        err = p.stderr.decode()
+        self.assertIn("fsck --repair refused", err)
+        self.assertIn(f"pid {self.d.proc.pid}", err)
+        self.assertIn("stop the daemon first", err)
+        self.assertEqual(p.stdout, b"")
+
+    def test_lock_is_released_at_exit_even_after_sigkill(self):
+        self.d.proc.kill()
+        self.d.proc.wait(10)
+        self.d.stop(check=False)
+        p = self.d.run_cli("fsck", "--repair", "--min-age", "0", "--data-dir", self.d.data_dir, "--json")
+        self.assertTrue(json.loads(p.stdout)["clean"], p.stdout)
+        self.d = Daemon(tmp=self.tmp)  # the same data directory
+        self.d.start()
+        self.d.client().list_buckets()
+
+
+def tenant_ids(d: Daemon) -> dict:
+    p = d.run_cli("tenant", "list", "--data-dir", d.data_dir, "--json")
+    return {t["tenant"]: t["id"] for t in json.loads(p.stdout)}
+
+
+class RateLimitTest(unittest.TestCase):
+    """Per-tenant token buckets: SlowDown 503 for the tenant over its limit, nobody else."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="coffre-it-")
+        # "slow" does not exist yet when the daemon starts: overrides by name apply to tenants
+        # created later too.
+        self.cfg = write_config(self.tmp, rate_limits={"tenants": {"slow": {"requests_per_second": 0.05, "burst": 3}}})
+        self.d = Daemon(extra_args=["--config", self.cfg], tmp=self.tmp)
+        self.d.start()
+
+    def tearDown(self):
+        try:
+            self.assertEqual(self.d.stop(check=False), 0, self.d.diagnostics())
+        finally:
+            self.d.cleanup()
+
+    def hangup_and_wait(self, marker: str):
+        before = read_stderr(self.d).count(marker)
+        self.d.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: read_stderr(self.d).count(marker) > before), self.d.diagnostics())
+
+    def assert_slow_down(self, call):
+        with self.assertRaises(ClientError) as cm:
+            call()
+        response = cm.exception.response
+        self.assertEqual(response["Error"]["Code"], "SlowDown", response)
+        self.assertEqual(response["ResponseMetadata"]["HTTPStatusCode"], 503)
+        self.assertIn("retry-after", response["ResponseMetadata"]["HTTPHeaders"])
+        self.assertTrue(response["ResponseMetadata"]["RequestId"])
+
+    def test_tenant_over_its_limit_gets_slow_down_and_others_are_unaffected(self):
+        slow_creds = self.d.create_tenant("slow")
+        slow = self.d.client_for(slow_creds)  # max_attempts 1: botocore retries no SlowDown
+        fast = self.d.client_for(self.d.create_tenant("fast"))
+        dev = self.d.client()
+        for _ in range(3):
+            slow.list_buckets()
+        self.assert_slow_down(slow.list_buckets)
+        self.assert_slow_down(lambda: slow.put_object(Bucket="any", Key="k", Body=b"x" * 1000))
+        for _ in range(30):
+            fast.list_buckets()
+            dev.list_buckets()
+        self.assert_slow_down(slow.list_buckets)
+
+        # the standard XML error body, as S3 sends it
+        r = self.d.request("GET", "/", creds=slow_creds)
+        self.assertEqual(r.status, 503)
+        self.assertIn(b"<Code>SlowDown</Code>", r.body)
+        self.assertIn(b"<Message>Please reduce your request rate.</Message>", r.body)
+        self.assertIn(r.headers["x-amz-request-id"].encode(), r.body)
+
+        ids = tenant_ids(self.d)
+        status, _, body = admin_get(admin_port(self.d), "/metrics")
+        self.assertEqual(status, 200)
+        text = body.decode()
+        refused = metric_value(text, f'coffre_s3_rate_limited_total{{tenant="{ids["slow"]}"}}')
+        self.assertIsNotNone(refused, text)
+        self.assertGreaterEqual(refused, 4)
+        self.assertNotIn(f'tenant="{ids["fast"]}"}}', text.split("coffre_s3_rate_limited_total", 1)[1])
+        # refusals are counted, not logged as errors
+        self.assertNotIn("SlowDown", read_stderr(self.d))
+
+    def test_limits_reload_on_sighup(self):
+        slow = self.d.client_for(self.d.create_tenant("slow"))
+        other = self.d.client_for(self.d.create_tenant("other"))
+        for _ in range(3):
+            slow.list_buckets()
+        self.assert_slow_down(slow.list_buckets)
+        # lift the override; give every tenant a small default, and one tenant (by id) none
+        ids = tenant_ids(self.d)
+        write_config(self.tmp, rate_limits={"default": {"requests_per_second": 0.05, "burst": 2},
+                                            "tenants": {ids["dev"]: {"requests_per_second": 0}}})
+        self.hangup_and_wait("configuration reloaded")
+        # the "slow" bucket keeps its spent tokens (a reload does not reset a flood), capped at 2
+        self.assert_slow_down(slow.list_buckets)
+        for _ in range(2):
+            other.list_buckets()
+        self.assert_slow_down(other.list_buckets)
+        dev = self.d.client()
+        for _ in range(20):
+            dev.list_buckets()
+        # an invalid limit is rejected and the running ones stay
+        write_config(self.tmp, rate_limits={"default": {"requests_per_second": -1}})
+        self.hangup_and_wait("configuration rejected")
+        self.assertIn("'rate_limits.default.requests_per_second' must be a number from 0", read_stderr(self.d))
+        self.assert_slow_down(other.list_buckets)
+        write_config(self.tmp)
+        self.hangup_and_wait("configuration reloaded")
+        for _ in range(10):
+            other.list_buckets()
+            slow.list_buckets()
+
+    def test_unauthenticated_requests_are_not_rate_limited_per_tenant(self):
+        for _ in range(10):
+            r = self.d.unsigned("GET", "/")
+            self.assertEqual(r.status, 403)

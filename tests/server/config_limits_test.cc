@@ -1,0 +1,69 @@
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "coffre/server/config.h"
+
+namespace coffre::server {
+namespace {
+
+std::string ErrorOf(const std::string& json) {
+  auto c = ParseConfig(json);
+  EXPECT_FALSE(c.ok()) << json;
+  return c.ok() ? std::string() : c.status().message();
+}
+
+TEST(ConfigLogFormatTest, DefaultsToTextAndAcceptsJson) {
+  auto c = ParseConfig("{}");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->log_format, "text");
+  c = ParseConfig(R"({"log_format": "json"})");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->log_format, "json");
+}
+
+TEST(ConfigLogFormatTest, OtherValuesNameTheFieldAndTheAllowedOnes) {
+  EXPECT_EQ(ErrorOf(R"({"log_format": "xml"})"), "config: 'log_format' must be \"text\" or \"json\"");
+  EXPECT_EQ(ErrorOf(R"({"log_format": 1})"), "config: 'log_format' must be a string");
+}
+
+TEST(ConfigRateLimitsTest, UnlimitedByDefault) {
+  auto c = ParseConfig("{}");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->rate_limits.default_limit.unlimited());
+  EXPECT_TRUE(c->rate_limits.tenants.empty());
+}
+
+TEST(ConfigRateLimitsTest, DefaultAndOverridesWithBurstDefaultingToOneSecond) {
+  auto c = ParseConfig(R"({"rate_limits": {
+      "default": {"requests_per_second": 100, "burst": 250},
+      "tenants": {"batch": {"requests_per_second": 2.5}, "slowest": {"requests_per_second": 0.1},
+                  "exempt": {"requests_per_second": 0}}}})");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->rate_limits.default_limit, (ops::RateLimit{100, 250}));
+  EXPECT_EQ(c->rate_limits.tenants.at("batch"), (ops::RateLimit{2.5, 3}));
+  EXPECT_EQ(c->rate_limits.tenants.at("slowest"), (ops::RateLimit{0.1, 1}));
+  EXPECT_TRUE(c->rate_limits.tenants.at("exempt").unlimited());
+}
+
+TEST(ConfigRateLimitsTest, BadValuesNameTheFieldAndTheAllowedValues) {
+  EXPECT_EQ(ErrorOf(R"({"rate_limits": []})"),
+            "config: 'rate_limits' must be an object with \"default\" and/or \"tenants\"");
+  EXPECT_EQ(ErrorOf(R"({"rate_limits": {"defaults": {}}})"),
+            "config: unknown field 'rate_limits.defaults' (allowed: default, tenants)");
+  EXPECT_EQ(ErrorOf(R"({"rate_limits": {"default": {"requests_per_second": -1}}})"),
+            "config: 'rate_limits.default.requests_per_second' must be a number from 0 (no limit) to 1000000");
+  EXPECT_EQ(ErrorOf(R"({"rate_limits": {"default": {"burst": 5}}})"),
+            "config: 'rate_limits.default.requests_per_second' must be a number from 0 (no limit) to 1000000");
+  EXPECT_EQ(ErrorOf(R"({"rate_limits": {"tenants": {"a": {"requests_per_second": 1, "burst": 0}}}})"),
+            "config: 'rate_limits.tenants.a.burst' must be an integer from 1 to 1000000");
+  EXPECT_EQ(ErrorOf(R"({"rate_limits": {"tenants": {"a": {"requests_per_second": 1, "brust": 2}}}})"),
+            "config: unknown field 'rate_limits.tenants.a.brust' (allowed: requests_per_second, burst)");
+  EXPECT_EQ(ErrorOf(R"({"rate_limits": {"tenants": ["a"]}})"),
+            "config: 'rate_limits.tenants' must be an object keyed by tenant name or id");
+  EXPECT_EQ(ErrorOf(R"({"rate_limits": {"tenants": {"a": 5}}})"),
+            "config: 'rate_limits.tenants.a' must be an object {\"requests_per_second\": N, \"burst\": M}");
+}
+
+}  // namespace
+}  // namespace coffre::server
