@@ -234,6 +234,29 @@ struct AuditLog::Pending {
   bool done = false;
 };
 
+// Owns the event and its queue entry until the writer is done with them: the destructor waits,
+// so a caller that gives up (a failed request) never leaves the writer a dangling pointer.
+class AuditLog::PendingHandle final : public PendingRecord {
+ public:
+  PendingHandle(AuditLog& log, const Event& event) : log_(log), event_(event) { pending_.event = &event_; }
+  ~PendingHandle() override { (void)Wait(); }
+  PendingHandle(const PendingHandle&) = delete;
+  PendingHandle& operator=(const PendingHandle&) = delete;
+
+  Status Wait() override {
+    std::unique_lock lock(log_.mu_);
+    log_.done_cv_.wait(lock, [&] { return pending_.done; });
+    return pending_.status;
+  }
+
+  Pending& pending() { return pending_; }
+
+ private:
+  AuditLog& log_;
+  Event event_;
+  Pending pending_;
+};
+
 Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path, const SecretBytes& root_key,
                                                  AuditLogOptions options) {
   if (root_key.size() != crypto::kKeySize) {
@@ -363,6 +386,19 @@ Status AuditLog::Record(const Event& event) {
   writer_cv_.notify_one();
   done_cv_.wait(lock, [&] { return p.done; });
   return p.status;
+}
+
+std::unique_ptr<PendingRecord> AuditLog::Start(const Event& event) {
+  auto handle = std::make_unique<PendingHandle>(*this, event);
+  std::lock_guard lock(mu_);
+  if (stopping_) {
+    handle->pending().status = Status::Unavailable("audit log is shutting down");
+    handle->pending().done = true;
+    return handle;
+  }
+  queue_.push_back(&handle->pending());
+  writer_cv_.notify_one();
+  return handle;
 }
 
 void AuditLog::WriterLoop() {

@@ -171,6 +171,16 @@ uint64_t SegmentOffset(uint64_t index, uint32_t segment_size) {
   return kHeaderSize + index * (uint64_t{segment_size} + kSegmentTagSize);
 }
 
+Status CheckBlobFileLength(const BlobHeader& header, uint64_t file_length) {
+  const uint64_t expected = CiphertextLength(header.plaintext_length, header.segment_size);
+  if (file_length == expected) {
+    return Status::Ok();
+  }
+  return Status::Corruption("blob file is " + std::to_string(file_length) + " bytes; header implies " +
+                            std::to_string(expected) +
+                            (file_length > expected ? " (bytes appended after the last segment)" : " (truncated)"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // BlobEncryptor
 

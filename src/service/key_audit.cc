@@ -99,10 +99,21 @@ std::vector<Status> RecordEach(audit::Recorder* recorder, const std::vector<audi
 }
 
 std::optional<Error> RecordKeyUse(audit::Recorder* recorder, const audit::Event& event) {
+  return AwaitKeyUse(StartKeyUse(recorder, event).get(), event);
+}
+
+std::unique_ptr<audit::PendingRecord> StartKeyUse(audit::Recorder* recorder, const audit::Event& event) {
   if (recorder == nullptr) {
+    return nullptr;
+  }
+  return recorder->Start(event);
+}
+
+std::optional<Error> AwaitKeyUse(audit::PendingRecord* pending, const audit::Event& event) {
+  if (pending == nullptr) {
     return std::nullopt;
   }
-  Status st = recorder->Record(event);
+  Status st = pending->Wait();
   if (st.ok()) {
     return std::nullopt;
   }

@@ -34,6 +34,13 @@ std::vector<Status> RecordEach(audit::Recorder* recorder, const std::vector<audi
 // key unused). No recorder configured: nothing to do.
 std::optional<Error> RecordKeyUse(audit::Recorder* recorder, const audit::Event& event);
 
+// The same in two steps, so the record's fsync overlaps with work nobody can see yet
+// (Recorder::Start): StartKeyUse queues the record (nullptr without a recorder); AwaitKeyUse
+// returns the error the service call must fail with when it could not be made durable, and the
+// caller then discards what it computed with the key (an unpublished blob, undelivered bytes).
+std::unique_ptr<audit::PendingRecord> StartKeyUse(audit::Recorder* recorder, const audit::Event& event);
+std::optional<Error> AwaitKeyUse(audit::PendingRecord* pending, const audit::Event& event);
+
 // Records a key operation that failed (`status`: Corruption becomes an integrity failure). Best
 // effort: the call is failing anyway; a record that cannot be written is logged.
 void RecordKeyFailure(audit::Recorder* recorder, audit::Event event, const Status& status);

@@ -1,6 +1,8 @@
 #include "coffre/service/object_service.h"
 
 #include <algorithm>
+#include <memory>
+#include <optional>
 #include <utility>
 
 #include "coffre/common/clock.h"
@@ -64,6 +66,13 @@ class BlobObjectWriter final : public ObjectWriter {
   ~BlobObjectWriter() override {
     // An uncommitted writer's temporary file is removed by its BlobWriter.
     blob_.reset();
+  }
+
+  // The data key's record, started by BeginPut: the body is sealed while it becomes durable,
+  // and the object is published only once it is.
+  void PublishAfter(std::unique_ptr<audit::PendingRecord> key_use, audit::Event event) {
+    key_use_ = std::move(key_use);
+    key_use_event_ = std::move(event);
   }
 
   SResult<Done> Init(const Bucket& bucket, const std::string& key, Attributes attributes,
@@ -138,6 +147,10 @@ class BlobObjectWriter final : public ObjectWriter {
     Bytes header = encryptor_->EncodeHeader(total_);
     if (Status st = blob_->WriteAt(0, header); !st.ok()) return FromStatus(st);
     if (Status st = blob_->Commit(); !st.ok()) return FromStatus(st);
+    if (auto e = internal::AwaitKeyUse(key_use_.get(), key_use_event_)) {
+      (void)blobs_.Remove(blob_id_);  // sealed under a key use nobody recorded: never published
+      return *e;
+    }
 
     Attributes attrs = attributes_;
     for (const auto& [alg, value] : result.checksums) {
@@ -223,6 +236,38 @@ class BlobObjectWriter final : public ObjectWriter {
   uint64_t total_ = 0;
   bool failed_ = false;
   bool committed_ = false;
+  std::unique_ptr<audit::PendingRecord> key_use_;
+  audit::Event key_use_event_;
+};
+
+// Holds back a reader's first bytes until the record of its data key's use is durable (started
+// by OpenObject), so that the record's fsync overlaps with opening and decrypting.
+class RecordedBeforeRelease final : public ObjectReader {
+ public:
+  RecordedBeforeRelease(std::unique_ptr<ObjectReader> inner, std::unique_ptr<audit::PendingRecord> key_use,
+                        audit::Event event)
+      : inner_(std::move(inner)), key_use_(std::move(key_use)), event_(std::move(event)) {}
+
+  const ObjectInfo& info() const override { return inner_->info(); }
+  SResult<Done> SetRange(uint64_t first, uint64_t last) override { return inner_->SetRange(first, last); }
+  uint64_t remaining() const override { return inner_->remaining(); }
+
+  SResult<size_t> Read(std::span<uint8_t> out) override {
+    if (key_use_) {
+      refused_ = internal::AwaitKeyUse(key_use_.get(), event_);
+      key_use_.reset();
+    }
+    if (refused_) {
+      return *refused_;
+    }
+    return inner_->Read(out);
+  }
+
+ private:
+  std::unique_ptr<ObjectReader> inner_;
+  std::unique_ptr<audit::PendingRecord> key_use_;
+  audit::Event event_;
+  std::optional<Error> refused_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -305,6 +350,9 @@ class BlobObjectReader final : public ObjectReader {
     if (d->header().plaintext_length != part.size) {
       return Err(Errc::kCorruption, "stored blob length disagrees with the catalog");
     }
+    // Bytes appended after the last segment are damage too, even though every segment still
+    // authenticates: refused before anything is sent, as scrub reports them.
+    if (Status st = crypto::CheckBlobFileLength(d->header(), reader_->size()); !st.ok()) return FromStatus(st);
     decryptor_.emplace(std::move(d).value());
     open_part_ = p;
     return Done{};
@@ -463,14 +511,14 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& buc
         dk.status());
     return FromKeyStatus(dk.status());
   }
-  if (auto e = internal::RecordKeyUse(audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, object_id,
-                                                                 dk->tenant_key_id, dk->tenant_key_version, request))) {
-    return *e;
-  }
+  audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, object_id, dk->tenant_key_id,
+                                          dk->tenant_key_version, request);
+  auto key_use = internal::StartKeyUse(audit_, event);
   auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, blobs_, BlobObjectWriter::Kind::kObject);
   auto r = w->Init(bucket, key, std::move(attributes), std::move(checksums), dk->key, ToKeyInfo(*dk),
                    std::move(object_id), {}, 0);
   if (!r.ok()) return r.error();
+  w->PublishAfter(std::move(key_use), std::move(event));
   return std::unique_ptr<ObjectWriter>(std::move(w));
 }
 
@@ -509,10 +557,11 @@ SResult<std::unique_ptr<ObjectReader>> ObjectService::OpenObject(const Bucket& b
     internal::RecordKeyFailure(audit_, event, dk.status());
     return FromKeyStatus(dk.status());
   }
-  if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
-  return internal::AuditReads(std::unique_ptr<ObjectReader>(new BlobObjectReader(*this, blobs_, std::move(rec).value(),
-                                                                                 std::move(dk).value())),
-                              audit_, std::move(event));
+  auto key_use = internal::StartKeyUse(audit_, event);
+  auto reader = std::make_unique<RecordedBeforeRelease>(
+      std::make_unique<BlobObjectReader>(*this, blobs_, std::move(rec).value(), std::move(dk).value()),
+      std::move(key_use), event);
+  return internal::AuditReads(std::move(reader), audit_, std::move(event));
 }
 
 SResult<Done> ObjectService::DeleteObject(const Bucket& bucket, const std::string& key) {

@@ -347,6 +347,25 @@ TEST(BlobAttack, AppendedSegment) {
   ExpectCorruption(DecryptAll(longer), "length extended");
 }
 
+// Every segment opens, so only the file length betrays the extra bytes: the header fixes it.
+TEST(BlobAttack, BytesAppendedAfterLastSegment) {
+  for (const size_t size : {size_t{0}, size_t{kSeg}, size_t{2 * kSeg + 5}}) {
+    const Bytes blob = Encrypt(Pattern(size));
+    auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), ByteView(blob).first(kHeaderSize));
+    ASSERT_TRUE(dec.ok()) << dec.status().ToString();
+    EXPECT_TRUE(CheckBlobFileLength(dec->header(), blob.size()).ok()) << size;
+    for (const uint64_t extra : {uint64_t{1}, uint64_t{kSegmentTagSize}, uint64_t{kSeg} + kSegmentTagSize}) {
+      Bytes longer = blob;
+      longer.resize(blob.size() + extra, 0x5a);
+      ASSERT_TRUE(DecryptAll(ByteView(longer).first(blob.size())).ok());  // what a reader sees
+      const Status st = CheckBlobFileLength(dec->header(), longer.size());
+      EXPECT_EQ(st.code(), StatusCode::kCorruption) << size << " + " << extra;
+      EXPECT_NE(st.message().find("appended"), std::string::npos) << st.message();
+    }
+    EXPECT_EQ(CheckBlobFileLength(dec->header(), blob.size() - 1).code(), StatusCode::kCorruption);
+  }
+}
+
 TEST(BlobAttack, ReorderedSegments) {
   const Bytes blob = Encrypt(Pattern(3 * kSeg + 7));
   Bytes swapped = blob;

@@ -161,15 +161,24 @@ TEST_F(ServiceAuditTest, UnwritableLogRefusesEveryKeyUse) {
   const size_t blobs_before = BlobCount();
   recorder_.failing = true;
 
-  // PUT: no writer (so no data key), nothing stored.
+  // PUT: the body may be sealed while the record is being made (Recorder::Start), but the object
+  // is never published: Commit fails and no blob is left behind.
   auto put = service_->BeginPut(bucket_, "new", {}, {}, &request_);
-  ASSERT_FALSE(put.ok());
-  EXPECT_EQ(put.error().code, Errc::kUnavailable);
+  ASSERT_TRUE(put.ok());
+  ASSERT_TRUE((*put)->Write(Bytes(10, 1)).ok());
+  auto committed = (*put)->Commit({});
+  ASSERT_FALSE(committed.ok());
+  EXPECT_EQ(committed.error().code, Errc::kUnavailable);
   EXPECT_EQ(BlobCount(), blobs_before);
-  // GET: no reader, so no data key leaves the service.
+  EXPECT_FALSE(service_->HeadObject(bucket_, "new").ok());
+  // GET: the reader releases no byte.
   auto get = service_->OpenObject(bucket_, "doc", &request_);
-  ASSERT_FALSE(get.ok());
-  EXPECT_EQ(get.error().code, Errc::kUnavailable);
+  ASSERT_TRUE(get.ok());
+  Bytes got(100, 0);
+  auto n = (*get)->Read(got);
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.error().code, Errc::kUnavailable);
+  EXPECT_EQ(got, Bytes(100, 0));
   // Multipart: no upload created, no part writer, no completion.
   auto create = service_->CreateUpload(bucket_, "other", {}, &request_);
   ASSERT_FALSE(create.ok());
@@ -228,12 +237,34 @@ TEST_F(ServiceAuditTest, LockedAuditDatabaseFailsClosed) {
   auto other = db::Connection::Open(dir_ + "/audit.db", db::OpenMode::kReadWrite, 100);
   ASSERT_TRUE(other.ok());
   ASSERT_TRUE((*other)->Exec("BEGIN IMMEDIATE").ok());
-  auto get = service_->OpenObject(bucket_, "doc", &request_);
-  ASSERT_FALSE(get.ok());
-  EXPECT_EQ(get.error().code, Errc::kUnavailable);
+  {
+    auto get = service_->OpenObject(bucket_, "doc", &request_);
+    ASSERT_TRUE(get.ok());
+    Bytes got(100, 0);
+    auto n = (*get)->Read(got);
+    ASSERT_FALSE(n.ok());
+    EXPECT_EQ(n.error().code, Errc::kUnavailable);
+    EXPECT_EQ(got, Bytes(100, 0));  // no decrypted byte left the service
+    // A PUT seals its body meanwhile but is never published.
+    auto put = service_->BeginPut(bucket_, "during-lock", {}, {}, &request_);
+    ASSERT_TRUE(put.ok());
+    ASSERT_TRUE((*put)->Write(Bytes(10, 2)).ok());
+    auto committed = (*put)->Commit({});
+    ASSERT_FALSE(committed.ok());
+    EXPECT_EQ(committed.error().code, Errc::kUnavailable);
+    EXPECT_FALSE(service_->HeadObject(bucket_, "during-lock").ok());
+  }
   EXPECT_FALSE((*log)->healthy());
   ASSERT_TRUE((*other)->Exec("ROLLBACK").ok());
-  EXPECT_TRUE(service_->OpenObject(bucket_, "doc", &request_).ok());
+  {
+    auto get = service_->OpenObject(bucket_, "doc", &request_);
+    ASSERT_TRUE(get.ok());
+    Bytes got(100, 0);
+    auto n = (*get)->Read(got);
+    ASSERT_TRUE(n.ok());
+    EXPECT_EQ(*n, 100u);
+    EXPECT_EQ(got, Bytes(100, 7));
+  }
   EXPECT_TRUE((*log)->healthy());
   service_->set_audit(nullptr);
 }

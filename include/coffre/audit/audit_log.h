@@ -84,6 +84,9 @@ class AuditLog final : public Recorder {
   // Appends the event and returns once it is durable. Unavailable / NoSpace / IOError when it
   // could not be written: the caller must not use the key.
   Status Record(const Event& event) override;
+  // Queues the event for the next group commit and returns at once; Wait() (or the handle's
+  // destructor) blocks until that commit is done.
+  std::unique_ptr<PendingRecord> Start(const Event& event) override;
 
   // Signs a checkpoint of every chain head that moved since the last one (also of records other
   // processes appended). No-op when nothing moved.
@@ -118,6 +121,7 @@ class AuditLog final : public Recorder {
 
  private:
   struct Pending;
+  class PendingHandle;
   AuditLog(std::unique_ptr<db::Connection> conn, SigningKey key, AuditLogOptions options);
 
   void WriterLoop();

@@ -4,9 +4,11 @@
 // id and version and never carries key material.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "coffre/common/status.h"
 
@@ -62,16 +64,42 @@ struct Event {
   RequestInfo request;
 };
 
+// A record on its way to durability (Recorder::Start).
+class PendingRecord {
+ public:
+  virtual ~PendingRecord() = default;
+  // Returns once the record is durable (OK) or has failed. May be called more than once.
+  virtual Status Wait() = 0;
+};
+
 // Where key-using code records events.
 //
 // Record() returns only once the event is durable (or failed): a caller uses the key only after
 // an OK return, so no key is used without a record (fail-closed). Thread-safe.
+//
+// Start() lets the record's fsync overlap with work whose result nobody can see yet (sealing a
+// blob that no catalog row names, decrypting into a private buffer): the caller may compute with
+// the key at once but must not release anything derived from it (publish the object, send
+// plaintext) before Wait() returned OK; on failure it discards that work. This is the issue's
+// "durable ahead of the response" rule, with the fsync off the request's critical path.
 class Recorder {
  public:
   virtual ~Recorder() = default;
   // Unavailable (or NoSpace, IOError) when the log cannot be written: the caller must refuse the
   // key operation.
   virtual Status Record(const Event& event) = 0;
+  // By default the record is made at once, and Wait() reports how that went.
+  virtual std::unique_ptr<PendingRecord> Start(const Event& event) {
+    class Recorded final : public PendingRecord {
+     public:
+      explicit Recorded(Status status) : status_(std::move(status)) {}
+      Status Wait() override { return status_; }
+
+     private:
+      Status status_;
+    };
+    return std::make_unique<Recorded>(Record(event));
+  }
 };
 
 }  // namespace coffre::audit

@@ -76,6 +76,11 @@ uint64_t SegmentCount(uint64_t plaintext_length, uint32_t segment_size);  // >= 
 uint64_t CiphertextLength(uint64_t plaintext_length, uint32_t segment_size);  // incl. header
 uint64_t SegmentOffset(uint64_t index, uint32_t segment_size);  // file offset of segment index
 
+// The header fixes the exact file length (CiphertextLength; docs/FORMAT.md, "Segments"). Corruption
+// when `file_length` differs: bytes appended after the last segment would otherwise go unnoticed,
+// since a reader opens only the segments the header implies. Call with an authenticated header.
+Status CheckBlobFileLength(const BlobHeader& header, uint64_t file_length);
+
 class BlobEncryptor {
  public:
   // data_key: 32 bytes. Generates a random salt and nonce prefix.
