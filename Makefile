@@ -82,3 +82,21 @@ bench-full:
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
+
+# Packaging (docs/OPERATIONS.md section 1). `make install` builds the binary and installs it with
+# the unit, the example configuration, OPERATIONS.md and the man page under PREFIX (staged under
+# DESTDIR when set): `sudo make install PREFIX=/usr`, or `make install DESTDIR=/tmp/stage`.
+# `make deb` builds the binary in BUILD_DIR and packs a Debian package with CPack into DEB_DIR.
+PREFIX ?= /usr/local
+DEB_DIR ?= $(BUILD_DIR)/packages
+.PHONY: install deb
+install: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
+	cmake --build $(BUILD_DIR) -j$(JOBS) --target coffre
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD_DIR) --prefix "$(PREFIX)" --component coffre --strip
+
+deb: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
+	cmake --build $(BUILD_DIR) -j$(JOBS) --target coffre
+	cd $(BUILD_DIR) && cpack -G DEB -B "$(abspath $(DEB_DIR))"
+	@ls -1 "$(abspath $(DEB_DIR))"/coffre_*.deb

@@ -26,6 +26,7 @@
 
 #include "coffre/crypto/aead.h"
 #include "coffre/crypto/blob_format.h"
+#include "coffre/crypto/hash.h"
 #include "coffre/db/sqlite.h"
 #include "coffre/keystore/keystore.h"
 #include "keystore/format.h"
@@ -84,6 +85,16 @@ CREATE TABLE key_events(
   detail TEXT NOT NULL
 );
 CREATE INDEX key_events_by_tenant ON key_events(tenant_id, id);
+)sql",
+    // Admin API credentials: only the SHA-256 of each bearer token is kept.
+    R"sql(
+CREATE TABLE admin_credentials(
+  name TEXT NOT NULL PRIMARY KEY,
+  role TEXT NOT NULL CHECK(role IN ('admin', 'auditor')),
+  token_sha256 BLOB NOT NULL UNIQUE CHECK(length(token_sha256) = 32),
+  created INTEGER NOT NULL,
+  disabled INTEGER
+) WITHOUT ROWID;
 )sql",
 };
 
@@ -161,6 +172,11 @@ class SqliteKeystore final : public Keystore {
                                      ByteView aad) override;
   Status ShredTenant(const std::string& tenant_id) override;
   Result<std::vector<KeyEvent>> ListKeyEvents(const std::string& tenant_id) override;
+
+  Result<NewAdminCredential> CreateAdminCredential(const std::string& name, AdminRole role) override;
+  Result<std::vector<AdminCredential>> ListAdminCredentials() override;
+  Status DisableAdminCredential(const std::string& name) override;
+  Result<AdminCredential> AuthenticateAdminToken(std::string_view token) override;
 
   Result<DataKey> NewDataKey(const std::string& tenant_id, ByteView aad) override;
   Result<SecretBytes> UnwrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, ByteView wrapped,
@@ -933,6 +949,141 @@ Result<std::vector<KeyEvent>> SqliteKeystore::ListKeyEvents(const std::string& t
   return out;
 }
 
+// --- admin API credentials ---------------------------------------------------------------
+
+constexpr size_t kAdminTokenRandomBytes = 32;
+
+crypto::Sha256Digest AdminTokenHash(std::string_view token) { return crypto::Sha256::Digest(AsBytes(token)); }
+
+// Unpadded base64url, so a token needs no quoting in a header, a shell or a URL.
+std::string Base64Url(ByteView data) {
+  std::string s = Base64Encode(data);
+  while (!s.empty() && s.back() == '=') {
+    s.pop_back();
+  }
+  for (char& c : s) {
+    if (c == '+') {
+      c = '-';
+    } else if (c == '/') {
+      c = '_';
+    }
+  }
+  return s;
+}
+
+Result<AdminCredential> ReadAdminCredential(const Statement& st) {
+  AdminCredential c;
+  c.name = st.ColumnText(0);
+  auto role = ParseAdminRole(st.ColumnTextView(1));
+  if (!role) {
+    return Status::Corruption("admin credential " + c.name + " has an unknown role");
+  }
+  c.role = *role;
+  c.created = st.ColumnInt64(2);
+  if (!st.ColumnIsNull(3)) {
+    c.disabled = st.ColumnInt64(3);
+  }
+  return c;
+}
+
+Result<NewAdminCredential> SqliteKeystore::CreateAdminCredential(const std::string& name, AdminRole role) {
+  if (!internal::IsValidTenantName(name)) {
+    return Status::InvalidArgument("invalid credential name '" + name + "': expected [a-z0-9][a-z0-9._-]{0,62}");
+  }
+  NewAdminCredential out;
+  out.credential.name = name;
+  out.credential.role = role;
+  out.credential.created = Now();
+  SecretBytes random = SecretBytes::Random(kAdminTokenRandomBytes);
+  out.token = std::string(kAdminTokenPrefix) + Base64Url(random.Reveal());
+  const crypto::Sha256Digest hash = AdminTokenHash(out.token);
+  Status written = WriteAndInvalidate([&]() -> Status {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("INSERT INTO admin_credentials(name, role, "
+                                                               "token_sha256, created) VALUES(?, ?, ?, ?)"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(name, AdminRoleName(role), ByteView(hash), out.credential.created));
+    Status inserted = st.Run();
+    if (inserted.code() == StatusCode::kAlreadyExists) {
+      return Status::AlreadyExists("admin credential " + name + " already exists");
+    }
+    COFFRE_RETURN_IF_ERROR(inserted);
+    return RecordEvent(*conn_, out.credential.created, "", "admin-credential-created", 0,
+                       name + " (" + std::string(AdminRoleName(role)) + ")");
+  });
+  if (!written.ok()) {
+    return written;
+  }
+  return out;
+}
+
+Result<std::vector<AdminCredential>> SqliteKeystore::ListAdminCredentials() {
+  std::lock_guard lock(db_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT name, role, created, disabled "
+                                                             "FROM admin_credentials ORDER BY name"));
+  std::vector<AdminCredential> out;
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    COFFRE_ASSIGN_OR_RETURN(AdminCredential c, ReadAdminCredential(st));
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Status SqliteKeystore::DisableAdminCredential(const std::string& name) {
+  const UnixMillis now = Now();
+  return WriteAndInvalidate([&]() -> Status {
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT disabled FROM admin_credentials "
+                                                                 "WHERE name = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(name));
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        return Status::NotFound("no admin credential named " + name);
+      }
+      if (!st.ColumnIsNull(0)) {
+        return Status::FailedPrecondition("admin credential " + name + " is already disabled");
+      }
+    }
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE admin_credentials SET disabled = ? "
+                                                               "WHERE name = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(now, name));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+    return RecordEvent(*conn_, now, "", "admin-credential-disabled", 0, name);
+  });
+}
+
+Result<AdminCredential> SqliteKeystore::AuthenticateAdminToken(std::string_view token) {
+  const crypto::Sha256Digest hash = AdminTokenHash(token);
+  std::optional<AdminCredential> match;
+  {
+    std::lock_guard lock(db_mu_);
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT name, role, created, disabled, token_sha256 "
+                                                               "FROM admin_credentials"));
+    // Every row is compared, whatever matched before: the time taken does not depend on which
+    // stored hash (if any) the token's hash equals.
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        break;
+      }
+      const bool equal = ConstantTimeEquals(hash, st.ColumnBlobView(4));
+      COFFRE_ASSIGN_OR_RETURN(AdminCredential c, ReadAdminCredential(st));
+      if (equal) {
+        match = std::move(c);
+      }
+    }
+  }
+  if (!match) {
+    return Status::NotFound("unknown admin token");
+  }
+  if (match->disabled) {
+    return Status::PermissionDenied("admin credential " + match->name + " is disabled");
+  }
+  return *std::move(match);
+}
+
 // Verifies the root key against the keystore's check value, or records one in a new keystore.
 Status CheckRootKey(Connection& conn, const SecretBytes& root) {
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(conn));
@@ -961,6 +1112,18 @@ Status CheckRootKey(Connection& conn, const SecretBytes& root) {
 }
 
 }  // namespace
+
+std::string_view AdminRoleName(AdminRole role) { return role == AdminRole::kAuditor ? "auditor" : "admin"; }
+
+std::optional<AdminRole> ParseAdminRole(std::string_view name) {
+  if (name == "admin") {
+    return AdminRole::kAdmin;
+  }
+  if (name == "auditor") {
+    return AdminRole::kAuditor;
+  }
+  return std::nullopt;
+}
 
 namespace internal {
 Status MigrateKeystoreSchema(Connection& conn) { return db::Migrate(conn, kMigrations); }

@@ -47,6 +47,7 @@ int Main(int argc, char** argv) {
   RegisterFsckCommands(app, runner);
   RegisterScrubCommands(app, runner);
   RegisterConfigCommands(app, runner);
+  RegisterAdminCredentialCommands(app, runner);
   CLI11_PARSE(app, argc, argv);
   if (!runner.run) {
     std::cerr << app.help() << std::endl;

@@ -41,5 +41,6 @@ void RegisterAuditCommands(CLI::App& app, CommandRunner& runner);
 void RegisterFsckCommands(CLI::App& app, CommandRunner& runner);
 void RegisterScrubCommands(CLI::App& app, CommandRunner& runner);
 void RegisterConfigCommands(CLI::App& app, CommandRunner& runner);
+void RegisterAdminCredentialCommands(CLI::App& app, CommandRunner& runner);
 
 }  // namespace coffre::server

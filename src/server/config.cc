@@ -113,7 +113,7 @@ Result<Config> ParseConfig(const std::string& json_text) {
       "read_timeout_seconds", "admin_listen", "min_free_megabytes", "drain_timeout_seconds",
       "tls_cert_file", "tls_key_file", "allow_plaintext", "access_log",
       "audit_checkpoint_records", "audit_checkpoint_seconds", "rotate_after_days", "root_key_source", "root_key_credential",
-      "log_format", "rate_limits"};
+      "log_format", "rate_limits", "scrub_interval_hours", "scrub_bytes_per_second"};
   for (const auto& [k, v] : j.items()) {
     if (kKnown.count(k) == 0) return Status::InvalidArgument("config: unknown field '" + k + "'");
   }
@@ -165,6 +165,20 @@ Result<Config> ParseConfig(const std::string& json_text) {
   COFFRE_RETURN_IF_ERROR(number("audit_checkpoint_records", c.audit_checkpoint_records, 1, 1000000));
   COFFRE_RETURN_IF_ERROR(number("audit_checkpoint_seconds", c.audit_checkpoint_seconds, 1, 86400));
   COFFRE_RETURN_IF_ERROR(number("rotate_after_days", c.rotate_after_days, 0, 3650));
+  if (j.contains("scrub_interval_hours")) {
+    constexpr double kMaxScrubIntervalHours = 24 * 366;
+    const auto& v = j["scrub_interval_hours"];
+    if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > kMaxScrubIntervalHours) {
+      return Status::InvalidArgument("config: 'scrub_interval_hours' must be a number from 0 (off) to 8784");
+    }
+    c.scrub_interval_hours = v.get<double>();
+  }
+  if (j.contains("scrub_bytes_per_second")) {
+    if (!j["scrub_bytes_per_second"].is_number_unsigned()) {
+      return Status::InvalidArgument("config: 'scrub_bytes_per_second' must be an integer, 0 for unlimited");
+    }
+    c.scrub_bytes_per_second = j["scrub_bytes_per_second"].get<uint64_t>();
+  }
   COFFRE_RETURN_IF_ERROR(str("root_key_source", c.root_key_source));
   COFFRE_RETURN_IF_ERROR(str("root_key_credential", c.root_key_credential));
   if (c.root_key_source != "file" && c.root_key_source != "credential" && c.root_key_source != "passphrase") {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "coffre/admin/admin_api.h"
 #include "coffre/admin/admin_handler.h"
 #include "coffre/catalog/catalog.h"
 #include "coffre/http/server.h"
@@ -26,9 +27,11 @@
 #include "coffre/s3/gateway.h"
 #include "coffre/service/key_lifecycle.h"
 #include "coffre/service/object_service.h"
+#include "coffre/service/scrub.h"
 #include "coffre/storage/blob_store.h"
 #include "operations.h"
 #include "audit_store.h"
+#include "background_scrub.h"
 #include "data_dir_lock.h"
 #include "stores.h"
 
@@ -127,6 +130,8 @@ void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_
   keep("min_free_megabytes", next.min_free_megabytes, running.min_free_megabytes);
   keep("allow_plaintext", next.allow_plaintext, running.allow_plaintext);
   keep("access_log", next.access_log, running.access_log);
+  keep("scrub_interval_hours", next.scrub_interval_hours, running.scrub_interval_hours);
+  keep("scrub_bytes_per_second", next.scrub_bytes_per_second, running.scrub_bytes_per_second);
   if (next.tls_cert_file.empty() != running.tls_cert_file.empty()) {
     spdlog::warn("SIGHUP: turning TLS on or off ('tls_cert_file') changes only at restart; keeping the running value");
     next.tls_cert_file = running.tls_cert_file;
@@ -230,6 +235,15 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   };
   ops::Registry metrics;  // before the gateway and the admin handler, which refer to it
   service.set_observer(ServiceMetricsObserver(metrics));
+  // Every integrity failure the service audits is also counted (coffre_integrity_failures_total).
+  IntegrityMetricsRecorder audit_recorder(**audit_log, metrics);
+  service.set_audit(&audit_recorder);
+  // Background scrub (scrub_interval_hours; 0: off): its own low-priority thread, stopped on SIGTERM.
+  service::Scrubber scrubber(service, *s.catalog, keys, *s.blobs, &audit_recorder);
+  BackgroundScrub background_scrub(
+      scrubber, metrics,
+      std::chrono::milliseconds(static_cast<int64_t>(config.scrub_interval_hours * 3600.0 * 1000.0)),
+      config.scrub_bytes_per_second);
   s3::GatewayOptions gopts;
   gopts.observer = S3MetricsObserver(metrics);
   if (config.access_log) {
@@ -244,7 +258,20 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   rate_limiter.Configure(config.rate_limits);
   gopts.admit = RateLimitAdmission(rate_limiter, keys, metrics);
   s3::Gateway gateway(service, lookup, pool, gopts);
-  admin::AdminHandler admin_handler(metrics, pool, ReadinessChecks(config, keys, *s.catalog, audit_log->get()));
+  // The authenticated admin and auditor endpoints (docs/OPERATIONS.md, "Admin API"): changes go
+  // through `lifecycle`, so they are audited and fail closed as the CLI's do.
+  admin::AdminApiOptions api_options;
+  api_options.count_key_references =
+      [&service](const std::string& tenant_id) -> Result<std::map<uint32_t, uint64_t>> {
+    auto counts = service.CountKeyReferences(tenant_id);
+    if (!counts.ok()) {
+      return Status::Internal("cannot count the objects under each key version: " + counts.error().message);
+    }
+    return std::move(counts).value();
+  };
+  admin::AdminApi admin_api(keys, lifecycle, audit_log->get(), std::move(api_options));
+  admin::AdminHandler admin_handler(metrics, pool, ReadinessChecks(config, keys, *s.catalog, audit_log->get()),
+                                    &admin_api);
   asio::io_context io(static_cast<int>(config.io_threads));
 
   // TLS on both listeners; without it, plain HTTP stays on loopback unless explicitly allowed
@@ -340,6 +367,7 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
     });
   };
   schedule_gc();
+  background_scrub.Start();
 
   // Key rotation policy (rotate_after_days): checked at start, then every hour (docs/KEYS.md).
   asio::steady_timer rotation_timer(io);
@@ -423,6 +451,7 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
     if (admin_server) admin_server->Stop();
     gc_timer.cancel();
     rotation_timer.cancel();
+    background_scrub.RequestStop();
     watchdog_timer.cancel();
     hangup.cancel();
     drain_deadline.expires_after(std::chrono::seconds(running.drain_timeout_seconds));
@@ -439,6 +468,7 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   for (uint32_t i = 1; i < config.io_threads; ++i) threads.emplace_back([&] { io.run(); });
   io.run();
   for (auto& t : threads) t.join();
+  background_scrub.Stop();
   pool.join();
   spdlog::info("coffre stopped");
   return 0;

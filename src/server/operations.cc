@@ -5,8 +5,15 @@
 #include <string>
 
 #include "coffre/ops/probes.h"
+#include "coffre/service/scrub.h"
 
 namespace coffre::server {
+namespace {
+
+constexpr const char* kIntegrityHelp =
+    "Objects whose stored data or wrapped key failed authentication, by who found it (read, scrub).";
+
+}  // namespace
 
 s3::RequestObserver S3MetricsObserver(ops::Registry& registry) {
   return [&registry](const s3::RequestRecord& r) {
@@ -132,6 +139,18 @@ void RegisterAuditMetrics(ops::Registry& registry, const audit::AuditLog& audit)
                               [&audit] { return audit.write_failures(); });
   registry.AddCallbackGauge("coffre_audit_healthy", "1 when the last audit write succeeded, else 0.", {},
                             [&audit] { return audit.healthy() ? 1.0 : 0.0; });
+}
+
+IntegrityMetricsRecorder::IntegrityMetricsRecorder(audit::Recorder& inner, ops::Registry& registry)
+    : inner_(inner),
+      read_(registry.GetCounter("coffre_integrity_failures_total", kIntegrityHelp, {{"source", "read"}})),
+      scrub_(registry.GetCounter("coffre_integrity_failures_total", kIntegrityHelp, {{"source", "scrub"}})) {}
+
+Status IntegrityMetricsRecorder::Record(const audit::Event& event) {
+  if (event.outcome == audit::Outcome::kIntegrityFailure) {
+    (event.request.action == service::kScrubAction ? scrub_ : read_).Add();
+  }
+  return inner_.Record(event);
 }
 
 std::vector<admin::ReadinessCheck> ReadinessChecks(const Config& config, keystore::Keystore& keys,

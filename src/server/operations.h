@@ -54,4 +54,21 @@ s3::AdmissionCheck RateLimitAdmission(ops::TenantRateLimiter& limiter, keystore:
 // coffre_audit_records_written_total, coffre_audit_write_failures_total, coffre_audit_healthy.
 void RegisterAuditMetrics(ops::Registry& registry, const audit::AuditLog& audit);
 
+// Forwards every event to `inner` and counts the integrity failures among them (stored data or a
+// wrapped key that failed authentication) in coffre_integrity_failures_total{source}: "scrub"
+// for the background scrub's (request action service::kScrubAction), "read" for the others (GET,
+// ranged GET, Copy source, UploadPartCopy). The service audits each damaged read exactly once,
+// so the metric and the audit log agree; counted even when the record cannot be written.
+// Both series exist from the start, at 0. `inner` and `registry` must outlive it.
+class IntegrityMetricsRecorder final : public audit::Recorder {
+ public:
+  IntegrityMetricsRecorder(audit::Recorder& inner, ops::Registry& registry);
+  Status Record(const audit::Event& event) override;
+
+ private:
+  audit::Recorder& inner_;
+  ops::Counter& read_;
+  ops::Counter& scrub_;
+};
+
 }  // namespace coffre::server

@@ -113,6 +113,8 @@ TEST_F(AdminHandlerTest, QueryStringIsIgnoredForRouting) {
 TEST_F(AdminHandlerTest, UnknownPathIs404AndOtherMethodsAre405) {
   Start({});
   EXPECT_EQ(Get("/nope").status, 404);
+  EXPECT_EQ(Get("/nope").Header("Content-Type"), "application/json");
+  EXPECT_EQ(Get("/nope", "POST").status, 404);
   EXPECT_EQ(Get("/health/live/../../etc/passwd").status, 404);
   auto r = Get("/metrics", "DELETE");
   EXPECT_EQ(r.status, 405);

@@ -6,6 +6,9 @@
 //   GET /health/ready  200 when every readiness check passes, else 503 naming the failures;
 //                      503 "draining" once shutdown has begun, so load balancers move away.
 //   GET /metrics       the metrics registry in the Prometheus text format.
+//   /tenants..., /audit...  the authenticated admin and auditor endpoints (admin_api.h), when an
+//                      AdminApi is given; their request bodies are read here, up to
+//                      AdminApi::kMaxBodyBytes (larger ones get 413 unread).
 //
 // The handler knows nothing of the stores: the composition root (server) hands it named checks.
 // Checks and rendering run on the worker pool, never on a network thread. The answers carry no
@@ -17,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "coffre/admin/admin_api.h"
 #include "coffre/common/status.h"
 #include "coffre/http/server.h"
 #include "coffre/ops/metrics.h"
@@ -30,8 +34,10 @@ struct ReadinessCheck {
 
 class AdminHandler final : public http::Handler {
  public:
-  // `metrics` and `pool` must outlive the handler.
-  AdminHandler(ops::Registry& metrics, boost::asio::thread_pool& pool, std::vector<ReadinessCheck> checks);
+  // `metrics`, `pool` and `api` (when not null) must outlive the handler. Without `api` the
+  // listener serves health and metrics only.
+  AdminHandler(ops::Registry& metrics, boost::asio::thread_pool& pool, std::vector<ReadinessCheck> checks,
+               AdminApi* api = nullptr);
 
   boost::asio::awaitable<void> Handle(http::Exchange& exchange) override;
 
@@ -43,6 +49,9 @@ class AdminHandler final : public http::Handler {
   boost::asio::thread_pool& pool_;
   const std::vector<ReadinessCheck> checks_;
   std::atomic<bool> draining_{false};
+  AdminApi* const api_;
+
+  boost::asio::awaitable<void> HandleApi(http::Exchange& exchange);
 };
 
 }  // namespace coffre::admin

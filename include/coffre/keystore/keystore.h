@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "coffre/common/bytes.h"
@@ -101,7 +102,7 @@ struct KeyVersion {
 // A key-lifecycle event, kept in the keystore's key_events table for auditors (until the audit
 // log records them): "tenant-created", "key-rotated", "key-destroyed", "tenant-shredded",
 // "access-key-created", "access-key-disabled", "access-key-enabled", "access-key-deleted",
-// "root-key-rotated".
+// "root-key-rotated", "admin-credential-created", "admin-credential-disabled".
 struct KeyEvent {
   int64_t id = 0;
   UnixMillis at = 0;
@@ -133,6 +134,28 @@ struct NewAccessKey {
 struct ResolvedAccessKey {
   AccessKey key;
   SecretBytes secret;  // the secret access key's characters
+};
+
+// --- admin API credentials (docs/OPERATIONS.md, "Admin API") -----------------------------
+// Bearer tokens for the admin listener. Two roles, kept apart (separation of duties): an admin
+// manages tenants, access keys and key versions and cannot read the audit log; an auditor reads
+// the audit log (export, public key) and nothing else.
+enum class AdminRole { kAdmin, kAuditor };
+std::string_view AdminRoleName(AdminRole role);                    // "admin", "auditor"
+std::optional<AdminRole> ParseAdminRole(std::string_view name);
+// Tokens are "coffre_adm_" followed by 32 random bytes in unpadded base64url (43 characters).
+inline constexpr std::string_view kAdminTokenPrefix = "coffre_adm_";
+
+struct AdminCredential {
+  std::string name;  // unique, [a-z0-9][a-z0-9._-]{0,62}; recorded as the actor of its changes
+  AdminRole role = AdminRole::kAdmin;
+  UnixMillis created = 0;
+  std::optional<UnixMillis> disabled;  // set once disabled; a disabled credential never comes back
+};
+
+struct NewAdminCredential {
+  AdminCredential credential;
+  std::string token;  // shown once; only its SHA-256 is stored
 };
 
 // A fresh data key and its wrapped form under the tenant's active key version.
@@ -203,6 +226,21 @@ class Keystore {
   // FailedPrecondition if already shredded.
   virtual Status ShredTenant(const std::string& tenant_id) = 0;
   virtual Result<std::vector<KeyEvent>> ListKeyEvents(const std::string& tenant_id) = 0;
+
+  // --- admin API credentials ------------------------------------------------------------
+  // Creates a credential with a fresh random token; stores only the token's SHA-256 and records
+  // an "admin-credential-created" key event (keystore-wide: empty tenant id). InvalidArgument for
+  // a bad name; AlreadyExists if the name is taken (also by a disabled credential).
+  virtual Result<NewAdminCredential> CreateAdminCredential(const std::string& name, AdminRole role) = 0;
+  virtual Result<std::vector<AdminCredential>> ListAdminCredentials() = 0;  // by name
+  // Disables it for good and records "admin-credential-disabled". NotFound if unknown;
+  // FailedPrecondition if already disabled. Takes effect at the daemon's next request (tokens are
+  // checked against the database on every request, never cached).
+  virtual Status DisableAdminCredential(const std::string& name) = 0;
+  // The credential whose token this is. The token's hash is compared with every stored hash in
+  // constant time (no early exit, no index lookup keyed by it). NotFound for an unknown or
+  // malformed token, PermissionDenied for a disabled credential. Never logs the token.
+  virtual Result<AdminCredential> AuthenticateAdminToken(std::string_view token) = 0;
 
   // A new random data key wrapped under the tenant's active key version. `aad` binds the wrapped
   // key to its object (the caller passes the object's identity); the tenant id and version are

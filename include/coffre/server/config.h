@@ -60,6 +60,14 @@ struct Config {
   // Key rotation policy (docs/KEYS.md): a tenant whose active key version is older than this many
   // days gets a new version (checked at start and every hour). 0: rotate only by hand.
   uint32_t rotate_after_days = 0;
+  // Background scrub (docs/OPERATIONS.md): every this many hours (fractions allowed), the daemon
+  // reads every object and checks every segment tag and blob length, as `coffre scrub` does,
+  // one object at a time at low CPU and I/O priority. 0: off (the default: a pass reads the whole
+  // store and writes one audit record per object, so operators choose when to pay for it).
+  double scrub_interval_hours = 0;
+  // The scrub's read rate limit in bytes per second (0: unlimited), so that it stays out of the
+  // way of client traffic: 16 MiB/s checks 1 TiB in about 18 hours.
+  uint64_t scrub_bytes_per_second = 16 * 1024 * 1024;
   // Per-tenant request rate limits ("rate_limits"; docs/OPERATIONS.md): a token bucket per
   // tenant, SlowDown (503) beyond it. Unlimited unless set. Reloaded on SIGHUP.
   ops::RateLimits rate_limits;

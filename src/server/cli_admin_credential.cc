@@ -1,0 +1,137 @@
+// coffre admin-credential create --role admin|auditor NAME | list | disable NAME
+//
+// Bearer tokens for the admin API (docs/OPERATIONS.md, "Admin API"). The token is printed once;
+// the keystore keeps only its SHA-256. Creation and disabling are kept in the keystore's
+// key_events table ("admin-credential-created", "admin-credential-disabled"), not in the audit
+// log: audit format v1 has no operation for them, and recording them as another operation would
+// misstate what happened. The daemon checks tokens against the database on every request, so a
+// disabled credential stops working at once.
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "coffre/common/clock.h"
+#include "coffre/keystore/keystore.h"
+#include "commands.h"
+#include "stores.h"
+
+namespace coffre::server {
+namespace {
+
+struct CredentialFlags {
+  CommonFlags common;
+  std::string name;
+  std::string role;
+  bool json = false;
+};
+
+Result<std::unique_ptr<keystore::Keystore>> OpenKeys(const CredentialFlags& flags) {
+  COFFRE_ASSIGN_OR_RETURN(Config config, ResolveConfig(flags.common));
+  COFFRE_ASSIGN_OR_RETURN(SecretBytes root, LoadRootKey(config, /*create=*/false));
+  return OpenKeystoreWithRootKey(config, root);
+}
+
+int Create(const CredentialFlags& flags) {
+  auto role = keystore::ParseAdminRole(flags.role);
+  if (!role) {
+    return Fail(Status::InvalidArgument("--role must be admin or auditor"));
+  }
+  auto keys = OpenKeys(flags);
+  if (!keys.ok()) {
+    return Fail(keys.status());
+  }
+  auto created = (*keys)->CreateAdminCredential(flags.name, *role);
+  if (!created.ok()) {
+    if (created.status().code() == StatusCode::kAlreadyExists) {
+      return Fail(Status::InvalidArgument(created.status().message() + " (names are never reused)"));
+    }
+    return Fail(created.status());
+  }
+  if (flags.json) {
+    std::cout << nlohmann::json{{"name", created->credential.name},
+                                {"role", keystore::AdminRoleName(created->credential.role)},
+                                {"token", created->token}}
+                     .dump()
+              << std::endl;
+  } else {
+    std::cout << keystore::AdminRoleName(created->credential.role) << " credential " << created->credential.name
+              << " created\n"
+              << "  token: " << created->token << "  (shown once; send it as 'Authorization: Bearer TOKEN')"
+              << std::endl;
+  }
+  return 0;
+}
+
+int List(const CredentialFlags& flags) {
+  auto keys = OpenKeys(flags);
+  if (!keys.ok()) {
+    return Fail(keys.status());
+  }
+  auto listed = (*keys)->ListAdminCredentials();
+  if (!listed.ok()) {
+    return Fail(listed.status());
+  }
+  if (flags.json) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& c : *listed) {
+      nlohmann::json j = {{"name", c.name},
+                          {"role", keystore::AdminRoleName(c.role)},
+                          {"created", FormatIso8601(FromUnixMillis(c.created))}};
+      j["disabled"] = c.disabled ? nlohmann::json(FormatIso8601(FromUnixMillis(*c.disabled))) : nlohmann::json();
+      arr.push_back(std::move(j));
+    }
+    std::cout << arr.dump() << std::endl;
+    return 0;
+  }
+  std::cout << "NAME\tROLE\tCREATED\tSTATE\n";
+  for (const auto& c : *listed) {
+    std::cout << c.name << "\t" << keystore::AdminRoleName(c.role) << "\t" << FormatIso8601(FromUnixMillis(c.created))
+              << "\t" << (c.disabled ? "disabled " + FormatIso8601(FromUnixMillis(*c.disabled)) : "enabled") << "\n";
+  }
+  return 0;
+}
+
+int Disable(const CredentialFlags& flags) {
+  auto keys = OpenKeys(flags);
+  if (!keys.ok()) {
+    return Fail(keys.status());
+  }
+  Status st = (*keys)->DisableAdminCredential(flags.name);
+  if (st.code() == StatusCode::kNotFound || st.code() == StatusCode::kFailedPrecondition) {
+    return Fail(Status::InvalidArgument(st.message() + " (coffre admin-credential list shows them)"));
+  }
+  if (!st.ok()) {
+    return Fail(st);
+  }
+  std::cout << "admin credential " << flags.name << " disabled; its token is refused from the next request on"
+            << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+void RegisterAdminCredentialCommands(CLI::App& app, CommandRunner& runner) {
+  auto flags = std::make_shared<CredentialFlags>();
+  auto* group = app.add_subcommand("admin-credential", "Manage the admin API's bearer tokens (admin, auditor)");
+  group->require_subcommand(1);
+
+  auto* create = group->add_subcommand("create", "Create a credential and print its token (shown once)");
+  AddCommonFlags(create, flags->common);
+  create->add_option("--role", flags->role, "admin (tenants, access keys, key versions) or auditor (audit log)")
+      ->required();
+  create->add_option("NAME", flags->name, "Credential name, recorded as the actor of its changes")->required();
+  create->add_flag("--json", flags->json, "Print JSON");
+  create->callback([flags, &runner] { runner.run = [flags] { return Create(*flags); }; });
+
+  auto* list = group->add_subcommand("list", "List credentials (never their tokens)");
+  AddCommonFlags(list, flags->common);
+  list->add_flag("--json", flags->json, "Print JSON");
+  list->callback([flags, &runner] { runner.run = [flags] { return List(*flags); }; });
+
+  auto* disable = group->add_subcommand("disable", "Disable a credential for good");
+  AddCommonFlags(disable, flags->common);
+  disable->add_option("NAME", flags->name, "Credential name")->required();
+  disable->callback([flags, &runner] { runner.run = [flags] { return Disable(*flags); }; });
+}
+
+}  // namespace coffre::server
