@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
-#include <ctime>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
@@ -280,48 +278,6 @@ std::string_view BearerToken(std::string_view header) {
 }
 
 }  // namespace
-
-std::optional<UnixMillis> ParseUtcTime(std::string_view text) {
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, ms = 0;
-  const std::string str(text);
-  int consumed = 0;
-  if (std::sscanf(str.c_str(), "%4d-%2d-%2d%n", &y, &mo, &d, &consumed) != 3 || consumed != 10) {
-    return std::nullopt;
-  }
-  std::string_view rest = std::string_view(str).substr(10);
-  if (!rest.empty()) {
-    int n = 0;
-    if (std::sscanf(rest.data(), "T%2d:%2d:%2d%n", &h, &mi, &s, &n) != 3 || n != 9) {
-      return std::nullopt;
-    }
-    rest.remove_prefix(9);
-    if (rest.starts_with('.')) {
-      if (rest.size() < 4 || std::sscanf(rest.data(), ".%3d%n", &ms, &n) != 1 || n != 4) {
-        return std::nullopt;
-      }
-      rest.remove_prefix(4);
-    }
-    if (rest != "Z") {
-      return std::nullopt;
-    }
-  }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 60 ||
-      y < 1970 || ms < 0) {
-    return std::nullopt;
-  }
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  const time_t t = ::timegm(&tm);
-  if (t == static_cast<time_t>(-1)) {
-    return std::nullopt;
-  }
-  return static_cast<UnixMillis>(t) * 1000 + ms;
-}
 
 AdminApi::AdminApi(keystore::Keystore& keys, service::KeyLifecycle& lifecycle, audit::AuditLog* audit,
                    AdminApiOptions options)

@@ -1,5 +1,7 @@
 #include "audit_store.h"
 
+#include <string>
+
 namespace coffre::server {
 
 Result<std::unique_ptr<audit::AuditLog>> OpenAuditLog(const Config& config, const SecretBytes& root) {
@@ -7,6 +9,20 @@ Result<std::unique_ptr<audit::AuditLog>> OpenAuditLog(const Config& config, cons
   options.checkpoint_every_records = config.audit_checkpoint_records;
   options.checkpoint_interval = std::chrono::seconds(config.audit_checkpoint_seconds);
   return audit::AuditLog::Open(config.data_dir + "/audit.db", root, options);
+}
+
+Result<std::unique_ptr<audit::AuditLog>> OpenAuditOrRefuse(const Config& config, const SecretBytes& root) {
+  auto log = OpenAuditLog(config, root);
+  if (!log.ok()) {
+    return Status::Unavailable("cannot open the audit log, so nothing was changed: " + log.status().ToString());
+  }
+  return log;
+}
+
+audit::RequestInfo CliRequest(std::string_view command) {
+  audit::RequestInfo request;
+  request.action = std::string(command);
+  return request;
 }
 
 }  // namespace coffre::server

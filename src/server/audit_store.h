@@ -6,6 +6,7 @@
 // once per process; the audit module uses it only to seal and unseal its signing key.
 
 #include <memory>
+#include <string_view>
 
 #include "coffre/audit/audit_log.h"
 #include "coffre/common/secret.h"
@@ -14,5 +15,12 @@
 namespace coffre::server {
 
 Result<std::unique_ptr<audit::AuditLog>> OpenAuditLog(const Config& config, const SecretBytes& root);
+
+// For the commands that change keys (docs/AUDIT.md 1.1): the log must open before anything
+// changes, or nothing is done (Unavailable, saying so).
+Result<std::unique_ptr<audit::AuditLog>> OpenAuditOrRefuse(const Config& config, const SecretBytes& root);
+
+// Who acts, in such a command's records: action = `command` ("cli:key rotate"), no request.
+audit::RequestInfo CliRequest(std::string_view command);
 
 }  // namespace coffre::server

@@ -46,19 +46,9 @@ Result<Opened> OpenTenant(const AccessKeyFlags& flags, bool with_audit) {
   }
   opened.tenant = std::move(tenant).value();
   if (with_audit) {
-    auto log = OpenAuditLog(config, root);
-    if (!log.ok()) {
-      return Status::Unavailable("cannot open the audit log, so nothing was changed: " + log.status().ToString());
-    }
-    opened.log = std::move(log).value();
+    COFFRE_ASSIGN_OR_RETURN(opened.log, OpenAuditOrRefuse(config, root));
   }
   return opened;
-}
-
-audit::RequestInfo CliRequest(const std::string& command) {
-  audit::RequestInfo request;
-  request.action = "cli:access-key " + command;
-  return request;
 }
 
 std::string FormatTime(std::optional<UnixMillis> t) {
@@ -84,7 +74,7 @@ void RegisterAccessKeyCommands(CLI::App& app, CommandRunner& runner) {
       }
       const keystore::Tenant& tenant = opened->tenant;
       service::KeyLifecycle lifecycle(*opened->keys, opened->log.get());
-      auto k = lifecycle.CreateAccessKey(tenant.id, CliRequest("create"));
+      auto k = lifecycle.CreateAccessKey(tenant.id, CliRequest("cli:access-key create"));
       if (!k.ok()) {
         // A shredded tenant: what the operator asked for cannot be done.
         if (k.status().code() == StatusCode::kFailedPrecondition) {
@@ -120,9 +110,10 @@ void RegisterAccessKeyCommands(CLI::App& app, CommandRunner& runner) {
         }
         const keystore::Tenant& tenant = opened->tenant;
         service::KeyLifecycle lifecycle(*opened->keys, opened->log.get());
-        Status st = kind == 2   ? lifecycle.DeleteAccessKey(tenant.id, flags->access_key_id, CliRequest(name))
+        const audit::RequestInfo request = CliRequest(std::string("cli:access-key ") + name);
+        Status st = kind == 2   ? lifecycle.DeleteAccessKey(tenant.id, flags->access_key_id, request)
                     : kind == 1 ? lifecycle.EnableAccessKey(tenant.id, flags->access_key_id)
-                                : lifecycle.DisableAccessKey(tenant.id, flags->access_key_id, CliRequest(name));
+                                : lifecycle.DisableAccessKey(tenant.id, flags->access_key_id, request);
         if (st.code() == StatusCode::kNotFound) {
           return Fail(Status::InvalidArgument("tenant " + tenant.name + " has no access key " +
                                               flags->access_key_id + " (coffre access-key list " + tenant.name +

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -24,49 +23,12 @@ namespace {
 // input, not a bundle, another key; 2: other errors).
 constexpr int kTampered = 3;
 
-// "2026-11-28", "2026-11-28T10:15:00Z", "2026-11-28T10:15:00.250Z" (UTC).
 Result<UnixMillis> ParseTime(const std::string& flag, const std::string& text) {
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, ms = 0;
-  int consumed = 0;
-  const auto bad = [&] {
-    return Status::InvalidArgument(flag + ": expected a UTC time such as 2026-11-28 or 2026-11-28T10:15:00Z, got '" +
-                                   text + "'");
-  };
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2d%n", &y, &mo, &d, &consumed) != 3 || consumed != 10) {
-    return bad();
+  if (auto t = ParseUtcTime(text)) {
+    return *t;
   }
-  std::string_view rest = std::string_view(text).substr(10);
-  if (!rest.empty()) {
-    int n = 0;
-    if (std::sscanf(rest.data(), "T%2d:%2d:%2d%n", &h, &mi, &s, &n) != 3 || n != 9) {
-      return bad();
-    }
-    rest.remove_prefix(9);
-    if (rest.starts_with('.')) {
-      if (rest.size() < 4 || std::sscanf(rest.data(), ".%3d%n", &ms, &n) != 1 || n != 4) {
-        return bad();
-      }
-      rest.remove_prefix(4);
-    }
-    if (rest != "Z") {
-      return bad();
-    }
-  }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60 || y < 1970) {
-    return bad();
-  }
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  const time_t t = ::timegm(&tm);
-  if (t == static_cast<time_t>(-1)) {
-    return bad();
-  }
-  return static_cast<UnixMillis>(t) * 1000 + ms;
+  return Status::InvalidArgument(flag + ": expected a UTC time such as 2026-11-28 or 2026-11-28T10:15:00Z, got '" +
+                                 text + "'");
 }
 
 // Writes `data` to `path` whole or not at all: a temporary file beside it, fsync, rename, fsync of

@@ -34,22 +34,6 @@ int FailService(const service::Error& e) {
   return e.code == service::Errc::kInvalidArgument || e.code == service::Errc::kPreconditionFailed ? 1 : 2;
 }
 
-// rotate, rewrap and destroy are recorded in the audit log (docs/AUDIT.md, "Key-lifecycle
-// events"): it must open before anything changes, or nothing is done.
-Result<std::unique_ptr<audit::AuditLog>> OpenAuditOrRefuse(const Config& config, const SecretBytes& root) {
-  auto log = OpenAuditLog(config, root);
-  if (!log.ok()) {
-    return Status::Unavailable("cannot open the audit log, so nothing was changed: " + log.status().ToString());
-  }
-  return log;
-}
-
-audit::RequestInfo CliRequest(const char* command) {
-  audit::RequestInfo request;
-  request.action = command;
-  return request;
-}
-
 Result<keystore::Tenant> FindTenant(keystore::Keystore& keys, const std::string& name) {
   auto tenant = keys.GetTenantByName(name);
   if (!tenant.ok() && tenant.status().code() == StatusCode::kNotFound) {

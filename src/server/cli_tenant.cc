@@ -14,24 +14,6 @@
 #include "stores.h"
 
 namespace coffre::server {
-namespace {
-
-// The audit log must be open before anything changes: without it, nothing is done.
-Result<std::unique_ptr<audit::AuditLog>> OpenAuditOrRefuse(const Config& config, const SecretBytes& root) {
-  auto log = OpenAuditLog(config, root);
-  if (!log.ok()) {
-    return Status::Unavailable("cannot open the audit log, so nothing was changed: " + log.status().ToString());
-  }
-  return log;
-}
-
-audit::RequestInfo CliRequest(const char* command) {
-  audit::RequestInfo request;
-  request.action = command;
-  return request;
-}
-
-}  // namespace
 
 void RegisterTenantCommands(CLI::App& app, CommandRunner& runner) {
   struct Flags {

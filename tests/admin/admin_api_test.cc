@@ -364,15 +364,6 @@ TEST_F(AdminApiTest, ExportBadInputIs400) {
   EXPECT_EQ(Call("GET", "/audit/export?tenant=%zz", auditor_token_).status, 400);
 }
 
-TEST(ParseUtcTimeTest, AcceptsTheCliForms) {
-  EXPECT_EQ(ParseUtcTime("1970-01-02"), 86'400'000);
-  EXPECT_EQ(ParseUtcTime("1970-01-01T00:00:01Z"), 1'000);
-  EXPECT_EQ(ParseUtcTime("1970-01-01T00:00:01.250Z"), 1'250);
-  EXPECT_FALSE(ParseUtcTime("1970-01-01T00:00:01"));
-  EXPECT_FALSE(ParseUtcTime("1970-13-01"));
-  EXPECT_FALSE(ParseUtcTime(""));
-}
-
 // Through the listener: what the HTTP handler decides.
 class AdminApiHttpTest : public AdminApiTest {
  protected:

@@ -32,5 +32,15 @@ TEST(Clock, FromUnixMillisSaturatesInsteadOfOverflowing) {
   EXPECT_EQ(FormatIso8601(FromUnixMillis(1369353600000)), "2013-05-24T00:00:00.000Z");
 }
 
+// The time bounds of `coffre audit export/archive` and the admin API's audit export.
+TEST(Clock, ParseUtcTimeAcceptsTheCliForms) {
+  EXPECT_EQ(ParseUtcTime("1970-01-02"), 86'400'000);
+  EXPECT_EQ(ParseUtcTime("1970-01-01T00:00:01Z"), 1'000);
+  EXPECT_EQ(ParseUtcTime("1970-01-01T00:00:01.250Z"), 1'250);
+  EXPECT_FALSE(ParseUtcTime("1970-01-01T00:00:01"));
+  EXPECT_FALSE(ParseUtcTime("1970-13-01"));
+  EXPECT_FALSE(ParseUtcTime(""));
+}
+
 }  // namespace
 }  // namespace coffre

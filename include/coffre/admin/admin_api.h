@@ -91,8 +91,4 @@ class AdminApi {
   AdminApiOptions options_;
 };
 
-// "2026-11-28", "2026-11-28T10:15:00Z" or "2026-11-28T10:15:00.250Z" (UTC), as `coffre audit
-// export` takes them. nullopt for anything else.
-std::optional<UnixMillis> ParseUtcTime(std::string_view text);
-
 }  // namespace coffre::admin

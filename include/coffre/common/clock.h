@@ -39,5 +39,9 @@ std::string FormatIso8601(std::chrono::system_clock::time_point t);
 std::string FormatHttpDate(std::chrono::system_clock::time_point t);
 // Accepts IMF-fixdate, RFC 850 and asctime forms, and ISO 8601 (some clients send it).
 std::optional<std::chrono::system_clock::time_point> ParseHttpDate(std::string_view s);
+// "2026-11-28", "2026-11-28T10:15:00Z" or "2026-11-28T10:15:00.250Z" (UTC), the time bounds an
+// operator or auditor types (`coffre audit export/archive`, the admin API's audit export).
+// nullopt for anything else.
+std::optional<UnixMillis> ParseUtcTime(std::string_view text);
 
 }  // namespace coffre
