@@ -9,6 +9,7 @@
 
 #include "coffre/audit/bundle.h"
 #include "coffre/audit/record.h"
+#include "coffre/service/dual_control.h"
 
 namespace coffre::admin {
 namespace {
@@ -28,6 +29,9 @@ enum class Endpoint {
   kRotateKey,
   kAuditExport,
   kAuditPublicKey,
+  kListApprovals,
+  kRequestApproval,
+  kGrantApproval,
 };
 
 struct Route {
@@ -44,6 +48,7 @@ struct PathMatch {
   AdminRole role = AdminRole::kAdmin;
   std::string tenant;
   std::string access_key;
+  std::string approval;  // id, for /approvals/ID/approve
 };
 
 std::vector<std::string_view> Segments(std::string_view path) {
@@ -81,6 +86,20 @@ std::optional<PathMatch> MatchPath(std::string_view path) {
     }
     if (s[1] == "public-key") {
       m.methods = {{"GET", Endpoint::kAuditPublicKey}};
+      return m;
+    }
+    return std::nullopt;
+  }
+  if (!s.empty() && s[0] == "approvals") {
+    if (s.size() == 1) {
+      m.methods = {{"GET", Endpoint::kListApprovals}, {"POST", Endpoint::kRequestApproval}};
+      m.allow = "GET, POST";
+      return m;
+    }
+    if (s.size() == 3 && s[2] == "approve") {
+      m.approval = std::string(s[1]);
+      m.methods = {{"POST", Endpoint::kGrantApproval}};
+      m.allow = "POST";
       return m;
     }
     return std::nullopt;
@@ -255,6 +274,22 @@ json AccessKeyJson(const keystore::AccessKey& k) {
   return j;
 }
 
+json ApprovalJson(const keystore::Approval& a, const std::string& tenant_name, UnixMillis now) {
+  auto optional_time = [](const std::optional<UnixMillis>& ms) { return ms ? json(Time(*ms)) : json(); };
+  json j = {{"id", a.id},
+            {"operation", keystore::GuardedOperationName(a.operation)},
+            {"state", keystore::ApprovalStateName(a.StateAt(now))},
+            {"requested_by", a.requested_by},
+            {"requested", Time(a.requested)},
+            {"expires", Time(a.expires)}};
+  j["tenant"] = tenant_name.empty() ? json() : json(tenant_name);
+  j["version"] = a.version == 0 ? json() : json(a.version);
+  j["approved_by"] = a.approved_by ? json(*a.approved_by) : json();
+  j["approved"] = optional_time(a.approved);
+  j["used"] = optional_time(a.used);
+  return j;
+}
+
 // The bearer token of an Authorization header; "" when there is none or it is not a bearer one.
 std::string_view BearerToken(std::string_view header) {
   constexpr std::string_view kScheme = "bearer ";
@@ -344,6 +379,15 @@ ApiResponse AdminApi::Handle(const ApiRequest& request) {
       return Status::NotFound("no tenant named '" + match->tenant + "'");
     }
     return t;
+  };
+
+  // For the approvals: the tenant's name when it still exists, else its id.
+  auto TenantNameOf = [&](const std::string& tenant_id) -> std::string {
+    if (tenant_id.empty()) {
+      return {};
+    }
+    auto t = keys_.GetTenant(tenant_id);
+    return t.ok() ? t->name : tenant_id;
   };
 
   ApiResponse response = [&]() -> ApiResponse {
@@ -489,6 +533,69 @@ ApiResponse AdminApi::Handle(const ApiRequest& request) {
           return FromStatus(version.status());
         }
         return Json(200, json{{"tenant", t->name}, {"active_version", *version}});
+      }
+      case Endpoint::kListApprovals: {
+        constexpr size_t kListed = 100;
+        auto listed = keys_.ListApprovals(kListed);
+        if (!listed.ok()) {
+          return FromStatus(listed.status());
+        }
+        const UnixMillis now = ToUnixMillis(options_.clock->Now());
+        json arr = json::array();
+        for (const auto& a : *listed) {
+          arr.push_back(ApprovalJson(a, TenantNameOf(a.tenant_id), now));
+        }
+        return Json(200, json{{"dual_control", options_.dual_control.required}, {"approvals", std::move(arr)}});
+      }
+      case Endpoint::kRequestApproval: {
+        const json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+        if (body.is_discarded() || !body.is_object()) {
+          return Error(
+              400, "malformed_json",
+              "the body must be a JSON object such as {\"operation\": \"tenant.shred\", \"tenant\": \"acme\"}");
+        }
+        const auto op = body.contains("operation") && body["operation"].is_string()
+                            ? keystore::ParseGuardedOperation(body["operation"].get<std::string>())
+                            : std::nullopt;
+        if (!op) {
+          return Error(400, "invalid_argument",
+                       "\"operation\" must be \"tenant_key.destroy\" (with \"tenant\" and \"version\"), "
+                       "\"tenant.shred\" (with \"tenant\") or \"root_key.rotate\"");
+        }
+        std::string tenant_id;
+        if (body.contains("tenant")) {
+          if (!body["tenant"].is_string()) {
+            return Error(400, "invalid_argument", "\"tenant\" must be a tenant name");
+          }
+          match->tenant = body["tenant"].get<std::string>();
+          auto t = tenant();
+          if (!t.ok()) {
+            return FromStatus(t.status());
+          }
+          tenant_id = t->id;
+        }
+        uint32_t version = 0;
+        if (body.contains("version")) {
+          if (!body["version"].is_number_unsigned() || body["version"].get<uint64_t>() > UINT32_MAX) {
+            return Error(400, "invalid_argument", "\"version\" must be a key version number");
+          }
+          version = body["version"].get<uint32_t>();
+        }
+        service::DualControl dual(keys_, lifecycle_.recorder(), options_.dual_control, *options_.clock);
+        auto approval = dual.Request(*op, tenant_id, version, credential->name, action("approval request"));
+        if (!approval.ok()) {
+          return FromStatus(approval.status());
+        }
+        return Json(201, ApprovalJson(*approval, match->tenant, ToUnixMillis(options_.clock->Now())));
+      }
+      case Endpoint::kGrantApproval: {
+        service::DualControl dual(keys_, lifecycle_.recorder(), options_.dual_control, *options_.clock);
+        auto approval = dual.Grant(match->approval, credential->name, action("approval grant"));
+        if (!approval.ok()) {
+          return FromStatus(approval.status());
+        }
+        return Json(200,
+                    ApprovalJson(*approval, TenantNameOf(approval->tenant_id), ToUnixMillis(options_.clock->Now())));
       }
       case Endpoint::kAuditPublicKey: {
         if (audit_ == nullptr) {

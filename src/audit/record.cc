@@ -13,18 +13,14 @@ struct OperationEntry {
 };
 
 constexpr OperationEntry kOperations[] = {
-    {Operation::kDataKeyWrap, "data_key.wrap"},
-    {Operation::kDataKeyUnwrap, "data_key.unwrap"},
-    {Operation::kDataKeyRewrap, "data_key.rewrap"},
-    {Operation::kDecrypt, "data.decrypt"},
-    {Operation::kTenantKeyCreate, "tenant_key.create"},
-    {Operation::kTenantKeyRotate, "tenant_key.rotate"},
-    {Operation::kTenantKeyDestroy, "tenant_key.destroy"},
-    {Operation::kTenantShred, "tenant.shred"},
-    {Operation::kRootKeyRotate, "root_key.rotate"},
-    {Operation::kAccessKeyCreate, "access_key.create"},
-    {Operation::kAccessKeyDisable, "access_key.disable"},
-    {Operation::kAccessKeyDelete, "access_key.delete"},
+    {Operation::kDataKeyWrap, "data_key.wrap"},           {Operation::kDataKeyUnwrap, "data_key.unwrap"},
+    {Operation::kDataKeyRewrap, "data_key.rewrap"},       {Operation::kDecrypt, "data.decrypt"},
+    {Operation::kTenantKeyCreate, "tenant_key.create"},   {Operation::kTenantKeyRotate, "tenant_key.rotate"},
+    {Operation::kTenantKeyDestroy, "tenant_key.destroy"}, {Operation::kTenantShred, "tenant.shred"},
+    {Operation::kRootKeyRotate, "root_key.rotate"},       {Operation::kAccessKeyCreate, "access_key.create"},
+    {Operation::kAccessKeyDisable, "access_key.disable"}, {Operation::kAccessKeyDelete, "access_key.delete"},
+    {Operation::kApprovalRequest, "approval.request"},    {Operation::kApprovalGrant, "approval.grant"},
+    {Operation::kKeystoreRestore, "keystore.restore"},
 };
 
 // name=<length>:<bytes>\n  -- length-prefixed, so no value can imitate a field boundary.

@@ -96,6 +96,23 @@ CREATE TABLE admin_credentials(
   disabled INTEGER
 ) WITHOUT ROWID;
 )sql",
+    // Dual control: approvals of the guarded operations (keystore.h, GuardedOperation).
+    R"sql(
+CREATE TABLE approvals(
+  id TEXT NOT NULL PRIMARY KEY,
+  operation TEXT NOT NULL CHECK(operation IN ('tenant_key.destroy', 'tenant.shred', 'root_key.rotate')),
+  tenant_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  requested_by TEXT NOT NULL,
+  requested INTEGER NOT NULL,
+  expires INTEGER NOT NULL,
+  approved_by TEXT,
+  approved INTEGER,
+  used INTEGER,
+  CHECK(approved_by IS NULL OR approved_by <> requested_by)
+) WITHOUT ROWID;
+CREATE INDEX approvals_by_time ON approvals(requested, id);
+)sql",
 };
 
 constexpr std::string_view kCheckName = internal::kRootKeyCheckName;
@@ -177,6 +194,15 @@ class SqliteKeystore final : public Keystore {
   Result<std::vector<AdminCredential>> ListAdminCredentials() override;
   Status DisableAdminCredential(const std::string& name) override;
   Result<AdminCredential> AuthenticateAdminToken(std::string_view token) override;
+
+  Result<Approval> RequestApproval(const std::string& id, GuardedOperation operation, const std::string& tenant_id,
+                                   uint32_t version, const std::string& requested_by, int64_t ttl_ms) override;
+  Result<Approval> GetApproval(const std::string& id) override;
+  Result<std::vector<Approval>> ListApprovals(size_t limit) override;
+  Result<Approval> GrantApproval(const std::string& id, const std::string& approved_by) override;
+  Result<Approval> UseApproval(const std::string& id, GuardedOperation operation, const std::string& tenant_id,
+                               uint32_t version) override;
+  Status ReleaseApproval(const std::string& id) override;
 
   Result<DataKey> NewDataKey(const std::string& tenant_id, ByteView aad) override;
   Result<SecretBytes> UnwrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, ByteView wrapped,
@@ -1084,6 +1110,223 @@ Result<AdminCredential> SqliteKeystore::AuthenticateAdminToken(std::string_view 
   return *std::move(match);
 }
 
+// --- dual control approvals ---------------------------------------------------------------
+
+constexpr std::string_view kApprovalColumns =
+    "id, operation, tenant_id, version, requested_by, requested, expires, approved_by, approved, used";
+
+Result<Approval> ReadApproval(const Statement& st) {
+  Approval a;
+  a.id = st.ColumnText(0);
+  auto op = ParseGuardedOperation(st.ColumnTextView(1));
+  if (!op) {
+    return Status::Corruption("approval " + a.id + " names an unknown operation");
+  }
+  a.operation = *op;
+  a.tenant_id = st.ColumnText(2);
+  a.version = static_cast<uint32_t>(st.ColumnInt64(3));
+  a.requested_by = st.ColumnText(4);
+  a.requested = st.ColumnInt64(5);
+  a.expires = st.ColumnInt64(6);
+  if (!st.ColumnIsNull(7)) {
+    a.approved_by = st.ColumnText(7);
+  }
+  if (!st.ColumnIsNull(8)) {
+    a.approved = st.ColumnInt64(8);
+  }
+  if (!st.ColumnIsNull(9)) {
+    a.used = st.ColumnInt64(9);
+  }
+  return a;
+}
+
+// Inside the caller's transaction.
+Result<Approval> LoadApproval(Connection& conn, const std::string& id) {
+  COFFRE_ASSIGN_OR_RETURN(
+      Statement st, conn.PrepareCached("SELECT " + std::string(kApprovalColumns) + " FROM approvals WHERE id = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(id));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) {
+    return Status::NotFound("no approval " + id);
+  }
+  return ReadApproval(st);
+}
+
+// PermissionDenied unless `name` is an enabled credential of the admin role (auditors approve
+// nothing: separation of duties).
+Status CheckEnabledAdmin(Connection& conn, const std::string& name) {
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          conn.PrepareCached("SELECT role, disabled FROM admin_credentials WHERE name = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(name));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) {
+    return Status::PermissionDenied("no admin credential named " + name);
+  }
+  if (!st.ColumnIsNull(1)) {
+    return Status::PermissionDenied("admin credential " + name + " is disabled");
+  }
+  if (st.ColumnTextView(0) != AdminRoleName(AdminRole::kAdmin)) {
+    return Status::PermissionDenied("credential " + name +
+                                    " is an auditor credential; only admin credentials take "
+                                    "part in dual control");
+  }
+  return Status::Ok();
+}
+
+std::string DescribeApproval(const Approval& a) {
+  std::string out = std::string(GuardedOperationName(a.operation));
+  if (a.operation == GuardedOperation::kDestroyKeyVersion) {
+    out += " version " + std::to_string(a.version);
+  }
+  return out;
+}
+
+Result<Approval> SqliteKeystore::RequestApproval(const std::string& id, GuardedOperation operation,
+                                                 const std::string& tenant_id, uint32_t version,
+                                                 const std::string& requested_by, int64_t ttl_ms) {
+  COFFRE_RETURN_IF_ERROR(CheckApprovalTarget(operation, tenant_id, version));
+  const bool for_tenant = operation != GuardedOperation::kRotateRootKey;
+  if (ttl_ms <= 0) {
+    return Status::InvalidArgument("an approval's lifetime must be positive");
+  }
+  Approval a;
+  a.id = id;
+  a.operation = operation;
+  a.tenant_id = tenant_id;
+  a.version = version;
+  a.requested_by = requested_by;
+  a.requested = Now();
+  a.expires = a.requested + ttl_ms;
+  Status written = WriteAndInvalidate([&]() -> Status {
+    COFFRE_RETURN_IF_ERROR(CheckEnabledAdmin(*conn_, requested_by));
+    if (for_tenant) {
+      COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
+      if (shredded) {
+        return Status::FailedPrecondition("tenant " + tenant_id + std::string(kShreddedMessage));
+      }
+    }
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("INSERT INTO approvals(id, operation, tenant_id, "
+                                                               "version, requested_by, requested, expires) "
+                                                               "VALUES(?, ?, ?, ?, ?, ?, ?)"));
+    COFFRE_RETURN_IF_ERROR(
+        st.BindAll(a.id, GuardedOperationName(operation), tenant_id, version, requested_by, a.requested, a.expires));
+    Status inserted = st.Run();
+    if (inserted.code() == StatusCode::kAlreadyExists) {
+      return Status::AlreadyExists("approval " + id + " already exists");
+    }
+    COFFRE_RETURN_IF_ERROR(inserted);
+    return RecordEvent(*conn_, a.requested, tenant_id, "approval-requested", version,
+                       a.id + " " + DescribeApproval(a) + " by " + requested_by);
+  });
+  if (!written.ok()) {
+    return written;
+  }
+  return a;
+}
+
+Result<Approval> SqliteKeystore::GetApproval(const std::string& id) {
+  std::lock_guard lock(db_mu_);
+  return LoadApproval(*conn_, id);
+}
+
+Result<std::vector<Approval>> SqliteKeystore::ListApprovals(size_t limit) {
+  std::lock_guard lock(db_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(kApprovalColumns) +
+                                                             " FROM approvals ORDER BY requested DESC, id LIMIT ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX))));
+  std::vector<Approval> out;
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    COFFRE_ASSIGN_OR_RETURN(Approval a, ReadApproval(st));
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+Result<Approval> SqliteKeystore::GrantApproval(const std::string& id, const std::string& approved_by) {
+  const UnixMillis now = Now();
+  Approval a;
+  Status written = WriteAndInvalidate([&]() -> Status {
+    COFFRE_ASSIGN_OR_RETURN(a, LoadApproval(*conn_, id));
+    const ApprovalState state = a.StateAt(now);
+    if (state != ApprovalState::kPending) {
+      return Status::FailedPrecondition("approval " + id + " is " + std::string(ApprovalStateName(state)) +
+                                        ", not pending");
+    }
+    if (approved_by == a.requested_by) {
+      return Status::PermissionDenied("approval " + id + " was requested by " + approved_by +
+                                      "; a second, different admin credential must grant it");
+    }
+    COFFRE_RETURN_IF_ERROR(CheckEnabledAdmin(*conn_, approved_by));
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE approvals SET approved_by = ?, approved = ? "
+                                                               "WHERE id = ? AND approved_by IS NULL"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(approved_by, now, id));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+    a.approved_by = approved_by;
+    a.approved = now;
+    return RecordEvent(
+        *conn_, now, a.tenant_id, "approval-granted", a.version,
+        id + " " + DescribeApproval(a) + " by " + approved_by + " (requested by " + a.requested_by + ")");
+  });
+  if (!written.ok()) {
+    return written;
+  }
+  return a;
+}
+
+Result<Approval> SqliteKeystore::UseApproval(const std::string& id, GuardedOperation operation,
+                                             const std::string& tenant_id, uint32_t version) {
+  const UnixMillis now = Now();
+  Approval a;
+  Status written = WriteAndInvalidate([&]() -> Status {
+    COFFRE_ASSIGN_OR_RETURN(a, LoadApproval(*conn_, id));
+    if (a.operation != operation || a.tenant_id != tenant_id || a.version != version) {
+      return Status::InvalidArgument("approval " + id + " approves " + DescribeApproval(a) +
+                                     (a.tenant_id.empty() ? std::string() : " of tenant " + a.tenant_id) +
+                                     ", not this operation");
+    }
+    const ApprovalState state = a.StateAt(now);
+    if (state != ApprovalState::kApproved) {
+      return Status::FailedPrecondition(
+          "approval " + id + " is " + std::string(ApprovalStateName(state)) +
+          (state == ApprovalState::kPending ? ": a second admin must grant it first" : ": request a new one"));
+    }
+    // Both people must still be trusted when the operation runs.
+    for (const std::string& who : {a.requested_by, *a.approved_by}) {
+      if (Status admin = CheckEnabledAdmin(*conn_, who); !admin.ok()) {
+        return Status::FailedPrecondition("approval " + id + " no longer counts: " + admin.message());
+      }
+    }
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            conn_->PrepareCached("UPDATE approvals SET used = ? WHERE id = ? AND used IS NULL"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(now, id));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+    a.used = now;
+    return RecordEvent(*conn_, now, a.tenant_id, "approval-used", a.version, id + " " + DescribeApproval(a));
+  });
+  if (!written.ok()) {
+    return written;
+  }
+  return a;
+}
+
+Status SqliteKeystore::ReleaseApproval(const std::string& id) {
+  const UnixMillis now = Now();
+  return WriteAndInvalidate([&]() -> Status {
+    COFFRE_ASSIGN_OR_RETURN(Approval a, LoadApproval(*conn_, id));
+    if (!a.used) {
+      return Status::FailedPrecondition("approval " + id + " is not in use");
+    }
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE approvals SET used = NULL WHERE id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(id));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+    return RecordEvent(*conn_, now, a.tenant_id, "approval-released", a.version, id + " " + DescribeApproval(a));
+  });
+}
+
 // Verifies the root key against the keystore's check value, or records one in a new keystore.
 Status CheckRootKey(Connection& conn, const SecretBytes& root) {
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(conn));
@@ -1123,6 +1366,71 @@ std::optional<AdminRole> ParseAdminRole(std::string_view name) {
     return AdminRole::kAuditor;
   }
   return std::nullopt;
+}
+
+std::string_view GuardedOperationName(GuardedOperation op) {
+  switch (op) {
+    case GuardedOperation::kDestroyKeyVersion:
+      return "tenant_key.destroy";
+    case GuardedOperation::kShredTenant:
+      return "tenant.shred";
+    case GuardedOperation::kRotateRootKey:
+      return "root_key.rotate";
+  }
+  return "unknown";
+}
+
+std::optional<GuardedOperation> ParseGuardedOperation(std::string_view name) {
+  for (GuardedOperation op :
+       {GuardedOperation::kDestroyKeyVersion, GuardedOperation::kShredTenant, GuardedOperation::kRotateRootKey}) {
+    if (GuardedOperationName(op) == name) {
+      return op;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string_view ApprovalStateName(ApprovalState state) {
+  switch (state) {
+    case ApprovalState::kPending:
+      return "pending";
+    case ApprovalState::kApproved:
+      return "approved";
+    case ApprovalState::kUsed:
+      return "used";
+    case ApprovalState::kExpired:
+      return "expired";
+  }
+  return "unknown";
+}
+
+ApprovalState Approval::StateAt(UnixMillis now) const {
+  if (used) {
+    return ApprovalState::kUsed;
+  }
+  if (now >= expires) {
+    return ApprovalState::kExpired;
+  }
+  return approved ? ApprovalState::kApproved : ApprovalState::kPending;
+}
+
+Status CheckApprovalTarget(GuardedOperation operation, const std::string& tenant_id, uint32_t version) {
+  const bool for_tenant = operation != GuardedOperation::kRotateRootKey;
+  if (for_tenant == tenant_id.empty()) {
+    return Status::InvalidArgument(std::string(GuardedOperationName(operation)) +
+                                   (for_tenant ? " needs a tenant" : " takes no tenant"));
+  }
+  if ((operation == GuardedOperation::kDestroyKeyVersion) != (version >= 1)) {
+    return Status::InvalidArgument(operation == GuardedOperation::kDestroyKeyVersion
+                                       ? "tenant_key.destroy needs the key version (1 or more)"
+                                       : std::string(GuardedOperationName(operation)) + " takes no key version");
+  }
+  return Status::Ok();
+}
+
+std::string NewApprovalId() {
+  SecretBytes random = SecretBytes::Random(8);
+  return "apr-" + HexEncode(random.Reveal());
 }
 
 namespace internal {

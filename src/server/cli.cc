@@ -48,6 +48,7 @@ int Main(int argc, char** argv) {
   RegisterScrubCommands(app, runner);
   RegisterConfigCommands(app, runner);
   RegisterAdminCredentialCommands(app, runner);
+  RegisterApprovalCommands(app, runner);
   CLI11_PARSE(app, argc, argv);
   if (!runner.run) {
     std::cerr << app.help() << std::endl;

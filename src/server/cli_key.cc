@@ -11,6 +11,7 @@
 
 #include "audit_store.h"
 #include "coffre/common/clock.h"
+#include "coffre/service/dual_control.h"
 #include "coffre/service/key_lifecycle.h"
 #include "coffre/service/object_service.h"
 #include "commands.h"
@@ -26,6 +27,7 @@ struct KeyFlags {
   uint32_t from = 0;
   uint32_t rate = 500;
   bool json = false;
+  std::string approval;  // dual control: the approval id for destroy
 };
 
 // Exit status for a service error: 1 for what the operator must change, 2 otherwise.
@@ -249,13 +251,20 @@ int Destroy(const KeyFlags& flags) {
     return Fail(log.status());
   }
   stores->root_key = SecretBytes();
+  service::DualControl dual(*stores->keystore, log->get(), DualControlPolicyOf(*config));
+  auto authorization =
+      dual.Authorize(keystore::GuardedOperation::kDestroyKeyVersion, tenant->id, flags.version, flags.approval);
+  if (!authorization.ok()) {
+    return Fail(authorization.status());
+  }
   service::ObjectService service(*stores->catalog, *stores->keystore, *stores->blobs);
   service.set_audit(log->get());
-  const audit::RequestInfo request = CliRequest("cli:key destroy");
+  const audit::RequestInfo request = CliRequest("cli:key destroy" + authorization->ActionSuffix());
   auto r = service.DestroyKeyVersion(tenant->id, flags.version, &request);
   if (!r.ok()) {
-    return FailService(r.error());
+    return FailService(r.error());  // an approval used for it is released (Authorization)
   }
+  authorization->Done();
   std::cout << "tenant " << tenant->name << ": key version " << flags.version << " destroyed" << std::endl;
   return 0;
 }
@@ -289,6 +298,7 @@ void RegisterKeyCommands(CLI::App& app, CommandRunner& runner) {
   AddCommonFlags(destroy, flags->common);
   destroy->add_option("TENANT", flags->tenant, "Tenant name")->required();
   destroy->add_option("VERSION", flags->version, "Key version")->required();
+  destroy->add_option("--approval", flags->approval, "Dual control: the granted approval (coffre approval request)");
   destroy->callback([flags, &runner] { runner.run = [flags] { return Destroy(*flags); }; });
 }
 

@@ -8,6 +8,7 @@
 #include "coffre/audit/audit_log.h"
 #include "coffre/audit/event.h"
 #include "coffre/keystore/keystore.h"
+#include "coffre/service/dual_control.h"
 #include "commands.h"
 #include "stores.h"
 
@@ -24,7 +25,8 @@ bool Exists(const std::string& path) {
 // the order makes every crash point safe: (1) audit.db gains a copy sealed under the new key (it
 // then opens with either key), (2) the keystore switches to the new key in one transaction, (3)
 // the copy under the old key is dropped. Whichever key the keystore accepts opens the audit log.
-int RunRotateRoot(const CommonFlags& common, const std::string& new_key_file, int new_passphrase_fd) {
+int RunRotateRoot(const CommonFlags& common, const std::string& new_key_file, int new_passphrase_fd,
+                  const std::string& approval) {
   if (new_key_file.empty() == (new_passphrase_fd < 0)) {
     return Fail(Status::InvalidArgument("keystore rotate-root needs exactly one of --new-key-file FILE or "
                                         "--new-passphrase-fd N"));
@@ -64,12 +66,10 @@ int RunRotateRoot(const CommonFlags& common, const std::string& new_key_file, in
   if (!current.ok()) {
     return Fail(current.status());
   }
-  {
-    // Names a wrong current key clearly ("wrong root key in ...") before anything is written.
-    auto keys = OpenKeystoreWithRootKey(*config, *current);
-    if (!keys.ok()) {
-      return Fail(keys.status());
-    }
+  // Names a wrong current key clearly ("wrong root key in ...") before anything is written.
+  auto keys = OpenKeystoreWithRootKey(*config, *current);
+  if (!keys.ok()) {
+    return Fail(keys.status());
   }
   if (!new_passphrase.empty()) {
     // Argon2id with a fresh salt: only once the current key is known to be right, as it is slow.
@@ -84,6 +84,23 @@ int RunRotateRoot(const CommonFlags& common, const std::string& new_key_file, in
     return Fail(Status::InvalidArgument("the new root key is the current root key; nothing was changed (create a new "
                                         "one with coffre keystore init --root-key-file FILE)"));
   }
+
+  // Dual control: the approval is used up before anything changes, and released if the rotation
+  // fails. Its records (request, grant) are in the audit log, which this process can open.
+  std::unique_ptr<audit::AuditLog> approval_log;
+  if (Exists(audit_path)) {
+    auto opened = OpenAuditLog(*config, *current);
+    if (!opened.ok()) {
+      return Fail(opened.status());
+    }
+    approval_log = std::move(opened).value();
+  }
+  service::DualControl dual(**keys, approval_log.get(), DualControlPolicyOf(*config));
+  auto authorization = dual.Authorize(keystore::GuardedOperation::kRotateRootKey, "", 0, approval);
+  if (!authorization.ok()) {
+    return Fail(authorization.status());
+  }
+  approval_log.reset();
 
   // (1) A second sealed copy of the audit signing key, under the new key.
   const bool has_audit = Exists(audit_path);
@@ -106,6 +123,7 @@ int RunRotateRoot(const CommonFlags& common, const std::string& new_key_file, in
     return Fail(Status(report.status().code(),
                        "root key rotation failed: " + report.status().message() + "; the keystore is unchanged"));
   }
+  authorization->Done();
   int exit_code = 0;
   // (3) Only the new key opens the audit signing key from now on.
   if (has_audit) {
@@ -123,7 +141,7 @@ int RunRotateRoot(const CommonFlags& common, const std::string& new_key_file, in
       audit::Event event;
       event.operation = audit::Operation::kRootKeyRotate;
       event.outcome = audit::Outcome::kSuccess;
-      event.request.action = "cli";
+      event.request.action = "cli:keystore rotate-root" + authorization->ActionSuffix();
       recorded = (*log)->Record(event);
     }
     if (!recorded.ok()) {
@@ -166,6 +184,7 @@ void RegisterKeystoreCommands(CLI::App& app, CommandRunner& runner) {
     std::string key_file;
     std::string new_key_file;
     int new_passphrase_fd = -1;
+    std::string approval;
   };
   auto flags = std::make_shared<Flags>();
   auto* ks = app.add_subcommand("keystore", "Manage the keystore");
@@ -219,10 +238,14 @@ void RegisterKeystoreCommands(CLI::App& app, CommandRunner& runner) {
                      "The new root key file (mode 0600/0400, yours; coffre keystore init --root-key-file FILE)");
   rotate->add_option("--new-passphrase-fd", flags->new_passphrase_fd,
                      "Read a new passphrase from this file descriptor (the root key then comes from it)");
+  rotate->add_option("--approval", flags->approval, "Dual control: the granted approval (coffre approval request)");
   AddCommonFlags(rotate, flags->common);
   rotate->callback([flags, &runner] {
-    runner.run = [flags] { return RunRotateRoot(flags->common, flags->new_key_file, flags->new_passphrase_fd); };
+    runner.run = [flags] {
+      return RunRotateRoot(flags->common, flags->new_key_file, flags->new_passphrase_fd, flags->approval);
+    };
   });
+  RegisterKeystoreBackupCommands(ks, runner);
 }
 
 }  // namespace coffre::server

@@ -80,12 +80,14 @@ void RegisterTenantCommands(CLI::App& app, CommandRunner& runner) {
   // on nothing of the tenant decrypts. Its catalog rows then go in batches (rerunning the command
   // finishes an interrupted cleanup), and the daemon's garbage collector removes the blob files.
   auto shred_confirm = std::make_shared<std::string>();
+  auto shred_approval = std::make_shared<std::string>();
   auto* shred = tenant->add_subcommand("shred", "Destroy all key versions of a tenant (crypto-shredding)");
   AddCommonFlags(shred, flags->common);
   shred->add_option("NAME", flags->name, "Tenant name")->required();
   shred->add_option("--confirm", *shred_confirm, "The tenant name again: shredding cannot be undone")->required();
-  shred->callback([flags, shred_confirm, &runner] {
-    runner.run = [flags, shred_confirm] {
+  shred->add_option("--approval", *shred_approval, "Dual control: the granted approval (coffre approval request)");
+  shred->callback([flags, shred_confirm, shred_approval, &runner] {
+    runner.run = [flags, shred_confirm, shred_approval] {
       if (*shred_confirm != flags->name) {
         return Fail(Status::InvalidArgument("--confirm must repeat the tenant name (" + flags->name +
                                             "): shredding destroys every object of the tenant for good"));
@@ -115,10 +117,17 @@ void RegisterTenantCommands(CLI::App& app, CommandRunner& runner) {
           return Fail(log.status());
         }
         stores->root_key = SecretBytes();
+        service::DualControl dual(*stores->keystore, log->get(), DualControlPolicyOf(*config));
+        auto authorization = dual.Authorize(keystore::GuardedOperation::kShredTenant, t->id, 0, *shred_approval);
+        if (!authorization.ok()) {
+          return Fail(authorization.status());
+        }
         service::KeyLifecycle lifecycle(*stores->keystore, log->get());
-        if (Status st = lifecycle.ShredTenant(t->id, CliRequest("cli:tenant shred")); !st.ok()) {
+        if (Status st = lifecycle.ShredTenant(t->id, CliRequest("cli:tenant shred" + authorization->ActionSuffix()));
+            !st.ok()) {
           return Fail(st);
         }
+        authorization->Done();
         std::cout << "tenant " << t->name
                   << ": every key version destroyed and its access keys disabled; its objects can no longer be "
                      "decrypted (recorded in the audit log)"

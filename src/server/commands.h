@@ -35,6 +35,8 @@ int Fail(const Status& status);
 void RegisterServeCommand(CLI::App& app, CommandRunner& runner);
 void RegisterTenantCommands(CLI::App& app, CommandRunner& runner);
 void RegisterKeystoreCommands(CLI::App& app, CommandRunner& runner);
+// `coffre keystore backup|restore`, added to the `keystore` subcommand (cli_keystore_backup.cc).
+void RegisterKeystoreBackupCommands(CLI::App* keystore, CommandRunner& runner);
 void RegisterAccessKeyCommands(CLI::App& app, CommandRunner& runner);
 void RegisterKeyCommands(CLI::App& app, CommandRunner& runner);
 void RegisterAuditCommands(CLI::App& app, CommandRunner& runner);
@@ -42,5 +44,6 @@ void RegisterFsckCommands(CLI::App& app, CommandRunner& runner);
 void RegisterScrubCommands(CLI::App& app, CommandRunner& runner);
 void RegisterConfigCommands(CLI::App& app, CommandRunner& runner);
 void RegisterAdminCredentialCommands(CLI::App& app, CommandRunner& runner);
+void RegisterApprovalCommands(CLI::App& app, CommandRunner& runner);
 
 }  // namespace coffre::server

@@ -107,13 +107,38 @@ Result<Config> ParseConfig(const std::string& json_text) {
   if (j.is_discarded()) return Status::InvalidArgument("config: not valid JSON");
   if (!j.is_object()) return Status::InvalidArgument("config: the top level must be a JSON object");
   Config c;
-  static const std::set<std::string> kKnown = {
-      "listen", "data_dir", "root_key_file", "create_root_key", "create_dev_tenant", "base_domain", "region",
-      "log_level", "io_threads", "worker_threads", "max_connections", "max_header_bytes", "idle_timeout_seconds",
-      "read_timeout_seconds", "admin_listen", "min_free_megabytes", "drain_timeout_seconds",
-      "tls_cert_file", "tls_key_file", "allow_plaintext", "access_log",
-      "audit_checkpoint_records", "audit_checkpoint_seconds", "rotate_after_days", "root_key_source", "root_key_credential",
-      "log_format", "rate_limits", "scrub_interval_hours", "scrub_bytes_per_second"};
+  static const std::set<std::string> kKnown = {"listen",
+                                               "data_dir",
+                                               "root_key_file",
+                                               "create_root_key",
+                                               "create_dev_tenant",
+                                               "base_domain",
+                                               "region",
+                                               "log_level",
+                                               "io_threads",
+                                               "worker_threads",
+                                               "max_connections",
+                                               "max_header_bytes",
+                                               "idle_timeout_seconds",
+                                               "read_timeout_seconds",
+                                               "admin_listen",
+                                               "min_free_megabytes",
+                                               "drain_timeout_seconds",
+                                               "tls_cert_file",
+                                               "tls_key_file",
+                                               "allow_plaintext",
+                                               "access_log",
+                                               "audit_checkpoint_records",
+                                               "audit_checkpoint_seconds",
+                                               "rotate_after_days",
+                                               "root_key_source",
+                                               "root_key_credential",
+                                               "log_format",
+                                               "rate_limits",
+                                               "scrub_interval_hours",
+                                               "scrub_bytes_per_second",
+                                               "dual_control",
+                                               "dual_control_approval_minutes"};
   for (const auto& [k, v] : j.items()) {
     if (kKnown.count(k) == 0) return Status::InvalidArgument("config: unknown field '" + k + "'");
   }
@@ -165,6 +190,8 @@ Result<Config> ParseConfig(const std::string& json_text) {
   COFFRE_RETURN_IF_ERROR(number("audit_checkpoint_records", c.audit_checkpoint_records, 1, 1000000));
   COFFRE_RETURN_IF_ERROR(number("audit_checkpoint_seconds", c.audit_checkpoint_seconds, 1, 86400));
   COFFRE_RETURN_IF_ERROR(number("rotate_after_days", c.rotate_after_days, 0, 3650));
+  COFFRE_RETURN_IF_ERROR(boolean("dual_control", c.dual_control));
+  COFFRE_RETURN_IF_ERROR(number("dual_control_approval_minutes", c.dual_control_approval_minutes, 1, 7 * 24 * 60));
   if (j.contains("scrub_interval_hours")) {
     constexpr double kMaxScrubIntervalHours = 24 * 366;
     const auto& v = j["scrub_interval_hours"];

@@ -261,6 +261,7 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   // The authenticated admin and auditor endpoints (docs/OPERATIONS.md, "Admin API"): changes go
   // through `lifecycle`, so they are audited and fail closed as the CLI's do.
   admin::AdminApiOptions api_options;
+  api_options.dual_control = DualControlPolicyOf(config);
   api_options.count_key_references =
       [&service](const std::string& tenant_id) -> Result<std::map<uint32_t, uint64_t>> {
     auto counts = service.CountKeyReferences(tenant_id);

@@ -87,4 +87,11 @@ Result<Stores> OpenStores(const Config& config, bool for_daemon) {
   return s;
 }
 
+service::DualControlPolicy DualControlPolicyOf(const Config& config) {
+  service::DualControlPolicy policy;
+  policy.required = config.dual_control;
+  policy.approval_ttl_ms = static_cast<int64_t>(config.dual_control_approval_minutes) * 60 * 1000;
+  return policy;
+}
+
 }  // namespace coffre::server

@@ -12,6 +12,7 @@
 #include "coffre/common/secret.h"
 #include "coffre/keystore/keystore.h"
 #include "coffre/server/config.h"
+#include "coffre/service/dual_control.h"
 #include "coffre/storage/blob_store.h"
 
 namespace coffre::server {
@@ -43,5 +44,8 @@ Result<std::unique_ptr<keystore::Keystore>> OpenKeystore(const Config& config, b
 // The daemon may create the data directory and (when configured) the root key; admin commands
 // only open what exists. Stores::root_key holds the root key for OpenAuditLog.
 Result<Stores> OpenStores(const Config& config, bool for_daemon);
+
+// The config's dual control settings (dual_control, dual_control_approval_minutes).
+service::DualControlPolicy DualControlPolicyOf(const Config& config);
 
 }  // namespace coffre::server

@@ -21,6 +21,7 @@
 #include "coffre/admin/admin_handler.h"
 #include "coffre/audit/bundle.h"
 #include "http/raw_client.h"
+#include "support/fake_recorder.h"
 
 namespace coffre::admin {
 namespace {
@@ -28,31 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// Keeps every event; refuses every Record() while `failing` is set (an unwritable audit log).
-class FakeRecorder final : public audit::Recorder {
- public:
-  Status Record(const audit::Event& event) override {
-    std::lock_guard lock(mu_);
-    if (failing_) {
-      return Status::Unavailable("injected: audit disk full");
-    }
-    events_.push_back(event);
-    return Status::Ok();
-  }
-  void set_failing(bool failing) {
-    std::lock_guard lock(mu_);
-    failing_ = failing;
-  }
-  std::vector<audit::Event> events() {
-    std::lock_guard lock(mu_);
-    return events_;
-  }
-
- private:
-  std::mutex mu_;
-  bool failing_ = false;
-  std::vector<audit::Event> events_;
-};
+using test_support::FakeRecorder;
 
 class AdminApiTest : public ::testing::Test {
  protected:
@@ -350,6 +327,73 @@ TEST_F(AdminApiTest, ExportReturnsAVerifiableBundle) {
   auto key = Call("GET", "/audit/public-key", auditor_token_);
   ASSERT_EQ(key.status, 200);
   EXPECT_EQ(json::parse(key.body)["public_key"], audit::EncodePublicKey(log_->public_key()));
+}
+
+TEST_F(AdminApiTest, DualControlRequestAndGrantByTwoAdmins) {
+  MakeTenant("acme");
+  auto bob = keys_->CreateAdminCredential("bob", keystore::AdminRole::kAdmin);
+  ASSERT_TRUE(bob.ok());
+  recorder_.clear();
+
+  const ApiResponse requested = Call("POST", "/approvals", admin_token_,
+                                     R"({"operation": "tenant_key.destroy", "tenant": "acme", "version": 1})");
+  ASSERT_EQ(requested.status, 201) << requested.body;
+  const json a = json::parse(requested.body);
+  const std::string id = a["id"].get<std::string>();
+  EXPECT_EQ(a["state"], "pending");
+  EXPECT_EQ(a["tenant"], "acme");
+  EXPECT_EQ(a["version"], 1);
+  EXPECT_EQ(a["requested_by"], "alice");
+
+  // The requester cannot grant it; the auditor cannot reach it; a second admin can, once.
+  const ApiResponse self = Call("POST", "/approvals/" + id + "/approve", admin_token_);
+  EXPECT_EQ(self.status, 403) << self.body;
+  EXPECT_EQ(Call("POST", "/approvals/" + id + "/approve", auditor_token_).status, 403);
+  const ApiResponse granted = Call("POST", "/approvals/" + id + "/approve", bob->token);
+  ASSERT_EQ(granted.status, 200) << granted.body;
+  EXPECT_EQ(json::parse(granted.body)["state"], "approved");
+  EXPECT_EQ(json::parse(granted.body)["approved_by"], "bob");
+  EXPECT_EQ(Call("POST", "/approvals/" + id + "/approve", bob->token).status, 409);
+
+  const ApiResponse listed = Call("GET", "/approvals", bob->token);
+  ASSERT_EQ(listed.status, 200);
+  const json l = json::parse(listed.body);
+  EXPECT_EQ(l["dual_control"], false);
+  ASSERT_EQ(l["approvals"].size(), 1u);
+  EXPECT_EQ(l["approvals"][0]["id"], id);
+
+  const auto events = recorder_.events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].operation, audit::Operation::kApprovalRequest);
+  EXPECT_EQ(events[0].request.access_key_id, "alice");
+  EXPECT_EQ(events[0].request.client_address, "127.0.0.1:4242");
+  EXPECT_EQ(events[1].operation, audit::Operation::kApprovalGrant);
+  EXPECT_EQ(events[1].request.access_key_id, "bob");
+}
+
+TEST_F(AdminApiTest, DualControlBadInput) {
+  MakeTenant("acme");
+  EXPECT_EQ(Call("POST", "/approvals", admin_token_, "not json").status, 400);
+  EXPECT_EQ(Call("POST", "/approvals", admin_token_, R"({"operation": "tenant_key.rotate", "tenant": "acme"})").status,
+            400);
+  EXPECT_EQ(Call("POST", "/approvals", admin_token_, R"({"operation": "tenant.shred"})").status, 400);
+  EXPECT_EQ(Call("POST", "/approvals", admin_token_, R"({"operation": "tenant_key.destroy", "tenant": "acme"})").status,
+            400);
+  EXPECT_TRUE(recorder_.events().empty()) << "a malformed request must leave no record";
+  EXPECT_EQ(Call("POST", "/approvals", admin_token_, R"({"operation": "tenant.shred", "tenant": 7})").status, 400);
+  EXPECT_EQ(Call("POST", "/approvals", admin_token_, R"({"operation": "tenant.shred", "tenant": "nope"})").status, 404);
+  EXPECT_EQ(Call("POST", "/approvals", admin_token_,
+                 R"({"operation": "tenant_key.destroy", "tenant": "acme", "version": -1})")
+                .status,
+            400);
+  EXPECT_EQ(Call("POST", "/approvals/apr-0000000000000000/approve", admin_token_).status, 404);
+  EXPECT_EQ(Call("DELETE", "/approvals", admin_token_).status, 405);
+  EXPECT_EQ(Call("GET", "/approvals/x/approve", admin_token_).status, 405);
+  EXPECT_EQ(Call("POST", "/approvals/x", admin_token_).status, 404);
+  EXPECT_TRUE(keys_->ListApprovals(10)->empty());
+  recorder_.set_failing(true);
+  EXPECT_EQ(Call("POST", "/approvals", admin_token_, R"({"operation": "root_key.rotate"})").status, 503);
+  EXPECT_TRUE(keys_->ListApprovals(10)->empty());
 }
 
 TEST_F(AdminApiTest, ExportBadInputIs400) {

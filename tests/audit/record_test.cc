@@ -114,7 +114,8 @@ TEST(EventNamesTest, RoundTrip) {
   for (Operation op : {Operation::kDataKeyWrap, Operation::kDataKeyUnwrap, Operation::kDataKeyRewrap,
                        Operation::kDecrypt, Operation::kTenantKeyCreate, Operation::kTenantKeyRotate,
                        Operation::kTenantKeyDestroy, Operation::kTenantShred, Operation::kRootKeyRotate,
-                       Operation::kAccessKeyCreate, Operation::kAccessKeyDisable, Operation::kAccessKeyDelete}) {
+                       Operation::kAccessKeyCreate, Operation::kAccessKeyDisable, Operation::kAccessKeyDelete,
+                       Operation::kApprovalRequest, Operation::kApprovalGrant, Operation::kKeystoreRestore}) {
     EXPECT_EQ(ParseOperation(OperationName(op)), op);
   }
   EXPECT_FALSE(ParseOperation("nope"));

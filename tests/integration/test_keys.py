@@ -626,7 +626,7 @@ class RootKeyRotationTest(KeysTestBase):
         copies = db.execute("SELECT count(*) FROM signing_key_seals").fetchone()[0]
         originals = db.execute("SELECT count(*) FROM signing_keys WHERE length(sealed_secret) > 0").fetchone()[0]
         db.close()
-        self.assertEqual(ops, ["cli"])
+        self.assertEqual(ops, ["cli:keystore rotate-root"])
         self.assertEqual((copies, originals), (1, 0))  # only the copy under the new key is left
 
         # The old key file: refused at start with a clear message (the harness default config

@@ -10,6 +10,7 @@
 
 #include "coffre/service/key_lifecycle.h"
 #include "coffre/service/object_service.h"
+#include "support/fake_recorder.h"
 
 namespace coffre::service {
 namespace {
@@ -17,41 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using audit::Operation;
 
-// Keeps every event; refuses every Record() while `failing` is set.
-class FakeRecorder final : public audit::Recorder {
- public:
-  Status Record(const audit::Event& event) override {
-    std::lock_guard lock(mu_);
-    if (failing_) {
-      ++refused_;
-      return Status::Unavailable("injected: audit disk full");
-    }
-    events_.push_back(event);
-    return Status::Ok();
-  }
-  void set_failing(bool failing) {
-    std::lock_guard lock(mu_);
-    failing_ = failing;
-  }
-  std::vector<audit::Event> events() {
-    std::lock_guard lock(mu_);
-    return events_;
-  }
-  int refused() {
-    std::lock_guard lock(mu_);
-    return refused_;
-  }
-  void clear() {
-    std::lock_guard lock(mu_);
-    events_.clear();
-  }
-
- private:
-  std::mutex mu_;
-  bool failing_ = false;
-  int refused_ = 0;
-  std::vector<audit::Event> events_;
-};
+using test_support::FakeRecorder;
 
 class KeyLifecycleAuditTest : public ::testing::Test {
  protected:

@@ -12,6 +12,9 @@
 //   DELETE /tenants/T/access-keys/ID                      admin
 //   GET    /tenants/T/keys                                admin    key versions
 //   POST   /tenants/T/keys/rotate                         admin    new active version
+//   GET    /approvals                                     admin    dual control: the latest 100 approvals
+//   POST   /approvals   {"operation": "tenant.shred", "tenant": "acme"}   admin   request one (pending)
+//   POST   /approvals/ID/approve                          admin    grant it (another admin than the requester)
 //   GET    /audit/export?tenant=T&from=&to=&format=jsonl|csv   auditor  the bundle `coffre audit export` writes
 //   GET    /audit/public-key                              auditor  the checkpoints' Ed25519 public key
 //
@@ -38,6 +41,7 @@
 #include "coffre/common/clock.h"
 #include "coffre/common/status.h"
 #include "coffre/keystore/keystore.h"
+#include "coffre/service/dual_control.h"
 #include "coffre/service/key_lifecycle.h"
 
 namespace coffre::admin {
@@ -65,6 +69,9 @@ struct AdminApiOptions {
   // GET /tenants/T/keys; unset: not shown.
   std::function<Result<std::map<uint32_t, uint64_t>>(const std::string& tenant_id)> count_key_references;
   const Clock* clock = &Clock::System();
+  // Dual control (service/dual_control.h): the approvals' lifetime, and whether they are required
+  // (shown by GET /approvals; the guarded operations themselves run on the host's CLI).
+  service::DualControlPolicy dual_control;
 };
 
 class AdminApi {

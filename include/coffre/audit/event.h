@@ -15,11 +15,11 @@
 namespace coffre::audit {
 
 enum class Operation {
-  kDataKeyWrap,        // a data key was created and wrapped (PUT, CreateMultipartUpload, Copy
-                       // destination) or its wrapped form was bound to an object (Complete)
-  kDataKeyUnwrap,      // GET, ranged GET, Copy source, UploadPart, UploadPartCopy
-  kDataKeyRewrap,      // a wrapped data key re-encrypted under a newer tenant-key version
-  kDecrypt,            // object data decryption; recorded when it fails its integrity check
+  kDataKeyWrap,    // a data key was created and wrapped (PUT, CreateMultipartUpload, Copy
+                   // destination) or its wrapped form was bound to an object (Complete)
+  kDataKeyUnwrap,  // GET, ranged GET, Copy source, UploadPart, UploadPartCopy
+  kDataKeyRewrap,  // a wrapped data key re-encrypted under a newer tenant-key version
+  kDecrypt,        // object data decryption; recorded when it fails its integrity check
   kTenantKeyCreate,
   kTenantKeyRotate,
   kTenantKeyDestroy,
@@ -28,6 +28,9 @@ enum class Operation {
   kAccessKeyCreate,
   kAccessKeyDisable,
   kAccessKeyDelete,
+  kApprovalRequest,  // dual control: an admin asked for a guarded operation (request.action names it)
+  kApprovalGrant,    // dual control: a second, different admin approved it
+  kKeystoreRestore,  // the keystore was replaced by a backup (coffre keystore restore)
 };
 
 // "data_key.wrap", "tenant_key.rotate", ... (the names in records and exports).

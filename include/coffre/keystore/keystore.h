@@ -158,6 +158,40 @@ struct NewAdminCredential {
   std::string token;  // shown once; only its SHA-256 is stored
 };
 
+// --- dual control (docs/KEYS.md "Dual control") -----------------------------------------
+// The operations that cannot be undone. With `dual_control` in the config, each needs an approval
+// that one admin credential requested and a second, different admin credential granted; the
+// approval names the operation and its target and is used up by one execution.
+enum class GuardedOperation { kDestroyKeyVersion, kShredTenant, kRotateRootKey };
+// "tenant_key.destroy", "tenant.shred", "root_key.rotate": the audit log's names for them.
+std::string_view GuardedOperationName(GuardedOperation op);
+std::optional<GuardedOperation> ParseGuardedOperation(std::string_view name);
+
+enum class ApprovalState { kPending, kApproved, kUsed, kExpired };
+std::string_view ApprovalStateName(ApprovalState state);  // "pending", "approved", "used", "expired"
+
+struct Approval {
+  std::string id;  // "apr-" + 16 lower-case hex characters
+  GuardedOperation operation = GuardedOperation::kDestroyKeyVersion;
+  std::string tenant_id;     // empty for root key rotation
+  uint32_t version = 0;      // the key version to destroy; 0 for the other operations
+  std::string requested_by;  // admin credential names
+  UnixMillis requested = 0;
+  UnixMillis expires = 0;  // the approval must be granted and used before this time
+  std::optional<std::string> approved_by;
+  std::optional<UnixMillis> approved;
+  std::optional<UnixMillis> used;
+  ApprovalState StateAt(UnixMillis now) const;
+};
+
+// InvalidArgument unless the target fits the operation: a tenant for the tenant operations and
+// none for root key rotation; a key version (>= 1) for kDestroyKeyVersion only.
+Status CheckApprovalTarget(GuardedOperation operation, const std::string& tenant_id, uint32_t version);
+
+// A fresh random approval id (ids are drawn before anything is stored, so that the audit record
+// of a request can name it before the request exists: service/key_lifecycle.h).
+std::string NewApprovalId();
+
 // A fresh data key and its wrapped form under the tenant's active key version.
 struct DataKey {
   SecretBytes key;                 // 32 bytes
@@ -241,6 +275,32 @@ class Keystore {
   // constant time (no early exit, no index lookup keyed by it). NotFound for an unknown or
   // malformed token, PermissionDenied for a disabled credential. Never logs the token.
   virtual Result<AdminCredential> AuthenticateAdminToken(std::string_view token) = 0;
+
+  // --- dual control approvals -------------------------------------------------------------
+  // Stores a pending approval request. `requested_by` must name an enabled admin-role credential
+  // (PermissionDenied otherwise); `tenant_id` a live tenant for the tenant operations (NotFound,
+  // FailedPrecondition if shredded) and empty for root key rotation; `version` >= 1 only for
+  // kDestroyKeyVersion (InvalidArgument). AlreadyExists if the id is taken. Records an
+  // "approval-requested" key event.
+  virtual Result<Approval> RequestApproval(const std::string& id, GuardedOperation operation,
+                                           const std::string& tenant_id, uint32_t version,
+                                           const std::string& requested_by, int64_t ttl_ms) = 0;
+  virtual Result<Approval> GetApproval(const std::string& id) = 0;  // NotFound
+  // Every approval, newest first (at most `limit`).
+  virtual Result<std::vector<Approval>> ListApprovals(size_t limit) = 0;
+  // Grants a pending, unexpired approval, atomically. `approved_by` must be an enabled admin-role
+  // credential other than the requester (PermissionDenied). FailedPrecondition if it is not
+  // pending (already granted, used or expired); NotFound if unknown. Records "approval-granted".
+  virtual Result<Approval> GrantApproval(const std::string& id, const std::string& approved_by) = 0;
+  // Uses up a granted approval for exactly this operation and target, atomically (two concurrent
+  // uses: one wins). FailedPrecondition if it is pending, used or expired, or if the requester or
+  // the approver has been disabled since; InvalidArgument if it approves another operation or
+  // target; NotFound if unknown. Records "approval-used".
+  virtual Result<Approval> UseApproval(const std::string& id, GuardedOperation operation, const std::string& tenant_id,
+                                       uint32_t version) = 0;
+  // The guarded operation failed after UseApproval: the approval becomes usable again until it
+  // expires (nothing was done with it). Records "approval-released".
+  virtual Status ReleaseApproval(const std::string& id) = 0;
 
   // A new random data key wrapped under the tenant's active key version. `aad` binds the wrapped
   // key to its object (the caller passes the object's identity); the tenant id and version are

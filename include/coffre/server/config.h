@@ -60,6 +60,11 @@ struct Config {
   // Key rotation policy (docs/KEYS.md): a tenant whose active key version is older than this many
   // days gets a new version (checked at start and every hour). 0: rotate only by hand.
   uint32_t rotate_after_days = 0;
+  // Dual control (docs/KEYS.md): destroying a key version, shredding a tenant and rotating the
+  // root key need an approval requested by one admin credential and granted by another, valid
+  // for this many minutes after the request. Off by default (one operator suffices).
+  bool dual_control = false;
+  uint32_t dual_control_approval_minutes = 60;
   // Background scrub (docs/OPERATIONS.md): every this many hours (fractions allowed), the daemon
   // reads every object and checks every segment tag and blob length, as `coffre scrub` does,
   // one object at a time at low CPU and I/O priority. 0: off (the default: a pass reads the whole

@@ -69,6 +69,10 @@ class KeyLifecycle {
   // FailedPrecondition (nothing recorded) if the tenant is already shredded.
   Status ShredTenant(const std::string& tenant_id, const audit::RequestInfo& request);
 
+  // Where this lifecycle records (null: unrecorded), for the changes other classes make on the
+  // same footing (service::DualControl).
+  audit::Recorder* recorder() const { return recorder_; }
+
  private:
   // Records `event`; Unavailable naming what was not done when the log cannot make it durable.
   Status RecordOrRefuse(const audit::Event& event, const std::string& not_done);

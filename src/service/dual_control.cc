@@ -1,0 +1,134 @@
+#include "coffre/service/dual_control.h"
+
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+namespace coffre::service {
+
+using keystore::Approval;
+using keystore::ApprovalState;
+using keystore::GuardedOperation;
+
+Authorization::~Authorization() {
+  if (keys_ == nullptr || approval_id_.empty() || done_) {
+    return;
+  }
+  if (Status st = keys_->ReleaseApproval(approval_id_); !st.ok()) {
+    spdlog::warn("approval {} could not be released after its operation failed ({}); it stays used", approval_id_,
+                 st.ToString());
+  }
+}
+
+Authorization& Authorization::operator=(Authorization&& other) noexcept {
+  if (this != &other) {
+    Authorization released(std::move(*this));  // releases what this held, unless done
+    keys_ = other.keys_;
+    approval_id_ = std::move(other.approval_id_);
+    done_ = other.done_;
+    other.keys_ = nullptr;
+  }
+  return *this;
+}
+
+DualControl::DualControl(keystore::Keystore& keys, audit::Recorder* recorder, DualControlPolicy policy,
+                         const Clock& clock)
+    : keys_(keys), recorder_(recorder), policy_(policy), clock_(clock) {}
+
+audit::Event DualControl::ApprovalEvent(audit::Operation operation, const Approval& approval,
+                                        const audit::RequestInfo& request, const std::string& actor) const {
+  audit::Event ev;
+  ev.operation = operation;
+  ev.tenant = approval.tenant_id;
+  ev.key_id = approval.tenant_id;  // the tenant id is the tenant key id (docs/KEYS.md)
+  ev.key_version = approval.version;
+  ev.request = request;
+  ev.request.access_key_id = actor;
+  // The approval's id and what it approves: an auditor matches request, grant and the operation's
+  // own record ("... with approval apr-...") by it.
+  ev.request.action = request.action + " " + approval.id + " " + std::string(GuardedOperationName(approval.operation));
+  if (operation == audit::Operation::kApprovalGrant) {
+    ev.request.action += " requested by " + approval.requested_by;
+  }
+  return ev;
+}
+
+Result<Approval> DualControl::Request(GuardedOperation operation, const std::string& tenant_id, uint32_t version,
+                                      const std::string& requester, const audit::RequestInfo& request) {
+  // Malformed requests are refused before anything is recorded.
+  COFFRE_RETURN_IF_ERROR(keystore::CheckApprovalTarget(operation, tenant_id, version));
+  Approval planned;
+  planned.id = keystore::NewApprovalId();
+  planned.operation = operation;
+  planned.tenant_id = tenant_id;
+  planned.version = version;
+  planned.requested_by = requester;
+  const audit::Event event = ApprovalEvent(audit::Operation::kApprovalRequest, planned, request, requester);
+  if (recorder_ != nullptr) {
+    if (Status recorded = recorder_->Record(event); !recorded.ok()) {
+      return Status::Unavailable("the audit log cannot record the approval request (" + recorded.message() +
+                                 "); nothing was requested");
+    }
+  }
+  auto stored = keys_.RequestApproval(planned.id, operation, tenant_id, version, requester, policy_.approval_ttl_ms);
+  if (!stored.ok() && recorder_ != nullptr) {
+    audit::Event failed = event;
+    failed.outcome = audit::Outcome::kFailure;
+    if (Status st = recorder_->Record(failed); !st.ok()) {
+      spdlog::error("audit: cannot record that approval request {} failed: {}", planned.id, st.ToString());
+    }
+  }
+  return stored;
+}
+
+Result<Approval> DualControl::Grant(const std::string& approval_id, const std::string& approver,
+                                    const audit::RequestInfo& request) {
+  COFFRE_ASSIGN_OR_RETURN(Approval current, keys_.GetApproval(approval_id));
+  // The checks the keystore makes again atomically, made first so that a grant that cannot
+  // succeed leaves no approval.grant record.
+  const ApprovalState state = current.StateAt(ToUnixMillis(clock_.Now()));
+  if (state != ApprovalState::kPending) {
+    return Status::FailedPrecondition("approval " + approval_id + " is " +
+                                      std::string(keystore::ApprovalStateName(state)) + ", not pending");
+  }
+  if (approver == current.requested_by) {
+    return Status::PermissionDenied("approval " + approval_id + " was requested by " + approver +
+                                    "; a second, different admin credential must grant it");
+  }
+  const audit::Event event = ApprovalEvent(audit::Operation::kApprovalGrant, current, request, approver);
+  if (recorder_ != nullptr) {
+    if (Status recorded = recorder_->Record(event); !recorded.ok()) {
+      return Status::Unavailable("the audit log cannot record the approval (" + recorded.message() + "); approval " +
+                                 approval_id + " was not granted");
+    }
+  }
+  auto granted = keys_.GrantApproval(approval_id, approver);
+  if (!granted.ok() && recorder_ != nullptr) {
+    audit::Event failed = event;
+    failed.outcome = audit::Outcome::kFailure;
+    if (Status st = recorder_->Record(failed); !st.ok()) {
+      spdlog::error("audit: cannot record that granting approval {} failed: {}", approval_id, st.ToString());
+    }
+  }
+  return granted;
+}
+
+Result<Authorization> DualControl::Authorize(GuardedOperation operation, const std::string& tenant_id, uint32_t version,
+                                             const std::string& approval_id) {
+  if (approval_id.empty()) {
+    if (policy_.required) {
+      return Status::PermissionDenied(
+          "dual control is on: " + std::string(GuardedOperationName(operation)) +
+          " needs an approval. One admin requests it (coffre approval request, or POST /approvals on the admin "
+          "API), a second admin grants it (coffre approval approve ID, or POST /approvals/ID/approve); then run "
+          "this command again with --approval ID");
+    }
+    return Authorization();
+  }
+  if (auto used = keys_.UseApproval(approval_id, operation, tenant_id, version); !used.ok()) {
+    return used.status();
+  }
+  return Authorization(&keys_, approval_id);
+}
+
+}  // namespace coffre::service

@@ -1,0 +1,165 @@
+// service::DualControl (dual_control.h): requests and grants are recorded in the audit log before
+// they are stored (and not stored when they cannot be recorded), the policy decides whether an
+// operation may run without an approval, and an Authorization gives its approval back when the
+// operation fails.
+
+#include "coffre/service/dual_control.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "support/fake_recorder.h"
+
+namespace coffre::service {
+namespace {
+
+namespace fs = std::filesystem;
+using audit::Operation;
+using keystore::ApprovalState;
+using keystore::GuardedOperation;
+using test_support::FakeRecorder;
+
+class DualControlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/coffre-dual-control-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    auto keys = keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32), clock_);
+    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+    keys_ = std::move(keys).value();
+    ASSERT_TRUE(keys_->CreateAdminCredential("alice", keystore::AdminRole::kAdmin).ok());
+    ASSERT_TRUE(keys_->CreateAdminCredential("bob", keystore::AdminRole::kAdmin).ok());
+    auto t = keys_->CreateTenant("acme");
+    ASSERT_TRUE(t.ok());
+    tenant_ = t->id;
+    policy_.required = true;
+    policy_.approval_ttl_ms = 10 * 60 * 1000;
+  }
+  void TearDown() override {
+    keys_.reset();
+    fs::remove_all(dir_);
+  }
+
+  DualControl Make() { return DualControl(*keys_, &recorder_, policy_, clock_); }
+  UnixMillis Now() const { return ToUnixMillis(clock_.Now()); }
+
+  audit::RequestInfo Request(const std::string& action) {
+    audit::RequestInfo r;
+    r.action = action;
+    r.request_id = "REQ";
+    return r;
+  }
+
+  FixedClock clock_{std::chrono::system_clock::time_point(std::chrono::milliseconds(1'700'000'000'000))};
+  std::string dir_;
+  std::unique_ptr<keystore::Keystore> keys_;
+  FakeRecorder recorder_;
+  DualControlPolicy policy_;
+  std::string tenant_;
+};
+
+TEST_F(DualControlTest, RequestAndGrantAreRecordedWithBothPeople) {
+  DualControl dual = Make();
+  auto a = dual.Request(GuardedOperation::kShredTenant, tenant_, 0, "alice", Request("cli:approval request"));
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->expires - a->requested, policy_.approval_ttl_ms);
+  auto g = dual.Grant(a->id, "bob", Request("cli:approval approve"));
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+
+  const auto events = recorder_.events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].operation, Operation::kApprovalRequest);
+  EXPECT_EQ(events[0].tenant, tenant_);
+  EXPECT_EQ(events[0].request.access_key_id, "alice");
+  EXPECT_EQ(events[0].request.action, "cli:approval request " + a->id + " tenant.shred");
+  EXPECT_EQ(events[1].operation, Operation::kApprovalGrant);
+  EXPECT_EQ(events[1].request.access_key_id, "bob");
+  EXPECT_EQ(events[1].request.action, "cli:approval approve " + a->id + " tenant.shred requested by alice");
+  for (const auto& e : events) {
+    EXPECT_EQ(e.outcome, audit::Outcome::kSuccess);
+  }
+}
+
+TEST_F(DualControlTest, NothingIsStoredWhenTheLogCannotRecordIt) {
+  DualControl dual = Make();
+  recorder_.set_failing(true);
+  auto refused = dual.Request(GuardedOperation::kRotateRootKey, "", 0, "alice", Request("x"));
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(keys_->ListApprovals(10)->empty());
+
+  recorder_.set_failing(false);
+  auto a = dual.Request(GuardedOperation::kRotateRootKey, "", 0, "alice", Request("x"));
+  ASSERT_TRUE(a.ok());
+  recorder_.set_failing(true);
+  EXPECT_EQ(dual.Grant(a->id, "bob", Request("y")).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(keys_->GetApproval(a->id)->StateAt(Now()), ApprovalState::kPending);
+}
+
+TEST_F(DualControlTest, AGrantThatCannotSucceedLeavesNoGrantRecord) {
+  DualControl dual = Make();
+  auto a = dual.Request(GuardedOperation::kShredTenant, tenant_, 0, "alice", Request("x"));
+  ASSERT_TRUE(a.ok());
+  recorder_.clear();
+  EXPECT_EQ(dual.Grant(a->id, "alice", Request("y")).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(dual.Grant("apr-0000000000000000", "bob", Request("y")).status().code(), StatusCode::kNotFound);
+  clock_.Set(clock_.Now() + std::chrono::milliseconds(policy_.approval_ttl_ms));
+  EXPECT_EQ(dual.Grant(a->id, "bob", Request("y")).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(recorder_.events().empty());
+}
+
+TEST_F(DualControlTest, TheStoredCheckDecidesWhenTheRecordWasMadeButTheGrantFails) {
+  DualControl dual = Make();
+  auto a = dual.Request(GuardedOperation::kShredTenant, tenant_, 0, "alice", Request("x"));
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(keys_->CreateAdminCredential("audrey", keystore::AdminRole::kAuditor).ok());
+  recorder_.clear();
+  // An auditor passes the pre-checks (pending, not the requester) but not the keystore's.
+  EXPECT_EQ(dual.Grant(a->id, "audrey", Request("y")).status().code(), StatusCode::kPermissionDenied);
+  const auto events = recorder_.events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].outcome, audit::Outcome::kSuccess);
+  EXPECT_EQ(events[1].outcome, audit::Outcome::kFailure);
+  EXPECT_EQ(keys_->GetApproval(a->id)->StateAt(Now()), ApprovalState::kPending);
+}
+
+TEST_F(DualControlTest, ThePolicyDecidesWhetherAnApprovalIsNeeded) {
+  auto none = Make().Authorize(GuardedOperation::kShredTenant, tenant_, 0, "");
+  EXPECT_EQ(none.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(none.status().message().find("coffre approval request"), std::string::npos);
+
+  policy_.required = false;
+  auto free = Make().Authorize(GuardedOperation::kShredTenant, tenant_, 0, "");
+  ASSERT_TRUE(free.ok());
+  EXPECT_EQ(free->approval_id(), "");
+  EXPECT_EQ(free->ActionSuffix(), "");
+  // An approval that is given is checked and used even when the policy does not require one.
+  EXPECT_EQ(Make().Authorize(GuardedOperation::kShredTenant, tenant_, 0, "apr-0000000000000000").status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(DualControlTest, AFailedOperationGivesItsApprovalBack) {
+  DualControl dual = Make();
+  auto a = dual.Request(GuardedOperation::kShredTenant, tenant_, 0, "alice", Request("x"));
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(dual.Grant(a->id, "bob", Request("y")).ok());
+  {
+    auto authorization = dual.Authorize(GuardedOperation::kShredTenant, tenant_, 0, a->id);
+    ASSERT_TRUE(authorization.ok()) << authorization.status().ToString();
+    EXPECT_EQ(authorization->ActionSuffix(), " with approval " + a->id);
+    EXPECT_EQ(keys_->GetApproval(a->id)->StateAt(Now()), ApprovalState::kUsed);
+    // Goes out of scope without Done(): the operation failed.
+  }
+  EXPECT_EQ(keys_->GetApproval(a->id)->StateAt(Now()), ApprovalState::kApproved);
+  {
+    auto authorization = dual.Authorize(GuardedOperation::kShredTenant, tenant_, 0, a->id);
+    ASSERT_TRUE(authorization.ok());
+    authorization->Done();
+  }
+  EXPECT_EQ(keys_->GetApproval(a->id)->StateAt(Now()), ApprovalState::kUsed);
+  EXPECT_EQ(dual.Authorize(GuardedOperation::kShredTenant, tenant_, 0, a->id).status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace coffre::service
