@@ -382,7 +382,7 @@ int RunRestore(const RestoreFlags& flags) {
   audit::Event event;
   event.operation = audit::Operation::kKeystoreRestore;
   event.outcome = audit::Outcome::kSuccess;
-  event.request.action = "cli";
+  event.request.action = "cli:keystore restore";
   if (log) {
     if (Status recorded = log->Record(event); !recorded.ok()) {
       return Fail(Status::Unavailable("the audit log cannot record the restore (" + recorded.message() +

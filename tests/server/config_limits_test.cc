@@ -27,6 +27,25 @@ TEST(ConfigLogFormatTest, OtherValuesNameTheFieldAndTheAllowedOnes) {
   EXPECT_EQ(ErrorOf(R"({"log_format": 1})"), "config: 'log_format' must be a string");
 }
 
+TEST(ConfigDualControlTest, OffByDefaultWithAnHourToApprove) {
+  auto c = ParseConfig("{}");
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->dual_control);
+  EXPECT_EQ(c->dual_control_approval_minutes, 60u);
+  c = ParseConfig(R"({"dual_control": true, "dual_control_approval_minutes": 15})");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->dual_control);
+  EXPECT_EQ(c->dual_control_approval_minutes, 15u);
+}
+
+TEST(ConfigDualControlTest, BadValuesNameTheFieldAndTheAllowedValues) {
+  EXPECT_EQ(ErrorOf(R"({"dual_control": "yes"})"), "config: 'dual_control' must be true or false");
+  EXPECT_EQ(ErrorOf(R"({"dual_control_approval_minutes": 0})"),
+            "config: 'dual_control_approval_minutes' must be an integer from 1 to 10080");
+  EXPECT_EQ(ErrorOf(R"({"dual_control_approval_minutes": 10081})"),
+            "config: 'dual_control_approval_minutes' must be an integer from 1 to 10080");
+}
+
 TEST(ConfigRateLimitsTest, UnlimitedByDefault) {
   auto c = ParseConfig("{}");
   ASSERT_TRUE(c.ok());
