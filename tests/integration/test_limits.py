@@ -1,9 +1,10 @@
 """Protection against misuse of one data directory and of the S3 listener, against the real
-daemon: the data-directory lock (a second `coffre serve`, `fsck --repair` beside a daemon) and
-per-tenant request rate limits (SlowDown 503)."""
+daemon: the data-directory lock (a second `coffre serve`, `fsck --repair` beside a daemon), a data
+directory on a read-only file system, and per-tenant request rate limits (SlowDown 503)."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -12,7 +13,8 @@ import unittest
 
 from botocore.exceptions import ClientError
 
-from harness import Daemon
+from harness import Daemon, coffre_binary
+from test_disk_full import unshare_allowed
 from test_operations import FakeSystemd, admin_get, admin_port, metric_value, read_stderr, wait_for, write_config
 
 
@@ -70,6 +72,63 @@ class DataDirLockTest(unittest.TestCase):
         self.d = Daemon(tmp=self.tmp)  # the same data directory
         self.d.start()
         self.d.client().list_buckets()
+
+
+@unittest.skipUnless(unshare_allowed(), "no private mount namespace (unshare -m) allowed here")
+class ReadOnlyDataDirTest(unittest.TestCase):
+    """A data directory on a read-only file system (a read-only bind mount in a private mount
+    namespace): `coffre serve` says so and exits non-zero before it listens or tells systemd it is
+    ready, whether the directory holds a store already or is still to be created."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="coffre-it-ro-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+
+    def serve_read_only(self, mount_point: str, data_dir: str):
+        address = f"@coffre-notify-ro-{os.getpid()}-{time.time_ns()}"
+        systemd = FakeSystemd(address)
+        self.addCleanup(systemd.close)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["NOTIFY_SOCKET"] = address
+        script = ('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"')
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", mount_point,
+                            coffre_binary(), "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60, env=env)
+        time.sleep(0.2)
+        self.assertEqual(systemd.messages, [], "READY=1 (or anything) sent by a daemon that cannot start")
+        self.assertNotIn(b"listening on", p.stdout)
+        return p
+
+    def test_existing_store_on_a_read_only_file_system(self):
+        first = Daemon(tmp=self.tmp)  # creates the store; not `with`: it would remove the directory
+        first.start()
+        first.client().create_bucket(Bucket="kept")
+        first.stop(check=True)
+        before = sorted(os.listdir(first.data_dir))
+        p = self.serve_read_only(first.data_dir, first.data_dir)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        err = p.stderr.decode()
+        self.assertIn("Read-only file system", err)
+        self.assertIn(first.data_dir, err)
+        self.assertEqual(sorted(os.listdir(first.data_dir)), before)
+        # Nothing was harmed: writable again, it starts and serves what it had.
+        again = Daemon(tmp=self.tmp)
+        again.start()
+        try:
+            self.assertIn("kept", [b["Name"] for b in again.client().list_buckets()["Buckets"]])
+        finally:
+            again.stop(check=True)
+
+    def test_new_data_dir_under_a_read_only_parent(self):
+        parent = os.path.join(self.tmp, "ro-parent")
+        os.makedirs(parent)
+        data_dir = os.path.join(parent, "data")
+        p = self.serve_read_only(parent, data_dir)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        err = p.stderr.decode()
+        self.assertIn("Read-only file system", err)
+        self.assertIn(data_dir, err)
+        self.assertFalse(os.path.exists(data_dir))
 
 
 def tenant_ids(d: Daemon) -> dict:
