@@ -514,7 +514,9 @@ ApiResponse AdminApi::Handle(const ApiRequest& request) {
         }
         json arr = json::array();
         for (const auto& v : *versions) {
-          json j = {{"version", v.version}, {"state", v.active ? "active" : "retired"}, {"created", Time(v.created)}};
+          json j = {{"version", v.version},
+                    {"state", v.active ? "active" : (v.destroying ? "destroying" : "retired")},
+                    {"created", Time(v.created)}};
           if (counts) {
             auto it = counts->find(v.version);
             j["objects"] = it == counts->end() ? 0 : it->second;

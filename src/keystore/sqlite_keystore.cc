@@ -113,6 +113,10 @@ CREATE TABLE approvals(
 ) WITHOUT ROWID;
 CREATE INDEX approvals_by_time ON approvals(requested, id);
 )sql",
+    // The destroy fence (keystore.h, SetKeyVersionDestroying): when a version's destruction began.
+    R"sql(
+ALTER TABLE tenant_keys ADD COLUMN destroying INTEGER;
+)sql",
 };
 
 constexpr std::string_view kCheckName = internal::kRootKeyCheckName;
@@ -185,6 +189,8 @@ class SqliteKeystore final : public Keystore {
   Result<std::vector<std::string>> RotateKeysOlderThan(int64_t max_age_ms) override;
   Result<std::vector<KeyVersion>> ListKeyVersions(const std::string& tenant_id) override;
   Status DestroyKeyVersion(const std::string& tenant_id, uint32_t version) override;
+  Status SetKeyVersionDestroying(const std::string& tenant_id, uint32_t version, bool destroying) override;
+  Result<bool> IsKeyVersionDestroying(const std::string& tenant_id, uint32_t version) override;
   Result<RewrappedKey> RewrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, ByteView wrapped,
                                      ByteView aad) override;
   Status ShredTenant(const std::string& tenant_id) override;
@@ -861,8 +867,8 @@ Result<std::vector<KeyVersion>> SqliteKeystore::ListKeyVersions(const std::strin
   std::lock_guard lock(db_mu_);
   COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
   (void)shredded;
-  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT version, state, created FROM tenant_keys "
-                                                             "WHERE tenant_id = ? ORDER BY version"));
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT version, state, created, destroying "
+                                                             "FROM tenant_keys WHERE tenant_id = ? ORDER BY version"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
   std::vector<KeyVersion> out;
   while (true) {
@@ -871,9 +877,48 @@ Result<std::vector<KeyVersion>> SqliteKeystore::ListKeyVersions(const std::strin
       break;
     }
     out.push_back(KeyVersion{static_cast<uint32_t>(st.ColumnInt64(0)), st.ColumnTextView(1) == "active",
-                             st.ColumnInt64(2)});
+                             st.ColumnInt64(2), !st.ColumnIsNull(3)});
   }
   return out;
+}
+
+Status SqliteKeystore::SetKeyVersionDestroying(const std::string& tenant_id, uint32_t version, bool destroying) {
+  const UnixMillis now = Now();
+  return WriteAndInvalidate([&]() -> Status {
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT state FROM tenant_keys "
+                                                                 "WHERE tenant_id = ? AND version = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, version));
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        return Status::NotFound("the tenant has no key version " + std::to_string(version));
+      }
+      if (destroying && st.ColumnTextView(0) == "active") {
+        return Status::FailedPrecondition("key version " + std::to_string(version) + " is the active version");
+      }
+    }
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE tenant_keys SET destroying = ? "
+                                                               "WHERE tenant_id = ? AND version = ?"));
+    if (destroying) {
+      COFFRE_RETURN_IF_ERROR(st.BindAll(now, tenant_id, version));
+    } else {
+      COFFRE_RETURN_IF_ERROR(st.BindNull(1));
+      COFFRE_RETURN_IF_ERROR(st.BindText(2, tenant_id));
+      COFFRE_RETURN_IF_ERROR(st.BindInt64(3, version));
+    }
+    return st.Run();
+  });
+}
+
+Result<bool> SqliteKeystore::IsKeyVersionDestroying(const std::string& tenant_id, uint32_t version) {
+  // Read from the database, never the cache: the fence works only if a writer that commits after
+  // the mark sees it (ObjectService::KeepClearOfDestruction).
+  std::lock_guard lock(db_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT destroying FROM tenant_keys "
+                                                             "WHERE tenant_id = ? AND version = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, version));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  return !row || !st.ColumnIsNull(0);
 }
 
 Status SqliteKeystore::DestroyKeyVersion(const std::string& tenant_id, uint32_t version) {

@@ -100,7 +100,7 @@ int List(const KeyFlags& flags) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& v : *versions) {
       arr.push_back({{"version", v.version},
-                     {"state", v.active ? "active" : "retired"},
+                     {"state", v.active ? "active" : (v.destroying ? "destroying" : "retired")},
                      {"created", FormatIso8601(FromUnixMillis(v.created))},
                      {"objects", refs(v.version)}});
     }
@@ -115,7 +115,7 @@ int List(const KeyFlags& flags) {
   }
   std::cout << "VERSION\tSTATE\tCREATED\tOBJECTS+UPLOADS\n";
   for (const auto& v : *versions) {
-    std::cout << v.version << "\t" << (v.active ? "active" : "retired") << "\t"
+    std::cout << v.version << "\t" << (v.active ? "active" : (v.destroying ? "destroying" : "retired")) << "\t"
               << FormatIso8601(FromUnixMillis(v.created)) << "\t" << refs(v.version) << "\n";
   }
   return 0;

@@ -11,7 +11,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
+#include <thread>
 #include <utility>
 
 #include "coffre/service/object_service.h"
@@ -141,30 +143,80 @@ SResult<Done> ObjectService::DestroyKeyVersion(const std::string& tenant_id, uin
                                                 "then destroy the retired version");
     }
   }
-  auto counts = CountKeyReferences(tenant_id);
-  if (!counts.ok()) return counts.error();
-  if (auto it = counts->find(version); it != counts->end() && it->second > 0) {
+  auto references = [&]() -> SResult<uint64_t> {
+    auto counts = CountKeyReferences(tenant_id);
+    if (!counts.ok()) return counts.error();
+    auto it = counts->find(version);
+    return it == counts->end() ? 0 : it->second;
+  };
+  auto still_used = [&](uint64_t n) {
     return Err(Errc::kPreconditionFailed, "key version " + std::to_string(version) + " still wraps the data keys of " +
-                                              std::to_string(it->second) +
-                                              " objects or uploads; run coffre key rewrap first");
+                                              std::to_string(n) + " objects or uploads; run coffre key rewrap first");
+  };
+  auto before = references();
+  if (!before.ok()) return before.error();
+  if (*before > 0) return still_used(*before);
+  // The fence (keystore.h): from the mark on, a writer committing a row under this version
+  // re-wraps it; rows committed before the mark show in the second count.
+  if (Status marked = keys_.SetKeyVersionDestroying(tenant_id, version, true); !marked.ok()) {
+    if (marked.code() == StatusCode::kNotFound) return Err(Errc::kInvalidArgument, marked.message());
+    if (marked.code() == StatusCode::kFailedPrecondition) return Err(Errc::kPreconditionFailed, marked.message());
+    return FromStatus(marked);
   }
+  auto abandon = [&](Error e) {
+    if (Status unmarked = keys_.SetKeyVersionDestroying(tenant_id, version, false); !unmarked.ok()) {
+      spdlog::warn("key version {} of tenant {} stays marked for destruction: {}", version, tenant_id,
+                   unmarked.ToString());
+    }
+    return e;
+  };
+  // Writers that checked before the mark commit their rows within moments; wait them out.
+  std::this_thread::sleep_for(std::chrono::milliseconds(options_.destroy_fence_ms));
+  auto after = references();
+  if (!after.ok()) return abandon(after.error());
+  if (*after > 0) return abandon(still_used(*after));
   // Destruction cannot be undone: its record is made durable first (docs/AUDIT.md). Only once the
   // checks above passed, so that a refused destroy leaves no record of a destruction.
   const audit::Event event = internal::LifecycleEvent(audit::Operation::kTenantKeyDestroy, tenant_id, version,
                                                       request != nullptr ? *request : RequestInfo{});
   if (audit_ != nullptr) {
     if (Status recorded = audit_->Record(event); !recorded.ok()) {
-      return Err(Errc::kUnavailable, "the audit log cannot record the destruction (" + recorded.message() +
-                                         "); key version " + std::to_string(version) + " was not destroyed");
+      return abandon(Err(Errc::kUnavailable, "the audit log cannot record the destruction (" + recorded.message() +
+                                                 "); key version " + std::to_string(version) + " was not destroyed"));
     }
   }
   Status st = keys_.DestroyKeyVersion(tenant_id, version);
   if (!st.ok()) {
     internal::RecordKeyFailure(audit_, event, st);
+    (void)abandon(Error{});
   }
   if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kPreconditionFailed, st.message());
   if (st.code() == StatusCode::kNotFound) return Err(Errc::kInvalidArgument, st.message());
   if (!st.ok()) return FromStatus(st);
+  return Done{};
+}
+
+SResult<Done> ObjectService::KeepClearOfDestruction(const catalog::Bucket& bucket, const std::string& key,
+                                                    const std::string& object_id, catalog::KeyInfo& key_info,
+                                                    const RequestInfo* request) {
+  auto destroying = keys_.IsKeyVersionDestroying(bucket.tenant_id, key_info.tenant_key_version);
+  if (!destroying.ok()) return internal::FromKeyStatus(destroying.status());
+  if (!*destroying) return Done{};
+  // Rare: a write that began before a rotation meets the old version's destruction. Its data key
+  // moves to the active version before the row exists. The blob is untouched: readers use the
+  // catalog's wrapping, as after coffre key rewrap.
+  auto rewrapped = keys_.RewrapDataKey(bucket.tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key,
+                                       internal::DataKeyAad(object_id));
+  audit::Event event =
+      internal::KeyEvent(audit::Operation::kDataKeyRewrap, bucket, key, object_id, key_info.tenant_key_id,
+                         rewrapped.ok() ? rewrapped->tenant_key_version : key_info.tenant_key_version, request);
+  if (!rewrapped.ok()) {
+    internal::RecordKeyFailure(audit_, event, rewrapped.status());
+    return internal::FromKeyStatus(rewrapped.status());
+  }
+  if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
+  key_info.tenant_key_version = rewrapped->tenant_key_version;
+  key_info.wrapped_data_key = std::move(rewrapped->wrapped);
   return Done{};
 }
 

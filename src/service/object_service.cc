@@ -159,6 +159,11 @@ class BlobObjectWriter final : public ObjectWriter {
     result.last_modified = NowMillis();
     Status st;
     if (kind_ == Kind::kObject) {
+      if (auto fenced = service_.KeepClearOfDestruction(bucket_, key_, object_id_, key_info_, &key_use_event_.request);
+          !fenced.ok()) {
+        (void)blobs_.Remove(blob_id_);  // never published
+        return fenced.error();
+      }
       catalog::ObjectRecord rec;
       rec.bucket_id = bucket_.id;
       rec.key = key_;
@@ -592,6 +597,9 @@ SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std
   up.initiated = NowMillis();
   up.attributes = std::move(attributes);
   up.key_info = ToKeyInfo(*dk);
+  if (auto fenced = KeepClearOfDestruction(bucket, key, up.upload_id, up.key_info, request); !fenced.ok()) {
+    return fenced.error();
+  }
   if (Status st = catalog_.CreateUpload(up); !st.ok()) return FromStatus(st);
   return up.upload_id;
 }

@@ -81,6 +81,22 @@ class KeyLifecycleTest : public ::testing::Test {
 
 // --- access keys -------------------------------------------------------------------------
 
+TEST_F(KeyLifecycleTest, DestroyFenceMarksOnlyRetiredVersionsAndIsReadFresh) {
+  const Tenant t = MakeTenant("acme");
+  ASSERT_EQ(*ks_->RotateTenantKey(t.id), 2u);
+  EXPECT_EQ(ks_->SetKeyVersionDestroying(t.id, 2, true).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ks_->SetKeyVersionDestroying(t.id, 7, true).code(), StatusCode::kNotFound);
+  EXPECT_FALSE(*admin_->IsKeyVersionDestroying(t.id, 1));
+  // Marked by one process (the CLI), seen at once by the other (the daemon), whatever it cached.
+  ASSERT_TRUE(admin_->SetKeyVersionDestroying(t.id, 1, true).ok());
+  EXPECT_TRUE(*ks_->IsKeyVersionDestroying(t.id, 1));
+  EXPECT_FALSE(*ks_->IsKeyVersionDestroying(t.id, 2));
+  ASSERT_TRUE(admin_->SetKeyVersionDestroying(t.id, 1, false).ok());
+  EXPECT_FALSE(*ks_->IsKeyVersionDestroying(t.id, 1));
+  ASSERT_TRUE(admin_->DestroyKeyVersion(t.id, 1).ok());
+  EXPECT_TRUE(*ks_->IsKeyVersionDestroying(t.id, 1)) << "a destroyed version counts as being destroyed";
+}
+
 TEST_F(KeyLifecycleTest, SeveralAccessKeysPerTenantDisableEnableDelete) {
   Tenant t = MakeTenant("bank");
   Tenant other = MakeTenant("other");

@@ -263,6 +263,7 @@ class ServiceLifecycleAuditTest : public ::testing::Test {
     ServiceOptions opts;
     opts.segment_size = 4096;
     opts.min_part_size = 10;
+    opts.destroy_fence_ms = 50;
     service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, opts);
     tenant_ = keys_->CreateTenant("acme")->id;
     bucket_ = *service_->CreateBucket(tenant_, "dossiers");

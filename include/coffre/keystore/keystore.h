@@ -97,6 +97,7 @@ struct KeyVersion {
   uint32_t version = 0;
   bool active = false;
   UnixMillis created = 0;
+  bool destroying = false;  // its destruction began (SetKeyVersionDestroying)
 };
 
 // A key-lifecycle event, kept in the keystore's key_events table for auditors (until the audit
@@ -250,6 +251,16 @@ class Keystore {
   // active version; NotFound if absent. The caller checks first that no object or upload still
   // references it: the keystore does not know the catalog.
   virtual Status DestroyKeyVersion(const std::string& tenant_id, uint32_t version) = 0;
+  // The destroy fence. A PUT that began before a rotation wraps its data key under the version
+  // that was active then and commits its catalog row later; `key destroy` cannot see that row
+  // before it exists. So destruction first marks the version (`destroying`), then counts its
+  // references again, and every writer, once its row is committed, asks IsKeyVersionDestroying
+  // (a fresh read) and re-wraps its data key under the active version if so. Either the count
+  // sees the row, or the writer sees the mark (docs/KEYS.md "Destroy"). Marking: FailedPrecondition
+  // for the active version, NotFound if absent; unmarking when the destruction is abandoned.
+  virtual Status SetKeyVersionDestroying(const std::string& tenant_id, uint32_t version, bool destroying) = 0;
+  // True when the version is marked, or no longer exists (destroyed). Always reads the database.
+  virtual Result<bool> IsKeyVersionDestroying(const std::string& tenant_id, uint32_t version) = 0;
   // Unwraps a data key wrapped under `tenant_key_version` and wraps it again under the active
   // version, with the same `aad`; the data key never leaves the keystore. Errors as UnwrapDataKey.
   virtual Result<RewrappedKey> RewrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version,

@@ -116,6 +116,10 @@ struct ServiceOptions {
   // How long a blob made unreachable stays on disk before removal, so that a reader that
   // looked the object up just before an overwrite can still open it.
   int64_t garbage_grace_ms = 30'000;
+  // DestroyKeyVersion waits this long between marking the version and counting its references
+  // again: longer than a writer takes from its check of the mark (KeepClearOfDestruction) to its
+  // catalog commit, which is bounded by the catalog's lock wait (5 s) when it succeeds.
+  int64_t destroy_fence_ms = 6'000;
 };
 
 // Who is calling, for the key-usage audit log (docs/AUDIT.md): the protocol layer passes it to every
@@ -212,8 +216,12 @@ class ObjectService {
                                    catalog::WrappedKeyCursor* cursor, uint32_t limit,
                                    const RequestInfo* request = nullptr);
   // Destroys a retired key version; kPreconditionFailed while any object or upload references
-  // it, or for the active version. With an audit log, tenant_key.destroy is recorded first:
-  // kUnavailable, and nothing destroyed, when it cannot be.
+  // it, or for the active version. The version is marked `destroying` first and its references
+  // counted again ServiceOptions::destroy_fence_ms after the mark (the destroy fence,
+  // keystore.h): a PUT that began before the rotation either committed its row by then (and is
+  // counted) or sees the mark before it commits and re-wraps its data key. With an audit log,
+  // tenant_key.destroy is recorded before the destruction: kUnavailable, and nothing destroyed
+  // (the mark is lifted), when it cannot be.
   SResult<Done> DestroyKeyVersion(const std::string& tenant_id, uint32_t version,
                                   const RequestInfo* request = nullptr);
   // After ShredTenant: removes up to max_rows objects/uploads/buckets of the tenant from the
@@ -227,6 +235,16 @@ class ObjectService {
   // Metrics callbacks. Set once, before serving.
   void set_observer(ServiceObserver observer) { observer_ = std::move(observer); }
   const ServiceObserver& observer() const { return observer_; }
+
+  // Internal, for the service's writers, just before they commit a catalog row whose data key
+  // was wrapped under `key_info`'s version (at the start of the request, perhaps before a
+  // rotation): if that version's destruction began (Keystore::SetKeyVersionDestroying), the data
+  // key is re-wrapped under the active version first (recorded as data_key.rewrap) and
+  // `key_info` updated, so the destruction cannot orphan the row. An error fails the request
+  // before anything is published.
+  SResult<Done> KeepClearOfDestruction(const catalog::Bucket& bucket, const std::string& key,
+                                       const std::string& object_id, catalog::KeyInfo& key_info,
+                                       const RequestInfo* request);
 
   // Internal: blobs in use by open readers are never collected.
   void PinBlobs(const std::vector<std::string>& ids);
