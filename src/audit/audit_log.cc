@@ -96,6 +96,8 @@ constexpr std::string_view kRecordColumns =
 
 constexpr std::string_view kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
 
+constexpr std::chrono::seconds kUnhealthyRetryInterval{1};
+
 Bytes SigningKeyAad(const std::string& key_id) {
   std::string s = "coffre/v1/audit-signing-key/" + key_id;
   return Bytes(s.begin(), s.end());
@@ -404,7 +406,12 @@ std::unique_ptr<PendingRecord> AuditLog::Start(const Event& event) {
 void AuditLog::WriterLoop() {
   std::unique_lock lock(mu_);
   for (;;) {
-    const auto due = last_checkpoint_ + options_.checkpoint_interval;
+    // An unhealthy log tries again every second rather than at the checkpoint interval, so that
+    // readiness (and key use without a request to retry it) comes back soon after space does.
+    const auto interval = healthy_ ? options_.checkpoint_interval
+                                   : std::min<std::chrono::steady_clock::duration>(options_.checkpoint_interval,
+                                                                                   kUnhealthyRetryInterval);
+    const auto due = last_checkpoint_ + interval;
     writer_cv_.wait_until(lock, due, [&] { return stopping_ || !queue_.empty(); });
     if (!queue_.empty()) {
       std::vector<Pending*> batch;
@@ -435,7 +442,7 @@ void AuditLog::WriterLoop() {
     if (stopping_ && queue_.empty()) {
       return;
     }
-    const bool time_due = std::chrono::steady_clock::now() >= last_checkpoint_ + options_.checkpoint_interval;
+    const bool time_due = std::chrono::steady_clock::now() >= last_checkpoint_ + interval;
     const bool count_due = uncovered_ >= options_.checkpoint_every_records;
     if (count_due || (time_due && (uncovered_ > 0 || !healthy_))) {
       lock.unlock();
@@ -448,7 +455,8 @@ void AuditLog::WriterLoop() {
           st = Probe();
         }
       }
-      if (!st.ok()) {
+      if (!st.ok() && healthy()) {
+        // Once: an unhealthy log retries every second, and NoteResult says when it recovers.
         spdlog::error("audit log: checkpoint failed: {}", st.ToString());
       }
       NoteResult(st);
