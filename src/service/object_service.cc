@@ -221,7 +221,7 @@ class BlobObjectWriter final : public ObjectWriter {
   // Seals a full batch that more data follows, while the lane hashes the same, read-only buffer
   // on another core (MD5 costs ~6x AES-GCM); then fills the other buffer, so the lane can go on
   // hashing this one while the next bytes arrive. Objects of one batch never get here and never
-  // start the lane's thread.
+  // make a lane.
   SResult<Done> SealFullBatch() {
     if (!lane_) {
       lane_ = std::make_unique<internal::HashLane>([this](ByteView plaintext) { Hash(plaintext); });
@@ -463,7 +463,11 @@ class BlobObjectReader final : public ObjectReader {
 
 ObjectService::ObjectService(catalog::Catalog& catalog, keystore::Keystore& keys, storage::BlobStore& blobs,
                              ServiceOptions options)
-    : catalog_(catalog), keys_(keys), blobs_(blobs), options_(options) {}
+    : catalog_(catalog), keys_(keys), blobs_(blobs), options_(options) {
+  // The writers' hashing threads are made now, once, rather than by the first large upload: the
+  // process's thread count then stays what it is from the start (the soak test checks it).
+  (void)internal::SharedHashPool();
+}
 
 ObjectService::~ObjectService() = default;
 

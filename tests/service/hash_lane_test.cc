@@ -52,6 +52,33 @@ TEST(HashLaneTest, DestructionFinishesTheBufferInFlight) {
   EXPECT_EQ(md5.Final(), crypto::Md5::Digest(data));
 }
 
+// Lanes share the process's pool: however many uploads hash at once, no thread is made for them
+// (the soak test checks that the daemon's thread count stays flat).
+TEST(HashLaneTest, ManyLanesShareTheSameThreads) {
+  (void)internal::SharedHashPool();
+  auto threads = [] { return std::distance(fs::directory_iterator("/proc/self/task"), fs::directory_iterator{}); };
+  const auto before = threads();
+  Bytes data(256 * 1024, 7);
+  std::vector<std::unique_ptr<HashLane>> lanes;
+  std::vector<crypto::Md5> md5s(32);
+  for (size_t i = 0; i < md5s.size(); ++i) {
+    lanes.push_back(std::make_unique<HashLane>([&md5s, i](ByteView d) { md5s[i].Update(d); }));
+    lanes.back()->Submit(data);
+  }
+  EXPECT_EQ(threads(), before);
+  for (auto& lane : lanes) {
+    lane->Wait();
+  }
+  const crypto::Md5Digest expected = [&] {
+    crypto::Md5 one;
+    one.Update(data);
+    return one.Final();
+  }();
+  for (auto& m : md5s) {
+    EXPECT_EQ(m.Final(), expected);
+  }
+}
+
 TEST(HashLaneTest, WaitRethrowsWhatTheWorkThrew) {
   int calls = 0;
   HashLane lane([&](ByteView) {
