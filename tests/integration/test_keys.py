@@ -141,16 +141,19 @@ class KeyVersionTest(KeysTestBase):
                         key = f"old/{(n * 7 + i) % 40}"
                         if i % 3 == 0:
                             body = gen_bytes(500 + i, seed=1000 * n + i)
-                            c.put_object(Bucket="dossiers", Key=key, Body=body)
+                            # Noted before the PUT: another thread's GET may see it as soon as it
+                            # commits, before this thread has its answer.
                             with lock:
                                 written.setdefault(key, []).append(body)
+                            c.put_object(Bucket="dossiers", Key=key, Body=body)
                         else:
                             got = c.get_object(Bucket="dossiers", Key=key)["Body"].read()
                             with lock:
                                 # Threads overwrite the same keys: any body written counts.
                                 expected = [objects[key], *written.get(key, [])]
                             if got not in expected:
-                                failures.append(f"{key}: wrong bytes")
+                                failures.append(f"{key}: wrong bytes ({len(got)} bytes, none of the "
+                                                f"{len(expected)} bodies written to it)")
                     except Exception as e:  # noqa: BLE001 - every failure counts
                         failures.append(repr(e))
                     i += 1
