@@ -1296,15 +1296,7 @@ Result<Approval> SqliteKeystore::GrantApproval(const std::string& id, const std:
   Approval a;
   Status written = WriteAndInvalidate([&]() -> Status {
     COFFRE_ASSIGN_OR_RETURN(a, LoadApproval(*conn_, id));
-    const ApprovalState state = a.StateAt(now);
-    if (state != ApprovalState::kPending) {
-      return Status::FailedPrecondition("approval " + id + " is " + std::string(ApprovalStateName(state)) +
-                                        ", not pending");
-    }
-    if (approved_by == a.requested_by) {
-      return Status::PermissionDenied("approval " + id + " was requested by " + approved_by +
-                                      "; a second, different admin credential must grant it");
-    }
+    COFFRE_RETURN_IF_ERROR(CheckGrantable(a, approved_by, now));
     COFFRE_RETURN_IF_ERROR(CheckEnabledAdmin(*conn_, approved_by));
     COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE approvals SET approved_by = ?, approved = ? "
                                                                "WHERE id = ? AND approved_by IS NULL"));
@@ -1469,6 +1461,19 @@ Status CheckApprovalTarget(GuardedOperation operation, const std::string& tenant
     return Status::InvalidArgument(operation == GuardedOperation::kDestroyKeyVersion
                                        ? "tenant_key.destroy needs the key version (1 or more)"
                                        : std::string(GuardedOperationName(operation)) + " takes no key version");
+  }
+  return Status::Ok();
+}
+
+Status CheckGrantable(const Approval& approval, const std::string& approver, UnixMillis now) {
+  const ApprovalState state = approval.StateAt(now);
+  if (state != ApprovalState::kPending) {
+    return Status::FailedPrecondition("approval " + approval.id + " is " + std::string(ApprovalStateName(state)) +
+                                      ", not pending");
+  }
+  if (approver == approval.requested_by) {
+    return Status::PermissionDenied("approval " + approval.id + " was requested by " + approver +
+                                    "; a second, different admin credential must grant it");
   }
   return Status::Ok();
 }

@@ -7,7 +7,6 @@
 namespace coffre::service {
 
 using keystore::Approval;
-using keystore::ApprovalState;
 using keystore::GuardedOperation;
 
 Authorization::~Authorization() {
@@ -53,6 +52,16 @@ audit::Event DualControl::ApprovalEvent(audit::Operation operation, const Approv
   return ev;
 }
 
+void DualControl::RecordFailure(audit::Event event) {
+  if (recorder_ == nullptr) {
+    return;
+  }
+  event.outcome = audit::Outcome::kFailure;
+  if (Status st = recorder_->Record(event); !st.ok()) {
+    spdlog::error("audit: cannot record that {} failed: {}", event.request.action, st.ToString());
+  }
+}
+
 Result<Approval> DualControl::Request(GuardedOperation operation, const std::string& tenant_id, uint32_t version,
                                       const std::string& requester, const audit::RequestInfo& request) {
   // Malformed requests are refused before anything is recorded.
@@ -71,12 +80,8 @@ Result<Approval> DualControl::Request(GuardedOperation operation, const std::str
     }
   }
   auto stored = keys_.RequestApproval(planned.id, operation, tenant_id, version, requester, policy_.approval_ttl_ms);
-  if (!stored.ok() && recorder_ != nullptr) {
-    audit::Event failed = event;
-    failed.outcome = audit::Outcome::kFailure;
-    if (Status st = recorder_->Record(failed); !st.ok()) {
-      spdlog::error("audit: cannot record that approval request {} failed: {}", planned.id, st.ToString());
-    }
+  if (!stored.ok()) {
+    RecordFailure(event);
   }
   return stored;
 }
@@ -84,17 +89,9 @@ Result<Approval> DualControl::Request(GuardedOperation operation, const std::str
 Result<Approval> DualControl::Grant(const std::string& approval_id, const std::string& approver,
                                     const audit::RequestInfo& request) {
   COFFRE_ASSIGN_OR_RETURN(Approval current, keys_.GetApproval(approval_id));
-  // The checks the keystore makes again atomically, made first so that a grant that cannot
+  // The check the keystore makes again atomically, made first so that a grant that cannot
   // succeed leaves no approval.grant record.
-  const ApprovalState state = current.StateAt(ToUnixMillis(clock_.Now()));
-  if (state != ApprovalState::kPending) {
-    return Status::FailedPrecondition("approval " + approval_id + " is " +
-                                      std::string(keystore::ApprovalStateName(state)) + ", not pending");
-  }
-  if (approver == current.requested_by) {
-    return Status::PermissionDenied("approval " + approval_id + " was requested by " + approver +
-                                    "; a second, different admin credential must grant it");
-  }
+  COFFRE_RETURN_IF_ERROR(keystore::CheckGrantable(current, approver, ToUnixMillis(clock_.Now())));
   const audit::Event event = ApprovalEvent(audit::Operation::kApprovalGrant, current, request, approver);
   if (recorder_ != nullptr) {
     if (Status recorded = recorder_->Record(event); !recorded.ok()) {
@@ -103,12 +100,8 @@ Result<Approval> DualControl::Grant(const std::string& approval_id, const std::s
     }
   }
   auto granted = keys_.GrantApproval(approval_id, approver);
-  if (!granted.ok() && recorder_ != nullptr) {
-    audit::Event failed = event;
-    failed.outcome = audit::Outcome::kFailure;
-    if (Status st = recorder_->Record(failed); !st.ok()) {
-      spdlog::error("audit: cannot record that granting approval {} failed: {}", approval_id, st.ToString());
-    }
+  if (!granted.ok()) {
+    RecordFailure(event);
   }
   return granted;
 }

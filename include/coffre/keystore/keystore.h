@@ -189,6 +189,11 @@ struct Approval {
 // none for root key rotation; a key version (>= 1) for kDestroyKeyVersion only.
 Status CheckApprovalTarget(GuardedOperation operation, const std::string& tenant_id, uint32_t version);
 
+// Whether `approver` may grant `approval` at `now`: FailedPrecondition unless it is pending (not
+// granted, used or expired); PermissionDenied for its own requester. (Whether the approver is an
+// enabled admin credential is the keystore's to check, in its transaction.)
+Status CheckGrantable(const Approval& approval, const std::string& approver, UnixMillis now);
+
 // A fresh random approval id (ids are drawn before anything is stored, so that the audit record
 // of a request can name it before the request exists: service/key_lifecycle.h).
 std::string NewApprovalId();

@@ -87,6 +87,9 @@ class DualControl {
  private:
   audit::Event ApprovalEvent(audit::Operation operation, const keystore::Approval& approval,
                              const audit::RequestInfo& request, const std::string& actor) const;
+  // Best effort, after a recorded request or grant was refused by the keystore: says so in the
+  // log (outcome failure).
+  void RecordFailure(audit::Event event);
 
   keystore::Keystore& keys_;
   audit::Recorder* recorder_;
