@@ -274,22 +274,6 @@ json AccessKeyJson(const keystore::AccessKey& k) {
   return j;
 }
 
-json ApprovalJson(const keystore::Approval& a, const std::string& tenant_name, UnixMillis now) {
-  auto optional_time = [](const std::optional<UnixMillis>& ms) { return ms ? json(Time(*ms)) : json(); };
-  json j = {{"id", a.id},
-            {"operation", keystore::GuardedOperationName(a.operation)},
-            {"state", keystore::ApprovalStateName(a.StateAt(now))},
-            {"requested_by", a.requested_by},
-            {"requested", Time(a.requested)},
-            {"expires", Time(a.expires)}};
-  j["tenant"] = tenant_name.empty() ? json() : json(tenant_name);
-  j["version"] = a.version == 0 ? json() : json(a.version);
-  j["approved_by"] = a.approved_by ? json(*a.approved_by) : json();
-  j["approved"] = optional_time(a.approved);
-  j["used"] = optional_time(a.used);
-  return j;
-}
-
 // The bearer token of an Authorization header; "" when there is none or it is not a bearer one.
 std::string_view BearerToken(std::string_view header) {
   constexpr std::string_view kScheme = "bearer ";
@@ -313,6 +297,30 @@ std::string_view BearerToken(std::string_view header) {
 }
 
 }  // namespace
+
+nlohmann::json ApprovalJson(const keystore::Approval& a, const std::string& tenant_name, UnixMillis now) {
+  auto optional_time = [](const std::optional<UnixMillis>& ms) { return ms ? json(Time(*ms)) : json(); };
+  json j = {{"id", a.id},
+            {"operation", keystore::GuardedOperationName(a.operation)},
+            {"state", keystore::ApprovalStateName(a.StateAt(now))},
+            {"requested_by", a.requested_by},
+            {"requested", Time(a.requested)},
+            {"expires", Time(a.expires)}};
+  j["tenant"] = tenant_name.empty() ? json() : json(tenant_name);
+  j["version"] = a.version == 0 ? json() : json(a.version);
+  j["approved_by"] = a.approved_by ? json(*a.approved_by) : json();
+  j["approved"] = optional_time(a.approved);
+  j["used"] = optional_time(a.used);
+  return j;
+}
+
+std::string ApprovalTenantName(keystore::Keystore& keys, const std::string& tenant_id) {
+  if (tenant_id.empty()) {
+    return {};
+  }
+  auto t = keys.GetTenant(tenant_id);
+  return t.ok() ? t->name : tenant_id;
+}
 
 AdminApi::AdminApi(keystore::Keystore& keys, service::KeyLifecycle& lifecycle, audit::AuditLog* audit,
                    AdminApiOptions options)
@@ -379,15 +387,6 @@ ApiResponse AdminApi::Handle(const ApiRequest& request) {
       return Status::NotFound("no tenant named '" + match->tenant + "'");
     }
     return t;
-  };
-
-  // For the approvals: the tenant's name when it still exists, else its id.
-  auto TenantNameOf = [&](const std::string& tenant_id) -> std::string {
-    if (tenant_id.empty()) {
-      return {};
-    }
-    auto t = keys_.GetTenant(tenant_id);
-    return t.ok() ? t->name : tenant_id;
   };
 
   ApiResponse response = [&]() -> ApiResponse {
@@ -545,7 +544,7 @@ ApiResponse AdminApi::Handle(const ApiRequest& request) {
         const UnixMillis now = ToUnixMillis(options_.clock->Now());
         json arr = json::array();
         for (const auto& a : *listed) {
-          arr.push_back(ApprovalJson(a, TenantNameOf(a.tenant_id), now));
+          arr.push_back(ApprovalJson(a, ApprovalTenantName(keys_, a.tenant_id), now));
         }
         return Json(200, json{{"dual_control", options_.dual_control.required}, {"approvals", std::move(arr)}});
       }
@@ -596,8 +595,8 @@ ApiResponse AdminApi::Handle(const ApiRequest& request) {
         if (!approval.ok()) {
           return FromStatus(approval.status());
         }
-        return Json(200,
-                    ApprovalJson(*approval, TenantNameOf(approval->tenant_id), ToUnixMillis(options_.clock->Now())));
+        return Json(200, ApprovalJson(*approval, ApprovalTenantName(keys_, approval->tenant_id),
+                                      ToUnixMillis(options_.clock->Now())));
       }
       case Endpoint::kAuditPublicKey: {
         if (audit_ == nullptr) {

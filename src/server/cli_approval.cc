@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "audit_store.h"
+#include "coffre/admin/admin_api.h"
 #include "coffre/common/clock.h"
 #include "coffre/service/dual_control.h"
 #include "commands.h"
@@ -73,37 +74,10 @@ Result<keystore::AdminCredential> Authenticate(keystore::Keystore& keys, const A
   return credential;
 }
 
-nlohmann::json ApprovalJson(const keystore::Approval& a, const std::string& tenant_name, UnixMillis now) {
-  auto time = [](UnixMillis ms) { return FormatIso8601(FromUnixMillis(ms)); };
-  auto optional_time = [&](const std::optional<UnixMillis>& ms) {
-    return ms ? nlohmann::json(time(*ms)) : nlohmann::json();
-  };
-  nlohmann::json j = {{"id", a.id},
-                      {"operation", keystore::GuardedOperationName(a.operation)},
-                      {"state", keystore::ApprovalStateName(a.StateAt(now))},
-                      {"requested_by", a.requested_by},
-                      {"requested", time(a.requested)},
-                      {"expires", time(a.expires)}};
-  j["tenant"] = tenant_name.empty() ? nlohmann::json() : nlohmann::json(tenant_name);
-  j["version"] = a.version == 0 ? nlohmann::json() : nlohmann::json(a.version);
-  j["approved_by"] = a.approved_by ? nlohmann::json(*a.approved_by) : nlohmann::json();
-  j["approved"] = optional_time(a.approved);
-  j["used"] = optional_time(a.used);
-  return j;
-}
-
-std::string TenantName(keystore::Keystore& keys, const std::string& tenant_id) {
-  if (tenant_id.empty()) {
-    return {};
-  }
-  auto t = keys.GetTenant(tenant_id);
-  return t.ok() ? t->name : tenant_id;
-}
-
 void PrintApproval(const keystore::Approval& a, const std::string& tenant_name, bool json) {
   const UnixMillis now = ToUnixMillis(Clock::System().Now());
   if (json) {
-    std::cout << ApprovalJson(a, tenant_name, now).dump() << std::endl;
+    std::cout << admin::ApprovalJson(a, tenant_name, now).dump() << std::endl;
     return;
   }
   std::cout << "approval " << a.id << ": " << keystore::GuardedOperationName(a.operation);
@@ -188,7 +162,7 @@ int Approve(const ApprovalFlags& flags) {
     }
     return Fail(approval.status());
   }
-  PrintApproval(*approval, TenantName(*opened->keys, approval->tenant_id), flags.json);
+  PrintApproval(*approval, admin::ApprovalTenantName(*opened->keys, approval->tenant_id), flags.json);
   return 0;
 }
 
@@ -210,14 +184,14 @@ int List(const ApprovalFlags& flags) {
   if (flags.json) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& a : *listed) {
-      arr.push_back(ApprovalJson(a, TenantName(**keys, a.tenant_id), now));
+      arr.push_back(admin::ApprovalJson(a, admin::ApprovalTenantName(**keys, a.tenant_id), now));
     }
     std::cout << arr.dump() << std::endl;
     return 0;
   }
   std::cout << "ID\tOPERATION\tTENANT\tVERSION\tSTATE\tREQUESTED_BY\tAPPROVED_BY\tEXPIRES\n";
   for (const auto& a : *listed) {
-    const std::string tenant = TenantName(**keys, a.tenant_id);
+    const std::string tenant = admin::ApprovalTenantName(**keys, a.tenant_id);
     std::cout << a.id << "\t" << keystore::GuardedOperationName(a.operation) << "\t" << (tenant.empty() ? "-" : tenant)
               << "\t" << (a.version == 0 ? "-" : std::to_string(a.version)) << "\t"
               << keystore::ApprovalStateName(a.StateAt(now)) << "\t" << a.requested_by << "\t"

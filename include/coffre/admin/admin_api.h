@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -73,6 +74,11 @@ struct AdminApiOptions {
   // (shown by GET /approvals; the guarded operations themselves run on the host's CLI).
   service::DualControlPolicy dual_control;
 };
+
+// An approval as the admin API and `coffre approval` show it (docs/OPERATIONS.md, GET /approvals).
+nlohmann::json ApprovalJson(const keystore::Approval& approval, const std::string& tenant_name, UnixMillis now);
+// The name of an approval's tenant ("" for root key rotation; its id once the tenant is gone).
+std::string ApprovalTenantName(keystore::Keystore& keys, const std::string& tenant_id);
 
 class AdminApi {
  public:
