@@ -620,7 +620,7 @@ class Daemon:
         https, on our loopback http endpoint."""
         cfg = Config(signature_version="s3v4", region_name=REGION,
                      s3={"addressing_style": addressing_style},
-                     retries={"max_attempts": 1, "mode": "standard"},
+                     retries={"total_max_attempts": 1, "mode": "standard"},
                      request_checksum_calculation=checksum,
                      response_checksum_validation="when_supported",
                      connect_timeout=10, read_timeout=120, **config_kwargs)

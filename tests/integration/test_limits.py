@@ -169,7 +169,7 @@ class RateLimitTest(unittest.TestCase):
 
     def test_tenant_over_its_limit_gets_slow_down_and_others_are_unaffected(self):
         slow_creds = self.d.create_tenant("slow")
-        slow = self.d.client_for(slow_creds)  # max_attempts 1: botocore retries no SlowDown
+        slow = self.d.client_for(slow_creds)  # one attempt: botocore retries no SlowDown
         fast = self.d.client_for(self.d.create_tenant("fast"))
         dev = self.d.client()
         for _ in range(3):
