@@ -61,11 +61,11 @@ def proc_status(pid, field):
 
 
 class Daemon:
-    def __init__(self, binary, data_dir):
+    def __init__(self, binary, data_dir, env=None, log_name="coffre.log"):
         self.data_dir = data_dir
         self.proc = subprocess.Popen(
             [binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=open(os.path.join(data_dir, "..", "coffre.log"), "w"), text=True)
+            stdout=subprocess.PIPE, stderr=open(os.path.join(data_dir, "..", log_name), "w"), text=True, env=env)
         deadline = time.time() + 30
         self.endpoint = None
         while time.time() < deadline:

@@ -234,6 +234,7 @@ struct AuditLog::Pending {
   const Event* event = nullptr;
   Status status;
   bool done = false;
+  std::function<void()> on_done;  // PendingRecord::OnDone, called by the writer with `done`
 };
 
 // Owns the event and its queue entry until the writer is done with them: the destructor waits,
@@ -249,6 +250,16 @@ class AuditLog::PendingHandle final : public PendingRecord {
     std::unique_lock lock(log_.mu_);
     log_.done_cv_.wait(lock, [&] { return pending_.done; });
     return pending_.status;
+  }
+
+  void OnDone(std::function<void()> done) override {
+    std::unique_lock lock(log_.mu_);
+    if (!pending_.done) {
+      pending_.on_done = std::move(done);
+      return;
+    }
+    lock.unlock();
+    done();
   }
 
   Pending& pending() { return pending_; }
@@ -390,6 +401,11 @@ Status AuditLog::Record(const Event& event) {
   return p.status;
 }
 
+void AuditLog::WaitForQueued() {
+  std::unique_lock lock(mu_);
+  done_cv_.wait(lock, [&] { return queue_.empty() && !writing_; });
+}
+
 std::unique_ptr<PendingRecord> AuditLog::Start(const Event& event) {
   auto handle = std::make_unique<PendingHandle>(*this, event);
   std::lock_guard lock(mu_);
@@ -419,6 +435,7 @@ void AuditLog::WriterLoop() {
         batch.push_back(queue_.front());
         queue_.pop_front();
       }
+      writing_ = true;
       lock.unlock();
       Status st;
       {
@@ -430,9 +447,15 @@ void AuditLog::WriterLoop() {
       for (Pending* p : batch) {
         p->status = st;
         p->done = true;
+        // Under the lock, so that an OnDone() racing with this either sees `done` or is called here.
+        if (p->on_done) {
+          std::exchange(p->on_done, nullptr)();
+        }
       }
+      writing_ = false;
       if (st.ok()) {
         records_written_ += batch.size();
+        ++commits_;
         uncovered_ += batch.size();
       } else {
         write_failures_ += batch.size();
@@ -620,6 +643,11 @@ uint64_t AuditLog::records_written() const {
 uint64_t AuditLog::write_failures() const {
   std::lock_guard lock(mu_);
   return write_failures_;
+}
+
+uint64_t AuditLog::commits() const {
+  std::lock_guard lock(mu_);
+  return commits_;
 }
 
 Result<TenantExport> AuditLog::ExportTenant(const std::string& tenant, UnixMillis from_ms, UnixMillis to_ms) {

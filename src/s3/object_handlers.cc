@@ -225,6 +225,7 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
   // Decrypt the first piece before committing to a 200/206, so that a damaged object answers
   // with an error instead of a truncated body.
   Bytes buf(std::min<uint64_t>(ctx.options().io_chunk, std::max<uint64_t>(length, 1)));
+  co_await ctx.AwaitReadable(**reader);
   auto first = co_await ctx.Blocking([&] { return (*reader)->Read(buf); });
   if (!first.ok()) co_return co_await ctx.SendError(ToS3Error(first.error()));
 

@@ -59,6 +59,12 @@ class RequestContext {
   auto Blocking(F f) -> asio::awaitable<decltype(f())> {
     co_return co_await http::RunBlocking(gateway.pool(), std::move(f));
   }
+  // Waits, without holding a worker thread, until reading `reader` will not block on the audit
+  // record of its key's use: concurrent GETs then share one flush of the log (docs/AUDIT.md).
+  asio::awaitable<void> AwaitReadable(service::ObjectReader& reader) {
+    co_await http::AwaitNotification(
+        [&reader](std::function<void()> notify) { reader.WhenReadable(std::move(notify)); });
+  }
 
   asio::awaitable<void> SendError(Error error);
   asio::awaitable<void> SendXml(bhttp::status status, std::string body, const Headers& headers = {});

@@ -471,6 +471,9 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   for (auto& t : threads) t.join();
   background_scrub.Stop();
   pool.join();
+  // A GET cut off by the drain deadline may still wait for its audit record: its callback posts
+  // to `io`, so it must have run before `io` is destroyed.
+  (*audit_log)->WaitForQueued();
   spdlog::info("coffre stopped");
   return 0;
 }

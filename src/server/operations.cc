@@ -134,6 +134,9 @@ void RegisterAuditMetrics(ops::Registry& registry, const audit::AuditLog& audit)
   registry.AddCallbackCounter("coffre_audit_records_written_total",
                               "Key-usage audit records made durable since start.", {},
                               [&audit] { return audit.records_written(); });
+  registry.AddCallbackCounter("coffre_audit_commits_total",
+                              "Audit transactions (one flush each) that made those records durable.", {},
+                              [&audit] { return audit.commits(); });
   registry.AddCallbackCounter("coffre_audit_write_failures_total",
                               "Audit writes that failed since start (each refused a key use).", {},
                               [&audit] { return audit.write_failures(); });
@@ -146,11 +149,20 @@ IntegrityMetricsRecorder::IntegrityMetricsRecorder(audit::Recorder& inner, ops::
       read_(registry.GetCounter("coffre_integrity_failures_total", kIntegrityHelp, {{"source", "read"}})),
       scrub_(registry.GetCounter("coffre_integrity_failures_total", kIntegrityHelp, {{"source", "scrub"}})) {}
 
-Status IntegrityMetricsRecorder::Record(const audit::Event& event) {
+void IntegrityMetricsRecorder::Count(const audit::Event& event) {
   if (event.outcome == audit::Outcome::kIntegrityFailure) {
     (event.request.action == service::kScrubAction ? scrub_ : read_).Add();
   }
+}
+
+Status IntegrityMetricsRecorder::Record(const audit::Event& event) {
+  Count(event);
   return inner_.Record(event);
+}
+
+std::unique_ptr<audit::PendingRecord> IntegrityMetricsRecorder::Start(const audit::Event& event) {
+  Count(event);
+  return inner_.Start(event);
 }
 
 std::vector<admin::ReadinessCheck> ReadinessChecks(const Config& config, keystore::Keystore& keys,

@@ -64,8 +64,13 @@ class IntegrityMetricsRecorder final : public audit::Recorder {
  public:
   IntegrityMetricsRecorder(audit::Recorder& inner, ops::Registry& registry);
   Status Record(const audit::Event& event) override;
+  // Forwarded, not left to the base class's Start (which would Record at once and block): the
+  // inner log's Start is what lets a GET wait for its record without holding a thread.
+  std::unique_ptr<audit::PendingRecord> Start(const audit::Event& event) override;
 
  private:
+  void Count(const audit::Event& event);
+
   audit::Recorder& inner_;
   ops::Counter& read_;
   ops::Counter& scrub_;

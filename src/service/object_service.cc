@@ -311,6 +311,13 @@ class RecordedBeforeRelease final : public ObjectReader {
   const ObjectInfo& info() const override { return inner_->info(); }
   SResult<Done> SetRange(uint64_t first, uint64_t last) override { return inner_->SetRange(first, last); }
   uint64_t remaining() const override { return inner_->remaining(); }
+  void WhenReadable(std::function<void()> ready) override {
+    if (key_use_) {
+      key_use_->OnDone(std::move(ready));
+    } else {
+      ready();
+    }
+  }
 
   SResult<size_t> Read(std::span<uint8_t> out) override {
     if (key_use_) {

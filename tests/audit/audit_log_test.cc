@@ -5,7 +5,10 @@
 
 #include <atomic>
 #include <filesystem>
+#include <future>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "coffre/db/sqlite.h"
 
@@ -253,6 +256,71 @@ TEST_F(AuditLogTest, LockedDatabaseFailsClosedAndRecovers) {
   EXPECT_EQ(exp->records[0].request_id, "before");
   EXPECT_EQ(exp->records[1].request_id, "after");
   EXPECT_EQ(exp->records[1].seq, 2u);
+  EXPECT_TRUE(log->VerifyStored().ok());
+}
+
+TEST_F(AuditLogTest, OnDoneIsCalledOnceTheRecordIsDurable) {
+  auto log = OpenLog();
+  std::promise<void> called;
+  auto pending = log->Start(Ev("alice", "r1"));
+  pending->OnDone([&called] { called.set_value(); });
+  ASSERT_EQ(called.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_TRUE(pending->Wait().ok());
+  // Durable means visible to another connection, not only to this process.
+  auto other = AuditLog::Open(path_, root_);
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  auto exp = (*other)->ExportTenant("alice", 0, kAllTime);
+  ASSERT_TRUE(exp.ok());
+  ASSERT_EQ(exp->records.size(), 1u);
+  EXPECT_EQ(exp->records[0].request_id, "r1");
+}
+
+TEST_F(AuditLogTest, OnDoneAfterTheRecordIsDoneRunsAtOnce) {
+  auto log = OpenLog();
+  auto pending = log->Start(Ev("alice", "r1"));
+  ASSERT_TRUE(pending->Wait().ok());
+  bool called = false;
+  pending->OnDone([&called] { called = true; });
+  EXPECT_TRUE(called);
+}
+
+TEST_F(AuditLogTest, OnDoneIsCalledWhenTheRecordFailsAndWaitTellsWhy) {
+  AuditLogOptions opts;
+  opts.busy_timeout_ms = 100;
+  auto log = OpenLog(opts);
+  auto other = db::Connection::Open(path_, db::OpenMode::kReadWrite, 100);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*other)->Exec("BEGIN IMMEDIATE").ok());
+  std::promise<void> called;
+  auto pending = log->Start(Ev("alice", "refused"));
+  pending->OnDone([&called] { called.set_value(); });
+  ASSERT_EQ(called.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(pending->Wait().code(), StatusCode::kUnavailable);
+  ASSERT_TRUE((*other)->Exec("ROLLBACK").ok());
+}
+
+TEST_F(AuditLogTest, RecordsQueuedDuringACommitShareTheNextOneAndWaitForQueuedSeesThemAll) {
+  AuditLogOptions opts;
+  opts.busy_timeout_ms = 30'000;
+  auto log = OpenLog(opts);
+  // Another process holds the write lock: the writer's first batch waits for it.
+  auto other = db::Connection::Open(path_, db::OpenMode::kReadWrite, 100);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*other)->Exec("BEGIN IMMEDIATE").ok());
+  std::atomic<int> called{0};
+  std::vector<std::unique_ptr<PendingRecord>> pending;
+  for (int i = 0; i < 200; ++i) {
+    pending.push_back(log->Start(Ev(i % 2 == 0 ? "alice" : "bob", "r" + std::to_string(i))));
+    pending.back()->OnDone([&called] { called.fetch_add(1); });
+  }
+  EXPECT_EQ(called.load(), 0);
+  ASSERT_TRUE((*other)->Exec("ROLLBACK").ok());
+  log->WaitForQueued();
+  EXPECT_EQ(called.load(), 200);
+  EXPECT_EQ(log->records_written(), 200u);
+  // The batch that waited for the lock, then everything queued meanwhile in one commit.
+  EXPECT_LE(log->commits(), 2u);
+  for (auto& p : pending) EXPECT_TRUE(p->Wait().ok());
   EXPECT_TRUE(log->VerifyStored().ok());
 }
 

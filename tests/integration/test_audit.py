@@ -11,11 +11,13 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
 import tempfile
 import time
 import unittest
 
-from harness import CoffreTestCase, Daemon, MiB, gen_bytes, unique_bucket
+from harness import CoffreTestCase, Daemon, MiB, coffre_binary, gen_bytes, unique_bucket
+from test_operations import admin_get, admin_port, metric_value, write_config
 
 DATA_KEY_USES = ("data_key.wrap", "data_key.unwrap", "data.decrypt")
 
@@ -477,6 +479,71 @@ class AuditLifecycleTest(CoffreTestCase):
                 d2.stop()
         finally:
             d.cleanup()
+
+
+class AuditGroupCommitTest(unittest.TestCase):
+    """A GET waits for its audit record without holding a worker thread. So while a flush of the log
+    is slow (a slow disk; here another process holding audit.db's write lock), the daemon keeps
+    serving what needs no record, and the GETs queued behind the flush share the next one. With a
+    single worker thread, a GET that held its thread while waiting would stall everything until the
+    lock wait gave up, and each record would be a commit of its own. The load comes from
+    bench/load's coffre_load, built beside the daemon: Python clients are too slow to keep 16
+    requests in flight."""
+
+    def test_gets_behind_a_stalled_flush_hold_no_thread_and_share_one_commit(self):
+        load = os.path.join(os.path.dirname(coffre_binary()), "bench", "coffre_load")
+        self.assertTrue(os.access(load, os.X_OK), f"{load} is not built")
+        tmp = tempfile.mkdtemp(prefix="coffre-audit-gc-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        config = write_config(tmp, admin_listen="127.0.0.1:0", worker_threads=1)
+        with Daemon(extra_args=["--config", config]) as d:
+            admin = admin_port(d)
+            s3 = d.client()
+            bucket = unique_bucket("gc")
+            s3.create_bucket(Bucket=bucket)
+            load_cmd = [load, "--endpoint", d.endpoint.split("://")[-1], "--target", "s3", "--credentials",
+                        os.path.join(d.data_dir, "dev-credentials.json"), "--bucket", bucket, "--size", "4096",
+                        "--count", "8"]
+
+            def finish(p):
+                out, err = p.communicate(timeout=120)
+                self.assertEqual(p.returncode, 0, out + err)
+                result = json.loads(out.strip().splitlines()[-1])
+                self.assertEqual(result["errors"], 0, result)
+                return result
+
+            finish(subprocess.Popen(load_cmd + ["--op", "populate", "--concurrency", "8"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+
+            def counters():
+                status, _, text = admin_get(admin, "/metrics")
+                self.assertEqual(status, 200)
+                text = text.decode()
+                return (metric_value(text, "coffre_audit_records_written_total"),
+                        metric_value(text, "coffre_audit_commits_total"))
+
+            records_before, commits_before = counters()
+            # Hold audit.db's write lock for well under the daemon's lock wait (2 s), so that the
+            # GETs queued behind it succeed once it is released.
+            other = sqlite3.connect(os.path.join(d.data_dir, "audit.db"), isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            try:
+                gets = subprocess.Popen(load_cmd + ["--op", "get", "--concurrency", "16", "--duration", "0.3"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                time.sleep(0.3)
+                # Served by the only worker thread while 16 GETs wait for the stalled flush.
+                head = s3.head_object(Bucket=bucket, Key="obj-0")
+                self.assertEqual(head["ContentLength"], 4096)
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            result = finish(gets)
+            records_after, commits_after = counters()
+            records, commits = records_after - records_before, commits_after - commits_before
+            # One data_key.unwrap record per GET, and no other key use meanwhile.
+            self.assertEqual(records, result["ops"], result)
+            self.assertGreater(commits, 0)
+            self.assertLess(commits, records, "every GET's record was flushed on its own")
 
 
 class AuditArchiveTest(AuditLogTest):

@@ -87,6 +87,10 @@ class AuditLog final : public Recorder {
   // Queues the event for the next group commit and returns at once; Wait() (or the handle's
   // destructor) blocks until that commit is done.
   std::unique_ptr<PendingRecord> Start(const Event& event) override;
+  // Returns once every record queued so far is done, so that no OnDone() callback runs after
+  // this: a daemon calls it once nothing can queue records any more, before the executors those
+  // callbacks post to are destroyed.
+  void WaitForQueued();
 
   // Signs a checkpoint of every chain head that moved since the last one (also of records other
   // processes appended). No-op when nothing moved.
@@ -99,6 +103,9 @@ class AuditLog final : public Recorder {
   // Records written since open, and write failures since open (for metrics).
   uint64_t records_written() const;
   uint64_t write_failures() const;
+  // Transactions (each one flush) that wrote those records: records per commit tells how well
+  // group commit works.
+  uint64_t commits() const;
 
   const Bytes& public_key() const { return signing_key_.public_key; }
 
@@ -139,11 +146,13 @@ class AuditLog final : public Recorder {
   std::condition_variable writer_cv_;
   std::condition_variable done_cv_;
   std::deque<Pending*> queue_;
+  bool writing_ = false;  // a batch taken off queue_ is being committed
   bool stopping_ = false;
   bool healthy_ = true;
   std::string last_error_;
   uint64_t records_written_ = 0;
   uint64_t write_failures_ = 0;
+  uint64_t commits_ = 0;
   uint64_t uncovered_ = 0;  // records appended since the last checkpoint
   std::chrono::steady_clock::time_point last_checkpoint_;
   std::thread writer_;

@@ -4,6 +4,7 @@
 // id and version and never carries key material.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -73,6 +74,14 @@ class PendingRecord {
   virtual ~PendingRecord() = default;
   // Returns once the record is durable (OK) or has failed. May be called more than once.
   virtual Status Wait() = 0;
+  // Calls `done` once the record is durable or has failed (at once if it already is), then Wait()
+  // returns without blocking. Lets a caller wait without holding a thread: `done` may run on the
+  // log's writer thread, under its lock, so it must only schedule work (post to an executor) and
+  // never call back into the log. At most one call per record.
+  virtual void OnDone(std::function<void()> done) {
+    (void)Wait();
+    done();
+  }
 };
 
 // Where key-using code records events.

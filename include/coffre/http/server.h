@@ -157,4 +157,21 @@ auto RunBlocking(asio::thread_pool& pool, F f) -> asio::awaitable<decltype(f())>
   }
 }
 
+// Suspends the calling coroutine without holding a thread: calls subscribe(notify) at once, and
+// resumes the coroutine on its own executor once notify() has been called, from any thread (and
+// at most once). The caller's io_context must still exist when notify() is called.
+template <typename Subscribe>
+asio::awaitable<void> AwaitNotification(Subscribe subscribe) {
+  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+      [&subscribe](auto handler) {
+        // std::function needs a copyable target; the handler is move-only, so it is shared.
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        subscribe(std::function<void()>([shared] {
+          auto executor = asio::get_associated_executor(*shared);
+          asio::post(executor, std::move(*shared));
+        }));
+      },
+      asio::use_awaitable);
+}
+
 }  // namespace coffre::http

@@ -107,6 +107,11 @@ class ObjectReader {
   // segment fails authentication: no byte of that segment is returned.
   virtual SResult<size_t> Read(std::span<uint8_t> out) = 0;
   virtual uint64_t remaining() const = 0;
+  // Calls `ready` once the first Read() will not wait for the audit record of the key's use (at
+  // once if there is none), possibly on the audit log's thread: `ready` must only schedule work
+  // (post to an executor). Lets the protocol layer wait for that record without holding a thread,
+  // so that many reads share one flush of the log. At most one call per reader.
+  virtual void WhenReadable(std::function<void()> ready) { ready(); }
 };
 
 struct ServiceOptions {
