@@ -1,10 +1,15 @@
 // PutObject, GetObject, HeadObject, DeleteObject, CopyObject, GetObjectAcl.
 
+#include "object_handlers.h"
+
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <utility>
 
 #include "coffre/common/clock.h"
 #include "coffre/s3/range.h"
-#include "object_handlers.h"
 #include "request_context.h"
 
 namespace coffre::s3 {
@@ -224,21 +229,32 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
 
   // Decrypt the first piece before committing to a 200/206, so that a damaged object answers
   // with an error instead of a truncated body.
-  Bytes buf(std::min<uint64_t>(ctx.options().io_chunk, std::max<uint64_t>(length, 1)));
+  const uint64_t step =
+      std::max<uint64_t>(ctx.options().io_chunk, std::min<uint64_t>(length / 4, ctx.options().get_chunk));
+  Bytes buf(std::min<uint64_t>(step, std::max<uint64_t>(length, 1)));
   co_await ctx.AwaitReadable(**reader);
   auto first = co_await ctx.Blocking([&] { return (*reader)->Read(buf); });
   if (!first.ok()) co_return co_await ctx.SendError(ToS3Error(first.error()));
 
   if (!co_await ctx.ex.SendHeader(ObjectResponseHeader(ctx, status, headers, length))) co_return;
+  // Two buffers: the next piece is read and decrypted on a worker while this one is being sent.
+  using boost::asio::experimental::awaitable_operators::operator&&;
+  Bytes spare((*reader)->remaining() > 0 ? buf.size() : 0);
   size_t n = *first;
   while (n > 0) {
-    if (!co_await ctx.ex.SendBody(ByteView(buf.data(), n))) co_return;
-    auto next = co_await ctx.Blocking([&] { return (*reader)->Read(buf); });
+    if ((*reader)->remaining() == 0) {
+      if (!co_await ctx.ex.SendBody(ByteView(buf.data(), n))) co_return;
+      break;
+    }
+    auto [sent, next] =
+        co_await (ctx.ex.SendBody(ByteView(buf.data(), n)) && ctx.Blocking([&] { return (*reader)->Read(spare); }));
+    if (!sent) co_return;
     if (!next.ok()) {
       // Headers are gone: all we can do is cut the connection so the client sees a short body.
       spdlog::error("[{}] GetObject aborted mid-stream: {}", ctx.request_id, next.error().message);
       co_return;
     }
+    std::swap(buf, spare);
     n = *next;
   }
   co_await ctx.ex.FinishBody();

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -65,7 +66,10 @@ class ObjectServiceTest : public ::testing::Test {
     return (*w)->Commit(opts);
   }
 
-  Bytes Get(const std::string& key, std::optional<std::pair<uint64_t, uint64_t>> range = std::nullopt) {
+  // Reads with a `buf_size` buffer: smaller than a segment (4096 here) goes through the reader's
+  // segment cache; a whole segment or more is decrypted straight into the buffer.
+  Bytes Get(const std::string& key, std::optional<std::pair<uint64_t, uint64_t>> range = std::nullopt,
+            size_t buf_size = 1000) {
     auto r = service_->OpenObject(bucket_, key);
     EXPECT_TRUE(r.ok());
     if (!r.ok()) return {};
@@ -73,7 +77,7 @@ class ObjectServiceTest : public ::testing::Test {
       EXPECT_TRUE((*r)->SetRange(range->first, range->second).ok());
     }
     Bytes out;
-    Bytes buf(1000);
+    Bytes buf(buf_size);
     for (;;) {
       auto n = (*r)->Read(buf);
       EXPECT_TRUE(n.ok()) << (n.ok() ? "" : n.error().message);
@@ -117,6 +121,22 @@ TEST_F(ObjectServiceTest, RangesDecryptOnlyWhatTheyCover) {
            {0, 0}, {4095, 4096}, {4096, 8191}, {100, 12000}, {data.size() - 1, data.size() - 1}}) {
     Bytes want(data.begin() + static_cast<std::ptrdiff_t>(a), data.begin() + static_cast<std::ptrdiff_t>(b + 1));
     EXPECT_EQ(Get("r", std::make_pair(a, b)), want) << a << "-" << b;
+  }
+}
+
+TEST_F(ObjectServiceTest, ReadsWithBuffersOfAnySizeAndRangeGiveTheSameBytes) {
+  Bytes data = Pattern(5 * 4096 + 100, 11);
+  ASSERT_TRUE(Put("any", data).ok());
+  const std::vector<std::optional<std::pair<uint64_t, uint64_t>>> ranges = {
+      std::nullopt, std::make_pair<uint64_t, uint64_t>(4096, 12287), std::make_pair<uint64_t, uint64_t>(1, 12000),
+      std::make_pair<uint64_t, uint64_t>(8192, data.size() - 1), std::make_pair<uint64_t, uint64_t>(4095, 4096)};
+  for (size_t buf_size : {1, 1000, 4095, 4096, 4097, 8192, 12289, 100000}) {
+    for (const auto& range : ranges) {
+      const uint64_t a = range ? range->first : 0;
+      const uint64_t b = range ? range->second : data.size() - 1;
+      Bytes want(data.begin() + static_cast<std::ptrdiff_t>(a), data.begin() + static_cast<std::ptrdiff_t>(b + 1));
+      EXPECT_EQ(Get("any", range, buf_size), want) << "buffer " << buf_size << ", bytes " << a << "-" << b;
+    }
   }
 }
 
@@ -187,9 +207,12 @@ TEST_F(ObjectServiceTest, TamperedBlobFailsInsteadOfReturningWrongBytes) {
   // The first segment is intact; the second fails.
   auto n = (*reader)->Read(std::span<uint8_t>(buf.data(), 4096));
   ASSERT_TRUE(n.ok());
+  // A whole segment wanted: decrypted straight into `buf`, which must not keep what failed.
   auto bad = (*reader)->Read(buf);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().code, Errc::kCorruption);
+  EXPECT_TRUE(std::all_of(buf.begin(), buf.begin() + 4096, [](uint8_t b) { return b == 0; }))
+      << "the failed segment's bytes were left in the caller's buffer";
 }
 
 TEST_F(ObjectServiceTest, BlobsSwappedBetweenObjectsDoNotDecrypt) {
@@ -244,6 +267,10 @@ TEST_F(ObjectServiceTest, MultipartCompleteChecksPartsAndReadsAcrossThem) {
   EXPECT_EQ(Get("big"), all);
   Bytes want(all.begin() + 5990, all.begin() + 11010);
   EXPECT_EQ(Get("big", std::make_pair<uint64_t, uint64_t>(5990, 11009)), want);
+  for (size_t buf_size : {4096, 6000, 65536}) {
+    EXPECT_EQ(Get("big", std::nullopt, buf_size), all) << buf_size;
+    EXPECT_EQ(Get("big", std::make_pair<uint64_t, uint64_t>(5990, 11009), buf_size), want) << buf_size;
+  }
   EXPECT_EQ(service_->AbortUpload(bucket_, "big", *id).error().code, Errc::kNoSuchUpload);
 }
 

@@ -45,6 +45,10 @@ struct GatewayOptions {
   uint64_t max_single_put = 5ull * 1024 * 1024 * 1024;  // S3's single PUT / part limit
   size_t max_user_metadata = 2 * 1024;    // S3's x-amz-meta-* limit
   size_t io_chunk = 256 * 1024;           // body bytes handled per step
+  // Most plaintext a GET decrypts per step on a worker, while the previous step's is sent: large,
+  // so that a big object costs few thread hops (a GET in flight holds two such buffers); an object
+  // under four times this takes four steps of at least io_chunk, so that its steps still overlap.
+  size_t get_chunk = 1024 * 1024;
   RequestObserver observer;               // optional
   AdmissionCheck admit;                   // optional: everyone is admitted
 };
