@@ -48,11 +48,31 @@ test-unit: build
 test-integration: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -L integration
 
-# Sanitizer builds run the whole suite (unit and integration).
+# Sanitizer builds run the whole suite (unit and integration). A report fails a test only through
+# its process's exit code, and the Python tests SIGKILL many daemons, run CLIs with check=False and
+# drop their stderr with their temp dirs; so every instrumented process (unit tests, gtest
+# discovery, daemons, CLIs) writes its reports to <build dir>/sanitizer-reports/<tool>.<pid>
+# (emptied first), and the run fails if ctest failed or any report exists, printing each one.
+# Options already in the caller's *SAN_OPTIONS are kept; log_path is appended so it wins.
 asan: deps
-	$(MAKE) test SUITE_ONLY=1 BUILD_DIR=build-asan BUILD_TYPE=Debug CMAKE_ARGS=-DCOFFRE_SANITIZE=address
+	$(call sanitized_suite,build-asan,address)
 tsan: deps
-	$(MAKE) test SUITE_ONLY=1 BUILD_DIR=build-tsan BUILD_TYPE=Debug CMAKE_ARGS=-DCOFFRE_SANITIZE=thread
+	$(call sanitized_suite,build-tsan,thread)
+
+# $(call sanitized_suite,<build dir>,<COFFRE_SANITIZE value>)
+define sanitized_suite
+	rm -rf $(1)/sanitizer-reports && mkdir -p $(1)/sanitizer-reports
+	dir=$(CURDIR)/$(1)/sanitizer-reports; \
+	ASAN_OPTIONS="$${ASAN_OPTIONS:+$$ASAN_OPTIONS:}log_path=$$dir/asan" \
+	UBSAN_OPTIONS="$${UBSAN_OPTIONS:+$$UBSAN_OPTIONS:}log_path=$$dir/ubsan:print_stacktrace=1" \
+	TSAN_OPTIONS="$${TSAN_OPTIONS:+$$TSAN_OPTIONS:}log_path=$$dir/tsan" \
+	  $(MAKE) test SUITE_ONLY=1 BUILD_DIR=$(1) BUILD_TYPE=Debug CMAKE_ARGS=-DCOFFRE_SANITIZE=$(2); \
+	status=$$?; \
+	reports=$$(find $$dir -type f | sort); \
+	for f in $$reports; do echo "===== sanitizer report $$f"; cat "$$f"; done; \
+	if [ -n "$$reports" ]; then echo "FAILED: $$(echo $$reports | wc -w) sanitizer report(s) in $$dir" >&2; exit 1; fi; \
+	exit $$status
+endef
 
 # libFuzzer targets (tests/fuzz), built with clang under ASan+UBSan in their own directory: each
 # replays its committed seeds, then fuzzes for FUZZ_SECONDS; a crash fails the run and leaves the

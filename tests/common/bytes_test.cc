@@ -1,6 +1,9 @@
 #include "coffre/common/bytes.h"
 
 #include <gtest/gtest.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #include <atomic>
 #include <thread>
@@ -90,9 +93,12 @@ TEST(Secret, ArenaSlotsAreZeroedIndependentAndReused) {
 
 #if defined(__SANITIZE_ADDRESS__)
 // The arena keeps ASan's eyes open: the unused tail of a slot and a released slot are poisoned.
+// `make asan` sends every report to a file (log_path) and fails on any; the expected reports of
+// these death-test children go back to stderr, where EXPECT_DEATH matches them.
 TEST(SecretDeathTest, ArenaOverflowAndUseAfterReleaseAreCaughtByAsan) {
   EXPECT_DEATH(
       {
+        __sanitizer_set_report_path("stderr");
         SecretBytes s(32);
         volatile const uint8_t* p = s.Reveal().data();
         (void)p[40];
@@ -100,6 +106,7 @@ TEST(SecretDeathTest, ArenaOverflowAndUseAfterReleaseAreCaughtByAsan) {
       "use-after-poison");
   EXPECT_DEATH(
       {
+        __sanitizer_set_report_path("stderr");
         const uint8_t* p = nullptr;
         {
           SecretBytes s(32);
