@@ -432,10 +432,10 @@ class BlobObjectReader final : public ObjectReader {
     return Done{};
   }
 
-  // Makes the segment of part p that holds pos_ the decrypted one in plain_.
   // When pos_ starts a segment that is wanted whole and fits in `out`, decrypts it straight into
   // `out` rather than through plain_ (one copy fewer per byte on large reads) and returns its
-  // length; 0 when it does not apply. On failure `out` is wiped: no unauthenticated byte is left.
+  // length; 0 when it does not apply. On failure the bytes it wrote are wiped: no unauthenticated
+  // byte is left in `out`.
   SResult<size_t> ReadWholeSegmentInto(size_t p, std::span<uint8_t> out) {
     if (auto r = OpenPart(p); !r.ok()) return r.error();
     const uint32_t seg_size = decryptor_->header().segment_size;
@@ -458,6 +458,7 @@ class BlobObjectReader final : public ObjectReader {
     return static_cast<size_t>(plain_len);
   }
 
+  // Makes the segment of part p that holds pos_ the decrypted one in plain_.
   SResult<Done> LoadSegment(size_t p) {
     if (auto r = OpenPart(p); !r.ok()) return r;
     const uint32_t seg_size = decryptor_->header().segment_size;  // the blob's own
