@@ -33,12 +33,13 @@ std::chrono::system_clock::time_point SecondsOf(UnixMillis ms) {
   return std::chrono::system_clock::time_point(std::chrono::seconds(ms / 1000));
 }
 
-void AddObjectHeaders(const service::ObjectInfo& info, Headers& headers, bool with_checksums) {
+// As S3, the parts count only answers a request that named a part (partNumber).
+void AddObjectHeaders(const service::ObjectInfo& info, Headers& headers, bool with_checksums, bool part_requested) {
   headers.emplace_back("etag", QuoteETag(info.etag));
   headers.emplace_back("last-modified", FormatHttpDate(FromUnixMillis(info.last_modified)));
   headers.emplace_back("accept-ranges", "bytes");
   AddStoredHeaders(info.attributes, headers, with_checksums);
-  if (info.multipart) {
+  if (info.multipart && part_requested) {
     headers.emplace_back("x-amz-mp-parts-count", std::to_string(info.part_sizes.size()));
   }
 }
@@ -215,7 +216,7 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
       whole = false;
     }
   }
-  AddObjectHeaders(info, headers, whole && ChecksumModeEnabled(ctx));
+  AddObjectHeaders(info, headers, whole && ChecksumModeEnabled(ctx), ctx.route.query.Get("partNumber").has_value());
   uint64_t length = info.size;
   if (range) {
     length = range->length();
@@ -291,7 +292,7 @@ asio::awaitable<void> HeadObject(RequestContext& ctx, const catalog::Bucket& buc
       whole = false;
     }
   }
-  AddObjectHeaders(*info, headers, whole && ChecksumModeEnabled(ctx));
+  AddObjectHeaders(*info, headers, whole && ChecksumModeEnabled(ctx), ctx.route.query.Get("partNumber").has_value());
   if (auto e = ApplyResponseOverrides(ctx.route.query, headers)) co_return co_await ctx.SendError(*e);
   if (co_await ctx.ex.SendHeader(ObjectResponseHeader(ctx, status, headers, length))) co_await ctx.ex.FinishBody();
 }

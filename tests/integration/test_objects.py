@@ -656,6 +656,9 @@ class PartNumberTest(CoffreTestCase):
     def test_whole_multipart_object(self):
         r = self.s3.get_object(Bucket=self.bucket, Key="mp")
         self.assertEqual(sha256(r["Body"].read()), sha256(self.p1 + self.p2))
+        # As S3: the parts count answers only a request that named a part.
+        self.assertNotIn("PartsCount", r)
+        self.assertNotIn("PartsCount", self.s3.head_object(Bucket=self.bucket, Key="mp"))
 
 
 if __name__ == "__main__":
