@@ -520,25 +520,34 @@ class AuditGroupCommitTest(unittest.TestCase):
                 self.assertEqual(status, 200)
                 text = text.decode()
                 return (metric_value(text, "coffre_audit_records_written_total"),
-                        metric_value(text, "coffre_audit_commits_total"))
+                        metric_value(text, "coffre_audit_commits_total"),
+                        metric_value(text, 'coffre_key_operations_total{operation="unwrap",outcome="ok"}'))
 
-            records_before, commits_before = counters()
+            records_before, commits_before, unwraps_before = counters()
             # Hold audit.db's write lock for well under the daemon's lock wait (2 s), so that the
             # GETs queued behind it succeed once it is released.
             other = sqlite3.connect(os.path.join(d.data_dir, "audit.db"), isolation_level=None)
             other.execute("BEGIN IMMEDIATE")
+            locked_at = time.monotonic()
             try:
                 gets = subprocess.Popen(load_cmd + ["--op", "get", "--concurrency", "16", "--duration", "0.3"],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                time.sleep(0.3)
-                # Served by the only worker thread while 16 GETs wait for the stalled flush.
+                # Served by the only worker thread while GETs wait for the stalled flush.
                 head = s3.head_object(Bucket=bucket, Key="obj-0")
                 self.assertEqual(head["ContentLength"], 4096)
+                # Each GET unwraps its data key and queues its record, then waits without the
+                # thread: all 16 get that far while the flush is stalled (a GET holding the thread
+                # would stop the count at 1).
+                unwrapped = 0
+                while unwrapped < 16 and time.monotonic() - locked_at < 1.5:
+                    time.sleep(0.02)
+                    unwrapped = counters()[2] - unwraps_before
             finally:
                 other.execute("ROLLBACK")
                 other.close()
+            self.assertGreaterEqual(unwrapped, 16, "the GETs did not all queue their records behind the stalled flush")
             result = finish(gets)
-            records_after, commits_after = counters()
+            records_after, commits_after, _ = counters()
             records, commits = records_after - records_before, commits_after - commits_before
             # One data_key.unwrap record per GET, and no other key use meanwhile.
             self.assertEqual(records, result["ops"], result)
