@@ -5,34 +5,18 @@
 
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 
 #include "coffre/audit/audit_log.h"
 #include "coffre/db/sqlite.h"
 #include "coffre/service/object_service.h"
+#include "support/fake_recorder.h"
 
 namespace coffre::service {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Keeps every event; fails every Record() while `failing` is set.
-class FakeRecorder final : public audit::Recorder {
- public:
-  Status Record(const audit::Event& event) override {
-    std::lock_guard lock(mu);
-    if (failing) {
-      ++refused;
-      return Status::Unavailable("injected: audit disk full");
-    }
-    events.push_back(event);
-    return Status::Ok();
-  }
-  std::mutex mu;
-  bool failing = false;
-  int refused = 0;
-  std::vector<audit::Event> events;
-};
+using test_support::FakeRecorder;
 
 class ServiceAuditTest : public ::testing::Test {
  protected:
@@ -78,10 +62,7 @@ class ServiceAuditTest : public ::testing::Test {
     return n;
   }
 
-  std::vector<audit::Event> Events() {
-    std::lock_guard lock(recorder_.mu);
-    return recorder_.events;
-  }
+  std::vector<audit::Event> Events() { return recorder_.events(); }
 
   std::string dir_;
   std::unique_ptr<keystore::Keystore> keys_;
@@ -159,7 +140,7 @@ TEST_F(ServiceAuditTest, UnwritableLogRefusesEveryKeyUse) {
   auto part = (*w)->Commit({});
   ASSERT_TRUE(part.ok());
   const size_t blobs_before = BlobCount();
-  recorder_.failing = true;
+  recorder_.set_failing(true);
 
   // PUT: the body may be sealed while the record is being made (Recorder::Start), but the object
   // is never published: Commit fails and no blob is left behind.
@@ -193,10 +174,10 @@ TEST_F(ServiceAuditTest, UnwritableLogRefusesEveryKeyUse) {
   ASSERT_FALSE(done.ok());
   EXPECT_EQ(done.error().code, Errc::kUnavailable);
   EXPECT_FALSE(service_->HeadObject(bucket_, "big").ok());  // not published
-  EXPECT_EQ(recorder_.refused, 5);
+  EXPECT_EQ(recorder_.refused(), 5);
 
   // Once the log is writable again, key use resumes.
-  recorder_.failing = false;
+  recorder_.set_failing(false);
   EXPECT_TRUE(service_->OpenObject(bucket_, "doc", &request_).ok());
   EXPECT_TRUE(service_->CompleteUpload(bucket_, "big", *id, {{1, part->etag}}, {}, &request_).ok());
 }

@@ -7,35 +7,26 @@
 
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 
 #include "coffre/crypto/blob_format.h"
+#include "support/fake_recorder.h"
 
 namespace coffre::service {
 namespace {
 
 namespace fs = std::filesystem;
 
-class FakeRecorder final : public audit::Recorder {
- public:
-  Status Record(const audit::Event& event) override {
-    std::lock_guard lock(mu);
-    events.push_back(event);
-    return Status::Ok();
-  }
-  std::vector<audit::Event> IntegrityFailures() {
-    std::lock_guard lock(mu);
-    std::vector<audit::Event> out;
-    for (const auto& e : events) {
-      if (e.outcome == audit::Outcome::kIntegrityFailure) {
-        out.push_back(e);
-      }
+using test_support::FakeRecorder;
+
+std::vector<audit::Event> IntegrityFailures(FakeRecorder& recorder) {
+  std::vector<audit::Event> out;
+  for (const auto& e : recorder.events()) {
+    if (e.outcome == audit::Outcome::kIntegrityFailure) {
+      out.push_back(e);
     }
-    return out;
   }
-  std::mutex mu;
-  std::vector<audit::Event> events;
-};
+  return out;
+}
 
 class ScrubTest : public ::testing::Test {
  protected:
@@ -111,7 +102,7 @@ class ScrubTest : public ::testing::Test {
     EXPECT_EQ(r.damaged[0].tenant_name, "acme");
     EXPECT_EQ(r.damaged[0].error.code, Errc::kCorruption) << r.damaged[0].error.message;
     EXPECT_EQ(r.objects, 2u);
-    auto failures = recorder_.IntegrityFailures();
+    auto failures = IntegrityFailures(recorder_);
     ASSERT_EQ(failures.size(), 1u);
     EXPECT_EQ(failures[0].operation, audit::Operation::kDecrypt);
     EXPECT_EQ(failures[0].object_key, key);
@@ -135,7 +126,7 @@ TEST_F(ScrubTest, CleanStoreReportsNothing) {
   EXPECT_EQ(r.bytes, 3 * (3 * crypto::kMinSegmentSize + 100));
   EXPECT_TRUE(r.damaged.empty());
   EXPECT_FALSE(r.stopped);
-  EXPECT_TRUE(recorder_.IntegrityFailures().empty());
+  EXPECT_TRUE(IntegrityFailures(recorder_).empty());
 }
 
 TEST_F(ScrubTest, FlippedBitIsOneFindingAndOneRecord) {
