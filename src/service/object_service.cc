@@ -381,19 +381,35 @@ class BlobObjectReader final : public ObjectReader {
       // upper_bound skips past them).
       const size_t p = static_cast<size_t>(
           std::upper_bound(part_starts_.begin(), part_starts_.end(), pos_) - part_starts_.begin() - 1);
-      if (auto direct = ReadWholeSegmentInto(p, out.subspan(produced)); !direct.ok()) {
-        return direct.error();
-      } else if (*direct > 0) {
-        produced += *direct;
-        pos_ += *direct;
-        continue;
+      if (auto r = OpenPart(p); !r.ok()) return r.error();
+      const uint32_t seg_size = decryptor_->header().segment_size;  // the blob's own
+      const uint64_t segment = (pos_ - part_starts_[p]) / seg_size;
+      const uint64_t seg_start = part_starts_[p] + segment * seg_size;
+      const auto plain_len =
+          static_cast<size_t>(std::min<uint64_t>(seg_size, record_.parts[p].size - segment * seg_size));
+      const std::span<uint8_t> rest = out.subspan(produced);
+      size_t n = 0;
+      if (pos_ == seg_start && cached_segment_ != segment && plain_len <= rest.size() && plain_len <= end_ - pos_) {
+        // The whole segment is wanted and fits: decrypted straight into `out`, not through plain_
+        // (one copy fewer per byte on large reads). On failure the bytes written are wiped: no
+        // unauthenticated byte is left in `out`.
+        const std::span<uint8_t> dst = rest.first(plain_len);
+        if (Status st = DecryptSegment(segment, seg_size, dst); !st.ok()) {
+          std::fill(dst.begin(), dst.end(), uint8_t{0});
+          return FromStatus(st);
+        }
+        n = plain_len;
+      } else {
+        if (cached_segment_ != segment) {
+          cached_segment_ = UINT64_MAX;
+          plain_.resize(plain_len);
+          if (Status st = DecryptSegment(segment, seg_size, plain_); !st.ok()) return FromStatus(st);
+          cached_segment_ = segment;
+        }
+        const auto offset = static_cast<size_t>(pos_ - seg_start);
+        n = std::min<size_t>({plain_len - offset, rest.size(), static_cast<size_t>(end_ - pos_)});
+        std::copy_n(plain_.begin() + static_cast<std::ptrdiff_t>(offset), n, rest.begin());
       }
-      if (auto r = LoadSegment(p); !r.ok()) return r.error();
-      const uint64_t seg_start = part_starts_[p] + cached_segment_ * decryptor_->header().segment_size;
-      const size_t offset = static_cast<size_t>(pos_ - seg_start);
-      size_t n = std::min<size_t>({plain_.size() - offset, out.size() - produced,
-                                   static_cast<size_t>(end_ - pos_)});
-      std::copy_n(plain_.begin() + static_cast<std::ptrdiff_t>(offset), n, out.begin() + static_cast<std::ptrdiff_t>(produced));
       produced += n;
       pos_ += n;
     }
@@ -432,54 +448,16 @@ class BlobObjectReader final : public ObjectReader {
     return Done{};
   }
 
-  // When pos_ starts a segment that is wanted whole and fits in `out`, decrypts it straight into
-  // `out` rather than through plain_ (one copy fewer per byte on large reads) and returns its
-  // length; 0 when it does not apply. On failure the bytes it wrote are wiped: no unauthenticated
-  // byte is left in `out`.
-  SResult<size_t> ReadWholeSegmentInto(size_t p, std::span<uint8_t> out) {
-    if (auto r = OpenPart(p); !r.ok()) return r.error();
-    const uint32_t seg_size = decryptor_->header().segment_size;
-    const uint64_t segment = (pos_ - part_starts_[p]) / seg_size;
-    if (pos_ != part_starts_[p] + segment * seg_size || cached_segment_ == segment) return size_t{0};
-    const uint64_t plain_len = std::min<uint64_t>(seg_size, record_.parts[p].size - segment * seg_size);
-    if (plain_len > out.size() || plain_len > end_ - pos_) return size_t{0};
-    const std::span<uint8_t> dst = out.first(static_cast<size_t>(plain_len));
-    cipher_.resize(plain_len + crypto::kSegmentTagSize);
-    if (Status st = reader_->ReadAt(crypto::SegmentOffset(segment, seg_size), cipher_); !st.ok()) {
-      return FromStatus(st);
-    }
-    if (Status st = decryptor_->OpenSegment(segment, cipher_, dst); !st.ok()) {
-      std::fill(dst.begin(), dst.end(), uint8_t{0});
-      return FromStatus(st);
-    }
+  // Reads segment `index` of the open part and decrypts it into `out`, which has the segment's
+  // plaintext length.
+  Status DecryptSegment(uint64_t index, uint32_t seg_size, std::span<uint8_t> out) {
+    cipher_.resize(out.size() + crypto::kSegmentTagSize);
+    if (Status st = reader_->ReadAt(crypto::SegmentOffset(index, seg_size), cipher_); !st.ok()) return st;
+    if (Status st = decryptor_->OpenSegment(index, cipher_, out); !st.ok()) return st;
     if (service_.observer().decrypted) {
-      service_.observer().decrypted(plain_len);
+      service_.observer().decrypted(out.size());
     }
-    return static_cast<size_t>(plain_len);
-  }
-
-  // Makes the segment of part p that holds pos_ the decrypted one in plain_.
-  SResult<Done> LoadSegment(size_t p) {
-    if (auto r = OpenPart(p); !r.ok()) return r;
-    const uint32_t seg_size = decryptor_->header().segment_size;  // the blob's own
-    const uint64_t segment = (pos_ - part_starts_[p]) / seg_size;
-    if (cached_segment_ == segment) return Done{};
-    const uint64_t size = record_.parts[p].size;
-    const uint64_t plain_len = std::min<uint64_t>(seg_size, size - segment * seg_size);
-    cipher_.resize(plain_len + crypto::kSegmentTagSize);
-    plain_.resize(plain_len);
-    if (Status st = reader_->ReadAt(crypto::SegmentOffset(segment, seg_size), cipher_); !st.ok()) {
-      return FromStatus(st);
-    }
-    if (Status st = decryptor_->OpenSegment(segment, cipher_, plain_); !st.ok()) {
-      cached_segment_ = UINT64_MAX;
-      return FromStatus(st);
-    }
-    cached_segment_ = segment;
-    if (service_.observer().decrypted) {
-      service_.observer().decrypted(plain_len);
-    }
-    return Done{};
+    return Status::Ok();
   }
 
   ObjectService& service_;
