@@ -19,14 +19,13 @@ medians of the per-round ratios are printed: the machine is shared, so only rati
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_bench import Bench, Daemon, median, spread  # noqa: E402
+from run_bench import Bench, Daemon, median, spread, stop_all  # noqa: E402
 
 SHIM_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "preload", "no_audit_flush.c")
 
@@ -87,10 +86,7 @@ def main():
                       flush=True)
                 time.sleep(0.2)
     finally:
-        for d in daemons.values():
-            d.stop()
-        if not os.environ.get("COFFRE_BENCH_KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
+        stop_all(work, *daemons.values())
     if bench.failures:
         raise SystemExit("errors: " + "; ".join(bench.failures))
 

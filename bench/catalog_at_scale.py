@@ -40,17 +40,14 @@ reports errors.
 """
 
 import argparse
-import json
 import os
-import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_bench import Bench, Daemon, log, median, spread  # noqa: E402
+from run_bench import Bench, Daemon, log, median, spread, stop_all  # noqa: E402
 
 KEY_EXPR = "printf('dossier-%07d/doc-%02d.pdf', i / 16, i % 16)"
 TEMPLATE_KEY = "o/obj-0"
@@ -58,26 +55,10 @@ NOBJ = 64
 SIZE = 4096
 
 
-class BucketBench(Bench):
-    """Bench.run_load with the bucket as a parameter (run_bench.py always uses `bench`)."""
-
-    def run_bucket(self, bucket, endpoint, op, conc, creds, duration=None, count=None, prefix="", size=SIZE):
-        cmd = [self.load, "--endpoint", endpoint, "--target", "s3", "--credentials", creds, "--bucket", bucket,
-               "--op", op, "--size", str(size), "--concurrency", str(conc), "--prefix", prefix]
-        if duration is not None:
-            cmd += ["--duration", str(duration)]
-        if count is not None:
-            cmd += ["--count", str(count)]
-        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-        except (IndexError, json.JSONDecodeError):
-            raise SystemExit(f"coffre_load failed: {' '.join(cmd)}\n{out.stderr}")
-        if result["errors"]:
-            msg = f"{bucket} {op} c{conc} {prefix}: {result['errors']} errors, first: {result['first_error']}"
-            log("  ! " + msg)
-            self.failures.append(msg)
-        return result
+def run_bucket(bench, bucket, endpoint, op, conc, creds, duration=None, count=None, prefix="", size=SIZE):
+    """coffre_load against one of the two buckets."""
+    return bench.run_load("s3", endpoint, op, size, conc, duration=duration, count=count, prefix=prefix, creds=creds,
+                          bucket=bucket)
 
 
 def columns(db, table):
@@ -147,7 +128,7 @@ def main():
     args = ap.parse_args()
     args.build_dir = os.path.abspath(args.build_dir)
     binary = os.path.abspath(args.coffre or os.path.join(args.build_dir, "coffre"))
-    bench = BucketBench(args)
+    bench = Bench(args)
     if args.load:
         bench.load = os.path.abspath(args.load)
     plan = [("small", args.small_rows), ("big", args.rows)]
@@ -163,8 +144,8 @@ def main():
         daemon = Daemon(binary, data_dir)
         creds = daemon.credentials
         for name, _ in plan:
-            bench.run_bucket(name, daemon.endpoint, "mkbucket", 1, creds)
-            bench.run_bucket(name, daemon.endpoint, "populate", 16, creds, count=NOBJ, prefix="o/")
+            run_bucket(bench, name, daemon.endpoint, "mkbucket", 1, creds)
+            run_bucket(bench, name, daemon.endpoint, "populate", 16, creds, count=NOBJ, prefix="o/")
         daemon.stop()
         daemon = None
         before = db_size(catalog)
@@ -189,25 +170,22 @@ def main():
                 what, conc = cell
                 for name in order:
                     if what == "GET":
-                        r = bench.run_bucket(name, daemon.endpoint, "get", conc, creds, duration=args.duration,
+                        r = run_bucket(bench, name, daemon.endpoint, "get", conc, creds, duration=args.duration,
                                              count=NOBJ, prefix="o/")
                     elif what == "LIST":
-                        r = bench.run_bucket(name, daemon.endpoint, "list", conc, creds, duration=args.duration,
+                        r = run_bucket(bench, name, daemon.endpoint, "list", conc, creds, duration=args.duration,
                                              size=0)
                     else:
                         prefix = f"p{rnd}c{conc}/"
                         if what == "PUT mid":
                             prefix = f"dossier-{mid[name]:07d}/" + prefix
-                        r = bench.run_bucket(name, daemon.endpoint, "put", conc, creds, duration=args.duration,
+                        r = run_bucket(bench, name, daemon.endpoint, "put", conc, creds, duration=args.duration,
                                              prefix=prefix)
                     got[(cell, name)].append(r)
             log(f"round {rnd + 1}/{args.rounds} done, load {os.getloadavg()[0]:.1f}")
         hwm = daemon.hwm()
     finally:
-        if daemon:
-            daemon.stop()
-        if not os.environ.get("COFFRE_BENCH_KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
+        stop_all(work, daemon)
     load_end = os.getloadavg()
 
     small_n, big_n = args.small_rows + NOBJ, args.rows + NOBJ

@@ -14,12 +14,11 @@ a change saves still shows. Only ratios mean anything on these shared machines.
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_bench import Bench, Daemon, Nginx, fmt_size, median, spread  # noqa: E402
+from run_bench import Bench, Daemon, Nginx, fmt_size, median, spread, stop_all  # noqa: E402
 
 
 def cpu_seconds(pid):
@@ -86,12 +85,7 @@ def main():
                      f"{median(cpu_ratios):.2f}")
             print(line, flush=True)
     finally:
-        for d in daemons.values():
-            d.stop()
-        if nginx:
-            nginx.stop()
-        if not os.environ.get("COFFRE_BENCH_KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
+        stop_all(work, *daemons.values(), nginx)
     if bench.failures:
         raise SystemExit("errors: " + "; ".join(bench.failures))
 

@@ -166,8 +166,9 @@ class Bench:
         self.load = os.path.join(args.build_dir, "bench", "coffre_load")
         self.failures = []
 
-    def run_load(self, target, endpoint, op, size, conc, duration=None, count=None, prefix="", creds=None):
-        cmd = [self.load, "--endpoint", endpoint, "--target", target, "--bucket", "bench", "--op", op,
+    def run_load(self, target, endpoint, op, size, conc, duration=None, count=None, prefix="", creds=None,
+                 bucket="bench"):
+        cmd = [self.load, "--endpoint", endpoint, "--target", target, "--bucket", bucket, "--op", op,
                "--size", str(size), "--concurrency", str(conc), "--prefix", prefix]
         if creds:
             cmd += ["--credentials", creds]
@@ -181,10 +182,21 @@ class Bench:
         except (IndexError, json.JSONDecodeError):
             raise SystemExit(f"coffre_load failed: {' '.join(cmd)}\n{out.stderr}")
         if result["errors"]:
-            msg = f"{target} {op} {size} c{conc}: {result['errors']} errors, first: {result['first_error']}"
+            msg = (f"{target} {bucket} {op} {size} c{conc} {prefix}: {result['errors']} errors, "
+                   f"first: {result['first_error']}")
             log("  ! " + msg)
             self.failures.append(msg)
         return result
+
+
+def stop_all(work, *servers):
+    """Stops every server started (None: never started) and removes the temp dir `work`, unless
+    COFFRE_BENCH_KEEP is set."""
+    for server in servers:
+        if server:
+            server.stop()
+    if not os.environ.get("COFFRE_BENCH_KEEP"):
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def openssl_speed(alg, seconds):
@@ -448,12 +460,7 @@ def main():
                         f"HWM {hwm:.0f} MiB")
         peak_rss = daemon.hwm()
     finally:
-        if daemon:
-            daemon.stop()
-        if nginx:
-            nginx.stop()
-        if not os.environ.get("COFFRE_BENCH_KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
+        stop_all(work, daemon, nginx)
 
     ceil_aes, ceil_md5, ceil_fsync = median(aes), median(md5), median(fsyncs)
     lines = [BEGIN, ""]
