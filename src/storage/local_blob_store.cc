@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <utility>
@@ -300,23 +302,24 @@ class LocalBlobStore final : public BlobStore {
   }
 
   // Creates the two fan-out directory levels once; fsyncs their parents when new, so the rename
-  // target's path is itself durable.
+  // target's path is itself durable. A directory is created under its own stripe's lock, not one
+  // store-wide lock: the parent's fsync would otherwise queue every concurrent commit behind it,
+  // and a writer that finds the directory must not use it before its creator's fsync is done.
   Status EnsureDir(const std::string& dir) {
-    std::lock_guard lock(mu_);
-    if (known_dirs_.count(dir) != 0) {
+    if (IsKnownDir(dir)) {
       return Status::Ok();
     }
     std::string parent = dir.substr(0, dir.rfind('/'));
-    struct stat st {};
-    if (::stat(parent.c_str(), &st) != 0) {
-      COFFRE_RETURN_IF_ERROR(MakeDir(parent));
-      COFFRE_RETURN_IF_ERROR(FsyncDir(blobs_));
+    {
+      std::lock_guard creating(StripeOf(parent));
+      if (!IsKnownDir(parent)) {
+        COFFRE_RETURN_IF_ERROR(CreateDirDurably(parent, blobs_));
+      }
     }
-    if (::stat(dir.c_str(), &st) != 0) {
-      COFFRE_RETURN_IF_ERROR(MakeDir(dir));
-      COFFRE_RETURN_IF_ERROR(FsyncDir(parent));
+    std::lock_guard creating(StripeOf(dir));
+    if (!IsKnownDir(dir)) {
+      COFFRE_RETURN_IF_ERROR(CreateDirDurably(dir, parent));
     }
-    known_dirs_.insert(dir);
     return Status::Ok();
   }
 
@@ -325,10 +328,30 @@ class LocalBlobStore final : public BlobStore {
     return blobs_ + "/" + id.substr(0, 2) + "/" + id.substr(2, 2) + "/" + id;
   }
 
+  bool IsKnownDir(const std::string& dir) {
+    std::lock_guard lock(known_mu_);
+    return known_dirs_.count(dir) != 0;
+  }
+  std::mutex& StripeOf(const std::string& dir) { return dir_stripes_[std::hash<std::string>{}(dir) % kDirStripes]; }
+  // Caller holds StripeOf(dir). A directory already on disk but not known was made by an earlier
+  // process: a concurrent writer creating it would hold the same stripe.
+  Status CreateDirDurably(const std::string& dir, const std::string& parent) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) {
+      COFFRE_RETURN_IF_ERROR(MakeDir(dir));
+      COFFRE_RETURN_IF_ERROR(FsyncDir(parent));
+    }
+    std::lock_guard lock(known_mu_);
+    known_dirs_.insert(dir);
+    return Status::Ok();
+  }
+
   std::string root_;
   std::string blobs_;
   std::string tmp_;
-  std::mutex mu_;
+  static constexpr size_t kDirStripes = 64;
+  std::array<std::mutex, kDirStripes> dir_stripes_;
+  std::mutex known_mu_;
   std::set<std::string> known_dirs_;
 };
 

@@ -1,9 +1,13 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "coffre/storage/blob_store.h"
 
@@ -50,6 +54,50 @@ TEST_F(LocalBlobStoreTest, CommittedBlobReadsBack) {
   struct stat st {};
   ASSERT_EQ(::stat((root_ + "/blobs/00/11/" + kId).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 077, 0u);
+}
+
+// Writers racing to create the same fan-out directories (and different ones) all commit, and a
+// store opened later on the same root commits into the directories it finds.
+TEST_F(LocalBlobStoreTest, ConcurrentCommitsIntoNewDirectories) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 12;
+  auto id_of = [](int t, int i) {
+    // Three ids per leaf directory; leaves under two first-level directories.
+    char id[40];
+    std::snprintf(id, sizeof id, "%02x%02x%04x%04x00000000000000000000", (t * kPerThread + i) % 2,
+                  (t * kPerThread + i) / 3 % 256, t, i);
+    return std::string(id);
+  };
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto w = store_->Create(id_of(t, i));
+        const std::vector<uint8_t> body = {static_cast<uint8_t>(t), static_cast<uint8_t>(i)};
+        if (!w.ok() || !(*w)->Append(body).ok() || !(*w)->Commit().ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+
+  auto reopened = OpenLocalBlobStore(root_);
+  ASSERT_TRUE(reopened.ok());
+  auto w = (*reopened)->Create("0001ffff000000000000000000000000");
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append(std::vector<uint8_t>{42}).ok());
+  ASSERT_TRUE((*w)->Commit().ok());
+
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      auto r = (*reopened)->Open(id_of(t, i));
+      ASSERT_TRUE(r.ok()) << id_of(t, i);
+      std::vector<uint8_t> out(2);
+      ASSERT_TRUE((*r)->ReadAt(0, out).ok());
+      EXPECT_EQ(out, (std::vector<uint8_t>{static_cast<uint8_t>(t), static_cast<uint8_t>(i)}));
+    }
+  }
 }
 
 TEST_F(LocalBlobStoreTest, UncommittedBlobIsInvisibleAndCleanedUp) {
