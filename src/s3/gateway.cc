@@ -102,6 +102,23 @@ struct RequestReport {
   }
 };
 
+// The first lookups of the request's operation, on the worker that has just authenticated it.
+// Nothing the handler checks comes before them: every operation in a bucket starts by resolving it,
+// GetObject by opening the object (the audit record of its key's use starts there) and HeadObject
+// by looking it up.
+void PrefetchOnWorker(RequestContext& ctx) {
+  const Route& route = ctx.route;
+  if (route.bucket.empty() || route.op == Operation::kCreateBucket || route.op == Operation::kDeleteBucket) return;
+  ctx.route_bucket = ctx.service().GetBucket(ctx.auth.tenant_id, route.bucket);
+  if (!ctx.route_bucket->ok()) return;
+  const catalog::Bucket& bucket = ctx.route_bucket->value();
+  if (route.op == Operation::kGetObject) {
+    ctx.opened_object = ctx.service().OpenObject(bucket, route.key, &ctx.audit_request);
+  } else if (route.op == Operation::kHeadObject) {
+    ctx.object_info = ctx.service().HeadObject(bucket, route.key);
+  }
+}
+
 bool IsContentAttribute(std::string_view name) {
   return name == "content-type" || name == "content-encoding" || name == "content-disposition" ||
          name == "content-language" || name == "cache-control" || name == "expires";
@@ -309,7 +326,12 @@ Expected<catalog::Attributes, Error> RequestContext::AttributesFromHeaders() con
 }
 
 asio::awaitable<Expected<catalog::Bucket, Error>> RequestContext::ResolveBucket(const std::string& name) {
-  auto r = co_await Blocking([&] { return service().GetBucket(auth.tenant_id, name); });
+  // Not a conditional expression: GCC 12 miscompiles a co_await inside one.
+  std::optional<service::SResult<catalog::Bucket>> found = route_bucket;
+  if (!found || name != route.bucket) {
+    found = co_await Blocking([&] { return service().GetBucket(auth.tenant_id, name); });
+  }
+  auto& r = *found;
   if (!r.ok()) {
     Error e = ToS3Error(r.error());
     e.resource = "/" + name;
@@ -319,6 +341,13 @@ asio::awaitable<Expected<catalog::Bucket, Error>> RequestContext::ResolveBucket(
 }
 
 namespace {
+
+// A body's read buffer, no larger than the body: a 4 KiB PUT must not pay for zeroing (and
+// faulting in) a 256 KiB buffer.
+size_t BodyBufferSize(std::optional<uint64_t> content_length, size_t limit) {
+  if (!content_length) return limit;  // chunked transfer encoding
+  return static_cast<size_t>(std::clamp<uint64_t>(*content_length, 1, limit));
+}
 
 // Decodes and verifies a body as it streams in: aws-chunked framing and signatures, or the
 // signed payload hash; hands plaintext payload bytes to `sink`.
@@ -381,7 +410,7 @@ Error BodyReadError(http::BodyError e) {
 
 asio::awaitable<Expected<std::string, Error>> RequestContext::ReadSmallBody() {
   PayloadDecoder decoder(auth, DeclaredTrailers(*this), DeclaredPayloadLength());
-  Bytes raw(64 * 1024);
+  Bytes raw(BodyBufferSize(ex.content_length(), 64 * 1024));
   Bytes decoded;
   std::string body;
   for (;;) {
@@ -421,9 +450,9 @@ asio::awaitable<Expected<std::string, Error>> RequestContext::ReadSmallBody() {
 asio::awaitable<Expected<service::CommitOptions, Error>> RequestContext::ReceiveObject(
     service::ObjectWriter& writer, const ChecksumPlan& plan) {
   PayloadDecoder decoder(auth, DeclaredTrailers(*this), DeclaredPayloadLength());
-  Bytes raw(options().io_chunk);
+  Bytes raw(BodyBufferSize(ex.content_length(), options().io_chunk));
   Bytes decoded;
-  decoded.reserve(options().io_chunk);
+  decoded.reserve(raw.size());
   for (;;) {
     auto [n, err] = co_await ex.ReadBody(raw);
     if (err != http::BodyError::kNone) co_return BodyReadError(err);
@@ -471,11 +500,17 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
   report.routed = true;
 
   // The rate limit is checked on the worker thread that authenticated: it may read the keystore.
+  // The operation's first lookup runs there too, which saves a round trip to the workers.
   bool admitted = true;
   auto auth = co_await ctx.Blocking([&] {
     auto result = Authenticate(ctx.view, lookup_, options_.auth);
-    if (result.ok() && options_.admit) {
-      admitted = options_.admit(result->tenant_id);
+    if (!result.ok()) return result;
+    if (options_.admit) admitted = options_.admit(result->tenant_id);
+    if (admitted) {
+      ctx.auth = *result;
+      ctx.audit_request = service::RequestInfo{ctx.request_id, ctx.auth.access_key_id, ctx.ex.remote_address(),
+                                               std::string(OperationName(ctx.route.op))};
+      PrefetchOnWorker(ctx);
     }
     return result;
   });
@@ -488,8 +523,6 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
     co_await ctx.SendError(Error(ErrorCode::kSlowDown));
     co_return;
   }
-  ctx.audit_request = service::RequestInfo{ctx.request_id, ctx.auth.access_key_id, ctx.ex.remote_address(),
-                                           std::string(OperationName(ctx.route.op))};
 
   switch (ctx.route.op) {
     case Operation::kListBuckets:

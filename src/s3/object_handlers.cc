@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <memory>
+#include <span>
 #include <utility>
 
 #include "coffre/common/clock.h"
@@ -180,8 +182,11 @@ asio::awaitable<void> PutObject(RequestContext& ctx, const catalog::Bucket& buck
 }
 
 asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& bucket) {
-  auto reader =
-      co_await ctx.Blocking([&] { return ctx.service().OpenObject(bucket, ctx.route.key, &ctx.audit_request); });
+  auto opened = std::move(ctx.opened_object);
+  if (!opened) {
+    opened = co_await ctx.Blocking([&] { return ctx.service().OpenObject(bucket, ctx.route.key, &ctx.audit_request); });
+  }
+  auto& reader = *opened;
   if (!reader.ok()) co_return co_await ctx.SendError(ToS3Error(reader.error()));
   const service::ObjectInfo& info = (*reader)->info();
   if (auto e = EvaluateReadConditions(ctx, info, "")) co_return co_await SendConditionFailure(ctx, info, *e);
@@ -232,23 +237,26 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
   // with an error instead of a truncated body.
   const uint64_t step =
       std::max<uint64_t>(ctx.options().io_chunk, std::min<uint64_t>(length / 4, ctx.options().get_chunk));
-  Bytes buf(std::min<uint64_t>(step, std::max<uint64_t>(length, 1)));
-  co_await ctx.AwaitReadable(**reader);
-  auto first = co_await ctx.Blocking([&] { return (*reader)->Read(buf); });
+  // Not Bytes: a vector would zero up to 2 MiB per GET that decryption overwrites anyway.
+  const size_t buf_size = std::min<uint64_t>(step, std::max<uint64_t>(length, 1));
+  auto buf = std::make_unique_for_overwrite<uint8_t[]>(buf_size);
+  auto first = co_await ctx.BlockingWhenReadable(
+      **reader, [&] { return (*reader)->Read(std::span<uint8_t>(buf.get(), buf_size)); });
   if (!first.ok()) co_return co_await ctx.SendError(ToS3Error(first.error()));
 
   if (!co_await ctx.ex.SendHeader(ObjectResponseHeader(ctx, status, headers, length))) co_return;
   // Two buffers: the next piece is read and decrypted on a worker while this one is being sent.
   using boost::asio::experimental::awaitable_operators::operator&&;
-  Bytes spare((*reader)->remaining() > 0 ? buf.size() : 0);
+  auto spare = (*reader)->remaining() > 0 ? std::make_unique_for_overwrite<uint8_t[]>(buf_size) : nullptr;
   size_t n = *first;
   while (n > 0) {
     if ((*reader)->remaining() == 0) {
-      if (!co_await ctx.ex.SendBody(ByteView(buf.data(), n))) co_return;
+      if (!co_await ctx.ex.SendBody(ByteView(buf.get(), n))) co_return;
       break;
     }
-    auto [sent, next] =
-        co_await (ctx.ex.SendBody(ByteView(buf.data(), n)) && ctx.Blocking([&] { return (*reader)->Read(spare); }));
+    auto [sent, next] = co_await (ctx.ex.SendBody(ByteView(buf.get(), n)) && ctx.Blocking([&] {
+      return (*reader)->Read(std::span<uint8_t>(spare.get(), buf_size));
+    }));
     if (!sent) co_return;
     if (!next.ok()) {
       // Headers are gone: all we can do is cut the connection so the client sees a short body.
@@ -262,7 +270,11 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
 }
 
 asio::awaitable<void> HeadObject(RequestContext& ctx, const catalog::Bucket& bucket) {
-  auto info = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
+  auto found = std::move(ctx.object_info);
+  if (!found) {
+    found = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
+  }
+  auto& info = *found;
   if (!info.ok()) co_return co_await ctx.SendError(ToS3Error(info.error()));
   if (auto e = EvaluateReadConditions(ctx, *info, "")) co_return co_await SendConditionFailure(ctx, *info, *e);
   Headers headers;

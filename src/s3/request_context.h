@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -48,6 +49,11 @@ class RequestContext {
   bool head = false;
   // Who asks, for the key-usage audit log: set once the request is authenticated.
   service::RequestInfo audit_request;
+  // Looked up on the worker that authenticated the request, which saves a round trip: the route's
+  // bucket (ResolveBucket answers from it), and the object of a GetObject or HeadObject.
+  std::optional<service::SResult<catalog::Bucket>> route_bucket;
+  std::optional<service::SResult<std::unique_ptr<service::ObjectReader>>> opened_object;
+  std::optional<service::SResult<service::ObjectInfo>> object_info;
 
   service::ObjectService& service() { return gateway.service(); }
   const GatewayOptions& options() const { return gateway.options(); }
@@ -59,11 +65,13 @@ class RequestContext {
   auto Blocking(F f) -> asio::awaitable<decltype(f())> {
     co_return co_await http::RunBlocking(gateway.pool(), std::move(f));
   }
-  // Waits, without holding a worker thread, until reading `reader` will not block on the audit
-  // record of its key's use: concurrent GETs then share one flush of the log (docs/AUDIT.md).
-  asio::awaitable<void> AwaitReadable(service::ObjectReader& reader) {
-    co_await http::AwaitNotification(
-        [&reader](std::function<void()> notify) { reader.WhenReadable(std::move(notify)); });
+  // Runs f on a worker once reading `reader` will not block on the audit record of its key's use,
+  // and holds no thread until then: concurrent GETs share one flush of the log (docs/AUDIT.md).
+  template <typename F>
+  auto BlockingWhenReadable(service::ObjectReader& reader, F f) -> asio::awaitable<decltype(f())> {
+    co_return co_await http::RunBlockingWhen(
+        gateway.pool(), [&reader](std::function<void()> notify) { reader.WhenReadable(std::move(notify)); },
+        std::move(f));
   }
 
   asio::awaitable<void> SendError(Error error);

@@ -876,5 +876,78 @@ TEST(RunBlocking, VoidAndThrowingFunctions) {
   pool.join();
 }
 
+// The notification comes from a thread of its own (as the audit log's writer): f() must not start
+// before it, must run on the pool, and the caller must resume on the io thread with its result.
+TEST(RunBlockingWhen, RunsOnThePoolOnlyAfterTheNotification) {
+  asio::io_context io;
+  asio::thread_pool pool(1);
+  std::function<void()> notify;
+  std::promise<void> subscribed;
+  std::atomic<bool> notified{false};
+  std::atomic<bool> ran_before_notify{false};
+  std::thread::id ran_on;
+  std::thread::id resumed_on;
+  auto future = asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<std::unique_ptr<int>> {
+        auto value = co_await RunBlockingWhen(
+            pool,
+            [&](std::function<void()> n) {
+              notify = std::move(n);
+              subscribed.set_value();
+            },
+            [&] {
+              ran_before_notify = !notified.load();
+              ran_on = std::this_thread::get_id();
+              return std::make_unique<int>(7);
+            });
+        resumed_on = std::this_thread::get_id();
+        co_return value;
+      },
+      asio::use_future);
+  std::thread::id notifier_id;
+  std::thread notifier([&] {
+    notifier_id = std::this_thread::get_id();
+    subscribed.get_future().wait();
+    std::this_thread::sleep_for(50ms);
+    notified = true;
+    notify();
+  });
+  io.run();
+  notifier.join();
+  auto result = future.get();
+  ASSERT_NE(result, nullptr);
+  EXPECT_EQ(*result, 7);
+  EXPECT_FALSE(ran_before_notify);
+  EXPECT_NE(ran_on, std::this_thread::get_id());
+  EXPECT_NE(ran_on, notifier_id);
+  EXPECT_EQ(resumed_on, std::this_thread::get_id());
+  pool.join();
+}
+
+// A notification that has already come (subscribe calls it at once), and f() throwing.
+TEST(RunBlockingWhen, ImmediateNotificationAndThrowingFunction) {
+  asio::io_context io;
+  asio::thread_pool pool(1);
+  int value = 0;
+  std::string caught;
+  auto now = [](std::function<void()> notify) { notify(); };
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        value = co_await RunBlockingWhen(pool, now, [] { return 3; });
+        try {
+          co_await RunBlockingWhen(pool, now, []() -> int { throw std::runtime_error("disk on fire"); });
+        } catch (const std::runtime_error& e) {
+          caught = e.what();
+        }
+      },
+      asio::detached);
+  io.run();
+  EXPECT_EQ(value, 3);
+  EXPECT_EQ(caught, "disk on fire");
+  pool.join();
+}
+
 }  // namespace
 }  // namespace coffre::http

@@ -120,20 +120,18 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
-// Runs f() on `pool` and resumes the calling coroutine on its own executor with the result.
-// R may be move-only (std::unique_ptr) or void. The caller must be a co_spawn'ed coroutine: its
-// spawn keeps the io_context's run() from returning while f() is away on the pool. An exception
-// thrown by f() is rethrown in the caller instead of escaping on a pool thread (which would
-// terminate the process). `pool` and the caller's io_context must outlive the call.
-template <typename F>
-auto RunBlocking(asio::thread_pool& pool, F f) -> asio::awaitable<decltype(f())> {
+namespace detail {
+// Hands `schedule` a job that runs f() and then resumes the calling coroutine on its own executor
+// with the result; `schedule` decides where and when the job runs.
+template <typename F, typename Schedule>
+auto RunScheduled(F& f, Schedule schedule) -> asio::awaitable<decltype(f())> {
   using R = decltype(f());
   using Stored = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
   std::optional<Stored> result;
   std::exception_ptr failure;
   co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
-      [&pool, &f, &result, &failure](auto handler) {
-        asio::post(pool, [&f, &result, &failure, handler = std::move(handler)]() mutable {
+      [&schedule, &f, &result, &failure](auto handler) {
+        schedule([&f, &result, &failure, handler = std::move(handler)]() mutable {
           try {
             if constexpr (std::is_void_v<R>) {
               f();
@@ -156,22 +154,30 @@ auto RunBlocking(asio::thread_pool& pool, F f) -> asio::awaitable<decltype(f())>
     co_return std::move(*result);
   }
 }
+}  // namespace detail
 
-// Suspends the calling coroutine without holding a thread: calls subscribe(notify) at once, and
-// resumes the coroutine on its own executor once notify() has been called, from any thread (and
-// at most once). The caller's io_context must still exist when notify() is called.
-template <typename Subscribe>
-asio::awaitable<void> AwaitNotification(Subscribe subscribe) {
-  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
-      [&subscribe](auto handler) {
-        // std::function needs a copyable target; the handler is move-only, so it is shared.
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        subscribe(std::function<void()>([shared] {
-          auto executor = asio::get_associated_executor(*shared);
-          asio::post(executor, std::move(*shared));
-        }));
-      },
-      asio::use_awaitable);
+// Runs f() on `pool` and resumes the calling coroutine on its own executor with the result.
+// R may be move-only (std::unique_ptr) or void. The caller must be a co_spawn'ed coroutine: its
+// spawn keeps the io_context's run() from returning while f() is away on the pool. An exception
+// thrown by f() is rethrown in the caller instead of escaping on a pool thread (which would
+// terminate the process). `pool` and the caller's io_context must outlive the call.
+template <typename F>
+auto RunBlocking(asio::thread_pool& pool, F f) -> asio::awaitable<decltype(f())> {
+  co_return co_await detail::RunScheduled(f, [&pool](auto job) { asio::post(pool, std::move(job)); });
+}
+
+// As RunBlocking, but f() starts only once a notification has come, and the caller holds no thread
+// meanwhile: subscribe(notify) is called at once, and notify() may be called from any thread (from
+// inside subscribe too), at most once; it posts f() to `pool`. One hand-off fewer than awaiting
+// the notification on the caller's executor and then calling RunBlocking. `pool` and the caller's
+// io_context must still exist when notify() is called.
+template <typename Subscribe, typename F>
+auto RunBlockingWhen(asio::thread_pool& pool, Subscribe subscribe, F f) -> asio::awaitable<decltype(f())> {
+  co_return co_await detail::RunScheduled(f, [&pool, &subscribe](auto job) {
+    // std::function needs a copyable target; the job holds the move-only handler, so it is shared.
+    auto shared = std::make_shared<decltype(job)>(std::move(job));
+    subscribe(std::function<void()>([&pool, shared] { asio::post(pool, std::move(*shared)); }));
+  });
 }
 
 }  // namespace coffre::http
