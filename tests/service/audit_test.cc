@@ -10,6 +10,7 @@
 #include "coffre/db/sqlite.h"
 #include "coffre/service/object_service.h"
 #include "support/fake_recorder.h"
+#include "support/service_stores.h"
 
 namespace coffre::service {
 namespace {
@@ -18,20 +19,10 @@ namespace fs = std::filesystem;
 
 using test_support::FakeRecorder;
 
-class ServiceAuditTest : public ::testing::Test {
+class ServiceAuditTest : public test_support::ServiceStoresTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-svc-audit-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    auto keys = keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32));
-    ASSERT_TRUE(keys.ok());
-    keys_ = std::move(keys).value();
-    auto cat = catalog::Catalog::Open(dir_ + "/catalog.db");
-    ASSERT_TRUE(cat.ok());
-    catalog_ = std::move(cat).value();
-    auto blobs = storage::OpenLocalBlobStore(dir_);
-    ASSERT_TRUE(blobs.ok());
-    blobs_ = std::move(blobs).value();
+    ASSERT_TRUE(OpenStores("svc-audit"));
     ServiceOptions opts;
     opts.segment_size = 4096;
     opts.min_part_size = 10;
@@ -45,7 +36,6 @@ class ServiceAuditTest : public ::testing::Test {
     bucket_ = *b;
     request_ = RequestInfo{"REQ0001", "COACCESSKEY", "192.0.2.1:40000", "PutObject"};
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   SResult<PutResult> Put(const std::string& key, const Bytes& data) {
     auto w = service_->BeginPut(bucket_, key, {}, {}, &request_);
@@ -64,10 +54,6 @@ class ServiceAuditTest : public ::testing::Test {
 
   std::vector<audit::Event> Events() { return recorder_.events(); }
 
-  std::string dir_;
-  std::unique_ptr<keystore::Keystore> keys_;
-  std::unique_ptr<catalog::Catalog> catalog_;
-  std::unique_ptr<storage::BlobStore> blobs_;
   std::unique_ptr<ObjectService> service_;
   FakeRecorder recorder_;
   std::string tenant_;

@@ -15,6 +15,7 @@
 #include "coffre/crypto/checksum.h"
 #include "coffre/crypto/hash.h"
 #include "coffre/service/object_service.h"
+#include "support/service_stores.h"
 
 namespace coffre::service {
 namespace {
@@ -92,20 +93,10 @@ TEST(HashLaneTest, WaitRethrowsWhatTheWorkThrew) {
   EXPECT_EQ(calls, 2);
 }
 
-class WriterHashTest : public ::testing::Test {
+class WriterHashTest : public test_support::ServiceStoresTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-hashlane-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    auto keys = keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32));
-    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
-    keys_ = std::move(keys).value();
-    auto cat = catalog::Catalog::Open(dir_ + "/catalog.db");
-    ASSERT_TRUE(cat.ok()) << cat.status().ToString();
-    catalog_ = std::move(cat).value();
-    auto blobs = storage::OpenLocalBlobStore(dir_);
-    ASSERT_TRUE(blobs.ok());
-    blobs_ = std::move(blobs).value();
+    ASSERT_TRUE(OpenStores("hashlane"));
     ServiceOptions opts;
     opts.segment_size = 4096;
     opts.garbage_grace_ms = 0;
@@ -116,7 +107,6 @@ class WriterHashTest : public ::testing::Test {
     ASSERT_TRUE(b.ok());
     bucket_ = *b;
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::unique_ptr<ObjectWriter> Begin(const std::string& key) {
     std::set<crypto::ChecksumAlgorithm> all(std::begin(crypto::kAllChecksumAlgorithms),
@@ -126,10 +116,6 @@ class WriterHashTest : public ::testing::Test {
     return w.ok() ? std::move(w).value() : nullptr;
   }
 
-  std::string dir_;
-  std::unique_ptr<keystore::Keystore> keys_;
-  std::unique_ptr<catalog::Catalog> catalog_;
-  std::unique_ptr<storage::BlobStore> blobs_;
   std::unique_ptr<ObjectService> service_;
   catalog::Bucket bucket_;
 };

@@ -11,6 +11,7 @@
 #include "coffre/service/key_lifecycle.h"
 #include "coffre/service/object_service.h"
 #include "support/fake_recorder.h"
+#include "support/service_stores.h"
 
 namespace coffre::service {
 namespace {
@@ -252,14 +253,10 @@ TEST_F(KeyLifecycleAuditTest, WithoutARecorderChangesAreMadeUnrecorded) {
 
 // --- the object service's part: destroy and rewrap ------------------------------------------
 
-class ServiceLifecycleAuditTest : public ::testing::Test {
+class ServiceLifecycleAuditTest : public test_support::ServiceStoresTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-svc-lifecycle-audit-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    keys_ = std::move(keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32))).value();
-    catalog_ = std::move(catalog::Catalog::Open(dir_ + "/catalog.db")).value();
-    blobs_ = std::move(storage::OpenLocalBlobStore(dir_)).value();
+    ASSERT_TRUE(OpenStores("svc-lifecycle-audit"));
     ServiceOptions opts;
     opts.segment_size = 4096;
     opts.min_part_size = 10;
@@ -269,7 +266,6 @@ class ServiceLifecycleAuditTest : public ::testing::Test {
     bucket_ = *service_->CreateBucket(tenant_, "dossiers");
     request_.action = "cli:key rewrap";
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   void Put(const std::string& key) {
     auto w = service_->BeginPut(bucket_, key, {}, {});
@@ -285,10 +281,6 @@ class ServiceLifecycleAuditTest : public ::testing::Test {
     return it == counts->end() ? 0 : it->second;
   }
 
-  std::string dir_;
-  std::unique_ptr<keystore::Keystore> keys_;
-  std::unique_ptr<catalog::Catalog> catalog_;
-  std::unique_ptr<storage::BlobStore> blobs_;
   std::unique_ptr<ObjectService> service_;
   FakeRecorder recorder_;
   std::string tenant_;

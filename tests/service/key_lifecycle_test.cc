@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -14,6 +13,7 @@
 
 #include "coffre/service/object_service.h"
 #include "service/data_key_aad.h"
+#include "support/service_stores.h"
 
 namespace coffre::service {
 namespace {
@@ -27,14 +27,10 @@ Bytes Pattern(size_t n, uint32_t seed) {
   return b;
 }
 
-class ServiceKeyLifecycleTest : public ::testing::Test {
+class ServiceKeyLifecycleTest : public test_support::ServiceStoresTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-service-keys-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    keys_ = std::move(keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32))).value();
-    catalog_ = std::move(catalog::Catalog::Open(dir_ + "/catalog.db")).value();
-    blobs_ = std::move(storage::OpenLocalBlobStore(dir_)).value();
+    ASSERT_TRUE(OpenStores("service-keys"));
     ServiceOptions opts;
     opts.segment_size = 4096;
     opts.min_part_size = 5000;
@@ -46,7 +42,6 @@ class ServiceKeyLifecycleTest : public ::testing::Test {
     bucket_ = *service_->CreateBucket(tenant_, "dossiers");
     other_bucket_ = *service_->CreateBucket(other_, "theirs");
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   void Put(const catalog::Bucket& b, const std::string& key, const Bytes& data) {
     auto w = service_->BeginPut(b, key, {}, {});
@@ -96,10 +91,6 @@ class ServiceKeyLifecycleTest : public ::testing::Test {
     return rewrapped;
   }
 
-  std::string dir_;
-  std::unique_ptr<keystore::Keystore> keys_;
-  std::unique_ptr<catalog::Catalog> catalog_;
-  std::unique_ptr<storage::BlobStore> blobs_;
   std::unique_ptr<ObjectService> service_;
   std::string tenant_;
   std::string other_;

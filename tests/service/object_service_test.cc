@@ -3,12 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 
 #include "coffre/crypto/hash.h"
+#include "support/service_stores.h"
 
 namespace coffre::service {
 namespace {
@@ -22,20 +22,10 @@ Bytes Pattern(size_t n, uint32_t seed = 1) {
   return b;
 }
 
-class ObjectServiceTest : public ::testing::Test {
+class ObjectServiceTest : public test_support::ServiceStoresTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-service-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    auto keys = keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32));
-    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
-    keys_ = std::move(keys).value();
-    auto cat = catalog::Catalog::Open(dir_ + "/catalog.db");
-    ASSERT_TRUE(cat.ok()) << cat.status().ToString();
-    catalog_ = std::move(cat).value();
-    auto blobs = storage::OpenLocalBlobStore(dir_);
-    ASSERT_TRUE(blobs.ok());
-    blobs_ = std::move(blobs).value();
+    ASSERT_TRUE(OpenStores("service"));
     ServiceOptions opts;
     opts.segment_size = 4096;      // small segments: boundaries are cheap to test
     opts.min_part_size = 5000;
@@ -48,7 +38,6 @@ class ObjectServiceTest : public ::testing::Test {
     ASSERT_TRUE(b.ok());
     bucket_ = *b;
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   SResult<PutResult> Put(const std::string& key, const Bytes& data, CommitOptions opts = {}) {
     auto w = service_->BeginPut(bucket_, key, {{"content-type", "application/pdf"}},
@@ -95,10 +84,6 @@ class ObjectServiceTest : public ::testing::Test {
     return files;
   }
 
-  std::string dir_;
-  std::unique_ptr<keystore::Keystore> keys_;
-  std::unique_ptr<catalog::Catalog> catalog_;
-  std::unique_ptr<storage::BlobStore> blobs_;
   std::unique_ptr<ObjectService> service_;
   std::string tenant_;
   catalog::Bucket bucket_;

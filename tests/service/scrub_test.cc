@@ -10,6 +10,7 @@
 
 #include "coffre/crypto/blob_format.h"
 #include "support/fake_recorder.h"
+#include "support/service_stores.h"
 
 namespace coffre::service {
 namespace {
@@ -28,20 +29,10 @@ std::vector<audit::Event> IntegrityFailures(FakeRecorder& recorder) {
   return out;
 }
 
-class ScrubTest : public ::testing::Test {
+class ScrubTest : public test_support::ServiceStoresTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-scrub-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    auto keys = keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32));
-    ASSERT_TRUE(keys.ok());
-    keys_ = std::move(keys).value();
-    auto cat = catalog::Catalog::Open(dir_ + "/catalog.db");
-    ASSERT_TRUE(cat.ok());
-    catalog_ = std::move(cat).value();
-    auto blobs = storage::OpenLocalBlobStore(dir_);
-    ASSERT_TRUE(blobs.ok());
-    blobs_ = std::move(blobs).value();
+    ASSERT_TRUE(OpenStores("scrub"));
     ServiceOptions opts;
     opts.segment_size = crypto::kMinSegmentSize;
     service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, opts);
@@ -56,7 +47,6 @@ class ScrubTest : public ::testing::Test {
       Put(key, Bytes(3 * crypto::kMinSegmentSize + 100, static_cast<uint8_t>(key[0])));
     }
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   void Put(const std::string& key, const Bytes& data) {
     auto w = service_->BeginPut(bucket_, key, {}, {});
@@ -110,10 +100,6 @@ class ScrubTest : public ::testing::Test {
     EXPECT_EQ(failures[0].request.action, kScrubAction);
   }
 
-  std::string dir_;
-  std::unique_ptr<keystore::Keystore> keys_;
-  std::unique_ptr<catalog::Catalog> catalog_;
-  std::unique_ptr<storage::BlobStore> blobs_;
   std::unique_ptr<ObjectService> service_;
   std::unique_ptr<Scrubber> scrubber_;
   FakeRecorder recorder_;

@@ -4,12 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "coffre/service/object_service.h"
+#include "support/service_stores.h"
 
 namespace coffre::service {
 namespace {
@@ -23,20 +22,10 @@ struct Counts {
   std::atomic<int> unwrap_error{0};
 };
 
-class ServiceObserverTest : public ::testing::Test {
+class ServiceObserverTest : public test_support::ServiceStoresTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-observer-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    auto keys = keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32));
-    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
-    keys_ = std::move(keys).value();
-    auto cat = catalog::Catalog::Open(dir_ + "/catalog.db");
-    ASSERT_TRUE(cat.ok());
-    catalog_ = std::move(cat).value();
-    auto blobs = storage::OpenLocalBlobStore(dir_);
-    ASSERT_TRUE(blobs.ok());
-    blobs_ = std::move(blobs).value();
+    ASSERT_TRUE(OpenStores("observer"));
     ServiceOptions opts;
     opts.segment_size = 4096;
     service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, opts);
@@ -58,7 +47,6 @@ class ServiceObserverTest : public ::testing::Test {
     ASSERT_TRUE(b.ok());
     bucket_ = *b;
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   void Put(const std::string& key, size_t size) {
     auto w = service_->BeginPut(bucket_, key, {}, {});
@@ -89,10 +77,6 @@ class ServiceObserverTest : public ::testing::Test {
     return total;
   }
 
-  std::string dir_;
-  std::unique_ptr<keystore::Keystore> keys_;
-  std::unique_ptr<catalog::Catalog> catalog_;
-  std::unique_ptr<storage::BlobStore> blobs_;
   std::unique_ptr<ObjectService> service_;
   std::string tenant_;
   catalog::Bucket bucket_;
