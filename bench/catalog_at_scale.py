@@ -20,27 +20,30 @@ bucket of 10 k, and PUT and GET latency the same at 10 M objects as at 10 k. The
    shared blob to garbage, and the real object would lose its bytes). Restarts the daemon on the
    same data dir; the generation time, the catalog.db size and the restart time are reported.
 3. Measures `small` and `big` alternately (A B, then B A, ...) for --rounds rounds of --duration
-   seconds per cell: GET 4 KiB of the 64 real objects at concurrency 1 and 16; PUT 4 KiB of new
+   seconds per cell: GET 4 KiB of the 64 real objects at concurrency 1 and 16; GET of 20,000
+   synthetic keys drawn at random over the whole bucket ("GET sprd", which reads the template's
+   blob but looks each key up in the whole catalog; with --cold, catalog.db is evicted from the
+   page cache before each such run, as for a catalog larger than the memory); PUT 4 KiB of new
    keys at concurrency 1 and 16, under `p<round>c<conc>/` (after every synthetic key: the end of
    the bucket's key range) and, as a second pair of cells, under
    `dossier-<middle dossier>/p<round>c<conc>/` (in the middle of it: a B-tree append at the right
-   edge can flatter a big table); and LIST: ListObjectsV2 max-keys 1000 at concurrency 1, which
-   coffre_load always sends from the start of the bucket (it has no prefix or start-after for
-   LIST, so a page from the middle of the big bucket is not measured). Prints the medians over
+   edge can flatter a big table); and LIST: ListObjectsV2 max-keys 1000 at concurrency 1, from the
+   start of the bucket and ("LIST mid") after the middle dossier (start-after). Prints the medians over
    rounds of ops/s, p50 and p99 for each bucket, and the median over rounds of big / small for
    ops/s and p50, with the lowest and highest round: the machine is shared, so only same-round
    ratios mean much.
 
-The whole catalog fits in the page cache on a machine with enough memory, so this is the catalog's
-in-memory scaling (B-tree depth, page cache), not cold-disk reads. Exits non-zero if coffre_load
-reports errors.
+The whole catalog fits in the page cache on a machine with enough memory, so without --cold this
+is the catalog's in-memory scaling (B-tree depth, page cache), not cold-disk reads. Exits non-zero
+if coffre_load reports errors.
 
   bench/catalog_at_scale.py --build-dir build [--coffre BIN] [--load BIN] [--rows 10000000]
-      [--small-rows 10000] [--rounds 5] [--duration 2]
+      [--small-rows 10000] [--rounds 5] [--duration 2] [--cold]
 """
 
 import argparse
 import os
+import random
 import sqlite3
 import sys
 import tempfile
@@ -53,12 +56,38 @@ KEY_EXPR = "printf('dossier-%07d/doc-%02d.pdf', i / 16, i % 16)"
 TEMPLATE_KEY = "o/obj-0"
 NOBJ = 64
 SIZE = 4096
+SPREAD_KEYS = 20_000
 
 
-def run_bucket(bench, bucket, endpoint, op, conc, creds, duration=None, count=None, prefix="", size=SIZE):
+def run_bucket(bench, bucket, endpoint, op, conc, creds, duration=None, count=None, prefix="", size=SIZE, extra=()):
     """coffre_load against one of the two buckets."""
     return bench.run_load("s3", endpoint, op, size, conc, duration=duration, count=count, prefix=prefix, creds=creds,
-                          bucket=bucket)
+                          bucket=bucket, extra=extra)
+
+
+def synthetic_key(i):
+    """The key of synthetic row i, as KEY_EXPR makes it."""
+    return f"dossier-{i // 16:07d}/doc-{i % 16:02d}.pdf"
+
+
+def write_spread_keys(path, rows, n, seed):
+    """n synthetic keys drawn at random over the whole bucket, for GETs that touch all of its catalog."""
+    rng = random.Random(seed)
+    with open(path, "w") as f:
+        for _ in range(n):
+            f.write(synthetic_key(rng.randrange(rows)) + "\n")
+
+
+def evict_from_page_cache(paths):
+    """Drops the files' clean pages from the page cache (no root needed), so that the next lookups
+    read the catalog from the disk, as with a catalog larger than the memory."""
+    for path in paths:
+        if os.path.exists(path):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def columns(db, table):
@@ -125,6 +154,8 @@ def main():
     ap.add_argument("--small-rows", type=int, default=10_000, help="synthetic objects in bucket small")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--duration", type=float, default=2.0, help="seconds per measurement")
+    ap.add_argument("--cold", action="store_true",
+                    help="evict catalog.db from the page cache before each spread GET (a catalog larger than memory)")
     args = ap.parse_args()
     args.build_dir = os.path.abspath(args.build_dir)
     binary = os.path.abspath(args.coffre or os.path.join(args.build_dir, "coffre"))
@@ -161,8 +192,12 @@ def main():
         creds = daemon.credentials
         log(f"daemon restarted in {restart:.2f} s on {daemon.endpoint} (pid {daemon.proc.pid}); data in {work}")
 
-        cells = [("GET", 1), ("GET", 16), ("PUT end", 1), ("PUT end", 16), ("PUT mid", 1), ("PUT mid", 16),
-                 ("LIST", 1)]
+        keys_file = {}
+        for name, rows in plan:
+            keys_file[name] = os.path.join(work, f"spread-{name}.txt")
+            write_spread_keys(keys_file[name], rows, SPREAD_KEYS, seed=len(name))
+        cells = [("GET", 1), ("GET", 16), ("GET sprd", 1), ("GET sprd", 16), ("PUT end", 1), ("PUT end", 16),
+                 ("PUT mid", 1), ("PUT mid", 16), ("LIST", 1), ("LIST mid", 1)]
         got = {(cell, name): [] for cell in cells for name, _ in plan}
         for rnd in range(args.rounds):
             order = ["small", "big"] if rnd % 2 == 0 else ["big", "small"]
@@ -172,9 +207,17 @@ def main():
                     if what == "GET":
                         r = run_bucket(bench, name, daemon.endpoint, "get", conc, creds, duration=args.duration,
                                              count=NOBJ, prefix="o/")
+                    elif what == "GET sprd":
+                        if args.cold:
+                            evict_from_page_cache([catalog, catalog + "-wal"])
+                        r = run_bucket(bench, name, daemon.endpoint, "get", conc, creds, duration=args.duration,
+                                       extra=["--keys", keys_file[name]])
                     elif what == "LIST":
                         r = run_bucket(bench, name, daemon.endpoint, "list", conc, creds, duration=args.duration,
                                              size=0)
+                    elif what == "LIST mid":
+                        r = run_bucket(bench, name, daemon.endpoint, "list", conc, creds, duration=args.duration,
+                                       size=0, extra=["--start-after", f"dossier-{mid[name]:07d}/"])
                     else:
                         prefix = f"p{rnd}c{conc}/"
                         if what == "PUT mid":
@@ -215,8 +258,10 @@ def main():
         rs = got[(("LIST", 1), name)]
         print(f"# LIST {name}: {median([r['mb_per_s'] * 1e6 / r['ops_per_s'] for r in rs if r['ops_per_s']]):,.0f} "
               f"bytes per response")
-    print("# PUT end: new keys after every synthetic key; PUT mid: new keys inside the middle dossier. "
-          "LIST: first page (1,000 keys) of the bucket; coffre_load cannot list from the middle.")
+    print("# GET sprd: synthetic keys drawn at random over the whole bucket"
+          + (", catalog.db evicted from the page cache before each run" if args.cold else "")
+          + "; PUT end: new keys after every synthetic key; PUT mid: new keys inside the middle dossier; "
+          "LIST: first page (1,000 keys) of the bucket; LIST mid: the page after the middle dossier.")
     if bench.failures:
         print("# coffre_load errors: " + "; ".join(bench.failures[:20]))
         return 1

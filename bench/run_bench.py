@@ -167,9 +167,9 @@ class Bench:
         self.failures = []
 
     def run_load(self, target, endpoint, op, size, conc, duration=None, count=None, prefix="", creds=None,
-                 bucket="bench"):
+                 bucket="bench", extra=()):
         cmd = [self.load, "--endpoint", endpoint, "--target", target, "--bucket", bucket, "--op", op,
-               "--size", str(size), "--concurrency", str(conc), "--prefix", prefix]
+               "--size", str(size), "--concurrency", str(conc), "--prefix", prefix, *extra]
         if creds:
             cmd += ["--credentials", creds]
         if duration is not None:

@@ -6,8 +6,9 @@
 //
 // Keys: PUT writes <prefix>put-<n> for n = 0, 1, ... (one shared counter) until --duration has
 // passed (each thread completes at least one request) or --count requests were made; DELETE
-// deletes <prefix>put-0 .. put-<count-1>; GET and HEAD read <prefix>obj-<n % count>; POPULATE
-// PUTs <prefix>obj-0 .. obj-<count-1>; LIST sends ListObjectsV2 (max-keys 1000) on the bucket.
+// deletes <prefix>put-0 .. put-<count-1>; GET and HEAD read <prefix>obj-<n % count>, or with
+// --keys FILE the file's keys (one per line) in turn; POPULATE PUTs <prefix>obj-0 .. obj-<count-1>;
+// LIST sends ListObjectsV2 (max-keys 1000) on the bucket, from its start or after --start-after.
 //
 //   coffre_load --endpoint 127.0.0.1:9000 --target s3 --credentials DIR/dev-credentials.json
 //               --bucket bench --op put --size 4096 --concurrency 16 --duration 2
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "coffre/common/bytes.h"
+#include "coffre/s3/request.h"
 #include "http_client.h"
 #include "sigv4_signer.h"
 
@@ -52,6 +54,8 @@ struct Options {
   int concurrency = 1;
   double duration = 1.0;
   uint64_t count = 0;  // 0: no cap (PUT), required for GET/HEAD/DELETE/POPULATE
+  std::vector<std::string> keys;  // --keys: GET/HEAD read these instead of <prefix>obj-<n>
+  std::string start_after;        // LIST
 };
 
 [[noreturn]] void Usage(const std::string& why) {
@@ -59,7 +63,8 @@ struct Options {
                "coffre_load: %s\n"
                "usage: coffre_load --endpoint HOST:PORT --target s3|nginx [--credentials FILE]\n"
                "         [--bucket B] [--prefix P] --op put|get|head|delete|list|populate|mkbucket\n"
-               "         [--size BYTES] [--concurrency N] [--duration SECONDS] [--count N]\n",
+               "         [--size BYTES] [--concurrency N] [--duration SECONDS] [--count N]\n"
+               "         [--keys FILE] [--start-after KEY]\n",
                why.c_str());
   std::exit(2);
 }
@@ -113,6 +118,14 @@ Options Parse(int argc, char** argv) {
       o.duration = std::atof(value().c_str());
     } else if (arg == "--count") {
       o.count = std::strtoull(value().c_str(), nullptr, 10);
+    } else if (arg == "--keys") {
+      std::ifstream in(value());
+      for (std::string line; std::getline(in, line);) {
+        if (!line.empty()) o.keys.push_back(line);
+      }
+      if (o.keys.empty()) Usage("--keys names no readable, non-empty file");
+    } else if (arg == "--start-after") {
+      o.start_after = value();
     } else {
       Usage("unknown argument " + std::string(arg));
     }
@@ -120,6 +133,7 @@ Options Parse(int argc, char** argv) {
   if (o.port == 0) Usage("--endpoint is required");
   if (o.op.empty()) Usage("--op is required");
   if (o.s3 && (o.access_key_id.empty() || o.secret_access_key.empty())) Usage("--credentials is required for s3");
+  if (!o.keys.empty()) o.count = o.keys.size();
   if ((o.op == "get" || o.op == "head" || o.op == "delete" || o.op == "populate") && o.count == 0) {
     Usage("--op " + o.op + " needs --count");
   }
@@ -167,10 +181,12 @@ int Run(const Options& o) {
         bool keep_body = false;
         if (o.op == "get" || o.op == "head") {
           method = o.op == "get" ? "GET" : "HEAD";
-          target = base + "/" + o.prefix + "obj-" + std::to_string(next.fetch_add(1) % o.count);
+          const uint64_t n = next.fetch_add(1) % o.count;
+          target = base + "/" + (o.keys.empty() ? o.prefix + "obj-" + std::to_string(n) : s3::UriEncode(o.keys[n], false));
         } else if (o.op == "list") {
           method = "GET";
           target = base + "?list-type=2&max-keys=1000";
+          if (!o.start_after.empty()) target += "&start-after=" + s3::UriEncode(o.start_after, true);
           keep_body = true;
         } else if (o.op == "mkbucket") {
           method = "PUT";
