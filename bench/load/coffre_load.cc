@@ -182,7 +182,8 @@ int Run(const Options& o) {
         if (o.op == "get" || o.op == "head") {
           method = o.op == "get" ? "GET" : "HEAD";
           const uint64_t n = next.fetch_add(1) % o.count;
-          target = base + "/" + (o.keys.empty() ? o.prefix + "obj-" + std::to_string(n) : s3::UriEncode(o.keys[n], false));
+          target =
+              base + "/" + (o.keys.empty() ? o.prefix + "obj-" + std::to_string(n) : s3::UriEncode(o.keys[n], false));
         } else if (o.op == "list") {
           method = "GET";
           target = base + "?list-type=2&max-keys=1000";
