@@ -8,20 +8,19 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "coffre/admin/admin_handler.h"
 #include "coffre/audit/bundle.h"
 #include "http/raw_client.h"
 #include "support/fake_recorder.h"
+#include "support/loopback_server.h"
 
 namespace coffre::admin {
 namespace {
@@ -414,29 +413,17 @@ class AdminApiHttpTest : public AdminApiTest {
   void SetUp() override {
     AdminApiTest::SetUp();
     handler_ = std::make_unique<AdminHandler>(registry_, pool_, std::vector<ReadinessCheck>{}, api_.get());
-    http::ServerOptions options;
-    options.listen_host = "127.0.0.1";
-    options.listen_port = 0;
-    server_ = std::make_unique<http::Server>(io_, *handler_, options);
-    std::string error;
-    auto endpoint = server_->Start(&error);
-    ASSERT_TRUE(endpoint.has_value()) << error;
-    port_ = endpoint->port();
-    thread_ = std::thread([this] { io_.run(); });
+    ASSERT_TRUE(server_.Start(*handler_));
   }
 
   void TearDown() override {
-    server_.reset();
-    io_.stop();
-    if (thread_.joinable()) {
-      thread_.join();
-    }
+    server_.Stop();
     pool_.join();
     AdminApiTest::TearDown();
   }
 
   http::testing::RawResponse Send(const std::string& raw) {
-    http::testing::RawClient client(port_);
+    http::testing::RawClient client(server_.port());
     EXPECT_TRUE(client.connected());
     EXPECT_TRUE(client.Send(raw));
     auto response = client.ReadResponse();
@@ -446,11 +433,8 @@ class AdminApiHttpTest : public AdminApiTest {
 
   ops::Registry registry_;
   boost::asio::thread_pool pool_{2};
-  boost::asio::io_context io_;
   std::unique_ptr<AdminHandler> handler_;
-  std::unique_ptr<http::Server> server_;
-  std::thread thread_;
-  uint16_t port_ = 0;
+  test_support::LoopbackServer server_;
 };
 
 TEST_F(AdminApiHttpTest, UnauthenticatedAnswerCarriesWwwAuthenticateAndJson) {

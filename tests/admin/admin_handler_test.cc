@@ -3,14 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "http/raw_client.h"
+#include "support/loopback_server.h"
 
 namespace coffre::admin {
 namespace {
@@ -22,28 +21,16 @@ class AdminHandlerTest : public ::testing::Test {
  protected:
   void Start(std::vector<ReadinessCheck> checks) {
     handler_ = std::make_unique<AdminHandler>(registry_, pool_, std::move(checks));
-    http::ServerOptions options;
-    options.listen_host = "127.0.0.1";
-    options.listen_port = 0;
-    server_ = std::make_unique<http::Server>(io_, *handler_, options);
-    std::string error;
-    auto endpoint = server_->Start(&error);
-    ASSERT_TRUE(endpoint.has_value()) << error;
-    port_ = endpoint->port();
-    thread_ = std::thread([this] { io_.run(); });
+    ASSERT_TRUE(server_.Start(*handler_));
   }
 
   void TearDown() override {
-    server_.reset();
-    io_.stop();
-    if (thread_.joinable()) {
-      thread_.join();
-    }
+    server_.Stop();
     pool_.join();
   }
 
   RawResponse Get(const std::string& target, const std::string& method = "GET") {
-    RawClient client(port_);
+    RawClient client(server_.port());
     EXPECT_TRUE(client.connected());
     EXPECT_TRUE(client.Send(method + " " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n"));
     auto response = client.ReadResponse(method == "HEAD");
@@ -53,11 +40,8 @@ class AdminHandlerTest : public ::testing::Test {
 
   ops::Registry registry_;
   boost::asio::thread_pool pool_{2};
-  boost::asio::io_context io_;
   std::unique_ptr<AdminHandler> handler_;
-  std::unique_ptr<http::Server> server_;
-  std::thread thread_;
-  uint16_t port_ = 0;
+  test_support::LoopbackServer server_;
 };
 
 TEST_F(AdminHandlerTest, LiveAnswers200) {
