@@ -309,18 +309,9 @@ class LocalBlobStore final : public BlobStore {
     if (IsKnownDir(dir)) {
       return Status::Ok();
     }
-    std::string parent = dir.substr(0, dir.rfind('/'));
-    {
-      std::lock_guard creating(StripeOf(parent));
-      if (!IsKnownDir(parent)) {
-        COFFRE_RETURN_IF_ERROR(CreateDirDurably(parent, blobs_));
-      }
-    }
-    std::lock_guard creating(StripeOf(dir));
-    if (!IsKnownDir(dir)) {
-      COFFRE_RETURN_IF_ERROR(CreateDirDurably(dir, parent));
-    }
-    return Status::Ok();
+    const std::string parent = dir.substr(0, dir.rfind('/'));
+    COFFRE_RETURN_IF_ERROR(CreateDirDurably(parent, blobs_));
+    return CreateDirDurably(dir, parent);
   }
 
  private:
@@ -333,9 +324,13 @@ class LocalBlobStore final : public BlobStore {
     return known_dirs_.count(dir) != 0;
   }
   std::mutex& StripeOf(const std::string& dir) { return dir_stripes_[std::hash<std::string>{}(dir) % kDirStripes]; }
-  // Caller holds StripeOf(dir). A directory already on disk but not known was made by an earlier
-  // process: a concurrent writer creating it would hold the same stripe.
+  // Makes `dir` (in `parent`) exist durably, once per process. A directory already on disk but not
+  // known was made by an earlier process: a concurrent writer creating it holds the same stripe.
   Status CreateDirDurably(const std::string& dir, const std::string& parent) {
+    std::lock_guard creating(StripeOf(dir));
+    if (IsKnownDir(dir)) {
+      return Status::Ok();
+    }
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0) {
       COFFRE_RETURN_IF_ERROR(MakeDir(dir));
