@@ -326,12 +326,10 @@ Expected<catalog::Attributes, Error> RequestContext::AttributesFromHeaders() con
 }
 
 asio::awaitable<Expected<catalog::Bucket, Error>> RequestContext::ResolveBucket(const std::string& name) {
-  // Not a conditional expression: GCC 12 miscompiles a co_await inside one.
-  std::optional<service::SResult<catalog::Bucket>> found = route_bucket;
-  if (!found || name != route.bucket) {
-    found = co_await Blocking([&] { return service().GetBucket(auth.tenant_id, name); });
-  }
-  auto& r = *found;
+  // Not a conditional expression in the co_await: GCC 12 miscompiles one there.
+  std::optional<service::SResult<catalog::Bucket>> prefetched;
+  if (name == route.bucket) prefetched = route_bucket;
+  auto r = co_await PrefetchedOr(std::move(prefetched), [&] { return service().GetBucket(auth.tenant_id, name); });
   if (!r.ok()) {
     Error e = ToS3Error(r.error());
     e.resource = "/" + name;
@@ -505,9 +503,9 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
   auto auth = co_await ctx.Blocking([&] {
     auto result = Authenticate(ctx.view, lookup_, options_.auth);
     if (!result.ok()) return result;
+    ctx.auth = *result;
     if (options_.admit) admitted = options_.admit(result->tenant_id);
     if (admitted) {
-      ctx.auth = *result;
       ctx.audit_request = service::RequestInfo{ctx.request_id, ctx.auth.access_key_id, ctx.ex.remote_address(),
                                                std::string(OperationName(ctx.route.op))};
       PrefetchOnWorker(ctx);
@@ -518,7 +516,6 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
     co_await ctx.SendError(auth.error());
     co_return;
   }
-  ctx.auth = std::move(auth).value();
   if (!admitted) {
     co_await ctx.SendError(Error(ErrorCode::kSlowDown));
     co_return;

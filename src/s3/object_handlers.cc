@@ -182,11 +182,9 @@ asio::awaitable<void> PutObject(RequestContext& ctx, const catalog::Bucket& buck
 }
 
 asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& bucket) {
-  auto opened = std::move(ctx.opened_object);
-  if (!opened) {
-    opened = co_await ctx.Blocking([&] { return ctx.service().OpenObject(bucket, ctx.route.key, &ctx.audit_request); });
-  }
-  auto& reader = *opened;
+  auto reader = co_await ctx.PrefetchedOr(std::move(ctx.opened_object), [&] {
+    return ctx.service().OpenObject(bucket, ctx.route.key, &ctx.audit_request);
+  });
   if (!reader.ok()) co_return co_await ctx.SendError(ToS3Error(reader.error()));
   const service::ObjectInfo& info = (*reader)->info();
   if (auto e = EvaluateReadConditions(ctx, info, "")) co_return co_await SendConditionFailure(ctx, info, *e);
@@ -270,11 +268,8 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
 }
 
 asio::awaitable<void> HeadObject(RequestContext& ctx, const catalog::Bucket& bucket) {
-  auto found = std::move(ctx.object_info);
-  if (!found) {
-    found = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
-  }
-  auto& info = *found;
+  auto info = co_await ctx.PrefetchedOr(std::move(ctx.object_info),
+                                        [&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
   if (!info.ok()) co_return co_await ctx.SendError(ToS3Error(info.error()));
   if (auto e = EvaluateReadConditions(ctx, *info, "")) co_return co_await SendConditionFailure(ctx, *info, *e);
   Headers headers;

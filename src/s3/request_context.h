@@ -65,6 +65,13 @@ class RequestContext {
   auto Blocking(F f) -> asio::awaitable<decltype(f())> {
     co_return co_await http::RunBlocking(gateway.pool(), std::move(f));
   }
+  // The value looked up on the authenticating worker when there is one, else fetch() on a worker.
+  template <typename T, typename F>
+  asio::awaitable<T> PrefetchedOr(std::optional<T> prefetched, F fetch) {
+    // An if, not a conditional expression: GCC 12 miscompiles a co_await inside one.
+    if (prefetched) co_return std::move(*prefetched);
+    co_return co_await Blocking(std::move(fetch));
+  }
   // Runs f on a worker once reading `reader` will not block on the audit record of its key's use,
   // and holds no thread until then: concurrent GETs share one flush of the log (docs/AUDIT.md).
   template <typename F>
