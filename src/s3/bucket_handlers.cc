@@ -219,7 +219,7 @@ asio::awaitable<void> DeleteObjects(RequestContext& ctx, const catalog::Bucket& 
   if (!req.ok()) co_return co_await ctx.SendError(req.error());
   DeleteResult result;
   result.quiet = req->quiet;
-  co_await ctx.Blocking([&] {
+  co_await ctx.Committing([&] {
     for (auto& [key, version] : req->objects) {
       DeleteOutcome out;
       out.key = key;

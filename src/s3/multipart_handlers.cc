@@ -78,7 +78,7 @@ asio::awaitable<void> UploadPart(RequestContext& ctx, const catalog::Bucket& buc
   if (!writer.ok()) co_return co_await ctx.SendError(ToS3Error(writer.error()));
   auto commit = co_await ctx.ReceiveObject(**writer, *plan);
   if (!commit.ok()) co_return co_await ctx.SendError(commit.error());
-  auto result = co_await ctx.Blocking([&] { return (*writer)->Commit(*commit); });
+  auto result = co_await ctx.Committing([&] { return (*writer)->Commit(*commit); });
   if (!result.ok()) co_return co_await ctx.SendError(ToS3Error(result.error()));
   co_await ctx.SendEmpty(bhttp::status::ok, PutResultHeaders(*result));
 }
@@ -144,7 +144,7 @@ asio::awaitable<void> CompleteMultipartUpload(RequestContext& ctx, const catalog
   for (const auto& p : *parts) {
     refs.push_back(service::UploadPartRef{p.part_number, NormalizeETag(p.etag)});
   }
-  auto result = co_await ctx.Blocking(
+  auto result = co_await ctx.Committing(
       [&] { return ctx.service().CompleteUpload(bucket, ctx.route.key, upload_id, refs, *cond, &ctx.audit_request); });
   if (!result.ok()) co_return co_await ctx.SendError(ToS3Error(result.error()));
   CompleteMultipartUploadResult doc;
@@ -253,7 +253,7 @@ asio::awaitable<void> HandleMultipartOperation(RequestContext& ctx) {
     case Operation::kCompleteMultipartUpload: co_return co_await CompleteMultipartUpload(ctx, *bucket);
     case Operation::kAbortMultipartUpload: {
       const std::string upload_id = *ctx.route.query.Get("uploadId");
-      auto r = co_await ctx.Blocking([&] { return ctx.service().AbortUpload(*bucket, ctx.route.key, upload_id); });
+      auto r = co_await ctx.Committing([&] { return ctx.service().AbortUpload(*bucket, ctx.route.key, upload_id); });
       if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
       co_return co_await ctx.SendEmpty(bhttp::status::no_content);
     }

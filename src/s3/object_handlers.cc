@@ -176,7 +176,7 @@ asio::awaitable<void> PutObject(RequestContext& ctx, const catalog::Bucket& buck
   auto commit = co_await ctx.ReceiveObject(**writer, *plan);
   if (!commit.ok()) co_return co_await ctx.SendError(commit.error());
   commit->condition = *cond;
-  auto result = co_await ctx.Blocking([&] { return (*writer)->Commit(*commit); });
+  auto result = co_await ctx.Committing([&] { return (*writer)->Commit(*commit); });
   if (!result.ok()) co_return co_await ctx.SendError(ToS3Error(result.error()));
   co_await ctx.SendEmpty(bhttp::status::ok, PutResultHeaders(*result));
 }
@@ -305,7 +305,7 @@ asio::awaitable<void> HeadObject(RequestContext& ctx, const catalog::Bucket& buc
 }
 
 asio::awaitable<void> DeleteObject(RequestContext& ctx, const catalog::Bucket& bucket) {
-  auto r = co_await ctx.Blocking([&] { return ctx.service().DeleteObject(bucket, ctx.route.key); });
+  auto r = co_await ctx.Committing([&] { return ctx.service().DeleteObject(bucket, ctx.route.key); });
   if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
   co_await ctx.SendEmpty(bhttp::status::no_content);
 }

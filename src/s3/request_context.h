@@ -65,6 +65,12 @@ class RequestContext {
   auto Blocking(F f) -> asio::awaitable<decltype(f())> {
     co_return co_await http::RunBlocking(gateway.pool(), std::move(f));
   }
+  // Runs a durable write (a commit) on the commit pool: it mostly waits for a flush shared with
+  // the commits beside it, and holds no worker meanwhile.
+  template <typename F>
+  auto Committing(F f) -> asio::awaitable<decltype(f())> {
+    co_return co_await http::RunBlocking(gateway.commit_pool(), std::move(f));
+  }
   // The value looked up on the authenticating worker when there is one, else fetch() on a worker.
   template <typename T, typename F>
   asio::awaitable<T> PrefetchedOr(std::optional<T> prefetched, F fetch) {

@@ -1,12 +1,12 @@
 #include "coffre/server/config.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 
 namespace coffre::server {
 
@@ -102,6 +102,11 @@ Result<ops::RateLimits> ParseRateLimits(const nlohmann::json& j) {
 
 }  // namespace
 
+uint32_t WorkerThreads(const Config& config) {
+  if (config.worker_threads != 0) return config.worker_threads;
+  return std::max(4u, 2 * std::thread::hardware_concurrency());
+}
+
 Result<Config> ParseConfig(const std::string& json_text) {
   nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
   if (j.is_discarded()) return Status::InvalidArgument("config: not valid JSON");
@@ -117,6 +122,7 @@ Result<Config> ParseConfig(const std::string& json_text) {
                                                "log_level",
                                                "io_threads",
                                                "worker_threads",
+                                               "commit_threads",
                                                "max_connections",
                                                "max_header_bytes",
                                                "idle_timeout_seconds",
@@ -172,7 +178,8 @@ Result<Config> ParseConfig(const std::string& json_text) {
   COFFRE_RETURN_IF_ERROR(str("region", c.region));
   COFFRE_RETURN_IF_ERROR(str("log_level", c.log_level));
   COFFRE_RETURN_IF_ERROR(number("io_threads", c.io_threads, 1, 64));
-  COFFRE_RETURN_IF_ERROR(number("worker_threads", c.worker_threads, 1, 256));
+  COFFRE_RETURN_IF_ERROR(number("worker_threads", c.worker_threads, 0, 256));
+  COFFRE_RETURN_IF_ERROR(number("commit_threads", c.commit_threads, 1, 1024));
   COFFRE_RETURN_IF_ERROR(number("max_connections", c.max_connections, 1, 1000000));
   COFFRE_RETURN_IF_ERROR(number("max_header_bytes", c.max_header_bytes, 1024, 1024 * 1024));
   COFFRE_RETURN_IF_ERROR(number("idle_timeout_seconds", c.idle_timeout_seconds, 1, 3600));

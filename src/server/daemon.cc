@@ -127,6 +127,7 @@ void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_
   keep("region", next.region, running.region);
   keep("io_threads", next.io_threads, running.io_threads);
   keep("worker_threads", next.worker_threads, running.worker_threads);
+  keep("commit_threads", next.commit_threads, running.commit_threads);
   keep("min_free_megabytes", next.min_free_megabytes, running.min_free_megabytes);
   keep("allow_plaintext", next.allow_plaintext, running.allow_plaintext);
   keep("access_log", next.access_log, running.access_log);
@@ -219,7 +220,8 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
 
   // Declaration order matters: the io_context is destroyed before the gateway, because
   // coroutine frames still queued on it refer to the gateway.
-  asio::thread_pool pool(config.worker_threads);
+  asio::thread_pool pool(WorkerThreads(config));
+  asio::thread_pool commit_pool(config.commit_threads);
   keystore::Keystore& keys = *s.keystore;
   // Key-lifecycle changes made by the daemon itself (dev tenant, rotation policy) are audited too.
   service::KeyLifecycle lifecycle(keys, audit_log->get());
@@ -254,6 +256,7 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   }
   gopts.base_domain = config.base_domain;
   gopts.region = config.region;
+  gopts.commit_pool = &commit_pool;
   ops::TenantRateLimiter rate_limiter;
   rate_limiter.Configure(config.rate_limits);
   gopts.admit = RateLimitAdmission(rate_limiter, keys, metrics);
@@ -342,6 +345,8 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   asio::signal_set signals(signal_strand, SIGINT, SIGTERM);
   std::cout << "listening on " << bound << std::endl;
   spdlog::info("coffre listening on {} (data in {})", bound, config.data_dir);
+  spdlog::info("threads: {} network, {} workers, {} commit", config.io_threads, WorkerThreads(config),
+               config.commit_threads);
   if (admin_server) {
     std::cout << "admin listening on " << admin_bound << std::endl;
     spdlog::info("admin API listening on {}", admin_bound);
@@ -471,6 +476,7 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   for (auto& t : threads) t.join();
   background_scrub.Stop();
   pool.join();
+  commit_pool.join();
   // A GET cut off by the drain deadline may still wait for its audit record: its callback posts
   // to `io`, so it must have run before `io` is destroyed.
   (*audit_log)->WaitForQueued();

@@ -554,6 +554,55 @@ class AuditGroupCommitTest(unittest.TestCase):
             self.assertGreater(commits, 0)
             self.assertLess(commits, records, "every GET's record was flushed on its own")
 
+    def test_puts_waiting_for_their_commit_hold_no_worker(self):
+        """A PUT's commit (its audit record, its blob's and catalog row's flushes) waits on the
+        commit threads, not on a worker: with one worker and the log stalled, 8 PUTs all reach
+        their commit and a HEAD is still served; once the log is writable they all succeed. A
+        commit that held the only worker would stop the others before they wrapped a data key, and
+        fail after the 2 s lock wait."""
+        load = os.path.join(os.path.dirname(coffre_binary()), "bench", "coffre_load")
+        self.assertTrue(os.access(load, os.X_OK), f"{load} is not built")
+        tmp = tempfile.mkdtemp(prefix="coffre-commit-pool-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        config = write_config(tmp, admin_listen="127.0.0.1:0", worker_threads=1, commit_threads=8)
+        with Daemon(extra_args=["--config", config]) as d:
+            admin = admin_port(d)
+            s3 = d.client()
+            bucket = unique_bucket("cp")
+            s3.create_bucket(Bucket=bucket)
+            s3.put_object(Bucket=bucket, Key="there", Body=b"x" * 100)
+
+            def wraps():
+                status, _, text = admin_get(admin, "/metrics")
+                self.assertEqual(status, 200)
+                return metric_value(text.decode(), 'coffre_key_operations_total{operation="wrap",outcome="ok"}')
+
+            wraps_before = wraps()
+            other = sqlite3.connect(os.path.join(d.data_dir, "audit.db"), isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            locked_at = time.monotonic()
+            try:
+                puts = subprocess.Popen(
+                    [load, "--endpoint", d.endpoint.split("://")[-1], "--target", "s3", "--credentials",
+                     os.path.join(d.data_dir, "dev-credentials.json"), "--bucket", bucket, "--size", "4096",
+                     "--op", "put", "--concurrency", "8", "--count", "8"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                wrapped = 0
+                while wrapped < 8 and time.monotonic() - locked_at < 1.5:
+                    time.sleep(0.02)
+                    wrapped = wraps() - wraps_before
+                self.assertEqual(s3.head_object(Bucket=bucket, Key="there")["ContentLength"], 100)
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            self.assertGreaterEqual(wrapped, 8, "the PUTs did not all reach their commit while the log was stalled")
+            out, err = puts.communicate(timeout=120)
+            self.assertEqual(puts.returncode, 0, out + err)
+            result = json.loads(out.strip().splitlines()[-1])
+            self.assertEqual((result["ops"], result["errors"]), (8, 0), result)
+            for n in range(8):
+                self.assertEqual(s3.head_object(Bucket=bucket, Key=f"put-{n}")["ContentLength"], 4096)
+
 
 class AuditArchiveTest(AuditLogTest):
     """Retention, on a daemon of its own (archiving prunes the live log)."""

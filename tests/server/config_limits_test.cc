@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <thread>
 
 #include "coffre/server/config.h"
 
@@ -44,6 +46,28 @@ TEST(ConfigDualControlTest, BadValuesNameTheFieldAndTheAllowedValues) {
             "config: 'dual_control_approval_minutes' must be an integer from 1 to 10080");
   EXPECT_EQ(ErrorOf(R"({"dual_control_approval_minutes": 10081})"),
             "config: 'dual_control_approval_minutes' must be an integer from 1 to 10080");
+}
+
+TEST(ConfigThreadsTest, WorkerThreadsDefaultToTwiceTheCoresAndAtLeastFour) {
+  auto c = ParseConfig("{}");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->worker_threads, 0u);
+  EXPECT_EQ(WorkerThreads(*c), std::max(4u, 2 * std::thread::hardware_concurrency()));
+  c = ParseConfig(R"({"worker_threads": 3})");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(WorkerThreads(*c), 3u);
+  EXPECT_EQ(ErrorOf(R"({"worker_threads": 257})"), "config: 'worker_threads' must be an integer from 0 to 256");
+}
+
+TEST(ConfigThreadsTest, CommitThreadsDefaultAndBounds) {
+  auto c = ParseConfig("{}");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->commit_threads, 32u);
+  c = ParseConfig(R"({"commit_threads": 1})");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->commit_threads, 1u);
+  EXPECT_EQ(ErrorOf(R"({"commit_threads": 0})"), "config: 'commit_threads' must be an integer from 1 to 1024");
+  EXPECT_EQ(ErrorOf(R"({"commit_threads": 1025})"), "config: 'commit_threads' must be an integer from 1 to 1024");
 }
 
 TEST(ConfigRateLimitsTest, UnlimitedByDefault) {

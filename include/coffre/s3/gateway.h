@@ -51,6 +51,9 @@ struct GatewayOptions {
   size_t get_chunk = 1024 * 1024;
   RequestObserver observer;               // optional
   AdmissionCheck admit;                   // optional: everyone is admitted
+  // Where durable writes (commits of PUTs and parts, Complete, DELETE) wait for their shared
+  // flushes, so that they hold no worker meanwhile; null: the worker pool.
+  boost::asio::thread_pool* commit_pool = nullptr;
 };
 
 class Gateway final : public http::Handler {
@@ -61,6 +64,7 @@ class Gateway final : public http::Handler {
 
   service::ObjectService& service() { return service_; }
   boost::asio::thread_pool& pool() { return pool_; }
+  boost::asio::thread_pool& commit_pool() { return options_.commit_pool != nullptr ? *options_.commit_pool : pool_; }
   const CredentialLookup& lookup() const { return lookup_; }
   const GatewayOptions& options() const { return options_; }
 
