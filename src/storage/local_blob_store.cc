@@ -99,6 +99,7 @@ class LocalBlobWriter final : public BlobWriter {
   Status Append(std::span<const uint8_t> data) override {
     COFFRE_RETURN_IF_ERROR(WriteFully(fd_, size_, data));
     size_ += data.size();
+    StartWriteback();
     return Status::Ok();
   }
 
@@ -113,6 +114,19 @@ class LocalBlobWriter final : public BlobWriter {
   Status Commit() override;
 
  private:
+  // A large blob's pages go to the disk as they come rather than all at its commit: a syncfs of
+  // small commits (FilesystemSync) must write every dirty page of the filesystem, and would
+  // otherwise wait behind the megabytes of the large uploads in flight. Asynchronous; a failed
+  // write shows at the commit's fsync.
+  void StartWriteback() {
+    if (size_ - written_back_ >= kWritebackStep) {
+      (void)::sync_file_range(fd_, static_cast<off_t>(written_back_), static_cast<off_t>(size_ - written_back_),
+                              SYNC_FILE_RANGE_WRITE);
+      written_back_ = size_;
+    }
+  }
+  static constexpr uint64_t kWritebackStep = 1 << 20;
+
   int fd_;
   std::string tmp_path_;
   std::string final_dir_;
@@ -120,6 +134,7 @@ class LocalBlobWriter final : public BlobWriter {
   LocalBlobStore* store_;
   FilesystemSync::Epoch epoch_;  // taken before the first write
   uint64_t size_ = 0;
+  uint64_t written_back_ = 0;  // writeback started for [0, written_back_)
   bool committed_ = false;
 };
 
@@ -307,10 +322,13 @@ class LocalBlobStore final : public BlobStore {
     if (IsKnownDir(dir)) {
       return Status::Ok();
     }
-    COFFRE_RETURN_IF_ERROR(MakeDir(dir.substr(0, dir.rfind('/'))));
+    const std::string parent = dir.substr(0, dir.rfind('/'));
+    if (!IsKnownDir(parent)) {
+      COFFRE_RETURN_IF_ERROR(MakeDir(parent));
+      Know(parent);
+    }
     COFFRE_RETURN_IF_ERROR(MakeDir(dir));
-    std::lock_guard lock(known_mu_);
-    known_dirs_.insert(dir);
+    Know(dir);
     return Status::Ok();
   }
 
@@ -322,6 +340,10 @@ class LocalBlobStore final : public BlobStore {
   bool IsKnownDir(const std::string& dir) {
     std::lock_guard lock(known_mu_);
     return known_dirs_.count(dir) != 0;
+  }
+  void Know(const std::string& dir) {
+    std::lock_guard lock(known_mu_);
+    known_dirs_.insert(dir);
   }
 
   std::string root_;
