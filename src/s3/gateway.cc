@@ -9,6 +9,7 @@
 #include "coffre/common/clock.h"
 #include "coffre/crypto/hash.h"
 #include "coffre/s3/chunked.h"
+#include "object_handlers.h"
 #include "request_context.h"
 
 namespace coffre::s3 {
@@ -116,6 +117,17 @@ void PrefetchOnWorker(RequestContext& ctx) {
     ctx.opened_object = ctx.service().OpenObject(bucket, route.key, &ctx.audit_request);
   } else if (route.op == Operation::kHeadObject) {
     ctx.object_info = ctx.service().HeadObject(bucket, route.key);
+  } else if (route.op == Operation::kPutObject) {
+    // Only when the handler will get as far: a request its headers fail wraps no data key.
+    if (auto req = ParsePutRequest(ctx); req.ok()) {
+      ctx.begun_writer =
+          ctx.service().BeginPut(bucket, route.key, std::move(req->attributes), req->plan.compute, &ctx.audit_request);
+    }
+  } else if (route.op == Operation::kUploadPart) {
+    if (auto req = ParseUploadPartRequest(ctx); req.ok()) {
+      ctx.begun_writer = ctx.service().BeginPart(bucket, route.key, req->upload_id, req->part_number, req->plan.compute,
+                                                 &ctx.audit_request);
+    }
   }
 }
 

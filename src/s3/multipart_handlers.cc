@@ -59,24 +59,28 @@ asio::awaitable<void> CreateMultipartUpload(RequestContext& ctx, const catalog::
   co_await ctx.SendXml(bhttp::status::ok, InitiateMultipartUploadDocument(bucket.name, ctx.route.key, *id), h);
 }
 
-asio::awaitable<void> UploadPart(RequestContext& ctx, const catalog::Bucket& bucket) {
+}  // namespace
+
+Expected<UploadPartRequest, Error> ParseUploadPartRequest(const RequestContext& ctx) {
   auto part = PartNumberOf(ctx);
-  if (!part.ok()) co_return co_await ctx.SendError(part.error());
+  if (!part.ok()) return part.error();
   auto plan = ctx.PlanChecksums();
-  if (!plan.ok()) co_return co_await ctx.SendError(plan.error());
-  // S3 needs the payload length up front: Content-Length, or x-amz-decoded-content-length for
-  // aws-chunked bodies sent with Transfer-Encoding: chunked (boto3 over HTTPS).
-  if (!ctx.DeclaredPayloadLength()) co_return co_await ctx.SendError(Error(ErrorCode::kMissingContentLength));
-  if (auto len = ctx.DeclaredPayloadLength(); len && *len > ctx.options().max_single_put) {
-    co_return co_await ctx.SendError(Error(ErrorCode::kEntityTooLarge));
-  }
-  const std::string upload_id = *ctx.route.query.Get("uploadId");
-  auto writer = co_await ctx.Blocking(
-      [&] {
-        return ctx.service().BeginPart(bucket, ctx.route.key, upload_id, *part, plan->compute, &ctx.audit_request);
-      });
+  if (!plan.ok()) return plan.error();
+  if (auto e = CheckDeclaredPayloadLength(ctx)) return *e;
+  return UploadPartRequest{*part, std::string(*ctx.route.query.Get("uploadId")), std::move(*plan)};
+}
+
+namespace {
+
+asio::awaitable<void> UploadPart(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto req = ParseUploadPartRequest(ctx);
+  if (!req.ok()) co_return co_await ctx.SendError(req.error());
+  auto writer = co_await ctx.PrefetchedOr(std::move(ctx.begun_writer), [&] {
+    return ctx.service().BeginPart(bucket, ctx.route.key, req->upload_id, req->part_number, req->plan.compute,
+                                   &ctx.audit_request);
+  });
   if (!writer.ok()) co_return co_await ctx.SendError(ToS3Error(writer.error()));
-  auto commit = co_await ctx.ReceiveObject(**writer, *plan);
+  auto commit = co_await ctx.ReceiveObject(**writer, req->plan);
   if (!commit.ok()) co_return co_await ctx.SendError(commit.error());
   auto result = co_await ctx.Committing([&] { return (*writer)->Commit(*commit); });
   if (!result.ok()) co_return co_await ctx.SendError(ToS3Error(result.error()));

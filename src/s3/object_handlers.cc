@@ -153,29 +153,39 @@ Headers PutResultHeaders(const service::PutResult& result) {
   return headers;
 }
 
+std::optional<Error> CheckDeclaredPayloadLength(const RequestContext& ctx) {
+  // S3 needs the payload length up front: Content-Length, or x-amz-decoded-content-length for
+  // aws-chunked bodies sent with Transfer-Encoding: chunked (boto3 over HTTPS).
+  auto len = ctx.DeclaredPayloadLength();
+  if (!len) return Error(ErrorCode::kMissingContentLength);
+  if (*len > ctx.options().max_single_put) return Error(ErrorCode::kEntityTooLarge);
+  return std::nullopt;
+}
+
+Expected<PutRequest, Error> ParsePutRequest(const RequestContext& ctx) {
+  auto attrs = ctx.AttributesFromHeaders();
+  if (!attrs.ok()) return attrs.error();
+  auto plan = ctx.PlanChecksums();
+  if (!plan.ok()) return plan.error();
+  auto cond = WriteConditionFromHeaders(ctx);
+  if (!cond.ok()) return cond.error();
+  if (auto e = CheckDeclaredPayloadLength(ctx)) return *e;
+  return PutRequest{std::move(*attrs), std::move(*plan), std::move(*cond)};
+}
+
 namespace {
 
 asio::awaitable<void> PutObject(RequestContext& ctx, const catalog::Bucket& bucket) {
-  auto attrs = ctx.AttributesFromHeaders();
-  if (!attrs.ok()) co_return co_await ctx.SendError(attrs.error());
-  auto plan = ctx.PlanChecksums();
-  if (!plan.ok()) co_return co_await ctx.SendError(plan.error());
-  auto cond = WriteConditionFromHeaders(ctx);
-  if (!cond.ok()) co_return co_await ctx.SendError(cond.error());
-  // S3 needs the payload length up front: Content-Length, or x-amz-decoded-content-length for
-  // aws-chunked bodies sent with Transfer-Encoding: chunked (boto3 over HTTPS).
-  if (!ctx.DeclaredPayloadLength()) co_return co_await ctx.SendError(Error(ErrorCode::kMissingContentLength));
-  if (auto len = ctx.DeclaredPayloadLength(); len && *len > ctx.options().max_single_put) {
-    co_return co_await ctx.SendError(Error(ErrorCode::kEntityTooLarge));
-  }
-  auto writer = co_await ctx.Blocking(
-      [&] {
-        return ctx.service().BeginPut(bucket, ctx.route.key, std::move(*attrs), plan->compute, &ctx.audit_request);
-      });
+  auto req = ParsePutRequest(ctx);
+  if (!req.ok()) co_return co_await ctx.SendError(req.error());
+  auto writer = co_await ctx.PrefetchedOr(std::move(ctx.begun_writer), [&] {
+    return ctx.service().BeginPut(bucket, ctx.route.key, std::move(req->attributes), req->plan.compute,
+                                  &ctx.audit_request);
+  });
   if (!writer.ok()) co_return co_await ctx.SendError(ToS3Error(writer.error()));
-  auto commit = co_await ctx.ReceiveObject(**writer, *plan);
+  auto commit = co_await ctx.ReceiveObject(**writer, req->plan);
   if (!commit.ok()) co_return co_await ctx.SendError(commit.error());
-  commit->condition = *cond;
+  commit->condition = req->condition;
   auto result = co_await ctx.Committing([&] { return (*writer)->Commit(*commit); });
   if (!result.ok()) co_return co_await ctx.SendError(ToS3Error(result.error()));
   co_await ctx.SendEmpty(bhttp::status::ok, PutResultHeaders(*result));

@@ -28,6 +28,24 @@ std::optional<Error> EvaluateReadConditions(const RequestContext& ctx, const ser
                                             std::string_view prefix);
 Expected<catalog::WriteCondition, Error> WriteConditionFromHeaders(const RequestContext& ctx);
 Headers PutResultHeaders(const service::PutResult& result);
+
+// What the headers of a PutObject or an UploadPart ask for, checked: every error those answer
+// before reading the body. Pure functions of the request, so the authenticating worker runs them
+// too, and begins the writer when they pass (RequestContext::begun_writer).
+struct PutRequest {
+  catalog::Attributes attributes;
+  ChecksumPlan plan;
+  catalog::WriteCondition condition;
+};
+Expected<PutRequest, Error> ParsePutRequest(const RequestContext& ctx);
+struct UploadPartRequest {
+  uint32_t part_number = 0;
+  std::string upload_id;
+  ChecksumPlan plan;
+};
+Expected<UploadPartRequest, Error> ParseUploadPartRequest(const RequestContext& ctx);
+// The declared payload length is there (S3 needs it up front) and within a single PUT's limit.
+std::optional<Error> CheckDeclaredPayloadLength(const RequestContext& ctx);
 // The byte range of part `part_number` (partNumber query parameter).
 Expected<ByteRange, Error> SelectPart(const service::ObjectInfo& info, std::string_view part_number);
 

@@ -54,6 +54,8 @@ class RequestContext {
   std::optional<service::SResult<catalog::Bucket>> route_bucket;
   std::optional<service::SResult<std::unique_ptr<service::ObjectReader>>> opened_object;
   std::optional<service::SResult<service::ObjectInfo>> object_info;
+  // The writer of a PutObject or UploadPart whose headers passed their checks, begun there too.
+  std::optional<service::SResult<std::unique_ptr<service::ObjectWriter>>> begun_writer;
 
   service::ObjectService& service() { return gateway.service(); }
   const GatewayOptions& options() const { return gateway.options(); }

@@ -140,6 +140,31 @@ class AuditLogTest(CoffreTestCase):
         self.assertTrue(os.path.exists(path + ".README.txt"))
         self.assertIn("coffre audit verify", self.read(path + ".README.txt"))
 
+    def test_writes_refused_on_their_headers_use_no_key(self):
+        """The authenticating worker begins a PUT's or a part's writer (wrapping or unwrapping a data
+        key) only when the request's headers pass the checks its handler makes before the body: a
+        request refused on them leaves no key-use record."""
+        bucket = self.new_bucket()
+        upload_id = self.s3.create_multipart_upload(Bucket=bucket, Key="parts")["UploadId"]
+        refused = {
+            "InvalidDigest": self.daemon.request("PUT", f"/{bucket}/bad-md5", body=b"data",
+                                                 headers={"Content-MD5": "AAAA"}),
+            "NotImplemented": self.daemon.request("PUT", f"/{bucket}/bad-condition", body=b"data",
+                                                  headers={"If-None-Match": '"abc"'}),
+            "InvalidArgument": self.daemon.request("PUT", f"/{bucket}/parts", body=b"data",
+                                                   query=[("uploadId", upload_id), ("partNumber", "10001")]),
+        }
+        for code, r in refused.items():
+            self.assertEqual(r.error_code, code, r)
+        accepted = self.daemon.request("PUT", f"/{bucket}/parts", body=b"data",
+                                       query=[("uploadId", upload_id), ("partNumber", "1")])
+        self.assertEqual(accepted.status, 200, accepted)
+        _, recs = self.records(self.export())
+        request_ids = {r["request_id"] for r in recs}
+        for code, r in refused.items():
+            self.assertNotIn(r.headers["x-amz-request-id"], request_ids, code)
+        self.assertIn(accepted.headers["x-amz-request-id"], request_ids)
+
     def test_a_tenants_export_holds_no_other_tenants_data(self):
         other = self.daemon.create_tenant(unique_bucket("tn"))
         c2 = self.daemon.client_for(other)
