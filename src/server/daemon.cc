@@ -204,6 +204,7 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   }
   Stores& s = *stores;
   service::ObjectService service(*s.catalog, *s.keystore, *s.blobs);
+  service::ObjectService::StartHashingThreads();  // the soak test checks the thread count stays put
   if (auto r = service.Recover(); !r.ok()) {
     spdlog::critical("start-up recovery failed: {}", r.error().message);
     return 2;

@@ -481,11 +481,9 @@ class BlobObjectReader final : public ObjectReader {
 
 ObjectService::ObjectService(catalog::Catalog& catalog, keystore::Keystore& keys, storage::BlobStore& blobs,
                              ServiceOptions options)
-    : catalog_(catalog), keys_(keys), blobs_(blobs), options_(options) {
-  // The writers' hashing threads are made now, once, rather than by the first large upload: the
-  // process's thread count then stays what it is from the start (the soak test checks it).
-  (void)internal::SharedHashPool();
-}
+    : catalog_(catalog), keys_(keys), blobs_(blobs), options_(options) {}
+
+void ObjectService::StartHashingThreads() { (void)internal::SharedHashPool(); }
 
 ObjectService::~ObjectService() = default;
 

@@ -157,6 +157,11 @@ class ObjectService {
                 ServiceOptions options = {});
   ~ObjectService();
 
+  // Makes the threads that hash large uploads beside their encryption now rather than at the
+  // first large upload, so that a long-running process's thread count is what it is from the
+  // start. The daemon calls it; a command-line process that never uploads makes none.
+  static void StartHashingThreads();
+
   // Start-up recovery: removes temporary files and collects garbage past its grace period.
   SResult<Done> Recover();
   // Removes unreachable blobs older than the grace period; returns how many were removed.
