@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <utility>
@@ -60,6 +62,20 @@ Status MakeDir(const std::string& path) {
   return Status::Ok();
 }
 
+Status FsyncDir(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    return Status::FromErrno(errno, "open dir " + path);
+  }
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    return Status::FromErrno(err, "fsync dir " + path);
+  }
+  return Status::Ok();
+}
+
 Status WriteFully(int fd, uint64_t offset, std::span<const uint8_t> data) {
   while (!data.empty()) {
     ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
@@ -79,14 +95,10 @@ class LocalBlobStore;
 
 class LocalBlobWriter final : public BlobWriter {
  public:
-  LocalBlobWriter(int fd, std::string tmp_path, std::string final_dir, std::string final_path, LocalBlobStore* store,
-                  FilesystemSync::Epoch epoch)
-      : fd_(fd),
-        tmp_path_(std::move(tmp_path)),
-        final_dir_(std::move(final_dir)),
-        final_path_(std::move(final_path)),
-        store_(store),
-        epoch_(epoch) {}
+  LocalBlobWriter(int fd, std::string tmp_path, std::string final_dir, std::string final_path,
+                  LocalBlobStore* store)
+      : fd_(fd), tmp_path_(std::move(tmp_path)), final_dir_(std::move(final_dir)),
+        final_path_(std::move(final_path)), store_(store) {}
   ~LocalBlobWriter() override {
     if (fd_ >= 0) {
       ::close(fd_);
@@ -99,7 +111,6 @@ class LocalBlobWriter final : public BlobWriter {
   Status Append(std::span<const uint8_t> data) override {
     COFFRE_RETURN_IF_ERROR(WriteFully(fd_, size_, data));
     size_ += data.size();
-    StartWriteback();
     return Status::Ok();
   }
 
@@ -114,27 +125,12 @@ class LocalBlobWriter final : public BlobWriter {
   Status Commit() override;
 
  private:
-  // A large blob's pages go to the disk as they come rather than all at its commit: a syncfs of
-  // small commits (FilesystemSync) must write every dirty page of the filesystem, and would
-  // otherwise wait behind the megabytes of the large uploads in flight. Asynchronous; a failed
-  // write shows at the commit's fsync.
-  void StartWriteback() {
-    if (size_ - written_back_ >= kWritebackStep) {
-      (void)::sync_file_range(fd_, static_cast<off_t>(written_back_), static_cast<off_t>(size_ - written_back_),
-                              SYNC_FILE_RANGE_WRITE);
-      written_back_ = size_;
-    }
-  }
-  static constexpr uint64_t kWritebackStep = 1 << 20;
-
   int fd_;
   std::string tmp_path_;
   std::string final_dir_;
   std::string final_path_;
   LocalBlobStore* store_;
-  FilesystemSync::Epoch epoch_;  // taken before the first write
   uint64_t size_ = 0;
-  uint64_t written_back_ = 0;  // writeback started for [0, written_back_)
   bool committed_ = false;
 };
 
@@ -175,27 +171,17 @@ class LocalBlobStore final : public BlobStore {
   explicit LocalBlobStore(std::string root)
       : root_(std::move(root)), blobs_(root_ + "/blobs"), tmp_(root_ + "/tmp") {}
 
-  Status Init(LocalBlobStoreOptions options) {
+  Status Init() {
     COFFRE_RETURN_IF_ERROR(MakeDir(root_));
     COFFRE_RETURN_IF_ERROR(MakeDir(blobs_));
-    COFFRE_RETURN_IF_ERROR(MakeDir(tmp_));
-    if (options.sync) {
-      sync_ = std::make_unique<FilesystemSync>(std::move(options.sync));
-      return Status::Ok();
-    }
-    // The blob area's filesystem (where the renames land); tmp must be on it for rename to work.
-    COFFRE_ASSIGN_OR_RETURN(sync_, FilesystemSync::Open(blobs_));
-    return Status::Ok();
+    return MakeDir(tmp_);
   }
-
-  FilesystemSync& sync() { return *sync_; }
 
   Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id) override {
     if (!IsValidBlobId(blob_id)) {
       return Status::InvalidArgument("invalid blob id");
     }
     std::string tmp_path = tmp_ + "/" + blob_id + ".tmp";
-    const FilesystemSync::Epoch epoch = sync_->Begin();
     int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
       return Status::FromErrno(errno, "create temporary blob");
@@ -203,7 +189,7 @@ class LocalBlobStore final : public BlobStore {
     std::string dir = blobs_ + "/" + blob_id.substr(0, 2) + "/" + blob_id.substr(2, 2);
     std::string final_path = dir + "/" + blob_id;
     return std::unique_ptr<BlobWriter>(
-        new LocalBlobWriter(fd, std::move(tmp_path), std::move(dir), std::move(final_path), this, epoch));
+        new LocalBlobWriter(fd, std::move(tmp_path), std::move(dir), std::move(final_path), this));
   }
 
   Result<std::unique_ptr<BlobReader>> Open(const std::string& blob_id) const override {
@@ -315,21 +301,17 @@ class LocalBlobStore final : public BlobStore {
     return Status::Ok();
   }
 
-  // Creates the two fan-out directory levels once per process. Not synced here: the commit that
-  // renames a blob into a directory syncs the filesystem after this returned, which makes the new
-  // directory durable with it. Concurrent writers may both mkdir; one sees EEXIST.
+  // Creates the two fan-out directory levels once; fsyncs their parents when new, so the rename
+  // target's path is itself durable. A directory is created under its own stripe's lock, not one
+  // store-wide lock: the parent's fsync would otherwise queue every concurrent commit behind it,
+  // and a writer that finds the directory must not use it before its creator's fsync is done.
   Status EnsureDir(const std::string& dir) {
     if (IsKnownDir(dir)) {
       return Status::Ok();
     }
     const std::string parent = dir.substr(0, dir.rfind('/'));
-    if (!IsKnownDir(parent)) {
-      COFFRE_RETURN_IF_ERROR(MakeDir(parent));
-      Know(parent);
-    }
-    COFFRE_RETURN_IF_ERROR(MakeDir(dir));
-    Know(dir);
-    return Status::Ok();
+    COFFRE_RETURN_IF_ERROR(CreateDirDurably(parent, blobs_));
+    return CreateDirDurably(dir, parent);
   }
 
  private:
@@ -341,28 +323,38 @@ class LocalBlobStore final : public BlobStore {
     std::lock_guard lock(known_mu_);
     return known_dirs_.count(dir) != 0;
   }
-  void Know(const std::string& dir) {
+  std::mutex& StripeOf(const std::string& dir) { return dir_stripes_[std::hash<std::string>{}(dir) % kDirStripes]; }
+  // Makes `dir` (in `parent`) exist durably, once per process. A directory already on disk but not
+  // known was made by an earlier process: a concurrent writer creating it holds the same stripe.
+  Status CreateDirDurably(const std::string& dir, const std::string& parent) {
+    std::lock_guard creating(StripeOf(dir));
+    if (IsKnownDir(dir)) {
+      return Status::Ok();
+    }
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) {
+      COFFRE_RETURN_IF_ERROR(MakeDir(dir));
+      COFFRE_RETURN_IF_ERROR(FsyncDir(parent));
+    }
     std::lock_guard lock(known_mu_);
     known_dirs_.insert(dir);
+    return Status::Ok();
   }
 
   std::string root_;
   std::string blobs_;
   std::string tmp_;
-  std::unique_ptr<FilesystemSync> sync_;
+  static constexpr size_t kDirStripes = 64;
+  std::array<std::mutex, kDirStripes> dir_stripes_;
   std::mutex known_mu_;
   std::set<std::string> known_dirs_;
 };
-
-// Above this size a blob writes back its own data before the shared sync, so that a group of
-// small commits does not wait for its megabytes (nor it for theirs).
-constexpr uint64_t kOwnFsyncAbove = 1 << 20;
 
 Status LocalBlobWriter::Commit() {
   if (committed_ || fd_ < 0) {
     return Status::Internal("blob committed twice");
   }
-  if (size_ > kOwnFsyncAbove && ::fsync(fd_) != 0) {
+  if (::fsync(fd_) != 0) {
     return Status::FromErrno(errno, "fsync blob");
   }
   ::close(fd_);
@@ -371,21 +363,15 @@ Status LocalBlobWriter::Commit() {
   if (::rename(tmp_path_.c_str(), final_path_.c_str()) != 0) {
     return Status::FromErrno(errno, "rename blob");
   }
-  // One syncfs shared with the commits beside this one: the blob's bytes (unless fsync'd above),
-  // its directory entry and any fan-out directory made for it.
-  if (Status st = store_->sync().Sync(epoch_); !st.ok()) {
-    ::unlink(final_path_.c_str());  // not durable: the id must not name it
-    return st;
-  }
   committed_ = true;
-  return Status::Ok();
+  return FsyncDir(final_dir_);
 }
 
 }  // namespace
 
-Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(const std::string& root, LocalBlobStoreOptions options) {
+Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(const std::string& root) {
   auto store = std::make_unique<LocalBlobStore>(root);
-  COFFRE_RETURN_IF_ERROR(store->Init(std::move(options)));
+  COFFRE_RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<BlobStore>(std::move(store));
 }
 

@@ -2,7 +2,6 @@
 #include <sys/stat.h>
 
 #include <atomic>
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -124,51 +123,6 @@ TEST_F(LocalBlobStoreTest, RejectsPathLikeIds) {
   EXPECT_EQ(store_->Create("../../etc/passwd").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->Open("0011223344556677/../x").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->Remove("short").code(), StatusCode::kInvalidArgument);
-}
-
-// A blob above the size that is fsync'd on its own (before the shared sync) reads back whole.
-TEST_F(LocalBlobStoreTest, LargeBlobCommitsAndReadsBack) {
-  std::vector<uint8_t> body(3 << 20);
-  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<uint8_t>(i * 7 + 1);
-  auto w = store_->Create(kId);
-  ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Append(body).ok());
-  ASSERT_TRUE((*w)->Commit().ok());
-  auto r = store_->Open(kId);
-  ASSERT_TRUE(r.ok());
-  std::vector<uint8_t> out(body.size());
-  ASSERT_TRUE((*r)->ReadAt(0, out).ok());
-  EXPECT_EQ(out, body);
-}
-
-// When the filesystem cannot be made durable, Commit fails and leaves nothing under the id nor in
-// the temporary area; writers started after the failure commit again.
-TEST_F(LocalBlobStoreTest, FailedSyncLeavesNothingUnderTheId) {
-  std::atomic<bool> fail{true};
-  auto store = OpenLocalBlobStore(root_, {.sync = [&] { return fail.load() ? EIO : 0; }});
-  ASSERT_TRUE(store.ok());
-  for (size_t size : {size_t{3}, size_t{2} << 20}) {  // shared sync only; own fsync first
-    SCOPED_TRACE(size);
-    fail = true;
-    {
-      auto w = (*store)->Create(kId);
-      ASSERT_TRUE(w.ok());
-      ASSERT_TRUE((*w)->Append(std::vector<uint8_t>(size, 5)).ok());
-      EXPECT_EQ((*w)->Commit().code(), StatusCode::kIOError);
-    }
-    EXPECT_EQ((*store)->Open(kId).status().code(), StatusCode::kNotFound);
-    EXPECT_TRUE(std::filesystem::is_empty(root_ + "/tmp"));
-
-    fail = false;
-    auto w = (*store)->Create(kId);
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Append(std::vector<uint8_t>(size, 6)).ok());
-    ASSERT_TRUE((*w)->Commit().ok());
-    auto r = (*store)->Open(kId);
-    ASSERT_TRUE(r.ok());
-    EXPECT_EQ((*r)->size(), size);
-    ASSERT_TRUE((*store)->Remove(kId).ok());
-  }
 }
 
 TEST_F(LocalBlobStoreTest, RemoveIsIdempotent) {

@@ -3,10 +3,10 @@
 // Where encrypted blobs rest. The local backend keeps each blob in a file named by its opaque id;
 // an upstream S3 backend can implement the same interface later. It knows bytes, not S3 or keys.
 //
-// Durability contract: a blob becomes durable under its id only through BlobWriter::Commit(),
-// which returns after the bytes and the directory entry are durable. Until then it lives under the
-// temporary area and a crash leaves at most a temporary file, which RemoveTemporaries() deletes at
-// start-up, or an orphan blob file that no catalog row names (fsck removes those).
+// Durability contract: a blob becomes visible under its id only through BlobWriter::Commit(),
+// which returns after the bytes and the directory entry are durable (fsync of the file, rename,
+// fsync of the directory). Until then it lives under the temporary area and a crash leaves at
+// most a temporary file, which RemoveTemporaries() deletes at start-up.
 
 #include <cstdint>
 #include <memory>
@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "coffre/common/status.h"
-#include "coffre/storage/filesystem_sync.h"
 
 namespace coffre::storage {
 
@@ -27,8 +26,7 @@ class BlobWriter {
   // Writes at an absolute offset (used for the header, written last).
   virtual Status WriteAt(uint64_t offset, std::span<const uint8_t> data) = 0;
   virtual uint64_t size() const = 0;
-  // Moves the blob into place and makes it durable. Exactly once. On failure nothing is left under
-  // the blob's id.
+  // fsync + rename into place + fsync of the directory. Exactly once.
   virtual Status Commit() = 0;
 };
 
@@ -68,18 +66,8 @@ class BlobStore {
   virtual Status RemoveTemporary(const std::string& name) = 0;
 };
 
-struct LocalBlobStoreOptions {
-  // Makes the blob filesystem durable (0 or an errno value); empty: syncfs(2) on it. Tests set it
-  // to fail.
-  FilesystemSync::SyncFn sync;
-};
-
 // Local filesystem backend rooted at `root` (creates root/blobs and root/tmp).
 // Blob ids must be [0-9a-f]{16,64}; files go to blobs/<id[0:2]>/<id[2:4]>/<id>.
-//
-// Commit: a small blob is closed, renamed into place and made durable by a syncfs shared with the
-// commits running beside it (FilesystemSync); a large one is first fsync'd on its own, so that the
-// shared sync never waits for its megabytes. New fan-out directories ride on the same sync.
-Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(const std::string& root, LocalBlobStoreOptions options = {});
+Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(const std::string& root);
 
 }  // namespace coffre::storage
