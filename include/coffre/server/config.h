@@ -38,8 +38,9 @@ struct Config {
   // 0: WorkerThreads() picks twice the CPU cores, at least 4.
   uint32_t worker_threads = 0;
   // Threads that make writes durable (PUT and part commits, Complete, DELETE): they mostly wait
-  // for a shared flush, and the more commits wait at once the more share one. Kept apart from the
-  // workers so that waiting commits never hold up reads and encryption.
+  // for flushes, and the catalog's and the audit log's are shared, so the more commits wait at
+  // once the more share one. Kept apart from the workers so that waiting commits never hold up
+  // reads and encryption.
   uint32_t commit_threads = 32;
   uint32_t max_connections = 1024;
   uint32_t max_header_bytes = 16 * 1024;
@@ -96,7 +97,7 @@ Result<Config> ParseConfig(const std::string& json_text);
 // The worker pool's size: `worker_threads`, or when 0 twice the CPU cores, at least 4. The workers
 // do CPU work (authentication, encryption) and reads that may wait on the disk; writes wait for
 // their flushes on the commit threads instead. More workers than that cost small requests time
-// in wake-ups and switches (docs/PERFORMANCE.md, "Blob group commit").
+// in wake-ups and switches (docs/PERFORMANCE.md, "Commit threads and fewer workers").
 uint32_t WorkerThreads(const Config& config);
 // "localhost", 127.0.0.0/8 or ::1: where plain HTTP is allowed without allow_plaintext.
 bool IsLoopbackHost(const std::string& host);
