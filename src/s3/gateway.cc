@@ -119,15 +119,9 @@ void PrefetchOnWorker(RequestContext& ctx) {
     ctx.object_info = ctx.service().HeadObject(bucket, route.key);
   } else if (route.op == Operation::kPutObject) {
     // Only when the handler will get as far: a request its headers fail wraps no data key.
-    if (auto req = ParsePutRequest(ctx); req.ok()) {
-      ctx.begun_writer =
-          ctx.service().BeginPut(bucket, route.key, std::move(req->attributes), req->plan.compute, &ctx.audit_request);
-    }
+    if (auto req = ParsePutRequest(ctx); req.ok()) ctx.begun_writer = BeginPutWriter(ctx, bucket, *req);
   } else if (route.op == Operation::kUploadPart) {
-    if (auto req = ParseUploadPartRequest(ctx); req.ok()) {
-      ctx.begun_writer = ctx.service().BeginPart(bucket, route.key, req->upload_id, req->part_number, req->plan.compute,
-                                                 &ctx.audit_request);
-    }
+    if (auto req = ParseUploadPartRequest(ctx); req.ok()) ctx.begun_writer = BeginPartWriter(ctx, bucket, *req);
   }
 }
 

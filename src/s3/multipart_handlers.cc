@@ -70,15 +70,20 @@ Expected<UploadPartRequest, Error> ParseUploadPartRequest(const RequestContext& 
   return UploadPartRequest{*part, std::string(*ctx.route.query.Get("uploadId")), std::move(*plan)};
 }
 
+service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPartWriter(RequestContext& ctx,
+                                                                        const catalog::Bucket& bucket,
+                                                                        const UploadPartRequest& req) {
+  return ctx.service().BeginPart(bucket, ctx.route.key, req.upload_id, req.part_number, req.plan.compute,
+                                 &ctx.audit_request);
+}
+
 namespace {
 
 asio::awaitable<void> UploadPart(RequestContext& ctx, const catalog::Bucket& bucket) {
   auto req = ParseUploadPartRequest(ctx);
   if (!req.ok()) co_return co_await ctx.SendError(req.error());
-  auto writer = co_await ctx.PrefetchedOr(std::move(ctx.begun_writer), [&] {
-    return ctx.service().BeginPart(bucket, ctx.route.key, req->upload_id, req->part_number, req->plan.compute,
-                                   &ctx.audit_request);
-  });
+  auto writer =
+      co_await ctx.PrefetchedOr(std::move(ctx.begun_writer), [&] { return BeginPartWriter(ctx, bucket, *req); });
   if (!writer.ok()) co_return co_await ctx.SendError(ToS3Error(writer.error()));
   auto commit = co_await ctx.ReceiveObject(**writer, req->plan);
   if (!commit.ok()) co_return co_await ctx.SendError(commit.error());

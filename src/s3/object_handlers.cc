@@ -173,15 +173,19 @@ Expected<PutRequest, Error> ParsePutRequest(const RequestContext& ctx) {
   return PutRequest{std::move(*attrs), std::move(*plan), std::move(*cond)};
 }
 
+service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPutWriter(RequestContext& ctx,
+                                                                       const catalog::Bucket& bucket, PutRequest& req) {
+  return ctx.service().BeginPut(bucket, ctx.route.key, std::move(req.attributes), req.plan.compute,
+                                &ctx.audit_request);
+}
+
 namespace {
 
 asio::awaitable<void> PutObject(RequestContext& ctx, const catalog::Bucket& bucket) {
   auto req = ParsePutRequest(ctx);
   if (!req.ok()) co_return co_await ctx.SendError(req.error());
-  auto writer = co_await ctx.PrefetchedOr(std::move(ctx.begun_writer), [&] {
-    return ctx.service().BeginPut(bucket, ctx.route.key, std::move(req->attributes), req->plan.compute,
-                                  &ctx.audit_request);
-  });
+  auto writer =
+      co_await ctx.PrefetchedOr(std::move(ctx.begun_writer), [&] { return BeginPutWriter(ctx, bucket, *req); });
   if (!writer.ok()) co_return co_await ctx.SendError(ToS3Error(writer.error()));
   auto commit = co_await ctx.ReceiveObject(**writer, req->plan);
   if (!commit.ok()) co_return co_await ctx.SendError(commit.error());

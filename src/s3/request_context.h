@@ -67,8 +67,8 @@ class RequestContext {
   auto Blocking(F f) -> asio::awaitable<decltype(f())> {
     co_return co_await http::RunBlocking(gateway.pool(), std::move(f));
   }
-  // Runs a durable write (a commit) on the commit pool: it mostly waits for a flush shared with
-  // the commits beside it, and holds no worker meanwhile.
+  // Runs a durable write (a commit) on the commit pool: it mostly waits for flushes (the catalog's
+  // and the audit log's shared with the commits beside it), and holds no worker meanwhile.
   template <typename F>
   auto Committing(F f) -> asio::awaitable<decltype(f())> {
     co_return co_await http::RunBlocking(gateway.commit_pool(), std::move(f));

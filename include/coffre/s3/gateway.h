@@ -51,8 +51,8 @@ struct GatewayOptions {
   size_t get_chunk = 1024 * 1024;
   RequestObserver observer;               // optional
   AdmissionCheck admit;                   // optional: everyone is admitted
-  // Where durable writes (commits of PUTs and parts, Complete, DELETE) wait for their shared
-  // flushes, so that they hold no worker meanwhile; null: the worker pool.
+  // Where durable writes (commits of PUTs and parts, Complete, DELETE) wait for their flushes,
+  // so that they hold no worker meanwhile; null: the worker pool.
   boost::asio::thread_pool* commit_pool = nullptr;
 };
 
