@@ -258,6 +258,8 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
 
   if (!co_await ctx.ex.SendHeader(ObjectResponseHeader(ctx, status, headers, length))) co_return;
   // Two buffers: the next piece is read and decrypted on a worker while this one is being sent.
+  // The read is the first operand: `&&` starts its operands in order, and a send's first write runs
+  // inline, copying up to a socket buffer's worth before the second operand would be posted.
   using boost::asio::experimental::awaitable_operators::operator&&;
   auto spare = (*reader)->remaining() > 0 ? std::make_unique_for_overwrite<uint8_t[]>(buf_size) : nullptr;
   size_t n = *first;
@@ -266,9 +268,9 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
       if (!co_await ctx.ex.SendBody(ByteView(buf.get(), n))) co_return;
       break;
     }
-    auto [sent, next] = co_await (ctx.ex.SendBody(ByteView(buf.get(), n)) && ctx.Blocking([&] {
+    auto [next, sent] = co_await (ctx.Blocking([&] {
       return (*reader)->Read(std::span<uint8_t>(spare.get(), buf_size));
-    }));
+    }) && ctx.ex.SendBody(ByteView(buf.get(), n)));
     if (!sent) co_return;
     if (!next.ok()) {
       // Headers are gone: all we can do is cut the connection so the client sees a short body.
