@@ -4,6 +4,7 @@
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -14,6 +15,7 @@
 #include <boost/beast/http/write.hpp>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -43,7 +45,53 @@ constexpr size_t kMaxLingerBytes = 256 * 1024;
 
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
-using RequestParser = bhttp::request_parser<bhttp::buffer_body>;
+// A request body read into the handler's buffer, as with buffer_body, except that bytes read from
+// the socket straight into that buffer (ExchangeImpl::ReadInto) are already where the parser would
+// copy them: they are counted, not copied. The parser still sees every byte, so Content-Length and
+// keep-alive stay its business.
+struct InPlaceBody {
+  using value_type = bhttp::buffer_body::value_type;
+
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    explicit reader(bhttp::header<isRequest, Fields>& /*header*/, value_type& body) : body_(body) {}
+
+    void init(const boost::optional<std::uint64_t>& /*length*/, error_code& ec) { ec = {}; }
+
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, error_code& ec) {
+      if (body_.data == nullptr) {
+        ec = bhttp::error::need_buffer;
+        return 0;
+      }
+      std::size_t taken = 0;
+      for (const auto& b : beast::buffers_range_ref(buffers)) {
+        const std::size_t n = std::min(b.size(), body_.size);
+        auto* dst = static_cast<uint8_t*>(body_.data);
+        if (n > 0 && b.data() != dst) {
+          std::memcpy(dst, b.data(), n);
+        }
+        body_.data = dst + n;
+        body_.size -= n;
+        taken += n;
+        if (n < b.size()) {
+          ec = bhttp::error::need_buffer;
+          return taken;
+        }
+      }
+      ec = {};
+      return taken;
+    }
+
+    void finish(error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+  };
+};
+
+using RequestParser = bhttp::request_parser<InPlaceBody>;
 
 // RFC 9110 6.4.1: these responses never carry content, whatever their headers say.
 bool StatusHasNoBody(unsigned status) {
@@ -299,8 +347,22 @@ class ExchangeImpl final : public Exchange {
       body.data = out.data() + total;
       body.size = out.size() - total;
       conn_.stream_.expires_after(conn_.options_->read_timeout);
-      auto [ec, n] =
-          co_await bhttp::async_read_some(conn_.stream_, conn_.buffer_, parser_, kAsTuple);
+      error_code ec;
+      if (const size_t direct = DirectReadSize(body.size); direct > 0) {
+        // Straight from the socket into `out`, never past this body's end (a pipelined request
+        // stays in the socket), then shown to the parser in place.
+        size_t n = 0;
+        std::tie(ec, n) = co_await conn_.stream_.async_read_some(asio::buffer(body.data, direct), kAsTuple);
+        if (n > 0) {
+          error_code parse_ec;
+          const size_t parsed = parser_.put(asio::const_buffer(body.data, n), parse_ec);
+          if (parsed != n && !ec) {
+            ec = parse_ec ? parse_ec : bhttp::error::bad_content_length;
+          }
+        }
+      } else {
+        std::tie(ec, std::ignore) = co_await bhttp::async_read_some(conn_.stream_, conn_.buffer_, parser_, kAsTuple);
+      }
       total = out.size() - body.size;
       if (ec && ec != bhttp::error::need_buffer) {
         body.data = nullptr;
@@ -313,6 +375,20 @@ class ExchangeImpl final : public Exchange {
     body.data = nullptr;
     body.size = 0;
     co_return std::pair{total, BodyError::kNone};
+  }
+
+  // How much of a Content-Length body ReadInto may read from the socket straight into a buffer
+  // with `room` bytes free: none while bytes already received wait in the connection's buffer, or
+  // for a chunked body, whose framing the parser must see.
+  size_t DirectReadSize(size_t room) const {
+    if (conn_.buffer_.size() > 0 || parser_.chunked() || !parser_.is_header_done()) {
+      return 0;
+    }
+    const auto remaining = parser_.content_length_remaining();
+    if (!remaining) {
+      return 0;
+    }
+    return static_cast<size_t>(std::min<uint64_t>(*remaining, room));
   }
 
   // Reads and discards the rest of a small request body so the connection can serve another

@@ -215,6 +215,44 @@ TEST_F(HttpServerTest, PutOneMebibyteReadIn64KiBPieces) {
   EXPECT_EQ(largest_piece, 64u * 1024);
 }
 
+// The body of a Content-Length request is read from the socket straight into the handler's
+// buffer once the bytes that came with the header are used up. Those reads must stop at the
+// body's end, even into a buffer larger than what is left of it: the next request, sent in the same
+// packet as the body's tail, belongs to the parser.
+TEST_F(HttpServerTest, BodyReadIntoALargerBufferLeavesThePipelinedRequest) {
+  constexpr size_t kSize = 200000;
+  std::string payload(kSize, '\0');
+  for (size_t i = 0; i < kSize; ++i) {
+    payload[i] = static_cast<char>((i * 13 + i / 251) & 0xff);
+  }
+  const uint64_t expected = Fnv1a(kFnvOffset, reinterpret_cast<const uint8_t*>(payload.data()), kSize);
+  handler_.fn = [&](Exchange& exchange) -> asio::awaitable<void> {
+    if (exchange.request().method() != bhttp::verb::put) {
+      co_await exchange.Send(TextResponse(bhttp::status::ok, "hello " + std::string(exchange.request().target())));
+      co_return;
+    }
+    auto [body, error] = co_await ReadAll(exchange, 1 << 20);
+    EXPECT_EQ(error, BodyError::kNone);
+    EXPECT_TRUE(exchange.body_complete());
+    const uint64_t hash = Fnv1a(kFnvOffset, reinterpret_cast<const uint8_t*>(body.data()), body.size());
+    co_await exchange.Send(TextResponse(bhttp::status::ok, std::to_string(body.size()) + ":" + std::to_string(hash)));
+  };
+  StartServer();
+  RawClient client(port_);
+  // The header and the first bytes arrive first, so the rest is read directly from the socket.
+  ASSERT_TRUE(client.Send("PUT /k HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(kSize) + "\r\n\r\n" +
+                          payload.substr(0, 1000)));
+  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(client.Send(payload.substr(1000) + Get("/next")));
+  auto first = client.ReadResponse();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->body, std::to_string(kSize) + ":" + std::to_string(expected));
+  auto second = client.ReadResponse();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->body, "hello /next");
+  EXPECT_EQ(handler_.calls, 2);
+}
+
 TEST_F(HttpServerTest, ExpectContinueSentOnlyWhenHandlerReadsBody) {
   handler_.fn = [](Exchange& exchange) -> asio::awaitable<void> {
     co_await Sleep(300ms);  // authentication, say: the client must not be told to go on yet
