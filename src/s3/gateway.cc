@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <chrono>
+#include <tuple>
 
 #include "coffre/common/bytes.h"
 #include "coffre/common/clock.h"
@@ -362,12 +364,16 @@ class PayloadDecoder {
     if (IsStreaming(auth.payload_mode)) chunked_.emplace(auth, trailers, decoded);
   }
 
-  std::optional<Error> Feed(ByteView in, Bytes& out) {
-    out.clear();
-    if (chunked_) return chunked_->Feed(in, out);
+  // The payload bytes in `in`: `in` itself unless the body is aws-chunked, whose framing is
+  // stripped into `scratch`.
+  Expected<ByteView, Error> Feed(ByteView in, Bytes& scratch) {
+    if (chunked_) {
+      scratch.clear();
+      if (auto e = chunked_->Feed(in, scratch)) return *e;
+      return ByteView(scratch);
+    }
     if (auth_.payload_mode == PayloadMode::kSignedHash) sha_.Update(in);
-    out.assign(in.begin(), in.end());
-    return std::nullopt;
+    return in;
   }
 
   std::optional<Error> Finish() {
@@ -421,8 +427,9 @@ asio::awaitable<Expected<std::string, Error>> RequestContext::ReadSmallBody() {
     auto [n, err] = co_await ex.ReadBody(raw);
     if (err != http::BodyError::kNone) co_return BodyReadError(err);
     if (n == 0) break;
-    if (auto e = decoder.Feed(ByteView(raw.data(), n), decoded)) co_return *e;
-    body.append(reinterpret_cast<const char*>(decoded.data()), decoded.size());
+    auto payload = decoder.Feed(ByteView(raw.data(), n), decoded);
+    if (!payload.ok()) co_return payload.error();
+    body.append(reinterpret_cast<const char*>(payload->data()), payload->size());
     if (body.size() > options().max_xml_body) co_return Error(ErrorCode::kMaxMessageLengthExceeded);
   }
   if (auto e = decoder.Finish()) co_return *e;
@@ -454,24 +461,37 @@ asio::awaitable<Expected<std::string, Error>> RequestContext::ReadSmallBody() {
 asio::awaitable<Expected<service::CommitOptions, Error>> RequestContext::ReceiveObject(
     service::ObjectWriter& writer, const ChecksumPlan& plan) {
   PayloadDecoder decoder(auth, DeclaredTrailers(*this), DeclaredPayloadLength());
-  Bytes raw(BodyBufferSize(ex.content_length(), options().io_chunk));
+  const size_t buffer_size = BodyBufferSize(ex.content_length(), options().io_chunk);
+  Bytes raw(buffer_size);
+  Bytes next;  // the other buffer, for a body that does not come in one piece
   Bytes decoded;
-  decoded.reserve(raw.size());
-  for (;;) {
-    auto [n, err] = co_await ex.ReadBody(raw);
-    if (err != http::BodyError::kNone) co_return BodyReadError(err);
-    if (n == 0) break;
+  // Decoding, hashing, encryption and the disk write of one piece run together on a worker.
+  auto store = [&](size_t got) -> Expected<Done, Error> {
+    auto payload = decoder.Feed(ByteView(raw.data(), got), decoded);
+    if (!payload.ok()) return payload.error();
+    if (writer.bytes_written() + payload->size() > options().max_single_put) return Error(ErrorCode::kEntityTooLarge);
+    auto w = writer.Write(*payload);
+    if (!w.ok()) return ToS3Error(w.error());
+    return Done{};
+  };
+  auto [n, err] = co_await ex.ReadBody(raw);
+  while (err == http::BodyError::kNone && n > 0) {
     const size_t got = n;  // clang 14 cannot capture structured bindings in a lambda
-    // Decoding, hashing, encryption and the disk write run together off the network thread.
-    auto step = co_await Blocking([&]() -> Expected<Done, Error> {
-      if (auto e = decoder.Feed(ByteView(raw.data(), got), decoded)) return *e;
-      if (writer.bytes_written() + decoded.size() > options().max_single_put) return Error(ErrorCode::kEntityTooLarge);
-      auto w = writer.Write(decoded);
-      if (!w.ok()) return ToS3Error(w.error());
-      return Done{};
-    });
+    if (ex.body_complete()) {
+      auto step = co_await Blocking([&] { return store(got); });
+      if (!step.ok()) co_return step.error();
+      break;
+    }
+    // The next piece is received while this one is stored. The store is the first operand: `&&`
+    // starts its operands in order, and the read runs inline until the socket has nothing more.
+    if (next.empty()) next.resize(buffer_size);
+    using boost::asio::experimental::awaitable_operators::operator&&;
+    auto [step, received] = co_await (Blocking([&] { return store(got); }) && ex.ReadBody(next));
     if (!step.ok()) co_return step.error();
+    std::swap(raw, next);
+    std::tie(n, err) = received;
   }
+  if (err != http::BodyError::kNone) co_return BodyReadError(err);
   if (auto e = decoder.Finish()) co_return *e;
   service::CommitOptions commit;
   commit.content_md5 = plan.content_md5;
