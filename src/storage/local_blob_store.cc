@@ -111,6 +111,7 @@ class LocalBlobWriter final : public BlobWriter {
   Status Append(std::span<const uint8_t> data) override {
     COFFRE_RETURN_IF_ERROR(WriteFully(fd_, size_, data));
     size_ += data.size();
+    StartWriteback();
     return Status::Ok();
   }
 
@@ -125,12 +126,27 @@ class LocalBlobWriter final : public BlobWriter {
   Status Commit() override;
 
  private:
+  // A large blob's pages start for the disk as they are appended, a MiB at a time, so that
+  // Commit's fsync waits for the last MiB rather than the whole file (64 MiB: ~29 ms of fsync
+  // here, in series with the response). It waits for nothing itself; a page that fails to be
+  // written is still reported by that fsync, since only the waiting forms of sync_file_range
+  // consume a writeback error.
+  void StartWriteback() {
+    if (size_ - written_back_ >= kWritebackStep) {
+      (void)::sync_file_range(fd_, static_cast<off_t>(written_back_), static_cast<off_t>(size_ - written_back_),
+                              SYNC_FILE_RANGE_WRITE);
+      written_back_ = size_;
+    }
+  }
+  static constexpr uint64_t kWritebackStep = 1 << 20;
+
   int fd_;
   std::string tmp_path_;
   std::string final_dir_;
   std::string final_path_;
   LocalBlobStore* store_;
   uint64_t size_ = 0;
+  uint64_t written_back_ = 0;  // writeback started for [0, written_back_)
   bool committed_ = false;
 };
 

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -54,6 +55,34 @@ TEST_F(LocalBlobStoreTest, CommittedBlobReadsBack) {
   struct stat st {};
   ASSERT_EQ(::stat((root_ + "/blobs/00/11/" + kId).c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 077, 0u);
+}
+
+// A blob of several MiB starts its writeback as it is appended (a MiB at a time, in pieces that
+// do not fall on MiB boundaries), and its header is rewritten in place at the end: what reads back
+// is every byte as last written.
+TEST_F(LocalBlobStoreTest, MultiMebibyteBlobWrittenBackAsAppendedReadsBack) {
+  auto w = store_->Create(kId);
+  ASSERT_TRUE(w.ok());
+  constexpr size_t kPiece = 300 * 1000;
+  constexpr size_t kPieces = 12;  // 3.6 MB: three writeback steps and a tail
+  std::vector<uint8_t> expected;
+  for (size_t p = 0; p < kPieces; ++p) {
+    std::vector<uint8_t> piece(kPiece);
+    for (size_t i = 0; i < kPiece; ++i) piece[i] = static_cast<uint8_t>((p * 7 + i * 13) & 0xff);
+    ASSERT_TRUE((*w)->Append(piece).ok());
+    expected.insert(expected.end(), piece.begin(), piece.end());
+  }
+  const std::vector<uint8_t> header = {0xc0, 0xff, 0xee};
+  ASSERT_TRUE((*w)->WriteAt(0, header).ok());
+  std::copy(header.begin(), header.end(), expected.begin());
+  ASSERT_TRUE((*w)->Commit().ok());
+
+  auto r = store_->Open(kId);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ((*r)->size(), expected.size());
+  std::vector<uint8_t> out(expected.size());
+  ASSERT_TRUE((*r)->ReadAt(0, out).ok());
+  EXPECT_TRUE(out == expected);
 }
 
 // Writers racing to create the same fan-out directories (and different ones) all commit, and a
