@@ -89,6 +89,13 @@ class RequestContext {
         std::move(f));
   }
 
+  // Returns on this request's executor once reading `reader` will not block on the audit record of
+  // its key's use; for a reader whose next Read() is in memory (NextReadInMemory).
+  asio::awaitable<void> WhenReadable(service::ObjectReader& reader) {
+    co_await http::WaitForNotification(
+        [&reader](std::function<void()> notify) { reader.WhenReadable(std::move(notify)); });
+  }
+
   asio::awaitable<void> SendError(Error error);
   asio::awaitable<void> SendXml(bhttp::status status, std::string body, const Headers& headers = {});
   asio::awaitable<void> SendEmpty(bhttp::status status, const Headers& headers = {});

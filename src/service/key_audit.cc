@@ -19,6 +19,7 @@ class AuditedReader final : public ObjectReader {
   SResult<Done> SetRange(uint64_t first, uint64_t last) override { return inner_->SetRange(first, last); }
   uint64_t remaining() const override { return inner_->remaining(); }
   void WhenReadable(std::function<void()> ready) override { inner_->WhenReadable(std::move(ready)); }
+  bool NextReadInMemory() const override { return inner_->NextReadInMemory(); }
 
   SResult<size_t> Read(std::span<uint8_t> out) override {
     auto r = inner_->Read(out);

@@ -319,6 +319,8 @@ class RecordedBeforeRelease final : public ObjectReader {
     }
   }
 
+  bool NextReadInMemory() const override { return inner_->NextReadInMemory(); }
+
   SResult<size_t> Read(std::span<uint8_t> out) override {
     if (key_use_) {
       refused_ = internal::AwaitKeyUse(key_use_.get(), event_);
@@ -373,6 +375,27 @@ class BlobObjectReader final : public ObjectReader {
   }
 
   uint64_t remaining() const override { return end_ - pos_; }
+
+  // Opens the blob of an object that fits in one segment and decrypts that segment into plain_, on
+  // the thread that opens the object: its first Read() then copies from memory (NextReadInMemory),
+  // so a small GET needs no further trip to a worker. Nothing leaves the reader before Read(), which
+  // RecordedBeforeRelease holds back until the key's use is recorded (the Recorder's rule for
+  // Start(): compute at once, release nothing before the record is durable). A failure here is
+  // not reported: Read() meets it again and reports it (audited as corruption, if it is).
+  void DecryptSmallObject() {
+    if (record_.parts.size() != 1 || !OpenPart(0).ok()) return;
+    const uint32_t seg_size = decryptor_->header().segment_size;
+    if (record_.parts[0].size > seg_size) return;
+    plain_.resize(static_cast<size_t>(record_.parts[0].size));
+    if (DecryptSegment(0, seg_size, plain_).ok()) cached_segment_ = 0;
+  }
+
+  bool NextReadInMemory() const override {
+    if (pos_ >= end_) return true;
+    if (record_.parts.size() != 1 || open_part_ != 0 || cached_segment_ == UINT64_MAX) return false;
+    const uint64_t seg_size = decryptor_->header().segment_size;
+    return pos_ / seg_size == cached_segment_ && (end_ - 1) / seg_size == cached_segment_;
+  }
 
   SResult<size_t> Read(std::span<uint8_t> out) override {
     size_t produced = 0;
@@ -638,9 +661,9 @@ SResult<std::unique_ptr<ObjectReader>> ObjectService::OpenObject(const Bucket& b
     return FromKeyStatus(dk.status());
   }
   auto key_use = internal::StartKeyUse(audit_, event);
-  auto reader = std::make_unique<RecordedBeforeRelease>(
-      std::make_unique<BlobObjectReader>(*this, blobs_, std::move(rec).value(), std::move(dk).value()),
-      std::move(key_use), event);
+  auto blob_reader = std::make_unique<BlobObjectReader>(*this, blobs_, std::move(rec).value(), std::move(dk).value());
+  blob_reader->DecryptSmallObject();  // while the record is flushed
+  auto reader = std::make_unique<RecordedBeforeRelease>(std::move(blob_reader), std::move(key_use), event);
   return internal::AuditReads(std::move(reader), audit_, std::move(event));
 }
 

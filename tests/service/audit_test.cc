@@ -207,6 +207,8 @@ TEST_F(ServiceAuditTest, LockedAuditDatabaseFailsClosed) {
   {
     auto get = service_->OpenObject(bucket_, "doc", &request_);
     ASSERT_TRUE(get.ok());
+    // Decrypted when opened (one segment), and still held back until its record is durable.
+    EXPECT_TRUE((*get)->NextReadInMemory());
     Bytes got(100, 0);
     auto n = (*get)->Read(got);
     ASSERT_FALSE(n.ok());
@@ -226,6 +228,8 @@ TEST_F(ServiceAuditTest, LockedAuditDatabaseFailsClosed) {
   {
     auto get = service_->OpenObject(bucket_, "doc", &request_);
     ASSERT_TRUE(get.ok());
+    // Decrypted when opened (one segment), and still held back until its record is durable.
+    EXPECT_TRUE((*get)->NextReadInMemory());
     Bytes got(100, 0);
     auto n = (*get)->Read(got);
     ASSERT_TRUE(n.ok());

@@ -200,6 +200,59 @@ TEST_F(ObjectServiceTest, TamperedBlobFailsInsteadOfReturningWrongBytes) {
       << "the failed segment's bytes were left in the caller's buffer";
 }
 
+// An object of one segment is decrypted when it is opened, so that its first read is a copy from
+// memory that a network thread may make; a larger one is read segment by segment, as it is asked.
+TEST_F(ObjectServiceTest, OneSegmentObjectIsDecryptedWhenOpened) {
+  const Bytes small = Pattern(4096, 5);
+  ASSERT_TRUE(Put("small", small).ok());
+  ASSERT_TRUE(Put("empty", {}).ok());
+  ASSERT_TRUE(Put("large", Pattern(4097, 6)).ok());
+  {
+    auto reader = service_->OpenObject(bucket_, "small");
+    ASSERT_TRUE(reader.ok());
+    EXPECT_TRUE((*reader)->NextReadInMemory());
+    ASSERT_TRUE((*reader)->SetRange(100, 199).ok());
+    EXPECT_TRUE((*reader)->NextReadInMemory());
+    Bytes buf(1000);
+    auto n = (*reader)->Read(buf);
+    ASSERT_TRUE(n.ok());
+    EXPECT_EQ(Bytes(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(*n)),
+              Bytes(small.begin() + 100, small.begin() + 200));
+  }
+  EXPECT_EQ(Get("small"), small);
+  auto empty = service_->OpenObject(bucket_, "empty");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE((*empty)->NextReadInMemory());
+  auto large = service_->OpenObject(bucket_, "large");
+  ASSERT_TRUE(large.ok());
+  EXPECT_FALSE((*large)->NextReadInMemory());
+}
+
+// A damaged one-segment object fails nothing when it is opened: it is not in memory, and the read
+// (on a worker) meets the damage and reports it, leaving nothing in the caller's buffer.
+TEST_F(ObjectServiceTest, DamagedOneSegmentObjectIsNotInMemoryAndFailsItsRead) {
+  ASSERT_TRUE(Put("doc", Pattern(3000, 7)).ok());
+  auto files = BlobFiles();
+  ASSERT_EQ(files.size(), 1u);
+  {
+    std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(crypto::kHeaderSize + 10));
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 1);
+    f.seekp(static_cast<std::streamoff>(crypto::kHeaderSize + 10));
+    f.write(&c, 1);
+  }
+  auto reader = service_->OpenObject(bucket_, "doc");
+  ASSERT_TRUE(reader.ok());
+  EXPECT_FALSE((*reader)->NextReadInMemory());
+  Bytes buf(4096);
+  auto n = (*reader)->Read(buf);
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.error().code, Errc::kCorruption);
+  EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](uint8_t b) { return b == 0; }));
+}
+
 TEST_F(ObjectServiceTest, BlobsSwappedBetweenObjectsDoNotDecrypt) {
   ASSERT_TRUE(Put("a", Pattern(5000, 1)).ok());
   ASSERT_TRUE(Put("b", Pattern(5000, 2)).ok());

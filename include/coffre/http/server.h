@@ -180,4 +180,17 @@ auto RunBlockingWhen(asio::thread_pool& pool, Subscribe subscribe, F f) -> asio:
   });
 }
 
+// Resumes the calling coroutine on its own executor once a notification has come, holding no
+// thread meanwhile: subscribe(notify) is called at once, and notify() may be called from any thread
+// (from inside subscribe too), at most once; it only posts the coroutine's resumption. The caller's
+// io_context must still exist when notify() is called.
+template <typename Subscribe>
+asio::awaitable<void> WaitForNotification(Subscribe subscribe) {
+  auto nothing = [] {};
+  co_await detail::RunScheduled(nothing, [&subscribe](auto job) {
+    auto shared = std::make_shared<decltype(job)>(std::move(job));
+    subscribe(std::function<void()>([shared] { (*shared)(); }));
+  });
+}
+
 }  // namespace coffre::http

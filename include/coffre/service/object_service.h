@@ -112,6 +112,11 @@ class ObjectReader {
   // (post to an executor). Lets the protocol layer wait for that record without holding a thread,
   // so that many reads share one flush of the log. At most one call per reader.
   virtual void WhenReadable(std::function<void()> ready) { ready(); }
+  // True when the next Read() only copies plaintext already decrypted in memory (a small object's
+  // one segment, decrypted when it was opened): it does no I/O and cannot fail on the data, so it
+  // may run on a network thread. It still returns nothing before the record of the key's use is
+  // durable (WhenReadable).
+  virtual bool NextReadInMemory() const { return false; }
 };
 
 struct ServiceOptions {
