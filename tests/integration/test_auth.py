@@ -261,10 +261,11 @@ class HeaderAuthTest(CoffreTestCase):
         r = self.daemon.request("PUT", f"/{self.bucket}/existing", body=b"tampered body",
                                 payload_hash=hashlib.sha256(b"the body that was signed").hexdigest())
         self.assertS3Error(r, "XAmzContentSHA256Mismatch", 400)
-        r = self.daemon.request("PUT", f"/{self.bucket}/sha-mismatch-new", body=gen_bytes(200000),
-                                payload_hash=hashlib.sha256(b"x").hexdigest())
-        self.assertS3Error(r, "XAmzContentSHA256Mismatch", 400)
-        self.assertKeyAbsent(self.bucket, "sha-mismatch-new")
+        for size in (200000, 1000000):  # one receive piece, then several (256 KiB each)
+            r = self.daemon.request("PUT", f"/{self.bucket}/sha-mismatch-new", body=gen_bytes(size),
+                                    payload_hash=hashlib.sha256(b"x").hexdigest())
+            self.assertS3Error(r, "XAmzContentSHA256Mismatch", 400)
+            self.assertKeyAbsent(self.bucket, "sha-mismatch-new")
 
     def test_authorization_header_malformed(self):
         # credential scope without its terminator
@@ -352,6 +353,17 @@ class ChunkedUploadTest(CoffreTestCase):
         nchunks = -(-len(data) // 65536) + 1
         for idx in (0, 1, nchunks - 1):   # first, middle, the final zero-length chunk
             with self.subTest(corrupt_chunk=idx):
+                r = self._signed_chunked_put("victim", data, corrupt_chunk=idx)
+                self.assertS3Error(r, "SignatureDoesNotMatch", 403)
+                self.assertObjectEquals(self.bucket, "victim", self.old)
+                r = self._signed_chunked_put("streamed-corrupt", data, corrupt_chunk=idx)
+                self.assertS3Error(r, "SignatureDoesNotMatch", 403)
+                self.assertKeyAbsent(self.bucket, "streamed-corrupt")
+        # A body of several 256 KiB receive pieces: the bad chunk is met while the next piece is
+        # being received, and still nothing is stored.
+        data = gen_bytes(900000, seed=9)
+        for idx in (5, 12):
+            with self.subTest(size=len(data), corrupt_chunk=idx):
                 r = self._signed_chunked_put("victim", data, corrupt_chunk=idx)
                 self.assertS3Error(r, "SignatureDoesNotMatch", 403)
                 self.assertObjectEquals(self.bucket, "victim", self.old)
