@@ -69,7 +69,8 @@ def main():
                     kind, ep, creds = targets[name]
                     # PUT: new keys in every cell, never an overwrite. An overwrite deletes a file,
                     # and on ext4 without a journal each inode allocation then scans past the
-                    # inodes deleted in the last 30 s (PERFORMANCE.md): rounds would slow each other.
+                    # inodes deleted in the last minute or more (PERFORMANCE.md): rounds would
+                    # slow each other.
                     prefix = "o/" if args.op != "put" else f"p{conc}-{rnd}/"
                     before = cpu_seconds(daemons[name].proc.pid) if name in daemons else 0
                     r = bench.run_load(kind, ep, args.op, args.size, conc, duration=args.duration, count=nobj,
