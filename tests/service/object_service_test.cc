@@ -84,6 +84,27 @@ class ObjectServiceTest : public test_support::ServiceStoresTest {
     return files;
   }
 
+  // Stores `data` as the only object, flips the lowest bit of its blob's byte at `offset`, and
+  // opens it.
+  SResult<std::unique_ptr<ObjectReader>> PutDamagedAndOpen(const std::string& key, const Bytes& data, uint64_t offset) {
+    auto put = Put(key, data);
+    EXPECT_TRUE(put.ok());
+    auto files = BlobFiles();
+    EXPECT_EQ(files.size(), 1u);
+    if (!put.ok()) return put.error();
+    if (files.size() != 1) return Error{Errc::kInternal, "expected the object's blob alone"};
+    std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset));
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 1);
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.write(&c, 1);
+    f.close();
+    EXPECT_FALSE(f.fail()) << files[0];
+    return service_->OpenObject(bucket_, key);
+  }
+
   std::unique_ptr<ObjectService> service_;
   std::string tenant_;
   catalog::Bucket bucket_;
@@ -174,19 +195,7 @@ TEST_F(ObjectServiceTest, OpenReaderPinsItsBlobsAgainstCollection) {
 }
 
 TEST_F(ObjectServiceTest, TamperedBlobFailsInsteadOfReturningWrongBytes) {
-  ASSERT_TRUE(Put("doc", Pattern(10000, 3)).ok());
-  auto files = BlobFiles();
-  ASSERT_EQ(files.size(), 1u);
-  {
-    std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(crypto::kHeaderSize + 5000));
-    char c = 0;
-    f.read(&c, 1);
-    c = static_cast<char>(c ^ 1);
-    f.seekp(static_cast<std::streamoff>(crypto::kHeaderSize + 5000));
-    f.write(&c, 1);
-  }
-  auto reader = service_->OpenObject(bucket_, "doc");
+  auto reader = PutDamagedAndOpen("doc", Pattern(10000, 3), crypto::kHeaderSize + 5000);
   ASSERT_TRUE(reader.ok());
   Bytes buf(20000);
   // The first segment is intact; the second fails.
@@ -231,19 +240,7 @@ TEST_F(ObjectServiceTest, OneSegmentObjectIsDecryptedWhenOpened) {
 // A damaged one-segment object fails nothing when it is opened: it is not in memory, and the read
 // (on a worker) meets the damage and reports it, leaving nothing in the caller's buffer.
 TEST_F(ObjectServiceTest, DamagedOneSegmentObjectIsNotInMemoryAndFailsItsRead) {
-  ASSERT_TRUE(Put("doc", Pattern(3000, 7)).ok());
-  auto files = BlobFiles();
-  ASSERT_EQ(files.size(), 1u);
-  {
-    std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(crypto::kHeaderSize + 10));
-    char c = 0;
-    f.read(&c, 1);
-    c = static_cast<char>(c ^ 1);
-    f.seekp(static_cast<std::streamoff>(crypto::kHeaderSize + 10));
-    f.write(&c, 1);
-  }
-  auto reader = service_->OpenObject(bucket_, "doc");
+  auto reader = PutDamagedAndOpen("doc", Pattern(3000, 7), crypto::kHeaderSize + 10);
   ASSERT_TRUE(reader.ok());
   EXPECT_FALSE((*reader)->NextReadInMemory());
   Bytes buf(4096);
