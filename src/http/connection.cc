@@ -241,13 +241,14 @@ class ExchangeImpl final : public Exchange {
       std::tie(ec, std::ignore) = co_await bhttp::async_write(conn_.stream_, header_only, kAsTuple);
       co_return Wrote(ec);
     }
+    // Not written yet: the serializer sends the header with the first body bytes (SendBody) or
+    // the body's end (FinishBody), in one write. A small GET then costs one sendmsg, not two, and
+    // its client one wake-up.
     streamed_ = std::make_unique<bhttp::response<bhttp::buffer_body>>(std::move(header));
     streamed_->body().data = nullptr;
     streamed_->body().more = true;
     serializer_ = std::make_unique<bhttp::response_serializer<bhttp::buffer_body>>(*streamed_);
-    std::tie(ec, std::ignore) =
-        co_await bhttp::async_write_header(conn_.stream_, *serializer_, kAsTuple);
-    co_return Wrote(ec);
+    co_return true;
   }
 
   asio::awaitable<bool> SendBody(std::span<const uint8_t> data) override {

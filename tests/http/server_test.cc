@@ -486,6 +486,43 @@ TEST_F(HttpServerTest, StreamedResponseIsReadBackExactly) {
   EXPECT_EQ(failures, 0);
 }
 
+// The header of a streamed response goes out with its first body bytes, in one write: nothing
+// reaches the client between SendHeader() and the first SendBody(). A body of no bytes still gets
+// its header, from FinishBody().
+TEST_F(HttpServerTest, StreamedHeaderLeavesWithTheFirstBodyBytes) {
+  std::atomic<int> failures{0};
+  handler_.fn = [&](Exchange& exchange) -> asio::awaitable<void> {
+    const bool empty = exchange.request().target() == "/empty";
+    ResponseHeader header;
+    header.result(bhttp::status::ok);
+    header.set(bhttp::field::content_length, empty ? "0" : "5");
+    if (!co_await exchange.SendHeader(std::move(header))) ++failures;
+    co_await Sleep(300ms);
+    if (!empty) {
+      const std::string body = "hello";
+      if (!co_await exchange.SendBody(std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size()))) {
+        ++failures;
+      }
+    }
+    if (!co_await exchange.FinishBody()) ++failures;
+  };
+  StartServer();
+  RawClient client(port_);
+  ASSERT_TRUE(client.Send(Get("/hello")));
+  EXPECT_TRUE(client.SilentFor(150ms));
+  auto response = client.ReadResponse();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "hello");
+  ASSERT_TRUE(client.Send(Get("/empty")));
+  EXPECT_TRUE(client.SilentFor(150ms));
+  response = client.ReadResponse();
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->Header("Content-Length"), "0");
+  EXPECT_EQ(response->body, "");
+  EXPECT_EQ(failures, 0);
+}
+
 TEST_F(HttpServerTest, StreamedResponseWithoutLengthIsChunked) {
   handler_.fn = [](Exchange& exchange) -> asio::awaitable<void> {
     ResponseHeader header;

@@ -71,7 +71,9 @@ class Exchange {
 
   // Streams a response: first the header (Content-Length must be set by the caller; for HEAD
   // and 304 no body follows and SendBody() discards its data), then body pieces whose sizes add
-  // up to it, then FinishBody(). Without a Content-Length an HTTP/1.1 body is sent chunked.
+  // up to it, then FinishBody(). Without a Content-Length an HTTP/1.1 body is sent chunked. When
+  // a body follows, the header goes out with its first piece (or with FinishBody), in one write:
+  // a failure to send it is then reported by that call.
   virtual asio::awaitable<bool> SendHeader(ResponseHeader header) = 0;
   virtual asio::awaitable<bool> SendBody(std::span<const uint8_t> data) = 0;
   virtual asio::awaitable<bool> FinishBody() = 0;
