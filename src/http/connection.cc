@@ -382,7 +382,7 @@ class ExchangeImpl final : public Exchange {
   // with `room` bytes free: none while bytes already received wait in the connection's buffer, or
   // for a chunked body, whose framing the parser must see.
   size_t DirectReadSize(size_t room) const {
-    if (conn_.buffer_.size() > 0 || parser_.chunked() || !parser_.is_header_done()) {
+    if (conn_.buffer_.size() > 0 || parser_.chunked()) {
       return 0;
     }
     const auto remaining = parser_.content_length_remaining();
