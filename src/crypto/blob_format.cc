@@ -82,12 +82,13 @@ Status CheckSegmentSize(uint32_t segment_size) {
   return Status::Ok();
 }
 
-SecretBytes Derive(const SecretBytes& data_key, ByteView salt, std::string_view info) {
-  return HkdfSha256(data_key, salt, AsBytes(info), kKeySize);
+// Every key of a blob is HKDF(data key, salt, its own info); `prk` is their shared Extract step.
+SecretBytes Derive(const SecretBytes& prk, std::string_view info) {
+  return HkdfSha256Expand(prk, AsBytes(info), kKeySize);
 }
 
-Bytes DeriveCommitment(const SecretBytes& data_key, ByteView salt) {
-  const SecretBytes c = HkdfSha256(data_key, salt, AsBytes(kInfoCommitment), kBlobCommitmentSize);
+Bytes DeriveCommitment(const SecretBytes& prk) {
+  const SecretBytes c = HkdfSha256Expand(prk, AsBytes(kInfoCommitment), kBlobCommitmentSize);
   return Bytes(c.Reveal().begin(), c.Reveal().end());
 }
 
@@ -212,9 +213,10 @@ Result<BlobEncryptor> BlobEncryptor::CreateForTest(const SecretBytes& data_key, 
   COFFRE_ASSIGN_OR_RETURN(Bytes identity_aad, EncodeIdentityAad(identity));
 
   BlobEncryptor e;
-  e.segment_key_ = Derive(data_key, salt, kInfoSegmentKey);
-  e.mac_key_ = Derive(data_key, salt, kInfoHeaderMacKey);
-  e.commitment_ = DeriveCommitment(data_key, salt);
+  const SecretBytes prk = HkdfSha256Extract(data_key, salt);
+  e.segment_key_ = Derive(prk, kInfoSegmentKey);
+  e.mac_key_ = Derive(prk, kInfoHeaderMacKey);
+  e.commitment_ = DeriveCommitment(prk);
   e.salt_.assign(salt.begin(), salt.end());
   e.nonce_prefix_.assign(nonce_prefix.begin(), nonce_prefix.end());
   e.key_ = std::move(key);
@@ -274,18 +276,19 @@ Result<BlobDecryptor> BlobDecryptor::Create(const SecretBytes& data_key, BlobIde
 
   const ByteView salt = header.subspan(kOffSalt, kBlobSaltSize);
   // The commitment first: it tells "wrong data key" apart from "altered header or moved blob".
-  const Bytes commitment = DeriveCommitment(data_key, salt);
+  const SecretBytes prk = HkdfSha256Extract(data_key, salt);
+  const Bytes commitment = DeriveCommitment(prk);
   if (!ConstantTimeEquals(commitment, header.subspan(kOffCommitment, kBlobCommitmentSize))) {
     return Status::Corruption("blob key commitment mismatch: wrong data key or altered header");
   }
-  const SecretBytes mac_key = Derive(data_key, salt, kInfoHeaderMacKey);
+  const SecretBytes mac_key = Derive(prk, kInfoHeaderMacKey);
   const Sha256Digest mac = ComputeHeaderMac(mac_key, header, identity_aad);
   if (!ConstantTimeEquals(mac, header.subspan(kOffMac, kMacSize))) {
     return Status::Corruption("blob header MAC mismatch: altered header or blob identity mismatch");
   }
 
   BlobDecryptor d;
-  d.segment_key_ = Derive(data_key, salt, kInfoSegmentKey);
+  d.segment_key_ = Derive(prk, kInfoSegmentKey);
   const ByteView prefix = header.subspan(kOffNoncePrefix, kBlobNoncePrefixSize);
   d.nonce_prefix_.assign(prefix.begin(), prefix.end());
   d.identity_ = std::move(identity);

@@ -1,6 +1,9 @@
 #include "coffre/crypto/aead.h"
 
 #include <gtest/gtest.h>
+#include <openssl/core_names.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
 
 namespace coffre::crypto {
 namespace {
@@ -107,6 +110,56 @@ TEST(Hkdf, Rfc5869Case1) {
   const SecretBytes okm = HkdfSha256(ikm, salt, info, 42);
   EXPECT_EQ(HexEncode(okm.Reveal()),
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+}
+
+// The same case in its two steps; the RFC gives the intermediate key too.
+TEST(Hkdf, Rfc5869Case1InTwoSteps) {
+  const SecretBytes prk =
+      HkdfSha256Extract(SecretBytes(Bytes(22, 0x0b)), HexDecode("000102030405060708090a0b0c").value());
+  EXPECT_EQ(HexEncode(prk.Reveal()), "077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5");
+  const SecretBytes okm = HkdfSha256Expand(prk, HexDecode("f0f1f2f3f4f5f6f7f8f9").value(), 42);
+  EXPECT_EQ(HexEncode(okm.Reveal()),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+}
+
+// RFC 5869, appendix A.2 (test case 2): long inputs, an output of three blocks.
+TEST(Hkdf, Rfc5869Case2LongInputs) {
+  Bytes ikm(80), salt(80), info(80);
+  for (int i = 0; i < 80; ++i) {
+    ikm[i] = static_cast<uint8_t>(i);
+    salt[i] = static_cast<uint8_t>(0x60 + i);
+    info[i] = static_cast<uint8_t>(0xb0 + i);
+  }
+  const SecretBytes okm = HkdfSha256(SecretBytes(ikm), salt, info, 82);
+  EXPECT_EQ(HexEncode(okm.Reveal()),
+            "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09"
+            "da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87");
+}
+
+// Against OpenSSL's own HKDF, at each block boundary and at the longest output RFC 5869 allows.
+TEST(Hkdf, AgreesWithOpenSslAtEveryLength) {
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  ASSERT_NE(kdf, nullptr);
+  const SecretBytes ikm(Bytes(32, 0x42));
+  const Bytes salt(16, 0x17);
+  const Bytes info(11, 0x69);
+  for (size_t length : {1, 31, 32, 33, 64, 65, 255 * 32}) {
+    EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
+    ASSERT_NE(ctx, nullptr);
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(ikm.Reveal().data()), ikm.size()),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()), salt.size()),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<uint8_t*>(info.data()), info.size()),
+        OSSL_PARAM_construct_end(),
+    };
+    Bytes reference(length);
+    ASSERT_EQ(EVP_KDF_derive(ctx, reference.data(), length, params), 1);
+    EVP_KDF_CTX_free(ctx);
+    EXPECT_EQ(HexEncode(HkdfSha256(ikm, salt, info, length).Reveal()), HexEncode(reference)) << length;
+  }
+  EVP_KDF_free(kdf);
 }
 
 // RFC 5869, appendix A.3 (test case 3): empty salt and info.

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace coffre::crypto {
 namespace {
@@ -67,6 +69,43 @@ TEST(HmacSha256, Rfc4231Case6LongKey) {
 TEST(HmacSha256, EmptyKeyAndMessage) {
   // HMAC-SHA256 with an empty key over an empty message (a well-known constant).
   EXPECT_EQ(Hex(HmacSha256({}, {})), "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+}
+
+TEST(HmacSha256, MessageInPartsEqualsTheWhole) {
+  const ByteView parts[] = {AsBytes("what do ya"), {}, AsBytes(" want for nothing?")};
+  EXPECT_EQ(Hex(HmacSha256OfParts(AsBytes("Jefe"), parts)),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+// Each thread reuses one context: every call must key it afresh, an empty key included (OpenSSL
+// reads a null key as "keep the previous one").
+TEST(HmacSha256, EachCallUsesOnlyItsOwnKey) {
+  const std::string jefe = Hex(HmacSha256(AsBytes("Jefe"), AsBytes("what do ya want for nothing?")));
+  const std::string empty = Hex(HmacSha256({}, {}));
+  EXPECT_EQ(empty, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+  EXPECT_EQ(Hex(HmacSha256(AsBytes("Jefe"), AsBytes("what do ya want for nothing?"))), jefe);
+}
+
+TEST(HmacSha256, ThreadsComputingAtOnceEachGetTheirOwnMac) {
+  constexpr int kThreads = 4;
+  std::vector<std::array<uint8_t, 32>> expected;
+  for (int t = 0; t < kThreads; ++t) {
+    expected.push_back(HmacSha256(Bytes(32, static_cast<uint8_t>(t)), AsBytes("message")));
+  }
+  std::vector<int> mismatches(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const Bytes key(32, static_cast<uint8_t>(t));
+      for (int i = 0; i < 2000; ++i) {
+        mismatches[t] += HmacSha256(key, AsBytes("message")) != expected[t] ? 1 : 0;
+      }
+    });
+  }
+  for (std::thread& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(mismatches, std::vector<int>(kThreads, 0));
 }
 
 }  // namespace

@@ -24,7 +24,11 @@ Result<Bytes> Open(const SecretBytes& key, ByteView sealed, ByteView aad);
 // As Open, for secret plaintexts (keys): the result never sits in an unwiped buffer.
 Result<SecretBytes> OpenSecret(const SecretBytes& key, ByteView sealed, ByteView aad);
 
-// HKDF-SHA256 (RFC 5869).
+// HKDF-SHA256 (RFC 5869). `length` is at most 255 * 32 bytes.
 SecretBytes HkdfSha256(const SecretBytes& ikm, ByteView salt, ByteView info, size_t length);
+// Its two steps apart, for several keys drawn from one input key and salt: one Extract, then one
+// Expand per key, gives each what HkdfSha256 would.
+SecretBytes HkdfSha256Extract(const SecretBytes& ikm, ByteView salt);
+SecretBytes HkdfSha256Expand(const SecretBytes& prk, ByteView info, size_t length);
 
 }  // namespace coffre::crypto

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "coffre/common/bytes.h"
 
@@ -60,5 +61,7 @@ class Sha1 {
 };
 
 Sha256Digest HmacSha256(ByteView key, ByteView data);
+// The MAC of the concatenation of `message`'s parts, without building it.
+Sha256Digest HmacSha256OfParts(ByteView key, std::span<const ByteView> message);
 
 }  // namespace coffre::crypto
