@@ -290,7 +290,7 @@ Result<Statement> Connection::Prepare(std::string_view sql) {
 }
 
 Result<Statement> Connection::PrepareCached(std::string_view sql) {
-  auto it = cache_.find(std::string(sql));
+  auto it = cache_.find(sql);
   if (it == cache_.end()) {
     COFFRE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, PrepareRaw(sql, /*persistent=*/true));
     auto cached = std::make_unique<CachedStatement>();
@@ -313,11 +313,22 @@ bool Connection::InTransaction() const { return sqlite3_get_autocommit(db_) == 0
 
 // --- Transaction -------------------------------------------------------------------------
 
+namespace {
+
+// Transaction control runs on every request's reads and writes: prepared once per connection
+// rather than parsed by sqlite3_exec each time.
+Status RunCached(Connection& conn, std::string_view sql) {
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn.PrepareCached(sql));
+  return st.Run();
+}
+
+}  // namespace
+
 Result<Transaction> Transaction::Begin(Connection& conn, Kind kind) {
   if (conn.InTransaction()) {
     return Status::Internal("begin: a transaction is already open on this connection");
   }
-  COFFRE_RETURN_IF_ERROR(conn.Exec(kind == Kind::kImmediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED"));
+  COFFRE_RETURN_IF_ERROR(RunCached(conn, kind == Kind::kImmediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED"));
   return Transaction(&conn);
 }
 
@@ -329,7 +340,7 @@ Status Transaction::Commit() {
   if (conn_ == nullptr) {
     return Status::Internal("commit: transaction already finished");
   }
-  Status st = conn_->Exec("COMMIT");
+  Status st = RunCached(*conn_, "COMMIT");
   if (!st.ok()) {
     // COMMIT can fail and leave the transaction open (SQLITE_BUSY); never leave it dangling.
     Rollback();
@@ -345,7 +356,7 @@ void Transaction::Rollback() {
   }
   // After some errors (e.g. SQLITE_FULL) SQLite has already rolled back on its own.
   if (conn_->InTransaction()) {
-    (void)conn_->Exec("ROLLBACK");
+    (void)RunCached(*conn_, "ROLLBACK");
   }
   conn_ = nullptr;
 }

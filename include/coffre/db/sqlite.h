@@ -12,6 +12,7 @@
 // outlive the Connection that prepared them.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -146,9 +147,15 @@ class Connection {
   Connection(sqlite3* db, std::string path);
   Result<sqlite3_stmt*> PrepareRaw(std::string_view sql, bool persistent);
 
+  // Looked up by string_view, so a cache hit builds no std::string.
+  struct SqlHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view sql) const { return std::hash<std::string_view>{}(sql); }
+  };
+
   sqlite3* db_ = nullptr;
   std::string path_;
-  std::unordered_map<std::string, std::unique_ptr<CachedStatement>> cache_;
+  std::unordered_map<std::string, std::unique_ptr<CachedStatement>, SqlHash, std::equal_to<>> cache_;
 };
 
 // A transaction guard: rolled back on destruction unless Commit() succeeded.
