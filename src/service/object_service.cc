@@ -88,7 +88,7 @@ class BlobObjectWriter final : public ObjectWriter {
     object_id_ = std::move(object_id);
     upload_id_ = std::move(upload_id);
     part_number_ = part_number;
-    blob_id_ = RandomId(16);
+    blob_id_ = blobs_.NewBlobId();
     segment_size_ = service_.options().segment_size;
     auto enc = crypto::BlobEncryptor::Create(data_key, ToKeyReference(key_info_),
                                              crypto::BlobIdentity{bucket.tenant_id, blob_id_}, segment_size_);

@@ -4,12 +4,16 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 #include <utility>
 
+#include "coffre/common/bytes.h"
 #include "coffre/storage/blob_store.h"
 
 namespace coffre::storage {
@@ -184,8 +188,28 @@ class LocalBlobReader final : public BlobReader {
 
 class LocalBlobStore final : public BlobStore {
  public:
-  explicit LocalBlobStore(std::string root)
-      : root_(std::move(root)), blobs_(root_ + "/blobs"), tmp_(root_ + "/tmp") {}
+  LocalBlobStore(std::string root, LocalBlobStoreOptions options)
+      : root_(std::move(root)),
+        blobs_(root_ + "/blobs"),
+        tmp_(root_ + "/tmp"),
+        sync_dir_(options.sync_dir ? std::move(options.sync_dir) : FsyncDir) {
+    uint8_t start[2];
+    RandomFill(start);
+    first_dir_ = static_cast<uint32_t>(start[0]) << 8 | start[1];
+  }
+
+  // Ids made close together share their fan-out directory, so that their commits share its fsync
+  // (SyncDir): each run of kIdsPerDirectory ids takes the next of the 65,536 directories, from a
+  // random start, which fills them evenly. The other 14 bytes are random.
+  std::string NewBlobId() override {
+    const uint64_t n = ids_made_.fetch_add(1, std::memory_order_relaxed);
+    const auto dir = static_cast<uint16_t>(first_dir_ + n / kIdsPerDirectory);
+    uint8_t id[16];
+    id[0] = static_cast<uint8_t>(dir >> 8);
+    id[1] = static_cast<uint8_t>(dir);
+    RandomFill(std::span<uint8_t>(id).subspan(2));
+    return HexEncode(id);
+  }
 
   Status Init() {
     COFFRE_RETURN_IF_ERROR(MakeDir(root_));
@@ -330,10 +354,55 @@ class LocalBlobStore final : public BlobStore {
     return CreateDirDurably(dir, parent);
   }
 
+  // Makes the caller's rename into `dir` durable. Renames into one directory that come while its
+  // fsync is under way share the next one: the first caller to find none running runs it, the
+  // others wait for it. A failed fsync is reported to every caller it was meant to cover.
+  Status SyncDir(const std::string& dir) {
+    std::unique_lock lock(sync_mu_);
+    DirSync& s = dir_syncs_[dir];
+    ++s.callers;
+    // An fsync already running may have started before the caller's rename: only the next covers it.
+    const uint64_t needed = s.started + 1;
+    while (s.finished < needed) {
+      if (s.running) {
+        s.finished_cv.wait(lock);
+        continue;
+      }
+      s.running = true;
+      const uint64_t generation = ++s.started;
+      lock.unlock();
+      Status st = sync_dir_(dir);
+      lock.lock();
+      s.running = false;
+      s.finished = generation;
+      if (!st.ok()) {
+        s.failed = generation;
+        s.failure = std::move(st);
+      }
+      s.finished_cv.notify_all();
+    }
+    // A caller that woke late may see a later fsync's failure too: it fails, which is safe.
+    Status result = s.failed >= needed ? s.failure : Status::Ok();
+    if (--s.callers == 0) {
+      dir_syncs_.erase(dir);
+    }
+    return result;
+  }
+
  private:
   std::string PathOf(const std::string& id) const {
     return blobs_ + "/" + id.substr(0, 2) + "/" + id.substr(2, 2) + "/" + id;
   }
+
+  struct DirSync {
+    uint64_t started = 0;   // fsyncs begun
+    uint64_t finished = 0;  // the last one finished
+    uint64_t failed = 0;    // the last one that failed, with `failure`
+    Status failure;
+    bool running = false;
+    int callers = 0;  // in SyncDir for this directory; the entry goes when none is left
+    std::condition_variable finished_cv;
+  };
 
   bool IsKnownDir(const std::string& dir) {
     std::lock_guard lock(known_mu_);
@@ -360,6 +429,12 @@ class LocalBlobStore final : public BlobStore {
   std::string root_;
   std::string blobs_;
   std::string tmp_;
+  std::function<Status(const std::string&)> sync_dir_;
+  static constexpr uint64_t kIdsPerDirectory = 64;
+  uint32_t first_dir_ = 0;
+  std::atomic<uint64_t> ids_made_{0};
+  std::mutex sync_mu_;
+  std::unordered_map<std::string, DirSync> dir_syncs_;  // node-based: entries stay put
   static constexpr size_t kDirStripes = 64;
   std::array<std::mutex, kDirStripes> dir_stripes_;
   std::mutex known_mu_;
@@ -380,13 +455,13 @@ Status LocalBlobWriter::Commit() {
     return Status::FromErrno(errno, "rename blob");
   }
   committed_ = true;
-  return FsyncDir(final_dir_);
+  return store_->SyncDir(final_dir_);
 }
 
 }  // namespace
 
-Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(const std::string& root) {
-  auto store = std::make_unique<LocalBlobStore>(root);
+Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(const std::string& root, LocalBlobStoreOptions options) {
+  auto store = std::make_unique<LocalBlobStore>(root, std::move(options));
   COFFRE_RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<BlobStore>(std::move(store));
 }

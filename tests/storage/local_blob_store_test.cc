@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -128,6 +129,103 @@ TEST_F(LocalBlobStoreTest, ConcurrentCommitsIntoNewDirectories) {
     }
   }
 }
+
+TEST_F(LocalBlobStoreTest, NewIdsMadeTogetherShareADirectoryThenMoveToTheNext) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3 * 64; ++i) {
+    ids.push_back(store_->NewBlobId());
+  }
+  auto dir_of = [](const std::string& id) { return std::stoul(id.substr(0, 4), nullptr, 16); };
+  for (int i = 0; i < 3 * 64; ++i) {
+    EXPECT_EQ(ids[i].size(), 32u);
+    EXPECT_TRUE(store_->Open(ids[i]).status().code() == StatusCode::kNotFound) << ids[i];  // a valid id
+    EXPECT_EQ(dir_of(ids[i]), (dir_of(ids[0]) + i / 64) % 65536) << i;
+  }
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+}
+
+// Commits into one directory while its fsync is under way share the next fsync, and each learns
+// whether the fsync that covered it failed.
+class DirectorySyncTest : public ::testing::TestWithParam<bool> {
+ protected:
+  static constexpr int kWriters = 8;
+
+  void SetUp() override {
+    char tmpl[] = "/tmp/coffre-storage-XXXXXX";
+    root_ = ::mkdtemp(tmpl);
+    for (int i = 0; i < kWriters; ++i) {
+      char id[40];
+      std::snprintf(id, sizeof id, "abcd%028d", i);
+      ids_.push_back(id);
+    }
+    LocalBlobStoreOptions options;
+    options.sync_dir = [this](const std::string&) -> Status {
+      // The first fsync lasts until every writer has renamed its blob: all of them then need the next.
+      if (syncs_.fetch_add(1) == 0) {
+        for (int waited_ms = 0; waited_ms < 10000 && !AllRenamed(); ++waited_ms) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+      }
+      return GetParam() ? Status::IOError("fsync: injected failure") : Status::Ok();
+    };
+    auto store = OpenLocalBlobStore(root_, std::move(options));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  bool AllRenamed() const {
+    return std::all_of(ids_.begin(), ids_.end(),
+                       [&](const std::string& id) { return std::filesystem::exists(root_ + "/blobs/ab/cd/" + id); });
+  }
+
+  std::string root_;
+  std::vector<std::string> ids_;
+  std::atomic<int> syncs_{0};
+  std::unique_ptr<BlobStore> store_;
+};
+
+TEST_P(DirectorySyncTest, CommitsInOneDirectoryShareItsFsyncAndItsOutcome) {
+  const bool fsync_fails = GetParam();
+  std::vector<Status> results(kWriters);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kWriters; ++i) {
+    threads.emplace_back([&, i] {
+      auto w = store_->Create(ids_[i]);
+      if (!w.ok()) {
+        results[i] = w.status();
+        return;
+      }
+      const std::vector<uint8_t> body = {static_cast<uint8_t>(i)};
+      results[i] = (*w)->Append(body);
+      if (results[i].ok()) {
+        results[i] = (*w)->Commit();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+
+  for (int i = 0; i < kWriters; ++i) {
+    if (fsync_fails) {
+      EXPECT_EQ(results[i].code(), StatusCode::kIOError) << i;
+    } else {
+      EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].ToString();
+      auto r = store_->Open(ids_[i]);
+      ASSERT_TRUE(r.ok());
+      std::vector<uint8_t> out(1);
+      ASSERT_TRUE((*r)->ReadAt(0, out).ok());
+      EXPECT_EQ(out[0], i);
+    }
+  }
+  // The first fsync may have begun before the others' renames, so a second one is needed; the
+  // writers that renamed while it ran share that one.
+  EXPECT_GE(syncs_.load(), 2);
+  EXPECT_LT(syncs_.load(), kWriters);
+}
+
+INSTANTIATE_TEST_SUITE_P(FsyncOutcome, DirectorySyncTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "Fails" : "Succeeds"; });
 
 TEST_F(LocalBlobStoreTest, UncommittedBlobIsInvisibleAndCleanedUp) {
   {

@@ -5,11 +5,12 @@
 //
 // Durability contract: a blob becomes visible under its id only through BlobWriter::Commit(),
 // which returns after the bytes and the directory entry are durable (fsync of the file, rename,
-// fsync of the directory). Until then it lives under the temporary area and a crash leaves at
-// most a temporary file, which RemoveTemporaries() deletes at start-up, or an orphan blob file
-// that no catalog row names (fsck removes those).
+// fsync of the directory: one that began after the rename, possibly shared with other commits). Until then it lives
+// under the temporary area and a crash leaves at most a temporary file, which RemoveTemporaries() deletes at start-up,
+// or an orphan blob file that no catalog row names (fsck removes those).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -49,6 +50,9 @@ struct StoredFile {
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
+  // An id for a new blob, unguessable and unique in practice. The store chooses it, so that it can
+  // place blobs made at about the same time side by side.
+  virtual std::string NewBlobId() = 0;
   virtual Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id) = 0;
   // NotFound if there is no such blob.
   virtual Result<std::unique_ptr<BlobReader>> Open(const std::string& blob_id) const = 0;
@@ -67,8 +71,14 @@ class BlobStore {
   virtual Status RemoveTemporary(const std::string& name) = 0;
 };
 
+struct LocalBlobStoreOptions {
+  // Makes a blob directory's entries durable after renames into it (fsync). Tests replace it to
+  // count or fail the calls.
+  std::function<Status(const std::string& dir)> sync_dir;
+};
+
 // Local filesystem backend rooted at `root` (creates root/blobs and root/tmp).
 // Blob ids must be [0-9a-f]{16,64}; files go to blobs/<id[0:2]>/<id[2:4]>/<id>.
-Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(const std::string& root);
+Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(const std::string& root, LocalBlobStoreOptions options = {});
 
 }  // namespace coffre::storage
