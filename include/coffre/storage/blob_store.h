@@ -5,9 +5,10 @@
 //
 // Durability contract: a blob becomes visible under its id only through BlobWriter::Commit(),
 // which returns after the bytes and the directory entry are durable (fsync of the file, rename,
-// fsync of the directory: one that began after the rename, possibly shared with other commits). Until then it lives
-// under the temporary area and a crash leaves at most a temporary file, which RemoveTemporaries() deletes at start-up,
-// or an orphan blob file that no catalog row names (fsck removes those).
+// fsync of the directory: one that began after the rename, possibly shared with other commits).
+// Until then it lives under the temporary area and a crash leaves at most a temporary file, which
+// RemoveTemporaries() deletes at start-up, or an orphan blob file that no catalog row names (fsck
+// removes those).
 
 #include <cstdint>
 #include <functional>
