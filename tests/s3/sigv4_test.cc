@@ -542,6 +542,54 @@ TEST_F(SigV4Test, WrongSecretIsSignatureDoesNotMatch) {
   EXPECT_EQ(AuthError(r), ErrorCode::kSignatureDoesNotMatch);
 }
 
+// Signing keys are kept per thread between requests: a secret changed under the same access key
+// must be used at once, and the old one refused.
+TEST_F(SigV4Test, ChangedSecretIsUsedAtOnceDespiteTheKeptSigningKey) {
+  std::string current_secret(kSecret);
+  const CredentialLookup lookup = [&](std::string_view) -> Expected<Credential, Error> {
+    return Credential{"tenant-1", Secret(current_secret)};
+  };
+  const std::string new_secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYNEWSECRET";
+  TestRequest with_old = SignedGet();
+  TestRequest with_new = SignedGet();
+  SignHeader(with_new, {"host", "x-amz-content-sha256", "x-amz-date"}, new_secret);
+
+  ASSERT_TRUE(Authenticate(with_old.View(), lookup, options_).ok());
+  ASSERT_TRUE(Authenticate(with_old.View(), lookup, options_).ok());  // from the kept key
+  current_secret = new_secret;
+  auto old_refused = Authenticate(with_old.View(), lookup, options_);
+  ASSERT_FALSE(old_refused.ok());
+  EXPECT_EQ(old_refused.error().code, ErrorCode::kSignatureDoesNotMatch);
+  EXPECT_TRUE(Authenticate(with_new.View(), lookup, options_).ok());
+  current_secret = kSecret;
+  EXPECT_TRUE(Authenticate(with_old.View(), lookup, options_).ok());
+  EXPECT_FALSE(Authenticate(with_new.View(), lookup, options_).ok());
+}
+
+// Requests of other days and regions under one key each get their own signing key.
+TEST_F(SigV4Test, EachDayAndRegionHasItsOwnSigningKey) {
+  for (int round = 0; round < 2; ++round) {
+    for (std::string_view region : {"us-east-1", "eu-west-3"}) {
+      for (std::string_view amz_date : {"20130524T000000Z", "20130525T000000Z"}) {
+        clock_.Set(ParseAmzDate(amz_date).value());
+        TestRequest r = SignedGet();
+        r.Set("x-amz-date", std::string(amz_date));
+        SignHeader(r, {"host", "x-amz-content-sha256", "x-amz-date"}, kSecret, amz_date, region);
+        AuthOptions options = options_;
+        options.region = std::string(region);
+        auto result = Authenticate(r.View(), ExampleLookup(), options);
+        EXPECT_TRUE(result.ok()) << region << " " << amz_date << ": "
+                                 << (result.ok() ? "" : result.error().effective_message());
+        // The same request under the other region's signing key would not match.
+        TestRequest other = r;
+        SignHeader(other, {"host", "x-amz-content-sha256", "x-amz-date"}, kSecret, amz_date,
+                   region == "us-east-1" ? "eu-west-3" : "us-east-1");
+        EXPECT_FALSE(Authenticate(other.View(), ExampleLookup(), options).ok());
+      }
+    }
+  }
+}
+
 TEST_F(SigV4Test, TamperedSignedHeaderIsRejected) {
   TestRequest r;
   r.target = "/test.txt";
