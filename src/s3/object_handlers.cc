@@ -253,18 +253,11 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
   // Not Bytes: a vector would zero up to 2 MiB per GET that decryption overwrites anyway.
   const size_t buf_size = std::min<uint64_t>(step, std::max<uint64_t>(length, 1));
   auto buf = std::make_unique_for_overwrite<uint8_t[]>(buf_size);
-  // A small object was decrypted when it was opened: it is copied out here, on the network thread,
-  // which saves a trip to a worker once the audit record is durable.
-  std::optional<service::SResult<size_t>> first;
-  if ((*reader)->NextReadInMemory()) {
-    co_await ctx.WhenReadable(**reader);
-    first.emplace((*reader)->Read(std::span<uint8_t>(buf.get(), buf_size)));
-  } else {
-    auto read = co_await ctx.BlockingWhenReadable(
-        **reader, [&] { return (*reader)->Read(std::span<uint8_t>(buf.get(), buf_size)); });
-    first.emplace(std::move(read));
-  }
-  if (!first->ok()) co_return co_await ctx.SendError(ToS3Error(first->error()));
+  // A small object was decrypted when it was opened: it is copied out on the network thread, which
+  // saves a trip to a worker once the audit record is durable.
+  auto first =
+      co_await ctx.ReadWhenReadable(**reader, [&] { return (*reader)->Read(std::span<uint8_t>(buf.get(), buf_size)); });
+  if (!first.ok()) co_return co_await ctx.SendError(ToS3Error(first.error()));
 
   if (!co_await ctx.ex.SendHeader(ObjectResponseHeader(ctx, status, headers, length))) co_return;
   // Two buffers: the next piece is read and decrypted on a worker while this one is being sent.
@@ -272,7 +265,7 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
   // inline, copying up to a socket buffer's worth before the second operand would be posted.
   using boost::asio::experimental::awaitable_operators::operator&&;
   auto spare = (*reader)->remaining() > 0 ? std::make_unique_for_overwrite<uint8_t[]>(buf_size) : nullptr;
-  size_t n = **first;
+  size_t n = *first;
   while (n > 0) {
     if ((*reader)->remaining() == 0) {
       if (!co_await ctx.ex.SendBody(ByteView(buf.get(), n))) co_return;

@@ -80,20 +80,19 @@ class RequestContext {
     if (prefetched) co_return std::move(*prefetched);
     co_return co_await Blocking(std::move(fetch));
   }
-  // Runs f on a worker once reading `reader` will not block on the audit record of its key's use,
-  // and holds no thread until then: concurrent GETs share one flush of the log (docs/AUDIT.md).
+  // Runs f once reading `reader` will not block on the audit record of its key's use, holding no
+  // thread until then, so that concurrent GETs share one flush of the log (docs/AUDIT.md): on this
+  // request's executor when the read only copies plaintext already in memory (NextReadInMemory),
+  // else on a worker.
   template <typename F>
-  auto BlockingWhenReadable(service::ObjectReader& reader, F f) -> asio::awaitable<decltype(f())> {
-    co_return co_await http::RunBlockingWhen(
-        gateway.pool(), [&reader](std::function<void()> notify) { reader.WhenReadable(std::move(notify)); },
-        std::move(f));
-  }
-
-  // Returns on this request's executor once reading `reader` will not block on the audit record of
-  // its key's use; for a reader whose next Read() is in memory (NextReadInMemory).
-  asio::awaitable<void> WhenReadable(service::ObjectReader& reader) {
-    co_await http::WaitForNotification(
-        [&reader](std::function<void()> notify) { reader.WhenReadable(std::move(notify)); });
+  auto ReadWhenReadable(service::ObjectReader& reader, F f) -> asio::awaitable<decltype(f())> {
+    auto subscribe = [&reader](std::function<void()> notify) { reader.WhenReadable(std::move(notify)); };
+    // An if, not a conditional expression: GCC 12 miscompiles a co_await inside one.
+    if (reader.NextReadInMemory()) {
+      co_await http::WaitForNotification(subscribe);
+      co_return f();
+    }
+    co_return co_await http::RunBlockingWhen(gateway.pool(), subscribe, std::move(f));
   }
 
   asio::awaitable<void> SendError(Error error);
