@@ -383,29 +383,28 @@ std::chrono::system_clock::time_point Now(const AuthOptions& options) {
   return (options.clock != nullptr ? options.clock : &Clock::System())->Now();
 }
 
-// The signing key depends only on the secret, the date, the region and the service, so one
-// client's requests of one day share it. Each thread keeps the last few it derived (four HMACs
+// The signing key depends only on the secret and the credential scope (date, region, service), so
+// one client's requests of one day share it. Each thread keeps the last few it derived (four HMACs
 // each), with the secret each came from: a secret changed since is a miss, never a stale key.
-SecretBytes SigningKeyFor(const SecretBytes& secret, const SignatureParams& params) {
+SecretBytes SigningKeyFor(const SecretBytes& secret, const SignatureParams& params, std::string_view scope) {
   struct Entry {
-    std::string scope;  // access key id, date, region, service
+    std::string access_key_id;
+    std::string scope;
     SecretBytes secret;
     SecretBytes signing_key;
   };
   thread_local std::array<Entry, 4> cache;
   thread_local size_t next_slot = 0;
-  std::string scope;
-  scope.reserve(params.access_key_id.size() + params.date.size() + params.region.size() + params.service.size() + 3);
-  scope.append(params.access_key_id).append("\n").append(params.date).append("\n").append(params.region).append("\n");
-  scope.append(params.service);
   for (const Entry& e : cache) {
-    if (e.scope == scope && ConstantTimeEquals(e.secret.Reveal(), secret.Reveal())) {
+    if (e.access_key_id == params.access_key_id && e.scope == scope &&
+        ConstantTimeEquals(e.secret.Reveal(), secret.Reveal())) {
       return e.signing_key;
     }
   }
   SecretBytes key = DeriveSigningKey(secret, params.date, params.region, params.service);
   Entry& slot = cache[next_slot++ % cache.size()];
-  slot.scope = std::move(scope);
+  slot.access_key_id = params.access_key_id;
+  slot.scope = scope;
   slot.secret = secret;
   slot.signing_key = key;
   return key;
@@ -425,7 +424,7 @@ Expected<AuthResult, Error> VerifySignature(const HttpRequestView& request, cons
   result.presigned = presigned;
   result.amz_date = std::move(amz_date);
   result.scope = params.date + "/" + params.region + "/" + params.service + "/" + std::string(kTerminal);
-  result.signing_key = SigningKeyFor(credential->secret_access_key, params);
+  result.signing_key = SigningKeyFor(credential->secret_access_key, params, result.scope);
 
   const Target target = SplitTarget(request.target);
   const std::string canonical_uri = CanonicalUri(target.path);
