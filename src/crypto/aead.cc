@@ -104,9 +104,6 @@ SecretBytes HkdfSha256Expand(const SecretBytes& prk, ByteView info, size_t lengt
 }
 
 SecretBytes HkdfSha256(const SecretBytes& ikm, ByteView salt, ByteView info, size_t length) {
-  if (length == 0) {
-    return SecretBytes();
-  }
   return HkdfSha256Expand(HkdfSha256Extract(ikm, salt), info, length);
 }
 
