@@ -74,7 +74,7 @@ service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPartWriter(Request
                                                                         const catalog::Bucket& bucket,
                                                                         const UploadPartRequest& req) {
   return ctx.service().BeginPart(bucket, ctx.route.key, req.upload_id, req.part_number, req.plan.compute,
-                                 &ctx.audit_request);
+                                 &ctx.audit_request, ctx.DeclaredPayloadLength());
 }
 
 namespace {
@@ -99,6 +99,7 @@ asio::awaitable<void> UploadPartCopy(RequestContext& ctx, const catalog::Bucket&
   auto source = co_await OpenCopySource(ctx);
   if (!source.ok()) co_return co_await ctx.SendError(source.error());
   const uint64_t size = source->reader->info().size;
+  uint64_t copied = size;
   if (auto range = ctx.Header("x-amz-copy-source-range")) {
     // Unlike GET, a copy range must be exact: "bytes=first-last" within the object.
     std::string_view r = TrimWhitespace(*range);
@@ -119,9 +120,10 @@ asio::awaitable<void> UploadPartCopy(RequestContext& ctx, const catalog::Bucket&
     }
     auto set = source->reader->SetRange(*a, *b);
     if (!set.ok()) co_return co_await ctx.SendError(ToS3Error(set.error()));
+    copied = *b - *a + 1;
   }
   auto result = co_await ctx.Blocking([&]() -> Expected<service::PutResult, Error> {
-    auto writer = ctx.service().BeginPart(bucket, ctx.route.key, upload_id, *part, {}, &ctx.audit_request);
+    auto writer = ctx.service().BeginPart(bucket, ctx.route.key, upload_id, *part, {}, &ctx.audit_request, copied);
     if (!writer.ok()) {
       return ToS3Error(writer.error());
     }

@@ -176,8 +176,8 @@ Expected<PutRequest, Error> ParsePutRequest(const RequestContext& ctx) {
 
 service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPutWriter(RequestContext& ctx,
                                                                        const catalog::Bucket& bucket, PutRequest& req) {
-  return ctx.service().BeginPut(bucket, ctx.route.key, std::move(req.attributes), req.plan.compute,
-                                &ctx.audit_request);
+  return ctx.service().BeginPut(bucket, ctx.route.key, std::move(req.attributes), req.plan.compute, &ctx.audit_request,
+                                ctx.DeclaredPayloadLength());
 }
 
 namespace {
@@ -378,7 +378,7 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
   auto cond = WriteConditionFromHeaders(ctx);
   if (!cond.ok()) co_return co_await ctx.SendError(cond.error());
   auto result = co_await ctx.Blocking([&]() -> Expected<service::PutResult, Error> {
-    auto writer = ctx.service().BeginPut(bucket, ctx.route.key, std::move(attrs), algs, &ctx.audit_request);
+    auto writer = ctx.service().BeginPut(bucket, ctx.route.key, std::move(attrs), algs, &ctx.audit_request, src.size);
     if (!writer.ok()) {
       return ToS3Error(writer.error());
     }

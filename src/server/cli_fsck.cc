@@ -3,12 +3,13 @@
 // Checks that the catalog and the blob area agree (docs/RELIABILITY.md):
 //   missing     a blob that an object or an upload part names is not on disk (data loss: reported,
 //               never repaired: only a backup brings it back)
-//   orphans     a blob file that no catalog row names (a crash between the blob's commit and its
-//               catalog row): removed by --repair
+//   orphans     a blob (file or pack record) that no catalog row names (a crash between the blob's
+//               commit and its catalog row): removed by --repair
 //   temporaries a writer's temporary file (a crash mid-write): removed by --repair
 //   doomed      a blob that the catalog still references and also lists as garbage (the collector
 //               would delete live data): --repair takes it off the garbage list
-//   strays      files in the blob area that are not blobs: reported, never touched
+//   strays      files in the blob area that are not blobs, and bytes in a pack where a record
+//               should start but none does (a write torn by a power cut): reported, never touched
 // Garbage rows whose files are already gone are normal (the collector forgets them next).
 //
 // Files younger than --min-age may belong to a write in flight on a running daemon: they are

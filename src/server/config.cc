@@ -143,6 +143,7 @@ Result<Config> ParseConfig(const std::string& json_text) {
                                                "rate_limits",
                                                "scrub_interval_hours",
                                                "scrub_bytes_per_second",
+                                               "packed_blob_max_bytes",
                                                "dual_control",
                                                "dual_control_approval_minutes"};
   for (const auto& [k, v] : j.items()) {
@@ -213,6 +214,7 @@ Result<Config> ParseConfig(const std::string& json_text) {
     }
     c.scrub_bytes_per_second = j["scrub_bytes_per_second"].get<uint64_t>();
   }
+  COFFRE_RETURN_IF_ERROR(number("packed_blob_max_bytes", c.packed_blob_max_bytes, 0, 16 * 1024 * 1024));
   COFFRE_RETURN_IF_ERROR(str("root_key_source", c.root_key_source));
   COFFRE_RETURN_IF_ERROR(str("root_key_credential", c.root_key_credential));
   if (c.root_key_source != "file" && c.root_key_source != "credential" && c.root_key_source != "passphrase") {

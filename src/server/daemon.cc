@@ -133,6 +133,7 @@ void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_
   keep("access_log", next.access_log, running.access_log);
   keep("scrub_interval_hours", next.scrub_interval_hours, running.scrub_interval_hours);
   keep("scrub_bytes_per_second", next.scrub_bytes_per_second, running.scrub_bytes_per_second);
+  keep("packed_blob_max_bytes", next.packed_blob_max_bytes, running.packed_blob_max_bytes);
   if (next.tls_cert_file.empty() != running.tls_cert_file.empty()) {
     spdlog::warn("SIGHUP: turning TLS on or off ('tls_cert_file') changes only at restart; keeping the running value");
     next.tls_cert_file = running.tls_cert_file;

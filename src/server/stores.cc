@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <utility>
 
 namespace coffre::server {
 namespace {
@@ -83,7 +84,9 @@ Result<Stores> OpenStores(const Config& config, bool for_daemon) {
   COFFRE_ASSIGN_OR_RETURN(s.root_key, LoadRootKey(config, for_daemon));
   COFFRE_ASSIGN_OR_RETURN(s.keystore, OpenKeystoreWithRootKey(config, s.root_key, for_daemon));
   COFFRE_ASSIGN_OR_RETURN(s.catalog, catalog::Catalog::Open(config.data_dir + "/catalog.db"));
-  COFFRE_ASSIGN_OR_RETURN(s.blobs, storage::OpenLocalBlobStore(config.data_dir));
+  storage::LocalBlobStoreOptions blob_options;
+  blob_options.max_packed_blob = config.packed_blob_max_bytes;
+  COFFRE_ASSIGN_OR_RETURN(s.blobs, storage::OpenLocalBlobStore(config.data_dir, std::move(blob_options)));
   return s;
 }
 

@@ -80,7 +80,8 @@ class BlobObjectWriter final : public ObjectWriter {
 
   SResult<Done> Init(const Bucket& bucket, const std::string& key, Attributes attributes,
                      std::set<crypto::ChecksumAlgorithm> checksums, const SecretBytes& data_key,
-                     catalog::KeyInfo key_info, std::string object_id, std::string upload_id, uint32_t part_number) {
+                     catalog::KeyInfo key_info, std::string object_id, std::string upload_id, uint32_t part_number,
+                     std::optional<uint64_t> size) {
     bucket_ = bucket;
     key_ = key;
     attributes_ = std::move(attributes);
@@ -88,16 +89,18 @@ class BlobObjectWriter final : public ObjectWriter {
     object_id_ = std::move(object_id);
     upload_id_ = std::move(upload_id);
     part_number_ = part_number;
-    blob_id_ = blobs_.NewBlobId();
     segment_size_ = service_.options().segment_size;
+    std::optional<uint64_t> blob_size;
+    if (size) blob_size = crypto::CiphertextLength(*size, segment_size_);
+    auto w = blobs_.CreateBlob(blob_size);
+    if (!w.ok()) return FromStatus(w.status());
+    blob_ = std::move(w).value();
+    blob_id_ = blob_->id();
     auto enc = crypto::BlobEncryptor::Create(data_key, ToKeyReference(key_info_),
                                              crypto::BlobIdentity{bucket.tenant_id, blob_id_}, segment_size_);
     if (!enc.ok()) return FromStatus(enc.status());
     encryptor_.emplace(std::move(enc).value());
     for (auto alg : checksums) checksummers_.emplace(alg, crypto::Checksummer::Create(alg));
-    auto w = blobs_.Create(blob_id_);
-    if (!w.ok()) return FromStatus(w.status());
-    blob_ = std::move(w).value();
     // The header is written last, once the length is known; reserve its place.
     Bytes zeros(crypto::kHeaderSize, 0);
     if (Status st = blob_->Append(zeros); !st.ok()) return FromStatus(st);
@@ -604,7 +607,8 @@ SResult<catalog::ListPage> ObjectService::ListObjects(const Bucket& bucket, cons
 SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& bucket, const std::string& key,
                                                                Attributes attributes,
                                                                std::set<crypto::ChecksumAlgorithm> checksums,
-                                                               const RequestInfo* request) {
+                                                               const RequestInfo* request,
+                                                               std::optional<uint64_t> size) {
   std::string object_id = RandomId(16);
   auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(object_id));
   NoteKeyOperation(observer_, KeyOperation::kWrap, dk.ok());
@@ -619,7 +623,7 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& buc
   auto key_use = internal::StartKeyUse(audit_, event);
   auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, blobs_, BlobObjectWriter::Kind::kObject);
   auto r = w->Init(bucket, key, std::move(attributes), std::move(checksums), dk->key, ToKeyInfo(*dk),
-                   std::move(object_id), {}, 0);
+                   std::move(object_id), {}, 0, size);
   if (!r.ok()) return r.error();
   w->PublishAfter(std::move(key_use), std::move(event));
   return std::unique_ptr<ObjectWriter>(std::move(w));
@@ -716,7 +720,8 @@ SResult<catalog::UploadRecord> ObjectService::GetUpload(const Bucket& bucket, co
 SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPart(const Bucket& bucket, const std::string& key,
                                                                 const std::string& upload_id, uint32_t part_number,
                                                                 std::set<crypto::ChecksumAlgorithm> checksums,
-                                                                const RequestInfo* request) {
+                                                                const RequestInfo* request,
+                                                                std::optional<uint64_t> size) {
   auto up = GetUpload(bucket, key, upload_id);
   if (!up.ok()) return up.error();
   auto dk = keys_.UnwrapDataKey(bucket.tenant_id, up->key_info.tenant_key_version, up->key_info.wrapped_data_key,
@@ -730,7 +735,7 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPart(const Bucket& bu
   }
   if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
   auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, blobs_, BlobObjectWriter::Kind::kPart);
-  auto r = w->Init(bucket, key, {}, std::move(checksums), *dk, up->key_info, upload_id, upload_id, part_number);
+  auto r = w->Init(bucket, key, {}, std::move(checksums), *dk, up->key_info, upload_id, upload_id, part_number, size);
   if (!r.ok()) return r.error();
   return std::unique_ptr<ObjectWriter>(std::move(w));
 }

@@ -3,13 +3,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstring>
+#include <ctime>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <unordered_map>
 #include <utility>
 
@@ -95,14 +100,171 @@ Status WriteFully(int fd, uint64_t offset, std::span<const uint8_t> data) {
   return Status::Ok();
 }
 
+Status ReadFully(int fd, uint64_t offset, std::span<uint8_t> out, const char* what) {
+  while (!out.empty()) {
+    ssize_t n = ::pread(fd, out.data(), out.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return Status::FromErrno(errno, what);
+    }
+    if (n == 0) {
+      return Status::Corruption("blob shorter than expected");
+    }
+    out = out.subspan(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+uint64_t AlignUp(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
+
+// Pack records. A pack is a file of records, each at a multiple of kPackAlign: a kRecordHeaderSize
+// header, then the blob's bytes, then nothing (a hole) up to the capacity it was given. A removed
+// record's blocks are punched out, so a pack's disk usage is that of its live records. The id of
+// a record's blob names its pack and offset, so finding it needs no index:
+//   16 bytes: run-directory prefix (2) and random (14), as a file blob's id
+//    4 bytes: pack number, big-endian
+//    4 bytes: record offset / kPackAlign, big-endian
+// 48 hex digits in all. The header repeats the id, so a record is never taken for another blob's.
+constexpr uint64_t kPackAlign = 4096;
+constexpr size_t kRecordHeaderSize = 64;
+constexpr size_t kPackedIdBytes = 24;
+constexpr char kRecordMagic[8] = {'C', 'o', 'f', 'f', 'r', 'e', 'P', 'k'};
+constexpr uint32_t kRecordVersion = 1;
+
+struct PackLocation {
+  uint32_t pack = 0;
+  uint64_t offset = 0;
+};
+
+void PutBe(uint8_t* out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i, v >>= 8) {
+    out[i] = static_cast<uint8_t>(v);
+  }
+}
+uint64_t GetBe(const uint8_t* in, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) {
+    v = v << 8 | in[i];
+  }
+  return v;
+}
+
+// Where a pack-shaped id points; a 48-digit id may also name a file (a record's blob that
+// outgrew its record), so the record's header decides.
+std::optional<PackLocation> PackLocationOf(const std::string& id) {
+  if (id.size() != 2 * kPackedIdBytes) {
+    return std::nullopt;
+  }
+  auto raw = HexDecode(id);
+  if (!raw || raw->size() != kPackedIdBytes) {
+    return std::nullopt;
+  }
+  return PackLocation{static_cast<uint32_t>(GetBe(raw->data() + 16, 4)), GetBe(raw->data() + 20, 4) * kPackAlign};
+}
+
+//   0  8  magic "CoffrePk"
+//   8  4  version (1)
+//  12  4  check: FNV-1a (32 bits) of the 64 header bytes with these four zero, so that a damaged
+//         header is no record, rather than one whose capacity reaches into its neighbours
+//  16  8  capacity: bytes from the record's start to the next record's earliest start
+//  24  8  blob length
+//  32  8  written, seconds since the epoch (fsck's --min-age)
+//  40 24  the blob's id, raw
+struct RecordHeader {
+  uint64_t capacity = 0;
+  uint64_t length = 0;
+  int64_t written_unix = 0;
+  std::array<uint8_t, kPackedIdBytes> id{};
+};
+
+uint32_t HeaderCheck(const uint8_t* header) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < kRecordHeaderSize; ++i) {
+    h = (h ^ (i >= 12 && i < 16 ? 0 : header[i])) * 16777619u;
+  }
+  return h;
+}
+
+void EncodeRecordHeader(const RecordHeader& h, uint8_t* out) {
+  std::memset(out, 0, kRecordHeaderSize);
+  std::memcpy(out, kRecordMagic, sizeof kRecordMagic);
+  PutBe(out + 8, kRecordVersion, 4);
+  PutBe(out + 16, h.capacity, 8);
+  PutBe(out + 24, h.length, 8);
+  PutBe(out + 32, static_cast<uint64_t>(h.written_unix), 8);
+  std::memcpy(out + 40, h.id.data(), kPackedIdBytes);
+  PutBe(out + 12, HeaderCheck(out), 4);
+}
+
+// A header that holds together: its record fits its capacity, and its id names `at` in `pack`.
+std::optional<RecordHeader> DecodeRecordHeader(const uint8_t* in, uint32_t pack, uint64_t at) {
+  if (std::memcmp(in, kRecordMagic, sizeof kRecordMagic) != 0 || GetBe(in + 8, 4) != kRecordVersion ||
+      GetBe(in + 12, 4) != HeaderCheck(in)) {
+    return std::nullopt;
+  }
+  RecordHeader h;
+  h.capacity = GetBe(in + 16, 8);
+  h.length = GetBe(in + 24, 8);
+  h.written_unix = static_cast<int64_t>(GetBe(in + 32, 8));
+  std::memcpy(h.id.data(), in + 40, kPackedIdBytes);
+  if (h.capacity == 0 || h.capacity % kPackAlign != 0 || h.length > h.capacity - kRecordHeaderSize ||
+      GetBe(h.id.data() + 16, 4) != pack || GetBe(h.id.data() + 20, 4) * kPackAlign != at) {
+    return std::nullopt;
+  }
+  return h;
+}
+
+std::string PackFileName(uint32_t number) {
+  uint8_t be[4];
+  PutBe(be, number, 4);
+  return HexEncode(be) + ".pack";
+}
+
+std::optional<uint32_t> PackNumberOf(const std::string& file_name) {
+  if (file_name.size() != 13 || file_name.compare(8, 5, ".pack") != 0) {
+    return std::nullopt;
+  }
+  auto raw = HexDecode(std::string_view(file_name).substr(0, 8));
+  if (!raw || HexEncode(*raw) != file_name.substr(0, 8)) {  // lower case only, as written
+    return std::nullopt;
+  }
+  return static_cast<uint32_t>(GetBe(raw->data(), 4));
+}
+
+// One open pack file, shared by its writers and readers; closed when the last of them is done.
+struct Pack {
+  Pack(uint32_t n, std::string p, int f) : number(n), path(std::move(p)), fd(f) {}
+  ~Pack() { ::close(fd); }
+  Pack(const Pack&) = delete;
+  Pack& operator=(const Pack&) = delete;
+  const uint32_t number;
+  const std::string path;
+  const int fd;
+};
+
+Status PunchOut(const Pack& pack, uint64_t offset, uint64_t length) {
+  if (::fallocate(pack.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                  static_cast<off_t>(length)) != 0) {
+    return Status::FromErrno(errno, "punch record out of " + pack.path);
+  }
+  return Status::Ok();
+}
+
 class LocalBlobStore;
 
 class LocalBlobWriter final : public BlobWriter {
  public:
-  LocalBlobWriter(int fd, std::string tmp_path, std::string final_dir, std::string final_path,
+  LocalBlobWriter(std::string id, int fd, std::string tmp_path, std::string final_dir, std::string final_path,
                   LocalBlobStore* store)
-      : fd_(fd), tmp_path_(std::move(tmp_path)), final_dir_(std::move(final_dir)),
-        final_path_(std::move(final_path)), store_(store) {}
+      : id_(std::move(id)),
+        fd_(fd),
+        tmp_path_(std::move(tmp_path)),
+        final_dir_(std::move(final_dir)),
+        final_path_(std::move(final_path)),
+        store_(store) {}
   ~LocalBlobWriter() override {
     if (fd_ >= 0) {
       ::close(fd_);
@@ -126,6 +288,7 @@ class LocalBlobWriter final : public BlobWriter {
   }
 
   uint64_t size() const override { return size_; }
+  const std::string& id() const override { return id_; }
 
   Status Commit() override;
 
@@ -144,6 +307,7 @@ class LocalBlobWriter final : public BlobWriter {
   }
   static constexpr uint64_t kWritebackStep = 1 << 20;
 
+  std::string id_;
   int fd_;
   std::string tmp_path_;
   std::string final_dir_;
@@ -163,21 +327,7 @@ class LocalBlobReader final : public BlobReader {
     if (offset + out.size() > size_) {
       return Status::Corruption("blob shorter than expected");
     }
-    while (!out.empty()) {
-      ssize_t n = ::pread(fd_, out.data(), out.size(), static_cast<off_t>(offset));
-      if (n < 0) {
-        if (errno == EINTR) {
-          continue;
-        }
-        return Status::FromErrno(errno, "read blob");
-      }
-      if (n == 0) {
-        return Status::Corruption("blob shorter than expected");
-      }
-      out = out.subspan(static_cast<size_t>(n));
-      offset += static_cast<uint64_t>(n);
-    }
-    return Status::Ok();
+    return ReadFully(fd_, offset, out, "read blob");
   }
   uint64_t size() const override { return size_; }
 
@@ -186,35 +336,163 @@ class LocalBlobReader final : public BlobReader {
   uint64_t size_;
 };
 
+// A blob in a pack record: its bytes start kRecordHeaderSize after the record.
+class PackedBlobReader final : public BlobReader {
+ public:
+  PackedBlobReader(std::shared_ptr<const Pack> pack, uint64_t start, uint64_t size)
+      : pack_(std::move(pack)), start_(start), size_(size) {}
+
+  Status ReadAt(uint64_t offset, std::span<uint8_t> out) const override {
+    if (offset + out.size() > size_) {
+      return Status::Corruption("blob shorter than expected");
+    }
+    return ReadFully(pack_->fd, start_ + offset, out, "read packed blob");
+  }
+  uint64_t size() const override { return size_; }
+
+ private:
+  std::shared_ptr<const Pack> pack_;
+  uint64_t start_;
+  uint64_t size_;
+};
+
+// Holds a small blob in memory, then writes it to its record with its header in one write at
+// Commit. Should the blob outgrow the record, it moves to a file of its own under the same id,
+// and the record stays a hole.
+class PackedBlobWriter final : public BlobWriter {
+ public:
+  PackedBlobWriter(std::string id, std::shared_ptr<const Pack> pack, uint64_t offset, uint64_t capacity,
+                   LocalBlobStore* store)
+      : id_(std::move(id)), pack_(std::move(pack)), offset_(offset), capacity_(capacity), store_(store) {
+    record_.reserve(capacity_);
+    record_.resize(kRecordHeaderSize);
+  }
+
+  const std::string& id() const override { return id_; }
+  uint64_t size() const override { return spilled_ ? spilled_->size() : record_.size() - kRecordHeaderSize; }
+
+  Status Append(std::span<const uint8_t> data) override {
+    if (!spilled_ && record_.size() + data.size() > capacity_) {
+      COFFRE_RETURN_IF_ERROR(Spill());
+    }
+    if (spilled_) {
+      return spilled_->Append(data);
+    }
+    record_.insert(record_.end(), data.begin(), data.end());
+    return Status::Ok();
+  }
+
+  Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override {
+    if (!spilled_ && kRecordHeaderSize + offset + data.size() > capacity_) {
+      COFFRE_RETURN_IF_ERROR(Spill());
+    }
+    if (spilled_) {
+      return spilled_->WriteAt(offset, data);
+    }
+    const size_t at = kRecordHeaderSize + static_cast<size_t>(offset);
+    if (record_.size() < at + data.size()) {
+      record_.resize(at + data.size(), 0);
+    }
+    std::copy(data.begin(), data.end(), record_.begin() + static_cast<std::ptrdiff_t>(at));
+    return Status::Ok();
+  }
+
+  Status Commit() override;
+
+ private:
+  Status Spill();
+
+  std::string id_;
+  std::shared_ptr<const Pack> pack_;
+  uint64_t offset_;
+  uint64_t capacity_;
+  LocalBlobStore* store_;
+  Bytes record_;  // header (filled at Commit), then the blob
+  std::unique_ptr<BlobWriter> spilled_;
+  bool committed_ = false;
+};
+
 class LocalBlobStore final : public BlobStore {
  public:
   LocalBlobStore(std::string root, LocalBlobStoreOptions options)
       : root_(std::move(root)),
         blobs_(root_ + "/blobs"),
+        packs_dir_(root_ + "/packs"),
         tmp_(root_ + "/tmp"),
-        sync_dir_(options.sync_dir ? std::move(options.sync_dir) : FsyncDir) {
+        sync_dir_(options.sync_dir ? std::move(options.sync_dir) : FsyncDir),
+        sync_pack_(options.sync_pack ? std::move(options.sync_pack) : FdatasyncPack),
+        max_packed_blob_(options.max_packed_blob),
+        pack_size_limit_(options.pack_size_limit) {
     uint8_t start[2];
     RandomFill(start);
     first_dir_ = static_cast<uint32_t>(start[0]) << 8 | start[1];
   }
 
-  // Ids made close together share their fan-out directory, so that their commits share its fsync
-  // (SyncDir): each run of kIdsPerDirectory ids takes the next of the 65,536 directories, from a
-  // random start, which fills them evenly. The other 14 bytes are random.
-  std::string NewBlobId() override {
-    const uint64_t n = ids_made_.fetch_add(1, std::memory_order_relaxed);
-    const auto dir = static_cast<uint16_t>(first_dir_ + n / kIdsPerDirectory);
-    uint8_t id[16];
-    id[0] = static_cast<uint8_t>(dir >> 8);
-    id[1] = static_cast<uint8_t>(dir);
-    RandomFill(std::span<uint8_t>(id).subspan(2));
-    return HexEncode(id);
-  }
-
   Status Init() {
     COFFRE_RETURN_IF_ERROR(MakeDir(root_));
     COFFRE_RETURN_IF_ERROR(MakeDir(blobs_));
-    return MakeDir(tmp_);
+    COFFRE_RETURN_IF_ERROR(MakeDir(packs_dir_));
+    COFFRE_RETURN_IF_ERROR(MakeDir(tmp_));
+    if (max_packed_blob_ == 0) {
+      return Status::Ok();
+    }
+    // New records go to the last pack, after its last written byte: a record reserved past it by
+    // an earlier process was never written, so nothing names it.
+    COFFRE_ASSIGN_OR_RETURN(auto numbers, PackNumbers());
+    std::shared_ptr<const Pack> last;
+    if (numbers.empty()) {
+      COFFRE_ASSIGN_OR_RETURN(last, CreatePack(0));
+    } else {
+      COFFRE_ASSIGN_OR_RETURN(last, FindPack(numbers.back()));
+      if (last == nullptr) {
+        return Status::Internal("pack " + PackFileName(numbers.back()) + " vanished");
+      }
+    }
+    struct stat st {};
+    if (::fstat(last->fd, &st) != 0) {
+      return Status::FromErrno(errno, "stat " + last->path);
+    }
+    // Packing needs holes: without them a removed record's space would never come back. The probe
+    // punches past the end of the pack, where nothing is.
+    const uint64_t probe = AlignUp(static_cast<uint64_t>(st.st_size), kPackAlign) + pack_size_limit_;
+    if (::fallocate(last->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(probe),
+                    static_cast<off_t>(kPackAlign)) != 0) {
+      if (errno == EOPNOTSUPP) {
+        return Status::Ok();  // every blob gets a file; packs already there stay readable
+      }
+      return Status::FromErrno(errno, "punch a hole in " + last->path);
+    }
+    std::lock_guard lock(reserve_mu_);
+    current_ = std::move(last);
+    current_end_ = AlignUp(static_cast<uint64_t>(st.st_size), kPackAlign);
+    return Status::Ok();
+  }
+
+  Result<std::unique_ptr<BlobWriter>> CreateBlob(std::optional<uint64_t> expected_size) override {
+    std::array<uint8_t, kPackedIdBytes> id{};
+    NewIdBytes(std::span<uint8_t>(id).first(16));
+    if (!expected_size || *expected_size > max_packed_blob_) {
+      return Create(HexEncode(std::span<const uint8_t>(id).first(16)));
+    }
+    const uint64_t capacity = AlignUp(kRecordHeaderSize + *expected_size, kPackAlign);
+    std::shared_ptr<const Pack> pack;
+    uint64_t offset = 0;
+    {
+      std::lock_guard lock(reserve_mu_);
+      if (current_ == nullptr) {  // packing is off: no holes here
+        return Create(HexEncode(std::span<const uint8_t>(id).first(16)));
+      }
+      if (current_end_ > 0 && current_end_ + capacity > pack_size_limit_) {
+        COFFRE_ASSIGN_OR_RETURN(current_, CreatePack(current_->number + 1));
+        current_end_ = 0;
+      }
+      pack = current_;
+      offset = current_end_;
+      current_end_ += capacity;
+    }
+    PutBe(id.data() + 16, pack->number, 4);
+    PutBe(id.data() + 20, offset / kPackAlign, 4);
+    return std::unique_ptr<BlobWriter>(new PackedBlobWriter(HexEncode(id), std::move(pack), offset, capacity, this));
   }
 
   Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id) override {
@@ -229,12 +507,17 @@ class LocalBlobStore final : public BlobStore {
     std::string dir = blobs_ + "/" + blob_id.substr(0, 2) + "/" + blob_id.substr(2, 2);
     std::string final_path = dir + "/" + blob_id;
     return std::unique_ptr<BlobWriter>(
-        new LocalBlobWriter(fd, std::move(tmp_path), std::move(dir), std::move(final_path), this));
+        new LocalBlobWriter(blob_id, fd, std::move(tmp_path), std::move(dir), std::move(final_path), this));
   }
 
   Result<std::unique_ptr<BlobReader>> Open(const std::string& blob_id) const override {
     if (!IsValidBlobId(blob_id)) {
       return Status::InvalidArgument("invalid blob id");
+    }
+    COFFRE_ASSIGN_OR_RETURN(auto record, FindRecord(blob_id));
+    if (record.pack != nullptr) {
+      return std::unique_ptr<BlobReader>(
+          new PackedBlobReader(std::move(record.pack), record.offset + kRecordHeaderSize, record.header.length));
     }
     std::string path = PathOf(blob_id);
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -253,6 +536,10 @@ class LocalBlobStore final : public BlobStore {
   Status Remove(const std::string& blob_id) override {
     if (!IsValidBlobId(blob_id)) {
       return Status::InvalidArgument("invalid blob id");
+    }
+    COFFRE_ASSIGN_OR_RETURN(auto record, FindRecord(blob_id));
+    if (record.pack != nullptr) {
+      return PunchOut(*record.pack, record.offset, record.header.capacity);
     }
     if (::unlink(PathOf(blob_id).c_str()) != 0 && errno != ENOENT) {
       return Status::FromErrno(errno, "remove blob " + blob_id);
@@ -315,6 +602,21 @@ class LocalBlobStore final : public BlobStore {
         }
       }
     }
+    COFFRE_ASSIGN_OR_RETURN(auto packs, ListDir(packs_dir_));
+    for (const auto& [name, is_dir] : packs) {
+      auto number = PackNumberOf(name);
+      std::shared_ptr<const Pack> pack;
+      if (number && !is_dir) {
+        COFFRE_ASSIGN_OR_RETURN(pack, FindPack(*number));
+      }
+      if (pack == nullptr) {
+        if (strays != nullptr) {
+          strays->push_back(packs_dir_ + "/" + name);
+        }
+        continue;
+      }
+      COFFRE_RETURN_IF_ERROR(ListRecords(*pack, &out, strays));
+    }
     return out;
   }
 
@@ -354,14 +656,35 @@ class LocalBlobStore final : public BlobStore {
     return CreateDirDurably(dir, parent);
   }
 
-  // Makes the caller's rename into `dir` durable. Renames into one directory that come while its
-  // fsync is under way share the next one: the first caller to find none running runs it, the
-  // others wait for it. A failed fsync is reported to every caller it was meant to cover.
+  // Makes the caller's rename into `dir` durable, with an fsync shared as SharedFlush shares it.
   Status SyncDir(const std::string& dir) {
+    return SharedFlush(dir, [&] { return sync_dir_(dir); });
+  }
+
+  // Writes a record (its header already in place) and makes it durable with an fdatasync of its
+  // pack shared as SharedFlush shares it. If that fails, the record is punched out again: nothing
+  // will name it.
+  Status CommitRecord(const Pack& pack, uint64_t offset, std::span<const uint8_t> record) {
+    Status st = WriteFully(pack.fd, offset, record);
+    if (st.ok()) {
+      st = SharedFlush(pack.path, [&] { return sync_pack_(pack.fd); });
+    }
+    if (!st.ok()) {
+      (void)PunchOut(pack, offset, AlignUp(record.size(), kPackAlign));
+    }
+    return st;
+  }
+
+ private:
+  // Makes a caller's earlier writes to `key` (a directory, a pack) durable by `flush`. Callers
+  // that come while a flush of the same key is under way share the next one: the first caller
+  // to find none running runs it, the others wait for it. A failed flush is reported to every
+  // caller it was meant to cover.
+  Status SharedFlush(const std::string& key, const std::function<Status()>& flush) {
     std::unique_lock lock(sync_mu_);
-    DirSync& s = dir_syncs_[dir];
+    FlushGroup& s = flushes_[key];
     ++s.callers;
-    // An fsync already running may have started before the caller's rename: only the next covers it.
+    // A flush already running may have started before the caller's write: only the next covers it.
     const uint64_t needed = s.started + 1;
     while (s.finished < needed) {
       if (s.running) {
@@ -371,7 +694,7 @@ class LocalBlobStore final : public BlobStore {
       s.running = true;
       const uint64_t generation = ++s.started;
       lock.unlock();
-      Status st = sync_dir_(dir);
+      Status st = flush();
       lock.lock();
       s.running = false;
       s.finished = generation;
@@ -381,26 +704,168 @@ class LocalBlobStore final : public BlobStore {
       }
       s.finished_cv.notify_all();
     }
-    // A caller that woke late may see a later fsync's failure too: it fails, which is safe.
+    // A caller that woke late may see a later flush's failure too: it fails, which is safe.
     Status result = s.failed >= needed ? s.failure : Status::Ok();
     if (--s.callers == 0) {
-      dir_syncs_.erase(dir);
+      flushes_.erase(key);
     }
     return result;
   }
 
- private:
+  static Status FdatasyncPack(int fd) {
+    if (::fdatasync(fd) != 0) {
+      return Status::FromErrno(errno, "fdatasync pack");
+    }
+    return Status::Ok();
+  }
+
+  // Each run of kIdsPerDirectory ids takes the next of the 65,536 fan-out directories, from a
+  // random start, which fills them evenly; files made close together thus share their
+  // directory's fsync (SyncDir). The other 14 bytes are random.
+  void NewIdBytes(std::span<uint8_t> id) {
+    const uint64_t n = ids_made_.fetch_add(1, std::memory_order_relaxed);
+    const auto dir = static_cast<uint16_t>(first_dir_ + n / kIdsPerDirectory);
+    id[0] = static_cast<uint8_t>(dir >> 8);
+    id[1] = static_cast<uint8_t>(dir);
+    RandomFill(id.subspan(2));
+  }
+
   std::string PathOf(const std::string& id) const {
     return blobs_ + "/" + id.substr(0, 2) + "/" + id.substr(2, 2) + "/" + id;
   }
 
-  struct DirSync {
-    uint64_t started = 0;   // fsyncs begun
+  Result<std::vector<uint32_t>> PackNumbers() const {
+    COFFRE_ASSIGN_OR_RETURN(auto names, ListDir(packs_dir_));
+    std::vector<uint32_t> numbers;
+    for (const auto& [name, is_dir] : names) {
+      if (auto n = PackNumberOf(name); n && !is_dir) {
+        numbers.push_back(*n);
+      }
+    }
+    std::sort(numbers.begin(), numbers.end());
+    return numbers;
+  }
+
+  // A new, empty pack whose name is durable.
+  Result<std::shared_ptr<const Pack>> CreatePack(uint32_t number) {
+    std::string path = packs_dir_ + "/" + PackFileName(number);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return Status::FromErrno(errno, "create " + path);
+    }
+    auto pack = std::make_shared<const Pack>(number, std::move(path), fd);
+    COFFRE_RETURN_IF_ERROR(FsyncDir(packs_dir_));
+    std::lock_guard lock(packs_mu_);
+    packs_[number] = pack;
+    return pack;
+  }
+
+  // The pack, opened once and kept open; nullptr if there is no such pack.
+  Result<std::shared_ptr<const Pack>> FindPack(uint32_t number) const {
+    {
+      std::shared_lock lock(packs_mu_);
+      if (auto it = packs_.find(number); it != packs_.end()) {
+        return it->second;
+      }
+    }
+    std::lock_guard lock(packs_mu_);
+    if (auto it = packs_.find(number); it != packs_.end()) {
+      return it->second;
+    }
+    std::string path = packs_dir_ + "/" + PackFileName(number);
+    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) {
+        return std::shared_ptr<const Pack>();
+      }
+      return Status::FromErrno(errno, "open " + path);
+    }
+    auto pack = std::make_shared<const Pack>(number, std::move(path), fd);
+    packs_[number] = pack;
+    return pack;
+  }
+
+  struct FoundRecord {
+    std::shared_ptr<const Pack> pack;  // nullptr: the id names no record (it may name a file)
+    uint64_t offset = 0;
+    RecordHeader header;
+  };
+
+  // The record that a pack-shaped id names, if its pack holds it.
+  Result<FoundRecord> FindRecord(const std::string& id) const {
+    auto at = PackLocationOf(id);
+    if (!at) {
+      return FoundRecord{};
+    }
+    COFFRE_ASSIGN_OR_RETURN(auto pack, FindPack(at->pack));
+    if (pack == nullptr) {
+      return FoundRecord{};
+    }
+    uint8_t raw[kRecordHeaderSize];
+    Status read = ReadFully(pack->fd, at->offset, raw, "read pack record");
+    if (read.code() == StatusCode::kCorruption) {
+      return FoundRecord{};  // past the pack's end: never written
+    }
+    COFFRE_RETURN_IF_ERROR(read);
+    auto header = DecodeRecordHeader(raw, at->pack, at->offset);
+    if (!header || HexEncode(header->id) != id) {
+      return FoundRecord{};  // a hole (removed, never written, or outgrown), or another blob's
+    }
+    return FoundRecord{std::move(pack), at->offset, *header};
+  }
+
+  // The records of one pack, found by skipping its holes. Bytes where a record should start but
+  // no valid header is are strays, one range per run of them.
+  Status ListRecords(const Pack& pack, std::vector<StoredFile>* out, std::vector<std::string>* strays) const {
+    uint64_t pos = 0;
+    std::optional<uint64_t> stray_from;
+    auto end_stray = [&](uint64_t to) {
+      if (stray_from && strays != nullptr) {
+        strays->push_back(pack.path + " bytes " + std::to_string(*stray_from) + ".." + std::to_string(to));
+      }
+      stray_from.reset();
+    };
+    for (;;) {
+      const off_t data = ::lseek(pack.fd, static_cast<off_t>(pos), SEEK_DATA);
+      if (data < 0) {
+        if (errno != ENXIO) {
+          return Status::FromErrno(errno, "seek " + pack.path);
+        }
+        end_stray(pos);
+        return Status::Ok();
+      }
+      const uint64_t at = static_cast<uint64_t>(data) / kPackAlign * kPackAlign;
+      if (at != pos) {
+        end_stray(pos);
+      }
+      uint8_t raw[kRecordHeaderSize];
+      Status read = ReadFully(pack.fd, at, raw, "read pack record");
+      std::optional<RecordHeader> header;
+      if (read.ok()) {
+        header = DecodeRecordHeader(raw, pack.number, at);
+      } else if (read.code() != StatusCode::kCorruption) {  // a short read is bytes at the end
+        return read;
+      }
+      if (!header) {
+        if (!stray_from) {
+          stray_from = at;
+        }
+        pos = at + kPackAlign;
+        continue;
+      }
+      end_stray(at);
+      out->push_back(StoredFile{HexEncode(header->id), header->length, header->written_unix});
+      pos = at + header->capacity;
+    }
+  }
+
+  struct FlushGroup {
+    uint64_t started = 0;   // flushes begun
     uint64_t finished = 0;  // the last one finished
     uint64_t failed = 0;    // the last one that failed, with `failure`
     Status failure;
     bool running = false;
-    int callers = 0;  // in SyncDir for this directory; the entry goes when none is left
+    int callers = 0;  // in SharedFlush for this key; the entry goes when none is left
     std::condition_variable finished_cv;
   };
 
@@ -428,13 +893,22 @@ class LocalBlobStore final : public BlobStore {
 
   std::string root_;
   std::string blobs_;
+  std::string packs_dir_;
   std::string tmp_;
   std::function<Status(const std::string&)> sync_dir_;
+  std::function<Status(int)> sync_pack_;
+  const uint64_t max_packed_blob_;
+  const uint64_t pack_size_limit_;
   static constexpr uint64_t kIdsPerDirectory = 64;
   uint32_t first_dir_ = 0;
   std::atomic<uint64_t> ids_made_{0};
+  std::mutex reserve_mu_;                // guards the two below
+  std::shared_ptr<const Pack> current_;  // takes new records; nullptr when packing is off
+  uint64_t current_end_ = 0;             // where its next record starts
+  mutable std::shared_mutex packs_mu_;
+  mutable std::map<uint32_t, std::shared_ptr<const Pack>> packs_;  // opened so far
   std::mutex sync_mu_;
-  std::unordered_map<std::string, DirSync> dir_syncs_;  // node-based: entries stay put
+  std::unordered_map<std::string, FlushGroup> flushes_;  // node-based: entries stay put
   static constexpr size_t kDirStripes = 64;
   std::array<std::mutex, kDirStripes> dir_stripes_;
   std::mutex known_mu_;
@@ -456,6 +930,29 @@ Status LocalBlobWriter::Commit() {
   }
   committed_ = true;
   return store_->SyncDir(final_dir_);
+}
+
+Status PackedBlobWriter::Spill() {
+  COFFRE_ASSIGN_OR_RETURN(spilled_, store_->Create(id_));
+  return spilled_->Append(std::span<const uint8_t>(record_).subspan(kRecordHeaderSize));
+}
+
+Status PackedBlobWriter::Commit() {
+  if (spilled_) {
+    return spilled_->Commit();
+  }
+  if (committed_) {
+    return Status::Internal("blob committed twice");
+  }
+  committed_ = true;
+  RecordHeader h;
+  h.capacity = capacity_;
+  h.length = record_.size() - kRecordHeaderSize;
+  h.written_unix = static_cast<int64_t>(::time(nullptr));
+  auto raw = HexDecode(id_);
+  std::copy(raw->begin(), raw->end(), h.id.begin());
+  EncodeRecordHeader(h, record_.data());
+  return store_->CommitRecord(*pack_, offset_, record_);
 }
 
 }  // namespace

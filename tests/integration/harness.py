@@ -731,17 +731,115 @@ def unique_bucket(prefix: str = "b") -> str:
     return f"{prefix}-{os.getpid()}-{_bucket_counter}-{random.randrange(10**6):06d}"[:63]
 
 
+PACK_RECORD_HEADER = 64
+
+
+class StoredBlob:
+    """Where one blob's bytes rest in a data directory: a file of its own, or a record of a pack
+    (docs/OPERATIONS.md, "What a data directory holds"). For tests that damage stored data the way
+    bit rot or an intruder would: read(), write() (a record's length field follows the bytes, as a
+    file's size does) and hide()/unhide() (a file renamed away, a record's header made unreadable)."""
+
+    def __init__(self, data_dir: str, blob_id: str):
+        self.blob_id = blob_id
+        self.file = os.path.join(data_dir, "blobs", blob_id[:2], blob_id[2:4], blob_id)
+        self.record = None          # (pack path, record offset, capacity) when in a pack
+        if len(blob_id) == 48 and not os.path.exists(self.file):
+            pack = os.path.join(data_dir, "packs", blob_id[32:40] + ".pack")
+            offset = int(blob_id[40:48], 16) * 4096
+            with open(pack, "rb") as f:
+                f.seek(offset)
+                header = f.read(PACK_RECORD_HEADER)
+            assert header[:8] == b"CoffrePk" and header[40:64].hex() == blob_id, "no record for " + blob_id
+            self.record = (pack, offset, int.from_bytes(header[16:24], "big"))
+
+    @property
+    def in_pack(self) -> bool:
+        return self.record is not None
+
+    def room(self) -> int:
+        """How long the blob may grow in place."""
+        return self.record[2] - PACK_RECORD_HEADER if self.record else 1 << 40
+
+    def read(self) -> bytes:
+        if not self.record:
+            with open(self.file, "rb") as f:
+                return f.read()
+        pack, offset, _ = self.record
+        with open(pack, "rb") as f:
+            f.seek(offset + 24)
+            length = int.from_bytes(f.read(8), "big")
+            f.seek(offset + PACK_RECORD_HEADER)
+            return f.read(length)
+
+    def write(self, data: bytes):
+        """Replaces the blob's bytes; a record's header is rewritten to match, check included."""
+        if not self.record:
+            with open(self.file, "wb") as f:
+                f.write(data)
+            return
+        pack, offset, _ = self.record
+        assert len(data) <= self.room(), "the record has no room for that"
+        with open(pack, "r+b") as f:
+            f.seek(offset)
+            header = bytearray(f.read(PACK_RECORD_HEADER))
+            header[24:32] = len(data).to_bytes(8, "big")
+            header[12:16] = bytes(4)
+            check = 2166136261
+            for b in header:
+                check = ((check ^ b) * 16777619) & 0xFFFFFFFF
+            header[12:16] = check.to_bytes(4, "big")
+            f.seek(offset)
+            f.write(header + data)
+
+    def hide(self):
+        if not self.record:
+            os.rename(self.file, self.file + ".away")
+            return
+        with open(self.record[0], "r+b") as f:
+            f.seek(self.record[1])
+            f.write(b"Hidden!!")
+
+    def unhide(self):
+        if not self.record:
+            os.rename(self.file + ".away", self.file)
+            return
+        with open(self.record[0], "r+b") as f:
+            f.seek(self.record[1])
+            f.write(b"CoffrePk")
+
+
+def stored_blob_files(data_dir: str) -> list[tuple[str, int]]:
+    """Every file where blobs rest, with the bytes it holds on disk (a pack's holes hold none)."""
+    out = []
+    for area in ("blobs", "packs"):
+        for root, _, names in os.walk(os.path.join(data_dir, area)):
+            for n in names:
+                path = os.path.join(root, n)
+                out.append((path, os.stat(path).st_blocks * 512))
+    return sorted(out)
+
+
 class CoffreTestCase(unittest.TestCase):
     """One daemon per test class (started in setUpClass, SIGTERM + exit 0 checked in
     tearDownClass). The daemon's stderr tail is printed when a test fails."""
 
     daemon: Daemon = None
     maxDiff = 4000
+    # Config file fields for the class's daemon (with the dev conveniences); None: the embedded one.
+    daemon_config: dict | None = None
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        d = Daemon()
+        if cls.daemon_config is None:
+            d = Daemon()
+        else:
+            tmp = tempfile.mkdtemp(prefix="coffre-it-")
+            path = os.path.join(tmp, "coffre.json")
+            with open(path, "w") as f:
+                json.dump({"create_root_key": True, "create_dev_tenant": True, **cls.daemon_config}, f)
+            d = Daemon(extra_args=["--config", path], tmp=tmp)
         cls.daemon = d
         # a class cleanup runs even when setUpClass fails half-way (tearDownClass would not)
         cls.addClassCleanup(cls._stop_daemon)

@@ -34,7 +34,7 @@ import unittest
 
 from botocore.exceptions import ClientError
 
-from harness import Daemon, MiB, coffre_binary, gen_bytes, sha256
+from harness import Daemon, MiB, coffre_binary, gen_bytes, sha256, stored_blob_files
 from test_disk_full import unshare_allowed
 from test_operations import admin_get, admin_port, metric_value, read_stderr, write_config
 
@@ -110,10 +110,7 @@ class AuditDiskFullTest(unittest.TestCase):
         return body.decode()
 
     def blob_files(self):
-        out = []
-        for root, _, names in os.walk(os.path.join(self.inside_data, "blobs")):
-            out.extend(os.path.join(root, n) for n in names)
-        return sorted(out)
+        return stored_blob_files(self.inside_data)
 
     def assertS3Error(self, code, status, fn, **kw):
         with self.assertRaises(ClientError, msg=f"expected {code}/{status}") as cm:

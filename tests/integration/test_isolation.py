@@ -6,7 +6,7 @@ import subprocess
 import unittest
 import uuid
 
-from harness import MiB, CoffreTestCase, Daemon, gen_bytes
+from harness import MiB, CoffreTestCase, Daemon, gen_bytes, stored_blob_files
 
 
 class TenantIsolationTest(CoffreTestCase):
@@ -211,10 +211,8 @@ class MarkerOnDiskTest(CoffreTestCase):
         self.assertGreater(scanned, 3, "the data directory has files")
         self.assertEqual(hits, [], "plaintext found on disk")
         self.assertEqual(name_hits, [], "a file or directory is named after an object key")
-        # the object data files are there, and hold ciphertext of (at least) the object's size
-        blob_bytes = sum(os.path.getsize(os.path.join(r, f))
-                         for r, _, fs in os.walk(os.path.join(self.daemon.data_dir, "blobs"))
-                         for f in fs)
+        # the object data files are there, and hold ciphertext of (at least) the objects' size
+        blob_bytes = sum(on_disk for _, on_disk in stored_blob_files(self.daemon.data_dir))
         self.assertGreater(blob_bytes, 3 * MiB)
 
     def test_data_dir_layout_and_modes(self):

@@ -1,5 +1,6 @@
 """Bit rot and tampering on disk (docs/RELIABILITY.md, "Integrity"): flip bits, truncate, swap
-segments and whole blob files between objects. A GET must never return a wrong byte: it answers
+segments and whole blobs between objects, in pack records (TamperTest: small objects) and in
+files of their own (FileTamperTest, with packing off). A GET must never return a wrong byte: it answers
 an error status when the damage is in the first piece it decrypts (before any header is sent),
 else it cuts the connection before the damaged segment; and the daemon logs the failure.
 `coffre scrub` finds every damaged object and reports it; after the damage is undone it is clean.
@@ -21,7 +22,7 @@ import tempfile
 import time
 import unittest
 
-from harness import CoffreTestCase, Daemon, gen_bytes, sha256
+from harness import CoffreTestCase, Daemon, StoredBlob, gen_bytes, sha256
 from test_operations import admin_get, admin_port, metric_value, write_config
 
 SEG = 65536
@@ -38,7 +39,7 @@ READ_FAILURES = 'coffre_integrity_failures_total{source="read"}'
 SCRUB_FAILURES = 'coffre_integrity_failures_total{source="scrub"}'
 
 
-def blob_path_of(daemon: Daemon, key: str, bucket: str | None = None) -> str:
+def blob_of(daemon: Daemon, key: str, bucket: str | None = None) -> StoredBlob:
     db = sqlite3.connect(f"file:{daemon.data_dir}/catalog.db?mode=ro", uri=True)
     try:
         if bucket is None:
@@ -48,7 +49,7 @@ def blob_path_of(daemon: Daemon, key: str, bucket: str | None = None) -> str:
                                  "WHERE p.key = ? AND b.name = ?", (key, bucket)).fetchone()
     finally:
         db.close()
-    return os.path.join(daemon.data_dir, "blobs", blob[:2], blob[2:4], blob)
+    return StoredBlob(daemon.data_dir, blob)
 
 
 def object_id_of(daemon: Daemon, key: str) -> str:
@@ -88,8 +89,13 @@ class TamperTest(CoffreTestCase):
         for k, v in cls.data.items():
             cls.s3.put_object(Bucket=cls.bucket, Key=k, Body=v)
 
-    def blob_path(self, key: str) -> str:
-        return blob_path_of(self.daemon, key, self.bucket)
+    def blob(self, key: str) -> StoredBlob:
+        return blob_of(self.daemon, key, self.bucket)
+
+    def test_blobs_rest_where_the_config_puts_them(self):
+        packed = (self.daemon_config or {}).get("packed_blob_max_bytes", 256 * 1024) > 0
+        for key in ("a", "b"):
+            self.assertEqual(self.blob(key).in_pack, packed, key)
 
     def get(self, key: str, rng: str | None = None):
         """(status, body received, complete?) of a GET; a cut connection is not an exception."""
@@ -136,19 +142,13 @@ class TamperTest(CoffreTestCase):
         return status, complete
 
     def damage(self, key: str, edit):
-        """Applies edit(bytearray) to the blob file of `key`; returns a function that undoes it."""
-        path = self.blob_path(key)
-        with open(path, "rb") as f:
-            original = f.read()
+        """Applies edit(bytearray) to the stored blob of `key`; returns a function that undoes it."""
+        blob = self.blob(key)
+        original = blob.read()
         data = bytearray(original)
         edit(data)
-        with open(path, "wb") as f:
-            f.write(data)
-
-        def restore():
-            with open(path, "wb") as f:
-                f.write(original)
-        return restore
+        blob.write(bytes(data))
+        return lambda: blob.write(original)
 
     def scrub(self):
         p = self.daemon.run_cli("scrub", "--data-dir", self.daemon.data_dir, "--json",
@@ -203,11 +203,7 @@ class TamperTest(CoffreTestCase):
                     restore()
 
     def test_segments_swapped_between_objects(self):
-        pa, pb = self.blob_path("a"), self.blob_path("b")
-        with open(pa, "rb") as f:
-            a = f.read()
-        with open(pb, "rb") as f:
-            b = f.read()
+        a, b = self.blob("a").read(), self.blob("b").read()
         for i in (0, 1):
             with self.subTest(segment=i):
                 lo, hi = seg_offset(i), seg_offset(i + 1)
@@ -231,16 +227,11 @@ class TamperTest(CoffreTestCase):
         self.assertEqual((code, report["damaged"]), (0, []), report)
         self.assertGreaterEqual(report["objects_verified"], 2)
         before = len(self.daemon.stderr_tail(400))
-        pa, pb = self.blob_path("a"), self.blob_path("b")
-        with open(pa, "rb") as f:
-            a = f.read()
-        with open(pb, "rb") as f:
-            b = f.read()
+        blob_a, blob_b = self.blob("a"), self.blob("b")
+        a, b = blob_a.read(), blob_b.read()
         try:
-            with open(pa, "wb") as f:
-                f.write(b)
-            with open(pb, "wb") as f:
-                f.write(a)
+            blob_a.write(b)
+            blob_b.write(a)
             for key in ("a", "b"):
                 status, _ = self.assert_never_wrong(key, error_expected=True)
                 self.assertEqual(status, 500)
@@ -250,10 +241,8 @@ class TamperTest(CoffreTestCase):
             self.assertEqual(sorted(d["key"] for d in report["damaged"] if d["bucket"] == self.bucket),
                              ["a", "b"])
         finally:
-            with open(pa, "wb") as f:
-                f.write(a)
-            with open(pb, "wb") as f:
-                f.write(b)
+            blob_a.write(a)
+            blob_b.write(b)
         code, report = self.scrub()
         self.assertEqual((code, report["damaged"]), (0, []), report)
         for key in ("a", "b"):
@@ -283,8 +272,7 @@ class TamperTest(CoffreTestCase):
     def test_damaged_reads_are_logged_counted_and_audited_once(self):
         tmp = tempfile.mkdtemp(prefix="coffre-tamper-")
         self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
-        with open(self.blob_path("b"), "rb") as f:
-            other = f.read()
+        other = self.blob("b").read()
         cases = [
             # (name, edit of a's blob, range of the GET: its first decrypted piece is damaged)
             ("bit flip", lambda d: d.__setitem__(seg_offset(0) + 5, d[seg_offset(0) + 5] ^ 0x01), None),
@@ -324,8 +312,10 @@ class TamperTest(CoffreTestCase):
         self.assertEqual(metric_value(metrics(self.daemon), READ_FAILURES), failures)
 
     def test_bytes_appended_after_the_last_segment(self):
-        # Every segment still opens: only the file length (fixed by the header) shows the damage.
-        for extra in (1, TAG, SEG + TAG):
+        # Every segment still opens: only the blob's length (fixed by the header) shows the damage.
+        # A record can grow only up to its capacity.
+        room = self.blob("b").room() - len(self.blob("b").read())
+        for extra in (1, TAG, min(SEG + TAG, room)):
             with self.subTest(extra=extra):
                 restore = self.damage("b", lambda d, n=extra: d.extend(b"\x5a" * n))
                 try:
@@ -341,16 +331,21 @@ class TamperTest(CoffreTestCase):
         code, report = self.scrub()
         self.assertEqual((code, report["damaged"]), (0, []), report)
 
-    def test_missing_blob_file(self):
-        path = self.blob_path("b")
-        os.rename(path, path + ".away")
+    def test_missing_blob(self):
+        blob = self.blob("b")
+        blob.hide()
         try:
             self.assertEqual(self.assert_never_wrong("b", error_expected=True)[0], 500)
             code, report = self.scrub()
             self.assertEqual(code, 3)
             self.assertIn("b", [d["key"] for d in report["damaged"]])
         finally:
-            os.rename(path + ".away", path)
+            blob.unhide()
+
+
+class FileTamperTest(TamperTest):
+    """The same damage to blobs in files of their own."""
+    daemon_config = {"packed_blob_max_bytes": 0}
 
 
 class BackgroundScrubTest(unittest.TestCase):
@@ -402,14 +397,12 @@ class BackgroundScrubTest(unittest.TestCase):
         d = self.start(scrub_interval_hours=0.003)
         data = {k: gen_bytes(2 * SEG + 7, seed=i) for i, k in enumerate(("flipped", "appended", "intact"))}
         self.put(d, data)
-        p = blob_path_of(d, "flipped")
-        with open(p, "r+b") as f:
-            f.seek(seg_offset(1) + 3)
-            b = f.read(1)
-            f.seek(seg_offset(1) + 3)
-            f.write(bytes([b[0] ^ 0x04]))
-        with open(blob_path_of(d, "appended"), "ab") as f:
-            f.write(b"\0" * 32)
+        flipped = blob_of(d, "flipped")
+        stored = bytearray(flipped.read())
+        stored[seg_offset(1) + 3] ^= 0x04
+        flipped.write(bytes(stored))
+        appended = blob_of(d, "appended")
+        appended.write(appended.read() + b"\0" * 32)
         self.assertEqual(metric_value(metrics(d), "coffre_scrub_passes_total"), 0, "pass started too early")
         text = self.wait_for_passes(d, 1)
         self.assertEqual(metric_value(text, SCRUB_FAILURES), 2)

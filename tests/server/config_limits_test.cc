@@ -70,6 +70,19 @@ TEST(ConfigThreadsTest, CommitThreadsDefaultAndBounds) {
   EXPECT_EQ(ErrorOf(R"({"commit_threads": 1025})"), "config: 'commit_threads' must be an integer from 1 to 1024");
 }
 
+TEST(ConfigPackedBlobsTest, UpTo256KiBByDefaultZeroTurnsThemOff) {
+  auto c = ParseConfig("{}");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->packed_blob_max_bytes, 256u * 1024u);
+  c = ParseConfig(R"({"packed_blob_max_bytes": 0})");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->packed_blob_max_bytes, 0u);
+  EXPECT_EQ(ErrorOf(R"({"packed_blob_max_bytes": 16777217})"),
+            "config: 'packed_blob_max_bytes' must be an integer from 0 to 16777216");
+  EXPECT_EQ(ErrorOf(R"({"packed_blob_max_bytes": -1})"),
+            "config: 'packed_blob_max_bytes' must be an integer from 0 to 16777216");
+}
+
 TEST(ConfigRateLimitsTest, UnlimitedByDefault) {
   auto c = ParseConfig("{}");
   ASSERT_TRUE(c.ok());

@@ -79,6 +79,11 @@ struct Config {
   // The scrub's read rate limit in bytes per second (0: unlimited), so that it stays out of the
   // way of client traffic: 16 MiB/s checks 1 TiB in about 18 hours.
   uint64_t scrub_bytes_per_second = 16 * 1024 * 1024;
+  // Blobs of objects (or parts) declared at most this many bytes go to records of shared pack
+  // files, whose flushes many PUTs share; larger ones get a file each (docs/OPERATIONS.md,
+  // "What a data directory holds"). 0: every blob gets a file. Such a blob is held in memory
+  // until it is committed, so this also bounds that memory per PUT in flight.
+  uint32_t packed_blob_max_bytes = 256 * 1024;
   // Per-tenant request rate limits ("rate_limits"; docs/OPERATIONS.md): a token bucket per
   // tenant, SlowDown (503) beyond it. Unlimited unless set. Reloaded on SIGHUP.
   ops::RateLimits rate_limits;

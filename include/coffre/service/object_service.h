@@ -181,11 +181,14 @@ class ObjectService {
 
   // --- objects ---
   SResult<catalog::ListPage> ListObjects(const catalog::Bucket& bucket, const catalog::ListQuery& query);
-  // Checksums of the listed algorithms are computed while writing.
+  // Checksums of the listed algorithms are computed while writing. `size`, the body's length when
+  // it is known before the body, lets the blob store place a small object where its flushes are
+  // shared with other writes; a body of another length is still stored.
   SResult<std::unique_ptr<ObjectWriter>> BeginPut(const catalog::Bucket& bucket, const std::string& key,
                                                   catalog::Attributes attributes,
                                                   std::set<crypto::ChecksumAlgorithm> checksums,
-                                                  const RequestInfo* request = nullptr);
+                                                  const RequestInfo* request = nullptr,
+                                                  std::optional<uint64_t> size = std::nullopt);
   SResult<ObjectInfo> HeadObject(const catalog::Bucket& bucket, const std::string& key);
   SResult<std::unique_ptr<ObjectReader>> OpenObject(const catalog::Bucket& bucket, const std::string& key,
                                                     const RequestInfo* request = nullptr);
@@ -197,10 +200,12 @@ class ObjectService {
                                     catalog::Attributes attributes, const RequestInfo* request = nullptr);
   SResult<catalog::UploadRecord> GetUpload(const catalog::Bucket& bucket, const std::string& key,
                                            const std::string& upload_id);
+  // `size` as for BeginPut.
   SResult<std::unique_ptr<ObjectWriter>> BeginPart(const catalog::Bucket& bucket, const std::string& key,
                                                    const std::string& upload_id, uint32_t part_number,
                                                    std::set<crypto::ChecksumAlgorithm> checksums,
-                                                   const RequestInfo* request = nullptr);
+                                                   const RequestInfo* request = nullptr,
+                                                   std::optional<uint64_t> size = std::nullopt);
   SResult<PutResult> CompleteUpload(const catalog::Bucket& bucket, const std::string& key,
                                     const std::string& upload_id, const std::vector<UploadPartRef>& parts,
                                     const catalog::WriteCondition& condition, const RequestInfo* request = nullptr);

@@ -1,18 +1,22 @@
 #pragma once
 
-// Where encrypted blobs rest. The local backend keeps each blob in a file named by its opaque id;
-// an upstream S3 backend can implement the same interface later. It knows bytes, not S3 or keys.
+// Where encrypted blobs rest. The local backend keeps a small blob in a record of an append-only
+// pack file and a larger one in a file of its own, each named by its opaque id; an upstream S3
+// backend can implement the same interface later. It knows bytes, not S3 or keys.
 //
 // Durability contract: a blob becomes visible under its id only through BlobWriter::Commit(),
-// which returns after the bytes and the directory entry are durable (fsync of the file, rename,
-// fsync of the directory: one that began after the rename, possibly shared with other commits).
-// Until then it lives under the temporary area and a crash leaves at most a temporary file, which
-// RemoveTemporaries() deletes at start-up, or an orphan blob file that no catalog row names (fsck
+// which returns once the bytes and whatever names them are durable. For a file: fsync of the
+// file, rename, fsync of the directory (one that began after the rename, possibly shared with
+// other commits). For a pack record: the record is written in place, then an fdatasync of the
+// pack that began after the write, shared by every record committed meanwhile. Until then a crash
+// leaves at most a temporary file, which RemoveTemporaries() deletes at start-up, an unused
+// record (a hole, or bytes that no id names), or an orphan blob that no catalog row names (fsck
 // removes those).
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -24,12 +28,14 @@ namespace coffre::storage {
 class BlobWriter {
  public:
   virtual ~BlobWriter() = default;  // aborts (removes the temporary file) unless committed
+  // The id the blob will have once committed.
+  virtual const std::string& id() const = 0;
   // Appends at the current end.
   virtual Status Append(std::span<const uint8_t> data) = 0;
   // Writes at an absolute offset (used for the header, written last).
   virtual Status WriteAt(uint64_t offset, std::span<const uint8_t> data) = 0;
   virtual uint64_t size() const = 0;
-  // fsync + rename into place + fsync of the directory. Exactly once.
+  // Makes the blob durable under its id (see the durability contract above). Exactly once.
   virtual Status Commit() = 0;
 };
 
@@ -51,9 +57,13 @@ struct StoredFile {
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
-  // An id for a new blob, unguessable and unique in practice. The store chooses it, so that it can
-  // place blobs made at about the same time side by side.
-  virtual std::string NewBlobId() = 0;
+  // A writer for a new blob under an id the store chooses: unguessable and unique in practice, and
+  // telling the store where the blob rests, so that blobs made at about the same time sit side by
+  // side and share their flushes. `expected_size`, when known, is the blob's size in bytes: a
+  // small blob goes to a pack record of about that size (and to a file of its own, under the same
+  // id, should it outgrow it).
+  virtual Result<std::unique_ptr<BlobWriter>> CreateBlob(std::optional<uint64_t> expected_size) = 0;
+  // A writer for a blob in a file of its own under a given id ([0-9a-f]{16,64}).
   virtual Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id) = 0;
   // NotFound if there is no such blob.
   virtual Result<std::unique_ptr<BlobReader>> Open(const std::string& blob_id) const = 0;
@@ -64,7 +74,8 @@ class BlobStore {
 
   // For fsck. Every committed blob, in no particular order (not a snapshot: blobs committed or
   // removed during the walk may or may not appear); files under the blob area whose names are not
-  // blob ids or that sit in the wrong directory are returned in `strays` (full paths, never removed).
+  // blob ids or that sit in the wrong directory, and pack bytes that are no record, are returned in
+  // `strays` (full paths, with the byte range for pack bytes; never removed).
   virtual Result<std::vector<StoredFile>> ListBlobs(std::vector<std::string>* strays) const = 0;
   // What the temporary area holds: uploads in flight, or leftovers of a crash.
   virtual Result<std::vector<StoredFile>> ListTemporaries() const = 0;
@@ -76,10 +87,20 @@ struct LocalBlobStoreOptions {
   // Makes a blob directory's entries durable after renames into it (fsync). Tests replace it to
   // count or fail the calls.
   std::function<Status(const std::string& dir)> sync_dir;
+  // Makes a pack's records durable (fdatasync of the open pack). Tests replace it likewise.
+  std::function<Status(int pack_fd)> sync_pack;
+  // Blobs expected to be at most this large go to pack records; 0 turns packing off. A record's
+  // blob is held in memory until it is committed, so this bounds that memory per writer too.
+  uint64_t max_packed_blob = 256 * 1024;
+  // A pack takes new records until it is this large, then the next pack is started.
+  uint64_t pack_size_limit = uint64_t{4} << 30;
 };
 
-// Local filesystem backend rooted at `root` (creates root/blobs and root/tmp).
-// Blob ids must be [0-9a-f]{16,64}; files go to blobs/<id[0:2]>/<id[2:4]>/<id>.
+// Local filesystem backend rooted at `root` (creates root/blobs, root/packs and root/tmp).
+// Blob ids are [0-9a-f]{16,64}; a file goes to blobs/<id[0:2]>/<id[2:4]>/<id>, a pack record to
+// packs/<pack number, 8 hex digits>.pack at the offset its id names (layout: docs/OPERATIONS.md).
+// Packing needs a file system that can punch holes (ext4, XFS, btrfs, tmpfs): a removed record's
+// space goes back to it at once. Elsewhere every blob gets a file.
 Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(const std::string& root, LocalBlobStoreOptions options = {});
 
 }  // namespace coffre::storage
