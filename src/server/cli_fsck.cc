@@ -8,8 +8,10 @@
 //   temporaries a writer's temporary file (a crash mid-write): removed by --repair
 //   doomed      a blob that the catalog still references and also lists as garbage (the collector
 //               would delete live data): --repair takes it off the garbage list
-//   strays      files in the blob area that are not blobs, and bytes in a pack where a record
-//               should start but none does (a write torn by a power cut): reported, never touched
+//   strays      files in the blob area that are not blobs: reported, never touched; and bytes in a
+//               pack where a record should start but none does (a write torn by a power cut, never
+//               acknowledged): punched out by --repair, unless a blob is missing (they might be
+//               its bytes under a damaged header, the only copy left to recover by hand)
 // Garbage rows whose files are already gone are normal (the collector forgets them next).
 //
 // Files younger than --min-age may belong to a write in flight on a running daemon: they are
@@ -70,7 +72,8 @@ struct Report {
   std::vector<std::string> orphans;
   std::vector<std::string> temporaries;
   std::vector<std::string> doomed;
-  std::vector<std::string> strays;
+  std::vector<std::string> strays;          // left where they are
+  std::vector<std::string> strays_removed;  // pack bytes punched out by --repair
   uint64_t orphans_removed = 0;
   uint64_t temporaries_removed = 0;
   uint64_t doomed_rescued = 0;
@@ -161,6 +164,21 @@ Result<Report> Check(catalog::Catalog& catalog, storage::BlobStore& blobs, bool 
     r.missing.push_back(id);
   }
 
+  if (repair && r.missing.empty()) {
+    std::vector<std::string> left;
+    for (auto& stray : r.strays) {
+      Status removed = blobs.RemoveStray(stray);
+      if (removed.ok()) {
+        r.strays_removed.push_back(std::move(stray));
+      } else if (removed.code() == StatusCode::kInvalidArgument) {  // a file: not Coffre's
+        left.push_back(std::move(stray));
+      } else {
+        return removed;
+      }
+    }
+    r.strays = std::move(left);
+  }
+
   COFFRE_ASSIGN_OR_RETURN(auto temporaries, blobs.ListTemporaries());
   for (const auto& t : temporaries) {
     if (now - t.modified_unix < min_age) {
@@ -238,6 +256,7 @@ void RegisterFsckCommands(CLI::App& app, CommandRunner& runner) {
                                     {"temporaries", r.temporaries},
                                     {"doomed", r.doomed},
                                     {"strays", r.strays},
+                                    {"strays_removed", r.strays_removed},
                                     {"orphans_removed", r.orphans_removed},
                                     {"temporaries_removed", r.temporaries_removed},
                                     {"doomed_rescued", r.doomed_rescued}}
@@ -253,7 +272,11 @@ void RegisterFsckCommands(CLI::App& app, CommandRunner& runner) {
         PrintList("leftover temporaries", r.temporaries, removed);
         PrintList("LIVE blobs listed as garbage", r.doomed,
                   flags->repair ? " (taken off the garbage list)" : " (--repair takes them off)");
-        PrintList("stray files in the blob area (left alone)", r.strays, "");
+        PrintList("strays: files in the blob area that are not blobs (left alone), pack bytes that no record holds",
+                  r.strays,
+                  flags->repair ? (r.missing.empty() ? "" : " (pack bytes kept while a blob is missing)")
+                                : " (--repair punches out the pack bytes)");
+        PrintList("pack bytes that no record held", r.strays_removed, " (punched out)");
         std::cout << (clean ? "fsck: clean" : "fsck: INCONSISTENT") << std::endl;
       }
       return clean ? 0 : kExitInconsistent;

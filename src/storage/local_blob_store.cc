@@ -620,6 +620,45 @@ class LocalBlobStore final : public BlobStore {
     return out;
   }
 
+  Status RemoveStray(const std::string& stray) override {
+    // "<packs_dir_>/<pack name> bytes <from>..<to>", as ListRecords reports it.
+    const std::string prefix = packs_dir_ + "/";
+    const size_t bytes_at = stray.find(" bytes ");
+    const size_t dots = stray.find("..", bytes_at == std::string::npos ? 0 : bytes_at);
+    if (stray.compare(0, prefix.size(), prefix) != 0 || bytes_at == std::string::npos || dots == std::string::npos) {
+      return Status::InvalidArgument("not stray pack bytes: " + stray);
+    }
+    const auto number = PackNumberOf(stray.substr(prefix.size(), bytes_at - prefix.size()));
+    const std::string from_text = stray.substr(bytes_at + 7, dots - bytes_at - 7);
+    const std::string to_text = stray.substr(dots + 2);
+    auto decimal = [](const std::string& t) -> std::optional<uint64_t> {
+      if (t.empty() || t.size() > 18 || !std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return std::nullopt;
+      }
+      return std::stoull(t);
+    };
+    const auto from = decimal(from_text), to = decimal(to_text);
+    if (!number || !from || !to || *from >= *to || *from % kPackAlign != 0 || *to % kPackAlign != 0) {
+      return Status::InvalidArgument("not stray pack bytes: " + stray);
+    }
+    COFFRE_ASSIGN_OR_RETURN(auto pack, FindPack(*number));
+    if (pack == nullptr) {
+      return Status::NotFound("no pack for " + stray);
+    }
+    for (uint64_t at = *from; at < *to; at += kPackAlign) {
+      uint8_t raw[kRecordHeaderSize];
+      Status read = ReadFully(pack->fd, at, raw, "read pack record");
+      if (read.code() == StatusCode::kCorruption) {
+        break;  // the pack ends here
+      }
+      COFFRE_RETURN_IF_ERROR(read);
+      if (DecodeRecordHeader(raw, pack->number, at)) {
+        return Status::FailedPrecondition("a record starts inside " + stray);
+      }
+    }
+    return PunchOut(*pack, *from, *to - *from);
+  }
+
   Result<std::vector<StoredFile>> ListTemporaries() const override {
     COFFRE_ASSIGN_OR_RETURN(auto names, ListDir(tmp_));
     std::vector<StoredFile> out;

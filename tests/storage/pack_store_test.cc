@@ -306,10 +306,32 @@ TEST_F(PackStoreTest, FsckWalkListsRecordsWithTheirTimesAndReportsForeignBytes) 
   EXPECT_LE(std::abs(now - (*listed)[0].modified_unix), 5);
   std::sort(strays.begin(), strays.end());
   EXPECT_EQ(strays, (std::vector<std::string>{PackPath(0) + " bytes 20480..28672", root_ + "/packs/notes.txt"}));
-  // The foreign bytes are left alone, and a store opened later puts new records after them.
+  // Listing leaves the foreign bytes alone, and a store opened later puts new records after them.
   Reopen();
   const std::string c = Put(Pattern(10, 3), 10);
   EXPECT_GE(OffsetOf(c), 28672u);
+
+  // fsck --repair punches the pack bytes out; a stray file is not Coffre's to remove.
+  const uint64_t before = AllocatedBytes(0);
+  ASSERT_TRUE(store_->RemoveStray(strays[0]).ok());
+  EXPECT_EQ(AllocatedBytes(0), before - 8192);
+  EXPECT_EQ(store_->RemoveStray(strays[1]).code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(std::filesystem::exists(strays[1]));
+  strays.clear();
+  listed = store_->ListBlobs(&strays);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 3u);
+  EXPECT_EQ(strays, std::vector<std::string>{root_ + "/packs/notes.txt"});
+  for (const auto& id : {a, b, c}) EXPECT_TRUE(store_->Open(id).ok()) << id;
+  // Never a record, nor bytes given some other way.
+  const std::string at_a = PackPath(0) + " bytes 0..4096";
+  EXPECT_EQ(store_->RemoveStray(at_a).code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(store_->Open(a).ok());
+  for (const std::string& bad :
+       {PackPath(0) + " bytes 1..4096", PackPath(0) + " bytes 8192..4096", PackPath(0) + " bytes x..8192",
+        root_ + "/blobs/x bytes 0..4096", PackPath(0) + " bytes 4096.."}) {
+    EXPECT_EQ(store_->RemoveStray(bad).code(), StatusCode::kInvalidArgument) << bad;
+  }
 }
 
 TEST_F(PackStoreTest, PackingOffGivesEveryBlobAFile) {

@@ -74,9 +74,13 @@ class BlobStore {
 
   // For fsck. Every committed blob, in no particular order (not a snapshot: blobs committed or
   // removed during the walk may or may not appear); files under the blob area whose names are not
-  // blob ids or that sit in the wrong directory, and pack bytes that are no record, are returned in
-  // `strays` (full paths, with the byte range for pack bytes; never removed).
+  // blob ids or that sit in the wrong directory, and pack bytes where a record should start but
+  // none does, are returned in `strays` (full paths; "<pack path> bytes <from>..<to>" for pack
+  // bytes).
   virtual Result<std::vector<StoredFile>> ListBlobs(std::vector<std::string>* strays) const = 0;
+  // Punches out pack bytes that ListBlobs reported as a stray: no id can reach them. A stray file
+  // is not Coffre's to remove: InvalidArgument. FailedPrecondition if a record starts there now.
+  virtual Status RemoveStray(const std::string& stray) = 0;
   // What the temporary area holds: uploads in flight, or leftovers of a crash.
   virtual Result<std::vector<StoredFile>> ListTemporaries() const = 0;
   // Removes one temporary by the name ListTemporaries returned; OK if it is already gone.
