@@ -422,7 +422,8 @@ class LocalBlobStore final : public BlobStore {
         sync_dir_(options.sync_dir ? std::move(options.sync_dir) : FsyncDir),
         sync_pack_(options.sync_pack ? std::move(options.sync_pack) : FdatasyncPack),
         max_packed_blob_(options.max_packed_blob),
-        pack_size_limit_(options.pack_size_limit) {
+        // An id holds a record's offset in 4 KiB units in 32 bits.
+        pack_size_limit_(std::min(options.pack_size_limit, uint64_t{1} << 43)) {
     uint8_t start[2];
     RandomFill(start);
     first_dir_ = static_cast<uint32_t>(start[0]) << 8 | start[1];
@@ -465,13 +466,14 @@ class LocalBlobStore final : public BlobStore {
     std::lock_guard lock(reserve_mu_);
     current_ = std::move(last);
     current_end_ = AlignUp(static_cast<uint64_t>(st.st_size), kPackAlign);
+    packing_ = true;
     return Status::Ok();
   }
 
   Result<std::unique_ptr<BlobWriter>> CreateBlob(std::optional<uint64_t> expected_size) override {
     std::array<uint8_t, kPackedIdBytes> id{};
     NewIdBytes(std::span<uint8_t>(id).first(16));
-    if (!expected_size || *expected_size > max_packed_blob_) {
+    if (!packing_ || !expected_size || *expected_size > max_packed_blob_) {
       return Create(HexEncode(std::span<const uint8_t>(id).first(16)));
     }
     const uint64_t capacity = AlignUp(kRecordHeaderSize + *expected_size, kPackAlign);
@@ -479,9 +481,6 @@ class LocalBlobStore final : public BlobStore {
     uint64_t offset = 0;
     {
       std::lock_guard lock(reserve_mu_);
-      if (current_ == nullptr) {  // packing is off: no holes here
-        return Create(HexEncode(std::span<const uint8_t>(id).first(16)));
-      }
       if (current_end_ > 0 && current_end_ + capacity > pack_size_limit_) {
         COFFRE_ASSIGN_OR_RETURN(current_, CreatePack(current_->number + 1));
         current_end_ = 0;
@@ -941,8 +940,9 @@ class LocalBlobStore final : public BlobStore {
   static constexpr uint64_t kIdsPerDirectory = 64;
   uint32_t first_dir_ = 0;
   std::atomic<uint64_t> ids_made_{0};
+  bool packing_ = false;                 // set by Init: packing is on and holes can be punched
   std::mutex reserve_mu_;                // guards the two below
-  std::shared_ptr<const Pack> current_;  // takes new records; nullptr when packing is off
+  std::shared_ptr<const Pack> current_;  // takes new records
   uint64_t current_end_ = 0;             // where its next record starts
   mutable std::shared_mutex packs_mu_;
   mutable std::map<uint32_t, std::shared_ptr<const Pack>> packs_;  // opened so far
