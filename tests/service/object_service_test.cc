@@ -181,7 +181,7 @@ TEST_F(ObjectServiceTest, OverwriteCollectsTheOldBlob) {
 // holds whatever the body turns out to be.
 class PackedObjectTest : public ObjectServiceTest {
  protected:
-  SResult<PutResult> PutDeclared(const std::string& key, const Bytes& data, uint64_t declared) {
+  SResult<PutResult> PutDeclared(const std::string& key, const Bytes& data, std::optional<uint64_t> declared) {
     auto w = service_->BeginPut(bucket_, key, {}, {}, nullptr, declared);
     if (!w.ok()) return w.error();
     if (auto r = (*w)->Write(data); !r.ok()) return r.error();
@@ -226,38 +226,25 @@ TEST_F(PackedObjectTest, OverwriteAndDeleteCollectTheRecords) {
   EXPECT_TRUE(listed->empty());
 }
 
-TEST_F(PackedObjectTest, AnOpenReaderPinsItsRecordAgainstCollection) {
-  ASSERT_TRUE(PutDeclared("doc", Pattern(9000, 1), 9000).ok());
-  auto reader = service_->OpenObject(bucket_, "doc");
-  ASSERT_TRUE(reader.ok());
-  ASSERT_TRUE(PutDeclared("doc", Pattern(9000, 2), 9000).ok());
-  ASSERT_TRUE(service_->CollectGarbage().ok());
-  Bytes out(9000);
-  size_t got = 0;
-  while (got < out.size()) {
-    auto n = (*reader)->Read(std::span<uint8_t>(out.data() + got, out.size() - got));
-    ASSERT_TRUE(n.ok());
-    ASSERT_GT(*n, 0u);
-    got += *n;
+TEST_F(PackedObjectTest, AnOpenReaderPinsItsBlobAgainstCollectionInAFileOrARecord) {
+  for (std::optional<uint64_t> declared : {std::optional<uint64_t>{}, std::optional<uint64_t>{9000}}) {
+    SCOPED_TRACE(declared ? "record" : "file");
+    ASSERT_TRUE(PutDeclared("doc", Pattern(9000, 1), declared).ok());
+    EXPECT_EQ(BlobIdOf("doc").size(), declared ? 48u : 32u);
+    auto reader = service_->OpenObject(bucket_, "doc");
+    ASSERT_TRUE(reader.ok());
+    ASSERT_TRUE(PutDeclared("doc", Pattern(9000, 2), declared).ok());  // overwrite while a reader is open
+    ASSERT_TRUE(service_->CollectGarbage().ok());
+    Bytes out(9000);
+    size_t got = 0;
+    while (got < out.size()) {
+      auto n = (*reader)->Read(std::span<uint8_t>(out.data() + got, out.size() - got));
+      ASSERT_TRUE(n.ok());
+      ASSERT_GT(*n, 0u);
+      got += *n;
+    }
+    EXPECT_EQ(out, Pattern(9000, 1));  // the old object, whole
   }
-  EXPECT_EQ(out, Pattern(9000, 1));
-}
-
-TEST_F(ObjectServiceTest, OpenReaderPinsItsBlobsAgainstCollection) {
-  ASSERT_TRUE(Put("doc", Pattern(9000, 1)).ok());
-  auto reader = service_->OpenObject(bucket_, "doc");
-  ASSERT_TRUE(reader.ok());
-  ASSERT_TRUE(Put("doc", Pattern(9000, 2)).ok());  // overwrite while a reader is open
-  ASSERT_TRUE(service_->CollectGarbage().ok());
-  Bytes out(9000);
-  size_t got = 0;
-  while (got < out.size()) {
-    auto n = (*reader)->Read(std::span<uint8_t>(out.data() + got, out.size() - got));
-    ASSERT_TRUE(n.ok());
-    ASSERT_GT(*n, 0u);
-    got += *n;
-  }
-  EXPECT_EQ(out, Pattern(9000, 1));  // the old object, whole
 }
 
 TEST_F(ObjectServiceTest, TamperedBlobFailsInsteadOfReturningWrongBytes) {
