@@ -349,6 +349,15 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   spdlog::info("coffre listening on {} (data in {})", bound, config.data_dir);
   spdlog::info("threads: {} network, {} workers, {} commit", config.io_threads, WorkerThreads(config),
                config.commit_threads);
+  if (const uint64_t packed = s.blobs->MaxPackedBlob(); packed > 0) {
+    spdlog::info("blobs up to {} bytes go to pack records (packs/), larger ones to files (blobs/)", packed);
+  } else if (config.packed_blob_max_bytes > 0) {
+    spdlog::warn(
+        "the data directory's file system cannot punch holes: every blob gets a file, whatever "
+        "packed_blob_max_bytes says (a removed pack record's space could not be given back)");
+  } else {
+    spdlog::info("every blob gets a file (packed_blob_max_bytes is 0)");
+  }
   if (admin_server) {
     std::cout << "admin listening on " << admin_bound << std::endl;
     spdlog::info("admin API listening on {}", admin_bound);

@@ -494,6 +494,8 @@ class LocalBlobStore final : public BlobStore {
     return std::unique_ptr<BlobWriter>(new PackedBlobWriter(HexEncode(id), std::move(pack), offset, capacity, this));
   }
 
+  uint64_t MaxPackedBlob() const override { return packing_ ? max_packed_blob_ : 0; }
+
   Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id) override {
     if (!IsValidBlobId(blob_id)) {
       return Status::InvalidArgument("invalid blob id");

@@ -96,6 +96,9 @@ class TamperTest(CoffreTestCase):
         packed = (self.daemon_config or {}).get("packed_blob_max_bytes", 256 * 1024) > 0
         for key in ("a", "b"):
             self.assertEqual(self.blob(key).in_pack, packed, key)
+        # and the daemon said so when it started
+        self.assertIn("blobs up to 262144 bytes go to pack records" if packed
+                      else "every blob gets a file (packed_blob_max_bytes is 0)", self.daemon.stderr_tail(400))
 
     def get(self, key: str, rng: str | None = None):
         """(status, body received, complete?) of a GET; a cut connection is not an exception."""

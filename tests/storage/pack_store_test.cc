@@ -335,10 +335,12 @@ TEST_F(PackStoreTest, FsckWalkListsRecordsWithTheirTimesAndReportsForeignBytes) 
 }
 
 TEST_F(PackStoreTest, PackingOffGivesEveryBlobAFile) {
+  EXPECT_EQ(store_->MaxPackedBlob(), LocalBlobStoreOptions{}.max_packed_blob);
   const std::string packed = Put(Pattern(10, 1), 10);
   LocalBlobStoreOptions options;
   options.max_packed_blob = 0;
   Reopen(options);
+  EXPECT_EQ(store_->MaxPackedBlob(), 0u);
   const std::string id = Put(Pattern(10, 2), 10);
   EXPECT_EQ(id.size(), 32u);
   EXPECT_EQ(Get(id), Pattern(10, 2));

@@ -63,6 +63,9 @@ class BlobStore {
   // small blob goes to a pack record of about that size (and to a file of its own, under the same
   // id, should it outgrow it).
   virtual Result<std::unique_ptr<BlobWriter>> CreateBlob(std::optional<uint64_t> expected_size) = 0;
+  // The largest blob CreateBlob puts in a pack record; 0 when every blob gets a file (packing
+  // turned off, or a file system that cannot punch holes).
+  virtual uint64_t MaxPackedBlob() const = 0;
   // A writer for a blob in a file of its own under a given id ([0-9a-f]{16,64}).
   virtual Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id) = 0;
   // NotFound if there is no such blob.
