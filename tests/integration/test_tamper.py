@@ -1,8 +1,8 @@
 """Bit rot and tampering on disk (docs/RELIABILITY.md, "Integrity"): flip bits, truncate, swap
 segments and whole blobs between objects, in pack records (TamperTest: small objects) and in
-files of their own (FileTamperTest, with packing off). A GET must never return a wrong byte: it answers
-an error status when the damage is in the first piece it decrypts (before any header is sent),
-else it cuts the connection before the damaged segment; and the daemon logs the failure.
+files of their own (FileTamperTest, with packing off). A GET must never return a wrong byte: it
+answers an error status when the damage is in the first piece it decrypts (before any header is
+sent), else it cuts the connection before the damaged segment; and the daemon logs the failure.
 `coffre scrub` finds every damaged object and reports it; after the damage is undone it is clean.
 Each damaged read also counts in coffre_integrity_failures_total{source="read"} and leaves exactly
 one integrity_failure audit record with the request id. Bytes appended after the last segment are
@@ -97,8 +97,9 @@ class TamperTest(CoffreTestCase):
         for key in ("a", "b"):
             self.assertEqual(self.blob(key).in_pack, packed, key)
         # and the daemon said so when it started
-        self.assertIn("blobs up to 262144 bytes go to pack records" if packed
-                      else "every blob gets a file (packed_blob_max_bytes is 0)", self.daemon.stderr_tail(400))
+        said = ("blobs up to 262144 bytes go to pack records" if packed
+                else "every blob gets a file (packed_blob_max_bytes is 0)")
+        self.assertIn(said, self.daemon.stderr_tail(400))
 
     def get(self, key: str, rng: str | None = None):
         """(status, body received, complete?) of a GET; a cut connection is not an exception."""
