@@ -134,7 +134,10 @@ constexpr size_t kPackedIdBytes = 24;
 constexpr char kRecordMagic[8] = {'C', 'o', 'f', 'f', 'r', 'e', 'P', 'k'};
 constexpr uint32_t kRecordVersion = 1;
 
+using PackedId = std::array<uint8_t, kPackedIdBytes>;
+
 struct PackLocation {
+  PackedId id{};
   uint32_t pack = 0;
   uint64_t offset = 0;
 };
@@ -162,7 +165,11 @@ std::optional<PackLocation> PackLocationOf(const std::string& id) {
   if (!raw || raw->size() != kPackedIdBytes) {
     return std::nullopt;
   }
-  return PackLocation{static_cast<uint32_t>(GetBe(raw->data() + 16, 4)), GetBe(raw->data() + 20, 4) * kPackAlign};
+  PackLocation at;
+  std::copy(raw->begin(), raw->end(), at.id.begin());
+  at.pack = static_cast<uint32_t>(GetBe(at.id.data() + 16, 4));
+  at.offset = GetBe(at.id.data() + 20, 4) * kPackAlign;
+  return at;
 }
 
 //   0  8  magic "CoffrePk"
@@ -177,7 +184,7 @@ struct RecordHeader {
   uint64_t capacity = 0;
   uint64_t length = 0;
   int64_t written_unix = 0;
-  std::array<uint8_t, kPackedIdBytes> id{};
+  PackedId id{};
 };
 
 uint32_t HeaderCheck(const uint8_t* header) {
@@ -251,6 +258,51 @@ Status PunchOut(const Pack& pack, uint64_t offset, uint64_t length) {
     return Status::FromErrno(errno, "punch record out of " + pack.path);
   }
   return Status::Ok();
+}
+
+// The header of the record that starts at `at`; nullopt where none does (a hole, other bytes, the
+// pack's end).
+Result<std::optional<RecordHeader>> ReadRecordHeader(const Pack& pack, uint64_t at) {
+  uint8_t raw[kRecordHeaderSize];
+  Status read = ReadFully(pack.fd, at, raw, "read pack record");
+  if (read.code() == StatusCode::kCorruption) {
+    return std::optional<RecordHeader>();  // past the pack's end
+  }
+  COFFRE_RETURN_IF_ERROR(read);
+  return DecodeRecordHeader(raw, pack.number, at);
+}
+
+// Pack bytes where a record should start but none does, named for fsck as
+// "<pack path> bytes <from>..<to>"; RemoveStray takes the name back.
+struct StrayBytes {
+  std::string pack_path;
+  uint64_t from = 0;
+  uint64_t to = 0;
+};
+
+std::string StrayBytesName(const std::string& pack_path, uint64_t from, uint64_t to) {
+  return pack_path + " bytes " + std::to_string(from) + ".." + std::to_string(to);
+}
+
+std::optional<StrayBytes> ParseStrayBytesName(const std::string& name) {
+  const size_t bytes_at = name.find(" bytes ");
+  if (bytes_at == std::string::npos) {
+    return std::nullopt;
+  }
+  const size_t dots = name.find("..", bytes_at);
+  auto decimal = [](const std::string& t) -> std::optional<uint64_t> {
+    if (t.empty() || t.size() > 18 || !std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::nullopt;
+    }
+    return std::stoull(t);
+  };
+  const size_t from_at = bytes_at + 7;
+  const auto from = dots == std::string::npos ? std::nullopt : decimal(name.substr(from_at, dots - from_at));
+  const auto to = dots == std::string::npos ? std::nullopt : decimal(name.substr(dots + 2));
+  if (!from || !to || *from >= *to) {
+    return std::nullopt;
+  }
+  return StrayBytes{name.substr(0, bytes_at), *from, *to};
 }
 
 class LocalBlobStore;
@@ -361,9 +413,14 @@ class PackedBlobReader final : public BlobReader {
 // and the record stays a hole.
 class PackedBlobWriter final : public BlobWriter {
  public:
-  PackedBlobWriter(std::string id, std::shared_ptr<const Pack> pack, uint64_t offset, uint64_t capacity,
+  PackedBlobWriter(const PackedId& raw_id, std::shared_ptr<const Pack> pack, uint64_t offset, uint64_t capacity,
                    LocalBlobStore* store)
-      : id_(std::move(id)), pack_(std::move(pack)), offset_(offset), capacity_(capacity), store_(store) {
+      : raw_id_(raw_id),
+        id_(HexEncode(raw_id)),
+        pack_(std::move(pack)),
+        offset_(offset),
+        capacity_(capacity),
+        store_(store) {
     record_.reserve(capacity_);
     record_.resize(kRecordHeaderSize);
   }
@@ -402,6 +459,7 @@ class PackedBlobWriter final : public BlobWriter {
  private:
   Status Spill();
 
+  PackedId raw_id_;
   std::string id_;
   std::shared_ptr<const Pack> pack_;
   uint64_t offset_;
@@ -455,7 +513,8 @@ class LocalBlobStore final : public BlobStore {
     }
     // Packing needs holes: without them a removed record's space would never come back. The probe
     // punches past the end of the pack, where nothing is.
-    const uint64_t probe = AlignUp(static_cast<uint64_t>(st.st_size), kPackAlign) + pack_size_limit_;
+    const uint64_t end = AlignUp(static_cast<uint64_t>(st.st_size), kPackAlign);
+    const uint64_t probe = end + pack_size_limit_;
     if (::fallocate(last->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(probe),
                     static_cast<off_t>(kPackAlign)) != 0) {
       if (errno == EOPNOTSUPP) {
@@ -465,13 +524,13 @@ class LocalBlobStore final : public BlobStore {
     }
     std::lock_guard lock(reserve_mu_);
     current_ = std::move(last);
-    current_end_ = AlignUp(static_cast<uint64_t>(st.st_size), kPackAlign);
+    current_end_ = end;
     packing_ = true;
     return Status::Ok();
   }
 
   Result<std::unique_ptr<BlobWriter>> CreateBlob(std::optional<uint64_t> expected_size) override {
-    std::array<uint8_t, kPackedIdBytes> id{};
+    PackedId id{};
     NewIdBytes(std::span<uint8_t>(id).first(16));
     if (!packing_ || !expected_size || *expected_size > max_packed_blob_) {
       return Create(HexEncode(std::span<const uint8_t>(id).first(16)));
@@ -491,7 +550,7 @@ class LocalBlobStore final : public BlobStore {
     }
     PutBe(id.data() + 16, pack->number, 4);
     PutBe(id.data() + 20, offset / kPackAlign, 4);
-    return std::unique_ptr<BlobWriter>(new PackedBlobWriter(HexEncode(id), std::move(pack), offset, capacity, this));
+    return std::unique_ptr<BlobWriter>(new PackedBlobWriter(id, std::move(pack), offset, capacity, this));
   }
 
   uint64_t MaxPackedBlob() const override { return packing_ ? max_packed_blob_ : 0; }
@@ -622,42 +681,25 @@ class LocalBlobStore final : public BlobStore {
   }
 
   Status RemoveStray(const std::string& stray) override {
-    // "<packs_dir_>/<pack name> bytes <from>..<to>", as ListRecords reports it.
+    const auto bytes = ParseStrayBytesName(stray);
     const std::string prefix = packs_dir_ + "/";
-    const size_t bytes_at = stray.find(" bytes ");
-    const size_t dots = stray.find("..", bytes_at == std::string::npos ? 0 : bytes_at);
-    if (stray.compare(0, prefix.size(), prefix) != 0 || bytes_at == std::string::npos || dots == std::string::npos) {
-      return Status::InvalidArgument("not stray pack bytes: " + stray);
-    }
-    const auto number = PackNumberOf(stray.substr(prefix.size(), bytes_at - prefix.size()));
-    const std::string from_text = stray.substr(bytes_at + 7, dots - bytes_at - 7);
-    const std::string to_text = stray.substr(dots + 2);
-    auto decimal = [](const std::string& t) -> std::optional<uint64_t> {
-      if (t.empty() || t.size() > 18 || !std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        return std::nullopt;
-      }
-      return std::stoull(t);
-    };
-    const auto from = decimal(from_text), to = decimal(to_text);
-    if (!number || !from || !to || *from >= *to || *from % kPackAlign != 0 || *to % kPackAlign != 0) {
+    const auto number = bytes && bytes->pack_path.compare(0, prefix.size(), prefix) == 0
+                            ? PackNumberOf(bytes->pack_path.substr(prefix.size()))
+                            : std::nullopt;
+    if (!number || bytes->from % kPackAlign != 0 || bytes->to % kPackAlign != 0) {
       return Status::InvalidArgument("not stray pack bytes: " + stray);
     }
     COFFRE_ASSIGN_OR_RETURN(auto pack, FindPack(*number));
     if (pack == nullptr) {
       return Status::NotFound("no pack for " + stray);
     }
-    for (uint64_t at = *from; at < *to; at += kPackAlign) {
-      uint8_t raw[kRecordHeaderSize];
-      Status read = ReadFully(pack->fd, at, raw, "read pack record");
-      if (read.code() == StatusCode::kCorruption) {
-        break;  // the pack ends here
-      }
-      COFFRE_RETURN_IF_ERROR(read);
-      if (DecodeRecordHeader(raw, pack->number, at)) {
+    for (uint64_t at = bytes->from; at < bytes->to; at += kPackAlign) {
+      COFFRE_ASSIGN_OR_RETURN(auto header, ReadRecordHeader(*pack, at));
+      if (header) {
         return Status::FailedPrecondition("a record starts inside " + stray);
       }
     }
-    return PunchOut(*pack, *from, *to - *from);
+    return PunchOut(*pack, bytes->from, bytes->to - bytes->from);
   }
 
   Result<std::vector<StoredFile>> ListTemporaries() const override {
@@ -774,6 +816,8 @@ class LocalBlobStore final : public BlobStore {
     return blobs_ + "/" + id.substr(0, 2) + "/" + id.substr(2, 2) + "/" + id;
   }
 
+  std::string PackPath(uint32_t number) const { return packs_dir_ + "/" + PackFileName(number); }
+
   Result<std::vector<uint32_t>> PackNumbers() const {
     COFFRE_ASSIGN_OR_RETURN(auto names, ListDir(packs_dir_));
     std::vector<uint32_t> numbers;
@@ -788,7 +832,7 @@ class LocalBlobStore final : public BlobStore {
 
   // A new, empty pack whose name is durable.
   Result<std::shared_ptr<const Pack>> CreatePack(uint32_t number) {
-    std::string path = packs_dir_ + "/" + PackFileName(number);
+    std::string path = PackPath(number);
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
       return Status::FromErrno(errno, "create " + path);
@@ -812,7 +856,7 @@ class LocalBlobStore final : public BlobStore {
     if (auto it = packs_.find(number); it != packs_.end()) {
       return it->second;
     }
-    std::string path = packs_dir_ + "/" + PackFileName(number);
+    std::string path = PackPath(number);
     int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) {
       if (errno == ENOENT) {
@@ -841,14 +885,8 @@ class LocalBlobStore final : public BlobStore {
     if (pack == nullptr) {
       return FoundRecord{};
     }
-    uint8_t raw[kRecordHeaderSize];
-    Status read = ReadFully(pack->fd, at->offset, raw, "read pack record");
-    if (read.code() == StatusCode::kCorruption) {
-      return FoundRecord{};  // past the pack's end: never written
-    }
-    COFFRE_RETURN_IF_ERROR(read);
-    auto header = DecodeRecordHeader(raw, at->pack, at->offset);
-    if (!header || HexEncode(header->id) != id) {
+    COFFRE_ASSIGN_OR_RETURN(auto header, ReadRecordHeader(*pack, at->offset));
+    if (!header || header->id != at->id) {
       return FoundRecord{};  // a hole (removed, never written, or outgrown), or another blob's
     }
     return FoundRecord{std::move(pack), at->offset, *header};
@@ -858,12 +896,13 @@ class LocalBlobStore final : public BlobStore {
   // no valid header is are strays, one range per run of them.
   Status ListRecords(const Pack& pack, std::vector<StoredFile>* out, std::vector<std::string>* strays) const {
     uint64_t pos = 0;
-    std::optional<uint64_t> stray_from;
+    bool in_stray = false;  // since stray_from
+    uint64_t stray_from = 0;
     auto end_stray = [&](uint64_t to) {
-      if (stray_from && strays != nullptr) {
-        strays->push_back(pack.path + " bytes " + std::to_string(*stray_from) + ".." + std::to_string(to));
+      if (in_stray && strays != nullptr) {
+        strays->push_back(StrayBytesName(pack.path, stray_from, to));
       }
-      stray_from.reset();
+      in_stray = false;
     };
     for (;;) {
       const off_t data = ::lseek(pack.fd, static_cast<off_t>(pos), SEEK_DATA);
@@ -878,16 +917,10 @@ class LocalBlobStore final : public BlobStore {
       if (at != pos) {
         end_stray(pos);
       }
-      uint8_t raw[kRecordHeaderSize];
-      Status read = ReadFully(pack.fd, at, raw, "read pack record");
-      std::optional<RecordHeader> header;
-      if (read.ok()) {
-        header = DecodeRecordHeader(raw, pack.number, at);
-      } else if (read.code() != StatusCode::kCorruption) {  // a short read is bytes at the end
-        return read;
-      }
+      COFFRE_ASSIGN_OR_RETURN(auto header, ReadRecordHeader(pack, at));
       if (!header) {
-        if (!stray_from) {
+        if (!in_stray) {
+          in_stray = true;
           stray_from = at;
         }
         pos = at + kPackAlign;
@@ -990,8 +1023,7 @@ Status PackedBlobWriter::Commit() {
   h.capacity = capacity_;
   h.length = record_.size() - kRecordHeaderSize;
   h.written_unix = static_cast<int64_t>(::time(nullptr));
-  auto raw = HexDecode(id_);
-  std::copy(raw->begin(), raw->end(), h.id.begin());
+  h.id = raw_id_;
   EncodeRecordHeader(h, record_.data());
   return store_->CommitRecord(*pack_, offset_, record_);
 }
