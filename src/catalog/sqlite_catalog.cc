@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -357,12 +358,16 @@ class SqliteCatalog final : public Catalog {
   // shared with the writes queued meanwhile, and returns once that transaction is durable: work's
   // own error, or the commit's error if the transaction failed as a whole.
   Status WriteGrouped(const std::function<Status()>& work);
+  // Shared with the leader that commits it, which wakes it after letting go of group_mu_: the
+  // writer may have returned by then, and its condition variable must still be there.
   struct GroupedWrite {
     const std::function<Status()>* work;
     Status result;
     bool done = false;  // guarded by group_mu_
+    std::condition_variable wake;  // when done, or when it is to lead the next group
   };
-  void CommitGroup(const std::vector<GroupedWrite*>& group);
+  using Group = std::vector<std::shared_ptr<GroupedWrite>>;
+  void CommitGroup(const Group& group);
 
   const Clock& clock_;
   std::mutex write_mu_;
@@ -370,41 +375,54 @@ class SqliteCatalog final : public Catalog {
   ReaderPool readers_;
 
   std::mutex group_mu_;
-  std::condition_variable group_cv_;
-  std::vector<GroupedWrite*> group_queue_;  // guarded by group_mu_
+  Group group_queue_;                       // guarded by group_mu_
   bool group_leader_ = false;               // a thread is committing a group; guarded by group_mu_
 };
 
 Status SqliteCatalog::WriteGrouped(const std::function<Status()>& work) {
-  GroupedWrite me{&work, Status::Ok()};
+  auto me = std::make_shared<GroupedWrite>();
+  me->work = &work;
   std::unique_lock lock(group_mu_);
-  group_queue_.push_back(&me);
-  while (!me.done) {
-    if (group_leader_) {
-      group_cv_.wait(lock);
-      continue;
-    }
-    // No group in flight: this thread commits everything queued so far, itself included.
-    group_leader_ = true;
-    std::vector<GroupedWrite*> group;
-    group.swap(group_queue_);
-    lock.unlock();
-    CommitGroup(group);
-    lock.lock();
-    for (GroupedWrite* w : group) {
-      w->done = true;
-    }
-    group_leader_ = false;
-    group_cv_.notify_all();
+  group_queue_.push_back(me);
+  // Each writer is woken once: when its group is committed, or to lead the next one. One
+  // condition variable for all would wake every queued writer at each commit, only for most of
+  // them to sleep again (and to contend for group_mu_ on the way).
+  while (group_leader_ && !me->done) {
+    me->wake.wait(lock);
   }
-  return me.result;
+  if (me->done) {
+    return me->result;
+  }
+  // No group in flight: this thread commits everything queued so far, itself included.
+  group_leader_ = true;
+  Group group;
+  group.swap(group_queue_);
+  lock.unlock();
+  CommitGroup(group);
+  lock.lock();
+  for (const auto& w : group) {
+    w->done = true;
+  }
+  group_leader_ = false;
+  // Writes queued meanwhile: the first of them leads the next group (unless a newcomer does first).
+  std::shared_ptr<GroupedWrite> next = group_queue_.empty() ? nullptr : group_queue_.front();
+  lock.unlock();
+  for (const auto& w : group) {
+    if (w != me) {
+      w->wake.notify_one();
+    }
+  }
+  if (next) {
+    next->wake.notify_one();
+  }
+  return me->result;
 }
 
-void SqliteCatalog::CommitGroup(const std::vector<GroupedWrite*>& group) {
+void SqliteCatalog::CommitGroup(const Group& group) {
   std::lock_guard lock(write_mu_);
   auto tx = Transaction::Begin(*writer_);
   if (!tx.ok()) {
-    for (GroupedWrite* w : group) {
+    for (const auto& w : group) {
       w->result = tx.status();
     }
     return;
@@ -412,7 +430,7 @@ void SqliteCatalog::CommitGroup(const std::vector<GroupedWrite*>& group) {
   // Some errors (SQLITE_FULL, I/O errors) make SQLite roll the whole transaction back: then the
   // writes already applied in it are gone too, and none may report success.
   Status aborted = Status::Ok();
-  for (GroupedWrite* w : group) {
+  for (const auto& w : group) {
     if (!aborted.ok()) {
       w->result = aborted;
       continue;
@@ -441,7 +459,7 @@ void SqliteCatalog::CommitGroup(const std::vector<GroupedWrite*>& group) {
   }
   Status committed = aborted.ok() ? tx->Commit() : aborted;
   if (!committed.ok()) {
-    for (GroupedWrite* w : group) {
+    for (const auto& w : group) {
       if (w->result.ok()) {
         w->result = committed;
       }

@@ -12,11 +12,13 @@
 #include <ctime>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "coffre/common/bytes.h"
 #include "coffre/storage/blob_store.h"
@@ -761,16 +763,22 @@ class LocalBlobStore final : public BlobStore {
   // Makes a caller's earlier writes to `key` (a directory, a pack) durable by `flush`. Callers
   // that come while a flush of the same key is under way share the next one: the first caller
   // to find none running runs it, the others wait for it. A failed flush is reported to every
-  // caller it was meant to cover.
+  // caller it was meant to cover. Each waiting caller is woken once: when a flush covered it, or
+  // to run the next flush; waking all of them at each flush would make most sleep again.
   Status SharedFlush(const std::string& key, const std::function<Status()>& flush) {
     std::unique_lock lock(sync_mu_);
     FlushGroup& s = flushes_[key];
     ++s.callers;
     // A flush already running may have started before the caller's write: only the next covers it.
     const uint64_t needed = s.started + 1;
+    std::vector<std::shared_ptr<FlushWaiter>> to_wake;
     while (s.finished < needed) {
       if (s.running) {
-        s.finished_cv.wait(lock);
+        auto me = std::make_shared<FlushWaiter>();
+        me->needed = needed;
+        s.waiting.push_back(me);
+        me->wake.wait(lock);
+        std::erase(s.waiting, me);
         continue;
       }
       s.running = true;
@@ -784,12 +792,23 @@ class LocalBlobStore final : public BlobStore {
         s.failed = generation;
         s.failure = std::move(st);
       }
-      s.finished_cv.notify_all();
+      bool next_leader = false;
+      for (const auto& w : s.waiting) {
+        if (w->needed <= generation || !std::exchange(next_leader, true)) {
+          to_wake.push_back(w);
+        }
+      }
     }
     // A caller that woke late may see a later flush's failure too: it fails, which is safe.
     Status result = s.failed >= needed ? s.failure : Status::Ok();
     if (--s.callers == 0) {
       flushes_.erase(key);
+    }
+    lock.unlock();
+    // Outside the lock, so that the woken do not block on it at once; each waiter is shared, so
+    // its condition variable outlives a waiter that has already returned.
+    for (const auto& w : to_wake) {
+      w->wake.notify_one();
     }
     return result;
   }
@@ -932,6 +951,10 @@ class LocalBlobStore final : public BlobStore {
     }
   }
 
+  struct FlushWaiter {
+    uint64_t needed = 0;  // the flush generation that covers it
+    std::condition_variable wake;
+  };
   struct FlushGroup {
     uint64_t started = 0;   // flushes begun
     uint64_t finished = 0;  // the last one finished
@@ -939,7 +962,7 @@ class LocalBlobStore final : public BlobStore {
     Status failure;
     bool running = false;
     int callers = 0;  // in SharedFlush for this key; the entry goes when none is left
-    std::condition_variable finished_cv;
+    std::vector<std::shared_ptr<FlushWaiter>> waiting;
   };
 
   bool IsKnownDir(const std::string& dir) {

@@ -431,5 +431,45 @@ TEST_P(PackSyncTest, RecordsCommittedTogetherShareTheFlushAndItsOutcome) {
 INSTANTIATE_TEST_SUITE_P(FlushOutcome, PackSyncTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "Fails" : "Succeeds"; });
 
+// Many generations of shared flushes: each waiting writer is woken once, either covered by a flush
+// or to run the next one, so a wake-up that went missing would leave a writer waiting forever
+// (the test would hang). Every commit returns, every record reads back, and flushes are shared.
+TEST_F(PackStoreTest, WritersKeepCommittingThroughManySharedFlushes) {
+  constexpr int kThreads = 8;
+  constexpr int kCommitsEach = 150;
+  std::atomic<int> syncs{0};
+  LocalBlobStoreOptions options;
+  options.sync_pack = [&syncs](int fd) -> Status {
+    ++syncs;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));  // long enough for others to queue
+    return ::fdatasync(fd) == 0 ? Status::Ok() : Status::IOError("fdatasync");
+  };
+  Reopen(std::move(options));
+  std::vector<std::vector<std::string>> ids(kThreads);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCommitsEach; ++i) {
+        auto w = store_->CreateBlob(64);
+        if (!w.ok() || !(*w)->Append(Pattern(64, static_cast<uint8_t>(t * 31 + i))).ok() || !(*w)->Commit().ok()) {
+          ++failures;
+          continue;
+        }
+        ids[t].push_back((*w)->id());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(ids[t].size(), static_cast<size_t>(kCommitsEach));
+    for (int i = 0; i < kCommitsEach; ++i) {
+      EXPECT_EQ(Get(ids[t][i]), Pattern(64, static_cast<uint8_t>(t * 31 + i))) << t << "/" << i;
+    }
+  }
+  EXPECT_LT(syncs.load(), kThreads * kCommitsEach);
+}
+
 }  // namespace
 }  // namespace coffre::storage
