@@ -355,6 +355,10 @@ size_t BodyBufferSize(std::optional<uint64_t> content_length, size_t limit) {
   return static_cast<size_t>(std::clamp<uint64_t>(*content_length, 1, limit));
 }
 
+// A body piece at most this large may be decoded on the network thread (ReceiveObject): hashing
+// it for its signature takes a few microseconds, less than a trip to a worker and back.
+constexpr size_t kInlineStoreBytes = 16 * 1024;
+
 // Decodes and verifies a body as it streams in: aws-chunked framing and signatures, or the
 // signed payload hash; hands plaintext payload bytes to `sink`.
 class PayloadDecoder {
@@ -478,6 +482,13 @@ asio::awaitable<Expected<service::CommitOptions, Error>> RequestContext::Receive
   while (err == http::BodyError::kNone && n > 0) {
     const size_t got = n;  // clang 14 cannot capture structured bindings in a lambda
     if (ex.body_complete()) {
+      // A small last piece that the writer only copies is stored here: decoding it costs less
+      // than the trip to a worker and back (two thread wake-ups).
+      if (got <= kInlineStoreBytes && writer.WriteStaysInMemory(got)) {
+        auto step = store(got);
+        if (!step.ok()) co_return step.error();
+        break;
+      }
       auto step = co_await Blocking([&] { return store(got); });
       if (!step.ok()) co_return step.error();
       break;

@@ -131,6 +131,9 @@ class BlobObjectWriter final : public ObjectWriter {
     return Done{};
   }
 
+  // Write() seals and appends only once a whole batch is pending and more data follows.
+  bool WriteStaysInMemory(size_t n) const override { return pending_.size() + n <= batch_size_; }
+
   uint64_t bytes_written() const override { return total_; }
 
   SResult<PutResult> Commit(const CommitOptions& options) override {

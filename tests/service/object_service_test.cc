@@ -177,6 +177,32 @@ TEST_F(ObjectServiceTest, OverwriteCollectsTheOldBlob) {
   EXPECT_TRUE(BlobFiles().empty());
 }
 
+// The protocol layer stores a small body on a network thread only when the writer says Write() just
+// copies it: such a write reaches no file, and the first write that would seal a batch says so.
+TEST_F(ObjectServiceTest, AWriteStaysInMemoryUntilItWouldSealABatch) {
+  auto w = service_->BeginPut(bucket_, "mem", {}, {});
+  ASSERT_TRUE(w.ok());
+  auto temp_bytes = [&] {
+    uintmax_t n = 0;
+    for (auto& e : fs::directory_iterator(dir_ + "/tmp")) n += fs::file_size(e.path());
+    return n;
+  };
+  const uintmax_t begun = temp_bytes();
+  constexpr size_t kBatch = 256 * 1024;  // 64 segments of this fixture's 4 KiB
+  EXPECT_TRUE((*w)->WriteStaysInMemory(4096));
+  EXPECT_TRUE((*w)->WriteStaysInMemory(kBatch));
+  EXPECT_FALSE((*w)->WriteStaysInMemory(kBatch + 1));
+  const Bytes data = Pattern(kBatch + 1, 5);
+  ASSERT_TRUE((*w)->Write(ByteView(data.data(), 4096)).ok());
+  ASSERT_TRUE((*w)->Write(ByteView(data.data() + 4096, kBatch - 4096)).ok());
+  EXPECT_EQ(temp_bytes(), begun);  // a full batch, still in memory
+  EXPECT_FALSE((*w)->WriteStaysInMemory(1));
+  ASSERT_TRUE((*w)->Write(ByteView(data.data() + kBatch, 1)).ok());
+  EXPECT_GT(temp_bytes(), begun);  // that write sealed and wrote the batch
+  ASSERT_TRUE((*w)->Commit({}).ok());
+  EXPECT_EQ(Get("mem"), data);
+}
+
 // A PUT that declares its size (as every S3 PUT does) gets a pack record when small; the record
 // holds whatever the body turns out to be.
 class PackedObjectTest : public ObjectServiceTest {

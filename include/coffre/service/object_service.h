@@ -90,6 +90,12 @@ class ObjectWriter {
  public:
   virtual ~ObjectWriter() = default;
   virtual SResult<Done> Write(ByteView plaintext) = 0;
+  // True when Write() of `n` more bytes would only copy them into memory: no I/O, no waiting, no
+  // hashing or encryption. Lets the protocol layer store a small body without a trip to a worker.
+  virtual bool WriteStaysInMemory(size_t n) const {
+    (void)n;
+    return false;
+  }
   virtual uint64_t bytes_written() const = 0;
   // Seals the last segment, checks digests, makes the blob durable and publishes it in the
   // catalog. BadDigest leaves nothing behind and nothing changed.
