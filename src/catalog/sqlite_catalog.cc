@@ -9,6 +9,7 @@
 // that write. No caller returns before the transaction holding its write is durable.
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -16,6 +17,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -302,6 +304,76 @@ class ReaderPool {
   size_t open_ = 0;
 };
 
+// Bucket rows by name. Every request looks its bucket up, and a bucket row never changes once
+// made: it is only created or deleted. This process's deletions drop the cache when they end;
+// another process's (`coffre tenant shred` beside the daemon) are seen once an entry is
+// kBucketCacheTtl old, the window in which the daemon also sees the CLI's keystore changes
+// (docs/KEYS.md). Lookups that find no bucket are not cached, so a new bucket is seen at once.
+class BucketCache {
+ public:
+  static constexpr std::chrono::seconds kTtl{1};
+
+  // Whether `name` was cached less than kTtl before `now`; if so, its row in *out.
+  bool Find(const std::string& name, std::chrono::system_clock::time_point now, Bucket* out) {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(name);
+    if (it == entries_.end()) {
+      return false;
+    }
+    // A clock set back counts as expired too.
+    if (now < it->second.loaded || now - it->second.loaded >= kTtl) {
+      entries_.erase(it);
+      return false;
+    }
+    *out = it->second.bucket;
+    return true;
+  }
+
+  // Read before a lookup in the database and handed to Insert with its result: a deletion that
+  // ended meanwhile keeps that result, which may be the deleted row, out of the cache.
+  uint64_t generation() const {
+    std::lock_guard lock(mu_);
+    return generation_;
+  }
+
+  // `loaded`: the time read before the lookup, so that the entry expires no later than kTtl
+  // after the database said so.
+  void Insert(const Bucket& bucket, uint64_t generation, std::chrono::system_clock::time_point loaded) {
+    std::lock_guard lock(mu_);
+    if (generation == generation_) {
+      entries_.insert_or_assign(bucket.name, Entry{bucket, loaded});
+    }
+  }
+
+  void Invalidate() {
+    std::lock_guard lock(mu_);
+    ++generation_;
+    entries_.clear();
+  }
+
+ private:
+  struct Entry {
+    Bucket bucket;
+    std::chrono::system_clock::time_point loaded;
+  };
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
+  uint64_t generation_ = 0;                         // guarded by mu_
+};
+
+// Drops the bucket cache when a write that may delete buckets ends, committed or not. Declared
+// before the write's transaction, so that it runs after the commit.
+class InvalidateOnExit {
+ public:
+  explicit InvalidateOnExit(BucketCache& cache) : cache_(cache) {}
+  InvalidateOnExit(const InvalidateOnExit&) = delete;
+  InvalidateOnExit& operator=(const InvalidateOnExit&) = delete;
+  ~InvalidateOnExit() { cache_.Invalidate(); }
+
+ private:
+  BucketCache& cache_;
+};
+
 class SqliteCatalog final : public Catalog {
  public:
   SqliteCatalog(std::unique_ptr<Connection> writer, const std::string& path, const Clock& clock)
@@ -373,6 +445,7 @@ class SqliteCatalog final : public Catalog {
   std::mutex write_mu_;
   std::unique_ptr<Connection> writer_;  // guarded by write_mu_
   ReaderPool readers_;
+  BucketCache bucket_cache_;
 
   std::mutex group_mu_;
   Group group_queue_;                       // guarded by group_mu_
@@ -487,10 +560,19 @@ Result<Bucket> SqliteCatalog::CreateBucket(const std::string& tenant_id, const s
   }
   COFFRE_RETURN_IF_ERROR(s);
   b.id = writer_->LastInsertRowId();
+  // The name now names this row, even where the cache still holds one another process deleted.
+  // This process's deletions hold write_mu_ too, so none comes between the insert and this.
+  bucket_cache_.Insert(b, bucket_cache_.generation(), clock_.Now());
   return b;
 }
 
 Result<Bucket> SqliteCatalog::GetBucket(const std::string& name) {
+  const auto now = clock_.Now();
+  Bucket bucket;
+  if (bucket_cache_.Find(name, now, &bucket)) {
+    return bucket;
+  }
+  const uint64_t generation = bucket_cache_.generation();
   COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
   COFFRE_ASSIGN_OR_RETURN(Statement st,
                           conn->PrepareCached("SELECT id, tenant_id, name, created FROM buckets WHERE name = ?"));
@@ -499,7 +581,9 @@ Result<Bucket> SqliteCatalog::GetBucket(const std::string& name) {
   if (!row) {
     return Status::NotFound("catalog: no bucket named " + name);
   }
-  return ReadBucket(st);
+  bucket = ReadBucket(st);
+  bucket_cache_.Insert(bucket, generation, now);
+  return bucket;
 }
 
 Result<std::vector<Bucket>> SqliteCatalog::ListBuckets(const std::string& tenant_id) {
@@ -521,6 +605,7 @@ Result<std::vector<Bucket>> SqliteCatalog::ListBuckets(const std::string& tenant
 
 Status SqliteCatalog::DeleteBucket(int64_t bucket_id) {
   std::lock_guard lock(write_mu_);
+  InvalidateOnExit invalidate(bucket_cache_);
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
   COFFRE_RETURN_IF_ERROR(CheckBucketExistsLocked(bucket_id));
   {
@@ -1222,6 +1307,7 @@ Result<uint64_t> SqliteCatalog::RewrapKeys(const std::vector<KeyRewrap>& rewraps
 
 Result<uint64_t> SqliteCatalog::DeleteTenantData(const std::string& tenant_id, uint32_t max_rows) {
   std::lock_guard lock(write_mu_);
+  InvalidateOnExit invalidate(bucket_cache_);
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
   std::vector<int64_t> buckets;
   {

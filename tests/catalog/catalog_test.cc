@@ -222,6 +222,106 @@ TEST_F(CatalogTest, DeleteBucketRefusesNonEmptyAndAbortsUploads) {
   EXPECT_TRUE(cat_->CreateBucket("tenant2", "bucket").ok());
 }
 
+// A bucket lookup is cached (every request makes one); these pin when the cache lets go of it.
+
+TEST_F(CatalogTest, ABucketDeletedHereIsGoneAtOnce) {
+  ASSERT_TRUE(cat_->GetBucket("bucket").ok());  // cached
+  ASSERT_TRUE(cat_->DeleteBucket(bucket_).ok());
+  EXPECT_EQ(cat_->GetBucket("bucket").status().code(), StatusCode::kNotFound);
+  // The name, made again by another tenant, names the new bucket at once.
+  auto again = cat_->CreateBucket("tenant2", "bucket");
+  ASSERT_TRUE(again.ok());
+  auto got = cat_->GetBucket("bucket");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->id, again->id);
+  EXPECT_EQ(got->tenant_id, "tenant2");
+}
+
+TEST_F(CatalogTest, ALookupThatFoundNoBucketIsNotCached) {
+  EXPECT_EQ(cat_->GetBucket("later").status().code(), StatusCode::kNotFound);
+  // Made by another process (a second catalog on the same file), with the clock standing still.
+  auto other = Catalog::Open(path_, clock_);
+  ASSERT_TRUE(other.ok());
+  auto made = (*other)->CreateBucket("tenant1", "later");
+  ASSERT_TRUE(made.ok());
+  auto got = cat_->GetBucket("later");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->id, made->id);
+}
+
+TEST_F(CatalogTest, BucketsRemovedWithTheirTenantAreGoneAtOnce) {
+  ASSERT_TRUE(cat_->GetBucket("bucket").ok());
+  auto removed = cat_->DeleteTenantData("tenant1", 100);
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(cat_->GetBucket("bucket").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(CatalogTest, ABucketDeletedByAnotherProcessIsSeenWithinTheCacheLifetime) {
+  ASSERT_TRUE(cat_->GetBucket("bucket").ok());
+  auto other = Catalog::Open(path_, clock_);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*other)->DeleteTenantData("tenant1", 100).ok());
+  clock_.Set(clock_.Now() + std::chrono::seconds(1));
+  EXPECT_EQ(cat_->GetBucket("bucket").status().code(), StatusCode::kNotFound);
+
+  // A bucket made here under a name whose deletion elsewhere is not seen yet is found at once.
+  ASSERT_TRUE(cat_->CreateBucket("tenant1", "reused").ok());
+  ASSERT_TRUE(cat_->GetBucket("reused").ok());
+  ASSERT_TRUE((*other)->DeleteTenantData("tenant1", 100).ok());
+  auto reused = cat_->CreateBucket("tenant2", "reused");
+  ASSERT_TRUE(reused.ok()) << reused.status().ToString();
+  auto got = cat_->GetBucket("reused");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->id, reused->id);
+  EXPECT_EQ(got->tenant_id, "tenant2");
+
+  // A clock set back does not keep an entry alive either.
+  ASSERT_TRUE((*other)->CreateBucket("tenant1", "second").ok());
+  ASSERT_TRUE(cat_->GetBucket("second").ok());
+  ASSERT_TRUE((*other)->DeleteTenantData("tenant1", 100).ok());
+  clock_.Set(clock_.Now() - std::chrono::milliseconds(1));
+  EXPECT_EQ(cat_->GetBucket("second").status().code(), StatusCode::kNotFound);
+}
+
+// Lookups that read the row just before a deletion committed must not put it back in the cache
+// after the deletion dropped it: with the clock standing still, such an entry would stay.
+TEST_F(CatalogTest, LookupsRacingADeletionNeverKeepTheDeletedBucket) {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> found{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 4; ++i) {
+    readers.emplace_back([&] {
+      while (!stop.load()) {
+        if (cat_->GetBucket("raced").ok()) {
+          found.fetch_add(1);
+        }
+      }
+    });
+  }
+  // Failures end the rounds rather than the test, so that the readers are always joined.
+  for (int round = 0; round < 200 && !HasFailure(); ++round) {
+    auto b = cat_->CreateBucket("tenant1", "raced");
+    if (!b.ok()) {
+      ADD_FAILURE() << b.status().ToString();
+      break;
+    }
+    const uint64_t before = found.load();
+    while (found.load() == before) {
+      std::this_thread::yield();
+    }
+    EXPECT_TRUE(cat_->DeleteBucket(b->id).ok());
+    auto after = cat_->GetBucket("raced");
+    EXPECT_FALSE(after.ok()) << "round " << round << ": the deleted bucket is still found";
+    if (!after.ok()) {
+      EXPECT_EQ(after.status().code(), StatusCode::kNotFound) << after.status().ToString();
+    }
+  }
+  stop = true;
+  for (auto& t : readers) {
+    t.join();
+  }
+}
+
 // --- objects -----------------------------------------------------------------------------
 
 TEST_F(CatalogTest, PutGetRoundTripsEveryField) {

@@ -168,7 +168,9 @@ class Catalog {
   // --- buckets ---------------------------------------------------------------------------
   // AlreadyExists if a bucket of that name exists (whoever owns it; the caller tells apart).
   virtual Result<Bucket> CreateBucket(const std::string& tenant_id, const std::string& name) = 0;
-  virtual Result<Bucket> GetBucket(const std::string& name) = 0;  // NotFound
+  // NotFound. A bucket another process deleted (`coffre tenant shred` beside the daemon) may
+  // still be returned for up to a second.
+  virtual Result<Bucket> GetBucket(const std::string& name) = 0;
   virtual Result<std::vector<Bucket>> ListBuckets(const std::string& tenant_id) = 0;  // by name
   // FailedPrecondition if it still holds objects; in-progress uploads are aborted with it
   // (their parts go to garbage).
