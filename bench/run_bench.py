@@ -60,6 +60,27 @@ def proc_status(pid, field):
     return float("nan")
 
 
+def cpu_seconds(pid, with_children=False):
+    """User + system CPU time of a process (all its threads) so far; with_children adds its child
+    processes' (nginx's workers under its master)."""
+    pids = [pid]
+    if with_children:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 class Daemon:
     def __init__(self, binary, data_dir, env=None, log_name="coffre.log"):
         self.data_dir = data_dir
