@@ -307,7 +307,7 @@ class ReaderPool {
 // Bucket rows by name. Every request looks its bucket up, and a bucket row never changes once
 // made: it is only created or deleted. This process's deletions drop the cache when they end;
 // another process's (`coffre tenant shred` beside the daemon) are seen once an entry is
-// kBucketCacheTtl old, the window in which the daemon also sees the CLI's keystore changes
+// BucketCache::kTtl old, the window in which the daemon also sees the CLI's keystore changes
 // (docs/KEYS.md). Lookups that find no bucket are not cached, so a new bucket is seen at once.
 class BucketCache {
  public:
