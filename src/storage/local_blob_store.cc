@@ -772,10 +772,13 @@ class LocalBlobStore final : public BlobStore {
     // A flush already running may have started before the caller's write: only the next covers it.
     const uint64_t needed = s.started + 1;
     std::vector<std::shared_ptr<FlushWaiter>> to_wake;
+    std::shared_ptr<FlushWaiter> me;  // made on the first wait, and kept if woken to lead in vain
     while (s.finished < needed) {
       if (s.running) {
-        auto me = std::make_shared<FlushWaiter>();
-        me->needed = needed;
+        if (!me) {
+          me = std::make_shared<FlushWaiter>();
+          me->needed = needed;
+        }
         s.waiting.push_back(me);
         me->wake.wait(lock);
         std::erase(s.waiting, me);
