@@ -18,7 +18,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_bench import Bench, Daemon, Nginx, cpu_seconds, fmt_size, median, spread, stop_all  # noqa: E402
+from run_bench import (Bench, Daemon, Nginx, cpu_seconds, fmt_size, median, put_request_cap, spread,  # noqa: E402
+                       stop_all)
 
 
 def main():
@@ -46,9 +47,6 @@ def main():
         targets = {name: ("s3", d.endpoint, d.credentials) for name, d in daemons.items()}
         targets["nginx"] = ("nginx", nginx.endpoint, None)
         nobj = max(2, min(64, (256 * 1024 * 1024) // args.size))
-        # For PUT, --count caps the requests, not the keys: bounded only so that a fast run cannot
-        # fill the disk (at most ~4 GiB per measurement), as bench/run_bench.py bounds it.
-        put_cap = max(64, (4 * 1024 * 1024 * 1024) // args.size)
         for name, (kind, ep, creds) in targets.items():
             if kind == "s3":
                 bench.run_load(kind, ep, "mkbucket", 0, 1, creds=creds)
@@ -70,7 +68,8 @@ def main():
                     prefix = "o/" if args.op != "put" else f"p{conc}-{rnd}/"
                     before = cpu_seconds(daemons[name].proc.pid) if name in daemons else 0
                     r = bench.run_load(kind, ep, args.op, args.size, conc, duration=args.duration,
-                                       count=put_cap if args.op == "put" else nobj, prefix=prefix, creds=creds)
+                                       count=put_request_cap(args.size, conc) if args.op == "put" else nobj,
+                                       prefix=prefix, creds=creds)
                     got[name].append(r["mb_per_s"] if args.size >= 1024 * 1024 else r["ops_per_s"])
                     if name in daemons and r["ops"]:
                         cpu[name].append((cpu_seconds(daemons[name].proc.pid) - before) * 1e3 / r["ops"])

@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_bench import Bench, Daemon, Nginx, cpu_seconds, fmt_size, median, stop_all  # noqa: E402
+from run_bench import Bench, Daemon, Nginx, cpu_seconds, fmt_size, median, put_request_cap, stop_all  # noqa: E402
 
 
 def children_cpu():
@@ -58,8 +58,6 @@ def main():
             "coffre": ("s3", daemon.endpoint, daemon.credentials, daemon.proc.pid),
         }
         nobj = 16
-        # For PUT, --count caps the requests: bounded only so that a run cannot fill the disk.
-        put_cap = max(64, (4 * 1024 * 1024 * 1024) // args.size)
         bench.run_load("s3", daemon.endpoint, "mkbucket", 0, 1, creds=daemon.credentials)
         for kind, ep, creds, _ in targets.values():
             bench.run_load(kind, ep, "populate", args.size, 4, count=nobj, prefix="o/", creds=creds)
@@ -73,7 +71,8 @@ def main():
                 prefix = "o/" if args.op != "put" else f"p{rnd}/"
                 server0, client0 = cpu_seconds(pid, with_children=True), children_cpu()
                 r = bench.run_load(kind, ep, args.op, args.size, args.concurrency, duration=args.duration,
-                                   count=put_cap if args.op == "put" else nobj, prefix=prefix, creds=creds)
+                                   count=put_request_cap(args.size, args.concurrency) if args.op == "put" else nobj,
+                                   prefix=prefix, creds=creds)
                 server1, client1 = cpu_seconds(pid, with_children=True), children_cpu()
                 if not r["ops"]:
                     continue

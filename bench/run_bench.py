@@ -60,6 +60,13 @@ def proc_status(pid, field):
     return float("nan")
 
 
+def put_request_cap(size, concurrency):
+    """The --count of a PUT measurement, which caps its requests (for a GET, --count is the number
+    of objects read): so that a fast run cannot fill the disk, at most ~4 GiB, and at least one
+    request per client thread."""
+    return max(concurrency, (4 * 1024 * MIB) // size)
+
+
 def cpu_seconds(pid, with_children=False):
     """User + system CPU time of a process (all its threads) so far; with_children adds its child
     processes' (nginx's workers under its master)."""
@@ -445,10 +452,9 @@ def main():
                                 r = bench.run_load(t, ep, "delete", size, conc, count=n, prefix=prefix + f"r{rnd}/",
                                                    creds=cr)
                             elif op == "put":
-                                # Bounded so a fast round cannot fill the disk: at most ~4 GiB per run.
-                                cap = max(conc, (4 * 1024 * MIB) // size)
-                                r = bench.run_load(t, ep, "put", size, conc, duration=duration, count=cap,
-                                                   prefix=prefix + f"r{rnd}/", creds=cr)
+                                r = bench.run_load(t, ep, "put", size, conc, duration=duration,
+                                                   count=put_request_cap(size, conc), prefix=prefix + f"r{rnd}/",
+                                                   creds=cr)
                             else:
                                 r = bench.run_load(t, ep, op, size, conc, duration=duration, count=nobj,
                                                    prefix=prefix, creds=cr)
