@@ -115,30 +115,44 @@ CREATE INDEX garbage_by_since ON garbage(since, blob_id);
 CREATE INDEX objects_by_key_version ON objects(tenant_key_id, key_version, bucket_id, key);
 CREATE INDEX uploads_by_key_version ON uploads(tenant_key_id, key_version, upload_id);
 )sql",
+    // Bucket identity. A request resolves its bucket once and may outlive it, so an id must never
+    // name a second bucket: ids come from bucket_ids.last, which only grows (a rowid alias hands
+    // out max(id) + 1, the id of the bucket deleted last). Object and upload rows carry their
+    // tenant, so each write checks the bucket's owner as well as its id.
+    R"sql(
+CREATE TABLE bucket_ids(last INTEGER NOT NULL);
+INSERT INTO bucket_ids(last) SELECT COALESCE(MAX(id), 0) FROM buckets;
+ALTER TABLE objects ADD COLUMN tenant_id TEXT NOT NULL DEFAULT '';
+UPDATE objects SET tenant_id = (SELECT tenant_id FROM buckets WHERE buckets.id = objects.bucket_id)
+  WHERE EXISTS(SELECT 1 FROM buckets WHERE buckets.id = objects.bucket_id);
+ALTER TABLE uploads ADD COLUMN tenant_id TEXT NOT NULL DEFAULT '';
+UPDATE uploads SET tenant_id = (SELECT tenant_id FROM buckets WHERE buckets.id = uploads.bucket_id)
+  WHERE EXISTS(SELECT 1 FROM buckets WHERE buckets.id = uploads.bucket_id);
+)sql",
 };
 
 constexpr size_t kMaxReaders = 4;
 constexpr uint32_t kMaxPartNumber = 10000;
 
 constexpr std::string_view kObjectColumns =
-    "key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key";
+    "key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key, tenant_id";
 constexpr std::string_view kUploadColumns =
-    "key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key";
+    "key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key, tenant_id";
 
 // Listing scans: one for an exclusive bound, one for an inclusive one. No LIMIT: rows are
 // produced lazily along the index, and a scan is abandoned as soon as the page is full.
 constexpr std::string_view kScanObjectsAfter =
-    "SELECT key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key "
-    "FROM objects WHERE bucket_id = ?1 AND key > ?2 ORDER BY key";
+    "SELECT key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key, "
+    "tenant_id FROM objects WHERE bucket_id = ?1 AND key > ?2 ORDER BY key";
 constexpr std::string_view kScanObjectsFrom =
-    "SELECT key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key "
-    "FROM objects WHERE bucket_id = ?1 AND key >= ?2 ORDER BY key";
+    "SELECT key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key, "
+    "tenant_id FROM objects WHERE bucket_id = ?1 AND key >= ?2 ORDER BY key";
 constexpr std::string_view kScanUploadsAfter =
-    "SELECT key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key "
-    "FROM uploads WHERE bucket_id = ?1 AND key > ?2 ORDER BY key, initiated, upload_id";
+    "SELECT key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key, "
+    "tenant_id FROM uploads WHERE bucket_id = ?1 AND key > ?2 ORDER BY key, initiated, upload_id";
 constexpr std::string_view kScanUploadsFrom =
-    "SELECT key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key "
-    "FROM uploads WHERE bucket_id = ?1 AND key >= ?2 ORDER BY key, initiated, upload_id";
+    "SELECT key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key, "
+    "tenant_id FROM uploads WHERE bucket_id = ?1 AND key >= ?2 ORDER BY key, initiated, upload_id";
 
 UnixMillis NowMillis(const Clock& clock) { return ToUnixMillis(clock.Now()); }
 
@@ -174,6 +188,7 @@ Result<ObjectRecord> ReadObject(const Statement& st, int64_t bucket_id) {
   rec.key_info.tenant_key_id = st.ColumnBlob(6);
   rec.key_info.tenant_key_version = static_cast<uint32_t>(st.ColumnInt64(7));
   rec.key_info.wrapped_data_key = st.ColumnBlob(8);
+  rec.tenant_id = st.ColumnText(9);
   return rec;
 }
 
@@ -188,6 +203,7 @@ Result<UploadRecord> ReadUpload(const Statement& st) {
   rec.key_info.tenant_key_id = st.ColumnBlob(5);
   rec.key_info.tenant_key_version = static_cast<uint32_t>(st.ColumnInt64(6));
   rec.key_info.wrapped_data_key = st.ColumnBlob(7);
+  rec.tenant_id = st.ColumnText(8);
   return rec;
 }
 
@@ -382,11 +398,11 @@ class SqliteCatalog final : public Catalog {
   Result<Bucket> CreateBucket(const std::string& tenant_id, const std::string& name) override;
   Result<Bucket> GetBucket(const std::string& name) override;
   Result<std::vector<Bucket>> ListBuckets(const std::string& tenant_id) override;
-  Status DeleteBucket(int64_t bucket_id) override;
+  Status DeleteBucket(const Bucket& bucket) override;
 
   Status PutObject(const ObjectRecord& rec, const WriteCondition& cond) override;
   Result<ObjectRecord> GetObject(int64_t bucket_id, const std::string& key) override;
-  Status DeleteObject(int64_t bucket_id, const std::string& key) override;
+  Status DeleteObject(const Bucket& bucket, const std::string& key) override;
   Result<ListPage> ListObjects(int64_t bucket_id, const ListQuery& query) override;
   Result<uint64_t> CountObjects(int64_t bucket_id) override;
 
@@ -413,7 +429,8 @@ class SqliteCatalog final : public Catalog {
 
  private:
   // Helpers named *Locked run on the writer inside its transaction (write_mu_ held).
-  Status CheckBucketExistsLocked(int64_t bucket_id);
+  // Ok if bucket `bucket_id` exists and belongs to `tenant_id`; else `missing` as a Status.
+  Status CheckBucketLocked(int64_t bucket_id, std::string_view tenant_id, StatusCode missing);
   // Applies `cond` to the current object, then inserts `rec` in place of it; the replaced
   // object's blob ids are appended to `unlinked`.
   Status ReplaceObjectLocked(const ObjectRecord& rec, const WriteCondition& cond, std::vector<std::string>* unlinked);
@@ -551,15 +568,27 @@ Result<Bucket> SqliteCatalog::CreateBucket(const std::string& tenant_id, const s
   b.name = name;
   b.created = NowMillis(clock_);
   std::lock_guard lock(write_mu_);
-  COFFRE_ASSIGN_OR_RETURN(Statement st,
-                          writer_->PrepareCached("INSERT INTO buckets(tenant_id, name, created) VALUES(?, ?, ?)"));
-  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, name, b.created));
-  Status s = st.Run();
-  if (s.code() == StatusCode::kAlreadyExists) {
-    return Status::AlreadyExists("catalog: bucket " + name + " already exists");
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("UPDATE bucket_ids SET last = last + 1 RETURNING last"));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      return Status::Corruption("catalog: the bucket id counter is missing");
+    }
+    b.id = st.ColumnInt64(0);
   }
-  COFFRE_RETURN_IF_ERROR(s);
-  b.id = writer_->LastInsertRowId();
+  {
+    COFFRE_ASSIGN_OR_RETURN(
+        Statement st, writer_->PrepareCached("INSERT INTO buckets(id, tenant_id, name, created) VALUES(?, ?, ?, ?)"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(b.id, tenant_id, name, b.created));
+    Status s = st.Run();
+    if (s.code() == StatusCode::kAlreadyExists) {
+      return Status::AlreadyExists("catalog: bucket " + name + " already exists");
+    }
+    COFFRE_RETURN_IF_ERROR(s);
+  }
+  COFFRE_RETURN_IF_ERROR(tx.Commit());
   // The name now names this row, even where the cache still holds one another process deleted.
   // This process's deletions hold write_mu_ too, so none comes between the insert and this.
   bucket_cache_.Insert(b, bucket_cache_.generation(), clock_.Now());
@@ -603,11 +632,12 @@ Result<std::vector<Bucket>> SqliteCatalog::ListBuckets(const std::string& tenant
   return out;
 }
 
-Status SqliteCatalog::DeleteBucket(int64_t bucket_id) {
+Status SqliteCatalog::DeleteBucket(const Bucket& bucket) {
+  const int64_t bucket_id = bucket.id;
   std::lock_guard lock(write_mu_);
   InvalidateOnExit invalidate(bucket_cache_);
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
-  COFFRE_RETURN_IF_ERROR(CheckBucketExistsLocked(bucket_id));
+  COFFRE_RETURN_IF_ERROR(CheckBucketLocked(bucket_id, bucket.tenant_id, StatusCode::kNotFound));
   {
     COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT 1 FROM objects WHERE bucket_id = ? LIMIT 1"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id));
@@ -643,12 +673,12 @@ Status SqliteCatalog::DeleteBucket(int64_t bucket_id) {
 
 // --- objects -----------------------------------------------------------------------------
 
-Status SqliteCatalog::CheckBucketExistsLocked(int64_t bucket_id) {
-  COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT 1 FROM buckets WHERE id = ?"));
-  COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id));
+Status SqliteCatalog::CheckBucketLocked(int64_t bucket_id, std::string_view tenant_id, StatusCode missing) {
+  COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT 1 FROM buckets WHERE id = ? AND tenant_id = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, tenant_id));
   COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) {
-    return Status::NotFound("catalog: no bucket with id " + std::to_string(bucket_id));
+    return Status(missing, "catalog: no bucket with id " + std::to_string(bucket_id) + " of this tenant");
   }
   return Status::Ok();
 }
@@ -690,7 +720,7 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
       return Status::InvalidArgument("catalog: invalid or repeated part number " + std::to_string(p.part_number));
     }
   }
-  COFFRE_RETURN_IF_ERROR(CheckBucketExistsLocked(rec.bucket_id));
+  COFFRE_RETURN_IF_ERROR(CheckBucketLocked(rec.bucket_id, rec.tenant_id, StatusCode::kAborted));
 
   std::optional<std::string> current_etag;
   {
@@ -722,10 +752,11 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
     COFFRE_ASSIGN_OR_RETURN(
         Statement st,
         writer_->PrepareCached("INSERT INTO objects(bucket_id, key, object_id, size, etag, last_modified, attributes, "
-                               "tenant_key_id, key_version, wrapped_key) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                               "tenant_key_id, key_version, wrapped_key, tenant_id) "
+                               "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key, rec.object_id, static_cast<int64_t>(rec.size), rec.etag,
                                       rec.last_modified, EncodeAttributes(rec.attributes), rec.key_info.tenant_key_id,
-                                      rec.key_info.tenant_key_version, rec.key_info.wrapped_data_key));
+                                      rec.key_info.tenant_key_version, rec.key_info.wrapped_data_key, rec.tenant_id));
     COFFRE_RETURN_IF_ERROR(st.Run());
   }
   for (const auto& p : rec.parts) {
@@ -784,10 +815,11 @@ Result<ObjectRecord> SqliteCatalog::GetObject(int64_t bucket_id, const std::stri
   return rec;
 }
 
-Status SqliteCatalog::DeleteObject(int64_t bucket_id, const std::string& key) {
+Status SqliteCatalog::DeleteObject(const Bucket& bucket, const std::string& key) {
   return WriteGrouped([&]() -> Status {
+    COFFRE_RETURN_IF_ERROR(CheckBucketLocked(bucket.id, bucket.tenant_id, StatusCode::kAborted));
     std::vector<std::string> unlinked;
-    COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(bucket_id, key, &unlinked));
+    COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(bucket.id, key, &unlinked));
     return RecordGarbageLocked(unlinked);
   });
 }
@@ -837,13 +869,15 @@ Status SqliteCatalog::CreateUpload(const UploadRecord& upload) {
   }
   std::lock_guard lock(write_mu_);
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
-  COFFRE_RETURN_IF_ERROR(CheckBucketExistsLocked(upload.bucket_id));
+  COFFRE_RETURN_IF_ERROR(CheckBucketLocked(upload.bucket_id, upload.tenant_id, StatusCode::kAborted));
   COFFRE_ASSIGN_OR_RETURN(
-      Statement st, writer_->PrepareCached("INSERT INTO uploads(upload_id, bucket_id, key, initiated, attributes, "
-                                           "tenant_key_id, key_version, wrapped_key) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+      Statement st,
+      writer_->PrepareCached("INSERT INTO uploads(upload_id, bucket_id, key, initiated, attributes, tenant_key_id, "
+                             "key_version, wrapped_key, tenant_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(upload.upload_id, upload.bucket_id, upload.key, upload.initiated,
                                     EncodeAttributes(upload.attributes), upload.key_info.tenant_key_id,
-                                    upload.key_info.tenant_key_version, upload.key_info.wrapped_data_key));
+                                    upload.key_info.tenant_key_version, upload.key_info.wrapped_data_key,
+                                    upload.tenant_id));
   COFFRE_RETURN_IF_ERROR(st.Run());
   return tx.Commit();
 }
@@ -1047,14 +1081,16 @@ Status SqliteCatalog::CompleteUpload(const std::string& upload_id, const ObjectR
   return WriteGrouped([&]() -> Status {
     ObjectRecord completed = object;
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT bucket_id, key, tenant_key_id, key_version, "
-                                                                   "wrapped_key FROM uploads WHERE upload_id = ?"));
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              writer_->PrepareCached("SELECT bucket_id, key, tenant_key_id, key_version, wrapped_key, "
+                                                     "tenant_id FROM uploads WHERE upload_id = ?"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) {
         return Status::NotFound("catalog: no such upload");
       }
-      if (st.ColumnInt64(0) != object.bucket_id || st.ColumnTextView(1) != object.key) {
+      if (st.ColumnInt64(0) != object.bucket_id || st.ColumnTextView(1) != object.key ||
+          st.ColumnTextView(5) != object.tenant_id) {
         return Status::InvalidArgument("catalog: completed object does not match the upload's bucket and key");
       }
       // The object's data key is the upload's. If a rewrap re-wrapped the upload after the caller

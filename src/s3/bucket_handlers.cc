@@ -219,6 +219,10 @@ asio::awaitable<void> DeleteObjects(RequestContext& ctx, const catalog::Bucket& 
   if (!req.ok()) co_return co_await ctx.SendError(req.error());
   DeleteResult result;
   result.quiet = req->quiet;
+  // The bucket may go while the body was on its way; then no key of this request is deleted
+  // after that point (the bucket the name now names is someone else's), and the answer is the
+  // bucket's absence, as for a request that came after it.
+  std::optional<Error> bucket_gone;
   co_await ctx.Committing([&] {
     for (auto& [key, version] : req->objects) {
       DeleteOutcome out;
@@ -229,12 +233,17 @@ asio::awaitable<void> DeleteObjects(RequestContext& ctx, const catalog::Bucket& 
       } else if (key.empty() || key.size() > 1024) {
         out.error = Error(key.empty() ? ErrorCode::kInvalidArgument : ErrorCode::kKeyTooLongError);
       } else if (auto r = ctx.service().DeleteObject(bucket, key); !r.ok()) {
+        if (r.error().code == service::Errc::kNoSuchBucket) {
+          bucket_gone = ToS3Error(r.error());
+          break;
+        }
         out.error = ToS3Error(r.error());
       }
       result.outcomes.push_back(std::move(out));
     }
     return Done{};
   });
+  if (bucket_gone) co_return co_await ctx.SendError(*bucket_gone);
   co_await ctx.SendXml(bhttp::status::ok, DeleteResultDocument(result));
 }
 

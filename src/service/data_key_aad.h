@@ -2,20 +2,64 @@
 
 // Private to the service module: what binds a wrapped data key to the object or upload it
 // encrypts. The object service wraps and unwraps with it, and rewrap (key_lifecycle.cc) re-wraps
-// under the same binding; it is a storage format (docs/KEYS.md): never change an encoding.
+// under the same binding; it is a storage format (docs/KEYS.md): never change an encoding, add
+// one.
 
 #include <string>
+#include <string_view>
 
 #include "coffre/common/bytes.h"
 #include "coffre/common/status.h"
+#include "coffre/keystore/keystore.h"
 #include "coffre/service/object_service.h"
 
 namespace coffre::service::internal {
 
-// A multipart object keeps its upload id as object id, so one rule serves both.
-inline Bytes DataKeyAad(const std::string& object_id) {
-  std::string s = "coffre/v1/object/" + object_id;
+// What a wrapped data key is bound to, besides its tenant and key version (the keystore adds
+// those): the bucket name, the object key and the object id, each length-prefixed. A catalog
+// writer who moves a row to another key or bucket of its tenant, or swaps two rows, leaves a data
+// key that does not open. A multipart object keeps its upload id as object id, so one rule
+// serves both.
+inline Bytes DataKeyAad(std::string_view bucket, std::string_view key, std::string_view object_id) {
+  Bytes out;
+  for (std::string_view field : {std::string_view("coffre/v2/object"), bucket, key, object_id}) {
+    const auto n = static_cast<uint32_t>(field.size());
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(n >> shift));
+    out.insert(out.end(), field.begin(), field.end());
+  }
+  return out;
+}
+
+// The binding of data keys wrapped before the one above existed: the object id alone. Opened,
+// never written, so the objects and uploads an older release stored stay readable.
+inline Bytes LegacyDataKeyAad(std::string_view object_id) {
+  std::string s = "coffre/v1/object/" + std::string(object_id);
   return Bytes(s.begin(), s.end());
+}
+
+// A catalog row's data key under the binding it was wrapped with: the current one, else the
+// legacy one. A key that opens under neither reports the current binding's error.
+inline Result<SecretBytes> UnwrapRowDataKey(keystore::Keystore& keys, const std::string& tenant_id,
+                                            const catalog::KeyInfo& key_info, std::string_view bucket,
+                                            std::string_view key, std::string_view object_id) {
+  auto current = keys.UnwrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key,
+                                    DataKeyAad(bucket, key, object_id));
+  if (current.ok() || current.status().code() != StatusCode::kCorruption) return current;
+  auto legacy = keys.UnwrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key,
+                                   LegacyDataKeyAad(object_id));
+  return legacy.ok() ? std::move(legacy) : std::move(current);
+}
+
+// Re-wraps a row's data key under the tenant's active version, keeping the binding it had.
+inline Result<keystore::RewrappedKey> RewrapRowDataKey(keystore::Keystore& keys, const std::string& tenant_id,
+                                                       const catalog::KeyInfo& key_info, std::string_view bucket,
+                                                       std::string_view key, std::string_view object_id) {
+  auto current = keys.RewrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key,
+                                    DataKeyAad(bucket, key, object_id));
+  if (current.ok() || current.status().code() != StatusCode::kCorruption) return current;
+  auto legacy = keys.RewrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key,
+                                   LegacyDataKeyAad(object_id));
+  return legacy.ok() ? std::move(legacy) : std::move(current);
 }
 
 // Maps a keystore error met while wrapping or unwrapping a data key. A crypto-shredded tenant

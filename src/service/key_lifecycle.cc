@@ -55,9 +55,9 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
   if (rows->empty()) {
     return stats;
   }
-  // The audit records name the bucket; rows carry only its id.
+  // The data keys' binding and the audit records name the bucket; rows carry only its id.
   std::map<int64_t, catalog::Bucket> buckets;
-  if (audit_ != nullptr) {
+  {
     auto listed = catalog_.ListBuckets(tenant_id);
     if (!listed.ok()) {
       return FromStatus(listed.status());
@@ -67,6 +67,10 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
       buckets.emplace(bucket_id, std::move(b));
     }
   }
+  auto bucket_name_of = [&](int64_t bucket_id) -> std::string {
+    auto it = buckets.find(bucket_id);
+    return it == buckets.end() ? std::string() : it->second.name;
+  };
   auto event_of = [&](const catalog::WrappedKeyRow& row, uint32_t version) {
     catalog::Bucket bucket;
     if (auto it = buckets.find(row.bucket_id); it != buckets.end()) {
@@ -81,8 +85,8 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
   rewraps.reserve(rows->size());
   events.reserve(rows->size());
   for (auto& row : *rows) {
-    auto r = keys_.RewrapDataKey(tenant_id, row.key_info.tenant_key_version, row.key_info.wrapped_data_key,
-                                 internal::DataKeyAad(row.object_id));
+    auto r = internal::RewrapRowDataKey(keys_, tenant_id, row.key_info, bucket_name_of(row.bucket_id), row.key,
+                                        row.object_id);
     if (!r.ok()) {
       internal::RecordKeyFailure(audit_, event_of(row, row.key_info.tenant_key_version), r.status());
       if (r.status().code() == StatusCode::kCorruption) {
@@ -205,8 +209,7 @@ SResult<Done> ObjectService::KeepClearOfDestruction(const catalog::Bucket& bucke
   // Rare: a write that began before a rotation meets the old version's destruction. Its data key
   // moves to the active version before the row exists. The blob is untouched: readers use the
   // catalog's wrapping, as after coffre key rewrap.
-  auto rewrapped = keys_.RewrapDataKey(bucket.tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key,
-                                       internal::DataKeyAad(object_id));
+  auto rewrapped = internal::RewrapRowDataKey(keys_, bucket.tenant_id, key_info, bucket.name, key, object_id);
   audit::Event event =
       internal::KeyEvent(audit::Operation::kDataKeyRewrap, bucket, key, object_id, key_info.tenant_key_id,
                          rewrapped.ok() ? rewrapped->tenant_key_version : key_info.tenant_key_version, request);

@@ -42,6 +42,10 @@ crypto::KeyReference ToKeyReference(const catalog::KeyInfo& k) {
 
 std::string TenantIdOf(const catalog::KeyInfo& k) { return HexEncode(k.tenant_key_id); }
 
+// A catalog write into a bucket deleted (or whose tenant was shredded) after the request
+// resolved it: to the client, the bucket does not exist.
+bool BucketGone(const Status& st) { return st.code() == StatusCode::kAborted; }
+
 }  // namespace
 
 Error FromStatus(const Status& status) {
@@ -180,6 +184,7 @@ class BlobObjectWriter final : public ObjectWriter {
       }
       catalog::ObjectRecord rec;
       rec.bucket_id = bucket_.id;
+      rec.tenant_id = bucket_.tenant_id;
       rec.key = key_;
       rec.object_id = object_id_;
       rec.size = total_;
@@ -202,6 +207,7 @@ class BlobObjectWriter final : public ObjectWriter {
     if (!st.ok()) {
       (void)blobs_.Remove(blob_id_);  // never published: nothing references it
       if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kPreconditionFailed, st.message());
+      if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());
       if (st.code() == StatusCode::kNotFound) {
         return kind_ == Kind::kObject ? Err(Errc::kNoSuchKey, st.message()) : Err(Errc::kNoSuchUpload, st.message());
       }
@@ -594,7 +600,7 @@ SResult<std::vector<Bucket>> ObjectService::ListBuckets(const std::string& tenan
 SResult<Done> ObjectService::DeleteBucket(const std::string& tenant_id, const std::string& name) {
   auto b = GetBucket(tenant_id, name);
   if (!b.ok()) return b.error();
-  Status st = catalog_.DeleteBucket(b->id);
+  Status st = catalog_.DeleteBucket(*b);
   if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kBucketNotEmpty, st.message());
   if (st.code() == StatusCode::kNotFound) return Err(Errc::kNoSuchBucket, st.message());
   if (!st.ok()) return FromStatus(st);
@@ -613,7 +619,7 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& buc
                                                                const RequestInfo* request,
                                                                std::optional<uint64_t> size) {
   std::string object_id = RandomId(16);
-  auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(object_id));
+  auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(bucket.name, key, object_id));
   NoteKeyOperation(observer_, KeyOperation::kWrap, dk.ok());
   if (!dk.ok()) {
     internal::RecordKeyFailure(
@@ -658,8 +664,7 @@ SResult<std::unique_ptr<ObjectReader>> ObjectService::OpenObject(const Bucket& b
     if (rec.status().code() == StatusCode::kNotFound) return Err(Errc::kNoSuchKey, "no such key");
     return FromStatus(rec.status());
   }
-  auto dk = keys_.UnwrapDataKey(bucket.tenant_id, rec->key_info.tenant_key_version, rec->key_info.wrapped_data_key,
-                                DataKeyAad(rec->object_id));
+  auto dk = internal::UnwrapRowDataKey(keys_, bucket.tenant_id, rec->key_info, bucket.name, key, rec->object_id);
   NoteKeyOperation(observer_, KeyOperation::kUnwrap, dk.ok());
   audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyUnwrap, bucket, key, rec->object_id,
                                           rec->key_info.tenant_key_id, rec->key_info.tenant_key_version, request);
@@ -675,7 +680,8 @@ SResult<std::unique_ptr<ObjectReader>> ObjectService::OpenObject(const Bucket& b
 }
 
 SResult<Done> ObjectService::DeleteObject(const Bucket& bucket, const std::string& key) {
-  Status st = catalog_.DeleteObject(bucket.id, key);
+  Status st = catalog_.DeleteObject(bucket, key);
+  if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());
   if (!st.ok() && st.code() != StatusCode::kNotFound) return FromStatus(st);
   return Done{};
 }
@@ -684,7 +690,7 @@ SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std
                                                  Attributes attributes, const RequestInfo* request) {
   catalog::UploadRecord up;
   up.upload_id = RandomId(24);
-  auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(up.upload_id));
+  auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(bucket.name, key, up.upload_id));
   NoteKeyOperation(observer_, KeyOperation::kWrap, dk.ok());
   if (!dk.ok()) {
     internal::RecordKeyFailure(
@@ -698,6 +704,7 @@ SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std
     return *e;
   }
   up.bucket_id = bucket.id;
+  up.tenant_id = bucket.tenant_id;
   up.key = key;
   up.initiated = NowMillis();
   up.attributes = std::move(attributes);
@@ -705,7 +712,9 @@ SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std
   if (auto fenced = KeepClearOfDestruction(bucket, key, up.upload_id, up.key_info, request); !fenced.ok()) {
     return fenced.error();
   }
-  if (Status st = catalog_.CreateUpload(up); !st.ok()) return FromStatus(st);
+  if (Status st = catalog_.CreateUpload(up); !st.ok()) {
+    return BucketGone(st) ? Err(Errc::kNoSuchBucket, st.message()) : FromStatus(st);
+  }
   return up.upload_id;
 }
 
@@ -727,8 +736,7 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPart(const Bucket& bu
                                                                 std::optional<uint64_t> size) {
   auto up = GetUpload(bucket, key, upload_id);
   if (!up.ok()) return up.error();
-  auto dk = keys_.UnwrapDataKey(bucket.tenant_id, up->key_info.tenant_key_version, up->key_info.wrapped_data_key,
-                                DataKeyAad(upload_id));
+  auto dk = internal::UnwrapRowDataKey(keys_, bucket.tenant_id, up->key_info, bucket.name, key, upload_id);
   NoteKeyOperation(observer_, KeyOperation::kUnwrap, dk.ok());
   const audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyUnwrap, bucket, key, upload_id,
                                                 up->key_info.tenant_key_id, up->key_info.tenant_key_version, request);
@@ -763,6 +771,7 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
 
   catalog::ObjectRecord rec;
   rec.bucket_id = bucket.id;
+  rec.tenant_id = bucket.tenant_id;
   rec.key = key;
   rec.object_id = upload_id;
   rec.attributes = up->attributes;
@@ -829,6 +838,7 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
     return condition.if_match_etag ? Err(Errc::kNoSuchKey, st.message()) : Err(Errc::kNoSuchUpload, st.message());
   }
   if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kPreconditionFailed, st.message());
+  if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());
   if (!st.ok()) return FromStatus(st);
   result.etag = rec.etag;
   result.last_modified = rec.last_modified;

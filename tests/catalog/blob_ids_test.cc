@@ -24,6 +24,7 @@ class BlobIdsTest : public ::testing::Test {
     auto b = cat_->CreateBucket("tenant1", "bucket");
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     bucket_ = b->id;
+    bucket_row_ = *b;
   }
   void TearDown() override {
     cat_.reset();
@@ -33,6 +34,7 @@ class BlobIdsTest : public ::testing::Test {
   void PutObject(const std::string& key, const std::string& blob) {
     ObjectRecord rec;
     rec.bucket_id = bucket_;
+    rec.tenant_id = "tenant1";
     rec.key = key;
     rec.object_id = RandomId();
     rec.etag = "e";
@@ -66,6 +68,7 @@ class BlobIdsTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<Catalog> cat_;
   int64_t bucket_ = 0;
+  Bucket bucket_row_;
 };
 
 TEST_F(BlobIdsTest, EachSourceInIdOrderAcrossPages) {
@@ -75,6 +78,7 @@ TEST_F(BlobIdsTest, EachSourceInIdOrderAcrossPages) {
   UploadRecord u;
   u.upload_id = "up1";
   u.bucket_id = bucket_;
+  u.tenant_id = "tenant1";
   u.key = "k4";
   u.key_info.tenant_key_id = Bytes(16, 1);
   u.key_info.tenant_key_version = 1;
@@ -92,7 +96,7 @@ TEST_F(BlobIdsTest, EachSourceInIdOrderAcrossPages) {
   EXPECT_EQ(All(BlobRefSource::kUploadParts, 1), (std::vector<std::string>{"p1"}));
   EXPECT_TRUE(All(BlobRefSource::kGarbage, 10).empty());
 
-  ASSERT_TRUE(cat_->DeleteObject(bucket_, "k1").ok());  // b3 becomes garbage
+  ASSERT_TRUE(cat_->DeleteObject(bucket_row_, "k1").ok());  // b3 becomes garbage
   EXPECT_EQ(All(BlobRefSource::kObjectParts, 10), (std::vector<std::string>{"b1", "b2"}));
   EXPECT_EQ(All(BlobRefSource::kGarbage, 10), (std::vector<std::string>{"b3"}));
 }

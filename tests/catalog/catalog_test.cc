@@ -31,6 +31,7 @@ class CatalogTest : public ::testing::Test {
     auto b = cat_->CreateBucket("tenant1", "bucket");
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     bucket_ = b->id;
+    bucket_row_ = *b;
   }
   void TearDown() override {
     cat_.reset();
@@ -47,6 +48,7 @@ class CatalogTest : public ::testing::Test {
   ObjectRecord MakeObject(const std::string& key, std::vector<std::string> blobs = {}, std::string etag = "e") {
     ObjectRecord rec;
     rec.bucket_id = bucket_;
+    rec.tenant_id = "tenant1";
     rec.key = key;
     rec.object_id = RandomId();
     rec.etag = std::move(etag);
@@ -78,6 +80,7 @@ class CatalogTest : public ::testing::Test {
     UploadRecord u;
     u.upload_id = id;
     u.bucket_id = bucket_;
+    u.tenant_id = "tenant1";
     u.key = key;
     u.initiated = initiated;
     u.attributes = {{"content-type", "application/pdf"}};
@@ -144,6 +147,7 @@ class CatalogTest : public ::testing::Test {
   std::string path_;
   std::unique_ptr<Catalog> cat_;
   int64_t bucket_ = 0;
+  Bucket bucket_row_;  // the bucket as a request resolves it
 };
 
 // The listing as S3 defines it, computed the slow way over a sorted set of keys.
@@ -209,15 +213,15 @@ TEST_F(CatalogTest, BucketNamesAreGloballyUnique) {
 
 TEST_F(CatalogTest, DeleteBucketRefusesNonEmptyAndAbortsUploads) {
   Put("k");
-  EXPECT_EQ(cat_->DeleteBucket(bucket_).code(), StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(cat_->DeleteObject(bucket_, "k").ok());
+  EXPECT_EQ(cat_->DeleteBucket(bucket_row_).code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(cat_->DeleteObject(bucket_row_, "k").ok());
   ASSERT_TRUE(cat_->CreateUpload(MakeUpload("m", "up1")).ok());
   ASSERT_TRUE(cat_->PutPart("up1", MakePart(1, "part-blob")).ok());
-  ASSERT_TRUE(cat_->DeleteBucket(bucket_).ok());
+  ASSERT_TRUE(cat_->DeleteBucket(bucket_row_).ok());
   EXPECT_EQ(cat_->GetBucket("bucket").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(cat_->GetUpload("up1").status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(Garbage().contains("part-blob"));
-  EXPECT_EQ(cat_->DeleteBucket(bucket_).code(), StatusCode::kNotFound);
+  EXPECT_EQ(cat_->DeleteBucket(bucket_row_).code(), StatusCode::kNotFound);
   // The name is free again.
   EXPECT_TRUE(cat_->CreateBucket("tenant2", "bucket").ok());
 }
@@ -226,7 +230,7 @@ TEST_F(CatalogTest, DeleteBucketRefusesNonEmptyAndAbortsUploads) {
 
 TEST_F(CatalogTest, ABucketDeletedHereIsGoneAtOnce) {
   ASSERT_TRUE(cat_->GetBucket("bucket").ok());  // cached
-  ASSERT_TRUE(cat_->DeleteBucket(bucket_).ok());
+  ASSERT_TRUE(cat_->DeleteBucket(bucket_row_).ok());
   EXPECT_EQ(cat_->GetBucket("bucket").status().code(), StatusCode::kNotFound);
   // The name, made again by another tenant, names the new bucket at once.
   auto again = cat_->CreateBucket("tenant2", "bucket");
@@ -313,7 +317,7 @@ TEST_F(CatalogTest, LookupsRacingADeletionNeverKeepTheDeletedBucket) {
     while (found.load() == before) {
       std::this_thread::yield();
     }
-    EXPECT_TRUE(cat_->DeleteBucket(b->id).ok());
+    EXPECT_TRUE(cat_->DeleteBucket(*b).ok());
     auto after = cat_->GetBucket("raced");
     EXPECT_FALSE(after.ok()) << "round " << round << ": the deleted bucket is still found";
     if (!after.ok()) {
@@ -387,17 +391,175 @@ TEST_F(CatalogTest, ReplaceKeepingTheSameBlobDoesNotCollectIt) {
 
 TEST_F(CatalogTest, DeleteObject) {
   ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"b1"})).ok());
-  ASSERT_TRUE(cat_->DeleteObject(bucket_, "k").ok());
+  ASSERT_TRUE(cat_->DeleteObject(bucket_row_, "k").ok());
   EXPECT_EQ(cat_->GetObject(bucket_, "k").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(cat_->DeleteObject(bucket_, "k").code(), StatusCode::kNotFound);
+  EXPECT_EQ(cat_->DeleteObject(bucket_row_, "k").code(), StatusCode::kNotFound);
   EXPECT_EQ(Garbage(), (std::set<std::string>{"b1"}));
   EXPECT_EQ(*cat_->CountObjects(bucket_), 0u);
+}
+
+// A request resolves its bucket once and may outlive it. If the id it holds could name a bucket
+// made later (by another tenant), its write would land there.
+TEST_F(CatalogTest, BucketIdsAreNeverHandedOutTwice) {
+  std::set<int64_t> seen{bucket_};
+  auto last = cat_->CreateBucket("tenant1", "last");
+  ASSERT_TRUE(last.ok());
+  seen.insert(last->id);
+  ASSERT_TRUE(cat_->DeleteBucket(*last).ok());
+  auto after_delete = cat_->CreateBucket("tenant2", "after-delete");
+  ASSERT_TRUE(after_delete.ok());
+  EXPECT_TRUE(seen.insert(after_delete->id).second) << "id " << after_delete->id << " handed out again";
+
+  ASSERT_TRUE(cat_->DeleteTenantData("tenant2", 100).ok());
+  Reopen();
+  auto after_shred = cat_->CreateBucket("tenant3", "after-shred");
+  ASSERT_TRUE(after_shred.ok());
+  EXPECT_TRUE(seen.insert(after_shred->id).second) << "id " << after_shred->id << " handed out again";
+
+  // A name already taken burns no id and leaves the counter consistent.
+  EXPECT_EQ(cat_->CreateBucket("tenant3", "after-shred").status().code(), StatusCode::kAlreadyExists);
+  auto next = cat_->CreateBucket("tenant3", "next");
+  ASSERT_TRUE(next.ok());
+  EXPECT_TRUE(seen.insert(next->id).second);
+}
+
+TEST_F(CatalogTest, WritesIntoABucketDeletedMeanwhileAreRefused) {
+  const Bucket resolved = bucket_row_;
+  ASSERT_TRUE(cat_->DeleteBucket(resolved).ok());
+  auto theirs = cat_->CreateBucket("tenant2", "theirs");
+  ASSERT_TRUE(theirs.ok());
+  ObjectRecord dossier = MakeObject("dossier.pdf", {"theirs-blob"});
+  dossier.bucket_id = theirs->id;
+  dossier.tenant_id = "tenant2";
+  ASSERT_TRUE(cat_->PutObject(dossier).ok());
+
+  EXPECT_EQ(cat_->PutObject(MakeObject("dossier.pdf", {"late"})).code(), StatusCode::kAborted);
+  EXPECT_EQ(cat_->PutObject(MakeObject("new.pdf", {"late2"})).code(), StatusCode::kAborted);
+  EXPECT_EQ(cat_->DeleteObject(resolved, "dossier.pdf").code(), StatusCode::kAborted);
+  EXPECT_EQ(cat_->CreateUpload(MakeUpload("dossier.pdf", "late-upload")).code(), StatusCode::kAborted);
+  EXPECT_EQ(cat_->DeleteBucket(resolved).code(), StatusCode::kNotFound);
+
+  auto got = cat_->GetObject(theirs->id, "dossier.pdf");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->parts[0].blob_id, "theirs-blob");
+  EXPECT_EQ(got->tenant_id, "tenant2");
+  EXPECT_EQ(*cat_->CountObjects(theirs->id), 1u);
+  EXPECT_EQ(cat_->GetUpload("late-upload").status().code(), StatusCode::kNotFound);
+}
+
+// Whatever id a caller names, a write only lands in a bucket of the caller's tenant.
+TEST_F(CatalogTest, WritesNamingAnotherTenantsBucketAreRefused) {
+  auto theirs = cat_->CreateBucket("tenant2", "theirs");
+  ASSERT_TRUE(theirs.ok());
+  ObjectRecord dossier = MakeObject("dossier.pdf", {"theirs-blob"});
+  dossier.bucket_id = theirs->id;
+  dossier.tenant_id = "tenant2";
+  ASSERT_TRUE(cat_->PutObject(dossier).ok());
+  ASSERT_TRUE(cat_->CreateUpload([&] {
+                UploadRecord u = MakeUpload("big", "theirs-upload");
+                u.bucket_id = theirs->id;
+                u.tenant_id = "tenant2";
+                return u;
+              }())
+                  .ok());
+
+  ObjectRecord mine = MakeObject("dossier.pdf", {"mine"});
+  mine.bucket_id = theirs->id;  // tenant1's record naming tenant2's bucket
+  EXPECT_EQ(cat_->PutObject(mine).code(), StatusCode::kAborted);
+  EXPECT_EQ(cat_->DeleteObject(Bucket{theirs->id, "tenant1"}, "dossier.pdf").code(), StatusCode::kAborted);
+  EXPECT_EQ(cat_->DeleteBucket(Bucket{theirs->id, "tenant1"}).code(), StatusCode::kNotFound);
+  UploadRecord up = MakeUpload("x", "mine-upload");
+  up.bucket_id = theirs->id;
+  EXPECT_EQ(cat_->CreateUpload(up).code(), StatusCode::kAborted);
+  // Completing tenant2's upload as tenant1.
+  ASSERT_TRUE(cat_->PutPart("theirs-upload", MakePart(1, "tp1")).ok());
+  ObjectRecord completed = MakeObject("big", {"tp1"});
+  completed.bucket_id = theirs->id;
+  EXPECT_EQ(cat_->CompleteUpload("theirs-upload", completed).code(), StatusCode::kInvalidArgument);
+
+  auto got = cat_->GetObject(theirs->id, "dossier.pdf");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->parts[0].blob_id, "theirs-blob");
+  EXPECT_TRUE(cat_->GetUpload("theirs-upload").ok());
+}
+
+// A catalog written before rows carried their tenant: the upgrade fills the tenant of every
+// object and upload from its bucket, and ids continue after the highest one in use.
+TEST(CatalogMigrationTest, RowsGetTheirTenantAndIdsContinue) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "coffre-catalog-mig-XXXXXX").string();
+  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+  const std::string dir = tmpl;
+  const std::string path = dir + "/catalog.db";
+  {
+    // The schema as the previous release left it (user_version 2), with a few rows.
+    auto conn = db::Connection::Open(path, db::OpenMode::kReadWriteCreate);
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE((*conn)->Exec(R"sql(
+CREATE TABLE buckets(id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL UNIQUE,
+  created INTEGER NOT NULL);
+CREATE INDEX buckets_by_tenant ON buckets(tenant_id, name);
+CREATE TABLE objects(bucket_id INTEGER NOT NULL REFERENCES buckets(id), key TEXT NOT NULL COLLATE BINARY,
+  object_id TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL,
+  attributes TEXT NOT NULL, tenant_key_id BLOB NOT NULL, key_version INTEGER NOT NULL, wrapped_key BLOB NOT NULL,
+  PRIMARY KEY(bucket_id, key)) WITHOUT ROWID;
+CREATE TABLE object_parts(bucket_id INTEGER NOT NULL, key TEXT NOT NULL COLLATE BINARY,
+  part_number INTEGER NOT NULL CHECK(part_number BETWEEN 0 AND 10000), blob_id TEXT NOT NULL,
+  size INTEGER NOT NULL, etag TEXT NOT NULL, attributes TEXT NOT NULL, PRIMARY KEY(bucket_id, key, part_number),
+  FOREIGN KEY(bucket_id, key) REFERENCES objects(bucket_id, key) ON DELETE CASCADE) WITHOUT ROWID;
+CREATE INDEX object_parts_by_blob ON object_parts(blob_id);
+CREATE TABLE uploads(upload_id TEXT NOT NULL PRIMARY KEY, bucket_id INTEGER NOT NULL REFERENCES buckets(id),
+  key TEXT NOT NULL COLLATE BINARY, initiated INTEGER NOT NULL, attributes TEXT NOT NULL,
+  tenant_key_id BLOB NOT NULL, key_version INTEGER NOT NULL, wrapped_key BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX uploads_by_key ON uploads(bucket_id, key, initiated, upload_id);
+CREATE TABLE upload_parts(upload_id TEXT NOT NULL REFERENCES uploads(upload_id) ON DELETE CASCADE,
+  part_number INTEGER NOT NULL CHECK(part_number BETWEEN 1 AND 10000), blob_id TEXT NOT NULL,
+  size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified INTEGER NOT NULL, attributes TEXT NOT NULL,
+  PRIMARY KEY(upload_id, part_number)) WITHOUT ROWID;
+CREATE INDEX upload_parts_by_blob ON upload_parts(blob_id);
+CREATE TABLE garbage(blob_id TEXT NOT NULL PRIMARY KEY, since INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX garbage_by_since ON garbage(since, blob_id);
+CREATE INDEX objects_by_key_version ON objects(tenant_key_id, key_version, bucket_id, key);
+CREATE INDEX uploads_by_key_version ON uploads(tenant_key_id, key_version, upload_id);
+INSERT INTO buckets VALUES(3, 'alice', 'alice-docs', 1), (7, 'bob', 'bob-docs', 2);
+INSERT INTO objects VALUES(3, 'a.pdf', 'oa', 1, 'e', 1, '{}', x'01', 1, x'02'),
+                          (7, 'b.pdf', 'ob', 1, 'e', 1, '{}', x'03', 1, x'04');
+INSERT INTO object_parts VALUES(3, 'a.pdf', 0, 'blob-a', 1, 'e', '{}'), (7, 'b.pdf', 0, 'blob-b', 1, 'e', '{}');
+INSERT INTO uploads VALUES('up-b', 7, 'big', 1, '{}', x'03', 1, x'05');
+PRAGMA user_version = 2;
+)sql")
+                    .ok());
+  }
+  {
+    auto opened = Catalog::Open(path);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    auto& cat = *opened;
+    auto a = cat->GetObject(3, "a.pdf");
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    EXPECT_EQ(a->tenant_id, "alice");
+    EXPECT_EQ(a->parts.at(0).blob_id, "blob-a");
+    auto b = cat->GetObject(7, "b.pdf");
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ(b->tenant_id, "bob");
+    auto up = cat->GetUpload("up-b");
+    ASSERT_TRUE(up.ok());
+    EXPECT_EQ(up->tenant_id, "bob");
+    // Writes as each owner work; as the other tenant they are refused.
+    EXPECT_TRUE(cat->DeleteObject(Bucket{3, "alice"}, "a.pdf").ok());
+    EXPECT_EQ(cat->DeleteObject(Bucket{7, "alice"}, "b.pdf").code(), StatusCode::kAborted);
+    ASSERT_TRUE(cat->DeleteBucket(Bucket{3, "alice"}).ok());
+    ASSERT_TRUE(cat->DeleteObject(Bucket{7, "bob"}, "b.pdf").ok());
+    ASSERT_TRUE(cat->DeleteBucket(Bucket{7, "bob"}).ok());
+    auto next = cat->CreateBucket("carol", "carol-docs");
+    ASSERT_TRUE(next.ok());
+    EXPECT_GT(next->id, 7);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(CatalogTest, PutRejectsBadInput) {
   ObjectRecord rec = MakeObject("k");
   rec.bucket_id = 999;
-  EXPECT_EQ(cat_->PutObject(rec).code(), StatusCode::kNotFound);
+  EXPECT_EQ(cat_->PutObject(rec).code(), StatusCode::kAborted);
   EXPECT_EQ(cat_->PutObject(MakeObject("")).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(cat_->PutObject(MakeObject(std::string("a\0b", 3))).code(), StatusCode::kInvalidArgument);
   ObjectRecord dup = MakeObject("k", {"x", "y"});
@@ -540,9 +702,9 @@ TEST_F(CatalogTest, AbortCollectsAllParts) {
 TEST_F(CatalogTest, GarbageIsForgottenAndListedOldestFirst) {
   ASSERT_TRUE(cat_->PutObject(MakeObject("a", {"g1"})).ok());
   ASSERT_TRUE(cat_->PutObject(MakeObject("b", {"g2"})).ok());
-  ASSERT_TRUE(cat_->DeleteObject(bucket_, "b").ok());
+  ASSERT_TRUE(cat_->DeleteObject(bucket_row_, "b").ok());
   clock_.Set(clock_.Now() + milliseconds(5));
-  ASSERT_TRUE(cat_->DeleteObject(bucket_, "a").ok());
+  ASSERT_TRUE(cat_->DeleteObject(bucket_row_, "a").ok());
   auto g = cat_->ListGarbage(10);
   ASSERT_TRUE(g.ok());
   ASSERT_EQ(g->size(), 2u);
@@ -887,7 +1049,7 @@ TEST_F(CatalogTest, DataSurvivesReopen) {
   ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"b1", "b2"})).ok());
   ASSERT_TRUE(cat_->CreateUpload(MakeUpload("m", "up")).ok());
   ASSERT_TRUE(cat_->PutPart("up", MakePart(1, "p1")).ok());
-  ASSERT_TRUE(cat_->DeleteObject(bucket_, "k").ok());
+  ASSERT_TRUE(cat_->DeleteObject(bucket_row_, "k").ok());
   Put("kept");
   Reopen();
   EXPECT_EQ(cat_->GetBucket("bucket")->id, bucket_);
@@ -992,7 +1154,7 @@ TEST_F(CatalogTest, GroupedWritesFailAlone) {
             StatusCode::kNotFound) {
           ++unexpected;
         }
-        if (r + 1 < kRounds && !cat_->DeleteObject(bucket_, key).ok()) {
+        if (r + 1 < kRounds && !cat_->DeleteObject(bucket_row_, key).ok()) {
           ++unexpected;
         }
       }

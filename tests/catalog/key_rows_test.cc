@@ -37,6 +37,7 @@ class KeyRowsTest : public ::testing::Test {
   ObjectRecord Object(int64_t bucket, const std::string& key, const Bytes& tenant, uint32_t version, uint8_t fill) {
     ObjectRecord rec;
     rec.bucket_id = bucket;
+    rec.tenant_id = TenantOf(bucket);
     rec.key = key;
     rec.object_id = "obj-" + key + "-" + std::to_string(fill);
     rec.etag = "e";
@@ -49,10 +50,13 @@ class KeyRowsTest : public ::testing::Test {
     UploadRecord u;
     u.upload_id = id;
     u.bucket_id = bucket;
+    u.tenant_id = TenantOf(bucket);
     u.key = "up-" + id;
     u.key_info = KeyInfo{tenant, version, Bytes(60, fill)};
     return u;
   }
+
+  std::string TenantOf(int64_t bucket) const { return bucket == bucket_b_ ? "b" : "a"; }
 
   std::string dir_;
   std::unique_ptr<Catalog> cat_;
@@ -123,7 +127,7 @@ TEST_F(KeyRowsTest, RewrapIsACompareAndSwapThatNeverClobbersAConcurrentWrite) {
   // Between the read and the swap, the application overwrites one object and deletes another.
   const ObjectRecord fresh = Object(bucket_a_, "overwritten", kTenantA, 2, 7);
   ASSERT_TRUE(cat_->PutObject(fresh).ok());
-  ASSERT_TRUE(cat_->DeleteObject(bucket_a_, "deleted").ok());
+  ASSERT_TRUE(cat_->DeleteObject(Bucket{bucket_a_, "a"}, "deleted").ok());
 
   std::vector<KeyRewrap> rewraps;
   for (const auto& r : *rows) {
@@ -154,6 +158,7 @@ TEST_F(KeyRowsTest, CompletingAnUploadKeepsAWrappingThatRewrapMadeMeanwhile) {
   ASSERT_EQ(*cat_->RewrapKeys({KeyRewrap{(*rows)[0], 2, Bytes(60, 0xee)}}), 1u);
   ObjectRecord obj;
   obj.bucket_id = bucket_a_;
+  obj.tenant_id = "a";
   obj.key = up.key;
   obj.object_id = "u1";
   obj.etag = "e-1";

@@ -132,7 +132,7 @@ TEST_F(ServiceKeyLifecycleTest, DestroyRefusesWhenARowAppearsDuringTheFence) {
   opts.destroy_fence_ms = 1500;
   ObjectService slow(*catalog_, *keys_, *blobs_, opts);
   const std::string upload_id = "fence-upload-00000000000";
-  auto dk = keys_->NewDataKey(tenant_, internal::DataKeyAad(upload_id));
+  auto dk = keys_->NewDataKey(tenant_, internal::DataKeyAad(bucket_.name, "late-upload", upload_id));
   ASSERT_TRUE(dk.ok());
   ASSERT_EQ(*keys_->RotateTenantKey(tenant_), 2u);
   std::thread late_writer([&] {
@@ -140,6 +140,7 @@ TEST_F(ServiceKeyLifecycleTest, DestroyRefusesWhenARowAppearsDuringTheFence) {
     catalog::UploadRecord up;
     up.upload_id = upload_id;
     up.bucket_id = bucket_.id;
+    up.tenant_id = bucket_.tenant_id;
     up.key = "late-upload";
     up.key_info = catalog::KeyInfo{dk->tenant_key_id, dk->tenant_key_version, dk->wrapped};
     EXPECT_TRUE(catalog_->CreateUpload(up).ok());

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "coffre/crypto/hash.h"
+#include "service/data_key_aad.h"
 #include "support/service_stores.h"
 
 namespace coffre::service {
@@ -345,6 +346,54 @@ TEST_F(ObjectServiceTest, BlobsSwappedBetweenObjectsDoNotDecrypt) {
     ASSERT_FALSE(n.ok()) << key;
     EXPECT_EQ(n.error().code, Errc::kCorruption);
   }
+}
+
+// A writer of catalog.db (no keys) swaps two rows of one tenant, or moves one to another key or
+// bucket: the data key is bound to its bucket and key, so nothing opens in its new place.
+TEST_F(ObjectServiceTest, CatalogRowsSwappedOrMovedDoNotOpen) {
+  ASSERT_TRUE(Put("a", Pattern(5000, 1)).ok());
+  ASSERT_TRUE(Put("b", Pattern(5000, 2)).ok());
+  auto other = service_->CreateBucket(tenant_, "elsewhere");
+  ASSERT_TRUE(other.ok());
+  auto a = catalog_->GetObject(bucket_.id, "a");
+  auto b = catalog_->GetObject(bucket_.id, "b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  catalog::ObjectRecord a_as_b = *a;
+  a_as_b.key = "b";
+  catalog::ObjectRecord b_as_a = *b;
+  b_as_a.key = "a";
+  catalog::ObjectRecord a_elsewhere = *a;
+  a_elsewhere.bucket_id = other->id;
+  ASSERT_TRUE(catalog_->PutObject(a_as_b).ok());
+  ASSERT_TRUE(catalog_->PutObject(b_as_a).ok());
+  ASSERT_TRUE(catalog_->PutObject(a_elsewhere).ok());
+  for (const auto& [bucket, key] : {std::pair{bucket_, "a"}, {bucket_, "b"}, {*other, "a"}}) {
+    auto reader = service_->OpenObject(bucket, key);
+    ASSERT_FALSE(reader.ok()) << bucket.name << "/" << key;
+    EXPECT_EQ(reader.error().code, Errc::kCorruption);
+  }
+}
+
+// Data keys wrapped before they were bound to bucket and key (object id alone) still open.
+TEST_F(ObjectServiceTest, DataKeysOfTheObjectIdBindingStillOpen) {
+  auto legacy = keys_->NewDataKey(tenant_, internal::LegacyDataKeyAad("old-object"));
+  ASSERT_TRUE(legacy.ok());
+  const catalog::KeyInfo info{legacy->tenant_key_id, legacy->tenant_key_version, legacy->wrapped};
+  auto opened = internal::UnwrapRowDataKey(*keys_, tenant_, info, "dossiers", "k", "old-object");
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_TRUE(std::equal(opened->Reveal().begin(), opened->Reveal().end(), legacy->key.Reveal().begin()));
+  auto rewrapped = internal::RewrapRowDataKey(*keys_, tenant_, info, "dossiers", "k", "old-object");
+  ASSERT_TRUE(rewrapped.ok()) << rewrapped.status().ToString();
+  // Under another object id neither binding opens.
+  EXPECT_EQ(internal::UnwrapRowDataKey(*keys_, tenant_, info, "dossiers", "k", "other").status().code(),
+            StatusCode::kCorruption);
+  // A key of the current binding does not open as a legacy one elsewhere either.
+  auto current = keys_->NewDataKey(tenant_, internal::DataKeyAad("dossiers", "k", "new-object"));
+  ASSERT_TRUE(current.ok());
+  const catalog::KeyInfo current_info{current->tenant_key_id, current->tenant_key_version, current->wrapped};
+  EXPECT_TRUE(internal::UnwrapRowDataKey(*keys_, tenant_, current_info, "dossiers", "k", "new-object").ok());
+  EXPECT_EQ(internal::UnwrapRowDataKey(*keys_, tenant_, current_info, "dossiers", "k2", "new-object").status().code(),
+            StatusCode::kCorruption);
 }
 
 TEST_F(ObjectServiceTest, MultipartCompleteChecksPartsAndReadsAcrossThem) {

@@ -8,6 +8,12 @@
 // not block reads (WAL). Every mutation is one transaction: it is durable when the method
 // returns OK, and a crash leaves the catalog as before or as after, never in between.
 //
+// Bucket identity: a bucket id is never handed out twice, and every row of an object or upload
+// carries the tenant that owns its bucket. A request resolves its bucket once, at its start, and
+// may outlive it; so every write into a bucket checks, inside its transaction, that the bucket it
+// names (id and tenant) still exists, and fails with Aborted when it does not: the bucket was
+// deleted (or its tenant shredded) meanwhile.
+//
 // Blob lifecycle: a mutation that makes blobs unreachable (overwrite, delete, abort, a part
 // replaced or left out of a Complete, bucket delete) records their ids in a `garbage` table in the
 // same transaction. The service deletes the files later and then calls ForgetGarbage(), so a crash
@@ -56,6 +62,7 @@ struct ObjectPart {
 
 struct ObjectRecord {
   int64_t bucket_id = 0;
+  std::string tenant_id;     // the bucket's owner: a write into a bucket of another tenant is refused
   std::string key;
   std::string object_id;     // random id of this object version (audit, blob AAD of single PUTs)
   uint64_t size = 0;
@@ -94,6 +101,7 @@ struct ListPage {
 struct UploadRecord {
   std::string upload_id;
   int64_t bucket_id = 0;
+  std::string tenant_id;     // the bucket's owner, as in ObjectRecord
   std::string key;
   UnixMillis initiated = 0;
   Attributes attributes;
@@ -173,23 +181,26 @@ class Catalog {
   virtual Result<Bucket> GetBucket(const std::string& name) = 0;
   virtual Result<std::vector<Bucket>> ListBuckets(const std::string& tenant_id) = 0;  // by name
   // FailedPrecondition if it still holds objects; in-progress uploads are aborted with it
-  // (their parts go to garbage).
-  virtual Status DeleteBucket(int64_t bucket_id) = 0;
+  // (their parts go to garbage). NotFound if no bucket has bucket.id and bucket.tenant_id.
+  virtual Status DeleteBucket(const Bucket& bucket) = 0;
 
   // --- objects ---------------------------------------------------------------------------
-  // Inserts or atomically replaces the object (rec.bucket_id, rec.key). Condition failures:
+  // Inserts or atomically replaces the object (rec.bucket_id, rec.key). Aborted if the bucket
+  // (rec.bucket_id, rec.tenant_id) no longer exists. Condition failures:
   // if_none_match_any and the key exists -> FailedPrecondition; if_match_etag set and the key
   // does not exist -> NotFound; exists with another etag -> FailedPrecondition.
   // The replaced object's blobs go to garbage.
   virtual Status PutObject(const ObjectRecord& rec, const WriteCondition& cond = {}) = 0;
   virtual Result<ObjectRecord> GetObject(int64_t bucket_id, const std::string& key) = 0;  // with parts
-  // NotFound if absent. The object's blobs go to garbage.
-  virtual Status DeleteObject(int64_t bucket_id, const std::string& key) = 0;
+  // NotFound if absent; Aborted if the bucket (bucket.id, bucket.tenant_id) no longer exists.
+  // The object's blobs go to garbage.
+  virtual Status DeleteObject(const Bucket& bucket, const std::string& key) = 0;
   virtual Result<ListPage> ListObjects(int64_t bucket_id, const ListQuery& query) = 0;
   // Number of objects in the bucket (for tests/metrics; may be slow on huge buckets).
   virtual Result<uint64_t> CountObjects(int64_t bucket_id) = 0;
 
   // --- multipart uploads ----------------------------------------------------------------
+  // Aborted if the bucket (upload.bucket_id, upload.tenant_id) no longer exists.
   virtual Status CreateUpload(const UploadRecord& upload) = 0;
   virtual Result<UploadRecord> GetUpload(const std::string& upload_id) = 0;  // NotFound
   // Inserts or replaces part `part.part_number`; a replaced part's blob goes to garbage.
@@ -199,7 +210,8 @@ class Catalog {
   virtual Result<std::vector<PartRecord>> ListParts(const std::string& upload_id, uint32_t part_number_marker,
                                                     uint32_t max_parts) = 0;
   virtual Result<UploadListPage> ListUploads(int64_t bucket_id, const UploadListQuery& query) = 0;
-  // In one transaction: verifies the upload exists (NotFound), applies `cond` as PutObject does,
+  // In one transaction: verifies the upload exists (NotFound) in object's bucket, key and tenant,
+  // and the bucket too (Aborted), applies `cond` as PutObject does,
   // writes `object` (whose parts must be a subset of the upload's parts, same blob ids), deletes
   // the upload and its part rows; parts not used by the object and any replaced object go to garbage.
   virtual Status CompleteUpload(const std::string& upload_id, const ObjectRecord& object,
