@@ -324,5 +324,54 @@ class ApprovalForgeryTest(KeystoreForgeryBase):
         self.assertReadyFailsOnKeystore()
 
 
+@unittest.skipUnless(os.environ.get("COFFRE_LEGACY_BINARY"),
+                     "set COFFRE_LEGACY_BINARY to a coffre built before authenticated rows")
+class LegacyKeystoreUpgradeTest(unittest.TestCase):
+    """A keystore written by the previous release opens, is converted, and keeps every credential
+    and object."""
+
+    def test_upgrade_keeps_everything_and_authenticates_rows(self):
+        tmp = tempfile.mkdtemp(prefix="coffre-upgrade-it-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        config = os.path.join(tmp, "coffre.json")
+        with open(config, "w") as f:
+            json.dump({"create_root_key": True, "create_dev_tenant": True}, f)
+        old = Daemon(binary=os.environ["COFFRE_LEGACY_BINARY"], extra_args=["--config", config], tmp=tmp)
+        old.start()
+        try:
+            creds = old.create_tenant("acme")
+            client = old.client_for(creds)
+            client.create_bucket(Bucket="kept")
+            client.put_object(Bucket="kept", Key="k", Body=b"before the upgrade")
+            admin = json.loads(old.run_cli("admin-credential", "create", "--role", "admin", "alice", "--json",
+                                           "--config", config, "--data-dir", old.data_dir).stdout)["token"]
+        finally:
+            old.stop()
+        new = Daemon(extra_args=["--config", config], tmp=tmp)
+        new.start()
+        self.addCleanup(lambda: new.alive and new.stop(check=False))
+        self.assertEqual(new.client_for(creds).get_object(Bucket="kept", Key="k")["Body"].read(),
+                         b"before the upgrade")
+        port = None
+        for line in new.stdout_lines:
+            if line.startswith("admin listening on "):
+                port = int(line.rsplit(":", 1)[1])
+        self.assertIsNotNone(port)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/tenants", headers={"Authorization": "Bearer " + admin})
+        self.assertEqual(conn.getresponse().status, 200, "an admin token of the old release stopped working")
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/health/ready")
+        self.assertEqual(conn.getresponse().status, 200)
+        conn.close()
+        db = sqlite3.connect(os.path.join(new.data_dir, "keystore.db"))
+        self.assertEqual(db.execute("SELECT count(*) FROM access_keys WHERE mac IS NULL").fetchone()[0], 0)
+        self.assertIn("keystore-rows-authenticated",
+                      [r[0] for r in db.execute("SELECT event FROM key_events WHERE tenant_id = ''")])
+        db.close()
+        new.stop()
+
+
 if __name__ == "__main__":
     unittest.main()
