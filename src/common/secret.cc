@@ -3,9 +3,11 @@
 #include <sanitizer/asan_interface.h>  // the poisoning macros are no-ops outside ASan builds
 #include <sodium.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <new>
 #include <utility>
 #include <vector>
@@ -84,6 +86,18 @@ class SecretArena {
 
 bool FitsArena(size_t size) { return size > 0 && size <= SecretArena::kSlotSize; }
 
+size_t PageSize() {
+  static const size_t page = [] {
+    const long n = ::sysconf(_SC_PAGESIZE);
+    return n > 0 ? static_cast<size_t>(n) : size_t{4096};
+  }();
+  return page;
+}
+
+// Larger secrets get pages of their own: madvise works on whole pages only, so a heap buffer
+// could not be kept out of core dumps without also hiding (or failing on) its neighbours.
+size_t MappedSize(size_t size) { return (size + PageSize() - 1) / PageSize() * PageSize(); }
+
 }  // namespace
 
 SecretBytes::SecretBytes(size_t size) { Allocate(size); }
@@ -141,9 +155,18 @@ void SecretBytes::Allocate(size_t size) {
     // Slots are wiped on release, and fresh chunks are zero pages: the buffer starts zeroed.
     return;
   }
-  data_ = new uint8_t[size]();
+  const size_t mapped = MappedSize(size);
+  void* pages = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (pages == MAP_FAILED) {
+    size_ = 0;
+    throw std::bad_alloc();
+  }
   // Best effort: RLIMIT_MEMLOCK may refuse; the buffer is still wiped on release.
-  (void)sodium_mlock(data_, size);
+  (void)::mlock(pages, mapped);
+#ifdef MADV_DONTDUMP
+  (void)::madvise(pages, mapped, MADV_DONTDUMP);
+#endif
+  data_ = static_cast<uint8_t*>(pages);  // fresh anonymous pages are zeroed
 }
 
 void SecretBytes::Release() {
@@ -151,13 +174,21 @@ void SecretBytes::Release() {
     if (FitsArena(size_)) {
       SecretArena::Get().Give(data_);
     } else {
-      sodium_munlock(data_, size_);  // also zeroes the buffer
-      sodium_memzero(data_, size_);
-      delete[] data_;
+      const size_t mapped = MappedSize(size_);
+      sodium_memzero(data_, mapped);
+      (void)::munlock(data_, mapped);
+      (void)::munmap(data_, mapped);
     }
   }
   data_ = nullptr;
   size_ = 0;
+}
+
+void WipeString(std::string& s) {
+  if (!s.empty()) {
+    sodium_memzero(s.data(), s.size());
+  }
+  s.clear();
 }
 
 }  // namespace coffre

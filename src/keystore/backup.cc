@@ -28,6 +28,7 @@
 #include "coffre/db/sqlite.h"
 #include "coffre/keystore/keystore.h"
 #include "keystore/format.h"
+#include "keystore/rows.h"
 
 namespace coffre::keystore {
 namespace {
@@ -244,34 +245,43 @@ Status CheckIsKeystore(RawDb& db) {
   return Status::Ok();
 }
 
-// Whether the root-key check value opens under `root` (the check Keystore::Open makes).
-Result<bool> CheckValueOpens(RawDb& db, const SecretBytes& root) {
-  bool opens = false;
+// Which format the root-key check value has under `root` (the check Keystore::Open makes):
+// kNoMatch when it does not open.
+Result<internal::CheckFormat> CheckValueFormat(RawDb& db, const SecretBytes& root) {
+  const SecretBytes wrap = DeriveRootSubkey(root, RootKeyPurpose::kKeystoreWrap);
+  internal::CheckFormat format = internal::CheckFormat::kNoMatch;
   COFFRE_RETURN_IF_ERROR(db.Query(
       "SELECT value FROM meta WHERE name = ?1",
       [&](sqlite3_stmt* st) {
-        auto opened = crypto::Open(root, ColumnBlob(st, 0), AsBytes(internal::kCheckAad));
-        opens = opened.ok() && AsChars(*opened) == internal::kCheckPlaintext;
+        format = internal::CheckValueFormat(ColumnBlob(st, 0), root, wrap);
         return Status::Ok();
       },
       internal::kRootKeyCheckName));
-  return opens;
+  return format;
 }
 
-// Checks the root key, then opens every sealed value under it (each plaintext is wiped at once)
-// and counts what the keystore holds.
+Result<bool> CheckValueOpens(RawDb& db, const SecretBytes& root) {
+  COFFRE_ASSIGN_OR_RETURN(internal::CheckFormat format, CheckValueFormat(db, root));
+  return format != internal::CheckFormat::kNoMatch;
+}
+
+// Checks the root key, then opens every sealed value under it (each plaintext is wiped at once),
+// checks every authenticated row's MAC, and counts what the keystore holds. A keystore written
+// before rows were authenticated has its values sealed under the raw root key and no MACs yet.
 Result<KeystoreContents> ReadContents(RawDb& db, const SecretBytes& root) {
-  COFFRE_ASSIGN_OR_RETURN(bool opens, CheckValueOpens(db, root));
-  if (!opens) {
+  COFFRE_ASSIGN_OR_RETURN(internal::CheckFormat format, CheckValueFormat(db, root));
+  if (format == internal::CheckFormat::kNoMatch) {
     return Status::PermissionDenied("root key does not match this keystore");
   }
+  const bool legacy = format == internal::CheckFormat::kLegacy;
+  const SecretBytes wrap = legacy ? root : DeriveRootSubkey(root, RootKeyPurpose::kKeystoreWrap);
   KeystoreContents out;
   COFFRE_ASSIGN_OR_RETURN(out.schema_version, db.QueryInt("PRAGMA user_version"));
   COFFRE_RETURN_IF_ERROR(
       db.Query("SELECT tenant_id, version, wrapped_key FROM tenant_keys", [&](sqlite3_stmt* st) -> Status {
         const std::string tenant = ColumnText(st, 0);
         const auto version = static_cast<uint32_t>(sqlite3_column_int64(st, 1));
-        if (!crypto::OpenSecret(root, ColumnBlob(st, 2), internal::TenantKeyAad(tenant, version)).ok()) {
+        if (!crypto::OpenSecret(wrap, ColumnBlob(st, 2), internal::TenantKeyAad(tenant, version)).ok()) {
           return Status::Corruption("key version " + std::to_string(version) + " of tenant " + tenant +
                                     " does not open under the root key (altered row)");
         }
@@ -281,7 +291,7 @@ Result<KeystoreContents> ReadContents(RawDb& db, const SecretBytes& root) {
   COFFRE_RETURN_IF_ERROR(
       db.Query("SELECT access_key_id, tenant_id, secret FROM access_keys", [&](sqlite3_stmt* st) -> Status {
         const std::string id = ColumnText(st, 0);
-        if (!crypto::OpenSecret(root, ColumnBlob(st, 2), internal::AccessKeySecretAad(id, ColumnText(st, 1))).ok()) {
+        if (!crypto::OpenSecret(wrap, ColumnBlob(st, 2), internal::AccessKeySecretAad(id, ColumnText(st, 1))).ok()) {
           return Status::Corruption("the secret of access key " + id +
                                     " does not open under the root key (altered row)");
         }
@@ -296,6 +306,39 @@ Result<KeystoreContents> ReadContents(RawDb& db, const SecretBytes& root) {
     COFFRE_ASSIGN_OR_RETURN(out.newest_event, db.QueryInt("SELECT coalesce(max(at), 0) FROM key_events"));
   }
   return out;
+}
+
+// Every authenticated row of the keystore file at `path` verifies under `root` (nothing to check
+// in a keystore written before rows were authenticated). Through db::Connection, which turns the
+// file to WAL mode: call it before the file is made self-contained.
+Status CheckRowMacs(const std::string& path, const SecretBytes& root) {
+  COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<db::Connection> conn, db::Connection::Open(path, db::OpenMode::kReadWrite));
+  internal::KeystoreKeys keys = internal::DeriveKeystoreKeys(root);
+  Bytes check;
+  {
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn->Prepare("SELECT value FROM meta WHERE name = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(internal::kRootKeyCheckName));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      return Status::InvalidArgument("it is not a usable coffre keystore (no root-key check value)");
+    }
+    check = st.ColumnBlob(0);
+  }
+  switch (internal::CheckValueFormat(check, root, keys.wrap)) {
+    case internal::CheckFormat::kNoMatch:
+      return Status::PermissionDenied("root key does not match this keystore");
+    case internal::CheckFormat::kLegacy:
+      return Status::Ok();
+    case internal::CheckFormat::kCurrent:
+      break;
+  }
+  COFFRE_ASSIGN_OR_RETURN(keys.admin_token, internal::LoadAdminTokenKey(*conn, keys.wrap, false));
+  COFFRE_ASSIGN_OR_RETURN(internal::RowScan scan, internal::ScanRows(*conn, keys));
+  if (scan.failed != 0) {
+    return Status::Corruption(std::to_string(scan.failed) + " row(s) fail their integrity check (first: " +
+                              scan.first_failure + "): altered or written without the root key");
+  }
+  return Status::Ok();
 }
 
 // Copies the source database into `dest` with the online backup API, in one step: the copy is one
@@ -432,6 +475,13 @@ Result<KeystoreContents> BackupKeystore(const std::string& keystore_path, const 
     COFFRE_RETURN_IF_ERROR(OnlineCopy(src, dst));
     COFFRE_RETURN_IF_ERROR(dst.Close());
     COFFRE_RETURN_IF_ERROR(src.Close());
+  }
+  if (Status macs = CheckRowMacs(tmp, root_key); !macs.ok()) {
+    if (macs.code() == StatusCode::kCorruption) {
+      return Status::Corruption("the copy of " + keystore_path + " failed its check (" + macs.message() +
+                                "); no backup was written");
+    }
+    return macs;
   }
   COFFRE_RETURN_IF_ERROR(MakeSelfContained(tmp));
   if (options.before_verify) {
@@ -681,21 +731,40 @@ Result<std::vector<StagedRestore::Applied>> StagedRestore::Reapply(const SecretB
   return applied;
 }
 
-Result<size_t> StagedRestore::VoidOpenApprovals(UnixMillis now) {
-  COFFRE_ASSIGN_OR_RETURN(RawDb db, RawDb::Open(staged_, SQLITE_OPEN_READWRITE));
-  COFFRE_ASSIGN_OR_RETURN(
-      int64_t has_table, db.QueryInt("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'approvals'"));
-  if (has_table == 0) {
-    return size_t{0};
+Result<size_t> StagedRestore::VoidOpenApprovals(const SecretBytes& root_key, UnixMillis now) {
+  // Opening it as a keystore converts a copy written before rows were authenticated, so that the
+  // voided approvals below get valid MACs.
+  { COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<Keystore> keys, Keystore::Open(staged_, SecretBytes(root_key))); }
+  COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<db::Connection> conn,
+                          db::Connection::Open(staged_, db::OpenMode::kReadWrite));
+  const internal::KeystoreKeys keys = internal::DeriveKeystoreKeys(root_key);
+  COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(*conn));
+  std::vector<internal::ApprovalRow> open;
+  {
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
+                            conn->Prepare("SELECT " + std::string(internal::kApprovalRowColumns) +
+                                          " FROM approvals WHERE used IS NULL AND expires > ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(now));
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        break;
+      }
+      open.push_back(internal::ReadApprovalRow(st));
+    }
   }
-  const std::string t = std::to_string(now);
-  COFFRE_RETURN_IF_ERROR(db.Exec("UPDATE approvals SET used = " + t + " WHERE used IS NULL AND expires > " + t));
-  const auto voided = static_cast<size_t>(sqlite3_changes(db.get()));
-  COFFRE_RETURN_IF_ERROR(db.Close());
-  return voided;
+  for (auto& r : open) {
+    // A row that fails its check is voided too (and made valid as used: the harmless state).
+    r.used = now;
+    ++r.gen;
+    COFFRE_RETURN_IF_ERROR(internal::UpdateRow(*conn, keys.row_mac, r));
+  }
+  COFFRE_RETURN_IF_ERROR(tx.Commit());
+  return open.size();
 }
 
 Result<KeystoreContents> StagedRestore::Verify(const SecretBytes& root_key) {
+  COFFRE_RETURN_IF_ERROR(CheckRowMacs(staged_, root_key));
   COFFRE_ASSIGN_OR_RETURN(RawDb db, RawDb::Open(staged_, SQLITE_OPEN_READWRITE));
   COFFRE_ASSIGN_OR_RETURN(KeystoreContents contents, ReadContents(db, root_key));
   COFFRE_RETURN_IF_ERROR(db.Close());

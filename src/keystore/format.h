@@ -9,7 +9,11 @@
 //   tenant key   : "coffre/v1/tenant-key", tenant id (hex text), version (4 bytes BE)
 //   data key     : "coffre/v1/data-key", tenant id (hex text), version (4 bytes BE), caller's aad
 //   access secret: "coffre/v1/access-key-secret", access key id, tenant id (hex text)
-// The root-key check value seals "coffre keystore check" with aad "coffre/v1/keystore-check".
+// The keys: tenant keys and access-key secrets are sealed under the root key's wrapping subkey
+// (rows.h, KeystoreKeys); keystores written before rows were authenticated sealed them under the
+// raw root key, with the same associated data. The root-key check value seals "coffre keystore
+// check" under the wrapping subkey with aad "coffre/v2/keystore-check" (formerly: under the raw
+// root key, with "coffre/v1/keystore-check").
 
 #include <cstdint>
 #include <initializer_list>
@@ -26,6 +30,8 @@ namespace coffre::keystore::internal {
 
 // Creates or migrates the keystore's tables (sqlite_keystore.cc).
 Status MigrateKeystoreSchema(db::Connection& conn);
+// Only the first `version` migrations: for tests that build a keystore as an older release wrote it.
+Status MigrateKeystoreSchemaTo(db::Connection& conn, size_t version);
 
 inline constexpr std::string_view kCheckPlaintext = "coffre keystore check";
 inline constexpr std::string_view kCheckAad = "coffre/v1/keystore-check";

@@ -14,7 +14,11 @@
 // held while taking db_mu_, doing I/O or running a cipher. Key material is shared out of the
 // cache as shared_ptr<const SecretBytes>, so crypto runs without any lock held.
 
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -30,6 +34,7 @@
 #include "coffre/db/sqlite.h"
 #include "coffre/keystore/keystore.h"
 #include "keystore/format.h"
+#include "keystore/rows.h"
 
 namespace coffre::keystore {
 namespace {
@@ -38,6 +43,12 @@ using db::Connection;
 using db::Statement;
 using db::Transaction;
 using KeyPtr = std::shared_ptr<const SecretBytes>;
+using internal::AccessKeyRow;
+using internal::AdminCredentialRow;
+using internal::ApprovalRow;
+using internal::LoggableId;
+using internal::TenantKeyRow;
+using internal::TenantRow;
 
 constexpr std::string_view kMigrations[] = {
     R"sql(
@@ -117,6 +128,21 @@ CREATE INDEX approvals_by_time ON approvals(requested, id);
     R"sql(
 ALTER TABLE tenant_keys ADD COLUMN destroying INTEGER;
 )sql",
+    // Authenticated rows (rows.h): a generation and a MAC under a key derived from the root key.
+    // The MACs and the token MACs are written by Keystore::Open, which holds the root key.
+    R"sql(
+ALTER TABLE tenants ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tenants ADD COLUMN mac BLOB;
+ALTER TABLE tenant_keys ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tenant_keys ADD COLUMN mac BLOB;
+ALTER TABLE access_keys ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE access_keys ADD COLUMN mac BLOB;
+ALTER TABLE admin_credentials RENAME COLUMN token_sha256 TO token_mac;
+ALTER TABLE admin_credentials ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE admin_credentials ADD COLUMN mac BLOB;
+ALTER TABLE approvals ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE approvals ADD COLUMN mac BLOB;
+)sql",
 };
 
 constexpr std::string_view kCheckName = internal::kRootKeyCheckName;
@@ -125,16 +151,63 @@ constexpr UnixMillis kLastUsedFlushInterval = 60'000;
 
 constexpr std::string_view kShreddedMessage = " was crypto-shredded: its keys are destroyed and its objects can no longer be decrypted";
 
-Tenant ReadTenant(const Statement& st) {
+Tenant ToTenant(const TenantRow& r) {
   Tenant t;
-  t.id = st.ColumnText(0);
-  t.name = st.ColumnText(1);
-  t.created = st.ColumnInt64(2);
-  if (!st.ColumnIsNull(3)) {
-    t.shredded = st.ColumnInt64(3);
-  }
+  t.id = r.id;
+  t.name = r.name;
+  t.created = r.created;
+  t.shredded = r.shredded;
   return t;
 }
+
+AccessKey ToAccessKey(const AccessKeyRow& r) {
+  AccessKey k;
+  k.access_key_id = r.access_key_id;
+  k.tenant_id = r.tenant_id;
+  k.enabled = r.enabled;
+  k.created = r.created;
+  k.last_used = r.last_used;
+  return k;
+}
+
+Result<AdminCredential> ToAdminCredential(const AdminCredentialRow& r) {
+  AdminCredential c;
+  c.name = r.name;
+  auto role = ParseAdminRole(r.role);
+  if (!role) {
+    return Status::Corruption("admin credential " + LoggableId(r.name) + " has an unknown role");
+  }
+  c.role = *role;
+  c.created = r.created;
+  c.disabled = r.disabled;
+  return c;
+}
+
+Result<Approval> ToApproval(const ApprovalRow& r) {
+  Approval a;
+  a.id = r.id;
+  auto op = ParseGuardedOperation(r.operation);
+  if (!op) {
+    return Status::Corruption("approval " + LoggableId(r.id) + " names an unknown operation");
+  }
+  a.operation = *op;
+  a.tenant_id = r.tenant_id;
+  a.version = r.version;
+  a.requested_by = r.requested_by;
+  a.requested = r.requested;
+  a.expires = r.expires;
+  a.approved_by = r.approved_by;
+  a.approved = r.approved;
+  a.used = r.used;
+  return a;
+}
+
+// The keys under which this process remembers the generations it saw (SqliteKeystore::Check).
+std::string TenantRowKey(std::string_view id) { return "t:" + std::string(id); }
+std::string TenantKeyRowKey(std::string_view id, uint32_t v) { return "k:" + std::string(id) + "/" + std::to_string(v); }
+std::string AccessKeyRowKey(std::string_view id) { return "a:" + std::string(id); }
+std::string AdminRowKey(std::string_view name) { return "c:" + std::string(name); }
+std::string ApprovalRowKey(std::string_view id) { return "p:" + std::string(id); }
 
 // Appends a key event inside the caller's transaction.
 Status RecordEvent(Connection& conn, UnixMillis at, std::string_view tenant_id, std::string_view event,
@@ -145,25 +218,18 @@ Status RecordEvent(Connection& conn, UnixMillis at, std::string_view tenant_id, 
   return st.Run();
 }
 
-// The tenant's shredded time inside the caller's transaction: NotFound if unknown.
-Result<std::optional<UnixMillis>> TenantShredded(Connection& conn, std::string_view tenant_id) {
-  COFFRE_ASSIGN_OR_RETURN(Statement st, conn.PrepareCached("SELECT shredded FROM tenants WHERE id = ?"));
-  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
-  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-  if (!row) {
-    return Status::NotFound("no tenant with id " + std::string(tenant_id));
-  }
-  if (st.ColumnIsNull(0)) {
-    return std::optional<UnixMillis>();
-  }
-  return std::optional<UnixMillis>(st.ColumnInt64(0));
-}
+constexpr std::string_view kRotatedMessage =
+    "the keystore's root key was rotated (coffre keystore rotate-root) after this process started; restart it with "
+    "the new root key";
+constexpr std::string_view kIntegrityMessage =
+    " fails its integrity check: it was altered or written without the root key, and is refused";
 
 class SqliteKeystore final : public Keystore {
  public:
-  SqliteKeystore(std::unique_ptr<Connection> conn, SecretBytes root, const Clock& clock, int64_t data_version)
+  SqliteKeystore(std::unique_ptr<Connection> conn, internal::KeystoreKeys keys, const Clock& clock,
+                 int64_t data_version)
       : clock_(clock),
-        root_(std::move(root)),
+        keys_(std::move(keys)),
         conn_(std::move(conn)),
         data_version_(data_version),
         last_flush_(Now()),
@@ -210,11 +276,67 @@ class SqliteKeystore final : public Keystore {
                                uint32_t version) override;
   Status ReleaseApproval(const std::string& id) override;
 
+  Status CheckIntegrity() override;
+  uint64_t IntegrityFailures() const override { return integrity_failures_.load(); }
+
   Result<DataKey> NewDataKey(const std::string& tenant_id, ByteView aad) override;
   Result<SecretBytes> UnwrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, ByteView wrapped,
                                     ByteView aad) override;
 
  private:
+  enum class RowCheck { kOk, kForged, kReplayed };
+  // Whether `row` verifies under the row key and is no older than a generation of the same row
+  // this process saw before (an older valid state written back); records its generation.
+  template <typename Row>
+  RowCheck Check(const std::string& row_key, const Row& row) {
+    if (!internal::RowIntact(keys_.row_mac, row)) {
+      return RowCheck::kForged;
+    }
+    std::lock_guard lock(cache_mu_);
+    int64_t& seen = seen_gen_[row_key];
+    if (row.gen < seen) {
+      return RowCheck::kReplayed;
+    }
+    seen = row.gen;
+    return RowCheck::kOk;
+  }
+  // Notes a generation this process is writing (db_mu_ held); it counts as seen once the
+  // transaction committed (PublishSeen), so that a rolled-back write cannot make the row's real,
+  // older state look replayed.
+  void Saw(const std::string& row_key, int64_t gen) { pending_seen_.emplace_back(row_key, gen); }
+  void PublishSeen() {
+    std::lock_guard lock(cache_mu_);
+    for (const auto& [key, gen] : pending_seen_) {
+      int64_t& seen = seen_gen_[key];
+      seen = std::max(seen, gen);
+    }
+    pending_seen_.clear();
+  }
+  // The generation a changed row gets: past both the stored one and any this process saw.
+  int64_t NextGen(const std::string& row_key, int64_t stored) {
+    std::lock_guard lock(cache_mu_);
+    auto it = seen_gen_.find(row_key);
+    return std::max(stored, it == seen_gen_.end() ? 0 : it->second) + 1;
+  }
+  // A refused row: counted for CheckIntegrity, logged by its identity (never its contents), and
+  // answered with `as`.
+  // db_mu_ held for both.
+  Status Refuse(const std::string& what, RowCheck why, Status as);
+  // Whether the check value no longer opens under this process's keys (another process rotated
+  // the root key).
+  bool RootKeyRotatedLocked();
+
+  // Rows read inside the caller's transaction (db_mu_ held), checked: NotFound if absent; a row
+  // that fails Check is refused as the comment of each says.
+  Result<TenantRow> LoadTenantRow(const std::string& tenant_id);  // refused as NotFound
+  // The tenant's shredded time: NotFound if unknown (or refused).
+  Result<std::optional<UnixMillis>> TenantShredded(const std::string& tenant_id);
+  // PermissionDenied unless `name` is an enabled, intact credential of the admin role.
+  Status CheckEnabledAdmin(const std::string& name);
+  Result<ApprovalRow> LoadApprovalRow(const std::string& id);  // refused as PermissionDenied
+  // The version's row, or nullopt if absent; Corruption (refused) if it fails its check.
+  Result<std::optional<TenantKeyRow>> LoadTenantKeyRow(const std::string& tenant_id, uint32_t version);
+
   // Every entry records the cache epoch it was loaded in; Revalidate() moves to a new epoch when
   // another process changed the database, which makes every older entry stale at once (also one
   // whose load was under way while the change was detected).
@@ -271,11 +393,14 @@ class SqliteKeystore final : public Keystore {
   Status UnlessRootKeyRotated(Status failed);
 
   const Clock& clock_;
-  const SecretBytes root_;
+  // Derived from the root key, which this object does not keep.
+  const internal::KeystoreKeys keys_;
+  std::atomic<uint64_t> integrity_failures_{0};
 
   std::mutex db_mu_;
   std::unique_ptr<Connection> conn_;  // guarded by db_mu_
   int64_t data_version_ = 0;          // guarded by db_mu_
+  std::vector<std::pair<std::string, int64_t>> pending_seen_;  // guarded by db_mu_
 
   std::mutex cache_mu_;  // guards everything below
   std::map<std::pair<std::string, uint32_t>, CachedKey> tenant_keys_;
@@ -286,7 +411,76 @@ class SqliteKeystore final : public Keystore {
   bool flushing_ = false;
   uint64_t epoch_ = 0;
   UnixMillis last_revalidate_ = 0;
+  // The highest generation seen of each authenticated row, by row key (TenantRowKey...).
+  std::map<std::string, int64_t> seen_gen_;
 };
+
+bool SqliteKeystore::RootKeyRotatedLocked() {
+  auto st = conn_->PrepareCached("SELECT value FROM meta WHERE name = ?");
+  if (!st.ok() || !st->BindAll(kCheckName).ok()) {
+    return false;
+  }
+  auto row = st->Step();
+  if (!row.ok() || !*row) {
+    return false;
+  }
+  auto opened = crypto::Open(keys_.wrap, st->ColumnBlobView(0), AsBytes(internal::kCheckAadV2));
+  return !(opened.ok() && AsChars(*opened) == internal::kCheckPlaintext);
+}
+
+Status SqliteKeystore::Refuse(const std::string& what, RowCheck why, Status as) {
+  if (why == RowCheck::kForged && RootKeyRotatedLocked()) {
+    // Every row fails under the old keys once the root key was rotated by another process: that
+    // is not a forgery, and only a restart with the new key helps.
+    return Status::FailedPrecondition(std::string(kRotatedMessage));
+  }
+  integrity_failures_.fetch_add(1);
+  if (why == RowCheck::kReplayed) {
+    spdlog::error("keystore: {} was written back in an older state than this process saw (replayed row); refused",
+                  what);
+  } else {
+    spdlog::error("keystore: {}{}", what, kIntegrityMessage);
+  }
+  return as;
+}
+
+Result<TenantRow> SqliteKeystore::LoadTenantRow(const std::string& tenant_id) {
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kTenantColumns) +
+                                                             " FROM tenants WHERE id = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) {
+    return Status::NotFound("no tenant with id " + tenant_id);
+  }
+  TenantRow r = internal::ReadTenantRow(st);
+  if (RowCheck c = Check(TenantRowKey(r.id), r); c != RowCheck::kOk) {
+    return Refuse("tenant " + LoggableId(r.id), c, Status::NotFound("no tenant with id " + tenant_id));
+  }
+  return r;
+}
+
+Result<std::optional<UnixMillis>> SqliteKeystore::TenantShredded(const std::string& tenant_id) {
+  COFFRE_ASSIGN_OR_RETURN(TenantRow r, LoadTenantRow(tenant_id));
+  return std::optional<UnixMillis>(r.shredded);
+}
+
+Result<std::optional<TenantKeyRow>> SqliteKeystore::LoadTenantKeyRow(const std::string& tenant_id, uint32_t version) {
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          conn_->PrepareCached("SELECT " + std::string(internal::kTenantKeyColumns) +
+                                               " FROM tenant_keys WHERE tenant_id = ? AND version = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, version));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) {
+    return std::optional<TenantKeyRow>();
+  }
+  TenantKeyRow r = internal::ReadTenantKeyRow(st);
+  if (RowCheck c = Check(TenantKeyRowKey(r.tenant_id, r.version), r); c != RowCheck::kOk) {
+    const std::string what = "key version " + std::to_string(version) + " of tenant " + LoggableId(tenant_id);
+    return Refuse(what, c, Status::Corruption(what + std::string(kIntegrityMessage)));
+  }
+  return std::optional<TenantKeyRow>(std::move(r));
+}
+
 
 Result<int64_t> DataVersion(Connection& conn) {
   COFFRE_ASSIGN_OR_RETURN(Statement st, conn.PrepareCached("PRAGMA data_version"));
@@ -325,9 +519,11 @@ template <typename Fn>
 Status SqliteKeystore::WriteAndInvalidate(Fn&& fn) {
   {
     std::lock_guard lock(db_mu_);
+    pending_seen_.clear();
     COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_));
     COFFRE_RETURN_IF_ERROR(fn());
     COFFRE_RETURN_IF_ERROR(tx.Commit());
+    PublishSeen();
   }
   std::lock_guard lock(cache_mu_);
   InvalidateLocked();
@@ -347,29 +543,28 @@ Result<Tenant> SqliteKeystore::CreateTenant(const std::string& name) {
   constexpr uint32_t kFirstVersion = 1;
   auto key = std::make_shared<const SecretBytes>(SecretBytes::Random(crypto::kKeySize));
   COFFRE_ASSIGN_OR_RETURN(Bytes wrapped,
-                          crypto::Seal(root_, key->Reveal(), internal::TenantKeyAad(t.id, kFirstVersion)));
+                          crypto::Seal(keys_.wrap, key->Reveal(), internal::TenantKeyAad(t.id, kFirstVersion)));
   {
     std::lock_guard lock(db_mu_);
+    pending_seen_.clear();
     COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_));
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st,
-                              conn_->PrepareCached("INSERT INTO tenants(id, name, created) VALUES(?, ?, ?)"));
-      COFFRE_RETURN_IF_ERROR(st.BindAll(t.id, t.name, t.created));
-      Status s = st.Run();
+      TenantRow row{t.id, t.name, t.created, std::nullopt, 1, {}};
+      Status s = internal::InsertRow(*conn_, keys_.row_mac, row);
       if (s.code() == StatusCode::kAlreadyExists) {
         return Status::AlreadyExists("tenant " + name + " already exists");
       }
       COFFRE_RETURN_IF_ERROR(s);
+      Saw(TenantRowKey(t.id), row.gen);
     }
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("INSERT INTO tenant_keys(tenant_id, version, "
-                                                                 "wrapped_key, state, created) VALUES(?, ?, ?, "
-                                                                 "'active', ?)"));
-      COFFRE_RETURN_IF_ERROR(st.BindAll(t.id, kFirstVersion, wrapped, t.created));
-      COFFRE_RETURN_IF_ERROR(st.Run());
+      TenantKeyRow row{t.id, kFirstVersion, wrapped, "active", t.created, std::nullopt, 1, {}};
+      COFFRE_RETURN_IF_ERROR(internal::InsertRow(*conn_, keys_.row_mac, row));
+      Saw(TenantKeyRowKey(t.id, kFirstVersion), row.gen);
     }
     COFFRE_RETURN_IF_ERROR(RecordEvent(*conn_, t.created, t.id, "tenant-created", kFirstVersion, t.name));
     COFFRE_RETURN_IF_ERROR(tx.Commit());
+    PublishSeen();
   }
   const UnixMillis now = Now();
   std::lock_guard lock(cache_mu_);
@@ -380,14 +575,20 @@ Result<Tenant> SqliteKeystore::CreateTenant(const std::string& name) {
 
 Result<std::vector<Tenant>> SqliteKeystore::ListTenants() {
   std::lock_guard lock(db_mu_);
-  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT id, name, created, shredded FROM tenants ORDER BY name"));
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kTenantColumns) +
+                                                             " FROM tenants ORDER BY name"));
   std::vector<Tenant> out;
   while (true) {
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) {
       break;
     }
-    out.push_back(ReadTenant(st));
+    TenantRow r = internal::ReadTenantRow(st);
+    if (RowCheck c = Check(TenantRowKey(r.id), r); c != RowCheck::kOk) {
+      (void)Refuse("tenant " + LoggableId(r.id), c, Status::Ok());  // left out of the list
+      continue;
+    }
+    out.push_back(ToTenant(r));
   }
   return out;
 }
@@ -400,15 +601,21 @@ Result<Tenant> SqliteKeystore::QueryTenant(std::string_view sql, const std::stri
   if (!row) {
     return Status::NotFound("no tenant " + what);
   }
-  return ReadTenant(st);
+  TenantRow r = internal::ReadTenantRow(st);
+  if (RowCheck c = Check(TenantRowKey(r.id), r); c != RowCheck::kOk) {
+    return Refuse("tenant " + LoggableId(r.id), c, Status::NotFound("no tenant " + what));
+  }
+  return ToTenant(r);
 }
 
 Result<Tenant> SqliteKeystore::GetTenantByName(const std::string& name) {
-  return QueryTenant("SELECT id, name, created, shredded FROM tenants WHERE name = ?", name, "named " + name);
+  return QueryTenant("SELECT " + std::string(internal::kTenantColumns) + " FROM tenants WHERE name = ?", name,
+                     "named " + name);
 }
 
 Result<Tenant> SqliteKeystore::GetTenant(const std::string& tenant_id) {
-  return QueryTenant("SELECT id, name, created, shredded FROM tenants WHERE id = ?", tenant_id, "with id " + tenant_id);
+  return QueryTenant("SELECT " + std::string(internal::kTenantColumns) + " FROM tenants WHERE id = ?", tenant_id,
+                     "with id " + tenant_id);
 }
 
 // --- access keys -------------------------------------------------------------------------
@@ -429,22 +636,23 @@ Result<NewAccessKey> SqliteKeystore::CreateAccessKey(const std::string& tenant_i
     internal::RandomChars(internal::kAccessKeyIdAlphabet,
                           std::span(reinterpret_cast<uint8_t*>(id.data()) + 2, internal::kAccessKeyIdLength - 2));
     COFFRE_ASSIGN_OR_RETURN(Bytes sealed,
-                            crypto::Seal(root_, secret->Reveal(), internal::AccessKeySecretAad(id, tenant_id)));
+                            crypto::Seal(keys_.wrap, secret->Reveal(), internal::AccessKeySecretAad(id, tenant_id)));
+    pending_seen_.clear();
     COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_));
-    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
+    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(tenant_id));
     if (shredded) {
       return Status::FailedPrecondition("tenant " + tenant_id + std::string(kShreddedMessage));
     }
-    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("INSERT INTO access_keys(access_key_id, tenant_id, "
-                                                               "secret, enabled, created) VALUES(?, ?, ?, 1, ?)"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(id, tenant_id, sealed, out.key.created));
-    Status s = st.Run();
+    AccessKeyRow row{id, tenant_id, sealed, true, out.key.created, std::nullopt, 1, {}};
+    Status s = internal::InsertRow(*conn_, keys_.row_mac, row);
     if (s.code() == StatusCode::kAlreadyExists && attempt < 3) {
       continue;
     }
     COFFRE_RETURN_IF_ERROR(s);
+    Saw(AccessKeyRowKey(id), row.gen);
     COFFRE_RETURN_IF_ERROR(RecordEvent(*conn_, out.key.created, tenant_id, "access-key-created", 0, id));
     COFFRE_RETURN_IF_ERROR(tx.Commit());
+    PublishSeen();
     out.key.access_key_id = std::move(id);
     break;
   }
@@ -469,21 +677,20 @@ Result<std::vector<AccessKey>> SqliteKeystore::ListAccessKeys(const std::string&
       }
     }
     COFFRE_ASSIGN_OR_RETURN(Statement st,
-                            conn_->PrepareCached("SELECT access_key_id, enabled, created, last_used FROM access_keys "
-                                                 "WHERE tenant_id = ? ORDER BY access_key_id"));
+                            conn_->PrepareCached("SELECT " + std::string(internal::kAccessKeyColumns) +
+                                                 " FROM access_keys WHERE tenant_id = ? ORDER BY access_key_id"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
     while (true) {
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) {
         break;
       }
-      AccessKey k;
-      k.access_key_id = st.ColumnText(0);
-      k.tenant_id = tenant_id;
-      k.enabled = st.ColumnInt64(1) != 0;
-      k.created = st.ColumnInt64(2);
-      if (!st.ColumnIsNull(3)) {
-        k.last_used = st.ColumnInt64(3);
+      AccessKeyRow r = internal::ReadAccessKeyRow(st);
+      AccessKey k = ToAccessKey(r);
+      if (RowCheck c = Check(AccessKeyRowKey(r.access_key_id), r); c != RowCheck::kOk) {
+        // Listed (so that it can be deleted), but as what it is treated as: disabled.
+        (void)Refuse("access key " + LoggableId(r.access_key_id), c, Status::Ok());
+        k.enabled = false;
       }
       out.push_back(std::move(k));
     }
@@ -505,26 +712,40 @@ Result<SqliteKeystore::CachedAccessKey> SqliteKeystore::LoadAccessKey(const std:
   Bytes sealed;
   {
     std::lock_guard lock(db_mu_);
-    COFFRE_ASSIGN_OR_RETURN(
-        Statement st, conn_->PrepareCached("SELECT tenant_id, secret, enabled, created, last_used FROM access_keys "
-                                           "WHERE access_key_id = ?"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(access_key_id));
-    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) {
-      return Status::NotFound("unknown access key " + access_key_id);
+    // One snapshot for the key and its tenant.
+    COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, Transaction::Kind::kDeferred));
+    AccessKeyRow r;
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              conn_->PrepareCached("SELECT " + std::string(internal::kAccessKeyColumns) +
+                                                   " FROM access_keys WHERE access_key_id = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(access_key_id));
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        return Status::NotFound("unknown access key " + access_key_id);
+      }
+      r = internal::ReadAccessKeyRow(st);
     }
-    entry.key.access_key_id = access_key_id;
-    entry.key.tenant_id = st.ColumnText(0);
-    sealed = st.ColumnBlob(1);
-    entry.key.enabled = st.ColumnInt64(2) != 0;
-    entry.key.created = st.ColumnInt64(3);
-    if (!st.ColumnIsNull(4)) {
-      entry.key.last_used = st.ColumnInt64(4);
+    if (RowCheck c = Check(AccessKeyRowKey(access_key_id), r); c != RowCheck::kOk) {
+      return Refuse("access key " + LoggableId(access_key_id), c,
+                    Status::PermissionDenied("access key " + access_key_id + std::string(kIntegrityMessage)));
     }
+    // The tenant's own row must be intact and live too: an access-key row of a shredded tenant
+    // written back from an older copy is still refused while the tenant's row says shredded.
+    auto tenant = LoadTenantRow(r.tenant_id);
+    if (!tenant.ok()) {
+      return Status::PermissionDenied("access key " + access_key_id + " belongs to no valid tenant");
+    }
+    if (tenant->shredded) {
+      return Status::PermissionDenied("access key " + access_key_id + " belongs to a crypto-shredded tenant");
+    }
+    COFFRE_RETURN_IF_ERROR(tx.Commit());
+    entry.key = ToAccessKey(r);
+    sealed = std::move(r.secret);
   }
   // The aad names the key id and tenant: a secret copied onto another row, or a row moved to
   // another tenant, does not open.
-  auto secret = crypto::OpenSecret(root_, sealed, internal::AccessKeySecretAad(access_key_id, entry.key.tenant_id));
+  auto secret = crypto::OpenSecret(keys_.wrap, sealed, internal::AccessKeySecretAad(access_key_id, entry.key.tenant_id));
   if (!secret.ok()) {
     return UnlessRootKeyRotated(Status::Corruption("the stored secret of access key " + access_key_id +
                                                    " does not open under the root key"));
@@ -611,20 +832,7 @@ Status SqliteKeystore::FlushLastUsed(bool force) {
 
 Status SqliteKeystore::UnlessRootKeyRotated(Status failed) {
   std::lock_guard lock(db_mu_);
-  auto st = conn_->PrepareCached("SELECT value FROM meta WHERE name = ?");
-  if (!st.ok() || !st->BindAll(kCheckName).ok()) {
-    return failed;
-  }
-  auto row = st->Step();
-  if (!row.ok() || !*row) {
-    return failed;
-  }
-  auto opened = crypto::Open(root_, st->ColumnBlobView(0), AsBytes(internal::kCheckAad));
-  if (opened.ok() && AsChars(*opened) == internal::kCheckPlaintext) {
-    return failed;
-  }
-  return Status::FailedPrecondition("the keystore's root key was rotated (coffre keystore rotate-root) after this "
-                                    "process started; restart it with the new root key");
+  return RootKeyRotatedLocked() ? Status::FailedPrecondition(std::string(kRotatedMessage)) : failed;
 }
 
 // --- data keys ---------------------------------------------------------------------------
@@ -644,24 +852,21 @@ Result<KeyPtr> SqliteKeystore::TenantKey(const std::string& tenant_id, uint32_t 
   Bytes wrapped;
   {
     std::lock_guard lock(db_mu_);
-    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT wrapped_key FROM tenant_keys "
-                                                               "WHERE tenant_id = ? AND version = ?"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, version));
-    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    COFFRE_ASSIGN_OR_RETURN(std::optional<TenantKeyRow> row, LoadTenantKeyRow(tenant_id, version));
     if (!row) {
       {
         std::lock_guard cache_lock(cache_mu_);
         tenant_keys_.erase({tenant_id, version});  // destroyed elsewhere: forget it here too
       }
-      auto shredded = TenantShredded(*conn_, tenant_id);
+      auto shredded = TenantShredded(tenant_id);
       if (shredded.ok() && shredded->has_value()) {
         return Status::PermissionDenied("tenant " + tenant_id + std::string(kShreddedMessage));
       }
       return Status::NotFound("tenant " + tenant_id + " has no key version " + std::to_string(version));
     }
-    wrapped = st.ColumnBlob(0);
+    wrapped = std::move(row->wrapped_key);
   }
-  auto key = crypto::OpenSecret(root_, wrapped, internal::TenantKeyAad(tenant_id, version));
+  auto key = crypto::OpenSecret(keys_.wrap, wrapped, internal::TenantKeyAad(tenant_id, version));
   if (!key.ok() || key->size() != crypto::kKeySize) {
     return UnlessRootKeyRotated(Status::Corruption("key version " + std::to_string(version) + " of tenant " +
                                                    tenant_id + " does not open under the root key"));
@@ -687,18 +892,24 @@ Result<uint32_t> SqliteKeystore::ActiveVersion(const std::string& tenant_id) {
   uint32_t version = 0;
   {
     std::lock_guard lock(db_mu_);
-    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT version FROM tenant_keys "
-                                                               "WHERE tenant_id = ? AND state = 'active'"));
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kTenantKeyColumns) +
+                                                               " FROM tenant_keys WHERE tenant_id = ? AND state = "
+                                                               "'active'"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) {
-      auto shredded = TenantShredded(*conn_, tenant_id);
+      auto shredded = TenantShredded(tenant_id);
       if (shredded.ok() && shredded->has_value()) {
         return Status::PermissionDenied("tenant " + tenant_id + std::string(kShreddedMessage));
       }
       return Status::NotFound("tenant " + tenant_id + " has no active key");
     }
-    version = static_cast<uint32_t>(st.ColumnInt64(0));
+    TenantKeyRow r = internal::ReadTenantKeyRow(st);
+    if (RowCheck c = Check(TenantKeyRowKey(r.tenant_id, r.version), r); c != RowCheck::kOk) {
+      const std::string what = "key version " + std::to_string(r.version) + " of tenant " + LoggableId(tenant_id);
+      return Refuse(what, c, Status::Corruption(what + std::string(kIntegrityMessage)));
+    }
+    version = r.version;
   }
   std::lock_guard lock(cache_mu_);
   active_versions_[tenant_id] = CachedActive{version, now, epoch};
@@ -739,18 +950,37 @@ Status SqliteKeystore::SetAccessKeyEnabled(const std::string& tenant_id, const s
                                            bool enabled) {
   const UnixMillis now = Now();
   return WriteAndInvalidate([&]() -> Status {
-    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
+    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(tenant_id));
     if (shredded && enabled) {
       return Status::FailedPrecondition("tenant " + tenant_id + std::string(kShreddedMessage) +
                                         "; its access keys cannot be enabled");
     }
-    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE access_keys SET enabled = ? "
-                                                               "WHERE access_key_id = ? AND tenant_id = ?"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(enabled ? 1 : 0, access_key_id, tenant_id));
-    COFFRE_RETURN_IF_ERROR(st.Run());
-    if (conn_->Changes() == 0) {
-      return Status::NotFound("the tenant has no access key " + access_key_id);
+    AccessKeyRow r;
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              conn_->PrepareCached("SELECT " + std::string(internal::kAccessKeyColumns) +
+                                                   " FROM access_keys WHERE access_key_id = ? AND tenant_id = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(access_key_id, tenant_id));
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        return Status::NotFound("the tenant has no access key " + access_key_id);
+      }
+      r = internal::ReadAccessKeyRow(st);
     }
+    if (RowCheck c = Check(AccessKeyRowKey(access_key_id), r); c != RowCheck::kOk) {
+      // Disabling a failing row is allowed (it makes it harmless, and valid again); enabling it
+      // would launder whatever was written into it.
+      Status refused = Refuse("access key " + LoggableId(access_key_id), c,
+                              Status::Corruption("access key " + access_key_id + std::string(kIntegrityMessage) +
+                                                 "; disable or delete it"));
+      if (enabled) {
+        return refused;
+      }
+    }
+    r.enabled = enabled;
+    r.gen = NextGen(AccessKeyRowKey(access_key_id), r.gen);
+    COFFRE_RETURN_IF_ERROR(internal::UpdateRow(*conn_, keys_.row_mac, r));
+    Saw(AccessKeyRowKey(access_key_id), r.gen);
     return RecordEvent(*conn_, now, tenant_id, enabled ? "access-key-enabled" : "access-key-disabled", 0,
                        access_key_id);
   });
@@ -782,7 +1012,7 @@ Result<uint32_t> SqliteKeystore::RotateTenantKey(const std::string& tenant_id) {
   const UnixMillis now = Now();
   uint32_t version = 0;
   Status written = WriteAndInvalidate([&]() -> Status {
-    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
+    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(tenant_id));
     if (shredded) {
       return Status::FailedPrecondition("tenant " + tenant_id + std::string(kShreddedMessage) +
                                         "; it cannot get a new key");
@@ -800,19 +1030,35 @@ Result<uint32_t> SqliteKeystore::RotateTenantKey(const std::string& tenant_id) {
       version = static_cast<uint32_t>(st.ColumnInt64(0)) + 1;
     }
     const SecretBytes key = SecretBytes::Random(crypto::kKeySize);
-    COFFRE_ASSIGN_OR_RETURN(Bytes wrapped, crypto::Seal(root_, key.Reveal(), internal::TenantKeyAad(tenant_id, version)));
+    COFFRE_ASSIGN_OR_RETURN(Bytes wrapped,
+                            crypto::Seal(keys_.wrap, key.Reveal(), internal::TenantKeyAad(tenant_id, version)));
+    std::optional<TenantKeyRow> active;
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE tenant_keys SET state = 'retired' "
-                                                                 "WHERE tenant_id = ? AND state = 'active'"));
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              conn_->PrepareCached("SELECT " + std::string(internal::kTenantKeyColumns) +
+                                                   " FROM tenant_keys WHERE tenant_id = ? AND state = 'active'"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
-      COFFRE_RETURN_IF_ERROR(st.Run());
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (row) {
+        active = internal::ReadTenantKeyRow(st);
+      }
+    }
+    if (active) {
+      const std::string row_key = TenantKeyRowKey(tenant_id, active->version);
+      if (RowCheck c = Check(row_key, *active); c != RowCheck::kOk) {
+        const std::string what =
+            "key version " + std::to_string(active->version) + " of tenant " + LoggableId(tenant_id);
+        return Refuse(what, c, Status::Corruption(what + std::string(kIntegrityMessage)));
+      }
+      active->state = "retired";
+      active->gen = NextGen(row_key, active->gen);
+      COFFRE_RETURN_IF_ERROR(internal::UpdateRow(*conn_, keys_.row_mac, *active));
+      Saw(row_key, active->gen);
     }
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("INSERT INTO tenant_keys(tenant_id, version, "
-                                                                 "wrapped_key, state, created) VALUES(?, ?, ?, "
-                                                                 "'active', ?)"));
-      COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, version, wrapped, now));
-      COFFRE_RETURN_IF_ERROR(st.Run());
+      TenantKeyRow row{tenant_id, version, wrapped, "active", now, std::nullopt, 1, {}};
+      COFFRE_RETURN_IF_ERROR(internal::InsertRow(*conn_, keys_.row_mac, row));
+      Saw(TenantKeyRowKey(tenant_id, version), row.gen);
     }
     return RecordEvent(*conn_, now, tenant_id, "key-rotated", version, "");
   });
@@ -865,10 +1111,10 @@ Result<std::vector<std::string>> SqliteKeystore::RotateKeysOlderThan(int64_t max
 
 Result<std::vector<KeyVersion>> SqliteKeystore::ListKeyVersions(const std::string& tenant_id) {
   std::lock_guard lock(db_mu_);
-  COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
+  COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(tenant_id));
   (void)shredded;
-  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT version, state, created, destroying "
-                                                             "FROM tenant_keys WHERE tenant_id = ? ORDER BY version"));
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kTenantKeyColumns) +
+                                                             " FROM tenant_keys WHERE tenant_id = ? ORDER BY version"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
   std::vector<KeyVersion> out;
   while (true) {
@@ -876,8 +1122,13 @@ Result<std::vector<KeyVersion>> SqliteKeystore::ListKeyVersions(const std::strin
     if (!row) {
       break;
     }
-    out.push_back(KeyVersion{static_cast<uint32_t>(st.ColumnInt64(0)), st.ColumnTextView(1) == "active",
-                             st.ColumnInt64(2), !st.ColumnIsNull(3)});
+    TenantKeyRow r = internal::ReadTenantKeyRow(st);
+    if (RowCheck c = Check(TenantKeyRowKey(r.tenant_id, r.version), r); c != RowCheck::kOk) {
+      (void)Refuse("key version " + std::to_string(r.version) + " of tenant " + LoggableId(tenant_id), c,
+                   Status::Ok());  // left out of the list
+      continue;
+    }
+    out.push_back(KeyVersion{r.version, r.state == "active", r.created, r.destroying.has_value()});
   }
   return out;
 }
@@ -885,28 +1136,19 @@ Result<std::vector<KeyVersion>> SqliteKeystore::ListKeyVersions(const std::strin
 Status SqliteKeystore::SetKeyVersionDestroying(const std::string& tenant_id, uint32_t version, bool destroying) {
   const UnixMillis now = Now();
   return WriteAndInvalidate([&]() -> Status {
-    {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT state FROM tenant_keys "
-                                                                 "WHERE tenant_id = ? AND version = ?"));
-      COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, version));
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) {
-        return Status::NotFound("the tenant has no key version " + std::to_string(version));
-      }
-      if (destroying && st.ColumnTextView(0) == "active") {
-        return Status::FailedPrecondition("key version " + std::to_string(version) + " is the active version");
-      }
+    COFFRE_ASSIGN_OR_RETURN(std::optional<TenantKeyRow> row, LoadTenantKeyRow(tenant_id, version));
+    if (!row) {
+      return Status::NotFound("the tenant has no key version " + std::to_string(version));
     }
-    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE tenant_keys SET destroying = ? "
-                                                               "WHERE tenant_id = ? AND version = ?"));
-    if (destroying) {
-      COFFRE_RETURN_IF_ERROR(st.BindAll(now, tenant_id, version));
-    } else {
-      COFFRE_RETURN_IF_ERROR(st.BindNull(1));
-      COFFRE_RETURN_IF_ERROR(st.BindText(2, tenant_id));
-      COFFRE_RETURN_IF_ERROR(st.BindInt64(3, version));
+    if (destroying && row->state == "active") {
+      return Status::FailedPrecondition("key version " + std::to_string(version) + " is the active version");
     }
-    return st.Run();
+    row->destroying = destroying ? std::optional<int64_t>(now) : std::nullopt;
+    const std::string row_key = TenantKeyRowKey(tenant_id, version);
+    row->gen = NextGen(row_key, row->gen);
+    COFFRE_RETURN_IF_ERROR(internal::UpdateRow(*conn_, keys_.row_mac, *row));
+    Saw(row_key, row->gen);
+    return Status::Ok();
   });
 }
 
@@ -914,29 +1156,30 @@ Result<bool> SqliteKeystore::IsKeyVersionDestroying(const std::string& tenant_id
   // Read from the database, never the cache: the fence works only if a writer that commits after
   // the mark sees it (ObjectService::KeepClearOfDestruction).
   std::lock_guard lock(db_mu_);
-  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT destroying FROM tenant_keys "
-                                                             "WHERE tenant_id = ? AND version = ?"));
-  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, version));
-  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-  return !row || !st.ColumnIsNull(0);
+  auto row = LoadTenantKeyRow(tenant_id, version);
+  if (!row.ok()) {
+    // A row that fails its check is taken as marked: the writer re-wraps under the active
+    // version rather than trusting a version whose destroy mark may have been cleared by hand.
+    return row.status().code() == StatusCode::kCorruption ? Result<bool>(true) : Result<bool>(row.status());
+  }
+  return !row->has_value() || (*row)->destroying.has_value();
 }
 
 Status SqliteKeystore::DestroyKeyVersion(const std::string& tenant_id, uint32_t version) {
   const UnixMillis now = Now();
   Status written = WriteAndInvalidate([&]() -> Status {
-    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
+    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(tenant_id));
     if (shredded) {
       return Status::FailedPrecondition("tenant " + tenant_id + std::string(kShreddedMessage));
     }
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT state FROM tenant_keys "
-                                                                 "WHERE tenant_id = ? AND version = ?"));
-      COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, version));
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      // A row that fails its check is refused here: its state cannot be trusted to say it is not
+      // the version the tenant's data is wrapped under.
+      COFFRE_ASSIGN_OR_RETURN(std::optional<TenantKeyRow> row, LoadTenantKeyRow(tenant_id, version));
       if (!row) {
         return Status::NotFound("the tenant has no key version " + std::to_string(version));
       }
-      if (st.ColumnTextView(0) == "active") {
+      if (row->state == "active") {
         return Status::FailedPrecondition("key version " + std::to_string(version) +
                                           " is the active version; rotate first (coffre key rotate), rewrap, "
                                           "then destroy the retired version");
@@ -973,8 +1216,8 @@ Result<RewrappedKey> SqliteKeystore::RewrapDataKey(const std::string& tenant_id,
 Status SqliteKeystore::ShredTenant(const std::string& tenant_id) {
   const UnixMillis now = Now();
   Status written = WriteAndInvalidate([&]() -> Status {
-    COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
-    if (shredded) {
+    COFFRE_ASSIGN_OR_RETURN(TenantRow tenant, LoadTenantRow(tenant_id));
+    if (tenant.shredded) {
       return Status::FailedPrecondition("tenant " + tenant_id + " is already crypto-shredded");
     }
     {
@@ -983,16 +1226,33 @@ Status SqliteKeystore::ShredTenant(const std::string& tenant_id) {
       COFFRE_RETURN_IF_ERROR(st.Run());
     }
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st,
-                              conn_->PrepareCached("UPDATE access_keys SET enabled = 0 WHERE tenant_id = ?"));
-      COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
-      COFFRE_RETURN_IF_ERROR(st.Run());
+      // Every access key of the tenant is disabled, and authenticated as such (even one whose
+      // row failed its check: disabled is the harmless state).
+      std::vector<AccessKeyRow> rows;
+      {
+        COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kAccessKeyColumns) +
+                                                                   " FROM access_keys WHERE tenant_id = ?"));
+        COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
+        while (true) {
+          COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+          if (!row) {
+            break;
+          }
+          rows.push_back(internal::ReadAccessKeyRow(st));
+        }
+      }
+      for (auto& r : rows) {
+        const std::string row_key = AccessKeyRowKey(r.access_key_id);
+        r.enabled = false;
+        r.gen = NextGen(row_key, r.gen);
+        COFFRE_RETURN_IF_ERROR(internal::UpdateRow(*conn_, keys_.row_mac, r));
+        Saw(row_key, r.gen);
+      }
     }
-    {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE tenants SET shredded = ? WHERE id = ?"));
-      COFFRE_RETURN_IF_ERROR(st.BindAll(now, tenant_id));
-      COFFRE_RETURN_IF_ERROR(st.Run());
-    }
+    tenant.shredded = now;
+    tenant.gen = NextGen(TenantRowKey(tenant_id), tenant.gen);
+    COFFRE_RETURN_IF_ERROR(internal::UpdateRow(*conn_, keys_.row_mac, tenant));
+    Saw(TenantRowKey(tenant_id), tenant.gen);
     return RecordEvent(*conn_, now, tenant_id, "tenant-shredded", 0, "");
   });
   if (!written.ok()) {
@@ -1024,7 +1284,14 @@ Result<std::vector<KeyEvent>> SqliteKeystore::ListKeyEvents(const std::string& t
 
 constexpr size_t kAdminTokenRandomBytes = 32;
 
-crypto::Sha256Digest AdminTokenHash(std::string_view token) { return crypto::Sha256::Digest(AsBytes(token)); }
+// What is stored for a token: a MAC of its SHA-256 under the keystore's admin token key. A row
+// written by someone without that key matches no token.
+Bytes StoredTokenMac(const SecretBytes& token_key, std::string_view token) {
+  crypto::Sha256Digest digest = crypto::Sha256::Digest(AsBytes(token));
+  Bytes mac = internal::AdminTokenMac(token_key, digest);
+  sodium_memzero(digest.data(), digest.size());
+  return mac;
+}
 
 // Unpadded base64url, so a token needs no quoting in a header, a shell or a URL.
 std::string Base64Url(ByteView data) {
@@ -1042,21 +1309,6 @@ std::string Base64Url(ByteView data) {
   return s;
 }
 
-Result<AdminCredential> ReadAdminCredential(const Statement& st) {
-  AdminCredential c;
-  c.name = st.ColumnText(0);
-  auto role = ParseAdminRole(st.ColumnTextView(1));
-  if (!role) {
-    return Status::Corruption("admin credential " + c.name + " has an unknown role");
-  }
-  c.role = *role;
-  c.created = st.ColumnInt64(2);
-  if (!st.ColumnIsNull(3)) {
-    c.disabled = st.ColumnInt64(3);
-  }
-  return c;
-}
-
 Result<NewAdminCredential> SqliteKeystore::CreateAdminCredential(const std::string& name, AdminRole role) {
   if (!internal::IsValidTenantName(name)) {
     return Status::InvalidArgument("invalid credential name '" + name + "': expected [a-z0-9][a-z0-9._-]{0,62}");
@@ -1065,18 +1317,23 @@ Result<NewAdminCredential> SqliteKeystore::CreateAdminCredential(const std::stri
   out.credential.name = name;
   out.credential.role = role;
   out.credential.created = Now();
-  SecretBytes random = SecretBytes::Random(kAdminTokenRandomBytes);
-  out.token = std::string(kAdminTokenPrefix) + Base64Url(random.Reveal());
-  const crypto::Sha256Digest hash = AdminTokenHash(out.token);
+  {
+    SecretBytes random = SecretBytes::Random(kAdminTokenRandomBytes);
+    std::string encoded = Base64Url(random.Reveal());
+    out.token.reserve(kAdminTokenPrefix.size() + encoded.size());
+    out.token.append(kAdminTokenPrefix);
+    out.token.append(encoded);
+    WipeString(encoded);
+  }
+  AdminCredentialRow row{name, std::string(AdminRoleName(role)), StoredTokenMac(keys_.admin_token, out.token),
+                         out.credential.created, std::nullopt, 1, {}};
   Status written = WriteAndInvalidate([&]() -> Status {
-    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("INSERT INTO admin_credentials(name, role, "
-                                                               "token_sha256, created) VALUES(?, ?, ?, ?)"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(name, AdminRoleName(role), ByteView(hash), out.credential.created));
-    Status inserted = st.Run();
+    Status inserted = internal::InsertRow(*conn_, keys_.row_mac, row);
     if (inserted.code() == StatusCode::kAlreadyExists) {
       return Status::AlreadyExists("admin credential " + name + " already exists");
     }
     COFFRE_RETURN_IF_ERROR(inserted);
+    Saw(AdminRowKey(name), row.gen);
     return RecordEvent(*conn_, out.credential.created, "", "admin-credential-created", 0,
                        name + " (" + std::string(AdminRoleName(role)) + ")");
   });
@@ -1088,15 +1345,21 @@ Result<NewAdminCredential> SqliteKeystore::CreateAdminCredential(const std::stri
 
 Result<std::vector<AdminCredential>> SqliteKeystore::ListAdminCredentials() {
   std::lock_guard lock(db_mu_);
-  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT name, role, created, disabled "
-                                                             "FROM admin_credentials ORDER BY name"));
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kAdminCredentialColumns) +
+                                                             " FROM admin_credentials ORDER BY name"));
   std::vector<AdminCredential> out;
   while (true) {
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) {
       break;
     }
-    COFFRE_ASSIGN_OR_RETURN(AdminCredential c, ReadAdminCredential(st));
+    AdminCredentialRow r = internal::ReadAdminCredentialRow(st);
+    COFFRE_ASSIGN_OR_RETURN(AdminCredential c, ToAdminCredential(r));
+    if (RowCheck check = Check(AdminRowKey(r.name), r); check != RowCheck::kOk) {
+      // Listed (so that it can be disabled), as what it is treated as: disabled.
+      (void)Refuse("admin credential " + LoggableId(r.name), check, Status::Ok());
+      c.disabled = c.disabled.value_or(0);
+    }
     out.push_back(std::move(c));
   }
   return out;
@@ -1105,112 +1368,105 @@ Result<std::vector<AdminCredential>> SqliteKeystore::ListAdminCredentials() {
 Status SqliteKeystore::DisableAdminCredential(const std::string& name) {
   const UnixMillis now = Now();
   return WriteAndInvalidate([&]() -> Status {
+    AdminCredentialRow r;
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT disabled FROM admin_credentials "
-                                                                 "WHERE name = ?"));
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              conn_->PrepareCached("SELECT " + std::string(internal::kAdminCredentialColumns) +
+                                                   " FROM admin_credentials WHERE name = ?"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(name));
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) {
         return Status::NotFound("no admin credential named " + name);
       }
-      if (!st.ColumnIsNull(0)) {
-        return Status::FailedPrecondition("admin credential " + name + " is already disabled");
-      }
+      r = internal::ReadAdminCredentialRow(st);
     }
-    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE admin_credentials SET disabled = ? "
-                                                               "WHERE name = ?"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(now, name));
-    COFFRE_RETURN_IF_ERROR(st.Run());
+    const std::string row_key = AdminRowKey(name);
+    const RowCheck check = Check(row_key, r);
+    if (check != RowCheck::kOk) {
+      // Disabling a failing row makes it harmless and valid again: the way to clear a forgery.
+      (void)Refuse("admin credential " + LoggableId(name), check, Status::Ok());
+    } else if (r.disabled) {
+      return Status::FailedPrecondition("admin credential " + name + " is already disabled");
+    }
+    r.disabled = now;
+    r.gen = NextGen(row_key, r.gen);
+    COFFRE_RETURN_IF_ERROR(internal::UpdateRow(*conn_, keys_.row_mac, r));
+    Saw(row_key, r.gen);
     return RecordEvent(*conn_, now, "", "admin-credential-disabled", 0, name);
   });
 }
 
 Result<AdminCredential> SqliteKeystore::AuthenticateAdminToken(std::string_view token) {
-  const crypto::Sha256Digest hash = AdminTokenHash(token);
-  std::optional<AdminCredential> match;
+  const Bytes token_mac = StoredTokenMac(keys_.admin_token, token);
+  std::optional<AdminCredentialRow> match;
   {
     std::lock_guard lock(db_mu_);
-    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT name, role, created, disabled, token_sha256 "
-                                                               "FROM admin_credentials"));
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " +
+                                                               std::string(internal::kAdminCredentialColumns) +
+                                                               " FROM admin_credentials"));
     // Every row is compared, whatever matched before: the time taken does not depend on which
-    // stored hash (if any) the token's hash equals.
+    // stored MAC (if any) the token's MAC equals.
     while (true) {
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) {
         break;
       }
-      const bool equal = ConstantTimeEquals(hash, st.ColumnBlobView(4));
-      COFFRE_ASSIGN_OR_RETURN(AdminCredential c, ReadAdminCredential(st));
-      if (equal) {
-        match = std::move(c);
+      AdminCredentialRow r = internal::ReadAdminCredentialRow(st);
+      if (ConstantTimeEquals(token_mac, r.token_mac)) {
+        match = std::move(r);
       }
     }
+    if (!match) {
+      return Status::NotFound("unknown admin token");
+    }
+    if (RowCheck check = Check(AdminRowKey(match->name), *match); check != RowCheck::kOk) {
+      return Refuse("admin credential " + LoggableId(match->name), check, Status::NotFound("unknown admin token"));
+    }
   }
-  if (!match) {
-    return Status::NotFound("unknown admin token");
+  COFFRE_ASSIGN_OR_RETURN(AdminCredential c, ToAdminCredential(*match));
+  if (c.disabled) {
+    return Status::PermissionDenied("admin credential " + c.name + " is disabled");
   }
-  if (match->disabled) {
-    return Status::PermissionDenied("admin credential " + match->name + " is disabled");
-  }
-  return *std::move(match);
+  return c;
 }
 
 // --- dual control approvals ---------------------------------------------------------------
 
-constexpr std::string_view kApprovalColumns =
-    "id, operation, tenant_id, version, requested_by, requested, expires, approved_by, approved, used";
-
-Result<Approval> ReadApproval(const Statement& st) {
-  Approval a;
-  a.id = st.ColumnText(0);
-  auto op = ParseGuardedOperation(st.ColumnTextView(1));
-  if (!op) {
-    return Status::Corruption("approval " + a.id + " names an unknown operation");
-  }
-  a.operation = *op;
-  a.tenant_id = st.ColumnText(2);
-  a.version = static_cast<uint32_t>(st.ColumnInt64(3));
-  a.requested_by = st.ColumnText(4);
-  a.requested = st.ColumnInt64(5);
-  a.expires = st.ColumnInt64(6);
-  if (!st.ColumnIsNull(7)) {
-    a.approved_by = st.ColumnText(7);
-  }
-  if (!st.ColumnIsNull(8)) {
-    a.approved = st.ColumnInt64(8);
-  }
-  if (!st.ColumnIsNull(9)) {
-    a.used = st.ColumnInt64(9);
-  }
-  return a;
-}
-
-// Inside the caller's transaction.
-Result<Approval> LoadApproval(Connection& conn, const std::string& id) {
-  COFFRE_ASSIGN_OR_RETURN(
-      Statement st, conn.PrepareCached("SELECT " + std::string(kApprovalColumns) + " FROM approvals WHERE id = ?"));
+Result<ApprovalRow> SqliteKeystore::LoadApprovalRow(const std::string& id) {
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kApprovalRowColumns) +
+                                                             " FROM approvals WHERE id = ?"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(id));
   COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) {
     return Status::NotFound("no approval " + id);
   }
-  return ReadApproval(st);
+  ApprovalRow r = internal::ReadApprovalRow(st);
+  if (RowCheck check = Check(ApprovalRowKey(id), r); check != RowCheck::kOk) {
+    return Refuse("approval " + LoggableId(id), check,
+                  Status::PermissionDenied("approval " + id + std::string(kIntegrityMessage) + "; request a new one"));
+  }
+  return r;
 }
 
 // PermissionDenied unless `name` is an enabled credential of the admin role (auditors approve
 // nothing: separation of duties).
-Status CheckEnabledAdmin(Connection& conn, const std::string& name) {
-  COFFRE_ASSIGN_OR_RETURN(Statement st,
-                          conn.PrepareCached("SELECT role, disabled FROM admin_credentials WHERE name = ?"));
+Status SqliteKeystore::CheckEnabledAdmin(const std::string& name) {
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kAdminCredentialColumns) +
+                                                             " FROM admin_credentials WHERE name = ?"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(name));
   COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) {
     return Status::PermissionDenied("no admin credential named " + name);
   }
-  if (!st.ColumnIsNull(1)) {
+  AdminCredentialRow r = internal::ReadAdminCredentialRow(st);
+  if (RowCheck check = Check(AdminRowKey(name), r); check != RowCheck::kOk) {
+    return Refuse("admin credential " + LoggableId(name), check,
+                  Status::PermissionDenied("admin credential " + name + std::string(kIntegrityMessage)));
+  }
+  if (r.disabled) {
     return Status::PermissionDenied("admin credential " + name + " is disabled");
   }
-  if (st.ColumnTextView(0) != AdminRoleName(AdminRole::kAdmin)) {
+  if (r.role != AdminRoleName(AdminRole::kAdmin)) {
     return Status::PermissionDenied("credential " + name +
                                     " is an auditor credential; only admin credentials take "
                                     "part in dual control");
@@ -1243,23 +1499,28 @@ Result<Approval> SqliteKeystore::RequestApproval(const std::string& id, GuardedO
   a.requested = Now();
   a.expires = a.requested + ttl_ms;
   Status written = WriteAndInvalidate([&]() -> Status {
-    COFFRE_RETURN_IF_ERROR(CheckEnabledAdmin(*conn_, requested_by));
+    COFFRE_RETURN_IF_ERROR(CheckEnabledAdmin(requested_by));
     if (for_tenant) {
-      COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(*conn_, tenant_id));
+      COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(tenant_id));
       if (shredded) {
         return Status::FailedPrecondition("tenant " + tenant_id + std::string(kShreddedMessage));
       }
     }
-    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("INSERT INTO approvals(id, operation, tenant_id, "
-                                                               "version, requested_by, requested, expires) "
-                                                               "VALUES(?, ?, ?, ?, ?, ?, ?)"));
-    COFFRE_RETURN_IF_ERROR(
-        st.BindAll(a.id, GuardedOperationName(operation), tenant_id, version, requested_by, a.requested, a.expires));
-    Status inserted = st.Run();
+    ApprovalRow row;
+    row.id = a.id;
+    row.operation = std::string(GuardedOperationName(operation));
+    row.tenant_id = tenant_id;
+    row.version = version;
+    row.requested_by = requested_by;
+    row.requested = a.requested;
+    row.expires = a.expires;
+    row.gen = 1;
+    Status inserted = internal::InsertRow(*conn_, keys_.row_mac, row);
     if (inserted.code() == StatusCode::kAlreadyExists) {
       return Status::AlreadyExists("approval " + id + " already exists");
     }
     COFFRE_RETURN_IF_ERROR(inserted);
+    Saw(ApprovalRowKey(id), row.gen);
     return RecordEvent(*conn_, a.requested, tenant_id, "approval-requested", version,
                        a.id + " " + DescribeApproval(a) + " by " + requested_by);
   });
@@ -1271,12 +1532,13 @@ Result<Approval> SqliteKeystore::RequestApproval(const std::string& id, GuardedO
 
 Result<Approval> SqliteKeystore::GetApproval(const std::string& id) {
   std::lock_guard lock(db_mu_);
-  return LoadApproval(*conn_, id);
+  COFFRE_ASSIGN_OR_RETURN(ApprovalRow r, LoadApprovalRow(id));
+  return ToApproval(r);
 }
 
 Result<std::vector<Approval>> SqliteKeystore::ListApprovals(size_t limit) {
   std::lock_guard lock(db_mu_);
-  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(kApprovalColumns) +
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kApprovalRowColumns) +
                                                              " FROM approvals ORDER BY requested DESC, id LIMIT ?"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX))));
   std::vector<Approval> out;
@@ -1285,7 +1547,12 @@ Result<std::vector<Approval>> SqliteKeystore::ListApprovals(size_t limit) {
     if (!row) {
       break;
     }
-    COFFRE_ASSIGN_OR_RETURN(Approval a, ReadApproval(st));
+    ApprovalRow r = internal::ReadApprovalRow(st);
+    if (RowCheck check = Check(ApprovalRowKey(r.id), r); check != RowCheck::kOk) {
+      (void)Refuse("approval " + LoggableId(r.id), check, Status::Ok());  // left out of the list
+      continue;
+    }
+    COFFRE_ASSIGN_OR_RETURN(Approval a, ToApproval(r));
     out.push_back(std::move(a));
   }
   return out;
@@ -1295,13 +1562,15 @@ Result<Approval> SqliteKeystore::GrantApproval(const std::string& id, const std:
   const UnixMillis now = Now();
   Approval a;
   Status written = WriteAndInvalidate([&]() -> Status {
-    COFFRE_ASSIGN_OR_RETURN(a, LoadApproval(*conn_, id));
+    COFFRE_ASSIGN_OR_RETURN(ApprovalRow row, LoadApprovalRow(id));
+    COFFRE_ASSIGN_OR_RETURN(a, ToApproval(row));
     COFFRE_RETURN_IF_ERROR(CheckGrantable(a, approved_by, now));
-    COFFRE_RETURN_IF_ERROR(CheckEnabledAdmin(*conn_, approved_by));
-    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE approvals SET approved_by = ?, approved = ? "
-                                                               "WHERE id = ? AND approved_by IS NULL"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(approved_by, now, id));
-    COFFRE_RETURN_IF_ERROR(st.Run());
+    COFFRE_RETURN_IF_ERROR(CheckEnabledAdmin(approved_by));
+    row.approved_by = approved_by;
+    row.approved = now;
+    row.gen = NextGen(ApprovalRowKey(id), row.gen);
+    COFFRE_RETURN_IF_ERROR(internal::UpdateRow(*conn_, keys_.row_mac, row));
+    Saw(ApprovalRowKey(id), row.gen);
     a.approved_by = approved_by;
     a.approved = now;
     return RecordEvent(
@@ -1319,7 +1588,8 @@ Result<Approval> SqliteKeystore::UseApproval(const std::string& id, GuardedOpera
   const UnixMillis now = Now();
   Approval a;
   Status written = WriteAndInvalidate([&]() -> Status {
-    COFFRE_ASSIGN_OR_RETURN(a, LoadApproval(*conn_, id));
+    COFFRE_ASSIGN_OR_RETURN(ApprovalRow row, LoadApprovalRow(id));
+    COFFRE_ASSIGN_OR_RETURN(a, ToApproval(row));
     if (a.operation != operation || a.tenant_id != tenant_id || a.version != version) {
       return Status::InvalidArgument("approval " + id + " approves " + DescribeApproval(a) +
                                      (a.tenant_id.empty() ? std::string() : " of tenant " + a.tenant_id) +
@@ -1333,14 +1603,14 @@ Result<Approval> SqliteKeystore::UseApproval(const std::string& id, GuardedOpera
     }
     // Both people must still be trusted when the operation runs.
     for (const std::string& who : {a.requested_by, *a.approved_by}) {
-      if (Status admin = CheckEnabledAdmin(*conn_, who); !admin.ok()) {
+      if (Status admin = CheckEnabledAdmin(who); !admin.ok()) {
         return Status::FailedPrecondition("approval " + id + " no longer counts: " + admin.message());
       }
     }
-    COFFRE_ASSIGN_OR_RETURN(Statement st,
-                            conn_->PrepareCached("UPDATE approvals SET used = ? WHERE id = ? AND used IS NULL"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(now, id));
-    COFFRE_RETURN_IF_ERROR(st.Run());
+    row.used = now;
+    row.gen = NextGen(ApprovalRowKey(id), row.gen);
+    COFFRE_RETURN_IF_ERROR(internal::UpdateRow(*conn_, keys_.row_mac, row));
+    Saw(ApprovalRowKey(id), row.gen);
     a.used = now;
     return RecordEvent(*conn_, now, a.tenant_id, "approval-used", a.version, id + " " + DescribeApproval(a));
   });
@@ -1353,19 +1623,51 @@ Result<Approval> SqliteKeystore::UseApproval(const std::string& id, GuardedOpera
 Status SqliteKeystore::ReleaseApproval(const std::string& id) {
   const UnixMillis now = Now();
   return WriteAndInvalidate([&]() -> Status {
-    COFFRE_ASSIGN_OR_RETURN(Approval a, LoadApproval(*conn_, id));
+    COFFRE_ASSIGN_OR_RETURN(ApprovalRow row, LoadApprovalRow(id));
+    COFFRE_ASSIGN_OR_RETURN(Approval a, ToApproval(row));
     if (!a.used) {
       return Status::FailedPrecondition("approval " + id + " is not in use");
     }
-    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("UPDATE approvals SET used = NULL WHERE id = ?"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(id));
-    COFFRE_RETURN_IF_ERROR(st.Run());
+    row.used = std::nullopt;
+    row.gen = NextGen(ApprovalRowKey(id), row.gen);
+    COFFRE_RETURN_IF_ERROR(internal::UpdateRow(*conn_, keys_.row_mac, row));
+    Saw(ApprovalRowKey(id), row.gen);
     return RecordEvent(*conn_, now, a.tenant_id, "approval-released", a.version, id + " " + DescribeApproval(a));
   });
 }
 
-// Verifies the root key against the keystore's check value, or records one in a new keystore.
-Status CheckRootKey(Connection& conn, const SecretBytes& root) {
+// --- integrity ----------------------------------------------------------------------------
+
+Status SqliteKeystore::CheckIntegrity() {
+  internal::RowScan scan;
+  {
+    std::lock_guard lock(db_mu_);
+    COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, Transaction::Kind::kDeferred));
+    if (RootKeyRotatedLocked()) {
+      return Status::FailedPrecondition(std::string(kRotatedMessage));
+    }
+    COFFRE_ASSIGN_OR_RETURN(scan, internal::ScanRows(*conn_, keys_));
+    COFFRE_RETURN_IF_ERROR(tx.Commit());
+  }
+  const uint64_t refused = integrity_failures_.load();
+  if (scan.failed == 0 && refused == 0) {
+    return Status::Ok();
+  }
+  std::string msg = std::to_string(scan.failed) + " of " + std::to_string(scan.rows) +
+                    " keystore row(s) fail their integrity check";
+  if (scan.failed != 0) {
+    msg += " (first: " + scan.first_failure + ")";
+  }
+  msg += "; " + std::to_string(refused) +
+         " read(s) refused a forged or replayed row since start (see the log; docs/KEYS.md \"Authenticated rows\")";
+  return Status::Corruption(msg);
+}
+
+// Verifies the root key against the keystore's check value and loads the keys derived from it;
+// records a check value in a new keystore; converts a keystore written before rows were
+// authenticated (its check value opens under the raw root key), in one transaction.
+Result<internal::KeystoreKeys> OpenKeys(Connection& conn, const SecretBytes& root) {
+  internal::KeystoreKeys keys = internal::DeriveKeystoreKeys(root);
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(conn));
   Bytes sealed;
   {
@@ -1376,19 +1678,37 @@ Status CheckRootKey(Connection& conn, const SecretBytes& root) {
       sealed = st.ColumnBlob(0);
     }
   }
-  if (!sealed.empty()) {
-    auto opened = crypto::Open(root, sealed, AsBytes(internal::kCheckAad));
-    if (!opened.ok() || AsChars(*opened) != internal::kCheckPlaintext) {
-      return Status::PermissionDenied("root key does not match this keystore");
-    }
-    return tx.Commit();
+  if (sealed.empty()) {
+    COFFRE_ASSIGN_OR_RETURN(Bytes check, internal::SealCheckValue(keys.wrap));
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn.Prepare("INSERT INTO meta(name, value) VALUES(?, ?)"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(kCheckName, check));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+    COFFRE_ASSIGN_OR_RETURN(keys.admin_token, internal::LoadAdminTokenKey(conn, keys.wrap, /*create=*/true));
+    COFFRE_RETURN_IF_ERROR(tx.Commit());
+    return keys;
   }
-  COFFRE_ASSIGN_OR_RETURN(Bytes check,
-                          crypto::Seal(root, AsBytes(internal::kCheckPlaintext), AsBytes(internal::kCheckAad)));
-  COFFRE_ASSIGN_OR_RETURN(Statement st, conn.Prepare("INSERT INTO meta(name, value) VALUES(?, ?)"));
-  COFFRE_RETURN_IF_ERROR(st.BindAll(kCheckName, check));
-  COFFRE_RETURN_IF_ERROR(st.Run());
-  return tx.Commit();
+  switch (internal::CheckValueFormat(sealed, root, keys.wrap)) {
+    case internal::CheckFormat::kNoMatch:
+      return Status::PermissionDenied("root key does not match this keystore");
+    case internal::CheckFormat::kCurrent:
+      break;
+    case internal::CheckFormat::kLegacy: {
+      internal::ResealSource from;
+      from.legacy = true;
+      from.legacy_root = &root;
+      COFFRE_ASSIGN_OR_RETURN(internal::ResealReport report, internal::ResealAll(conn, from, keys, nullptr));
+      const std::string detail = std::to_string(report.rows) + " row(s) authenticated, " +
+                                 std::to_string(report.tenant_keys + report.access_keys) +
+                                 " sealed value(s) moved to the derived wrapping key";
+      COFFRE_RETURN_IF_ERROR(
+          RecordEvent(conn, ToUnixMillis(Clock::System().Now()), "", "keystore-rows-authenticated", 0, detail));
+      spdlog::warn("keystore: converted to authenticated rows under the root key: {}", detail);
+      break;
+    }
+  }
+  COFFRE_ASSIGN_OR_RETURN(keys.admin_token, internal::LoadAdminTokenKey(conn, keys.wrap, /*create=*/false));
+  COFFRE_RETURN_IF_ERROR(tx.Commit());
+  return keys;
 }
 
 }  // namespace
@@ -1483,8 +1803,14 @@ std::string NewApprovalId() {
   return "apr-" + HexEncode(random.Reveal());
 }
 
+NewAccessKey::~NewAccessKey() { WipeString(secret_access_key); }
+NewAdminCredential::~NewAdminCredential() { WipeString(token); }
+
 namespace internal {
 Status MigrateKeystoreSchema(Connection& conn) { return db::Migrate(conn, kMigrations); }
+Status MigrateKeystoreSchemaTo(Connection& conn, size_t version) {
+  return db::Migrate(conn, std::span<const std::string_view>(kMigrations).first(std::min(version, std::size(kMigrations))));
+}
 }  // namespace internal
 
 Result<std::unique_ptr<Keystore>> Keystore::Open(const std::string& path, SecretBytes root_key, const Clock& clock) {
@@ -1493,12 +1819,13 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(const std::string& path, Secret
   }
   COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, Connection::Open(path, db::OpenMode::kReadWriteCreate));
   COFFRE_RETURN_IF_ERROR(internal::MigrateKeystoreSchema(*conn));
-  COFFRE_RETURN_IF_ERROR(CheckRootKey(*conn, root_key));
+  COFFRE_ASSIGN_OR_RETURN(internal::KeystoreKeys keys, OpenKeys(*conn, root_key));
+  root_key = SecretBytes();  // only the derived keys are kept
   // Deleted rows (destroyed key versions, shredded tenants, deleted access keys) are overwritten
   // with zeros rather than left in free pages.
   COFFRE_RETURN_IF_ERROR(conn->Exec("PRAGMA secure_delete = ON"));
   COFFRE_ASSIGN_OR_RETURN(int64_t data_version, DataVersion(*conn));
-  return std::unique_ptr<Keystore>(new SqliteKeystore(std::move(conn), std::move(root_key), clock, data_version));
+  return std::unique_ptr<Keystore>(new SqliteKeystore(std::move(conn), std::move(keys), clock, data_version));
 }
 
 }  // namespace coffre::keystore

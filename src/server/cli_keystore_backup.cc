@@ -352,7 +352,7 @@ int RunRestore(const RestoreFlags& flags) {
     return Fail(Status(applied.status().code(), "cannot re-apply the key destructions made since the backup: " +
                                                     applied.status().message() + ". Nothing was changed"));
   }
-  auto voided = staged->VoidOpenApprovals(ToUnixMillis(Clock::System().Now()));
+  auto voided = staged->VoidOpenApprovals(*root, ToUnixMillis(Clock::System().Now()));
   if (!voided.ok()) {
     return Fail(Status(voided.status().code(), "cannot void the dual-control approvals still open in the backup: " +
                                                    voided.status().message() + "; nothing was changed"));

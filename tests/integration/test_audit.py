@@ -17,6 +17,7 @@ import time
 import unittest
 
 from harness import CoffreTestCase, Daemon, MiB, coffre_binary, gen_bytes, unique_bucket
+from keystore_rows import age_tenant_key_rows
 from test_operations import admin_get, admin_port, metric_value, write_config
 
 DATA_KEY_USES = ("data_key.wrap", "data_key.unwrap", "data.decrypt")
@@ -478,11 +479,8 @@ class AuditLifecycleTest(CoffreTestCase):
             d.stop()
         try:
             # Age tenant "aged"'s key by ten days, as if time had passed.
-            ks = sqlite3.connect(os.path.join(d.data_dir, "keystore.db"))
-            ks.execute("UPDATE tenant_keys SET created = created - ? WHERE tenant_id = "
-                       "(SELECT id FROM tenants WHERE name = 'aged')", (10 * 24 * 3600 * 1000,))
-            ks.commit()
-            ks.close()
+            # The row is authenticated: re-MACed with the root key the test holds.
+            age_tenant_key_rows(d.data_dir, "aged", 10 * 24 * 3600 * 1000)
             config = os.path.join(d.tmp, "config.json")
             with open(config, "w") as f:
                 json.dump({"create_root_key": True, "create_dev_tenant": True, "admin_listen": "",

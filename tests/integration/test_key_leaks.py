@@ -6,6 +6,8 @@ that `tenant create` / `access-key create` show on purpose, once)."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import sqlite3
@@ -53,15 +55,25 @@ class KeyLeakTest(unittest.TestCase):
             with open(os.path.join(d.data_dir, "root.key")) as f:
                 root = bytes.fromhex(f.read().strip())
             keys["root"] = root
+            # The keystore seals under, and MACs rows with, keys derived from the root key
+            # (docs/KEYS.md "Derived keys"): those must not leak either.
+            def subkey(info: bytes) -> bytes:
+                prk = hmac.new(b"coffre/v2/root-key-subkeys", root, hashlib.sha256).digest()
+                return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+            wrap = subkey(b"coffre/v2/keystore-wrap")
+            keys["keystore wrap key"] = wrap
+            keys["keystore row mac key"] = subkey(b"coffre/v2/keystore-row-mac")
             db = sqlite3.connect(os.path.join(d.data_dir, "keystore.db"))
+            for (sealed,) in db.execute("SELECT value FROM meta WHERE name = 'admin-token-key'"):
+                keys["admin token key"] = unseal(wrap, sealed, length_prefixed(b"coffre/v2/admin-token-key"))
             tenant_keys = {}
             for tid, version, wrapped in db.execute("SELECT tenant_id, version, wrapped_key FROM tenant_keys"):
-                k = unseal(root, wrapped, length_prefixed(b"coffre/v1/tenant-key", tid.encode(),
+                k = unseal(wrap, wrapped, length_prefixed(b"coffre/v1/tenant-key", tid.encode(),
                                                           struct.pack(">I", version)))
                 tenant_keys[(tid, version)] = k
                 keys[f"tenant {tid} v{version}"] = k
             for akid, tid, sealed in db.execute("SELECT access_key_id, tenant_id, secret FROM access_keys"):
-                keys[f"secret {akid}"] = unseal(root, sealed, length_prefixed(
+                keys[f"secret {akid}"] = unseal(wrap, sealed, length_prefixed(
                     b"coffre/v1/access-key-secret", akid.encode(), tid.encode()))
             db.close()
             cat = sqlite3.connect(os.path.join(d.data_dir, "catalog.db"))

@@ -445,7 +445,7 @@ TEST_F(BackupTest, RestoreVoidsApprovalsStillOpenInTheBackup) {
   }
   auto staged = StagedRestore::Stage(backup_, data_dir_);
   ASSERT_TRUE(staged.ok()) << staged.status().ToString();
-  auto voided = staged->VoidOpenApprovals(1'700'000'000'000);
+  auto voided = staged->VoidOpenApprovals(root_, 1'700'000'000'000);
   ASSERT_TRUE(voided.ok()) << voided.status().ToString();
   EXPECT_EQ(*voided, 1u);
   ASSERT_TRUE(staged->Install(1'700'000'000'000).ok());

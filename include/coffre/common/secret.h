@@ -1,13 +1,15 @@
 #pragma once
 
 // Key material lives only in SecretBytes: the buffer is locked in memory where the
-// system allows (sodium_mlock) and wiped on destruction (sodium_memzero). Raw access
+// system allows (mlock), kept out of core dumps (MADV_DONTDUMP: secrets up to 64 bytes share
+// locked arena pages, larger ones get whole pages of their own) and wiped on destruction. Raw access
 // goes through the explicitly named Reveal(), so every use of key bytes can be found
 // with grep, as with Tink's RestrictedData.
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 
 namespace coffre {
 
@@ -39,5 +41,9 @@ class SecretBytes {
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
 };
+
+// Zeroes a std::string's characters and empties it: for a secret that must be handed out as text
+// (a new access key's secret, a new admin token) once the text is no longer needed.
+void WipeString(std::string& s);
 
 }  // namespace coffre

@@ -105,7 +105,8 @@ class StagedRestore {
   // Marks every dual-control approval of the staged copy that is still open at `now` (not used,
   // not expired) as used: the backup cannot know whether it was used since, and an approval must
   // never serve twice. Returns how many it voided (0 for a keystore without approvals).
-  Result<size_t> VoidOpenApprovals(UnixMillis now);
+  // `root_key` opens the staged copy (after AdoptRootKey): the voided approvals get new MACs.
+  Result<size_t> VoidOpenApprovals(const SecretBytes& root_key, UnixMillis now);
 
   // Opens every sealed value of the staged copy under `root_key` and counts what it holds.
   Result<KeystoreContents> Verify(const SecretBytes& root_key);

@@ -58,6 +58,14 @@ struct PassphraseRootKey {
 Result<PassphraseRootKey> DeriveRootKeyFromNewPassphrase(const SecretBytes& passphrase,
                                                          const PassphraseKdfParams& params = {});
 
+// --- keys derived from the root key (rows.cc; docs/KEYS.md "Derived keys") -----------------
+// The root key is never used directly as a cipher or MAC key: each purpose gets its own subkey,
+// HKDF-SHA256(root, salt "coffre/v2/root-key-subkeys", info naming the purpose), so that a key
+// used for AES-GCM is never also an HMAC key and one purpose's outputs say nothing about another's.
+// The audit purposes are for the audit log's signing-key seal and root-key fingerprint.
+enum class RootKeyPurpose { kKeystoreWrap, kKeystoreRowMac, kAuditSigningKeySeal, kAuditRootKeyFingerprint };
+SecretBytes DeriveRootSubkey(const SecretBytes& root_key, RootKeyPurpose purpose);
+
 // --- root key rotation (root_rotation.cc; docs/KEYS.md "Root key rotation") ----------------
 struct RootKeyRotationOptions {
   // The new key's passphrase parameters (PassphraseRootKey::kdf_record) when it comes from a
@@ -73,12 +81,16 @@ struct RootKeyRotationReport {
   size_t access_keys = 0;  // access-key secrets re-sealed
 };
 // Re-seals every tenant key version and every access-key secret of the keystore at
-// `keystore_path` under `new_root`, replaces the root-key check value and records a
-// "root-key-rotated" key event, all in ONE SQLite transaction: a crash or error at any point
-// leaves the keystore entirely under `current_root`, or entirely under `new_root`.
+// `keystore_path` under `new_root`'s wrapping key, gives every authenticated row a new MAC under
+// `new_root`'s row key, replaces the root-key check value and records a "root-key-rotated" key
+// event, all in ONE SQLite transaction: a crash or error at any point leaves the keystore
+// entirely under `current_root`, or entirely under `new_root`. A keystore still in the format
+// before authenticated rows is converted on the way. `after_row` is called after each rewritten
+// row (not only sealed ones).
 // PermissionDenied if `current_root` does not match the keystore (checked inside the
 // transaction, so two concurrent rotations cannot both succeed); InvalidArgument if the two keys
-// are equal; Corruption (nothing changed) if a stored row does not open under `current_root`;
+// are equal; Corruption (nothing changed) if a stored value does not open under `current_root`
+// or a row fails its integrity check (a rotation never makes a forged row valid);
 // NotFound if there is no keystore. Safe beside a running daemon (WAL), but that daemon still
 // holds the old root key: it must be restarted with the new one.
 Result<RootKeyRotationReport> RotateRootKey(const std::string& keystore_path, const SecretBytes& current_root,
@@ -129,7 +141,15 @@ struct AccessKey {
 
 struct NewAccessKey {
   AccessKey key;
-  std::string secret_access_key;  // 40 chars of [A-Za-z0-9+/]; shown once, never stored in clear
+  // 40 chars of [A-Za-z0-9+/]; shown once, never stored in clear. Wiped when the object is
+  // destroyed.
+  std::string secret_access_key;
+  NewAccessKey() = default;
+  NewAccessKey(NewAccessKey&&) = default;
+  NewAccessKey& operator=(NewAccessKey&&) = default;
+  NewAccessKey(const NewAccessKey&) = default;
+  NewAccessKey& operator=(const NewAccessKey&) = default;
+  ~NewAccessKey();
 };
 
 struct ResolvedAccessKey {
@@ -156,7 +176,15 @@ struct AdminCredential {
 
 struct NewAdminCredential {
   AdminCredential credential;
-  std::string token;  // shown once; only its SHA-256 is stored
+  // Shown once; only HMAC(admin token key, SHA-256(token)) is stored. The characters are wiped
+  // when the object is destroyed.
+  std::string token;
+  NewAdminCredential() = default;
+  NewAdminCredential(NewAdminCredential&&) = default;
+  NewAdminCredential& operator=(NewAdminCredential&&) = default;
+  NewAdminCredential(const NewAdminCredential&) = default;
+  NewAdminCredential& operator=(const NewAdminCredential&) = default;
+  ~NewAdminCredential();
 };
 
 // --- dual control (docs/KEYS.md "Dual control") -----------------------------------------
@@ -219,7 +247,10 @@ class Keystore {
 
   // Opens or creates the keystore at `path`. A new keystore records a check value sealed under
   // the root key; an existing one verifies it, so a wrong root key fails here (PermissionDenied,
-  // "root key does not match this keystore") and never later as garbage decryption.
+  // "root key does not match this keystore") and never later as garbage decryption. A keystore
+  // written before rows were authenticated is converted here, in one transaction: its sealed
+  // values are re-sealed under the derived wrapping key, every row gets its MAC and stored admin
+  // token digests become MACs (docs/KEYS.md "Authenticated rows").
   static Result<std::unique_ptr<Keystore>> Open(const std::string& path, SecretBytes root_key,
                                                 const Clock& clock = Clock::System());
 
@@ -317,6 +348,14 @@ class Keystore {
   // The guarded operation failed after UseApproval: the approval becomes usable again until it
   // expires (nothing was done with it). Records "approval-released".
   virtual Status ReleaseApproval(const std::string& id) = 0;
+
+  // --- integrity --------------------------------------------------------------------------
+  // For /health/ready: Corruption (with counts and the first row's identity, never contents)
+  // when a stored row fails its MAC now, or when this process has refused a forged or replayed
+  // row since it opened the keystore; Ok otherwise. Reads every authenticated row.
+  virtual Status CheckIntegrity() = 0;
+  // How many reads this process refused because a row failed its integrity check.
+  virtual uint64_t IntegrityFailures() const = 0;
 
   // A new random data key wrapped under the tenant's active key version. `aad` binds the wrapped
   // key to its object (the caller passes the object's identity); the tenant id and version are
