@@ -603,6 +603,48 @@ Result<VerifyReport> VerifyBundle(const ParsedBundle& bundle, ByteView public_ke
       }
     }
   }
+  // A bundle proves nothing without records, and cannot be told from one whose records were all
+  // removed: it never verifies.
+  if (recs.empty()) {
+    rep.breakage = Breakage::kMissing;
+    rep.message = signed_heads.empty()
+                      ? "the bundle holds no record and no checkpoint: its records and checkpoints were removed (an "
+                        "export always holds at least one record)"
+                      : "the bundle holds " + std::to_string(bundle.data.checkpoints.size()) +
+                            " checkpoint(s) but no record: its records were removed";
+    return rep;
+  }
+  // Where it starts: at seq 1 (the chain's start), or right after a checkpoint that signs the
+  // first record's predecessor. Otherwise records before it were cut, with their checkpoints.
+  {
+    const Record& first = recs.front();
+    if (first.tenant == bundle.info.tenant && first.seq > 1) {
+      auto anchor = signed_heads.find(first.seq - 1);
+      if (anchor == signed_heads.end()) {
+        const uint64_t earlier = signed_heads.empty() || signed_heads.begin()->first >= first.seq
+                                     ? 0
+                                     : signed_heads.begin()->first;
+        return fail(Breakage::kMissing, 0,
+                    "the bundle starts at " + where(0) + ", but no checkpoint signs its predecessor seq " +
+                        std::to_string(first.seq - 1) + ": records seq " + std::to_string(earlier + 1) + ".." +
+                        std::to_string(first.seq - 1) + " were cut from the start");
+      }
+      if (anchor->second != first.prev) {
+        return fail(Breakage::kAltered, 0,
+                    where(0) + " does not link to the signed checkpoint at seq " + std::to_string(first.seq - 1) +
+                        " (this record was altered)");
+      }
+    } else if (first.tenant == bundle.info.tenant && first.prev != Hash{}) {
+      return fail(Breakage::kAltered, 0, where(0) + " is the chain's first record but links to a predecessor (altered)");
+    }
+    if (!signed_heads.empty() && signed_heads.begin()->first + 1 < first.seq) {
+      const uint64_t seq = signed_heads.begin()->first;
+      return fail(Breakage::kMissing, 0,
+                  "the bundle holds a checkpoint at seq " + std::to_string(seq) + " but starts at " + where(0) +
+                      ": records seq " + std::to_string(seq + 1) + ".." + std::to_string(first.seq - 1) +
+                      " were cut from the start");
+    }
+  }
   Hash prev_hash{};
   for (size_t i = 0; i < recs.size(); ++i) {
     const Record& r = recs[i];
@@ -639,9 +681,6 @@ Result<VerifyReport> VerifyBundle(const ParsedBundle& bundle, ByteView public_ke
       rep.last_ms = r.time_ms;
     }
     ++rep.records;
-  }
-  if (recs.empty()) {
-    return rep;
   }
   const uint64_t last_seq = recs.back().seq;
   const uint64_t first_seq = recs.front().seq;
