@@ -722,7 +722,9 @@ std::string BundleReadme(const BundleInfo& info, std::string_view bundle_file_na
        "One line per key-usage record of this tenant (type \"record\"), in chain order, and the signed\n"
        "checkpoints (type \"checkpoint\") of the tenant's chain that cover them. Records after --to may\n"
        "be included, up to the first checkpoint that signs the last requested record, so that every\n"
-       "record is covered by a signature.\n\n";
+       "record is covered by a signature; records before --from may be included, back to the\n"
+       "checkpoint that signs the first record's predecessor, so that the bundle proves where it\n"
+       "starts. A range without records holds the tenant's last record before it.\n\n";
   s += "How to verify\n-------------\n"
        "1. Obtain the gateway's audit public key through a channel you trust (not from this file):\n"
        "   the operator runs `coffre audit public-key` on the gateway host.\n"
@@ -732,7 +734,8 @@ std::string BundleReadme(const BundleInfo& info, std::string_view bundle_file_na
        "   Exit status 0: every record is linked and covered by a valid signature; it prints the number\n"
        "   of records and the time span. Exit status 3: the file was tampered with; it names the first\n"
        "   record that breaks and why (altered, missing, reordered, unsigned tail, foreign, bad\n"
-       "   signature). Exit status 1: not a Coffre bundle, or signed by another key.\n"
+       "   signature); a bundle without records, or cut at its start, fails as missing.\n"
+       "   Exit status 1: not a Coffre bundle, or signed by another key.\n"
        "3. Independent check: the canonical form, hashes and signatures are specified in docs/AUDIT.md\n"
        "   of the Coffre sources (SHA-256 and Ed25519 only), so any tool can recompute them.\n";
   return s;
