@@ -429,6 +429,32 @@ TEST_F(AuditLogTest, RecordsAndCheckpointsOfAnotherProcessAreAdopted) {
   EXPECT_EQ(*n, 4u);
 }
 
+// Another process appends, signs and archives past this log's head while it is idle: the pruned
+// records are vouched for by the signed state, and this log goes on from there.
+TEST_F(AuditLogTest, AnArchiveByAnotherProcessPastThisHeadIsAdopted) {
+  auto log = OpenLog();
+  ASSERT_TRUE(log->Record(Ev("alice", "mine-1")).ok());
+  {
+    auto other = OpenLog();
+    ASSERT_TRUE(other->Record(Ev("alice", "theirs")).ok());
+    ASSERT_TRUE(other->Record(Ev("bob", "theirs-bob")).ok());
+    auto archive = other->PrepareArchive(kAllTime);
+    ASSERT_TRUE(archive.ok()) << archive.status().ToString();
+    ASSERT_EQ(archive->records.size(), 3u);
+    ASSERT_TRUE(other->Prune(*archive).ok());
+  }
+  ASSERT_TRUE(log->Record(Ev("alice", "mine-2")).ok());
+  ASSERT_TRUE(log->Checkpoint().ok());
+  EXPECT_TRUE(log->integrity_error().empty()) << log->integrity_error();
+  auto exp = log->ExportTenant("alice", 0, kAllTime);
+  ASSERT_TRUE(exp.ok());
+  ASSERT_EQ(exp->records.size(), 1u);
+  EXPECT_EQ(exp->records[0].seq, 3u);
+  auto n = log->VerifyStored();
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 1u);
+}
+
 // Records removed while the log is open are noticed at the next write: it refuses from then on.
 TEST_F(AuditLogTest, RecordsRemovedWhileOpenMakeTheLogRefuse) {
   auto log = OpenLog();
