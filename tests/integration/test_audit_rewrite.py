@@ -7,12 +7,14 @@ signed, and an export cannot be made to verify with the genuine public key."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import os
 import shutil
 import sqlite3
 import tempfile
+import time
 import unittest
 
 from harness import Daemon
@@ -226,6 +228,55 @@ class AuditRewriteTest(unittest.TestCase):
         finally:
             db.close()
         self.assert_refused(key, "archive boundary moved")
+
+
+    def test_bundle_cut_at_the_start_or_emptied_fails(self):
+        """An export proves where it starts: one starting after seq 1 carries the checkpoint that
+        signs its first record's predecessor; cut that start, or every record, and it fails."""
+        d = self.start()
+        s3 = d.client()
+        s3.create_bucket(Bucket="dossiers")
+        s3.put_object(Bucket="dossiers", Key="early", Body=b"d")
+        # A checkpoint between the early records and the later ones (each export signs first).
+        self.cli("audit", "export", "--data-dir", d.data_dir, "--tenant", "dev",
+                 "--out", os.path.join(self.tmp, "first.jsonl"))
+        time.sleep(0.01)
+        start = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        time.sleep(0.01)
+        for i in range(3):
+            s3.put_object(Bucket="dossiers", Key=f"late-{i}", Body=b"d")
+        key = self.cli("audit", "public-key", "--data-dir", d.data_dir).stdout.decode().strip()
+        out = os.path.join(self.tmp, "ranged.jsonl")
+        self.cli("audit", "export", "--data-dir", d.data_dir, "--tenant", "dev", "--from", start, "--out", out)
+        with open(out) as f:
+            lines = f.read().splitlines()
+        parsed = [json.loads(line) for line in lines]
+        records = [r for r in parsed if r["type"] == "record"]
+        self.assertEqual([r["object_key"] for r in records], ["late-0", "late-1", "late-2"])
+        self.assertGreater(records[0]["seq"], 1)
+        self.assertEqual(parsed[1]["type"], "checkpoint")       # the anchor
+        self.assertEqual(parsed[1]["seq"], records[0]["seq"] - 1)
+
+        def verify(kept):
+            path = os.path.join(self.tmp, f"v-{len(os.listdir(self.tmp))}.jsonl")
+            with open(path, "w") as f:
+                f.write("\n".join(kept) + "\n")
+            return self.cli("audit", "verify", path, "--public-key", key, check=False)
+
+        p = verify(lines)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        # Cut the anchor and the first record.
+        p = verify([lines[0]] + lines[3:])
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertIn(b"missing", p.stdout)
+        self.assertIn(b"cut from the start", p.stdout)
+        # Remove every record, keeping the checkpoints; then the checkpoints too.
+        p = verify([line for line, j in zip(lines, parsed) if j["type"] != "record"])
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        p = verify(lines[:1])
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+        self.assertNotIn(b"OK", p.stdout)
+        d.stop()
 
 
 if __name__ == "__main__":
