@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <utility>
 
@@ -193,6 +194,35 @@ Checkpoint ReadCheckpoint(const db::Statement& st) {
   c.signer = st.ColumnText(5);
   c.signature = st.ColumnBlob(6);
   return c;
+}
+
+// A log an earlier version wrote (schema before the signed state) is upgraded only if its last
+// record is signed by a global checkpoint (see UpgradeLocked). Checked before the schema step, so
+// that a log this version refuses for that reason is left as the earlier version can still open
+// it (and sign its tail by stopping cleanly).
+Status CheckEarlierVersionTailSigned(db::Connection& conn) {
+  COFFRE_ASSIGN_OR_RETURN(int64_t version, db::SchemaVersion(conn));
+  if (version < 1 || version >= static_cast<int64_t>(std::size(kMigrations))) {
+    return Status::Ok();
+  }
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT max(gseq) FROM records"));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row || st.ColumnIsNull(0)) {
+    return Status::Ok();
+  }
+  const int64_t last = st.ColumnInt64(0);
+  COFFRE_ASSIGN_OR_RETURN(db::Statement cp,
+                          conn.Prepare("SELECT 1 FROM checkpoints WHERE scope = 'global' AND seq = ?"));
+  COFFRE_RETURN_IF_ERROR(cp.BindAll(last));
+  COFFRE_ASSIGN_OR_RETURN(bool signed_end, cp.Step());
+  if (!signed_end) {
+    return Status::FailedPrecondition(
+        "audit.db was written by an earlier version and its last records (up to global seq " + std::to_string(last) +
+        ") are covered by no signed checkpoint (the earlier version did not stop cleanly), so this version cannot "
+        "tell them from a rewrite: start the earlier version once and stop it cleanly (it signs them), then start "
+        "this one; nothing was changed");
+  }
+  return Status::Ok();
 }
 
 Result<bool> Exists(db::Connection& conn, const std::string& sql) {
@@ -582,6 +612,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path, const 
     return Status::InvalidArgument("audit log: the root key must be 32 bytes");
   }
   COFFRE_ASSIGN_OR_RETURN(auto conn, db::Connection::Open(path, db::OpenMode::kReadWriteCreate, options.busy_timeout_ms));
+  COFFRE_RETURN_IF_ERROR(CheckEarlierVersionTailSigned(*conn));
   COFFRE_RETURN_IF_ERROR(db::Migrate(*conn, kMigrations));
   COFFRE_ASSIGN_OR_RETURN(SigningKey key, LoadOrCreateSigningKey(*conn, root_key, *options.clock));
   std::unique_ptr<AuditLog> log(new AuditLog(std::move(conn), std::move(key), options));
@@ -654,8 +685,8 @@ Result<AuditLog::SignedState> AuditLog::UpgradeLocked() {
       return Status::Corruption(
           "audit.db was written by an earlier version and its last records (up to global seq " +
           std::to_string(chain.global.seq) +
-          ") are covered by no signed checkpoint, so this version cannot tell them from a rewrite: start the "
-          "earlier version once and stop it cleanly (it signs them), then upgrade");
+          ") are covered by no signed checkpoint that matches them, so this version cannot tell them from a "
+          "rewrite: restore audit.db from a good copy");
     }
   }
   const UnixMillis now = ToUnixMillis(options_.clock->Now());
@@ -796,6 +827,7 @@ Result<std::vector<StoredSigningKey>> ListSigningKeys(db::Connection& conn) {
 
 Result<std::unique_ptr<db::Connection>> OpenExisting(const std::string& path) {
   COFFRE_ASSIGN_OR_RETURN(auto conn, db::Connection::Open(path, db::OpenMode::kReadWrite));
+  COFFRE_RETURN_IF_ERROR(CheckEarlierVersionTailSigned(*conn));
   COFFRE_RETURN_IF_ERROR(db::Migrate(*conn, kMigrations));
   // Dropped sealed copies are overwritten with zeros, not left in free pages.
   COFFRE_RETURN_IF_ERROR(conn->Exec("PRAGMA secure_delete = ON"));

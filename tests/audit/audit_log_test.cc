@@ -399,11 +399,14 @@ TEST_F(AuditLogTest, LegacyLogWithAnUnsignedTailIsRefused) {
     ASSERT_TRUE(conn.ok());
     ASSERT_TRUE((*conn)->Exec("DELETE FROM checkpoints").ok());
   }
-  auto log = OpenLog();
-  EXPECT_FALSE(log->integrity_error().empty());
-  EXPECT_NE(log->integrity_error().find("earlier version"), std::string::npos) << log->integrity_error();
-  EXPECT_FALSE(log->healthy());
-  EXPECT_EQ(log->Record(Ev("alice", "r2")).code(), StatusCode::kUnavailable);
+  // Refused before the schema step, so that the earlier version can still open it and sign it.
+  auto log = AuditLog::Open(path_, root_);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(log.status().message().find("earlier version"), std::string::npos) << log.status().ToString();
+  auto conn = db::Connection::Open(path_, db::OpenMode::kReadWrite);
+  ASSERT_TRUE(conn.ok());
+  EXPECT_EQ(*db::SchemaVersion(**conn), 3);
 }
 
 // Another process (an admin command) appends and signs while this log is open: this log checks
