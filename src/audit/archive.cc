@@ -150,6 +150,15 @@ Result<VerifyReport> VerifyArchive(const Archive& a, ByteView public_key) {
       tenant_signed[{c.tenant, c.seq}] = c.head;
     }
   }
+  // The checkpoint at the start (present in archives after the first) signs where it begins.
+  if (auto start = global_signed.find(a.start_global.seq);
+      a.start_global.seq > 0 && start != global_signed.end() && start->second != a.start_global.hash) {
+    rep.breakage = Breakage::kAltered;
+    rep.failed_seq = a.start_global.seq;
+    rep.message = "the archive's start (global seq " + std::to_string(a.start_global.seq) +
+                  ") does not match the signed checkpoint there: its header was altered";
+    return rep;
+  }
   for (size_t i = 1; i < a.records.size(); ++i) {
     if (a.records[i].gseq < a.records[i - 1].gseq) {
       size_t first = 0;  // the first record not where its gseq belongs

@@ -2,7 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sodium.h>
+
 #include <algorithm>
+#include <functional>
+#include <iterator>
 #include <map>
 #include <utility>
 
@@ -90,11 +94,36 @@ CREATE TABLE signing_key_seals (
 );
 )sql";
 
+// The last state this log signed (docs/AUDIT.md, "What the log checks at open"): where the live
+// log starts (the archive boundary, with each tenant's archived head) and every chain head,
+// under one signature over a statement of its own. It is overwritten at every checkpoint, so an
+// attacker who deletes the later checkpoints cannot fall back on it. audit_upgrade marks a log
+// that predates it: the first open verifies that log whole before signing its state.
+constexpr std::string_view kSchemaV4 = R"sql(
+CREATE TABLE signed_state (
+  id            INTEGER PRIMARY KEY CHECK (id = 1),
+  boundary_gseq INTEGER NOT NULL,
+  boundary_hash BLOB NOT NULL,
+  gseq          INTEGER NOT NULL,  -- global head signed
+  global_head   BLOB NOT NULL,     -- G(gseq)
+  time_ms       INTEGER NOT NULL,
+  signer        TEXT NOT NULL,
+  signature     BLOB NOT NULL      -- Ed25519 over StateStatement()
+);
+CREATE TABLE signed_heads (
+  tenant TEXT PRIMARY KEY,         -- each tenant's head at signed_state.gseq
+  seq    INTEGER NOT NULL,
+  hash   BLOB NOT NULL
+);
+CREATE TABLE audit_upgrade (id INTEGER PRIMARY KEY CHECK (id = 1));
+INSERT INTO audit_upgrade (id) VALUES (1);
+)sql";
+
 constexpr std::string_view kRecordColumns =
     "seq, time_ms, tenant, key_id, key_version, operation, action, bucket, object_key, object_id, request_id, "
     "access_key_id, client_address, outcome, prev";
 
-constexpr std::string_view kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3};
+constexpr std::string_view kMigrations[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
 
 constexpr std::chrono::seconds kUnhealthyRetryInterval{1};
 
@@ -167,25 +196,38 @@ Checkpoint ReadCheckpoint(const db::Statement& st) {
   return c;
 }
 
-struct Head {
-  uint64_t seq = 0;
-  Hash hash{};
-  uint64_t checkpointed_seq = 0;
-};
-
-Result<std::optional<Head>> ReadHead(db::Connection& conn, const std::string& chain) {
-  COFFRE_ASSIGN_OR_RETURN(db::Statement st,
-                          conn.PrepareCached("SELECT seq, hash, checkpointed_seq FROM heads WHERE chain = ?"));
-  COFFRE_RETURN_IF_ERROR(st.BindAll(chain));
-  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-  if (!row) {
-    return std::optional<Head>();
+// A log an earlier version wrote (schema before the signed state) is upgraded only if its last
+// record is signed by a global checkpoint (see UpgradeLocked). Checked before the schema step, so
+// that a log this version refuses for that reason is left as the earlier version can still open
+// it (and sign its tail by stopping cleanly).
+Status CheckEarlierVersionTailSigned(db::Connection& conn) {
+  COFFRE_ASSIGN_OR_RETURN(int64_t version, db::SchemaVersion(conn));
+  if (version < 1 || version >= static_cast<int64_t>(std::size(kMigrations))) {
+    return Status::Ok();
   }
-  Head h;
-  h.seq = static_cast<uint64_t>(st.ColumnInt64(0));
-  h.hash = HashFromBlob(st.ColumnBlobView(1));
-  h.checkpointed_seq = static_cast<uint64_t>(st.ColumnInt64(2));
-  return std::optional<Head>(h);
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT max(gseq) FROM records"));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row || st.ColumnIsNull(0)) {
+    return Status::Ok();
+  }
+  const int64_t last = st.ColumnInt64(0);
+  COFFRE_ASSIGN_OR_RETURN(db::Statement cp,
+                          conn.Prepare("SELECT 1 FROM checkpoints WHERE scope = 'global' AND seq = ?"));
+  COFFRE_RETURN_IF_ERROR(cp.BindAll(last));
+  COFFRE_ASSIGN_OR_RETURN(bool signed_end, cp.Step());
+  if (!signed_end) {
+    return Status::FailedPrecondition(
+        "audit.db was written by an earlier version and its last records (up to global seq " + std::to_string(last) +
+        ") are covered by no signed checkpoint (the earlier version did not stop cleanly), so this version cannot "
+        "tell them from a rewrite: start the earlier version once and stop it cleanly (it signs them), then start "
+        "this one; nothing was changed");
+  }
+  return Status::Ok();
+}
+
+Result<bool> Exists(db::Connection& conn, const std::string& sql) {
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare(sql));
+  return st.Step();
 }
 
 Result<SigningKey> LoadOrCreateSigningKey(db::Connection& conn, const SecretBytes& root_key, const Clock& clock) {
@@ -203,6 +245,17 @@ Result<SigningKey> LoadOrCreateSigningKey(db::Connection& conn, const SecretByte
         return Status::Corruption("audit signing key id does not match its public key");
       }
       return key;
+    }
+  }
+  // A new key pair is made only for a log that has nothing signed yet: with records (or a signed
+  // state, or an archive) a missing key means the table was emptied, and a new key would re-sign
+  // whatever the database now says.
+  for (const char* table : {"records", "checkpoints", "archive_boundary", "signed_state"}) {
+    COFFRE_ASSIGN_OR_RETURN(bool used, Exists(conn, std::string("SELECT 1 FROM ") + table + " LIMIT 1"));
+    if (used) {
+      return Status::Corruption(
+          "the audit log holds records but its signing key is missing (signing_keys was emptied); refusing to "
+          "create a new signing key: restore audit.db from a backup");
     }
   }
   SigningKey key = GenerateSigningKey();
@@ -226,6 +279,289 @@ Result<ChainPosition> ReadBoundary(db::Connection& conn) {
     return ChainPosition{};
   }
   return ChainPosition{static_cast<uint64_t>(st.ColumnInt64(0)), HashFromBlob(st.ColumnBlobView(1))};
+}
+
+Result<std::map<std::string, ChainPosition>> ReadArchiveHeads(db::Connection& conn) {
+  std::map<std::string, ChainPosition> out;
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT tenant, seq, hash FROM archive_heads"));
+  for (;;) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    out[st.ColumnText(0)] = ChainPosition{static_cast<uint64_t>(st.ColumnInt64(1)), HashFromBlob(st.ColumnBlobView(2))};
+  }
+  return out;
+}
+
+// name=<length>:<bytes>\n, as in record.cc: no value can imitate a field boundary.
+void AppendField(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.push_back('=');
+  out.append(std::to_string(value.size()));
+  out.push_back(':');
+  out.append(value);
+  out.push_back('\n');
+}
+
+// SHA-256 (hex) over every tenant's position, in tenant order.
+std::string HeadsDigest(const std::map<std::string, ChainPosition>& heads) {
+  std::string text;
+  for (const auto& [tenant, pos] : heads) {
+    AppendField(text, "tenant", tenant);
+    AppendField(text, "seq", std::to_string(pos.seq));
+    AppendField(text, "hash", HashHex(pos.hash));
+  }
+  return HexEncode(crypto::Sha256::Digest(AsBytes(text)));
+}
+
+}  // namespace
+
+// The state a signature vouches for. Its statement starts with its own tag, so that it can never
+// be taken for a checkpoint's (or the other way round).
+struct AuditLog::SignedState {
+  ChainPosition boundary;
+  std::map<std::string, ChainPosition> archive_heads;
+  ChainPosition global;
+  std::map<std::string, ChainPosition> tenants;
+  UnixMillis time_ms = 0;
+  std::string signer;
+  Bytes signature;
+
+  std::string Statement() const {
+    std::string out = "coffre-audit-state\n";
+    AppendField(out, "v", "1");
+    AppendField(out, "boundary_gseq", std::to_string(boundary.seq));
+    AppendField(out, "boundary_hash", HashHex(boundary.hash));
+    AppendField(out, "archive_heads", HeadsDigest(archive_heads));
+    AppendField(out, "gseq", std::to_string(global.seq));
+    AppendField(out, "global_head", HashHex(global.hash));
+    AppendField(out, "tenant_heads", HeadsDigest(tenants));
+    AppendField(out, "time_ms", std::to_string(time_ms));
+    AppendField(out, "signer", signer);
+    return out;
+  }
+};
+
+namespace {
+
+Status SignState(const SigningKey& key, AuditLog::SignedState& state) {
+  if (key.secret_key.size() != crypto_sign_SECRETKEYBYTES) {
+    return Status::InvalidArgument("audit signing key has the wrong size");
+  }
+  state.signer = KeyId(key.public_key);
+  const std::string statement = state.Statement();
+  state.signature.resize(crypto_sign_BYTES);
+  if (crypto_sign_detached(state.signature.data(), nullptr, reinterpret_cast<const uint8_t*>(statement.data()),
+                           statement.size(), key.secret_key.Reveal().data()) != 0) {
+    return Status::Internal("signing the audit log state failed");
+  }
+  return Status::Ok();
+}
+
+bool VerifyState(ByteView public_key, const AuditLog::SignedState& state) {
+  if (public_key.size() != crypto_sign_PUBLICKEYBYTES || state.signature.size() != crypto_sign_BYTES ||
+      state.signer != KeyId(public_key)) {
+    return false;
+  }
+  const std::string statement = state.Statement();
+  return crypto_sign_verify_detached(state.signature.data(), reinterpret_cast<const uint8_t*>(statement.data()),
+                                     statement.size(), public_key.data()) == 0;
+}
+
+// The stored signed state, checked against its signature and against the archive tables it
+// covers. Corruption when anything of it was edited; nullopt when there is none.
+Result<std::optional<AuditLog::SignedState>> ReadSignedState(db::Connection& conn, ByteView public_key) {
+  AuditLog::SignedState s;
+  {
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
+                            conn.Prepare("SELECT boundary_gseq, boundary_hash, gseq, global_head, time_ms, signer, "
+                                         "signature FROM signed_state WHERE id = 1"));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      return std::optional<AuditLog::SignedState>();
+    }
+    s.boundary = ChainPosition{static_cast<uint64_t>(st.ColumnInt64(0)), HashFromBlob(st.ColumnBlobView(1))};
+    s.global = ChainPosition{static_cast<uint64_t>(st.ColumnInt64(2)), HashFromBlob(st.ColumnBlobView(3))};
+    s.time_ms = st.ColumnInt64(4);
+    s.signer = st.ColumnText(5);
+    s.signature = st.ColumnBlob(6);
+  }
+  {
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT tenant, seq, hash FROM signed_heads"));
+    for (;;) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        break;
+      }
+      s.tenants[st.ColumnText(0)] = ChainPosition{static_cast<uint64_t>(st.ColumnInt64(1)), HashFromBlob(st.ColumnBlobView(2))};
+    }
+  }
+  COFFRE_ASSIGN_OR_RETURN(s.archive_heads, ReadArchiveHeads(conn));
+  if (!VerifyState(public_key, s)) {
+    return Status::Corruption(
+        "the audit log's signed state does not verify: signed_state, signed_heads or archive_heads was edited");
+  }
+  COFFRE_ASSIGN_OR_RETURN(ChainPosition boundary, ReadBoundary(conn));
+  if (boundary.seq != s.boundary.seq || boundary.hash != s.boundary.hash) {
+    return Status::Corruption("the archive boundary (global seq " + std::to_string(boundary.seq) +
+                              ") is not the signed one (global seq " + std::to_string(s.boundary.seq) +
+                              "): archive_boundary was edited");
+  }
+  return std::optional<AuditLog::SignedState>(std::move(s));
+}
+
+Status WriteSignedState(db::Connection& conn, const AuditLog::SignedState& s) {
+  COFFRE_ASSIGN_OR_RETURN(
+      db::Statement st,
+      conn.PrepareCached("INSERT INTO signed_state (id, boundary_gseq, boundary_hash, gseq, global_head, time_ms, "
+                         "signer, signature) VALUES (1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                         "boundary_gseq = excluded.boundary_gseq, boundary_hash = excluded.boundary_hash, "
+                         "gseq = excluded.gseq, global_head = excluded.global_head, time_ms = excluded.time_ms, "
+                         "signer = excluded.signer, signature = excluded.signature"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(s.boundary.seq, ByteView(s.boundary.hash), s.global.seq, ByteView(s.global.hash),
+                                    s.time_ms, s.signer, ByteView(s.signature)));
+  COFFRE_RETURN_IF_ERROR(st.Run());
+  COFFRE_RETURN_IF_ERROR(conn.Exec("DELETE FROM signed_heads"));
+  for (const auto& [tenant, pos] : s.tenants) {
+    COFFRE_ASSIGN_OR_RETURN(db::Statement ins,
+                            conn.PrepareCached("INSERT INTO signed_heads (tenant, seq, hash) VALUES (?, ?, ?)"));
+    COFFRE_RETURN_IF_ERROR(ins.BindAll(tenant, pos.seq, ByteView(pos.hash)));
+    COFFRE_RETURN_IF_ERROR(ins.Run());
+  }
+  return Status::Ok();
+}
+
+// Checks the records with gseq > chain.global.seq in order, each against the chain positions
+// before it (gap-free global and tenant sequences, links, stored hashes), and advances `chain`.
+// `visit` sees each record once checked. Corruption names the first record that breaks.
+Status WalkChain(db::Connection& conn, AuditLog::ChainState& chain,
+                 const std::function<void(const Record&, uint64_t gseq, const Hash& hash, const Hash& global)>& visit) {
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.PrepareCached("SELECT " + std::string(kRecordColumns) +
+                                                               ", gseq, hash, global_hash FROM records WHERE gseq > ? "
+                                                               "ORDER BY gseq"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(chain.global.seq));
+  for (;;) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    audit::Record r = ReadRecord(st);
+    const uint64_t gseq = static_cast<uint64_t>(st.ColumnInt64(15));
+    const std::string where = "record " + std::to_string(gseq) + " (tenant '" + r.tenant + "' seq " +
+                              std::to_string(r.seq) + ")";
+    if (gseq != chain.global.seq + 1) {
+      return Status::Corruption(where + ": global sequence has a gap before it (records missing)");
+    }
+    ChainPosition& t = chain.tenants[r.tenant];
+    if (r.seq != t.seq + 1) {
+      return Status::Corruption(where + ": tenant sequence has a gap or is out of order");
+    }
+    if (r.prev != t.hash) {
+      return Status::Corruption(where + ": does not link to the tenant's previous record (altered or removed)");
+    }
+    const Hash h = RecordHash(r);
+    if (HashFromBlob(st.ColumnBlobView(16)) != h) {
+      return Status::Corruption(where + ": content does not match its stored hash (altered)");
+    }
+    const Hash gh = GlobalLink(chain.global.hash, gseq, h);
+    if (HashFromBlob(st.ColumnBlobView(17)) != gh) {
+      return Status::Corruption(where + ": global chain link does not match (altered or reordered)");
+    }
+    t = ChainPosition{r.seq, h};
+    chain.global = ChainPosition{gseq, gh};
+    if (visit) {
+      visit(r, gseq, h, gh);
+    }
+  }
+  return Status::Ok();
+}
+
+// The record stored at global position `gseq`, and its hashes recomputed from its content and
+// from the stored global hash before it (the boundary's for the first live record).
+struct StoredAt {
+  Record record;
+  Hash hash{};
+  Hash global{};
+};
+Result<std::optional<StoredAt>> ReadStoredAt(db::Connection& conn, uint64_t gseq, const ChainPosition& boundary) {
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.PrepareCached("SELECT " + std::string(kRecordColumns) +
+                                                               " FROM records WHERE gseq = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(gseq));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) {
+    return std::optional<StoredAt>();
+  }
+  StoredAt at;
+  at.record = ReadRecord(st);
+  at.hash = RecordHash(at.record);
+  Hash prev_global = boundary.hash;
+  if (gseq - 1 > boundary.seq) {
+    COFFRE_ASSIGN_OR_RETURN(db::Statement p, conn.PrepareCached("SELECT global_hash FROM records WHERE gseq = ?"));
+    COFFRE_RETURN_IF_ERROR(p.BindAll(gseq - 1));
+    COFFRE_ASSIGN_OR_RETURN(bool prow, p.Step());
+    prev_global = prow ? HashFromBlob(p.ColumnBlobView(0)) : Hash{};
+  }
+  at.global = GlobalLink(prev_global, gseq, at.hash);
+  return std::optional<StoredAt>(std::move(at));
+}
+
+std::string Describe(uint64_t gseq, const Record& r) {
+  return "record " + std::to_string(gseq) + " (tenant '" + r.tenant + "' seq " + std::to_string(r.seq) + ")";
+}
+
+// Proves that the stored records still hold the signed heads: the record at the signed global
+// position recomputes to the signed global head, and each tenant's signed head record to its
+// signed hash. A history rewritten below them cannot do that without forging a signature.
+Status CheckSignedHeads(db::Connection& conn, const AuditLog::SignedState& s) {
+  COFFRE_ASSIGN_OR_RETURN(db::Statement first, conn.Prepare("SELECT min(gseq), max(gseq) FROM records"));
+  COFFRE_ASSIGN_OR_RETURN(bool row, first.Step());
+  const bool any = row && !first.ColumnIsNull(0);
+  const uint64_t min_gseq = any ? static_cast<uint64_t>(first.ColumnInt64(0)) : 0;
+  const uint64_t max_gseq = any ? static_cast<uint64_t>(first.ColumnInt64(1)) : s.boundary.seq;
+  if (any && min_gseq != s.boundary.seq + 1) {
+    return Status::Corruption("the live log starts at record " + std::to_string(min_gseq) +
+                              " but the signed archive boundary is global seq " + std::to_string(s.boundary.seq) +
+                              ": records " + std::to_string(s.boundary.seq + 1) + ".." +
+                              std::to_string(min_gseq - 1) + " were removed");
+  }
+  if (s.global.seq > s.boundary.seq) {
+    if (max_gseq < s.global.seq) {
+      return Status::Corruption("the log ends at global seq " + std::to_string(max_gseq) +
+                                " but its last signed head is global seq " + std::to_string(s.global.seq) +
+                                ": signed records were removed or the log was rewritten and renumbered");
+    }
+    COFFRE_ASSIGN_OR_RETURN(std::optional<StoredAt> at, ReadStoredAt(conn, s.global.seq, s.boundary));
+    if (!at) {
+      return Status::Corruption("record " + std::to_string(s.global.seq) +
+                                ", the last signed global head, is missing: signed records were removed");
+    }
+    if (at->global != s.global.hash) {
+      return Status::Corruption(Describe(s.global.seq, at->record) +
+                                " does not match the last signed global head: the log was rewritten at or before it");
+    }
+  }
+  for (const auto& [tenant, pos] : s.tenants) {
+    auto archived = s.archive_heads.find(tenant);
+    if (archived != s.archive_heads.end() && pos.seq <= archived->second.seq) {
+      continue;  // every signed record of this tenant is archived
+    }
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT " + std::string(kRecordColumns) +
+                                                           ", gseq FROM records WHERE tenant = ? AND seq = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(tenant, pos.seq));
+    COFFRE_ASSIGN_OR_RETURN(bool found, st.Step());
+    if (!found) {
+      return Status::Corruption("tenant '" + tenant + "' seq " + std::to_string(pos.seq) +
+                                ", its last signed head, is missing: signed records were removed or renumbered");
+    }
+    const Record r = ReadRecord(st);
+    if (RecordHash(r) != pos.hash) {
+      return Status::Corruption(Describe(static_cast<uint64_t>(st.ColumnInt64(15)), r) +
+                                " does not match the tenant's last signed head: its chain was rewritten at or "
+                                "before it");
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -276,9 +612,197 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path, const 
     return Status::InvalidArgument("audit log: the root key must be 32 bytes");
   }
   COFFRE_ASSIGN_OR_RETURN(auto conn, db::Connection::Open(path, db::OpenMode::kReadWriteCreate, options.busy_timeout_ms));
+  COFFRE_RETURN_IF_ERROR(CheckEarlierVersionTailSigned(*conn));
   COFFRE_RETURN_IF_ERROR(db::Migrate(*conn, kMigrations));
   COFFRE_ASSIGN_OR_RETURN(SigningKey key, LoadOrCreateSigningKey(*conn, root_key, *options.clock));
-  return std::unique_ptr<AuditLog>(new AuditLog(std::move(conn), std::move(key), options));
+  std::unique_ptr<AuditLog> log(new AuditLog(std::move(conn), std::move(key), options));
+  Status loaded;
+  {
+    std::lock_guard db_lock(log->db_mu_);
+    loaded = log->Load();
+  }
+  if (loaded.code() == StatusCode::kCorruption) {
+    log->Refuse(loaded.message());
+  } else if (!loaded.ok()) {
+    return loaded;
+  }
+  log->StartWriter();
+  return log;
+}
+
+// Before this log extends or signs anything, it proves that the stored chain extends the last
+// state it signed: the signed heads are still there and unchanged, and what follows them links
+// to them. A log from before the signed state is verified whole, once, then its state is signed.
+Status AuditLog::Load() {
+  db::Connection& conn = *conn_;
+  COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(conn));
+  COFFRE_ASSIGN_OR_RETURN(std::optional<SignedState> stored, ReadSignedState(conn, signing_key_.public_key));
+  if (!stored) {
+    COFFRE_ASSIGN_OR_RETURN(bool upgrading, Exists(conn, "SELECT 1 FROM audit_upgrade"));
+    if (!upgrading) {
+      return Status::Corruption(
+          "the audit log's signed state is missing although the log was written by this version (signed_state "
+          "was emptied): refusing to sign whatever the database now holds");
+    }
+    COFFRE_ASSIGN_OR_RETURN(SignedState upgraded, UpgradeLocked());
+    COFFRE_RETURN_IF_ERROR(tx.Commit());
+    signed_ = std::make_unique<SignedState>(upgraded);
+    known_.global = upgraded.global;
+    known_.tenants = upgraded.tenants;
+    return Status::Ok();
+  }
+  signed_ = std::make_unique<SignedState>(*stored);
+  known_.global = stored->global;
+  known_.tenants = stored->tenants;
+  COFFRE_RETURN_IF_ERROR(CheckSignedHeads(conn, *stored));
+  // Records after the signed heads (a crash before the next checkpoint) must link to them.
+  uint64_t tail = 0;
+  COFFRE_RETURN_IF_ERROR(WalkChain(conn, known_, [&](const audit::Record&, uint64_t, const Hash&, const Hash&) { ++tail; }));
+  std::lock_guard lock(mu_);
+  uncovered_ = tail;
+  return Status::Ok();
+}
+
+// A log written before the signed state existed: verified whole (every link, every checkpoint),
+// and accepted only if its end is signed by a global checkpoint, so that nothing it holds is
+// vouched for that an earlier version did not sign. Tenants whose archived head lost its
+// checkpoint to an earlier prune get one now (what bundles anchor on).
+Result<AuditLog::SignedState> AuditLog::UpgradeLocked() {
+  db::Connection& conn = *conn_;
+  SignedState s;
+  COFFRE_ASSIGN_OR_RETURN(s.boundary, ReadBoundary(conn));
+  COFFRE_ASSIGN_OR_RETURN(s.archive_heads, ReadArchiveHeads(conn));
+  ChainState chain;
+  chain.global = s.boundary;
+  chain.tenants = s.archive_heads;
+  COFFRE_ASSIGN_OR_RETURN(const uint64_t verified, VerifyAllLocked(chain, nullptr));
+  if (chain.global.seq > s.boundary.seq) {
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT head FROM checkpoints WHERE scope = 'global' "
+                                                           "AND seq = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(chain.global.seq));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row || HashFromBlob(st.ColumnBlobView(0)) != chain.global.hash) {
+      return Status::Corruption(
+          "audit.db was written by an earlier version and its last records (up to global seq " +
+          std::to_string(chain.global.seq) +
+          ") are covered by no signed checkpoint that matches them, so this version cannot tell them from a "
+          "rewrite: restore audit.db from a good copy");
+    }
+  }
+  const UnixMillis now = ToUnixMillis(options_.clock->Now());
+  for (const auto& [tenant, pos] : s.archive_heads) {
+    COFFRE_RETURN_IF_ERROR(EnsureTenantCheckpoint(tenant, pos, now));
+  }
+  s.global = chain.global;
+  s.tenants = chain.tenants;
+  s.time_ms = now;
+  COFFRE_RETURN_IF_ERROR(SignState(signing_key_, s));
+  COFFRE_RETURN_IF_ERROR(WriteSignedState(conn, s));
+  COFFRE_RETURN_IF_ERROR(conn.Exec("DELETE FROM audit_upgrade"));
+  if (verified > 0) {
+    spdlog::info("audit log: verified {} record(s) written by an earlier version and signed its state", verified);
+  }
+  return s;
+}
+
+// Signs a checkpoint of `tenant` at `pos` unless one exists (a bundle's anchor).
+Status AuditLog::EnsureTenantCheckpoint(const std::string& tenant, const ChainPosition& pos, UnixMillis now) {
+  db::Connection& conn = *conn_;
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT 1 FROM checkpoints WHERE scope = 'tenant' AND "
+                                                         "tenant = ? AND seq = ? AND head = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant, pos.seq, ByteView(pos.hash)));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (row || pos.seq == 0) {
+    return Status::Ok();
+  }
+  audit::Checkpoint c;
+  c.scope = std::string(kScopeTenant);
+  c.tenant = tenant;
+  c.seq = pos.seq;
+  c.head = pos.hash;
+  c.time_ms = now;
+  return InsertCheckpoint(c);
+}
+
+Status AuditLog::InsertCheckpoint(audit::Checkpoint& c) {
+  COFFRE_RETURN_IF_ERROR(SignCheckpoint(signing_key_, c));
+  COFFRE_ASSIGN_OR_RETURN(db::Statement ins,
+                          conn_->PrepareCached("INSERT INTO checkpoints (scope, tenant, seq, head, time_ms, signer, "
+                                               "signature) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+  COFFRE_RETURN_IF_ERROR(
+      ins.BindAll(c.scope, c.tenant, c.seq, ByteView(c.head), c.time_ms, c.signer, ByteView(c.signature)));
+  return ins.Run();
+}
+
+void AuditLog::Refuse(const std::string& why) {
+  std::lock_guard lock(mu_);
+  if (refused_.empty()) {
+    refused_ = why;
+    spdlog::critical("audit log failed its integrity check and refuses every record and signature (every key use "
+                     "is refused) until it is restored: {}",
+                     why);
+  }
+}
+
+std::string AuditLog::integrity_error() const {
+  std::lock_guard lock(mu_);
+  return refused_;
+}
+
+Status AuditLog::RefusedStatus(StatusCode code) const {
+  std::string why = integrity_error();
+  if (why.empty()) {
+    return Status::Ok();
+  }
+  return Status(code, "the audit log failed its integrity check: " + why);
+}
+
+// Inside a write transaction: brings known_ up to what is stored now, checking that it still
+// extends what this process knew (another process may have appended, signed or archived
+// meanwhile; nobody may have removed or rewritten anything).
+Status AuditLog::SyncLocked() {
+  db::Connection& conn = *conn_;
+  // The signature alone tells whether another process signed since (the common case: nobody did).
+  COFFRE_ASSIGN_OR_RETURN(db::Statement sig, conn.PrepareCached("SELECT signature FROM signed_state WHERE id = 1"));
+  COFFRE_ASSIGN_OR_RETURN(bool have_state, sig.Step());
+  if (!have_state) {
+    return Status::Corruption("the audit log's signed state was removed while the log was open");
+  }
+  if (sig.ColumnBlob(0) != signed_->signature) {
+    COFFRE_ASSIGN_OR_RETURN(std::optional<SignedState> stored, ReadSignedState(conn, signing_key_.public_key));
+    if (!stored) {
+      return Status::Corruption("the audit log's signed state was removed while the log was open");
+    }
+    // Another process signed: its state must not go back.
+    if (stored->global.seq < signed_->global.seq || stored->boundary.seq < signed_->boundary.seq) {
+      return Status::Corruption("the audit log's signed state went back from global seq " +
+                                std::to_string(signed_->global.seq) + " to " + std::to_string(stored->global.seq) +
+                                ": an older copy was put back");
+    }
+    *signed_ = *stored;
+  }
+  const ChainPosition boundary = signed_->boundary;
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.PrepareCached("SELECT max(gseq) FROM records"));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  const uint64_t max_gseq = row && !st.ColumnIsNull(0) ? static_cast<uint64_t>(st.ColumnInt64(0)) : boundary.seq;
+  if (max_gseq < known_.global.seq) {
+    return Status::Corruption("the log ends at global seq " + std::to_string(max_gseq) + " but held " +
+                              std::to_string(known_.global.seq) + " record(s): records were removed");
+  }
+  if (known_.global.seq > boundary.seq) {
+    COFFRE_ASSIGN_OR_RETURN(std::optional<StoredAt> at, ReadStoredAt(conn, known_.global.seq, boundary));
+    if (!at || at->global != known_.global.hash) {
+      return Status::Corruption("record " + std::to_string(known_.global.seq) +
+                                ", the head this log wrote last, was removed or rewritten");
+    }
+  } else if (known_.global.seq < boundary.seq) {
+    // Another process appended, signed and archived past this process's head: the records in
+    // between are gone, and the genuinely signed state (checked above) is what vouches for them.
+    known_.global = signed_->global;
+    known_.tenants = signed_->tenants;
+    COFFRE_RETURN_IF_ERROR(CheckSignedHeads(conn, *signed_));
+  }
+  return WalkChain(conn, known_, nullptr);
 }
 
 namespace {
@@ -303,6 +827,7 @@ Result<std::vector<StoredSigningKey>> ListSigningKeys(db::Connection& conn) {
 
 Result<std::unique_ptr<db::Connection>> OpenExisting(const std::string& path) {
   COFFRE_ASSIGN_OR_RETURN(auto conn, db::Connection::Open(path, db::OpenMode::kReadWrite));
+  COFFRE_RETURN_IF_ERROR(CheckEarlierVersionTailSigned(*conn));
   COFFRE_RETURN_IF_ERROR(db::Migrate(*conn, kMigrations));
   // Dropped sealed copies are overwritten with zeros, not left in free pages.
   COFFRE_RETURN_IF_ERROR(conn->Exec("PRAGMA secure_delete = ON"));
@@ -370,7 +895,9 @@ AuditLog::AuditLog(std::unique_ptr<db::Connection> conn, SigningKey key, AuditLo
     : conn_(std::move(conn)),
       signing_key_(std::move(key)),
       options_(options),
-      last_checkpoint_(std::chrono::steady_clock::now()) {
+      last_checkpoint_(std::chrono::steady_clock::now()) {}
+
+void AuditLog::StartWriter() {
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -380,7 +907,13 @@ AuditLog::~AuditLog() {
     stopping_ = true;
   }
   writer_cv_.notify_all();
+  if (!writer_.joinable()) {
+    return;  // Open failed before the log was in use
+  }
   writer_.join();
+  if (!integrity_error().empty()) {
+    return;  // a refused log signs nothing
+  }
   // Sign what is not covered yet, so a clean stop leaves no unsigned tail.
   std::lock_guard db_lock(db_mu_);
   if (Status st = CheckpointLocked(); !st.ok()) {
@@ -511,48 +1044,61 @@ void AuditLog::NoteResult(const Status& st) {
   last_error_ = st.ToString();
 }
 
+// A stored chain that no longer extends what this process knew makes the log refuse from then
+// on; any other error (a lock, a full disk) fails only this attempt.
+Status AuditLog::SyncOrRefuseLocked() {
+  Status st = SyncLocked();
+  if (st.code() == StatusCode::kCorruption) {
+    Refuse(st.message());
+    return RefusedStatus(StatusCode::kUnavailable);
+  }
+  return st;
+}
+
 Status AuditLog::WriteBatch(const std::vector<Pending*>& batch) {
+  COFFRE_RETURN_IF_ERROR(RefusedStatus(StatusCode::kUnavailable));
   db::Connection& conn = *conn_;
   COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(conn));
-  COFFRE_ASSIGN_OR_RETURN(std::optional<Head> global, ReadHead(conn, "g"));
-  Head g = global.value_or(Head{});
-  std::map<std::string, Head> heads;
+  COFFRE_RETURN_IF_ERROR(SyncOrRefuseLocked());
+  // Each record links to the heads this process verified, never to a stored heads row as found.
+  ChainState next = known_;
+  std::map<std::string, bool> moved;
   const UnixMillis now = ToUnixMillis(options_.clock->Now());
   for (Pending* p : batch) {
-    const std::string chain = ChainOf(p->event->tenant);
-    auto it = heads.find(chain);
-    if (it == heads.end()) {
-      COFFRE_ASSIGN_OR_RETURN(std::optional<Head> h, ReadHead(conn, chain));
-      it = heads.emplace(chain, h.value_or(Head{})).first;
-    }
-    Head& head = it->second;
+    ChainPosition& head = next.tenants[p->event->tenant];
     audit::Record rec = RecordFromEvent(*p->event, head.seq + 1, now, head.hash);
     const Hash hash = RecordHash(rec);
-    const Hash global_hash = GlobalLink(g.hash, g.seq + 1, hash);
+    const uint64_t gseq = next.global.seq + 1;
+    const Hash global_hash = GlobalLink(next.global.hash, gseq, hash);
     COFFRE_ASSIGN_OR_RETURN(
         db::Statement ins,
         conn.PrepareCached("INSERT INTO records (gseq, seq, time_ms, tenant, key_id, key_version, operation, action, "
                            "bucket, object_key, object_id, request_id, access_key_id, client_address, outcome, prev, "
                            "hash, global_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    COFFRE_RETURN_IF_ERROR(ins.BindAll(g.seq + 1, rec.seq, rec.time_ms, rec.tenant, rec.key_id, rec.key_version,
+    COFFRE_RETURN_IF_ERROR(ins.BindAll(gseq, rec.seq, rec.time_ms, rec.tenant, rec.key_id, rec.key_version,
                                        rec.operation, rec.action, rec.bucket, rec.object_key, rec.object_id,
                                        rec.request_id, rec.access_key_id, rec.client_address, rec.outcome,
                                        ByteView(rec.prev), ByteView(hash), ByteView(global_hash)));
     COFFRE_RETURN_IF_ERROR(ins.Run());
-    head.seq = rec.seq;
-    head.hash = hash;
-    g.seq += 1;
-    g.hash = global_hash;
+    head = ChainPosition{rec.seq, hash};
+    next.global = ChainPosition{gseq, global_hash};
+    moved[ChainOf(p->event->tenant)] = true;
   }
-  heads["g"] = g;
-  for (const auto& [chain, head] : heads) {
+  // The heads table is kept up to date for people reading the database; nothing trusts it.
+  auto put_head = [&](const std::string& chain, const ChainPosition& pos) -> Status {
     COFFRE_ASSIGN_OR_RETURN(db::Statement up,
                             conn.PrepareCached("INSERT INTO heads (chain, seq, hash) VALUES (?, ?, ?) "
                                                "ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"));
-    COFFRE_RETURN_IF_ERROR(up.BindAll(chain, head.seq, ByteView(head.hash)));
-    COFFRE_RETURN_IF_ERROR(up.Run());
+    COFFRE_RETURN_IF_ERROR(up.BindAll(chain, pos.seq, ByteView(pos.hash)));
+    return up.Run();
+  };
+  COFFRE_RETURN_IF_ERROR(put_head("g", next.global));
+  for (const auto& [chain, unused] : moved) {
+    COFFRE_RETURN_IF_ERROR(put_head(chain, next.tenants[chain.substr(2)]));
   }
-  return tx.Commit();
+  COFFRE_RETURN_IF_ERROR(tx.Commit());
+  known_ = std::move(next);
+  return Status::Ok();
 }
 
 Status AuditLog::Checkpoint() {
@@ -570,52 +1116,54 @@ Status AuditLog::Checkpoint() {
   return st;
 }
 
+// Signs every chain head that moved since the last signed state, and the new state, only once
+// the stored chain is proven to extend that state (SyncLocked).
 Status AuditLog::CheckpointLocked() {
+  COFFRE_RETURN_IF_ERROR(RefusedStatus(StatusCode::kCorruption));
   db::Connection& conn = *conn_;
   COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(conn));
-  std::vector<std::pair<std::string, Head>> moved;
-  {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
-                            conn.Prepare("SELECT chain, seq, hash FROM heads WHERE seq > checkpointed_seq ORDER BY chain"));
-    for (;;) {
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) {
-        break;
-      }
-      Head h;
-      h.seq = static_cast<uint64_t>(st.ColumnInt64(1));
-      h.hash = HashFromBlob(st.ColumnBlobView(2));
-      moved.emplace_back(st.ColumnText(0), h);
+  COFFRE_RETURN_IF_ERROR(SyncOrRefuseLocked());
+  std::vector<audit::Checkpoint> moved;
+  const UnixMillis now = ToUnixMillis(options_.clock->Now());
+  for (const auto& [tenant, pos] : known_.tenants) {
+    auto it = signed_->tenants.find(tenant);
+    if (it == signed_->tenants.end() || it->second.seq != pos.seq) {
+      audit::Checkpoint c;
+      c.scope = std::string(kScopeTenant);
+      c.tenant = tenant;
+      c.seq = pos.seq;
+      c.head = pos.hash;
+      c.time_ms = now;
+      moved.push_back(std::move(c));
     }
+  }
+  if (known_.global.seq != signed_->global.seq) {
+    audit::Checkpoint c;
+    c.scope = std::string(kScopeGlobal);
+    c.seq = known_.global.seq;
+    c.head = known_.global.hash;
+    c.time_ms = now;
+    moved.push_back(std::move(c));
   }
   if (moved.empty()) {
     return Status::Ok();
   }
-  const UnixMillis now = ToUnixMillis(options_.clock->Now());
-  for (const auto& [chain, head] : moved) {
-    audit::Checkpoint c;
-    if (chain == "g") {
-      c.scope = std::string(kScopeGlobal);
-    } else {
-      c.scope = std::string(kScopeTenant);
-      c.tenant = chain.substr(2);
-    }
-    c.seq = head.seq;
-    c.head = head.hash;
-    c.time_ms = now;
-    COFFRE_RETURN_IF_ERROR(SignCheckpoint(signing_key_, c));
-    COFFRE_ASSIGN_OR_RETURN(db::Statement ins,
-                            conn.PrepareCached("INSERT INTO checkpoints (scope, tenant, seq, head, time_ms, signer, "
-                                               "signature) VALUES (?, ?, ?, ?, ?, ?, ?)"));
-    COFFRE_RETURN_IF_ERROR(
-        ins.BindAll(c.scope, c.tenant, c.seq, ByteView(c.head), c.time_ms, c.signer, ByteView(c.signature)));
-    COFFRE_RETURN_IF_ERROR(ins.Run());
+  for (auto& c : moved) {
+    COFFRE_RETURN_IF_ERROR(InsertCheckpoint(c));
     COFFRE_ASSIGN_OR_RETURN(db::Statement up,
                             conn.PrepareCached("UPDATE heads SET checkpointed_seq = ? WHERE chain = ?"));
-    COFFRE_RETURN_IF_ERROR(up.BindAll(head.seq, chain));
+    COFFRE_RETURN_IF_ERROR(up.BindAll(c.seq, c.scope == kScopeGlobal ? std::string("g") : ChainOf(c.tenant)));
     COFFRE_RETURN_IF_ERROR(up.Run());
   }
-  return tx.Commit();
+  SignedState next = *signed_;
+  next.global = known_.global;
+  next.tenants = known_.tenants;
+  next.time_ms = now;
+  COFFRE_RETURN_IF_ERROR(SignState(signing_key_, next));
+  COFFRE_RETURN_IF_ERROR(WriteSignedState(conn, next));
+  COFFRE_RETURN_IF_ERROR(tx.Commit());
+  *signed_ = std::move(next);
+  return Status::Ok();
 }
 
 Status AuditLog::Probe() {
@@ -627,12 +1175,12 @@ Status AuditLog::Probe() {
 
 bool AuditLog::healthy() const {
   std::lock_guard lock(mu_);
-  return healthy_;
+  return healthy_ && refused_.empty();
 }
 
 std::string AuditLog::last_error() const {
   std::lock_guard lock(mu_);
-  return last_error_;
+  return refused_.empty() ? last_error_ : "integrity check failed: " + refused_;
 }
 
 uint64_t AuditLog::records_written() const {
@@ -654,6 +1202,7 @@ Result<TenantExport> AuditLog::ExportTenant(const std::string& tenant, UnixMilli
   if (from_ms > to_ms) {
     return Status::InvalidArgument("the time range is reversed (--from is after --to)");
   }
+  COFFRE_RETURN_IF_ERROR(RefusedStatus(StatusCode::kFailedPrecondition));
   std::lock_guard db_lock(db_mu_);
   db::Connection& conn = *conn_;
   COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(conn, db::Transaction::Kind::kDeferred));
@@ -662,16 +1211,51 @@ Result<TenantExport> AuditLog::ExportTenant(const std::string& tenant, UnixMilli
   out.public_key = signing_key_.public_key;
   uint64_t first = 0;
   uint64_t last = 0;
+  auto one_seq = [&](const std::string& sql, auto... args) -> Result<std::optional<uint64_t>> {
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare(sql));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(args...));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row || st.ColumnIsNull(0)) {
+      return std::optional<uint64_t>();
+    }
+    return std::optional<uint64_t>(static_cast<uint64_t>(st.ColumnInt64(0)));
+  };
   {
     COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT min(seq), max(seq) FROM records WHERE tenant = ? "
                                                            "AND time_ms >= ? AND time_ms <= ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(tenant, from_ms, to_ms));
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row || st.ColumnIsNull(0)) {
-      return out;
+    if (row && !st.ColumnIsNull(0)) {
+      first = static_cast<uint64_t>(st.ColumnInt64(0));
+      last = static_cast<uint64_t>(st.ColumnInt64(1));
     }
-    first = static_cast<uint64_t>(st.ColumnInt64(0));
-    last = static_cast<uint64_t>(st.ColumnInt64(1));
+  }
+  if (first == 0) {
+    // No record in the range: the bundle holds the tenant's last record before it (else its first
+    // after it), so that it is never empty: an empty bundle would prove nothing, and cannot be told
+    // from one whose records were all removed.
+    COFFRE_ASSIGN_OR_RETURN(std::optional<uint64_t> before,
+                            one_seq("SELECT max(seq) FROM records WHERE tenant = ? AND time_ms < ?", tenant, from_ms));
+    COFFRE_ASSIGN_OR_RETURN(std::optional<uint64_t> after,
+                            one_seq("SELECT min(seq) FROM records WHERE tenant = ? AND time_ms > ?", tenant, to_ms));
+    if (!before && !after) {
+      return out;  // no live record of this tenant at all
+    }
+    first = last = before ? *before : *after;
+  }
+  {
+    // Extended backward to just after a checkpoint (which is exported as the anchor: it signs the
+    // first record's predecessor), or to the tenant's first live record when there is none.
+    COFFRE_ASSIGN_OR_RETURN(std::optional<uint64_t> live_min,
+                            one_seq("SELECT min(seq) FROM records WHERE tenant = ?", tenant));
+    const uint64_t floor = live_min ? *live_min : first;
+    if (first > 1) {
+      COFFRE_ASSIGN_OR_RETURN(std::optional<uint64_t> anchor,
+                              one_seq("SELECT max(seq) FROM checkpoints WHERE scope = 'tenant' AND tenant = ? AND "
+                                      "seq >= ? AND seq < ?",
+                                      tenant, floor - 1, first));
+      first = anchor ? *anchor + 1 : floor;
+    }
   }
   {
     // The first checkpoint at or after the last record signs everything up to it.
@@ -700,7 +1284,7 @@ Result<TenantExport> AuditLog::ExportTenant(const std::string& tenant, UnixMilli
     COFFRE_ASSIGN_OR_RETURN(db::Statement st,
                             conn.Prepare("SELECT scope, tenant, seq, head, time_ms, signer, signature FROM checkpoints "
                                          "WHERE scope = 'tenant' AND tenant = ? AND seq >= ? AND seq <= ? ORDER BY seq, id"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(tenant, first, last));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(tenant, first - 1, last));
     for (;;) {
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) {
@@ -712,30 +1296,14 @@ Result<TenantExport> AuditLog::ExportTenant(const std::string& tenant, UnixMilli
   return out;
 }
 
-Result<uint64_t> AuditLog::VerifyStored() {
-  std::lock_guard db_lock(db_mu_);
+// Every checkpoint signature, every link from `chain` (the boundary) on, every checkpoint against
+// the records it signs, and, given a signed state, that the chain reaches it and holds exactly its
+// heads. Returns the number of records checked; Corruption names what breaks first.
+Result<uint64_t> AuditLog::VerifyAllLocked(ChainState& chain, const SignedState* against) {
   db::Connection& conn = *conn_;
-  COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(conn, db::Transaction::Kind::kDeferred));
-  std::map<std::string, Head> tenants;
-  Head global;
-  COFFRE_ASSIGN_OR_RETURN(ChainPosition boundary, ReadBoundary(conn));
-  global.seq = boundary.seq;
-  global.hash = boundary.hash;
-  {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT tenant, seq, hash FROM archive_heads"));
-    for (;;) {
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) {
-        break;
-      }
-      Head& h = tenants[st.ColumnText(0)];
-      h.seq = static_cast<uint64_t>(st.ColumnInt64(1));
-      h.hash = HashFromBlob(st.ColumnBlobView(2));
-    }
-  }
+  const ChainState start = chain;
   std::map<std::pair<std::string, uint64_t>, Hash> tenant_hash_at;  // only where checkpoints point
   std::map<uint64_t, Hash> global_hash_at;
-  // Which positions checkpoints name, to check their heads while walking.
   std::map<std::pair<std::string, uint64_t>, bool> wanted;
   std::vector<audit::Checkpoint> checkpoints;
   {
@@ -755,58 +1323,67 @@ Result<uint64_t> AuditLog::VerifyStored() {
       wanted[{c.scope == kScopeGlobal ? std::string("\x01global") : c.tenant, c.seq}] = true;
     }
   }
-  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT " + std::string(kRecordColumns) +
-                                                         ", gseq, hash, global_hash FROM records ORDER BY gseq"));
+  // The tenant heads at the signed global position, to compare with the signed ones.
+  std::optional<std::map<std::string, ChainPosition>> at_signed;
+  if (against != nullptr && against->global.seq == start.global.seq) {
+    at_signed = start.tenants;
+  }
   uint64_t n = 0;
-  for (;;) {
-    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) {
-      break;
-    }
-    audit::Record r = ReadRecord(st);
-    const uint64_t gseq = static_cast<uint64_t>(st.ColumnInt64(15));
-    const std::string where = "record " + std::to_string(gseq) + " (tenant '" + r.tenant + "' seq " +
-                              std::to_string(r.seq) + ")";
-    if (gseq != global.seq + 1) {
-      return Status::Corruption(where + ": global sequence has a gap before it (records missing)");
-    }
-    Head& t = tenants[r.tenant];
-    if (r.seq != t.seq + 1) {
-      return Status::Corruption(where + ": tenant sequence has a gap or is out of order");
-    }
-    if (r.prev != t.hash) {
-      return Status::Corruption(where + ": does not link to the tenant's previous record (altered or removed)");
-    }
-    const Hash h = RecordHash(r);
-    if (HashFromBlob(st.ColumnBlobView(16)) != h) {
-      return Status::Corruption(where + ": content does not match its stored hash (altered)");
-    }
-    const Hash gh = GlobalLink(global.hash, gseq, h);
-    if (HashFromBlob(st.ColumnBlobView(17)) != gh) {
-      return Status::Corruption(where + ": global chain link does not match (altered or reordered)");
-    }
-    t.seq = r.seq;
-    t.hash = h;
-    global.seq = gseq;
-    global.hash = gh;
+  COFFRE_RETURN_IF_ERROR(WalkChain(conn, chain, [&](const audit::Record& r, uint64_t gseq, const Hash& h, const Hash& gh) {
     if (wanted.count({r.tenant, r.seq}) != 0) {
       tenant_hash_at[{r.tenant, r.seq}] = h;
     }
     if (wanted.count({std::string("\x01global"), gseq}) != 0) {
       global_hash_at[gseq] = gh;
     }
+    if (against != nullptr && gseq == against->global.seq) {
+      if (gh != against->global.hash) {
+        at_signed = std::map<std::string, ChainPosition>();  // marks the mismatch below
+      } else {
+        at_signed = chain.tenants;
+      }
+    }
     ++n;
+  }));
+  if (against != nullptr) {
+    if (chain.global.seq < against->global.seq) {
+      return Status::Corruption("the log ends at global seq " + std::to_string(chain.global.seq) +
+                                " but its last signed head is global seq " + std::to_string(against->global.seq) +
+                                ": signed records were removed, or the log was rewritten and renumbered");
+    }
+    if (!at_signed || (against->global.seq > start.global.seq && at_signed->empty())) {
+      return Status::Corruption("record " + std::to_string(against->global.seq) +
+                                " does not match the last signed global head: the log was rewritten at or before it");
+    }
+    for (const auto& [tenant, pos] : against->tenants) {
+      auto it = at_signed->find(tenant);
+      const ChainPosition have = it == at_signed->end() ? ChainPosition{} : it->second;
+      if (have.seq != pos.seq || have.hash != pos.hash) {
+        return Status::Corruption("tenant '" + tenant + "': at the last signed head (global seq " +
+                                  std::to_string(against->global.seq) + ") the log holds seq " +
+                                  std::to_string(have.seq) + " but seq " + std::to_string(pos.seq) +
+                                  " was signed: its chain was rewritten (records removed, renumbered or altered)");
+      }
+    }
   }
   for (const auto& c : checkpoints) {
     const bool is_global = c.scope == kScopeGlobal;
-    const std::optional<Hash> at = [&]() -> std::optional<Hash> {
-      if (is_global) {
-        auto it = global_hash_at.find(c.seq);
-        return it == global_hash_at.end() ? std::nullopt : std::optional<Hash>(it->second);
+    std::optional<Hash> at;
+    if (is_global) {
+      auto it = global_hash_at.find(c.seq);
+      if (it != global_hash_at.end()) {
+        at = it->second;
+      } else if (c.seq == start.global.seq) {
+        at = start.global.hash;  // the checkpoint that signs the archive boundary
       }
+    } else {
       auto it = tenant_hash_at.find({c.tenant, c.seq});
-      return it == tenant_hash_at.end() ? std::nullopt : std::optional<Hash>(it->second);
-    }();
+      if (it != tenant_hash_at.end()) {
+        at = it->second;
+      } else if (auto a = start.tenants.find(c.tenant); a != start.tenants.end() && a->second.seq == c.seq) {
+        at = a->second.hash;  // the checkpoint of the tenant's archived head
+      }
+    }
     if (!at) {
       return Status::Corruption("the " + c.scope + " checkpoint of '" + c.tenant + "' signs seq " +
                                 std::to_string(c.seq) + ", which is missing from the log (records removed)");
@@ -816,6 +1393,26 @@ Result<uint64_t> AuditLog::VerifyStored() {
                                 std::to_string(c.seq) + " does not match the records (altered)");
     }
   }
+  return n;
+}
+
+Result<uint64_t> AuditLog::VerifyStored() {
+  std::lock_guard db_lock(db_mu_);
+  db::Connection& conn = *conn_;
+  COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(conn, db::Transaction::Kind::kDeferred));
+  COFFRE_ASSIGN_OR_RETURN(std::optional<SignedState> stored, ReadSignedState(conn, signing_key_.public_key));
+  if (!stored) {
+    COFFRE_ASSIGN_OR_RETURN(bool upgrading, Exists(conn, "SELECT 1 FROM audit_upgrade"));
+    if (!upgrading) {
+      return Status::Corruption("the audit log's signed state is missing (signed_state was emptied)");
+    }
+  }
+  ChainState chain;
+  COFFRE_ASSIGN_OR_RETURN(chain.global, ReadBoundary(conn));
+  COFFRE_ASSIGN_OR_RETURN(chain.tenants, ReadArchiveHeads(conn));
+  COFFRE_ASSIGN_OR_RETURN(uint64_t n, VerifyAllLocked(chain, stored ? &*stored : nullptr));
+  // What this process found at open (or since) and the whole-log check above did not.
+  COFFRE_RETURN_IF_ERROR(RefusedStatus(StatusCode::kCorruption));
   return n;
 }
 
@@ -882,7 +1479,9 @@ Result<Archive> AuditLog::PrepareArchive(UnixMillis before_ms) {
         break;
       }
       audit::Checkpoint c = ReadCheckpoint(st);
-      const bool global_in = c.scope == kScopeGlobal && c.seq > a.start_global.seq && c.seq <= a.end_gseq;
+      // The global checkpoint at the start (kept by the previous prune) signs where the archive begins.
+      const bool global_in = c.scope == kScopeGlobal && c.seq <= a.end_gseq &&
+                             (c.seq > a.start_global.seq || (c.seq == a.start_global.seq && c.seq > 0));
       const auto it = last_seq.find(c.tenant);
       const uint64_t first = a.start_tenants.count(c.tenant) != 0 ? a.start_tenants[c.tenant].seq : 0;
       const bool tenant_in =
@@ -899,16 +1498,27 @@ Status AuditLog::Prune(const Archive& archive) {
   if (archive.end_gseq <= archive.start_global.seq || archive.records.empty()) {
     return Status::Ok();
   }
+  COFFRE_RETURN_IF_ERROR(RefusedStatus(StatusCode::kFailedPrecondition));
   std::lock_guard db_lock(db_mu_);
   db::Connection& conn = *conn_;
   COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(conn));
-  COFFRE_ASSIGN_OR_RETURN(ChainPosition boundary, ReadBoundary(conn));
+  COFFRE_RETURN_IF_ERROR(SyncOrRefuseLocked());
+  const ChainPosition boundary = signed_->boundary;
+  if (archive.end_gseq > signed_->global.seq) {
+    return Status::FailedPrecondition("the archive ends after the last signed state; nothing pruned");
+  }
   if (boundary.seq != archive.start_global.seq || boundary.hash != archive.start_global.hash) {
     return Status::Aborted("the audit log's archive boundary moved meanwhile (another archive?); nothing pruned");
   }
   const ArchivedRecord& last = archive.records.back();
   if (last.gseq != archive.end_gseq) {
     return Status::InvalidArgument("archive does not end at its end_gseq; nothing pruned");
+  }
+  // The new boundary is signed below: it must be the stored chain's own position.
+  COFFRE_ASSIGN_OR_RETURN(std::optional<StoredAt> end, ReadStoredAt(conn, last.gseq, boundary));
+  if (!end || end->global != last.global_hash) {
+    return Status::InvalidArgument("the archive's last record is not the log's record " + std::to_string(last.gseq) +
+                                   "; nothing pruned");
   }
   std::map<std::string, ChainPosition> heads;
   for (const auto& r : archive.records) {
@@ -933,15 +1543,29 @@ Status AuditLog::Prune(const Archive& archive) {
     COFFRE_RETURN_IF_ERROR(st.BindAll(last.gseq));
     COFFRE_RETURN_IF_ERROR(st.Run());
   }
+  // The checkpoints at the new boundary and at each tenant's archived head stay: they sign where
+  // the live log (and an export of it) starts.
   {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("DELETE FROM checkpoints WHERE scope = 'global' AND seq <= ?"));
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("DELETE FROM checkpoints WHERE scope = 'global' AND seq < ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(last.gseq));
     COFFRE_RETURN_IF_ERROR(st.Run());
   }
   COFFRE_RETURN_IF_ERROR(
-      conn.Exec("DELETE FROM checkpoints WHERE scope = 'tenant' AND seq <= "
+      conn.Exec("DELETE FROM checkpoints WHERE scope = 'tenant' AND seq < "
                 "(SELECT h.seq FROM archive_heads h WHERE h.tenant = checkpoints.tenant)"));
-  return tx.Commit();
+  const UnixMillis now = ToUnixMillis(options_.clock->Now());
+  for (const auto& [tenant, pos] : heads) {
+    COFFRE_RETURN_IF_ERROR(EnsureTenantCheckpoint(tenant, pos, now));
+  }
+  SignedState next = *signed_;
+  next.boundary = ChainPosition{last.gseq, last.global_hash};
+  COFFRE_ASSIGN_OR_RETURN(next.archive_heads, ReadArchiveHeads(conn));
+  next.time_ms = now;
+  COFFRE_RETURN_IF_ERROR(SignState(signing_key_, next));
+  COFFRE_RETURN_IF_ERROR(WriteSignedState(conn, next));
+  COFFRE_RETURN_IF_ERROR(tx.Commit());
+  *signed_ = std::move(next);
+  return Status::Ok();
 }
 
 }  // namespace coffre::audit

@@ -603,6 +603,48 @@ Result<VerifyReport> VerifyBundle(const ParsedBundle& bundle, ByteView public_ke
       }
     }
   }
+  // A bundle proves nothing without records, and cannot be told from one whose records were all
+  // removed: it never verifies.
+  if (recs.empty()) {
+    rep.breakage = Breakage::kMissing;
+    rep.message = signed_heads.empty()
+                      ? "the bundle holds no record and no checkpoint: its records and checkpoints were removed (an "
+                        "export always holds at least one record)"
+                      : "the bundle holds " + std::to_string(bundle.data.checkpoints.size()) +
+                            " checkpoint(s) but no record: its records were removed";
+    return rep;
+  }
+  // Where it starts: at seq 1 (the chain's start), or right after a checkpoint that signs the
+  // first record's predecessor. Otherwise records before it were cut, with their checkpoints.
+  {
+    const Record& first = recs.front();
+    if (first.tenant == bundle.info.tenant && first.seq > 1) {
+      auto anchor = signed_heads.find(first.seq - 1);
+      if (anchor == signed_heads.end()) {
+        const uint64_t earlier = signed_heads.empty() || signed_heads.begin()->first >= first.seq
+                                     ? 0
+                                     : signed_heads.begin()->first;
+        return fail(Breakage::kMissing, 0,
+                    "the bundle starts at " + where(0) + ", but no checkpoint signs its predecessor seq " +
+                        std::to_string(first.seq - 1) + ": records seq " + std::to_string(earlier + 1) + ".." +
+                        std::to_string(first.seq - 1) + " were cut from the start");
+      }
+      if (anchor->second != first.prev) {
+        return fail(Breakage::kAltered, 0,
+                    where(0) + " does not link to the signed checkpoint at seq " + std::to_string(first.seq - 1) +
+                        " (this record was altered)");
+      }
+    } else if (first.tenant == bundle.info.tenant && first.prev != Hash{}) {
+      return fail(Breakage::kAltered, 0, where(0) + " is the chain's first record but links to a predecessor (altered)");
+    }
+    if (!signed_heads.empty() && signed_heads.begin()->first + 1 < first.seq) {
+      const uint64_t seq = signed_heads.begin()->first;
+      return fail(Breakage::kMissing, 0,
+                  "the bundle holds a checkpoint at seq " + std::to_string(seq) + " but starts at " + where(0) +
+                      ": records seq " + std::to_string(seq + 1) + ".." + std::to_string(first.seq - 1) +
+                      " were cut from the start");
+    }
+  }
   Hash prev_hash{};
   for (size_t i = 0; i < recs.size(); ++i) {
     const Record& r = recs[i];
@@ -639,9 +681,6 @@ Result<VerifyReport> VerifyBundle(const ParsedBundle& bundle, ByteView public_ke
       rep.last_ms = r.time_ms;
     }
     ++rep.records;
-  }
-  if (recs.empty()) {
-    return rep;
   }
   const uint64_t last_seq = recs.back().seq;
   const uint64_t first_seq = recs.front().seq;
@@ -683,7 +722,9 @@ std::string BundleReadme(const BundleInfo& info, std::string_view bundle_file_na
        "One line per key-usage record of this tenant (type \"record\"), in chain order, and the signed\n"
        "checkpoints (type \"checkpoint\") of the tenant's chain that cover them. Records after --to may\n"
        "be included, up to the first checkpoint that signs the last requested record, so that every\n"
-       "record is covered by a signature.\n\n";
+       "record is covered by a signature; records before --from may be included, back to the\n"
+       "checkpoint that signs the first record's predecessor, so that the bundle proves where it\n"
+       "starts. A range without records holds the tenant's last record before it.\n\n";
   s += "How to verify\n-------------\n"
        "1. Obtain the gateway's audit public key through a channel you trust (not from this file):\n"
        "   the operator runs `coffre audit public-key` on the gateway host.\n"
@@ -693,7 +734,8 @@ std::string BundleReadme(const BundleInfo& info, std::string_view bundle_file_na
        "   Exit status 0: every record is linked and covered by a valid signature; it prints the number\n"
        "   of records and the time span. Exit status 3: the file was tampered with; it names the first\n"
        "   record that breaks and why (altered, missing, reordered, unsigned tail, foreign, bad\n"
-       "   signature). Exit status 1: not a Coffre bundle, or signed by another key.\n"
+       "   signature); a bundle without records, or cut at its start, fails as missing.\n"
+       "   Exit status 1: not a Coffre bundle, or signed by another key.\n"
        "3. Independent check: the canonical form, hashes and signatures are specified in docs/AUDIT.md\n"
        "   of the Coffre sources (SHA-256 and Ed25519 only), so any tool can recompute them.\n";
   return s;

@@ -16,6 +16,9 @@ Result<std::unique_ptr<audit::AuditLog>> OpenAuditOrRefuse(const Config& config,
   if (!log.ok()) {
     return Status::Unavailable("cannot open the audit log, so nothing was changed: " + log.status().ToString());
   }
+  if (std::string why = (*log)->integrity_error(); !why.empty()) {
+    return Status::Unavailable("the audit log failed its integrity check, so nothing was changed: " + why);
+  }
   return log;
 }
 

@@ -194,6 +194,10 @@ int RunExport(const CommonFlags& common, const std::string& tenant_name, const s
     ::unlink(out.c_str());  // nothing half-written: the bundle goes with its README
     return Fail(st);
   }
+  if (data->records.empty()) {
+    std::cerr << "note: tenant " << tenant->name << " has no record in the live audit log (archived?); the bundle "
+              << "holds none and will not verify" << std::endl;
+  }
   std::cout << "exported " << data->records.size() << " record(s) and " << data->checkpoints.size()
             << " checkpoint(s) of tenant " << tenant->name << " to " << out << " (README: " << readme_path << ")\n"
             << "public key: " << audit::EncodePublicKey(data->public_key) << std::endl;

@@ -218,6 +218,12 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
     spdlog::critical("cannot open the audit log: {}", audit_log.status().ToString());
     return 2;
   }
+  if (std::string why = (*audit_log)->integrity_error(); !why.empty()) {
+    // Serve what needs no key (and the health endpoints, which say why) rather than nothing.
+    spdlog::critical("the audit log failed its integrity check; the daemon is not ready and refuses every key use "
+                     "(503) until audit.db is restored: {}",
+                     why);
+  }
   service.set_audit(audit_log->get());
 
   // Declaration order matters: the io_context is destroyed before the gateway, because

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "coffre/audit/audit_log.h"
+#include "coffre/audit/bundle.h"
 
 namespace coffre::audit {
 namespace {
@@ -84,6 +85,21 @@ TEST_F(ArchiveTest, ArchiveVerifiesPruneKeepsTheLogVerifiable) {
   ASSERT_TRUE(exp.ok());
   ASSERT_EQ(exp->records.size(), 2u);
   EXPECT_EQ(exp->records[0].seq, 4u);
+  {
+    // The checkpoint of alice's archived head stays in the live log: it anchors her export.
+    ASSERT_TRUE(log_->Checkpoint().ok());
+    auto signed_exp = log_->ExportTenant("alice", 0, INT64_MAX / 2);
+    ASSERT_TRUE(signed_exp.ok());
+    ASSERT_FALSE(signed_exp->checkpoints.empty());
+    EXPECT_EQ(signed_exp->checkpoints.front().seq, 3u);
+    BundleInfo info;
+    info.tenant = "alice";
+    auto parsed = ParseBundle(EncodeBundle(*signed_exp, info, BundleFormat::kJsonl));
+    ASSERT_TRUE(parsed.ok());
+    auto bundle_rep = VerifyBundle(*parsed, log_->public_key());
+    ASSERT_TRUE(bundle_rep.ok());
+    EXPECT_TRUE(bundle_rep->ok()) << bundle_rep->message;
+  }
   // A second archive continues from the first one's end.
   auto second = log_->PrepareArchive(Now() + 1000);
   ASSERT_TRUE(second.ok());

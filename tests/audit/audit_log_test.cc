@@ -359,5 +359,120 @@ TEST_F(AuditLogTest, VerifyStoredDetectsDeletedRow) {
   EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
 }
 
+// What a log written before the signed state looks like: schema version 3, no signed state.
+void MakeLegacy(const std::string& path) {
+  auto conn = db::Connection::Open(path, db::OpenMode::kReadWrite);
+  ASSERT_TRUE(conn.ok());
+  ASSERT_TRUE((*conn)->Exec("DROP TABLE signed_state; DROP TABLE signed_heads; DROP TABLE audit_upgrade; "
+                            "PRAGMA user_version = 3")
+                  .ok());
+}
+
+TEST_F(AuditLogTest, LegacyLogIsVerifiedThenUpgradedWithNothingLost) {
+  {
+    auto log = OpenLog();
+    ASSERT_TRUE(log->Record(Ev("alice", "r1")).ok());
+    ASSERT_TRUE(log->Record(Ev("bob", "r2")).ok());
+  }  // the close signs the tail, as the earlier version's did
+  MakeLegacy(path_);
+  auto log = OpenLog();
+  EXPECT_TRUE(log->integrity_error().empty()) << log->integrity_error();
+  EXPECT_TRUE(log->healthy());
+  ASSERT_TRUE(log->Record(Ev("alice", "r3")).ok());
+  auto n = log->VerifyStored();
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 3u);
+  auto exp = log->ExportTenant("alice", 0, kAllTime);
+  ASSERT_TRUE(exp.ok());
+  EXPECT_EQ(exp->records.size(), 2u);
+}
+
+TEST_F(AuditLogTest, LegacyLogWithAnUnsignedTailIsRefused) {
+  {
+    auto log = OpenLog();
+    ASSERT_TRUE(log->Record(Ev("alice", "r1")).ok());
+  }
+  MakeLegacy(path_);
+  {
+    // A record the earlier version wrote but never signed (it crashed).
+    auto conn = db::Connection::Open(path_, db::OpenMode::kReadWrite);
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE((*conn)->Exec("DELETE FROM checkpoints").ok());
+  }
+  // Refused before the schema step, so that the earlier version can still open it and sign it.
+  auto log = AuditLog::Open(path_, root_);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(log.status().message().find("earlier version"), std::string::npos) << log.status().ToString();
+  auto conn = db::Connection::Open(path_, db::OpenMode::kReadWrite);
+  ASSERT_TRUE(conn.ok());
+  EXPECT_EQ(*db::SchemaVersion(**conn), 3);
+}
+
+// Another process (an admin command) appends and signs while this log is open: this log checks
+// those records link to its heads, adopts them, and its chain goes on from there.
+TEST_F(AuditLogTest, RecordsAndCheckpointsOfAnotherProcessAreAdopted) {
+  auto log = OpenLog();
+  ASSERT_TRUE(log->Record(Ev("alice", "mine-1")).ok());
+  {
+    auto other = OpenLog();
+    ASSERT_TRUE(other->Record(Ev("alice", "theirs")).ok());
+    ASSERT_TRUE(other->Record(Ev("bob", "theirs-bob")).ok());
+  }  // signs at close
+  ASSERT_TRUE(log->Record(Ev("alice", "mine-2")).ok());
+  ASSERT_TRUE(log->Checkpoint().ok());
+  EXPECT_TRUE(log->integrity_error().empty()) << log->integrity_error();
+  auto exp = log->ExportTenant("alice", 0, kAllTime);
+  ASSERT_TRUE(exp.ok());
+  ASSERT_EQ(exp->records.size(), 3u);
+  EXPECT_EQ(exp->records[2].request_id, "mine-2");
+  EXPECT_EQ(exp->records[2].prev, RecordHash(exp->records[1]));
+  auto n = log->VerifyStored();
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 4u);
+}
+
+// Another process appends, signs and archives past this log's head while it is idle: the pruned
+// records are vouched for by the signed state, and this log goes on from there.
+TEST_F(AuditLogTest, AnArchiveByAnotherProcessPastThisHeadIsAdopted) {
+  auto log = OpenLog();
+  ASSERT_TRUE(log->Record(Ev("alice", "mine-1")).ok());
+  {
+    auto other = OpenLog();
+    ASSERT_TRUE(other->Record(Ev("alice", "theirs")).ok());
+    ASSERT_TRUE(other->Record(Ev("bob", "theirs-bob")).ok());
+    auto archive = other->PrepareArchive(kAllTime);
+    ASSERT_TRUE(archive.ok()) << archive.status().ToString();
+    ASSERT_EQ(archive->records.size(), 3u);
+    ASSERT_TRUE(other->Prune(*archive).ok());
+  }
+  ASSERT_TRUE(log->Record(Ev("alice", "mine-2")).ok());
+  ASSERT_TRUE(log->Checkpoint().ok());
+  EXPECT_TRUE(log->integrity_error().empty()) << log->integrity_error();
+  auto exp = log->ExportTenant("alice", 0, kAllTime);
+  ASSERT_TRUE(exp.ok());
+  ASSERT_EQ(exp->records.size(), 1u);
+  EXPECT_EQ(exp->records[0].seq, 3u);
+  auto n = log->VerifyStored();
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 1u);
+}
+
+// Records removed while the log is open are noticed at the next write: it refuses from then on.
+TEST_F(AuditLogTest, RecordsRemovedWhileOpenMakeTheLogRefuse) {
+  auto log = OpenLog();
+  ASSERT_TRUE(log->Record(Ev("alice", "r1")).ok());
+  ASSERT_TRUE(log->Record(Ev("alice", "r2")).ok());
+  {
+    auto conn = db::Connection::Open(path_, db::OpenMode::kReadWrite);
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE((*conn)->Exec("DELETE FROM records WHERE seq = 2").ok());
+  }
+  EXPECT_EQ(log->Record(Ev("alice", "r3")).code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(log->healthy());
+  EXPECT_FALSE(log->Checkpoint().ok());
+  EXPECT_FALSE(log->integrity_error().empty());
+}
+
 }  // namespace
 }  // namespace coffre::audit

@@ -291,14 +291,62 @@ TEST_F(BundleTest, NonUtf8ObjectKeysRoundTrip) {
   }
 }
 
-TEST_F(BundleTest, EmptyRangeVerifiesWithZeroRecords) {
+// A bundle without records proves nothing and looks like one whose records were all removed.
+TEST_F(BundleTest, BundleWithoutRecordsDoesNotVerify) {
   auto data = log_->ExportTenant("nobody", 0, kAllTime);
   ASSERT_TRUE(data.ok());
+  EXPECT_TRUE(data->records.empty());
   BundleInfo info;
   info.tenant = "nobody";
   VerifyReport rep = Verify(EncodeBundle(*data, info, BundleFormat::kJsonl));
-  EXPECT_TRUE(rep.ok());
-  EXPECT_EQ(rep.records, 0u);
+  EXPECT_FALSE(rep.ok());
+  EXPECT_EQ(rep.breakage, Breakage::kMissing);
+}
+
+// A range that starts after the chain's start is extended back to a checkpoint, which anchors it.
+TEST_F(BundleTest, RangedExportStartsAtASignedAnchorAndVerifies) {
+  auto all = log_->ExportTenant("alice", 0, kAllTime);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->records.size(), 6u);
+  const UnixMillis t5 = all->records[4].time_ms;
+  auto data = log_->ExportTenant("alice", t5, kAllTime);
+  ASSERT_TRUE(data.ok());
+  ASSERT_FALSE(data->records.empty());
+  EXPECT_EQ(data->records.front().seq, 4u);  // just after the checkpoint at seq 3
+  ASSERT_FALSE(data->checkpoints.empty());
+  EXPECT_EQ(data->checkpoints.front().seq, 3u);
+  BundleInfo info;
+  info.tenant = "alice";
+  info.from_ms = t5;
+  info.to_ms = kAllTime;
+  const std::string text = EncodeBundle(*data, info, BundleFormat::kJsonl);
+  VerifyReport rep = Verify(text);
+  EXPECT_TRUE(rep.ok()) << rep.message;
+  EXPECT_EQ(rep.records, 3u);
+  // Without its anchor, the same bundle does not verify.
+  std::vector<std::string> lines = Lines(text);
+  std::vector<std::string> cut;
+  for (const auto& l : lines) {
+    json j = json::parse(l);
+    if (!(j["type"] == "checkpoint" && j["seq"] == 3)) {
+      cut.push_back(l);
+    }
+  }
+  rep = Verify(Join(cut));
+  EXPECT_EQ(rep.breakage, Breakage::kMissing) << rep.message;
+  EXPECT_EQ(rep.failed_seq, 4u);
+}
+
+// A range with no record of the tenant still yields a bundle that verifies: the record before it.
+TEST_F(BundleTest, EmptyRangeCarriesTheRecordBeforeIt) {
+  auto data = log_->ExportTenant("alice", kAllTime - 10, kAllTime);
+  ASSERT_TRUE(data.ok());
+  ASSERT_FALSE(data->records.empty());
+  EXPECT_EQ(data->records.back().seq, 6u);
+  BundleInfo info;
+  info.tenant = "alice";
+  VerifyReport rep = Verify(EncodeBundle(*data, info, BundleFormat::kCsv));
+  EXPECT_TRUE(rep.ok()) << rep.message;
 }
 
 }  // namespace

@@ -11,8 +11,14 @@
 // is used only after its record exists; if the batch cannot be committed every caller in it gets
 // the error (fail-closed) and the log reports itself unhealthy until a later write succeeds.
 //
-// Several processes may append (the daemon, admin commands): each batch reads the chain heads
-// inside its write transaction.
+// Several processes may append (the daemon, admin commands): each batch reads what others
+// appended inside its write transaction, and checks it links to the heads this process knows.
+//
+// Integrity: the log keeps the last state it signed (every chain head and the archive boundary)
+// in memory and, signed, in audit.db. Open proves the stored chain still extends that state; a
+// log that does not (records removed, renumbered or relinked; the signed state or the signing key
+// removed) is refused: it opens, but every record, checkpoint and export fails, healthy() is false
+// and integrity_error() says why. Nothing is signed that does not extend the last signed state.
 //
 // Thread safety: every method may be called concurrently.
 
@@ -20,6 +26,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -63,7 +70,9 @@ struct TenantExport {
 class AuditLog final : public Recorder {
  public:
   // Opens (creating if needed) the log at `path`. The signing key is created on first open and
-  // sealed under `root_key`; a later open with another root key fails with PermissionDenied.
+  // sealed under `root_key`; a later open with another root key fails with PermissionDenied, and
+  // a log that holds records but no signing key fails with Corruption (no new key is made). A log
+  // whose stored chain fails the integrity check opens refused (see integrity_error()).
   static Result<std::unique_ptr<AuditLog>> Open(const std::string& path, const SecretBytes& root_key,
                                                 AuditLogOptions options = {});
 
@@ -96,8 +105,12 @@ class AuditLog final : public Recorder {
   // processes appended). No-op when nothing moved.
   Status Checkpoint();
 
-  // False since the last failed write, until a write (or the writer's periodic probe) succeeds.
+  // False since the last failed write, until a write (or the writer's periodic probe) succeeds;
+  // always false for a refused log.
   bool healthy() const;
+  // Why the log refuses to write and sign (the first record or state that failed the integrity
+  // check), or "" when it does not.
+  std::string integrity_error() const;
   // The last write error ("" when healthy). Never carries key material.
   std::string last_error() const;
   // Records written since open, and write failures since open (for metrics).
@@ -126,10 +139,31 @@ class AuditLog final : public Recorder {
   Result<Archive> PrepareArchive(UnixMillis before_ms);
   Status Prune(const Archive& archive);
 
+  // A position in every chain: the global one and each tenant's.
+  struct ChainState {
+    ChainPosition global;
+    std::map<std::string, ChainPosition> tenants;
+  };
+  // A signed statement of the chain heads and the archive boundary (audit_log.cc).
+  struct SignedState;
+
  private:
   struct Pending;
   class PendingHandle;
   AuditLog(std::unique_ptr<db::Connection> conn, SigningKey key, AuditLogOptions options);
+
+  void StartWriter();
+  // Under db_mu_: the integrity check at open (Corruption when it fails).
+  Status Load();
+  Result<SignedState> UpgradeLocked();
+  Status SyncLocked();
+  Status SyncOrRefuseLocked();
+  Result<uint64_t> VerifyAllLocked(ChainState& chain, const SignedState* against);
+  Status EnsureTenantCheckpoint(const std::string& tenant, const ChainPosition& pos, UnixMillis now);
+  Status InsertCheckpoint(audit::Checkpoint& checkpoint);
+  void Refuse(const std::string& why);
+  // OK, or `code` with the integrity error when the log is refused.
+  Status RefusedStatus(StatusCode code) const;
 
   void WriterLoop();
   Status WriteBatch(const std::vector<Pending*>& batch);
@@ -141,6 +175,8 @@ class AuditLog final : public Recorder {
   std::mutex db_mu_;
   SigningKey signing_key_;
   AuditLogOptions options_;
+  ChainState known_;                     // the stored chain as this process verified it; db_mu_
+  std::unique_ptr<SignedState> signed_;  // the last signed state; db_mu_
 
   mutable std::mutex mu_;
   std::condition_variable writer_cv_;
@@ -150,6 +186,7 @@ class AuditLog final : public Recorder {
   bool stopping_ = false;
   bool healthy_ = true;
   std::string last_error_;
+  std::string refused_;  // the integrity error; never cleared
   uint64_t records_written_ = 0;
   uint64_t write_failures_ = 0;
   uint64_t commits_ = 0;
