@@ -51,6 +51,12 @@ std::filesystem::path Resolved(const std::string& path) {
   std::error_code ec;
   std::filesystem::path absolute = std::filesystem::absolute(path, ec);
   if (ec) return std::filesystem::path(path).lexically_normal();
+  // weakly_canonical leaves a dangling symlink as it is: follow it to where it points.
+  for (int hops = 0; hops < 40 && std::filesystem::is_symlink(absolute, ec); ++hops) {
+    const std::filesystem::path target = std::filesystem::read_symlink(absolute, ec);
+    if (ec) break;
+    absolute = target.is_absolute() ? target : absolute.parent_path() / target;
+  }
   std::filesystem::path resolved = std::filesystem::weakly_canonical(absolute, ec);
   if (ec) resolved = absolute.lexically_normal();
   if (!resolved.has_filename()) resolved = resolved.parent_path();  // "dir/" and "dir" alike
