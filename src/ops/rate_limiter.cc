@@ -120,4 +120,57 @@ bool TenantRateLimiter::Admit(std::string_view tenant_id,
   return !t.bucket || t.bucket->TryTake(now);
 }
 
+void TenantBodyLimiter::Configure(uint32_t max_per_tenant) {
+  std::lock_guard lock(mu_);
+  max_per_tenant_ = max_per_tenant;
+}
+
+// Given back by whichever copy of the slot goes last.
+struct TenantBodyLimiter::Held {
+  Held(TenantBodyLimiter* l, std::string_view tenant) : limiter(l), tenant_id(tenant) {}
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+  ~Held() {
+    if (counted) limiter->Release(tenant_id);
+  }
+  TenantBodyLimiter* limiter;
+  std::string tenant_id;
+  bool counted = false;
+};
+
+TenantBodyLimiter::Slot TenantBodyLimiter::TryAcquire(std::string_view tenant_id) {
+  auto held = std::make_shared<Held>(this, tenant_id);  // allocated outside the lock
+  std::lock_guard lock(mu_);
+  auto it = counts_.find(tenant_id);
+  if (max_per_tenant_ != 0 && it != counts_.end() && it->second >= max_per_tenant_) {
+    return nullptr;
+  }
+  if (it == counts_.end()) {
+    it = counts_.emplace(held->tenant_id, 0).first;
+  }
+  ++it->second;
+  ++total_;
+  held->counted = true;
+  return held;
+}
+
+void TenantBodyLimiter::Release(const std::string& tenant_id) {
+  std::lock_guard lock(mu_);
+  auto it = counts_.find(tenant_id);
+  if (it == counts_.end()) return;
+  --total_;
+  if (--it->second == 0) counts_.erase(it);
+}
+
+uint64_t TenantBodyLimiter::in_flight() const {
+  std::lock_guard lock(mu_);
+  return total_;
+}
+
+uint32_t TenantBodyLimiter::in_flight(std::string_view tenant_id) const {
+  std::lock_guard lock(mu_);
+  auto it = counts_.find(tenant_id);
+  return it == counts_.end() ? 0 : it->second;
+}
+
 }  // namespace coffre::ops

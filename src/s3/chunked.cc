@@ -13,9 +13,9 @@ namespace {
 // A chunk header is "hex;chunk-signature=<64 hex>" (about 100 bytes); a trailer line is one header
 // field. Anything longer than this is not a client we know but an attempt to make us buffer.
 constexpr size_t kMaxLineLength = 4096;
-// Signed chunks are held until their signature verifies, so their size bounds memory per request.
-// SDKs use 64 KiB (minio-go) to 128 KiB (AWS Java SDK) chunks.
-constexpr uint64_t kMaxSignedChunkSize = uint64_t{16} << 20;
+// What SDKs send: 64 KiB (minio-go, the AWS Go SDK) to 128 KiB (AWS Java SDK), at most 1 MiB
+// (botocore's aws-chunked bodies). A larger signed chunk gets S3's InvalidChunkSizeError.
+constexpr uint64_t kMaxSignedChunkSize = uint64_t{1} << 20;
 // Unsigned chunks stream through; the bound is S3's largest single PUT and only guards arithmetic.
 constexpr uint64_t kMaxUnsignedChunkSize = uint64_t{5} << 30;
 // S3: "Only the last chunk is allowed to have a size less than 8192 bytes".
@@ -51,8 +51,7 @@ struct ChunkedDecoder::State {
   size_t crlf_seen = 0;    // bytes of the CRLF after chunk data seen so far
   std::string chunk_signature;
   std::string previous_signature;
-  crypto::Sha256 hasher;
-  Bytes pending;  // signed modes: the current chunk's data, released once its signature verifies
+  crypto::Sha256 hasher;  // signed modes: the current chunk's data, hashed as it passes through
   bool previous_chunk_small = false;
   uint64_t decoded = 0;
   bool trailer_separator_skipped = false;
@@ -62,7 +61,6 @@ struct ChunkedDecoder::State {
   std::optional<Error> Fail(ErrorCode code, std::string message) {
     phase = Phase::kFailed;
     error = Error(code, std::move(message));
-    pending.clear();
     return error;
   }
 
@@ -87,7 +85,7 @@ struct ChunkedDecoder::State {
       }
       size = size * 16 + static_cast<uint64_t>(digit);
       if (size > max_size) {
-        return Fail(ErrorCode::kInvalidRequest,
+        return Fail(signed_chunks ? ErrorCode::kInvalidChunkSizeError : ErrorCode::kInvalidRequest,
                     "aws-chunked chunk size exceeds the maximum of " + std::to_string(max_size) + " bytes.");
       }
     }
@@ -128,7 +126,6 @@ struct ChunkedDecoder::State {
       return std::nullopt;
     }
     remaining = size;
-    pending.clear();
     phase = Phase::kChunkData;
     return std::nullopt;
   }
@@ -260,11 +257,9 @@ struct ChunkedDecoder::State {
           const ByteView piece = in.subspan(i, n);
           if (signed_chunks) {
             hasher.Update(piece);
-            pending.insert(pending.end(), piece.begin(), piece.end());
-          } else {
-            out.insert(out.end(), piece.begin(), piece.end());
-            decoded += n;
           }
+          out.insert(out.end(), piece.begin(), piece.end());
+          decoded += n;
           remaining -= n;
           i += n;
           if (remaining == 0) {
@@ -272,9 +267,6 @@ struct ChunkedDecoder::State {
               if (std::optional<Error> e = VerifyChunk()) {
                 return e;
               }
-              out.insert(out.end(), pending.begin(), pending.end());
-              decoded += pending.size();
-              pending.clear();
             }
             crlf_seen = 0;
             phase = Phase::kChunkDataEnd;

@@ -537,11 +537,19 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
   // The rate limit is checked on the worker thread that authenticated: it may read the keystore.
   // The operation's first lookup runs there too, which saves a round trip to the workers.
   bool admitted = true;
+  // Held until this request is over.
+  std::shared_ptr<void> body_slot;
+  const bool has_body = ctx.ex.content_length().value_or(0) > 0 ||
+                        ctx.ex.request().count(boost::beast::http::field::transfer_encoding) != 0;
   auto auth = co_await ctx.Blocking([&] {
     auto result = Authenticate(ctx.view, lookup_, options_.auth);
     if (!result.ok()) return result;
     ctx.auth = *result;
     if (options_.admit) admitted = options_.admit(result->tenant_id);
+    if (admitted && has_body && options_.admit_body) {
+      body_slot = options_.admit_body(result->tenant_id);
+      admitted = body_slot != nullptr;
+    }
     if (admitted) {
       ctx.audit_request = service::RequestInfo{ctx.request_id, ctx.auth.access_key_id, ctx.ex.remote_address(),
                                                std::string(OperationName(ctx.route.op))};

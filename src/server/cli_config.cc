@@ -20,6 +20,9 @@ void RegisterConfigCommands(CLI::App& app, CommandRunner& runner) {
       if (!loaded.ok()) {
         return Fail(loaded.status());
       }
+      if (Status placed = CheckRootKeyPlacement(*loaded); !placed.ok()) {
+        return Fail(Status::InvalidArgument(*file + ": " + placed.message()));
+      }
       std::cout << *file << ": valid" << std::endl;
       return 0;
     };

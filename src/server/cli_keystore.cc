@@ -54,6 +54,13 @@ int RunRotateRoot(const CommonFlags& common, const std::string& new_key_file, in
     }
     new_passphrase = std::move(read).value();
   } else {
+    // The new key goes where the daemon will accept it: not inside data_dir (outside development).
+    Config placed = *config;
+    placed.root_key_source = "file";
+    placed.root_key_file = new_key_file;
+    if (Status st = CheckRootKeyPlacement(placed); !st.ok()) {
+      return Fail(Status::InvalidArgument("--new-key-file: " + st.message()));
+    }
     auto key = keystore::LoadRootKeyFile(new_key_file);
     if (!key.ok()) {
       return Fail(Status(key.status().code(), "--new-key-file: " + key.status().message() +
@@ -214,6 +221,7 @@ void RegisterKeystoreCommands(CLI::App& app, CommandRunner& runner) {
       }
       if (config->root_key_source == "file") {
         if (!flags->key_file.empty()) config->root_key_file = flags->key_file;
+        if (Status placed = CheckRootKeyPlacement(*config); !placed.ok()) return Fail(placed);
         if (Status created = keystore::CreateRootKeyFile(config->ResolvedRootKeyFile()); !created.ok()) {
           return Fail(created);
         }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -13,6 +14,7 @@ namespace coffre::server {
 Config DevelopmentConfig() {
   Config c;
   c.data_dir = "./var";
+  c.development = true;
   c.create_root_key = true;
   c.create_dev_tenant = true;
   c.log_level = "info";
@@ -39,6 +41,56 @@ Status ParseListen(const std::string& listen, std::string* host, uint16_t* port)
 
 bool IsLoopbackHost(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+namespace {
+
+// The path with every symlink of its existing part followed and "." and ".." removed: where the
+// file really is, whichever way the config spells it.
+std::filesystem::path Resolved(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+  if (ec) return std::filesystem::path(path).lexically_normal();
+  // weakly_canonical leaves a dangling symlink as it is: follow it to where it points.
+  for (int hops = 0; hops < 40 && std::filesystem::is_symlink(absolute, ec); ++hops) {
+    const std::filesystem::path target = std::filesystem::read_symlink(absolute, ec);
+    if (ec) break;
+    absolute = target.is_absolute() ? target : absolute.parent_path() / target;
+  }
+  std::filesystem::path resolved = std::filesystem::weakly_canonical(absolute, ec);
+  if (ec) resolved = absolute.lexically_normal();
+  if (!resolved.has_filename()) resolved = resolved.parent_path();  // "dir/" and "dir" alike
+  return resolved;
+}
+
+bool IsWithin(const std::filesystem::path& dir, const std::filesystem::path& file) {
+  auto d = dir.begin();
+  auto f = file.begin();
+  for (; d != dir.end(); ++d, ++f) {
+    if (f == file.end() || *d != *f) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Status CheckRootKeyPlacement(const Config& config) {
+  if (config.development || config.root_key_source != "file") return Status::Ok();
+  const std::string key_file = config.ResolvedRootKeyFile();
+  const std::filesystem::path key = Resolved(key_file);
+  const std::filesystem::path data = Resolved(config.data_dir);
+  if (!IsWithin(data, key)) return Status::Ok();
+  const std::string spelled = config.root_key_file.empty() ? "root_key_file (default " + key_file + ")"
+                                                           : "root_key_file " + key_file;
+  const std::string resolves = key.string() == key_file ? "" : " (resolves to " + key.string() + ")";
+  return Status::InvalidArgument(
+      spelled + resolves + " is inside data_dir " + config.data_dir +
+      ": every copy or snapshot of the data directory would carry the key that decrypts it. Keep the root "
+      "key outside data_dir: e.g. /etc/coffre/root.key (root-owned, mode 0600), given to the service by "
+      "systemd with LoadCredential=root.key:/etc/coffre/root.key and \"root_key_file\": "
+      "\"/run/credentials/coffre.service/root.key\" (as config/coffre.service and config/coffre.example.json "
+      "do), or \"root_key_source\": \"credential\" (docs/KEYS.md). Only a development setup "
+      "(\"development\": true) may keep it there.");
 }
 
 namespace {
@@ -115,6 +167,7 @@ Result<Config> ParseConfig(const std::string& json_text) {
   static const std::set<std::string> kKnown = {"listen",
                                                "data_dir",
                                                "root_key_file",
+                                               "development",
                                                "create_root_key",
                                                "create_dev_tenant",
                                                "base_domain",
@@ -124,6 +177,7 @@ Result<Config> ParseConfig(const std::string& json_text) {
                                                "worker_threads",
                                                "commit_threads",
                                                "max_connections",
+                                               "max_bodies_per_tenant",
                                                "max_header_bytes",
                                                "idle_timeout_seconds",
                                                "read_timeout_seconds",
@@ -173,6 +227,7 @@ Result<Config> ParseConfig(const std::string& json_text) {
   COFFRE_RETURN_IF_ERROR(str("listen", c.listen));
   COFFRE_RETURN_IF_ERROR(str("data_dir", c.data_dir));
   COFFRE_RETURN_IF_ERROR(str("root_key_file", c.root_key_file));
+  COFFRE_RETURN_IF_ERROR(boolean("development", c.development));
   COFFRE_RETURN_IF_ERROR(boolean("create_root_key", c.create_root_key));
   COFFRE_RETURN_IF_ERROR(boolean("create_dev_tenant", c.create_dev_tenant));
   COFFRE_RETURN_IF_ERROR(str("base_domain", c.base_domain));
@@ -182,6 +237,7 @@ Result<Config> ParseConfig(const std::string& json_text) {
   COFFRE_RETURN_IF_ERROR(number("worker_threads", c.worker_threads, 0, 256));
   COFFRE_RETURN_IF_ERROR(number("commit_threads", c.commit_threads, 1, 1024));
   COFFRE_RETURN_IF_ERROR(number("max_connections", c.max_connections, 1, 1000000));
+  COFFRE_RETURN_IF_ERROR(number("max_bodies_per_tenant", c.max_bodies_per_tenant, 0, 1000000));
   COFFRE_RETURN_IF_ERROR(number("max_header_bytes", c.max_header_bytes, 1024, 1024 * 1024));
   COFFRE_RETURN_IF_ERROR(number("idle_timeout_seconds", c.idle_timeout_seconds, 1, 3600));
   COFFRE_RETURN_IF_ERROR(number("read_timeout_seconds", c.read_timeout_seconds, 1, 3600));

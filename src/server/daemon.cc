@@ -100,7 +100,7 @@ http::ServerOptions LimitsOf(const Config& config) {
 // SIGHUP. Settings bound at start (addresses, directories, keys, threads) keep their running
 // values, with a warning naming each one that changed.
 void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_server, http::Server* admin_server,
-                  ops::TenantRateLimiter& rate_limiter) {
+                  ops::TenantRateLimiter& rate_limiter, ops::TenantBodyLimiter& body_limiter) {
   if (!reload) {
     spdlog::warn("SIGHUP: no configuration to reload");
     return;
@@ -121,6 +121,7 @@ void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_
   keep("admin_listen", next.admin_listen, running.admin_listen);
   keep("data_dir", next.data_dir, running.data_dir);
   keep("root_key_file", next.root_key_file, running.root_key_file);
+  keep("development", next.development, running.development);
   keep("create_root_key", next.create_root_key, running.create_root_key);
   keep("create_dev_tenant", next.create_dev_tenant, running.create_dev_tenant);
   keep("base_domain", next.base_domain, running.base_domain);
@@ -154,6 +155,7 @@ void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_
   spdlog::set_level(spdlog::level::from_str(running.log_level));
   spdlog::set_formatter(ops::MakeLogFormatter(running.log_format));
   rate_limiter.Configure(running.rate_limits);
+  body_limiter.Configure(running.max_bodies_per_tenant);
   http::ServerOptions s3_limits = LimitsOf(running);
   s3_limits.tls = tls;
   s3_server.UpdateLimits(s3_limits);
@@ -169,7 +171,8 @@ void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_
                running.read_timeout_seconds, running.drain_timeout_seconds,
                tls ? "certificate reloaded" : "off");
   const ops::RateLimit& default_limit = running.rate_limits.default_limit;
-  spdlog::info("SIGHUP: log_format={}, rate_limits: default {}, {} tenant override(s)", running.log_format,
+  spdlog::info("SIGHUP: log_format={}, max_bodies_per_tenant={}, rate_limits: default {}, {} tenant override(s)",
+               running.log_format, running.max_bodies_per_tenant,
                default_limit.unlimited() ? std::string("unlimited")
                                          : fmt::format("{} requests/s (burst {})", default_limit.requests_per_second,
                                                        default_limit.burst),
@@ -189,6 +192,11 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   uint16_t port = 0;
   if (Status st = ParseListen(config.listen, &host, &port); !st.ok()) {
     spdlog::critical("{}", st.message());
+    return 1;
+  }
+  // Before anything in data_dir is created or opened: a key there would be in every backup.
+  if (Status st = CheckRootKeyPlacement(config); !st.ok()) {
+    spdlog::critical("cannot start: {}", st.message());
     return 1;
   }
   // One daemon per data directory, decided before any store is opened, listener bound or
@@ -268,6 +276,9 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   ops::TenantRateLimiter rate_limiter;
   rate_limiter.Configure(config.rate_limits);
   gopts.admit = RateLimitAdmission(rate_limiter, keys, metrics);
+  ops::TenantBodyLimiter body_limiter;
+  body_limiter.Configure(config.max_bodies_per_tenant);
+  gopts.admit_body = BodyLimitAdmission(body_limiter, metrics);
   s3::Gateway gateway(service, lookup, pool, gopts);
   // The authenticated admin and auditor endpoints (docs/OPERATIONS.md, "Admin API"): changes go
   // through `lifecycle`, so they are audited and fail closed as the CLI's do.
@@ -445,7 +456,7 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
     hangup.async_wait([&](boost::system::error_code ec, int) {
       if (ec) return;
       (void)notifier.Reloading();
-      ReloadConfig(reload, running, server, admin_server ? &*admin_server : nullptr, rate_limiter);
+      ReloadConfig(reload, running, server, admin_server ? &*admin_server : nullptr, rate_limiter, body_limiter);
       (void)notifier.Ready("serving S3 on " + bound + ", admin on " + admin_bound);
       wait_hangup();
     });

@@ -130,6 +130,25 @@ s3::AdmissionCheck RateLimitAdmission(ops::TenantRateLimiter& limiter, keystore:
   };
 }
 
+s3::BodyAdmission BodyLimitAdmission(ops::TenantBodyLimiter& limiter, ops::Registry& registry) {
+  registry.AddCallbackGauge("coffre_s3_bodies_in_flight",
+                            "S3 request bodies being received, all tenants (bounded per tenant by "
+                            "max_bodies_per_tenant).",
+                            {}, [&limiter] { return static_cast<double>(limiter.in_flight()); });
+  return [&limiter, &registry](std::string_view tenant_id) -> std::shared_ptr<void> {
+    auto slot = limiter.TryAcquire(tenant_id);
+    if (!slot) {
+      registry
+          .GetCounter("coffre_s3_bodies_limited_total",
+                      "S3 requests refused with SlowDown because the tenant had max_bodies_per_tenant "
+                      "bodies in flight, by tenant id.",
+                      {{"tenant", std::string(tenant_id)}})
+          .Add();
+    }
+    return slot;
+  };
+}
+
 void RegisterAuditMetrics(ops::Registry& registry, const audit::AuditLog& audit) {
   registry.AddCallbackCounter("coffre_audit_records_written_total",
                               "Key-usage audit records made durable since start.", {},

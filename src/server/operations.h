@@ -51,6 +51,11 @@ service::ServiceObserver ServiceMetricsObserver(ops::Registry& registry);
 s3::AdmissionCheck RateLimitAdmission(ops::TenantRateLimiter& limiter, keystore::Keystore& keys,
                                       ops::Registry& registry);
 
+// The gateway's bound on request bodies in flight per tenant (max_bodies_per_tenant): a slot from
+// `limiter`, each refusal counted in coffre_s3_bodies_limited_total{tenant}; also registers the
+// gauge coffre_s3_bodies_in_flight. Both must outlive the gateway.
+s3::BodyAdmission BodyLimitAdmission(ops::TenantBodyLimiter& limiter, ops::Registry& registry);
+
 // coffre_audit_records_written_total, coffre_audit_write_failures_total, coffre_audit_healthy.
 void RegisterAuditMetrics(ops::Registry& registry, const audit::AuditLog& audit);
 

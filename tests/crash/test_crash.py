@@ -220,7 +220,7 @@ class CrashConsistencyTest(unittest.TestCase):
         # statuses) beside what the client saw.
         config_path = os.path.join(tmp, "crash-config.json")
         with open(config_path, "w") as f:
-            json.dump({"access_log": True, "create_root_key": True, "create_dev_tenant": True}, f)
+            json.dump({"access_log": True, "development": True, "create_root_key": True, "create_dev_tenant": True}, f)
         daemon_args = ["--config", config_path]
         d = Daemon(tmp=tmp, extra_args=daemon_args)
         try:

@@ -826,7 +826,8 @@ class CoffreTestCase(unittest.TestCase):
 
     daemon: Daemon = None
     maxDiff = 4000
-    # Config file fields for the class's daemon (with the dev conveniences); None: the embedded one.
+    # Config file fields for the class's daemon (with the dev conveniences and the root key in
+    # data_dir, "development"); None: the embedded one.
     daemon_config: dict | None = None
 
     @classmethod
@@ -838,7 +839,8 @@ class CoffreTestCase(unittest.TestCase):
             tmp = tempfile.mkdtemp(prefix="coffre-it-")
             path = os.path.join(tmp, "coffre.json")
             with open(path, "w") as f:
-                json.dump({"create_root_key": True, "create_dev_tenant": True, **cls.daemon_config}, f)
+                json.dump({"development": True, "create_root_key": True, "create_dev_tenant": True,
+                           **cls.daemon_config}, f)
             d = Daemon(extra_args=["--config", path], tmp=tmp)
         cls.daemon = d
         # a class cleanup runs even when setUpClass fails half-way (tearDownClass would not)

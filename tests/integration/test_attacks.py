@@ -365,7 +365,7 @@ class SlowlorisTest(unittest.TestCase):
         os.makedirs(cfg_dir)
         cfg = os.path.join(cfg_dir, "coffre.json")
         with open(cfg, "w") as f:
-            json.dump({"create_root_key": True, "create_dev_tenant": True,
+            json.dump({"development": True, "create_root_key": True, "create_dev_tenant": True,
                        "read_timeout_seconds": READ_TIMEOUT, "idle_timeout_seconds": READ_TIMEOUT}, f)
         try:
             with Daemon(extra_args=["--config", cfg]) as d:

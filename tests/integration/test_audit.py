@@ -483,7 +483,7 @@ class AuditLifecycleTest(CoffreTestCase):
             age_tenant_key_rows(d.data_dir, "aged", 10 * 24 * 3600 * 1000)
             config = os.path.join(d.tmp, "config.json")
             with open(config, "w") as f:
-                json.dump({"create_root_key": True, "create_dev_tenant": True, "admin_listen": "",
+                json.dump({"development": True, "create_root_key": True, "create_dev_tenant": True, "admin_listen": "",
                            "rotate_after_days": 7}, f)
             d2 = Daemon(tmp=d.tmp, extra_args=["--config", config])
             d2.start()

@@ -7,7 +7,7 @@ import time
 import unittest
 import uuid
 
-from harness import (CoffreTestCase, aws_chunked_encoded_length, aws_chunked_signed_body,
+from harness import (CoffreTestCase, MiB, aws_chunked_encoded_length, aws_chunked_signed_body,
                      gen_bytes, md5_b64, read_raw_http_response)
 
 BUCKET = "bad-input"
@@ -188,6 +188,32 @@ class BadInputTest(CoffreTestCase):
             self.assertGreaterEqual(r.status, 400, r)
         time.sleep(0.2)
         self.assertObjectEquals(BUCKET, "victim", self.sentinels["victim"])
+
+    def test_signed_chunk_larger_than_one_mib(self):
+        # A correctly signed chunk of 1 MiB + 1 byte: SDKs send at most 1 MiB, and a larger chunk
+        # is refused with S3's chunk-size error before its data is taken; 1 MiB is accepted.
+        for key, chunk, status in (("big-chunk", MiB + 1, 403), ("victim", MiB + 1, 403),
+                                   ("one-mib-chunk", MiB, 200)):
+            with self.subTest(key=key, chunk=chunk):
+                data = gen_bytes(chunk + 5000, seed=3)
+                hdrs = {"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data)),
+                        "Content-Length": str(aws_chunked_encoded_length(len(data), chunk))}
+                seed = self.daemon.sign("PUT", f"/{BUCKET}/{key}", headers=hdrs,
+                                        payload_hash="STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                                        sign_headers_extra=("content-encoding", "content-length"))
+                body = aws_chunked_signed_body(data, seed, chunk_size=chunk)
+                self.assertEqual(len(body), int(hdrs["Content-Length"]))
+                r = self._send_raw(request_bytes(seed, body))
+                self.assertIsNotNone(r)
+                if status == 200:
+                    self.assertEqual(r.status, 200, r)
+                    self.assertObjectEquals(BUCKET, key, data)
+                    continue
+                self.assertS3Error(r, "InvalidChunkSizeError", 403)
+                if key == "victim":
+                    self.assertObjectEquals(BUCKET, "victim", self.sentinels["victim"])
+                else:
+                    self.assertKeyAbsent(BUCKET, key)
 
     def test_missing_content_length(self):
         req = self.daemon.sign("PUT", f"/{BUCKET}/no-length", body=b"")

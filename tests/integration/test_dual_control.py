@@ -25,7 +25,7 @@ class DualControlTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.config = os.path.join(self.tmp, "coffre.json")
         with open(self.config, "w") as f:
-            json.dump({"create_root_key": True, "create_dev_tenant": True, "dual_control": True,
+            json.dump({"development": True, "create_root_key": True, "create_dev_tenant": True, "dual_control": True,
                        "dual_control_approval_minutes": 5}, f)
         self.d = Daemon(extra_args=["--config", self.config])
         self.d.start()

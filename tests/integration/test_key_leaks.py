@@ -93,7 +93,7 @@ class KeyLeakTest(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="coffre-it-leaks-")
         config_path = os.path.join(tmp, "config.json")
         with open(config_path, "w") as f:
-            json.dump({"create_root_key": True, "create_dev_tenant": True, "admin_listen": "",
+            json.dump({"development": True, "create_root_key": True, "create_dev_tenant": True, "admin_listen": "",
                        "log_level": "debug"}, f)
         d = Daemon(tmp=tmp, extra_args=["--config", config_path])
         d.start()

@@ -217,7 +217,7 @@ class KeyVersionTest(KeysTestBase):
         age_tenant_key_rows(d.data_dir, "aged", ten_days_ms)
         config = os.path.join(d.tmp, "config.json")
         with open(config, "w") as f:
-            json.dump({"create_root_key": True, "create_dev_tenant": True, "admin_listen": "",
+            json.dump({"development": True, "create_root_key": True, "create_dev_tenant": True, "admin_listen": "",
                        "rotate_after_days": 7}, f)
         d2 = Daemon(tmp=d.tmp, extra_args=["--config", config])
         with d2:

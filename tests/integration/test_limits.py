@@ -13,7 +13,7 @@ import unittest
 
 from botocore.exceptions import ClientError
 
-from harness import Daemon, coffre_binary
+from harness import Daemon, coffre_binary, read_raw_http_response
 from test_disk_full import unshare_allowed
 from test_operations import FakeSystemd, admin_get, admin_port, metric_value, read_stderr, wait_for, write_config
 
@@ -233,3 +233,86 @@ class RateLimitTest(unittest.TestCase):
         for _ in range(10):
             r = self.d.unsigned("GET", "/")
             self.assertEqual(r.status, 403)
+
+
+class BodiesInFlightTest(unittest.TestCase):
+    """A tenant may have at most max_bodies_per_tenant request bodies in flight: one more gets
+    SlowDown 503 before its body is read, while other tenants and body-less requests go on."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="coffre-it-")
+        self.cfg = write_config(self.tmp, max_bodies_per_tenant=2)
+        self.d = Daemon(extra_args=["--config", self.cfg], tmp=self.tmp)
+        self.d.start()
+        self.d.client().create_bucket(Bucket="held")
+
+    def tearDown(self):
+        try:
+            self.assertEqual(self.d.stop(check=False), 0, self.d.diagnostics())
+        finally:
+            self.d.cleanup()
+
+    def hold_body(self, key: str, size: int = 100_000, sent: int = 1000):
+        """A PUT whose header and first `sent` body bytes are sent; the rest waits."""
+        body = os.urandom(size)
+        req = self.d.sign("PUT", f"/held/{key}", body=body, payload_hash="UNSIGNED-PAYLOAD",
+                          headers={"Content-Length": str(size)})
+        s = self.d.raw_socket()
+        head = f"PUT {req.target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in req.headers.items())
+        s.sendall(head.encode() + b"\r\n" + body[:sent])
+        return s, body, sent
+
+    def finish_body(self, held):
+        s, body, sent = held
+        try:
+            s.sendall(body[sent:])
+            r = read_raw_http_response(s)
+            self.assertIsNotNone(r)
+            return r
+        finally:
+            s.close()
+
+    def assert_slow_down(self, call):
+        with self.assertRaises(ClientError) as cm:
+            call()
+        response = cm.exception.response
+        self.assertEqual(response["Error"]["Code"], "SlowDown", response)
+        self.assertEqual(response["ResponseMetadata"]["HTTPStatusCode"], 503)
+
+    def test_bodies_over_the_limit_get_slow_down(self):
+        dev = self.d.client()
+        other = self.d.client_for(self.d.create_tenant("other"))
+        other.create_bucket(Bucket="other-bucket")
+        held = [self.hold_body("a"), self.hold_body("b")]
+        # both are admitted (authenticated, reading their bodies) before the third comes
+        self.assertTrue(wait_for(lambda: self.d.proc.poll() is None and body_slots_taken(self.d) >= 2),
+                        self.d.diagnostics())
+        self.assert_slow_down(lambda: dev.put_object(Bucket="held", Key="third", Body=b"x" * 5000))
+        with self.assertRaises(ClientError):
+            dev.head_object(Bucket="held", Key="third")   # nothing stored
+        # requests without a body, and other tenants, are unaffected
+        dev.list_buckets()
+        dev.list_objects_v2(Bucket="held")
+        other.put_object(Bucket="other-bucket", Key="k", Body=b"y" * 5000)
+        # the held bodies complete, and their slots are given back
+        for h in held:
+            self.assertEqual(self.finish_body(h).status, 200)
+        dev.put_object(Bucket="held", Key="third", Body=b"x" * 5000)
+        self.assertEqual(dev.get_object(Bucket="held", Key="third")["Body"].read(), b"x" * 5000)
+        ids = tenant_ids(self.d)
+        _, _, metrics = admin_get(admin_port(self.d), "/metrics")
+        refused = metric_value(metrics.decode(), f'coffre_s3_bodies_limited_total{{tenant="{ids["dev"]}"}}')
+        self.assertEqual(refused, 1, metrics.decode())
+        # clients that vanish mid-body give their slots back too
+        vanishing = [self.hold_body(key)[0] for key in ("vanished-1", "vanished-2")]
+        self.assertTrue(wait_for(lambda: body_slots_taken(self.d) == 2), self.d.diagnostics())
+        for s in vanishing:
+            s.close()
+        self.assertTrue(wait_for(lambda: body_slots_taken(self.d) == 0), self.d.diagnostics())
+        for key in ("after-1", "after-2"):
+            dev.put_object(Bucket="held", Key=key, Body=b"z")
+
+
+def body_slots_taken(d: Daemon) -> int:
+    _, _, metrics = admin_get(admin_port(d), "/metrics")
+    return int(metric_value(metrics.decode(), "coffre_s3_bodies_in_flight") or 0)

@@ -50,8 +50,9 @@ def metric_value(text: str, series: str):
 
 
 def write_config(directory: str, **fields) -> str:
-    """A config file with the dev conveniences the harness relies on, plus `fields`."""
-    cfg = {"create_root_key": True, "create_dev_tenant": True}
+    """A config file with the dev conveniences the harness relies on (the root key beside the
+    data, created at first start; tenant dev), plus `fields`."""
+    cfg = {"development": True, "create_root_key": True, "create_dev_tenant": True}
     cfg.update(fields)
     path = os.path.join(directory, "coffre.json")
     with open(path + ".tmp", "w") as f:
@@ -328,6 +329,112 @@ class ReadinessFailureTest(unittest.TestCase):
             self.assertIn(b"'admin_listen'", p.stderr)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class RootKeyPlacementTest(unittest.TestCase):
+    """A root key inside data_dir travels with every copy or snapshot of the data directory, which
+    then decrypts on its own: outside the development config the daemon refuses to start."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="coffre-it-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.data_dir = os.path.join(self.tmp, "data")
+        self.binary = Daemon().binary
+        # An operator's config: no development conveniences.
+        self.config = os.path.join(self.tmp, "coffre.json")
+
+    def serve(self, **fields):
+        with open(self.config, "w") as f:
+            json.dump({"admin_listen": "", **fields}, f)
+        return subprocess.run([self.binary, "serve", "--config", self.config, "--data-dir", self.data_dir,
+                               "--listen", "127.0.0.1:0"], stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=30)
+
+    def key_file(self, path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        p = subprocess.run([self.binary, "keystore", "init", "--root-key-file", path], capture_output=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return path
+
+    def assert_refused(self, p, key_path):
+        self.assertEqual(p.returncode, 1, p.stderr)
+        err = p.stderr.decode()
+        self.assertIn("inside data_dir", err)
+        self.assertIn(key_path, err)
+        self.assertIn("/etc/coffre/root.key", err)   # where to put it instead
+        self.assertIn("LoadCredential", err)
+        self.assertNotIn(b"listening on", p.stdout)
+        # refused before anything was created or opened in the data directory
+        self.assertFalse(os.path.exists(os.path.join(self.data_dir, "keystore.db")))
+
+    def test_default_key_place_is_refused(self):
+        # The default root_key_file is <data_dir>/root.key, even when the daemon would create it.
+        for fields in ({}, {"create_root_key": True, "create_dev_tenant": True}):
+            with self.subTest(fields=fields):
+                p = self.serve(**fields)
+                self.assert_refused(p, os.path.join(self.data_dir, "root.key"))
+
+    def test_key_inside_data_dir_by_any_path_is_refused(self):
+        inside = self.key_file(os.path.join(self.data_dir, "keys", "root.key"))
+        link = os.path.join(self.tmp, "looks-outside.key")
+        os.symlink(inside, link)
+        os.makedirs(os.path.join(self.tmp, "etc"))
+        dotdot = os.path.join(self.tmp, "etc", "..", "data", "keys", "root.key")
+        for path in (inside, link, dotdot):
+            with self.subTest(path=path):
+                self.assert_refused(self.serve(root_key_file=path), path)
+        # A data directory reached through a symlink is the same directory.
+        data_link = os.path.join(self.tmp, "data-link")
+        os.symlink(self.data_dir, data_link)
+        self.data_dir = data_link
+        self.assert_refused(self.serve(root_key_file=inside), inside)
+
+    def started(self, extra_args=()):
+        """Starts a daemon on self.tmp, lists buckets, stops it (exit 0); the directory stays."""
+        d = Daemon(extra_args=list(extra_args), tmp=self.tmp)
+        try:
+            d.start()
+            d.client().list_buckets()
+        finally:
+            d.stop(check=True)
+
+    def test_key_outside_data_dir_starts(self):
+        outside = self.key_file(os.path.join(self.tmp, "etc", "root.key"))
+        with open(self.config, "w") as f:
+            json.dump({"admin_listen": "", "root_key_file": outside, "create_dev_tenant": True}, f)
+        self.started(["--config", self.config])
+        # a directory whose name merely starts like the data directory's is outside it
+        shutil.rmtree(self.data_dir)
+        sibling = self.key_file(os.path.join(self.tmp, "data-keys", "root.key"))
+        with open(self.config, "w") as f:
+            json.dump({"admin_listen": "", "root_key_file": sibling, "create_dev_tenant": True}, f)
+        self.started(["--config", self.config])
+
+    def test_development_config_keeps_the_key_in_data_dir(self):
+        # `make run`: the embedded development config (no --config) keeps ./var/root.key.
+        self.started()
+        self.assertTrue(os.path.exists(os.path.join(self.data_dir, "root.key")))
+        # A config file may ask for the same, explicitly.
+        with open(self.config, "w") as f:
+            json.dump({"admin_listen": "", "development": True, "create_root_key": True,
+                       "create_dev_tenant": True}, f)
+        self.started(["--config", self.config])
+
+    def test_keystore_init_refuses_to_put_the_key_in_data_dir(self):
+        with open(self.config, "w") as f:
+            json.dump({"admin_listen": ""}, f)
+        p = subprocess.run([self.binary, "keystore", "init", "--config", self.config, "--data-dir", self.data_dir],
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(b"inside data_dir", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.data_dir, "root.key")))
+        self.assertFalse(os.path.exists(os.path.join(self.data_dir, "keystore.db")))
+        outside = os.path.join(self.tmp, "root.key")
+        p = subprocess.run([self.binary, "keystore", "init", "--config", self.config, "--data-dir", self.data_dir,
+                            "--root-key-file", outside], capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(os.path.exists(os.path.join(self.data_dir, "keystore.db")))
 
 
 # ------------------------------------------------------------------------------------------

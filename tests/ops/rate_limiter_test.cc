@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 namespace coffre::ops {
 namespace {
@@ -167,6 +168,51 @@ TEST_F(TenantRateLimiterTest, ReloadChangesLimitsButKeepsSpentTokens) {
   EXPECT_EQ(AdmitAll("t-1"), 0);  // a reload is no way to reset a flooding tenant's bucket
   limiter_.Configure(RateLimits{});
   EXPECT_EQ(AdmitAll("t-1"), 1000);
+}
+
+}  // namespace
+}  // namespace coffre::ops
+
+namespace coffre::ops {
+namespace {
+
+TEST(TenantBodyLimiterTest, BoundsEachTenantAndGivesSlotsBack) {
+  TenantBodyLimiter limiter;
+  limiter.Configure(2);
+  auto a1 = limiter.TryAcquire("a");
+  auto a2 = limiter.TryAcquire("a");
+  ASSERT_TRUE(a1);
+  ASSERT_TRUE(a2);
+  EXPECT_FALSE(limiter.TryAcquire("a"));
+  auto b1 = limiter.TryAcquire("b");  // another tenant is not affected
+  EXPECT_TRUE(b1);
+  EXPECT_EQ(limiter.in_flight(), 3u);
+  EXPECT_EQ(limiter.in_flight("a"), 2u);
+  auto copy = a1;  // the slot goes back with its last copy
+  a1.reset();
+  EXPECT_FALSE(limiter.TryAcquire("a"));
+  copy.reset();
+  auto a3 = limiter.TryAcquire("a");
+  EXPECT_TRUE(a3);
+  a2.reset();
+  a3.reset();
+  b1.reset();
+  EXPECT_EQ(limiter.in_flight(), 0u);
+  EXPECT_EQ(limiter.in_flight("a"), 0u);
+}
+
+TEST(TenantBodyLimiterTest, ZeroIsUnlimitedAndReconfigureKeepsSlotsInFlight) {
+  TenantBodyLimiter limiter;
+  std::vector<TenantBodyLimiter::Slot> slots;
+  for (int i = 0; i < 100; ++i) {
+    slots.push_back(limiter.TryAcquire("a"));
+    ASSERT_TRUE(slots.back());
+  }
+  limiter.Configure(1);
+  EXPECT_FALSE(limiter.TryAcquire("a"));
+  EXPECT_EQ(limiter.in_flight("a"), 100u);
+  slots.clear();
+  EXPECT_TRUE(limiter.TryAcquire("a"));
 }
 
 }  // namespace

@@ -222,7 +222,7 @@ TEST(ChunkedDecoder, TrailerVariantsClientsSend) {
 
 // --- Signature attacks ----------------------------------------------------------------------------
 
-TEST(ChunkedDecoder, BadChunkSignatureRejectedBeforeReleasingData) {
+TEST(ChunkedDecoder, BadChunkSignatureFailsTheBodyForGood) {
   const AuthResult auth = ExampleAuth(PayloadMode::kStreamingSigned, kSeed);
   std::string body = AwsExampleBody();
   body[body.find("ad80c730") + 3] = '1';
@@ -231,7 +231,11 @@ TEST(ChunkedDecoder, BadChunkSignatureRejectedBeforeReleasingData) {
   const auto error = decoder.Feed(AsBytes(body), out);
   ASSERT_TRUE(error);
   EXPECT_EQ(error->code, ErrorCode::kSignatureDoesNotMatch);
-  EXPECT_TRUE(out.empty());
+  // The caller stores nothing unless Finish succeeds, and it never does after a bad chunk.
+  const auto finished = decoder.Finish();
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(finished->code, ErrorCode::kSignatureDoesNotMatch);
+  EXPECT_FALSE(decoder.done());
 }
 
 TEST(ChunkedDecoder, TamperedChunkDataRejected) {
@@ -241,13 +245,15 @@ TEST(ChunkedDecoder, TamperedChunkDataRejected) {
   EXPECT_EQ(ErrorOf(DecodeOneShot(auth, body)), ErrorCode::kSignatureDoesNotMatch);
 }
 
-TEST(ChunkedDecoder, SecondChunkTamperedReleasesOnlyTheFirst) {
+TEST(ChunkedDecoder, SecondChunkTamperedFailsTheBody) {
   const AuthResult auth = ExampleAuth(PayloadMode::kStreamingSigned, kSeed);
   std::string body = AwsExampleBody();
   body[body.size() - 200] = 'b';  // inside the 1 KiB chunk
-  const DecodeResult r = DecodeOneShot(auth, body);
-  EXPECT_EQ(ErrorOf(r), ErrorCode::kSignatureDoesNotMatch);
-  EXPECT_EQ(r.data, std::string(65536, 'a'));
+  for (const std::vector<size_t>& splits : {std::vector<size_t>{}, {1}, {4096, 7}}) {
+    const DecodeResult r = Decode(auth, body, splits);
+    EXPECT_EQ(ErrorOf(r), ErrorCode::kSignatureDoesNotMatch);
+    EXPECT_FALSE(r.done);
+  }
 }
 
 TEST(ChunkedDecoder, ChunkSignaturesReplayedFromAnotherSeedRejected) {
@@ -385,9 +391,27 @@ TEST(ChunkedDecoder, OversizedHeaderLineRejected) {
 TEST(ChunkedDecoder, OversizedChunkRejected) {
   const AuthResult auth = ExampleAuth(PayloadMode::kStreamingSigned, kSeed);
   const std::string sig(64, 'a');
-  EXPECT_EQ(ErrorOf(DecodeOneShot(auth, "1000001;chunk-signature=" + sig + "\r\n")), ErrorCode::kInvalidRequest);
-  EXPECT_EQ(ErrorOf(DecodeOneShot(auth, "ffffffffffffffffffff;chunk-signature=" + sig + "\r\n")),
-            ErrorCode::kInvalidRequest);
+  // SDKs send at most 1 MiB per signed chunk: one byte more gets S3's chunk-size error, from the
+  // header alone, before any of the chunk's data is taken.
+  for (const char* size : {"100001", "1000000", "1000001", "ffffffffffffffffffff"}) {
+    ChunkedDecoder decoder(auth, {}, std::nullopt);
+    Bytes out;
+    const auto error = decoder.Feed(AsBytes(std::string(size) + ";chunk-signature=" + sig + "\r\n"), out);
+    ASSERT_TRUE(error) << size;
+    EXPECT_EQ(error->code, ErrorCode::kInvalidChunkSizeError) << size;
+    EXPECT_EQ(error->http_status(), 403);
+    EXPECT_TRUE(out.empty());
+  }
+}
+
+TEST(ChunkedDecoder, OneMiBSignedChunkAccepted) {
+  const AuthResult auth = ExampleAuth(PayloadMode::kStreamingSigned, kSeed);
+  std::string payload;
+  const std::string body = SignedBody(auth, {size_t{1} << 20, size_t{1} << 20, 17}, &payload);
+  const DecodeResult r = Decode(auth, body, {65536, 1000, 300000});
+  EXPECT_FALSE(r.error);
+  EXPECT_TRUE(r.done);
+  EXPECT_EQ(r.data, payload);
 }
 
 TEST(ChunkedDecoder, SmallNonFinalChunkRejected) {
@@ -481,17 +505,23 @@ TEST(ChunkedDecoder, UnsignedTrailerStreamsBytesAsTheyArrive) {
   EXPECT_EQ(decoder.decoded_bytes(), 3u);
 }
 
-TEST(ChunkedDecoder, SignedChunkHeldUntilVerified) {
+TEST(ChunkedDecoder, SignedChunkStreamsAsItArrives) {
+  // A signed chunk is hashed as it passes through, never held whole: memory per request stays
+  // at the caller's read buffer whatever the chunk size. Its signature is checked at its end;
+  // callers keep nothing unless Finish succeeds.
   const AuthResult auth = ExampleAuth(PayloadMode::kStreamingSigned, kSeed);
   ChunkedDecoder decoder(auth, {}, std::nullopt);
   Bytes out;
   const std::string body = AwsExampleBody();
+  const size_t header = ChunkHeader(65536, std::string(64, 'a')).size();
   ASSERT_FALSE(decoder.Feed(AsBytes(std::string_view(body).substr(0, 60000)), out));
-  EXPECT_TRUE(out.empty());
-  EXPECT_EQ(decoder.decoded_bytes(), 0u);
+  EXPECT_EQ(out.size(), 60000u - header);
+  EXPECT_EQ(decoder.decoded_bytes(), 60000u - header);
+  out.clear();
   ASSERT_FALSE(decoder.Feed(AsBytes(std::string_view(body).substr(60000)), out));
-  EXPECT_EQ(out.size(), 66560u);
+  EXPECT_EQ(out.size(), 66560u - (60000u - header));
   EXPECT_FALSE(decoder.Finish());
+  EXPECT_TRUE(decoder.done());
 }
 
 TEST(ChunkedDecoder, UnsignedTrailerVariants) {

@@ -6,6 +6,11 @@ than a margin (memory: 25% + 16 MiB; descriptors: the number of clients; threads
 
 COFFRE_SOAK_SECONDS bounds the run (default 30 for CI; the documented long run uses 600),
 COFFRE_SOAK_CLIENTS the number of client threads (default 8). Figures are printed at the end.
+
+A second test measures the memory a connection costs while it is in the middle of a signed
+aws-chunked upload (the largest chunk SDKs send, 1 MiB): COFFRE_SOAK_HELD connections (default 32)
+each stop one byte short of the end of their first chunk, and the resident memory they add is
+printed per connection. COFFRE_SOAK_CHUNK_BYTES changes the chunk size (to measure older builds).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
-from harness import Daemon, MiB  # noqa: E402
+from harness import (Daemon, MiB, aws_chunked_encoded_length, aws_chunked_signed_body,  # noqa: E402
+                     read_raw_http_response)
 
 
 def proc_sample(pid: int):
@@ -124,6 +130,64 @@ class SoakTest(unittest.TestCase):
                                  f"descriptors grew: {samples}")
             self.assertLessEqual(max(s[2] for s in late), max(s[2] for s in warm),
                                  f"threads grew: {samples}")
+
+    def test_memory_per_connection_mid_signed_chunk(self):
+        held = int(os.environ.get("COFFRE_SOAK_HELD", "32"))
+        chunk = int(os.environ.get("COFFRE_SOAK_CHUNK_BYTES", str(MiB)))
+        with Daemon() as d:
+            d.client().create_bucket(Bucket="held")
+
+            def start_upload(key):
+                data = random.Random(key).randbytes(2 * chunk)
+                hdrs = {"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data)),
+                        "Content-Length": str(aws_chunked_encoded_length(len(data), chunk))}
+                seed = d.sign("PUT", f"/held/{key}", headers=hdrs,
+                              payload_hash="STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                              sign_headers_extra=("content-encoding", "content-length"))
+                body = aws_chunked_signed_body(data, seed, chunk_size=chunk)
+                head = (f"PUT {seed.target} HTTP/1.1\r\n" +
+                        "".join(f"{k}: {v}\r\n" for k, v in seed.headers.items()) + "\r\n").encode()
+                cut = body.index(b"\r\n") + 2 + chunk - 1   # one byte short of the first chunk's end
+                s = d.raw_socket(timeout=60)
+                s.sendall(head + body[:cut])
+                return s, body[cut:], data
+
+            def settle():
+                # resident memory once it stops moving (the daemon reads what was sent)
+                last = None
+                for _ in range(40):
+                    time.sleep(0.25)
+                    rss = proc_sample(d.proc.pid)[0]
+                    if last is not None and abs(rss - last) < 256:
+                        return rss
+                    last = rss
+                return last
+
+            # warm-up: the same uploads once, so that buffers and threads exist before the baseline
+            for i in range(4):
+                s, rest, _ = start_upload(f"warm-{i}")
+                s.sendall(rest)
+                r = read_raw_http_response(s)
+                s.close()
+                self.assertEqual(r.status if r else None, 200, r and r.body)
+            idle = settle()
+            uploads = [start_upload(f"k{i}") for i in range(held)]
+            busy = settle()
+            statuses = []
+            for s, rest, _ in uploads:
+                s.sendall(rest)
+                r = read_raw_http_response(s)
+                statuses.append(r.status if r else None)
+                s.close()
+            after = settle()
+            per_connection = (busy - idle) / held
+            print(f"\nmemory mid signed chunk: {held} connections, chunk {chunk} bytes: rss KiB idle {idle}, "
+                  f"held {busy}, after {after}; {per_connection:.0f} KiB per connection "
+                  f"({per_connection * 1024 / chunk:.2f} x the chunk size)", file=sys.stderr)
+            self.assertEqual(statuses, [200] * held)
+            for i in (0, held - 1):
+                got = d.client().get_object(Bucket="held", Key=f"k{i}")["Body"].read()
+                self.assertEqual(hashlib.sha256(got).digest(), hashlib.sha256(uploads[i][2]).digest())
 
 
 if __name__ == "__main__":

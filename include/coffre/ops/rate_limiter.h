@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -89,6 +90,35 @@ class TenantRateLimiter {
   RateLimits limits_;
   uint64_t generation_ = 1;
   std::map<std::string, Tenant, std::less<>> tenants_;
+};
+
+// Per-tenant bound on request bodies in flight ("max_bodies_per_tenant"; docs/OPERATIONS.md): a
+// body being received holds read buffers, and a small object until it is committed, so one tenant
+// with many uploads at once could take the memory every connection needs. Beyond the bound the
+// caller answers SlowDown before reading the body. Thread-safe.
+class TenantBodyLimiter {
+ public:
+  // Given back when the last copy is destroyed (the request is over).
+  using Slot = std::shared_ptr<void>;
+
+  // 0: no limit. A new bound (SIGHUP) applies to the bodies that start after it; those in flight
+  // keep their slots.
+  void Configure(uint32_t max_per_tenant);
+  // A slot for one more body of this tenant, or null when it already has the maximum in flight.
+  // The limiter must outlive its slots.
+  Slot TryAcquire(std::string_view tenant_id);
+
+  uint64_t in_flight() const;                             // all tenants
+  uint32_t in_flight(std::string_view tenant_id) const;  // for tests
+
+ private:
+  struct Held;  // what a slot points to: its destructor gives the slot back
+  void Release(const std::string& tenant_id);
+
+  mutable std::mutex mu_;
+  uint32_t max_per_tenant_ = 0;
+  uint64_t total_ = 0;
+  std::map<std::string, uint32_t, std::less<>> counts_;  // tenants with a body in flight
 };
 
 }  // namespace coffre::ops

@@ -28,9 +28,14 @@ class ChunkedDecoder {
                  std::optional<uint64_t> decoded_length);
 
   // Consumes `in` (any split of the encoded stream); appends decoded payload bytes to `out`.
+  // Chunk data is passed on as it arrives, and a signed chunk's signature is checked when its
+  // last byte has passed: so that a request holds no more than its read buffer, whatever the
+  // chunk size. Callers must therefore keep nothing (commit no object) unless Finish() succeeds,
+  // as they do with a signed payload hash, which is also known only at the end.
   // Errors: kSignatureDoesNotMatch (bad chunk or trailer signature), kIncompleteBody /
-  // kInvalidRequest (malformed framing), kInvalidChunkSizeError, kIncompleteBody when the
-  // decoded length differs from x-amz-decoded-content-length. After an error, the decoder stays failed.
+  // kInvalidRequest (malformed framing), kInvalidChunkSizeError (a non-final signed chunk under
+  // 8 KiB, or one over 1 MiB), kIncompleteBody when the decoded length differs from
+  // x-amz-decoded-content-length. After an error, the decoder stays failed.
   std::optional<Error> Feed(ByteView in, Bytes& out);
 
   // Call at end of body: error if the final chunk / trailer section was not complete.

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "coffre/http/server.h"
@@ -36,6 +37,10 @@ using RequestObserver = std::function<void(const RequestRecord&)>;
 // false: the request is refused with SlowDown (503) before any work. Called on a worker thread
 // (it may read the keystore); must be thread-safe and must not throw.
 using AdmissionCheck = std::function<bool(std::string_view tenant_id)>;
+// Decides, after admission, whether the tenant may have one more request body in flight: a token
+// held until the request is over, or null to refuse it with SlowDown (503) before its body is
+// read. Called on a worker thread only for requests with a body; thread-safe, must not throw.
+using BodyAdmission = std::function<std::shared_ptr<void>(std::string_view tenant_id)>;
 
 struct GatewayOptions {
   std::string base_domain = "localhost";  // virtual-hosted-style addressing: <bucket>.<base_domain>
@@ -51,6 +56,7 @@ struct GatewayOptions {
   size_t get_chunk = 1024 * 1024;
   RequestObserver observer;               // optional
   AdmissionCheck admit;                   // optional: everyone is admitted
+  BodyAdmission admit_body;               // optional: bodies are not bounded per tenant
   // Where durable writes (commits of PUTs and parts, Complete, DELETE) wait for their flushes,
   // so that they hold no worker meanwhile; null: the worker pool.
   boost::asio::thread_pool* commit_pool = nullptr;

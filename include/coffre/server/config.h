@@ -14,7 +14,8 @@ namespace coffre::server {
 struct Config {
   std::string listen = "127.0.0.1:9000";  // host:port; port 0 picks a free port
   std::string data_dir = "/var/lib/coffre";
-  std::string root_key_file;              // default: <data_dir>/root.key
+  // Default: <data_dir>/root.key, which only a development config accepts (CheckRootKeyPlacement).
+  std::string root_key_file;
   // Where the root key comes from (docs/KEYS.md): "file" (root_key_file, mode 0600/0400, owned
   // by the service user), "credential" (the systemd credential root_key_credential in
   // $CREDENTIALS_DIRECTORY), or "passphrase" (Argon2id; read from --passphrase-fd, or asked on
@@ -22,6 +23,10 @@ struct Config {
   std::string root_key_source = "file";
   std::string root_key_credential = "coffre-root-key";
   int passphrase_fd = -1;                 // command line only (--passphrase-fd), never in the file
+  // Development setup (the embedded config of `make run`): the root key file may live inside
+  // data_dir. Anywhere else that is refused, since every copy of the data directory would then
+  // carry the key that decrypts it.
+  bool development = false;
   // Development convenience: create the root key file when it is missing. Never in production,
   // where the key comes from a credential and a missing key must stop the daemon.
   bool create_root_key = false;
@@ -43,6 +48,10 @@ struct Config {
   // reads and encryption.
   uint32_t commit_threads = 32;
   uint32_t max_connections = 1024;
+  // Request bodies one tenant may have in flight at once (each holds read buffers, and a small
+  // object until it is committed); beyond it SlowDown (503) before the body is read. 0: no limit.
+  // Reloaded on SIGHUP.
+  uint32_t max_bodies_per_tenant = 64;
   uint32_t max_header_bytes = 16 * 1024;
   uint32_t idle_timeout_seconds = 60;
   uint32_t read_timeout_seconds = 30;
@@ -93,8 +102,15 @@ struct Config {
   }
 };
 
-// The configuration `make run` uses: data under ./var, dev key and tenant created on demand.
+// The configuration `make run` uses: data under ./var, dev key and tenant created on demand,
+// the key beside the data (development).
 Config DevelopmentConfig();
+
+// InvalidArgument, saying where to put the key instead, when the root key file (root_key_source
+// "file") resolves inside data_dir, however spelled (symlinks, "..", a symlinked data_dir),
+// unless `development`. Checked by `serve` before it opens or creates anything, `keystore init`
+// and `config check`.
+Status CheckRootKeyPlacement(const Config& config);
 
 Result<Config> LoadConfigFile(const std::string& path);
 Result<Config> ParseConfig(const std::string& json_text);
