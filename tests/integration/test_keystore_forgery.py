@@ -41,7 +41,8 @@ class KeystoreForgeryBase(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.config = os.path.join(self.tmp, "coffre.json")
         with open(self.config, "w") as f:
-            json.dump({"create_root_key": True, "create_dev_tenant": True, "dual_control": self.dual_control,
+            json.dump({"create_root_key": True, "create_dev_tenant": True, "development": True,
+                       "dual_control": self.dual_control,
                        "dual_control_approval_minutes": 5}, f)
         self.start()
         self.tokens = {}

@@ -362,9 +362,12 @@ class PackSyncTest : public ::testing::TestWithParam<bool> {
     options.sync_pack = [this](int fd) -> Status {
       // The first flush lasts until every writer has written its record: all of them need the next.
       if (syncs_.fetch_add(1) == 0) {
+        first_flush_began_.store(true);
         for (int waited_ms = 0; waited_ms < 10000 && !AllWritten(fd); ++waited_ms) {
           std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
+        // A writer that has written may not have asked for its flush yet; give it time to queue.
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
       return GetParam() ? Status::IOError("fdatasync: injected failure") : Status::Ok();
     };
@@ -390,6 +393,7 @@ class PackSyncTest : public ::testing::TestWithParam<bool> {
 
   std::string root_;
   std::atomic<int> syncs_{0};
+  std::atomic<bool> first_flush_began_{false};
   std::unique_ptr<BlobStore> store_;
 };
 
@@ -403,8 +407,12 @@ TEST_P(PackSyncTest, RecordsCommittedTogetherShareTheFlushAndItsOutcome) {
     writers.push_back(std::move(w).value());
   }
   std::vector<Status> results(kWriters);
+  // The first writer's flush begins before anyone else commits, so it covers that writer alone and
+  // every other record is written while it runs: they all need, and share, the second flush.
   std::vector<std::thread> threads;
-  for (int i = 0; i < kWriters; ++i) {
+  threads.emplace_back([&] { results[0] = writers[0]->Commit(); });
+  while (!first_flush_began_.load()) std::this_thread::yield();
+  for (int i = 1; i < kWriters; ++i) {
     threads.emplace_back([&, i] { results[i] = writers[i]->Commit(); });
   }
   for (auto& th : threads) th.join();
@@ -422,8 +430,8 @@ TEST_P(PackSyncTest, RecordsCommittedTogetherShareTheFlushAndItsOutcome) {
       EXPECT_EQ(out, std::vector<uint8_t>(100, static_cast<uint8_t>(i)));
     }
   }
-  // The first flush may have begun before the others' writes, so a second one is needed; the
-  // writers that wrote while it ran share that one.
+  // Two flushes unless a writer was descheduled between its write and its request for a flush
+  // for longer than the first flush lasted; never one each.
   EXPECT_GE(syncs_.load(), 2);
   EXPECT_LT(syncs_.load(), kWriters);
 }
