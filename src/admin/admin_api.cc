@@ -306,7 +306,10 @@ nlohmann::json ApprovalJson(const keystore::Approval& a, const std::string& tena
             {"requested_by", a.requested_by},
             {"requested", Time(a.requested)},
             {"expires", Time(a.expires)}};
-  j["tenant"] = tenant_name.empty() ? json() : json(tenant_name);
+  j["tenant"] = tenant_name.empty() || !keystore::TargetsTenant(a.operation) ? json() : json(tenant_name);
+  if (a.operation == keystore::GuardedOperation::kCreateAdminCredential) {
+    j["credential"] = a.tenant_id;
+  }
   j["version"] = a.version == 0 ? json() : json(a.version);
   j["approved_by"] = a.approved_by ? json(*a.approved_by) : json();
   j["approved"] = optional_time(a.approved);
@@ -480,7 +483,7 @@ ApiResponse AdminApi::Handle(const ApiRequest& request) {
           st = lifecycle_.DisableAccessKey(t->id, match->access_key, action("access-key disable"));
           done = "disabled";
         } else if (*endpoint == Endpoint::kEnableAccessKey) {
-          st = lifecycle_.EnableAccessKey(t->id, match->access_key);
+          st = lifecycle_.EnableAccessKey(t->id, match->access_key, action("access-key enable"));
           done = "enabled";
         } else {
           st = lifecycle_.DeleteAccessKey(t->id, match->access_key, action("access-key delete"));
@@ -561,10 +564,16 @@ ApiResponse AdminApi::Handle(const ApiRequest& request) {
         if (!op) {
           return Error(400, "invalid_argument",
                        "\"operation\" must be \"tenant_key.destroy\" (with \"tenant\" and \"version\"), "
-                       "\"tenant.shred\" (with \"tenant\") or \"root_key.rotate\"");
+                       "\"tenant.shred\" (with \"tenant\"), \"root_key.rotate\" or \"admin_credential.create\" (with "
+                       "\"credential\")");
         }
         std::string tenant_id;
-        if (body.contains("tenant")) {
+        if (*op == keystore::GuardedOperation::kCreateAdminCredential) {
+          if (!body.contains("credential") || !body["credential"].is_string()) {
+            return Error(400, "invalid_argument", "\"credential\" must be the new admin credential's name");
+          }
+          tenant_id = body["credential"].get<std::string>();
+        } else if (body.contains("tenant")) {
           if (!body["tenant"].is_string()) {
             return Error(400, "invalid_argument", "\"tenant\" must be a tenant name");
           }

@@ -20,7 +20,9 @@ constexpr OperationEntry kOperations[] = {
     {Operation::kRootKeyRotate, "root_key.rotate"},       {Operation::kAccessKeyCreate, "access_key.create"},
     {Operation::kAccessKeyDisable, "access_key.disable"}, {Operation::kAccessKeyDelete, "access_key.delete"},
     {Operation::kApprovalRequest, "approval.request"},    {Operation::kApprovalGrant, "approval.grant"},
-    {Operation::kKeystoreRestore, "keystore.restore"},
+    {Operation::kKeystoreRestore, "keystore.restore"},    {Operation::kAccessKeyEnable, "access_key.enable"},
+    {Operation::kAdminCredentialCreate, "admin_credential.create"},
+    {Operation::kAdminCredentialDisable, "admin_credential.disable"},
 };
 
 // name=<length>:<bytes>\n  -- length-prefixed, so no value can imitate a field boundary.

@@ -143,6 +143,33 @@ ALTER TABLE admin_credentials ADD COLUMN mac BLOB;
 ALTER TABLE approvals ADD COLUMN gen INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE approvals ADD COLUMN mac BLOB;
 )sql",
+    // Dual control guards admin credential creation too. SQLite cannot alter a CHECK constraint,
+    // so the table is copied; rows keep their gen and MAC (the MAC does not cover the table).
+    R"sql(
+CREATE TABLE approvals_new(
+  id TEXT NOT NULL PRIMARY KEY,
+  operation TEXT NOT NULL CHECK(operation IN ('tenant_key.destroy', 'tenant.shred', 'root_key.rotate',
+                                              'admin_credential.create')),
+  tenant_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  requested_by TEXT NOT NULL,
+  requested INTEGER NOT NULL,
+  expires INTEGER NOT NULL,
+  approved_by TEXT,
+  approved INTEGER,
+  used INTEGER,
+  gen INTEGER NOT NULL DEFAULT 0,
+  mac BLOB,
+  CHECK(approved_by IS NULL OR approved_by <> requested_by)
+) WITHOUT ROWID;
+INSERT INTO approvals_new(id, operation, tenant_id, version, requested_by, requested, expires, approved_by,
+                          approved, used, gen, mac)
+  SELECT id, operation, tenant_id, version, requested_by, requested, expires, approved_by, approved, used, gen, mac
+  FROM approvals;
+DROP TABLE approvals;
+ALTER TABLE approvals_new RENAME TO approvals;
+CREATE INDEX approvals_by_time ON approvals(requested, id);
+)sql",
 };
 
 constexpr std::string_view kCheckName = internal::kRootKeyCheckName;
@@ -332,7 +359,7 @@ class SqliteKeystore final : public Keystore {
   // The tenant's shredded time: NotFound if unknown (or refused).
   Result<std::optional<UnixMillis>> TenantShredded(const std::string& tenant_id);
   // PermissionDenied unless `name` is an enabled, intact credential of the admin role.
-  Status CheckEnabledAdmin(const std::string& name);
+  Status CheckEnabledAdmin(const std::string& name, UnixMillis* created = nullptr);
   Result<ApprovalRow> LoadApprovalRow(const std::string& id);  // refused as PermissionDenied
   // The version's row, or nullopt if absent; Corruption (refused) if it fails its check.
   Result<std::optional<TenantKeyRow>> LoadTenantKeyRow(const std::string& tenant_id, uint32_t version);
@@ -1450,7 +1477,7 @@ Result<ApprovalRow> SqliteKeystore::LoadApprovalRow(const std::string& id) {
 
 // PermissionDenied unless `name` is an enabled credential of the admin role (auditors approve
 // nothing: separation of duties).
-Status SqliteKeystore::CheckEnabledAdmin(const std::string& name) {
+Status SqliteKeystore::CheckEnabledAdmin(const std::string& name, UnixMillis* created) {
   COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kAdminCredentialColumns) +
                                                              " FROM admin_credentials WHERE name = ?"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(name));
@@ -1471,6 +1498,9 @@ Status SqliteKeystore::CheckEnabledAdmin(const std::string& name) {
                                     " is an auditor credential; only admin credentials take "
                                     "part in dual control");
   }
+  if (created != nullptr) {
+    *created = r.created;
+  }
   return Status::Ok();
 }
 
@@ -1479,14 +1509,20 @@ std::string DescribeApproval(const Approval& a) {
   if (a.operation == GuardedOperation::kDestroyKeyVersion) {
     out += " version " + std::to_string(a.version);
   }
+  if (a.operation == GuardedOperation::kCreateAdminCredential) {
+    out += " " + a.tenant_id;
+  }
   return out;
 }
+
+// The tenant whose key_events an approval's events belong to ("" = keystore-wide).
+std::string EventTenant(const Approval& a) { return TargetsTenant(a.operation) ? a.tenant_id : std::string(); }
 
 Result<Approval> SqliteKeystore::RequestApproval(const std::string& id, GuardedOperation operation,
                                                  const std::string& tenant_id, uint32_t version,
                                                  const std::string& requested_by, int64_t ttl_ms) {
   COFFRE_RETURN_IF_ERROR(CheckApprovalTarget(operation, tenant_id, version));
-  const bool for_tenant = operation != GuardedOperation::kRotateRootKey;
+  const bool for_tenant = TargetsTenant(operation);
   if (ttl_ms <= 0) {
     return Status::InvalidArgument("an approval's lifetime must be positive");
   }
@@ -1521,7 +1557,7 @@ Result<Approval> SqliteKeystore::RequestApproval(const std::string& id, GuardedO
     }
     COFFRE_RETURN_IF_ERROR(inserted);
     Saw(ApprovalRowKey(id), row.gen);
-    return RecordEvent(*conn_, a.requested, tenant_id, "approval-requested", version,
+    return RecordEvent(*conn_, a.requested, EventTenant(a), "approval-requested", version,
                        a.id + " " + DescribeApproval(a) + " by " + requested_by);
   });
   if (!written.ok()) {
@@ -1565,7 +1601,14 @@ Result<Approval> SqliteKeystore::GrantApproval(const std::string& id, const std:
     COFFRE_ASSIGN_OR_RETURN(ApprovalRow row, LoadApprovalRow(id));
     COFFRE_ASSIGN_OR_RETURN(a, ToApproval(row));
     COFFRE_RETURN_IF_ERROR(CheckGrantable(a, approved_by, now));
-    COFFRE_RETURN_IF_ERROR(CheckEnabledAdmin(approved_by));
+    UnixMillis approver_created = 0;
+    COFFRE_RETURN_IF_ERROR(CheckEnabledAdmin(approved_by, &approver_created));
+    // Checked here, in the grant's transaction: a credential that did not exist when the request
+    // was made may be the requester's own second name.
+    if (approver_created > a.requested) {
+      return Status::PermissionDenied("admin credential " + approved_by + " was created after approval " + id +
+                                      " was requested; only a credential that existed then can grant it");
+    }
     row.approved_by = approved_by;
     row.approved = now;
     row.gen = NextGen(ApprovalRowKey(id), row.gen);
@@ -1574,7 +1617,7 @@ Result<Approval> SqliteKeystore::GrantApproval(const std::string& id, const std:
     a.approved_by = approved_by;
     a.approved = now;
     return RecordEvent(
-        *conn_, now, a.tenant_id, "approval-granted", a.version,
+        *conn_, now, EventTenant(a), "approval-granted", a.version,
         id + " " + DescribeApproval(a) + " by " + approved_by + " (requested by " + a.requested_by + ")");
   });
   if (!written.ok()) {
@@ -1592,7 +1635,7 @@ Result<Approval> SqliteKeystore::UseApproval(const std::string& id, GuardedOpera
     COFFRE_ASSIGN_OR_RETURN(a, ToApproval(row));
     if (a.operation != operation || a.tenant_id != tenant_id || a.version != version) {
       return Status::InvalidArgument("approval " + id + " approves " + DescribeApproval(a) +
-                                     (a.tenant_id.empty() ? std::string() : " of tenant " + a.tenant_id) +
+                                     (!TargetsTenant(a.operation) ? std::string() : " of tenant " + a.tenant_id) +
                                      ", not this operation");
     }
     const ApprovalState state = a.StateAt(now);
@@ -1612,7 +1655,7 @@ Result<Approval> SqliteKeystore::UseApproval(const std::string& id, GuardedOpera
     COFFRE_RETURN_IF_ERROR(internal::UpdateRow(*conn_, keys_.row_mac, row));
     Saw(ApprovalRowKey(id), row.gen);
     a.used = now;
-    return RecordEvent(*conn_, now, a.tenant_id, "approval-used", a.version, id + " " + DescribeApproval(a));
+    return RecordEvent(*conn_, now, EventTenant(a), "approval-used", a.version, id + " " + DescribeApproval(a));
   });
   if (!written.ok()) {
     return written;
@@ -1632,7 +1675,7 @@ Status SqliteKeystore::ReleaseApproval(const std::string& id) {
     row.gen = NextGen(ApprovalRowKey(id), row.gen);
     COFFRE_RETURN_IF_ERROR(internal::UpdateRow(*conn_, keys_.row_mac, row));
     Saw(ApprovalRowKey(id), row.gen);
-    return RecordEvent(*conn_, now, a.tenant_id, "approval-released", a.version, id + " " + DescribeApproval(a));
+    return RecordEvent(*conn_, now, EventTenant(a), "approval-released", a.version, id + " " + DescribeApproval(a));
   });
 }
 
@@ -1733,13 +1776,19 @@ std::string_view GuardedOperationName(GuardedOperation op) {
       return "tenant.shred";
     case GuardedOperation::kRotateRootKey:
       return "root_key.rotate";
+    case GuardedOperation::kCreateAdminCredential:
+      return "admin_credential.create";
   }
   return "unknown";
 }
 
+bool TargetsTenant(GuardedOperation op) {
+  return op == GuardedOperation::kDestroyKeyVersion || op == GuardedOperation::kShredTenant;
+}
+
 std::optional<GuardedOperation> ParseGuardedOperation(std::string_view name) {
-  for (GuardedOperation op :
-       {GuardedOperation::kDestroyKeyVersion, GuardedOperation::kShredTenant, GuardedOperation::kRotateRootKey}) {
+  for (GuardedOperation op : {GuardedOperation::kDestroyKeyVersion, GuardedOperation::kShredTenant,
+                              GuardedOperation::kRotateRootKey, GuardedOperation::kCreateAdminCredential}) {
     if (GuardedOperationName(op) == name) {
       return op;
     }
@@ -1772,8 +1821,12 @@ ApprovalState Approval::StateAt(UnixMillis now) const {
 }
 
 Status CheckApprovalTarget(GuardedOperation operation, const std::string& tenant_id, uint32_t version) {
-  const bool for_tenant = operation != GuardedOperation::kRotateRootKey;
-  if (for_tenant == tenant_id.empty()) {
+  if (operation == GuardedOperation::kCreateAdminCredential) {
+    if (!internal::IsValidTenantName(tenant_id)) {
+      return Status::InvalidArgument(
+          "admin_credential.create needs the new credential's name ([a-z0-9][a-z0-9._-]{0,62})");
+    }
+  } else if (const bool for_tenant = TargetsTenant(operation); for_tenant == tenant_id.empty()) {
     return Status::InvalidArgument(std::string(GuardedOperationName(operation)) +
                                    (for_tenant ? " needs a tenant" : " takes no tenant"));
   }

@@ -2,7 +2,7 @@
 //
 // The daemon caches resolved access keys; a change made here reaches it within
 // keystore::Keystore::kRevalidateIntervalMs (it polls SQLite's data_version), see docs/KEYS.md.
-// create, disable and delete are recorded in the audit log (docs/AUDIT.md, "Key-lifecycle
+// create, disable, enable and delete are recorded in the audit log (docs/AUDIT.md, "Key-lifecycle
 // events"); a command whose record cannot be made durable changes nothing and fails.
 
 #include <iostream>
@@ -112,7 +112,7 @@ void RegisterAccessKeyCommands(CLI::App& app, CommandRunner& runner) {
         service::KeyLifecycle lifecycle(*opened->keys, opened->log.get());
         const audit::RequestInfo request = CliRequest(std::string("cli:access-key ") + name);
         Status st = kind == 2   ? lifecycle.DeleteAccessKey(tenant.id, flags->access_key_id, request)
-                    : kind == 1 ? lifecycle.EnableAccessKey(tenant.id, flags->access_key_id)
+                    : kind == 1 ? lifecycle.EnableAccessKey(tenant.id, flags->access_key_id, request)
                                 : lifecycle.DisableAccessKey(tenant.id, flags->access_key_id, request);
         if (st.code() == StatusCode::kNotFound) {
           return Fail(Status::InvalidArgument("tenant " + tenant.name + " has no access key " +

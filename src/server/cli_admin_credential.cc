@@ -1,17 +1,19 @@
-// coffre admin-credential create --role admin|auditor NAME | list | disable NAME
+// coffre admin-credential create --role admin|auditor [--approval ID] NAME | list | disable NAME
 //
 // Bearer tokens for the admin API (docs/OPERATIONS.md, "Admin API"). The token is printed once;
-// the keystore keeps only its SHA-256. Creation and disabling are kept in the keystore's
-// key_events table ("admin-credential-created", "admin-credential-disabled"), not in the audit
-// log: audit format v1 has no operation for them, and recording them as another operation would
-// misstate what happened. The daemon checks tokens against the database on every request, so a
+// the keystore keeps only its MAC. Creation and disabling are recorded in the audit log
+// (admin_credential.create, admin_credential.disable) before they are stored, so the log must
+// open; under dual control a new admin credential needs an approval once two have been made
+// (service/dual_control.h). The daemon checks tokens against the database on every request, so a
 // disabled credential stops working at once.
 
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "audit_store.h"
 #include "coffre/common/clock.h"
 #include "coffre/keystore/keystore.h"
+#include "coffre/service/dual_control.h"
 #include "commands.h"
 #include "stores.h"
 
@@ -22,8 +24,26 @@ struct CredentialFlags {
   CommonFlags common;
   std::string name;
   std::string role;
+  std::string approval;
   bool json = false;
 };
+
+// What a change needs: the keystore, the audit log (the change is recorded first) and the policy.
+struct Opened {
+  std::unique_ptr<keystore::Keystore> keys;
+  std::unique_ptr<audit::AuditLog> log;
+  service::DualControlPolicy policy;
+};
+
+Result<Opened> OpenForChange(const CredentialFlags& flags) {
+  COFFRE_ASSIGN_OR_RETURN(Config config, ResolveConfig(flags.common));
+  COFFRE_ASSIGN_OR_RETURN(SecretBytes root, LoadRootKey(config, /*create=*/false));
+  Opened o;
+  COFFRE_ASSIGN_OR_RETURN(o.keys, OpenKeystoreWithRootKey(config, root));
+  COFFRE_ASSIGN_OR_RETURN(o.log, OpenAuditOrRefuse(config, root));
+  o.policy = DualControlPolicyOf(config);
+  return o;
+}
 
 Result<std::unique_ptr<keystore::Keystore>> OpenKeys(const CredentialFlags& flags) {
   COFFRE_ASSIGN_OR_RETURN(Config config, ResolveConfig(flags.common));
@@ -36,14 +56,18 @@ int Create(const CredentialFlags& flags) {
   if (!role) {
     return Fail(Status::InvalidArgument("--role must be admin or auditor"));
   }
-  auto keys = OpenKeys(flags);
-  if (!keys.ok()) {
-    return Fail(keys.status());
+  auto opened = OpenForChange(flags);
+  if (!opened.ok()) {
+    return Fail(opened.status());
   }
-  auto created = (*keys)->CreateAdminCredential(flags.name, *role);
+  service::DualControl dual(*opened->keys, opened->log.get(), opened->policy);
+  auto created = dual.CreateAdminCredential(flags.name, *role, flags.approval, CliRequest("cli:admin-credential create"));
   if (!created.ok()) {
     if (created.status().code() == StatusCode::kAlreadyExists) {
       return Fail(Status::InvalidArgument(created.status().message() + " (names are never reused)"));
+    }
+    if (created.status().code() == StatusCode::kFailedPrecondition) {
+      return Fail(Status::InvalidArgument(created.status().message() + " (coffre approval list shows them)"));
     }
     return Fail(created.status());
   }
@@ -92,11 +116,12 @@ int List(const CredentialFlags& flags) {
 }
 
 int Disable(const CredentialFlags& flags) {
-  auto keys = OpenKeys(flags);
-  if (!keys.ok()) {
-    return Fail(keys.status());
+  auto opened = OpenForChange(flags);
+  if (!opened.ok()) {
+    return Fail(opened.status());
   }
-  Status st = (*keys)->DisableAdminCredential(flags.name);
+  service::DualControl dual(*opened->keys, opened->log.get(), opened->policy);
+  Status st = dual.DisableAdminCredential(flags.name, CliRequest("cli:admin-credential disable"));
   if (st.code() == StatusCode::kNotFound || st.code() == StatusCode::kFailedPrecondition) {
     return Fail(Status::InvalidArgument(st.message() + " (coffre admin-credential list shows them)"));
   }
@@ -120,6 +145,8 @@ void RegisterAdminCredentialCommands(CLI::App& app, CommandRunner& runner) {
   create->add_option("--role", flags->role, "admin (tenants, access keys, key versions) or auditor (audit log)")
       ->required();
   create->add_option("NAME", flags->name, "Credential name, recorded as the actor of its changes")->required();
+  create->add_option("--approval", flags->approval,
+                     "Dual control: the granted approval (coffre approval request admin_credential.create NAME)");
   create->add_flag("--json", flags->json, "Print JSON");
   create->callback([flags, &runner] { runner.run = [flags] { return Create(*flags); }; });
 

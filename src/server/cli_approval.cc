@@ -81,7 +81,9 @@ void PrintApproval(const keystore::Approval& a, const std::string& tenant_name, 
     return;
   }
   std::cout << "approval " << a.id << ": " << keystore::GuardedOperationName(a.operation);
-  if (!tenant_name.empty()) {
+  if (!keystore::TargetsTenant(a.operation)) {
+    std::cout << (a.tenant_id.empty() ? "" : " " + a.tenant_id);
+  } else if (!tenant_name.empty()) {
     std::cout << " of tenant " << tenant_name;
   }
   if (a.version != 0) {
@@ -117,15 +119,17 @@ int Request(const ApprovalFlags& flags) {
   auto op = keystore::ParseGuardedOperation(flags.operation);
   if (!op) {
     return Fail(Status::InvalidArgument("unknown operation '" + flags.operation +
-                                        "': expected tenant_key.destroy TENANT VERSION, tenant.shred TENANT or "
-                                        "root_key.rotate"));
+                                        "': expected tenant_key.destroy TENANT VERSION, tenant.shred TENANT, "
+                                        "root_key.rotate or admin_credential.create NAME"));
   }
   auto opened = OpenForChange(flags);
   if (!opened.ok()) {
     return Fail(opened.status());
   }
   std::string tenant_id;
-  if (!flags.tenant.empty()) {
+  if (!keystore::TargetsTenant(*op)) {
+    tenant_id = flags.tenant;  // the credential's name (admin_credential.create), or none
+  } else if (!flags.tenant.empty()) {
     auto t = opened->keys->GetTenantByName(flags.tenant);
     if (!t.ok()) {
       return Fail(
@@ -215,10 +219,11 @@ void RegisterApprovalCommands(CLI::App& app, CommandRunner& runner) {
 
   auto* request = group->add_subcommand(
       "request",
-      "Ask for a guarded operation: tenant_key.destroy TENANT VERSION, tenant.shred TENANT, root_key.rotate");
+      "Ask for a guarded operation: tenant_key.destroy TENANT VERSION, tenant.shred TENANT, root_key.rotate, "
+      "admin_credential.create NAME");
   AddCommonFlags(request, flags->common);
   request->add_option("OPERATION", flags->operation, "tenant_key.destroy, tenant.shred or root_key.rotate")->required();
-  request->add_option("TENANT", flags->tenant, "Tenant name (tenant operations)");
+  request->add_option("TENANT", flags->tenant, "Tenant name (tenant operations), or the new credential's name");
   request->add_option("VERSION", flags->version, "Key version (tenant_key.destroy)");
   AddTokenFlags(request, *flags);
   request->callback([flags, &runner] { runner.run = [flags] { return Request(*flags); }; });

@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <utility>
+#include <vector>
 
 namespace coffre::service {
 
@@ -38,14 +40,19 @@ audit::Event DualControl::ApprovalEvent(audit::Operation operation, const Approv
                                         const audit::RequestInfo& request, const std::string& actor) const {
   audit::Event ev;
   ev.operation = operation;
-  ev.tenant = approval.tenant_id;
-  ev.key_id = approval.tenant_id;  // the tenant id is the tenant key id (docs/KEYS.md)
+  if (keystore::TargetsTenant(approval.operation)) {
+    ev.tenant = approval.tenant_id;
+    ev.key_id = approval.tenant_id;  // the tenant id is the tenant key id (docs/KEYS.md)
+  }
   ev.key_version = approval.version;
   ev.request = request;
   ev.request.access_key_id = actor;
   // The approval's id and what it approves: an auditor matches request, grant and the operation's
   // own record ("... with approval apr-...") by it.
   ev.request.action = request.action + " " + approval.id + " " + std::string(GuardedOperationName(approval.operation));
+  if (approval.operation == GuardedOperation::kCreateAdminCredential) {
+    ev.request.action += " " + approval.tenant_id;  // the credential's name
+  }
   if (operation == audit::Operation::kApprovalGrant) {
     ev.request.action += " requested by " + approval.requested_by;
   }
@@ -122,6 +129,80 @@ Result<Authorization> DualControl::Authorize(GuardedOperation operation, const s
     return used.status();
   }
   return Authorization(&keys_, approval_id);
+}
+
+namespace {
+
+audit::Event CredentialEvent(audit::Operation operation, const std::string& name, keystore::AdminRole role,
+                             const audit::RequestInfo& request, const std::string& suffix) {
+  // Global chain (no tenant); the credential acted on goes where access-key events put theirs.
+  audit::Event ev;
+  ev.operation = operation;
+  ev.request = request;
+  ev.request.access_key_id = name;
+  ev.request.action = request.action + " " + name + " (" + std::string(keystore::AdminRoleName(role)) + ")" + suffix;
+  return ev;
+}
+
+}  // namespace
+
+Result<keystore::NewAdminCredential> DualControl::CreateAdminCredential(const std::string& name,
+                                                                        keystore::AdminRole role,
+                                                                        const std::string& approval_id,
+                                                                        const audit::RequestInfo& request) {
+  COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::AdminCredential> existing, keys_.ListAdminCredentials());
+  size_t admins = 0;
+  for (const auto& c : existing) {
+    if (c.name == name) {
+      return Status::AlreadyExists("admin credential " + name + " already exists");
+    }
+    admins += c.role == keystore::AdminRole::kAdmin ? 1 : 0;
+  }
+  Authorization authorization;
+  if (role == keystore::AdminRole::kAdmin) {
+    const bool bootstrap = admins < kBootstrapAdmins;
+    if (!approval_id.empty() || (policy_.required && !bootstrap)) {
+      COFFRE_ASSIGN_OR_RETURN(authorization,
+                              Authorize(GuardedOperation::kCreateAdminCredential, name, 0, approval_id));
+    }
+  } else if (!approval_id.empty()) {
+    return Status::InvalidArgument("auditor credentials take no part in dual control and need no approval");
+  }
+  const audit::Event event = CredentialEvent(audit::Operation::kAdminCredentialCreate, name, role, request,
+                                             authorization.ActionSuffix());
+  if (recorder_ != nullptr) {
+    if (Status recorded = recorder_->Record(event); !recorded.ok()) {
+      return Status::Unavailable("the audit log cannot record the credential's creation (" + recorded.message() +
+                                 "); nothing was created");
+    }
+  }
+  auto created = keys_.CreateAdminCredential(name, role);
+  if (!created.ok()) {
+    RecordFailure(event);
+    return created.status();
+  }
+  authorization.Done();
+  return created;
+}
+
+Status DualControl::DisableAdminCredential(const std::string& name, const audit::RequestInfo& request) {
+  COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::AdminCredential> existing, keys_.ListAdminCredentials());
+  auto it = std::find_if(existing.begin(), existing.end(), [&](const auto& c) { return c.name == name; });
+  if (it == existing.end()) {
+    return Status::NotFound("no admin credential named " + name);
+  }
+  const audit::Event event = CredentialEvent(audit::Operation::kAdminCredentialDisable, name, it->role, request, "");
+  if (recorder_ != nullptr) {
+    if (Status recorded = recorder_->Record(event); !recorded.ok()) {
+      return Status::Unavailable("the audit log cannot record the credential's disabling (" + recorded.message() +
+                                 "); nothing was disabled");
+    }
+  }
+  Status st = keys_.DisableAdminCredential(name);
+  if (!st.ok()) {
+    RecordFailure(event);
+  }
+  return st;
 }
 
 }  // namespace coffre::service

@@ -381,8 +381,16 @@ Status KeyLifecycle::DeleteAccessKey(const std::string& tenant_id, const std::st
   return st;
 }
 
-Status KeyLifecycle::EnableAccessKey(const std::string& tenant_id, const std::string& access_key_id) {
-  return keys_.SetAccessKeyEnabled(tenant_id, access_key_id, true);
+Status KeyLifecycle::EnableAccessKey(const std::string& tenant_id, const std::string& access_key_id,
+                                     const audit::RequestInfo& request) {
+  COFFRE_RETURN_IF_ERROR(CheckAccessKey(tenant_id, access_key_id));
+  const audit::Event event = AccessKeyEvent(audit::Operation::kAccessKeyEnable, tenant_id, access_key_id, request);
+  COFFRE_RETURN_IF_ERROR(RecordOrRefuse(event, "access key " + access_key_id + " was not enabled"));
+  Status st = keys_.SetAccessKeyEnabled(tenant_id, access_key_id, true);
+  if (!st.ok()) {
+    RecordFailure(event);
+  }
+  return st;
 }
 
 Result<uint32_t> KeyLifecycle::RotateTenantKey(const std::string& tenant_id, const audit::RequestInfo& request) {

@@ -115,7 +115,9 @@ TEST(EventNamesTest, RoundTrip) {
                        Operation::kDecrypt, Operation::kTenantKeyCreate, Operation::kTenantKeyRotate,
                        Operation::kTenantKeyDestroy, Operation::kTenantShred, Operation::kRootKeyRotate,
                        Operation::kAccessKeyCreate, Operation::kAccessKeyDisable, Operation::kAccessKeyDelete,
-                       Operation::kApprovalRequest, Operation::kApprovalGrant, Operation::kKeystoreRestore}) {
+                       Operation::kApprovalRequest, Operation::kApprovalGrant, Operation::kKeystoreRestore,
+                       Operation::kAccessKeyEnable, Operation::kAdminCredentialCreate,
+                       Operation::kAdminCredentialDisable}) {
     EXPECT_EQ(ParseOperation(OperationName(op)), op);
   }
   EXPECT_FALSE(ParseOperation("nope"));

@@ -185,6 +185,7 @@ class AdminApiTest(CoffreTestCase):
             ("access_key.create", "admin-api:tenant create by ops-alice"),
             ("access_key.create", "admin-api:access-key create by ops-alice"),
             ("access_key.disable", "admin-api:access-key disable by ops-alice"),
+            ("access_key.enable", "admin-api:access-key enable by ops-alice"),
             ("access_key.delete", "admin-api:access-key delete by ops-alice"),
         ])
         create = [r for r in recs if r["operation"] == "tenant_key.create"][0]

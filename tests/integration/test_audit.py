@@ -388,7 +388,7 @@ class AuditLifecycleTest(CoffreTestCase):
         second = self.cli_json("access-key", "create", name)
         second_key = second["access_key_id"]
         self.cli("access-key", "disable", name, second_key)
-        self.cli("access-key", "enable", name, second_key)  # not recorded (docs/AUDIT.md 1.1)
+        self.cli("access-key", "enable", name, second_key)
         self.cli("access-key", "delete", name, second_key)
         self.cli("tenant", "shred", name, "--confirm", name)
 
@@ -399,7 +399,7 @@ class AuditLifecycleTest(CoffreTestCase):
         self.assertEqual([r["operation"] for r in lifecycle],
                          ["tenant_key.create", "access_key.create", "tenant_key.rotate", "data_key.rewrap",
                           "data_key.rewrap", "tenant_key.destroy", "access_key.create", "access_key.disable",
-                          "access_key.delete", "tenant.shred"])
+                          "access_key.enable", "access_key.delete", "tenant.shred"])
         it = iter(lifecycle)
         self.assertLifecycle(next(it), "tenant_key.create", tenant_id, "cli:tenant create", 1)
         self.assertLifecycle(next(it), "access_key.create", tenant_id, "cli:tenant create",
@@ -416,6 +416,8 @@ class AuditLifecycleTest(CoffreTestCase):
         self.assertLifecycle(next(it), "access_key.create", tenant_id, "cli:access-key create",
                              access_key_id=second_key)
         self.assertLifecycle(next(it), "access_key.disable", tenant_id, "cli:access-key disable",
+                             access_key_id=second_key)
+        self.assertLifecycle(next(it), "access_key.enable", tenant_id, "cli:access-key enable",
                              access_key_id=second_key)
         self.assertLifecycle(next(it), "access_key.delete", tenant_id, "cli:access-key delete",
                              access_key_id=second_key)

@@ -3,7 +3,9 @@ config, shredding a tenant, destroying a key version and rotating the root key a
 without an approval; one admin credential requests it (CLI or admin API), the same admin cannot
 grant it, an auditor cannot, a second admin can; the approval then runs exactly the operation it
 names, once (a failed run gives it back); requests and grants are in the auditors' export, with
-both people, and the operation's record names its approval."""
+both people, and the operation's record names its approval. One person cannot walk around it with
+a second admin credential: making one needs an approval (after the first two), one made after a
+request cannot grant it, and credential changes and access-key enabling are in the signed log."""
 
 from __future__ import annotations
 
@@ -197,6 +199,91 @@ class DualControlTest(unittest.TestCase):
         rotated = self.cli(*rotate, "--approval", approval)
         self.assertIn(b"root key rotated", rotated.stdout)
         self.assertEqual(self.state_with_key(new_key, approval), "used")
+
+    # -- one person walking around dual control with a second credential ----------------------
+
+    def audit_ops(self) -> int:
+        """How many records `coffre audit check` verified (every chain and signature)."""
+        out = self.cli("audit", "check").stdout.decode()
+        self.assertIn("OK:", out)
+        return int(out.split("OK: ", 1)[1].split(" ", 1)[0])
+
+    def global_records(self):
+        # The admin-credential records are in the global chain (no tenant), which
+        # `audit export --tenant` does not cover: the test looks for them in the stored files.
+        found = []
+        for root, _dirs, files in os.walk(os.path.join(self.d.data_dir)):
+            for name in files:
+                path = os.path.join(root, name)
+                try:
+                    with open(path, "rb") as f:
+                        found.append(f.read())
+                except OSError:
+                    pass
+        return b"\n".join(found)
+
+    def test_one_admin_cannot_create_a_second_admin_alone(self):
+        before = self.audit_ops()
+        self.refused("admin-credential", "create", "--role", "admin", "mallory", message="dual control is on")
+        listed = json.loads(self.cli("admin-credential", "list", "--json").stdout)
+        self.assertNotIn("mallory", [c["name"] for c in listed])
+        # The way that works: one admin requests it, another grants it.
+        approval = self.request("alice", "admin_credential.create", "mallory")
+        self.refused("admin-credential", "create", "--role", "admin", "mallory", "--approval", approval,
+                     message="a second admin must grant it first")
+        self.cli("approval", "approve", approval, "--token-file", self.tokens["bob"][1])
+        # It approves that name only.
+        self.refused("admin-credential", "create", "--role", "admin", "eve", "--approval", approval,
+                     message="not this operation")
+        out = json.loads(self.cli("admin-credential", "create", "--role", "admin", "mallory", "--approval",
+                                  approval, "--json").stdout)
+        self.assertEqual(out["name"], "mallory")
+        self.assertEqual(self.state(approval), "used")
+        # An auditor credential takes no part in dual control: no approval needed.
+        self.cli("admin-credential", "create", "--role", "auditor", "audit2")
+        self.cli("admin-credential", "disable", "audit2")
+        # request, grant, create mallory, create audit2, disable audit2 (the refused attempt made
+        # no record: it was refused before anything was recorded).
+        self.assertEqual(self.audit_ops(), before + 5)
+        raw = self.global_records()
+        self.assertIn(b"admin_credential.create", raw)
+        self.assertIn(b"admin_credential.disable", raw)
+        self.assertNotIn(out["token"].encode(), raw)
+
+    def test_a_credential_created_after_the_request_cannot_grant_it(self):
+        self.cli("tenant", "create", "victim")
+        shred = self.request("alice", "tenant.shred", "victim")
+        time.sleep(0.01)
+        # carol comes into existence after the shred was requested (here properly approved; the
+        # attack would be alice making carol herself).
+        made = self.request("alice", "admin_credential.create", "carol")
+        self.cli("approval", "approve", made, "--token-file", self.tokens["bob"][1])
+        out = json.loads(self.cli("admin-credential", "create", "--role", "admin", "carol", "--approval", made,
+                                  "--json").stdout)
+        path = os.path.join(self.tmp, "carol.token")
+        with open(path, "w") as f:
+            f.write(out["token"] + "\n")
+        self.refused("approval", "approve", shred, "--token-file", path, message="created after")
+        self.assertEqual(self.state(shred), "pending")
+        self.cli("approval", "approve", shred, "--token-file", self.tokens["bob"][1])
+        self.assertEqual(self.state(shred), "approved")
+
+    def test_credential_changes_and_access_key_enable_are_in_the_signed_log(self):
+        creds = json.loads(self.cli("tenant", "create", "acme", "--json").stdout)
+        key = creds["access_key_id"]
+        self.cli("access-key", "disable", "acme", key)
+        self.cli("access-key", "enable", "acme", key)
+        records = self.export("acme")
+        ops = [(r["operation"], r["access_key_id"]) for r in records]
+        self.assertIn(("access_key.disable", key), ops)
+        self.assertIn(("access_key.enable", key), ops)
+        self.assertLess(ops.index(("access_key.disable", key)), ops.index(("access_key.enable", key)))
+        # Disabling an admin credential is recorded too (it can bring the count of enabled
+        # admins back under the bootstrap threshold, so it must never go unseen).
+        before = self.audit_ops()
+        self.cli("admin-credential", "disable", "bob")
+        self.assertEqual(self.audit_ops(), before + 1)
+        self.assertIn(b"admin_credential.disable", self.global_records())
 
     # rotate-root's helpers: after it, the keystore opens only with the new key.
     def cli_plain(self, *args):

@@ -137,6 +137,20 @@ TEST_F(ApprovalsTest, AGrantNoLongerCountsOnceEitherPersonIsDisabled) {
   EXPECT_NE(used.status().message().find("bob"), std::string::npos) << used.status().message();
 }
 
+// One person holding one admin credential must not be able to make a second one and grant their
+// own request with it: a credential created after the request cannot grant it.
+TEST_F(ApprovalsTest, ACredentialCreatedAfterTheRequestCannotGrantIt) {
+  const Approval a = RequestDestroy("alice");
+  Advance(milliseconds(5));
+  ASSERT_TRUE(ks_->CreateAdminCredential("dave", AdminRole::kAdmin).ok());
+  auto granted = other_->GrantApproval(a.id, "dave");
+  EXPECT_EQ(granted.status().code(), StatusCode::kPermissionDenied) << granted.status().ToString();
+  EXPECT_NE(granted.status().message().find("created after"), std::string::npos) << granted.status().message();
+  EXPECT_EQ(ks_->GetApproval(a.id)->StateAt(Now()), ApprovalState::kPending);
+  // A credential that existed when it was requested still can.
+  EXPECT_TRUE(ks_->GrantApproval(a.id, "bob").ok());
+}
+
 TEST_F(ApprovalsTest, AnApprovalApprovesOneOperationOnOneTarget) {
   const Approval a = RequestDestroy();
   ASSERT_TRUE(ks_->GrantApproval(a.id, "bob").ok());

@@ -161,5 +161,65 @@ TEST_F(DualControlTest, AFailedOperationGivesItsApprovalBack) {
             StatusCode::kFailedPrecondition);
 }
 
+TEST_F(DualControlTest, OneAdminCannotMakeASecondAdminAlone) {
+  DualControl dual = Make();
+  // alice and bob are the two bootstrap admins: a third needs an approval.
+  auto refused = dual.CreateAdminCredential("mallory", keystore::AdminRole::kAdmin, "", Request("cli:admin-credential create"));
+  EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("dual control is on"), std::string::npos);
+  EXPECT_TRUE(recorder_.events().empty()) << "a refused creation records nothing";
+  // Disabling one does not bring back the bootstrap (disabled credentials count).
+  ASSERT_TRUE(dual.DisableAdminCredential("bob", Request("cli:admin-credential disable")).ok());
+  EXPECT_EQ(dual.CreateAdminCredential("mallory", keystore::AdminRole::kAdmin, "", Request("x")).status().code(),
+            StatusCode::kPermissionDenied);
+  ASSERT_EQ(recorder_.events().size(), 1u);
+  EXPECT_EQ(recorder_.events()[0].operation, Operation::kAdminCredentialDisable);
+  EXPECT_EQ(recorder_.events()[0].request.access_key_id, "bob");
+  EXPECT_EQ(recorder_.events()[0].request.action, "cli:admin-credential disable bob (admin)");
+  EXPECT_TRUE(recorder_.events()[0].tenant.empty());
+  // Auditors take no part: no approval needed, recorded all the same.
+  ASSERT_TRUE(dual.CreateAdminCredential("audrey", keystore::AdminRole::kAuditor, "", Request("c")).ok());
+  EXPECT_EQ(recorder_.events().back().operation, Operation::kAdminCredentialCreate);
+  EXPECT_EQ(recorder_.events().back().request.action, "c audrey (auditor)");
+}
+
+TEST_F(DualControlTest, AnApprovedCreationMakesThatCredentialOnly) {
+  ASSERT_TRUE(keys_->CreateAdminCredential("carol", keystore::AdminRole::kAdmin).ok());
+  DualControl dual = Make();
+  auto a = dual.Request(GuardedOperation::kCreateAdminCredential, "dave", 0, "alice", Request("r"));
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_TRUE(recorder_.events()[0].tenant.empty()) << "credential approvals are in the global chain";
+  EXPECT_EQ(recorder_.events()[0].request.action, "r " + a->id + " admin_credential.create dave");
+  ASSERT_TRUE(dual.Grant(a->id, "bob", Request("g")).ok());
+  EXPECT_EQ(dual.CreateAdminCredential("eve", keystore::AdminRole::kAdmin, a->id, Request("x")).status().code(),
+            StatusCode::kInvalidArgument);
+  auto made = dual.CreateAdminCredential("dave", keystore::AdminRole::kAdmin, a->id, Request("cli:admin-credential create"));
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  EXPECT_EQ(recorder_.events().back().operation, Operation::kAdminCredentialCreate);
+  EXPECT_EQ(recorder_.events().back().request.action,
+            "cli:admin-credential create dave (admin) with approval " + a->id);
+  EXPECT_EQ(recorder_.events().back().request.action.find(made->token), std::string::npos);
+  EXPECT_EQ(keys_->GetApproval(a->id)->StateAt(Now()), ApprovalState::kUsed);
+}
+
+TEST_F(DualControlTest, TheFirstTwoAdminsNeedNoApprovalAndCreationIsFailClosed) {
+  keys_.reset();
+  fs::remove_all(dir_);
+  fs::create_directories(dir_);
+  auto keys = keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32), clock_);
+  ASSERT_TRUE(keys.ok());
+  keys_ = std::move(keys).value();
+  DualControl dual = Make();
+  recorder_.set_failing(true);
+  EXPECT_EQ(dual.CreateAdminCredential("alice", keystore::AdminRole::kAdmin, "", Request("x")).status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_TRUE(keys_->ListAdminCredentials()->empty());
+  recorder_.set_failing(false);
+  EXPECT_TRUE(dual.CreateAdminCredential("alice", keystore::AdminRole::kAdmin, "", Request("x")).ok());
+  EXPECT_TRUE(dual.CreateAdminCredential("bob", keystore::AdminRole::kAdmin, "", Request("x")).ok());
+  EXPECT_EQ(dual.CreateAdminCredential("carol", keystore::AdminRole::kAdmin, "", Request("x")).status().code(),
+            StatusCode::kPermissionDenied);
+}
+
 }  // namespace
 }  // namespace coffre::service

@@ -140,13 +140,19 @@ TEST_F(KeyLifecycleAuditTest, DisableAndDeleteAreRecordedBeforeTheChange) {
 
   ASSERT_TRUE(lifecycle_->DisableAccessKey(t.id, id, request_).ok());
   EXPECT_FALSE(keys_->ListAccessKeys(t.id)->front().enabled);
-  ASSERT_TRUE(lifecycle_->EnableAccessKey(t.id, id).ok());  // not recorded (docs/AUDIT.md)
+  recorder_.set_failing(true);
+  EXPECT_EQ(lifecycle_->EnableAccessKey(t.id, id, request_).code(), StatusCode::kUnavailable);
+  EXPECT_FALSE(keys_->ListAccessKeys(t.id)->front().enabled);  // not enabled unrecorded
+  recorder_.set_failing(false);
+  ASSERT_TRUE(lifecycle_->EnableAccessKey(t.id, id, request_).ok());
+  EXPECT_TRUE(keys_->ListAccessKeys(t.id)->front().enabled);
   ASSERT_TRUE(lifecycle_->DeleteAccessKey(t.id, id, request_).ok());
   EXPECT_TRUE(keys_->ListAccessKeys(t.id)->empty());
   const auto events = recorder_.events();
-  ASSERT_EQ(events.size(), 2u);
+  ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0].operation, Operation::kAccessKeyDisable);
-  EXPECT_EQ(events[1].operation, Operation::kAccessKeyDelete);
+  EXPECT_EQ(events[1].operation, Operation::kAccessKeyEnable);
+  EXPECT_EQ(events[2].operation, Operation::kAccessKeyDelete);
   for (const auto& e : events) {
     EXPECT_EQ(e.tenant, t.id);
     EXPECT_EQ(e.request.access_key_id, id);
@@ -155,7 +161,8 @@ TEST_F(KeyLifecycleAuditTest, DisableAndDeleteAreRecordedBeforeTheChange) {
   // An unknown key is refused before anything is recorded.
   EXPECT_EQ(lifecycle_->DisableAccessKey(t.id, id, request_).code(), StatusCode::kNotFound);
   EXPECT_EQ(lifecycle_->DeleteAccessKey(t.id, "CONOSUCHKEY0000000000", request_).code(), StatusCode::kNotFound);
-  EXPECT_EQ(recorder_.events().size(), 2u);
+  EXPECT_EQ(lifecycle_->EnableAccessKey(t.id, id, request_).code(), StatusCode::kNotFound);
+  EXPECT_EQ(recorder_.events().size(), 3u);
 }
 
 TEST_F(KeyLifecycleAuditTest, RotationIsRecordedWithTheNewVersionBeforeTheKeyExists) {

@@ -32,6 +32,11 @@ enum class Operation {
   kApprovalRequest,  // dual control: an admin asked for a guarded operation (request.action names it)
   kApprovalGrant,    // dual control: a second, different admin approved it
   kKeystoreRestore,  // the keystore was replaced by a backup (coffre keystore restore)
+  kAccessKeyEnable,  // a disabled access key was enabled again
+  // Admin API credentials (global chain): who can take part in dual control is itself recorded,
+  // so that a second credential made by the same person is visible to the auditors.
+  kAdminCredentialCreate,
+  kAdminCredentialDisable,
 };
 
 // "data_key.wrap", "tenant_key.rotate", ... (the names in records and exports).

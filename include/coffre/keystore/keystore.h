@@ -191,10 +191,16 @@ struct NewAdminCredential {
 // The operations that cannot be undone. With `dual_control` in the config, each needs an approval
 // that one admin credential requested and a second, different admin credential granted; the
 // approval names the operation and its target and is used up by one execution.
-enum class GuardedOperation { kDestroyKeyVersion, kShredTenant, kRotateRootKey };
-// "tenant_key.destroy", "tenant.shred", "root_key.rotate": the audit log's names for them.
+// kCreateAdminCredential guards the making of a new admin-role credential (once two exist): a
+// second credential made by one person would otherwise let that person grant their own requests.
+enum class GuardedOperation { kDestroyKeyVersion, kShredTenant, kRotateRootKey, kCreateAdminCredential };
+// "tenant_key.destroy", "tenant.shred", "root_key.rotate", "admin_credential.create".
 std::string_view GuardedOperationName(GuardedOperation op);
 std::optional<GuardedOperation> ParseGuardedOperation(std::string_view name);
+// Whether the operation's target is a tenant (Approval::tenant_id is a tenant id). For
+// kCreateAdminCredential that field holds the new credential's name instead, and the approval's
+// records go to the global chain.
+bool TargetsTenant(GuardedOperation op);
 
 enum class ApprovalState { kPending, kApproved, kUsed, kExpired };
 std::string_view ApprovalStateName(ApprovalState state);  // "pending", "approved", "used", "expired"
@@ -202,7 +208,7 @@ std::string_view ApprovalStateName(ApprovalState state);  // "pending", "approve
 struct Approval {
   std::string id;  // "apr-" + 16 lower-case hex characters
   GuardedOperation operation = GuardedOperation::kDestroyKeyVersion;
-  std::string tenant_id;     // empty for root key rotation
+  std::string tenant_id;     // empty for root key rotation; the credential's name for kCreateAdminCredential
   uint32_t version = 0;      // the key version to destroy; 0 for the other operations
   std::string requested_by;  // admin credential names
   UnixMillis requested = 0;
@@ -213,8 +219,9 @@ struct Approval {
   ApprovalState StateAt(UnixMillis now) const;
 };
 
-// InvalidArgument unless the target fits the operation: a tenant for the tenant operations and
-// none for root key rotation; a key version (>= 1) for kDestroyKeyVersion only.
+// InvalidArgument unless the target fits the operation: a tenant for the tenant operations, a
+// valid credential name for kCreateAdminCredential and none for root key rotation; a key version
+// (>= 1) for kDestroyKeyVersion only.
 Status CheckApprovalTarget(GuardedOperation operation, const std::string& tenant_id, uint32_t version);
 
 // Whether `approver` may grant `approval` at `now`: FailedPrecondition unless it is pending (not
@@ -336,7 +343,8 @@ class Keystore {
   // Every approval, newest first (at most `limit`).
   virtual Result<std::vector<Approval>> ListApprovals(size_t limit) = 0;
   // Grants a pending, unexpired approval, atomically. `approved_by` must be an enabled admin-role
-  // credential other than the requester (PermissionDenied). FailedPrecondition if it is not
+  // credential other than the requester, created no later than the request (PermissionDenied:
+  // a credential made after the request could be the requester's own second name). FailedPrecondition if it is not
   // pending (already granted, used or expired); NotFound if unknown. Records "approval-granted".
   virtual Result<Approval> GrantApproval(const std::string& id, const std::string& approved_by) = 0;
   // Uses up a granted approval for exactly this operation and target, atomically (two concurrent

@@ -13,6 +13,11 @@
 // expires. Whoever runs the operation (the CLI on the host) must also hold the root key: dual
 // control adds a second person to the decision, it does not replace host access control.
 //
+// Admin credentials are who takes part, so making and disabling them is recorded the same way
+// (admin_credential.create, admin_credential.disable), and under dual control a new admin-role
+// credential needs an approval once the first kBootstrapAdmins have been made: otherwise one
+// person could make a second name and grant their own requests with it.
+//
 // Thread safety: as the keystore and the recorder; no state of its own besides the policy.
 
 #include <cstdint>
@@ -60,6 +65,11 @@ class Authorization {
 
 class DualControl {
  public:
+  // A fresh install must be able to make the two admin credentials that dual control needs; the
+  // count includes disabled credentials (names are never reused), so disabling some does not
+  // open this door again.
+  static constexpr size_t kBootstrapAdmins = 2;
+
   // Neither is owned. `recorder` null: approvals are stored unrecorded (tests, tools without an
   // audit log); the commands that run with dual control always pass one.
   // `clock` must be the keystore's (it decides expiry).
@@ -83,6 +93,20 @@ class DualControl {
   // PermissionDenied, saying how to get an approval, when it is on.
   Result<Authorization> Authorize(keystore::GuardedOperation operation, const std::string& tenant_id, uint32_t version,
                                   const std::string& approval_id);
+
+  // Makes an admin API credential: admin_credential.create is recorded (name and role, never the
+  // token), then the credential is stored. An admin-role credential needs `approval_id` (an
+  // approved admin_credential.create of this name, used up here) when dual control is on and
+  // kBootstrapAdmins admin-role credentials have ever been made; PermissionDenied without it.
+  // Auditor credentials take no part in dual control and need none. Errors as
+  // Keystore::CreateAdminCredential and Authorize; Unavailable when the record cannot be made
+  // (nothing created).
+  Result<keystore::NewAdminCredential> CreateAdminCredential(const std::string& name, keystore::AdminRole role,
+                                                             const std::string& approval_id,
+                                                             const audit::RequestInfo& request);
+  // Disables one: admin_credential.disable is recorded, then stored. Errors as
+  // Keystore::DisableAdminCredential; Unavailable when the record cannot be made.
+  Status DisableAdminCredential(const std::string& name, const audit::RequestInfo& request);
 
  private:
   audit::Event ApprovalEvent(audit::Operation operation, const keystore::Approval& approval,

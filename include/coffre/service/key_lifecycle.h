@@ -50,9 +50,10 @@ class KeyLifecycle {
                           const audit::RequestInfo& request);
   Status DeleteAccessKey(const std::string& tenant_id, const std::string& access_key_id,
                          const audit::RequestInfo& request);
-  // Not recorded: audit format v1 has no operation for it (docs/AUDIT.md); the keystore's
-  // key_events table keeps it. Here so that every access-key change goes through one place.
-  Status EnableAccessKey(const std::string& tenant_id, const std::string& access_key_id);
+  // Recorded (access_key.enable) before the key is enabled, as disabling is: a key that comes
+  // back into use is as much the auditors' business as one that stops.
+  Status EnableAccessKey(const std::string& tenant_id, const std::string& access_key_id,
+                         const audit::RequestInfo& request);
 
   // Records tenant_key.rotate with the version the rotation will create (versions only grow: the
   // active one plus one), then rotates. Returns the new version. FailedPrecondition (nothing
