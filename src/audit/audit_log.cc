@@ -12,6 +12,7 @@
 
 #include "coffre/crypto/aead.h"
 #include "coffre/crypto/hash.h"
+#include "coffre/crypto/root_subkeys.h"
 #include "coffre/db/sqlite.h"
 
 namespace coffre::audit {
@@ -132,27 +133,148 @@ Bytes SigningKeyAad(const std::string& key_id) {
   return Bytes(s.begin(), s.end());
 }
 
-// Names a root key without revealing it: HMAC-SHA256 keyed by the root key, first 16 bytes.
-Bytes RootKeyFingerprint(const SecretBytes& root_key) {
-  const crypto::Sha256Digest mac =
-      crypto::HmacSha256(root_key.Reveal(), AsBytes("coffre/v1/audit-root-key-fingerprint"));
+// How a root key reaches the signing key's private half: the subkey that seals it (AES-256-GCM,
+// AAD SigningKeyAad) and the fingerprint that names that root key's copy in signing_key_seals.
+// Both are derived (crypto/root_subkeys.h) so that the root key itself is never a cipher or MAC key.
+struct SealKeys {
+  SecretBytes seal;
+  Bytes fingerprint;
+};
+
+// The first 16 bytes of HMAC-SHA256(key, label): names a key without revealing it.
+Bytes FingerprintOf(const SecretBytes& key, std::string_view label) {
+  const crypto::Sha256Digest mac = crypto::HmacSha256(key.Reveal(), AsBytes(label));
   return Bytes(mac.begin(), mac.begin() + 16);
 }
 
-// The private half of signing key `key_id` opened under `root_key`: the copy sealed under that
-// root key (signing_key_seals), else the original copy (`original`, empty once dropped).
-Result<SecretBytes> UnsealSigningSecret(db::Connection& conn, const std::string& key_id, ByteView original,
-                                        const SecretBytes& root_key) {
+SealKeys DeriveSealKeys(const SecretBytes& root_key) {
+  SealKeys keys;
+  keys.seal = crypto::DeriveRootSubkey(root_key, crypto::RootKeyPurpose::kAuditSigningKeySeal);
+  const SecretBytes fingerprint_key =
+      crypto::DeriveRootSubkey(root_key, crypto::RootKeyPurpose::kAuditRootKeyFingerprint);
+  keys.fingerprint = FingerprintOf(fingerprint_key, "coffre/v2/audit-root-key-fingerprint");
+  return keys;
+}
+
+// Earlier versions sealed under the root key itself and fingerprinted it with an HMAC keyed by it.
+// Only read, to open and re-seal the copies such a version wrote (MigrateLegacySeals).
+Bytes LegacyRootKeyFingerprint(const SecretBytes& root_key) {
+  return FingerprintOf(root_key, "coffre/v1/audit-root-key-fingerprint");
+}
+
+enum class SealFormat { kDerived, kLegacy };
+
+// The private half of a signing key and which stored copy opened it.
+struct Unsealed {
+  SecretBytes secret;
+  SealFormat format = SealFormat::kDerived;
+  bool in_seals_table = false;  // signing_key_seals, else signing_keys.sealed_secret
+};
+
+Result<std::optional<Bytes>> SealedCopy(db::Connection& conn, const std::string& key_id, const Bytes& fingerprint) {
   COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT sealed_secret FROM signing_key_seals "
                                                          "WHERE key_id = ? AND root_fingerprint = ?"));
-  COFFRE_RETURN_IF_ERROR(st.BindAll(key_id, RootKeyFingerprint(root_key)));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(key_id, fingerprint));
   COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-  auto secret = row ? crypto::OpenSecret(root_key, st.ColumnBlobView(0), SigningKeyAad(key_id))
-                    : crypto::OpenSecret(root_key, original, SigningKeyAad(key_id));
-  if (!secret.ok()) {
-    return Status::PermissionDenied("the root key does not open the audit log's signing key");
+  if (!row) {
+    return std::optional<Bytes>();
   }
-  return std::move(secret).value();
+  return std::optional<Bytes>(st.ColumnBlob(0));
+}
+
+// The private half of signing key `key_id` opened under `root_key`: the copy sealed for that root
+// key (signing_key_seals), else the original copy (`original`, empty once dropped); a copy under
+// the derived seal key first, then one an earlier version sealed under the root key itself.
+Result<Unsealed> UnsealSigningSecret(db::Connection& conn, const std::string& key_id, ByteView original,
+                                     const SecretBytes& root_key) {
+  const Bytes aad = SigningKeyAad(key_id);
+  const SealKeys keys = DeriveSealKeys(root_key);
+  COFFRE_ASSIGN_OR_RETURN(std::optional<Bytes> copy, SealedCopy(conn, key_id, keys.fingerprint));
+  if (copy) {
+    if (auto s = crypto::OpenSecret(keys.seal, *copy, aad); s.ok()) {
+      return Unsealed{std::move(s).value(), SealFormat::kDerived, true};
+    }
+  }
+  if (!original.empty()) {
+    if (auto s = crypto::OpenSecret(keys.seal, original, aad); s.ok()) {
+      return Unsealed{std::move(s).value(), SealFormat::kDerived, false};
+    }
+  }
+  COFFRE_ASSIGN_OR_RETURN(std::optional<Bytes> legacy, SealedCopy(conn, key_id, LegacyRootKeyFingerprint(root_key)));
+  if (legacy) {
+    if (auto s = crypto::OpenSecret(root_key, *legacy, aad); s.ok()) {
+      return Unsealed{std::move(s).value(), SealFormat::kLegacy, true};
+    }
+  }
+  if (!original.empty()) {
+    if (auto s = crypto::OpenSecret(root_key, original, aad); s.ok()) {
+      return Unsealed{std::move(s).value(), SealFormat::kLegacy, false};
+    }
+  }
+  return Status::PermissionDenied("the root key does not open the audit log's signing key");
+}
+
+struct StoredSigningKey {
+  std::string key_id;
+  Bytes original;  // signing_keys.sealed_secret
+};
+
+Result<std::vector<StoredSigningKey>> ListSigningKeys(db::Connection& conn) {
+  std::vector<StoredSigningKey> out;
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT key_id, sealed_secret FROM signing_keys"));
+  for (;;) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
+      break;
+    }
+    out.push_back({st.ColumnText(0), st.ColumnBlob(1)});
+  }
+  return out;
+}
+
+// Stores `secret` sealed under `root_key`'s derived seal key, as the copy for that root key.
+Status PutSealedCopy(db::Connection& conn, const std::string& key_id, const SecretBytes& secret, const SealKeys& keys) {
+  COFFRE_ASSIGN_OR_RETURN(Bytes sealed, crypto::Seal(keys.seal, secret.Reveal(), SigningKeyAad(key_id)));
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st,
+                          conn.Prepare("INSERT INTO signing_key_seals (key_id, root_fingerprint, sealed_secret, "
+                                       "created) VALUES (?, ?, ?, ?) ON CONFLICT (key_id, root_fingerprint) "
+                                       "DO UPDATE SET sealed_secret = excluded.sealed_secret"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(key_id, keys.fingerprint, sealed, ToUnixMillis(Clock::System().Now())));
+  return st.Run();
+}
+
+// Re-seals, in the caller's transaction, every copy of a signing key that an earlier version
+// sealed under `root_key` itself: each is replaced where it stands by a copy under the derived seal
+// key (the original stays the original; a signing_key_seals copy moves to the derived fingerprint),
+// and the raw-key copy is removed. The private halves, hence the public keys, do not change, so
+// everything signed before still verifies. Returns how many copies were re-sealed.
+Result<size_t> MigrateLegacySeals(db::Connection& conn, const SecretBytes& root_key) {
+  COFFRE_ASSIGN_OR_RETURN(std::vector<StoredSigningKey> stored, ListSigningKeys(conn));
+  const SealKeys keys = DeriveSealKeys(root_key);
+  size_t migrated = 0;
+  for (const auto& k : stored) {
+    // Copies for another root key (a rotation between its steps) wait for an open with that key.
+    auto unsealed = UnsealSigningSecret(conn, k.key_id, k.original, root_key);
+    if (!unsealed.ok() || unsealed->format != SealFormat::kLegacy) {
+      continue;
+    }
+    if (unsealed->in_seals_table) {
+      COFFRE_RETURN_IF_ERROR(PutSealedCopy(conn, k.key_id, unsealed->secret, keys));
+      COFFRE_ASSIGN_OR_RETURN(db::Statement del, conn.Prepare("DELETE FROM signing_key_seals "
+                                                              "WHERE key_id = ? AND root_fingerprint = ?"));
+      COFFRE_RETURN_IF_ERROR(del.BindAll(k.key_id, LegacyRootKeyFingerprint(root_key)));
+      COFFRE_RETURN_IF_ERROR(del.Run());
+    } else {
+      COFFRE_ASSIGN_OR_RETURN(Bytes sealed,
+                              crypto::Seal(keys.seal, unsealed->secret.Reveal(), SigningKeyAad(k.key_id)));
+      COFFRE_ASSIGN_OR_RETURN(db::Statement up,
+                              conn.Prepare("UPDATE signing_keys SET sealed_secret = ? WHERE key_id = ?"));
+      COFFRE_RETURN_IF_ERROR(up.BindAll(sealed, k.key_id));
+      COFFRE_RETURN_IF_ERROR(up.Run());
+    }
+    ++migrated;
+  }
+  return migrated;
 }
 
 Hash HashFromBlob(ByteView b) {
@@ -232,20 +354,34 @@ Result<bool> Exists(db::Connection& conn, const std::string& sql) {
 
 Result<SigningKey> LoadOrCreateSigningKey(db::Connection& conn, const SecretBytes& root_key, const Clock& clock) {
   COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(conn));
+  std::optional<std::string> key_id;
+  SigningKey key;
+  Bytes original;
   {
     COFFRE_ASSIGN_OR_RETURN(db::Statement st,
                             conn.Prepare("SELECT key_id, public_key, sealed_secret FROM signing_keys WHERE active = 1"));
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (row) {
-      std::string key_id = st.ColumnText(0);
-      SigningKey key;
+      key_id = st.ColumnText(0);
       key.public_key = st.ColumnBlob(1);
-      COFFRE_ASSIGN_OR_RETURN(key.secret_key, UnsealSigningSecret(conn, key_id, st.ColumnBlobView(2), root_key));
-      if (KeyId(key.public_key) != key_id) {
-        return Status::Corruption("audit signing key id does not match its public key");
-      }
-      return key;
+      original = st.ColumnBlob(2);
     }
+  }
+  if (key_id) {
+    COFFRE_ASSIGN_OR_RETURN(Unsealed unsealed, UnsealSigningSecret(conn, *key_id, original, root_key));
+    key.secret_key = std::move(unsealed.secret);
+    if (KeyId(key.public_key) != *key_id) {
+      return Status::Corruption("audit signing key id does not match its public key");
+    }
+    // A log an earlier version sealed under the root key itself is re-sealed under the derived key
+    // here, in the same transaction as the read: either every such copy is re-sealed or none is.
+    COFFRE_ASSIGN_OR_RETURN(size_t migrated, MigrateLegacySeals(conn, root_key));
+    if (migrated > 0) {
+      COFFRE_RETURN_IF_ERROR(tx.Commit());
+      spdlog::info("audit log: re-sealed {} signing key cop{} under the key derived from the root key", migrated,
+                   migrated == 1 ? "y" : "ies");
+    }
+    return key;
   }
   // A new key pair is made only for a log that has nothing signed yet: with records (or a signed
   // state, or an archive) a missing key means the table was emptied, and a new key would re-sign
@@ -258,13 +394,14 @@ Result<SigningKey> LoadOrCreateSigningKey(db::Connection& conn, const SecretByte
           "create a new signing key: restore audit.db from a backup");
     }
   }
-  SigningKey key = GenerateSigningKey();
-  const std::string key_id = KeyId(key.public_key);
-  COFFRE_ASSIGN_OR_RETURN(Bytes sealed, crypto::Seal(root_key, key.secret_key.Reveal(), SigningKeyAad(key_id)));
+  key = GenerateSigningKey();
+  const std::string new_key_id = KeyId(key.public_key);
+  COFFRE_ASSIGN_OR_RETURN(
+      Bytes sealed, crypto::Seal(DeriveSealKeys(root_key).seal, key.secret_key.Reveal(), SigningKeyAad(new_key_id)));
   COFFRE_ASSIGN_OR_RETURN(db::Statement ins,
                           conn.Prepare("INSERT INTO signing_keys (key_id, public_key, sealed_secret, created, active) "
                                        "VALUES (?, ?, ?, ?, 1)"));
-  COFFRE_RETURN_IF_ERROR(ins.BindAll(key_id, key.public_key, sealed, ToUnixMillis(clock.Now())));
+  COFFRE_RETURN_IF_ERROR(ins.BindAll(new_key_id, key.public_key, sealed, ToUnixMillis(clock.Now())));
   COFFRE_RETURN_IF_ERROR(ins.Run());
   COFFRE_RETURN_IF_ERROR(tx.Commit());
   return key;
@@ -807,24 +944,6 @@ Status AuditLog::SyncLocked() {
 
 namespace {
 
-struct StoredSigningKey {
-  std::string key_id;
-  Bytes original;  // signing_keys.sealed_secret
-};
-
-Result<std::vector<StoredSigningKey>> ListSigningKeys(db::Connection& conn) {
-  std::vector<StoredSigningKey> out;
-  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT key_id, sealed_secret FROM signing_keys"));
-  for (;;) {
-    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) {
-      break;
-    }
-    out.push_back({st.ColumnText(0), st.ColumnBlob(1)});
-  }
-  return out;
-}
-
 Result<std::unique_ptr<db::Connection>> OpenExisting(const std::string& path) {
   COFFRE_ASSIGN_OR_RETURN(auto conn, db::Connection::Open(path, db::OpenMode::kReadWrite));
   COFFRE_RETURN_IF_ERROR(CheckEarlierVersionTailSigned(*conn));
@@ -844,16 +963,10 @@ Status AuditLog::AddRootKeySeal(const std::string& path, const SecretBytes& curr
   COFFRE_ASSIGN_OR_RETURN(auto conn, OpenExisting(path));
   COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(*conn));
   COFFRE_ASSIGN_OR_RETURN(std::vector<StoredSigningKey> keys, ListSigningKeys(*conn));
-  const Bytes fingerprint = RootKeyFingerprint(new_root);
+  const SealKeys new_keys = DeriveSealKeys(new_root);
   for (const auto& k : keys) {
-    COFFRE_ASSIGN_OR_RETURN(SecretBytes secret, UnsealSigningSecret(*conn, k.key_id, k.original, current_root));
-    COFFRE_ASSIGN_OR_RETURN(Bytes sealed, crypto::Seal(new_root, secret.Reveal(), SigningKeyAad(k.key_id)));
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
-                            conn->Prepare("INSERT INTO signing_key_seals (key_id, root_fingerprint, sealed_secret, "
-                                          "created) VALUES (?, ?, ?, ?) ON CONFLICT (key_id, root_fingerprint) "
-                                          "DO UPDATE SET sealed_secret = excluded.sealed_secret"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(k.key_id, fingerprint, sealed, ToUnixMillis(Clock::System().Now())));
-    COFFRE_RETURN_IF_ERROR(st.Run());
+    COFFRE_ASSIGN_OR_RETURN(Unsealed unsealed, UnsealSigningSecret(*conn, k.key_id, k.original, current_root));
+    COFFRE_RETURN_IF_ERROR(PutSealedCopy(*conn, k.key_id, unsealed.secret, new_keys));
   }
   return tx.Commit();
 }
@@ -866,14 +979,17 @@ Status AuditLog::DropRootKeySealsExcept(const std::string& path, const SecretByt
   {
     COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(*conn));
     COFFRE_ASSIGN_OR_RETURN(std::vector<StoredSigningKey> keys, ListSigningKeys(*conn));
-    const Bytes fingerprint = RootKeyFingerprint(keep_root);
+    const SealKeys keep_keys = DeriveSealKeys(keep_root);
+    const Bytes legacy_fingerprint = LegacyRootKeyFingerprint(keep_root);
     for (const auto& k : keys) {
       // Never leave a signing key that no root key opens: check before removing anything.
       if (!UnsealSigningSecret(*conn, k.key_id, k.original, keep_root).ok()) {
         return Status::FailedPrecondition("audit signing key " + k.key_id +
                                           " has no copy under the root key to keep; nothing removed");
       }
-      if (!k.original.empty() && !crypto::OpenSecret(keep_root, k.original, SigningKeyAad(k.key_id)).ok()) {
+      // The original may be under keep_root's derived key or, not yet re-sealed, under keep_root itself.
+      if (!k.original.empty() && !crypto::OpenSecret(keep_keys.seal, k.original, SigningKeyAad(k.key_id)).ok() &&
+          !crypto::OpenSecret(keep_root, k.original, SigningKeyAad(k.key_id)).ok()) {
         COFFRE_ASSIGN_OR_RETURN(db::Statement st,
                                 conn->Prepare("UPDATE signing_keys SET sealed_secret = X'' WHERE key_id = ?"));
         COFFRE_RETURN_IF_ERROR(st.BindAll(k.key_id));
@@ -881,8 +997,8 @@ Status AuditLog::DropRootKeySealsExcept(const std::string& path, const SecretByt
       }
     }
     COFFRE_ASSIGN_OR_RETURN(db::Statement st,
-                            conn->Prepare("DELETE FROM signing_key_seals WHERE root_fingerprint != ?"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(fingerprint));
+                            conn->Prepare("DELETE FROM signing_key_seals WHERE root_fingerprint NOT IN (?, ?)"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(keep_keys.fingerprint, legacy_fingerprint));
     COFFRE_RETURN_IF_ERROR(st.Run());
     COFFRE_RETURN_IF_ERROR(tx.Commit());
   }

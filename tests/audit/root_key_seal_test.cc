@@ -8,6 +8,9 @@
 #include <filesystem>
 
 #include "coffre/audit/audit_log.h"
+#include "coffre/crypto/aead.h"
+#include "coffre/crypto/hash.h"
+#include "coffre/crypto/root_subkeys.h"
 #include "coffre/db/sqlite.h"
 
 namespace coffre::audit {
@@ -62,6 +65,75 @@ class RootKeySealTest : public ::testing::Test {
     return all;
   }
 
+  Bytes Query(const std::string& sql) {
+    auto conn = db::Connection::Open(path_, db::OpenMode::kQueryOnly);
+    EXPECT_TRUE(conn.ok());
+    auto st = (*conn)->Prepare(sql);
+    EXPECT_TRUE(st.ok());
+    auto row = st->Step();
+    EXPECT_TRUE(row.ok() && *row) << sql;
+    return st->ColumnBlob(0);
+  }
+  void Exec(const std::string& sql, const std::string& key_id, const Bytes& a, const Bytes& b = {}) {
+    auto conn = db::Connection::Open(path_, db::OpenMode::kReadWrite);
+    ASSERT_TRUE(conn.ok());
+    auto st = (*conn)->Prepare(sql);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    if (b.empty()) {
+      ASSERT_TRUE(st->BindAll(a, key_id).ok());
+    } else {
+      ASSERT_TRUE(st->BindAll(key_id, a, b).ok());
+    }
+    ASSERT_TRUE(st->Run().ok());
+  }
+  std::string KeyIdStored() {
+    Bytes b = Query("SELECT CAST(key_id AS BLOB) FROM signing_keys");
+    return std::string(b.begin(), b.end());
+  }
+  static Bytes Aad(const std::string& key_id) {
+    std::string s = "coffre/v1/audit-signing-key/" + key_id;
+    return Bytes(s.begin(), s.end());
+  }
+  static SecretBytes SealKey(const SecretBytes& root) {
+    return crypto::DeriveRootSubkey(root, crypto::RootKeyPurpose::kAuditSigningKeySeal);
+  }
+  // The fingerprint an earlier version keyed signing_key_seals by: HMAC keyed by the root key itself.
+  static Bytes LegacyFingerprint(const SecretBytes& root) {
+    const crypto::Sha256Digest mac = crypto::HmacSha256(root.Reveal(), AsBytes("coffre/v1/audit-root-key-fingerprint"));
+    return Bytes(mac.begin(), mac.begin() + 16);
+  }
+  // The signing key's private half, from the original copy under `root`'s derived seal key.
+  SecretBytes SigningSecret(const SecretBytes& root) {
+    auto secret =
+        crypto::OpenSecret(SealKey(root), Query("SELECT sealed_secret FROM signing_keys"), Aad(KeyIdStored()));
+    EXPECT_TRUE(secret.ok()) << secret.status().ToString();
+    return std::move(secret).value();
+  }
+  // Rewrites the original copy as an earlier version stored it: sealed under the root key itself.
+  void MakeOriginalLegacy(const SecretBytes& root) {
+    const std::string id = KeyIdStored();
+    const SecretBytes secret = SigningSecret(root);
+    auto sealed = crypto::Seal(root, secret.Reveal(), Aad(id));
+    ASSERT_TRUE(sealed.ok());
+    Exec("UPDATE signing_keys SET sealed_secret = ? WHERE key_id = ?", id, *sealed);
+  }
+  // True if any stored copy opens under `root` used directly as the AES-GCM key.
+  bool AnyCopyOpensWithRawKey(const SecretBytes& root) {
+    auto conn = db::Connection::Open(path_, db::OpenMode::kQueryOnly);
+    EXPECT_TRUE(conn.ok());
+    const Bytes aad = Aad(KeyIdStored());
+    for (const char* sql : {"SELECT sealed_secret FROM signing_keys", "SELECT sealed_secret FROM signing_key_seals"}) {
+      auto st = (*conn)->Prepare(sql);
+      EXPECT_TRUE(st.ok());
+      while (*st->Step()) {
+        if (crypto::OpenSecret(root, st->ColumnBlob(0), aad).ok()) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
   std::string dir_;
   std::string path_;
   SecretBytes old_root_;
@@ -106,6 +178,90 @@ TEST_F(RootKeySealTest, WrongCurrentKeyOrNoCopyToKeepChangesNothing) {
   EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
   EXPECT_EQ(SealedCopies(), before);
   EXPECT_TRUE(OpensWith(old_root_));
+}
+
+TEST_F(RootKeySealTest, SealedUnderTheDerivedKeyNeverTheRootKeyItself) {
+  const Bytes original = Query("SELECT sealed_secret FROM signing_keys");
+  const Bytes aad = Aad(KeyIdStored());
+  EXPECT_FALSE(crypto::OpenSecret(old_root_, original, aad).ok());
+  EXPECT_TRUE(crypto::OpenSecret(SealKey(old_root_), original, aad).ok());
+  // A rotation's copy: under the new root key's derived key, named by the derived fingerprint.
+  ASSERT_TRUE(AuditLog::AddRootKeySeal(path_, old_root_, new_root_).ok());
+  const Bytes copy = Query("SELECT sealed_secret FROM signing_key_seals");
+  EXPECT_FALSE(crypto::OpenSecret(new_root_, copy, aad).ok());
+  EXPECT_TRUE(crypto::OpenSecret(SealKey(new_root_), copy, aad).ok());
+  const Bytes fingerprint = Query("SELECT root_fingerprint FROM signing_key_seals");
+  const SecretBytes fp_key = crypto::DeriveRootSubkey(new_root_, crypto::RootKeyPurpose::kAuditRootKeyFingerprint);
+  const crypto::Sha256Digest mac = crypto::HmacSha256(fp_key.Reveal(), AsBytes("coffre/v2/audit-root-key-fingerprint"));
+  EXPECT_EQ(fingerprint, Bytes(mac.begin(), mac.begin() + 16));
+  EXPECT_NE(fingerprint, LegacyFingerprint(new_root_));
+}
+
+// A log an earlier version wrote (signing key sealed under the root key itself) opens with the same
+// signing key, verifies, and is re-sealed under the derived key; it keeps recording and verifying.
+TEST_F(RootKeySealTest, EarlierVersionsRawKeySealOpensAndIsResealed) {
+  MakeOriginalLegacy(old_root_);
+  ASSERT_TRUE(AnyCopyOpensWithRawKey(old_root_));
+  EXPECT_TRUE(OpensWith(old_root_));
+  EXPECT_FALSE(AnyCopyOpensWithRawKey(old_root_));
+  EXPECT_TRUE(
+      crypto::OpenSecret(SealKey(old_root_), Query("SELECT sealed_secret FROM signing_keys"), Aad(KeyIdStored())).ok());
+  {
+    auto log = AuditLog::Open(path_, old_root_);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    Event e;
+    e.operation = Operation::kTenantKeyCreate;
+    e.tenant = "t";
+    e.request.action = "cli";
+    ASSERT_TRUE((*log)->Record(e).ok());
+  }
+  EXPECT_TRUE(OpensWith(old_root_));
+  EXPECT_FALSE(OpensWith(new_root_));
+}
+
+// An earlier version's log caught between the steps of a rotation: the original under the old root
+// key and a copy under the new one, both raw-key seals. Each is re-sealed by an open with its key.
+TEST_F(RootKeySealTest, EarlierVersionsRotationCopyIsResealedInPlace) {
+  const std::string id = KeyIdStored();
+  {
+    const SecretBytes secret = SigningSecret(old_root_);
+    auto sealed = crypto::Seal(new_root_, secret.Reveal(), Aad(id));
+    ASSERT_TRUE(sealed.ok());
+    Exec("INSERT INTO signing_key_seals (key_id, root_fingerprint, sealed_secret, created) VALUES (?, ?, ?, 0)", id,
+         LegacyFingerprint(new_root_), *sealed);
+  }
+  MakeOriginalLegacy(old_root_);
+  EXPECT_TRUE(OpensWith(new_root_));
+  EXPECT_FALSE(AnyCopyOpensWithRawKey(new_root_));
+  EXPECT_TRUE(AnyCopyOpensWithRawKey(old_root_));  // not opened with the old key yet
+  EXPECT_TRUE(OpensWith(old_root_));
+  EXPECT_FALSE(AnyCopyOpensWithRawKey(old_root_));
+  // The rotation finishes as before.
+  ASSERT_TRUE(AuditLog::DropRootKeySealsExcept(path_, new_root_).ok());
+  EXPECT_TRUE(OpensWith(new_root_));
+  EXPECT_FALSE(OpensWith(old_root_));
+}
+
+// A rotation run on an earlier version's log before the daemon opened it once: the old key's raw
+// seal opens it, the new copy is under the derived key, and dropping the old key leaves no raw seal.
+TEST_F(RootKeySealTest, RotationFromAnEarlierVersionsSeal) {
+  MakeOriginalLegacy(old_root_);
+  ASSERT_TRUE(AuditLog::AddRootKeySeal(path_, old_root_, new_root_).ok());
+  ASSERT_TRUE(AuditLog::DropRootKeySealsExcept(path_, new_root_).ok());
+  EXPECT_FALSE(AnyCopyOpensWithRawKey(old_root_));
+  EXPECT_FALSE(AnyCopyOpensWithRawKey(new_root_));
+  EXPECT_TRUE(OpensWith(new_root_));
+  EXPECT_FALSE(OpensWith(old_root_));
+}
+
+// Abandoned after an earlier version's seal: keeping the old key keeps its raw seal until an open.
+TEST_F(RootKeySealTest, AbandonedRotationKeepsAnEarlierVersionsSeal) {
+  MakeOriginalLegacy(old_root_);
+  ASSERT_TRUE(AuditLog::AddRootKeySeal(path_, old_root_, new_root_).ok());
+  ASSERT_TRUE(AuditLog::DropRootKeySealsExcept(path_, old_root_).ok());
+  EXPECT_FALSE(OpensWith(new_root_));
+  EXPECT_TRUE(OpensWith(old_root_));
+  EXPECT_FALSE(AnyCopyOpensWithRawKey(old_root_));
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 // The auditors' key-usage log (docs/AUDIT.md): an SQLite database of its own (WAL,
 // synchronous=FULL) holding one hash chain per tenant plus a global chain over every record, and
 // checkpoints of the chain heads signed with an Ed25519 key whose private half is stored sealed
-// under the root key.
+// under a key derived from the root key.
 //
 // Durability and cost: Record() hands the event to one writer thread, which commits whatever has
 // queued up in one transaction (group commit: one fsync for many records) and wakes every caller
@@ -70,9 +70,11 @@ struct TenantExport {
 class AuditLog final : public Recorder {
  public:
   // Opens (creating if needed) the log at `path`. The signing key is created on first open and
-  // sealed under `root_key`; a later open with another root key fails with PermissionDenied, and
-  // a log that holds records but no signing key fails with Corruption (no new key is made). A log
-  // whose stored chain fails the integrity check opens refused (see integrity_error()).
+  // sealed under a key derived from `root_key` (a copy an earlier version sealed under `root_key`
+  // itself is re-sealed so, atomically, at open); a later open with another root key fails with
+  // PermissionDenied, and a log that holds records but no signing key fails with Corruption (no
+  // new key is made). A log whose stored chain fails the integrity check opens refused (see
+  // integrity_error()).
   static Result<std::unique_ptr<AuditLog>> Open(const std::string& path, const SecretBytes& root_key,
                                                 AuditLogOptions options = {});
 

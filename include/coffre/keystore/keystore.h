@@ -18,6 +18,7 @@
 #include "coffre/common/clock.h"
 #include "coffre/common/secret.h"
 #include "coffre/common/status.h"
+#include "coffre/crypto/root_subkeys.h"
 
 namespace coffre::keystore {
 
@@ -58,13 +59,11 @@ struct PassphraseRootKey {
 Result<PassphraseRootKey> DeriveRootKeyFromNewPassphrase(const SecretBytes& passphrase,
                                                          const PassphraseKdfParams& params = {});
 
-// --- keys derived from the root key (rows.cc; docs/KEYS.md "Derived keys") -----------------
-// The root key is never used directly as a cipher or MAC key: each purpose gets its own subkey,
-// HKDF-SHA256(root, salt "coffre/v2/root-key-subkeys", info naming the purpose), so that a key
-// used for AES-GCM is never also an HMAC key and one purpose's outputs say nothing about another's.
-// The audit purposes are for the audit log's signing-key seal and root-key fingerprint.
-enum class RootKeyPurpose { kKeystoreWrap, kKeystoreRowMac, kAuditSigningKeySeal, kAuditRootKeyFingerprint };
-SecretBytes DeriveRootSubkey(const SecretBytes& root_key, RootKeyPurpose purpose);
+// --- keys derived from the root key (crypto/root_subkeys.h; docs/KEYS.md "Derived keys") ---
+// The derivation lives in the crypto module so that the audit log, which must not depend on the
+// keystore, derives its subkeys from the same root key the same way.
+using crypto::DeriveRootSubkey;
+using crypto::RootKeyPurpose;
 
 // --- root key rotation (root_rotation.cc; docs/KEYS.md "Root key rotation") ----------------
 struct RootKeyRotationOptions {
