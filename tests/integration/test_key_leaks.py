@@ -78,15 +78,17 @@ class KeyLeakTest(unittest.TestCase):
             db.close()
             cat = sqlite3.connect(os.path.join(d.data_dir, "catalog.db"))
             for table, id_col in (("objects", "object_id"), ("uploads", "upload_id")):
-                for oid, tkid, version, wrapped in cat.execute(
-                        f"SELECT {id_col}, tenant_key_id, key_version, wrapped_key FROM {table}"):
+                for oid, bucket, key, tkid, version, wrapped in cat.execute(
+                        f"SELECT t.{id_col}, b.name, t.key, t.tenant_key_id, t.key_version, t.wrapped_key "
+                        f"FROM {table} t JOIN buckets b ON b.id = t.bucket_id"):
                     tid = tkid.hex()
                     tk = tenant_keys.get((tid, version))
                     if tk is None:
                         continue
+                    # bound to bucket, key and object id (docs/KEYS.md)
+                    binding = length_prefixed(b"coffre/v2/object", bucket.encode(), key.encode(), oid.encode())
                     keys[f"data key {oid} v{version}"] = unseal(tk, wrapped, length_prefixed(
-                        b"coffre/v1/data-key", tid.encode(), struct.pack(">I", version),
-                        b"coffre/v1/object/" + oid.encode()))
+                        b"coffre/v1/data-key", tid.encode(), struct.pack(">I", version), binding))
             cat.close()
 
         import tempfile
