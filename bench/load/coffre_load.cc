@@ -53,7 +53,7 @@ struct Options {
   uint64_t size = 4096;
   int concurrency = 1;
   double duration = 1.0;
-  uint64_t count = 0;  // 0: no cap (PUT), required for GET/HEAD/DELETE/POPULATE
+  uint64_t count = 0;             // 0: no cap (PUT), required for GET/HEAD/DELETE/POPULATE
   std::vector<std::string> keys;  // --keys: GET/HEAD read these instead of <prefix>obj-<n>
   std::string start_after;        // LIST
 };
@@ -210,9 +210,9 @@ int Run(const Options& o) {
         if (!good) {
           ++r.errors;
           if (r.first_error.empty()) {
-            r.first_error = method + " " + target + ": " +
-                            (ok ? "HTTP " + std::to_string(resp.status) + " " + resp.body.substr(0, 200)
-                                : client.error());
+            r.first_error =
+                method + " " + target + ": " +
+                (ok ? "HTTP " + std::to_string(resp.status) + " " + resp.body.substr(0, 200) : client.error());
           }
           if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(10));
           if (r.errors > 100 && r.errors > done / 2) break;  // the server is down: stop
@@ -253,9 +253,9 @@ int Run(const Options& o) {
       "{\"op\": \"%s\", \"target\": \"%s\", \"size\": %llu, \"concurrency\": %d, \"ops\": %zu, "
       "\"seconds\": %.4f, \"ops_per_s\": %.2f, \"mb_per_s\": %.3f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, "
       "\"errors\": %llu, \"first_error\": \"%s\"}\n",
-      o.op.c_str(), o.s3 ? "s3" : "nginx", static_cast<unsigned long long>(o.size), o.concurrency, lat.size(),
-      seconds, static_cast<double>(lat.size()) / seconds, static_cast<double>(bytes) / seconds / 1e6, pct(0.5),
-      pct(0.99), static_cast<unsigned long long>(errors), escaped.c_str());
+      o.op.c_str(), o.s3 ? "s3" : "nginx", static_cast<unsigned long long>(o.size), o.concurrency, lat.size(), seconds,
+      static_cast<double>(lat.size()) / seconds, static_cast<double>(bytes) / seconds / 1e6, pct(0.5), pct(0.99),
+      static_cast<unsigned long long>(errors), escaped.c_str());
   return errors == 0 ? 0 : 1;
 }
 

@@ -29,9 +29,9 @@ std::vector<std::pair<std::string, std::string>> Signer::Sign(std::string_view m
   // Deriving the key per request costs four HMACs (~2 us): negligible beside a request.
   const std::string signature =
       s3::SignHex(s3::DeriveSigningKey(secret_, date, region_, "s3"), s3::StringToSign(amz_date, scope, canonical));
-  headers.emplace_back("Authorization", "AWS4-HMAC-SHA256 Credential=" + access_key_id_ + "/" + scope +
-                                            ", SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=" +
-                                            signature);
+  headers.emplace_back("Authorization",
+                       "AWS4-HMAC-SHA256 Credential=" + access_key_id_ + "/" + scope +
+                           ", SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=" + signature);
   return headers;
 }
 

@@ -54,13 +54,14 @@ OwnedRequest TypicalSignedPut() {
                {"x-amz-content-sha256", "UNSIGNED-PAYLOAD"},
                {"x-amz-date", std::string(kAmzDate)},
                {"x-amz-meta-dossier", "D0123456"}};
-  const std::vector<std::string> signed_headers = {"content-length", "content-md5", "content-type", "host",
-                                                   "x-amz-content-sha256", "x-amz-date", "x-amz-meta-dossier"};
+  const std::vector<std::string> signed_headers = {"content-length",       "content-md5", "content-type",      "host",
+                                                   "x-amz-content-sha256", "x-amz-date",  "x-amz-meta-dossier"};
   const std::string date(kAmzDate.substr(0, 8));
   const std::string scope = date + "/us-east-1/s3/aws4_request";
   const std::string canonical = s3::CanonicalRequest(r.View(), signed_headers, "UNSIGNED-PAYLOAD", false);
-  const std::string signature = s3::SignHex(s3::DeriveSigningKey(SecretBytes(AsBytes(kSecret)), date, "us-east-1", "s3"),
-                                            s3::StringToSign(kAmzDate, scope, canonical));
+  const std::string signature =
+      s3::SignHex(s3::DeriveSigningKey(SecretBytes(AsBytes(kSecret)), date, "us-east-1", "s3"),
+                  s3::StringToSign(kAmzDate, scope, canonical));
   std::string list;
   for (const auto& h : signed_headers) list += (list.empty() ? "" : ";") + h;
   r.headers.emplace_back("Authorization", "AWS4-HMAC-SHA256 Credential=" + std::string(kAccessKey) + "/" + scope +

@@ -132,9 +132,10 @@ struct CatalogFixture {
       CopyTemplate(db, "objects", id, rows, {{"key", key}, {"object_id", "printf('o" + salt + "-%030d', i)"}});
       CopyTemplate(db, "object_parts", id, rows, {{"key", key}, {"blob_id", "printf('b" + salt + "-%030d', i)"}});
     }
-    Check(sqlite3_exec(db, (std::string("DELETE FROM object_parts WHERE key = '") + kTemplateKey +
-                            "'; DELETE FROM objects WHERE key = '" + kTemplateKey + "'; COMMIT")
-                               .c_str(),
+    Check(sqlite3_exec(db,
+                       (std::string("DELETE FROM object_parts WHERE key = '") + kTemplateKey +
+                        "'; DELETE FROM objects WHERE key = '" + kTemplateKey + "'; COMMIT")
+                           .c_str(),
                        nullptr, nullptr, nullptr),
           db, "commit");
     Check(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr), db, "checkpoint");

@@ -84,8 +84,7 @@ void BM_RawEvpAes256GcmDecrypt(benchmark::State& state) {
     if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), nonce.data()) != 1 ||
         EVP_DecryptUpdate(ctx.get(), nullptr, &len, kAad, sizeof(kAad)) != 1 ||
         EVP_DecryptUpdate(ctx.get(), out.data(), &len, ciphertext.data(), static_cast<int>(size)) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, 16,
-                            const_cast<uint8_t*>(ciphertext.data() + size)) != 1) {
+        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, 16, const_cast<uint8_t*>(ciphertext.data() + size)) != 1) {
       state.SkipWithError("EVP decryption failed");
       break;
     }

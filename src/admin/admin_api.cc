@@ -14,8 +14,8 @@
 namespace coffre::admin {
 namespace {
 
-using nlohmann::json;
 using keystore::AdminRole;
+using nlohmann::json;
 
 enum class Endpoint {
   kListTenants,
@@ -427,12 +427,11 @@ ApiResponse AdminApi::Handle(const ApiRequest& request) {
           if (r.status < 500) {
             r = Error(503, "unavailable", k.status().message());
           }
-          const json err = {{"error",
-                             {{"code", "partial"},
-                              {"message", "tenant " + t->name +
-                                              " was created (and recorded), but no access key was issued: " +
-                                              k.status().message() + "; POST /tenants/" + t->name +
-                                              "/access-keys issues one"}}}};
+          const json err = {
+              {"error",
+               {{"code", "partial"},
+                {"message", "tenant " + t->name + " was created (and recorded), but no access key was issued: " +
+                                k.status().message() + "; POST /tenants/" + t->name + "/access-keys issues one"}}}};
           r.body = Dump(err);
           return r;
         }

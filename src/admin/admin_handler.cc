@@ -27,8 +27,8 @@ std::string_view PathOf(std::string_view target) {
 
 }  // namespace
 
-AdminHandler::AdminHandler(ops::Registry& metrics, boost::asio::thread_pool& pool,
-                           std::vector<ReadinessCheck> checks, AdminApi* api)
+AdminHandler::AdminHandler(ops::Registry& metrics, boost::asio::thread_pool& pool, std::vector<ReadinessCheck> checks,
+                           AdminApi* api)
     : metrics_(metrics), pool_(pool), checks_(std::move(checks)), api_(api) {}
 
 boost::asio::awaitable<void> AdminHandler::HandleApi(http::Exchange& exchange) {
@@ -79,7 +79,9 @@ boost::asio::awaitable<void> AdminHandler::HandleApi(http::Exchange& exchange) {
   } else if (!body_ok) {
     answer.status = 413;
     answer.body = R"({"error":{"code":"body_too_large","message":"request bodies are limited to )" +
-                  std::to_string(AdminApi::kMaxBodyBytes) + R"( bytes"}})" "\n";
+                  std::to_string(AdminApi::kMaxBodyBytes) +
+                  R"( bytes"}})"
+                  "\n";
   } else {
     answer = co_await http::RunBlocking(pool_, [this, &api_request]() { return api_->Handle(api_request); });
   }

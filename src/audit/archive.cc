@@ -13,8 +13,8 @@ using nlohmann::json;
 constexpr std::string_view kArchiveFormat = "coffre-audit-archive";
 
 std::string Where(const ArchivedRecord& r, size_t line) {
-  return "record " + std::to_string(r.gseq) + " (tenant '" + r.record.tenant + "' seq " +
-         std::to_string(r.record.seq) + ", line " + std::to_string(line) + ")";
+  return "record " + std::to_string(r.gseq) + " (tenant '" + r.record.tenant + "' seq " + std::to_string(r.record.seq) +
+         ", line " + std::to_string(line) + ")";
 }
 
 }  // namespace
@@ -184,8 +184,9 @@ Result<VerifyReport> VerifyArchive(const Archive& a, ByteView public_key) {
       return fail(Breakage::kReordered, i, where + " is out of order");
     }
     if (r.gseq != global.seq + 1) {
-      return fail(Breakage::kMissing, i, "records " + std::to_string(global.seq + 1) + ".." +
-                                             std::to_string(r.gseq - 1) + " are missing before " + where);
+      return fail(Breakage::kMissing, i,
+                  "records " + std::to_string(global.seq + 1) + ".." + std::to_string(r.gseq - 1) +
+                      " are missing before " + where);
     }
     ChainPosition& t = tenants[r.record.tenant];
     if (r.record.seq != t.seq + 1) {

@@ -1,8 +1,7 @@
 #include "coffre/audit/audit_log.h"
 
-#include <spdlog/spdlog.h>
-
 #include <sodium.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <functional>
@@ -358,8 +357,8 @@ Result<SigningKey> LoadOrCreateSigningKey(db::Connection& conn, const SecretByte
   SigningKey key;
   Bytes original;
   {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
-                            conn.Prepare("SELECT key_id, public_key, sealed_secret FROM signing_keys WHERE active = 1"));
+    COFFRE_ASSIGN_OR_RETURN(
+        db::Statement st, conn.Prepare("SELECT key_id, public_key, sealed_secret FROM signing_keys WHERE active = 1"));
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (row) {
       key_id = st.ColumnText(0);
@@ -531,7 +530,8 @@ Result<std::optional<AuditLog::SignedState>> ReadSignedState(db::Connection& con
       if (!row) {
         break;
       }
-      s.tenants[st.ColumnText(0)] = ChainPosition{static_cast<uint64_t>(st.ColumnInt64(1)), HashFromBlob(st.ColumnBlobView(2))};
+      s.tenants[st.ColumnText(0)] =
+          ChainPosition{static_cast<uint64_t>(st.ColumnInt64(1)), HashFromBlob(st.ColumnBlobView(2))};
     }
   }
   COFFRE_ASSIGN_OR_RETURN(s.archive_heads, ReadArchiveHeads(conn));
@@ -585,8 +585,8 @@ Status WalkChain(db::Connection& conn, AuditLog::ChainState& chain,
     }
     audit::Record r = ReadRecord(st);
     const uint64_t gseq = static_cast<uint64_t>(st.ColumnInt64(15));
-    const std::string where = "record " + std::to_string(gseq) + " (tenant '" + r.tenant + "' seq " +
-                              std::to_string(r.seq) + ")";
+    const std::string where =
+        "record " + std::to_string(gseq) + " (tenant '" + r.tenant + "' seq " + std::to_string(r.seq) + ")";
     if (gseq != chain.global.seq + 1) {
       return Status::Corruption(where + ": global sequence has a gap before it (records missing)");
     }
@@ -622,8 +622,8 @@ struct StoredAt {
   Hash global{};
 };
 Result<std::optional<StoredAt>> ReadStoredAt(db::Connection& conn, uint64_t gseq, const ChainPosition& boundary) {
-  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.PrepareCached("SELECT " + std::string(kRecordColumns) +
-                                                               " FROM records WHERE gseq = ?"));
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st,
+                          conn.PrepareCached("SELECT " + std::string(kRecordColumns) + " FROM records WHERE gseq = ?"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(gseq));
   COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) {
@@ -659,8 +659,8 @@ Status CheckSignedHeads(db::Connection& conn, const AuditLog::SignedState& s) {
   if (any && min_gseq != s.boundary.seq + 1) {
     return Status::Corruption("the live log starts at record " + std::to_string(min_gseq) +
                               " but the signed archive boundary is global seq " + std::to_string(s.boundary.seq) +
-                              ": records " + std::to_string(s.boundary.seq + 1) + ".." +
-                              std::to_string(min_gseq - 1) + " were removed");
+                              ": records " + std::to_string(s.boundary.seq + 1) + ".." + std::to_string(min_gseq - 1) +
+                              " were removed");
   }
   if (s.global.seq > s.boundary.seq) {
     if (max_gseq < s.global.seq) {
@@ -748,7 +748,8 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path, const 
   if (root_key.size() != crypto::kKeySize) {
     return Status::InvalidArgument("audit log: the root key must be 32 bytes");
   }
-  COFFRE_ASSIGN_OR_RETURN(auto conn, db::Connection::Open(path, db::OpenMode::kReadWriteCreate, options.busy_timeout_ms));
+  COFFRE_ASSIGN_OR_RETURN(auto conn,
+                          db::Connection::Open(path, db::OpenMode::kReadWriteCreate, options.busy_timeout_ms));
   COFFRE_RETURN_IF_ERROR(CheckEarlierVersionTailSigned(*conn));
   COFFRE_RETURN_IF_ERROR(db::Migrate(*conn, kMigrations));
   COFFRE_ASSIGN_OR_RETURN(SigningKey key, LoadOrCreateSigningKey(*conn, root_key, *options.clock));
@@ -794,7 +795,8 @@ Status AuditLog::Load() {
   COFFRE_RETURN_IF_ERROR(CheckSignedHeads(conn, *stored));
   // Records after the signed heads (a crash before the next checkpoint) must link to them.
   uint64_t tail = 0;
-  COFFRE_RETURN_IF_ERROR(WalkChain(conn, known_, [&](const audit::Record&, uint64_t, const Hash&, const Hash&) { ++tail; }));
+  COFFRE_RETURN_IF_ERROR(
+      WalkChain(conn, known_, [&](const audit::Record&, uint64_t, const Hash&, const Hash&) { ++tail; }));
   std::lock_guard lock(mu_);
   uncovered_ = tail;
   return Status::Ok();
@@ -875,9 +877,10 @@ void AuditLog::Refuse(const std::string& why) {
   std::lock_guard lock(mu_);
   if (refused_.empty()) {
     refused_ = why;
-    spdlog::critical("audit log failed its integrity check and refuses every record and signature (every key use "
-                     "is refused) until it is restored: {}",
-                     why);
+    spdlog::critical(
+        "audit log failed its integrity check and refuses every record and signature (every key use "
+        "is refused) until it is restored: {}",
+        why);
   }
 }
 
@@ -955,8 +958,7 @@ Result<std::unique_ptr<db::Connection>> OpenExisting(const std::string& path) {
 
 }  // namespace
 
-Status AuditLog::AddRootKeySeal(const std::string& path, const SecretBytes& current_root,
-                                const SecretBytes& new_root) {
+Status AuditLog::AddRootKeySeal(const std::string& path, const SecretBytes& current_root, const SecretBytes& new_root) {
   if (current_root.size() != crypto::kKeySize || new_root.size() != crypto::kKeySize) {
     return Status::InvalidArgument("audit log: root keys must be 32 bytes");
   }
@@ -1073,9 +1075,9 @@ void AuditLog::WriterLoop() {
   for (;;) {
     // An unhealthy log tries again every second rather than at the checkpoint interval, so that
     // readiness (and key use without a request to retry it) comes back soon after space does.
-    const auto interval = healthy_ ? options_.checkpoint_interval
-                                   : std::min<std::chrono::steady_clock::duration>(options_.checkpoint_interval,
-                                                                                   kUnhealthyRetryInterval);
+    const auto interval =
+        healthy_ ? options_.checkpoint_interval
+                 : std::min<std::chrono::steady_clock::duration>(options_.checkpoint_interval, kUnhealthyRetryInterval);
     const auto due = last_checkpoint_ + interval;
     writer_cv_.wait_until(lock, due, [&] { return stopping_ || !queue_.empty(); });
     if (!queue_.empty()) {
@@ -1202,9 +1204,10 @@ Status AuditLog::WriteBatch(const std::vector<Pending*>& batch) {
   }
   // The heads table is kept up to date for people reading the database; nothing trusts it.
   auto put_head = [&](const std::string& chain, const ChainPosition& pos) -> Status {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement up,
-                            conn.PrepareCached("INSERT INTO heads (chain, seq, hash) VALUES (?, ?, ?) "
-                                               "ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"));
+    COFFRE_ASSIGN_OR_RETURN(
+        db::Statement up,
+        conn.PrepareCached("INSERT INTO heads (chain, seq, hash) VALUES (?, ?, ?) "
+                           "ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"));
     COFFRE_RETURN_IF_ERROR(up.BindAll(chain, pos.seq, ByteView(pos.hash)));
     return up.Run();
   };
@@ -1397,9 +1400,10 @@ Result<TenantExport> AuditLog::ExportTenant(const std::string& tenant, UnixMilli
     }
   }
   {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
-                            conn.Prepare("SELECT scope, tenant, seq, head, time_ms, signer, signature FROM checkpoints "
-                                         "WHERE scope = 'tenant' AND tenant = ? AND seq >= ? AND seq <= ? ORDER BY seq, id"));
+    COFFRE_ASSIGN_OR_RETURN(
+        db::Statement st,
+        conn.Prepare("SELECT scope, tenant, seq, head, time_ms, signer, signature FROM checkpoints "
+                     "WHERE scope = 'tenant' AND tenant = ? AND seq >= ? AND seq <= ? ORDER BY seq, id"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(tenant, first - 1, last));
     for (;;) {
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -1423,8 +1427,9 @@ Result<uint64_t> AuditLog::VerifyAllLocked(ChainState& chain, const SignedState*
   std::map<std::pair<std::string, uint64_t>, bool> wanted;
   std::vector<audit::Checkpoint> checkpoints;
   {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT scope, tenant, seq, head, time_ms, signer, signature "
-                                                           "FROM checkpoints ORDER BY id"));
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
+                            conn.Prepare("SELECT scope, tenant, seq, head, time_ms, signer, signature "
+                                         "FROM checkpoints ORDER BY id"));
     for (;;) {
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) {
@@ -1445,22 +1450,23 @@ Result<uint64_t> AuditLog::VerifyAllLocked(ChainState& chain, const SignedState*
     at_signed = start.tenants;
   }
   uint64_t n = 0;
-  COFFRE_RETURN_IF_ERROR(WalkChain(conn, chain, [&](const audit::Record& r, uint64_t gseq, const Hash& h, const Hash& gh) {
-    if (wanted.count({r.tenant, r.seq}) != 0) {
-      tenant_hash_at[{r.tenant, r.seq}] = h;
-    }
-    if (wanted.count({std::string("\x01global"), gseq}) != 0) {
-      global_hash_at[gseq] = gh;
-    }
-    if (against != nullptr && gseq == against->global.seq) {
-      if (gh != against->global.hash) {
-        at_signed = std::map<std::string, ChainPosition>();  // marks the mismatch below
-      } else {
-        at_signed = chain.tenants;
-      }
-    }
-    ++n;
-  }));
+  COFFRE_RETURN_IF_ERROR(
+      WalkChain(conn, chain, [&](const audit::Record& r, uint64_t gseq, const Hash& h, const Hash& gh) {
+        if (wanted.count({r.tenant, r.seq}) != 0) {
+          tenant_hash_at[{r.tenant, r.seq}] = h;
+        }
+        if (wanted.count({std::string("\x01global"), gseq}) != 0) {
+          global_hash_at[gseq] = gh;
+        }
+        if (against != nullptr && gseq == against->global.seq) {
+          if (gh != against->global.hash) {
+            at_signed = std::map<std::string, ChainPosition>();  // marks the mismatch below
+          } else {
+            at_signed = chain.tenants;
+          }
+        }
+        ++n;
+      }));
   if (against != nullptr) {
     if (chain.global.seq < against->global.seq) {
       return Status::Corruption("the log ends at global seq " + std::to_string(chain.global.seq) +
@@ -1505,8 +1511,8 @@ Result<uint64_t> AuditLog::VerifyAllLocked(ChainState& chain, const SignedState*
                                 std::to_string(c.seq) + ", which is missing from the log (records removed)");
     }
     if (*at != c.head) {
-      return Status::Corruption("the " + c.scope + " checkpoint of '" + c.tenant + "' at seq " +
-                                std::to_string(c.seq) + " does not match the records (altered)");
+      return Status::Corruption("the " + c.scope + " checkpoint of '" + c.tenant + "' at seq " + std::to_string(c.seq) +
+                                " does not match the records (altered)");
     }
   }
   return n;
@@ -1544,10 +1550,9 @@ Result<Archive> AuditLog::PrepareArchive(UnixMillis before_ms) {
   a.end_gseq = a.start_global.seq;
   {
     // The last signed global position whose record is older than before_ms.
-    COFFRE_ASSIGN_OR_RETURN(
-        db::Statement st,
-        conn.Prepare("SELECT max(c.seq) FROM checkpoints c JOIN records r ON r.gseq = c.seq "
-                     "WHERE c.scope = 'global' AND r.time_ms < ? AND c.seq > ?"));
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
+                            conn.Prepare("SELECT max(c.seq) FROM checkpoints c JOIN records r ON r.gseq = c.seq "
+                                         "WHERE c.scope = 'global' AND r.time_ms < ? AND c.seq > ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(before_ms, a.start_global.seq));
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row || st.ColumnIsNull(0)) {
@@ -1568,9 +1573,9 @@ Result<Archive> AuditLog::PrepareArchive(UnixMillis before_ms) {
   }
   std::map<std::string, uint64_t> last_seq;
   {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
-                            conn.Prepare("SELECT " + std::string(kRecordColumns) +
-                                         ", gseq, global_hash FROM records WHERE gseq > ? AND gseq <= ? ORDER BY gseq"));
+    COFFRE_ASSIGN_OR_RETURN(
+        db::Statement st, conn.Prepare("SELECT " + std::string(kRecordColumns) +
+                                       ", gseq, global_hash FROM records WHERE gseq > ? AND gseq <= ? ORDER BY gseq"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(a.start_global.seq, a.end_gseq));
     for (;;) {
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -1600,8 +1605,7 @@ Result<Archive> AuditLog::PrepareArchive(UnixMillis before_ms) {
                              (c.seq > a.start_global.seq || (c.seq == a.start_global.seq && c.seq > 0));
       const auto it = last_seq.find(c.tenant);
       const uint64_t first = a.start_tenants.count(c.tenant) != 0 ? a.start_tenants[c.tenant].seq : 0;
-      const bool tenant_in =
-          c.scope == kScopeTenant && it != last_seq.end() && c.seq > first && c.seq <= it->second;
+      const bool tenant_in = c.scope == kScopeTenant && it != last_seq.end() && c.seq > first && c.seq <= it->second;
       if (global_in || tenant_in) {
         a.checkpoints.push_back(std::move(c));
       }
@@ -1641,9 +1645,9 @@ Status AuditLog::Prune(const Archive& archive) {
     heads[r.record.tenant] = ChainPosition{r.record.seq, RecordHash(r.record)};
   }
   for (const auto& [tenant, pos] : heads) {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
-                            conn.Prepare("INSERT INTO archive_heads (tenant, seq, hash) VALUES (?, ?, ?) "
-                                         "ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"));
+    COFFRE_ASSIGN_OR_RETURN(
+        db::Statement st, conn.Prepare("INSERT INTO archive_heads (tenant, seq, hash) VALUES (?, ?, ?) "
+                                       "ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(tenant, pos.seq, ByteView(pos.hash)));
     COFFRE_RETURN_IF_ERROR(st.Run());
   }
@@ -1662,7 +1666,8 @@ Status AuditLog::Prune(const Archive& archive) {
   // The checkpoints at the new boundary and at each tenant's archived head stay: they sign where
   // the live log (and an export of it) starts.
   {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("DELETE FROM checkpoints WHERE scope = 'global' AND seq < ?"));
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
+                            conn.Prepare("DELETE FROM checkpoints WHERE scope = 'global' AND seq < ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(last.gseq));
     COFFRE_RETURN_IF_ERROR(st.Run());
   }

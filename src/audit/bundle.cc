@@ -72,9 +72,9 @@ std::string Iso(UnixMillis ms) { return FormatIso8601(FromUnixMillis(ms)); }
 // --- CSV (RFC 4180) -----------------------------------------------------------------------------
 
 const std::vector<std::string> kCsvColumns = {
-    "type",   "seq",        "time",       "time_ms",    "tenant",        "key_id",         "key_version",
-    "operation", "action",  "bucket",     "object_key", "object_id",     "request_id",     "access_key_id",
-    "client_address", "outcome", "prev", "hash", "scope", "signer", "signature"};
+    "type",           "seq",     "time",   "time_ms",    "tenant",    "key_id",     "key_version",
+    "operation",      "action",  "bucket", "object_key", "object_id", "request_id", "access_key_id",
+    "client_address", "outcome", "prev",   "hash",       "scope",     "signer",     "signature"};
 
 std::string CsvField(std::string_view v) {
   if (v.find_first_of(",\"\r\n") == std::string_view::npos) {
@@ -385,13 +385,20 @@ void Interleave(const TenantExport& data, EmitRecord emit_record, EmitCheckpoint
 
 std::string_view BreakageName(Breakage b) {
   switch (b) {
-    case Breakage::kNone: return "none";
-    case Breakage::kAltered: return "altered";
-    case Breakage::kMissing: return "missing";
-    case Breakage::kReordered: return "reordered";
-    case Breakage::kUnsignedTail: return "unsigned tail";
-    case Breakage::kForeign: return "foreign";
-    case Breakage::kBadSignature: return "bad signature";
+    case Breakage::kNone:
+      return "none";
+    case Breakage::kAltered:
+      return "altered";
+    case Breakage::kMissing:
+      return "missing";
+    case Breakage::kReordered:
+      return "reordered";
+    case Breakage::kUnsignedTail:
+      return "unsigned tail";
+    case Breakage::kForeign:
+      return "foreign";
+    case Breakage::kBadSignature:
+      return "bad signature";
   }
   return "unknown";
 }
@@ -548,8 +555,8 @@ Result<ParsedBundle> ParseBundle(std::string_view text) {
 
 Result<VerifyReport> VerifyBundle(const ParsedBundle& bundle, ByteView public_key) {
   if (!ConstantTimeEquals(bundle.public_key, public_key)) {
-    return Status::InvalidArgument("the bundle was signed by another key (its key " +
-                                   KeyId(bundle.public_key) + " is not the given key " + KeyId(public_key) + ")");
+    return Status::InvalidArgument("the bundle was signed by another key (its key " + KeyId(bundle.public_key) +
+                                   " is not the given key " + KeyId(public_key) + ")");
   }
   VerifyReport rep;
   const auto& recs = bundle.data.records;
@@ -563,7 +570,8 @@ Result<VerifyReport> VerifyBundle(const ParsedBundle& bundle, ByteView public_ke
     return rep;
   };
   auto where = [&](size_t index) {
-    return "record seq " + std::to_string(recs[index].seq) + " (line " + std::to_string(bundle.record_lines[index]) + ")";
+    return "record seq " + std::to_string(recs[index].seq) + " (line " + std::to_string(bundle.record_lines[index]) +
+           ")";
   };
   // Checkpoints: the tenant's, and genuinely signed.
   std::map<uint64_t, Hash> signed_heads;
@@ -577,8 +585,8 @@ Result<VerifyReport> VerifyBundle(const ParsedBundle& bundle, ByteView public_ke
     if (!VerifyCheckpoint(public_key, c)) {
       rep.failed_seq = c.seq;
       rep.breakage = Breakage::kBadSignature;
-      rep.message = "the checkpoint at seq " + std::to_string(c.seq) +
-                    " has an invalid signature (forged or altered checkpoint)";
+      rep.message =
+          "the checkpoint at seq " + std::to_string(c.seq) + " has an invalid signature (forged or altered checkpoint)";
       return rep;
     }
     auto [it, inserted] = signed_heads.emplace(c.seq, c.head);
@@ -621,9 +629,8 @@ Result<VerifyReport> VerifyBundle(const ParsedBundle& bundle, ByteView public_ke
     if (first.tenant == bundle.info.tenant && first.seq > 1) {
       auto anchor = signed_heads.find(first.seq - 1);
       if (anchor == signed_heads.end()) {
-        const uint64_t earlier = signed_heads.empty() || signed_heads.begin()->first >= first.seq
-                                     ? 0
-                                     : signed_heads.begin()->first;
+        const uint64_t earlier =
+            signed_heads.empty() || signed_heads.begin()->first >= first.seq ? 0 : signed_heads.begin()->first;
         return fail(Breakage::kMissing, 0,
                     "the bundle starts at " + where(0) + ", but no checkpoint signs its predecessor seq " +
                         std::to_string(first.seq - 1) + ": records seq " + std::to_string(earlier + 1) + ".." +
@@ -635,7 +642,8 @@ Result<VerifyReport> VerifyBundle(const ParsedBundle& bundle, ByteView public_ke
                         " (this record was altered)");
       }
     } else if (first.tenant == bundle.info.tenant && first.prev != Hash{}) {
-      return fail(Breakage::kAltered, 0, where(0) + " is the chain's first record but links to a predecessor (altered)");
+      return fail(Breakage::kAltered, 0,
+                  where(0) + " is the chain's first record but links to a predecessor (altered)");
     }
     if (!signed_heads.empty() && signed_heads.begin()->first + 1 < first.seq) {
       const uint64_t seq = signed_heads.begin()->first;
@@ -666,8 +674,9 @@ Result<VerifyReport> VerifyBundle(const ParsedBundle& bundle, ByteView public_ke
       }
       if (r.prev != prev_hash) {
         return fail(Breakage::kAltered, i - 1,
-                    where(i - 1) + " was altered: its hash does not match the link in the next record (or that "
-                                   "record's prev field was altered)");
+                    where(i - 1) +
+                        " was altered: its hash does not match the link in the next record (or that "
+                        "record's prev field was altered)");
       }
     }
     if (auto it = signed_heads.find(r.seq); it != signed_heads.end() && it->second != h) {

@@ -13,14 +13,22 @@ struct OperationEntry {
 };
 
 constexpr OperationEntry kOperations[] = {
-    {Operation::kDataKeyWrap, "data_key.wrap"},           {Operation::kDataKeyUnwrap, "data_key.unwrap"},
-    {Operation::kDataKeyRewrap, "data_key.rewrap"},       {Operation::kDecrypt, "data.decrypt"},
-    {Operation::kTenantKeyCreate, "tenant_key.create"},   {Operation::kTenantKeyRotate, "tenant_key.rotate"},
-    {Operation::kTenantKeyDestroy, "tenant_key.destroy"}, {Operation::kTenantShred, "tenant.shred"},
-    {Operation::kRootKeyRotate, "root_key.rotate"},       {Operation::kAccessKeyCreate, "access_key.create"},
-    {Operation::kAccessKeyDisable, "access_key.disable"}, {Operation::kAccessKeyDelete, "access_key.delete"},
-    {Operation::kApprovalRequest, "approval.request"},    {Operation::kApprovalGrant, "approval.grant"},
-    {Operation::kKeystoreRestore, "keystore.restore"},    {Operation::kAccessKeyEnable, "access_key.enable"},
+    {Operation::kDataKeyWrap, "data_key.wrap"},
+    {Operation::kDataKeyUnwrap, "data_key.unwrap"},
+    {Operation::kDataKeyRewrap, "data_key.rewrap"},
+    {Operation::kDecrypt, "data.decrypt"},
+    {Operation::kTenantKeyCreate, "tenant_key.create"},
+    {Operation::kTenantKeyRotate, "tenant_key.rotate"},
+    {Operation::kTenantKeyDestroy, "tenant_key.destroy"},
+    {Operation::kTenantShred, "tenant.shred"},
+    {Operation::kRootKeyRotate, "root_key.rotate"},
+    {Operation::kAccessKeyCreate, "access_key.create"},
+    {Operation::kAccessKeyDisable, "access_key.disable"},
+    {Operation::kAccessKeyDelete, "access_key.delete"},
+    {Operation::kApprovalRequest, "approval.request"},
+    {Operation::kApprovalGrant, "approval.grant"},
+    {Operation::kKeystoreRestore, "keystore.restore"},
+    {Operation::kAccessKeyEnable, "access_key.enable"},
     {Operation::kAdminCredentialCreate, "admin_credential.create"},
     {Operation::kAdminCredentialDisable, "admin_credential.disable"},
 };
@@ -57,9 +65,12 @@ std::optional<Operation> ParseOperation(std::string_view name) {
 
 std::string_view OutcomeName(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kSuccess: return "success";
-    case Outcome::kFailure: return "failure";
-    case Outcome::kIntegrityFailure: return "integrity_failure";
+    case Outcome::kSuccess:
+      return "success";
+    case Outcome::kFailure:
+      return "failure";
+    case Outcome::kIntegrityFailure:
+      return "integrity_failure";
   }
   return "unknown";
 }

@@ -418,12 +418,11 @@ class SqliteCatalog final : public Catalog {
   Result<std::vector<GarbageBlob>> ListGarbage(uint32_t limit) override;
   Status ForgetGarbage(const std::vector<std::string>& blob_ids) override;
   Result<bool> IsBlobReferenced(const std::string& blob_id) override;
-  Result<std::vector<std::string>> ListBlobIds(BlobRefSource source, const std::string& after,
-                                               uint32_t limit) override;
+  Result<std::vector<std::string>> ListBlobIds(BlobRefSource source, const std::string& after, uint32_t limit) override;
 
   Result<std::map<uint32_t, uint64_t>> CountKeyVersions(ByteView tenant_key_id) override;
-  Result<std::vector<WrappedKeyRow>> ListWrappedKeys(ByteView tenant_key_id, uint32_t version,
-                                                     WrappedKeyCursor* cursor, uint32_t limit) override;
+  Result<std::vector<WrappedKeyRow>> ListWrappedKeys(ByteView tenant_key_id, uint32_t version, WrappedKeyCursor* cursor,
+                                                     uint32_t limit) override;
   Result<uint64_t> RewrapKeys(const std::vector<KeyRewrap>& rewraps) override;
   Result<uint64_t> DeleteTenantData(const std::string& tenant_id, uint32_t max_rows) override;
 
@@ -452,7 +451,7 @@ class SqliteCatalog final : public Catalog {
   struct GroupedWrite {
     const std::function<Status()>* work;
     Status result;
-    bool done = false;  // guarded by group_mu_
+    bool done = false;             // guarded by group_mu_
     std::condition_variable wake;  // when done, or when it is to lead the next group
   };
   using Group = std::vector<std::shared_ptr<GroupedWrite>>;
@@ -465,8 +464,8 @@ class SqliteCatalog final : public Catalog {
   BucketCache bucket_cache_;
 
   std::mutex group_mu_;
-  Group group_queue_;                       // guarded by group_mu_
-  bool group_leader_ = false;               // a thread is committing a group; guarded by group_mu_
+  Group group_queue_;          // guarded by group_mu_
+  bool group_leader_ = false;  // a thread is committing a group; guarded by group_mu_
 };
 
 Status SqliteCatalog::WriteGrouped(const std::function<Status()>& work) {
@@ -1259,10 +1258,9 @@ Result<std::vector<WrappedKeyRow>> SqliteCatalog::ListWrappedKeys(ByteView tenan
   std::vector<WrappedKeyRow> out;
   if (!cursor->in_uploads) {
     COFFRE_ASSIGN_OR_RETURN(
-        Statement st,
-        conn->PrepareCached("SELECT bucket_id, key, object_id, key_version, wrapped_key FROM objects "
-                            "WHERE tenant_key_id = ? AND key_version = ? AND (bucket_id, key) > (?, ?) "
-                            "ORDER BY bucket_id, key LIMIT ?"));
+        Statement st, conn->PrepareCached("SELECT bucket_id, key, object_id, key_version, wrapped_key FROM objects "
+                                          "WHERE tenant_key_id = ? AND key_version = ? AND (bucket_id, key) > (?, ?) "
+                                          "ORDER BY bucket_id, key LIMIT ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_key_id, version, cursor->bucket_id, cursor->key, limit));
     while (true) {
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -1273,8 +1271,8 @@ Result<std::vector<WrappedKeyRow>> SqliteCatalog::ListWrappedKeys(ByteView tenan
       r.bucket_id = st.ColumnInt64(0);
       r.key = st.ColumnText(1);
       r.object_id = st.ColumnText(2);
-      r.key_info = KeyInfo{Bytes(tenant_key_id.begin(), tenant_key_id.end()),
-                           static_cast<uint32_t>(st.ColumnInt64(3)), st.ColumnBlob(4)};
+      r.key_info = KeyInfo{Bytes(tenant_key_id.begin(), tenant_key_id.end()), static_cast<uint32_t>(st.ColumnInt64(3)),
+                           st.ColumnBlob(4)};
       out.push_back(std::move(r));
     }
     if (!out.empty()) {
@@ -1318,9 +1316,10 @@ Result<uint64_t> SqliteCatalog::RewrapKeys(const std::vector<KeyRewrap>& rewraps
   for (const KeyRewrap& k : rewraps) {
     const WrappedKeyRow& old = k.old_row;
     if (old.is_upload) {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("UPDATE uploads SET key_version = ?, wrapped_key = ? "
-                                                                   "WHERE upload_id = ? AND tenant_key_id = ? AND "
-                                                                   "key_version = ? AND wrapped_key = ?"));
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              writer_->PrepareCached("UPDATE uploads SET key_version = ?, wrapped_key = ? "
+                                                     "WHERE upload_id = ? AND tenant_key_id = ? AND "
+                                                     "key_version = ? AND wrapped_key = ?"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(k.new_version, k.new_wrapped_data_key, old.upload_id,
                                         old.key_info.tenant_key_id, old.key_info.tenant_key_version,
                                         old.key_info.wrapped_data_key));
@@ -1382,9 +1381,10 @@ Result<uint64_t> SqliteCatalog::DeleteTenantData(const std::string& tenant_id, u
     }
     std::vector<std::string> keys;
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st,
-                              writer_->PrepareCached("SELECT key FROM objects WHERE bucket_id = ? ORDER BY key LIMIT ?"));
-      COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, static_cast<int64_t>(max_rows - std::min<uint64_t>(removed, max_rows))));
+      COFFRE_ASSIGN_OR_RETURN(
+          Statement st, writer_->PrepareCached("SELECT key FROM objects WHERE bucket_id = ? ORDER BY key LIMIT ?"));
+      COFFRE_RETURN_IF_ERROR(
+          st.BindAll(bucket_id, static_cast<int64_t>(max_rows - std::min<uint64_t>(removed, max_rows))));
       while (true) {
         COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
         if (!row) {

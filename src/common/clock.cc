@@ -1,18 +1,16 @@
 #include "coffre/common/clock.h"
 
 #include <algorithm>
-#include <ctime>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 namespace coffre {
 namespace {
 
 class SystemClock final : public Clock {
  public:
-  std::chrono::system_clock::time_point Now() const override {
-    return std::chrono::system_clock::now();
-  }
+  std::chrono::system_clock::time_point Now() const override { return std::chrono::system_clock::now(); }
 };
 
 std::tm ToTm(std::chrono::system_clock::time_point t) {
@@ -23,8 +21,8 @@ std::tm ToTm(std::chrono::system_clock::time_point t) {
 }
 
 std::optional<std::chrono::system_clock::time_point> FromTm(std::tm tm) {
-  if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-      tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
+  if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+      tm.tm_min > 59 || tm.tm_sec > 60) {
     return std::nullopt;
   }
   std::time_t tt = timegm(&tm);
@@ -33,8 +31,8 @@ std::optional<std::chrono::system_clock::time_point> FromTm(std::tm tm) {
   }
   // system_clock counts nanoseconds in 64 bits: it ends in 2262. A later date (the fuzzer sent
   // x-amz-date 28130524T000000Z) would overflow in from_time_t, which is undefined behaviour.
-  constexpr auto kLastSecond = std::chrono::duration_cast<std::chrono::seconds>(
-      std::chrono::system_clock::time_point::max().time_since_epoch());
+  constexpr auto kLastSecond =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::time_point::max().time_since_epoch());
   if (tt > kLastSecond.count()) {
     return std::nullopt;
   }
@@ -153,8 +151,8 @@ std::optional<UnixMillis> ParseUtcTime(std::string_view text) {
       return std::nullopt;
     }
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 60 ||
-      y < 1970 || ms < 0) {
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 60 || y < 1970 ||
+      ms < 0) {
     return std::nullopt;
   }
   std::tm tm{};

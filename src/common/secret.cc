@@ -7,8 +7,8 @@
 
 #include <cstring>
 #include <mutex>
-#include <string>
 #include <new>
+#include <string>
 #include <utility>
 #include <vector>
 

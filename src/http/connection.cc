@@ -94,9 +94,7 @@ struct InPlaceBody {
 using RequestParser = bhttp::request_parser<InPlaceBody>;
 
 // RFC 9110 6.4.1: these responses never carry content, whatever their headers say.
-bool StatusHasNoBody(unsigned status) {
-  return status / 100 == 1 || status == 204 || status == 304;
-}
+bool StatusHasNoBody(unsigned status) { return status / 100 == 1 || status == 204 || status == 304; }
 
 std::optional<uint64_t> ParseLength(std::string_view text) {
   uint64_t value = 0;
@@ -136,8 +134,7 @@ class ExchangeImpl final : public Exchange {
     const auto& req = parser_.get();
     is_head_ = req.method() == bhttp::verb::head;
     // RFC 9110 10.1.1: a 1.0 client cannot understand an interim response.
-    expect_continue_ =
-        req.version() >= 11 && beast::iequals(req[bhttp::field::expect], "100-continue");
+    expect_continue_ = req.version() >= 11 && beast::iequals(req[bhttp::field::expect], "100-continue");
   }
 
   const RequestHeader& request() const override { return parser_.get().base(); }
@@ -191,8 +188,7 @@ class ExchangeImpl final : public Exchange {
     if (is_head_ || StatusHasNoBody(response.result_int())) {
       // prepare_payload() would zero the Content-Length a HEAD response must keep (and throws
       // for a 304 with a body), so the header goes out as the handler built it.
-      if (!StatusHasNoBody(response.result_int()) &&
-          response.find(bhttp::field::content_length) == response.end()) {
+      if (!StatusHasNoBody(response.result_int()) && response.find(bhttp::field::content_length) == response.end()) {
         response.content_length(response.body().size());
       }
       bhttp::response<bhttp::empty_body> header_only{std::move(response.base())};
@@ -319,8 +315,7 @@ class ExchangeImpl final : public Exchange {
       if (!failed_) {
         bhttp::response<bhttp::string_body> response{bhttp::status::internal_server_error, 11};
         response.set(bhttp::field::content_type, "application/xml");
-        response.body() =
-            XmlErrorBody("InternalError", "We encountered an internal error. Please try again.");
+        response.body() = XmlErrorBody("InternalError", "We encountered an internal error. Please try again.");
         co_await Send(std::move(response));
       }
       co_return Leftover();
@@ -335,9 +330,7 @@ class ExchangeImpl final : public Exchange {
   }
 
  private:
-  After Leftover() const {
-    return failed_ || parser_.is_done() ? After::kClose : After::kCloseLinger;
-  }
+  After Leftover() const { return failed_ || parser_.is_done() ? After::kClose : After::kCloseLinger; }
 
   // Fills `out` unless the body ends first; the read timeout applies to each socket read, so a
   // client that keeps sending is never cut off, one that stalls is.
@@ -486,8 +479,7 @@ class ExchangeImpl final : public Exchange {
   std::unique_ptr<bhttp::response_serializer<bhttp::buffer_body>> serializer_;
 };
 
-Connection::Connection(asio::ip::tcp::socket socket, Handler& handler,
-                       std::shared_ptr<const ServerOptions> options)
+Connection::Connection(asio::ip::tcp::socket socket, Handler& handler, std::shared_ptr<const ServerOptions> options)
     : executor_(socket.get_executor()),
       stream_(std::move(socket), options->tls),
       handler_(handler),
@@ -521,8 +513,8 @@ asio::awaitable<void> Connection::Run() {
       break;
     }
     RequestParser parser;
-    parser.header_limit(static_cast<uint32_t>(
-        std::min<size_t>(options_->max_header_bytes, std::numeric_limits<uint32_t>::max())));
+    parser.header_limit(
+        static_cast<uint32_t>(std::min<size_t>(options_->max_header_bytes, std::numeric_limits<uint32_t>::max())));
     parser.body_limit(boost::none);  // the handler decides how much body it accepts
     stream_.expires_after(options_->read_timeout);
     auto [ec, n] = co_await bhttp::async_read_header(stream_, buffer_, parser, kAsTuple);

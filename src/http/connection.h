@@ -4,10 +4,10 @@
 // Exchange, and decides after each response whether the connection can carry another request.
 // Private to the http module.
 
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/asio/async_result.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
@@ -86,8 +86,7 @@ class Connection {
  public:
   // `socket` must be bound to an executor that serialises this connection's work (a strand):
   // every member below runs on it.
-  Connection(asio::ip::tcp::socket socket, Handler& handler,
-             std::shared_ptr<const ServerOptions> options);
+  Connection(asio::ip::tcp::socket socket, Handler& handler, std::shared_ptr<const ServerOptions> options);
 
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

@@ -73,8 +73,7 @@ asio::awaitable<void> AcceptLoop(std::shared_ptr<ServerState> state) {
   asio::steady_timer backoff(state->strand);
   for (;;) {
     // Each connection gets its own strand: the io_context may be run by several threads.
-    auto [ec, socket] =
-        co_await state->acceptor.async_accept(asio::make_strand(state->io), kAsTuple);
+    auto [ec, socket] = co_await state->acceptor.async_accept(asio::make_strand(state->io), kAsTuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !state->acceptor.is_open()) {
         co_return;
@@ -118,8 +117,7 @@ struct Server::Impl {
   std::shared_ptr<ServerState> state;
 };
 
-Server::Server(asio::io_context& io, Handler& handler, ServerOptions options)
-    : impl_(std::make_unique<Impl>()) {
+Server::Server(asio::io_context& io, Handler& handler, ServerOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->state = std::make_shared<ServerState>(io, handler, std::move(options));
 }
 
@@ -150,8 +148,8 @@ std::optional<asio::ip::tcp::endpoint> Server::Start(std::string* error) {
   } else {
     // A host name ("localhost"): resolved once, at start-up, before any request is served.
     tcp::resolver resolver(state.io);
-    auto results = resolver.resolve(options.listen_host, std::to_string(options.listen_port),
-                                    tcp::resolver::passive, ec);
+    auto results =
+        resolver.resolve(options.listen_host, std::to_string(options.listen_port), tcp::resolver::passive, ec);
     if (ec || results.empty()) {
       return fail("cannot resolve " + where + ": " + (ec ? ec.message() : "no address"));
     }

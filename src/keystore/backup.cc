@@ -741,9 +741,8 @@ Result<size_t> StagedRestore::VoidOpenApprovals(const SecretBytes& root_key, Uni
   COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(*conn));
   std::vector<internal::ApprovalRow> open;
   {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
-                            conn->Prepare("SELECT " + std::string(internal::kApprovalRowColumns) +
-                                          " FROM approvals WHERE used IS NULL AND expires > ?"));
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn->Prepare("SELECT " + std::string(internal::kApprovalRowColumns) +
+                                                            " FROM approvals WHERE used IS NULL AND expires > ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(now));
     while (true) {
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());

@@ -118,8 +118,10 @@ Result<PassphraseRootKey> DeriveRootKeyFromNewPassphrase(const SecretBytes& pass
 Result<SecretBytes> LoadRootKeyCredential(const std::string& name) {
   const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
   if (dir == nullptr || *dir == '\0') {
-    return Status::FailedPrecondition("root_key_source is \"credential\" but $CREDENTIALS_DIRECTORY is not set; "
-                                      "start coffre from systemd with LoadCredential=" + name + ":/path/to/key");
+    return Status::FailedPrecondition(
+        "root_key_source is \"credential\" but $CREDENTIALS_DIRECTORY is not set; "
+        "start coffre from systemd with LoadCredential=" +
+        name + ":/path/to/key");
   }
   if (name.empty() || name.find('/') != std::string::npos) {
     return Status::InvalidArgument("root_key_credential must be a plain credential name");
@@ -136,8 +138,9 @@ Result<SecretBytes> ReadPassphraseFromFd(int fd) {
 
 Result<SecretBytes> PromptPassphrase(bool confirm) {
   if (::isatty(STDIN_FILENO) != 1) {
-    return Status::FailedPrecondition("the root key comes from a passphrase and stdin is not a terminal: pass it "
-                                      "with --passphrase-fd N");
+    return Status::FailedPrecondition(
+        "the root key comes from a passphrase and stdin is not a terminal: pass it "
+        "with --passphrase-fd N");
   }
   const int tty = ::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
   if (tty < 0) {
@@ -206,8 +209,9 @@ Result<SecretBytes> DeriveRootKeyFromPassphrase(const std::string& keystore_path
     }
     if (!found) {
       if (!create || has_check) {
-        return Status::FailedPrecondition("this keystore's root key does not come from a passphrase (no "
-                                          "passphrase parameters in it); set root_key_source to its real source");
+        return Status::FailedPrecondition(
+            "this keystore's root key does not come from a passphrase (no "
+            "passphrase parameters in it); set root_key_source to its real source");
       }
       used = params;
       salt.resize(crypto_pwhash_SALTBYTES);

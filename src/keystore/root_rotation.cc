@@ -44,8 +44,9 @@ Result<RootKeyRotationReport> RotateRootKey(const std::string& keystore_path, co
     return Status::InvalidArgument("root keys must be 32 bytes");
   }
   if (ConstantTimeEquals(current_root.Reveal(), new_root.Reveal())) {
-    return Status::InvalidArgument("the new root key is the current root key; generate a new one "
-                                   "(coffre keystore init --root-key-file FILE)");
+    return Status::InvalidArgument(
+        "the new root key is the current root key; generate a new one "
+        "(coffre keystore init --root-key-file FILE)");
   }
   struct stat file {};
   if (::stat(keystore_path.c_str(), &file) != 0) {

@@ -187,9 +187,8 @@ Bytes RowMac(const SecretBytes& key, const TenantRow& r) {
 }
 
 Bytes RowMac(const SecretBytes& key, const TenantKeyRow& r) {
-  return Mac(key, {AsBytes("coffre/v2/row/tenant-key"), AsBytes(r.tenant_id), Int64Field(r.version),
-                   r.wrapped_key, AsBytes(r.state), Int64Field(r.created), OptInt64Field(r.destroying),
-                   Int64Field(r.gen)});
+  return Mac(key, {AsBytes("coffre/v2/row/tenant-key"), AsBytes(r.tenant_id), Int64Field(r.version), r.wrapped_key,
+                   AsBytes(r.state), Int64Field(r.created), OptInt64Field(r.destroying), Int64Field(r.gen)});
 }
 
 Bytes RowMac(const SecretBytes& key, const AccessKeyRow& r) {
@@ -203,8 +202,8 @@ Bytes RowMac(const SecretBytes& key, const AdminCredentialRow& r) {
 }
 
 Bytes RowMac(const SecretBytes& key, const ApprovalRow& r) {
-  const Bytes approved_by = r.approved_by ? Bytes(AsBytes(*r.approved_by).begin(), AsBytes(*r.approved_by).end())
-                                          : Bytes();
+  const Bytes approved_by =
+      r.approved_by ? Bytes(AsBytes(*r.approved_by).begin(), AsBytes(*r.approved_by).end()) : Bytes();
   // approved_by is a name (never empty when set), so an empty field is unambiguous as NULL.
   return Mac(key, {AsBytes("coffre/v2/row/approval"), AsBytes(r.id), AsBytes(r.operation), AsBytes(r.tenant_id),
                    Int64Field(r.version), AsBytes(r.requested_by), Int64Field(r.requested), Int64Field(r.expires),
@@ -307,9 +306,10 @@ Status UpdateRow(Connection& conn, const SecretBytes& key, AdminCredentialRow& r
 
 Status InsertRow(Connection& conn, const SecretBytes& key, ApprovalRow& r) {
   r.mac = RowMac(key, r);
-  COFFRE_ASSIGN_OR_RETURN(Statement st, conn.PrepareCached("INSERT INTO approvals(id, operation, tenant_id, version, "
-                                                           "requested_by, requested, expires, approved_by, approved, "
-                                                           "used, gen, mac) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          conn.PrepareCached("INSERT INTO approvals(id, operation, tenant_id, version, "
+                                             "requested_by, requested, expires, approved_by, approved, "
+                                             "used, gen, mac) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(r.id, r.operation, r.tenant_id, r.version, r.requested_by, r.requested, r.expires));
   COFFRE_RETURN_IF_ERROR(BindOptText(st, 8, r.approved_by));
   COFFRE_RETURN_IF_ERROR(BindOptInt64(st, 9, r.approved));
@@ -427,8 +427,9 @@ Result<ResealReport> ResealAll(Connection& conn, const ResealSource& from, const
   auto reseal = [&](const Bytes& sealed, const Bytes& aad, const std::string& what) -> Result<Bytes> {
     auto plain = crypto::OpenSecret(from_wrap, sealed, aad);
     if (!plain.ok()) {
-      return Status::Corruption(what + " does not open under the current root key (altered row?); nothing was "
-                                       "changed");
+      return Status::Corruption(what +
+                                " does not open under the current root key (altered row?); nothing was "
+                                "changed");
     }
     return crypto::Seal(to.wrap, plain->Reveal(), aad);
   };
@@ -439,9 +440,9 @@ Result<ResealReport> ResealAll(Connection& conn, const ResealSource& from, const
     COFFRE_RETURN_IF_ERROR(step());
   }
   for (auto& r : all.tenant_keys) {
-    COFFRE_ASSIGN_OR_RETURN(r.wrapped_key, reseal(r.wrapped_key, TenantKeyAad(r.tenant_id, r.version),
-                                                  "key version " + std::to_string(r.version) + " of tenant " +
-                                                      LoggableId(r.tenant_id)));
+    COFFRE_ASSIGN_OR_RETURN(
+        r.wrapped_key, reseal(r.wrapped_key, TenantKeyAad(r.tenant_id, r.version),
+                              "key version " + std::to_string(r.version) + " of tenant " + LoggableId(r.tenant_id)));
     ++r.gen;
     COFFRE_RETURN_IF_ERROR(UpdateRow(conn, to.row_mac, r));
     ++report.tenant_keys;

@@ -176,7 +176,8 @@ constexpr std::string_view kCheckName = internal::kRootKeyCheckName;
 constexpr UnixMillis kCacheTtl = 60'000;
 constexpr UnixMillis kLastUsedFlushInterval = 60'000;
 
-constexpr std::string_view kShreddedMessage = " was crypto-shredded: its keys are destroyed and its objects can no longer be decrypted";
+constexpr std::string_view kShreddedMessage =
+    " was crypto-shredded: its keys are destroyed and its objects can no longer be decrypted";
 
 Tenant ToTenant(const TenantRow& r) {
   Tenant t;
@@ -231,7 +232,9 @@ Result<Approval> ToApproval(const ApprovalRow& r) {
 
 // The keys under which this process remembers the generations it saw (SqliteKeystore::Check).
 std::string TenantRowKey(std::string_view id) { return "t:" + std::string(id); }
-std::string TenantKeyRowKey(std::string_view id, uint32_t v) { return "k:" + std::string(id) + "/" + std::to_string(v); }
+std::string TenantKeyRowKey(std::string_view id, uint32_t v) {
+  return "k:" + std::string(id) + "/" + std::to_string(v);
+}
 std::string AccessKeyRowKey(std::string_view id) { return "a:" + std::string(id); }
 std::string AdminRowKey(std::string_view name) { return "c:" + std::string(name); }
 std::string ApprovalRowKey(std::string_view id) { return "p:" + std::string(id); }
@@ -425,8 +428,8 @@ class SqliteKeystore final : public Keystore {
   std::atomic<uint64_t> integrity_failures_{0};
 
   std::mutex db_mu_;
-  std::unique_ptr<Connection> conn_;  // guarded by db_mu_
-  int64_t data_version_ = 0;          // guarded by db_mu_
+  std::unique_ptr<Connection> conn_;                           // guarded by db_mu_
+  int64_t data_version_ = 0;                                   // guarded by db_mu_
   std::vector<std::pair<std::string, int64_t>> pending_seen_;  // guarded by db_mu_
 
   std::mutex cache_mu_;  // guards everything below
@@ -492,9 +495,8 @@ Result<std::optional<UnixMillis>> SqliteKeystore::TenantShredded(const std::stri
 }
 
 Result<std::optional<TenantKeyRow>> SqliteKeystore::LoadTenantKeyRow(const std::string& tenant_id, uint32_t version) {
-  COFFRE_ASSIGN_OR_RETURN(Statement st,
-                          conn_->PrepareCached("SELECT " + std::string(internal::kTenantKeyColumns) +
-                                               " FROM tenant_keys WHERE tenant_id = ? AND version = ?"));
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kTenantKeyColumns) +
+                                                             " FROM tenant_keys WHERE tenant_id = ? AND version = ?"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, version));
   COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) {
@@ -507,7 +509,6 @@ Result<std::optional<TenantKeyRow>> SqliteKeystore::LoadTenantKeyRow(const std::
   }
   return std::optional<TenantKeyRow>(std::move(r));
 }
-
 
 Result<int64_t> DataVersion(Connection& conn) {
   COFFRE_ASSIGN_OR_RETURN(Statement st, conn.PrepareCached("PRAGMA data_version"));
@@ -743,9 +744,8 @@ Result<SqliteKeystore::CachedAccessKey> SqliteKeystore::LoadAccessKey(const std:
     COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn_, Transaction::Kind::kDeferred));
     AccessKeyRow r;
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st,
-                              conn_->PrepareCached("SELECT " + std::string(internal::kAccessKeyColumns) +
-                                                   " FROM access_keys WHERE access_key_id = ?"));
+      COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kAccessKeyColumns) +
+                                                                 " FROM access_keys WHERE access_key_id = ?"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(access_key_id));
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) {
@@ -772,10 +772,11 @@ Result<SqliteKeystore::CachedAccessKey> SqliteKeystore::LoadAccessKey(const std:
   }
   // The aad names the key id and tenant: a secret copied onto another row, or a row moved to
   // another tenant, does not open.
-  auto secret = crypto::OpenSecret(keys_.wrap, sealed, internal::AccessKeySecretAad(access_key_id, entry.key.tenant_id));
+  auto secret =
+      crypto::OpenSecret(keys_.wrap, sealed, internal::AccessKeySecretAad(access_key_id, entry.key.tenant_id));
   if (!secret.ok()) {
-    return UnlessRootKeyRotated(Status::Corruption("the stored secret of access key " + access_key_id +
-                                                   " does not open under the root key"));
+    return UnlessRootKeyRotated(
+        Status::Corruption("the stored secret of access key " + access_key_id + " does not open under the root key"));
   }
   entry.secret = std::make_shared<const SecretBytes>(std::move(secret).value());
   entry.loaded_at = Now();
@@ -1045,8 +1046,8 @@ Result<uint32_t> SqliteKeystore::RotateTenantKey(const std::string& tenant_id) {
                                         "; it cannot get a new key");
     }
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st,
-                              conn_->PrepareCached("SELECT coalesce(max(version), 0) FROM tenant_keys WHERE tenant_id = ?"));
+      COFFRE_ASSIGN_OR_RETURN(
+          Statement st, conn_->PrepareCached("SELECT coalesce(max(version), 0) FROM tenant_keys WHERE tenant_id = ?"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) {
@@ -1257,8 +1258,9 @@ Status SqliteKeystore::ShredTenant(const std::string& tenant_id) {
       // row failed its check: disabled is the harmless state).
       std::vector<AccessKeyRow> rows;
       {
-        COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kAccessKeyColumns) +
-                                                                   " FROM access_keys WHERE tenant_id = ?"));
+        COFFRE_ASSIGN_OR_RETURN(Statement st,
+                                conn_->PrepareCached("SELECT " + std::string(internal::kAccessKeyColumns) +
+                                                     " FROM access_keys WHERE tenant_id = ?"));
         COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
         while (true) {
           COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -1352,8 +1354,13 @@ Result<NewAdminCredential> SqliteKeystore::CreateAdminCredential(const std::stri
     out.token.append(encoded);
     WipeString(encoded);
   }
-  AdminCredentialRow row{name, std::string(AdminRoleName(role)), StoredTokenMac(keys_.admin_token, out.token),
-                         out.credential.created, std::nullopt, 1, {}};
+  AdminCredentialRow row{name,
+                         std::string(AdminRoleName(role)),
+                         StoredTokenMac(keys_.admin_token, out.token),
+                         out.credential.created,
+                         std::nullopt,
+                         1,
+                         {}};
   Status written = WriteAndInvalidate([&]() -> Status {
     Status inserted = internal::InsertRow(*conn_, keys_.row_mac, row);
     if (inserted.code() == StatusCode::kAlreadyExists) {
@@ -1372,8 +1379,9 @@ Result<NewAdminCredential> SqliteKeystore::CreateAdminCredential(const std::stri
 
 Result<std::vector<AdminCredential>> SqliteKeystore::ListAdminCredentials() {
   std::lock_guard lock(db_mu_);
-  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kAdminCredentialColumns) +
-                                                             " FROM admin_credentials ORDER BY name"));
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          conn_->PrepareCached("SELECT " + std::string(internal::kAdminCredentialColumns) +
+                                               " FROM admin_credentials ORDER BY name"));
   std::vector<AdminCredential> out;
   while (true) {
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -1428,9 +1436,9 @@ Result<AdminCredential> SqliteKeystore::AuthenticateAdminToken(std::string_view 
   std::optional<AdminCredentialRow> match;
   {
     std::lock_guard lock(db_mu_);
-    COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " +
-                                                               std::string(internal::kAdminCredentialColumns) +
-                                                               " FROM admin_credentials"));
+    COFFRE_ASSIGN_OR_RETURN(
+        Statement st,
+        conn_->PrepareCached("SELECT " + std::string(internal::kAdminCredentialColumns) + " FROM admin_credentials"));
     // Every row is compared, whatever matched before: the time taken does not depend on which
     // stored MAC (if any) the token's MAC equals.
     while (true) {
@@ -1478,8 +1486,9 @@ Result<ApprovalRow> SqliteKeystore::LoadApprovalRow(const std::string& id) {
 // PermissionDenied unless `name` is an enabled credential of the admin role (auditors approve
 // nothing: separation of duties).
 Status SqliteKeystore::CheckEnabledAdmin(const std::string& name, UnixMillis* created) {
-  COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(internal::kAdminCredentialColumns) +
-                                                             " FROM admin_credentials WHERE name = ?"));
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          conn_->PrepareCached("SELECT " + std::string(internal::kAdminCredentialColumns) +
+                                               " FROM admin_credentials WHERE name = ?"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(name));
   COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) {
@@ -1696,8 +1705,8 @@ Status SqliteKeystore::CheckIntegrity() {
   if (scan.failed == 0 && refused == 0) {
     return Status::Ok();
   }
-  std::string msg = std::to_string(scan.failed) + " of " + std::to_string(scan.rows) +
-                    " keystore row(s) fail their integrity check";
+  std::string msg =
+      std::to_string(scan.failed) + " of " + std::to_string(scan.rows) + " keystore row(s) fail their integrity check";
   if (scan.failed != 0) {
     msg += " (first: " + scan.first_failure + ")";
   }
@@ -1862,7 +1871,8 @@ NewAdminCredential::~NewAdminCredential() { WipeString(token); }
 namespace internal {
 Status MigrateKeystoreSchema(Connection& conn) { return db::Migrate(conn, kMigrations); }
 Status MigrateKeystoreSchemaTo(Connection& conn, size_t version) {
-  return db::Migrate(conn, std::span<const std::string_view>(kMigrations).first(std::min(version, std::size(kMigrations))));
+  return db::Migrate(conn,
+                     std::span<const std::string_view>(kMigrations).first(std::min(version, std::size(kMigrations))));
 }
 }  // namespace internal
 

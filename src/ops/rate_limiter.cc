@@ -77,8 +77,7 @@ RateLimit TenantRateLimiter::LimitFor(std::string_view tenant_id, const std::opt
   return limits_.default_limit;
 }
 
-bool TenantRateLimiter::Admit(std::string_view tenant_id,
-                              const std::function<std::optional<std::string>()>& name_of) {
+bool TenantRateLimiter::Admit(std::string_view tenant_id, const std::function<std::optional<std::string>()>& name_of) {
   bool need_name = false;
   {
     std::lock_guard lock(mu_);

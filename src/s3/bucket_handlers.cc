@@ -86,7 +86,8 @@ asio::awaitable<void> ListObjectsV2(RequestContext& ctx, const catalog::Bucket& 
   if (token) {
     auto raw = Base64Decode(*token);
     if (!raw || token->empty()) {
-      co_return co_await ctx.SendError(Error(ErrorCode::kInvalidArgument, "The continuation token provided is incorrect"));
+      co_return co_await ctx.SendError(
+          Error(ErrorCode::kInvalidArgument, "The continuation token provided is incorrect"));
     }
     start.assign(raw->begin(), raw->end());
   }
@@ -282,11 +283,16 @@ asio::awaitable<void> HandleBucketOperation(RequestContext& ctx) {
       co_return co_await ctx.SendXml(bhttp::status::ok, AccessControlPolicyDocument(ctx.owner()));
     case Operation::kGetBucketVersioning:
       co_return co_await ctx.SendXml(bhttp::status::ok, VersioningConfigurationDocument(""));
-    case Operation::kListObjectVersions: co_return co_await ListObjectVersions(ctx, *bucket);
-    case Operation::kListObjectsV2: co_return co_await ListObjectsV2(ctx, *bucket);
-    case Operation::kListObjects: co_return co_await ListObjectsV1(ctx, *bucket);
-    case Operation::kDeleteObjects: co_return co_await DeleteObjects(ctx, *bucket);
-    default: co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
+    case Operation::kListObjectVersions:
+      co_return co_await ListObjectVersions(ctx, *bucket);
+    case Operation::kListObjectsV2:
+      co_return co_await ListObjectsV2(ctx, *bucket);
+    case Operation::kListObjects:
+      co_return co_await ListObjectsV1(ctx, *bucket);
+    case Operation::kDeleteObjects:
+      co_return co_await DeleteObjects(ctx, *bucket);
+    default:
+      co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
   }
 }
 

@@ -3,13 +3,12 @@
 namespace coffre::s3 {
 
 const ErrorInfo& Describe(ErrorCode code) {
-  static const ErrorInfo kInternal{"InternalError", 500,
-                                   "We encountered an internal error. Please try again."};
+  static const ErrorInfo kInternal{"InternalError", 500, "We encountered an internal error. Please try again."};
   switch (code) {
-#define COFFRE_S3_ERROR(name, status, msg)        \
-  case ErrorCode::k##name: {                      \
+#define COFFRE_S3_ERROR(name, status, msg)           \
+  case ErrorCode::k##name: {                         \
     static const ErrorInfo info{#name, status, msg}; \
-    return info;                                  \
+    return info;                                     \
   }
     COFFRE_S3_ERROR(AccessDenied, 403, "Access Denied")
     COFFRE_S3_ERROR(AuthorizationHeaderMalformed, 400, "The authorization header is malformed.")

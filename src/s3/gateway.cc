@@ -99,8 +99,7 @@ struct RequestReport {
     record.status = exchange.status();
     record.bytes_received = exchange.bytes_received();
     record.bytes_sent = exchange.bytes_sent();
-    record.duration =
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+    record.duration = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
     observer(record);
   }
 };
@@ -152,26 +151,43 @@ RequestContext::RequestContext(Gateway& g, http::Exchange& exchange, std::string
 Error ToS3Error(const service::Error& e) {
   using service::Errc;
   switch (e.code) {
-    case Errc::kNoSuchBucket: return Error(ErrorCode::kNoSuchBucket);
-    case Errc::kNoSuchKey: return Error(ErrorCode::kNoSuchKey);
-    case Errc::kNoSuchUpload: return Error(ErrorCode::kNoSuchUpload);
-    case Errc::kAccessDenied: return Error(ErrorCode::kAccessDenied);
-    case Errc::kBucketAlreadyExists: return Error(ErrorCode::kBucketAlreadyExists);
-    case Errc::kBucketAlreadyOwnedByYou: return Error(ErrorCode::kBucketAlreadyOwnedByYou);
-    case Errc::kBucketNotEmpty: return Error(ErrorCode::kBucketNotEmpty);
-    case Errc::kPreconditionFailed: return Error(ErrorCode::kPreconditionFailed);
-    case Errc::kInvalidPart: return Error(ErrorCode::kInvalidPart);
-    case Errc::kInvalidPartOrder: return Error(ErrorCode::kInvalidPartOrder);
-    case Errc::kEntityTooSmall: return Error(ErrorCode::kEntityTooSmall);
-    case Errc::kEntityTooLarge: return Error(ErrorCode::kEntityTooLarge);
-    case Errc::kBadDigest: return Error(ErrorCode::kBadDigest, e.message);
-    case Errc::kInvalidArgument: return Error(ErrorCode::kInvalidArgument, e.message);
-    case Errc::kInvalidRange: return Error(ErrorCode::kInvalidRange);
+    case Errc::kNoSuchBucket:
+      return Error(ErrorCode::kNoSuchBucket);
+    case Errc::kNoSuchKey:
+      return Error(ErrorCode::kNoSuchKey);
+    case Errc::kNoSuchUpload:
+      return Error(ErrorCode::kNoSuchUpload);
+    case Errc::kAccessDenied:
+      return Error(ErrorCode::kAccessDenied);
+    case Errc::kBucketAlreadyExists:
+      return Error(ErrorCode::kBucketAlreadyExists);
+    case Errc::kBucketAlreadyOwnedByYou:
+      return Error(ErrorCode::kBucketAlreadyOwnedByYou);
+    case Errc::kBucketNotEmpty:
+      return Error(ErrorCode::kBucketNotEmpty);
+    case Errc::kPreconditionFailed:
+      return Error(ErrorCode::kPreconditionFailed);
+    case Errc::kInvalidPart:
+      return Error(ErrorCode::kInvalidPart);
+    case Errc::kInvalidPartOrder:
+      return Error(ErrorCode::kInvalidPartOrder);
+    case Errc::kEntityTooSmall:
+      return Error(ErrorCode::kEntityTooSmall);
+    case Errc::kEntityTooLarge:
+      return Error(ErrorCode::kEntityTooLarge);
+    case Errc::kBadDigest:
+      return Error(ErrorCode::kBadDigest, e.message);
+    case Errc::kInvalidArgument:
+      return Error(ErrorCode::kInvalidArgument, e.message);
+    case Errc::kInvalidRange:
+      return Error(ErrorCode::kInvalidRange);
     case Errc::kNoSpace:
       return Error(ErrorCode::kServiceUnavailable, "The storage is full; no data was written. Retry later.");
-    case Errc::kUnavailable: return Error(ErrorCode::kServiceUnavailable, "The service is busy. Retry later.");
+    case Errc::kUnavailable:
+      return Error(ErrorCode::kServiceUnavailable, "The service is busy. Retry later.");
     case Errc::kCorruption:
-    case Errc::kInternal: return Error(ErrorCode::kInternalError);
+    case Errc::kInternal:
+      return Error(ErrorCode::kInternalError);
   }
   return Error(ErrorCode::kInternalError);
 }
@@ -266,7 +282,8 @@ Expected<ChecksumPlan, Error> RequestContext::PlanChecksums() const {
     }
   }
   if (plan.expected.size() > 1) {
-    return Error(ErrorCode::kInvalidRequest, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
+    return Error(ErrorCode::kInvalidRequest,
+                 "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
   }
   for (auto name : {"x-amz-sdk-checksum-algorithm", "x-amz-checksum-algorithm"}) {
     if (auto v = Header(name)) {
@@ -312,14 +329,15 @@ Expected<catalog::Attributes, Error> RequestContext::AttributesFromHeaders() con
       return Error(ErrorCode::kNotImplemented, "Header " + name + " is not implemented");
     } else if (name == "x-amz-server-side-encryption") {
       // Every object is encrypted with the tenant's keys; SSE-S3 is what that already is.
-      if (value != "AES256") return Error(ErrorCode::kNotImplemented, "Only AES256 server-side encryption is implemented");
+      if (value != "AES256")
+        return Error(ErrorCode::kNotImplemented, "Only AES256 server-side encryption is implemented");
     } else if (name == "x-amz-server-side-encryption-customer-algorithm" ||
                name == "x-amz-server-side-encryption-aws-kms-key-id") {
       return Error(ErrorCode::kNotImplemented, "SSE-C and SSE-KMS are not implemented");
     } else if (name == "x-amz-storage-class") {
       static const std::set<std::string, std::less<>> kClasses = {
-          "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
-          "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "EXPRESS_ONEZONE"};
+          "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",     "INTELLIGENT_TIERING",
+          "GLACIER",  "DEEP_ARCHIVE",       "GLACIER_IR",  "EXPRESS_ONEZONE"};
       if (kClasses.count(value) == 0) return Error(ErrorCode::kInvalidStorageClass);
     } else if (name == "x-amz-acl") {
       if (value != "private" && value != "bucket-owner-full-control") {
@@ -413,10 +431,14 @@ std::vector<std::string> DeclaredTrailers(const RequestContext& ctx) {
 
 Error BodyReadError(http::BodyError e) {
   switch (e) {
-    case http::BodyError::kTimeout: return Error(ErrorCode::kRequestTimeout);
-    case http::BodyError::kTooLarge: return Error(ErrorCode::kEntityTooLarge);
-    case http::BodyError::kMalformed: return Error(ErrorCode::kBadRequest, "Malformed request body framing");
-    default: return Error(ErrorCode::kIncompleteBody);
+    case http::BodyError::kTimeout:
+      return Error(ErrorCode::kRequestTimeout);
+    case http::BodyError::kTooLarge:
+      return Error(ErrorCode::kEntityTooLarge);
+    case http::BodyError::kMalformed:
+      return Error(ErrorCode::kBadRequest, "Malformed request body framing");
+    default:
+      return Error(ErrorCode::kIncompleteBody);
   }
 }
 
@@ -462,8 +484,8 @@ asio::awaitable<Expected<std::string, Error>> RequestContext::ReadSmallBody() {
   co_return body;
 }
 
-asio::awaitable<Expected<service::CommitOptions, Error>> RequestContext::ReceiveObject(
-    service::ObjectWriter& writer, const ChecksumPlan& plan) {
+asio::awaitable<Expected<service::CommitOptions, Error>> RequestContext::ReceiveObject(service::ObjectWriter& writer,
+                                                                                       const ChecksumPlan& plan) {
   PayloadDecoder decoder(auth, DeclaredTrailers(*this), DeclaredPayloadLength());
   const size_t buffer_size = BodyBufferSize(ex.content_length(), options().io_chunk);
   Bytes raw(buffer_size);

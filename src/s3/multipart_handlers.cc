@@ -71,8 +71,8 @@ Expected<UploadPartRequest, Error> ParseUploadPartRequest(const RequestContext& 
 }
 
 service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPartWriter(RequestContext& ctx,
-                                                                        const catalog::Bucket& bucket,
-                                                                        const UploadPartRequest& req) {
+                                                                         const catalog::Bucket& bucket,
+                                                                         const UploadPartRequest& req) {
   return ctx.service().BeginPart(bucket, ctx.route.key, req.upload_id, req.part_number, req.plan.compute,
                                  &ctx.audit_request, ctx.DeclaredPayloadLength());
 }
@@ -202,8 +202,8 @@ asio::awaitable<void> ListParts(RequestContext& ctx, const catalog::Bucket& buck
     parts->resize(*max_parts);
   }
   for (const auto& p : *parts) {
-    r.parts.push_back(PartEntry{p.part_number, FromUnixMillis(p.last_modified), p.etag, p.size,
-                                ChecksumElements(p.attributes)});
+    r.parts.push_back(
+        PartEntry{p.part_number, FromUnixMillis(p.last_modified), p.etag, p.size, ChecksumElements(p.attributes)});
   }
   r.next_part_number_marker = r.parts.empty() ? 0 : r.parts.back().part_number;
   co_await ctx.SendXml(bhttp::status::ok, ListPartsDocument(r));
@@ -215,7 +215,8 @@ asio::awaitable<void> ListMultipartUploads(RequestContext& ctx, const catalog::B
   if (!max.ok()) co_return co_await ctx.SendError(max.error());
   auto enc = q.Get("encoding-type");
   if (enc && *enc != "url") {
-    co_return co_await ctx.SendError(Error(ErrorCode::kInvalidArgument, "Invalid Encoding Method specified in Request"));
+    co_return co_await ctx.SendError(
+        Error(ErrorCode::kInvalidArgument, "Invalid Encoding Method specified in Request"));
   }
   catalog::UploadListQuery query;
   query.prefix = q.Get("prefix").value_or("");
@@ -258,19 +259,26 @@ asio::awaitable<void> HandleMultipartOperation(RequestContext& ctx) {
   auto bucket = co_await ctx.ResolveBucket(ctx.route.bucket);
   if (!bucket.ok()) co_return co_await ctx.SendError(bucket.error());
   switch (ctx.route.op) {
-    case Operation::kCreateMultipartUpload: co_return co_await CreateMultipartUpload(ctx, *bucket);
-    case Operation::kUploadPart: co_return co_await UploadPart(ctx, *bucket);
-    case Operation::kUploadPartCopy: co_return co_await UploadPartCopy(ctx, *bucket);
-    case Operation::kCompleteMultipartUpload: co_return co_await CompleteMultipartUpload(ctx, *bucket);
+    case Operation::kCreateMultipartUpload:
+      co_return co_await CreateMultipartUpload(ctx, *bucket);
+    case Operation::kUploadPart:
+      co_return co_await UploadPart(ctx, *bucket);
+    case Operation::kUploadPartCopy:
+      co_return co_await UploadPartCopy(ctx, *bucket);
+    case Operation::kCompleteMultipartUpload:
+      co_return co_await CompleteMultipartUpload(ctx, *bucket);
     case Operation::kAbortMultipartUpload: {
       const std::string upload_id = *ctx.route.query.Get("uploadId");
       auto r = co_await ctx.Committing([&] { return ctx.service().AbortUpload(*bucket, ctx.route.key, upload_id); });
       if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
       co_return co_await ctx.SendEmpty(bhttp::status::no_content);
     }
-    case Operation::kListParts: co_return co_await ListParts(ctx, *bucket);
-    case Operation::kListMultipartUploads: co_return co_await ListMultipartUploads(ctx, *bucket);
-    default: co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
+    case Operation::kListParts:
+      co_return co_await ListParts(ctx, *bucket);
+    case Operation::kListMultipartUploads:
+      co_return co_await ListMultipartUploads(ctx, *bucket);
+    default:
+      co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
   }
 }
 

@@ -52,17 +52,20 @@ void AddObjectHeaders(const service::ObjectInfo& info, Headers& headers, bool wi
 // header field value: CR or LF would split the response (tests/integration/test_attacks.py).
 std::optional<Error> ApplyResponseOverrides(const Query& q, Headers& headers) {
   static constexpr std::pair<std::string_view, std::string_view> kOverrides[] = {
-      {"response-content-type", "content-type"},           {"response-content-language", "content-language"},
-      {"response-expires", "expires"},                     {"response-cache-control", "cache-control"},
-      {"response-content-disposition", "content-disposition"}, {"response-content-encoding", "content-encoding"}};
+      {"response-content-type", "content-type"},
+      {"response-content-language", "content-language"},
+      {"response-expires", "expires"},
+      {"response-cache-control", "cache-control"},
+      {"response-content-disposition", "content-disposition"},
+      {"response-content-encoding", "content-encoding"}};
   for (const auto& [param, header] : kOverrides) {
     if (auto v = q.Get(param)) {
       // RFC 9110 field-value: visible characters, space, tab and obs-text; no other control.
       for (const char c : *v) {
         const auto u = static_cast<unsigned char>(c);
         if ((u < 0x20 && u != '\t') || u == 0x7f) {
-          return Error(ErrorCode::kInvalidArgument, "The value of " + std::string(param) +
-                                                        " contains characters a header cannot carry.");
+          return Error(ErrorCode::kInvalidArgument,
+                       "The value of " + std::string(param) + " contains characters a header cannot carry.");
         }
       }
       std::erase_if(headers, [name = header](const auto& h) { return h.first == name; });
@@ -175,7 +178,8 @@ Expected<PutRequest, Error> ParsePutRequest(const RequestContext& ctx) {
 }
 
 service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPutWriter(RequestContext& ctx,
-                                                                       const catalog::Bucket& bucket, PutRequest& req) {
+                                                                        const catalog::Bucket& bucket,
+                                                                        PutRequest& req) {
   return ctx.service().BeginPut(bucket, ctx.route.key, std::move(req.attributes), req.plan.compute, &ctx.audit_request,
                                 ctx.DeclaredPayloadLength());
 }
@@ -225,8 +229,8 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
       Headers h;
       h.emplace_back("content-range", UnsatisfiedContentRange(info.size));
       co_return co_await ctx.SendXml(bhttp::status::range_not_satisfiable,
-                                     ErrorDocument(Error(ErrorCode::kInvalidRange, ""), ctx.request_id,
-                                                   ctx.request_id), h);
+                                     ErrorDocument(Error(ErrorCode::kInvalidRange, ""), ctx.request_id, ctx.request_id),
+                                     h);
     }
     if (rr.kind == RangeParse::kSatisfiable) {
       range = rr.range;
@@ -346,10 +350,10 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
   }
   const bool same_object = source->bucket.id == bucket.id && source->key == ctx.route.key;
   if (same_object && directive == "COPY") {
-    co_return co_await ctx.SendError(Error(
-        ErrorCode::kInvalidRequest,
-        "This copy request is illegal because it is trying to copy an object to itself without changing the "
-        "object's metadata, storage class, website redirect location or encryption attributes."));
+    co_return co_await ctx.SendError(
+        Error(ErrorCode::kInvalidRequest,
+              "This copy request is illegal because it is trying to copy an object to itself without changing the "
+              "object's metadata, storage class, website redirect location or encryption attributes."));
   }
   catalog::Attributes attrs;
   if (directive == "REPLACE") {
@@ -469,7 +473,8 @@ asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx)
   }
   size_t slash = src.find('/');
   if (slash == std::string_view::npos || slash == 0 || slash + 1 == src.size()) {
-    co_return Error(ErrorCode::kInvalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+    co_return Error(ErrorCode::kInvalidArgument,
+                    "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
   }
   CopySource out;
   std::string bucket_name(src.substr(0, slash));
@@ -497,13 +502,20 @@ asio::awaitable<void> HandleObjectOperation(RequestContext& ctx) {
   auto bucket = co_await ctx.ResolveBucket(ctx.route.bucket);
   if (!bucket.ok()) co_return co_await ctx.SendError(bucket.error());
   switch (ctx.route.op) {
-    case Operation::kPutObject: co_return co_await PutObject(ctx, *bucket);
-    case Operation::kCopyObject: co_return co_await CopyObject(ctx, *bucket);
-    case Operation::kGetObject: co_return co_await GetObject(ctx, *bucket);
-    case Operation::kHeadObject: co_return co_await HeadObject(ctx, *bucket);
-    case Operation::kDeleteObject: co_return co_await DeleteObject(ctx, *bucket);
-    case Operation::kGetObjectAcl: co_return co_await GetObjectAcl(ctx, *bucket);
-    default: co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
+    case Operation::kPutObject:
+      co_return co_await PutObject(ctx, *bucket);
+    case Operation::kCopyObject:
+      co_return co_await CopyObject(ctx, *bucket);
+    case Operation::kGetObject:
+      co_return co_await GetObject(ctx, *bucket);
+    case Operation::kHeadObject:
+      co_return co_await HeadObject(ctx, *bucket);
+    case Operation::kDeleteObject:
+      co_return co_await DeleteObject(ctx, *bucket);
+    case Operation::kGetObjectAcl:
+      co_return co_await GetObjectAcl(ctx, *bucket);
+    default:
+      co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
   }
 }
 

@@ -47,10 +47,10 @@ Expected<UploadPartRequest, Error> ParseUploadPartRequest(const RequestContext& 
 // Begin the writer of a parsed PutObject (wraps a new data key) or UploadPart (unwraps the
 // upload's); blocking. `req.attributes` is moved from.
 service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPutWriter(RequestContext& ctx,
-                                                                       const catalog::Bucket& bucket, PutRequest& req);
+                                                                        const catalog::Bucket& bucket, PutRequest& req);
 service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPartWriter(RequestContext& ctx,
-                                                                        const catalog::Bucket& bucket,
-                                                                        const UploadPartRequest& req);
+                                                                         const catalog::Bucket& bucket,
+                                                                         const UploadPartRequest& req);
 // The declared payload length is there (S3 needs it up front) and within a single PUT's limit.
 std::optional<Error> CheckDeclaredPayloadLength(const RequestContext& ctx);
 // The byte range of part `part_number` (partNumber query parameter).

@@ -116,8 +116,7 @@ RangeResult ParseRange(std::string_view header, uint64_t object_size) {
 }
 
 std::string ContentRangeHeader(const ByteRange& range, uint64_t object_size) {
-  return "bytes " + std::to_string(range.first) + "-" + std::to_string(range.last) + "/" +
-         std::to_string(object_size);
+  return "bytes " + std::to_string(range.first) + "-" + std::to_string(range.last) + "/" + std::to_string(object_size);
 }
 
 std::string UnsatisfiedContentRange(uint64_t object_size) { return "bytes */" + std::to_string(object_size); }

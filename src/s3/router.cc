@@ -10,11 +10,12 @@ constexpr size_t kMaxKeyBytes = 1024;
 // Subresources S3 has and Coffre does not implement yet: answered with NotImplemented,
 // never silently treated as a plain object or bucket request.
 constexpr std::array<std::string_view, 30> kUnsupportedSubresources = {
-    "accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory", "lifecycle",
-    "logging", "metrics", "notification", "object-lock", "ownershipControls", "policy", "policyStatus",
-    "publicAccessBlock", "replication", "requestPayment", "tagging", "website", "legal-hold", "retention",
-    "torrent", "restore", "select", "attributes", "renameObject", "session", "metadataTable",
-    "versionId", "acl"};
+    "accelerate",   "analytics",         "cors",          "encryption",   "intelligent-tiering",
+    "inventory",    "lifecycle",         "logging",       "metrics",      "notification",
+    "object-lock",  "ownershipControls", "policy",        "policyStatus", "publicAccessBlock",
+    "replication",  "requestPayment",    "tagging",       "website",      "legal-hold",
+    "retention",    "torrent",           "restore",       "select",       "attributes",
+    "renameObject", "session",           "metadataTable", "versionId",    "acl"};
 
 bool IsIpv4(std::string_view s) {
   int dots = 0;
@@ -71,30 +72,54 @@ bool IsValidKey(std::string_view key) {
 
 std::string_view OperationName(Operation op) {
   switch (op) {
-    case Operation::kListBuckets: return "ListBuckets";
-    case Operation::kCreateBucket: return "CreateBucket";
-    case Operation::kHeadBucket: return "HeadBucket";
-    case Operation::kDeleteBucket: return "DeleteBucket";
-    case Operation::kGetBucketLocation: return "GetBucketLocation";
-    case Operation::kGetBucketAcl: return "GetBucketAcl";
-    case Operation::kGetBucketVersioning: return "GetBucketVersioning";
-    case Operation::kListObjectVersions: return "ListObjectVersions";
-    case Operation::kListObjectsV2: return "ListObjectsV2";
-    case Operation::kListObjects: return "ListObjects";
-    case Operation::kListMultipartUploads: return "ListMultipartUploads";
-    case Operation::kDeleteObjects: return "DeleteObjects";
-    case Operation::kPutObject: return "PutObject";
-    case Operation::kCopyObject: return "CopyObject";
-    case Operation::kGetObject: return "GetObject";
-    case Operation::kHeadObject: return "HeadObject";
-    case Operation::kDeleteObject: return "DeleteObject";
-    case Operation::kGetObjectAcl: return "GetObjectAcl";
-    case Operation::kCreateMultipartUpload: return "CreateMultipartUpload";
-    case Operation::kUploadPart: return "UploadPart";
-    case Operation::kUploadPartCopy: return "UploadPartCopy";
-    case Operation::kCompleteMultipartUpload: return "CompleteMultipartUpload";
-    case Operation::kAbortMultipartUpload: return "AbortMultipartUpload";
-    case Operation::kListParts: return "ListParts";
+    case Operation::kListBuckets:
+      return "ListBuckets";
+    case Operation::kCreateBucket:
+      return "CreateBucket";
+    case Operation::kHeadBucket:
+      return "HeadBucket";
+    case Operation::kDeleteBucket:
+      return "DeleteBucket";
+    case Operation::kGetBucketLocation:
+      return "GetBucketLocation";
+    case Operation::kGetBucketAcl:
+      return "GetBucketAcl";
+    case Operation::kGetBucketVersioning:
+      return "GetBucketVersioning";
+    case Operation::kListObjectVersions:
+      return "ListObjectVersions";
+    case Operation::kListObjectsV2:
+      return "ListObjectsV2";
+    case Operation::kListObjects:
+      return "ListObjects";
+    case Operation::kListMultipartUploads:
+      return "ListMultipartUploads";
+    case Operation::kDeleteObjects:
+      return "DeleteObjects";
+    case Operation::kPutObject:
+      return "PutObject";
+    case Operation::kCopyObject:
+      return "CopyObject";
+    case Operation::kGetObject:
+      return "GetObject";
+    case Operation::kHeadObject:
+      return "HeadObject";
+    case Operation::kDeleteObject:
+      return "DeleteObject";
+    case Operation::kGetObjectAcl:
+      return "GetObjectAcl";
+    case Operation::kCreateMultipartUpload:
+      return "CreateMultipartUpload";
+    case Operation::kUploadPart:
+      return "UploadPart";
+    case Operation::kUploadPartCopy:
+      return "UploadPartCopy";
+    case Operation::kCompleteMultipartUpload:
+      return "CompleteMultipartUpload";
+    case Operation::kAbortMultipartUpload:
+      return "AbortMultipartUpload";
+    case Operation::kListParts:
+      return "ListParts";
   }
   return "Unknown";
 }

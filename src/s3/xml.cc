@@ -1,9 +1,8 @@
 #include "coffre/s3/xml.h"
 
-#include <pugixml.hpp>
-
 #include <cstdint>
 #include <limits>
+#include <pugixml.hpp>
 
 #include "coffre/common/clock.h"
 
@@ -195,8 +194,7 @@ bool IsElement(pugi::xml_node node, std::string_view local_name) {
 }
 
 // Loads `xml` and returns its root element if it is named `root_name`.
-Expected<pugi::xml_node, Error> LoadRoot(pugi::xml_document& doc, std::string_view xml,
-                                         std::string_view root_name) {
+Expected<pugi::xml_node, Error> LoadRoot(pugi::xml_document& doc, std::string_view xml, std::string_view root_name) {
   if (!PrescanDocument(xml)) {
     return Malformed();
   }
@@ -504,8 +502,7 @@ Expected<std::vector<CompletedPart>, Error> ParseCompleteMultipartUpload(std::st
         part.etag = StripETagQuotes(*text);
         has_etag = true;
       } else if (name.starts_with("Checksum")) {
-        const bool inserted =
-            part.checksums.emplace(std::string(name), std::string(TrimXmlWhitespace(*text))).second;
+        const bool inserted = part.checksums.emplace(std::string(name), std::string(TrimXmlWhitespace(*text))).second;
         if (!inserted) {
           return Malformed();
         }
@@ -888,8 +885,7 @@ std::string CopyObjectResultDocument(const CopyResult& result) {
 
 std::string CopyPartResultDocument(const CopyResult& result) { return CopyResultDocument("CopyPartResult", result); }
 
-std::string InitiateMultipartUploadDocument(std::string_view bucket, std::string_view key,
-                                            std::string_view upload_id) {
+std::string InitiateMultipartUploadDocument(std::string_view bucket, std::string_view key, std::string_view upload_id) {
   XmlWriter w;
   w.StartS3Root("InitiateMultipartUploadResult");
   w.Element("Bucket", bucket);

@@ -115,9 +115,8 @@ void RegisterAccessKeyCommands(CLI::App& app, CommandRunner& runner) {
                     : kind == 1 ? lifecycle.EnableAccessKey(tenant.id, flags->access_key_id, request)
                                 : lifecycle.DisableAccessKey(tenant.id, flags->access_key_id, request);
         if (st.code() == StatusCode::kNotFound) {
-          return Fail(Status::InvalidArgument("tenant " + tenant.name + " has no access key " +
-                                              flags->access_key_id + " (coffre access-key list " + tenant.name +
-                                              ")"));
+          return Fail(Status::InvalidArgument("tenant " + tenant.name + " has no access key " + flags->access_key_id +
+                                              " (coffre access-key list " + tenant.name + ")"));
         }
         if (st.code() == StatusCode::kFailedPrecondition) {
           return Fail(Status::InvalidArgument(st.message()));

@@ -61,7 +61,8 @@ int Create(const CredentialFlags& flags) {
     return Fail(opened.status());
   }
   service::DualControl dual(*opened->keys, opened->log.get(), opened->policy);
-  auto created = dual.CreateAdminCredential(flags.name, *role, flags.approval, CliRequest("cli:admin-credential create"));
+  auto created =
+      dual.CreateAdminCredential(flags.name, *role, flags.approval, CliRequest("cli:admin-credential create"));
   if (!created.ok()) {
     if (created.status().code() == StatusCode::kAlreadyExists) {
       return Fail(Status::InvalidArgument(created.status().message() + " (names are never reused)"));

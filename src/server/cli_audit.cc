@@ -132,8 +132,8 @@ Result<std::unique_ptr<audit::AuditLog>> OpenExistingAuditLog(const Config& conf
   return OpenAuditLog(config, root);
 }
 
-int RunExport(const CommonFlags& common, const std::string& tenant_name, const std::string& from,
-              const std::string& to, const std::string& format, const std::string& out) {
+int RunExport(const CommonFlags& common, const std::string& tenant_name, const std::string& from, const std::string& to,
+              const std::string& format, const std::string& out) {
   audit::BundleFormat fmt;
   if (format == "jsonl") {
     fmt = audit::BundleFormat::kJsonl;
@@ -268,8 +268,9 @@ int RunArchive(const CommonFlags& common, const std::string& before, const std::
   auto text = ReadWholeFile(out);
   if (!text.ok()) return Fail(text.status());
   auto reread = audit::ParseArchive(*text);
-  if (!reread.ok()) return Fail(Status::Internal("the archive written to " + out + " does not parse back: " +
-                                                 reread.status().message() + "; nothing pruned"));
+  if (!reread.ok())
+    return Fail(Status::Internal("the archive written to " + out +
+                                 " does not parse back: " + reread.status().message() + "; nothing pruned"));
   auto report = audit::VerifyArchive(*reread, (*log)->public_key());
   if (!report.ok() || !report->ok() || report->records != archive->records.size()) {
     return Fail(Status::Corruption("the archive written to " + out + " does not verify; nothing pruned"));
@@ -277,8 +278,8 @@ int RunArchive(const CommonFlags& common, const std::string& before, const std::
   if (Status st = (*log)->Prune(*reread); !st.ok()) {
     return Fail(Status(st.code(), "archive " + out + " written, but pruning failed: " + st.message()));
   }
-  std::cout << "archived " << archive->records.size() << " record(s) (global " << archive->start_global.seq + 1
-            << ".." << archive->end_gseq << ") to " << out << " and pruned them from the live log" << std::endl;
+  std::cout << "archived " << archive->records.size() << " record(s) (global " << archive->start_global.seq + 1 << ".."
+            << archive->end_gseq << ") to " << out << " and pruned them from the live log" << std::endl;
   return 0;
 }
 

@@ -10,9 +10,10 @@ void RegisterConfigCommands(CLI::App& app, CommandRunner& runner) {
   auto* config = app.add_subcommand("config", "Configuration file tools");
   config->require_subcommand(1);
   auto file = std::make_shared<std::string>();
-  auto* check = config->add_subcommand(
-      "check", "Validate a configuration file as `serve` would (fields, types, ranges, addresses); "
-               "exit 0 when valid, 1 with a message naming the bad field otherwise");
+  auto* check =
+      config->add_subcommand("check",
+                             "Validate a configuration file as `serve` would (fields, types, ranges, addresses); "
+                             "exit 0 when valid, 1 with a message naming the bad field otherwise");
   check->add_option("FILE", *file, "JSON configuration file")->required();
   check->callback([file, &runner] {
     runner.run = [file] {

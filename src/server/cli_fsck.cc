@@ -64,10 +64,10 @@ bool Contains(const std::vector<std::string>& sorted, const std::string& id) {
 }
 
 struct Report {
-  uint64_t blobs = 0;               // blob files on disk
-  uint64_t referenced = 0;          // distinct blob ids objects and upload parts name
-  uint64_t garbage_pending = 0;     // blob files listed as garbage (the collector removes them)
-  uint64_t recent = 0;              // unreferenced blobs and temporaries younger than --min-age
+  uint64_t blobs = 0;            // blob files on disk
+  uint64_t referenced = 0;       // distinct blob ids objects and upload parts name
+  uint64_t garbage_pending = 0;  // blob files listed as garbage (the collector removes them)
+  uint64_t recent = 0;           // unreferenced blobs and temporaries younger than --min-age
   std::vector<std::string> missing;
   std::vector<std::string> orphans;
   std::vector<std::string> temporaries;

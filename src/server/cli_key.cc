@@ -76,7 +76,8 @@ int Rotate(const KeyFlags& flags) {
   }
   std::cout << "tenant " << tenant->name << ": key version " << *version
             << " is now active for new objects; older versions keep decrypting theirs "
-               "(coffre key rewrap " << tenant->name << " moves them to the new version)" << std::endl;
+               "(coffre key rewrap "
+            << tenant->name << " moves them to the new version)" << std::endl;
   return 0;
 }
 
@@ -225,8 +226,8 @@ int Rewrap(const KeyFlags& flags) {
     return 2;
   }
   if (sum.failed > 0) {
-    std::cerr << "coffre: " << sum.failed
-              << " wrapped data keys did not open (altered rows); they were left unchanged" << std::endl;
+    std::cerr << "coffre: " << sum.failed << " wrapped data keys did not open (altered rows); they were left unchanged"
+              << std::endl;
     return 2;
   }
   return 0;

@@ -28,8 +28,9 @@ bool Exists(const std::string& path) {
 int RunRotateRoot(const CommonFlags& common, const std::string& new_key_file, int new_passphrase_fd,
                   const std::string& approval) {
   if (new_key_file.empty() == (new_passphrase_fd < 0)) {
-    return Fail(Status::InvalidArgument("keystore rotate-root needs exactly one of --new-key-file FILE or "
-                                        "--new-passphrase-fd N"));
+    return Fail(
+        Status::InvalidArgument("keystore rotate-root needs exactly one of --new-key-file FILE or "
+                                "--new-passphrase-fd N"));
   }
   if (new_passphrase_fd >= 0 && new_passphrase_fd == common.passphrase_fd) {
     return Fail(Status::InvalidArgument("--new-passphrase-fd and --passphrase-fd must be different descriptors"));
@@ -88,8 +89,9 @@ int RunRotateRoot(const CommonFlags& common, const std::string& new_key_file, in
     new_passphrase_kdf = std::move(derived->kdf_record);
   }
   if (ConstantTimeEquals(current->Reveal(), new_root.Reveal())) {
-    return Fail(Status::InvalidArgument("the new root key is the current root key; nothing was changed (create a new "
-                                        "one with coffre keystore init --root-key-file FILE)"));
+    return Fail(
+        Status::InvalidArgument("the new root key is the current root key; nothing was changed (create a new "
+                                "one with coffre keystore init --root-key-file FILE)"));
   }
 
   // Dual control: the approval is used up before anything changes, and released if the rotation
@@ -113,8 +115,8 @@ int RunRotateRoot(const CommonFlags& common, const std::string& new_key_file, in
   const bool has_audit = Exists(audit_path);
   if (has_audit) {
     if (Status st = audit::AuditLog::AddRootKeySeal(audit_path, *current, new_root); !st.ok()) {
-      return Fail(Status(st.code(), "cannot prepare the audit log for the new root key: " + st.message() +
-                                        "; nothing was changed"));
+      return Fail(Status(
+          st.code(), "cannot prepare the audit log for the new root key: " + st.message() + "; nothing was changed"));
     }
   }
   // (2) The keystore, in one transaction.
@@ -197,8 +199,7 @@ void RegisterKeystoreCommands(CLI::App& app, CommandRunner& runner) {
   auto* ks = app.add_subcommand("keystore", "Manage the keystore");
   ks->require_subcommand(1);
   auto* init = ks->add_subcommand(
-      "init",
-      "Create a new root key file (mode 0600); with --config or --data-dir, also create the keystore");
+      "init", "Create a new root key file (mode 0600); with --config or --data-dir, also create the keystore");
   init->add_option("--root-key-file", flags->key_file, "Path of the new root key file");
   AddCommonFlags(init, flags->common);
   init->callback([flags, &runner] {
@@ -206,8 +207,9 @@ void RegisterKeystoreCommands(CLI::App& app, CommandRunner& runner) {
       const bool with_keystore = !flags->common.config_file.empty() || !flags->common.data_dir.empty();
       if (!with_keystore) {
         if (flags->key_file.empty()) {
-          return Fail(Status::InvalidArgument("keystore init needs --root-key-file FILE, and --config or --data-dir "
-                                              "to create the keystore too"));
+          return Fail(
+              Status::InvalidArgument("keystore init needs --root-key-file FILE, and --config or --data-dir "
+                                      "to create the keystore too"));
         }
         if (Status st = keystore::CreateRootKeyFile(flags->key_file); !st.ok()) return Fail(st);
         std::cout << "root key written to " << flags->key_file << " (mode 0600)" << std::endl;
@@ -233,8 +235,8 @@ void RegisterKeystoreCommands(CLI::App& app, CommandRunner& runner) {
       config->create_root_key = false;
       auto keys = OpenKeystore(*config, /*create=*/true);
       if (!keys.ok()) return Fail(keys.status());
-      std::cout << "keystore created in " << config->data_dir << " (root key source: " << config->root_key_source
-                << ")" << std::endl;
+      std::cout << "keystore created in " << config->data_dir << " (root key source: " << config->root_key_source << ")"
+                << std::endl;
       return 0;
     };
   });

@@ -56,9 +56,9 @@ void RegisterTenantCommands(CLI::App& app, CommandRunner& runner) {
       }
       auto k = lifecycle.CreateAccessKey(t->id, request);
       if (!k.ok()) {
-        std::cerr << "coffre: tenant " << t->name << " was created (and recorded), but no access key was issued: "
-                  << k.status().message() << " (coffre access-key create " << t->name << " issues one)"
-                  << std::endl;
+        std::cerr << "coffre: tenant " << t->name
+                  << " was created (and recorded), but no access key was issued: " << k.status().message()
+                  << " (coffre access-key create " << t->name << " issues one)" << std::endl;
         return 2;
       }
       if (flags->json) {

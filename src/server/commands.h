@@ -4,7 +4,6 @@
 // (cli_<family>.cc); when parsing selects a command, its registration stores what to run.
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <memory>
 #include <string>

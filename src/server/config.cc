@@ -80,8 +80,8 @@ Status CheckRootKeyPlacement(const Config& config) {
   const std::filesystem::path key = Resolved(key_file);
   const std::filesystem::path data = Resolved(config.data_dir);
   if (!IsWithin(data, key)) return Status::Ok();
-  const std::string spelled = config.root_key_file.empty() ? "root_key_file (default " + key_file + ")"
-                                                           : "root_key_file " + key_file;
+  const std::string spelled =
+      config.root_key_file.empty() ? "root_key_file (default " + key_file + ")" : "root_key_file " + key_file;
   const std::string resolves = key.string() == key_file ? "" : " (resolves to " + key.string() + ")";
   return Status::InvalidArgument(
       spelled + resolves + " is inside data_dir " + config.data_dir +
@@ -100,7 +100,8 @@ constexpr double kMaxRate = 1'000'000;
 // {"requests_per_second": N, "burst": M}; `path` names it in messages.
 Result<ops::RateLimit> ParseRateLimit(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) {
-    return Status::InvalidArgument("config: '" + path + "' must be an object {\"requests_per_second\": N, \"burst\": M}");
+    return Status::InvalidArgument("config: '" + path +
+                                   "' must be an object {\"requests_per_second\": N, \"burst\": M}");
   }
   for (const auto& [k, v] : j.items()) {
     if (k != "requests_per_second" && k != "burst") {
@@ -211,7 +212,8 @@ Result<Config> ParseConfig(const std::string& json_text) {
   };
   auto boolean = [&](const char* name, bool& out) -> Status {
     if (!j.contains(name)) return Status::Ok();
-    if (!j[name].is_boolean()) return Status::InvalidArgument(std::string("config: '") + name + "' must be true or false");
+    if (!j[name].is_boolean())
+      return Status::InvalidArgument(std::string("config: '") + name + "' must be true or false");
     out = j[name].get<bool>();
     return Status::Ok();
   };

@@ -14,6 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "audit_store.h"
+#include "background_scrub.h"
 #include "coffre/admin/admin_api.h"
 #include "coffre/admin/admin_handler.h"
 #include "coffre/catalog/catalog.h"
@@ -29,10 +31,8 @@
 #include "coffre/service/object_service.h"
 #include "coffre/service/scrub.h"
 #include "coffre/storage/blob_store.h"
-#include "operations.h"
-#include "audit_store.h"
-#include "background_scrub.h"
 #include "data_dir_lock.h"
+#include "operations.h"
 #include "stores.h"
 
 namespace coffre::server {
@@ -63,9 +63,8 @@ Status EnsureDevTenant(keystore::Keystore& keys, service::KeyLifecycle& lifecycl
     if (!tenant.ok()) return tenant.status();
     auto key = lifecycle.CreateAccessKey(tenant->id, request);
     if (!key.ok()) return key.status();
-    creds = {{"tenant", "dev"},
-             {"access_key_id", key->key.access_key_id},
-             {"secret_access_key", key->secret_access_key}};
+    creds = {
+        {"tenant", "dev"}, {"access_key_id", key->key.access_key_id}, {"secret_access_key", key->secret_access_key}};
   }
   creds["endpoint"] = endpoint;
   const std::string tmp = path + ".tmp";
@@ -165,17 +164,17 @@ void ReloadConfig(const ConfigLoader& reload, Config& running, http::Server& s3_
     admin_limits.max_connections = 64;
     admin_server->UpdateLimits(admin_limits);
   }
-  spdlog::info("SIGHUP: configuration reloaded (log_level={}, max_connections={}, max_header_bytes={}, "
-               "idle_timeout_seconds={}, read_timeout_seconds={}, drain_timeout_seconds={}, tls={})",
-               running.log_level, running.max_connections, running.max_header_bytes, running.idle_timeout_seconds,
-               running.read_timeout_seconds, running.drain_timeout_seconds,
-               tls ? "certificate reloaded" : "off");
+  spdlog::info(
+      "SIGHUP: configuration reloaded (log_level={}, max_connections={}, max_header_bytes={}, "
+      "idle_timeout_seconds={}, read_timeout_seconds={}, drain_timeout_seconds={}, tls={})",
+      running.log_level, running.max_connections, running.max_header_bytes, running.idle_timeout_seconds,
+      running.read_timeout_seconds, running.drain_timeout_seconds, tls ? "certificate reloaded" : "off");
   const ops::RateLimit& default_limit = running.rate_limits.default_limit;
   spdlog::info("SIGHUP: log_format={}, max_bodies_per_tenant={}, rate_limits: default {}, {} tenant override(s)",
                running.log_format, running.max_bodies_per_tenant,
-               default_limit.unlimited() ? std::string("unlimited")
-                                         : fmt::format("{} requests/s (burst {})", default_limit.requests_per_second,
-                                                       default_limit.burst),
+               default_limit.unlimited()
+                   ? std::string("unlimited")
+                   : fmt::format("{} requests/s (burst {})", default_limit.requests_per_second, default_limit.burst),
                running.rate_limits.tenants.size());
 }
 
@@ -228,9 +227,10 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   }
   if (std::string why = (*audit_log)->integrity_error(); !why.empty()) {
     // Serve what needs no key (and the health endpoints, which say why) rather than nothing.
-    spdlog::critical("the audit log failed its integrity check; the daemon is not ready and refuses every key use "
-                     "(503) until audit.db is restored: {}",
-                     why);
+    spdlog::critical(
+        "the audit log failed its integrity check; the daemon is not ready and refuses every key use "
+        "(503) until audit.db is restored: {}",
+        why);
   }
   service.set_audit(audit_log->get());
 
@@ -259,8 +259,7 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   // Background scrub (scrub_interval_hours; 0: off): its own low-priority thread, stopped on SIGTERM.
   service::Scrubber scrubber(service, *s.catalog, keys, *s.blobs, &audit_recorder);
   BackgroundScrub background_scrub(
-      scrubber, metrics,
-      std::chrono::milliseconds(static_cast<int64_t>(config.scrub_interval_hours * 3600.0 * 1000.0)),
+      scrubber, metrics, std::chrono::milliseconds(static_cast<int64_t>(config.scrub_interval_hours * 3600.0 * 1000.0)),
       config.scrub_bytes_per_second);
   s3::GatewayOptions gopts;
   gopts.observer = S3MetricsObserver(metrics);
@@ -284,8 +283,7 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
   // through `lifecycle`, so they are audited and fail closed as the CLI's do.
   admin::AdminApiOptions api_options;
   api_options.dual_control = DualControlPolicyOf(config);
-  api_options.count_key_references =
-      [&service](const std::string& tenant_id) -> Result<std::map<uint32_t, uint64_t>> {
+  api_options.count_key_references = [&service](const std::string& tenant_id) -> Result<std::map<uint32_t, uint64_t>> {
     auto counts = service.CountKeyReferences(tenant_id);
     if (!counts.ok()) {
       return Status::Internal("cannot count the objects under each key version: " + counts.error().message);
@@ -314,8 +312,9 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
       (void)ParseListen(config.admin_listen, &admin_host, &admin_port);
     }
     if (!IsLoopbackHost(host) || !IsLoopbackHost(admin_host)) {
-      spdlog::critical("plain HTTP on a non-loopback address: set tls_cert_file and tls_key_file, or "
-                       "allow_plaintext: true");
+      spdlog::critical(
+          "plain HTTP on a non-loopback address: set tls_cert_file and tls_key_file, or "
+          "allow_plaintext: true");
       return 1;
     }
   }
@@ -418,8 +417,10 @@ int RunDaemon(const Config& config, const ConfigLoader& reload) {
         return;
       }
       for (const auto& [tenant_id, version] : *rotated) {
-        spdlog::info("key rotation policy: tenant {} has a new active key version {} (the previous one was older "
-                     "than {} days)", tenant_id, version, config.rotate_after_days);
+        spdlog::info(
+            "key rotation policy: tenant {} has a new active key version {} (the previous one was older "
+            "than {} days)",
+            tenant_id, version, config.rotate_after_days);
       }
     });
     rotation_timer.expires_after(std::chrono::hours(1));

@@ -43,8 +43,8 @@ s3::RequestObserver S3MetricsObserver(ops::Registry& registry) {
 
 std::string AccessLogLine(const s3::RequestRecord& r) {
   auto quoted = [](std::string_view text) {
-    return nlohmann::json(std::string(text)).dump(-1, ' ', /*ensure_ascii=*/true,
-                                                  nlohmann::json::error_handler_t::replace);
+    return nlohmann::json(std::string(text))
+        .dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
   };
   return "[" + std::string(r.request_id) + "] access method=" + std::string(r.method) +
          " operation=" + std::string(r.operation) + " bucket=" + quoted(r.bucket) + " key=" + quoted(r.key) +
@@ -55,8 +55,7 @@ std::string AccessLogLine(const s3::RequestRecord& r) {
 
 void RegisterProcessMetrics(ops::Registry& registry, const Config& config, const http::Server& s3_server,
                             const http::Server* admin_server) {
-  registry.GetGauge("coffre_build_info", "Always 1; the labels say which build runs.",
-                    {{"version", COFFRE_VERSION}})
+  registry.GetGauge("coffre_build_info", "Always 1; the labels say which build runs.", {{"version", COFFRE_VERSION}})
       .Set(1);
   registry.GetGauge("coffre_process_start_time_seconds", "Start time of the process, in Unix seconds.")
       .Set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
@@ -69,8 +68,9 @@ void RegisterProcessMetrics(ops::Registry& registry, const Config& config, const
                               [admin_server] { return static_cast<double>(admin_server->open_connections()); });
   }
   const std::string data_dir = config.data_dir;
-  registry.AddCallbackGauge("coffre_data_dir_free_bytes", "Bytes available to Coffre on the data directory's file system (-1: unknown).",
-                            {}, [data_dir] {
+  registry.AddCallbackGauge("coffre_data_dir_free_bytes",
+                            "Bytes available to Coffre on the data directory's file system (-1: unknown).", {},
+                            [data_dir] {
                               auto free = ops::FreeBytes(data_dir);
                               return free.ok() ? static_cast<double>(*free) : -1.0;
                             });
@@ -78,31 +78,37 @@ void RegisterProcessMetrics(ops::Registry& registry, const Config& config, const
 
 service::ServiceObserver ServiceMetricsObserver(ops::Registry& registry) {
   service::ServiceObserver observer;
-  ops::Counter& encrypted = registry.GetCounter(
-      "coffre_encrypted_bytes_total", "Plaintext bytes encrypted into blobs (object and part uploads).");
+  ops::Counter& encrypted = registry.GetCounter("coffre_encrypted_bytes_total",
+                                                "Plaintext bytes encrypted into blobs (object and part uploads).");
   ops::Counter& decrypted = registry.GetCounter(
       "coffre_decrypted_bytes_total", "Plaintext bytes decrypted and authenticated from blobs (reads, copies).");
   observer.encrypted = [&encrypted](uint64_t n) { encrypted.Add(n); };
   observer.decrypted = [&decrypted](uint64_t n) { decrypted.Add(n); };
-  const char* const kHelp = "Data-key operations by the object service, by operation (wrap, unwrap) and outcome (ok, error).";
+  const char* const kHelp =
+      "Data-key operations by the object service, by operation (wrap, unwrap) and outcome (ok, error).";
   // Every series exists from the start (at 0), so that rate() and alerts see the first error.
   struct Series {
     ops::Counter* ok;
     ops::Counter* error;
   };
   auto series = [&](const char* operation) {
-    return Series{&registry.GetCounter("coffre_key_operations_total", kHelp, {{"operation", operation}, {"outcome", "ok"}}),
-                  &registry.GetCounter("coffre_key_operations_total", kHelp,
-                                       {{"operation", operation}, {"outcome", "error"}})};
+    return Series{
+        &registry.GetCounter("coffre_key_operations_total", kHelp, {{"operation", operation}, {"outcome", "ok"}}),
+        &registry.GetCounter("coffre_key_operations_total", kHelp, {{"operation", operation}, {"outcome", "error"}})};
   };
   const Series wrap = series("wrap");
   const Series unwrap = series("unwrap");
   observer.key_operation = [wrap, unwrap](service::KeyOperation operation, bool ok) {
     const Series* s = nullptr;
     switch (operation) {
-      case service::KeyOperation::kWrap: s = &wrap; break;
-      case service::KeyOperation::kUnwrap: s = &unwrap; break;
-      case service::KeyOperation::kRewrap: return;  // not done by the daemon
+      case service::KeyOperation::kWrap:
+        s = &wrap;
+        break;
+      case service::KeyOperation::kUnwrap:
+        s = &unwrap;
+        break;
+      case service::KeyOperation::kRewrap:
+        return;  // not done by the daemon
     }
     (ok ? s->ok : s->error)->Add();
   };
@@ -150,9 +156,8 @@ s3::BodyAdmission BodyLimitAdmission(ops::TenantBodyLimiter& limiter, ops::Regis
 }
 
 void RegisterAuditMetrics(ops::Registry& registry, const audit::AuditLog& audit) {
-  registry.AddCallbackCounter("coffre_audit_records_written_total",
-                              "Key-usage audit records made durable since start.", {},
-                              [&audit] { return audit.records_written(); });
+  registry.AddCallbackCounter("coffre_audit_records_written_total", "Key-usage audit records made durable since start.",
+                              {}, [&audit] { return audit.records_written(); });
   registry.AddCallbackCounter("coffre_audit_commits_total",
                               "Audit transactions (one flush each) that made those records durable.", {},
                               [&audit] { return audit.commits(); });
@@ -207,7 +212,8 @@ std::vector<admin::ReadinessCheck> ReadinessChecks(const Config& config, keystor
                         return free.status();
                       }
                       if (*free < min_free) {
-                        return Status::NoSpace(std::to_string(*free / (1024 * 1024)) + " MiB free, below min_free_megabytes (" +
+                        return Status::NoSpace(std::to_string(*free / (1024 * 1024)) +
+                                               " MiB free, below min_free_megabytes (" +
                                                std::to_string(min_free / (1024 * 1024)) + ")");
                       }
                       return Status::Ok();

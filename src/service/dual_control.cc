@@ -162,14 +162,13 @@ Result<keystore::NewAdminCredential> DualControl::CreateAdminCredential(const st
   if (role == keystore::AdminRole::kAdmin) {
     const bool bootstrap = admins < kBootstrapAdmins;
     if (!approval_id.empty() || (policy_.required && !bootstrap)) {
-      COFFRE_ASSIGN_OR_RETURN(authorization,
-                              Authorize(GuardedOperation::kCreateAdminCredential, name, 0, approval_id));
+      COFFRE_ASSIGN_OR_RETURN(authorization, Authorize(GuardedOperation::kCreateAdminCredential, name, 0, approval_id));
     }
   } else if (!approval_id.empty()) {
     return Status::InvalidArgument("auditor credentials take no part in dual control and need no approval");
   }
-  const audit::Event event = CredentialEvent(audit::Operation::kAdminCredentialCreate, name, role, request,
-                                             authorization.ActionSuffix());
+  const audit::Event event =
+      CredentialEvent(audit::Operation::kAdminCredentialCreate, name, role, request, authorization.ActionSuffix());
   if (recorder_ != nullptr) {
     if (Status recorded = recorder_->Record(event); !recorded.ok()) {
       return Status::Unavailable("the audit log cannot record the credential's creation (" + recorded.message() +

@@ -128,8 +128,8 @@ void RecordKeyFailure(audit::Recorder* recorder, audit::Event event, const Statu
   if (recorder == nullptr) {
     return;
   }
-  event.outcome = status.code() == StatusCode::kCorruption ? audit::Outcome::kIntegrityFailure
-                                                           : audit::Outcome::kFailure;
+  event.outcome =
+      status.code() == StatusCode::kCorruption ? audit::Outcome::kIntegrityFailure : audit::Outcome::kFailure;
   if (Status st = recorder->Record(event); !st.ok()) {
     spdlog::error("[{}] the audit log could not record a failed {} ({})", event.request.request_id,
                   audit::OperationName(event.operation), st.ToString());

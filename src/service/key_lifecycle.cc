@@ -44,8 +44,8 @@ SResult<std::map<uint32_t, uint64_t>> ObjectService::CountKeyReferences(const st
 }
 
 SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string& tenant_id, uint32_t from_version,
-                                                                catalog::WrappedKeyCursor* cursor, uint32_t limit,
-                                                                const RequestInfo* request) {
+                                                               catalog::WrappedKeyCursor* cursor, uint32_t limit,
+                                                               const RequestInfo* request) {
   auto id = TenantKeyId(tenant_id);
   if (!id.ok()) return id.error();
   auto rows = catalog_.ListWrappedKeys(*id, from_version, cursor, limit);
@@ -77,8 +77,7 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
       bucket = it->second;
     }
     bucket.tenant_id = tenant_id;
-    return internal::KeyEvent(audit::Operation::kDataKeyRewrap, bucket, row.key, row.object_id, *id, version,
-                              request);
+    return internal::KeyEvent(audit::Operation::kDataKeyRewrap, bucket, row.key, row.object_id, *id, version, request);
   };
   std::vector<catalog::KeyRewrap> rewraps;
   std::vector<audit::Event> events;
@@ -96,8 +95,8 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
       return internal::FromKeyStatus(r.status());
     }
     if (r->tenant_key_version == from_version) {
-      return Err(Errc::kInvalidArgument, "key version " + std::to_string(from_version) +
-                                             " is the active version: nothing to rewrap from it");
+      return Err(Errc::kInvalidArgument,
+                 "key version " + std::to_string(from_version) + " is the active version: nothing to rewrap from it");
     }
     events.push_back(event_of(row, r->tenant_key_version));
     rewraps.push_back(catalog::KeyRewrap{std::move(row), r->tenant_key_version, std::move(r->wrapped)});
@@ -130,8 +129,8 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
     spdlog::error("rewrap refused for {} data keys: the audit log cannot record them ({})", refused,
                   first_refusal.ToString());
     return Err(Errc::kUnavailable, "the audit log is not writable: " + std::to_string(refused) +
-                                       " data keys were left under version " + std::to_string(from_version) +
-                                       " (" + first_refusal.message() + "); run the command again once it is");
+                                       " data keys were left under version " + std::to_string(from_version) + " (" +
+                                       first_refusal.message() + "); run the command again once it is");
   }
   return stats;
 }
@@ -252,8 +251,8 @@ const keystore::KeyVersion* ActiveVersion(const std::vector<keystore::KeyVersion
   return nullptr;
 }
 
-audit::Event AccessKeyEvent(audit::Operation operation, const std::string& tenant_id,
-                            const std::string& access_key_id, const audit::RequestInfo& request) {
+audit::Event AccessKeyEvent(audit::Operation operation, const std::string& tenant_id, const std::string& access_key_id,
+                            const audit::RequestInfo& request) {
   // No tenant key is involved: key_id stays empty (audit/event.h).
   audit::Event ev;
   ev.operation = operation;
@@ -303,8 +302,7 @@ Result<keystore::Tenant> KeyLifecycle::CreateTenant(const std::string& name, con
       return existing.status();
     }
     COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::KeyEvent> events, keys_.ListKeyEvents(existing->id));
-    const bool incomplete =
-        !existing->shredded && events.size() == 1 && events.front().event == "tenant-created";
+    const bool incomplete = !existing->shredded && events.size() == 1 && events.front().event == "tenant-created";
     if (!incomplete) {
       return created.status();
     }
@@ -315,10 +313,11 @@ Result<keystore::Tenant> KeyLifecycle::CreateTenant(const std::string& name, con
   }
   // The keystore draws the tenant id, which is the key id the record names: recorded right after.
   // Until it is, the tenant has no access key, so its key cannot be used by anyone.
-  COFFRE_RETURN_IF_ERROR(RecordOrRefuse(
-      internal::LifecycleEvent(audit::Operation::kTenantKeyCreate, created->id, 1, request),
-      "tenant " + name + " exists but its creation is not recorded and no access key was issued; run the same "
-      "command again once the audit log is writable"));
+  COFFRE_RETURN_IF_ERROR(
+      RecordOrRefuse(internal::LifecycleEvent(audit::Operation::kTenantKeyCreate, created->id, 1, request),
+                     "tenant " + name +
+                         " exists but its creation is not recorded and no access key was issued; run the same "
+                         "command again once the audit log is writable"));
   return created;
 }
 
@@ -331,9 +330,9 @@ Result<keystore::NewAccessKey> KeyLifecycle::CreateAccessKey(const std::string& 
   COFFRE_ASSIGN_OR_RETURN(keystore::NewAccessKey key, keys_.CreateAccessKey(tenant_id));
   // The keystore draws the id the record names, so the record follows; if it fails the key is
   // deleted before its secret left this process, so nobody ever held it.
-  Status recorded = RecordOrRefuse(AccessKeyEvent(audit::Operation::kAccessKeyCreate, tenant_id,
-                                                  key.key.access_key_id, request),
-                                   "no access key was created");
+  Status recorded =
+      RecordOrRefuse(AccessKeyEvent(audit::Operation::kAccessKeyCreate, tenant_id, key.key.access_key_id, request),
+                     "no access key was created");
   if (!recorded.ok()) {
     if (Status undone = keys_.DeleteAccessKey(tenant_id, key.key.access_key_id); !undone.ok()) {
       spdlog::error("access key {} of tenant {} could not be deleted after its record failed: {}",
@@ -401,8 +400,7 @@ Result<uint32_t> KeyLifecycle::RotateTenantKey(const std::string& tenant_id, con
   COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::KeyVersion> versions, keys_.ListKeyVersions(tenant_id));
   const uint32_t expected = NextVersion(versions);
   // A new key comes into existence: recorded first, like every other key use.
-  const audit::Event event =
-      internal::LifecycleEvent(audit::Operation::kTenantKeyRotate, tenant_id, expected, request);
+  const audit::Event event = internal::LifecycleEvent(audit::Operation::kTenantKeyRotate, tenant_id, expected, request);
   COFFRE_RETURN_IF_ERROR(RecordOrRefuse(event, "tenant " + tenant.name + " was not rotated"));
   auto rotated = keys_.RotateTenantKey(tenant_id);
   if (!rotated.ok()) {
@@ -412,12 +410,12 @@ Result<uint32_t> KeyLifecycle::RotateTenantKey(const std::string& tenant_id, con
   if (*rotated != expected) {
     // Another process rotated the same tenant between our look and our rotation (and recorded
     // its own version): record the version this rotation really made as well.
-    spdlog::warn("tenant {}: a concurrent rotation took version {}; this one made version {}", tenant_id,
-                 expected, *rotated);
-    COFFRE_RETURN_IF_ERROR(RecordOrRefuse(
-        internal::LifecycleEvent(audit::Operation::kTenantKeyRotate, tenant_id, *rotated, request),
-        "version " + std::to_string(*rotated) + " of tenant " + tenant.name + " was made but is recorded as " +
-            std::to_string(expected)));
+    spdlog::warn("tenant {}: a concurrent rotation took version {}; this one made version {}", tenant_id, expected,
+                 *rotated);
+    COFFRE_RETURN_IF_ERROR(
+        RecordOrRefuse(internal::LifecycleEvent(audit::Operation::kTenantKeyRotate, tenant_id, *rotated, request),
+                       "version " + std::to_string(*rotated) + " of tenant " + tenant.name +
+                           " was made but is recorded as " + std::to_string(expected)));
   }
   return *rotated;
 }

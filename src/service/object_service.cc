@@ -50,11 +50,16 @@ bool BucketGone(const Status& st) { return st.code() == StatusCode::kAborted; }
 
 Error FromStatus(const Status& status) {
   switch (status.code()) {
-    case StatusCode::kNoSpace: return Err(Errc::kNoSpace, status.message());
-    case StatusCode::kUnavailable: return Err(Errc::kUnavailable, status.message());
-    case StatusCode::kCorruption: return Err(Errc::kCorruption, status.message());
-    case StatusCode::kInvalidArgument: return Err(Errc::kInvalidArgument, status.message());
-    default: return Err(Errc::kInternal, status.ToString());
+    case StatusCode::kNoSpace:
+      return Err(Errc::kNoSpace, status.message());
+    case StatusCode::kUnavailable:
+      return Err(Errc::kUnavailable, status.message());
+    case StatusCode::kCorruption:
+      return Err(Errc::kCorruption, status.message());
+    case StatusCode::kInvalidArgument:
+      return Err(Errc::kInvalidArgument, status.message());
+    default:
+      return Err(Errc::kInternal, status.ToString());
   }
 }
 
@@ -414,8 +419,8 @@ class BlobObjectReader final : public ObjectReader {
     while (produced < out.size() && pos_ < end_) {
       // The part holding pos_ (empty parts share their start with the next part, and
       // upper_bound skips past them).
-      const size_t p = static_cast<size_t>(
-          std::upper_bound(part_starts_.begin(), part_starts_.end(), pos_) - part_starts_.begin() - 1);
+      const size_t p = static_cast<size_t>(std::upper_bound(part_starts_.begin(), part_starts_.end(), pos_) -
+                                           part_starts_.begin() - 1);
       if (auto r = OpenPart(p); !r.ok()) return r.error();
       const uint32_t seg_size = decryptor_->header().segment_size;  // the blob's own
       const uint64_t segment = (pos_ - part_starts_[p]) / seg_size;
@@ -686,8 +691,8 @@ SResult<Done> ObjectService::DeleteObject(const Bucket& bucket, const std::strin
   return Done{};
 }
 
-SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std::string& key,
-                                                 Attributes attributes, const RequestInfo* request) {
+SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std::string& key, Attributes attributes,
+                                                 const RequestInfo* request) {
   catalog::UploadRecord up;
   up.upload_id = RandomId(24);
   auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(bucket.name, key, up.upload_id));
@@ -698,9 +703,9 @@ SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std
         dk.status());
     return FromKeyStatus(dk.status());
   }
-  if (auto e = internal::RecordKeyUse(audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key,
-                                                                 up.upload_id, dk->tenant_key_id,
-                                                                 dk->tenant_key_version, request))) {
+  if (auto e =
+          internal::RecordKeyUse(audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, up.upload_id,
+                                                            dk->tenant_key_id, dk->tenant_key_version, request))) {
     return *e;
   }
   up.bucket_id = bucket.id;
@@ -752,10 +757,8 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPart(const Bucket& bu
 }
 
 SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std::string& key,
-                                                 const std::string& upload_id,
-                                                 const std::vector<UploadPartRef>& parts,
-                                                 const catalog::WriteCondition& condition,
-                                                 const RequestInfo* request) {
+                                                 const std::string& upload_id, const std::vector<UploadPartRef>& parts,
+                                                 const catalog::WriteCondition& condition, const RequestInfo* request) {
   auto up = GetUpload(bucket, key, upload_id);
   if (!up.ok()) return up.error();
   if (parts.empty()) return Err(Errc::kInvalidPart, "no parts given");
@@ -828,9 +831,9 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
     result.checksums[*alg] = value;
   }
   // The upload's wrapped data key becomes the object's: recorded before the catalog change.
-  if (auto e = internal::RecordKeyUse(audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, upload_id,
-                                                                 rec.key_info.tenant_key_id,
-                                                                 rec.key_info.tenant_key_version, request))) {
+  if (auto e = internal::RecordKeyUse(
+          audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, upload_id, rec.key_info.tenant_key_id,
+                                     rec.key_info.tenant_key_version, request))) {
     return *e;
   }
   Status st = catalog_.CompleteUpload(upload_id, rec, condition);
@@ -845,8 +848,7 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
   return result;
 }
 
-SResult<Done> ObjectService::AbortUpload(const Bucket& bucket, const std::string& key,
-                                         const std::string& upload_id) {
+SResult<Done> ObjectService::AbortUpload(const Bucket& bucket, const std::string& key, const std::string& upload_id) {
   auto up = GetUpload(bucket, key, upload_id);
   if (!up.ok()) return up.error();
   Status st = catalog_.AbortUpload(upload_id);
@@ -865,8 +867,7 @@ SResult<std::vector<catalog::PartRecord>> ObjectService::ListParts(const Bucket&
   return std::move(r).value();
 }
 
-SResult<catalog::UploadListPage> ObjectService::ListUploads(const Bucket& bucket,
-                                                            const catalog::UploadListQuery& q) {
+SResult<catalog::UploadListPage> ObjectService::ListUploads(const Bucket& bucket, const catalog::UploadListQuery& q) {
   auto r = catalog_.ListUploads(bucket.id, q);
   if (!r.ok()) return FromStatus(r.status());
   return std::move(r).value();

@@ -267,10 +267,9 @@ TEST_F(AdminApiTest, AccessKeyLifecycleThroughTheApi) {
   for (const auto& e : recorder_.events()) {
     actions.push_back(e.request.action);
   }
-  EXPECT_EQ(actions, (std::vector<std::string>{"admin-api:access-key create by alice",
-                                               "admin-api:access-key disable by alice",
-                                               "admin-api:access-key enable by alice",
-                                               "admin-api:access-key delete by alice"}));
+  EXPECT_EQ(actions,
+            (std::vector<std::string>{"admin-api:access-key create by alice", "admin-api:access-key disable by alice",
+                                      "admin-api:access-key enable by alice", "admin-api:access-key delete by alice"}));
 }
 
 TEST_F(AdminApiTest, RotationIsRecordedOnceAndListed) {
@@ -319,8 +318,8 @@ TEST_F(AdminApiTest, ExportReturnsAVerifiableBundle) {
   auto report = audit::VerifyBundle(*parsed, log_->public_key());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_TRUE(report->ok());
-  auto csv = Call("GET", "/audit/export?tenant=acme&format=csv&from=2000-01-01&to=2999-01-01T00%3A00%3A00Z",
-                  auditor_token_);
+  auto csv =
+      Call("GET", "/audit/export?tenant=acme&format=csv&from=2000-01-01&to=2999-01-01T00%3A00%3A00Z", auditor_token_);
   EXPECT_EQ(csv.status, 200) << csv.body;
   EXPECT_TRUE(csv.content_type.starts_with("text/csv"));
   auto key = Call("GET", "/audit/public-key", auditor_token_);
@@ -449,8 +448,8 @@ TEST_F(AdminApiHttpTest, UnauthenticatedAnswerCarriesWwwAuthenticateAndJson) {
 TEST_F(AdminApiHttpTest, BodyOverTheLimitIs413AndNothingIsCreated) {
   // Only the header is sent: the answer must come from the Content-Length, before any body byte.
   auto r = Send("POST /tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + admin_token_ +
-                "\r\nContent-Type: application/json\r\nContent-Length: " +
-                std::to_string(AdminApi::kMaxBodyBytes + 1) + "\r\n\r\n");
+                "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(AdminApi::kMaxBodyBytes + 1) +
+                "\r\n\r\n");
   EXPECT_EQ(r.status, 413);
   EXPECT_TRUE(recorder_.events().empty());
 }

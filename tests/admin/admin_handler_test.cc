@@ -54,11 +54,19 @@ TEST_F(AdminHandlerTest, LiveAnswers200) {
 
 TEST_F(AdminHandlerTest, ReadyWhenEveryCheckPasses) {
   std::atomic<int> runs{0};
-  Start({{"keystore", [&runs] { ++runs; return Status::Ok(); }},
-         {"catalog", [&runs] { ++runs; return Status::Ok(); }}});
+  Start({{"keystore",
+          [&runs] {
+            ++runs;
+            return Status::Ok();
+          }},
+         {"catalog", [&runs] {
+            ++runs;
+            return Status::Ok();
+          }}});
   auto r = Get("/health/ready");
   EXPECT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(r.body, R"({"checks":{"catalog":"ok","keystore":"ok"},"status":"ready"})" "\n");
+  EXPECT_EQ(r.body, R"({"checks":{"catalog":"ok","keystore":"ok"},"status":"ready"})"
+                    "\n");
   EXPECT_EQ(runs.load(), 2);
 }
 

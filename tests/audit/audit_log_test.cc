@@ -363,8 +363,9 @@ TEST_F(AuditLogTest, VerifyStoredDetectsDeletedRow) {
 void MakeLegacy(const std::string& path) {
   auto conn = db::Connection::Open(path, db::OpenMode::kReadWrite);
   ASSERT_TRUE(conn.ok());
-  ASSERT_TRUE((*conn)->Exec("DROP TABLE signed_state; DROP TABLE signed_heads; DROP TABLE audit_upgrade; "
-                            "PRAGMA user_version = 3")
+  ASSERT_TRUE((*conn)
+                  ->Exec("DROP TABLE signed_state; DROP TABLE signed_heads; DROP TABLE audit_upgrade; "
+                         "PRAGMA user_version = 3")
                   .ok());
 }
 

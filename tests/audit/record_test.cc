@@ -111,13 +111,13 @@ TEST(GlobalLinkTest, DependsOnEveryInput) {
 }
 
 TEST(EventNamesTest, RoundTrip) {
-  for (Operation op : {Operation::kDataKeyWrap, Operation::kDataKeyUnwrap, Operation::kDataKeyRewrap,
-                       Operation::kDecrypt, Operation::kTenantKeyCreate, Operation::kTenantKeyRotate,
-                       Operation::kTenantKeyDestroy, Operation::kTenantShred, Operation::kRootKeyRotate,
-                       Operation::kAccessKeyCreate, Operation::kAccessKeyDisable, Operation::kAccessKeyDelete,
-                       Operation::kApprovalRequest, Operation::kApprovalGrant, Operation::kKeystoreRestore,
-                       Operation::kAccessKeyEnable, Operation::kAdminCredentialCreate,
-                       Operation::kAdminCredentialDisable}) {
+  for (Operation op :
+       {Operation::kDataKeyWrap, Operation::kDataKeyUnwrap, Operation::kDataKeyRewrap, Operation::kDecrypt,
+        Operation::kTenantKeyCreate, Operation::kTenantKeyRotate, Operation::kTenantKeyDestroy, Operation::kTenantShred,
+        Operation::kRootKeyRotate, Operation::kAccessKeyCreate, Operation::kAccessKeyDisable,
+        Operation::kAccessKeyDelete, Operation::kApprovalRequest, Operation::kApprovalGrant,
+        Operation::kKeystoreRestore, Operation::kAccessKeyEnable, Operation::kAdminCredentialCreate,
+        Operation::kAdminCredentialDisable}) {
     EXPECT_EQ(ParseOperation(OperationName(op)), op);
   }
   EXPECT_FALSE(ParseOperation("nope"));

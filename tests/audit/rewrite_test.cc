@@ -85,7 +85,8 @@ class Attacker {
       }
       auto heads = conn_->Prepare("SELECT tenant, seq, hash FROM archive_heads");
       while (heads.ok() && *heads->Step()) {
-        tenants[heads->ColumnText(0)] = {static_cast<uint64_t>(heads->ColumnInt64(1)), BlobHash(heads->ColumnBlobView(2))};
+        tenants[heads->ColumnText(0)] = {static_cast<uint64_t>(heads->ColumnInt64(1)),
+                                         BlobHash(heads->ColumnBlobView(2))};
       }
     }
     ASSERT_TRUE(conn_->Exec("BEGIN IMMEDIATE").ok());
@@ -331,8 +332,10 @@ TEST_F(RewriteTest, MovedArchiveBoundaryIsDetected) {
     ASSERT_TRUE(a.Exec("BEGIN IMMEDIATE"));
     ASSERT_TRUE(a.Exec("UPDATE archive_boundary SET gseq = " + g +
                        ", hash = (SELECT global_hash FROM records WHERE gseq = " + g + ")"));
-    ASSERT_TRUE(a.Exec("INSERT OR REPLACE INTO archive_heads (tenant, seq, hash) SELECT tenant, seq, hash "
-                       "FROM records WHERE gseq = " + g));
+    ASSERT_TRUE(
+        a.Exec("INSERT OR REPLACE INTO archive_heads (tenant, seq, hash) SELECT tenant, seq, hash "
+               "FROM records WHERE gseq = " +
+               g));
     ASSERT_TRUE(a.Exec("DELETE FROM records WHERE gseq = " + g));
     ASSERT_TRUE(a.Exec("DELETE FROM checkpoints WHERE scope = 'global' AND seq <= " + g));
     ASSERT_TRUE(a.Exec("COMMIT"));

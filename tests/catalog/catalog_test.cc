@@ -456,11 +456,11 @@ TEST_F(CatalogTest, WritesNamingAnotherTenantsBucketAreRefused) {
   dossier.tenant_id = "tenant2";
   ASSERT_TRUE(cat_->PutObject(dossier).ok());
   ASSERT_TRUE(cat_->CreateUpload([&] {
-                UploadRecord u = MakeUpload("big", "theirs-upload");
-                u.bucket_id = theirs->id;
-                u.tenant_id = "tenant2";
-                return u;
-              }())
+                    UploadRecord u = MakeUpload("big", "theirs-upload");
+                    u.bucket_id = theirs->id;
+                    u.tenant_id = "tenant2";
+                    return u;
+                  }())
                   .ok());
 
   ObjectRecord mine = MakeObject("dossier.pdf", {"mine"});
@@ -494,7 +494,8 @@ TEST(CatalogMigrationTest, RowsGetTheirTenantAndIdsContinue) {
     // The schema as the previous release left it (user_version 2), with a few rows.
     auto conn = db::Connection::Open(path, db::OpenMode::kReadWriteCreate);
     ASSERT_TRUE(conn.ok());
-    ASSERT_TRUE((*conn)->Exec(R"sql(
+    ASSERT_TRUE((*conn)
+                    ->Exec(R"sql(
 CREATE TABLE buckets(id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL UNIQUE,
   created INTEGER NOT NULL);
 CREATE INDEX buckets_by_tenant ON buckets(tenant_id, name);
@@ -1150,8 +1151,7 @@ TEST_F(CatalogTest, GroupedWritesFailAlone) {
         if (cat_->PutObject(MakeObject("always-there"), create_only).code() != StatusCode::kFailedPrecondition) {
           ++unexpected;
         }
-        if (cat_->PutPart("no-such-upload", PartRecord{1, "blob-x", 1, "e", 1, {}}).code() !=
-            StatusCode::kNotFound) {
+        if (cat_->PutPart("no-such-upload", PartRecord{1, "blob-x", 1, "e", 1, {}}).code() != StatusCode::kNotFound) {
           ++unexpected;
         }
         if (r + 1 < kRounds && !cat_->DeleteObject(bucket_row_, key).ok()) {

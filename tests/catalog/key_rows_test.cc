@@ -42,7 +42,8 @@ class KeyRowsTest : public ::testing::Test {
     rec.object_id = "obj-" + key + "-" + std::to_string(fill);
     rec.etag = "e";
     rec.key_info = KeyInfo{tenant, version, Bytes(60, fill)};
-    rec.parts.push_back(ObjectPart{0, "blob-" + key + "-" + std::to_string(bucket) + "-" + std::to_string(fill), 1, "pe", {}});
+    rec.parts.push_back(
+        ObjectPart{0, "blob-" + key + "-" + std::to_string(bucket) + "-" + std::to_string(fill), 1, "pe", {}});
     rec.size = 1;
     return rec;
   }
@@ -141,7 +142,7 @@ TEST_F(KeyRowsTest, RewrapIsACompareAndSwapThatNeverClobbersAConcurrentWrite) {
   EXPECT_EQ(kept->key_info.wrapped_data_key, Bytes(60, 0xee));
   auto over = cat_->GetObject(bucket_a_, "overwritten");
   EXPECT_EQ(over->object_id, fresh.object_id);
-  EXPECT_EQ(over->key_info.wrapped_data_key, fresh.key_info.wrapped_data_key);  // not clobbered
+  EXPECT_EQ(over->key_info.wrapped_data_key, fresh.key_info.wrapped_data_key);              // not clobbered
   EXPECT_EQ(cat_->GetObject(bucket_a_, "deleted").status().code(), StatusCode::kNotFound);  // not resurrected
   EXPECT_EQ(cat_->GetUpload("u1")->key_info.tenant_key_version, 2u);
   EXPECT_EQ(*cat_->CountKeyVersions(kTenantA), (std::map<uint32_t, uint64_t>{{2, 3}}));

@@ -23,9 +23,9 @@ TEST(Clock, DatesBeyondTheClockRangeAreRejectedNotOverflowed) {
 // Found by the ASan+UBSan suite: FromUnixMillis(INT64_MAX / 2), an "all time" bound, overflowed
 // the conversion to nanoseconds.
 TEST(Clock, FromUnixMillisSaturatesInsteadOfOverflowing) {
-  EXPECT_EQ(FromUnixMillis(INT64_MAX / 2), std::chrono::system_clock::time_point::max() -
-                                               std::chrono::system_clock::time_point::max().time_since_epoch() %
-                                                   std::chrono::milliseconds(1));
+  EXPECT_EQ(FromUnixMillis(INT64_MAX / 2),
+            std::chrono::system_clock::time_point::max() -
+                std::chrono::system_clock::time_point::max().time_since_epoch() % std::chrono::milliseconds(1));
   EXPECT_EQ(FromUnixMillis(INT64_MAX), FromUnixMillis(INT64_MAX / 2));
   EXPECT_LT(FromUnixMillis(INT64_MIN), FromUnixMillis(0));
   EXPECT_EQ(ToUnixMillis(FromUnixMillis(1369353600000)), 1369353600000);

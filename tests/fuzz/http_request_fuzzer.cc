@@ -7,13 +7,13 @@
 //
 // Input: byte 0 picks the piece size; the rest is the byte stream a client sends.
 
+#include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

@@ -32,8 +32,8 @@ void Check(std::string_view header, uint64_t size) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view header(reinterpret_cast<const char*>(data), size);
   constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
-  for (const uint64_t object_size : {uint64_t{0}, uint64_t{1}, uint64_t{10}, uint64_t{65536}, uint64_t{1} << 40,
-                                     kMax - 1, kMax}) {
+  for (const uint64_t object_size :
+       {uint64_t{0}, uint64_t{1}, uint64_t{10}, uint64_t{65536}, uint64_t{1} << 40, kMax - 1, kMax}) {
     Check(header, object_size);
   }
   return 0;

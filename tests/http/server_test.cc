@@ -53,8 +53,7 @@ asio::awaitable<void> Sleep(std::chrono::milliseconds duration) {
 }
 
 // Reads the whole body in `piece`-sized reads; returns it, or the first error.
-asio::awaitable<std::pair<std::string, BodyError>> ReadAll(Exchange& exchange,
-                                                           size_t piece = 4096) {
+asio::awaitable<std::pair<std::string, BodyError>> ReadAll(Exchange& exchange, size_t piece = 4096) {
   std::vector<uint8_t> buffer(piece);
   std::string body;
   for (;;) {
@@ -129,8 +128,7 @@ class HttpServerTest : public ::testing::Test {
   // Handler answering "hello <target>".
   void EchoTarget() {
     handler_.fn = [](Exchange& exchange) -> asio::awaitable<void> {
-      co_await exchange.Send(
-          TextResponse(bhttp::status::ok, "hello " + std::string(exchange.request().target())));
+      co_await exchange.Send(TextResponse(bhttp::status::ok, "hello " + std::string(exchange.request().target())));
     };
   }
 
@@ -181,8 +179,7 @@ TEST_F(HttpServerTest, PutOneMebibyteReadIn64KiBPieces) {
   for (size_t i = 0; i < kSize; ++i) {
     payload[i] = static_cast<char>((i * 31 + i / 7) & 0xff);
   }
-  const uint64_t expected =
-      Fnv1a(kFnvOffset, reinterpret_cast<const uint8_t*>(payload.data()), kSize);
+  const uint64_t expected = Fnv1a(kFnvOffset, reinterpret_cast<const uint8_t*>(payload.data()), kSize);
 
   std::atomic<size_t> largest_piece{0};
   handler_.fn = [&](Exchange& exchange) -> asio::awaitable<void> {
@@ -201,13 +198,12 @@ TEST_F(HttpServerTest, PutOneMebibyteReadIn64KiBPieces) {
       count += n;
     }
     EXPECT_TRUE(exchange.body_complete());
-    co_await exchange.Send(
-        TextResponse(bhttp::status::ok, std::to_string(count) + ":" + std::to_string(hash)));
+    co_await exchange.Send(TextResponse(bhttp::status::ok, std::to_string(count) + ":" + std::to_string(hash)));
   };
   StartServer();
   RawClient client(port_);
-  ASSERT_TRUE(client.Send("PUT /bucket/key HTTP/1.1\r\nHost: test\r\nContent-Length: " +
-                          std::to_string(kSize) + "\r\n\r\n"));
+  ASSERT_TRUE(
+      client.Send("PUT /bucket/key HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(kSize) + "\r\n\r\n"));
   ASSERT_TRUE(client.Send(payload));
   auto response = client.ReadResponse();
   ASSERT_TRUE(response);
@@ -262,8 +258,7 @@ TEST_F(HttpServerTest, ExpectContinueSentOnlyWhenHandlerReadsBody) {
   };
   StartServer();
   RawClient client(port_);
-  ASSERT_TRUE(client.Send(
-      "PUT /k HTTP/1.1\r\nHost: test\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n"));
+  ASSERT_TRUE(client.Send("PUT /k HTTP/1.1\r\nHost: test\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n"));
   EXPECT_TRUE(client.SilentFor(150ms));
   auto interim = client.ReadResponse();
   ASSERT_TRUE(interim);
@@ -282,8 +277,7 @@ TEST_F(HttpServerTest, ExpectContinueRejectedWithoutReadingNeverSends100AndClose
   };
   StartServer();
   RawClient client(port_);
-  ASSERT_TRUE(client.Send(
-      "PUT /k HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n"));
+  ASSERT_TRUE(client.Send("PUT /k HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n"));
   auto response = client.ReadResponse();
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 403);
@@ -310,8 +304,7 @@ TEST_F(HttpServerTest, ChunkedRequestBodyIsDecoded) {
   EXPECT_EQ(response->body, "hello, world");
   EXPECT_TRUE(saw_no_length);
   // The connection is still in step: the trailer was consumed.
-  ASSERT_TRUE(client.Send(
-      "POST /d HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"));
+  ASSERT_TRUE(client.Send("POST /d HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"));
   auto second = client.ReadResponse();
   ASSERT_TRUE(second);
   EXPECT_EQ(second->body, "ok");
@@ -439,20 +432,14 @@ INSTANTIATE_TEST_SUITE_P(
         std::string("POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n"
                     "Content-Length: 44\r\n\r\n0\r\n\r\n") +
             kSmuggled,
-        std::string(
-            "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"
-            "hello!") +
+        std::string("POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"
+                    "hello!") +
             kSmuggled,
         std::string("POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n") + kSmuggled,
-        std::string(
-            "POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked, identity\r\n\r\n") +
-            kSmuggled,
-        std::string(
-            "POST / HTTP/1.0\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n") +
-            kSmuggled,
+        std::string("POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked, identity\r\n\r\n") + kSmuggled,
+        std::string("POST / HTTP/1.0\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n") + kSmuggled,
         std::string("POST / HTTP/1.1\r\nHost: test\r\nContent-Length: -1\r\n\r\n") + kSmuggled,
-        std::string("GET / HTTP/2.0\r\nHost: test\r\n\r\n"),
-        std::string("GET / HTTP/1.1\r\nHost test\r\n\r\n")));
+        std::string("GET / HTTP/2.0\r\nHost: test\r\n\r\n"), std::string("GET / HTTP/1.1\r\nHost test\r\n\r\n")));
 
 TEST_F(HttpServerTest, StreamedResponseIsReadBackExactly) {
   std::atomic<int> failures{0};
@@ -480,8 +467,7 @@ TEST_F(HttpServerTest, StreamedResponseIsReadBackExactly) {
     auto response = client.ReadResponse();
     ASSERT_TRUE(response);
     EXPECT_EQ(response->Header("Content-Length"), "30000");
-    EXPECT_EQ(response->body,
-              std::string(10000, 'a') + std::string(10000, 'b') + std::string(10000, 'c'));
+    EXPECT_EQ(response->body, std::string(10000, 'a') + std::string(10000, 'b') + std::string(10000, 'c'));
   }
   EXPECT_EQ(failures, 0);
 }
@@ -530,8 +516,7 @@ TEST_F(HttpServerTest, StreamedResponseWithoutLengthIsChunked) {
     co_await exchange.SendHeader(std::move(header));
     const std::string parts[] = {"abc", "", "defg"};
     for (const auto& part : parts) {
-      co_await exchange.SendBody(
-          std::span(reinterpret_cast<const uint8_t*>(part.data()), part.size()));
+      co_await exchange.SendBody(std::span(reinterpret_cast<const uint8_t*>(part.data()), part.size()));
     }
     co_await exchange.FinishBody();
   };
@@ -634,8 +619,7 @@ TEST_F(HttpServerTest, ClientClosingMidBodyIsReportedAsDisconnected) {
   StartServer();
   {
     RawClient client(port_);
-    ASSERT_TRUE(
-        client.Send("PUT /k HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n0123456789"));
+    ASSERT_TRUE(client.Send("PUT /k HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n0123456789"));
   }
   auto future = seen.get_future();
   ASSERT_EQ(future.wait_for(3s), std::future_status::ready);
@@ -707,8 +691,7 @@ TEST_F(HttpServerTest, SmallUnreadBodyIsDrainedAndConnectionKept) {
   EchoTarget();
   StartServer();
   RawClient client(port_);
-  ASSERT_TRUE(client.Send("PUT /a HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n" +
-                          std::string(100, 'q')));
+  ASSERT_TRUE(client.Send("PUT /a HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n" + std::string(100, 'q')));
   auto first = client.ReadResponse();
   ASSERT_TRUE(first);
   EXPECT_FALSE(first->Has("Connection"));
@@ -722,8 +705,8 @@ TEST_F(HttpServerTest, LargeUnreadBodyClosesConnection) {
   EchoTarget();
   StartServer();
   RawClient client(port_);
-  ASSERT_TRUE(client.Send("PUT /a HTTP/1.1\r\nHost: test\r\nContent-Length: 10000000\r\n\r\n" +
-                          std::string(1000, 'q')));
+  ASSERT_TRUE(
+      client.Send("PUT /a HTTP/1.1\r\nHost: test\r\nContent-Length: 10000000\r\n\r\n" + std::string(1000, 'q')));
   auto response = client.ReadResponse();
   ASSERT_TRUE(response);
   EXPECT_EQ(response->status, 200);
@@ -826,8 +809,8 @@ TEST_F(HttpServerTest, ManyClientsOnAMultiThreadedIoContext) {
       RawClient client(port_);
       for (int i = 0; i < 20; ++i) {
         const std::string body(100 * (i + 1), static_cast<char>('a' + c));
-        client.Send("PUT /k HTTP/1.1\r\nHost: test\r\nContent-Length: " +
-                    std::to_string(body.size()) + "\r\n\r\n" + body);
+        client.Send("PUT /k HTTP/1.1\r\nHost: test\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+                    body);
         auto response = client.ReadResponse();
         if (response && response->body == body) {
           ++good;
@@ -886,8 +869,7 @@ TEST_F(HttpServerTest, RemoteAddressIsReported) {
 TEST_F(HttpServerTest, HandlerCanUseRunBlocking) {
   asio::thread_pool pool(2);
   handler_.fn = [&](Exchange& exchange) -> asio::awaitable<void> {
-    auto value =
-        co_await RunBlocking(pool, [] { return std::make_unique<std::string>("from pool"); });
+    auto value = co_await RunBlocking(pool, [] { return std::make_unique<std::string>("from pool"); });
     co_await exchange.Send(TextResponse(bhttp::status::ok, *value));
   };
   StartServer();

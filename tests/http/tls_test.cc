@@ -42,9 +42,10 @@ class TlsTest : public ::testing::Test {
                                      ("coffre-tls-unit-" + std::to_string(::getpid())));
     std::filesystem::create_directories(*dir_);
     for (const char* name : {"a", "b"}) {
-      const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=" +
-                              std::string(name) + " -keyout " + Path(std::string(name) + ".key") + " -out " +
-                              Path(std::string(name) + ".pem") + " 2>/dev/null";
+      const std::string cmd =
+          "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=" +
+          std::string(name) + " -keyout " + Path(std::string(name) + ".key") + " -out " +
+          Path(std::string(name) + ".pem") + " 2>/dev/null";
       ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     }
   }

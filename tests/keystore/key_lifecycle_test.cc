@@ -127,9 +127,9 @@ TEST_F(KeyLifecycleTest, SeveralAccessKeysPerTenantDisableEnableDelete) {
   EXPECT_EQ(ks_->ResolveAccessKey(a->key.access_key_id).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(ks_->DeleteAccessKey(t.id, a->key.access_key_id).code(), StatusCode::kNotFound);
   ASSERT_EQ(ks_->ListAccessKeys(t.id)->size(), 1u);
-  EXPECT_EQ(Events(t.id), (std::vector<std::string>{"tenant-created:1", "access-key-created", "access-key-created",
-                                                    "access-key-disabled", "access-key-enabled",
-                                                    "access-key-deleted"}));
+  EXPECT_EQ(Events(t.id),
+            (std::vector<std::string>{"tenant-created:1", "access-key-created", "access-key-created",
+                                      "access-key-disabled", "access-key-enabled", "access-key-deleted"}));
 }
 
 TEST_F(KeyLifecycleTest, AccessKeyDisabledByAnotherProcessIsRefusedWithinTheRevalidateInterval) {

@@ -59,9 +59,9 @@ class RootRotationTest : public ::testing::Test {
     std::map<std::string, Bytes> out;
     auto conn = db::Connection::Open(path_, db::OpenMode::kQueryOnly);
     EXPECT_TRUE(conn.ok());
-    for (const char* sql : {"SELECT 'tk/' || tenant_id || '/' || version, wrapped_key FROM tenant_keys",
-                            "SELECT 'ak/' || access_key_id, secret FROM access_keys",
-                            "SELECT 'meta/' || name, value FROM meta"}) {
+    for (const char* sql :
+         {"SELECT 'tk/' || tenant_id || '/' || version, wrapped_key FROM tenant_keys",
+          "SELECT 'ak/' || access_key_id, secret FROM access_keys", "SELECT 'meta/' || name, value FROM meta"}) {
       auto st = (*conn)->Prepare(sql);
       EXPECT_TRUE(st.ok());
       while (*st->Step()) {
@@ -211,8 +211,10 @@ TEST_F(RootRotationTest, AlteredRowAbortsTheWholeRotation) {
     auto conn = db::Connection::Open(path_, db::OpenMode::kReadWrite);
     ASSERT_TRUE(conn.ok());
     // The last access key in rotation order: every tenant key was re-sealed before it.
-    ASSERT_TRUE((*conn)->Exec("UPDATE access_keys SET secret = zeroblob(68) WHERE access_key_id = "
-                              "(SELECT max(access_key_id) FROM access_keys)").ok());
+    ASSERT_TRUE((*conn)
+                    ->Exec("UPDATE access_keys SET secret = zeroblob(68) WHERE access_key_id = "
+                           "(SELECT max(access_key_id) FROM access_keys)")
+                    .ok());
   }
   const auto before = SealedRows();
   auto r = RotateRootKey(path_, old_root_, new_root_);

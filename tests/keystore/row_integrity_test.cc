@@ -132,9 +132,10 @@ TEST_F(RowIntegrityTest, ForgedAdminCredentialIsRefused) {
   ASSERT_TRUE(ks_->CreateAdminCredential("alice", AdminRole::kAdmin).ok());
   const std::string token = std::string(kAdminTokenPrefix) + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
   const crypto::Sha256Digest digest = crypto::Sha256::Digest(AsBytes(token));
-  SqlArgs("INSERT INTO admin_credentials(name, role, token_mac, created, gen, mac) VALUES('mallory', 'admin', ?, 1, 1, "
-          "zeroblob(32))",
-          ByteView(digest));
+  SqlArgs(
+      "INSERT INTO admin_credentials(name, role, token_mac, created, gen, mac) VALUES('mallory', 'admin', ?, 1, 1, "
+      "zeroblob(32))",
+      ByteView(digest));
   EXPECT_EQ(ks_->AuthenticateAdminToken(token).status().code(), StatusCode::kNotFound);
   ExpectIntegrityFailure();
   Reopen();
@@ -142,10 +143,9 @@ TEST_F(RowIntegrityTest, ForgedAdminCredentialIsRefused) {
   ExpectIntegrityFailure();
   // The forged name cannot take part in dual control either.
   const std::string t = NewTenant("acme");
-  EXPECT_EQ(ks_->RequestApproval(NewApprovalId(), GuardedOperation::kShredTenant, t, 0, "mallory", 60'000)
-                .status()
-                .code(),
-            StatusCode::kPermissionDenied);
+  EXPECT_EQ(
+      ks_->RequestApproval(NewApprovalId(), GuardedOperation::kShredTenant, t, 0, "mallory", 60'000).status().code(),
+      StatusCode::kPermissionDenied);
 }
 
 TEST_F(RowIntegrityTest, EditedCredentialRoleAndDisabledAreRefused) {
@@ -282,10 +282,11 @@ TEST_F(RowIntegrityTest, HandGrantedOrForgedApprovalIsRefused) {
   auto a = ks_->RequestApproval(NewApprovalId(), GuardedOperation::kShredTenant, t, 0, "alice", 600'000);
   ASSERT_TRUE(a.ok());
   SqlArgs("UPDATE approvals SET approved_by = 'bob', approved = ? WHERE id = ?", int64_t{1'700'000'000'001}, a->id);
-  SqlArgs("INSERT INTO approvals(id, operation, tenant_id, version, requested_by, requested, expires, approved_by, "
-          "approved, gen, mac) VALUES('apr-00000000deadbeef', 'tenant.shred', ?, 0, 'alice', ?, ?, 'bob', ?, 1, "
-          "zeroblob(32))",
-          t, int64_t{1'700'000'000'000}, int64_t{1'700'001'000'000}, int64_t{1'700'000'000'000});
+  SqlArgs(
+      "INSERT INTO approvals(id, operation, tenant_id, version, requested_by, requested, expires, approved_by, "
+      "approved, gen, mac) VALUES('apr-00000000deadbeef', 'tenant.shred', ?, 0, 'alice', ?, ?, 'bob', ?, 1, "
+      "zeroblob(32))",
+      t, int64_t{1'700'000'000'000}, int64_t{1'700'001'000'000}, int64_t{1'700'000'000'000});
   for (int pass = 0; pass < 2; ++pass) {
     EXPECT_FALSE(ks_->UseApproval(a->id, GuardedOperation::kShredTenant, t, 0).ok());
     EXPECT_FALSE(ks_->UseApproval("apr-00000000deadbeef", GuardedOperation::kShredTenant, t, 0).ok());

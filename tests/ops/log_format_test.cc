@@ -31,7 +31,8 @@ TEST(JsonLogLineTest, CarriesTimeInUtcWithMillisecondsLevelAndMessage) {
 }
 
 TEST(JsonLogLineTest, RequestIdPrefixBecomesAField) {
-  const auto j = Parse(FormatJsonLogLine(kTime, spdlog::level::info, "[9F2C61A0B7D4E3F1] access method=GET status=200"));
+  const auto j =
+      Parse(FormatJsonLogLine(kTime, spdlog::level::info, "[9F2C61A0B7D4E3F1] access method=GET status=200"));
   EXPECT_EQ(j["request_id"], "9F2C61A0B7D4E3F1");
   EXPECT_EQ(j["message"], "access method=GET status=200");
 }

@@ -103,9 +103,10 @@ TEST(Range, MultipleRangesAreIgnored) {
 
 TEST(Range, MalformedHeadersAreIgnored) {
   for (std::string_view header :
-       {"", "bytes", "bytes=", "bytes=-", "bytes=--1", "bytes=a-b", "bytes=1-a", "bytes=a-", "bytes=-a",
-        "bytes=1", "bytes=1-2-3", "bytes=+1-2", "bytes=1-+2", "bytes= 1-2", "bytes=1 -2", "bytes=1- 2",
-        "bytes =1-2", "bytes=0x10-20", "bytes=1.5-2", "=0-1", "0-1", "bytes:0-1", "bytes=-1-"}) {
+       {"",           "bytes",      "bytes=",     "bytes=-",       "bytes=--1",   "bytes=a-b",  "bytes=1-a",
+        "bytes=a-",   "bytes=-a",   "bytes=1",    "bytes=1-2-3",   "bytes=+1-2",  "bytes=1-+2", "bytes= 1-2",
+        "bytes=1 -2", "bytes=1- 2", "bytes =1-2", "bytes=0x10-20", "bytes=1.5-2", "=0-1",       "0-1",
+        "bytes:0-1",  "bytes=-1-"}) {
     ExpectIgnored(header, 100);
   }
 }

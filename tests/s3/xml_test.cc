@@ -1,9 +1,9 @@
 #include "coffre/s3/xml.h"
 
 #include <gtest/gtest.h>
-#include <pugixml.hpp>
 
 #include <cstdint>
+#include <pugixml.hpp>
 #include <string>
 #include <vector>
 
@@ -210,11 +210,10 @@ std::vector<std::string> EntityAttacks(std::string_view root, std::string_view i
       "<?xml version=\"1.0\"?><!DOCTYPE " + r + " [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><" + r + ">" +
           std::string(inner_open) + "&xxe;" + std::string(inner_close) + "</" + r + ">",
       // External DTD alone.
-      "<!DOCTYPE " + r + " SYSTEM \"http://example.invalid/evil.dtd\"><" + r + ">" + std::string(inner_open) +
-          "x" + std::string(inner_close) + "</" + r + ">",
+      "<!DOCTYPE " + r + " SYSTEM \"http://example.invalid/evil.dtd\"><" + r + ">" + std::string(inner_open) + "x" +
+          std::string(inner_close) + "</" + r + ">",
       // A harmless-looking DOCTYPE is refused too.
-      "<!DOCTYPE " + r + "><" + r + ">" + std::string(inner_open) + "x" + std::string(inner_close) + "</" + r +
-          ">",
+      "<!DOCTYPE " + r + "><" + r + ">" + std::string(inner_open) + "x" + std::string(inner_close) + "</" + r + ">",
       // Undeclared entity references are not well-formed.
       "<" + r + ">" + body + "</" + r + ">",
       "<" + r + ">" + std::string(inner_open) + "&nbsp;" + std::string(inner_close) + "</" + r + ">",
@@ -398,8 +397,7 @@ TEST(XmlDeleteObjects, RejectsBytesThatAreNotXmlCharacters) {
 }
 
 TEST(XmlDeleteObjects, IgnoresUnknownElements) {
-  auto r = ParseDeleteObjects(
-      "<Delete><Object><Key>a</Key><ETag>x</ETag><Size>3</Size></Object><Extra/></Delete>");
+  auto r = ParseDeleteObjects("<Delete><Object><Key>a</Key><ETag>x</ETag><Size>3</Size></Object><Extra/></Delete>");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->objects.size(), 1u);
 }
@@ -438,8 +436,9 @@ TEST(XmlCreateBucketConfiguration, Parses) {
   auto absent = ParseCreateBucketConfiguration("<CreateBucketConfiguration/>");
   ASSERT_TRUE(absent.ok());
   EXPECT_EQ(*absent, "");
-  auto empty = ParseCreateBucketConfiguration("<CreateBucketConfiguration><LocationConstraint/>"
-                                              "</CreateBucketConfiguration>");
+  auto empty = ParseCreateBucketConfiguration(
+      "<CreateBucketConfiguration><LocationConstraint/>"
+      "</CreateBucketConfiguration>");
   ASSERT_TRUE(empty.ok());
   EXPECT_EQ(*empty, "");
 }
@@ -533,10 +532,11 @@ TEST(XmlWriter, BuildsNestedDocument) {
   w.TimeElement("T", ExampleTime());
   w.ETagElement("abc-2");
   w.Text("tail&");
-  EXPECT_EQ(w.Finish(), std::string(kDecl) +
-                            "<Root xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><A attr=\"v&quot;&lt;&amp;&gt;&#10;\">"
-                            "<Empty></Empty><N>18446744073709551615</N><B>false</B></A><E/>"
-                            "<T>2009-10-12T17:50:30.000Z</T><ETag>&quot;abc-2&quot;</ETag>tail&amp;</Root>");
+  EXPECT_EQ(w.Finish(),
+            std::string(kDecl) +
+                "<Root xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><A attr=\"v&quot;&lt;&amp;&gt;&#10;\">"
+                "<Empty></Empty><N>18446744073709551615</N><B>false</B></A><E/>"
+                "<T>2009-10-12T17:50:30.000Z</T><ETag>&quot;abc-2&quot;</ETag>tail&amp;</Root>");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -647,8 +647,11 @@ TEST(XmlListObjectsV2, UrlEncodingAppliesToKeysAndPrefixes) {
 
 TEST(XmlListObjectsV2, HostileKeysStayWellFormed) {
   const std::vector<std::string> keys = {
-      "a&b", "<script>", "\"quoted\"", "it's", "]]>", "x\ry", "tab\there", "nl\nhere",
-      std::string("nul\0byte", 8), "bell\x07", "esc\x1B[0m", "bad utf8 \xFF\xFE", "\xEF\xBF\xBE", "&#1;",
+      "a&b",          "<script>",   "\"quoted\"",
+      "it's",         "]]>",        "x\ry",
+      "tab\there",    "nl\nhere",   std::string("nul\0byte", 8),
+      "bell\x07",     "esc\x1B[0m", "bad utf8 \xFF\xFE",
+      "\xEF\xBF\xBE", "&#1;",
   };
   ListObjectsV2Result result;
   result.bucket = "b";
@@ -667,8 +670,19 @@ TEST(XmlListObjectsV2, HostileKeysStayWellFormed) {
   }
   const std::string fffd = "\xEF\xBF\xBD";
   EXPECT_EQ(read, (std::vector<std::string>{
-                      "a&b", "<script>", "\"quoted\"", "it's", "]]>", "x\ry", "tab\there", "nl\nhere",
-                      "nul" + fffd + "byte", "bell" + fffd, "esc" + fffd + "[0m", "bad utf8 " + fffd + fffd, fffd,
+                      "a&b",
+                      "<script>",
+                      "\"quoted\"",
+                      "it's",
+                      "]]>",
+                      "x\ry",
+                      "tab\there",
+                      "nl\nhere",
+                      "nul" + fffd + "byte",
+                      "bell" + fffd,
+                      "esc" + fffd + "[0m",
+                      "bad utf8 " + fffd + fffd,
+                      fffd,
                       "&#1;",
                   }));
 
@@ -785,8 +799,8 @@ TEST(XmlListVersions, Document) {
 }
 
 TEST(XmlLocationConstraint, Documents) {
-  const std::string empty = std::string(kDecl) +
-                            "<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>";
+  const std::string empty =
+      std::string(kDecl) + "<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>";
   EXPECT_EQ(LocationConstraintDocument("us-east-1"), empty);
   EXPECT_EQ(LocationConstraintDocument(""), empty);
   EXPECT_EQ(LocationConstraintDocument("eu-west-3"),
@@ -821,12 +835,11 @@ TEST(XmlVersioningConfiguration, Documents) {
 
 TEST(XmlCopyResult, Documents) {
   CopyResult result{ExampleTime(), "9b2cf535f27731c974343645a3985328", {{"ChecksumCRC32", "AAAAAA=="}}};
-  EXPECT_EQ(CopyObjectResultDocument(result),
-            std::string(kDecl) +
-                "<CopyObjectResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-                "<LastModified>2009-10-12T17:50:30.000Z</LastModified>"
-                "<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag>"
-                "<ChecksumCRC32>AAAAAA==</ChecksumCRC32></CopyObjectResult>");
+  EXPECT_EQ(CopyObjectResultDocument(result), std::string(kDecl) +
+                                                  "<CopyObjectResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                                                  "<LastModified>2009-10-12T17:50:30.000Z</LastModified>"
+                                                  "<ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag>"
+                                                  "<ChecksumCRC32>AAAAAA==</ChecksumCRC32></CopyObjectResult>");
   result.checksums.clear();
   EXPECT_EQ(CopyPartResultDocument(result),
             std::string(kDecl) +
@@ -936,7 +949,9 @@ TEST(XmlDeleteResult, VerboseAndQuiet) {
                 "<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
                 "<Deleted><Key>sample1.txt</Key></Deleted>"
                 "<Error><Key>a&amp;b</Key><VersionId>null</VersionId><Code>AccessDenied</Code>"
-                "<Message>" + access_denied + "</Message></Error>"
+                "<Message>" +
+                access_denied +
+                "</Message></Error>"
                 "<Deleted><Key>sample2.txt</Key><VersionId>null</VersionId></Deleted>"
                 "</DeleteResult>");
   result.quiet = true;
@@ -944,7 +959,8 @@ TEST(XmlDeleteResult, VerboseAndQuiet) {
             std::string(kDecl) +
                 "<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
                 "<Error><Key>a&amp;b</Key><VersionId>null</VersionId><Code>AccessDenied</Code>"
-                "<Message>" + access_denied + "</Message></Error></DeleteResult>");
+                "<Message>" +
+                access_denied + "</Message></Error></DeleteResult>");
   result.outcomes.erase(result.outcomes.begin() + 1);
   EXPECT_EQ(DeleteResultDocument(result),
             std::string(kDecl) + "<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"></DeleteResult>");

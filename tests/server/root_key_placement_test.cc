@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
@@ -47,9 +46,9 @@ TEST_F(RootKeyPlacementTest, DefaultPlaceIsRefusedWithWhereToPutIt) {
 TEST_F(RootKeyPlacementTest, EverySpellingOfAPathInsideIsRefused) {
   const std::string inside = (root_ / "data" / "keys" / "root.key").string();
   std::filesystem::create_symlink(inside, root_ / "etc" / "link.key");
-  for (const std::string& path : {inside, (root_ / "etc" / "link.key").string(),
-                                  (root_ / "etc" / ".." / "data" / "keys" / "root.key").string(),
-                                  (root_ / "data" / "." / "root.key").string()}) {
+  for (const std::string& path :
+       {inside, (root_ / "etc" / "link.key").string(), (root_ / "etc" / ".." / "data" / "keys" / "root.key").string(),
+        (root_ / "data" / "." / "root.key").string()}) {
     EXPECT_FALSE(CheckRootKeyPlacement(Production(path)).ok()) << path;
   }
   // data_dir itself through a symlink, or with a trailing slash

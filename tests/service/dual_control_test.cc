@@ -164,7 +164,8 @@ TEST_F(DualControlTest, AFailedOperationGivesItsApprovalBack) {
 TEST_F(DualControlTest, OneAdminCannotMakeASecondAdminAlone) {
   DualControl dual = Make();
   // alice and bob are the two bootstrap admins: a third needs an approval.
-  auto refused = dual.CreateAdminCredential("mallory", keystore::AdminRole::kAdmin, "", Request("cli:admin-credential create"));
+  auto refused =
+      dual.CreateAdminCredential("mallory", keystore::AdminRole::kAdmin, "", Request("cli:admin-credential create"));
   EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied) << refused.status().ToString();
   EXPECT_NE(refused.status().message().find("dual control is on"), std::string::npos);
   EXPECT_TRUE(recorder_.events().empty()) << "a refused creation records nothing";
@@ -193,7 +194,8 @@ TEST_F(DualControlTest, AnApprovedCreationMakesThatCredentialOnly) {
   ASSERT_TRUE(dual.Grant(a->id, "bob", Request("g")).ok());
   EXPECT_EQ(dual.CreateAdminCredential("eve", keystore::AdminRole::kAdmin, a->id, Request("x")).status().code(),
             StatusCode::kInvalidArgument);
-  auto made = dual.CreateAdminCredential("dave", keystore::AdminRole::kAdmin, a->id, Request("cli:admin-credential create"));
+  auto made =
+      dual.CreateAdminCredential("dave", keystore::AdminRole::kAdmin, a->id, Request("cli:admin-credential create"));
   ASSERT_TRUE(made.ok()) << made.status().ToString();
   EXPECT_EQ(recorder_.events().back().operation, Operation::kAdminCredentialCreate);
   EXPECT_EQ(recorder_.events().back().request.action,

@@ -28,7 +28,7 @@ class ObjectServiceTest : public test_support::ServiceStoresTest {
   void SetUp() override {
     ASSERT_TRUE(OpenStores("service"));
     ServiceOptions opts;
-    opts.segment_size = 4096;      // small segments: boundaries are cheap to test
+    opts.segment_size = 4096;  // small segments: boundaries are cheap to test
     opts.min_part_size = 5000;
     opts.garbage_grace_ms = 0;
     service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, opts);
@@ -41,8 +41,8 @@ class ObjectServiceTest : public test_support::ServiceStoresTest {
   }
 
   SResult<PutResult> Put(const std::string& key, const Bytes& data, CommitOptions opts = {}) {
-    auto w = service_->BeginPut(bucket_, key, {{"content-type", "application/pdf"}},
-                                {crypto::ChecksumAlgorithm::kCrc32c});
+    auto w =
+        service_->BeginPut(bucket_, key, {{"content-type", "application/pdf"}}, {crypto::ChecksumAlgorithm::kCrc32c});
     if (!w.ok()) return w.error();
     // Uneven writes exercise the segment buffering.
     size_t off = 0, step = 1;

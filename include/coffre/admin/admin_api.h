@@ -60,9 +60,9 @@ struct ApiResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
-  std::string allow;                 // for 405: the methods the path accepts
-  std::string content_disposition;   // for the export: a file name to save it under
-  std::string credential;            // the authenticated credential's name, for the log line
+  std::string allow;                // for 405: the methods the path accepts
+  std::string content_disposition;  // for the export: a file name to save it under
+  std::string credential;           // the authenticated credential's name, for the log line
 };
 
 struct AdminApiOptions {

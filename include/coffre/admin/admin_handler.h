@@ -14,8 +14,8 @@
 // Checks and rendering run on the worker pool, never on a network thread. The answers carry no
 // secrets: check messages are Status messages, which never hold key material.
 
-#include <boost/asio/thread_pool.hpp>
 #include <atomic>
+#include <boost/asio/thread_pool.hpp>
 #include <functional>
 #include <string>
 #include <vector>
@@ -28,8 +28,8 @@
 namespace coffre::admin {
 
 struct ReadinessCheck {
-  std::string name;              // "keystore", "catalog", "data_dir", …
-  std::function<Status()> run;   // blocking; thread-safe
+  std::string name;             // "keystore", "catalog", "data_dir", …
+  std::function<Status()> run;  // blocking; thread-safe
 };
 
 class AdminHandler final : public http::Handler {

@@ -64,8 +64,8 @@ struct RequestInfo {
 struct Event {
   Operation operation = Operation::kDataKeyUnwrap;
   Outcome outcome = Outcome::kSuccess;
-  std::string tenant;       // tenant id; empty for events of no tenant (root key rotation)
-  std::string key_id;       // tenant key id (hex); empty when no tenant key is involved
+  std::string tenant;  // tenant id; empty for events of no tenant (root key rotation)
+  std::string key_id;  // tenant key id (hex); empty when no tenant key is involved
   uint32_t key_version = 0;
   std::string bucket;
   std::string object_key;

@@ -55,18 +55,18 @@ struct KeyInfo {
 struct ObjectPart {
   uint32_t part_number = 0;
   std::string blob_id;
-  uint64_t size = 0;         // plaintext bytes
-  std::string etag;          // hex MD5 of the part's plaintext (unquoted)
-  Attributes attributes;     // e.g. the part's checksums
+  uint64_t size = 0;      // plaintext bytes
+  std::string etag;       // hex MD5 of the part's plaintext (unquoted)
+  Attributes attributes;  // e.g. the part's checksums
 };
 
 struct ObjectRecord {
   int64_t bucket_id = 0;
-  std::string tenant_id;     // the bucket's owner: a write into a bucket of another tenant is refused
+  std::string tenant_id;  // the bucket's owner: a write into a bucket of another tenant is refused
   std::string key;
-  std::string object_id;     // random id of this object version (audit, blob AAD of single PUTs)
+  std::string object_id;  // random id of this object version (audit, blob AAD of single PUTs)
   uint64_t size = 0;
-  std::string etag;          // unquoted: hex MD5, or hex-N for multipart
+  std::string etag;  // unquoted: hex MD5, or hex-N for multipart
   UnixMillis last_modified = 0;
   Attributes attributes;
   KeyInfo key_info;
@@ -75,15 +75,15 @@ struct ObjectRecord {
 
 // Conditions checked inside the write transaction (conditional writes).
 struct WriteCondition {
-  bool if_none_match_any = false;          // fail with AlreadyExists... see PutObject
+  bool if_none_match_any = false;            // fail with AlreadyExists... see PutObject
   std::optional<std::string> if_match_etag;  // unquoted etag, or "*" for any existing object
 };
 
 struct ListQuery {
   std::string prefix;
-  std::string delimiter;            // empty: no grouping
-  std::string start_after;          // exclusive; keys (and common prefixes) <= this are skipped
-  uint32_t max_keys = 1000;         // objects + common prefixes returned, at most
+  std::string delimiter;     // empty: no grouping
+  std::string start_after;   // exclusive; keys (and common prefixes) <= this are skipped
+  uint32_t max_keys = 1000;  // objects + common prefixes returned, at most
 };
 
 struct ListEntry {
@@ -93,15 +93,15 @@ struct ListEntry {
 };
 
 struct ListPage {
-  std::vector<ListEntry> entries;   // in UTF-8 byte order of key / prefix
+  std::vector<ListEntry> entries;  // in UTF-8 byte order of key / prefix
   bool is_truncated = false;
-  std::string next_marker;          // the last key or common prefix returned (when truncated)
+  std::string next_marker;  // the last key or common prefix returned (when truncated)
 };
 
 struct UploadRecord {
   std::string upload_id;
   int64_t bucket_id = 0;
-  std::string tenant_id;     // the bucket's owner, as in ObjectRecord
+  std::string tenant_id;  // the bucket's owner, as in ObjectRecord
   std::string key;
   UnixMillis initiated = 0;
   Attributes attributes;
@@ -109,10 +109,10 @@ struct UploadRecord {
 };
 
 struct PartRecord {
-  uint32_t part_number = 0;   // 1..10000
+  uint32_t part_number = 0;  // 1..10000
   std::string blob_id;
   uint64_t size = 0;
-  std::string etag;           // unquoted hex MD5
+  std::string etag;  // unquoted hex MD5
   UnixMillis last_modified = 0;
   Attributes attributes;
 };
@@ -153,14 +153,14 @@ struct WrappedKeyCursor {
 };
 
 struct KeyRewrap {
-  WrappedKeyRow old_row;         // as read: the row is updated only if it still holds this
+  WrappedKeyRow old_row;  // as read: the row is updated only if it still holds this
   uint32_t new_version = 0;
   Bytes new_wrapped_data_key;
 };
 
 struct GarbageBlob {
   std::string blob_id;
-  UnixMillis since = 0;   // when it became unreachable
+  UnixMillis since = 0;  // when it became unreachable
 };
 
 // Which catalog rows name a blob (ListBlobIds).

@@ -19,11 +19,11 @@ enum class StatusCode {
   kInvalidArgument,
   kFailedPrecondition,  // state forbids the operation (e.g. bucket not empty)
   kPermissionDenied,
-  kCorruption,          // stored bytes failed an integrity check
+  kCorruption,  // stored bytes failed an integrity check
   kIOError,
-  kNoSpace,             // the disk is full
-  kUnavailable,         // transient: retry later
-  kAborted,             // conflict with a concurrent operation
+  kNoSpace,      // the disk is full
+  kUnavailable,  // transient: retry later
+  kAborted,      // conflict with a concurrent operation
   kOutOfRange,
   kInternal,
 };
@@ -39,9 +39,7 @@ class [[nodiscard]] Status {
   static Status NotFound(std::string msg) { return {StatusCode::kNotFound, std::move(msg)}; }
   static Status AlreadyExists(std::string msg) { return {StatusCode::kAlreadyExists, std::move(msg)}; }
   static Status InvalidArgument(std::string msg) { return {StatusCode::kInvalidArgument, std::move(msg)}; }
-  static Status FailedPrecondition(std::string msg) {
-    return {StatusCode::kFailedPrecondition, std::move(msg)};
-  }
+  static Status FailedPrecondition(std::string msg) { return {StatusCode::kFailedPrecondition, std::move(msg)}; }
   static Status PermissionDenied(std::string msg) { return {StatusCode::kPermissionDenied, std::move(msg)}; }
   static Status Corruption(std::string msg) { return {StatusCode::kCorruption, std::move(msg)}; }
   static Status IOError(std::string msg) { return {StatusCode::kIOError, std::move(msg)}; }
@@ -99,14 +97,13 @@ using Result = Expected<T, Status>;
 #define COFFRE_CONCAT_INNER(a, b) a##b
 #define COFFRE_CONCAT(a, b) COFFRE_CONCAT_INNER(a, b)
 
-#define COFFRE_RETURN_IF_ERROR(expr)              \
-  do {                                            \
-    ::coffre::Status _coffre_st = (expr);         \
-    if (!_coffre_st.ok()) return _coffre_st;      \
+#define COFFRE_RETURN_IF_ERROR(expr)         \
+  do {                                       \
+    ::coffre::Status _coffre_st = (expr);    \
+    if (!_coffre_st.ok()) return _coffre_st; \
   } while (0)
 
-#define COFFRE_ASSIGN_OR_RETURN(lhs, expr) \
-  COFFRE_ASSIGN_OR_RETURN_IMPL(COFFRE_CONCAT(_coffre_r, __LINE__), lhs, expr)
+#define COFFRE_ASSIGN_OR_RETURN(lhs, expr) COFFRE_ASSIGN_OR_RETURN_IMPL(COFFRE_CONCAT(_coffre_r, __LINE__), lhs, expr)
 #define COFFRE_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                                 \
   if (!tmp.ok()) return tmp.status();                \

@@ -39,7 +39,7 @@ inline constexpr uint32_t kMaxSegmentSize = 16 * 1024 * 1024;
 inline constexpr size_t kSegmentTagSize = 16;
 inline constexpr size_t kTenantKeyIdSize = 16;
 inline constexpr size_t kWrappedDataKeySize = 60;  // Seal() of a 32-byte key
-inline constexpr size_t kHeaderSize = 256;          // fixed; reserved bytes are zero and MAC'd
+inline constexpr size_t kHeaderSize = 256;         // fixed; reserved bytes are zero and MAC'd
 inline constexpr uint8_t kBlobFormatVersion = 1;
 inline constexpr uint8_t kBlobAlgorithmAes256GcmHkdfSha256 = 1;
 inline constexpr size_t kBlobSaltSize = 32;
@@ -54,9 +54,9 @@ struct BlobIdentity {
 
 // Which tenant key wraps the data key.
 struct KeyReference {
-  Bytes tenant_key_id;            // kTenantKeyIdSize bytes
+  Bytes tenant_key_id;  // kTenantKeyIdSize bytes
   uint32_t tenant_key_version = 0;
-  Bytes wrapped_data_key;         // kWrappedDataKeySize bytes
+  Bytes wrapped_data_key;  // kWrappedDataKeySize bytes
 };
 
 // The fields of a parsed header (authenticated only after BlobDecryptor::Create succeeds).
@@ -72,9 +72,9 @@ struct BlobHeader {
 Result<BlobHeader> ParseBlobHeaderUnauthenticated(ByteView header);
 
 // Layout arithmetic, shared by writers and readers.
-uint64_t SegmentCount(uint64_t plaintext_length, uint32_t segment_size);  // >= 1
+uint64_t SegmentCount(uint64_t plaintext_length, uint32_t segment_size);      // >= 1
 uint64_t CiphertextLength(uint64_t plaintext_length, uint32_t segment_size);  // incl. header
-uint64_t SegmentOffset(uint64_t index, uint32_t segment_size);  // file offset of segment index
+uint64_t SegmentOffset(uint64_t index, uint32_t segment_size);                // file offset of segment index
 
 // The header fixes the exact file length (CiphertextLength; docs/FORMAT.md, "Segments"). Corruption
 // when `file_length` differs: bytes appended after the last segment would otherwise go unnoticed,

@@ -12,9 +12,9 @@ namespace coffre::crypto {
 
 enum class ChecksumAlgorithm { kCrc32, kCrc32c, kCrc64Nvme, kSha1, kSha256 };
 
-inline constexpr ChecksumAlgorithm kAllChecksumAlgorithms[] = {
-    ChecksumAlgorithm::kCrc32, ChecksumAlgorithm::kCrc32c, ChecksumAlgorithm::kCrc64Nvme,
-    ChecksumAlgorithm::kSha1, ChecksumAlgorithm::kSha256};
+inline constexpr ChecksumAlgorithm kAllChecksumAlgorithms[] = {ChecksumAlgorithm::kCrc32, ChecksumAlgorithm::kCrc32c,
+                                                               ChecksumAlgorithm::kCrc64Nvme, ChecksumAlgorithm::kSha1,
+                                                               ChecksumAlgorithm::kSha256};
 
 // "CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256" (as in x-amz-checksum-algorithm / XML).
 std::string_view ChecksumAlgorithmName(ChecksumAlgorithm alg);

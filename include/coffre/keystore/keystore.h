@@ -120,8 +120,8 @@ struct KeyEvent {
   UnixMillis at = 0;
   std::string tenant_id;  // empty for keystore-wide events
   std::string event;
-  uint32_t version = 0;   // the key version concerned, 0 if none
-  std::string detail;     // e.g. the access key id; never secret
+  uint32_t version = 0;  // the key version concerned, 0 if none
+  std::string detail;    // e.g. the access key id; never secret
 };
 
 // A data key re-wrapped under the tenant's active version (RewrapDataKey).
@@ -161,7 +161,7 @@ struct ResolvedAccessKey {
 // manages tenants, access keys and key versions and cannot read the audit log; an auditor reads
 // the audit log (export, public key) and nothing else.
 enum class AdminRole { kAdmin, kAuditor };
-std::string_view AdminRoleName(AdminRole role);                    // "admin", "auditor"
+std::string_view AdminRoleName(AdminRole role);  // "admin", "auditor"
 std::optional<AdminRole> ParseAdminRole(std::string_view name);
 // Tokens are "coffre_adm_" followed by 32 random bytes in unpadded base64url (43 characters).
 inline constexpr std::string_view kAdminTokenPrefix = "coffre_adm_";
@@ -234,10 +234,10 @@ std::string NewApprovalId();
 
 // A fresh data key and its wrapped form under the tenant's active key version.
 struct DataKey {
-  SecretBytes key;                 // 32 bytes
-  Bytes tenant_key_id;             // 16 bytes (the tenant id decoded from hex)
+  SecretBytes key;      // 32 bytes
+  Bytes tenant_key_id;  // 16 bytes (the tenant id decoded from hex)
   uint32_t tenant_key_version = 0;
-  Bytes wrapped;                   // crypto::kWrappedDataKeySize bytes
+  Bytes wrapped;  // crypto::kWrappedDataKeySize bytes
 };
 
 class Keystore {
@@ -275,8 +275,7 @@ class Keystore {
   // Disables or enables an access key of the tenant (NotFound if the tenant has no such key;
   // FailedPrecondition to enable a key of a shredded tenant). Takes effect in this process at
   // once and in other processes (the daemon) within kRevalidateInterval (see below).
-  virtual Status SetAccessKeyEnabled(const std::string& tenant_id, const std::string& access_key_id,
-                                     bool enabled) = 0;
+  virtual Status SetAccessKeyEnabled(const std::string& tenant_id, const std::string& access_key_id, bool enabled) = 0;
   // Removes the access key and its sealed secret (NotFound as above); same propagation.
   virtual Status DeleteAccessKey(const std::string& tenant_id, const std::string& access_key_id) = 0;
 
@@ -370,8 +369,8 @@ class Keystore {
   virtual Result<DataKey> NewDataKey(const std::string& tenant_id, ByteView aad) = 0;
   // Corruption if the wrapped key does not open (altered, other tenant, other aad);
   // NotFound if that key version does not exist (destroyed).
-  virtual Result<SecretBytes> UnwrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version,
-                                            ByteView wrapped, ByteView aad) = 0;
+  virtual Result<SecretBytes> UnwrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, ByteView wrapped,
+                                            ByteView aad) = 0;
 };
 
 }  // namespace coffre::keystore

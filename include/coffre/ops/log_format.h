@@ -3,7 +3,8 @@
 // The daemon's log line formats (config "log_format"): "text", spdlog's usual line, which
 // journald timestamps and shows as is; or "json", one JSON object per line for log shippers:
 //
-//   {"time":"2026-11-29T00:57:44.123Z","level":"info","message":"access method=GET ...","request_id":"9F2C61A0B7D4E3F1"}
+//   {"time":"2026-11-29T00:57:44.123Z","level":"info","message":"access method=GET
+//   ...","request_id":"9F2C61A0B7D4E3F1"}
 //
 // `time` is UTC with milliseconds; `level` is trace, debug, info, warn, error or critical;
 // `request_id` is present when the line is about an S3 request, i.e. when the message starts

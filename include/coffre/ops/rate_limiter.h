@@ -79,7 +79,7 @@ class TenantRateLimiter {
  private:
   struct Tenant {
     std::optional<std::string> name;
-    uint64_t generation = 0;  // of the limits its bucket follows
+    uint64_t generation = 0;            // of the limits its bucket follows
     std::optional<TokenBucket> bucket;  // empty when unlimited
   };
   RateLimit LimitFor(std::string_view tenant_id, const std::optional<std::string>& name) const;
@@ -108,7 +108,7 @@ class TenantBodyLimiter {
   // The limiter must outlive its slots.
   Slot TryAcquire(std::string_view tenant_id);
 
-  uint64_t in_flight() const;                             // all tenants
+  uint64_t in_flight() const;                            // all tenants
   uint32_t in_flight(std::string_view tenant_id) const;  // for tests
 
  private:

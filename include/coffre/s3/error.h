@@ -60,7 +60,7 @@ enum class ErrorCode {
 };
 
 struct ErrorInfo {
-  std::string_view code;     // as in the XML <Code>
+  std::string_view code;  // as in the XML <Code>
   int http_status;
   std::string_view message;  // S3's default message
 };

@@ -25,8 +25,8 @@ struct RequestRecord {
   std::string_view operation;  // OperationName(); "Unrouted" when refused before routing
   std::string_view bucket;
   std::string_view key;
-  std::string_view tenant_id;  // empty when not authenticated
-  int status = 0;              // 0: no response could be sent (the connection failed)
+  std::string_view tenant_id;   // empty when not authenticated
+  int status = 0;               // 0: no response could be sent (the connection failed)
   uint64_t bytes_received = 0;  // request body bytes read off the wire
   uint64_t bytes_sent = 0;      // response body bytes written
   std::chrono::microseconds duration{0};
@@ -46,17 +46,17 @@ struct GatewayOptions {
   std::string base_domain = "localhost";  // virtual-hosted-style addressing: <bucket>.<base_domain>
   std::string region = "us-east-1";       // reported by GetBucketLocation; "" accepts any signed region
   AuthOptions auth;
-  size_t max_xml_body = 2 * 1024 * 1024;  // request bodies parsed in memory (XML)
+  size_t max_xml_body = 2 * 1024 * 1024;                // request bodies parsed in memory (XML)
   uint64_t max_single_put = 5ull * 1024 * 1024 * 1024;  // S3's single PUT / part limit
-  size_t max_user_metadata = 2 * 1024;    // S3's x-amz-meta-* limit
-  size_t io_chunk = 256 * 1024;           // body bytes handled per step
+  size_t max_user_metadata = 2 * 1024;                  // S3's x-amz-meta-* limit
+  size_t io_chunk = 256 * 1024;                         // body bytes handled per step
   // Most plaintext a GET decrypts per step on a worker, while the previous step's is sent: large,
   // so that a big object costs few thread hops (a GET in flight holds two such buffers); an object
   // under four times this takes four steps of at least io_chunk, so that its steps still overlap.
   size_t get_chunk = 1024 * 1024;
-  RequestObserver observer;               // optional
-  AdmissionCheck admit;                   // optional: everyone is admitted
-  BodyAdmission admit_body;               // optional: bodies are not bounded per tenant
+  RequestObserver observer;  // optional
+  AdmissionCheck admit;      // optional: everyone is admitted
+  BodyAdmission admit_body;  // optional: bodies are not bounded per tenant
   // Where durable writes (commits of PUTs and parts, Complete, DELETE) wait for their flushes,
   // so that they hold no worker meanwhile; null: the worker pool.
   boost::asio::thread_pool* commit_pool = nullptr;

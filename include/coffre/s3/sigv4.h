@@ -39,9 +39,9 @@ using CredentialLookup = std::function<Expected<Credential, Error>(std::string_v
 
 struct AuthOptions {
   const Clock* clock = &Clock::System();
-  std::chrono::seconds max_skew{15 * 60};         // RequestTimeTooSkewed beyond this
+  std::chrono::seconds max_skew{15 * 60};  // RequestTimeTooSkewed beyond this
   std::chrono::seconds max_presign_expiry{7 * 24 * 3600};
-  std::string region;                              // empty: accept the region the client signed for
+  std::string region;  // empty: accept the region the client signed for
 };
 
 // The verified identity and what the body still has to prove.
@@ -52,10 +52,10 @@ struct AuthResult {
   PayloadMode payload_mode = PayloadMode::kUnsigned;
   std::string payload_sha256_hex;  // kSignedHash: the declared hash of the body (lower-case hex)
   // For streaming-signed modes: the inputs of each chunk's string-to-sign.
-  std::string amz_date;            // "20130524T000000Z"
-  std::string scope;               // "20130524/us-east-1/s3/aws4_request"
-  std::string seed_signature;      // hex signature of the request itself
-  SecretBytes signing_key;         // derived kSigning (32 bytes); never logged
+  std::string amz_date;        // "20130524T000000Z"
+  std::string scope;           // "20130524/us-east-1/s3/aws4_request"
+  std::string seed_signature;  // hex signature of the request itself
+  SecretBytes signing_key;     // derived kSigning (32 bytes); never logged
 };
 
 // Authenticates a request signed with the Authorization header or by presigned query parameters.

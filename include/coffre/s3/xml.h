@@ -225,9 +225,9 @@ struct VersionEntry {
 
 struct ListVersionsResult {
   std::string bucket;
-  std::string prefix;             // always written
-  std::string key_marker;         // always written
-  std::string version_id_marker;  // always written
+  std::string prefix;                                 // always written
+  std::string key_marker;                             // always written
+  std::string version_id_marker;                      // always written
   std::optional<std::string> next_key_marker;         // set when truncated
   std::optional<std::string> next_version_id_marker;  // set when truncated
   uint64_t max_keys = 1000;
@@ -259,8 +259,7 @@ struct CopyResult {
 std::string CopyObjectResultDocument(const CopyResult& result);
 std::string CopyPartResultDocument(const CopyResult& result);
 
-std::string InitiateMultipartUploadDocument(std::string_view bucket, std::string_view key,
-                                            std::string_view upload_id);
+std::string InitiateMultipartUploadDocument(std::string_view bucket, std::string_view key, std::string_view upload_id);
 
 struct CompleteMultipartUploadResult {
   std::string location;  // absolute URL of the object
@@ -310,12 +309,12 @@ struct UploadEntry {
 
 struct ListMultipartUploadsResult {
   std::string bucket;
-  std::string key_marker;              // always written
-  std::string upload_id_marker;        // always written
-  std::string next_key_marker;         // always written
-  std::string next_upload_id_marker;   // always written
-  std::string prefix;                  // written when non-empty
-  std::string delimiter;               // written when non-empty
+  std::string key_marker;             // always written
+  std::string upload_id_marker;       // always written
+  std::string next_key_marker;        // always written
+  std::string next_upload_id_marker;  // always written
+  std::string prefix;                 // written when non-empty
+  std::string delimiter;              // written when non-empty
   uint32_t max_uploads = 1000;
   bool is_truncated = false;
   // encoding-type=url: Delimiter, KeyMarker, NextKeyMarker, Prefix, Key and CommonPrefixes/Prefix.
@@ -334,7 +333,7 @@ struct DeleteOutcome {
 };
 
 struct DeleteResult {
-  bool quiet = false;  // quiet mode writes only the errors
+  bool quiet = false;                   // quiet mode writes only the errors
   std::vector<DeleteOutcome> outcomes;  // in request order
 };
 

@@ -22,7 +22,7 @@ struct Config {
   // the terminal).
   std::string root_key_source = "file";
   std::string root_key_credential = "coffre-root-key";
-  int passphrase_fd = -1;                 // command line only (--passphrase-fd), never in the file
+  int passphrase_fd = -1;  // command line only (--passphrase-fd), never in the file
   // Development setup (the embedded config of `make run`): the root key file may live inside
   // data_dir. Anywhere else that is refused, since every copy of the data directory would then
   // carry the key that decrypts it.
@@ -35,7 +35,7 @@ struct Config {
   bool create_dev_tenant = false;
   std::string base_domain = "localhost";
   std::string region = "us-east-1";
-  std::string log_level = "info";         // trace, debug, info, warn, error
+  std::string log_level = "info";  // trace, debug, info, warn, error
   // "text": spdlog's line, as journald shows it; "json": one JSON object per line (time, level,
   // message, request_id for lines about a request). Reloaded on SIGHUP.
   std::string log_format = "text";
@@ -97,9 +97,7 @@ struct Config {
   // tenant, SlowDown (503) beyond it. Unlimited unless set. Reloaded on SIGHUP.
   ops::RateLimits rate_limits;
 
-  std::string ResolvedRootKeyFile() const {
-    return root_key_file.empty() ? data_dir + "/root.key" : root_key_file;
-  }
+  std::string ResolvedRootKeyFile() const { return root_key_file.empty() ? data_dir + "/root.key" : root_key_file; }
 };
 
 // The configuration `make run` uses: data under ./var, dev key and tenant created on demand,

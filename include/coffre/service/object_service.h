@@ -33,8 +33,8 @@ enum class Errc {
   kNoSuchBucket,
   kNoSuchKey,
   kNoSuchUpload,
-  kAccessDenied,            // the bucket belongs to another tenant
-  kBucketAlreadyExists,     // ... owned by another tenant
+  kAccessDenied,         // the bucket belongs to another tenant
+  kBucketAlreadyExists,  // ... owned by another tenant
   kBucketAlreadyOwnedByYou,
   kBucketNotEmpty,
   kPreconditionFailed,
@@ -42,12 +42,12 @@ enum class Errc {
   kInvalidPartOrder,
   kEntityTooSmall,
   kEntityTooLarge,
-  kBadDigest,               // Content-MD5 or a checksum did not match the data
+  kBadDigest,  // Content-MD5 or a checksum did not match the data
   kInvalidArgument,
   kInvalidRange,
-  kNoSpace,                 // storage full
-  kUnavailable,             // transient (database busy, ...)
-  kCorruption,              // stored data failed its integrity check
+  kNoSpace,      // storage full
+  kUnavailable,  // transient (database busy, ...)
+  kCorruption,   // stored data failed its integrity check
   kInternal,
 };
 
@@ -65,7 +65,7 @@ using SResult = Expected<T, Error>;
 struct ObjectInfo {
   std::string key;
   uint64_t size = 0;
-  std::string etag;            // unquoted
+  std::string etag;  // unquoted
   UnixMillis last_modified = 0;
   catalog::Attributes attributes;
   std::vector<uint64_t> part_sizes;  // multipart objects: plaintext size of each part, in order
@@ -80,9 +80,9 @@ struct PutResult {
 
 // What a writer must verify before it commits.
 struct CommitOptions {
-  std::optional<Bytes> content_md5;                        // raw 16 bytes
+  std::optional<Bytes> content_md5;                               // raw 16 bytes
   std::map<crypto::ChecksumAlgorithm, Bytes> expected_checksums;  // raw values
-  catalog::WriteCondition condition;                       // single PUT only
+  catalog::WriteCondition condition;                              // single PUT only
 };
 
 // Streams plaintext into a new encrypted blob. Destroying an uncommitted writer discards it.
@@ -127,7 +127,7 @@ class ObjectReader {
 
 struct ServiceOptions {
   uint32_t segment_size = crypto::kDefaultSegmentSize;
-  uint64_t min_part_size = 5ull * 1024 * 1024;   // S3's EntityTooSmall threshold
+  uint64_t min_part_size = 5ull * 1024 * 1024;                  // S3's EntityTooSmall threshold
   uint64_t max_object_size = 5ull * 1024 * 1024 * 1024 * 1024;  // 5 TiB
   // How long a blob made unreachable stays on disk before removal, so that a reader that
   // looked the object up just before an overwrite can still open it.
@@ -212,9 +212,9 @@ class ObjectService {
                                                    std::set<crypto::ChecksumAlgorithm> checksums,
                                                    const RequestInfo* request = nullptr,
                                                    std::optional<uint64_t> size = std::nullopt);
-  SResult<PutResult> CompleteUpload(const catalog::Bucket& bucket, const std::string& key,
-                                    const std::string& upload_id, const std::vector<UploadPartRef>& parts,
-                                    const catalog::WriteCondition& condition, const RequestInfo* request = nullptr);
+  SResult<PutResult> CompleteUpload(const catalog::Bucket& bucket, const std::string& key, const std::string& upload_id,
+                                    const std::vector<UploadPartRef>& parts, const catalog::WriteCondition& condition,
+                                    const RequestInfo* request = nullptr);
   SResult<Done> AbortUpload(const catalog::Bucket& bucket, const std::string& key, const std::string& upload_id);
   SResult<std::vector<catalog::PartRecord>> ListParts(const catalog::Bucket& bucket, const std::string& key,
                                                       const std::string& upload_id, uint32_t marker,
@@ -248,8 +248,7 @@ class ObjectService {
   // counted) or sees the mark before it commits and re-wraps its data key. With an audit log,
   // tenant_key.destroy is recorded before the destruction: kUnavailable, and nothing destroyed
   // (the mark is lifted), when it cannot be.
-  SResult<Done> DestroyKeyVersion(const std::string& tenant_id, uint32_t version,
-                                  const RequestInfo* request = nullptr);
+  SResult<Done> DestroyKeyVersion(const std::string& tenant_id, uint32_t version, const RequestInfo* request = nullptr);
   // After ShredTenant: removes up to max_rows objects/uploads/buckets of the tenant from the
   // catalog (their blobs go to garbage, removed by CollectGarbage). Returns how many; 0 = done.
   SResult<uint64_t> RemoveTenantData(const std::string& tenant_id, uint32_t max_rows);

@@ -49,7 +49,7 @@ class BlobReader {
 
 // A file found by a storage walk (fsck): a committed blob or a writer's temporary.
 struct StoredFile {
-  std::string name;           // the blob id, or the temporary's file name
+  std::string name;  // the blob id, or the temporary's file name
   uint64_t size = 0;
   int64_t modified_unix = 0;  // seconds since the epoch
 };
