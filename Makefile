@@ -9,9 +9,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := cmake g++ make pkg-config \
   libboost1.81-dev libssl-dev libsodium-dev libsqlite3-dev libspdlog-dev nlohmann-json3-dev \
   libpugixml-dev libcli11-dev libisal-dev libgtest-dev libgmock-dev libbenchmark-dev \
-  python3 curl rclone s3cmd clang libclang-rt-14-dev openssl systemd python3-cryptography
+  python3 curl rclone s3cmd clang libclang-rt-14-dev clang-format openssl systemd python3-cryptography
 
-.PHONY: all deps build run test test-unit test-integration asan tsan fuzz bench bench-full clean
+.PHONY: all deps build run test test-unit test-integration format format-check asan tsan fuzz bench bench-full clean
 
 all: build
 
@@ -36,6 +36,9 @@ run: build
 # whole suite again under ASan+UBSan and every fuzz target for CI_FUZZ_SECONDS (docs/RELIABILITY.md).
 CI_FUZZ_SECONDS ?= 10
 test: build
+ifndef SUITE_ONLY
+	$(MAKE) format-check
+endif
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
 ifndef SUITE_ONLY
 	$(MAKE) asan
@@ -47,6 +50,13 @@ test-unit: build
 
 test-integration: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -L integration
+
+# The tree is formatted by .clang-format; `make test` fails on any difference, `make format` fixes it.
+FORMAT_FILES = $(shell git ls-files '*.cc' '*.h')
+format: deps
+	clang-format -i $(FORMAT_FILES)
+format-check: deps
+	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 # Sanitizer builds run the whole suite (unit and integration). A report fails a test only through
 # its process's exit code, and the Python tests SIGKILL many daemons, run CLIs with check=False and
