@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""What waiting for the audit record's durability costs 4 KiB GETs and PUTs through the daemon (issue 4,
-item 6).
+"""What waiting for the audit record's durability costs 4 KiB GETs and PUTs through the daemon (the
+target: at most 10 %, docs/PERFORMANCE.md).
 
 A request that uses a key releases nothing before its key-usage record is durable (docs/AUDIT.md
 section 4). Two daemons run side by side on the same build and disk: one as in production, and one

@@ -1,5 +1,5 @@
-// What the key-usage audit log costs small-object PUT and GET (issue 4 item 6: at most 10 % of
-// their throughput). Measured through service::ObjectService with everything real: the SQLite
+// What the key-usage audit log costs small-object PUT and GET (the target: at most 10 % of their
+// throughput, docs/PERFORMANCE.md). Measured through service::ObjectService with everything real: the SQLite
 // catalog, the local blob store with its fsyncs, the keystore, and (variant A) a real
 // audit::AuditLog as the service's recorder, or (variant B) no recorder at all. 4 KiB objects, at
 // concurrency 1 and 16 (threads calling the service directly: no HTTP, no SigV4, so the audit

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Does the daemon stay as fast with 10 M objects in a bucket as with 10 k (performance issue, item 3)?
+"""Does the daemon stay as fast with 10 M objects in a bucket as with 10 k (docs/PERFORMANCE.md targets)?
 
 The goal: ListObjectsV2 of 1,000 keys from a bucket of 10 M keys within 1.5x of the same from a
 bucket of 10 k, and PUT and GET latency the same at 10 M objects as at 10 k. The micro-benchmark

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Profiles one load cell against a fresh daemon: system calls per request (strace -c) and where
-# the CPU goes (perf, cpu-clock, DWARF call graphs). What docs/PERFORMANCE.md's "Where the time
-# goes" section was made with; re-run it for before/after figures of an optimization.
+# the CPU goes (perf, cpu-clock, DWARF call graphs). What docs/performance-history.md's "Where the
+# time goes" section was made with; re-run it for before/after figures of an optimization.
 #
 #   bench/profile.sh OP SIZE CONCURRENCY [BUILD_DIR]      e.g.  bench/profile.sh get 4096 16
 #

@@ -1,6 +1,6 @@
 // Catalog insert, lookup and one 1,000-key ListObjects page in a bucket of 1 M keys, beside the
-// same operations in a bucket of 10 k keys (issue 7: a list page must cost the same at 10 M keys
-// as at 10 k; the ratio big/small is what to read).
+// same operations in a bucket of 10 k keys (the target: a list page costs the same at 10 M keys
+// as at 10 k, docs/PERFORMANCE.md; the ratio big/small is what to read).
 //
 // Generating the big bucket: one PutObject per row costs one durable transaction (an fsync,
 // about 1 ms here), so 1 M rows through the API alone would take some twenty minutes. Instead the
@@ -8,7 +8,7 @@
 // itself writes), then one SQL transaction with synchronous=OFF copies that template to N keys,
 // column by column as PRAGMA table_info lists them (so a migration that adds a column does not
 // break the generator). Keys look like the bank's: dossiers/DDDDDD/doc-NN.pdf, 16 per dossier.
-// COFFRE_BENCH_CATALOG_ROWS overrides the 1 M (e.g. 10000000 for issue 7's 10 M-key bucket).
+// COFFRE_BENCH_CATALOG_ROWS overrides the 1 M (e.g. 10000000 for the bank's 10 M-key bucket).
 
 #include <benchmark/benchmark.h>
 #include <sqlite3.h>

@@ -1,6 +1,7 @@
 // Throughput of what the PUT path computes over the plaintext: MD5 (the ETag), the flexible
 // checksums (CRC32, CRC32C, CRC64NVME, SHA-1, SHA-256) and, for reference, MD5 and encryption in
-// series over the same bytes (what one core does per byte today if nothing runs beside it).
+// series over the same bytes (what one core does per byte when hashing and sealing run one after
+// the other).
 
 #include <benchmark/benchmark.h>
 

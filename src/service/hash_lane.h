@@ -2,7 +2,7 @@
 
 // A hashing lane: runs a fixed piece of work (hashing a buffer) beside the caller, one buffer at
 // a time, on a small pool of threads shared by every lane of the process. Private to the service
-// module (docs/PERFORMANCE.md, "MD5 beside encryption").
+// module (docs/performance-history.md, "MD5 beside encryption").
 //
 // The object writer hands it each full batch of plaintext segments, then seals and appends the
 // same buffer on its own thread while the lane hashes it; it calls Wait() before it touches that
@@ -51,7 +51,8 @@ class HashPool {
 };
 
 // The process's pool: one thread per CPU, at most 4 (hashing is the only work it does), made on
-// the first call. ObjectService calls it when it is constructed, so the threads exist from then on.
+// the first call. The daemon makes it at start (ObjectService::StartHashingThreads), so its
+// threads exist from then on; elsewhere the first upload larger than one batch makes it.
 HashPool& SharedHashPool();
 
 class HashLane {

@@ -1,3 +1,18 @@
+// The local blob store (coffre/storage/blob_store.h): blobs on one file system, under a root
+// directory (the daemon's data directory). A blob whose size is known to be small (at most
+// max_packed_blob) goes to a record of an append-only pack file, packs/<n>.pack: a 64-byte header,
+// then the blob, at a 4 KiB-aligned offset that the blob's id names, so no index is needed; a
+// removed record is punched out. Any other blob gets a file, written in tmp/ and renamed to
+// blobs/<id[0:2]>/<id[2:4]>/<id>. A blob is durable when Commit returns: a record after an
+// fdatasync of its pack, a file after its own fsync and its directory's. A pack's flush, and a
+// directory's, is shared by every commit waiting for it at the time, so that small PUTs
+// committing together pay for one device flush rather than one each.
+//
+// The store knows bytes and ids only: blobs are encrypted and authenticated above it
+// (crypto/blob_format.h), and which blobs are live is the catalog's business (the service removes
+// garbage, fsck removes orphans). Byte layout of pack records and blob ids, how a record is found
+// and what a crash leaves: docs/FORMAT.md, "Local blob store".
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -153,7 +153,7 @@ class Worker(threading.Thread):
 
 
 class Rewrapper(threading.Thread):
-    """Issue 3's online key lifecycle beside the workload: `coffre key rotate dev` then `coffre
+    """The online key lifecycle beside the workload: `coffre key rotate dev` then `coffre
     key rewrap dev`, in a loop, as an operator would run them against the live data directory.
     At the kill the running command is killed too (an operator's session lost with the
     machine); any other failure of a command is a defect."""

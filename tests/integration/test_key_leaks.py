@@ -1,4 +1,4 @@
-"""Hardening (issue 3, item 7): a full key-lifecycle scenario at debug log level, then every key
+"""Hardening: a full key-lifecycle scenario at debug log level, then every key
 that existed during it — root key, tenant keys, data keys, access-key secrets — is searched for,
 in hex and base64, in everything the daemon and the CLI printed (except the access-key secrets
 that `tenant create` / `access-key create` show on purpose, once)."""

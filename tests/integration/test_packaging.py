@@ -1,4 +1,4 @@
-"""Packaging (issue 5 item 8): the CMake install rules, `make install`, and the Debian package
+"""Packaging: the CMake install rules, `make install`, and the Debian package
 built with CPack, each installed into a scratch root and run there.
 
 Uses the build directory of the binary under test ($COFFRE_BINARY's directory, else build/):

@@ -116,7 +116,7 @@ Result<Config> ParseConfig(const std::string& json_text);
 // The worker pool's size: `worker_threads`, or when 0 twice the CPU cores, at least 4. The workers
 // do CPU work (authentication, encryption) and reads that may wait on the disk; writes wait for
 // their flushes on the commit threads instead. More workers than that cost small requests time
-// in wake-ups and switches (docs/PERFORMANCE.md, "Commit threads and fewer workers").
+// in wake-ups and switches (docs/performance-history.md, "Commit threads and fewer workers").
 uint32_t WorkerThreads(const Config& config);
 // "localhost", 127.0.0.0/8 or ::1: where plain HTTP is allowed without allow_plaintext.
 bool IsLoopbackHost(const std::string& host);

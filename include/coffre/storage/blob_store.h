@@ -105,7 +105,7 @@ struct LocalBlobStoreOptions {
 
 // Local filesystem backend rooted at `root` (creates root/blobs, root/packs and root/tmp).
 // Blob ids are [0-9a-f]{16,64}; a file goes to blobs/<id[0:2]>/<id[2:4]>/<id>, a pack record to
-// packs/<pack number, 8 hex digits>.pack at the offset its id names (layout: docs/OPERATIONS.md).
+// packs/<pack number, 8 hex digits>.pack at the offset its id names (layout: docs/FORMAT.md).
 // Packing needs a file system that can punch holes (ext4, XFS, btrfs, tmpfs): a removed record's
 // space goes back to it at once. Elsewhere every blob gets a file.
 Result<std::unique_ptr<BlobStore>> OpenLocalBlobStore(const std::string& root, LocalBlobStoreOptions options = {});
