@@ -97,8 +97,9 @@ class PendingRecord {
 // Start() lets the record's fsync overlap with work whose result nobody can see yet (sealing a
 // blob that no catalog row names, decrypting into a private buffer): the caller may compute with
 // the key at once but must not release anything derived from it (publish the object, send
-// plaintext) before Wait() returned OK; on failure it discards that work. This is the issue's
-// "durable ahead of the response" rule, with the fsync off the request's critical path.
+// plaintext) before Wait() returned OK; on failure it discards that work. This is the
+// "durable before the key's result is released" rule (docs/AUDIT.md section 4), with the fsync off the request's
+// critical path.
 class Recorder {
  public:
   virtual ~Recorder() = default;

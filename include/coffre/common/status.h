@@ -1,6 +1,6 @@
 #pragma once
 
-// Errors are values across module boundaries (shared/DESIGN.md). A Status is a
+// Errors are values across module boundaries (docs/ARCHITECTURE.md). A Status is a
 // broad category plus a human-readable message; it never carries key material.
 // An OK status allocates nothing.
 

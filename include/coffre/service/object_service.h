@@ -1,7 +1,7 @@
 #pragma once
 
 // The object service: the only module that joins catalog, keystore, crypto and storage
-// (shared/DESIGN.md). It speaks in buckets, keys and byte streams; the s3 module turns its
+// (docs/ARCHITECTURE.md). It speaks in buckets, keys and byte streams; the s3 module turns its
 // errors into S3 errors.
 //
 // Threading: every method blocks (disk, SQLite) and is safe to call concurrently; the caller
