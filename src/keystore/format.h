@@ -28,7 +28,7 @@ class Connection;
 
 namespace coffre::keystore::internal {
 
-// Creates or migrates the keystore's tables (sqlite_keystore.cc).
+// Creates or migrates the keystore's tables (sqlite_keystore_schema.cc).
 Status MigrateKeystoreSchema(db::Connection& conn);
 // Only the first `version` migrations: for tests that build a keystore as an older release wrote it.
 Status MigrateKeystoreSchemaTo(db::Connection& conn, size_t version);

@@ -39,7 +39,7 @@ inline Bytes LegacyDataKeyAad(std::string_view object_id) {
 
 // A catalog row's data key under the binding it was wrapped with: the current one, else the
 // legacy one. A key that opens under neither reports the current binding's error.
-inline Result<SecretBytes> UnwrapRowDataKey(keystore::Keystore& keys, const std::string& tenant_id,
+inline Result<SecretBytes> UnwrapRowDataKey(keystore::TenantKeyStore& keys, const std::string& tenant_id,
                                             const catalog::KeyInfo& key_info, std::string_view bucket,
                                             std::string_view key, std::string_view object_id) {
   auto current = keys.UnwrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key,
@@ -51,7 +51,7 @@ inline Result<SecretBytes> UnwrapRowDataKey(keystore::Keystore& keys, const std:
 }
 
 // Re-wraps a row's data key under the tenant's active version, keeping the binding it had.
-inline Result<keystore::RewrappedKey> RewrapRowDataKey(keystore::Keystore& keys, const std::string& tenant_id,
+inline Result<keystore::RewrappedKey> RewrapRowDataKey(keystore::TenantKeyStore& keys, const std::string& tenant_id,
                                                        const catalog::KeyInfo& key_info, std::string_view bucket,
                                                        std::string_view key, std::string_view object_id) {
   auto current = keys.RewrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key,

@@ -519,7 +519,7 @@ class BlobObjectReader final : public ObjectReader {
 
 // ---------------------------------------------------------------------------------------------
 
-ObjectService::ObjectService(catalog::Catalog& catalog, keystore::Keystore& keys, storage::BlobStore& blobs,
+ObjectService::ObjectService(catalog::Catalog& catalog, keystore::TenantKeyStore& keys, storage::BlobStore& blobs,
                              ServiceOptions options)
     : catalog_(catalog), keys_(keys), blobs_(blobs), options_(options) {}
 

@@ -56,7 +56,7 @@ class Pacer {
 
 }  // namespace
 
-Scrubber::Scrubber(ObjectService& service, catalog::Catalog& catalog, keystore::Keystore& keys,
+Scrubber::Scrubber(ObjectService& service, catalog::Catalog& catalog, keystore::TenantStore& keys,
                    storage::BlobStore& blobs, audit::Recorder* audit)
     : service_(service), catalog_(catalog), keys_(keys), blobs_(blobs), audit_(audit) {}
 

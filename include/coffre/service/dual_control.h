@@ -40,7 +40,7 @@ struct DualControlPolicy {
 class Authorization {
  public:
   Authorization() = default;
-  Authorization(keystore::Keystore* keys, std::string approval_id)
+  Authorization(keystore::ApprovalStore* keys, std::string approval_id)
       : keys_(keys), approval_id_(std::move(approval_id)) {}
   Authorization(Authorization&& other) noexcept
       : keys_(other.keys_), approval_id_(std::move(other.approval_id_)), done_(other.done_) {
@@ -58,7 +58,7 @@ class Authorization {
   std::string ActionSuffix() const { return approval_id_.empty() ? "" : " with approval " + approval_id_; }
 
  private:
-  keystore::Keystore* keys_ = nullptr;
+  keystore::ApprovalStore* keys_ = nullptr;
   std::string approval_id_;
   bool done_ = false;
 };

@@ -164,7 +164,7 @@ struct UploadPartRef {
 
 class ObjectService {
  public:
-  ObjectService(catalog::Catalog& catalog, keystore::Keystore& keys, storage::BlobStore& blobs,
+  ObjectService(catalog::Catalog& catalog, keystore::TenantKeyStore& keys, storage::BlobStore& blobs,
                 ServiceOptions options = {});
   ~ObjectService();
 
@@ -277,7 +277,7 @@ class ObjectService {
 
  private:
   catalog::Catalog& catalog_;
-  keystore::Keystore& keys_;
+  keystore::TenantKeyStore& keys_;
   storage::BlobStore& blobs_;
   ServiceOptions options_;
   audit::Recorder* audit_ = nullptr;

@@ -64,7 +64,7 @@ class Scrubber {
   // `audit` (may be null) records the integrity failures that only the walk sees (a blob file
   // longer than its header implies); the reads' own failures are recorded by `service`, which
   // should be given the same recorder.
-  Scrubber(ObjectService& service, catalog::Catalog& catalog, keystore::Keystore& keys, storage::BlobStore& blobs,
+  Scrubber(ObjectService& service, catalog::Catalog& catalog, keystore::TenantStore& keys, storage::BlobStore& blobs,
            audit::Recorder* audit);
 
   // One pass over the objects, one at a time. Fails only when the walk itself cannot go on
@@ -75,7 +75,7 @@ class Scrubber {
  private:
   ObjectService& service_;
   catalog::Catalog& catalog_;
-  keystore::Keystore& keys_;
+  keystore::TenantStore& keys_;
   storage::BlobStore& blobs_;
   audit::Recorder* audit_;
 };
