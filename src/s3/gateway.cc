@@ -104,10 +104,10 @@ struct RequestReport {
   }
 };
 
-// The first lookups of the request's operation, on the worker that has just authenticated it.
-// Nothing the handler checks comes before them: every operation in a bucket starts by resolving it,
-// GetObject by opening the object (the audit record of its key's use starts there) and HeadObject
-// by looking it up.
+// The first lookups of the request's operation, on the worker that has just authenticated it (why:
+// the top of request_context.h). Nothing the handler checks comes before them: every operation in a
+// bucket starts by resolving it, GetObject by opening the object (the audit record of its key's use
+// starts there) and HeadObject by looking it up.
 void PrefetchOnWorker(RequestContext& ctx) {
   const Route& route = ctx.route;
   if (route.bucket.empty() || route.op == Operation::kCreateBucket || route.op == Operation::kDeleteBucket) return;
@@ -549,7 +549,9 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
 
   auto route = RouteRequest(ctx.view, RouterOptions{options_.base_domain});
   if (!route.ok()) {
-    // Authenticate first where possible so that an anonymous prober learns nothing more.
+    // Answered before authentication, so unsigned requests get these errors too. They tell nothing
+    // stored: they depend only on the request's method, target and headers (a malformed bucket
+    // name is NoSuchBucket because no bucket can have it).
     co_await ctx.SendError(route.error());
     co_return;
   }

@@ -200,6 +200,50 @@ asio::awaitable<void> PutObject(RequestContext& ctx, const catalog::Bucket& buck
   co_await ctx.SendEmpty(bhttp::status::ok, PutResultHeaders(*result));
 }
 
+// The response of a GET whose reader is set to its range: `length` plaintext bytes after the
+// header, read and decrypted on workers while the previous piece is sent.
+asio::awaitable<void> SendObject(RequestContext& ctx, service::ObjectReader& reader, bhttp::status status,
+                                 const Headers& headers, uint64_t length) {
+  // Decrypt the first piece before committing to a 200/206, so that a damaged object answers
+  // with an error instead of a truncated body.
+  const uint64_t step =
+      std::max<uint64_t>(ctx.options().io_chunk, std::min<uint64_t>(length / 4, ctx.options().get_chunk));
+  // Not Bytes: a vector would zero up to 2 MiB per GET that decryption overwrites anyway.
+  const size_t buf_size = std::min<uint64_t>(step, std::max<uint64_t>(length, 1));
+  auto buf = std::make_unique_for_overwrite<uint8_t[]>(buf_size);
+  // A small object was decrypted when it was opened: it is copied out on the network thread, which
+  // saves a trip to a worker once the audit record is durable.
+  auto first =
+      co_await ctx.ReadWhenReadable(reader, [&] { return reader.Read(std::span<uint8_t>(buf.get(), buf_size)); });
+  if (!first.ok()) co_return co_await ctx.SendError(ToS3Error(first.error()));
+
+  if (!co_await ctx.ex.SendHeader(ObjectResponseHeader(ctx, status, headers, length))) co_return;
+  // Two buffers: the next piece is read and decrypted on a worker while this one is being sent.
+  // The read is the first operand: `&&` starts its operands in order, and a send's first write runs
+  // inline, copying up to a socket buffer's worth before the second operand would be posted.
+  using boost::asio::experimental::awaitable_operators::operator&&;
+  auto spare = reader.remaining() > 0 ? std::make_unique_for_overwrite<uint8_t[]>(buf_size) : nullptr;
+  size_t n = *first;
+  while (n > 0) {
+    if (reader.remaining() == 0) {
+      if (!co_await ctx.ex.SendBody(ByteView(buf.get(), n))) co_return;
+      break;
+    }
+    auto [next, sent] = co_await (ctx.Blocking([&] {
+      return reader.Read(std::span<uint8_t>(spare.get(), buf_size));
+    }) && ctx.ex.SendBody(ByteView(buf.get(), n)));
+    if (!sent) co_return;
+    if (!next.ok()) {
+      // Headers are gone: all we can do is cut the connection so the client sees a short body.
+      spdlog::error("[{}] GetObject aborted mid-stream: {}", ctx.request_id, next.error().message);
+      co_return;
+    }
+    std::swap(buf, spare);
+    n = *next;
+  }
+  co_await ctx.ex.FinishBody();
+}
+
 asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& bucket) {
   auto reader = co_await ctx.PrefetchedOr(std::move(ctx.opened_object), [&] {
     return ctx.service().OpenObject(bucket, ctx.route.key, &ctx.audit_request);
@@ -249,45 +293,7 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
     if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
   }
   if (auto e = ApplyResponseOverrides(ctx.route.query, headers)) co_return co_await ctx.SendError(*e);
-
-  // Decrypt the first piece before committing to a 200/206, so that a damaged object answers
-  // with an error instead of a truncated body.
-  const uint64_t step =
-      std::max<uint64_t>(ctx.options().io_chunk, std::min<uint64_t>(length / 4, ctx.options().get_chunk));
-  // Not Bytes: a vector would zero up to 2 MiB per GET that decryption overwrites anyway.
-  const size_t buf_size = std::min<uint64_t>(step, std::max<uint64_t>(length, 1));
-  auto buf = std::make_unique_for_overwrite<uint8_t[]>(buf_size);
-  // A small object was decrypted when it was opened: it is copied out on the network thread, which
-  // saves a trip to a worker once the audit record is durable.
-  auto first =
-      co_await ctx.ReadWhenReadable(**reader, [&] { return (*reader)->Read(std::span<uint8_t>(buf.get(), buf_size)); });
-  if (!first.ok()) co_return co_await ctx.SendError(ToS3Error(first.error()));
-
-  if (!co_await ctx.ex.SendHeader(ObjectResponseHeader(ctx, status, headers, length))) co_return;
-  // Two buffers: the next piece is read and decrypted on a worker while this one is being sent.
-  // The read is the first operand: `&&` starts its operands in order, and a send's first write runs
-  // inline, copying up to a socket buffer's worth before the second operand would be posted.
-  using boost::asio::experimental::awaitable_operators::operator&&;
-  auto spare = (*reader)->remaining() > 0 ? std::make_unique_for_overwrite<uint8_t[]>(buf_size) : nullptr;
-  size_t n = *first;
-  while (n > 0) {
-    if ((*reader)->remaining() == 0) {
-      if (!co_await ctx.ex.SendBody(ByteView(buf.get(), n))) co_return;
-      break;
-    }
-    auto [next, sent] = co_await (ctx.Blocking([&] {
-      return (*reader)->Read(std::span<uint8_t>(spare.get(), buf_size));
-    }) && ctx.ex.SendBody(ByteView(buf.get(), n)));
-    if (!sent) co_return;
-    if (!next.ok()) {
-      // Headers are gone: all we can do is cut the connection so the client sees a short body.
-      spdlog::error("[{}] GetObject aborted mid-stream: {}", ctx.request_id, next.error().message);
-      co_return;
-    }
-    std::swap(buf, spare);
-    n = *next;
-  }
-  co_await ctx.ex.FinishBody();
+  co_await SendObject(ctx, **reader, status, headers, length);
 }
 
 asio::awaitable<void> HeadObject(RequestContext& ctx, const catalog::Bucket& bucket) {

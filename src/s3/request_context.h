@@ -2,6 +2,28 @@
 
 // One S3 request in flight: the exchange, its route and identity, and the helpers every
 // operation handler shares (responses, errors, body reading). Private to the s3 module.
+//
+// The threads a request runs on (Gateway::Handle in gateway.cc):
+//  1. A network thread (the io_context of the HTTP server) reads the request header and runs
+//     Handle, a coroutine that always resumes there. It routes the request (RouteRequest: pure,
+//     no I/O) and answers a routing error at once, before authentication.
+//  2. One trip to a worker (the gateway's pool, Blocking): SigV4 authentication (it reads the
+//     keystore), the rate-limit and body admissions, then, if admitted, PrefetchOnWorker.
+//  3. Back on the network thread: an authentication or admission error is answered; otherwise the
+//     operation's handler runs. Its blocking steps go to a worker (Blocking), its durable commits to
+//     the commit pool (Committing), and it waits for the audit log without holding a thread
+//     (ReadWhenReadable). The body is read and every response byte is sent from the network thread.
+//
+// Why the prefetch: each trip between the network thread and a worker costs two thread wake-ups,
+// a large share of a small request's time (docs/PERFORMANCE.md, "Small requests: fewer thread
+// hand-offs"). So the worker that authenticates also makes the handler's first lookups: the
+// route's bucket (for every operation inside a bucket), the object of a GetObject (opening it
+// starts the audit record of its key's use) or a HeadObject, and the writer of a PutObject or an
+// UploadPart whose headers pass the handler's checks. It leaves them in the slots below
+// (route_bucket, opened_object, object_info, begun_writer); the handler takes a slot's value
+// through PrefetchedOr or ResolveBucket, and fetches on a worker when the slot is empty. Clients
+// cannot tell only because no handler checks anything before those lookups: a check added before
+// one must be made in PrefetchOnWorker too, or the prefetch of that operation dropped.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -49,8 +71,9 @@ class RequestContext {
   bool head = false;
   // Who asks, for the key-usage audit log: set once the request is authenticated.
   service::RequestInfo audit_request;
-  // Looked up on the worker that authenticated the request, which saves a round trip: the route's
-  // bucket (ResolveBucket answers from it), and the object of a GetObject or HeadObject.
+  // Looked up on the worker that authenticated the request, which saves a round trip (see the top
+  // of this file): the route's bucket (ResolveBucket answers from it), and the object of a
+  // GetObject or HeadObject.
   std::optional<service::SResult<catalog::Bucket>> route_bucket;
   std::optional<service::SResult<std::unique_ptr<service::ObjectReader>>> opened_object;
   std::optional<service::SResult<service::ObjectInfo>> object_info;

@@ -68,6 +68,216 @@ bool IsValidKey(std::string_view key) {
   return true;
 }
 
+// What a request addresses: the service (no bucket), a bucket (no key) or an object.
+enum class Target { kService, kBucket, kObject };
+
+// When a routing rule applies, judged on the query string alone.
+struct Condition {
+  enum class Kind {
+    kAlways,       // every request
+    kHas,          // the query names `param`, and `also` when it is set
+    kEquals,       // the query's first `param` has the value `value`
+    kUnsupported,  // the query names one of kUnsupportedSubresources
+  };
+  Kind kind = Kind::kAlways;
+  std::string_view param;
+  std::string_view also;
+  std::string_view value;
+  // kUnsupported only: versionId=null names the only version of an object in an unversioned
+  // bucket, so it is no versioning request where S3 takes a versionId (GET, HEAD, DELETE).
+  bool null_version_allowed = false;
+};
+
+constexpr Condition Always() { return {}; }
+constexpr Condition Has(std::string_view param, std::string_view also = {}) {
+  return {Condition::Kind::kHas, param, also};
+}
+constexpr Condition Equals(std::string_view param, std::string_view value) {
+  return {Condition::Kind::kEquals, param, {}, value};
+}
+constexpr Condition Unsupported() { return {Condition::Kind::kUnsupported}; }
+constexpr Condition UnsupportedButNullVersion() { return {Condition::Kind::kUnsupported, {}, {}, {}, true}; }
+
+// What a matching rule decides: an operation (its copying twin when the request names an
+// x-amz-copy-source), or an S3 error.
+struct Outcome {
+  Operation op = Operation::kListBuckets;
+  Operation op_with_copy_source = Operation::kListBuckets;
+  bool refused = false;
+  ErrorCode error = ErrorCode::kInternalError;
+  std::string_view message;  // empty: the error's default message
+};
+
+constexpr Outcome To(Operation op) { return {op, op}; }
+constexpr Outcome ToOrCopy(Operation op, Operation copy) { return {op, copy}; }
+constexpr Outcome Refuse(ErrorCode error, std::string_view message = {}) {
+  return {Operation::kListBuckets, Operation::kListBuckets, true, error, message};
+}
+
+constexpr Outcome kBucketSubresourceNotImplemented =
+    Refuse(ErrorCode::kNotImplemented, "This bucket subresource is not implemented");
+constexpr Outcome kObjectSubresourceNotImplemented =
+    Refuse(ErrorCode::kNotImplemented, "This object subresource is not implemented");
+constexpr Outcome kPostNotImplemented = Refuse(ErrorCode::kNotImplemented, "This POST request is not implemented");
+constexpr Outcome kVersioningNotImplemented = Refuse(ErrorCode::kNotImplemented, "Versioning is not implemented");
+constexpr Outcome kPartNeedsBoth = Refuse(ErrorCode::kInvalidRequest, "UploadPart needs both uploadId and partNumber");
+
+struct Rule {
+  std::string_view method;
+  Target target;
+  Condition when;
+  Outcome outcome;
+};
+
+// The routing table. The first rule that matches the request's method, target and query decides;
+// a request that no rule matches is MethodNotAllowed. Within one method and target the rules go
+// from the implemented subresources, through the unsupported ones, to the plain request, so that
+// a subresource Coffre does not implement is never served as the plain request.
+// clang-format off
+constexpr Rule kRules[] = {
+    {"GET",    Target::kService, Always(),                       To(Operation::kListBuckets)},
+
+    {"GET",    Target::kBucket,  Has("location"),                To(Operation::kGetBucketLocation)},
+    {"GET",    Target::kBucket,  Has("acl"),                     To(Operation::kGetBucketAcl)},
+    {"GET",    Target::kBucket,  Has("versioning"),              To(Operation::kGetBucketVersioning)},
+    {"GET",    Target::kBucket,  Has("versions"),                To(Operation::kListObjectVersions)},
+    {"GET",    Target::kBucket,  Has("uploads"),                 To(Operation::kListMultipartUploads)},
+    {"GET",    Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
+    {"GET",    Target::kBucket,  Equals("list-type", "2"),       To(Operation::kListObjectsV2)},
+    {"GET",    Target::kBucket,  Always(),                       To(Operation::kListObjects)},
+    // A HEAD of a bucket subresource is its GET, answered without a body.
+    {"HEAD",   Target::kBucket,  Has("location"),                To(Operation::kGetBucketLocation)},
+    {"HEAD",   Target::kBucket,  Has("acl"),                     To(Operation::kGetBucketAcl)},
+    {"HEAD",   Target::kBucket,  Has("versioning"),              To(Operation::kGetBucketVersioning)},
+    {"HEAD",   Target::kBucket,  Has("versions"),                To(Operation::kListObjectVersions)},
+    {"HEAD",   Target::kBucket,  Has("uploads"),                 To(Operation::kListMultipartUploads)},
+    {"HEAD",   Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
+    {"HEAD",   Target::kBucket,  Always(),                       To(Operation::kHeadBucket)},
+    {"PUT",    Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
+    {"PUT",    Target::kBucket,  Has("versioning"),              kVersioningNotImplemented},
+    {"PUT",    Target::kBucket,  Always(),                       To(Operation::kCreateBucket)},
+    {"DELETE", Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
+    {"DELETE", Target::kBucket,  Always(),                       To(Operation::kDeleteBucket)},
+    {"POST",   Target::kBucket,  Has("delete"),                  To(Operation::kDeleteObjects)},
+    {"POST",   Target::kBucket,  Always(),                       kPostNotImplemented},
+
+    {"GET",    Target::kObject,  Has("uploadId"),                To(Operation::kListParts)},
+    {"GET",    Target::kObject,  Has("acl"),                     To(Operation::kGetObjectAcl)},
+    {"GET",    Target::kObject,  UnsupportedButNullVersion(),    kObjectSubresourceNotImplemented},
+    {"GET",    Target::kObject,  Always(),                       To(Operation::kGetObject)},
+    {"HEAD",   Target::kObject,  Has("uploadId"),                Refuse(ErrorCode::kMethodNotAllowed)},
+    {"HEAD",   Target::kObject,  Has("acl"),                     Refuse(ErrorCode::kMethodNotAllowed)},
+    {"HEAD",   Target::kObject,  UnsupportedButNullVersion(),    kObjectSubresourceNotImplemented},
+    {"HEAD",   Target::kObject,  Always(),                       To(Operation::kHeadObject)},
+    {"PUT",    Target::kObject,  Has("uploadId", "partNumber"),  ToOrCopy(Operation::kUploadPart,
+                                                                          Operation::kUploadPartCopy)},
+    {"PUT",    Target::kObject,  Has("uploadId"),                kPartNeedsBoth},
+    {"PUT",    Target::kObject,  Has("partNumber"),              kPartNeedsBoth},
+    {"PUT",    Target::kObject,  Unsupported(),                  kObjectSubresourceNotImplemented},
+    {"PUT",    Target::kObject,  Always(),                       ToOrCopy(Operation::kPutObject,
+                                                                          Operation::kCopyObject)},
+    {"POST",   Target::kObject,  Has("uploads"),                 To(Operation::kCreateMultipartUpload)},
+    {"POST",   Target::kObject,  Has("uploadId"),                To(Operation::kCompleteMultipartUpload)},
+    {"POST",   Target::kObject,  Always(),                       kPostNotImplemented},
+    {"DELETE", Target::kObject,  Has("uploadId"),                To(Operation::kAbortMultipartUpload)},
+    {"DELETE", Target::kObject,  UnsupportedButNullVersion(),    kObjectSubresourceNotImplemented},
+    {"DELETE", Target::kObject,  Always(),                       To(Operation::kDeleteObject)},
+};
+// clang-format on
+
+bool NamesUnsupportedSubresource(const Query& query, bool null_version_allowed) {
+  for (auto sub : kUnsupportedSubresources) {
+    if (null_version_allowed && sub == "versionId" && query.Get("versionId") == "null") {
+      continue;
+    }
+    if (query.Has(sub)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Holds(const Condition& condition, const Query& query) {
+  switch (condition.kind) {
+    case Condition::Kind::kAlways:
+      return true;
+    case Condition::Kind::kHas:
+      return query.Has(condition.param) && (condition.also.empty() || query.Has(condition.also));
+    case Condition::Kind::kEquals:
+      return query.Get(condition.param) == condition.value;
+    case Condition::Kind::kUnsupported:
+      return NamesUnsupportedSubresource(query, condition.null_version_allowed);
+  }
+  return false;
+}
+
+const Rule* FindRule(std::string_view method, Target target, const Query& query) {
+  for (const Rule& rule : kRules) {
+    if (rule.method == method && rule.target == target && Holds(rule.when, query)) {
+      return &rule;
+    }
+  }
+  return nullptr;
+}
+
+// The bucket, key and query that a request names, path style (/bucket/key) or virtual-hosted
+// style (Host: bucket.base_domain, path /key); its operation is left to the routing table.
+Expected<Route, Error> ParseBucketAndKey(const HttpRequestView& request, const RouterOptions& options) {
+  std::string_view target = request.target;
+  std::string_view path = target;
+  std::string_view raw_query;
+  if (auto q = target.find('?'); q != std::string_view::npos) {
+    path = target.substr(0, q);
+    raw_query = target.substr(q + 1);
+  }
+  if (path.empty() || path.front() != '/') {
+    return Error(ErrorCode::kInvalidRequest, "Invalid request target");
+  }
+  auto params = ParseQuery(raw_query);
+  if (!params) {
+    return Error(ErrorCode::kInvalidArgument, "Invalid query string encoding");
+  }
+
+  Route route;
+  route.query = Query(std::move(*params));
+
+  // Virtual-hosted style: the bucket is the Host's first labels before the base domain.
+  std::string host(request.Header("host").value_or(""));
+  if (auto colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos) {
+    host.resize(colon);
+  }
+  host = ToLower(host);
+  std::string_view rest = path.substr(1);
+  const std::string suffix = "." + options.base_domain;
+  if (!options.base_domain.empty() && host.size() > suffix.size() && host.ends_with(suffix)) {
+    route.bucket = host.substr(0, host.size() - suffix.size());
+  } else {
+    size_t slash = rest.find('/');
+    auto decoded = UriDecode(rest.substr(0, slash));
+    if (!decoded) {
+      return Error(ErrorCode::kInvalidArgument, "Invalid bucket name encoding");
+    }
+    route.bucket = std::move(*decoded);
+    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  }
+  if (!rest.empty()) {
+    auto key = UriDecode(rest);
+    if (!key) {
+      return Error(ErrorCode::kInvalidArgument, "Invalid key encoding");
+    }
+    route.key = std::move(*key);
+  }
+  route.resource = "/" + route.bucket + (route.key.empty() ? "" : "/" + route.key);
+  return route;
+}
+
+Target TargetOf(const Route& route) {
+  if (route.bucket.empty()) {
+    return Target::kService;
+  }
+  return route.key.empty() ? Target::kBucket : Target::kObject;
+}
+
 }  // namespace
 
 std::string_view OperationName(Operation op) {
@@ -170,203 +380,32 @@ bool IsValidBucketName(std::string_view name) {
 }
 
 Expected<Route, Error> RouteRequest(const HttpRequestView& request, const RouterOptions& options) {
-  std::string_view target = request.target;
-  std::string_view path = target;
-  std::string_view raw_query;
-  if (auto q = target.find('?'); q != std::string_view::npos) {
-    path = target.substr(0, q);
-    raw_query = target.substr(q + 1);
+  Expected<Route, Error> parsed = ParseBucketAndKey(request, options);
+  if (!parsed.ok()) {
+    return parsed;
   }
-  if (path.empty() || path.front() != '/') {
-    return Error(ErrorCode::kInvalidRequest, "Invalid request target");
-  }
-  auto params = ParseQuery(raw_query);
-  if (!params) {
-    return Error(ErrorCode::kInvalidArgument, "Invalid query string encoding");
-  }
-
-  Route route;
-  route.query = Query(std::move(*params));
-
-  // Virtual-hosted style: the bucket is the Host's first labels before the base domain.
-  std::string host(request.Header("host").value_or(""));
-  if (auto colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos) {
-    host.resize(colon);
-  }
-  host = ToLower(host);
-  std::string_view rest = path.substr(1);
-  const std::string suffix = "." + options.base_domain;
-  if (!options.base_domain.empty() && host.size() > suffix.size() && host.ends_with(suffix)) {
-    route.bucket = host.substr(0, host.size() - suffix.size());
-  } else {
-    size_t slash = rest.find('/');
-    auto decoded = UriDecode(rest.substr(0, slash));
-    if (!decoded) {
-      return Error(ErrorCode::kInvalidArgument, "Invalid bucket name encoding");
-    }
-    route.bucket = std::move(*decoded);
-    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
-  }
-  if (!rest.empty()) {
-    auto key = UriDecode(rest);
-    if (!key) {
-      return Error(ErrorCode::kInvalidArgument, "Invalid key encoding");
-    }
-    route.key = std::move(*key);
-  }
-  route.resource = "/" + route.bucket + (route.key.empty() ? "" : "/" + route.key);
-
-  const std::string_view m = request.method;
-  const Query& q = route.query;
-  const bool has_copy_source = request.Header("x-amz-copy-source").has_value();
-
-  if (route.bucket.empty()) {
-    if (m == "GET") {
-      route.op = Operation::kListBuckets;
-      return route;
-    }
-    return Error(ErrorCode::kMethodNotAllowed);
-  }
-  if (!IsValidBucketName(route.bucket) && !(m == "PUT" && route.key.empty())) {
-    // CreateBucket reports InvalidBucketName itself; anything else on a malformed name is a
-    // bucket that cannot exist.
+  Route route = std::move(parsed).value();
+  const std::string_view method = request.method;
+  const Target target = TargetOf(route);
+  // CreateBucket reports InvalidBucketName itself; anything else on a malformed name is a bucket
+  // that cannot exist.
+  if (target != Target::kService && !IsValidBucketName(route.bucket) &&
+      !(method == "PUT" && target == Target::kBucket)) {
     return Error(ErrorCode::kNoSuchBucket);
   }
-
-  if (route.key.empty()) {
-    if (m == "GET" || m == "HEAD") {
-      if (q.Has("location")) {
-        route.op = Operation::kGetBucketLocation;
-      } else if (q.Has("acl")) {
-        route.op = Operation::kGetBucketAcl;
-      } else if (q.Has("versioning")) {
-        route.op = Operation::kGetBucketVersioning;
-      } else if (q.Has("versions")) {
-        route.op = Operation::kListObjectVersions;
-      } else if (q.Has("uploads")) {
-        route.op = Operation::kListMultipartUploads;
-      } else {
-        for (auto sub : kUnsupportedSubresources) {
-          if (q.Has(sub)) {
-            return Error(ErrorCode::kNotImplemented, "This bucket subresource is not implemented");
-          }
-        }
-        if (m == "HEAD") {
-          route.op = Operation::kHeadBucket;
-        } else if (q.Get("list-type") == "2") {
-          route.op = Operation::kListObjectsV2;
-        } else {
-          route.op = Operation::kListObjects;
-        }
-      }
-      return route;
-    }
-    if (m == "PUT") {
-      for (auto sub : kUnsupportedSubresources) {
-        if (q.Has(sub)) {
-          return Error(ErrorCode::kNotImplemented, "This bucket subresource is not implemented");
-        }
-      }
-      if (q.Has("versioning")) {
-        return Error(ErrorCode::kNotImplemented, "Versioning is not implemented");
-      }
-      route.op = Operation::kCreateBucket;
-      return route;
-    }
-    if (m == "DELETE") {
-      for (auto sub : kUnsupportedSubresources) {
-        if (q.Has(sub)) {
-          return Error(ErrorCode::kNotImplemented, "This bucket subresource is not implemented");
-        }
-      }
-      route.op = Operation::kDeleteBucket;
-      return route;
-    }
-    if (m == "POST") {
-      if (q.Has("delete")) {
-        route.op = Operation::kDeleteObjects;
-        return route;
-      }
-      return Error(ErrorCode::kNotImplemented, "This POST request is not implemented");
-    }
-    return Error(ErrorCode::kMethodNotAllowed);
-  }
-
-  if (!IsValidKey(route.key)) {
+  if (target == Target::kObject && !IsValidKey(route.key)) {
     return KeyError(route.key);
   }
-
-  if (m == "GET" || m == "HEAD") {
-    if (q.Has("uploadId")) {
-      if (m == "HEAD") {
-        return Error(ErrorCode::kMethodNotAllowed);
-      }
-      route.op = Operation::kListParts;
-      return route;
-    }
-    if (q.Has("acl")) {
-      if (m == "HEAD") {
-        return Error(ErrorCode::kMethodNotAllowed);
-      }
-      route.op = Operation::kGetObjectAcl;
-      return route;
-    }
-    for (auto sub : kUnsupportedSubresources) {
-      // versionId=null names the only version of an object in an unversioned bucket.
-      if (sub == "versionId" && q.Get("versionId") == "null") {
-        continue;
-      }
-      if (q.Has(sub)) {
-        return Error(ErrorCode::kNotImplemented, "This object subresource is not implemented");
-      }
-    }
-    route.op = m == "GET" ? Operation::kGetObject : Operation::kHeadObject;
-    return route;
+  const Rule* rule = FindRule(method, target, route.query);
+  if (rule == nullptr) {
+    return Error(ErrorCode::kMethodNotAllowed);
   }
-  if (m == "PUT") {
-    if (q.Has("uploadId") || q.Has("partNumber")) {
-      if (!q.Has("uploadId") || !q.Has("partNumber")) {
-        return Error(ErrorCode::kInvalidRequest, "UploadPart needs both uploadId and partNumber");
-      }
-      route.op = has_copy_source ? Operation::kUploadPartCopy : Operation::kUploadPart;
-      return route;
-    }
-    for (auto sub : kUnsupportedSubresources) {
-      if (q.Has(sub)) {
-        return Error(ErrorCode::kNotImplemented, "This object subresource is not implemented");
-      }
-    }
-    route.op = has_copy_source ? Operation::kCopyObject : Operation::kPutObject;
-    return route;
+  const Outcome& outcome = rule->outcome;
+  if (outcome.refused) {
+    return Error(outcome.error, std::string(outcome.message));
   }
-  if (m == "POST") {
-    if (q.Has("uploads")) {
-      route.op = Operation::kCreateMultipartUpload;
-      return route;
-    }
-    if (q.Has("uploadId")) {
-      route.op = Operation::kCompleteMultipartUpload;
-      return route;
-    }
-    return Error(ErrorCode::kNotImplemented, "This POST request is not implemented");
-  }
-  if (m == "DELETE") {
-    if (q.Has("uploadId")) {
-      route.op = Operation::kAbortMultipartUpload;
-      return route;
-    }
-    for (auto sub : kUnsupportedSubresources) {
-      if (sub == "versionId" && q.Get("versionId") == "null") {
-        continue;
-      }
-      if (q.Has(sub)) {
-        return Error(ErrorCode::kNotImplemented, "This object subresource is not implemented");
-      }
-    }
-    route.op = Operation::kDeleteObject;
-    return route;
-  }
-  return Error(ErrorCode::kMethodNotAllowed);
+  route.op = request.Header("x-amz-copy-source").has_value() ? outcome.op_with_copy_source : outcome.op;
+  return route;
 }
 
 }  // namespace coffre::s3

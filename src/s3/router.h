@@ -67,8 +67,13 @@ struct RouterOptions {
   std::string base_domain = "localhost";  // virtual-hosted style: <bucket>.<base_domain>
 };
 
-// Errors: kMethodNotAllowed, kNotImplemented (known but unsupported subresource),
-// kInvalidBucketName, kKeyTooLongError, kInvalidArgument (bad key / query encoding).
+// Errors, none of which depends on what is stored:
+//   InvalidRequest    the target is not a path; an UploadPart names uploadId or partNumber alone
+//   InvalidArgument   a malformed %-escape in the query, bucket or key; a key with NUL or ".."
+//   KeyTooLongError   a key over 1024 bytes
+//   NoSuchBucket      a malformed bucket name, except on CreateBucket (its handler says why)
+//   MethodNotAllowed  a method with no operation on that target (HEAD of ?uploadId or ?acl too)
+//   NotImplemented    a subresource, or a POST, that Coffre does not implement
 Expected<Route, Error> RouteRequest(const HttpRequestView& request, const RouterOptions& options);
 
 // S3 bucket naming rules (3-63 chars, lower-case letters, digits, '.', '-'; starts and ends with

@@ -512,29 +512,33 @@ Expected<AuthResult, Error> AuthenticateHeader(const HttpRequestView& request, s
   return result;
 }
 
-Expected<AuthResult, Error> AuthenticatePresigned(const HttpRequestView& request,
-                                                  const std::vector<std::pair<std::string, std::string>>& query,
-                                                  const CredentialLookup& lookup, const AuthOptions& options) {
+// The X-Amz-* parameters of a presigned URL, views into its query.
+struct PresignedParams {
   std::optional<std::string_view> algorithm, credential, date, expires, signed_headers, signature, content_sha256;
   bool security_token = false;
+};
+
+// Picks the X-Amz-* parameters out of a presigned URL's query; each may appear only once.
+Expected<PresignedParams, Error> CollectPresignedParams(const std::vector<std::pair<std::string, std::string>>& query) {
+  PresignedParams found;
   for (const auto& [name, value] : query) {
     std::optional<std::string_view>* slot = nullptr;
     if (name == "X-Amz-Algorithm") {
-      slot = &algorithm;
+      slot = &found.algorithm;
     } else if (name == "X-Amz-Credential") {
-      slot = &credential;
+      slot = &found.credential;
     } else if (name == "X-Amz-Date") {
-      slot = &date;
+      slot = &found.date;
     } else if (name == "X-Amz-Expires") {
-      slot = &expires;
+      slot = &found.expires;
     } else if (name == "X-Amz-SignedHeaders") {
-      slot = &signed_headers;
+      slot = &found.signed_headers;
     } else if (name == "X-Amz-Signature") {
-      slot = &signature;
+      slot = &found.signature;
     } else if (name == "X-Amz-Content-Sha256") {
-      slot = &content_sha256;
+      slot = &found.content_sha256;
     } else if (name == "X-Amz-Security-Token") {
-      security_token = true;
+      found.security_token = true;
       continue;
     } else {
       continue;
@@ -544,37 +548,12 @@ Expected<AuthResult, Error> AuthenticatePresigned(const HttpRequestView& request
     }
     *slot = value;
   }
-  if (!algorithm || *algorithm != kAlgorithm) {
-    return Error(ErrorCode::kAuthorizationQueryParametersError, "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"");
-  }
-  if (!credential || !date || !expires || !signed_headers || !signature) {
-    return Error(ErrorCode::kAuthorizationQueryParametersError, std::string(kQueryParamsRequired));
-  }
-  SignatureParams params;
-  if (std::optional<Error> error = ParseCredential(*credential, true, options, params)) {
-    return *std::move(error);
-  }
-  std::optional<std::vector<std::string>> names = ParseSignedHeaders(*signed_headers);
-  if (!names) {
-    return Error(ErrorCode::kAuthorizationQueryParametersError, "X-Amz-SignedHeaders is mal-formed.");
-  }
-  params.signed_headers = std::move(*names);
-  if (!IsSha256Hex(*signature)) {
-    return Error(ErrorCode::kAuthorizationQueryParametersError, "X-Amz-Signature must be 64 hexadecimal characters.");
-  }
-  params.signature = ToLower(*signature);
+  return found;
+}
 
-  const std::optional<std::chrono::system_clock::time_point> time = ParseAmzDate(*date);
-  if (!time) {
-    return Error(ErrorCode::kAuthorizationQueryParametersError,
-                 "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"");
-  }
-  if (date->compare(0, 8, params.date) != 0) {
-    return Error(ErrorCode::kAuthorizationQueryParametersError, "Invalid credential date \"" + params.date +
-                                                                    "\". This date is not the same as X-Amz-Date: \"" +
-                                                                    std::string(date->substr(0, 8)) + "\".");
-  }
-  const std::string_view expires_text = *expires;
+// X-Amz-Expires in seconds: a decimal from 1 to the configured maximum, refused with S3's
+// message for each way it can be wrong.
+Expected<int64_t, Error> ParsePresignedExpiry(std::string_view expires_text, const AuthOptions& options) {
   if (expires_text.starts_with('-') && IsDigits(expires_text.substr(1))) {
     return Error(ErrorCode::kAuthorizationQueryParametersError, "X-Amz-Expires must be non-negative");
   }
@@ -593,21 +572,67 @@ Expected<AuthResult, Error> AuthenticatePresigned(const HttpRequestView& request
   if (expiry < 1) {
     return Error(ErrorCode::kAuthorizationQueryParametersError, "X-Amz-Expires must be at least 1 second");
   }
+  return expiry;
+}
+
+Expected<AuthResult, Error> AuthenticatePresigned(const HttpRequestView& request,
+                                                  const std::vector<std::pair<std::string, std::string>>& query,
+                                                  const CredentialLookup& lookup, const AuthOptions& options) {
+  Expected<PresignedParams, Error> collected = CollectPresignedParams(query);
+  if (!collected.ok()) {
+    return std::move(collected).error();
+  }
+  const PresignedParams& presigned = *collected;
+  if (!presigned.algorithm || *presigned.algorithm != kAlgorithm) {
+    return Error(ErrorCode::kAuthorizationQueryParametersError, "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"");
+  }
+  if (!presigned.credential || !presigned.date || !presigned.expires || !presigned.signed_headers ||
+      !presigned.signature) {
+    return Error(ErrorCode::kAuthorizationQueryParametersError, std::string(kQueryParamsRequired));
+  }
+  SignatureParams params;
+  if (std::optional<Error> error = ParseCredential(*presigned.credential, true, options, params)) {
+    return *std::move(error);
+  }
+  std::optional<std::vector<std::string>> names = ParseSignedHeaders(*presigned.signed_headers);
+  if (!names) {
+    return Error(ErrorCode::kAuthorizationQueryParametersError, "X-Amz-SignedHeaders is mal-formed.");
+  }
+  params.signed_headers = std::move(*names);
+  if (!IsSha256Hex(*presigned.signature)) {
+    return Error(ErrorCode::kAuthorizationQueryParametersError, "X-Amz-Signature must be 64 hexadecimal characters.");
+  }
+  params.signature = ToLower(*presigned.signature);
+
+  const std::optional<std::chrono::system_clock::time_point> time = ParseAmzDate(*presigned.date);
+  if (!time) {
+    return Error(ErrorCode::kAuthorizationQueryParametersError,
+                 "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"");
+  }
+  if (presigned.date->compare(0, 8, params.date) != 0) {
+    return Error(ErrorCode::kAuthorizationQueryParametersError, "Invalid credential date \"" + params.date +
+                                                                    "\". This date is not the same as X-Amz-Date: \"" +
+                                                                    std::string(presigned.date->substr(0, 8)) + "\".");
+  }
+  Expected<int64_t, Error> expiry = ParsePresignedExpiry(*presigned.expires, options);
+  if (!expiry.ok()) {
+    return std::move(expiry).error();
+  }
   const auto now = Now(options);
   if (*time - now > options.max_skew) {
     return Error(ErrorCode::kRequestTimeTooSkewed);
   }
-  if (now > *time + std::chrono::seconds(expiry)) {
+  if (now > *time + std::chrono::seconds(*expiry)) {
     return Error(ErrorCode::kAccessDenied, "Request has expired");
   }
-  if (security_token || request.Header("x-amz-security-token")) {
+  if (presigned.security_token || request.Header("x-amz-security-token")) {
     return SessionTokenUnsupported();
   }
   // Presigned URLs sign UNSIGNED-PAYLOAD, unless the signer put a payload hash into the (signed) query.
   std::string_view payload_hash = kUnsignedPayload;
   PayloadMode mode = PayloadMode::kUnsigned;
-  if (content_sha256) {
-    payload_hash = *content_sha256;
+  if (presigned.content_sha256) {
+    payload_hash = *presigned.content_sha256;
     if (IsSha256Hex(payload_hash)) {
       mode = PayloadMode::kSignedHash;
     } else if (payload_hash != kUnsignedPayload) {
@@ -620,7 +645,7 @@ Expected<AuthResult, Error> AuthenticatePresigned(const HttpRequestView& request
   }
 
   Expected<AuthResult, Error> result =
-      VerifySignature(request, params, std::string(*date), payload_hash, /*presigned=*/true, lookup);
+      VerifySignature(request, params, std::string(*presigned.date), payload_hash, /*presigned=*/true, lookup);
   if (!result.ok()) {
     return result;
   }

@@ -124,6 +124,100 @@ TEST(Router, UnsupportedThingsAreNeverSilentSuccesses) {
   EXPECT_EQ(ErrorOf("PUT", "/bucket/k?partNumber=1"), ErrorCode::kInvalidRequest);
 }
 
+// One case per rule of the routing table, plus the subresource combinations whose order decides.
+TEST(Router, EachMethodAndSubresourceRoutes) {
+  const std::vector<std::pair<std::string, std::string>> copy = {{"x-amz-copy-source", "/b-1/src"}};
+  struct Case {
+    std::string method;
+    std::string target;
+    Operation op;
+    bool with_copy_source = false;
+  };
+  const std::vector<Case> cases = {
+      {"GET", "/?prefix=a", Operation::kListBuckets},
+      {"GET", "/bucket?list-type=1", Operation::kListObjects},
+      {"HEAD", "/bucket?location", Operation::kGetBucketLocation},
+      {"HEAD", "/bucket?acl", Operation::kGetBucketAcl},
+      {"HEAD", "/bucket?versioning", Operation::kGetBucketVersioning},
+      {"HEAD", "/bucket?versions", Operation::kListObjectVersions},
+      {"HEAD", "/bucket?uploads", Operation::kListMultipartUploads},
+      {"HEAD", "/bucket?list-type=2", Operation::kHeadBucket},
+      {"PUT", "/bucket?location", Operation::kCreateBucket},
+      {"DELETE", "/bucket?versioning", Operation::kDeleteBucket},
+      // An implemented subresource is matched before an unsupported one beside it.
+      {"GET", "/bucket?acl&policy", Operation::kGetBucketAcl},
+      {"GET", "/b-1/k?uploadId=u&tagging", Operation::kListParts},
+      {"PUT", "/b-1/k?uploadId=u&partNumber=1&tagging", Operation::kUploadPart},
+      {"POST", "/b-1/k?uploads&uploadId=u", Operation::kCreateMultipartUpload},
+      {"HEAD", "/b-1/k?versionId=null", Operation::kHeadObject},
+      {"DELETE", "/b-1/k?versionId=null", Operation::kDeleteObject},
+      {"GET", "/b-1/k?partNumber=2", Operation::kGetObject},
+      {"GET", "/b-1/k", Operation::kGetObject, true},
+      {"DELETE", "/b-1/k?uploadId=u", Operation::kAbortMultipartUpload, true},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(OpOf(c.method, c.target, c.with_copy_source ? copy : decltype(copy){}), c.op)
+        << c.method << " " << c.target;
+  }
+}
+
+// Each refusal keeps its S3 code, status and message.
+TEST(Router, RefusalsKeepTheirCodeStatusAndMessage) {
+  struct Case {
+    std::string method;
+    std::string target;
+    ErrorCode code;
+    int status;
+    std::string message;
+  };
+  const std::string bucket_sub = "This bucket subresource is not implemented";
+  const std::string object_sub = "This object subresource is not implemented";
+  const std::string post = "This POST request is not implemented";
+  const std::string part = "UploadPart needs both uploadId and partNumber";
+  const std::vector<Case> cases = {
+      {"PUT", "/", ErrorCode::kMethodNotAllowed, 405, ""},
+      {"HEAD", "/", ErrorCode::kMethodNotAllowed, 405, ""},
+      {"GET", "/bucket?cors", ErrorCode::kNotImplemented, 501, bucket_sub},
+      {"HEAD", "/bucket?website", ErrorCode::kNotImplemented, 501, bucket_sub},
+      {"PUT", "/bucket?policy", ErrorCode::kNotImplemented, 501, bucket_sub},
+      {"PUT", "/bucket?acl&versioning", ErrorCode::kNotImplemented, 501, bucket_sub},
+      {"PUT", "/bucket?versioning", ErrorCode::kNotImplemented, 501, "Versioning is not implemented"},
+      {"DELETE", "/bucket?lifecycle", ErrorCode::kNotImplemented, 501, bucket_sub},
+      {"GET", "/bucket?versionId=null", ErrorCode::kNotImplemented, 501, bucket_sub},
+      {"POST", "/bucket?uploads", ErrorCode::kNotImplemented, 501, post},
+      {"PATCH", "/bucket", ErrorCode::kMethodNotAllowed, 405, ""},
+      {"GET", "/b-1/k?tagging", ErrorCode::kNotImplemented, 501, object_sub},
+      {"GET", "/b-1/k?versionId=null&retention", ErrorCode::kNotImplemented, 501, object_sub},
+      {"HEAD", "/b-1/k?uploadId=u", ErrorCode::kMethodNotAllowed, 405, ""},
+      {"HEAD", "/b-1/k?acl", ErrorCode::kMethodNotAllowed, 405, ""},
+      {"HEAD", "/b-1/k?legal-hold", ErrorCode::kNotImplemented, 501, object_sub},
+      {"PUT", "/b-1/k?acl", ErrorCode::kNotImplemented, 501, object_sub},
+      // PutObject takes no versionId, not even "null".
+      {"PUT", "/b-1/k?versionId=null", ErrorCode::kNotImplemented, 501, object_sub},
+      {"PUT", "/b-1/k?uploadId=u", ErrorCode::kInvalidRequest, 400, part},
+      {"PUT", "/b-1/k?partNumber=1", ErrorCode::kInvalidRequest, 400, part},
+      {"POST", "/b-1/k?select", ErrorCode::kNotImplemented, 501, post},
+      {"DELETE", "/b-1/k?versionId=3HL4kqtJlcpXroDTDmJ", ErrorCode::kNotImplemented, 501, object_sub},
+      {"OPTIONS", "/b-1/k", ErrorCode::kMethodNotAllowed, 405, ""},
+      {"get", "/b-1/k", ErrorCode::kMethodNotAllowed, 405, ""},
+      {"GET", "/b-1/k?%zz", ErrorCode::kInvalidArgument, 400, "Invalid query string encoding"},
+      {"GET", "b-1/k", ErrorCode::kInvalidRequest, 400, "Invalid request target"},
+      {"GET", "/b%zz/k", ErrorCode::kInvalidArgument, 400, "Invalid bucket name encoding"},
+      {"GET", "/b-1/a%zz", ErrorCode::kInvalidArgument, 400, "Invalid key encoding"},
+      {"GET", "/b-1/a/../b", ErrorCode::kInvalidArgument, 400, "Object key is not valid"},
+      // The bucket name and the key are checked before the method.
+      {"PATCH", "/Bad_Bucket/k", ErrorCode::kNoSuchBucket, 404, ""},
+      {"PATCH", "/b-1/..", ErrorCode::kInvalidArgument, 400, "Object key is not valid"},
+  };
+  for (const Case& c : cases) {
+    auto route = RouteOf(Req{c.method, c.target});
+    ASSERT_FALSE(route.ok()) << c.method << " " << c.target;
+    EXPECT_EQ(route.error().code, c.code) << c.method << " " << c.target;
+    EXPECT_EQ(route.error().http_status(), c.status) << c.method << " " << c.target;
+    EXPECT_EQ(route.error().message, c.message) << c.method << " " << c.target;
+  }
+}
+
 TEST(Router, MalformedBucketNamesCannotExist) {
   EXPECT_EQ(ErrorOf("GET", "/Bad_Bucket/k"), ErrorCode::kNoSuchBucket);
   // CreateBucket reports the name itself (InvalidBucketName in the handler).
