@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "coffre/http/uri.h"
+
 namespace coffre::s3 {
 namespace {
 
@@ -170,17 +172,11 @@ bool IsValidBucketName(std::string_view name) {
 }
 
 Expected<Route, Error> RouteRequest(const HttpRequestView& request, const RouterOptions& options) {
-  std::string_view target = request.target;
-  std::string_view path = target;
-  std::string_view raw_query;
-  if (auto q = target.find('?'); q != std::string_view::npos) {
-    path = target.substr(0, q);
-    raw_query = target.substr(q + 1);
-  }
+  const auto [path, raw_query] = http::SplitTarget(request.target);
   if (path.empty() || path.front() != '/') {
     return Error(ErrorCode::kInvalidRequest, "Invalid request target");
   }
-  auto params = ParseQuery(raw_query);
+  auto params = http::ParseQuery(raw_query);
   if (!params) {
     return Error(ErrorCode::kInvalidArgument, "Invalid query string encoding");
   }
@@ -200,7 +196,7 @@ Expected<Route, Error> RouteRequest(const HttpRequestView& request, const Router
     route.bucket = host.substr(0, host.size() - suffix.size());
   } else {
     size_t slash = rest.find('/');
-    auto decoded = UriDecode(rest.substr(0, slash));
+    auto decoded = http::PercentDecode(rest.substr(0, slash));
     if (!decoded) {
       return Error(ErrorCode::kInvalidArgument, "Invalid bucket name encoding");
     }
@@ -208,7 +204,7 @@ Expected<Route, Error> RouteRequest(const HttpRequestView& request, const Router
     rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
   }
   if (!rest.empty()) {
-    auto key = UriDecode(rest);
+    auto key = http::PercentDecode(rest);
     if (!key) {
       return Error(ErrorCode::kInvalidArgument, "Invalid key encoding");
     }
