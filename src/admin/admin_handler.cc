@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "coffre/common/bytes.h"
+#include "coffre/http/uri.h"
 
 namespace coffre::admin {
 namespace {
@@ -19,11 +20,6 @@ struct Answer {
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
 };
-
-std::string_view PathOf(std::string_view target) {
-  const size_t q = target.find('?');
-  return q == std::string_view::npos ? target : target.substr(0, q);
-}
 
 }  // namespace
 
@@ -87,8 +83,8 @@ boost::asio::awaitable<void> AdminHandler::HandleApi(http::Exchange& exchange) {
   }
   // The path only: the query names a tenant and times, the Authorization header is never logged.
   spdlog::info("admin API {} {} -> {} (credential {}, request {}, from {})", api_request.method,
-               PathOf(api_request.target), answer.status, answer.credential.empty() ? "-" : answer.credential,
-               api_request.request_id, api_request.client_address);
+               http::SplitTarget(api_request.target).path, answer.status,
+               answer.credential.empty() ? "-" : answer.credential, api_request.request_id, api_request.client_address);
 
   bhttp::response<bhttp::string_body> response{static_cast<bhttp::status>(answer.status), request.version()};
   response.set(bhttp::field::content_type, answer.content_type);
@@ -109,7 +105,7 @@ boost::asio::awaitable<void> AdminHandler::HandleApi(http::Exchange& exchange) {
 
 boost::asio::awaitable<void> AdminHandler::Handle(http::Exchange& exchange) {
   const auto& request = exchange.request();
-  const std::string_view path = PathOf(request.target());
+  const std::string_view path = http::SplitTarget(request.target()).path;
   if (api_ != nullptr && AdminApi::Handles(path)) {
     co_await HandleApi(exchange);
     co_return;

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "coffre/common/clock.h"
+#include "coffre/http/uri.h"
 #include "coffre/s3/range.h"
 #include "request_context.h"
 
@@ -469,7 +470,7 @@ asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx)
       co_return Error(ErrorCode::kNotImplemented, "Copying a specific version is not implemented");
     }
   }
-  auto decoded = UriDecode(path);
+  auto decoded = http::PercentDecode(path);
   if (!decoded) {
     co_return Error(ErrorCode::kInvalidArgument, "Invalid copy source encoding");
   }

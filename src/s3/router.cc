@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "coffre/http/uri.h"
+
 namespace coffre::s3 {
 namespace {
 
@@ -223,17 +225,11 @@ const Rule* FindRule(std::string_view method, Target target, const Query& query)
 // The bucket, key and query that a request names, path style (/bucket/key) or virtual-hosted
 // style (Host: bucket.base_domain, path /key); its operation is left to the routing table.
 Expected<Route, Error> ParseBucketAndKey(const HttpRequestView& request, const RouterOptions& options) {
-  std::string_view target = request.target;
-  std::string_view path = target;
-  std::string_view raw_query;
-  if (auto q = target.find('?'); q != std::string_view::npos) {
-    path = target.substr(0, q);
-    raw_query = target.substr(q + 1);
-  }
+  const auto [path, raw_query] = http::SplitTarget(request.target);
   if (path.empty() || path.front() != '/') {
     return Error(ErrorCode::kInvalidRequest, "Invalid request target");
   }
-  auto params = ParseQuery(raw_query);
+  auto params = http::ParseQuery(raw_query);
   if (!params) {
     return Error(ErrorCode::kInvalidArgument, "Invalid query string encoding");
   }
@@ -253,7 +249,7 @@ Expected<Route, Error> ParseBucketAndKey(const HttpRequestView& request, const R
     route.bucket = host.substr(0, host.size() - suffix.size());
   } else {
     size_t slash = rest.find('/');
-    auto decoded = UriDecode(rest.substr(0, slash));
+    auto decoded = http::PercentDecode(rest.substr(0, slash));
     if (!decoded) {
       return Error(ErrorCode::kInvalidArgument, "Invalid bucket name encoding");
     }
@@ -261,7 +257,7 @@ Expected<Route, Error> ParseBucketAndKey(const HttpRequestView& request, const R
     rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
   }
   if (!rest.empty()) {
-    auto key = UriDecode(rest);
+    auto key = http::PercentDecode(rest);
     if (!key) {
       return Error(ErrorCode::kInvalidArgument, "Invalid key encoding");
     }

@@ -13,6 +13,7 @@
 
 #include "coffre/common/bytes.h"
 #include "coffre/crypto/hash.h"
+#include "coffre/http/uri.h"
 
 namespace coffre::s3 {
 namespace {
@@ -44,19 +45,6 @@ struct SignatureParams {
   std::vector<std::string> signed_headers;  // lower-case, in the order given
   std::string signature;                    // lower-case hex
 };
-
-struct Target {
-  std::string_view path;
-  std::string_view query;
-};
-
-Target SplitTarget(std::string_view target) {
-  const size_t q = target.find('?');
-  if (q == std::string_view::npos) {
-    return {target, {}};
-  }
-  return {target.substr(0, q), target.substr(q + 1)};
-}
 
 bool IsHex(std::string_view s) {
   return std::all_of(s.begin(), s.end(),
@@ -117,7 +105,7 @@ std::string CanonicalUri(std::string_view path) {
     const size_t slash = path.find('/', start);
     const std::string_view segment =
         path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
-    if (std::optional<std::string> decoded = UriDecode(segment)) {
+    if (std::optional<std::string> decoded = http::PercentDecode(segment)) {
       out += UriEncode(*decoded, /*encode_slash=*/true);
     } else {
       out += segment;
@@ -132,7 +120,7 @@ std::string CanonicalUri(std::string_view path) {
 }
 
 std::string CanonicalQuery(std::string_view query, bool presigned) {
-  std::optional<std::vector<std::pair<std::string, std::string>>> params = ParseQuery(query);
+  std::optional<http::QueryParams> params = http::ParseQuery(query);
   if (!params) {
     return {};
   }
@@ -426,7 +414,7 @@ Expected<AuthResult, Error> VerifySignature(const HttpRequestView& request, cons
   result.scope = params.date + "/" + params.region + "/" + params.service + "/" + std::string(kTerminal);
   result.signing_key = SigningKeyFor(credential->secret_access_key, params, result.scope);
 
-  const Target target = SplitTarget(request.target);
+  const http::RequestTarget target = http::SplitTarget(request.target);
   const std::string canonical_uri = CanonicalUri(target.path);
   std::string expected =
       SignHex(result.signing_key,
@@ -665,11 +653,11 @@ bool IsStreaming(PayloadMode mode) {
 
 Expected<AuthResult, Error> Authenticate(const HttpRequestView& request, const CredentialLookup& lookup,
                                          const AuthOptions& options) {
-  const Target target = SplitTarget(request.target);
-  if (!UriDecode(target.path)) {
+  const http::RequestTarget target = http::SplitTarget(request.target);
+  if (!http::PercentDecode(target.path)) {
     return Error(ErrorCode::kInvalidRequest, "Couldn't parse the specified URI.");
   }
-  std::optional<std::vector<std::pair<std::string, std::string>>> query = ParseQuery(target.query);
+  std::optional<http::QueryParams> query = http::ParseQuery(target.query);
   if (!query) {
     return Error(ErrorCode::kInvalidRequest, "Couldn't parse the specified URI.");
   }
@@ -698,7 +686,7 @@ Expected<AuthResult, Error> Authenticate(const HttpRequestView& request, const C
 
 std::string CanonicalRequest(const HttpRequestView& request, const std::vector<std::string>& signed_headers,
                              std::string_view payload_hash, bool presigned) {
-  const Target target = SplitTarget(request.target);
+  const http::RequestTarget target = http::SplitTarget(request.target);
   return BuildCanonicalRequest(request, CanonicalUri(target.path), target.query, signed_headers, payload_hash,
                                presigned);
 }

@@ -11,6 +11,7 @@
 #include "coffre/common/bytes.h"
 #include "coffre/common/clock.h"
 #include "coffre/common/secret.h"
+#include "coffre/http/uri.h"
 #include "coffre/s3/request.h"
 #include "coffre/s3/sigv4.h"
 
@@ -49,16 +50,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::abort();
   }
 
-  auto params = coffre::s3::ParseQuery(query);
+  auto params = coffre::http::ParseQuery(query);
   if (params) {
     for (const auto& [name, value] : *params) {
       // Decoding what UriEncode produced gives the original back.
-      const auto round_trip = coffre::s3::UriDecode(coffre::s3::UriEncode(value, true));
+      const auto round_trip = coffre::http::PercentDecode(coffre::s3::UriEncode(value, true));
       if (!round_trip || *round_trip != value) {
         std::abort();
       }
     }
   }
-  (void)coffre::s3::UriDecode(query);
+  (void)coffre::http::PercentDecode(query);
   return 0;
 }

@@ -22,15 +22,9 @@ struct HttpRequestView {
   std::optional<std::string_view> Header(std::string_view name) const;
 };
 
-// Percent-decodes a URI component. '+' is kept as '+' (S3 paths and SigV4 queries use %20).
-// nullopt on a malformed escape.
-std::optional<std::string> UriDecode(std::string_view in);
 // SigV4 URI encoding: unreserved (A-Z a-z 0-9 - _ . ~) kept, everything else %XX upper-case;
-// '/' kept when encode_slash is false.
+// '/' kept when encode_slash is false. Decoding, and query parsing, are coffre/http/uri.h's.
 std::string UriEncode(std::string_view in, bool encode_slash);
-
-// Query parameters decoded, in order of appearance. A parameter without '=' has an empty value.
-std::optional<std::vector<std::pair<std::string, std::string>>> ParseQuery(std::string_view query);
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 std::string ToLower(std::string_view s);
