@@ -25,7 +25,8 @@ enum class CliStores {
 struct CliContext {
   Config config;
   // stores.catalog and stores.blobs are open with CliStores::kAll only. stores.root_key is held
-  // until the audit log is opened, then cleared: the keystore and the log hold what they need.
+  // for the audit log (and the commands that hand it on: backup, rotate-root) and cleared once the
+  // log is open: the keystore and the log hold what they need.
   Stores stores;
   std::unique_ptr<audit::AuditLog> audit_log;  // once OpenAuditLogOrRefuse or OpenAuditLogToRead succeeded
 

@@ -46,8 +46,8 @@ Result<bool> AdoptCurrentRootKey(keystore::StagedRestore& staged, const Keystore
                                  const DataDirPaths& paths) {
   Bytes passphrase_kdf;
   if (request.root_key_from_passphrase) {
-    COFFRE_ASSIGN_OR_RETURN(passphrase_kdf,
-                            keystore::ReadPassphraseKdf(Exists(paths.keystore) ? paths.keystore : staged.staged_path()));
+    COFFRE_ASSIGN_OR_RETURN(
+        passphrase_kdf, keystore::ReadPassphraseKdf(Exists(paths.keystore) ? paths.keystore : staged.staged_path()));
   }
   auto resealed = staged.AdoptRootKey(request.root_key, request.backup_root_key, passphrase_kdf);
   if (resealed.ok()) {
@@ -83,7 +83,8 @@ Result<std::unique_ptr<audit::AuditLog>> OpenAuditLog(const KeystoreRestoreReque
         "and key versions destroyed since the backup, that the current keystore does not record, would come "
         "back)");
   }
-  Warn(request, "the audit log cannot be opened (" + opened.status().message() + "): this restore is NOT recorded in it");
+  Warn(request,
+       "the audit log cannot be opened (" + opened.status().message() + "): this restore is NOT recorded in it");
   return std::unique_ptr<audit::AuditLog>();
 }
 
@@ -106,7 +107,7 @@ Result<std::set<keystore::KeyDestruction>> DestructionsToReapply(keystore::Stage
   if (!request.reapply_audited_destructions) {
     Warn(request,
          "--no-reapply-shreds: the audit log is not read; tenants shredded and key versions destroyed since the "
-        "backup come back unless the current keystore records them");
+         "backup come back unless the current keystore records them");
     return destructions;
   }
   if (!audit_exists) {
@@ -176,8 +177,7 @@ Result<std::vector<std::string>> MissingKeyVersions(const keystore::StagedRestor
       n += count;
     }
     if (n > 0) {
-      out.push_back("tenant " + tenant.name + " (" + tenant.id +
-                    "), created after the backup: " + ObjectsOrUploads(n));
+      out.push_back("tenant " + tenant.name + " (" + tenant.id + "), created after the backup: " + ObjectsOrUploads(n));
     }
   }
   return out;
@@ -212,8 +212,8 @@ Status CheckCatalogKeys(const keystore::StagedRestore& staged, const KeystoreRes
                         const DataDirPaths& paths, KeystoreRestored& out) {
   auto missing = MissingKeyVersions(staged, request, paths);
   if (!missing.ok()) {
-    return Status(missing.status().code(),
-                  "cannot compare the backup with the catalog: " + missing.status().message() + "; nothing was changed");
+    return Status(missing.status().code(), "cannot compare the backup with the catalog: " + missing.status().message() +
+                                               "; nothing was changed");
   }
   if (!missing->empty() && !request.allow_missing_key_versions) {
     std::string list;

@@ -154,7 +154,8 @@ TEST_F(KeystoreRestoreTest, ReplacesTheKeystoreMovesTheOldOneAsideAndRecordsIt) 
   auto keys = keystore::Keystore::Open(keystore_path_, root_);
   ASSERT_TRUE(keys.ok());
   EXPECT_EQ((*keys)->GetTenantByName("late").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(test_support::AuditedActions(audit_path_, root_, audit::Operation::kKeystoreRestore), std::vector<std::string>{"cli:keystore restore"});
+  EXPECT_EQ(test_support::AuditedActions(audit_path_, root_, audit::Operation::kKeystoreRestore),
+            std::vector<std::string>{"cli:keystore restore"});
 }
 
 // The keystore that recorded the shred is gone (disaster recovery): the audit log's record alone

@@ -56,11 +56,13 @@ struct KeystoreRestoreRequest {
 };
 
 struct KeystoreRestored {
-  keystore::KeystoreContents backup;  // what the backup held, as staged
-  bool resealed = false;              // re-sealed from `backup_root_key` under `root_key`
-  std::vector<keystore::StagedRestore::Applied> reapplied;  // destructions made since the backup
-  size_t voided_approvals = 0;  // dual-control approvals still open in the backup, now used up
+  keystore::KeystoreContents backup;    // what the backup held, as staged
   keystore::KeystoreContents restored;  // what the installed keystore holds
+  bool resealed = false;                // re-sealed from `backup_root_key` under `root_key`
+  // The destructions made since the backup, applied to it.
+  std::vector<keystore::StagedRestore::Applied> reapplied;
+  // Dual-control approvals still open in the backup, now used up.
+  size_t voided_approvals = 0;
   // Catalog objects the restored keystore cannot decrypt, one line per tenant and key version:
   // only when `allow_missing_key_versions`.
   std::vector<std::string> missing_key_versions;
