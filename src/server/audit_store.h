@@ -14,6 +14,9 @@
 
 namespace coffre::server {
 
+// The config's audit log settings (audit_checkpoint_records, audit_checkpoint_seconds).
+audit::AuditLogOptions AuditLogOptionsOf(const Config& config);
+
 Result<std::unique_ptr<audit::AuditLog>> OpenAuditLog(const Config& config, const SecretBytes& root);
 
 // For the commands that change keys (docs/AUDIT.md 1.1): the log must open before anything

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "audit_store.h"
+#include "cli_context.h"
 #include "coffre/common/clock.h"
 #include "coffre/service/key_lifecycle.h"
 #include "commands.h"
@@ -25,30 +26,19 @@ struct AccessKeyFlags {
 };
 
 struct Opened {
-  std::unique_ptr<keystore::Keystore> keys;
+  CliContext context;
   keystore::Tenant tenant;
-  std::unique_ptr<audit::AuditLog> log;  // only when asked for
 };
 
 // Opens the keystore (and, for a command that changes something, the audit log: without it
 // nothing is changed) and resolves the tenant by name.
 Result<Opened> OpenTenant(const AccessKeyFlags& flags, bool with_audit) {
-  COFFRE_ASSIGN_OR_RETURN(Config config, ResolveConfig(flags.common));
-  COFFRE_ASSIGN_OR_RETURN(SecretBytes root, LoadRootKey(config, /*create=*/false));
-  Opened opened;
-  COFFRE_ASSIGN_OR_RETURN(opened.keys, OpenKeystoreWithRootKey(config, root));
-  auto tenant = opened.keys->GetTenantByName(flags.tenant);
-  if (!tenant.ok()) {
-    if (tenant.status().code() == StatusCode::kNotFound) {
-      return Status::InvalidArgument("no tenant named '" + flags.tenant + "' (coffre tenant list shows them)");
-    }
-    return tenant.status();
-  }
-  opened.tenant = std::move(tenant).value();
+  COFFRE_ASSIGN_OR_RETURN(CliContext context, OpenForCli(flags.common));
+  COFFRE_ASSIGN_OR_RETURN(keystore::Tenant tenant, FindTenant(context.keys(), flags.tenant));
   if (with_audit) {
-    COFFRE_ASSIGN_OR_RETURN(opened.log, OpenAuditOrRefuse(config, root));
+    COFFRE_RETURN_IF_ERROR(context.OpenAuditLogOrRefuse());
   }
-  return opened;
+  return Opened{std::move(context), std::move(tenant)};
 }
 
 std::string FormatTime(std::optional<UnixMillis> t) {
@@ -73,7 +63,7 @@ void RegisterAccessKeyCommands(CLI::App& app, CommandRunner& runner) {
         return Fail(opened.status());
       }
       const keystore::Tenant& tenant = opened->tenant;
-      service::KeyLifecycle lifecycle(*opened->keys, opened->log.get());
+      service::KeyLifecycle lifecycle(opened->context.keys(), opened->context.audit_log.get());
       auto k = lifecycle.CreateAccessKey(tenant.id, CliRequest("cli:access-key create"));
       if (!k.ok()) {
         // A shredded tenant: what the operator asked for cannot be done.
@@ -109,7 +99,7 @@ void RegisterAccessKeyCommands(CLI::App& app, CommandRunner& runner) {
           return Fail(opened.status());
         }
         const keystore::Tenant& tenant = opened->tenant;
-        service::KeyLifecycle lifecycle(*opened->keys, opened->log.get());
+        service::KeyLifecycle lifecycle(opened->context.keys(), opened->context.audit_log.get());
         const audit::RequestInfo request = CliRequest(std::string("cli:access-key ") + name);
         Status st = kind == 2   ? lifecycle.DeleteAccessKey(tenant.id, flags->access_key_id, request)
                     : kind == 1 ? lifecycle.EnableAccessKey(tenant.id, flags->access_key_id, request)
@@ -143,7 +133,7 @@ void RegisterAccessKeyCommands(CLI::App& app, CommandRunner& runner) {
       auto opened = OpenTenant(*flags, /*with_audit=*/false);
       if (!opened.ok()) return Fail(opened.status());
       const keystore::Tenant& tenant = opened->tenant;
-      auto listed = opened->keys->ListAccessKeys(tenant.id);
+      auto listed = opened->context.keys().ListAccessKeys(tenant.id);
       if (!listed.ok()) return Fail(listed.status());
       if (flags->json) {
         nlohmann::json arr = nlohmann::json::array();

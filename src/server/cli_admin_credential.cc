@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "audit_store.h"
+#include "cli_context.h"
 #include "coffre/common/clock.h"
 #include "coffre/keystore/keystore.h"
 #include "coffre/service/dual_control.h"
@@ -28,27 +29,11 @@ struct CredentialFlags {
   bool json = false;
 };
 
-// What a change needs: the keystore, the audit log (the change is recorded first) and the policy.
-struct Opened {
-  std::unique_ptr<keystore::Keystore> keys;
-  std::unique_ptr<audit::AuditLog> log;
-  service::DualControlPolicy policy;
-};
-
-Result<Opened> OpenForChange(const CredentialFlags& flags) {
-  COFFRE_ASSIGN_OR_RETURN(Config config, ResolveConfig(flags.common));
-  COFFRE_ASSIGN_OR_RETURN(SecretBytes root, LoadRootKey(config, /*create=*/false));
-  Opened o;
-  COFFRE_ASSIGN_OR_RETURN(o.keys, OpenKeystoreWithRootKey(config, root));
-  COFFRE_ASSIGN_OR_RETURN(o.log, OpenAuditOrRefuse(config, root));
-  o.policy = DualControlPolicyOf(config);
-  return o;
-}
-
-Result<std::unique_ptr<keystore::Keystore>> OpenKeys(const CredentialFlags& flags) {
-  COFFRE_ASSIGN_OR_RETURN(Config config, ResolveConfig(flags.common));
-  COFFRE_ASSIGN_OR_RETURN(SecretBytes root, LoadRootKey(config, /*create=*/false));
-  return OpenKeystoreWithRootKey(config, root);
+// What a change needs: the keystore and the audit log (the change is recorded first).
+Result<CliContext> OpenForChange(const CredentialFlags& flags) {
+  COFFRE_ASSIGN_OR_RETURN(CliContext context, OpenForCli(flags.common));
+  COFFRE_RETURN_IF_ERROR(context.OpenAuditLogOrRefuse());
+  return context;
 }
 
 int Create(const CredentialFlags& flags) {
@@ -60,7 +45,7 @@ int Create(const CredentialFlags& flags) {
   if (!opened.ok()) {
     return Fail(opened.status());
   }
-  service::DualControl dual(*opened->keys, opened->log.get(), opened->policy);
+  service::DualControl dual(opened->keys(), opened->audit_log.get(), DualControlPolicyOf(opened->config));
   auto created =
       dual.CreateAdminCredential(flags.name, *role, flags.approval, CliRequest("cli:admin-credential create"));
   if (!created.ok()) {
@@ -88,11 +73,11 @@ int Create(const CredentialFlags& flags) {
 }
 
 int List(const CredentialFlags& flags) {
-  auto keys = OpenKeys(flags);
-  if (!keys.ok()) {
-    return Fail(keys.status());
+  auto context = OpenForCli(flags.common);
+  if (!context.ok()) {
+    return Fail(context.status());
   }
-  auto listed = (*keys)->ListAdminCredentials();
+  auto listed = context->keys().ListAdminCredentials();
   if (!listed.ok()) {
     return Fail(listed.status());
   }
@@ -121,7 +106,7 @@ int Disable(const CredentialFlags& flags) {
   if (!opened.ok()) {
     return Fail(opened.status());
   }
-  service::DualControl dual(*opened->keys, opened->log.get(), opened->policy);
+  service::DualControl dual(opened->keys(), opened->audit_log.get(), DualControlPolicyOf(opened->config));
   Status st = dual.DisableAdminCredential(flags.name, CliRequest("cli:admin-credential disable"));
   if (st.code() == StatusCode::kNotFound || st.code() == StatusCode::kFailedPrecondition) {
     return Fail(Status::InvalidArgument(st.message() + " (coffre admin-credential list shows them)"));

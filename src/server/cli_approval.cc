@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "audit_store.h"
+#include "cli_context.h"
 #include "coffre/admin/admin_api.h"
 #include "coffre/common/clock.h"
 #include "coffre/service/dual_control.h"
@@ -96,23 +97,18 @@ void PrintApproval(const keystore::Approval& a, const std::string& tenant_name, 
   std::cout << ", expires " << FormatIso8601(FromUnixMillis(a.expires)) << std::endl;
 }
 
-// Opens what a request or a grant needs: the keystore, the audit log (the change is recorded
-// before it is stored, so the log must open), and the credential of the person acting.
+// Opens what a request or a grant needs: the keystore, the credential of the person acting, and
+// the audit log (the change is recorded before it is stored, so the log must open).
 struct Opened {
-  Config config;
-  std::unique_ptr<keystore::Keystore> keys;
-  std::unique_ptr<audit::AuditLog> log;
+  CliContext context;
   keystore::AdminCredential actor;
 };
 
 Result<Opened> OpenForChange(const ApprovalFlags& flags) {
-  Opened o;
-  COFFRE_ASSIGN_OR_RETURN(o.config, ResolveConfig(flags.common));
-  COFFRE_ASSIGN_OR_RETURN(SecretBytes root, LoadRootKey(o.config, /*create=*/false));
-  COFFRE_ASSIGN_OR_RETURN(o.keys, OpenKeystoreWithRootKey(o.config, root));
-  COFFRE_ASSIGN_OR_RETURN(o.actor, Authenticate(*o.keys, flags));
-  COFFRE_ASSIGN_OR_RETURN(o.log, OpenAuditOrRefuse(o.config, root));
-  return o;
+  COFFRE_ASSIGN_OR_RETURN(CliContext context, OpenForCli(flags.common));
+  COFFRE_ASSIGN_OR_RETURN(keystore::AdminCredential actor, Authenticate(context.keys(), flags));
+  COFFRE_RETURN_IF_ERROR(context.OpenAuditLogOrRefuse());
+  return Opened{std::move(context), std::move(actor)};
 }
 
 int Request(const ApprovalFlags& flags) {
@@ -126,20 +122,18 @@ int Request(const ApprovalFlags& flags) {
   if (!opened.ok()) {
     return Fail(opened.status());
   }
+  CliContext& context = opened->context;
   std::string tenant_id;
   if (!keystore::TargetsTenant(*op)) {
     tenant_id = flags.tenant;  // the credential's name (admin_credential.create), or none
   } else if (!flags.tenant.empty()) {
-    auto t = opened->keys->GetTenantByName(flags.tenant);
+    auto t = FindTenant(context.keys(), flags.tenant);
     if (!t.ok()) {
-      return Fail(
-          t.status().code() == StatusCode::kNotFound
-              ? Status::InvalidArgument("no tenant named '" + flags.tenant + "' (coffre tenant list shows them)")
-              : t.status());
+      return Fail(t.status());
     }
     tenant_id = t->id;
   }
-  service::DualControl dual(*opened->keys, opened->log.get(), DualControlPolicyOf(opened->config));
+  service::DualControl dual(context.keys(), context.audit_log.get(), DualControlPolicyOf(context.config));
   auto approval = dual.Request(*op, tenant_id, flags.version, opened->actor.name, CliRequest("cli:approval request"));
   if (!approval.ok()) {
     return Fail(approval.status());
@@ -157,7 +151,8 @@ int Approve(const ApprovalFlags& flags) {
   if (!opened.ok()) {
     return Fail(opened.status());
   }
-  service::DualControl dual(*opened->keys, opened->log.get(), DualControlPolicyOf(opened->config));
+  CliContext& context = opened->context;
+  service::DualControl dual(context.keys(), context.audit_log.get(), DualControlPolicyOf(context.config));
   auto approval = dual.Grant(flags.id, opened->actor.name, CliRequest("cli:approval approve"));
   if (!approval.ok()) {
     const StatusCode code = approval.status().code();
@@ -166,21 +161,18 @@ int Approve(const ApprovalFlags& flags) {
     }
     return Fail(approval.status());
   }
-  PrintApproval(*approval, admin::ApprovalTenantName(*opened->keys, approval->tenant_id), flags.json);
+  PrintApproval(*approval, admin::ApprovalTenantName(context.keys(), approval->tenant_id), flags.json);
   return 0;
 }
 
 int List(const ApprovalFlags& flags) {
-  auto config = ResolveConfig(flags.common);
-  if (!config.ok()) {
-    return Fail(config.status());
+  auto context = OpenForCli(flags.common);
+  if (!context.ok()) {
+    return Fail(context.status());
   }
-  auto keys = OpenKeystore(*config, /*create=*/false);
-  if (!keys.ok()) {
-    return Fail(keys.status());
-  }
+  keystore::Keystore& keys = context->keys();
   constexpr size_t kShown = 100;
-  auto listed = (*keys)->ListApprovals(kShown);
+  auto listed = keys.ListApprovals(kShown);
   if (!listed.ok()) {
     return Fail(listed.status());
   }
@@ -188,14 +180,14 @@ int List(const ApprovalFlags& flags) {
   if (flags.json) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& a : *listed) {
-      arr.push_back(admin::ApprovalJson(a, admin::ApprovalTenantName(**keys, a.tenant_id), now));
+      arr.push_back(admin::ApprovalJson(a, admin::ApprovalTenantName(keys, a.tenant_id), now));
     }
     std::cout << arr.dump() << std::endl;
     return 0;
   }
   std::cout << "ID\tOPERATION\tTENANT\tVERSION\tSTATE\tREQUESTED_BY\tAPPROVED_BY\tEXPIRES\n";
   for (const auto& a : *listed) {
-    const std::string tenant = admin::ApprovalTenantName(**keys, a.tenant_id);
+    const std::string tenant = admin::ApprovalTenantName(keys, a.tenant_id);
     std::cout << a.id << "\t" << keystore::GuardedOperationName(a.operation) << "\t" << (tenant.empty() ? "-" : tenant)
               << "\t" << (a.version == 0 ? "-" : std::to_string(a.version)) << "\t"
               << keystore::ApprovalStateName(a.StateAt(now)) << "\t" << a.requested_by << "\t"

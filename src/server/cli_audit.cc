@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "audit_store.h"
+#include "cli_context.h"
 #include "coffre/audit/archive.h"
 #include "coffre/audit/bundle.h"
 #include "coffre/common/clock.h"
@@ -115,21 +116,14 @@ Status CheckAuditLogExists(const Config& config) {
   return Status::Ok();
 }
 
-// With the root key this process already loaded (and the keystore accepted).
-Result<std::unique_ptr<audit::AuditLog>> OpenExistingAuditLog(const Config& config, const SecretBytes& root) {
-  COFFRE_RETURN_IF_ERROR(CheckAuditLogExists(config));
-  return OpenAuditLog(config, root);
-}
-
 // Loads the root key once, checks it against the keystore (so a wrong key is named clearly),
 // then opens the log with it.
-Result<std::unique_ptr<audit::AuditLog>> OpenExistingAuditLog(const Config& config) {
+Result<std::unique_ptr<audit::AuditLog>> OpenExistingAuditLog(const CommonFlags& flags) {
+  COFFRE_ASSIGN_OR_RETURN(Config config, ResolveConfig(flags));
   COFFRE_RETURN_IF_ERROR(CheckAuditLogExists(config));
-  COFFRE_ASSIGN_OR_RETURN(SecretBytes root, LoadRootKey(config, /*create=*/false));
-  if (auto keys = OpenKeystoreWithRootKey(config, root); !keys.ok()) {
-    return keys.status();
-  }
-  return OpenAuditLog(config, root);
+  COFFRE_ASSIGN_OR_RETURN(CliContext context, OpenForCli(std::move(config)));
+  COFFRE_RETURN_IF_ERROR(context.OpenAuditLogToRead());
+  return std::move(context.audit_log);
 }
 
 int RunExport(const CommonFlags& common, const std::string& tenant_name, const std::string& from, const std::string& to,
@@ -157,28 +151,23 @@ int RunExport(const CommonFlags& common, const std::string& tenant_name, const s
   if (from_ms > to_ms) {
     return Fail(Status::InvalidArgument("the time range is reversed: --from is after --to"));
   }
-  auto config = ResolveConfig(common);
-  if (!config.ok()) return Fail(config.status());
-  auto root = LoadRootKey(*config, /*create=*/false);
-  if (!root.ok()) {
-    return Fail(root.status());
-  }
-  auto keys = OpenKeystoreWithRootKey(*config, *root);
-  if (!keys.ok()) return Fail(keys.status());
-  auto tenant = (*keys)->GetTenantByName(tenant_name);
+  auto context = OpenForCli(common);
+  if (!context.ok()) return Fail(context.status());
+  auto tenant = context->keys().GetTenantByName(tenant_name);
   if (!tenant.ok()) {
     if (tenant.status().code() == StatusCode::kNotFound) {
       return Fail(Status::InvalidArgument("unknown tenant '" + tenant_name + "'"));
     }
     return Fail(tenant.status());
   }
-  auto log = OpenExistingAuditLog(*config, *root);
-  if (!log.ok()) return Fail(log.status());
+  if (Status st = CheckAuditLogExists(context->config); !st.ok()) return Fail(st);
+  if (Status st = context->OpenAuditLogToRead(); !st.ok()) return Fail(st);
+  audit::AuditLog* log = context->audit_log.get();
   // Sign the newest records first, so that the export carries no unsigned tail.
-  if (Status st = (*log)->Checkpoint(); !st.ok()) {
+  if (Status st = log->Checkpoint(); !st.ok()) {
     return Fail(Status(st.code(), "cannot sign a checkpoint before exporting: " + st.message()));
   }
-  auto data = (*log)->ExportTenant(tenant->id, from_ms, to_ms);
+  auto data = log->ExportTenant(tenant->id, from_ms, to_ms);
   if (!data.ok()) return Fail(data.status());
   audit::BundleInfo info;
   info.tenant = tenant->id;
@@ -254,9 +243,7 @@ int RunVerify(const std::string& file, const std::string& public_key) {
 int RunArchive(const CommonFlags& common, const std::string& before, const std::string& out) {
   auto before_ms = ParseTime("--before", before);
   if (!before_ms.ok()) return Fail(before_ms.status());
-  auto config = ResolveConfig(common);
-  if (!config.ok()) return Fail(config.status());
-  auto log = OpenExistingAuditLog(*config);
+  auto log = OpenExistingAuditLog(common);
   if (!log.ok()) return Fail(log.status());
   auto archive = (*log)->PrepareArchive(*before_ms);
   if (!archive.ok()) return Fail(archive.status());
@@ -331,9 +318,7 @@ void RegisterAuditCommands(CLI::App& app, CommandRunner& runner) {
   AddCommonFlags(pub, flags->common);
   pub->callback([flags, &runner] {
     runner.run = [flags] {
-      auto config = ResolveConfig(flags->common);
-      if (!config.ok()) return Fail(config.status());
-      auto log = OpenExistingAuditLog(*config);
+      auto log = OpenExistingAuditLog(flags->common);
       if (!log.ok()) return Fail(log.status());
       std::cout << audit::EncodePublicKey((*log)->public_key()) << std::endl;
       return 0;
@@ -344,9 +329,7 @@ void RegisterAuditCommands(CLI::App& app, CommandRunner& runner) {
   AddCommonFlags(check, flags->common);
   check->callback([flags, &runner] {
     runner.run = [flags] {
-      auto config = ResolveConfig(flags->common);
-      if (!config.ok()) return Fail(config.status());
-      auto log = OpenExistingAuditLog(*config);
+      auto log = OpenExistingAuditLog(flags->common);
       if (!log.ok()) return Fail(log.status());
       auto n = (*log)->VerifyStored();
       if (!n.ok()) {

@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_context.h"
 #include "coffre/catalog/catalog.h"
 #include "coffre/storage/blob_store.h"
 #include "commands.h"
@@ -222,15 +223,13 @@ void RegisterFsckCommands(CLI::App& app, CommandRunner& runner) {
   fsck->add_flag("--json", flags->json, "Print the report as JSON");
   fsck->callback([flags, &runner] {
     runner.run = [flags] {
-      auto config = ResolveConfig(flags->common);
-      if (!config.ok()) return Fail(config.status());
-      auto stores = OpenStores(*config, /*for_daemon=*/false);
-      if (!stores.ok()) return Fail(stores.status());
+      auto context = OpenForCli(flags->common, CliStores::kAll);
+      if (!context.ok()) return Fail(context.status());
       // A repair removes files that a running daemon may be writing: it takes the data
       // directory's lock (held until the end), which a daemon holds while it runs.
       std::optional<DataDirLock> repair_lock;
       if (flags->repair) {
-        auto lock = DataDirLock::Acquire(config->data_dir);
+        auto lock = DataDirLock::Acquire(context->config.data_dir);
         if (!lock.ok()) {
           if (lock.status().code() == StatusCode::kUnavailable) {
             return Fail(Status::Unavailable("fsck --repair refused: " + lock.status().message() +
@@ -240,7 +239,7 @@ void RegisterFsckCommands(CLI::App& app, CommandRunner& runner) {
         }
         repair_lock.emplace(std::move(lock).value());
       }
-      auto report = Check(*stores->catalog, *stores->blobs, flags->repair, flags->min_age);
+      auto report = Check(*context->stores.catalog, *context->stores.blobs, flags->repair, flags->min_age);
       if (!report.ok()) return Fail(report.status());
       const Report& r = *report;
       const bool clean = r.Clean(flags->repair);

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "audit_store.h"
+#include "cli_context.h"
 #include "coffre/common/clock.h"
 #include "coffre/service/dual_control.h"
 #include "coffre/service/key_lifecycle.h"
@@ -36,37 +37,19 @@ int FailService(const service::Error& e) {
   return e.code == service::Errc::kInvalidArgument || e.code == service::Errc::kPreconditionFailed ? 1 : 2;
 }
 
-Result<keystore::Tenant> FindTenant(keystore::Keystore& keys, const std::string& name) {
-  auto tenant = keys.GetTenantByName(name);
-  if (!tenant.ok() && tenant.status().code() == StatusCode::kNotFound) {
-    return Status::InvalidArgument("no tenant named '" + name + "' (coffre tenant list shows them)");
-  }
-  return tenant;
-}
-
 int Rotate(const KeyFlags& flags) {
-  auto config = ResolveConfig(flags.common);
-  if (!config.ok()) {
-    return Fail(config.status());
+  auto context = OpenForCli(flags.common);
+  if (!context.ok()) {
+    return Fail(context.status());
   }
-  auto root = LoadRootKey(*config, /*create=*/false);
-  if (!root.ok()) {
-    return Fail(root.status());
-  }
-  auto keys = OpenKeystoreWithRootKey(*config, *root);
-  if (!keys.ok()) {
-    return Fail(keys.status());
-  }
-  auto tenant = FindTenant(**keys, flags.tenant);
+  auto tenant = FindTenant(context->keys(), flags.tenant);
   if (!tenant.ok()) {
     return Fail(tenant.status());
   }
-  auto log = OpenAuditOrRefuse(*config, *root);
-  if (!log.ok()) {
-    return Fail(log.status());
+  if (Status st = context->OpenAuditLogOrRefuse(); !st.ok()) {
+    return Fail(st);
   }
-  *root = SecretBytes();  // the keystore and the audit log hold what they need
-  service::KeyLifecycle lifecycle(**keys, log->get());
+  service::KeyLifecycle lifecycle(context->keys(), context->audit_log.get());
   auto version = lifecycle.RotateTenantKey(tenant->id, CliRequest("cli:key rotate"));
   if (!version.ok() && version.status().code() == StatusCode::kFailedPrecondition) {
     return Fail(Status::InvalidArgument(version.status().message()));
@@ -82,15 +65,14 @@ int Rotate(const KeyFlags& flags) {
 }
 
 int List(const KeyFlags& flags) {
-  auto config = ResolveConfig(flags.common);
-  if (!config.ok()) return Fail(config.status());
-  auto stores = OpenStores(*config, /*for_daemon=*/false);
-  if (!stores.ok()) return Fail(stores.status());
-  auto tenant = FindTenant(*stores->keystore, flags.tenant);
+  auto context = OpenForCli(flags.common, CliStores::kAll);
+  if (!context.ok()) return Fail(context.status());
+  Stores& stores = context->stores;
+  auto tenant = FindTenant(*stores.keystore, flags.tenant);
   if (!tenant.ok()) return Fail(tenant.status());
-  auto versions = stores->keystore->ListKeyVersions(tenant->id);
+  auto versions = stores.keystore->ListKeyVersions(tenant->id);
   if (!versions.ok()) return Fail(versions.status());
-  service::ObjectService service(*stores->catalog, *stores->keystore, *stores->blobs);
+  service::ObjectService service(*stores.catalog, *stores.keystore, *stores.blobs);
   auto counts = service.CountKeyReferences(tenant->id);
   if (!counts.ok()) return FailService(counts.error());
   auto refs = [&](uint32_t v) -> uint64_t {
@@ -124,30 +106,27 @@ int List(const KeyFlags& flags) {
 
 int Rewrap(const KeyFlags& flags) {
   if (flags.rate == 0) return Fail(Status::InvalidArgument("--rate must be at least 1 object per second"));
-  auto config = ResolveConfig(flags.common);
-  if (!config.ok()) return Fail(config.status());
-  auto stores = OpenStores(*config, /*for_daemon=*/false);
-  if (!stores.ok()) return Fail(stores.status());
-  auto tenant = FindTenant(*stores->keystore, flags.tenant);
+  auto context = OpenForCli(flags.common, CliStores::kAll);
+  if (!context.ok()) return Fail(context.status());
+  Stores& stores = context->stores;
+  auto tenant = FindTenant(*stores.keystore, flags.tenant);
   if (!tenant.ok()) return Fail(tenant.status());
   if (tenant->shredded) {
     return Fail(Status::InvalidArgument("tenant " + tenant->name + " was crypto-shredded: nothing can be rewrapped"));
   }
   // Every data key re-wrapped is recorded (data_key.rewrap) before its new wrapping is stored.
-  auto log = OpenAuditOrRefuse(*config, stores->root_key);
-  if (!log.ok()) {
-    return Fail(log.status());
+  if (Status st = context->OpenAuditLogOrRefuse(); !st.ok()) {
+    return Fail(st);
   }
-  stores->root_key = SecretBytes();
   const audit::RequestInfo request = CliRequest("cli:key rewrap");
-  auto versions = stores->keystore->ListKeyVersions(tenant->id);
+  auto versions = stores.keystore->ListKeyVersions(tenant->id);
   if (!versions.ok()) return Fail(versions.status());
   uint32_t active = 0;
   for (const auto& v : *versions) {
     if (v.active) active = v.version;
   }
-  service::ObjectService service(*stores->catalog, *stores->keystore, *stores->blobs);
-  service.set_audit(log->get());
+  service::ObjectService service(*stores.catalog, *stores.keystore, *stores.blobs);
+  service.set_audit(context->audit_log.get());
   auto counts = service.CountKeyReferences(tenant->id);
   if (!counts.ok()) return FailService(counts.error());
   std::vector<uint32_t> sources;
@@ -234,32 +213,27 @@ int Rewrap(const KeyFlags& flags) {
 }
 
 int Destroy(const KeyFlags& flags) {
-  auto config = ResolveConfig(flags.common);
-  if (!config.ok()) {
-    return Fail(config.status());
+  auto context = OpenForCli(flags.common, CliStores::kAll);
+  if (!context.ok()) {
+    return Fail(context.status());
   }
-  auto stores = OpenStores(*config, /*for_daemon=*/false);
-  if (!stores.ok()) {
-    return Fail(stores.status());
-  }
-  auto tenant = FindTenant(*stores->keystore, flags.tenant);
+  Stores& stores = context->stores;
+  auto tenant = FindTenant(*stores.keystore, flags.tenant);
   if (!tenant.ok()) {
     return Fail(tenant.status());
   }
   // Destruction is recorded before it happens, so the audit log must open first.
-  auto log = OpenAuditOrRefuse(*config, stores->root_key);
-  if (!log.ok()) {
-    return Fail(log.status());
+  if (Status st = context->OpenAuditLogOrRefuse(); !st.ok()) {
+    return Fail(st);
   }
-  stores->root_key = SecretBytes();
-  service::DualControl dual(*stores->keystore, log->get(), DualControlPolicyOf(*config));
+  service::DualControl dual(*stores.keystore, context->audit_log.get(), DualControlPolicyOf(context->config));
   auto authorization =
       dual.Authorize(keystore::GuardedOperation::kDestroyKeyVersion, tenant->id, flags.version, flags.approval);
   if (!authorization.ok()) {
     return Fail(authorization.status());
   }
-  service::ObjectService service(*stores->catalog, *stores->keystore, *stores->blobs);
-  service.set_audit(log->get());
+  service::ObjectService service(*stores.catalog, *stores.keystore, *stores.blobs);
+  service.set_audit(context->audit_log.get());
   const audit::RequestInfo request = CliRequest("cli:key destroy" + authorization->ActionSuffix());
   auto r = service.DestroyKeyVersion(tenant->id, flags.version, &request);
   if (!r.ok()) {

@@ -2,33 +2,22 @@
 
 #include <sys/stat.h>
 
-#include <algorithm>
 #include <iostream>
-#include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "audit_store.h"
-#include "coffre/audit/audit_log.h"
-#include "coffre/audit/destructions.h"
-#include "coffre/audit/event.h"
-#include "coffre/catalog/catalog.h"
-#include "coffre/common/clock.h"
+#include "cli_context.h"
 #include "coffre/keystore/backup.h"
 #include "coffre/keystore/keystore.h"
+#include "coffre/service/keystore_restore.h"
 #include "commands.h"
 #include "data_dir_lock.h"
 #include "stores.h"
 
 namespace coffre::server {
 namespace {
-
-// Audit records of a destruction are written just before the keystore change (docs/AUDIT.md
-// 1.1), and the backup's newest key event only bounds from below when it was taken: records from
-// this long before that event are read too (re-applying one the backup already holds is a no-op).
-constexpr UnixMillis kReapplyMarginMs = 24LL * 3600 * 1000;
 
 bool Exists(const std::string& path) {
   struct stat st {};
@@ -59,24 +48,19 @@ int RunBackup(const CommonFlags& common, const std::string& file, bool force) {
   if (!config.ok()) {
     return Fail(config.status());
   }
+  if (Status st = RequireKeystore(*config); !st.ok()) {
+    return Fail(st);
+  }
+  // Names a wrong root key clearly ("wrong root key in ...") before anything is written.
+  auto context = OpenForCli(*config);
+  if (!context.ok()) {
+    return Fail(context.status());
+  }
+  context->stores.keystore.reset();  // the backup reads the file itself
   const std::string keystore_path = config->data_dir + "/keystore.db";
-  if (!Exists(keystore_path)) {
-    return Fail(Status::NotFound("no keystore in " + config->data_dir + " (check --config and --data-dir)"));
-  }
-  auto root = LoadRootKey(*config, /*create=*/false);
-  if (!root.ok()) {
-    return Fail(root.status());
-  }
-  {
-    // Names a wrong root key clearly ("wrong root key in ...") before anything is written.
-    auto keys = OpenKeystoreWithRootKey(*config, *root);
-    if (!keys.ok()) {
-      return Fail(keys.status());
-    }
-  }
   keystore::BackupOptions options;
   options.overwrite = force;
-  auto contents = keystore::BackupKeystore(keystore_path, file, *root, options);
+  auto contents = keystore::BackupKeystore(keystore_path, file, context->stores.root_key, options);
   if (!contents.ok()) {
     const Status& st = contents.status();
     if (st.code() == StatusCode::kAlreadyExists || st.code() == StatusCode::kInvalidArgument) {
@@ -118,64 +102,6 @@ Result<SecretBytes> LoadRootKeyForRestore(const Config& config, bool keystore_ex
   return keystore::LoadRootKeyFile(config.ResolvedRootKeyFile());
 }
 
-// Objects and uploads of the catalog whose key version the restored keystore does not hold (it
-// was created after the backup): "tenant name (id) key version V: N object(s)", and those of the
-// tenants of the replaced keystore that the backup does not know at all. Destroyed versions and
-// shredded tenants are not listed: their objects are unreadable on purpose.
-Result<std::vector<std::string>> MissingKeyVersions(const Config& config, const std::string& staged_path,
-                                                    const SecretBytes& root,
-                                                    const std::vector<keystore::Tenant>& current_tenants) {
-  std::vector<std::string> out;
-  const std::string catalog_path = config.data_dir + "/catalog.db";
-  if (!Exists(catalog_path)) {
-    return out;
-  }
-  COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<keystore::Keystore> keys, keystore::Keystore::Open(staged_path, root));
-  COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<catalog::Catalog> catalog, catalog::Catalog::Open(catalog_path));
-  COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::Tenant> tenants, keys->ListTenants());
-  for (const auto& tenant : tenants) {
-    if (tenant.shredded) {
-      continue;
-    }
-    auto id = HexDecode(tenant.id);
-    if (!id) {
-      continue;
-    }
-    COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::KeyVersion> versions, keys->ListKeyVersions(tenant.id));
-    uint32_t newest = 0;
-    for (const auto& v : versions) {
-      newest = std::max(newest, v.version);
-    }
-    COFFRE_ASSIGN_OR_RETURN(auto counts, catalog->CountKeyVersions(*id));
-    for (const auto& [version, n] : counts) {
-      if (version > newest && n > 0) {
-        out.push_back("tenant " + tenant.name + " (" + tenant.id + ") key version " + std::to_string(version) + ": " +
-                      Plural(n, "object or upload"));
-      }
-    }
-  }
-  std::set<std::string> known;
-  for (const auto& tenant : tenants) {
-    known.insert(tenant.id);
-  }
-  for (const auto& tenant : current_tenants) {
-    auto id = HexDecode(tenant.id);
-    if (tenant.shredded || known.contains(tenant.id) || !id) {
-      continue;
-    }
-    COFFRE_ASSIGN_OR_RETURN(auto counts, catalog->CountKeyVersions(*id));
-    uint64_t n = 0;
-    for (const auto& [version, count] : counts) {
-      n += count;
-    }
-    if (n > 0) {
-      out.push_back("tenant " + tenant.name + " (" + tenant.id +
-                    "), created after the backup: " + Plural(n, "object or upload"));
-    }
-  }
-  return out;
-}
-
 struct RestoreFlags {
   CommonFlags common;
   std::string file;
@@ -185,259 +111,112 @@ struct RestoreFlags {
   bool allow_missing_key_versions = false;
 };
 
-int RunRestore(const RestoreFlags& flags) {
-  auto config = ResolveConfig(flags.common);
-  if (!config.ok()) {
-    return Fail(config.status());
-  }
-  const std::string& data_dir = config->data_dir;
-  const std::string keystore_path = data_dir + "/keystore.db";
-  const std::string audit_path = data_dir + "/audit.db";
-
-  // Replacing the keystore under a running daemon would leave it serving the old keys from its
-  // cache and its open file: the daemon must be stopped, and stays out while this runs.
+// Replacing the keystore under a running daemon would leave it serving the old keys from its
+// cache and its open file: the daemon must be stopped, and stays out while the restore runs.
+Result<DataDirLock> LockForRestore(const std::string& data_dir) {
   auto lock = DataDirLock::Acquire(data_dir);
-  if (!lock.ok()) {
-    if (lock.status().code() == StatusCode::kUnavailable) {
-      return Fail(Status::Unavailable("keystore restore refused: " + lock.status().message() +
-                                      "; stop coffre serve first (systemctl stop coffre). Nothing was changed"));
-    }
-    return Fail(lock.status());
+  if (!lock.ok() && lock.status().code() == StatusCode::kUnavailable) {
+    return Status::Unavailable("keystore restore refused: " + lock.status().message() +
+                               "; stop coffre serve first (systemctl stop coffre). Nothing was changed");
   }
+  return lock;
+}
 
+Status CheckRestoreFlags(const RestoreFlags& flags) {
   if (!flags.backup_root_key_file.empty() && flags.backup_passphrase_fd >= 0) {
-    return Fail(Status::InvalidArgument("give --backup-root-key-file or --backup-passphrase-fd, not both"));
+    return Status::InvalidArgument("give --backup-root-key-file or --backup-passphrase-fd, not both");
   }
   if (flags.backup_passphrase_fd >= 0 && flags.backup_passphrase_fd == flags.common.passphrase_fd) {
-    return Fail(Status::InvalidArgument("--backup-passphrase-fd and --passphrase-fd must be different descriptors"));
+    return Status::InvalidArgument("--backup-passphrase-fd and --passphrase-fd must be different descriptors");
   }
-  std::optional<SecretBytes> backup_root;
-  if (!flags.backup_root_key_file.empty()) {
-    auto key = keystore::LoadRootKeyFile(flags.backup_root_key_file);
-    if (!key.ok()) {
-      return Fail(Status::InvalidArgument("--backup-root-key-file: " + key.status().message()));
-    }
-    backup_root = std::move(key).value();
-  }
+  return Status::Ok();
+}
 
-  auto staged = keystore::StagedRestore::Stage(flags.file, data_dir);
-  if (!staged.ok()) {
-    return Fail(staged.status());
+// The root key the backup was sealed under, when it is not the current one: from
+// --backup-root-key-file, or from --backup-passphrase-fd stretched with the backup's own Argon2id
+// parameters, which only the staged copy holds.
+Result<std::optional<SecretBytes>> BackupRootKeyFromFile(const RestoreFlags& flags) {
+  if (flags.backup_root_key_file.empty()) {
+    return std::optional<SecretBytes>();
   }
-  if (flags.backup_passphrase_fd >= 0) {
-    // Stretched with the backup's own Argon2id parameters, which only the staged copy holds.
-    auto passphrase = keystore::ReadPassphraseFromFd(flags.backup_passphrase_fd);
-    if (!passphrase.ok()) {
-      return Fail(Status(passphrase.status().code(), "--backup-passphrase-fd: " + passphrase.status().message()));
-    }
-    auto key = keystore::DeriveRootKeyFromPassphrase(staged->staged_path(), *passphrase, /*create=*/false);
-    if (!key.ok()) {
-      return Fail(Status::InvalidArgument("--backup-passphrase-fd: " + key.status().message()));
-    }
-    backup_root = std::move(key).value();
+  auto key = keystore::LoadRootKeyFile(flags.backup_root_key_file);
+  if (!key.ok()) {
+    return Status::InvalidArgument("--backup-root-key-file: " + key.status().message());
   }
-  const UnixMillis backup_newest_event = staged->newest_event();
-  const bool keystore_exists = Exists(keystore_path);
+  return std::optional<SecretBytes>(std::move(key).value());
+}
 
-  auto root = LoadRootKeyForRestore(*config, keystore_exists, staged->staged_path());
-  if (!root.ok()) {
-    return Fail(root.status());
+Result<SecretBytes> BackupRootKeyFromPassphrase(const RestoreFlags& flags, const keystore::StagedRestore& staged) {
+  auto passphrase = keystore::ReadPassphraseFromFd(flags.backup_passphrase_fd);
+  if (!passphrase.ok()) {
+    return Status(passphrase.status().code(), "--backup-passphrase-fd: " + passphrase.status().message());
   }
-  std::vector<std::string> notes;
-  std::vector<keystore::Tenant> current_tenants;
-  if (keystore_exists) {
-    // The current root key must be the right one: it seals audit.db too, and the daemon will start
-    // with it. A keystore that does not open at all (damaged) is what a restore is for.
-    auto current = OpenKeystoreWithRootKey(*config, *root);
-    if (!current.ok()) {
-      if (current.status().code() == StatusCode::kPermissionDenied) {
-        return Fail(Status::PermissionDenied(current.status().message() +
-                                             "; a restore needs the current root key, the one audit.db is sealed "
-                                             "with"));
-      }
-      notes.push_back("the current keystore could not be opened (" + current.status().message() +
-                      "); it is moved aside as it is");
-    } else if (auto listed = (*current)->ListTenants(); listed.ok()) {
-      current_tenants = std::move(listed).value();
-    }
+  auto key = keystore::DeriveRootKeyFromPassphrase(staged.staged_path(), *passphrase, /*create=*/false);
+  if (!key.ok()) {
+    return Status::InvalidArgument("--backup-passphrase-fd: " + key.status().message());
   }
+  return key;
+}
 
-  Bytes passphrase_kdf;
-  if (config->root_key_source == "passphrase") {
-    auto kdf = keystore::ReadPassphraseKdf(keystore_exists ? keystore_path : staged->staged_path());
-    if (!kdf.ok()) {
-      return Fail(kdf.status());
+// The keystore being replaced, under the current root key, which must be the right one: it seals
+// audit.db too, and the daemon will start with it. A keystore that does not open at all (damaged)
+// is what a restore is for: the request says why, and it is moved aside as it is.
+Status InspectCurrentKeystore(const Config& config, service::KeystoreRestoreRequest& request) {
+  auto current = OpenKeystoreWithRootKey(config, request.root_key);
+  if (!current.ok()) {
+    if (current.status().code() == StatusCode::kPermissionDenied) {
+      return Status::PermissionDenied(current.status().message() +
+                                      "; a restore needs the current root key, the one audit.db is sealed with");
     }
-    passphrase_kdf = std::move(kdf).value();
+    request.current_keystore_error = current.status().message();
+  } else if (auto listed = (*current)->ListTenants(); listed.ok()) {
+    request.current_tenants = std::move(listed).value();
   }
-  auto resealed = staged->AdoptRootKey(*root, backup_root, passphrase_kdf);
-  if (!resealed.ok()) {
-    if (resealed.status().code() == StatusCode::kPermissionDenied) {
-      const std::string hint =
-          backup_root ? "check that --backup-root-key-file (or --backup-passphrase-fd) gives the root key that was "
-                        "current when the backup was taken"
-                      : "if the backup was taken before a root key rotation, give the root key of that time with "
-                        "--backup-root-key-file FILE (or its passphrase with --backup-passphrase-fd N)";
-      return Fail(Status::PermissionDenied(flags.file + ": " + resealed.status().message() + " (" +
-                                           RootKeySource(*config) + "); " + hint + ". Nothing was changed"));
-    }
-    return Fail(Status(resealed.status().code(), "cannot re-seal the backup under the current root key: " +
-                                                     resealed.status().message() + "; nothing was changed"));
-  }
-  auto before = staged->Verify(*root);
-  if (!before.ok()) {
-    return Fail(Status(before.status().code(),
-                       flags.file + ": " + before.status().message() + "; nothing was changed (use another backup)"));
-  }
+  return Status::Ok();
+}
 
-  // The audit log: opened before anything changes, to record the restore and to read the
-  // destructions it holds.
-  const bool audit_exists = Exists(audit_path);
-  std::unique_ptr<audit::AuditLog> log;
-  {
-    auto opened = OpenAuditLog(*config, *root);
-    if (opened.ok()) {
-      log = std::move(opened).value();
-    } else if (!flags.no_reapply_shreds) {
-      return Fail(Status::Unavailable(
-          "cannot open the audit log " + audit_path + " (" + opened.status().message() +
-          "), which a restore reads to re-apply the crypto-shredding done since the backup; nothing was changed. "
-          "Repair or restore audit.db first, or pass --no-reapply-shreds to restore without it (tenants shredded "
-          "and key versions destroyed since the backup, that the current keystore does not record, would come "
-          "back)"));
-    } else {
-      std::cerr << "coffre: WARNING: the audit log cannot be opened (" << opened.status().message()
-                << "): this restore is NOT recorded in it" << std::endl;
-    }
-  }
-
-  // What must stay destroyed: what the keystore being replaced records, and what the audit log
-  // records since about when the backup was taken.
-  std::set<keystore::KeyDestruction> destructions;
-  if (keystore_exists) {
-    auto from_keystore = keystore::ListKeyDestructions(keystore_path);
-    if (from_keystore.ok()) {
-      destructions.insert(from_keystore->begin(), from_keystore->end());
-    } else {
-      notes.push_back("the current keystore's own record of destroyed keys could not be read (" +
-                      from_keystore.status().message() + ")");
-    }
-  }
-  if (flags.no_reapply_shreds) {
-    std::cerr << "coffre: WARNING: --no-reapply-shreds: the audit log is not read; tenants shredded and key "
-                 "versions destroyed since the backup come back unless the current keystore records them"
-              << std::endl;
-  } else if (audit_exists) {
-    auto tenants = staged->LiveTenantIds();
-    if (!tenants.ok()) {
-      return Fail(tenants.status());
-    }
-    const UnixMillis since = backup_newest_event > kReapplyMarginMs ? backup_newest_event - kReapplyMarginMs : 0;
-    auto records = audit::ReadDestructions(audit_path, *tenants, since);
-    if (!records.ok()) {
-      return Fail(Status::Unavailable("cannot read the audit log " + audit_path + " (" + records.status().message() +
-                                      "), which a restore reads to re-apply the crypto-shredding done since the "
-                                      "backup; nothing was changed. Repair it, or pass --no-reapply-shreds"));
-    }
-    for (const auto& r : *records) {
-      destructions.insert({r.tenant, r.operation == audit::Operation::kTenantShred ? 0 : r.key_version});
-    }
-  } else {
-    notes.push_back("there was no audit log in " + data_dir +
-                    ": only the destructions the current keystore records were re-applied");
-  }
-
-  auto applied = staged->Reapply(*root, {destructions.begin(), destructions.end()});
-  if (!applied.ok()) {
-    return Fail(Status(applied.status().code(), "cannot re-apply the key destructions made since the backup: " +
-                                                    applied.status().message() + ". Nothing was changed"));
-  }
-  auto voided = staged->VoidOpenApprovals(*root, ToUnixMillis(Clock::System().Now()));
-  if (!voided.ok()) {
-    return Fail(Status(voided.status().code(), "cannot void the dual-control approvals still open in the backup: " +
-                                                   voided.status().message() + "; nothing was changed"));
-  }
-  auto after = staged->Verify(*root);
-  if (!after.ok()) {
-    return Fail(Status(after.status().code(), after.status().message() + "; nothing was changed"));
-  }
-
-  auto missing = MissingKeyVersions(*config, staged->staged_path(), *root, current_tenants);
-  if (!missing.ok()) {
-    return Fail(Status(missing.status().code(), "cannot compare the backup with the catalog: " +
-                                                    missing.status().message() + "; nothing was changed"));
-  }
-  if (!missing->empty() && !flags.allow_missing_key_versions) {
-    std::string list;
-    for (const auto& m : *missing) {
-      list += "\n  " + m;
-    }
-    return Fail(Status::FailedPrecondition(
-        "the backup lacks keys that the catalog uses (created after the backup was taken):" + list +
-        "\nThese objects could not be decrypted after the restore. Nothing was changed. Use a newer backup, or pass "
-        "--allow-missing-key-versions to restore anyway"));
-  }
-
-  // Recorded before the change, as every key-lifecycle change is (docs/AUDIT.md 1.1).
-  audit::Event event;
-  event.operation = audit::Operation::kKeystoreRestore;
-  event.outcome = audit::Outcome::kSuccess;
-  event.request.action = "cli:keystore restore";
-  if (log) {
-    if (Status recorded = log->Record(event); !recorded.ok()) {
-      return Fail(Status::Unavailable("the audit log cannot record the restore (" + recorded.message() +
-                                      "); nothing was changed"));
-    }
-  }
-  auto installed = staged->Install(ToUnixMillis(Clock::System().Now()));
-  if (!installed.ok()) {
-    if (log) {
-      event.outcome = audit::Outcome::kFailure;
-      (void)log->Record(event);
-    }
-    return Fail(Status(installed.status().code(), "keystore restore failed: " + installed.status().message()));
-  }
-
-  std::cout << "keystore restored from " << flags.file << " into " << keystore_path << "\n"
-            << "  backup: " << Describe(*before) << "\n";
-  if (*resealed) {
-    std::cout << "  re-sealed under the current root key (" << RootKeySource(*config) << "); it was sealed under "
+void PrintRestored(const RestoreFlags& flags, const Config& config, const service::KeystoreRestored& restored) {
+  std::cout << "keystore restored from " << flags.file << " into " << config.data_dir << "/keystore.db\n"
+            << "  backup: " << Describe(restored.backup) << "\n";
+  if (restored.resealed) {
+    std::cout << "  re-sealed under the current root key (" << RootKeySource(config) << "); it was sealed under "
               << (flags.backup_passphrase_fd >= 0 ? "--backup-passphrase-fd" : "--backup-root-key-file") << "\n";
   }
   size_t shreds = 0;
-  for (const auto& a : *applied) {
+  for (const auto& a : restored.reapplied) {
     shreds += a.destruction.version == 0 ? 1 : 0;
   }
   std::cout << "  re-applied " << Plural(shreds, "crypto-shred") << " and "
-            << Plural(applied->size() - shreds, "key version destruction") << " made since the backup"
-            << (applied->empty() ? "" : ":") << "\n";
-  for (const auto& a : *applied) {
+            << Plural(restored.reapplied.size() - shreds, "key version destruction") << " made since the backup"
+            << (restored.reapplied.empty() ? "" : ":") << "\n";
+  for (const auto& a : restored.reapplied) {
     std::cout << "    tenant " << a.tenant_name << " (" << a.destruction.tenant_id << "): "
               << (a.destruction.version == 0 ? "crypto-shredded"
                                              : "key version " + std::to_string(a.destruction.version) + " destroyed")
               << "\n";
   }
-  if (*voided > 0) {
-    std::cout << "  voided " << Plural(*voided, "dual-control approval")
+  if (restored.voided_approvals > 0) {
+    std::cout << "  voided " << Plural(restored.voided_approvals, "dual-control approval")
               << " still open in the backup (it cannot tell whether they were used since): request new ones\n";
   }
-  std::cout << "  now: " << Describe(*after) << "\n";
-  for (const auto& m : *missing) {
+  std::cout << "  now: " << Describe(restored.restored) << "\n";
+  for (const auto& m : restored.missing_key_versions) {
     std::cout << "  WARNING: not in the backup, unreadable: " << m << "\n";
   }
-  for (const auto& n : notes) {
+  for (const auto& n : restored.notes) {
     std::cout << "  note: " << n << "\n";
   }
-  if (installed->moved_aside.empty()) {
+  if (restored.moved_aside.empty()) {
     std::cout << "  there was no keystore to replace\n";
   } else {
     std::cout << "  the previous keystore was moved aside, not deleted:";
-    for (const auto& f : installed->moved_aside) {
+    for (const auto& f : restored.moved_aside) {
       std::cout << " " << f;
     }
     std::cout << "\n";
   }
-  std::cout << (log ? "  recorded in the audit log (keystore.restore)\n" : "  NOT recorded in the audit log\n")
+  std::cout << (restored.recorded ? "  recorded in the audit log (keystore.restore)\n"
+                                  : "  NOT recorded in the audit log\n")
             << "Next:\n"
             << "  1. start the daemon (systemctl start coffre)\n"
             << "  2. verify: coffre tenant list, coffre access-key list TENANT, a GET of an object of each tenant, "
@@ -446,6 +225,64 @@ int RunRestore(const RestoreFlags& flags) {
                "delete them as needed\n"
             << "  4. once verified, remove the moved-aside keystore files (shred -u) if you do not need them\n";
   std::cout.flush();
+}
+
+// coffre keystore restore: gathers the keys and the backup, then service::RestoreKeystore
+// (service/keystore_restore.h) does the restore.
+int RunRestore(const RestoreFlags& flags) {
+  auto config = ResolveConfig(flags.common);
+  if (!config.ok()) {
+    return Fail(config.status());
+  }
+  auto lock = LockForRestore(config->data_dir);
+  if (!lock.ok()) {
+    return Fail(lock.status());
+  }
+  if (Status st = CheckRestoreFlags(flags); !st.ok()) {
+    return Fail(st);
+  }
+  service::KeystoreRestoreRequest request;
+  auto backup_root = BackupRootKeyFromFile(flags);
+  if (!backup_root.ok()) {
+    return Fail(backup_root.status());
+  }
+  request.backup_root_key = std::move(backup_root).value();
+  auto staged = keystore::StagedRestore::Stage(flags.file, config->data_dir);
+  if (!staged.ok()) {
+    return Fail(staged.status());
+  }
+  if (flags.backup_passphrase_fd >= 0) {
+    auto key = BackupRootKeyFromPassphrase(flags, *staged);
+    if (!key.ok()) {
+      return Fail(key.status());
+    }
+    request.backup_root_key = std::move(key).value();
+  }
+  const bool keystore_exists = Exists(config->data_dir + "/keystore.db");
+  auto root = LoadRootKeyForRestore(*config, keystore_exists, staged->staged_path());
+  if (!root.ok()) {
+    return Fail(root.status());
+  }
+  request.root_key = std::move(root).value();
+  if (keystore_exists) {
+    if (Status st = InspectCurrentKeystore(*config, request); !st.ok()) {
+      return Fail(st);
+    }
+  }
+  request.data_dir = config->data_dir;
+  request.backup_file = flags.file;
+  request.root_key_source = RootKeySource(*config);
+  request.root_key_from_passphrase = config->root_key_source == "passphrase";
+  request.reapply_audited_destructions = !flags.no_reapply_shreds;
+  request.allow_missing_key_versions = flags.allow_missing_key_versions;
+  request.audit_options = AuditLogOptionsOf(*config);
+  request.request = CliRequest("cli:keystore restore");
+  request.warn = [](const std::string& warning) { std::cerr << "coffre: WARNING: " << warning << std::endl; };
+  auto restored = service::RestoreKeystore(*staged, request);
+  if (!restored.ok()) {
+    return Fail(restored.status());
+  }
+  PrintRestored(flags, *config, *restored);
   return 0;
 }
 

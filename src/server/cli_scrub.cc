@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli_context.h"
 #include "coffre/service/object_service.h"
 #include "coffre/service/scrub.h"
 #include "commands.h"
@@ -48,15 +49,11 @@ void RegisterScrubCommands(CLI::App& app, CommandRunner& runner) {
   scrub->add_flag("--json", flags->json, "Print the report as JSON");
   scrub->callback([flags, &runner] {
     runner.run = [flags] {
-      auto config = ResolveConfig(flags->common);
-      if (!config.ok()) {
-        return Fail(config.status());
+      auto context = OpenForCli(flags->common, CliStores::kAll);
+      if (!context.ok()) {
+        return Fail(context.status());
       }
-      auto stores = OpenStores(*config, /*for_daemon=*/false);
-      if (!stores.ok()) {
-        return Fail(stores.status());
-      }
-      auto report = Scrub(*stores, flags->tenant);
+      auto report = Scrub(context->stores, flags->tenant);
       if (!report.ok()) {
         return Fail(report.status());
       }

@@ -44,7 +44,7 @@ void RegisterServeCommand(CLI::App& app, CommandRunner& runner) {
       if (!config.ok()) {
         return Fail(config.status());
       }
-      return RunDaemon(*config, load);
+      return Daemon(*config, load).Run();
     };
   });
 }

@@ -153,18 +153,9 @@ Result<ops::RateLimits> ParseRateLimits(const nlohmann::json& j) {
   return limits;
 }
 
-}  // namespace
-
-uint32_t WorkerThreads(const Config& config) {
-  if (config.worker_threads != 0) return config.worker_threads;
-  return std::max(4u, 2 * std::thread::hardware_concurrency());
-}
-
-Result<Config> ParseConfig(const std::string& json_text) {
-  nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
-  if (j.is_discarded()) return Status::InvalidArgument("config: not valid JSON");
-  if (!j.is_object()) return Status::InvalidArgument("config: the top level must be a JSON object");
-  Config c;
+// Every top-level field must be one this version knows: a misspelt one would otherwise be
+// ignored silently.
+Status CheckKnownFields(const nlohmann::json& j) {
   static const std::set<std::string> kKnown = {"listen",
                                                "data_dir",
                                                "root_key_file",
@@ -204,6 +195,46 @@ Result<Config> ParseConfig(const std::string& json_text) {
   for (const auto& [k, v] : j.items()) {
     if (kKnown.count(k) == 0) return Status::InvalidArgument("config: unknown field '" + k + "'");
   }
+  return Status::Ok();
+}
+
+// Plain HTTP only on loopback addresses, unless TLS is set up or plain HTTP explicitly allowed.
+Status CheckListenAddresses(const Config& c) {
+  std::string host;
+  uint16_t port = 0;
+  COFFRE_RETURN_IF_ERROR(ParseListen(c.listen, &host, &port));
+  const bool plain_ok = !c.tls_cert_file.empty() || c.allow_plaintext;
+  if (!plain_ok && !IsLoopbackHost(host)) {
+    return Status::InvalidArgument("config: 'listen' " + c.listen +
+                                   " is not a loopback address: set tls_cert_file and tls_key_file, or "
+                                   "allow_plaintext: true to serve plain HTTP there");
+  }
+  if (!c.admin_listen.empty()) {
+    if (Status st = ParseListen(c.admin_listen, &host, &port); !st.ok()) {
+      return Status::InvalidArgument("config: 'admin_listen': " + st.message() + " (or \"\" to disable)");
+    }
+    if (!plain_ok && !IsLoopbackHost(host)) {
+      return Status::InvalidArgument("config: 'admin_listen' " + c.admin_listen +
+                                     " is not a loopback address: set tls_cert_file and tls_key_file, or "
+                                     "allow_plaintext: true to serve plain HTTP there");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+uint32_t WorkerThreads(const Config& config) {
+  if (config.worker_threads != 0) return config.worker_threads;
+  return std::max(4u, 2 * std::thread::hardware_concurrency());
+}
+
+Result<Config> ParseConfig(const std::string& json_text) {
+  nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  if (j.is_discarded()) return Status::InvalidArgument("config: not valid JSON");
+  if (!j.is_object()) return Status::InvalidArgument("config: the top level must be a JSON object");
+  Config c;
+  COFFRE_RETURN_IF_ERROR(CheckKnownFields(j));
   auto str = [&](const char* name, std::string& out) -> Status {
     if (!j.contains(name)) return Status::Ok();
     if (!j[name].is_string()) return Status::InvalidArgument(std::string("config: '") + name + "' must be a string");
@@ -290,25 +321,7 @@ Result<Config> ParseConfig(const std::string& json_text) {
     return Status::InvalidArgument("config: 'log_level' must be one of trace, debug, info, warn, error");
   }
   if (c.data_dir.empty()) return Status::InvalidArgument("config: 'data_dir' must not be empty");
-  std::string host;
-  uint16_t port = 0;
-  COFFRE_RETURN_IF_ERROR(ParseListen(c.listen, &host, &port));
-  const bool plain_ok = !c.tls_cert_file.empty() || c.allow_plaintext;
-  if (!plain_ok && !IsLoopbackHost(host)) {
-    return Status::InvalidArgument("config: 'listen' " + c.listen +
-                                   " is not a loopback address: set tls_cert_file and tls_key_file, or "
-                                   "allow_plaintext: true to serve plain HTTP there");
-  }
-  if (!c.admin_listen.empty()) {
-    if (Status st = ParseListen(c.admin_listen, &host, &port); !st.ok()) {
-      return Status::InvalidArgument("config: 'admin_listen': " + st.message() + " (or \"\" to disable)");
-    }
-    if (!plain_ok && !IsLoopbackHost(host)) {
-      return Status::InvalidArgument("config: 'admin_listen' " + c.admin_listen +
-                                     " is not a loopback address: set tls_cert_file and tls_key_file, or "
-                                     "allow_plaintext: true to serve plain HTTP there");
-    }
-  }
+  COFFRE_RETURN_IF_ERROR(CheckListenAddresses(c));
   return c;
 }
 
