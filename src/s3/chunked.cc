@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <string_view>
 
 #include "coffre/common/bytes.h"
@@ -227,7 +228,9 @@ struct ChunkedDecoder::State {
     return std::nullopt;
   }
 
-  std::optional<Error> Feed(ByteView in, Bytes& out) {
+  // `emit(piece)` receives each run of payload bytes, a view into `in`, once it is hashed.
+  template <class Emit>
+  std::optional<Error> Feed(ByteView in, Emit&& emit) {
     size_t i = 0;
     while (i < in.size()) {
       switch (phase) {
@@ -258,7 +261,7 @@ struct ChunkedDecoder::State {
           if (signed_chunks) {
             hasher.Update(piece);
           }
-          out.insert(out.end(), piece.begin(), piece.end());
+          emit(piece);
           decoded += n;
           remaining -= n;
           i += n;
@@ -358,7 +361,18 @@ ChunkedDecoder::ChunkedDecoder(const AuthResult& auth, std::vector<std::string> 
   }
 }
 
-std::optional<Error> ChunkedDecoder::Feed(ByteView in, Bytes& out) { return state_->Feed(in, out); }
+std::optional<Error> ChunkedDecoder::Feed(ByteView in, Bytes& out) {
+  return state_->Feed(in, [&out](ByteView piece) { out.insert(out.end(), piece.begin(), piece.end()); });
+}
+
+std::optional<Error> ChunkedDecoder::FeedInPlace(std::span<uint8_t> buffer, size_t& payload_size) {
+  payload_size = 0;
+  // Each piece lies at or after the write position: the framing before it was already consumed.
+  return state_->Feed(buffer, [&](ByteView piece) {
+    std::memmove(buffer.data() + payload_size, piece.data(), piece.size());
+    payload_size += piece.size();
+  });
+}
 
 std::optional<Error> ChunkedDecoder::Finish() { return state_->Finish(); }
 

@@ -377,6 +377,23 @@ size_t BodyBufferSize(std::optional<uint64_t> content_length, size_t limit) {
 // it for its signature takes a few microseconds, less than a trip to a worker and back.
 constexpr size_t kInlineStoreBytes = 16 * 1024;
 
+// One of the gateway's large receive slots, taken if `wanted` and one is free, held while a
+// body is read.
+class LargeReceive {
+ public:
+  LargeReceive(Gateway& gateway, bool wanted) : gateway_(gateway), taken_(wanted && gateway.TryTakeLargeReceive()) {}
+  ~LargeReceive() {
+    if (taken_) gateway_.ReleaseLargeReceive();
+  }
+  LargeReceive(const LargeReceive&) = delete;
+  LargeReceive& operator=(const LargeReceive&) = delete;
+  bool taken() const { return taken_; }
+
+ private:
+  Gateway& gateway_;
+  const bool taken_;
+};
+
 // Decodes and verifies a body as it streams in: aws-chunked framing and signatures, or the
 // signed payload hash; hands plaintext payload bytes to `sink`.
 class PayloadDecoder {
@@ -387,15 +404,15 @@ class PayloadDecoder {
   }
 
   // The payload bytes in `in`: `in` itself unless the body is aws-chunked, whose framing is
-  // stripped into `scratch`.
-  Expected<ByteView, Error> Feed(ByteView in, Bytes& scratch) {
+  // stripped in place (the payload then starts at `in`'s start and is shorter).
+  Expected<ByteView, Error> Feed(std::span<uint8_t> in) {
     if (chunked_) {
-      scratch.clear();
-      if (auto e = chunked_->Feed(in, scratch)) return *e;
-      return ByteView(scratch);
+      size_t payload = 0;
+      if (auto e = chunked_->FeedInPlace(in, payload)) return *e;
+      return ByteView(in.data(), payload);
     }
     if (auth_.payload_mode == PayloadMode::kSignedHash) sha_.Update(in);
-    return in;
+    return ByteView(in);
   }
 
   std::optional<Error> Finish() {
@@ -444,16 +461,25 @@ Error BodyReadError(http::BodyError e) {
 
 }  // namespace
 
+bool Gateway::TryTakeLargeReceive() {
+  size_t taken = large_receives_.load(std::memory_order_relaxed);
+  while (taken < options_.large_receive_slots) {
+    if (large_receives_.compare_exchange_weak(taken, taken + 1, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
+void Gateway::ReleaseLargeReceive() { large_receives_.fetch_sub(1, std::memory_order_relaxed); }
+
 asio::awaitable<Expected<std::string, Error>> RequestContext::ReadSmallBody() {
   PayloadDecoder decoder(auth, DeclaredTrailers(*this), DeclaredPayloadLength());
   Bytes raw(BodyBufferSize(ex.content_length(), 64 * 1024));
-  Bytes decoded;
   std::string body;
   for (;;) {
     auto [n, err] = co_await ex.ReadBody(raw);
     if (err != http::BodyError::kNone) co_return BodyReadError(err);
     if (n == 0) break;
-    auto payload = decoder.Feed(ByteView(raw.data(), n), decoded);
+    auto payload = decoder.Feed(std::span(raw.data(), n));
     if (!payload.ok()) co_return payload.error();
     body.append(reinterpret_cast<const char*>(payload->data()), payload->size());
     if (body.size() > options().max_xml_body) co_return Error(ErrorCode::kMaxMessageLengthExceeded);
@@ -487,13 +513,17 @@ asio::awaitable<Expected<std::string, Error>> RequestContext::ReadSmallBody() {
 asio::awaitable<Expected<service::CommitOptions, Error>> RequestContext::ReceiveObject(service::ObjectWriter& writer,
                                                                                        const ChecksumPlan& plan) {
   PayloadDecoder decoder(auth, DeclaredTrailers(*this), DeclaredPayloadLength());
-  const size_t buffer_size = BodyBufferSize(ex.content_length(), options().io_chunk);
+  // A body of one step is read whole; a larger one in small steps, unless a large slot is free.
+  const bool large = !ex.content_length() || *ex.content_length() > options().io_chunk;
+  const LargeReceive large_receive(gateway, large);
+  const size_t buffer_size = BodyBufferSize(
+      ex.content_length(), large && !large_receive.taken() ? options().receive_chunk : options().io_chunk);
+  writer.SetWriteSize(buffer_size);
   Bytes raw(buffer_size);
   Bytes next;  // the other buffer, for a body that does not come in one piece
-  Bytes decoded;
   // Decoding, hashing, encryption and the disk write of one piece run together on a worker.
   auto store = [&](size_t got) -> Expected<Done, Error> {
-    auto payload = decoder.Feed(ByteView(raw.data(), got), decoded);
+    auto payload = decoder.Feed(std::span(raw.data(), got));
     if (!payload.ok()) return payload.error();
     if (writer.bytes_written() + payload->size() > options().max_single_put) return Error(ErrorCode::kEntityTooLarge);
     auto w = writer.Write(*payload);

@@ -113,14 +113,13 @@ class BlobObjectWriter final : public ObjectWriter {
     // The header is written last, once the length is known; reserve its place.
     Bytes zeros(crypto::kHeaderSize, 0);
     if (Status st = blob_->Append(zeros); !st.ok()) return FromStatus(st);
-    // Whole segments, about kBatchBytes: hashed as one piece, sealed into one append.
-    batch_size_ = segment_size_ * std::max<size_t>(1, kBatchBytes / segment_size_);
-    pending_.reserve(batch_size_);
+    batch_size_ = BatchSizeFor(kMaxBatchBytes);
     return Done{};
   }
 
   SResult<Done> Write(ByteView data) override {
     if (failed_) return Err(Errc::kInternal, "writer already failed");
+    pending_.reserve(batch_size_);  // once: a writer that is never written to allocates nothing
     if (total_ + data.size() > service_.options().max_object_size) {
       failed_ = true;
       return Err(Errc::kEntityTooLarge, "object exceeds the maximum size");
@@ -142,6 +141,10 @@ class BlobObjectWriter final : public ObjectWriter {
 
   // Write() seals and appends only once a whole batch is pending and more data follows.
   bool WriteStaysInMemory(size_t n) const override { return pending_.size() + n <= batch_size_; }
+
+  void SetWriteSize(size_t n) override {
+    if (total_ == 0) batch_size_ = BatchSizeFor(n);
+  }
 
   uint64_t bytes_written() const override { return total_; }
 
@@ -224,12 +227,24 @@ class BlobObjectWriter final : public ObjectWriter {
   }
 
  private:
-  // Plaintext gathered before it is hashed and sealed: 4 segments of the default size. Larger
-  // pieces mean fewer hand-offs to the hashing lane and fewer, larger appends.
-  static constexpr size_t kBatchBytes = 256 * 1024;
+  // Most plaintext gathered before it is hashed and sealed: 4 segments of the default size.
+  // Larger batches mean fewer hand-offs to the hashing lane and fewer, larger appends.
+  static constexpr size_t kMaxBatchBytes = 256 * 1024;
+
+  // Smaller batches are hashed on the caller's thread, with no second buffer: handing one to the
+  // lane and back costs two thread wake-ups, a large share of hashing it. They come from bodies
+  // received in small steps, which the gateway uses when many are in flight, the cores busy anyway.
+  static constexpr size_t kMinLaneBatchBytes = 128 * 1024;
+
+  // A batch: whole segments, enough for `write_size` bytes and at most kMaxBatchBytes.
+  size_t BatchSizeFor(size_t write_size) const {
+    const size_t most = std::max<size_t>(1, kMaxBatchBytes / segment_size_);
+    return segment_size_ * std::clamp<size_t>((write_size + segment_size_ - 1) / segment_size_, 1, most);
+  }
 
   // MD5 (the ETag) and the requested checksums of the next plaintext bytes, in order. Runs on the
-  // hashing lane for full batches, on the caller's thread for the rest at Commit.
+  // hashing lane for full batches of kMinLaneBatchBytes or more, on the caller's thread for
+  // smaller ones and for the rest at Commit.
   void Hash(ByteView plaintext) {
     md5_.Update(plaintext);
     for (auto& [alg, c] : checksummers_) c->Update(plaintext);
@@ -238,8 +253,14 @@ class BlobObjectWriter final : public ObjectWriter {
   // Seals a full batch that more data follows, while the lane hashes the same, read-only buffer
   // on another core (MD5 costs ~6x AES-GCM); then fills the other buffer, so the lane can go on
   // hashing this one while the next bytes arrive. Objects of one batch never get here and never
-  // make a lane.
+  // make a lane; neither do small batches, hashed first and then sealed here.
   SResult<Done> SealFullBatch() {
+    if (batch_size_ < kMinLaneBatchBytes) {
+      Hash(pending_);
+      auto r = Seal(pending_, false);
+      pending_.clear();
+      return r;
+    }
     if (!lane_) {
       lane_ = std::make_unique<internal::HashLane>([this](ByteView plaintext) { Hash(plaintext); });
       spare_.reserve(batch_size_);

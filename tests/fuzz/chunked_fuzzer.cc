@@ -5,7 +5,8 @@
 // with trailer, where no signature stands in the fuzzer's way), byte 1 picks the piece size the
 // stream is fed in, byte 2 whether x-amz-decoded-content-length is sent; the rest is the body.
 // Properties: decoding in one piece and in small pieces agree (error or not; on success the same
-// payload and trailers); the decoded payload is never longer than the body; after an error the
+// payload and trailers); decoding the small pieces in place gives the same bytes as copying them
+// out, up to the same error if any; the decoded payload is never longer than the body; after an error the
 // decoder stays failed.
 
 #include <algorithm>
@@ -49,12 +50,27 @@ struct Outcome {
   std::vector<std::pair<std::string, std::string>> trailers;
 };
 
-Outcome Decode(const AuthResult& auth, coffre::ByteView body, size_t piece, std::optional<uint64_t> length) {
+// `in_place`: through FeedInPlace, each piece copied into a buffer of its own first.
+Outcome Decode(const AuthResult& auth, coffre::ByteView body, size_t piece, std::optional<uint64_t> length,
+               bool in_place = false) {
   coffre::s3::ChunkedDecoder decoder(auth, {"x-amz-checksum-crc32c", "x-amz-checksum-crc32"}, length);
   Outcome out;
   for (size_t at = 0; at < body.size(); at += piece) {
     const size_t n = std::min(piece, body.size() - at);
-    if (decoder.Feed(body.subspan(at, n), out.data)) {
+    std::optional<coffre::s3::Error> error;
+    if (in_place) {
+      coffre::Bytes buffer(body.begin() + static_cast<std::ptrdiff_t>(at),
+                           body.begin() + static_cast<std::ptrdiff_t>(at + n));
+      size_t payload = 0;
+      error = decoder.FeedInPlace(buffer, payload);
+      if (payload > n) {
+        std::abort();
+      }
+      out.data.insert(out.data.end(), buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(payload));
+    } else {
+      error = decoder.Feed(body.subspan(at, n), out.data);
+    }
+    if (error) {
       out.failed = true;
       // Errors are sticky.
       coffre::Bytes more;
@@ -96,6 +112,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const Outcome whole = Decode(auth, body, body.size() == 0 ? 1 : body.size(), length);
   const Outcome pieces = Decode(auth, body, piece, length);
+  const Outcome in_place = Decode(auth, body, piece, length, true);
+  if (in_place.failed != pieces.failed || in_place.data != pieces.data || in_place.trailers != pieces.trailers ||
+      in_place.done != pieces.done) {
+    std::abort();
+  }
   if (whole.failed != pieces.failed) {
     std::abort();
   }

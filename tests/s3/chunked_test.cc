@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <optional>
 #include <random>
@@ -84,9 +85,10 @@ struct DecodeResult {
   std::vector<std::pair<std::string, std::string>> trailers;
 };
 
-// Feeds `body` in pieces of the given sizes (cycled), then calls Finish.
-DecodeResult Decode(const AuthResult& auth, std::string_view body, const std::vector<size_t>& splits,
-                    std::vector<std::string> declared = {}, std::optional<uint64_t> length = std::nullopt) {
+// Feeds `body` in pieces of the given sizes (cycled), then calls Finish; `in_place`: through
+// FeedInPlace, each piece copied into a buffer of its own first, as the gateway's read buffer.
+DecodeResult DecodeWith(bool in_place, const AuthResult& auth, std::string_view body, const std::vector<size_t>& splits,
+                        std::vector<std::string> declared, std::optional<uint64_t> length) {
   ChunkedDecoder decoder(auth, std::move(declared), length);
   DecodeResult result;
   Bytes out;
@@ -94,7 +96,16 @@ DecodeResult Decode(const AuthResult& auth, std::string_view body, const std::ve
   size_t split = 0;
   while (pos < body.size()) {
     const size_t n = std::min(splits.empty() ? body.size() : splits[split++ % splits.size()], body.size() - pos);
-    result.error = decoder.Feed(AsBytes(body.substr(pos, n)), out);
+    if (in_place) {
+      const ByteView piece = AsBytes(body.substr(pos, n));
+      Bytes buffer(piece.begin(), piece.end());
+      size_t payload = 0;
+      result.error = decoder.FeedInPlace(buffer, payload);
+      EXPECT_LE(payload, n);
+      out.insert(out.end(), buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(payload));
+    } else {
+      result.error = decoder.Feed(AsBytes(body.substr(pos, n)), out);
+    }
     pos += n;
     if (result.error) {
       break;
@@ -108,6 +119,21 @@ DecodeResult Decode(const AuthResult& auth, std::string_view body, const std::ve
   result.trailers = decoder.trailers();
   EXPECT_EQ(decoder.decoded_bytes(), result.data.size());
   return result;
+}
+
+// Decodes both ways, which must agree, and returns the result.
+DecodeResult Decode(const AuthResult& auth, std::string_view body, const std::vector<size_t>& splits,
+                    std::vector<std::string> declared = {}, std::optional<uint64_t> length = std::nullopt) {
+  DecodeResult copied = DecodeWith(false, auth, body, splits, declared, length);
+  const DecodeResult in_place = DecodeWith(true, auth, body, splits, std::move(declared), length);
+  EXPECT_EQ(copied.error.has_value(), in_place.error.has_value());
+  if (copied.error && in_place.error) {
+    EXPECT_EQ(copied.error->code, in_place.error->code);
+  }
+  EXPECT_EQ(copied.data, in_place.data);
+  EXPECT_EQ(copied.done, in_place.done);
+  EXPECT_EQ(copied.trailers, in_place.trailers);
+  return copied;
 }
 
 DecodeResult DecodeOneShot(const AuthResult& auth, std::string_view body, std::vector<std::string> declared = {},

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <random>
 
+#include "coffre/crypto/checksum.h"
 #include "coffre/crypto/hash.h"
 #include "service/data_key_aad.h"
 #include "support/service_stores.h"
@@ -202,6 +203,28 @@ TEST_F(ObjectServiceTest, AWriteStaysInMemoryUntilItWouldSealABatch) {
   EXPECT_GT(temp_bytes(), begun);  // that write sealed and wrote the batch
   ASSERT_TRUE((*w)->Commit({}).ok());
   EXPECT_EQ(Get("mem"), data);
+}
+
+// A caller that writes in small steps (a body received in small steps) tells the writer so, and
+// the writer then batches no more than that: such batches are hashed without the hashing lane,
+// and the ETag and checksums still cover every byte in order.
+TEST_F(ObjectServiceTest, AWriterToldOfSmallWritesSealsSmallBatches) {
+  auto w = service_->BeginPut(bucket_, "steps", {}, {crypto::ChecksumAlgorithm::kCrc32c});
+  ASSERT_TRUE(w.ok());
+  (*w)->SetWriteSize(6000);  // two segments of this fixture's 4 KiB
+  EXPECT_TRUE((*w)->WriteStaysInMemory(2 * 4096));
+  EXPECT_FALSE((*w)->WriteStaysInMemory(2 * 4096 + 1));
+  const Bytes data = Pattern(300 * 1000 + 7, 9);
+  for (size_t off = 0; off < data.size(); off += 6000) {
+    const size_t n = std::min<size_t>(6000, data.size() - off);
+    ASSERT_TRUE((*w)->Write(ByteView(data.data() + off, n)).ok());
+  }
+  auto put = (*w)->Commit({});
+  ASSERT_TRUE(put.ok()) << put.error().message;
+  EXPECT_EQ(put->etag, HexEncode(crypto::Md5::Digest(data)));
+  EXPECT_EQ(put->checksums[crypto::ChecksumAlgorithm::kCrc32c],
+            crypto::ComputeChecksum(crypto::ChecksumAlgorithm::kCrc32c, data));
+  EXPECT_EQ(Get("steps"), data);
 }
 
 // A PUT that declares its size (as every S3 PUT does) gets a pack record when small; the record

@@ -6,9 +6,11 @@
 // Every chunk signature is verified against the chain started by the request's seed signature;
 // trailer headers (x-amz-checksum-*) are collected for the caller to verify against the payload.
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +39,11 @@ class ChunkedDecoder {
   // 8 KiB, or one over 1 MiB), kIncompleteBody when the decoded length differs from
   // x-amz-decoded-content-length. After an error, the decoder stays failed.
   std::optional<Error> Feed(ByteView in, Bytes& out);
+
+  // As Feed, except that the decoded payload bytes are written over `buffer` itself, from its
+  // start, and `payload_size` receives their count: the payload is a subsequence of the encoded
+  // stream, so a request needs no second buffer to strip the framing into.
+  std::optional<Error> FeedInPlace(std::span<uint8_t> buffer, size_t& payload_size);
 
   // Call at end of body: error if the final chunk / trailer section was not complete.
   std::optional<Error> Finish();

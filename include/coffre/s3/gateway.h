@@ -4,6 +4,7 @@
 // operation against the object service and answers with S3's headers, XML and errors.
 // Service errors become S3 errors here and nowhere else.
 
+#include <atomic>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cstdint>
@@ -50,6 +51,14 @@ struct GatewayOptions {
   uint64_t max_single_put = 5ull * 1024 * 1024 * 1024;  // S3's single PUT / part limit
   size_t max_user_metadata = 2 * 1024;                  // S3's x-amz-meta-* limit
   size_t io_chunk = 256 * 1024;                         // body bytes handled per step
+  // Bytes of a PUT or part body larger than io_chunk read per step. A body in flight holds two
+  // read buffers (one is read while the other is stored) and its writer three batches of the
+  // same size, so one 64 KiB blob segment keeps a connection sending one to a few segments.
+  size_t receive_chunk = 64 * 1024;
+  // While fewer such bodies than this are in flight, a new one is read in steps of io_chunk
+  // instead: fewer thread hand-offs per byte for the few large uploads a server usually has,
+  // at most this many times ~1.3 MiB of buffers whatever the number of connections.
+  size_t large_receive_slots = 2;
   // Most plaintext a GET decrypts per step on a worker, while the previous step's is sent: large,
   // so that a big object costs few thread hops (a GET in flight holds two such buffers); an object
   // under four times this takes four steps of at least io_chunk, so that its steps still overlap.
@@ -74,11 +83,17 @@ class Gateway final : public http::Handler {
   const CredentialLookup& lookup() const { return lookup_; }
   const GatewayOptions& options() const { return options_; }
 
+  // Takes one of options().large_receive_slots, if one is free; ReleaseLargeReceive() gives it
+  // back. Thread-safe.
+  bool TryTakeLargeReceive();
+  void ReleaseLargeReceive();
+
  private:
   service::ObjectService& service_;
   CredentialLookup lookup_;
   boost::asio::thread_pool& pool_;
   GatewayOptions options_;
+  std::atomic<size_t> large_receives_{0};  // slots taken
 };
 
 }  // namespace coffre::s3

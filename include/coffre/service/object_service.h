@@ -96,6 +96,10 @@ class ObjectWriter {
     (void)n;
     return false;
   }
+  // The most bytes each Write() will pass, told before the first: the writer then gathers no
+  // more than about that much before it hashes and seals (three such batches at most), so that a
+  // caller reading in small steps keeps the whole upload small. Without it, 256 KiB.
+  virtual void SetWriteSize(size_t n) { (void)n; }
   virtual uint64_t bytes_written() const = 0;
   // Seals the last segment, checks digests, makes the blob durable and publishes it in the
   // catalog. BadDigest leaves nothing behind and nothing changed.
