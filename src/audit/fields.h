@@ -1,7 +1,7 @@
 #pragma once
 
-// Field-level encoding of records and checkpoints, shared by export bundles and archives. Private
-// to the audit module.
+// Field-level encoding of records and checkpoints, shared by export bundles and archives, and the
+// signed byte encoding of records and checkpoints. Private to the audit module.
 
 #include <cstdint>
 #include <functional>
@@ -14,6 +14,10 @@
 #include "coffre/audit/record.h"
 
 namespace coffre::audit::internal {
+
+// Appends name=<length>:<bytes>\n to the bytes that are hashed or signed: length-prefixed, so no
+// value can imitate a field boundary.
+void AppendField(std::string& out, std::string_view name, std::string_view value);
 
 // Looks a field up by name; nullopt when absent or malformed.
 using FieldGetter = std::function<std::optional<std::string>(const std::string&)>;
