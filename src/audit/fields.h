@@ -30,6 +30,8 @@ nlohmann::json FieldsToJson(const std::map<std::string, std::string>& fields);
 FieldGetter JsonGetter(const nlohmann::json& j);
 Result<Record> RecordFromFields(const FieldGetter& get, size_t line);
 Result<Checkpoint> CheckpointFromFields(const FieldGetter& get, size_t line, const char* head_field);
+// InvalidArgument "the <what> was signed by another key ..." unless the file's key is the given one.
+Status CheckSignedWith(std::string_view what, ByteView file_key, ByteView given_key);
 Status Bad(size_t line, const std::string& what);
 std::optional<uint64_t> ParseU64(std::string_view s);
 std::optional<int64_t> ParseI64(std::string_view s);
