@@ -4,6 +4,7 @@
 
 #include "admin/admin_endpoints.h"
 #include "coffre/audit/bundle.h"
+#include "coffre/audit/export_arguments.h"
 #include "coffre/audit/record.h"
 
 namespace coffre::admin {
@@ -36,20 +37,6 @@ std::optional<std::map<std::string, std::string>> UniqueQueryParams(std::string_
   return out;
 }
 
-// Sets `out` from the UTC time `text`; leaves it when `text` is empty.
-std::optional<ApiResponse> ParseTimeParam(std::string_view name, const std::string& text, UnixMillis& out) {
-  if (text.empty()) {
-    return std::nullopt;
-  }
-  auto t = ParseUtcTime(text);
-  if (!t) {
-    return Error(400, "invalid_argument",
-                 std::string(name) + ": expected a UTC time such as 2026-11-28 or 2026-11-28T10:15:00Z");
-  }
-  out = *t;
-  return std::nullopt;
-}
-
 Expected<ExportRequest, ApiResponse> ParseExportRequest(const EndpointCall& call) {
   auto query = UniqueQueryParams(http::SplitTarget(call.request.target).query);
   if (!query) {
@@ -59,26 +46,24 @@ Expected<ExportRequest, ApiResponse> ParseExportRequest(const EndpointCall& call
     auto it = query->find(name);
     return it == query->end() ? std::string() : it->second;
   };
+  static constexpr audit::ExportArgumentNames kNames{"format", "from", "to", /*quote_rejected_time=*/false};
   ExportRequest r;
   r.format = param("format").empty() ? "jsonl" : param("format");
-  if (r.format == "csv") {
-    r.bundle_format = audit::BundleFormat::kCsv;
-  } else if (r.format != "jsonl") {
-    return Error(400, "invalid_argument", "format must be jsonl or csv");
+  auto format = audit::ParseBundleFormat(r.format, kNames);
+  if (!format.ok()) {
+    return FromStatus(format.status());
   }
+  r.bundle_format = *format;
   r.tenant = param("tenant");
   if (r.tenant.empty()) {
     return Error(400, "invalid_argument", "tenant is required");
   }
-  r.to_ms = call.Now();
-  for (const auto& [name, out] : {std::pair{"from", &r.from_ms}, std::pair{"to", &r.to_ms}}) {
-    if (std::optional<ApiResponse> bad = ParseTimeParam(name, param(name), *out)) {
-      return std::move(*bad);
-    }
+  auto range = audit::ParseExportTimeRange(param("from"), param("to"), call.Now(), kNames);
+  if (!range.ok()) {
+    return FromStatus(range.status());
   }
-  if (r.from_ms > r.to_ms) {
-    return Error(400, "invalid_argument", "the time range is reversed: from is after to");
-  }
+  r.from_ms = range->from_ms;
+  r.to_ms = range->to_ms;
   return r;
 }
 

@@ -120,10 +120,7 @@ Result<Archive> ParseArchive(std::string_view text) {
 }
 
 Result<VerifyReport> VerifyArchive(const Archive& a, ByteView public_key) {
-  if (!ConstantTimeEquals(a.public_key, public_key)) {
-    return Status::InvalidArgument("the archive was signed by another key (its key " + KeyId(a.public_key) +
-                                   " is not the given key " + KeyId(public_key) + ")");
-  }
+  COFFRE_RETURN_IF_ERROR(internal::CheckSignedWith("archive", a.public_key, public_key));
   VerifyReport rep;
   auto fail = [&](Breakage kind, size_t index, std::string message) {
     rep.breakage = kind;

@@ -13,6 +13,7 @@
 #include "coffre/crypto/hash.h"
 #include "coffre/crypto/root_subkeys.h"
 #include "coffre/db/sqlite.h"
+#include "fields.h"
 
 namespace coffre::audit {
 namespace {
@@ -417,9 +418,10 @@ Result<ChainPosition> ReadBoundary(db::Connection& conn) {
   return ChainPosition{static_cast<uint64_t>(st.ColumnInt64(0)), HashFromBlob(st.ColumnBlobView(1))};
 }
 
-Result<std::map<std::string, ChainPosition>> ReadArchiveHeads(db::Connection& conn) {
+// The per-tenant chain positions stored in `table` (signed_heads or archive_heads).
+Result<std::map<std::string, ChainPosition>> ReadTenantHeads(db::Connection& conn, std::string_view table) {
   std::map<std::string, ChainPosition> out;
-  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT tenant, seq, hash FROM archive_heads"));
+  COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT tenant, seq, hash FROM " + std::string(table)));
   for (;;) {
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) {
@@ -430,15 +432,7 @@ Result<std::map<std::string, ChainPosition>> ReadArchiveHeads(db::Connection& co
   return out;
 }
 
-// name=<length>:<bytes>\n, as in record.cc: no value can imitate a field boundary.
-void AppendField(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out.push_back('=');
-  out.append(std::to_string(value.size()));
-  out.push_back(':');
-  out.append(value);
-  out.push_back('\n');
-}
+using internal::AppendField;
 
 // SHA-256 (hex) over every tenant's position, in tenant order.
 std::string HeadsDigest(const std::map<std::string, ChainPosition>& heads) {
@@ -523,18 +517,8 @@ Result<std::optional<AuditLog::SignedState>> ReadSignedState(db::Connection& con
     s.signer = st.ColumnText(5);
     s.signature = st.ColumnBlob(6);
   }
-  {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT tenant, seq, hash FROM signed_heads"));
-    for (;;) {
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) {
-        break;
-      }
-      s.tenants[st.ColumnText(0)] =
-          ChainPosition{static_cast<uint64_t>(st.ColumnInt64(1)), HashFromBlob(st.ColumnBlobView(2))};
-    }
-  }
-  COFFRE_ASSIGN_OR_RETURN(s.archive_heads, ReadArchiveHeads(conn));
+  COFFRE_ASSIGN_OR_RETURN(s.tenants, ReadTenantHeads(conn, "signed_heads"));
+  COFFRE_ASSIGN_OR_RETURN(s.archive_heads, ReadTenantHeads(conn, "archive_heads"));
   if (!VerifyState(public_key, s)) {
     return Status::Corruption(
         "the audit log's signed state does not verify: signed_state, signed_heads or archive_heads was edited");
@@ -810,7 +794,7 @@ Result<AuditLog::SignedState> AuditLog::UpgradeLocked() {
   db::Connection& conn = *conn_;
   SignedState s;
   COFFRE_ASSIGN_OR_RETURN(s.boundary, ReadBoundary(conn));
-  COFFRE_ASSIGN_OR_RETURN(s.archive_heads, ReadArchiveHeads(conn));
+  COFFRE_ASSIGN_OR_RETURN(s.archive_heads, ReadTenantHeads(conn, "archive_heads"));
   ChainState chain;
   chain.global = s.boundary;
   chain.tenants = s.archive_heads;
@@ -1531,7 +1515,7 @@ Result<uint64_t> AuditLog::VerifyStored() {
   }
   ChainState chain;
   COFFRE_ASSIGN_OR_RETURN(chain.global, ReadBoundary(conn));
-  COFFRE_ASSIGN_OR_RETURN(chain.tenants, ReadArchiveHeads(conn));
+  COFFRE_ASSIGN_OR_RETURN(chain.tenants, ReadTenantHeads(conn, "archive_heads"));
   COFFRE_ASSIGN_OR_RETURN(uint64_t n, VerifyAllLocked(chain, stored ? &*stored : nullptr));
   // What this process found at open (or since) and the whole-log check above did not.
   COFFRE_RETURN_IF_ERROR(RefusedStatus(StatusCode::kCorruption));
@@ -1560,17 +1544,7 @@ Result<Archive> AuditLog::PrepareArchive(UnixMillis before_ms) {
     }
     a.end_gseq = static_cast<uint64_t>(st.ColumnInt64(0));
   }
-  {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn.Prepare("SELECT tenant, seq, hash FROM archive_heads"));
-    for (;;) {
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) {
-        break;
-      }
-      a.start_tenants[st.ColumnText(0)] =
-          ChainPosition{static_cast<uint64_t>(st.ColumnInt64(1)), HashFromBlob(st.ColumnBlobView(2))};
-    }
-  }
+  COFFRE_ASSIGN_OR_RETURN(a.start_tenants, ReadTenantHeads(conn, "archive_heads"));
   std::map<std::string, uint64_t> last_seq;
   {
     COFFRE_ASSIGN_OR_RETURN(
@@ -1680,7 +1654,7 @@ Status AuditLog::Prune(const Archive& archive) {
   }
   SignedState next = *signed_;
   next.boundary = ChainPosition{last.gseq, last.global_hash};
-  COFFRE_ASSIGN_OR_RETURN(next.archive_heads, ReadArchiveHeads(conn));
+  COFFRE_ASSIGN_OR_RETURN(next.archive_heads, ReadTenantHeads(conn, "archive_heads"));
   next.time_ms = now;
   COFFRE_RETURN_IF_ERROR(SignState(signing_key_, next));
   COFFRE_RETURN_IF_ERROR(WriteSignedState(conn, next));

@@ -202,6 +202,14 @@ std::optional<int64_t> ParseI64(std::string_view s) {
   return neg ? -static_cast<int64_t>(*v) : static_cast<int64_t>(*v);
 }
 
+Status CheckSignedWith(std::string_view what, ByteView file_key, ByteView given_key) {
+  if (!ConstantTimeEquals(file_key, given_key)) {
+    return Status::InvalidArgument("the " + std::string(what) + " was signed by another key (its key " +
+                                   KeyId(file_key) + " is not the given key " + KeyId(given_key) + ")");
+  }
+  return Status::Ok();
+}
+
 // --- record / checkpoint field maps (shared by both formats) ------------------------------------
 
 Status Bad(size_t line, const std::string& what) {
@@ -554,10 +562,7 @@ Result<ParsedBundle> ParseBundle(std::string_view text) {
 }
 
 Result<VerifyReport> VerifyBundle(const ParsedBundle& bundle, ByteView public_key) {
-  if (!ConstantTimeEquals(bundle.public_key, public_key)) {
-    return Status::InvalidArgument("the bundle was signed by another key (its key " + KeyId(bundle.public_key) +
-                                   " is not the given key " + KeyId(public_key) + ")");
-  }
+  COFFRE_RETURN_IF_ERROR(internal::CheckSignedWith("bundle", bundle.public_key, public_key));
   VerifyReport rep;
   const auto& recs = bundle.data.records;
   auto fail = [&](Breakage kind, size_t index, std::string message) {

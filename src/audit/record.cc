@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include "coffre/crypto/hash.h"
+#include "fields.h"
 
 namespace coffre::audit {
 namespace {
@@ -33,7 +34,10 @@ constexpr OperationEntry kOperations[] = {
     {Operation::kAdminCredentialDisable, "admin_credential.disable"},
 };
 
-// name=<length>:<bytes>\n  -- length-prefixed, so no value can imitate a field boundary.
+}  // namespace
+
+namespace internal {
+
 void AppendField(std::string& out, std::string_view name, std::string_view value) {
   out.append(name);
   out.push_back('=');
@@ -43,7 +47,9 @@ void AppendField(std::string& out, std::string_view name, std::string_view value
   out.push_back('\n');
 }
 
-}  // namespace
+}  // namespace internal
+
+using internal::AppendField;
 
 std::string_view OperationName(Operation op) {
   for (const auto& e : kOperations) {

@@ -175,6 +175,16 @@ Bucket ReadBucket(const Statement& st) {
   return b;
 }
 
+// Reads the tenant key id, its version and the wrapped data key, which objects and uploads store
+// as three consecutive columns starting at `first`.
+KeyInfo ReadKeyInfo(const Statement& st, int first) {
+  KeyInfo info;
+  info.tenant_key_id = st.ColumnBlob(first);
+  info.tenant_key_version = static_cast<uint32_t>(st.ColumnInt64(first + 1));
+  info.wrapped_data_key = st.ColumnBlob(first + 2);
+  return info;
+}
+
 // Reads a row selected with kObjectColumns (without parts).
 Result<ObjectRecord> ReadObject(const Statement& st, int64_t bucket_id) {
   ObjectRecord rec;
@@ -185,9 +195,7 @@ Result<ObjectRecord> ReadObject(const Statement& st, int64_t bucket_id) {
   rec.etag = st.ColumnText(3);
   rec.last_modified = st.ColumnInt64(4);
   COFFRE_ASSIGN_OR_RETURN(rec.attributes, DecodeAttributes(st.ColumnTextView(5)));
-  rec.key_info.tenant_key_id = st.ColumnBlob(6);
-  rec.key_info.tenant_key_version = static_cast<uint32_t>(st.ColumnInt64(7));
-  rec.key_info.wrapped_data_key = st.ColumnBlob(8);
+  rec.key_info = ReadKeyInfo(st, 6);
   rec.tenant_id = st.ColumnText(9);
   return rec;
 }
@@ -200,9 +208,7 @@ Result<UploadRecord> ReadUpload(const Statement& st) {
   rec.bucket_id = st.ColumnInt64(2);
   rec.initiated = st.ColumnInt64(3);
   COFFRE_ASSIGN_OR_RETURN(rec.attributes, DecodeAttributes(st.ColumnTextView(4)));
-  rec.key_info.tenant_key_id = st.ColumnBlob(5);
-  rec.key_info.tenant_key_version = static_cast<uint32_t>(st.ColumnInt64(6));
-  rec.key_info.wrapped_data_key = st.ColumnBlob(7);
+  rec.key_info = ReadKeyInfo(st, 5);
   rec.tenant_id = st.ColumnText(8);
   return rec;
 }

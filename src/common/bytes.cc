@@ -32,7 +32,10 @@ int HexDigitValue(char c) {
   return -1;
 }
 
-std::optional<uint64_t> ParseDecimal(std::string_view s) {
+namespace {
+
+// Digits-only decimal; on overflow, nullopt or 2^64-1 as `saturate` says.
+std::optional<uint64_t> ParseDigits(std::string_view s, bool saturate) {
   if (s.empty()) {
     return std::nullopt;
   }
@@ -43,22 +46,50 @@ std::optional<uint64_t> ParseDecimal(std::string_view s) {
     }
     const uint64_t digit = static_cast<uint64_t>(c - '0');
     if (v > (UINT64_MAX - digit) / 10) {
-      return std::nullopt;
+      if (!saturate) {
+        return std::nullopt;
+      }
+      v = UINT64_MAX;
+    } else {
+      v = v * 10 + digit;
     }
-    v = v * 10 + digit;
   }
   return v;
 }
 
-std::string HexEncode(ByteView data) {
+}  // namespace
+
+std::optional<uint64_t> ParseDecimal(std::string_view s) { return ParseDigits(s, /*saturate=*/false); }
+
+std::optional<uint64_t> ParseDecimalSaturating(std::string_view s) { return ParseDigits(s, /*saturate=*/true); }
+
+void HexEncodeInto(ByteView data, std::span<uint8_t> out) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.resize(data.size() * 2);
   for (size_t i = 0; i < data.size(); ++i) {
-    out[2 * i] = kDigits[data[i] >> 4];
-    out[2 * i + 1] = kDigits[data[i] & 0xf];
+    out[2 * i] = static_cast<uint8_t>(kDigits[data[i] >> 4]);
+    out[2 * i + 1] = static_cast<uint8_t>(kDigits[data[i] & 0xf]);
   }
+}
+
+std::string HexEncode(ByteView data) {
+  std::string out(data.size() * 2, '\0');
+  HexEncodeInto(data, {reinterpret_cast<uint8_t*>(out.data()), out.size()});
   return out;
+}
+
+bool HexDecodeInto(std::string_view hex, std::span<uint8_t> out) {
+  if (hex.size() != 2 * out.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int hi = HexDigitValue(hex[2 * i]);
+    const int lo = HexDigitValue(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      return false;
+    }
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
 }
 
 std::optional<Bytes> HexDecode(std::string_view hex) {
@@ -66,15 +97,19 @@ std::optional<Bytes> HexDecode(std::string_view hex) {
     return std::nullopt;
   }
   Bytes out(hex.size() / 2);
-  for (size_t i = 0; i < out.size(); ++i) {
-    int hi = HexDigitValue(hex[2 * i]);
-    int lo = HexDigitValue(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) {
-      return std::nullopt;
-    }
-    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  if (!HexDecodeInto(hex, out)) {
+    return std::nullopt;
   }
   return out;
+}
+
+bool IsHex(std::string_view text) {
+  for (char c : text) {
+    if (HexDigitValue(c) < 0) {
+      return false;
+    }
+  }
+  return true;
 }
 
 std::string Base64Encode(ByteView data) {

@@ -123,18 +123,12 @@ Server::Server(asio::io_context& io, Handler& handler, ServerOptions options) : 
 
 Server::~Server() { Stop(); }
 
-std::optional<asio::ip::tcp::endpoint> Server::Start(std::string* error) {
-  auto fail = [error](std::string message) -> std::optional<tcp::endpoint> {
-    if (error != nullptr) {
-      *error = std::move(message);
-    }
-    return std::nullopt;
-  };
+Result<asio::ip::tcp::endpoint> Server::Start() {
   ServerState& state = *impl_->state;
   {
     std::lock_guard<std::mutex> lock(state.mu);
     if (state.started || state.stopping) {
-      return fail("server already started or stopped");
+      return Status::FailedPrecondition("server already started or stopped");
     }
   }
   const ServerOptions& options = *state.listen;
@@ -151,7 +145,7 @@ std::optional<asio::ip::tcp::endpoint> Server::Start(std::string* error) {
     auto results =
         resolver.resolve(options.listen_host, std::to_string(options.listen_port), tcp::resolver::passive, ec);
     if (ec || results.empty()) {
-      return fail("cannot resolve " + where + ": " + (ec ? ec.message() : "no address"));
+      return Status::Unavailable("cannot resolve " + where + ": " + (ec ? ec.message() : "no address"));
     }
     endpoint = results.begin()->endpoint();
   }
@@ -159,7 +153,7 @@ std::optional<asio::ip::tcp::endpoint> Server::Start(std::string* error) {
   auto step_failed = [&](const char* step) {
     error_code ignored;
     state.acceptor.close(ignored);
-    return fail(std::string(step) + " " + where + ": " + ec.message());
+    return Status::Unavailable(std::string(step) + " " + where + ": " + ec.message());
   };
   state.acceptor.open(endpoint.protocol(), ec);
   if (ec) {

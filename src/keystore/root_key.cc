@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <string>
 
+#include "coffre/common/bytes.h"
 #include "coffre/crypto/aead.h"
 #include "coffre/keystore/keystore.h"
 
@@ -44,28 +45,6 @@ std::string ModeString(mode_t mode) {
   char buf[8];
   std::snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
   return buf;
-}
-
-int HexNibble(uint8_t c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-bool AllHex(std::span<const uint8_t> text) {
-  for (uint8_t c : text) {
-    if (HexNibble(c) < 0) {
-      return false;
-    }
-  }
-  return true;
 }
 
 Status SyncParentDirectory(const std::string& path) {
@@ -132,7 +111,7 @@ Result<SecretBytes> LoadRootKeyFile(const std::string& path) {
   if (content.size() == kRawKeySize) {
     // 32 hex characters are a 128-bit key written in hex by mistake, not 256 random bits
     // (a random 32-byte key is all hex digits with probability about 1e-34).
-    if (AllHex(content)) {
+    if (IsHex(AsChars(content))) {
       return Status::InvalidArgument("root key file " + path +
                                      " holds 32 hex characters (128 bits); 64 hex characters are required");
     }
@@ -144,12 +123,9 @@ Result<SecretBytes> LoadRootKeyFile(const std::string& path) {
       content = content.first(content.size() - 1);
     }
   }
-  if (content.size() != kHexKeySize || !AllHex(content)) {
-    return Status::InvalidArgument("root key file " + path + " must hold 32 raw bytes or 64 hex characters");
-  }
   SecretBytes key(kRawKeySize);
-  for (size_t i = 0; i < kRawKeySize; ++i) {
-    key.RevealMutable()[i] = static_cast<uint8_t>(HexNibble(content[2 * i]) << 4 | HexNibble(content[2 * i + 1]));
+  if (!HexDecodeInto(AsChars(content), key.RevealMutable())) {
+    return Status::InvalidArgument("root key file " + path + " must hold 32 raw bytes or 64 hex characters");
   }
   return key;
 }
@@ -169,13 +145,9 @@ Status CreateRootKeyFile(const std::string& path) {
     return st;
   };
 
-  static constexpr char kDigits[] = "0123456789abcdef";
   const SecretBytes key = SecretBytes::Random(kRawKeySize);
   SecretBytes text(kHexKeySize + 1);
-  for (size_t i = 0; i < kRawKeySize; ++i) {
-    text.RevealMutable()[2 * i] = static_cast<uint8_t>(kDigits[key.Reveal()[i] >> 4]);
-    text.RevealMutable()[2 * i + 1] = static_cast<uint8_t>(kDigits[key.Reveal()[i] & 0xf]);
-  }
+  HexEncodeInto(key.Reveal(), text.RevealMutable().first(kHexKeySize));
   text.RevealMutable()[kHexKeySize] = '\n';
 
   size_t written = 0;

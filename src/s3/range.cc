@@ -1,34 +1,12 @@
 #include "coffre/s3/range.h"
 
 #include <algorithm>
-#include <limits>
 #include <optional>
+
+#include "coffre/common/bytes.h"
 
 namespace coffre::s3 {
 namespace {
-
-constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
-
-// Decimal digits only (no sign, no space); saturates at 2^64-1 instead of failing, because a huge
-// first-byte-pos is well-formed and must still be answered 416, not ignored.
-std::optional<uint64_t> ParseDigits(std::string_view s) {
-  if (s.empty()) {
-    return std::nullopt;
-  }
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') {
-      return std::nullopt;
-    }
-    const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (v > (kMax - d) / 10) {
-      v = kMax;
-    } else {
-      v = v * 10 + d;
-    }
-  }
-  return v;
-}
 
 bool IsBytesUnit(std::string_view unit) {
   static constexpr std::string_view kBytes = "bytes";
@@ -81,7 +59,7 @@ RangeResult ParseRange(std::string_view header, uint64_t object_size) {
   const std::string_view last_text = spec.substr(dash + 1);
 
   if (first_text.empty()) {  // suffix range "-n"
-    const std::optional<uint64_t> n = ParseDigits(last_text);
+    const std::optional<uint64_t> n = ParseDecimalSaturating(last_text);
     if (!n) {
       return None();
     }
@@ -95,7 +73,8 @@ RangeResult ParseRange(std::string_view header, uint64_t object_size) {
     return Satisfiable(object_size - count, object_size - 1);
   }
 
-  const std::optional<uint64_t> first = ParseDigits(first_text);
+  // Saturating: a huge first-byte-pos is well-formed and must still be answered 416, not ignored.
+  const std::optional<uint64_t> first = ParseDecimalSaturating(first_text);
   if (!first) {
     return None();
   }
@@ -105,7 +84,7 @@ RangeResult ParseRange(std::string_view header, uint64_t object_size) {
     }
     return Satisfiable(*first, object_size - 1);
   }
-  const std::optional<uint64_t> last = ParseDigits(last_text);
+  const std::optional<uint64_t> last = ParseDecimalSaturating(last_text);
   if (!last || *first > *last) {
     return None();
   }

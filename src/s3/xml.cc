@@ -4,6 +4,7 @@
 #include <limits>
 #include <pugixml.hpp>
 
+#include "coffre/common/bytes.h"
 #include "coffre/common/clock.h"
 
 namespace coffre::s3 {
@@ -102,17 +103,11 @@ bool IsAcceptableCharRef(std::string_view body) {
   }
   uint32_t cp = 0;
   for (char c : digits) {
-    uint32_t d = 0;
-    if (c >= '0' && c <= '9') {
-      d = static_cast<uint32_t>(c - '0');
-    } else if (base == 16 && c >= 'a' && c <= 'f') {
-      d = static_cast<uint32_t>(c - 'a' + 10);
-    } else if (base == 16 && c >= 'A' && c <= 'F') {
-      d = static_cast<uint32_t>(c - 'A' + 10);
-    } else {
+    const int d = HexDigitValue(c);
+    if (d < 0 || static_cast<uint32_t>(d) >= base) {
       return false;
     }
-    cp = cp * base + d;  // cp <= 0x10FFFF before this step, so it cannot overflow
+    cp = cp * base + static_cast<uint32_t>(d);  // cp <= 0x10FFFF before this step, so it cannot overflow
     if (cp > 0x10FFFF) {
       return false;
     }

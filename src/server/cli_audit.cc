@@ -13,6 +13,7 @@
 #include "cli_context.h"
 #include "coffre/audit/archive.h"
 #include "coffre/audit/bundle.h"
+#include "coffre/audit/export_arguments.h"
 #include "coffre/common/clock.h"
 #include "commands.h"
 #include "stores.h"
@@ -23,14 +24,6 @@ namespace {
 // Exit status of `coffre audit verify` when the bundle was tampered with (0: verified; 1: bad
 // input, not a bundle, another key; 2: other errors).
 constexpr int kTampered = 3;
-
-Result<UnixMillis> ParseTime(const std::string& flag, const std::string& text) {
-  if (auto t = ParseUtcTime(text)) {
-    return *t;
-  }
-  return Status::InvalidArgument(flag + ": expected a UTC time such as 2026-11-28 or 2026-11-28T10:15:00Z, got '" +
-                                 text + "'");
-}
 
 // Writes `data` to `path` whole or not at all: a temporary file beside it, fsync, rename, fsync of
 // the directory. Refuses to replace an existing file (an export is evidence).
@@ -128,29 +121,13 @@ Result<std::unique_ptr<audit::AuditLog>> OpenExistingAuditLog(const CommonFlags&
 
 int RunExport(const CommonFlags& common, const std::string& tenant_name, const std::string& from, const std::string& to,
               const std::string& format, const std::string& out) {
-  audit::BundleFormat fmt;
-  if (format == "jsonl") {
-    fmt = audit::BundleFormat::kJsonl;
-  } else if (format == "csv") {
-    fmt = audit::BundleFormat::kCsv;
-  } else {
-    return Fail(Status::InvalidArgument("--format must be jsonl or csv"));
-  }
-  UnixMillis from_ms = 0;
-  UnixMillis to_ms = ToUnixMillis(Clock::System().Now());
-  if (!from.empty()) {
-    auto t = ParseTime("--from", from);
-    if (!t.ok()) return Fail(t.status());
-    from_ms = *t;
-  }
-  if (!to.empty()) {
-    auto t = ParseTime("--to", to);
-    if (!t.ok()) return Fail(t.status());
-    to_ms = *t;
-  }
-  if (from_ms > to_ms) {
-    return Fail(Status::InvalidArgument("the time range is reversed: --from is after --to"));
-  }
+  static constexpr audit::ExportArgumentNames kNames{"--format", "--from", "--to", /*quote_rejected_time=*/true};
+  auto fmt = audit::ParseBundleFormat(format, kNames);
+  if (!fmt.ok()) return Fail(fmt.status());
+  auto range = audit::ParseExportTimeRange(from, to, ToUnixMillis(Clock::System().Now()), kNames);
+  if (!range.ok()) return Fail(range.status());
+  const UnixMillis from_ms = range->from_ms;
+  const UnixMillis to_ms = range->to_ms;
   auto context = OpenForCli(common);
   if (!context.ok()) return Fail(context.status());
   auto tenant = context->keys().GetTenantByName(tenant_name);
@@ -175,7 +152,7 @@ int RunExport(const CommonFlags& common, const std::string& tenant_name, const s
   info.from_ms = from_ms;
   info.to_ms = to_ms;
   info.generated_ms = ToUnixMillis(Clock::System().Now());
-  const std::string bundle = audit::EncodeBundle(*data, info, fmt);
+  const std::string bundle = audit::EncodeBundle(*data, info, *fmt);
   const std::string base = out.substr(out.rfind('/') == std::string::npos ? 0 : out.rfind('/') + 1);
   const std::string readme_path = out + ".README.txt";
   if (Status st = WriteFileAtomically(out, bundle); !st.ok()) return Fail(st);
@@ -241,7 +218,7 @@ int RunVerify(const std::string& file, const std::string& public_key) {
 
 // Writes the archive, reads it back and verifies it, and only then prunes what it holds.
 int RunArchive(const CommonFlags& common, const std::string& before, const std::string& out) {
-  auto before_ms = ParseTime("--before", before);
+  auto before_ms = audit::ParseTimeArgument("--before", before, /*quote_rejected_time=*/true);
   if (!before_ms.ok()) return Fail(before_ms.status());
   auto log = OpenExistingAuditLog(common);
   if (!log.ok()) return Fail(log.status());

@@ -334,10 +334,9 @@ bool Daemon::StartListeners() {
   options.listen_host = host_;
   options.listen_port = port_;
   server_.emplace(*io_, *gateway_, options);
-  std::string error;
-  auto endpoint = server_->Start(&error);
-  if (!endpoint) {
-    return Refuse(kExitCannotStart, "cannot listen on " + config_.listen + ": " + error);
+  auto endpoint = server_->Start();
+  if (!endpoint.ok()) {
+    return Refuse(kExitCannotStart, "cannot listen on " + config_.listen + ": " + endpoint.status().message());
   }
   bound_ = AddressOf(*endpoint);
   if (config_.admin_listen.empty()) {
@@ -348,9 +347,10 @@ bool Daemon::StartListeners() {
     return Refuse(kExitBadConfig, "admin_listen: " + st.message());
   }
   admin_server_.emplace(*io_, *admin_handler_, admin_options);
-  auto admin_endpoint = admin_server_->Start(&error);
-  if (!admin_endpoint) {
-    return Refuse(kExitCannotStart, "cannot listen on " + config_.admin_listen + " (admin_listen): " + error);
+  auto admin_endpoint = admin_server_->Start();
+  if (!admin_endpoint.ok()) {
+    return Refuse(kExitCannotStart,
+                  "cannot listen on " + config_.admin_listen + " (admin_listen): " + admin_endpoint.status().message());
   }
   admin_bound_ = AddressOf(*admin_endpoint);
   return true;

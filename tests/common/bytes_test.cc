@@ -24,6 +24,46 @@ TEST(Bytes, HexRoundTrip) {
   EXPECT_FALSE(HexDecode("zz").has_value());
 }
 
+TEST(Bytes, HexIntoCallerMemory) {
+  const Bytes b = {0x00, 0x7f, 0xab, 0xff};
+  Bytes text(2 * b.size());
+  HexEncodeInto(b, text);
+  EXPECT_EQ(AsChars(text), "007fabff");
+
+  Bytes out(b.size());
+  EXPECT_TRUE(HexDecodeInto("007FabFF", out));
+  EXPECT_EQ(out, b);
+  EXPECT_FALSE(HexDecodeInto("007fab", out));      // too short for out
+  EXPECT_FALSE(HexDecodeInto("007fabff00", out));  // too long for out
+  EXPECT_FALSE(HexDecodeInto("007fabfg", out));
+  Bytes none;
+  EXPECT_TRUE(HexDecodeInto("", none));
+}
+
+TEST(Bytes, IsHex) {
+  EXPECT_TRUE(IsHex(""));
+  EXPECT_TRUE(IsHex("0123456789abcdefABCDEF"));
+  EXPECT_FALSE(IsHex("12 3"));
+  EXPECT_FALSE(IsHex("g"));
+  EXPECT_FALSE(IsHex(std::string_view("\0", 1)));
+}
+
+TEST(Bytes, ParseDecimalRejectsOrSaturatesOverflow) {
+  EXPECT_EQ(ParseDecimal("0"), 0u);
+  EXPECT_EQ(ParseDecimal("18446744073709551615"), UINT64_MAX);
+  EXPECT_FALSE(ParseDecimal("18446744073709551616").has_value());
+  EXPECT_FALSE(ParseDecimal("").has_value());
+  EXPECT_FALSE(ParseDecimal("+1").has_value());
+  EXPECT_FALSE(ParseDecimal(" 1").has_value());
+
+  EXPECT_EQ(ParseDecimalSaturating("42"), 42u);
+  EXPECT_EQ(ParseDecimalSaturating("18446744073709551615"), UINT64_MAX);
+  EXPECT_EQ(ParseDecimalSaturating("99999999999999999999999"), UINT64_MAX);
+  EXPECT_FALSE(ParseDecimalSaturating("").has_value());
+  EXPECT_FALSE(ParseDecimalSaturating("-1").has_value());
+  EXPECT_FALSE(ParseDecimalSaturating("1x").has_value());
+}
+
 TEST(Bytes, Base64MatchesRfc4648) {
   EXPECT_EQ(Base64Encode(AsBytes("")), "");
   EXPECT_EQ(Base64Encode(AsBytes("f")), "Zg==");

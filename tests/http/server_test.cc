@@ -107,9 +107,8 @@ class HttpServerTest : public ::testing::Test {
 
   void StartServer(ServerOptions options = TestOptions(), int io_threads = 1) {
     server_ = std::make_unique<Server>(io_, handler_, options);
-    std::string error;
-    auto endpoint = server_->Start(&error);
-    ASSERT_TRUE(endpoint.has_value()) << error;
+    auto endpoint = server_->Start();
+    ASSERT_TRUE(endpoint.ok()) << endpoint.status().ToString();
     ASSERT_NE(endpoint->port(), 0);
     port_ = endpoint->port();
     for (int i = 0; i < io_threads; ++i) {
@@ -848,9 +847,10 @@ TEST_F(HttpServerTest, StartReportsAddressInUse) {
   ServerOptions options = TestOptions();
   options.listen_port = port_;
   Server other(io_, handler_, options);
-  std::string error;
-  EXPECT_FALSE(other.Start(&error).has_value());
-  EXPECT_NE(error.find("bind"), std::string::npos) << error;
+  auto endpoint = other.Start();
+  ASSERT_FALSE(endpoint.ok());
+  EXPECT_EQ(endpoint.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(endpoint.status().message().find("bind"), std::string::npos) << endpoint.status().message();
 }
 
 TEST_F(HttpServerTest, RemoteAddressIsReported) {

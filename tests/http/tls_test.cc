@@ -60,9 +60,8 @@ class TlsTest : public ::testing::Test {
     options.listen_port = 0;
     options.tls = std::move(tls);
     server_ = std::make_unique<Server>(io_, handler_, options);
-    std::string error;
-    auto endpoint = server_->Start(&error);
-    ASSERT_TRUE(endpoint) << error;
+    auto endpoint = server_->Start();
+    ASSERT_TRUE(endpoint.ok()) << endpoint.status().ToString();
     port_ = endpoint->port();
     thread_ = std::thread([this] { io_.run(); });
   }

@@ -30,9 +30,8 @@ class LoopbackServer {
     options.listen_host = "127.0.0.1";
     options.listen_port = 0;
     server_ = std::make_unique<http::Server>(io_, handler, std::move(options));
-    std::string error;
-    auto endpoint = server_->Start(&error);
-    if (!endpoint.has_value()) return ::testing::AssertionFailure() << "cannot listen: " << error;
+    auto endpoint = server_->Start();
+    if (!endpoint.ok()) return ::testing::AssertionFailure() << "cannot listen: " << endpoint.status().message();
     port_ = endpoint->port();
     thread_ = std::thread([this] { io_.run(); });
     return ::testing::AssertionSuccess();

@@ -22,10 +22,21 @@ int HexDigitValue(char c);
 // A non-empty run of ASCII digits that fits in 64 bits, as found in HTTP headers and query
 // parameters; nullopt for anything else (signs, spaces, overflow).
 std::optional<uint64_t> ParseDecimal(std::string_view s);
+// The same digits-only syntax, but a value above 2^64-1 reads as 2^64-1 instead of failing, for
+// callers where a huge number is well-formed and must still be answered (an HTTP byte range).
+std::optional<uint64_t> ParseDecimalSaturating(std::string_view s);
 
 // Lower-case hex.
 std::string HexEncode(ByteView data);
 std::optional<Bytes> HexDecode(std::string_view hex);
+// Whether every character is a hex digit (either case); true for the empty string.
+bool IsHex(std::string_view text);
+// The allocation-free forms, for secrets that must stay in caller-owned (locked, wiped) memory:
+// HexEncodeInto writes 2 * data.size() lower-case ASCII digits to `out`, which must be that size;
+// HexDecodeInto fills `out` from exactly 2 * out.size() digits, false (out partly written) when
+// the size is wrong or a character is not a hex digit.
+void HexEncodeInto(ByteView data, std::span<uint8_t> out);
+[[nodiscard]] bool HexDecodeInto(std::string_view hex, std::span<uint8_t> out);
 
 // Standard base64 with padding (RFC 4648 section 4), as S3 uses for Content-MD5 and checksums.
 std::string Base64Encode(ByteView data);

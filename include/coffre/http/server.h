@@ -32,6 +32,8 @@
 #include <utility>
 #include <variant>
 
+#include "coffre/common/status.h"
+
 namespace coffre::http {
 
 namespace asio = boost::asio;
@@ -106,9 +108,9 @@ class Server {
   Server(asio::io_context& io, Handler& handler, ServerOptions options);
   ~Server();
 
-  // Binds and starts accepting. Returns the bound endpoint (the real port when 0 was asked),
-  // or an error message.
-  std::optional<asio::ip::tcp::endpoint> Start(std::string* error);
+  // Binds and starts accepting. Returns the bound endpoint (the real port when 0 was asked);
+  // Unavailable when the address cannot be resolved or bound, FailedPrecondition when started twice.
+  Result<asio::ip::tcp::endpoint> Start();
   // Stops accepting; open connections finish their current request and close.
   void Stop();
   size_t open_connections() const;
