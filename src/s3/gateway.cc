@@ -135,7 +135,11 @@ bool IsContentAttribute(std::string_view name) {
 
 Gateway::Gateway(service::ObjectService& service, CredentialLookup lookup, boost::asio::thread_pool& pool,
                  GatewayOptions options)
-    : service_(service), lookup_(std::move(lookup)), pool_(pool), options_(std::move(options)) {
+    : service_(service),
+      lookup_(std::move(lookup)),
+      pool_(pool),
+      options_(std::move(options)),
+      large_receives_(options_.large_receive_slots) {
   options_.auth.region = options_.region;
 }
 
@@ -379,21 +383,6 @@ constexpr size_t kInlineStoreBytes = 16 * 1024;
 
 // One of the gateway's large receive slots, taken if `wanted` and one is free, held while a
 // body is read.
-class LargeReceive {
- public:
-  LargeReceive(Gateway& gateway, bool wanted) : gateway_(gateway), taken_(wanted && gateway.TryTakeLargeReceive()) {}
-  ~LargeReceive() {
-    if (taken_) gateway_.ReleaseLargeReceive();
-  }
-  LargeReceive(const LargeReceive&) = delete;
-  LargeReceive& operator=(const LargeReceive&) = delete;
-  bool taken() const { return taken_; }
-
- private:
-  Gateway& gateway_;
-  const bool taken_;
-};
-
 // Decodes and verifies a body as it streams in: aws-chunked framing and signatures, or the
 // signed payload hash; hands plaintext payload bytes to `sink`.
 class PayloadDecoder {
@@ -461,16 +450,6 @@ Error BodyReadError(http::BodyError e) {
 
 }  // namespace
 
-bool Gateway::TryTakeLargeReceive() {
-  size_t taken = large_receives_.load(std::memory_order_relaxed);
-  while (taken < options_.large_receive_slots) {
-    if (large_receives_.compare_exchange_weak(taken, taken + 1, std::memory_order_relaxed)) return true;
-  }
-  return false;
-}
-
-void Gateway::ReleaseLargeReceive() { large_receives_.fetch_sub(1, std::memory_order_relaxed); }
-
 asio::awaitable<Expected<std::string, Error>> RequestContext::ReadSmallBody() {
   PayloadDecoder decoder(auth, DeclaredTrailers(*this), DeclaredPayloadLength());
   Bytes raw(BodyBufferSize(ex.content_length(), 64 * 1024));
@@ -515,9 +494,9 @@ asio::awaitable<Expected<service::CommitOptions, Error>> RequestContext::Receive
   PayloadDecoder decoder(auth, DeclaredTrailers(*this), DeclaredPayloadLength());
   // A body of one step is read whole; a larger one in small steps, unless a large slot is free.
   const bool large = !ex.content_length() || *ex.content_length() > options().io_chunk;
-  const LargeReceive large_receive(gateway, large);
+  const SlotLease large_receive(gateway.large_receives(), large);
   const size_t buffer_size = BodyBufferSize(
-      ex.content_length(), large && !large_receive.taken() ? options().receive_chunk : options().io_chunk);
+      ex.content_length(), large && !large_receive.held() ? options().receive_chunk : options().io_chunk);
   writer.SetWriteSize(buffer_size);
   Bytes raw(buffer_size);
   Bytes next;  // the other buffer, for a body that does not come in one piece

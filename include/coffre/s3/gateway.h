@@ -4,7 +4,6 @@
 // operation against the object service and answers with S3's headers, XML and errors.
 // Service errors become S3 errors here and nowhere else.
 
-#include <atomic>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cstdint>
@@ -12,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "coffre/common/slots.h"
 #include "coffre/http/server.h"
 #include "coffre/s3/sigv4.h"
 #include "coffre/service/object_service.h"
@@ -83,17 +83,15 @@ class Gateway final : public http::Handler {
   const CredentialLookup& lookup() const { return lookup_; }
   const GatewayOptions& options() const { return options_; }
 
-  // Takes one of options().large_receive_slots, if one is free; ReleaseLargeReceive() gives it
-  // back. Thread-safe.
-  bool TryTakeLargeReceive();
-  void ReleaseLargeReceive();
+  // The options().large_receive_slots bodies read in steps of io_chunk.
+  Slots& large_receives() { return large_receives_; }
 
  private:
   service::ObjectService& service_;
   CredentialLookup lookup_;
   boost::asio::thread_pool& pool_;
   GatewayOptions options_;
-  std::atomic<size_t> large_receives_{0};  // slots taken
+  Slots large_receives_;
 };
 
 }  // namespace coffre::s3
