@@ -34,10 +34,25 @@ static_assert(kOffSalt == 102 && kOffCommitment == 141 && kOffReserved == 173 &&
               "header layout differs from docs/FORMAT.md");
 static_assert(kBlobNoncePrefixSize + 4 + 1 == kGcmNonceSize, "nonce = prefix || u32 index || flag");
 
-constexpr std::string_view kIdentityLabel = "coffre/v1";
-constexpr std::string_view kInfoSegmentKey = "coffre/v1/segment-key";
-constexpr std::string_view kInfoHeaderMacKey = "coffre/v1/header-mac-key";
-constexpr std::string_view kInfoCommitment = "coffre/v1/commitment";
+// Each version derives its keys and binds its identity under labels of its own, so no bytes of a
+// blob of one version can pass for bytes of another.
+struct Labels {
+  std::string_view identity;
+  std::string_view segment_key;
+  std::string_view header_mac_key;
+  std::string_view commitment;
+  std::string_view description_key;  // version 2
+};
+constexpr Labels kLabelsV1{"coffre/v1", "coffre/v1/segment-key", "coffre/v1/header-mac-key", "coffre/v1/commitment",
+                           ""};
+constexpr Labels kLabelsV2{"coffre/v2", "coffre/v2/segment-key", "coffre/v2/header-mac-key", "coffre/v2/commitment",
+                           "coffre/v2/description-key"};
+
+const Labels& LabelsFor(uint8_t version) { return version == kBlobFormatVersion2 ? kLabelsV2 : kLabelsV1; }
+
+// The description's nonce: the segment nonces' prefix with a flag no segment uses (and under a key
+// of its own besides).
+constexpr uint8_t kDescriptionNonceFlag = 0x02;
 
 // Segment indexes are 32 bits in the nonce, so a blob has at most 2^32 segments.
 constexpr uint64_t kMaxSegments = uint64_t{1} << 32;
@@ -51,7 +66,7 @@ void AppendLengthPrefixed(Bytes& out, std::string_view s) {
 
 // u32be(len) || bytes for each of the label, tenant id and blob id: unambiguous, so no choice of
 // strings can make ("ab", "c") encode like ("a", "bc").
-Result<Bytes> EncodeIdentityAad(const BlobIdentity& identity) {
+Result<Bytes> EncodeIdentityAad(std::string_view label, const BlobIdentity& identity) {
   if (identity.tenant_id.empty() || identity.blob_id.empty()) {
     return Status::InvalidArgument("blob identity needs a tenant id and a blob id");
   }
@@ -60,8 +75,8 @@ Result<Bytes> EncodeIdentityAad(const BlobIdentity& identity) {
     return Status::InvalidArgument("blob identity field too long");
   }
   Bytes aad;
-  aad.reserve(12 + kIdentityLabel.size() + identity.tenant_id.size() + identity.blob_id.size());
-  AppendLengthPrefixed(aad, kIdentityLabel);
+  aad.reserve(12 + label.size() + identity.tenant_id.size() + identity.blob_id.size());
+  AppendLengthPrefixed(aad, label);
   AppendLengthPrefixed(aad, identity.tenant_id);
   AppendLengthPrefixed(aad, identity.blob_id);
   return aad;
@@ -87,8 +102,15 @@ SecretBytes Derive(const SecretBytes& prk, std::string_view info) {
   return HkdfSha256Expand(prk, AsBytes(info), kKeySize);
 }
 
-Bytes DeriveCommitment(const SecretBytes& prk) {
-  const SecretBytes c = HkdfSha256Expand(prk, AsBytes(kInfoCommitment), kBlobCommitmentSize);
+Status CheckVersion(uint8_t version) {
+  if (version != kBlobFormatVersion1 && version != kBlobFormatVersion2) {
+    return Status::InvalidArgument("unknown blob format version " + std::to_string(version));
+  }
+  return Status::Ok();
+}
+
+Bytes DeriveCommitment(const SecretBytes& prk, const Labels& labels) {
+  const SecretBytes c = HkdfSha256Expand(prk, AsBytes(labels.commitment), kBlobCommitmentSize);
   return Bytes(c.Reveal().begin(), c.Reveal().end());
 }
 
@@ -103,10 +125,20 @@ Sha256Digest ComputeHeaderMac(const SecretBytes& mac_key, ByteView header, ByteV
   return HmacSha256(mac_key.Reveal(), input);
 }
 
-void MakeNonce(ByteView prefix, uint32_t index, bool last, uint8_t (&nonce)[kGcmNonceSize]) {
+void MakeNonce(ByteView prefix, uint32_t index, uint8_t flag, uint8_t (&nonce)[kGcmNonceSize]) {
   std::copy(prefix.begin(), prefix.end(), nonce);
   PutBigEndian32(nonce + kBlobNoncePrefixSize, index);
-  nonce[kGcmNonceSize - 1] = last ? 0x01 : 0x00;
+  nonce[kGcmNonceSize - 1] = flag;
+}
+
+uint8_t LastFlag(bool last) { return last ? 0x01 : 0x00; }
+
+// The description's associated data: the blob's identity and its header's MAC, which covers the
+// length, salt and version, so a description opens only after the header it was sealed with.
+Bytes DescriptionAad(ByteView identity_aad, ByteView header_mac) {
+  Bytes aad(identity_aad.begin(), identity_aad.end());
+  aad.insert(aad.end(), header_mac.begin(), header_mac.end());
+  return aad;
 }
 
 void Wipe(std::span<uint8_t> out) { std::fill(out.begin(), out.end(), uint8_t{0}); }
@@ -124,7 +156,7 @@ Result<BlobHeader> ParseBlobHeaderUnauthenticated(ByteView header) {
   if (!std::equal(std::begin(kMagic), std::end(kMagic), header.begin() + kOffMagic)) {
     return Status::Corruption("not a Coffre blob (bad magic)");
   }
-  if (header[kOffVersion] != kBlobFormatVersion) {
+  if (header[kOffVersion] != kBlobFormatVersion1 && header[kOffVersion] != kBlobFormatVersion2) {
     return Status::Corruption("unsupported blob format version " + std::to_string(header[kOffVersion]));
   }
   if (header[kOffAlgorithm] != kBlobAlgorithmAes256GcmHkdfSha256) {
@@ -172,8 +204,22 @@ uint64_t SegmentOffset(uint64_t index, uint32_t segment_size) {
   return kHeaderSize + index * (uint64_t{segment_size} + kSegmentTagSize);
 }
 
+uint64_t DescriptionOffset(const BlobHeader& header) {
+  return CiphertextLength(header.plaintext_length, header.segment_size);
+}
+
 Status CheckBlobFileLength(const BlobHeader& header, uint64_t file_length) {
   const uint64_t expected = CiphertextLength(header.plaintext_length, header.segment_size);
+  if (header.version == kBlobFormatVersion2) {
+    const uint64_t least = expected + kSegmentTagSize;
+    const uint64_t most = least + kMaxBlobDescriptionSize;
+    if (file_length >= least && file_length <= most) {
+      return Status::Ok();
+    }
+    return Status::Corruption("blob file is " + std::to_string(file_length) + " bytes; its header leaves " +
+                              (file_length < least ? "no room for its description (truncated)"
+                                                   : "more than the largest description after its segments"));
+  }
   if (file_length == expected) {
     return Status::Ok();
   }
@@ -186,7 +232,7 @@ Status CheckBlobFileLength(const BlobHeader& header, uint64_t file_length) {
 // BlobEncryptor
 
 Result<BlobEncryptor> BlobEncryptor::Create(const SecretBytes& data_key, KeyReference key, BlobIdentity identity,
-                                            uint32_t segment_size) {
+                                            uint32_t segment_size, uint8_t version) {
   uint8_t salt[kBlobSaltSize];
   uint8_t prefix[kBlobNoncePrefixSize];
   // A fresh salt gives every blob its own segment key even when blobs share a data key (the parts
@@ -194,12 +240,14 @@ Result<BlobEncryptor> BlobEncryptor::Create(const SecretBytes& data_key, KeyRefe
   // a second, independent guard.
   RandomFill(salt);
   RandomFill(prefix);
-  return CreateForTest(data_key, std::move(key), std::move(identity), segment_size, salt, prefix);
+  return CreateForTest(data_key, std::move(key), std::move(identity), segment_size, salt, prefix, version);
 }
 
 Result<BlobEncryptor> BlobEncryptor::CreateForTest(const SecretBytes& data_key, KeyReference key, BlobIdentity identity,
-                                                   uint32_t segment_size, ByteView salt, ByteView nonce_prefix) {
+                                                   uint32_t segment_size, ByteView salt, ByteView nonce_prefix,
+                                                   uint8_t version) {
   COFFRE_RETURN_IF_ERROR(CheckDataKey(data_key));
+  COFFRE_RETURN_IF_ERROR(CheckVersion(version));
   COFFRE_RETURN_IF_ERROR(CheckSegmentSize(segment_size));
   if (key.tenant_key_id.size() != kTenantKeyIdSize) {
     return Status::InvalidArgument("tenant key id must be 16 bytes");
@@ -210,13 +258,16 @@ Result<BlobEncryptor> BlobEncryptor::CreateForTest(const SecretBytes& data_key, 
   if (salt.size() != kBlobSaltSize || nonce_prefix.size() != kBlobNoncePrefixSize) {
     return Status::InvalidArgument("blob salt must be 32 bytes and nonce prefix 7 bytes");
   }
-  COFFRE_ASSIGN_OR_RETURN(Bytes identity_aad, EncodeIdentityAad(identity));
+  const Labels& labels = LabelsFor(version);
+  COFFRE_ASSIGN_OR_RETURN(Bytes identity_aad, EncodeIdentityAad(labels.identity, identity));
 
   BlobEncryptor e;
   const SecretBytes prk = HkdfSha256Extract(data_key, salt);
-  e.segment_key_ = Derive(prk, kInfoSegmentKey);
-  e.mac_key_ = Derive(prk, kInfoHeaderMacKey);
-  e.commitment_ = DeriveCommitment(prk);
+  e.segment_key_ = Derive(prk, labels.segment_key);
+  e.mac_key_ = Derive(prk, labels.header_mac_key);
+  e.commitment_ = DeriveCommitment(prk, labels);
+  if (version == kBlobFormatVersion2) e.description_key_ = Derive(prk, labels.description_key);
+  e.version_ = version;
   e.salt_.assign(salt.begin(), salt.end());
   e.nonce_prefix_.assign(nonce_prefix.begin(), nonce_prefix.end());
   e.key_ = std::move(key);
@@ -244,14 +295,14 @@ Status BlobEncryptor::SealSegment(uint64_t index, bool last, ByteView plaintext,
     return Status::InvalidArgument("blob segment output must be plaintext size + 16");
   }
   uint8_t nonce[kGcmNonceSize];
-  MakeNonce(nonce_prefix_, static_cast<uint32_t>(index), last, nonce);
+  MakeNonce(nonce_prefix_, static_cast<uint32_t>(index), LastFlag(last), nonce);
   return internal::GcmSeal(segment_key_.Reveal(), nonce, identity_aad_, plaintext, out);
 }
 
 Bytes BlobEncryptor::EncodeHeader(uint64_t plaintext_length) const {
   Bytes h(kHeaderSize, 0);
   std::copy(std::begin(kMagic), std::end(kMagic), h.begin() + kOffMagic);
-  h[kOffVersion] = kBlobFormatVersion;
+  h[kOffVersion] = version_;
   h[kOffAlgorithm] = kBlobAlgorithmAes256GcmHkdfSha256;
   PutBigEndian32(h.data() + kOffSegmentSize, segment_size_);
   PutBigEndian64(h.data() + kOffPlaintextLength, plaintext_length);
@@ -266,29 +317,49 @@ Bytes BlobEncryptor::EncodeHeader(uint64_t plaintext_length) const {
   return h;
 }
 
+Result<Bytes> BlobEncryptor::SealDescription(uint64_t plaintext_length, ByteView description) const {
+  if (version_ != kBlobFormatVersion2) {
+    return Status::InvalidArgument("only version 2 blobs carry a description");
+  }
+  if (description.size() > kMaxBlobDescriptionSize) {
+    return Status::InvalidArgument("blob description is " + std::to_string(description.size()) + " bytes; at most " +
+                                   std::to_string(kMaxBlobDescriptionSize));
+  }
+  const Bytes header = EncodeHeader(plaintext_length);
+  const Bytes aad = DescriptionAad(identity_aad_, ByteView(header).subspan(kOffMac, kMacSize));
+  uint8_t nonce[kGcmNonceSize];
+  MakeNonce(nonce_prefix_, 0, kDescriptionNonceFlag, nonce);
+  Bytes sealed(description.size() + kSegmentTagSize);
+  COFFRE_RETURN_IF_ERROR(internal::GcmSeal(description_key_.Reveal(), nonce, aad, description, sealed));
+  return sealed;
+}
+
 // ---------------------------------------------------------------------------------------------
 // BlobDecryptor
 
 Result<BlobDecryptor> BlobDecryptor::Create(const SecretBytes& data_key, BlobIdentity identity, ByteView header) {
   COFFRE_RETURN_IF_ERROR(CheckDataKey(data_key));
-  COFFRE_ASSIGN_OR_RETURN(Bytes identity_aad, EncodeIdentityAad(identity));
   COFFRE_ASSIGN_OR_RETURN(BlobHeader parsed, ParseBlobHeaderUnauthenticated(header));
+  const Labels& labels = LabelsFor(parsed.version);
+  COFFRE_ASSIGN_OR_RETURN(Bytes identity_aad, EncodeIdentityAad(labels.identity, identity));
 
   const ByteView salt = header.subspan(kOffSalt, kBlobSaltSize);
   // The commitment first: it tells "wrong data key" apart from "altered header or moved blob".
   const SecretBytes prk = HkdfSha256Extract(data_key, salt);
-  const Bytes commitment = DeriveCommitment(prk);
+  const Bytes commitment = DeriveCommitment(prk, labels);
   if (!ConstantTimeEquals(commitment, header.subspan(kOffCommitment, kBlobCommitmentSize))) {
     return Status::Corruption("blob key commitment mismatch: wrong data key or altered header");
   }
-  const SecretBytes mac_key = Derive(prk, kInfoHeaderMacKey);
+  const SecretBytes mac_key = Derive(prk, labels.header_mac_key);
   const Sha256Digest mac = ComputeHeaderMac(mac_key, header, identity_aad);
   if (!ConstantTimeEquals(mac, header.subspan(kOffMac, kMacSize))) {
     return Status::Corruption("blob header MAC mismatch: altered header or blob identity mismatch");
   }
 
   BlobDecryptor d;
-  d.segment_key_ = Derive(prk, kInfoSegmentKey);
+  d.segment_key_ = Derive(prk, labels.segment_key);
+  if (parsed.version == kBlobFormatVersion2) d.description_key_ = Derive(prk, labels.description_key);
+  d.header_mac_.assign(mac.begin(), mac.end());
   const ByteView prefix = header.subspan(kOffNoncePrefix, kBlobNoncePrefixSize);
   d.nonce_prefix_.assign(prefix.begin(), prefix.end());
   d.identity_ = std::move(identity);
@@ -316,7 +387,7 @@ Status BlobDecryptor::OpenSegment(uint64_t index, ByteView ciphertext, std::span
       // The last flag comes from the authenticated length, never from the caller: a reader cannot be
       // talked into accepting an inner segment as the end of the blob.
       uint8_t nonce[kGcmNonceSize];
-      MakeNonce(nonce_prefix_, static_cast<uint32_t>(index), is_last, nonce);
+      MakeNonce(nonce_prefix_, static_cast<uint32_t>(index), LastFlag(is_last), nonce);
       st = internal::GcmOpen(segment_key_.Reveal(), nonce, identity_aad_, ciphertext, out);
       if (st.code() == StatusCode::kCorruption) {
         st = Status::Corruption("blob segment " + std::to_string(index) + " failed authentication");
@@ -327,6 +398,25 @@ Status BlobDecryptor::OpenSegment(uint64_t index, ByteView ciphertext, std::span
     Wipe(out);
   }
   return st;
+}
+
+Result<Bytes> BlobDecryptor::OpenDescription(ByteView sealed) const {
+  if (header_.version != kBlobFormatVersion2) {
+    return Status::InvalidArgument("only version 2 blobs carry a description");
+  }
+  if (sealed.size() < kSegmentTagSize || sealed.size() > kMaxBlobDescriptionSize + kSegmentTagSize) {
+    return Status::Corruption("blob description is " + std::to_string(sealed.size()) + " bytes: truncated or too long");
+  }
+  const Bytes aad = DescriptionAad(identity_aad_, header_mac_);
+  uint8_t nonce[kGcmNonceSize];
+  MakeNonce(nonce_prefix_, 0, kDescriptionNonceFlag, nonce);
+  Bytes out(sealed.size() - kSegmentTagSize);
+  if (Status st = internal::GcmOpen(description_key_.Reveal(), nonce, aad, sealed, out); !st.ok()) {
+    Wipe(out);
+    if (st.code() == StatusCode::kCorruption) return Status::Corruption("blob description failed authentication");
+    return st;
+  }
+  return out;
 }
 
 }  // namespace coffre::crypto

@@ -5,7 +5,7 @@
 // A blob is one stream of plaintext (a whole single-PUT object, or one multipart part)
 // encrypted with a data key under the STREAM construction:
 //
-//   [ header: kHeaderSize bytes ][ segment 0 ][ segment 1 ] ... [ segment n-1 ]
+//   [ header: kHeaderSize bytes ][ segment 0 ] ... [ segment n-1 ][ description (version 2) ]
 //   segment i = AES-256-GCM(seg_key, nonce_i, plaintext_i, aad) || tag (16 bytes)
 //   nonce_i   = nonce_prefix (7 bytes) || i (uint32 big-endian) || last flag (0x00 / 0x01)
 //
@@ -20,9 +20,14 @@
 // two different data keys. The associated data of every segment and of the header MAC binds the
 // blob's identity (tenant id, blob id), so bytes moved between blobs do not decrypt.
 //
-// The wrapped data key inside the header is informational (self-describing blobs for the future
-// upstream backend); the catalog's copy is authoritative and is what rewrap updates, which is why
-// the header MAC does not cover the wrapped-key field.
+// Version 1 is written header last, once the length is known. Version 2 declares the length up
+// front, so a blob is written strictly front to back (an upstream store takes it as one stream),
+// and ends with a sealed description: opaque bytes the caller chooses (what its catalog knows of
+// the blob), bound to the identity and the header, so the store plus the keys are enough to
+// rebuild a lost catalog.
+//
+// The wrapped data key inside the header is informational; the catalog's copy is authoritative and
+// is what rewrap updates, which is why the header MAC does not cover the wrapped-key field.
 
 #include <cstdint>
 #include <string>
@@ -40,7 +45,9 @@ inline constexpr size_t kSegmentTagSize = 16;
 inline constexpr size_t kTenantKeyIdSize = 16;
 inline constexpr size_t kWrappedDataKeySize = 60;  // Seal() of a 32-byte key
 inline constexpr size_t kHeaderSize = 256;         // fixed; reserved bytes are zero and MAC'd
-inline constexpr uint8_t kBlobFormatVersion = 1;
+inline constexpr uint8_t kBlobFormatVersion1 = 1;  // header written last; no description
+inline constexpr uint8_t kBlobFormatVersion2 = 2;  // length declared first; sealed description at the end
+inline constexpr size_t kMaxBlobDescriptionSize = 1024 * 1024;
 inline constexpr uint8_t kBlobAlgorithmAes256GcmHkdfSha256 = 1;
 inline constexpr size_t kBlobSaltSize = 32;
 inline constexpr size_t kBlobNoncePrefixSize = 7;
@@ -72,37 +79,49 @@ struct BlobHeader {
 Result<BlobHeader> ParseBlobHeaderUnauthenticated(ByteView header);
 
 // Layout arithmetic, shared by writers and readers.
+// Where a version 2 blob's sealed description starts: the end of its last segment.
+uint64_t DescriptionOffset(const BlobHeader& header);
 uint64_t SegmentCount(uint64_t plaintext_length, uint32_t segment_size);      // >= 1
 uint64_t CiphertextLength(uint64_t plaintext_length, uint32_t segment_size);  // incl. header
 uint64_t SegmentOffset(uint64_t index, uint32_t segment_size);                // file offset of segment index
 
-// The header fixes the exact file length (CiphertextLength; docs/FORMAT.md, "Segments"). Corruption
-// when `file_length` differs: bytes appended after the last segment would otherwise go unnoticed,
-// since a reader opens only the segments the header implies. Call with an authenticated header.
+// A version 1 header fixes the exact file length (CiphertextLength; docs/FORMAT.md, "Segments"):
+// Corruption when `file_length` differs, since bytes appended after the last segment would
+// otherwise go unnoticed. A version 2 blob must have room for a sealed description after its
+// segments (at least its tag, at most kMaxBlobDescriptionSize + tag); the description's own tag
+// covers the rest. Call with an authenticated header.
 Status CheckBlobFileLength(const BlobHeader& header, uint64_t file_length);
 
 class BlobEncryptor {
  public:
   // data_key: 32 bytes. Generates a random salt and nonce prefix.
   static Result<BlobEncryptor> Create(const SecretBytes& data_key, KeyReference key, BlobIdentity identity,
-                                      uint32_t segment_size = kDefaultSegmentSize);
+                                      uint32_t segment_size = kDefaultSegmentSize,
+                                      uint8_t version = kBlobFormatVersion1);
 
   // FOR TEST VECTORS ONLY (docs/FORMAT.md): as Create, with a caller-chosen salt
   // (kBlobSaltSize bytes) and nonce prefix (kBlobNoncePrefixSize bytes). Reusing a salt and
   // prefix with the same data key reuses GCM nonces and destroys confidentiality and integrity;
   // production code must call Create.
   static Result<BlobEncryptor> CreateForTest(const SecretBytes& data_key, KeyReference key, BlobIdentity identity,
-                                             uint32_t segment_size, ByteView salt, ByteView nonce_prefix);
+                                             uint32_t segment_size, ByteView salt, ByteView nonce_prefix,
+                                             uint8_t version = kBlobFormatVersion1);
 
   uint32_t segment_size() const { return segment_size_; }
+  uint8_t version() const { return version_; }
 
   // Seals segment `index`. plaintext.size() must equal segment_size() unless `last`; out.size()
   // must be plaintext.size() + kSegmentTagSize. Thread-compatible: distinct segments may be
   // sealed concurrently from distinct threads.
   Status SealSegment(uint64_t index, bool last, ByteView plaintext, std::span<uint8_t> out) const;
 
-  // The header for a blob of `plaintext_length` bytes; written last, at offset 0, once the length is known.
+  // The header for a blob of `plaintext_length` bytes, at offset 0: written last in version 1,
+  // first in version 2 (whose writer must then deliver exactly that many bytes).
   Bytes EncodeHeader(uint64_t plaintext_length) const;
+
+  // Version 2 only: the sealed description that ends a blob of `plaintext_length` bytes
+  // (description.size() + kSegmentTagSize bytes). At most kMaxBlobDescriptionSize bytes.
+  Result<Bytes> SealDescription(uint64_t plaintext_length, ByteView description) const;
 
  private:
   BlobEncryptor() = default;
@@ -113,8 +132,10 @@ class BlobEncryptor {
   Bytes nonce_prefix_;
   KeyReference key_;
   BlobIdentity identity_;
-  Bytes identity_aad_;  // encoded once; the AAD of every segment and of the header MAC
+  Bytes identity_aad_;           // encoded once; the AAD of every segment and of the header MAC
+  SecretBytes description_key_;  // version 2
   uint32_t segment_size_ = kDefaultSegmentSize;
+  uint8_t version_ = kBlobFormatVersion1;
 };
 
 class BlobDecryptor {
@@ -132,9 +153,15 @@ class BlobDecryptor {
   // Corruption on any authentication failure; `out` is then zeroed, never partial plaintext.
   Status OpenSegment(uint64_t index, ByteView ciphertext, std::span<uint8_t> out) const;
 
+  // Version 2 only: opens the sealed description (every byte from DescriptionOffset() to the end
+  // of the blob). Corruption if it was altered, truncated, or belongs to another blob or header.
+  Result<Bytes> OpenDescription(ByteView sealed) const;
+
  private:
   BlobDecryptor() = default;
   SecretBytes segment_key_;
+  SecretBytes description_key_;  // version 2
+  Bytes header_mac_;
   Bytes nonce_prefix_;
   BlobIdentity identity_;
   Bytes identity_aad_;
