@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -153,6 +154,140 @@ Result<ops::RateLimits> ParseRateLimits(const nlohmann::json& j) {
   return limits;
 }
 
+// An S3 bucket name as AWS allows new ones: 3..63 of [a-z0-9.-], starting and ending with a letter
+// or digit, no "..", not shaped like an IPv4 address.
+bool IsValidBucketName(const std::string& name) {
+  if (name.size() < 3 || name.size() > 63) return false;
+  auto alnum = [](char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'); };
+  if (!alnum(name.front()) || !alnum(name.back())) return false;
+  for (char ch : name) {
+    if (!alnum(ch) && ch != '.' && ch != '-') return false;
+  }
+  if (name.find("..") != std::string::npos) return false;
+  return std::count(name.begin(), name.end(), '.') != 3 ||
+         !std::all_of(name.begin(), name.end(), [](char ch) { return ch == '.' || (ch >= '0' && ch <= '9'); });
+}
+
+// "http(s)://HOST[:PORT]" with nothing after it; IPv6 hosts in brackets.
+Status CheckEndpoint(const StorageConfig& s) {
+  const std::string& e = s.endpoint;
+  std::string rest;
+  bool tls = false;
+  if (e.rfind("https://", 0) == 0) {
+    rest = e.substr(8);
+    tls = true;
+  } else if (e.rfind("http://", 0) == 0) {
+    rest = e.substr(7);
+  } else {
+    return Status::InvalidArgument("config: 'storage.endpoint' must start with https:// (or http://), got \"" + e +
+                                   "\"");
+  }
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  if (rest.empty() || rest.find_first_of("/?#@ ") != std::string::npos) {
+    return Status::InvalidArgument("config: 'storage.endpoint' must be scheme://HOST[:PORT] with no path, got \"" + e +
+                                   "\"");
+  }
+  // ParseListen takes "host:port" and "[v6]:port"; a bare host gets the scheme's port.
+  const bool bracketed = rest.front() == '[';
+  if (!bracketed && std::count(rest.begin(), rest.end(), ':') > 1) {
+    return Status::InvalidArgument("config: 'storage.endpoint' needs an IPv6 host in brackets, got \"" + e + "\"");
+  }
+  const size_t colon = rest.find(':', bracketed ? rest.find(']') : 0);
+  const std::string with_port = colon == std::string::npos ? rest + (tls ? ":443" : ":80") : rest;
+  std::string host;
+  uint16_t port = 0;
+  if (Status st = ParseListen(with_port, &host, &port); !st.ok() || port == 0 || host.empty()) {
+    return Status::InvalidArgument("config: 'storage.endpoint' has a bad host or port: \"" + e + "\"");
+  }
+  if (!tls && !s.allow_plaintext && !IsLoopbackHost(host)) {
+    return Status::InvalidArgument("config: 'storage.endpoint' " + e +
+                                   " is plain HTTP to a host that is not loopback: the upstream would see "
+                                   "credentials' signatures and ciphertext in the clear; use https://, or set "
+                                   "'storage.allow_plaintext': true");
+  }
+  return Status::Ok();
+}
+
+Result<StorageConfig> ParseStorage(const nlohmann::json& j) {
+  if (!j.is_object()) {
+    return Status::InvalidArgument("config: 'storage' must be an object, e.g. {\"backend\": \"local\"}");
+  }
+  static const std::set<std::string> kS3Fields = {"endpoint",
+                                                  "region",
+                                                  "bucket",
+                                                  "prefix",
+                                                  "addressing_style",
+                                                  "access_key_id",
+                                                  "secret_access_key_file",
+                                                  "tls_ca_file",
+                                                  "allow_plaintext"};
+  StorageConfig s;
+  std::map<std::string, std::string*> strings = {{"backend", &s.backend},
+                                                 {"endpoint", &s.endpoint},
+                                                 {"region", &s.region},
+                                                 {"bucket", &s.bucket},
+                                                 {"prefix", &s.prefix},
+                                                 {"addressing_style", &s.addressing_style},
+                                                 {"access_key_id", &s.access_key_id},
+                                                 {"secret_access_key_file", &s.secret_access_key_file},
+                                                 {"tls_ca_file", &s.tls_ca_file}};
+  for (const auto& [k, v] : j.items()) {
+    if (k == "allow_plaintext") {
+      if (!v.is_boolean()) return Status::InvalidArgument("config: 'storage.allow_plaintext' must be true or false");
+      s.allow_plaintext = v.get<bool>();
+    } else if (auto it = strings.find(k); it != strings.end()) {
+      if (!v.is_string()) return Status::InvalidArgument("config: 'storage." + k + "' must be a string");
+      *it->second = v.get<std::string>();
+    } else if (k == "secret_access_key") {
+      return Status::InvalidArgument(
+          "config: 'storage.secret_access_key' is not read from the config: put the secret in a file of mode 0600 "
+          "and name it in 'storage.secret_access_key_file'");
+    } else {
+      return Status::InvalidArgument("config: unknown field 'storage." + k + "'");
+    }
+  }
+  if (s.backend == "local") {
+    for (const auto& [k, v] : j.items()) {
+      if (kS3Fields.count(k) != 0) {
+        return Status::InvalidArgument("config: 'storage." + k + "' applies only to \"backend\": \"s3\"");
+      }
+    }
+    return s;
+  }
+  if (s.backend != "s3") {
+    return Status::InvalidArgument("config: 'storage.backend' must be \"local\" or \"s3\", got \"" + s.backend + "\"");
+  }
+  for (const char* required : {"endpoint", "region", "bucket", "access_key_id", "secret_access_key_file"}) {
+    if (strings[required]->empty()) {
+      return Status::InvalidArgument(std::string("config: 'storage.") + required +
+                                     "' is required with \"backend\": \"s3\"");
+    }
+  }
+  COFFRE_RETURN_IF_ERROR(CheckEndpoint(s));
+  if (!IsValidBucketName(s.bucket)) {
+    return Status::InvalidArgument("config: 'storage.bucket' \"" + s.bucket +
+                                   "\" is not a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-')");
+  }
+  if (s.addressing_style != "path" && s.addressing_style != "virtual") {
+    return Status::InvalidArgument("config: 'storage.addressing_style' must be \"path\" or \"virtual\"");
+  }
+  if (s.addressing_style == "virtual" && s.bucket.find('.') != std::string::npos && s.endpoint.rfind("https", 0) == 0) {
+    return Status::InvalidArgument("config: 'storage.bucket' \"" + s.bucket +
+                                   "\" has dots, which a wildcard TLS certificate does not cover with virtual-hosted "
+                                   "addressing: use \"addressing_style\": \"path\"");
+  }
+  if (s.prefix.size() > 512 || (!s.prefix.empty() && (s.prefix.front() == '/' || s.prefix.back() != '/')) ||
+      std::any_of(s.prefix.begin(), s.prefix.end(), [](unsigned char ch) { return ch < 0x20 || ch == 0x7f; })) {
+    return Status::InvalidArgument(
+        "config: 'storage.prefix' must be \"\" or up to 512 printable characters ending in '/' (not starting with "
+        "'/')");
+  }
+  if (s.secret_access_key_file.front() != '/') {
+    return Status::InvalidArgument("config: 'storage.secret_access_key_file' must be an absolute path");
+  }
+  return s;
+}
+
 // Every top-level field must be one this version knows: a misspelt one would otherwise be
 // ignored silently.
 Status CheckKnownFields(const nlohmann::json& j) {
@@ -191,7 +326,8 @@ Status CheckKnownFields(const nlohmann::json& j) {
                                                "scrub_bytes_per_second",
                                                "packed_blob_max_bytes",
                                                "dual_control",
-                                               "dual_control_approval_minutes"};
+                                               "dual_control_approval_minutes",
+                                               "storage"};
   for (const auto& [k, v] : j.items()) {
     if (kKnown.count(k) == 0) return Status::InvalidArgument("config: unknown field '" + k + "'");
   }
@@ -315,6 +451,9 @@ Result<Config> ParseConfig(const std::string& json_text) {
   }
   if (j.contains("rate_limits")) {
     COFFRE_ASSIGN_OR_RETURN(c.rate_limits, ParseRateLimits(j["rate_limits"]));
+  }
+  if (j.contains("storage")) {
+    COFFRE_ASSIGN_OR_RETURN(c.storage, ParseStorage(j["storage"]));
   }
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
   if (kLevels.count(c.log_level) == 0) {

@@ -84,6 +84,12 @@ Result<Stores> OpenStores(const Config& config, bool for_daemon) {
   COFFRE_ASSIGN_OR_RETURN(s.root_key, LoadRootKey(config, for_daemon));
   COFFRE_ASSIGN_OR_RETURN(s.keystore, OpenKeystoreWithRootKey(config, s.root_key, for_daemon));
   COFFRE_ASSIGN_OR_RETURN(s.catalog, catalog::Catalog::Open(config.data_dir + "/catalog.db"));
+  if (config.storage.backend != "local") {
+    // The configuration is validated in full, but blobs cannot go upstream yet: refuse rather than
+    // keep them on the local disk the operator asked not to hold them.
+    return Status::FailedPrecondition("storage backend \"" + config.storage.backend +
+                                      "\" is not available in this version; use \"local\"");
+  }
   storage::LocalBlobStoreOptions blob_options;
   blob_options.max_packed_blob = config.packed_blob_max_bytes;
   COFFRE_ASSIGN_OR_RETURN(s.blobs, storage::OpenLocalBlobStore(config.data_dir, std::move(blob_options)));

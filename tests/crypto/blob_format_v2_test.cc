@@ -33,9 +33,9 @@ BlobIdentity TestIdentity() { return BlobIdentity{"tenant-7", "blob-0123456789ab
 SecretBytes TestDataKey() { return SecretBytes(Range(0x00, kKeySize)); }
 
 BlobEncryptor VectorEncryptor(BlobIdentity identity = TestIdentity()) {
-  auto enc = BlobEncryptor::CreateForTest(TestDataKey(), TestKeyRef(), std::move(identity), kSeg,
-                                          Range(0x80, kBlobSaltSize), Range(0xa0, kBlobNoncePrefixSize),
-                                          kBlobFormatVersion2);
+  auto enc =
+      BlobEncryptor::CreateForTest(TestDataKey(), TestKeyRef(), std::move(identity), kSeg, Range(0x80, kBlobSaltSize),
+                                   Range(0xa0, kBlobNoncePrefixSize), kBlobFormatVersion2);
   EXPECT_TRUE(enc.ok()) << enc.status().ToString();
   return std::move(enc).value();
 }
@@ -213,8 +213,7 @@ const VectorV2 kVectorsV2[] = {
      "00b3210c5cac78ae8ff40859cb265c10ef274ffc80004abfdd0f4826d70edd261f",
      "2ba04309e90cbbe13322b3133fa52c0a5c13012bb363e10cf866dad6b827285965cc84bb42736fd76eb4f8cc812f38e624301a8c3eeaf8e8"
      "868bc28b1d5be5",
-     10367,
-     "effb2eb1cfcf512bb8b03fd6e2b12252092a8b3692f18e3d6b70f1b9b92d03c8"},
+     10367, "effb2eb1cfcf512bb8b03fd6e2b12252092a8b3692f18e3d6b70f1b9b92d03c8"},
     {0,
      "434f464652424c420201000010000000000000000000101112131415161718191a1b1c1d1e1f00000003c0c1c2c3c4c5c6c7c8c9cacbcc"
      "cdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafb808182838485868788"
@@ -223,8 +222,7 @@ const VectorV2 kVectorsV2[] = {
      "003eb999999576c4bb89c9fc2b5104fcb107e4f1b4c2b526325c353d1e487a4a4e",
      "2ba04309e90cbbe13322b3133fa52c0a5c13012bb363e10cf866dad6b827285965cc84bb42736fd76eb4f8cc812f3825d9067bfca9629e92"
      "c12e2ce62ab816",
-     335,
-     "39a0bc4f18087ef413986b74726acf8941f0f8578a861c1eef18ea6e7130d2a3"},
+     335, "39a0bc4f18087ef413986b74726acf8941f0f8578a861c1eef18ea6e7130d2a3"},
 };
 
 TEST(BlobTestVectorsV2, DerivedValues) {

@@ -11,6 +11,24 @@
 
 namespace coffre::server {
 
+// Where encrypted blobs rest ("storage"; docs/OPERATIONS.md). "local": files and pack files under
+// data_dir. "s3": objects in an upstream S3 bucket, which sees only ciphertext under opaque names.
+struct StorageConfig {
+  std::string backend = "local";
+  // backend "s3" only:
+  std::string endpoint;  // "https://HOST[:PORT]" (or "http://" on loopback or with allow_plaintext)
+  std::string region;
+  std::string bucket;
+  std::string prefix;                     // prepended to every blob name; "" or ending in "/"
+  std::string addressing_style = "path";  // "path" (HOST/BUCKET/NAME) or "virtual" (BUCKET.HOST/NAME)
+  std::string access_key_id;
+  // The secret access key is read from this file (mode 0600 or 0400, like the root key), never
+  // from the config itself.
+  std::string secret_access_key_file;
+  std::string tls_ca_file;  // PEM bundle to verify the upstream's certificate; "" = the system's
+  bool allow_plaintext = false;
+};
+
 struct Config {
   std::string listen = "127.0.0.1:9000";  // host:port; port 0 picks a free port
   std::string data_dir = "/var/lib/coffre";
@@ -96,6 +114,7 @@ struct Config {
   // Per-tenant request rate limits ("rate_limits"; docs/OPERATIONS.md): a token bucket per
   // tenant, SlowDown (503) beyond it. Unlimited unless set. Reloaded on SIGHUP.
   ops::RateLimits rate_limits;
+  StorageConfig storage;
 
   std::string ResolvedRootKeyFile() const { return root_key_file.empty() ? data_dir + "/root.key" : root_key_file; }
 };
