@@ -10,6 +10,7 @@
 #include <string>
 
 #include "coffre/common/bytes.h"
+#include "coffre/common/secret_file.h"
 #include "coffre/crypto/aead.h"
 #include "coffre/keystore/keystore.h"
 
@@ -41,12 +42,6 @@ class Fd {
   int fd_;
 };
 
-std::string ModeString(mode_t mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
-}
-
 Status SyncParentDirectory(const std::string& path) {
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
@@ -63,50 +58,9 @@ Status SyncParentDirectory(const std::string& path) {
 }  // namespace
 
 Result<SecretBytes> LoadRootKeyFile(const std::string& path) {
-  // O_NONBLOCK: opening a FIFO must not hang before fstat can refuse it.
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-  if (fd.get() < 0) {
-    return Status::FromErrno(errno, "root key file " + path);
-  }
-  // Checked on the opened descriptor, so the file checked is the file read.
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) {
-    return Status::FromErrno(errno, "root key file " + path);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return Status::PermissionDenied("root key file " + path + " is not a regular file");
-  }
-  if ((st.st_mode & 077) != 0) {
-    return Status::PermissionDenied("root key file " + path + " has mode " + ModeString(st.st_mode) +
-                                    "; it must not be accessible by group or others (chmod 600)");
-  }
-  if ((st.st_mode & 0777) != 0600 && (st.st_mode & 0777) != 0400) {
-    return Status::PermissionDenied("root key file " + path + " has mode " + ModeString(st.st_mode) +
-                                    "; it must be 0600 or 0400 (chmod 400)");
-  }
-  if (st.st_uid != ::geteuid()) {
-    return Status::PermissionDenied("root key file " + path + " is owned by uid " + std::to_string(st.st_uid) +
-                                    ", not by the user running coffre (uid " + std::to_string(::geteuid()) +
-                                    "); chown it to the service user");
-  }
-
-  // Read one byte more than the longest valid content, to tell an oversized file apart.
-  SecretBytes buf(kHexKeySize + 2 + 1);
-  size_t len = 0;
-  while (len < buf.size()) {
-    const ssize_t n = ::read(fd.get(), buf.RevealMutable().data() + len, buf.size() - len);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return Status::FromErrno(errno, "read root key file " + path);
-    }
-    if (n == 0) {
-      break;
-    }
-    len += static_cast<size_t>(n);
-  }
-  std::span<const uint8_t> content = buf.Reveal().first(len);
+  // Read up to the longest valid content (hex and a CRLF); anything longer is refused.
+  COFFRE_ASSIGN_OR_RETURN(const SecretBytes buf, ReadPrivateFile(path, "root key file", kHexKeySize + 2));
+  std::span<const uint8_t> content = buf.Reveal();
 
   if (content.size() == kRawKeySize) {
     // 32 hex characters are a 128-bit key written in hex by mistake, not 256 random bits

@@ -33,7 +33,8 @@ TEST(StorageConfigTest, LocalIsTheDefault) {
 }
 
 TEST(StorageConfigTest, AcceptsACompleteS3Backend) {
-  auto c = ParseConfig(WithStorage(S3(R"(, "prefix": "coffre/", "addressing_style": "virtual", "tls_ca_file": "/etc/ssl/ca.pem")")));
+  auto c = ParseConfig(
+      WithStorage(S3(R"(, "prefix": "coffre/", "addressing_style": "virtual", "tls_ca_file": "/etc/ssl/ca.pem")")));
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   const StorageConfig& s = c->storage;
   EXPECT_EQ(s.backend, "s3");
@@ -68,15 +69,16 @@ TEST(StorageConfigTest, PlainHttpOnlyToLoopbackUnlessAllowed) {
   EXPECT_EQ(Refusal(S3(R"(, "endpoint": "http://127.0.0.1:7480")")), "");
   EXPECT_EQ(Refusal(S3(R"(, "endpoint": "http://localhost:7480")")), "");
   EXPECT_EQ(Refusal(S3(R"(, "endpoint": "http://[::1]:7480")")), "");
-  EXPECT_NE(Refusal(S3(R"(, "endpoint": "http://ceph.bank.internal:7480")")).find("allow_plaintext"), std::string::npos);
+  EXPECT_NE(Refusal(S3(R"(, "endpoint": "http://ceph.bank.internal:7480")")).find("allow_plaintext"),
+            std::string::npos);
   EXPECT_EQ(Refusal(S3(R"(, "endpoint": "http://ceph.bank.internal:7480", "allow_plaintext": true)")), "");
   EXPECT_EQ(Refusal(S3(R"(, "endpoint": "https://ceph.bank.internal:7480")")), "");
 }
 
 TEST(StorageConfigTest, MalformedEndpointsAreRefused) {
-  for (const char* endpoint : {"s3.example.com", "ftp://s3.example.com", "https://", "https://host/path",
-                               "https://host?x=1", "https://user@host", "https://host:99999", "https://host:",
-                               "https://host:abc", "https://::1"}) {
+  for (const char* endpoint :
+       {"s3.example.com", "ftp://s3.example.com", "https://", "https://host/path", "https://host?x=1",
+        "https://user@host", "https://host:99999", "https://host:", "https://host:abc", "https://::1"}) {
     SCOPED_TRACE(endpoint);
     EXPECT_NE(Refusal(S3(std::string(R"(, "endpoint": ")") + endpoint + "\"")).find("storage.endpoint"),
               std::string::npos);
