@@ -39,7 +39,8 @@ Status CheckPrivate(const struct stat& st, const std::string& name) {
                                     "; it must not be accessible by group or others (chmod 600)");
   }
   if ((st.st_mode & 0777) != 0600 && (st.st_mode & 0777) != 0400) {
-    return Status::PermissionDenied(name + " has mode " + ModeString(st.st_mode) + "; it must be 0600 or 0400 (chmod 400)");
+    return Status::PermissionDenied(name + " has mode " + ModeString(st.st_mode) +
+                                    "; it must be 0600 or 0400 (chmod 400)");
   }
   if (st.st_uid != ::geteuid()) {
     return Status::PermissionDenied(name + " is owned by uid " + std::to_string(st.st_uid) +

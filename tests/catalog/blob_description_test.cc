@@ -1,0 +1,128 @@
+#include "coffre/catalog/blob_description.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace coffre::catalog {
+namespace {
+
+using Kind = BlobDescription::Kind;
+
+BlobDescription Object() {
+  BlobDescription d;
+  d.kind = Kind::kObject;
+  d.tenant_id = "t-5f3a";
+  d.bucket_id = 42;
+  d.bucket_name = "dossiers-pme";
+  d.key = "prêts/2026/SIREN 552 100 554/bilan.pdf";
+  d.object_id = "0b1c2d3e4f5a6b7c";
+  d.size = 123456;
+  d.etag = "9e107d9d372bb6826bd81d3542a419d6";
+  d.last_modified = 1796342400123;
+  d.attributes = {{"content-type", "application/pdf"}, {"x-amz-meta-dossier", "Société Générale de Test"}};
+  return d;
+}
+
+std::string Text(const Bytes& b) { return std::string(b.begin(), b.end()); }
+
+void ExpectSame(const BlobDescription& a, const BlobDescription& b) {
+  EXPECT_EQ(a.kind, b.kind);
+  EXPECT_EQ(a.tenant_id, b.tenant_id);
+  EXPECT_EQ(a.bucket_id, b.bucket_id);
+  EXPECT_EQ(a.bucket_name, b.bucket_name);
+  EXPECT_EQ(a.key, b.key);
+  EXPECT_EQ(a.object_id, b.object_id);
+  EXPECT_EQ(a.upload_id, b.upload_id);
+  EXPECT_EQ(a.part_number, b.part_number);
+  EXPECT_EQ(a.size, b.size);
+  EXPECT_EQ(a.etag, b.etag);
+  EXPECT_EQ(a.last_modified, b.last_modified);
+  EXPECT_EQ(a.attributes, b.attributes);
+  ASSERT_EQ(a.parts.size(), b.parts.size());
+  for (size_t i = 0; i < a.parts.size(); ++i) {
+    EXPECT_EQ(a.parts[i].part_number, b.parts[i].part_number);
+    EXPECT_EQ(a.parts[i].blob_id, b.parts[i].blob_id);
+    EXPECT_EQ(a.parts[i].size, b.parts[i].size);
+    EXPECT_EQ(a.parts[i].etag, b.parts[i].etag);
+    EXPECT_EQ(a.parts[i].attributes, b.parts[i].attributes);
+  }
+}
+
+TEST(BlobDescriptionTest, EachKindRoundTrips) {
+  const BlobDescription object = Object();
+
+  BlobDescription part = Object();
+  part.kind = Kind::kPart;
+  part.object_id.clear();
+  part.upload_id = "upload-7f";
+  part.part_number = 10000;
+  part.attributes = {{"x-amz-checksum-crc32c", "yZRlqg=="}};
+
+  BlobDescription manifest = Object();
+  manifest.kind = Kind::kManifest;
+  manifest.upload_id = "upload-7f";
+  manifest.etag = "d41d8cd98f00b204e9800998ecf8427e-2";
+  manifest.parts = {{1, "aa11", 5 << 20, "e1", {{"x-amz-checksum-crc32c", "AAAAAA=="}}}, {2, "bb22", 17, "e2", {}}};
+
+  for (const BlobDescription& d : {object, part, manifest}) {
+    auto decoded = DecodeBlobDescription(EncodeBlobDescription(d));
+    ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+    ExpectSame(*decoded, d);
+  }
+}
+
+TEST(BlobDescriptionTest, KeysAndMetadataThatAreNotUtf8SurviveUnchanged) {
+  BlobDescription d = Object();
+  d.key = std::string("latin1-\xe9t\xe9.pdf");
+  d.attributes["x-amz-meta-note"] = std::string("\xff\xfe raw");
+  auto decoded = DecodeBlobDescription(EncodeBlobDescription(d));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ExpectSame(*decoded, d);
+}
+
+TEST(BlobDescriptionTest, AnythingButAKnownCompleteDescriptionIsCorruption) {
+  const std::string good = Text(EncodeBlobDescription(Object()));
+  auto refused = [](const std::string& text) { return DecodeBlobDescription(AsBytes(text)).status().code(); };
+  EXPECT_EQ(refused(""), StatusCode::kCorruption);
+  EXPECT_EQ(refused("[]"), StatusCode::kCorruption);
+  EXPECT_EQ(refused(good.substr(0, good.size() - 1)), StatusCode::kCorruption);
+
+  auto with = [&](const std::string& field, const std::string& value) {
+    nlohmann::json j = nlohmann::json::parse(good);
+    if (value.empty()) {
+      j.erase(field);
+    } else {
+      j[field] = nlohmann::json::parse(value);
+    }
+    return j.dump();
+  };
+  EXPECT_EQ(refused(with("v", "2")), StatusCode::kCorruption);
+  EXPECT_EQ(refused(with("kind", "\"tombstone\"")), StatusCode::kCorruption);
+  for (const char* field : {"tenant_id", "bucket_id", "key", "size", "etag", "object_id", "attributes"}) {
+    SCOPED_TRACE(field);
+    EXPECT_EQ(refused(with(field, "")), StatusCode::kCorruption);
+  }
+  EXPECT_EQ(refused(with("size", "\"12\"")), StatusCode::kCorruption);
+  EXPECT_EQ(refused(with("size", "-1")), StatusCode::kCorruption);
+  EXPECT_EQ(refused(with("attributes", "{\"content-type\": \"x\"}")), StatusCode::kCorruption);  // not the text form
+}
+
+TEST(BlobDescriptionTest, PartNumbersAndManifestsAreChecked) {
+  BlobDescription part = Object();
+  part.kind = Kind::kPart;
+  part.upload_id = "u";
+  for (uint32_t bad : {0u, 10001u}) {
+    part.part_number = bad;
+    EXPECT_EQ(DecodeBlobDescription(EncodeBlobDescription(part)).status().code(), StatusCode::kCorruption) << bad;
+  }
+  BlobDescription manifest = Object();
+  manifest.kind = Kind::kManifest;
+  manifest.upload_id = "u";
+  EXPECT_EQ(DecodeBlobDescription(EncodeBlobDescription(manifest)).status().code(), StatusCode::kCorruption);
+}
+
+}  // namespace
+}  // namespace coffre::catalog
