@@ -1,8 +1,7 @@
 #include "coffre/catalog/blob_description.h"
 
-#include <nlohmann/json.hpp>
-
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string_view>
 #include <type_traits>
 
@@ -62,8 +61,8 @@ Status Field(const json& j, const char* name, T& out) {
     typed = it->is_number_unsigned() && it->template get<uint64_t>() <= std::numeric_limits<T>::max();
   } else {
     static_assert(std::is_signed_v<T>);
-    typed = it->is_number_integer() && !(it->is_number_unsigned() && it->template get<uint64_t>() >
-                                                                          uint64_t(std::numeric_limits<T>::max()));
+    typed = it->is_number_integer() &&
+            !(it->is_number_unsigned() && it->template get<uint64_t>() > uint64_t(std::numeric_limits<T>::max()));
   }
   if (!typed) return Status::Corruption(std::string("blob description field '") + name + "' has the wrong type");
   out = it->template get<T>();
@@ -111,15 +110,10 @@ Result<ObjectPart> PartFromJson(const json& j) {
 }  // namespace
 
 Bytes EncodeBlobDescription(const BlobDescription& d) {
-  json j = {{"v", kEncodingVersion},
-            {"kind", KindName(d.kind)},
-            {"tenant_id", d.tenant_id},
-            {"bucket_id", d.bucket_id},
-            {"bucket_name", d.bucket_name},
-            {"size", d.size},
-            {"etag", d.etag},
-            {"last_modified", d.last_modified},
-            {"attributes", EncodeAttributes(d.attributes)}};
+  json j = {
+      {"v", kEncodingVersion},    {"kind", KindName(d.kind)},         {"tenant_id", d.tenant_id},
+      {"bucket_id", d.bucket_id}, {"bucket_name", d.bucket_name},     {"size", d.size},
+      {"etag", d.etag},           {"last_modified", d.last_modified}, {"attributes", EncodeAttributes(d.attributes)}};
   PutKey(j, d.key);
   if (d.kind != BlobDescription::Kind::kPart) j["object_id"] = d.object_id;
   if (d.kind != BlobDescription::Kind::kObject) j["upload_id"] = d.upload_id;

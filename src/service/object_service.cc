@@ -30,8 +30,6 @@ Error Err(Errc code, std::string message) { return Error{code, std::move(message
 using internal::DataKeyAad;
 using internal::FromKeyStatus;
 
-UnixMillis NowMillis() { return ToUnixMillis(Clock::System().Now()); }
-
 catalog::KeyInfo ToKeyInfo(const keystore::DataKey& dk) {
   return catalog::KeyInfo{dk.tenant_key_id, dk.tenant_key_version, dk.wrapped};
 }
@@ -182,7 +180,7 @@ class BlobObjectWriter final : public ObjectWriter {
     for (const auto& [alg, value] : result.checksums) {
       attrs[std::string(crypto::ChecksumHeaderName(alg))] = Base64Encode(value);
     }
-    result.last_modified = NowMillis();
+    result.last_modified = service_.NowMillis();
     Status st;
     if (kind_ == Kind::kObject) {
       if (auto fenced = service_.KeepClearOfDestruction(bucket_, key_, object_id_, key_info_, &key_use_event_.request);

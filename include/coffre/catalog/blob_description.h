@@ -31,8 +31,8 @@ struct BlobDescription {
   uint64_t size = 0;         // plaintext bytes (a manifest: the whole object's)
   std::string etag;          // unquoted
   UnixMillis last_modified = 0;
-  Attributes attributes;            // content headers, user metadata, checksums
-  std::vector<ObjectPart> parts;    // manifests only: the object's parts, in order
+  Attributes attributes;          // content headers, user metadata, checksums
+  std::vector<ObjectPart> parts;  // manifests only: the object's parts, in order
 };
 
 Bytes EncodeBlobDescription(const BlobDescription& description);

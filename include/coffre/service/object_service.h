@@ -21,6 +21,7 @@
 #include "coffre/audit/event.h"
 #include "coffre/catalog/catalog.h"
 #include "coffre/common/bytes.h"
+#include "coffre/common/clock.h"
 #include "coffre/common/status.h"
 #include "coffre/crypto/blob_format.h"
 #include "coffre/crypto/checksum.h"
@@ -140,6 +141,9 @@ struct ServiceOptions {
   // again: longer than a writer takes from its check of the mark (KeepClearOfDestruction) to its
   // catalog commit, which is bounded by the catalog's lock wait (5 s) when it succeeds.
   int64_t destroy_fence_ms = 6'000;
+  // What Last-Modified, upload initiation times and the garbage grace are measured with; tests
+  // pass a FixedClock. Must outlive the service.
+  const Clock* clock = &Clock::System();
 };
 
 // Who is calling, for the key-usage audit log (docs/AUDIT.md): the protocol layer passes it to every
@@ -226,6 +230,8 @@ class ObjectService {
   SResult<catalog::UploadListPage> ListUploads(const catalog::Bucket& bucket, const catalog::UploadListQuery& q);
 
   const ServiceOptions& options() const { return options_; }
+  // Now, by options().clock.
+  UnixMillis NowMillis() const { return ToUnixMillis(options_.clock->Now()); }
 
   // --- key lifecycle (src/service/key_lifecycle.cc; docs/KEYS.md) ---
   // Key version -> objects plus in-progress uploads of the tenant whose data key it wraps.
