@@ -7,8 +7,10 @@
 //  - odd: the harness encrypts a plaintext described by the input (length, segment size, salt
 //    bytes), then damages the ciphertext as the input says (flip a bit, truncate, swap two
 //    segments, splice in another blob's header, bind to another identity) and reads it back.
-// Property in both: nothing crashes, and every segment that opens yields exactly the bytes that
-// were sealed there — wrong plaintext is never returned.
+// Both versions of the format: a version 2 blob also ends with a sealed description, read after
+// the segments.
+// Property in both: nothing crashes, and every segment (and description) that opens yields exactly
+// the bytes that were sealed there — wrong plaintext is never returned.
 
 #include <algorithm>
 #include <cstddef>
@@ -49,9 +51,10 @@ crypto::KeyReference KeyRef() {
 }
 
 // Reads `file` as the object service does. Calls on_segment(index, plaintext) for every segment
-// that authenticates. Returns true when the whole blob was read and authenticated.
-template <typename OnSegment>
-bool ReadBlob(ByteView file, const crypto::BlobIdentity& identity, OnSegment on_segment) {
+// that authenticates, and on_description(bytes) for a version 2 description that does. Returns
+// true when the whole blob was read and authenticated.
+template <typename OnSegment, typename OnDescription>
+bool ReadBlob(ByteView file, const crypto::BlobIdentity& identity, OnSegment on_segment, OnDescription on_description) {
   if (file.size() < crypto::kHeaderSize) {
     return false;
   }
@@ -62,7 +65,7 @@ bool ReadBlob(ByteView file, const crypto::BlobIdentity& identity, OnSegment on_
     return false;
   }
   const crypto::BlobHeader& h = decryptor->header();
-  if (crypto::CiphertextLength(h.plaintext_length, h.segment_size) != file.size()) {
+  if (!crypto::CheckBlobFileLength(h, file.size()).ok()) {
     return false;  // the service refuses a blob whose length disagrees with its header
   }
   const uint64_t count = decryptor->segment_count();
@@ -87,11 +90,20 @@ bool ReadBlob(ByteView file, const crypto::BlobIdentity& identity, OnSegment on_
     }
     on_segment(i, ByteView(plain));
   }
+  if (h.version == crypto::kBlobFormatVersion2) {
+    auto description = decryptor->OpenDescription(file.subspan(crypto::DescriptionOffset(h)));
+    if (description.ok()) {
+      on_description(ByteView(*description));
+    } else {
+      all = false;
+    }
+  }
   return all && count <= kMaxSegmentsRead;
 }
 
 void FuzzFile(ByteView file) {
-  (void)ReadBlob(file, Identity(), [](uint64_t, ByteView) {});
+  (void)ReadBlob(
+      file, Identity(), [](uint64_t, ByteView) {}, [](ByteView) {});
 }
 
 // Pops bytes from the front of the input.
@@ -110,7 +122,9 @@ struct Reader {
 
 void FuzzTamper(ByteView input) {
   Reader r{input};
-  const uint32_t segment_size = crypto::kMinSegmentSize * (1 + r.Byte() % 2);
+  const uint8_t shape = r.Byte();
+  const uint32_t segment_size = crypto::kMinSegmentSize * (1 + shape % 2);
+  const uint8_t version = (shape & 2) != 0 ? crypto::kBlobFormatVersion2 : crypto::kBlobFormatVersion1;
   const uint64_t plaintext_length = r.U16() % (segment_size * 4 + 2);
   const uint8_t action = r.Byte() % 6;
   const uint32_t where = r.U16() << 8 | r.Byte();
@@ -125,9 +139,10 @@ void FuzzTamper(ByteView input) {
     state = state * 1664525u + 1013904223u;
     b = static_cast<uint8_t>(state >> 24);
   }
+  Bytes description(what % 41, what);
 
   auto seal = [&](const crypto::BlobIdentity& identity, ByteView pt) -> Bytes {
-    auto enc = crypto::BlobEncryptor::CreateForTest(DataKey(), KeyRef(), identity, segment_size, salt, prefix);
+    auto enc = crypto::BlobEncryptor::CreateForTest(DataKey(), KeyRef(), identity, segment_size, salt, prefix, version);
     if (!enc.ok()) {
       std::abort();
     }
@@ -145,6 +160,13 @@ void FuzzTamper(ByteView input) {
     }
     const Bytes header = enc->EncodeHeader(pt.size());
     std::copy(header.begin(), header.end(), blob.begin());
+    if (version == crypto::kBlobFormatVersion2) {
+      auto sealed = enc->SealDescription(pt.size(), description);
+      if (!sealed.ok()) {
+        std::abort();
+      }
+      blob.insert(blob.end(), sealed->begin(), sealed->end());
+    }
     return blob;
   };
 
@@ -186,13 +208,20 @@ void FuzzTamper(ByteView input) {
       blob.push_back(what);
       break;
   }
-  const bool complete = ReadBlob(blob, read_as, [&](uint64_t i, ByteView pt) {
-    const uint64_t begin = i * segment_size;
-    if (begin + pt.size() > plaintext.size() ||
-        (!pt.empty() && std::memcmp(pt.data(), plaintext.data() + begin, pt.size()) != 0)) {
-      std::abort();  // wrong plaintext returned
-    }
-  });
+  const bool complete = ReadBlob(
+      blob, read_as,
+      [&](uint64_t i, ByteView pt) {
+        const uint64_t begin = i * segment_size;
+        if (begin + pt.size() > plaintext.size() ||
+            (!pt.empty() && std::memcmp(pt.data(), plaintext.data() + begin, pt.size()) != 0)) {
+          std::abort();  // wrong plaintext returned
+        }
+      },
+      [&](ByteView opened) {
+        if (!std::equal(opened.begin(), opened.end(), description.begin(), description.end())) {
+          std::abort();  // a description other than the one sealed
+        }
+      });
   if (complete && must_fail) {
     std::abort();  // damage that the format promises to detect went unnoticed
   }

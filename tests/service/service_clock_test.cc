@@ -50,7 +50,7 @@ TEST_F(ServiceClockTest, LastModifiedComesFromTheClock) {
 TEST_F(ServiceClockTest, AReplacedBlobIsKeptForTheGraceThenRemoved) {
   ASSERT_TRUE(Put("bilan.pdf", "first").ok());
   ASSERT_TRUE(Put("bilan.pdf", "second").ok());  // the first blob becomes garbage
-  clock_.Set(std::chrono::system_clock::now());   // the catalog stamped it at most now
+  clock_.Set(std::chrono::system_clock::now());  // the catalog stamped it at most now
 
   auto early = service_->CollectGarbage();
   ASSERT_TRUE(early.ok());
