@@ -36,8 +36,9 @@ from botocore.config import Config
 from harness import REGION, Daemon, unique_bucket
 
 CEPH_START_TIMEOUT = float(os.environ.get("COFFRE_CEPH_START_TIMEOUT", "120"))
-# What CephRgw runs; Debian 12 packages: ceph-mon, ceph-mgr, ceph-osd, radosgw (the Makefile's deps).
-CEPH_PROGRAMS = ("monmaptool", "ceph-mon", "ceph-mgr", "ceph-osd", "ceph", "radosgw", "radosgw-admin")
+# What CephRgw runs, from Debian 12's ceph-mon, ceph-mgr, ceph-osd and radosgw (Makefile: deps).
+CEPH_PROGRAMS = ("monmaptool", "ceph-mon", "ceph-mgr", "ceph-osd", "ceph", "radosgw",
+                 "radosgw-admin")
 
 
 class UpstreamError(RuntimeError):
@@ -203,8 +204,8 @@ rgw frontends = beast endpoint=127.0.0.1:{rgw_port}
 
 
 def _die_with_parent():
-    """Runs in the child before exec: the kernel kills it when the test process dies, so a killed
-    test run leaves no Ceph daemon behind."""
+    """Runs in the child before exec: the kernel kills it when the thread that started it ends,
+    so a test run killed mid-way (a ctest timeout) leaves no Ceph daemon behind."""
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -227,6 +228,8 @@ class CephRgw(_UpstreamServer):
         self.procs = {}          # daemon name -> Popen
         self.rgw_port = None
         self.timings = {}        # start step -> seconds since start began
+        self.started = None
+        self.deadline = None
 
     # -- lifecycle --
     def start(self):
@@ -313,6 +316,7 @@ class CephRgw(_UpstreamServer):
         self.timings[step] = round(time.monotonic() - self.started, 2)
 
     def _env(self):
+        """Every Ceph program finds the cluster's configuration through CEPH_CONF."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CEPH_", "AWS_"))}
         env["CEPH_CONF"] = self.conf
         return env
@@ -324,7 +328,7 @@ class CephRgw(_UpstreamServer):
         return max(1, int(left))
 
     def _run(self, program: str, *args) -> str:
-        cmd = [program, "-c", self.conf, *args] if program != "monmaptool" else [program, *args]
+        cmd = [program, *args]
         try:
             p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
                                timeout=self._left(), env=self._env(), cwd=self.tmp,
@@ -342,7 +346,7 @@ class CephRgw(_UpstreamServer):
         group of its own; its stdout and stderr go to log/<name>.out."""
         with open(os.path.join(self.tmp, "log", name + ".out"), "wb") as out:
             self.procs[name] = subprocess.Popen(
-                [program, "-f", "-c", self.conf, *args], stdin=subprocess.DEVNULL, stdout=out,
+                [program, "-f", *args], stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, env=self._env(), cwd=self.tmp, start_new_session=True,
                 preexec_fn=_die_with_parent)
 
