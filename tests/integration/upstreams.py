@@ -1,8 +1,8 @@
 """S3 upstreams that integration tests start themselves on 127.0.0.1, for Coffre's gateway mode
 (Coffre storing its encrypted blobs in another S3 service's bucket):
 
-- `CoffreUpstream`: a second, plain Coffre daemon with a tenant of its own (starts in well under a
-  second).
+- `CoffreUpstream`: a second, plain Coffre daemon with a tenant of its own (about a second to
+  start).
 - `CephRgw`: Ceph's RADOS Gateway from Debian 12's packages (ceph-mon, ceph-mgr, ceph-osd,
   radosgw) on a throw-away single-node cluster: one monitor, one manager, one OSD keeping its
   objects in memory (memstore), all state and logs in a temporary directory.
