@@ -10,17 +10,26 @@ DEB_PACKAGES := cmake g++ make pkg-config \
   libboost1.81-dev libssl-dev libsodium-dev libsqlite3-dev libspdlog-dev nlohmann-json3-dev \
   libpugixml-dev libcli11-dev libisal-dev libgtest-dev libgmock-dev libbenchmark-dev \
   python3 curl rclone s3cmd clang libclang-rt-14-dev clang-format openssl systemd python3-cryptography
+# Ceph's RADOS Gateway and the daemons behind it: an upstream the gateway-mode tests start
+# (tests/integration/upstreams.py). Without recommends, which would add ceph-mds and a time daemon.
+CEPH_PACKAGES := ceph-mon ceph-mgr ceph-osd radosgw
 
 .PHONY: all deps build run test test-unit test-integration format format-check asan tsan fuzz bench bench-full clean
 
 all: build
 
-deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+# $(call install_missing,<packages>,<apt-get install options>): installs those not installed yet.
+define install_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing missing packages:" $$missing; \
-	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $$missing; \
+	  $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(2) $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PACKAGES))
+	$(call install_missing,$(CEPH_PACKAGES),--no-install-recommends)
 	@# The integration tests drive the daemon with boto3 and the aws CLI.
 	@python3 -c 'import boto3' 2>/dev/null || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y python3-boto3; }
 	@command -v aws >/dev/null || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y awscli; }
