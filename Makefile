@@ -14,7 +14,7 @@ DEB_PACKAGES := cmake g++ make pkg-config \
 # (tests/integration/upstreams.py). Without recommends, which would add ceph-mds and a time daemon.
 CEPH_PACKAGES := ceph-mon ceph-mgr ceph-osd radosgw
 
-.PHONY: all deps build run test test-unit test-integration format format-check asan tsan fuzz bench bench-full clean
+.PHONY: all deps test-deps build run test test-unit test-integration format format-check asan tsan fuzz bench bench-full clean
 
 all: build
 
@@ -29,10 +29,13 @@ endef
 
 deps:
 	$(call install_missing,$(DEB_PACKAGES))
-	$(call install_missing,$(CEPH_PACKAGES),--no-install-recommends)
 	@# The integration tests drive the daemon with boto3 and the aws CLI.
 	@python3 -c 'import boto3' 2>/dev/null || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y python3-boto3; }
 	@command -v aws >/dev/null || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y awscli; }
+
+# What only the tests need, and `make run` does not: Ceph is ~280 MB installed.
+test-deps: deps
+	$(call install_missing,$(CEPH_PACKAGES),--no-install-recommends)
 
 build: deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
@@ -44,7 +47,7 @@ run: build
 # CI's entry point: the suite, then (unless SUITE_ONLY is set, as the sanitizer builds set it) the
 # whole suite again under ASan+UBSan and every fuzz target for CI_FUZZ_SECONDS (docs/RELIABILITY.md).
 CI_FUZZ_SECONDS ?= 10
-test: build
+test: build test-deps
 ifndef SUITE_ONLY
 	$(MAKE) format-check
 endif
@@ -57,7 +60,7 @@ endif
 test-unit: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS) -L unit
 
-test-integration: build
+test-integration: build test-deps
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -L integration
 
 # The tree is formatted by .clang-format; `make test` fails on any difference, `make format` fixes it.
