@@ -61,7 +61,7 @@ test-unit: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS) -L unit
 
 test-integration: build test-deps
-	ctest --test-dir $(BUILD_DIR) --output-on-failure -L integration
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS) -L integration
 
 # The tree is formatted by .clang-format; `make test` fails on any difference, `make format` fixes it.
 FORMAT_FILES = $(shell git ls-files '*.cc' '*.h')

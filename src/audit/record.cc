@@ -60,15 +60,6 @@ std::string_view OperationName(Operation op) {
   return "unknown";
 }
 
-std::optional<Operation> ParseOperation(std::string_view name) {
-  for (const auto& e : kOperations) {
-    if (e.name == name) {
-      return e.op;
-    }
-  }
-  return std::nullopt;
-}
-
 std::string_view OutcomeName(Outcome outcome) {
   switch (outcome) {
     case Outcome::kSuccess:
@@ -79,15 +70,6 @@ std::string_view OutcomeName(Outcome outcome) {
       return "integrity_failure";
   }
   return "unknown";
-}
-
-std::optional<Outcome> ParseOutcome(std::string_view name) {
-  for (Outcome o : {Outcome::kSuccess, Outcome::kFailure, Outcome::kIntegrityFailure}) {
-    if (OutcomeName(o) == name) {
-      return o;
-    }
-  }
-  return std::nullopt;
 }
 
 Record RecordFromEvent(const Event& event, uint64_t seq, UnixMillis time_ms, const Hash& prev) {

@@ -575,26 +575,6 @@ Expected<std::string, Error> ParseCreateBucketConfiguration(std::string_view xml
   return std::string(TrimXmlWhitespace(**location));
 }
 
-Expected<std::string, Error> ParseVersioningConfiguration(std::string_view xml) {
-  pugi::xml_document doc;
-  Expected<pugi::xml_node, Error> root = LoadRoot(doc, xml, "VersioningConfiguration");
-  if (!root.ok()) {
-    return root.error();
-  }
-  const std::optional<std::optional<std::string>> status = UniqueChildText(*root, "Status");
-  if (!status) {
-    return Malformed();
-  }
-  if (!*status) {
-    return std::string();
-  }
-  const std::string_view value = TrimXmlWhitespace(**status);
-  if (value != "Enabled" && value != "Suspended") {
-    return Malformed();
-  }
-  return std::string(value);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------

@@ -21,9 +21,13 @@
 #include "http/raw_client.h"
 #include "support/fake_recorder.h"
 #include "support/loopback_server.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::admin {
 namespace {
+
+using test_support::StatusIs;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -33,22 +37,20 @@ using test_support::FakeRecorder;
 class AdminApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-admin-api-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
     SecretBytes root = SecretBytes::Random(32);
-    auto keys = keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32));
-    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+    auto keys = keystore::Keystore::Open(dir_.str() + "/keystore.db", SecretBytes::Random(32));
+    ASSERT_OK(keys);
     keys_ = std::move(keys).value();
-    auto log = audit::AuditLog::Open(dir_ + "/audit.db", root);
-    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    auto log = audit::AuditLog::Open(dir_.str() + "/audit.db", root);
+    ASSERT_OK(log);
     log_ = std::move(log).value();
     lifecycle_ = std::make_unique<service::KeyLifecycle>(*keys_, &recorder_);
     api_ = std::make_unique<AdminApi>(*keys_, *lifecycle_, log_.get());
     auto admin = keys_->CreateAdminCredential("alice", keystore::AdminRole::kAdmin);
-    ASSERT_TRUE(admin.ok()) << admin.status().ToString();
+    ASSERT_OK(admin);
     admin_token_ = admin->token;
     auto auditor = keys_->CreateAdminCredential("audrey", keystore::AdminRole::kAuditor);
-    ASSERT_TRUE(auditor.ok()) << auditor.status().ToString();
+    ASSERT_OK(auditor);
     auditor_token_ = auditor->token;
   }
 
@@ -57,7 +59,6 @@ class AdminApiTest : public ::testing::Test {
     lifecycle_.reset();
     log_.reset();
     keys_.reset();
-    fs::remove_all(dir_);
   }
 
   ApiResponse Call(const std::string& method, const std::string& target, const std::string& token,
@@ -82,11 +83,11 @@ class AdminApiTest : public ::testing::Test {
 
   keystore::Tenant MakeTenant(const std::string& name) {
     auto t = keys_->CreateTenant(name);
-    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    EXPECT_OK(t);
     return t.ok() ? *t : keystore::Tenant{};
   }
 
-  std::string dir_;
+  test_support::TempDir dir_{"admin-api"};
   std::unique_ptr<keystore::Keystore> keys_;
   std::unique_ptr<audit::AuditLog> log_;
   FakeRecorder recorder_;
@@ -103,7 +104,7 @@ TEST_F(AdminApiTest, TokensHaveThePrefixAndOnlyTheirHashIsStored) {
   // The keystore file never holds the token itself.
   std::string bytes;
   for (const char* name : {"/keystore.db", "/keystore.db-wal"}) {
-    std::FILE* f = std::fopen((dir_ + name).c_str(), "rb");
+    std::FILE* f = std::fopen((dir_.str() + name).c_str(), "rb");
     if (f == nullptr) {
       continue;
     }
@@ -141,16 +142,16 @@ TEST_F(AdminApiTest, BearerSchemeIsCaseInsensitive) {
 
 TEST_F(AdminApiTest, DisabledCredentialIs401FromTheNextRequest) {
   EXPECT_EQ(Call("GET", "/tenants", admin_token_).status, 200);
-  ASSERT_TRUE(keys_->DisableAdminCredential("alice").ok());
+  ASSERT_OK(keys_->DisableAdminCredential("alice"));
   EXPECT_EQ(Call("GET", "/tenants", admin_token_).status, 401);
-  EXPECT_EQ(keys_->DisableAdminCredential("alice").code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(keys_->DisableAdminCredential("nobody").code(), StatusCode::kNotFound);
+  EXPECT_THAT(keys_->DisableAdminCredential("alice"), StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_THAT(keys_->DisableAdminCredential("nobody"), StatusIs(StatusCode::kNotFound));
 }
 
 TEST_F(AdminApiTest, CredentialCreationAndDisablingAreKeyEvents) {
-  ASSERT_TRUE(keys_->DisableAdminCredential("audrey").ok());
+  ASSERT_OK(keys_->DisableAdminCredential("audrey"));
   auto events = keys_->ListKeyEvents("");
-  ASSERT_TRUE(events.ok());
+  ASSERT_OK(events);
   std::vector<std::string> names;
   for (const auto& e : *events) {
     names.push_back(e.event + " " + e.detail);
@@ -158,10 +159,10 @@ TEST_F(AdminApiTest, CredentialCreationAndDisablingAreKeyEvents) {
   EXPECT_EQ(names, (std::vector<std::string>{"admin-credential-created alice (admin)",
                                              "admin-credential-created audrey (auditor)",
                                              "admin-credential-disabled audrey"}));
-  EXPECT_EQ(keys_->CreateAdminCredential("audrey", keystore::AdminRole::kAdmin).status().code(),
-            StatusCode::kAlreadyExists);
-  EXPECT_EQ(keys_->CreateAdminCredential("Bad Name", keystore::AdminRole::kAdmin).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_THAT(keys_->CreateAdminCredential("audrey", keystore::AdminRole::kAdmin).status(),
+              StatusIs(StatusCode::kAlreadyExists));
+  EXPECT_THAT(keys_->CreateAdminCredential("Bad Name", keystore::AdminRole::kAdmin).status(),
+              StatusIs(StatusCode::kInvalidArgument));
 }
 
 TEST_F(AdminApiTest, AuditorTokenCannotReachAdminEndpoints) {
@@ -293,11 +294,11 @@ TEST_F(AdminApiTest, UnwritableAuditLogIs503AndChangesNothing) {
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_EQ(ErrorCode(r), "unavailable");
   auto versions = keys_->ListKeyVersions(tenant.id);
-  ASSERT_TRUE(versions.ok());
+  ASSERT_OK(versions);
   EXPECT_EQ(versions->size(), 1u);
   EXPECT_EQ(Call("POST", "/tenants/acme/access-keys", admin_token_).status, 503);
   auto keys = keys_->ListAccessKeys(tenant.id);
-  ASSERT_TRUE(keys.ok());
+  ASSERT_OK(keys);
   EXPECT_TRUE(keys->empty());
 }
 
@@ -308,15 +309,15 @@ TEST_F(AdminApiTest, ExportReturnsAVerifiableBundle) {
   e.tenant = tenant.id;
   e.key_id = tenant.id;
   e.key_version = 2;
-  ASSERT_TRUE(log_->Record(e).ok());
+  ASSERT_OK(log_->Record(e));
   auto r = Call("GET", "/audit/export?tenant=acme&format=jsonl", auditor_token_);
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.content_type, "application/x-ndjson");
   auto parsed = audit::ParseBundle(r.body);
-  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  ASSERT_OK(parsed);
   EXPECT_EQ(parsed->data.records.size(), 1u);
   auto report = audit::VerifyBundle(*parsed, log_->public_key());
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_OK(report);
   EXPECT_TRUE(report->ok());
   auto csv =
       Call("GET", "/audit/export?tenant=acme&format=csv&from=2000-01-01&to=2999-01-01T00%3A00%3A00Z", auditor_token_);
@@ -330,7 +331,7 @@ TEST_F(AdminApiTest, ExportReturnsAVerifiableBundle) {
 TEST_F(AdminApiTest, DualControlRequestAndGrantByTwoAdmins) {
   MakeTenant("acme");
   auto bob = keys_->CreateAdminCredential("bob", keystore::AdminRole::kAdmin);
-  ASSERT_TRUE(bob.ok());
+  ASSERT_OK(bob);
   recorder_.clear();
 
   const ApiResponse requested = Call("POST", "/approvals", admin_token_,

@@ -10,28 +10,26 @@
 
 #include "coffre/audit/audit_log.h"
 #include "coffre/audit/bundle.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::audit {
 namespace {
+
+using test_support::StatusIs;
 
 using nlohmann::json;
 
 class ArchiveTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-archive-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     AuditLogOptions opts;
     opts.checkpoint_interval = std::chrono::hours(1);
-    auto log = AuditLog::Open(dir_ + "/audit.db", SecretBytes::Random(32), opts);
-    ASSERT_TRUE(log.ok());
+    auto log = AuditLog::Open(dir_.str() + "/audit.db", SecretBytes::Random(32), opts);
+    ASSERT_OK(log);
     log_ = std::move(log).value();
   }
-  void TearDown() override {
-    log_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { log_.reset(); }
 
   void Add(const std::string& tenant, int n) {
     for (int i = 0; i < n; ++i) {
@@ -39,7 +37,7 @@ class ArchiveTest : public ::testing::Test {
       e.tenant = tenant;
       e.key_id = tenant;
       e.object_key = tenant + std::to_string(i);
-      ASSERT_TRUE(log_->Record(e).ok());
+      ASSERT_OK(log_->Record(e));
     }
   }
 
@@ -47,16 +45,16 @@ class ArchiveTest : public ::testing::Test {
 
   VerifyReport Verify(const std::string& text) {
     auto parsed = ParseArchive(text);
-    EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
+    EXPECT_OK(parsed);
     if (!parsed.ok()) {
       return VerifyReport{Breakage::kAltered};
     }
     auto rep = VerifyArchive(*parsed, log_->public_key());
-    EXPECT_TRUE(rep.ok());
+    EXPECT_OK(rep);
     return rep.ok() ? *rep : VerifyReport{Breakage::kAltered};
   }
 
-  std::string dir_;
+  test_support::TempDir dir_{"archive"};
   std::unique_ptr<AuditLog> log_;
 };
 
@@ -67,61 +65,61 @@ TEST_F(ArchiveTest, ArchiveVerifiesPruneKeepsTheLogVerifiable) {
   const UnixMillis cut = Now();
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   auto first = log_->PrepareArchive(cut);
-  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_OK(first);
   ASSERT_EQ(first->records.size(), 5u);
   EXPECT_EQ(first->end_gseq, 5u);
   const std::string text = EncodeArchive(*first);
   EXPECT_TRUE(LooksLikeArchive(text));
   VerifyReport rep = Verify(text);
-  EXPECT_TRUE(rep.ok()) << rep.message;
+  EXPECT_OK(rep);
   EXPECT_EQ(rep.records, 5u);
-  ASSERT_TRUE(log_->Prune(*first).ok());
+  ASSERT_OK(log_->Prune(*first));
   // The live log still verifies, from the boundary on, and its chains continue.
   Add("alice", 2);
   auto n = log_->VerifyStored();
-  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  ASSERT_OK(n);
   EXPECT_EQ(*n, 2u);
   auto exp = log_->ExportTenant("alice", 0, INT64_MAX / 2);
-  ASSERT_TRUE(exp.ok());
+  ASSERT_OK(exp);
   ASSERT_EQ(exp->records.size(), 2u);
   EXPECT_EQ(exp->records[0].seq, 4u);
   {
     // The checkpoint of alice's archived head stays in the live log: it anchors her export.
-    ASSERT_TRUE(log_->Checkpoint().ok());
+    ASSERT_OK(log_->Checkpoint());
     auto signed_exp = log_->ExportTenant("alice", 0, INT64_MAX / 2);
-    ASSERT_TRUE(signed_exp.ok());
+    ASSERT_OK(signed_exp);
     ASSERT_FALSE(signed_exp->checkpoints.empty());
     EXPECT_EQ(signed_exp->checkpoints.front().seq, 3u);
     BundleInfo info;
     info.tenant = "alice";
     auto parsed = ParseBundle(EncodeBundle(*signed_exp, info, BundleFormat::kJsonl));
-    ASSERT_TRUE(parsed.ok());
+    ASSERT_OK(parsed);
     auto bundle_rep = VerifyBundle(*parsed, log_->public_key());
-    ASSERT_TRUE(bundle_rep.ok());
+    ASSERT_OK(bundle_rep);
     EXPECT_TRUE(bundle_rep->ok()) << bundle_rep->message;
   }
   // A second archive continues from the first one's end.
   auto second = log_->PrepareArchive(Now() + 1000);
-  ASSERT_TRUE(second.ok());
+  ASSERT_OK(second);
   EXPECT_EQ(second->start_global.seq, 5u);
   EXPECT_EQ(second->start_global.hash, first->records.back().global_hash);
   EXPECT_EQ(second->start_tenants.at("alice").seq, 3u);
-  EXPECT_TRUE(Verify(EncodeArchive(*second)).ok());
-  ASSERT_TRUE(log_->Prune(*second).ok());
-  EXPECT_TRUE(log_->VerifyStored().ok());
+  EXPECT_OK(Verify(EncodeArchive(*second)));
+  ASSERT_OK(log_->Prune(*second));
+  EXPECT_OK(log_->VerifyStored());
   // Pruning the same archive twice is refused: the boundary moved.
-  EXPECT_EQ(log_->Prune(*first).code(), StatusCode::kAborted);
+  EXPECT_THAT(log_->Prune(*first), StatusIs(StatusCode::kAborted));
 }
 
 TEST_F(ArchiveTest, NothingOlderThanTheCutMeansAnEmptyArchive) {
   const UnixMillis cut = Now() - 60000;
   Add("alice", 2);
   auto a = log_->PrepareArchive(cut);
-  ASSERT_TRUE(a.ok());
+  ASSERT_OK(a);
   EXPECT_TRUE(a->records.empty());
-  EXPECT_TRUE(log_->Prune(*a).ok());
+  EXPECT_OK(log_->Prune(*a));
   auto n = log_->VerifyStored();
-  ASSERT_TRUE(n.ok());
+  ASSERT_OK(n);
   EXPECT_EQ(*n, 2u);
 }
 
@@ -129,7 +127,7 @@ TEST_F(ArchiveTest, TamperedArchiveIsDetected) {
   Add("alice", 3);
   Add("bob", 3);
   auto a = log_->PrepareArchive(Now() + 1000);
-  ASSERT_TRUE(a.ok());
+  ASSERT_OK(a);
   std::vector<std::string> lines;
   {
     std::istringstream in(EncodeArchive(*a));

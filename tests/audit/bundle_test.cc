@@ -7,8 +7,15 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
+
 namespace coffre::audit {
 namespace {
+
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::Not;
 
 using nlohmann::json;
 
@@ -35,27 +42,21 @@ std::string Join(const std::vector<std::string>& lines) {
 class BundleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-bundle-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     AuditLogOptions opts;
     opts.checkpoint_interval = std::chrono::hours(1);
-    auto log = AuditLog::Open(dir_ + "/audit.db", SecretBytes::Random(32), opts);
-    ASSERT_TRUE(log.ok());
+    auto log = AuditLog::Open(dir_.str() + "/audit.db", SecretBytes::Random(32), opts);
+    ASSERT_OK(log);
     log_ = std::move(log).value();
     // alice: 6 records with a checkpoint after the 3rd and the 6th; bob's records interleaved.
     for (int i = 1; i <= 6; ++i) {
-      ASSERT_TRUE(log_->Record(Ev("alice", "a" + std::to_string(i))).ok());
-      ASSERT_TRUE(log_->Record(Ev("bob", "b" + std::to_string(i))).ok());
+      ASSERT_OK(log_->Record(Ev("alice", "a" + std::to_string(i))));
+      ASSERT_OK(log_->Record(Ev("bob", "b" + std::to_string(i))));
       if (i == 3 || i == 6) {
-        ASSERT_TRUE(log_->Checkpoint().ok());
+        ASSERT_OK(log_->Checkpoint());
       }
     }
   }
-  void TearDown() override {
-    log_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { log_.reset(); }
 
   static Event Ev(const std::string& tenant, const std::string& request_id) {
     Event e;
@@ -75,7 +76,7 @@ class BundleTest : public ::testing::Test {
 
   std::string Export(const std::string& tenant, BundleFormat format = BundleFormat::kJsonl) {
     auto data = log_->ExportTenant(tenant, 0, kAllTime);
-    EXPECT_TRUE(data.ok());
+    EXPECT_OK(data);
     BundleInfo info;
     info.tenant = tenant;
     info.tenant_name = tenant;
@@ -85,12 +86,12 @@ class BundleTest : public ::testing::Test {
 
   VerifyReport Verify(const std::string& text) {
     auto parsed = ParseBundle(text);
-    EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
+    EXPECT_OK(parsed);
     if (!parsed.ok()) {
       return VerifyReport{Breakage::kAltered};
     }
     auto rep = VerifyBundle(*parsed, log_->public_key());
-    EXPECT_TRUE(rep.ok()) << rep.status().ToString();
+    EXPECT_OK(rep);
     return rep.ok() ? *rep : VerifyReport{Breakage::kAltered};
   }
 
@@ -106,14 +107,14 @@ class BundleTest : public ::testing::Test {
     return 0;
   }
 
-  std::string dir_;
+  test_support::TempDir dir_{"bundle"};
   std::unique_ptr<AuditLog> log_;
 };
 
 TEST_F(BundleTest, IntactJsonlBundleVerifies) {
   const std::string text = Export("alice");
   VerifyReport rep = Verify(text);
-  EXPECT_TRUE(rep.ok()) << rep.message;
+  EXPECT_OK(rep);
   EXPECT_EQ(rep.records, 6u);
   EXPECT_GT(rep.first_ms, 0);
   EXPECT_GE(rep.last_ms, rep.first_ms);
@@ -123,7 +124,7 @@ TEST_F(BundleTest, IntactCsvBundleVerifies) {
   const std::string text = Export("alice", BundleFormat::kCsv);
   EXPECT_EQ(text.rfind("type,seq,time,", 0), 0u);
   VerifyReport rep = Verify(text);
-  EXPECT_TRUE(rep.ok()) << rep.message;
+  EXPECT_OK(rep);
   EXPECT_EQ(rep.records, 6u);
 }
 
@@ -242,7 +243,7 @@ TEST_F(BundleTest, RelabelledTenantIsDetected) {
     bob[i] = j.dump();
   }
   VerifyReport rep = Verify(Join(bob));
-  EXPECT_FALSE(rep.ok());
+  EXPECT_THAT(rep, Not(IsOk()));
 }
 
 TEST_F(BundleTest, AlteredCsvFieldIsDetected) {
@@ -257,60 +258,59 @@ TEST_F(BundleTest, AlteredCsvFieldIsDetected) {
 
 TEST_F(BundleTest, WrongPublicKeyIsRefused) {
   auto parsed = ParseBundle(Export("alice"));
-  ASSERT_TRUE(parsed.ok());
+  ASSERT_OK(parsed);
   SigningKey other = GenerateSigningKey();
   auto rep = VerifyBundle(*parsed, other.public_key);
-  ASSERT_FALSE(rep.ok());
-  EXPECT_EQ(rep.status().code(), StatusCode::kInvalidArgument);
+  ASSERT_THAT(rep, StatusIs(StatusCode::kInvalidArgument));
 }
 
 TEST_F(BundleTest, ForeignOrMalformedFilesAreRefused) {
-  EXPECT_FALSE(ParseBundle("").ok());
-  EXPECT_FALSE(ParseBundle("hello\n").ok());
-  EXPECT_FALSE(ParseBundle("{\"type\":\"record\"}\n").ok());
+  EXPECT_THAT(ParseBundle(""), Not(IsOk()));
+  EXPECT_THAT(ParseBundle("hello\n"), Not(IsOk()));
+  EXPECT_THAT(ParseBundle("{\"type\":\"record\"}\n"), Not(IsOk()));
   const std::string text = Export("alice");
-  EXPECT_FALSE(ParseBundle(text.substr(0, text.size() - 5)).ok());  // cut mid-line
+  EXPECT_THAT(ParseBundle(text.substr(0, text.size() - 5)), Not(IsOk()));  // cut mid-line
   auto lines = Lines(text);
   lines[2] = "{not json";
-  EXPECT_FALSE(ParseBundle(Join(lines)).ok());
+  EXPECT_THAT(ParseBundle(Join(lines)), Not(IsOk()));
 }
 
 TEST_F(BundleTest, NonUtf8ObjectKeysRoundTrip) {
   Event e = Ev("carol", "c1");
   e.object_key = std::string("bad\xff\xfekey,\"q\"\n", 13);
-  ASSERT_TRUE(log_->Record(e).ok());
-  ASSERT_TRUE(log_->Checkpoint().ok());
+  ASSERT_OK(log_->Record(e));
+  ASSERT_OK(log_->Checkpoint());
   for (auto format : {BundleFormat::kJsonl, BundleFormat::kCsv}) {
     const std::string text = Export("carol", format);
     auto parsed = ParseBundle(text);
-    ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+    ASSERT_OK(parsed);
     ASSERT_EQ(parsed->data.records.size(), 1u);
     EXPECT_EQ(parsed->data.records[0].object_key, e.object_key);
     VerifyReport rep = Verify(text);
-    EXPECT_TRUE(rep.ok()) << rep.message;
+    EXPECT_OK(rep);
   }
 }
 
 // A bundle without records proves nothing and looks like one whose records were all removed.
 TEST_F(BundleTest, BundleWithoutRecordsDoesNotVerify) {
   auto data = log_->ExportTenant("nobody", 0, kAllTime);
-  ASSERT_TRUE(data.ok());
+  ASSERT_OK(data);
   EXPECT_TRUE(data->records.empty());
   BundleInfo info;
   info.tenant = "nobody";
   VerifyReport rep = Verify(EncodeBundle(*data, info, BundleFormat::kJsonl));
-  EXPECT_FALSE(rep.ok());
+  EXPECT_THAT(rep, Not(IsOk()));
   EXPECT_EQ(rep.breakage, Breakage::kMissing);
 }
 
 // A range that starts after the chain's start is extended back to a checkpoint, which anchors it.
 TEST_F(BundleTest, RangedExportStartsAtASignedAnchorAndVerifies) {
   auto all = log_->ExportTenant("alice", 0, kAllTime);
-  ASSERT_TRUE(all.ok());
+  ASSERT_OK(all);
   ASSERT_EQ(all->records.size(), 6u);
   const UnixMillis t5 = all->records[4].time_ms;
   auto data = log_->ExportTenant("alice", t5, kAllTime);
-  ASSERT_TRUE(data.ok());
+  ASSERT_OK(data);
   ASSERT_FALSE(data->records.empty());
   EXPECT_EQ(data->records.front().seq, 4u);  // just after the checkpoint at seq 3
   ASSERT_FALSE(data->checkpoints.empty());
@@ -321,7 +321,7 @@ TEST_F(BundleTest, RangedExportStartsAtASignedAnchorAndVerifies) {
   info.to_ms = kAllTime;
   const std::string text = EncodeBundle(*data, info, BundleFormat::kJsonl);
   VerifyReport rep = Verify(text);
-  EXPECT_TRUE(rep.ok()) << rep.message;
+  EXPECT_OK(rep);
   EXPECT_EQ(rep.records, 3u);
   // Without its anchor, the same bundle does not verify.
   std::vector<std::string> lines = Lines(text);
@@ -340,13 +340,13 @@ TEST_F(BundleTest, RangedExportStartsAtASignedAnchorAndVerifies) {
 // A range with no record of the tenant still yields a bundle that verifies: the record before it.
 TEST_F(BundleTest, EmptyRangeCarriesTheRecordBeforeIt) {
   auto data = log_->ExportTenant("alice", kAllTime - 10, kAllTime);
-  ASSERT_TRUE(data.ok());
+  ASSERT_OK(data);
   ASSERT_FALSE(data->records.empty());
   EXPECT_EQ(data->records.back().seq, 6u);
   BundleInfo info;
   info.tenant = "alice";
   VerifyReport rep = Verify(EncodeBundle(*data, info, BundleFormat::kCsv));
-  EXPECT_TRUE(rep.ok()) << rep.message;
+  EXPECT_OK(rep);
 }
 
 }  // namespace

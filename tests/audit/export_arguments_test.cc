@@ -2,8 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include "support/status_matchers.h"
+
 namespace coffre::audit {
 namespace {
+
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::Not;
 
 constexpr ExportArgumentNames kApi{"format", "from", "to", /*quote_rejected_time=*/false};
 constexpr ExportArgumentNames kCli{"--format", "--from", "--to", /*quote_rejected_time=*/true};
@@ -13,10 +19,10 @@ TEST(ExportArguments, FormatIsJsonlOrCsv) {
   EXPECT_EQ(ParseBundleFormat("csv", kCli).value(), BundleFormat::kCsv);
 
   const Status api = ParseBundleFormat("xml", kApi).status();
-  EXPECT_EQ(api.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(api, StatusIs(StatusCode::kInvalidArgument));
   EXPECT_EQ(api.message(), "format must be jsonl or csv");
   EXPECT_EQ(ParseBundleFormat("CSV", kCli).status().message(), "--format must be jsonl or csv");
-  EXPECT_FALSE(ParseBundleFormat("", kCli).ok());
+  EXPECT_THAT(ParseBundleFormat("", kCli), Not(IsOk()));
 }
 
 TEST(ExportArguments, TimeRangeDefaultsToEverythingUntilNow) {
@@ -32,11 +38,11 @@ TEST(ExportArguments, TimeRangeDefaultsToEverythingUntilNow) {
 
 TEST(ExportArguments, MalformedTimeNamesTheArgument) {
   const Status api = ParseExportTimeRange("yesterday", "", 0, kApi).status();
-  EXPECT_EQ(api.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(api, StatusIs(StatusCode::kInvalidArgument));
   EXPECT_EQ(api.message(), "from: expected a UTC time such as 2026-11-28 or 2026-11-28T10:15:00Z");
 
   const Status cli = ParseExportTimeRange("", "soon", 0, kCli).status();
-  EXPECT_EQ(cli.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(cli, StatusIs(StatusCode::kInvalidArgument));
   EXPECT_EQ(cli.message(), "--to: expected a UTC time such as 2026-11-28 or 2026-11-28T10:15:00Z, got 'soon'");
 
   EXPECT_EQ(ParseTimeArgument("--before", "x", /*quote_rejected_time=*/true).status().message(),
@@ -48,9 +54,9 @@ TEST(ExportArguments, ReversedRangeIsRejected) {
             "the time range is reversed: from is after to");
   // `to` defaults to now, so a `from` in the future is reversed too.
   const Status cli = ParseExportTimeRange("2026-11-29", "", ParseUtcTime("2026-11-28").value(), kCli).status();
-  EXPECT_EQ(cli.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(cli, StatusIs(StatusCode::kInvalidArgument));
   EXPECT_EQ(cli.message(), "the time range is reversed: --from is after --to");
-  EXPECT_TRUE(ParseExportTimeRange("2026-11-28", "2026-11-28", 0, kApi).ok());
+  EXPECT_OK(ParseExportTimeRange("2026-11-28", "2026-11-28", 0, kApi));
 }
 
 }  // namespace

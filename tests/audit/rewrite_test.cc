@@ -16,9 +16,15 @@
 #include "coffre/audit/audit_log.h"
 #include "coffre/audit/bundle.h"
 #include "coffre/db/sqlite.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::audit {
 namespace {
+
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::Not;
 
 constexpr UnixMillis kAllTime = INT64_MAX / 2;
 
@@ -38,7 +44,7 @@ class Attacker {
  public:
   explicit Attacker(const std::string& path) {
     auto conn = db::Connection::Open(path, db::OpenMode::kReadWrite);
-    EXPECT_TRUE(conn.ok()) << conn.status().ToString();
+    EXPECT_OK(conn);
     conn_ = std::move(conn).value();
   }
 
@@ -47,7 +53,7 @@ class Attacker {
     auto st = conn_->Prepare(
         "SELECT gseq, seq, time_ms, tenant, key_id, key_version, operation, action, bucket, object_key, object_id, "
         "request_id, access_key_id, client_address, outcome, prev FROM records ORDER BY gseq");
-    EXPECT_TRUE(st.ok());
+    EXPECT_OK(st);
     while (*st->Step()) {
       Row r;
       r.gseq = static_cast<uint64_t>(st->ColumnInt64(0));
@@ -89,8 +95,8 @@ class Attacker {
                                          BlobHash(heads->ColumnBlobView(2))};
       }
     }
-    ASSERT_TRUE(conn_->Exec("BEGIN IMMEDIATE").ok());
-    ASSERT_TRUE(conn_->Exec("DELETE FROM records").ok());
+    ASSERT_OK(conn_->Exec("BEGIN IMMEDIATE"));
+    ASSERT_OK(conn_->Exec("DELETE FROM records"));
     std::map<std::pair<std::string, uint64_t>, Hash> tenant_at;
     std::map<uint64_t, Hash> global_at;
     for (Row& r : rows) {
@@ -107,19 +113,18 @@ class Attacker {
           "INSERT INTO records (gseq, seq, time_ms, tenant, key_id, key_version, operation, action, bucket, "
           "object_key, object_id, request_id, access_key_id, client_address, outcome, prev, hash, global_hash) "
           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-      ASSERT_TRUE(ins.ok());
+      ASSERT_OK(ins);
       const Record& x = r.record;
-      ASSERT_TRUE(ins->BindAll(r.gseq, x.seq, x.time_ms, x.tenant, x.key_id, x.key_version, x.operation, x.action,
-                               x.bucket, x.object_key, x.object_id, x.request_id, x.access_key_id, x.client_address,
-                               x.outcome, ByteView(x.prev), ByteView(h), ByteView(ghash))
-                      .ok());
-      ASSERT_TRUE(ins->Run().ok());
+      ASSERT_OK(ins->BindAll(r.gseq, x.seq, x.time_ms, x.tenant, x.key_id, x.key_version, x.operation, x.action,
+                             x.bucket, x.object_key, x.object_id, x.request_id, x.access_key_id, x.client_address,
+                             x.outcome, ByteView(x.prev), ByteView(h), ByteView(ghash)));
+      ASSERT_OK(ins->Run());
     }
     // Drop the checkpoints the rewritten chain no longer matches (the later ones).
     std::vector<int64_t> drop;
     {
       auto st = conn_->Prepare("SELECT id, scope, tenant, seq, head FROM checkpoints");
-      ASSERT_TRUE(st.ok());
+      ASSERT_OK(st);
       while (*st->Step()) {
         const std::string scope = st->ColumnText(1);
         const uint64_t seq = static_cast<uint64_t>(st->ColumnInt64(3));
@@ -136,24 +141,24 @@ class Attacker {
       }
     }
     for (int64_t id : drop) {
-      ASSERT_TRUE(conn_->Exec("DELETE FROM checkpoints WHERE id = " + std::to_string(id)).ok());
+      ASSERT_OK(conn_->Exec("DELETE FROM checkpoints WHERE id = " + std::to_string(id)));
     }
     // Reset the heads to the rewritten chain, none of them signed, so that the log signs them all.
-    ASSERT_TRUE(conn_->Exec("DELETE FROM heads").ok());
+    ASSERT_OK(conn_->Exec("DELETE FROM heads"));
     auto put_head = [&](const std::string& chain, uint64_t seq, const Hash& h) {
       auto st = conn_->Prepare("INSERT INTO heads (chain, seq, hash, checkpointed_seq) VALUES (?, ?, ?, ?)");
-      ASSERT_TRUE(st.ok());
-      ASSERT_TRUE(st->BindAll(chain, seq, ByteView(h), 0).ok());
-      ASSERT_TRUE(st->Run().ok());
+      ASSERT_OK(st);
+      ASSERT_OK(st->BindAll(chain, seq, ByteView(h), 0));
+      ASSERT_OK(st->Run());
     };
     put_head("g", gseq, ghash);
     for (const auto& [tenant, pos] : tenants) put_head("t:" + tenant, pos.first, pos.second);
-    ASSERT_TRUE(conn_->Exec("COMMIT").ok());
+    ASSERT_OK(conn_->Exec("COMMIT"));
   }
 
   int64_t Count(const std::string& sql) {
     auto st = conn_->Prepare(sql);
-    EXPECT_TRUE(st.ok());
+    EXPECT_OK(st);
     EXPECT_TRUE(*st->Step());
     return st->ColumnInt64(0);
   }
@@ -167,18 +172,14 @@ class Attacker {
 class RewriteTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-rewrite-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/audit.db";
+    path_ = dir_.str() + "/audit.db";
     root_ = SecretBytes::Random(32);
     opts_.checkpoint_interval = std::chrono::hours(1);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<AuditLog> OpenLog() {
     auto log = AuditLog::Open(path_, root_, opts_);
-    EXPECT_TRUE(log.ok()) << log.status().ToString();
+    EXPECT_OK(log);
     return log.ok() ? std::move(log).value() : nullptr;
   }
 
@@ -199,12 +200,11 @@ class RewriteTest : public ::testing::Test {
     auto log = OpenLog();
     ASSERT_TRUE(log);
     for (int i = 1; i <= 12; ++i) {
-      ASSERT_TRUE(log->Record(Ev("alice", "a" + std::to_string(i),
-                                 i == 6 ? Operation::kTenantKeyRotate : Operation::kDataKeyUnwrap))
-                      .ok());
-      ASSERT_TRUE(log->Record(Ev("bob", "b" + std::to_string(i))).ok());
+      ASSERT_OK(log->Record(
+          Ev("alice", "a" + std::to_string(i), i == 6 ? Operation::kTenantKeyRotate : Operation::kDataKeyUnwrap)));
+      ASSERT_OK(log->Record(Ev("bob", "b" + std::to_string(i))));
       if (i % 4 == 0) {
-        ASSERT_TRUE(log->Checkpoint().ok());
+        ASSERT_OK(log->Checkpoint());
       }
     }
     public_key_ = log->public_key();
@@ -221,20 +221,17 @@ class RewriteTest : public ::testing::Test {
         auto& log = *opened;
         EXPECT_FALSE(log->healthy()) << what;
         Status st = log->Record(Ev("alice", "after-rewrite"));
-        EXPECT_FALSE(st.ok()) << what << ": a record was appended to the rewritten history";
-        EXPECT_FALSE(log->Checkpoint().ok()) << what << ": a checkpoint was signed over the rewritten history";
+        EXPECT_THAT(st, Not(IsOk())) << what << ": a record was appended to the rewritten history";
+        EXPECT_THAT(log->Checkpoint(), Not(IsOk())) << what << ": a checkpoint was signed over the rewritten history";
         auto n = log->VerifyStored();
-        EXPECT_FALSE(n.ok()) << what << ": audit check says OK";
-        if (!n.ok()) {
-          EXPECT_EQ(n.status().code(), StatusCode::kCorruption) << n.status().ToString();
-        }
+        EXPECT_THAT(n, StatusIs(StatusCode::kCorruption)) << what << ": audit check says OK";
       }
     }
     EXPECT_EQ(a.Count("SELECT count(*) FROM checkpoints"), checkpoints) << what << ": re-signed";
     EXPECT_EQ(a.Count("SELECT count(*) FROM records WHERE request_id = 'after-rewrite'"), 0) << what;
   }
 
-  std::string dir_;
+  test_support::TempDir dir_{"rewrite"};
   std::string path_;
   SecretBytes root_;
   AuditLogOptions opts_;
@@ -299,7 +296,7 @@ TEST_F(RewriteTest, MissingSigningKeyIsNotReplacedWhileRecordsExist) {
   auto opened = AuditLog::Open(path_, root_, opts_);
   if (opened.ok()) {
     EXPECT_EQ((*opened)->public_key(), public_key_) << "a new signing key was created while records exist";
-    EXPECT_FALSE((*opened)->Record(Ev("alice", "after")).ok());
+    EXPECT_THAT((*opened)->Record(Ev("alice", "after")), Not(IsOk()));
   }
   Attacker a(path_);
   EXPECT_EQ(a.Count("SELECT count(*) FROM signing_keys"), 0) << "a new signing key was stored";
@@ -311,15 +308,15 @@ TEST_F(RewriteTest, MovedArchiveBoundaryIsDetected) {
   {
     auto log = OpenLog();
     auto archive = log->PrepareArchive(ToUnixMillis(Clock::System().Now()));
-    ASSERT_TRUE(archive.ok()) << archive.status().ToString();
+    ASSERT_OK(archive);
     ASSERT_FALSE(archive->records.empty());
-    ASSERT_TRUE(log->Prune(*archive).ok());
+    ASSERT_OK(log->Prune(*archive));
     for (int i = 0; i < 4; ++i) {
-      ASSERT_TRUE(log->Record(Ev("alice", "late" + std::to_string(i))).ok());
-      ASSERT_TRUE(log->Record(Ev("bob", "lateb" + std::to_string(i))).ok());
+      ASSERT_OK(log->Record(Ev("alice", "late" + std::to_string(i))));
+      ASSERT_OK(log->Record(Ev("bob", "lateb" + std::to_string(i))));
     }
-    ASSERT_TRUE(log->Checkpoint().ok());
-    ASSERT_TRUE(log->VerifyStored().ok());
+    ASSERT_OK(log->Checkpoint());
+    ASSERT_OK(log->VerifyStored());
   }
   {
     // Make the first live record look archived: delete it and move the boundary (and its
@@ -350,7 +347,7 @@ class BundleAnchorTest : public RewriteTest {
   std::string Bundle() {
     auto log = OpenLog();
     auto data = log->ExportTenant("alice", 0, kAllTime);
-    EXPECT_TRUE(data.ok());
+    EXPECT_OK(data);
     BundleInfo info;
     info.tenant = "alice";
     info.tenant_name = "alice";
@@ -360,12 +357,12 @@ class BundleAnchorTest : public RewriteTest {
 
   VerifyReport Verify(const std::string& text) {
     auto parsed = ParseBundle(text);
-    EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
+    EXPECT_OK(parsed);
     if (!parsed.ok()) {
       return VerifyReport{Breakage::kAltered};
     }
     auto rep = VerifyBundle(*parsed, public_key_);
-    EXPECT_TRUE(rep.ok()) << rep.status().ToString();
+    EXPECT_OK(rep);
     return rep.ok() ? *rep : VerifyReport{Breakage::kAltered};
   }
 
@@ -389,7 +386,7 @@ class BundleAnchorTest : public RewriteTest {
 TEST_F(BundleAnchorTest, BundleWhoseFirstRecordsAndCheckpointsWereCutFails) {
   WriteHistory();
   const std::string text = Bundle();
-  ASSERT_TRUE(Verify(text).ok());
+  ASSERT_OK(Verify(text));
   auto lines = Lines(text);
   // Cut everything up to and including alice's 6th record (the rotation) and the checkpoint at 4.
   std::vector<std::string> cut = {lines[0]};
@@ -402,7 +399,7 @@ TEST_F(BundleAnchorTest, BundleWhoseFirstRecordsAndCheckpointsWereCutFails) {
     }
   }
   VerifyReport rep = Verify(Join(cut));
-  EXPECT_FALSE(rep.ok()) << "a bundle cut at the start verifies: " << rep.records << " record(s)";
+  EXPECT_THAT(rep, Not(IsOk())) << "a bundle cut at the start verifies: " << rep.records << " record(s)";
   EXPECT_EQ(rep.breakage, Breakage::kMissing) << rep.message;
 }
 
@@ -414,10 +411,10 @@ TEST_F(BundleAnchorTest, BundleWithEveryRecordRemovedFails) {
     if (lines[i].find("\"type\":\"checkpoint\"") != std::string::npos) checkpoints_only.push_back(lines[i]);
   }
   VerifyReport rep = Verify(Join(checkpoints_only));
-  EXPECT_FALSE(rep.ok()) << "checkpoints without records verify";
+  EXPECT_THAT(rep, Not(IsOk())) << "checkpoints without records verify";
   // And with the checkpoints removed too: only the header is left.
   rep = Verify(Join({lines[0]}));
-  EXPECT_FALSE(rep.ok()) << "a header alone verifies as OK: 0 record(s)";
+  EXPECT_THAT(rep, Not(IsOk())) << "a header alone verifies as OK: 0 record(s)";
 }
 
 }  // namespace

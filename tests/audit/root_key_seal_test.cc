@@ -12,51 +12,53 @@
 #include "coffre/crypto/hash.h"
 #include "coffre/crypto/root_subkeys.h"
 #include "coffre/db/sqlite.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::audit {
 namespace {
 
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::Not;
+
 class RootKeySealTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-audit-seal-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/audit.db";
+    path_ = dir_.str() + "/audit.db";
     old_root_ = SecretBytes::Random(32);
     new_root_ = SecretBytes::Random(32);
     auto log = AuditLog::Open(path_, old_root_);
-    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    ASSERT_OK(log);
     public_key_ = (*log)->public_key();
     Event e;
     e.operation = Operation::kTenantKeyCreate;
     e.tenant = "t";
     e.request.action = "cli";
-    ASSERT_TRUE((*log)->Record(e).ok());
+    ASSERT_OK((*log)->Record(e));
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Opens with `root`: true with the original signing key, false if refused.
   bool OpensWith(const SecretBytes& root) {
     auto log = AuditLog::Open(path_, root);
     if (!log.ok()) {
-      EXPECT_EQ(log.status().code(), StatusCode::kPermissionDenied) << log.status().ToString();
+      EXPECT_THAT(log, StatusIs(StatusCode::kPermissionDenied));
       return false;
     }
     EXPECT_EQ((*log)->public_key(), public_key_);
     auto n = (*log)->VerifyStored();
-    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    EXPECT_OK(n);
     return true;
   }
 
   // Every stored sealed copy of the signing key, as it is on disk.
   std::string SealedCopies() {
     auto conn = db::Connection::Open(path_, db::OpenMode::kQueryOnly);
-    EXPECT_TRUE(conn.ok());
+    EXPECT_OK(conn);
     std::string all;
     for (const char* sql : {"SELECT sealed_secret FROM signing_keys", "SELECT sealed_secret FROM signing_key_seals"}) {
       auto st = (*conn)->Prepare(sql);
-      EXPECT_TRUE(st.ok());
+      EXPECT_OK(st);
       while (*st->Step()) {
         Bytes b = st->ColumnBlob(0);
         all += std::string(b.begin(), b.end()) + "|";
@@ -67,24 +69,24 @@ class RootKeySealTest : public ::testing::Test {
 
   Bytes Query(const std::string& sql) {
     auto conn = db::Connection::Open(path_, db::OpenMode::kQueryOnly);
-    EXPECT_TRUE(conn.ok());
+    EXPECT_OK(conn);
     auto st = (*conn)->Prepare(sql);
-    EXPECT_TRUE(st.ok());
+    EXPECT_OK(st);
     auto row = st->Step();
     EXPECT_TRUE(row.ok() && *row) << sql;
     return st->ColumnBlob(0);
   }
   void Exec(const std::string& sql, const std::string& key_id, const Bytes& a, const Bytes& b = {}) {
     auto conn = db::Connection::Open(path_, db::OpenMode::kReadWrite);
-    ASSERT_TRUE(conn.ok());
+    ASSERT_OK(conn);
     auto st = (*conn)->Prepare(sql);
-    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    ASSERT_OK(st);
     if (b.empty()) {
-      ASSERT_TRUE(st->BindAll(a, key_id).ok());
+      ASSERT_OK(st->BindAll(a, key_id));
     } else {
-      ASSERT_TRUE(st->BindAll(key_id, a, b).ok());
+      ASSERT_OK(st->BindAll(key_id, a, b));
     }
-    ASSERT_TRUE(st->Run().ok());
+    ASSERT_OK(st->Run());
   }
   std::string KeyIdStored() {
     Bytes b = Query("SELECT CAST(key_id AS BLOB) FROM signing_keys");
@@ -106,7 +108,7 @@ class RootKeySealTest : public ::testing::Test {
   SecretBytes SigningSecret(const SecretBytes& root) {
     auto secret =
         crypto::OpenSecret(SealKey(root), Query("SELECT sealed_secret FROM signing_keys"), Aad(KeyIdStored()));
-    EXPECT_TRUE(secret.ok()) << secret.status().ToString();
+    EXPECT_OK(secret);
     return std::move(secret).value();
   }
   // Rewrites the original copy as an earlier version stored it: sealed under the root key itself.
@@ -114,17 +116,17 @@ class RootKeySealTest : public ::testing::Test {
     const std::string id = KeyIdStored();
     const SecretBytes secret = SigningSecret(root);
     auto sealed = crypto::Seal(root, secret.Reveal(), Aad(id));
-    ASSERT_TRUE(sealed.ok());
+    ASSERT_OK(sealed);
     Exec("UPDATE signing_keys SET sealed_secret = ? WHERE key_id = ?", id, *sealed);
   }
   // True if any stored copy opens under `root` used directly as the AES-GCM key.
   bool AnyCopyOpensWithRawKey(const SecretBytes& root) {
     auto conn = db::Connection::Open(path_, db::OpenMode::kQueryOnly);
-    EXPECT_TRUE(conn.ok());
+    EXPECT_OK(conn);
     const Bytes aad = Aad(KeyIdStored());
     for (const char* sql : {"SELECT sealed_secret FROM signing_keys", "SELECT sealed_secret FROM signing_key_seals"}) {
       auto st = (*conn)->Prepare(sql);
-      EXPECT_TRUE(st.ok());
+      EXPECT_OK(st);
       while (*st->Step()) {
         if (crypto::OpenSecret(root, st->ColumnBlob(0), aad).ok()) {
           return true;
@@ -134,7 +136,7 @@ class RootKeySealTest : public ::testing::Test {
     return false;
   }
 
-  std::string dir_;
+  test_support::TempDir dir_{"audit-seal"};
   std::string path_;
   SecretBytes old_root_;
   SecretBytes new_root_;
@@ -143,27 +145,27 @@ class RootKeySealTest : public ::testing::Test {
 
 TEST_F(RootKeySealTest, EveryStepOfARotationOpensWithTheKeyTheKeystoreAccepts) {
   // Step 1 done (a crash here: the keystore still accepts the old key).
-  ASSERT_TRUE(AuditLog::AddRootKeySeal(path_, old_root_, new_root_).ok());
+  ASSERT_OK(AuditLog::AddRootKeySeal(path_, old_root_, new_root_));
   EXPECT_TRUE(OpensWith(old_root_));
   EXPECT_TRUE(OpensWith(new_root_));
   // Idempotent: a rotation retried after a crash adds it again.
-  ASSERT_TRUE(AuditLog::AddRootKeySeal(path_, old_root_, new_root_).ok());
+  ASSERT_OK(AuditLog::AddRootKeySeal(path_, old_root_, new_root_));
   // Step 3 (after the keystore committed the new key): the old key opens nothing any more.
-  ASSERT_TRUE(AuditLog::DropRootKeySealsExcept(path_, new_root_).ok());
+  ASSERT_OK(AuditLog::DropRootKeySealsExcept(path_, new_root_));
   EXPECT_TRUE(OpensWith(new_root_));
   EXPECT_FALSE(OpensWith(old_root_));
   // And a second rotation goes the same way from the new key's copy.
   SecretBytes third = SecretBytes::Random(32);
-  ASSERT_TRUE(AuditLog::AddRootKeySeal(path_, new_root_, third).ok());
-  ASSERT_TRUE(AuditLog::DropRootKeySealsExcept(path_, third).ok());
+  ASSERT_OK(AuditLog::AddRootKeySeal(path_, new_root_, third));
+  ASSERT_OK(AuditLog::DropRootKeySealsExcept(path_, third));
   EXPECT_TRUE(OpensWith(third));
   EXPECT_FALSE(OpensWith(new_root_));
 }
 
 // A failed keystore rotation: the copy under the new key is dropped, the old key keeps working.
 TEST_F(RootKeySealTest, AbandonedRotationDropsTheNewCopy) {
-  ASSERT_TRUE(AuditLog::AddRootKeySeal(path_, old_root_, new_root_).ok());
-  ASSERT_TRUE(AuditLog::DropRootKeySealsExcept(path_, old_root_).ok());
+  ASSERT_OK(AuditLog::AddRootKeySeal(path_, old_root_, new_root_));
+  ASSERT_OK(AuditLog::DropRootKeySealsExcept(path_, old_root_));
   EXPECT_TRUE(OpensWith(old_root_));
   EXPECT_FALSE(OpensWith(new_root_));
 }
@@ -172,10 +174,10 @@ TEST_F(RootKeySealTest, WrongCurrentKeyOrNoCopyToKeepChangesNothing) {
   const std::string before = SealedCopies();
   SecretBytes wrong = SecretBytes::Random(32);
   Status st = AuditLog::AddRootKeySeal(path_, wrong, new_root_);
-  EXPECT_EQ(st.code(), StatusCode::kPermissionDenied) << st.ToString();
+  EXPECT_THAT(st, StatusIs(StatusCode::kPermissionDenied));
   // Dropping every copy but one under a key that has none would leave the signing key unopenable.
   st = AuditLog::DropRootKeySealsExcept(path_, new_root_);
-  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_THAT(st, StatusIs(StatusCode::kFailedPrecondition));
   EXPECT_EQ(SealedCopies(), before);
   EXPECT_TRUE(OpensWith(old_root_));
 }
@@ -183,13 +185,13 @@ TEST_F(RootKeySealTest, WrongCurrentKeyOrNoCopyToKeepChangesNothing) {
 TEST_F(RootKeySealTest, SealedUnderTheDerivedKeyNeverTheRootKeyItself) {
   const Bytes original = Query("SELECT sealed_secret FROM signing_keys");
   const Bytes aad = Aad(KeyIdStored());
-  EXPECT_FALSE(crypto::OpenSecret(old_root_, original, aad).ok());
-  EXPECT_TRUE(crypto::OpenSecret(SealKey(old_root_), original, aad).ok());
+  EXPECT_THAT(crypto::OpenSecret(old_root_, original, aad), Not(IsOk()));
+  EXPECT_OK(crypto::OpenSecret(SealKey(old_root_), original, aad));
   // A rotation's copy: under the new root key's derived key, named by the derived fingerprint.
-  ASSERT_TRUE(AuditLog::AddRootKeySeal(path_, old_root_, new_root_).ok());
+  ASSERT_OK(AuditLog::AddRootKeySeal(path_, old_root_, new_root_));
   const Bytes copy = Query("SELECT sealed_secret FROM signing_key_seals");
-  EXPECT_FALSE(crypto::OpenSecret(new_root_, copy, aad).ok());
-  EXPECT_TRUE(crypto::OpenSecret(SealKey(new_root_), copy, aad).ok());
+  EXPECT_THAT(crypto::OpenSecret(new_root_, copy, aad), Not(IsOk()));
+  EXPECT_OK(crypto::OpenSecret(SealKey(new_root_), copy, aad));
   const Bytes fingerprint = Query("SELECT root_fingerprint FROM signing_key_seals");
   const SecretBytes fp_key = crypto::DeriveRootSubkey(new_root_, crypto::RootKeyPurpose::kAuditRootKeyFingerprint);
   const crypto::Sha256Digest mac = crypto::HmacSha256(fp_key.Reveal(), AsBytes("coffre/v2/audit-root-key-fingerprint"));
@@ -204,16 +206,16 @@ TEST_F(RootKeySealTest, EarlierVersionsRawKeySealOpensAndIsResealed) {
   ASSERT_TRUE(AnyCopyOpensWithRawKey(old_root_));
   EXPECT_TRUE(OpensWith(old_root_));
   EXPECT_FALSE(AnyCopyOpensWithRawKey(old_root_));
-  EXPECT_TRUE(
-      crypto::OpenSecret(SealKey(old_root_), Query("SELECT sealed_secret FROM signing_keys"), Aad(KeyIdStored())).ok());
+  EXPECT_OK(
+      crypto::OpenSecret(SealKey(old_root_), Query("SELECT sealed_secret FROM signing_keys"), Aad(KeyIdStored())));
   {
     auto log = AuditLog::Open(path_, old_root_);
-    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    ASSERT_OK(log);
     Event e;
     e.operation = Operation::kTenantKeyCreate;
     e.tenant = "t";
     e.request.action = "cli";
-    ASSERT_TRUE((*log)->Record(e).ok());
+    ASSERT_OK((*log)->Record(e));
   }
   EXPECT_TRUE(OpensWith(old_root_));
   EXPECT_FALSE(OpensWith(new_root_));
@@ -226,7 +228,7 @@ TEST_F(RootKeySealTest, EarlierVersionsRotationCopyIsResealedInPlace) {
   {
     const SecretBytes secret = SigningSecret(old_root_);
     auto sealed = crypto::Seal(new_root_, secret.Reveal(), Aad(id));
-    ASSERT_TRUE(sealed.ok());
+    ASSERT_OK(sealed);
     Exec("INSERT INTO signing_key_seals (key_id, root_fingerprint, sealed_secret, created) VALUES (?, ?, ?, 0)", id,
          LegacyFingerprint(new_root_), *sealed);
   }
@@ -237,7 +239,7 @@ TEST_F(RootKeySealTest, EarlierVersionsRotationCopyIsResealedInPlace) {
   EXPECT_TRUE(OpensWith(old_root_));
   EXPECT_FALSE(AnyCopyOpensWithRawKey(old_root_));
   // The rotation finishes as before.
-  ASSERT_TRUE(AuditLog::DropRootKeySealsExcept(path_, new_root_).ok());
+  ASSERT_OK(AuditLog::DropRootKeySealsExcept(path_, new_root_));
   EXPECT_TRUE(OpensWith(new_root_));
   EXPECT_FALSE(OpensWith(old_root_));
 }
@@ -246,8 +248,8 @@ TEST_F(RootKeySealTest, EarlierVersionsRotationCopyIsResealedInPlace) {
 // seal opens it, the new copy is under the derived key, and dropping the old key leaves no raw seal.
 TEST_F(RootKeySealTest, RotationFromAnEarlierVersionsSeal) {
   MakeOriginalLegacy(old_root_);
-  ASSERT_TRUE(AuditLog::AddRootKeySeal(path_, old_root_, new_root_).ok());
-  ASSERT_TRUE(AuditLog::DropRootKeySealsExcept(path_, new_root_).ok());
+  ASSERT_OK(AuditLog::AddRootKeySeal(path_, old_root_, new_root_));
+  ASSERT_OK(AuditLog::DropRootKeySealsExcept(path_, new_root_));
   EXPECT_FALSE(AnyCopyOpensWithRawKey(old_root_));
   EXPECT_FALSE(AnyCopyOpensWithRawKey(new_root_));
   EXPECT_TRUE(OpensWith(new_root_));
@@ -257,8 +259,8 @@ TEST_F(RootKeySealTest, RotationFromAnEarlierVersionsSeal) {
 // Abandoned after an earlier version's seal: keeping the old key keeps its raw seal until an open.
 TEST_F(RootKeySealTest, AbandonedRotationKeepsAnEarlierVersionsSeal) {
   MakeOriginalLegacy(old_root_);
-  ASSERT_TRUE(AuditLog::AddRootKeySeal(path_, old_root_, new_root_).ok());
-  ASSERT_TRUE(AuditLog::DropRootKeySealsExcept(path_, old_root_).ok());
+  ASSERT_OK(AuditLog::AddRootKeySeal(path_, old_root_, new_root_));
+  ASSERT_OK(AuditLog::DropRootKeySealsExcept(path_, old_root_));
   EXPECT_FALSE(OpensWith(new_root_));
   EXPECT_TRUE(OpensWith(old_root_));
   EXPECT_FALSE(AnyCopyOpensWithRawKey(old_root_));

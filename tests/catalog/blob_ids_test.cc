@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "coffre/catalog/catalog.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::catalog {
 namespace {
@@ -15,21 +17,15 @@ namespace {
 class BlobIdsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "coffre-blobids-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    auto c = Catalog::Open(dir_ + "/catalog.db");
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    auto c = Catalog::Open(dir_.str() + "/catalog.db");
+    ASSERT_OK(c);
     cat_ = std::move(c).value();
     auto b = cat_->CreateBucket("tenant1", "bucket");
-    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    ASSERT_OK(b);
     bucket_ = b->id;
     bucket_row_ = *b;
   }
-  void TearDown() override {
-    cat_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { cat_.reset(); }
 
   void PutObject(const std::string& key, const std::string& blob) {
     ObjectRecord rec;
@@ -47,7 +43,7 @@ class BlobIdsTest : public ::testing::Test {
     p.etag = "pe";
     rec.size = 1;
     rec.parts.push_back(p);
-    ASSERT_TRUE(cat_->PutObject(rec).ok());
+    ASSERT_OK(cat_->PutObject(rec));
   }
 
   std::vector<std::string> All(BlobRefSource source, uint32_t page) {
@@ -55,7 +51,7 @@ class BlobIdsTest : public ::testing::Test {
     std::string after;
     for (;;) {
       auto ids = cat_->ListBlobIds(source, after, page);
-      EXPECT_TRUE(ids.ok()) << ids.status().ToString();
+      EXPECT_OK(ids);
       if (!ids.ok() || ids->empty()) {
         return out;
       }
@@ -65,7 +61,7 @@ class BlobIdsTest : public ::testing::Test {
     }
   }
 
-  std::string dir_;
+  test_support::TempDir dir_{"blobids"};
   std::unique_ptr<Catalog> cat_;
   int64_t bucket_ = 0;
   Bucket bucket_row_;
@@ -83,20 +79,20 @@ TEST_F(BlobIdsTest, EachSourceInIdOrderAcrossPages) {
   u.key_info.tenant_key_id = Bytes(16, 1);
   u.key_info.tenant_key_version = 1;
   u.key_info.wrapped_data_key = Bytes(60, 2);
-  ASSERT_TRUE(cat_->CreateUpload(u).ok());
+  ASSERT_OK(cat_->CreateUpload(u));
   PartRecord part;
   part.part_number = 1;
   part.blob_id = "p1";
   part.size = 1;
   part.etag = "x";
-  ASSERT_TRUE(cat_->PutPart("up1", part).ok());
+  ASSERT_OK(cat_->PutPart("up1", part));
 
   EXPECT_EQ(All(BlobRefSource::kObjectParts, 2), (std::vector<std::string>{"b1", "b2", "b3"}));
   EXPECT_EQ(All(BlobRefSource::kObjectParts, 1000), (std::vector<std::string>{"b1", "b2", "b3"}));
   EXPECT_EQ(All(BlobRefSource::kUploadParts, 1), (std::vector<std::string>{"p1"}));
   EXPECT_TRUE(All(BlobRefSource::kGarbage, 10).empty());
 
-  ASSERT_TRUE(cat_->DeleteObject(bucket_row_, "k1").ok());  // b3 becomes garbage
+  ASSERT_OK(cat_->DeleteObject(bucket_row_, "k1"));  // b3 becomes garbage
   EXPECT_EQ(All(BlobRefSource::kObjectParts, 10), (std::vector<std::string>{"b1", "b2"}));
   EXPECT_EQ(All(BlobRefSource::kGarbage, 10), (std::vector<std::string>{"b3"}));
 }

@@ -14,34 +14,32 @@
 
 #include "catalog/listing.h"
 #include "coffre/db/sqlite.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::catalog {
 namespace {
+
+using test_support::StatusIs;
 
 using std::chrono::milliseconds;
 
 class CatalogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "coffre-catalog-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/catalog.db";
+    path_ = dir_.str() + "/catalog.db";
     Reopen();
     auto b = cat_->CreateBucket("tenant1", "bucket");
-    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    ASSERT_OK(b);
     bucket_ = b->id;
     bucket_row_ = *b;
   }
-  void TearDown() override {
-    cat_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { cat_.reset(); }
 
   void Reopen() {
     cat_.reset();
     auto c = Catalog::Open(path_, clock_);
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    ASSERT_OK(c);
     cat_ = std::move(c).value();
   }
 
@@ -73,7 +71,7 @@ class CatalogTest : public ::testing::Test {
 
   void Put(const std::string& key) {
     Status st = cat_->PutObject(MakeObject(key));
-    ASSERT_TRUE(st.ok()) << st.ToString();
+    ASSERT_OK(st);
   }
 
   UploadRecord MakeUpload(const std::string& key, const std::string& id, UnixMillis initiated = 1) {
@@ -103,7 +101,7 @@ class CatalogTest : public ::testing::Test {
 
   std::set<std::string> Garbage() {
     auto g = cat_->ListGarbage(100000);
-    EXPECT_TRUE(g.ok());
+    EXPECT_OK(g);
     std::set<std::string> out;
     for (const auto& b : *g) {
       out.insert(b.blob_id);
@@ -125,7 +123,7 @@ class CatalogTest : public ::testing::Test {
     std::vector<std::string> all;
     for (int guard = 0; guard < 100000; ++guard) {
       auto page = cat_->ListObjects(bucket_, q);
-      EXPECT_TRUE(page.ok()) << page.status().ToString();
+      EXPECT_OK(page);
       if (!page.ok()) {
         break;
       }
@@ -143,7 +141,7 @@ class CatalogTest : public ::testing::Test {
   }
 
   FixedClock clock_{std::chrono::system_clock::time_point(milliseconds(1'700'000'000'000))};
-  std::string dir_;
+  test_support::TempDir dir_{"catalog"};
   std::string path_;
   std::unique_ptr<Catalog> cat_;
   int64_t bucket_ = 0;
@@ -189,102 +187,102 @@ std::vector<std::string> ReferenceList(const std::set<std::string>& keys, const 
 
 TEST_F(CatalogTest, BucketCreateGetList) {
   auto b = cat_->CreateBucket("tenant1", "alpha");
-  ASSERT_TRUE(b.ok());
+  ASSERT_OK(b);
   EXPECT_EQ(b->tenant_id, "tenant1");
   EXPECT_EQ(b->created, 1'700'000'000'000);
   auto got = cat_->GetBucket("alpha");
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   EXPECT_EQ(got->id, b->id);
   EXPECT_EQ(got->name, "alpha");
-  ASSERT_TRUE(cat_->CreateBucket("tenant2", "zeta").ok());
+  ASSERT_OK(cat_->CreateBucket("tenant2", "zeta"));
   auto list = cat_->ListBuckets("tenant1");
-  ASSERT_TRUE(list.ok());
+  ASSERT_OK(list);
   ASSERT_EQ(list->size(), 2u);
   EXPECT_EQ((*list)[0].name, "alpha");
   EXPECT_EQ((*list)[1].name, "bucket");
   EXPECT_EQ(cat_->ListBuckets("nobody")->size(), 0u);
-  EXPECT_EQ(cat_->GetBucket("missing").status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(cat_->GetBucket("missing"), StatusIs(StatusCode::kNotFound));
 }
 
 TEST_F(CatalogTest, BucketNamesAreGloballyUnique) {
-  EXPECT_EQ(cat_->CreateBucket("tenant1", "bucket").status().code(), StatusCode::kAlreadyExists);
-  EXPECT_EQ(cat_->CreateBucket("tenant2", "bucket").status().code(), StatusCode::kAlreadyExists);
+  EXPECT_THAT(cat_->CreateBucket("tenant1", "bucket"), StatusIs(StatusCode::kAlreadyExists));
+  EXPECT_THAT(cat_->CreateBucket("tenant2", "bucket"), StatusIs(StatusCode::kAlreadyExists));
 }
 
 TEST_F(CatalogTest, DeleteBucketRefusesNonEmptyAndAbortsUploads) {
   Put("k");
-  EXPECT_EQ(cat_->DeleteBucket(bucket_row_).code(), StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(cat_->DeleteObject(bucket_row_, "k").ok());
-  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("m", "up1")).ok());
-  ASSERT_TRUE(cat_->PutPart("up1", MakePart(1, "part-blob")).ok());
-  ASSERT_TRUE(cat_->DeleteBucket(bucket_row_).ok());
-  EXPECT_EQ(cat_->GetBucket("bucket").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(cat_->GetUpload("up1").status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(cat_->DeleteBucket(bucket_row_), StatusIs(StatusCode::kFailedPrecondition));
+  ASSERT_OK(cat_->DeleteObject(bucket_row_, "k"));
+  ASSERT_OK(cat_->CreateUpload(MakeUpload("m", "up1")));
+  ASSERT_OK(cat_->PutPart("up1", MakePart(1, "part-blob")));
+  ASSERT_OK(cat_->DeleteBucket(bucket_row_));
+  EXPECT_THAT(cat_->GetBucket("bucket"), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(cat_->GetUpload("up1"), StatusIs(StatusCode::kNotFound));
   EXPECT_TRUE(Garbage().contains("part-blob"));
-  EXPECT_EQ(cat_->DeleteBucket(bucket_row_).code(), StatusCode::kNotFound);
+  EXPECT_THAT(cat_->DeleteBucket(bucket_row_), StatusIs(StatusCode::kNotFound));
   // The name is free again.
-  EXPECT_TRUE(cat_->CreateBucket("tenant2", "bucket").ok());
+  EXPECT_OK(cat_->CreateBucket("tenant2", "bucket"));
 }
 
 // A bucket lookup is cached (every request makes one); these pin when the cache lets go of it.
 
 TEST_F(CatalogTest, ABucketDeletedHereIsGoneAtOnce) {
-  ASSERT_TRUE(cat_->GetBucket("bucket").ok());  // cached
-  ASSERT_TRUE(cat_->DeleteBucket(bucket_row_).ok());
-  EXPECT_EQ(cat_->GetBucket("bucket").status().code(), StatusCode::kNotFound);
+  ASSERT_OK(cat_->GetBucket("bucket"));  // cached
+  ASSERT_OK(cat_->DeleteBucket(bucket_row_));
+  EXPECT_THAT(cat_->GetBucket("bucket"), StatusIs(StatusCode::kNotFound));
   // The name, made again by another tenant, names the new bucket at once.
   auto again = cat_->CreateBucket("tenant2", "bucket");
-  ASSERT_TRUE(again.ok());
+  ASSERT_OK(again);
   auto got = cat_->GetBucket("bucket");
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   EXPECT_EQ(got->id, again->id);
   EXPECT_EQ(got->tenant_id, "tenant2");
 }
 
 TEST_F(CatalogTest, ALookupThatFoundNoBucketIsNotCached) {
-  EXPECT_EQ(cat_->GetBucket("later").status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(cat_->GetBucket("later"), StatusIs(StatusCode::kNotFound));
   // Made by another process (a second catalog on the same file), with the clock standing still.
   auto other = Catalog::Open(path_, clock_);
-  ASSERT_TRUE(other.ok());
+  ASSERT_OK(other);
   auto made = (*other)->CreateBucket("tenant1", "later");
-  ASSERT_TRUE(made.ok());
+  ASSERT_OK(made);
   auto got = cat_->GetBucket("later");
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   EXPECT_EQ(got->id, made->id);
 }
 
 TEST_F(CatalogTest, BucketsRemovedWithTheirTenantAreGoneAtOnce) {
-  ASSERT_TRUE(cat_->GetBucket("bucket").ok());
+  ASSERT_OK(cat_->GetBucket("bucket"));
   auto removed = cat_->DeleteTenantData("tenant1", 100);
-  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
-  EXPECT_EQ(cat_->GetBucket("bucket").status().code(), StatusCode::kNotFound);
+  ASSERT_OK(removed);
+  EXPECT_THAT(cat_->GetBucket("bucket"), StatusIs(StatusCode::kNotFound));
 }
 
 TEST_F(CatalogTest, ABucketDeletedByAnotherProcessIsSeenWithinTheCacheLifetime) {
-  ASSERT_TRUE(cat_->GetBucket("bucket").ok());
+  ASSERT_OK(cat_->GetBucket("bucket"));
   auto other = Catalog::Open(path_, clock_);
-  ASSERT_TRUE(other.ok());
-  ASSERT_TRUE((*other)->DeleteTenantData("tenant1", 100).ok());
+  ASSERT_OK(other);
+  ASSERT_OK((*other)->DeleteTenantData("tenant1", 100));
   clock_.Set(clock_.Now() + std::chrono::seconds(1));
-  EXPECT_EQ(cat_->GetBucket("bucket").status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(cat_->GetBucket("bucket"), StatusIs(StatusCode::kNotFound));
 
   // A bucket made here under a name whose deletion elsewhere is not seen yet is found at once.
-  ASSERT_TRUE(cat_->CreateBucket("tenant1", "reused").ok());
-  ASSERT_TRUE(cat_->GetBucket("reused").ok());
-  ASSERT_TRUE((*other)->DeleteTenantData("tenant1", 100).ok());
+  ASSERT_OK(cat_->CreateBucket("tenant1", "reused"));
+  ASSERT_OK(cat_->GetBucket("reused"));
+  ASSERT_OK((*other)->DeleteTenantData("tenant1", 100));
   auto reused = cat_->CreateBucket("tenant2", "reused");
-  ASSERT_TRUE(reused.ok()) << reused.status().ToString();
+  ASSERT_OK(reused);
   auto got = cat_->GetBucket("reused");
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   EXPECT_EQ(got->id, reused->id);
   EXPECT_EQ(got->tenant_id, "tenant2");
 
   // A clock set back does not keep an entry alive either.
-  ASSERT_TRUE((*other)->CreateBucket("tenant1", "second").ok());
-  ASSERT_TRUE(cat_->GetBucket("second").ok());
-  ASSERT_TRUE((*other)->DeleteTenantData("tenant1", 100).ok());
+  ASSERT_OK((*other)->CreateBucket("tenant1", "second"));
+  ASSERT_OK(cat_->GetBucket("second"));
+  ASSERT_OK((*other)->DeleteTenantData("tenant1", 100));
   clock_.Set(clock_.Now() - std::chrono::milliseconds(1));
-  EXPECT_EQ(cat_->GetBucket("second").status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(cat_->GetBucket("second"), StatusIs(StatusCode::kNotFound));
 }
 
 // Lookups that read the row just before a deletion committed must not put it back in the cache
@@ -293,7 +291,7 @@ TEST_F(CatalogTest, ABucketDeletedByAnotherProcessIsSeenWithinTheCacheLifetime) 
 // the database while the deletion comes.
 TEST_F(CatalogTest, LookupsRacingADeletionNeverKeepTheDeletedBucket) {
   auto other = Catalog::Open(path_, clock_);
-  ASSERT_TRUE(other.ok());
+  ASSERT_OK(other);
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> found{0};
   std::vector<std::thread> readers;
@@ -317,12 +315,9 @@ TEST_F(CatalogTest, LookupsRacingADeletionNeverKeepTheDeletedBucket) {
     while (found.load() == before) {
       std::this_thread::yield();
     }
-    EXPECT_TRUE(cat_->DeleteBucket(*b).ok());
+    EXPECT_OK(cat_->DeleteBucket(*b));
     auto after = cat_->GetBucket("raced");
-    EXPECT_FALSE(after.ok()) << "round " << round << ": the deleted bucket is still found";
-    if (!after.ok()) {
-      EXPECT_EQ(after.status().code(), StatusCode::kNotFound) << after.status().ToString();
-    }
+    EXPECT_THAT(after, StatusIs(StatusCode::kNotFound)) << "round " << round << ": the deleted bucket is still found";
   }
   stop = true;
   for (auto& t : readers) {
@@ -337,9 +332,9 @@ TEST_F(CatalogTest, PutGetRoundTripsEveryField) {
   rec.attributes = {{"content-type", "application/pdf"}, {"x-amz-meta-owner", "caf\xe9"}};
   rec.parts[1].attributes = {{"checksum-sha256", "xyz"}};
   rec.last_modified = 123456789;
-  ASSERT_TRUE(cat_->PutObject(rec).ok());
+  ASSERT_OK(cat_->PutObject(rec));
   auto got = cat_->GetObject(bucket_, "dir/file.pdf");
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   EXPECT_EQ(got->bucket_id, bucket_);
   EXPECT_EQ(got->key, rec.key);
   EXPECT_EQ(got->object_id, rec.object_id);
@@ -364,36 +359,36 @@ TEST_F(CatalogTest, PutGetRoundTripsEveryField) {
 }
 
 TEST_F(CatalogTest, ReplaceSendsOldBlobsToGarbage) {
-  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"old1", "old2"})).ok());
-  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"new1"}, "e2")).ok());
+  ASSERT_OK(cat_->PutObject(MakeObject("k", {"old1", "old2"})));
+  ASSERT_OK(cat_->PutObject(MakeObject("k", {"new1"}, "e2")));
   auto got = cat_->GetObject(bucket_, "k");
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   EXPECT_EQ(got->etag, "e2");
   ASSERT_EQ(got->parts.size(), 1u);
   EXPECT_EQ(got->parts[0].blob_id, "new1");
   EXPECT_EQ(Garbage(), (std::set<std::string>{"old1", "old2"}));
   EXPECT_FALSE(*cat_->IsBlobReferenced("old1"));
   auto g = cat_->ListGarbage(10);
-  ASSERT_TRUE(g.ok());
+  ASSERT_OK(g);
   EXPECT_EQ((*g)[0].since, 1'700'000'000'000);
   EXPECT_EQ(*cat_->CountObjects(bucket_), 1u);
 }
 
 TEST_F(CatalogTest, ReplaceKeepingTheSameBlobDoesNotCollectIt) {
   // A metadata-only replacement (copy onto itself) keeps pointing at the same blob.
-  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"shared"})).ok());
+  ASSERT_OK(cat_->PutObject(MakeObject("k", {"shared"})));
   ObjectRecord again = MakeObject("k", {"shared"});
   again.attributes = {{"content-type", "text/plain"}};
-  ASSERT_TRUE(cat_->PutObject(again).ok());
+  ASSERT_OK(cat_->PutObject(again));
   EXPECT_TRUE(Garbage().empty());
   EXPECT_TRUE(*cat_->IsBlobReferenced("shared"));
 }
 
 TEST_F(CatalogTest, DeleteObject) {
-  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"b1"})).ok());
-  ASSERT_TRUE(cat_->DeleteObject(bucket_row_, "k").ok());
-  EXPECT_EQ(cat_->GetObject(bucket_, "k").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(cat_->DeleteObject(bucket_row_, "k").code(), StatusCode::kNotFound);
+  ASSERT_OK(cat_->PutObject(MakeObject("k", {"b1"})));
+  ASSERT_OK(cat_->DeleteObject(bucket_row_, "k"));
+  EXPECT_THAT(cat_->GetObject(bucket_, "k"), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(cat_->DeleteObject(bucket_row_, "k"), StatusIs(StatusCode::kNotFound));
   EXPECT_EQ(Garbage(), (std::set<std::string>{"b1"}));
   EXPECT_EQ(*cat_->CountObjects(bucket_), 0u);
 }
@@ -403,97 +398,94 @@ TEST_F(CatalogTest, DeleteObject) {
 TEST_F(CatalogTest, BucketIdsAreNeverHandedOutTwice) {
   std::set<int64_t> seen{bucket_};
   auto last = cat_->CreateBucket("tenant1", "last");
-  ASSERT_TRUE(last.ok());
+  ASSERT_OK(last);
   seen.insert(last->id);
-  ASSERT_TRUE(cat_->DeleteBucket(*last).ok());
+  ASSERT_OK(cat_->DeleteBucket(*last));
   auto after_delete = cat_->CreateBucket("tenant2", "after-delete");
-  ASSERT_TRUE(after_delete.ok());
+  ASSERT_OK(after_delete);
   EXPECT_TRUE(seen.insert(after_delete->id).second) << "id " << after_delete->id << " handed out again";
 
-  ASSERT_TRUE(cat_->DeleteTenantData("tenant2", 100).ok());
+  ASSERT_OK(cat_->DeleteTenantData("tenant2", 100));
   Reopen();
   auto after_shred = cat_->CreateBucket("tenant3", "after-shred");
-  ASSERT_TRUE(after_shred.ok());
+  ASSERT_OK(after_shred);
   EXPECT_TRUE(seen.insert(after_shred->id).second) << "id " << after_shred->id << " handed out again";
 
   // A name already taken burns no id and leaves the counter consistent.
-  EXPECT_EQ(cat_->CreateBucket("tenant3", "after-shred").status().code(), StatusCode::kAlreadyExists);
+  EXPECT_THAT(cat_->CreateBucket("tenant3", "after-shred"), StatusIs(StatusCode::kAlreadyExists));
   auto next = cat_->CreateBucket("tenant3", "next");
-  ASSERT_TRUE(next.ok());
+  ASSERT_OK(next);
   EXPECT_TRUE(seen.insert(next->id).second);
 }
 
 TEST_F(CatalogTest, WritesIntoABucketDeletedMeanwhileAreRefused) {
   const Bucket resolved = bucket_row_;
-  ASSERT_TRUE(cat_->DeleteBucket(resolved).ok());
+  ASSERT_OK(cat_->DeleteBucket(resolved));
   auto theirs = cat_->CreateBucket("tenant2", "theirs");
-  ASSERT_TRUE(theirs.ok());
+  ASSERT_OK(theirs);
   ObjectRecord dossier = MakeObject("dossier.pdf", {"theirs-blob"});
   dossier.bucket_id = theirs->id;
   dossier.tenant_id = "tenant2";
-  ASSERT_TRUE(cat_->PutObject(dossier).ok());
+  ASSERT_OK(cat_->PutObject(dossier));
 
-  EXPECT_EQ(cat_->PutObject(MakeObject("dossier.pdf", {"late"})).code(), StatusCode::kAborted);
-  EXPECT_EQ(cat_->PutObject(MakeObject("new.pdf", {"late2"})).code(), StatusCode::kAborted);
-  EXPECT_EQ(cat_->DeleteObject(resolved, "dossier.pdf").code(), StatusCode::kAborted);
-  EXPECT_EQ(cat_->CreateUpload(MakeUpload("dossier.pdf", "late-upload")).code(), StatusCode::kAborted);
-  EXPECT_EQ(cat_->DeleteBucket(resolved).code(), StatusCode::kNotFound);
+  EXPECT_THAT(cat_->PutObject(MakeObject("dossier.pdf", {"late"})), StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(cat_->PutObject(MakeObject("new.pdf", {"late2"})), StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(cat_->DeleteObject(resolved, "dossier.pdf"), StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(cat_->CreateUpload(MakeUpload("dossier.pdf", "late-upload")), StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(cat_->DeleteBucket(resolved), StatusIs(StatusCode::kNotFound));
 
   auto got = cat_->GetObject(theirs->id, "dossier.pdf");
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_OK(got);
   EXPECT_EQ(got->parts[0].blob_id, "theirs-blob");
   EXPECT_EQ(got->tenant_id, "tenant2");
   EXPECT_EQ(*cat_->CountObjects(theirs->id), 1u);
-  EXPECT_EQ(cat_->GetUpload("late-upload").status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(cat_->GetUpload("late-upload"), StatusIs(StatusCode::kNotFound));
 }
 
 // Whatever id a caller names, a write only lands in a bucket of the caller's tenant.
 TEST_F(CatalogTest, WritesNamingAnotherTenantsBucketAreRefused) {
   auto theirs = cat_->CreateBucket("tenant2", "theirs");
-  ASSERT_TRUE(theirs.ok());
+  ASSERT_OK(theirs);
   ObjectRecord dossier = MakeObject("dossier.pdf", {"theirs-blob"});
   dossier.bucket_id = theirs->id;
   dossier.tenant_id = "tenant2";
-  ASSERT_TRUE(cat_->PutObject(dossier).ok());
-  ASSERT_TRUE(cat_->CreateUpload([&] {
-                    UploadRecord u = MakeUpload("big", "theirs-upload");
-                    u.bucket_id = theirs->id;
-                    u.tenant_id = "tenant2";
-                    return u;
-                  }())
-                  .ok());
+  ASSERT_OK(cat_->PutObject(dossier));
+  ASSERT_OK(cat_->CreateUpload([&] {
+    UploadRecord u = MakeUpload("big", "theirs-upload");
+    u.bucket_id = theirs->id;
+    u.tenant_id = "tenant2";
+    return u;
+  }()));
 
   ObjectRecord mine = MakeObject("dossier.pdf", {"mine"});
   mine.bucket_id = theirs->id;  // tenant1's record naming tenant2's bucket
-  EXPECT_EQ(cat_->PutObject(mine).code(), StatusCode::kAborted);
-  EXPECT_EQ(cat_->DeleteObject(Bucket{theirs->id, "tenant1"}, "dossier.pdf").code(), StatusCode::kAborted);
-  EXPECT_EQ(cat_->DeleteBucket(Bucket{theirs->id, "tenant1"}).code(), StatusCode::kNotFound);
+  EXPECT_THAT(cat_->PutObject(mine), StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(cat_->DeleteObject(Bucket{theirs->id, "tenant1"}, "dossier.pdf"), StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(cat_->DeleteBucket(Bucket{theirs->id, "tenant1"}), StatusIs(StatusCode::kNotFound));
   UploadRecord up = MakeUpload("x", "mine-upload");
   up.bucket_id = theirs->id;
-  EXPECT_EQ(cat_->CreateUpload(up).code(), StatusCode::kAborted);
+  EXPECT_THAT(cat_->CreateUpload(up), StatusIs(StatusCode::kAborted));
   // Completing tenant2's upload as tenant1.
-  ASSERT_TRUE(cat_->PutPart("theirs-upload", MakePart(1, "tp1")).ok());
+  ASSERT_OK(cat_->PutPart("theirs-upload", MakePart(1, "tp1")));
   ObjectRecord completed = MakeObject("big", {"tp1"});
   completed.bucket_id = theirs->id;
-  EXPECT_EQ(cat_->CompleteUpload("theirs-upload", completed).code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(cat_->CompleteUpload("theirs-upload", completed), StatusIs(StatusCode::kInvalidArgument));
 
   auto got = cat_->GetObject(theirs->id, "dossier.pdf");
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   EXPECT_EQ(got->parts[0].blob_id, "theirs-blob");
-  EXPECT_TRUE(cat_->GetUpload("theirs-upload").ok());
+  EXPECT_OK(cat_->GetUpload("theirs-upload"));
 }
 
 // A catalog written before rows carried their tenant: the upgrade fills the tenant of every
 // object and upload from its bucket, and ids continue after the highest one in use.
 TEST(CatalogMigrationTest, RowsGetTheirTenantAndIdsContinue) {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "coffre-catalog-mig-XXXXXX").string();
-  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-  const std::string dir = tmpl;
-  const std::string path = dir + "/catalog.db";
+  test_support::TempDir dir("catalog-mig");
+  const std::string path = dir.str() + "/catalog.db";
   {
     // The schema as the previous release left it (user_version 2), with a few rows.
     auto conn = db::Connection::Open(path, db::OpenMode::kReadWriteCreate);
-    ASSERT_TRUE(conn.ok());
+    ASSERT_OK(conn);
     ASSERT_TRUE((*conn)
                     ->Exec(R"sql(
 CREATE TABLE buckets(id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL UNIQUE,
@@ -532,40 +524,39 @@ PRAGMA user_version = 2;
   }
   {
     auto opened = Catalog::Open(path);
-    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    ASSERT_OK(opened);
     auto& cat = *opened;
     auto a = cat->GetObject(3, "a.pdf");
-    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    ASSERT_OK(a);
     EXPECT_EQ(a->tenant_id, "alice");
     EXPECT_EQ(a->parts.at(0).blob_id, "blob-a");
     auto b = cat->GetObject(7, "b.pdf");
-    ASSERT_TRUE(b.ok());
+    ASSERT_OK(b);
     EXPECT_EQ(b->tenant_id, "bob");
     auto up = cat->GetUpload("up-b");
-    ASSERT_TRUE(up.ok());
+    ASSERT_OK(up);
     EXPECT_EQ(up->tenant_id, "bob");
     // Writes as each owner work; as the other tenant they are refused.
-    EXPECT_TRUE(cat->DeleteObject(Bucket{3, "alice"}, "a.pdf").ok());
-    EXPECT_EQ(cat->DeleteObject(Bucket{7, "alice"}, "b.pdf").code(), StatusCode::kAborted);
-    ASSERT_TRUE(cat->DeleteBucket(Bucket{3, "alice"}).ok());
-    ASSERT_TRUE(cat->DeleteObject(Bucket{7, "bob"}, "b.pdf").ok());
-    ASSERT_TRUE(cat->DeleteBucket(Bucket{7, "bob"}).ok());
+    EXPECT_OK(cat->DeleteObject(Bucket{3, "alice"}, "a.pdf"));
+    EXPECT_THAT(cat->DeleteObject(Bucket{7, "alice"}, "b.pdf"), StatusIs(StatusCode::kAborted));
+    ASSERT_OK(cat->DeleteBucket(Bucket{3, "alice"}));
+    ASSERT_OK(cat->DeleteObject(Bucket{7, "bob"}, "b.pdf"));
+    ASSERT_OK(cat->DeleteBucket(Bucket{7, "bob"}));
     auto next = cat->CreateBucket("carol", "carol-docs");
-    ASSERT_TRUE(next.ok());
+    ASSERT_OK(next);
     EXPECT_GT(next->id, 7);
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST_F(CatalogTest, PutRejectsBadInput) {
   ObjectRecord rec = MakeObject("k");
   rec.bucket_id = 999;
-  EXPECT_EQ(cat_->PutObject(rec).code(), StatusCode::kAborted);
-  EXPECT_EQ(cat_->PutObject(MakeObject("")).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(cat_->PutObject(MakeObject(std::string("a\0b", 3))).code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(cat_->PutObject(rec), StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(cat_->PutObject(MakeObject("")), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(cat_->PutObject(MakeObject(std::string("a\0b", 3))), StatusIs(StatusCode::kInvalidArgument));
   ObjectRecord dup = MakeObject("k", {"x", "y"});
   dup.parts[1].part_number = dup.parts[0].part_number;
-  EXPECT_EQ(cat_->PutObject(dup).code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(cat_->PutObject(dup), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_EQ(*cat_->CountObjects(bucket_), 0u);
 }
 
@@ -573,10 +564,10 @@ TEST_F(CatalogTest, AttributesCorruptedInTheDatabaseAreReported) {
   Put("k");
   {
     auto conn = db::Connection::Open(path_);
-    ASSERT_TRUE(conn.ok());
-    ASSERT_TRUE((*conn)->Exec("UPDATE objects SET attributes = '{\"broken'").ok());
+    ASSERT_OK(conn);
+    ASSERT_OK((*conn)->Exec("UPDATE objects SET attributes = '{\"broken'"));
   }
-  EXPECT_EQ(cat_->GetObject(bucket_, "k").status().code(), StatusCode::kCorruption);
+  EXPECT_THAT(cat_->GetObject(bucket_, "k"), StatusIs(StatusCode::kCorruption));
 }
 
 // --- conditional writes ------------------------------------------------------------------
@@ -584,8 +575,8 @@ TEST_F(CatalogTest, AttributesCorruptedInTheDatabaseAreReported) {
 TEST_F(CatalogTest, IfNoneMatchAny) {
   WriteCondition cond;
   cond.if_none_match_any = true;
-  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"first"}, "e1"), cond).ok());
-  EXPECT_EQ(cat_->PutObject(MakeObject("k", {"second"}, "e2"), cond).code(), StatusCode::kFailedPrecondition);
+  ASSERT_OK(cat_->PutObject(MakeObject("k", {"first"}, "e1"), cond));
+  EXPECT_THAT(cat_->PutObject(MakeObject("k", {"second"}, "e2"), cond), StatusIs(StatusCode::kFailedPrecondition));
   EXPECT_EQ(cat_->GetObject(bucket_, "k")->etag, "e1");
   // The refused write left nothing behind: its blob is the caller's to discard.
   EXPECT_TRUE(Garbage().empty());
@@ -595,38 +586,38 @@ TEST_F(CatalogTest, IfNoneMatchAny) {
 TEST_F(CatalogTest, IfMatchEtag) {
   WriteCondition cond;
   cond.if_match_etag = "e1";
-  EXPECT_EQ(cat_->PutObject(MakeObject("k", {}, "e0"), cond).code(), StatusCode::kNotFound);
-  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {}, "e1")).ok());
-  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {}, "e2"), cond).ok());
-  EXPECT_EQ(cat_->PutObject(MakeObject("k", {}, "e3"), cond).code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(cat_->PutObject(MakeObject("k", {}, "e0"), cond), StatusIs(StatusCode::kNotFound));
+  ASSERT_OK(cat_->PutObject(MakeObject("k", {}, "e1")));
+  ASSERT_OK(cat_->PutObject(MakeObject("k", {}, "e2"), cond));
+  EXPECT_THAT(cat_->PutObject(MakeObject("k", {}, "e3"), cond), StatusIs(StatusCode::kFailedPrecondition));
   EXPECT_EQ(cat_->GetObject(bucket_, "k")->etag, "e2");
   WriteCondition any;
   any.if_match_etag = "*";
-  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {}, "e4"), any).ok());
-  EXPECT_EQ(cat_->PutObject(MakeObject("other", {}, "e4"), any).code(), StatusCode::kNotFound);
+  ASSERT_OK(cat_->PutObject(MakeObject("k", {}, "e4"), any));
+  EXPECT_THAT(cat_->PutObject(MakeObject("other", {}, "e4"), any), StatusIs(StatusCode::kNotFound));
   EXPECT_EQ(cat_->GetObject(bucket_, "k")->etag, "e4");
 }
 
 TEST_F(CatalogTest, CompleteUploadHonoursConditionAndKeepsUploadOnFailure) {
   Put("k");
-  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("k", "up")).ok());
-  ASSERT_TRUE(cat_->PutPart("up", MakePart(1, "p1")).ok());
+  ASSERT_OK(cat_->CreateUpload(MakeUpload("k", "up")));
+  ASSERT_OK(cat_->PutPart("up", MakePart(1, "p1")));
   WriteCondition cond;
   cond.if_none_match_any = true;
   ObjectRecord obj = MakeObject("k", {"p1"});
-  EXPECT_EQ(cat_->CompleteUpload("up", obj, cond).code(), StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(cat_->GetUpload("up").ok());
-  EXPECT_TRUE(cat_->CompleteUpload("up", obj).ok());
+  EXPECT_THAT(cat_->CompleteUpload("up", obj, cond), StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_OK(cat_->GetUpload("up"));
+  EXPECT_OK(cat_->CompleteUpload("up", obj));
 }
 
 // --- uploads -----------------------------------------------------------------------------
 
 TEST_F(CatalogTest, UploadLifecycleWithPartReplacement) {
   UploadRecord u = MakeUpload("big.bin", "up1", 42);
-  ASSERT_TRUE(cat_->CreateUpload(u).ok());
-  EXPECT_EQ(cat_->CreateUpload(u).code(), StatusCode::kAlreadyExists);
+  ASSERT_OK(cat_->CreateUpload(u));
+  EXPECT_THAT(cat_->CreateUpload(u), StatusIs(StatusCode::kAlreadyExists));
   auto got = cat_->GetUpload("up1");
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   EXPECT_EQ(got->key, "big.bin");
   EXPECT_EQ(got->bucket_id, bucket_);
   EXPECT_EQ(got->initiated, 42);
@@ -635,16 +626,16 @@ TEST_F(CatalogTest, UploadLifecycleWithPartReplacement) {
   EXPECT_EQ(got->key_info.wrapped_data_key, u.key_info.wrapped_data_key);
 
   for (uint32_t n : {3u, 1u, 2u, 5u}) {
-    ASSERT_TRUE(cat_->PutPart("up1", MakePart(n, "blob" + std::to_string(n))).ok());
+    ASSERT_OK(cat_->PutPart("up1", MakePart(n, "blob" + std::to_string(n))));
   }
-  ASSERT_TRUE(cat_->PutPart("up1", MakePart(2, "blob2-again")).ok());
+  ASSERT_OK(cat_->PutPart("up1", MakePart(2, "blob2-again")));
   EXPECT_EQ(Garbage(), (std::set<std::string>{"blob2"}));
-  EXPECT_EQ(cat_->PutPart("up1", MakePart(0, "x")).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(cat_->PutPart("up1", MakePart(10001, "x")).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(cat_->PutPart("nope", MakePart(1, "x")).code(), StatusCode::kNotFound);
+  EXPECT_THAT(cat_->PutPart("up1", MakePart(0, "x")), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(cat_->PutPart("up1", MakePart(10001, "x")), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(cat_->PutPart("nope", MakePart(1, "x")), StatusIs(StatusCode::kNotFound));
 
   auto parts = cat_->ListParts("up1", 0, 1000);
-  ASSERT_TRUE(parts.ok());
+  ASSERT_OK(parts);
   ASSERT_EQ(parts->size(), 4u);
   EXPECT_EQ((*parts)[0].part_number, 1u);
   EXPECT_EQ((*parts)[1].blob_id, "blob2-again");
@@ -657,30 +648,30 @@ TEST_F(CatalogTest, UploadLifecycleWithPartReplacement) {
   EXPECT_EQ((*parts)[0].part_number, 3u);
   EXPECT_TRUE(cat_->ListParts("up1", 5, 10)->empty());
   EXPECT_TRUE(cat_->ListParts("up1", 0, 0)->empty());
-  EXPECT_EQ(cat_->ListParts("nope", 0, 10).status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(cat_->ListParts("nope", 0, 10), StatusIs(StatusCode::kNotFound));
 }
 
 TEST_F(CatalogTest, CompleteWithSubsetOfPartsCollectsTheRest) {
-  ASSERT_TRUE(cat_->PutObject(MakeObject("big", {"previous"})).ok());
-  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("big", "up1")).ok());
+  ASSERT_OK(cat_->PutObject(MakeObject("big", {"previous"})));
+  ASSERT_OK(cat_->CreateUpload(MakeUpload("big", "up1")));
   for (uint32_t n = 1; n <= 4; ++n) {
-    ASSERT_TRUE(cat_->PutPart("up1", MakePart(n, "p" + std::to_string(n))).ok());
+    ASSERT_OK(cat_->PutPart("up1", MakePart(n, "p" + std::to_string(n))));
   }
   ObjectRecord obj = MakeObject("big", {"p1", "p3"}, "abcd-2");
   obj.parts[1].part_number = 3;
 
   ObjectRecord stranger = obj;
   stranger.parts[1].blob_id = "not-a-part";
-  EXPECT_EQ(cat_->CompleteUpload("up1", stranger).code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(cat_->CompleteUpload("up1", stranger), StatusIs(StatusCode::kInvalidArgument));
   ObjectRecord elsewhere = obj;
   elsewhere.key = "other";
-  EXPECT_EQ(cat_->CompleteUpload("up1", elsewhere).code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(cat_->CompleteUpload("up1", elsewhere), StatusIs(StatusCode::kInvalidArgument));
 
-  ASSERT_TRUE(cat_->CompleteUpload("up1", obj).ok());
-  EXPECT_EQ(cat_->GetUpload("up1").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(cat_->CompleteUpload("up1", obj).code(), StatusCode::kNotFound);
+  ASSERT_OK(cat_->CompleteUpload("up1", obj));
+  EXPECT_THAT(cat_->GetUpload("up1"), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(cat_->CompleteUpload("up1", obj), StatusIs(StatusCode::kNotFound));
   auto got = cat_->GetObject(bucket_, "big");
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   ASSERT_EQ(got->parts.size(), 2u);
   EXPECT_EQ(got->parts[0].blob_id, "p1");
   EXPECT_EQ(got->parts[1].part_number, 3u);
@@ -689,44 +680,44 @@ TEST_F(CatalogTest, CompleteWithSubsetOfPartsCollectsTheRest) {
 }
 
 TEST_F(CatalogTest, AbortCollectsAllParts) {
-  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("k", "up1")).ok());
-  ASSERT_TRUE(cat_->PutPart("up1", MakePart(1, "p1")).ok());
-  ASSERT_TRUE(cat_->PutPart("up1", MakePart(2, "p2")).ok());
+  ASSERT_OK(cat_->CreateUpload(MakeUpload("k", "up1")));
+  ASSERT_OK(cat_->PutPart("up1", MakePart(1, "p1")));
+  ASSERT_OK(cat_->PutPart("up1", MakePart(2, "p2")));
   EXPECT_TRUE(*cat_->IsBlobReferenced("p1"));
-  ASSERT_TRUE(cat_->AbortUpload("up1").ok());
-  EXPECT_EQ(cat_->AbortUpload("up1").code(), StatusCode::kNotFound);
-  EXPECT_EQ(cat_->GetUpload("up1").status().code(), StatusCode::kNotFound);
+  ASSERT_OK(cat_->AbortUpload("up1"));
+  EXPECT_THAT(cat_->AbortUpload("up1"), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(cat_->GetUpload("up1"), StatusIs(StatusCode::kNotFound));
   EXPECT_EQ(Garbage(), (std::set<std::string>{"p1", "p2"}));
-  EXPECT_EQ(cat_->PutPart("up1", MakePart(3, "late")).code(), StatusCode::kNotFound);
+  EXPECT_THAT(cat_->PutPart("up1", MakePart(3, "late")), StatusIs(StatusCode::kNotFound));
 }
 
 TEST_F(CatalogTest, GarbageIsForgottenAndListedOldestFirst) {
-  ASSERT_TRUE(cat_->PutObject(MakeObject("a", {"g1"})).ok());
-  ASSERT_TRUE(cat_->PutObject(MakeObject("b", {"g2"})).ok());
-  ASSERT_TRUE(cat_->DeleteObject(bucket_row_, "b").ok());
+  ASSERT_OK(cat_->PutObject(MakeObject("a", {"g1"})));
+  ASSERT_OK(cat_->PutObject(MakeObject("b", {"g2"})));
+  ASSERT_OK(cat_->DeleteObject(bucket_row_, "b"));
   clock_.Set(clock_.Now() + milliseconds(5));
-  ASSERT_TRUE(cat_->DeleteObject(bucket_row_, "a").ok());
+  ASSERT_OK(cat_->DeleteObject(bucket_row_, "a"));
   auto g = cat_->ListGarbage(10);
-  ASSERT_TRUE(g.ok());
+  ASSERT_OK(g);
   ASSERT_EQ(g->size(), 2u);
   EXPECT_EQ((*g)[0].blob_id, "g2");
   EXPECT_EQ((*g)[1].blob_id, "g1");
   EXPECT_EQ((*g)[1].since, (*g)[0].since + 5);
   EXPECT_EQ(cat_->ListGarbage(1)->size(), 1u);
-  ASSERT_TRUE(cat_->ForgetGarbage({"g2", "unknown"}).ok());
+  ASSERT_OK(cat_->ForgetGarbage({"g2", "unknown"}));
   EXPECT_EQ(Garbage(), (std::set<std::string>{"g1"}));
-  ASSERT_TRUE(cat_->ForgetGarbage({}).ok());
+  ASSERT_OK(cat_->ForgetGarbage({}));
 }
 
 TEST_F(CatalogTest, ListUploadsOrderMarkersPrefixDelimiter) {
   // Same key: ordered by initiation time, then id.
-  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("b", "u-z", 10)).ok());
-  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("b", "u-a", 20)).ok());
-  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("b", "u-m", 20)).ok());
-  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("a", "u-1", 99)).ok());
-  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("dir/x", "u-2", 1)).ok());
-  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("dir/y", "u-3", 1)).ok());
-  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("e", "u-4", 1)).ok());
+  ASSERT_OK(cat_->CreateUpload(MakeUpload("b", "u-z", 10)));
+  ASSERT_OK(cat_->CreateUpload(MakeUpload("b", "u-a", 20)));
+  ASSERT_OK(cat_->CreateUpload(MakeUpload("b", "u-m", 20)));
+  ASSERT_OK(cat_->CreateUpload(MakeUpload("a", "u-1", 99)));
+  ASSERT_OK(cat_->CreateUpload(MakeUpload("dir/x", "u-2", 1)));
+  ASSERT_OK(cat_->CreateUpload(MakeUpload("dir/y", "u-3", 1)));
+  ASSERT_OK(cat_->CreateUpload(MakeUpload("e", "u-4", 1)));
 
   auto ids = [](const UploadListPage& p) {
     std::vector<std::string> out;
@@ -737,7 +728,7 @@ TEST_F(CatalogTest, ListUploadsOrderMarkersPrefixDelimiter) {
   };
   UploadListQuery q;
   auto page = cat_->ListUploads(bucket_, q);
-  ASSERT_TRUE(page.ok());
+  ASSERT_OK(page);
   EXPECT_EQ(ids(*page),
             (std::vector<std::string>{"a/u-1", "b/u-z", "b/u-a", "b/u-m", "dir/x/u-2", "dir/y/u-3", "e/u-4"}));
   EXPECT_FALSE(page->is_truncated);
@@ -802,11 +793,11 @@ TEST_F(CatalogTest, ListUploadsPagesThroughEverything) {
   for (int i = 0; i < 30; ++i) {
     const std::string key = "k" + std::to_string(i % 7);
     const std::string id = "u" + std::to_string(100 + i);
-    ASSERT_TRUE(cat_->CreateUpload(MakeUpload(key, id, i % 3)).ok());
+    ASSERT_OK(cat_->CreateUpload(MakeUpload(key, id, i % 3)));
   }
   UploadListQuery all;
   auto full = cat_->ListUploads(bucket_, all);
-  ASSERT_TRUE(full.ok());
+  ASSERT_OK(full);
   ASSERT_EQ(full->uploads.size(), 30u);
   for (const auto& u : full->uploads) {
     expected.push_back(u.upload_id);
@@ -817,7 +808,7 @@ TEST_F(CatalogTest, ListUploadsPagesThroughEverything) {
     std::vector<std::string> got;
     for (int guard = 0; guard < 100; ++guard) {
       auto page = cat_->ListUploads(bucket_, q);
-      ASSERT_TRUE(page.ok());
+      ASSERT_OK(page);
       for (const auto& u : page->uploads) {
         got.push_back(u.upload_id);
       }
@@ -840,7 +831,7 @@ TEST_F(CatalogTest, ListWithPrefix) {
   ListQuery q;
   q.prefix = "ab";
   auto page = cat_->ListObjects(bucket_, q);
-  ASSERT_TRUE(page.ok());
+  ASSERT_OK(page);
   EXPECT_EQ(Flatten(*page), (std::vector<std::string>{"ab", "abc", "abd/x"}));
   EXPECT_FALSE(page->is_truncated);
   ASSERT_TRUE(page->entries[0].object.has_value());
@@ -858,7 +849,7 @@ TEST_F(CatalogTest, ListWithDelimiterGroupsCommonPrefixes) {
   ListQuery q;
   q.delimiter = "/";
   auto page = cat_->ListObjects(bucket_, q);
-  ASSERT_TRUE(page.ok());
+  ASSERT_OK(page);
   EXPECT_EQ(Flatten(*page), (std::vector<std::string>{"P:a/", "b", "P:c/", "c0", "P:d/"}));
   q.prefix = "a/";
   EXPECT_EQ(Flatten(*cat_->ListObjects(bucket_, q)), (std::vector<std::string>{"a/1", "a/2", "P:a/b/"}));
@@ -927,7 +918,7 @@ TEST_F(CatalogTest, PaginationOf1500KeysEqualsFullSortedList) {
   ListQuery q;
   q.max_keys = 1000;
   auto first = cat_->ListObjects(bucket_, q);
-  ASSERT_TRUE(first.ok());
+  ASSERT_OK(first);
   EXPECT_EQ(first->entries.size(), 1000u);
   EXPECT_TRUE(first->is_truncated);
   EXPECT_EQ(first->next_marker, keys[999]);
@@ -1032,7 +1023,7 @@ TEST_F(CatalogTest, ListingMatchesReferenceOnRandomQueries) {
     bool want_truncated = false;
     const auto want = ReferenceList(keys, q, &want_truncated);
     auto page = cat_->ListObjects(bucket_, q);
-    ASSERT_TRUE(page.ok());
+    ASSERT_OK(page);
     ASSERT_EQ(Flatten(*page), want) << "iteration " << iter;
     ASSERT_EQ(page->is_truncated, want_truncated) << "iteration " << iter;
     if (q.max_keys > 0) {
@@ -1047,15 +1038,15 @@ TEST_F(CatalogTest, ListingMatchesReferenceOnRandomQueries) {
 // --- persistence and concurrency ---------------------------------------------------------
 
 TEST_F(CatalogTest, DataSurvivesReopen) {
-  ASSERT_TRUE(cat_->PutObject(MakeObject("k", {"b1", "b2"})).ok());
-  ASSERT_TRUE(cat_->CreateUpload(MakeUpload("m", "up")).ok());
-  ASSERT_TRUE(cat_->PutPart("up", MakePart(1, "p1")).ok());
-  ASSERT_TRUE(cat_->DeleteObject(bucket_row_, "k").ok());
+  ASSERT_OK(cat_->PutObject(MakeObject("k", {"b1", "b2"})));
+  ASSERT_OK(cat_->CreateUpload(MakeUpload("m", "up")));
+  ASSERT_OK(cat_->PutPart("up", MakePart(1, "p1")));
+  ASSERT_OK(cat_->DeleteObject(bucket_row_, "k"));
   Put("kept");
   Reopen();
   EXPECT_EQ(cat_->GetBucket("bucket")->id, bucket_);
-  EXPECT_TRUE(cat_->GetObject(bucket_, "kept").ok());
-  EXPECT_EQ(cat_->GetObject(bucket_, "k").status().code(), StatusCode::kNotFound);
+  EXPECT_OK(cat_->GetObject(bucket_, "kept"));
+  EXPECT_THAT(cat_->GetObject(bucket_, "k"), StatusIs(StatusCode::kNotFound));
   EXPECT_EQ(cat_->ListParts("up", 0, 10)->size(), 1u);
   EXPECT_EQ(Garbage(), (std::set<std::string>{"b1", "b2"}));
 }
@@ -1133,7 +1124,7 @@ TEST_F(CatalogTest, GroupedWritesFailAlone) {
   constexpr int kRounds = 30;
   // Each thread owns one key; every round it creates the key with If-None-Match: * (succeeds
   // only when the key is absent), deletes it, and tries a create on a key that always exists.
-  ASSERT_TRUE(cat_->PutObject(MakeObject("always-there", {"blob-keeper"})).ok());
+  ASSERT_OK(cat_->PutObject(MakeObject("always-there", {"blob-keeper"})));
   std::atomic<int> unexpected{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -1167,7 +1158,7 @@ TEST_F(CatalogTest, GroupedWritesFailAlone) {
   Reopen();
   EXPECT_EQ(*cat_->CountObjects(bucket_), static_cast<uint64_t>(kThreads + 1));
   auto keeper = cat_->GetObject(bucket_, "always-there");
-  ASSERT_TRUE(keeper.ok());
+  ASSERT_OK(keeper);
   EXPECT_EQ(keeper->parts.at(0).blob_id, "blob-keeper");
   // Every deleted version's blob, and nothing else, waits as garbage.
   EXPECT_EQ(Garbage().size(), static_cast<size_t>(kThreads * (kRounds - 1)));

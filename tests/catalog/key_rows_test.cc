@@ -9,9 +9,13 @@
 #include <string>
 
 #include "coffre/catalog/catalog.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::catalog {
 namespace {
+
+using test_support::StatusIs;
 
 const Bytes kTenantA(16, 0xaa);
 const Bytes kTenantB(16, 0xbb);
@@ -19,20 +23,14 @@ const Bytes kTenantB(16, 0xbb);
 class KeyRowsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "coffre-keyrows-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    auto c = Catalog::Open(dir_ + "/catalog.db");
-    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    auto c = Catalog::Open(dir_.str() + "/catalog.db");
+    ASSERT_OK(c);
     cat_ = std::move(c).value();
     bucket_a_ = cat_->CreateBucket("a", "bucket-a")->id;
     bucket_a2_ = cat_->CreateBucket("a", "bucket-a2")->id;
     bucket_b_ = cat_->CreateBucket("b", "bucket-b")->id;
   }
-  void TearDown() override {
-    cat_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void TearDown() override { cat_.reset(); }
 
   ObjectRecord Object(int64_t bucket, const std::string& key, const Bytes& tenant, uint32_t version, uint8_t fill) {
     ObjectRecord rec;
@@ -59,7 +57,7 @@ class KeyRowsTest : public ::testing::Test {
 
   std::string TenantOf(int64_t bucket) const { return bucket == bucket_b_ ? "b" : "a"; }
 
-  std::string dir_;
+  test_support::TempDir dir_{"keyrows"};
   std::unique_ptr<Catalog> cat_;
   int64_t bucket_a_ = 0;
   int64_t bucket_a2_ = 0;
@@ -67,13 +65,13 @@ class KeyRowsTest : public ::testing::Test {
 };
 
 TEST_F(KeyRowsTest, CountsObjectsAndUploadsPerVersionOfOneTenant) {
-  ASSERT_TRUE(cat_->PutObject(Object(bucket_a_, "x", kTenantA, 1, 1)).ok());
-  ASSERT_TRUE(cat_->PutObject(Object(bucket_a2_, "y", kTenantA, 1, 2)).ok());
-  ASSERT_TRUE(cat_->PutObject(Object(bucket_a_, "z", kTenantA, 2, 3)).ok());
-  ASSERT_TRUE(cat_->CreateUpload(Upload(bucket_a_, "u1", kTenantA, 1, 4)).ok());
-  ASSERT_TRUE(cat_->PutObject(Object(bucket_b_, "x", kTenantB, 1, 5)).ok());
+  ASSERT_OK(cat_->PutObject(Object(bucket_a_, "x", kTenantA, 1, 1)));
+  ASSERT_OK(cat_->PutObject(Object(bucket_a2_, "y", kTenantA, 1, 2)));
+  ASSERT_OK(cat_->PutObject(Object(bucket_a_, "z", kTenantA, 2, 3)));
+  ASSERT_OK(cat_->CreateUpload(Upload(bucket_a_, "u1", kTenantA, 1, 4)));
+  ASSERT_OK(cat_->PutObject(Object(bucket_b_, "x", kTenantB, 1, 5)));
   auto counts = cat_->CountKeyVersions(kTenantA);
-  ASSERT_TRUE(counts.ok());
+  ASSERT_OK(counts);
   EXPECT_EQ(*counts, (std::map<uint32_t, uint64_t>{{1, 3}, {2, 1}}));
   EXPECT_EQ(*cat_->CountKeyVersions(kTenantB), (std::map<uint32_t, uint64_t>{{1, 1}}));
   EXPECT_TRUE(cat_->CountKeyVersions(Bytes(16, 0xcc))->empty());
@@ -83,13 +81,13 @@ TEST_F(KeyRowsTest, WalkVisitsEveryRowOfTheVersionOnceAcrossBatches) {
   std::set<std::string> expected;
   for (int i = 0; i < 7; ++i) {
     const std::string key = "k" + std::to_string(i);
-    ASSERT_TRUE(cat_->PutObject(Object(i % 2 ? bucket_a_ : bucket_a2_, key, kTenantA, 1, 9)).ok());
+    ASSERT_OK(cat_->PutObject(Object(i % 2 ? bucket_a_ : bucket_a2_, key, kTenantA, 1, 9)));
     expected.insert("o:" + key);
   }
-  ASSERT_TRUE(cat_->PutObject(Object(bucket_a_, "newer", kTenantA, 2, 9)).ok());
-  ASSERT_TRUE(cat_->PutObject(Object(bucket_b_, "other", kTenantB, 1, 9)).ok());
+  ASSERT_OK(cat_->PutObject(Object(bucket_a_, "newer", kTenantA, 2, 9)));
+  ASSERT_OK(cat_->PutObject(Object(bucket_b_, "other", kTenantB, 1, 9)));
   for (const char* id : {"u1", "u2", "u3"}) {
-    ASSERT_TRUE(cat_->CreateUpload(Upload(bucket_a_, id, kTenantA, 1, 9)).ok());
+    ASSERT_OK(cat_->CreateUpload(Upload(bucket_a_, id, kTenantA, 1, 9)));
     expected.insert(std::string("u:") + id);
   }
   WrappedKeyCursor cursor;
@@ -97,7 +95,7 @@ TEST_F(KeyRowsTest, WalkVisitsEveryRowOfTheVersionOnceAcrossBatches) {
   int batches = 0;
   while (true) {
     auto rows = cat_->ListWrappedKeys(kTenantA, 1, &cursor, 3);
-    ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+    ASSERT_OK(rows);
     if (rows->empty()) {
       break;
     }
@@ -116,42 +114,42 @@ TEST_F(KeyRowsTest, WalkVisitsEveryRowOfTheVersionOnceAcrossBatches) {
 }
 
 TEST_F(KeyRowsTest, RewrapIsACompareAndSwapThatNeverClobbersAConcurrentWrite) {
-  ASSERT_TRUE(cat_->PutObject(Object(bucket_a_, "kept", kTenantA, 1, 1)).ok());
-  ASSERT_TRUE(cat_->PutObject(Object(bucket_a_, "overwritten", kTenantA, 1, 2)).ok());
-  ASSERT_TRUE(cat_->PutObject(Object(bucket_a_, "deleted", kTenantA, 1, 3)).ok());
-  ASSERT_TRUE(cat_->CreateUpload(Upload(bucket_a_, "u1", kTenantA, 1, 4)).ok());
+  ASSERT_OK(cat_->PutObject(Object(bucket_a_, "kept", kTenantA, 1, 1)));
+  ASSERT_OK(cat_->PutObject(Object(bucket_a_, "overwritten", kTenantA, 1, 2)));
+  ASSERT_OK(cat_->PutObject(Object(bucket_a_, "deleted", kTenantA, 1, 3)));
+  ASSERT_OK(cat_->CreateUpload(Upload(bucket_a_, "u1", kTenantA, 1, 4)));
   WrappedKeyCursor cursor;
   auto rows = cat_->ListWrappedKeys(kTenantA, 1, &cursor, 100);
-  ASSERT_TRUE(rows.ok());
+  ASSERT_OK(rows);
   ASSERT_EQ(rows->size(), 4u);
 
   // Between the read and the swap, the application overwrites one object and deletes another.
   const ObjectRecord fresh = Object(bucket_a_, "overwritten", kTenantA, 2, 7);
-  ASSERT_TRUE(cat_->PutObject(fresh).ok());
-  ASSERT_TRUE(cat_->DeleteObject(Bucket{bucket_a_, "a"}, "deleted").ok());
+  ASSERT_OK(cat_->PutObject(fresh));
+  ASSERT_OK(cat_->DeleteObject(Bucket{bucket_a_, "a"}, "deleted"));
 
   std::vector<KeyRewrap> rewraps;
   for (const auto& r : *rows) {
     rewraps.push_back(KeyRewrap{r, 2, Bytes(60, 0xee)});
   }
   auto updated = cat_->RewrapKeys(rewraps);
-  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  ASSERT_OK(updated);
   EXPECT_EQ(*updated, 2u);  // "kept" and the upload
   auto kept = cat_->GetObject(bucket_a_, "kept");
   EXPECT_EQ(kept->key_info.tenant_key_version, 2u);
   EXPECT_EQ(kept->key_info.wrapped_data_key, Bytes(60, 0xee));
   auto over = cat_->GetObject(bucket_a_, "overwritten");
   EXPECT_EQ(over->object_id, fresh.object_id);
-  EXPECT_EQ(over->key_info.wrapped_data_key, fresh.key_info.wrapped_data_key);              // not clobbered
-  EXPECT_EQ(cat_->GetObject(bucket_a_, "deleted").status().code(), StatusCode::kNotFound);  // not resurrected
+  EXPECT_EQ(over->key_info.wrapped_data_key, fresh.key_info.wrapped_data_key);          // not clobbered
+  EXPECT_THAT(cat_->GetObject(bucket_a_, "deleted"), StatusIs(StatusCode::kNotFound));  // not resurrected
   EXPECT_EQ(cat_->GetUpload("u1")->key_info.tenant_key_version, 2u);
   EXPECT_EQ(*cat_->CountKeyVersions(kTenantA), (std::map<uint32_t, uint64_t>{{2, 3}}));
 }
 
 TEST_F(KeyRowsTest, CompletingAnUploadKeepsAWrappingThatRewrapMadeMeanwhile) {
   UploadRecord up = Upload(bucket_a_, "u1", kTenantA, 1, 4);
-  ASSERT_TRUE(cat_->CreateUpload(up).ok());
-  ASSERT_TRUE(cat_->PutPart("u1", PartRecord{1, "part-blob", 5, "pe", 1, {}}).ok());
+  ASSERT_OK(cat_->CreateUpload(up));
+  ASSERT_OK(cat_->PutPart("u1", PartRecord{1, "part-blob", 5, "pe", 1, {}}));
   // The service read the upload (version 1); a rewrap then moved it to version 2.
   WrappedKeyCursor cursor;
   auto rows = cat_->ListWrappedKeys(kTenantA, 1, &cursor, 10);
@@ -165,27 +163,27 @@ TEST_F(KeyRowsTest, CompletingAnUploadKeepsAWrappingThatRewrapMadeMeanwhile) {
   obj.etag = "e-1";
   obj.key_info = up.key_info;  // stale: version 1
   obj.parts.push_back(ObjectPart{1, "part-blob", 5, "pe", {}});
-  ASSERT_TRUE(cat_->CompleteUpload("u1", obj).ok());
+  ASSERT_OK(cat_->CompleteUpload("u1", obj));
   auto got = cat_->GetObject(bucket_a_, up.key);
-  ASSERT_TRUE(got.ok());
+  ASSERT_OK(got);
   EXPECT_EQ(got->key_info.tenant_key_version, 2u);
   EXPECT_EQ(got->key_info.wrapped_data_key, Bytes(60, 0xee));
 }
 
 TEST_F(KeyRowsTest, DeleteTenantDataRemovesOnlyThatTenantInBatchesAndSendsBlobsToGarbage) {
   for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(cat_->PutObject(Object(bucket_a_, "k" + std::to_string(i), kTenantA, 1, 1)).ok());
+    ASSERT_OK(cat_->PutObject(Object(bucket_a_, "k" + std::to_string(i), kTenantA, 1, 1)));
   }
-  ASSERT_TRUE(cat_->PutObject(Object(bucket_a2_, "k", kTenantA, 1, 1)).ok());
-  ASSERT_TRUE(cat_->CreateUpload(Upload(bucket_a_, "u1", kTenantA, 1, 1)).ok());
-  ASSERT_TRUE(cat_->PutPart("u1", PartRecord{1, "upload-part-blob", 5, "pe", 1, {}}).ok());
-  ASSERT_TRUE(cat_->PutObject(Object(bucket_b_, "k", kTenantB, 1, 1)).ok());
+  ASSERT_OK(cat_->PutObject(Object(bucket_a2_, "k", kTenantA, 1, 1)));
+  ASSERT_OK(cat_->CreateUpload(Upload(bucket_a_, "u1", kTenantA, 1, 1)));
+  ASSERT_OK(cat_->PutPart("u1", PartRecord{1, "upload-part-blob", 5, "pe", 1, {}}));
+  ASSERT_OK(cat_->PutObject(Object(bucket_b_, "k", kTenantB, 1, 1)));
 
   uint64_t total = 0;
   int batches = 0;
   while (true) {
     auto removed = cat_->DeleteTenantData("a", 3);
-    ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+    ASSERT_OK(removed);
     if (*removed == 0) {
       break;
     }
@@ -195,12 +193,12 @@ TEST_F(KeyRowsTest, DeleteTenantDataRemovesOnlyThatTenantInBatchesAndSendsBlobsT
   EXPECT_GE(batches, 3);
   EXPECT_EQ(total, 5u + 1u + 1u + 2u);  // objects, upload, two buckets
   EXPECT_TRUE(cat_->ListBuckets("a")->empty());
-  EXPECT_EQ(cat_->GetBucket("bucket-a").status().code(), StatusCode::kNotFound);
-  EXPECT_TRUE(cat_->GetObject(bucket_b_, "k").ok());
+  EXPECT_THAT(cat_->GetBucket("bucket-a"), StatusIs(StatusCode::kNotFound));
+  EXPECT_OK(cat_->GetObject(bucket_b_, "k"));
   EXPECT_EQ(cat_->ListBuckets("b")->size(), 1u);
   std::set<std::string> garbage;
   auto listed = cat_->ListGarbage(100);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_OK(listed);
   for (const auto& g : *listed) {
     garbage.insert(g.blob_id);
   }

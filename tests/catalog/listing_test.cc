@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "catalog/attributes.h"
+#include "support/status_matchers.h"
 
 namespace coffre::catalog {
 namespace {
+
+using test_support::StatusIs;
 
 TEST(PrefixSuccessor, IncrementsLastByteAndDropsTrailingFF) {
   EXPECT_EQ(PrefixSuccessor("a/"), "a0");
@@ -80,8 +83,7 @@ TEST(Attributes, RoundTripPlainAndNonUtf8) {
 TEST(Attributes, MalformedTextIsCorruption) {
   for (const char* bad : {"", "not json", "[]", "{\"a\": 1}", "{\"$b64\": [[\"!!\", \"\"]]}", "{\"$b64\": [1]}"}) {
     auto r = DecodeAttributes(bad);
-    ASSERT_FALSE(r.ok()) << bad;
-    EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << bad;
+    ASSERT_THAT(r, StatusIs(StatusCode::kCorruption)) << bad;
   }
 }
 

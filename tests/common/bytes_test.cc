@@ -12,9 +12,12 @@
 #include "coffre/common/clock.h"
 #include "coffre/common/secret.h"
 #include "coffre/common/status.h"
+#include "support/status_matchers.h"
 
 namespace coffre {
 namespace {
+
+using test_support::StatusIs;
 
 TEST(Bytes, HexRoundTrip) {
   Bytes b = {0x00, 0x01, 0xab, 0xff};
@@ -182,16 +185,15 @@ TEST(Secret, ConcurrentCopiesFromManyThreads) {
 
 TEST(Status, CodesAndMessages) {
   Status ok;
-  EXPECT_TRUE(ok.ok());
+  EXPECT_OK(ok);
   Status nf = Status::NotFound("bucket x");
-  EXPECT_EQ(nf.code(), StatusCode::kNotFound);
+  EXPECT_THAT(nf, StatusIs(StatusCode::kNotFound));
   EXPECT_EQ(nf.ToString(), "NotFound: bucket x");
-  EXPECT_EQ(Status::FromErrno(ENOSPC, "write").code(), StatusCode::kNoSpace);
+  EXPECT_THAT(Status::FromErrno(ENOSPC, "write"), StatusIs(StatusCode::kNoSpace));
   Result<int> r = 5;
-  EXPECT_TRUE(r.ok());
+  EXPECT_OK(r);
   Result<int> e = Status::Internal("boom");
-  EXPECT_FALSE(e.ok());
-  EXPECT_EQ(e.status().code(), StatusCode::kInternal);
+  EXPECT_THAT(e, StatusIs(StatusCode::kInternal));
 }
 
 TEST(Clock, AmzDateAndHttpDate) {

@@ -5,8 +5,14 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 
+#include "support/status_matchers.h"
+
 namespace coffre::crypto {
 namespace {
+
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::Not;
 
 SecretBytes KeyOf(uint8_t fill) { return SecretBytes(Bytes(kKeySize, fill)); }
 
@@ -14,20 +20,20 @@ TEST(Aead, RoundTrip) {
   const SecretBytes key = SecretBytes::Random(kKeySize);
   const Bytes plaintext = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
   auto sealed = Seal(key, plaintext, AsBytes("tenant-a/v1"));
-  ASSERT_TRUE(sealed.ok()) << sealed.status().ToString();
+  ASSERT_OK(sealed);
   EXPECT_EQ(sealed->size(), plaintext.size() + kSealOverhead);
   auto opened = Open(key, *sealed, AsBytes("tenant-a/v1"));
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  ASSERT_OK(opened);
   EXPECT_EQ(*opened, plaintext);
 }
 
 TEST(Aead, EmptyPlaintextAndAad) {
   const SecretBytes key = KeyOf(7);
   auto sealed = Seal(key, {}, {});
-  ASSERT_TRUE(sealed.ok());
+  ASSERT_OK(sealed);
   EXPECT_EQ(sealed->size(), kSealOverhead);
   auto opened = Open(key, *sealed, {});
-  ASSERT_TRUE(opened.ok());
+  ASSERT_OK(opened);
   EXPECT_TRUE(opened->empty());
 }
 
@@ -36,10 +42,10 @@ TEST(Aead, WrappedKeySize) {
   const SecretBytes root = KeyOf(1);
   const SecretBytes data_key = KeyOf(2);
   auto sealed = Seal(root, data_key.Reveal(), AsBytes("aad"));
-  ASSERT_TRUE(sealed.ok());
+  ASSERT_OK(sealed);
   EXPECT_EQ(sealed->size(), 60u);
   auto opened = OpenSecret(root, *sealed, AsBytes("aad"));
-  ASSERT_TRUE(opened.ok());
+  ASSERT_OK(opened);
   EXPECT_EQ(Bytes(opened->Reveal().begin(), opened->Reveal().end()),
             Bytes(data_key.Reveal().begin(), data_key.Reveal().end()));
 }
@@ -48,58 +54,54 @@ TEST(Aead, NoncesAreFresh) {
   const SecretBytes key = KeyOf(3);
   auto a = Seal(key, AsBytes("same"), {});
   auto b = Seal(key, AsBytes("same"), {});
-  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_OK(a);
+  ASSERT_OK(b);
   EXPECT_NE(*a, *b);
 }
 
 TEST(Aead, WrongKeyRejected) {
   auto sealed = Seal(KeyOf(1), AsBytes("secret"), AsBytes("aad"));
-  ASSERT_TRUE(sealed.ok());
+  ASSERT_OK(sealed);
   auto opened = Open(KeyOf(2), *sealed, AsBytes("aad"));
-  ASSERT_FALSE(opened.ok());
-  EXPECT_EQ(opened.status().code(), StatusCode::kCorruption);
-  EXPECT_FALSE(OpenSecret(KeyOf(2), *sealed, AsBytes("aad")).ok());
+  ASSERT_THAT(opened, StatusIs(StatusCode::kCorruption));
+  EXPECT_THAT(OpenSecret(KeyOf(2), *sealed, AsBytes("aad")), Not(IsOk()));
 }
 
 TEST(Aead, WrongAadRejected) {
   const SecretBytes key = KeyOf(1);
   auto sealed = Seal(key, AsBytes("secret"), AsBytes("tenant-a"));
-  ASSERT_TRUE(sealed.ok());
+  ASSERT_OK(sealed);
   auto opened = Open(key, *sealed, AsBytes("tenant-b"));
-  ASSERT_FALSE(opened.ok());
-  EXPECT_EQ(opened.status().code(), StatusCode::kCorruption);
+  ASSERT_THAT(opened, StatusIs(StatusCode::kCorruption));
 }
 
 TEST(Aead, TamperedByteRejected) {
   const SecretBytes key = KeyOf(1);
   auto sealed = Seal(key, AsBytes("secret value"), AsBytes("aad"));
-  ASSERT_TRUE(sealed.ok());
+  ASSERT_OK(sealed);
   for (size_t i = 0; i < sealed->size(); ++i) {  // nonce, ciphertext and tag alike
     Bytes tampered = *sealed;
     tampered[i] ^= 0x01;
     auto opened = Open(key, tampered, AsBytes("aad"));
-    ASSERT_FALSE(opened.ok()) << "byte " << i;
-    EXPECT_EQ(opened.status().code(), StatusCode::kCorruption);
+    ASSERT_THAT(opened, StatusIs(StatusCode::kCorruption)) << "byte " << i;
   }
 }
 
 TEST(Aead, TruncatedRejected) {
   const SecretBytes key = KeyOf(1);
   auto sealed = Seal(key, AsBytes("secret value"), {});
-  ASSERT_TRUE(sealed.ok());
+  ASSERT_OK(sealed);
   for (size_t n = 0; n < sealed->size(); ++n) {
     auto opened = Open(key, ByteView(*sealed).first(n), {});
-    ASSERT_FALSE(opened.ok()) << n;
-    EXPECT_EQ(opened.status().code(), StatusCode::kCorruption);
+    ASSERT_THAT(opened, StatusIs(StatusCode::kCorruption)) << n;
   }
 }
 
 TEST(Aead, BadKeySizeIsInvalidArgument) {
   const SecretBytes short_key(Bytes(16, 1));
   auto sealed = Seal(short_key, AsBytes("x"), {});
-  ASSERT_FALSE(sealed.ok());
-  EXPECT_EQ(sealed.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(Open(short_key, Bytes(40, 0), {}).status().code(), StatusCode::kInvalidArgument);
+  ASSERT_THAT(sealed, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(Open(short_key, Bytes(40, 0), {}), StatusIs(StatusCode::kInvalidArgument));
 }
 
 // RFC 5869, appendix A.1 (test case 1).

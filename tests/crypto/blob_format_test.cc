@@ -10,9 +10,15 @@
 
 #include "coffre/crypto/aead.h"
 #include "coffre/crypto/hash.h"
+#include "support/status_matchers.h"
 
 namespace coffre::crypto {
 namespace {
+
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr uint32_t kSeg = kMinSegmentSize;
 
@@ -46,7 +52,7 @@ Bytes EncryptAll(const BlobEncryptor& enc, ByteView plaintext) {
     const size_t len = std::min<size_t>(seg, plaintext.size() - begin);
     const Status st = enc.SealSegment(i, i == n - 1, plaintext.subspan(begin, len),
                                       std::span<uint8_t>(blob).subspan(SegmentOffset(i, seg), len + kSegmentTagSize));
-    EXPECT_TRUE(st.ok()) << st.ToString();
+    EXPECT_OK(st);
   }
   const Bytes header = enc.EncodeHeader(plaintext.size());
   std::copy(header.begin(), header.end(), blob.begin());
@@ -56,7 +62,7 @@ Bytes EncryptAll(const BlobEncryptor& enc, ByteView plaintext) {
 Bytes Encrypt(ByteView plaintext, uint32_t seg = kSeg, BlobIdentity identity = TestIdentity(),
               const SecretBytes& key = TestDataKey()) {
   auto enc = BlobEncryptor::Create(key, TestKeyRef(), std::move(identity), seg);
-  EXPECT_TRUE(enc.ok()) << enc.status().ToString();
+  EXPECT_OK(enc);
   return EncryptAll(*enc, plaintext);
 }
 
@@ -83,8 +89,7 @@ Result<Bytes> DecryptAll(ByteView blob, BlobIdentity identity = TestIdentity(),
 }
 
 void ExpectCorruption(const Result<Bytes>& r, const std::string& why) {
-  ASSERT_FALSE(r.ok()) << why;
-  EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << why << ": " << r.status().ToString();
+  ASSERT_THAT(r, StatusIs(StatusCode::kCorruption)) << why;
 }
 
 // The header MAC recomputed from docs/FORMAT.md (not from blob_format.cc), so the test pins the spec.
@@ -136,7 +141,7 @@ TEST_P(BlobRoundTrip, DecryptsToPlaintext) {
   const Bytes blob = Encrypt(plaintext);
   EXPECT_EQ(blob.size(), CiphertextLength(plaintext.size(), kSeg));
   auto decrypted = DecryptAll(blob);
-  ASSERT_TRUE(decrypted.ok()) << decrypted.status().ToString();
+  ASSERT_OK(decrypted);
   EXPECT_EQ(*decrypted, plaintext);
 }
 
@@ -147,14 +152,14 @@ INSTANTIATE_TEST_SUITE_P(Sizes, BlobRoundTrip,
 TEST(Blob, DefaultSegmentSizeRoundTrip) {
   const Bytes plaintext = Pattern(kDefaultSegmentSize + 1);
   auto decrypted = DecryptAll(Encrypt(plaintext, kDefaultSegmentSize));
-  ASSERT_TRUE(decrypted.ok()) << decrypted.status().ToString();
+  ASSERT_OK(decrypted);
   EXPECT_EQ(*decrypted, plaintext);
 }
 
 TEST(Blob, HeaderFieldsParse) {
   const Bytes blob = Encrypt(Pattern(10000));
   auto h = ParseBlobHeaderUnauthenticated(ByteView(blob).first(kHeaderSize));
-  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  ASSERT_OK(h);
   EXPECT_EQ(h->version, 1);
   EXPECT_EQ(h->segment_size, kSeg);
   EXPECT_EQ(h->plaintext_length, 10000u);
@@ -162,7 +167,7 @@ TEST(Blob, HeaderFieldsParse) {
   EXPECT_EQ(h->key.tenant_key_version, 3u);
   EXPECT_EQ(h->key.wrapped_data_key, TestKeyRef().wrapped_data_key);
   auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), ByteView(blob).first(kHeaderSize));
-  ASSERT_TRUE(dec.ok());
+  ASSERT_OK(dec);
   EXPECT_EQ(dec->segment_count(), 3u);
   EXPECT_EQ(dec->header().plaintext_length, 10000u);
 }
@@ -176,7 +181,7 @@ TEST(Blob, FreshSaltAndPrefixPerBlob) {
 
 TEST(Blob, ConcurrentSegmentsOfOneEncryptorAndDecryptor) {
   auto enc = BlobEncryptor::Create(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg);
-  ASSERT_TRUE(enc.ok());
+  ASSERT_OK(enc);
   constexpr size_t kSegments = 16;
   const Bytes plaintext = Pattern(kSegments * kSeg);
   Bytes blob(CiphertextLength(plaintext.size(), kSeg));
@@ -195,7 +200,7 @@ TEST(Blob, ConcurrentSegmentsOfOneEncryptorAndDecryptor) {
   const Bytes header = enc->EncodeHeader(plaintext.size());
   std::copy(header.begin(), header.end(), blob.begin());
   auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), header);
-  ASSERT_TRUE(dec.ok());
+  ASSERT_OK(dec);
   threads.clear();
   std::vector<Bytes> out(kSegments, Bytes(kSeg));
   for (size_t i = 0; i < kSegments; ++i) {
@@ -218,13 +223,13 @@ TEST(Blob, RangeReadOpensOnlyCoveringSegments) {
   const Bytes plaintext = Pattern(3 * kSeg + 7);
   const Bytes blob = Encrypt(plaintext);
   auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), ByteView(blob).first(kHeaderSize));
-  ASSERT_TRUE(dec.ok());
+  ASSERT_OK(dec);
   const uint64_t first = kSeg + 100;
   const uint64_t last = 2 * kSeg + 5;  // inclusive
   Bytes got;
   for (uint64_t i = first / kSeg; i <= last / kSeg; ++i) {
     Bytes out(kSeg);
-    ASSERT_TRUE(dec->OpenSegment(i, ByteView(blob).subspan(SegmentOffset(i, kSeg), kSeg + kSegmentTagSize), out).ok());
+    ASSERT_OK(dec->OpenSegment(i, ByteView(blob).subspan(SegmentOffset(i, kSeg), kSeg + kSegmentTagSize), out));
     const uint64_t seg_begin = i * kSeg;
     const uint64_t from = std::max(first, seg_begin) - seg_begin;
     const uint64_t to = std::min(last + 1, seg_begin + kSeg) - seg_begin;
@@ -237,66 +242,65 @@ TEST(Blob, RangeReadOpensOnlyCoveringSegments) {
 // Argument checks
 
 TEST(Blob, CreateRejectsBadArguments) {
-  EXPECT_EQ(BlobEncryptor::Create(SecretBytes(Bytes(16, 1)), TestKeyRef(), TestIdentity()).status().code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_EQ(BlobEncryptor::Create(TestDataKey(), TestKeyRef(), TestIdentity(), kMinSegmentSize - 1).status().code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_EQ(BlobEncryptor::Create(TestDataKey(), TestKeyRef(), TestIdentity(), kMaxSegmentSize + 1).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_THAT(BlobEncryptor::Create(SecretBytes(Bytes(16, 1)), TestKeyRef(), TestIdentity()).status(),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(BlobEncryptor::Create(TestDataKey(), TestKeyRef(), TestIdentity(), kMinSegmentSize - 1).status(),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(BlobEncryptor::Create(TestDataKey(), TestKeyRef(), TestIdentity(), kMaxSegmentSize + 1).status(),
+              StatusIs(StatusCode::kInvalidArgument));
   KeyReference short_id = TestKeyRef();
   short_id.tenant_key_id.pop_back();
-  EXPECT_FALSE(BlobEncryptor::Create(TestDataKey(), short_id, TestIdentity()).ok());
+  EXPECT_THAT(BlobEncryptor::Create(TestDataKey(), short_id, TestIdentity()), Not(IsOk()));
   KeyReference short_wrap = TestKeyRef();
   short_wrap.wrapped_data_key.pop_back();
-  EXPECT_FALSE(BlobEncryptor::Create(TestDataKey(), short_wrap, TestIdentity()).ok());
-  EXPECT_FALSE(BlobEncryptor::Create(TestDataKey(), TestKeyRef(), BlobIdentity{"", "b"}).ok());
-  EXPECT_FALSE(BlobEncryptor::Create(TestDataKey(), TestKeyRef(), BlobIdentity{"t", ""}).ok());
-  EXPECT_FALSE(
-      BlobEncryptor::CreateForTest(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg, Bytes(31), Bytes(7)).ok());
-  EXPECT_FALSE(
-      BlobEncryptor::CreateForTest(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg, Bytes(32), Bytes(8)).ok());
+  EXPECT_THAT(BlobEncryptor::Create(TestDataKey(), short_wrap, TestIdentity()), Not(IsOk()));
+  EXPECT_THAT(BlobEncryptor::Create(TestDataKey(), TestKeyRef(), BlobIdentity{"", "b"}), Not(IsOk()));
+  EXPECT_THAT(BlobEncryptor::Create(TestDataKey(), TestKeyRef(), BlobIdentity{"t", ""}), Not(IsOk()));
+  EXPECT_THAT(BlobEncryptor::CreateForTest(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg, Bytes(31), Bytes(7)),
+              Not(IsOk()));
+  EXPECT_THAT(BlobEncryptor::CreateForTest(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg, Bytes(32), Bytes(8)),
+              Not(IsOk()));
 }
 
 TEST(Blob, SealSegmentRejectsBadGeometry) {
   auto enc = BlobEncryptor::Create(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg);
-  ASSERT_TRUE(enc.ok());
+  ASSERT_OK(enc);
   const Bytes full(kSeg, 1);
   Bytes out(kSeg + kSegmentTagSize);
-  EXPECT_TRUE(enc->SealSegment(0, false, full, out).ok());
-  EXPECT_EQ(
-      enc->SealSegment(0, false, ByteView(full).first(kSeg - 1), std::span<uint8_t>(out).first(kSeg - 1 + 16)).code(),
-      StatusCode::kInvalidArgument);
-  EXPECT_EQ(enc->SealSegment(0, false, full, std::span<uint8_t>(out).first(kSeg)).code(), StatusCode::kInvalidArgument);
+  EXPECT_OK(enc->SealSegment(0, false, full, out));
+  EXPECT_THAT(enc->SealSegment(0, false, ByteView(full).first(kSeg - 1), std::span<uint8_t>(out).first(kSeg - 1 + 16)),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(enc->SealSegment(0, false, full, std::span<uint8_t>(out).first(kSeg)),
+              StatusIs(StatusCode::kInvalidArgument));
   // The nonce holds a 32-bit index.
-  EXPECT_TRUE(enc->SealSegment(0xFFFFFFFFull, false, full, out).ok());
-  EXPECT_EQ(enc->SealSegment(0x100000000ull, false, full, out).code(), StatusCode::kInvalidArgument);
+  EXPECT_OK(enc->SealSegment(0xFFFFFFFFull, false, full, out));
+  EXPECT_THAT(enc->SealSegment(0x100000000ull, false, full, out), StatusIs(StatusCode::kInvalidArgument));
   // An empty last segment is only the encoding of an empty blob.
   Bytes tag_only(kSegmentTagSize);
-  EXPECT_TRUE(enc->SealSegment(0, true, {}, tag_only).ok());
-  EXPECT_EQ(enc->SealSegment(1, true, {}, tag_only).code(), StatusCode::kInvalidArgument);
+  EXPECT_OK(enc->SealSegment(0, true, {}, tag_only));
+  EXPECT_THAT(enc->SealSegment(1, true, {}, tag_only), StatusIs(StatusCode::kInvalidArgument));
   Bytes big_out(kSeg + 1 + kSegmentTagSize);
-  EXPECT_EQ(enc->SealSegment(0, true, Bytes(kSeg + 1), big_out).code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(enc->SealSegment(0, true, Bytes(kSeg + 1), big_out), StatusIs(StatusCode::kInvalidArgument));
 }
 
 TEST(Blob, OpenSegmentRejectsIndexBeyondEnd) {
   const Bytes blob = Encrypt(Pattern(kSeg + 1));
   auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), ByteView(blob).first(kHeaderSize));
-  ASSERT_TRUE(dec.ok());
+  ASSERT_OK(dec);
   Bytes out(kSeg, 0xAA);
-  EXPECT_EQ(dec->OpenSegment(2, ByteView(blob).subspan(SegmentOffset(0, kSeg), kSeg + 16), out).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_THAT(dec->OpenSegment(2, ByteView(blob).subspan(SegmentOffset(0, kSeg), kSeg + 16), out),
+              StatusIs(StatusCode::kInvalidArgument));
   EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](uint8_t b) { return b == 0; }));
 }
 
 TEST(Blob, HeaderClaimingMoreThan2Pow32SegmentsRejected) {
   auto enc = BlobEncryptor::Create(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg);
-  ASSERT_TRUE(enc.ok());
+  ASSERT_OK(enc);
   const Bytes ok_header = enc->EncodeHeader((uint64_t{1} << 32) * kSeg);
-  EXPECT_TRUE(BlobDecryptor::Create(TestDataKey(), TestIdentity(), ok_header).ok());
+  EXPECT_OK(BlobDecryptor::Create(TestDataKey(), TestIdentity(), ok_header));
   const Bytes header = enc->EncodeHeader((uint64_t{1} << 32) * kSeg + 1);
   auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), header);
-  ASSERT_FALSE(dec.ok());
-  EXPECT_EQ(dec.status().code(), StatusCode::kCorruption);
+  ASSERT_THAT(dec, StatusIs(StatusCode::kCorruption));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -320,7 +324,7 @@ TEST(BlobAttack, TruncatedEmptyBlob) {
 
 TEST(BlobAttack, DroppedLastSegment) {
   auto enc = BlobEncryptor::Create(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg);
-  ASSERT_TRUE(enc.ok());
+  ASSERT_OK(enc);
   const Bytes plaintext = Pattern(3 * kSeg);
   const Bytes blob = EncryptAll(*enc, plaintext);
   // The original header still says three segments: the third is missing.
@@ -330,11 +334,11 @@ TEST(BlobAttack, DroppedLastSegment) {
   Bytes shorter = enc->EncodeHeader(2 * kSeg);
   shorter.insert(shorter.end(), blob.begin() + kHeaderSize, blob.begin() + SegmentOffset(2, kSeg));
   auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), ByteView(shorter).first(kHeaderSize));
-  ASSERT_TRUE(dec.ok());
+  ASSERT_OK(dec);
   Bytes out(kSeg);
-  EXPECT_TRUE(dec->OpenSegment(0, ByteView(shorter).subspan(SegmentOffset(0, kSeg), kSeg + 16), out).ok());
+  EXPECT_OK(dec->OpenSegment(0, ByteView(shorter).subspan(SegmentOffset(0, kSeg), kSeg + 16), out));
   const Status st = dec->OpenSegment(1, ByteView(shorter).subspan(SegmentOffset(1, kSeg), kSeg + 16), out);
-  EXPECT_EQ(st.code(), StatusCode::kCorruption);
+  EXPECT_THAT(st, StatusIs(StatusCode::kCorruption));
   ExpectCorruption(DecryptAll(shorter), "segment n-2 read as last");
 }
 
@@ -352,17 +356,17 @@ TEST(BlobAttack, BytesAppendedAfterLastSegment) {
   for (const size_t size : {size_t{0}, size_t{kSeg}, size_t{2 * kSeg + 5}}) {
     const Bytes blob = Encrypt(Pattern(size));
     auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), ByteView(blob).first(kHeaderSize));
-    ASSERT_TRUE(dec.ok()) << dec.status().ToString();
-    EXPECT_TRUE(CheckBlobFileLength(dec->header(), blob.size()).ok()) << size;
+    ASSERT_OK(dec);
+    EXPECT_OK(CheckBlobFileLength(dec->header(), blob.size())) << size;
     for (const uint64_t extra : {uint64_t{1}, uint64_t{kSegmentTagSize}, uint64_t{kSeg} + kSegmentTagSize}) {
       Bytes longer = blob;
       longer.resize(blob.size() + extra, 0x5a);
-      ASSERT_TRUE(DecryptAll(ByteView(longer).first(blob.size())).ok());  // what a reader sees
+      ASSERT_OK(DecryptAll(ByteView(longer).first(blob.size())));  // what a reader sees
       const Status st = CheckBlobFileLength(dec->header(), longer.size());
-      EXPECT_EQ(st.code(), StatusCode::kCorruption) << size << " + " << extra;
+      EXPECT_THAT(st, StatusIs(StatusCode::kCorruption)) << size << " + " << extra;
       EXPECT_NE(st.message().find("appended"), std::string::npos) << st.message();
     }
-    EXPECT_EQ(CheckBlobFileLength(dec->header(), blob.size() - 1).code(), StatusCode::kCorruption);
+    EXPECT_THAT(CheckBlobFileLength(dec->header(), blob.size() - 1), StatusIs(StatusCode::kCorruption));
   }
 }
 
@@ -374,10 +378,10 @@ TEST(BlobAttack, ReorderedSegments) {
   std::copy_n(blob.begin() + SegmentOffset(1, kSeg), n, swapped.begin() + SegmentOffset(0, kSeg));
   ExpectCorruption(DecryptAll(swapped), "segments 0 and 1 swapped");
   auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), ByteView(swapped).first(kHeaderSize));
-  ASSERT_TRUE(dec.ok());
+  ASSERT_OK(dec);
   Bytes out(kSeg, 0xAA);
-  EXPECT_EQ(dec->OpenSegment(1, ByteView(swapped).subspan(SegmentOffset(1, kSeg), n), out).code(),
-            StatusCode::kCorruption);
+  EXPECT_THAT(dec->OpenSegment(1, ByteView(swapped).subspan(SegmentOffset(1, kSeg), n), out),
+              StatusIs(StatusCode::kCorruption));
   EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](uint8_t b) { return b == 0; })) << "out not wiped";
 }
 
@@ -398,7 +402,8 @@ TEST(BlobAttack, SegmentSwappedBetweenBlobs) {
   const Bytes prefix(kBlobNoncePrefixSize, 9);
   auto enc_a = BlobEncryptor::CreateForTest(TestDataKey(), TestKeyRef(), id_a, kSeg, salt, prefix);
   auto enc_b = BlobEncryptor::CreateForTest(TestDataKey(), TestKeyRef(), id_b, kSeg, salt, prefix);
-  ASSERT_TRUE(enc_a.ok() && enc_b.ok());
+  ASSERT_OK(enc_a);
+  ASSERT_OK(enc_b);
   const Bytes same_a = EncryptAll(*enc_a, plaintext_a);
   const Bytes same_b = EncryptAll(*enc_b, plaintext_b);
   Bytes mixed2 = same_a;
@@ -436,8 +441,7 @@ TEST(BlobAttack, HeaderFieldTampered) {
         Bytes tampered(header.begin(), header.end());
         tampered[i] ^= bit;
         auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), tampered);
-        ASSERT_FALSE(dec.ok()) << f.name << " byte " << i;
-        EXPECT_EQ(dec.status().code(), StatusCode::kCorruption) << f.name << " byte " << i;
+        ASSERT_THAT(dec, StatusIs(StatusCode::kCorruption)) << f.name << " byte " << i;
       }
     }
   }
@@ -450,7 +454,7 @@ TEST(BlobAttack, HeaderFieldTampered) {
     rewrapped[i] ^= 0xFF;
   }
   auto decrypted = DecryptAll(rewrapped);
-  ASSERT_TRUE(decrypted.ok()) << decrypted.status().ToString();
+  ASSERT_OK(decrypted);
   EXPECT_EQ(*decrypted, Pattern(kSeg + 1));
 }
 
@@ -478,7 +482,7 @@ TEST(BlobAttack, WrongIdentity) {
   // Shifting bytes between the two fields is not the same identity.
   ExpectCorruption(DecryptAll(blob, BlobIdentity{"tenant-7b", "lob-0123456789abcdef"}), "field boundary shifted");
   auto ok = DecryptAll(blob);
-  ASSERT_TRUE(ok.ok());
+  ASSERT_OK(ok);
 }
 
 TEST(BlobAttack, CommitmentMismatch) {
@@ -496,38 +500,34 @@ TEST(BlobAttack, CommitmentMismatch) {
   header[141] ^= 0x01;
   ResignHeader(header, key, TestIdentity());
   auto dec = BlobDecryptor::Create(key, TestIdentity(), header);
-  ASSERT_FALSE(dec.ok());
-  EXPECT_EQ(dec.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(dec.status().message().find("commitment"), std::string::npos) << dec.status().message();
+  ASSERT_THAT(dec, StatusIs(StatusCode::kCorruption, HasSubstr("commitment")));
 }
 
 TEST(BlobAttack, TruncatedHeader) {
   const Bytes blob = Encrypt(Pattern(100));
   for (size_t n = 0; n < kHeaderSize; n += 17) {
     auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), ByteView(blob).first(n));
-    ASSERT_FALSE(dec.ok()) << n;
-    EXPECT_EQ(dec.status().code(), StatusCode::kCorruption) << n;
-    EXPECT_EQ(ParseBlobHeaderUnauthenticated(ByteView(blob).first(n)).status().code(), StatusCode::kCorruption);
+    ASSERT_THAT(dec, StatusIs(StatusCode::kCorruption)) << n;
+    EXPECT_THAT(ParseBlobHeaderUnauthenticated(ByteView(blob).first(n)), StatusIs(StatusCode::kCorruption));
   }
   auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), ByteView(blob).first(kHeaderSize - 1));
-  ASSERT_FALSE(dec.ok());
-  EXPECT_EQ(dec.status().code(), StatusCode::kCorruption);
+  ASSERT_THAT(dec, StatusIs(StatusCode::kCorruption));
 }
 
 TEST(BlobAttack, SegmentLengthNotMatchingHeader) {
   const Bytes blob = Encrypt(Pattern(kSeg + 10));
   auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), ByteView(blob).first(kHeaderSize));
-  ASSERT_TRUE(dec.ok());
+  ASSERT_OK(dec);
   // A full-size ciphertext handed in for the 10-byte last segment (e.g. trailing garbage).
   Bytes padded(blob.begin() + SegmentOffset(1, kSeg), blob.end());
   padded.resize(kSeg + kSegmentTagSize, 0);
   Bytes out(kSeg, 0xAA);
-  EXPECT_EQ(dec->OpenSegment(1, padded, out).code(), StatusCode::kCorruption);
+  EXPECT_THAT(dec->OpenSegment(1, padded, out), StatusIs(StatusCode::kCorruption));
   EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](uint8_t b) { return b == 0; }));
   // The right ciphertext with a wrongly sized output buffer is a caller error.
   Bytes small(9, 0xAA);
-  EXPECT_EQ(dec->OpenSegment(1, ByteView(blob).subspan(SegmentOffset(1, kSeg)), small).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_THAT(dec->OpenSegment(1, ByteView(blob).subspan(SegmentOffset(1, kSeg)), small),
+              StatusIs(StatusCode::kInvalidArgument));
   EXPECT_TRUE(std::all_of(small.begin(), small.end(), [](uint8_t b) { return b == 0; }));
 }
 
@@ -583,7 +583,7 @@ TEST(BlobTestVectors, MatchFormatDoc) {
     SCOPED_TRACE("plaintext length " + std::to_string(v.plaintext_length));
     auto enc = BlobEncryptor::CreateForTest(TestDataKey(), TestKeyRef(), TestIdentity(), kMinSegmentSize,
                                             Range(0x80, kBlobSaltSize), Range(0xa0, kBlobNoncePrefixSize));
-    ASSERT_TRUE(enc.ok()) << enc.status().ToString();
+    ASSERT_OK(enc);
     const Bytes plaintext = Pattern(v.plaintext_length);
     const Bytes blob = EncryptAll(*enc, plaintext);
     EXPECT_EQ(HexEncode(ByteView(blob).first(kHeaderSize)), v.header_hex);
@@ -599,7 +599,7 @@ TEST(BlobTestVectors, MatchFormatDoc) {
 
     // And the documented bytes decrypt back.
     auto decrypted = DecryptAll(blob);
-    ASSERT_TRUE(decrypted.ok()) << decrypted.status().ToString();
+    ASSERT_OK(decrypted);
     EXPECT_EQ(*decrypted, plaintext);
   }
 }

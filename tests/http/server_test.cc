@@ -19,9 +19,13 @@
 #include <vector>
 
 #include "http/raw_client.h"
+#include "support/status_matchers.h"
 
 namespace coffre::http {
 namespace {
+
+using test_support::StatusIs;
+using ::testing::HasSubstr;
 
 using namespace std::chrono_literals;
 using testing::RawClient;
@@ -108,7 +112,7 @@ class HttpServerTest : public ::testing::Test {
   void StartServer(ServerOptions options = TestOptions(), int io_threads = 1) {
     server_ = std::make_unique<Server>(io_, handler_, options);
     auto endpoint = server_->Start();
-    ASSERT_TRUE(endpoint.ok()) << endpoint.status().ToString();
+    ASSERT_OK(endpoint);
     ASSERT_NE(endpoint->port(), 0);
     port_ = endpoint->port();
     for (int i = 0; i < io_threads; ++i) {
@@ -848,9 +852,7 @@ TEST_F(HttpServerTest, StartReportsAddressInUse) {
   options.listen_port = port_;
   Server other(io_, handler_, options);
   auto endpoint = other.Start();
-  ASSERT_FALSE(endpoint.ok());
-  EXPECT_EQ(endpoint.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(endpoint.status().message().find("bind"), std::string::npos) << endpoint.status().message();
+  ASSERT_THAT(endpoint, StatusIs(StatusCode::kUnavailable, HasSubstr("bind")));
 }
 
 TEST_F(HttpServerTest, RemoteAddressIsReported) {

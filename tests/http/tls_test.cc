@@ -19,9 +19,14 @@
 #include <thread>
 
 #include "coffre/http/server.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::http {
 namespace {
+
+using test_support::IsOk;
+using ::testing::Not;
 
 namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
@@ -38,9 +43,7 @@ class OkHandler : public Handler {
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::filesystem::path(std::filesystem::temp_directory_path() /
-                                     ("coffre-tls-unit-" + std::to_string(::getpid())));
-    std::filesystem::create_directories(*dir_);
+    dir_ = new test_support::TempDir("tls-unit");
     for (const char* name : {"a", "b"}) {
       const std::string cmd =
           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=" +
@@ -49,11 +52,8 @@ class TlsTest : public ::testing::Test {
       ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     }
   }
-  static void TearDownTestSuite() {
-    std::filesystem::remove_all(*dir_);
-    delete dir_;
-  }
-  static std::string Path(const std::string& name) { return (*dir_ / name).string(); }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string Path(const std::string& name) { return (dir_->path() / name).string(); }
 
   void Start(std::shared_ptr<ssl::context> tls) {
     ServerOptions options;
@@ -61,7 +61,7 @@ class TlsTest : public ::testing::Test {
     options.tls = std::move(tls);
     server_ = std::make_unique<Server>(io_, handler_, options);
     auto endpoint = server_->Start();
-    ASSERT_TRUE(endpoint.ok()) << endpoint.status().ToString();
+    ASSERT_OK(endpoint);
     port_ = endpoint->port();
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -112,7 +112,7 @@ class TlsTest : public ::testing::Test {
     return result;
   }
 
-  static std::filesystem::path* dir_;
+  static test_support::TempDir* dir_;
   OkHandler handler_;
   asio::io_context io_;
   std::unique_ptr<Server> server_;
@@ -120,31 +120,31 @@ class TlsTest : public ::testing::Test {
   uint16_t port_ = 0;
 };
 
-std::filesystem::path* TlsTest::dir_ = nullptr;
+test_support::TempDir* TlsTest::dir_ = nullptr;
 
-TEST_F(TlsTest, LoadsAMatchingPair) { EXPECT_TRUE(LoadTlsContext(Path("a.pem"), Path("a.key")).ok()); }
+TEST_F(TlsTest, LoadsAMatchingPair) { EXPECT_OK(LoadTlsContext(Path("a.pem"), Path("a.key"))); }
 
 TEST_F(TlsTest, MissingCertificateNamesTheField) {
   auto r = LoadTlsContext(Path("absent.pem"), Path("a.key"));
-  ASSERT_FALSE(r.ok());
+  ASSERT_THAT(r, Not(IsOk()));
   EXPECT_NE(r.status().message().find("tls_cert_file"), std::string::npos) << r.status().message();
 }
 
 TEST_F(TlsTest, GarbageCertificateIsRefused) {
   std::ofstream(Path("garbage.pem")) << "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-  EXPECT_FALSE(LoadTlsContext(Path("garbage.pem"), Path("a.key")).ok());
+  EXPECT_THAT(LoadTlsContext(Path("garbage.pem"), Path("a.key")), Not(IsOk()));
 }
 
 TEST_F(TlsTest, KeyOfAnotherCertificateIsRefusedWithoutQuotingIt) {
   auto r = LoadTlsContext(Path("a.pem"), Path("b.key"));
-  ASSERT_FALSE(r.ok());
+  ASSERT_THAT(r, Not(IsOk()));
   EXPECT_NE(r.status().message().find("does not match the certificate"), std::string::npos) << r.status().message();
   EXPECT_EQ(r.status().message().find("PRIVATE KEY-----"), std::string::npos);
 }
 
 TEST_F(TlsTest, Tls12And13ServedOlderVersionsRefused) {
   auto tls = LoadTlsContext(Path("a.pem"), Path("a.key"));
-  ASSERT_TRUE(tls.ok());
+  ASSERT_OK(tls);
   Start(*tls);
   for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
     auto r = Fetch(version);
@@ -160,7 +160,8 @@ TEST_F(TlsTest, Tls12And13ServedOlderVersionsRefused) {
 TEST_F(TlsTest, ReplacedContextServesNewConnections) {
   auto a = LoadTlsContext(Path("a.pem"), Path("a.key"));
   auto b = LoadTlsContext(Path("b.pem"), Path("b.key"));
-  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_OK(a);
+  ASSERT_OK(b);
   Start(*a);
   EXPECT_EQ(Fetch(TLS1_3_VERSION).subject, "a");
   ServerOptions next;

@@ -10,9 +10,13 @@
 #include <vector>
 
 #include "coffre/keystore/keystore.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::keystore {
 namespace {
+
+using test_support::StatusIs;
 
 using std::chrono::milliseconds;
 using std::chrono::minutes;
@@ -22,34 +26,30 @@ constexpr int64_t kHourMs = 60 * 60 * 1000;
 class ApprovalsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "coffre-approvals-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
     root_ = SecretBytes::Random(32);
-    auto ks = Keystore::Open(dir_ + "/keystore.db", root_, clock_);
-    ASSERT_TRUE(ks.ok()) << ks.status().ToString();
+    auto ks = Keystore::Open(dir_.str() + "/keystore.db", root_, clock_);
+    ASSERT_OK(ks);
     ks_ = std::move(ks).value();
-    auto other = Keystore::Open(dir_ + "/keystore.db", root_, clock_);
-    ASSERT_TRUE(other.ok()) << other.status().ToString();
+    auto other = Keystore::Open(dir_.str() + "/keystore.db", root_, clock_);
+    ASSERT_OK(other);
     other_ = std::move(other).value();
     for (const char* name : {"alice", "bob", "carol"}) {
-      ASSERT_TRUE(ks_->CreateAdminCredential(name, AdminRole::kAdmin).ok());
+      ASSERT_OK(ks_->CreateAdminCredential(name, AdminRole::kAdmin));
     }
-    ASSERT_TRUE(ks_->CreateAdminCredential("audrey", AdminRole::kAuditor).ok());
+    ASSERT_OK(ks_->CreateAdminCredential("audrey", AdminRole::kAuditor));
     auto t = ks_->CreateTenant("acme");
-    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    ASSERT_OK(t);
     tenant_ = t->id;
-    ASSERT_TRUE(ks_->RotateTenantKey(tenant_).ok());  // version 1 retired, 2 active
+    ASSERT_OK(ks_->RotateTenantKey(tenant_));  // version 1 retired, 2 active
   }
   void TearDown() override {
     ks_.reset();
     other_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   Approval RequestDestroy(const std::string& by = "alice") {
     auto a = ks_->RequestApproval(NewApprovalId(), GuardedOperation::kDestroyKeyVersion, tenant_, 1, by, kHourMs);
-    EXPECT_TRUE(a.ok()) << a.status().ToString();
+    EXPECT_OK(a);
     return a.ok() ? *a : Approval{};
   }
 
@@ -59,7 +59,7 @@ class ApprovalsTest : public ::testing::Test {
   std::vector<std::string> Events() {
     std::vector<std::string> out;
     auto events = ks_->ListKeyEvents(tenant_);
-    EXPECT_TRUE(events.ok());
+    EXPECT_OK(events);
     for (const auto& e : *events) {
       if (e.event.rfind("approval-", 0) == 0) {
         out.push_back(e.event);
@@ -69,7 +69,7 @@ class ApprovalsTest : public ::testing::Test {
   }
 
   FixedClock clock_{std::chrono::system_clock::time_point(milliseconds(1'700'000'000'000))};
-  std::string dir_;
+  test_support::TempDir dir_{"approvals"};
   SecretBytes root_;
   std::string tenant_;
   std::unique_ptr<Keystore> ks_;
@@ -84,21 +84,21 @@ TEST_F(ApprovalsTest, RequestGrantUseOnce) {
   EXPECT_EQ(a.expires, a.requested + kHourMs);
 
   auto granted = other_->GrantApproval(a.id, "bob");
-  ASSERT_TRUE(granted.ok()) << granted.status().ToString();
+  ASSERT_OK(granted);
   EXPECT_EQ(granted->StateAt(Now()), ApprovalState::kApproved);
   EXPECT_EQ(granted->approved_by, "bob");
 
   auto used = ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 1);
-  ASSERT_TRUE(used.ok()) << used.status().ToString();
+  ASSERT_OK(used);
   EXPECT_EQ(used->StateAt(Now()), ApprovalState::kUsed);
   // Used up: neither connection can use it again.
-  EXPECT_EQ(other_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 1).status().code(),
-            StatusCode::kFailedPrecondition);
-  EXPECT_EQ(ks_->GrantApproval(a.id, "carol").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(other_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 1).status(),
+              StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_THAT(ks_->GrantApproval(a.id, "carol"), StatusIs(StatusCode::kFailedPrecondition));
   EXPECT_EQ(Events(), (std::vector<std::string>{"approval-requested", "approval-granted", "approval-used"}));
 
   auto listed = other_->ListApprovals(10);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_OK(listed);
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].id, a.id);
   EXPECT_EQ((*listed)[0].used, used->used);
@@ -107,33 +107,33 @@ TEST_F(ApprovalsTest, RequestGrantUseOnce) {
 TEST_F(ApprovalsTest, TheRequesterCannotGrantTheirOwnRequest) {
   const Approval a = RequestDestroy("alice");
   auto self = ks_->GrantApproval(a.id, "alice");
-  EXPECT_EQ(self.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_THAT(self, StatusIs(StatusCode::kPermissionDenied));
   EXPECT_NE(self.status().message().find("different admin"), std::string::npos);
-  EXPECT_EQ(ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 1).status().code(),
-            StatusCode::kFailedPrecondition)
+  EXPECT_THAT(ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 1).status(),
+              StatusIs(StatusCode::kFailedPrecondition))
       << "a pending approval must not be usable";
 }
 
 TEST_F(ApprovalsTest, OnlyEnabledAdminCredentialsTakePart) {
   for (const char* who : {"audrey", "nobody"}) {
-    EXPECT_EQ(
-        ks_->RequestApproval(NewApprovalId(), GuardedOperation::kShredTenant, tenant_, 0, who, kHourMs).status().code(),
-        StatusCode::kPermissionDenied)
+    EXPECT_THAT(
+        ks_->RequestApproval(NewApprovalId(), GuardedOperation::kShredTenant, tenant_, 0, who, kHourMs).status(),
+        StatusIs(StatusCode::kPermissionDenied))
         << who;
   }
   const Approval a = RequestDestroy();
-  EXPECT_EQ(ks_->GrantApproval(a.id, "audrey").status().code(), StatusCode::kPermissionDenied);
-  ASSERT_TRUE(ks_->DisableAdminCredential("carol").ok());
-  EXPECT_EQ(ks_->GrantApproval(a.id, "carol").status().code(), StatusCode::kPermissionDenied);
+  EXPECT_THAT(ks_->GrantApproval(a.id, "audrey"), StatusIs(StatusCode::kPermissionDenied));
+  ASSERT_OK(ks_->DisableAdminCredential("carol"));
+  EXPECT_THAT(ks_->GrantApproval(a.id, "carol"), StatusIs(StatusCode::kPermissionDenied));
   EXPECT_EQ(ks_->GetApproval(a.id)->StateAt(Now()), ApprovalState::kPending);
 }
 
 TEST_F(ApprovalsTest, AGrantNoLongerCountsOnceEitherPersonIsDisabled) {
   const Approval a = RequestDestroy("alice");
-  ASSERT_TRUE(ks_->GrantApproval(a.id, "bob").ok());
-  ASSERT_TRUE(ks_->DisableAdminCredential("bob").ok());
+  ASSERT_OK(ks_->GrantApproval(a.id, "bob"));
+  ASSERT_OK(ks_->DisableAdminCredential("bob"));
   auto used = ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 1);
-  EXPECT_EQ(used.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(used, StatusIs(StatusCode::kFailedPrecondition));
   EXPECT_NE(used.status().message().find("bob"), std::string::npos) << used.status().message();
 }
 
@@ -142,51 +142,51 @@ TEST_F(ApprovalsTest, AGrantNoLongerCountsOnceEitherPersonIsDisabled) {
 TEST_F(ApprovalsTest, ACredentialCreatedAfterTheRequestCannotGrantIt) {
   const Approval a = RequestDestroy("alice");
   Advance(milliseconds(5));
-  ASSERT_TRUE(ks_->CreateAdminCredential("dave", AdminRole::kAdmin).ok());
+  ASSERT_OK(ks_->CreateAdminCredential("dave", AdminRole::kAdmin));
   auto granted = other_->GrantApproval(a.id, "dave");
-  EXPECT_EQ(granted.status().code(), StatusCode::kPermissionDenied) << granted.status().ToString();
+  EXPECT_THAT(granted, StatusIs(StatusCode::kPermissionDenied));
   EXPECT_NE(granted.status().message().find("created after"), std::string::npos) << granted.status().message();
   EXPECT_EQ(ks_->GetApproval(a.id)->StateAt(Now()), ApprovalState::kPending);
   // A credential that existed when it was requested still can.
-  EXPECT_TRUE(ks_->GrantApproval(a.id, "bob").ok());
+  EXPECT_OK(ks_->GrantApproval(a.id, "bob"));
 }
 
 TEST_F(ApprovalsTest, AnApprovalApprovesOneOperationOnOneTarget) {
   const Approval a = RequestDestroy();
-  ASSERT_TRUE(ks_->GrantApproval(a.id, "bob").ok());
+  ASSERT_OK(ks_->GrantApproval(a.id, "bob"));
   auto other_tenant = ks_->CreateTenant("globex");
-  ASSERT_TRUE(other_tenant.ok());
-  EXPECT_EQ(ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 2).status().code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_EQ(ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, other_tenant->id, 1).status().code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_EQ(ks_->UseApproval(a.id, GuardedOperation::kShredTenant, tenant_, 0).status().code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_EQ(ks_->UseApproval(a.id, GuardedOperation::kRotateRootKey, "", 0).status().code(),
-            StatusCode::kInvalidArgument);
+  ASSERT_OK(other_tenant);
+  EXPECT_THAT(ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 2).status(),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, other_tenant->id, 1).status(),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(ks_->UseApproval(a.id, GuardedOperation::kShredTenant, tenant_, 0).status(),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(ks_->UseApproval(a.id, GuardedOperation::kRotateRootKey, "", 0).status(),
+              StatusIs(StatusCode::kInvalidArgument));
   // None of those used it up.
-  EXPECT_TRUE(ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 1).ok());
+  EXPECT_OK(ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 1));
 }
 
 TEST_F(ApprovalsTest, ExpiresUngrantedOrUnused) {
   const Approval pending = RequestDestroy();
   const Approval granted = RequestDestroy();
-  ASSERT_TRUE(ks_->GrantApproval(granted.id, "bob").ok());
+  ASSERT_OK(ks_->GrantApproval(granted.id, "bob"));
   Advance(milliseconds(kHourMs));
-  EXPECT_EQ(ks_->GrantApproval(pending.id, "bob").status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(ks_->GrantApproval(pending.id, "bob"), StatusIs(StatusCode::kFailedPrecondition));
   auto used = ks_->UseApproval(granted.id, GuardedOperation::kDestroyKeyVersion, tenant_, 1);
-  EXPECT_EQ(used.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(used, StatusIs(StatusCode::kFailedPrecondition));
   EXPECT_NE(used.status().message().find("expired"), std::string::npos) << used.status().message();
 }
 
 TEST_F(ApprovalsTest, ReleaseMakesAFailedOperationsApprovalUsableAgain) {
   const Approval a = RequestDestroy();
-  ASSERT_TRUE(ks_->GrantApproval(a.id, "bob").ok());
-  ASSERT_TRUE(ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 1).ok());
-  ASSERT_TRUE(ks_->ReleaseApproval(a.id).ok());
+  ASSERT_OK(ks_->GrantApproval(a.id, "bob"));
+  ASSERT_OK(ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 1));
+  ASSERT_OK(ks_->ReleaseApproval(a.id));
   EXPECT_EQ(ks_->GetApproval(a.id)->StateAt(Now()), ApprovalState::kApproved);
-  EXPECT_EQ(ks_->ReleaseApproval(a.id).code(), StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 1).ok());
+  EXPECT_THAT(ks_->ReleaseApproval(a.id), StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_OK(ks_->UseApproval(a.id, GuardedOperation::kDestroyKeyVersion, tenant_, 1));
 }
 
 TEST_F(ApprovalsTest, RequestsAreValidated) {
@@ -201,13 +201,13 @@ TEST_F(ApprovalsTest, RequestsAreValidated) {
   EXPECT_EQ(request(GuardedOperation::kShredTenant, "00000000000000000000000000000000", 0), StatusCode::kNotFound);
   EXPECT_EQ(request(GuardedOperation::kRotateRootKey, "", 0, 0), StatusCode::kInvalidArgument);
   EXPECT_EQ(request(GuardedOperation::kRotateRootKey, "", 0), StatusCode::kOk);
-  ASSERT_TRUE(ks_->ShredTenant(tenant_).ok());
+  ASSERT_OK(ks_->ShredTenant(tenant_));
   EXPECT_EQ(request(GuardedOperation::kShredTenant, tenant_, 0), StatusCode::kFailedPrecondition);
   const std::string id = NewApprovalId();
-  ASSERT_TRUE(ks_->RequestApproval(id, GuardedOperation::kRotateRootKey, "", 0, "alice", kHourMs).ok());
-  EXPECT_EQ(ks_->RequestApproval(id, GuardedOperation::kRotateRootKey, "", 0, "bob", kHourMs).status().code(),
-            StatusCode::kAlreadyExists);
-  EXPECT_EQ(ks_->GetApproval("apr-0000000000000000").status().code(), StatusCode::kNotFound);
+  ASSERT_OK(ks_->RequestApproval(id, GuardedOperation::kRotateRootKey, "", 0, "alice", kHourMs));
+  EXPECT_THAT(ks_->RequestApproval(id, GuardedOperation::kRotateRootKey, "", 0, "bob", kHourMs).status(),
+              StatusIs(StatusCode::kAlreadyExists));
+  EXPECT_THAT(ks_->GetApproval("apr-0000000000000000"), StatusIs(StatusCode::kNotFound));
 }
 
 TEST(GuardedOperationNamesTest, RoundTripAndMatchTheAuditNames) {

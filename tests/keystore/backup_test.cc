@@ -21,9 +21,16 @@
 
 #include "coffre/db/sqlite.h"
 #include "coffre/keystore/keystore.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::keystore {
 namespace {
+
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 namespace fs = std::filesystem;
 
@@ -40,26 +47,22 @@ void WriteAll(const std::string& path, const std::string& data) {
 class BackupTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "coffre-backup-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    data_dir_ = dir_ + "/data";
+    data_dir_ = dir_.str() + "/data";
     fs::create_directory(data_dir_);
     keystore_ = data_dir_ + "/keystore.db";
-    backup_ = dir_ + "/keystore.backup";
+    backup_ = dir_.str() + "/keystore.backup";
     root_ = SecretBytes::Random(32);
     auto ks = Keystore::Open(keystore_, root_);
-    ASSERT_TRUE(ks.ok()) << ks.status().ToString();
+    ASSERT_OK(ks);
     for (const std::string name : {"bank", "insurer"}) {
       auto t = (*ks)->CreateTenant(name);
-      ASSERT_TRUE(t.ok());
+      ASSERT_OK(t);
       tenants_.push_back(t->id);
       auto dk = (*ks)->NewDataKey(t->id, AsBytes("obj"));
-      ASSERT_TRUE(dk.ok());
+      ASSERT_OK(dk);
       data_keys_.push_back(std::move(dk).value());
     }
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // Every file of the data directory with its bytes: "the keystore unchanged" means this is equal.
   std::map<std::string, std::string> DataDirFiles() {
@@ -72,22 +75,23 @@ class BackupTest : public ::testing::Test {
 
   void Backup() {
     auto done = BackupKeystore(keystore_, backup_, root_);
-    ASSERT_TRUE(done.ok()) << done.status().ToString();
+    ASSERT_OK(done);
   }
 
   // Both data keys still unwrap from the keystore in place.
   void ExpectDataKeysOpen(const SecretBytes& root) {
     auto ks = Keystore::Open(keystore_, root);
-    ASSERT_TRUE(ks.ok()) << ks.status().ToString();
+    ASSERT_OK(ks);
     for (size_t i = 0; i < tenants_.size(); ++i) {
       auto key =
           (*ks)->UnwrapDataKey(tenants_[i], data_keys_[i].tenant_key_version, data_keys_[i].wrapped, AsBytes("obj"));
-      EXPECT_TRUE(key.ok()) << key.status().ToString();
+      EXPECT_OK(key);
       EXPECT_TRUE(ConstantTimeEquals(key->Reveal(), data_keys_[i].key.Reveal()));
     }
   }
 
-  std::string dir_, data_dir_, keystore_, backup_;
+  test_support::TempDir dir_{"backup"};
+  std::string data_dir_, keystore_, backup_;
   SecretBytes root_;
   std::vector<std::string> tenants_;
   std::vector<DataKey> data_keys_;
@@ -95,7 +99,7 @@ class BackupTest : public ::testing::Test {
 
 TEST_F(BackupTest, BackupIsSelfContainedPrivateAndChecked) {
   auto done = BackupKeystore(keystore_, backup_, root_);
-  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ASSERT_OK(done);
   EXPECT_EQ(done->tenants, 2u);
   EXPECT_EQ(done->key_versions, 2u);
   EXPECT_EQ(done->access_keys, 0u);
@@ -111,7 +115,7 @@ TEST_F(BackupTest, BackupIsSelfContainedPrivateAndChecked) {
   EXPECT_EQ(bytes[19], 1);
   // No temporary file left beside it.
   size_t files = 0;
-  for (const auto& e : fs::directory_iterator(dir_)) {
+  for (const auto& e : fs::directory_iterator(dir_.str())) {
     files += e.is_regular_file() ? 1 : 0;
   }
   EXPECT_EQ(files, 1u);
@@ -120,26 +124,23 @@ TEST_F(BackupTest, BackupIsSelfContainedPrivateAndChecked) {
 TEST_F(BackupTest, BackupRefusesAnExistingFileUnlessForced) {
   WriteAll(backup_, "precious");
   auto refused = BackupKeystore(keystore_, backup_, root_);
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), StatusCode::kAlreadyExists);
-  EXPECT_NE(refused.status().message().find("--force"), std::string::npos);
+  ASSERT_THAT(refused, StatusIs(StatusCode::kAlreadyExists, HasSubstr("--force")));
   EXPECT_EQ(ReadAll(backup_), "precious");
   BackupOptions force;
   force.overwrite = true;
-  ASSERT_TRUE(BackupKeystore(keystore_, backup_, root_, force).ok());
+  ASSERT_OK(BackupKeystore(keystore_, backup_, root_, force));
   EXPECT_NE(ReadAll(backup_), "precious");
   // The keystore itself is never a backup target.
   force.overwrite = true;
   auto self = BackupKeystore(keystore_, keystore_, root_, force);
-  EXPECT_EQ(self.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(self, StatusIs(StatusCode::kInvalidArgument));
 }
 
 TEST_F(BackupTest, BackupRefusesAWrongRootKeyAndLeavesNoFile) {
   auto refused = BackupKeystore(keystore_, backup_, SecretBytes::Random(32));
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied);
+  ASSERT_THAT(refused, StatusIs(StatusCode::kPermissionDenied));
   EXPECT_FALSE(fs::exists(backup_));
-  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);  // data/ only
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_.str()), fs::directory_iterator()), 1);  // data/ only
 }
 
 TEST_F(BackupTest, AFailedCheckLeavesNoBackupFile) {
@@ -154,9 +155,9 @@ TEST_F(BackupTest, AFailedCheckLeavesNoBackupFile) {
     return Status::Ok();
   };
   auto refused = BackupKeystore(keystore_, backup_, root_, options);
-  ASSERT_FALSE(refused.ok());
+  ASSERT_THAT(refused, Not(IsOk()));
   EXPECT_FALSE(fs::exists(backup_));
-  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_.str()), fs::directory_iterator()), 1);
 }
 
 TEST_F(BackupTest, BackupWhileAnotherConnectionWrites) {
@@ -164,11 +165,11 @@ TEST_F(BackupTest, BackupWhileAnotherConnectionWrites) {
   std::atomic<int> created{0};
   std::thread writer([&] {
     auto ks = Keystore::Open(keystore_, root_);
-    ASSERT_TRUE(ks.ok());
+    ASSERT_OK(ks);
     for (int i = 0; !stop.load(); ++i) {
       auto t = (*ks)->CreateTenant("t" + std::to_string(i));
-      ASSERT_TRUE(t.ok()) << t.status().ToString();
-      ASSERT_TRUE((*ks)->CreateAccessKey(t->id).ok());
+      ASSERT_OK(t);
+      ASSERT_OK((*ks)->CreateAccessKey(t->id));
       created.fetch_add(1);
     }
   });
@@ -178,15 +179,15 @@ TEST_F(BackupTest, BackupWhileAnotherConnectionWrites) {
   for (int i = 0; i < 5; ++i) {
     const std::string path = backup_ + std::to_string(i);
     auto done = BackupKeystore(keystore_, path, root_);
-    ASSERT_TRUE(done.ok()) << done.status().ToString();
+    ASSERT_OK(done);
     // A consistent snapshot: every tenant of the copy has its key version (created in one
     // transaction), and the copy restores and opens.
     EXPECT_EQ(done->key_versions, done->tenants);
     EXPECT_GE(done->tenants, 2u + 5u);
     auto staged = StagedRestore::Stage(path, data_dir_);
-    ASSERT_TRUE(staged.ok()) << staged.status().ToString();
+    ASSERT_OK(staged);
     auto verified = staged->Verify(root_);
-    ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+    ASSERT_OK(verified);
     EXPECT_EQ(verified->tenants, done->tenants);
   }
   stop = true;
@@ -200,12 +201,12 @@ TEST_F(BackupTest, BackupDestroyRestoreReadsEveryKeyBack) {
   }
   {
     auto staged = StagedRestore::Stage(backup_, data_dir_);
-    ASSERT_TRUE(staged.ok()) << staged.status().ToString();
+    ASSERT_OK(staged);
     auto resealed = staged->AdoptRootKey(root_, std::nullopt, {});
-    ASSERT_TRUE(resealed.ok()) << resealed.status().ToString();
+    ASSERT_OK(resealed);
     EXPECT_FALSE(*resealed);
     auto installed = staged->Install(1'700'000'000'000);
-    ASSERT_TRUE(installed.ok()) << installed.status().ToString();
+    ASSERT_OK(installed);
     EXPECT_TRUE(installed->moved_aside.empty());
   }
   ExpectDataKeysOpen(root_);
@@ -218,19 +219,19 @@ TEST_F(BackupTest, InstallMovesTheCurrentKeystoreAsideNeverDeletes) {
   Backup();
   const std::string before = ReadAll(keystore_);
   auto staged = StagedRestore::Stage(backup_, data_dir_);
-  ASSERT_TRUE(staged.ok());
-  ASSERT_TRUE(staged->AdoptRootKey(root_, std::nullopt, {}).ok());
+  ASSERT_OK(staged);
+  ASSERT_OK(staged->AdoptRootKey(root_, std::nullopt, {}));
   auto installed = staged->Install(1'700'000'000'000);  // 2023-11-14T22:13:20Z
-  ASSERT_TRUE(installed.ok()) << installed.status().ToString();
+  ASSERT_OK(installed);
   ASSERT_FALSE(installed->moved_aside.empty());
   EXPECT_EQ(installed->moved_aside.back(), keystore_ + ".replaced-20231114T221320Z");
   EXPECT_TRUE(fs::exists(keystore_ + ".replaced-20231114T221320Z"));
   EXPECT_FALSE(fs::exists(keystore_ + "-wal"));
   // A second restore in the same second does not overwrite the first moved-aside copy.
   auto again = StagedRestore::Stage(backup_, data_dir_);
-  ASSERT_TRUE(again.ok());
+  ASSERT_OK(again);
   auto second = again->Install(1'700'000'000'000);
-  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_OK(second);
   EXPECT_EQ(second->moved_aside.back(), keystore_ + ".replaced-20231114T221320Z-1");
   ExpectDataKeysOpen(root_);
   // No staged copy left behind.
@@ -248,8 +249,7 @@ class RestoreRefusalTest : public BackupTest {
       auto staged = StagedRestore::Stage(backup_, data_dir_);
       if (staged.ok()) {
         auto adopted = staged->AdoptRootKey(root ? *root : root_, std::nullopt, {});
-        ASSERT_FALSE(adopted.ok()) << "the restore was not refused";
-        EXPECT_EQ(adopted.status().code(), code) << adopted.status().ToString();
+        ASSERT_THAT(adopted, StatusIs(code)) << "the restore was not refused";
       } else {
         EXPECT_EQ(staged.status().code(), code) << staged.status().ToString();
         EXPECT_NE(staged.status().message().find("nothing was changed"), std::string::npos);
@@ -293,8 +293,8 @@ TEST_F(RestoreRefusalTest, EmptyFileAndOtherDatabase) {
   fs::remove(backup_);
   {
     auto conn = db::Connection::Open(backup_);
-    ASSERT_TRUE(conn.ok());
-    ASSERT_TRUE((*conn)->Exec("CREATE TABLE t(x); PRAGMA user_version = 1; PRAGMA journal_mode = DELETE").ok());
+    ASSERT_OK(conn);
+    ASSERT_OK((*conn)->Exec("CREATE TABLE t(x); PRAGMA user_version = 1; PRAGMA journal_mode = DELETE"));
   }
   ExpectRefused(StatusCode::kInvalidArgument);
 }
@@ -311,8 +311,8 @@ TEST_F(RestoreRefusalTest, NewerSchema) {
   Backup();
   {
     auto conn = db::Connection::Open(backup_);
-    ASSERT_TRUE(conn.ok());
-    ASSERT_TRUE((*conn)->Exec("PRAGMA user_version = 999; PRAGMA journal_mode = DELETE").ok());
+    ASSERT_OK(conn);
+    ASSERT_OK((*conn)->Exec("PRAGMA user_version = 999; PRAGMA journal_mode = DELETE"));
   }
   ExpectRefused(StatusCode::kInvalidArgument);
 }
@@ -321,23 +321,23 @@ TEST_F(BackupTest, RestoreWithTheBackupsRootKeyReseals) {
   Backup();
   // The root key was rotated after the backup: the backup opens only with the old key.
   const SecretBytes new_root = SecretBytes::Random(32);
-  ASSERT_TRUE(RotateRootKey(keystore_, root_, new_root).ok());
+  ASSERT_OK(RotateRootKey(keystore_, root_, new_root));
   {
     auto staged = StagedRestore::Stage(backup_, data_dir_);
-    ASSERT_TRUE(staged.ok());
+    ASSERT_OK(staged);
     auto refused = staged->AdoptRootKey(new_root, std::nullopt, {});
-    EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied);
+    EXPECT_THAT(refused, StatusIs(StatusCode::kPermissionDenied));
     auto wrong = staged->AdoptRootKey(new_root, SecretBytes::Random(32), {});
-    EXPECT_EQ(wrong.status().code(), StatusCode::kPermissionDenied);
+    EXPECT_THAT(wrong, StatusIs(StatusCode::kPermissionDenied));
     auto resealed = staged->AdoptRootKey(new_root, root_, {});
-    ASSERT_TRUE(resealed.ok()) << resealed.status().ToString();
+    ASSERT_OK(resealed);
     EXPECT_TRUE(*resealed);
-    ASSERT_TRUE(staged->Verify(new_root).ok());
-    EXPECT_EQ(staged->Verify(root_).status().code(), StatusCode::kPermissionDenied);
-    ASSERT_TRUE(staged->Install(1'700'000'000'000).ok());
+    ASSERT_OK(staged->Verify(new_root));
+    EXPECT_THAT(staged->Verify(root_), StatusIs(StatusCode::kPermissionDenied));
+    ASSERT_OK(staged->Install(1'700'000'000'000));
   }
   ExpectDataKeysOpen(new_root);
-  EXPECT_EQ(Keystore::Open(keystore_, root_).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_THAT(Keystore::Open(keystore_, root_), StatusIs(StatusCode::kPermissionDenied));
 }
 
 TEST_F(BackupTest, ReapplyShredAndDestroyMadeAfterTheBackup) {
@@ -345,28 +345,28 @@ TEST_F(BackupTest, ReapplyShredAndDestroyMadeAfterTheBackup) {
   // shredded after it.
   {
     auto ks = Keystore::Open(keystore_, root_);
-    ASSERT_TRUE(ks.ok());
-    ASSERT_TRUE((*ks)->RotateTenantKey(tenants_[0]).ok());
+    ASSERT_OK(ks);
+    ASSERT_OK((*ks)->RotateTenantKey(tenants_[0]));
   }
   Backup();
   {
     auto ks = Keystore::Open(keystore_, root_);
-    ASSERT_TRUE(ks.ok());
-    ASSERT_TRUE((*ks)->DestroyKeyVersion(tenants_[0], 1).ok());
-    ASSERT_TRUE((*ks)->ShredTenant(tenants_[1]).ok());
+    ASSERT_OK(ks);
+    ASSERT_OK((*ks)->DestroyKeyVersion(tenants_[0], 1));
+    ASSERT_OK((*ks)->ShredTenant(tenants_[1]));
   }
   auto recorded = ListKeyDestructions(keystore_);
-  ASSERT_TRUE(recorded.ok()) << recorded.status().ToString();
+  ASSERT_OK(recorded);
   const std::vector<KeyDestruction> expected = {{tenants_[0], 1}, {tenants_[1], 0}};
   std::vector<KeyDestruction> sorted_expected = expected;
   std::sort(sorted_expected.begin(), sorted_expected.end());
   EXPECT_EQ(*recorded, sorted_expected);
 
   auto staged = StagedRestore::Stage(backup_, data_dir_);
-  ASSERT_TRUE(staged.ok());
-  ASSERT_TRUE(staged->AdoptRootKey(root_, std::nullopt, {}).ok());
+  ASSERT_OK(staged);
+  ASSERT_OK(staged->AdoptRootKey(root_, std::nullopt, {}));
   auto before = staged->Verify(root_);
-  ASSERT_TRUE(before.ok());
+  ASSERT_OK(before);
   EXPECT_EQ(before->shredded_tenants, 0u);
   EXPECT_EQ(before->key_versions, 3u);
   // An unknown tenant (created after the backup) and a repeat are skipped.
@@ -374,30 +374,30 @@ TEST_F(BackupTest, ReapplyShredAndDestroyMadeAfterTheBackup) {
   todo.push_back({std::string(32, 'a'), 0});
   todo.push_back({tenants_[1], 0});
   auto applied = staged->Reapply(root_, todo);
-  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  ASSERT_OK(applied);
   ASSERT_EQ(applied->size(), 2u);
   EXPECT_EQ(applied->at(0).destruction, (KeyDestruction{tenants_[1], 0}));  // shreds first
   EXPECT_EQ(applied->at(0).tenant_name, "insurer");
   EXPECT_EQ(applied->at(1).destruction, (KeyDestruction{tenants_[0], 1}));
   auto after = staged->Verify(root_);
-  ASSERT_TRUE(after.ok());
+  ASSERT_OK(after);
   EXPECT_EQ(after->shredded_tenants, 1u);
   EXPECT_EQ(after->key_versions, 1u);  // the bank's version 2
   // Applying again changes nothing.
   auto again = staged->Reapply(root_, todo);
-  ASSERT_TRUE(again.ok());
+  ASSERT_OK(again);
   EXPECT_TRUE(again->empty());
-  ASSERT_TRUE(staged->Install(1'700'000'000'000).ok());
+  ASSERT_OK(staged->Install(1'700'000'000'000));
 
   auto ks = Keystore::Open(keystore_, root_);
-  ASSERT_TRUE(ks.ok());
+  ASSERT_OK(ks);
   auto insurer = (*ks)->GetTenant(tenants_[1]);
-  ASSERT_TRUE(insurer.ok());
+  ASSERT_OK(insurer);
   EXPECT_TRUE(insurer->shredded.has_value());
-  EXPECT_EQ((*ks)->UnwrapDataKey(tenants_[1], 1, data_keys_[1].wrapped, AsBytes("obj")).status().code(),
-            StatusCode::kPermissionDenied);
+  EXPECT_THAT((*ks)->UnwrapDataKey(tenants_[1], 1, data_keys_[1].wrapped, AsBytes("obj")).status(),
+              StatusIs(StatusCode::kPermissionDenied));
   auto versions = (*ks)->ListKeyVersions(tenants_[0]);
-  ASSERT_TRUE(versions.ok());
+  ASSERT_OK(versions);
   ASSERT_EQ(versions->size(), 1u);
   EXPECT_EQ(versions->at(0).version, 2u);
 }
@@ -406,19 +406,17 @@ TEST_F(BackupTest, ReapplyRefusesToDestroyTheBackupsActiveVersion) {
   Backup();  // version 1 active in the backup
   {
     auto ks = Keystore::Open(keystore_, root_);
-    ASSERT_TRUE(ks.ok());
-    ASSERT_TRUE((*ks)->RotateTenantKey(tenants_[0]).ok());
-    ASSERT_TRUE((*ks)->DestroyKeyVersion(tenants_[0], 1).ok());
+    ASSERT_OK(ks);
+    ASSERT_OK((*ks)->RotateTenantKey(tenants_[0]));
+    ASSERT_OK((*ks)->DestroyKeyVersion(tenants_[0], 1));
   }
   const auto files = DataDirFiles();
   {
     auto staged = StagedRestore::Stage(backup_, data_dir_);
-    ASSERT_TRUE(staged.ok());
-    ASSERT_TRUE(staged->AdoptRootKey(root_, std::nullopt, {}).ok());
+    ASSERT_OK(staged);
+    ASSERT_OK(staged->AdoptRootKey(root_, std::nullopt, {}));
     auto refused = staged->Reapply(root_, {{tenants_[0], 1}});
-    ASSERT_FALSE(refused.ok());
-    EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
-    EXPECT_NE(refused.status().message().find("predates"), std::string::npos);
+    ASSERT_THAT(refused, StatusIs(StatusCode::kFailedPrecondition, HasSubstr("predates")));
   }
   EXPECT_EQ(DataDirFiles(), files);
 }
@@ -427,9 +425,9 @@ TEST_F(BackupTest, RestoreVoidsApprovalsStillOpenInTheBackup) {
   Backup();
   {
     auto conn = db::Connection::Open(backup_);
-    ASSERT_TRUE(conn.ok());
+    ASSERT_OK(conn);
     auto has = (*conn)->Prepare("SELECT count(*) FROM sqlite_master WHERE name = 'approvals'");
-    ASSERT_TRUE(has.ok());
+    ASSERT_OK(has);
     ASSERT_TRUE(*has->Step());
     if (has->ColumnInt64(0) == 0) {
       GTEST_SKIP() << "this keystore schema has no approvals";
@@ -441,18 +439,18 @@ TEST_F(BackupTest, RestoreVoidsApprovalsStillOpenInTheBackup) {
         "('open', 'root_key.rotate', '', 0, 'alice', 1000, 9000000000000, 'bob', 2000, NULL), "
         "('used', 'root_key.rotate', '', 0, 'alice', 1000, 9000000000000, 'bob', 2000, 3000), "
         "('old', 'root_key.rotate', '', 0, 'alice', 1000, 5000, NULL, NULL, NULL)");
-    ASSERT_TRUE(inserted.ok()) << inserted.ToString();
+    ASSERT_OK(inserted);
   }
   auto staged = StagedRestore::Stage(backup_, data_dir_);
-  ASSERT_TRUE(staged.ok()) << staged.status().ToString();
+  ASSERT_OK(staged);
   auto voided = staged->VoidOpenApprovals(root_, 1'700'000'000'000);
-  ASSERT_TRUE(voided.ok()) << voided.status().ToString();
+  ASSERT_OK(voided);
   EXPECT_EQ(*voided, 1u);
-  ASSERT_TRUE(staged->Install(1'700'000'000'000).ok());
+  ASSERT_OK(staged->Install(1'700'000'000'000));
   auto conn = db::Connection::Open(keystore_, db::OpenMode::kQueryOnly);
-  ASSERT_TRUE(conn.ok());
+  ASSERT_OK(conn);
   auto st = (*conn)->Prepare("SELECT id, used FROM approvals ORDER BY id");
-  ASSERT_TRUE(st.ok());
+  ASSERT_OK(st);
   std::map<std::string, int64_t> used;
   while (*st->Step()) {
     used[st->ColumnText(0)] = st->ColumnIsNull(1) ? -1 : st->ColumnInt64(1);

@@ -12,9 +12,16 @@
 
 #include "coffre/db/sqlite.h"
 #include "coffre/keystore/keystore.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::keystore {
 namespace {
+
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 using std::chrono::milliseconds;
 
@@ -24,32 +31,28 @@ PassphraseKdfParams FastKdf() { return PassphraseKdfParams{1, 8192}; }
 class RootRotationTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "coffre-rootrot-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/keystore.db";
+    path_ = dir_.str() + "/keystore.db";
     old_root_ = SecretBytes::Random(32);
     new_root_ = SecretBytes::Random(32);
     Populate();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Two tenants (one rotated: two versions), three access keys, and a data key per tenant.
   void Populate() {
     auto ks = Keystore::Open(path_, old_root_, clock_);
-    ASSERT_TRUE(ks.ok()) << ks.status().ToString();
+    ASSERT_OK(ks);
     for (const std::string name : {"bank", "insurer"}) {
       auto t = (*ks)->CreateTenant(name);
-      ASSERT_TRUE(t.ok());
+      ASSERT_OK(t);
       tenants_.push_back(t->id);
       auto dk = (*ks)->NewDataKey(t->id, AsBytes("obj-" + name));
-      ASSERT_TRUE(dk.ok());
+      ASSERT_OK(dk);
       data_keys_.push_back(std::move(dk).value());
     }
-    ASSERT_TRUE((*ks)->RotateTenantKey(tenants_[0]).ok());
+    ASSERT_OK((*ks)->RotateTenantKey(tenants_[0]));
     for (int i = 0; i < 3; ++i) {
       auto k = (*ks)->CreateAccessKey(tenants_[i % 2]);
-      ASSERT_TRUE(k.ok());
+      ASSERT_OK(k);
       secrets_[k->key.access_key_id] = k->secret_access_key;
     }
   }
@@ -58,12 +61,12 @@ class RootRotationTest : public ::testing::Test {
   std::map<std::string, Bytes> SealedRows() {
     std::map<std::string, Bytes> out;
     auto conn = db::Connection::Open(path_, db::OpenMode::kQueryOnly);
-    EXPECT_TRUE(conn.ok());
+    EXPECT_OK(conn);
     for (const char* sql :
          {"SELECT 'tk/' || tenant_id || '/' || version, wrapped_key FROM tenant_keys",
           "SELECT 'ak/' || access_key_id, secret FROM access_keys", "SELECT 'meta/' || name, value FROM meta"}) {
       auto st = (*conn)->Prepare(sql);
-      EXPECT_TRUE(st.ok());
+      EXPECT_OK(st);
       while (*st->Step()) {
         out[st->ColumnText(0)] = st->ColumnBlob(1);
       }
@@ -74,30 +77,29 @@ class RootRotationTest : public ::testing::Test {
   // Opens with `root` and checks that every key and secret still reads back.
   void ExpectEverythingOpensWith(const SecretBytes& root) {
     auto ks = Keystore::Open(path_, root, clock_);
-    ASSERT_TRUE(ks.ok()) << ks.status().ToString();
+    ASSERT_OK(ks);
     for (size_t i = 0; i < tenants_.size(); ++i) {
       auto key = (*ks)->UnwrapDataKey(tenants_[i], data_keys_[i].tenant_key_version, data_keys_[i].wrapped,
                                       AsBytes("obj-" + std::string(i == 0 ? "bank" : "insurer")));
-      ASSERT_TRUE(key.ok()) << key.status().ToString();
+      ASSERT_OK(key);
       EXPECT_TRUE(ConstantTimeEquals(key->Reveal(), data_keys_[i].key.Reveal()));
       auto fresh = (*ks)->NewDataKey(tenants_[i], AsBytes("new"));  // the active version opens too
-      EXPECT_TRUE(fresh.ok()) << fresh.status().ToString();
+      EXPECT_OK(fresh);
     }
     for (const auto& [id, secret] : secrets_) {
       auto r = (*ks)->ResolveAccessKey(id);
-      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      ASSERT_OK(r);
       EXPECT_EQ(std::string(reinterpret_cast<const char*>(r->secret.Reveal().data()), r->secret.size()), secret);
     }
   }
 
   void ExpectRefused(const SecretBytes& root) {
     auto ks = Keystore::Open(path_, root, clock_);
-    ASSERT_FALSE(ks.ok());
-    EXPECT_EQ(ks.status().code(), StatusCode::kPermissionDenied);
+    ASSERT_THAT(ks, StatusIs(StatusCode::kPermissionDenied));
   }
 
   FixedClock clock_{std::chrono::system_clock::time_point(milliseconds(1'700'000'000'000))};
-  std::string dir_;
+  test_support::TempDir dir_{"rootrot"};
   std::string path_;
   SecretBytes old_root_;
   SecretBytes new_root_;
@@ -109,7 +111,7 @@ class RootRotationTest : public ::testing::Test {
 TEST_F(RootRotationTest, ReSealsEveryTenantKeyAndAccessKeySecretAndRefusesTheOldKey) {
   const auto before = SealedRows();
   auto report = RotateRootKey(path_, old_root_, new_root_);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_OK(report);
   EXPECT_EQ(report->tenant_keys, 3u);  // bank v1, v2; insurer v1
   EXPECT_EQ(report->access_keys, 3u);
 
@@ -125,9 +127,9 @@ TEST_F(RootRotationTest, ReSealsEveryTenantKeyAndAccessKeySecretAndRefusesTheOld
 
   // The keystore-wide event is kept for auditors.
   auto ks = Keystore::Open(path_, new_root_, clock_);
-  ASSERT_TRUE(ks.ok());
+  ASSERT_OK(ks);
   auto events = (*ks)->ListKeyEvents("");
-  ASSERT_TRUE(events.ok());
+  ASSERT_OK(events);
   ASSERT_EQ(events->size(), 1u);
   EXPECT_EQ((*events)[0].event, "root-key-rotated");
 }
@@ -144,7 +146,7 @@ TEST_F(RootRotationTest, AnotherConnectionNeverSeesAHalfRotatedKeystore) {
     EXPECT_EQ(SealedRows(), before) << "a re-sealed row is visible before the commit (after " << rows_done << ")";
     return Status::Ok();
   };
-  ASSERT_TRUE(RotateRootKey(path_, old_root_, new_root_, options).ok());
+  ASSERT_OK(RotateRootKey(path_, old_root_, new_root_, options));
   // Every rewritten row: the 6 sealed values and the 2 tenant rows, which get new MACs.
   EXPECT_EQ(calls, 8u);
   EXPECT_NE(SealedRows(), before);
@@ -160,14 +162,13 @@ TEST_F(RootRotationTest, FailureMidRotationLeavesTheOldKeyWorking) {
       return rows_done == fail_at ? Status::IOError("injected failure") : Status::Ok();
     };
     auto report = RotateRootKey(path_, old_root_, new_root_, options);
-    ASSERT_FALSE(report.ok());
-    EXPECT_EQ(report.status().code(), StatusCode::kIOError);
+    ASSERT_THAT(report, StatusIs(StatusCode::kIOError));
     EXPECT_EQ(SealedRows(), before) << "failed at row " << fail_at;
   }
   ExpectEverythingOpensWith(old_root_);
   ExpectRefused(new_root_);
   // And the rotation then succeeds when run again.
-  ASSERT_TRUE(RotateRootKey(path_, old_root_, new_root_).ok());
+  ASSERT_OK(RotateRootKey(path_, old_root_, new_root_));
   ExpectEverythingOpensWith(new_root_);
 }
 
@@ -176,11 +177,11 @@ TEST_F(RootRotationTest, FailureMidRotationLeavesTheOldKeyWorking) {
 TEST_F(RootRotationTest, LockedDatabaseRefusesAndChangesNothing) {
   const auto before = SealedRows();
   auto locker = db::Connection::Open(path_, db::OpenMode::kReadWrite, 100);
-  ASSERT_TRUE(locker.ok());
-  ASSERT_TRUE((*locker)->Exec("BEGIN IMMEDIATE").ok());
+  ASSERT_OK(locker);
+  ASSERT_OK((*locker)->Exec("BEGIN IMMEDIATE"));
   auto report = RotateRootKey(path_, old_root_, new_root_);
-  EXPECT_FALSE(report.ok());
-  ASSERT_TRUE((*locker)->Exec("ROLLBACK").ok());
+  EXPECT_THAT(report, Not(IsOk()));
+  ASSERT_OK((*locker)->Exec("ROLLBACK"));
   EXPECT_EQ(SealedRows(), before);
   ExpectEverythingOpensWith(old_root_);
 }
@@ -189,18 +190,14 @@ TEST_F(RootRotationTest, WrongCurrentKeySameKeyAndMissingKeystoreAreRefused) {
   const auto before = SealedRows();
   SecretBytes wrong = SecretBytes::Random(32);
   auto r = RotateRootKey(path_, wrong, new_root_);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
+  ASSERT_THAT(r, StatusIs(StatusCode::kPermissionDenied));
   r = RotateRootKey(path_, old_root_, SecretBytes(old_root_.Reveal()));
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  ASSERT_THAT(r, StatusIs(StatusCode::kInvalidArgument));
   r = RotateRootKey(path_, old_root_, SecretBytes(16));
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
-  r = RotateRootKey(dir_ + "/missing.db", old_root_, new_root_);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
-  EXPECT_FALSE(std::filesystem::exists(dir_ + "/missing.db"));
+  ASSERT_THAT(r, StatusIs(StatusCode::kInvalidArgument));
+  r = RotateRootKey(dir_.str() + "/missing.db", old_root_, new_root_);
+  ASSERT_THAT(r, StatusIs(StatusCode::kNotFound));
+  EXPECT_FALSE(std::filesystem::exists(dir_.str() + "/missing.db"));
   EXPECT_EQ(SealedRows(), before);
 }
 
@@ -209,18 +206,15 @@ TEST_F(RootRotationTest, WrongCurrentKeySameKeyAndMissingKeystoreAreRefused) {
 TEST_F(RootRotationTest, AlteredRowAbortsTheWholeRotation) {
   {
     auto conn = db::Connection::Open(path_, db::OpenMode::kReadWrite);
-    ASSERT_TRUE(conn.ok());
+    ASSERT_OK(conn);
     // The last access key in rotation order: every tenant key was re-sealed before it.
-    ASSERT_TRUE((*conn)
-                    ->Exec("UPDATE access_keys SET secret = zeroblob(68) WHERE access_key_id = "
-                           "(SELECT max(access_key_id) FROM access_keys)")
-                    .ok());
+    ASSERT_OK(
+        (*conn)->Exec("UPDATE access_keys SET secret = zeroblob(68) WHERE access_key_id = "
+                      "(SELECT max(access_key_id) FROM access_keys)"));
   }
   const auto before = SealedRows();
   auto r = RotateRootKey(path_, old_root_, new_root_);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(r.status().message().find("nothing was changed"), std::string::npos) << r.status().message();
+  ASSERT_THAT(r, StatusIs(StatusCode::kCorruption, HasSubstr("nothing was changed")));
   EXPECT_EQ(SealedRows(), before);
   ExpectRefused(new_root_);
 }
@@ -230,17 +224,18 @@ TEST_F(RootRotationTest, AlteredRowAbortsTheWholeRotation) {
 TEST_F(RootRotationTest, PassphraseParametersFollowTheNewRootKey) {
   SecretBytes passphrase(std::span<const uint8_t>(AsBytes("a new passphrase")));
   auto derived = DeriveRootKeyFromNewPassphrase(passphrase, FastKdf());
-  ASSERT_TRUE(derived.ok());
+  ASSERT_OK(derived);
   RootKeyRotationOptions options;
   options.passphrase_kdf = derived->kdf_record;
-  ASSERT_TRUE(RotateRootKey(path_, old_root_, derived->root_key, options).ok());
+  ASSERT_OK(RotateRootKey(path_, old_root_, derived->root_key, options));
   auto again = DeriveRootKeyFromPassphrase(path_, passphrase, /*create=*/false);
-  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  ASSERT_OK(again);
   EXPECT_TRUE(ConstantTimeEquals(again->Reveal(), derived->root_key.Reveal()));
   ExpectEverythingOpensWith(*again);
 
-  ASSERT_TRUE(RotateRootKey(path_, *again, new_root_).ok());
-  EXPECT_EQ(DeriveRootKeyFromPassphrase(path_, passphrase, false).status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_OK(RotateRootKey(path_, *again, new_root_));
+  EXPECT_THAT(DeriveRootKeyFromPassphrase(path_, passphrase, false).status(),
+              StatusIs(StatusCode::kFailedPrecondition));
   ExpectEverythingOpensWith(new_root_);
 }
 
@@ -248,17 +243,14 @@ TEST_F(RootRotationTest, PassphraseParametersFollowTheNewRootKey) {
 // naming the rotation for keys it has not cached, never garbage.
 TEST_F(RootRotationTest, ProcessStillOnTheOldKeyIsToldToRestart) {
   auto daemon = Keystore::Open(path_, old_root_, clock_);
-  ASSERT_TRUE(daemon.ok());
-  ASSERT_TRUE(RotateRootKey(path_, old_root_, new_root_).ok());
+  ASSERT_OK(daemon);
+  ASSERT_OK(RotateRootKey(path_, old_root_, new_root_));
   clock_.Set(clock_.Now() + milliseconds(Keystore::kRevalidateIntervalMs + 1));
   auto r = (*daemon)->ResolveAccessKey(secrets_.begin()->first);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(r.status().message().find("rotate-root"), std::string::npos) << r.status().message();
+  ASSERT_THAT(r, StatusIs(StatusCode::kFailedPrecondition, HasSubstr("rotate-root")));
   auto k = (*daemon)->UnwrapDataKey(tenants_[1], data_keys_[1].tenant_key_version, data_keys_[1].wrapped,
                                     AsBytes("obj-insurer"));
-  ASSERT_FALSE(k.ok());
-  EXPECT_EQ(k.status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_THAT(k, StatusIs(StatusCode::kFailedPrecondition));
 }
 
 }  // namespace

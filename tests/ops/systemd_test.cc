@@ -12,8 +12,13 @@
 #include <filesystem>
 #include <string>
 
+#include "support/status_matchers.h"
+
 namespace coffre::ops {
 namespace {
+
+using test_support::IsOk;
+using ::testing::Not;
 
 // A datagram socket standing in for systemd's notification socket.
 class FakeNotifySocket {
@@ -58,7 +63,7 @@ std::string TempSocketPath() {
 TEST(NotifierTest, WithoutSocketEveryCallIsANoOp) {
   Notifier notifier("", std::nullopt);
   EXPECT_FALSE(notifier.enabled());
-  EXPECT_TRUE(notifier.Ready("serving").ok());
+  EXPECT_OK(notifier.Ready("serving"));
   EXPECT_FALSE(notifier.watchdog_ping_interval().has_value());
 }
 
@@ -68,15 +73,15 @@ TEST(NotifierTest, SendsReadyReloadingStoppingToAPathSocket) {
   FakeNotifySocket systemd(path);
   ASSERT_TRUE(systemd.bound());
   Notifier notifier(path, std::nullopt);
-  ASSERT_TRUE(notifier.Ready("serving").ok());
+  ASSERT_OK(notifier.Ready("serving"));
   const std::string ready = systemd.Receive();
   EXPECT_EQ(ready.rfind("READY=1\n", 0), 0u) << ready;
   EXPECT_NE(ready.find("MAINPID=" + std::to_string(::getpid())), std::string::npos) << ready;
-  ASSERT_TRUE(notifier.Reloading().ok());
+  ASSERT_OK(notifier.Reloading());
   const std::string reloading = systemd.Receive();
   EXPECT_EQ(reloading.rfind("RELOADING=1\n", 0), 0u) << reloading;
   EXPECT_NE(reloading.find("MONOTONIC_USEC="), std::string::npos) << reloading;
-  ASSERT_TRUE(notifier.Stopping().ok());
+  ASSERT_OK(notifier.Stopping());
   EXPECT_EQ(systemd.Receive().rfind("STOPPING=1", 0), 0u);
 }
 
@@ -85,18 +90,18 @@ TEST(NotifierTest, AbstractNamespaceSocket) {
   FakeNotifySocket systemd(name);
   ASSERT_TRUE(systemd.bound());
   Notifier notifier(name, std::nullopt);
-  ASSERT_TRUE(notifier.Watchdog().ok());
+  ASSERT_OK(notifier.Watchdog());
   EXPECT_EQ(systemd.Receive(), "WATCHDOG=1");
 }
 
 TEST(NotifierTest, MissingSocketIsAnErrorNotACrash) {
   Notifier notifier("/nonexistent/coffre/notify.sock", std::nullopt);
-  EXPECT_FALSE(notifier.Ready("serving").ok());
+  EXPECT_THAT(notifier.Ready("serving"), Not(IsOk()));
 }
 
 TEST(NotifierTest, RelativeSocketPathIsRefused) {
   Notifier notifier("relative.sock", std::nullopt);
-  EXPECT_FALSE(notifier.Ready("serving").ok());
+  EXPECT_THAT(notifier.Ready("serving"), Not(IsOk()));
 }
 
 TEST(NotifierTest, WatchdogFromEnvironmentPingsAtHalfTheInterval) {

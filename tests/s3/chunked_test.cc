@@ -14,6 +14,7 @@
 #include "coffre/common/clock.h"
 #include "coffre/crypto/hash.h"
 #include "coffre/s3/sigv4.h"
+#include "support/status_matchers.h"
 
 namespace coffre::s3 {
 namespace {
@@ -210,7 +211,7 @@ TEST(ChunkedDecoder, AwsExampleFlowFromAuthenticate) {
         return Credential{"t", SecretBytes(AsBytes(kSecret))};
       },
       options);
-  ASSERT_TRUE(auth.ok()) << auth.error().effective_message();
+  ASSERT_OK(auth);
   const DecodeResult r = Decode(*auth, AwsExampleBody(), {4096, 3, 77}, {}, 66560);
   ASSERT_FALSE(r.error) << r.error->effective_message();
   EXPECT_EQ(r.data, std::string(66560, 'a'));

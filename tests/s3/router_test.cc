@@ -2,8 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include "support/status_matchers.h"
+
 namespace coffre::s3 {
 namespace {
+
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::Not;
 
 struct Req {
   std::string method;
@@ -26,13 +32,13 @@ Operation OpOf(const std::string& method, const std::string& target,
   Req r{method, target};
   for (auto& h : extra) r.headers.push_back(h);
   auto route = RouteOf(r);
-  EXPECT_TRUE(route.ok()) << method << " " << target << ": " << (route.ok() ? "" : route.error().code_name());
+  EXPECT_OK(route) << method << " " << target;
   return route.ok() ? route->op : Operation::kListBuckets;
 }
 
 ErrorCode ErrorOf(const std::string& method, const std::string& target) {
   auto route = RouteOf(Req{method, target});
-  EXPECT_FALSE(route.ok()) << method << " " << target;
+  EXPECT_THAT(route, Not(IsOk())) << method << " " << target;
   return route.ok() ? ErrorCode::kInternalError : route.error().code;
 }
 
@@ -70,30 +76,30 @@ TEST(Router, ObjectOperations) {
 
 TEST(Router, KeysAreDecodedAndKeepTheirSlashes) {
   auto r = RouteOf(Req{"GET", "/bucket/dossiers/2026/a%20b%2Bc%25/%C3%A9t%C3%A9.pdf"});
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ(r->bucket, "bucket");
   EXPECT_EQ(r->key, "dossiers/2026/a b+c%/\xC3\xA9t\xC3\xA9.pdf");
   auto slashes = RouteOf(Req{"GET", "/bucket//double//slash/"});
-  ASSERT_TRUE(slashes.ok());
+  ASSERT_OK(slashes);
   EXPECT_EQ(slashes->key, "/double//slash/");
 }
 
 TEST(Router, VirtualHostedStyle) {
   Req r{"GET", "/dossier/contrat.pdf", {{"Host", "my-bucket.s3.example.fr:9000"}}};
   auto route = RouteOf(r);
-  ASSERT_TRUE(route.ok());
+  ASSERT_OK(route);
   EXPECT_EQ(route->bucket, "my-bucket");
   EXPECT_EQ(route->key, "dossier/contrat.pdf");
   EXPECT_EQ(route->op, Operation::kGetObject);
   Req list{"GET", "/?list-type=2", {{"Host", "my-bucket.S3.EXAMPLE.FR"}}};
   auto l = RouteOf(list);
-  ASSERT_TRUE(l.ok());
+  ASSERT_OK(l);
   EXPECT_EQ(l->bucket, "my-bucket");
   EXPECT_EQ(l->op, Operation::kListObjectsV2);
   // The bare base domain is path style.
   Req bare{"GET", "/b-1/k", {{"Host", "s3.example.fr"}}};
   auto b = RouteOf(bare);
-  ASSERT_TRUE(b.ok());
+  ASSERT_OK(b);
   EXPECT_EQ(b->bucket, "b-1");
 }
 
@@ -105,9 +111,9 @@ TEST(Router, PathTraversalAndBadKeysAreRefused) {
   EXPECT_EQ(ErrorOf("GET", "/bucket/bad%zzescape"), ErrorCode::kInvalidArgument);
   EXPECT_EQ(ErrorOf("PUT", "/bucket/" + std::string(1025, 'k')), ErrorCode::kKeyTooLongError);
   auto ok = RouteOf(Req{"PUT", "/bucket/" + std::string(1024, 'k')});
-  EXPECT_TRUE(ok.ok());
+  EXPECT_OK(ok);
   // "..." and "a..b" are ordinary names.
-  EXPECT_TRUE(RouteOf(Req{"PUT", "/bucket/.../a..b"}).ok());
+  EXPECT_OK(RouteOf(Req{"PUT", "/bucket/.../a..b"}));
 }
 
 TEST(Router, UnsupportedThingsAreNeverSilentSuccesses) {
@@ -211,8 +217,7 @@ TEST(Router, RefusalsKeepTheirCodeStatusAndMessage) {
   };
   for (const Case& c : cases) {
     auto route = RouteOf(Req{c.method, c.target});
-    ASSERT_FALSE(route.ok()) << c.method << " " << c.target;
-    EXPECT_EQ(route.error().code, c.code) << c.method << " " << c.target;
+    ASSERT_THAT(route, StatusIs(c.code)) << c.method << " " << c.target;
     EXPECT_EQ(route.error().http_status(), c.status) << c.method << " " << c.target;
     EXPECT_EQ(route.error().message, c.message) << c.method << " " << c.target;
   }

@@ -11,9 +11,14 @@
 #include "coffre/common/bytes.h"
 #include "coffre/common/clock.h"
 #include "coffre/crypto/hash.h"
+#include "support/status_matchers.h"
 
 namespace coffre::s3 {
 namespace {
+
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::Not;
 
 // The example credentials and time of the AWS S3 SigV4 documentation.
 constexpr std::string_view kAccessKey = "AKIAIOSFODNN7EXAMPLE";
@@ -75,13 +80,13 @@ class SigV4Test : public ::testing::Test {
 
   ErrorCode AuthError(const TestRequest& r) {
     auto result = Auth(r);
-    EXPECT_FALSE(result.ok());
+    EXPECT_THAT(result, Not(IsOk()));
     return result.ok() ? ErrorCode::kInternalError : result.error().code;
   }
 
   std::string AuthMessage(const TestRequest& r) {
     auto result = Auth(r);
-    EXPECT_FALSE(result.ok());
+    EXPECT_THAT(result, Not(IsOk()));
     return result.ok() ? std::string() : std::string(result.error().effective_message());
   }
 
@@ -171,7 +176,7 @@ TEST_F(SigV4Test, AwsExampleGetObjectWithRange) {
             "7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972");
 
   auto result = Auth(r);
-  ASSERT_TRUE(result.ok()) << result.error().effective_message();
+  ASSERT_OK(result);
   EXPECT_EQ(result->access_key_id, kAccessKey);
   EXPECT_EQ(result->tenant_id, "tenant-1");
   EXPECT_FALSE(result->presigned);
@@ -203,7 +208,7 @@ TEST_F(SigV4Test, AwsExamplePutObject) {
                 .substr(0, 22),
             "PUT\n/test%24file.text\n");
   auto result = Auth(r);
-  ASSERT_TRUE(result.ok()) << result.error().effective_message();
+  ASSERT_OK(result);
   EXPECT_EQ(result->payload_mode, PayloadMode::kSignedHash);
   EXPECT_EQ(result->payload_sha256_hex, "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072");
 }
@@ -222,7 +227,7 @@ TEST_F(SigV4Test, AwsExampleGetBucketLifecycle) {
   };
   EXPECT_EQ(CanonicalRequest(r.View(), {"host"}, kEmptySha, false).substr(0, 17), "GET\n/\nlifecycle=\n");
   auto result = Auth(r);
-  ASSERT_TRUE(result.ok()) << result.error().effective_message();
+  ASSERT_OK(result);
 }
 
 TEST_F(SigV4Test, AwsExampleListObjects) {
@@ -238,7 +243,7 @@ TEST_F(SigV4Test, AwsExampleListObjects) {
       {"x-amz-content-sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
   };
   auto result = Auth(r);
-  ASSERT_TRUE(result.ok()) << result.error().effective_message();
+  ASSERT_OK(result);
 }
 
 constexpr std::string_view kAwsPresignedTarget =
@@ -255,7 +260,7 @@ TEST_F(SigV4Test, AwsExamplePresignedUrl) {
             "aws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host\n"
             "host:examplebucket.s3.amazonaws.com\n\nhost\nUNSIGNED-PAYLOAD");
   auto result = Auth(r);
-  ASSERT_TRUE(result.ok()) << result.error().effective_message();
+  ASSERT_OK(result);
   EXPECT_TRUE(result->presigned);
   EXPECT_EQ(result->payload_mode, PayloadMode::kUnsigned);
   EXPECT_EQ(result->tenant_id, "tenant-1");
@@ -281,7 +286,7 @@ TEST_F(SigV4Test, AwsExampleStreamingSeedSignature) {
       {"Content-Length", "66824"},
   };
   auto result = Auth(r);
-  ASSERT_TRUE(result.ok()) << result.error().effective_message();
+  ASSERT_OK(result);
   EXPECT_EQ(result->payload_mode, PayloadMode::kStreamingSigned);
   EXPECT_TRUE(IsStreaming(result->payload_mode));
   EXPECT_EQ(result->seed_signature, "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9");
@@ -309,7 +314,7 @@ TEST_F(SigV4Test, AwsExampleStreamingWithTrailerSeedSignature) {
       {"x-amz-trailer", "x-amz-checksum-crc32c"},
   };
   auto result = Auth(r);
-  ASSERT_TRUE(result.ok()) << result.error().effective_message();
+  ASSERT_OK(result);
   EXPECT_EQ(result->payload_mode, PayloadMode::kStreamingSignedTrailer);
   EXPECT_EQ(result->seed_signature, "106e2a8a18243abcf37539882f36619c00e2dfc72633413f02d3b74544bfeb8e");
 }
@@ -395,7 +400,7 @@ TEST(SigV4Primitives, StreamingModesAreStreaming) {
 
 TEST_F(SigV4Test, SignedRequestAuthenticates) {
   auto result = Auth(SignedGet());
-  ASSERT_TRUE(result.ok()) << result.error().effective_message();
+  ASSERT_OK(result);
   EXPECT_EQ(result->payload_mode, PayloadMode::kSignedHash);
 }
 
@@ -415,7 +420,7 @@ TEST_F(SigV4Test, AuthorizationSpacingVariantsAreTolerated) {
                                      "  AWS4-HMAC-SHA256\t" + params, "AWS4-HMAC-SHA256 " + params + ","}) {
     r.Set("Authorization", variant);
     auto result = Auth(r);
-    EXPECT_TRUE(result.ok()) << variant << ": " << (result.ok() ? "" : result.error().effective_message());
+    EXPECT_OK(result) << variant;
   }
 }
 
@@ -429,7 +434,7 @@ TEST_F(SigV4Test, ComponentsInAnyOrder) {
   const std::string signed_headers = header.substr(sh, sig - sh - 2);
   const std::string signature = header.substr(sig);
   r.Set("Authorization", "AWS4-HMAC-SHA256 " + signature + ", " + credential + ", " + signed_headers);
-  EXPECT_TRUE(Auth(r).ok());
+  EXPECT_OK(Auth(r));
 }
 
 TEST_F(SigV4Test, UppercaseSignatureHexAccepted) {
@@ -440,7 +445,7 @@ TEST_F(SigV4Test, UppercaseSignatureHexAccepted) {
     header[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(header[i])));
   }
   r.Set("Authorization", header);
-  EXPECT_TRUE(Auth(r).ok());
+  EXPECT_OK(Auth(r));
 }
 
 TEST_F(SigV4Test, DateHeaderFallbackWhenNoXAmzDate) {
@@ -451,7 +456,7 @@ TEST_F(SigV4Test, DateHeaderFallbackWhenNoXAmzDate) {
                {"x-amz-content-sha256", "UNSIGNED-PAYLOAD"}};
   SignHeader(r, {"date", "host", "x-amz-content-sha256"});
   auto result = Auth(r);
-  ASSERT_TRUE(result.ok()) << result.error().effective_message();
+  ASSERT_OK(result);
   EXPECT_EQ(result->amz_date, kAmzDate);
   EXPECT_EQ(result->payload_mode, PayloadMode::kUnsigned);
 }
@@ -471,7 +476,7 @@ TEST_F(SigV4Test, PayloadModesFromContentSha256) {
     r.headers = {{"Host", std::string(kHost)}, {"x-amz-date", std::string(kAmzDate)}, {"x-amz-content-sha256", value}};
     SignHeader(r, {"host", "x-amz-content-sha256", "x-amz-date"});
     auto result = Auth(r);
-    ASSERT_TRUE(result.ok()) << value;
+    ASSERT_OK(result) << value;
     EXPECT_EQ(result->payload_mode, mode) << value;
     if (mode == PayloadMode::kSignedHash) {
       EXPECT_EQ(result->payload_sha256_hex, "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072");
@@ -497,17 +502,17 @@ TEST_F(SigV4Test, ClientThatLeftPathCharactersUnencodedIsAccepted) {
                          "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
                          "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=" +
                              signature);
-  EXPECT_TRUE(Auth(r).ok());
+  EXPECT_OK(Auth(r));
   // And the same request encoded the SigV4 way also passes (normalised canonical URI).
   TestRequest encoded = SignedGet("/bucket/a%21b%24c");
-  EXPECT_TRUE(Auth(encoded).ok());
+  EXPECT_OK(Auth(encoded));
   encoded.target = "/bucket/a!b$c";  // sent unencoded, signed encoded: S3 normalises too
-  EXPECT_TRUE(Auth(encoded).ok());
+  EXPECT_OK(Auth(encoded));
 }
 
 TEST_F(SigV4Test, RegionCheckedWhenConfigured) {
   options_.region = "us-east-1";
-  EXPECT_TRUE(Auth(SignedGet()).ok());
+  EXPECT_OK(Auth(SignedGet()));
   options_.region = "eu-west-3";
   EXPECT_EQ(AuthError(SignedGet()), ErrorCode::kAuthorizationHeaderMalformed);
   EXPECT_NE(AuthMessage(SignedGet()).find("the region 'us-east-1' is wrong; expecting 'eu-west-3'"), std::string::npos);
@@ -521,17 +526,17 @@ TEST_F(SigV4Test, AnyRegionAcceptedWhenNotConfigured) {
                {"x-amz-content-sha256", std::string(kEmptySha)}};
   SignHeader(r, {"host", "x-amz-content-sha256", "x-amz-date"}, kSecret, kAmzDate, "fr-par");
   auto result = Auth(r);
-  ASSERT_TRUE(result.ok());
+  ASSERT_OK(result);
   EXPECT_EQ(result->scope, "20130524/fr-par/s3/aws4_request");
 }
 
 TEST_F(SigV4Test, SkewWithinLimitAccepted) {
   clock_.Set(ExampleTime() + std::chrono::minutes(14));
-  EXPECT_TRUE(Auth(SignedGet()).ok());
+  EXPECT_OK(Auth(SignedGet()));
   clock_.Set(ExampleTime() - std::chrono::minutes(14));
-  EXPECT_TRUE(Auth(SignedGet()).ok());
+  EXPECT_OK(Auth(SignedGet()));
   clock_.Set(ExampleTime() + std::chrono::minutes(15));
-  EXPECT_TRUE(Auth(SignedGet()).ok());
+  EXPECT_OK(Auth(SignedGet()));
 }
 
 // --- Header auth: attacks and malformed requests -------------------------------------------------
@@ -554,16 +559,15 @@ TEST_F(SigV4Test, ChangedSecretIsUsedAtOnceDespiteTheKeptSigningKey) {
   TestRequest with_new = SignedGet();
   SignHeader(with_new, {"host", "x-amz-content-sha256", "x-amz-date"}, new_secret);
 
-  ASSERT_TRUE(Authenticate(with_old.View(), lookup, options_).ok());
-  ASSERT_TRUE(Authenticate(with_old.View(), lookup, options_).ok());  // from the kept key
+  ASSERT_OK(Authenticate(with_old.View(), lookup, options_));
+  ASSERT_OK(Authenticate(with_old.View(), lookup, options_));  // from the kept key
   current_secret = new_secret;
   auto old_refused = Authenticate(with_old.View(), lookup, options_);
-  ASSERT_FALSE(old_refused.ok());
-  EXPECT_EQ(old_refused.error().code, ErrorCode::kSignatureDoesNotMatch);
-  EXPECT_TRUE(Authenticate(with_new.View(), lookup, options_).ok());
+  ASSERT_THAT(old_refused, StatusIs(ErrorCode::kSignatureDoesNotMatch));
+  EXPECT_OK(Authenticate(with_new.View(), lookup, options_));
   current_secret = kSecret;
-  EXPECT_TRUE(Authenticate(with_old.View(), lookup, options_).ok());
-  EXPECT_FALSE(Authenticate(with_new.View(), lookup, options_).ok());
+  EXPECT_OK(Authenticate(with_old.View(), lookup, options_));
+  EXPECT_THAT(Authenticate(with_new.View(), lookup, options_), Not(IsOk()));
 }
 
 // Requests of other days and regions under one key each get their own signing key.
@@ -578,13 +582,12 @@ TEST_F(SigV4Test, EachDayAndRegionHasItsOwnSigningKey) {
         AuthOptions options = options_;
         options.region = std::string(region);
         auto result = Authenticate(r.View(), ExampleLookup(), options);
-        EXPECT_TRUE(result.ok()) << region << " " << amz_date << ": "
-                                 << (result.ok() ? "" : result.error().effective_message());
+        EXPECT_OK(result) << region << " " << amz_date;
         // The same request under the other region's signing key would not match.
         TestRequest other = r;
         SignHeader(other, {"host", "x-amz-content-sha256", "x-amz-date"}, kSecret, amz_date,
                    region == "us-east-1" ? "eu-west-3" : "us-east-1");
-        EXPECT_FALSE(Authenticate(other.View(), ExampleLookup(), options).ok());
+        EXPECT_THAT(Authenticate(other.View(), ExampleLookup(), options), Not(IsOk()));
       }
     }
   }
@@ -598,7 +601,7 @@ TEST_F(SigV4Test, TamperedSignedHeaderIsRejected) {
                {"x-amz-date", std::string(kAmzDate)},
                {"x-amz-content-sha256", std::string(kEmptySha)}};
   SignHeader(r, {"host", "range", "x-amz-content-sha256", "x-amz-date"});
-  ASSERT_TRUE(Auth(r).ok());
+  ASSERT_OK(Auth(r));
   r.Set("Range", "bytes=0-99");
   EXPECT_EQ(AuthError(r), ErrorCode::kSignatureDoesNotMatch);
   r.Set("Range", "bytes=0-9");
@@ -618,7 +621,7 @@ TEST_F(SigV4Test, TamperedPathIsRejected) {
 
 TEST_F(SigV4Test, TamperedQueryIsRejected) {
   TestRequest r = SignedGet("/bucket?list-type=2&max-keys=2&prefix=J");
-  ASSERT_TRUE(Auth(r).ok());
+  ASSERT_OK(Auth(r));
   r.target = "/bucket?list-type=2&max-keys=1000&prefix=J";
   EXPECT_EQ(AuthError(r), ErrorCode::kSignatureDoesNotMatch);
   r.target = "/bucket?list-type=2&max-keys=2&prefix=J&delete";
@@ -718,7 +721,7 @@ TEST_F(SigV4Test, CredentialDateMustMatchRequestDate) {
                {"x-amz-content-sha256", std::string(kEmptySha)}};
   clock_.Set(ParseAmzDate("20130524T235959Z").value());
   SignHeader(r, {"host", "x-amz-content-sha256", "x-amz-date"}, kSecret, "20130524T235959Z");
-  ASSERT_TRUE(Auth(r).ok());
+  ASSERT_OK(Auth(r));
   std::string header(r.View().Header("authorization").value());
   header.replace(header.find("/20130524/"), 10, "/20130525/");
   r.Set("Authorization", header);
@@ -846,14 +849,14 @@ TEST_F(SigV4Test, MalformedUriRefused) {
 
 TEST_F(SigV4Test, PresignedGeneratedUrlAuthenticates) {
   auto result = Auth(PresignedGet(Presign("/bucket/a%20b")));
-  ASSERT_TRUE(result.ok()) << result.error().effective_message();
+  ASSERT_OK(result);
   EXPECT_TRUE(result->presigned);
   EXPECT_EQ(result->payload_mode, PayloadMode::kUnsigned);
 }
 
 TEST_F(SigV4Test, PresignedValidUntilExpiry) {
   clock_.Set(ExampleTime() + std::chrono::seconds(86400));
-  EXPECT_TRUE(Auth(PresignedGet(std::string(kAwsPresignedTarget))).ok());
+  EXPECT_OK(Auth(PresignedGet(std::string(kAwsPresignedTarget))));
 }
 
 TEST_F(SigV4Test, PresignedExpired) {
@@ -867,12 +870,12 @@ TEST_F(SigV4Test, PresignedFromTheFutureBeyondSkew) {
   clock_.Set(ExampleTime() - std::chrono::minutes(16));
   EXPECT_EQ(AuthError(PresignedGet(std::string(kAwsPresignedTarget))), ErrorCode::kRequestTimeTooSkewed);
   clock_.Set(ExampleTime() - std::chrono::minutes(14));
-  EXPECT_TRUE(Auth(PresignedGet(std::string(kAwsPresignedTarget))).ok());
+  EXPECT_OK(Auth(PresignedGet(std::string(kAwsPresignedTarget))));
 }
 
 TEST_F(SigV4Test, PresignedExpiresBounds) {
-  EXPECT_TRUE(Auth(PresignedGet(Presign("/k", "604800"))).ok());
-  EXPECT_TRUE(Auth(PresignedGet(Presign("/k", "1"))).ok());
+  EXPECT_OK(Auth(PresignedGet(Presign("/k", "604800"))));
+  EXPECT_OK(Auth(PresignedGet(Presign("/k", "1"))));
   for (const char* expires : {"604801", "0", "-1", "abc", "", "99999999999999999999999"}) {
     EXPECT_EQ(AuthError(PresignedGet(Presign("/k", expires))), ErrorCode::kAuthorizationQueryParametersError)
         << expires;
@@ -957,7 +960,7 @@ TEST_F(SigV4Test, PresignedSessionTokenRefused) {
 
 TEST_F(SigV4Test, PresignedExtraQueryParametersAreSigned) {
   auto result = Auth(PresignedGet(Presign("/k", "3600", kAmzDate, kSecret, "&response-content-type=text%2Fplain")));
-  EXPECT_TRUE(result.ok());
+  EXPECT_OK(result);
 }
 
 TEST_F(SigV4Test, PresignedDuplicateAuthParameterRefused) {

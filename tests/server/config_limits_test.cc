@@ -5,22 +5,26 @@
 #include <thread>
 
 #include "coffre/server/config.h"
+#include "support/status_matchers.h"
 
 namespace coffre::server {
 namespace {
 
+using test_support::IsOk;
+using ::testing::Not;
+
 std::string ErrorOf(const std::string& json) {
   auto c = ParseConfig(json);
-  EXPECT_FALSE(c.ok()) << json;
+  EXPECT_THAT(c, Not(IsOk())) << json;
   return c.ok() ? std::string() : c.status().message();
 }
 
 TEST(ConfigLogFormatTest, DefaultsToTextAndAcceptsJson) {
   auto c = ParseConfig("{}");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_EQ(c->log_format, "text");
   c = ParseConfig(R"({"log_format": "json"})");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_EQ(c->log_format, "json");
 }
 
@@ -31,11 +35,11 @@ TEST(ConfigLogFormatTest, OtherValuesNameTheFieldAndTheAllowedOnes) {
 
 TEST(ConfigDualControlTest, OffByDefaultWithAnHourToApprove) {
   auto c = ParseConfig("{}");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_FALSE(c->dual_control);
   EXPECT_EQ(c->dual_control_approval_minutes, 60u);
   c = ParseConfig(R"({"dual_control": true, "dual_control_approval_minutes": 15})");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_TRUE(c->dual_control);
   EXPECT_EQ(c->dual_control_approval_minutes, 15u);
 }
@@ -50,21 +54,21 @@ TEST(ConfigDualControlTest, BadValuesNameTheFieldAndTheAllowedValues) {
 
 TEST(ConfigThreadsTest, WorkerThreadsDefaultToTwiceTheCoresAndAtLeastFour) {
   auto c = ParseConfig("{}");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_EQ(c->worker_threads, 0u);
   EXPECT_EQ(WorkerThreads(*c), std::max(4u, 2 * std::thread::hardware_concurrency()));
   c = ParseConfig(R"({"worker_threads": 3})");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_EQ(WorkerThreads(*c), 3u);
   EXPECT_EQ(ErrorOf(R"({"worker_threads": 257})"), "config: 'worker_threads' must be an integer from 0 to 256");
 }
 
 TEST(ConfigThreadsTest, CommitThreadsDefaultAndBounds) {
   auto c = ParseConfig("{}");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_EQ(c->commit_threads, 32u);
   c = ParseConfig(R"({"commit_threads": 1})");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_EQ(c->commit_threads, 1u);
   EXPECT_EQ(ErrorOf(R"({"commit_threads": 0})"), "config: 'commit_threads' must be an integer from 1 to 1024");
   EXPECT_EQ(ErrorOf(R"({"commit_threads": 1025})"), "config: 'commit_threads' must be an integer from 1 to 1024");
@@ -72,10 +76,10 @@ TEST(ConfigThreadsTest, CommitThreadsDefaultAndBounds) {
 
 TEST(ConfigPackedBlobsTest, UpTo256KiBByDefaultZeroTurnsThemOff) {
   auto c = ParseConfig("{}");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_EQ(c->packed_blob_max_bytes, 256u * 1024u);
   c = ParseConfig(R"({"packed_blob_max_bytes": 0})");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_EQ(c->packed_blob_max_bytes, 0u);
   EXPECT_EQ(ErrorOf(R"({"packed_blob_max_bytes": 16777217})"),
             "config: 'packed_blob_max_bytes' must be an integer from 0 to 16777216");
@@ -85,7 +89,7 @@ TEST(ConfigPackedBlobsTest, UpTo256KiBByDefaultZeroTurnsThemOff) {
 
 TEST(ConfigRateLimitsTest, UnlimitedByDefault) {
   auto c = ParseConfig("{}");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_TRUE(c->rate_limits.default_limit.unlimited());
   EXPECT_TRUE(c->rate_limits.tenants.empty());
 }
@@ -95,7 +99,7 @@ TEST(ConfigRateLimitsTest, DefaultAndOverridesWithBurstDefaultingToOneSecond) {
       "default": {"requests_per_second": 100, "burst": 250},
       "tenants": {"batch": {"requests_per_second": 2.5}, "slowest": {"requests_per_second": 0.1},
                   "exempt": {"requests_per_second": 0}}}})");
-  ASSERT_TRUE(c.ok()) << c.status().message();
+  ASSERT_OK(c);
   EXPECT_EQ(c->rate_limits.default_limit, (ops::RateLimit{100, 250}));
   EXPECT_EQ(c->rate_limits.tenants.at("batch"), (ops::RateLimit{2.5, 3}));
   EXPECT_EQ(c->rate_limits.tenants.at("slowest"), (ops::RateLimit{0.1, 1}));

@@ -8,22 +8,25 @@
 #include <fstream>
 #include <string>
 
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
+
 namespace coffre::server {
 namespace {
 
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::Not;
+
 class DataDirLockTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("coffre-lock-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::filesystem::path dir_;
+  test_support::TempDir temp_{"lock"};
+  const std::filesystem::path dir_ = temp_.path() / "data";  // not created: Acquire creates it
 };
 
 TEST_F(DataDirLockTest, CreatesThePrivateDirectoryAndRecordsThePid) {
   auto lock = DataDirLock::Acquire(dir_.string(), /*create_directory=*/true);
-  ASSERT_TRUE(lock.ok()) << lock.status().ToString();
+  ASSERT_OK(lock);
   struct stat st {};
   ASSERT_EQ(::stat(dir_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
@@ -32,12 +35,11 @@ TEST_F(DataDirLockTest, CreatesThePrivateDirectoryAndRecordsThePid) {
 
 TEST_F(DataDirLockTest, SecondHolderIsRefusedWithDirectoryAndPid) {
   auto first = DataDirLock::Acquire(dir_.string(), /*create_directory=*/true);
-  ASSERT_TRUE(first.ok());
+  ASSERT_OK(first);
   // flock belongs to the open file description: a second open in this process conflicts just
   // as a second process would.
   auto second = DataDirLock::Acquire(dir_.string());
-  ASSERT_FALSE(second.ok());
-  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+  ASSERT_THAT(second, StatusIs(StatusCode::kUnavailable));
   EXPECT_NE(second.status().message().find(dir_.string()), std::string::npos) << second.status().message();
   EXPECT_NE(second.status().message().find("pid " + std::to_string(::getpid())), std::string::npos)
       << second.status().message();
@@ -46,23 +48,23 @@ TEST_F(DataDirLockTest, SecondHolderIsRefusedWithDirectoryAndPid) {
 TEST_F(DataDirLockTest, ReleasedWhenTheHolderGoesAway) {
   {
     auto first = DataDirLock::Acquire(dir_.string(), /*create_directory=*/true);
-    ASSERT_TRUE(first.ok());
+    ASSERT_OK(first);
   }
   auto again = DataDirLock::Acquire(dir_.string());
-  EXPECT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_OK(again);
 }
 
 TEST_F(DataDirLockTest, StalePidFromACrashedHolderDoesNotBlock) {
   std::filesystem::create_directories(dir_);
   std::ofstream(DataDirLock::Path(dir_.string())) << "999999\n";
   auto lock = DataDirLock::Acquire(dir_.string());
-  ASSERT_TRUE(lock.ok()) << lock.status().ToString();
+  ASSERT_OK(lock);
   EXPECT_EQ(DataDirLock::HolderPid(dir_.string()), ::getpid());
 }
 
 TEST_F(DataDirLockTest, MissingDirectoryWithoutCreateFails) {
   auto lock = DataDirLock::Acquire(dir_.string());
-  EXPECT_FALSE(lock.ok());
+  EXPECT_THAT(lock, Not(IsOk()));
   EXPECT_FALSE(std::filesystem::exists(dir_));
 }
 
@@ -72,7 +74,7 @@ TEST_F(DataDirLockTest, SymlinkedLockFileIsNotFollowed) {
   std::ofstream(target) << "keep me";
   std::filesystem::create_symlink(target, DataDirLock::Path(dir_.string()));
   auto lock = DataDirLock::Acquire(dir_.string());
-  EXPECT_FALSE(lock.ok());
+  EXPECT_THAT(lock, Not(IsOk()));
   std::ifstream in(target);
   std::string text;
   std::getline(in, text);

@@ -8,6 +8,7 @@
 
 #include "coffre/ops/metrics.h"
 #include "coffre/service/scrub.h"
+#include "support/status_matchers.h"
 
 namespace coffre::server {
 namespace {
@@ -46,8 +47,8 @@ TEST(IntegrityMetricsRecorderTest, ForwardsStartAndRecordAsTheyCameAndCountsInte
 
   auto pending = as_recorder.Start(Ev("get", audit::Outcome::kSuccess, "GetObject"));
   ASSERT_NE(pending, nullptr);
-  EXPECT_TRUE(pending->Wait().ok());
-  EXPECT_TRUE(as_recorder.Record(Ev("damaged", audit::Outcome::kIntegrityFailure, "GetObject")).ok());
+  EXPECT_OK(pending->Wait());
+  EXPECT_OK(as_recorder.Record(Ev("damaged", audit::Outcome::kIntegrityFailure, "GetObject")));
   (void)as_recorder.Start(Ev("scrubbed", audit::Outcome::kIntegrityFailure, std::string(service::kScrubAction)));
 
   // The inner log's Start, not the base class's (which would Record at once and block the caller).

@@ -6,21 +6,23 @@
 #include <string>
 
 #include "coffre/server/config.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::server {
 namespace {
+
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::Not;
 
 // A fresh directory holding data/ (data_dir) and etc/ (outside it).
 class RootKeyPlacementTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "coffre-placement-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root_ = tmpl;
     std::filesystem::create_directories(root_ / "data" / "keys");
     std::filesystem::create_directories(root_ / "etc");
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
 
   Config Production(const std::string& key_file) const {
     Config c;
@@ -29,13 +31,13 @@ class RootKeyPlacementTest : public ::testing::Test {
     return c;
   }
 
-  std::filesystem::path root_;
+  test_support::TempDir temp_{"placement"};
+  const std::filesystem::path root_ = temp_.path();
 };
 
 TEST_F(RootKeyPlacementTest, DefaultPlaceIsRefusedWithWhereToPutIt) {
   const Status st = CheckRootKeyPlacement(Production(""));
-  ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  ASSERT_THAT(st, StatusIs(StatusCode::kInvalidArgument));
   EXPECT_NE(st.message().find("root_key_file (default " + (root_ / "data" / "root.key").string() + ")"),
             std::string::npos)
       << st.message();
@@ -49,50 +51,50 @@ TEST_F(RootKeyPlacementTest, EverySpellingOfAPathInsideIsRefused) {
   for (const std::string& path :
        {inside, (root_ / "etc" / "link.key").string(), (root_ / "etc" / ".." / "data" / "keys" / "root.key").string(),
         (root_ / "data" / "." / "root.key").string()}) {
-    EXPECT_FALSE(CheckRootKeyPlacement(Production(path)).ok()) << path;
+    EXPECT_THAT(CheckRootKeyPlacement(Production(path)), Not(IsOk())) << path;
   }
   // data_dir itself through a symlink, or with a trailing slash
   std::filesystem::create_directory_symlink(root_ / "data", root_ / "data-link");
   Config c = Production(inside);
   c.data_dir = (root_ / "data-link").string();
-  EXPECT_FALSE(CheckRootKeyPlacement(c).ok());
+  EXPECT_THAT(CheckRootKeyPlacement(c), Not(IsOk()));
   c.data_dir = (root_ / "data").string() + "/";
-  EXPECT_FALSE(CheckRootKeyPlacement(c).ok());
+  EXPECT_THAT(CheckRootKeyPlacement(c), Not(IsOk()));
 }
 
 TEST_F(RootKeyPlacementTest, OutsideIsAccepted) {
-  EXPECT_TRUE(CheckRootKeyPlacement(Production((root_ / "etc" / "root.key").string())).ok());
+  EXPECT_OK(CheckRootKeyPlacement(Production((root_ / "etc" / "root.key").string())));
   // a sibling whose name starts like data_dir is outside it
-  EXPECT_TRUE(CheckRootKeyPlacement(Production((root_ / "data-keys" / "root.key").string())).ok());
+  EXPECT_OK(CheckRootKeyPlacement(Production((root_ / "data-keys" / "root.key").string())));
   // a link inside data_dir to a key kept elsewhere: copies of the directory hold only the link
   std::filesystem::create_symlink(root_ / "etc" / "root.key", root_ / "data" / "root.key");
-  EXPECT_TRUE(CheckRootKeyPlacement(Production((root_ / "data" / "root.key").string())).ok());
+  EXPECT_OK(CheckRootKeyPlacement(Production((root_ / "data" / "root.key").string())));
 }
 
 TEST_F(RootKeyPlacementTest, DevelopmentAndOtherSourcesAreNotConcerned) {
   Config dev = Production("");
   dev.development = true;
-  EXPECT_TRUE(CheckRootKeyPlacement(dev).ok());
-  EXPECT_TRUE(CheckRootKeyPlacement(DevelopmentConfig()).ok());
+  EXPECT_OK(CheckRootKeyPlacement(dev));
+  EXPECT_OK(CheckRootKeyPlacement(DevelopmentConfig()));
   EXPECT_TRUE(DevelopmentConfig().development);
   for (const char* source : {"credential", "passphrase"}) {
     Config c = Production("");
     c.root_key_source = source;
-    EXPECT_TRUE(CheckRootKeyPlacement(c).ok()) << source;
+    EXPECT_OK(CheckRootKeyPlacement(c)) << source;
   }
 }
 
 TEST(ConfigDevelopmentTest, OffByDefaultAndParsed) {
   auto c = ParseConfig("{}");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_FALSE(c->development);
   EXPECT_EQ(c->max_bodies_per_tenant, 64u);
   c = ParseConfig(R"({"development": true, "max_bodies_per_tenant": 0})");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_TRUE(c->development);
   EXPECT_EQ(c->max_bodies_per_tenant, 0u);
-  EXPECT_FALSE(ParseConfig(R"({"development": "yes"})").ok());
-  EXPECT_FALSE(ParseConfig(R"({"max_bodies_per_tenant": -1})").ok());
+  EXPECT_THAT(ParseConfig(R"({"development": "yes"})"), Not(IsOk()));
+  EXPECT_THAT(ParseConfig(R"({"max_bodies_per_tenant": -1})"), Not(IsOk()));
 }
 
 }  // namespace

@@ -11,9 +11,14 @@
 #include "coffre/service/object_service.h"
 #include "support/fake_recorder.h"
 #include "support/service_stores.h"
+#include "support/status_matchers.h"
 
 namespace coffre::service {
 namespace {
+
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::Not;
 
 namespace fs = std::filesystem;
 
@@ -29,10 +34,10 @@ class ServiceAuditTest : public test_support::ServiceStoresTest {
     service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, opts);
     service_->set_audit(&recorder_);
     auto t = keys_->CreateTenant("acme");
-    ASSERT_TRUE(t.ok());
+    ASSERT_OK(t);
     tenant_ = t->id;
     auto b = service_->CreateBucket(tenant_, "dossiers");
-    ASSERT_TRUE(b.ok());
+    ASSERT_OK(b);
     bucket_ = *b;
     request_ = RequestInfo{"REQ0001", "COACCESSKEY", "192.0.2.1:40000", "PutObject"};
   }
@@ -62,7 +67,7 @@ class ServiceAuditTest : public test_support::ServiceStoresTest {
 };
 
 TEST_F(ServiceAuditTest, PutRecordsOneWrapWithTheRequestsFields) {
-  ASSERT_TRUE(Put("2026/contrat.pdf", Bytes(100, 7)).ok());
+  ASSERT_OK(Put("2026/contrat.pdf", Bytes(100, 7)));
   auto events = Events();
   ASSERT_EQ(events.size(), 1u);
   const audit::Event& e = events[0];
@@ -81,12 +86,12 @@ TEST_F(ServiceAuditTest, PutRecordsOneWrapWithTheRequestsFields) {
 }
 
 TEST_F(ServiceAuditTest, GetRecordsOneUnwrapOfTheSameObject) {
-  ASSERT_TRUE(Put("doc", Bytes(100, 7)).ok());
+  ASSERT_OK(Put("doc", Bytes(100, 7)));
   RequestInfo get{"REQ0002", "COACCESSKEY", "192.0.2.1:40001", "GetObject"};
   auto reader = service_->OpenObject(bucket_, "doc", &get);
-  ASSERT_TRUE(reader.ok());
+  ASSERT_OK(reader);
   Bytes buf(200);
-  ASSERT_TRUE((*reader)->Read(buf).ok());
+  ASSERT_OK((*reader)->Read(buf));
   auto events = Events();
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[1].operation, audit::Operation::kDataKeyUnwrap);
@@ -97,14 +102,14 @@ TEST_F(ServiceAuditTest, GetRecordsOneUnwrapOfTheSameObject) {
 
 TEST_F(ServiceAuditTest, MultipartRecordsEachKeyUseOnce) {
   auto id = service_->CreateUpload(bucket_, "big", {}, &request_);
-  ASSERT_TRUE(id.ok());
+  ASSERT_OK(id);
   auto w = service_->BeginPart(bucket_, "big", *id, 1, {}, &request_);
-  ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Write(Bytes(50, 1)).ok());
+  ASSERT_OK(w);
+  ASSERT_OK((*w)->Write(Bytes(50, 1)));
   auto part = (*w)->Commit({});
-  ASSERT_TRUE(part.ok());
+  ASSERT_OK(part);
   auto done = service_->CompleteUpload(bucket_, "big", *id, {{1, part->etag}}, {}, &request_);
-  ASSERT_TRUE(done.ok());
+  ASSERT_OK(done);
   auto events = Events();
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[0].operation, audit::Operation::kDataKeyWrap);    // CreateMultipartUpload
@@ -117,59 +122,54 @@ TEST_F(ServiceAuditTest, MultipartRecordsEachKeyUseOnce) {
 }
 
 TEST_F(ServiceAuditTest, UnwritableLogRefusesEveryKeyUse) {
-  ASSERT_TRUE(Put("doc", Bytes(100, 7)).ok());
+  ASSERT_OK(Put("doc", Bytes(100, 7)));
   auto id = service_->CreateUpload(bucket_, "big", {}, &request_);
-  ASSERT_TRUE(id.ok());
+  ASSERT_OK(id);
   auto w = service_->BeginPart(bucket_, "big", *id, 1, {}, &request_);
-  ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Write(Bytes(50, 1)).ok());
+  ASSERT_OK(w);
+  ASSERT_OK((*w)->Write(Bytes(50, 1)));
   auto part = (*w)->Commit({});
-  ASSERT_TRUE(part.ok());
+  ASSERT_OK(part);
   const size_t blobs_before = BlobCount();
   recorder_.set_failing(true);
 
   // PUT: the body may be sealed while the record is being made (Recorder::Start), but the object
   // is never published: Commit fails and no blob is left behind.
   auto put = service_->BeginPut(bucket_, "new", {}, {}, &request_);
-  ASSERT_TRUE(put.ok());
-  ASSERT_TRUE((*put)->Write(Bytes(10, 1)).ok());
+  ASSERT_OK(put);
+  ASSERT_OK((*put)->Write(Bytes(10, 1)));
   auto committed = (*put)->Commit({});
-  ASSERT_FALSE(committed.ok());
-  EXPECT_EQ(committed.error().code, Errc::kUnavailable);
+  ASSERT_THAT(committed, StatusIs(Errc::kUnavailable));
   EXPECT_EQ(BlobCount(), blobs_before);
-  EXPECT_FALSE(service_->HeadObject(bucket_, "new").ok());
+  EXPECT_THAT(service_->HeadObject(bucket_, "new"), Not(IsOk()));
   // GET: the reader releases no byte.
   auto get = service_->OpenObject(bucket_, "doc", &request_);
-  ASSERT_TRUE(get.ok());
+  ASSERT_OK(get);
   Bytes got(100, 0);
   auto n = (*get)->Read(got);
-  ASSERT_FALSE(n.ok());
-  EXPECT_EQ(n.error().code, Errc::kUnavailable);
+  ASSERT_THAT(n, StatusIs(Errc::kUnavailable));
   EXPECT_EQ(got, Bytes(100, 0));
   // Multipart: no upload created, no part writer, no completion.
   auto create = service_->CreateUpload(bucket_, "other", {}, &request_);
-  ASSERT_FALSE(create.ok());
-  EXPECT_EQ(create.error().code, Errc::kUnavailable);
+  ASSERT_THAT(create, StatusIs(Errc::kUnavailable));
   auto uploads = service_->ListUploads(bucket_, {});
-  ASSERT_TRUE(uploads.ok());
+  ASSERT_OK(uploads);
   EXPECT_EQ(uploads->uploads.size(), 1u);
   auto part2 = service_->BeginPart(bucket_, "big", *id, 2, {}, &request_);
-  ASSERT_FALSE(part2.ok());
-  EXPECT_EQ(part2.error().code, Errc::kUnavailable);
+  ASSERT_THAT(part2, StatusIs(Errc::kUnavailable));
   auto done = service_->CompleteUpload(bucket_, "big", *id, {{1, part->etag}}, {}, &request_);
-  ASSERT_FALSE(done.ok());
-  EXPECT_EQ(done.error().code, Errc::kUnavailable);
-  EXPECT_FALSE(service_->HeadObject(bucket_, "big").ok());  // not published
+  ASSERT_THAT(done, StatusIs(Errc::kUnavailable));
+  EXPECT_THAT(service_->HeadObject(bucket_, "big"), Not(IsOk()));  // not published
   EXPECT_EQ(recorder_.refused(), 5);
 
   // Once the log is writable again, key use resumes.
   recorder_.set_failing(false);
-  EXPECT_TRUE(service_->OpenObject(bucket_, "doc", &request_).ok());
-  EXPECT_TRUE(service_->CompleteUpload(bucket_, "big", *id, {{1, part->etag}}, {}, &request_).ok());
+  EXPECT_OK(service_->OpenObject(bucket_, "doc", &request_));
+  EXPECT_OK(service_->CompleteUpload(bucket_, "big", *id, {{1, part->etag}}, {}, &request_));
 }
 
 TEST_F(ServiceAuditTest, DecryptionIntegrityFailureIsRecorded) {
-  ASSERT_TRUE(Put("doc", Bytes(10000, 3)).ok());
+  ASSERT_OK(Put("doc", Bytes(10000, 3)));
   for (auto& e : fs::recursive_directory_iterator(dir_ + "/blobs")) {
     if (!e.is_regular_file()) continue;
     std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
@@ -179,11 +179,10 @@ TEST_F(ServiceAuditTest, DecryptionIntegrityFailureIsRecorded) {
   }
   RequestInfo get{"REQBAD", "COACCESSKEY", "192.0.2.1:40002", "GetObject"};
   auto reader = service_->OpenObject(bucket_, "doc", &get);
-  ASSERT_TRUE(reader.ok());
+  ASSERT_OK(reader);
   Bytes buf(20000);
   auto n = (*reader)->Read(buf);
-  ASSERT_FALSE(n.ok());
-  EXPECT_EQ(n.error().code, Errc::kCorruption);
+  ASSERT_THAT(n, StatusIs(Errc::kCorruption));
   auto events = Events();
   ASSERT_EQ(events.size(), 3u);  // wrap, unwrap, failed decryption
   EXPECT_EQ(events[2].operation, audit::Operation::kDecrypt);
@@ -198,41 +197,39 @@ TEST_F(ServiceAuditTest, LockedAuditDatabaseFailsClosed) {
   audit::AuditLogOptions opts;
   opts.busy_timeout_ms = 100;
   auto log = audit::AuditLog::Open(dir_ + "/audit.db", SecretBytes::Random(32), opts);
-  ASSERT_TRUE(log.ok());
+  ASSERT_OK(log);
   service_->set_audit(log->get());
-  ASSERT_TRUE(Put("doc", Bytes(100, 7)).ok());
+  ASSERT_OK(Put("doc", Bytes(100, 7)));
   auto other = db::Connection::Open(dir_ + "/audit.db", db::OpenMode::kReadWrite, 100);
-  ASSERT_TRUE(other.ok());
-  ASSERT_TRUE((*other)->Exec("BEGIN IMMEDIATE").ok());
+  ASSERT_OK(other);
+  ASSERT_OK((*other)->Exec("BEGIN IMMEDIATE"));
   {
     auto get = service_->OpenObject(bucket_, "doc", &request_);
-    ASSERT_TRUE(get.ok());
+    ASSERT_OK(get);
     // Decrypted when opened (one segment), and still held back until its record is durable.
     EXPECT_TRUE((*get)->NextReadInMemory());
     Bytes got(100, 0);
     auto n = (*get)->Read(got);
-    ASSERT_FALSE(n.ok());
-    EXPECT_EQ(n.error().code, Errc::kUnavailable);
+    ASSERT_THAT(n, StatusIs(Errc::kUnavailable));
     EXPECT_EQ(got, Bytes(100, 0));  // no decrypted byte left the service
     // A PUT seals its body meanwhile but is never published.
     auto put = service_->BeginPut(bucket_, "during-lock", {}, {}, &request_);
-    ASSERT_TRUE(put.ok());
-    ASSERT_TRUE((*put)->Write(Bytes(10, 2)).ok());
+    ASSERT_OK(put);
+    ASSERT_OK((*put)->Write(Bytes(10, 2)));
     auto committed = (*put)->Commit({});
-    ASSERT_FALSE(committed.ok());
-    EXPECT_EQ(committed.error().code, Errc::kUnavailable);
-    EXPECT_FALSE(service_->HeadObject(bucket_, "during-lock").ok());
+    ASSERT_THAT(committed, StatusIs(Errc::kUnavailable));
+    EXPECT_THAT(service_->HeadObject(bucket_, "during-lock"), Not(IsOk()));
   }
   EXPECT_FALSE((*log)->healthy());
-  ASSERT_TRUE((*other)->Exec("ROLLBACK").ok());
+  ASSERT_OK((*other)->Exec("ROLLBACK"));
   {
     auto get = service_->OpenObject(bucket_, "doc", &request_);
-    ASSERT_TRUE(get.ok());
+    ASSERT_OK(get);
     // Decrypted when opened (one segment), and still held back until its record is durable.
     EXPECT_TRUE((*get)->NextReadInMemory());
     Bytes got(100, 0);
     auto n = (*get)->Read(got);
-    ASSERT_TRUE(n.ok());
+    ASSERT_OK(n);
     EXPECT_EQ(*n, 100u);
     EXPECT_EQ(got, Bytes(100, 7));
   }

@@ -16,9 +16,12 @@
 #include "coffre/crypto/hash.h"
 #include "coffre/service/object_service.h"
 #include "support/service_stores.h"
+#include "support/status_matchers.h"
 
 namespace coffre::service {
 namespace {
+
+using test_support::StatusIs;
 
 namespace fs = std::filesystem;
 using internal::HashLane;
@@ -102,9 +105,9 @@ class WriterHashTest : public test_support::ServiceStoresTest {
     opts.garbage_grace_ms = 0;
     service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, opts);
     auto t = keys_->CreateTenant("acme");
-    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    ASSERT_OK(t);
     auto b = service_->CreateBucket(t->id, "dossiers");
-    ASSERT_TRUE(b.ok());
+    ASSERT_OK(b);
     bucket_ = *b;
   }
 
@@ -112,7 +115,7 @@ class WriterHashTest : public test_support::ServiceStoresTest {
     std::set<crypto::ChecksumAlgorithm> all(std::begin(crypto::kAllChecksumAlgorithms),
                                             std::end(crypto::kAllChecksumAlgorithms));
     auto w = service_->BeginPut(bucket_, key, {}, all);
-    EXPECT_TRUE(w.ok());
+    EXPECT_OK(w);
     return w.ok() ? std::move(w).value() : nullptr;
   }
 
@@ -128,14 +131,14 @@ TEST_F(WriterHashTest, EtagAndEveryChecksumMatchOnePassInSeries) {
       auto w = Begin("k");
       ASSERT_NE(w, nullptr);
       for (size_t off = 0; off < data.size(); off += step) {
-        ASSERT_TRUE(w->Write(ByteView(data.data() + off, std::min(step, data.size() - off))).ok());
+        ASSERT_OK(w->Write(ByteView(data.data() + off, std::min(step, data.size() - off))));
       }
       CommitOptions opts;
       const auto md5 = crypto::Md5::Digest(data);
       opts.content_md5 = Bytes(md5.begin(), md5.end());
       for (auto alg : crypto::kAllChecksumAlgorithms) opts.expected_checksums[alg] = crypto::ComputeChecksum(alg, data);
       auto put = w->Commit(opts);
-      ASSERT_TRUE(put.ok()) << size << "/" << step << ": " << put.error().message;
+      ASSERT_OK(put) << size << "/" << step;
       EXPECT_EQ(put->etag, HexEncode(md5));
       for (auto alg : crypto::kAllChecksumAlgorithms) {
         EXPECT_EQ(put->checksums[alg], crypto::ComputeChecksum(alg, data)) << crypto::ChecksumAlgorithmName(alg);
@@ -148,14 +151,13 @@ TEST_F(WriterHashTest, WrongDigestOfAMultiSegmentBodyIsRefused) {
   Bytes data = Pattern(10 * 4096 + 5, 9);
   auto w = Begin("bad");
   ASSERT_NE(w, nullptr);
-  ASSERT_TRUE(w->Write(data).ok());
+  ASSERT_OK(w->Write(data));
   CommitOptions opts;
   auto md5 = crypto::Md5::Digest(data);
   md5[0] ^= 1;
   opts.content_md5 = Bytes(md5.begin(), md5.end());
   auto put = w->Commit(opts);
-  ASSERT_FALSE(put.ok());
-  EXPECT_EQ(put.error().code, Errc::kBadDigest);
+  ASSERT_THAT(put, StatusIs(Errc::kBadDigest));
 }
 
 TEST_F(WriterHashTest, AbandonedMidObjectLeavesNothingBehind) {
@@ -165,7 +167,7 @@ TEST_F(WriterHashTest, AbandonedMidObjectLeavesNothingBehind) {
     auto w = Begin("gone");
     ASSERT_NE(w, nullptr);
     Bytes data = Pattern(3 * 4096 + static_cast<size_t>(i), static_cast<uint32_t>(i));
-    ASSERT_TRUE(w->Write(data).ok());
+    ASSERT_OK(w->Write(data));
   }
   EXPECT_TRUE(fs::is_empty(dir_ + "/tmp"));
 }

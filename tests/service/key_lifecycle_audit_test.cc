@@ -12,9 +12,16 @@
 #include "coffre/service/object_service.h"
 #include "support/fake_recorder.h"
 #include "support/service_stores.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::service {
 namespace {
+
+using test_support::IsOk;
+using test_support::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 namespace fs = std::filesystem;
 using audit::Operation;
@@ -24,19 +31,16 @@ using test_support::FakeRecorder;
 class KeyLifecycleAuditTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-lifecycle-audit-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    auto keys = keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32), clock_);
-    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+    auto keys = keystore::Keystore::Open(dir_.str() + "/keystore.db", SecretBytes::Random(32), clock_);
+    ASSERT_OK(keys);
     keys_ = std::move(keys).value();
     lifecycle_ = std::make_unique<KeyLifecycle>(*keys_, &recorder_, clock_);
     request_.action = "cli:test";
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   keystore::Tenant NewTenant(const std::string& name) {
     auto t = lifecycle_->CreateTenant(name, request_);
-    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    EXPECT_OK(t);
     recorder_.clear();
     return t.ok() ? *t : keystore::Tenant{};
   }
@@ -44,7 +48,7 @@ class KeyLifecycleAuditTest : public ::testing::Test {
   std::vector<uint32_t> Versions(const std::string& tenant_id) {
     std::vector<uint32_t> out;
     auto versions = keys_->ListKeyVersions(tenant_id);
-    EXPECT_TRUE(versions.ok());
+    EXPECT_OK(versions);
     if (versions.ok()) {
       for (const auto& v : *versions) {
         out.push_back(v.version);
@@ -64,7 +68,7 @@ class KeyLifecycleAuditTest : public ::testing::Test {
     EXPECT_EQ(e.bucket, "");
   }
 
-  std::string dir_;
+  test_support::TempDir dir_{"lifecycle-audit"};
   FixedClock clock_{std::chrono::system_clock::time_point(std::chrono::hours(24 * 365 * 56))};
   std::unique_ptr<keystore::Keystore> keys_;
   FakeRecorder recorder_;
@@ -74,9 +78,9 @@ class KeyLifecycleAuditTest : public ::testing::Test {
 
 TEST_F(KeyLifecycleAuditTest, CreateTenantAndAccessKeyAreEachRecordedOnce) {
   auto t = lifecycle_->CreateTenant("acme", request_);
-  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_OK(t);
   auto k = lifecycle_->CreateAccessKey(t->id, request_);
-  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  ASSERT_OK(k);
   const auto events = recorder_.events();
   ASSERT_EQ(events.size(), 2u);
   ExpectLifecycle(events[0], Operation::kTenantKeyCreate, t->id, 1);
@@ -89,24 +93,21 @@ TEST_F(KeyLifecycleAuditTest, CreateTenantAndAccessKeyAreEachRecordedOnce) {
   EXPECT_EQ(events[1].request.action, "cli:test");
   // A completed creation is not "completed" again.
   auto again = lifecycle_->CreateTenant("acme", request_);
-  ASSERT_FALSE(again.ok());
-  EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
+  ASSERT_THAT(again, StatusIs(StatusCode::kAlreadyExists));
   EXPECT_EQ(recorder_.events().size(), 2u);
 }
 
 TEST_F(KeyLifecycleAuditTest, TenantWhoseCreationWasNotRecordedGetsNoAccessKeyUntilRetried) {
   recorder_.set_failing(true);
   auto t = lifecycle_->CreateTenant("acme", request_);
-  ASSERT_FALSE(t.ok());
-  EXPECT_EQ(t.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(t.status().message().find("run the same command again"), std::string::npos) << t.status().message();
+  ASSERT_THAT(t, StatusIs(StatusCode::kUnavailable, HasSubstr("run the same command again")));
   auto existing = keys_->GetTenantByName("acme");
-  ASSERT_TRUE(existing.ok());
+  ASSERT_OK(existing);
   EXPECT_TRUE(keys_->ListAccessKeys(existing->id)->empty());
   // Once the log is writable, the same call records the creation and returns the tenant.
   recorder_.set_failing(false);
   auto retried = lifecycle_->CreateTenant("acme", request_);
-  ASSERT_TRUE(retried.ok()) << retried.status().ToString();
+  ASSERT_OK(retried);
   EXPECT_EQ(retried->id, existing->id);
   const auto events = recorder_.events();
   ASSERT_EQ(events.size(), 1u);
@@ -117,8 +118,7 @@ TEST_F(KeyLifecycleAuditTest, AccessKeyWhoseCreationCannotBeRecordedIsDeletedAga
   auto t = NewTenant("acme");
   recorder_.set_failing(true);
   auto k = lifecycle_->CreateAccessKey(t.id, request_);
-  ASSERT_FALSE(k.ok());
-  EXPECT_EQ(k.status().code(), StatusCode::kUnavailable);
+  ASSERT_THAT(k, StatusIs(StatusCode::kUnavailable));
   EXPECT_TRUE(keys_->ListAccessKeys(t.id)->empty());
   EXPECT_TRUE(recorder_.events().empty());
 }
@@ -126,27 +126,27 @@ TEST_F(KeyLifecycleAuditTest, AccessKeyWhoseCreationCannotBeRecordedIsDeletedAga
 TEST_F(KeyLifecycleAuditTest, DisableAndDeleteAreRecordedBeforeTheChange) {
   auto t = NewTenant("acme");
   auto k = lifecycle_->CreateAccessKey(t.id, request_);
-  ASSERT_TRUE(k.ok());
+  ASSERT_OK(k);
   const std::string id = k->key.access_key_id;
   recorder_.clear();
 
   recorder_.set_failing(true);
-  EXPECT_EQ(lifecycle_->DisableAccessKey(t.id, id, request_).code(), StatusCode::kUnavailable);
-  EXPECT_EQ(lifecycle_->DeleteAccessKey(t.id, id, request_).code(), StatusCode::kUnavailable);
+  EXPECT_THAT(lifecycle_->DisableAccessKey(t.id, id, request_), StatusIs(StatusCode::kUnavailable));
+  EXPECT_THAT(lifecycle_->DeleteAccessKey(t.id, id, request_), StatusIs(StatusCode::kUnavailable));
   auto listed = keys_->ListAccessKeys(t.id);
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_TRUE(listed->front().enabled);  // nothing changed
   recorder_.set_failing(false);
 
-  ASSERT_TRUE(lifecycle_->DisableAccessKey(t.id, id, request_).ok());
+  ASSERT_OK(lifecycle_->DisableAccessKey(t.id, id, request_));
   EXPECT_FALSE(keys_->ListAccessKeys(t.id)->front().enabled);
   recorder_.set_failing(true);
-  EXPECT_EQ(lifecycle_->EnableAccessKey(t.id, id, request_).code(), StatusCode::kUnavailable);
+  EXPECT_THAT(lifecycle_->EnableAccessKey(t.id, id, request_), StatusIs(StatusCode::kUnavailable));
   EXPECT_FALSE(keys_->ListAccessKeys(t.id)->front().enabled);  // not enabled unrecorded
   recorder_.set_failing(false);
-  ASSERT_TRUE(lifecycle_->EnableAccessKey(t.id, id, request_).ok());
+  ASSERT_OK(lifecycle_->EnableAccessKey(t.id, id, request_));
   EXPECT_TRUE(keys_->ListAccessKeys(t.id)->front().enabled);
-  ASSERT_TRUE(lifecycle_->DeleteAccessKey(t.id, id, request_).ok());
+  ASSERT_OK(lifecycle_->DeleteAccessKey(t.id, id, request_));
   EXPECT_TRUE(keys_->ListAccessKeys(t.id)->empty());
   const auto events = recorder_.events();
   ASSERT_EQ(events.size(), 3u);
@@ -159,9 +159,9 @@ TEST_F(KeyLifecycleAuditTest, DisableAndDeleteAreRecordedBeforeTheChange) {
     EXPECT_EQ(e.outcome, audit::Outcome::kSuccess);
   }
   // An unknown key is refused before anything is recorded.
-  EXPECT_EQ(lifecycle_->DisableAccessKey(t.id, id, request_).code(), StatusCode::kNotFound);
-  EXPECT_EQ(lifecycle_->DeleteAccessKey(t.id, "CONOSUCHKEY0000000000", request_).code(), StatusCode::kNotFound);
-  EXPECT_EQ(lifecycle_->EnableAccessKey(t.id, id, request_).code(), StatusCode::kNotFound);
+  EXPECT_THAT(lifecycle_->DisableAccessKey(t.id, id, request_), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(lifecycle_->DeleteAccessKey(t.id, "CONOSUCHKEY0000000000", request_), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(lifecycle_->EnableAccessKey(t.id, id, request_), StatusIs(StatusCode::kNotFound));
   EXPECT_EQ(recorder_.events().size(), 3u);
 }
 
@@ -169,13 +169,12 @@ TEST_F(KeyLifecycleAuditTest, RotationIsRecordedWithTheNewVersionBeforeTheKeyExi
   auto t = NewTenant("acme");
   recorder_.set_failing(true);
   auto refused = lifecycle_->RotateTenantKey(t.id, request_);
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  ASSERT_THAT(refused, StatusIs(StatusCode::kUnavailable));
   EXPECT_EQ(Versions(t.id), std::vector<uint32_t>{1});
   recorder_.set_failing(false);
 
   auto v = lifecycle_->RotateTenantKey(t.id, request_);
-  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  ASSERT_OK(v);
   EXPECT_EQ(*v, 2u);
   auto events = recorder_.events();
   ASSERT_EQ(events.size(), 1u);
@@ -184,11 +183,11 @@ TEST_F(KeyLifecycleAuditTest, RotationIsRecordedWithTheNewVersionBeforeTheKeyExi
 
 TEST_F(KeyLifecycleAuditTest, RotationPredictsTheVersionAfterADestroyedOne) {
   auto t = NewTenant("acme");
-  ASSERT_TRUE(lifecycle_->RotateTenantKey(t.id, request_).ok());
-  ASSERT_TRUE(keys_->DestroyKeyVersion(t.id, 1).ok());
+  ASSERT_OK(lifecycle_->RotateTenantKey(t.id, request_));
+  ASSERT_OK(keys_->DestroyKeyVersion(t.id, 1));
   recorder_.clear();
   auto v = lifecycle_->RotateTenantKey(t.id, request_);
-  ASSERT_TRUE(v.ok());
+  ASSERT_OK(v);
   EXPECT_EQ(*v, 3u);
   ASSERT_EQ(recorder_.events().size(), 1u);
   EXPECT_EQ(recorder_.events()[0].key_version, 3u);
@@ -199,7 +198,7 @@ TEST_F(KeyLifecycleAuditTest, PolicyRotatesOnlyKeysOlderThanTheLimitAndRecordsEa
   clock_.Set(clock_.Now() + std::chrono::hours(24 * 10));
   auto young = NewTenant("young");
   auto shredded = NewTenant("gone");
-  ASSERT_TRUE(keys_->ShredTenant(shredded.id).ok());
+  ASSERT_OK(keys_->ShredTenant(shredded.id));
   clock_.Set(clock_.Now() + std::chrono::hours(24 * 5));
   audit::RequestInfo policy;
   policy.action = "policy";
@@ -207,12 +206,12 @@ TEST_F(KeyLifecycleAuditTest, PolicyRotatesOnlyKeysOlderThanTheLimitAndRecordsEa
 
   recorder_.set_failing(true);
   auto refused = lifecycle_->RotateKeysOlderThan(seven_days_ms, policy);
-  ASSERT_FALSE(refused.ok());
+  ASSERT_THAT(refused, Not(IsOk()));
   EXPECT_EQ(Versions(old_tenant.id), std::vector<uint32_t>{1});
   recorder_.set_failing(false);
 
   auto rotated = lifecycle_->RotateKeysOlderThan(seven_days_ms, policy);
-  ASSERT_TRUE(rotated.ok()) << rotated.status().ToString();
+  ASSERT_OK(rotated);
   ASSERT_EQ(rotated->size(), 1u);
   EXPECT_EQ(rotated->front(), std::make_pair(old_tenant.id, uint32_t{2}));
   EXPECT_EQ(Versions(young.id), std::vector<uint32_t>{1});
@@ -224,38 +223,38 @@ TEST_F(KeyLifecycleAuditTest, PolicyRotatesOnlyKeysOlderThanTheLimitAndRecordsEa
   EXPECT_EQ(events[0].request.action, "policy");
   // The new version is young: nothing more to do.
   rotated = lifecycle_->RotateKeysOlderThan(seven_days_ms, policy);
-  ASSERT_TRUE(rotated.ok());
+  ASSERT_OK(rotated);
   EXPECT_TRUE(rotated->empty());
   EXPECT_EQ(recorder_.events().size(), 1u);
 }
 
 TEST_F(KeyLifecycleAuditTest, ShredIsRecordedFirstAndRefusedWhenTheLogIsUnwritable) {
   auto t = NewTenant("acme");
-  ASSERT_TRUE(lifecycle_->RotateTenantKey(t.id, request_).ok());
+  ASSERT_OK(lifecycle_->RotateTenantKey(t.id, request_));
   recorder_.clear();
   recorder_.set_failing(true);
-  EXPECT_EQ(lifecycle_->ShredTenant(t.id, request_).code(), StatusCode::kUnavailable);
+  EXPECT_THAT(lifecycle_->ShredTenant(t.id, request_), StatusIs(StatusCode::kUnavailable));
   EXPECT_FALSE(keys_->GetTenant(t.id)->shredded.has_value());
   EXPECT_EQ(Versions(t.id), (std::vector<uint32_t>{1, 2}));
   recorder_.set_failing(false);
-  ASSERT_TRUE(lifecycle_->ShredTenant(t.id, request_).ok());
+  ASSERT_OK(lifecycle_->ShredTenant(t.id, request_));
   EXPECT_TRUE(keys_->GetTenant(t.id)->shredded.has_value());
   auto events = recorder_.events();
   ASSERT_EQ(events.size(), 1u);
   ExpectLifecycle(events[0], Operation::kTenantShred, t.id, 2);
   // Shredded: nothing more is done, so nothing more is recorded.
-  EXPECT_EQ(lifecycle_->ShredTenant(t.id, request_).code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(lifecycle_->RotateTenantKey(t.id, request_).status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(lifecycle_->CreateAccessKey(t.id, request_).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(lifecycle_->ShredTenant(t.id, request_), StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_THAT(lifecycle_->RotateTenantKey(t.id, request_), StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_THAT(lifecycle_->CreateAccessKey(t.id, request_), StatusIs(StatusCode::kFailedPrecondition));
   EXPECT_EQ(recorder_.events().size(), 1u);
 }
 
 TEST_F(KeyLifecycleAuditTest, WithoutARecorderChangesAreMadeUnrecorded) {
   KeyLifecycle plain(*keys_, nullptr, clock_);
   auto t = plain.CreateTenant("acme", request_);
-  ASSERT_TRUE(t.ok());
-  EXPECT_TRUE(plain.RotateTenantKey(t->id, request_).ok());
-  EXPECT_TRUE(plain.ShredTenant(t->id, request_).ok());
+  ASSERT_OK(t);
+  EXPECT_OK(plain.RotateTenantKey(t->id, request_));
+  EXPECT_OK(plain.ShredTenant(t->id, request_));
 }
 
 // --- the object service's part: destroy and rewrap ------------------------------------------
@@ -276,14 +275,14 @@ class ServiceLifecycleAuditTest : public test_support::ServiceStoresTest {
 
   void Put(const std::string& key) {
     auto w = service_->BeginPut(bucket_, key, {}, {});
-    ASSERT_TRUE(w.ok()) << w.error().message;
-    ASSERT_TRUE((*w)->Write(Bytes(100, 7)).ok());
-    ASSERT_TRUE((*w)->Commit({}).ok());
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Write(Bytes(100, 7)));
+    ASSERT_OK((*w)->Commit({}));
   }
 
   uint64_t Refs(uint32_t version) {
     auto counts = service_->CountKeyReferences(tenant_);
-    EXPECT_TRUE(counts.ok());
+    EXPECT_OK(counts);
     auto it = counts->find(version);
     return it == counts->end() ? 0 : it->second;
   }
@@ -299,13 +298,13 @@ TEST_F(ServiceLifecycleAuditTest, RewrapRecordsEachDataKeyOnceWithItsObjectAndNe
   Put("a.pdf");
   Put("b.pdf");
   auto upload = service_->CreateUpload(bucket_, "big.bin", {});
-  ASSERT_TRUE(upload.ok());
-  ASSERT_TRUE(keys_->RotateTenantKey(tenant_).ok());
+  ASSERT_OK(upload);
+  ASSERT_OK(keys_->RotateTenantKey(tenant_));
   service_->set_audit(&recorder_);
 
   catalog::WrappedKeyCursor cursor;
   auto r = service_->RewrapBatch(tenant_, 1, &cursor, 100, &request_);
-  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_OK(r);
   EXPECT_EQ(r->rewrapped, 3u);
   EXPECT_EQ(Refs(1), 0u);
   auto events = recorder_.events();
@@ -328,7 +327,7 @@ TEST_F(ServiceLifecycleAuditTest, RewrapRecordsEachDataKeyOnceWithItsObjectAndNe
   EXPECT_EQ(by_key.count("b.pdf"), 1u);
   // The walk is done: nothing more is recorded.
   auto done = service_->RewrapBatch(tenant_, 1, &cursor, 100, &request_);
-  ASSERT_TRUE(done.ok());
+  ASSERT_OK(done);
   EXPECT_EQ(done->examined, 0u);
   EXPECT_EQ(recorder_.events().size(), 3u);
   service_->set_audit(nullptr);
@@ -337,34 +336,31 @@ TEST_F(ServiceLifecycleAuditTest, RewrapRecordsEachDataKeyOnceWithItsObjectAndNe
 TEST_F(ServiceLifecycleAuditTest, RewrapLeavesDataKeysWhoseRecordFailsOnTheOldVersion) {
   Put("a.pdf");
   Put("b.pdf");
-  ASSERT_TRUE(keys_->RotateTenantKey(tenant_).ok());
+  ASSERT_OK(keys_->RotateTenantKey(tenant_));
   service_->set_audit(&recorder_);
   recorder_.set_failing(true);
   catalog::WrappedKeyCursor cursor;
   auto r = service_->RewrapBatch(tenant_, 1, &cursor, 100, &request_);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, Errc::kUnavailable);
+  ASSERT_THAT(r, StatusIs(Errc::kUnavailable));
   EXPECT_EQ(Refs(1), 2u);
   EXPECT_EQ(Refs(2), 0u);
   service_->set_audit(nullptr);
 }
 
 TEST_F(ServiceLifecycleAuditTest, DestroyIsRecordedFirstAndOnlyWhenItIsAllowed) {
-  ASSERT_TRUE(keys_->RotateTenantKey(tenant_).ok());
+  ASSERT_OK(keys_->RotateTenantKey(tenant_));
   service_->set_audit(&recorder_);
   // Refused for the active version: nothing recorded.
   auto active = service_->DestroyKeyVersion(tenant_, 2, &request_);
-  ASSERT_FALSE(active.ok());
-  EXPECT_EQ(active.error().code, Errc::kPreconditionFailed);
+  ASSERT_THAT(active, StatusIs(Errc::kPreconditionFailed));
   EXPECT_TRUE(recorder_.events().empty());
   // Unwritable log: nothing destroyed.
   recorder_.set_failing(true);
   auto refused = service_->DestroyKeyVersion(tenant_, 1, &request_);
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().code, Errc::kUnavailable);
+  ASSERT_THAT(refused, StatusIs(Errc::kUnavailable));
   EXPECT_EQ(keys_->ListKeyVersions(tenant_)->size(), 2u);
   recorder_.set_failing(false);
-  ASSERT_TRUE(service_->DestroyKeyVersion(tenant_, 1, &request_).ok());
+  ASSERT_OK(service_->DestroyKeyVersion(tenant_, 1, &request_));
   EXPECT_EQ(keys_->ListKeyVersions(tenant_)->size(), 1u);
   auto events = recorder_.events();
   ASSERT_EQ(events.size(), 1u);

@@ -14,9 +14,13 @@
 #include "coffre/service/object_service.h"
 #include "service/data_key_aad.h"
 #include "support/service_stores.h"
+#include "support/status_matchers.h"
 
 namespace coffre::service {
 namespace {
+
+using test_support::StatusIs;
+using ::testing::HasSubstr;
 
 namespace fs = std::filesystem;
 
@@ -45,10 +49,10 @@ class ServiceKeyLifecycleTest : public test_support::ServiceStoresTest {
 
   void Put(const catalog::Bucket& b, const std::string& key, const Bytes& data) {
     auto w = service_->BeginPut(b, key, {}, {});
-    ASSERT_TRUE(w.ok()) << w.error().message;
-    ASSERT_TRUE((*w)->Write(data).ok());
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Write(data));
     auto c = (*w)->Commit({});
-    ASSERT_TRUE(c.ok()) << c.error().message;
+    ASSERT_OK(c);
   }
 
   SResult<Bytes> Get(const catalog::Bucket& b, const std::string& key) {
@@ -83,7 +87,7 @@ class ServiceKeyLifecycleTest : public test_support::ServiceStoresTest {
     uint64_t rewrapped = 0;
     for (int guard = 0; guard < 1000; ++guard) {
       auto r = service_->RewrapBatch(tenant_, from, &cursor, batch);
-      EXPECT_TRUE(r.ok()) << r.error().message;
+      EXPECT_OK(r);
       if (!r.ok() || r->examined == 0) break;
       EXPECT_EQ(r->failed, 0u);
       rewrapped += r->rewrapped;
@@ -103,25 +107,25 @@ class ServiceKeyLifecycleTest : public test_support::ServiceStoresTest {
 TEST_F(ServiceKeyLifecycleTest, AWriteFromBeforeTheRotationMovesOffAVersionBeingDestroyed) {
   const Bytes data = Pattern(10000, 3);
   auto w = service_->BeginPut(bucket_, "late", {}, {});
-  ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Write(data).ok());
+  ASSERT_OK(w);
+  ASSERT_OK((*w)->Write(data));
   ASSERT_EQ(*keys_->RotateTenantKey(tenant_), 2u);
-  ASSERT_TRUE(keys_->SetKeyVersionDestroying(tenant_, 1, true).ok());  // a destroy in progress
+  ASSERT_OK(keys_->SetKeyVersionDestroying(tenant_, 1, true));  // a destroy in progress
   auto versions = keys_->ListKeyVersions(tenant_);
-  ASSERT_TRUE(versions.ok());
+  ASSERT_OK(versions);
   EXPECT_TRUE((*versions)[0].destroying);
-  ASSERT_TRUE((*w)->Commit({}).ok());
+  ASSERT_OK((*w)->Commit({}));
   EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{2, 1}}));
-  ASSERT_TRUE(service_->DestroyKeyVersion(tenant_, 1).ok());
+  ASSERT_OK(service_->DestroyKeyVersion(tenant_, 1));
   auto got = Get(bucket_, "late");
-  ASSERT_TRUE(got.ok()) << got.error().message;
+  ASSERT_OK(got);
   EXPECT_EQ(*got, data);
   // The same for an upload created while the old version is being destroyed.
   ASSERT_EQ(*keys_->RotateTenantKey(tenant_), 3u);
-  ASSERT_TRUE(keys_->SetKeyVersionDestroying(tenant_, 2, true).ok());
+  ASSERT_OK(keys_->SetKeyVersionDestroying(tenant_, 2, true));
   // (Its data key is drawn under version 3 already; the check is cheap and finds nothing.)
   auto upload = service_->CreateUpload(bucket_, "up", {});
-  ASSERT_TRUE(upload.ok());
+  ASSERT_OK(upload);
   EXPECT_EQ(service_->CountKeyReferences(tenant_)->at(3), 1u);
 }
 
@@ -133,7 +137,7 @@ TEST_F(ServiceKeyLifecycleTest, DestroyRefusesWhenARowAppearsDuringTheFence) {
   ObjectService slow(*catalog_, *keys_, *blobs_, opts);
   const std::string upload_id = "fence-upload-00000000000";
   auto dk = keys_->NewDataKey(tenant_, internal::DataKeyAad(bucket_.name, "late-upload", upload_id));
-  ASSERT_TRUE(dk.ok());
+  ASSERT_OK(dk);
   ASSERT_EQ(*keys_->RotateTenantKey(tenant_), 2u);
   std::thread late_writer([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
@@ -143,14 +147,13 @@ TEST_F(ServiceKeyLifecycleTest, DestroyRefusesWhenARowAppearsDuringTheFence) {
     up.tenant_id = bucket_.tenant_id;
     up.key = "late-upload";
     up.key_info = catalog::KeyInfo{dk->tenant_key_id, dk->tenant_key_version, dk->wrapped};
-    EXPECT_TRUE(catalog_->CreateUpload(up).ok());
+    EXPECT_OK(catalog_->CreateUpload(up));
   });
   auto refused = slow.DestroyKeyVersion(tenant_, 1);
   late_writer.join();
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().code, Errc::kPreconditionFailed);
+  ASSERT_THAT(refused, StatusIs(Errc::kPreconditionFailed));
   auto versions = keys_->ListKeyVersions(tenant_);
-  ASSERT_TRUE(versions.ok());
+  ASSERT_OK(versions);
   ASSERT_EQ(versions->size(), 2u);
   EXPECT_FALSE((*versions)[0].destroying) << "the mark must be lifted when the destruction is abandoned";
 }
@@ -163,13 +166,13 @@ TEST_F(ServiceKeyLifecycleTest, RewrapMovesEveryDataKeyWithoutTouchingObjectData
   }
   // An upload in progress, with one part written under version 1.
   auto upload = service_->CreateUpload(bucket_, "big", {});
-  ASSERT_TRUE(upload.ok());
+  ASSERT_OK(upload);
   const Bytes part1 = Pattern(6000, 77);
   {
     auto w = service_->BeginPart(bucket_, "big", *upload, 1, {});
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Write(part1).ok());
-    ASSERT_TRUE((*w)->Commit({}).ok());
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Write(part1));
+    ASSERT_OK((*w)->Commit({}));
   }
   ASSERT_EQ(*keys_->RotateTenantKey(tenant_), 2u);
   Put(bucket_, "after", Pattern(10, 5));  // new objects use version 2
@@ -177,35 +180,33 @@ TEST_F(ServiceKeyLifecycleTest, RewrapMovesEveryDataKeyWithoutTouchingObjectData
 
   EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{1, 10}, {2, 1}}));
   auto refused = service_->DestroyKeyVersion(tenant_, 1);
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().code, Errc::kPreconditionFailed);
+  ASSERT_THAT(refused, StatusIs(Errc::kPreconditionFailed));
 
   EXPECT_EQ(RewrapAll(1, 4), 10u);
   EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{2, 11}}));
   EXPECT_EQ(BlobContents(), before);  // not one byte of object data rewritten
-  ASSERT_TRUE(service_->DestroyKeyVersion(tenant_, 1).ok());
+  ASSERT_OK(service_->DestroyKeyVersion(tenant_, 1));
   auto active = service_->DestroyKeyVersion(tenant_, 2);
-  ASSERT_FALSE(active.ok());
-  EXPECT_EQ(active.error().code, Errc::kPreconditionFailed);
+  ASSERT_THAT(active, StatusIs(Errc::kPreconditionFailed));
 
   // With version 1 gone, everything still reads, and the upload completes.
   for (const auto& [key, data] : objects) {
     auto got = Get(bucket_, key);
-    ASSERT_TRUE(got.ok()) << key << ": " << got.error().message;
+    ASSERT_OK(got) << key;
     EXPECT_EQ(*got, data);
   }
   const Bytes part2 = Pattern(100, 78);
   {
     auto w = service_->BeginPart(bucket_, "big", *upload, 2, {});
-    ASSERT_TRUE(w.ok()) << w.error().message;
-    ASSERT_TRUE((*w)->Write(part2).ok());
-    ASSERT_TRUE((*w)->Commit({}).ok());
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Write(part2));
+    ASSERT_OK((*w)->Commit({}));
   }
   auto parts = service_->ListParts(bucket_, "big", *upload, 0, 100);
-  ASSERT_TRUE(parts.ok());
+  ASSERT_OK(parts);
   std::vector<UploadPartRef> refs;
   for (const auto& p : *parts) refs.push_back({p.part_number, p.etag});
-  ASSERT_TRUE(service_->CompleteUpload(bucket_, "big", *upload, refs, {}).ok());
+  ASSERT_OK(service_->CompleteUpload(bucket_, "big", *upload, refs, {}));
   Bytes whole = part1;
   whole.insert(whole.end(), part2.begin(), part2.end());
   EXPECT_EQ(*Get(bucket_, "big"), whole);
@@ -213,7 +214,7 @@ TEST_F(ServiceKeyLifecycleTest, RewrapMovesEveryDataKeyWithoutTouchingObjectData
 
 TEST_F(ServiceKeyLifecycleTest, RewrapIsResumableFromAnyPoint) {
   for (int i = 0; i < 6; ++i) Put(bucket_, "k" + std::to_string(i), Pattern(10, i));
-  ASSERT_TRUE(keys_->RotateTenantKey(tenant_).ok());
+  ASSERT_OK(keys_->RotateTenantKey(tenant_));
   // An interrupted run: one batch, then the process dies (the cursor is lost).
   catalog::WrappedKeyCursor cursor;
   ASSERT_EQ(service_->RewrapBatch(tenant_, 1, &cursor, 2)->rewrapped, 2u);
@@ -227,23 +228,20 @@ TEST_F(ServiceKeyLifecycleTest, ShreddedTenantsObjectsFailWithAccessDeniedAndOth
   const Bytes theirs = Pattern(9000, 2);
   Put(bucket_, "doc", mine);
   Put(other_bucket_, "doc", theirs);
-  ASSERT_TRUE(keys_->ShredTenant(tenant_).ok());
+  ASSERT_OK(keys_->ShredTenant(tenant_));
 
   auto got = Get(bucket_, "doc");
-  ASSERT_FALSE(got.ok());
-  EXPECT_EQ(got.error().code, Errc::kAccessDenied);
-  EXPECT_NE(got.error().message.find("crypto-shredded"), std::string::npos);
+  ASSERT_THAT(got, StatusIs(Errc::kAccessDenied, HasSubstr("crypto-shredded")));
   auto put = service_->BeginPut(bucket_, "new", {}, {});
-  ASSERT_FALSE(put.ok());
-  EXPECT_EQ(put.error().code, Errc::kAccessDenied);
+  ASSERT_THAT(put, StatusIs(Errc::kAccessDenied));
   EXPECT_EQ(*Get(other_bucket_, "doc"), theirs);
 
   // The catalog side, then the garbage collector, remove the tenant's rows and files.
   const size_t files_before = BlobContents().size();
   while (*service_->RemoveTenantData(tenant_, 1) != 0) {
   }
-  EXPECT_EQ(service_->GetBucket(tenant_, "dossiers").error().code, Errc::kNoSuchBucket);
-  ASSERT_TRUE(service_->CollectGarbage().ok());
+  EXPECT_THAT(service_->GetBucket(tenant_, "dossiers"), StatusIs(Errc::kNoSuchBucket));
+  ASSERT_OK(service_->CollectGarbage());
   EXPECT_EQ(BlobContents().size(), files_before - 1);
   EXPECT_EQ(*Get(other_bucket_, "doc"), theirs);
 }

@@ -19,44 +19,45 @@
 #include "coffre/service/object_service.h"
 #include "coffre/storage/blob_store.h"
 #include "support/audit_records.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::service {
 namespace {
+
+using test_support::StatusIs;
+using ::testing::HasSubstr;
 
 namespace fs = std::filesystem;
 
 class KeystoreRestoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "coffre-restore-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    data_dir_ = dir_ + "/data";
+    data_dir_ = dir_.str() + "/data";
     fs::create_directory(data_dir_);
     keystore_path_ = data_dir_ + "/keystore.db";
     audit_path_ = data_dir_ + "/audit.db";
-    backup_ = dir_ + "/keystore.backup";
+    backup_ = dir_.str() + "/keystore.backup";
     root_ = SecretBytes::Random(32);
     auto keys = keystore::Keystore::Open(keystore_path_, root_);
-    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+    ASSERT_OK(keys);
     keys_ = std::move(keys).value();
     auto log = audit::AuditLog::Open(audit_path_, root_);
-    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    ASSERT_OK(log);
     log_ = std::move(log).value();
     auto bank = keys_->CreateTenant("bank");
-    ASSERT_TRUE(bank.ok());
+    ASSERT_OK(bank);
     bank_ = bank->id;
-    ASSERT_TRUE(keys_->CreateTenant("insurer").ok());
+    ASSERT_OK(keys_->CreateTenant("insurer"));
   }
   void TearDown() override {
     keys_.reset();
     log_.reset();
-    fs::remove_all(dir_);
   }
 
   void Backup() {
     auto done = keystore::BackupKeystore(keystore_path_, backup_, root_);
-    ASSERT_TRUE(done.ok()) << done.status().ToString();
+    ASSERT_OK(done);
   }
 
   // What the CLI passes, for the keystore in place now.
@@ -68,7 +69,7 @@ class KeystoreRestoreTest : public ::testing::Test {
     request.root_key_source = "the root key file under test";
     if (keys_) {
       auto tenants = keys_->ListTenants();
-      EXPECT_TRUE(tenants.ok());
+      EXPECT_OK(tenants);
       request.current_tenants = *tenants;
     }
     request.request.action = "cli:keystore restore";
@@ -100,9 +101,9 @@ class KeystoreRestoreTest : public ::testing::Test {
 
   keystore::Tenant TenantNow(const std::string& name) {
     auto keys = keystore::Keystore::Open(keystore_path_, root_);
-    EXPECT_TRUE(keys.ok()) << keys.status().ToString();
+    EXPECT_OK(keys);
     auto tenant = (*keys)->GetTenantByName(name);
-    EXPECT_TRUE(tenant.ok()) << tenant.status().ToString();
+    EXPECT_OK(tenant);
     return tenant.ok() ? *tenant : keystore::Tenant{};
   }
 
@@ -111,7 +112,7 @@ class KeystoreRestoreTest : public ::testing::Test {
     KeyLifecycle lifecycle(*keys_, log_.get());
     audit::RequestInfo request;
     request.action = "cli:tenant shred";
-    ASSERT_TRUE(lifecycle.ShredTenant(bank_, request).ok());
+    ASSERT_OK(lifecycle.ShredTenant(bank_, request));
   }
 
   // audit.db becomes a file that does not open.
@@ -126,7 +127,7 @@ class KeystoreRestoreTest : public ::testing::Test {
   // Nothing was installed: the keystore in place was not moved aside.
   void ExpectNothingInstalled() { EXPECT_TRUE(FilesStartingWith("keystore.db.replaced-").empty()); }
 
-  std::string dir_;
+  test_support::TempDir dir_{"restore"};
   std::string data_dir_;
   std::string keystore_path_;
   std::string audit_path_;
@@ -140,9 +141,9 @@ class KeystoreRestoreTest : public ::testing::Test {
 
 TEST_F(KeystoreRestoreTest, ReplacesTheKeystoreMovesTheOldOneAsideAndRecordsIt) {
   Backup();
-  ASSERT_TRUE(keys_->CreateTenant("late").ok());
+  ASSERT_OK(keys_->CreateTenant("late"));
   auto restored = Restore(Request());
-  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  ASSERT_OK(restored);
   EXPECT_EQ(restored->backup.tenants, 2u);
   EXPECT_EQ(restored->restored.tenants, 2u);
   EXPECT_FALSE(restored->resealed);
@@ -152,8 +153,8 @@ TEST_F(KeystoreRestoreTest, ReplacesTheKeystoreMovesTheOldOneAsideAndRecordsIt) 
   EXPECT_FALSE(restored->moved_aside.empty());
   EXPECT_TRUE(warnings_.empty());
   auto keys = keystore::Keystore::Open(keystore_path_, root_);
-  ASSERT_TRUE(keys.ok());
-  EXPECT_EQ((*keys)->GetTenantByName("late").status().code(), StatusCode::kNotFound);
+  ASSERT_OK(keys);
+  EXPECT_THAT((*keys)->GetTenantByName("late"), StatusIs(StatusCode::kNotFound));
   EXPECT_EQ(test_support::AuditedActions(audit_path_, root_, audit::Operation::kKeystoreRestore),
             std::vector<std::string>{"cli:keystore restore"});
 }
@@ -168,7 +169,7 @@ TEST_F(KeystoreRestoreTest, NeverUndoesACryptoShredRecordedInTheAuditLog) {
     fs::remove(data_dir_ + "/" + f);
   }
   auto restored = Restore(Request());
-  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  ASSERT_OK(restored);
   ASSERT_EQ(restored->reapplied.size(), 1u);
   EXPECT_EQ(restored->reapplied[0].destruction, (keystore::KeyDestruction{bank_, 0}));
   EXPECT_TRUE(restored->moved_aside.empty());
@@ -181,9 +182,7 @@ TEST_F(KeystoreRestoreTest, RefusesWhenTheAuditLogCannotBeReadAndChangesNothing)
   ShredBank();
   DamageAuditLog();
   auto restored = Restore(Request());
-  ASSERT_FALSE(restored.ok());
-  EXPECT_EQ(restored.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(restored.status().message().find("--no-reapply-shreds"), std::string::npos);
+  ASSERT_THAT(restored, StatusIs(StatusCode::kUnavailable, HasSubstr("--no-reapply-shreds")));
   ExpectNothingInstalled();
   EXPECT_TRUE(TenantNow("bank").shredded.has_value());
 }
@@ -197,7 +196,7 @@ TEST_F(KeystoreRestoreTest, WithoutTheAuditLogReappliesTheKeystoresOwnRecordAndW
   KeystoreRestoreRequest request = Request();
   request.reapply_audited_destructions = false;
   auto restored = Restore(request);
-  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  ASSERT_OK(restored);
   EXPECT_FALSE(restored->recorded);
   EXPECT_EQ(warnings_.size(), 2u);
   ASSERT_EQ(restored->reapplied.size(), 1u);
@@ -209,9 +208,7 @@ TEST_F(KeystoreRestoreTest, RefusesABackupTheRootKeyDoesNotOpen) {
   KeystoreRestoreRequest request = Request();
   request.root_key = SecretBytes::Random(32);
   auto restored = Restore(request);
-  ASSERT_FALSE(restored.ok());
-  EXPECT_EQ(restored.status().code(), StatusCode::kPermissionDenied);
-  EXPECT_NE(restored.status().message().find("--backup-root-key-file FILE"), std::string::npos);
+  ASSERT_THAT(restored, StatusIs(StatusCode::kPermissionDenied, HasSubstr("--backup-root-key-file FILE")));
   EXPECT_NE(restored.status().message().find("the root key file under test"), std::string::npos);
   ExpectNothingInstalled();
 }
@@ -221,51 +218,48 @@ TEST_F(KeystoreRestoreTest, ResealsABackupTakenBeforeARootKeyRotation) {
   keys_.reset();
   log_.reset();
   const SecretBytes new_root = SecretBytes::Random(32);
-  ASSERT_TRUE(audit::AuditLog::AddRootKeySeal(audit_path_, root_, new_root).ok());
-  ASSERT_TRUE(keystore::RotateRootKey(keystore_path_, root_, new_root).ok());
-  ASSERT_TRUE(audit::AuditLog::DropRootKeySealsExcept(audit_path_, new_root).ok());
+  ASSERT_OK(audit::AuditLog::AddRootKeySeal(audit_path_, root_, new_root));
+  ASSERT_OK(keystore::RotateRootKey(keystore_path_, root_, new_root));
+  ASSERT_OK(audit::AuditLog::DropRootKeySealsExcept(audit_path_, new_root));
   const SecretBytes old_root = root_;
   root_ = new_root;
   KeystoreRestoreRequest request = Request();
   request.backup_root_key = old_root;
   auto restored = Restore(request);
-  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  ASSERT_OK(restored);
   EXPECT_TRUE(restored->resealed);
-  EXPECT_TRUE(keystore::Keystore::Open(keystore_path_, new_root).ok());
+  EXPECT_OK(keystore::Keystore::Open(keystore_path_, new_root));
 }
 
 // A key version created after the backup, which an object uses: the restore would make it
 // unreadable, so it is refused unless the operator accepts that.
 TEST_F(KeystoreRestoreTest, RefusesABackupThatLacksAKeyVersionTheCatalogUses) {
   Backup();
-  ASSERT_TRUE(keys_->RotateTenantKey(bank_).ok());
+  ASSERT_OK(keys_->RotateTenantKey(bank_));
   {
     auto catalog = catalog::Catalog::Open(data_dir_ + "/catalog.db");
-    ASSERT_TRUE(catalog.ok());
+    ASSERT_OK(catalog);
     auto blobs = storage::OpenLocalBlobStore(data_dir_);
-    ASSERT_TRUE(blobs.ok());
+    ASSERT_OK(blobs);
     ObjectService service(**catalog, *keys_, **blobs);
     auto bucket = service.CreateBucket(bank_, "dossiers");
-    ASSERT_TRUE(bucket.ok());
+    ASSERT_OK(bucket);
     auto put = service.BeginPut(*bucket, "contract", {}, {});
-    ASSERT_TRUE(put.ok());
-    ASSERT_TRUE((*put)->Write(AsBytes("signed")).ok());
-    ASSERT_TRUE((*put)->Commit({}).ok());
+    ASSERT_OK(put);
+    ASSERT_OK((*put)->Write(AsBytes("signed")));
+    ASSERT_OK((*put)->Commit({}));
   }
   auto refused = Restore(Request());
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(refused.status().message().find("key version 2: 1 object or upload"), std::string::npos)
-      << refused.status().message();
+  ASSERT_THAT(refused, StatusIs(StatusCode::kFailedPrecondition, HasSubstr("key version 2: 1 object or upload")));
   ExpectNothingInstalled();
 
   auto keys = keystore::Keystore::Open(keystore_path_, root_);
-  ASSERT_TRUE(keys.ok());
+  ASSERT_OK(keys);
   keys_ = std::move(keys).value();
   KeystoreRestoreRequest request = Request();
   request.allow_missing_key_versions = true;
   auto restored = Restore(request);
-  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  ASSERT_OK(restored);
   ASSERT_EQ(restored->missing_key_versions.size(), 1u);
 }
 
@@ -273,12 +267,10 @@ TEST_F(KeystoreRestoreTest, RefusesABackupThatLacksAKeyVersionTheCatalogUses) {
 // uses are not in it.
 TEST_F(KeystoreRestoreTest, RefusesABackupOlderThanARotationWhosePreviousVersionWasDestroyed) {
   Backup();
-  ASSERT_TRUE(keys_->RotateTenantKey(bank_).ok());
-  ASSERT_TRUE(keys_->DestroyKeyVersion(bank_, 1).ok());
+  ASSERT_OK(keys_->RotateTenantKey(bank_));
+  ASSERT_OK(keys_->DestroyKeyVersion(bank_, 1));
   auto restored = Restore(Request());
-  ASSERT_FALSE(restored.ok());
-  EXPECT_EQ(restored.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(restored.status().message().find("cannot re-apply the key destructions"), std::string::npos);
+  ASSERT_THAT(restored, StatusIs(StatusCode::kFailedPrecondition, HasSubstr("cannot re-apply the key destructions")));
   ExpectNothingInstalled();
 }
 

@@ -11,9 +11,12 @@
 #include "coffre/crypto/hash.h"
 #include "service/data_key_aad.h"
 #include "support/service_stores.h"
+#include "support/status_matchers.h"
 
 namespace coffre::service {
 namespace {
+
+using test_support::StatusIs;
 
 namespace fs = std::filesystem;
 
@@ -34,10 +37,10 @@ class ObjectServiceTest : public test_support::ServiceStoresTest {
     opts.garbage_grace_ms = 0;
     service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, opts);
     auto t = keys_->CreateTenant("acme");
-    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    ASSERT_OK(t);
     tenant_ = t->id;
     auto b = service_->CreateBucket(tenant_, "dossiers");
-    ASSERT_TRUE(b.ok());
+    ASSERT_OK(b);
     bucket_ = *b;
   }
 
@@ -62,16 +65,16 @@ class ObjectServiceTest : public test_support::ServiceStoresTest {
   Bytes Get(const std::string& key, std::optional<std::pair<uint64_t, uint64_t>> range = std::nullopt,
             size_t buf_size = 1000) {
     auto r = service_->OpenObject(bucket_, key);
-    EXPECT_TRUE(r.ok());
+    EXPECT_OK(r);
     if (!r.ok()) return {};
     if (range) {
-      EXPECT_TRUE((*r)->SetRange(range->first, range->second).ok());
+      EXPECT_OK((*r)->SetRange(range->first, range->second));
     }
     Bytes out;
     Bytes buf(buf_size);
     for (;;) {
       auto n = (*r)->Read(buf);
-      EXPECT_TRUE(n.ok()) << (n.ok() ? "" : n.error().message);
+      EXPECT_OK(n);
       if (!n.ok() || *n == 0) break;
       out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(*n));
     }
@@ -90,7 +93,7 @@ class ObjectServiceTest : public test_support::ServiceStoresTest {
   // opens it.
   SResult<std::unique_ptr<ObjectReader>> PutDamagedAndOpen(const std::string& key, const Bytes& data, uint64_t offset) {
     auto put = Put(key, data);
-    EXPECT_TRUE(put.ok());
+    EXPECT_OK(put);
     auto files = BlobFiles();
     EXPECT_EQ(files.size(), 1u);
     if (!put.ok()) return put.error();
@@ -116,7 +119,7 @@ TEST_F(ObjectServiceTest, RoundTripsAtSegmentBoundaries) {
   for (size_t size : {0, 1, 4095, 4096, 4097, 3 * 4096 + 7}) {
     Bytes data = Pattern(size, static_cast<uint32_t>(size));
     auto put = Put("k" + std::to_string(size), data);
-    ASSERT_TRUE(put.ok()) << put.error().message;
+    ASSERT_OK(put);
     EXPECT_EQ(put->etag, HexEncode(crypto::Md5::Digest(data)));
     EXPECT_EQ(Get("k" + std::to_string(size)), data) << size;
   }
@@ -124,7 +127,7 @@ TEST_F(ObjectServiceTest, RoundTripsAtSegmentBoundaries) {
 
 TEST_F(ObjectServiceTest, RangesDecryptOnlyWhatTheyCover) {
   Bytes data = Pattern(5 * 4096 + 100);
-  ASSERT_TRUE(Put("r", data).ok());
+  ASSERT_OK(Put("r", data));
   for (auto [a, b] : std::vector<std::pair<uint64_t, uint64_t>>{
            {0, 0}, {4095, 4096}, {4096, 8191}, {100, 12000}, {data.size() - 1, data.size() - 1}}) {
     Bytes want(data.begin() + static_cast<std::ptrdiff_t>(a), data.begin() + static_cast<std::ptrdiff_t>(b + 1));
@@ -134,7 +137,7 @@ TEST_F(ObjectServiceTest, RangesDecryptOnlyWhatTheyCover) {
 
 TEST_F(ObjectServiceTest, ReadsWithBuffersOfAnySizeAndRangeGiveTheSameBytes) {
   Bytes data = Pattern(5 * 4096 + 100, 11);
-  ASSERT_TRUE(Put("any", data).ok());
+  ASSERT_OK(Put("any", data));
   const std::vector<std::optional<std::pair<uint64_t, uint64_t>>> ranges = {
       std::nullopt, std::make_pair<uint64_t, uint64_t>(4096, 12287), std::make_pair<uint64_t, uint64_t>(1, 12000),
       std::make_pair<uint64_t, uint64_t>(8192, data.size() - 1), std::make_pair<uint64_t, uint64_t>(4095, 4096)};
@@ -150,32 +153,30 @@ TEST_F(ObjectServiceTest, ReadsWithBuffersOfAnySizeAndRangeGiveTheSameBytes) {
 
 TEST_F(ObjectServiceTest, BadDigestStoresNothingAndKeepsTheOldObject) {
   Bytes old_data = Pattern(10000, 7);
-  ASSERT_TRUE(Put("doc", old_data).ok());
+  ASSERT_OK(Put("doc", old_data));
   CommitOptions opts;
   opts.content_md5 = Bytes(16, 0);
   auto r = Put("doc", Pattern(20000, 8), opts);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, Errc::kBadDigest);
+  ASSERT_THAT(r, StatusIs(Errc::kBadDigest));
   CommitOptions crc;
   crc.expected_checksums[crypto::ChecksumAlgorithm::kCrc32c] = Bytes(4, 0);
   r = Put("doc", Pattern(20000, 9), crc);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, Errc::kBadDigest);
+  ASSERT_THAT(r, StatusIs(Errc::kBadDigest));
   EXPECT_EQ(Get("doc"), old_data);
   EXPECT_EQ(BlobFiles().size(), 1u);
   EXPECT_TRUE(fs::is_empty(dir_ + "/tmp"));
 }
 
 TEST_F(ObjectServiceTest, OverwriteCollectsTheOldBlob) {
-  ASSERT_TRUE(Put("doc", Pattern(100, 1)).ok());
-  ASSERT_TRUE(Put("doc", Pattern(200, 2)).ok());
+  ASSERT_OK(Put("doc", Pattern(100, 1)));
+  ASSERT_OK(Put("doc", Pattern(200, 2)));
   auto removed = service_->CollectGarbage();
-  ASSERT_TRUE(removed.ok());
+  ASSERT_OK(removed);
   EXPECT_EQ(*removed, 1u);
   EXPECT_EQ(BlobFiles().size(), 1u);
   EXPECT_EQ(Get("doc"), Pattern(200, 2));
-  ASSERT_TRUE(service_->DeleteObject(bucket_, "doc").ok());
-  ASSERT_TRUE(service_->CollectGarbage().ok());
+  ASSERT_OK(service_->DeleteObject(bucket_, "doc"));
+  ASSERT_OK(service_->CollectGarbage());
   EXPECT_TRUE(BlobFiles().empty());
 }
 
@@ -183,7 +184,7 @@ TEST_F(ObjectServiceTest, OverwriteCollectsTheOldBlob) {
 // copies it: such a write reaches no file, and the first write that would seal a batch says so.
 TEST_F(ObjectServiceTest, AWriteStaysInMemoryUntilItWouldSealABatch) {
   auto w = service_->BeginPut(bucket_, "mem", {}, {});
-  ASSERT_TRUE(w.ok());
+  ASSERT_OK(w);
   auto temp_bytes = [&] {
     uintmax_t n = 0;
     for (auto& e : fs::directory_iterator(dir_ + "/tmp")) n += fs::file_size(e.path());
@@ -195,13 +196,13 @@ TEST_F(ObjectServiceTest, AWriteStaysInMemoryUntilItWouldSealABatch) {
   EXPECT_TRUE((*w)->WriteStaysInMemory(kBatch));
   EXPECT_FALSE((*w)->WriteStaysInMemory(kBatch + 1));
   const Bytes data = Pattern(kBatch + 1, 5);
-  ASSERT_TRUE((*w)->Write(ByteView(data.data(), 4096)).ok());
-  ASSERT_TRUE((*w)->Write(ByteView(data.data() + 4096, kBatch - 4096)).ok());
+  ASSERT_OK((*w)->Write(ByteView(data.data(), 4096)));
+  ASSERT_OK((*w)->Write(ByteView(data.data() + 4096, kBatch - 4096)));
   EXPECT_EQ(temp_bytes(), begun);  // a full batch, still in memory
   EXPECT_FALSE((*w)->WriteStaysInMemory(1));
-  ASSERT_TRUE((*w)->Write(ByteView(data.data() + kBatch, 1)).ok());
+  ASSERT_OK((*w)->Write(ByteView(data.data() + kBatch, 1)));
   EXPECT_GT(temp_bytes(), begun);  // that write sealed and wrote the batch
-  ASSERT_TRUE((*w)->Commit({}).ok());
+  ASSERT_OK((*w)->Commit({}));
   EXPECT_EQ(Get("mem"), data);
 }
 
@@ -210,17 +211,17 @@ TEST_F(ObjectServiceTest, AWriteStaysInMemoryUntilItWouldSealABatch) {
 // and the ETag and checksums still cover every byte in order.
 TEST_F(ObjectServiceTest, AWriterToldOfSmallWritesSealsSmallBatches) {
   auto w = service_->BeginPut(bucket_, "steps", {}, {crypto::ChecksumAlgorithm::kCrc32c});
-  ASSERT_TRUE(w.ok());
+  ASSERT_OK(w);
   (*w)->SetWriteSize(6000);  // two segments of this fixture's 4 KiB
   EXPECT_TRUE((*w)->WriteStaysInMemory(2 * 4096));
   EXPECT_FALSE((*w)->WriteStaysInMemory(2 * 4096 + 1));
   const Bytes data = Pattern(300 * 1000 + 7, 9);
   for (size_t off = 0; off < data.size(); off += 6000) {
     const size_t n = std::min<size_t>(6000, data.size() - off);
-    ASSERT_TRUE((*w)->Write(ByteView(data.data() + off, n)).ok());
+    ASSERT_OK((*w)->Write(ByteView(data.data() + off, n)));
   }
   auto put = (*w)->Commit({});
-  ASSERT_TRUE(put.ok()) << put.error().message;
+  ASSERT_OK(put);
   EXPECT_EQ(put->etag, HexEncode(crypto::Md5::Digest(data)));
   EXPECT_EQ(put->checksums[crypto::ChecksumAlgorithm::kCrc32c],
             crypto::ComputeChecksum(crypto::ChecksumAlgorithm::kCrc32c, data));
@@ -239,7 +240,7 @@ class PackedObjectTest : public ObjectServiceTest {
   }
   std::string BlobIdOf(const std::string& key) {
     auto rec = catalog_->GetObject(bucket_.id, key);
-    EXPECT_TRUE(rec.ok());
+    EXPECT_OK(rec);
     return rec.ok() ? rec->parts.at(0).blob_id : "";
   }
 };
@@ -248,7 +249,7 @@ TEST_F(PackedObjectTest, ReadsBackWhateverItsDeclaredSize) {
   for (uint64_t declared : {uint64_t{10000}, uint64_t{10}, uint64_t{50000}}) {
     SCOPED_TRACE(declared);
     const Bytes data = Pattern(10000, static_cast<uint32_t>(declared));
-    ASSERT_TRUE(PutDeclared("doc", data, declared).ok());
+    ASSERT_OK(PutDeclared("doc", data, declared));
     EXPECT_EQ(BlobIdOf("doc").size(), 48u);  // a record's id, even when the blob outgrew it
     EXPECT_EQ(Get("doc"), data);
     EXPECT_EQ(Get("doc", std::make_pair(uint64_t{4000}, uint64_t{8999})),
@@ -258,38 +259,38 @@ TEST_F(PackedObjectTest, ReadsBackWhateverItsDeclaredSize) {
 }
 
 TEST_F(PackedObjectTest, OverwriteAndDeleteCollectTheRecords) {
-  ASSERT_TRUE(PutDeclared("doc", Pattern(100, 1), 100).ok());
+  ASSERT_OK(PutDeclared("doc", Pattern(100, 1), 100));
   const std::string first = BlobIdOf("doc");
-  ASSERT_TRUE(PutDeclared("doc", Pattern(200, 2), 200).ok());
+  ASSERT_OK(PutDeclared("doc", Pattern(200, 2), 200));
   const std::string second = BlobIdOf("doc");
-  EXPECT_TRUE(blobs_->Open(first).ok());
+  EXPECT_OK(blobs_->Open(first));
   auto removed = service_->CollectGarbage();
-  ASSERT_TRUE(removed.ok());
+  ASSERT_OK(removed);
   EXPECT_EQ(*removed, 1u);
-  EXPECT_EQ(blobs_->Open(first).status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(blobs_->Open(first), StatusIs(StatusCode::kNotFound));
   EXPECT_EQ(Get("doc"), Pattern(200, 2));
-  ASSERT_TRUE(service_->DeleteObject(bucket_, "doc").ok());
-  ASSERT_TRUE(service_->CollectGarbage().ok());
-  EXPECT_EQ(blobs_->Open(second).status().code(), StatusCode::kNotFound);
+  ASSERT_OK(service_->DeleteObject(bucket_, "doc"));
+  ASSERT_OK(service_->CollectGarbage());
+  EXPECT_THAT(blobs_->Open(second), StatusIs(StatusCode::kNotFound));
   auto listed = blobs_->ListBlobs(nullptr);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_OK(listed);
   EXPECT_TRUE(listed->empty());
 }
 
 TEST_F(PackedObjectTest, AnOpenReaderPinsItsBlobAgainstCollectionInAFileOrARecord) {
   for (std::optional<uint64_t> declared : {std::optional<uint64_t>{}, std::optional<uint64_t>{9000}}) {
     SCOPED_TRACE(declared ? "record" : "file");
-    ASSERT_TRUE(PutDeclared("doc", Pattern(9000, 1), declared).ok());
+    ASSERT_OK(PutDeclared("doc", Pattern(9000, 1), declared));
     EXPECT_EQ(BlobIdOf("doc").size(), declared ? 48u : 32u);
     auto reader = service_->OpenObject(bucket_, "doc");
-    ASSERT_TRUE(reader.ok());
-    ASSERT_TRUE(PutDeclared("doc", Pattern(9000, 2), declared).ok());  // overwrite while a reader is open
-    ASSERT_TRUE(service_->CollectGarbage().ok());
+    ASSERT_OK(reader);
+    ASSERT_OK(PutDeclared("doc", Pattern(9000, 2), declared));  // overwrite while a reader is open
+    ASSERT_OK(service_->CollectGarbage());
     Bytes out(9000);
     size_t got = 0;
     while (got < out.size()) {
       auto n = (*reader)->Read(std::span<uint8_t>(out.data() + got, out.size() - got));
-      ASSERT_TRUE(n.ok());
+      ASSERT_OK(n);
       ASSERT_GT(*n, 0u);
       got += *n;
     }
@@ -299,15 +300,14 @@ TEST_F(PackedObjectTest, AnOpenReaderPinsItsBlobAgainstCollectionInAFileOrARecor
 
 TEST_F(ObjectServiceTest, TamperedBlobFailsInsteadOfReturningWrongBytes) {
   auto reader = PutDamagedAndOpen("doc", Pattern(10000, 3), crypto::kHeaderSize + 5000);
-  ASSERT_TRUE(reader.ok());
+  ASSERT_OK(reader);
   Bytes buf(20000);
   // The first segment is intact; the second fails.
   auto n = (*reader)->Read(std::span<uint8_t>(buf.data(), 4096));
-  ASSERT_TRUE(n.ok());
+  ASSERT_OK(n);
   // A whole segment wanted: decrypted straight into `buf`, which must not keep what failed.
   auto bad = (*reader)->Read(buf);
-  ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.error().code, Errc::kCorruption);
+  ASSERT_THAT(bad, StatusIs(Errc::kCorruption));
   EXPECT_TRUE(std::all_of(buf.begin(), buf.begin() + 4096, [](uint8_t b) { return b == 0; }))
       << "the failed segment's bytes were left in the caller's buffer";
 }
@@ -316,27 +316,27 @@ TEST_F(ObjectServiceTest, TamperedBlobFailsInsteadOfReturningWrongBytes) {
 // memory that a network thread may make; a larger one is read segment by segment, as it is asked.
 TEST_F(ObjectServiceTest, OneSegmentObjectIsDecryptedWhenOpened) {
   const Bytes small = Pattern(4096, 5);
-  ASSERT_TRUE(Put("small", small).ok());
-  ASSERT_TRUE(Put("empty", {}).ok());
-  ASSERT_TRUE(Put("large", Pattern(4097, 6)).ok());
+  ASSERT_OK(Put("small", small));
+  ASSERT_OK(Put("empty", {}));
+  ASSERT_OK(Put("large", Pattern(4097, 6)));
   {
     auto reader = service_->OpenObject(bucket_, "small");
-    ASSERT_TRUE(reader.ok());
+    ASSERT_OK(reader);
     EXPECT_TRUE((*reader)->NextReadInMemory());
-    ASSERT_TRUE((*reader)->SetRange(100, 199).ok());
+    ASSERT_OK((*reader)->SetRange(100, 199));
     EXPECT_TRUE((*reader)->NextReadInMemory());
     Bytes buf(1000);
     auto n = (*reader)->Read(buf);
-    ASSERT_TRUE(n.ok());
+    ASSERT_OK(n);
     EXPECT_EQ(Bytes(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(*n)),
               Bytes(small.begin() + 100, small.begin() + 200));
   }
   EXPECT_EQ(Get("small"), small);
   auto empty = service_->OpenObject(bucket_, "empty");
-  ASSERT_TRUE(empty.ok());
+  ASSERT_OK(empty);
   EXPECT_TRUE((*empty)->NextReadInMemory());
   auto large = service_->OpenObject(bucket_, "large");
-  ASSERT_TRUE(large.ok());
+  ASSERT_OK(large);
   EXPECT_FALSE((*large)->NextReadInMemory());
 }
 
@@ -344,18 +344,17 @@ TEST_F(ObjectServiceTest, OneSegmentObjectIsDecryptedWhenOpened) {
 // (on a worker) meets the damage and reports it, leaving nothing in the caller's buffer.
 TEST_F(ObjectServiceTest, DamagedOneSegmentObjectIsNotInMemoryAndFailsItsRead) {
   auto reader = PutDamagedAndOpen("doc", Pattern(3000, 7), crypto::kHeaderSize + 10);
-  ASSERT_TRUE(reader.ok());
+  ASSERT_OK(reader);
   EXPECT_FALSE((*reader)->NextReadInMemory());
   Bytes buf(4096);
   auto n = (*reader)->Read(buf);
-  ASSERT_FALSE(n.ok());
-  EXPECT_EQ(n.error().code, Errc::kCorruption);
+  ASSERT_THAT(n, StatusIs(Errc::kCorruption));
   EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](uint8_t b) { return b == 0; }));
 }
 
 TEST_F(ObjectServiceTest, BlobsSwappedBetweenObjectsDoNotDecrypt) {
-  ASSERT_TRUE(Put("a", Pattern(5000, 1)).ok());
-  ASSERT_TRUE(Put("b", Pattern(5000, 2)).ok());
+  ASSERT_OK(Put("a", Pattern(5000, 1)));
+  ASSERT_OK(Put("b", Pattern(5000, 2)));
   auto files = BlobFiles();
   ASSERT_EQ(files.size(), 2u);
   fs::rename(files[0], dir_ + "/swap");
@@ -363,86 +362,85 @@ TEST_F(ObjectServiceTest, BlobsSwappedBetweenObjectsDoNotDecrypt) {
   fs::rename(dir_ + "/swap", files[1]);
   for (const char* key : {"a", "b"}) {
     auto reader = service_->OpenObject(bucket_, key);
-    ASSERT_TRUE(reader.ok());
+    ASSERT_OK(reader);
     Bytes buf(5000);
     auto n = (*reader)->Read(buf);
-    ASSERT_FALSE(n.ok()) << key;
-    EXPECT_EQ(n.error().code, Errc::kCorruption);
+    ASSERT_THAT(n, StatusIs(Errc::kCorruption)) << key;
   }
 }
 
 // A writer of catalog.db (no keys) swaps two rows of one tenant, or moves one to another key or
 // bucket: the data key is bound to its bucket and key, so nothing opens in its new place.
 TEST_F(ObjectServiceTest, CatalogRowsSwappedOrMovedDoNotOpen) {
-  ASSERT_TRUE(Put("a", Pattern(5000, 1)).ok());
-  ASSERT_TRUE(Put("b", Pattern(5000, 2)).ok());
+  ASSERT_OK(Put("a", Pattern(5000, 1)));
+  ASSERT_OK(Put("b", Pattern(5000, 2)));
   auto other = service_->CreateBucket(tenant_, "elsewhere");
-  ASSERT_TRUE(other.ok());
+  ASSERT_OK(other);
   auto a = catalog_->GetObject(bucket_.id, "a");
   auto b = catalog_->GetObject(bucket_.id, "b");
-  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_OK(a);
+  ASSERT_OK(b);
   catalog::ObjectRecord a_as_b = *a;
   a_as_b.key = "b";
   catalog::ObjectRecord b_as_a = *b;
   b_as_a.key = "a";
   catalog::ObjectRecord a_elsewhere = *a;
   a_elsewhere.bucket_id = other->id;
-  ASSERT_TRUE(catalog_->PutObject(a_as_b).ok());
-  ASSERT_TRUE(catalog_->PutObject(b_as_a).ok());
-  ASSERT_TRUE(catalog_->PutObject(a_elsewhere).ok());
+  ASSERT_OK(catalog_->PutObject(a_as_b));
+  ASSERT_OK(catalog_->PutObject(b_as_a));
+  ASSERT_OK(catalog_->PutObject(a_elsewhere));
   for (const auto& [bucket, key] : {std::pair{bucket_, "a"}, {bucket_, "b"}, {*other, "a"}}) {
     auto reader = service_->OpenObject(bucket, key);
-    ASSERT_FALSE(reader.ok()) << bucket.name << "/" << key;
-    EXPECT_EQ(reader.error().code, Errc::kCorruption);
+    ASSERT_THAT(reader, StatusIs(Errc::kCorruption)) << bucket.name << "/" << key;
   }
 }
 
 // Data keys wrapped before they were bound to bucket and key (object id alone) still open.
 TEST_F(ObjectServiceTest, DataKeysOfTheObjectIdBindingStillOpen) {
   auto legacy = keys_->NewDataKey(tenant_, internal::LegacyDataKeyAad("old-object"));
-  ASSERT_TRUE(legacy.ok());
+  ASSERT_OK(legacy);
   const catalog::KeyInfo info{legacy->tenant_key_id, legacy->tenant_key_version, legacy->wrapped};
   auto opened = internal::UnwrapRowDataKey(*keys_, tenant_, info, "dossiers", "k", "old-object");
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  ASSERT_OK(opened);
   EXPECT_TRUE(std::equal(opened->Reveal().begin(), opened->Reveal().end(), legacy->key.Reveal().begin()));
   auto rewrapped = internal::RewrapRowDataKey(*keys_, tenant_, info, "dossiers", "k", "old-object");
-  ASSERT_TRUE(rewrapped.ok()) << rewrapped.status().ToString();
+  ASSERT_OK(rewrapped);
   // Under another object id neither binding opens.
-  EXPECT_EQ(internal::UnwrapRowDataKey(*keys_, tenant_, info, "dossiers", "k", "other").status().code(),
-            StatusCode::kCorruption);
+  EXPECT_THAT(internal::UnwrapRowDataKey(*keys_, tenant_, info, "dossiers", "k", "other").status(),
+              StatusIs(StatusCode::kCorruption));
   // A key of the current binding does not open as a legacy one elsewhere either.
   auto current = keys_->NewDataKey(tenant_, internal::DataKeyAad("dossiers", "k", "new-object"));
-  ASSERT_TRUE(current.ok());
+  ASSERT_OK(current);
   const catalog::KeyInfo current_info{current->tenant_key_id, current->tenant_key_version, current->wrapped};
-  EXPECT_TRUE(internal::UnwrapRowDataKey(*keys_, tenant_, current_info, "dossiers", "k", "new-object").ok());
-  EXPECT_EQ(internal::UnwrapRowDataKey(*keys_, tenant_, current_info, "dossiers", "k2", "new-object").status().code(),
-            StatusCode::kCorruption);
+  EXPECT_OK(internal::UnwrapRowDataKey(*keys_, tenant_, current_info, "dossiers", "k", "new-object"));
+  EXPECT_THAT(internal::UnwrapRowDataKey(*keys_, tenant_, current_info, "dossiers", "k2", "new-object").status(),
+              StatusIs(StatusCode::kCorruption));
 }
 
 TEST_F(ObjectServiceTest, MultipartCompleteChecksPartsAndReadsAcrossThem) {
   auto id = service_->CreateUpload(bucket_, "big", {});
-  ASSERT_TRUE(id.ok());
+  ASSERT_OK(id);
   std::vector<Bytes> parts = {Pattern(6000, 1), Pattern(5000, 2), Pattern(123, 3)};
   std::vector<UploadPartRef> refs;
   for (uint32_t i = 0; i < parts.size(); ++i) {
     auto w = service_->BeginPart(bucket_, "big", *id, i + 1, {});
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Write(parts[i]).ok());
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Write(parts[i]));
     auto r = (*w)->Commit({});
-    ASSERT_TRUE(r.ok());
+    ASSERT_OK(r);
     refs.push_back({i + 1, r->etag});
   }
   auto reordered = refs;
   std::swap(reordered[0], reordered[1]);
-  EXPECT_EQ(service_->CompleteUpload(bucket_, "big", *id, reordered, {}).error().code, Errc::kInvalidPartOrder);
+  EXPECT_THAT(service_->CompleteUpload(bucket_, "big", *id, reordered, {}), StatusIs(Errc::kInvalidPartOrder));
   auto wrong = refs;
   wrong[1].etag = "00000000000000000000000000000000";
-  EXPECT_EQ(service_->CompleteUpload(bucket_, "big", *id, wrong, {}).error().code, Errc::kInvalidPart);
+  EXPECT_THAT(service_->CompleteUpload(bucket_, "big", *id, wrong, {}), StatusIs(Errc::kInvalidPart));
   std::vector<UploadPartRef> small = {refs[2], {4, refs[2].etag}};
-  EXPECT_EQ(service_->CompleteUpload(bucket_, "big", *id, small, {}).error().code, Errc::kInvalidPart);
+  EXPECT_THAT(service_->CompleteUpload(bucket_, "big", *id, small, {}), StatusIs(Errc::kInvalidPart));
 
   auto done = service_->CompleteUpload(bucket_, "big", *id, refs, {});
-  ASSERT_TRUE(done.ok()) << done.error().message;
+  ASSERT_OK(done);
   crypto::Md5 md5s;
   Bytes all;
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -457,38 +455,38 @@ TEST_F(ObjectServiceTest, MultipartCompleteChecksPartsAndReadsAcrossThem) {
     EXPECT_EQ(Get("big", std::nullopt, buf_size), all) << buf_size;
     EXPECT_EQ(Get("big", std::make_pair<uint64_t, uint64_t>(5990, 11009), buf_size), want) << buf_size;
   }
-  EXPECT_EQ(service_->AbortUpload(bucket_, "big", *id).error().code, Errc::kNoSuchUpload);
+  EXPECT_THAT(service_->AbortUpload(bucket_, "big", *id), StatusIs(Errc::kNoSuchUpload));
 }
 
 TEST_F(ObjectServiceTest, EntityTooSmallForNonLastParts) {
   auto id = service_->CreateUpload(bucket_, "x", {});
-  ASSERT_TRUE(id.ok());
+  ASSERT_OK(id);
   std::vector<UploadPartRef> refs;
   for (uint32_t i = 1; i <= 2; ++i) {
     auto w = service_->BeginPart(bucket_, "x", *id, i, {});
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Write(Pattern(100, i)).ok());
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Write(Pattern(100, i)));
     auto r = (*w)->Commit({});
-    ASSERT_TRUE(r.ok());
+    ASSERT_OK(r);
     refs.push_back({i, r->etag});
   }
-  EXPECT_EQ(service_->CompleteUpload(bucket_, "x", *id, refs, {}).error().code, Errc::kEntityTooSmall);
+  EXPECT_THAT(service_->CompleteUpload(bucket_, "x", *id, refs, {}), StatusIs(Errc::kEntityTooSmall));
 }
 
 TEST_F(ObjectServiceTest, TenantsCannotReachEachOthersBuckets) {
   auto other = keys_->CreateTenant("other");
-  ASSERT_TRUE(other.ok());
-  EXPECT_EQ(service_->GetBucket(other->id, "dossiers").error().code, Errc::kAccessDenied);
-  EXPECT_EQ(service_->CreateBucket(other->id, "dossiers").error().code, Errc::kBucketAlreadyExists);
-  EXPECT_EQ(service_->CreateBucket(tenant_, "dossiers").error().code, Errc::kBucketAlreadyOwnedByYou);
-  EXPECT_EQ(service_->DeleteBucket(other->id, "dossiers").error().code, Errc::kAccessDenied);
+  ASSERT_OK(other);
+  EXPECT_THAT(service_->GetBucket(other->id, "dossiers"), StatusIs(Errc::kAccessDenied));
+  EXPECT_THAT(service_->CreateBucket(other->id, "dossiers"), StatusIs(Errc::kBucketAlreadyExists));
+  EXPECT_THAT(service_->CreateBucket(tenant_, "dossiers"), StatusIs(Errc::kBucketAlreadyOwnedByYou));
+  EXPECT_THAT(service_->DeleteBucket(other->id, "dossiers"), StatusIs(Errc::kAccessDenied));
 }
 
 TEST_F(ObjectServiceTest, PlaintextNeverReachesTheDataDirectory) {
   const std::string marker = "COFFRE-MARKER-7f3a9c-DOSSIER-PRET";
   Bytes data;
   for (int i = 0; i < 500; ++i) data.insert(data.end(), marker.begin(), marker.end());
-  ASSERT_TRUE(Put("secret/" + marker, data).ok());
+  ASSERT_OK(Put("secret/" + marker, data));
   for (auto& e : fs::recursive_directory_iterator(dir_)) {
     EXPECT_EQ(e.path().string().find(marker), std::string::npos);
     if (!e.is_regular_file() || e.path().string().find("catalog.db") != std::string::npos) continue;

@@ -13,38 +13,37 @@
 
 #include "coffre/db/sqlite.h"
 #include "support/audit_records.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::service {
 namespace {
+
+using test_support::StatusIs;
+using ::testing::HasSubstr;
 
 namespace fs = std::filesystem;
 
 class RootKeyRotationTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "coffre-root-rotation-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    keystore_path_ = dir_ + "/keystore.db";
-    audit_path_ = dir_ + "/audit.db";
+    keystore_path_ = dir_.str() + "/keystore.db";
+    audit_path_ = dir_.str() + "/audit.db";
     current_ = SecretBytes::Random(32);
     new_ = SecretBytes::Random(32);
     auto keys = keystore::Keystore::Open(keystore_path_, current_);
-    ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+    ASSERT_OK(keys);
     keys_ = std::move(keys).value();
     auto tenant = keys_->CreateTenant("bank");
-    ASSERT_TRUE(tenant.ok());
-    ASSERT_TRUE(keys_->CreateAccessKey(tenant->id).ok());
+    ASSERT_OK(tenant);
+    ASSERT_OK(keys_->CreateAccessKey(tenant->id));
     auto log = audit::AuditLog::Open(audit_path_, current_);
-    ASSERT_TRUE(log.ok()) << log.status().ToString();
-    request_.data_dir = dir_;
+    ASSERT_OK(log);
+    request_.data_dir = dir_.str();
     request_.new_root.key = new_;
     request_.request.action = "cli:keystore rotate-root";
   }
-  void TearDown() override {
-    keys_.reset();
-    fs::remove_all(dir_);
-  }
+  void TearDown() override { keys_.reset(); }
 
   Result<RootKeyRotated> Rotate() { return RotateDataDirRootKey(*keys_, current_, request_); }
 
@@ -67,16 +66,16 @@ class RootKeyRotationTest : public ::testing::Test {
 
   // Two admins: one requests a root key rotation, the other grants it.
   std::string GrantedApproval() {
-    EXPECT_TRUE(keys_->CreateAdminCredential("alice", keystore::AdminRole::kAdmin).ok());
-    EXPECT_TRUE(keys_->CreateAdminCredential("bob", keystore::AdminRole::kAdmin).ok());
+    EXPECT_OK(keys_->CreateAdminCredential("alice", keystore::AdminRole::kAdmin));
+    EXPECT_OK(keys_->CreateAdminCredential("bob", keystore::AdminRole::kAdmin));
     DualControl dual(*keys_, nullptr, request_.policy);
     auto requested = dual.Request(keystore::GuardedOperation::kRotateRootKey, "", 0, "alice", {});
-    EXPECT_TRUE(requested.ok()) << requested.status().ToString();
-    EXPECT_TRUE(dual.Grant(requested->id, "bob", {}).ok());
+    EXPECT_OK(requested);
+    EXPECT_OK(dual.Grant(requested->id, "bob", {}));
     return requested->id;
   }
 
-  std::string dir_;
+  test_support::TempDir dir_{"root-rotation"};
   std::string keystore_path_;
   std::string audit_path_;
   SecretBytes current_;
@@ -87,7 +86,7 @@ class RootKeyRotationTest : public ::testing::Test {
 
 TEST_F(RootKeyRotationTest, MovesTheKeystoreAndTheAuditLogToTheNewKeyAndRecordsIt) {
   auto rotated = Rotate();
-  ASSERT_TRUE(rotated.ok()) << rotated.status().ToString();
+  ASSERT_OK(rotated);
   EXPECT_EQ(rotated->keystore_path, keystore_path_);
   EXPECT_EQ(rotated->tenant_keys, 1u);
   EXPECT_EQ(rotated->access_keys, 1u);
@@ -104,9 +103,9 @@ TEST_F(RootKeyRotationTest, ANewPassphraseBecomesTheRootKeyWithItsParameters) {
   request_.new_root.passphrase = passphrase;
   request_.new_root.passphrase_params = keystore::PassphraseKdfParams{1, 8192};  // libsodium's minimum cost
   auto rotated = Rotate();
-  ASSERT_TRUE(rotated.ok()) << rotated.status().ToString();
+  ASSERT_OK(rotated);
   auto derived = keystore::DeriveRootKeyFromPassphrase(keystore_path_, passphrase, /*create=*/false);
-  ASSERT_TRUE(derived.ok()) << derived.status().ToString();
+  ASSERT_OK(derived);
   EXPECT_TRUE(KeystoreOpens(keystore_path_, *derived));
   EXPECT_TRUE(AuditOpens(*derived));
 }
@@ -114,7 +113,7 @@ TEST_F(RootKeyRotationTest, ANewPassphraseBecomesTheRootKeyWithItsParameters) {
 TEST_F(RootKeyRotationTest, WithoutAnAuditLogOneIsStartedUnderTheNewKey) {
   fs::remove(audit_path_);
   auto rotated = Rotate();
-  ASSERT_TRUE(rotated.ok()) << rotated.status().ToString();
+  ASSERT_OK(rotated);
   EXPECT_TRUE(rotated->warnings.empty());
   EXPECT_EQ(RotationRecords(new_), std::vector<std::string>{"cli:keystore rotate-root"});
 }
@@ -122,25 +121,21 @@ TEST_F(RootKeyRotationTest, WithoutAnAuditLogOneIsStartedUnderTheNewKey) {
 TEST_F(RootKeyRotationTest, RefusesTheCurrentKeyAsTheNewOne) {
   request_.new_root.key = current_;
   auto rotated = Rotate();
-  ASSERT_FALSE(rotated.ok());
-  EXPECT_EQ(rotated.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(rotated.status().message().find("nothing was changed"), std::string::npos);
+  ASSERT_THAT(rotated, StatusIs(StatusCode::kInvalidArgument, HasSubstr("nothing was changed")));
   EXPECT_TRUE(KeystoreOpens(keystore_path_, current_));
 }
 
 TEST_F(RootKeyRotationTest, RefusesAWrongCurrentKeyAndChangesNothing) {
   const SecretBytes wrong = SecretBytes::Random(32);
   auto rotated = RotateDataDirRootKey(*keys_, wrong, request_);
-  ASSERT_FALSE(rotated.ok());
-  EXPECT_EQ(rotated.status().code(), StatusCode::kPermissionDenied) << rotated.status().ToString();
+  ASSERT_THAT(rotated, StatusIs(StatusCode::kPermissionDenied));
   ExpectUnchanged();
 }
 
 TEST_F(RootKeyRotationTest, UnderDualControlRefusesWithoutAnApprovalAndChangesNothing) {
   request_.policy.required = true;
   auto rotated = Rotate();
-  ASSERT_FALSE(rotated.ok());
-  EXPECT_EQ(rotated.status().code(), StatusCode::kPermissionDenied) << rotated.status().ToString();
+  ASSERT_THAT(rotated, StatusIs(StatusCode::kPermissionDenied));
   ExpectUnchanged();
 }
 
@@ -148,13 +143,13 @@ TEST_F(RootKeyRotationTest, UnderDualControlAGrantedApprovalIsUsedUpAndNamedInTh
   request_.policy.required = true;
   request_.approval_id = GrantedApproval();
   auto rotated = Rotate();
-  ASSERT_TRUE(rotated.ok()) << rotated.status().ToString();
+  ASSERT_OK(rotated);
   EXPECT_EQ(RotationRecords(new_),
             std::vector<std::string>{"cli:keystore rotate-root with approval " + request_.approval_id});
   auto keys = keystore::Keystore::Open(keystore_path_, new_);
-  ASSERT_TRUE(keys.ok());
+  ASSERT_OK(keys);
   auto approval = (*keys)->GetApproval(request_.approval_id);
-  ASSERT_TRUE(approval.ok());
+  ASSERT_OK(approval);
   EXPECT_EQ(approval->StateAt(ToUnixMillis(Clock::System().Now())), keystore::ApprovalState::kUsed);
 }
 
@@ -165,17 +160,15 @@ TEST_F(RootKeyRotationTest, AFailedKeystoreRotationReleasesTheApproval) {
   request_.approval_id = GrantedApproval();
   {
     auto conn = db::Connection::Open(keystore_path_, db::OpenMode::kReadWrite);
-    ASSERT_TRUE(conn.ok());
-    ASSERT_TRUE((*conn)->Exec("UPDATE access_keys SET secret = zeroblob(68)").ok());
+    ASSERT_OK(conn);
+    ASSERT_OK((*conn)->Exec("UPDATE access_keys SET secret = zeroblob(68)"));
   }
   auto rotated = Rotate();
-  ASSERT_FALSE(rotated.ok());
-  EXPECT_EQ(rotated.status().code(), StatusCode::kCorruption) << rotated.status().ToString();
-  EXPECT_NE(rotated.status().message().find("the keystore is unchanged"), std::string::npos);
+  ASSERT_THAT(rotated, StatusIs(StatusCode::kCorruption, HasSubstr("the keystore is unchanged")));
   EXPECT_FALSE(KeystoreOpens(keystore_path_, new_));
   EXPECT_TRUE(AuditOpens(current_));
   auto approval = keys_->GetApproval(request_.approval_id);
-  ASSERT_TRUE(approval.ok());
+  ASSERT_OK(approval);
   EXPECT_EQ(approval->StateAt(ToUnixMillis(Clock::System().Now())), keystore::ApprovalState::kApproved);
 }
 

@@ -11,9 +11,12 @@
 #include "coffre/crypto/blob_format.h"
 #include "support/fake_recorder.h"
 #include "support/service_stores.h"
+#include "support/status_matchers.h"
 
 namespace coffre::service {
 namespace {
+
+using test_support::StatusIs;
 
 namespace fs = std::filesystem;
 
@@ -39,9 +42,9 @@ class ScrubTest : public test_support::ServiceStoresTest {
     service_->set_audit(&recorder_);
     scrubber_ = std::make_unique<Scrubber>(*service_, *catalog_, *keys_, *blobs_, &recorder_);
     auto t = keys_->CreateTenant("acme");
-    ASSERT_TRUE(t.ok());
+    ASSERT_OK(t);
     auto b = service_->CreateBucket(t->id, "dossiers");
-    ASSERT_TRUE(b.ok());
+    ASSERT_OK(b);
     bucket_ = *b;
     for (const char* key : {"a", "b", "c"}) {
       Put(key, Bytes(3 * crypto::kMinSegmentSize + 100, static_cast<uint8_t>(key[0])));
@@ -50,14 +53,14 @@ class ScrubTest : public test_support::ServiceStoresTest {
 
   void Put(const std::string& key, const Bytes& data) {
     auto w = service_->BeginPut(bucket_, key, {}, {});
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Write(data).ok());
-    ASSERT_TRUE((*w)->Commit({}).ok());
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Write(data));
+    ASSERT_OK((*w)->Commit({}));
   }
 
   std::string BlobPath(const std::string& key) {
     auto rec = catalog_->GetObject(bucket_.id, key);
-    EXPECT_TRUE(rec.ok());
+    EXPECT_OK(rec);
     for (const auto& e : fs::recursive_directory_iterator(dir_ + "/blobs")) {
       if (e.path().filename() == rec->parts.at(0).blob_id) {
         return e.path().string();
@@ -81,7 +84,7 @@ class ScrubTest : public test_support::ServiceStoresTest {
 
   ScrubReport Scrub(const ScrubOptions& options = {}) {
     auto r = scrubber_->Run(options);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_OK(r);
     return r.ok() ? *r : ScrubReport{};
   }
 
@@ -136,7 +139,7 @@ TEST_F(ScrubTest, BytesAppendedAfterLastSegmentAreCorruption) {
 TEST_F(ScrubTest, OnlyOneTenant) {
   ScrubOptions options;
   options.only_tenant = "nobody";
-  EXPECT_EQ(scrubber_->Run(options).status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(scrubber_->Run(options), StatusIs(StatusCode::kNotFound));
   options.only_tenant = "acme";
   EXPECT_EQ(Scrub(options).objects, 3u);
 }

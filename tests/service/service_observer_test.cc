@@ -9,9 +9,13 @@
 
 #include "coffre/service/object_service.h"
 #include "support/service_stores.h"
+#include "support/status_matchers.h"
 
 namespace coffre::service {
 namespace {
+
+using test_support::IsOk;
+using ::testing::Not;
 
 struct Counts {
   std::atomic<uint64_t> encrypted{0};
@@ -41,29 +45,29 @@ class ServiceObserverTest : public test_support::ServiceStoresTest {
     };
     service_->set_observer(std::move(observer));
     auto t = keys_->CreateTenant("acme");
-    ASSERT_TRUE(t.ok());
+    ASSERT_OK(t);
     tenant_ = t->id;
     auto b = service_->CreateBucket(tenant_, "dossiers");
-    ASSERT_TRUE(b.ok());
+    ASSERT_OK(b);
     bucket_ = *b;
   }
 
   void Put(const std::string& key, size_t size) {
     auto w = service_->BeginPut(bucket_, key, {}, {});
-    ASSERT_TRUE(w.ok());
+    ASSERT_OK(w);
     Bytes data(size, 0x5a);
-    ASSERT_TRUE((*w)->Write(data).ok());
-    ASSERT_TRUE((*w)->Commit({}).ok());
+    ASSERT_OK((*w)->Write(data));
+    ASSERT_OK((*w)->Commit({}));
   }
 
   uint64_t ReadAll(const std::string& key, std::optional<std::pair<uint64_t, uint64_t>> range = std::nullopt) {
     auto r = service_->OpenObject(bucket_, key);
-    EXPECT_TRUE(r.ok());
+    EXPECT_OK(r);
     if (!r.ok()) {
       return 0;
     }
     if (range) {
-      EXPECT_TRUE((*r)->SetRange(range->first, range->second).ok());
+      EXPECT_OK((*r)->SetRange(range->first, range->second));
     }
     uint64_t total = 0;
     Bytes buf(1000);
@@ -107,10 +111,10 @@ TEST_F(ServiceObserverTest, RangedReadDecryptsOnlyTheSegmentsItNeeds) {
 
 TEST_F(ServiceObserverTest, ShreddedTenantsKeysAreCountedAsErrors) {
   Put("k", 100);
-  ASSERT_TRUE(keys_->ShredTenant(tenant_).ok());
-  EXPECT_FALSE(service_->OpenObject(bucket_, "k").ok());
+  ASSERT_OK(keys_->ShredTenant(tenant_));
+  EXPECT_THAT(service_->OpenObject(bucket_, "k"), Not(IsOk()));
   EXPECT_EQ(counts_.unwrap_error, 1);
-  EXPECT_FALSE(service_->BeginPut(bucket_, "new", {}, {}).ok());
+  EXPECT_THAT(service_->BeginPut(bucket_, "new", {}, {}), Not(IsOk()));
   EXPECT_EQ(counts_.wrap_error, 1);
   EXPECT_EQ(counts_.decrypted, 0u);
 }

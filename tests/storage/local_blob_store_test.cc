@@ -12,22 +12,24 @@
 #include <vector>
 
 #include "coffre/storage/blob_store.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::storage {
 namespace {
 
+using test_support::StatusIs;
+
 class LocalBlobStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-storage-XXXXXX";
-    root_ = ::mkdtemp(tmpl);
     auto store = OpenLocalBlobStore(root_);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_OK(store);
     store_ = std::move(store).value();
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
 
-  std::string root_;
+  test_support::TempDir temp_{"storage"};
+  const std::string root_ = temp_.str();
   std::unique_ptr<BlobStore> store_;
 };
 
@@ -35,23 +37,23 @@ const std::string kId = "00112233445566778899aabbccddeeff";
 
 TEST_F(LocalBlobStoreTest, CommittedBlobReadsBack) {
   auto w = store_->Create(kId);
-  ASSERT_TRUE(w.ok());
+  ASSERT_OK(w);
   std::vector<uint8_t> header(4, 0), body = {1, 2, 3};
-  ASSERT_TRUE((*w)->Append(header).ok());
-  ASSERT_TRUE((*w)->Append(body).ok());
+  ASSERT_OK((*w)->Append(header));
+  ASSERT_OK((*w)->Append(body));
   std::vector<uint8_t> real_header = {9, 9, 9, 9};
-  ASSERT_TRUE((*w)->WriteAt(0, real_header).ok());
+  ASSERT_OK((*w)->WriteAt(0, real_header));
   EXPECT_EQ((*w)->size(), 7u);
-  ASSERT_TRUE((*w)->Commit().ok());
+  ASSERT_OK((*w)->Commit());
 
   auto r = store_->Open(kId);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   EXPECT_EQ((*r)->size(), 7u);
   std::vector<uint8_t> out(7);
-  ASSERT_TRUE((*r)->ReadAt(0, out).ok());
+  ASSERT_OK((*r)->ReadAt(0, out));
   EXPECT_EQ(out, (std::vector<uint8_t>{9, 9, 9, 9, 1, 2, 3}));
   std::vector<uint8_t> past(2);
-  EXPECT_EQ((*r)->ReadAt(6, past).code(), StatusCode::kCorruption);
+  EXPECT_THAT((*r)->ReadAt(6, past), StatusIs(StatusCode::kCorruption));
   // Opaque fan-out layout, private permissions.
   struct stat st {};
   ASSERT_EQ(::stat((root_ + "/blobs/00/11/" + kId).c_str(), &st), 0);
@@ -63,26 +65,26 @@ TEST_F(LocalBlobStoreTest, CommittedBlobReadsBack) {
 // is every byte as last written.
 TEST_F(LocalBlobStoreTest, MultiMebibyteBlobWrittenBackAsAppendedReadsBack) {
   auto w = store_->Create(kId);
-  ASSERT_TRUE(w.ok());
+  ASSERT_OK(w);
   constexpr size_t kPiece = 300 * 1000;
   constexpr size_t kPieces = 12;  // 3.6 MB: three writeback steps and a tail
   std::vector<uint8_t> expected;
   for (size_t p = 0; p < kPieces; ++p) {
     std::vector<uint8_t> piece(kPiece);
     for (size_t i = 0; i < kPiece; ++i) piece[i] = static_cast<uint8_t>((p * 7 + i * 13) & 0xff);
-    ASSERT_TRUE((*w)->Append(piece).ok());
+    ASSERT_OK((*w)->Append(piece));
     expected.insert(expected.end(), piece.begin(), piece.end());
   }
   const std::vector<uint8_t> header = {0xc0, 0xff, 0xee};
-  ASSERT_TRUE((*w)->WriteAt(0, header).ok());
+  ASSERT_OK((*w)->WriteAt(0, header));
   std::copy(header.begin(), header.end(), expected.begin());
-  ASSERT_TRUE((*w)->Commit().ok());
+  ASSERT_OK((*w)->Commit());
 
   auto r = store_->Open(kId);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   ASSERT_EQ((*r)->size(), expected.size());
   std::vector<uint8_t> out(expected.size());
-  ASSERT_TRUE((*r)->ReadAt(0, out).ok());
+  ASSERT_OK((*r)->ReadAt(0, out));
   EXPECT_TRUE(out == expected);
 }
 
@@ -113,18 +115,18 @@ TEST_F(LocalBlobStoreTest, ConcurrentCommitsIntoNewDirectories) {
   EXPECT_EQ(failures.load(), 0);
 
   auto reopened = OpenLocalBlobStore(root_);
-  ASSERT_TRUE(reopened.ok());
+  ASSERT_OK(reopened);
   auto w = (*reopened)->Create("0001ffff000000000000000000000000");
-  ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Append(std::vector<uint8_t>{42}).ok());
-  ASSERT_TRUE((*w)->Commit().ok());
+  ASSERT_OK(w);
+  ASSERT_OK((*w)->Append(std::vector<uint8_t>{42}));
+  ASSERT_OK((*w)->Commit());
 
   for (int t = 0; t < kThreads; ++t) {
     for (int i = 0; i < kPerThread; ++i) {
       auto r = (*reopened)->Open(id_of(t, i));
-      ASSERT_TRUE(r.ok()) << id_of(t, i);
+      ASSERT_OK(r) << id_of(t, i);
       std::vector<uint8_t> out(2);
-      ASSERT_TRUE((*r)->ReadAt(0, out).ok());
+      ASSERT_OK((*r)->ReadAt(0, out));
       EXPECT_EQ(out, (std::vector<uint8_t>{static_cast<uint8_t>(t), static_cast<uint8_t>(i)}));
     }
   }
@@ -134,7 +136,7 @@ TEST_F(LocalBlobStoreTest, NewIdsMadeTogetherShareADirectoryThenMoveToTheNext) {
   std::vector<std::string> ids;
   for (int i = 0; i < 3 * 64; ++i) {
     auto w = store_->CreateBlob(std::nullopt);  // size unknown: a file of its own
-    ASSERT_TRUE(w.ok());
+    ASSERT_OK(w);
     ids.push_back((*w)->id());
   }
   auto dir_of = [](const std::string& id) { return std::stoul(id.substr(0, 4), nullptr, 16); };
@@ -154,8 +156,6 @@ class DirectorySyncTest : public ::testing::TestWithParam<bool> {
   static constexpr int kWriters = 8;
 
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-storage-XXXXXX";
-    root_ = ::mkdtemp(tmpl);
     for (int i = 0; i < kWriters; ++i) {
       char id[40];
       std::snprintf(id, sizeof id, "abcd%028d", i);
@@ -172,17 +172,17 @@ class DirectorySyncTest : public ::testing::TestWithParam<bool> {
       return GetParam() ? Status::IOError("fsync: injected failure") : Status::Ok();
     };
     auto store = OpenLocalBlobStore(root_, std::move(options));
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_OK(store);
     store_ = std::move(store).value();
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
 
   bool AllRenamed() const {
     return std::all_of(ids_.begin(), ids_.end(),
                        [&](const std::string& id) { return std::filesystem::exists(root_ + "/blobs/ab/cd/" + id); });
   }
 
-  std::string root_;
+  test_support::TempDir temp_{"storage"};
+  const std::string root_ = temp_.str();
   std::vector<std::string> ids_;
   std::atomic<int> syncs_{0};
   std::unique_ptr<BlobStore> store_;
@@ -210,13 +210,13 @@ TEST_P(DirectorySyncTest, CommitsInOneDirectoryShareItsFsyncAndItsOutcome) {
 
   for (int i = 0; i < kWriters; ++i) {
     if (fsync_fails) {
-      EXPECT_EQ(results[i].code(), StatusCode::kIOError) << i;
+      EXPECT_THAT(results[i], StatusIs(StatusCode::kIOError)) << i;
     } else {
-      EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].ToString();
+      EXPECT_OK(results[i]) << i;
       auto r = store_->Open(ids_[i]);
-      ASSERT_TRUE(r.ok());
+      ASSERT_OK(r);
       std::vector<uint8_t> out(1);
-      ASSERT_TRUE((*r)->ReadAt(0, out).ok());
+      ASSERT_OK((*r)->ReadAt(0, out));
       EXPECT_EQ(out[0], i);
     }
   }
@@ -232,35 +232,35 @@ INSTANTIATE_TEST_SUITE_P(FsyncOutcome, DirectorySyncTest, ::testing::Bool(),
 TEST_F(LocalBlobStoreTest, UncommittedBlobIsInvisibleAndCleanedUp) {
   {
     auto w = store_->Create(kId);
-    ASSERT_TRUE(w.ok());
+    ASSERT_OK(w);
     std::vector<uint8_t> body = {1, 2, 3};
-    ASSERT_TRUE((*w)->Append(body).ok());
+    ASSERT_OK((*w)->Append(body));
   }  // destroyed without Commit
-  EXPECT_EQ(store_->Open(kId).status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(store_->Open(kId), StatusIs(StatusCode::kNotFound));
   EXPECT_TRUE(std::filesystem::is_empty(root_ + "/tmp"));
 }
 
 TEST_F(LocalBlobStoreTest, CrashLeftoversRemovedAtStartup) {
   std::ofstream(root_ + "/tmp/" + kId + ".tmp") << "partial";
   auto removed = store_->RemoveTemporaries();
-  ASSERT_TRUE(removed.ok());
+  ASSERT_OK(removed);
   EXPECT_EQ(*removed, 1u);
   EXPECT_TRUE(std::filesystem::is_empty(root_ + "/tmp"));
 }
 
 TEST_F(LocalBlobStoreTest, RejectsPathLikeIds) {
-  EXPECT_EQ(store_->Create("../../etc/passwd").status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->Open("0011223344556677/../x").status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->Remove("short").code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(store_->Create("../../etc/passwd"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->Open("0011223344556677/../x"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->Remove("short"), StatusIs(StatusCode::kInvalidArgument));
 }
 
 TEST_F(LocalBlobStoreTest, RemoveIsIdempotent) {
   auto w = store_->Create(kId);
-  ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Commit().ok());
-  EXPECT_TRUE(store_->Remove(kId).ok());
-  EXPECT_TRUE(store_->Remove(kId).ok());
-  EXPECT_EQ(store_->Open(kId).status().code(), StatusCode::kNotFound);
+  ASSERT_OK(w);
+  ASSERT_OK((*w)->Commit());
+  EXPECT_OK(store_->Remove(kId));
+  EXPECT_OK(store_->Remove(kId));
+  EXPECT_THAT(store_->Open(kId), StatusIs(StatusCode::kNotFound));
 }
 
 }  // namespace

@@ -17,9 +17,13 @@
 #include <vector>
 
 #include "coffre/storage/blob_store.h"
+#include "support/status_matchers.h"
+#include "support/temp_dir.h"
 
 namespace coffre::storage {
 namespace {
+
+using test_support::StatusIs;
 
 // A packed blob's id: 32 hex digits of its own, then the pack number and the record's offset in
 // 4 KiB units, 8 hex digits each.
@@ -34,44 +38,37 @@ std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
 
 class PackStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/coffre-packs-XXXXXX";
-    root_ = ::mkdtemp(tmpl);
-    Reopen();
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(root_);
-  }
+  void SetUp() override { Reopen(); }
+  void TearDown() override { store_.reset(); }
 
   void Reopen(LocalBlobStoreOptions options = {}) {
     store_.reset();
     auto store = OpenLocalBlobStore(root_, std::move(options));
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_OK(store);
     store_ = std::move(store).value();
   }
 
   // Writes `body` as the service does: a placeholder header, the body, then the header in place.
   std::string Put(const std::vector<uint8_t>& body, std::optional<uint64_t> expected) {
     auto w = store_->CreateBlob(expected);
-    EXPECT_TRUE(w.ok()) << w.status().ToString();
+    EXPECT_OK(w);
     if (!w.ok()) return "";
     const size_t head = std::min<size_t>(4, body.size());
-    EXPECT_TRUE((*w)->Append(std::vector<uint8_t>(head, 0)).ok());
-    EXPECT_TRUE((*w)->Append(std::span<const uint8_t>(body).subspan(head)).ok());
-    EXPECT_TRUE((*w)->WriteAt(0, std::span<const uint8_t>(body).first(head)).ok());
+    EXPECT_OK((*w)->Append(std::vector<uint8_t>(head, 0)));
+    EXPECT_OK((*w)->Append(std::span<const uint8_t>(body).subspan(head)));
+    EXPECT_OK((*w)->WriteAt(0, std::span<const uint8_t>(body).first(head)));
     EXPECT_EQ((*w)->size(), body.size());
     Status st = (*w)->Commit();
-    EXPECT_TRUE(st.ok()) << st.ToString();
+    EXPECT_OK(st);
     return (*w)->id();
   }
 
   std::vector<uint8_t> Get(const std::string& id) {
     auto r = store_->Open(id);
-    EXPECT_TRUE(r.ok()) << id << ": " << r.status().ToString();
+    EXPECT_OK(r) << id;
     if (!r.ok()) return {};
     std::vector<uint8_t> out((*r)->size());
-    EXPECT_TRUE((*r)->ReadAt(0, out).ok());
+    EXPECT_OK((*r)->ReadAt(0, out));
     return out;
   }
 
@@ -91,7 +88,8 @@ class PackStoreTest : public ::testing::Test {
     return n;
   }
 
-  std::string root_;
+  test_support::TempDir temp_{"packs"};
+  const std::string root_ = temp_.str();
   std::unique_ptr<BlobStore> store_;
 };
 
@@ -112,12 +110,12 @@ TEST_F(PackStoreTest, SmallBlobsGoToRecordsSideBySideAndReadBack) {
   EXPECT_EQ(FilesUnderBlobs(), 0u);
 
   auto r = store_->Open(ib);
-  ASSERT_TRUE(r.ok());
+  ASSERT_OK(r);
   std::vector<uint8_t> tail(10);
-  ASSERT_TRUE((*r)->ReadAt(4990, tail).ok());
+  ASSERT_OK((*r)->ReadAt(4990, tail));
   EXPECT_EQ(tail, std::vector<uint8_t>(b.end() - 10, b.end()));
   std::vector<uint8_t> past(11);
-  EXPECT_EQ((*r)->ReadAt(4990, past).code(), StatusCode::kCorruption);  // never another record's bytes
+  EXPECT_THAT((*r)->ReadAt(4990, past), StatusIs(StatusCode::kCorruption));  // never another record's bytes
   // Private, like the blob files.
   struct stat st {};
   ASSERT_EQ(::stat(PackPath(0).c_str(), &st), 0);
@@ -143,10 +141,10 @@ TEST_F(PackStoreTest, ABlobThatOutgrowsItsRecordMovesToAFileUnderTheSameId) {
   EXPECT_EQ(FilesUnderBlobs(), 1u);
   // The header written last, past the record, moves it too.
   auto w = store_->CreateBlob(10);
-  ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Append(Pattern(8, 5)).ok());
-  ASSERT_TRUE((*w)->WriteAt(6000, Pattern(4, 6)).ok());
-  ASSERT_TRUE((*w)->Commit().ok());
+  ASSERT_OK(w);
+  ASSERT_OK((*w)->Append(Pattern(8, 5)));
+  ASSERT_OK((*w)->WriteAt(6000, Pattern(4, 6)));
+  ASSERT_OK((*w)->Commit());
   const auto got = Get((*w)->id());
   ASSERT_EQ(got.size(), 6004u);
   EXPECT_EQ(std::vector<uint8_t>(got.begin(), got.begin() + 8), Pattern(8, 5));
@@ -154,10 +152,10 @@ TEST_F(PackStoreTest, ABlobThatOutgrowsItsRecordMovesToAFileUnderTheSameId) {
 
   // Listed once each, from their files; removed from there.
   auto listed = store_->ListBlobs(nullptr);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_OK(listed);
   EXPECT_EQ(listed->size(), 2u);
-  ASSERT_TRUE(store_->Remove(grown).ok());
-  EXPECT_EQ(store_->Open(grown).status().code(), StatusCode::kNotFound);
+  ASSERT_OK(store_->Remove(grown));
+  EXPECT_THAT(store_->Open(grown), StatusIs(StatusCode::kNotFound));
   EXPECT_EQ(FilesUnderBlobs(), 1u);
 }
 
@@ -169,14 +167,14 @@ TEST_F(PackStoreTest, RemovePunchesTheRecordOutAndLeavesItsNeighbours) {
     ids.push_back(Put(bodies.back(), bodies.back().size()));
   }
   const uint64_t before = AllocatedBytes(0);
-  ASSERT_TRUE(store_->Remove(ids[1]).ok());
-  EXPECT_EQ(store_->Open(ids[1]).status().code(), StatusCode::kNotFound);
-  EXPECT_TRUE(store_->Remove(ids[1]).ok());  // already gone
+  ASSERT_OK(store_->Remove(ids[1]));
+  EXPECT_THAT(store_->Open(ids[1]), StatusIs(StatusCode::kNotFound));
+  EXPECT_OK(store_->Remove(ids[1]));  // already gone
   EXPECT_EQ(Get(ids[0]), bodies[0]);
   EXPECT_EQ(Get(ids[2]), bodies[2]);
   EXPECT_LE(AllocatedBytes(0), before - 60000);  // its blocks went back to the file system
   auto listed = store_->ListBlobs(nullptr);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_OK(listed);
   std::vector<std::string> names;
   for (const auto& f : *listed) names.push_back(f.name);
   std::sort(names.begin(), names.end());
@@ -191,12 +189,12 @@ TEST_F(PackStoreTest, AnIdThatIsNotTheRecordsNeverReachesIt) {
   // Same pack and offset, another blob's own part: as a caller holding a stale or forged id.
   std::string other = id;
   other[5] = other[5] == '0' ? '1' : '0';
-  EXPECT_EQ(store_->Open(other).status().code(), StatusCode::kNotFound);
-  EXPECT_TRUE(store_->Remove(other).ok());
+  EXPECT_THAT(store_->Open(other), StatusIs(StatusCode::kNotFound));
+  EXPECT_OK(store_->Remove(other));
   EXPECT_EQ(Get(id), body);
   // A pack that does not exist, an offset past the end.
-  EXPECT_EQ(store_->Open(id.substr(0, 32) + "00000007" + "00000000").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(store_->Open(id.substr(0, 32) + "00000000" + "00001000").status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(store_->Open(id.substr(0, 32) + "00000007" + "00000000"), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(store_->Open(id.substr(0, 32) + "00000000" + "00001000"), StatusIs(StatusCode::kNotFound));
 }
 
 TEST_F(PackStoreTest, ADamagedHeaderIsNoRecordAndItsNeighboursAreSafe) {
@@ -212,12 +210,12 @@ TEST_F(PackStoreTest, ADamagedHeaderIsNoRecordAndItsNeighboursAreSafe) {
     ASSERT_EQ(::pwrite(fd, &byte, 1, 16 + 5), 1);
     ::close(fd);
   }
-  EXPECT_EQ(store_->Open(ia).status().code(), StatusCode::kNotFound);
-  EXPECT_TRUE(store_->Remove(ia).ok());
+  EXPECT_THAT(store_->Open(ia), StatusIs(StatusCode::kNotFound));
+  EXPECT_OK(store_->Remove(ia));
   EXPECT_EQ(Get(ib), b);
   std::vector<std::string> strays;
   auto listed = store_->ListBlobs(&strays);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_OK(listed);
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].name, ib);
   EXPECT_EQ(strays, std::vector<std::string>{PackPath(0) + " bytes 0..4096"});
@@ -226,17 +224,17 @@ TEST_F(PackStoreTest, ADamagedHeaderIsNoRecordAndItsNeighboursAreSafe) {
 TEST_F(PackStoreTest, AnUncommittedWriterLeavesNothing) {
   {
     auto w = store_->CreateBlob(100);
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Append(Pattern(100, 1)).ok());
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Append(Pattern(100, 1)));
   }
   {
     auto w = store_->CreateBlob(100);  // outgrown, then abandoned: its temporary goes too
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Append(Pattern(9000, 1)).ok());
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Append(Pattern(9000, 1)));
   }
   std::vector<std::string> strays;
   auto listed = store_->ListBlobs(&strays);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_OK(listed);
   EXPECT_TRUE(listed->empty());
   EXPECT_TRUE(strays.empty());
   EXPECT_TRUE(std::filesystem::is_empty(root_ + "/tmp"));
@@ -273,7 +271,7 @@ TEST_F(PackStoreTest, AFullPackIsFollowedByTheNext) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(Get(ids[i]), Pattern(5000, static_cast<uint8_t>(i)));
   EXPECT_EQ(Get(big), Pattern(40000, 9));
   auto listed = store_->ListBlobs(nullptr);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_OK(listed);
   EXPECT_EQ(listed->size(), 6u);
   EXPECT_EQ(PackOf(Put(Pattern(1, 1), 1)), 4u);  // the last pack was full: the next one
 }
@@ -294,7 +292,7 @@ TEST_F(PackStoreTest, FsckWalkListsRecordsWithTheirTimesAndReportsForeignBytes) 
 
   std::vector<std::string> strays;
   auto listed = store_->ListBlobs(&strays);
-  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_OK(listed);
   ASSERT_EQ(listed->size(), 2u);
   std::sort(listed->begin(), listed->end(), [](const auto& x, const auto& y) { return x.size < y.size; });
   EXPECT_EQ((*listed)[0].name, a);
@@ -313,24 +311,24 @@ TEST_F(PackStoreTest, FsckWalkListsRecordsWithTheirTimesAndReportsForeignBytes) 
 
   // fsck --repair punches the pack bytes out; a stray file is not Coffre's to remove.
   const uint64_t before = AllocatedBytes(0);
-  ASSERT_TRUE(store_->RemoveStray(strays[0]).ok());
+  ASSERT_OK(store_->RemoveStray(strays[0]));
   EXPECT_EQ(AllocatedBytes(0), before - 8192);
-  EXPECT_EQ(store_->RemoveStray(strays[1]).code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(store_->RemoveStray(strays[1]), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_TRUE(std::filesystem::exists(strays[1]));
   strays.clear();
   listed = store_->ListBlobs(&strays);
-  ASSERT_TRUE(listed.ok());
+  ASSERT_OK(listed);
   EXPECT_EQ(listed->size(), 3u);
   EXPECT_EQ(strays, std::vector<std::string>{root_ + "/packs/notes.txt"});
-  for (const auto& id : {a, b, c}) EXPECT_TRUE(store_->Open(id).ok()) << id;
+  for (const auto& id : {a, b, c}) EXPECT_OK(store_->Open(id)) << id;
   // Never a record, nor bytes given some other way.
   const std::string at_a = PackPath(0) + " bytes 0..4096";
-  EXPECT_EQ(store_->RemoveStray(at_a).code(), StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(store_->Open(a).ok());
+  EXPECT_THAT(store_->RemoveStray(at_a), StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_OK(store_->Open(a));
   for (const std::string& bad :
        {PackPath(0) + " bytes 1..4096", PackPath(0) + " bytes 8192..4096", PackPath(0) + " bytes x..8192",
         root_ + "/blobs/x bytes 0..4096", PackPath(0) + " bytes 4096.."}) {
-    EXPECT_EQ(store_->RemoveStray(bad).code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(store_->RemoveStray(bad), StatusIs(StatusCode::kInvalidArgument)) << bad;
   }
 }
 
@@ -345,8 +343,8 @@ TEST_F(PackStoreTest, PackingOffGivesEveryBlobAFile) {
   EXPECT_EQ(id.size(), 32u);
   EXPECT_EQ(Get(id), Pattern(10, 2));
   EXPECT_EQ(Get(packed), Pattern(10, 1));  // records already written stay readable
-  ASSERT_TRUE(store_->Remove(packed).ok());
-  EXPECT_EQ(store_->Open(packed).status().code(), StatusCode::kNotFound);
+  ASSERT_OK(store_->Remove(packed));
+  EXPECT_THAT(store_->Open(packed), StatusIs(StatusCode::kNotFound));
 }
 
 // Records committed while the pack's fdatasync is under way share the next one, and each learns
@@ -356,8 +354,6 @@ class PackSyncTest : public ::testing::TestWithParam<bool> {
   static constexpr int kWriters = 8;
 
   void SetUp() override {
-    char tmpl[] = "/tmp/coffre-packsync-XXXXXX";
-    root_ = ::mkdtemp(tmpl);
     LocalBlobStoreOptions options;
     options.sync_pack = [this](int fd) -> Status {
       // The first flush lasts until every writer has written its record: all of them need the next.
@@ -372,13 +368,10 @@ class PackSyncTest : public ::testing::TestWithParam<bool> {
       return GetParam() ? Status::IOError("fdatasync: injected failure") : Status::Ok();
     };
     auto store = OpenLocalBlobStore(root_, std::move(options));
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_OK(store);
     store_ = std::move(store).value();
   }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(root_);
-  }
+  void TearDown() override { store_.reset(); }
 
   // Every record starts with the magic "CoffrePk" once written.
   bool AllWritten(int fd) const {
@@ -391,7 +384,8 @@ class PackSyncTest : public ::testing::TestWithParam<bool> {
     return true;
   }
 
-  std::string root_;
+  test_support::TempDir temp_{"packsync"};
+  const std::string root_ = temp_.str();
   std::atomic<int> syncs_{0};
   std::atomic<bool> first_flush_began_{false};
   std::unique_ptr<BlobStore> store_;
@@ -402,8 +396,8 @@ TEST_P(PackSyncTest, RecordsCommittedTogetherShareTheFlushAndItsOutcome) {
   std::vector<std::unique_ptr<BlobWriter>> writers;
   for (int i = 0; i < kWriters; ++i) {
     auto w = store_->CreateBlob(100);  // one 4 KiB record each, in order
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Append(std::vector<uint8_t>(100, static_cast<uint8_t>(i))).ok());
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Append(std::vector<uint8_t>(100, static_cast<uint8_t>(i))));
     writers.push_back(std::move(w).value());
   }
   std::vector<Status> results(kWriters);
@@ -419,14 +413,14 @@ TEST_P(PackSyncTest, RecordsCommittedTogetherShareTheFlushAndItsOutcome) {
 
   for (int i = 0; i < kWriters; ++i) {
     if (flush_fails) {
-      EXPECT_EQ(results[i].code(), StatusCode::kIOError) << i;
-      EXPECT_EQ(store_->Open(writers[i]->id()).status().code(), StatusCode::kNotFound) << i;
+      EXPECT_THAT(results[i], StatusIs(StatusCode::kIOError)) << i;
+      EXPECT_THAT(store_->Open(writers[i]->id()), StatusIs(StatusCode::kNotFound)) << i;
     } else {
-      EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].ToString();
+      EXPECT_OK(results[i]) << i;
       auto r = store_->Open(writers[i]->id());
-      ASSERT_TRUE(r.ok());
+      ASSERT_OK(r);
       std::vector<uint8_t> out(100);
-      ASSERT_TRUE((*r)->ReadAt(0, out).ok());
+      ASSERT_OK((*r)->ReadAt(0, out));
       EXPECT_EQ(out, std::vector<uint8_t>(100, static_cast<uint8_t>(i)));
     }
   }

@@ -19,6 +19,7 @@
 #include "coffre/common/secret.h"
 #include "coffre/keystore/keystore.h"
 #include "coffre/storage/blob_store.h"
+#include "support/temp_dir.h"
 
 namespace coffre::test_support {
 
@@ -27,11 +28,8 @@ class ServiceStoresTest : public ::testing::Test {
   // Makes /tmp/coffre-<name>-XXXXXX and opens the three stores in it under a random root key. Use
   // as ASSERT_TRUE(OpenStores("name")); a failure names the store and its status.
   ::testing::AssertionResult OpenStores(std::string_view name) {
-    std::string tmpl = "/tmp/coffre-" + std::string(name) + "-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      return ::testing::AssertionFailure() << "mkdtemp " << tmpl << ": " << std::strerror(errno);
-    }
-    dir_ = tmpl;
+    temp_.emplace(name);
+    dir_ = temp_->str();
     auto keys = keystore::Keystore::Open(dir_ + "/keystore.db", SecretBytes::Random(32));
     if (!keys.ok()) return ::testing::AssertionFailure() << "keystore: " << keys.status().ToString();
     keys_ = std::move(keys).value();
@@ -44,10 +42,7 @@ class ServiceStoresTest : public ::testing::Test {
     return ::testing::AssertionSuccess();
   }
 
-  void TearDown() override {
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
-
+  std::optional<TempDir> temp_;  // declared first: removed after the stores close
   std::string dir_;
   std::unique_ptr<keystore::Keystore> keys_;
   std::unique_ptr<catalog::Catalog> catalog_;

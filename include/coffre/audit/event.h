@@ -41,7 +41,6 @@ enum class Operation {
 
 // "data_key.wrap", "tenant_key.rotate", ... (the names in records and exports).
 std::string_view OperationName(Operation op);
-std::optional<Operation> ParseOperation(std::string_view name);
 
 enum class Outcome {
   kSuccess,
@@ -50,7 +49,6 @@ enum class Outcome {
 };
 
 std::string_view OutcomeName(Outcome outcome);  // "success", "failure", "integrity_failure"
-std::optional<Outcome> ParseOutcome(std::string_view name);
 
 // Who asked, as the protocol layer knows it. request_id is the x-amz-request-id returned to the
 // client; action is the protocol operation ("GetObject", "UploadPartCopy", "cli", ...).

@@ -76,11 +76,6 @@ Expected<DeleteRequest, Error> ParseDeleteObjects(std::string_view xml);
 // (S3 allows it); here it is kMalformedXML.
 Expected<std::string, Error> ParseCreateBucketConfiguration(std::string_view xml);
 
-// <VersioningConfiguration><Status>Enabled</Status></...>.
-// Returns "Enabled" or "Suspended", or "" when Status is absent (S3 then changes nothing).
-// Any other Status is kMalformedXML. MfaDelete is ignored here.
-Expected<std::string, Error> ParseVersioningConfiguration(std::string_view xml);
-
 // ---------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------
