@@ -5,8 +5,12 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "support/status_matchers.h"
+
 namespace coffre::catalog {
 namespace {
+
+using test_support::StatusIs;
 
 using Kind = BlobDescription::Kind;
 
@@ -68,7 +72,7 @@ TEST(BlobDescriptionTest, EachKindRoundTrips) {
 
   for (const BlobDescription& d : {object, part, manifest}) {
     auto decoded = DecodeBlobDescription(EncodeBlobDescription(d));
-    ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+    ASSERT_OK(decoded);
     ExpectSame(*decoded, d);
   }
 }
@@ -78,13 +82,16 @@ TEST(BlobDescriptionTest, KeysAndMetadataThatAreNotUtf8SurviveUnchanged) {
   d.key = std::string("latin1-\xe9t\xe9.pdf");
   d.attributes["x-amz-meta-note"] = std::string("\xff\xfe raw");
   auto decoded = DecodeBlobDescription(EncodeBlobDescription(d));
-  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  ASSERT_OK(decoded);
   ExpectSame(*decoded, d);
 }
 
 TEST(BlobDescriptionTest, AnythingButAKnownCompleteDescriptionIsCorruption) {
   const std::string good = Text(EncodeBlobDescription(Object()));
-  auto refused = [](const std::string& text) { return DecodeBlobDescription(AsBytes(text)).status().code(); };
+  auto refused = [](const std::string& text) {
+    auto decoded = DecodeBlobDescription(AsBytes(text));
+    return decoded.ok() ? StatusCode::kOk : decoded.status().code();
+  };
   EXPECT_EQ(refused(""), StatusCode::kCorruption);
   EXPECT_EQ(refused("[]"), StatusCode::kCorruption);
   EXPECT_EQ(refused(good.substr(0, good.size() - 1)), StatusCode::kCorruption);
@@ -115,12 +122,12 @@ TEST(BlobDescriptionTest, PartNumbersAndManifestsAreChecked) {
   part.upload_id = "u";
   for (uint32_t bad : {0u, 10001u}) {
     part.part_number = bad;
-    EXPECT_EQ(DecodeBlobDescription(EncodeBlobDescription(part)).status().code(), StatusCode::kCorruption) << bad;
+    EXPECT_THAT(DecodeBlobDescription(EncodeBlobDescription(part)), StatusIs(StatusCode::kCorruption)) << bad;
   }
   BlobDescription manifest = Object();
   manifest.kind = Kind::kManifest;
   manifest.upload_id = "u";
-  EXPECT_EQ(DecodeBlobDescription(EncodeBlobDescription(manifest)).status().code(), StatusCode::kCorruption);
+  EXPECT_THAT(DecodeBlobDescription(EncodeBlobDescription(manifest)), StatusIs(StatusCode::kCorruption));
 }
 
 }  // namespace

@@ -9,9 +9,12 @@
 #include "coffre/crypto/aead.h"
 #include "coffre/crypto/blob_format.h"
 #include "coffre/crypto/hash.h"
+#include "support/status_matchers.h"
 
 namespace coffre::crypto {
 namespace {
+
+using test_support::StatusIs;
 
 constexpr uint32_t kSeg = kMinSegmentSize;
 constexpr std::string_view kDescription = R"({"bucket":"dossiers","key":"pret/2026/001.pdf"})";
@@ -36,7 +39,7 @@ BlobEncryptor VectorEncryptor(BlobIdentity identity = TestIdentity()) {
   auto enc =
       BlobEncryptor::CreateForTest(TestDataKey(), TestKeyRef(), std::move(identity), kSeg, Range(0x80, kBlobSaltSize),
                                    Range(0xa0, kBlobNoncePrefixSize), kBlobFormatVersion2);
-  EXPECT_TRUE(enc.ok()) << enc.status().ToString();
+  EXPECT_OK(enc);
   return std::move(enc).value();
 }
 
@@ -48,11 +51,11 @@ Bytes WriteFrontToBack(const BlobEncryptor& enc, ByteView plaintext, ByteView de
     const size_t begin = i * enc.segment_size();
     const size_t len = std::min<size_t>(enc.segment_size(), plaintext.size() - begin);
     Bytes sealed(len + kSegmentTagSize);
-    EXPECT_TRUE(enc.SealSegment(i, i == n - 1, plaintext.subspan(begin, len), sealed).ok());
+    EXPECT_OK(enc.SealSegment(i, i == n - 1, plaintext.subspan(begin, len), sealed));
     blob.insert(blob.end(), sealed.begin(), sealed.end());
   }
   auto sealed = enc.SealDescription(plaintext.size(), description);
-  EXPECT_TRUE(sealed.ok()) << sealed.status().ToString();
+  EXPECT_OK(sealed);
   blob.insert(blob.end(), sealed->begin(), sealed->end());
   return blob;
 }
@@ -82,17 +85,17 @@ TEST(BlobFormatV2Test, RoundTripsPlaintextAndDescription) {
   for (size_t size : {size_t{0}, size_t{1}, size_t{kSeg}, size_t{kSeg + 1}, size_t{3 * kSeg}}) {
     SCOPED_TRACE(size);
     auto enc = BlobEncryptor::Create(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg, kBlobFormatVersion2);
-    ASSERT_TRUE(enc.ok());
+    ASSERT_OK(enc);
     const Bytes plaintext = Pattern(size);
     const Bytes blob = WriteFrontToBack(*enc, plaintext, AsBytes(kDescription));
     auto dec = OpenHeader(blob);
-    ASSERT_TRUE(dec.ok()) << dec.status().ToString();
+    ASSERT_OK(dec);
     EXPECT_EQ(dec->header().version, kBlobFormatVersion2);
     auto read = ReadPlaintext(*dec, blob);
-    ASSERT_TRUE(read.ok()) << read.status().ToString();
+    ASSERT_OK(read);
     EXPECT_EQ(*read, plaintext);
     auto description = dec->OpenDescription(SealedDescription(*dec, blob));
-    ASSERT_TRUE(description.ok()) << description.status().ToString();
+    ASSERT_OK(description);
     EXPECT_EQ(std::string(description->begin(), description->end()), kDescription);
   }
 }
@@ -101,26 +104,26 @@ TEST(BlobFormatV2Test, EmptyDescriptionIsStillSealed) {
   const BlobEncryptor enc = VectorEncryptor();
   const Bytes blob = WriteFrontToBack(enc, Pattern(10), {});
   auto dec = OpenHeader(blob);
-  ASSERT_TRUE(dec.ok());
+  ASSERT_OK(dec);
   EXPECT_EQ(blob.size(), DescriptionOffset(dec->header()) + kSegmentTagSize);
   auto description = dec->OpenDescription(SealedDescription(*dec, blob));
-  ASSERT_TRUE(description.ok());
+  ASSERT_OK(description);
   EXPECT_TRUE(description->empty());
 }
 
 TEST(BlobFormatV2Test, AlteredOrTruncatedDescriptionIsCorruption) {
   const Bytes blob = WriteFrontToBack(VectorEncryptor(), Pattern(5000), AsBytes(kDescription));
   auto dec = OpenHeader(blob);
-  ASSERT_TRUE(dec.ok());
+  ASSERT_OK(dec);
   const size_t start = DescriptionOffset(dec->header());
   for (size_t at = start; at < blob.size(); at += 7) {
     Bytes altered = blob;
     altered[at] ^= 0x01;
-    EXPECT_EQ(dec->OpenDescription(ByteView(altered).subspan(start)).status().code(), StatusCode::kCorruption) << at;
+    EXPECT_THAT(dec->OpenDescription(ByteView(altered).subspan(start)), StatusIs(StatusCode::kCorruption)) << at;
   }
   const ByteView sealed = SealedDescription(*dec, blob);
-  EXPECT_EQ(dec->OpenDescription(sealed.first(sealed.size() - 1)).status().code(), StatusCode::kCorruption);
-  EXPECT_EQ(dec->OpenDescription(sealed.first(kSegmentTagSize - 1)).status().code(), StatusCode::kCorruption);
+  EXPECT_THAT(dec->OpenDescription(sealed.first(sealed.size() - 1)), StatusIs(StatusCode::kCorruption));
+  EXPECT_THAT(dec->OpenDescription(sealed.first(kSegmentTagSize - 1)), StatusIs(StatusCode::kCorruption));
 }
 
 TEST(BlobFormatV2Test, DescriptionOfAnotherBlobDoesNotOpen) {
@@ -129,10 +132,10 @@ TEST(BlobFormatV2Test, DescriptionOfAnotherBlobDoesNotOpen) {
   const BlobIdentity other_id{"tenant-7", "blob-fedcba9876543210"};
   const Bytes other = WriteFrontToBack(VectorEncryptor(other_id), Pattern(100), AsBytes("another dossier"));
   auto dec = OpenHeader(mine);
-  ASSERT_TRUE(dec.ok());
+  ASSERT_OK(dec);
   auto other_dec = OpenHeader(other, other_id);
-  ASSERT_TRUE(other_dec.ok());
-  EXPECT_EQ(dec->OpenDescription(SealedDescription(*other_dec, other)).status().code(), StatusCode::kCorruption);
+  ASSERT_OK(other_dec);
+  EXPECT_THAT(dec->OpenDescription(SealedDescription(*other_dec, other)), StatusIs(StatusCode::kCorruption));
 }
 
 TEST(BlobFormatV2Test, DescriptionSealedForAnotherLengthDoesNotOpen) {
@@ -141,10 +144,10 @@ TEST(BlobFormatV2Test, DescriptionSealedForAnotherLengthDoesNotOpen) {
   const BlobEncryptor enc = VectorEncryptor();
   const Bytes blob = WriteFrontToBack(enc, Pattern(100), AsBytes(kDescription));
   auto dec = OpenHeader(blob);
-  ASSERT_TRUE(dec.ok());
+  ASSERT_OK(dec);
   auto foreign = enc.SealDescription(99, AsBytes(kDescription));
-  ASSERT_TRUE(foreign.ok());
-  EXPECT_EQ(dec->OpenDescription(*foreign).status().code(), StatusCode::kCorruption);
+  ASSERT_OK(foreign);
+  EXPECT_THAT(dec->OpenDescription(*foreign), StatusIs(StatusCode::kCorruption));
 }
 
 TEST(BlobFormatV2Test, VersionByteCannotBeRewritten) {
@@ -153,23 +156,23 @@ TEST(BlobFormatV2Test, VersionByteCannotBeRewritten) {
   const Bytes v2 = WriteFrontToBack(VectorEncryptor(), Pattern(100), AsBytes(kDescription));
   Bytes relabelled = v2;
   relabelled[8] = kBlobFormatVersion1;
-  EXPECT_EQ(OpenHeader(relabelled).status().code(), StatusCode::kCorruption);
+  EXPECT_THAT(OpenHeader(relabelled), StatusIs(StatusCode::kCorruption));
 
   auto v1 = BlobEncryptor::CreateForTest(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg, Range(0x80, kBlobSaltSize),
                                          Range(0xa0, kBlobNoncePrefixSize), kBlobFormatVersion1);
-  ASSERT_TRUE(v1.ok());
+  ASSERT_OK(v1);
   Bytes v1_header = v1->EncodeHeader(100);
   v1_header[8] = kBlobFormatVersion2;
-  EXPECT_EQ(BlobDecryptor::Create(TestDataKey(), TestIdentity(), v1_header).status().code(), StatusCode::kCorruption);
+  EXPECT_THAT(BlobDecryptor::Create(TestDataKey(), TestIdentity(), v1_header), StatusIs(StatusCode::kCorruption));
 }
 
 TEST(BlobFormatV2Test, FileLengthMustLeaveRoomForADescription) {
   const Bytes blob = WriteFrontToBack(VectorEncryptor(), Pattern(5000), AsBytes(kDescription));
   auto dec = OpenHeader(blob);
-  ASSERT_TRUE(dec.ok());
+  ASSERT_OK(dec);
   const uint64_t end_of_segments = DescriptionOffset(dec->header());
-  EXPECT_TRUE(CheckBlobFileLength(dec->header(), blob.size()).ok());
-  EXPECT_TRUE(CheckBlobFileLength(dec->header(), end_of_segments + kSegmentTagSize).ok());
+  EXPECT_OK(CheckBlobFileLength(dec->header(), blob.size()));
+  EXPECT_OK(CheckBlobFileLength(dec->header(), end_of_segments + kSegmentTagSize));
   EXPECT_EQ(CheckBlobFileLength(dec->header(), end_of_segments).code(), StatusCode::kCorruption);
   EXPECT_EQ(CheckBlobFileLength(dec->header(), end_of_segments + kSegmentTagSize - 1).code(), StatusCode::kCorruption);
   EXPECT_EQ(CheckBlobFileLength(dec->header(), end_of_segments + kSegmentTagSize + kMaxBlobDescriptionSize + 1).code(),
@@ -178,18 +181,18 @@ TEST(BlobFormatV2Test, FileLengthMustLeaveRoomForADescription) {
 
 TEST(BlobFormatV2Test, DescriptionsOnlyInVersion2AndBounded) {
   auto v1 = BlobEncryptor::Create(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg, kBlobFormatVersion1);
-  ASSERT_TRUE(v1.ok());
-  EXPECT_EQ(v1->SealDescription(0, AsBytes(kDescription)).status().code(), StatusCode::kInvalidArgument);
+  ASSERT_OK(v1);
+  EXPECT_THAT(v1->SealDescription(0, AsBytes(kDescription)), StatusIs(StatusCode::kInvalidArgument));
   const Bytes too_large(kMaxBlobDescriptionSize + 1, 'x');
-  EXPECT_EQ(VectorEncryptor().SealDescription(0, too_large).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(BlobEncryptor::Create(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg, 3).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_THAT(VectorEncryptor().SealDescription(0, too_large), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(BlobEncryptor::Create(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg, 3),
+              StatusIs(StatusCode::kInvalidArgument));
 
   // A version 1 blob has no description to open.
   Bytes header = v1->EncodeHeader(0);
   auto dec = BlobDecryptor::Create(TestDataKey(), TestIdentity(), header);
-  ASSERT_TRUE(dec.ok());
-  EXPECT_EQ(dec->OpenDescription(Bytes(kSegmentTagSize)).status().code(), StatusCode::kInvalidArgument);
+  ASSERT_OK(dec);
+  EXPECT_THAT(dec->OpenDescription(Bytes(kSegmentTagSize)), StatusIs(StatusCode::kInvalidArgument));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -246,12 +249,12 @@ TEST(BlobTestVectorsV2, MatchFormatDoc) {
     EXPECT_EQ(HexEncode(Sha256::Digest(blob)), v.blob_sha256);
 
     auto dec = OpenHeader(blob);
-    ASSERT_TRUE(dec.ok());
+    ASSERT_OK(dec);
     auto read = ReadPlaintext(*dec, blob);
-    ASSERT_TRUE(read.ok());
+    ASSERT_OK(read);
     EXPECT_EQ(*read, plaintext);
     auto description = dec->OpenDescription(SealedDescription(*dec, blob));
-    ASSERT_TRUE(description.ok());
+    ASSERT_OK(description);
     EXPECT_EQ(std::string(description->begin(), description->end()), kDescription);
   }
 }

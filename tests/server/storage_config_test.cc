@@ -3,6 +3,7 @@
 #include <string>
 
 #include "coffre/server/config.h"
+#include "support/status_matchers.h"
 
 namespace coffre::server {
 namespace {
@@ -25,17 +26,17 @@ std::string Refusal(const std::string& storage) {
 
 TEST(StorageConfigTest, LocalIsTheDefault) {
   auto c = ParseConfig("{}");
-  ASSERT_TRUE(c.ok());
+  ASSERT_OK(c);
   EXPECT_EQ(c->storage.backend, "local");
   auto local = ParseConfig(WithStorage(R"({"backend": "local"})"));
-  ASSERT_TRUE(local.ok());
+  ASSERT_OK(local);
   EXPECT_EQ(local->storage.backend, "local");
 }
 
 TEST(StorageConfigTest, AcceptsACompleteS3Backend) {
   auto c = ParseConfig(
       WithStorage(S3(R"(, "prefix": "coffre/", "addressing_style": "virtual", "tls_ca_file": "/etc/ssl/ca.pem")")));
-  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_OK(c);
   const StorageConfig& s = c->storage;
   EXPECT_EQ(s.backend, "s3");
   EXPECT_EQ(s.endpoint, "https://s3.gra.io.cloud.ovh.net");

@@ -7,6 +7,7 @@
 
 #include "coffre/service/object_service.h"
 #include "support/service_stores.h"
+#include "support/status_matchers.h"
 
 namespace coffre::service {
 namespace {
@@ -22,9 +23,9 @@ class ServiceClockTest : public test_support::ServiceStoresTest {
     opts.clock = &clock_;
     service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, opts);
     auto t = keys_->CreateTenant("acme");
-    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    ASSERT_OK(t);
     auto b = service_->CreateBucket(t->id, "dossiers");
-    ASSERT_TRUE(b.ok());
+    ASSERT_OK(b);
     bucket_ = *b;
   }
 
@@ -43,27 +44,27 @@ class ServiceClockTest : public test_support::ServiceStoresTest {
 TEST_F(ServiceClockTest, LastModifiedComesFromTheClock) {
   clock_.Set(FromUnixMillis(1796342400123));
   auto put = Put("bilan.pdf", "2025 accounts");
-  ASSERT_TRUE(put.ok()) << put.error().message;
+  ASSERT_OK(put);
   EXPECT_EQ(put->last_modified, 1796342400123);
 }
 
 TEST_F(ServiceClockTest, AReplacedBlobIsKeptForTheGraceThenRemoved) {
-  ASSERT_TRUE(Put("bilan.pdf", "first").ok());
-  ASSERT_TRUE(Put("bilan.pdf", "second").ok());  // the first blob becomes garbage
+  ASSERT_OK(Put("bilan.pdf", "first"));
+  ASSERT_OK(Put("bilan.pdf", "second"));         // the first blob becomes garbage
   clock_.Set(std::chrono::system_clock::now());  // the catalog stamped it at most now
 
   auto early = service_->CollectGarbage();
-  ASSERT_TRUE(early.ok());
+  ASSERT_OK(early);
   EXPECT_EQ(*early, 0u);  // a reader that looked up the old version may still open it
 
   clock_.Set(clock_.Now() + milliseconds(15'000));
   auto still = service_->CollectGarbage();
-  ASSERT_TRUE(still.ok());
+  ASSERT_OK(still);
   EXPECT_EQ(*still, 0u);
 
   clock_.Set(clock_.Now() + milliseconds(16'000));  // 31 s after it became garbage, or more
   auto late = service_->CollectGarbage();
-  ASSERT_TRUE(late.ok());
+  ASSERT_OK(late);
   EXPECT_EQ(*late, 1u);
 }
 
