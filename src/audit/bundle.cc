@@ -561,167 +561,219 @@ Result<ParsedBundle> ParseBundle(std::string_view text) {
   return b;
 }
 
-Result<VerifyReport> VerifyBundle(const ParsedBundle& bundle, ByteView public_key) {
-  COFFRE_RETURN_IF_ERROR(internal::CheckSignedWith("bundle", bundle.public_key, public_key));
-  VerifyReport rep;
-  const auto& recs = bundle.data.records;
-  auto fail = [&](Breakage kind, size_t index, std::string message) {
-    rep.breakage = kind;
-    if (index < recs.size()) {
-      rep.failed_seq = recs[index].seq;
-      rep.failed_line = bundle.record_lines[index];
+namespace {
+
+// Verifies a parsed bundle in steps, each of which either passes or records the first breakage it
+// finds in the report and returns false. Each step assumes the ones before it passed (CheckStart
+// needs a record, say), so they run in order and stop at the first failure.
+class BundleVerifier {
+ public:
+  BundleVerifier(const ParsedBundle& bundle, ByteView public_key)
+      : bundle_(bundle), public_key_(public_key), recs_(bundle.data.records) {}
+
+  VerifyReport Run() {
+    if (CollectSignedHeads() && CheckOrder() && CheckNotEmpty() && CheckStart() && WalkChain()) {
+      CheckEnd();
     }
-    rep.message = std::move(message);
-    return rep;
-  };
-  auto where = [&](size_t index) {
-    return "record seq " + std::to_string(recs[index].seq) + " (line " + std::to_string(bundle.record_lines[index]) +
-           ")";
-  };
-  // Checkpoints: the tenant's, and genuinely signed.
-  std::map<uint64_t, Hash> signed_heads;
-  for (const auto& c : bundle.data.checkpoints) {
-    if (c.scope != kScopeTenant || c.tenant != bundle.info.tenant) {
-      rep.failed_seq = c.seq;
-      rep.breakage = Breakage::kForeign;
-      rep.message = "a checkpoint at seq " + std::to_string(c.seq) + " belongs to another chain ('" + c.tenant + "')";
-      return rep;
-    }
-    if (!VerifyCheckpoint(public_key, c)) {
-      rep.failed_seq = c.seq;
-      rep.breakage = Breakage::kBadSignature;
-      rep.message =
-          "the checkpoint at seq " + std::to_string(c.seq) + " has an invalid signature (forged or altered checkpoint)";
-      return rep;
-    }
-    auto [it, inserted] = signed_heads.emplace(c.seq, c.head);
-    if (!inserted && it->second != c.head) {
-      rep.failed_seq = c.seq;
-      rep.breakage = Breakage::kBadSignature;
-      rep.message = "two validly signed checkpoints disagree about seq " + std::to_string(c.seq);
-      return rep;
-    }
+    return rep_;
   }
+
+ private:
+  // Checkpoints: the tenant's, and genuinely signed.
+  bool CollectSignedHeads() {
+    for (const auto& c : bundle_.data.checkpoints) {
+      if (c.scope != kScopeTenant || c.tenant != bundle_.info.tenant) {
+        rep_.failed_seq = c.seq;
+        rep_.breakage = Breakage::kForeign;
+        rep_.message =
+            "a checkpoint at seq " + std::to_string(c.seq) + " belongs to another chain ('" + c.tenant + "')";
+        return false;
+      }
+      if (!VerifyCheckpoint(public_key_, c)) {
+        rep_.failed_seq = c.seq;
+        rep_.breakage = Breakage::kBadSignature;
+        rep_.message = "the checkpoint at seq " + std::to_string(c.seq) +
+                       " has an invalid signature (forged or altered checkpoint)";
+        return false;
+      }
+      auto [it, inserted] = signed_heads_.emplace(c.seq, c.head);
+      if (!inserted && it->second != c.head) {
+        rep_.failed_seq = c.seq;
+        rep_.breakage = Breakage::kBadSignature;
+        rep_.message = "two validly signed checkpoints disagree about seq " + std::to_string(c.seq);
+        return false;
+      }
+    }
+    return true;
+  }
+
   // Records out of order: name the first one that is not where its seq belongs.
-  {
+  bool CheckOrder() {
     std::vector<uint64_t> sorted;
-    for (const auto& r : recs) {
+    for (const auto& r : recs_) {
       sorted.push_back(r.seq);
     }
     std::sort(sorted.begin(), sorted.end());
-    for (size_t i = 0; i < recs.size(); ++i) {
-      if (recs[i].seq != sorted[i]) {
-        return fail(Breakage::kReordered, i,
-                    where(i) + " is out of order: record seq " + std::to_string(sorted[i]) + " belongs here");
+    for (size_t i = 0; i < recs_.size(); ++i) {
+      if (recs_[i].seq != sorted[i]) {
+        return Fail(Breakage::kReordered, i,
+                    Where(i) + " is out of order: record seq " + std::to_string(sorted[i]) + " belongs here");
       }
     }
+    return true;
   }
+
   // A bundle proves nothing without records, and cannot be told from one whose records were all
   // removed: it never verifies.
-  if (recs.empty()) {
-    rep.breakage = Breakage::kMissing;
-    rep.message = signed_heads.empty()
-                      ? "the bundle holds no record and no checkpoint: its records and checkpoints were removed (an "
-                        "export always holds at least one record)"
-                      : "the bundle holds " + std::to_string(bundle.data.checkpoints.size()) +
-                            " checkpoint(s) but no record: its records were removed";
-    return rep;
+  bool CheckNotEmpty() {
+    if (!recs_.empty()) {
+      return true;
+    }
+    rep_.breakage = Breakage::kMissing;
+    rep_.message = signed_heads_.empty()
+                       ? "the bundle holds no record and no checkpoint: its records and checkpoints were removed (an "
+                         "export always holds at least one record)"
+                       : "the bundle holds " + std::to_string(bundle_.data.checkpoints.size()) +
+                             " checkpoint(s) but no record: its records were removed";
+    return false;
   }
+
   // Where it starts: at seq 1 (the chain's start), or right after a checkpoint that signs the
   // first record's predecessor. Otherwise records before it were cut, with their checkpoints.
-  {
-    const Record& first = recs.front();
-    if (first.tenant == bundle.info.tenant && first.seq > 1) {
-      auto anchor = signed_heads.find(first.seq - 1);
-      if (anchor == signed_heads.end()) {
+  bool CheckStart() {
+    const Record& first = recs_.front();
+    if (first.tenant == bundle_.info.tenant && first.seq > 1) {
+      auto anchor = signed_heads_.find(first.seq - 1);
+      if (anchor == signed_heads_.end()) {
         const uint64_t earlier =
-            signed_heads.empty() || signed_heads.begin()->first >= first.seq ? 0 : signed_heads.begin()->first;
-        return fail(Breakage::kMissing, 0,
-                    "the bundle starts at " + where(0) + ", but no checkpoint signs its predecessor seq " +
+            signed_heads_.empty() || signed_heads_.begin()->first >= first.seq ? 0 : signed_heads_.begin()->first;
+        return Fail(Breakage::kMissing, 0,
+                    "the bundle starts at " + Where(0) + ", but no checkpoint signs its predecessor seq " +
                         std::to_string(first.seq - 1) + ": records seq " + std::to_string(earlier + 1) + ".." +
                         std::to_string(first.seq - 1) + " were cut from the start");
       }
       if (anchor->second != first.prev) {
-        return fail(Breakage::kAltered, 0,
-                    where(0) + " does not link to the signed checkpoint at seq " + std::to_string(first.seq - 1) +
+        return Fail(Breakage::kAltered, 0,
+                    Where(0) + " does not link to the signed checkpoint at seq " + std::to_string(first.seq - 1) +
                         " (this record was altered)");
       }
-    } else if (first.tenant == bundle.info.tenant && first.prev != Hash{}) {
-      return fail(Breakage::kAltered, 0,
-                  where(0) + " is the chain's first record but links to a predecessor (altered)");
+    } else if (first.tenant == bundle_.info.tenant && first.prev != Hash{}) {
+      return Fail(Breakage::kAltered, 0,
+                  Where(0) + " is the chain's first record but links to a predecessor (altered)");
     }
-    if (!signed_heads.empty() && signed_heads.begin()->first + 1 < first.seq) {
-      const uint64_t seq = signed_heads.begin()->first;
-      return fail(Breakage::kMissing, 0,
-                  "the bundle holds a checkpoint at seq " + std::to_string(seq) + " but starts at " + where(0) +
+    if (!signed_heads_.empty() && signed_heads_.begin()->first + 1 < first.seq) {
+      const uint64_t seq = signed_heads_.begin()->first;
+      return Fail(Breakage::kMissing, 0,
+                  "the bundle holds a checkpoint at seq " + std::to_string(seq) + " but starts at " + Where(0) +
                       ": records seq " + std::to_string(seq + 1) + ".." + std::to_string(first.seq - 1) +
                       " were cut from the start");
     }
+    return true;
   }
-  Hash prev_hash{};
-  for (size_t i = 0; i < recs.size(); ++i) {
-    const Record& r = recs[i];
-    if (r.tenant != bundle.info.tenant) {
-      return fail(Breakage::kForeign, i, where(i) + " belongs to another tenant ('" + r.tenant + "')");
-    }
-    const Hash h = RecordHash(r);
-    if (i > 0) {
-      const Record& p = recs[i - 1];
-      if (r.seq <= p.seq) {
-        return fail(Breakage::kReordered, i,
-                    where(i) + " comes after record seq " + std::to_string(p.seq) + ": records are out of order");
+
+  // Each record is the tenant's, follows its predecessor by one seq, links to its hash, and
+  // matches any checkpoint that signs it; counts the records and their time span.
+  bool WalkChain() {
+    Hash prev_hash{};
+    for (size_t i = 0; i < recs_.size(); ++i) {
+      const Record& r = recs_[i];
+      if (r.tenant != bundle_.info.tenant) {
+        return Fail(Breakage::kForeign, i, Where(i) + " belongs to another tenant ('" + r.tenant + "')");
       }
-      if (r.seq != p.seq + 1) {
-        return fail(Breakage::kMissing, i,
-                    "records seq " + std::to_string(p.seq + 1) +
-                        (r.seq - 1 > p.seq + 1 ? ".." + std::to_string(r.seq - 1) : std::string()) +
-                        " are missing before " + where(i));
+      const Hash h = RecordHash(r);
+      if (i > 0) {
+        const Record& p = recs_[i - 1];
+        if (r.seq <= p.seq) {
+          return Fail(Breakage::kReordered, i,
+                      Where(i) + " comes after record seq " + std::to_string(p.seq) + ": records are out of order");
+        }
+        if (r.seq != p.seq + 1) {
+          return Fail(Breakage::kMissing, i,
+                      "records seq " + std::to_string(p.seq + 1) +
+                          (r.seq - 1 > p.seq + 1 ? ".." + std::to_string(r.seq - 1) : std::string()) +
+                          " are missing before " + Where(i));
+        }
+        if (r.prev != prev_hash) {
+          return Fail(Breakage::kAltered, i - 1,
+                      Where(i - 1) +
+                          " was altered: its hash does not match the link in the next record (or that "
+                          "record's prev field was altered)");
+        }
       }
-      if (r.prev != prev_hash) {
-        return fail(Breakage::kAltered, i - 1,
-                    where(i - 1) +
-                        " was altered: its hash does not match the link in the next record (or that "
-                        "record's prev field was altered)");
+      if (auto it = signed_heads_.find(r.seq); it != signed_heads_.end() && it->second != h) {
+        return Fail(Breakage::kAltered, i, Where(i) + " was altered: it does not match the signed checkpoint");
       }
+      prev_hash = h;
+      if (rep_.records == 0 || r.time_ms < rep_.first_ms) {
+        rep_.first_ms = r.time_ms;
+      }
+      if (rep_.records == 0 || r.time_ms > rep_.last_ms) {
+        rep_.last_ms = r.time_ms;
+      }
+      ++rep_.records;
     }
-    if (auto it = signed_heads.find(r.seq); it != signed_heads.end() && it->second != h) {
-      return fail(Breakage::kAltered, i, where(i) + " was altered: it does not match the signed checkpoint");
-    }
-    prev_hash = h;
-    if (rep.records == 0 || r.time_ms < rep.first_ms) {
-      rep.first_ms = r.time_ms;
-    }
-    if (rep.records == 0 || r.time_ms > rep.last_ms) {
-      rep.last_ms = r.time_ms;
-    }
-    ++rep.records;
+    return true;
   }
-  const uint64_t last_seq = recs.back().seq;
-  const uint64_t first_seq = recs.front().seq;
-  const uint64_t max_signed = signed_heads.empty() ? 0 : signed_heads.rbegin()->first;
-  if (max_signed > last_seq) {
-    rep.records = 0;
-    fail(Breakage::kMissing, recs.size(),
-         "the bundle ends at record seq " + std::to_string(last_seq) + " but a checkpoint signs seq " +
-             std::to_string(max_signed) + ": records seq " + std::to_string(last_seq + 1) + ".." +
-             std::to_string(max_signed) + " were removed from the end");
-    rep.failed_seq = last_seq + 1;
-    return rep;
-  }
-  if (max_signed < last_seq) {
-    size_t i = 0;
-    while (i < recs.size() && recs[i].seq <= max_signed) {
-      ++i;
+
+  // The last checkpoint signs the last record: none signs past it (records cut from the end), and
+  // no record comes after the last one signed (an unsigned tail).
+  bool CheckEnd() {
+    const uint64_t last_seq = recs_.back().seq;
+    const uint64_t first_seq = recs_.front().seq;
+    const uint64_t max_signed = signed_heads_.empty() ? 0 : signed_heads_.rbegin()->first;
+    if (max_signed > last_seq) {
+      rep_.records = 0;
+      Fail(Breakage::kMissing, recs_.size(),
+           "the bundle ends at record seq " + std::to_string(last_seq) + " but a checkpoint signs seq " +
+               std::to_string(max_signed) + ": records seq " + std::to_string(last_seq + 1) + ".." +
+               std::to_string(max_signed) + " were removed from the end");
+      rep_.failed_seq = last_seq + 1;
+      return false;
     }
-    if (max_signed < first_seq) {
-      i = 0;
+    if (max_signed < last_seq) {
+      size_t i = 0;
+      while (i < recs_.size() && recs_[i].seq <= max_signed) {
+        ++i;
+      }
+      if (max_signed < first_seq) {
+        i = 0;
+      }
+      rep_.records = i;
+      return Fail(Breakage::kUnsignedTail, i,
+                  "unsigned tail: " + Where(i) + " and the " + std::to_string(recs_.size() - i - 1) +
+                      " record(s) after it are covered by no checkpoint");
     }
-    rep.records = i;
-    return fail(Breakage::kUnsignedTail, i,
-                "unsigned tail: " + where(i) + " and the " + std::to_string(recs.size() - i - 1) +
-                    " record(s) after it are covered by no checkpoint");
+    return true;
   }
-  return rep;
+
+  // Records the breakage at record `index` (none when index is past the end); always false.
+  bool Fail(Breakage kind, size_t index, std::string message) {
+    rep_.breakage = kind;
+    if (index < recs_.size()) {
+      rep_.failed_seq = recs_[index].seq;
+      rep_.failed_line = bundle_.record_lines[index];
+    }
+    rep_.message = std::move(message);
+    return false;
+  }
+
+  std::string Where(size_t index) const {
+    return "record seq " + std::to_string(recs_[index].seq) + " (line " + std::to_string(bundle_.record_lines[index]) +
+           ")";
+  }
+
+  const ParsedBundle& bundle_;
+  ByteView public_key_;
+  const std::vector<Record>& recs_;
+  std::map<uint64_t, Hash> signed_heads_;
+  VerifyReport rep_;
+};
+
+}  // namespace
+
+Result<VerifyReport> VerifyBundle(const ParsedBundle& bundle, ByteView public_key) {
+  COFFRE_RETURN_IF_ERROR(internal::CheckSignedWith("bundle", bundle.public_key, public_key));
+  return BundleVerifier(bundle, public_key).Run();
 }
 
 std::string BundleReadme(const BundleInfo& info, std::string_view bundle_file_name, ByteView public_key) {

@@ -123,18 +123,10 @@ asio::awaitable<void> UploadPartCopy(RequestContext& ctx, const catalog::Bucket&
     copied = *b - *a + 1;
   }
   auto result = co_await ctx.Blocking([&]() -> Expected<service::PutResult, Error> {
-    auto writer = ctx.service().BeginPart(bucket, ctx.route.key, upload_id, *part, {}, &ctx.audit_request, copied);
-    if (!writer.ok()) {
-      return ToS3Error(writer.error());
-    }
-    if (auto e = CopyStream(*source->reader, **writer, ctx.options().io_chunk)) {
-      return *e;
-    }
-    auto r = (*writer)->Commit({});
-    if (!r.ok()) {
-      return ToS3Error(r.error());
-    }
-    return std::move(r).value();
+    return CopyAndCommit(
+        *source->reader,
+        ctx.service().BeginPart(bucket, ctx.route.key, upload_id, *part, {}, &ctx.audit_request, copied),
+        ctx.options().io_chunk, {});
   });
   if (!result.ok()) co_return co_await ctx.SendError(result.error());
   CopyResult doc;

@@ -389,20 +389,11 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
   auto cond = WriteConditionFromHeaders(ctx);
   if (!cond.ok()) co_return co_await ctx.SendError(cond.error());
   auto result = co_await ctx.Blocking([&]() -> Expected<service::PutResult, Error> {
-    auto writer = ctx.service().BeginPut(bucket, ctx.route.key, std::move(attrs), algs, &ctx.audit_request, src.size);
-    if (!writer.ok()) {
-      return ToS3Error(writer.error());
-    }
-    if (auto e = CopyStream(*reader, **writer, ctx.options().io_chunk)) {
-      return *e;
-    }
     service::CommitOptions opts;
     opts.condition = *cond;
-    auto r = (*writer)->Commit(opts);
-    if (!r.ok()) {
-      return ToS3Error(r.error());
-    }
-    return std::move(r).value();
+    return CopyAndCommit(
+        *reader, ctx.service().BeginPut(bucket, ctx.route.key, std::move(attrs), algs, &ctx.audit_request, src.size),
+        ctx.options().io_chunk, opts);
   });
   if (!result.ok()) co_return co_await ctx.SendError(result.error());
   CopyResult doc;
@@ -443,7 +434,12 @@ Expected<ByteRange, Error> SelectPart(const service::ObjectInfo& info, std::stri
   return ByteRange{start, start + size - 1};
 }
 
-std::optional<Error> CopyStream(service::ObjectReader& reader, service::ObjectWriter& writer, size_t chunk) {
+Expected<service::PutResult, Error> CopyAndCommit(service::ObjectReader& reader,
+                                                  service::SResult<std::unique_ptr<service::ObjectWriter>> writer,
+                                                  size_t chunk, const service::CommitOptions& options) {
+  if (!writer.ok()) {
+    return ToS3Error(writer.error());
+  }
   Bytes buf(chunk);
   for (;;) {
     auto n = reader.Read(buf);
@@ -451,13 +447,18 @@ std::optional<Error> CopyStream(service::ObjectReader& reader, service::ObjectWr
       return ToS3Error(n.error());
     }
     if (*n == 0) {
-      return std::nullopt;
+      break;
     }
-    auto w = writer.Write(ByteView(buf.data(), *n));
+    auto w = (*writer)->Write(ByteView(buf.data(), *n));
     if (!w.ok()) {
       return ToS3Error(w.error());
     }
   }
+  auto r = (*writer)->Commit(options);
+  if (!r.ok()) {
+    return ToS3Error(r.error());
+  }
+  return std::move(r).value();
 }
 
 asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx) {

@@ -20,8 +20,11 @@ struct CopySource {
 // Parses x-amz-copy-source, resolves the source within the caller's tenant, opens it and checks
 // the x-amz-copy-source-if-* conditions.
 asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx);
-// Copies the reader's (range of) plaintext into the writer.
-std::optional<Error> CopyStream(service::ObjectReader& reader, service::ObjectWriter& writer, size_t chunk);
+// Copies the reader's (range of) plaintext into the writer just begun, `chunk` bytes a read, and
+// commits it; the S3 error of whichever step fails. Blocking.
+Expected<service::PutResult, Error> CopyAndCommit(service::ObjectReader& reader,
+                                                  service::SResult<std::unique_ptr<service::ObjectWriter>> writer,
+                                                  size_t chunk, const service::CommitOptions& options);
 // If-Match / If-None-Match / If-(Un)Modified-Since with an optional header prefix
 // ("x-amz-copy-source-"): PreconditionFailed, NotModified, or nothing.
 std::optional<Error> EvaluateReadConditions(const RequestContext& ctx, const service::ObjectInfo& info,

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
@@ -398,10 +399,11 @@ SecretBytes SigningKeyFor(const SecretBytes& secret, const SignatureParams& para
   return key;
 }
 
-// Looks the key up, derives the signing key and compares signatures; fills the identity part of AuthResult.
+// Looks the key up, derives the signing key and compares signatures; fills AuthResult, the payload
+// hash included when the request signed one.
 Expected<AuthResult, Error> VerifySignature(const HttpRequestView& request, const SignatureParams& params,
                                             std::string amz_date, std::string_view canonical_payload_hash,
-                                            bool presigned, const CredentialLookup& lookup) {
+                                            PayloadMode mode, bool presigned, const CredentialLookup& lookup) {
   Expected<Credential, Error> credential = lookup(params.access_key_id);
   if (!credential.ok()) {
     return std::move(credential).error();
@@ -435,6 +437,10 @@ Expected<AuthResult, Error> VerifySignature(const HttpRequestView& request, cons
     return Error(ErrorCode::kSignatureDoesNotMatch);
   }
   result.seed_signature = std::move(expected);
+  result.payload_mode = mode;
+  if (mode == PayloadMode::kSignedHash) {
+    result.payload_sha256_hex = ToLower(canonical_payload_hash);
+  }
   return result;
 }
 
@@ -488,16 +494,7 @@ Expected<AuthResult, Error> AuthenticateHeader(const HttpRequestView& request, s
     return *std::move(error);
   }
 
-  Expected<AuthResult, Error> result =
-      VerifySignature(request, params, std::move(amz_date), payload_hash, /*presigned=*/false, lookup);
-  if (!result.ok()) {
-    return result;
-  }
-  result->payload_mode = *mode;
-  if (*mode == PayloadMode::kSignedHash) {
-    result->payload_sha256_hex = ToLower(payload_hash);
-  }
-  return result;
+  return VerifySignature(request, params, std::move(amz_date), payload_hash, *mode, /*presigned=*/false, lookup);
 }
 
 // The X-Amz-* parameters of a presigned URL, views into its query.
@@ -632,16 +629,27 @@ Expected<AuthResult, Error> AuthenticatePresigned(const HttpRequestView& request
     return *std::move(error);
   }
 
-  Expected<AuthResult, Error> result =
-      VerifySignature(request, params, std::string(*presigned.date), payload_hash, /*presigned=*/true, lookup);
-  if (!result.ok()) {
-    return result;
+  return VerifySignature(request, params, std::string(*presigned.date), payload_hash, mode, /*presigned=*/true, lookup);
+}
+
+// The string to sign for one piece of a streaming upload (a chunk or the trailer): its algorithm, the
+// request's date and scope, the signature before it, then the piece's hashes, one a line.
+std::string SignStreamingPiece(const AuthResult& auth, std::string_view algorithm, std::string_view previous_signature,
+                               std::initializer_list<std::string_view> hashes) {
+  std::string sts;
+  sts.reserve(256);
+  sts += algorithm;
+  sts.push_back('\n');
+  sts += auth.amz_date;
+  sts.push_back('\n');
+  sts += auth.scope;
+  sts.push_back('\n');
+  sts += previous_signature;
+  for (std::string_view hash : hashes) {
+    sts.push_back('\n');
+    sts += hash;
   }
-  result->payload_mode = mode;
-  if (mode == PayloadMode::kSignedHash) {
-    result->payload_sha256_hex = ToLower(payload_hash);
-  }
-  return result;
+  return SignHex(auth.signing_key, sts);
 }
 
 }  // namespace
@@ -724,34 +732,12 @@ std::string SignHex(const SecretBytes& signing_key, std::string_view string_to_s
 
 std::string ChunkSignature(const AuthResult& auth, std::string_view previous_signature,
                            std::string_view chunk_sha256_hex) {
-  std::string sts;
-  sts.reserve(256);
-  sts += "AWS4-HMAC-SHA256-PAYLOAD\n";
-  sts += auth.amz_date;
-  sts.push_back('\n');
-  sts += auth.scope;
-  sts.push_back('\n');
-  sts += previous_signature;
-  sts.push_back('\n');
-  sts += kEmptySha256Hex;
-  sts.push_back('\n');
-  sts += chunk_sha256_hex;
-  return SignHex(auth.signing_key, sts);
+  return SignStreamingPiece(auth, "AWS4-HMAC-SHA256-PAYLOAD", previous_signature, {kEmptySha256Hex, chunk_sha256_hex});
 }
 
 std::string TrailerSignature(const AuthResult& auth, std::string_view previous_signature,
                              std::string_view trailer_sha256_hex) {
-  std::string sts;
-  sts.reserve(256);
-  sts += "AWS4-HMAC-SHA256-TRAILER\n";
-  sts += auth.amz_date;
-  sts.push_back('\n');
-  sts += auth.scope;
-  sts.push_back('\n');
-  sts += previous_signature;
-  sts.push_back('\n');
-  sts += trailer_sha256_hex;
-  return SignHex(auth.signing_key, sts);
+  return SignStreamingPiece(auth, "AWS4-HMAC-SHA256-TRAILER", previous_signature, {trailer_sha256_hex});
 }
 
 }  // namespace coffre::s3

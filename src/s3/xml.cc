@@ -542,7 +542,7 @@ Expected<DeleteRequest, Error> ParseDeleteObjects(std::string_view xml) {
     if (request.objects.size() == kMaxDeleteObjects) {
       return Malformed();
     }
-    const std::optional<std::optional<std::string>> key = UniqueChildText(object, "Key");
+    std::optional<std::optional<std::string>> key = UniqueChildText(object, "Key");
     const std::optional<std::optional<std::string>> version = UniqueChildText(object, "VersionId");
     if (!key || !*key || !version) {
       return Malformed();
