@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "coffre/common/bytes.h"
-#include "coffre/s3/request.h"
+#include "coffre/sigv4/sigv4.h"
 #include "http_client.h"
 #include "sigv4_signer.h"
 
@@ -182,12 +182,12 @@ int Run(const Options& o) {
         if (o.op == "get" || o.op == "head") {
           method = o.op == "get" ? "GET" : "HEAD";
           const uint64_t n = next.fetch_add(1) % o.count;
-          target =
-              base + "/" + (o.keys.empty() ? o.prefix + "obj-" + std::to_string(n) : s3::UriEncode(o.keys[n], false));
+          target = base + "/" +
+                   (o.keys.empty() ? o.prefix + "obj-" + std::to_string(n) : sigv4::UriEncode(o.keys[n], false));
         } else if (o.op == "list") {
           method = "GET";
           target = base + "?list-type=2&max-keys=1000";
-          if (!o.start_after.empty()) target += "&start-after=" + s3::UriEncode(o.start_after, true);
+          if (!o.start_after.empty()) target += "&start-after=" + sigv4::UriEncode(o.start_after, true);
           keep_body = true;
         } else if (o.op == "mkbucket") {
           method = "PUT";

@@ -13,20 +13,19 @@
 #include <vector>
 
 #include "coffre/common/bytes.h"
-#include "coffre/crypto/hash.h"
 #include "coffre/http/uri.h"
 
 namespace coffre::s3 {
 namespace {
 
-constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
-constexpr std::string_view kTerminal = "aws4_request";
+using sigv4::kAlgorithm;
+using sigv4::kEmptySha256Hex;
+using sigv4::kTerminal;
+using sigv4::kUnsignedPayload;
 constexpr std::string_view kService = "s3";
-constexpr std::string_view kUnsignedPayload = "UNSIGNED-PAYLOAD";
 constexpr std::string_view kStreamingSignedPayload = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
 constexpr std::string_view kStreamingSignedPayloadTrailer = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER";
 constexpr std::string_view kStreamingUnsignedPayloadTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
-constexpr std::string_view kEmptySha256Hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 constexpr std::string_view kUnsupportedMechanism =
     "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.";
@@ -57,40 +56,6 @@ bool IsDigits(std::string_view s) {
 }
 
 bool IsSha256Hex(std::string_view s) { return s.size() == 64 && IsHex(s); }
-
-// Overwrites a stack buffer that held key material; volatile so the stores are not elided.
-void WipeStack(std::span<uint8_t> buf) {
-  volatile uint8_t* p = buf.data();
-  for (size_t i = 0; i < buf.size(); ++i) {
-    p[i] = 0;
-  }
-}
-
-SecretBytes HmacToSecret(ByteView key, std::string_view data) {
-  crypto::Sha256Digest mac = crypto::HmacSha256(key, AsBytes(data));
-  SecretBytes out{ByteView(mac)};
-  WipeStack(mac);
-  return out;
-}
-
-std::string Sha256Hex(std::string_view data) { return HexEncode(crypto::Sha256::Digest(AsBytes(data))); }
-
-// "trimall": leading and trailing whitespace removed, inner runs of spaces and tabs collapsed to one space.
-void AppendTrimAll(std::string_view value, std::string& out) {
-  value = TrimWhitespace(value);
-  bool in_space = false;
-  for (char c : value) {
-    if (c == ' ' || c == '\t') {
-      in_space = true;
-      continue;
-    }
-    if (in_space) {
-      out.push_back(' ');
-      in_space = false;
-    }
-    out.push_back(c);
-  }
-}
 
 // The S3 canonical URI: each segment decoded then re-encoded (S3 neither removes '.' / '..' segments
 // nor merges double slashes). A segment with a malformed escape is kept as received; Authenticate
@@ -125,64 +90,22 @@ std::string CanonicalQuery(std::string_view query, bool presigned) {
   if (!params) {
     return {};
   }
-  std::vector<std::pair<std::string, std::string>> encoded;
-  encoded.reserve(params->size());
-  for (const auto& [name, value] : *params) {
-    if (presigned && name == "X-Amz-Signature") {
-      continue;
-    }
-    encoded.emplace_back(UriEncode(name, true), UriEncode(value, true));
+  if (presigned) {
+    std::erase_if(*params, [](const auto& param) { return param.first == "X-Amz-Signature"; });
   }
-  std::sort(encoded.begin(), encoded.end());
-  std::string out;
-  for (const auto& [name, value] : encoded) {
-    if (!out.empty()) {
-      out.push_back('&');
-    }
-    out += name;
-    out.push_back('=');
-    out += value;
-  }
-  return out;
+  return sigv4::CanonicalQuery(*params);
 }
 
 std::string BuildCanonicalRequest(const HttpRequestView& request, std::string_view canonical_uri,
                                   std::string_view query, const std::vector<std::string>& signed_headers,
                                   std::string_view payload_hash, bool presigned) {
-  std::string out;
-  out.reserve(512);
-  out += request.method;
-  out.push_back('\n');
-  out += canonical_uri;
-  out.push_back('\n');
-  out += CanonicalQuery(query, presigned);
-  out.push_back('\n');
-  for (const std::string& name : signed_headers) {
-    out += ToLower(name);
-    out.push_back(':');
-    bool first = true;
-    for (const auto& [field, value] : request.headers) {
-      if (!EqualsIgnoreCase(field, name)) {
-        continue;
-      }
-      if (!first) {
-        out.push_back(',');
-      }
-      first = false;
-      AppendTrimAll(value, out);
-    }
-    out.push_back('\n');
-  }
-  out.push_back('\n');
-  for (size_t i = 0; i < signed_headers.size(); ++i) {
-    if (i > 0) {
-      out.push_back(';');
-    }
-    out += ToLower(signed_headers[i]);
-  }
-  out.push_back('\n');
-  out += payload_hash;
-  return out;
+  const std::string canonical_query = CanonicalQuery(query, presigned);
+  return sigv4::CanonicalRequest({.method = request.method,
+                                  .canonical_uri = canonical_uri,
+                                  .canonical_query = canonical_query,
+                                  .headers = request.headers,
+                                  .signed_headers = signed_headers,
+                                  .payload_hash = payload_hash});
 }
 
 Error Malformed(bool presigned, std::string_view detail) {
@@ -697,37 +620,6 @@ std::string CanonicalRequest(const HttpRequestView& request, const std::vector<s
   const http::RequestTarget target = http::SplitTarget(request.target);
   return BuildCanonicalRequest(request, CanonicalUri(target.path), target.query, signed_headers, payload_hash,
                                presigned);
-}
-
-std::string StringToSign(std::string_view amz_date, std::string_view scope, std::string_view canonical_request) {
-  std::string out;
-  out.reserve(kAlgorithm.size() + amz_date.size() + scope.size() + 64 + 3);
-  out += kAlgorithm;
-  out.push_back('\n');
-  out += amz_date;
-  out.push_back('\n');
-  out += scope;
-  out.push_back('\n');
-  out += Sha256Hex(canonical_request);
-  return out;
-}
-
-SecretBytes DeriveSigningKey(const SecretBytes& secret_access_key, std::string_view date, std::string_view region,
-                             std::string_view service) {
-  constexpr std::string_view kPrefix = "AWS4";
-  SecretBytes k_secret(kPrefix.size() + secret_access_key.size());
-  std::span<uint8_t> dst = k_secret.RevealMutable();
-  std::copy(kPrefix.begin(), kPrefix.end(), dst.begin());
-  const std::span<const uint8_t> secret = secret_access_key.Reveal();
-  std::copy(secret.begin(), secret.end(), dst.begin() + static_cast<std::ptrdiff_t>(kPrefix.size()));
-  const SecretBytes k_date = HmacToSecret(k_secret.Reveal(), date);
-  const SecretBytes k_region = HmacToSecret(k_date.Reveal(), region);
-  const SecretBytes k_service = HmacToSecret(k_region.Reveal(), service);
-  return HmacToSecret(k_service.Reveal(), kTerminal);
-}
-
-std::string SignHex(const SecretBytes& signing_key, std::string_view string_to_sign) {
-  return HexEncode(crypto::HmacSha256(signing_key.Reveal(), AsBytes(string_to_sign)));
 }
 
 std::string ChunkSignature(const AuthResult& auth, std::string_view previous_signature,

@@ -9,6 +9,9 @@
 #include <utility>
 #include <vector>
 
+#include "coffre/common/ascii.h"
+#include "coffre/sigv4/sigv4.h"
+
 namespace coffre::s3 {
 
 struct HttpRequestView {
@@ -22,12 +25,12 @@ struct HttpRequestView {
   std::optional<std::string_view> Header(std::string_view name) const;
 };
 
-// SigV4 URI encoding: unreserved (A-Z a-z 0-9 - _ . ~) kept, everything else %XX upper-case;
-// '/' kept when encode_slash is false. Decoding, and query parsing, are coffre/http/uri.h's.
-std::string UriEncode(std::string_view in, bool encode_slash);
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b);
-std::string ToLower(std::string_view s);
-std::string_view TrimWhitespace(std::string_view s);
+// The text helpers the s3 layer reads requests with. They live below it (common, sigv4) so that
+// the upstream client encodes and compares exactly as the verifier does. Decoding, and query
+// parsing, are coffre/http/uri.h's.
+using coffre::EqualsIgnoreCase;
+using coffre::ToLower;
+using coffre::TrimWhitespace;
+using sigv4::UriEncode;
 
 }  // namespace coffre::s3

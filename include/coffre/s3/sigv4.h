@@ -15,6 +15,7 @@
 #include "coffre/common/status.h"
 #include "coffre/s3/error.h"
 #include "coffre/s3/request.h"
+#include "coffre/sigv4/sigv4.h"
 
 namespace coffre::s3 {
 
@@ -71,10 +72,9 @@ Expected<AuthResult, Error> Authenticate(const HttpRequestView& request, const C
 // Building blocks, exposed for tests and for the chunk decoder.
 std::string CanonicalRequest(const HttpRequestView& request, const std::vector<std::string>& signed_headers,
                              std::string_view payload_hash, bool presigned);
-std::string StringToSign(std::string_view amz_date, std::string_view scope, std::string_view canonical_request);
-SecretBytes DeriveSigningKey(const SecretBytes& secret_access_key, std::string_view date, std::string_view region,
-                             std::string_view service);
-std::string SignHex(const SecretBytes& signing_key, std::string_view string_to_sign);
+using sigv4::DeriveSigningKey;
+using sigv4::SignHex;
+using sigv4::StringToSign;
 
 // Signature of one aws-chunked chunk ("AWS4-HMAC-SHA256-PAYLOAD" string-to-sign).
 std::string ChunkSignature(const AuthResult& auth, std::string_view previous_signature,
