@@ -10,6 +10,8 @@
 #include <sstream>
 #include <thread>
 
+#include "coffre/upstream/options.h"
+
 namespace coffre::server {
 
 Config DevelopmentConfig() {
@@ -168,42 +170,17 @@ bool IsValidBucketName(const std::string& name) {
          !std::all_of(name.begin(), name.end(), [](char ch) { return ch == '.' || (ch >= '0' && ch <= '9'); });
 }
 
-// "http(s)://HOST[:PORT]" with nothing after it; IPv6 hosts in brackets.
-Status CheckEndpoint(const StorageConfig& s) {
-  const std::string& e = s.endpoint;
-  std::string rest;
-  bool tls = false;
-  if (e.rfind("https://", 0) == 0) {
-    rest = e.substr(8);
-    tls = true;
-  } else if (e.rfind("http://", 0) == 0) {
-    rest = e.substr(7);
-  } else {
-    return Status::InvalidArgument("config: 'storage.endpoint' must start with https:// (or http://), got \"" + e +
-                                   "\"");
-  }
-  if (!rest.empty() && rest.back() == '/') rest.pop_back();
-  if (rest.empty() || rest.find_first_of("/?#@ ") != std::string::npos) {
-    return Status::InvalidArgument("config: 'storage.endpoint' must be scheme://HOST[:PORT] with no path, got \"" + e +
-                                   "\"");
-  }
-  // ParseListen takes "host:port" and "[v6]:port"; a bare host gets the scheme's port.
-  const bool bracketed = rest.front() == '[';
-  if (!bracketed && std::count(rest.begin(), rest.end(), ':') > 1) {
-    return Status::InvalidArgument("config: 'storage.endpoint' needs an IPv6 host in brackets, got \"" + e + "\"");
-  }
-  const size_t colon = rest.find(':', bracketed ? rest.find(']') : 0);
-  const std::string with_port = colon == std::string::npos ? rest + (tls ? ":443" : ":80") : rest;
-  std::string host;
-  uint16_t port = 0;
-  if (Status st = ParseListen(with_port, &host, &port); !st.ok() || port == 0 || host.empty()) {
-    return Status::InvalidArgument("config: 'storage.endpoint' has a bad host or port: \"" + e + "\"");
-  }
-  if (!tls && !s.allow_plaintext && !IsLoopbackHost(host)) {
-    return Status::InvalidArgument("config: 'storage.endpoint' " + e +
-                                   " is plain HTTP to a host that is not loopback: the upstream would see "
-                                   "credentials' signatures and ciphertext in the clear; use https://, or set "
-                                   "'storage.allow_plaintext': true");
+// The endpoint as the upstream client will take it: a well-formed URL, plain http only to loopback
+// unless allowed, a bucket name the addressing style can carry.
+Status CheckUpstreamEndpoint(const StorageConfig& s) {
+  upstream::S3ClientOptions options;
+  options.endpoint = s.endpoint;
+  options.bucket = s.bucket;
+  options.addressing =
+      s.addressing_style == "virtual" ? upstream::AddressingStyle::kVirtualHosted : upstream::AddressingStyle::kPath;
+  options.allow_plaintext = s.allow_plaintext;
+  if (auto resolved = upstream::ResolveEndpoint(options); !resolved.ok()) {
+    return Status::InvalidArgument("config: 'storage': " + resolved.status().message());
   }
   return Status::Ok();
 }
@@ -263,7 +240,6 @@ Result<StorageConfig> ParseStorage(const nlohmann::json& j) {
                                      "' is required with \"backend\": \"s3\"");
     }
   }
-  COFFRE_RETURN_IF_ERROR(CheckEndpoint(s));
   if (!IsValidBucketName(s.bucket)) {
     return Status::InvalidArgument("config: 'storage.bucket' \"" + s.bucket +
                                    "\" is not a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-')");
@@ -271,11 +247,7 @@ Result<StorageConfig> ParseStorage(const nlohmann::json& j) {
   if (s.addressing_style != "path" && s.addressing_style != "virtual") {
     return Status::InvalidArgument("config: 'storage.addressing_style' must be \"path\" or \"virtual\"");
   }
-  if (s.addressing_style == "virtual" && s.bucket.find('.') != std::string::npos && s.endpoint.rfind("https", 0) == 0) {
-    return Status::InvalidArgument("config: 'storage.bucket' \"" + s.bucket +
-                                   "\" has dots, which a wildcard TLS certificate does not cover with virtual-hosted "
-                                   "addressing: use \"addressing_style\": \"path\"");
-  }
+  COFFRE_RETURN_IF_ERROR(CheckUpstreamEndpoint(s));
   if (s.prefix.size() > 512 || (!s.prefix.empty() && (s.prefix.front() == '/' || s.prefix.back() != '/')) ||
       std::any_of(s.prefix.begin(), s.prefix.end(), [](unsigned char ch) { return ch < 0x20 || ch == 0x7f; })) {
     return Status::InvalidArgument(

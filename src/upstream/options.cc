@@ -37,6 +37,7 @@ bool IsDnsLabel(std::string_view name) {
 
 Status ParseAuthority(std::string_view authority, Endpoint& out) {
   std::string_view port_text;
+  bool has_port = false;             // a ':' after the host, which must then be followed by a port
   if (authority.starts_with('[')) {  // [IPv6]:port
     const size_t close = authority.find(']');
     if (close == std::string_view::npos) {
@@ -47,16 +48,18 @@ Status ParseAuthority(std::string_view authority, Endpoint& out) {
     if (!rest.empty() && !rest.starts_with(':')) {
       return Status::InvalidArgument("upstream endpoint: unexpected text after the IPv6 address");
     }
+    has_port = !rest.empty();
     port_text = rest.empty() ? rest : rest.substr(1);
   } else {
     const size_t colon = authority.find(':');
     out.host = std::string(authority.substr(0, colon));
-    port_text = colon == std::string_view::npos ? std::string_view() : authority.substr(colon + 1);
+    has_port = colon != std::string_view::npos;
+    port_text = has_port ? authority.substr(colon + 1) : std::string_view();
   }
   if (out.host.empty()) {
     return Status::InvalidArgument("upstream endpoint: no host");
   }
-  if (!port_text.empty()) {
+  if (has_port) {
     const std::optional<uint64_t> port = ParseDecimal(port_text);
     if (!port || *port == 0 || *port > 65535) {
       return Status::InvalidArgument("upstream endpoint: invalid port \"" + std::string(port_text) + "\"");

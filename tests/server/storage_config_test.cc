@@ -81,7 +81,7 @@ TEST(StorageConfigTest, MalformedEndpointsAreRefused) {
        {"s3.example.com", "ftp://s3.example.com", "https://", "https://host/path", "https://host?x=1",
         "https://user@host", "https://host:99999", "https://host:", "https://host:abc", "https://::1"}) {
     SCOPED_TRACE(endpoint);
-    EXPECT_NE(Refusal(S3(std::string(R"(, "endpoint": ")") + endpoint + "\"")).find("storage.endpoint"),
+    EXPECT_NE(Refusal(S3(std::string(R"(, "endpoint": ")") + endpoint + "\"")).find("upstream endpoint"),
               std::string::npos);
   }
   EXPECT_EQ(Refusal(S3(R"(, "endpoint": "https://host:8443/")")), "");  // a trailing slash is harmless

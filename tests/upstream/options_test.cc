@@ -63,7 +63,7 @@ TEST(ResolveEndpoint, PlainHttpElsewhereNeedsAllowPlaintext) {
 
 TEST(ResolveEndpoint, MalformedUrlsAreRefused) {
   for (const char* url : {"s3.example.net", "ftp://h", "https://", "https://h:0", "https://h:70000", "https://h/path",
-                          "https://user@h", "https://[::1", "https://h:x"}) {
+                          "https://user@h", "https://[::1", "https://h:x", "https://h:", "https://[::1]:"}) {
     EXPECT_EQ(ResolveEndpoint(With(url)).status().code(), StatusCode::kInvalidArgument) << url;
   }
   S3ClientOptions no_bucket = With("https://h");
