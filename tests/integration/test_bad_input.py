@@ -156,8 +156,12 @@ class BadInputTest(CoffreTestCase):
         try:
             return read_raw_http_response(s)
         finally:
-            s.close()
+            try:
+                s.shutdown(socket.SHUT_RDWR)  # wakes a sender still blocked; the fd stays its own
+            except OSError:
+                pass
             sender.join(timeout=30)
+            s.close()
 
     def test_content_length_lies(self):
         body = gen_bytes(100000, seed=1)
