@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "coffre/common/unique_fd.h"
+
 namespace coffre {
 namespace {
 
@@ -15,20 +17,6 @@ std::string ModeString(mode_t mode) {
   std::snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
   return buf;
 }
-
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 Status CheckPrivate(const struct stat& st, const std::string& name) {
   if (!S_ISREG(st.st_mode)) {
@@ -55,7 +43,7 @@ Status CheckPrivate(const struct stat& st, const std::string& name) {
 Result<SecretBytes> ReadPrivateFile(const std::string& path, std::string_view what, size_t max_size) {
   const std::string name = std::string(what) + " " + path;
   // O_NONBLOCK: opening a FIFO must not hang before fstat can refuse it.
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (fd.get() < 0) {
     return Status::FromErrno(errno, name);
   }

@@ -11,6 +11,7 @@
 
 #include "coffre/common/bytes.h"
 #include "coffre/common/secret_file.h"
+#include "coffre/common/unique_fd.h"
 #include "coffre/crypto/aead.h"
 #include "coffre/keystore/keystore.h"
 
@@ -20,32 +21,10 @@ namespace {
 constexpr size_t kRawKeySize = crypto::kKeySize;
 constexpr size_t kHexKeySize = 2 * kRawKeySize;
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Closes now, reporting the error (close can report a deferred write failure).
-  int Close() {
-    const int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
-
 Status SyncParentDirectory(const std::string& path) {
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) {
     return Status::FromErrno(errno, "open directory " + dir);
   }
@@ -85,7 +64,7 @@ Result<SecretBytes> LoadRootKeyFile(const std::string& path) {
 }
 
 Status CreateRootKeyFile(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600));
+  UniqueFd fd(::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (fd.get() < 0) {
     if (errno == EEXIST) {
       return Status::AlreadyExists("root key file " + path + " already exists");
