@@ -81,22 +81,26 @@ ByteView SealedDescription(const BlobDecryptor& dec, ByteView blob) {
   return blob.subspan(DescriptionOffset(dec.header()));
 }
 
+// Opens `blob` as a reader would and expects `plaintext` and kDescription back.
+void ExpectReadsBack(ByteView blob, const Bytes& plaintext) {
+  auto dec = OpenHeader(blob);
+  ASSERT_OK(dec);
+  EXPECT_EQ(dec->header().version, kBlobFormatVersion2);
+  auto read = ReadPlaintext(*dec, blob);
+  ASSERT_OK(read);
+  EXPECT_EQ(*read, plaintext);
+  auto description = dec->OpenDescription(SealedDescription(*dec, blob));
+  ASSERT_OK(description);
+  EXPECT_EQ(std::string(description->begin(), description->end()), kDescription);
+}
+
 TEST(BlobFormatV2Test, RoundTripsPlaintextAndDescription) {
   for (size_t size : {size_t{0}, size_t{1}, size_t{kSeg}, size_t{kSeg + 1}, size_t{3 * kSeg}}) {
     SCOPED_TRACE(size);
     auto enc = BlobEncryptor::Create(TestDataKey(), TestKeyRef(), TestIdentity(), kSeg, kBlobFormatVersion2);
     ASSERT_OK(enc);
     const Bytes plaintext = Pattern(size);
-    const Bytes blob = WriteFrontToBack(*enc, plaintext, AsBytes(kDescription));
-    auto dec = OpenHeader(blob);
-    ASSERT_OK(dec);
-    EXPECT_EQ(dec->header().version, kBlobFormatVersion2);
-    auto read = ReadPlaintext(*dec, blob);
-    ASSERT_OK(read);
-    EXPECT_EQ(*read, plaintext);
-    auto description = dec->OpenDescription(SealedDescription(*dec, blob));
-    ASSERT_OK(description);
-    EXPECT_EQ(std::string(description->begin(), description->end()), kDescription);
+    ExpectReadsBack(WriteFrontToBack(*enc, plaintext, AsBytes(kDescription)), plaintext);
   }
 }
 
@@ -247,15 +251,7 @@ TEST(BlobTestVectorsV2, MatchFormatDoc) {
     EXPECT_EQ(HexEncode(ByteView(blob).last(kDescription.size() + kSegmentTagSize)), v.sealed_description_hex);
     EXPECT_EQ(blob.size(), v.blob_length);
     EXPECT_EQ(HexEncode(Sha256::Digest(blob)), v.blob_sha256);
-
-    auto dec = OpenHeader(blob);
-    ASSERT_OK(dec);
-    auto read = ReadPlaintext(*dec, blob);
-    ASSERT_OK(read);
-    EXPECT_EQ(*read, plaintext);
-    auto description = dec->OpenDescription(SealedDescription(*dec, blob));
-    ASSERT_OK(description);
-    EXPECT_EQ(std::string(description->begin(), description->end()), kDescription);
+    ExpectReadsBack(blob, plaintext);  // the documented bytes read back
   }
 }
 
