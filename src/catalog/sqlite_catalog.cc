@@ -129,13 +129,20 @@ ALTER TABLE uploads ADD COLUMN tenant_id TEXT NOT NULL DEFAULT '';
 UPDATE uploads SET tenant_id = (SELECT tenant_id FROM buckets WHERE buckets.id = uploads.bucket_id)
   WHERE EXISTS(SELECT 1 FROM buckets WHERE buckets.id = uploads.bucket_id);
 )sql",
+    // A completed multipart upload's manifest: the blob that describes the object and names its
+    // parts, so that the store alone can tell which parts make which object (docs/FORMAT.md).
+    R"sql(
+ALTER TABLE objects ADD COLUMN manifest_blob_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX objects_by_manifest ON objects(manifest_blob_id) WHERE manifest_blob_id != '';
+)sql",
 };
 
 constexpr size_t kMaxReaders = 4;
 constexpr uint32_t kMaxPartNumber = 10000;
 
 constexpr std::string_view kObjectColumns =
-    "key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key, tenant_id";
+    "key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key, tenant_id, "
+    "manifest_blob_id";
 constexpr std::string_view kUploadColumns =
     "key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key, tenant_id";
 
@@ -197,6 +204,7 @@ Result<ObjectRecord> ReadObject(const Statement& st, int64_t bucket_id) {
   COFFRE_ASSIGN_OR_RETURN(rec.attributes, DecodeAttributes(st.ColumnTextView(5)));
   rec.key_info = ReadKeyInfo(st, 6);
   rec.tenant_id = st.ColumnText(9);
+  rec.manifest_blob_id = st.ColumnText(10);
   return rec;
 }
 
@@ -691,6 +699,16 @@ Status SqliteCatalog::CheckBucketLocked(int64_t bucket_id, std::string_view tena
 Status SqliteCatalog::RemoveObjectLocked(int64_t bucket_id, std::string_view key, std::vector<std::string>* unlinked) {
   {
     COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("SELECT manifest_blob_id FROM objects "
+                                                   "WHERE bucket_id = ? AND key = ? AND manifest_blob_id != ''"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row) {
+      unlinked->push_back(st.ColumnText(0));
+    }
+  }
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
                             writer_->PrepareCached("SELECT blob_id FROM object_parts WHERE bucket_id = ? AND key = ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
     while (true) {
@@ -757,11 +775,12 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
     COFFRE_ASSIGN_OR_RETURN(
         Statement st,
         writer_->PrepareCached("INSERT INTO objects(bucket_id, key, object_id, size, etag, last_modified, attributes, "
-                               "tenant_key_id, key_version, wrapped_key, tenant_id) "
-                               "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                               "tenant_key_id, key_version, wrapped_key, tenant_id, manifest_blob_id) "
+                               "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key, rec.object_id, static_cast<int64_t>(rec.size), rec.etag,
                                       rec.last_modified, EncodeAttributes(rec.attributes), rec.key_info.tenant_key_id,
-                                      rec.key_info.tenant_key_version, rec.key_info.wrapped_data_key, rec.tenant_id));
+                                      rec.key_info.tenant_key_version, rec.key_info.wrapped_data_key, rec.tenant_id,
+                                      rec.manifest_blob_id));
     COFFRE_RETURN_IF_ERROR(st.Run());
   }
   for (const auto& p : rec.parts) {
@@ -1148,7 +1167,9 @@ Status SqliteCatalog::AbortUpload(const std::string& upload_id) {
 Result<bool> SqliteCatalog::IsReferenced(Connection& conn, std::string_view blob_id) {
   COFFRE_ASSIGN_OR_RETURN(Statement st,
                           conn.PrepareCached("SELECT EXISTS(SELECT 1 FROM object_parts WHERE blob_id = ?1) OR "
-                                             "EXISTS(SELECT 1 FROM upload_parts WHERE blob_id = ?1)"));
+                                             "EXISTS(SELECT 1 FROM upload_parts WHERE blob_id = ?1) OR "
+                                             "EXISTS(SELECT 1 FROM objects WHERE manifest_blob_id = ?1 "
+                                             "AND manifest_blob_id != '')"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(blob_id));
   COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
   return row && st.ColumnInt64(0) != 0;
@@ -1208,7 +1229,8 @@ Result<bool> SqliteCatalog::IsBlobReferenced(const std::string& blob_id) {
 
 Result<std::vector<std::string>> SqliteCatalog::ListBlobIds(BlobRefSource source, const std::string& after,
                                                             uint32_t limit) {
-  // Each walk follows an index on blob_id (object_parts_by_blob, upload_parts_by_blob, garbage's key).
+  // Each walk follows an index on blob_id (object_parts_by_blob, upload_parts_by_blob,
+  // objects_by_manifest, garbage's key).
   const char* sql = nullptr;
   switch (source) {
     case BlobRefSource::kObjectParts:
@@ -1216,6 +1238,11 @@ Result<std::vector<std::string>> SqliteCatalog::ListBlobIds(BlobRefSource source
       break;
     case BlobRefSource::kUploadParts:
       sql = "SELECT blob_id FROM upload_parts WHERE blob_id > ? ORDER BY blob_id LIMIT ?";
+      break;
+    case BlobRefSource::kManifests:
+      sql =
+          "SELECT manifest_blob_id FROM objects WHERE manifest_blob_id != '' AND manifest_blob_id > ? "
+          "ORDER BY manifest_blob_id LIMIT ?";
       break;
     case BlobRefSource::kGarbage:
       sql = "SELECT blob_id FROM garbage WHERE blob_id > ? ORDER BY blob_id LIMIT ?";

@@ -101,6 +101,8 @@ Result<Report> Check(catalog::Catalog& catalog, storage::BlobStore& blobs, bool 
   COFFRE_ASSIGN_OR_RETURN(auto live, AllBlobIds(catalog, catalog::BlobRefSource::kObjectParts));
   COFFRE_ASSIGN_OR_RETURN(auto parts, AllBlobIds(catalog, catalog::BlobRefSource::kUploadParts));
   live.insert(live.end(), parts.begin(), parts.end());
+  COFFRE_ASSIGN_OR_RETURN(auto manifests, AllBlobIds(catalog, catalog::BlobRefSource::kManifests));
+  live.insert(live.end(), manifests.begin(), manifests.end());
   std::sort(live.begin(), live.end());
   live.erase(std::unique(live.begin(), live.end()), live.end());
   r.referenced = live.size();

@@ -27,8 +27,9 @@ class BlobIdsTest : public ::testing::Test {
   }
   void TearDown() override { cat_.reset(); }
 
-  void PutObject(const std::string& key, const std::string& blob) {
+  void PutObject(const std::string& key, const std::string& blob, const std::string& manifest = "") {
     ObjectRecord rec;
+    rec.manifest_blob_id = manifest;
     rec.bucket_id = bucket_;
     rec.tenant_id = "tenant1";
     rec.key = key;
@@ -95,6 +96,27 @@ TEST_F(BlobIdsTest, EachSourceInIdOrderAcrossPages) {
   ASSERT_OK(cat_->DeleteObject(bucket_row_, "k1"));  // b3 becomes garbage
   EXPECT_EQ(All(BlobRefSource::kObjectParts, 10), (std::vector<std::string>{"b1", "b2"}));
   EXPECT_EQ(All(BlobRefSource::kGarbage, 10), (std::vector<std::string>{"b3"}));
+}
+
+TEST_F(BlobIdsTest, AManifestIsNamedByItsObjectAndGoesToGarbageWithIt) {
+  PutObject("k1", "b1", "m2");
+  PutObject("k2", "b2", "m1");
+  PutObject("k3", "b3");
+  EXPECT_EQ(All(BlobRefSource::kManifests, 1), (std::vector<std::string>{"m1", "m2"}));
+  auto row = cat_->GetObject(bucket_, "k1");
+  ASSERT_OK(row);
+  EXPECT_EQ(row->manifest_blob_id, "m2");
+  auto referenced = cat_->IsBlobReferenced("m2");
+  ASSERT_OK(referenced);
+  EXPECT_TRUE(*referenced);
+
+  PutObject("k1", "b4");  // overwritten: its blob and its manifest become garbage
+  ASSERT_OK(cat_->DeleteObject(bucket_row_, "k2"));
+  EXPECT_TRUE(All(BlobRefSource::kManifests, 10).empty());
+  EXPECT_EQ(All(BlobRefSource::kGarbage, 10), (std::vector<std::string>{"b1", "b2", "m1", "m2"}));
+  referenced = cat_->IsBlobReferenced("m2");
+  ASSERT_OK(referenced);
+  EXPECT_FALSE(*referenced);
 }
 
 }  // namespace

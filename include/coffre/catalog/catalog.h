@@ -71,6 +71,9 @@ struct ObjectRecord {
   Attributes attributes;
   KeyInfo key_info;
   std::vector<ObjectPart> parts;
+  // A completed multipart upload's manifest blob (docs/FORMAT.md), removed with the object; ""
+  // for a single-PUT object and for uploads completed before manifests were written.
+  std::string manifest_blob_id;
 };
 
 // Conditions checked inside the write transaction (conditional writes).
@@ -164,7 +167,7 @@ struct GarbageBlob {
 };
 
 // Which catalog rows name a blob (ListBlobIds).
-enum class BlobRefSource { kObjectParts, kUploadParts, kGarbage };
+enum class BlobRefSource { kObjectParts, kUploadParts, kManifests, kGarbage };
 
 class Catalog {
  public:
