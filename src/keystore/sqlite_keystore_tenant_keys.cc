@@ -131,6 +131,18 @@ Result<DataKey> SqliteKeystore::NewDataKey(const std::string& tenant_id, ByteVie
   return dk;
 }
 
+Result<Bytes> SqliteKeystore::WrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version,
+                                          const SecretBytes& data_key, ByteView aad) {
+  if (!IsValidTenantId(tenant_id)) {
+    return Status::InvalidArgument("malformed tenant id");
+  }
+  if (data_key.size() != crypto::kKeySize) {
+    return Status::InvalidArgument("a data key is " + std::to_string(crypto::kKeySize) + " bytes");
+  }
+  COFFRE_ASSIGN_OR_RETURN(KeyPtr tenant_key, TenantKey(tenant_id, tenant_key_version));
+  return crypto::Seal(*tenant_key, data_key.Reveal(), DataKeyAad(tenant_id, tenant_key_version, aad));
+}
+
 Result<SecretBytes> SqliteKeystore::UnwrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version,
                                                   ByteView wrapped, ByteView aad) {
   if (!IsValidTenantId(tenant_id)) {

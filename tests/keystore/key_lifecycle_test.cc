@@ -220,6 +220,28 @@ TEST_F(KeyLifecycleTest, RewrapMovesADataKeyToTheActiveVersionWithTheSameBinding
   EXPECT_THAT(ks_->RewrapDataKey(t.id, 2, r->wrapped, AsBytes("other")), StatusIs(StatusCode::kCorruption));
 }
 
+TEST_F(KeyLifecycleTest, ASecondCopyOfADataKeyOpensOnlyUnderItsOwnBinding) {
+  Tenant t = MakeTenant("bank");
+  auto dk = ks_->NewDataKey(t.id, AsBytes("row"));
+  ASSERT_OK(dk);
+  auto copy = ks_->WrapDataKey(t.id, dk->tenant_key_version, dk->key, AsBytes("blob"));
+  ASSERT_OK(copy);
+  EXPECT_NE(*copy, dk->wrapped);
+  auto k = ks_->UnwrapDataKey(t.id, dk->tenant_key_version, *copy, AsBytes("blob"));
+  ASSERT_OK(k);
+  EXPECT_TRUE(std::equal(k->Reveal().begin(), k->Reveal().end(), dk->key.Reveal().begin()));
+  EXPECT_THAT(ks_->UnwrapDataKey(t.id, dk->tenant_key_version, *copy, AsBytes("row")),
+              StatusIs(StatusCode::kCorruption));
+  // Another tenant's keys do not open it; a version that does not exist cannot wrap.
+  Tenant other = MakeTenant("other");
+  EXPECT_THAT(ks_->UnwrapDataKey(other.id, 1, *copy, AsBytes("blob")), StatusIs(StatusCode::kCorruption));
+  EXPECT_THAT(ks_->WrapDataKey(t.id, 7, dk->key, AsBytes("blob")), StatusIs(StatusCode::kNotFound));
+  EXPECT_THAT(ks_->WrapDataKey(t.id, 1, SecretBytes(16), AsBytes("blob")), StatusIs(StatusCode::kInvalidArgument));
+  // A shredded tenant wraps nothing.
+  ASSERT_OK(ks_->ShredTenant(t.id));
+  EXPECT_THAT(ks_->WrapDataKey(t.id, 1, dk->key, AsBytes("blob")), StatusIs(StatusCode::kPermissionDenied));
+}
+
 TEST_F(KeyLifecycleTest, AutomaticRotationRotatesOnlyKeysOlderThanThePolicy) {
   Tenant old_tenant = MakeTenant("old");
   Advance(hours(24 * 5));

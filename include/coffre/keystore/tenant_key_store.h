@@ -79,6 +79,11 @@ class TenantKeyStore {
   // key to its object (the caller passes the object's identity); the tenant id and version are
   // bound too.
   virtual Result<DataKey> NewDataKey(const std::string& tenant_id, ByteView aad) = 0;
+  // Wraps a data key the caller holds (one NewDataKey or UnwrapDataKey gave it) once more under
+  // `tenant_key_version`, bound to another `aad`: a second copy for another place, such as the
+  // header of a blob. Errors as UnwrapDataKey.
+  virtual Result<Bytes> WrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version,
+                                    const SecretBytes& data_key, ByteView aad) = 0;
   // Corruption if the wrapped key does not open (altered, other tenant, other aad);
   // NotFound if that key version does not exist (destroyed).
   virtual Result<SecretBytes> UnwrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, ByteView wrapped,
