@@ -30,6 +30,20 @@ inline Bytes DataKeyAad(std::string_view bucket, std::string_view key, std::stri
   return out;
 }
 
+// What binds the second copy of a data key that a version 2 blob carries in its header: the blob's
+// id (the keystore adds the tenant and version). The blob and the keystore then open it without
+// the catalog row, whose bucket, key and object id are in the blob's sealed description, so a lost
+// catalog can be rebuilt; the catalog's copy, bound to the row, is what reads use.
+inline Bytes BlobHeaderKeyAad(std::string_view blob_id) {
+  Bytes out;
+  for (std::string_view field : {std::string_view("coffre/v2/blob-header"), blob_id}) {
+    const auto n = static_cast<uint32_t>(field.size());
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(n >> shift));
+    out.insert(out.end(), field.begin(), field.end());
+  }
+  return out;
+}
+
 // The binding of data keys wrapped before the one above existed: the object id alone. Opened,
 // never written, so the objects and uploads an older release stored stay readable.
 inline Bytes LegacyDataKeyAad(std::string_view object_id) {

@@ -1,10 +1,13 @@
 #include "coffre/service/object_service.h"
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <utility>
 
+#include "coffre/catalog/blob_description.h"
 #include "coffre/common/clock.h"
 #include "coffre/crypto/blob_format.h"
 #include "coffre/crypto/hash.h"
@@ -38,6 +41,16 @@ crypto::KeyReference ToKeyReference(const catalog::KeyInfo& k) {
   return crypto::KeyReference{k.tenant_key_id, k.tenant_key_version, k.wrapped_data_key};
 }
 
+// The key reference a version 2 blob's header carries: the row's tenant key and version, with a
+// copy of the data key bound to the blob itself (internal::BlobHeaderKeyAad).
+Result<crypto::KeyReference> BlobHeaderKeyReference(keystore::TenantKeyStore& keys, const std::string& tenant_id,
+                                                    const catalog::KeyInfo& k, const SecretBytes& data_key,
+                                                    const std::string& blob_id) {
+  COFFRE_ASSIGN_OR_RETURN(
+      Bytes copy, keys.WrapDataKey(tenant_id, k.tenant_key_version, data_key, internal::BlobHeaderKeyAad(blob_id)));
+  return crypto::KeyReference{k.tenant_key_id, k.tenant_key_version, std::move(copy)};
+}
+
 std::string TenantIdOf(const catalog::KeyInfo& k) { return HexEncode(k.tenant_key_id); }
 
 // A catalog write into a bucket deleted (or whose tenant was shredded) after the request
@@ -68,8 +81,9 @@ class BlobObjectWriter final : public ObjectWriter {
  public:
   enum class Kind { kObject, kPart };
 
-  BlobObjectWriter(ObjectService& service, catalog::Catalog& catalog, storage::BlobStore& blobs, Kind kind)
-      : service_(service), catalog_(catalog), blobs_(blobs), kind_(kind) {}
+  BlobObjectWriter(ObjectService& service, catalog::Catalog& catalog, keystore::TenantKeyStore& keys,
+                   storage::BlobStore& blobs, Kind kind)
+      : service_(service), catalog_(catalog), keys_(keys), blobs_(blobs), kind_(kind) {}
 
   ~BlobObjectWriter() override {
     // First stop the hashing lane: it may still be reading spare_ and updating the hashers.
@@ -97,20 +111,32 @@ class BlobObjectWriter final : public ObjectWriter {
     upload_id_ = std::move(upload_id);
     part_number_ = part_number;
     segment_size_ = service_.options().segment_size;
+    declared_size_ = size;
+    for (auto alg : checksums) checksummers_.emplace(alg, crypto::Checksummer::Create(alg));
+    // A body whose length is known is written front to back (version 2): header first, its
+    // description last, padded to the room reserved for it here, so the blob's exact size is
+    // known before its first byte (an upstream store streams it as one object).
     std::optional<uint64_t> blob_size;
-    if (size) blob_size = crypto::CiphertextLength(*size, segment_size_);
+    uint8_t version = crypto::kBlobFormatVersion1;
+    if (size) {
+      version = crypto::kBlobFormatVersion2;
+      description_room_ = catalog::EncodeBlobDescription(LongestDescription()).size();
+      blob_size = crypto::CiphertextLength(*size, segment_size_) + description_room_ + crypto::kSegmentTagSize;
+    }
     auto w = blobs_.CreateBlob(blob_size);
     if (!w.ok()) return FromStatus(w.status());
     blob_ = std::move(w).value();
     blob_id_ = blob_->id();
-    auto enc = crypto::BlobEncryptor::Create(data_key, ToKeyReference(key_info_),
-                                             crypto::BlobIdentity{bucket.tenant_id, blob_id_}, segment_size_);
+    auto key_reference = size ? BlobHeaderKeyReference(keys_, bucket.tenant_id, key_info_, data_key, blob_id_)
+                              : Result<crypto::KeyReference>(ToKeyReference(key_info_));
+    if (!key_reference.ok()) return internal::FromKeyStatus(key_reference.status());
+    auto enc = crypto::BlobEncryptor::Create(data_key, std::move(key_reference).value(),
+                                             crypto::BlobIdentity{bucket.tenant_id, blob_id_}, segment_size_, version);
     if (!enc.ok()) return FromStatus(enc.status());
     encryptor_.emplace(std::move(enc).value());
-    for (auto alg : checksums) checksummers_.emplace(alg, crypto::Checksummer::Create(alg));
-    // The header is written last, once the length is known; reserve its place.
-    Bytes zeros(crypto::kHeaderSize, 0);
-    if (Status st = blob_->Append(zeros); !st.ok()) return FromStatus(st);
+    // Version 1's header is written last, once the length is known; its place is reserved.
+    const Bytes header = size ? encryptor_->EncodeHeader(*size) : Bytes(crypto::kHeaderSize, 0);
+    if (Status st = blob_->Append(header); !st.ok()) return FromStatus(st);
     batch_size_ = BatchSizeFor(kMaxBatchBytes);
     return Done{};
   }
@@ -121,6 +147,10 @@ class BlobObjectWriter final : public ObjectWriter {
     if (total_ + data.size() > service_.options().max_object_size) {
       failed_ = true;
       return Err(Errc::kEntityTooLarge, "object exceeds the maximum size");
+    }
+    if (declared_size_ && total_ + data.size() > *declared_size_) {
+      failed_ = true;
+      return Err(Errc::kInvalidArgument, "the body is longer than its declared length");
     }
     failed_ = true;  // until this write is done: an exception leaves the writer failed, too
     total_ += data.size();
@@ -167,20 +197,27 @@ class BlobObjectWriter final : public ObjectWriter {
                                          " checksum does not match the body");
       }
     }
+    if (declared_size_ && total_ != *declared_size_) {
+      return Err(Errc::kInvalidArgument, "the body is shorter than its declared length");
+    }
+    Attributes attrs = attributes_;
+    for (const auto& [alg, value] : result.checksums) {
+      attrs[std::string(crypto::ChecksumHeaderName(alg))] = Base64Encode(value);
+    }
+    result.last_modified = service_.NowMillis();
     if (auto r = Seal(pending_, true); !r.ok()) return r.error();
-    Bytes header = encryptor_->EncodeHeader(total_);
-    if (Status st = blob_->WriteAt(0, header); !st.ok()) return FromStatus(st);
+    if (declared_size_) {
+      if (auto r = AppendDescription(Describe(result.etag, result.last_modified, attrs)); !r.ok()) return r.error();
+    } else {
+      Bytes header = encryptor_->EncodeHeader(total_);
+      if (Status st = blob_->WriteAt(0, header); !st.ok()) return FromStatus(st);
+    }
     if (Status st = blob_->Commit(); !st.ok()) return FromStatus(st);
     if (auto e = internal::AwaitKeyUse(key_use_.get(), key_use_event_)) {
       (void)blobs_.Remove(blob_id_);  // sealed under a key use nobody recorded: never published
       return *e;
     }
 
-    Attributes attrs = attributes_;
-    for (const auto& [alg, value] : result.checksums) {
-      attrs[std::string(crypto::ChecksumHeaderName(alg))] = Base64Encode(value);
-    }
-    result.last_modified = service_.NowMillis();
     Status st;
     if (kind_ == Kind::kObject) {
       if (auto fenced = service_.KeepClearOfDestruction(bucket_, key_, object_id_, key_info_, &key_use_event_.request);
@@ -274,6 +311,52 @@ class BlobObjectWriter final : public ObjectWriter {
     return r;
   }
 
+  // What this blob says of itself: the catalog row (or part row) Commit is about to write.
+  catalog::BlobDescription Describe(std::string etag, UnixMillis last_modified, Attributes attributes) const {
+    catalog::BlobDescription d;
+    d.kind = kind_ == Kind::kObject ? catalog::BlobDescription::Kind::kObject : catalog::BlobDescription::Kind::kPart;
+    d.tenant_id = bucket_.tenant_id;
+    d.bucket_id = bucket_.id;
+    d.bucket_name = bucket_.name;
+    d.key = key_;
+    if (kind_ == Kind::kObject) {
+      d.object_id = object_id_;
+    } else {
+      d.upload_id = upload_id_;
+      d.part_number = part_number_;
+    }
+    d.size = declared_size_.value_or(total_);
+    d.etag = std::move(etag);
+    d.last_modified = last_modified;
+    d.attributes = std::move(attributes);
+    return d;
+  }
+
+  // The description with every value that is learnt only at Commit at its longest encoding: the
+  // ETag and checksums have fixed lengths, the time is bounded by the largest one.
+  catalog::BlobDescription LongestDescription() const {
+    Attributes attributes = attributes_;
+    for (const auto& [alg, checksummer] : checksummers_) {
+      attributes[std::string(crypto::ChecksumHeaderName(alg))] =
+          Base64Encode(crypto::Checksummer::Create(alg)->Final());
+    }
+    return Describe(std::string(2 * std::tuple_size_v<crypto::Md5Digest>, '0'), std::numeric_limits<UnixMillis>::max(),
+                    std::move(attributes));
+  }
+
+  // Seals the description, padded with JSON whitespace to the room Init reserved, and appends it.
+  SResult<Done> AppendDescription(const catalog::BlobDescription& description) {
+    Bytes encoded = catalog::EncodeBlobDescription(description);
+    if (encoded.size() > description_room_) {
+      return Err(Errc::kInternal, "the blob description outgrew the room reserved for it");
+    }
+    encoded.resize(description_room_, ' ');
+    auto sealed = encryptor_->SealDescription(total_, encoded);
+    if (!sealed.ok()) return FromStatus(sealed.status());
+    if (Status st = blob_->Append(*sealed); !st.ok()) return FromStatus(st);
+    return Done{};
+  }
+
   // Seals `plaintext` as consecutive segments into sealed_ and appends them in one write. With
   // `last`, its final segment carries the last flag (empty plaintext: one empty last segment).
   SResult<Done> Seal(ByteView plaintext, bool last) {
@@ -306,6 +389,7 @@ class BlobObjectWriter final : public ObjectWriter {
 
   ObjectService& service_;
   catalog::Catalog& catalog_;
+  keystore::TenantKeyStore& keys_;
   storage::BlobStore& blobs_;
   Kind kind_;
   Bucket bucket_;
@@ -317,6 +401,8 @@ class BlobObjectWriter final : public ObjectWriter {
   uint32_t part_number_ = 0;
   std::string blob_id_;
   uint32_t segment_size_ = crypto::kDefaultSegmentSize;
+  std::optional<uint64_t> declared_size_;  // the body's length, known up front: a version 2 blob
+  size_t description_room_ = 0;            // version 2: the encoded description's padded size
   size_t batch_size_ = crypto::kDefaultSegmentSize;
   std::optional<crypto::BlobEncryptor> encryptor_;
   std::unique_ptr<storage::BlobWriter> blob_;
@@ -502,6 +588,19 @@ class BlobObjectReader final : public ObjectReader {
     // Bytes appended after the last segment are damage too, even though every segment still
     // authenticates: refused before anything is sent, as scrub reports them.
     if (Status st = crypto::CheckBlobFileLength(d->header(), reader_->size()); !st.ok()) return FromStatus(st);
+    // Version 2 fixes no exact length: its sealed description's tag covers every byte after the
+    // last segment, so it is opened (a few hundred bytes) to refuse bytes appended or altered there.
+    if (d->header().version == crypto::kBlobFormatVersion2) {
+      const uint64_t at = crypto::DescriptionOffset(d->header());
+      Bytes sealed(static_cast<size_t>(reader_->size() - at));
+      if (Status st = reader_->ReadAt(at, sealed); !st.ok()) return FromStatus(st);
+      if (auto opened = d->OpenDescription(sealed); !opened.ok()) {
+        return opened.status().code() == StatusCode::kCorruption
+                   ? Err(Errc::kCorruption,
+                         "bytes after the last segment were appended or altered (" + opened.status().message() + ")")
+                   : FromStatus(opened.status());
+      }
+    }
     decryptor_.emplace(std::move(d).value());
     open_part_ = p;
     return Done{};
@@ -654,7 +753,7 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& buc
   audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, object_id, dk->tenant_key_id,
                                           dk->tenant_key_version, request);
   auto key_use = internal::StartKeyUse(audit_, event);
-  auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, blobs_, BlobObjectWriter::Kind::kObject);
+  auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, keys_, blobs_, BlobObjectWriter::Kind::kObject);
   auto r = w->Init(bucket, key, std::move(attributes), std::move(checksums), dk->key, ToKeyInfo(*dk),
                    std::move(object_id), {}, 0, size);
   if (!r.ok()) return r.error();
@@ -769,7 +868,7 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPart(const Bucket& bu
     return FromKeyStatus(dk.status());
   }
   if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
-  auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, blobs_, BlobObjectWriter::Kind::kPart);
+  auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, keys_, blobs_, BlobObjectWriter::Kind::kPart);
   auto r = w->Init(bucket, key, {}, std::move(checksums), *dk, up->key_info, upload_id, upload_id, part_number, size);
   if (!r.ok()) return r.error();
   return std::unique_ptr<ObjectWriter>(std::move(w));
@@ -849,6 +948,18 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
     rec.attributes[name] = Base64Encode(value) + suffix;
     result.checksums[*alg] = value;
   }
+  auto manifest = WriteManifest(bucket, rec, request);
+  if (!manifest.ok()) return manifest.error();
+  rec.manifest_blob_id = *manifest;
+  // Unless the catalog row names it, the manifest describes an object that does not exist.
+  struct RemoveUnlessKept {
+    storage::BlobStore& blobs;
+    const std::string& id;
+    bool kept = false;
+    ~RemoveUnlessKept() {
+      if (!kept) (void)blobs.Remove(id);
+    }
+  } manifest_guard{blobs_, rec.manifest_blob_id};
   // The upload's wrapped data key becomes the object's: recorded before the catalog change.
   if (auto e = internal::RecordKeyUse(
           audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, upload_id, rec.key_info.tenant_key_id,
@@ -856,6 +967,7 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
     return *e;
   }
   Status st = catalog_.CompleteUpload(upload_id, rec, condition);
+  manifest_guard.kept = st.ok();
   if (st.code() == StatusCode::kNotFound) {
     return condition.if_match_etag ? Err(Errc::kNoSuchKey, st.message()) : Err(Errc::kNoSuchUpload, st.message());
   }
@@ -865,6 +977,58 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
   result.etag = rec.etag;
   result.last_modified = rec.last_modified;
   return result;
+}
+
+SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const catalog::ObjectRecord& rec,
+                                                  const RequestInfo* request) {
+  auto dk = internal::UnwrapRowDataKey(keys_, bucket.tenant_id, rec.key_info, bucket.name, rec.key, rec.object_id);
+  NoteKeyOperation(observer_, KeyOperation::kUnwrap, dk.ok());
+  const audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyUnwrap, bucket, rec.key, rec.object_id,
+                                                rec.key_info.tenant_key_id, rec.key_info.tenant_key_version, request);
+  if (!dk.ok()) {
+    internal::RecordKeyFailure(audit_, event, dk.status());
+    return FromKeyStatus(dk.status());
+  }
+  if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
+
+  catalog::BlobDescription d;
+  d.kind = catalog::BlobDescription::Kind::kManifest;
+  d.tenant_id = bucket.tenant_id;
+  d.bucket_id = bucket.id;
+  d.bucket_name = bucket.name;
+  d.key = rec.key;
+  d.object_id = rec.object_id;
+  d.upload_id = rec.object_id;  // a completed upload's object keeps the upload's id
+  d.size = rec.size;
+  d.etag = rec.etag;
+  d.last_modified = rec.last_modified;
+  d.attributes = rec.attributes;
+  d.parts = rec.parts;
+  const Bytes description = catalog::EncodeBlobDescription(d);
+
+  // No body: a header, the one empty last segment, then the description.
+  const uint32_t segment_size = options_.segment_size;
+  const uint64_t blob_size = crypto::CiphertextLength(0, segment_size) + description.size() + crypto::kSegmentTagSize;
+  auto blob = blobs_.CreateBlob(blob_size);
+  if (!blob.ok()) return FromStatus(blob.status());
+  auto key_reference = BlobHeaderKeyReference(keys_, bucket.tenant_id, rec.key_info, *dk, (*blob)->id());
+  if (!key_reference.ok()) return FromKeyStatus(key_reference.status());
+  auto enc = crypto::BlobEncryptor::Create(*dk, std::move(key_reference).value(),
+                                           crypto::BlobIdentity{bucket.tenant_id, (*blob)->id()}, segment_size,
+                                           crypto::kBlobFormatVersion2);
+  if (!enc.ok()) return FromStatus(enc.status());
+  Bytes bytes = enc->EncodeHeader(0);
+  const size_t segment_at = bytes.size();
+  bytes.resize(segment_at + crypto::kSegmentTagSize);
+  if (Status st = enc->SealSegment(0, true, {}, std::span<uint8_t>(bytes).subspan(segment_at)); !st.ok()) {
+    return FromStatus(st);
+  }
+  auto sealed = enc->SealDescription(0, description);
+  if (!sealed.ok()) return FromStatus(sealed.status());
+  bytes.insert(bytes.end(), sealed->begin(), sealed->end());
+  if (Status st = (*blob)->Append(bytes); !st.ok()) return FromStatus(st);
+  if (Status st = (*blob)->Commit(); !st.ok()) return FromStatus(st);
+  return (*blob)->id();
 }
 
 SResult<Done> ObjectService::AbortUpload(const Bucket& bucket, const std::string& key, const std::string& upload_id) {

@@ -121,7 +121,11 @@ class AuditLogTest(CoffreTestCase):
         create_rec = one("create", "data_key.wrap", "CreateMultipartUpload", "dossier/gros.bin")
         self.assertEqual(create_rec["object_id"], upload_id)
         self.assertEqual(one("part", "data_key.unwrap", "UploadPart", "dossier/gros.bin")["object_id"], upload_id)
-        one("complete", "data_key.wrap", "CompleteMultipartUpload", "dossier/gros.bin")
+        # A Complete unwraps the upload's key to seal the object's manifest, then makes it the object's.
+        complete = sorted(by_rid[ops["complete"]], key=lambda r: r["operation"], reverse=True)
+        self.assertEqual([(r["operation"], r["action"], r["object_key"], r["object_id"]) for r in complete],
+                         [("data_key.wrap", "CompleteMultipartUpload", "dossier/gros.bin", upload_id),
+                          ("data_key.unwrap", "CompleteMultipartUpload", "dossier/gros.bin", upload_id)])
         # A copy uses two keys: the source's (unwrap) and the destination's (wrap).
         copy = sorted(by_rid[ops["copy"]], key=lambda r: r["operation"])
         self.assertEqual([(r["operation"], r["object_key"]) for r in copy],
@@ -130,7 +134,7 @@ class AuditLogTest(CoffreTestCase):
         self.assertEqual([(r["operation"], r["object_key"]) for r in partcopy],
                          [("data_key.unwrap", "dossier/contrat.pdf"), ("data_key.unwrap", "dossier/gros.bin")])
         self.assertNotIn(ops["head"], by_rid)
-        self.assertEqual(len(mine), 10)
+        self.assertEqual(len(mine), 11)
         # The chain: contiguous seqs, each record linking to its predecessor's hash.
         for a, b in zip(recs, recs[1:]):
             self.assertEqual(b["seq"], a["seq"] + 1)

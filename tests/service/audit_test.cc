@@ -111,10 +111,11 @@ TEST_F(ServiceAuditTest, MultipartRecordsEachKeyUseOnce) {
   auto done = service_->CompleteUpload(bucket_, "big", *id, {{1, part->etag}}, {}, &request_);
   ASSERT_OK(done);
   auto events = Events();
-  ASSERT_EQ(events.size(), 3u);
+  ASSERT_EQ(events.size(), 4u);
   EXPECT_EQ(events[0].operation, audit::Operation::kDataKeyWrap);    // CreateMultipartUpload
   EXPECT_EQ(events[1].operation, audit::Operation::kDataKeyUnwrap);  // UploadPart
-  EXPECT_EQ(events[2].operation, audit::Operation::kDataKeyWrap);    // Complete
+  EXPECT_EQ(events[2].operation, audit::Operation::kDataKeyUnwrap);  // Complete seals the manifest
+  EXPECT_EQ(events[3].operation, audit::Operation::kDataKeyWrap);    // Complete
   for (const auto& e : events) {
     EXPECT_EQ(e.object_id, *id);
     EXPECT_EQ(e.object_key, "big");

@@ -5,8 +5,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
+#include <set>
 
+#include "coffre/catalog/blob_description.h"
+#include "coffre/crypto/blob_format.h"
 #include "coffre/crypto/checksum.h"
 #include "coffre/crypto/hash.h"
 #include "service/data_key_aad.h"
@@ -228,12 +232,14 @@ TEST_F(ObjectServiceTest, AWriterToldOfSmallWritesSealsSmallBatches) {
   EXPECT_EQ(Get("steps"), data);
 }
 
-// A PUT that declares its size (as every S3 PUT does) gets a pack record when small; the record
-// holds whatever the body turns out to be.
+// A PUT that declares its size (as every S3 PUT does) is written front to back as a version 2
+// blob of known size, which gets a pack record when small.
 class PackedObjectTest : public ObjectServiceTest {
  protected:
-  SResult<PutResult> PutDeclared(const std::string& key, const Bytes& data, std::optional<uint64_t> declared) {
-    auto w = service_->BeginPut(bucket_, key, {}, {}, nullptr, declared);
+  SResult<PutResult> PutDeclared(const std::string& key, const Bytes& data, std::optional<uint64_t> declared,
+                                 catalog::Attributes attributes = {},
+                                 std::set<crypto::ChecksumAlgorithm> checksums = {}) {
+    auto w = service_->BeginPut(bucket_, key, std::move(attributes), std::move(checksums), nullptr, declared);
     if (!w.ok()) return w.error();
     if (auto r = (*w)->Write(data); !r.ok()) return r.error();
     return (*w)->Commit({});
@@ -243,19 +249,215 @@ class PackedObjectTest : public ObjectServiceTest {
     EXPECT_OK(rec);
     return rec.ok() ? rec->parts.at(0).blob_id : "";
   }
+  Bytes BlobBytes(const std::string& blob_id) {
+    auto reader = blobs_->Open(blob_id);
+    EXPECT_OK(reader);
+    if (!reader.ok()) return {};
+    Bytes bytes((*reader)->size());
+    EXPECT_OK((*reader)->ReadAt(0, bytes));
+    return bytes;
+  }
+  // Opens a version 2 blob's sealed description with nothing but the blob and the keystore, as a
+  // catalog rebuild must: the header names the tenant key, and its copy of the data key is bound
+  // to the blob's id.
+  Result<catalog::BlobDescription> DescriptionOf(const std::string& blob_id) {
+    const Bytes blob = BlobBytes(blob_id);
+    if (blob.size() < crypto::kHeaderSize) return Status::Corruption("shorter than a header");
+    COFFRE_ASSIGN_OR_RETURN(crypto::BlobHeader header,
+                            crypto::ParseBlobHeaderUnauthenticated(ByteView(blob).first(crypto::kHeaderSize)));
+    const std::string tenant = HexEncode(header.key.tenant_key_id);
+    COFFRE_ASSIGN_OR_RETURN(SecretBytes data_key,
+                            keys_->UnwrapDataKey(tenant, header.key.tenant_key_version, header.key.wrapped_data_key,
+                                                 internal::BlobHeaderKeyAad(blob_id)));
+    COFFRE_ASSIGN_OR_RETURN(
+        crypto::BlobDecryptor decryptor,
+        crypto::BlobDecryptor::Create(data_key, {tenant, blob_id}, ByteView(blob).first(crypto::kHeaderSize)));
+    const uint64_t at = crypto::DescriptionOffset(decryptor.header());
+    COFFRE_ASSIGN_OR_RETURN(Bytes opened, decryptor.OpenDescription(ByteView(blob).subspan(static_cast<size_t>(at))));
+    return catalog::DecodeBlobDescription(opened);  // padded with spaces: still JSON
+  }
 };
 
-TEST_F(PackedObjectTest, ReadsBackWhateverItsDeclaredSize) {
-  for (uint64_t declared : {uint64_t{10000}, uint64_t{10}, uint64_t{50000}}) {
-    SCOPED_TRACE(declared);
-    const Bytes data = Pattern(10000, static_cast<uint32_t>(declared));
-    ASSERT_OK(PutDeclared("doc", data, declared));
-    EXPECT_EQ(BlobIdOf("doc").size(), 48u);  // a record's id, even when the blob outgrew it
+TEST_F(PackedObjectTest, ReadsBackAVersion2BlobOfItsDeclaredSize) {
+  for (uint64_t size : {uint64_t{0}, uint64_t{10}, uint64_t{4096}, uint64_t{10000}}) {
+    SCOPED_TRACE(size);
+    const Bytes data = Pattern(static_cast<size_t>(size), static_cast<uint32_t>(size));
+    ASSERT_OK(PutDeclared("doc", data, size));
+    EXPECT_EQ(BlobIdOf("doc").size(), 48u);  // a record's id
+    const Bytes blob = BlobBytes(BlobIdOf("doc"));
+    auto header = crypto::ParseBlobHeaderUnauthenticated(ByteView(blob).first(crypto::kHeaderSize));
+    ASSERT_OK(header);
+    EXPECT_EQ(header->version, crypto::kBlobFormatVersion2);
+    EXPECT_EQ(header->plaintext_length, size);
     EXPECT_EQ(Get("doc"), data);
-    EXPECT_EQ(Get("doc", std::make_pair(uint64_t{4000}, uint64_t{8999})),
-              Bytes(data.begin() + 4000, data.begin() + 9000));
+    if (size > 9000) {
+      EXPECT_EQ(Get("doc", std::make_pair(uint64_t{4000}, uint64_t{8999})),
+                Bytes(data.begin() + 4000, data.begin() + 9000));
+    }
   }
   EXPECT_TRUE(fs::is_empty(dir_ + "/tmp"));
+}
+
+TEST_F(PackedObjectTest, RefusesABodyOfAnotherLengthThanDeclaredAndKeepsNothing) {
+  ASSERT_OK(PutDeclared("doc", Pattern(100, 1), 100));
+  const std::string kept = BlobIdOf("doc");
+  // Longer than declared: refused at the write that overflows.
+  EXPECT_THAT(PutDeclared("doc", Pattern(10000, 2), 10), StatusIs(Errc::kInvalidArgument));
+  // Shorter: refused at Commit.
+  EXPECT_THAT(PutDeclared("doc", Pattern(10000, 3), 50000), StatusIs(Errc::kInvalidArgument));
+  EXPECT_EQ(BlobIdOf("doc"), kept);
+  EXPECT_EQ(Get("doc"), Pattern(100, 1));
+  auto listed = blobs_->ListBlobs(nullptr);
+  ASSERT_OK(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().name, kept);
+  EXPECT_TRUE(fs::is_empty(dir_ + "/tmp"));
+}
+
+// The blob carries its catalog row, sealed: the store plus the keystore can rebuild the catalog.
+TEST_F(PackedObjectTest, TheBlobDescribesItsCatalogRow) {
+  const Bytes data = Pattern(9000, 4);
+  ASSERT_OK(PutDeclared("dossiers/2026/\xc3\xa9t\xc3\xa9.pdf", data, data.size(),
+                        {{"content-type", "application/pdf"}, {"x-amz-meta-client", "Dupont SARL"}},
+                        {crypto::ChecksumAlgorithm::kCrc32c, crypto::ChecksumAlgorithm::kSha256}));
+  auto row = catalog_->GetObject(bucket_.id, "dossiers/2026/\xc3\xa9t\xc3\xa9.pdf");
+  ASSERT_OK(row);
+  auto description = DescriptionOf(row->parts.at(0).blob_id);
+  ASSERT_OK(description);
+  EXPECT_EQ(description->kind, catalog::BlobDescription::Kind::kObject);
+  EXPECT_EQ(description->tenant_id, tenant_);
+  EXPECT_EQ(description->bucket_id, bucket_.id);
+  EXPECT_EQ(description->bucket_name, "dossiers");
+  EXPECT_EQ(description->key, row->key);
+  EXPECT_EQ(description->object_id, row->object_id);
+  EXPECT_EQ(description->size, row->size);
+  EXPECT_EQ(description->etag, row->etag);
+  EXPECT_EQ(description->last_modified, row->last_modified);
+  EXPECT_EQ(description->attributes, row->attributes);
+  EXPECT_EQ(row->attributes.count("x-amz-checksum-sha256"), 1u);
+  // The header's copy of the data key is bound to the blob, not to the row: it does not pass for
+  // the row's key.
+  const Bytes blob = BlobBytes(row->parts.at(0).blob_id);
+  auto header = crypto::ParseBlobHeaderUnauthenticated(ByteView(blob).first(crypto::kHeaderSize));
+  ASSERT_OK(header);
+  EXPECT_NE(header->key.wrapped_data_key, row->key_info.wrapped_data_key);
+  catalog::KeyInfo header_copy = row->key_info;
+  header_copy.wrapped_data_key = header->key.wrapped_data_key;
+  EXPECT_THAT(internal::UnwrapRowDataKey(*keys_, tenant_, header_copy, bucket_.name, row->key, row->object_id),
+              StatusIs(StatusCode::kCorruption));
+}
+
+TEST_F(PackedObjectTest, APartBlobDescribesItsPartRow) {
+  auto upload = service_->CreateUpload(bucket_, "big", {{"content-type", "application/pdf"}});
+  ASSERT_OK(upload);
+  const Bytes data = Pattern(6000, 5);
+  auto w = service_->BeginPart(bucket_, "big", *upload, 7, {crypto::ChecksumAlgorithm::kCrc32}, nullptr, data.size());
+  ASSERT_OK(w);
+  ASSERT_OK((*w)->Write(data));
+  ASSERT_OK((*w)->Commit({}));
+  auto up = catalog_->GetUpload(*upload);
+  ASSERT_OK(up);
+  auto parts = catalog_->ListParts(*upload, 0, 10);
+  ASSERT_OK(parts);
+  ASSERT_EQ(parts->size(), 1u);
+  const catalog::PartRecord& part = parts->front();
+  auto description = DescriptionOf(part.blob_id);
+  ASSERT_OK(description);
+  EXPECT_EQ(description->kind, catalog::BlobDescription::Kind::kPart);
+  EXPECT_EQ(description->key, "big");
+  EXPECT_EQ(description->upload_id, *upload);
+  EXPECT_EQ(description->object_id, "");
+  EXPECT_EQ(description->part_number, 7u);
+  EXPECT_EQ(description->size, part.size);
+  EXPECT_EQ(description->etag, part.etag);
+  EXPECT_EQ(description->last_modified, part.last_modified);
+  EXPECT_EQ(description->attributes, part.attributes);
+}
+
+// A Complete writes a manifest: the object's row, parts in order, sealed under the object's key.
+TEST_F(PackedObjectTest, ACompletedUploadHasAManifestThatGoesWithTheObject) {
+  auto upload = service_->CreateUpload(bucket_, "big", {{"x-amz-meta-dossier", "PME 552 100 554"}});
+  ASSERT_OK(upload);
+  std::vector<UploadPartRef> refs;
+  for (uint32_t n : {3u, 5u}) {
+    const Bytes data = Pattern(6000, n);
+    auto w =
+        service_->BeginPart(bucket_, "big", *upload, n, {crypto::ChecksumAlgorithm::kSha256}, nullptr, data.size());
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Write(data));
+    auto part = (*w)->Commit({});
+    ASSERT_OK(part);
+    refs.push_back({n, part->etag});
+  }
+  // A Complete the catalog refuses (the key exists, If-None-Match: *) leaves no manifest behind.
+  ASSERT_OK(PutDeclared("big", Pattern(10, 9), 10));
+  catalog::WriteCondition none_match;
+  none_match.if_none_match_any = true;
+  EXPECT_THAT(service_->CompleteUpload(bucket_, "big", *upload, refs, none_match), StatusIs(Errc::kPreconditionFailed));
+  auto listed = blobs_->ListBlobs(nullptr);
+  ASSERT_OK(listed);
+  EXPECT_EQ(listed->size(), 3u);  // the two parts and the object
+
+  ASSERT_OK(service_->CompleteUpload(bucket_, "big", *upload, refs, {}));
+  auto row = catalog_->GetObject(bucket_.id, "big");
+  ASSERT_OK(row);
+  ASSERT_FALSE(row->manifest_blob_id.empty());
+  auto description = DescriptionOf(row->manifest_blob_id);
+  ASSERT_OK(description);
+  EXPECT_EQ(description->kind, catalog::BlobDescription::Kind::kManifest);
+  EXPECT_EQ(description->tenant_id, tenant_);
+  EXPECT_EQ(description->bucket_name, "dossiers");
+  EXPECT_EQ(description->key, "big");
+  EXPECT_EQ(description->object_id, row->object_id);
+  EXPECT_EQ(description->upload_id, *upload);
+  EXPECT_EQ(description->size, row->size);
+  EXPECT_EQ(description->etag, row->etag);
+  EXPECT_EQ(description->last_modified, row->last_modified);
+  EXPECT_EQ(description->attributes, row->attributes);
+  ASSERT_EQ(description->parts.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(description->parts[i].part_number, row->parts[i].part_number);
+    EXPECT_EQ(description->parts[i].blob_id, row->parts[i].blob_id);
+    EXPECT_EQ(description->parts[i].size, row->parts[i].size);
+    EXPECT_EQ(description->parts[i].etag, row->parts[i].etag);
+    EXPECT_EQ(description->parts[i].attributes, row->parts[i].attributes);
+  }
+  Bytes whole = Pattern(6000, 3);
+  const Bytes second = Pattern(6000, 5);
+  whole.insert(whole.end(), second.begin(), second.end());
+  EXPECT_EQ(Get("big"), whole);
+
+  // Deleting the object collects its parts and its manifest.
+  ASSERT_OK(service_->DeleteObject(bucket_, "big"));
+  ASSERT_OK(service_->CollectGarbage());
+  EXPECT_THAT(blobs_->Open(row->manifest_blob_id), StatusIs(StatusCode::kNotFound));
+  listed = blobs_->ListBlobs(nullptr);
+  ASSERT_OK(listed);
+  EXPECT_TRUE(listed->empty());
+}
+
+// The largest manifest S3 allows (10,000 parts, each with every checksum, the longest blob ids)
+// still fits in a blob's description.
+TEST_F(PackedObjectTest, TheLargestManifestFitsInADescription) {
+  catalog::BlobDescription d;
+  d.kind = catalog::BlobDescription::Kind::kManifest;
+  d.tenant_id = std::string(32, 'f');
+  d.bucket_id = std::numeric_limits<int64_t>::max();
+  d.bucket_name = std::string(63, 'b');
+  d.key = std::string(1024, 'k');
+  d.object_id = d.upload_id = std::string(64, 'u');
+  d.size = uint64_t{5} << 40;
+  d.etag = std::string(32, 'e') + "-10000";
+  d.last_modified = std::numeric_limits<UnixMillis>::max();
+  d.attributes = {{"x-amz-meta-notes", std::string(2048, 'n')}};
+  catalog::Attributes checksums;
+  for (auto alg : crypto::kAllChecksumAlgorithms) {
+    checksums[std::string(crypto::ChecksumHeaderName(alg))] = Base64Encode(crypto::Checksummer::Create(alg)->Final());
+  }
+  for (uint32_t n = 1; n <= 10000; ++n) {
+    d.parts.push_back(catalog::ObjectPart{n, std::string(64, 'a'), uint64_t{5} << 30, std::string(32, 'e'), checksums});
+  }
+  EXPECT_LE(catalog::EncodeBlobDescription(d).size(), crypto::kMaxBlobDescriptionSize);
 }
 
 TEST_F(PackedObjectTest, OverwriteAndDeleteCollectTheRecords) {

@@ -286,6 +286,11 @@ class ObjectService {
   void UnpinBlobs(const std::vector<std::string>& ids);
 
  private:
+  // Writes the blob that describes a completed multipart object and names its parts (an empty
+  // version 2 blob sealed under the object's data key) and returns its id.
+  SResult<std::string> WriteManifest(const catalog::Bucket& bucket, const catalog::ObjectRecord& rec,
+                                     const RequestInfo* request);
+
   catalog::Catalog& catalog_;
   keystore::TenantKeyStore& keys_;
   storage::BlobStore& blobs_;
