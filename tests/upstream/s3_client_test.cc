@@ -432,7 +432,9 @@ TEST(S3Client, PlainHttpToARemoteHostIsRefused) {
   ASSERT_TRUE(allowed.ok());
   Status streamed =
       (*allowed)->PutObject("k", 1, [](std::span<uint8_t>) -> Result<size_t> { return size_t{1}; }).status();
-  EXPECT_EQ(streamed.code(), StatusCode::kInvalidArgument) << "a streamed body would cross the network unsigned";
+  EXPECT_EQ(streamed.code(), StatusCode::kFailedPrecondition) << "a streamed body would cross the network unsigned";
+  EXPECT_FALSE((*allowed)->CanStream());
+  EXPECT_EQ((*allowed)->BeginUploadPart("k", "u", 1, 1).status().code(), StatusCode::kFailedPrecondition);
 }
 
 TEST(S3Client, UnreachableUpstreamIsUnavailable) {
