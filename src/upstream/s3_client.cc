@@ -25,6 +25,8 @@ using Clock = std::chrono::steady_clock;
 // Answers read whole (errors, listings, multipart results) stay small; anything larger is not
 // an answer this client asked for.
 constexpr size_t kMaxCollectedAnswer = 8 * 1024 * 1024;
+// An error document read after a failed write is kept to this much.
+constexpr size_t kMaxErrorBody = 64 * 1024;
 
 // One operation as sent: what to ask, with which body, and where the answer goes.
 struct Call {
@@ -120,6 +122,7 @@ class S3Client::Impl {
   Status StreamWrite(UploadStream::State& stream, ByteView piece);
   Result<Answer> StreamFinish(UploadStream::State& stream);
   void StreamEnded(UploadStream::State& stream, const Status& status);
+  Status EarlyAnswer(UploadStream::State& stream, Status write_failure);
 
   bool CanStream() const { return endpoint_.tls || endpoint_.loopback_address; }
   const S3ClientOptions& options() const { return options_; }
@@ -375,6 +378,7 @@ Status S3Client::Impl::StreamWrite(UploadStream::State& stream, ByteView piece) 
   // Each piece must go out within request_timeout; the stream as a whole goes at the caller's pace.
   Status status = stream.connection->WriteBody(piece, options_.request_timeout, Clock::time_point::max());
   if (!status.ok()) {
+    status = EarlyAnswer(stream, std::move(status));
     StreamEnded(stream, status);
     return status;
   }
@@ -396,6 +400,28 @@ Result<Answer> S3Client::Impl::StreamFinish(UploadStream::State& stream) {
   pool_.Release(std::move(stream.connection));
   StreamEnded(stream, answer.ok() ? Status::Ok() : answer.status());
   return answer;
+}
+
+// An upstream that refuses a request from its head (a bad signature, a missing bucket) may answer
+// and close before the body is through, and the next write fails on the closed connection. The
+// answer, when it arrived, says more than that failure (PermissionDenied rather than Unavailable),
+// so it is read, briefly, and preferred.
+Status S3Client::Impl::EarlyAnswer(UploadStream::State& stream, Status write_failure) {
+  const std::chrono::milliseconds wait =
+      std::min<std::chrono::milliseconds>(options_.request_timeout, std::chrono::seconds(1));
+  const Clock::time_point deadline = Clock::now() + wait;
+  const Result<Connection::ResponseHead> head = stream.connection->ReadHead(false, wait, deadline);
+  if (!head.ok() || head->result_int() < 300) {
+    return write_failure;  // no answer, or a success for a body not sent whole, which is not believed
+  }
+  std::string body;
+  (void)stream.connection->ReadBody(
+      [&body](ByteView piece) {
+        body.append(AsChars(piece).substr(0, kMaxErrorBody - std::min(body.size(), kMaxErrorBody)));
+        return Status::Ok();
+      },
+      wait, deadline);
+  return ErrorStatus(stream.call.what, head->result_int(), ParseErrorBody(body));
 }
 
 // Counts the stream's one attempt and its outcome; the connection, unless Finish gave it back to

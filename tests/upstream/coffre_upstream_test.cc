@@ -186,6 +186,24 @@ TEST_F(CoffreAsUpstream, AbandonedStreamStoresNothingAndLeavesThePoolUsable) {
   EXPECT_EQ(Keys("streams/"), std::vector<std::string>{"streams/after"});
 }
 
+TEST_F(CoffreAsUpstream, StreamWithAWrongSecretIsPermissionDenied) {
+  S3ClientOptions options = daemon_.ClientOptions("upstream-blobs");
+  options.secret_access_key = SecretBytes(AsBytes("not-the-secret-at-all-0123456789"));
+  auto created = S3Client::Create(std::move(options));
+  ASSERT_TRUE(created.ok()) << created.status().message();
+  const std::string data = Pattern(8 * 1024 * 1024);
+  auto stream = (*created)->BeginPutObject("streams/denied", data.size());
+  ASSERT_TRUE(stream.ok()) << stream.status().message();
+  Status status;
+  for (size_t at = 0; at < data.size() && status.ok(); at += 256 * 1024) {
+    status = stream->Write(AsBytes(std::string_view(data).substr(at, 256 * 1024)));
+  }
+  if (status.ok()) status = stream->Finish().status();
+  EXPECT_EQ(status.code(), StatusCode::kPermissionDenied) << status.message();
+  EXPECT_EQ(status.message().find("not-the-secret"), std::string::npos);
+  EXPECT_EQ(client_->HeadObject("streams/denied").status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(CoffreAsUpstream, PartsAreStreamedToo) {
   auto upload = client_->CreateMultipartUpload("streams/multi");
   ASSERT_TRUE(upload.ok()) << upload.status().message();

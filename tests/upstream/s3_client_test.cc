@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "coffre/common/ascii.h"
 #include "coffre/common/bytes.h"
 #include "coffre/http/uri.h"
 #include "upstream/fake_s3_server.h"
@@ -267,6 +268,30 @@ TEST(S3Client, StreamedPutSendsTheDeclaredLength) {
   // A source that dries up early fails the request rather than leaving the upload hanging.
   auto short_source = client->PutObject("t", 10, [](std::span<uint8_t>) -> Result<size_t> { return size_t{0}; });
   EXPECT_EQ(short_source.status().code(), StatusCode::kInvalidArgument);
+}
+
+// What goes upstream besides the key and the body: only what signing and HTTP need, so an
+// upstream learns nothing of a blob from its request (no metadata, content type or user agent).
+TEST(S3Client, UploadsSendOnlyTheHeadersSigningNeeds) {
+  MemoryBucket bucket;
+  FakeS3Server server([&](const ReceivedRequest& r) { return bucket.Handle(r); });
+  auto client = ClientFor(server);
+  ASSERT_TRUE(client->PutObject("signed", AsBytes("in memory")).ok());
+  auto stream = client->BeginPutObject("streamed", 3);
+  ASSERT_TRUE(stream.ok()) << stream.status().message();
+  ASSERT_TRUE(stream->Write(AsBytes("abc")).ok());
+  ASSERT_TRUE(stream->Finish().ok());
+  ASSERT_EQ(server.requests().size(), 2u);
+  for (const ReceivedRequest& r : server.requests()) {
+    std::vector<std::string> names;
+    for (const auto& [name, value] : r.headers) names.push_back(ToLower(name));
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"authorization", "content-length", "host", "x-amz-content-sha256",
+                                               "x-amz-date"}))
+        << r.target;
+    EXPECT_EQ(r.auth_error, "") << r.target;
+  }
+  EXPECT_EQ(bucket.objects()["streamed"], "abc");
 }
 
 TEST(S3Client, ErrorsMapToStatusesWithTheUpstreamCode) {

@@ -90,7 +90,10 @@ class UploadStream {
   ~UploadStream();
 
   // Sends the piece. InvalidArgument if it would exceed the declared length; that error, or a
-  // transport one, ends the stream (its connection is closed and Finish returns the error).
+  // transport one, ends the stream (its connection is closed and Finish returns the error). When
+  // the upstream refused the request before its body was through (a bad signature, say) and its
+  // answer can be read, the error is that answer's (PermissionDenied, ...), not the closed
+  // connection's Unavailable.
   Status Write(ByteView piece);
   // Reads the upstream's answer and returns the ETag. InvalidArgument (and the connection closed,
   // so nothing is stored) if fewer bytes than declared were written. Once only.
