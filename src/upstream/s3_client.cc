@@ -306,8 +306,9 @@ UploadStream& UploadStream::operator=(UploadStream&& other) noexcept = default;
 
 UploadStream::~UploadStream() {
   if (state_ && !state_->ended) {
-    // The connection closes with the state: the upstream sees a body cut short.
-    state_->impl->StreamEnded(*state_, Status::Aborted("upstream " + state_->call.what + ": abandoned"));
+    // The connection closes with the state: the upstream sees a body cut short. The caller chose
+    // to abandon it, so it is no failed operation of the client's.
+    state_->impl->StreamEnded(*state_, Status::Ok());
   }
 }
 

@@ -222,9 +222,16 @@ TEST_F(S3BlobStoreTest, ShortCommitFailsAndLeavesNothing) {
   EXPECT_TRUE(UpstreamKeys().empty());
 }
 
+uint64_t Errors(const upstream::ClientCounters& counters) {
+  uint64_t errors = 0;
+  for (const auto& count : counters.errors_by_code) errors += count.load();
+  return errors;
+}
+
 TEST_F(S3BlobStoreTest, DroppedWriterLeavesNothing) {
   for (const uint64_t declared : {uint64_t{100}, 2 * kMiB, 11 * kMiB}) {
     std::string id;
+    const uint64_t operations = last_client_->counters().operations.load();
     {
       auto writer = store_->CreateBlob(declared);
       ASSERT_OK(writer);
@@ -232,8 +239,13 @@ TEST_F(S3BlobStoreTest, DroppedWriterLeavesNothing) {
       // Into the second part for the multipart blob: its first part is already upstream.
       ASSERT_OK((*writer)->Append(Pattern(static_cast<size_t>(std::min(declared - 1, 6 * kMiB)))));
     }
+    if (declared == 11 * kMiB) {
+      // CreateMultipartUpload, part 1, part 2 (abandoned), then AbortMultipartUpload, which succeeded.
+      EXPECT_EQ(last_client_->counters().operations.load() - operations, 4u);
+    }
     EXPECT_THAT(store_->Open(id), StatusIs(StatusCode::kNotFound)) << declared;
   }
+  EXPECT_EQ(Errors(last_client_->counters()), 3u) << "only the three Opens failed";
   EXPECT_TRUE(UpstreamKeys().empty());
 }
 
