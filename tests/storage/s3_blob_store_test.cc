@@ -260,6 +260,22 @@ TEST_F(S3BlobStoreTest, WritersAreAppendOnlyAndCommitOnce) {
   EXPECT_EQ(ReadAll(*store_, (*writer)->id()), Pattern(10));
 }
 
+TEST_F(S3BlobStoreTest, ObjectShorterThanWhenOpenedIsCorruption) {
+  const Bytes data = Pattern(500'000);
+  const std::string id = Put(*store_, data);
+  auto reader = store_->Open(id);
+  ASSERT_OK(reader);
+  // Something replaces the object behind the store's back with a shorter one.
+  ASSERT_OK(raw_->PutObject("coffre/" + id.substr(0, 4) + "/" + id, std::span(data).first(200'000)));
+  Bytes straddling(1000);
+  EXPECT_THAT((*reader)->ReadAt(199'500, straddling), StatusIs(StatusCode::kCorruption, HasSubstr(id)));
+  Bytes beyond(1000);
+  EXPECT_THAT((*reader)->ReadAt(300'000, beyond), StatusIs(StatusCode::kCorruption, HasSubstr(id)));
+  Bytes within(1000);
+  EXPECT_OK((*reader)->ReadAt(100'000, within));
+  EXPECT_TRUE(std::equal(within.begin(), within.end(), data.begin() + 100'000));
+}
+
 TEST_F(S3BlobStoreTest, RemovedBlobIsNotFound) {
   const std::string id = Put(*store_, Pattern(5000));
   ASSERT_OK(store_->Remove(id));
