@@ -477,6 +477,11 @@ TEST(S3Client, UnreachableUpstreamIsUnavailable) {
   ASSERT_TRUE(client.ok());
   EXPECT_EQ((*client)->HeadBucket().code(), StatusCode::kUnavailable);
   EXPECT_EQ((*client)->counters().attempts.load(), 2u);
+  // Beginning a stream is retried alike: no byte of its body has been sent.
+  const Status stream = (*client)->BeginPutObject("k", 10).status();
+  EXPECT_EQ(stream.code(), StatusCode::kUnavailable);
+  EXPECT_NE(stream.message().find("after 2 attempts"), std::string::npos) << stream.message();
+  EXPECT_EQ((*client)->counters().attempts.load(), 4u);
 }
 
 }  // namespace
