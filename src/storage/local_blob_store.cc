@@ -37,21 +37,10 @@
 
 #include "coffre/common/bytes.h"
 #include "coffre/storage/blob_store.h"
+#include "storage/blob_id.h"
 
 namespace coffre::storage {
 namespace {
-
-bool IsValidBlobId(const std::string& id) {
-  if (id.size() < 16 || id.size() > 64) {
-    return false;
-  }
-  for (char c : id) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 // The entries of a directory but "." and "..", each with whether it is a directory.
 Result<std::vector<std::pair<std::string, bool>>> ListDir(const std::string& path) {

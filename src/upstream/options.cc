@@ -12,13 +12,17 @@
 namespace coffre::upstream {
 namespace {
 
+bool IsLoopbackAddress(const std::string& host) {
+  boost::system::error_code ec;
+  const boost::asio::ip::address address = boost::asio::ip::make_address(host, ec);
+  return !ec && address.is_loopback();
+}
+
 bool IsLoopback(const std::string& host) {
   if (EqualsIgnoreCase(host, "localhost")) {
     return true;
   }
-  boost::system::error_code ec;
-  const boost::asio::ip::address address = boost::asio::ip::make_address(host, ec);
-  return !ec && address.is_loopback();
+  return IsLoopbackAddress(host);
 }
 
 // A bucket name usable as a DNS label under virtual-hosted addressing: lower-case letters,
@@ -105,6 +109,7 @@ Result<Endpoint> ResolveEndpoint(const S3ClientOptions& options) {
   Endpoint endpoint;
   COFFRE_RETURN_IF_ERROR(ParseUrl(options.endpoint, endpoint));
   endpoint.loopback = IsLoopback(endpoint.host);
+  endpoint.loopback_address = IsLoopbackAddress(endpoint.host);
   if (!endpoint.tls && !endpoint.loopback && !options.allow_plaintext) {
     return Status::InvalidArgument("upstream endpoint " + options.endpoint +
                                    " is plain http to a host that is not a loopback address: object data and "

@@ -25,6 +25,8 @@ using Clock = std::chrono::steady_clock;
 // Answers read whole (errors, listings, multipart results) stay small; anything larger is not
 // an answer this client asked for.
 constexpr size_t kMaxCollectedAnswer = 8 * 1024 * 1024;
+// An error document read after a failed write is kept to this much.
+constexpr size_t kMaxErrorBody = 64 * 1024;
 
 // One operation as sent: what to ask, with which body, and where the answer goes.
 struct Call {
@@ -34,8 +36,7 @@ struct Call {
   std::vector<std::pair<std::string, std::string>> query;
   std::vector<std::pair<std::string, std::string>> headers;  // beyond the signing ones; lower-case
   ByteView body;                                             // an in-memory body
-  const BodySource* source = nullptr;                        // or a streamed one of source_length bytes
-  uint64_t source_length = 0;
+  std::optional<uint64_t> streamed_length;                   // or one the caller streams (UploadStream)
   bool idempotent = true;
   const BodySink* sink = nullptr;  // a 2xx answer's body goes here; otherwise it is collected
   std::optional<ByteRange> range;  // asked for with a Range header
@@ -115,7 +116,15 @@ class S3Client::Impl {
         pool_(options_, endpoint_, tls_.get(), counters_) {}
 
   Result<Answer> Execute(const Call& call);
+  Result<UploadStream> BeginStream(Call call);
 
+  // The steps an UploadStream takes on the connection it holds.
+  Status StreamWrite(UploadStream::State& stream, ByteView piece);
+  Result<Answer> StreamFinish(UploadStream::State& stream);
+  void StreamEnded(UploadStream::State& stream, const Status& status);
+  Status EarlyAnswer(UploadStream::State& stream, Status write_failure);
+
+  bool CanStream() const { return endpoint_.tls || endpoint_.loopback_address; }
   const S3ClientOptions& options() const { return options_; }
   const Endpoint& endpoint() const { return endpoint_; }
   const ClientCounters& counters() const { return counters_; }
@@ -124,9 +133,10 @@ class S3Client::Impl {
   Result<Answer> Attempt(const Call& call, std::string_view payload_hash, Clock::time_point deadline,
                          Progress& progress);
   Connection::RequestHead SignedHead(const Call& call, std::string_view payload_hash) const;
-  Status SendBody(Connection& connection, const Call& call, Clock::time_point deadline);
   Result<Answer> Receive(Connection& connection, const Call& call, Clock::time_point deadline, Progress& progress);
   bool MayRetry(const Call& call, const Status& status, const Progress& progress) const;
+  // Sleeps before attempt `attempt` + 1; false when that would pass the deadline.
+  bool BackOff(int attempt, Clock::time_point deadline);
   Status GiveUp(Status status, int attempts);
 
   const S3ClientOptions options_;
@@ -140,10 +150,8 @@ class S3Client::Impl {
 Result<Answer> S3Client::Impl::Execute(const Call& call) {
   counters_.operations.fetch_add(1, std::memory_order_relaxed);
   const Clock::time_point deadline = Clock::now() + options_.retry.total_deadline;
-  // The body's hash is signed once for every attempt; a streamed body cannot be hashed before it is
-  // sent, so it goes unsigned (over TLS or loopback only, see PutObject).
-  const std::string payload_hash =
-      call.source != nullptr ? std::string(sigv4::kUnsignedPayload) : HexEncode(crypto::Sha256::Digest(call.body));
+  // The body's hash is signed once for every attempt (a streamed body goes through BeginStream).
+  const std::string payload_hash = HexEncode(crypto::Sha256::Digest(call.body));
   for (int attempt = 1;; ++attempt) {
     Progress progress;
     const Clock::time_point started = Clock::now();
@@ -152,29 +160,34 @@ Result<Answer> S3Client::Impl::Execute(const Call& call) {
     if (answer.ok()) {
       return answer;
     }
-    if (attempt >= options_.retry.max_attempts || !MayRetry(call, answer.status(), progress)) {
+    if (attempt >= options_.retry.max_attempts || !MayRetry(call, answer.status(), progress) ||
+        !BackOff(attempt, deadline)) {
       return GiveUp(answer.status(), attempt);
     }
-    uint64_t random = 0;
-    RandomFill(std::span(reinterpret_cast<uint8_t*>(&random), sizeof random));
-    const std::chrono::milliseconds delay = BackoffDelay(options_.retry, attempt, random);
-    if (Clock::now() + delay >= deadline) {
-      return GiveUp(answer.status(), attempt);
-    }
-    std::this_thread::sleep_for(delay);
-    counters_.retries.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
+bool S3Client::Impl::BackOff(int attempt, Clock::time_point deadline) {
+  uint64_t random = 0;
+  RandomFill(std::span(reinterpret_cast<uint8_t*>(&random), sizeof random));
+  const std::chrono::milliseconds delay = BackoffDelay(options_.retry, attempt, random);
+  if (Clock::now() + delay >= deadline) {
+    return false;
+  }
+  std::this_thread::sleep_for(delay);
+  counters_.retries.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 // Only transient failures (Unavailable: transport errors, 5xx, SlowDown) are retried, and only
-// when repeating cannot do harm: an operation that is not idempotent, or whose body cannot be sent
-// again, only if nothing was sent; a GET only if the caller has seen none of the answer yet.
+// when repeating cannot do harm: an operation that is not idempotent only if nothing was sent; a
+// GET only if the caller has seen none of the answer yet. (A streamed body, which cannot be sent
+// again, is retried only before its first byte: BeginStream.)
 bool S3Client::Impl::MayRetry(const Call& call, const Status& status, const Progress& progress) const {
   if (status.code() != StatusCode::kUnavailable || progress.body_delivered) {
     return false;
   }
-  const bool replayable = call.idempotent && call.source == nullptr;
-  return replayable || !progress.request_sent;
+  return call.idempotent || !progress.request_sent;
 }
 
 Status S3Client::Impl::GiveUp(Status status, int attempts) {
@@ -191,7 +204,9 @@ Result<Answer> S3Client::Impl::Attempt(const Call& call, std::string_view payloa
   Connection::RequestHead head = SignedHead(call, payload_hash);
   progress.request_sent = true;
   COFFRE_RETURN_IF_ERROR(connection->WriteHead(head, options_.request_timeout, deadline));
-  COFFRE_RETURN_IF_ERROR(SendBody(*connection, call, deadline));
+  if (!call.body.empty()) {
+    COFFRE_RETURN_IF_ERROR(connection->WriteBody(call.body, options_.request_timeout, deadline));
+  }
   Result<Answer> answer = Receive(*connection, call, deadline, progress);
   pool_.Release(std::move(connection));
   return answer;
@@ -209,7 +224,7 @@ Connection::RequestHead S3Client::Impl::SignedHead(const Call& call, std::string
   headers.emplace_back("x-amz-date", amz_date);
   headers.emplace_back("x-amz-content-sha256", std::string(payload_hash));
   if (call.method == bhttp::verb::put || call.method == bhttp::verb::post) {
-    const uint64_t length = call.source != nullptr ? call.source_length : call.body.size();
+    const uint64_t length = call.streamed_length.value_or(call.body.size());
     headers.emplace_back("content-length", std::to_string(length));
   }
   std::sort(headers.begin(), headers.end());
@@ -237,25 +252,6 @@ Connection::RequestHead S3Client::Impl::SignedHead(const Call& call, std::string
   }
   head.set(bhttp::field::authorization, authorization);
   return head;
-}
-
-Status S3Client::Impl::SendBody(Connection& connection, const Call& call, Clock::time_point deadline) {
-  if (call.source == nullptr) {
-    return call.body.empty() ? Status::Ok() : connection.WriteBody(call.body, options_.request_timeout, deadline);
-  }
-  std::vector<uint8_t> piece(std::min<uint64_t>(call.source_length, 256 * 1024));
-  for (uint64_t sent = 0; sent < call.source_length;) {
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(piece.size(), call.source_length - sent));
-    COFFRE_ASSIGN_OR_RETURN(const size_t produced, (*call.source)(std::span(piece.data(), want)));
-    if (produced == 0 || produced > want) {
-      return Status::InvalidArgument("upstream " + call.what + ": the body source produced " +
-                                     std::to_string(sent + produced) + " bytes of the " +
-                                     std::to_string(call.source_length) + " declared");
-    }
-    COFFRE_RETURN_IF_ERROR(connection.WriteBody(ByteView(piece.data(), produced), options_.request_timeout, deadline));
-    sent += produced;
-  }
-  return Status::Ok();
 }
 
 Result<Answer> S3Client::Impl::Receive(Connection& connection, const Call& call, Clock::time_point deadline,
@@ -292,6 +288,155 @@ Result<Answer> S3Client::Impl::Receive(Connection& connection, const Call& call,
   return answer;
 }
 
+// What an UploadStream holds: the connection its request's head went out on, and how much of the
+// declared body is still to come.
+struct UploadStream::State {
+  S3Client::Impl* impl = nullptr;
+  Call call;  // what, method: for the answer (the key is not kept)
+  std::unique_ptr<Connection> connection;
+  uint64_t remaining = 0;
+  Clock::time_point started;
+  Status failed;  // the error that ended the stream early
+  bool ended = false;
+};
+
+UploadStream::UploadStream(std::unique_ptr<State> state) : state_(std::move(state)) {}
+UploadStream::UploadStream(UploadStream&& other) noexcept = default;
+UploadStream& UploadStream::operator=(UploadStream&& other) noexcept = default;
+
+UploadStream::~UploadStream() {
+  if (state_ && !state_->ended) {
+    // The connection closes with the state: the upstream sees a body cut short. The caller chose
+    // to abandon it, so it is no failed operation of the client's.
+    state_->impl->StreamEnded(*state_, Status::Ok());
+  }
+}
+
+uint64_t UploadStream::remaining() const { return state_ ? state_->remaining : 0; }
+
+Status UploadStream::Write(ByteView piece) {
+  if (!state_ || state_->ended) {
+    return state_ && !state_->failed.ok() ? state_->failed
+                                          : Status::FailedPrecondition("upstream: write to a finished upload stream");
+  }
+  return state_->impl->StreamWrite(*state_, piece);
+}
+
+Result<std::string> UploadStream::Finish() {
+  if (!state_ || state_->ended) {
+    return state_ && !state_->failed.ok() ? state_->failed
+                                          : Status::FailedPrecondition("upstream: an upload stream finished twice");
+  }
+  COFFRE_ASSIGN_OR_RETURN(const Answer answer, state_->impl->StreamFinish(*state_));
+  return Field(answer.head, bhttp::field::etag);
+}
+
+// Only the head is retried: until a byte of the body is sent, the upstream cannot have acted on
+// the request, so a stale pooled connection or a refused connect is worth another try.
+Result<UploadStream> S3Client::Impl::BeginStream(Call call) {
+  if (!CanStream()) {
+    return Status::FailedPrecondition("upstream " + call.what +
+                                      ": a streamed body is sent unsigned, which needs https (or a loopback address)");
+  }
+  counters_.operations.fetch_add(1, std::memory_order_relaxed);
+  const Clock::time_point deadline = Clock::now() + options_.retry.total_deadline;
+  for (int attempt = 1;; ++attempt) {
+    const Clock::time_point started = Clock::now();
+    Result<std::unique_ptr<Connection>> connection = pool_.Acquire(deadline);
+    Status status = connection.ok() ? Status::Ok() : connection.status();
+    if (connection.ok()) {
+      Connection::RequestHead head = SignedHead(call, sigv4::kUnsignedPayload);
+      status = (*connection)->WriteHead(head, options_.request_timeout, deadline);
+    }
+    if (status.ok()) {
+      auto state = std::make_unique<UploadStream::State>();
+      state->impl = this;
+      state->remaining = *call.streamed_length;
+      call.key = {};
+      state->call = std::move(call);
+      state->connection = std::move(connection).value();
+      state->started = started;
+      return UploadStream(std::move(state));
+    }
+    counters_.RecordAttempt(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started));
+    if (status.code() != StatusCode::kUnavailable || attempt >= options_.retry.max_attempts ||
+        !BackOff(attempt, deadline)) {
+      return GiveUp(status, attempt);
+    }
+  }
+}
+
+Status S3Client::Impl::StreamWrite(UploadStream::State& stream, ByteView piece) {
+  if (piece.size() > stream.remaining) {
+    Status error = Status::InvalidArgument("upstream " + stream.call.what + ": more bytes than the " +
+                                           std::to_string(*stream.call.streamed_length) + " declared");
+    StreamEnded(stream, error);
+    return error;
+  }
+  if (piece.empty()) {
+    return Status::Ok();
+  }
+  // Each piece must go out within request_timeout; the stream as a whole goes at the caller's pace.
+  Status status = stream.connection->WriteBody(piece, options_.request_timeout, Clock::time_point::max());
+  if (!status.ok()) {
+    status = EarlyAnswer(stream, std::move(status));
+    StreamEnded(stream, status);
+    return status;
+  }
+  stream.remaining -= piece.size();
+  return Status::Ok();
+}
+
+Result<Answer> S3Client::Impl::StreamFinish(UploadStream::State& stream) {
+  if (stream.remaining > 0) {
+    const uint64_t declared = *stream.call.streamed_length;
+    Status error =
+        Status::InvalidArgument("upstream " + stream.call.what + ": " + std::to_string(declared - stream.remaining) +
+                                " bytes of the " + std::to_string(declared) + " declared were written");
+    StreamEnded(stream, error);
+    return error;
+  }
+  Progress progress;
+  Result<Answer> answer = Receive(*stream.connection, stream.call, Clock::time_point::max(), progress);
+  pool_.Release(std::move(stream.connection));
+  StreamEnded(stream, answer.ok() ? Status::Ok() : answer.status());
+  return answer;
+}
+
+// An upstream that refuses a request from its head (a bad signature, a missing bucket) may answer
+// and close before the body is through, and the next write fails on the closed connection. The
+// answer, when it arrived, says more than that failure (PermissionDenied rather than Unavailable),
+// so it is read, briefly, and preferred.
+Status S3Client::Impl::EarlyAnswer(UploadStream::State& stream, Status write_failure) {
+  const std::chrono::milliseconds wait =
+      std::min<std::chrono::milliseconds>(options_.request_timeout, std::chrono::seconds(1));
+  const Clock::time_point deadline = Clock::now() + wait;
+  const Result<Connection::ResponseHead> head = stream.connection->ReadHead(false, wait, deadline);
+  if (!head.ok() || head->result_int() < 300) {
+    return write_failure;  // no answer, or a success for a body not sent whole, which is not believed
+  }
+  std::string body;
+  (void)stream.connection->ReadBody(
+      [&body](ByteView piece) {
+        body.append(AsChars(piece).substr(0, kMaxErrorBody - std::min(body.size(), kMaxErrorBody)));
+        return Status::Ok();
+      },
+      wait, deadline);
+  return ErrorStatus(stream.call.what, head->result_int(), ParseErrorBody(body));
+}
+
+// Counts the stream's one attempt and its outcome; the connection, unless Finish gave it back to
+// the pool, is closed here.
+void S3Client::Impl::StreamEnded(UploadStream::State& stream, const Status& status) {
+  stream.connection.reset();
+  stream.ended = true;
+  stream.failed = status;
+  counters_.RecordAttempt(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - stream.started));
+  if (!status.ok()) {
+    counters_.RecordFailure(status.code());
+  }
+}
+
 S3Client::S3Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 S3Client::~S3Client() = default;
 
@@ -306,6 +451,8 @@ Result<std::unique_ptr<S3Client>> S3Client::Create(S3ClientOptions options, cons
 }
 
 const Endpoint& S3Client::endpoint() const { return impl_->endpoint(); }
+const std::string& S3Client::bucket() const { return impl_->options().bucket; }
+bool S3Client::CanStream() const { return impl_->CanStream(); }
 const ClientCounters& S3Client::counters() const { return impl_->counters(); }
 
 Status S3Client::HeadBucket() {
@@ -325,17 +472,33 @@ Result<std::string> S3Client::PutObject(std::string_view key, ByteView body) {
 }
 
 Result<std::string> S3Client::PutObject(std::string_view key, uint64_t length, const BodySource& source) {
-  if (!impl_->endpoint().tls && !impl_->endpoint().loopback) {
-    return Status::InvalidArgument("upstream PUT " + std::string(key) +
-                                   ": a streamed body is sent unsigned, which needs https (or a loopback host)");
+  COFFRE_ASSIGN_OR_RETURN(UploadStream stream, BeginPutObject(key, length));
+  std::vector<uint8_t> piece(std::min<uint64_t>(length, 256 * 1024));
+  while (stream.remaining() > 0) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(piece.size(), stream.remaining()));
+    COFFRE_ASSIGN_OR_RETURN(const size_t produced, source(std::span(piece.data(), want)));
+    if (produced == 0 || produced > want) {
+      // The stream, dropped unfinished, closes its connection: the upstream stores nothing.
+      return Status::InvalidArgument("upstream PUT " + std::string(key) + ": the body source produced " +
+                                     std::to_string(length - stream.remaining() + produced) + " bytes of the " +
+                                     std::to_string(length) + " declared");
+    }
+    COFFRE_RETURN_IF_ERROR(stream.Write(ByteView(piece.data(), produced)));
   }
-  const Call call{.what = "PUT " + std::string(key),
-                  .method = bhttp::verb::put,
-                  .key = key,
-                  .source = &source,
-                  .source_length = length};
-  COFFRE_ASSIGN_OR_RETURN(const Answer answer, impl_->Execute(call));
-  return Field(answer.head, bhttp::field::etag);
+  return stream.Finish();
+}
+
+Result<UploadStream> S3Client::BeginPutObject(std::string_view key, uint64_t length) {
+  return impl_->BeginStream(
+      {.what = "PUT " + std::string(key), .method = bhttp::verb::put, .key = key, .streamed_length = length});
+}
+
+Result<UploadStream> S3Client::BeginUploadPart(std::string_view key, std::string_view upload_id, int part_number,
+                                               uint64_t length) {
+  Call call{
+      .what = "UploadPart " + std::string(key), .method = bhttp::verb::put, .key = key, .streamed_length = length};
+  call.query = {{"partNumber", std::to_string(part_number)}, {"uploadId", std::string(upload_id)}};
+  return impl_->BeginStream(std::move(call));
 }
 
 Result<ObjectInfo> S3Client::GetObject(std::string_view key, const BodySink& sink, std::optional<ByteRange> range) {

@@ -1,127 +1,59 @@
 // The client against a real upstream: the `coffre` daemon itself, started on 127.0.0.1 in a
-// temporary data directory (as tests/integration/harness.py starts it). CMake passes the binary in
-// COFFRE_BINARY; without it the test is skipped.
+// temporary data directory (tests/support/coffre_daemon.h). Without COFFRE_BINARY the tests skip.
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
+#include <algorithm>
+#include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
-#include <thread>
 
 #include "coffre/common/bytes.h"
 #include "coffre/upstream/s3_client.h"
-
-extern char** environ;
+#include "support/coffre_daemon.h"
 
 namespace coffre::upstream {
 namespace {
 
-// The value of "name": "value" in the daemon's dev-credentials.json (plain strings only).
-std::string JsonString(const std::string& json, const std::string& name) {
-  const size_t at = json.find("\"" + name + "\"");
-  const size_t open = at == std::string::npos ? at : json.find('"', json.find(':', at) + 1);
-  const size_t close = open == std::string::npos ? open : json.find('"', open + 1);
-  return close == std::string::npos ? std::string() : json.substr(open + 1, close - open - 1);
-}
-
-class CoffreDaemon {
- public:
-  ~CoffreDaemon() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-    if (out_ >= 0) ::close(out_);
-    std::error_code ec;
-    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+class CoffreAsUpstream : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* binary = test_support::CoffreBinary();
+    if (binary == nullptr) GTEST_SKIP() << "COFFRE_BINARY is not set";
+    ASSERT_TRUE(daemon_.Start(binary));
+    auto created = S3Client::Create(daemon_.ClientOptions("upstream-blobs"));
+    ASSERT_TRUE(created.ok()) << created.status().message();
+    client_ = std::move(created).value();
+    ASSERT_TRUE(client_->CreateBucket().ok());
   }
 
-  ::testing::AssertionResult Start(const std::string& binary) {
-    char tmpl[] = "/tmp/coffre-upstream-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) return ::testing::AssertionFailure() << "mkdtemp";
-    dir_ = tmpl;
-    const std::string data_dir = dir_ + "/data";
-    int pipe_fds[2];
-    if (::pipe(pipe_fds) != 0) return ::testing::AssertionFailure() << "pipe";
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, (dir_ + "/stderr").c_str(), O_WRONLY | O_CREAT, 0600);
-    std::string args[] = {binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"};
-    char* argv[] = {args[0].data(), args[1].data(), args[2].data(), args[3].data(),
-                    args[4].data(), args[5].data(), nullptr};
-    const int spawned = posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(pipe_fds[1]);
-    out_ = pipe_fds[0];
-    if (spawned != 0) return ::testing::AssertionFailure() << "cannot start " << binary;
-    return WaitListening(data_dir);
+  // The keys under `prefix`, in order.
+  std::vector<std::string> Keys(const std::string& prefix) {
+    auto page = client_->ListObjectsV2({.prefix = prefix});
+    EXPECT_TRUE(page.ok()) << page.status().message();
+    std::vector<std::string> keys;
+    if (page.ok()) {
+      for (const ListedObject& object : page->objects) keys.push_back(object.key);
+    }
+    return keys;
   }
 
-  const std::string& endpoint() const { return endpoint_; }
-  const std::string& access_key_id() const { return access_key_id_; }
-  const std::string& secret() const { return secret_; }
-
- private:
-  // Reads the daemon's stdout until "listening on 127.0.0.1:PORT", then its dev credentials.
-  ::testing::AssertionResult WaitListening(const std::string& data_dir) {
-    std::string output;
-    char buf[4096];
-    while (output.find("listening on ") == std::string::npos ||
-           output.find('\n', output.find("listening on ")) == std::string::npos) {
-      const ssize_t n = ::read(out_, buf, sizeof buf);
-      if (n <= 0) return ::testing::AssertionFailure() << "coffre serve ended before listening: " << output;
-      output.append(buf, static_cast<size_t>(n));
-    }
-    const size_t at = output.find("listening on ") + 13;
-    endpoint_ = "http://" + output.substr(at, output.find_first_of(" \n", at) - at);
-    for (int i = 0; i < 200 && access_key_id_.empty(); ++i) {
-      std::ifstream file(data_dir + "/dev-credentials.json");
-      std::stringstream text;
-      text << file.rdbuf();
-      access_key_id_ = JsonString(text.str(), "access_key_id");
-      secret_ = JsonString(text.str(), "secret_access_key");
-      if (access_key_id_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    if (access_key_id_.empty()) return ::testing::AssertionFailure() << "no dev-credentials.json";
-    return ::testing::AssertionSuccess();
+  std::string GetAll(const std::string& key) {
+    std::string got;
+    auto info = client_->GetObject(key, [&](ByteView piece) {
+      got.append(AsChars(piece));
+      return Status::Ok();
+    });
+    EXPECT_TRUE(info.ok()) << info.status().message();
+    return got;
   }
 
-  std::string dir_;
-  pid_t pid_ = -1;
-  int out_ = -1;
-  std::string endpoint_;
-  std::string access_key_id_;
-  std::string secret_;
+  test_support::CoffreDaemon daemon_;
+  std::unique_ptr<S3Client> client_;
 };
 
-TEST(CoffreAsUpstream, EveryOperationAgainstTheRealDaemon) {
-  const char* binary = std::getenv("COFFRE_BINARY");
-  if (binary == nullptr || *binary == '\0') GTEST_SKIP() << "COFFRE_BINARY is not set";
-  CoffreDaemon daemon;
-  ASSERT_TRUE(daemon.Start(binary));
-  S3ClientOptions options;
-  options.endpoint = daemon.endpoint();
-  options.bucket = "upstream-blobs";
-  options.access_key_id = daemon.access_key_id();
-  options.secret_access_key = SecretBytes(AsBytes(daemon.secret()));
-  auto created = S3Client::Create(std::move(options));
-  ASSERT_TRUE(created.ok()) << created.status().message();
-  S3Client& client = **created;
-
-  ASSERT_TRUE(client.CreateBucket().ok());
-  ASSERT_TRUE(client.HeadBucket().ok());
+TEST_F(CoffreAsUpstream, EveryOperationAgainstTheRealDaemon) {
+  S3Client& client = *client_;
   std::string data(300'000, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 13 + 1);
   auto etag = client.PutObject("blobs/ab/cd 1", AsBytes(data));
@@ -184,6 +116,112 @@ TEST(CoffreAsUpstream, EveryOperationAgainstTheRealDaemon) {
   EXPECT_EQ(missing.code(), StatusCode::kNotFound);
   EXPECT_NE(missing.message().find("NoSuchKey"), std::string::npos) << missing.message();
   EXPECT_EQ(client.counters().retries.load(), 0u);
+}
+
+std::string Pattern(size_t size) {
+  std::string data(size, '\0');
+  for (size_t i = 0; i < size; ++i) data[i] = static_cast<char>(i * 7 + i / 251);
+  return data;
+}
+
+TEST_F(CoffreAsUpstream, StreamOfTheExactLengthIsStoredInPieces) {
+  ASSERT_TRUE(client_->CanStream()) << "a loopback address may stream";
+  const std::string data = Pattern(700'001);
+  auto stream = client_->BeginPutObject("streams/exact", data.size());
+  ASSERT_TRUE(stream.ok()) << stream.status().message();
+  EXPECT_EQ(stream->remaining(), data.size());
+  for (size_t at = 0; at < data.size(); at += 65'537) {
+    const std::string_view piece = std::string_view(data).substr(at, 65'537);
+    ASSERT_TRUE(stream->Write(AsBytes(piece)).ok());
+  }
+  EXPECT_EQ(stream->remaining(), 0u);
+  auto etag = stream->Finish();
+  ASSERT_TRUE(etag.ok()) << etag.status().message();
+  EXPECT_FALSE(etag->empty());
+  EXPECT_EQ(client_->HeadObject("streams/exact")->etag, *etag);
+  EXPECT_TRUE(GetAll("streams/exact") == data);
+  EXPECT_EQ(stream->Finish().status().code(), StatusCode::kFailedPrecondition) << "once only";
+  // The connection went back to the pool: the next request reuses it.
+  const uint64_t opened = client_->counters().connections_opened.load();
+  ASSERT_TRUE(client_->HeadObject("streams/exact").ok());
+  EXPECT_EQ(client_->counters().connections_opened.load(), opened);
+}
+
+TEST_F(CoffreAsUpstream, StreamRefusesMoreBytesThanDeclaredAndStoresNothing) {
+  auto stream = client_->BeginPutObject("streams/long", 10);
+  ASSERT_TRUE(stream.ok()) << stream.status().message();
+  ASSERT_TRUE(stream->Write(AsBytes("0123456")).ok());
+  const Status too_many = stream->Write(AsBytes("789A"));
+  EXPECT_EQ(too_many.code(), StatusCode::kInvalidArgument) << too_many.message();
+  EXPECT_EQ(stream->remaining(), 3u) << "nothing of the refused piece was sent";
+  EXPECT_EQ(stream->Write(AsBytes("789")).code(), StatusCode::kInvalidArgument) << "the stream has ended";
+  EXPECT_EQ(stream->Finish().status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->HeadObject("streams/long").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(CoffreAsUpstream, StreamFinishedShortFailsAndStoresNothing) {
+  auto stream = client_->BeginPutObject("streams/short", 100'000);
+  ASSERT_TRUE(stream.ok()) << stream.status().message();
+  ASSERT_TRUE(stream->Write(AsBytes(Pattern(60'000))).ok());
+  const Result<std::string> finished = stream->Finish();
+  EXPECT_EQ(finished.status().code(), StatusCode::kInvalidArgument) << finished.status().message();
+  EXPECT_NE(finished.status().message().find("60000 bytes of the 100000"), std::string::npos)
+      << finished.status().message();
+  EXPECT_EQ(client_->HeadObject("streams/short").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Keys("streams/").empty());
+}
+
+TEST_F(CoffreAsUpstream, AbandonedStreamStoresNothingAndLeavesThePoolUsable) {
+  {
+    auto stream = client_->BeginPutObject("streams/abandoned", 50'000);
+    ASSERT_TRUE(stream.ok()) << stream.status().message();
+    ASSERT_TRUE(stream->Write(AsBytes(Pattern(20'000))).ok());
+    // A moved-from stream is inert; the moved-to one is abandoned at the end of the scope.
+    UploadStream moved = std::move(stream).value();
+    EXPECT_EQ(moved.remaining(), 30'000u);
+  }
+  EXPECT_EQ(client_->HeadObject("streams/abandoned").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(client_->PutObject("streams/after", AsBytes("still fine")).ok());
+  EXPECT_EQ(GetAll("streams/after"), "still fine");
+  EXPECT_EQ(Keys("streams/"), std::vector<std::string>{"streams/after"});
+}
+
+TEST_F(CoffreAsUpstream, StreamWithAWrongSecretIsPermissionDenied) {
+  S3ClientOptions options = daemon_.ClientOptions("upstream-blobs");
+  options.secret_access_key = SecretBytes(AsBytes("not-the-secret-at-all-0123456789"));
+  auto created = S3Client::Create(std::move(options));
+  ASSERT_TRUE(created.ok()) << created.status().message();
+  const std::string data = Pattern(8 * 1024 * 1024);
+  auto stream = (*created)->BeginPutObject("streams/denied", data.size());
+  ASSERT_TRUE(stream.ok()) << stream.status().message();
+  Status status;
+  for (size_t at = 0; at < data.size() && status.ok(); at += 256 * 1024) {
+    status = stream->Write(AsBytes(std::string_view(data).substr(at, 256 * 1024)));
+  }
+  if (status.ok()) status = stream->Finish().status();
+  EXPECT_EQ(status.code(), StatusCode::kPermissionDenied) << status.message();
+  EXPECT_EQ(status.message().find("not-the-secret"), std::string::npos);
+  EXPECT_EQ(client_->HeadObject("streams/denied").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(CoffreAsUpstream, PartsAreStreamedToo) {
+  auto upload = client_->CreateMultipartUpload("streams/multi");
+  ASSERT_TRUE(upload.ok()) << upload.status().message();
+  const std::string part1 = Pattern(5 * 1024 * 1024);
+  auto stream = client_->BeginUploadPart("streams/multi", *upload, 1, part1.size());
+  ASSERT_TRUE(stream.ok()) << stream.status().message();
+  for (size_t at = 0; at < part1.size(); at += 1'000'000) {
+    ASSERT_TRUE(stream->Write(AsBytes(std::string_view(part1).substr(at, 1'000'000))).ok());
+  }
+  auto e1 = stream->Finish();
+  ASSERT_TRUE(e1.ok()) << e1.status().message();
+  auto tail = client_->BeginUploadPart("streams/multi", *upload, 2, 4);
+  ASSERT_TRUE(tail.ok()) << tail.status().message();
+  ASSERT_TRUE(tail->Write(AsBytes("tail")).ok());
+  auto e2 = tail->Finish();
+  ASSERT_TRUE(e2.ok()) << e2.status().message();
+  ASSERT_TRUE(client_->CompleteMultipartUpload("streams/multi", *upload, {{1, *e1}, {2, *e2}}).ok());
+  EXPECT_TRUE(GetAll("streams/multi") == part1 + "tail");
 }
 
 }  // namespace

@@ -49,6 +49,11 @@ TEST(ResolveEndpoint, LoopbackMayBePlainHttp) {
     EXPECT_EQ(e->port, 9000);
   }
   EXPECT_EQ(ResolveEndpoint(With("http://[::1]:9000"))->host_header, "[::1]:9000");
+  // Only an address is taken as loopback for streaming: a name goes through the resolver.
+  EXPECT_TRUE(ResolveEndpoint(With("http://127.0.0.1:9000"))->loopback_address);
+  EXPECT_TRUE(ResolveEndpoint(With("http://127.8.9.10:9000"))->loopback_address);
+  EXPECT_TRUE(ResolveEndpoint(With("http://[::1]:9000"))->loopback_address);
+  EXPECT_FALSE(ResolveEndpoint(With("http://localhost:9000"))->loopback_address);
   EXPECT_EQ(ResolveEndpoint(With("http://127.0.0.1"))->host_header, "127.0.0.1");
 }
 

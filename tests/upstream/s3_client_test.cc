@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "coffre/common/ascii.h"
 #include "coffre/common/bytes.h"
 #include "coffre/http/uri.h"
 #include "upstream/fake_s3_server.h"
@@ -269,6 +270,30 @@ TEST(S3Client, StreamedPutSendsTheDeclaredLength) {
   EXPECT_EQ(short_source.status().code(), StatusCode::kInvalidArgument);
 }
 
+// What goes upstream besides the key and the body: only what signing and HTTP need, so an
+// upstream learns nothing of a blob from its request (no metadata, content type or user agent).
+TEST(S3Client, UploadsSendOnlyTheHeadersSigningNeeds) {
+  MemoryBucket bucket;
+  FakeS3Server server([&](const ReceivedRequest& r) { return bucket.Handle(r); });
+  auto client = ClientFor(server);
+  ASSERT_TRUE(client->PutObject("signed", AsBytes("in memory")).ok());
+  auto stream = client->BeginPutObject("streamed", 3);
+  ASSERT_TRUE(stream.ok()) << stream.status().message();
+  ASSERT_TRUE(stream->Write(AsBytes("abc")).ok());
+  ASSERT_TRUE(stream->Finish().ok());
+  ASSERT_EQ(server.requests().size(), 2u);
+  for (const ReceivedRequest& r : server.requests()) {
+    std::vector<std::string> names;
+    for (const auto& [name, value] : r.headers) names.push_back(ToLower(name));
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"authorization", "content-length", "host", "x-amz-content-sha256",
+                                               "x-amz-date"}))
+        << r.target;
+    EXPECT_EQ(r.auth_error, "") << r.target;
+  }
+  EXPECT_EQ(bucket.objects()["streamed"], "abc");
+}
+
 TEST(S3Client, ErrorsMapToStatusesWithTheUpstreamCode) {
   FakeS3Server server([](const ReceivedRequest& r) {
     if (r.target.ends_with("/denied")) return Reply::Error(403, "AccessDenied", "Access Denied");
@@ -432,7 +457,9 @@ TEST(S3Client, PlainHttpToARemoteHostIsRefused) {
   ASSERT_TRUE(allowed.ok());
   Status streamed =
       (*allowed)->PutObject("k", 1, [](std::span<uint8_t>) -> Result<size_t> { return size_t{1}; }).status();
-  EXPECT_EQ(streamed.code(), StatusCode::kInvalidArgument) << "a streamed body would cross the network unsigned";
+  EXPECT_EQ(streamed.code(), StatusCode::kFailedPrecondition) << "a streamed body would cross the network unsigned";
+  EXPECT_FALSE((*allowed)->CanStream());
+  EXPECT_EQ((*allowed)->BeginUploadPart("k", "u", 1, 1).status().code(), StatusCode::kFailedPrecondition);
 }
 
 TEST(S3Client, UnreachableUpstreamIsUnavailable) {
@@ -450,6 +477,11 @@ TEST(S3Client, UnreachableUpstreamIsUnavailable) {
   ASSERT_TRUE(client.ok());
   EXPECT_EQ((*client)->HeadBucket().code(), StatusCode::kUnavailable);
   EXPECT_EQ((*client)->counters().attempts.load(), 2u);
+  // Beginning a stream is retried alike: no byte of its body has been sent.
+  const Status stream = (*client)->BeginPutObject("k", 10).status();
+  EXPECT_EQ(stream.code(), StatusCode::kUnavailable);
+  EXPECT_NE(stream.message().find("after 2 attempts"), std::string::npos) << stream.message();
+  EXPECT_EQ((*client)->counters().attempts.load(), 4u);
 }
 
 }  // namespace

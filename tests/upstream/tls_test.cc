@@ -83,6 +83,17 @@ TEST_F(UpstreamTlsTest, TrustedCertificateForTheHostIsAccepted) {
   EXPECT_EQ(client->counters().connections_opened.load(), 1u) << "the TLS connection is kept alive";
 }
 
+TEST_F(UpstreamTlsTest, BodiesMayBeStreamedOverTls) {
+  Serve("good");
+  auto client = Client("good");
+  EXPECT_TRUE(client->CanStream());
+  auto stream = client->BeginPutObject("k", 4);
+  ASSERT_TRUE(stream.ok()) << stream.status().message();
+  ASSERT_TRUE(stream->Write(AsBytes("body")).ok());
+  const Result<std::string> etag = stream->Finish();
+  EXPECT_TRUE(etag.ok()) << etag.status().message();
+}
+
 TEST_F(UpstreamTlsTest, UntrustedCertificateIsRefusedWithoutRetry) {
   Serve("good");
   auto client = Client("elsewhere");

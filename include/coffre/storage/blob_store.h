@@ -1,8 +1,9 @@
 #pragma once
 
 // Where encrypted blobs rest. The local backend keeps a small blob in a record of an append-only
-// pack file and a larger one in a file of its own, each named by its opaque id; an upstream S3
-// backend can implement the same interface later. It knows bytes, not S3 or keys.
+// pack file and a larger one in a file of its own, each named by its opaque id; the upstream S3
+// backend (s3_blob_store.h) keeps each blob as one object of a bucket. It knows bytes, not keys.
+// The durability contract below is the local backend's; the S3 backend's is in its header.
 //
 // Durability contract: a blob becomes visible under its id only through BlobWriter::Commit(),
 // which returns once the bytes and whatever names them are durable. For a file: fsync of the

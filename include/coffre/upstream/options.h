@@ -54,7 +54,9 @@ struct S3ClientOptions {
 // The endpoint taken apart, with what follows from the addressing style.
 struct Endpoint {
   bool tls = true;
-  bool loopback = false;     // the host is localhost or a loopback address
+  bool loopback = false;  // the host is localhost or a loopback address
+  // The host is a loopback address itself (127.0.0.0/8, ::1), not a name that resolves to one.
+  bool loopback_address = false;
   std::string host;          // as written (an IPv6 address without brackets)
   uint16_t port = 443;       // the scheme's default when the URL names none
   std::string connect_host;  // the name connected to and verified: host, or bucket.host

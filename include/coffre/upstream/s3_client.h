@@ -9,8 +9,12 @@
 //
 // Requests are signed with SigV4 (the same code the s3 module verifies with). An in-memory body is
 // signed with its SHA-256 whatever the transport, so the upstream rejects a body altered on the
-// way (a proxy, a TLS-terminating balancer) as well as over plain http; only a streamed body is
-// sent UNSIGNED-PAYLOAD, over TLS only, as it cannot be hashed before it is sent.
+// way (a proxy, a TLS-terminating balancer) as well as over plain http. Only a streamed body is
+// sent UNSIGNED-PAYLOAD, as it cannot be hashed before it is sent: over TLS, which protects it
+// instead, or to a loopback host (127.0.0.0/8, ::1), where no party sits on the path: the bytes
+// never leave this host's kernel, and whoever could alter them there could read far more. Over
+// plain http to any other host a stream is refused (FailedPrecondition), and the caller sends the
+// body in signed in-memory pieces instead.
 
 #include <chrono>
 #include <cstdint>
@@ -68,6 +72,42 @@ struct CompletedPart {
   std::string etag;  // as UploadPart returned it
 };
 
+class S3Client;
+
+// A request whose body the caller pushes piece by piece (S3Client::BeginPutObject,
+// BeginUploadPart), so that a large body is never held whole. The request's head, with the
+// declared length, is sent when the stream begins; each Write sends its piece at once. The stream
+// holds one connection of the client's pool until Finish returns it. Each step must make progress
+// within the options' request_timeout, but the stream as a whole is not bounded by the retry
+// deadline: the caller sets its pace. Nothing is retried once the head was sent, since the body
+// cannot be sent again. Movable, not copyable; one thread at a time.
+class UploadStream {
+ public:
+  UploadStream(UploadStream&& other) noexcept;
+  UploadStream& operator=(UploadStream&& other) noexcept;
+  // An unfinished stream closes its connection (never returned to the pool): the upstream sees a
+  // body cut short and stores nothing.
+  ~UploadStream();
+
+  // Sends the piece. InvalidArgument if it would exceed the declared length; that error, or a
+  // transport one, ends the stream (its connection is closed and Finish returns the error). When
+  // the upstream refused the request before its body was through (a bad signature, say) and its
+  // answer can be read, the error is that answer's (PermissionDenied, ...), not the closed
+  // connection's Unavailable.
+  Status Write(ByteView piece);
+  // Reads the upstream's answer and returns the ETag. InvalidArgument (and the connection closed,
+  // so nothing is stored) if fewer bytes than declared were written. Once only.
+  Result<std::string> Finish();
+  // Bytes still to write before Finish.
+  uint64_t remaining() const;
+
+ private:
+  friend class S3Client;
+  struct State;
+  explicit UploadStream(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
 class S3Client {
  public:
   // InvalidArgument when the options cannot work (see ResolveEndpoint, an unreadable CA file).
@@ -83,9 +123,13 @@ class S3Client {
 
   // Returns the ETag. Retried as a whole on transient errors.
   Result<std::string> PutObject(std::string_view key, ByteView body);
-  // Streams `length` bytes from `source`. Over TLS only (UNSIGNED-PAYLOAD); retried only while no
-  // byte of the request was sent, since the source cannot be rewound.
+  // Streams `length` bytes from `source` through an UploadStream (BeginPutObject); InvalidArgument
+  // when the source ends early or gives too much.
   Result<std::string> PutObject(std::string_view key, uint64_t length, const BodySource& source);
+  // Begins a streamed PUT of exactly `length` bytes (see UploadStream). FailedPrecondition over
+  // plain http to a host that is not a loopback address (see the top of this file). Beginning is
+  // retried on transient errors, as no byte of the body has been sent yet.
+  Result<UploadStream> BeginPutObject(std::string_view key, uint64_t length);
 
   // Streams the object (or `range` of it) into `sink`. Retried only until the first byte reached
   // the sink. OutOfRange when the range starts past the end.
@@ -99,16 +143,23 @@ class S3Client {
   Result<std::string> CreateMultipartUpload(std::string_view key);
   // Returns the part's ETag.
   Result<std::string> UploadPart(std::string_view key, std::string_view upload_id, int part_number, ByteView body);
+  // Begins a streamed UploadPart of exactly `length` bytes, as BeginPutObject.
+  Result<UploadStream> BeginUploadPart(std::string_view key, std::string_view upload_id, int part_number,
+                                       uint64_t length);
   // Returns the object's ETag. Not retried once sent: a repeat would answer NoSuchUpload.
   Result<std::string> CompleteMultipartUpload(std::string_view key, std::string_view upload_id,
                                               const std::vector<CompletedPart>& parts);
   Status AbortMultipartUpload(std::string_view key, std::string_view upload_id);
 
   const Endpoint& endpoint() const;
+  const std::string& bucket() const;
+  // Whether a body may be streamed (UNSIGNED-PAYLOAD): over TLS, or to a loopback host.
+  bool CanStream() const;
   // Read by ops' metrics later; updated with relaxed atomics.
   const ClientCounters& counters() const;
 
  private:
+  friend struct UploadStream::State;
   class Impl;
   explicit S3Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

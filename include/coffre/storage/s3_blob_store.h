@@ -1,0 +1,58 @@
+#pragma once
+
+// The BlobStore backend that keeps each blob as one object of an upstream S3 bucket (Ceph RGW, a
+// provider, another Coffre), reached through upstream::S3Client.
+//
+// Names: a blob's id is 32 random lower-case hex digits (128 bits from the CSPRNG); its object key
+// is prefix + id[0:4] + "/" + id, so keys say nothing of what a blob holds and spread over 65,536
+// key prefixes (upstreams partition by prefix). Nothing else goes upstream: no metadata headers,
+// no content type; the bytes are the blob format's ciphertext.
+//
+// Writing: CreateBlob needs the blob's exact size (the object service knows it), since S3 needs a
+// body's length before its first byte. A blob of at most single_put_max bytes is held in memory
+// and sent at Commit as one PutObject whose body is signed with its SHA-256. A larger one is
+// streamed as it is appended: one streamed PutObject if it fits in part_size, else a multipart
+// upload of part_size parts, each streamed as it fills (at most one part's connection open per
+// writer, no part held in memory). Streaming sends the body UNSIGNED-PAYLOAD, which the client
+// allows over TLS or to a loopback address only; elsewhere each part (at most part_size bytes) is
+// held in memory and sent signed. Blobs are append-only: WriteAt is InvalidArgument.
+//
+// Durability: Commit returns once the upstream acknowledged the PutObject or the
+// CompleteMultipartUpload with a success; that answer is the upstream's promise that the object
+// is durable, and the blob is visible under its id from then on. Before it the blob is invisible:
+// a writer dropped uncommitted (or a crash) leaves at most an unfinished multipart upload, which
+// the writer aborts when it can (the bucket's lifecycle rule for incomplete multipart uploads is
+// what removes one left by a crash; RemoveTemporaries does not look for them and returns 0).
+//
+// Create(blob_id), for a caller-named id, is InvalidArgument: it promises no size, and this
+// backend needs one. MaxPackedBlob() is 0 (no packing). Errors are the client's Status values
+// (Unavailable: retry later, ...) with messages that name the blob id, never a secret.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "coffre/common/status.h"
+#include "coffre/storage/blob_store.h"
+#include "coffre/upstream/s3_client.h"
+
+namespace coffre::storage {
+
+struct S3BlobStoreOptions {
+  // Put before every key ("coffre/blobs/"); may be empty. Several stores can share a bucket under
+  // different prefixes.
+  std::string prefix;
+  // Blobs up to this size are sent whole, from memory, at Commit.
+  uint64_t single_put_max = 256 * 1024;
+  // Larger blobs go up in parts of this size (the last part is shorter): S3's bounds, 5 MiB to
+  // 5 GiB, else InvalidArgument. A blob of at most part_size bytes is a single streamed PUT.
+  uint64_t part_size = uint64_t{8} << 20;
+  // Keys asked for per ListObjectsV2 page (1 to 1000).
+  int list_page_size = 1000;
+};
+
+// InvalidArgument for options out of bounds; does not contact the upstream.
+Result<std::unique_ptr<BlobStore>> OpenS3BlobStore(std::unique_ptr<upstream::S3Client> client,
+                                                   S3BlobStoreOptions options = {});
+
+}  // namespace coffre::storage

@@ -1,0 +1,388 @@
+// The upstream blob store against a real upstream: the `coffre` daemon itself on 127.0.0.1
+// (tests/support/coffre_daemon.h). Without COFFRE_BINARY the tests skip.
+
+#include "coffre/storage/s3_blob_store.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "coffre/common/bytes.h"
+#include "coffre/upstream/s3_client.h"
+#include "support/coffre_daemon.h"
+#include "support/status_matchers.h"
+
+namespace coffre::storage {
+namespace {
+
+using test_support::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr uint64_t kMiB = 1024 * 1024;
+constexpr char kBucket[] = "blobs";
+
+Bytes Pattern(size_t size, uint8_t seed = 1) {
+  Bytes data(size);
+  for (size_t i = 0; i < size; ++i) data[i] = static_cast<uint8_t>(i * 31 + i / 4093 + seed);
+  return data;
+}
+
+class S3BlobStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* binary = test_support::CoffreBinary();
+    if (binary == nullptr) GTEST_SKIP() << "COFFRE_BINARY is not set";
+    ASSERT_TRUE(daemon_.Start(binary));
+    auto raw = upstream::S3Client::Create(daemon_.ClientOptions(kBucket));
+    ASSERT_OK(raw);
+    raw_ = std::move(raw).value();
+    ASSERT_OK(raw_->CreateBucket());
+    store_ = Open({.prefix = "coffre/", .part_size = 5 * kMiB});
+  }
+
+  // A store on its own client of the daemon's bucket; `host` replaces 127.0.0.1 in the endpoint.
+  std::unique_ptr<BlobStore> Open(S3BlobStoreOptions options, const std::string& host = "") {
+    upstream::S3ClientOptions client_options = daemon_.ClientOptions(kBucket);
+    if (!host.empty()) {
+      client_options.endpoint.replace(client_options.endpoint.find("127.0.0.1"), 9, host);
+    }
+    auto client = upstream::S3Client::Create(std::move(client_options));
+    EXPECT_OK(client);
+    if (!client.ok()) return nullptr;
+    last_client_ = client->get();
+    auto store = OpenS3BlobStore(std::move(client).value(), std::move(options));
+    EXPECT_OK(store);
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+
+  // Every key of the bucket under `prefix`, as the upstream lists them.
+  std::vector<std::string> UpstreamKeys(const std::string& prefix = "") {
+    std::vector<std::string> keys;
+    upstream::ListRequest request{.prefix = prefix};
+    do {
+      auto page = raw_->ListObjectsV2(request);
+      EXPECT_OK(page);
+      if (!page.ok()) break;
+      for (const upstream::ListedObject& object : page->objects) keys.push_back(object.key);
+      request.continuation_token = page->next_continuation_token;
+    } while (!request.continuation_token.empty());
+    return keys;
+  }
+
+  // Writes `data` as a new blob in pieces of `piece` bytes and commits it; returns its id.
+  std::string Put(BlobStore& store, const Bytes& data, size_t piece = 100'003) {
+    auto writer = store.CreateBlob(data.size());
+    EXPECT_OK(writer);
+    if (!writer.ok()) return {};
+    for (size_t at = 0; at < data.size(); at += piece) {
+      EXPECT_OK((*writer)->Append(std::span(data).subspan(at, std::min(piece, data.size() - at))));
+    }
+    EXPECT_EQ((*writer)->size(), data.size());
+    EXPECT_OK((*writer)->Commit());
+    return (*writer)->id();
+  }
+
+  Bytes ReadAll(const BlobStore& store, const std::string& id) {
+    auto reader = store.Open(id);
+    EXPECT_OK(reader);
+    if (!reader.ok()) return {};
+    Bytes out((*reader)->size());
+    EXPECT_OK((*reader)->ReadAt(0, out));
+    return out;
+  }
+
+  test_support::CoffreDaemon daemon_;
+  std::unique_ptr<upstream::S3Client> raw_;  // looks at the bucket behind the store's back
+  upstream::S3Client* last_client_ = nullptr;
+  std::unique_ptr<BlobStore> store_;
+};
+
+TEST_F(S3BlobStoreTest, SmallBlobRoundTripsUnderAnOpaqueKey) {
+  const Bytes data = Pattern(1000);
+  const std::string id = Put(*store_, data, 333);
+  EXPECT_TRUE(std::regex_match(id, std::regex("[0-9a-f]{32}"))) << id;
+  EXPECT_EQ(UpstreamKeys(), std::vector<std::string>{"coffre/" + id.substr(0, 4) + "/" + id});
+
+  auto reader = store_->Open(id);
+  ASSERT_OK(reader);
+  EXPECT_EQ((*reader)->size(), data.size());
+  Bytes middle(100);
+  ASSERT_OK((*reader)->ReadAt(450, middle));
+  EXPECT_TRUE(std::equal(middle.begin(), middle.end(), data.begin() + 450));
+  EXPECT_EQ(ReadAll(*store_, id), data);
+  Bytes past(10);
+  EXPECT_THAT((*reader)->ReadAt(995, past), StatusIs(StatusCode::kCorruption));
+  // The upstream object holds the bytes and nothing else: no metadata of Coffre's.
+  auto head = raw_->HeadObject("coffre/" + id.substr(0, 4) + "/" + id);
+  ASSERT_OK(head);
+  EXPECT_EQ(head->size, data.size());
+}
+
+TEST_F(S3BlobStoreTest, EmptyBlobRoundTrips) {
+  const std::string id = Put(*store_, Bytes());
+  auto reader = store_->Open(id);
+  ASSERT_OK(reader);
+  EXPECT_EQ((*reader)->size(), 0u);
+  Bytes none;
+  EXPECT_OK((*reader)->ReadAt(0, none));
+  Bytes one(1);
+  EXPECT_THAT((*reader)->ReadAt(0, one), StatusIs(StatusCode::kCorruption));
+}
+
+TEST_F(S3BlobStoreTest, BlobAboveSinglePutMaxIsStreamedInOnePut) {
+  const Bytes data = Pattern(3 * kMiB + 17, 5);
+  const uint64_t operations = last_client_->counters().operations.load();
+  const std::string id = Put(*store_, data, 65'536 + 11);
+  EXPECT_EQ(last_client_->counters().operations.load() - operations, 1u) << "one streamed PUT, no multipart upload";
+  EXPECT_EQ(ReadAll(*store_, id), data);
+  // Reads across the end of what Open prefetched (64 KiB).
+  auto reader = store_->Open(id);
+  ASSERT_OK(reader);
+  Bytes across(1000);
+  ASSERT_OK((*reader)->ReadAt(65'536 - 500, across));
+  EXPECT_TRUE(std::equal(across.begin(), across.end(), data.begin() + 65'536 - 500));
+  Bytes far(4096);
+  ASSERT_OK((*reader)->ReadAt(2 * kMiB + 3, far));
+  EXPECT_TRUE(std::equal(far.begin(), far.end(), data.begin() + 2 * kMiB + 3));
+}
+
+TEST_F(S3BlobStoreTest, LargeBlobIsAMultipartUploadReadAcrossPartBoundaries) {
+  const Bytes data = Pattern(11 * kMiB + 123, 9);
+  const uint64_t operations = last_client_->counters().operations.load();
+  const std::string id = Put(*store_, data, kMiB + 7);
+  // CreateMultipartUpload, three streamed parts (5 MiB, 5 MiB, the rest), CompleteMultipartUpload.
+  EXPECT_EQ(last_client_->counters().operations.load() - operations, 5u);
+  auto reader = store_->Open(id);
+  ASSERT_OK(reader);
+  ASSERT_EQ((*reader)->size(), data.size());
+  for (const uint64_t boundary : {5 * kMiB, 10 * kMiB}) {
+    Bytes around(2000);
+    ASSERT_OK((*reader)->ReadAt(boundary - 1000, around));
+    EXPECT_TRUE(std::equal(around.begin(), around.end(), data.begin() + static_cast<ptrdiff_t>(boundary - 1000)))
+        << boundary;
+  }
+  Bytes tail(123);
+  ASSERT_OK((*reader)->ReadAt(11 * kMiB, tail));
+  EXPECT_TRUE(std::equal(tail.begin(), tail.end(), data.end() - 123));
+  EXPECT_EQ(ReadAll(*store_, id), data);
+}
+
+TEST_F(S3BlobStoreTest, WithoutStreamingPartsAreSentFromMemory) {
+  // "localhost" is loopback for plain http, but not an address: the client refuses to stream to
+  // it, and the store falls back to signed in-memory parts.
+  std::unique_ptr<BlobStore> store = Open({.prefix = "fallback/", .part_size = 5 * kMiB}, "localhost");
+  ASSERT_NE(store, nullptr);
+  ASSERT_FALSE(last_client_->CanStream());
+  const Bytes large = Pattern(6 * kMiB + 5, 3);
+  const Bytes medium = Pattern(kMiB, 4);
+  const std::string large_id = Put(*store, large, kMiB - 1);
+  const std::string medium_id = Put(*store, medium);
+  EXPECT_EQ(ReadAll(*store, large_id), large);
+  EXPECT_EQ(ReadAll(*store, medium_id), medium);
+  EXPECT_EQ(UpstreamKeys("fallback/").size(), 2u);
+}
+
+TEST_F(S3BlobStoreTest, AppendPastTheDeclaredSizeFailsAndLeavesNothing) {
+  for (const uint64_t declared : {uint64_t{100}, 2 * kMiB, 6 * kMiB}) {
+    std::string id;
+    {
+      auto writer = store_->CreateBlob(declared);
+      ASSERT_OK(writer);
+      id = (*writer)->id();
+      const Bytes data = Pattern(static_cast<size_t>(declared) - 10);
+      ASSERT_OK((*writer)->Append(data));
+      EXPECT_THAT((*writer)->Append(Pattern(11)), StatusIs(StatusCode::kInvalidArgument, HasSubstr(id)));
+      EXPECT_THAT((*writer)->Commit(), Not(test_support::IsOk())) << declared;
+    }
+    EXPECT_THAT(store_->Open(id), StatusIs(StatusCode::kNotFound)) << declared;
+  }
+  EXPECT_TRUE(UpstreamKeys().empty());
+  auto listed = store_->ListBlobs(nullptr);
+  ASSERT_OK(listed);
+  EXPECT_TRUE(listed->empty());
+}
+
+TEST_F(S3BlobStoreTest, ShortCommitFailsAndLeavesNothing) {
+  for (const uint64_t declared : {uint64_t{100}, 2 * kMiB, 6 * kMiB}) {
+    auto writer = store_->CreateBlob(declared);
+    ASSERT_OK(writer);
+    const std::string id = (*writer)->id();
+    ASSERT_OK((*writer)->Append(Pattern(static_cast<size_t>(declared) - 1)));
+    EXPECT_THAT((*writer)->Commit(), StatusIs(StatusCode::kInvalidArgument, HasSubstr("declared"))) << declared;
+    EXPECT_THAT((*writer)->Commit(), Not(test_support::IsOk()));
+    EXPECT_THAT(store_->Open(id), StatusIs(StatusCode::kNotFound)) << declared;
+  }
+  EXPECT_TRUE(UpstreamKeys().empty());
+}
+
+uint64_t Errors(const upstream::ClientCounters& counters) {
+  uint64_t errors = 0;
+  for (const auto& count : counters.errors_by_code) errors += count.load();
+  return errors;
+}
+
+TEST_F(S3BlobStoreTest, DroppedWriterLeavesNothing) {
+  for (const uint64_t declared : {uint64_t{100}, 2 * kMiB, 11 * kMiB}) {
+    std::string id;
+    const uint64_t operations = last_client_->counters().operations.load();
+    {
+      auto writer = store_->CreateBlob(declared);
+      ASSERT_OK(writer);
+      id = (*writer)->id();
+      // Into the second part for the multipart blob: its first part is already upstream.
+      ASSERT_OK((*writer)->Append(Pattern(static_cast<size_t>(std::min(declared - 1, 6 * kMiB)))));
+    }
+    if (declared == 11 * kMiB) {
+      // CreateMultipartUpload, part 1, part 2 (abandoned), then AbortMultipartUpload, which succeeded.
+      EXPECT_EQ(last_client_->counters().operations.load() - operations, 4u);
+    }
+    EXPECT_THAT(store_->Open(id), StatusIs(StatusCode::kNotFound)) << declared;
+  }
+  EXPECT_EQ(Errors(last_client_->counters()), 3u) << "only the three Opens failed";
+  EXPECT_TRUE(UpstreamKeys().empty());
+}
+
+TEST_F(S3BlobStoreTest, WritersAreAppendOnlyAndCommitOnce) {
+  auto writer = store_->CreateBlob(10);
+  ASSERT_OK(writer);
+  EXPECT_THAT((*writer)->WriteAt(0, Pattern(4)), StatusIs(StatusCode::kInvalidArgument));
+  ASSERT_OK((*writer)->Append(Pattern(10)));
+  ASSERT_OK((*writer)->Commit());
+  EXPECT_THAT((*writer)->Commit(), StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_THAT((*writer)->Append(Pattern(1)), StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_EQ(ReadAll(*store_, (*writer)->id()), Pattern(10));
+}
+
+TEST_F(S3BlobStoreTest, ObjectShorterThanWhenOpenedIsCorruption) {
+  const Bytes data = Pattern(500'000);
+  const std::string id = Put(*store_, data);
+  auto reader = store_->Open(id);
+  ASSERT_OK(reader);
+  // Something replaces the object behind the store's back with a shorter one.
+  ASSERT_OK(raw_->PutObject("coffre/" + id.substr(0, 4) + "/" + id, std::span(data).first(200'000)));
+  Bytes straddling(1000);
+  EXPECT_THAT((*reader)->ReadAt(199'500, straddling), StatusIs(StatusCode::kCorruption, HasSubstr(id)));
+  Bytes beyond(1000);
+  EXPECT_THAT((*reader)->ReadAt(300'000, beyond), StatusIs(StatusCode::kCorruption, HasSubstr(id)));
+  Bytes within(1000);
+  EXPECT_OK((*reader)->ReadAt(100'000, within));
+  EXPECT_TRUE(std::equal(within.begin(), within.end(), data.begin() + 100'000));
+}
+
+TEST_F(S3BlobStoreTest, RemovedBlobIsNotFound) {
+  const std::string id = Put(*store_, Pattern(5000));
+  ASSERT_OK(store_->Remove(id));
+  EXPECT_THAT(store_->Open(id), StatusIs(StatusCode::kNotFound, HasSubstr(id)));
+  EXPECT_OK(store_->Remove(id)) << "removing a blob that is gone is fine";
+  EXPECT_TRUE(UpstreamKeys().empty());
+}
+
+TEST_F(S3BlobStoreTest, ListBlobsReturnsTheCommittedBlobsAndForeignKeysAsStrays) {
+  std::unique_ptr<BlobStore> store = Open({.prefix = "coffre/", .part_size = 5 * kMiB, .list_page_size = 2});
+  ASSERT_NE(store, nullptr);
+  std::vector<std::pair<std::string, uint64_t>> expected;
+  for (const size_t size : {size_t{0}, size_t{10}, size_t{300'000}, size_t{4321}}) {
+    expected.emplace_back(Put(*store, Pattern(size)), size);
+  }
+  ASSERT_OK(raw_->PutObject("coffre/notes.txt", AsBytes("not a blob")));
+  ASSERT_OK(raw_->PutObject("coffre/abcd/abcd", AsBytes("not a blob either")));
+  const std::string misplaced = "ffff0123456789abcdef0123456789ab";
+  ASSERT_OK(raw_->PutObject("coffre/0000/" + misplaced, AsBytes("in the wrong directory")));
+  ASSERT_OK(raw_->PutObject("elsewhere/x", AsBytes("outside the prefix")));
+
+  std::vector<std::string> strays;
+  auto listed = store->ListBlobs(&strays);
+  ASSERT_OK(listed);
+  std::vector<std::pair<std::string, uint64_t>> got;
+  const int64_t now = std::time(nullptr);
+  for (const StoredFile& file : *listed) {
+    got.emplace_back(file.name, file.size);
+    EXPECT_NEAR(static_cast<double>(file.modified_unix), static_cast<double>(now), 120.0);
+  }
+  std::sort(got.begin(), got.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(got, expected);
+  std::sort(strays.begin(), strays.end());
+  EXPECT_EQ(strays, (std::vector<std::string>{"s3://blobs/coffre/0000/" + misplaced, "s3://blobs/coffre/abcd/abcd",
+                                              "s3://blobs/coffre/notes.txt"}));
+  EXPECT_THAT(store->RemoveStray(strays[0]), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_OK(raw_->HeadObject("coffre/notes.txt")) << "a stray is not Coffre's to remove";
+}
+
+TEST_F(S3BlobStoreTest, KeysHoldOnlyThePrefixAndHexAndEachStoreKeepsToItsPrefix) {
+  std::unique_ptr<BlobStore> other = Open({.prefix = "tenant-b/v1/", .part_size = 5 * kMiB});
+  ASSERT_NE(other, nullptr);
+  const std::string mine = Put(*store_, Pattern(700'000));
+  const std::string theirs = Put(*other, Pattern(64));
+  for (const std::string& key : UpstreamKeys()) {
+    EXPECT_TRUE(std::regex_match(key, std::regex("(coffre/|tenant-b/v1/)[0-9a-f]{4}/[0-9a-f]{32}"))) << key;
+  }
+  EXPECT_EQ(UpstreamKeys("tenant-b/v1/"),
+            std::vector<std::string>{"tenant-b/v1/" + theirs.substr(0, 4) + "/" + theirs});
+  std::vector<std::string> strays;
+  auto listed = store_->ListBlobs(&strays);
+  ASSERT_OK(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].name, mine);
+  EXPECT_TRUE(strays.empty());
+  EXPECT_THAT(store_->Open(theirs), StatusIs(StatusCode::kNotFound));
+}
+
+TEST_F(S3BlobStoreTest, RefusesWhatItCannotDo) {
+  EXPECT_THAT(store_->CreateBlob(std::nullopt), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->CreateBlob(5 * kMiB * 10'001), StatusIs(StatusCode::kInvalidArgument, HasSubstr("parts")));
+  EXPECT_THAT(store_->Create("00112233445566778899aabbccddeeff"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->Open("../etc/passwd"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->Remove("NOT-HEX"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_EQ(store_->MaxPackedBlob(), 0u);
+  auto removed = store_->RemoveTemporaries();
+  ASSERT_OK(removed);
+  EXPECT_EQ(*removed, 0u);
+  auto temporaries = store_->ListTemporaries();
+  ASSERT_OK(temporaries);
+  EXPECT_TRUE(temporaries->empty());
+  EXPECT_OK(store_->RemoveTemporary("anything"));
+}
+
+TEST_F(S3BlobStoreTest, BadOptionsAreRefused) {
+  const auto refused = [&](S3BlobStoreOptions options) {
+    auto client = upstream::S3Client::Create(daemon_.ClientOptions(kBucket));
+    EXPECT_OK(client);
+    auto store = OpenS3BlobStore(std::move(client).value(), std::move(options));
+    return store.ok() ? Status::Ok() : store.status();
+  };
+  EXPECT_THAT(refused({.part_size = 5 * kMiB - 1}), StatusIs(StatusCode::kInvalidArgument, HasSubstr("part_size")));
+  EXPECT_THAT(refused({.part_size = (uint64_t{5} << 30) + 1}), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(refused({.single_put_max = 6 * kMiB, .part_size = 5 * kMiB}),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("single_put_max")));
+  EXPECT_THAT(refused({.list_page_size = 0}), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(refused({.list_page_size = 1001}), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(OpenS3BlobStore(nullptr), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_OK(refused({.part_size = 5 * kMiB}));
+}
+
+TEST_F(S3BlobStoreTest, UnreachableUpstreamIsUnavailableNamingTheBlob) {
+  upstream::S3ClientOptions options = daemon_.ClientOptions(kBucket);
+  options.endpoint = "http://127.0.0.1:1";
+  options.retry.max_attempts = 1;
+  auto client = upstream::S3Client::Create(std::move(options));
+  ASSERT_OK(client);
+  auto store = OpenS3BlobStore(std::move(client).value());
+  ASSERT_OK(store);
+  const std::string id = "00112233445566778899aabbccddeeff";
+  EXPECT_THAT((*store)->Open(id), StatusIs(StatusCode::kUnavailable, HasSubstr("blob " + id)));
+  auto writer = (*store)->CreateBlob(3);
+  ASSERT_OK(writer);
+  ASSERT_OK((*writer)->Append(Pattern(3)));
+  EXPECT_THAT((*writer)->Commit(), StatusIs(StatusCode::kUnavailable, HasSubstr((*writer)->id())));
+}
+
+}  // namespace
+}  // namespace coffre::storage
