@@ -100,6 +100,8 @@ class S3BlobWriter final : public BlobWriter {
       return Fail(Status::InvalidArgument("blob " + id_ + ": " + std::to_string(size_) + " bytes written of the " +
                                           std::to_string(declared_) + " declared"));
     }
+    // A single streamed PUT was begun by the first Append (the blob is larger than
+    // single_put_max, so not empty).
     Result<std::string> etag = whole_in_memory_ ? client_->PutObject(key_, buffer_)
                                : multipart_     ? client_->CompleteMultipartUpload(key_, upload_id_, parts_)
                                                 : stream_->Finish();

@@ -172,6 +172,7 @@ TEST_F(CoffreAsUpstream, StreamFinishedShortFailsAndStoresNothing) {
 }
 
 TEST_F(CoffreAsUpstream, AbandonedStreamStoresNothingAndLeavesThePoolUsable) {
+  const uint64_t opened = client_->counters().connections_opened.load();
   {
     auto stream = client_->BeginPutObject("streams/abandoned", 50'000);
     ASSERT_TRUE(stream.ok()) << stream.status().message();
@@ -181,6 +182,9 @@ TEST_F(CoffreAsUpstream, AbandonedStreamStoresNothingAndLeavesThePoolUsable) {
     EXPECT_EQ(moved.remaining(), 30'000u);
   }
   EXPECT_EQ(client_->HeadObject("streams/abandoned").status().code(), StatusCode::kNotFound);
+  // The stream took the one pooled connection (CreateBucket's) and closed it: the HEAD needed a
+  // new one, which then served the rest.
+  EXPECT_EQ(client_->counters().connections_opened.load(), opened + 1);
   EXPECT_TRUE(client_->PutObject("streams/after", AsBytes("still fine")).ok());
   EXPECT_EQ(GetAll("streams/after"), "still fine");
   EXPECT_EQ(Keys("streams/"), std::vector<std::string>{"streams/after"});

@@ -22,7 +22,9 @@
 // is durable, and the blob is visible under its id from then on. Before it the blob is invisible:
 // a writer dropped uncommitted (or a crash) leaves at most an unfinished multipart upload, which
 // the writer aborts when it can (the bucket's lifecycle rule for incomplete multipart uploads is
-// what removes one left by a crash; RemoveTemporaries does not look for them and returns 0).
+// what removes one left by a crash; RemoveTemporaries does not look for them and returns 0). A
+// Commit whose answer was lost may fail after the upstream stored the object: that blob is an
+// orphan no catalog row names, as after a local crash, and fsck finds it in ListBlobs.
 //
 // Create(blob_id), for a caller-named id, is InvalidArgument: it promises no size, and this
 // backend needs one. MaxPackedBlob() is 0 (no packing). Errors are the client's Status values
