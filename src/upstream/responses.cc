@@ -156,11 +156,14 @@ Result<std::string> ParseCompleteResult(std::string_view what, std::string_view 
       return ErrorStatus(what, status, parsed);
     }
   }
-  std::string etag = tree ? tree->get<std::string>("CompleteMultipartUploadResult.ETag", "") : "";
-  if (etag.empty()) {
+  const boost::optional<const ptree&> result =
+      tree ? tree->get_child_optional("CompleteMultipartUploadResult") : boost::none;
+  if (!result) {
     return Status::Internal("upstream " + std::string(what) + ": the answer is not a CompleteMultipartUploadResult");
   }
-  return etag;
+  // Ceph RGW 16 answers an empty <ETag> (the object's ETag is right all the same): the result
+  // element is what says the upload completed.
+  return result->get<std::string>("ETag", "");
 }
 
 std::string CompleteMultipartBody(const std::vector<CompletedPart>& parts) {

@@ -105,6 +105,14 @@ TEST(Multipart, UploadIdAndCompletion) {
                                 "</CompleteMultipartUploadResult>")
                 .value(),
             "\"m-2\"");
+  // Ceph RGW 16's answer: the result with an empty ETag still says the upload completed.
+  EXPECT_EQ(ParseCompleteResult("Complete k",
+                                "<CompleteMultipartUploadResult><Location>l</Location><ETag></ETag>"
+                                "</CompleteMultipartUploadResult>")
+                .value(),
+            "");
+  EXPECT_EQ(ParseCompleteResult("Complete k", "<Other/>").status().code(), StatusCode::kInternal);
+  EXPECT_EQ(ParseCompleteResult("Complete k", "").status().code(), StatusCode::kInternal);
   // An error sent after the 200 status line.
   const auto failed =
       ParseCompleteResult("Complete k", "      <Error><Code>InvalidPart</Code><Message>bad part</Message></Error>");

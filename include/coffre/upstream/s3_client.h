@@ -146,7 +146,8 @@ class S3Client {
   // Begins a streamed UploadPart of exactly `length` bytes, as BeginPutObject.
   Result<UploadStream> BeginUploadPart(std::string_view key, std::string_view upload_id, int part_number,
                                        uint64_t length);
-  // Returns the object's ETag. Not retried once sent: a repeat would answer NoSuchUpload.
+  // Returns the object's ETag (empty from Ceph RGW 16, which leaves it out). Not retried once
+  // sent: a repeat would answer NoSuchUpload.
   Result<std::string> CompleteMultipartUpload(std::string_view key, std::string_view upload_id,
                                               const std::vector<CompletedPart>& parts);
   Status AbortMultipartUpload(std::string_view key, std::string_view upload_id);
