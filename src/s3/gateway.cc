@@ -152,6 +152,15 @@ RequestContext::RequestContext(Gateway& g, http::Exchange& exchange, std::string
   head = req.method() == bhttp::verb::head;
 }
 
+namespace {
+
+Error WithCause(Error error, std::string cause) {
+  error.cause = std::move(cause);
+  return error;
+}
+
+}  // namespace
+
 Error ToS3Error(const service::Error& e) {
   using service::Errc;
   switch (e.code) {
@@ -186,12 +195,13 @@ Error ToS3Error(const service::Error& e) {
     case Errc::kInvalidRange:
       return Error(ErrorCode::kInvalidRange);
     case Errc::kNoSpace:
-      return Error(ErrorCode::kServiceUnavailable, "The storage is full; no data was written. Retry later.");
+      return WithCause(Error(ErrorCode::kServiceUnavailable, "The storage is full; no data was written. Retry later."),
+                       e.message);
     case Errc::kUnavailable:
-      return Error(ErrorCode::kServiceUnavailable, "The service is busy. Retry later.");
+      return WithCause(Error(ErrorCode::kServiceUnavailable, "The service is busy. Retry later."), e.message);
     case Errc::kCorruption:
     case Errc::kInternal:
-      return Error(ErrorCode::kInternalError);
+      return WithCause(Error(ErrorCode::kInternalError), e.message);
   }
   return Error(ErrorCode::kInternalError);
 }
@@ -241,8 +251,8 @@ asio::awaitable<void> RequestContext::SendError(Error error) {
   const int status = error.http_status();
   // A refused flood must not flood the log too: rate-limit refusals are counted in a metric.
   if (status >= 500 && error.code != ErrorCode::kSlowDown) {
-    spdlog::error("[{}] {} {} failed: {} ({})", request_id, view.method, OperationName(route.op), error.code_name(),
-                  error.effective_message());
+    spdlog::error("[{}] {} {} failed: {} ({}){}{}", request_id, view.method, OperationName(route.op), error.code_name(),
+                  error.effective_message(), error.cause.empty() ? "" : ": ", error.cause);
   } else {
     spdlog::debug("[{}] {} answered {} {}", request_id, view.method, status, error.code_name());
   }

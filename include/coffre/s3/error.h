@@ -72,6 +72,9 @@ struct Error {
   ErrorCode code = ErrorCode::kInternalError;
   std::string message;   // empty: the default message from the table
   std::string resource;  // filled in by the router when empty
+  // For the log only, never sent: what went wrong inside, when the client is told no more than
+  // "InternalError" or "ServiceUnavailable".
+  std::string cause;
 
   Error() = default;
   Error(ErrorCode c, std::string msg = {}) : code(c), message(std::move(msg)) {}  // NOLINT
