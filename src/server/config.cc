@@ -173,13 +173,7 @@ bool IsValidBucketName(const std::string& name) {
 // The endpoint as the upstream client will take it: a well-formed URL, plain http only to loopback
 // unless allowed, a bucket name the addressing style can carry.
 Status CheckUpstreamEndpoint(const StorageConfig& s) {
-  upstream::S3ClientOptions options;
-  options.endpoint = s.endpoint;
-  options.bucket = s.bucket;
-  options.addressing =
-      s.addressing_style == "virtual" ? upstream::AddressingStyle::kVirtualHosted : upstream::AddressingStyle::kPath;
-  options.allow_plaintext = s.allow_plaintext;
-  if (auto resolved = upstream::ResolveEndpoint(options); !resolved.ok()) {
+  if (auto resolved = upstream::ResolveEndpoint(UpstreamClientOptions(s)); !resolved.ok()) {
     return Status::InvalidArgument("config: 'storage': " + resolved.status().message());
   }
   return Status::Ok();
@@ -434,6 +428,19 @@ Result<Config> ParseConfig(const std::string& json_text) {
   if (c.data_dir.empty()) return Status::InvalidArgument("config: 'data_dir' must not be empty");
   COFFRE_RETURN_IF_ERROR(CheckListenAddresses(c));
   return c;
+}
+
+upstream::S3ClientOptions UpstreamClientOptions(const StorageConfig& storage) {
+  upstream::S3ClientOptions options;
+  options.endpoint = storage.endpoint;
+  options.region = storage.region;
+  options.bucket = storage.bucket;
+  options.addressing = storage.addressing_style == "virtual" ? upstream::AddressingStyle::kVirtualHosted
+                                                             : upstream::AddressingStyle::kPath;
+  options.access_key_id = storage.access_key_id;
+  options.ca_file = storage.tls_ca_file;
+  options.allow_plaintext = storage.allow_plaintext;
+  return options;
 }
 
 Result<Config> LoadConfigFile(const std::string& path) {

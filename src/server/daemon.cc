@@ -371,7 +371,10 @@ void Daemon::Announce() {
   spdlog::info("coffre listening on {} (data in {})", bound_, config_.data_dir);
   spdlog::info("threads: {} network, {} workers, {} commit", config_.io_threads, WorkerThreads(config_),
                config_.commit_threads);
-  if (const uint64_t packed = stores_.blobs->MaxPackedBlob(); packed > 0) {
+  if (config_.storage.backend == "s3") {
+    spdlog::info("blobs go to the upstream bucket \"{}\" at {} under the prefix \"{}\"", config_.storage.bucket,
+                 config_.storage.endpoint, config_.storage.prefix);
+  } else if (const uint64_t packed = stores_.blobs->MaxPackedBlob(); packed > 0) {
     spdlog::info("blobs up to {} bytes go to pack records (packs/), larger ones to files (blobs/)", packed);
   } else if (config_.packed_blob_max_bytes > 0) {
     spdlog::warn(

@@ -6,10 +6,36 @@
 #include <filesystem>
 #include <utility>
 
+#include "coffre/common/secret_file.h"
+#include "coffre/storage/s3_blob_store.h"
+
 namespace coffre::server {
 namespace {
 
 std::string KeystorePath(const Config& config) { return config.data_dir + "/keystore.db"; }
+
+// An access key secret is 40 characters at AWS and rarely much longer elsewhere.
+constexpr size_t kMaxUpstreamSecretSize = 1024;
+
+// The secret as written by `echo SECRET > FILE` or an editor: without its final line break.
+SecretBytes WithoutTrailingNewline(const SecretBytes& secret) {
+  auto bytes = secret.Reveal();
+  size_t n = bytes.size();
+  while (n > 0 && (bytes[n - 1] == '\n' || bytes[n - 1] == '\r')) --n;
+  return SecretBytes(bytes.first(n));
+}
+
+Result<std::unique_ptr<storage::BlobStore>> OpenBlobStore(const Config& config) {
+  if (config.storage.backend == "s3") {
+    COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<upstream::S3Client> client, ConnectUpstream(config.storage));
+    storage::S3BlobStoreOptions options;
+    options.prefix = config.storage.prefix;
+    return storage::OpenS3BlobStore(std::move(client), std::move(options));
+  }
+  storage::LocalBlobStoreOptions options;
+  options.max_packed_blob = config.packed_blob_max_bytes;
+  return storage::OpenLocalBlobStore(config.data_dir, std::move(options));
+}
 
 }  // namespace
 
@@ -84,16 +110,34 @@ Result<Stores> OpenStores(const Config& config, bool for_daemon) {
   COFFRE_ASSIGN_OR_RETURN(s.root_key, LoadRootKey(config, for_daemon));
   COFFRE_ASSIGN_OR_RETURN(s.keystore, OpenKeystoreWithRootKey(config, s.root_key, for_daemon));
   COFFRE_ASSIGN_OR_RETURN(s.catalog, catalog::Catalog::Open(config.data_dir + "/catalog.db"));
-  if (config.storage.backend != "local") {
-    // The configuration is validated in full, but blobs cannot go upstream yet: refuse rather than
-    // keep them on the local disk the operator asked not to hold them.
-    return Status::FailedPrecondition("storage backend \"" + config.storage.backend +
-                                      "\" is not available in this version; use \"local\"");
-  }
-  storage::LocalBlobStoreOptions blob_options;
-  blob_options.max_packed_blob = config.packed_blob_max_bytes;
-  COFFRE_ASSIGN_OR_RETURN(s.blobs, storage::OpenLocalBlobStore(config.data_dir, std::move(blob_options)));
+  COFFRE_ASSIGN_OR_RETURN(s.blobs, OpenBlobStore(config));
   return s;
+}
+
+Result<std::unique_ptr<upstream::S3Client>> ConnectUpstream(const StorageConfig& storage) {
+  const std::string where = "upstream bucket \"" + storage.bucket + "\" at " + storage.endpoint;
+  upstream::S3ClientOptions options = UpstreamClientOptions(storage);
+  COFFRE_ASSIGN_OR_RETURN(SecretBytes secret, ReadPrivateFile(storage.secret_access_key_file,
+                                                              "upstream secret key file", kMaxUpstreamSecretSize));
+  options.secret_access_key = WithoutTrailingNewline(secret);
+  if (options.secret_access_key.empty()) {
+    return Status::InvalidArgument("upstream secret key file " + storage.secret_access_key_file + " is empty");
+  }
+  auto client = upstream::S3Client::Create(std::move(options));
+  if (!client.ok()) return Status(client.status().code(), where + ": " + client.status().message());
+  if (Status st = (*client)->HeadBucket(); !st.ok()) {
+    // A HEAD answer has no body to say why: say what the status usually means.
+    std::string hint;
+    if (st.code() == StatusCode::kPermissionDenied) {
+      hint =
+          " (the upstream refused these credentials: check access_key_id, the secret file, and that the key "
+          "may use this bucket)";
+    } else if (st.code() == StatusCode::kNotFound) {
+      hint = " (no such bucket upstream: Coffre does not create it)";
+    }
+    return Status(st.code(), where + ": " + st.message() + hint);
+  }
+  return std::move(client).value();
 }
 
 service::DualControlPolicy DualControlPolicyOf(const Config& config) {

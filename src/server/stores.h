@@ -14,6 +14,7 @@
 #include "coffre/server/config.h"
 #include "coffre/service/dual_control.h"
 #include "coffre/storage/blob_store.h"
+#include "coffre/upstream/s3_client.h"
 
 namespace coffre::server {
 
@@ -40,6 +41,12 @@ Result<std::unique_ptr<keystore::Keystore>> OpenKeystoreWithRootKey(const Config
                                                                     bool create = false);
 // LoadRootKey, then OpenKeystoreWithRootKey: for commands that need the keystore only.
 Result<std::unique_ptr<keystore::Keystore>> OpenKeystore(const Config& config, bool create);
+
+// The upstream bucket of a "s3" storage config, reached: the secret access key read from its file
+// (private to the service user, like the root key file), the client made, and the bucket answering
+// HEAD, so that a wrong endpoint, secret or bucket stops a start with a message rather than
+// failing every request. Messages name the endpoint and the bucket, never the secret.
+Result<std::unique_ptr<upstream::S3Client>> ConnectUpstream(const StorageConfig& storage);
 
 // The daemon may create the data directory and (when configured) the root key; admin commands
 // only open what exists. Stores::root_key holds the root key for OpenAuditLog.

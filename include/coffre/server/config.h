@@ -8,6 +8,7 @@
 
 #include "coffre/common/status.h"
 #include "coffre/ops/rate_limiter.h"
+#include "coffre/upstream/options.h"
 
 namespace coffre::server {
 
@@ -128,6 +129,10 @@ Config DevelopmentConfig();
 // unless `development`. Checked by `serve` before it opens or creates anything, `keystore init`
 // and `config check`.
 Status CheckRootKeyPlacement(const Config& config);
+
+// The upstream client's options for a "s3" storage config: all but the secret, which whoever
+// connects reads from secret_access_key_file.
+upstream::S3ClientOptions UpstreamClientOptions(const StorageConfig& storage);
 
 Result<Config> LoadConfigFile(const std::string& path);
 Result<Config> ParseConfig(const std::string& json_text);

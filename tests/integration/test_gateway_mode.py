@@ -1,0 +1,299 @@
+"""Gateway mode: Coffre keeps its encrypted blobs in an upstream S3 bucket (`"storage": {"backend":
+"s3", ...}`), here a second Coffre daemon and Ceph's RADOS Gateway, both started on 127.0.0.1 by
+upstreams.py. Clients see plain S3; the upstream sees opaque names and ciphertext only, which the
+tests check by listing and reading the upstream bucket directly and searching it for everything
+they wrote."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from botocore.exceptions import ClientError
+
+from harness import MiB, Daemon, DaemonError, gen_bytes, multipart_etag, sha256
+from test_operations import write_config
+from upstreams import CephRgw, CoffreUpstream, missing_ceph_programs
+
+PREFIX = "coffre-blobs/"
+# What the upstream may hold: PREFIX, the first four hex digits of the id, the id.
+BLOB_KEY = re.compile(r"^" + re.escape(PREFIX) + r"([0-9a-f]{4})/([0-9a-f]{32})$")
+
+# Plaintext the tests write, to be searched for upstream: names, metadata and content that no
+# ciphertext contains by chance.
+BUCKET = "dossiers-pme-gateway"
+SECRET_METADATA = "Boulangerie Dupont SARL SIREN 552100554"
+CONTENT_TYPE = "application/x-coffre-dossier-de-pret"
+TEXT = ("CONFIDENTIEL - dossier de pret n. 2026-0042 - emprunteur Boulangerie Dupont, "
+        "capital restant du 184 500,00 EUR. ").encode()
+
+
+def text_body(size: int) -> bytes:
+    """`size` bytes of recognisable text, numbered so that every window of it is distinct."""
+    out = bytearray()
+    n = 0
+    while len(out) < size:
+        out += b"%08d " % n + TEXT
+        n += 1
+    return bytes(out[:size])
+
+
+def write_secret(directory: str, secret: str, mode: int = 0o600) -> str:
+    path = os.path.join(directory, "upstream.secret")
+    with open(path, "w") as f:
+        f.write(secret + "\n")  # as `echo SECRET > file` leaves it
+    os.chmod(path, mode)
+    return path
+
+
+def storage_config(upstream, secret_file: str, prefix: str = PREFIX, **overrides) -> dict:
+    config = {"backend": "s3", "endpoint": upstream.endpoint, "region": upstream.region,
+              "bucket": upstream.bucket, "prefix": prefix, "addressing_style": "path",
+              "access_key_id": upstream.access_key, "secret_access_key_file": secret_file}
+    config.update(overrides)
+    return config
+
+
+def start_gateway(tmp: str, storage: dict) -> Daemon:
+    cfg = write_config(tmp, storage=storage)
+    return Daemon(extra_args=["--config", cfg], tmp=tmp).start()
+
+
+def refusal(tmp: str, storage: dict) -> str:
+    """The daemon's stderr when it refuses to start with this storage config."""
+    try:
+        d = start_gateway(tmp, storage)
+    except DaemonError as e:
+        return str(e)
+    d.stop(check=False)
+    d.cleanup()
+    raise AssertionError("the gateway started")
+
+
+class GatewayContract:
+    """Mixed into one TestCase per upstream; `upstream_class` is the upstream it starts."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server = cls.upstream_class()
+        cls.addClassCleanup(cls.server.stop)
+        cls.server.start()
+        sys.stderr.write(f"\n{cls.__name__}: upstream up in {cls.server.start_seconds:.1f}s\n")
+        cls.upstream = cls.server.upstream
+        cls.up = cls.upstream.client()
+        cls.tmp = tempfile.mkdtemp(prefix="coffre-gateway-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+        cls.secret_file = write_secret(cls.tmp, cls.upstream.secret_key)
+        cls.gateway = start_gateway(cls.tmp, storage_config(cls.upstream, cls.secret_file))
+        cls.addClassCleanup(lambda: cls.gateway.stop(check=False))
+        cls.s3 = cls.gateway.client()
+        cls.s3.create_bucket(Bucket=BUCKET)
+        # Deleted now, checked last (test_z_...): the blobs go once the collector's grace is over.
+        before = cls.upstream_keys()
+        cls.s3.put_object(Bucket=BUCKET, Key="deleted/soon.pdf", Body=text_body(300_000))
+        cls.deleted_blobs = cls.upstream_keys() - before
+        cls.s3.delete_object(Bucket=BUCKET, Key="deleted/soon.pdf")
+
+    def run(self, result=None):
+        before = (len(result.failures), len(result.errors)) if result is not None else None
+        out = super().run(result)
+        if before is not None and (len(result.failures), len(result.errors)) != before:
+            sys.stderr.write(f"\n==== {self.id()} failed ====\ngateway:\n{self.gateway.diagnostics()}\n"
+                             f"upstream:\n{self.server.diagnostics()}\n")
+        return out
+
+    @classmethod
+    def upstream_listing(cls) -> dict:
+        """Every object of the upstream bucket: key -> size."""
+        found, token = {}, None
+        while True:
+            kw = {"Bucket": cls.upstream.bucket, "MaxKeys": 1000}
+            if token:
+                kw["ContinuationToken"] = token
+            page = cls.up.list_objects_v2(**kw)
+            for o in page.get("Contents", []):
+                found[o["Key"]] = o["Size"]
+            token = page.get("NextContinuationToken")
+            if not token:
+                return found
+
+    @classmethod
+    def upstream_keys(cls) -> set:
+        return set(cls.upstream_listing())
+
+    def test_objects_round_trip_through_the_upstream(self):
+        small = text_body(1000)
+        streamed = gen_bytes(300 * 1024, seed=1)  # above one in-memory PUT upstream
+        large = gen_bytes(9 * MiB + 123, seed=2)  # above one upstream part: a multipart upload there
+        self.s3.put_object(Bucket=BUCKET, Key="rt/small.txt", Body=small, ContentType="text/plain",
+                           Metadata={"dossier": "42"})
+        self.s3.put_object(Bucket=BUCKET, Key="rt/streamed.bin", Body=streamed)
+        self.s3.put_object(Bucket=BUCKET, Key="rt/large.bin", Body=large)
+        self.s3.put_object(Bucket=BUCKET, Key="rt/empty", Body=b"")
+        for key, data in (("rt/small.txt", small), ("rt/streamed.bin", streamed), ("rt/large.bin", large),
+                          ("rt/empty", b"")):
+            got = self.s3.get_object(Bucket=BUCKET, Key=key)
+            self.assertEqual(sha256(got["Body"].read()), sha256(data), key)
+            self.assertEqual(got["ContentLength"], len(data), key)
+        head = self.s3.head_object(Bucket=BUCKET, Key="rt/small.txt")
+        self.assertEqual(head["ContentType"], "text/plain")
+        self.assertEqual(head["Metadata"], {"dossier": "42"})
+        # Ranges inside one segment, across the upstream's part boundary, and the tail.
+        for first, last in ((0, 0), (65530, 65545), (8 * MiB - 10, 8 * MiB + 10), (len(large) - 5, len(large) - 1)):
+            got = self.s3.get_object(Bucket=BUCKET, Key="rt/large.bin", Range=f"bytes={first}-{last}")
+            self.assertEqual(got["Body"].read(), large[first:last + 1], (first, last))
+        # A multipart upload through the gateway.
+        parts = [gen_bytes(5 * MiB, seed=3), gen_bytes(5 * MiB, seed=4), gen_bytes(1000, seed=5)]
+        upload_id = self.s3.create_multipart_upload(Bucket=BUCKET, Key="rt/multipart.bin")["UploadId"]
+        done = []
+        for n, payload in enumerate(parts, start=1):
+            etag = self.s3.upload_part(Bucket=BUCKET, Key="rt/multipart.bin", UploadId=upload_id, PartNumber=n,
+                                       Body=payload)["ETag"]
+            done.append({"PartNumber": n, "ETag": etag})
+        completed = self.s3.complete_multipart_upload(Bucket=BUCKET, Key="rt/multipart.bin", UploadId=upload_id,
+                                                      MultipartUpload={"Parts": done})
+        self.assertEqual(completed["ETag"], multipart_etag(parts))
+        whole = b"".join(parts)
+        self.assertEqual(sha256(self.s3.get_object(Bucket=BUCKET, Key="rt/multipart.bin")["Body"].read()),
+                         sha256(whole))
+        got = self.s3.get_object(Bucket=BUCKET, Key="rt/multipart.bin", Range=f"bytes={5 * MiB - 3}-{5 * MiB + 2}")
+        self.assertEqual(got["Body"].read(), whole[5 * MiB - 3:5 * MiB + 3])
+        # Copy, listing, delete.
+        self.s3.copy_object(Bucket=BUCKET, Key="rt/copy.bin", CopySource={"Bucket": BUCKET, "Key": "rt/large.bin"})
+        self.assertEqual(sha256(self.s3.get_object(Bucket=BUCKET, Key="rt/copy.bin")["Body"].read()), sha256(large))
+        listed = self.s3.list_objects_v2(Bucket=BUCKET, Prefix="rt/")
+        self.assertEqual({o["Key"]: o["Size"] for o in listed["Contents"]},
+                         {"rt/small.txt": 1000, "rt/streamed.bin": len(streamed), "rt/large.bin": len(large),
+                          "rt/empty": 0, "rt/multipart.bin": len(whole), "rt/copy.bin": len(large)})
+        self.s3.delete_object(Bucket=BUCKET, Key="rt/copy.bin")
+        with self.assertRaises(ClientError) as cm:
+            self.s3.get_object(Bucket=BUCKET, Key="rt/copy.bin")
+        self.assertEqual(cm.exception.response["Error"]["Code"], "NoSuchKey")
+
+    def test_the_upstream_sees_only_ciphertext_under_opaque_names(self):
+        key = "prets/2026/SIREN 552 100 554/bilan-confidentiel.pdf"
+        body = text_body(200_000)
+        big = text_body(9 * MiB)
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=body, ContentType=CONTENT_TYPE,
+                           ContentDisposition='attachment; filename="bilan-confidentiel.pdf"',
+                           Metadata={"emprunteur": SECRET_METADATA})
+        self.s3.put_object(Bucket=BUCKET, Key=key + ".gros", Body=big, ContentType=CONTENT_TYPE)
+        upload_id = self.s3.create_multipart_upload(Bucket=BUCKET, Key=key + ".parts", ContentType=CONTENT_TYPE,
+                                                    Metadata={"emprunteur": SECRET_METADATA})["UploadId"]
+        etag = self.s3.upload_part(Bucket=BUCKET, Key=key + ".parts", UploadId=upload_id, PartNumber=1,
+                                   Body=body)["ETag"]
+        self.s3.complete_multipart_upload(Bucket=BUCKET, Key=key + ".parts", UploadId=upload_id,
+                                          MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+
+        needles = [BUCKET, key, "SIREN", "bilan-confidentiel", SECRET_METADATA, "Dupont", CONTENT_TYPE,
+                   "x-coffre-dossier", TEXT[:24].decode(), "CONFIDENTIEL", "184 500,00"]
+        needles += [body[i:i + 32].decode() for i in range(0, len(body), 50_000)]
+        listing = self.upstream_listing()
+        self.assertTrue(listing)
+        for upstream_key, size in listing.items():
+            m = BLOB_KEY.match(upstream_key)
+            self.assertIsNotNone(m, f"upstream key {upstream_key!r} is not an opaque blob name")
+            self.assertEqual(m.group(1), m.group(2)[:4])
+            head = self.up.head_object(Bucket=self.upstream.bucket, Key=upstream_key)
+            self.assertEqual(head.get("Metadata", {}), {}, upstream_key)
+            for header in ("ContentDisposition", "ContentEncoding", "ContentLanguage", "CacheControl", "Expires"):
+                self.assertNotIn(header, head, upstream_key)
+            self.assertIn(head.get("ContentType", "binary/octet-stream"),
+                          ("binary/octet-stream", "application/octet-stream"), upstream_key)
+            stored = self.up.get_object(Bucket=self.upstream.bucket, Key=upstream_key)["Body"].read()
+            self.assertEqual(len(stored), size)
+            seen = stored + upstream_key.encode() + repr(head.get("ResponseMetadata", {}).get("HTTPHeaders")).encode()
+            for needle in needles:
+                self.assertNotIn(needle.encode(), seen, f"{needle!r} readable in upstream {upstream_key}")
+        # Two names that share no random part do not share a partition: ids spread over prefixes.
+        self.assertGreater(len({k[len(PREFIX):len(PREFIX) + 4] for k in listing}), 1)
+
+    def test_the_gateway_comes_back_with_its_objects_after_a_restart(self):
+        data = gen_bytes(400_000, seed=7)
+        self.s3.put_object(Bucket=BUCKET, Key="restart/doc", Body=data)
+        self.gateway.stop()
+        cls = type(self)
+        cls.gateway = start_gateway(self.tmp, storage_config(self.upstream, self.secret_file))
+        cls.s3 = self.gateway.client()
+        self.assertEqual(sha256(self.s3.get_object(Bucket=BUCKET, Key="restart/doc")["Body"].read()), sha256(data))
+
+    def test_z_a_deleted_object_leaves_the_upstream(self):
+        self.assertTrue(self.deleted_blobs)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and self.deleted_blobs & self.upstream_keys():
+            time.sleep(1)
+        self.assertFalse(self.deleted_blobs & self.upstream_keys(), "the blobs of a deleted object stay upstream")
+
+
+class OverCoffre(GatewayContract, unittest.TestCase):
+    upstream_class = CoffreUpstream
+
+    def test_the_gateway_refuses_to_start_on_an_upstream_it_cannot_use(self):
+        tmp = tempfile.mkdtemp(prefix="coffre-gateway-refused-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        good = write_secret(tmp, self.upstream.secret_key)
+        # A secret file others can read.
+        loose_dir = os.path.join(tmp, "loose")
+        os.makedirs(loose_dir)
+        loose = write_secret(loose_dir, self.upstream.secret_key, mode=0o644)
+        message = refusal(tmp, storage_config(self.upstream, loose))
+        self.assertIn("upstream", message)
+        self.assertIn("0644", message)
+        # A wrong secret: the upstream refuses the bucket's HEAD (403, no body to say why); the
+        # secret is never printed.
+        wrong_dir = os.path.join(tmp, "wrong")
+        os.makedirs(wrong_dir)
+        wrong = write_secret(wrong_dir, "not-the-secret-" + "x" * 24)
+        message = refusal(tmp, storage_config(self.upstream, wrong))
+        self.assertIn(self.upstream.bucket, message)
+        self.assertIn("403", message)
+        self.assertIn("refused these credentials", message)
+        self.assertNotIn("not-the-secret", message)
+        self.assertNotIn(self.upstream.secret_key, message)
+        # No bucket of that name upstream.
+        message = refusal(tmp, storage_config(self.upstream, good, bucket="no-such-bucket-here"))
+        self.assertIn("no-such-bucket-here", message)
+        self.assertIn("no such bucket upstream", message)
+        # Nothing listening there.
+        closed = self.upstream.endpoint.rsplit(":", 1)[0] + ":1"
+        message = refusal(tmp, storage_config(self.upstream, good, endpoint=closed))
+        self.assertIn("127.0.0.1:1", message)
+
+
+    def test_config_check_connect_says_what_works(self):
+        tmp = tempfile.mkdtemp(prefix="coffre-gateway-check-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+
+        def check(secret: str, subdir: str) -> subprocess.CompletedProcess:
+            directory = os.path.join(tmp, subdir)
+            os.makedirs(directory)
+            cfg = write_config(directory, storage=storage_config(self.upstream, write_secret(directory, secret)))
+            return subprocess.run([self.gateway.binary, "config", "check", "--connect", cfg], capture_output=True,
+                                  timeout=120, stdin=subprocess.DEVNULL)
+
+        p = check(self.upstream.secret_key, "good")
+        out = p.stdout.decode()
+        self.assertEqual(p.returncode, 0, out + p.stderr.decode())
+        for step in ("bucket (HEAD): ok", "write an object: ok", "read it back: ok", "list it: ok", "delete it: ok"):
+            self.assertIn(step, out)
+        self.assertFalse([k for k in self.upstream_keys() if "coffre-connect-check" in k], "the probe stayed")
+        p = check("not-the-secret-" + "y" * 24, "wrong")
+        out = p.stdout.decode() + p.stderr.decode()
+        self.assertEqual(p.returncode, 1, out)
+        self.assertIn("FAILED", out)
+        self.assertIn("refused these credentials", out)
+        self.assertNotIn("not-the-secret", out)
+
+
+@unittest.skipIf(missing_ceph_programs(), f"Ceph programs missing: {missing_ceph_programs()}")
+class OverCephRgw(GatewayContract, unittest.TestCase):
+    upstream_class = CephRgw
+
+
+if __name__ == "__main__":
+    unittest.main()
