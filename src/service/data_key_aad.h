@@ -5,6 +5,7 @@
 // under the same binding; it is a storage format (docs/KEYS.md): never change an encoding, add
 // one.
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -15,14 +16,10 @@
 
 namespace coffre::service::internal {
 
-// What a wrapped data key is bound to, besides its tenant and key version (the keystore adds
-// those): the bucket name, the object key and the object id, each length-prefixed. A catalog
-// writer who moves a row to another key or bucket of its tenant, or swaps two rows, leaves a data
-// key that does not open. A multipart object keeps its upload id as object id, so one rule
-// serves both.
-inline Bytes DataKeyAad(std::string_view bucket, std::string_view key, std::string_view object_id) {
+// Each field as a 4-byte big-endian length and its bytes, so that no two lists encode alike.
+inline Bytes LengthPrefixed(std::initializer_list<std::string_view> fields) {
   Bytes out;
-  for (std::string_view field : {std::string_view("coffre/v2/object"), bucket, key, object_id}) {
+  for (std::string_view field : fields) {
     const auto n = static_cast<uint32_t>(field.size());
     for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(n >> shift));
     out.insert(out.end(), field.begin(), field.end());
@@ -30,19 +27,20 @@ inline Bytes DataKeyAad(std::string_view bucket, std::string_view key, std::stri
   return out;
 }
 
+// What a wrapped data key is bound to, besides its tenant and key version (the keystore adds
+// those): the bucket name, the object key and the object id, each length-prefixed. A catalog
+// writer who moves a row to another key or bucket of its tenant, or swaps two rows, leaves a data
+// key that does not open. A multipart object keeps its upload id as object id, so one rule
+// serves both.
+inline Bytes DataKeyAad(std::string_view bucket, std::string_view key, std::string_view object_id) {
+  return LengthPrefixed({"coffre/v2/object", bucket, key, object_id});
+}
+
 // What binds the second copy of a data key that a version 2 blob carries in its header: the blob's
 // id (the keystore adds the tenant and version). The blob and the keystore then open it without
 // the catalog row, whose bucket, key and object id are in the blob's sealed description, so a lost
 // catalog can be rebuilt; the catalog's copy, bound to the row, is what reads use.
-inline Bytes BlobHeaderKeyAad(std::string_view blob_id) {
-  Bytes out;
-  for (std::string_view field : {std::string_view("coffre/v2/blob-header"), blob_id}) {
-    const auto n = static_cast<uint32_t>(field.size());
-    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(n >> shift));
-    out.insert(out.end(), field.begin(), field.end());
-  }
-  return out;
-}
+inline Bytes BlobHeaderKeyAad(std::string_view blob_id) { return LengthPrefixed({"coffre/v2/blob-header", blob_id}); }
 
 // The binding of data keys wrapped before the one above existed: the object id alone. Opened,
 // never written, so the objects and uploads an older release stored stay readable.
