@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from harness import MiB, Daemon, DaemonError, gen_bytes, multipart_etag, sha256
 from test_operations import write_config
-from upstreams import CephRgw, CoffreUpstream, missing_ceph_programs
+from upstreams import CephRgw, CoffreUpstream, DiagnosticsOnFailure, missing_ceph_programs
 
 PREFIX = "coffre-blobs/"
 # What the upstream may hold: PREFIX, the first four hex digits of the id, the id.
@@ -74,7 +74,7 @@ def refusal(tmp: str, storage: dict) -> str:
     raise AssertionError("the gateway started")
 
 
-class GatewayContract:
+class GatewayContract(DiagnosticsOnFailure):
     """Mixed into one TestCase per upstream; `upstream_class` is the upstream it starts."""
 
     @classmethod
@@ -99,13 +99,8 @@ class GatewayContract:
         cls.deleted_blobs = cls.upstream_keys() - before
         cls.s3.delete_object(Bucket=BUCKET, Key="deleted/soon.pdf")
 
-    def run(self, result=None):
-        before = (len(result.failures), len(result.errors)) if result is not None else None
-        out = super().run(result)
-        if before is not None and (len(result.failures), len(result.errors)) != before:
-            sys.stderr.write(f"\n==== {self.id()} failed ====\ngateway:\n{self.gateway.diagnostics()}\n"
-                             f"upstream:\n{self.server.diagnostics()}\n")
-        return out
+    def failure_diagnostics(self) -> str:
+        return f"gateway:\n{self.gateway.diagnostics()}\nupstream:\n{self.server.diagnostics()}"
 
     @classmethod
     def upstream_listing(cls) -> dict:

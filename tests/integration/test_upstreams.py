@@ -9,12 +9,12 @@ import unittest
 from botocore.exceptions import ClientError
 
 from harness import MiB, gen_bytes, multipart_etag, sha256
-from upstreams import CephRgw, CoffreUpstream, missing_ceph_programs
+from upstreams import CephRgw, CoffreUpstream, DiagnosticsOnFailure, missing_ceph_programs
 
 PART = 5 * MiB
 
 
-class UpstreamContract:
+class UpstreamContract(DiagnosticsOnFailure):
     """Mixed into one TestCase per upstream; `upstream_class` is the upstream it starts."""
 
     # Ceph 16.2 answers CompleteMultipartUpload with an empty <ETag> (a known RGW bug); the
@@ -31,13 +31,8 @@ class UpstreamContract:
         cls.upstream = cls.server.upstream
         cls.s3 = cls.upstream.client()
 
-    def run(self, result=None):
-        before = (len(result.failures), len(result.errors)) if result is not None else None
-        out = super().run(result)
-        if before is not None and (len(result.failures), len(result.errors)) != before:
-            sys.stderr.write(f"\n==== {self.id()} failed; upstream diagnostics ====\n"
-                             f"{self.server.diagnostics()}\n")
-        return out
+    def failure_diagnostics(self) -> str:
+        return f"upstream:\n{self.server.diagnostics()}"
 
     def test_the_upstream_shape_is_filled_in(self):
         u = self.upstream

@@ -26,6 +26,7 @@ import signal
 import socket
 import string
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -78,6 +79,21 @@ def free_loopback_port() -> int:
 
 def missing_ceph_programs() -> list[str]:
     return [p for p in CEPH_PROGRAMS if shutil.which(p) is None]
+
+
+class DiagnosticsOnFailure:
+    """Mixed into a TestCase before it: when one of its tests fails, `failure_diagnostics()` (the
+    logs of the servers it started) goes to stderr beside the failure."""
+
+    def failure_diagnostics(self) -> str:
+        raise NotImplementedError
+
+    def run(self, result=None):
+        before = (len(result.failures), len(result.errors)) if result is not None else None
+        out = super().run(result)
+        if before is not None and (len(result.failures), len(result.errors)) != before:
+            sys.stderr.write(f"\n==== {self.id()} failed ====\n{self.failure_diagnostics()}\n")
+        return out
 
 
 class _UpstreamServer:
