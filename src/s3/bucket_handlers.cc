@@ -1,6 +1,7 @@
 // Bucket operations and listings.
 
 #include "coffre/common/clock.h"
+#include "coffre/s3/bucket_name.h"
 #include "object_handlers.h"
 #include "request_context.h"
 

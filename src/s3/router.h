@@ -76,8 +76,4 @@ struct RouterOptions {
 //   NotImplemented    a subresource, or a POST, that Coffre does not implement
 Expected<Route, Error> RouteRequest(const HttpRequestView& request, const RouterOptions& options);
 
-// S3 bucket naming rules (3-63 chars, lower-case letters, digits, '.', '-'; starts and ends with
-// a letter or digit; no "..", ".-", "-."; not an IPv4 address; no xn-- / -s3alias / --ol-s3).
-bool IsValidBucketName(std::string_view name);
-
 }  // namespace coffre::s3

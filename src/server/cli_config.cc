@@ -11,11 +11,6 @@
 namespace coffre::server {
 namespace {
 
-template <typename T>
-Status StatusOf(const Result<T>& r) {
-  return r.ok() ? Status::Ok() : r.status();
-}
-
 void Report(std::string_view step, const Status& st) {
   std::cout << "  " << step << ": " << (st.ok() ? "ok" : "FAILED: " + st.message()) << std::endl;
 }

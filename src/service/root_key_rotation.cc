@@ -54,7 +54,7 @@ void FinishUnderNewKey(const RootKeyRotationRequest& request, const std::string&
     }
   }
   auto log = audit::AuditLog::Open(audit_path, new_root, request.audit_options);
-  Status recorded = log.ok() ? Status::Ok() : log.status();
+  Status recorded = StatusOf(log);
   if (log.ok()) {
     audit::Event event;
     event.operation = audit::Operation::kRootKeyRotate;

@@ -343,7 +343,7 @@ Result<UploadStream> S3Client::Impl::BeginStream(Call call) {
   for (int attempt = 1;; ++attempt) {
     const Clock::time_point started = Clock::now();
     Result<std::unique_ptr<Connection>> connection = pool_.Acquire(deadline);
-    Status status = connection.ok() ? Status::Ok() : connection.status();
+    Status status = StatusOf(connection);
     if (connection.ok()) {
       Connection::RequestHead head = SignedHead(call, sigv4::kUnsignedPayload);
       status = (*connection)->WriteHead(head, options_.request_timeout, deadline);
@@ -399,7 +399,7 @@ Result<Answer> S3Client::Impl::StreamFinish(UploadStream::State& stream) {
   Progress progress;
   Result<Answer> answer = Receive(*stream.connection, stream.call, Clock::time_point::max(), progress);
   pool_.Release(std::move(stream.connection));
-  StreamEnded(stream, answer.ok() ? Status::Ok() : answer.status());
+  StreamEnded(stream, StatusOf(answer));
   return answer;
 }
 
@@ -457,12 +457,12 @@ const ClientCounters& S3Client::counters() const { return impl_->counters(); }
 
 Status S3Client::HeadBucket() {
   const Result<Answer> answer = impl_->Execute({.what = "HEAD bucket", .method = bhttp::verb::head});
-  return answer.ok() ? Status::Ok() : answer.status();
+  return StatusOf(answer);
 }
 
 Status S3Client::CreateBucket() {
   const Result<Answer> answer = impl_->Execute({.what = "PUT bucket", .method = bhttp::verb::put});
-  return answer.ok() ? Status::Ok() : answer.status();
+  return StatusOf(answer);
 }
 
 Result<std::string> S3Client::PutObject(std::string_view key, ByteView body) {
@@ -524,7 +524,7 @@ Result<ObjectInfo> S3Client::HeadObject(std::string_view key) {
 Status S3Client::DeleteObject(std::string_view key) {
   const Result<Answer> answer =
       impl_->Execute({.what = "DELETE " + std::string(key), .method = bhttp::verb::delete_, .key = key});
-  return answer.ok() ? Status::Ok() : answer.status();
+  return StatusOf(answer);
 }
 
 Result<ListPage> S3Client::ListObjectsV2(const ListRequest& request) {
@@ -573,7 +573,7 @@ Status S3Client::AbortMultipartUpload(std::string_view key, std::string_view upl
   Call call{.what = "AbortMultipartUpload " + std::string(key), .method = bhttp::verb::delete_, .key = key};
   call.query = {{"uploadId", std::string(upload_id)}};
   const Result<Answer> answer = impl_->Execute(call);
-  return answer.ok() ? Status::Ok() : answer.status();
+  return StatusOf(answer);
 }
 
 }  // namespace coffre::upstream

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "coffre/s3/bucket_name.h"
 #include "coffre/s3/range.h"
 #include "coffre/s3/request.h"
 #include "http/errors.h"

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "coffre/s3/bucket_name.h"
 #include "support/status_matchers.h"
 
 namespace coffre::s3 {

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,21 +16,16 @@
 #include "coffre/service/object_service.h"
 #include "support/service_stores.h"
 #include "support/status_matchers.h"
+#include "support/test_data.h"
 
 namespace coffre::service {
 namespace {
 
+using test_support::Pattern;
 using test_support::StatusIs;
 
 namespace fs = std::filesystem;
 using internal::HashLane;
-
-Bytes Pattern(size_t n, uint32_t seed) {
-  Bytes b(n);
-  std::mt19937 rng(seed);
-  for (auto& x : b) x = static_cast<uint8_t>(rng());
-  return b;
-}
 
 TEST(HashLaneTest, RunsTheWorkInSubmissionOrder) {
   std::vector<uint8_t> seen;  // touched by the lane between Submit and Wait only

@@ -8,28 +8,22 @@
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <random>
 #include <thread>
 
 #include "coffre/service/object_service.h"
 #include "service/data_key_aad.h"
 #include "support/service_stores.h"
 #include "support/status_matchers.h"
+#include "support/test_data.h"
 
 namespace coffre::service {
 namespace {
 
+using test_support::Pattern;
 using test_support::StatusIs;
 using ::testing::HasSubstr;
 
 namespace fs = std::filesystem;
-
-Bytes Pattern(size_t n, uint32_t seed) {
-  Bytes b(n);
-  std::mt19937 rng(seed);
-  for (auto& x : b) x = static_cast<uint8_t>(rng());
-  return b;
-}
 
 class ServiceKeyLifecycleTest : public test_support::ServiceStoresTest {
  protected:

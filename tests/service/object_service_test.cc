@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <random>
 #include <set>
 
 #include "coffre/catalog/blob_description.h"
@@ -16,20 +15,15 @@
 #include "service/data_key_aad.h"
 #include "support/service_stores.h"
 #include "support/status_matchers.h"
+#include "support/test_data.h"
 
 namespace coffre::service {
 namespace {
 
+using test_support::Pattern;
 using test_support::StatusIs;
 
 namespace fs = std::filesystem;
-
-Bytes Pattern(size_t n, uint32_t seed = 1) {
-  Bytes b(n);
-  std::mt19937 rng(seed);
-  for (auto& x : b) x = static_cast<uint8_t>(rng());
-  return b;
-}
 
 class ObjectServiceTest : public test_support::ServiceStoresTest {
  protected:

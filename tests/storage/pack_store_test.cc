@@ -19,22 +19,18 @@
 #include "coffre/storage/blob_store.h"
 #include "support/status_matchers.h"
 #include "support/temp_dir.h"
+#include "support/test_data.h"
 
 namespace coffre::storage {
 namespace {
 
+using test_support::Pattern;
 using test_support::StatusIs;
 
 // A packed blob's id: 32 hex digits of its own, then the pack number and the record's offset in
 // 4 KiB units, 8 hex digits each.
 uint32_t PackOf(const std::string& id) { return static_cast<uint32_t>(std::stoul(id.substr(32, 8), nullptr, 16)); }
 uint64_t OffsetOf(const std::string& id) { return std::stoull(id.substr(40, 8), nullptr, 16) * 4096; }
-
-std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
-  std::vector<uint8_t> v(n);
-  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed + i * 7);
-  return v;
-}
 
 class PackStoreTest : public ::testing::Test {
  protected:

@@ -17,22 +17,18 @@
 #include "coffre/upstream/s3_client.h"
 #include "support/coffre_daemon.h"
 #include "support/status_matchers.h"
+#include "support/test_data.h"
 
 namespace coffre::storage {
 namespace {
 
+using test_support::Pattern;
 using test_support::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr uint64_t kMiB = 1024 * 1024;
 constexpr char kBucket[] = "blobs";
-
-Bytes Pattern(size_t size, uint8_t seed = 1) {
-  Bytes data(size);
-  for (size_t i = 0; i < size; ++i) data[i] = static_cast<uint8_t>(i * 31 + i / 4093 + seed);
-  return data;
-}
 
 class S3BlobStoreTest : public ::testing::Test {
  protected:
@@ -356,7 +352,7 @@ TEST_F(S3BlobStoreTest, BadOptionsAreRefused) {
     auto client = upstream::S3Client::Create(daemon_.ClientOptions(kBucket));
     EXPECT_OK(client);
     auto store = OpenS3BlobStore(std::move(client).value(), std::move(options));
-    return store.ok() ? Status::Ok() : store.status();
+    return StatusOf(store);
   };
   EXPECT_THAT(refused({.part_size = 5 * kMiB - 1}), StatusIs(StatusCode::kInvalidArgument, HasSubstr("part_size")));
   EXPECT_THAT(refused({.part_size = (uint64_t{5} << 30) + 1}), StatusIs(StatusCode::kInvalidArgument));

@@ -91,6 +91,12 @@ class [[nodiscard]] Expected {
 template <typename T>
 using Result = Expected<T, Status>;
 
+// The outcome of a Result without its value: Ok, or its error.
+template <typename T>
+Status StatusOf(const Result<T>& result) {
+  return result.ok() ? Status::Ok() : result.status();
+}
+
 }  // namespace coffre
 
 // Early-return helpers for functions that return Status or Result<T>.
