@@ -45,6 +45,7 @@ int Main(int argc, char** argv) {
   RegisterKeyCommands(app, runner);
   RegisterAuditCommands(app, runner);
   RegisterFsckCommands(app, runner);
+  RegisterCatalogCommands(app, runner);
   RegisterScrubCommands(app, runner);
   RegisterConfigCommands(app, runner);
   RegisterAdminCredentialCommands(app, runner);

@@ -40,6 +40,7 @@ void RegisterAccessKeyCommands(CLI::App& app, CommandRunner& runner);
 void RegisterKeyCommands(CLI::App& app, CommandRunner& runner);
 void RegisterAuditCommands(CLI::App& app, CommandRunner& runner);
 void RegisterFsckCommands(CLI::App& app, CommandRunner& runner);
+void RegisterCatalogCommands(CLI::App& app, CommandRunner& runner);
 void RegisterScrubCommands(CLI::App& app, CommandRunner& runner);
 void RegisterConfigCommands(CLI::App& app, CommandRunner& runner);
 void RegisterAdminCredentialCommands(CLI::App& app, CommandRunner& runner);

@@ -25,12 +25,18 @@ SecretBytes WithoutTrailingNewline(const SecretBytes& secret) {
   return SecretBytes(bytes.first(n));
 }
 
-Result<std::unique_ptr<storage::BlobStore>> OpenBlobStore(const Config& config) {
+// The configured blob store and, when it is an upstream bucket, the client inside it.
+Result<std::unique_ptr<storage::BlobStore>> OpenBlobStoreReturningClient(const Config& config, bool probe,
+                                                                         upstream::S3Client** client_out) {
   if (config.storage.backend == "s3") {
-    COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<upstream::S3Client> client, ConnectUpstream(config.storage));
+    COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<upstream::S3Client> client, ConnectUpstream(config.storage, probe));
+    upstream::S3Client* const client_in_store = client.get();
     storage::S3BlobStoreOptions options;
     options.prefix = config.storage.prefix;
-    return storage::OpenS3BlobStore(std::move(client), std::move(options));
+    COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<storage::BlobStore> store,
+                            storage::OpenS3BlobStore(std::move(client), std::move(options)));
+    if (client_out != nullptr) *client_out = client_in_store;
+    return store;
   }
   storage::LocalBlobStoreOptions options;
   options.max_packed_blob = config.packed_blob_max_bytes;
@@ -105,16 +111,16 @@ Result<std::unique_ptr<keystore::Keystore>> OpenKeystore(const Config& config, b
   return OpenKeystoreWithRootKey(config, root, create);
 }
 
-Result<Stores> OpenStores(const Config& config, bool for_daemon) {
+Result<Stores> OpenStores(const Config& config, bool for_daemon, bool probe_upstream) {
   Stores s;
   COFFRE_ASSIGN_OR_RETURN(s.root_key, LoadRootKey(config, for_daemon));
   COFFRE_ASSIGN_OR_RETURN(s.keystore, OpenKeystoreWithRootKey(config, s.root_key, for_daemon));
   COFFRE_ASSIGN_OR_RETURN(s.catalog, catalog::Catalog::Open(config.data_dir + "/catalog.db"));
-  COFFRE_ASSIGN_OR_RETURN(s.blobs, OpenBlobStore(config));
+  COFFRE_ASSIGN_OR_RETURN(s.blobs, OpenBlobStoreReturningClient(config, probe_upstream, &s.upstream));
   return s;
 }
 
-Result<std::unique_ptr<upstream::S3Client>> ConnectUpstream(const StorageConfig& storage) {
+Result<std::unique_ptr<upstream::S3Client>> ConnectUpstream(const StorageConfig& storage, bool probe) {
   const std::string where = "upstream bucket \"" + storage.bucket + "\" at " + storage.endpoint;
   upstream::S3ClientOptions options = UpstreamClientOptions(storage);
   COFFRE_ASSIGN_OR_RETURN(SecretBytes secret, ReadPrivateFile(storage.secret_access_key_file,
@@ -125,6 +131,7 @@ Result<std::unique_ptr<upstream::S3Client>> ConnectUpstream(const StorageConfig&
   }
   auto client = upstream::S3Client::Create(std::move(options));
   if (!client.ok()) return Status(client.status().code(), where + ": " + client.status().message());
+  if (!probe) return std::move(client).value();
   if (Status st = (*client)->HeadBucket(); !st.ok()) {
     // A HEAD answer has no body to say why: say what the status usually means.
     std::string hint;
@@ -138,6 +145,10 @@ Result<std::unique_ptr<upstream::S3Client>> ConnectUpstream(const StorageConfig&
     return Status(st.code(), where + ": " + st.message() + hint);
   }
   return std::move(client).value();
+}
+
+Result<std::unique_ptr<storage::BlobStore>> OpenBlobStore(const Config& config) {
+  return OpenBlobStoreReturningClient(config, /*probe=*/true, nullptr);
 }
 
 service::DualControlPolicy DualControlPolicyOf(const Config& config) {

@@ -22,6 +22,9 @@ struct Stores {
   std::unique_ptr<keystore::Keystore> keystore;
   std::unique_ptr<catalog::Catalog> catalog;
   std::unique_ptr<storage::BlobStore> blobs;
+  // The client of the upstream bucket, inside `blobs` (null for the local store): for the
+  // readiness check and the metrics. Valid as long as `blobs`.
+  upstream::S3Client* upstream = nullptr;
   // The root key the keystore accepted, kept so that the audit log can be opened with it
   // (OpenAuditLog) without loading it a second time; clear it once handed over.
   SecretBytes root_key;
@@ -45,12 +48,18 @@ Result<std::unique_ptr<keystore::Keystore>> OpenKeystore(const Config& config, b
 // The upstream bucket of a "s3" storage config, reached: the secret access key read from its file
 // (private to the service user, like the root key file), the client made, and the bucket answering
 // HEAD, so that a wrong endpoint, secret or bucket stops a start with a message rather than
-// failing every request. Messages name the endpoint and the bucket, never the secret.
-Result<std::unique_ptr<upstream::S3Client>> ConnectUpstream(const StorageConfig& storage);
+// failing every request. Messages name the endpoint and the bucket, never the secret. Without
+// `probe`, the bucket is not asked: for commands that may have to work while it is unreachable.
+Result<std::unique_ptr<upstream::S3Client>> ConnectUpstream(const StorageConfig& storage, bool probe = true);
+
+// The blob store the configuration names: the data directory's, or the upstream bucket
+// (ConnectUpstream).
+Result<std::unique_ptr<storage::BlobStore>> OpenBlobStore(const Config& config);
 
 // The daemon may create the data directory and (when configured) the root key; admin commands
-// only open what exists. Stores::root_key holds the root key for OpenAuditLog.
-Result<Stores> OpenStores(const Config& config, bool for_daemon);
+// only open what exists. Stores::root_key holds the root key for OpenAuditLog. An upstream bucket
+// is asked HEAD first (ConnectUpstream) unless `probe_upstream` is false.
+Result<Stores> OpenStores(const Config& config, bool for_daemon, bool probe_upstream = true);
 
 // The config's dual control settings (dual_control, dual_control_approval_minutes).
 service::DualControlPolicy DualControlPolicyOf(const Config& config);

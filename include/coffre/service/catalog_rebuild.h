@@ -1,0 +1,50 @@
+#pragma once
+
+// Rebuilding a lost catalog from the blob store and the keystore (`coffre catalog rebuild`, daemon
+// stopped): the recovery when the gateway's own disk is gone but the upstream bucket and a
+// keystore backup are not.
+//
+// Every version 2 blob carries its catalog row sealed inside it (catalog/blob_description.h) and
+// a copy of its data key bound to the blob alone, which the keystore opens. The rebuild reads
+// every blob's description, keeps for each bucket and key the newest object (a single-PUT blob, or
+// a multipart manifest whose every part is present), and writes buckets and objects into a fresh
+// catalog, each data key wrapped again under its row's binding. Each unwrap and wrap is recorded
+// in the audit log before the key is used, as every key use is.
+//
+// What cannot come back, and is reported: version 1 blobs (written before descriptions existed),
+// blobs whose header key copy no longer opens (its tenant-key version destroyed, the tenant
+// shredded, the blob damaged), multipart objects missing a part, and uploads that were never
+// completed (their parts stay for fsck). Empty buckets leave no blob and do not come back; an
+// object deleted less than the garbage grace before the loss may.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "coffre/audit/event.h"
+#include "coffre/catalog/catalog.h"
+#include "coffre/common/status.h"
+#include "coffre/keystore/tenant_key_store.h"
+#include "coffre/storage/blob_store.h"
+
+namespace coffre::service {
+
+struct RebuildReport {
+  uint64_t blobs = 0;              // listed in the store
+  uint64_t buckets = 0;            // created in the new catalog
+  uint64_t objects = 0;            // rows written, multipart ones included
+  uint64_t multipart_objects = 0;  // of which from a manifest
+  uint64_t superseded = 0;         // objects older than the one kept for their key (garbage for fsck)
+  uint64_t unfinished_parts = 0;   // parts of uploads never completed (not rebuilt; fsck removes them)
+  std::vector<std::string> unreadable;  // "<blob id>: <why>"
+  std::vector<std::string> incomplete;  // "<bucket>/<key>: <why>" multipart objects left out
+};
+
+// Fills `fresh`, a newly created, empty catalog. Stops at the first error of the store, the
+// keystore (other than a key that no longer opens one blob) or the catalog; `audit` may be null
+// (no records, for tests).
+Result<RebuildReport> RebuildCatalog(keystore::TenantKeyStore& keys, storage::BlobStore& blobs,
+                                     catalog::Catalog& fresh, audit::Recorder* audit,
+                                     const audit::RequestInfo& request);
+
+}  // namespace coffre::service

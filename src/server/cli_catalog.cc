@@ -1,0 +1,141 @@
+// coffre catalog rebuild: a lost catalog.db made again from the blob store and the keystore.
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "audit_store.h"
+#include "cli_context.h"
+#include "coffre/service/catalog_rebuild.h"
+#include "commands.h"
+#include "data_dir_lock.h"
+#include "stores.h"
+
+namespace coffre::server {
+namespace {
+
+// Some blobs could not be rebuilt from (the catalog is installed all the same).
+constexpr int kExitIncomplete = 3;
+
+struct RebuildFlags {
+  CommonFlags common;
+  bool json = false;
+};
+
+Status SyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open " + dir);
+  const int synced = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  return synced == 0 ? Status::Ok() : Status::FromErrno(err, "fsync " + dir);
+}
+
+void RemoveDatabase(const std::string& path) {
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove(path + suffix, ec);
+}
+
+Result<service::RebuildReport> Rebuild(const RebuildFlags& flags) {
+  COFFRE_ASSIGN_OR_RETURN(Config config, ResolveConfig(flags.common));
+  auto lock = DataDirLock::Acquire(config.data_dir);
+  if (!lock.ok()) {
+    if (lock.status().code() == StatusCode::kUnavailable) {
+      return Status::Unavailable("catalog rebuild refused: " + lock.status().message() + "; stop the daemon first");
+    }
+    return lock.status();
+  }
+  const std::string path = config.data_dir + "/catalog.db";
+  for (const char* suffix : {"", "-wal"}) {
+    std::error_code ec;
+    if (std::filesystem::exists(path + suffix, ec)) {
+      return Status::FailedPrecondition(path + suffix +
+                                        " exists: a rebuild never replaces a catalog; move catalog.db and its "
+                                        "-wal and -shm files aside first");
+    }
+  }
+  COFFRE_ASSIGN_OR_RETURN(CliContext context, OpenForCli(config));
+  COFFRE_RETURN_IF_ERROR(context.OpenAuditLogOrRefuse());
+  COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<storage::BlobStore> blobs, OpenBlobStore(config));
+
+  // Built beside, installed by a rename once complete: a rebuild cut short leaves no catalog
+  // that a daemon would take for the whole truth.
+  const std::string building = path + ".rebuilding";
+  RemoveDatabase(building);
+  Result<service::RebuildReport> report = Status::Internal("not run");
+  {
+    COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<catalog::Catalog> fresh, catalog::Catalog::Open(building));
+    report = service::RebuildCatalog(context.keys(), *blobs, *fresh, context.audit_log.get(),
+                                     CliRequest("cli:catalog rebuild"));
+  }
+  if (!report.ok()) {
+    RemoveDatabase(building);
+    return report.status();
+  }
+  // Closing the catalog folds its write-ahead log into the file; renaming the file alone must not
+  // leave committed rows behind in a log that would no longer match its name.
+  std::error_code ec;
+  if (std::filesystem::exists(building + "-wal", ec)) {
+    return Status::Internal(building + "-wal remains after closing the rebuilt catalog; it was not installed");
+  }
+  if (::rename(building.c_str(), path.c_str()) != 0) return Status::FromErrno(errno, "rename " + building);
+  COFFRE_RETURN_IF_ERROR(SyncDirectory(config.data_dir));
+  return report;
+}
+
+void Print(const service::RebuildReport& r, bool json) {
+  if (json) {
+    std::cout << nlohmann::json{{"blobs", r.blobs},
+                                {"buckets", r.buckets},
+                                {"objects", r.objects},
+                                {"multipart_objects", r.multipart_objects},
+                                {"superseded", r.superseded},
+                                {"unfinished_parts", r.unfinished_parts},
+                                {"unreadable", r.unreadable},
+                                {"incomplete", r.incomplete}}
+                     .dump()
+              << std::endl;
+    return;
+  }
+  std::cout << "blobs: " << r.blobs << "; rebuilt " << r.buckets << " buckets and " << r.objects << " objects ("
+            << r.multipart_objects << " multipart); superseded objects: " << r.superseded
+            << "; parts of uploads never completed: " << r.unfinished_parts
+            << " (coffre fsck --repair removes both)\n";
+  if (!r.unreadable.empty()) {
+    std::cout << "blobs that could not be read (left in place): " << r.unreadable.size() << "\n";
+    for (const auto& line : r.unreadable) std::cout << "  " << line << "\n";
+  }
+  if (!r.incomplete.empty()) {
+    std::cout << "objects left out: " << r.incomplete.size() << "\n";
+    for (const auto& line : r.incomplete) std::cout << "  " << line << "\n";
+  }
+  std::cout << "catalog rebuilt" << std::endl;
+}
+
+}  // namespace
+
+void RegisterCatalogCommands(CLI::App& app, CommandRunner& runner) {
+  auto flags = std::make_shared<RebuildFlags>();
+  auto* catalog = app.add_subcommand("catalog", "Catalog tools");
+  catalog->require_subcommand(1);
+  auto* rebuild = catalog->add_subcommand(
+      "rebuild",
+      "Make a lost catalog.db again from the blob store and the keystore (daemon stopped; refuses while a "
+      "catalog.db exists). Exit 0 when every object came back, 3 when some blobs could not be read");
+  AddCommonFlags(rebuild, flags->common);
+  rebuild->add_flag("--json", flags->json, "Print the report as JSON");
+  rebuild->callback([flags, &runner] {
+    runner.run = [flags] {
+      auto report = Rebuild(*flags);
+      if (!report.ok()) return Fail(report.status());
+      Print(*report, flags->json);
+      return report->unreadable.empty() && report->incomplete.empty() ? 0 : kExitIncomplete;
+    };
+  });
+}
+
+}  // namespace coffre::server

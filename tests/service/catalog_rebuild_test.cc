@@ -1,0 +1,194 @@
+#include "coffre/service/catalog_rebuild.h"
+
+#include <gtest/gtest.h>
+
+
+#include "coffre/service/object_service.h"
+#include "support/fake_recorder.h"
+#include "support/service_stores.h"
+#include "support/status_matchers.h"
+#include "support/test_data.h"
+
+namespace coffre::service {
+namespace {
+
+using test_support::Pattern;
+using test_support::FakeRecorder;
+
+
+// Objects written through the service; the catalog then lost and rebuilt from the blob store and
+// the keystore into a fresh one; the objects read back through a service over the new catalog.
+class CatalogRebuildTest : public test_support::ServiceStoresTest {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(OpenStores("rebuild"));
+    options_.segment_size = 4096;
+    options_.min_part_size = 5000;
+    service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, options_);
+    auto t = keys_->CreateTenant("acme");
+    ASSERT_OK(t);
+    tenant_ = t->id;
+    auto b = service_->CreateBucket(tenant_, "dossiers");
+    ASSERT_OK(b);
+    bucket_ = *b;
+  }
+
+  // A PUT as S3 makes it: the length declared up front (a version 2 blob), or not (version 1).
+  void Put(const std::string& key, const Bytes& data, bool declared = true, catalog::Attributes attributes = {}) {
+    auto w = service_->BeginPut(bucket_, key, std::move(attributes), {crypto::ChecksumAlgorithm::kSha256}, nullptr,
+                                declared ? std::optional<uint64_t>(data.size()) : std::nullopt);
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Write(data));
+    ASSERT_OK((*w)->Commit({}));
+  }
+
+  std::string UploadPart(const std::string& key, const std::string& upload, uint32_t n, const Bytes& data) {
+    auto w = service_->BeginPart(bucket_, key, upload, n, {}, nullptr, data.size());
+    EXPECT_OK(w);
+    if (!w.ok()) return "";
+    EXPECT_OK((*w)->Write(data));
+    auto r = (*w)->Commit({});
+    EXPECT_OK(r);
+    return r.ok() ? r->etag : "";
+  }
+
+  // The catalog is lost: a new, empty one is rebuilt.
+  Result<RebuildReport> LoseAndRebuild() {
+    service_.reset();
+    COFFRE_ASSIGN_OR_RETURN(fresh_, catalog::Catalog::Open(dir_ + "/rebuilt.db"));
+    audit::RequestInfo request;
+    request.action = "test:rebuild";
+    return RebuildCatalog(*keys_, *blobs_, *fresh_, &recorder_, request);
+  }
+
+  Bytes GetFrom(ObjectService& service, const catalog::Bucket& bucket, const std::string& key) {
+    auto r = service.OpenObject(bucket, key);
+    EXPECT_OK(r);
+    if (!r.ok()) return {};
+    Bytes out;
+    Bytes buf(3000);
+    for (;;) {
+      auto n = (*r)->Read(buf);
+      EXPECT_OK(n);
+      if (!n.ok() || *n == 0) break;
+      out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(*n));
+    }
+    return out;
+  }
+
+  ServiceOptions options_;
+  std::unique_ptr<ObjectService> service_;
+  std::unique_ptr<catalog::Catalog> fresh_;
+  FakeRecorder recorder_;
+  std::string tenant_;
+  catalog::Bucket bucket_;
+};
+
+TEST_F(CatalogRebuildTest, EveryObjectComesBackWithItsRowAndItsBytes) {
+  Put("prêts/2026/bilan.pdf", Pattern(9000, 1), true, {{"content-type", "application/pdf"}, {"x-amz-meta-a", "b"}});
+  Put("empty", {});
+  Put("doc", Pattern(100, 2));
+  Put("doc", Pattern(200, 3));  // the first version stays until it is collected: superseded
+  auto upload = service_->CreateUpload(bucket_, "big", {{"x-amz-meta-n", "2"}});
+  ASSERT_OK(upload);
+  std::vector<UploadPartRef> refs = {{1, UploadPart("big", *upload, 1, Pattern(6000, 4))},
+                                     {2, UploadPart("big", *upload, 2, Pattern(123, 5))}};
+  ASSERT_OK(service_->CompleteUpload(bucket_, "big", *upload, refs, {}));
+  auto unfinished = service_->CreateUpload(bucket_, "unfinished", {});
+  ASSERT_OK(unfinished);
+  UploadPart("unfinished", *unfinished, 1, Pattern(10, 6));
+  std::map<std::string, catalog::ObjectRecord> before;
+  for (const std::string key : {"prêts/2026/bilan.pdf", "empty", "doc", "big"}) {
+    auto row = catalog_->GetObject(bucket_.id, key);
+    ASSERT_OK(row);
+    before[key] = *row;
+  }
+
+  auto report = LoseAndRebuild();
+  ASSERT_OK(report);
+  EXPECT_EQ(report->blobs, 8u);
+  EXPECT_EQ(report->buckets, 1u);
+  EXPECT_EQ(report->objects, 4u);
+  EXPECT_EQ(report->multipart_objects, 1u);
+  EXPECT_EQ(report->superseded, 1u);
+  EXPECT_EQ(report->unfinished_parts, 1u);
+  EXPECT_TRUE(report->unreadable.empty());
+  EXPECT_TRUE(report->incomplete.empty());
+
+  auto bucket = fresh_->GetBucket("dossiers");
+  ASSERT_OK(bucket);
+  EXPECT_EQ(bucket->tenant_id, tenant_);
+  ObjectService rebuilt(*fresh_, *keys_, *blobs_, options_);
+  for (const auto& [key, old] : before) {
+    SCOPED_TRACE(key);
+    auto row = fresh_->GetObject(bucket->id, key);
+    ASSERT_OK(row);
+    EXPECT_EQ(row->object_id, old.object_id);
+    EXPECT_EQ(row->size, old.size);
+    EXPECT_EQ(row->etag, old.etag);
+    EXPECT_EQ(row->last_modified, old.last_modified);
+    EXPECT_EQ(row->attributes, old.attributes);
+    EXPECT_EQ(row->manifest_blob_id, old.manifest_blob_id);
+    ASSERT_EQ(row->parts.size(), old.parts.size());
+    for (size_t i = 0; i < old.parts.size(); ++i) EXPECT_EQ(row->parts[i].blob_id, old.parts[i].blob_id);
+    // A new wrap of the same key, under the row's binding: the object reads through the new row.
+    EXPECT_EQ(row->key_info.tenant_key_version, old.key_info.tenant_key_version);
+  }
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "prêts/2026/bilan.pdf"), Pattern(9000, 1));
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "empty"), Bytes());
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "doc"), Pattern(200, 3));
+  Bytes big = Pattern(6000, 4);
+  const Bytes tail = Pattern(123, 5);
+  big.insert(big.end(), tail.begin(), tail.end());
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "big"), big);
+
+  // Each blob's key was opened only after its record, and each row's key wrapped after one.
+  size_t unwraps = 0, rewraps = 0;
+  for (const auto& e : recorder_.events()) {
+    EXPECT_EQ(e.request.action, "test:rebuild");
+    if (e.operation == audit::Operation::kDataKeyUnwrap) ++unwraps;
+    if (e.operation == audit::Operation::kDataKeyRewrap) ++rewraps;
+  }
+  EXPECT_EQ(unwraps, 8u);
+  EXPECT_EQ(rewraps, 4u);
+}
+
+TEST_F(CatalogRebuildTest, WhatCannotComeBackIsReported) {
+  Put("v1", Pattern(100, 1), /*declared=*/false);  // a version 1 blob: no description
+  Put("kept", Pattern(100, 2));
+  auto upload = service_->CreateUpload(bucket_, "big", {});
+  ASSERT_OK(upload);
+  std::vector<UploadPartRef> refs = {{1, UploadPart("big", *upload, 1, Pattern(6000, 3))},
+                                     {2, UploadPart("big", *upload, 2, Pattern(10, 4))}};
+  ASSERT_OK(service_->CompleteUpload(bucket_, "big", *upload, refs, {}));
+  auto big = catalog_->GetObject(bucket_.id, "big");
+  ASSERT_OK(big);
+  ASSERT_OK(blobs_->Remove(big->parts[1].blob_id));  // a part lost upstream
+  auto v1 = catalog_->GetObject(bucket_.id, "v1");
+  ASSERT_OK(v1);
+
+  auto report = LoseAndRebuild();
+  ASSERT_OK(report);
+  EXPECT_EQ(report->objects, 1u);
+  ASSERT_EQ(report->unreadable.size(), 1u);
+  EXPECT_EQ(report->unreadable[0].rfind(v1->parts[0].blob_id + ": format version 1", 0), 0u) << report->unreadable[0];
+  ASSERT_EQ(report->incomplete.size(), 1u);
+  EXPECT_NE(report->incomplete[0].find("dossiers/big: part 2"), std::string::npos) << report->incomplete[0];
+  auto bucket = fresh_->GetBucket("dossiers");
+  ASSERT_OK(bucket);
+  EXPECT_OK(fresh_->GetObject(bucket->id, "kept"));
+  EXPECT_THAT(fresh_->GetObject(bucket->id, "big").status(), test_support::StatusIs(StatusCode::kNotFound));
+}
+
+TEST_F(CatalogRebuildTest, NoKeyIsUsedWhenTheAuditLogRefuses) {
+  Put("doc", Pattern(100, 1));
+  recorder_.set_failing(true);
+  auto report = LoseAndRebuild();
+  EXPECT_FALSE(report.ok());
+  EXPECT_EQ(recorder_.events().size(), 0u);
+  auto bucket = fresh_->GetBucket("dossiers");
+  EXPECT_FALSE(bucket.ok());
+}
+
+}  // namespace
+}  // namespace coffre::service
