@@ -187,6 +187,16 @@ void Registry::AddCallbackCounter(std::string_view name, std::string_view help, 
   family->counter_callbacks[FormatLabels(labels)] = std::move(read);
 }
 
+void Registry::AddCallbackHistogram(std::string_view name, std::string_view help, const Labels& labels,
+                                    std::vector<double> bounds, std::function<HistogramSnapshot()> read) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Family* family = FamilyFor(name, help, Type::kHistogram);
+  if (family == nullptr) {
+    return;
+  }
+  family->histogram_callbacks[FormatLabels(labels)] = {std::move(bounds), std::move(read)};
+}
+
 std::string Registry::Render() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
@@ -228,22 +238,34 @@ std::string Registry::Render() const {
         }
         break;
       }
-      case Type::kHistogram:
+      case Type::kHistogram: {
         out += "histogram\n";
-        for (const auto& [labels, entry] : family.histograms) {
-          const Histogram& h = *entry.second;
-          // One snapshot of the buckets, so that the cumulative counts never decrease.
+        // Each bucket read once, so that the cumulative counts never decrease.
+        const auto emit = [&out, &name = name](std::string_view labels, const std::vector<double>& bounds,
+                                               const std::function<uint64_t(size_t)>& bucket, double sum) {
           uint64_t cumulative = 0;
-          for (size_t i = 0; i <= h.bounds().size(); ++i) {
-            cumulative += h.bucket_count(i);
-            const std::string le =
-                "le=\"" + (i < h.bounds().size() ? FormatNumber(h.bounds()[i]) : std::string("+Inf")) + "\"";
+          for (size_t i = 0; i <= bounds.size(); ++i) {
+            cumulative += bucket(i);
+            const std::string le = "le=\"" + (i < bounds.size() ? FormatNumber(bounds[i]) : std::string("+Inf")) + "\"";
             out += name + "_bucket" + WithLabel(labels, le) + " " + std::to_string(cumulative) + "\n";
           }
-          out += name + "_sum" + labels + " " + FormatNumber(h.sum()) + "\n";
-          out += name + "_count" + labels + " " + std::to_string(cumulative) + "\n";
+          out += name + "_sum" + std::string(labels) + " " + FormatNumber(sum) + "\n";
+          out += name + "_count" + std::string(labels) + " " + std::to_string(cumulative) + "\n";
+        };
+        for (const auto& [labels, entry] : family.histograms) {
+          const Histogram& h = *entry.second;
+          emit(
+              labels, h.bounds(), [&h](size_t i) { return h.bucket_count(i); }, h.sum());
+        }
+        for (const auto& [labels, entry] : family.histogram_callbacks) {
+          const auto& [bounds, read] = entry;
+          HistogramSnapshot snapshot = read();
+          if (snapshot.buckets.size() != bounds.size() + 1) snapshot = {std::vector<uint64_t>(bounds.size() + 1), 0};
+          emit(
+              labels, bounds, [&snapshot](size_t i) { return snapshot.buckets[i]; }, snapshot.sum);
         }
         break;
+      }
     }
   }
   return out;

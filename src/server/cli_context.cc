@@ -23,8 +23,9 @@ Status CliContext::OpenAuditLogToRead() {
 Result<CliContext> OpenForCli(Config config, CliStores stores) {
   CliContext context;
   context.config = std::move(config);
-  if (stores == CliStores::kAll) {
-    COFFRE_ASSIGN_OR_RETURN(context.stores, OpenStores(context.config, /*for_daemon=*/false));
+  if (stores != CliStores::kKeystore) {
+    COFFRE_ASSIGN_OR_RETURN(context.stores, OpenStores(context.config, /*for_daemon=*/false,
+                                                       /*probe_upstream=*/stores == CliStores::kBlobs));
     return context;
   }
   COFFRE_ASSIGN_OR_RETURN(context.stores.root_key, LoadRootKey(context.config, /*create=*/false));

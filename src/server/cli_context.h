@@ -19,12 +19,17 @@ namespace coffre::server {
 
 enum class CliStores {
   kKeystore,  // the keystore only
-  kAll,       // the keystore, the catalog and the blob store
+  // The keystore, the catalog and the blob store, which the command does not read (it changes keys
+  // and catalog rows): an upstream bucket is not asked first, so that a key can be destroyed or a
+  // tenant shredded while the upstream is unreachable.
+  kCatalog,
+  // The same, with the blob store read (fsck, scrub): an upstream bucket must answer HEAD first.
+  kBlobs,
 };
 
 struct CliContext {
   Config config;
-  // stores.catalog and stores.blobs are open with CliStores::kAll only. stores.root_key is held
+  // stores.catalog and stores.blobs are open with CliStores::kCatalog and kBlobs only. stores.root_key is held
   // for the audit log (and the commands that hand it on: backup, rotate-root) and cleared once the
   // log is open: the keystore and the log hold what they need.
   Stores stores;
@@ -39,7 +44,8 @@ struct CliContext {
   Status OpenAuditLogToRead();
 };
 
-// Opens the root key, the keystore and (kAll) the other stores of an existing data directory.
+// Opens the root key, the keystore and (kCatalog, kBlobs) the other stores of an existing data
+// directory.
 Result<CliContext> OpenForCli(Config config, CliStores stores = CliStores::kKeystore);
 // ResolveConfig(flags), then the above.
 Result<CliContext> OpenForCli(const CommonFlags& flags, CliStores stores = CliStores::kKeystore);

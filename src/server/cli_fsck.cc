@@ -225,7 +225,7 @@ void RegisterFsckCommands(CLI::App& app, CommandRunner& runner) {
   fsck->add_flag("--json", flags->json, "Print the report as JSON");
   fsck->callback([flags, &runner] {
     runner.run = [flags] {
-      auto context = OpenForCli(flags->common, CliStores::kAll);
+      auto context = OpenForCli(flags->common, CliStores::kBlobs);
       if (!context.ok()) return Fail(context.status());
       // A repair removes files that a running daemon may be writing: it takes the data
       // directory's lock (held until the end), which a daemon holds while it runs.

@@ -65,7 +65,7 @@ int Rotate(const KeyFlags& flags) {
 }
 
 int List(const KeyFlags& flags) {
-  auto context = OpenForCli(flags.common, CliStores::kAll);
+  auto context = OpenForCli(flags.common, CliStores::kCatalog);
   if (!context.ok()) return Fail(context.status());
   Stores& stores = context->stores;
   auto tenant = FindTenant(*stores.keystore, flags.tenant);
@@ -106,7 +106,7 @@ int List(const KeyFlags& flags) {
 
 int Rewrap(const KeyFlags& flags) {
   if (flags.rate == 0) return Fail(Status::InvalidArgument("--rate must be at least 1 object per second"));
-  auto context = OpenForCli(flags.common, CliStores::kAll);
+  auto context = OpenForCli(flags.common, CliStores::kCatalog);
   if (!context.ok()) return Fail(context.status());
   Stores& stores = context->stores;
   auto tenant = FindTenant(*stores.keystore, flags.tenant);
@@ -213,7 +213,7 @@ int Rewrap(const KeyFlags& flags) {
 }
 
 int Destroy(const KeyFlags& flags) {
-  auto context = OpenForCli(flags.common, CliStores::kAll);
+  auto context = OpenForCli(flags.common, CliStores::kCatalog);
   if (!context.ok()) {
     return Fail(context.status());
   }

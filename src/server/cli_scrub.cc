@@ -49,7 +49,7 @@ void RegisterScrubCommands(CLI::App& app, CommandRunner& runner) {
   scrub->add_flag("--json", flags->json, "Print the report as JSON");
   scrub->callback([flags, &runner] {
     runner.run = [flags] {
-      auto context = OpenForCli(flags->common, CliStores::kAll);
+      auto context = OpenForCli(flags->common, CliStores::kBlobs);
       if (!context.ok()) {
         return Fail(context.status());
       }

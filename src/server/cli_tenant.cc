@@ -95,7 +95,7 @@ int Shred(const TenantFlags& flags) {
     return Fail(Status::InvalidArgument("--confirm must repeat the tenant name (" + flags.name +
                                         "): shredding destroys every object of the tenant for good"));
   }
-  auto context = OpenForCli(flags.common, CliStores::kAll);
+  auto context = OpenForCli(flags.common, CliStores::kCatalog);
   if (!context.ok()) {
     return Fail(context.status());
   }

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "coffre/s3/bucket_name.h"
 #include "coffre/upstream/options.h"
 
 namespace coffre::server {
@@ -156,20 +157,6 @@ Result<ops::RateLimits> ParseRateLimits(const nlohmann::json& j) {
   return limits;
 }
 
-// An S3 bucket name as AWS allows new ones: 3..63 of [a-z0-9.-], starting and ending with a letter
-// or digit, no "..", not shaped like an IPv4 address.
-bool IsValidBucketName(const std::string& name) {
-  if (name.size() < 3 || name.size() > 63) return false;
-  auto alnum = [](char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'); };
-  if (!alnum(name.front()) || !alnum(name.back())) return false;
-  for (char ch : name) {
-    if (!alnum(ch) && ch != '.' && ch != '-') return false;
-  }
-  if (name.find("..") != std::string::npos) return false;
-  return std::count(name.begin(), name.end(), '.') != 3 ||
-         !std::all_of(name.begin(), name.end(), [](char ch) { return ch == '.' || (ch >= '0' && ch <= '9'); });
-}
-
 // The endpoint as the upstream client will take it: a well-formed URL, plain http only to loopback
 // unless allowed, a bucket name the addressing style can carry.
 Status CheckUpstreamEndpoint(const StorageConfig& s) {
@@ -191,7 +178,9 @@ Result<StorageConfig> ParseStorage(const nlohmann::json& j) {
                                                   "access_key_id",
                                                   "secret_access_key_file",
                                                   "tls_ca_file",
-                                                  "allow_plaintext"};
+                                                  "allow_plaintext",
+                                                  "request_timeout_seconds",
+                                                  "connect_timeout_seconds"};
   StorageConfig s;
   std::map<std::string, std::string*> strings = {{"backend", &s.backend},
                                                  {"endpoint", &s.endpoint},
@@ -206,6 +195,13 @@ Result<StorageConfig> ParseStorage(const nlohmann::json& j) {
     if (k == "allow_plaintext") {
       if (!v.is_boolean()) return Status::InvalidArgument("config: 'storage.allow_plaintext' must be true or false");
       s.allow_plaintext = v.get<bool>();
+    } else if (k == "request_timeout_seconds" || k == "connect_timeout_seconds") {
+      const int max = k == "request_timeout_seconds" ? 600 : 120;
+      if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > max) {
+        return Status::InvalidArgument("config: 'storage." + k + "' must be a whole number of seconds from 1 to " +
+                                       std::to_string(max));
+      }
+      (k == "request_timeout_seconds" ? s.request_timeout_seconds : s.connect_timeout_seconds) = v.get<int>();
     } else if (auto it = strings.find(k); it != strings.end()) {
       if (!v.is_string()) return Status::InvalidArgument("config: 'storage." + k + "' must be a string");
       *it->second = v.get<std::string>();
@@ -234,7 +230,7 @@ Result<StorageConfig> ParseStorage(const nlohmann::json& j) {
                                      "' is required with \"backend\": \"s3\"");
     }
   }
-  if (!IsValidBucketName(s.bucket)) {
+  if (!s3::IsValidBucketName(s.bucket)) {
     return Status::InvalidArgument("config: 'storage.bucket' \"" + s.bucket +
                                    "\" is not a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-')");
   }
@@ -440,6 +436,11 @@ upstream::S3ClientOptions UpstreamClientOptions(const StorageConfig& storage) {
   options.access_key_id = storage.access_key_id;
   options.ca_file = storage.tls_ca_file;
   options.allow_plaintext = storage.allow_plaintext;
+  options.request_timeout = std::chrono::seconds(storage.request_timeout_seconds);
+  options.connect_timeout = std::chrono::seconds(storage.connect_timeout_seconds);
+  // One operation with its retries may take a few silences before it gives up.
+  options.retry.total_deadline =
+      std::max<std::chrono::milliseconds>(options.retry.total_deadline, 2 * options.request_timeout);
   return options;
 }
 

@@ -237,7 +237,8 @@ void Daemon::BuildRequestPath() {
   // The authenticated admin and auditor endpoints (docs/OPERATIONS.md, "Admin API"): changes go
   // through the lifecycle, so they are audited and fail closed as the CLI's do.
   admin_api_.emplace(keys, *lifecycle_, audit_log_.get(), MakeAdminApiOptions());
-  admin_handler_.emplace(metrics_, *pool_, ReadinessChecks(config_, keys, *stores_.catalog, audit_log_.get()),
+  admin_handler_.emplace(metrics_, *pool_,
+                         ReadinessChecks(config_, keys, *stores_.catalog, audit_log_.get(), stores_.upstream),
                          &*admin_api_);
   io_.emplace(static_cast<int>(config_.io_threads));
 }
@@ -292,6 +293,7 @@ bool Daemon::Listen() {
   Announce();
   RegisterProcessMetrics(metrics_, config_, *server_, admin_server());
   RegisterAuditMetrics(metrics_, *audit_log_);
+  if (stores_.upstream != nullptr) RegisterUpstreamMetrics(metrics_, *stores_.upstream);
   if (config_.create_dev_tenant) {
     const std::string scheme = tls_ ? "https://" : "http://";
     if (Status st = EnsureDevTenant(*stores_.keystore, *lifecycle_, config_, scheme + bound_); !st.ok()) {

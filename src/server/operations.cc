@@ -190,7 +190,8 @@ std::unique_ptr<audit::PendingRecord> IntegrityMetricsRecorder::Start(const audi
 }
 
 std::vector<admin::ReadinessCheck> ReadinessChecks(const Config& config, keystore::Keystore& keys,
-                                                   catalog::Catalog& catalog, const audit::AuditLog* audit) {
+                                                   catalog::Catalog& catalog, const audit::AuditLog* audit,
+                                                   upstream::S3Client* upstream) {
   std::vector<admin::ReadinessCheck> checks;
   // Reads every authenticated keystore row: it fails on a forged or replayed one as well as on
   // a keystore that cannot answer.
@@ -226,7 +227,46 @@ std::vector<admin::ReadinessCheck> ReadinessChecks(const Config& config, keystor
                         return Status::Unavailable("audit log cannot be written: " + audit->last_error());
                       }});
   }
+  if (upstream != nullptr) {
+    // Every object's bytes are upstream: without it no GET or PUT can succeed, so a load balancer
+    // should send the requests to a gateway that reaches it.
+    const std::string where = "bucket \"" + config.storage.bucket + "\" at " + config.storage.endpoint;
+    checks.push_back({"upstream", [upstream, where]() -> Status {
+                        Status st = upstream->HeadBucket();
+                        return st.ok() ? st : Status(st.code(), where + ": " + st.message());
+                      }});
+  }
   return checks;
+}
+
+void RegisterUpstreamMetrics(ops::Registry& registry, const upstream::S3Client& client) {
+  const upstream::ClientCounters& c = client.counters();
+  registry.AddCallbackCounter("coffre_upstream_operations_total",
+                              "Operations asked of the upstream bucket (each may take several attempts).", {},
+                              [&c] { return c.operations.load(std::memory_order_relaxed); });
+  registry.AddCallbackCounter("coffre_upstream_retries_total", "Upstream attempts that were a retry.", {},
+                              [&c] { return c.retries.load(std::memory_order_relaxed); });
+  registry.AddCallbackCounter("coffre_upstream_connections_opened_total", "Connections opened to the upstream.", {},
+                              [&c] { return c.connections_opened.load(std::memory_order_relaxed); });
+  for (size_t i = 0; i < upstream::ClientCounters::kStatusCodes; ++i) {
+    const auto code = static_cast<StatusCode>(i);
+    if (code == StatusCode::kOk) continue;
+    registry.AddCallbackCounter("coffre_upstream_errors_total",
+                                "Upstream operations that failed after their retries, by error.",
+                                {{"code", std::string(StatusCodeName(code))}}, [&c, code] { return c.Errors(code); });
+  }
+  std::vector<double> bounds;
+  for (uint64_t ms : upstream::ClientCounters::kLatencyBoundsMs) bounds.push_back(static_cast<double>(ms) / 1000);
+  registry.AddCallbackHistogram(
+      "coffre_upstream_attempt_duration_seconds", "Time of each HTTP attempt to the upstream, its body included.", {},
+      std::move(bounds), [&c] {
+        ops::HistogramSnapshot snapshot;
+        for (const auto& bucket : c.latency_buckets) {
+          snapshot.buckets.push_back(bucket.load(std::memory_order_relaxed));
+        }
+        snapshot.sum = static_cast<double>(c.latency_total_us.load(std::memory_order_relaxed)) / 1e6;
+        return snapshot;
+      });
 }
 
 }  // namespace coffre::server

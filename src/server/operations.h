@@ -16,6 +16,7 @@
 #include "coffre/s3/gateway.h"
 #include "coffre/server/config.h"
 #include "coffre/service/object_service.h"
+#include "coffre/upstream/s3_client.h"
 
 namespace coffre::server {
 
@@ -34,10 +35,19 @@ void RegisterProcessMetrics(ops::Registry& registry, const Config& config, const
                             const http::Server* admin_server);
 
 // keystore (answers a query under the root key), catalog (answers a query), data_dir (writable
-// and at least min_free_megabytes free), audit (its last write succeeded; when `audit` is set).
-// The stores must outlive the checks.
+// and at least min_free_megabytes free), audit (its last write succeeded; when `audit` is set),
+// upstream (the upstream bucket answers HEAD; when `upstream` is set). The stores must outlive the
+// checks.
 std::vector<admin::ReadinessCheck> ReadinessChecks(const Config& config, keystore::Keystore& keys,
-                                                   catalog::Catalog& catalog, const audit::AuditLog* audit);
+                                                   catalog::Catalog& catalog, const audit::AuditLog* audit,
+                                                   upstream::S3Client* upstream);
+
+// What the upstream client counts, as coffre_upstream_operations_total,
+// coffre_upstream_retries_total, coffre_upstream_connections_opened_total,
+// coffre_upstream_errors_total{code} (operations that failed after their retries) and the
+// histogram coffre_upstream_attempt_duration_seconds (every HTTP attempt). `client` must outlive
+// the registry's last Render().
+void RegisterUpstreamMetrics(ops::Registry& registry, const upstream::S3Client& client);
 
 // coffre_encrypted_bytes_total, coffre_decrypted_bytes_total and
 // coffre_key_operations_total{operation, outcome}, fed by the object service. The series are

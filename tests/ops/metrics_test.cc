@@ -81,6 +81,26 @@ TEST(MetricsTest, HistogramBucketsAreCumulativeWithInfSumAndCount) {
   EXPECT_TRUE(Contains(text, "lat_seconds_count{op=\"Put\"} 4\n")) << text;
 }
 
+TEST(MetricsTest, CallbackHistogramIsReadAtRenderAndMadeCumulative) {
+  Registry registry;
+  HistogramSnapshot kept{{2, 0, 3}, 4.5};
+  registry.AddCallbackHistogram("attempt_seconds", "Attempts.", {{"store", "up"}}, {0.01, 0.1},
+                                [&kept] { return kept; });
+  std::string text = registry.Render();
+  EXPECT_TRUE(Contains(text, "# TYPE attempt_seconds histogram\n")) << text;
+  EXPECT_TRUE(Contains(text,
+                       "attempt_seconds_bucket{store=\"up\",le=\"0.01\"} 2\n"
+                       "attempt_seconds_bucket{store=\"up\",le=\"0.1\"} 2\n"
+                       "attempt_seconds_bucket{store=\"up\",le=\"+Inf\"} 5\n"
+                       "attempt_seconds_sum{store=\"up\"} 4.5\n"
+                       "attempt_seconds_count{store=\"up\"} 5\n"))
+      << text;
+  kept = {{1, 1, 1, 1}, 9};  // a bucket too many: rendered empty, never as a wrong distribution
+  text = registry.Render();
+  EXPECT_TRUE(Contains(text, "attempt_seconds_bucket{store=\"up\",le=\"+Inf\"} 0\n")) << text;
+  EXPECT_TRUE(Contains(text, "attempt_seconds_sum{store=\"up\"} 0\n")) << text;
+}
+
 TEST(MetricsTest, FamiliesRenderSortedByName) {
   Registry registry;
   registry.GetCounter("zz_total", "z").Add();

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 
 #include "coffre/server/config.h"
@@ -104,6 +105,26 @@ TEST(StorageConfigTest, PrefixAndAddressingStyle) {
   EXPECT_NE(Refusal(S3(R"(, "prefix": "/leading/")")).find("storage.prefix"), std::string::npos);
   EXPECT_NE(Refusal(S3(R"(, "prefix": "tab\t/")")).find("storage.prefix"), std::string::npos);
   EXPECT_NE(Refusal(S3(R"(, "addressing_style": "dns")")).find("addressing_style"), std::string::npos);
+}
+
+TEST(StorageConfigTest, TimeoutsAreBoundedAndReachTheClient) {
+  auto defaults = ParseConfig(WithStorage(S3()));
+  ASSERT_OK(defaults);
+  EXPECT_EQ(UpstreamClientOptions(defaults->storage).request_timeout, std::chrono::seconds(30));
+  EXPECT_EQ(UpstreamClientOptions(defaults->storage).connect_timeout, std::chrono::seconds(5));
+  auto c = ParseConfig(WithStorage(S3(R"(, "request_timeout_seconds": 120, "connect_timeout_seconds": 2)")));
+  ASSERT_OK(c);
+  const upstream::S3ClientOptions options = UpstreamClientOptions(c->storage);
+  EXPECT_EQ(options.request_timeout, std::chrono::seconds(120));
+  EXPECT_EQ(options.connect_timeout, std::chrono::seconds(2));
+  // Retries get room for at least two silences of that length.
+  EXPECT_GE(options.retry.total_deadline, std::chrono::seconds(240));
+  for (const char* bad : {"0", "601", "1.5", "\"30\"", "-1"}) {
+    EXPECT_NE(Refusal(S3(std::string(R"(, "request_timeout_seconds": )") + bad)).find("1 to 600"), std::string::npos)
+        << bad;
+  }
+  EXPECT_NE(Refusal(S3(R"(, "connect_timeout_seconds": 121)")).find("1 to 120"), std::string::npos);
+  EXPECT_NE(Refusal(R"({"backend": "local", "request_timeout_seconds": 10})").find("only to"), std::string::npos);
 }
 
 TEST(StorageConfigTest, UnknownBackendsFieldsAndTypesAreNamed) {

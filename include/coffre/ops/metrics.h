@@ -67,6 +67,13 @@ class Histogram {
   std::atomic<double> sum_{0};
 };
 
+// What a histogram kept outside the registry holds when it is rendered: per-bucket counts (not
+// cumulative; the last bucket is +Inf) and the sum of the observations.
+struct HistogramSnapshot {
+  std::vector<uint64_t> buckets;
+  double sum = 0;
+};
+
 // Latency buckets in seconds, 1 ms to 60 s: S3 requests range from a HEAD to a 5 GiB PUT.
 std::vector<double> LatencyBuckets();
 
@@ -92,6 +99,12 @@ class Registry {
   // not call back into the registry.
   void AddCallbackCounter(std::string_view name, std::string_view help, const Labels& labels,
                           std::function<uint64_t()> read);
+  // A histogram kept elsewhere (another module's latency buckets), read when rendered. `bounds`
+  // are its buckets' upper bounds; `read` returns one count more than there are bounds (the last
+  // bucket is +Inf), must be thread-safe and must not call back into the registry. A snapshot
+  // with the wrong number of buckets renders as empty rather than as a wrong distribution.
+  void AddCallbackHistogram(std::string_view name, std::string_view help, const Labels& labels,
+                            std::vector<double> bounds, std::function<HistogramSnapshot()> read);
 
   // The whole registry in the Prometheus text exposition format, families sorted by name.
   std::string Render() const;
@@ -107,6 +120,8 @@ class Registry {
     std::map<std::string, std::function<double()>, std::less<>> callbacks;
     std::map<std::string, std::function<uint64_t()>, std::less<>> counter_callbacks;
     std::map<std::string, std::pair<Labels, std::unique_ptr<Histogram>>, std::less<>> histograms;
+    std::map<std::string, std::pair<std::vector<double>, std::function<HistogramSnapshot()>>, std::less<>>
+        histogram_callbacks;
   };
 
   Family* FamilyFor(std::string_view name, std::string_view help, Type type);  // mu_ held

@@ -28,6 +28,10 @@ struct StorageConfig {
   std::string secret_access_key_file;
   std::string tls_ca_file;  // PEM bundle to verify the upstream's certificate; "" = the system's
   bool allow_plaintext = false;
+  // The longest the upstream may stay silent during a request (a slow or stalled transfer fails
+  // after this, then is retried when it may be), and the longest a connection may take to open.
+  int request_timeout_seconds = 30;
+  int connect_timeout_seconds = 5;
 };
 
 struct Config {
