@@ -437,6 +437,11 @@ class DaemonError(RuntimeError):
     pass
 
 
+# When set (by gateway_suite.py), a JSON "storage" config object: every Daemon started without a
+# --config of its own keeps its blobs in that upstream bucket.
+GATEWAY_STORAGE_ENV = "COFFRE_TEST_GATEWAY_STORAGE"
+
+
 class Daemon:
     """`with Daemon() as d:` starts `coffre serve --data-dir TMP/data --listen 127.0.0.1:0`,
     waits for `listening on 127.0.0.1:PORT`, reads dev-credentials.json; stop() sends SIGTERM and
@@ -484,8 +489,10 @@ class Daemon:
         while os.path.exists(os.path.join(self.tmp, f"daemon-{n}.stderr")):
             n += 1
         self._stderr_path = os.path.join(self.tmp, f"daemon-{n}.stderr")
-        cmd = [self.binary, "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0",
-               *self.extra_args]
+        extra_args = list(self.extra_args)
+        if os.environ.get(GATEWAY_STORAGE_ENV) and "--config" not in extra_args:
+            extra_args += ["--config", self._gateway_config(json.loads(os.environ[GATEWAY_STORAGE_ENV]))]
+        cmd = [self.binary, "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", *extra_args]
         self._stderr_file = open(self._stderr_path, "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self._stderr_file, env=self._env())
@@ -510,6 +517,16 @@ class Daemon:
         with open(cred_path) as f:
             self.credentials = json.load(f)
         return self
+
+    def _gateway_config(self, storage: dict) -> str:
+        """The embedded development config with `storage` (gateway_suite.py), under a prefix of
+        this daemon's own, kept across restarts of the same temporary directory."""
+        storage = dict(storage, prefix=storage.get("prefix", "") + os.path.basename(self.tmp) + "/")
+        path = os.path.join(self.tmp, "gateway-config.json")
+        with open(path, "w") as f:
+            json.dump({"development": True, "create_root_key": True, "create_dev_tenant": True,
+                       "storage": storage}, f)
+        return path
 
     def _env(self):
         env = dict(os.environ)

@@ -4,6 +4,7 @@ upstreams.py. Clients see plain S3; the upstream sees opaque names and ciphertex
 tests check by listing and reading the upstream bucket directly and searching it for everything
 they wrote."""
 
+import json
 import os
 import re
 import shutil
@@ -16,12 +17,17 @@ import unittest
 from botocore.exceptions import ClientError
 
 from harness import MiB, Daemon, DaemonError, gen_bytes, multipart_etag, sha256
-from test_operations import write_config
+from test_operations import admin_get, admin_port, metric_value, write_config
+from test_tamper import audit_records
 from upstreams import CephRgw, CoffreUpstream, DiagnosticsOnFailure, missing_ceph_programs
 
 PREFIX = "coffre-blobs/"
-# What the upstream may hold: PREFIX, the first four hex digits of the id, the id.
-BLOB_KEY = re.compile(r"^" + re.escape(PREFIX) + r"([0-9a-f]{4})/([0-9a-f]{32})$")
+# Other tests' own gateways, in the same upstream bucket.
+REBUILD_PREFIX = "rebuilt/"
+FSCK_PREFIX = "checked/"
+# What the upstream may hold: a gateway's prefix, the first four hex digits of the id, the id.
+BLOB_KEY = re.compile(r"^(?:" + "|".join(re.escape(p) for p in (PREFIX, REBUILD_PREFIX, FSCK_PREFIX)) +
+                      r")([0-9a-f]{4})/([0-9a-f]{32})$")
 
 # Plaintext the tests write, to be searched for upstream: names, metadata and content that no
 # ciphertext contains by chance.
@@ -65,12 +71,13 @@ def start_gateway(tmp: str, storage: dict) -> Daemon:
 
 def refusal(tmp: str, storage: dict) -> str:
     """The daemon's stderr when it refuses to start with this storage config."""
+    d = Daemon(extra_args=["--config", write_config(tmp, storage=storage)], tmp=tmp)
     try:
-        d = start_gateway(tmp, storage)
+        d.start()
     except DaemonError as e:
         return str(e)
-    d.stop(check=False)
-    d.cleanup()
+    finally:
+        d.stop(check=False)  # also closes its stderr file
     raise AssertionError("the gateway started")
 
 
@@ -206,7 +213,7 @@ class GatewayContract(DiagnosticsOnFailure):
             for needle in needles:
                 self.assertNotIn(needle.encode(), seen, f"{needle!r} readable in upstream {upstream_key}")
         # Two names that share no random part do not share a partition: ids spread over prefixes.
-        self.assertGreater(len({k[len(PREFIX):len(PREFIX) + 4] for k in listing}), 1)
+        self.assertGreater(len({BLOB_KEY.match(k).group(1) for k in listing}), 1)
 
     def test_the_gateway_comes_back_with_its_objects_after_a_restart(self):
         data = gen_bytes(400_000, seed=7)
@@ -216,6 +223,144 @@ class GatewayContract(DiagnosticsOnFailure):
         cls.gateway = start_gateway(self.tmp, storage_config(self.upstream, self.secret_file))
         cls.s3 = self.gateway.client()
         self.assertEqual(sha256(self.s3.get_object(Bucket=BUCKET, Key="restart/doc")["Body"].read()), sha256(data))
+
+    def test_a_lost_catalog_is_rebuilt_from_the_upstream_and_the_keystore(self):
+        # A gateway of its own, under its own prefix: what it stores is all the rebuild finds.
+        tmp = tempfile.mkdtemp(prefix="coffre-gateway-rebuild-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        storage = storage_config(self.upstream, write_secret(tmp, self.upstream.secret_key), prefix=REBUILD_PREFIX)
+        gateway = start_gateway(tmp, storage)
+        self.addCleanup(lambda: gateway.stop(check=False))
+        s3 = gateway.client()
+        s3.create_bucket(Bucket="rebuild-a")
+        s3.create_bucket(Bucket="rebuild-b")
+        s3.put_object(Bucket="rebuild-a", Key="prêts/2026/bilan.pdf", Body=text_body(70_000), ContentType=CONTENT_TYPE,
+                      ContentDisposition="inline", Metadata={"emprunteur": "Dupont"}, ChecksumAlgorithm="SHA256")
+        s3.put_object(Bucket="rebuild-a", Key="empty", Body=b"")
+        s3.put_object(Bucket="rebuild-a", Key="overwritten", Body=b"first version")
+        s3.put_object(Bucket="rebuild-a", Key="overwritten", Body=b"second version, the one that stays")
+        s3.put_object(Bucket="rebuild-b", Key="streamed.bin", Body=gen_bytes(600_000, seed=11))
+        parts = [gen_bytes(5 * MiB, seed=12), gen_bytes(1000, seed=13)]
+        upload_id = s3.create_multipart_upload(Bucket="rebuild-b", Key="multipart.bin", Metadata={"n": "2"})["UploadId"]
+        done = [{"PartNumber": n, "ETag": s3.upload_part(Bucket="rebuild-b", Key="multipart.bin", UploadId=upload_id,
+                                                          PartNumber=n, Body=body)["ETag"]}
+                for n, body in enumerate(parts, start=1)]
+        s3.complete_multipart_upload(Bucket="rebuild-b", Key="multipart.bin", UploadId=upload_id,
+                                     MultipartUpload={"Parts": done})
+        unfinished = s3.create_multipart_upload(Bucket="rebuild-b", Key="unfinished")["UploadId"]
+        s3.upload_part(Bucket="rebuild-b", Key="unfinished", UploadId=unfinished, PartNumber=1, Body=b"x" * 1000)
+
+        def snapshot(client) -> dict:
+            seen = {}
+            for bucket in ("rebuild-a", "rebuild-b"):
+                for o in client.list_objects_v2(Bucket=bucket).get("Contents", []):
+                    got = client.get_object(Bucket=bucket, Key=o["Key"], ChecksumMode="ENABLED")
+                    seen[(bucket, o["Key"])] = (o["Size"], o["ETag"], o["LastModified"], got["ContentType"],
+                                                got.get("ContentDisposition"), got["Metadata"],
+                                                got.get("ChecksumSHA256"), sha256(got["Body"].read()))
+            return seen
+
+        before = snapshot(s3)
+        self.assertEqual(len(before), 5)
+
+        # A rebuild is refused beside a running daemon, and over an existing catalog.
+        rebuild = ["catalog", "rebuild", "--config", os.path.join(tmp, "coffre.json"), "--data-dir", gateway.data_dir,
+                   "--json"]
+        p = gateway.run_cli(*rebuild, check=False)
+        self.assertEqual(p.returncode, 2, p)
+        self.assertIn(b"stop the daemon first", p.stderr)
+        gateway.stop()
+        p = gateway.run_cli(*rebuild, check=False)
+        self.assertNotEqual(p.returncode, 0, p)
+        self.assertIn(b"never replaces a catalog", p.stderr)
+
+        # The gateway's disk loses its catalog; the keystore, the audit log and the upstream remain.
+        for suffix in ("", "-wal", "-shm"):
+            path = os.path.join(gateway.data_dir, "catalog.db" + suffix)
+            if os.path.exists(path):
+                os.remove(path)
+        p = gateway.run_cli(*rebuild, check=False, timeout=300)
+        self.assertEqual(p.returncode, 0, p)
+        report = json.loads(p.stdout)
+        self.assertEqual((report["buckets"], report["objects"], report["multipart_objects"]), (2, 5, 1), report)
+        self.assertEqual(report["superseded"], 1, report)  # "first version", not yet collected
+        self.assertEqual(report["unfinished_parts"], 1, report)
+        self.assertEqual((report["unreadable"], report["incomplete"]), ([], []), report)
+
+        gateway = start_gateway(tmp, storage)
+        s3 = gateway.client()
+        self.assertEqual(snapshot(s3), before)
+        self.assertEqual(sorted(b["Name"] for b in s3.list_buckets()["Buckets"]), ["rebuild-a", "rebuild-b"])
+        # The blobs the rebuild left out are orphans for fsck; none that the catalog names is missing.
+        p = gateway.run_cli("fsck", "--data-dir", gateway.data_dir, "--config", os.path.join(tmp, "coffre.json"),
+                            "--min-age", "0", "--json", check=False)
+        fsck = json.loads(p.stdout)
+        self.assertEqual(fsck["missing"], [], fsck)
+        self.assertEqual(len(fsck["orphans"]), 2, fsck)
+        # Every key use of the rebuild is in the audit log, which still verifies: the unwrap of each
+        # blob's header key (the 5 objects' blobs, the old version, the manifest's 2 parts, the
+        # unfinished part) and the rewrap of each object's key into its new row.
+        gateway.run_cli("audit", "check", "--data-dir", gateway.data_dir)
+        records = [r for r in audit_records(gateway, tmp) if r["action"] == "cli:catalog rebuild"]
+        self.assertEqual(sorted(r["operation"] for r in records),
+                         ["data_key.rewrap"] * 5 + ["data_key.unwrap"] * 9, records)
+        rewrapped = {(r["bucket"], r["object_key"]) for r in records if r["operation"] == "data_key.rewrap"}
+        self.assertEqual(rewrapped, set(before))
+
+    def test_fsck_checks_the_upstream_and_repairs_only_what_is_safe(self):
+        tmp = tempfile.mkdtemp(prefix="coffre-gateway-fsck-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        storage = storage_config(self.upstream, write_secret(tmp, self.upstream.secret_key), prefix=FSCK_PREFIX)
+        gateway = start_gateway(tmp, storage)
+        self.addCleanup(lambda: gateway.stop(check=False))
+        s3 = gateway.client()
+        s3.create_bucket(Bucket="checked")
+
+        def blobs() -> set:
+            return {k for k in self.upstream_keys() if k.startswith(FSCK_PREFIX)}
+
+        s3.put_object(Bucket="checked", Key="kept", Body=text_body(20_000))
+        (kept_blob,) = blobs()
+        s3.put_object(Bucket="checked", Key="lost", Body=text_body(30_000))
+        (lost_blob,) = blobs() - {kept_blob}
+        # Outside Coffre, in the upstream bucket: a copy under a blob's name that no object names
+        # (what a crash between an upload and its catalog row leaves), a file that is not a blob,
+        # and a blob deleted (what only a backup brings back).
+        orphan_id = "0a1b" + "c" * 28
+        orphan = f"{FSCK_PREFIX}{orphan_id[:4]}/{orphan_id}"
+        self.up.copy_object(Bucket=self.upstream.bucket, Key=orphan,
+                            CopySource={"Bucket": self.upstream.bucket, "Key": kept_blob})
+        stray = FSCK_PREFIX + "notes-of-the-storage-team.txt"
+        self.up.put_object(Bucket=self.upstream.bucket, Key=stray, Body=b"not a blob")
+        self.addCleanup(lambda: self.up.delete_object(Bucket=self.upstream.bucket, Key=stray))
+        self.up.delete_object(Bucket=self.upstream.bucket, Key=lost_blob)
+
+        def fsck(*flags) -> tuple:
+            p = gateway.run_cli("fsck", "--data-dir", gateway.data_dir, "--config", os.path.join(tmp, "coffre.json"),
+                                "--min-age", "0", "--json", *flags, check=False, timeout=120)
+            return p.returncode, json.loads(p.stdout)
+
+        code, report = fsck()  # beside the running gateway: a check changes nothing
+        self.assertEqual(code, 3, report)
+        self.assertEqual(report["missing"], [lost_blob.rsplit("/", 1)[1]], report)
+        self.assertEqual(report["orphans"], [orphan_id], report)
+        self.assertEqual(report["strays"], [f"s3://{self.upstream.bucket}/{stray}"], report)
+        self.assertIn(orphan, self.upstream_keys())
+
+        gateway.stop()
+        code, report = fsck("--repair")
+        self.assertEqual(code, 3, report)  # the missing blob and the stray remain to be seen to
+        self.assertEqual(report["orphans_removed"], 1, report)
+        self.assertNotIn(orphan, self.upstream_keys())
+        self.assertIn(stray, self.upstream_keys())
+        self.assertIn(kept_blob, self.upstream_keys())
+
+        gateway = start_gateway(tmp, storage)
+        s3 = gateway.client()
+        self.assertEqual(s3.get_object(Bucket="checked", Key="kept")["Body"].read(), text_body(20_000))
+        with self.assertRaises(ClientError) as caught:
+            s3.get_object(Bucket="checked", Key="lost")["Body"].read()
+        self.assertEqual(caught.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
 
     def test_z_a_deleted_object_leaves_the_upstream(self):
         self.assertTrue(self.deleted_blobs)
@@ -283,6 +428,58 @@ class OverCoffre(GatewayContract, unittest.TestCase):
         self.assertIn("FAILED", out)
         self.assertIn("refused these credentials", out)
         self.assertNotIn("not-the-secret", out)
+
+    def test_readiness_and_metrics_follow_the_upstream(self):
+        """/health/ready checks the upstream bucket and names it when it stops answering; /metrics
+        carries the upstream client's counters."""
+        server = CoffreUpstream(tenant="probed")
+        self.addCleanup(server.stop)
+        server.start()
+        tmp = tempfile.mkdtemp(prefix="coffre-gateway-ready-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        gateway = start_gateway(tmp, storage_config(server.upstream, write_secret(tmp, server.upstream.secret_key)))
+        self.addCleanup(lambda: gateway.stop(check=False))
+        admin = admin_port(gateway)
+        status, _, body = admin_get(admin, "/health/ready")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["checks"]["upstream"], "ok")
+
+        s3 = gateway.client()
+        s3.create_bucket(Bucket="probed")
+        s3.put_object(Bucket="probed", Key="a", Body=text_body(5000))
+        self.assertEqual(s3.get_object(Bucket="probed", Key="a")["Body"].read(), text_body(5000))
+        text = admin_get(admin, "/metrics")[2].decode()
+        operations = metric_value(text, "coffre_upstream_operations_total")
+        attempts = metric_value(text, "coffre_upstream_attempt_duration_seconds_count")
+        self.assertGreaterEqual(operations, 3, text)  # the start's HEAD, the PUT, the GET at least
+        self.assertGreaterEqual(attempts, operations)
+        self.assertEqual(metric_value(text, 'coffre_upstream_attempt_duration_seconds_bucket{le="+Inf"}'), attempts)
+        self.assertEqual(metric_value(text, 'coffre_upstream_errors_total{code="Unavailable"}'), 0)
+
+        server.daemon.stop(check=False)  # the upstream goes away; the gateway stays up
+        status, _, body = admin_get(admin, "/health/ready")
+        self.assertEqual(status, 503, body)
+        report = json.loads(body)
+        self.assertEqual(report["status"], "not ready")
+        self.assertIn(server.upstream.bucket, report["checks"]["upstream"])
+        for check in ("keystore", "catalog", "data_dir", "audit"):
+            self.assertEqual(report["checks"][check], "ok", report)
+        text = admin_get(admin, "/metrics")[2].decode()
+        errors = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                     if line.startswith("coffre_upstream_errors_total{"))
+        self.assertGreater(errors, 0, text)
+        self.assertGreater(metric_value(text, "coffre_upstream_retries_total"), 0, text)
+
+        # Key commands do not read blobs: an unreachable upstream does not stop them (a key can be
+        # rotated, or a tenant shredded, while it is down). fsck reads blobs and says why it cannot.
+        where = ["--config", os.path.join(tmp, "coffre.json"), "--data-dir", gateway.data_dir]
+        p = gateway.run_cli("key", "list", "dev", "--json", *where, check=False)
+        self.assertEqual(p.returncode, 0, p)
+        self.assertEqual(json.loads(p.stdout)["tenant"], "dev")
+        gateway.run_cli("key", "rotate", "dev", *where)
+        p = gateway.run_cli("fsck", *where, check=False)
+        self.assertNotEqual(p.returncode, 0, p)
+        self.assertIn(server.upstream.bucket.encode(), p.stderr)
 
 
 @unittest.skipIf(missing_ceph_programs(), f"Ceph programs missing: {missing_ceph_programs()}")
