@@ -5,8 +5,13 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+# ccache (CMakeLists.txt) keys its cache on paths relative to the checkout, so that a fresh clone
+# of the same sources, as CI makes, finds what an earlier build compiled.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= true
+
 # Debian 12 packages the build and the tests need.
-DEB_PACKAGES := cmake g++ make pkg-config \
+DEB_PACKAGES := cmake g++ make pkg-config ccache \
   libboost1.81-dev libssl-dev libsodium-dev libsqlite3-dev libspdlog-dev nlohmann-json3-dev \
   libpugixml-dev libcli11-dev libisal-dev libgtest-dev libgmock-dev libbenchmark-dev \
   python3 curl rclone s3cmd clang libclang-rt-14-dev clang-format clang-tidy openssl systemd python3-cryptography
