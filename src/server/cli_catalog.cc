@@ -89,22 +89,18 @@ Result<service::RebuildReport> Rebuild(const RebuildFlags& flags) {
 
 void Print(const service::RebuildReport& r, bool json) {
   if (json) {
-    std::cout << nlohmann::json{{"blobs", r.blobs},
-                                {"buckets", r.buckets},
-                                {"objects", r.objects},
-                                {"multipart_objects", r.multipart_objects},
-                                {"superseded", r.superseded},
-                                {"unfinished_parts", r.unfinished_parts},
-                                {"unreadable", r.unreadable},
-                                {"incomplete", r.incomplete}}
+    std::cout << nlohmann::json{{"blobs", r.blobs},           {"buckets", r.buckets},
+                                {"objects", r.objects},       {"multipart_objects", r.multipart_objects},
+                                {"superseded", r.superseded}, {"unfinished_parts", r.unfinished_parts},
+                                {"unreadable", r.unreadable}, {"incomplete", r.incomplete},
+                                {"strays", r.strays}}
                      .dump()
               << std::endl;
     return;
   }
   std::cout << "blobs: " << r.blobs << "; rebuilt " << r.buckets << " buckets and " << r.objects << " objects ("
             << r.multipart_objects << " multipart); superseded objects: " << r.superseded
-            << "; parts of uploads never completed: " << r.unfinished_parts
-            << " (coffre fsck --repair removes both)\n";
+            << "; parts of uploads never completed: " << r.unfinished_parts << " (coffre fsck --repair removes both)\n";
   if (!r.unreadable.empty()) {
     std::cout << "blobs that could not be read (left in place): " << r.unreadable.size() << "\n";
     for (const auto& line : r.unreadable) std::cout << "  " << line << "\n";
@@ -112,6 +108,10 @@ void Print(const service::RebuildReport& r, bool json) {
   if (!r.incomplete.empty()) {
     std::cout << "objects left out: " << r.incomplete.size() << "\n";
     for (const auto& line : r.incomplete) std::cout << "  " << line << "\n";
+  }
+  if (!r.strays.empty()) {
+    std::cout << "not blobs (ignored, left in place): " << r.strays.size() << "\n";
+    for (const auto& line : r.strays) std::cout << "  " << line << "\n";
   }
   std::cout << "catalog rebuilt" << std::endl;
 }

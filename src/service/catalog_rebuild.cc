@@ -52,7 +52,7 @@ class Rebuild {
       : keys_(keys), blobs_(blobs), fresh_(fresh), audit_(audit), request_(request) {}
 
   Result<RebuildReport> Run() {
-    COFFRE_ASSIGN_OR_RETURN(std::vector<storage::StoredFile> listed, blobs_.ListBlobs(nullptr));
+    COFFRE_ASSIGN_OR_RETURN(std::vector<storage::StoredFile> listed, blobs_.ListBlobs(&report_.strays));
     report_.blobs = listed.size();
     std::vector<Headed> batch;
     for (const storage::StoredFile& file : listed) {
@@ -67,7 +67,9 @@ class Rebuild {
   }
 
  private:
-  void Unreadable(const std::string& blob_id, const std::string& why) { report_.unreadable.push_back(blob_id + ": " + why); }
+  void Unreadable(const std::string& blob_id, const std::string& why) {
+    report_.unreadable.push_back(blob_id + ": " + why);
+  }
 
   // The blob's header, parsed but not yet authenticated; nothing (reported) when the blob cannot
   // be rebuilt from; an error when the store fails.
@@ -132,8 +134,8 @@ class Rebuild {
                                         internal::BlobHeaderKeyAad(h.blob_id));
     if (!data_key.ok()) {
       const StatusCode code = data_key.status().code();
-      if (code == StatusCode::kNotFound || code == StatusCode::kPermissionDenied ||
-          code == StatusCode::kCorruption || code == StatusCode::kInvalidArgument) {
+      if (code == StatusCode::kNotFound || code == StatusCode::kPermissionDenied || code == StatusCode::kCorruption ||
+          code == StatusCode::kInvalidArgument) {
         Unreadable(h.blob_id, "its key does not open: " + data_key.status().message());
         return Status::Ok();
       }
@@ -166,9 +168,9 @@ class Rebuild {
       return Status::Ok();
     }
     h.reader.reset();
-    Found found{h.blob_id, std::move(description).value(),
-                catalog::KeyInfo{h.parsed.key.tenant_key_id, h.parsed.key.tenant_key_version,
-                                 h.parsed.key.wrapped_data_key}};
+    Found found{
+        h.blob_id, std::move(description).value(),
+        catalog::KeyInfo{h.parsed.key.tenant_key_id, h.parsed.key.tenant_key_version, h.parsed.key.wrapped_data_key}};
     if (found.description.kind == BlobDescription::Kind::kPart) {
       parts_[found.blob_id] = std::move(found);
     } else {
@@ -311,16 +313,15 @@ class Rebuild {
   const audit::RequestInfo& request_;
   RebuildReport report_;
   using Where = std::tuple<std::string, std::string, int64_t, std::string>;  // tenant, bucket, bucket id, key
-  std::map<Where, std::vector<Found>> candidates_;                          // objects and manifests
-  std::map<std::string, Found> parts_;                                      // by blob id
+  std::map<Where, std::vector<Found>> candidates_;                           // objects and manifests
+  std::map<std::string, Found> parts_;                                       // by blob id
   std::map<Where, Found> chosen_;
 };
 
 }  // namespace
 
-Result<RebuildReport> RebuildCatalog(keystore::TenantKeyStore& keys, storage::BlobStore& blobs,
-                                     catalog::Catalog& fresh, audit::Recorder* audit,
-                                     const audit::RequestInfo& request) {
+Result<RebuildReport> RebuildCatalog(keystore::TenantKeyStore& keys, storage::BlobStore& blobs, catalog::Catalog& fresh,
+                                     audit::Recorder* audit, const audit::RequestInfo& request) {
   return Rebuild(keys, blobs, fresh, audit, request).Run();
 }
 

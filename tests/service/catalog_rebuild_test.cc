@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-
 #include "coffre/service/object_service.h"
 #include "support/fake_recorder.h"
 #include "support/service_stores.h"
@@ -12,9 +11,8 @@
 namespace coffre::service {
 namespace {
 
-using test_support::Pattern;
 using test_support::FakeRecorder;
-
+using test_support::Pattern;
 
 // Objects written through the service; the catalog then lost and rebuilt from the blob store and
 // the keystore into a fresh one; the objects read back through a service over the new catalog.

@@ -30,21 +30,21 @@
 namespace coffre::service {
 
 struct RebuildReport {
-  uint64_t blobs = 0;              // listed in the store
-  uint64_t buckets = 0;            // created in the new catalog
-  uint64_t objects = 0;            // rows written, multipart ones included
-  uint64_t multipart_objects = 0;  // of which from a manifest
-  uint64_t superseded = 0;         // objects older than the one kept for their key (garbage for fsck)
-  uint64_t unfinished_parts = 0;   // parts of uploads never completed (not rebuilt; fsck removes them)
+  uint64_t blobs = 0;                   // listed in the store
+  uint64_t buckets = 0;                 // created in the new catalog
+  uint64_t objects = 0;                 // rows written, multipart ones included
+  uint64_t multipart_objects = 0;       // of which from a manifest
+  uint64_t superseded = 0;              // objects older than the one kept for their key (garbage for fsck)
+  uint64_t unfinished_parts = 0;        // parts of uploads never completed (not rebuilt; fsck removes them)
   std::vector<std::string> unreadable;  // "<blob id>: <why>"
   std::vector<std::string> incomplete;  // "<bucket>/<key>: <why>" multipart objects left out
+  std::vector<std::string> strays;      // what the store holds that is not a blob: left alone
 };
 
 // Fills `fresh`, a newly created, empty catalog. Stops at the first error of the store, the
 // keystore (other than a key that no longer opens one blob) or the catalog; `audit` may be null
 // (no records, for tests).
-Result<RebuildReport> RebuildCatalog(keystore::TenantKeyStore& keys, storage::BlobStore& blobs,
-                                     catalog::Catalog& fresh, audit::Recorder* audit,
-                                     const audit::RequestInfo& request);
+Result<RebuildReport> RebuildCatalog(keystore::TenantKeyStore& keys, storage::BlobStore& blobs, catalog::Catalog& fresh,
+                                     audit::Recorder* audit, const audit::RequestInfo& request);
 
 }  // namespace coffre::service
