@@ -46,6 +46,7 @@ int Main(int argc, char** argv) {
   RegisterAuditCommands(app, runner);
   RegisterFsckCommands(app, runner);
   RegisterCatalogCommands(app, runner);
+  RegisterStorageCommands(app, runner);
   RegisterScrubCommands(app, runner);
   RegisterConfigCommands(app, runner);
   RegisterAdminCredentialCommands(app, runner);

@@ -41,6 +41,7 @@ void RegisterKeyCommands(CLI::App& app, CommandRunner& runner);
 void RegisterAuditCommands(CLI::App& app, CommandRunner& runner);
 void RegisterFsckCommands(CLI::App& app, CommandRunner& runner);
 void RegisterCatalogCommands(CLI::App& app, CommandRunner& runner);
+void RegisterStorageCommands(CLI::App& app, CommandRunner& runner);
 void RegisterScrubCommands(CLI::App& app, CommandRunner& runner);
 void RegisterConfigCommands(CLI::App& app, CommandRunner& runner);
 void RegisterAdminCredentialCommands(CLI::App& app, CommandRunner& runner);

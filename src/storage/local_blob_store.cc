@@ -539,7 +539,7 @@ class LocalBlobStore final : public BlobStore {
     PackedId id{};
     NewIdBytes(std::span<uint8_t>(id).first(16));
     if (!packing_ || !expected_size || *expected_size > max_packed_blob_) {
-      return Create(HexEncode(std::span<const uint8_t>(id).first(16)));
+      return Create(HexEncode(std::span<const uint8_t>(id).first(16)), expected_size);
     }
     const uint64_t capacity = AlignUp(kRecordHeaderSize + *expected_size, kPackAlign);
     std::shared_ptr<const Pack> pack;
@@ -561,7 +561,8 @@ class LocalBlobStore final : public BlobStore {
 
   uint64_t MaxPackedBlob() const override { return packing_ ? max_packed_blob_ : 0; }
 
-  Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id) override {
+  Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id,
+                                             std::optional<uint64_t> /*expected_size*/) override {
     if (!IsValidBlobId(blob_id)) {
       return Status::InvalidArgument("invalid blob id");
     }
@@ -1037,7 +1038,7 @@ Status LocalBlobWriter::Commit() {
 }
 
 Status PackedBlobWriter::Spill() {
-  COFFRE_ASSIGN_OR_RETURN(spilled_, store_->Create(id_));
+  COFFRE_ASSIGN_OR_RETURN(spilled_, store_->Create(id_, std::nullopt));
   return spilled_->Append(std::span<const uint8_t>(record_).subspan(kRecordHeaderSize));
 }
 

@@ -256,6 +256,14 @@ class S3BlobStore final : public BlobStore {
       : client_(std::move(client)), options_(std::move(options)) {}
 
   Result<std::unique_ptr<BlobWriter>> CreateBlob(std::optional<uint64_t> expected_size) override {
+    return Create(RandomId(16), expected_size);
+  }
+
+  uint64_t MaxPackedBlob() const override { return 0; }
+
+  Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id,
+                                             std::optional<uint64_t> expected_size) override {
+    COFFRE_RETURN_IF_ERROR(CheckId(blob_id));
     if (!expected_size) {
       return Status::InvalidArgument("an upstream blob needs its size declared when it is created");
     }
@@ -264,16 +272,8 @@ class S3BlobStore final : public BlobStore {
                                      std::to_string(kMaxParts) + " parts of " + std::to_string(options_.part_size) +
                                      " bytes");
     }
-    std::string id = RandomId(16);
-    std::string key = KeyOf(id);
-    return std::unique_ptr<BlobWriter>(
-        new S3BlobWriter(client_, options_, std::move(id), std::move(key), *expected_size));
-  }
-
-  uint64_t MaxPackedBlob() const override { return 0; }
-
-  Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id) override {
-    return Status::InvalidArgument("blob " + blob_id + ": an upstream blob is created with its size (CreateBlob)");
+    std::string key = KeyOf(blob_id);
+    return std::unique_ptr<BlobWriter>(new S3BlobWriter(client_, options_, blob_id, std::move(key), *expected_size));
   }
 
   Result<std::unique_ptr<BlobReader>> Open(const std::string& blob_id) const override {

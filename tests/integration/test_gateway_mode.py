@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from harness import MiB, Daemon, DaemonError, gen_bytes, multipart_etag, sha256
 from test_operations import admin_get, admin_port, metric_value, write_config
@@ -25,9 +25,12 @@ PREFIX = "coffre-blobs/"
 # Other tests' own gateways, in the same upstream bucket.
 REBUILD_PREFIX = "rebuilt/"
 FSCK_PREFIX = "checked/"
-# What the upstream may hold: a gateway's prefix, the first four hex digits of the id, the id.
-BLOB_KEY = re.compile(r"^(?:" + "|".join(re.escape(p) for p in (PREFIX, REBUILD_PREFIX, FSCK_PREFIX)) +
-                      r")([0-9a-f]{4})/([0-9a-f]{32})$")
+MIGRATE_PREFIX = "migrated/"
+# What the upstream may hold: a gateway's prefix, the first four hex digits of the id, the id (32
+# random hex digits; blobs migrated from a local pack keep the 16 more that placed them in it).
+BLOB_KEY = re.compile(r"^(?:(?:" + "|".join(re.escape(p) for p in (PREFIX, REBUILD_PREFIX, FSCK_PREFIX)) +
+                      r")([0-9a-f]{4})/([0-9a-f]{32})|" + re.escape(MIGRATE_PREFIX) +
+                      r"([0-9a-f]{4})/([0-9a-f]{32}(?:[0-9a-f]{16})?))$")
 
 # Plaintext the tests write, to be searched for upstream: names, metadata and content that no
 # ciphertext contains by chance.
@@ -200,7 +203,8 @@ class GatewayContract(DiagnosticsOnFailure):
         for upstream_key, size in listing.items():
             m = BLOB_KEY.match(upstream_key)
             self.assertIsNotNone(m, f"upstream key {upstream_key!r} is not an opaque blob name")
-            self.assertEqual(m.group(1), m.group(2)[:4])
+            spread, blob_id = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+            self.assertEqual(spread, blob_id[:4])
             head = self.up.head_object(Bucket=self.upstream.bucket, Key=upstream_key)
             self.assertEqual(head.get("Metadata", {}), {}, upstream_key)
             for header in ("ContentDisposition", "ContentEncoding", "ContentLanguage", "CacheControl", "Expires"):
@@ -213,7 +217,7 @@ class GatewayContract(DiagnosticsOnFailure):
             for needle in needles:
                 self.assertNotIn(needle.encode(), seen, f"{needle!r} readable in upstream {upstream_key}")
         # Two names that share no random part do not share a partition: ids spread over prefixes.
-        self.assertGreater(len({BLOB_KEY.match(k).group(1) for k in listing}), 1)
+        self.assertGreater(len({k.rsplit("/", 2)[1] for k in listing}), 1)
 
     def test_the_gateway_comes_back_with_its_objects_after_a_restart(self):
         data = gen_bytes(400_000, seed=7)
@@ -274,6 +278,11 @@ class GatewayContract(DiagnosticsOnFailure):
         self.assertNotEqual(p.returncode, 0, p)
         self.assertIn(b"never replaces a catalog", p.stderr)
 
+        # Something else under the gateway's prefix: reported, never taken for a blob nor removed.
+        foreign = REBUILD_PREFIX + "README-storage-team.txt"
+        self.up.put_object(Bucket=self.upstream.bucket, Key=foreign, Body=b"do not delete")
+        self.addCleanup(lambda: self.up.delete_object(Bucket=self.upstream.bucket, Key=foreign))
+
         # The gateway's disk loses its catalog; the keystore, the audit log and the upstream remain.
         for suffix in ("", "-wal", "-shm"):
             path = os.path.join(gateway.data_dir, "catalog.db" + suffix)
@@ -286,6 +295,8 @@ class GatewayContract(DiagnosticsOnFailure):
         self.assertEqual(report["superseded"], 1, report)  # "first version", not yet collected
         self.assertEqual(report["unfinished_parts"], 1, report)
         self.assertEqual((report["unreadable"], report["incomplete"]), ([], []), report)
+        self.assertEqual(report["strays"], [f"s3://{self.upstream.bucket}/{foreign}"], report)
+        self.assertIn(foreign, self.upstream_keys())
 
         gateway = start_gateway(tmp, storage)
         s3 = gateway.client()
@@ -306,6 +317,47 @@ class GatewayContract(DiagnosticsOnFailure):
                          ["data_key.rewrap"] * 5 + ["data_key.unwrap"] * 9, records)
         rewrapped = {(r["bucket"], r["object_key"]) for r in records if r["operation"] == "data_key.rewrap"}
         self.assertEqual(rewrapped, set(before))
+
+    def test_blobs_altered_upstream_are_refused_never_served(self):
+        """An upstream that returns altered, truncated, swapped or older bytes for a blob: every
+        read is refused (an error, or a connection cut once the first intact bytes went out), no
+        wrong byte is served, and each damaged object leaves an integrity_failure audit record."""
+        bodies = {key: text_body(size)[::-1] + key.encode() for key, size in
+                  (("tamper/flipped", 200_000), ("tamper/truncated", 200_000), ("tamper/swapped-a", 50_000),
+                   ("tamper/swapped-b", 60_000), ("tamper/older", 40_000))}
+        blob = {}
+        for key, body in bodies.items():
+            before = self.upstream_keys()
+            self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+            (blob[key],) = self.upstream_keys() - before
+        before = self.upstream_keys()
+        self.s3.put_object(Bucket=BUCKET, Key="tamper/older", Body=bodies["tamper/older"][::-1])
+        (newer,) = self.upstream_keys() - before
+
+        def stored(name: str) -> bytes:
+            return self.up.get_object(Bucket=self.upstream.bucket, Key=name)["Body"].read()
+
+        def store(name: str, data: bytes):
+            self.up.put_object(Bucket=self.upstream.bucket, Key=name, Body=data)
+
+        flipped = bytearray(stored(blob["tamper/flipped"]))
+        flipped[len(flipped) // 2] ^= 0x01
+        store(blob["tamper/flipped"], bytes(flipped))
+        store(blob["tamper/truncated"], stored(blob["tamper/truncated"])[:100_000])
+        a, b = stored(blob["tamper/swapped-a"]), stored(blob["tamper/swapped-b"])
+        store(blob["tamper/swapped-a"], b)
+        store(blob["tamper/swapped-b"], a)
+        store(newer, stored(blob["tamper/older"]))  # the object's previous bytes under its new blob
+
+        for key in ("tamper/flipped", "tamper/truncated", "tamper/swapped-a", "tamper/swapped-b", "tamper/older"):
+            try:
+                got = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            except (ClientError, BotoCoreError, ConnectionError):
+                continue
+            self.fail(f"{key}: {len(got)} bytes served from a damaged blob")
+        failures = {r["object_key"] for r in audit_records(self.gateway, self.tmp)
+                    if r["outcome"] == "integrity_failure"}
+        self.assertLessEqual(set(bodies), failures)
 
     def test_fsck_checks_the_upstream_and_repairs_only_what_is_safe(self):
         tmp = tempfile.mkdtemp(prefix="coffre-gateway-fsck-")
@@ -361,6 +413,70 @@ class GatewayContract(DiagnosticsOnFailure):
         with self.assertRaises(ClientError) as caught:
             s3.get_object(Bucket="checked", Key="lost")["Body"].read()
         self.assertEqual(caught.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
+
+    def test_a_local_store_migrates_to_the_upstream(self):
+        """coffre storage migrate: a daemon's local blobs copied upstream while it runs, the rest
+        once it is stopped, then the same data directory served in gateway mode."""
+        tmp = tempfile.mkdtemp(prefix="coffre-gateway-migrate-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        local = Daemon(extra_args=["--config", write_config(tmp)], tmp=tmp).start()
+        self.addCleanup(lambda: local.stop(check=False))
+        s3 = local.client()
+        s3.create_bucket(Bucket="migrated")
+        bodies = {"small": text_body(3000), "medium": gen_bytes(700_000, seed=21), "empty": b""}
+        for key, body in bodies.items():
+            s3.put_object(Bucket="migrated", Key=key, Body=body, Metadata={"k": key})
+        parts = [gen_bytes(5 * MiB, seed=22), gen_bytes(1234, seed=23)]
+        upload = s3.create_multipart_upload(Bucket="migrated", Key="multipart")["UploadId"]
+        done = [{"PartNumber": n, "ETag": s3.upload_part(Bucket="migrated", Key="multipart", UploadId=upload,
+                                                          PartNumber=n, Body=body)["ETag"]}
+                for n, body in enumerate(parts, start=1)]
+        s3.complete_multipart_upload(Bucket="migrated", Key="multipart", UploadId=upload,
+                                     MultipartUpload={"Parts": done})
+        bodies["multipart"] = b"".join(parts)
+
+        new_dir = os.path.join(tmp, "gateway")
+        os.makedirs(new_dir)
+        new_config = write_config(new_dir, storage=storage_config(
+            self.upstream, write_secret(new_dir, self.upstream.secret_key), prefix=MIGRATE_PREFIX))
+        migrate = ["storage", "migrate", "--config", new_config, "--data-dir", local.data_dir, "--json"]
+        # A configuration without an upstream is refused: it must name where the blobs go.
+        p = local.run_cli("storage", "migrate", "--config", write_config(tmp), "--data-dir", local.data_dir,
+                          check=False)
+        self.assertEqual(p.returncode, 1, p)
+        self.assertIn(b"backend", p.stderr)
+
+        def upstream_blobs() -> set:
+            return {k for k in self.upstream_keys() if k.startswith(MIGRATE_PREFIX)}
+
+        p = local.run_cli(*migrate, check=False, timeout=300)  # beside the running daemon
+        self.assertEqual(p.returncode, 0, p)
+        first = json.loads(p.stdout)
+        self.assertTrue(first["daemon_running"], first)
+        self.assertTrue(first["verified"], first)
+        self.assertEqual(first["failed"], [], first)
+        self.assertGreaterEqual(first["copied"], 6, first)  # 3 objects, 2 parts, 1 manifest at least
+        self.assertEqual(len(upstream_blobs()), first["copied"])
+
+        s3.put_object(Bucket="migrated", Key="late", Body=text_body(9000))
+        bodies["late"] = text_body(9000)
+        local.stop()
+        p = local.run_cli(*migrate, check=False, timeout=300)
+        self.assertEqual(p.returncode, 0, p)
+        second = json.loads(p.stdout)
+        self.assertFalse(second["daemon_running"], second)
+        self.assertEqual(second["copied"], 1, second)  # only what was written meanwhile
+        self.assertEqual(second["already_there"], first["copied"], second)
+
+        gateway = Daemon(extra_args=["--config", new_config], tmp=tmp).start()
+        self.addCleanup(lambda: gateway.stop(check=False))
+        s3 = gateway.client()
+        for key, body in bodies.items():
+            got = s3.get_object(Bucket="migrated", Key=key)
+            self.assertEqual(got["Body"].read(), body, key)
+        p = gateway.run_cli("fsck", "--config", new_config, "--data-dir", gateway.data_dir, "--min-age", "0",
+                            "--json", check=False)
+        self.assertEqual(json.loads(p.stdout)["missing"], [], p)
 
     def test_z_a_deleted_object_leaves_the_upstream(self):
         self.assertTrue(self.deleted_blobs)

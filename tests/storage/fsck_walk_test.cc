@@ -27,7 +27,7 @@ class FsckWalkTest : public ::testing::Test {
   }
 
   void Commit(const std::string& id, size_t size) {
-    auto w = store_->Create(id);
+    auto w = store_->Create(id, std::nullopt);
     ASSERT_OK(w);
     ASSERT_OK((*w)->Append(std::vector<uint8_t>(size, 7)));
     ASSERT_OK((*w)->Commit());
@@ -43,7 +43,7 @@ TEST_F(FsckWalkTest, ListsCommittedBlobsAndReportsStrays) {
   Commit(a, 3);
   Commit(b, 5);
   // A writer that has not committed is a temporary, not a blob.
-  auto pending = store_->Create("0123456789abcdef0123456789abcdef");
+  auto pending = store_->Create("0123456789abcdef0123456789abcdef", std::nullopt);
   ASSERT_OK(pending);
   // Foreign files in the blob area: a bad name, and a valid id in the wrong directory.
   std::ofstream(root_.str() + "/blobs/00/11/notablob") << "x";
@@ -66,8 +66,8 @@ TEST_F(FsckWalkTest, ListsCommittedBlobsAndReportsStrays) {
 }
 
 TEST_F(FsckWalkTest, TemporariesListedAndRemovedOneByOne) {
-  auto w1 = store_->Create("0123456789abcdef0123456789abcdef");
-  auto w2 = store_->Create("fedcba9876543210fedcba9876543210");
+  auto w1 = store_->Create("0123456789abcdef0123456789abcdef", std::nullopt);
+  auto w2 = store_->Create("fedcba9876543210fedcba9876543210", std::nullopt);
   ASSERT_OK(w1);
   ASSERT_OK(w2);
   auto temps = store_->ListTemporaries();

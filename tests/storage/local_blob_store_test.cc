@@ -36,7 +36,7 @@ class LocalBlobStoreTest : public ::testing::Test {
 const std::string kId = "00112233445566778899aabbccddeeff";
 
 TEST_F(LocalBlobStoreTest, CommittedBlobReadsBack) {
-  auto w = store_->Create(kId);
+  auto w = store_->Create(kId, std::nullopt);
   ASSERT_OK(w);
   std::vector<uint8_t> header(4, 0), body = {1, 2, 3};
   ASSERT_OK((*w)->Append(header));
@@ -64,7 +64,7 @@ TEST_F(LocalBlobStoreTest, CommittedBlobReadsBack) {
 // do not fall on MiB boundaries), and its header is rewritten in place at the end: what reads back
 // is every byte as last written.
 TEST_F(LocalBlobStoreTest, MultiMebibyteBlobWrittenBackAsAppendedReadsBack) {
-  auto w = store_->Create(kId);
+  auto w = store_->Create(kId, std::nullopt);
   ASSERT_OK(w);
   constexpr size_t kPiece = 300 * 1000;
   constexpr size_t kPieces = 12;  // 3.6 MB: three writeback steps and a tail
@@ -105,7 +105,7 @@ TEST_F(LocalBlobStoreTest, ConcurrentCommitsIntoNewDirectories) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
-        auto w = store_->Create(id_of(t, i));
+        auto w = store_->Create(id_of(t, i), std::nullopt);
         const std::vector<uint8_t> body = {static_cast<uint8_t>(t), static_cast<uint8_t>(i)};
         if (!w.ok() || !(*w)->Append(body).ok() || !(*w)->Commit().ok()) ++failures;
       }
@@ -116,7 +116,7 @@ TEST_F(LocalBlobStoreTest, ConcurrentCommitsIntoNewDirectories) {
 
   auto reopened = OpenLocalBlobStore(root_);
   ASSERT_OK(reopened);
-  auto w = (*reopened)->Create("0001ffff000000000000000000000000");
+  auto w = (*reopened)->Create("0001ffff000000000000000000000000", std::nullopt);
   ASSERT_OK(w);
   ASSERT_OK((*w)->Append(std::vector<uint8_t>{42}));
   ASSERT_OK((*w)->Commit());
@@ -194,7 +194,7 @@ TEST_P(DirectorySyncTest, CommitsInOneDirectoryShareItsFsyncAndItsOutcome) {
   std::vector<std::thread> threads;
   for (int i = 0; i < kWriters; ++i) {
     threads.emplace_back([&, i] {
-      auto w = store_->Create(ids_[i]);
+      auto w = store_->Create(ids_[i], std::nullopt);
       if (!w.ok()) {
         results[i] = w.status();
         return;
@@ -231,7 +231,7 @@ INSTANTIATE_TEST_SUITE_P(FsyncOutcome, DirectorySyncTest, ::testing::Bool(),
 
 TEST_F(LocalBlobStoreTest, UncommittedBlobIsInvisibleAndCleanedUp) {
   {
-    auto w = store_->Create(kId);
+    auto w = store_->Create(kId, std::nullopt);
     ASSERT_OK(w);
     std::vector<uint8_t> body = {1, 2, 3};
     ASSERT_OK((*w)->Append(body));
@@ -249,13 +249,13 @@ TEST_F(LocalBlobStoreTest, CrashLeftoversRemovedAtStartup) {
 }
 
 TEST_F(LocalBlobStoreTest, RejectsPathLikeIds) {
-  EXPECT_THAT(store_->Create("../../etc/passwd"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->Create("../../etc/passwd", std::nullopt), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(store_->Open("0011223344556677/../x"), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(store_->Remove("short"), StatusIs(StatusCode::kInvalidArgument));
 }
 
 TEST_F(LocalBlobStoreTest, RemoveIsIdempotent) {
-  auto w = store_->Create(kId);
+  auto w = store_->Create(kId, std::nullopt);
   ASSERT_OK(w);
   ASSERT_OK((*w)->Commit());
   EXPECT_OK(store_->Remove(kId));

@@ -331,10 +331,27 @@ TEST_F(S3BlobStoreTest, KeysHoldOnlyThePrefixAndHexAndEachStoreKeepsToItsPrefix)
   EXPECT_THAT(store_->Open(theirs), StatusIs(StatusCode::kNotFound));
 }
 
+TEST_F(S3BlobStoreTest, ABlobCanBeCreatedUnderAGivenId) {
+  const std::string id = "00112233445566778899aabbccddeeff";
+  const Bytes data = Pattern(300'000, 21);
+  auto w = store_->Create(id, data.size());
+  ASSERT_OK(w);
+  EXPECT_EQ((*w)->id(), id);
+  ASSERT_OK((*w)->Append(data));
+  ASSERT_OK((*w)->Commit());
+  auto r = store_->Open(id);
+  ASSERT_OK(r);
+  Bytes back(data.size());
+  ASSERT_OK((*r)->ReadAt(0, back));
+  EXPECT_EQ(back, data);
+}
+
 TEST_F(S3BlobStoreTest, RefusesWhatItCannotDo) {
   EXPECT_THAT(store_->CreateBlob(std::nullopt), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(store_->CreateBlob(5 * kMiB * 10'001), StatusIs(StatusCode::kInvalidArgument, HasSubstr("parts")));
-  EXPECT_THAT(store_->Create("00112233445566778899aabbccddeeff"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(store_->Create("00112233445566778899aabbccddeeff", std::nullopt),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("size")));
+  EXPECT_THAT(store_->Create("../etc/passwd", 10), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(store_->Open("../etc/passwd"), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(store_->Remove("NOT-HEX"), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_EQ(store_->MaxPackedBlob(), 0u);

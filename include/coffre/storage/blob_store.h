@@ -67,8 +67,10 @@ class BlobStore {
   // The largest blob CreateBlob puts in a pack record; 0 when every blob gets a file (packing
   // turned off, or a file system that cannot punch holes).
   virtual uint64_t MaxPackedBlob() const = 0;
-  // A writer for a blob in a file of its own under a given id ([0-9a-f]{16,64}).
-  virtual Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id) = 0;
+  // A writer for a blob under a given id ([0-9a-f]{16,64}): in a file of its own locally. An
+  // upstream store needs its size (`expected_size`), as CreateBlob does; the local one ignores it.
+  virtual Result<std::unique_ptr<BlobWriter>> Create(const std::string& blob_id,
+                                                     std::optional<uint64_t> expected_size) = 0;
   // NotFound if there is no such blob.
   virtual Result<std::unique_ptr<BlobReader>> Open(const std::string& blob_id) const = 0;
   // OK if it was already gone.
