@@ -324,7 +324,10 @@ Status CheckListenAddresses(const Config& c) {
 
 uint32_t WorkerThreads(const Config& config) {
   if (config.worker_threads != 0) return config.worker_threads;
-  return std::max(4u, 2 * std::thread::hardware_concurrency());
+  const uint32_t for_cpu = std::max(4u, 2 * std::thread::hardware_concurrency());
+  // In gateway mode a read holds its worker for the upstream's round trips, milliseconds each
+  // rather than a disk's microseconds: with a handful of workers, a few clients would fill them.
+  return config.storage.backend == "s3" ? std::max(kGatewayWorkerThreads, for_cpu) : for_cpu;
 }
 
 Result<Config> ParseConfig(const std::string& json_text) {

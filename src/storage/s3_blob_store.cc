@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -195,6 +196,13 @@ class S3BlobWriter final : public BlobWriter {
   bool committed_ = false;
 };
 
+// Reads are ranged GETs. One per read would cost a round trip per 64 KiB segment (tens of
+// seconds for a large object over an upstream 40 ms away), so a read past what is held fetches a
+// window beyond it too: 256 KiB first, doubling while the reads stay sequential, up to
+// kMaxReadAhead. At most one window per reader is held.
+constexpr uint64_t kMinReadAhead = 256 * 1024;
+constexpr uint64_t kMaxReadAhead = 4 * 1024 * 1024;
+
 class S3BlobReader final : public BlobReader {
  public:
   S3BlobReader(std::shared_ptr<upstream::S3Client> client, std::string id, std::string key, uint64_t size, Bytes head)
@@ -207,47 +215,72 @@ class S3BlobReader final : public BlobReader {
       return Status::Corruption("blob " + id_ + ": read of " + std::to_string(out.size()) + " bytes at " +
                                 std::to_string(offset) + " past its end (" + std::to_string(size_) + " bytes)");
     }
-    // What the prefetched head holds is copied; the rest is one ranged GET.
+    // What the prefetched head holds is copied; then what the window holds; the rest is fetched.
     if (offset < head_.size()) {
       const auto from_head = static_cast<size_t>(std::min<uint64_t>(out.size(), head_.size() - offset));
       std::memcpy(out.data(), head_.data() + offset, from_head);
       offset += from_head;
       out = out.subspan(from_head);
     }
-    if (out.empty()) {
-      return Status::Ok();
+    std::lock_guard lock(mu_);
+    while (!out.empty()) {
+      if (offset >= window_start_ && offset < window_start_ + window_.size()) {
+        const auto n = static_cast<size_t>(std::min<uint64_t>(out.size(), window_start_ + window_.size() - offset));
+        std::memcpy(out.data(), window_.data() + (offset - window_start_), n);
+        offset += n;
+        out = out.subspan(n);
+        continue;
+      }
+      // A read right after the window (or the head) is sequential: the next window is larger.
+      const bool sequential = offset == window_start_ + window_.size() || offset == head_.size();
+      ahead_ = sequential ? std::min(kMaxReadAhead, std::max(kMinReadAhead, ahead_ * 2)) : kMinReadAhead;
+      const uint64_t length = std::min(size_ - offset, std::max<uint64_t>(out.size(), ahead_));
+      COFFRE_RETURN_IF_ERROR(Fetch(offset, length));
     }
-    size_t received = 0;
+    return Status::Ok();
+  }
+
+ private:
+  // One ranged GET of [offset, offset + length) into the window.
+  Status Fetch(uint64_t offset, uint64_t length) const {
+    window_.clear();
+    window_start_ = offset;
+    window_.reserve(static_cast<size_t>(length));
     const Result<upstream::ObjectInfo> info = client_->GetObject(
         key_,
         [&](ByteView piece) {
-          if (piece.size() > out.size() - received) {
+          if (piece.size() > length - window_.size()) {
             return Status::Corruption("blob " + id_ + ": the upstream sent more than the range asked for");
           }
-          std::memcpy(out.data() + received, piece.data(), piece.size());
-          received += piece.size();
+          window_.insert(window_.end(), piece.begin(), piece.end());
           return Status::Ok();
         },
-        upstream::ByteRange{.first = offset, .last = offset + out.size() - 1});
+        upstream::ByteRange{.first = offset, .last = offset + length - 1});
+    const uint64_t received = window_.size();
+    if (!info.ok() || received != length) window_.clear();  // never serve part of a failed fetch
     if (!info.ok()) {
       if (info.status().code() == StatusCode::kOutOfRange || info.status().code() == StatusCode::kCorruption) {
         return Status::Corruption("blob " + id_ + ": shorter upstream than when opened: " + info.status().message());
       }
       return ForBlob(id_, info.status());
     }
-    if (received != out.size()) {
+    if (received != length) {
       return Status::Corruption("blob " + id_ + ": the upstream sent " + std::to_string(received) + " bytes of the " +
-                                std::to_string(out.size()) + " asked for at " + std::to_string(offset));
+                                std::to_string(length) + " asked for at " + std::to_string(offset));
     }
     return Status::Ok();
   }
 
- private:
   const std::shared_ptr<upstream::S3Client> client_;
   const std::string id_;
   const std::string key_;
   const uint64_t size_;
   const Bytes head_;  // the blob's first min(size, kPrefetch) bytes
+  // The read-ahead window: ReadAt is const, and a reader may be shared by a request's threads.
+  mutable std::mutex mu_;
+  mutable Bytes window_;
+  mutable uint64_t window_start_ = 0;
+  mutable uint64_t ahead_ = 0;  // the last window's size
 };
 
 class S3BlobStore final : public BlobStore {

@@ -127,6 +127,18 @@ TEST(StorageConfigTest, TimeoutsAreBoundedAndReachTheClient) {
   EXPECT_NE(Refusal(R"({"backend": "local", "request_timeout_seconds": 10})").find("only to"), std::string::npos);
 }
 
+TEST(StorageConfigTest, GatewayModeHasWorkersForItsUpstreamWaits) {
+  auto local = ParseConfig("{}");
+  ASSERT_OK(local);
+  auto gateway = ParseConfig(WithStorage(S3()));
+  ASSERT_OK(gateway);
+  EXPECT_GE(WorkerThreads(*gateway), kGatewayWorkerThreads);
+  EXPECT_LE(WorkerThreads(*local), WorkerThreads(*gateway));
+  auto chosen = ParseConfig(R"({"worker_threads": 6, "storage": )" + S3() + "}");
+  ASSERT_OK(chosen);
+  EXPECT_EQ(WorkerThreads(*chosen), 6u);  // what the operator sets wins
+}
+
 TEST(StorageConfigTest, UnknownBackendsFieldsAndTypesAreNamed) {
   EXPECT_NE(Refusal(R"({"backend": "gcs"})").find("storage.backend"), std::string::npos);
   EXPECT_NE(Refusal(R"("local")").find("'storage' must be an object"), std::string::npos);

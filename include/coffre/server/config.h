@@ -141,10 +141,12 @@ upstream::S3ClientOptions UpstreamClientOptions(const StorageConfig& storage);
 Result<Config> LoadConfigFile(const std::string& path);
 Result<Config> ParseConfig(const std::string& json_text);
 
-// The worker pool's size: `worker_threads`, or when 0 twice the CPU cores, at least 4. The workers
-// do CPU work (authentication, encryption) and reads that may wait on the disk; writes wait for
-// their flushes on the commit threads instead. More workers than that cost small requests time
-// in wake-ups and switches (docs/performance-history.md, "Commit threads and fewer workers").
+// The worker pool's size: `worker_threads`, or when 0 twice the CPU cores, at least 4 (at least
+// kGatewayWorkerThreads with an upstream store, whose reads wait on the network). The workers do
+// CPU work (authentication, encryption) and reads that may wait on the disk; writes wait for their
+// flushes on the commit threads instead. More workers than that cost small requests time in
+// wake-ups and switches (docs/performance-history.md, "Commit threads and fewer workers").
+inline constexpr uint32_t kGatewayWorkerThreads = 32;
 uint32_t WorkerThreads(const Config& config);
 // "localhost", 127.0.0.0/8 or ::1: where plain HTTP is allowed without allow_plaintext.
 bool IsLoopbackHost(const std::string& host);
