@@ -19,7 +19,7 @@ DEB_PACKAGES := cmake g++ make pkg-config ccache \
 # (tests/integration/upstreams.py). Without recommends, which would add ceph-mds and a time daemon.
 CEPH_PACKAGES := ceph-mon ceph-mgr ceph-osd radosgw
 
-.PHONY: all deps test-deps build run test test-unit test-integration format format-check tidy asan tsan fuzz bench bench-full clean
+.PHONY: all deps test-deps build run test test-unit test-integration format format-check tidy asan tsan fuzz bench bench-full bench-gateway clean
 
 all: build
 
@@ -135,6 +135,11 @@ bench: deps
 	python3 bench/run_bench.py --build-dir $(BENCH_DIR) $(BENCH_ARGS)
 bench-full:
 	$(MAKE) bench BENCH_ARGS="--full $(BENCH_ARGS)"
+# Gateway mode beside the upstream it fronts (a throw-away Ceph RGW), same client, same run.
+bench-gateway: test-deps
+	cmake -S . -B $(BENCH_DIR) -DCMAKE_BUILD_TYPE=Release $(BENCH_CMAKE_ARGS)
+	cmake --build $(BENCH_DIR) -j$(JOBS) --target coffre coffre_load
+	python3 bench/gateway_bench.py --build-dir $(BENCH_DIR) $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

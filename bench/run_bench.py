@@ -89,10 +89,10 @@ def cpu_seconds(pid, with_children=False):
 
 
 class Daemon:
-    def __init__(self, binary, data_dir, env=None, log_name="coffre.log"):
+    def __init__(self, binary, data_dir, env=None, log_name="coffre.log", extra_args=()):
         self.data_dir = data_dir
         self.proc = subprocess.Popen(
-            [binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"],
+            [binary, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0", *extra_args],
             stdout=subprocess.PIPE, stderr=open(os.path.join(data_dir, "..", log_name), "w"), text=True, env=env)
         deadline = time.time() + 30
         self.endpoint = None
