@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "coffre/service/object_service.h"
 #include "support/fake_recorder.h"
 #include "support/service_stores.h"
@@ -21,6 +23,7 @@ class CatalogRebuildTest : public test_support::ServiceStoresTest {
   void SetUp() override {
     ASSERT_TRUE(OpenStores("rebuild"));
     options_.segment_size = 4096;
+    options_.clock = &clock_;
     options_.min_part_size = 5000;
     service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, options_);
     auto t = keys_->CreateTenant("acme");
@@ -33,6 +36,9 @@ class CatalogRebuildTest : public test_support::ServiceStoresTest {
 
   // A PUT as S3 makes it: the length declared up front (a version 2 blob), or not (version 1).
   void Put(const std::string& key, const Bytes& data, bool declared = true, catalog::Attributes attributes = {}) {
+    // Each write a second after the last: the rebuild tells versions of a key apart by their
+    // Last-Modified, to the millisecond.
+    clock_.Set(clock_.Now() + std::chrono::seconds(1));
     auto w = service_->BeginPut(bucket_, key, std::move(attributes), {crypto::ChecksumAlgorithm::kSha256}, nullptr,
                                 declared ? std::optional<uint64_t>(data.size()) : std::nullopt);
     ASSERT_OK(w);
@@ -74,6 +80,7 @@ class CatalogRebuildTest : public test_support::ServiceStoresTest {
     return out;
   }
 
+  FixedClock clock_{std::chrono::system_clock::now()};
   ServiceOptions options_;
   std::unique_ptr<ObjectService> service_;
   std::unique_ptr<catalog::Catalog> fresh_;

@@ -15,7 +15,9 @@
 // blobs whose header key copy no longer opens (its tenant-key version destroyed, the tenant
 // shredded, the blob damaged), multipart objects missing a part, and uploads that were never
 // completed (their parts stay for fsck). Empty buckets leave no blob and do not come back; an
-// object deleted less than the garbage grace before the loss may.
+// object deleted less than the garbage grace before the loss may. Versions of a key are ordered
+// by their Last-Modified, to the millisecond: of two written in the same millisecond, the one with
+// the larger object id is kept, which may be the older.
 
 #include <cstdint>
 #include <string>
