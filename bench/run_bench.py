@@ -217,6 +217,21 @@ class Bench:
         return result
 
 
+def write_generated(text, begin, end, heading=""):
+    """Puts `text`, which runs from the marker `begin` to `end`, into docs/PERFORMANCE.md in place
+    of what stands between those markers; appends it (under `heading`, when given) if they are
+    not there yet."""
+    path = os.path.join(ROOT, "docs", "PERFORMANCE.md")
+    old = open(path).read() if os.path.exists(path) else "# Performance\n"
+    if begin in old and end in old:
+        new = old[:old.index(begin)] + text + old[old.index(end) + len(end):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + heading + text + "\n"
+    with open(path, "w") as f:
+        f.write(new)
+    log(f"wrote {path}")
+
+
 def stop_all(work, *servers):
     """Stops every server started (None: never started) and removes the temp dir `work`, unless
     COFFRE_BENCH_KEEP is set."""
@@ -556,15 +571,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        path = os.path.join(ROOT, "docs", "PERFORMANCE.md")
-        old = open(path).read() if os.path.exists(path) else "# Performance\n\n" + BEGIN + "\n" + END + "\n"
-        if BEGIN in old and END in old:
-            new = old[:old.index(BEGIN)] + text + old[old.index(END) + len(END):]
-        else:
-            new = old.rstrip("\n") + "\n\n" + text + "\n"
-        with open(path, "w") as f:
-            f.write(new)
-        log(f"wrote {path}")
+        write_generated(text, BEGIN, END)
     return 1 if bench.failures else 0
 
 
