@@ -23,6 +23,8 @@ std::string_view KindName(BlobDescription::Kind kind) {
       return "part";
     case BlobDescription::Kind::kManifest:
       return "manifest";
+    case BlobDescription::Kind::kKeyCopies:
+      return "key_copies";
   }
   return "object";
 }
@@ -107,9 +109,57 @@ Result<ObjectPart> PartFromJson(const json& j) {
   return p;
 }
 
+json KeyCopyToJson(const KeyCopy& k) {
+  return {{"blob_id", k.blob_id},
+          {"tenant_key_version", k.tenant_key_version},
+          {"wrapped_data_key", Base64Encode(k.wrapped_data_key)}};
+}
+
+Result<KeyCopy> KeyCopyFromJson(const json& j) {
+  if (!j.is_object()) return Status::Corruption("blob description key copy is not an object");
+  KeyCopy k;
+  COFFRE_RETURN_IF_ERROR(Field(j, "blob_id", k.blob_id));
+  COFFRE_RETURN_IF_ERROR(Field(j, "tenant_key_version", k.tenant_key_version));
+  std::string wrapped;
+  COFFRE_RETURN_IF_ERROR(Field(j, "wrapped_data_key", wrapped));
+  auto bytes = Base64Decode(wrapped);
+  if (!bytes) return Status::Corruption("blob description key copy 'wrapped_data_key' is not base64");
+  k.wrapped_data_key = std::move(*bytes);
+  return k;
+}
+
+Bytes EncodeKeyCopies(const BlobDescription& d) {
+  json copies = json::array();
+  for (const KeyCopy& k : d.key_copies) copies.push_back(KeyCopyToJson(k));
+  const json j = {{"v", kEncodingVersion},
+                  {"kind", KindName(d.kind)},
+                  {"tenant_id", d.tenant_id},
+                  {"last_modified", d.last_modified},
+                  {"key_copies", std::move(copies)}};
+  const std::string text = j.dump();
+  return Bytes(text.begin(), text.end());
+}
+
+Result<BlobDescription> DecodeKeyCopies(const json& j) {
+  BlobDescription d;
+  d.kind = BlobDescription::Kind::kKeyCopies;
+  COFFRE_RETURN_IF_ERROR(Field(j, "tenant_id", d.tenant_id));
+  COFFRE_RETURN_IF_ERROR(Field(j, "last_modified", d.last_modified));
+  auto it = j.find("key_copies");
+  if (it == j.end() || !it->is_array() || it->empty()) {
+    return Status::Corruption("blob description of key copies lacks its copies");
+  }
+  for (const json& k : *it) {
+    COFFRE_ASSIGN_OR_RETURN(KeyCopy copy, KeyCopyFromJson(k));
+    d.key_copies.push_back(std::move(copy));
+  }
+  return d;
+}
+
 }  // namespace
 
 Bytes EncodeBlobDescription(const BlobDescription& d) {
+  if (d.kind == BlobDescription::Kind::kKeyCopies) return EncodeKeyCopies(d);
   json j = {
       {"v", kEncodingVersion},    {"kind", KindName(d.kind)},         {"tenant_id", d.tenant_id},
       {"bucket_id", d.bucket_id}, {"bucket_name", d.bucket_name},     {"size", d.size},
@@ -144,6 +194,8 @@ Result<BlobDescription> DecodeBlobDescription(ByteView bytes) {
     d.kind = BlobDescription::Kind::kPart;
   } else if (kind == "manifest") {
     d.kind = BlobDescription::Kind::kManifest;
+  } else if (kind == "key_copies") {
+    return DecodeKeyCopies(j);
   } else {
     return Status::Corruption("blob description kind '" + kind + "' is not known");
   }

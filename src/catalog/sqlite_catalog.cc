@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -134,6 +135,17 @@ UPDATE uploads SET tenant_id = (SELECT tenant_id FROM buckets WHERE buckets.id =
     R"sql(
 ALTER TABLE objects ADD COLUMN manifest_blob_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX objects_by_manifest ON objects(manifest_blob_id) WHERE manifest_blob_id != '';
+)sql",
+    // Key-copies blobs: the data keys of the blobs a rewrap moved, under the new version, so that
+    // a rebuild opens those blobs once their own header's version is destroyed. Kept while that
+    // version exists.
+    R"sql(
+CREATE TABLE key_copy_blobs(
+  blob_id TEXT NOT NULL PRIMARY KEY,
+  tenant_id TEXT NOT NULL,
+  key_version INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX key_copy_blobs_by_version ON key_copy_blobs(tenant_id, key_version);
 )sql",
 };
 
@@ -437,7 +449,10 @@ class SqliteCatalog final : public Catalog {
   Result<std::map<uint32_t, uint64_t>> CountKeyVersions(ByteView tenant_key_id) override;
   Result<std::vector<WrappedKeyRow>> ListWrappedKeys(ByteView tenant_key_id, uint32_t version, WrappedKeyCursor* cursor,
                                                      uint32_t limit) override;
-  Result<uint64_t> RewrapKeys(const std::vector<KeyRewrap>& rewraps) override;
+  Result<uint64_t> RewrapKeys(const std::vector<KeyRewrap>& rewraps,
+                              const std::vector<KeyCopyBlob>& key_copies) override;
+  Status AddKeyCopyBlobs(const std::vector<KeyCopyBlob>& key_copies) override;
+  Result<uint64_t> DropKeyCopyBlobs(const std::string& tenant_id, uint32_t key_version) override;
   Result<uint64_t> DeleteTenantData(const std::string& tenant_id, uint32_t max_rows) override;
 
  private:
@@ -455,6 +470,8 @@ class SqliteCatalog final : public Catalog {
   // carried over to the new version of an object, e.g. a completed upload's parts).
   Status RecordGarbageLocked(const std::vector<std::string>& unlinked);
   Result<bool> IsReferenced(Connection& conn, std::string_view blob_id);
+  Status AddKeyCopyBlobsLocked(const std::vector<KeyCopyBlob>& key_copies);
+  Result<uint64_t> DropKeyCopyBlobsLocked(const std::string& tenant_id, std::optional<uint32_t> key_version);
 
   // Runs `work` (which uses the *Locked helpers, never its own transaction) in a transaction
   // shared with the writes queued meanwhile, and returns once that transaction is durable: work's
@@ -1169,7 +1186,8 @@ Result<bool> SqliteCatalog::IsReferenced(Connection& conn, std::string_view blob
                           conn.PrepareCached("SELECT EXISTS(SELECT 1 FROM object_parts WHERE blob_id = ?1) OR "
                                              "EXISTS(SELECT 1 FROM upload_parts WHERE blob_id = ?1) OR "
                                              "EXISTS(SELECT 1 FROM objects WHERE manifest_blob_id = ?1 "
-                                             "AND manifest_blob_id != '')"));
+                                             "AND manifest_blob_id != '') OR "
+                                             "EXISTS(SELECT 1 FROM key_copy_blobs WHERE blob_id = ?1)"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(blob_id));
   COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
   return row && st.ColumnInt64(0) != 0;
@@ -1230,7 +1248,7 @@ Result<bool> SqliteCatalog::IsBlobReferenced(const std::string& blob_id) {
 Result<std::vector<std::string>> SqliteCatalog::ListBlobIds(BlobRefSource source, const std::string& after,
                                                             uint32_t limit) {
   // Each walk follows an index on blob_id (object_parts_by_blob, upload_parts_by_blob,
-  // objects_by_manifest, garbage's key).
+  // objects_by_manifest, the keys of key_copy_blobs and garbage).
   const char* sql = nullptr;
   switch (source) {
     case BlobRefSource::kObjectParts:
@@ -1243,6 +1261,9 @@ Result<std::vector<std::string>> SqliteCatalog::ListBlobIds(BlobRefSource source
       sql =
           "SELECT manifest_blob_id FROM objects WHERE manifest_blob_id != '' AND manifest_blob_id > ? "
           "ORDER BY manifest_blob_id LIMIT ?";
+      break;
+    case BlobRefSource::kKeyCopies:
+      sql = "SELECT blob_id FROM key_copy_blobs WHERE blob_id > ? ORDER BY blob_id LIMIT ?";
       break;
     case BlobRefSource::kGarbage:
       sql = "SELECT blob_id FROM garbage WHERE blob_id > ? ORDER BY blob_id LIMIT ?";
@@ -1290,10 +1311,13 @@ Result<std::vector<WrappedKeyRow>> SqliteCatalog::ListWrappedKeys(ByteView tenan
   COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
   std::vector<WrappedKeyRow> out;
   if (!cursor->in_uploads) {
+    // One snapshot for the rows and the blob ids they name.
+    COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
     COFFRE_ASSIGN_OR_RETURN(
-        Statement st, conn->PrepareCached("SELECT bucket_id, key, object_id, key_version, wrapped_key FROM objects "
-                                          "WHERE tenant_key_id = ? AND key_version = ? AND (bucket_id, key) > (?, ?) "
-                                          "ORDER BY bucket_id, key LIMIT ?"));
+        Statement st,
+        conn->PrepareCached("SELECT bucket_id, key, object_id, key_version, wrapped_key, manifest_blob_id FROM objects "
+                            "WHERE tenant_key_id = ? AND key_version = ? AND (bucket_id, key) > (?, ?) "
+                            "ORDER BY bucket_id, key LIMIT ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_key_id, version, cursor->bucket_id, cursor->key, limit));
     while (true) {
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -1306,8 +1330,24 @@ Result<std::vector<WrappedKeyRow>> SqliteCatalog::ListWrappedKeys(ByteView tenan
       r.object_id = st.ColumnText(2);
       r.key_info = KeyInfo{Bytes(tenant_key_id.begin(), tenant_key_id.end()), static_cast<uint32_t>(st.ColumnInt64(3)),
                            st.ColumnBlob(4)};
+      if (std::string manifest = st.ColumnText(5); !manifest.empty()) r.blob_ids.push_back(std::move(manifest));
       out.push_back(std::move(r));
     }
+    for (WrappedKeyRow& r : out) {
+      COFFRE_ASSIGN_OR_RETURN(Statement parts,
+                              conn->PrepareCached("SELECT blob_id FROM object_parts WHERE bucket_id = ? AND key = ? "
+                                                  "ORDER BY part_number"));
+      COFFRE_RETURN_IF_ERROR(parts.BindAll(r.bucket_id, r.key));
+      std::vector<std::string> ids;
+      while (true) {
+        COFFRE_ASSIGN_OR_RETURN(bool row, parts.Step());
+        if (!row) break;
+        ids.push_back(parts.ColumnText(0));
+      }
+      ids.insert(ids.end(), r.blob_ids.begin(), r.blob_ids.end());  // the manifest last
+      r.blob_ids = std::move(ids);
+    }
+    COFFRE_RETURN_IF_ERROR(tx.Commit());
     if (!out.empty()) {
       cursor->bucket_id = out.back().bucket_id;
       cursor->key = out.back().key;
@@ -1339,12 +1379,25 @@ Result<std::vector<WrappedKeyRow>> SqliteCatalog::ListWrappedKeys(ByteView tenan
     cursor->upload_id = r.upload_id;
     out.push_back(std::move(r));
   }
+  for (WrappedKeyRow& r : out) {
+    if (!r.is_upload) continue;
+    COFFRE_ASSIGN_OR_RETURN(Statement parts, conn->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ? "
+                                                                 "ORDER BY part_number"));
+    COFFRE_RETURN_IF_ERROR(parts.BindAll(r.upload_id));
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, parts.Step());
+      if (!row) break;
+      r.blob_ids.push_back(parts.ColumnText(0));
+    }
+  }
   return out;
 }
 
-Result<uint64_t> SqliteCatalog::RewrapKeys(const std::vector<KeyRewrap>& rewraps) {
+Result<uint64_t> SqliteCatalog::RewrapKeys(const std::vector<KeyRewrap>& rewraps,
+                                           const std::vector<KeyCopyBlob>& key_copies) {
   std::lock_guard lock(write_mu_);
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  COFFRE_RETURN_IF_ERROR(AddKeyCopyBlobsLocked(key_copies));
   uint64_t updated = 0;
   for (const KeyRewrap& k : rewraps) {
     const WrappedKeyRow& old = k.old_row;
@@ -1371,6 +1424,57 @@ Result<uint64_t> SqliteCatalog::RewrapKeys(const std::vector<KeyRewrap>& rewraps
   }
   COFFRE_RETURN_IF_ERROR(tx.Commit());
   return updated;
+}
+
+Status SqliteCatalog::AddKeyCopyBlobsLocked(const std::vector<KeyCopyBlob>& key_copies) {
+  for (const KeyCopyBlob& k : key_copies) {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("INSERT INTO key_copy_blobs(blob_id, tenant_id, key_version) "
+                                                   "VALUES(?, ?, ?) ON CONFLICT(blob_id) DO NOTHING"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(k.blob_id, k.tenant_id, k.key_version));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  return Status::Ok();
+}
+
+Status SqliteCatalog::AddKeyCopyBlobs(const std::vector<KeyCopyBlob>& key_copies) {
+  if (key_copies.empty()) return Status::Ok();
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  COFFRE_RETURN_IF_ERROR(AddKeyCopyBlobsLocked(key_copies));
+  return tx.Commit();
+}
+
+Result<uint64_t> SqliteCatalog::DropKeyCopyBlobs(const std::string& tenant_id, uint32_t key_version) {
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  COFFRE_ASSIGN_OR_RETURN(uint64_t dropped, DropKeyCopyBlobsLocked(tenant_id, key_version));
+  COFFRE_RETURN_IF_ERROR(tx.Commit());
+  return dropped;
+}
+
+// Every version when key_version is nullopt (a shredded tenant).
+Result<uint64_t> SqliteCatalog::DropKeyCopyBlobsLocked(const std::string& tenant_id,
+                                                       std::optional<uint32_t> key_version) {
+  std::vector<std::string> ids;
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("SELECT blob_id FROM key_copy_blobs WHERE tenant_id = ?1 AND "
+                                                   "(?2 < 0 OR key_version = ?2)"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, key_version ? int64_t{*key_version} : int64_t{-1}));
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      ids.push_back(st.ColumnText(0));
+    }
+  }
+  for (const std::string& id : ids) {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("DELETE FROM key_copy_blobs WHERE blob_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(id));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(ids));
+  return ids.size();
 }
 
 Result<uint64_t> SqliteCatalog::DeleteTenantData(const std::string& tenant_id, uint32_t max_rows) {
@@ -1447,6 +1551,10 @@ Result<uint64_t> SqliteCatalog::DeleteTenantData(const std::string& tenant_id, u
     }
   }
   COFFRE_RETURN_IF_ERROR(RecordGarbageLocked(unlinked));
+  if (removed == 0) {
+    // Its data is gone: the copies of its data keys go too.
+    COFFRE_ASSIGN_OR_RETURN(removed, DropKeyCopyBlobsLocked(tenant_id, std::nullopt));
+  }
   COFFRE_RETURN_IF_ERROR(tx.Commit());
   return removed;
 }

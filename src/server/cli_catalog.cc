@@ -89,18 +89,27 @@ Result<service::RebuildReport> Rebuild(const RebuildFlags& flags) {
 
 void Print(const service::RebuildReport& r, bool json) {
   if (json) {
-    std::cout << nlohmann::json{{"blobs", r.blobs},           {"buckets", r.buckets},
-                                {"objects", r.objects},       {"multipart_objects", r.multipart_objects},
-                                {"superseded", r.superseded}, {"unfinished_parts", r.unfinished_parts},
-                                {"unreadable", r.unreadable}, {"incomplete", r.incomplete},
-                                {"strays", r.strays}}
+    std::cout << nlohmann::json{{"blobs", r.blobs},
+                                {"buckets", r.buckets},
+                                {"objects", r.objects},
+                                {"multipart_objects", r.multipart_objects},
+                                {"superseded", r.superseded},
+                                {"unfinished_parts", r.unfinished_parts},
+                                {"unreadable", r.unreadable},
+                                {"incomplete", r.incomplete},
+                                {"strays", r.strays},
+                                {"key_copy_blobs", r.key_copy_blobs},
+                                {"opened_by_key_copy", r.opened_by_key_copy},
+                                {"without_key", r.without_key}}
                      .dump()
               << std::endl;
     return;
   }
   std::cout << "blobs: " << r.blobs << "; rebuilt " << r.buckets << " buckets and " << r.objects << " objects ("
             << r.multipart_objects << " multipart); superseded objects: " << r.superseded
-            << "; parts of uploads never completed: " << r.unfinished_parts << " (coffre fsck --repair removes both)\n";
+            << "; parts of uploads never completed: " << r.unfinished_parts << " (coffre fsck --repair removes both)\n"
+            << "key-copies blobs: " << r.key_copy_blobs << "; blobs opened by a key copy (their own key version "
+            << "destroyed): " << r.opened_by_key_copy << "\n";
   if (!r.unreadable.empty()) {
     std::cout << "blobs that could not be read (left in place): " << r.unreadable.size() << "\n";
     for (const auto& line : r.unreadable) std::cout << "  " << line << "\n";
@@ -108,6 +117,12 @@ void Print(const service::RebuildReport& r, bool json) {
   if (!r.incomplete.empty()) {
     std::cout << "objects left out: " << r.incomplete.size() << "\n";
     for (const auto& line : r.incomplete) std::cout << "  " << line << "\n";
+  }
+  if (!r.without_key.empty()) {
+    std::cout << "blobs whose key version is gone and that no key copy names (no object named them when it was "
+                 "rewrapped, or a shredded tenant's; left for fsck): "
+              << r.without_key.size() << "\n";
+    for (const auto& line : r.without_key) std::cout << "  " << line << "\n";
   }
   if (!r.strays.empty()) {
     std::cout << "not blobs (ignored, left in place): " << r.strays.size() << "\n";

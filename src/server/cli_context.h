@@ -20,8 +20,8 @@ namespace coffre::server {
 enum class CliStores {
   kKeystore,  // the keystore only
   // The keystore, the catalog and the blob store, which the command does not read (it changes keys
-  // and catalog rows): an upstream bucket is not asked first, so that a key can be destroyed or a
-  // tenant shredded while the upstream is unreachable.
+  // and catalog rows; rewrap also writes key copies): an upstream bucket is not asked first, so
+  // that a key can be destroyed or a tenant shredded while the upstream is unreachable.
   kCatalog,
   // The same, with the blob store read (fsck, scrub): an upstream bucket must answer HEAD first.
   kBlobs,

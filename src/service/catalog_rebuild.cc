@@ -6,6 +6,7 @@
 #include <set>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "coffre/catalog/blob_description.h"
 #include "coffre/crypto/blob_format.h"
@@ -54,21 +55,75 @@ class Rebuild {
   Result<RebuildReport> Run() {
     COFFRE_ASSIGN_OR_RETURN(std::vector<storage::StoredFile> listed, blobs_.ListBlobs(&report_.strays));
     report_.blobs = listed.size();
-    std::vector<Headed> batch;
-    for (const storage::StoredFile& file : listed) {
-      COFFRE_ASSIGN_OR_RETURN(std::optional<Headed> headed, ReadHeader(file.name));
-      if (headed) batch.push_back(std::move(*headed));
-      if (batch.size() == kBatch) COFFRE_RETURN_IF_ERROR(OpenBatch(batch));
-    }
-    COFFRE_RETURN_IF_ERROR(OpenBatch(batch));
+    std::vector<std::string> ids;
+    ids.reserve(listed.size());
+    for (const storage::StoredFile& file : listed) ids.push_back(file.name);
+    // A blob whose header's key version is gone waits for the key copies that a rewrap wrote,
+    // which are blobs of the same listing.
+    COFFRE_RETURN_IF_ERROR(OpenAll(ids, /*through_copies=*/false));
+    COFFRE_RETURN_IF_ERROR(OpenAll(std::exchange(deferred_, {}), /*through_copies=*/true));
     COFFRE_RETURN_IF_ERROR(Choose());
     COFFRE_RETURN_IF_ERROR(Write());
+    COFFRE_RETURN_IF_ERROR(fresh_.AddKeyCopyBlobs(key_copy_blobs_));
     return std::move(report_);
   }
 
  private:
   void Unreadable(const std::string& blob_id, const std::string& why) {
     report_.unreadable.push_back(blob_id + ": " + why);
+  }
+
+  Status OpenAll(const std::vector<std::string>& ids, bool through_copies) {
+    std::vector<Headed> batch;
+    for (const std::string& id : ids) {
+      COFFRE_ASSIGN_OR_RETURN(std::optional<Headed> headed, ReadHeader(id));
+      if (!headed) continue;
+      if (through_copies) {
+        if (!UseKeyCopy(*headed)) continue;
+      } else {
+        // Deferred before any record: a version that is gone opens nothing, so nothing is used.
+        COFFRE_ASSIGN_OR_RETURN(bool exists,
+                                VersionExists(TenantOf(headed->parsed), headed->parsed.key.tenant_key_version));
+        if (!exists) {
+          deferred_.push_back(id);
+          continue;
+        }
+      }
+      batch.push_back(std::move(*headed));
+      if (batch.size() == kBatch) COFFRE_RETURN_IF_ERROR(OpenBatch(batch));
+    }
+    return OpenBatch(batch);
+  }
+
+  // Whether the tenant's key still has that version: not once destroyed, nor for a shredded or
+  // unknown tenant.
+  Result<bool> VersionExists(const std::string& tenant, uint32_t version) {
+    auto it = versions_.find(tenant);
+    if (it == versions_.end()) {
+      std::set<uint32_t> versions;
+      auto listed = keys_.ListKeyVersions(tenant);
+      if (listed.ok()) {
+        for (const keystore::KeyVersion& v : *listed) versions.insert(v.version);
+      } else if (listed.status().code() != StatusCode::kNotFound) {
+        return listed.status();
+      }
+      it = versions_.emplace(tenant, std::move(versions)).first;
+    }
+    return it->second.count(version) > 0;
+  }
+
+  // Puts in place of the header's copy of the data key the newest key copy of the blob; false
+  // (reported) when there is none.
+  bool UseKeyCopy(Headed& h) {
+    auto it = copies_.find(h.blob_id);
+    if (it == copies_.end()) {
+      report_.without_key.push_back(h.blob_id);
+      return false;
+    }
+    h.parsed.key.tenant_key_version = it->second.tenant_key_version;
+    h.parsed.key.wrapped_data_key = it->second.wrapped_data_key;
+    ++report_.opened_by_key_copy;
+    return true;
   }
 
   // The blob's header, parsed but not yet authenticated; nothing (reported) when the blob cannot
@@ -171,13 +226,26 @@ class Rebuild {
     Found found{
         h.blob_id, std::move(description).value(),
         catalog::KeyInfo{h.parsed.key.tenant_key_id, h.parsed.key.tenant_key_version, h.parsed.key.wrapped_data_key}};
-    if (found.description.kind == BlobDescription::Kind::kPart) {
+    if (found.description.kind == BlobDescription::Kind::kKeyCopies) {
+      KeepKeyCopies(found);
+    } else if (found.description.kind == BlobDescription::Kind::kPart) {
       parts_[found.blob_id] = std::move(found);
     } else {
       const BlobDescription& d = found.description;
       candidates_[{d.tenant_id, d.bucket_name, d.bucket_id, d.key}].push_back(std::move(found));
     }
     return Status::Ok();
+  }
+
+  // Remembers a key-copies blob (the new catalog lists it, so that fsck keeps it) and, for each
+  // blob it names, the copy under the newest version.
+  void KeepKeyCopies(const Found& found) {
+    ++report_.key_copy_blobs;
+    key_copy_blobs_.push_back({found.blob_id, found.description.tenant_id, found.header_key.tenant_key_version});
+    for (const catalog::KeyCopy& copy : found.description.key_copies) {
+      auto [it, inserted] = copies_.try_emplace(copy.blob_id, copy);
+      if (!inserted && copy.tenant_key_version > it->second.tenant_key_version) it->second = copy;
+    }
   }
 
   // Why a manifest cannot make its object ("" when it can): each part it names must be a
@@ -316,6 +384,10 @@ class Rebuild {
   std::map<Where, std::vector<Found>> candidates_;                           // objects and manifests
   std::map<std::string, Found> parts_;                                       // by blob id
   std::map<Where, Found> chosen_;
+  std::vector<std::string> deferred_;                   // blobs whose header's key version is gone
+  std::map<std::string, catalog::KeyCopy> copies_;      // blob id -> its newest key copy
+  std::vector<catalog::KeyCopyBlob> key_copy_blobs_;    // those read, for the new catalog
+  std::map<std::string, std::set<uint32_t>> versions_;  // tenant -> its key versions that exist
 };
 
 }  // namespace

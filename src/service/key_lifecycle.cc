@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <map>
 #include <thread>
 #include <utility>
@@ -81,36 +82,55 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
   };
   std::vector<catalog::KeyRewrap> rewraps;
   std::vector<audit::Event> events;
+  std::vector<std::vector<catalog::KeyCopy>> copies;  // per rewrap: its blobs' copies under the new version
   rewraps.reserve(rows->size());
   events.reserve(rows->size());
+  copies.reserve(rows->size());
   for (auto& row : *rows) {
-    auto r = internal::RewrapRowDataKey(keys_, tenant_id, row.key_info, bucket_name_of(row.bucket_id), row.key,
-                                        row.object_id);
-    if (!r.ok()) {
-      internal::RecordKeyFailure(audit_, event_of(row, row.key_info.tenant_key_version), r.status());
-      if (r.status().code() == StatusCode::kCorruption) {
+    const std::string bucket_name = bucket_name_of(row.bucket_id);
+    auto r = internal::RewrapRowDataKey(keys_, tenant_id, row.key_info, bucket_name, row.key, row.object_id);
+    std::vector<catalog::KeyCopy> row_copies;
+    Status copied = StatusOf(r);
+    if (copied.ok() && !row.blob_ids.empty()) {
+      // The blobs' header copies stay under the old version; copies under the new one keep them
+      // open to a rebuild once the old version is destroyed.
+      auto data_key = internal::UnwrapRowDataKey(keys_, tenant_id, row.key_info, bucket_name, row.key, row.object_id);
+      copied = StatusOf(data_key);
+      for (size_t i = 0; copied.ok() && i < row.blob_ids.size(); ++i) {
+        auto wrapped =
+            keys_.WrapDataKey(tenant_id, r->tenant_key_version, *data_key, internal::BlobHeaderKeyAad(row.blob_ids[i]));
+        copied = StatusOf(wrapped);
+        if (wrapped.ok()) row_copies.push_back({row.blob_ids[i], r->tenant_key_version, std::move(wrapped).value()});
+      }
+    }
+    if (!copied.ok()) {
+      internal::RecordKeyFailure(audit_, event_of(row, row.key_info.tenant_key_version), copied);
+      if (copied.code() == StatusCode::kCorruption) {
         ++stats.failed;  // an altered row stays as it is; fsck and the operator see it
         continue;
       }
-      return internal::FromKeyStatus(r.status());
+      return internal::FromKeyStatus(copied);
     }
     if (r->tenant_key_version == from_version) {
       return Err(Errc::kInvalidArgument,
                  "key version " + std::to_string(from_version) + " is the active version: nothing to rewrap from it");
     }
     events.push_back(event_of(row, r->tenant_key_version));
+    copies.push_back(std::move(row_copies));
     rewraps.push_back(catalog::KeyRewrap{std::move(row), r->tenant_key_version, std::move(r->wrapped)});
   }
   // Fail-closed: a new wrapping is stored only once its record is durable. The records of one
   // batch are made together (a few commits, not one fsync per data key).
   const std::vector<Status> recorded = internal::RecordEach(audit_, events);
   std::vector<catalog::KeyRewrap> allowed;
+  std::vector<catalog::KeyCopy> allowed_copies;
   allowed.reserve(rewraps.size());
   uint64_t refused = 0;
   Status first_refusal;
   for (size_t i = 0; i < rewraps.size(); ++i) {
     if (recorded[i].ok()) {
       allowed.push_back(std::move(rewraps[i]));
+      std::move(copies[i].begin(), copies[i].end(), std::back_inserter(allowed_copies));
     } else {
       if (refused++ == 0) {
         first_refusal = recorded[i];
@@ -118,8 +138,12 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
     }
   }
   if (!allowed.empty()) {
-    auto updated = catalog_.RewrapKeys(allowed);
+    // The copies are stored before the rows name the new version, and recorded with them.
+    auto key_copies = WriteKeyCopies(tenant_id, allowed_copies, request);
+    if (!key_copies.ok()) return key_copies.error();
+    auto updated = catalog_.RewrapKeys(allowed, *key_copies);
     if (!updated.ok()) {
+      for (const catalog::KeyCopyBlob& k : *key_copies) (void)blobs_.Remove(k.blob_id);
       return FromStatus(updated.status());
     }
     stats.rewrapped = *updated;
@@ -196,11 +220,65 @@ SResult<Done> ObjectService::DestroyKeyVersion(const std::string& tenant_id, uin
   if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kPreconditionFailed, st.message());
   if (st.code() == StatusCode::kNotFound) return Err(Errc::kInvalidArgument, st.message());
   if (!st.ok()) return FromStatus(st);
+  // The key copies under the destroyed version open nothing any more. If this fails they stay
+  // (harmless, a few bytes per object) until a later destruction of the tenant's data.
+  if (auto dropped = catalog_.DropKeyCopyBlobs(tenant_id, version); !dropped.ok()) {
+    spdlog::warn("key version {} of tenant {} is destroyed, but its key copies stay listed: {}", version, tenant_id,
+                 dropped.status().ToString());
+  }
   return Done{};
+}
+
+// At most this many copies per key-copies blob: its description (about 150 bytes a copy) stays far
+// below the 8 MiB a description may take.
+constexpr size_t kKeyCopiesPerBlob = 16384;
+
+SResult<std::vector<catalog::KeyCopyBlob>> ObjectService::WriteKeyCopies(const std::string& tenant_id,
+                                                                         const std::vector<catalog::KeyCopy>& copies,
+                                                                         const RequestInfo* request) {
+  auto tenant_key_id = TenantKeyId(tenant_id);
+  if (!tenant_key_id.ok()) return tenant_key_id.error();
+  std::map<uint32_t, std::vector<const catalog::KeyCopy*>> by_version;
+  for (const catalog::KeyCopy& copy : copies) by_version[copy.tenant_key_version].push_back(&copy);
+  std::vector<catalog::KeyCopyBlob> written;
+  auto undo = [&](Error e) {
+    for (const catalog::KeyCopyBlob& k : written) (void)blobs_.Remove(k.blob_id);
+    return e;
+  };
+  catalog::Bucket tenant_only;
+  tenant_only.tenant_id = tenant_id;
+  for (const auto& [version, list] : by_version) {
+    for (size_t at = 0; at < list.size(); at += kKeyCopiesPerBlob) {
+      catalog::BlobDescription d;
+      d.kind = catalog::BlobDescription::Kind::kKeyCopies;
+      d.tenant_id = tenant_id;
+      d.last_modified = NowMillis();
+      for (size_t i = at; i < std::min(list.size(), at + kKeyCopiesPerBlob); ++i) d.key_copies.push_back(*list[i]);
+      const Bytes description = catalog::EncodeBlobDescription(d);
+      auto blob = blobs_.CreateBlob(DescribedBlobSize(description.size()));
+      if (!blob.ok()) return undo(FromStatus(blob.status()));
+      // Its own data key, in its header under the version of the copies it holds: it opens as
+      // long as they can.
+      auto data_key = keys_.NewDataKey(tenant_id, internal::BlobHeaderKeyAad((*blob)->id()));
+      const audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyWrap, tenant_only, "", (*blob)->id(),
+                                                    *tenant_key_id, version, request);
+      if (!data_key.ok()) {
+        internal::RecordKeyFailure(audit_, event, data_key.status());
+        return undo(internal::FromKeyStatus(data_key.status()));
+      }
+      if (auto e = internal::RecordKeyUse(audit_, event)) return undo(*e);
+      auto sealed = SealDescribedBlob(**blob, tenant_id, catalog::KeyInfo{*tenant_key_id, version, {}}, data_key->key,
+                                      description);
+      if (!sealed.ok()) return undo(sealed.error());
+      written.push_back(catalog::KeyCopyBlob{*sealed, tenant_id, version});
+    }
+  }
+  return written;
 }
 
 SResult<Done> ObjectService::KeepClearOfDestruction(const catalog::Bucket& bucket, const std::string& key,
                                                     const std::string& object_id, catalog::KeyInfo& key_info,
+                                                    const std::vector<std::string>& blob_ids,
                                                     const RequestInfo* request) {
   auto destroying = keys_.IsKeyVersionDestroying(bucket.tenant_id, key_info.tenant_key_version);
   if (!destroying.ok()) return internal::FromKeyStatus(destroying.status());
@@ -217,6 +295,23 @@ SResult<Done> ObjectService::KeepClearOfDestruction(const catalog::Bucket& bucke
     return internal::FromKeyStatus(rewrapped.status());
   }
   if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
+  if (!blob_ids.empty()) {
+    auto data_key = internal::UnwrapRowDataKey(keys_, bucket.tenant_id, key_info, bucket.name, key, object_id);
+    if (!data_key.ok()) return internal::FromKeyStatus(data_key.status());
+    std::vector<catalog::KeyCopy> copies;
+    for (const std::string& blob_id : blob_ids) {
+      auto wrapped = keys_.WrapDataKey(bucket.tenant_id, rewrapped->tenant_key_version, *data_key,
+                                       internal::BlobHeaderKeyAad(blob_id));
+      if (!wrapped.ok()) return internal::FromKeyStatus(wrapped.status());
+      copies.push_back({blob_id, rewrapped->tenant_key_version, std::move(wrapped).value()});
+    }
+    auto key_copies = WriteKeyCopies(bucket.tenant_id, copies, request);
+    if (!key_copies.ok()) return key_copies.error();
+    if (Status st = catalog_.AddKeyCopyBlobs(*key_copies); !st.ok()) {
+      for (const catalog::KeyCopyBlob& k : *key_copies) (void)blobs_.Remove(k.blob_id);
+      return FromStatus(st);
+    }
+  }
   key_info.tenant_key_version = rewrapped->tenant_key_version;
   key_info.wrapped_data_key = std::move(rewrapped->wrapped);
   return Done{};

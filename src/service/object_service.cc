@@ -220,7 +220,8 @@ class BlobObjectWriter final : public ObjectWriter {
 
     Status st;
     if (kind_ == Kind::kObject) {
-      if (auto fenced = service_.KeepClearOfDestruction(bucket_, key_, object_id_, key_info_, &key_use_event_.request);
+      if (auto fenced = service_.KeepClearOfDestruction(bucket_, key_, object_id_, key_info_, {blob_id_},
+                                                        &key_use_event_.request);
           !fenced.ok()) {
         (void)blobs_.Remove(blob_id_);  // never published
         return fenced.error();
@@ -832,7 +833,7 @@ SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std
   up.initiated = NowMillis();
   up.attributes = std::move(attributes);
   up.key_info = ToKeyInfo(*dk);
-  if (auto fenced = KeepClearOfDestruction(bucket, key, up.upload_id, up.key_info, request); !fenced.ok()) {
+  if (auto fenced = KeepClearOfDestruction(bucket, key, up.upload_id, up.key_info, {}, request); !fenced.ok()) {
     return fenced.error();
   }
   if (Status st = catalog_.CreateUpload(up); !st.ok()) {
@@ -1006,15 +1007,24 @@ SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const ca
   d.parts = rec.parts;
   const Bytes description = catalog::EncodeBlobDescription(d);
 
-  // No body: a header, the one empty last segment, then the description.
-  const uint32_t segment_size = options_.segment_size;
-  const uint64_t blob_size = crypto::CiphertextLength(0, segment_size) + description.size() + crypto::kSegmentTagSize;
-  auto blob = blobs_.CreateBlob(blob_size);
+  auto blob = blobs_.CreateBlob(DescribedBlobSize(description.size()));
   if (!blob.ok()) return FromStatus(blob.status());
-  auto key_reference = BlobHeaderKeyReference(keys_, bucket.tenant_id, rec.key_info, *dk, (*blob)->id());
+  return SealDescribedBlob(**blob, bucket.tenant_id, rec.key_info, *dk, description);
+}
+
+uint64_t ObjectService::DescribedBlobSize(size_t description_size) const {
+  // No body: a header, the one empty last segment, then the description.
+  return crypto::CiphertextLength(0, options_.segment_size) + description_size + crypto::kSegmentTagSize;
+}
+
+SResult<std::string> ObjectService::SealDescribedBlob(storage::BlobWriter& blob, const std::string& tenant_id,
+                                                      const catalog::KeyInfo& key_info, const SecretBytes& data_key,
+                                                      const Bytes& description) {
+  const uint32_t segment_size = options_.segment_size;
+  auto key_reference = BlobHeaderKeyReference(keys_, tenant_id, key_info, data_key, blob.id());
   if (!key_reference.ok()) return FromKeyStatus(key_reference.status());
-  auto enc = crypto::BlobEncryptor::Create(*dk, std::move(key_reference).value(),
-                                           crypto::BlobIdentity{bucket.tenant_id, (*blob)->id()}, segment_size,
+  auto enc = crypto::BlobEncryptor::Create(data_key, std::move(key_reference).value(),
+                                           crypto::BlobIdentity{tenant_id, blob.id()}, segment_size,
                                            crypto::kBlobFormatVersion2);
   if (!enc.ok()) return FromStatus(enc.status());
   Bytes bytes = enc->EncodeHeader(0);
@@ -1026,9 +1036,9 @@ SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const ca
   auto sealed = enc->SealDescription(0, description);
   if (!sealed.ok()) return FromStatus(sealed.status());
   bytes.insert(bytes.end(), sealed->begin(), sealed->end());
-  if (Status st = (*blob)->Append(bytes); !st.ok()) return FromStatus(st);
-  if (Status st = (*blob)->Commit(); !st.ok()) return FromStatus(st);
-  return (*blob)->id();
+  if (Status st = blob.Append(bytes); !st.ok()) return FromStatus(st);
+  if (Status st = blob.Commit(); !st.ok()) return FromStatus(st);
+  return blob.id();
 }
 
 SResult<Done> ObjectService::AbortUpload(const Bucket& bucket, const std::string& key, const std::string& upload_id) {

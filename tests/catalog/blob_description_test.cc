@@ -77,6 +77,34 @@ TEST(BlobDescriptionTest, EachKindRoundTrips) {
   }
 }
 
+TEST(BlobDescriptionTest, KeyCopiesRoundTripAndNeedTheirCopies) {
+  BlobDescription copies;
+  copies.kind = Kind::kKeyCopies;
+  copies.tenant_id = "0123456789abcdef0123456789abcdef";
+  copies.last_modified = 1767225600123;
+  copies.key_copies = {{"aa11", 2, Bytes(60, 0x01)}, {"bb22", 3, Bytes{0x00, 0xff, 0x10}}};
+  auto decoded = DecodeBlobDescription(EncodeBlobDescription(copies));
+  ASSERT_OK(decoded);
+  EXPECT_EQ(decoded->kind, Kind::kKeyCopies);
+  EXPECT_EQ(decoded->tenant_id, copies.tenant_id);
+  EXPECT_EQ(decoded->last_modified, copies.last_modified);
+  ASSERT_EQ(decoded->key_copies.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(decoded->key_copies[i].blob_id, copies.key_copies[i].blob_id);
+    EXPECT_EQ(decoded->key_copies[i].tenant_key_version, copies.key_copies[i].tenant_key_version);
+    EXPECT_EQ(decoded->key_copies[i].wrapped_data_key, copies.key_copies[i].wrapped_data_key);
+  }
+  for (
+      const char* bad :
+      {R"({"v":1,"kind":"key_copies","tenant_id":"t","last_modified":1,"key_copies":[]})",
+       R"({"v":1,"kind":"key_copies","tenant_id":"t","last_modified":1})",
+       R"({"v":1,"kind":"key_copies","tenant_id":"t","last_modified":1,"key_copies":[{"blob_id":"a","tenant_key_version":-1,"wrapped_data_key":""}]})",
+       R"({"v":1,"kind":"key_copies","tenant_id":"t","last_modified":1,"key_copies":[{"blob_id":"a","tenant_key_version":1,"wrapped_data_key":"%%"}]})"}) {
+    const std::string text = bad;
+    EXPECT_THAT(DecodeBlobDescription(AsBytes(text)).status(), test_support::StatusIs(StatusCode::kCorruption)) << bad;
+  }
+}
+
 TEST(BlobDescriptionTest, KeysAndMetadataThatAreNotUtf8SurviveUnchanged) {
   BlobDescription d = Object();
   d.key = std::string("latin1-\xe9t\xe9.pdf");

@@ -119,5 +119,61 @@ TEST_F(BlobIdsTest, AManifestIsNamedByItsObjectAndGoesToGarbageWithIt) {
   EXPECT_FALSE(*referenced);
 }
 
+TEST_F(BlobIdsTest, KeyCopiesAreKeptUntilTheirVersionOrTheirTenantGoes) {
+  PutObject("k1", "b1");
+  ASSERT_OK(cat_->AddKeyCopyBlobs({{"c1", "tenant1", 2}, {"c2", "tenant1", 3}, {"c3", "tenant2", 2}}));
+  EXPECT_EQ(All(BlobRefSource::kKeyCopies, 2), (std::vector<std::string>{"c1", "c2", "c3"}));
+  auto referenced = cat_->IsBlobReferenced("c2");
+  ASSERT_OK(referenced);
+  EXPECT_TRUE(*referenced);
+
+  auto dropped = cat_->DropKeyCopyBlobs("tenant1", 2);  // version 2 of tenant1 destroyed
+  ASSERT_OK(dropped);
+  EXPECT_EQ(*dropped, 1u);
+  EXPECT_EQ(All(BlobRefSource::kKeyCopies, 10), (std::vector<std::string>{"c2", "c3"}));
+  EXPECT_EQ(All(BlobRefSource::kGarbage, 10), (std::vector<std::string>{"c1"}));
+
+  // A shredded tenant's data goes first, then its key copies.
+  for (;;) {
+    auto removed = cat_->DeleteTenantData("tenant1", 100);
+    ASSERT_OK(removed);
+    if (*removed == 0) break;
+  }
+  EXPECT_EQ(All(BlobRefSource::kKeyCopies, 10), (std::vector<std::string>{"c3"}));
+  EXPECT_EQ(All(BlobRefSource::kGarbage, 10), (std::vector<std::string>{"b1", "c1", "c2"}));
+}
+
+TEST_F(BlobIdsTest, RewrapListsTheBlobsOfEachRowAndRecordsItsKeyCopies) {
+  PutObject("k1", "b1", "m1");
+  UploadRecord u;
+  u.upload_id = "up1";
+  u.bucket_id = bucket_;
+  u.tenant_id = "tenant1";
+  u.key = "k2";
+  u.key_info.tenant_key_id = Bytes(16, 1);
+  u.key_info.tenant_key_version = 1;
+  u.key_info.wrapped_data_key = Bytes(60, 2);
+  ASSERT_OK(cat_->CreateUpload(u));
+  PartRecord part;
+  part.part_number = 1;
+  part.blob_id = "p1";
+  part.size = 1;
+  part.etag = "x";
+  ASSERT_OK(cat_->PutPart("up1", part));
+
+  WrappedKeyCursor cursor;
+  auto rows = cat_->ListWrappedKeys(Bytes(16, 1), 1, &cursor, 10);
+  ASSERT_OK(rows);
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].blob_ids, (std::vector<std::string>{"b1", "m1"}));  // the parts, then the manifest
+  EXPECT_EQ((*rows)[1].blob_ids, (std::vector<std::string>{"p1"}));
+  std::vector<KeyRewrap> rewraps;
+  for (const WrappedKeyRow& row : *rows) rewraps.push_back({row, 2, Bytes(60, 3)});
+  auto updated = cat_->RewrapKeys(rewraps, {{"c1", "tenant1", 2}});
+  ASSERT_OK(updated);
+  EXPECT_EQ(*updated, 2u);
+  EXPECT_EQ(All(BlobRefSource::kKeyCopies, 10), (std::vector<std::string>{"c1"}));
+}
+
 }  // namespace
 }  // namespace coffre::catalog

@@ -132,7 +132,7 @@ TEST_F(KeyRowsTest, RewrapIsACompareAndSwapThatNeverClobbersAConcurrentWrite) {
   for (const auto& r : *rows) {
     rewraps.push_back(KeyRewrap{r, 2, Bytes(60, 0xee)});
   }
-  auto updated = cat_->RewrapKeys(rewraps);
+  auto updated = cat_->RewrapKeys(rewraps, {});
   ASSERT_OK(updated);
   EXPECT_EQ(*updated, 2u);  // "kept" and the upload
   auto kept = cat_->GetObject(bucket_a_, "kept");
@@ -154,7 +154,7 @@ TEST_F(KeyRowsTest, CompletingAnUploadKeepsAWrappingThatRewrapMadeMeanwhile) {
   WrappedKeyCursor cursor;
   auto rows = cat_->ListWrappedKeys(kTenantA, 1, &cursor, 10);
   ASSERT_EQ(rows->size(), 1u);
-  ASSERT_EQ(*cat_->RewrapKeys({KeyRewrap{(*rows)[0], 2, Bytes(60, 0xee)}}), 1u);
+  ASSERT_EQ(*cat_->RewrapKeys({KeyRewrap{(*rows)[0], 2, Bytes(60, 0xee)}}, {}), 1u);
   ObjectRecord obj;
   obj.bucket_id = bucket_a_;
   obj.tenant_id = "a";

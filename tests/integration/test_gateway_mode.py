@@ -279,6 +279,13 @@ class GatewayContract(DiagnosticsOnFailure):
         self.assertNotEqual(p.returncode, 0, p)
         self.assertIn(b"never replaces a catalog", p.stderr)
 
+        # The tenant's key is rotated, every data key moved to version 2 and version 1 destroyed: no
+        # blob's own header opens any more, the copies the rewrap wrote under version 2 do.
+        where = ["--config", os.path.join(tmp, "coffre.json"), "--data-dir", gateway.data_dir]
+        gateway.run_cli("key", "rotate", "dev", *where)
+        gateway.run_cli("key", "rewrap", "dev", *where)
+        gateway.run_cli("key", "destroy", "dev", "1", *where)
+
         # Something else under the gateway's prefix: reported, never taken for a blob nor removed.
         foreign = REBUILD_PREFIX + "README-storage-team.txt"
         self.up.put_object(Bucket=self.upstream.bucket, Key=foreign, Body=b"do not delete")
@@ -293,7 +300,12 @@ class GatewayContract(DiagnosticsOnFailure):
         self.assertEqual(p.returncode, 0, p)
         report = json.loads(p.stdout)
         self.assertEqual((report["buckets"], report["objects"], report["multipart_objects"]), (2, 5, 1), report)
-        self.assertEqual(report["superseded"], 1, report)  # "first version", not yet collected
+        # Every blob but "first version" (garbage when the rewrap ran, not yet collected) opened by
+        # its copy: the objects' 7 blobs and the unfinished upload's part.
+        self.assertEqual(report["opened_by_key_copy"], 8, report)
+        self.assertEqual(len(report["without_key"]), 1, report)
+        self.assertGreaterEqual(report["key_copy_blobs"], 1, report)
+        self.assertEqual(report["superseded"], 0, report)
         self.assertEqual(report["unfinished_parts"], 1, report)
         self.assertEqual((report["unreadable"], report["incomplete"]), ([], []), report)
         self.assertEqual(report["strays"], [f"s3://{self.upstream.bucket}/{foreign}"], report)
@@ -303,19 +315,22 @@ class GatewayContract(DiagnosticsOnFailure):
         s3 = gateway.client()
         self.assertEqual(snapshot(s3), before)
         self.assertEqual(sorted(b["Name"] for b in s3.list_buckets()["Buckets"]), ["rebuild-a", "rebuild-b"])
-        # The blobs the rebuild left out are orphans for fsck; none that the catalog names is missing.
+        # The blobs the rebuild left out are orphans for fsck (the key copies are not: the new catalog
+        # names them); none that the catalog names is missing.
         p = gateway.run_cli("fsck", "--data-dir", gateway.data_dir, "--config", os.path.join(tmp, "coffre.json"),
                             "--min-age", "0", "--json", check=False)
         fsck = json.loads(p.stdout)
         self.assertEqual(fsck["missing"], [], fsck)
         self.assertEqual(len(fsck["orphans"]), 2, fsck)
-        # Every key use of the rebuild is in the audit log, which still verifies: the unwrap of each
-        # blob's header key (the 5 objects' blobs, the old version, the manifest's 2 parts, the
-        # unfinished part) and the rewrap of each object's key into its new row.
+        # Every key use of the rebuild is in the audit log, which still verifies: the unwrap of the
+        # key-copies blob's key and of each key copy used (none for the blob without one), and the
+        # rewrap of each object's key into its new row, under version 2.
         gateway.run_cli("audit", "check", "--data-dir", gateway.data_dir)
         records = [r for r in audit_records(gateway, tmp) if r["action"] == "cli:catalog rebuild"]
+        unwraps = 8 + report["key_copy_blobs"]
         self.assertEqual(sorted(r["operation"] for r in records),
-                         ["data_key.rewrap"] * 5 + ["data_key.unwrap"] * 9, records)
+                         ["data_key.rewrap"] * 5 + ["data_key.unwrap"] * unwraps, records)
+        self.assertEqual({r["key_version"] for r in records}, {2}, records)
         rewrapped = {(r["bucket"], r["object_key"]) for r in records if r["operation"] == "data_key.rewrap"}
         self.assertEqual(rewrapped, set(before))
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "coffre/service/object_service.h"
@@ -183,6 +184,84 @@ TEST_F(CatalogRebuildTest, WhatCannotComeBackIsReported) {
   ASSERT_OK(bucket);
   EXPECT_OK(fresh_->GetObject(bucket->id, "kept"));
   EXPECT_THAT(fresh_->GetObject(bucket->id, "big").status(), test_support::StatusIs(StatusCode::kNotFound));
+}
+
+// Rotate, rewrap, destroy the old version: every blob's header copy is under a version that is
+// gone, and the rebuild opens them with the copies the rewrap wrote.
+TEST_F(CatalogRebuildTest, ObjectsMovedOffADestroyedVersionComeBackThroughKeyCopies) {
+  options_.destroy_fence_ms = 0;
+  options_.garbage_grace_ms = 0;
+  service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, options_);
+  Put("single", Pattern(9000, 1));
+  auto upload = service_->CreateUpload(bucket_, "big", {});
+  ASSERT_OK(upload);
+  std::vector<UploadPartRef> refs = {{1, UploadPart("big", *upload, 1, Pattern(6000, 2))},
+                                     {2, UploadPart("big", *upload, 2, Pattern(50, 3))}};
+  ASSERT_OK(service_->CompleteUpload(bucket_, "big", *upload, refs, {}));
+  // An upload in progress across the rotation: one part before, one after.
+  auto open_upload = service_->CreateUpload(bucket_, "late", {});
+  ASSERT_OK(open_upload);
+  std::vector<UploadPartRef> late_refs = {{1, UploadPart("late", *open_upload, 1, Pattern(7000, 4))}};
+
+  auto rewrap_and_destroy = [&](uint32_t from) {
+    ASSERT_OK(keys_->RotateTenantKey(tenant_));
+    catalog::WrappedKeyCursor cursor;
+    for (;;) {
+      auto r = service_->RewrapBatch(tenant_, from, &cursor, 2);
+      ASSERT_OK(r);
+      EXPECT_EQ(r->failed, 0u);
+      if (r->examined == 0) break;
+    }
+    ASSERT_OK(service_->DestroyKeyVersion(tenant_, from));
+  };
+  rewrap_and_destroy(1);
+  late_refs.push_back({2, UploadPart("late", *open_upload, 2, Pattern(30, 5))});
+  ASSERT_OK(service_->CompleteUpload(bucket_, "late", *open_upload, late_refs, {}));
+  Put("after", Pattern(100, 6));
+  // Once more: the copies under version 2 go with it, those under 3 replace them.
+  auto copies_before = catalog_->ListBlobIds(catalog::BlobRefSource::kKeyCopies, "", 100);
+  ASSERT_OK(copies_before);
+  EXPECT_FALSE(copies_before->empty());
+  rewrap_and_destroy(2);
+  auto copies_after = catalog_->ListBlobIds(catalog::BlobRefSource::kKeyCopies, "", 100);
+  ASSERT_OK(copies_after);
+  EXPECT_FALSE(copies_after->empty());
+  for (const std::string& id : *copies_before) {
+    EXPECT_EQ(std::count(copies_after->begin(), copies_after->end(), id), 0) << id;
+  }
+  ASSERT_OK(service_->CollectGarbage());  // the version 2 copies are gone from the store too
+
+  auto report = LoseAndRebuild();
+  ASSERT_OK(report);
+  EXPECT_TRUE(report->unreadable.empty()) << report->unreadable[0];
+  EXPECT_TRUE(report->incomplete.empty());
+  EXPECT_EQ(report->objects, 4u);
+  // single; big's two parts and manifest; late's first part (before the first rotation), its
+  // second part and manifest (version 2) and after (version 2).
+  EXPECT_EQ(report->opened_by_key_copy, 8u);
+  EXPECT_EQ(report->key_copy_blobs, copies_after->size());
+  auto rebuilt_copies = fresh_->ListBlobIds(catalog::BlobRefSource::kKeyCopies, "", 100);
+  ASSERT_OK(rebuilt_copies);
+  EXPECT_EQ(*rebuilt_copies, *copies_after);
+
+  auto bucket = fresh_->GetBucket("dossiers");
+  ASSERT_OK(bucket);
+  ObjectService rebuilt(*fresh_, *keys_, *blobs_, options_);
+  for (const std::string key : {"single", "big", "late", "after"}) {
+    auto row = fresh_->GetObject(bucket->id, key);
+    ASSERT_OK(row);
+    EXPECT_EQ(row->key_info.tenant_key_version, 3u) << key;
+  }
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "single"), Pattern(9000, 1));
+  Bytes big = Pattern(6000, 2);
+  const Bytes big_tail = Pattern(50, 3);
+  big.insert(big.end(), big_tail.begin(), big_tail.end());
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "big"), big);
+  Bytes late = Pattern(7000, 4);
+  const Bytes late_tail = Pattern(30, 5);
+  late.insert(late.end(), late_tail.begin(), late_tail.end());
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "late"), late);
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "after"), Pattern(100, 6));
 }
 
 TEST_F(CatalogRebuildTest, NoKeyIsUsedWhenTheAuditLogRefuses) {

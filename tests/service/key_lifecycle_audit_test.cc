@@ -307,8 +307,19 @@ TEST_F(ServiceLifecycleAuditTest, RewrapRecordsEachDataKeyOnceWithItsObjectAndNe
   ASSERT_OK(r);
   EXPECT_EQ(r->rewrapped, 3u);
   EXPECT_EQ(Refs(1), 0u);
+  // Each data key's rewrap, then the key-copies blob that keeps its blobs' copies under version 2,
+  // whose own data key is recorded as a wrap before it is used.
   auto events = recorder_.events();
-  ASSERT_EQ(events.size(), 3u);
+  ASSERT_EQ(events.size(), 4u);
+  const audit::Event copies = events.back();
+  events.pop_back();
+  EXPECT_EQ(copies.operation, Operation::kDataKeyWrap);
+  EXPECT_EQ(copies.key_version, 2u);
+  EXPECT_EQ(copies.tenant, tenant_);
+  EXPECT_EQ(copies.bucket, "");
+  auto key_copy_blobs = catalog_->ListBlobIds(catalog::BlobRefSource::kKeyCopies, "", 10);
+  ASSERT_OK(key_copy_blobs);
+  EXPECT_EQ(*key_copy_blobs, std::vector<std::string>{copies.object_id});
   std::map<std::string, audit::Event> by_key;
   for (const auto& e : events) {
     EXPECT_EQ(e.operation, Operation::kDataKeyRewrap);
@@ -329,7 +340,7 @@ TEST_F(ServiceLifecycleAuditTest, RewrapRecordsEachDataKeyOnceWithItsObjectAndNe
   auto done = service_->RewrapBatch(tenant_, 1, &cursor, 100, &request_);
   ASSERT_OK(done);
   EXPECT_EQ(done->examined, 0u);
-  EXPECT_EQ(recorder_.events().size(), 3u);
+  EXPECT_EQ(recorder_.events().size(), 4u);
   service_->set_audit(nullptr);
 }
 

@@ -4,9 +4,16 @@
 // the blob format, docs/FORMAT.md), so that the blobs in a store and the keystore are enough to
 // rebuild a lost catalog. The encoding is versioned JSON (docs/FORMAT.md, "Blob descriptions").
 //
-// Three kinds: the only blob of a single-PUT object; one part of a multipart upload; and the
-// manifest a Complete writes, which names the parts that make the object, in order. The key that
-// opens a blob (tenant key id and version, wrapped data key) is in the blob's header, not here.
+// Four kinds: the only blob of a single-PUT object; one part of a multipart upload; the manifest a
+// Complete writes, which names the parts that make the object, in order; and the key copies a
+// rewrap writes. The key that opens a blob (tenant key id and version, wrapped data key) is in the
+// blob's header, not here.
+//
+// Key copies: a blob's header copy of its data key stays under the tenant-key version it was
+// written with, and a rewrap moves only the catalog's copy. So that a blob still opens once that
+// version is destroyed, rewrap also writes key-copies blobs: for each blob of the objects it moved,
+// the data key wrapped under the new version and bound to the blob's id, exactly as a header copy
+// is. They carry no object of their own.
 
 #include <cstdint>
 #include <string>
@@ -18,8 +25,16 @@
 
 namespace coffre::catalog {
 
+// One blob's data key, wrapped under `tenant_key_version` of the describing blob's tenant and
+// bound to `blob_id` as a version 2 header's copy is.
+struct KeyCopy {
+  std::string blob_id;
+  uint32_t tenant_key_version = 0;
+  Bytes wrapped_data_key;
+};
+
 struct BlobDescription {
-  enum class Kind { kObject, kPart, kManifest };
+  enum class Kind { kObject, kPart, kManifest, kKeyCopies };
   Kind kind = Kind::kObject;
   std::string tenant_id;
   int64_t bucket_id = 0;
@@ -33,6 +48,9 @@ struct BlobDescription {
   UnixMillis last_modified = 0;
   Attributes attributes;          // content headers, user metadata, checksums
   std::vector<ObjectPart> parts;  // manifests only: the object's parts, in order
+  // Key copies only, which carry no bucket, key, size or attributes (left empty) and whose
+  // last_modified is when they were written.
+  std::vector<KeyCopy> key_copies;
 };
 
 Bytes EncodeBlobDescription(const BlobDescription& description);

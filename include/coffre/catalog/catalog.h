@@ -144,6 +144,9 @@ struct WrappedKeyRow {
   std::string upload_id;  // uploads only
   std::string object_id;  // objects: the object id; uploads: the upload id (the data key's aad)
   KeyInfo key_info;
+  // Every blob the row names (an object's parts then its manifest; an upload's parts so far), whose
+  // header copies of the data key a rewrap copies under the new version.
+  std::vector<std::string> blob_ids;
 };
 
 // Where a walk over one key version's rows resumes: after (bucket_id, key) for objects, then
@@ -161,13 +164,22 @@ struct KeyRewrap {
   Bytes new_wrapped_data_key;
 };
 
+// A key-copies blob (catalog/blob_description.h): copies of data keys under one version of a
+// tenant's key. It is kept while that version exists and goes to garbage when it is destroyed
+// or the tenant shredded.
+struct KeyCopyBlob {
+  std::string blob_id;
+  std::string tenant_id;
+  uint32_t key_version = 0;
+};
+
 struct GarbageBlob {
   std::string blob_id;
   UnixMillis since = 0;  // when it became unreachable
 };
 
 // Which catalog rows name a blob (ListBlobIds).
-enum class BlobRefSource { kObjectParts, kUploadParts, kManifests, kGarbage };
+enum class BlobRefSource { kObjectParts, kUploadParts, kManifests, kKeyCopies, kGarbage };
 
 class Catalog {
  public:
@@ -225,7 +237,8 @@ class Catalog {
   // --- garbage ---------------------------------------------------------------------------
   virtual Result<std::vector<GarbageBlob>> ListGarbage(uint32_t limit) = 0;
   virtual Status ForgetGarbage(const std::vector<std::string>& blob_ids) = 0;
-  // True if any object or upload part references the blob (for fsck and for start-up cleanup).
+  // True if any object, upload part or key-copies row references the blob (for fsck and for
+  // start-up cleanup).
   virtual Result<bool> IsBlobReferenced(const std::string& blob_id) = 0;
   // The blob ids that `source`'s rows name, in id order, greater than `after` ("" from the
   // start), at most `limit` (fsck pages through with the last id returned). Not a snapshot across
@@ -243,12 +256,20 @@ class Catalog {
                                                              WrappedKeyCursor* cursor, uint32_t limit) = 0;
   // In one transaction, updates each row's key version and wrapped data key if the row still
   // holds exactly old_row's object id, version and wrapped key (compare-and-swap): a row that
-  // was overwritten, deleted or completed meanwhile is left as it is. Returns how many rows
+  // was overwritten, deleted or completed meanwhile is left as it is; and records `key_copies`,
+  // the blobs that hold the rows' blob-bound copies under the new version. Returns how many rows
   // were updated.
-  virtual Result<uint64_t> RewrapKeys(const std::vector<KeyRewrap>& rewraps) = 0;
+  virtual Result<uint64_t> RewrapKeys(const std::vector<KeyRewrap>& rewraps,
+                                      const std::vector<KeyCopyBlob>& key_copies) = 0;
+  // Records key-copies blobs (those a rebuild found; a writer's that met a destruction).
+  virtual Status AddKeyCopyBlobs(const std::vector<KeyCopyBlob>& key_copies) = 0;
+  // Once a key version is destroyed, the copies under it open nothing: its key-copies blobs go to
+  // garbage. Returns how many.
+  virtual Result<uint64_t> DropKeyCopyBlobs(const std::string& tenant_id, uint32_t key_version) = 0;
   // Removes up to about `max_rows` objects and uploads of the tenant's buckets in one
-  // transaction (their blobs go to garbage), and the tenant's buckets once empty. Returns how
-  // many rows it removed; 0 when the tenant has nothing left.
+  // transaction (their blobs go to garbage), and the tenant's buckets once empty, and then its
+  // key-copies blobs (to garbage too). Returns how many rows it removed; 0 when the tenant has
+  // nothing left.
   virtual Result<uint64_t> DeleteTenantData(const std::string& tenant_id, uint32_t max_rows) = 0;
 };
 

@@ -11,10 +11,15 @@
 // catalog, each data key wrapped again under its row's binding. Each unwrap and wrap is recorded
 // in the audit log before the key is used, as every key use is.
 //
+// A blob's header copy stays under the tenant-key version it was written with. Once a rewrap moved
+// its object and that version was destroyed, the copy no longer opens: the blob is opened with the
+// copy the rewrap left in a key-copies blob (blob_description.h) under the newer version. The
+// key-copies blobs read are listed in the new catalog, as the old one listed them.
+//
 // What cannot come back, and is reported: version 1 blobs (written before descriptions existed),
-// blobs whose header key copy no longer opens (its tenant-key version destroyed, the tenant
-// shredded, the blob damaged), multipart objects missing a part, and uploads that were never
-// completed (their parts stay for fsck). Empty buckets leave no blob and do not come back; an
+// blobs whose data key does not open (damaged), blobs whose key version is gone and that no copy
+// names (see without_key), multipart objects missing a part, and uploads that were never completed
+// (their parts stay for fsck). Empty buckets leave no blob and do not come back; an
 // object deleted less than the garbage grace before the loss may. Versions of a key are ordered
 // by their Last-Modified, to the millisecond: of two written in the same millisecond, the one with
 // the larger object id is kept, which may be the older.
@@ -38,9 +43,15 @@ struct RebuildReport {
   uint64_t multipart_objects = 0;       // of which from a manifest
   uint64_t superseded = 0;              // objects older than the one kept for their key (garbage for fsck)
   uint64_t unfinished_parts = 0;        // parts of uploads never completed (not rebuilt; fsck removes them)
+  uint64_t key_copy_blobs = 0;          // blobs of key copies read (listed again in the new catalog)
+  uint64_t opened_by_key_copy = 0;      // blobs whose header's key version is destroyed, opened by a copy
   std::vector<std::string> unreadable;  // "<blob id>: <why>"
   std::vector<std::string> incomplete;  // "<bucket>/<key>: <why>" multipart objects left out
   std::vector<std::string> strays;      // what the store holds that is not a blob: left alone
+  // Blobs whose key version is gone (destroyed, or the tenant shredded) and that no key copy
+  // names: those no object named when its version was rewrapped (deleted or overwritten before,
+  // not yet collected), or a shredded tenant's. Left in place for fsck; not counted as a loss.
+  std::vector<std::string> without_key;
 };
 
 // Fills `fresh`, a newly created, empty catalog. Stops at the first error of the store, the

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "coffre/audit/event.h"
+#include "coffre/catalog/blob_description.h"
 #include "coffre/catalog/catalog.h"
 #include "coffre/common/bytes.h"
 #include "coffre/common/clock.h"
@@ -275,11 +276,12 @@ class ObjectService {
   // was wrapped under `key_info`'s version (at the start of the request, perhaps before a
   // rotation): if that version's destruction began (Keystore::SetKeyVersionDestroying), the data
   // key is re-wrapped under the active version first (recorded as data_key.rewrap) and
-  // `key_info` updated, so the destruction cannot orphan the row. An error fails the request
-  // before anything is published.
+  // `key_info` updated, so the destruction cannot orphan the row; the header copies of the data
+  // key in `blob_ids` are copied under the active version too (a key-copies blob), so that a
+  // rebuild still opens them. An error fails the request before anything is published.
   SResult<Done> KeepClearOfDestruction(const catalog::Bucket& bucket, const std::string& key,
                                        const std::string& object_id, catalog::KeyInfo& key_info,
-                                       const RequestInfo* request);
+                                       const std::vector<std::string>& blob_ids, const RequestInfo* request);
 
   // Internal: blobs in use by open readers are never collected.
   void PinBlobs(const std::vector<std::string>& ids);
@@ -290,6 +292,19 @@ class ObjectService {
   // version 2 blob sealed under the object's data key) and returns its id.
   SResult<std::string> WriteManifest(const catalog::Bucket& bucket, const catalog::ObjectRecord& rec,
                                      const RequestInfo* request);
+  // The size of a blob with no body and a description of `description_size` bytes.
+  uint64_t DescribedBlobSize(size_t description_size) const;
+  // Writes such a blob into `blob` (created with DescribedBlobSize), sealed under `data_key`, its
+  // header's copy of the key wrapped under key_info's version, and commits it; returns its id.
+  SResult<std::string> SealDescribedBlob(storage::BlobWriter& blob, const std::string& tenant_id,
+                                         const catalog::KeyInfo& key_info, const SecretBytes& data_key,
+                                         const Bytes& description);
+  // Writes key-copies blobs holding `copies` (the tenant's, any versions: one set of blobs per
+  // version) and returns them for the catalog. Each blob's own data key is recorded as a wrap
+  // before it is used. On error, the blobs already written are removed.
+  SResult<std::vector<catalog::KeyCopyBlob>> WriteKeyCopies(const std::string& tenant_id,
+                                                            const std::vector<catalog::KeyCopy>& copies,
+                                                            const RequestInfo* request);
 
   catalog::Catalog& catalog_;
   keystore::TenantKeyStore& keys_;
