@@ -69,7 +69,7 @@ Result<service::RebuildReport> Rebuild(const RebuildFlags& flags) {
   Result<service::RebuildReport> report = Status::Internal("not run");
   {
     COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<catalog::Catalog> fresh, catalog::Catalog::Open(building));
-    report = service::RebuildCatalog(context.keys(), *blobs, *fresh, context.audit_log.get(),
+    report = service::RebuildCatalog(context.keys(), *blobs, *fresh, path + ".rebuild-scratch", context.audit_log.get(),
                                      CliRequest("cli:catalog rebuild"));
   }
   if (!report.ok()) {

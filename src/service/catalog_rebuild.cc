@@ -1,6 +1,7 @@
 #include "coffre/service/catalog_rebuild.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <set>
@@ -10,6 +11,7 @@
 
 #include "coffre/catalog/blob_description.h"
 #include "coffre/crypto/blob_format.h"
+#include "coffre/db/sqlite.h"
 #include "service/data_key_aad.h"
 #include "service/key_audit.h"
 
@@ -38,6 +40,26 @@ struct Headed {
 
 std::string TenantOf(const crypto::BlobHeader& h) { return HexEncode(h.key.tenant_key_id); }
 
+// How the scratch database stores a description's kind.
+int KindCode(BlobDescription::Kind kind) {
+  switch (kind) {
+    case BlobDescription::Kind::kObject:
+      return 0;
+    case BlobDescription::Kind::kPart:
+      return 1;
+    case BlobDescription::Kind::kManifest:
+      return 2;
+    case BlobDescription::Kind::kKeyCopies:
+      return 3;
+  }
+  return 0;
+}
+
+void RemoveScratch(const std::string& path) {
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) std::filesystem::remove(path + suffix, ec);
+}
+
 // What opening a blob's key is recorded under before its description says which bucket it is in:
 // its tenant alone.
 catalog::Bucket TenantOnly(const std::string& tenant) {
@@ -48,27 +70,69 @@ catalog::Bucket TenantOnly(const std::string& tenant) {
 
 class Rebuild {
  public:
-  Rebuild(keystore::TenantKeyStore& keys, storage::BlobStore& blobs, catalog::Catalog& fresh, audit::Recorder* audit,
-          const audit::RequestInfo& request)
-      : keys_(keys), blobs_(blobs), fresh_(fresh), audit_(audit), request_(request) {}
+  Rebuild(keystore::TenantKeyStore& keys, storage::BlobStore& blobs, catalog::Catalog& fresh, std::string scratch_path,
+          audit::Recorder* audit, const audit::RequestInfo& request)
+      : keys_(keys),
+        blobs_(blobs),
+        fresh_(fresh),
+        audit_(audit),
+        request_(request),
+        scratch_path_(std::move(scratch_path)) {}
 
   Result<RebuildReport> Run() {
+    COFFRE_RETURN_IF_ERROR(OpenScratch());
     COFFRE_ASSIGN_OR_RETURN(std::vector<storage::StoredFile> listed, blobs_.ListBlobs(&report_.strays));
     report_.blobs = listed.size();
     std::vector<std::string> ids;
     ids.reserve(listed.size());
-    for (const storage::StoredFile& file : listed) ids.push_back(file.name);
+    for (storage::StoredFile& file : listed) ids.push_back(std::move(file.name));
+    listed = {};
     // A blob whose header's key version is gone waits for the key copies that a rewrap wrote,
     // which are blobs of the same listing.
     COFFRE_RETURN_IF_ERROR(OpenAll(ids, /*through_copies=*/false));
-    COFFRE_RETURN_IF_ERROR(OpenAll(std::exchange(deferred_, {}), /*through_copies=*/true));
-    COFFRE_RETURN_IF_ERROR(Choose());
-    COFFRE_RETURN_IF_ERROR(Write());
+    ids = std::exchange(deferred_, {});
+    COFFRE_RETURN_IF_ERROR(OpenAll(ids, /*through_copies=*/true));
+    COFFRE_RETURN_IF_ERROR(ChooseAndWrite());
+    COFFRE_RETURN_IF_ERROR(CountUnfinishedParts());
     COFFRE_RETURN_IF_ERROR(fresh_.AddKeyCopyBlobs(key_copy_blobs_));
     return std::move(report_);
   }
 
  private:
+  // What the blobs say, kept on disk rather than in memory: a store holds millions of blobs.
+  // `found` has one row per readable object, part or manifest blob (its description as read);
+  // `key_copies` the newest copy of each blob's data key.
+  Status OpenScratch() {
+    COFFRE_ASSIGN_OR_RETURN(scratch_, db::Connection::Open(scratch_path_));
+    // Nothing here needs to survive a crash: a rebuild cut short starts again from the store.
+    COFFRE_RETURN_IF_ERROR(scratch_->Exec("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"));
+    return scratch_->Exec(R"sql(
+CREATE TABLE found(
+  blob_id TEXT NOT NULL PRIMARY KEY,
+  kind INTEGER NOT NULL,
+  tenant_id TEXT NOT NULL,
+  bucket_name TEXT NOT NULL,
+  bucket_id INTEGER NOT NULL,
+  key TEXT NOT NULL COLLATE BINARY,
+  object_id TEXT NOT NULL,
+  upload_id TEXT NOT NULL,
+  last_modified INTEGER NOT NULL,
+  tenant_key_id BLOB NOT NULL,
+  key_version INTEGER NOT NULL,
+  wrapped_key BLOB NOT NULL,
+  description BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX found_by_key ON found(tenant_id, bucket_name, bucket_id, key, last_modified DESC, object_id DESC)
+  WHERE kind != 1;
+CREATE INDEX found_by_upload ON found(upload_id, kind);
+CREATE TABLE key_copies(
+  blob_id TEXT NOT NULL PRIMARY KEY,
+  key_version INTEGER NOT NULL,
+  wrapped_key BLOB NOT NULL
+) WITHOUT ROWID;
+)sql");
+  }
+
   void Unreadable(const std::string& blob_id, const std::string& why) {
     report_.unreadable.push_back(blob_id + ": " + why);
   }
@@ -79,7 +143,8 @@ class Rebuild {
       COFFRE_ASSIGN_OR_RETURN(std::optional<Headed> headed, ReadHeader(id));
       if (!headed) continue;
       if (through_copies) {
-        if (!UseKeyCopy(*headed)) continue;
+        COFFRE_ASSIGN_OR_RETURN(bool copied, UseKeyCopy(*headed));
+        if (!copied) continue;
       } else {
         // Deferred before any record: a version that is gone opens nothing, so nothing is used.
         COFFRE_ASSIGN_OR_RETURN(bool exists,
@@ -114,14 +179,17 @@ class Rebuild {
 
   // Puts in place of the header's copy of the data key the newest key copy of the blob; false
   // (reported) when there is none.
-  bool UseKeyCopy(Headed& h) {
-    auto it = copies_.find(h.blob_id);
-    if (it == copies_.end()) {
+  Result<bool> UseKeyCopy(Headed& h) {
+    COFFRE_ASSIGN_OR_RETURN(
+        db::Statement st, scratch_->PrepareCached("SELECT key_version, wrapped_key FROM key_copies WHERE blob_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(h.blob_id));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) {
       report_.without_key.push_back(h.blob_id);
       return false;
     }
-    h.parsed.key.tenant_key_version = it->second.tenant_key_version;
-    h.parsed.key.wrapped_data_key = it->second.wrapped_data_key;
+    h.parsed.key.tenant_key_version = static_cast<uint32_t>(st.ColumnInt64(0));
+    h.parsed.key.wrapped_data_key = st.ColumnBlob(1);
     ++report_.opened_by_key_copy;
     return true;
   }
@@ -170,9 +238,10 @@ class Rebuild {
                                           &request_));
     }
     COFFRE_RETURN_IF_ERROR(RecordAll(events));
+    COFFRE_ASSIGN_OR_RETURN(db::Transaction tx, db::Transaction::Begin(*scratch_));
     for (Headed& h : batch) COFFRE_RETURN_IF_ERROR(OpenDescription(h));
     batch.clear();
-    return Status::Ok();
+    return tx.Commit();
   }
 
   // Makes every record of a batch durable, in a few commits, before any of its keys is used.
@@ -223,95 +292,104 @@ class Rebuild {
       return Status::Ok();
     }
     h.reader.reset();
-    Found found{
-        h.blob_id, std::move(description).value(),
-        catalog::KeyInfo{h.parsed.key.tenant_key_id, h.parsed.key.tenant_key_version, h.parsed.key.wrapped_data_key}};
-    if (found.description.kind == BlobDescription::Kind::kKeyCopies) {
-      KeepKeyCopies(found);
-    } else if (found.description.kind == BlobDescription::Kind::kPart) {
-      parts_[found.blob_id] = std::move(found);
-    } else {
-      const BlobDescription& d = found.description;
-      candidates_[{d.tenant_id, d.bucket_name, d.bucket_id, d.key}].push_back(std::move(found));
-    }
-    return Status::Ok();
+    const catalog::KeyInfo key{h.parsed.key.tenant_key_id, h.parsed.key.tenant_key_version,
+                               h.parsed.key.wrapped_data_key};
+    if (description->kind == BlobDescription::Kind::kKeyCopies) return KeepKeyCopies(h.blob_id, *description, key);
+    return Keep(h.blob_id, *description, *opened, key);
+  }
+
+  Status Keep(const std::string& blob_id, const BlobDescription& d, ByteView description, const catalog::KeyInfo& key) {
+    COFFRE_ASSIGN_OR_RETURN(
+        db::Statement st,
+        scratch_->PrepareCached("INSERT INTO found(blob_id, kind, tenant_id, bucket_name, bucket_id, key, object_id, "
+                                "upload_id, last_modified, tenant_key_id, key_version, wrapped_key, description) "
+                                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(blob_id, KindCode(d.kind), d.tenant_id, d.bucket_name, d.bucket_id, d.key,
+                                      d.object_id, d.upload_id, d.last_modified, key.tenant_key_id,
+                                      key.tenant_key_version, key.wrapped_data_key, description));
+    return st.Run();
   }
 
   // Remembers a key-copies blob (the new catalog lists it, so that fsck keeps it) and, for each
   // blob it names, the copy under the newest version.
-  void KeepKeyCopies(const Found& found) {
+  Status KeepKeyCopies(const std::string& blob_id, const BlobDescription& d, const catalog::KeyInfo& key) {
     ++report_.key_copy_blobs;
-    key_copy_blobs_.push_back({found.blob_id, found.description.tenant_id, found.header_key.tenant_key_version});
-    for (const catalog::KeyCopy& copy : found.description.key_copies) {
-      auto [it, inserted] = copies_.try_emplace(copy.blob_id, copy);
-      if (!inserted && copy.tenant_key_version > it->second.tenant_key_version) it->second = copy;
-    }
-  }
-
-  // Why a manifest cannot make its object ("" when it can): each part it names must be a
-  // readable part blob of the same upload and number.
-  std::string MissingPart(const BlobDescription& manifest) const {
-    for (const catalog::ObjectPart& p : manifest.parts) {
-      auto it = parts_.find(p.blob_id);
-      if (it == parts_.end()) return "part " + std::to_string(p.part_number) + " (blob " + p.blob_id + ") is missing";
-      const BlobDescription& part = it->second.description;
-      if (part.upload_id != manifest.upload_id || part.part_number != p.part_number || part.size != p.size) {
-        return "part " + std::to_string(p.part_number) + " (blob " + p.blob_id + ") belongs to another upload";
-      }
-    }
-    return "";
-  }
-
-  // For each bucket name, the bucket (of all ids a tenant gave that name) whose newest object is
-  // newest; for each of its keys, the newest object that can be rebuilt.
-  Status Choose() {
-    std::map<std::pair<std::string, std::string>, std::pair<UnixMillis, int64_t>> newest_bucket;
-    for (const auto& [where, found] : candidates_) {
-      const auto& [tenant, name, bucket_id, key] = where;
-      for (const Found& f : found) {
-        auto& best = newest_bucket[{tenant, name}];
-        if (f.description.last_modified >= best.first) best = {f.description.last_modified, bucket_id};
-      }
-    }
-    std::set<std::string> used_uploads;
-    for (auto& [where, found] : candidates_) {
-      const auto& [tenant, name, bucket_id, key] = where;
-      if (newest_bucket[{tenant, name}].second != bucket_id) {
-        report_.superseded += found.size();  // a deleted bucket's leftovers
-        continue;
-      }
-      std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
-        return std::tie(a.description.last_modified, a.description.object_id) >
-               std::tie(b.description.last_modified, b.description.object_id);
-      });
-      for (Found& f : found) {
-        if (f.description.kind == BlobDescription::Kind::kManifest) {
-          used_uploads.insert(f.description.upload_id);
-          if (std::string missing = MissingPart(f.description); !missing.empty()) {
-            report_.incomplete.push_back(name + "/" + key + ": " + missing);
-            continue;
-          }
-        }
-        if (chosen_.count(where) == 0) {
-          chosen_.emplace(where, std::move(f));
-        } else {
-          ++report_.superseded;
-        }
-      }
-    }
-    for (const auto& [id, part] : parts_) {
-      if (used_uploads.count(part.description.upload_id) == 0) ++report_.unfinished_parts;
+    key_copy_blobs_.push_back({blob_id, d.tenant_id, key.tenant_key_version});
+    for (const catalog::KeyCopy& copy : d.key_copies) {
+      COFFRE_ASSIGN_OR_RETURN(db::Statement st,
+                              scratch_->PrepareCached("INSERT INTO key_copies(blob_id, key_version, wrapped_key) "
+                                                      "VALUES(?1, ?2, ?3) ON CONFLICT(blob_id) DO UPDATE SET "
+                                                      "key_version = ?2, wrapped_key = ?3 WHERE key_version < ?2"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(copy.blob_id, copy.tenant_key_version, copy.wrapped_data_key));
+      COFFRE_RETURN_IF_ERROR(st.Run());
     }
     return Status::Ok();
   }
 
-  // Creates each bucket, then writes its objects, each data key wrapped under its row's binding
-  // once the rewrap is recorded.
-  Status Write() {
+  // Why a manifest cannot make its object ("" when it can): each part it names must be a
+  // readable part blob of the same upload and number.
+  Result<std::string> MissingPart(const BlobDescription& manifest) {
+    for (const catalog::ObjectPart& p : manifest.parts) {
+      COFFRE_ASSIGN_OR_RETURN(db::Statement st,
+                              scratch_->PrepareCached("SELECT description FROM found WHERE blob_id = ? AND kind = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(p.blob_id, KindCode(BlobDescription::Kind::kPart)));
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) return "part " + std::to_string(p.part_number) + " (blob " + p.blob_id + ") is missing";
+      COFFRE_ASSIGN_OR_RETURN(BlobDescription part, catalog::DecodeBlobDescription(st.ColumnBlobView(0)));
+      if (part.upload_id != manifest.upload_id || part.part_number != p.part_number || part.size != p.size) {
+        return "part " + std::to_string(p.part_number) + " (blob " + p.blob_id + ") belongs to another upload";
+      }
+    }
+    return std::string();
+  }
+
+  // For each bucket name, the bucket (of all ids a tenant gave that name) whose newest object is
+  // newest; for each of its keys, the newest object that can be rebuilt, written in key order.
+  Status ChooseAndWrite() {
+    std::map<std::pair<std::string, std::string>, std::pair<UnixMillis, int64_t>> newest_bucket;
+    {
+      COFFRE_ASSIGN_OR_RETURN(
+          db::Statement st, scratch_->Prepare("SELECT tenant_id, bucket_name, bucket_id, MAX(last_modified) FROM found "
+                                              "WHERE kind != 1 GROUP BY tenant_id, bucket_name, bucket_id "
+                                              "ORDER BY tenant_id, bucket_name, bucket_id"));
+      while (true) {
+        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) break;
+        auto& best = newest_bucket[{st.ColumnText(0), st.ColumnText(1)}];
+        if (st.ColumnInt64(3) >= best.first) best = {st.ColumnInt64(3), st.ColumnInt64(2)};
+      }
+    }
+    COFFRE_ASSIGN_OR_RETURN(
+        db::Statement st,
+        scratch_->Prepare("SELECT blob_id, tenant_id, bucket_name, bucket_id, key, tenant_key_id, key_version, "
+                          "wrapped_key, description FROM found WHERE kind != 1 "
+                          "ORDER BY tenant_id, bucket_name, bucket_id, key, last_modified DESC, object_id DESC"));
     std::map<std::pair<std::string, std::string>, catalog::Bucket> buckets;
-    std::vector<std::pair<catalog::Bucket, const Found*>> batch;
-    for (const auto& [where, f] : chosen_) {
+    std::vector<std::pair<catalog::Bucket, Found>> batch;
+    Where current;
+    bool kept = false;  // the current key has its object
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      Where where{st.ColumnText(1), st.ColumnText(2), st.ColumnInt64(3), st.ColumnText(4)};
+      if (where != current) {
+        current = where;
+        kept = false;
+      }
       const auto& [tenant, name, bucket_id, key] = where;
+      if (kept || newest_bucket[{tenant, name}].second != bucket_id) {
+        ++report_.superseded;  // an older version, or a deleted bucket's leftovers
+        continue;
+      }
+      COFFRE_ASSIGN_OR_RETURN(BlobDescription description, catalog::DecodeBlobDescription(st.ColumnBlobView(8)));
+      if (description.kind == BlobDescription::Kind::kManifest) {
+        COFFRE_ASSIGN_OR_RETURN(std::string missing, MissingPart(description));
+        if (!missing.empty()) {
+          report_.incomplete.push_back(name + "/" + key + ": " + missing);
+          continue;
+        }
+      }
+      kept = true;
       auto it = buckets.find({tenant, name});
       if (it == buckets.end()) {
         auto created = fresh_.CreateBucket(tenant, name);
@@ -323,22 +401,35 @@ class Rebuild {
         ++report_.buckets;
         it = buckets.emplace(std::make_pair(tenant, name), *created).first;
       }
-      batch.emplace_back(it->second, &f);
+      batch.emplace_back(it->second, Found{st.ColumnText(0), std::move(description),
+                                           catalog::KeyInfo{st.ColumnBlob(5), static_cast<uint32_t>(st.ColumnInt64(6)),
+                                                            st.ColumnBlob(7)}});
       if (batch.size() == kBatch) COFFRE_RETURN_IF_ERROR(WriteBatch(batch));
     }
     return WriteBatch(batch);
   }
 
-  Status WriteBatch(std::vector<std::pair<catalog::Bucket, const Found*>>& batch) {
+  // Parts of uploads that no manifest names: uploads never completed (or whose manifest is lost).
+  Status CountUnfinishedParts() {
+    COFFRE_ASSIGN_OR_RETURN(
+        db::Statement st,
+        scratch_->Prepare("SELECT count(*) FROM found AS p WHERE p.kind = 1 AND NOT EXISTS("
+                          "SELECT 1 FROM found AS m WHERE m.upload_id = p.upload_id AND m.kind = 2)"));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row) report_.unfinished_parts = static_cast<uint64_t>(st.ColumnInt64(0));
+    return Status::Ok();
+  }
+
+  Status WriteBatch(std::vector<std::pair<catalog::Bucket, Found>>& batch) {
     std::vector<audit::Event> events;
     events.reserve(batch.size());
     for (const auto& [bucket, f] : batch) {
-      events.push_back(internal::KeyEvent(audit::Operation::kDataKeyRewrap, bucket, f->description.key,
-                                          f->description.object_id, f->header_key.tenant_key_id,
-                                          f->header_key.tenant_key_version, &request_));
+      events.push_back(internal::KeyEvent(audit::Operation::kDataKeyRewrap, bucket, f.description.key,
+                                          f.description.object_id, f.header_key.tenant_key_id,
+                                          f.header_key.tenant_key_version, &request_));
     }
     COFFRE_RETURN_IF_ERROR(RecordAll(events));
-    for (const auto& [bucket, f] : batch) COFFRE_RETURN_IF_ERROR(WriteObject(bucket, *f));
+    for (const auto& [bucket, f] : batch) COFFRE_RETURN_IF_ERROR(WriteObject(bucket, f));
     batch.clear();
     return Status::Ok();
   }
@@ -379,22 +470,24 @@ class Rebuild {
   catalog::Catalog& fresh_;
   audit::Recorder* audit_;
   const audit::RequestInfo& request_;
+  const std::string scratch_path_;
+  std::unique_ptr<db::Connection> scratch_;
   RebuildReport report_;
   using Where = std::tuple<std::string, std::string, int64_t, std::string>;  // tenant, bucket, bucket id, key
-  std::map<Where, std::vector<Found>> candidates_;                           // objects and manifests
-  std::map<std::string, Found> parts_;                                       // by blob id
-  std::map<Where, Found> chosen_;
-  std::vector<std::string> deferred_;                   // blobs whose header's key version is gone
-  std::map<std::string, catalog::KeyCopy> copies_;      // blob id -> its newest key copy
-  std::vector<catalog::KeyCopyBlob> key_copy_blobs_;    // those read, for the new catalog
-  std::map<std::string, std::set<uint32_t>> versions_;  // tenant -> its key versions that exist
+  std::vector<std::string> deferred_;                                        // blobs whose header's key version is gone
+  std::vector<catalog::KeyCopyBlob> key_copy_blobs_;                         // those read, for the new catalog
+  std::map<std::string, std::set<uint32_t>> versions_;                       // tenant -> its key versions that exist
 };
 
 }  // namespace
 
 Result<RebuildReport> RebuildCatalog(keystore::TenantKeyStore& keys, storage::BlobStore& blobs, catalog::Catalog& fresh,
-                                     audit::Recorder* audit, const audit::RequestInfo& request) {
-  return Rebuild(keys, blobs, fresh, audit, request).Run();
+                                     const std::string& scratch_path, audit::Recorder* audit,
+                                     const audit::RequestInfo& request) {
+  RemoveScratch(scratch_path);  // a rebuild cut short left it
+  Result<RebuildReport> report = Rebuild(keys, blobs, fresh, scratch_path, audit, request).Run();
+  RemoveScratch(scratch_path);
+  return report;
 }
 
 }  // namespace coffre::service

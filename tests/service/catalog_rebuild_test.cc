@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 
 #include "coffre/service/object_service.h"
 #include "support/fake_recorder.h"
@@ -63,7 +65,7 @@ class CatalogRebuildTest : public test_support::ServiceStoresTest {
     COFFRE_ASSIGN_OR_RETURN(fresh_, catalog::Catalog::Open(dir_ + "/rebuilt.db"));
     audit::RequestInfo request;
     request.action = "test:rebuild";
-    return RebuildCatalog(*keys_, *blobs_, *fresh_, &recorder_, request);
+    return RebuildCatalog(*keys_, *blobs_, *fresh_, dir_ + "/rebuild-scratch.db", &recorder_, request);
   }
 
   Bytes GetFrom(ObjectService& service, const catalog::Bucket& bucket, const std::string& key) {
@@ -110,8 +112,12 @@ TEST_F(CatalogRebuildTest, EveryObjectComesBackWithItsRowAndItsBytes) {
     before[key] = *row;
   }
 
+  // A scratch file a rebuild cut short left behind is started afresh, and removed at the end.
+  std::filesystem::create_directories(dir_);
+  { std::ofstream(dir_ + "/rebuild-scratch.db") << "left by an interrupted rebuild"; }
   auto report = LoseAndRebuild();
   ASSERT_OK(report);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/rebuild-scratch.db"));
   EXPECT_EQ(report->blobs, 8u);
   EXPECT_EQ(report->buckets, 1u);
   EXPECT_EQ(report->objects, 4u);

@@ -54,10 +54,13 @@ struct RebuildReport {
   std::vector<std::string> without_key;
 };
 
-// Fills `fresh`, a newly created, empty catalog. Stops at the first error of the store, the
-// keystore (other than a key that no longer opens one blob) or the catalog; `audit` may be null
-// (no records, for tests).
+// Fills `fresh`, a newly created, empty catalog. What the blobs say is gathered in a scratch
+// SQLite database at `scratch_path` (a file beside the new catalog, as large as its rows; removed
+// before and after), so memory stays small whatever the number of blobs. Stops at the first error
+// of the store, the keystore (other than a key that no longer opens one blob) or the catalog;
+// `audit` may be null (no records, for tests).
 Result<RebuildReport> RebuildCatalog(keystore::TenantKeyStore& keys, storage::BlobStore& blobs, catalog::Catalog& fresh,
-                                     audit::Recorder* audit, const audit::RequestInfo& request);
+                                     const std::string& scratch_path, audit::Recorder* audit,
+                                     const audit::RequestInfo& request);
 
 }  // namespace coffre::service
