@@ -165,7 +165,10 @@ Bytes EncodeBlobDescription(const BlobDescription& d) {
       {"bucket_id", d.bucket_id}, {"bucket_name", d.bucket_name},     {"size", d.size},
       {"etag", d.etag},           {"last_modified", d.last_modified}, {"attributes", EncodeAttributes(d.attributes)}};
   PutKey(j, d.key);
-  if (d.kind != BlobDescription::Kind::kPart) j["object_id"] = d.object_id;
+  if (d.kind != BlobDescription::Kind::kPart) {
+    j["object_id"] = d.object_id;
+    j["seq"] = d.sequence;
+  }
   if (d.kind != BlobDescription::Kind::kObject) j["upload_id"] = d.upload_id;
   if (d.kind == BlobDescription::Kind::kPart) j["part_number"] = d.part_number;
   if (d.kind == BlobDescription::Kind::kManifest) {
@@ -207,7 +210,10 @@ Result<BlobDescription> DecodeBlobDescription(ByteView bytes) {
   COFFRE_RETURN_IF_ERROR(Field(j, "etag", d.etag));
   COFFRE_RETURN_IF_ERROR(Field(j, "last_modified", d.last_modified));
   COFFRE_RETURN_IF_ERROR(ReadAttributes(j, d.attributes));
-  if (d.kind != BlobDescription::Kind::kPart) COFFRE_RETURN_IF_ERROR(Field(j, "object_id", d.object_id));
+  if (d.kind != BlobDescription::Kind::kPart) {
+    COFFRE_RETURN_IF_ERROR(Field(j, "object_id", d.object_id));
+    if (j.contains("seq")) COFFRE_RETURN_IF_ERROR(Field(j, "seq", d.sequence));  // absent: written before it existed
+  }
   if (d.kind != BlobDescription::Kind::kObject) COFFRE_RETURN_IF_ERROR(Field(j, "upload_id", d.upload_id));
   if (d.kind == BlobDescription::Kind::kPart) {
     COFFRE_RETURN_IF_ERROR(Field(j, "part_number", d.part_number));

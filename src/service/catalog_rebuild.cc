@@ -117,13 +117,14 @@ CREATE TABLE found(
   object_id TEXT NOT NULL,
   upload_id TEXT NOT NULL,
   last_modified INTEGER NOT NULL,
+  sequence INTEGER NOT NULL,
   tenant_key_id BLOB NOT NULL,
   key_version INTEGER NOT NULL,
   wrapped_key BLOB NOT NULL,
   description BLOB NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX found_by_key ON found(tenant_id, bucket_name, bucket_id, key, last_modified DESC, object_id DESC)
-  WHERE kind != 1;
+CREATE INDEX found_by_key ON found(tenant_id, bucket_name, bucket_id, key, last_modified DESC, sequence DESC,
+  object_id DESC) WHERE kind != 1;
 CREATE INDEX found_by_upload ON found(upload_id, kind);
 CREATE TABLE key_copies(
   blob_id TEXT NOT NULL PRIMARY KEY,
@@ -301,12 +302,13 @@ CREATE TABLE key_copies(
   Status Keep(const std::string& blob_id, const BlobDescription& d, ByteView description, const catalog::KeyInfo& key) {
     COFFRE_ASSIGN_OR_RETURN(
         db::Statement st,
-        scratch_->PrepareCached("INSERT INTO found(blob_id, kind, tenant_id, bucket_name, bucket_id, key, object_id, "
-                                "upload_id, last_modified, tenant_key_id, key_version, wrapped_key, description) "
-                                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        scratch_->PrepareCached(
+            "INSERT INTO found(blob_id, kind, tenant_id, bucket_name, bucket_id, key, object_id, "
+            "upload_id, last_modified, sequence, tenant_key_id, key_version, wrapped_key, description) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(blob_id, KindCode(d.kind), d.tenant_id, d.bucket_name, d.bucket_id, d.key,
-                                      d.object_id, d.upload_id, d.last_modified, key.tenant_key_id,
-                                      key.tenant_key_version, key.wrapped_data_key, description));
+                                      d.object_id, d.upload_id, d.last_modified, static_cast<int64_t>(d.sequence),
+                                      key.tenant_key_id, key.tenant_key_version, key.wrapped_data_key, description));
     return st.Run();
   }
 
@@ -361,9 +363,10 @@ CREATE TABLE key_copies(
     }
     COFFRE_ASSIGN_OR_RETURN(
         db::Statement st,
-        scratch_->Prepare("SELECT blob_id, tenant_id, bucket_name, bucket_id, key, tenant_key_id, key_version, "
-                          "wrapped_key, description FROM found WHERE kind != 1 "
-                          "ORDER BY tenant_id, bucket_name, bucket_id, key, last_modified DESC, object_id DESC"));
+        scratch_->Prepare(
+            "SELECT blob_id, tenant_id, bucket_name, bucket_id, key, tenant_key_id, key_version, "
+            "wrapped_key, description FROM found WHERE kind != 1 "
+            "ORDER BY tenant_id, bucket_name, bucket_id, key, last_modified DESC, sequence DESC, object_id DESC"));
     std::map<std::pair<std::string, std::string>, catalog::Bucket> buckets;
     std::vector<std::pair<catalog::Bucket, Found>> batch;
     Where current;

@@ -1,6 +1,7 @@
 #include "coffre/service/object_service.h"
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -207,7 +208,9 @@ class BlobObjectWriter final : public ObjectWriter {
     result.last_modified = service_.NowMillis();
     if (auto r = Seal(pending_, true); !r.ok()) return r.error();
     if (declared_size_) {
-      if (auto r = AppendDescription(Describe(result.etag, result.last_modified, attrs)); !r.ok()) return r.error();
+      catalog::BlobDescription description = Describe(result.etag, result.last_modified, attrs);
+      if (kind_ == Kind::kObject) description.sequence = service_.NextWriteSequence();
+      if (auto r = AppendDescription(description); !r.ok()) return r.error();
     } else {
       Bytes header = encryptor_->EncodeHeader(total_);
       if (Status st = blob_->WriteAt(0, header); !st.ok()) return FromStatus(st);
@@ -341,8 +344,10 @@ class BlobObjectWriter final : public ObjectWriter {
       attributes[std::string(crypto::ChecksumHeaderName(alg))] =
           Base64Encode(crypto::Checksummer::Create(alg)->Final());
     }
-    return Describe(std::string(2 * std::tuple_size_v<crypto::Md5Digest>, '0'), std::numeric_limits<UnixMillis>::max(),
-                    std::move(attributes));
+    catalog::BlobDescription d = Describe(std::string(2 * std::tuple_size_v<crypto::Md5Digest>, '0'),
+                                          std::numeric_limits<UnixMillis>::max(), std::move(attributes));
+    d.sequence = std::numeric_limits<uint64_t>::max();
+    return d;
   }
 
   // Seals the description, padded with JSON whitespace to the room Init reserved, and appends it.
@@ -1003,6 +1008,7 @@ SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const ca
   d.size = rec.size;
   d.etag = rec.etag;
   d.last_modified = rec.last_modified;
+  d.sequence = NextWriteSequence();
   d.attributes = rec.attributes;
   d.parts = rec.parts;
   const Bytes description = catalog::EncodeBlobDescription(d);
@@ -1010,6 +1016,18 @@ SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const ca
   auto blob = blobs_.CreateBlob(DescribedBlobSize(description.size()));
   if (!blob.ok()) return FromStatus(blob.status());
   return SealDescribedBlob(**blob, bucket.tenant_id, rec.key_info, *dk, description);
+}
+
+uint64_t ObjectService::NextWriteSequence() {
+  const auto now = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  uint64_t last = last_write_sequence_.load();
+  uint64_t next = 0;
+  do {
+    next = std::max(now, last + 1);
+  } while (!last_write_sequence_.compare_exchange_weak(last, next));
+  return next;
 }
 
 uint64_t ObjectService::DescribedBlobSize(size_t description_size) const {

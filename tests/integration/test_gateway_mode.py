@@ -242,7 +242,6 @@ class GatewayContract(DiagnosticsOnFailure):
                       ContentDisposition="inline", Metadata={"emprunteur": "Dupont"}, ChecksumAlgorithm="SHA256")
         s3.put_object(Bucket="rebuild-a", Key="empty", Body=b"")
         s3.put_object(Bucket="rebuild-a", Key="overwritten", Body=b"first version")
-        time.sleep(0.01)  # versions of a key are told apart by Last-Modified, to the millisecond
         s3.put_object(Bucket="rebuild-a", Key="overwritten", Body=b"second version, the one that stays")
         s3.put_object(Bucket="rebuild-b", Key="streamed.bin", Body=gen_bytes(600_000, seed=11))
         parts = [gen_bytes(5 * MiB, seed=12), gen_bytes(1000, seed=13)]

@@ -38,10 +38,10 @@ class CatalogRebuildTest : public test_support::ServiceStoresTest {
   }
 
   // A PUT as S3 makes it: the length declared up front (a version 2 blob), or not (version 1).
-  void Put(const std::string& key, const Bytes& data, bool declared = true, catalog::Attributes attributes = {}) {
-    // Each write a second after the last: the rebuild tells versions of a key apart by their
-    // Last-Modified, to the millisecond.
-    clock_.Set(clock_.Now() + std::chrono::seconds(1));
+  void Put(const std::string& key, const Bytes& data, bool declared = true, catalog::Attributes attributes = {},
+           bool same_millisecond = false) {
+    // Each write a second after the last, unless asked otherwise.
+    if (!same_millisecond) clock_.Set(clock_.Now() + std::chrono::seconds(1));
     auto w = service_->BeginPut(bucket_, key, std::move(attributes), {crypto::ChecksumAlgorithm::kSha256}, nullptr,
                                 declared ? std::optional<uint64_t>(data.size()) : std::nullopt);
     ASSERT_OK(w);
@@ -163,6 +163,20 @@ TEST_F(CatalogRebuildTest, EveryObjectComesBackWithItsRowAndItsBytes) {
   }
   EXPECT_EQ(unwraps, 8u);
   EXPECT_EQ(rewraps, 4u);
+}
+
+// The clock does not move: every write has the same Last-Modified, and the write sequence sealed
+// in each description decides which is the newest.
+TEST_F(CatalogRebuildTest, WritesOfAKeyWithinOneMillisecondKeepTheirOrder) {
+  for (int i = 0; i < 20; ++i) Put("same", Pattern(100 + static_cast<size_t>(i), 7), true, {}, i > 0);
+  auto report = LoseAndRebuild();
+  ASSERT_OK(report);
+  EXPECT_EQ(report->objects, 1u);
+  EXPECT_EQ(report->superseded, 19u);
+  auto bucket = fresh_->GetBucket("dossiers");
+  ASSERT_OK(bucket);
+  ObjectService rebuilt(*fresh_, *keys_, *blobs_, options_);
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "same"), Pattern(119, 7));
 }
 
 TEST_F(CatalogRebuildTest, WhatCannotComeBackIsReported) {

@@ -46,6 +46,9 @@ struct BlobDescription {
   uint64_t size = 0;         // plaintext bytes (a manifest: the whole object's)
   std::string etag;          // unquoted
   UnixMillis last_modified = 0;
+  // Objects and manifests: orders writes of one key made within the same millisecond (see
+  // ObjectService::NextWriteSequence); 0 in descriptions written before it existed.
+  uint64_t sequence = 0;
   Attributes attributes;          // content headers, user metadata, checksums
   std::vector<ObjectPart> parts;  // manifests only: the object's parts, in order
   // Key copies only, which carry no bucket, key, size or attributes (left empty) and whose

@@ -21,8 +21,8 @@
 // names (see without_key), multipart objects missing a part, and uploads that were never completed
 // (their parts stay for fsck). Empty buckets leave no blob and do not come back; an
 // object deleted less than the garbage grace before the loss may. Versions of a key are ordered
-// by their Last-Modified, to the millisecond: of two written in the same millisecond, the one with
-// the larger object id is kept, which may be the older.
+// by their Last-Modified, then by the write sequence sealed with them (two writes within one
+// millisecond); blobs written before the sequence existed fall back on the object id.
 
 #include <cstdint>
 #include <string>

@@ -7,6 +7,7 @@
 // Threading: every method blocks (disk, SQLite) and is safe to call concurrently; the caller
 // runs it off the network threads. Readers and writers are used by one thread at a time.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -233,6 +234,11 @@ class ObjectService {
   const ServiceOptions& options() const { return options_; }
   // Now, by options().clock.
   UnixMillis NowMillis() const { return ToUnixMillis(options_.clock->Now()); }
+  // Strictly increasing within the process and, as long as the clock does not go back, across
+  // restarts: the clock in microseconds, or the last value plus one. Sealed in each object's
+  // description so that a catalog rebuild orders two writes of a key made in the same
+  // millisecond (their Last-Modified is equal).
+  uint64_t NextWriteSequence();
 
   // --- key lifecycle (src/service/key_lifecycle.cc; docs/KEYS.md) ---
   // Key version -> objects plus in-progress uploads of the tenant whose data key it wraps.
@@ -312,6 +318,7 @@ class ObjectService {
   ServiceOptions options_;
   audit::Recorder* audit_ = nullptr;
   ServiceObserver observer_;
+  std::atomic<uint64_t> last_write_sequence_{0};
   std::mutex pin_mu_;
   std::map<std::string, int> pinned_;
 };
