@@ -143,8 +143,10 @@ std::optional<Error> ParseCredential(std::string_view credential, bool presigned
                                     std::string(kService) + "\".");
   }
   if (!options.region.empty() && parts[2] != options.region) {
-    return Malformed(presigned,
-                     "the region '" + std::string(parts[2]) + "' is wrong; expecting '" + options.region + "'");
+    Error wrong =
+        Malformed(presigned, "the region '" + std::string(parts[2]) + "' is wrong; expecting '" + options.region + "'");
+    wrong.region = options.region;
+    return wrong;
   }
   out.access_key_id = std::string(parts[0]);
   out.date = std::string(parts[1]);

@@ -693,6 +693,9 @@ std::string ErrorDocument(const Error& error, std::string_view request_id, std::
   if (!error.resource.empty()) {
     w.Element("Resource", error.resource);
   }
+  if (!error.region.empty()) {
+    w.Element("Region", error.region);
+  }
   w.Element("RequestId", request_id);
   w.Element("HostId", host_id);
   return w.Finish();

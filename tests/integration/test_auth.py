@@ -283,6 +283,13 @@ class HeaderAuthTest(CoffreTestCase):
         req.headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=garbage, " + sig_part
         r = self.daemon.send(req)
         self.assertS3Error(r, "AuthorizationHeaderMalformed", 400)
+        # signed for another region (s3cmd's default "US"): the answer names the region to sign for,
+        # as AWS's does, so that the client signs again for it
+        for region in ("US", "eu-west-3"):
+            r = self.daemon.send(self.daemon.sign("GET", f"/{self.bucket}/existing", region=region))
+            self.assertS3Error(r, "AuthorizationHeaderMalformed", 400)
+            self.assertIn(b"<Region>us-east-1</Region>", r.body)
+            self.assertIn(f"the region &apos;{region}&apos; is wrong".encode(), r.body)
 
     def test_anonymous_requests_denied(self):
         for method, target, body in (("GET", f"/{self.bucket}/existing", b""),

@@ -516,6 +516,10 @@ TEST_F(SigV4Test, RegionCheckedWhenConfigured) {
   options_.region = "eu-west-3";
   EXPECT_EQ(AuthError(SignedGet()), ErrorCode::kAuthorizationHeaderMalformed);
   EXPECT_NE(AuthMessage(SignedGet()).find("the region 'us-east-1' is wrong; expecting 'eu-west-3'"), std::string::npos);
+  // The answer names the region to sign for (<Region>), as AWS's does.
+  auto wrong = Auth(SignedGet());
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().region, "eu-west-3");
 }
 
 TEST_F(SigV4Test, AnyRegionAcceptedWhenNotConfigured) {

@@ -75,6 +75,9 @@ struct Error {
   // For the log only, never sent: what went wrong inside, when the client is told no more than
   // "InternalError" or "ServiceUnavailable".
   std::string cause;
+  // A request signed for another region: the one to sign for, sent as <Region> (as AWS does, so
+  // that clients which guessed the region, such as s3cmd's "US", sign again for the right one).
+  std::string region;
 
   Error() = default;
   Error(ErrorCode c, std::string msg = {}) : code(c), message(std::move(msg)) {}  // NOLINT
