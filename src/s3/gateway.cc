@@ -342,9 +342,14 @@ Expected<catalog::Attributes, Error> RequestContext::AttributesFromHeaders() con
                name == "x-amz-website-redirect-location") {
       return Error(ErrorCode::kNotImplemented, "Header " + name + " is not implemented");
     } else if (name == "x-amz-server-side-encryption") {
-      // Every object is encrypted with the tenant's keys; SSE-S3 is what that already is.
-      if (value != "AES256")
+      // Every object is encrypted with the tenant's keys; SSE-S3 is what that already is. The KMS
+      // methods are S3's but not yet Coffre's; anything else is no method at all.
+      if (value == "aws:kms" || value == "aws:kms:dsse") {
         return Error(ErrorCode::kNotImplemented, "Only AES256 server-side encryption is implemented");
+      }
+      if (value != "AES256") {
+        return Error(ErrorCode::kInvalidArgument, "The encryption method specified is not supported");
+      }
     } else if (name == "x-amz-server-side-encryption-customer-algorithm" ||
                name == "x-amz-server-side-encryption-aws-kms-key-id") {
       return Error(ErrorCode::kNotImplemented, "SSE-C and SSE-KMS are not implemented");

@@ -52,7 +52,7 @@ asio::awaitable<void> CreateMultipartUpload(RequestContext& ctx, const catalog::
   auto id = co_await ctx.Blocking(
       [&] { return ctx.service().CreateUpload(bucket, ctx.route.key, std::move(*attrs), &ctx.audit_request); });
   if (!id.ok()) co_return co_await ctx.SendError(ToS3Error(id.error()));
-  Headers h;
+  Headers h = EncryptionHeaders();
   if (auto alg = ctx.Header("x-amz-checksum-algorithm")) {
     h.emplace_back("x-amz-checksum-algorithm", std::string(*alg));
   }
@@ -132,7 +132,7 @@ asio::awaitable<void> UploadPartCopy(RequestContext& ctx, const catalog::Bucket&
   CopyResult doc;
   doc.etag = result->etag;
   doc.last_modified = FromUnixMillis(result->last_modified);
-  co_await ctx.SendXml(bhttp::status::ok, CopyPartResultDocument(doc));
+  co_await ctx.SendXml(bhttp::status::ok, CopyPartResultDocument(doc), EncryptionHeaders());
 }
 
 asio::awaitable<void> CompleteMultipartUpload(RequestContext& ctx, const catalog::Bucket& bucket) {
@@ -163,7 +163,7 @@ asio::awaitable<void> CompleteMultipartUpload(RequestContext& ctx, const catalog
   if (!doc.checksums.empty()) {
     doc.checksum_type = "COMPOSITE";
   }
-  co_await ctx.SendXml(bhttp::status::ok, CompleteMultipartUploadDocument(doc));
+  co_await ctx.SendXml(bhttp::status::ok, CompleteMultipartUploadDocument(doc), EncryptionHeaders());
 }
 
 asio::awaitable<void> ListParts(RequestContext& ctx, const catalog::Bucket& bucket) {

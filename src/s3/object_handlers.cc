@@ -42,6 +42,7 @@ void AddObjectHeaders(const service::ObjectInfo& info, Headers& headers, bool wi
   headers.emplace_back("etag", QuoteETag(info.etag));
   headers.emplace_back("last-modified", FormatHttpDate(FromUnixMillis(info.last_modified)));
   headers.emplace_back("accept-ranges", "bytes");
+  AddEncryptionHeader(headers);
   AddStoredHeaders(info.attributes, headers, with_checksums);
   if (info.multipart && part_requested) {
     headers.emplace_back("x-amz-mp-parts-count", std::to_string(info.part_sizes.size()));
@@ -152,6 +153,7 @@ Expected<catalog::WriteCondition, Error> WriteConditionFromHeaders(const Request
 Headers PutResultHeaders(const service::PutResult& result) {
   Headers headers;
   headers.emplace_back("etag", QuoteETag(result.etag));
+  AddEncryptionHeader(headers);
   for (const auto& [alg, value] : result.checksums) {
     headers.emplace_back(std::string(crypto::ChecksumHeaderName(alg)), Base64Encode(value));
   }
@@ -403,7 +405,7 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
     std::string name = "Checksum" + std::string(crypto::ChecksumAlgorithmName(alg));
     doc.checksums[name] = Base64Encode(v);
   }
-  co_await ctx.SendXml(bhttp::status::ok, CopyObjectResultDocument(doc));
+  co_await ctx.SendXml(bhttp::status::ok, CopyObjectResultDocument(doc), EncryptionHeaders());
 }
 
 }  // namespace

@@ -17,6 +17,15 @@ struct CopySource {
   std::unique_ptr<service::ObjectReader> reader;
 };
 
+// Every object is encrypted at rest under its tenant's keys, which is what S3 calls SSE-S3: the
+// answers about an object say so, as AWS's do.
+inline void AddEncryptionHeader(Headers& headers) { headers.emplace_back("x-amz-server-side-encryption", "AES256"); }
+inline Headers EncryptionHeaders() {
+  Headers headers;
+  AddEncryptionHeader(headers);
+  return headers;
+}
+
 // Parses x-amz-copy-source, resolves the source within the caller's tenant, opens it and checks
 // the x-amz-copy-source-if-* conditions.
 asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx);
