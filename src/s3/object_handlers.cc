@@ -342,6 +342,17 @@ asio::awaitable<void> DeleteObject(RequestContext& ctx, const catalog::Bucket& b
   co_await ctx.SendEmpty(bhttp::status::no_content);
 }
 
+// Objects carry no tags yet (x-amz-tagging and PutObjectTagging are refused), so each has the
+// empty set; clients read it before copying an object (the aws CLI, above its multipart size).
+asio::awaitable<void> GetObjectTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
+  if (auto version = ctx.route.query.Get("versionId"); version && *version != "null") {
+    co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented, "Versioning is not implemented"));
+  }
+  auto info = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
+  if (!info.ok()) co_return co_await ctx.SendError(ToS3Error(info.error()));
+  co_await ctx.SendXml(bhttp::status::ok, TaggingDocument({}));
+}
+
 asio::awaitable<void> GetObjectAcl(RequestContext& ctx, const catalog::Bucket& bucket) {
   auto info = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
   if (!info.ok()) co_return co_await ctx.SendError(ToS3Error(info.error()));
@@ -524,6 +535,8 @@ asio::awaitable<void> HandleObjectOperation(RequestContext& ctx) {
       co_return co_await DeleteObject(ctx, *bucket);
     case Operation::kGetObjectAcl:
       co_return co_await GetObjectAcl(ctx, *bucket);
+    case Operation::kGetObjectTagging:
+      co_return co_await GetObjectTagging(ctx, *bucket);
     default:
       co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
   }

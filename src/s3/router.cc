@@ -145,6 +145,7 @@ constexpr Rule kRules[] = {
 
     {"GET",    Target::kObject,  Has("uploadId"),                To(Operation::kListParts)},
     {"GET",    Target::kObject,  Has("acl"),                     To(Operation::kGetObjectAcl)},
+    {"GET",    Target::kObject,  Has("tagging"),                 To(Operation::kGetObjectTagging)},
     {"GET",    Target::kObject,  UnsupportedButNullVersion(),    kObjectSubresourceNotImplemented},
     {"GET",    Target::kObject,  Always(),                       To(Operation::kGetObject)},
     {"HEAD",   Target::kObject,  Has("uploadId"),                Refuse(ErrorCode::kMethodNotAllowed)},
@@ -294,6 +295,8 @@ std::string_view OperationName(Operation op) {
       return "DeleteObject";
     case Operation::kGetObjectAcl:
       return "GetObjectAcl";
+    case Operation::kGetObjectTagging:
+      return "GetObjectTagging";
     case Operation::kCreateMultipartUpload:
       return "CreateMultipartUpload";
     case Operation::kUploadPart:

@@ -34,6 +34,7 @@ enum class Operation {
   kHeadObject,
   kDeleteObject,
   kGetObjectAcl,
+  kGetObjectTagging,
   kCreateMultipartUpload,
   kUploadPart,
   kUploadPartCopy,

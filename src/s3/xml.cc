@@ -829,6 +829,20 @@ std::string LocationConstraintDocument(std::string_view region) {
   return w.Finish();
 }
 
+std::string TaggingDocument(const std::vector<std::pair<std::string, std::string>>& tags) {
+  XmlWriter w;
+  w.StartS3Root("Tagging");
+  w.StartElement("TagSet");
+  for (const auto& [key, value] : tags) {
+    w.StartElement("Tag");
+    w.Element("Key", key);
+    w.Element("Value", value);
+    w.EndElement();
+  }
+  w.EndElement();
+  return w.Finish();
+}
+
 std::string AccessControlPolicyDocument(const Owner& owner) {
   XmlWriter w;
   w.StartS3Root("AccessControlPolicy");

@@ -154,6 +154,7 @@ TEST(Router, EachMethodAndSubresourceRoutes) {
       // An implemented subresource is matched before an unsupported one beside it.
       {"GET", "/bucket?acl&policy", Operation::kGetBucketAcl},
       {"GET", "/b-1/k?uploadId=u&tagging", Operation::kListParts},
+      {"GET", "/b-1/k?tagging", Operation::kGetObjectTagging},
       {"PUT", "/b-1/k?uploadId=u&partNumber=1&tagging", Operation::kUploadPart},
       {"POST", "/b-1/k?uploads&uploadId=u", Operation::kCreateMultipartUpload},
       {"HEAD", "/b-1/k?versionId=null", Operation::kHeadObject},
@@ -193,7 +194,7 @@ TEST(Router, RefusalsKeepTheirCodeStatusAndMessage) {
       {"GET", "/bucket?versionId=null", ErrorCode::kNotImplemented, 501, bucket_sub},
       {"POST", "/bucket?uploads", ErrorCode::kNotImplemented, 501, post},
       {"PATCH", "/bucket", ErrorCode::kMethodNotAllowed, 405, ""},
-      {"GET", "/b-1/k?tagging", ErrorCode::kNotImplemented, 501, object_sub},
+      {"DELETE", "/b-1/k?tagging", ErrorCode::kNotImplemented, 501, object_sub},
       {"GET", "/b-1/k?versionId=null&retention", ErrorCode::kNotImplemented, 501, object_sub},
       {"HEAD", "/b-1/k?uploadId=u", ErrorCode::kMethodNotAllowed, 405, ""},
       {"HEAD", "/b-1/k?acl", ErrorCode::kMethodNotAllowed, 405, ""},

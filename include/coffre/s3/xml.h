@@ -241,6 +241,8 @@ std::string LocationConstraintDocument(std::string_view region);
 
 // The owner alone, with FULL_CONTROL: Coffre has no ACLs beyond the bucket owner.
 std::string AccessControlPolicyDocument(const Owner& owner);
+// <Tagging><TagSet>...</TagSet></Tagging>, the tags as (key, value) in order.
+std::string TaggingDocument(const std::vector<std::pair<std::string, std::string>>& tags);
 
 // Status "" (versioning never configured) writes an empty <VersioningConfiguration/>.
 std::string VersioningConfigurationDocument(std::string_view status);
