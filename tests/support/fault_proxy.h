@@ -4,9 +4,10 @@
 // need the network to misbehave at a chosen moment, as tests/integration/fault_proxy.py does for
 // the daemon: it can reset the connection that carries a given byte of the requests or of the
 // answers (counted over every connection), and hold each answer back for a while before its first
-// byte. Each accepted
-// connection gets a connection of its own to the server and two threads that copy bytes; Stop()
-// (also run by the destructor) closes everything and joins them.
+// byte. It also counts the requests in flight (begun, their answer not yet forwarded), so a test can
+// see requests overlap without timing anything. Each accepted connection gets a connection of its
+// own to the server and two threads that copy bytes; Stop() (also run by the destructor) closes
+// everything and joins them.
 //
 //   test_support::FaultProxy proxy;
 //   ASSERT_TRUE(proxy.Start(server_port));
@@ -71,6 +72,9 @@ class FaultProxy {
   uint16_t port() const { return port_; }
   // Connections accepted so far.
   uint64_t connections() const { return accepted_.load(); }
+  // The most requests that were in flight at the same time so far: a request is in flight from its
+  // first byte until the first byte of its answer is forwarded (after any DelayAnswers).
+  uint64_t max_in_flight() const { return max_in_flight_.load(); }
 
   // Resets, once, the connection that carries the `n`th request byte from now on (0: the next
   // one), counted over every connection: the bytes before it reach the server, which then sees
@@ -141,7 +145,7 @@ class FaultProxy {
   struct Link {
     int client = -1;
     int server = -1;
-    std::atomic<bool> awaiting_answer{false};  // a request went out since the last answer began
+    std::atomic<bool> awaiting_answer{false};  // a request went out since the last answer was forwarded
     std::atomic<bool> cut{false};
   };
 
@@ -156,8 +160,10 @@ class FaultProxy {
     for (;;) {
       const ssize_t got = ::recv(from, buffer.data(), buffer.size(), 0);
       if (got <= 0) break;
-      if (!requests && link.awaiting_answer.exchange(false)) {
+      // The request stays in flight through the delay: that is when an overlap shows.
+      if (!requests && link.awaiting_answer.load()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_.load()));
+        if (link.awaiting_answer.exchange(false)) in_flight_.fetch_sub(1);
       }
       auto n = static_cast<uint64_t>(got);
       const uint64_t before = counted.fetch_add(n);
@@ -167,10 +173,17 @@ class FaultProxy {
         n = at - before;
         link.cut = true;
       }
+      // Counted before the bytes go on, so that the answer cannot overtake the count.
+      if (requests && n > 0 && !link.awaiting_answer.exchange(true)) {
+        const uint64_t now = in_flight_.fetch_add(1) + 1;
+        uint64_t seen = max_in_flight_.load();
+        while (seen < now && !max_in_flight_.compare_exchange_weak(seen, now)) {
+        }
+      }
       if (n > 0 && !SendAll(to, buffer.data(), n)) break;
       if (cut) break;
-      if (requests) link.awaiting_answer = true;
     }
+    if (requests && link.awaiting_answer.exchange(false)) in_flight_.fetch_sub(1);
     ::shutdown(link.client, SHUT_RDWR);
     ::shutdown(link.server, SHUT_RDWR);
   }
@@ -199,6 +212,8 @@ class FaultProxy {
   std::atomic<uint64_t> request_cut_at_{UINT64_MAX};
   std::atomic<uint64_t> answer_cut_at_{UINT64_MAX};
   std::atomic<int64_t> delay_ms_{0};
+  std::atomic<uint64_t> in_flight_{0};
+  std::atomic<uint64_t> max_in_flight_{0};
 };
 
 }  // namespace coffre::test_support
