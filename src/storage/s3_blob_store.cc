@@ -1,9 +1,13 @@
 #include "coffre/storage/s3_blob_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <optional>
+#include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -25,8 +29,41 @@ Status ForBlob(const std::string& id, const Status& status) {
   return Status(status.code(), "blob " + id + ": " + status.message());
 }
 
+// Runs `task` on a thread of its own, or in this one when no thread can be had (EAGAIN): the
+// work is done either way, only not alongside the caller.
+template <typename Task>
+void RunInBackground(std::thread& thread, Task task) {
+  try {
+    thread = std::thread(task);
+  } catch (const std::system_error&) {
+    task();
+  }
+}
+
+// How many streamed parts may await the upstream's answer while the next part streams: each holds
+// a connection and a thread, no bytes. Waiting for an answer takes a round trip plus the
+// upstream's own work on the part, which the next part's transfer hides.
+constexpr size_t kStreamedPartsAwaitingAnswer = 3;
+// Parts sent from memory (streaming refused) are held whole: one may be sent while the next
+// fills, so a writer holds at most two.
+constexpr size_t kMemoryPartsInFlight = 1;
+
+// A part whose last byte is written and whose answer (its ETag) a task of its own awaits. The
+// task alone touches the stream, the body, the status and the ETag until it sets `done`, and the
+// writer reads them only then, or after joining it.
+struct PartInFlight {
+  int part_number = 0;
+  std::optional<upstream::UploadStream> stream;  // streamed: the answer is read from it
+  Bytes body;                                    // or sent signed, from memory
+  Status status;
+  std::string etag;
+  std::atomic<bool> done{false};
+  std::thread task;  // not joinable when the part was sent in the writer's own thread
+};
+
 // A blob's writer. Every error ends it: the blob can no longer be committed, and what went
-// upstream is dropped (the open stream's connection closed, the multipart upload aborted).
+// upstream is dropped (the open stream's connection closed, the multipart upload aborted once
+// the parts in flight have their answers).
 class S3BlobWriter final : public BlobWriter {
  public:
   S3BlobWriter(std::shared_ptr<upstream::S3Client> client, const S3BlobStoreOptions& options, std::string id,
@@ -38,7 +75,8 @@ class S3BlobWriter final : public BlobWriter {
         part_size_(options.part_size),
         streaming_(client_->CanStream()),
         multipart_(declared > options.part_size),
-        whole_in_memory_(declared <= options.single_put_max || (!multipart_ && !streaming_)) {
+        whole_in_memory_(declared <= options.single_put_max || (!multipart_ && !streaming_)),
+        max_in_flight_(streaming_ ? kStreamedPartsAwaitingAnswer : kMemoryPartsInFlight) {
     if (whole_in_memory_) {
       buffer_.reserve(declared_);
     }
@@ -46,6 +84,12 @@ class S3BlobWriter final : public BlobWriter {
 
   ~S3BlobWriter() override {
     stream_.reset();
+    // The parts' tasks use the client, the key and the upload id: they end before the upload is
+    // aborted, which would otherwise race with a part still being stored.
+    for (const std::unique_ptr<PartInFlight>& part : in_flight_) {
+      if (part->task.joinable()) part->task.join();
+    }
+    in_flight_.clear();
     if (!committed_ && !upload_id_.empty()) {
       // Best effort: an upload left behind holds its parts until the bucket's lifecycle rule for
       // incomplete uploads removes it, and is never visible as an object.
@@ -101,6 +145,10 @@ class S3BlobWriter final : public BlobWriter {
       return Fail(Status::InvalidArgument("blob " + id_ + ": " + std::to_string(size_) + " bytes written of the " +
                                           std::to_string(declared_) + " declared"));
     }
+    if (multipart_) {
+      // Every part's answer, in part order, before the upload is completed.
+      COFFRE_RETURN_IF_ERROR(Collect(0));
+    }
     // A single streamed PUT was begun by the first Append (the blob is larger than
     // single_put_max, so not empty).
     Result<std::string> etag = whole_in_memory_ ? client_->PutObject(key_, buffer_)
@@ -124,6 +172,7 @@ class S3BlobWriter final : public BlobWriter {
     return failed_;
   }
 
+  // The parts in flight go on until they have their answers (the destructor waits for them).
   Status Fail(Status status) {
     failed_ = std::move(status);
     stream_.reset();
@@ -132,7 +181,8 @@ class S3BlobWriter final : public BlobWriter {
   }
 
   // Appends what fits of `data` in the current part, starting the upload and the part when
-  // needed and finishing the part when it is full. Returns the bytes taken (at least one).
+  // needed, and handing the part to a task of its own when it is full. Returns the bytes taken
+  // (at least one).
   Result<size_t> AppendToPart(std::span<const uint8_t> data) {
     if (upload_id_.empty()) {
       Result<std::string> upload = client_->CreateMultipartUpload(key_);
@@ -141,10 +191,15 @@ class S3BlobWriter final : public BlobWriter {
       }
       upload_id_ = std::move(upload).value();
     }
-    const uint64_t part_start = parts_.size() * part_size_;
-    const uint64_t part_length = std::min(part_size_, declared_ - part_start);
-    const int part_number = static_cast<int>(parts_.size()) + 1;
+    const uint64_t part_start = parts_begun_ * part_size_;
     const uint64_t filled = size_ - part_start;
+    if (filled == 0 && !stream_) {
+      // A new part: first wait while the most parts are in flight, which bounds the connections
+      // (streamed) or the memory (two parts) a writer holds, and notices a failed part early.
+      COFFRE_RETURN_IF_ERROR(Collect(max_in_flight_));
+    }
+    const uint64_t part_length = std::min(part_size_, declared_ - part_start);
+    const int part_number = static_cast<int>(parts_begun_) + 1;
     const auto taken = static_cast<size_t>(std::min<uint64_t>(data.size(), part_length - filled));
     const std::span<const uint8_t> piece = data.first(taken);
     if (streaming_) {
@@ -167,16 +222,59 @@ class S3BlobWriter final : public BlobWriter {
     }
     size_ += taken;
     if (filled + taken == part_length) {
-      Result<std::string> etag =
-          streaming_ ? stream_->Finish() : client_->UploadPart(key_, upload_id_, part_number, buffer_);
-      stream_.reset();
-      buffer_.clear();
-      if (!etag.ok()) {
-        return Fail(ForBlob(id_, etag.status()));
+      auto part = std::make_unique<PartInFlight>();
+      part->part_number = part_number;
+      if (streaming_) {
+        part->stream = std::move(stream_);
+        stream_.reset();
+      } else {
+        part->body = std::exchange(buffer_, Bytes());
       }
-      parts_.push_back({.part_number = part_number, .etag = std::move(etag).value()});
+      ++parts_begun_;
+      Send(std::move(part));
     }
     return taken;
+  }
+
+  // Awaits the part's answer (streamed) or sends it (from memory) on a task of its own, so that
+  // the next part goes up meanwhile.
+  void Send(std::unique_ptr<PartInFlight> part) {
+    PartInFlight* const sent = part.get();
+    in_flight_.push_back(std::move(part));
+    RunInBackground(sent->task, [this, sent] {
+      Result<std::string> etag =
+          sent->stream ? sent->stream->Finish() : client_->UploadPart(key_, upload_id_, sent->part_number, sent->body);
+      sent->stream.reset();
+      sent->body = Bytes();
+      if (etag.ok()) {
+        sent->etag = std::move(etag).value();
+      } else {
+        sent->status = etag.status();
+      }
+      sent->done.store(true, std::memory_order_release);
+    });
+  }
+
+  // Takes the answers of the parts in flight into parts_, oldest first (so in part order): all
+  // that have arrived, and while more than `keep` parts are in flight, the oldest's after waiting
+  // for it. A failed part fails the writer, also when an earlier one has no answer yet.
+  Status Collect(size_t keep) {
+    while (!in_flight_.empty() &&
+           (in_flight_.size() > keep || in_flight_.front()->done.load(std::memory_order_acquire))) {
+      const std::unique_ptr<PartInFlight> part = std::move(in_flight_.front());
+      in_flight_.pop_front();
+      if (part->task.joinable()) part->task.join();
+      if (!part->status.ok()) {
+        return Fail(ForBlob(id_, part->status));
+      }
+      parts_.push_back({.part_number = part->part_number, .etag = std::move(part->etag)});
+    }
+    for (const std::unique_ptr<PartInFlight>& part : in_flight_) {
+      if (part->done.load(std::memory_order_acquire) && !part->status.ok()) {
+        return Fail(ForBlob(id_, part->status));
+      }
+    }
+    return Status::Ok();
   }
 
   const std::shared_ptr<upstream::S3Client> client_;
@@ -187,11 +285,14 @@ class S3BlobWriter final : public BlobWriter {
   const bool streaming_;        // the client may stream bodies (TLS, or a loopback address)
   const bool multipart_;        // larger than one part
   const bool whole_in_memory_;  // held whole and sent at Commit: small, or one part not streamable
+  const size_t max_in_flight_;  // parts in flight at most when the next one begins
   uint64_t size_ = 0;
   Bytes buffer_;  // the whole blob, or the current part when streaming was refused
   std::optional<upstream::UploadStream> stream_;
-  std::string upload_id_;
-  std::vector<upstream::CompletedPart> parts_;
+  std::string upload_id_;     // set before the first part goes, unchanged while parts are in flight
+  uint64_t parts_begun_ = 0;  // parts handed to their tasks (in flight or answered)
+  std::deque<std::unique_ptr<PartInFlight>> in_flight_;
+  std::vector<upstream::CompletedPart> parts_;  // the answered parts, in order
   Status failed_;
   bool committed_ = false;
 };
@@ -199,14 +300,91 @@ class S3BlobWriter final : public BlobWriter {
 // Reads are ranged GETs. One per read would cost a round trip per 64 KiB segment (tens of
 // seconds for a large object over an upstream 40 ms away), so a read past what is held fetches a
 // window beyond it too: 256 KiB first, doubling while the reads stay sequential, up to
-// kMaxReadAhead. At most one window per reader is held.
+// kMaxReadAhead. While they stay sequential, the windows after the one being read are fetched
+// ahead, each on a thread of its own, so that the upstream's round trips and transfers overlap
+// with the decryption and sending of what came before: one window at first, one more for each
+// window read, up to kMaxWindowsAhead.
 constexpr uint64_t kMinReadAhead = 256 * 1024;
 constexpr uint64_t kMaxReadAhead = 4 * 1024 * 1024;
+constexpr size_t kMaxWindowsAhead = 3;
+
+// The read-ahead memory of a store's readers (windows held and in flight), bounded so that many
+// concurrent large GETs share it rather than each holding (1 + kMaxWindowsAhead) windows of
+// kMaxReadAhead. A read always gets what it needs; only what goes beyond it waits for room.
+class ReadAheadBudget {
+ public:
+  explicit ReadAheadBudget(uint64_t limit) : limit_(limit) {}
+
+  // Takes up to `want` bytes and at least `need`, even past the limit; 0 (nothing taken) when
+  // `need` is 0 and less than `least` is free.
+  uint64_t Take(uint64_t want, uint64_t need, uint64_t least) {
+    uint64_t used = used_.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint64_t free = used < limit_ ? limit_ - used : 0;
+      uint64_t granted = std::max(need, std::min(want, free));
+      if (granted < least && need == 0) {
+        granted = 0;
+      }
+      if (granted == 0 || used_.compare_exchange_weak(used, used + granted, std::memory_order_relaxed)) {
+        return granted;
+      }
+    }
+  }
+
+  void Give(uint64_t bytes) { used_.fetch_sub(bytes, std::memory_order_relaxed); }
+
+ private:
+  const uint64_t limit_;
+  std::atomic<uint64_t> used_{0};
+};
+
+// Bytes of a budget, given back when the holder goes.
+class BudgetGrant {
+ public:
+  BudgetGrant(std::shared_ptr<ReadAheadBudget> budget, uint64_t bytes) : budget_(std::move(budget)), bytes_(bytes) {}
+  ~BudgetGrant() { budget_->Give(bytes_); }
+  BudgetGrant(const BudgetGrant&) = delete;
+  BudgetGrant& operator=(const BudgetGrant&) = delete;
+
+ private:
+  const std::shared_ptr<ReadAheadBudget> budget_;
+  const uint64_t bytes_;
+};
+
+// One ranged GET of [start, start + length). When fetched ahead, its task alone touches `data`
+// and `status` until the reader joins it.
+struct Window {
+  Window(uint64_t first, uint64_t bytes, std::shared_ptr<ReadAheadBudget> budget)
+      : start(first), length(bytes), grant(std::move(budget), bytes) {}
+
+  bool Holds(uint64_t offset) const { return offset >= start && offset - start < length; }
+  uint64_t end() const { return start + length; }
+
+  const uint64_t start;
+  const uint64_t length;
+  const BudgetGrant grant;
+  Bytes data;
+  Status status;
+  std::atomic<bool> cancelled{false};  // no longer wanted: the GET stops at its next piece
+  std::thread task;                    // joinable while fetched ahead and not yet joined
+};
 
 class S3BlobReader final : public BlobReader {
  public:
-  S3BlobReader(std::shared_ptr<upstream::S3Client> client, std::string id, std::string key, uint64_t size, Bytes head)
-      : client_(std::move(client)), id_(std::move(id)), key_(std::move(key)), size_(size), head_(std::move(head)) {}
+  S3BlobReader(std::shared_ptr<upstream::S3Client> client, std::shared_ptr<ReadAheadBudget> budget, std::string id,
+               std::string key, uint64_t size, Bytes head)
+      : client_(std::move(client)),
+        budget_(std::move(budget)),
+        id_(std::move(id)),
+        key_(std::move(key)),
+        size_(size),
+        head_(std::move(head)) {}
+
+  // The windows in flight use this reader's client, id and key: they are stopped and joined.
+  ~S3BlobReader() override { DropAhead(); }
+
+  S3BlobReader(const S3BlobReader&) = delete;
+  S3BlobReader& operator=(const S3BlobReader&) = delete;
 
   uint64_t size() const override { return size_; }
 
@@ -215,7 +393,7 @@ class S3BlobReader final : public BlobReader {
       return Status::Corruption("blob " + id_ + ": read of " + std::to_string(out.size()) + " bytes at " +
                                 std::to_string(offset) + " past its end (" + std::to_string(size_) + " bytes)");
     }
-    // What the prefetched head holds is copied; then what the window holds; the rest is fetched.
+    // What the prefetched head holds is copied; then what the windows hold; the rest is fetched.
     if (offset < head_.size()) {
       const auto from_head = static_cast<size_t>(std::min<uint64_t>(out.size(), head_.size() - offset));
       std::memcpy(out.data(), head_.data() + offset, from_head);
@@ -224,69 +402,143 @@ class S3BlobReader final : public BlobReader {
     }
     std::lock_guard lock(mu_);
     while (!out.empty()) {
-      if (offset >= window_start_ && offset < window_start_ + window_.size()) {
-        const auto n = static_cast<size_t>(std::min<uint64_t>(out.size(), window_start_ + window_.size() - offset));
-        std::memcpy(out.data(), window_.data() + (offset - window_start_), n);
+      if (held_ && held_->Holds(offset)) {
+        const auto n = static_cast<size_t>(std::min<uint64_t>(out.size(), held_->end() - offset));
+        std::memcpy(out.data(), held_->data.data() + (offset - held_->start), n);
         offset += n;
         out = out.subspan(n);
         continue;
       }
-      // A read right after the window (or the head) is sequential: the next window is larger.
-      const bool sequential = offset == window_start_ + window_.size() || offset == head_.size();
-      ahead_ = sequential ? std::min(kMaxReadAhead, std::max(kMinReadAhead, ahead_ * 2)) : kMinReadAhead;
-      const uint64_t length = std::min(size_ - offset, std::max<uint64_t>(out.size(), ahead_));
-      COFFRE_RETURN_IF_ERROR(Fetch(offset, length));
+      if (!ahead_.empty() && ahead_.front()->Holds(offset)) {
+        // The read goes on into the window fetched ahead: it becomes the held one once in.
+        std::unique_ptr<Window> next = std::move(ahead_.front());
+        ahead_.pop_front();
+        next->task.join();
+        held_.reset();
+        Status fetched = next->status;
+        if (fetched.code() == StatusCode::kUnavailable) {
+          // A transient failure is tried again here, with the client's retries, as without
+          // read-ahead; the windows after it go on.
+          fetched = Fetch(*next);
+        }
+        if (!fetched.ok()) {
+          DropAhead();
+          return fetched;
+        }
+        held_ = std::move(next);
+        windows_ahead_ = std::min(kMaxWindowsAhead, windows_ahead_ + 1);
+        FetchAhead();
+        continue;
+      }
+      // A read right after the held window (or the head) is sequential: the next window is larger,
+      // and the ones after it are fetched ahead. Any other read drops what is in flight.
+      const bool sequential = (held_ && offset == held_->end()) || offset == head_.size();
+      DropAhead();
+      held_.reset();
+      ahead_size_ = sequential ? std::min(kMaxReadAhead, std::max(kMinReadAhead, ahead_size_ * 2)) : kMinReadAhead;
+      windows_ahead_ = 1;
+      const uint64_t need = std::min(size_ - offset, std::max<uint64_t>(out.size(), kMinReadAhead));
+      const uint64_t want = std::min(size_ - offset, std::max<uint64_t>(out.size(), ahead_size_));
+      auto window = std::make_unique<Window>(offset, budget_->Take(want, need, 0), budget_);
+      COFFRE_RETURN_IF_ERROR(Fetch(*window));
+      held_ = std::move(window);
+      if (sequential) {
+        FetchAhead();
+      }
     }
     return Status::Ok();
   }
 
  private:
-  // One ranged GET of [offset, offset + length) into the window.
-  Status Fetch(uint64_t offset, uint64_t length) const {
-    window_.clear();
-    window_start_ = offset;
-    window_.reserve(static_cast<size_t>(length));
+  // Starts fetching the windows after the held one (and after those in flight), each twice the
+  // size of the one before up to kMaxReadAhead, until windows_ahead_ are in flight, the blob ends,
+  // or the budget has no room for one of at least kMinReadAhead.
+  void FetchAhead() const {
+    while (ahead_.size() < windows_ahead_) {
+      const uint64_t start = ahead_.empty() ? held_->end() : ahead_.back()->end();
+      if (start >= size_) {
+        return;
+      }
+      const uint64_t want = std::min(size_ - start, std::min(kMaxReadAhead, ahead_size_ * 2));
+      const uint64_t length = budget_->Take(want, 0, std::min(want, kMinReadAhead));
+      if (length == 0) {
+        return;
+      }
+      ahead_size_ = length;
+      auto window = std::make_unique<Window>(start, length, budget_);
+      Window* const fetched = window.get();
+      try {
+        fetched->task = std::thread([this, fetched] { fetched->status = Fetch(*fetched); });
+      } catch (const std::system_error&) {
+        return;  // no thread to be had (EAGAIN): the window is fetched when it is read
+      }
+      ahead_.push_back(std::move(window));
+    }
+  }
+
+  // Stops the windows in flight and waits for their tasks: at most until each one's next piece.
+  void DropAhead() const {
+    for (const std::unique_ptr<Window>& window : ahead_) {
+      window->cancelled.store(true, std::memory_order_relaxed);
+    }
+    for (const std::unique_ptr<Window>& window : ahead_) {
+      window->task.join();
+    }
+    ahead_.clear();
+  }
+
+  // One ranged GET of the window. Runs on the reader's thread or on the window's task, and touches
+  // nothing of the reader's but what does not change (client, id, key).
+  Status Fetch(Window& window) const {
+    window.data.reserve(static_cast<size_t>(window.length));
     const Result<upstream::ObjectInfo> info = client_->GetObject(
         key_,
         [&](ByteView piece) {
-          if (piece.size() > length - window_.size()) {
+          if (window.cancelled.load(std::memory_order_relaxed)) {
+            return Status::Aborted("blob " + id_ + ": read ahead, then no longer needed");
+          }
+          if (piece.size() > window.length - window.data.size()) {
             return Status::Corruption("blob " + id_ + ": the upstream sent more than the range asked for");
           }
-          window_.insert(window_.end(), piece.begin(), piece.end());
+          window.data.insert(window.data.end(), piece.begin(), piece.end());
           return Status::Ok();
         },
-        upstream::ByteRange{.first = offset, .last = offset + length - 1});
-    const uint64_t received = window_.size();
-    if (!info.ok() || received != length) window_.clear();  // never serve part of a failed fetch
+        upstream::ByteRange{.first = window.start, .last = window.end() - 1});
+    const uint64_t received = window.data.size();
+    if (!info.ok() || received != window.length) window.data = Bytes();  // never serve part of a failed fetch
     if (!info.ok()) {
       if (info.status().code() == StatusCode::kOutOfRange || info.status().code() == StatusCode::kCorruption) {
         return Status::Corruption("blob " + id_ + ": shorter upstream than when opened: " + info.status().message());
       }
       return ForBlob(id_, info.status());
     }
-    if (received != length) {
+    if (received != window.length) {
       return Status::Corruption("blob " + id_ + ": the upstream sent " + std::to_string(received) + " bytes of the " +
-                                std::to_string(length) + " asked for at " + std::to_string(offset));
+                                std::to_string(window.length) + " asked for at " + std::to_string(window.start));
     }
     return Status::Ok();
   }
 
   const std::shared_ptr<upstream::S3Client> client_;
+  const std::shared_ptr<ReadAheadBudget> budget_;
   const std::string id_;
   const std::string key_;
   const uint64_t size_;
   const Bytes head_;  // the blob's first min(size, kPrefetch) bytes
-  // The read-ahead window: ReadAt is const, and a reader may be shared by a request's threads.
+  // The windows: ReadAt is const, and a reader may be shared by a request's threads.
   mutable std::mutex mu_;
-  mutable Bytes window_;
-  mutable uint64_t window_start_ = 0;
-  mutable uint64_t ahead_ = 0;  // the last window's size
+  mutable std::unique_ptr<Window> held_;               // the window reads are served from
+  mutable std::deque<std::unique_ptr<Window>> ahead_;  // in flight, each starting where the one before ends
+  mutable uint64_t ahead_size_ = 0;                    // the last window's size
+  mutable size_t windows_ahead_ = 1;                   // how many may be in flight now
 };
 
 class S3BlobStore final : public BlobStore {
  public:
   S3BlobStore(std::shared_ptr<upstream::S3Client> client, S3BlobStoreOptions options)
-      : client_(std::move(client)), options_(std::move(options)) {}
+      : client_(std::move(client)),
+        options_(std::move(options)),
+        budget_(std::make_shared<ReadAheadBudget>(options_.read_ahead_budget)) {}
 
   Result<std::unique_ptr<BlobWriter>> CreateBlob(std::optional<uint64_t> expected_size) override {
     return Create(RandomId(16), expected_size);
@@ -335,7 +587,8 @@ class S3BlobStore final : public BlobStore {
       return Status::Corruption("blob " + blob_id + ": the upstream sent " + std::to_string(head.size()) +
                                 " bytes of its first " + std::to_string(std::min(info->size, kPrefetch)));
     }
-    return std::unique_ptr<BlobReader>(new S3BlobReader(client_, blob_id, std::move(key), info->size, std::move(head)));
+    return std::unique_ptr<BlobReader>(
+        new S3BlobReader(client_, budget_, blob_id, std::move(key), info->size, std::move(head)));
   }
 
   Status Remove(const std::string& blob_id) override {
@@ -399,6 +652,7 @@ class S3BlobStore final : public BlobStore {
 
   const std::shared_ptr<upstream::S3Client> client_;
   const S3BlobStoreOptions options_;
+  const std::shared_ptr<ReadAheadBudget> budget_;  // shared with the readers, which may outlive the store
 };
 
 }  // namespace

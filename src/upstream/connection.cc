@@ -14,6 +14,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <cerrno>
 #include <string>
 #include <utility>
 
@@ -25,7 +26,9 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using boost::system::error_code;
 
-constexpr size_t kReadPiece = 64 * 1024;
+// The most an answer's body is read by, and handed to the caller by: large enough that a fast
+// upstream costs few system calls per megabyte.
+constexpr size_t kReadPiece = 256 * 1024;
 
 bool IsIpLiteral(const std::string& host) {
   error_code ec;
@@ -46,14 +49,27 @@ Result<std::unique_ptr<Connection>> Connection::Open(const Endpoint& endpoint, a
   return connection;
 }
 
-// Runs one asynchronous operation to its end on this thread; the stream's expiry (Expire) turns a
-// stalled operation into beast::error::timeout.
+// Runs one asynchronous operation on this thread until it ends or `limit` passes, when the socket
+// is closed (which ends the operation) and the result is beast::error::timeout. No timer is armed:
+// the io_context waits in epoll_wait with the time left, so a deadline costs no system call.
 template <typename Op>
-error_code Connection::Run(Op&& op) {
+error_code Connection::Run(Op&& op, SteadyTime limit) {
+  bool done = false;
   error_code result;
-  std::forward<Op>(op)([&result](error_code ec, auto&&...) { result = ec; });
+  std::forward<Op>(op)([&done, &result](error_code ec, auto&&...) {
+    result = ec;
+    done = true;
+  });
   io_.restart();
-  io_.run();
+  while (!done) {
+    if (io_.run_one_until(limit) == 0 && !done && std::chrono::steady_clock::now() >= limit) {
+      tcp().close();
+      io_.restart();
+      while (!done && io_.run_one() > 0) {
+      }
+      return beast::error::timeout;
+    }
+  }
   return result;
 }
 
@@ -69,8 +85,26 @@ void Connection::OnStream(Fn&& fn) {
 
 beast::tcp_stream& Connection::tcp() { return secure_ ? secure_->next_layer() : *plain_; }
 
-void Connection::Expire(std::chrono::milliseconds timeout, SteadyTime deadline) {
-  tcp().expires_at(std::min(std::chrono::steady_clock::now() + timeout, deadline));
+SteadyTime Connection::Limit(std::chrono::milliseconds timeout, SteadyTime deadline) {
+  return std::min(std::chrono::steady_clock::now() + timeout, deadline);
+}
+
+// Waits until the socket can be read (or written) or `limit` passes; false on the latter. poll is
+// level-triggered, so readiness that arrived before the call is seen too.
+bool Connection::AwaitReady(short events, SteadyTime limit) {
+  pollfd fd{};
+  fd.fd = tcp().socket().native_handle();
+  fd.events = events;
+  for (;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(limit - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return false;
+    }
+    const int ready = ::poll(&fd, 1, static_cast<int>(std::min<int64_t>(left.count(), 60'000)));
+    if (ready > 0 || (ready < 0 && errno != EINTR)) {
+      return true;  // the read or write that follows reports any error
+    }
+  }
 }
 
 Status Connection::Failure(std::string_view step, const error_code& ec) const {
@@ -84,32 +118,40 @@ Status Connection::Connect(std::chrono::milliseconds connect_timeout, SteadyTime
   plain_ = std::make_unique<beast::tcp_stream>(io_);
   asio::ip::tcp::resolver resolver(io_);
   asio::ip::tcp::resolver::results_type endpoints;
-  error_code ec = Run([&](auto handler) {
-    resolver.async_resolve(endpoint_.connect_host, std::to_string(endpoint_.port),
-                           [&endpoints, handler](error_code e, asio::ip::tcp::resolver::results_type r) mutable {
-                             endpoints = std::move(r);
-                             handler(e);
-                           });
-  });
+  // Resolution cannot be cut short (the resolver's thread sits in getaddrinfo), so it has no limit.
+  error_code ec = Run(
+      [&](auto handler) {
+        resolver.async_resolve(endpoint_.connect_host, std::to_string(endpoint_.port),
+                               [&endpoints, handler](error_code e, asio::ip::tcp::resolver::results_type r) mutable {
+                                 endpoints = std::move(r);
+                                 handler(e);
+                               });
+      },
+      SteadyTime::max());
   if (ec) {
     return Failure("resolving the host name", ec);
   }
-  Expire(connect_timeout, deadline);
-  ec = Run([&](auto handler) { plain_->async_connect(endpoints, std::move(handler)); });
+  ec = Run([&](auto handler) { plain_->async_connect(endpoints, std::move(handler)); },
+           Limit(connect_timeout, deadline));
   if (ec) {
     return Failure("connecting", ec);
   }
   plain_->socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  // Reads and plain writes are tried at once and return would_block rather than wait; the waits
+  // are AwaitReady's (asynchronous operations are not affected).
+  plain_->socket().non_blocking(true, ec);
+  if (ec) {
+    return Failure("configuring the socket", ec);
+  }
   if (tls == nullptr) {
     return Status::Ok();
   }
   secure_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*plain_), *tls);
   plain_.reset();
-  Expire(connect_timeout, deadline);
-  return Handshake();
+  return Handshake(Limit(connect_timeout, deadline));
 }
 
-Status Connection::Handshake() {
+Status Connection::Handshake(SteadyTime limit) {
   // SNI names the host unless it is an address (RFC 6066 forbids literal addresses there).
   if (!IsIpLiteral(endpoint_.connect_host) &&
       SSL_set_tlsext_host_name(secure_->native_handle(), endpoint_.connect_host.c_str()) != 1) {
@@ -117,7 +159,8 @@ Status Connection::Handshake() {
   }
   secure_->set_verify_mode(asio::ssl::verify_peer);
   secure_->set_verify_callback(asio::ssl::host_name_verification(endpoint_.connect_host));
-  const error_code ec = Run([&](auto handler) { secure_->async_handshake(asio::ssl::stream_base::client, handler); });
+  const error_code ec =
+      Run([&](auto handler) { secure_->async_handshake(asio::ssl::stream_base::client, handler); }, limit);
   if (!ec) {
     return Status::Ok();
   }
@@ -129,18 +172,33 @@ Status Connection::Handshake() {
 
 Status Connection::WriteHead(RequestHead& head, std::chrono::milliseconds timeout, SteadyTime deadline) {
   broken_ = true;  // until the whole exchange is done
-  Expire(timeout, deadline);
   error_code ec =
-      Run([&](auto handler) { OnStream([&](auto& stream) { bhttp::async_write(stream, head, std::move(handler)); }); });
+      Run([&](auto handler) { OnStream([&](auto& stream) { bhttp::async_write(stream, head, std::move(handler)); }); },
+          Limit(timeout, deadline));
   return ec ? Failure("sending the request", ec) : Status::Ok();
 }
 
+// The piece must be through within `timeout`, as one step. Over TCP it is sent straight from this
+// thread, waiting only when the socket's buffer is full. Over TLS a write may need several records
+// to go out whole, which a non-blocking write could cut, so the io_context sends it.
 Status Connection::WriteBody(ByteView piece, std::chrono::milliseconds timeout, SteadyTime deadline) {
-  Expire(timeout, deadline);
-  error_code ec = Run([&](auto handler) {
-    OnStream(
-        [&](auto& stream) { asio::async_write(stream, asio::buffer(piece.data(), piece.size()), std::move(handler)); });
-  });
+  const SteadyTime limit = Limit(timeout, deadline);
+  error_code ec;
+  if (secure_) {
+    ec = Run([&](auto handler) { asio::async_write(*secure_, asio::buffer(piece.data(), piece.size()), handler); },
+             limit);
+  } else {
+    while (!piece.empty()) {
+      const size_t sent = plain_->socket().write_some(asio::buffer(piece.data(), piece.size()), ec);
+      piece = piece.subspan(sent);
+      if (ec == asio::error::would_block) {
+        ec = AwaitReady(POLLOUT, limit) ? error_code() : error_code(beast::error::timeout);
+      }
+      if (ec) {
+        break;
+      }
+    }
+  }
   return ec ? Failure("sending the request body", ec) : Status::Ok();
 }
 
@@ -149,35 +207,78 @@ Result<Connection::ResponseHead> Connection::ReadHead(bool head_request, std::ch
   parser_.emplace();
   parser_->body_limit(boost::none);  // bodies stream through ReadBody, never held whole
   parser_->skip(head_request);
-  Expire(timeout, deadline);
-  error_code ec = Run([&](auto handler) {
-    OnStream([&](auto& stream) { bhttp::async_read_header(stream, buffer_, *parser_, std::move(handler)); });
-  });
+  error_code ec = Run(
+      [&](auto handler) {
+        OnStream([&](auto& stream) { bhttp::async_read_header(stream, buffer_, *parser_, std::move(handler)); });
+      },
+      Limit(timeout, deadline));
   if (ec) {
     return Failure("reading the answer", ec);
   }
   return ResponseHead(parser_->get().base());
 }
 
-// Reads what has arrived, not until the piece is full, so the caller sees bytes as they come (and
-// an answer cut short after some bytes reached the caller is not retried behind its back).
+// Reads straight from the socket on this thread: what has arrived is taken in large reads without
+// waiting, and only when nothing is there does the thread wait, after handing the caller what it
+// has (so the caller sees bytes as they come, and an answer cut short after some bytes reached the
+// caller is not retried behind its back). Each wait may last `timeout`: an upstream that stops
+// sending for that long is cut. Reading a TLS record is safe without blocking: asio keeps what it
+// read, and its only writes (a key update's answer) go to a send buffer this exchange left empty.
 Status Connection::ReadBody(const BodySink& sink, std::chrono::milliseconds timeout, SteadyTime deadline) {
   piece_.resize(kReadPiece);
+  size_t filled = 0;
+  const auto deliver = [&]() -> Status {
+    const size_t size = std::exchange(filled, 0);
+    return size == 0 ? Status::Ok() : sink(ByteView(piece_.data(), size));
+  };
+  const auto fail = [&](const error_code& ec) -> Status {
+    COFFRE_RETURN_IF_ERROR(deliver());
+    return Failure("reading the answer's body", ec);
+  };
+  parser_->eager(true);  // one put() parses everything the buffer holds
+  SteadyTime limit = Limit(timeout, deadline);
   while (!parser_->is_done()) {
-    parser_->get().body().data = piece_.data();
-    parser_->get().body().size = piece_.size();
-    Expire(timeout, deadline);
-    error_code ec = Run([&](auto handler) {
-      OnStream([&](auto& stream) { bhttp::async_read_some(stream, buffer_, *parser_, std::move(handler)); });
-    });
-    if (ec && ec != bhttp::error::need_buffer) {
-      return Failure("reading the answer's body", ec);
+    if (buffer_.size() > 0) {
+      auto& body = parser_->get().body();
+      body.data = piece_.data() + filled;
+      body.size = piece_.size() - filled;
+      error_code ec;
+      buffer_.consume(parser_->put(buffer_.data(), ec));
+      filled = piece_.size() - body.size;
+      if (ec && ec != bhttp::error::need_buffer && ec != bhttp::error::need_more) {
+        return fail(ec);
+      }
+      if (filled == piece_.size()) {
+        COFFRE_RETURN_IF_ERROR(deliver());
+      }
+      if (ec != bhttp::error::need_more) {
+        continue;  // done, or room was made for the rest of the buffer
+      }
     }
-    const size_t received = piece_.size() - parser_->get().body().size;
-    if (received > 0) {
-      COFFRE_RETURN_IF_ERROR(sink(ByteView(piece_.data(), received)));
+    error_code ec;
+    const asio::mutable_buffer space = buffer_.prepare(kReadPiece);
+    const size_t got = secure_ ? secure_->read_some(space, ec) : plain_->socket().read_some(space, ec);
+    buffer_.commit(got);
+    if (got > 0) {
+      limit = Limit(timeout, deadline);
+      continue;
+    }
+    if (ec == asio::error::would_block) {
+      COFFRE_RETURN_IF_ERROR(deliver());
+      if (!AwaitReady(POLLIN, limit)) {
+        return fail(beast::error::timeout);
+      }
+    } else if (ec == asio::error::eof) {
+      // The end of a body that runs to the connection's close, or of one cut short.
+      parser_->put_eof(ec);
+      if (ec) {
+        return fail(ec);
+      }
+    } else {
+      return fail(ec);
     }
   }
+  COFFRE_RETURN_IF_ERROR(deliver());
   broken_ = !parser_->keep_alive();
   Touch();
   return Status::Ok();

@@ -2,8 +2,10 @@
 
 // One keep-alive HTTP/1.1 connection to the upstream (TCP, or TLS over it), used by one thread at
 // a time, and the pool that lends them out. Each connection runs its own io_context on the calling
-// thread, so a blocking call can still put a deadline on every step (Beast's timeouts work on
-// asynchronous operations only).
+// thread for the steps that are composed operations (connect, handshake, an answer's head), with
+// the step's limit as the time the io_context may wait, so a blocking call still puts a deadline on
+// every step. Bodies, where the bytes are, are read (and over TCP written) straight from the
+// non-blocking socket, waiting in poll only when nothing can move.
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -62,12 +64,14 @@ class Connection {
  private:
   explicit Connection(const Endpoint& endpoint);
   Status Connect(std::chrono::milliseconds connect_timeout, SteadyTime deadline, boost::asio::ssl::context* tls);
-  Status Handshake();
+  Status Handshake(SteadyTime limit);
   boost::beast::tcp_stream& tcp();
-  void Expire(std::chrono::milliseconds timeout, SteadyTime deadline);
+  // When a step that may take `timeout` must end.
+  static SteadyTime Limit(std::chrono::milliseconds timeout, SteadyTime deadline);
+  bool AwaitReady(short events, SteadyTime limit);
   Status Failure(std::string_view step, const boost::system::error_code& ec) const;
   template <typename Op>
-  boost::system::error_code Run(Op&& op);
+  boost::system::error_code Run(Op&& op, SteadyTime limit);
   template <typename Fn>
   void OnStream(Fn&& fn);
 

@@ -11,11 +11,13 @@
 #include <memory>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "coffre/common/bytes.h"
 #include "coffre/upstream/s3_client.h"
 #include "support/coffre_daemon.h"
+#include "support/fault_proxy.h"
 #include "support/status_matchers.h"
 #include "support/test_data.h"
 
@@ -56,6 +58,22 @@ class S3BlobStoreTest : public ::testing::Test {
     auto store = OpenS3BlobStore(std::move(client).value(), std::move(options));
     EXPECT_OK(store);
     return store.ok() ? std::move(store).value() : nullptr;
+  }
+
+  // A store whose client reaches the daemon through `proxy`, started here.
+  std::unique_ptr<BlobStore> OpenThrough(test_support::FaultProxy& proxy, S3BlobStoreOptions options) {
+    const std::string endpoint = daemon_.ClientOptions(kBucket).endpoint;
+    const auto daemon_port = static_cast<uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+    EXPECT_TRUE(proxy.Start(daemon_port));
+    upstream::S3ClientOptions client_options = daemon_.ClientOptions(kBucket);
+    client_options.endpoint = "http://127.0.0.1:" + std::to_string(proxy.port());
+    auto client = upstream::S3Client::Create(std::move(client_options));
+    EXPECT_OK(client);
+    if (!client.ok()) return nullptr;
+    last_client_ = client->get();
+    auto proxied = OpenS3BlobStore(std::move(client).value(), std::move(options));
+    EXPECT_OK(proxied);
+    return proxied.ok() ? std::move(proxied).value() : nullptr;
   }
 
   // Every key of the bucket under `prefix`, as the upstream lists them.
@@ -423,6 +441,142 @@ TEST_F(S3BlobStoreTest, UnreachableUpstreamIsUnavailableNamingTheBlob) {
   ASSERT_OK(writer);
   ASSERT_OK((*writer)->Append(Pattern(3)));
   EXPECT_THAT((*writer)->Commit(), StatusIs(StatusCode::kUnavailable, HasSubstr((*writer)->id())));
+}
+
+// Parts go up while the ones before await their answers, which the proxy holds back: the blob
+// round-trips byte for byte, and the next part was sent while one still awaited its answer.
+TEST_F(S3BlobStoreTest, MultipartBlobRoundTripsWithSeveralPartsAwaitingTheirAnswers) {
+  test_support::FaultProxy proxy;
+  std::unique_ptr<BlobStore> store = OpenThrough(proxy, {.prefix = "coffre/", .part_size = 5 * kMiB});
+  ASSERT_NE(store, nullptr);
+  // The delay only gives the overlap time to show; the test measures no time. Parts sent one
+  // after another's answer would never have two requests in flight at once.
+  proxy.DelayAnswers(std::chrono::milliseconds(1000));
+  const Bytes data = Pattern(26 * kMiB + 99, 41);  // six parts, the last one short
+  const std::string id = Put(*store, data, kMiB + 7);
+  EXPECT_GE(proxy.max_in_flight(), 2u) << "a part went up while another awaited its answer";
+  EXPECT_EQ(ReadAll(*store_, id), data);
+  EXPECT_EQ(UpstreamKeys(), std::vector<std::string>{"coffre/" + id.substr(0, 4) + "/" + id});
+}
+
+// A part cut short by the network, in the middle of the blob or at its very end (where only its
+// answer, awaited in the background, fails), fails the writer: Commit fails, nothing is visible.
+TEST_F(S3BlobStoreTest, APartFailingMidwayFailsCommitAndLeavesNothing) {
+  test_support::FaultProxy proxy;
+  std::unique_ptr<BlobStore> store = OpenThrough(proxy, {.prefix = "coffre/", .part_size = 5 * kMiB});
+  ASSERT_NE(store, nullptr);
+  proxy.DelayAnswers(std::chrono::milliseconds(200));
+  const Bytes data = Pattern(16 * kMiB + 5, 43);  // parts of 5, 5, 5 and 1 MiB
+  for (const uint64_t cut : {7 * kMiB, data.size() - 100}) {
+    std::string id;
+    {
+      auto writer = store->CreateBlob(data.size());
+      ASSERT_OK(writer);
+      id = (*writer)->id();
+      // The request heads come before the bodies' bytes, so the cut falls a little before `cut`.
+      proxy.CutAtRequestByte(cut);
+      constexpr size_t kPiece = kMiB + 3;
+      Status appended;
+      for (size_t at = 0; at < data.size() && appended.ok(); at += kPiece) {
+        appended = (*writer)->Append(std::span(data).subspan(at, std::min(kPiece, data.size() - at)));
+      }
+      const Status committed = (*writer)->Commit();
+      EXPECT_THAT(committed, Not(test_support::IsOk())) << cut;
+      EXPECT_THAT(committed.message(), HasSubstr(id));
+      if (!appended.ok()) {
+        EXPECT_EQ(committed.message(), appended.message()) << "the writer keeps its first error";
+      }
+    }
+    EXPECT_THAT(store_->Open(id), StatusIs(StatusCode::kNotFound)) << cut;
+  }
+  EXPECT_TRUE(UpstreamKeys().empty());
+}
+
+// Reading a segment at a time across many windows, each answer held back a while: the windows
+// after the one being read are fetched meanwhile, on connections of their own, and every byte is
+// the blob's.
+TEST_F(S3BlobStoreTest, SequentialReadsAcrossManyWindowsFetchAhead) {
+  const Bytes data = Pattern(30 * kMiB + 4321, 47);
+  const std::string id = Put(*store_, data, 3 * kMiB);
+  test_support::FaultProxy proxy;
+  std::unique_ptr<BlobStore> store = OpenThrough(proxy, {.prefix = "coffre/", .part_size = 5 * kMiB});
+  ASSERT_NE(store, nullptr);
+  proxy.DelayAnswers(std::chrono::milliseconds(100));
+  auto reader = store->Open(id);
+  ASSERT_OK(reader);
+  const uint64_t operations = last_client_->counters().operations.load();
+  Bytes back(data.size());
+  constexpr size_t kStep = 64 * 1024 + 16;  // a segment and its tag
+  for (size_t at = 0; at < back.size(); at += kStep) {
+    ASSERT_OK((*reader)->ReadAt(at, std::span<uint8_t>(back).subspan(at, std::min(kStep, back.size() - at))));
+  }
+  EXPECT_TRUE(back == data);
+  // 256 KiB, 512 KiB, 1, 2, then 4 MiB windows, and nothing fetched twice.
+  EXPECT_LE(last_client_->counters().operations.load() - operations, 12u);
+  EXPECT_GE(proxy.max_in_flight(), 2u) << "windows were in flight together";
+  EXPECT_EQ(Errors(last_client_->counters()), 0u);
+}
+
+// A window fetched ahead whose answer is cut short is never served: the read fetches it again.
+TEST_F(S3BlobStoreTest, AWindowFetchedAheadAndCutShortIsFetchedAgain) {
+  const Bytes data = Pattern(12 * kMiB + 11, 53);
+  const std::string id = Put(*store_, data, 3 * kMiB);
+  test_support::FaultProxy proxy;
+  std::unique_ptr<BlobStore> store = OpenThrough(proxy, {.prefix = "coffre/", .part_size = 5 * kMiB});
+  ASSERT_NE(store, nullptr);
+  auto reader = store->Open(id);
+  ASSERT_OK(reader);
+  Bytes back(data.size());
+  constexpr size_t kStep = 64 * 1024;
+  for (size_t at = 0; at < back.size(); at += kStep) {
+    if (at == kMiB) {
+      // The windows ahead are in flight by now; the cut falls in one of them, after its first bytes.
+      proxy.CutAtAnswerByte(100'000);
+    }
+    ASSERT_OK((*reader)->ReadAt(at, std::span<uint8_t>(back).subspan(at, std::min(kStep, back.size() - at))));
+  }
+  EXPECT_TRUE(back == data);
+  EXPECT_EQ(Errors(last_client_->counters()), 1u) << "the cut GET failed, and was not served";
+}
+
+// A reader dropped while windows are in flight stops them and waits for their threads: no crash,
+// nothing left running (the sanitizer builds run this too), and the store reads on.
+TEST_F(S3BlobStoreTest, AReaderDroppedWhileReadingAheadStopsItsFetches) {
+  const Bytes data = Pattern(20 * kMiB, 59);
+  const std::string id = Put(*store_, data, 3 * kMiB);
+  test_support::FaultProxy proxy;
+  std::unique_ptr<BlobStore> store = OpenThrough(proxy, {.prefix = "coffre/", .part_size = 5 * kMiB});
+  ASSERT_NE(store, nullptr);
+  for (const int delay_ms : {0, 300}) {
+    proxy.DelayAnswers(std::chrono::milliseconds(delay_ms));
+    for (const size_t read : {size_t{300'000}, 3 * kMiB}) {
+      auto reader = store->Open(id);
+      ASSERT_OK(reader);
+      Bytes back(read);
+      for (size_t at = 0; at < read; at += 64 * 1024) {
+        ASSERT_OK((*reader)->ReadAt(at, std::span<uint8_t>(back).subspan(at, std::min<size_t>(64 * 1024, read - at))));
+      }
+      EXPECT_TRUE(std::equal(back.begin(), back.end(), data.begin()));
+    }
+  }
+  // A reader shared by threads, dropped by the last one while its windows are in flight.
+  proxy.DelayAnswers(std::chrono::milliseconds(50));
+  auto opened = store->Open(id);
+  ASSERT_OK(opened);
+  std::shared_ptr<BlobReader> shared = std::move(opened).value();
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < 2; ++t) {
+    threads.emplace_back([shared, t, &data] {
+      Bytes piece(64 * 1024);
+      for (size_t at = t * piece.size(); at < 4 * kMiB; at += 2 * piece.size()) {
+        EXPECT_OK(shared->ReadAt(at, piece));
+        EXPECT_TRUE(std::equal(piece.begin(), piece.end(), data.begin() + static_cast<ptrdiff_t>(at)));
+      }
+    });
+  }
+  shared.reset();
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(ReadAll(*store, id), data);
 }
 
 }  // namespace

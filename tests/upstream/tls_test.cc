@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "coffre/common/bytes.h"
 #include "coffre/upstream/s3_client.h"
@@ -23,6 +25,48 @@ class AnswerOk final : public http::Handler {
     http::bhttp::response<http::bhttp::string_body> response{http::bhttp::status::ok, 11};
     co_await exchange.Send(std::move(response));
   }
+};
+
+// Keeps the body of the last PUT and answers a GET with it, whole with a Content-Length, or, for a
+// key ending in "chunked", in chunks of the transfer encoding, so both ways a body's end is known
+// are read over TLS.
+class KeepAndServe final : public http::Handler {
+ public:
+  boost::asio::awaitable<void> Handle(http::Exchange& exchange) override {
+    if (exchange.request().method() == http::bhttp::verb::put) {
+      kept_.clear();
+      std::vector<uint8_t> piece(100 * 1024);
+      for (;;) {
+        const auto [got, error] = co_await exchange.ReadBody(piece);
+        if (got == 0) break;
+        kept_.append(reinterpret_cast<const char*>(piece.data()), got);
+      }
+      http::bhttp::response<http::bhttp::string_body> response{http::bhttp::status::ok, 11};
+      response.set(http::bhttp::field::etag, "\"" + std::to_string(kept_.size()) + "\"");
+      co_await exchange.Send(std::move(response));
+      co_return;
+    }
+    if (!exchange.request().target().ends_with("chunked")) {
+      http::bhttp::response<http::bhttp::string_body> response{http::bhttp::status::ok, 11};
+      response.body() = kept_;
+      co_await exchange.Send(std::move(response));
+      co_return;
+    }
+    // A 206, whose Content-Range says the object's size where the length is not given.
+    http::ResponseHeader header;
+    header.result(http::bhttp::status::partial_content);
+    header.set(http::bhttp::field::content_range,
+               "bytes 0-" + std::to_string(kept_.size() - 1) + "/" + std::to_string(kept_.size()));
+    co_await exchange.SendHeader(std::move(header));
+    for (size_t at = 0; at < kept_.size(); at += 70'001) {
+      const size_t size = std::min<size_t>(70'001, kept_.size() - at);
+      co_await exchange.SendBody(std::span(reinterpret_cast<const uint8_t*>(kept_.data()) + at, size));
+    }
+    co_await exchange.FinishBody();
+  }
+
+ private:
+  std::string kept_;
 };
 
 class UpstreamTlsTest : public ::testing::Test {
@@ -46,12 +90,12 @@ class UpstreamTlsTest : public ::testing::Test {
   }
   static std::string Path(const std::string& name) { return (*dir_ / name).string(); }
 
-  void Serve(const std::string& cert) {
+  void Serve(const std::string& cert, http::Handler* handler = nullptr) {
     auto tls = http::LoadTlsContext(Path(cert + ".pem"), Path(cert + ".key"));
     ASSERT_TRUE(tls.ok()) << tls.status().message();
     http::ServerOptions options;
     options.tls = *tls;
-    ASSERT_TRUE(server_.Start(handler_, options));
+    ASSERT_TRUE(server_.Start(handler != nullptr ? *handler : handler_, options));
   }
 
   std::unique_ptr<S3Client> Client(const std::string& ca) {
@@ -92,6 +136,41 @@ TEST_F(UpstreamTlsTest, BodiesMayBeStreamedOverTls) {
   ASSERT_TRUE(stream->Write(AsBytes("body")).ok());
   const Result<std::string> etag = stream->Finish();
   EXPECT_TRUE(etag.ok()) << etag.status().message();
+}
+
+// Many TLS records each way: a body streamed up in pieces, then read back whole and chunked, on
+// the one kept-alive connection.
+TEST_F(UpstreamTlsTest, LargeBodiesGoBothWaysOverTls) {
+  KeepAndServe keeper;
+  Serve("good", &keeper);
+  auto client = Client("good");
+  std::string body(3 * 1024 * 1024 + 4321, '\0');
+  for (size_t i = 0; i < body.size(); ++i) {
+    body[i] = static_cast<char>((i * 131) ^ (i >> 11));
+  }
+  auto stream = client->BeginPutObject("k", body.size());
+  ASSERT_TRUE(stream.ok()) << stream.status().message();
+  for (size_t at = 0; at < body.size(); at += 300'007) {
+    const size_t size = std::min<size_t>(300'007, body.size() - at);
+    ASSERT_TRUE(stream->Write(AsBytes(std::string_view(body).substr(at, size))).ok());
+  }
+  const Result<std::string> etag = stream->Finish();
+  ASSERT_TRUE(etag.ok()) << etag.status().message();
+  EXPECT_EQ(*etag, "\"" + std::to_string(body.size()) + "\"");
+  for (const std::string key : {"whole", "chunked"}) {
+    std::string back;
+    const auto info = client->GetObject(
+        key,
+        [&back](ByteView piece) {
+          back.append(AsChars(piece));
+          return Status::Ok();
+        },
+        ByteRange{.first = 0});
+    ASSERT_TRUE(info.ok()) << key << ": " << info.status().message();
+    EXPECT_EQ(info->size, body.size());
+    EXPECT_TRUE(back == body) << key << ": " << back.size() << " bytes back";
+  }
+  EXPECT_EQ(client->counters().connections_opened.load(), 1u);
 }
 
 TEST_F(UpstreamTlsTest, UntrustedCertificateIsRefusedWithoutRetry) {

@@ -12,10 +12,26 @@
 // body's length before its first byte. A blob of at most single_put_max bytes is held in memory
 // and sent at Commit as one PutObject whose body is signed with its SHA-256. A larger one is
 // streamed as it is appended: one streamed PutObject if it fits in part_size, else a multipart
-// upload of part_size parts, each streamed as it fills (at most one part's connection open per
-// writer, no part held in memory). Streaming sends the body UNSIGNED-PAYLOAD, which the client
+// upload of part_size parts, each streamed as it fills, no part held in memory. Once a part's last
+// byte is written, a thread of the writer's awaits its answer while the next part streams on
+// another connection: at most three parts await theirs when a new one begins (so a writer holds at
+// most four connections, and four threads); Commit waits for every answer and completes the
+// upload with the ETags in part order. Streaming sends the body UNSIGNED-PAYLOAD, which the client
 // allows over TLS or to a loopback address only; elsewhere each part (at most part_size bytes) is
-// held in memory and sent signed. Blobs are append-only: WriteAt is InvalidArgument.
+// held in memory and sent signed by a thread of its own while the next one fills, at most two
+// parts held per writer. A part that fails fails the writer, whose destructor waits for the
+// threads, then aborts the upload. Blobs are append-only: WriteAt is InvalidArgument.
+//
+// Reading: Open fetches the blob's first 64 KiB (its header, or all of a small blob). Reads past
+// them are ranged GETs of a window larger than the read: 256 KiB first, doubling while the reads
+// stay sequential, up to 4 MiB. While they stay sequential, the next windows (one, then up to
+// three) are fetched ahead, each GET on a thread and a connection of its own, so that the
+// upstream's round trips and transfers overlap with the decryption and sending of the window being
+// read. The windows of all a store's readers, held and in flight, share read_ahead_budget: a read
+// always fetches what it needs, but a window is fetched ahead only when there is room for it. A window fetched ahead
+// that failed transiently is fetched again when it is read; bytes of a failed or short GET are never served. A read
+// elsewhere, or the reader's end, stops the windows in flight at their next piece (each such GET counts as an Aborted
+// operation in the client's counters) and waits for their threads.
 //
 // Durability: Commit returns once the upstream acknowledged the PutObject or the
 // CompleteMultipartUpload with a success; that answer is the upstream's promise that the object
@@ -51,6 +67,10 @@ struct S3BlobStoreOptions {
   uint64_t part_size = uint64_t{8} << 20;
   // Keys asked for per ListObjectsV2 page (1 to 1000).
   int list_page_size = 1000;
+  // The read-ahead windows of all the store's readers, held and in flight, stay within about this
+  // many bytes: a read always fetches what it needs, but a window is fetched ahead only when there
+  // is room for it (at least 256 KiB). 0: windows of 256 KiB, none fetched ahead.
+  uint64_t read_ahead_budget = uint64_t{64} << 20;
 };
 
 // InvalidArgument for options out of bounds; does not contact the upstream.
