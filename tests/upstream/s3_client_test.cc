@@ -363,13 +363,12 @@ TEST(S3Client, StalledUpstreamTimesOutWithinTheTotalDeadline) {
   options.retry.max_attempts = 10;
   options.retry.total_deadline = std::chrono::milliseconds(700);
   auto client = ClientFor(std::move(options));
-  const auto started = std::chrono::steady_clock::now();
   Status status = client->HeadObject("k").status();
-  const auto took = std::chrono::steady_clock::now() - started;
   EXPECT_EQ(status.code(), StatusCode::kUnavailable);
   EXPECT_NE(status.message().find("timed out"), std::string::npos) << status.message();
-  EXPECT_LT(took, std::chrono::milliseconds(1200));
-  EXPECT_LT(server.requests().size(), 10u);
+  // Each attempt waits its 200 ms: at most 4 fit in the 700 ms deadline (fewer on a slow
+  // machine), where the attempts alone would allow 10.
+  EXPECT_LE(server.requests().size(), 4u);
 }
 
 TEST(S3Client, StreamedBodyIsNotRetriedOnceSent) {
