@@ -255,7 +255,9 @@ SResult<std::vector<catalog::KeyCopyBlob>> ObjectService::WriteKeyCopies(const s
       d.last_modified = NowMillis();
       for (size_t i = at; i < std::min(list.size(), at + kKeyCopiesPerBlob); ++i) d.key_copies.push_back(*list[i]);
       const Bytes description = catalog::EncodeBlobDescription(d);
-      auto blob = blobs_.CreateBlob(DescribedBlobSize(description.size()));
+      // A blob of its own, never a pack record: rewrap runs in the admin command beside the
+      // daemon, and only the daemon appends to packs.
+      auto blob = blobs_.Create(RandomId(16), DescribedBlobSize(description.size()));
       if (!blob.ok()) return undo(FromStatus(blob.status()));
       // Its own data key, in its header under the version of the copies it holds: it opens as
       // long as they can.

@@ -178,7 +178,13 @@ TEST_F(ServiceKeyLifecycleTest, RewrapMovesEveryDataKeyWithoutTouchingObjectData
 
   EXPECT_EQ(RewrapAll(1, 4), 10u);
   EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{2, 11}}));
-  EXPECT_EQ(BlobContents(), before);  // not one byte of object data rewritten
+  // Not one byte of object data rewritten; the only new blobs are the key copies.
+  auto after = BlobContents();
+  for (const auto& [path, bytes] : before) EXPECT_EQ(after[path], bytes) << path;
+  auto key_copies = catalog_->ListBlobIds(catalog::BlobRefSource::kKeyCopies, "", 100);
+  ASSERT_OK(key_copies);
+  EXPECT_EQ(key_copies->size(), 3u);  // one per batch of 4 rows
+  EXPECT_EQ(after.size(), before.size() + key_copies->size());
   ASSERT_OK(service_->DestroyKeyVersion(tenant_, 1));
   auto active = service_->DestroyKeyVersion(tenant_, 2);
   ASSERT_THAT(active, StatusIs(Errc::kPreconditionFailed));
@@ -204,6 +210,54 @@ TEST_F(ServiceKeyLifecycleTest, RewrapMovesEveryDataKeyWithoutTouchingObjectData
   Bytes whole = part1;
   whole.insert(whole.end(), part2.begin(), part2.end());
   EXPECT_EQ(*Get(bucket_, "big"), whole);
+}
+
+// Rewrap runs in the admin command, beside the daemon, over its own blob store on the same
+// directory. The key copies it writes must never be pack records, which only the daemon appends
+// to: the next record the daemon writes would land on them.
+TEST_F(ServiceKeyLifecycleTest, RewrapBesideTheDaemonLeavesItsPacksAlone) {
+  std::map<std::string, Bytes> objects;
+  auto put_declared = [&](const std::string& key, const Bytes& data) {
+    auto w = service_->BeginPut(bucket_, key, {}, {}, nullptr, data.size());  // small: a pack record
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Write(data));
+    ASSERT_OK((*w)->Commit({}));
+    objects[key] = data;
+  };
+  for (int i = 0; i < 4; ++i) put_declared("before/" + std::to_string(i), Pattern(300 + i, i));
+  ASSERT_EQ(*keys_->RotateTenantKey(tenant_), 2u);
+
+  auto cli_blobs = storage::OpenLocalBlobStore(dir_);
+  ASSERT_OK(cli_blobs);
+  ServiceOptions opts;
+  opts.segment_size = 4096;
+  ObjectService cli(*catalog_, *keys_, **cli_blobs, opts);
+  catalog::WrappedKeyCursor cursor;
+  for (;;) {
+    auto r = cli.RewrapBatch(tenant_, 1, &cursor, 100);
+    ASSERT_OK(r);
+    if (r->examined == 0) break;
+  }
+  // The daemon goes on writing small objects into its pack.
+  for (int i = 0; i < 4; ++i) put_declared("after/" + std::to_string(i), Pattern(300 + i, 10 + i));
+
+  for (const auto& [key, data] : objects) {
+    auto got = Get(bucket_, key);
+    ASSERT_OK(got) << key;
+    EXPECT_EQ(*got, data) << key;
+  }
+  auto key_copies = catalog_->ListBlobIds(catalog::BlobRefSource::kKeyCopies, "", 10);
+  ASSERT_OK(key_copies);
+  ASSERT_EQ(key_copies->size(), 1u);
+  EXPECT_GT(blobs_->MaxPackedBlob(), 0u);  // the daemon packs small blobs
+  auto reader = blobs_->Open((*key_copies)[0]);
+  ASSERT_OK(reader);
+  Bytes header(crypto::kHeaderSize);
+  ASSERT_OK((*reader)->ReadAt(0, header));
+  EXPECT_OK(crypto::ParseBlobHeaderUnauthenticated(header));
+  EXPECT_TRUE(fs::exists(dir_ + "/blobs/" + (*key_copies)[0].substr(0, 2) + "/" + (*key_copies)[0].substr(2, 2) + "/" +
+                         (*key_copies)[0]))
+      << "a file of its own";
 }
 
 TEST_F(ServiceKeyLifecycleTest, RewrapIsResumableFromAnyPoint) {

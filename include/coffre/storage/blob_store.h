@@ -62,7 +62,8 @@ class BlobStore {
   // telling the store where the blob rests, so that blobs made at about the same time sit side by
   // side and share their flushes. `expected_size`, when known, is the blob's size in bytes: a
   // small blob goes to a pack record of about that size (and to a file of its own, under the same
-  // id, should it outgrow it).
+  // id, should it outgrow it). Packs are appended to by one process only, the daemon: another
+  // process that writes blobs beside it (an admin command) uses Create.
   virtual Result<std::unique_ptr<BlobWriter>> CreateBlob(std::optional<uint64_t> expected_size) = 0;
   // The largest blob CreateBlob puts in a pack record; 0 when every blob gets a file (packing
   // turned off, or a file system that cannot punch holes).
