@@ -884,7 +884,12 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
                                                  const std::string& upload_id, const std::vector<UploadPartRef>& parts,
                                                  const catalog::WriteCondition& condition, const RequestInfo* request) {
   auto up = GetUpload(bucket, key, upload_id);
-  if (!up.ok()) return up.error();
+  if (!up.ok()) {
+    if (up.error().code == Errc::kNoSuchUpload) {
+      if (auto again = CompletedAlready(bucket, key, upload_id, parts)) return std::move(*again);
+    }
+    return up.error();
+  }
   if (parts.empty()) return Err(Errc::kInvalidPart, "no parts given");
   for (size_t i = 1; i < parts.size(); ++i) {
     if (parts[i].part_number <= parts[i - 1].part_number) {
@@ -982,6 +987,34 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
   if (!st.ok()) return FromStatus(st);
   result.etag = rec.etag;
   result.last_modified = rec.last_modified;
+  return result;
+}
+
+// A client whose answer to a Complete was lost sends it again, and the upload is gone by then. As
+// S3 does, the retry gets the answer of the Complete that succeeded, for as long as the object it
+// made is still the key's and the same parts are named; nothing is written, no key is used.
+std::optional<PutResult> ObjectService::CompletedAlready(const Bucket& bucket, const std::string& key,
+                                                         const std::string& upload_id,
+                                                         const std::vector<UploadPartRef>& parts) {
+  auto rec = catalog_.GetObject(bucket.id, key);
+  if (!rec.ok() || rec->object_id != upload_id || rec->parts.size() != parts.size()) return std::nullopt;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (rec->parts[i].part_number != parts[i].part_number || rec->parts[i].etag != parts[i].etag) {
+      return std::nullopt;
+    }
+  }
+  PutResult result;
+  result.etag = rec->etag;
+  result.last_modified = rec->last_modified;
+  // The object's composite checksums, stored with their "-<parts>" suffix.
+  const std::string suffix = "-" + std::to_string(parts.size());
+  for (const auto& [name, value] : rec->attributes) {
+    auto alg = crypto::ParseChecksumAlgorithm(name);
+    if (!alg || !value.ends_with(suffix)) continue;
+    if (auto raw = Base64Decode(std::string_view(value).substr(0, value.size() - suffix.size()))) {
+      result.checksums[*alg] = std::move(*raw);
+    }
+  }
   return result;
 }
 

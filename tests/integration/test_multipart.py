@@ -183,6 +183,33 @@ class MultipartTest(CoffreTestCase):
                                                            "ETag": f'"{md5_hex(self.part_c)}"'}]})
         self.assertKeyAbsent(self.bucket, key)
 
+    def test_a_retried_complete_gets_the_first_answer(self):
+        """An SDK that timed out waiting for a Complete sends it again: as on S3, the retry gets
+        the answer of the Complete that succeeded while the object it made is the key's, and
+        NoSuchUpload once it is not (other parts named, the key overwritten)."""
+        key = "retried-complete"
+        uid = self._create(key, ChecksumAlgorithm="SHA256")
+        done = []
+        for n, data in ((1, self.part_a), (2, self.part_c)):
+            r = self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=uid, PartNumber=n, Body=data,
+                                    ChecksumAlgorithm="SHA256")
+            done.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumSHA256": r["ChecksumSHA256"]})
+        first = self.s3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=uid,
+                                                  MultipartUpload={"Parts": done})
+        again = self.s3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=uid,
+                                                  MultipartUpload={"Parts": done})
+        for field in ("ETag", "Key", "Bucket", "ChecksumSHA256", "ServerSideEncryption"):
+            self.assertEqual(again.get(field), first.get(field), field)
+        self.assertEqual(self.get_bytes(self.bucket, key), self.part_a + self.part_c)
+        # naming other parts is no retry of that Complete
+        self.assertClientError("NoSuchUpload", 404, self.s3.complete_multipart_upload, Bucket=self.bucket,
+                               Key=key, UploadId=uid, MultipartUpload={"Parts": done[:1]})
+        # once the key holds another object, the upload is simply gone
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=b"newer")
+        self.assertClientError("NoSuchUpload", 404, self.s3.complete_multipart_upload, Bucket=self.bucket,
+                               Key=key, UploadId=uid, MultipartUpload={"Parts": done})
+        self.assertEqual(self.get_bytes(self.bucket, key), b"newer")
+
     def test_no_such_upload(self):
         bogus = "bm90LWFuLXVwbG9hZC1pZA"
         self.assertClientError("NoSuchUpload", 404, self.s3.upload_part, Bucket=self.bucket,

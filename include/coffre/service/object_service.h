@@ -294,6 +294,10 @@ class ObjectService {
   void UnpinBlobs(const std::vector<std::string>& ids);
 
  private:
+  // The answer of a Complete that already succeeded (the upload is gone, the key's object is the
+  // one it made from `parts`), or nothing.
+  std::optional<PutResult> CompletedAlready(const catalog::Bucket& bucket, const std::string& key,
+                                            const std::string& upload_id, const std::vector<UploadPartRef>& parts);
   // Writes the blob that describes a completed multipart object and names its parts (an empty
   // version 2 blob sealed under the object's data key) and returns its id.
   SResult<std::string> WriteManifest(const catalog::Bucket& bucket, const catalog::ObjectRecord& rec,
