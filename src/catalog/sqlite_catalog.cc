@@ -175,6 +175,15 @@ constexpr std::string_view kScanUploadsFrom =
 
 UnixMillis NowMillis(const Clock& clock) { return ToUnixMillis(clock.Now()); }
 
+// Steps a bound statement to its end, appending its first column (text) of each row to `out`.
+Status AppendFirstColumn(Statement& st, std::vector<std::string>& out) {
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return Status::Ok();
+    out.push_back(st.ColumnText(0));
+  }
+}
+
 Status ValidateKey(std::string_view key) {
   if (key.empty()) {
     return Status::InvalidArgument("catalog: empty object key");
@@ -1339,11 +1348,7 @@ Result<std::vector<WrappedKeyRow>> SqliteCatalog::ListWrappedKeys(ByteView tenan
                                                   "ORDER BY part_number"));
       COFFRE_RETURN_IF_ERROR(parts.BindAll(r.bucket_id, r.key));
       std::vector<std::string> ids;
-      while (true) {
-        COFFRE_ASSIGN_OR_RETURN(bool row, parts.Step());
-        if (!row) break;
-        ids.push_back(parts.ColumnText(0));
-      }
+      COFFRE_RETURN_IF_ERROR(AppendFirstColumn(parts, ids));
       ids.insert(ids.end(), r.blob_ids.begin(), r.blob_ids.end());  // the manifest last
       r.blob_ids = std::move(ids);
     }
@@ -1384,11 +1389,7 @@ Result<std::vector<WrappedKeyRow>> SqliteCatalog::ListWrappedKeys(ByteView tenan
     COFFRE_ASSIGN_OR_RETURN(Statement parts, conn->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ? "
                                                                  "ORDER BY part_number"));
     COFFRE_RETURN_IF_ERROR(parts.BindAll(r.upload_id));
-    while (true) {
-      COFFRE_ASSIGN_OR_RETURN(bool row, parts.Step());
-      if (!row) break;
-      r.blob_ids.push_back(parts.ColumnText(0));
-    }
+    COFFRE_RETURN_IF_ERROR(AppendFirstColumn(parts, r.blob_ids));
   }
   return out;
 }
@@ -1462,11 +1463,7 @@ Result<uint64_t> SqliteCatalog::DropKeyCopyBlobsLocked(const std::string& tenant
                             writer_->PrepareCached("SELECT blob_id FROM key_copy_blobs WHERE tenant_id = ?1 AND "
                                                    "(?2 < 0 OR key_version = ?2)"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, key_version ? int64_t{*key_version} : int64_t{-1}));
-    while (true) {
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) break;
-      ids.push_back(st.ColumnText(0));
-    }
+    COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, ids));
   }
   for (const std::string& id : ids) {
     COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("DELETE FROM key_copy_blobs WHERE blob_id = ?"));

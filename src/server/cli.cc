@@ -32,6 +32,16 @@ int Fail(const Status& st) {
   return st.code() == StatusCode::kInvalidArgument ? 1 : 2;
 }
 
+void PrintList(const char* title, const std::vector<std::string>& items, const char* suffix) {
+  if (items.empty()) {
+    return;
+  }
+  std::cout << title << ": " << items.size() << suffix << "\n";
+  for (const auto& item : items) {
+    std::cout << "  " << item << "\n";
+  }
+}
+
 int Main(int argc, char** argv) {
   // Admin commands unwrap keys too: keep them out of core dumps and ptrace, as the daemon.
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

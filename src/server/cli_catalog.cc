@@ -18,9 +18,6 @@
 namespace coffre::server {
 namespace {
 
-// Some blobs could not be rebuilt from (the catalog is installed all the same).
-constexpr int kExitIncomplete = 3;
-
 struct RebuildFlags {
   CommonFlags common;
   bool json = false;
@@ -110,24 +107,13 @@ void Print(const service::RebuildReport& r, bool json) {
             << "; parts of uploads never completed: " << r.unfinished_parts << " (coffre fsck --repair removes both)\n"
             << "key-copies blobs: " << r.key_copy_blobs << "; blobs opened by a key copy (their own key version "
             << "destroyed): " << r.opened_by_key_copy << "\n";
-  if (!r.unreadable.empty()) {
-    std::cout << "blobs that could not be read (left in place): " << r.unreadable.size() << "\n";
-    for (const auto& line : r.unreadable) std::cout << "  " << line << "\n";
-  }
-  if (!r.incomplete.empty()) {
-    std::cout << "objects left out: " << r.incomplete.size() << "\n";
-    for (const auto& line : r.incomplete) std::cout << "  " << line << "\n";
-  }
-  if (!r.without_key.empty()) {
-    std::cout << "blobs whose key version is gone and that no key copy names (no object named them when it was "
-                 "rewrapped, or a shredded tenant's; left for fsck): "
-              << r.without_key.size() << "\n";
-    for (const auto& line : r.without_key) std::cout << "  " << line << "\n";
-  }
-  if (!r.strays.empty()) {
-    std::cout << "not blobs (ignored, left in place): " << r.strays.size() << "\n";
-    for (const auto& line : r.strays) std::cout << "  " << line << "\n";
-  }
+  PrintList("blobs that could not be read (left in place)", r.unreadable);
+  PrintList("objects left out", r.incomplete);
+  PrintList(
+      "blobs whose key version is gone and that no key copy names (no object named them when it was "
+      "rewrapped, or a shredded tenant's; left for fsck)",
+      r.without_key);
+  PrintList("not blobs (ignored, left in place)", r.strays);
   std::cout << "catalog rebuilt" << std::endl;
 }
 

@@ -199,16 +199,6 @@ Result<Report> Check(catalog::Catalog& catalog, storage::BlobStore& blobs, bool 
   return r;
 }
 
-void PrintList(const char* title, const std::vector<std::string>& items, const char* what_repair) {
-  if (items.empty()) {
-    return;
-  }
-  std::cout << title << ": " << items.size() << what_repair << "\n";
-  for (const auto& item : items) {
-    std::cout << "  " << item << "\n";
-  }
-}
-
 }  // namespace
 
 void RegisterFsckCommands(CLI::App& app, CommandRunner& runner) {

@@ -14,9 +14,6 @@
 namespace coffre::server {
 namespace {
 
-// Some blobs could not be copied (the next run tries them again).
-constexpr int kExitIncomplete = 3;
-
 struct MigrateFlags {
   CommonFlags common;
   int jobs = 4;
@@ -80,8 +77,7 @@ int Migrate(const MigrateFlags& flags) {
               << r.bytes_copied << " bytes" << (options.verify ? ", each read back and compared" : "") << "), "
               << r.already_there << " already upstream, " << r.gone << " deleted meanwhile\n";
     if (!complete) {
-      std::cout << "not copied: " << r.failed.size() << "\n";
-      for (const auto& line : r.failed) std::cout << "  " << line << "\n";
+      PrintList("not copied", r.failed);
       std::cout << "run it again: what is upstream already is skipped" << std::endl;
     } else if (!lock) {
       std::cout << "the daemon is running: what it writes from now on is not copied. Stop it, run this again "

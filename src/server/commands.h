@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "coffre/common/status.h"
 #include "coffre/server/config.h"
@@ -30,6 +31,12 @@ void AddCommonFlags(CLI::App* cmd, CommonFlags& flags);
 Result<Config> ResolveConfig(const CommonFlags& flags);
 // Prints "coffre: <message>" on stderr; exit status 1 for bad input, 2 otherwise.
 int Fail(const Status& status);
+// What a command that did part of its work exits with, the rest named in its report: catalog
+// rebuild (some blobs could not be rebuilt from; the catalog is installed all the same), storage
+// migrate (some blobs were not copied; the next run tries them again).
+constexpr int kExitIncomplete = 3;
+// "<title>: <count><suffix>" then each item indented, on stdout; nothing for an empty list.
+void PrintList(const char* title, const std::vector<std::string>& items, const char* suffix = "");
 
 void RegisterServeCommand(CLI::App& app, CommandRunner& runner);
 void RegisterTenantCommands(CLI::App& app, CommandRunner& runner);

@@ -47,6 +47,25 @@ class BlobIdsTest : public ::testing::Test {
     ASSERT_OK(cat_->PutObject(rec));
   }
 
+  // An upload in progress of `key` under key version 1, with part 1 in blob `blob`.
+  void UploadWithPart(const std::string& upload_id, const std::string& key, const std::string& blob) {
+    UploadRecord u;
+    u.upload_id = upload_id;
+    u.bucket_id = bucket_;
+    u.tenant_id = "tenant1";
+    u.key = key;
+    u.key_info.tenant_key_id = Bytes(16, 1);
+    u.key_info.tenant_key_version = 1;
+    u.key_info.wrapped_data_key = Bytes(60, 2);
+    ASSERT_OK(cat_->CreateUpload(u));
+    PartRecord part;
+    part.part_number = 1;
+    part.blob_id = blob;
+    part.size = 1;
+    part.etag = "x";
+    ASSERT_OK(cat_->PutPart(upload_id, part));
+  }
+
   std::vector<std::string> All(BlobRefSource source, uint32_t page) {
     std::vector<std::string> out;
     std::string after;
@@ -72,21 +91,7 @@ TEST_F(BlobIdsTest, EachSourceInIdOrderAcrossPages) {
   PutObject("k1", "b3");
   PutObject("k2", "b1");
   PutObject("k3", "b2");
-  UploadRecord u;
-  u.upload_id = "up1";
-  u.bucket_id = bucket_;
-  u.tenant_id = "tenant1";
-  u.key = "k4";
-  u.key_info.tenant_key_id = Bytes(16, 1);
-  u.key_info.tenant_key_version = 1;
-  u.key_info.wrapped_data_key = Bytes(60, 2);
-  ASSERT_OK(cat_->CreateUpload(u));
-  PartRecord part;
-  part.part_number = 1;
-  part.blob_id = "p1";
-  part.size = 1;
-  part.etag = "x";
-  ASSERT_OK(cat_->PutPart("up1", part));
+  UploadWithPart("up1", "k4", "p1");
 
   EXPECT_EQ(All(BlobRefSource::kObjectParts, 2), (std::vector<std::string>{"b1", "b2", "b3"}));
   EXPECT_EQ(All(BlobRefSource::kObjectParts, 1000), (std::vector<std::string>{"b1", "b2", "b3"}));
@@ -145,21 +150,7 @@ TEST_F(BlobIdsTest, KeyCopiesAreKeptUntilTheirVersionOrTheirTenantGoes) {
 
 TEST_F(BlobIdsTest, RewrapListsTheBlobsOfEachRowAndRecordsItsKeyCopies) {
   PutObject("k1", "b1", "m1");
-  UploadRecord u;
-  u.upload_id = "up1";
-  u.bucket_id = bucket_;
-  u.tenant_id = "tenant1";
-  u.key = "k2";
-  u.key_info.tenant_key_id = Bytes(16, 1);
-  u.key_info.tenant_key_version = 1;
-  u.key_info.wrapped_data_key = Bytes(60, 2);
-  ASSERT_OK(cat_->CreateUpload(u));
-  PartRecord part;
-  part.part_number = 1;
-  part.blob_id = "p1";
-  part.size = 1;
-  part.etag = "x";
-  ASSERT_OK(cat_->PutPart("up1", part));
+  UploadWithPart("up1", "k2", "p1");
 
   WrappedKeyCursor cursor;
   auto rows = cat_->ListWrappedKeys(Bytes(16, 1), 1, &cursor, 10);
