@@ -95,6 +95,11 @@ bool HttpClient::Fill() {
     if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);
   }
   for (;;) {
+    // Acknowledge at once what arrives (see AckPromptly in src/upstream/connection.cc): a server
+    // that sends an answer's head and body apart with Nagle on would otherwise hold the body
+    // for the delayed-ACK timer, and the gateway's upstream client does the same.
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
     const ssize_t n = ::recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
     if (n > 0) {
       end_ += static_cast<size_t>(n);

@@ -1,7 +1,10 @@
 #include "upstream/connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <boost/asio/buffer.hpp>
@@ -107,6 +110,16 @@ bool Connection::AwaitReady(short events, SteadyTime limit) {
   }
 }
 
+// Asks the kernel to acknowledge what arrives next at once rather than after its delayed-ACK timer
+// (up to 40 ms). A server that writes an answer's head and body apart with Nagle's algorithm on
+// (Ceph RGW's beast frontend by default) holds the body until the head is acknowledged, so a small
+// answer would otherwise wait out that timer. The kernel leaves quick-ACK mode by itself, hence a
+// call before each wait for the server.
+void Connection::AckPromptly() {
+  const int one = 1;
+  ::setsockopt(tcp().socket().native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
 Status Connection::Failure(std::string_view step, const error_code& ec) const {
   std::string message =
       "upstream " + endpoint_.connect_host + ":" + std::to_string(endpoint_.port) + ": " + std::string(step) + ": ";
@@ -207,6 +220,7 @@ Result<Connection::ResponseHead> Connection::ReadHead(bool head_request, std::ch
   parser_.emplace();
   parser_->body_limit(boost::none);  // bodies stream through ReadBody, never held whole
   parser_->skip(head_request);
+  AckPromptly();
   error_code ec = Run(
       [&](auto handler) {
         OnStream([&](auto& stream) { bhttp::async_read_header(stream, buffer_, *parser_, std::move(handler)); });
@@ -215,6 +229,7 @@ Result<Connection::ResponseHead> Connection::ReadHead(bool head_request, std::ch
   if (ec) {
     return Failure("reading the answer", ec);
   }
+  AckPromptly();  // the body may be waiting for the head's acknowledgement
   return ResponseHead(parser_->get().base());
 }
 
@@ -265,6 +280,7 @@ Status Connection::ReadBody(const BodySink& sink, std::chrono::milliseconds time
     }
     if (ec == asio::error::would_block) {
       COFFRE_RETURN_IF_ERROR(deliver());
+      AckPromptly();
       if (!AwaitReady(POLLIN, limit)) {
         return fail(beast::error::timeout);
       }

@@ -69,6 +69,7 @@ class Connection {
   // When a step that may take `timeout` must end.
   static SteadyTime Limit(std::chrono::milliseconds timeout, SteadyTime deadline);
   bool AwaitReady(short events, SteadyTime limit);
+  void AckPromptly();
   Status Failure(std::string_view step, const boost::system::error_code& ec) const;
   template <typename Op>
   boost::system::error_code Run(Op&& op, SteadyTime limit);
