@@ -76,14 +76,44 @@ def split_lines(op, deltas):
     return lines
 
 
+MEMORY_CLIENTS = int(os.environ.get("COFFRE_MEMORY_CLIENTS", "64"))
+
+
+def reset_peak_rss(pid):
+    """Starts VmHWM afresh (Linux: writing 5 to clear_refs resets the peak resident set size)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
+def memory_under_load(bench, daemon, load, duration):
+    """The daemon's peak RSS while MEMORY_CLIENTS clients GET, then PUT, 64 MiB objects through it: what
+    its bounds (segments in flight, windows read ahead, parts awaiting answers) hold whatever the load."""
+    size = 64 * MIB
+    result = {"idle": daemon.rss()}
+    prefix = "memory/"
+    load("gateway", "populate", size, 2, count=2, prefix=prefix)
+    reset_peak_rss(daemon.proc.pid)
+    load("gateway", "get", size, MEMORY_CLIENTS, duration=duration, count=2, prefix=prefix)
+    result["get"] = daemon.hwm()
+    reset_peak_rss(daemon.proc.pid)
+    r = load("gateway", "put", size, MEMORY_CLIENTS, count=MEMORY_CLIENTS, prefix=prefix + "put/")
+    result["put"] = daemon.hwm()
+    result["put_errors"] = r["errors"]
+    if r["ops"]:
+        load("gateway", "delete", size, 8, count=r["ops"], prefix=prefix + "put/")
+    log(f"memory: idle RSS {result['idle']:.0f} MiB, peak under {MEMORY_CLIENTS} GETs of 64 MiB {result['get']:.0f} MiB, "
+        f"under {MEMORY_CLIENTS} PUTs {result['put']:.0f} MiB ({result['put_errors']} of them failed)")
+    return result
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=1.5, help="seconds per cell, target and round")
     ap.add_argument("--no-write", action="store_true", help="print, do not update docs/PERFORMANCE.md")
-    ap.add_argument("--only", action="append", choices=["4KiB", "64MiB"],
-                    help="run only the cells of this size (repeatable); implies --no-write")
+    ap.add_argument("--only", action="append", choices=["4KiB", "64MiB", "memory"],
+                    help="run only the cells of this size, or the memory step (repeatable); implies --no-write")
     args = ap.parse_args()
     if args.only:
         args.no_write = True
@@ -94,6 +124,7 @@ def main():
     work = tempfile.mkdtemp(prefix="coffre-gateway-bench-", dir=args.build_dir)
     rgw = daemon = None
     rows = []
+    memory = None
     try:
         rgw = CephRgw(memstore_bytes=6 << 30).start()
         blobs = rgw.create_bucket()   # where the gateway's blobs go
@@ -171,6 +202,8 @@ def main():
             for op, deltas in split.items():
                 for line in split_lines(op, deltas):
                     log(line)
+        if not args.only or "memory" in args.only:
+            memory = memory_under_load(bench, daemon, load, args.duration)
     finally:
         stop_all(work, daemon, rgw)
 
@@ -185,6 +218,12 @@ def main():
         lines.append(f"| {r['op'].upper()} | {fmt_size(r['size'])} | {r['conc']} | {r['mbs']:.1f} | {r['p50']:.2f} | "
                      f"{r['d_mbs']:.1f} | {r['d_p50']:.2f} | **{r['ratio']:.2f}** ({r['spread'][0]:.2f}.."
                      f"{r['spread'][1]:.2f}) | {r['extra_ms']:+.2f} |")
+    if memory:
+        lines.append("")
+        lines.append(f"Daemon memory: idle RSS {memory['idle']:.0f} MiB; peak RSS (VmHWM) under {MEMORY_CLIENTS} concurrent "
+                     f"64 MiB GETs {memory['get']:.0f} MiB, under {MEMORY_CLIENTS} concurrent 64 MiB PUTs "
+                     f"{memory['put']:.0f} MiB (target 256 MiB)" +
+                     (f", {memory['put_errors']} of those PUTs failed." if memory["put_errors"] else "."))
     if bench.failures:
         lines.append("\nRequests that failed during the run (the figures above exclude them):\n")
         lines += [f"- {f}" for f in bench.failures[:20]]

@@ -240,7 +240,10 @@ Result<Connection::ResponseHead> Connection::ReadHead(bool head_request, std::ch
 // sending for that long is cut. Reading a TLS record is safe without blocking: asio keeps what it
 // read, and its only writes (a key update's answer) go to a send buffer this exchange left empty.
 Status Connection::ReadBody(const BodySink& sink, std::chrono::milliseconds timeout, SteadyTime deadline) {
-  piece_.resize(kReadPiece);
+  // A body of known length needs no larger buffers than itself: small answers stay small.
+  const size_t read_size = static_cast<size_t>(
+      std::clamp<uint64_t>(parser_->content_length_remaining().value_or(kReadPiece), 1, kReadPiece));
+  piece_.resize(read_size);
   size_t filled = 0;
   const auto deliver = [&]() -> Status {
     const size_t size = std::exchange(filled, 0);
@@ -271,7 +274,7 @@ Status Connection::ReadBody(const BodySink& sink, std::chrono::milliseconds time
       }
     }
     error_code ec;
-    const asio::mutable_buffer space = buffer_.prepare(kReadPiece);
+    const asio::mutable_buffer space = buffer_.prepare(read_size);
     const size_t got = secure_ ? secure_->read_some(space, ec) : plain_->socket().read_some(space, ec);
     buffer_.commit(got);
     if (got > 0) {
@@ -296,6 +299,12 @@ Status Connection::ReadBody(const BodySink& sink, std::chrono::milliseconds time
   }
   COFFRE_RETURN_IF_ERROR(deliver());
   broken_ = !parser_->keep_alive();
+  // An idle connection in the pool holds no body buffers: many readers' connections would
+  // otherwise keep a large GET's buffers each, long after it ended.
+  piece_ = std::vector<uint8_t>();
+  if (buffer_.size() == 0) {
+    buffer_.shrink_to_fit();
+  }
   Touch();
   return Status::Ok();
 }
