@@ -267,13 +267,18 @@ class SigV2AttackTest(CoffreTestCase):
                                         "Signature": sig})
         return f"{self.base()}/{key}?{query}"
 
-    def header_request(self, method, key, secret=None, akid=None, date=None, extra=None, tamper=None):
+    def header_request(self, method, key, secret=None, akid=None, date=None, extra=None, tamper=None,
+                       content_md5="", data=None):
         date = date or email.utils.formatdate(usegmt=True)
-        sig = sign_v2(secret or self.daemon.secret_key, f"{method}\n\n\n{date}\n/{self.bucket}/{key}")
+        sig = sign_v2(secret or self.daemon.secret_key, f"{method}\n{content_md5}\n\n{date}\n/{self.bucket}/{key}")
         if tamper:
             sig = tamper(sig)
         headers = {"Date": date, "Authorization": f"AWS {akid or self.daemon.access_key}:{sig}", **(extra or {})}
-        return fetch(f"{self.base()}/{key}", method=method, headers=headers)
+        if content_md5:
+            headers["Content-MD5"] = content_md5
+        if data is not None:
+            headers["Content-Type"] = ""  # signed as empty: urllib would add a form type of its own
+        return fetch(f"{self.base()}/{key}", method=method, headers=headers, data=data)
 
     def assertIntact(self):
         self.assertEqual(self.s3.get_object(Bucket=self.bucket, Key="secret")["Body"].read(), b"confidentiel")
@@ -312,6 +317,14 @@ class SigV2AttackTest(CoffreTestCase):
         # Every x-amz-* header is part of SigV2's string to sign: one added after signing is caught.
         status, body = self.header_request("PUT", "secret", extra={"x-amz-copy-source": f"/{self.bucket}/other"})
         self.assertEqual((status, error_code(body)), (403, "SignatureDoesNotMatch"))
+        self.assertIntact()
+
+    def test_content_md5_verified(self):
+        """SigV2 signs no payload: a Content-MD5, signed, still proves the body."""
+        good = base64.b64encode(hashlib.md5(b"nouveau").digest()).decode()
+        self.assertEqual(self.header_request("PUT", "md5", content_md5=good, data=b"nouveau")[0], 200)
+        status, body = self.header_request("PUT", "secret", content_md5=good, data=b"altere!")
+        self.assertEqual((status, error_code(body)), (400, "BadDigest"))
         self.assertIntact()
 
     def test_request_time_too_skewed(self):
