@@ -179,4 +179,18 @@ Sha256Digest HmacSha256OfParts(ByteView key, std::span<const ByteView> message) 
   return hmac.Mac(key, message);
 }
 
+Sha1Digest HmacSha1(ByteView key, ByteView data) {
+  // A null key pointer is refused; an empty key must be the empty key.
+  static const uint8_t kEmpty = 0;
+  Sha1Digest out{};
+  size_t len = 0;
+  char digest[] = "SHA1";
+  if (EVP_Q_mac(nullptr, "HMAC", nullptr, digest, nullptr, key.empty() ? &kEmpty : key.data(), key.size(),
+                data.empty() ? &kEmpty : data.data(), data.size(), out.data(), out.size(), &len) == nullptr ||
+      len != out.size()) {
+    DieOnOpenSslFailure("EVP_Q_mac");
+  }
+  return out;
+}
+
 }  // namespace coffre::crypto

@@ -141,6 +141,7 @@ Gateway::Gateway(service::ObjectService& service, CredentialLookup lookup, boost
       options_(std::move(options)),
       large_receives_(options_.large_receive_slots) {
   options_.auth.region = options_.region;
+  options_.auth.base_domain = options_.base_domain;
 }
 
 RequestContext::RequestContext(Gateway& g, http::Exchange& exchange, std::string id)

@@ -218,16 +218,9 @@ Expected<Route, Error> ParseBucketAndKey(const HttpRequestView& request, const R
   Route route;
   route.query = Query(std::move(*params));
 
-  // Virtual-hosted style: the bucket is the Host's first labels before the base domain.
-  std::string host(request.Header("host").value_or(""));
-  if (auto colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos) {
-    host.resize(colon);
-  }
-  host = ToLower(host);
   std::string_view rest = path.substr(1);
-  const std::string suffix = "." + options.base_domain;
-  if (!options.base_domain.empty() && host.size() > suffix.size() && host.ends_with(suffix)) {
-    route.bucket = host.substr(0, host.size() - suffix.size());
+  if (std::optional<std::string> bucket = VirtualHostedBucket(request, options.base_domain)) {
+    route.bucket = std::move(*bucket);
   } else {
     size_t slash = rest.find('/');
     auto decoded = http::PercentDecode(rest.substr(0, slash));
@@ -256,6 +249,20 @@ Target TargetOf(const Route& route) {
 }
 
 }  // namespace
+
+std::optional<std::string> VirtualHostedBucket(const HttpRequestView& request, std::string_view base_domain) {
+  // The bucket is the Host's first labels before the base domain.
+  std::string host(request.Header("host").value_or(""));
+  if (auto colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos) {
+    host.resize(colon);
+  }
+  host = ToLower(host);
+  const std::string suffix = "." + std::string(base_domain);
+  if (!base_domain.empty() && host.size() > suffix.size() && host.ends_with(suffix)) {
+    return host.substr(0, host.size() - suffix.size());
+  }
+  return std::nullopt;
+}
 
 std::string_view OperationName(Operation op) {
   switch (op) {

@@ -77,4 +77,8 @@ struct RouterOptions {
 //   NotImplemented    a subresource, or a POST, that Coffre does not implement
 Expected<Route, Error> RouteRequest(const HttpRequestView& request, const RouterOptions& options);
 
+// The bucket a virtual-hosted-style request names in its Host (<bucket>.<base_domain>), if any:
+// the router and SigV2's canonical resource read it alike.
+std::optional<std::string> VirtualHostedBucket(const HttpRequestView& request, std::string_view base_domain);
+
 }  // namespace coffre::s3

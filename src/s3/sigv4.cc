@@ -14,6 +14,7 @@
 
 #include "coffre/common/bytes.h"
 #include "coffre/http/uri.h"
+#include "s3/sigv2.h"
 
 namespace coffre::s3 {
 namespace {
@@ -241,34 +242,6 @@ Expected<SignatureParams, Error> ParseAuthorizationHeader(std::string_view value
   return params;
 }
 
-std::optional<PayloadMode> ClassifyContentSha256(std::string_view value) {
-  if (IsSha256Hex(value)) {
-    return PayloadMode::kSignedHash;
-  }
-  if (value == kUnsignedPayload) {
-    return PayloadMode::kUnsigned;
-  }
-  if (value == kStreamingSignedPayload) {
-    return PayloadMode::kStreamingSigned;
-  }
-  if (value == kStreamingSignedPayloadTrailer) {
-    return PayloadMode::kStreamingSignedTrailer;
-  }
-  if (value == kStreamingUnsignedPayloadTrailer) {
-    return PayloadMode::kStreamingUnsignedTrailer;
-  }
-  return std::nullopt;
-}
-
-// Session tokens belong to temporary credentials issued by STS; Coffre issues none, so a request
-// carrying one was signed with a key we cannot know. We answer InvalidAccessKeyId (403, not retried by
-// SDKs) with an explicit message rather than silently ignoring the token: ignoring it would let a
-// request authenticate under weaker assumptions than its sender made.
-Error SessionTokenUnsupported() {
-  return Error(ErrorCode::kInvalidAccessKeyId,
-               "Temporary security credentials (X-Amz-Security-Token) are not supported by this endpoint.");
-}
-
 // Checks shared by both forms: host is signed, every x-amz-* header present is signed.
 std::optional<Error> CheckSignedHeaderSet(const HttpRequestView& request, const SignatureParams& params,
                                           bool presigned) {
@@ -359,7 +332,14 @@ Expected<AuthResult, Error> VerifySignature(const HttpRequestView& request, cons
     match = ConstantTimeEquals(AsBytes(expected), AsBytes(params.signature));
   }
   if (!match) {
-    return Error(ErrorCode::kSignatureDoesNotMatch);
+    // What AWS sends back so that a client can find its signing mistake; none of it is secret.
+    Error mismatch(ErrorCode::kSignatureDoesNotMatch);
+    mismatch.access_key_id = params.access_key_id;
+    mismatch.canonical_request = BuildCanonicalRequest(request, canonical_uri, target.query, params.signed_headers,
+                                                       canonical_payload_hash, presigned);
+    mismatch.string_to_sign = StringToSign(result.amz_date, result.scope, mismatch.canonical_request);
+    mismatch.signature_provided = params.signature;
+    return mismatch;
   }
   result.seed_signature = std::move(expected);
   result.payload_mode = mode;
@@ -579,6 +559,34 @@ std::string SignStreamingPiece(const AuthResult& auth, std::string_view algorith
 
 }  // namespace
 
+std::optional<PayloadMode> ClassifyContentSha256(std::string_view value) {
+  if (IsSha256Hex(value)) {
+    return PayloadMode::kSignedHash;
+  }
+  if (value == kUnsignedPayload) {
+    return PayloadMode::kUnsigned;
+  }
+  if (value == kStreamingSignedPayload) {
+    return PayloadMode::kStreamingSigned;
+  }
+  if (value == kStreamingSignedPayloadTrailer) {
+    return PayloadMode::kStreamingSignedTrailer;
+  }
+  if (value == kStreamingUnsignedPayloadTrailer) {
+    return PayloadMode::kStreamingUnsignedTrailer;
+  }
+  return std::nullopt;
+}
+
+// Session tokens belong to temporary credentials issued by STS; Coffre issues none, so a request
+// carrying one was signed with a key we cannot know. We answer InvalidAccessKeyId (403, not retried by
+// SDKs) with an explicit message rather than silently ignoring the token: ignoring it would let a
+// request authenticate under weaker assumptions than its sender made.
+Error SessionTokenUnsupported() {
+  return Error(ErrorCode::kInvalidAccessKeyId,
+               "Temporary security credentials (X-Amz-Security-Token) are not supported by this endpoint.");
+}
+
 bool IsStreaming(PayloadMode mode) {
   return mode == PayloadMode::kStreamingSigned || mode == PayloadMode::kStreamingSignedTrailer ||
          mode == PayloadMode::kStreamingUnsignedTrailer;
@@ -599,19 +607,31 @@ Expected<AuthResult, Error> Authenticate(const HttpRequestView& request, const C
   };
   const std::optional<std::string_view> authorization = request.Header("authorization");
   const bool query_auth = has_param("X-Amz-Algorithm");
-  if (authorization && query_auth) {
+  // A Signature Version 2 presigned URL.
+  const bool query_auth_v2 = !query_auth && (has_param("Signature") || has_param("AWSAccessKeyId"));
+  if (authorization && (query_auth || query_auth_v2)) {
     return Error(ErrorCode::kInvalidArgument,
                  "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query "
                  "string parameter or the Authorization header should be specified");
   }
   if (authorization) {
+    const std::string_view value = TrimWhitespace(*authorization);
+    if (value.starts_with("AWS ") || value.starts_with("AWS\t")) {  // Signature Version 2
+      if (!options.sigv2) {
+        return Error(ErrorCode::kInvalidRequest, std::string(kUnsupportedMechanism));
+      }
+      return AuthenticateSigV2Header(request, value, *query, lookup, options);
+    }
     return AuthenticateHeader(request, *authorization, lookup, options);
   }
   if (query_auth) {
     return AuthenticatePresigned(request, *query, lookup, options);
   }
-  if (has_param("Signature") || has_param("AWSAccessKeyId")) {  // Signature Version 2 presigned URL
-    return Error(ErrorCode::kInvalidRequest, std::string(kUnsupportedMechanism));
+  if (query_auth_v2) {
+    if (!options.sigv2) {
+      return Error(ErrorCode::kInvalidRequest, std::string(kUnsupportedMechanism));
+    }
+    return AuthenticateSigV2Presigned(request, *query, lookup, options);
   }
   return Error(ErrorCode::kAccessDenied,
                "Anonymous requests are not allowed; sign requests with AWS Signature Version 4.");

@@ -685,6 +685,25 @@ std::string XmlWriter::Finish() {
 // Documents
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+
+// "47 45 54": each byte as two hex digits, as AWS writes StringToSignBytes.
+std::string SpacedHex(std::string_view text) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size() * 3);
+  for (unsigned char c : text) {
+    if (!out.empty()) {
+      out.push_back(' ');
+    }
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 0xf]);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string ErrorDocument(const Error& error, std::string_view request_id, std::string_view host_id) {
   XmlWriter w;
   w.StartElement("Error");
@@ -695,6 +714,16 @@ std::string ErrorDocument(const Error& error, std::string_view request_id, std::
   }
   if (!error.region.empty()) {
     w.Element("Region", error.region);
+  }
+  if (!error.string_to_sign.empty()) {
+    w.Element("AWSAccessKeyId", error.access_key_id);
+    w.Element("StringToSign", error.string_to_sign);
+    w.Element("SignatureProvided", error.signature_provided);
+    w.Element("StringToSignBytes", SpacedHex(error.string_to_sign));
+    if (!error.canonical_request.empty()) {
+      w.Element("CanonicalRequest", error.canonical_request);
+      w.Element("CanonicalRequestBytes", SpacedHex(error.canonical_request));
+    }
   }
   w.Element("RequestId", request_id);
   w.Element("HostId", host_id);

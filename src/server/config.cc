@@ -261,6 +261,7 @@ Status CheckKnownFields(const nlohmann::json& j) {
                                                "create_dev_tenant",
                                                "base_domain",
                                                "region",
+                                               "sigv2",
                                                "log_level",
                                                "io_threads",
                                                "worker_threads",
@@ -366,6 +367,7 @@ Result<Config> ParseConfig(const std::string& json_text) {
   COFFRE_RETURN_IF_ERROR(boolean("create_dev_tenant", c.create_dev_tenant));
   COFFRE_RETURN_IF_ERROR(str("base_domain", c.base_domain));
   COFFRE_RETURN_IF_ERROR(str("region", c.region));
+  COFFRE_RETURN_IF_ERROR(boolean("sigv2", c.sigv2));
   COFFRE_RETURN_IF_ERROR(str("log_level", c.log_level));
   COFFRE_RETURN_IF_ERROR(number("io_threads", c.io_threads, 1, 64));
   COFFRE_RETURN_IF_ERROR(number("worker_threads", c.worker_threads, 0, 256));

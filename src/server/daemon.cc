@@ -124,6 +124,7 @@ void KeepRestartOnlySettings(Config& next, const Config& running) {
   keep("create_dev_tenant", next.create_dev_tenant, running.create_dev_tenant);
   keep("base_domain", next.base_domain, running.base_domain);
   keep("region", next.region, running.region);
+  keep("sigv2", next.sigv2, running.sigv2);
   keep("io_threads", next.io_threads, running.io_threads);
   keep("worker_threads", next.worker_threads, running.worker_threads);
   keep("commit_threads", next.commit_threads, running.commit_threads);
@@ -254,6 +255,7 @@ s3::GatewayOptions Daemon::MakeGatewayOptions() {
   }
   options.base_domain = config_.base_domain;
   options.region = config_.region;
+  options.auth.sigv2 = config_.sigv2;
   options.commit_pool = &*commit_pool_;
   rate_limiter_.Configure(config_.rate_limits);
   options.admit = RateLimitAdmission(rate_limiter_, *stores_.keystore, metrics_);

@@ -66,6 +66,16 @@ TEST(HmacSha256, Rfc4231Case6LongKey) {
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
+// RFC 2202, test cases 2 and 6 (HMAC-SHA1, which SigV2 signs with).
+TEST(HmacSha1, Rfc2202) {
+  EXPECT_EQ(Hex(HmacSha1(AsBytes("Jefe"), AsBytes("what do ya want for nothing?"))),
+            "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+  const Bytes key(80, 0xaa);
+  EXPECT_EQ(Hex(HmacSha1(key, AsBytes("Test Using Larger Than Block-Size Key - Hash Key First"))),
+            "aa4ae5e15272d00e95705637ce8a3b55ed402112");
+  EXPECT_EQ(Hex(HmacSha1({}, {})), "fbdb1d1b18aa6c08324b7d64b71fb76370690e1d");
+}
+
 TEST(HmacSha256, EmptyKeyAndMessage) {
   // HMAC-SHA256 with an empty key over an empty message (a well-known constant).
   EXPECT_EQ(Hex(HmacSha256({}, {})), "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");

@@ -7,9 +7,11 @@ the fuzzers start from inputs that pass every check. corpus/blob_reader/ holds r
 by the library (see docs/RELIABILITY.md); this script leaves it alone.
 """
 
+import base64
 import hashlib
 import hmac
 import os
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECRET = b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -23,6 +25,10 @@ def write(target, name, data):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, name), "wb") as f:
         f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def sign_v2(string_to_sign):
+    return base64.b64encode(hmac.new(SECRET, string_to_sign.encode(), hashlib.sha1).digest()).decode()
 
 
 def signing_key():
@@ -100,6 +106,16 @@ def main():
           "Signature=4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9\n"
           "x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD\nContent-Encoding: aws-chunked\n"
           "x-amz-decoded-content-length: 66560\nContent-Length: 66824\n")
+
+    # SigV2, which Authenticate hands over to: a header-signed request and a presigned URL, valid
+    # under the same clock and key.
+    v2_date = "Fri, 24 May 2013 00:00:00 GMT"
+    v2_sts = "GET\n\n\n" + v2_date + "\nx-amz-meta-a:1\n/examplebucket/photos/puppy.jpg?acl"
+    write("sigv4", "sigv2_header", "GET /examplebucket/photos/puppy.jpg?acl\nHost: s3.amazonaws.com\nDate: " +
+          v2_date + "\nx-amz-meta-a: 1\nAuthorization: AWS AKIAIOSFODNN7EXAMPLE:" + sign_v2(v2_sts) + "\n")
+    write("sigv4", "sigv2_presigned", "GET /examplebucket/k?AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=1369400000"
+          "&Signature=" + urllib.parse.quote(sign_v2("GET\n\n\n1369400000\n/examplebucket/k"), safe="") +
+          "\nHost: s3.amazonaws.com\n")
 
     # Presigned: the query string of the AWS example.
     write("presigned", "aws_example",

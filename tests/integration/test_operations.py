@@ -635,6 +635,7 @@ class ConfigCheckTest(unittest.TestCase):
             ('{"listen": "localhost:99999"}', "port must be a number 0-65535"),
             ('{"max_connections": -1}', "'max_connections' must be an integer"),
             ('{"create_root_key": "yes"}', "'create_root_key' must be true or false"),
+            ('{"sigv2": "yes"}', "'sigv2' must be true or false"),
             ('{"lisen": "127.0.0.1:9000"}', "unknown field 'lisen'"),
             ('{"listen": ', "not valid JSON"),
         ]

@@ -549,6 +549,13 @@ TEST_F(SigV4Test, WrongSecretIsSignatureDoesNotMatch) {
   TestRequest r = SignedGet();
   SignHeader(r, {"host", "x-amz-content-sha256", "x-amz-date"}, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEZ");
   EXPECT_EQ(AuthError(r), ErrorCode::kSignatureDoesNotMatch);
+  // As AWS, the error carries what the server signed (for the client to compare), not a secret.
+  auto mismatch = Auth(r);
+  ASSERT_THAT(mismatch, Not(IsOk()));
+  EXPECT_EQ(mismatch.error().access_key_id, kAccessKey);
+  EXPECT_TRUE(mismatch.error().string_to_sign.starts_with("AWS4-HMAC-SHA256\n20130524T000000Z\n"));
+  EXPECT_TRUE(mismatch.error().canonical_request.starts_with("GET\n"));
+  EXPECT_EQ(mismatch.error().signature_provided.size(), 64U);
 }
 
 // Signing keys are kept per thread between requests: a secret changed under the same access key
@@ -760,7 +767,9 @@ TEST_F(SigV4Test, AnonymousRequestDenied) {
   EXPECT_EQ(AuthError(r), ErrorCode::kAccessDenied);
 }
 
-TEST_F(SigV4Test, SignatureV2Refused) {
+// With SigV2 switched off (s3/sigv2.h; sigv2_test.cc checks it when on).
+TEST_F(SigV4Test, SignatureV2RefusedWhenOff) {
+  options_.sigv2 = false;
   TestRequest r;
   r.target = "/bucket/key";
   r.headers = {{"Host", std::string(kHost)},

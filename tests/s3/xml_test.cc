@@ -529,6 +529,27 @@ TEST(XmlErrorDocument, CustomMessageEscapedAndResourceOptional) {
             "<RequestId>r</RequestId><HostId>h</HostId></Error>");
 }
 
+// SignatureDoesNotMatch carries what AWS sends with it: the key, the string to sign (and its bytes)
+// and the signature received; SigV4 adds the canonical request.
+TEST(XmlErrorDocument, SignatureDoesNotMatchDetails) {
+  Error error(ErrorCode::kSignatureDoesNotMatch);
+  error.access_key_id = "AKID";
+  error.string_to_sign = "GET\n/b";
+  error.signature_provided = "c2ln";
+  EXPECT_EQ(ErrorDocument(error, "r", "h"),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<Error><Code>SignatureDoesNotMatch</Code><Message>" +
+                std::string(Describe(ErrorCode::kSignatureDoesNotMatch).message) +
+                "</Message><AWSAccessKeyId>AKID</AWSAccessKeyId><StringToSign>GET\n/b</StringToSign>"
+                "<SignatureProvided>c2ln</SignatureProvided><StringToSignBytes>47 45 54 0a 2f 62</StringToSignBytes>"
+                "<RequestId>r</RequestId><HostId>h</HostId></Error>");
+  error.canonical_request = "GET";
+  EXPECT_NE(
+      ErrorDocument(error, "r", "h")
+          .find("<CanonicalRequest>GET</CanonicalRequest><CanonicalRequestBytes>47 45 54</CanonicalRequestBytes>"),
+      std::string::npos);
+}
+
 TEST(XmlListObjectsV2, Golden) {
   ListObjectsV2Result result;
   result.bucket = "bucket";

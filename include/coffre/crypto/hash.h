@@ -61,6 +61,8 @@ class Sha1 {
 };
 
 Sha256Digest HmacSha256(ByteView key, ByteView data);
+// HMAC-SHA1: only for verifying AWS Signature Version 2, which S3 clients may still send.
+Sha1Digest HmacSha1(ByteView key, ByteView data);
 // The MAC of the concatenation of `message`'s parts, without building it.
 Sha256Digest HmacSha256OfParts(ByteView key, std::span<const ByteView> message);
 

@@ -78,6 +78,13 @@ struct Error {
   // A request signed for another region: the one to sign for, sent as <Region> (as AWS does, so
   // that clients which guessed the region, such as s3cmd's "US", sign again for the right one).
   std::string region;
+  // SignatureDoesNotMatch: what AWS sends back so that a client can find its signing mistake: the
+  // access key, the string the server signed, the signature received and, for SigV4, the canonical
+  // request. None is secret; they go to the error document only, never to a log line.
+  std::string access_key_id;
+  std::string string_to_sign;
+  std::string signature_provided;
+  std::string canonical_request;
 
   Error() = default;
   Error(ErrorCode c, std::string msg = {}) : code(c), message(std::move(msg)) {}  // NOLINT

@@ -43,6 +43,11 @@ struct AuthOptions {
   std::chrono::seconds max_skew{15 * 60};  // RequestTimeTooSkewed beyond this
   std::chrono::seconds max_presign_expiry{7 * 24 * 3600};
   std::string region;  // empty: accept the region the client signed for
+  // Signature Version 2 (header and presigned URLs) accepted; refused as AWS's SigV4-only regions
+  // refuse it otherwise.
+  bool sigv2 = true;
+  // Virtual-hosted-style addressing (<bucket>.<base_domain>): SigV2 signs the bucket named in Host.
+  std::string base_domain = "localhost";
 };
 
 // The verified identity and what the body still has to prove.
@@ -59,11 +64,12 @@ struct AuthResult {
   SecretBytes signing_key;     // derived kSigning (32 bytes); never logged
 };
 
-// Authenticates a request signed with the Authorization header or by presigned query parameters.
+// Authenticates a request signed with the Authorization header or by presigned query parameters,
+// SigV4 or, when options.sigv2, SigV2 (s3/sigv2.h).
 // Errors: kAccessDenied (anonymous / expired presigned URL / unsigned x-amz-* header / no valid
 // date), kAuthorizationHeaderMalformed, kAuthorizationQueryParametersError, kInvalidAccessKeyId
 // (also for X-Amz-Security-Token: no temporary credentials exist here), kSignatureDoesNotMatch,
-// kRequestTimeTooSkewed, kInvalidRequest (unsupported scheme such as SigV2, or no
+// kRequestTimeTooSkewed, kInvalidRequest (unsupported scheme such as SigV2 when it is off, or no
 // x-amz-content-sha256 on a header-signed request, as S3 answers), kInvalidArgument (bad
 // x-amz-content-sha256 value, or both header and query auth).
 Expected<AuthResult, Error> Authenticate(const HttpRequestView& request, const CredentialLookup& lookup,

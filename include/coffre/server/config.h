@@ -58,6 +58,9 @@ struct Config {
   bool create_dev_tenant = false;
   std::string base_domain = "localhost";
   std::string region = "us-east-1";
+  // AWS Signature Version 2 (header and presigned URLs) accepted from clients, as S3 does in its
+  // older regions; false refuses it as S3's newer regions do (400 InvalidRequest).
+  bool sigv2 = true;
   std::string log_level = "info";  // trace, debug, info, warn, error
   // "text": spdlog's line, as journald shows it; "json": one JSON object per line (time, level,
   // message, request_id for lines about a request). Reloaded on SIGHUP.
