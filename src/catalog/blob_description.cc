@@ -25,6 +25,8 @@ std::string_view KindName(BlobDescription::Kind kind) {
       return "manifest";
     case BlobDescription::Kind::kKeyCopies:
       return "key_copies";
+    case BlobDescription::Kind::kObjectUpdate:
+      return "object_update";
   }
   return "object";
 }
@@ -76,6 +78,16 @@ Status ReadAttributes(const json& j, Attributes& out) {
   COFFRE_RETURN_IF_ERROR(Field(j, "attributes", text));
   auto decoded = DecodeAttributes(text);
   if (!decoded.ok()) return Status::Corruption("blob description attributes: " + decoded.status().message());
+  out = std::move(decoded).value();
+  return Status::Ok();
+}
+
+// Tags in the attributes' text form, as the catalog stores them.
+Status ReadTags(const json& j, Tags& out) {
+  std::string text;
+  COFFRE_RETURN_IF_ERROR(Field(j, "tags", text));
+  auto decoded = DecodeAttributes(text);
+  if (!decoded.ok()) return Status::Corruption("blob description tags: " + decoded.status().message());
   out = std::move(decoded).value();
   return Status::Ok();
 }
@@ -156,10 +168,34 @@ Result<BlobDescription> DecodeKeyCopies(const json& j) {
   return d;
 }
 
+Bytes EncodeObjectUpdate(const BlobDescription& d) {
+  json j = {{"v", kEncodingVersion},    {"kind", KindName(d.kind)},         {"tenant_id", d.tenant_id},
+            {"bucket_id", d.bucket_id}, {"bucket_name", d.bucket_name},     {"object_id", d.object_id},
+            {"seq", d.sequence},        {"last_modified", d.last_modified}, {"tags", EncodeAttributes(d.tags)}};
+  PutKey(j, d.key);
+  const std::string text = j.dump();
+  return Bytes(text.begin(), text.end());
+}
+
+Result<BlobDescription> DecodeObjectUpdate(const json& j) {
+  BlobDescription d;
+  d.kind = BlobDescription::Kind::kObjectUpdate;
+  COFFRE_RETURN_IF_ERROR(Field(j, "tenant_id", d.tenant_id));
+  COFFRE_RETURN_IF_ERROR(Field(j, "bucket_id", d.bucket_id));
+  COFFRE_RETURN_IF_ERROR(Field(j, "bucket_name", d.bucket_name));
+  COFFRE_RETURN_IF_ERROR(ReadKey(j, d.key));
+  COFFRE_RETURN_IF_ERROR(Field(j, "object_id", d.object_id));
+  COFFRE_RETURN_IF_ERROR(Field(j, "seq", d.sequence));
+  COFFRE_RETURN_IF_ERROR(Field(j, "last_modified", d.last_modified));
+  COFFRE_RETURN_IF_ERROR(ReadTags(j, d.tags));
+  return d;
+}
+
 }  // namespace
 
 Bytes EncodeBlobDescription(const BlobDescription& d) {
   if (d.kind == BlobDescription::Kind::kKeyCopies) return EncodeKeyCopies(d);
+  if (d.kind == BlobDescription::Kind::kObjectUpdate) return EncodeObjectUpdate(d);
   json j = {
       {"v", kEncodingVersion},    {"kind", KindName(d.kind)},         {"tenant_id", d.tenant_id},
       {"bucket_id", d.bucket_id}, {"bucket_name", d.bucket_name},     {"size", d.size},
@@ -168,6 +204,7 @@ Bytes EncodeBlobDescription(const BlobDescription& d) {
   if (d.kind != BlobDescription::Kind::kPart) {
     j["object_id"] = d.object_id;
     j["seq"] = d.sequence;
+    if (!d.tags.empty()) j["tags"] = EncodeAttributes(d.tags);
   }
   if (d.kind != BlobDescription::Kind::kObject) j["upload_id"] = d.upload_id;
   if (d.kind == BlobDescription::Kind::kPart) j["part_number"] = d.part_number;
@@ -199,6 +236,8 @@ Result<BlobDescription> DecodeBlobDescription(ByteView bytes) {
     d.kind = BlobDescription::Kind::kManifest;
   } else if (kind == "key_copies") {
     return DecodeKeyCopies(j);
+  } else if (kind == "object_update") {
+    return DecodeObjectUpdate(j);
   } else {
     return Status::Corruption("blob description kind '" + kind + "' is not known");
   }
@@ -213,6 +252,7 @@ Result<BlobDescription> DecodeBlobDescription(ByteView bytes) {
   if (d.kind != BlobDescription::Kind::kPart) {
     COFFRE_RETURN_IF_ERROR(Field(j, "object_id", d.object_id));
     if (j.contains("seq")) COFFRE_RETURN_IF_ERROR(Field(j, "seq", d.sequence));  // absent: written before it existed
+    if (j.contains("tags")) COFFRE_RETURN_IF_ERROR(ReadTags(j, d.tags));         // absent: none
   }
   if (d.kind != BlobDescription::Kind::kObject) COFFRE_RETURN_IF_ERROR(Field(j, "upload_id", d.upload_id));
   if (d.kind == BlobDescription::Kind::kPart) {

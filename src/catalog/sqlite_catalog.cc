@@ -147,6 +147,17 @@ CREATE TABLE key_copy_blobs(
 ) WITHOUT ROWID;
 CREATE INDEX key_copy_blobs_by_version ON key_copy_blobs(tenant_id, key_version);
 )sql",
+    // Tags. An object's tags are given at write time (sealed in its own description) or changed
+    // later, each change sealed in an attributes-update blob the row names, so that a rebuild
+    // finds the newest set; '' is the empty set. A multipart upload keeps its tags until Complete.
+    // A bucket's tags live here alone.
+    R"sql(
+ALTER TABLE objects ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+ALTER TABLE objects ADD COLUMN update_blob_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX objects_by_update ON objects(update_blob_id) WHERE update_blob_id != '';
+ALTER TABLE uploads ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+ALTER TABLE buckets ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 constexpr size_t kMaxReaders = 4;
@@ -154,9 +165,9 @@ constexpr uint32_t kMaxPartNumber = 10000;
 
 constexpr std::string_view kObjectColumns =
     "key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key, tenant_id, "
-    "manifest_blob_id";
+    "manifest_blob_id, tags, update_blob_id";
 constexpr std::string_view kUploadColumns =
-    "key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key, tenant_id";
+    "key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key, tenant_id, tags";
 
 // Listing scans: one for an exclusive bound, one for an inclusive one. No LIMIT: rows are
 // produced lazily along the index, and a scan is abandoned as soon as the page is full.
@@ -174,6 +185,14 @@ constexpr std::string_view kScanUploadsFrom =
     "tenant_id FROM uploads WHERE bucket_id = ?1 AND key >= ?2 ORDER BY key, initiated, upload_id";
 
 UnixMillis NowMillis(const Clock& clock) { return ToUnixMillis(clock.Now()); }
+
+// A tag set in its column: '' for the empty set (every row written before tags existed), else the
+// attributes' text form.
+std::string EncodeTags(const Tags& tags) { return tags.empty() ? std::string() : EncodeAttributes(tags); }
+Result<Tags> DecodeTags(std::string_view text) {
+  if (text.empty()) return Tags{};
+  return DecodeAttributes(text);
+}
 
 // Steps a bound statement to its end, appending its first column (text) of each row to `out`.
 Status AppendFirstColumn(Statement& st, std::vector<std::string>& out) {
@@ -226,6 +245,9 @@ Result<ObjectRecord> ReadObject(const Statement& st, int64_t bucket_id) {
   rec.key_info = ReadKeyInfo(st, 6);
   rec.tenant_id = st.ColumnText(9);
   rec.manifest_blob_id = st.ColumnText(10);
+  // Listings select neither column: both read as empty.
+  COFFRE_ASSIGN_OR_RETURN(rec.tags, DecodeTags(st.ColumnTextView(11)));
+  rec.update_blob_id = st.ColumnText(12);
   return rec;
 }
 
@@ -239,6 +261,7 @@ Result<UploadRecord> ReadUpload(const Statement& st) {
   COFFRE_ASSIGN_OR_RETURN(rec.attributes, DecodeAttributes(st.ColumnTextView(4)));
   rec.key_info = ReadKeyInfo(st, 5);
   rec.tenant_id = st.ColumnText(8);
+  COFFRE_ASSIGN_OR_RETURN(rec.tags, DecodeTags(st.ColumnTextView(9)));
   return rec;
 }
 
@@ -434,10 +457,14 @@ class SqliteCatalog final : public Catalog {
   Result<Bucket> GetBucket(const std::string& name) override;
   Result<std::vector<Bucket>> ListBuckets(const std::string& tenant_id) override;
   Status DeleteBucket(const Bucket& bucket) override;
+  Result<Tags> GetBucketTags(const Bucket& bucket) override;
+  Status SetBucketTags(const Bucket& bucket, const Tags& tags) override;
 
   Status PutObject(const ObjectRecord& rec, const WriteCondition& cond) override;
   Result<ObjectRecord> GetObject(int64_t bucket_id, const std::string& key) override;
   Status DeleteObject(const Bucket& bucket, const std::string& key) override;
+  Status SetObjectTags(const Bucket& bucket, const std::string& key, const std::string& object_id, uint32_t key_version,
+                       const Tags& tags, const std::string& update_blob_id) override;
   Result<ListPage> ListObjects(int64_t bucket_id, const ListQuery& query) override;
   Result<uint64_t> CountObjects(int64_t bucket_id) override;
 
@@ -710,6 +737,28 @@ Status SqliteCatalog::DeleteBucket(const Bucket& bucket) {
   return tx.Commit();
 }
 
+Result<Tags> SqliteCatalog::GetBucketTags(const Bucket& bucket) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn->PrepareCached("SELECT tags FROM buckets WHERE id = ? AND tenant_id = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(bucket.id, bucket.tenant_id));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return Status::NotFound("catalog: no bucket with id " + std::to_string(bucket.id) + " of this tenant");
+  return DecodeTags(st.ColumnTextView(0));
+}
+
+Status SqliteCatalog::SetBucketTags(const Bucket& bucket, const Tags& tags) {
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          writer_->PrepareCached("UPDATE buckets SET tags = ? WHERE id = ? AND tenant_id = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(EncodeTags(tags), bucket.id, bucket.tenant_id));
+  COFFRE_RETURN_IF_ERROR(st.Run());
+  if (writer_->Changes() == 0) {
+    return Status::NotFound("catalog: no bucket with id " + std::to_string(bucket.id) + " of this tenant");
+  }
+  return tx.Commit();
+}
+
 // --- objects -----------------------------------------------------------------------------
 
 Status SqliteCatalog::CheckBucketLocked(int64_t bucket_id, std::string_view tenant_id, StatusCode missing) {
@@ -724,13 +773,12 @@ Status SqliteCatalog::CheckBucketLocked(int64_t bucket_id, std::string_view tena
 
 Status SqliteCatalog::RemoveObjectLocked(int64_t bucket_id, std::string_view key, std::vector<std::string>* unlinked) {
   {
-    COFFRE_ASSIGN_OR_RETURN(Statement st,
-                            writer_->PrepareCached("SELECT manifest_blob_id FROM objects "
-                                                   "WHERE bucket_id = ? AND key = ? AND manifest_blob_id != ''"));
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT manifest_blob_id, update_blob_id FROM objects "
+                                                                 "WHERE bucket_id = ? AND key = ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (row) {
-      unlinked->push_back(st.ColumnText(0));
+    for (int col = 0; row && col < 2; ++col) {
+      if (std::string id = st.ColumnText(col); !id.empty()) unlinked->push_back(std::move(id));
     }
   }
   {
@@ -801,12 +849,12 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
     COFFRE_ASSIGN_OR_RETURN(
         Statement st,
         writer_->PrepareCached("INSERT INTO objects(bucket_id, key, object_id, size, etag, last_modified, attributes, "
-                               "tenant_key_id, key_version, wrapped_key, tenant_id, manifest_blob_id) "
-                               "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                               "tenant_key_id, key_version, wrapped_key, tenant_id, manifest_blob_id, tags, "
+                               "update_blob_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key, rec.object_id, static_cast<int64_t>(rec.size), rec.etag,
                                       rec.last_modified, EncodeAttributes(rec.attributes), rec.key_info.tenant_key_id,
                                       rec.key_info.tenant_key_version, rec.key_info.wrapped_data_key, rec.tenant_id,
-                                      rec.manifest_blob_id));
+                                      rec.manifest_blob_id, EncodeTags(rec.tags), rec.update_blob_id));
     COFFRE_RETURN_IF_ERROR(st.Run());
   }
   for (const auto& p : rec.parts) {
@@ -874,6 +922,33 @@ Status SqliteCatalog::DeleteObject(const Bucket& bucket, const std::string& key)
   });
 }
 
+Status SqliteCatalog::SetObjectTags(const Bucket& bucket, const std::string& key, const std::string& object_id,
+                                    uint32_t key_version, const Tags& tags, const std::string& update_blob_id) {
+  return WriteGrouped([&]() -> Status {
+    COFFRE_RETURN_IF_ERROR(CheckBucketLocked(bucket.id, bucket.tenant_id, StatusCode::kAborted));
+    std::vector<std::string> unlinked;
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT object_id, key_version, update_blob_id "
+                                                                   "FROM objects WHERE bucket_id = ? AND key = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(bucket.id, key));
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) return Status::NotFound("catalog: no such object");
+      if (st.ColumnTextView(0) != object_id || st.ColumnInt64(1) != int64_t{key_version}) {
+        return Status::FailedPrecondition("catalog: the object was replaced or its key moved meanwhile");
+      }
+      if (std::string previous = st.ColumnText(2); !previous.empty() && previous != update_blob_id) {
+        unlinked.push_back(std::move(previous));
+      }
+    }
+    COFFRE_ASSIGN_OR_RETURN(
+        Statement st,
+        writer_->PrepareCached("UPDATE objects SET tags = ?, update_blob_id = ? WHERE bucket_id = ? AND key = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(EncodeTags(tags), update_blob_id, bucket.id, key));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+    return RecordGarbageLocked(unlinked);
+  });
+}
+
 Result<ListPage> SqliteCatalog::ListObjects(int64_t bucket_id, const ListQuery& query) {
   COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
   // The seeks of one page read one snapshot.
@@ -923,11 +998,11 @@ Status SqliteCatalog::CreateUpload(const UploadRecord& upload) {
   COFFRE_ASSIGN_OR_RETURN(
       Statement st,
       writer_->PrepareCached("INSERT INTO uploads(upload_id, bucket_id, key, initiated, attributes, tenant_key_id, "
-                             "key_version, wrapped_key, tenant_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                             "key_version, wrapped_key, tenant_id, tags) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(upload.upload_id, upload.bucket_id, upload.key, upload.initiated,
                                     EncodeAttributes(upload.attributes), upload.key_info.tenant_key_id,
                                     upload.key_info.tenant_key_version, upload.key_info.wrapped_data_key,
-                                    upload.tenant_id));
+                                    upload.tenant_id, EncodeTags(upload.tags)));
   COFFRE_RETURN_IF_ERROR(st.Run());
   return tx.Commit();
 }
@@ -1196,6 +1271,8 @@ Result<bool> SqliteCatalog::IsReferenced(Connection& conn, std::string_view blob
                                              "EXISTS(SELECT 1 FROM upload_parts WHERE blob_id = ?1) OR "
                                              "EXISTS(SELECT 1 FROM objects WHERE manifest_blob_id = ?1 "
                                              "AND manifest_blob_id != '') OR "
+                                             "EXISTS(SELECT 1 FROM objects WHERE update_blob_id = ?1 "
+                                             "AND update_blob_id != '') OR "
                                              "EXISTS(SELECT 1 FROM key_copy_blobs WHERE blob_id = ?1)"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(blob_id));
   COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -1257,7 +1334,7 @@ Result<bool> SqliteCatalog::IsBlobReferenced(const std::string& blob_id) {
 Result<std::vector<std::string>> SqliteCatalog::ListBlobIds(BlobRefSource source, const std::string& after,
                                                             uint32_t limit) {
   // Each walk follows an index on blob_id (object_parts_by_blob, upload_parts_by_blob,
-  // objects_by_manifest, the keys of key_copy_blobs and garbage).
+  // objects_by_manifest, objects_by_update, the keys of key_copy_blobs and garbage).
   const char* sql = nullptr;
   switch (source) {
     case BlobRefSource::kObjectParts:
@@ -1273,6 +1350,11 @@ Result<std::vector<std::string>> SqliteCatalog::ListBlobIds(BlobRefSource source
       break;
     case BlobRefSource::kKeyCopies:
       sql = "SELECT blob_id FROM key_copy_blobs WHERE blob_id > ? ORDER BY blob_id LIMIT ?";
+      break;
+    case BlobRefSource::kObjectUpdates:
+      sql =
+          "SELECT update_blob_id FROM objects WHERE update_blob_id != '' AND update_blob_id > ? "
+          "ORDER BY update_blob_id LIMIT ?";
       break;
     case BlobRefSource::kGarbage:
       sql = "SELECT blob_id FROM garbage WHERE blob_id > ? ORDER BY blob_id LIMIT ?";
@@ -1324,7 +1406,8 @@ Result<std::vector<WrappedKeyRow>> SqliteCatalog::ListWrappedKeys(ByteView tenan
     COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
     COFFRE_ASSIGN_OR_RETURN(
         Statement st,
-        conn->PrepareCached("SELECT bucket_id, key, object_id, key_version, wrapped_key, manifest_blob_id FROM objects "
+        conn->PrepareCached("SELECT bucket_id, key, object_id, key_version, wrapped_key, manifest_blob_id, "
+                            "update_blob_id FROM objects "
                             "WHERE tenant_key_id = ? AND key_version = ? AND (bucket_id, key) > (?, ?) "
                             "ORDER BY bucket_id, key LIMIT ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_key_id, version, cursor->bucket_id, cursor->key, limit));
@@ -1340,6 +1423,8 @@ Result<std::vector<WrappedKeyRow>> SqliteCatalog::ListWrappedKeys(ByteView tenan
       r.key_info = KeyInfo{Bytes(tenant_key_id.begin(), tenant_key_id.end()), static_cast<uint32_t>(st.ColumnInt64(3)),
                            st.ColumnBlob(4)};
       if (std::string manifest = st.ColumnText(5); !manifest.empty()) r.blob_ids.push_back(std::move(manifest));
+      r.update_blob_id = st.ColumnText(6);
+      if (!r.update_blob_id.empty()) r.blob_ids.push_back(r.update_blob_id);
       out.push_back(std::move(r));
     }
     for (WrappedKeyRow& r : out) {
@@ -1349,7 +1434,7 @@ Result<std::vector<WrappedKeyRow>> SqliteCatalog::ListWrappedKeys(ByteView tenan
       COFFRE_RETURN_IF_ERROR(parts.BindAll(r.bucket_id, r.key));
       std::vector<std::string> ids;
       COFFRE_RETURN_IF_ERROR(AppendFirstColumn(parts, ids));
-      ids.insert(ids.end(), r.blob_ids.begin(), r.blob_ids.end());  // the manifest last
+      ids.insert(ids.end(), r.blob_ids.begin(), r.blob_ids.end());  // the manifest and update blob last
       r.blob_ids = std::move(ids);
     }
     COFFRE_RETURN_IF_ERROR(tx.Commit());
@@ -1415,10 +1500,11 @@ Result<uint64_t> SqliteCatalog::RewrapKeys(const std::vector<KeyRewrap>& rewraps
       COFFRE_ASSIGN_OR_RETURN(Statement st,
                               writer_->PrepareCached("UPDATE objects SET key_version = ?, wrapped_key = ? "
                                                      "WHERE bucket_id = ? AND key = ? AND object_id = ? AND "
-                                                     "tenant_key_id = ? AND key_version = ? AND wrapped_key = ?"));
+                                                     "tenant_key_id = ? AND key_version = ? AND wrapped_key = ? AND "
+                                                     "update_blob_id = ?"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(k.new_version, k.new_wrapped_data_key, old.bucket_id, old.key, old.object_id,
                                         old.key_info.tenant_key_id, old.key_info.tenant_key_version,
-                                        old.key_info.wrapped_data_key));
+                                        old.key_info.wrapped_data_key, old.update_blob_id));
       COFFRE_RETURN_IF_ERROR(st.Run());
     }
     updated += static_cast<uint64_t>(writer_->Changes());

@@ -4,6 +4,7 @@
 #include "coffre/s3/bucket_name.h"
 #include "object_handlers.h"
 #include "request_context.h"
+#include "tagging.h"
 
 namespace coffre::s3 {
 namespace {
@@ -249,6 +250,34 @@ asio::awaitable<void> DeleteObjects(RequestContext& ctx, const catalog::Bucket& 
   co_await ctx.SendXml(bhttp::status::ok, DeleteResultDocument(result));
 }
 
+asio::awaitable<void> GetBucketTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto tags = co_await ctx.Blocking([&] { return ctx.service().GetBucketTags(bucket); });
+  if (!tags.ok()) co_return co_await ctx.SendError(ToS3Error(tags.error()));
+  if (tags->empty()) co_return co_await ctx.SendError(Error(ErrorCode::kNoSuchTagSet));
+  co_await ctx.SendXml(bhttp::status::ok,
+                       TaggingDocument(std::vector<std::pair<std::string, std::string>>(tags->begin(), tags->end())));
+}
+
+// The whole body is read and checked before anything is written: a rejected request changes
+// nothing. An empty TagSet leaves the bucket without tags, as DeleteBucketTagging does.
+asio::awaitable<void> PutBucketTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto body = co_await ctx.ReadSmallBody();
+  if (!body.ok()) co_return co_await ctx.SendError(body.error());
+  auto parsed = ParseTagging(*body);
+  if (!parsed.ok()) co_return co_await ctx.SendError(parsed.error());
+  auto tags = CheckTagSet(*parsed, kMaxBucketTags);
+  if (!tags.ok()) co_return co_await ctx.SendError(tags.error());
+  auto r = co_await ctx.Blocking([&] { return ctx.service().SetBucketTags(bucket, *tags); });
+  if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
+  co_await ctx.SendEmpty(bhttp::status::no_content);
+}
+
+asio::awaitable<void> DeleteBucketTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto r = co_await ctx.Blocking([&] { return ctx.service().SetBucketTags(bucket, {}); });
+  if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
+  co_await ctx.SendEmpty(bhttp::status::no_content);
+}
+
 }  // namespace
 
 asio::awaitable<void> HandleBucketOperation(RequestContext& ctx) {
@@ -292,6 +321,12 @@ asio::awaitable<void> HandleBucketOperation(RequestContext& ctx) {
       co_return co_await ListObjectsV1(ctx, *bucket);
     case Operation::kDeleteObjects:
       co_return co_await DeleteObjects(ctx, *bucket);
+    case Operation::kGetBucketTagging:
+      co_return co_await GetBucketTagging(ctx, *bucket);
+    case Operation::kPutBucketTagging:
+      co_return co_await PutBucketTagging(ctx, *bucket);
+    case Operation::kDeleteBucketTagging:
+      co_return co_await DeleteBucketTagging(ctx, *bucket);
     default:
       co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
   }

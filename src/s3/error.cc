@@ -76,6 +76,8 @@ const ErrorInfo& Describe(ErrorCode code) {
     COFFRE_S3_ERROR(NoSuchVersion, 404, "The specified version does not exist.")
     COFFRE_S3_ERROR(InvalidLocationConstraint, 400, "The specified location constraint is not valid.")
     COFFRE_S3_ERROR(BadRequest, 400, "Bad Request")
+    COFFRE_S3_ERROR(InvalidTag, 400, "The tag provided was not a valid tag.")
+    COFFRE_S3_ERROR(NoSuchTagSet, 404, "The TagSet does not exist")
 #undef COFFRE_S3_ERROR
   }
   return kInternal;

@@ -13,6 +13,7 @@
 #include "coffre/s3/chunked.h"
 #include "object_handlers.h"
 #include "request_context.h"
+#include "tagging.h"
 
 namespace coffre::s3 {
 namespace {
@@ -339,8 +340,9 @@ Expected<catalog::Attributes, Error> RequestContext::AttributesFromHeaders() con
       meta_bytes += name.size() - 11 + value.size();
       auto& slot = attrs[name];
       slot = slot.empty() ? std::string(value) : slot + "," + std::string(value);
-    } else if (name == "x-amz-tagging" || name.starts_with("x-amz-object-lock-") ||
-               name == "x-amz-website-redirect-location") {
+    } else if (name == "x-amz-tagging") {
+      // Tags are no attribute: the handlers read them with TagsFromHeader.
+    } else if (name.starts_with("x-amz-object-lock-") || name == "x-amz-website-redirect-location") {
       return Error(ErrorCode::kNotImplemented, "Header " + name + " is not implemented");
     } else if (name == "x-amz-server-side-encryption") {
       // Every object is encrypted with the tenant's keys; SSE-S3 is what that already is. The KMS
@@ -369,6 +371,12 @@ Expected<catalog::Attributes, Error> RequestContext::AttributesFromHeaders() con
   }
   if (meta_bytes > options().max_user_metadata) return Error(ErrorCode::kMetadataTooLarge);
   return attrs;
+}
+
+Expected<catalog::Tags, Error> RequestContext::TagsFromHeader() const {
+  auto header = Header("x-amz-tagging");
+  if (!header) return catalog::Tags{};
+  return ParseTaggingHeader(*header);
 }
 
 asio::awaitable<Expected<catalog::Bucket, Error>> RequestContext::ResolveBucket(const std::string& name) {
@@ -627,6 +635,9 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
     case Operation::kListObjectsV2:
     case Operation::kListObjects:
     case Operation::kDeleteObjects:
+    case Operation::kGetBucketTagging:
+    case Operation::kPutBucketTagging:
+    case Operation::kDeleteBucketTagging:
       co_await HandleBucketOperation(ctx);
       break;
     case Operation::kCreateMultipartUpload:

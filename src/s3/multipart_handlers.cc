@@ -44,13 +44,16 @@ std::map<std::string, std::string> ChecksumElements(const catalog::Attributes& a
 asio::awaitable<void> CreateMultipartUpload(RequestContext& ctx, const catalog::Bucket& bucket) {
   auto attrs = ctx.AttributesFromHeaders();
   if (!attrs.ok()) co_return co_await ctx.SendError(attrs.error());
+  auto tags = ctx.TagsFromHeader();
+  if (!tags.ok()) co_return co_await ctx.SendError(tags.error());
   if (auto alg = ctx.Header("x-amz-checksum-algorithm")) {
     auto parsed = crypto::ParseChecksumAlgorithm(*alg);
     if (!parsed) co_return co_await ctx.SendError(Error(ErrorCode::kInvalidRequest, "Invalid checksum algorithm"));
     (*attrs)["x-amz-checksum-algorithm"] = std::string(crypto::ChecksumAlgorithmName(*parsed));
   }
-  auto id = co_await ctx.Blocking(
-      [&] { return ctx.service().CreateUpload(bucket, ctx.route.key, std::move(*attrs), &ctx.audit_request); });
+  auto id = co_await ctx.Blocking([&] {
+    return ctx.service().CreateUpload(bucket, ctx.route.key, std::move(*attrs), &ctx.audit_request, std::move(*tags));
+  });
   if (!id.ok()) co_return co_await ctx.SendError(ToS3Error(id.error()));
   Headers h = EncryptionHeaders();
   if (auto alg = ctx.Header("x-amz-checksum-algorithm")) {

@@ -15,6 +15,7 @@
 #include "coffre/http/uri.h"
 #include "coffre/s3/range.h"
 #include "request_context.h"
+#include "tagging.h"
 
 namespace coffre::s3 {
 namespace {
@@ -46,6 +47,9 @@ void AddObjectHeaders(const service::ObjectInfo& info, Headers& headers, bool wi
   AddStoredHeaders(info.attributes, headers, with_checksums);
   if (info.multipart && part_requested) {
     headers.emplace_back("x-amz-mp-parts-count", std::to_string(info.part_sizes.size()));
+  }
+  if (!info.tags.empty()) {
+    headers.emplace_back("x-amz-tagging-count", std::to_string(info.tags.size()));
   }
 }
 
@@ -172,19 +176,21 @@ std::optional<Error> CheckDeclaredPayloadLength(const RequestContext& ctx) {
 Expected<PutRequest, Error> ParsePutRequest(const RequestContext& ctx) {
   auto attrs = ctx.AttributesFromHeaders();
   if (!attrs.ok()) return attrs.error();
+  auto tags = ctx.TagsFromHeader();
+  if (!tags.ok()) return tags.error();
   auto plan = ctx.PlanChecksums();
   if (!plan.ok()) return plan.error();
   auto cond = WriteConditionFromHeaders(ctx);
   if (!cond.ok()) return cond.error();
   if (auto e = CheckDeclaredPayloadLength(ctx)) return *e;
-  return PutRequest{std::move(*attrs), std::move(*plan), std::move(*cond)};
+  return PutRequest{std::move(*attrs), std::move(*tags), std::move(*plan), std::move(*cond)};
 }
 
 service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPutWriter(RequestContext& ctx,
                                                                         const catalog::Bucket& bucket,
                                                                         PutRequest& req) {
   return ctx.service().BeginPut(bucket, ctx.route.key, std::move(req.attributes), req.plan.compute, &ctx.audit_request,
-                                ctx.DeclaredPayloadLength());
+                                ctx.DeclaredPayloadLength(), std::move(req.tags));
 }
 
 namespace {
@@ -342,15 +348,44 @@ asio::awaitable<void> DeleteObject(RequestContext& ctx, const catalog::Bucket& b
   co_await ctx.SendEmpty(bhttp::status::no_content);
 }
 
-// Objects carry no tags yet (x-amz-tagging and PutObjectTagging are refused), so each has the
-// empty set; clients read it before copying an object (the aws CLI, above its multipart size).
-asio::awaitable<void> GetObjectTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
+// Buckets are unversioned: the only version of an object is "null".
+std::optional<Error> RefuseVersion(const RequestContext& ctx) {
   if (auto version = ctx.route.query.Get("versionId"); version && *version != "null") {
-    co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented, "Versioning is not implemented"));
+    return Error(ErrorCode::kNotImplemented, "Versioning is not implemented");
   }
+  return std::nullopt;
+}
+
+asio::awaitable<void> GetObjectTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
+  if (auto e = RefuseVersion(ctx)) co_return co_await ctx.SendError(*e);
   auto info = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
   if (!info.ok()) co_return co_await ctx.SendError(ToS3Error(info.error()));
-  co_await ctx.SendXml(bhttp::status::ok, TaggingDocument({}));
+  co_await ctx.SendXml(bhttp::status::ok, TaggingDocument(std::vector<std::pair<std::string, std::string>>(
+                                              info->tags.begin(), info->tags.end())));
+}
+
+// The whole body is read and checked before anything is written: a rejected request changes
+// nothing.
+asio::awaitable<void> PutObjectTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
+  if (auto e = RefuseVersion(ctx)) co_return co_await ctx.SendError(*e);
+  auto body = co_await ctx.ReadSmallBody();
+  if (!body.ok()) co_return co_await ctx.SendError(body.error());
+  auto parsed = ParseTagging(*body);
+  if (!parsed.ok()) co_return co_await ctx.SendError(parsed.error());
+  auto tags = CheckTagSet(*parsed, kMaxObjectTags);
+  if (!tags.ok()) co_return co_await ctx.SendError(tags.error());
+  auto r = co_await ctx.Committing(
+      [&] { return ctx.service().SetObjectTags(bucket, ctx.route.key, *tags, &ctx.audit_request); });
+  if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
+  co_await ctx.SendEmpty(bhttp::status::ok);
+}
+
+asio::awaitable<void> DeleteObjectTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
+  if (auto e = RefuseVersion(ctx)) co_return co_await ctx.SendError(*e);
+  auto r = co_await ctx.Committing(
+      [&] { return ctx.service().SetObjectTags(bucket, ctx.route.key, {}, &ctx.audit_request); });
+  if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
+  co_await ctx.SendEmpty(bhttp::status::no_content);
 }
 
 asio::awaitable<void> GetObjectAcl(RequestContext& ctx, const catalog::Bucket& bucket) {
@@ -374,6 +409,16 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
         Error(ErrorCode::kInvalidRequest,
               "This copy request is illegal because it is trying to copy an object to itself without changing the "
               "object's metadata, storage class, website redirect location or encryption attributes."));
+  }
+  const std::string tagging_directive(ctx.Header("x-amz-tagging-directive").value_or("COPY"));
+  if (tagging_directive != "COPY" && tagging_directive != "REPLACE") {
+    co_return co_await ctx.SendError(Error(ErrorCode::kInvalidArgument, "Unknown tagging directive."));
+  }
+  catalog::Tags tags = src.tags;
+  if (tagging_directive == "REPLACE") {
+    auto t = ctx.TagsFromHeader();
+    if (!t.ok()) co_return co_await ctx.SendError(t.error());
+    tags = std::move(*t);
   }
   catalog::Attributes attrs;
   if (directive == "REPLACE") {
@@ -405,7 +450,8 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
     service::CommitOptions opts;
     opts.condition = *cond;
     return CopyAndCommit(
-        *reader, ctx.service().BeginPut(bucket, ctx.route.key, std::move(attrs), algs, &ctx.audit_request, src.size),
+        *reader,
+        ctx.service().BeginPut(bucket, ctx.route.key, std::move(attrs), algs, &ctx.audit_request, src.size, tags),
         ctx.options().io_chunk, opts);
   });
   if (!result.ok()) co_return co_await ctx.SendError(result.error());
@@ -537,6 +583,10 @@ asio::awaitable<void> HandleObjectOperation(RequestContext& ctx) {
       co_return co_await GetObjectAcl(ctx, *bucket);
     case Operation::kGetObjectTagging:
       co_return co_await GetObjectTagging(ctx, *bucket);
+    case Operation::kPutObjectTagging:
+      co_return co_await PutObjectTagging(ctx, *bucket);
+    case Operation::kDeleteObjectTagging:
+      co_return co_await DeleteObjectTagging(ctx, *bucket);
     default:
       co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
   }

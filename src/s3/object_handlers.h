@@ -46,6 +46,7 @@ Headers PutResultHeaders(const service::PutResult& result);
 // too, and begins the writer when they pass (RequestContext::begun_writer).
 struct PutRequest {
   catalog::Attributes attributes;
+  catalog::Tags tags;
   ChecksumPlan plan;
   catalog::WriteCondition condition;
 };

@@ -134,6 +134,8 @@ class RequestContext {
   Expected<ChecksumPlan, Error> PlanChecksums() const;
   // Stored attributes from request headers (content headers, user metadata).
   Expected<catalog::Attributes, Error> AttributesFromHeaders() const;
+  // The tag set of x-amz-tagging (s3/tagging.h); empty without the header.
+  Expected<catalog::Tags, Error> TagsFromHeader() const;
   // The decoded payload length the client announced, for size limits.
   std::optional<uint64_t> DeclaredPayloadLength() const;
 

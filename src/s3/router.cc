@@ -124,6 +124,7 @@ constexpr Rule kRules[] = {
     {"GET",    Target::kBucket,  Has("versioning"),              To(Operation::kGetBucketVersioning)},
     {"GET",    Target::kBucket,  Has("versions"),                To(Operation::kListObjectVersions)},
     {"GET",    Target::kBucket,  Has("uploads"),                 To(Operation::kListMultipartUploads)},
+    {"GET",    Target::kBucket,  Has("tagging"),                 To(Operation::kGetBucketTagging)},
     {"GET",    Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
     {"GET",    Target::kBucket,  Equals("list-type", "2"),       To(Operation::kListObjectsV2)},
     {"GET",    Target::kBucket,  Always(),                       To(Operation::kListObjects)},
@@ -135,9 +136,11 @@ constexpr Rule kRules[] = {
     {"HEAD",   Target::kBucket,  Has("uploads"),                 To(Operation::kListMultipartUploads)},
     {"HEAD",   Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
     {"HEAD",   Target::kBucket,  Always(),                       To(Operation::kHeadBucket)},
+    {"PUT",    Target::kBucket,  Has("tagging"),                 To(Operation::kPutBucketTagging)},
     {"PUT",    Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
     {"PUT",    Target::kBucket,  Has("versioning"),              kVersioningNotImplemented},
     {"PUT",    Target::kBucket,  Always(),                       To(Operation::kCreateBucket)},
+    {"DELETE", Target::kBucket,  Has("tagging"),                 To(Operation::kDeleteBucketTagging)},
     {"DELETE", Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
     {"DELETE", Target::kBucket,  Always(),                       To(Operation::kDeleteBucket)},
     {"POST",   Target::kBucket,  Has("delete"),                  To(Operation::kDeleteObjects)},
@@ -156,6 +159,7 @@ constexpr Rule kRules[] = {
                                                                           Operation::kUploadPartCopy)},
     {"PUT",    Target::kObject,  Has("uploadId"),                kPartNeedsBoth},
     {"PUT",    Target::kObject,  Has("partNumber"),              kPartNeedsBoth},
+    {"PUT",    Target::kObject,  Has("tagging"),                 To(Operation::kPutObjectTagging)},
     {"PUT",    Target::kObject,  Unsupported(),                  kObjectSubresourceNotImplemented},
     {"PUT",    Target::kObject,  Always(),                       ToOrCopy(Operation::kPutObject,
                                                                           Operation::kCopyObject)},
@@ -163,6 +167,7 @@ constexpr Rule kRules[] = {
     {"POST",   Target::kObject,  Has("uploadId"),                To(Operation::kCompleteMultipartUpload)},
     {"POST",   Target::kObject,  Always(),                       kPostNotImplemented},
     {"DELETE", Target::kObject,  Has("uploadId"),                To(Operation::kAbortMultipartUpload)},
+    {"DELETE", Target::kObject,  Has("tagging"),                 To(Operation::kDeleteObjectTagging)},
     {"DELETE", Target::kObject,  UnsupportedButNullVersion(),    kObjectSubresourceNotImplemented},
     {"DELETE", Target::kObject,  Always(),                       To(Operation::kDeleteObject)},
 };
@@ -304,6 +309,16 @@ std::string_view OperationName(Operation op) {
       return "GetObjectAcl";
     case Operation::kGetObjectTagging:
       return "GetObjectTagging";
+    case Operation::kPutObjectTagging:
+      return "PutObjectTagging";
+    case Operation::kDeleteObjectTagging:
+      return "DeleteObjectTagging";
+    case Operation::kGetBucketTagging:
+      return "GetBucketTagging";
+    case Operation::kPutBucketTagging:
+      return "PutBucketTagging";
+    case Operation::kDeleteBucketTagging:
+      return "DeleteBucketTagging";
     case Operation::kCreateMultipartUpload:
       return "CreateMultipartUpload";
     case Operation::kUploadPart:

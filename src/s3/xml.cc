@@ -575,6 +575,34 @@ Expected<std::string, Error> ParseCreateBucketConfiguration(std::string_view xml
   return std::string(TrimXmlWhitespace(**location));
 }
 
+Expected<std::vector<std::pair<std::string, std::string>>, Error> ParseTagging(std::string_view xml) {
+  pugi::xml_document doc;
+  Expected<pugi::xml_node, Error> root = LoadRoot(doc, xml, "Tagging");
+  if (!root.ok()) {
+    return root.error();
+  }
+  const std::optional<pugi::xml_node> tag_set = UniqueChild(*root, "TagSet");
+  if (!tag_set || !*tag_set) {
+    return Malformed();
+  }
+  std::vector<std::pair<std::string, std::string>> tags;
+  for (pugi::xml_node tag : tag_set->children()) {
+    if (tag.type() == pugi::node_element && !IsElement(tag, "Tag")) {
+      return Malformed();
+    }
+    if (!IsElement(tag, "Tag")) {
+      continue;
+    }
+    std::optional<std::optional<std::string>> key = UniqueChildText(tag, "Key");
+    std::optional<std::optional<std::string>> value = UniqueChildText(tag, "Value");
+    if (!key || !*key || !value || !*value) {
+      return Malformed();
+    }
+    tags.emplace_back(std::move(**key), std::move(**value));
+  }
+  return tags;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------

@@ -91,6 +91,7 @@ void Print(const service::RebuildReport& r, bool json) {
                                 {"objects", r.objects},
                                 {"multipart_objects", r.multipart_objects},
                                 {"superseded", r.superseded},
+                                {"object_updates", r.object_updates},
                                 {"unfinished_parts", r.unfinished_parts},
                                 {"unreadable", r.unreadable},
                                 {"incomplete", r.incomplete},
@@ -103,7 +104,8 @@ void Print(const service::RebuildReport& r, bool json) {
     return;
   }
   std::cout << "blobs: " << r.blobs << "; rebuilt " << r.buckets << " buckets and " << r.objects << " objects ("
-            << r.multipart_objects << " multipart); superseded objects: " << r.superseded
+            << r.multipart_objects << " multipart; tags changed later on " << r.object_updates
+            << "); superseded objects and tag updates: " << r.superseded
             << "; parts of uploads never completed: " << r.unfinished_parts << " (coffre fsck --repair removes both)\n"
             << "key-copies blobs: " << r.key_copy_blobs << "; blobs opened by a key copy (their own key version "
             << "destroyed): " << r.opened_by_key_copy << "\n";

@@ -105,6 +105,8 @@ Result<Report> Check(catalog::Catalog& catalog, storage::BlobStore& blobs, bool 
   live.insert(live.end(), manifests.begin(), manifests.end());
   COFFRE_ASSIGN_OR_RETURN(auto key_copies, AllBlobIds(catalog, catalog::BlobRefSource::kKeyCopies));
   live.insert(live.end(), key_copies.begin(), key_copies.end());
+  COFFRE_ASSIGN_OR_RETURN(auto updates, AllBlobIds(catalog, catalog::BlobRefSource::kObjectUpdates));
+  live.insert(live.end(), updates.begin(), updates.end());
   std::sort(live.begin(), live.end());
   live.erase(std::unique(live.begin(), live.end()), live.end());
   r.referenced = live.size();

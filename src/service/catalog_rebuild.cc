@@ -51,6 +51,8 @@ int KindCode(BlobDescription::Kind kind) {
       return 2;
     case BlobDescription::Kind::kKeyCopies:
       return 3;
+    case BlobDescription::Kind::kObjectUpdate:
+      return 4;
   }
   return 0;
 }
@@ -95,13 +97,15 @@ class Rebuild {
     COFFRE_RETURN_IF_ERROR(ChooseAndWrite());
     COFFRE_RETURN_IF_ERROR(CountUnfinishedParts());
     COFFRE_RETURN_IF_ERROR(fresh_.AddKeyCopyBlobs(key_copy_blobs_));
+    report_.superseded += updates_read_ - report_.object_updates;
     return std::move(report_);
   }
 
  private:
   // What the blobs say, kept on disk rather than in memory: a store holds millions of blobs.
   // `found` has one row per readable object, part or manifest blob (its description as read);
-  // `key_copies` the newest copy of each blob's data key.
+  // `key_copies` the newest copy of each blob's data key; `updates` each object's newest
+  // attributes update.
   Status OpenScratch() {
     COFFRE_ASSIGN_OR_RETURN(scratch_, db::Connection::Open(scratch_path_));
     // Nothing here needs to survive a crash: a rebuild cut short starts again from the store.
@@ -130,6 +134,14 @@ CREATE TABLE key_copies(
   blob_id TEXT NOT NULL PRIMARY KEY,
   key_version INTEGER NOT NULL,
   wrapped_key BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE updates(
+  tenant_id TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  blob_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  description BLOB NOT NULL,
+  PRIMARY KEY(tenant_id, object_id)
 ) WITHOUT ROWID;
 )sql");
   }
@@ -296,6 +308,7 @@ CREATE TABLE key_copies(
     const catalog::KeyInfo key{h.parsed.key.tenant_key_id, h.parsed.key.tenant_key_version,
                                h.parsed.key.wrapped_data_key};
     if (description->kind == BlobDescription::Kind::kKeyCopies) return KeepKeyCopies(h.blob_id, *description, key);
+    if (description->kind == BlobDescription::Kind::kObjectUpdate) return KeepUpdate(h.blob_id, *description, *opened);
     return Keep(h.blob_id, *description, *opened, key);
   }
 
@@ -325,6 +338,39 @@ CREATE TABLE key_copies(
       COFFRE_RETURN_IF_ERROR(st.BindAll(copy.blob_id, copy.tenant_key_version, copy.wrapped_data_key));
       COFFRE_RETURN_IF_ERROR(st.Run());
     }
+    return Status::Ok();
+  }
+
+  // Keeps, per object, the update with the highest sequence (the blob id breaks a tie, which one
+  // gateway's sequence never makes): the newest carries the whole state, so older ones are dropped.
+  Status KeepUpdate(const std::string& blob_id, const BlobDescription& d, ByteView description) {
+    ++updates_read_;
+    COFFRE_ASSIGN_OR_RETURN(
+        db::Statement st,
+        scratch_->PrepareCached("INSERT INTO updates(tenant_id, object_id, blob_id, sequence, description) "
+                                "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(tenant_id, object_id) DO UPDATE SET "
+                                "blob_id = ?3, sequence = ?4, description = ?5 "
+                                "WHERE ?4 > sequence OR (?4 = sequence AND ?3 > blob_id)"));
+    COFFRE_RETURN_IF_ERROR(
+        st.BindAll(d.tenant_id, d.object_id, blob_id, static_cast<int64_t>(d.sequence), description));
+    return st.Run();
+  }
+
+  // The newest update of the object, applied to its row: its tags, and the row names it (so that
+  // fsck keeps it and the next update makes it garbage). An update that names the object's id
+  // under another bucket or key is not the object's and is ignored.
+  Status ApplyUpdate(const catalog::Bucket& bucket, catalog::ObjectRecord& rec) {
+    COFFRE_ASSIGN_OR_RETURN(
+        db::Statement st,
+        scratch_->PrepareCached("SELECT blob_id, description FROM updates WHERE tenant_id = ? AND object_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(rec.tenant_id, rec.object_id));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return Status::Ok();
+    COFFRE_ASSIGN_OR_RETURN(BlobDescription update, catalog::DecodeBlobDescription(st.ColumnBlobView(1)));
+    if (update.bucket_name != bucket.name || update.key != rec.key) return Status::Ok();
+    rec.tags = std::move(update.tags);
+    rec.update_blob_id = st.ColumnText(0);
+    ++report_.object_updates;
     return Status::Ok();
   }
 
@@ -451,6 +497,7 @@ CREATE TABLE key_copies(
     rec.etag = d.etag;
     rec.last_modified = d.last_modified;
     rec.attributes = d.attributes;
+    rec.tags = d.tags;
     rec.key_info.tenant_key_id = f.header_key.tenant_key_id;
     rec.key_info.tenant_key_version = f.header_key.tenant_key_version;
     COFFRE_ASSIGN_OR_RETURN(rec.key_info.wrapped_data_key,
@@ -463,6 +510,7 @@ CREATE TABLE key_copies(
     } else {
       rec.parts.push_back(catalog::ObjectPart{0, f.blob_id, d.size, d.etag, {}});
     }
+    COFFRE_RETURN_IF_ERROR(ApplyUpdate(bucket, rec));
     COFFRE_RETURN_IF_ERROR(fresh_.PutObject(rec));
     ++report_.objects;
     return Status::Ok();
@@ -480,6 +528,7 @@ CREATE TABLE key_copies(
   std::vector<std::string> deferred_;                                        // blobs whose header's key version is gone
   std::vector<catalog::KeyCopyBlob> key_copy_blobs_;                         // those read, for the new catalog
   std::map<std::string, std::set<uint32_t>> versions_;                       // tenant -> its key versions that exist
+  uint64_t updates_read_ = 0;                                                // attributes-update blobs read
 };
 
 }  // namespace

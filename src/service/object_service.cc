@@ -103,10 +103,11 @@ class BlobObjectWriter final : public ObjectWriter {
   SResult<Done> Init(const Bucket& bucket, const std::string& key, Attributes attributes,
                      std::set<crypto::ChecksumAlgorithm> checksums, const SecretBytes& data_key,
                      catalog::KeyInfo key_info, std::string object_id, std::string upload_id, uint32_t part_number,
-                     std::optional<uint64_t> size) {
+                     std::optional<uint64_t> size, catalog::Tags tags = {}) {
     bucket_ = bucket;
     key_ = key;
     attributes_ = std::move(attributes);
+    tags_ = std::move(tags);
     key_info_ = std::move(key_info);
     object_id_ = std::move(object_id);
     upload_id_ = std::move(upload_id);
@@ -239,6 +240,7 @@ class BlobObjectWriter final : public ObjectWriter {
       rec.last_modified = result.last_modified;
       rec.attributes = std::move(attrs);
       rec.key_info = key_info_;
+      rec.tags = tags_;
       rec.parts.push_back(catalog::ObjectPart{0, blob_id_, total_, result.etag, {}});
       st = catalog_.PutObject(rec, options.condition);
     } else {
@@ -325,6 +327,7 @@ class BlobObjectWriter final : public ObjectWriter {
     d.key = key_;
     if (kind_ == Kind::kObject) {
       d.object_id = object_id_;
+      d.tags = tags_;
     } else {
       d.upload_id = upload_id_;
       d.part_number = part_number_;
@@ -401,6 +404,7 @@ class BlobObjectWriter final : public ObjectWriter {
   Bucket bucket_;
   std::string key_;
   Attributes attributes_;
+  catalog::Tags tags_;  // objects only
   catalog::KeyInfo key_info_;
   std::string object_id_;
   std::string upload_id_;
@@ -481,6 +485,7 @@ class BlobObjectReader final : public ObjectReader {
     info_.last_modified = record_.last_modified;
     info_.attributes = record_.attributes;
     info_.multipart = !record_.parts.empty() && record_.parts.front().part_number != 0;
+    info_.tags = record_.tags;
     uint64_t start = 0;
     for (const auto& p : record_.parts) {
       part_starts_.push_back(start);
@@ -745,8 +750,8 @@ SResult<catalog::ListPage> ObjectService::ListObjects(const Bucket& bucket, cons
 SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& bucket, const std::string& key,
                                                                Attributes attributes,
                                                                std::set<crypto::ChecksumAlgorithm> checksums,
-                                                               const RequestInfo* request,
-                                                               std::optional<uint64_t> size) {
+                                                               const RequestInfo* request, std::optional<uint64_t> size,
+                                                               catalog::Tags tags) {
   std::string object_id = RandomId(16);
   auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(bucket.name, key, object_id));
   NoteKeyOperation(observer_, KeyOperation::kWrap, dk.ok());
@@ -761,7 +766,7 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& buc
   auto key_use = internal::StartKeyUse(audit_, event);
   auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, keys_, blobs_, BlobObjectWriter::Kind::kObject);
   auto r = w->Init(bucket, key, std::move(attributes), std::move(checksums), dk->key, ToKeyInfo(*dk),
-                   std::move(object_id), {}, 0, size);
+                   std::move(object_id), {}, 0, size, std::move(tags));
   if (!r.ok()) return r.error();
   w->PublishAfter(std::move(key_use), std::move(event));
   return std::unique_ptr<ObjectWriter>(std::move(w));
@@ -780,6 +785,7 @@ SResult<ObjectInfo> ObjectService::HeadObject(const Bucket& bucket, const std::s
   info.last_modified = rec->last_modified;
   info.attributes = rec->attributes;
   info.multipart = !rec->parts.empty() && rec->parts.front().part_number != 0;
+  info.tags = rec->tags;
   if (info.multipart) {
     for (const auto& p : rec->parts) info.part_sizes.push_back(p.size);
   }
@@ -816,7 +822,7 @@ SResult<Done> ObjectService::DeleteObject(const Bucket& bucket, const std::strin
 }
 
 SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std::string& key, Attributes attributes,
-                                                 const RequestInfo* request) {
+                                                 const RequestInfo* request, catalog::Tags tags) {
   catalog::UploadRecord up;
   up.upload_id = RandomId(24);
   auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(bucket.name, key, up.upload_id));
@@ -837,6 +843,7 @@ SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std
   up.key = key;
   up.initiated = NowMillis();
   up.attributes = std::move(attributes);
+  up.tags = std::move(tags);
   up.key_info = ToKeyInfo(*dk);
   if (auto fenced = KeepClearOfDestruction(bucket, key, up.upload_id, up.key_info, {}, request); !fenced.ok()) {
     return fenced.error();
@@ -908,6 +915,7 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
   rec.object_id = upload_id;
   rec.attributes = up->attributes;
   rec.key_info = up->key_info;
+  rec.tags = up->tags;
   crypto::Md5 md5_of_md5s;
   std::map<std::string, Bytes> composite;  // checksum attribute -> concatenated raw part checksums
   std::set<std::string> checksum_names;
@@ -1044,11 +1052,83 @@ SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const ca
   d.sequence = NextWriteSequence();
   d.attributes = rec.attributes;
   d.parts = rec.parts;
+  d.tags = rec.tags;
   const Bytes description = catalog::EncodeBlobDescription(d);
 
   auto blob = blobs_.CreateBlob(DescribedBlobSize(description.size()));
   if (!blob.ok()) return FromStatus(blob.status());
   return SealDescribedBlob(**blob, bucket.tenant_id, rec.key_info, *dk, description);
+}
+
+SResult<std::string> ObjectService::WriteObjectUpdate(const Bucket& bucket, const catalog::ObjectRecord& rec,
+                                                      const catalog::Tags& tags, const RequestInfo* request) {
+  auto dk = internal::UnwrapRowDataKey(keys_, bucket.tenant_id, rec.key_info, bucket.name, rec.key, rec.object_id);
+  NoteKeyOperation(observer_, KeyOperation::kUnwrap, dk.ok());
+  const audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyUnwrap, bucket, rec.key, rec.object_id,
+                                                rec.key_info.tenant_key_id, rec.key_info.tenant_key_version, request);
+  if (!dk.ok()) {
+    internal::RecordKeyFailure(audit_, event, dk.status());
+    return FromKeyStatus(dk.status());
+  }
+  if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
+
+  catalog::BlobDescription d;
+  d.kind = catalog::BlobDescription::Kind::kObjectUpdate;
+  d.tenant_id = bucket.tenant_id;
+  d.bucket_id = bucket.id;
+  d.bucket_name = bucket.name;
+  d.key = rec.key;
+  d.object_id = rec.object_id;
+  d.sequence = NextWriteSequence();
+  d.last_modified = NowMillis();
+  d.tags = tags;
+  const Bytes description = catalog::EncodeBlobDescription(d);
+
+  auto blob = blobs_.CreateBlob(DescribedBlobSize(description.size()));
+  if (!blob.ok()) return FromStatus(blob.status());
+  return SealDescribedBlob(**blob, bucket.tenant_id, rec.key_info, *dk, description);
+}
+
+SResult<Done> ObjectService::SetObjectTags(const Bucket& bucket, const std::string& key, const catalog::Tags& tags,
+                                           const RequestInfo* request) {
+  // A write of the key, or a rewrap of its data key, between the read and the catalog update
+  // makes the update blob name the wrong object or key version: it is removed and written again.
+  constexpr int kAttempts = 4;
+  for (int attempt = 1;; ++attempt) {
+    auto rec = catalog_.GetObject(bucket.id, key);
+    if (!rec.ok()) {
+      if (rec.status().code() == StatusCode::kNotFound) return Err(Errc::kNoSuchKey, "no such key");
+      return FromStatus(rec.status());
+    }
+    // The object has no tags and is to have none: a rebuild finds none either way.
+    if (rec->tags.empty() && tags.empty()) return Done{};
+    auto update = WriteObjectUpdate(bucket, *rec, tags, request);
+    if (!update.ok()) return update.error();
+    Status st = catalog_.SetObjectTags(bucket, key, rec->object_id, rec->key_info.tenant_key_version, tags, *update);
+    if (st.ok()) return Done{};
+    (void)blobs_.Remove(*update);  // never named by the catalog
+    if (st.code() == StatusCode::kFailedPrecondition && attempt < kAttempts) continue;
+    if (st.code() == StatusCode::kNotFound) return Err(Errc::kNoSuchKey, st.message());
+    if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());
+    if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kUnavailable, st.message());
+    return FromStatus(st);
+  }
+}
+
+SResult<catalog::Tags> ObjectService::GetBucketTags(const Bucket& bucket) {
+  auto tags = catalog_.GetBucketTags(bucket);
+  if (!tags.ok()) {
+    if (tags.status().code() == StatusCode::kNotFound) return Err(Errc::kNoSuchBucket, tags.status().message());
+    return FromStatus(tags.status());
+  }
+  return std::move(tags).value();
+}
+
+SResult<Done> ObjectService::SetBucketTags(const Bucket& bucket, const catalog::Tags& tags) {
+  Status st = catalog_.SetBucketTags(bucket, tags);
+  if (st.code() == StatusCode::kNotFound) return Err(Errc::kNoSuchBucket, st.message());
+  if (!st.ok()) return FromStatus(st);
+  return Done{};
 }
 
 uint64_t ObjectService::NextWriteSequence() {

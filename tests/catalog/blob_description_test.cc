@@ -105,6 +105,50 @@ TEST(BlobDescriptionTest, KeyCopiesRoundTripAndNeedTheirCopies) {
   }
 }
 
+// Tags are optional in an object's description (absent when there are none, as in descriptions
+// written before tags existed), and always present in an attributes update.
+TEST(BlobDescriptionTest, TagsAndAttributeUpdatesRoundTrip) {
+  BlobDescription tagged = Object();
+  tagged.sequence = 7;
+  tagged.tags = {{"project", "alpha"}, {"classe", "confidentiel é"}};
+  auto decoded = DecodeBlobDescription(EncodeBlobDescription(tagged));
+  ASSERT_OK(decoded);
+  ExpectSame(*decoded, tagged);
+  EXPECT_EQ(decoded->tags, tagged.tags);
+  const std::string untagged = Text(EncodeBlobDescription(Object()));
+  EXPECT_EQ(untagged.find("\"tags\""), std::string::npos) << untagged;
+  EXPECT_TRUE(DecodeBlobDescription(EncodeBlobDescription(Object()))->tags.empty());
+
+  BlobDescription update;
+  update.kind = Kind::kObjectUpdate;
+  update.tenant_id = "t-5f3a";
+  update.bucket_id = 42;
+  update.bucket_name = "dossiers-pme";
+  update.key = "prêts/2026/bilan.pdf";
+  update.object_id = "0b1c2d3e4f5a6b7c";
+  update.sequence = 1796342400123456;
+  update.last_modified = 1796342400123;
+  update.tags = {{"etat", "archive"}};
+  auto got = DecodeBlobDescription(EncodeBlobDescription(update));
+  ASSERT_OK(got);
+  EXPECT_EQ(got->kind, Kind::kObjectUpdate);
+  ExpectSame(*got, update);
+  EXPECT_EQ(got->sequence, update.sequence);
+  EXPECT_EQ(got->tags, update.tags);
+  // Removing every tag is an update too: the empty set is written, not left out.
+  update.tags.clear();
+  const std::string cleared = Text(EncodeBlobDescription(update));
+  EXPECT_NE(cleared.find("\"tags\""), std::string::npos) << cleared;
+  EXPECT_TRUE(DecodeBlobDescription(EncodeBlobDescription(update))->tags.empty());
+  // An update without its tags or its sequence is refused.
+  for (const char* field : {"tags", "seq", "object_id"}) {
+    nlohmann::json j = nlohmann::json::parse(Text(EncodeBlobDescription(update)));
+    j.erase(field);
+    const std::string text = j.dump();
+    EXPECT_THAT(DecodeBlobDescription(AsBytes(text)), StatusIs(StatusCode::kCorruption)) << field;
+  }
+}
+
 TEST(BlobDescriptionTest, KeysAndMetadataThatAreNotUtf8SurviveUnchanged) {
   BlobDescription d = Object();
   d.key = std::string("latin1-\xe9t\xe9.pdf");

@@ -29,6 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   (void)coffre::s3::ParseCreateBucketConfiguration(xml);
+  (void)coffre::s3::ParseTagging(xml);
 
   // What the writers make of hostile text must stay well-formed: escaping is total.
   const std::string escaped = coffre::s3::XmlEscape(xml);

@@ -24,11 +24,12 @@ from upstreams import CephRgw, CoffreUpstream, DiagnosticsOnFailure, missing_cep
 PREFIX = "coffre-blobs/"
 # Other tests' own gateways, in the same upstream bucket.
 REBUILD_PREFIX = "rebuilt/"
+TAGS_PREFIX = "tagged/"
 FSCK_PREFIX = "checked/"
 MIGRATE_PREFIX = "migrated/"
 # What the upstream may hold: a gateway's prefix, the first four hex digits of the id, the id (32
 # random hex digits; blobs migrated from a local pack keep the 16 more that placed them in it).
-BLOB_KEY = re.compile(r"^(?:(?:" + "|".join(re.escape(p) for p in (PREFIX, REBUILD_PREFIX, FSCK_PREFIX)) +
+BLOB_KEY = re.compile(r"^(?:(?:" + "|".join(re.escape(p) for p in (PREFIX, REBUILD_PREFIX, FSCK_PREFIX, TAGS_PREFIX)) +
                       r")([0-9a-f]{4})/([0-9a-f]{32})|" + re.escape(MIGRATE_PREFIX) +
                       r"([0-9a-f]{4})/([0-9a-f]{32}(?:[0-9a-f]{16})?))$")
 
@@ -37,6 +38,9 @@ BLOB_KEY = re.compile(r"^(?:(?:" + "|".join(re.escape(p) for p in (PREFIX, REBUI
 BUCKET = "dossiers-pme-gateway"
 SECRET_METADATA = "Boulangerie Dupont SARL SIREN 552100554"
 CONTENT_TYPE = "application/x-coffre-dossier-de-pret"
+# Tags are as confidential as metadata: none of these may reach the upstream readable.
+SECRET_TAGS = {"emprunteur-tag": "Patisserie Martin", "notation-risque": "B-moins-surveillance"}
+LATER_TAGS = {"decision-comite": "refus-motive-2026", "analyste": "Claire Lefebvre"}
 TEXT = ("CONFIDENTIEL - dossier de pret n. 2026-0042 - emprunteur Boulangerie Dupont, "
         "capital restant du 184 500,00 EUR. ").encode()
 
@@ -186,10 +190,15 @@ class GatewayContract(DiagnosticsOnFailure):
         big = text_body(9 * MiB)
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=body, ContentType=CONTENT_TYPE,
                            ContentDisposition='attachment; filename="bilan-confidentiel.pdf"',
-                           Metadata={"emprunteur": SECRET_METADATA})
+                           Metadata={"emprunteur": SECRET_METADATA},
+                           Tagging="&".join(f"{k}={v.replace(' ', '%20')}" for k, v in SECRET_TAGS.items()))
+        self.s3.put_object(Bucket=BUCKET, Key=key + ".retague", Body=b"x", ContentType=CONTENT_TYPE)
+        self.s3.put_object_tagging(Bucket=BUCKET, Key=key + ".retague",
+                                   Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in LATER_TAGS.items()]})
         self.s3.put_object(Bucket=BUCKET, Key=key + ".gros", Body=big, ContentType=CONTENT_TYPE)
         upload_id = self.s3.create_multipart_upload(Bucket=BUCKET, Key=key + ".parts", ContentType=CONTENT_TYPE,
-                                                    Metadata={"emprunteur": SECRET_METADATA})["UploadId"]
+                                                    Metadata={"emprunteur": SECRET_METADATA},
+                                                    Tagging="notation-risque=B-moins-surveillance")["UploadId"]
         etag = self.s3.upload_part(Bucket=BUCKET, Key=key + ".parts", UploadId=upload_id, PartNumber=1,
                                    Body=body)["ETag"]
         self.s3.complete_multipart_upload(Bucket=BUCKET, Key=key + ".parts", UploadId=upload_id,
@@ -197,6 +206,7 @@ class GatewayContract(DiagnosticsOnFailure):
 
         needles = [BUCKET, key, "SIREN", "bilan-confidentiel", SECRET_METADATA, "Dupont", CONTENT_TYPE,
                    "x-coffre-dossier", TEXT[:24].decode(), "CONFIDENTIEL", "184 500,00"]
+        needles += [*SECRET_TAGS, *SECRET_TAGS.values(), *LATER_TAGS, *LATER_TAGS.values()]
         needles += [body[i:i + 32].decode() for i in range(0, len(body), 50_000)]
         listing = self.upstream_listing()
         self.assertTrue(listing)
@@ -332,6 +342,78 @@ class GatewayContract(DiagnosticsOnFailure):
         self.assertEqual({r["key_version"] for r in records}, {2}, records)
         rewrapped = {(r["bucket"], r["object_key"]) for r in records if r["operation"] == "data_key.rewrap"}
         self.assertEqual(rewrapped, set(before))
+
+    def test_tags_survive_a_catalog_rebuild(self):
+        # A gateway of its own, under its own prefix: what it stores is all the rebuild finds.
+        tmp = tempfile.mkdtemp(prefix="coffre-gateway-tags-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        storage = storage_config(self.upstream, write_secret(tmp, self.upstream.secret_key), prefix=TAGS_PREFIX)
+        gateway = start_gateway(tmp, storage)
+        self.addCleanup(lambda: gateway.stop(check=False))
+        s3 = gateway.client()
+        s3.create_bucket(Bucket="tags-a")
+
+        def tag_set(**tags):
+            return {"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]}
+
+        s3.put_object(Bucket="tags-a", Key="at-write", Body=b"tagged when written",
+                      Tagging="dossier=pret-2026&classe=confidentiel")
+        s3.put_object(Bucket="tags-a", Key="changed", Body=b"tagged, then tagged again", Tagging="etat=brouillon")
+        s3.put_object_tagging(Bucket="tags-a", Key="changed", Tagging=tag_set(etat="valide"))
+        s3.put_object_tagging(Bucket="tags-a", Key="changed", Tagging=tag_set(etat="archive", revue="2026"))
+        s3.put_object(Bucket="tags-a", Key="removed", Body=b"tags removed", Tagging="temporaire=oui")
+        s3.delete_object_tagging(Bucket="tags-a", Key="removed")
+        s3.put_object(Bucket="tags-a", Key="untagged", Body=b"never tagged")
+        upload_id = s3.create_multipart_upload(Bucket="tags-a", Key="multipart", Tagging="multipart=oui")["UploadId"]
+        etag = s3.upload_part(Bucket="tags-a", Key="multipart", UploadId=upload_id, PartNumber=1,
+                              Body=b"one part")["ETag"]
+        s3.complete_multipart_upload(Bucket="tags-a", Key="multipart", UploadId=upload_id,
+                                     MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+        s3.copy_object(Bucket="tags-a", Key="copied", CopySource={"Bucket": "tags-a", "Key": "changed"})
+        s3.put_bucket_tagging(Bucket="tags-a", Tagging=tag_set(centre="42"))
+
+        def tags(client) -> dict:
+            return {o["Key"]: {t["Key"]: t["Value"]
+                               for t in client.get_object_tagging(Bucket="tags-a", Key=o["Key"])["TagSet"]}
+                    for o in client.list_objects_v2(Bucket="tags-a").get("Contents", [])}
+
+        before = tags(s3)
+        self.assertEqual(before, {"at-write": {"dossier": "pret-2026", "classe": "confidentiel"},
+                                  "changed": {"etat": "archive", "revue": "2026"}, "removed": {}, "untagged": {},
+                                  "multipart": {"multipart": "oui"}, "copied": {"etat": "archive", "revue": "2026"}})
+
+        # The gateway's disk loses its catalog; the keystore, the audit log and the upstream remain.
+        gateway.stop()
+        for suffix in ("", "-wal", "-shm"):
+            path = os.path.join(gateway.data_dir, "catalog.db" + suffix)
+            if os.path.exists(path):
+                os.remove(path)
+        where = ["--config", os.path.join(tmp, "coffre.json"), "--data-dir", gateway.data_dir]
+        p = gateway.run_cli("catalog", "rebuild", *where, "--json", check=False, timeout=300)
+        self.assertEqual(p.returncode, 0, p)
+        report = json.loads(p.stdout)
+        self.assertEqual((report["objects"], report["object_updates"]), (6, 2), report)
+        # The first update of "changed" (garbage, not yet collected when the catalog was lost).
+        self.assertEqual(report["superseded"], 1, report)
+
+        gateway = start_gateway(tmp, storage)
+        s3 = gateway.client()
+        self.assertEqual(tags(s3), before)
+        self.assertEqual(s3.head_object(Bucket="tags-a", Key="changed")["ResponseMetadata"]["HTTPHeaders"]
+                         ["x-amz-tagging-count"], "2")
+        # Bucket tags live in the catalog alone: lost with it (docs/OPERATIONS.md).
+        with self.assertRaises(ClientError) as lost:
+            s3.get_bucket_tagging(Bucket="tags-a")
+        self.assertEqual(lost.exception.response["Error"]["Code"], "NoSuchTagSet")
+        # The rebuilt catalog names the newest update blobs: none is missing, and the older update is
+        # the one orphan.
+        p = gateway.run_cli("fsck", *where, "--min-age", "0", "--json", check=False)
+        fsck = json.loads(p.stdout)
+        self.assertEqual(fsck["missing"], [], fsck)
+        self.assertEqual(len(fsck["orphans"]), 1, fsck)
+        # Tags keep changing after the rebuild, and the update they replace becomes garbage.
+        s3.put_object_tagging(Bucket="tags-a", Key="changed", Tagging=tag_set(etat="rouvert"))
+        self.assertEqual(tags(s3)["changed"], {"etat": "rouvert"})
 
     def test_blobs_altered_upstream_are_refused_never_served(self):
         """An upstream that returns altered, truncated, swapped or older bytes for a blob: every

@@ -122,7 +122,7 @@ TEST(Router, UnsupportedThingsAreNeverSilentSuccesses) {
   EXPECT_EQ(ErrorOf("GET", "/bucket?policy"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("PUT", "/bucket?acl"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("PUT", "/bucket?versioning"), ErrorCode::kNotImplemented);
-  EXPECT_EQ(ErrorOf("PUT", "/bucket/k?tagging"), ErrorCode::kNotImplemented);
+  EXPECT_EQ(ErrorOf("HEAD", "/bucket/k?tagging"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("GET", "/bucket/k?versionId=3HL4kqtJlcpXroDTDmJ"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("POST", "/bucket/k"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("POST", "/bucket"), ErrorCode::kNotImplemented);
@@ -155,6 +155,13 @@ TEST(Router, EachMethodAndSubresourceRoutes) {
       {"GET", "/bucket?acl&policy", Operation::kGetBucketAcl},
       {"GET", "/b-1/k?uploadId=u&tagging", Operation::kListParts},
       {"GET", "/b-1/k?tagging", Operation::kGetObjectTagging},
+      {"PUT", "/b-1/k?tagging", Operation::kPutObjectTagging},
+      {"DELETE", "/b-1/k?tagging", Operation::kDeleteObjectTagging},
+      {"GET", "/bucket?tagging", Operation::kGetBucketTagging},
+      {"PUT", "/bucket?tagging", Operation::kPutBucketTagging},
+      {"DELETE", "/bucket?tagging", Operation::kDeleteBucketTagging},
+      // A copy's x-amz-tagging is a header, not the subresource: still a copy.
+      {"PUT", "/b-1/k", Operation::kCopyObject, true},
       {"PUT", "/b-1/k?uploadId=u&partNumber=1&tagging", Operation::kUploadPart},
       {"POST", "/b-1/k?uploads&uploadId=u", Operation::kCreateMultipartUpload},
       {"HEAD", "/b-1/k?versionId=null", Operation::kHeadObject},
@@ -194,7 +201,8 @@ TEST(Router, RefusalsKeepTheirCodeStatusAndMessage) {
       {"GET", "/bucket?versionId=null", ErrorCode::kNotImplemented, 501, bucket_sub},
       {"POST", "/bucket?uploads", ErrorCode::kNotImplemented, 501, post},
       {"PATCH", "/bucket", ErrorCode::kMethodNotAllowed, 405, ""},
-      {"DELETE", "/b-1/k?tagging", ErrorCode::kNotImplemented, 501, object_sub},
+      {"HEAD", "/b-1/k?tagging", ErrorCode::kNotImplemented, 501, object_sub},
+      {"HEAD", "/bucket?tagging", ErrorCode::kNotImplemented, 501, bucket_sub},
       {"GET", "/b-1/k?versionId=null&retention", ErrorCode::kNotImplemented, 501, object_sub},
       {"HEAD", "/b-1/k?uploadId=u", ErrorCode::kMethodNotAllowed, 405, ""},
       {"HEAD", "/b-1/k?acl", ErrorCode::kMethodNotAllowed, 405, ""},

@@ -294,5 +294,107 @@ TEST_F(CatalogRebuildTest, NoKeyIsUsedWhenTheAuditLogRefuses) {
   EXPECT_FALSE(bucket.ok());
 }
 
+// Tags given at write time come back from the objects' own descriptions; tags changed later from
+// each object's newest attributes-update blob, whatever order the store lists the blobs in.
+TEST_F(CatalogRebuildTest, TagsSetAtWriteAndChangedLaterComeBack) {
+  auto put_tagged = [&](const std::string& key, catalog::Tags tags) {
+    clock_.Set(clock_.Now() + std::chrono::seconds(1));
+    const Bytes data = Pattern(500, 1);
+    auto w = service_->BeginPut(bucket_, key, {}, {}, nullptr, data.size(), std::move(tags));
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Write(data));
+    ASSERT_OK((*w)->Commit({}));
+  };
+  put_tagged("at-write", {{"project", "alpha"}, {"class", "confidentiel"}});
+  put_tagged("changed", {{"v", "0"}});
+  put_tagged("removed", {{"gone", "soon"}});
+  Put("untagged", Pattern(10, 2));
+  // Many updates of one object: the garbage they leave is not collected yet (the grace period),
+  // so the store holds every one of them, in no particular order of ids.
+  for (int i = 1; i <= 12; ++i) {
+    ASSERT_OK(service_->SetObjectTags(bucket_, "changed", {{"v", std::to_string(i)}, {"owner", "ops"}}));
+  }
+  ASSERT_OK(service_->SetObjectTags(bucket_, "removed", {}));
+  // Nothing to record: no blob written.
+  ASSERT_OK(service_->SetObjectTags(bucket_, "untagged", {}));
+  auto upload = service_->CreateUpload(bucket_, "big", {}, nullptr, {{"stage", "final"}});
+  ASSERT_OK(upload);
+  std::vector<UploadPartRef> refs = {{1, UploadPart("big", *upload, 1, Pattern(6000, 3))},
+                                     {2, UploadPart("big", *upload, 2, Pattern(10, 4))}};
+  ASSERT_OK(service_->CompleteUpload(bucket_, "big", *upload, refs, {}));
+  EXPECT_EQ(catalog_->GetObject(bucket_.id, "big")->tags, (catalog::Tags{{"stage", "final"}}));
+  // The update of an object overwritten since names the old object: never applied.
+  put_tagged("over", {{"x", "at-write"}});
+  ASSERT_OK(service_->SetObjectTags(bucket_, "over", {{"x", "changed"}}));
+  Put("over", Pattern(20, 5));
+  std::map<std::string, std::string> update_blobs;
+  for (const std::string key : {"changed", "removed"})
+    update_blobs[key] = catalog_->GetObject(bucket_.id, key)->update_blob_id;
+
+  auto report = LoseAndRebuild();
+  ASSERT_OK(report);
+  EXPECT_TRUE(report->unreadable.empty());
+  EXPECT_EQ(report->objects, 6u);
+  EXPECT_EQ(report->object_updates, 2u);
+  // The 11 older updates of "changed"; the first "over" and its update.
+  EXPECT_EQ(report->superseded, 11u + 2u);
+  auto bucket = fresh_->GetBucket("dossiers");
+  ASSERT_OK(bucket);
+  auto tags_of = [&](const std::string& key) { return fresh_->GetObject(bucket->id, key)->tags; };
+  EXPECT_EQ(tags_of("at-write"), (catalog::Tags{{"project", "alpha"}, {"class", "confidentiel"}}));
+  EXPECT_EQ(tags_of("changed"), (catalog::Tags{{"v", "12"}, {"owner", "ops"}}));
+  EXPECT_TRUE(tags_of("removed").empty());
+  EXPECT_TRUE(tags_of("untagged").empty());
+  EXPECT_EQ(tags_of("big"), (catalog::Tags{{"stage", "final"}}));
+  EXPECT_TRUE(tags_of("over").empty());
+  // The rebuilt rows name the update blobs they came from, so that fsck keeps them and the next
+  // change collects them.
+  for (const auto& [key, blob] : update_blobs) {
+    SCOPED_TRACE(key);
+    EXPECT_EQ(fresh_->GetObject(bucket->id, key)->update_blob_id, blob);
+    EXPECT_TRUE(*fresh_->IsBlobReferenced(blob));
+  }
+  ObjectService rebuilt(*fresh_, *keys_, *blobs_, options_);
+  ASSERT_OK(rebuilt.SetObjectTags(*bucket, "changed", {{"v", "13"}}));
+  EXPECT_FALSE(*fresh_->IsBlobReferenced(update_blobs["changed"]));
+}
+
+// The write sequence orders updates, not their times nor their ids: with the clock standing still,
+// the last update still wins.
+TEST_F(CatalogRebuildTest, AnOlderUpdateNeverWinsOverANewerOne) {
+  Put("doc", Pattern(100, 1));
+  for (int i = 0; i < 30; ++i) ASSERT_OK(service_->SetObjectTags(bucket_, "doc", {{"n", std::to_string(i)}}));
+  auto report = LoseAndRebuild();
+  ASSERT_OK(report);
+  EXPECT_EQ(report->object_updates, 1u);
+  auto bucket = fresh_->GetBucket("dossiers");
+  ASSERT_OK(bucket);
+  EXPECT_EQ(fresh_->GetObject(bucket->id, "doc")->tags, (catalog::Tags{{"n", "29"}}));
+}
+
+// After a rewrap and the destruction of the old version, an update blob opens through its key copy.
+TEST_F(CatalogRebuildTest, UpdatesMovedOffADestroyedVersionComeBackThroughKeyCopies) {
+  options_.destroy_fence_ms = 0;
+  service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, options_);
+  Put("doc", Pattern(100, 1));
+  ASSERT_OK(service_->SetObjectTags(bucket_, "doc", {{"kept", "yes"}}));
+  ASSERT_OK(keys_->RotateTenantKey(tenant_));
+  catalog::WrappedKeyCursor cursor;
+  for (;;) {
+    auto r = service_->RewrapBatch(tenant_, 1, &cursor, 10);
+    ASSERT_OK(r);
+    if (r->examined == 0) break;
+  }
+  ASSERT_OK(service_->DestroyKeyVersion(tenant_, 1));
+  auto report = LoseAndRebuild();
+  ASSERT_OK(report);
+  EXPECT_TRUE(report->unreadable.empty());
+  EXPECT_TRUE(report->without_key.empty());
+  EXPECT_EQ(report->object_updates, 1u);
+  auto bucket = fresh_->GetBucket("dossiers");
+  ASSERT_OK(bucket);
+  EXPECT_EQ(fresh_->GetObject(bucket->id, "doc")->tags, (catalog::Tags{{"kept", "yes"}}));
+}
+
 }  // namespace
 }  // namespace coffre::service

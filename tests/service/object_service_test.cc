@@ -692,5 +692,38 @@ TEST_F(ObjectServiceTest, PlaintextNeverReachesTheDataDirectory) {
   }
 }
 
+// Tags changed after the write: each change is an update blob the row names; the one it replaces,
+// and a refused change's, leave nothing behind once garbage is collected.
+TEST_F(ObjectServiceTest, TagChangesKeepOneUpdateBlobAndRefusalsLeaveNone) {
+  auto count_blobs = [&] {
+    auto listed = blobs_->ListBlobs(nullptr);
+    EXPECT_OK(listed);
+    return listed.ok() ? listed->size() : 0;
+  };
+  ASSERT_OK(Put("doc", Pattern(100, 1)));
+  const size_t alone = count_blobs();
+  EXPECT_THAT(service_->SetObjectTags(bucket_, "absent", {{"a", "1"}}), StatusIs(Errc::kNoSuchKey));
+  EXPECT_EQ(count_blobs(), alone);
+  // Removing the tags of an untagged object writes nothing.
+  ASSERT_OK(service_->SetObjectTags(bucket_, "doc", {}));
+  EXPECT_EQ(count_blobs(), alone);
+
+  ASSERT_OK(service_->SetObjectTags(bucket_, "doc", {{"a", "1"}}));
+  const std::string first = catalog_->GetObject(bucket_.id, "doc")->update_blob_id;
+  ASSERT_FALSE(first.empty());
+  ASSERT_OK(service_->SetObjectTags(bucket_, "doc", {{"b", "2"}}));
+  auto info = service_->HeadObject(bucket_, "doc");
+  ASSERT_OK(info);
+  EXPECT_EQ(info->tags, (catalog::Tags{{"b", "2"}}));
+  ASSERT_OK(service_->CollectGarbage());
+  EXPECT_EQ(count_blobs(), alone + 1);
+  EXPECT_THAT(blobs_->Open(first).status(), StatusIs(StatusCode::kNotFound));
+  // The object reads as before; deleting it takes its update blob too.
+  EXPECT_EQ(Get("doc"), Pattern(100, 1));
+  ASSERT_OK(service_->DeleteObject(bucket_, "doc"));
+  ASSERT_OK(service_->CollectGarbage());
+  EXPECT_EQ(count_blobs(), 0u);
+}
+
 }  // namespace
 }  // namespace coffre::service

@@ -4,10 +4,18 @@
 // the blob format, docs/FORMAT.md), so that the blobs in a store and the keystore are enough to
 // rebuild a lost catalog. The encoding is versioned JSON (docs/FORMAT.md, "Blob descriptions").
 //
-// Four kinds: the only blob of a single-PUT object; one part of a multipart upload; the manifest a
-// Complete writes, which names the parts that make the object, in order; and the key copies a
-// rewrap writes. The key that opens a blob (tenant key id and version, wrapped data key) is in the
-// blob's header, not here.
+// Five kinds: the only blob of a single-PUT object; one part of a multipart upload; the manifest a
+// Complete writes, which names the parts that make the object, in order; the key copies a rewrap
+// writes; and an object's attributes update. The key that opens a blob (tenant key id and version,
+// wrapped data key) is in the blob's header, not here.
+//
+// Attributes updates: what may change on an object after it was written without rewriting its
+// data (today its tags; retention and legal hold are meant to join them) is sealed, whole, in a
+// blob of its own under the object's data key, naming the object's id and a write sequence larger
+// than any before. The catalog names the newest one; the one it replaces goes to garbage. A rebuild
+// applies, per object, the update with the highest sequence over what the object's own description
+// says. Each update carries the complete state of every such attribute, so that the newest alone
+// is enough.
 //
 // Key copies: a blob's header copy of its data key stays under the tenant-key version it was
 // written with, and a rewrap moves only the catalog's copy. So that a blob still opens once that
@@ -34,25 +42,31 @@ struct KeyCopy {
 };
 
 struct BlobDescription {
-  enum class Kind { kObject, kPart, kManifest, kKeyCopies };
+  enum class Kind { kObject, kPart, kManifest, kKeyCopies, kObjectUpdate };
   Kind kind = Kind::kObject;
   std::string tenant_id;
   int64_t bucket_id = 0;
   std::string bucket_name;
   std::string key;
-  std::string object_id;     // objects and manifests: the object's id; parts: ""
+  std::string object_id;     // objects, manifests and updates: the object's id; parts: ""
   std::string upload_id;     // parts and manifests: the multipart upload's id; objects: ""
   uint32_t part_number = 0;  // parts: 1..10000; otherwise 0
   uint64_t size = 0;         // plaintext bytes (a manifest: the whole object's)
   std::string etag;          // unquoted
   UnixMillis last_modified = 0;
   // Objects and manifests: orders writes of one key made within the same millisecond (see
-  // ObjectService::NextWriteSequence); 0 in descriptions written before it existed.
+  // ObjectService::NextWriteSequence); 0 in descriptions written before it existed. Updates: orders
+  // the updates of one object (always set).
   uint64_t sequence = 0;
+  // Objects and manifests: the tags given when the object was written (absent from the encoding
+  // when empty, as in descriptions written before tags existed). Updates: the object's whole tag
+  // set from then on (always encoded, empty or not).
+  Tags tags;
   Attributes attributes;          // content headers, user metadata, checksums
   std::vector<ObjectPart> parts;  // manifests only: the object's parts, in order
   // Key copies only, which carry no bucket, key, size or attributes (left empty) and whose
-  // last_modified is when they were written.
+  // last_modified is when they were written. Updates carry no size, etag, attributes or parts
+  // either; their last_modified is when they were written.
   std::vector<KeyCopy> key_copies;
 };
 

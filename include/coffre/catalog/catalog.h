@@ -36,6 +36,10 @@ namespace coffre::catalog {
 // checksums, ...). The catalog stores and returns them unchanged.
 using Attributes = std::map<std::string, std::string>;
 
+// An object's or a bucket's tag set (S3 object and bucket tagging): key -> value, keys unique. The
+// s3 module checks S3's rules; the catalog stores and returns the set unchanged.
+using Tags = std::map<std::string, std::string>;
+
 struct Bucket {
   int64_t id = 0;
   std::string tenant_id;
@@ -74,6 +78,11 @@ struct ObjectRecord {
   // A completed multipart upload's manifest blob (docs/FORMAT.md), removed with the object; ""
   // for a single-PUT object and for uploads completed before manifests were written.
   std::string manifest_blob_id;
+  Tags tags;  // loaded by GetObject, not by listings
+  // The object's newest attributes-update blob (docs/FORMAT.md, "object_update"): what a rebuild
+  // reads for the tags set after the object was written. "" when they were never changed. A new
+  // object has none; SetObjectTags names one, and a rebuild puts back the one it read.
+  std::string update_blob_id;
 };
 
 // Conditions checked inside the write transaction (conditional writes).
@@ -109,6 +118,7 @@ struct UploadRecord {
   UnixMillis initiated = 0;
   Attributes attributes;
   KeyInfo key_info;
+  Tags tags;  // x-amz-tagging of CreateMultipartUpload: the completed object's tags
 };
 
 struct PartRecord {
@@ -144,9 +154,13 @@ struct WrappedKeyRow {
   std::string upload_id;  // uploads only
   std::string object_id;  // objects: the object id; uploads: the upload id (the data key's aad)
   KeyInfo key_info;
-  // Every blob the row names (an object's parts then its manifest; an upload's parts so far), whose
-  // header copies of the data key a rewrap copies under the new version.
+  // Every blob the row names (an object's parts, its manifest, then its attributes-update blob;
+  // an upload's parts so far), whose header copies of the data key a rewrap copies under the new
+  // version.
   std::vector<std::string> blob_ids;
+  // Objects: the attributes-update blob as read. A rewrap updates the row only if it still names
+  // this one, so that an update blob written meanwhile is never left without its key copy.
+  std::string update_blob_id;
 };
 
 // Where a walk over one key version's rows resumes: after (bucket_id, key) for objects, then
@@ -179,7 +193,7 @@ struct GarbageBlob {
 };
 
 // Which catalog rows name a blob (ListBlobIds).
-enum class BlobRefSource { kObjectParts, kUploadParts, kManifests, kKeyCopies, kGarbage };
+enum class BlobRefSource { kObjectParts, kUploadParts, kManifests, kKeyCopies, kObjectUpdates, kGarbage };
 
 class Catalog {
  public:
@@ -198,6 +212,11 @@ class Catalog {
   // FailedPrecondition if it still holds objects; in-progress uploads are aborted with it
   // (their parts go to garbage). NotFound if no bucket has bucket.id and bucket.tenant_id.
   virtual Status DeleteBucket(const Bucket& bucket) = 0;
+  // The bucket's tag set; empty when it has none. NotFound if no bucket has bucket.id and
+  // bucket.tenant_id.
+  virtual Result<Tags> GetBucketTags(const Bucket& bucket) = 0;
+  // Replaces the bucket's tag set (empty: removes it). NotFound as GetBucketTags.
+  virtual Status SetBucketTags(const Bucket& bucket, const Tags& tags) = 0;
 
   // --- objects ---------------------------------------------------------------------------
   // Inserts or atomically replaces the object (rec.bucket_id, rec.key). Aborted if the bucket
@@ -210,6 +229,14 @@ class Catalog {
   // NotFound if absent; Aborted if the bucket (bucket.id, bucket.tenant_id) no longer exists.
   // The object's blobs go to garbage.
   virtual Status DeleteObject(const Bucket& bucket, const std::string& key) = 0;
+  // Replaces the tags of the object (bucket, key) if it is still `object_id` with its data key
+  // under `key_version`, and names `update_blob_id` (which holds the new set, sealed under the
+  // object's data key) as its attributes-update blob; the update blob it named before goes to
+  // garbage. NotFound if the key holds no object; FailedPrecondition if it holds another object
+  // or a rewrap moved its key meanwhile (the caller writes a new update blob and tries again);
+  // Aborted if the bucket no longer exists. The caller removes update_blob_id on any error.
+  virtual Status SetObjectTags(const Bucket& bucket, const std::string& key, const std::string& object_id,
+                               uint32_t key_version, const Tags& tags, const std::string& update_blob_id) = 0;
   virtual Result<ListPage> ListObjects(int64_t bucket_id, const ListQuery& query) = 0;
   // Number of objects in the bucket (for tests/metrics; may be slow on huge buckets).
   virtual Result<uint64_t> CountObjects(int64_t bucket_id) = 0;

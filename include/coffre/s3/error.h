@@ -57,6 +57,8 @@ enum class ErrorCode {
   kNoSuchVersion,
   kInvalidLocationConstraint,
   kBadRequest,
+  kInvalidTag,
+  kNoSuchTagSet,
 };
 
 struct ErrorInfo {

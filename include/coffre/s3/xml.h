@@ -76,6 +76,12 @@ Expected<DeleteRequest, Error> ParseDeleteObjects(std::string_view xml);
 // (S3 allows it); here it is kMalformedXML.
 Expected<std::string, Error> ParseCreateBucketConfiguration(std::string_view xml);
 
+// <Tagging><TagSet><Tag><Key/><Value/></Tag>...</TagSet></Tagging> (PutObjectTagging,
+// PutBucketTagging): the tags as (key, value) in document order, exactly as sent; their rules
+// (count, lengths, duplicates) are the caller's. Errors: kMalformedXML (not XML, wrong root, not
+// exactly one TagSet, a Tag without exactly one Key and one Value, a Key or Value holding elements).
+Expected<std::vector<std::pair<std::string, std::string>>, Error> ParseTagging(std::string_view xml);
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------

@@ -19,7 +19,9 @@
 // What cannot come back, and is reported: version 1 blobs (written before descriptions existed),
 // blobs whose data key does not open (damaged), blobs whose key version is gone and that no copy
 // names (see without_key), multipart objects missing a part, and uploads that were never completed
-// (their parts stay for fsck). Empty buckets leave no blob and do not come back; an
+// (their parts stay for fsck). An object's tags come back: those given at write time from its own
+// description, those changed later from its newest attributes-update blob. Bucket tags live in
+// the catalog alone and do not come back. Empty buckets leave no blob and do not come back; an
 // object deleted less than the garbage grace before the loss may. Versions of a key are ordered
 // by their Last-Modified, then by the write sequence sealed with them (two writes within one
 // millisecond); blobs written before the sequence existed fall back on the object id.
@@ -41,7 +43,9 @@ struct RebuildReport {
   uint64_t buckets = 0;                 // created in the new catalog
   uint64_t objects = 0;                 // rows written, multipart ones included
   uint64_t multipart_objects = 0;       // of which from a manifest
-  uint64_t superseded = 0;              // objects older than the one kept for their key (garbage for fsck)
+  uint64_t superseded = 0;              // objects older than the one kept for their key, and attributes
+                                        // updates not applied (garbage for fsck)
+  uint64_t object_updates = 0;          // attributes-update blobs applied (tags changed after the write)
   uint64_t unfinished_parts = 0;        // parts of uploads never completed (not rebuilt; fsck removes them)
   uint64_t key_copy_blobs = 0;          // blobs of key copies read (listed again in the new catalog)
   uint64_t opened_by_key_copy = 0;      // blobs whose header's key version is destroyed, opened by a copy

@@ -73,6 +73,7 @@ struct ObjectInfo {
   catalog::Attributes attributes;
   std::vector<uint64_t> part_sizes;  // multipart objects: plaintext size of each part, in order
   bool multipart = false;
+  catalog::Tags tags;
 };
 
 struct PutResult {
@@ -204,16 +205,28 @@ class ObjectService {
                                                   catalog::Attributes attributes,
                                                   std::set<crypto::ChecksumAlgorithm> checksums,
                                                   const RequestInfo* request = nullptr,
-                                                  std::optional<uint64_t> size = std::nullopt);
+                                                  std::optional<uint64_t> size = std::nullopt, catalog::Tags tags = {});
   SResult<ObjectInfo> HeadObject(const catalog::Bucket& bucket, const std::string& key);
   SResult<std::unique_ptr<ObjectReader>> OpenObject(const catalog::Bucket& bucket, const std::string& key,
                                                     const RequestInfo* request = nullptr);
   // Idempotent: deleting a missing key succeeds.
   SResult<Done> DeleteObject(const catalog::Bucket& bucket, const std::string& key);
+  // Replaces the object's tag set (empty: removes its tags). The new set is first sealed in an
+  // attributes-update blob under the object's data key (its use recorded as an unwrap), which the
+  // catalog then names, so that a catalog rebuild finds it (blob_description.h); nothing changes
+  // on an error. NoSuchKey when the key holds no object.
+  SResult<Done> SetObjectTags(const catalog::Bucket& bucket, const std::string& key, const catalog::Tags& tags,
+                              const RequestInfo* request = nullptr);
+  // A bucket's tag set, kept in the catalog alone (a rebuild does not bring it back); empty when
+  // it has none.
+  SResult<catalog::Tags> GetBucketTags(const catalog::Bucket& bucket);
+  SResult<Done> SetBucketTags(const catalog::Bucket& bucket, const catalog::Tags& tags);
 
   // --- multipart ---
+  // `tags` become the completed object's.
   SResult<std::string> CreateUpload(const catalog::Bucket& bucket, const std::string& key,
-                                    catalog::Attributes attributes, const RequestInfo* request = nullptr);
+                                    catalog::Attributes attributes, const RequestInfo* request = nullptr,
+                                    catalog::Tags tags = {});
   SResult<catalog::UploadRecord> GetUpload(const catalog::Bucket& bucket, const std::string& key,
                                            const std::string& upload_id);
   // `size` as for BeginPut.
@@ -302,6 +315,10 @@ class ObjectService {
   // version 2 blob sealed under the object's data key) and returns its id.
   SResult<std::string> WriteManifest(const catalog::Bucket& bucket, const catalog::ObjectRecord& rec,
                                      const RequestInfo* request);
+  // Writes the attributes-update blob that gives the object `rec` the tag set `tags` (an empty
+  // version 2 blob sealed under the object's data key) and returns its id.
+  SResult<std::string> WriteObjectUpdate(const catalog::Bucket& bucket, const catalog::ObjectRecord& rec,
+                                         const catalog::Tags& tags, const RequestInfo* request);
   // The size of a blob with no body and a description of `description_size` bytes.
   uint64_t DescribedBlobSize(size_t description_size) const;
   // Writes such a blob into `blob` (created with DescribedBlobSize), sealed under `data_key`, its
