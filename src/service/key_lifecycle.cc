@@ -91,14 +91,12 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
     auto r = internal::RewrapRowDataKey(keys_, tenant_id, row.key_info, bucket_name, row.key, row.object_id);
     std::vector<catalog::KeyCopy> row_copies;
     Status copied = StatusOf(r);
-    if (copied.ok() && !row.blob_ids.empty()) {
+    if (copied.ok()) {
       // The blobs' header copies stay under the old version; copies under the new one keep them
       // open to a rebuild once the old version is destroyed.
-      auto data_key = internal::UnwrapRowDataKey(keys_, tenant_id, row.key_info, bucket_name, row.key, row.object_id);
-      copied = StatusOf(data_key);
       for (size_t i = 0; copied.ok() && i < row.blob_ids.size(); ++i) {
-        auto wrapped =
-            keys_.WrapDataKey(tenant_id, r->tenant_key_version, *data_key, internal::BlobHeaderKeyAad(row.blob_ids[i]));
+        auto wrapped = keys_.WrapDataKey(tenant_id, r->tenant_key_version, r->data_key,
+                                         internal::BlobHeaderKeyAad(row.blob_ids[i]));
         copied = StatusOf(wrapped);
         if (wrapped.ok()) row_copies.push_back({row.blob_ids[i], r->tenant_key_version, std::move(wrapped).value()});
       }
@@ -298,9 +296,7 @@ SResult<Done> ObjectService::KeepClearOfDestruction(const catalog::Bucket& bucke
   }
   if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
   if (!blob_ids.empty()) {
-    auto data_key = internal::UnwrapRowDataKey(keys_, bucket.tenant_id, key_info, bucket.name, key, object_id);
-    if (!data_key.ok()) return internal::FromKeyStatus(data_key.status());
-    auto copied = AddKeyCopies(bucket.tenant_id, *data_key, rewrapped->tenant_key_version, blob_ids, request);
+    auto copied = AddKeyCopies(bucket.tenant_id, rewrapped->data_key, rewrapped->tenant_key_version, blob_ids, request);
     if (!copied.ok()) return copied.error();
   }
   key_info.tenant_key_version = rewrapped->tenant_key_version;
