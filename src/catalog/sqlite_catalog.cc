@@ -690,13 +690,7 @@ Status SqliteCatalog::DeleteBucket(const Bucket& bucket) {
   {
     COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT upload_id FROM uploads WHERE bucket_id = ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id));
-    while (true) {
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) {
-        break;
-      }
-      upload_ids.push_back(st.ColumnText(0));
-    }
+    COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, upload_ids));
   }
   std::vector<std::string> unlinked;
   for (const auto& id : upload_ids) {
@@ -738,13 +732,7 @@ Status SqliteCatalog::RemoveObjectLocked(int64_t bucket_id, std::string_view key
     COFFRE_ASSIGN_OR_RETURN(Statement st,
                             writer_->PrepareCached("SELECT blob_id FROM object_parts WHERE bucket_id = ? AND key = ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
-    while (true) {
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) {
-        break;
-      }
-      unlinked->push_back(st.ColumnText(0));
-    }
+    COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, *unlinked));
   }
   {
     COFFRE_ASSIGN_OR_RETURN(Statement st,
@@ -1111,13 +1099,7 @@ Status SqliteCatalog::RemoveUploadLocked(std::string_view upload_id, std::vector
     COFFRE_ASSIGN_OR_RETURN(Statement st,
                             writer_->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
-    while (true) {
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) {
-        break;
-      }
-      unlinked->push_back(st.ColumnText(0));
-    }
+    COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, *unlinked));
   }
   {
     COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("DELETE FROM upload_parts WHERE upload_id = ?"));
@@ -1166,13 +1148,9 @@ Status SqliteCatalog::CompleteUpload(const std::string& upload_id, const ObjectR
       COFFRE_ASSIGN_OR_RETURN(Statement st,
                               writer_->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ?"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
-      while (true) {
-        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-        if (!row) {
-          break;
-        }
-        upload_blobs.insert(st.ColumnText(0));
-      }
+      std::vector<std::string> ids;
+      COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, ids));
+      upload_blobs.insert(ids.begin(), ids.end());
     }
     for (const auto& p : object.parts) {
       if (!upload_blobs.contains(p.blob_id)) {
@@ -1290,13 +1268,7 @@ Result<std::vector<std::string>> SqliteCatalog::ListBlobIds(BlobRefSource source
   COFFRE_ASSIGN_OR_RETURN(Statement st, conn->PrepareCached(sql));
   COFFRE_RETURN_IF_ERROR(st.BindAll(after, limit));
   std::vector<std::string> out;
-  while (true) {
-    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) {
-      break;
-    }
-    out.push_back(st.ColumnText(0));
-  }
+  COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, out));
   return out;
 }
 
@@ -1521,13 +1493,7 @@ Result<uint64_t> SqliteCatalog::DeleteTenantData(const std::string& tenant_id, u
       COFFRE_ASSIGN_OR_RETURN(Statement st,
                               writer_->PrepareCached("SELECT upload_id FROM uploads WHERE bucket_id = ? LIMIT ?"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, static_cast<int64_t>(max_rows - removed)));
-      while (true) {
-        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-        if (!row) {
-          break;
-        }
-        upload_ids.push_back(st.ColumnText(0));
-      }
+      COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, upload_ids));
     }
     for (const auto& id : upload_ids) {
       COFFRE_RETURN_IF_ERROR(RemoveUploadLocked(id, &unlinked));
@@ -1539,13 +1505,7 @@ Result<uint64_t> SqliteCatalog::DeleteTenantData(const std::string& tenant_id, u
           Statement st, writer_->PrepareCached("SELECT key FROM objects WHERE bucket_id = ? ORDER BY key LIMIT ?"));
       COFFRE_RETURN_IF_ERROR(
           st.BindAll(bucket_id, static_cast<int64_t>(max_rows - std::min<uint64_t>(removed, max_rows))));
-      while (true) {
-        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-        if (!row) {
-          break;
-        }
-        keys.push_back(st.ColumnText(0));
-      }
+      COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, keys));
     }
     for (const auto& key : keys) {
       COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(bucket_id, key, &unlinked));
