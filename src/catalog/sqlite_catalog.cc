@@ -470,11 +470,12 @@ class SqliteCatalog final : public Catalog {
 
   Status CreateUpload(const UploadRecord& upload) override;
   Result<UploadRecord> GetUpload(const std::string& upload_id) override;
-  Status PutPart(const std::string& upload_id, const PartRecord& part) override;
+  Status PutPart(const std::string& upload_id, const PartRecord& part, uint32_t* key_version) override;
   Result<std::vector<PartRecord>> ListParts(const std::string& upload_id, uint32_t part_number_marker,
                                             uint32_t max_parts) override;
   Result<UploadListPage> ListUploads(int64_t bucket_id, const UploadListQuery& query) override;
-  Status CompleteUpload(const std::string& upload_id, const ObjectRecord& object, const WriteCondition& cond) override;
+  Status CompleteUpload(const std::string& upload_id, const ObjectRecord& object, const WriteCondition& cond,
+                        uint32_t* key_version) override;
   Status AbortUpload(const std::string& upload_id) override;
 
   Result<std::vector<GarbageBlob>> ListGarbage(uint32_t limit) override;
@@ -716,13 +717,7 @@ Status SqliteCatalog::DeleteBucket(const Bucket& bucket) {
   {
     COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT upload_id FROM uploads WHERE bucket_id = ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id));
-    while (true) {
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) {
-        break;
-      }
-      upload_ids.push_back(st.ColumnText(0));
-    }
+    COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, upload_ids));
   }
   std::vector<std::string> unlinked;
   for (const auto& id : upload_ids) {
@@ -785,13 +780,7 @@ Status SqliteCatalog::RemoveObjectLocked(int64_t bucket_id, std::string_view key
     COFFRE_ASSIGN_OR_RETURN(Statement st,
                             writer_->PrepareCached("SELECT blob_id FROM object_parts WHERE bucket_id = ? AND key = ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
-    while (true) {
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) {
-        break;
-      }
-      unlinked->push_back(st.ColumnText(0));
-    }
+    COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, *unlinked));
   }
   {
     COFFRE_ASSIGN_OR_RETURN(Statement st,
@@ -1020,17 +1009,23 @@ Result<UploadRecord> SqliteCatalog::GetUpload(const std::string& upload_id) {
   return ReadUpload(st);
 }
 
-Status SqliteCatalog::PutPart(const std::string& upload_id, const PartRecord& part) {
+Status SqliteCatalog::PutPart(const std::string& upload_id, const PartRecord& part, uint32_t* key_version) {
   if (part.part_number < 1 || part.part_number > kMaxPartNumber) {
     return Status::InvalidArgument("catalog: part number out of range: " + std::to_string(part.part_number));
   }
   return WriteGrouped([&]() -> Status {
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT 1 FROM uploads WHERE upload_id = ?"));
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              writer_->PrepareCached("SELECT key_version FROM uploads WHERE upload_id = ?"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) {
         return Status::NotFound("catalog: no such upload");
+      }
+      if (const auto version = static_cast<uint32_t>(st.ColumnInt64(0));
+          key_version != nullptr && version != *key_version) {
+        *key_version = version;
+        return Status::Aborted("catalog: the upload's data key moved to key version " + std::to_string(version));
       }
     }
     std::vector<std::string> unlinked;
@@ -1179,13 +1174,7 @@ Status SqliteCatalog::RemoveUploadLocked(std::string_view upload_id, std::vector
     COFFRE_ASSIGN_OR_RETURN(Statement st,
                             writer_->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
-    while (true) {
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) {
-        break;
-      }
-      unlinked->push_back(st.ColumnText(0));
-    }
+    COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, *unlinked));
   }
   {
     COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("DELETE FROM upload_parts WHERE upload_id = ?"));
@@ -1202,7 +1191,7 @@ Status SqliteCatalog::RemoveUploadLocked(std::string_view upload_id, std::vector
 }
 
 Status SqliteCatalog::CompleteUpload(const std::string& upload_id, const ObjectRecord& object,
-                                     const WriteCondition& cond) {
+                                     const WriteCondition& cond, uint32_t* key_version) {
   return WriteGrouped([&]() -> Status {
     ObjectRecord completed = object;
     {
@@ -1219,27 +1208,24 @@ Status SqliteCatalog::CompleteUpload(const std::string& upload_id, const ObjectR
         return Status::InvalidArgument("catalog: completed object does not match the upload's bucket and key");
       }
       // The object's data key is the upload's. If a rewrap re-wrapped the upload after the caller
-      // read it, the row's newer wrapping is the one kept, so the object never lands on a key
-      // version that rewrap already emptied (and that may be destroyed next).
-      if (st.ColumnBlobView(2).size() == object.key_info.tenant_key_id.size() &&
-          std::equal(object.key_info.tenant_key_id.begin(), object.key_info.tenant_key_id.end(),
-                     st.ColumnBlobView(2).begin())) {
-        completed.key_info.tenant_key_version = static_cast<uint32_t>(st.ColumnInt64(3));
-        completed.key_info.wrapped_data_key = st.ColumnBlob(4);
+      // read it, the object must not land on a key version that rewrap already emptied (and that
+      // may be destroyed next), and its manifest, sealed meanwhile, has its key's header copy
+      // under the old version only: the caller covers it under the new one and tries again.
+      if (const auto version = static_cast<uint32_t>(st.ColumnInt64(3));
+          version != object.key_info.tenant_key_version) {
+        if (key_version != nullptr) *key_version = version;
+        return Status::Aborted("catalog: the upload's data key moved to key version " + std::to_string(version));
       }
+      completed.key_info.wrapped_data_key = st.ColumnBlob(4);
     }
     std::set<std::string> upload_blobs;
     {
       COFFRE_ASSIGN_OR_RETURN(Statement st,
                               writer_->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ?"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(upload_id));
-      while (true) {
-        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-        if (!row) {
-          break;
-        }
-        upload_blobs.insert(st.ColumnText(0));
-      }
+      std::vector<std::string> ids;
+      COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, ids));
+      upload_blobs.insert(ids.begin(), ids.end());
     }
     for (const auto& p : object.parts) {
       if (!upload_blobs.contains(p.blob_id)) {
@@ -1364,13 +1350,7 @@ Result<std::vector<std::string>> SqliteCatalog::ListBlobIds(BlobRefSource source
   COFFRE_ASSIGN_OR_RETURN(Statement st, conn->PrepareCached(sql));
   COFFRE_RETURN_IF_ERROR(st.BindAll(after, limit));
   std::vector<std::string> out;
-  while (true) {
-    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) {
-      break;
-    }
-    out.push_back(st.ColumnText(0));
-  }
+  COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, out));
   return out;
 }
 
@@ -1488,6 +1468,18 @@ Result<uint64_t> SqliteCatalog::RewrapKeys(const std::vector<KeyRewrap>& rewraps
   for (const KeyRewrap& k : rewraps) {
     const WrappedKeyRow& old = k.old_row;
     if (old.is_upload) {
+      // A part committed since the row was read has no copy of its key under the new version
+      // (none was written for it): the upload stays as it is, for the next pass.
+      COFFRE_ASSIGN_OR_RETURN(Statement parts,
+                              writer_->PrepareCached("SELECT blob_id FROM upload_parts WHERE upload_id = ?"));
+      COFFRE_RETURN_IF_ERROR(parts.BindAll(old.upload_id));
+      std::vector<std::string> blob_ids;
+      COFFRE_RETURN_IF_ERROR(AppendFirstColumn(parts, blob_ids));
+      if (std::any_of(blob_ids.begin(), blob_ids.end(), [&](const std::string& id) {
+            return std::find(old.blob_ids.begin(), old.blob_ids.end(), id) == old.blob_ids.end();
+          })) {
+        continue;
+      }
       COFFRE_ASSIGN_OR_RETURN(Statement st,
                               writer_->PrepareCached("UPDATE uploads SET key_version = ?, wrapped_key = ? "
                                                      "WHERE upload_id = ? AND tenant_key_id = ? AND "
@@ -1587,13 +1579,7 @@ Result<uint64_t> SqliteCatalog::DeleteTenantData(const std::string& tenant_id, u
       COFFRE_ASSIGN_OR_RETURN(Statement st,
                               writer_->PrepareCached("SELECT upload_id FROM uploads WHERE bucket_id = ? LIMIT ?"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, static_cast<int64_t>(max_rows - removed)));
-      while (true) {
-        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-        if (!row) {
-          break;
-        }
-        upload_ids.push_back(st.ColumnText(0));
-      }
+      COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, upload_ids));
     }
     for (const auto& id : upload_ids) {
       COFFRE_RETURN_IF_ERROR(RemoveUploadLocked(id, &unlinked));
@@ -1605,13 +1591,7 @@ Result<uint64_t> SqliteCatalog::DeleteTenantData(const std::string& tenant_id, u
           Statement st, writer_->PrepareCached("SELECT key FROM objects WHERE bucket_id = ? ORDER BY key LIMIT ?"));
       COFFRE_RETURN_IF_ERROR(
           st.BindAll(bucket_id, static_cast<int64_t>(max_rows - std::min<uint64_t>(removed, max_rows))));
-      while (true) {
-        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-        if (!row) {
-          break;
-        }
-        keys.push_back(st.ColumnText(0));
-      }
+      COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, keys));
     }
     for (const auto& key : keys) {
       COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(bucket_id, key, &unlinked));

@@ -100,6 +100,7 @@ class SqliteKeystore final : public Keystore {
   Result<DataKey> NewDataKey(const std::string& tenant_id, ByteView aad) override;
   Result<Bytes> WrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, const SecretBytes& data_key,
                             ByteView aad) override;
+  Result<uint32_t> ActiveKeyVersion(const std::string& tenant_id) override;
   Result<SecretBytes> UnwrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, ByteView wrapped,
                                     ByteView aad) override;
 

@@ -143,6 +143,13 @@ Result<Bytes> SqliteKeystore::WrapDataKey(const std::string& tenant_id, uint32_t
   return crypto::Seal(*tenant_key, data_key.Reveal(), DataKeyAad(tenant_id, tenant_key_version, aad));
 }
 
+Result<uint32_t> SqliteKeystore::ActiveKeyVersion(const std::string& tenant_id) {
+  if (!IsValidTenantId(tenant_id)) {
+    return Status::InvalidArgument("malformed tenant id");
+  }
+  return ActiveVersion(tenant_id);
+}
+
 Result<SecretBytes> SqliteKeystore::UnwrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version,
                                                   ByteView wrapped, ByteView aad) {
   if (!IsValidTenantId(tenant_id)) {

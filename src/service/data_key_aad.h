@@ -49,29 +49,51 @@ inline Bytes LegacyDataKeyAad(std::string_view object_id) {
   return Bytes(s.begin(), s.end());
 }
 
+// A catalog row's data key, opened, and the binding it opened under: wrapped again with that same
+// binding (under another version), it stays the row's.
+struct OpenedRowKey {
+  SecretBytes key;
+  Bytes aad;
+};
+
 // A catalog row's data key under the binding it was wrapped with: the current one, else the
 // legacy one. A key that opens under neither reports the current binding's error.
+inline Result<OpenedRowKey> OpenRowDataKey(keystore::TenantKeyStore& keys, const std::string& tenant_id,
+                                           const catalog::KeyInfo& key_info, std::string_view bucket,
+                                           std::string_view key, std::string_view object_id) {
+  Bytes aad = DataKeyAad(bucket, key, object_id);
+  auto current = keys.UnwrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key, aad);
+  if (current.ok()) return OpenedRowKey{std::move(current).value(), std::move(aad)};
+  if (current.status().code() != StatusCode::kCorruption) return current.status();
+  Bytes legacy_aad = LegacyDataKeyAad(object_id);
+  auto legacy = keys.UnwrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key, legacy_aad);
+  if (legacy.ok()) return OpenedRowKey{std::move(legacy).value(), std::move(legacy_aad)};
+  return current.status();
+}
+
 inline Result<SecretBytes> UnwrapRowDataKey(keystore::TenantKeyStore& keys, const std::string& tenant_id,
                                             const catalog::KeyInfo& key_info, std::string_view bucket,
                                             std::string_view key, std::string_view object_id) {
-  auto current = keys.UnwrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key,
-                                    DataKeyAad(bucket, key, object_id));
-  if (current.ok() || current.status().code() != StatusCode::kCorruption) return current;
-  auto legacy = keys.UnwrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key,
-                                   LegacyDataKeyAad(object_id));
-  return legacy.ok() ? std::move(legacy) : std::move(current);
+  COFFRE_ASSIGN_OR_RETURN(OpenedRowKey opened, OpenRowDataKey(keys, tenant_id, key_info, bucket, key, object_id));
+  return std::move(opened.key);
 }
 
+// A row's data key re-wrapped under the tenant's active version, and the key itself, for the
+// copies bound to the row's blobs: one unwrap serves both.
+struct RewrappedRowKey : keystore::RewrappedKey {
+  SecretBytes data_key;
+};
+
 // Re-wraps a row's data key under the tenant's active version, keeping the binding it had.
-inline Result<keystore::RewrappedKey> RewrapRowDataKey(keystore::TenantKeyStore& keys, const std::string& tenant_id,
-                                                       const catalog::KeyInfo& key_info, std::string_view bucket,
-                                                       std::string_view key, std::string_view object_id) {
-  auto current = keys.RewrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key,
-                                    DataKeyAad(bucket, key, object_id));
-  if (current.ok() || current.status().code() != StatusCode::kCorruption) return current;
-  auto legacy = keys.RewrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key,
-                                   LegacyDataKeyAad(object_id));
-  return legacy.ok() ? std::move(legacy) : std::move(current);
+inline Result<RewrappedRowKey> RewrapRowDataKey(keystore::TenantKeyStore& keys, const std::string& tenant_id,
+                                                const catalog::KeyInfo& key_info, std::string_view bucket,
+                                                std::string_view key, std::string_view object_id) {
+  COFFRE_ASSIGN_OR_RETURN(OpenedRowKey opened, OpenRowDataKey(keys, tenant_id, key_info, bucket, key, object_id));
+  RewrappedRowKey out;
+  COFFRE_ASSIGN_OR_RETURN(out.tenant_key_version, keys.ActiveKeyVersion(tenant_id));
+  COFFRE_ASSIGN_OR_RETURN(out.wrapped, keys.WrapDataKey(tenant_id, out.tenant_key_version, opened.key, opened.aad));
+  out.data_key = std::move(opened.key);
+  return out;
 }
 
 // Maps a keystore error met while wrapping or unwrapping a data key. A crypto-shredded tenant

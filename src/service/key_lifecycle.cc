@@ -91,14 +91,12 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
     auto r = internal::RewrapRowDataKey(keys_, tenant_id, row.key_info, bucket_name, row.key, row.object_id);
     std::vector<catalog::KeyCopy> row_copies;
     Status copied = StatusOf(r);
-    if (copied.ok() && !row.blob_ids.empty()) {
+    if (copied.ok()) {
       // The blobs' header copies stay under the old version; copies under the new one keep them
       // open to a rebuild once the old version is destroyed.
-      auto data_key = internal::UnwrapRowDataKey(keys_, tenant_id, row.key_info, bucket_name, row.key, row.object_id);
-      copied = StatusOf(data_key);
       for (size_t i = 0; copied.ok() && i < row.blob_ids.size(); ++i) {
-        auto wrapped =
-            keys_.WrapDataKey(tenant_id, r->tenant_key_version, *data_key, internal::BlobHeaderKeyAad(row.blob_ids[i]));
+        auto wrapped = keys_.WrapDataKey(tenant_id, r->tenant_key_version, r->data_key,
+                                         internal::BlobHeaderKeyAad(row.blob_ids[i]));
         copied = StatusOf(wrapped);
         if (wrapped.ok()) row_copies.push_back({row.blob_ids[i], r->tenant_key_version, std::move(wrapped).value()});
       }
@@ -298,25 +296,49 @@ SResult<Done> ObjectService::KeepClearOfDestruction(const catalog::Bucket& bucke
   }
   if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
   if (!blob_ids.empty()) {
-    auto data_key = internal::UnwrapRowDataKey(keys_, bucket.tenant_id, key_info, bucket.name, key, object_id);
-    if (!data_key.ok()) return internal::FromKeyStatus(data_key.status());
-    std::vector<catalog::KeyCopy> copies;
-    for (const std::string& blob_id : blob_ids) {
-      auto wrapped = keys_.WrapDataKey(bucket.tenant_id, rewrapped->tenant_key_version, *data_key,
-                                       internal::BlobHeaderKeyAad(blob_id));
-      if (!wrapped.ok()) return internal::FromKeyStatus(wrapped.status());
-      copies.push_back({blob_id, rewrapped->tenant_key_version, std::move(wrapped).value()});
-    }
-    auto key_copies = WriteKeyCopies(bucket.tenant_id, copies, request);
-    if (!key_copies.ok()) return key_copies.error();
-    if (Status st = catalog_.AddKeyCopyBlobs(*key_copies); !st.ok()) {
-      for (const catalog::KeyCopyBlob& k : *key_copies) (void)blobs_.Remove(k.blob_id);
-      return FromStatus(st);
-    }
+    auto copied = AddKeyCopies(bucket.tenant_id, rewrapped->data_key, rewrapped->tenant_key_version, blob_ids, request);
+    if (!copied.ok()) return copied.error();
   }
   key_info.tenant_key_version = rewrapped->tenant_key_version;
   key_info.wrapped_data_key = std::move(rewrapped->wrapped);
   return Done{};
+}
+
+SResult<Done> ObjectService::AddKeyCopies(const std::string& tenant_id, const SecretBytes& data_key, uint32_t version,
+                                          const std::vector<std::string>& blob_ids, const RequestInfo* request) {
+  std::vector<catalog::KeyCopy> copies;
+  for (const std::string& blob_id : blob_ids) {
+    auto wrapped = keys_.WrapDataKey(tenant_id, version, data_key, internal::BlobHeaderKeyAad(blob_id));
+    if (!wrapped.ok()) return internal::FromKeyStatus(wrapped.status());
+    copies.push_back({blob_id, version, std::move(wrapped).value()});
+  }
+  auto key_copies = WriteKeyCopies(tenant_id, copies, request);
+  if (!key_copies.ok()) return key_copies.error();
+  if (Status st = catalog_.AddKeyCopyBlobs(*key_copies); !st.ok()) {
+    for (const catalog::KeyCopyBlob& k : *key_copies) (void)blobs_.Remove(k.blob_id);
+    return FromStatus(st);
+  }
+  return Done{};
+}
+
+SResult<catalog::KeyInfo> ObjectService::CoverUploadBlobs(const catalog::Bucket& bucket, const std::string& key,
+                                                          const std::string& upload_id,
+                                                          const std::vector<std::string>& blob_ids,
+                                                          const RequestInfo* request) {
+  auto up = GetUpload(bucket, key, upload_id);
+  if (!up.ok()) return up.error();
+  const catalog::KeyInfo& now = up->key_info;
+  audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyRewrap, bucket, key, upload_id, now.tenant_key_id,
+                                          now.tenant_key_version, request);
+  auto data_key = internal::UnwrapRowDataKey(keys_, bucket.tenant_id, now, bucket.name, key, upload_id);
+  if (!data_key.ok()) {
+    internal::RecordKeyFailure(audit_, event, data_key.status());
+    return internal::FromKeyStatus(data_key.status());
+  }
+  if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
+  auto copied = AddKeyCopies(bucket.tenant_id, *data_key, now.tenant_key_version, blob_ids, request);
+  if (!copied.ok()) return copied.error();
+  return std::move(up->key_info);
 }
 
 SResult<uint64_t> ObjectService::RemoveTenantData(const std::string& tenant_id, uint32_t max_rows) {

@@ -58,6 +58,10 @@ std::string TenantIdOf(const catalog::KeyInfo& k) { return HexEncode(k.tenant_ke
 // resolved it: to the client, the bucket does not exist.
 bool BucketGone(const Status& st) { return st.code() == StatusCode::kAborted; }
 
+// How many times a part or a completion is stored again after a rewrap moved its upload's data
+// key meanwhile; each needs a rotation and a rewrap between two tries, so a few suffice.
+constexpr int kCoverAttempts = 4;
+
 }  // namespace
 
 Error FromStatus(const Status& status) {
@@ -251,16 +255,14 @@ class BlobObjectWriter final : public ObjectWriter {
       part.etag = result.etag;
       part.last_modified = result.last_modified;
       part.attributes = std::move(attrs);
-      st = catalog_.PutPart(upload_id_, part);
+      if (auto stored = PutPartCovered(part); !stored.ok()) {
+        (void)blobs_.Remove(blob_id_);  // never published: nothing references it
+        return stored.error();
+      }
     }
     if (!st.ok()) {
       (void)blobs_.Remove(blob_id_);  // never published: nothing references it
-      if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kPreconditionFailed, st.message());
-      if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());
-      if (st.code() == StatusCode::kNotFound) {
-        return kind_ == Kind::kObject ? Err(Errc::kNoSuchKey, st.message()) : Err(Errc::kNoSuchUpload, st.message());
-      }
-      return FromStatus(st);
+      return Refused(st);
     }
     committed_ = true;
     failed_ = false;
@@ -315,6 +317,34 @@ class BlobObjectWriter final : public ObjectWriter {
     std::swap(pending_, spare_);
     pending_.clear();
     return r;
+  }
+
+  // Stores the part row while its blob's key opens under the upload's current version. The blob's
+  // header copy is under the version the upload had when the part began; a rewrap that moved the
+  // upload since did not list this part, so the part gets a key copy under the new version first
+  // (else destroying the old version would leave a rebuild unable to open it).
+  SResult<Done> PutPartCovered(const catalog::PartRecord& part) {
+    uint32_t covered = key_info_.tenant_key_version;
+    for (int attempt = 0; attempt < kCoverAttempts; ++attempt) {
+      uint32_t found = covered;
+      Status st = catalog_.PutPart(upload_id_, part, &found);
+      if (st.ok()) return Done{};
+      if (st.code() != StatusCode::kAborted || found == covered) return Refused(st);
+      auto moved = service_.CoverUploadBlobs(bucket_, key_, upload_id_, {blob_id_}, &key_use_event_.request);
+      if (!moved.ok()) return moved.error();
+      covered = moved->tenant_key_version;
+    }
+    return Err(Errc::kUnavailable, "the upload's data key kept moving to newer key versions; retry the part");
+  }
+
+  // The error of a refused catalog write.
+  Error Refused(const Status& st) const {
+    if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kPreconditionFailed, st.message());
+    if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());
+    if (st.code() == StatusCode::kNotFound) {
+      return kind_ == Kind::kObject ? Err(Errc::kNoSuchKey, st.message()) : Err(Errc::kNoSuchUpload, st.message());
+    }
+    return FromStatus(st);
   }
 
   // What this blob says of itself: the catalog row (or part row) Commit is about to write.
@@ -884,6 +914,7 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPart(const Bucket& bu
   auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, keys_, blobs_, BlobObjectWriter::Kind::kPart);
   auto r = w->Init(bucket, key, {}, std::move(checksums), *dk, up->key_info, upload_id, upload_id, part_number, size);
   if (!r.ok()) return r.error();
+  w->PublishAfter(nullptr, event);  // recorded already; the event names the request
   return std::unique_ptr<ObjectWriter>(std::move(w));
 }
 
@@ -979,13 +1010,26 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
       if (!kept) (void)blobs.Remove(id);
     }
   } manifest_guard{blobs_, rec.manifest_blob_id};
-  // The upload's wrapped data key becomes the object's: recorded before the catalog change.
-  if (auto e = internal::RecordKeyUse(
-          audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, upload_id, rec.key_info.tenant_key_id,
-                                     rec.key_info.tenant_key_version, request))) {
-    return *e;
+  Status st;
+  for (int attempt = 0;; ++attempt) {
+    // The upload's wrapped data key becomes the object's: recorded before the catalog change.
+    if (auto e = internal::RecordKeyUse(
+            audit_, internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, key, upload_id,
+                                       rec.key_info.tenant_key_id, rec.key_info.tenant_key_version, request))) {
+      return *e;
+    }
+    uint32_t moved_to = rec.key_info.tenant_key_version;
+    st = catalog_.CompleteUpload(upload_id, rec, condition, &moved_to);
+    if (st.ok() || moved_to == rec.key_info.tenant_key_version) break;
+    // A rewrap moved the upload to another version after it was read here: the manifest's header
+    // copy is under the old one, which may be destroyed next. It gets a copy under the new one.
+    if (attempt + 1 == kCoverAttempts) {
+      return Err(Errc::kUnavailable, "the upload's data key kept moving to newer key versions; retry");
+    }
+    auto moved = CoverUploadBlobs(bucket, key, upload_id, {rec.manifest_blob_id}, request);
+    if (!moved.ok()) return moved.error();
+    rec.key_info = std::move(moved).value();
   }
-  Status st = catalog_.CompleteUpload(upload_id, rec, condition);
   manifest_guard.kept = st.ok();
   if (st.code() == StatusCode::kNotFound) {
     return condition.if_match_etag ? Err(Errc::kNoSuchKey, st.message()) : Err(Errc::kNoSuchUpload, st.message());

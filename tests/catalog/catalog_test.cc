@@ -605,6 +605,7 @@ TEST_F(CatalogTest, CompleteUploadHonoursConditionAndKeepsUploadOnFailure) {
   WriteCondition cond;
   cond.if_none_match_any = true;
   ObjectRecord obj = MakeObject("k", {"p1"});
+  obj.key_info = MakeUpload("k", "up").key_info;  // the upload's data key becomes the object's
   EXPECT_THAT(cat_->CompleteUpload("up", obj, cond), StatusIs(StatusCode::kFailedPrecondition));
   EXPECT_OK(cat_->GetUpload("up"));
   EXPECT_OK(cat_->CompleteUpload("up", obj));
@@ -659,6 +660,7 @@ TEST_F(CatalogTest, CompleteWithSubsetOfPartsCollectsTheRest) {
   }
   ObjectRecord obj = MakeObject("big", {"p1", "p3"}, "abcd-2");
   obj.parts[1].part_number = 3;
+  obj.key_info = MakeUpload("big", "up1").key_info;
 
   ObjectRecord stranger = obj;
   stranger.parts[1].blob_id = "not-a-part";

@@ -146,11 +146,13 @@ TEST_F(KeyRowsTest, RewrapIsACompareAndSwapThatNeverClobbersAConcurrentWrite) {
   EXPECT_EQ(*cat_->CountKeyVersions(kTenantA), (std::map<uint32_t, uint64_t>{{2, 3}}));
 }
 
-TEST_F(KeyRowsTest, CompletingAnUploadKeepsAWrappingThatRewrapMadeMeanwhile) {
+// The service read the upload (version 1) and sealed the manifest's header copy under it; a
+// rewrap then moved the upload to version 2. Completing with the stale wrapping is refused and
+// names the new version, so that the caller copies the manifest's key under it first.
+TEST_F(KeyRowsTest, CompletingAnUploadRewrappedMeanwhileIsRefusedWithItsNewVersion) {
   UploadRecord up = Upload(bucket_a_, "u1", kTenantA, 1, 4);
   ASSERT_OK(cat_->CreateUpload(up));
   ASSERT_OK(cat_->PutPart("u1", PartRecord{1, "part-blob", 5, "pe", 1, {}}));
-  // The service read the upload (version 1); a rewrap then moved it to version 2.
   WrappedKeyCursor cursor;
   auto rows = cat_->ListWrappedKeys(kTenantA, 1, &cursor, 10);
   ASSERT_EQ(rows->size(), 1u);
@@ -163,11 +165,55 @@ TEST_F(KeyRowsTest, CompletingAnUploadKeepsAWrappingThatRewrapMadeMeanwhile) {
   obj.etag = "e-1";
   obj.key_info = up.key_info;  // stale: version 1
   obj.parts.push_back(ObjectPart{1, "part-blob", 5, "pe", {}});
-  ASSERT_OK(cat_->CompleteUpload("u1", obj));
+  uint32_t moved_to = 1;
+  EXPECT_THAT(cat_->CompleteUpload("u1", obj, {}, &moved_to), StatusIs(StatusCode::kAborted));
+  EXPECT_EQ(moved_to, 2u);
+  EXPECT_THAT(cat_->GetObject(bucket_a_, up.key), StatusIs(StatusCode::kNotFound));
+  EXPECT_OK(cat_->GetUpload("u1"));  // untouched
+
+  obj.key_info = cat_->GetUpload("u1")->key_info;
+  ASSERT_OK(cat_->CompleteUpload("u1", obj, {}, &moved_to));
   auto got = cat_->GetObject(bucket_a_, up.key);
   ASSERT_OK(got);
   EXPECT_EQ(got->key_info.tenant_key_version, 2u);
   EXPECT_EQ(got->key_info.wrapped_data_key, Bytes(60, 0xee));
+}
+
+// A part is stored only while its upload is under the version its blob's key copy is under.
+TEST_F(KeyRowsTest, APartIsRefusedOnceItsUploadMovedToAnotherVersion) {
+  ASSERT_OK(cat_->CreateUpload(Upload(bucket_a_, "u1", kTenantA, 1, 4)));
+  uint32_t version = 1;
+  ASSERT_OK(cat_->PutPart("u1", PartRecord{1, "p1", 5, "pe", 1, {}}, &version));
+  WrappedKeyCursor cursor;
+  auto rows = cat_->ListWrappedKeys(kTenantA, 1, &cursor, 10);
+  ASSERT_EQ(*cat_->RewrapKeys({KeyRewrap{(*rows)[0], 2, Bytes(60, 0xee)}}, {}), 1u);
+  EXPECT_THAT(cat_->PutPart("u1", PartRecord{2, "p2", 5, "pe", 1, {}}, &version), StatusIs(StatusCode::kAborted));
+  EXPECT_EQ(version, 2u);
+  EXPECT_EQ(cat_->ListParts("u1", 0, 10)->size(), 1u);
+  ASSERT_OK(cat_->PutPart("u1", PartRecord{2, "p2", 5, "pe", 1, {}}, &version));
+  EXPECT_EQ(cat_->ListParts("u1", 0, 10)->size(), 2u);
+}
+
+// A part stored after a rewrap listed its upload has no key copy under the new version: the
+// upload is left for the next pass, which lists the part.
+TEST_F(KeyRowsTest, RewrapLeavesAnUploadThatGotAPartSinceItWasListed) {
+  ASSERT_OK(cat_->CreateUpload(Upload(bucket_a_, "u1", kTenantA, 1, 4)));
+  ASSERT_OK(cat_->PutPart("u1", PartRecord{1, "p1", 5, "pe", 1, {}}));
+  WrappedKeyCursor cursor;
+  auto rows = cat_->ListWrappedKeys(kTenantA, 1, &cursor, 10);
+  ASSERT_OK(rows);
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].blob_ids, (std::vector<std::string>{"p1"}));
+  ASSERT_OK(cat_->PutPart("u1", PartRecord{1, "p1-again", 5, "pe", 1, {}}));  // a part replaced
+  EXPECT_EQ(*cat_->RewrapKeys({KeyRewrap{(*rows)[0], 2, Bytes(60, 0xee)}}, {}), 0u);
+  EXPECT_EQ(cat_->GetUpload("u1")->key_info.tenant_key_version, 1u);
+
+  cursor = {};
+  rows = cat_->ListWrappedKeys(kTenantA, 1, &cursor, 10);
+  ASSERT_OK(rows);
+  EXPECT_EQ((*rows)[0].blob_ids, (std::vector<std::string>{"p1-again"}));
+  EXPECT_EQ(*cat_->RewrapKeys({KeyRewrap{(*rows)[0], 2, Bytes(60, 0xee)}}, {}), 1u);
+  EXPECT_EQ(cat_->GetUpload("u1")->key_info.tenant_key_version, 2u);
 }
 
 TEST_F(KeyRowsTest, DeleteTenantDataRemovesOnlyThatTenantInBatchesAndSendsBlobsToGarbage) {

@@ -4,6 +4,7 @@ upstreams.py. Clients see plain S3; the upstream sees opaque names and ciphertex
 tests check by listing and reading the upstream bucket directly and searching it for everything
 they wrote."""
 
+import contextlib
 import json
 import os
 import re
@@ -74,6 +75,38 @@ def storage_config(upstream, secret_file: str, prefix: str = PREFIX, **overrides
 def start_gateway(tmp: str, storage: dict) -> Daemon:
     cfg = write_config(tmp, storage=storage)
     return Daemon(extra_args=["--config", cfg], tmp=tmp).start()
+
+
+class OwnGateway:
+    """A gateway a test starts for itself (own_gateway): its directory, its storage config, and
+    the daemon currently running on them, which start() replaces after a stop()."""
+
+    def __init__(self, tmp: str, storage: dict):
+        self.tmp = tmp
+        self.storage = storage
+        self.config = os.path.join(tmp, "coffre.json")
+        self.daemon = None
+
+    def start(self) -> Daemon:
+        self.daemon = Daemon(extra_args=["--config", write_config(self.tmp, storage=self.storage)], tmp=self.tmp)
+        self.daemon.start()
+        return self.daemon
+
+
+@contextlib.contextmanager
+def own_gateway(upstream, name: str, prefix: str = PREFIX):
+    """A gateway of the test's own on `upstream`, under `prefix`, in a fresh directory: started on
+    entry; on exit, the daemon then running is stopped and the directory removed. In a test:
+    `own = self.enterContext(own_gateway(...))`."""
+    tmp = tempfile.mkdtemp(prefix=f"coffre-gateway-{name}-")
+    own = OwnGateway(tmp, storage_config(upstream, write_secret(tmp, upstream.secret_key), prefix=prefix))
+    try:
+        own.start()
+        yield own
+    finally:
+        if own.daemon is not None:
+            own.daemon.stop(check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def refusal(tmp: str, storage: dict) -> str:
@@ -240,11 +273,8 @@ class GatewayContract(DiagnosticsOnFailure):
 
     def test_a_lost_catalog_is_rebuilt_from_the_upstream_and_the_keystore(self):
         # A gateway of its own, under its own prefix: what it stores is all the rebuild finds.
-        tmp = tempfile.mkdtemp(prefix="coffre-gateway-rebuild-")
-        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
-        storage = storage_config(self.upstream, write_secret(tmp, self.upstream.secret_key), prefix=REBUILD_PREFIX)
-        gateway = start_gateway(tmp, storage)
-        self.addCleanup(lambda: gateway.stop(check=False))
+        own = self.enterContext(own_gateway(self.upstream, "rebuild", REBUILD_PREFIX))
+        gateway = own.daemon
         s3 = gateway.client()
         s3.create_bucket(Bucket="rebuild-a")
         s3.create_bucket(Bucket="rebuild-b")
@@ -278,8 +308,7 @@ class GatewayContract(DiagnosticsOnFailure):
         self.assertEqual(len(before), 5)
 
         # A rebuild is refused beside a running daemon, and over an existing catalog.
-        rebuild = ["catalog", "rebuild", "--config", os.path.join(tmp, "coffre.json"), "--data-dir", gateway.data_dir,
-                   "--json"]
+        rebuild = ["catalog", "rebuild", "--config", own.config, "--data-dir", gateway.data_dir, "--json"]
         p = gateway.run_cli(*rebuild, check=False)
         self.assertEqual(p.returncode, 2, p)
         self.assertIn(b"stop the daemon first", p.stderr)
@@ -290,7 +319,7 @@ class GatewayContract(DiagnosticsOnFailure):
 
         # The tenant's key is rotated, every data key moved to version 2 and version 1 destroyed: no
         # blob's own header opens any more, the copies the rewrap wrote under version 2 do.
-        where = ["--config", os.path.join(tmp, "coffre.json"), "--data-dir", gateway.data_dir]
+        where = ["--config", own.config, "--data-dir", gateway.data_dir]
         gateway.run_cli("key", "rotate", "dev", *where)
         gateway.run_cli("key", "rewrap", "dev", *where)
         gateway.run_cli("key", "destroy", "dev", "1", *where)
@@ -320,14 +349,14 @@ class GatewayContract(DiagnosticsOnFailure):
         self.assertEqual(report["strays"], [f"s3://{self.upstream.bucket}/{foreign}"], report)
         self.assertIn(foreign, self.upstream_keys())
 
-        gateway = start_gateway(tmp, storage)
+        gateway = own.start()
         s3 = gateway.client()
         self.assertEqual(snapshot(s3), before)
         self.assertEqual(sorted(b["Name"] for b in s3.list_buckets()["Buckets"]), ["rebuild-a", "rebuild-b"])
         # The blobs the rebuild left out are orphans for fsck (the key copies are not: the new catalog
         # names them); none that the catalog names is missing.
-        p = gateway.run_cli("fsck", "--data-dir", gateway.data_dir, "--config", os.path.join(tmp, "coffre.json"),
-                            "--min-age", "0", "--json", check=False)
+        p = gateway.run_cli("fsck", "--data-dir", gateway.data_dir, "--config", own.config, "--min-age", "0", "--json",
+                            check=False)
         fsck = json.loads(p.stdout)
         self.assertEqual(fsck["missing"], [], fsck)
         self.assertEqual(len(fsck["orphans"]), 2, fsck)
@@ -335,7 +364,7 @@ class GatewayContract(DiagnosticsOnFailure):
         # key-copies blob's key and of each key copy used (none for the blob without one), and the
         # rewrap of each object's key into its new row, under version 2.
         gateway.run_cli("audit", "check", "--data-dir", gateway.data_dir)
-        records = [r for r in audit_records(gateway, tmp) if r["action"] == "cli:catalog rebuild"]
+        records = [r for r in audit_records(gateway, own.tmp) if r["action"] == "cli:catalog rebuild"]
         unwraps = 8 + report["key_copy_blobs"]
         self.assertEqual(sorted(r["operation"] for r in records),
                          ["data_key.rewrap"] * 5 + ["data_key.unwrap"] * unwraps, records)
@@ -457,11 +486,8 @@ class GatewayContract(DiagnosticsOnFailure):
         self.assertLessEqual(set(bodies), failures)
 
     def test_fsck_checks_the_upstream_and_repairs_only_what_is_safe(self):
-        tmp = tempfile.mkdtemp(prefix="coffre-gateway-fsck-")
-        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
-        storage = storage_config(self.upstream, write_secret(tmp, self.upstream.secret_key), prefix=FSCK_PREFIX)
-        gateway = start_gateway(tmp, storage)
-        self.addCleanup(lambda: gateway.stop(check=False))
+        own = self.enterContext(own_gateway(self.upstream, "fsck", FSCK_PREFIX))
+        gateway = own.daemon
         s3 = gateway.client()
         s3.create_bucket(Bucket="checked")
 
@@ -485,8 +511,8 @@ class GatewayContract(DiagnosticsOnFailure):
         self.up.delete_object(Bucket=self.upstream.bucket, Key=lost_blob)
 
         def fsck(*flags) -> tuple:
-            p = gateway.run_cli("fsck", "--data-dir", gateway.data_dir, "--config", os.path.join(tmp, "coffre.json"),
-                                "--min-age", "0", "--json", *flags, check=False, timeout=120)
+            p = gateway.run_cli("fsck", "--data-dir", gateway.data_dir, "--config", own.config, "--min-age", "0",
+                                "--json", *flags, check=False, timeout=120)
             return p.returncode, json.loads(p.stdout)
 
         code, report = fsck()  # beside the running gateway: a check changes nothing
@@ -504,7 +530,7 @@ class GatewayContract(DiagnosticsOnFailure):
         self.assertIn(stray, self.upstream_keys())
         self.assertIn(kept_blob, self.upstream_keys())
 
-        gateway = start_gateway(tmp, storage)
+        gateway = own.start()
         s3 = gateway.client()
         self.assertEqual(s3.get_object(Bucket="checked", Key="kept")["Body"].read(), text_body(20_000))
         with self.assertRaises(ClientError) as caught:
@@ -648,10 +674,8 @@ class OverCoffre(GatewayContract, unittest.TestCase):
         server = CoffreUpstream(tenant="probed")
         self.addCleanup(server.stop)
         server.start()
-        tmp = tempfile.mkdtemp(prefix="coffre-gateway-ready-")
-        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
-        gateway = start_gateway(tmp, storage_config(server.upstream, write_secret(tmp, server.upstream.secret_key)))
-        self.addCleanup(lambda: gateway.stop(check=False))
+        own = self.enterContext(own_gateway(server.upstream, "ready"))
+        gateway = own.daemon
         admin = admin_port(gateway)
         status, _, body = admin_get(admin, "/health/ready")
         self.assertEqual(status, 200, body)
@@ -685,7 +709,7 @@ class OverCoffre(GatewayContract, unittest.TestCase):
 
         # Key commands do not read blobs: an unreachable upstream does not stop them (a key can be
         # rotated, or a tenant shredded, while it is down). fsck reads blobs and says why it cannot.
-        where = ["--config", os.path.join(tmp, "coffre.json"), "--data-dir", gateway.data_dir]
+        where = ["--config", own.config, "--data-dir", gateway.data_dir]
         p = gateway.run_cli("key", "list", "dev", "--json", *where, check=False)
         self.assertEqual(p.returncode, 0, p)
         self.assertEqual(json.loads(p.stdout)["tenant"], "dev")

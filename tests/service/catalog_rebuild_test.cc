@@ -6,6 +6,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <mutex>
 
 #include "coffre/service/object_service.h"
 #include "support/fake_recorder.h"
@@ -18,6 +20,42 @@ namespace {
 
 using test_support::FakeRecorder;
 using test_support::Pattern;
+
+// Records like FakeRecorder, and first runs a hook on the first event it matches: a point inside a
+// service call (between its record and its catalog commit) where a test makes another
+// operation happen.
+class HookRecorder final : public audit::Recorder {
+ public:
+  void RunOnce(std::function<bool(const audit::Event&)> matches, std::function<void()> hook) {
+    std::lock_guard lock(mu_);
+    matches_ = std::move(matches);
+    hook_ = std::move(hook);
+  }
+  bool ran() {
+    std::lock_guard lock(mu_);
+    return ran_;
+  }
+  Status Record(const audit::Event& event) override {
+    std::function<void()> hook;
+    {
+      std::lock_guard lock(mu_);
+      if (hook_ && matches_(event)) {
+        hook = std::move(hook_);
+        hook_ = nullptr;
+        ran_ = true;
+      }
+    }
+    if (hook) hook();  // outside the lock: the hook records events of its own
+    return recorded_.Record(event);
+  }
+
+ private:
+  std::mutex mu_;
+  std::function<bool(const audit::Event&)> matches_;
+  std::function<void()> hook_;
+  bool ran_ = false;
+  FakeRecorder recorded_;
+};
 
 // Objects written through the service; the catalog then lost and rebuilt from the blob store and
 // the keystore into a fresh one; the objects read back through a service over the new catalog.
@@ -282,6 +320,129 @@ TEST_F(CatalogRebuildTest, ObjectsMovedOffADestroyedVersionComeBackThroughKeyCop
   late.insert(late.end(), late_tail.begin(), late_tail.end());
   EXPECT_EQ(GetFrom(rebuilt, *bucket, "late"), late);
   EXPECT_EQ(GetFrom(rebuilt, *bucket, "after"), Pattern(100, 6));
+}
+
+// Rotates the tenant's key and moves every data key off version `from`, as coffre key rewrap does.
+void RewrapAll(ObjectService& service, const std::string& tenant, uint32_t from) {
+  catalog::WrappedKeyCursor cursor;
+  for (;;) {
+    auto r = service.RewrapBatch(tenant, from, &cursor, 2);
+    ASSERT_OK(r);
+    EXPECT_EQ(r->failed, 0u);
+    if (r->examined == 0) break;
+  }
+}
+
+// A part begun while its upload was under version 1 (its blob's header copy is under 1) and
+// committed after a rewrap moved the upload to version 2, listing the upload's parts before that
+// one existed. The part's commit finds the upload moved and copies the part's key under version
+// 2, so destroying version 1 leaves the part open to a rebuild.
+TEST_F(CatalogRebuildTest, APartCommittedAfterARewrapOfItsUploadOpensOnceTheOldVersionIsDestroyed) {
+  options_.destroy_fence_ms = 0;
+  options_.garbage_grace_ms = 0;
+  service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, options_);
+  auto upload = service_->CreateUpload(bucket_, "late", {});
+  ASSERT_OK(upload);
+  std::vector<UploadPartRef> refs = {{1, UploadPart("late", *upload, 1, Pattern(7000, 1))}};
+  const Bytes second = Pattern(6000, 2);
+  auto part = service_->BeginPart(bucket_, "late", *upload, 2, {}, nullptr, second.size());
+  ASSERT_OK(part);
+  ASSERT_OK((*part)->Write(second));
+
+  ASSERT_OK(keys_->RotateTenantKey(tenant_));
+  RewrapAll(*service_, tenant_, 1);
+  ASSERT_EQ(catalog_->GetUpload(*upload)->key_info.tenant_key_version, 2u);
+  auto committed = (*part)->Commit({});
+  ASSERT_OK(committed);
+  refs.push_back({2, committed->etag});
+  ASSERT_OK(service_->CompleteUpload(bucket_, "late", *upload, refs, {}));
+  EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{2, 1}}));
+  ASSERT_OK(service_->DestroyKeyVersion(tenant_, 1));
+
+  auto report = LoseAndRebuild();
+  ASSERT_OK(report);
+  EXPECT_TRUE(report->unreadable.empty()) << report->unreadable[0];
+  EXPECT_TRUE(report->incomplete.empty()) << report->incomplete[0];
+  EXPECT_EQ(report->objects, 1u);
+  EXPECT_EQ(report->opened_by_key_copy, 2u);  // both parts; the manifest is under version 2
+  auto bucket = fresh_->GetBucket("dossiers");
+  ASSERT_OK(bucket);
+  ObjectService rebuilt(*fresh_, *keys_, *blobs_, options_);
+  Bytes late = Pattern(7000, 1);
+  late.insert(late.end(), second.begin(), second.end());
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "late"), late);
+}
+
+// A completion that read its upload under version 1 and sealed the manifest (header copy under
+// 1); a rewrap then moves the upload to version 2 before the completion's catalog commit. The
+// commit is refused, the manifest gets a key copy under version 2 and the completion is stored
+// under version 2: destroying version 1 leaves every blob of the object open to a rebuild.
+TEST_F(CatalogRebuildTest, AManifestSealedBeforeARewrapOfItsUploadOpensOnceTheOldVersionIsDestroyed) {
+  options_.destroy_fence_ms = 0;
+  options_.garbage_grace_ms = 0;
+  service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, options_);
+  HookRecorder recorder;
+  service_->set_audit(&recorder);
+  auto upload = service_->CreateUpload(bucket_, "big", {});
+  ASSERT_OK(upload);
+  std::vector<UploadPartRef> refs = {{1, UploadPart("big", *upload, 1, Pattern(6000, 1))},
+                                     {2, UploadPart("big", *upload, 2, Pattern(50, 2))}};
+  ASSERT_OK(keys_->RotateTenantKey(tenant_));
+  // The completion records the upload's data key becoming the object's just before its commit.
+  recorder.RunOnce(
+      [&](const audit::Event& e) { return e.operation == audit::Operation::kDataKeyWrap && e.object_id == *upload; },
+      [&] { RewrapAll(*service_, tenant_, 1); });
+  auto done = service_->CompleteUpload(bucket_, "big", *upload, refs, {});
+  ASSERT_OK(done);
+  ASSERT_TRUE(recorder.ran());
+  auto row = catalog_->GetObject(bucket_.id, "big");
+  ASSERT_OK(row);
+  EXPECT_EQ(row->key_info.tenant_key_version, 2u);
+  ASSERT_OK(service_->DestroyKeyVersion(tenant_, 1));
+  ASSERT_OK(service_->CollectGarbage());
+
+  auto report = LoseAndRebuild();
+  ASSERT_OK(report);
+  EXPECT_TRUE(report->unreadable.empty()) << report->unreadable[0];
+  EXPECT_TRUE(report->incomplete.empty()) << report->incomplete[0];
+  EXPECT_EQ(report->objects, 1u);
+  EXPECT_EQ(report->opened_by_key_copy, 3u);  // two parts and the manifest
+  auto bucket = fresh_->GetBucket("dossiers");
+  ASSERT_OK(bucket);
+  ObjectService rebuilt(*fresh_, *keys_, *blobs_, options_);
+  Bytes big = Pattern(6000, 1);
+  const Bytes tail = Pattern(50, 2);
+  big.insert(big.end(), tail.begin(), tail.end());
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "big"), big);
+}
+
+// A PUT whose data key was wrapped under version 1 and that commits after a rewrap's walk: its
+// row is under version 1 once rewrap is done (the command's last count may precede it). Nothing
+// is lost: destroy refuses while the row is there, and the next rewrap moves it with a key copy.
+TEST_F(CatalogRebuildTest, AnObjectCommittedAfterARewrapKeepsVersion1UntilTheNextRewrap) {
+  options_.destroy_fence_ms = 0;
+  options_.garbage_grace_ms = 0;
+  service_ = std::make_unique<ObjectService>(*catalog_, *keys_, *blobs_, options_);
+  const Bytes data = Pattern(9000, 1);
+  auto put = service_->BeginPut(bucket_, "slow", {}, {}, nullptr, data.size());
+  ASSERT_OK(put);
+  ASSERT_OK((*put)->Write(data));
+  ASSERT_OK(keys_->RotateTenantKey(tenant_));
+  RewrapAll(*service_, tenant_, 1);
+  ASSERT_OK((*put)->Commit({}));
+  EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{1, 1}}));
+  EXPECT_THAT(service_->DestroyKeyVersion(tenant_, 1), test_support::StatusIs(Errc::kPreconditionFailed));
+  RewrapAll(*service_, tenant_, 1);
+  ASSERT_OK(service_->DestroyKeyVersion(tenant_, 1));
+
+  auto report = LoseAndRebuild();
+  ASSERT_OK(report);
+  EXPECT_TRUE(report->unreadable.empty()) << report->unreadable[0];
+  EXPECT_EQ(report->opened_by_key_copy, 1u);
+  auto bucket = fresh_->GetBucket("dossiers");
+  ASSERT_OK(bucket);
+  ObjectService rebuilt(*fresh_, *keys_, *blobs_, options_);
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "slow"), data);
 }
 
 TEST_F(CatalogRebuildTest, NoKeyIsUsedWhenTheAuditLogRefuses) {

@@ -601,6 +601,11 @@ TEST_F(ObjectServiceTest, DataKeysOfTheObjectIdBindingStillOpen) {
   EXPECT_TRUE(std::equal(opened->Reveal().begin(), opened->Reveal().end(), legacy->key.Reveal().begin()));
   auto rewrapped = internal::RewrapRowDataKey(*keys_, tenant_, info, "dossiers", "k", "old-object");
   ASSERT_OK(rewrapped);
+  // The one unwrap hands out the key (for the blobs' copies) and keeps the binding it matched.
+  EXPECT_TRUE(std::equal(rewrapped->data_key.Reveal().begin(), rewrapped->data_key.Reveal().end(),
+                         legacy->key.Reveal().begin(), legacy->key.Reveal().end()));
+  EXPECT_OK(keys_->UnwrapDataKey(tenant_, rewrapped->tenant_key_version, rewrapped->wrapped,
+                                 internal::LegacyDataKeyAad("old-object")));
   // Under another object id neither binding opens.
   EXPECT_THAT(internal::UnwrapRowDataKey(*keys_, tenant_, info, "dossiers", "k", "other").status(),
               StatusIs(StatusCode::kCorruption));

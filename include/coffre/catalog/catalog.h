@@ -247,7 +247,12 @@ class Catalog {
   virtual Result<UploadRecord> GetUpload(const std::string& upload_id) = 0;  // NotFound
   // Inserts or replaces part `part.part_number`; a replaced part's blob goes to garbage.
   // NotFound if the upload no longer exists (then the caller must discard part.blob_id itself).
-  virtual Status PutPart(const std::string& upload_id, const PartRecord& part) = 0;
+  // With `key_version`: the version under which the part's blob holds a copy of the upload's
+  // data key (its header's, or a key-copies blob's). The part is stored only while the upload's
+  // data key is wrapped under that version; if a rewrap moved it, nothing is stored,
+  // *key_version becomes the upload's version and the call returns Aborted, so that a rebuild
+  // never meets a part whose key only a destroyed version opens.
+  virtual Status PutPart(const std::string& upload_id, const PartRecord& part, uint32_t* key_version = nullptr) = 0;
   // Parts with part_number > marker, ascending, at most max_parts.
   virtual Result<std::vector<PartRecord>> ListParts(const std::string& upload_id, uint32_t part_number_marker,
                                                     uint32_t max_parts) = 0;
@@ -256,8 +261,11 @@ class Catalog {
   // and the bucket too (Aborted), applies `cond` as PutObject does,
   // writes `object` (whose parts must be a subset of the upload's parts, same blob ids), deletes
   // the upload and its part rows; parts not used by the object and any replaced object go to garbage.
+  // object.key_info is the upload's wrapping as the caller read it, the one its manifest's header
+  // copy is under: if a rewrap moved the upload's data key to another version since, nothing is
+  // stored, *key_version (when given) becomes that version and the call returns Aborted.
   virtual Status CompleteUpload(const std::string& upload_id, const ObjectRecord& object,
-                                const WriteCondition& cond = {}) = 0;
+                                const WriteCondition& cond = {}, uint32_t* key_version = nullptr) = 0;
   // NotFound if absent; all its parts go to garbage.
   virtual Status AbortUpload(const std::string& upload_id) = 0;
 
@@ -282,8 +290,9 @@ class Catalog {
   virtual Result<std::vector<WrappedKeyRow>> ListWrappedKeys(ByteView tenant_key_id, uint32_t version,
                                                              WrappedKeyCursor* cursor, uint32_t limit) = 0;
   // In one transaction, updates each row's key version and wrapped data key if the row still
-  // holds exactly old_row's object id, version and wrapped key (compare-and-swap): a row that
-  // was overwritten, deleted or completed meanwhile is left as it is; and records `key_copies`,
+  // holds exactly old_row's object id, version and wrapped key, and, for an upload, no part blob
+  // besides old_row.blob_ids (compare-and-swap): a row that was overwritten, deleted or completed
+  // meanwhile, or an upload that got a part, is left as it is; and records `key_copies`,
   // the blobs that hold the rows' blob-bound copies under the new version. Returns how many rows
   // were updated.
   virtual Result<uint64_t> RewrapKeys(const std::vector<KeyRewrap>& rewraps,

@@ -84,6 +84,9 @@ class TenantKeyStore {
   // header of a blob. Errors as UnwrapDataKey.
   virtual Result<Bytes> WrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version,
                                     const SecretBytes& data_key, ByteView aad) = 0;
+  // The version new data keys are wrapped under (as NewDataKey would use now); PermissionDenied
+  // for a shredded tenant, NotFound for an unknown one.
+  virtual Result<uint32_t> ActiveKeyVersion(const std::string& tenant_id) = 0;
   // Corruption if the wrapped key does not open (altered, other tenant, other aad);
   // NotFound if that key version does not exist (destroyed).
   virtual Result<SecretBytes> UnwrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, ByteView wrapped,

@@ -302,6 +302,16 @@ class ObjectService {
                                        const std::string& object_id, catalog::KeyInfo& key_info,
                                        const std::vector<std::string>& blob_ids, const RequestInfo* request);
 
+  // Internal, for the service's writers of parts and completions, whose blobs were sealed under
+  // the data key of upload `upload_id` with its header copy under the version the upload had
+  // when they began: a rewrap may have moved the upload since, without listing these blobs. Gives
+  // each of `blob_ids` a copy of the data key under the upload's current version (a key-copies
+  // blob, recorded as data_key.rewrap) and returns the upload's current wrapping, under which
+  // the caller stores its row again (Catalog::PutPart, Catalog::CompleteUpload).
+  SResult<catalog::KeyInfo> CoverUploadBlobs(const catalog::Bucket& bucket, const std::string& key,
+                                             const std::string& upload_id, const std::vector<std::string>& blob_ids,
+                                             const RequestInfo* request);
+
   // Internal: blobs in use by open readers are never collected.
   void PinBlobs(const std::vector<std::string>& ids);
   void UnpinBlobs(const std::vector<std::string>& ids);
@@ -332,6 +342,10 @@ class ObjectService {
   SResult<std::vector<catalog::KeyCopyBlob>> WriteKeyCopies(const std::string& tenant_id,
                                                             const std::vector<catalog::KeyCopy>& copies,
                                                             const RequestInfo* request);
+  // `data_key` wrapped under `version` for each of `blob_ids` as its header copy would be, written
+  // as key-copies blobs (WriteKeyCopies) and listed in the catalog.
+  SResult<Done> AddKeyCopies(const std::string& tenant_id, const SecretBytes& data_key, uint32_t version,
+                             const std::vector<std::string>& blob_ids, const RequestInfo* request);
 
   catalog::Catalog& catalog_;
   keystore::TenantKeyStore& keys_;
