@@ -1,21 +1,9 @@
 // coffre serve
 
-#include <malloc.h>
-
 #include "commands.h"
 #include "daemon.h"
 
 namespace coffre::server {
-namespace {
-
-// Buffers of 256 KiB and more (a GET's windows, a PUT's batches, the upstream connections' body
-// buffers) are mapped and unmapped by the allocator rather than kept in its per-thread arenas:
-// glibc would otherwise raise the threshold after the first such free and keep the freed buffers
-// of every thread that ever held one, so the daemon's resident memory would follow the most
-// requests ever in flight, not those in flight now.
-void ReturnLargeBuffersToTheSystem() { mallopt(M_MMAP_THRESHOLD, 256 * 1024); }
-
-}  // namespace
 
 void RegisterServeCommand(CLI::App& app, CommandRunner& runner) {
   struct Flags {
@@ -56,7 +44,6 @@ void RegisterServeCommand(CLI::App& app, CommandRunner& runner) {
       if (!config.ok()) {
         return Fail(config.status());
       }
-      ReturnLargeBuffersToTheSystem();
       return Daemon(*config, load).Run();
     };
   });
