@@ -528,6 +528,14 @@ class SigV2AttackTest(CoffreTestCase):
         status, body = fetch(f"{self.base()}/sha?{query}", method="PUT", data=b"pas ca", headers={"Content-Type": ""})
         self.assertEqual(status, 400, body)
         self.assertAbsent("sha")
+        # A line break in a metadata parameter (signed unfolded into a space) is no header value.
+        expires = int(time.time()) + 600
+        sig = sign_v2(self.daemon.secret_key, f"PUT\n\n\n{expires}\nx-amz-meta-a:1 2\n/{self.bucket}/folded")
+        query = urllib.parse.urlencode({"AWSAccessKeyId": self.daemon.access_key, "Expires": expires,
+                                        "Signature": sig, "x-amz-meta-a": "1\n2"})
+        status, body = fetch(f"{self.base()}/folded?{query}", method="PUT", data=b"x", headers={"Content-Type": ""})
+        self.assertEqual((status, error_code(body)), (400, "InvalidArgument"), body)
+        self.assertAbsent("folded")
         for key in ("meta", "md5q"):
             self.s3.delete_object(Bucket=self.bucket, Key=key)
 

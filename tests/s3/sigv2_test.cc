@@ -380,6 +380,14 @@ TEST_F(SigV2AttackTest, PresignedQueryHeadersArePromotedBeforeRouting) {
   EXPECT_EQ(conflict->code, ErrorCode::kInvalidArgument);
   EXPECT_THAT(Auth(other), StatusIs(ErrorCode::kInvalidArgument, HasSubstr("different values")));
 
+  // A line break SigV2 would sign unfolded into a space cannot become a header value.
+  TestRequest folded{"PUT", "/bkt/dst?x-amz-meta-a=1%0A2", {}};
+  PresignV2(folded, kNow + 60);
+  view = folded.View();
+  conflict = PromotePresignedQueryHeaders(view, QueryOf(folded), true, storage);
+  ASSERT_TRUE(conflict.has_value());
+  EXPECT_EQ(conflict->code, ErrorCode::kInvalidArgument);
+
   // A header-signed request or a SigV4 presigned URL is not a SigV2 presigned one.
   TestRequest v4{"PUT", "/bkt/dst?X-Amz-Algorithm=AWS4-HMAC-SHA256&Signature=x&x-amz-meta-a=1", {}};
   EXPECT_FALSE(IsSigV2PresignedQuery(v4.View(), QueryOf(v4)));
