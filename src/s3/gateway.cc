@@ -10,9 +10,11 @@
 #include "coffre/common/bytes.h"
 #include "coffre/common/clock.h"
 #include "coffre/crypto/hash.h"
+#include "coffre/http/uri.h"
 #include "coffre/s3/chunked.h"
 #include "object_handlers.h"
 #include "request_context.h"
+#include "sigv2.h"
 #include "tagging.h"
 
 namespace coffre::s3 {
@@ -333,9 +335,15 @@ Expected<catalog::Attributes, Error> RequestContext::AttributesFromHeaders() con
         if (!kept.empty()) kept += ",";
         kept += token;
       }
-      if (!kept.empty()) attrs[name] = kept;
+      // Repeated, its codings add up (HTTP lists), as they do for the signature.
+      if (!kept.empty()) {
+        auto& slot = attrs[name];
+        slot = slot.empty() ? kept : slot + "," + kept;
+      }
     } else if (IsContentAttribute(name)) {
-      attrs[name] = std::string(value);
+      // The first value, the one Header() reads and SigV2 signs (Content-Type cannot be repeated:
+      // Handle refuses it, but the others may be).
+      attrs.try_emplace(name, value);
     } else if (name.starts_with("x-amz-meta-")) {
       meta_bytes += name.size() - 11 + value.size();
       auto& slot = attrs[name];
@@ -580,6 +588,22 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
   RequestContext ctx(*this, metered, NewRequestId());
   RequestReport report{options_.observer, metered, ctx, started};
 
+  // What the signature covers is what the request does: headers a presigned URL signs as query
+  // parameters become headers before the route is chosen from them, and a header that may
+  // appear once but is repeated is refused (a signature covers one of its values, a handler might
+  // read another). Both depend on the request alone, so they are answered before authentication.
+  if (const std::optional<http::QueryParams> query = http::ParseQuery(http::SplitTarget(ctx.view.target).query)) {
+    if (std::optional<Error> e =
+            PromotePresignedQueryHeaders(ctx.view, *query, options_.auth.sigv2, ctx.promoted_headers)) {
+      co_await ctx.SendError(*e);
+      co_return;
+    }
+  }
+  if (std::optional<std::string_view> repeated = RepeatedSingleHeader(ctx.view)) {
+    co_await ctx.SendError(Error(ErrorCode::kInvalidArgument,
+                                 "The header " + std::string(*repeated) + " may be sent only once in a request."));
+    co_return;
+  }
   auto route = RouteRequest(ctx.view, RouterOptions{options_.base_domain});
   if (!route.ok()) {
     // Answered before authentication, so unsigned requests get these errors too. They tell nothing

@@ -27,6 +27,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -66,6 +67,9 @@ class RequestContext {
   http::Exchange& ex;
   std::string request_id;
   HttpRequestView view;
+  // The text of the headers a SigV2 presigned URL carries as query parameters, which `view`
+  // lists after the received ones (sigv2.h).
+  std::deque<std::string> promoted_headers;
   Route route;
   AuthResult auth;
   bool head = false;

@@ -4,6 +4,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,10 +27,13 @@ constexpr std::string_view kHeaderInvalid = "AWS authorization header is invalid
 // The query parameters S3 signs as part of the resource (the sub-resources AWS lists, and the
 // response-* overrides), plus the ones AWS's SDKs sign for the operations they added since: a
 // client that signs one of those gets its answer (often NotImplemented) rather than a mismatch.
-constexpr std::array<std::string_view, 41> kSubResources = {
+// Every query name the router dispatches on is among them, so that no signed request can be
+// turned into another operation by a parameter its signature does not cover.
+constexpr std::array<std::string_view, 45> kSubResources = {
     "accelerate",
     "acl",
     "analytics",
+    "attributes",
     "cors",
     "delete",
     "encryption",
@@ -39,6 +43,7 @@ constexpr std::array<std::string_view, 41> kSubResources = {
     "lifecycle",
     "location",
     "logging",
+    "metadataTable",
     "metrics",
     "notification",
     "object-lock",
@@ -47,6 +52,7 @@ constexpr std::array<std::string_view, 41> kSubResources = {
     "policy",
     "policyStatus",
     "publicAccessBlock",
+    "renameObject",
     "replication",
     "requestPayment",
     "response-cache-control",
@@ -59,6 +65,7 @@ constexpr std::array<std::string_view, 41> kSubResources = {
     "retention",
     "select",
     "select-type",
+    "session",
     "storageClass",
     "tagging",
     "torrent",
@@ -75,6 +82,51 @@ bool IsSubResource(std::string_view name) {
 }
 
 bool IsAmzName(std::string_view name) { return name.size() >= 6 && EqualsIgnoreCase(name.substr(0, 6), "x-amz-"); }
+
+// The query parameters a SigV2 presigned URL signs as if they were headers.
+bool IsHeaderLikeParam(std::string_view name) {
+  return IsAmzName(name) || EqualsIgnoreCase(name, "content-md5") || EqualsIgnoreCase(name, "content-type");
+}
+
+// The values of one name, trimmed and joined by ',' in the order received (how SigV2 signs them).
+std::string JoinedHeader(const HttpRequestView& request, std::string_view name) {
+  std::string out;
+  bool first = true;
+  for (const auto& [field, value] : request.headers) {
+    if (EqualsIgnoreCase(field, name)) {
+      if (!first) out += ',';
+      first = false;
+      out += TrimWhitespace(value);
+    }
+  }
+  return out;
+}
+
+std::string JoinedParam(const http::QueryParams& query, std::string_view name) {
+  std::string out;
+  bool first = true;
+  for (const auto& [param, value] : query) {
+    if (EqualsIgnoreCase(param, name)) {
+      if (!first) out += ',';
+      first = false;
+      out += TrimWhitespace(value);
+    }
+  }
+  return out;
+}
+
+// A header-like query parameter also sent as a header with another value: which one the request
+// means is ambiguous (the signature covers one, the handler would read the other).
+std::optional<Error> HeaderParamConflict(const HttpRequestView& request, const http::QueryParams& query) {
+  for (const auto& [name, value] : query) {
+    if (!IsHeaderLikeParam(name) || !request.Header(name)) continue;
+    if (JoinedHeader(request, name) != JoinedParam(query, name)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "The query parameter " + name + " and the header of the same name have different values.");
+    }
+  }
+  return std::nullopt;
+}
 
 // A header value as SigV2 signs it: trimmed, and a line folded onto the next (obsolete HTTP line
 // folding) unfolded into a single space.
@@ -124,7 +176,9 @@ std::string CanonicalAmzHeaders(const HttpRequestView& request, const http::Quer
   }
   if (presigned) {
     for (const auto& param : query) {
-      if (IsAmzName(param.first)) {
+      // A header of the same name carries the same value (the gateway promotes these parameters to
+      // headers, and a different value is refused): signed once, as S3 signs it.
+      if (IsAmzName(param.first) && !request.Header(param.first)) {
         add(param.first, param.second);
       }
     }
@@ -169,6 +223,20 @@ std::string CanonicalResource(std::string_view path, const http::QueryParams& qu
     }
   }
   return out;
+}
+
+// A signed sub-resource's value is signed decoded, after '&' and '=' delimiters: with an '&' inside
+// it ("a%26uploadId%3DU1"), the resource it signs reads the same as another request's
+// ("...=a&uploadId=U1"), so such a request is refused rather than signed ambiguously.
+std::optional<Error> AmbiguousSubResource(const http::QueryParams& query) {
+  for (const auto& [name, value] : query) {
+    if (IsSubResource(name) && value.find('&') != std::string::npos) {
+      return Error(ErrorCode::kInvalidArgument, "The value of the query parameter " + name +
+                                                    " contains '&', which AWS Signature Version 2 " +
+                                                    "cannot sign unambiguously.");
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string_view> QueryValue(const http::QueryParams& query, std::string_view name) {
@@ -369,6 +437,9 @@ Expected<AuthResult, Error> AuthenticateSigV2Header(const HttpRequestView& reque
   if (request.Header("x-amz-security-token")) {
     return SessionTokenUnsupported();
   }
+  if (std::optional<Error> ambiguous = AmbiguousSubResource(query)) {
+    return *ambiguous;
+  }
   return Verify(request, access_key_id, signature,
                 StringsToSign(request, query, date_line, VirtualHostBucketOf(request, options), false),
                 /*presigned=*/false, lookup);
@@ -408,15 +479,81 @@ Expected<AuthResult, Error> AuthenticateSigV2Presigned(const HttpRequestView& re
     expiry = expiry * 10 + (c - '0');
   }
   // Compared in seconds: a far Expires would overflow the clock's finer time_point.
-  if (std::chrono::duration_cast<std::chrono::seconds>(NowOf(options).time_since_epoch()).count() > expiry) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(NowOf(options).time_since_epoch()).count();
+  if (now > expiry) {
     return Error(ErrorCode::kAccessDenied, "Request has expired");
+  }
+  // S3 sets SigV2 URLs no limit; a URL that never expires is a credential that cannot be revoked
+  // short of the key, so the SigV4 limit applies here too.
+  if (expiry - now > options.max_presign_expiry.count()) {
+    return Error(ErrorCode::kAccessDenied, "Expires is more than " +
+                                               std::to_string(options.max_presign_expiry.count()) +
+                                               " seconds from now, the longest a presigned URL may be valid here");
   }
   if (request.Header("x-amz-security-token") || QueryValue(query, "x-amz-security-token")) {
     return SessionTokenUnsupported();
   }
+  if (std::optional<Error> conflict = HeaderParamConflict(request, query)) {
+    return *conflict;
+  }
+  if (std::optional<Error> ambiguous = AmbiguousSubResource(query)) {
+    return *ambiguous;
+  }
   return Verify(request, *access_key_id, *signature,
                 StringsToSign(request, query, *expires, VirtualHostBucketOf(request, options), true),
                 /*presigned=*/true, lookup);
+}
+
+bool IsSigV2PresignedQuery(const HttpRequestView& request, const http::QueryParams& query) {
+  const auto has = [&](std::string_view name) {
+    return std::any_of(query.begin(), query.end(), [&](const auto& p) { return p.first == name; });
+  };
+  return !has("X-Amz-Algorithm") && (has("Signature") || has("AWSAccessKeyId")) && !request.Header("authorization");
+}
+
+bool CoveredByQuery(const HttpRequestView& request, const http::QueryParams& query, std::string_view name) {
+  const bool in_query =
+      std::any_of(query.begin(), query.end(), [&](const auto& p) { return EqualsIgnoreCase(p.first, name); });
+  return in_query && JoinedHeader(request, name) == JoinedParam(query, name);
+}
+
+std::optional<Error> PromotePresignedQueryHeaders(HttpRequestView& request, const http::QueryParams& query, bool sigv2,
+                                                  std::deque<std::string>& storage) {
+  const bool sigv4 =
+      std::any_of(query.begin(), query.end(), [](const auto& p) { return p.first == "X-Amz-Algorithm"; });
+  if (request.Header("authorization") || (!sigv4 && !(sigv2 && IsSigV2PresignedQuery(request, query)))) {
+    return std::nullopt;
+  }
+  // SigV4 signs these parameters as query parameters (AWS's SDKs hoist x-amz-* headers there), its
+  // own X-Amz-* parameters excepted; SigV2 signs x-amz-*, Content-MD5 and Content-Type as headers.
+  const auto promoted_name = [&](std::string_view name) {
+    if (!sigv4) return IsHeaderLikeParam(name);
+    static constexpr std::string_view kAuthParams[] = {"x-amz-algorithm",      "x-amz-credential",    "x-amz-date",
+                                                       "x-amz-expires",        "x-amz-signedheaders", "x-amz-signature",
+                                                       "x-amz-security-token", "x-amz-content-sha256"};
+    return IsAmzName(name) && std::none_of(std::begin(kAuthParams), std::end(kAuthParams),
+                                           [&](std::string_view a) { return EqualsIgnoreCase(a, name); });
+  };
+  for (const auto& [name, value] : query) {
+    // No header value can hold a control character; SigV2 would sign a line break unfolded into a
+    // space, which is not the value a handler would then read.
+    if (promoted_name(name) && std::any_of(value.begin(), value.end(), [](char c) {
+          return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f;
+        })) {
+      return Error(ErrorCode::kInvalidArgument, "The query parameter " + name + " contains a control character.");
+    }
+    if (promoted_name(name) && request.Header(name) && !CoveredByQuery(request, query, name)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "The query parameter " + name + " and the header of the same name have different values.");
+    }
+  }
+  std::vector<std::pair<std::string_view, std::string_view>> promoted;
+  for (const auto& [name, value] : query) {
+    if (!promoted_name(name) || request.Header(name)) continue;  // an equal header is already there
+    promoted.emplace_back(storage.emplace_back(name), storage.emplace_back(TrimWhitespace(value)));
+  }
+  request.headers.insert(request.headers.end(), promoted.begin(), promoted.end());
+  return std::nullopt;
 }
 
 }  // namespace coffre::s3

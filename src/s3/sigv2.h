@@ -5,6 +5,7 @@
 // these when the configuration allows SigV2; the string to sign is exposed for tests.
 // Spec: https://docs.aws.amazon.com/AmazonS3/latest/API/RESTAuthentication.html
 
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,24 @@ Expected<AuthResult, Error> AuthenticateSigV2Header(const HttpRequestView& reque
                                                     const AuthOptions& options);
 Expected<AuthResult, Error> AuthenticateSigV2Presigned(const HttpRequestView& request, const http::QueryParams& query,
                                                        const CredentialLookup& lookup, const AuthOptions& options);
+
+// Whether the request is authenticated as a SigV2 presigned URL (AWSAccessKeyId or Signature in
+// its query, neither X-Amz-Algorithm nor an Authorization header).
+bool IsSigV2PresignedQuery(const HttpRequestView& request, const http::QueryParams& query);
+
+// A presigned URL signs header-like query parameters, which S3 acts on as the headers they stand
+// for (AWS's SDKs move headers there when they presign): for SigV2 the x-amz-*, Content-MD5 and
+// Content-Type ones (signed as headers), for SigV4 the x-amz-* ones but its own X-Amz-* parameters
+// (signed as query parameters). Appends each to `request.headers` (their text kept in `storage`)
+// unless a header of that name is sent with the same value; a different value is InvalidArgument.
+// Nothing for a header-signed request, nor for SigV2 when `sigv2` is off. Called before routing, so
+// that the request does what its signature covers.
+std::optional<Error> PromotePresignedQueryHeaders(HttpRequestView& request, const http::QueryParams& query, bool sigv2,
+                                                  std::deque<std::string>& storage);
+
+// Whether the query carries `name` with the values (joined by ',') the request's headers of that
+// name have: such a header of a presigned URL is covered by the signed query.
+bool CoveredByQuery(const HttpRequestView& request, const http::QueryParams& query, std::string_view name);
 
 // Shared with SigV4 (sigv4.cc).
 Error SessionTokenUnsupported();

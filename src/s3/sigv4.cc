@@ -244,7 +244,8 @@ Expected<SignatureParams, Error> ParseAuthorizationHeader(std::string_view value
 
 // Checks shared by both forms: host is signed, every x-amz-* header present is signed.
 std::optional<Error> CheckSignedHeaderSet(const HttpRequestView& request, const SignatureParams& params,
-                                          bool presigned) {
+                                          const http::QueryParams* presigned_query) {
+  const bool presigned = presigned_query != nullptr;
   const auto is_signed = [&](std::string_view name) {
     return std::any_of(params.signed_headers.begin(), params.signed_headers.end(),
                        [&](const std::string& s) { return EqualsIgnoreCase(s, name); });
@@ -258,7 +259,10 @@ std::optional<Error> CheckSignedHeaderSet(const HttpRequestView& request, const 
   // As S3: an x-amz-* header that is not signed could change what the request does (x-amz-copy-source
   // on a presigned PUT, say), so it is refused rather than ignored.
   for (const auto& [field, value] : request.headers) {
-    if (field.size() >= 6 && EqualsIgnoreCase(field.substr(0, 6), "x-amz-") && !is_signed(field)) {
+    // A presigned URL's x-amz-* query parameter, promoted to a header (sigv2.h), is signed there.
+    if (field.size() >= 6 && EqualsIgnoreCase(field.substr(0, 6), "x-amz-") && !is_signed(field) &&
+        !(presigned && !EqualsIgnoreCase(field, "x-amz-signature") &&
+          CoveredByQuery(request, *presigned_query, field))) {
       return Error(ErrorCode::kAccessDenied,
                    "There were headers present in the request which were not signed: " + ToLower(field));
     }
@@ -395,7 +399,7 @@ Expected<AuthResult, Error> AuthenticateHeader(const HttpRequestView& request, s
                  "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER or a valid "
                  "sha256 value.");
   }
-  if (std::optional<Error> error = CheckSignedHeaderSet(request, params, false)) {
+  if (std::optional<Error> error = CheckSignedHeaderSet(request, params, nullptr)) {
     return *std::move(error);
   }
 
@@ -530,7 +534,7 @@ Expected<AuthResult, Error> AuthenticatePresigned(const HttpRequestView& request
                    "X-Amz-Content-Sha256 must be UNSIGNED-PAYLOAD or a valid sha256 value.");
     }
   }
-  if (std::optional<Error> error = CheckSignedHeaderSet(request, params, true)) {
+  if (std::optional<Error> error = CheckSignedHeaderSet(request, params, &query)) {
     return *std::move(error);
   }
 
@@ -609,7 +613,9 @@ Expected<AuthResult, Error> Authenticate(const HttpRequestView& request, const C
   const bool query_auth = has_param("X-Amz-Algorithm");
   // A Signature Version 2 presigned URL.
   const bool query_auth_v2 = !query_auth && (has_param("Signature") || has_param("AWSAccessKeyId"));
-  if (authorization && (query_auth || query_auth_v2)) {
+  // With SigV2 off, Signature and AWSAccessKeyId are ordinary query parameters to a header-signed
+  // request (its signature covers them), not a second mechanism.
+  if (authorization && (query_auth || (query_auth_v2 && options.sigv2))) {
     return Error(ErrorCode::kInvalidArgument,
                  "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query "
                  "string parameter or the Authorization header should be specified");

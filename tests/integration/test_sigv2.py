@@ -27,7 +27,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from harness import REGION, CoffreTestCase, MiB, gen_bytes, unique_bucket
+from harness import REGION, CoffreTestCase, MiB, gen_bytes, presign_url, unique_bucket
 
 UNSUPPORTED = "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
 
@@ -60,6 +60,28 @@ def error_code(body: bytes) -> str:
     text = body.decode(errors="replace")
     start = text.find("<Code>")
     return text[start + 6:text.find("</Code>")] if start >= 0 else ""
+
+
+def send_raw(daemon, method, target, headers, body=b""):
+    """(status, body) of a request sent with http.client, `headers` a list of (name, value) pairs so
+    that one name may be repeated (urllib and botocore cannot)."""
+    conn = daemon.connection()
+    try:
+        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        names = [name.lower() for name, _ in headers]
+        if "host" not in names:
+            conn.putheader("Host", daemon.host)
+        if "content-length" not in names and (body or method in ("PUT", "POST")):
+            conn.putheader("Content-Length", str(len(body)))
+        for name, value in headers:
+            conn.putheader(name, value)
+        conn.endheaders()
+        if body:
+            conn.send(body)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
 
 
 class SigV2ClientTest(CoffreTestCase):
@@ -383,14 +405,171 @@ class SigV2AttackTest(CoffreTestCase):
         self.assertEqual((status, error_code(body)), (403, "SignatureDoesNotMatch"))
         status, body = fetch(url, method="PUT", data=b"ecrase")
         self.assertEqual((status, error_code(body)), (403, "SignatureDoesNotMatch"))
-        # A later expiry than the one signed.
-        status, body = fetch(url.replace("Expires=", "Expires=9"))
+        # A later expiry than the one signed (within the longest lifetime, so that the signature refuses it).
+        expires = int(urllib.parse.parse_qs(query)["Expires"][0])
+        status, body = fetch(url.replace(f"Expires={expires}", f"Expires={expires + 60}"))
         self.assertEqual((status, error_code(body)), (403, "SignatureDoesNotMatch"))
         # Another tenant's key id on a URL signed with the dev secret.
         status, body = fetch(url.replace(self.daemon.access_key, self.other["access_key_id"]))
         self.assertEqual((status, error_code(body)), (403, "SignatureDoesNotMatch"))
         self.assertIntact()
         self.assertEqual(self.s3.get_object(Bucket=self.bucket, Key="other")["Body"].read(), b"autre")
+
+    def assertAbsent(self, key):
+        with self.assertRaises(ClientError) as caught:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+        self.assertEqual(caught.exception.response["ResponseMetadata"]["HTTPStatusCode"], 404)
+
+    def test_repeated_content_type_refused(self):
+        """SigV2 signs the first Content-Type; a second one must not be what is stored."""
+        v2 = v2_client(self.daemon)
+        # A presigned PUT signed with no Content-Type: signs "" and the attacker adds text/html after it.
+        url = v2.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": "page"}, ExpiresIn=600)
+        target = url[len(self.daemon.endpoint):]
+        status, body = send_raw(self.daemon, "PUT", target,
+                                [("Content-Type", ""), ("Content-Type", "text/html")], b"<script>1</script>")
+        self.assertEqual((status, error_code(body)), (400, "InvalidArgument"), body)
+        self.assertIn(b"content-type", body)
+        # Signed for image/png (the query parameter and a header of the same value), then text/html.
+        url = v2.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": "page",
+                                                              "ContentType": "image/png"}, ExpiresIn=600)
+        self.assertIn("content-type=image%2Fpng", url)
+        target = url[len(self.daemon.endpoint):]
+        status, body = send_raw(self.daemon, "PUT", target,
+                                [("Content-Type", "image/png"), ("Content-Type", "text/html")], b"<script>1</script>")
+        self.assertEqual(status, 400, body)
+        self.assertEqual(error_code(body), "InvalidArgument")
+        # A header-signed request, image/png signed.
+        date = email.utils.formatdate(usegmt=True)
+        sig = sign_v2(self.daemon.secret_key, f"PUT\n\nimage/png\n{date}\n/{self.bucket}/page")
+        status, body = send_raw(self.daemon, "PUT", f"/{self.bucket}/page",
+                                [("Date", date), ("Authorization", f"AWS {self.daemon.access_key}:{sig}"),
+                                 ("Content-Type", "image/png"), ("Content-Type", "text/html")], b"<script>1</script>")
+        self.assertEqual((status, error_code(body)), (400, "InvalidArgument"), body)
+        # Any scheme, or none: answered before authentication.
+        status, body = send_raw(self.daemon, "PUT", f"/{self.bucket}/page",
+                                [("Content-MD5", "a"), ("Content-MD5", "b")], b"x")
+        self.assertEqual((status, error_code(body)), (400, "InvalidArgument"), body)
+        self.assertAbsent("page")
+        # Signed once, it is what is stored.
+        status, _ = send_raw(self.daemon, "PUT", f"/{self.bucket}/page",
+                             [("Date", date), ("Authorization", f"AWS {self.daemon.access_key}:{sig}"),
+                              ("Content-Type", "image/png")], b"png")
+        self.assertEqual(status, 200)
+        self.assertEqual(self.s3.head_object(Bucket=self.bucket, Key="page")["ContentType"], "image/png")
+        self.s3.delete_object(Bucket=self.bucket, Key="page")
+
+    def test_presigned_copy_source_is_a_copy(self):
+        """x-amz-copy-source signed as a query parameter: the URL copies, it does not accept a body."""
+        v2 = v2_client(self.daemon)
+        url = v2.generate_presigned_url("copy_object", Params={"Bucket": self.bucket, "Key": "copied",
+                                                               "CopySource": f"{self.bucket}/other"}, ExpiresIn=600)
+        self.assertIn("x-amz-copy-source=", url)
+        status, body = fetch(url, method="PUT", data=b"", headers={"Content-Type": ""})
+        self.assertEqual(status, 200, body)
+        self.assertIn(b"CopyObjectResult", body)
+        self.assertEqual(self.s3.get_object(Bucket=self.bucket, Key="copied")["Body"].read(), b"autre")
+        # A body sent to the same URL does not replace what was copied.
+        fetch(url, method="PUT", data=b"injecte", headers={"Content-Type": ""})
+        self.assertEqual(self.s3.get_object(Bucket=self.bucket, Key="copied")["Body"].read(), b"autre")
+        # The copy source parameter and a header naming another source: refused, nothing copied.
+        status, body = fetch(url, method="PUT", data=b"", headers={"Content-Type": "",
+                                                                  "x-amz-copy-source": f"/{self.bucket}/secret"})
+        self.assertEqual((status, error_code(body)), (400, "InvalidArgument"), body)
+        self.assertEqual(self.s3.get_object(Bucket=self.bucket, Key="copied")["Body"].read(), b"autre")
+        self.s3.delete_object(Bucket=self.bucket, Key="copied")
+
+    def test_sigv4_presigned_hoisted_copy_source_is_a_copy(self):
+        """SigV4 too: AWS's SDKs hoist x-amz-* headers into the signed query; S3 acts on them as headers."""
+        def url():
+            return presign_url(self.daemon.endpoint, "PUT", f"/{self.bucket}/copied4",
+                               access_key=self.daemon.access_key, secret_key=self.daemon.secret_key,
+                               extra_query=[("x-amz-copy-source", f"/{self.bucket}/other"),
+                                            ("x-amz-meta-dossier", "7")])
+        status, body = fetch(url(), method="PUT", data=b"")
+        self.assertEqual(status, 200, body)
+        self.assertIn(b"CopyObjectResult", body)
+        got = self.s3.get_object(Bucket=self.bucket, Key="copied4")
+        self.assertEqual(got["Body"].read(), b"autre")
+        status, body = fetch(url(), method="PUT", data=b"", headers={"x-amz-copy-source": f"/{self.bucket}/secret"})
+        self.assertEqual((status, error_code(body)), (400, "InvalidArgument"), body)
+        self.assertEqual(self.s3.get_object(Bucket=self.bucket, Key="copied4")["Body"].read(), b"autre")
+        self.s3.delete_object(Bucket=self.bucket, Key="copied4")
+
+    def test_presigned_header_parameters_apply(self):
+        """Metadata, Content-Type and Content-MD5 signed in the query are stored and checked."""
+        v2 = v2_client(self.daemon)
+        url = v2.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": "meta",
+                                                              "ContentType": "image/png",
+                                                              "Metadata": {"dossier": "42"}}, ExpiresIn=600)
+        self.assertIn("x-amz-meta-dossier=42", url)
+        self.assertEqual(fetch(url, method="PUT", data=b"png", headers={"Content-Type": "image/png"})[0], 200)
+        head = self.s3.head_object(Bucket=self.bucket, Key="meta")
+        self.assertEqual((head["ContentType"], head["Metadata"]), ("image/png", {"dossier": "42"}))
+        # Another Content-Type header than the one signed in the query.
+        status, body = fetch(url, method="PUT", data=b"<html>", headers={"Content-Type": "text/html"})
+        self.assertEqual((status, error_code(body)), (400, "InvalidArgument"), body)
+        self.assertEqual(self.s3.head_object(Bucket=self.bucket, Key="meta")["ContentType"], "image/png")
+        # Content-MD5 signed in the query proves the body.
+        good = base64.b64encode(hashlib.md5(b"attendu").digest()).decode()
+        url = v2.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": "md5q",
+                                                              "ContentMD5": good}, ExpiresIn=600)
+        self.assertIn("content-md5=", url.lower())
+        status, body = fetch(url, method="PUT", data=b"autre chose", headers={"Content-Type": ""})
+        self.assertEqual((status, error_code(body)), (400, "BadDigest"), body)
+        self.assertAbsent("md5q")
+        self.assertEqual(fetch(url, method="PUT", data=b"attendu", headers={"Content-Type": ""})[0], 200)
+        # x-amz-content-sha256 signed in the query proves the body too.
+        expires = int(time.time()) + 600
+        wrong = hashlib.sha256(b"attendu").hexdigest()
+        sig = sign_v2(self.daemon.secret_key, f"PUT\n\n\n{expires}\nx-amz-content-sha256:{wrong}\n/{self.bucket}/sha")
+        query = urllib.parse.urlencode({"AWSAccessKeyId": self.daemon.access_key, "Expires": expires,
+                                        "Signature": sig, "x-amz-content-sha256": wrong})
+        status, body = fetch(f"{self.base()}/sha?{query}", method="PUT", data=b"pas ca", headers={"Content-Type": ""})
+        self.assertEqual(status, 400, body)
+        self.assertAbsent("sha")
+        # A line break in a metadata parameter (signed unfolded into a space) is no header value.
+        expires = int(time.time()) + 600
+        sig = sign_v2(self.daemon.secret_key, f"PUT\n\n\n{expires}\nx-amz-meta-a:1 2\n/{self.bucket}/folded")
+        query = urllib.parse.urlencode({"AWSAccessKeyId": self.daemon.access_key, "Expires": expires,
+                                        "Signature": sig, "x-amz-meta-a": "1\n2"})
+        status, body = fetch(f"{self.base()}/folded?{query}", method="PUT", data=b"x", headers={"Content-Type": ""})
+        self.assertEqual((status, error_code(body)), (400, "InvalidArgument"), body)
+        self.assertAbsent("folded")
+        for key in ("meta", "md5q"):
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def test_presigned_lifetime_is_bounded(self):
+        """Stricter than AWS: no SigV2 URL outlives max_presign_expiry (7 days by default)."""
+        now = int(time.time())
+        self.assertEqual(fetch(self.presigned("secret", now + 6 * 86400)), (200, b"confidentiel"))
+        status, body = fetch(self.presigned("secret", now + 8 * 86400))
+        self.assertEqual((status, error_code(body)), (403, "AccessDenied"), body)
+        status, body = fetch(self.presigned("secret", 99999999999))
+        self.assertEqual((status, error_code(body)), (403, "AccessDenied"), body)
+
+    def test_ampersand_in_signed_subresource_refused(self):
+        """"a%26uploadId%3DU1" would sign like "a&uploadId=U1": refused, not served."""
+        expires = int(time.time()) + 600
+        sig = sign_v2(self.daemon.secret_key,
+                      f"GET\n\n\n{expires}\n/{self.bucket}/secret?response-content-disposition=a&uploadId=U1")
+        query = urllib.parse.urlencode({"response-content-disposition": "a&uploadId=U1",
+                                        "AWSAccessKeyId": self.daemon.access_key, "Expires": expires,
+                                        "Signature": sig})
+        self.assertIn("a%26uploadId%3DU1", query)
+        status, body = fetch(f"{self.base()}/secret?{query}")
+        self.assertEqual((status, error_code(body)), (400, "InvalidArgument"), body)
+
+    def test_routed_query_names_are_signed(self):
+        """A GET URL replayed with a sub-resource the router acts on is not served: these operations are
+        answered NotImplemented before authentication today, and once one is implemented the signature
+        (which now covers the name, sigv2_test.cc) refuses the replay."""
+        url = self.presigned("secret", int(time.time()) + 600)
+        for name in ("attributes", "renameObject", "session", "metadataTable"):
+            status, body = fetch(f"{url}&{name}")
+            self.assertIn((status, error_code(body)), [(403, "SignatureDoesNotMatch"), (501, "NotImplemented")], name)
+            self.assertNotIn(b"confidentiel", body)
+        self.assertIntact()
 
     def test_missing_presign_parameters(self):
         status, body = fetch(f"{self.base()}/secret?AWSAccessKeyId={self.daemon.access_key}&Signature=abc")
@@ -422,6 +601,18 @@ class SigV2SwitchedOffTest(CoffreTestCase):
         self.assertEqual(self.s3.get_object(Bucket=bucket, Key="k")["Body"].read(), b"v4 only")
         url = self.s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=600)
         self.assertEqual(fetch(url), (200, b"v4 only"))
+
+    def test_sigv4_request_with_sigv2_parameter_names(self):
+        """Off, Signature and AWSAccessKeyId in a SigV4-signed request's query are its own parameters."""
+        bucket = unique_bucket("sigv2-off-q")
+        self.s3.create_bucket(Bucket=bucket)
+        self.s3.put_object(Bucket=bucket, Key="k", Body=b"v4 only")
+        s3 = self.daemon.client()
+
+        def add_params(request, **kwargs):
+            request.url += ("&" if "?" in request.url else "?") + "Signature=x&AWSAccessKeyId=y"
+        s3.meta.events.register("before-sign.s3.GetObject", add_params)
+        self.assertEqual(s3.get_object(Bucket=bucket, Key="k")["Body"].read(), b"v4 only")
 
     def test_config_check_validates_the_switch(self):
         tmp = tempfile.mkdtemp(prefix="coffre-sigv2-cfg-")

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +15,7 @@
 #include "coffre/common/clock.h"
 #include "coffre/http/uri.h"
 #include "coffre/s3/sigv4.h"
+#include "s3/router.h"
 #include "support/status_matchers.h"
 
 namespace coffre::s3 {
@@ -240,9 +245,10 @@ TEST_F(SigV2Test, PresignedUrl) {
   // One second after Expires.
   clock_.Set(std::chrono::system_clock::time_point(std::chrono::seconds(1141889121)));
   EXPECT_THAT(Auth(r), StatusIs(ErrorCode::kAccessDenied, HasSubstr("Request has expired")));
-  // An Expires far in the future (no overflow to the past): only the signature refuses it.
+  // An Expires far in the future is not taken for one in the past (no overflow): it is beyond the
+  // longest lifetime.
   TestRequest far{"GET", "/photos/puppy.jpg?AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=991141889120&Signature=x", {}};
-  EXPECT_THAT(Auth(far), StatusIs(ErrorCode::kSignatureDoesNotMatch));
+  EXPECT_THAT(Auth(far), StatusIs(ErrorCode::kAccessDenied, HasSubstr("seconds from now")));
 
   TestRequest with_query{"PUT", "/b/k?content-type=text%2Fplain&x-amz-meta-a=1", {}};
   EXPECT_EQ(StringToSign(with_query, "5", "", true), "PUT\n\ntext/plain\n5\nx-amz-meta-a:1\n/b/k");
@@ -298,6 +304,177 @@ TEST_F(SigV2Test, SwitchedOff) {
   EXPECT_THAT(Auth(header), StatusIs(ErrorCode::kInvalidRequest, HasSubstr("Please use AWS4-HMAC-SHA256")));
   TestRequest presigned{"GET", "/k?AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=1141889120&Signature=x", {}};
   EXPECT_THAT(Auth(presigned), StatusIs(ErrorCode::kInvalidRequest, HasSubstr("Please use AWS4-HMAC-SHA256")));
+}
+
+// Signs `r` as a SigV2 presigned URL expiring at `expires` (path style), as botocore presigns.
+void PresignV2(TestRequest& r, int64_t expires) {
+  r.target += std::string(r.target.find('?') == std::string::npos ? "?" : "&") +
+              "AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=" + std::to_string(expires);
+  const std::string sts = SigV2StringToSign(r.View(), QueryOf(r), std::to_string(expires), "", true);
+  r.target += "&Signature=" + UriEncode(SigV2Signature(Secret(kSecret), sts), true);
+}
+
+class SigV2AttackTest : public SigV2Test {
+ protected:
+  SigV2AttackTest() {
+    clock_.Set(std::chrono::system_clock::time_point(std::chrono::seconds(kNow)));
+    options_.base_domain = "localhost";
+  }
+  static constexpr int64_t kNow = 1700000000;
+};
+
+// A repeated header that may appear once is named, whatever the scheme: SigV2 signs the first
+// Content-Type, and a handler must not get to store another.
+TEST_F(SigV2AttackTest, RepeatedSingleHeaders) {
+  for (const char* name : {"Content-Type", "content-md5", "Content-Length", "Date", "X-Amz-Date", "Host",
+                           "Authorization", "x-amz-content-sha256", "x-amz-copy-source", "x-amz-copy-source-range"}) {
+    TestRequest r{"PUT", "/b/k", {{name, "a"}, {"x-amz-meta-a", "1"}, {name, "b"}}};
+    EXPECT_EQ(RepeatedSingleHeader(r.View()), ToLower(name)) << name;
+  }
+  // Lists may repeat.
+  TestRequest lists{"PUT",
+                    "/b/k",
+                    {{"Content-Type", "image/png"},
+                     {"Content-Encoding", "gzip"},
+                     {"Content-Encoding", "aws-chunked"},
+                     {"x-amz-meta-a", "1"},
+                     {"x-amz-meta-a", "2"}}};
+  EXPECT_EQ(RepeatedSingleHeader(lists.View()), std::nullopt);
+}
+
+// ?x-amz-copy-source=... signed in a presigned PUT: promoted to the header it stands for, the
+// request routes as the CopyObject that was signed, not as a PutObject of any body.
+TEST_F(SigV2AttackTest, PresignedQueryHeadersArePromotedBeforeRouting) {
+  TestRequest r{"PUT", "/bkt/dst?x-amz-copy-source=%2Fbkt%2Fsrc&x-amz-meta-a=1&Content-Type=image%2Fpng", {}};
+  PresignV2(r, kNow + 60);
+  HttpRequestView view = r.View();
+  const http::QueryParams query = QueryOf(r);
+  ASSERT_TRUE(IsSigV2PresignedQuery(view, query));
+  std::deque<std::string> storage;
+  ASSERT_EQ(PromotePresignedQueryHeaders(view, query, true, storage), std::nullopt);
+  EXPECT_EQ(view.Header("x-amz-copy-source"), "/bkt/src");
+  EXPECT_EQ(view.Header("x-amz-meta-a"), "1");
+  EXPECT_EQ(view.Header("content-type"), "image/png");
+  auto route = RouteRequest(view, RouterOptions{"localhost"});
+  ASSERT_OK(route);
+  EXPECT_EQ(route->op, Operation::kCopyObject);
+  // The promoted values are the signed ones: the signature still matches, each signed once.
+  EXPECT_OK(Authenticate(view, ExampleLookup(), options_));
+  EXPECT_OK(Auth(r));
+
+  // A header sent with the same value as the parameter adds nothing; another value is refused.
+  TestRequest same = r;
+  same.headers.emplace_back("x-amz-meta-a", "1");
+  view = same.View();
+  storage.clear();
+  ASSERT_EQ(PromotePresignedQueryHeaders(view, query, true, storage), std::nullopt);
+  EXPECT_EQ(std::count_if(view.headers.begin(), view.headers.end(),
+                          [](const auto& h) { return EqualsIgnoreCase(h.first, "x-amz-meta-a"); }),
+            1);
+  EXPECT_OK(Authenticate(view, ExampleLookup(), options_));
+  TestRequest other = r;
+  other.headers.emplace_back("Content-Type", "text/html");
+  view = other.View();
+  std::optional<Error> conflict = PromotePresignedQueryHeaders(view, query, true, storage);
+  ASSERT_TRUE(conflict.has_value());
+  EXPECT_EQ(conflict->code, ErrorCode::kInvalidArgument);
+  EXPECT_THAT(Auth(other), StatusIs(ErrorCode::kInvalidArgument, HasSubstr("different values")));
+
+  // A line break SigV2 would sign unfolded into a space cannot become a header value.
+  TestRequest folded{"PUT", "/bkt/dst?x-amz-meta-a=1%0A2", {}};
+  PresignV2(folded, kNow + 60);
+  view = folded.View();
+  conflict = PromotePresignedQueryHeaders(view, QueryOf(folded), true, storage);
+  ASSERT_TRUE(conflict.has_value());
+  EXPECT_EQ(conflict->code, ErrorCode::kInvalidArgument);
+
+  // A header-signed request or a SigV4 presigned URL is not a SigV2 presigned one.
+  TestRequest v4{"PUT", "/bkt/dst?X-Amz-Algorithm=AWS4-HMAC-SHA256&Signature=x&x-amz-meta-a=1", {}};
+  EXPECT_FALSE(IsSigV2PresignedQuery(v4.View(), QueryOf(v4)));
+  TestRequest with_header = r;
+  with_header.headers.emplace_back("Authorization", "AWS AKIAIOSFODNN7EXAMPLE:x");
+  EXPECT_FALSE(IsSigV2PresignedQuery(with_header.View(), QueryOf(with_header)));
+}
+
+// The signed x-amz-content-sha256 and Content-MD5 parameters become the headers the body is
+// checked against.
+TEST_F(SigV2AttackTest, PresignedPayloadChecksAreKept) {
+  const std::string sha(64, 'a');
+  TestRequest r{"PUT", "/bkt/k?x-amz-content-sha256=" + sha + "&content-md5=1B2M2Y8AsgTpgAmY7PhCfg%3D%3D", {}};
+  PresignV2(r, kNow + 60);
+  HttpRequestView view = r.View();
+  std::deque<std::string> storage;
+  ASSERT_EQ(PromotePresignedQueryHeaders(view, QueryOf(r), true, storage), std::nullopt);
+  EXPECT_EQ(view.Header("content-md5"), "1B2M2Y8AsgTpgAmY7PhCfg==");
+  auto auth = Authenticate(view, ExampleLookup(), options_);
+  ASSERT_OK(auth);
+  EXPECT_EQ(auth->payload_mode, PayloadMode::kSignedHash);
+  EXPECT_EQ(auth->payload_sha256_hex, sha);
+}
+
+// No SigV2 URL lives longer than the SigV4 limit.
+TEST_F(SigV2AttackTest, PresignedLifetimeIsBounded) {
+  const int64_t week = options_.max_presign_expiry.count();
+  TestRequest longest{"GET", "/bkt/k", {}};
+  PresignV2(longest, kNow + week);
+  EXPECT_OK(Auth(longest));
+  TestRequest longer{"GET", "/bkt/k", {}};
+  PresignV2(longer, kNow + week + 1);
+  EXPECT_THAT(Auth(longer), StatusIs(ErrorCode::kAccessDenied, HasSubstr("seconds from now")));
+  options_.max_presign_expiry = std::chrono::seconds(3600);
+  EXPECT_THAT(Auth(longest), StatusIs(ErrorCode::kAccessDenied));
+}
+
+// "a%26uploadId%3DU1" decodes to a value that signs like a second sub-resource: refused in both
+// forms.
+TEST_F(SigV2AttackTest, AmpersandInSubResourceValueRefused) {
+  TestRequest ambiguous{"GET", "/bkt/k?response-content-disposition=a%26uploadId%3DU1", {}};
+  TestRequest plain{"GET", "/bkt/k?response-content-disposition=a&uploadId=U1", {}};
+  EXPECT_EQ(SigV2StringToSign(ambiguous.View(), QueryOf(ambiguous), "1", "", true),
+            SigV2StringToSign(plain.View(), QueryOf(plain), "1", "", true));
+  PresignV2(ambiguous, kNow + 60);
+  EXPECT_THAT(Auth(ambiguous), StatusIs(ErrorCode::kInvalidArgument, HasSubstr("'&'")));
+  PresignV2(plain, kNow + 60);
+  EXPECT_OK(Auth(plain));
+
+  const std::string date = "Tue, 14 Nov 2023 22:13:20 GMT";  // kNow
+  TestRequest header{"GET", "/bkt/k?response-content-disposition=a%26uploadId%3DU1", {{"Date", date}}};
+  const std::string sts = SigV2StringToSign(header.View(), QueryOf(header), date, "", false);
+  header.headers.emplace_back("Authorization", "AWS AKIAIOSFODNN7EXAMPLE:" + SigV2Signature(Secret(kSecret), sts));
+  EXPECT_THAT(Auth(header), StatusIs(ErrorCode::kInvalidArgument, HasSubstr("'&'")));
+  // A non-signed parameter may hold one.
+  TestRequest listing{"GET", "/bkt?prefix=a%26b", {{"Date", date}}};
+  const std::string listing_sts = SigV2StringToSign(listing.View(), QueryOf(listing), date, "", false);
+  listing.headers.emplace_back("Authorization",
+                               "AWS AKIAIOSFODNN7EXAMPLE:" + SigV2Signature(Secret(kSecret), listing_sts));
+  EXPECT_OK(Auth(listing));
+}
+
+// Every query name the router dispatches on is signed, so none turns a signed request into another
+// operation.
+TEST_F(SigV2Test, RoutedQueryNamesAreSigned) {
+  for (const char* name : {"accelerate",     "acl",
+                           "analytics",      "attributes",
+                           "cors",           "delete",
+                           "encryption",     "intelligent-tiering",
+                           "inventory",      "legal-hold",
+                           "lifecycle",      "location",
+                           "logging",        "metadataTable",
+                           "metrics",        "notification",
+                           "object-lock",    "ownershipControls",
+                           "partNumber",     "policy",
+                           "policyStatus",   "publicAccessBlock",
+                           "renameObject",   "replication",
+                           "requestPayment", "restore",
+                           "retention",      "select",
+                           "session",        "tagging",
+                           "torrent",        "uploadId",
+                           "uploads",        "versionId",
+                           "versioning",     "versions",
+                           "website"}) {
+    TestRequest r{"GET", std::string("/b/k?") + name, {}};
+    EXPECT_EQ(StringToSign(r, "D"), std::string("GET\n\n\nD\n/b/k?") + name) << name;
+  }
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <cctype>
 #include <chrono>
+#include <deque>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +13,8 @@
 #include "coffre/common/bytes.h"
 #include "coffre/common/clock.h"
 #include "coffre/crypto/hash.h"
+#include "s3/router.h"
+#include "s3/sigv2.h"
 #include "support/status_matchers.h"
 
 namespace coffre::s3 {
@@ -782,6 +786,58 @@ TEST_F(SigV4Test, SignatureV2RefusedWhenOff) {
   presigned_v2.target = "/bucket/key?AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=1369353600&Signature=abc%3D";
   presigned_v2.headers = {{"Host", std::string(kHost)}};
   EXPECT_EQ(AuthError(presigned_v2), ErrorCode::kInvalidRequest);
+}
+
+// AWS's SDKs hoist x-amz-* headers into a presigned URL's query, where SigV4 signs them as query
+// parameters and S3 acts on them as headers: promoted before routing, ?x-amz-copy-source makes the
+// URL the CopyObject it signs, not a PutObject of any body; the promoted header counts as signed.
+TEST_F(SigV4Test, PresignedHoistedHeadersArePromoted) {
+  const std::string scope = "20130524/us-east-1/s3/aws4_request";
+  TestRequest r;
+  r.method = "PUT";
+  r.target = "/dst?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=" +
+             UriEncode(std::string(kAccessKey) + "/" + scope, true) + "&X-Amz-Date=" + std::string(kAmzDate) +
+             "&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&x-amz-copy-source=%2Fexamplebucket%2Fsrc&x-amz-meta-a=1";
+  r.headers = {{"Host", std::string(kHost)}};
+  const std::string canonical = CanonicalRequest(r.View(), {"host"}, "UNSIGNED-PAYLOAD", true);
+  r.target += "&X-Amz-Signature=" + SignHex(DeriveSigningKey(Secret(kSecret), "20130524", "us-east-1", "s3"),
+                                            StringToSign(kAmzDate, scope, canonical));
+  const http::QueryParams query = http::ParseQuery(http::SplitTarget(r.target).query).value();
+  HttpRequestView view = r.View();
+  std::deque<std::string> storage;
+  ASSERT_EQ(PromotePresignedQueryHeaders(view, query, /*sigv2=*/false, storage), std::nullopt);
+  EXPECT_EQ(view.Header("x-amz-copy-source"), "/examplebucket/src");
+  EXPECT_EQ(view.Header("x-amz-meta-a"), "1");
+  EXPECT_EQ(view.Header("x-amz-date"), std::nullopt);  // its own parameters stay parameters
+  auto route = RouteRequest(view, RouterOptions{"s3.amazonaws.com"});
+  ASSERT_OK(route);
+  EXPECT_EQ(route->op, Operation::kCopyObject);
+  EXPECT_OK(Authenticate(view, ExampleLookup(), options_));
+  EXPECT_OK(Auth(r));
+
+  // A header naming another source is refused, promoted or not; an unsigned one still is.
+  TestRequest other = r;
+  other.headers.emplace_back("x-amz-copy-source", "/examplebucket/secret");
+  view = other.View();
+  std::optional<Error> conflict = PromotePresignedQueryHeaders(view, query, false, storage);
+  ASSERT_TRUE(conflict.has_value());
+  EXPECT_EQ(conflict->code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(AuthError(other), ErrorCode::kAccessDenied);
+  // A header-signed request's x-amz-* parameters are not headers.
+  TestRequest header_signed = SignedGet("/test.txt?x-amz-meta-a=1");
+  view = header_signed.View();
+  ASSERT_EQ(PromotePresignedQueryHeaders(view, http::ParseQuery("x-amz-meta-a=1").value(), false, storage),
+            std::nullopt);
+  EXPECT_EQ(view.Header("x-amz-meta-a"), std::nullopt);
+}
+
+// Off, SigV2's query parameter names are ordinary parameters of a header-signed SigV4 request
+// (covered by its signature), not a second authentication mechanism.
+TEST_F(SigV4Test, SignatureV2QueryNamesAreOrdinaryParametersWhenOff) {
+  options_.sigv2 = false;
+  EXPECT_OK(Auth(SignedGet("/test.txt?Signature=x&AWSAccessKeyId=y")));
+  options_.sigv2 = true;
+  EXPECT_EQ(AuthError(SignedGet("/test.txt?Signature=x&AWSAccessKeyId=y")), ErrorCode::kInvalidArgument);
 }
 
 TEST_F(SigV4Test, OtherSchemesRefused) {

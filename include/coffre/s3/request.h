@@ -25,6 +25,12 @@ struct HttpRequestView {
   std::optional<std::string_view> Header(std::string_view name) const;
 };
 
+// The first header, among those a request may carry once, that it carries more than once. Such a
+// request is refused: the signature covers one value (SigV2 signs the first Content-Type, say) and
+// nothing guarantees a handler reads that one. Content-Encoding is not among them: it is a list,
+// and AWS's SDKs send it twice (the object's coding, then aws-chunked).
+std::optional<std::string_view> RepeatedSingleHeader(const HttpRequestView& request);
+
 // The text helpers the s3 layer reads requests with. They live below it (common, sigv4) so that
 // the upstream client encodes and compares exactly as the verifier does. Decoding, and query
 // parsing, are coffre/http/uri.h's.
