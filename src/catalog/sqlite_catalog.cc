@@ -464,7 +464,8 @@ class SqliteCatalog final : public Catalog {
   Result<ObjectRecord> GetObject(int64_t bucket_id, const std::string& key) override;
   Status DeleteObject(const Bucket& bucket, const std::string& key) override;
   Status SetObjectTags(const Bucket& bucket, const std::string& key, const std::string& object_id, uint32_t key_version,
-                       const Tags& tags, const std::string& update_blob_id) override;
+                       const std::string& replaced_update_blob_id, const Tags& tags,
+                       const std::string& update_blob_id) override;
   Result<ListPage> ListObjects(int64_t bucket_id, const ListQuery& query) override;
   Result<uint64_t> CountObjects(int64_t bucket_id) override;
 
@@ -912,7 +913,8 @@ Status SqliteCatalog::DeleteObject(const Bucket& bucket, const std::string& key)
 }
 
 Status SqliteCatalog::SetObjectTags(const Bucket& bucket, const std::string& key, const std::string& object_id,
-                                    uint32_t key_version, const Tags& tags, const std::string& update_blob_id) {
+                                    uint32_t key_version, const std::string& replaced_update_blob_id, const Tags& tags,
+                                    const std::string& update_blob_id) {
   return WriteGrouped([&]() -> Status {
     COFFRE_RETURN_IF_ERROR(CheckBucketLocked(bucket.id, bucket.tenant_id, StatusCode::kAborted));
     std::vector<std::string> unlinked;
@@ -925,8 +927,11 @@ Status SqliteCatalog::SetObjectTags(const Bucket& bucket, const std::string& key
       if (st.ColumnTextView(0) != object_id || st.ColumnInt64(1) != int64_t{key_version}) {
         return Status::FailedPrecondition("catalog: the object was replaced or its key moved meanwhile");
       }
-      if (std::string previous = st.ColumnText(2); !previous.empty() && previous != update_blob_id) {
-        unlinked.push_back(std::move(previous));
+      if (st.ColumnTextView(2) != replaced_update_blob_id) {
+        return Status::FailedPrecondition("catalog: the object's tags were changed meanwhile");
+      }
+      if (!replaced_update_blob_id.empty() && replaced_update_blob_id != update_blob_id) {
+        unlinked.push_back(replaced_update_blob_id);
       }
     }
     COFFRE_ASSIGN_OR_RETURN(

@@ -330,6 +330,7 @@ class BlobObjectWriter final : public ObjectWriter {
       Status st = catalog_.PutPart(upload_id_, part, &found);
       if (st.ok()) return Done{};
       if (st.code() != StatusCode::kAborted || found == covered) return Refused(st);
+      if (attempt + 1 == kCoverAttempts) break;  // a copy no retry would use
       auto moved = service_.CoverUploadBlobs(bucket_, key_, upload_id_, {blob_id_}, &key_use_event_.request);
       if (!moved.ok()) return moved.error();
       covered = moved->tenant_key_version;
@@ -1135,8 +1136,9 @@ SResult<std::string> ObjectService::WriteObjectUpdate(const Bucket& bucket, cons
 
 SResult<Done> ObjectService::SetObjectTags(const Bucket& bucket, const std::string& key, const catalog::Tags& tags,
                                            const RequestInfo* request) {
-  // A write of the key, or a rewrap of its data key, between the read and the catalog update
-  // makes the update blob name the wrong object or key version: it is removed and written again.
+  // A write of the key, a rewrap of its data key or another tag change between the read and the
+  // catalog update makes the update blob name the wrong object or key version, or come after a
+  // newer one: it is removed and written again.
   constexpr int kAttempts = 4;
   for (int attempt = 1;; ++attempt) {
     auto rec = catalog_.GetObject(bucket.id, key);
@@ -1147,8 +1149,17 @@ SResult<Done> ObjectService::SetObjectTags(const Bucket& bucket, const std::stri
     // The object has no tags and is to have none: a rebuild finds none either way.
     if (rec->tags.empty() && tags.empty()) return Done{};
     auto update = WriteObjectUpdate(bucket, *rec, tags, request);
-    if (!update.ok()) return update.error();
-    Status st = catalog_.SetObjectTags(bucket, key, rec->object_id, rec->key_info.tenant_key_version, tags, *update);
+    if (!update.ok()) {
+      // A rewrap and the destruction of the key version the row was read under make the unwrap
+      // fail: the row, read again, is under the new version.
+      auto again = catalog_.GetObject(bucket.id, key);
+      if (attempt < kAttempts && again.ok() && again->key_info.tenant_key_version != rec->key_info.tenant_key_version) {
+        continue;
+      }
+      return update.error();
+    }
+    Status st = catalog_.SetObjectTags(bucket, key, rec->object_id, rec->key_info.tenant_key_version,
+                                       rec->update_blob_id, tags, *update);
     if (st.ok()) return Done{};
     (void)blobs_.Remove(*update);  // never named by the catalog
     if (st.code() == StatusCode::kFailedPrecondition && attempt < kAttempts) continue;

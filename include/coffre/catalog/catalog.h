@@ -230,13 +230,18 @@ class Catalog {
   // The object's blobs go to garbage.
   virtual Status DeleteObject(const Bucket& bucket, const std::string& key) = 0;
   // Replaces the tags of the object (bucket, key) if it is still `object_id` with its data key
-  // under `key_version`, and names `update_blob_id` (which holds the new set, sealed under the
-  // object's data key) as its attributes-update blob; the update blob it named before goes to
-  // garbage. NotFound if the key holds no object; FailedPrecondition if it holds another object
-  // or a rewrap moved its key meanwhile (the caller writes a new update blob and tries again);
-  // Aborted if the bucket no longer exists. The caller removes update_blob_id on any error.
+  // under `key_version` and still names `replaced_update_blob_id` ("" for none) as its
+  // attributes-update blob, and names `update_blob_id` (which holds the new set, sealed under the
+  // object's data key) instead; the one it replaces goes to garbage. Requiring the update the
+  // caller read keeps the named updates' sequence numbers increasing, which is the order a rebuild
+  // applies them in: of two racing changes, the one that read the older state is refused.
+  // NotFound if the key holds no object; FailedPrecondition if it holds another object, a rewrap
+  // moved its key or another change replaced the update meanwhile (the caller writes a new update
+  // blob and tries again); Aborted if the bucket no longer exists. The caller removes
+  // update_blob_id on any error.
   virtual Status SetObjectTags(const Bucket& bucket, const std::string& key, const std::string& object_id,
-                               uint32_t key_version, const Tags& tags, const std::string& update_blob_id) = 0;
+                               uint32_t key_version, const std::string& replaced_update_blob_id, const Tags& tags,
+                               const std::string& update_blob_id) = 0;
   virtual Result<ListPage> ListObjects(int64_t bucket_id, const ListQuery& query) = 0;
   // Number of objects in the bucket (for tests/metrics; may be slow on huge buckets).
   virtual Result<uint64_t> CountObjects(int64_t bucket_id) = 0;
@@ -290,9 +295,10 @@ class Catalog {
   virtual Result<std::vector<WrappedKeyRow>> ListWrappedKeys(ByteView tenant_key_id, uint32_t version,
                                                              WrappedKeyCursor* cursor, uint32_t limit) = 0;
   // In one transaction, updates each row's key version and wrapped data key if the row still
-  // holds exactly old_row's object id, version and wrapped key, and, for an upload, no part blob
-  // besides old_row.blob_ids (compare-and-swap): a row that was overwritten, deleted or completed
-  // meanwhile, or an upload that got a part, is left as it is; and records `key_copies`,
+  // holds exactly old_row's object id, version and wrapped key, for an object the attributes-update
+  // blob among old_row.blob_ids, and, for an upload, no part blob besides old_row.blob_ids
+  // (compare-and-swap): a row that was overwritten, deleted, completed or re-tagged meanwhile, or
+  // an upload that got a part, is left as it is; and records `key_copies`,
   // the blobs that hold the rows' blob-bound copies under the new version. Returns how many rows
   // were updated.
   virtual Result<uint64_t> RewrapKeys(const std::vector<KeyRewrap>& rewraps,
