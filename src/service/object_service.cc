@@ -1071,8 +1071,8 @@ std::optional<PutResult> ObjectService::CompletedAlready(const Bucket& bucket, c
   return result;
 }
 
-SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const catalog::ObjectRecord& rec,
-                                                  const RequestInfo* request) {
+SResult<std::string> ObjectService::WriteUnderObjectKey(const Bucket& bucket, const catalog::ObjectRecord& rec,
+                                                        const Bytes& description, const RequestInfo* request) {
   auto dk = internal::UnwrapRowDataKey(keys_, bucket.tenant_id, rec.key_info, bucket.name, rec.key, rec.object_id);
   NoteKeyOperation(observer_, KeyOperation::kUnwrap, dk.ok());
   const audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyUnwrap, bucket, rec.key, rec.object_id,
@@ -1083,6 +1083,13 @@ SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const ca
   }
   if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
 
+  auto blob = blobs_.CreateBlob(DescribedBlobSize(description.size()));
+  if (!blob.ok()) return FromStatus(blob.status());
+  return SealDescribedBlob(**blob, bucket.tenant_id, rec.key_info, *dk, description);
+}
+
+SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const catalog::ObjectRecord& rec,
+                                                  const RequestInfo* request) {
   catalog::BlobDescription d;
   d.kind = catalog::BlobDescription::Kind::kManifest;
   d.tenant_id = bucket.tenant_id;
@@ -1098,25 +1105,11 @@ SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const ca
   d.attributes = rec.attributes;
   d.parts = rec.parts;
   d.tags = rec.tags;
-  const Bytes description = catalog::EncodeBlobDescription(d);
-
-  auto blob = blobs_.CreateBlob(DescribedBlobSize(description.size()));
-  if (!blob.ok()) return FromStatus(blob.status());
-  return SealDescribedBlob(**blob, bucket.tenant_id, rec.key_info, *dk, description);
+  return WriteUnderObjectKey(bucket, rec, catalog::EncodeBlobDescription(d), request);
 }
 
 SResult<std::string> ObjectService::WriteObjectUpdate(const Bucket& bucket, const catalog::ObjectRecord& rec,
                                                       const catalog::Tags& tags, const RequestInfo* request) {
-  auto dk = internal::UnwrapRowDataKey(keys_, bucket.tenant_id, rec.key_info, bucket.name, rec.key, rec.object_id);
-  NoteKeyOperation(observer_, KeyOperation::kUnwrap, dk.ok());
-  const audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyUnwrap, bucket, rec.key, rec.object_id,
-                                                rec.key_info.tenant_key_id, rec.key_info.tenant_key_version, request);
-  if (!dk.ok()) {
-    internal::RecordKeyFailure(audit_, event, dk.status());
-    return FromKeyStatus(dk.status());
-  }
-  if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
-
   catalog::BlobDescription d;
   d.kind = catalog::BlobDescription::Kind::kObjectUpdate;
   d.tenant_id = bucket.tenant_id;
@@ -1127,11 +1120,7 @@ SResult<std::string> ObjectService::WriteObjectUpdate(const Bucket& bucket, cons
   d.sequence = NextWriteSequence();
   d.last_modified = NowMillis();
   d.tags = tags;
-  const Bytes description = catalog::EncodeBlobDescription(d);
-
-  auto blob = blobs_.CreateBlob(DescribedBlobSize(description.size()));
-  if (!blob.ok()) return FromStatus(blob.status());
-  return SealDescribedBlob(**blob, bucket.tenant_id, rec.key_info, *dk, description);
+  return WriteUnderObjectKey(bucket, rec, catalog::EncodeBlobDescription(d), request);
 }
 
 SResult<Done> ObjectService::SetObjectTags(const Bucket& bucket, const std::string& key, const catalog::Tags& tags,

@@ -329,6 +329,10 @@ class ObjectService {
   // version 2 blob sealed under the object's data key) and returns its id.
   SResult<std::string> WriteObjectUpdate(const catalog::Bucket& bucket, const catalog::ObjectRecord& rec,
                                          const catalog::Tags& tags, const RequestInfo* request);
+  // Writes a blob with no body and `description`, sealed under the data key of the object `rec`
+  // (opened and recorded as an unwrap, as a read is), and returns its id.
+  SResult<std::string> WriteUnderObjectKey(const catalog::Bucket& bucket, const catalog::ObjectRecord& rec,
+                                           const Bytes& description, const RequestInfo* request);
   // The size of a blob with no body and a description of `description_size` bytes.
   uint64_t DescribedBlobSize(size_t description_size) const;
   // Writes such a blob into `blob` (created with DescribedBlobSize), sealed under `data_key`, its
