@@ -20,7 +20,7 @@ from harness import REPO_ROOT, CoffreTestCase, Daemon, DaemonError, gen_bytes
 UNIT_FILE = os.path.join(REPO_ROOT, "config", "coffre.service")
 
 
-def admin_port(daemon: Daemon, timeout: float = 10.0) -> int:
+def admin_port(daemon: Daemon, timeout: float = 30.0) -> int:
     """The port of the `admin listening on HOST:PORT` line (printed after the S3 one)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -61,7 +61,7 @@ def write_config(directory: str, **fields) -> str:
     return path
 
 
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -572,7 +572,10 @@ class AccessLogTest(unittest.TestCase):
             r = d.request("GET", "/logged/absent")
             self.assertEqual(r.status, 404)
             request_id = r.headers["x-amz-request-id"]
-            self.assertTrue(wait_for(lambda: f"[{request_id}] access" in read_stderr(d)), d.diagnostics())
+            # a line is written once its request's handler has returned, which may be after the
+            # client has its answer, so after the next request's line
+            self.assertTrue(wait_for(lambda: f"[{request_id}] access" in read_stderr(d) and
+                                     "operation=PutObject" in read_stderr(d)), d.diagnostics())
             log = read_stderr(d)
             lines = [line for line in log.splitlines() if "] access method=" in line]
             put = [line for line in lines if "operation=PutObject" in line]
@@ -754,7 +757,10 @@ class DrainTest(unittest.TestCase):
         sock = self.begin_put(d, "drain", "in-flight", payload, 1024 * 1024)
         time.sleep(0.3)  # and reads some of the body
         d.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        # the listener is closed just after this line, in the same step of the daemon's loop
+        self.assertTrue(wait_for(lambda: "draining connections (up to 30s)" in read_stderr(d), 30),
+                        d.diagnostics())
+        time.sleep(0.2)
         self.assertTrue(d.alive, "the daemon waits for the request in flight")
         # no new connection is served once draining
         with self.assertRaises(OSError):
@@ -768,7 +774,6 @@ class DrainTest(unittest.TestCase):
         sock.close()
         d.proc.wait(20)
         self.assertEqual(d.proc.returncode, 0, d.diagnostics())
-        self.assertIn("draining connections (up to 30s)", d.stderr_tail())
         # the object is durable: a restart on the same data serves it
         d2 = Daemon(tmp=d.tmp)
         d2.start()
