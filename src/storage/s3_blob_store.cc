@@ -48,6 +48,32 @@ constexpr size_t kStreamedPartsAwaitingAnswer = 3;
 // fills, so a writer holds at most two.
 constexpr size_t kMemoryPartsInFlight = 1;
 
+// The store's slots for parts awaiting their answer on a thread of their own, shared by all its
+// writers. A writer that finds none free awaits its part's answer itself before it goes on, so
+// many concurrent uploads hold at most one upstream request each beyond the slots: an upstream
+// that answers slowly slows them (their clients' bodies wait in the network buffers) rather than
+// being sent more requests at once than it can answer before they time out.
+class AnswerSlots {
+ public:
+  explicit AnswerSlots(size_t limit) : limit_(limit) {}
+
+  bool TryTake() {
+    size_t used = used_.load(std::memory_order_relaxed);
+    while (used < limit_) {
+      if (used_.compare_exchange_weak(used, used + 1, std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void Give() { used_.fetch_sub(1, std::memory_order_relaxed); }
+
+ private:
+  const size_t limit_;
+  std::atomic<size_t> used_{0};
+};
+
 // A part whose last byte is written and whose answer (its ETag) a task of its own awaits. The
 // task alone touches the stream, the body, the status and the ETag until it sets `done`, and the
 // writer reads them only then, or after joining it.
@@ -66,9 +92,10 @@ struct PartInFlight {
 // the parts in flight have their answers).
 class S3BlobWriter final : public BlobWriter {
  public:
-  S3BlobWriter(std::shared_ptr<upstream::S3Client> client, const S3BlobStoreOptions& options, std::string id,
-               std::string key, uint64_t declared)
+  S3BlobWriter(std::shared_ptr<upstream::S3Client> client, std::shared_ptr<AnswerSlots> slots,
+               const S3BlobStoreOptions& options, std::string id, std::string key, uint64_t declared)
       : client_(std::move(client)),
+        slots_(std::move(slots)),
         id_(std::move(id)),
         key_(std::move(key)),
         declared_(declared),
@@ -237,11 +264,11 @@ class S3BlobWriter final : public BlobWriter {
   }
 
   // Awaits the part's answer (streamed) or sends it (from memory) on a task of its own, so that
-  // the next part goes up meanwhile.
+  // the next part goes up meanwhile, when one of the store's slots is free; else here.
   void Send(std::unique_ptr<PartInFlight> part) {
     PartInFlight* const sent = part.get();
     in_flight_.push_back(std::move(part));
-    RunInBackground(sent->task, [this, sent] {
+    const auto answer = [this, sent](AnswerSlots* slot_held) {
       Result<std::string> etag =
           sent->stream ? sent->stream->Finish() : client_->UploadPart(key_, upload_id_, sent->part_number, sent->body);
       sent->stream.reset();
@@ -251,8 +278,15 @@ class S3BlobWriter final : public BlobWriter {
       } else {
         sent->status = etag.status();
       }
+      // Given back first, so that a writer that sees this part done finds the slot free.
+      if (slot_held != nullptr) slot_held->Give();
       sent->done.store(true, std::memory_order_release);
-    });
+    };
+    if (slots_->TryTake()) {
+      RunInBackground(sent->task, [answer, slots = slots_] { answer(slots.get()); });
+    } else {
+      answer(nullptr);
+    }
   }
 
   // Takes the answers of the parts in flight into parts_, oldest first (so in part order): all
@@ -278,6 +312,7 @@ class S3BlobWriter final : public BlobWriter {
   }
 
   const std::shared_ptr<upstream::S3Client> client_;
+  const std::shared_ptr<AnswerSlots> slots_;  // the store's, which the parts' tasks may outlive
   const std::string id_;
   const std::string key_;
   const uint64_t declared_;
@@ -538,7 +573,8 @@ class S3BlobStore final : public BlobStore {
   S3BlobStore(std::shared_ptr<upstream::S3Client> client, S3BlobStoreOptions options)
       : client_(std::move(client)),
         options_(std::move(options)),
-        budget_(std::make_shared<ReadAheadBudget>(options_.read_ahead_budget)) {}
+        budget_(std::make_shared<ReadAheadBudget>(options_.read_ahead_budget)),
+        answer_slots_(std::make_shared<AnswerSlots>(options_.parts_awaiting_answer)) {}
 
   Result<std::unique_ptr<BlobWriter>> CreateBlob(std::optional<uint64_t> expected_size) override {
     return Create(RandomId(16), expected_size);
@@ -558,7 +594,8 @@ class S3BlobStore final : public BlobStore {
                                      " bytes");
     }
     std::string key = KeyOf(blob_id);
-    return std::unique_ptr<BlobWriter>(new S3BlobWriter(client_, options_, blob_id, std::move(key), *expected_size));
+    return std::unique_ptr<BlobWriter>(
+        new S3BlobWriter(client_, answer_slots_, options_, blob_id, std::move(key), *expected_size));
   }
 
   Result<std::unique_ptr<BlobReader>> Open(const std::string& blob_id) const override {
@@ -653,6 +690,7 @@ class S3BlobStore final : public BlobStore {
   const std::shared_ptr<upstream::S3Client> client_;
   const S3BlobStoreOptions options_;
   const std::shared_ptr<ReadAheadBudget> budget_;  // shared with the readers, which may outlive the store
+  const std::shared_ptr<AnswerSlots> answer_slots_;
 };
 
 }  // namespace

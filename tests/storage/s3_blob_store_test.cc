@@ -459,6 +459,46 @@ TEST_F(S3BlobStoreTest, MultipartBlobRoundTripsWithSeveralPartsAwaitingTheirAnsw
   EXPECT_EQ(UpstreamKeys(), std::vector<std::string>{"coffre/" + id.substr(0, 4) + "/" + id});
 }
 
+// Four writers at once on a store with two slots for parts awaiting their answer: besides the one
+// request each writer has on its own thread (a part streaming, or an answer it awaits itself),
+// the upstream never has more than the two slots' requests in flight, where unbounded writers
+// would have up to four each; and every blob round-trips.
+TEST_F(S3BlobStoreTest, WritersShareTheStoresSlotsForPartsAwaitingAnswers) {
+  test_support::FaultProxy proxy;
+  std::unique_ptr<BlobStore> store =
+      OpenThrough(proxy, {.prefix = "coffre/", .part_size = 5 * kMiB, .parts_awaiting_answer = 2});
+  ASSERT_NE(store, nullptr);
+  // As above, the delay gives requests time to pile up if they could; nothing is timed.
+  proxy.DelayAnswers(std::chrono::milliseconds(300));
+  constexpr int kWriters = 4;
+  std::vector<Bytes> data;
+  for (int i = 0; i < kWriters; ++i) data.push_back(Pattern(20 * kMiB + 17 * i, 60 + i));  // five parts
+  std::vector<std::string> ids(kWriters);
+  std::vector<std::thread> writers;
+  for (int i = 0; i < kWriters; ++i) {
+    writers.emplace_back([&, i] { ids[i] = Put(*store, data[i], kMiB + 11); });
+  }
+  for (std::thread& writer : writers) writer.join();
+  EXPECT_LE(proxy.max_in_flight(), uint64_t{kWriters + 2});
+  for (int i = 0; i < kWriters; ++i) {
+    ASSERT_FALSE(ids[i].empty());
+    EXPECT_EQ(ReadAll(*store_, ids[i]), data[i]) << i;
+  }
+}
+
+// With no slot, a writer awaits each part's answer before the next part goes: one request at a time.
+TEST_F(S3BlobStoreTest, WithoutSlotsEachPartIsAnsweredBeforeTheNextGoes) {
+  test_support::FaultProxy proxy;
+  std::unique_ptr<BlobStore> store =
+      OpenThrough(proxy, {.prefix = "coffre/", .part_size = 5 * kMiB, .parts_awaiting_answer = 0});
+  ASSERT_NE(store, nullptr);
+  proxy.DelayAnswers(std::chrono::milliseconds(200));
+  const Bytes data = Pattern(16 * kMiB + 3, 70);
+  const std::string id = Put(*store, data, kMiB + 5);
+  EXPECT_EQ(proxy.max_in_flight(), 1u);
+  EXPECT_EQ(ReadAll(*store_, id), data);
+}
+
 // A part cut short by the network, in the middle of the blob or at its very end (where only its
 // answer, awaited in the background, fails), fails the writer: Commit fails, nothing is visible.
 TEST_F(S3BlobStoreTest, APartFailingMidwayFailsCommitAndLeavesNothing) {

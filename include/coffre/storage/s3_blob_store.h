@@ -15,7 +15,10 @@
 // upload of part_size parts, each streamed as it fills, no part held in memory. Once a part's last
 // byte is written, a thread of the writer's awaits its answer while the next part streams on
 // another connection: at most three parts await theirs when a new one begins (so a writer holds at
-// most four connections, and four threads); Commit waits for every answer and completes the
+// most four connections, and four threads). Those threads are the store's parts_awaiting_answer
+// slots, shared by all its writers: a writer that finds none free awaits its part's answer itself
+// before it streams the next, so an upstream slow to answer slows the uploads down instead of
+// receiving ever more requests at once until they time out. Commit waits for every answer and completes the
 // upload with the ETags in part order. Streaming sends the body UNSIGNED-PAYLOAD, which the client
 // allows over TLS or to a loopback address only; elsewhere each part (at most part_size bytes) is
 // held in memory and sent signed by a thread of its own while the next one fills, at most two
@@ -46,6 +49,7 @@
 // backend needs one. MaxPackedBlob() is 0 (no packing). Errors are the client's Status values
 // (Unavailable: retry later, ...) with messages that name the blob id, never a secret.
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -71,6 +75,9 @@ struct S3BlobStoreOptions {
   // many bytes: a read always fetches what it needs, but a window is fetched ahead only when there
   // is room for it (at least 256 KiB). 0: windows of 256 KiB, none fetched ahead.
   uint64_t read_ahead_budget = uint64_t{64} << 20;
+  // Parts awaiting their answer on a thread of their own, over all the store's writers (at most
+  // three per writer). 0: each writer awaits each part's answer before it sends the next.
+  size_t parts_awaiting_answer = 16;
 };
 
 // InvalidArgument for options out of bounds; does not contact the upstream.
