@@ -7,18 +7,6 @@
 namespace coffre::s3 {
 namespace {
 
-Expected<uint32_t, Error> ParseNumber(const std::optional<std::string>& v, uint32_t fallback, uint32_t max,
-                                      std::string_view what) {
-  if (!v) {
-    return fallback;
-  }
-  auto n = ParseDecimal(*v);
-  if (!n) {
-    return Error(ErrorCode::kInvalidArgument, std::string(what) + " is not a valid integer");
-  }
-  return static_cast<uint32_t>(std::min<uint64_t>(*n, max));
-}
-
 Expected<uint32_t, Error> PartNumberOf(const RequestContext& ctx) {
   auto v = ctx.route.query.Get("partNumber");
   auto n = ParseNumber(v, 0, UINT32_MAX, "partNumber");
@@ -26,19 +14,6 @@ Expected<uint32_t, Error> PartNumberOf(const RequestContext& ctx) {
     return Error(ErrorCode::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive");
   }
   return *n;
-}
-
-std::map<std::string, std::string> ChecksumElements(const catalog::Attributes& attrs) {
-  std::map<std::string, std::string> out;
-  for (const auto& [k, v] : attrs) {
-    if (!k.starts_with("x-amz-checksum-")) {
-      continue;
-    }
-    if (auto alg = crypto::ParseChecksumAlgorithm(k)) {
-      out["Checksum" + std::string(crypto::ChecksumAlgorithmName(*alg))] = v;
-    }
-  }
-  return out;
 }
 
 asio::awaitable<void> CreateMultipartUpload(RequestContext& ctx, const catalog::Bucket& bucket) {

@@ -2,6 +2,7 @@
 
 // Pieces of the object handlers shared with the multipart handlers (copy sources, conditions).
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +40,12 @@ Expected<service::PutResult, Error> CopyAndCommit(service::ObjectReader& reader,
 std::optional<Error> EvaluateReadConditions(const RequestContext& ctx, const service::ObjectInfo& info,
                                             std::string_view prefix);
 Expected<catalog::WriteCondition, Error> WriteConditionFromHeaders(const RequestContext& ctx);
+// A decimal request parameter (query or header): `fallback` when absent, at most `max`;
+// InvalidArgument naming `what` when it is no integer.
+Expected<uint32_t, Error> ParseNumber(const std::optional<std::string>& v, uint32_t fallback, uint32_t max,
+                                      std::string_view what);
+// The x-amz-checksum-* attributes, named as the XML elements that carry them ("ChecksumCRC32").
+std::map<std::string, std::string> ChecksumElements(const catalog::Attributes& attributes);
 Headers PutResultHeaders(const service::PutResult& result);
 
 // What the headers of a PutObject or an UploadPart ask for, checked: every error those answer

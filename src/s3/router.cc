@@ -149,6 +149,7 @@ constexpr Rule kRules[] = {
     {"GET",    Target::kObject,  Has("uploadId"),                To(Operation::kListParts)},
     {"GET",    Target::kObject,  Has("acl"),                     To(Operation::kGetObjectAcl)},
     {"GET",    Target::kObject,  Has("tagging"),                 To(Operation::kGetObjectTagging)},
+    {"GET",    Target::kObject,  Has("attributes"),              To(Operation::kGetObjectAttributes)},
     {"GET",    Target::kObject,  UnsupportedButNullVersion(),    kObjectSubresourceNotImplemented},
     {"GET",    Target::kObject,  Always(),                       To(Operation::kGetObject)},
     {"HEAD",   Target::kObject,  Has("uploadId"),                Refuse(ErrorCode::kMethodNotAllowed)},
@@ -309,6 +310,8 @@ std::string_view OperationName(Operation op) {
       return "GetObjectAcl";
     case Operation::kGetObjectTagging:
       return "GetObjectTagging";
+    case Operation::kGetObjectAttributes:
+      return "GetObjectAttributes";
     case Operation::kPutObjectTagging:
       return "PutObjectTagging";
     case Operation::kDeleteObjectTagging:

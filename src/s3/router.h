@@ -35,6 +35,7 @@ enum class Operation {
   kDeleteObject,
   kGetObjectAcl,
   kGetObjectTagging,
+  kGetObjectAttributes,
   kPutObjectTagging,
   kDeleteObjectTagging,
   kGetBucketTagging,

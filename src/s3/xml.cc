@@ -957,6 +957,46 @@ std::string CompleteMultipartUploadDocument(const CompleteMultipartUploadResult&
   return w.Finish();
 }
 
+std::string ObjectAttributesDocument(const ObjectAttributesResult& result) {
+  XmlWriter w;
+  w.StartS3Root("GetObjectAttributesResponse");
+  if (result.etag) {
+    w.Element("ETag", *result.etag);
+  }
+  if (!result.checksums.empty()) {
+    w.StartElement("Checksum");
+    WriteChecksums(w, result.checksums);
+    if (result.checksum_type) {
+      w.Element("ChecksumType", *result.checksum_type);
+    }
+    w.EndElement();
+  }
+  if (result.object_parts) {
+    const ObjectAttributesResult::PartsSection& parts = *result.object_parts;
+    w.StartElement("ObjectParts");
+    w.UintElement("PartsCount", parts.parts_count);
+    w.UintElement("PartNumberMarker", parts.part_number_marker);
+    w.UintElement("NextPartNumberMarker", parts.next_part_number_marker);
+    w.UintElement("MaxParts", parts.max_parts);
+    w.BoolElement("IsTruncated", parts.is_truncated);
+    for (const ObjectAttributesResult::PartsSection::Part& part : parts.parts) {
+      w.StartElement("Part");
+      WriteChecksums(w, part.checksums);
+      w.UintElement("PartNumber", part.part_number);
+      w.UintElement("Size", part.size);
+      w.EndElement();
+    }
+    w.EndElement();
+  }
+  if (result.storage_class) {
+    w.Element("StorageClass", *result.storage_class);
+  }
+  if (result.object_size) {
+    w.UintElement("ObjectSize", *result.object_size);
+  }
+  return w.Finish();
+}
+
 std::string ListPartsDocument(const ListPartsResult& result) {
   XmlWriter w;
   w.StartS3Root("ListPartsResult");

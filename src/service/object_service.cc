@@ -30,6 +30,15 @@ using catalog::Bucket;
 
 Error Err(Errc code, std::string message) { return Error{code, std::move(message)}; }
 
+// The checksums among a part's attributes.
+Attributes ChecksumAttributes(const Attributes& attributes) {
+  Attributes checksums;
+  for (const auto& [name, value] : attributes) {
+    if (name.starts_with("x-amz-checksum-")) checksums.emplace(name, value);
+  }
+  return checksums;
+}
+
 // The associated data that binds a wrapped data key to the object (or upload) it encrypts.
 using internal::DataKeyAad;
 using internal::FromKeyStatus;
@@ -521,7 +530,10 @@ class BlobObjectReader final : public ObjectReader {
     for (const auto& p : record_.parts) {
       part_starts_.push_back(start);
       start += p.size;
-      if (info_.multipart) info_.part_sizes.push_back(p.size);
+      if (info_.multipart) {
+        info_.part_sizes.push_back(p.size);
+        info_.part_checksums.push_back(ChecksumAttributes(p.attributes));
+      }
       blob_ids_.push_back(p.blob_id);
     }
     service_.PinBlobs(blob_ids_);
@@ -818,7 +830,10 @@ SResult<ObjectInfo> ObjectService::HeadObject(const Bucket& bucket, const std::s
   info.multipart = !rec->parts.empty() && rec->parts.front().part_number != 0;
   info.tags = rec->tags;
   if (info.multipart) {
-    for (const auto& p : rec->parts) info.part_sizes.push_back(p.size);
+    for (const auto& p : rec->parts) {
+      info.part_sizes.push_back(p.size);
+      info.part_checksums.push_back(ChecksumAttributes(p.attributes));
+    }
   }
   return info;
 }

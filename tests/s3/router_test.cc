@@ -155,6 +155,7 @@ TEST(Router, EachMethodAndSubresourceRoutes) {
       {"GET", "/bucket?acl&policy", Operation::kGetBucketAcl},
       {"GET", "/b-1/k?uploadId=u&tagging", Operation::kListParts},
       {"GET", "/b-1/k?tagging", Operation::kGetObjectTagging},
+      {"GET", "/b-1/k?attributes", Operation::kGetObjectAttributes},
       {"PUT", "/b-1/k?tagging", Operation::kPutObjectTagging},
       {"DELETE", "/b-1/k?tagging", Operation::kDeleteObjectTagging},
       {"GET", "/bucket?tagging", Operation::kGetBucketTagging},

@@ -887,6 +887,40 @@ TEST(XmlMultipart, ListPartsDocument) {
                 "</ListPartsResult>");
 }
 
+TEST(XmlObjectAttributes, WritesWhatIsSetInAwsOrder) {
+  ObjectAttributesResult result;
+  result.etag = "3858f62230ac3c915f300c664312c11f-2";
+  result.checksums = {{"ChecksumCRC32", "i9Ah1A==-2"}};
+  result.checksum_type = "COMPOSITE";
+  ObjectAttributesResult::PartsSection parts;
+  parts.parts_count = 2;
+  parts.part_number_marker = 1;
+  parts.next_part_number_marker = 2;
+  parts.max_parts = 1;
+  parts.is_truncated = false;
+  parts.parts.push_back({.part_number = 2, .size = 1000, .checksums = {{"ChecksumCRC32", "AAAAAA=="}}});
+  result.object_parts = parts;
+  result.storage_class = "STANDARD";
+  result.object_size = 5243880;
+  EXPECT_EQ(ObjectAttributesDocument(result),
+            std::string(kDecl) +
+                "<GetObjectAttributesResponse xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                "<ETag>3858f62230ac3c915f300c664312c11f-2</ETag>"
+                "<Checksum><ChecksumCRC32>i9Ah1A==-2</ChecksumCRC32><ChecksumType>COMPOSITE</ChecksumType></Checksum>"
+                "<ObjectParts><PartsCount>2</PartsCount><PartNumberMarker>1</PartNumberMarker>"
+                "<NextPartNumberMarker>2</NextPartNumberMarker><MaxParts>1</MaxParts><IsTruncated>false</IsTruncated>"
+                "<Part><ChecksumCRC32>AAAAAA==</ChecksumCRC32><PartNumber>2</PartNumber><Size>1000</Size></Part>"
+                "</ObjectParts><StorageClass>STANDARD</StorageClass><ObjectSize>5243880</ObjectSize>"
+                "</GetObjectAttributesResponse>");
+  // Only what was asked for (and exists) is written.
+  ObjectAttributesResult size_only;
+  size_only.object_size = 0;
+  EXPECT_EQ(ObjectAttributesDocument(size_only),
+            std::string(kDecl) +
+                "<GetObjectAttributesResponse xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                "<ObjectSize>0</ObjectSize></GetObjectAttributesResponse>");
+}
+
 TEST(XmlMultipart, ListMultipartUploadsDocument) {
   ListMultipartUploadsResult result;
   result.bucket = "bucket";
@@ -968,6 +1002,7 @@ TEST(XmlDocuments, AllHaveTheS3NamespaceButError) {
       {"InitiateMultipartUploadResult", InitiateMultipartUploadDocument("b", "k", "u")},
       {"CompleteMultipartUploadResult", CompleteMultipartUploadDocument({})},
       {"ListPartsResult", ListPartsDocument({})},
+      {"GetObjectAttributesResponse", ObjectAttributesDocument({})},
       {"ListMultipartUploadsResult", ListMultipartUploadsDocument({})},
       {"DeleteResult", DeleteResultDocument({})},
   };

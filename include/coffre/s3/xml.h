@@ -275,6 +275,31 @@ struct CompleteMultipartUploadResult {
 
 std::string CompleteMultipartUploadDocument(const CompleteMultipartUploadResult& result);
 
+// GetObjectAttributes: each member is set when the request asked for it (and the object has it).
+struct ObjectAttributesResult {
+  std::optional<std::string> etag;  // bare; written bare too, as AWS does here
+  std::map<std::string, std::string> checksums;
+  std::optional<std::string> checksum_type;  // with checksums: "FULL_OBJECT" / "COMPOSITE"
+  struct PartsSection {
+    uint32_t parts_count = 0;
+    uint32_t part_number_marker = 0;
+    uint32_t next_part_number_marker = 0;
+    uint32_t max_parts = 1000;
+    bool is_truncated = false;
+    struct Part {
+      uint32_t part_number = 0;
+      uint64_t size = 0;
+      std::map<std::string, std::string> checksums;
+    };
+    std::vector<Part> parts;
+  };
+  std::optional<PartsSection> object_parts;  // multipart objects only
+  std::optional<std::string> storage_class;
+  std::optional<uint64_t> object_size;
+};
+
+std::string ObjectAttributesDocument(const ObjectAttributesResult& result);
+
 struct PartEntry {
   uint32_t part_number = 0;
   TimePoint last_modified;

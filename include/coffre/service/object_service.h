@@ -72,6 +72,8 @@ struct ObjectInfo {
   UnixMillis last_modified = 0;
   catalog::Attributes attributes;
   std::vector<uint64_t> part_sizes;  // multipart objects: plaintext size of each part, in order
+  // Multipart objects: each part's checksums (x-amz-checksum-* attributes), in the same order.
+  std::vector<catalog::Attributes> part_checksums;
   bool multipart = false;
   catalog::Tags tags;
 };
