@@ -142,7 +142,8 @@ Gateway::Gateway(service::ObjectService& service, CredentialLookup lookup, boost
       lookup_(std::move(lookup)),
       pool_(pool),
       options_(std::move(options)),
-      large_receives_(options_.large_receive_slots) {
+      large_receives_(options_.large_receive_slots),
+      large_sends_(options_.large_send_slots) {
   options_.auth.region = options_.region;
   options_.auth.base_domain = options_.base_domain;
 }

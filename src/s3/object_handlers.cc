@@ -243,8 +243,10 @@ asio::awaitable<void> SendObject(RequestContext& ctx, service::ObjectReader& rea
                                  const Headers& headers, uint64_t length) {
   // Decrypt the first piece before committing to a 200/206, so that a damaged object answers
   // with an error instead of a truncated body.
-  const uint64_t step =
+  const uint64_t large_step =
       std::max<uint64_t>(ctx.options().io_chunk, std::min<uint64_t>(length / 4, ctx.options().get_chunk));
+  const SlotLease large_send(ctx.gateway.large_sends(), large_step > ctx.options().io_chunk);
+  const uint64_t step = large_send.held() ? large_step : ctx.options().io_chunk;
   // Not Bytes: a vector would zero up to 2 MiB per GET that decryption overwrites anyway.
   const size_t buf_size = std::min<uint64_t>(step, std::max<uint64_t>(length, 1));
   auto buf = std::make_unique_for_overwrite<uint8_t[]>(buf_size);

@@ -4,6 +4,7 @@ import datetime as dt
 import os
 import subprocess
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import ClientError
 
@@ -109,6 +110,26 @@ class RoundTripTest(CoffreTestCase):
         self.assertS3Error(r, "NotImplemented", 501)
         for key in ("big/source.bin", "big/copy.bin"):
             self.s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def test_many_concurrent_large_gets(self):
+        """Up to 24 GETs at once, more than the daemon's large send slots (16): those beyond them step by
+        256 KiB instead of 1 MiB, and every one still gets the whole object."""
+        data = gen_bytes(5 * MiB + 12345, seed=77)
+        self.s3.put_object(Bucket=self.bucket, Key="many-gets", Body=data)
+        expected = sha256(data)
+
+        def fetch(_):
+            conn = self.daemon.connection()
+            try:
+                return self.daemon.send(self.daemon.sign("GET", f"/{self.bucket}/many-gets"), conn)
+            finally:
+                conn.close()
+
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            answers = list(pool.map(fetch, range(24)))
+        for r in answers:
+            self.assertEqual(r.status, 200)
+            self.assertEqual(sha256(r.body), expected)
 
     def test_overwrite_replaces_whole_object(self):
         big = gen_bytes(3 * SEGMENT + 5, seed=1)

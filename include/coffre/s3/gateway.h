@@ -63,6 +63,10 @@ struct GatewayOptions {
   // so that a big object costs few thread hops (a GET in flight holds two such buffers); an object
   // under four times this takes four steps of at least io_chunk, so that its steps still overlap.
   size_t get_chunk = 1024 * 1024;
+  // While fewer GETs than this step by more than io_chunk, a new one may; the others step by
+  // io_chunk, so that many concurrent large GETs hold at most this many times 2 * get_chunk of
+  // buffers plus 2 * io_chunk each.
+  size_t large_send_slots = 16;
   RequestObserver observer;  // optional
   AdmissionCheck admit;      // optional: everyone is admitted
   BodyAdmission admit_body;  // optional: bodies are not bounded per tenant
@@ -85,6 +89,8 @@ class Gateway final : public http::Handler {
 
   // The options().large_receive_slots bodies read in steps of io_chunk.
   Slots& large_receives() { return large_receives_; }
+  // The options().large_send_slots GETs that step by more than io_chunk.
+  Slots& large_sends() { return large_sends_; }
 
  private:
   service::ObjectService& service_;
@@ -92,6 +98,7 @@ class Gateway final : public http::Handler {
   boost::asio::thread_pool& pool_;
   GatewayOptions options_;
   Slots large_receives_;
+  Slots large_sends_;
 };
 
 }  // namespace coffre::s3
