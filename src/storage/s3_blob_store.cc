@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "coffre/common/bytes.h"
+#include "coffre/common/slots.h"
 #include "storage/blob_id.h"
 
 namespace coffre::storage {
@@ -48,32 +50,6 @@ constexpr size_t kStreamedPartsAwaitingAnswer = 3;
 // fills, so a writer holds at most two.
 constexpr size_t kMemoryPartsInFlight = 1;
 
-// The store's slots for parts awaiting their answer on a thread of their own, shared by all its
-// writers. A writer that finds none free awaits its part's answer itself before it goes on, so
-// many concurrent uploads hold at most one upstream request each beyond the slots: an upstream
-// that answers slowly slows them (their clients' bodies wait in the network buffers) rather than
-// being sent more requests at once than it can answer before they time out.
-class AnswerSlots {
- public:
-  explicit AnswerSlots(size_t limit) : limit_(limit) {}
-
-  bool TryTake() {
-    size_t used = used_.load(std::memory_order_relaxed);
-    while (used < limit_) {
-      if (used_.compare_exchange_weak(used, used + 1, std::memory_order_relaxed)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  void Give() { used_.fetch_sub(1, std::memory_order_relaxed); }
-
- private:
-  const size_t limit_;
-  std::atomic<size_t> used_{0};
-};
-
 // A part whose last byte is written and whose answer (its ETag) a task of its own awaits. The
 // task alone touches the stream, the body, the status and the ETag until it sets `done`, and the
 // writer reads them only then, or after joining it.
@@ -87,15 +63,94 @@ struct PartInFlight {
   std::thread task;  // not joinable when the part was sent in the writer's own thread
 };
 
+// What a failed or abandoned writer leaves upstream: its parts still awaiting their answers, and
+// the multipart upload to abort once they have them. Both wait for the upstream, so they are
+// dropped on a thread of the store's own rather than on the thread that drops the writer (a
+// network thread, say), which an upstream slow to answer would otherwise stall for every
+// connection it serves.
+class UploadReaper {
+ public:
+  struct Leftover {
+    std::shared_ptr<upstream::S3Client> client;
+    std::string key;
+    std::string upload_id;  // empty: nothing to abort
+    std::deque<std::unique_ptr<PartInFlight>> parts;
+  };
+
+  UploadReaper() = default;
+  UploadReaper(const UploadReaper&) = delete;
+  UploadReaper& operator=(const UploadReaper&) = delete;
+
+  // Drops what is queued first; nothing queued holds the reaper, so this never runs on its thread.
+  ~UploadReaper() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Add(Leftover leftover) {
+    std::unique_lock lock(mu_);
+    if (!thread_.joinable()) {
+      try {
+        thread_ = std::thread([this] { Run(); });
+      } catch (const std::system_error&) {
+        lock.unlock();
+        Drop(leftover);  // no thread to be had (EAGAIN): dropped here, as it can be
+        return;
+      }
+    }
+    queue_.push_back(std::move(leftover));
+    wake_.notify_one();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      Leftover leftover = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      Drop(leftover);
+      lock.lock();
+    }
+  }
+
+  // The parts' tasks end before the upload is aborted, which would otherwise race with a part
+  // still being stored. Best effort: an upload left behind holds its parts until the bucket's
+  // lifecycle rule for incomplete uploads removes it, and is never visible as an object.
+  static void Drop(Leftover& leftover) {
+    for (const std::unique_ptr<PartInFlight>& part : leftover.parts) {
+      if (part->task.joinable()) part->task.join();
+    }
+    leftover.parts.clear();
+    if (!leftover.upload_id.empty()) {
+      (void)leftover.client->AbortMultipartUpload(leftover.key, leftover.upload_id);
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<Leftover> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 // A blob's writer. Every error ends it: the blob can no longer be committed, and what went
 // upstream is dropped (the open stream's connection closed, the multipart upload aborted once
 // the parts in flight have their answers).
 class S3BlobWriter final : public BlobWriter {
  public:
-  S3BlobWriter(std::shared_ptr<upstream::S3Client> client, std::shared_ptr<AnswerSlots> slots,
-               const S3BlobStoreOptions& options, std::string id, std::string key, uint64_t declared)
+  S3BlobWriter(std::shared_ptr<upstream::S3Client> client, std::shared_ptr<Slots> slots,
+               std::shared_ptr<UploadReaper> reaper, const S3BlobStoreOptions& options, std::string id, std::string key,
+               uint64_t declared)
       : client_(std::move(client)),
         slots_(std::move(slots)),
+        reaper_(std::move(reaper)),
         id_(std::move(id)),
         key_(std::move(key)),
         declared_(declared),
@@ -111,17 +166,12 @@ class S3BlobWriter final : public BlobWriter {
 
   ~S3BlobWriter() override {
     stream_.reset();
-    // The parts' tasks use the client, the key and the upload id: they end before the upload is
-    // aborted, which would otherwise race with a part still being stored.
-    for (const std::unique_ptr<PartInFlight>& part : in_flight_) {
-      if (part->task.joinable()) part->task.join();
-    }
-    in_flight_.clear();
-    if (!committed_ && !upload_id_.empty()) {
-      // Best effort: an upload left behind holds its parts until the bucket's lifecycle rule for
-      // incomplete uploads removes it, and is never visible as an object.
-      (void)client_->AbortMultipartUpload(key_, upload_id_);
-    }
+    const bool abort = !committed_ && !upload_id_.empty();
+    if (in_flight_.empty() && !abort) return;
+    reaper_->Add({.client = client_,
+                  .key = key_,
+                  .upload_id = abort ? upload_id_ : std::string(),
+                  .parts = std::move(in_flight_)});
   }
 
   S3BlobWriter(const S3BlobWriter&) = delete;
@@ -264,13 +314,18 @@ class S3BlobWriter final : public BlobWriter {
   }
 
   // Awaits the part's answer (streamed) or sends it (from memory) on a task of its own, so that
-  // the next part goes up meanwhile, when one of the store's slots is free; else here.
+  // the next part goes up meanwhile, when one of the store's slots is free; else here. The slots
+  // are shared by all the store's writers, so that many concurrent uploads hold at most one
+  // upstream request each beyond them: an upstream that answers slowly slows the uploads down
+  // (their clients' bodies wait in the network buffers) rather than receiving more requests at
+  // once than it can answer before they time out.
   void Send(std::unique_ptr<PartInFlight> part) {
     PartInFlight* const sent = part.get();
     in_flight_.push_back(std::move(part));
-    const auto answer = [this, sent](AnswerSlots* slot_held) {
+    // The task may outlive the writer (UploadReaper): it holds what it needs, not the writer.
+    const auto answer = [client = client_, key = key_, upload_id = upload_id_, sent](Slots* slot_held) {
       Result<std::string> etag =
-          sent->stream ? sent->stream->Finish() : client_->UploadPart(key_, upload_id_, sent->part_number, sent->body);
+          sent->stream ? sent->stream->Finish() : client->UploadPart(key, upload_id, sent->part_number, sent->body);
       sent->stream.reset();
       sent->body = Bytes();
       if (etag.ok()) {
@@ -279,7 +334,7 @@ class S3BlobWriter final : public BlobWriter {
         sent->status = etag.status();
       }
       // Given back first, so that a writer that sees this part done finds the slot free.
-      if (slot_held != nullptr) slot_held->Give();
+      if (slot_held != nullptr) slot_held->Release();
       sent->done.store(true, std::memory_order_release);
     };
     if (slots_->TryTake()) {
@@ -312,7 +367,8 @@ class S3BlobWriter final : public BlobWriter {
   }
 
   const std::shared_ptr<upstream::S3Client> client_;
-  const std::shared_ptr<AnswerSlots> slots_;  // the store's, which the parts' tasks may outlive
+  const std::shared_ptr<Slots> slots_;          // the store's, which the parts' tasks may outlive
+  const std::shared_ptr<UploadReaper> reaper_;  // the store's, which the writer may outlive
   const std::string id_;
   const std::string key_;
   const uint64_t declared_;
@@ -574,7 +630,8 @@ class S3BlobStore final : public BlobStore {
       : client_(std::move(client)),
         options_(std::move(options)),
         budget_(std::make_shared<ReadAheadBudget>(options_.read_ahead_budget)),
-        answer_slots_(std::make_shared<AnswerSlots>(options_.parts_awaiting_answer)) {}
+        answer_slots_(std::make_shared<Slots>(options_.parts_awaiting_answer)),
+        reaper_(std::make_shared<UploadReaper>()) {}
 
   Result<std::unique_ptr<BlobWriter>> CreateBlob(std::optional<uint64_t> expected_size) override {
     return Create(RandomId(16), expected_size);
@@ -595,7 +652,7 @@ class S3BlobStore final : public BlobStore {
     }
     std::string key = KeyOf(blob_id);
     return std::unique_ptr<BlobWriter>(
-        new S3BlobWriter(client_, answer_slots_, options_, blob_id, std::move(key), *expected_size));
+        new S3BlobWriter(client_, answer_slots_, reaper_, options_, blob_id, std::move(key), *expected_size));
   }
 
   Result<std::unique_ptr<BlobReader>> Open(const std::string& blob_id) const override {
@@ -690,7 +747,8 @@ class S3BlobStore final : public BlobStore {
   const std::shared_ptr<upstream::S3Client> client_;
   const S3BlobStoreOptions options_;
   const std::shared_ptr<ReadAheadBudget> budget_;  // shared with the readers, which may outlive the store
-  const std::shared_ptr<AnswerSlots> answer_slots_;
+  const std::shared_ptr<Slots> answer_slots_;      // for parts awaiting their answer, see S3BlobWriter::Send
+  const std::shared_ptr<UploadReaper> reaper_;
 };
 
 }  // namespace

@@ -254,12 +254,47 @@ TEST_F(S3BlobStoreTest, DroppedWriterLeavesNothing) {
       ASSERT_OK((*writer)->Append(Pattern(static_cast<size_t>(std::min(declared - 1, 6 * kMiB)))));
     }
     if (declared == 11 * kMiB) {
-      // CreateMultipartUpload, part 1, part 2 (abandoned), then AbortMultipartUpload, which succeeded.
+      // CreateMultipartUpload, part 1, part 2 (abandoned), then AbortMultipartUpload, which
+      // succeeded: on the store's own thread, so that dropping the writer did not wait for it.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (last_client_->counters().operations.load() - operations < 4 &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
       EXPECT_EQ(last_client_->counters().operations.load() - operations, 4u);
     }
     EXPECT_THAT(store_->Open(id), StatusIs(StatusCode::kNotFound)) << declared;
   }
   EXPECT_EQ(Errors(last_client_->counters()), 3u) << "only the three Opens failed";
+  EXPECT_TRUE(UpstreamKeys().empty());
+}
+
+// Dropping a writer with a part awaiting its answer, which the proxy holds back for seconds, does
+// not wait for the upstream: the answer and the abort after it come later, on the store's thread
+// (a writer is often dropped on a network thread, which must never wait for the upstream).
+TEST_F(S3BlobStoreTest, DroppingAWriterDoesNotWaitForTheUpstream) {
+  test_support::FaultProxy proxy;
+  std::unique_ptr<BlobStore> store = OpenThrough(proxy, {.prefix = "coffre/", .part_size = 5 * kMiB});
+  ASSERT_NE(store, nullptr);
+  upstream::S3Client* const client = last_client_;
+  std::string id;
+  {
+    auto writer = store->CreateBlob(11 * kMiB);
+    ASSERT_OK(writer);
+    id = (*writer)->id();
+    ASSERT_OK((*writer)->Append(Pattern(6 * kMiB, 9)));  // part 1 sent, part 2 begun
+    // Every answer from now on is held back far longer than dropping the writer takes.
+    proxy.DelayAnswers(std::chrono::milliseconds(3000));
+  }
+  // Counted so far: CreateMultipartUpload, part 2 (abandoned as the writer went), and part 1 if its
+  // answer came before the delay; not the abort, whose answer is held back.
+  EXPECT_LT(client->counters().operations.load(), 4u) << "the writer's drop waited for the abort's answer";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (client->counters().operations.load() < 4 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(client->counters().operations.load(), 4u) << "create, part 1, part 2 (abandoned), abort";
+  EXPECT_THAT(store_->Open(id), StatusIs(StatusCode::kNotFound));
   EXPECT_TRUE(UpstreamKeys().empty());
 }
 

@@ -18,12 +18,14 @@
 // most four connections, and four threads). Those threads are the store's parts_awaiting_answer
 // slots, shared by all its writers: a writer that finds none free awaits its part's answer itself
 // before it streams the next, so an upstream slow to answer slows the uploads down instead of
-// receiving ever more requests at once until they time out. Commit waits for every answer and completes the
-// upload with the ETags in part order. Streaming sends the body UNSIGNED-PAYLOAD, which the client
-// allows over TLS or to a loopback address only; elsewhere each part (at most part_size bytes) is
-// held in memory and sent signed by a thread of its own while the next one fills, at most two
-// parts held per writer. A part that fails fails the writer, whose destructor waits for the
-// threads, then aborts the upload. Blobs are append-only: WriteAt is InvalidArgument.
+// receiving ever more requests at once until they time out. Commit waits for every answer and
+// completes the upload with the ETags in part order. Streaming sends the body UNSIGNED-PAYLOAD,
+// which the client allows over TLS or to a loopback address only; elsewhere each part (at most
+// part_size bytes) is held in memory and sent signed by a thread of its own while the next one
+// fills, at most two parts held per writer. A part that fails fails the writer. What a failed or
+// dropped writer leaves upstream (parts awaiting answers, the upload to abort) is dropped on a
+// thread of the store's own, so that dropping a writer never waits for the upstream. Blobs are
+// append-only: WriteAt is InvalidArgument.
 //
 // Reading: Open fetches the blob's first 64 KiB (its header, or all of a small blob). Reads past
 // them are ranged GETs of a window larger than the read: 256 KiB first, doubling while the reads
