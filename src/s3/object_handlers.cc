@@ -13,6 +13,7 @@
 #include <set>
 #include <span>
 #include <utility>
+#include <vector>
 
 #include "coffre/common/clock.h"
 #include "coffre/http/uri.h"
@@ -23,15 +24,26 @@
 namespace coffre::s3 {
 namespace {
 
+// The items of a comma-separated header value, trimmed, the empty ones left out.
+std::vector<std::string_view> CommaSeparatedItems(std::string_view value) {
+  std::vector<std::string_view> items;
+  while (!value.empty()) {
+    const size_t comma = value.find(',');
+    if (const std::string_view item = TrimWhitespace(value.substr(0, comma)); !item.empty()) {
+      items.push_back(item);
+    }
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+  }
+  return items;
+}
+
 // True if `etag` matches one of the comma-separated entity tags of an If-Match style header.
 bool ETagListMatches(std::string_view header, std::string_view etag) {
-  while (!header.empty()) {
-    size_t comma = header.find(',');
-    std::string candidate = NormalizeETag(header.substr(0, comma));
+  for (const std::string_view item : CommaSeparatedItems(header)) {
+    const std::string candidate = NormalizeETag(item);
     if (candidate == "*" || candidate == etag) {
       return true;
     }
-    header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
   }
   return false;
 }
@@ -424,12 +436,7 @@ constexpr std::array<std::string_view, 5> kObjectAttributeNames = {"ETag", "Chec
 
 Expected<std::set<std::string_view>, Error> ParseObjectAttributeNames(std::optional<std::string_view> header) {
   std::set<std::string_view> names;
-  std::string_view rest = header.value_or("");
-  while (!rest.empty()) {
-    const size_t comma = rest.find(',');
-    const std::string_view name = TrimWhitespace(rest.substr(0, comma));
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    if (name.empty()) continue;
+  for (const std::string_view name : CommaSeparatedItems(header.value_or(""))) {
     auto known = std::find(kObjectAttributeNames.begin(), kObjectAttributeNames.end(), name);
     if (known == kObjectAttributeNames.end()) {
       return Error(ErrorCode::kInvalidArgument, "Invalid attribute name specified.");

@@ -103,6 +103,16 @@ class S3BlobStoreTest : public ::testing::Test {
     return (*writer)->id();
   }
 
+  // Waits (up to a minute, a bound for failure only) until `client` has counted `n` operations,
+  // such as the abort a dropped writer leaves to the store's thread; returns the count.
+  static uint64_t AwaitOperations(const upstream::S3Client& client, uint64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (client.counters().operations.load() < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return client.counters().operations.load();
+  }
+
   Bytes ReadAll(const BlobStore& store, const std::string& id) {
     auto reader = store.Open(id);
     EXPECT_OK(reader);
@@ -256,12 +266,7 @@ TEST_F(S3BlobStoreTest, DroppedWriterLeavesNothing) {
     if (declared == 11 * kMiB) {
       // CreateMultipartUpload, part 1, part 2 (abandoned), then AbortMultipartUpload, which
       // succeeded: on the store's own thread, so that dropping the writer did not wait for it.
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-      while (last_client_->counters().operations.load() - operations < 4 &&
-             std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-      EXPECT_EQ(last_client_->counters().operations.load() - operations, 4u);
+      EXPECT_EQ(AwaitOperations(*last_client_, operations + 4) - operations, 4u);
     }
     EXPECT_THAT(store_->Open(id), StatusIs(StatusCode::kNotFound)) << declared;
   }
@@ -289,11 +294,7 @@ TEST_F(S3BlobStoreTest, DroppingAWriterDoesNotWaitForTheUpstream) {
   // Counted so far: CreateMultipartUpload, part 2 (abandoned as the writer went), and part 1 if its
   // answer came before the delay; not the abort, whose answer is held back.
   EXPECT_LT(client->counters().operations.load(), 4u) << "the writer's drop waited for the abort's answer";
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (client->counters().operations.load() < 4 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_EQ(client->counters().operations.load(), 4u) << "create, part 1, part 2 (abandoned), abort";
+  EXPECT_EQ(AwaitOperations(*client, 4), 4u) << "create, part 1, part 2 (abandoned), abort";
   EXPECT_THAT(store_->Open(id), StatusIs(StatusCode::kNotFound));
   EXPECT_TRUE(UpstreamKeys().empty());
 }
