@@ -63,26 +63,101 @@ struct PartInFlight {
   std::thread task;  // not joinable when the part was sent in the writer's own thread
 };
 
-// What a failed or abandoned writer leaves upstream: its parts still awaiting their answers, and
-// the multipart upload to abort once they have them. Both wait for the upstream, so they are
-// dropped on a thread of the store's own rather than on the thread that drops the writer (a
-// network thread, say), which an upstream slow to answer would otherwise stall for every
-// connection it serves.
-class UploadReaper {
+// Reads are ranged GETs. One per read would cost a round trip per 64 KiB segment (tens of
+// seconds for a large object over an upstream 40 ms away), so a read past what is held fetches a
+// window beyond it too: 256 KiB first, doubling while the reads stay sequential, up to
+// kMaxReadAhead. While they stay sequential, the windows after the one being read are fetched
+// ahead, each on a thread of its own, so that the upstream's round trips and transfers overlap
+// with the decryption and sending of what came before: one window at first, one more for each
+// window read, up to kMaxWindowsAhead.
+constexpr uint64_t kMinReadAhead = 256 * 1024;
+constexpr uint64_t kMaxReadAhead = 4 * 1024 * 1024;
+constexpr size_t kMaxWindowsAhead = 3;
+
+// The read-ahead memory of a store's readers (windows held and in flight), bounded so that many
+// concurrent large GETs share it rather than each holding (1 + kMaxWindowsAhead) windows of
+// kMaxReadAhead. A read always gets what it needs; only what goes beyond it waits for room.
+class ReadAheadBudget {
+ public:
+  explicit ReadAheadBudget(uint64_t limit) : limit_(limit) {}
+
+  // Takes up to `want` bytes and at least `need`, even past the limit; 0 (nothing taken) when
+  // `need` is 0 and less than `least` is free.
+  uint64_t Take(uint64_t want, uint64_t need, uint64_t least) {
+    uint64_t used = used_.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint64_t free = used < limit_ ? limit_ - used : 0;
+      uint64_t granted = std::max(need, std::min(want, free));
+      if (granted < least && need == 0) {
+        granted = 0;
+      }
+      if (granted == 0 || used_.compare_exchange_weak(used, used + granted, std::memory_order_relaxed)) {
+        return granted;
+      }
+    }
+  }
+
+  void Give(uint64_t bytes) { used_.fetch_sub(bytes, std::memory_order_relaxed); }
+
+ private:
+  const uint64_t limit_;
+  std::atomic<uint64_t> used_{0};
+};
+
+// Bytes of a budget, given back when the holder goes.
+class BudgetGrant {
+ public:
+  BudgetGrant(std::shared_ptr<ReadAheadBudget> budget, uint64_t bytes) : budget_(std::move(budget)), bytes_(bytes) {}
+  ~BudgetGrant() { budget_->Give(bytes_); }
+  BudgetGrant(const BudgetGrant&) = delete;
+  BudgetGrant& operator=(const BudgetGrant&) = delete;
+
+ private:
+  const std::shared_ptr<ReadAheadBudget> budget_;
+  const uint64_t bytes_;
+};
+
+// One ranged GET of [start, start + length). When fetched ahead, its task alone touches `data`
+// and `status` until the reader joins it.
+struct Window {
+  Window(uint64_t first, uint64_t bytes, std::shared_ptr<ReadAheadBudget> budget)
+      : start(first), length(bytes), grant(std::move(budget), bytes) {}
+
+  bool Holds(uint64_t offset) const { return offset >= start && offset - start < length; }
+  uint64_t end() const { return start + length; }
+
+  const uint64_t start;
+  const uint64_t length;
+  const BudgetGrant grant;
+  Bytes data;
+  Status status;
+  std::atomic<bool> cancelled{false};  // no longer wanted: the GET stops at its next piece
+  std::atomic<bool> done{false};       // fetched ahead, and its task has set `data` and `status`
+  std::thread task;                    // joinable while fetched ahead and not yet joined
+};
+
+// What a failed or abandoned writer leaves upstream (its parts still awaiting their answers, and
+// the multipart upload to abort once they have them) and what a dropped reader leaves (windows
+// still being fetched, cancelled but not yet at their next piece). All of it waits for the
+// upstream, so it is dropped on a thread of the store's own rather than on the thread that drops
+// the writer or the reader (a network thread, say), which an upstream slow to answer would
+// otherwise stall for every connection it serves.
+class Reaper {
  public:
   struct Leftover {
     std::shared_ptr<upstream::S3Client> client;
     std::string key;
     std::string upload_id;  // empty: nothing to abort
     std::deque<std::unique_ptr<PartInFlight>> parts;
+    std::deque<std::unique_ptr<Window>> windows;  // cancelled
   };
 
-  UploadReaper() = default;
-  UploadReaper(const UploadReaper&) = delete;
-  UploadReaper& operator=(const UploadReaper&) = delete;
+  Reaper() = default;
+  Reaper(const Reaper&) = delete;
+  Reaper& operator=(const Reaper&) = delete;
 
   // Drops what is queued first; nothing queued holds the reaper, so this never runs on its thread.
-  ~UploadReaper() {
+  ~Reaper() {
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
@@ -124,6 +199,10 @@ class UploadReaper {
   // still being stored. Best effort: an upload left behind holds its parts until the bucket's
   // lifecycle rule for incomplete uploads removes it, and is never visible as an object.
   static void Drop(Leftover& leftover) {
+    for (const std::unique_ptr<Window>& window : leftover.windows) {
+      if (window->task.joinable()) window->task.join();
+    }
+    leftover.windows.clear();
     for (const std::unique_ptr<PartInFlight>& part : leftover.parts) {
       if (part->task.joinable()) part->task.join();
     }
@@ -145,9 +224,8 @@ class UploadReaper {
 // the parts in flight have their answers).
 class S3BlobWriter final : public BlobWriter {
  public:
-  S3BlobWriter(std::shared_ptr<upstream::S3Client> client, std::shared_ptr<Slots> slots,
-               std::shared_ptr<UploadReaper> reaper, const S3BlobStoreOptions& options, std::string id, std::string key,
-               uint64_t declared)
+  S3BlobWriter(std::shared_ptr<upstream::S3Client> client, std::shared_ptr<Slots> slots, std::shared_ptr<Reaper> reaper,
+               const S3BlobStoreOptions& options, std::string id, std::string key, uint64_t declared)
       : client_(std::move(client)),
         slots_(std::move(slots)),
         reaper_(std::move(reaper)),
@@ -322,7 +400,7 @@ class S3BlobWriter final : public BlobWriter {
   void Send(std::unique_ptr<PartInFlight> part) {
     PartInFlight* const sent = part.get();
     in_flight_.push_back(std::move(part));
-    // The task may outlive the writer (UploadReaper): it holds what it needs, not the writer.
+    // The task may outlive the writer (Reaper): it holds what it needs, not the writer.
     const auto answer = [client = client_, key = key_, upload_id = upload_id_, sent](Slots* slot_held) {
       Result<std::string> etag =
           sent->stream ? sent->stream->Finish() : client->UploadPart(key, upload_id, sent->part_number, sent->body);
@@ -367,8 +445,8 @@ class S3BlobWriter final : public BlobWriter {
   }
 
   const std::shared_ptr<upstream::S3Client> client_;
-  const std::shared_ptr<Slots> slots_;          // the store's, which the parts' tasks may outlive
-  const std::shared_ptr<UploadReaper> reaper_;  // the store's, which the writer may outlive
+  const std::shared_ptr<Slots> slots_;    // the store's, which the parts' tasks may outlive
+  const std::shared_ptr<Reaper> reaper_;  // the store's, which the writer may outlive
   const std::string id_;
   const std::string key_;
   const uint64_t declared_;
@@ -388,90 +466,50 @@ class S3BlobWriter final : public BlobWriter {
   bool committed_ = false;
 };
 
-// Reads are ranged GETs. One per read would cost a round trip per 64 KiB segment (tens of
-// seconds for a large object over an upstream 40 ms away), so a read past what is held fetches a
-// window beyond it too: 256 KiB first, doubling while the reads stay sequential, up to
-// kMaxReadAhead. While they stay sequential, the windows after the one being read are fetched
-// ahead, each on a thread of its own, so that the upstream's round trips and transfers overlap
-// with the decryption and sending of what came before: one window at first, one more for each
-// window read, up to kMaxWindowsAhead.
-constexpr uint64_t kMinReadAhead = 256 * 1024;
-constexpr uint64_t kMaxReadAhead = 4 * 1024 * 1024;
-constexpr size_t kMaxWindowsAhead = 3;
-
-// The read-ahead memory of a store's readers (windows held and in flight), bounded so that many
-// concurrent large GETs share it rather than each holding (1 + kMaxWindowsAhead) windows of
-// kMaxReadAhead. A read always gets what it needs; only what goes beyond it waits for room.
-class ReadAheadBudget {
- public:
-  explicit ReadAheadBudget(uint64_t limit) : limit_(limit) {}
-
-  // Takes up to `want` bytes and at least `need`, even past the limit; 0 (nothing taken) when
-  // `need` is 0 and less than `least` is free.
-  uint64_t Take(uint64_t want, uint64_t need, uint64_t least) {
-    uint64_t used = used_.load(std::memory_order_relaxed);
-    for (;;) {
-      const uint64_t free = used < limit_ ? limit_ - used : 0;
-      uint64_t granted = std::max(need, std::min(want, free));
-      if (granted < least && need == 0) {
-        granted = 0;
-      }
-      if (granted == 0 || used_.compare_exchange_weak(used, used + granted, std::memory_order_relaxed)) {
-        return granted;
-      }
+// One ranged GET of the window, on the reader's thread or on the window's task, which may outlive
+// the reader (Reaper): it is given what it needs, not the reader.
+Status FetchWindow(upstream::S3Client& client, const std::string& id, const std::string& key, Window& window) {
+  window.data.reserve(static_cast<size_t>(window.length));
+  const Result<upstream::ObjectInfo> info = client.GetObject(
+      key,
+      [&](ByteView piece) {
+        if (window.cancelled.load(std::memory_order_relaxed)) {
+          return Status::Aborted("blob " + id + ": read ahead, then no longer needed");
+        }
+        if (piece.size() > window.length - window.data.size()) {
+          return Status::Corruption("blob " + id + ": the upstream sent more than the range asked for");
+        }
+        window.data.insert(window.data.end(), piece.begin(), piece.end());
+        return Status::Ok();
+      },
+      upstream::ByteRange{.first = window.start, .last = window.end() - 1});
+  const uint64_t received = window.data.size();
+  if (!info.ok() || received != window.length) window.data = Bytes();  // never serve part of a failed fetch
+  if (!info.ok()) {
+    if (info.status().code() == StatusCode::kOutOfRange || info.status().code() == StatusCode::kCorruption) {
+      return Status::Corruption("blob " + id + ": shorter upstream than when opened: " + info.status().message());
     }
+    return ForBlob(id, info.status());
   }
-
-  void Give(uint64_t bytes) { used_.fetch_sub(bytes, std::memory_order_relaxed); }
-
- private:
-  const uint64_t limit_;
-  std::atomic<uint64_t> used_{0};
-};
-
-// Bytes of a budget, given back when the holder goes.
-class BudgetGrant {
- public:
-  BudgetGrant(std::shared_ptr<ReadAheadBudget> budget, uint64_t bytes) : budget_(std::move(budget)), bytes_(bytes) {}
-  ~BudgetGrant() { budget_->Give(bytes_); }
-  BudgetGrant(const BudgetGrant&) = delete;
-  BudgetGrant& operator=(const BudgetGrant&) = delete;
-
- private:
-  const std::shared_ptr<ReadAheadBudget> budget_;
-  const uint64_t bytes_;
-};
-
-// One ranged GET of [start, start + length). When fetched ahead, its task alone touches `data`
-// and `status` until the reader joins it.
-struct Window {
-  Window(uint64_t first, uint64_t bytes, std::shared_ptr<ReadAheadBudget> budget)
-      : start(first), length(bytes), grant(std::move(budget), bytes) {}
-
-  bool Holds(uint64_t offset) const { return offset >= start && offset - start < length; }
-  uint64_t end() const { return start + length; }
-
-  const uint64_t start;
-  const uint64_t length;
-  const BudgetGrant grant;
-  Bytes data;
-  Status status;
-  std::atomic<bool> cancelled{false};  // no longer wanted: the GET stops at its next piece
-  std::thread task;                    // joinable while fetched ahead and not yet joined
-};
+  if (received != window.length) {
+    return Status::Corruption("blob " + id + ": the upstream sent " + std::to_string(received) + " bytes of the " +
+                              std::to_string(window.length) + " asked for at " + std::to_string(window.start));
+  }
+  return Status::Ok();
+}
 
 class S3BlobReader final : public BlobReader {
  public:
-  S3BlobReader(std::shared_ptr<upstream::S3Client> client, std::shared_ptr<ReadAheadBudget> budget, std::string id,
-               std::string key, uint64_t size, Bytes head)
+  S3BlobReader(std::shared_ptr<upstream::S3Client> client, std::shared_ptr<ReadAheadBudget> budget,
+               std::shared_ptr<Reaper> reaper, std::string id, std::string key, uint64_t size, Bytes head)
       : client_(std::move(client)),
         budget_(std::move(budget)),
+        reaper_(std::move(reaper)),
         id_(std::move(id)),
         key_(std::move(key)),
         size_(size),
         head_(std::move(head)) {}
 
-  // The windows in flight use this reader's client, id and key: they are stopped and joined.
   ~S3BlobReader() override { DropAhead(); }
 
   S3BlobReader(const S3BlobReader&) = delete;
@@ -559,7 +597,10 @@ class S3BlobReader final : public BlobReader {
       auto window = std::make_unique<Window>(start, length, budget_);
       Window* const fetched = window.get();
       try {
-        fetched->task = std::thread([this, fetched] { fetched->status = Fetch(*fetched); });
+        fetched->task = std::thread([client = client_, id = id_, key = key_, fetched] {
+          fetched->status = FetchWindow(*client, id, key, *fetched);
+          fetched->done.store(true, std::memory_order_release);
+        });
       } catch (const std::system_error&) {
         return;  // no thread to be had (EAGAIN): the window is fetched when it is read
       }
@@ -567,51 +608,30 @@ class S3BlobReader final : public BlobReader {
     }
   }
 
-  // Stops the windows in flight and waits for their tasks: at most until each one's next piece.
+  // Stops the windows in flight at their next piece. Those whose tasks have ended are dropped
+  // here; the others go to the store's thread, which waits for them, since a stalled upstream
+  // may hold a piece back until the client's timeout.
   void DropAhead() const {
-    for (const std::unique_ptr<Window>& window : ahead_) {
+    std::deque<std::unique_ptr<Window>> running;
+    for (std::unique_ptr<Window>& window : ahead_) {
       window->cancelled.store(true, std::memory_order_relaxed);
-    }
-    for (const std::unique_ptr<Window>& window : ahead_) {
-      window->task.join();
+      if (window->done.load(std::memory_order_acquire)) {
+        window->task.join();
+      } else {
+        running.push_back(std::move(window));
+      }
     }
     ahead_.clear();
+    if (!running.empty()) {
+      reaper_->Add({.client = client_, .windows = std::move(running)});
+    }
   }
 
-  // One ranged GET of the window. Runs on the reader's thread or on the window's task, and touches
-  // nothing of the reader's but what does not change (client, id, key).
-  Status Fetch(Window& window) const {
-    window.data.reserve(static_cast<size_t>(window.length));
-    const Result<upstream::ObjectInfo> info = client_->GetObject(
-        key_,
-        [&](ByteView piece) {
-          if (window.cancelled.load(std::memory_order_relaxed)) {
-            return Status::Aborted("blob " + id_ + ": read ahead, then no longer needed");
-          }
-          if (piece.size() > window.length - window.data.size()) {
-            return Status::Corruption("blob " + id_ + ": the upstream sent more than the range asked for");
-          }
-          window.data.insert(window.data.end(), piece.begin(), piece.end());
-          return Status::Ok();
-        },
-        upstream::ByteRange{.first = window.start, .last = window.end() - 1});
-    const uint64_t received = window.data.size();
-    if (!info.ok() || received != window.length) window.data = Bytes();  // never serve part of a failed fetch
-    if (!info.ok()) {
-      if (info.status().code() == StatusCode::kOutOfRange || info.status().code() == StatusCode::kCorruption) {
-        return Status::Corruption("blob " + id_ + ": shorter upstream than when opened: " + info.status().message());
-      }
-      return ForBlob(id_, info.status());
-    }
-    if (received != window.length) {
-      return Status::Corruption("blob " + id_ + ": the upstream sent " + std::to_string(received) + " bytes of the " +
-                                std::to_string(window.length) + " asked for at " + std::to_string(window.start));
-    }
-    return Status::Ok();
-  }
+  Status Fetch(Window& window) const { return FetchWindow(*client_, id_, key_, window); }
 
   const std::shared_ptr<upstream::S3Client> client_;
   const std::shared_ptr<ReadAheadBudget> budget_;
+  const std::shared_ptr<Reaper> reaper_;  // the store's, which the reader may outlive
   const std::string id_;
   const std::string key_;
   const uint64_t size_;
@@ -631,7 +651,7 @@ class S3BlobStore final : public BlobStore {
         options_(std::move(options)),
         budget_(std::make_shared<ReadAheadBudget>(options_.read_ahead_budget)),
         answer_slots_(std::make_shared<Slots>(options_.parts_awaiting_answer)),
-        reaper_(std::make_shared<UploadReaper>()) {}
+        reaper_(std::make_shared<Reaper>()) {}
 
   Result<std::unique_ptr<BlobWriter>> CreateBlob(std::optional<uint64_t> expected_size) override {
     return Create(RandomId(16), expected_size);
@@ -682,7 +702,7 @@ class S3BlobStore final : public BlobStore {
                                 " bytes of its first " + std::to_string(std::min(info->size, kPrefetch)));
     }
     return std::unique_ptr<BlobReader>(
-        new S3BlobReader(client_, budget_, blob_id, std::move(key), info->size, std::move(head)));
+        new S3BlobReader(client_, budget_, reaper_, blob_id, std::move(key), info->size, std::move(head)));
   }
 
   Status Remove(const std::string& blob_id) override {
@@ -748,7 +768,7 @@ class S3BlobStore final : public BlobStore {
   const S3BlobStoreOptions options_;
   const std::shared_ptr<ReadAheadBudget> budget_;  // shared with the readers, which may outlive the store
   const std::shared_ptr<Slots> answer_slots_;      // for parts awaiting their answer, see S3BlobWriter::Send
-  const std::shared_ptr<UploadReaper> reaper_;
+  const std::shared_ptr<Reaper> reaper_;
 };
 
 }  // namespace

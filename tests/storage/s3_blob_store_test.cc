@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <regex>
 #include <string>
@@ -106,11 +107,16 @@ class S3BlobStoreTest : public ::testing::Test {
   // Waits (up to a minute, a bound for failure only) until `client` has counted `n` operations,
   // such as the abort a dropped writer leaves to the store's thread; returns the count.
   static uint64_t AwaitOperations(const upstream::S3Client& client, uint64_t n) {
+    return AwaitCount([&] { return client.counters().operations.load(); }, n);
+  }
+
+  // The same for any count.
+  static uint64_t AwaitCount(const std::function<uint64_t()>& count, uint64_t n) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (client.counters().operations.load() < n && std::chrono::steady_clock::now() < deadline) {
+    while (count() < n && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    return client.counters().operations.load();
+    return count();
   }
 
   Bytes ReadAll(const BlobStore& store, const std::string& id) {
@@ -615,8 +621,9 @@ TEST_F(S3BlobStoreTest, AWindowFetchedAheadAndCutShortIsFetchedAgain) {
   EXPECT_EQ(Errors(last_client_->counters()), 1u) << "the cut GET failed, and was not served";
 }
 
-// A reader dropped while windows are in flight stops them and waits for their threads: no crash,
-// nothing left running (the sanitizer builds run this too), and the store reads on.
+// A reader dropped while windows are in flight stops them, and the store's thread waits for those
+// still running: no crash, nothing left running once the store goes (the sanitizer builds run
+// this too), and the store reads on.
 TEST_F(S3BlobStoreTest, AReaderDroppedWhileReadingAheadStopsItsFetches) {
   const Bytes data = Pattern(20 * kMiB, 59);
   const std::string id = Put(*store_, data, 3 * kMiB);
@@ -652,6 +659,36 @@ TEST_F(S3BlobStoreTest, AReaderDroppedWhileReadingAheadStopsItsFetches) {
   }
   shared.reset();
   for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(ReadAll(*store, id), data);
+}
+
+// Dropping a reader whose window fetched ahead has its answer held back for seconds does not wait
+// for the upstream: the GET ends later, on the store's thread (a reader is dropped on a network
+// thread when a client goes away mid-GET, and that thread must never wait for the upstream).
+TEST_F(S3BlobStoreTest, DroppingAReaderDoesNotWaitForTheUpstream) {
+  const Bytes data = Pattern(4 * kMiB, 61);
+  const std::string id = Put(*store_, data, 3 * kMiB);
+  test_support::FaultProxy proxy;
+  std::unique_ptr<BlobStore> store = OpenThrough(proxy, {.prefix = "coffre/", .part_size = 5 * kMiB});
+  ASSERT_NE(store, nullptr);
+  upstream::S3Client* const client = last_client_;
+  {
+    auto reader = store->Open(id);  // operation 1: the first 64 KiB
+    ASSERT_OK(reader);
+    // Every answer from now on is held back far longer than dropping the reader takes. The read
+    // right after the head fetches its window (waiting out the delay), then starts the next
+    // window ahead, whose answer the proxy holds back.
+    proxy.DelayAnswers(std::chrono::milliseconds(3000));
+    Bytes piece(64 * 1024);
+    ASSERT_OK((*reader)->ReadAt(64 * 1024, piece));
+    EXPECT_TRUE(std::equal(piece.begin(), piece.end(), data.begin() + 64 * 1024));
+  }
+  // The window ahead fails as Aborted once its answer comes and it sees it is no longer wanted.
+  const auto stopped = [client] { return client->counters().Errors(StatusCode::kAborted); };
+  EXPECT_EQ(stopped(), 0u) << "the reader's drop waited for the window ahead";
+  EXPECT_EQ(AwaitCount(stopped, 1), 1u) << "the window ahead ended on the store's thread";
+  EXPECT_EQ(Errors(client->counters()), 1u);
+  proxy.DelayAnswers(std::chrono::milliseconds(0));
   EXPECT_EQ(ReadAll(*store, id), data);
 }
 

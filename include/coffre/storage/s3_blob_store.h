@@ -36,7 +36,8 @@
 // always fetches what it needs, but a window is fetched ahead only when there is room for it. A window fetched ahead
 // that failed transiently is fetched again when it is read; bytes of a failed or short GET are never served. A read
 // elsewhere, or the reader's end, stops the windows in flight at their next piece (each such GET counts as an Aborted
-// operation in the client's counters) and waits for their threads.
+// operation in the client's counters); the store's own thread waits for those not yet stopped, so that dropping a
+// reader, like dropping a writer, never waits for the upstream.
 //
 // Durability: Commit returns once the upstream acknowledged the PutObject or the
 // CompleteMultipartUpload with a success; that answer is the upstream's promise that the object
