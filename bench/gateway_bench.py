@@ -85,11 +85,12 @@ def reset_peak_rss(pid):
         f.write("5")
 
 
-def memory_under_load(bench, daemon, load, duration):
+def memory_under_load(bench, daemon, load, duration, idle):
     """The daemon's peak RSS while MEMORY_CLIENTS clients GET, then PUT, 64 MiB objects through it: what
-    its bounds (segments in flight, windows read ahead, parts awaiting answers) hold whatever the load."""
+    its bounds (segments in flight, windows read ahead, parts awaiting answers) hold whatever the load.
+    `idle` is its RSS once started, before any load."""
     size = 64 * MIB
-    result = {"idle": daemon.rss()}
+    result = {"idle": idle, "after": daemon.rss()}
     prefix = "memory/"
     load("gateway", "populate", size, 2, count=2, prefix=prefix)
     reset_peak_rss(daemon.proc.pid)
@@ -101,7 +102,7 @@ def memory_under_load(bench, daemon, load, duration):
     result["put_errors"] = r["errors"]
     if r["ops"]:
         load("gateway", "delete", size, 8, count=r["ops"], prefix=prefix + "put/")
-    log(f"memory: idle RSS {result['idle']:.0f} MiB, peak under {MEMORY_CLIENTS} GETs of 64 MiB {result['get']:.0f} MiB, "
+    log(f"memory: idle RSS {result['idle']:.0f} MiB ({result['after']:.0f} MiB after the cells), peak under {MEMORY_CLIENTS} GETs of 64 MiB {result['get']:.0f} MiB, "
         f"under {MEMORY_CLIENTS} PUTs {result['put']:.0f} MiB ({result['put_errors']} of them failed)")
     return result
 
@@ -155,6 +156,7 @@ def main():
         }
         bench.run_load("s3", daemon.endpoint, "mkbucket", 0, 1, creds=daemon.credentials)
         log(f"RGW on {rgw.endpoint} (up in {rgw.start_seconds:.1f} s), Coffre gateway on {daemon.endpoint}")
+        idle_rss = daemon.rss()
 
         def load(name, op, size, conc, **kw):
             t = targets[name]
@@ -203,7 +205,7 @@ def main():
                 for line in split_lines(op, deltas):
                     log(line)
         if not args.only or "memory" in args.only:
-            memory = memory_under_load(bench, daemon, load, args.duration)
+            memory = memory_under_load(bench, daemon, load, args.duration, idle_rss)
     finally:
         stop_all(work, daemon, rgw)
 
@@ -220,7 +222,8 @@ def main():
                      f"{r['spread'][1]:.2f}) | {r['extra_ms']:+.2f} |")
     if memory:
         lines.append("")
-        lines.append(f"Daemon memory: idle RSS {memory['idle']:.0f} MiB; peak RSS (VmHWM) under {MEMORY_CLIENTS} concurrent "
+        lines.append(f"Daemon memory: idle RSS {memory['idle']:.0f} MiB once started ({memory['after']:.0f} MiB after "
+                     f"the cells above); peak RSS (VmHWM) under {MEMORY_CLIENTS} concurrent "
                      f"64 MiB GETs {memory['get']:.0f} MiB, under {MEMORY_CLIENTS} concurrent 64 MiB PUTs "
                      f"{memory['put']:.0f} MiB (target 256 MiB)" +
                      (f", {memory['put_errors']} of those PUTs failed." if memory["put_errors"] else "."))
