@@ -141,6 +141,47 @@ class Sha256Checksummer final : public Checksummer {
   Sha256 h_;
 };
 
+// A reflected CRC of `bits` bits: its polynomial with the x^0 coefficient in the top bit. The three
+// CRCs S3 uses start from all ones and invert at the end, so their final values combine directly.
+struct ReflectedCrc {
+  int bits;
+  uint64_t poly;
+};
+
+// a(x) * b(x) mod P(x), both reflected (x^0 is the top bit).
+uint64_t MultiplyModP(uint64_t a, uint64_t b, const ReflectedCrc& crc) {
+  uint64_t m = uint64_t{1} << (crc.bits - 1);
+  uint64_t product = 0;
+  while (a != 0) {
+    if ((a & m) != 0) {
+      product ^= b;
+      a ^= m;
+    }
+    m >>= 1;
+    b = (b & 1) != 0 ? (b >> 1) ^ crc.poly : b >> 1;
+  }
+  return product;
+}
+
+// crc(a || b) = crc(a) * x^(8 * len(b)) + crc(b) mod P: the power by squaring, over len(b)'s bits.
+uint64_t Combine(uint64_t crc_a, uint64_t crc_b, uint64_t length_b, const ReflectedCrc& crc) {
+  const uint64_t one = uint64_t{1} << (crc.bits - 1);
+  uint64_t square = one >> 1;                                              // x
+  for (int i = 0; i < 3; ++i) square = MultiplyModP(square, square, crc);  // x^8: one byte of zeros
+  uint64_t power = one;
+  for (uint64_t n = length_b; n != 0; n >>= 1) {
+    if ((n & 1) != 0) power = MultiplyModP(power, square, crc);
+    square = MultiplyModP(square, square, crc);
+  }
+  return MultiplyModP(power, crc_a, crc) ^ crc_b;
+}
+
+uint64_t ReadBigEndian(ByteView value) {
+  uint64_t v = 0;
+  for (const uint8_t byte : value) v = (v << 8) | byte;
+  return v;
+}
+
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
@@ -225,6 +266,43 @@ Bytes ComputeChecksum(ChecksumAlgorithm alg, ByteView data) {
   auto c = Checksummer::Create(alg);
   c->Update(data);
   return c->Final();
+}
+
+bool HasFullObjectChecksum(ChecksumAlgorithm alg) {
+  return alg == ChecksumAlgorithm::kCrc32 || alg == ChecksumAlgorithm::kCrc32c || alg == ChecksumAlgorithm::kCrc64Nvme;
+}
+
+bool HasCompositeChecksum(ChecksumAlgorithm alg) { return alg != ChecksumAlgorithm::kCrc64Nvme; }
+
+Result<Bytes> CombineCrc(ChecksumAlgorithm alg, ByteView crc_a, ByteView crc_b, uint64_t length_b) {
+  ReflectedCrc crc{};
+  switch (alg) {
+    case ChecksumAlgorithm::kCrc32:
+      crc = {.bits = 32, .poly = 0xEDB88320};
+      break;
+    case ChecksumAlgorithm::kCrc32c:
+      crc = {.bits = 32, .poly = 0x82F63B78};
+      break;
+    case ChecksumAlgorithm::kCrc64Nvme:
+      crc = {.bits = 64, .poly = kCrc64NvmeReflectedPoly};
+      break;
+    case ChecksumAlgorithm::kSha1:
+    case ChecksumAlgorithm::kSha256:
+      return Status::InvalidArgument(std::string(ChecksumAlgorithmName(alg)) + " is not a CRC: it does not combine");
+  }
+  const size_t size = ChecksumSize(alg);
+  if (crc_a.size() != size || crc_b.size() != size) {
+    return Status::InvalidArgument("a " + std::string(ChecksumAlgorithmName(alg)) + " value has " +
+                                   std::to_string(size) + " bytes");
+  }
+  const uint64_t combined = Combine(ReadBigEndian(crc_a), ReadBigEndian(crc_b), length_b, crc);
+  Bytes out(size);
+  if (size == 8) {
+    PutBigEndian64(out.data(), combined);
+  } else {
+    PutBigEndian32(out.data(), static_cast<uint32_t>(combined));
+  }
+  return out;
 }
 
 }  // namespace coffre::crypto

@@ -197,6 +197,8 @@ Error ToS3Error(const service::Error& e) {
       return Error(ErrorCode::kBadDigest, e.message);
     case Errc::kInvalidArgument:
       return Error(ErrorCode::kInvalidArgument, e.message);
+    case Errc::kInvalidRequest:
+      return Error(ErrorCode::kInvalidRequest, e.message);
     case Errc::kInvalidRange:
       return Error(ErrorCode::kInvalidRange);
     case Errc::kNoSpace:
@@ -224,7 +226,7 @@ void AddStoredHeaders(const catalog::Attributes& attributes, Headers& headers, b
   for (const auto& [name, value] : attributes) {
     if (IsContentAttribute(name) || name.starts_with("x-amz-meta-")) {
       headers.emplace_back(name, value);
-    } else if (with_checksums && name.starts_with("x-amz-checksum-")) {
+    } else if (with_checksums && crypto::ParseChecksumAlgorithm(name)) {
       headers.emplace_back(name, value);
     }
   }
@@ -282,13 +284,19 @@ std::optional<uint64_t> RequestContext::DeclaredPayloadLength() const {
   return ex.content_length();
 }
 
+Expected<std::optional<Bytes>, Error> RequestContext::ContentMd5() const {
+  const auto md5 = Header("content-md5");
+  if (!md5) return std::optional<Bytes>();
+  auto raw = Base64Decode(TrimWhitespace(*md5));
+  if (!raw || raw->size() != 16) return Error(ErrorCode::kInvalidDigest);
+  return std::optional<Bytes>(std::move(*raw));
+}
+
 Expected<ChecksumPlan, Error> RequestContext::PlanChecksums() const {
   ChecksumPlan plan;
-  if (auto md5 = Header("content-md5")) {
-    auto raw = Base64Decode(TrimWhitespace(*md5));
-    if (!raw || raw->size() != 16) return Error(ErrorCode::kInvalidDigest);
-    plan.content_md5 = std::move(*raw);
-  }
+  auto md5 = ContentMd5();
+  if (!md5.ok()) return md5.error();
+  plan.content_md5 = std::move(*md5);
   for (auto alg : crypto::kAllChecksumAlgorithms) {
     if (auto v = Header(crypto::ChecksumHeaderName(alg))) {
       auto raw = Base64Decode(TrimWhitespace(*v));
@@ -483,7 +491,7 @@ Error BodyReadError(http::BodyError e) {
 
 }  // namespace
 
-asio::awaitable<Expected<std::string, Error>> RequestContext::ReadSmallBody() {
+asio::awaitable<Expected<std::string, Error>> RequestContext::ReadSmallBody(ChecksumHeaders headers) {
   PayloadDecoder decoder(auth, DeclaredTrailers(*this), DeclaredPayloadLength());
   Bytes raw(BodyBufferSize(ex.content_length(), 64 * 1024));
   std::string body;
@@ -499,12 +507,21 @@ asio::awaitable<Expected<std::string, Error>> RequestContext::ReadSmallBody() {
   if (auto e = decoder.Finish()) co_return *e;
   // Content-MD5 and x-amz-checksum-* (header or trailer) protect XML bodies too: a DeleteObjects
   // whose body was altered in transit must delete nothing.
-  auto plan = PlanChecksums();
-  if (!plan.ok()) co_return plan.error();
-  if (plan->content_md5 && !ConstantTimeEquals(*plan->content_md5, crypto::Md5::Digest(AsBytes(body)))) {
+  std::optional<Bytes> content_md5;
+  std::map<crypto::ChecksumAlgorithm, Bytes> expected;
+  if (headers == ChecksumHeaders::kOfTheBody) {
+    auto plan = PlanChecksums();
+    if (!plan.ok()) co_return plan.error();
+    content_md5 = std::move(plan->content_md5);
+    expected = std::move(plan->expected);
+  } else {
+    auto md5 = ContentMd5();
+    if (!md5.ok()) co_return md5.error();
+    content_md5 = std::move(*md5);
+  }
+  if (content_md5 && !ConstantTimeEquals(*content_md5, crypto::Md5::Digest(AsBytes(body)))) {
     co_return Error(ErrorCode::kBadDigest);
   }
-  auto expected = plan->expected;
   for (const auto& [name, value] : decoder.trailers()) {
     auto alg = crypto::ParseChecksumAlgorithm(name);
     auto decoded_value = Base64Decode(TrimWhitespace(value));

@@ -1,6 +1,9 @@
 // Multipart uploads.
 
+#include "coffre/common/ascii.h"
+#include "coffre/common/bytes.h"
 #include "coffre/common/clock.h"
+#include "coffre/crypto/checksum.h"
 #include "object_handlers.h"
 #include "request_context.h"
 
@@ -16,25 +19,104 @@ Expected<uint32_t, Error> PartNumberOf(const RequestContext& ctx) {
   return *n;
 }
 
+// FULL_OBJECT or COMPOSITE, as x-amz-checksum-type gives it; "" for anything else.
+std::string ParseChecksumType(std::string_view value) {
+  value = TrimWhitespace(value);
+  for (const std::string_view type : {service::kFullObjectChecksum, service::kCompositeChecksum}) {
+    if (EqualsIgnoreCase(value, type)) return std::string(type);
+  }
+  return {};
+}
+
+// x-amz-checksum-algorithm and x-amz-checksum-type of a CreateMultipartUpload, as the upload's
+// attributes: the type defaults to the composite one, or the full-object one for an algorithm that
+// has no other (CRC64NVME).
+std::optional<Error> ChecksumOfUpload(const RequestContext& ctx, catalog::Attributes& attributes) {
+  const auto algorithm_header = ctx.Header("x-amz-checksum-algorithm");
+  const auto type_header = ctx.Header("x-amz-checksum-type");
+  if (!algorithm_header) {
+    if (type_header) {
+      return Error(ErrorCode::kInvalidRequest,
+                   "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.");
+    }
+    return std::nullopt;
+  }
+  const auto algorithm = crypto::ParseChecksumAlgorithm(*algorithm_header);
+  if (!algorithm) return Error(ErrorCode::kInvalidRequest, "Invalid checksum algorithm");
+  std::string type;
+  if (type_header) {
+    type = ParseChecksumType(*type_header);
+    if (type.empty()) {
+      return Error(ErrorCode::kInvalidRequest, "Value for x-amz-checksum-type header is invalid.");
+    }
+  } else {
+    type = crypto::HasCompositeChecksum(*algorithm) ? service::kCompositeChecksum : service::kFullObjectChecksum;
+  }
+  if ((type == service::kFullObjectChecksum && !crypto::HasFullObjectChecksum(*algorithm)) ||
+      (type == service::kCompositeChecksum && !crypto::HasCompositeChecksum(*algorithm))) {
+    return Error(ErrorCode::kInvalidRequest, "The " + type + " checksum type cannot be used with the " +
+                                                 ToLower(crypto::ChecksumAlgorithmName(*algorithm)) +
+                                                 " checksum algorithm.");
+  }
+  attributes[std::string(service::kChecksumAlgorithmAttribute)] = crypto::ChecksumAlgorithmName(*algorithm);
+  attributes[std::string(service::kChecksumTypeAttribute)] = type;
+  return std::nullopt;
+}
+
+// The checksum headers of an upload's answers: its algorithm and type, when it has them.
+void AddUploadChecksumHeaders(const catalog::Attributes& attributes, Headers& headers) {
+  for (const std::string_view name : {service::kChecksumAlgorithmAttribute, service::kChecksumTypeAttribute}) {
+    if (const auto it = attributes.find(std::string(name)); it != attributes.end()) {
+      headers.emplace_back(std::string(name), it->second);
+    }
+  }
+}
+
 asio::awaitable<void> CreateMultipartUpload(RequestContext& ctx, const catalog::Bucket& bucket) {
   auto attrs = ctx.AttributesFromHeaders();
   if (!attrs.ok()) co_return co_await ctx.SendError(attrs.error());
   auto tags = ctx.TagsFromHeader();
   if (!tags.ok()) co_return co_await ctx.SendError(tags.error());
-  if (auto alg = ctx.Header("x-amz-checksum-algorithm")) {
-    auto parsed = crypto::ParseChecksumAlgorithm(*alg);
-    if (!parsed) co_return co_await ctx.SendError(Error(ErrorCode::kInvalidRequest, "Invalid checksum algorithm"));
-    (*attrs)["x-amz-checksum-algorithm"] = std::string(crypto::ChecksumAlgorithmName(*parsed));
-  }
+  if (auto e = ChecksumOfUpload(ctx, *attrs)) co_return co_await ctx.SendError(*e);
+  Headers h = EncryptionHeaders();
+  AddUploadChecksumHeaders(*attrs, h);
   auto id = co_await ctx.Blocking([&] {
     return ctx.service().CreateUpload(bucket, ctx.route.key, std::move(*attrs), &ctx.audit_request, std::move(*tags));
   });
   if (!id.ok()) co_return co_await ctx.SendError(ToS3Error(id.error()));
-  Headers h = EncryptionHeaders();
-  if (auto alg = ctx.Header("x-amz-checksum-algorithm")) {
-    h.emplace_back("x-amz-checksum-algorithm", std::string(*alg));
-  }
   co_await ctx.SendXml(bhttp::status::ok, InitiateMultipartUploadDocument(bucket.name, ctx.route.key, *id), h);
+}
+
+// What a Complete asserts about the object: x-amz-checksum-type, and its checksum in an
+// x-amz-checksum-* header (a composite one with "-<part count>", which must be the parts named).
+Expected<service::CompleteExpectations, Error> CompleteExpectationsOf(const RequestContext& ctx, size_t parts) {
+  service::CompleteExpectations expected;
+  if (const auto type = ctx.Header("x-amz-checksum-type")) {
+    expected.checksum_type = ParseChecksumType(*type);
+    if (expected.checksum_type.empty()) {
+      return Error(ErrorCode::kInvalidRequest, "Value for x-amz-checksum-type header is invalid.");
+    }
+  }
+  for (const crypto::ChecksumAlgorithm alg : crypto::kAllChecksumAlgorithms) {
+    const auto header = ctx.Header(crypto::ChecksumHeaderName(alg));
+    if (!header) continue;
+    std::string_view value = TrimWhitespace(*header);
+    const size_t dash = value.find('-');
+    if (dash != std::string_view::npos) {
+      if (value.substr(dash + 1) != std::to_string(parts)) {
+        return Error(ErrorCode::kBadDigest, "The " + std::string(crypto::ChecksumAlgorithmName(alg)) +
+                                                " you specified is of another number of parts than the request names.");
+      }
+      value = value.substr(0, dash);
+    }
+    auto raw = Base64Decode(value);
+    if (!raw || raw->size() != crypto::ChecksumSize(alg)) {
+      return Error(ErrorCode::kInvalidRequest,
+                   "Value for " + std::string(crypto::ChecksumHeaderName(alg)) + " header is invalid.");
+    }
+    expected.checksums[alg] = std::move(*raw);
+  }
+  return expected;
 }
 
 }  // namespace
@@ -117,16 +199,32 @@ asio::awaitable<void> CompleteMultipartUpload(RequestContext& ctx, const catalog
   const std::string upload_id = *ctx.route.query.Get("uploadId");
   auto cond = WriteConditionFromHeaders(ctx);
   if (!cond.ok()) co_return co_await ctx.SendError(cond.error());
-  auto body = co_await ctx.ReadSmallBody();
+  auto body = co_await ctx.ReadSmallBody(RequestContext::ChecksumHeaders::kNotOfTheBody);
   if (!body.ok()) co_return co_await ctx.SendError(body.error());
   auto parts = ParseCompleteMultipartUpload(*body);
   if (!parts.ok()) co_return co_await ctx.SendError(parts.error());
   std::vector<service::UploadPartRef> refs;
   for (const auto& p : *parts) {
-    refs.push_back(service::UploadPartRef{p.part_number, NormalizeETag(p.etag)});
+    service::UploadPartRef ref{.part_number = p.part_number, .etag = NormalizeETag(p.etag)};
+    for (const auto& [element, value] : p.checksums) {
+      // "ChecksumCRC32" names CRC32; an element of no known algorithm is ignored, as S3 does.
+      const auto alg = crypto::ParseChecksumAlgorithm(std::string_view(element).substr(8));
+      if (!alg) continue;
+      auto raw = Base64Decode(value);
+      if (!raw || raw->size() != crypto::ChecksumSize(*alg)) {
+        co_return co_await ctx.SendError(
+            Error(ErrorCode::kInvalidPart,
+                  "The " + element + " of part " + std::to_string(p.part_number) + " is not a valid checksum."));
+      }
+      ref.checksums[*alg] = std::move(*raw);
+    }
+    refs.push_back(std::move(ref));
   }
-  auto result = co_await ctx.Committing(
-      [&] { return ctx.service().CompleteUpload(bucket, ctx.route.key, upload_id, refs, *cond, &ctx.audit_request); });
+  auto expected = CompleteExpectationsOf(ctx, refs.size());
+  if (!expected.ok()) co_return co_await ctx.SendError(expected.error());
+  auto result = co_await ctx.Committing([&] {
+    return ctx.service().CompleteUpload(bucket, ctx.route.key, upload_id, refs, *cond, &ctx.audit_request, *expected);
+  });
   if (!result.ok()) co_return co_await ctx.SendError(ToS3Error(result.error()));
   CompleteMultipartUploadResult doc;
   std::string host(ctx.Header("host").value_or("localhost"));
@@ -134,12 +232,13 @@ asio::awaitable<void> CompleteMultipartUpload(RequestContext& ctx, const catalog
   doc.bucket = bucket.name;
   doc.key = ctx.route.key;
   doc.etag = result->etag;
-  const std::string suffix = "-" + std::to_string(refs.size());
+  const std::string suffix =
+      result->checksum_type == service::kCompositeChecksum ? "-" + std::to_string(refs.size()) : "";
   for (const auto& [alg, v] : result->checksums) {
     doc.checksums["Checksum" + std::string(crypto::ChecksumAlgorithmName(alg))] = Base64Encode(v) + suffix;
   }
   if (!doc.checksums.empty()) {
-    doc.checksum_type = "COMPOSITE";
+    doc.checksum_type = result->checksum_type;
   }
   co_await ctx.SendXml(bhttp::status::ok, CompleteMultipartUploadDocument(doc), EncryptionHeaders());
 }
@@ -164,8 +263,12 @@ asio::awaitable<void> ListParts(RequestContext& ctx, const catalog::Bucket& buck
   r.owner = ctx.owner();
   r.part_number_marker = *marker;
   r.max_parts = *max_parts;
-  if (auto it = upload->attributes.find("x-amz-checksum-algorithm"); it != upload->attributes.end()) {
+  if (auto it = upload->attributes.find(std::string(service::kChecksumAlgorithmAttribute));
+      it != upload->attributes.end()) {
     r.checksum_algorithm = it->second;
+  }
+  if (auto it = upload->attributes.find(std::string(service::kChecksumTypeAttribute)); it != upload->attributes.end()) {
+    r.checksum_type = it->second;
   }
   r.is_truncated = parts->size() > *max_parts;
   if (r.is_truncated) {
@@ -214,8 +317,11 @@ asio::awaitable<void> ListMultipartUploads(RequestContext& ctx, const catalog::B
     e.initiator = ctx.owner();
     e.owner = ctx.owner();
     e.initiated = FromUnixMillis(u.initiated);
-    if (auto it = u.attributes.find("x-amz-checksum-algorithm"); it != u.attributes.end()) {
+    if (auto it = u.attributes.find(std::string(service::kChecksumAlgorithmAttribute)); it != u.attributes.end()) {
       e.checksum_algorithm = it->second;
+    }
+    if (auto it = u.attributes.find(std::string(service::kChecksumTypeAttribute)); it != u.attributes.end()) {
+      e.checksum_type = it->second;
     }
     r.uploads.push_back(std::move(e));
   }

@@ -60,6 +60,11 @@ void AddObjectHeaders(const service::ObjectInfo& info, Headers& headers, bool wi
   headers.emplace_back("accept-ranges", "bytes");
   AddEncryptionHeader(headers);
   AddStoredHeaders(info.attributes, headers, with_checksums);
+  if (with_checksums && std::ranges::any_of(info.attributes, [](const auto& attribute) {
+        return crypto::ParseChecksumAlgorithm(attribute.first).has_value();
+      })) {
+    headers.emplace_back("x-amz-checksum-type", ChecksumTypeOf(info));
+  }
   if (info.multipart && part_requested) {
     headers.emplace_back("x-amz-mp-parts-count", std::to_string(info.part_sizes.size()));
   }
@@ -194,6 +199,14 @@ Expected<catalog::WriteCondition, Error> WriteConditionFromHeaders(const Request
   return cond;
 }
 
+std::string ChecksumTypeOf(const service::ObjectInfo& info) {
+  if (const auto it = info.attributes.find(std::string(service::kChecksumTypeAttribute)); it != info.attributes.end()) {
+    return it->second;
+  }
+  // A multipart object completed before types were kept has composite checksums.
+  return std::string(info.multipart ? service::kCompositeChecksum : service::kFullObjectChecksum);
+}
+
 Headers PutResultHeaders(const service::PutResult& result) {
   Headers headers;
   headers.emplace_back("etag", QuoteETag(result.etag));
@@ -246,7 +259,9 @@ asio::awaitable<void> PutObject(RequestContext& ctx, const catalog::Bucket& buck
   commit->condition = req->condition;
   auto result = co_await ctx.Committing([&] { return (*writer)->Commit(*commit); });
   if (!result.ok()) co_return co_await ctx.SendError(ToS3Error(result.error()));
-  co_await ctx.SendEmpty(bhttp::status::ok, PutResultHeaders(*result));
+  Headers headers = PutResultHeaders(*result);
+  if (!result->checksums.empty()) headers.emplace_back("x-amz-checksum-type", service::kFullObjectChecksum);
+  co_await ctx.SendEmpty(bhttp::status::ok, headers);
 }
 
 // The response of a GET whose reader is set to its range: `length` plaintext bytes after the
@@ -470,13 +485,13 @@ asio::awaitable<void> GetObjectAttributes(RequestContext& ctx, const catalog::Bu
   if (names->contains("ETag")) doc.etag = info->etag;
   if (names->contains("Checksum")) {
     doc.checksums = ChecksumElements(info->attributes);
-    if (info->multipart) {
+    if (info->multipart && ChecksumTypeOf(*info) == service::kCompositeChecksum) {
       // HEAD gives a composite checksum with its "-<part count>"; this answer gives it bare.
       for (auto& [name, value] : doc.checksums) {
         if (const size_t dash = value.rfind('-'); dash != std::string::npos) value.resize(dash);
       }
     }
-    if (!doc.checksums.empty()) doc.checksum_type = info->multipart ? "COMPOSITE" : "FULL_OBJECT";
+    if (!doc.checksums.empty()) doc.checksum_type = ChecksumTypeOf(*info);
   }
   if (names->contains("ObjectParts") && info->multipart) {
     ObjectAttributesResult::PartsSection parts;

@@ -47,6 +47,9 @@ Expected<uint32_t, Error> ParseNumber(const std::optional<std::string>& v, uint3
 // The x-amz-checksum-* attributes, named as the XML elements that carry them ("ChecksumCRC32").
 std::map<std::string, std::string> ChecksumElements(const catalog::Attributes& attributes);
 Headers PutResultHeaders(const service::PutResult& result);
+// How the object's checksums were made: "FULL_OBJECT" (a single PUT's, or a multipart object's
+// of the whole) or "COMPOSITE" (of its parts' checksums).
+std::string ChecksumTypeOf(const service::ObjectInfo& info);
 
 // What the headers of a PutObject or an UploadPart ask for, checked: every error those answer
 // before reading the body. Pure functions of the request, so the authenticating worker runs them

@@ -126,8 +126,11 @@ class RequestContext {
   asio::awaitable<void> SendXml(bhttp::status status, std::string body, const Headers& headers = {});
   asio::awaitable<void> SendEmpty(bhttp::status status, const Headers& headers = {});
 
-  // Reads a whole small body (XML), decoding aws-chunked and verifying the payload hash.
-  asio::awaitable<Expected<std::string, Error>> ReadSmallBody();
+  // Reads a whole small body (XML), decoding aws-chunked and verifying the payload hash, its
+  // Content-MD5 and its x-amz-checksum-* trailer, and its x-amz-checksum-* headers unless they
+  // are about something else (a Complete's are the object's).
+  enum class ChecksumHeaders { kOfTheBody, kNotOfTheBody };
+  asio::awaitable<Expected<std::string, Error>> ReadSmallBody(ChecksumHeaders headers = ChecksumHeaders::kOfTheBody);
   // Streams the body into `writer` (decode, verify signatures, hash) and returns what Commit
   // must check, including trailer checksums.
   asio::awaitable<Expected<service::CommitOptions, Error>> ReceiveObject(service::ObjectWriter& writer,
@@ -136,6 +139,8 @@ class RequestContext {
   // Checksum headers of the request (x-amz-checksum-*, x-amz-sdk-checksum-algorithm,
   // x-amz-trailer, Content-MD5).
   Expected<ChecksumPlan, Error> PlanChecksums() const;
+  // Content-MD5, raw; InvalidDigest when it is not the base64 of 16 bytes.
+  Expected<std::optional<Bytes>, Error> ContentMd5() const;
   // Stored attributes from request headers (content headers, user metadata).
   Expected<catalog::Attributes, Error> AttributesFromHeaders() const;
   // The tag set of x-amz-tagging (s3/tagging.h); empty without the header.

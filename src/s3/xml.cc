@@ -1013,6 +1013,9 @@ std::string ListPartsDocument(const ListPartsResult& result) {
   if (result.checksum_algorithm) {
     w.Element("ChecksumAlgorithm", *result.checksum_algorithm);
   }
+  if (result.checksum_type) {
+    w.Element("ChecksumType", *result.checksum_type);
+  }
   for (const PartEntry& part : result.parts) {
     w.StartElement("Part");
     w.UintElement("PartNumber", part.part_number);
@@ -1056,6 +1059,9 @@ std::string ListMultipartUploadsDocument(const ListMultipartUploadsResult& resul
     w.TimeElement("Initiated", upload.initiated);
     if (upload.checksum_algorithm) {
       w.Element("ChecksumAlgorithm", *upload.checksum_algorithm);
+    }
+    if (upload.checksum_type) {
+      w.Element("ChecksumType", *upload.checksum_type);
     }
     w.EndElement();
   }

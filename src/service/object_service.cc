@@ -5,12 +5,15 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <set>
 #include <tuple>
 #include <utility>
 
 #include "coffre/catalog/blob_description.h"
+#include "coffre/common/ascii.h"
 #include "coffre/common/clock.h"
 #include "coffre/crypto/blob_format.h"
+#include "coffre/crypto/checksum.h"
 #include "coffre/crypto/hash.h"
 #include "key_audit.h"
 #include "service/data_key_aad.h"
@@ -37,6 +40,91 @@ Attributes ChecksumAttributes(const Attributes& attributes) {
     if (name.starts_with("x-amz-checksum-")) checksums.emplace(name, value);
   }
   return checksums;
+}
+
+// A multipart object's checksums, made from its parts' (see ObjectService::CompleteUpload).
+struct MultipartChecksums {
+  std::map<crypto::ChecksumAlgorithm, Bytes> values;
+  std::string type;  // kFullObjectChecksum or kCompositeChecksum; "" when there is none
+};
+
+SResult<MultipartChecksums> ChecksumsOfParts(const catalog::UploadRecord& upload,
+                                             const std::vector<const catalog::PartRecord*>& parts,
+                                             const std::vector<UploadPartRef>& refs,
+                                             const CompleteExpectations& expected) {
+  MultipartChecksums out;
+  std::set<crypto::ChecksumAlgorithm> algorithms;
+  std::optional<crypto::ChecksumAlgorithm> created_with;
+  if (const auto it = upload.attributes.find(std::string(kChecksumAlgorithmAttribute)); it != upload.attributes.end()) {
+    created_with = crypto::ParseChecksumAlgorithm(it->second);
+  }
+  if (created_with) {
+    const auto type = upload.attributes.find(std::string(kChecksumTypeAttribute));
+    // An upload created before types were kept has S3's default for its algorithm.
+    out.type = type != upload.attributes.end()               ? type->second
+               : crypto::HasCompositeChecksum(*created_with) ? std::string(kCompositeChecksum)
+                                                             : std::string(kFullObjectChecksum);
+    if (!expected.checksum_type.empty() && expected.checksum_type != out.type) {
+      return Err(Errc::kInvalidRequest, "The upload was created using the " + out.type +
+                                            " checksum mode. The complete request must use the same checksum mode.");
+    }
+    algorithms.insert(*created_with);
+  } else {
+    if (!expected.checksum_type.empty()) {
+      return Err(Errc::kInvalidRequest,
+                 "The upload was created without a checksum algorithm, so it has no checksum type to complete with.");
+    }
+    // Without one, the composite checksums of the algorithms every part has.
+    out.type = kCompositeChecksum;
+    for (const crypto::ChecksumAlgorithm alg : crypto::kAllChecksumAlgorithms) {
+      const std::string name(crypto::ChecksumHeaderName(alg));
+      if (crypto::HasCompositeChecksum(alg) &&
+          std::ranges::all_of(parts, [&](const catalog::PartRecord* p) { return p->attributes.contains(name); })) {
+        algorithms.insert(alg);
+      }
+    }
+  }
+  const bool full_object = out.type == kFullObjectChecksum;
+  for (const crypto::ChecksumAlgorithm alg : algorithms) {
+    const std::string name(crypto::ChecksumHeaderName(alg));
+    Bytes combined = crypto::ComputeChecksum(alg, {});
+    Bytes concatenated;
+    bool every_part = true;
+    for (size_t i = 0; i < parts.size() && every_part; ++i) {
+      if (created_with && !full_object && !refs[i].checksums.contains(alg)) {
+        return Err(Errc::kInvalidRequest, "The upload was created using a " +
+                                              ToLower(crypto::ChecksumAlgorithmName(alg)) +
+                                              " checksum. The complete request must include the checksum for each "
+                                              "part. It was missing for part " +
+                                              std::to_string(refs[i].part_number) + " in the request.");
+      }
+      const auto stored = parts[i]->attributes.find(name);
+      const std::optional<Bytes> value =
+          stored != parts[i]->attributes.end() ? Base64Decode(stored->second) : std::nullopt;
+      // Parts stored before every part of such an upload got its checksum may lack it: then the
+      // object has none.
+      if (!value) {
+        every_part = false;
+      } else if (full_object) {
+        auto next = crypto::CombineCrc(alg, combined, *value, parts[i]->size);
+        if (!next.ok())
+          return Err(Errc::kInternal, "part " + std::to_string(parts[i]->part_number) + ": " + next.status().message());
+        combined = std::move(next).value();
+      } else {
+        concatenated.insert(concatenated.end(), value->begin(), value->end());
+      }
+    }
+    if (every_part) out.values[alg] = full_object ? std::move(combined) : crypto::ComputeChecksum(alg, concatenated);
+  }
+  for (const auto& [alg, value] : expected.checksums) {
+    const auto computed = out.values.find(alg);
+    if (computed == out.values.end() || computed->second != value) {
+      return Err(Errc::kBadDigest, "The " + std::string(crypto::ChecksumAlgorithmName(alg)) +
+                                       " you specified did not match the calculated checksum.");
+    }
+  }
+  if (out.values.empty()) out.type.clear();
+  return out;
 }
 
 // The associated data that binds a wrapped data key to the object (or upload) it encrypts.
@@ -927,6 +1015,9 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPart(const Bucket& bu
     return FromKeyStatus(dk.status());
   }
   if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
+  if (const auto it = up->attributes.find(std::string(kChecksumAlgorithmAttribute)); it != up->attributes.end()) {
+    if (const auto alg = crypto::ParseChecksumAlgorithm(it->second)) checksums.insert(*alg);
+  }
   auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, keys_, blobs_, BlobObjectWriter::Kind::kPart);
   auto r = w->Init(bucket, key, {}, std::move(checksums), *dk, up->key_info, upload_id, upload_id, part_number, size);
   if (!r.ok()) return r.error();
@@ -936,7 +1027,8 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPart(const Bucket& bu
 
 SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std::string& key,
                                                  const std::string& upload_id, const std::vector<UploadPartRef>& parts,
-                                                 const catalog::WriteCondition& condition, const RequestInfo* request) {
+                                                 const catalog::WriteCondition& condition, const RequestInfo* request,
+                                                 const CompleteExpectations& expected) {
   auto up = GetUpload(bucket, key, upload_id);
   if (!up.ok()) {
     if (up.error().code == Errc::kNoSuchUpload) {
@@ -964,56 +1056,48 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
   rec.key_info = up->key_info;
   rec.tags = up->tags;
   crypto::Md5 md5_of_md5s;
-  std::map<std::string, Bytes> composite;  // checksum attribute -> concatenated raw part checksums
-  std::set<std::string> checksum_names;
-  bool first_part = true;
+  std::vector<const catalog::PartRecord*> named;
   // Every named part must exist before sizes are judged (InvalidPart wins over EntityTooSmall).
   for (const auto& ref : parts) {
     auto it = by_number.find(ref.part_number);
     if (it == by_number.end() || it->second->etag != ref.etag) {
       return Err(Errc::kInvalidPart, "part " + std::to_string(ref.part_number) + " not found or ETag differs");
     }
+    for (const auto& [alg, value] : ref.checksums) {
+      const auto uploaded = it->second->attributes.find(std::string(crypto::ChecksumHeaderName(alg)));
+      if (uploaded == it->second->attributes.end() || Base64Decode(uploaded->second) != value) {
+        return Err(Errc::kInvalidPart, "part " + std::to_string(ref.part_number) + ": its " +
+                                           std::string(crypto::ChecksumAlgorithmName(alg)) +
+                                           " is not the one it was uploaded with");
+      }
+    }
+    named.push_back(it->second);
   }
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const catalog::PartRecord& p = *by_number.at(parts[i].part_number);
-    if (i + 1 < parts.size() && p.size < options_.min_part_size) {
+  for (size_t i = 0; i < named.size(); ++i) {
+    const catalog::PartRecord& p = *named[i];
+    if (i + 1 < named.size() && p.size < options_.min_part_size) {
       return Err(Errc::kEntityTooSmall, "part " + std::to_string(p.part_number) + " is smaller than the minimum");
     }
     auto raw = HexDecode(p.etag);
     if (!raw) return Err(Errc::kInternal, "stored part ETag is not hex");
     md5_of_md5s.Update(*raw);
-    // A composite checksum exists only if every part carries that checksum.
-    std::set<std::string> names;
-    for (const auto& [name, value] : p.attributes) {
-      if (name.rfind("x-amz-checksum-", 0) == 0) names.insert(name);
-    }
-    if (first_part) {
-      checksum_names = names;
-      first_part = false;
-    } else {
-      std::set<std::string> common;
-      std::set_intersection(checksum_names.begin(), checksum_names.end(), names.begin(), names.end(),
-                            std::inserter(common, common.begin()));
-      checksum_names = std::move(common);
-    }
-    for (const auto& name : names) {
-      auto v = Base64Decode(p.attributes.at(name));
-      if (v) composite[name].insert(composite[name].end(), v->begin(), v->end());
-    }
     rec.parts.push_back(catalog::ObjectPart{p.part_number, p.blob_id, p.size, p.etag, p.attributes});
     rec.size += p.size;
   }
+  auto checksums = ChecksumsOfParts(*up, named, parts, expected);
+  if (!checksums.ok()) return checksums.error();
   const std::string suffix = "-" + std::to_string(parts.size());
   rec.etag = HexEncode(md5_of_md5s.Final()) + suffix;
   rec.last_modified = NowMillis();
+  rec.attributes.erase(std::string(kChecksumTypeAttribute));
   PutResult result;
-  for (const auto& name : checksum_names) {
-    auto alg = crypto::ParseChecksumAlgorithm(name);
-    if (!alg) continue;
-    Bytes value = crypto::ComputeChecksum(*alg, composite[name]);
-    rec.attributes[name] = Base64Encode(value) + suffix;
-    result.checksums[*alg] = value;
+  for (const auto& [alg, value] : checksums->values) {
+    rec.attributes[std::string(crypto::ChecksumHeaderName(alg))] =
+        Base64Encode(value) + (checksums->type == kCompositeChecksum ? suffix : "");
+    rec.attributes[std::string(kChecksumTypeAttribute)] = checksums->type;
   }
+  result.checksums = std::move(checksums->values);
+  result.checksum_type = std::move(checksums->type);
   auto manifest = WriteManifest(bucket, rec, request);
   if (!manifest.ok()) return manifest.error();
   rec.manifest_blob_id = *manifest;
@@ -1074,8 +1158,10 @@ std::optional<PutResult> ObjectService::CompletedAlready(const Bucket& bucket, c
   PutResult result;
   result.etag = rec->etag;
   result.last_modified = rec->last_modified;
-  // The object's composite checksums, stored with their "-<parts>" suffix.
-  const std::string suffix = "-" + std::to_string(parts.size());
+  // The object's checksums, a composite one stored with its "-<parts>" suffix.
+  const auto type = rec->attributes.find(std::string(kChecksumTypeAttribute));
+  result.checksum_type = type != rec->attributes.end() ? type->second : std::string(kCompositeChecksum);
+  const std::string suffix = result.checksum_type == kCompositeChecksum ? "-" + std::to_string(parts.size()) : "";
   for (const auto& [name, value] : rec->attributes) {
     auto alg = crypto::ParseChecksumAlgorithm(name);
     if (!alg || !value.ends_with(suffix)) continue;
@@ -1083,6 +1169,7 @@ std::optional<PutResult> ObjectService::CompletedAlready(const Bucket& bucket, c
       result.checksums[*alg] = std::move(*raw);
     }
   }
+  if (result.checksums.empty()) result.checksum_type.clear();
   return result;
 }
 

@@ -60,6 +60,53 @@ TEST(Checksum, IncrementalEqualsOneShotOnRandomSplits) {
   }
 }
 
+// A multipart object's full-object CRC comes from its parts' CRCs and lengths: any split of the
+// bytes, empty pieces included, folds back to the CRC of the whole.
+TEST(Checksum, CombinedCrcsOfPiecesAreTheCrcOfTheWhole) {
+  std::mt19937_64 rng(20261207);
+  Bytes data(300000);
+  for (auto& b : data) {
+    b = static_cast<uint8_t>(rng());
+  }
+  for (ChecksumAlgorithm alg : kAllChecksumAlgorithms) {
+    if (!HasFullObjectChecksum(alg)) continue;
+    const Bytes expected = ComputeChecksum(alg, data);
+    for (int trial = 0; trial < 20; ++trial) {
+      Bytes combined = ComputeChecksum(alg, {});
+      size_t pos = 0;
+      while (pos < data.size()) {
+        const size_t n = std::min<size_t>(data.size() - pos, rng() % 4 == 0 ? rng() % 3 : rng() % 90000);
+        const ByteView piece = ByteView(data).subspan(pos, n);
+        auto next = CombineCrc(alg, combined, ComputeChecksum(alg, piece), n);
+        ASSERT_TRUE(next.ok()) << next.status().message();
+        combined = std::move(next).value();
+        pos += n;
+      }
+      EXPECT_EQ(HexEncode(combined), HexEncode(expected)) << ChecksumAlgorithmName(alg) << " trial " << trial;
+    }
+    // Lengths past 32 bits go through the same powers: the CRC of 2n zero bytes from two of n.
+    const Bytes zeros(1 << 20, 0);
+    const Bytes two = ComputeChecksum(alg, Bytes(2 << 20, 0));
+    auto doubled = CombineCrc(alg, ComputeChecksum(alg, zeros), ComputeChecksum(alg, zeros), zeros.size());
+    ASSERT_TRUE(doubled.ok());
+    EXPECT_EQ(*doubled, two) << ChecksumAlgorithmName(alg);
+  }
+}
+
+TEST(Checksum, OnlyCrcsCombine) {
+  EXPECT_TRUE(HasFullObjectChecksum(ChecksumAlgorithm::kCrc32));
+  EXPECT_TRUE(HasFullObjectChecksum(ChecksumAlgorithm::kCrc32c));
+  EXPECT_TRUE(HasFullObjectChecksum(ChecksumAlgorithm::kCrc64Nvme));
+  EXPECT_FALSE(HasFullObjectChecksum(ChecksumAlgorithm::kSha1));
+  EXPECT_FALSE(HasFullObjectChecksum(ChecksumAlgorithm::kSha256));
+  EXPECT_FALSE(HasCompositeChecksum(ChecksumAlgorithm::kCrc64Nvme));
+  EXPECT_TRUE(HasCompositeChecksum(ChecksumAlgorithm::kSha256));
+  const Bytes sha = ComputeChecksum(ChecksumAlgorithm::kSha256, AsBytes("a"));
+  EXPECT_EQ(CombineCrc(ChecksumAlgorithm::kSha256, sha, sha, 1).status().code(), StatusCode::kInvalidArgument);
+  const Bytes crc = ComputeChecksum(ChecksumAlgorithm::kCrc32, AsBytes("a"));
+  EXPECT_EQ(CombineCrc(ChecksumAlgorithm::kCrc64Nvme, crc, crc, 1).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(Checksum, UnalignedInputMatchesAligned) {
   std::mt19937_64 rng(7);
   Bytes buf(5000);

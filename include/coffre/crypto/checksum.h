@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "coffre/common/bytes.h"
+#include "coffre/common/status.h"
 
 namespace coffre::crypto {
 
@@ -37,5 +38,17 @@ class Checksummer {
 
 // One-shot convenience.
 Bytes ComputeChecksum(ChecksumAlgorithm alg, ByteView data);
+
+// The two ways S3 makes a multipart object's checksum from its parts': FULL_OBJECT is the
+// checksum of the whole object, which only a CRC can be combined into from its parts' values;
+// COMPOSITE is the checksum of the parts' raw checksums one after the other, which S3 does not
+// offer for CRC64NVME.
+bool HasFullObjectChecksum(ChecksumAlgorithm alg);
+bool HasCompositeChecksum(ChecksumAlgorithm alg);
+
+// The CRC of a || b from a's and b's (raw, as Final() gives them) and b's length in bytes, without
+// reading a byte of either. InvalidArgument for an algorithm that is not a CRC or values of the
+// wrong size.
+Result<Bytes> CombineCrc(ChecksumAlgorithm alg, ByteView crc_a, ByteView crc_b, uint64_t length_b);
 
 }  // namespace coffre::crypto

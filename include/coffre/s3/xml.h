@@ -320,6 +320,7 @@ struct ListPartsResult {
   uint32_t max_parts = 1000;
   bool is_truncated = false;
   std::optional<std::string> checksum_algorithm;
+  std::optional<std::string> checksum_type;  // "FULL_OBJECT" / "COMPOSITE"
   std::vector<PartEntry> parts;
 };
 
@@ -333,6 +334,7 @@ struct UploadEntry {
   std::string storage_class = "STANDARD";
   TimePoint initiated;
   std::optional<std::string> checksum_algorithm;
+  std::optional<std::string> checksum_type;  // "FULL_OBJECT" / "COMPOSITE"
 };
 
 struct ListMultipartUploadsResult {

@@ -47,6 +47,7 @@ enum class Errc {
   kEntityTooLarge,
   kBadDigest,  // Content-MD5 or a checksum did not match the data
   kInvalidArgument,
+  kInvalidRequest,  // a request that contradicts what it refers to (e.g. an upload's checksum type)
   kInvalidRange,
   kNoSpace,      // storage full
   kUnavailable,  // transient (database busy, ...)
@@ -82,7 +83,19 @@ struct PutResult {
   std::string etag;  // unquoted
   UnixMillis last_modified = 0;
   std::map<crypto::ChecksumAlgorithm, Bytes> checksums;  // computed over the plaintext
+  // A multipart object's: kFullObjectChecksum or kCompositeChecksum; "" for a single PUT's (whose
+  // checksums are of the whole object).
+  std::string checksum_type;
 };
+
+// How a multipart object's checksum is made from its parts' (crypto/checksum.h), as S3 names it:
+// the attribute kChecksumTypeAttribute of an upload and of the object it completes holds it, and
+// kChecksumAlgorithmAttribute the algorithm the upload was created with. A composite checksum is
+// stored and reported with "-<part count>" after its base64.
+inline constexpr std::string_view kFullObjectChecksum = "FULL_OBJECT";
+inline constexpr std::string_view kCompositeChecksum = "COMPOSITE";
+inline constexpr std::string_view kChecksumAlgorithmAttribute = "x-amz-checksum-algorithm";
+inline constexpr std::string_view kChecksumTypeAttribute = "x-amz-checksum-type";
 
 // What a writer must verify before it commits.
 struct CommitOptions {
@@ -173,6 +186,16 @@ struct ServiceObserver {
 struct UploadPartRef {
   uint32_t part_number = 0;
   std::string etag;  // unquoted
+  // The part's checksums as the Complete names them (raw): each must be the one the part has.
+  std::map<crypto::ChecksumAlgorithm, Bytes> checksums;
+};
+
+// What a Complete asserts about the whole object, checked before anything is stored.
+struct CompleteExpectations {
+  std::string checksum_type;  // "" when not asserted; else must be the upload's
+  // The object's checksums (raw; a composite one without its "-<part count>"): each must be the
+  // one computed from the parts, else BadDigest.
+  std::map<crypto::ChecksumAlgorithm, Bytes> checksums;
 };
 
 class ObjectService {
@@ -225,21 +248,29 @@ class ObjectService {
   SResult<Done> SetBucketTags(const catalog::Bucket& bucket, const catalog::Tags& tags);
 
   // --- multipart ---
-  // `tags` become the completed object's.
+  // `tags` become the completed object's. With kChecksumAlgorithmAttribute among `attributes`,
+  // kChecksumTypeAttribute says how the object's checksum of that algorithm is made (the caller
+  // has checked that the algorithm has that type).
   SResult<std::string> CreateUpload(const catalog::Bucket& bucket, const std::string& key,
                                     catalog::Attributes attributes, const RequestInfo* request = nullptr,
                                     catalog::Tags tags = {});
   SResult<catalog::UploadRecord> GetUpload(const catalog::Bucket& bucket, const std::string& key,
                                            const std::string& upload_id);
-  // `size` as for BeginPut.
+  // `size` as for BeginPut. A part of an upload created with a checksum algorithm gets that
+  // checksum besides `checksums`, whether or not its client sent one.
   SResult<std::unique_ptr<ObjectWriter>> BeginPart(const catalog::Bucket& bucket, const std::string& key,
                                                    const std::string& upload_id, uint32_t part_number,
                                                    std::set<crypto::ChecksumAlgorithm> checksums,
                                                    const RequestInfo* request = nullptr,
                                                    std::optional<uint64_t> size = std::nullopt);
+  // The object's checksums: for an upload created with a checksum algorithm, that algorithm's, of
+  // the upload's type, from every part's (InvalidRequest when a composite upload's Complete does
+  // not name a part's checksum, or asserts another type); without one, the composite checksums of
+  // those algorithms every part has. A part checksum the Complete names that is not the part's
+  // is InvalidPart; an object checksum it asserts that is not the one computed is BadDigest.
   SResult<PutResult> CompleteUpload(const catalog::Bucket& bucket, const std::string& key, const std::string& upload_id,
                                     const std::vector<UploadPartRef>& parts, const catalog::WriteCondition& condition,
-                                    const RequestInfo* request = nullptr);
+                                    const RequestInfo* request = nullptr, const CompleteExpectations& expected = {});
   SResult<Done> AbortUpload(const catalog::Bucket& bucket, const std::string& key, const std::string& upload_id);
   SResult<std::vector<catalog::PartRecord>> ListParts(const catalog::Bucket& bucket, const std::string& key,
                                                       const std::string& upload_id, uint32_t marker,
