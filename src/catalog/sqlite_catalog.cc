@@ -158,6 +158,11 @@ CREATE INDEX objects_by_update ON objects(update_blob_id) WHERE update_blob_id !
 ALTER TABLE uploads ADD COLUMN tags TEXT NOT NULL DEFAULT '';
 ALTER TABLE buckets ADD COLUMN tags TEXT NOT NULL DEFAULT '';
 )sql",
+    // A bucket's settings (its S3 configurations: default encryption, ...), name -> value in the
+    // attributes' text form; '' when it has none. They live here alone, as its tags do.
+    R"sql(
+ALTER TABLE buckets ADD COLUMN settings TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 constexpr size_t kMaxReaders = 4;
@@ -459,6 +464,8 @@ class SqliteCatalog final : public Catalog {
   Status DeleteBucket(const Bucket& bucket) override;
   Result<Tags> GetBucketTags(const Bucket& bucket) override;
   Status SetBucketTags(const Bucket& bucket, const Tags& tags) override;
+  Result<Attributes> GetBucketSettings(const Bucket& bucket) override;
+  Status UpdateBucketSettings(const Bucket& bucket, const SettingChanges& changes) override;
 
   Status PutObject(const ObjectRecord& rec, const WriteCondition& cond) override;
   Result<ObjectRecord> GetObject(int64_t bucket_id, const std::string& key) override;
@@ -740,6 +747,42 @@ Result<Tags> SqliteCatalog::GetBucketTags(const Bucket& bucket) {
   COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return Status::NotFound("catalog: no bucket with id " + std::to_string(bucket.id) + " of this tenant");
   return DecodeTags(st.ColumnTextView(0));
+}
+
+Result<Attributes> SqliteCatalog::GetBucketSettings(const Bucket& bucket) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          conn->PrepareCached("SELECT settings FROM buckets WHERE id = ? AND tenant_id = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(bucket.id, bucket.tenant_id));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return Status::NotFound("catalog: no bucket with id " + std::to_string(bucket.id) + " of this tenant");
+  return DecodeTags(st.ColumnTextView(0));  // the same text form, '' for none
+}
+
+Status SqliteCatalog::UpdateBucketSettings(const Bucket& bucket, const SettingChanges& changes) {
+  std::lock_guard lock(write_mu_);
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+  Attributes settings;
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("SELECT settings FROM buckets WHERE id = ? AND tenant_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket.id, bucket.tenant_id));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return Status::NotFound("catalog: no bucket with id " + std::to_string(bucket.id) + " of this tenant");
+    COFFRE_ASSIGN_OR_RETURN(settings, DecodeTags(st.ColumnTextView(0)));
+  }
+  for (const auto& [name, value] : changes) {
+    if (value) {
+      settings[name] = *value;
+    } else {
+      settings.erase(name);
+    }
+  }
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          writer_->PrepareCached("UPDATE buckets SET settings = ? WHERE id = ? AND tenant_id = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(EncodeTags(settings), bucket.id, bucket.tenant_id));
+  COFFRE_RETURN_IF_ERROR(st.Run());
+  return tx.Commit();
 }
 
 Status SqliteCatalog::SetBucketTags(const Bucket& bucket, const Tags& tags) {

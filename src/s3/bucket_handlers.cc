@@ -278,6 +278,58 @@ asio::awaitable<void> DeleteBucketTagging(RequestContext& ctx, const catalog::Bu
   co_await ctx.SendEmpty(bhttp::status::no_content);
 }
 
+// A bucket's default encryption. Every object is encrypted under its tenant's keys whatever the
+// bucket says, which S3 calls SSE-S3 (AES256): a bucket has it until configured otherwise, as on
+// S3, and AES256 is the one algorithm it can be set to until named tenant keys (aws:kms) exist.
+constexpr std::string_view kEncryptionAlgorithmSetting = "encryption.algorithm";
+constexpr std::string_view kEncryptionBucketKeySetting = "encryption.bucket-key";
+
+asio::awaitable<void> GetBucketEncryption(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto settings = co_await ctx.Blocking([&] { return ctx.service().GetBucketSettings(bucket); });
+  if (!settings.ok()) co_return co_await ctx.SendError(ToS3Error(settings.error()));
+  BucketEncryption encryption;
+  if (const auto it = settings->find(std::string(kEncryptionAlgorithmSetting)); it != settings->end()) {
+    encryption.algorithm = it->second;
+  }
+  if (const auto it = settings->find(std::string(kEncryptionBucketKeySetting)); it != settings->end()) {
+    encryption.bucket_key_enabled = it->second == "true";
+  }
+  co_await ctx.SendXml(bhttp::status::ok, ServerSideEncryptionConfigurationDocument(encryption));
+}
+
+asio::awaitable<void> PutBucketEncryption(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto body = co_await ctx.ReadSmallBody();
+  if (!body.ok()) co_return co_await ctx.SendError(body.error());
+  auto parsed = ParseServerSideEncryptionConfiguration(*body);
+  if (!parsed.ok()) co_return co_await ctx.SendError(parsed.error());
+  if (parsed->algorithm != "AES256") {
+    co_return co_await ctx.SendError(
+        Error(ErrorCode::kNotImplemented, parsed->algorithm +
+                                              " selects a named tenant key, which this gateway does not have yet; "
+                                              "AES256 (every object under its tenant's keys) is available."));
+  }
+  if (parsed->kms_key_id) {
+    co_return co_await ctx.SendError(
+        Error(ErrorCode::kInvalidArgument,
+              "a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms or aws:kms:dsse"));
+  }
+  const catalog::SettingChanges changes = {
+      {std::string(kEncryptionAlgorithmSetting), parsed->algorithm},
+      {std::string(kEncryptionBucketKeySetting), parsed->bucket_key_enabled ? "true" : "false"}};
+  auto r = co_await ctx.Blocking([&] { return ctx.service().UpdateBucketSettings(bucket, changes); });
+  if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
+  co_await ctx.SendEmpty(bhttp::status::ok);
+}
+
+// Back to what a bucket has until configured: AES256, as on S3.
+asio::awaitable<void> DeleteBucketEncryption(RequestContext& ctx, const catalog::Bucket& bucket) {
+  const catalog::SettingChanges changes = {{std::string(kEncryptionAlgorithmSetting), std::nullopt},
+                                           {std::string(kEncryptionBucketKeySetting), std::nullopt}};
+  auto r = co_await ctx.Blocking([&] { return ctx.service().UpdateBucketSettings(bucket, changes); });
+  if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
+  co_await ctx.SendEmpty(bhttp::status::no_content);
+}
+
 }  // namespace
 
 asio::awaitable<void> HandleBucketOperation(RequestContext& ctx) {
@@ -327,6 +379,12 @@ asio::awaitable<void> HandleBucketOperation(RequestContext& ctx) {
       co_return co_await PutBucketTagging(ctx, *bucket);
     case Operation::kDeleteBucketTagging:
       co_return co_await DeleteBucketTagging(ctx, *bucket);
+    case Operation::kGetBucketEncryption:
+      co_return co_await GetBucketEncryption(ctx, *bucket);
+    case Operation::kPutBucketEncryption:
+      co_return co_await PutBucketEncryption(ctx, *bucket);
+    case Operation::kDeleteBucketEncryption:
+      co_return co_await DeleteBucketEncryption(ctx, *bucket);
     default:
       co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
   }

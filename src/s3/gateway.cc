@@ -680,6 +680,9 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
     case Operation::kGetBucketTagging:
     case Operation::kPutBucketTagging:
     case Operation::kDeleteBucketTagging:
+    case Operation::kGetBucketEncryption:
+    case Operation::kPutBucketEncryption:
+    case Operation::kDeleteBucketEncryption:
       co_await HandleBucketOperation(ctx);
       break;
     case Operation::kCreateMultipartUpload:

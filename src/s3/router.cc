@@ -12,13 +12,35 @@ constexpr size_t kMaxKeyBytes = 1024;
 
 // Subresources S3 has and Coffre does not implement yet: answered with NotImplemented,
 // never silently treated as a plain object or bucket request.
-constexpr std::array<std::string_view, 30> kUnsupportedSubresources = {
-    "accelerate",   "analytics",         "cors",          "encryption",   "intelligent-tiering",
-    "inventory",    "lifecycle",         "logging",       "metrics",      "notification",
-    "object-lock",  "ownershipControls", "policy",        "policyStatus", "publicAccessBlock",
-    "replication",  "requestPayment",    "tagging",       "website",      "legal-hold",
-    "retention",    "torrent",           "restore",       "select",       "attributes",
-    "renameObject", "session",           "metadataTable", "versionId",    "acl"};
+constexpr std::array<std::string_view, 29> kUnsupportedSubresources = {"accelerate",
+                                                                       "analytics",
+                                                                       "cors",
+                                                                       "intelligent-tiering",
+                                                                       "inventory",
+                                                                       "lifecycle",
+                                                                       "logging",
+                                                                       "metrics",
+                                                                       "notification",
+                                                                       "object-lock",
+                                                                       "ownershipControls",
+                                                                       "policy",
+                                                                       "policyStatus",
+                                                                       "publicAccessBlock",
+                                                                       "replication",
+                                                                       "requestPayment",
+                                                                       "tagging",
+                                                                       "website",
+                                                                       "legal-hold",
+                                                                       "retention",
+                                                                       "torrent",
+                                                                       "restore",
+                                                                       "select",
+                                                                       "attributes",
+                                                                       "renameObject",
+                                                                       "session",
+                                                                       "metadataTable",
+                                                                       "versionId",
+                                                                       "acl"};
 
 Error KeyError(std::string_view key) {
   if (key.size() > kMaxKeyBytes) {
@@ -125,6 +147,7 @@ constexpr Rule kRules[] = {
     {"GET",    Target::kBucket,  Has("versions"),                To(Operation::kListObjectVersions)},
     {"GET",    Target::kBucket,  Has("uploads"),                 To(Operation::kListMultipartUploads)},
     {"GET",    Target::kBucket,  Has("tagging"),                 To(Operation::kGetBucketTagging)},
+    {"GET",    Target::kBucket,  Has("encryption"),              To(Operation::kGetBucketEncryption)},
     {"GET",    Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
     {"GET",    Target::kBucket,  Equals("list-type", "2"),       To(Operation::kListObjectsV2)},
     {"GET",    Target::kBucket,  Always(),                       To(Operation::kListObjects)},
@@ -137,10 +160,12 @@ constexpr Rule kRules[] = {
     {"HEAD",   Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
     {"HEAD",   Target::kBucket,  Always(),                       To(Operation::kHeadBucket)},
     {"PUT",    Target::kBucket,  Has("tagging"),                 To(Operation::kPutBucketTagging)},
+    {"PUT",    Target::kBucket,  Has("encryption"),              To(Operation::kPutBucketEncryption)},
     {"PUT",    Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
     {"PUT",    Target::kBucket,  Has("versioning"),              kVersioningNotImplemented},
     {"PUT",    Target::kBucket,  Always(),                       To(Operation::kCreateBucket)},
     {"DELETE", Target::kBucket,  Has("tagging"),                 To(Operation::kDeleteBucketTagging)},
+    {"DELETE", Target::kBucket,  Has("encryption"),              To(Operation::kDeleteBucketEncryption)},
     {"DELETE", Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
     {"DELETE", Target::kBucket,  Always(),                       To(Operation::kDeleteBucket)},
     {"POST",   Target::kBucket,  Has("delete"),                  To(Operation::kDeleteObjects)},
@@ -322,6 +347,12 @@ std::string_view OperationName(Operation op) {
       return "PutBucketTagging";
     case Operation::kDeleteBucketTagging:
       return "DeleteBucketTagging";
+    case Operation::kGetBucketEncryption:
+      return "GetBucketEncryption";
+    case Operation::kPutBucketEncryption:
+      return "PutBucketEncryption";
+    case Operation::kDeleteBucketEncryption:
+      return "DeleteBucketEncryption";
     case Operation::kCreateMultipartUpload:
       return "CreateMultipartUpload";
     case Operation::kUploadPart:

@@ -603,6 +603,50 @@ Expected<std::vector<std::pair<std::string, std::string>>, Error> ParseTagging(s
   return tags;
 }
 
+Expected<BucketEncryption, Error> ParseServerSideEncryptionConfiguration(std::string_view xml) {
+  pugi::xml_document doc;
+  Expected<pugi::xml_node, Error> root = LoadRoot(doc, xml, "ServerSideEncryptionConfiguration");
+  if (!root.ok()) {
+    return root.error();
+  }
+  const std::optional<pugi::xml_node> rule = UniqueChild(*root, "Rule");
+  if (!rule || !*rule) {
+    return Malformed();
+  }
+  const std::optional<pugi::xml_node> by_default = UniqueChild(*rule, "ApplyServerSideEncryptionByDefault");
+  if (!by_default || !*by_default) {
+    return Malformed();
+  }
+  BucketEncryption encryption;
+  const std::optional<std::optional<std::string>> algorithm = UniqueChildText(*by_default, "SSEAlgorithm");
+  if (!algorithm || !*algorithm) {
+    return Malformed();
+  }
+  encryption.algorithm = std::string(TrimXmlWhitespace(**algorithm));
+  if (encryption.algorithm != "AES256" && encryption.algorithm != "aws:kms" && encryption.algorithm != "aws:kms:dsse") {
+    return Malformed();
+  }
+  const std::optional<std::optional<std::string>> key_id = UniqueChildText(*by_default, "KMSMasterKeyID");
+  if (!key_id) {
+    return Malformed();
+  }
+  if (*key_id) {
+    encryption.kms_key_id = std::string(TrimXmlWhitespace(**key_id));
+  }
+  const std::optional<std::optional<std::string>> bucket_key = UniqueChildText(*rule, "BucketKeyEnabled");
+  if (!bucket_key) {
+    return Malformed();
+  }
+  if (*bucket_key) {
+    const std::string_view value = TrimXmlWhitespace(**bucket_key);
+    if (value != "true" && value != "false") {
+      return Malformed();
+    }
+    encryption.bucket_key_enabled = value == "true";
+  }
+  return encryption;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------
@@ -925,6 +969,21 @@ std::string VersioningConfigurationDocument(std::string_view status) {
   }
   w.StartS3Root("VersioningConfiguration");
   w.Element("Status", status);
+  return w.Finish();
+}
+
+std::string ServerSideEncryptionConfigurationDocument(const BucketEncryption& encryption) {
+  XmlWriter w;
+  w.StartS3Root("ServerSideEncryptionConfiguration");
+  w.StartElement("Rule");
+  w.StartElement("ApplyServerSideEncryptionByDefault");
+  w.Element("SSEAlgorithm", encryption.algorithm);
+  if (encryption.kms_key_id) {
+    w.Element("KMSMasterKeyID", *encryption.kms_key_id);
+  }
+  w.EndElement();
+  w.BoolElement("BucketKeyEnabled", encryption.bucket_key_enabled);
+  w.EndElement();
   return w.Finish();
 }
 

@@ -1277,6 +1277,24 @@ SResult<Done> ObjectService::SetBucketTags(const Bucket& bucket, const catalog::
   return Done{};
 }
 
+SResult<catalog::Attributes> ObjectService::GetBucketSettings(const Bucket& bucket) {
+  auto settings = catalog_.GetBucketSettings(bucket);
+  if (!settings.ok()) {
+    if (settings.status().code() == StatusCode::kNotFound) {
+      return Err(Errc::kNoSuchBucket, settings.status().message());
+    }
+    return FromStatus(settings.status());
+  }
+  return std::move(settings).value();
+}
+
+SResult<Done> ObjectService::UpdateBucketSettings(const Bucket& bucket, const catalog::SettingChanges& changes) {
+  Status st = catalog_.UpdateBucketSettings(bucket, changes);
+  if (st.code() == StatusCode::kNotFound) return Err(Errc::kNoSuchBucket, st.message());
+  if (!st.ok()) return FromStatus(st);
+  return Done{};
+}
+
 uint64_t ObjectService::NextWriteSequence() {
   const auto now = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())

@@ -217,10 +217,11 @@ TEST(TagsMigrationTest, RowsOfTheReleaseBeforeHaveNoTags) {
     ASSERT_OK(opened);
   }
   {
-    // Undo the last migration by hand: what the release before left behind.
+    // Undo the migrations since tags by hand: what the release before them left behind.
     auto conn = db::Connection::Open(path, db::OpenMode::kReadWriteCreate);
     ASSERT_OK(conn);
     ASSERT_OK((*conn)->Exec(R"sql(
+ALTER TABLE buckets DROP COLUMN settings;
 DROP INDEX objects_by_update;
 ALTER TABLE objects DROP COLUMN tags;
 ALTER TABLE objects DROP COLUMN update_blob_id;

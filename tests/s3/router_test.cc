@@ -161,6 +161,9 @@ TEST(Router, EachMethodAndSubresourceRoutes) {
       {"GET", "/bucket?tagging", Operation::kGetBucketTagging},
       {"PUT", "/bucket?tagging", Operation::kPutBucketTagging},
       {"DELETE", "/bucket?tagging", Operation::kDeleteBucketTagging},
+      {"GET", "/bucket?encryption", Operation::kGetBucketEncryption},
+      {"PUT", "/bucket?encryption", Operation::kPutBucketEncryption},
+      {"DELETE", "/bucket?encryption", Operation::kDeleteBucketEncryption},
       // A copy's x-amz-tagging is a header, not the subresource: still a copy.
       {"PUT", "/b-1/k", Operation::kCopyObject, true},
       {"PUT", "/b-1/k?uploadId=u&partNumber=1&tagging", Operation::kUploadPart},

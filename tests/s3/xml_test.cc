@@ -454,6 +454,59 @@ TEST(XmlCreateBucketConfiguration, RejectsMalformed) {
   }
 }
 
+TEST(XmlServerSideEncryptionConfiguration, Parses) {
+  auto full = ParseServerSideEncryptionConfiguration(
+      "<ServerSideEncryptionConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Rule>"
+      "<ApplyServerSideEncryptionByDefault><SSEAlgorithm> aws:kms </SSEAlgorithm>"
+      "<KMSMasterKeyID>dossiers</KMSMasterKeyID></ApplyServerSideEncryptionByDefault>"
+      "<BucketKeyEnabled>true</BucketKeyEnabled></Rule></ServerSideEncryptionConfiguration>");
+  ASSERT_OK(full);
+  EXPECT_EQ(full->algorithm, "aws:kms");
+  EXPECT_EQ(full->kms_key_id, "dossiers");
+  EXPECT_TRUE(full->bucket_key_enabled);
+  auto plain = ParseServerSideEncryptionConfiguration(
+      "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault>"
+      "<SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule>"
+      "</ServerSideEncryptionConfiguration>");
+  ASSERT_OK(plain);
+  EXPECT_EQ(plain->algorithm, "AES256");
+  EXPECT_FALSE(plain->kms_key_id.has_value());
+  EXPECT_FALSE(plain->bucket_key_enabled);
+}
+
+TEST(XmlServerSideEncryptionConfiguration, RejectsMalformed) {
+  for (std::string_view bad : {
+           "",
+           "<ServerSideEncryptionConfiguration/>",
+           "<EncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm>"
+           "</ApplyServerSideEncryptionByDefault></Rule></EncryptionConfiguration>",
+           "<ServerSideEncryptionConfiguration><Rule/></ServerSideEncryptionConfiguration>",
+           "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault/></Rule>"
+           "</ServerSideEncryptionConfiguration>",
+           "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aes256"
+           "</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>",
+           "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256"
+           "</SSEAlgorithm></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>1</BucketKeyEnabled></Rule>"
+           "</ServerSideEncryptionConfiguration>",
+           "<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256"
+           "</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule><Rule><ApplyServerSideEncryptionByDefault>"
+           "<SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule>"
+           "</ServerSideEncryptionConfiguration>",
+       }) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(CodeOf(ParseServerSideEncryptionConfiguration(bad)), ErrorCode::kMalformedXML);
+  }
+}
+
+TEST(XmlServerSideEncryptionConfiguration, Document) {
+  EXPECT_EQ(ServerSideEncryptionConfigurationDocument({}),
+            std::string(kDecl) +
+                "<ServerSideEncryptionConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Rule>"
+                "<ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm>"
+                "</ApplyServerSideEncryptionByDefault><BucketKeyEnabled>false</BucketKeyEnabled></Rule>"
+                "</ServerSideEncryptionConfiguration>");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------
@@ -997,6 +1050,7 @@ TEST(XmlDocuments, AllHaveTheS3NamespaceButError) {
       {"LocationConstraint", LocationConstraintDocument("eu-west-3")},
       {"AccessControlPolicy", AccessControlPolicyDocument({})},
       {"VersioningConfiguration", VersioningConfigurationDocument("Enabled")},
+      {"ServerSideEncryptionConfiguration", ServerSideEncryptionConfigurationDocument({})},
       {"CopyObjectResult", CopyObjectResultDocument({})},
       {"CopyPartResult", CopyPartResultDocument({})},
       {"InitiateMultipartUploadResult", InitiateMultipartUploadDocument("b", "k", "u")},

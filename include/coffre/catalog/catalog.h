@@ -40,6 +40,9 @@ using Attributes = std::map<std::string, std::string>;
 // s3 module checks S3's rules; the catalog stores and returns the set unchanged.
 using Tags = std::map<std::string, std::string>;
 
+// Changes to a bucket's settings: name -> the new value, or nullopt to remove the setting.
+using SettingChanges = std::map<std::string, std::optional<std::string>>;
+
 struct Bucket {
   int64_t id = 0;
   std::string tenant_id;
@@ -217,6 +220,12 @@ class Catalog {
   virtual Result<Tags> GetBucketTags(const Bucket& bucket) = 0;
   // Replaces the bucket's tag set (empty: removes it). NotFound as GetBucketTags.
   virtual Status SetBucketTags(const Bucket& bucket, const Tags& tags) = 0;
+  // The bucket's settings: name -> value, opaque to the catalog (the s3 module's bucket
+  // configurations); empty when it has none. NotFound as GetBucketTags.
+  virtual Result<Attributes> GetBucketSettings(const Bucket& bucket) = 0;
+  // In one transaction, applies `changes` to the bucket's settings; the others stay as they are,
+  // so that two changes of different settings never undo each other. NotFound as GetBucketTags.
+  virtual Status UpdateBucketSettings(const Bucket& bucket, const SettingChanges& changes) = 0;
 
   // --- objects ---------------------------------------------------------------------------
   // Inserts or atomically replaces the object (rec.bucket_id, rec.key). Aborted if the bucket

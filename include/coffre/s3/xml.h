@@ -82,6 +82,21 @@ Expected<std::string, Error> ParseCreateBucketConfiguration(std::string_view xml
 // exactly one TagSet, a Tag without exactly one Key and one Value, a Key or Value holding elements).
 Expected<std::vector<std::pair<std::string, std::string>>, Error> ParseTagging(std::string_view xml);
 
+// A bucket's default encryption, as ServerSideEncryptionConfiguration gives it.
+struct BucketEncryption {
+  std::string algorithm = "AES256";       // SSEAlgorithm: "AES256", "aws:kms" or "aws:kms:dsse"
+  std::optional<std::string> kms_key_id;  // KMSMasterKeyID, trimmed
+  bool bucket_key_enabled = false;
+};
+
+// <ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm/>
+// <KMSMasterKeyID/></ApplyServerSideEncryptionByDefault><BucketKeyEnabled/></Rule>
+// </ServerSideEncryptionConfiguration> (PutBucketEncryption). Errors: kMalformedXML (not XML,
+// wrong root, not exactly one Rule, a Rule without exactly one ApplyServerSideEncryptionByDefault,
+// no SSEAlgorithm or one S3 does not have, a BucketKeyEnabled other than true or false). Whether
+// the algorithm and the key id go together is the caller's to judge.
+Expected<BucketEncryption, Error> ParseServerSideEncryptionConfiguration(std::string_view xml);
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------
@@ -252,6 +267,7 @@ std::string TaggingDocument(const std::vector<std::pair<std::string, std::string
 
 // Status "" (versioning never configured) writes an empty <VersioningConfiguration/>.
 std::string VersioningConfigurationDocument(std::string_view status);
+std::string ServerSideEncryptionConfigurationDocument(const BucketEncryption& encryption);
 
 struct CopyResult {
   TimePoint last_modified;

@@ -246,6 +246,9 @@ class ObjectService {
   // it has none.
   SResult<catalog::Tags> GetBucketTags(const catalog::Bucket& bucket);
   SResult<Done> SetBucketTags(const catalog::Bucket& bucket, const catalog::Tags& tags);
+  // The bucket's settings (catalog::Catalog::GetBucketSettings); NoSuchBucket when it is gone.
+  SResult<catalog::Attributes> GetBucketSettings(const catalog::Bucket& bucket);
+  SResult<Done> UpdateBucketSettings(const catalog::Bucket& bucket, const catalog::SettingChanges& changes);
 
   // --- multipart ---
   // `tags` become the completed object's. With kChecksumAlgorithmAttribute among `attributes`,
