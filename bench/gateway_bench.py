@@ -15,13 +15,17 @@ latency p50 within +1 ms of direct.
 
 Each cell's log line is followed by where the gateway's time went, from its own /metrics: the mean
 duration of its answers per S3 operation beside the mean of its upstream attempts per upstream
-operation, over the cell's gateway rounds.
+operation, over the cell's gateway rounds. The CPU each side used per request (the gateway, RGW
+and the OSD, the load client; from /proc and the load client's rusage) is tabled after the
+ratios: on a machine of few cores all three share them, so what the gateway burns is taken from
+RGW's and the client's share.
 """
 
 import argparse
 import json
 import os
 import re
+import resource
 import sys
 import tempfile
 import urllib.request
@@ -74,6 +78,19 @@ def split_lines(op, deltas):
         what = f"answer {{{labels}}}" if metric.startswith("coffre_s3") else "upstream try"
         lines.append(f"    {op}: {what}: mean {1000 * total / count:.2f} ms over {int(count)}")
     return lines
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time the process (all its threads) has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    """CPU time of the children waited for so far: the load client's runs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 MEMORY_CLIENTS = int(os.environ.get("COFFRE_MEMORY_CLIENTS", "64"))
@@ -158,6 +175,12 @@ def main():
         log(f"RGW on {rgw.endpoint} (up in {rgw.start_seconds:.1f} s), Coffre gateway on {daemon.endpoint}")
         idle_rss = daemon.rss()
 
+        def cpu_now():
+            return {"coffre": cpu_seconds(daemon.proc.pid),
+                    # The two that serve requests; the monitor and the manager only keep the cluster.
+                    "ceph": sum(cpu_seconds(rgw.procs[n].pid) for n in ("client.rgw", "osd.0")),
+                    "client": children_cpu_seconds()}
+
         def load(name, op, size, conc, **kw):
             t = targets[name]
             return bench.run_load(t["target"], t["endpoint"], op, size, conc, creds=t["creds"], bucket=t["bucket"],
@@ -171,11 +194,13 @@ def main():
                 load(name, "populate", size, min(OBJECTS[size], 16), count=OBJECTS[size], prefix=prefix)
             cell = {}
             split = {}
+            cpu = {}
             for rnd in range(args.rounds):
                 order = ["direct", "gateway"] if rnd % 2 == 0 else ["gateway", "direct"]
                 for op in ("put", "get"):
                     for name in order:
                         before = histogram_totals(admin) if name == "gateway" else None
+                        cpu_before = cpu_now()
                         if op == "put":
                             # Bounded, then deleted: the memstore OSD holds everything in memory.
                             cap = max(conc, (1024 * MIB) // size)
@@ -184,6 +209,10 @@ def main():
                         else:
                             r = load(name, "get", size, conc, duration=args.duration, count=OBJECTS[size],
                                      prefix=prefix)
+                        cpu_after = cpu_now()
+                        if r["ops"]:
+                            cpu.setdefault((op, name), []).append(
+                                {k: 1000 * (cpu_after[k] - cpu_before[k]) / r["ops"] for k in cpu_after})
                         if before is not None:
                             add_delta(split.setdefault(op, {}), before, histogram_totals(admin))
                         if op == "put":
@@ -196,11 +225,16 @@ def main():
                 row = {"op": op, "size": size, "conc": conc,
                        "mbs": median([x["mb_per_s"] for x in a]), "d_mbs": median([x["mb_per_s"] for x in b]),
                        "p50": median([x["p50_ms"] for x in a]), "d_p50": median([x["p50_ms"] for x in b]),
-                       "ratio": median(ratios), "spread": spread(ratios), "extra_ms": median(extra_ms)}
+                       "ratio": median(ratios), "spread": spread(ratios), "extra_ms": median(extra_ms),
+                       "cpu": {name: {k: median([c[k] for c in cpu.get((op, name), [])] or [0.0])
+                                      for k in ("coffre", "ceph", "client")} for name in ("gateway", "direct")}}
                 rows.append(row)
                 log(f"{op:4} {fmt_size(size):>7} c{conc:<3} gateway {row['mbs']:8.1f} MB/s p50 {row['p50']:7.2f} ms | "
                     f"direct {row['d_mbs']:8.1f} MB/s p50 {row['d_p50']:7.2f} ms | ratio {row['ratio']:.2f} "
                     f"({row['spread'][0]:.2f}..{row['spread'][1]:.2f}), p50 {row['extra_ms']:+.2f} ms")
+                g, d = row["cpu"]["gateway"], row["cpu"]["direct"]
+                log(f"    {op}: CPU ms per request through Coffre: Coffre {g['coffre']:.2f} + Ceph {g['ceph']:.2f} + "
+                    f"client {g['client']:.2f}; direct: Ceph {d['ceph']:.2f} + client {d['client']:.2f}")
             for op, deltas in split.items():
                 for line in split_lines(op, deltas):
                     log(line)
@@ -220,6 +254,14 @@ def main():
         lines.append(f"| {r['op'].upper()} | {fmt_size(r['size'])} | {r['conc']} | {r['mbs']:.1f} | {r['p50']:.2f} | "
                      f"{r['d_mbs']:.1f} | {r['d_p50']:.2f} | **{r['ratio']:.2f}** ({r['spread'][0]:.2f}.."
                      f"{r['spread'][1]:.2f}) | {r['extra_ms']:+.2f} |")
+    lines += ["", "CPU per request, in ms (median over rounds; the gateway, RGW and its OSD, and the load client share "
+              "the machine's cores):", "",
+              "| op | size | conc | through Coffre: Coffre | Ceph | client | direct: Ceph | client |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        g, d = r["cpu"]["gateway"], r["cpu"]["direct"]
+        lines.append(f"| {r['op'].upper()} | {fmt_size(r['size'])} | {r['conc']} | {g['coffre']:.2f} | {g['ceph']:.2f} | "
+                     f"{g['client']:.2f} | {d['ceph']:.2f} | {d['client']:.2f} |")
     if memory:
         lines.append("")
         lines.append(f"Daemon memory: idle RSS {memory['idle']:.0f} MiB once started ({memory['after']:.0f} MiB after "
