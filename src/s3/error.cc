@@ -78,6 +78,8 @@ const ErrorInfo& Describe(ErrorCode code) {
     COFFRE_S3_ERROR(BadRequest, 400, "Bad Request")
     COFFRE_S3_ERROR(InvalidTag, 400, "The tag provided was not a valid tag.")
     COFFRE_S3_ERROR(NoSuchTagSet, 404, "The TagSet does not exist")
+    COFFRE_S3_ERROR(InvalidEncryptionAlgorithmError, 400,
+                    "The Encryption request you specified is not valid. Supported value: AES256.")
 #undef COFFRE_S3_ERROR
   }
   return kInternal;

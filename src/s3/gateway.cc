@@ -15,6 +15,7 @@
 #include "object_handlers.h"
 #include "request_context.h"
 #include "sigv2.h"
+#include "sse_headers.h"
 #include "tagging.h"
 
 namespace coffre::s3 {
@@ -361,18 +362,6 @@ Expected<catalog::Attributes, Error> RequestContext::AttributesFromHeaders() con
       // Tags are no attribute: the handlers read them with TagsFromHeader.
     } else if (name.starts_with("x-amz-object-lock-") || name == "x-amz-website-redirect-location") {
       return Error(ErrorCode::kNotImplemented, "Header " + name + " is not implemented");
-    } else if (name == "x-amz-server-side-encryption") {
-      // Every object is encrypted with the tenant's keys; SSE-S3 is what that already is. The KMS
-      // methods are S3's but not yet Coffre's; anything else is no method at all.
-      if (value == "aws:kms" || value == "aws:kms:dsse") {
-        return Error(ErrorCode::kNotImplemented, "Only AES256 server-side encryption is implemented");
-      }
-      if (value != "AES256") {
-        return Error(ErrorCode::kInvalidArgument, "The encryption method specified is not supported");
-      }
-    } else if (name == "x-amz-server-side-encryption-customer-algorithm" ||
-               name == "x-amz-server-side-encryption-aws-kms-key-id") {
-      return Error(ErrorCode::kNotImplemented, "SSE-C and SSE-KMS are not implemented");
     } else if (name == "x-amz-storage-class") {
       static const std::set<std::string, std::less<>> kClasses = {
           "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",     "INTELLIGENT_TIERING",
@@ -638,6 +627,7 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
   bool admitted = true;
   // Held until this request is over.
   std::shared_ptr<void> body_slot;
+  std::optional<Error> encryption_refused;
   const bool has_body = ctx.ex.content_length().value_or(0) > 0 ||
                         ctx.ex.request().count(boost::beast::http::field::transfer_encoding) != 0;
   auto auth = co_await ctx.Blocking([&] {
@@ -652,7 +642,9 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
     if (admitted) {
       ctx.audit_request = service::RequestInfo{ctx.request_id, ctx.auth.access_key_id, ctx.ex.remote_address(),
                                                std::string(OperationName(ctx.route.op))};
-      PrefetchOnWorker(ctx);
+      // Checked first: a request refused for them opens no object and wraps no data key.
+      encryption_refused = CheckEncryptionHeaders(ctx.view, ctx.route.op);
+      if (!encryption_refused) PrefetchOnWorker(ctx);
     }
     return result;
   });
@@ -662,6 +654,10 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
   }
   if (!admitted) {
     co_await ctx.SendError(Error(ErrorCode::kSlowDown));
+    co_return;
+  }
+  if (encryption_refused) {
+    co_await ctx.SendError(*encryption_refused);
     co_return;
   }
 

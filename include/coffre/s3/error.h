@@ -59,6 +59,7 @@ enum class ErrorCode {
   kBadRequest,
   kInvalidTag,
   kNoSuchTagSet,
+  kInvalidEncryptionAlgorithmError,
 };
 
 struct ErrorInfo {
