@@ -945,3 +945,37 @@ class CoffreTestCase(unittest.TestCase):
 
 def http_date(t: _dt.datetime) -> str:
     return t.astimezone(_dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+class S3cmdTestCase(CoffreTestCase):
+    """A CoffreTestCase with s3cmd (a Debian python3 program) configured for its daemon: the
+    endpoint and the key in a config file of its own; `s3cmd_config` adds lines to its [default]
+    section, `s3cmd_options` options to every command. self.tmp is a directory for the test's files."""
+
+    s3cmd_config = ""
+    s3cmd_options: tuple = ()
+
+    @classmethod
+    def setUpClass(cls):
+        if shutil.which("s3cmd") is None:
+            raise unittest.SkipTest("s3cmd is not installed (make deps installs it)")
+        super().setUpClass()
+        cls.tmp = tempfile.mkdtemp(prefix="coffre-s3cmd-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+        cls.cfg = os.path.join(cls.tmp, "s3cfg")
+        host = cls.daemon.endpoint.split("://", 1)[1]
+        with open(cls.cfg, "w") as f:
+            f.write(f"""[default]
+access_key = {cls.daemon.access_key}
+secret_key = {cls.daemon.secret_key}
+host_base = {host}
+host_bucket = {host}
+use_https = False
+""" + cls.s3cmd_config)
+
+    def s3cmd(self, *args):
+        p = subprocess.run(["/usr/bin/python3", shutil.which("s3cmd"), "-c", self.cfg, *self.s3cmd_options, *args],
+                           capture_output=True, text=True, timeout=300)
+        if p.returncode != 0:
+            self.fail(f"s3cmd {' '.join(args)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+        return p

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import MiB, CoffreTestCase, write_file, sha256_file
+from harness import MiB, CoffreTestCase, S3cmdTestCase, write_file, sha256_file
 
 
 def tree_digest(root: str) -> dict:
@@ -83,39 +83,9 @@ class RcloneTest(CoffreTestCase):
             self.assertNotIn("rclone-bucket", [b["Name"] for b in self.s3.list_buckets()["Buckets"]])
 
 
-class S3cmdTest(CoffreTestCase):
+class S3cmdTest(S3cmdTestCase):
 
-    @classmethod
-    def setUpClass(cls):
-        if shutil.which("s3cmd") is None:
-            raise unittest.SkipTest("s3cmd is not installed (make deps installs it)")
-        super().setUpClass()
-        cls.cfg = tempfile.NamedTemporaryFile("w", suffix=".s3cfg", delete=False)
-        host = cls.daemon.endpoint.split("://", 1)[1]
-        cls.cfg.write(f"""[default]
-access_key = {cls.daemon.access_key}
-secret_key = {cls.daemon.secret_key}
-host_base = {host}
-host_bucket = {host}
-use_https = False
-signature_v2 = False
-bucket_location = us-east-1
-multipart_chunk_size_mb = 5
-""")
-        cls.cfg.close()
-
-    @classmethod
-    def tearDownClass(cls):
-        os.unlink(cls.cfg.name)
-        super().tearDownClass()
-
-    def s3cmd(self, *args):
-        # s3cmd is a Debian python3 program: run it with the system interpreter.
-        p = subprocess.run(["/usr/bin/python3", shutil.which("s3cmd"), "-c", self.cfg.name, *args],
-                           capture_output=True, text=True, timeout=300)
-        if p.returncode != 0:
-            self.fail(f"s3cmd {' '.join(args)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
-        return p
+    s3cmd_config = "signature_v2 = False\nbucket_location = us-east-1\nmultipart_chunk_size_mb = 5\n"
 
     def test_put_get_sync_and_remove(self):
         with tempfile.TemporaryDirectory() as src, tempfile.TemporaryDirectory() as dst:

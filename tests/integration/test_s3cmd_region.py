@@ -3,53 +3,23 @@ us-east-1 and in another region. Apart from test_clients.py because one daemon h
 configuration of its own (gateway_suite.py runs test_clients.py over upstreams)."""
 
 import os
-import shutil
-import subprocess
-import tempfile
 import unittest
 
 import boto3
 from botocore.config import Config
 
-from harness import CoffreTestCase, sha256_file, write_file
+from harness import S3cmdTestCase, sha256_file, write_file
 
 
-class S3cmdDefaultConfig(CoffreTestCase):
+class S3cmdDefaultConfig(S3cmdTestCase):
     """s3cmd in its default configuration signs SigV4 for the region "US", which no AWS region is
     called. AWS answers AuthorizationHeaderMalformed naming the bucket's region in <Region>, and
     s3cmd signs again for it (and asks a bucket's location first, signed for us-east-1): every
     command works against a gateway in us-east-1 or in another region, as against AWS."""
 
-    @classmethod
-    def setUpClass(cls):
-        if shutil.which("s3cmd") is None:
-            raise unittest.SkipTest("s3cmd is not installed (make deps installs it)")
-        super().setUpClass()
-        cls.tmp = tempfile.mkdtemp(prefix="coffre-s3cmd-us-")
-        cls.cfg = os.path.join(cls.tmp, "s3cfg")
-        host = cls.daemon.endpoint.split("://", 1)[1]
-        # Only what must name this endpoint and key: bucket_location and the signature version
-        # are s3cmd's defaults ("US", SigV4).
-        with open(cls.cfg, "w") as f:
-            f.write(f"""[default]
-access_key = {cls.daemon.access_key}
-secret_key = {cls.daemon.secret_key}
-host_base = {host}
-host_bucket = {host}
-use_https = False
-""")
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        super().tearDownClass()
-
-    def s3cmd(self, *args):
-        p = subprocess.run(["/usr/bin/python3", shutil.which("s3cmd"), "-c", self.cfg, *args],
-                           capture_output=True, text=True, timeout=300)
-        if p.returncode != 0:
-            self.fail(f"s3cmd {' '.join(args)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
-        return p
+    # Nothing beyond the endpoint and the key: bucket_location and the signature version stay
+    # s3cmd's defaults ("US", SigV4).
+    s3cmd_config = ""
 
     def round_trip(self, bucket):
         src = os.path.join(self.tmp, "piece.bin")

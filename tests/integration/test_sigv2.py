@@ -27,7 +27,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from harness import REGION, CoffreTestCase, MiB, gen_bytes, presign_url, unique_bucket
+from harness import REGION, CoffreTestCase, MiB, S3cmdTestCase, gen_bytes, presign_url, unique_bucket
 
 UNSUPPORTED = "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
 
@@ -206,39 +206,11 @@ class SigV2ClientTest(CoffreTestCase):
             self.assertEqual(mine[0]["outcome"], "success")
 
 
-class SigV2S3cmdTest(CoffreTestCase):
+class SigV2S3cmdTest(S3cmdTestCase):
     """s3cmd with --signature-v2, path style, as a back office configures it for an S3 endpoint of its own."""
 
-    @classmethod
-    def setUpClass(cls):
-        if shutil.which("s3cmd") is None:
-            raise unittest.SkipTest("s3cmd is not installed (make deps installs it)")
-        super().setUpClass()
-        cls.tmp = tempfile.mkdtemp(prefix="coffre-s3cmd-v2-")
-        cls.cfg = os.path.join(cls.tmp, "s3cfg")
-        host = cls.daemon.endpoint.split("://", 1)[1]
-        with open(cls.cfg, "w") as f:
-            f.write(f"""[default]
-access_key = {cls.daemon.access_key}
-secret_key = {cls.daemon.secret_key}
-host_base = {host}
-host_bucket = {host}
-use_https = False
-bucket_location = us-east-1
-multipart_chunk_size_mb = 5
-""")
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        super().tearDownClass()
-
-    def s3cmd(self, *args):
-        p = subprocess.run(["/usr/bin/python3", shutil.which("s3cmd"), "-c", self.cfg, "--signature-v2", *args],
-                           capture_output=True, text=True, timeout=300)
-        if p.returncode != 0:
-            self.fail(f"s3cmd {' '.join(args)} failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
-        return p
+    s3cmd_config = "bucket_location = us-east-1\nmultipart_chunk_size_mb = 5\n"
+    s3cmd_options = ("--signature-v2",)
 
     def test_put_get_list_signurl_and_remove(self):
         bucket = unique_bucket("s3cmd-v2")
