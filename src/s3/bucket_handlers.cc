@@ -4,6 +4,7 @@
 #include "coffre/s3/bucket_name.h"
 #include "object_handlers.h"
 #include "request_context.h"
+#include "sse_headers.h"
 #include "tagging.h"
 
 namespace coffre::s3 {
@@ -303,10 +304,7 @@ asio::awaitable<void> PutBucketEncryption(RequestContext& ctx, const catalog::Bu
   auto parsed = ParseServerSideEncryptionConfiguration(*body);
   if (!parsed.ok()) co_return co_await ctx.SendError(parsed.error());
   if (parsed->algorithm != "AES256") {
-    co_return co_await ctx.SendError(
-        Error(ErrorCode::kNotImplemented, parsed->algorithm +
-                                              " selects a named tenant key, which this gateway does not have yet; "
-                                              "AES256 (every object under its tenant's keys) is available."));
+    co_return co_await ctx.SendError(KmsNotImplemented(parsed->algorithm));
   }
   if (parsed->kms_key_id) {
     co_return co_await ctx.SendError(

@@ -63,12 +63,17 @@ std::optional<Error> ChecksumOfUpload(const RequestContext& ctx, catalog::Attrib
   return std::nullopt;
 }
 
+// The value of an upload's attribute, if it has it (its checksum algorithm or type, say).
+std::optional<std::string> AttributeOf(const catalog::Attributes& attributes, std::string_view name) {
+  const auto it = attributes.find(std::string(name));
+  if (it == attributes.end()) return std::nullopt;
+  return it->second;
+}
+
 // The checksum headers of an upload's answers: its algorithm and type, when it has them.
 void AddUploadChecksumHeaders(const catalog::Attributes& attributes, Headers& headers) {
   for (const std::string_view name : {service::kChecksumAlgorithmAttribute, service::kChecksumTypeAttribute}) {
-    if (const auto it = attributes.find(std::string(name)); it != attributes.end()) {
-      headers.emplace_back(std::string(name), it->second);
-    }
+    if (auto value = AttributeOf(attributes, name)) headers.emplace_back(std::string(name), std::move(*value));
   }
 }
 
@@ -263,13 +268,8 @@ asio::awaitable<void> ListParts(RequestContext& ctx, const catalog::Bucket& buck
   r.owner = ctx.owner();
   r.part_number_marker = *marker;
   r.max_parts = *max_parts;
-  if (auto it = upload->attributes.find(std::string(service::kChecksumAlgorithmAttribute));
-      it != upload->attributes.end()) {
-    r.checksum_algorithm = it->second;
-  }
-  if (auto it = upload->attributes.find(std::string(service::kChecksumTypeAttribute)); it != upload->attributes.end()) {
-    r.checksum_type = it->second;
-  }
+  r.checksum_algorithm = AttributeOf(upload->attributes, service::kChecksumAlgorithmAttribute);
+  r.checksum_type = AttributeOf(upload->attributes, service::kChecksumTypeAttribute);
   r.is_truncated = parts->size() > *max_parts;
   if (r.is_truncated) {
     parts->resize(*max_parts);
@@ -317,12 +317,8 @@ asio::awaitable<void> ListMultipartUploads(RequestContext& ctx, const catalog::B
     e.initiator = ctx.owner();
     e.owner = ctx.owner();
     e.initiated = FromUnixMillis(u.initiated);
-    if (auto it = u.attributes.find(std::string(service::kChecksumAlgorithmAttribute)); it != u.attributes.end()) {
-      e.checksum_algorithm = it->second;
-    }
-    if (auto it = u.attributes.find(std::string(service::kChecksumTypeAttribute)); it != u.attributes.end()) {
-      e.checksum_type = it->second;
-    }
+    e.checksum_algorithm = AttributeOf(u.attributes, service::kChecksumAlgorithmAttribute);
+    e.checksum_type = AttributeOf(u.attributes, service::kChecksumTypeAttribute);
     r.uploads.push_back(std::move(e));
   }
   r.common_prefixes = page->common_prefixes;

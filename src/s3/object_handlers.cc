@@ -485,13 +485,14 @@ asio::awaitable<void> GetObjectAttributes(RequestContext& ctx, const catalog::Bu
   if (names->contains("ETag")) doc.etag = info->etag;
   if (names->contains("Checksum")) {
     doc.checksums = ChecksumElements(info->attributes);
-    if (info->multipart && ChecksumTypeOf(*info) == service::kCompositeChecksum) {
+    const std::string checksum_type = ChecksumTypeOf(*info);
+    if (info->multipart && checksum_type == service::kCompositeChecksum) {
       // HEAD gives a composite checksum with its "-<part count>"; this answer gives it bare.
       for (auto& [name, value] : doc.checksums) {
         if (const size_t dash = value.rfind('-'); dash != std::string::npos) value.resize(dash);
       }
     }
-    if (!doc.checksums.empty()) doc.checksum_type = ChecksumTypeOf(*info);
+    if (!doc.checksums.empty()) doc.checksum_type = checksum_type;
   }
   if (names->contains("ObjectParts") && info->multipart) {
     ObjectAttributesResult::PartsSection parts;

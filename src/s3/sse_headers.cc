@@ -128,12 +128,16 @@ std::optional<Error> CheckEncryptionHeaders(const HttpRequestView& request, Oper
     return NotApplicable();
   }
   if (StoresAnObject(op) && method && *method != "AES256") {
-    return Error(ErrorCode::kNotImplemented,
-                 std::string(*method) +
-                     " selects a named tenant key, which this gateway does not have yet; AES256 (every object under "
-                     "its tenant's keys) is available.");
+    return KmsNotImplemented(*method);
   }
   return std::nullopt;
+}
+
+Error KmsNotImplemented(std::string_view method) {
+  return Error(ErrorCode::kNotImplemented,
+               std::string(method) +
+                   " selects a named tenant key, which this gateway does not have yet; AES256 (every object under its "
+                   "tenant's keys) is available.");
 }
 
 }  // namespace coffre::s3

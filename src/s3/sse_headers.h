@@ -9,6 +9,7 @@
 // was not stored with them; a malformed one gets S3's 400 in every case.
 
 #include <optional>
+#include <string_view>
 
 #include "coffre/s3/error.h"
 #include "coffre/s3/request.h"
@@ -17,5 +18,9 @@
 namespace coffre::s3 {
 
 std::optional<Error> CheckEncryptionHeaders(const HttpRequestView& request, Operation op);
+
+// NotImplemented for a KMS method ("aws:kms", "aws:kms:dsse"), wherever one is asked for: a PUT's
+// header or a bucket's default encryption.
+Error KmsNotImplemented(std::string_view method);
 
 }  // namespace coffre::s3
