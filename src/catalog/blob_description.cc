@@ -61,6 +61,8 @@ Status Field(const json& j, const char* name, T& out) {
   bool typed = false;
   if constexpr (std::is_same_v<T, std::string>) {
     typed = it->is_string();
+  } else if constexpr (std::is_same_v<T, bool>) {
+    typed = it->is_boolean();
   } else if constexpr (std::is_unsigned_v<T>) {
     typed = it->is_number_unsigned() && it->template get<uint64_t>() <= std::numeric_limits<T>::max();
   } else {
@@ -205,6 +207,7 @@ Bytes EncodeBlobDescription(const BlobDescription& d) {
     j["object_id"] = d.object_id;
     j["seq"] = d.sequence;
     if (!d.tags.empty()) j["tags"] = EncodeAttributes(d.tags);
+    if (!d.null_version) j["versioned"] = true;
   }
   if (d.kind != BlobDescription::Kind::kObject) j["upload_id"] = d.upload_id;
   if (d.kind == BlobDescription::Kind::kPart) j["part_number"] = d.part_number;
@@ -253,6 +256,11 @@ Result<BlobDescription> DecodeBlobDescription(ByteView bytes) {
     COFFRE_RETURN_IF_ERROR(Field(j, "object_id", d.object_id));
     if (j.contains("seq")) COFFRE_RETURN_IF_ERROR(Field(j, "seq", d.sequence));  // absent: written before it existed
     if (j.contains("tags")) COFFRE_RETURN_IF_ERROR(ReadTags(j, d.tags));         // absent: none
+    if (j.contains("versioned")) {                                               // absent: the null version
+      bool versioned = false;
+      COFFRE_RETURN_IF_ERROR(Field(j, "versioned", versioned));
+      d.null_version = !versioned;
+    }
   }
   if (d.kind != BlobDescription::Kind::kObject) COFFRE_RETURN_IF_ERROR(Field(j, "upload_id", d.upload_id));
   if (d.kind == BlobDescription::Kind::kPart) {

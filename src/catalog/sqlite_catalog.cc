@@ -163,6 +163,54 @@ ALTER TABLE buckets ADD COLUMN tags TEXT NOT NULL DEFAULT '';
     R"sql(
 ALTER TABLE buckets ADD COLUMN settings TEXT NOT NULL DEFAULT '';
 )sql",
+    // Versions. `objects` keeps each key's current object, so that reads and listings of current
+    // objects are what they were; noncurrent versions and delete markers live in object_versions
+    // (with their parts in version_parts), ordered per key by version_order, larger = newer. Rows
+    // written before versioning are null versions.
+    R"sql(
+ALTER TABLE objects ADD COLUMN null_version INTEGER NOT NULL DEFAULT 1;
+
+CREATE TABLE object_versions(
+  bucket_id INTEGER NOT NULL REFERENCES buckets(id),
+  key TEXT NOT NULL COLLATE BINARY,
+  version_order INTEGER NOT NULL,
+  object_id TEXT NOT NULL,
+  null_version INTEGER NOT NULL,
+  delete_marker INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  etag TEXT NOT NULL,
+  last_modified INTEGER NOT NULL,
+  attributes TEXT NOT NULL,
+  tenant_key_id BLOB NOT NULL,
+  key_version INTEGER NOT NULL,
+  wrapped_key BLOB NOT NULL,
+  tenant_id TEXT NOT NULL,
+  manifest_blob_id TEXT NOT NULL,
+  tags TEXT NOT NULL,
+  update_blob_id TEXT NOT NULL,
+  PRIMARY KEY(bucket_id, key, version_order DESC)
+) WITHOUT ROWID;
+CREATE INDEX object_versions_by_id ON object_versions(bucket_id, key, object_id);
+CREATE INDEX object_versions_by_key_version
+  ON object_versions(tenant_key_id, key_version, bucket_id, key, version_order);
+CREATE INDEX object_versions_by_manifest ON object_versions(manifest_blob_id) WHERE manifest_blob_id != '';
+CREATE INDEX object_versions_by_update ON object_versions(update_blob_id) WHERE update_blob_id != '';
+
+CREATE TABLE version_parts(
+  bucket_id INTEGER NOT NULL,
+  key TEXT NOT NULL COLLATE BINARY,
+  version_order INTEGER NOT NULL,
+  part_number INTEGER NOT NULL CHECK(part_number BETWEEN 0 AND 10000),
+  blob_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  etag TEXT NOT NULL,
+  attributes TEXT NOT NULL,
+  PRIMARY KEY(bucket_id, key, version_order, part_number),
+  FOREIGN KEY(bucket_id, key, version_order) REFERENCES object_versions(bucket_id, key, version_order)
+    ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX version_parts_by_blob ON version_parts(blob_id);
+)sql",
 };
 
 constexpr size_t kMaxReaders = 4;
@@ -170,7 +218,11 @@ constexpr uint32_t kMaxPartNumber = 10000;
 
 constexpr std::string_view kObjectColumns =
     "key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key, tenant_id, "
-    "manifest_blob_id, tags, update_blob_id";
+    "manifest_blob_id, tags, update_blob_id, null_version";
+// object_versions rows: kObjectColumns, then these.
+constexpr std::string_view kVersionColumns =
+    "key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key, tenant_id, "
+    "manifest_blob_id, tags, update_blob_id, null_version, delete_marker, version_order";
 constexpr std::string_view kUploadColumns =
     "key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key, tenant_id, tags";
 
@@ -218,12 +270,13 @@ Status ValidateKey(std::string_view key) {
   return Status::Ok();
 }
 
-Bucket ReadBucket(const Statement& st) {
+Result<Bucket> ReadBucket(const Statement& st) {
   Bucket b;
   b.id = st.ColumnInt64(0);
   b.tenant_id = st.ColumnText(1);
   b.name = st.ColumnText(2);
   b.created = st.ColumnInt64(3);
+  COFFRE_ASSIGN_OR_RETURN(b.settings, DecodeTags(st.ColumnTextView(4)));  // the same text form, '' for none
   return b;
 }
 
@@ -250,9 +303,18 @@ Result<ObjectRecord> ReadObject(const Statement& st, int64_t bucket_id) {
   rec.key_info = ReadKeyInfo(st, 6);
   rec.tenant_id = st.ColumnText(9);
   rec.manifest_blob_id = st.ColumnText(10);
-  // Listings select neither column: both read as empty.
+  // Listings select none of the columns from here: they read as empty.
   COFFRE_ASSIGN_OR_RETURN(rec.tags, DecodeTags(st.ColumnTextView(11)));
   rec.update_blob_id = st.ColumnText(12);
+  rec.null_version = st.ColumnCount() <= 13 || st.ColumnInt64(13) != 0;
+  return rec;
+}
+
+// Reads a row selected with kVersionColumns (without parts); its version_order into *order.
+Result<ObjectRecord> ReadVersion(const Statement& st, int64_t bucket_id, int64_t* order) {
+  COFFRE_ASSIGN_OR_RETURN(ObjectRecord rec, ReadObject(st, bucket_id));
+  rec.delete_marker = st.ColumnInt64(14) != 0;
+  if (order != nullptr) *order = st.ColumnInt64(15);
   return rec;
 }
 
@@ -279,6 +341,22 @@ Result<PartRecord> ReadPart(const Statement& st) {
   p.last_modified = st.ColumnInt64(4);
   COFFRE_ASSIGN_OR_RETURN(p.attributes, DecodeAttributes(st.ColumnTextView(5)));
   return p;
+}
+
+// Steps a bound statement that selects part_number, blob_id, size, etag, attributes to its end,
+// appending each row to `parts`.
+Status AppendObjectParts(Statement& st, std::vector<ObjectPart>& parts) {
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return Status::Ok();
+    ObjectPart p;
+    p.part_number = static_cast<uint32_t>(st.ColumnInt64(0));
+    p.blob_id = st.ColumnText(1);
+    p.size = static_cast<uint64_t>(st.ColumnInt64(2));
+    p.etag = st.ColumnText(3);
+    COFFRE_ASSIGN_OR_RETURN(p.attributes, DecodeAttributes(st.ColumnTextView(4)));
+    parts.push_back(std::move(p));
+  }
 }
 
 // Walks one bucket's keys in order from `start`, rolling keys up into common prefixes, and
@@ -383,9 +461,9 @@ class ReaderPool {
   size_t open_ = 0;
 };
 
-// Bucket rows by name. Every request looks its bucket up, and a bucket row never changes once
-// made: it is only created or deleted. This process's deletions drop the cache when they end;
-// another process's (`coffre tenant shred` beside the daemon) are seen once an entry is
+// Bucket rows by name. Every request looks its bucket up, and a bucket row rarely changes: it is
+// created, deleted, and its settings are changed. This process's deletions and changes drop the
+// cache when they end; another process's (`coffre tenant shred` beside the daemon) are seen once an entry is
 // BucketCache::kTtl old, the window in which the daemon also sees the CLI's keystore changes
 // (docs/KEYS.md). Lookups that find no bucket are not cached, so a new bucket is seen at once.
 class BucketCache {
@@ -440,7 +518,7 @@ class BucketCache {
   uint64_t generation_ = 0;                         // guarded by mu_
 };
 
-// Drops the bucket cache when a write that may delete buckets ends, committed or not. Declared
+// Drops the bucket cache when a write that may delete or change buckets ends, committed or not. Declared
 // before the write's transaction, so that it runs after the commit.
 class InvalidateOnExit {
  public:
@@ -469,7 +547,13 @@ class SqliteCatalog final : public Catalog {
 
   Status PutObject(const ObjectRecord& rec, const WriteCondition& cond) override;
   Result<ObjectRecord> GetObject(int64_t bucket_id, const std::string& key) override;
+  Result<ObjectRecord> GetObjectVersion(int64_t bucket_id, const std::string& key,
+                                        const std::string& version_id) override;
   Status DeleteObject(const Bucket& bucket, const std::string& key) override;
+  Status PutDeleteMarker(const ObjectRecord& marker) override;
+  Result<ObjectRecord> DeleteObjectVersion(const Bucket& bucket, const std::string& key,
+                                           const std::string& version_id) override;
+  Result<VersionListPage> ListObjectVersions(int64_t bucket_id, const VersionListQuery& query) override;
   Status SetObjectTags(const Bucket& bucket, const std::string& key, const std::string& object_id, uint32_t key_version,
                        const std::string& replaced_update_blob_id, const Tags& tags,
                        const std::string& update_blob_id) override;
@@ -504,11 +588,24 @@ class SqliteCatalog final : public Catalog {
   // Helpers named *Locked run on the writer inside its transaction (write_mu_ held).
   // Ok if bucket `bucket_id` exists and belongs to `tenant_id`; else `missing` as a Status.
   Status CheckBucketLocked(int64_t bucket_id, std::string_view tenant_id, StatusCode missing);
-  // Applies `cond` to the current object, then inserts `rec` in place of it; the replaced
-  // object's blob ids are appended to `unlinked`.
+  // Applies `cond` to the current object, then makes `rec` (an object, or a delete marker) the
+  // key's latest version, the others kept or replaced as catalog.h's "Versions" says; the
+  // replaced versions' blob ids are appended to `unlinked`.
   Status ReplaceObjectLocked(const ObjectRecord& rec, const WriteCondition& cond, std::vector<std::string>* unlinked);
-  // Removes the object and its part rows; appends its blob ids to `unlinked`. NotFound if absent.
+  // Removes the current object and its part rows; appends its blob ids to `unlinked`. NotFound if
+  // absent.
   Status RemoveObjectLocked(int64_t bucket_id, std::string_view key, std::vector<std::string>* unlinked);
+  // Removes the noncurrent version `order` of the key and its part rows; appends its blob ids to
+  // `unlinked`.
+  Status RemoveVersionLocked(int64_t bucket_id, std::string_view key, int64_t order,
+                             std::vector<std::string>* unlinked);
+  // The version_order a version made noncurrent now gets: larger than any of the key's.
+  Result<int64_t> NextVersionOrderLocked(int64_t bucket_id, std::string_view key);
+  // Moves the current object, with its parts, among the noncurrent versions, as the newest.
+  Status MakeNoncurrentLocked(int64_t bucket_id, std::string_view key);
+  // When the key has no current object and its newest version is not a delete marker, moves that
+  // version back as the current object.
+  Status PromoteNewestLocked(int64_t bucket_id, std::string_view key);
   // Removes the upload and its part rows; appends the parts' blob ids to `unlinked`.
   Status RemoveUploadLocked(std::string_view upload_id, std::vector<std::string>* unlinked);
   // Records as garbage those of `unlinked` that nothing references any more (a blob may be
@@ -678,14 +775,14 @@ Result<Bucket> SqliteCatalog::GetBucket(const std::string& name) {
   }
   const uint64_t generation = bucket_cache_.generation();
   COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
-  COFFRE_ASSIGN_OR_RETURN(Statement st,
-                          conn->PrepareCached("SELECT id, tenant_id, name, created FROM buckets WHERE name = ?"));
+  COFFRE_ASSIGN_OR_RETURN(
+      Statement st, conn->PrepareCached("SELECT id, tenant_id, name, created, settings FROM buckets WHERE name = ?"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(name));
   COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) {
     return Status::NotFound("catalog: no bucket named " + name);
   }
-  bucket = ReadBucket(st);
+  COFFRE_ASSIGN_OR_RETURN(bucket, ReadBucket(st));
   bucket_cache_.Insert(bucket, generation, now);
   return bucket;
 }
@@ -694,7 +791,8 @@ Result<std::vector<Bucket>> SqliteCatalog::ListBuckets(const std::string& tenant
   COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
   COFFRE_ASSIGN_OR_RETURN(
       Statement st,
-      conn->PrepareCached("SELECT id, tenant_id, name, created FROM buckets WHERE tenant_id = ? ORDER BY name"));
+      conn->PrepareCached(
+          "SELECT id, tenant_id, name, created, settings FROM buckets WHERE tenant_id = ? ORDER BY name"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
   std::vector<Bucket> out;
   while (true) {
@@ -702,7 +800,8 @@ Result<std::vector<Bucket>> SqliteCatalog::ListBuckets(const std::string& tenant
     if (!row) {
       break;
     }
-    out.push_back(ReadBucket(st));
+    COFFRE_ASSIGN_OR_RETURN(Bucket b, ReadBucket(st));
+    out.push_back(std::move(b));
   }
   return out;
 }
@@ -714,10 +813,12 @@ Status SqliteCatalog::DeleteBucket(const Bucket& bucket) {
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
   COFFRE_RETURN_IF_ERROR(CheckBucketLocked(bucket_id, bucket.tenant_id, StatusCode::kNotFound));
   {
-    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT 1 FROM objects WHERE bucket_id = ? LIMIT 1"));
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("SELECT EXISTS(SELECT 1 FROM objects WHERE bucket_id = ?1) OR "
+                                                   "EXISTS(SELECT 1 FROM object_versions WHERE bucket_id = ?1)"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id));
-    COFFRE_ASSIGN_OR_RETURN(bool any, st.Step());
-    if (any) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row && st.ColumnInt64(0) != 0) {
       return Status::FailedPrecondition("catalog: bucket is not empty");
     }
   }
@@ -761,6 +862,7 @@ Result<Attributes> SqliteCatalog::GetBucketSettings(const Bucket& bucket) {
 
 Status SqliteCatalog::UpdateBucketSettings(const Bucket& bucket, const SettingChanges& changes) {
   std::lock_guard lock(write_mu_);
+  InvalidateOnExit invalidate(bucket_cache_);
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
   Attributes settings;
   {
@@ -850,16 +952,21 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
       return Status::InvalidArgument("catalog: invalid or repeated part number " + std::to_string(p.part_number));
     }
   }
+  if (rec.delete_marker && (!rec.parts.empty() || !rec.manifest_blob_id.empty() || !rec.update_blob_id.empty())) {
+    return Status::InvalidArgument("catalog: a delete marker names no blob");
+  }
   COFFRE_RETURN_IF_ERROR(CheckBucketLocked(rec.bucket_id, rec.tenant_id, StatusCode::kAborted));
 
   std::optional<std::string> current_etag;
+  bool current_is_null = false;
   {
-    COFFRE_ASSIGN_OR_RETURN(Statement st,
-                            writer_->PrepareCached("SELECT etag FROM objects WHERE bucket_id = ? AND key = ?"));
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT etag, null_version FROM objects "
+                                                                 "WHERE bucket_id = ? AND key = ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key));
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (row) {
       current_etag = st.ColumnText(0);
+      current_is_null = st.ColumnInt64(1) != 0;
     }
   }
   // Conditions are evaluated here, under the write lock, so no other write can slip between
@@ -875,19 +982,48 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
       return Status::FailedPrecondition("catalog: object etag does not match (If-Match)");
     }
   }
-  if (current_etag) {
+  if (current_etag && rec.null_version && current_is_null) {
     COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(rec.bucket_id, rec.key, unlinked));
+  } else {
+    if (current_etag) {
+      COFFRE_RETURN_IF_ERROR(MakeNoncurrentLocked(rec.bucket_id, rec.key));
+    }
+    if (rec.null_version) {
+      // The key's null version, if any, is a noncurrent one: the new null version replaces it.
+      std::optional<int64_t> order;
+      {
+        COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT version_order FROM object_versions WHERE "
+                                                                     "bucket_id = ? AND key = ? AND null_version = 1"));
+        COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key));
+        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (row) order = st.ColumnInt64(0);
+      }
+      if (order) COFFRE_RETURN_IF_ERROR(RemoveVersionLocked(rec.bucket_id, rec.key, *order, unlinked));
+    }
+  }
+  if (rec.delete_marker) {
+    COFFRE_ASSIGN_OR_RETURN(int64_t order, NextVersionOrderLocked(rec.bucket_id, rec.key));
+    COFFRE_ASSIGN_OR_RETURN(
+        Statement st,
+        writer_->PrepareCached("INSERT INTO object_versions(bucket_id, key, version_order, object_id, null_version, "
+                               "delete_marker, size, etag, last_modified, attributes, tenant_key_id, key_version, "
+                               "wrapped_key, tenant_id, manifest_blob_id, tags, update_blob_id) "
+                               "VALUES(?, ?, ?, ?, ?, 1, 0, '', ?, '{}', X'', 0, X'', ?, '', '', '')"));
+    COFFRE_RETURN_IF_ERROR(
+        st.BindAll(rec.bucket_id, rec.key, order, rec.object_id, rec.null_version, rec.last_modified, rec.tenant_id));
+    return st.Run();
   }
   {
     COFFRE_ASSIGN_OR_RETURN(
         Statement st,
         writer_->PrepareCached("INSERT INTO objects(bucket_id, key, object_id, size, etag, last_modified, attributes, "
                                "tenant_key_id, key_version, wrapped_key, tenant_id, manifest_blob_id, tags, "
-                               "update_blob_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                               "update_blob_id, null_version) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key, rec.object_id, static_cast<int64_t>(rec.size), rec.etag,
                                       rec.last_modified, EncodeAttributes(rec.attributes), rec.key_info.tenant_key_id,
                                       rec.key_info.tenant_key_version, rec.key_info.wrapped_data_key, rec.tenant_id,
-                                      rec.manifest_blob_id, EncodeTags(rec.tags), rec.update_blob_id));
+                                      rec.manifest_blob_id, EncodeTags(rec.tags), rec.update_blob_id,
+                                      rec.null_version));
     COFFRE_RETURN_IF_ERROR(st.Run());
   }
   for (const auto& p : rec.parts) {
@@ -896,6 +1032,104 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
                                              "etag, attributes) VALUES(?, ?, ?, ?, ?, ?, ?)"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key, p.part_number, p.blob_id, static_cast<int64_t>(p.size),
                                       p.etag, EncodeAttributes(p.attributes)));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> SqliteCatalog::NextVersionOrderLocked(int64_t bucket_id, std::string_view key) {
+  COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT version_order FROM object_versions WHERE "
+                                                               "bucket_id = ? AND key = ? ORDER BY version_order DESC "
+                                                               "LIMIT 1"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  return row ? st.ColumnInt64(0) + 1 : int64_t{1};
+}
+
+Status SqliteCatalog::MakeNoncurrentLocked(int64_t bucket_id, std::string_view key) {
+  COFFRE_ASSIGN_OR_RETURN(int64_t order, NextVersionOrderLocked(bucket_id, key));
+  for (std::string_view sql : {
+           "INSERT INTO object_versions(bucket_id, key, version_order, object_id, null_version, delete_marker, size, "
+           "etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key, tenant_id, manifest_blob_id, "
+           "tags, update_blob_id) SELECT bucket_id, key, ?3, object_id, null_version, 0, size, etag, last_modified, "
+           "attributes, tenant_key_id, key_version, wrapped_key, tenant_id, manifest_blob_id, tags, update_blob_id "
+           "FROM objects WHERE bucket_id = ?1 AND key = ?2",
+           "INSERT INTO version_parts(bucket_id, key, version_order, part_number, blob_id, size, etag, attributes) "
+           "SELECT bucket_id, key, ?3, part_number, blob_id, size, etag, attributes FROM object_parts "
+           "WHERE bucket_id = ?1 AND key = ?2",
+       }) {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached(sql));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key, order));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  for (std::string_view sql : {"DELETE FROM object_parts WHERE bucket_id = ? AND key = ?",
+                               "DELETE FROM objects WHERE bucket_id = ? AND key = ?"}) {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached(sql));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  return Status::Ok();
+}
+
+Status SqliteCatalog::PromoteNewestLocked(int64_t bucket_id, std::string_view key) {
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("SELECT 1 FROM objects WHERE bucket_id = ? AND key = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row) return Status::Ok();
+  }
+  int64_t order = 0;
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("SELECT version_order, delete_marker FROM object_versions WHERE "
+                                                   "bucket_id = ? AND key = ? ORDER BY version_order DESC LIMIT 1"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row || st.ColumnInt64(1) != 0) return Status::Ok();
+    order = st.ColumnInt64(0);
+  }
+  for (std::string_view sql : {
+           "INSERT INTO objects(bucket_id, key, object_id, size, etag, last_modified, attributes, tenant_key_id, "
+           "key_version, wrapped_key, tenant_id, manifest_blob_id, tags, update_blob_id, null_version) "
+           "SELECT bucket_id, key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, "
+           "wrapped_key, tenant_id, manifest_blob_id, tags, update_blob_id, null_version FROM object_versions "
+           "WHERE bucket_id = ?1 AND key = ?2 AND version_order = ?3",
+           "INSERT INTO object_parts(bucket_id, key, part_number, blob_id, size, etag, attributes) "
+           "SELECT bucket_id, key, part_number, blob_id, size, etag, attributes FROM version_parts "
+           "WHERE bucket_id = ?1 AND key = ?2 AND version_order = ?3",
+           "DELETE FROM version_parts WHERE bucket_id = ?1 AND key = ?2 AND version_order = ?3",
+           "DELETE FROM object_versions WHERE bucket_id = ?1 AND key = ?2 AND version_order = ?3",
+       }) {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached(sql));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key, order));
+    COFFRE_RETURN_IF_ERROR(st.Run());
+  }
+  return Status::Ok();
+}
+
+Status SqliteCatalog::RemoveVersionLocked(int64_t bucket_id, std::string_view key, int64_t order,
+                                          std::vector<std::string>* unlinked) {
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            writer_->PrepareCached("SELECT manifest_blob_id, update_blob_id FROM object_versions "
+                                                   "WHERE bucket_id = ? AND key = ? AND version_order = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key, order));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    for (int col = 0; row && col < 2; ++col) {
+      if (std::string id = st.ColumnText(col); !id.empty()) unlinked->push_back(std::move(id));
+    }
+  }
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT blob_id FROM version_parts WHERE "
+                                                                 "bucket_id = ? AND key = ? AND version_order = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key, order));
+    COFFRE_RETURN_IF_ERROR(AppendFirstColumn(st, *unlinked));
+  }
+  for (std::string_view sql : {"DELETE FROM version_parts WHERE bucket_id = ? AND key = ? AND version_order = ?",
+                               "DELETE FROM object_versions WHERE bucket_id = ? AND key = ? AND version_order = ?"}) {
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached(sql));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key, order));
     COFFRE_RETURN_IF_ERROR(st.Run());
   }
   return Status::Ok();
@@ -930,19 +1164,53 @@ Result<ObjectRecord> SqliteCatalog::GetObject(int64_t bucket_id, const std::stri
                                                             "FROM object_parts WHERE bucket_id = ? AND key = ? "
                                                             "ORDER BY part_number"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, key));
-  while (true) {
+  COFFRE_RETURN_IF_ERROR(AppendObjectParts(st, rec.parts));
+  return rec;
+}
+
+Result<ObjectRecord> SqliteCatalog::GetObjectVersion(int64_t bucket_id, const std::string& key,
+                                                     const std::string& version_id) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
+  const std::string current =
+      std::string("SELECT ").append(kObjectColumns).append(" FROM objects WHERE bucket_id = ?1 AND key = ?2");
+  const std::string noncurrent =
+      std::string("SELECT ").append(kVersionColumns).append(" FROM object_versions WHERE bucket_id = ?1 AND key = ?2");
+  const bool null_id = version_id == kNullVersionId;
+  // The current object first: it is the latest version when there is one.
+  {
+    COFFRE_ASSIGN_OR_RETURN(Statement st,
+                            conn->PrepareCached(version_id.empty() ? current
+                                                : null_id          ? current + " AND null_version = 1"
+                                                          : current + " AND null_version = 0 AND object_id = ?3"));
+    COFFRE_RETURN_IF_ERROR(version_id.empty() || null_id ? st.BindAll(bucket_id, key)
+                                                         : st.BindAll(bucket_id, key, version_id));
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) {
-      break;
+    if (row) {
+      COFFRE_ASSIGN_OR_RETURN(ObjectRecord rec, ReadObject(st, bucket_id));
+      COFFRE_ASSIGN_OR_RETURN(Statement parts,
+                              conn->PrepareCached("SELECT part_number, blob_id, size, etag, attributes FROM "
+                                                  "object_parts WHERE bucket_id = ? AND key = ? ORDER BY part_number"));
+      COFFRE_RETURN_IF_ERROR(parts.BindAll(bucket_id, key));
+      COFFRE_RETURN_IF_ERROR(AppendObjectParts(parts, rec.parts));
+      return rec;
     }
-    ObjectPart p;
-    p.part_number = static_cast<uint32_t>(st.ColumnInt64(0));
-    p.blob_id = st.ColumnText(1);
-    p.size = static_cast<uint64_t>(st.ColumnInt64(2));
-    p.etag = st.ColumnText(3);
-    COFFRE_ASSIGN_OR_RETURN(p.attributes, DecodeAttributes(st.ColumnTextView(4)));
-    rec.parts.push_back(std::move(p));
   }
+  COFFRE_ASSIGN_OR_RETURN(Statement st,
+                          conn->PrepareCached(version_id.empty() ? noncurrent + " ORDER BY version_order DESC LIMIT 1"
+                                              : null_id          ? noncurrent + " AND null_version = 1"
+                                                        : noncurrent + " AND null_version = 0 AND object_id = ?3"));
+  COFFRE_RETURN_IF_ERROR(version_id.empty() || null_id ? st.BindAll(bucket_id, key)
+                                                       : st.BindAll(bucket_id, key, version_id));
+  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return Status::NotFound("catalog: no such version");
+  int64_t order = 0;
+  COFFRE_ASSIGN_OR_RETURN(ObjectRecord rec, ReadVersion(st, bucket_id, &order));
+  COFFRE_ASSIGN_OR_RETURN(Statement parts, conn->PrepareCached("SELECT part_number, blob_id, size, etag, attributes "
+                                                               "FROM version_parts WHERE bucket_id = ? AND key = ? "
+                                                               "AND version_order = ? ORDER BY part_number"));
+  COFFRE_RETURN_IF_ERROR(parts.BindAll(bucket_id, key, order));
+  COFFRE_RETURN_IF_ERROR(AppendObjectParts(parts, rec.parts));
   return rec;
 }
 
@@ -953,6 +1221,156 @@ Status SqliteCatalog::DeleteObject(const Bucket& bucket, const std::string& key)
     COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(bucket.id, key, &unlinked));
     return RecordGarbageLocked(unlinked);
   });
+}
+
+Status SqliteCatalog::PutDeleteMarker(const ObjectRecord& marker) {
+  if (!marker.delete_marker) return Status::InvalidArgument("catalog: not a delete marker");
+  return WriteGrouped([&]() -> Status {
+    std::vector<std::string> unlinked;
+    COFFRE_RETURN_IF_ERROR(ReplaceObjectLocked(marker, {}, &unlinked));
+    return RecordGarbageLocked(unlinked);
+  });
+}
+
+Result<ObjectRecord> SqliteCatalog::DeleteObjectVersion(const Bucket& bucket, const std::string& key,
+                                                        const std::string& version_id) {
+  ObjectRecord removed;
+  Status st = WriteGrouped([&]() -> Status {
+    COFFRE_RETURN_IF_ERROR(CheckBucketLocked(bucket.id, bucket.tenant_id, StatusCode::kAborted));
+    const bool null_id = version_id == kNullVersionId;
+    std::vector<std::string> unlinked;
+    bool found = false;
+    {
+      const std::string sql =
+          std::string("SELECT ").append(kObjectColumns).append(" FROM objects WHERE bucket_id = ?1 AND key = ?2");
+      COFFRE_ASSIGN_OR_RETURN(Statement cur, writer_->PrepareCached(null_id ? sql + " AND null_version = 1"
+                                                                            : sql + " AND null_version = 0 AND "
+                                                                                    "object_id = ?3"));
+      COFFRE_RETURN_IF_ERROR(null_id ? cur.BindAll(bucket.id, key) : cur.BindAll(bucket.id, key, version_id));
+      COFFRE_ASSIGN_OR_RETURN(found, cur.Step());
+      if (found) {
+        COFFRE_ASSIGN_OR_RETURN(removed, ReadObject(cur, bucket.id));
+      }
+    }
+    if (found) {
+      COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(bucket.id, key, &unlinked));
+    } else {
+      const std::string sql = std::string("SELECT ")
+                                  .append(kVersionColumns)
+                                  .append(
+                                      " FROM object_versions WHERE "
+                                      "bucket_id = ?1 AND key = ?2");
+      COFFRE_ASSIGN_OR_RETURN(Statement old, writer_->PrepareCached(null_id ? sql + " AND null_version = 1"
+                                                                            : sql + " AND null_version = 0 AND "
+                                                                                    "object_id = ?3"));
+      COFFRE_RETURN_IF_ERROR(null_id ? old.BindAll(bucket.id, key) : old.BindAll(bucket.id, key, version_id));
+      COFFRE_ASSIGN_OR_RETURN(bool row, old.Step());
+      if (!row) return Status::NotFound("catalog: no such version");
+      int64_t order = 0;
+      COFFRE_ASSIGN_OR_RETURN(removed, ReadVersion(old, bucket.id, &order));
+      old.Reset();
+      COFFRE_RETURN_IF_ERROR(RemoveVersionLocked(bucket.id, key, order, &unlinked));
+    }
+    COFFRE_RETURN_IF_ERROR(PromoteNewestLocked(bucket.id, key));
+    return RecordGarbageLocked(unlinked);
+  });
+  if (!st.ok()) return st;
+  return removed;
+}
+
+Result<VersionListPage> SqliteCatalog::ListObjectVersions(int64_t bucket_id, const VersionListQuery& query) {
+  // The current objects and the noncurrent versions, merged in one order: by key, then newest
+  // first (a current object sorts before every noncurrent version of its key).
+  static const std::string kMerged = [] {
+    std::string current = std::string("SELECT ").append(kObjectColumns);
+    current.append(", 0 AS delete_marker, 9223372036854775807 AS version_order FROM objects WHERE bucket_id = ?1");
+    std::string noncurrent = std::string("SELECT ").append(kVersionColumns);
+    noncurrent.append(" FROM object_versions WHERE bucket_id = ?1");
+    return current + " AND key %1$s ?2 UNION ALL " + noncurrent + " AND key %1$s ?2 ORDER BY key, version_order DESC";
+  }();
+  auto with_bound = [](std::string_view op) {
+    std::string sql = kMerged;
+    for (size_t at; (at = sql.find("%1$s")) != std::string::npos;) sql.replace(at, 4, op);
+    return sql;
+  };
+  static const std::string kMergedAfter = with_bound(">");
+  static const std::string kMergedFrom = with_bound(">=");
+
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
+  VersionListPage page;
+  uint32_t budget = query.max_keys;
+  std::string previous_key;  // the key of the entry before: only a key's first version is its latest
+  auto add_version = [&](const Statement& st) -> Status {
+    int64_t order = 0;
+    COFFRE_ASSIGN_OR_RETURN(ObjectRecord rec, ReadVersion(st, bucket_id, &order));
+    const bool latest = rec.key != previous_key;
+    previous_key = rec.key;
+    page.entries.push_back(VersionEntry{std::move(rec), latest, {}});
+    return Status::Ok();
+  };
+
+  // With both markers, the marker key's versions older than the marker version come first. A
+  // marker key outside the prefix, rolled up into a common prefix, or whose marker version is
+  // gone, has none on the page.
+  if (!query.key_marker.empty() && !query.version_id_marker.empty() && query.key_marker.starts_with(query.prefix) &&
+      !CommonPrefixLength(query.key_marker, query.prefix, query.delimiter)) {
+    std::optional<int64_t> marker_order;
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, conn->PrepareCached(std::string(kMergedFrom)));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, query.key_marker));
+      while (!marker_order) {
+        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row || st.ColumnTextView(0) != query.key_marker) break;
+        const bool is_null = st.ColumnInt64(13) != 0;
+        if (query.version_id_marker == kNullVersionId ? is_null
+                                                      : !is_null && st.ColumnTextView(1) == query.version_id_marker) {
+          marker_order = st.ColumnInt64(15);
+        }
+      }
+    }
+    if (marker_order) {
+      previous_key = query.key_marker;
+      COFFRE_ASSIGN_OR_RETURN(
+          Statement st,
+          conn->PrepareCached(std::string("SELECT ")
+                                  .append(kVersionColumns)
+                                  .append(" FROM object_versions WHERE bucket_id = ? AND key = ? AND version_order < ? "
+                                          "ORDER BY version_order DESC")));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, query.key_marker, *marker_order));
+      while (true) {
+        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) break;
+        if (budget == 0) {
+          page.is_truncated = true;
+          break;
+        }
+        --budget;
+        COFFRE_RETURN_IF_ERROR(add_version(st));
+      }
+    }
+  }
+  if (!page.is_truncated) {
+    auto on_prefix = [&](std::string common) -> Status {
+      previous_key.clear();
+      page.entries.push_back(VersionEntry{std::nullopt, false, std::move(common)});
+      return Status::Ok();
+    };
+    COFFRE_ASSIGN_OR_RETURN(
+        page.is_truncated,
+        WalkGrouped(*conn, kMergedAfter, kMergedFrom, bucket_id, query.prefix, query.delimiter,
+                    StartBound(query.prefix, query.delimiter, query.key_marker), budget, add_version, on_prefix));
+  }
+  if (page.is_truncated && !page.entries.empty()) {
+    const VersionEntry& last = page.entries.back();
+    if (last.version) {
+      page.next_key_marker = last.version->key;
+      page.next_version_id_marker = last.version->version_id();
+    } else {
+      page.next_key_marker = last.common_prefix;
+    }
+  }
+  return page;
 }
 
 Status SqliteCatalog::SetObjectTags(const Bucket& bucket, const std::string& key, const std::string& object_id,
@@ -1302,10 +1720,15 @@ Status SqliteCatalog::AbortUpload(const std::string& upload_id) {
 Result<bool> SqliteCatalog::IsReferenced(Connection& conn, std::string_view blob_id) {
   COFFRE_ASSIGN_OR_RETURN(Statement st,
                           conn.PrepareCached("SELECT EXISTS(SELECT 1 FROM object_parts WHERE blob_id = ?1) OR "
+                                             "EXISTS(SELECT 1 FROM version_parts WHERE blob_id = ?1) OR "
                                              "EXISTS(SELECT 1 FROM upload_parts WHERE blob_id = ?1) OR "
                                              "EXISTS(SELECT 1 FROM objects WHERE manifest_blob_id = ?1 "
                                              "AND manifest_blob_id != '') OR "
+                                             "EXISTS(SELECT 1 FROM object_versions WHERE manifest_blob_id = ?1 "
+                                             "AND manifest_blob_id != '') OR "
                                              "EXISTS(SELECT 1 FROM objects WHERE update_blob_id = ?1 "
+                                             "AND update_blob_id != '') OR "
+                                             "EXISTS(SELECT 1 FROM object_versions WHERE update_blob_id = ?1 "
                                              "AND update_blob_id != '') OR "
                                              "EXISTS(SELECT 1 FROM key_copy_blobs WHERE blob_id = ?1)"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(blob_id));
@@ -1368,27 +1791,32 @@ Result<bool> SqliteCatalog::IsBlobReferenced(const std::string& blob_id) {
 Result<std::vector<std::string>> SqliteCatalog::ListBlobIds(BlobRefSource source, const std::string& after,
                                                             uint32_t limit) {
   // Each walk follows an index on blob_id (object_parts_by_blob, upload_parts_by_blob,
-  // objects_by_manifest, objects_by_update, the keys of key_copy_blobs and garbage).
+  // objects_by_manifest, objects_by_update, the keys of key_copy_blobs and garbage), the objects'
+  // merged with their noncurrent versions' (version_parts_by_blob, ...).
   const char* sql = nullptr;
   switch (source) {
     case BlobRefSource::kObjectParts:
-      sql = "SELECT blob_id FROM object_parts WHERE blob_id > ? ORDER BY blob_id LIMIT ?";
+      sql =
+          "SELECT blob_id FROM object_parts WHERE blob_id > ?1 UNION ALL "
+          "SELECT blob_id FROM version_parts WHERE blob_id > ?1 ORDER BY 1 LIMIT ?2";
       break;
     case BlobRefSource::kUploadParts:
       sql = "SELECT blob_id FROM upload_parts WHERE blob_id > ? ORDER BY blob_id LIMIT ?";
       break;
     case BlobRefSource::kManifests:
       sql =
-          "SELECT manifest_blob_id FROM objects WHERE manifest_blob_id != '' AND manifest_blob_id > ? "
-          "ORDER BY manifest_blob_id LIMIT ?";
+          "SELECT manifest_blob_id FROM objects WHERE manifest_blob_id != '' AND manifest_blob_id > ?1 UNION ALL "
+          "SELECT manifest_blob_id FROM object_versions WHERE manifest_blob_id != '' AND manifest_blob_id > ?1 "
+          "ORDER BY 1 LIMIT ?2";
       break;
     case BlobRefSource::kKeyCopies:
       sql = "SELECT blob_id FROM key_copy_blobs WHERE blob_id > ? ORDER BY blob_id LIMIT ?";
       break;
     case BlobRefSource::kObjectUpdates:
       sql =
-          "SELECT update_blob_id FROM objects WHERE update_blob_id != '' AND update_blob_id > ? "
-          "ORDER BY update_blob_id LIMIT ?";
+          "SELECT update_blob_id FROM objects WHERE update_blob_id != '' AND update_blob_id > ?1 UNION ALL "
+          "SELECT update_blob_id FROM object_versions WHERE update_blob_id != '' AND update_blob_id > ?1 "
+          "ORDER BY 1 LIMIT ?2";
       break;
     case BlobRefSource::kGarbage:
       sql = "SELECT blob_id FROM garbage WHERE blob_id > ? ORDER BY blob_id LIMIT ?";
@@ -1411,6 +1839,7 @@ Result<std::map<uint32_t, uint64_t>> SqliteCatalog::CountKeyVersions(ByteView te
   std::map<uint32_t, uint64_t> out;
   for (std::string_view sql :
        {"SELECT key_version, count(*) FROM objects WHERE tenant_key_id = ? GROUP BY key_version",
+        "SELECT key_version, count(*) FROM object_versions WHERE tenant_key_id = ? GROUP BY key_version",
         "SELECT key_version, count(*) FROM uploads WHERE tenant_key_id = ? GROUP BY key_version"}) {
     COFFRE_ASSIGN_OR_RETURN(Statement st, conn->PrepareCached(sql));
     COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_key_id));
@@ -1429,22 +1858,34 @@ Result<std::vector<WrappedKeyRow>> SqliteCatalog::ListWrappedKeys(ByteView tenan
                                                                   WrappedKeyCursor* cursor, uint32_t limit) {
   COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
   std::vector<WrappedKeyRow> out;
-  if (!cursor->in_uploads) {
+  // Current objects, then noncurrent versions: the same walk over two tables. The statements of
+  // both take the same parameters, bound once; a current object's has no version_order to
+  // compare, hence its `?5 = ?5` (and `?3 = ?3` for its parts).
+  for (const bool noncurrent : {false, true}) {
+    if (cursor->in_uploads || (cursor->in_noncurrent && !noncurrent)) continue;
     // One snapshot for the rows and the blob ids they name.
     COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
     COFFRE_ASSIGN_OR_RETURN(
-        Statement st,
-        conn->PrepareCached("SELECT bucket_id, key, object_id, key_version, wrapped_key, manifest_blob_id, "
-                            "update_blob_id FROM objects "
-                            "WHERE tenant_key_id = ? AND key_version = ? AND (bucket_id, key) > (?, ?) "
-                            "ORDER BY bucket_id, key LIMIT ?"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_key_id, version, cursor->bucket_id, cursor->key, limit));
+        Statement st, conn->PrepareCached(
+                          noncurrent ? "SELECT bucket_id, key, object_id, key_version, wrapped_key, manifest_blob_id, "
+                                       "update_blob_id, version_order FROM object_versions "
+                                       "WHERE tenant_key_id = ?1 AND key_version = ?2 AND "
+                                       "(bucket_id, key, version_order) > (?3, ?4, ?5) "
+                                       "ORDER BY bucket_id, key, version_order LIMIT ?6"
+                                     : "SELECT bucket_id, key, object_id, key_version, wrapped_key, manifest_blob_id, "
+                                       "update_blob_id, 0 FROM objects "
+                                       "WHERE tenant_key_id = ?1 AND key_version = ?2 AND (bucket_id, key) > (?3, ?4) "
+                                       "AND ?5 = ?5 ORDER BY bucket_id, key LIMIT ?6"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_key_id, version, cursor->bucket_id, cursor->key, cursor->version_order,
+                                      static_cast<uint32_t>(limit - out.size())));
+    const size_t first = out.size();
     while (true) {
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) {
         break;
       }
       WrappedKeyRow r;
+      r.noncurrent = noncurrent;
       r.bucket_id = st.ColumnInt64(0);
       r.key = st.ColumnText(1);
       r.object_id = st.ColumnText(2);
@@ -1453,27 +1894,41 @@ Result<std::vector<WrappedKeyRow>> SqliteCatalog::ListWrappedKeys(ByteView tenan
       if (std::string manifest = st.ColumnText(5); !manifest.empty()) r.blob_ids.push_back(std::move(manifest));
       r.update_blob_id = st.ColumnText(6);
       if (!r.update_blob_id.empty()) r.blob_ids.push_back(r.update_blob_id);
+      r.version_order = st.ColumnInt64(7);
       out.push_back(std::move(r));
     }
-    for (WrappedKeyRow& r : out) {
-      COFFRE_ASSIGN_OR_RETURN(Statement parts,
-                              conn->PrepareCached("SELECT blob_id FROM object_parts WHERE bucket_id = ? AND key = ? "
-                                                  "ORDER BY part_number"));
-      COFFRE_RETURN_IF_ERROR(parts.BindAll(r.bucket_id, r.key));
+    for (size_t i = first; i < out.size(); ++i) {
+      WrappedKeyRow& r = out[i];
+      COFFRE_ASSIGN_OR_RETURN(
+          Statement parts,
+          conn->PrepareCached(noncurrent ? "SELECT blob_id FROM version_parts WHERE bucket_id = ?1 AND key = ?2 AND "
+                                           "version_order = ?3 ORDER BY part_number"
+                                         : "SELECT blob_id FROM object_parts WHERE bucket_id = ?1 AND key = ?2 AND "
+                                           "?3 = ?3 ORDER BY part_number"));
+      COFFRE_RETURN_IF_ERROR(parts.BindAll(r.bucket_id, r.key, r.version_order));
       std::vector<std::string> ids;
       COFFRE_RETURN_IF_ERROR(AppendFirstColumn(parts, ids));
       ids.insert(ids.end(), r.blob_ids.begin(), r.blob_ids.end());  // the manifest and update blob last
       r.blob_ids = std::move(ids);
     }
     COFFRE_RETURN_IF_ERROR(tx.Commit());
-    if (!out.empty()) {
+    if (out.size() > first) {
       cursor->bucket_id = out.back().bucket_id;
       cursor->key = out.back().key;
+      cursor->version_order = out.back().version_order;
     }
     if (out.size() == limit) {
       return out;
     }
-    cursor->in_uploads = true;
+    // This table is done: the next one is walked from its start.
+    cursor->bucket_id = 0;
+    cursor->key.clear();
+    cursor->version_order = 0;
+    if (noncurrent) {
+      cursor->in_uploads = true;
+    } else {
+      cursor->in_noncurrent = true;
+    }
   }
   COFFRE_ASSIGN_OR_RETURN(Statement st,
                           conn->PrepareCached("SELECT upload_id, bucket_id, key, key_version, wrapped_key FROM uploads "
@@ -1537,14 +1992,22 @@ Result<uint64_t> SqliteCatalog::RewrapKeys(const std::vector<KeyRewrap>& rewraps
                                         old.key_info.wrapped_data_key));
       COFFRE_RETURN_IF_ERROR(st.Run());
     } else {
-      COFFRE_ASSIGN_OR_RETURN(Statement st,
-                              writer_->PrepareCached("UPDATE objects SET key_version = ?, wrapped_key = ? "
-                                                     "WHERE bucket_id = ? AND key = ? AND object_id = ? AND "
-                                                     "tenant_key_id = ? AND key_version = ? AND wrapped_key = ? AND "
-                                                     "update_blob_id = ?"));
+      // A version is found where the walk read it, and only there: one made noncurrent meanwhile is
+      // left for the next pass, which finds it among the noncurrent ones. Both statements take the
+      // same parameters (`?10 = ?10`: a current object has no version_order to compare).
+      COFFRE_ASSIGN_OR_RETURN(
+          Statement st,
+          writer_->PrepareCached(old.noncurrent ? "UPDATE object_versions SET key_version = ?1, wrapped_key = ?2 "
+                                                  "WHERE bucket_id = ?3 AND key = ?4 AND version_order = ?10 AND "
+                                                  "object_id = ?5 AND tenant_key_id = ?6 AND key_version = ?7 AND "
+                                                  "wrapped_key = ?8 AND update_blob_id = ?9"
+                                                : "UPDATE objects SET key_version = ?1, wrapped_key = ?2 "
+                                                  "WHERE bucket_id = ?3 AND key = ?4 AND object_id = ?5 AND "
+                                                  "tenant_key_id = ?6 AND key_version = ?7 AND wrapped_key = ?8 AND "
+                                                  "update_blob_id = ?9 AND ?10 = ?10"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(k.new_version, k.new_wrapped_data_key, old.bucket_id, old.key, old.object_id,
                                         old.key_info.tenant_key_id, old.key_info.tenant_key_version,
-                                        old.key_info.wrapped_data_key, old.update_blob_id));
+                                        old.key_info.wrapped_data_key, old.update_blob_id, old.version_order));
       COFFRE_RETURN_IF_ERROR(st.Run());
     }
     updated += static_cast<uint64_t>(writer_->Changes());
@@ -1633,6 +2096,22 @@ Result<uint64_t> SqliteCatalog::DeleteTenantData(const std::string& tenant_id, u
       COFFRE_RETURN_IF_ERROR(RemoveUploadLocked(id, &unlinked));
       ++removed;
     }
+    std::vector<std::pair<std::string, int64_t>> versions;
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT key, version_order FROM object_versions "
+                                                                   "WHERE bucket_id = ? LIMIT ?"));
+      COFFRE_RETURN_IF_ERROR(
+          st.BindAll(bucket_id, static_cast<int64_t>(max_rows - std::min<uint64_t>(removed, max_rows))));
+      while (true) {
+        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+        if (!row) break;
+        versions.emplace_back(st.ColumnText(0), st.ColumnInt64(1));
+      }
+    }
+    for (const auto& [key, order] : versions) {
+      COFFRE_RETURN_IF_ERROR(RemoveVersionLocked(bucket_id, key, order, &unlinked));
+      ++removed;
+    }
     std::vector<std::string> keys;
     {
       COFFRE_ASSIGN_OR_RETURN(
@@ -1647,9 +2126,11 @@ Result<uint64_t> SqliteCatalog::DeleteTenantData(const std::string& tenant_id, u
     }
     bool empty = false;
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT NOT EXISTS(SELECT 1 FROM objects WHERE "
-                                                                   "bucket_id = ?1) AND NOT EXISTS(SELECT 1 FROM "
-                                                                   "uploads WHERE bucket_id = ?1)"));
+      COFFRE_ASSIGN_OR_RETURN(Statement st,
+                              writer_->PrepareCached("SELECT NOT EXISTS(SELECT 1 FROM objects WHERE "
+                                                     "bucket_id = ?1) AND NOT EXISTS(SELECT 1 FROM "
+                                                     "object_versions WHERE bucket_id = ?1) AND NOT "
+                                                     "EXISTS(SELECT 1 FROM uploads WHERE bucket_id = ?1)"));
       COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id));
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       empty = row && st.ColumnInt64(0) != 0;

@@ -157,6 +157,8 @@ Status Statement::Run() {
 
 int64_t Statement::ColumnInt64(int col) const { return sqlite3_column_int64(stmt_, col); }
 
+int Statement::ColumnCount() const { return sqlite3_column_count(stmt_); }
+
 std::string Statement::ColumnText(int col) const { return std::string(ColumnTextView(col)); }
 
 std::string_view Statement::ColumnTextView(int col) const {

@@ -149,44 +149,87 @@ asio::awaitable<void> ListObjectsV1(RequestContext& ctx, const catalog::Bucket& 
   co_await ctx.SendXml(bhttp::status::ok, ListObjectsV1Document(r));
 }
 
-// An unversioned bucket holds one "null" version per key.
 asio::awaitable<void> ListObjectVersions(RequestContext& ctx, const catalog::Bucket& bucket) {
   const Query& q = ctx.route.query;
   auto max_keys = ParseMaxKeys(q, "max-keys");
   if (!max_keys.ok()) co_return co_await ctx.SendError(max_keys.error());
   auto url = ParseEncodingType(q);
   if (!url.ok()) co_return co_await ctx.SendError(url.error());
-  std::string key_marker = q.Get("key-marker").value_or("");
-  auto listing = co_await List(ctx, bucket, key_marker, *max_keys);
-  if (!listing.ok()) co_return co_await ctx.SendError(listing.error());
-  ListVersionsResult r;
-  r.bucket = bucket.name;
-  r.prefix = q.Get("prefix").value_or("");
-  r.key_marker = key_marker;
-  r.version_id_marker = q.Get("version-id-marker").value_or("");
-  r.delimiter = q.Get("delimiter").value_or("");
-  r.max_keys = *max_keys;
-  r.is_truncated = listing->truncated;
-  r.url_encoding = *url;
-  if (listing->truncated) {
-    r.next_key_marker = listing->next_marker;
-    r.next_version_id_marker = "null";
-  }
-  for (auto& e : listing->entries) {
-    if (e.object) {
-      VersionEntry v;
-      v.key = e.object->key;
-      v.last_modified = FromUnixMillis(e.object->last_modified);
-      v.etag = e.object->etag;
-      v.size = e.object->size;
-      v.checksum_algorithm = ChecksumAlgorithmOf(e.object->attributes);
-      v.owner = ctx.owner();
-      r.versions.push_back(std::move(v));
-    } else {
-      r.common_prefixes.push_back(std::move(e.common_prefix));
+  catalog::VersionListQuery query;
+  query.prefix = q.Get("prefix").value_or("");
+  query.delimiter = q.Get("delimiter").value_or("");
+  query.key_marker = q.Get("key-marker").value_or("");
+  query.version_id_marker = q.Get("version-id-marker").value_or("");
+  query.max_keys = *max_keys;
+  if (!query.version_id_marker.empty()) {
+    if (query.key_marker.empty()) {
+      co_return co_await ctx.SendError(
+          Error(ErrorCode::kInvalidArgument, "A version-id marker cannot be specified without a key marker."));
+    }
+    if (!service::IsVersionId(query.version_id_marker)) {
+      co_return co_await ctx.SendError(Error(ErrorCode::kInvalidArgument, "Invalid version id specified"));
     }
   }
+  auto page = co_await ctx.Blocking([&] { return ctx.service().ListObjectVersions(bucket, query); });
+  if (!page.ok()) co_return co_await ctx.SendError(ToS3Error(page.error()));
+  ListVersionsResult r;
+  r.bucket = bucket.name;
+  r.prefix = query.prefix;
+  r.key_marker = query.key_marker;
+  r.version_id_marker = query.version_id_marker;
+  r.delimiter = query.delimiter;
+  r.max_keys = *max_keys;
+  r.is_truncated = page->is_truncated;
+  r.url_encoding = *url;
+  if (page->is_truncated) {
+    r.next_key_marker = page->next_key_marker;
+    // A page that ends on a common prefix resumes after the whole prefix.
+    if (!page->next_version_id_marker.empty()) r.next_version_id_marker = page->next_version_id_marker;
+  }
+  for (auto& e : page->entries) {
+    if (!e.version) {
+      r.common_prefixes.push_back(std::move(e.common_prefix));
+      continue;
+    }
+    const catalog::ObjectRecord& o = *e.version;
+    VersionEntry v;
+    v.delete_marker = o.delete_marker;
+    v.key = o.key;
+    v.version_id = o.version_id();
+    v.is_latest = e.is_latest;
+    v.last_modified = FromUnixMillis(o.last_modified);
+    v.etag = o.etag;
+    v.size = o.size;
+    v.checksum_algorithm = ChecksumAlgorithmOf(o.attributes);
+    v.owner = ctx.owner();
+    r.versions.push_back(std::move(v));
+  }
   co_await ctx.SendXml(bhttp::status::ok, ListVersionsDocument(r));
+}
+
+asio::awaitable<void> GetBucketVersioning(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto settings = co_await ctx.Blocking([&] { return ctx.service().GetBucketSettings(bucket); });
+  if (!settings.ok()) co_return co_await ctx.SendError(ToS3Error(settings.error()));
+  std::string status;
+  if (const auto it = settings->find(std::string(service::kVersioningSetting)); it != settings->end()) {
+    status = it->second;
+  }
+  co_await ctx.SendXml(bhttp::status::ok, VersioningConfigurationDocument(status));
+}
+
+// Versioning, once enabled, can be suspended but never turned off again, as on S3.
+asio::awaitable<void> PutBucketVersioning(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto body = co_await ctx.ReadSmallBody();
+  if (!body.ok()) co_return co_await ctx.SendError(body.error());
+  auto parsed = ParseVersioningConfiguration(*body);
+  if (!parsed.ok()) co_return co_await ctx.SendError(parsed.error());
+  if (parsed->mfa_delete) {
+    co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented, "MFA Delete is not implemented"));
+  }
+  const catalog::SettingChanges changes = {{std::string(service::kVersioningSetting), parsed->status}};
+  auto r = co_await ctx.Blocking([&] { return ctx.service().UpdateBucketSettings(bucket, changes); });
+  if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
+  co_await ctx.SendEmpty(bhttp::status::ok);
 }
 
 asio::awaitable<void> CreateBucket(RequestContext& ctx) {
@@ -232,16 +275,18 @@ asio::awaitable<void> DeleteObjects(RequestContext& ctx, const catalog::Bucket& 
       DeleteOutcome out;
       out.key = key;
       out.version_id = version;
-      if (version && *version != "null") {
+      if (version && !service::IsVersionId(*version)) {
         out.error = Error(ErrorCode::kNoSuchVersion);
       } else if (key.empty() || key.size() > 1024) {
         out.error = Error(key.empty() ? ErrorCode::kInvalidArgument : ErrorCode::kKeyTooLongError);
-      } else if (auto r = ctx.service().DeleteObject(bucket, key); !r.ok()) {
+      } else if (auto r = ctx.service().DeleteObject(bucket, key, version.value_or("")); !r.ok()) {
         if (r.error().code == service::Errc::kNoSuchBucket) {
           bucket_gone = ToS3Error(r.error());
           break;
         }
         out.error = ToS3Error(r.error());
+      } else if (r->delete_marker) {
+        out.delete_marker_version_id = r->version_id;
       }
       result.outcomes.push_back(std::move(out));
     }
@@ -362,7 +407,9 @@ asio::awaitable<void> HandleBucketOperation(RequestContext& ctx) {
     case Operation::kGetBucketAcl:
       co_return co_await ctx.SendXml(bhttp::status::ok, AccessControlPolicyDocument(ctx.owner()));
     case Operation::kGetBucketVersioning:
-      co_return co_await ctx.SendXml(bhttp::status::ok, VersioningConfigurationDocument(""));
+      co_return co_await GetBucketVersioning(ctx, *bucket);
+    case Operation::kPutBucketVersioning:
+      co_return co_await PutBucketVersioning(ctx, *bucket);
     case Operation::kListObjectVersions:
       co_return co_await ListObjectVersions(ctx, *bucket);
     case Operation::kListObjectsV2:

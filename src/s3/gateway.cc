@@ -118,10 +118,15 @@ void PrefetchOnWorker(RequestContext& ctx) {
   ctx.route_bucket = ctx.service().GetBucket(ctx.auth.tenant_id, route.bucket);
   if (!ctx.route_bucket->ok()) return;
   const catalog::Bucket& bucket = ctx.route_bucket->value();
-  if (route.op == Operation::kGetObject) {
-    ctx.opened_object = ctx.service().OpenObject(bucket, route.key, &ctx.audit_request);
-  } else if (route.op == Operation::kHeadObject) {
-    ctx.object_info = ctx.service().HeadObject(bucket, route.key);
+  if (route.op == Operation::kGetObject || route.op == Operation::kHeadObject) {
+    // A versionId that cannot be is the handler's to answer.
+    auto version = RequestedVersion(route.query);
+    if (!version.ok()) return;
+    if (route.op == Operation::kGetObject) {
+      ctx.opened_object = ctx.service().OpenObject(bucket, route.key, &ctx.audit_request, *version);
+    } else {
+      ctx.object_info = ctx.service().HeadObject(bucket, route.key, *version);
+    }
   } else if (route.op == Operation::kPutObject) {
     // Only when the handler will get as far: a request its headers fail wraps no data key.
     if (auto req = ParsePutRequest(ctx); req.ok()) ctx.begun_writer = BeginPutWriter(ctx, bucket, *req);
@@ -165,6 +170,14 @@ Error WithCause(Error error, std::string cause) {
   return error;
 }
 
+Error WithDeleteMarker(Error error, const std::optional<service::DeleteMarkerRef>& marker) {
+  if (marker) {
+    error.delete_marker_version_id = marker->version_id;
+    error.delete_marker_last_modified = FromUnixMillis(marker->last_modified);
+  }
+  return error;
+}
+
 }  // namespace
 
 Error ToS3Error(const service::Error& e) {
@@ -173,9 +186,13 @@ Error ToS3Error(const service::Error& e) {
     case Errc::kNoSuchBucket:
       return Error(ErrorCode::kNoSuchBucket);
     case Errc::kNoSuchKey:
-      return Error(ErrorCode::kNoSuchKey);
+      return WithDeleteMarker(Error(ErrorCode::kNoSuchKey), e.delete_marker);
     case Errc::kNoSuchUpload:
       return Error(ErrorCode::kNoSuchUpload);
+    case Errc::kNoSuchVersion:
+      return Error(ErrorCode::kNoSuchVersion);
+    case Errc::kMethodNotAllowed:
+      return WithDeleteMarker(Error(ErrorCode::kMethodNotAllowed), e.delete_marker);
     case Errc::kAccessDenied:
       return Error(ErrorCode::kAccessDenied);
     case Errc::kBucketAlreadyExists:
@@ -267,6 +284,11 @@ asio::awaitable<void> RequestContext::SendError(Error error) {
   Headers headers;
   if (error.code == ErrorCode::kServiceUnavailable || error.code == ErrorCode::kSlowDown) {
     headers.emplace_back("retry-after", "1");
+  }
+  if (!error.delete_marker_version_id.empty()) {
+    headers.emplace_back("x-amz-delete-marker", "true");
+    headers.emplace_back("x-amz-version-id", error.delete_marker_version_id);
+    headers.emplace_back("last-modified", FormatHttpDate(error.delete_marker_last_modified));
   }
   if (status == 304) {
     co_await SendEmpty(bhttp::status::not_modified, headers);
@@ -669,6 +691,7 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
     case Operation::kGetBucketLocation:
     case Operation::kGetBucketAcl:
     case Operation::kGetBucketVersioning:
+    case Operation::kPutBucketVersioning:
     case Operation::kListObjectVersions:
     case Operation::kListObjectsV2:
     case Operation::kListObjects:

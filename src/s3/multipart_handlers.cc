@@ -245,7 +245,9 @@ asio::awaitable<void> CompleteMultipartUpload(RequestContext& ctx, const catalog
   if (!doc.checksums.empty()) {
     doc.checksum_type = result->checksum_type;
   }
-  co_await ctx.SendXml(bhttp::status::ok, CompleteMultipartUploadDocument(doc), EncryptionHeaders());
+  Headers headers = EncryptionHeaders();
+  if (!result->version_id.empty()) headers.emplace_back("x-amz-version-id", result->version_id);
+  co_await ctx.SendXml(bhttp::status::ok, CompleteMultipartUploadDocument(doc), headers);
 }
 
 asio::awaitable<void> ListParts(RequestContext& ctx, const catalog::Bucket& bucket) {

@@ -71,6 +71,9 @@ void AddObjectHeaders(const service::ObjectInfo& info, Headers& headers, bool wi
   if (!info.tags.empty()) {
     headers.emplace_back("x-amz-tagging-count", std::to_string(info.tags.size()));
   }
+  if (!info.version_id.empty()) {
+    headers.emplace_back("x-amz-version-id", info.version_id);
+  }
 }
 
 // response-* query parameters override stored headers on GET (S3 allows them on signed requests).
@@ -214,6 +217,9 @@ Headers PutResultHeaders(const service::PutResult& result) {
   for (const auto& [alg, value] : result.checksums) {
     headers.emplace_back(std::string(crypto::ChecksumHeaderName(alg)), Base64Encode(value));
   }
+  if (!result.version_id.empty()) {
+    headers.emplace_back("x-amz-version-id", result.version_id);
+  }
   return headers;
 }
 
@@ -311,8 +317,10 @@ asio::awaitable<void> SendObject(RequestContext& ctx, service::ObjectReader& rea
 }
 
 asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto version = RequestedVersion(ctx.route.query);
+  if (!version.ok()) co_return co_await ctx.SendError(version.error());
   auto reader = co_await ctx.PrefetchedOr(std::move(ctx.opened_object), [&] {
-    return ctx.service().OpenObject(bucket, ctx.route.key, &ctx.audit_request);
+    return ctx.service().OpenObject(bucket, ctx.route.key, &ctx.audit_request, *version);
   });
   if (!reader.ok()) co_return co_await ctx.SendError(ToS3Error(reader.error()));
   const service::ObjectInfo& info = (*reader)->info();
@@ -363,8 +371,10 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
 }
 
 asio::awaitable<void> HeadObject(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto version = RequestedVersion(ctx.route.query);
+  if (!version.ok()) co_return co_await ctx.SendError(version.error());
   auto info = co_await ctx.PrefetchedOr(std::move(ctx.object_info),
-                                        [&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
+                                        [&] { return ctx.service().HeadObject(bucket, ctx.route.key, *version); });
   if (!info.ok()) co_return co_await ctx.SendError(ToS3Error(info.error()));
   if (auto e = EvaluateReadConditions(ctx, *info, "")) co_return co_await SendConditionFailure(ctx, *info, *e);
   Headers headers;
@@ -400,31 +410,48 @@ asio::awaitable<void> HeadObject(RequestContext& ctx, const catalog::Bucket& buc
 }
 
 asio::awaitable<void> DeleteObject(RequestContext& ctx, const catalog::Bucket& bucket) {
-  auto r = co_await ctx.Committing([&] { return ctx.service().DeleteObject(bucket, ctx.route.key); });
+  auto version = RequestedVersion(ctx.route.query);
+  if (!version.ok()) co_return co_await ctx.SendError(version.error());
+  auto r = co_await ctx.Committing([&] { return ctx.service().DeleteObject(bucket, ctx.route.key, *version); });
   if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
-  co_await ctx.SendEmpty(bhttp::status::no_content);
+  Headers headers;
+  if (r->delete_marker) headers.emplace_back("x-amz-delete-marker", "true");
+  if (!r->version_id.empty()) headers.emplace_back("x-amz-version-id", r->version_id);
+  co_await ctx.SendEmpty(bhttp::status::no_content, headers);
 }
 
-// Buckets are unversioned: the only version of an object is "null".
-std::optional<Error> RefuseVersion(const RequestContext& ctx) {
-  if (auto version = ctx.route.query.Get("versionId"); version && *version != "null") {
-    return Error(ErrorCode::kNotImplemented, "Versioning is not implemented");
+// The tags of a version other than the current object's are not kept apart yet: changing them is
+// refused rather than applied to the current object.
+asio::awaitable<std::optional<Error>> RefuseNoncurrentVersion(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto version = RequestedVersion(ctx.route.query);
+  if (!version.ok()) co_return version.error();
+  if (version->empty()) co_return std::nullopt;
+  auto current = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
+  if (!current.ok()) co_return ToS3Error(current.error());
+  const std::string current_version =
+      current->version_id.empty() ? std::string(catalog::kNullVersionId) : current->version_id;
+  if (current_version != *version) {
+    co_return Error(ErrorCode::kNotImplemented, "Changing the tags of a noncurrent version is not implemented");
   }
-  return std::nullopt;
+  co_return std::nullopt;
 }
 
 asio::awaitable<void> GetObjectTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
-  if (auto e = RefuseVersion(ctx)) co_return co_await ctx.SendError(*e);
-  auto info = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
+  auto version = RequestedVersion(ctx.route.query);
+  if (!version.ok()) co_return co_await ctx.SendError(version.error());
+  auto info = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key, *version); });
   if (!info.ok()) co_return co_await ctx.SendError(ToS3Error(info.error()));
-  co_await ctx.SendXml(bhttp::status::ok, TaggingDocument(std::vector<std::pair<std::string, std::string>>(
-                                              info->tags.begin(), info->tags.end())));
+  Headers headers;
+  if (!info->version_id.empty()) headers.emplace_back("x-amz-version-id", info->version_id);
+  co_await ctx.SendXml(
+      bhttp::status::ok,
+      TaggingDocument(std::vector<std::pair<std::string, std::string>>(info->tags.begin(), info->tags.end())), headers);
 }
 
 // The whole body is read and checked before anything is written: a rejected request changes
 // nothing.
 asio::awaitable<void> PutObjectTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
-  if (auto e = RefuseVersion(ctx)) co_return co_await ctx.SendError(*e);
+  if (auto e = co_await RefuseNoncurrentVersion(ctx, bucket)) co_return co_await ctx.SendError(*e);
   auto body = co_await ctx.ReadSmallBody();
   if (!body.ok()) co_return co_await ctx.SendError(body.error());
   auto parsed = ParseTagging(*body);
@@ -438,7 +465,7 @@ asio::awaitable<void> PutObjectTagging(RequestContext& ctx, const catalog::Bucke
 }
 
 asio::awaitable<void> DeleteObjectTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
-  if (auto e = RefuseVersion(ctx)) co_return co_await ctx.SendError(*e);
+  if (auto e = co_await RefuseNoncurrentVersion(ctx, bucket)) co_return co_await ctx.SendError(*e);
   auto r = co_await ctx.Committing(
       [&] { return ctx.service().SetObjectTags(bucket, ctx.route.key, {}, &ctx.audit_request); });
   if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
@@ -467,7 +494,8 @@ Expected<std::set<std::string_view>, Error> ParseObjectAttributeNames(std::optio
 // What x-amz-object-attributes asks for, from the catalog alone: no blob is read and no data key
 // unwrapped, so nothing is decrypted and no key-use record is written.
 asio::awaitable<void> GetObjectAttributes(RequestContext& ctx, const catalog::Bucket& bucket) {
-  if (auto e = RefuseVersion(ctx)) co_return co_await ctx.SendError(*e);
+  auto version = RequestedVersion(ctx.route.query);
+  if (!version.ok()) co_return co_await ctx.SendError(version.error());
   auto names = ParseObjectAttributeNames(ctx.Header("x-amz-object-attributes"));
   if (!names.ok()) co_return co_await ctx.SendError(names.error());
   const auto header = [&ctx](std::string_view name) -> std::optional<std::string> {
@@ -478,7 +506,7 @@ asio::awaitable<void> GetObjectAttributes(RequestContext& ctx, const catalog::Bu
   if (!max_parts.ok()) co_return co_await ctx.SendError(max_parts.error());
   auto marker = ParseNumber(header("x-amz-part-number-marker"), 0, 10000, "x-amz-part-number-marker");
   if (!marker.ok()) co_return co_await ctx.SendError(marker.error());
-  auto info = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
+  auto info = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key, *version); });
   if (!info.ok()) co_return co_await ctx.SendError(ToS3Error(info.error()));
 
   ObjectAttributesResult doc;
@@ -521,11 +549,14 @@ asio::awaitable<void> GetObjectAttributes(RequestContext& ctx, const catalog::Bu
   if (names->contains("ObjectSize")) doc.object_size = info->size;
   Headers headers;
   headers.emplace_back("last-modified", FormatHttpDate(FromUnixMillis(info->last_modified)));
+  if (!info->version_id.empty()) headers.emplace_back("x-amz-version-id", info->version_id);
   co_await ctx.SendXml(bhttp::status::ok, ObjectAttributesDocument(doc), headers);
 }
 
 asio::awaitable<void> GetObjectAcl(RequestContext& ctx, const catalog::Bucket& bucket) {
-  auto info = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
+  auto version = RequestedVersion(ctx.route.query);
+  if (!version.ok()) co_return co_await ctx.SendError(version.error());
+  auto info = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key, *version); });
   if (!info.ok()) co_return co_await ctx.SendError(ToS3Error(info.error()));
   co_await ctx.SendXml(bhttp::status::ok, AccessControlPolicyDocument(ctx.owner()));
 }
@@ -539,7 +570,9 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
   if (directive != "COPY" && directive != "REPLACE") {
     co_return co_await ctx.SendError(Error(ErrorCode::kInvalidArgument, "Unknown metadata directive."));
   }
-  const bool same_object = source->bucket.id == bucket.id && source->key == ctx.route.key;
+  // Copying a version named by its id over its key restores it (a new current version): that is
+  // no copy onto itself.
+  const bool same_object = source->bucket.id == bucket.id && source->key == ctx.route.key && !source->version_named;
   if (same_object && directive == "COPY") {
     co_return co_await ctx.SendError(
         Error(ErrorCode::kInvalidRequest,
@@ -598,10 +631,21 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
     std::string name = "Checksum" + std::string(crypto::ChecksumAlgorithmName(alg));
     doc.checksums[name] = Base64Encode(v);
   }
-  co_await ctx.SendXml(bhttp::status::ok, CopyObjectResultDocument(doc), EncryptionHeaders());
+  Headers headers = EncryptionHeaders();
+  if (!src.version_id.empty()) headers.emplace_back("x-amz-copy-source-version-id", src.version_id);
+  if (!result->version_id.empty()) headers.emplace_back("x-amz-version-id", result->version_id);
+  co_await ctx.SendXml(bhttp::status::ok, CopyObjectResultDocument(doc), headers);
 }
 
 }  // namespace
+
+Expected<std::string, Error> RequestedVersion(const Query& query) {
+  auto version = query.Get("versionId");
+  if (!version) return std::string();
+  if (version->empty()) return Error(ErrorCode::kInvalidArgument, "Version id cannot be the empty string");
+  if (!service::IsVersionId(*version)) return Error(ErrorCode::kInvalidArgument, "Invalid version id specified");
+  return std::move(*version);
+}
 
 Expected<ByteRange, Error> SelectPart(const service::ObjectInfo& info, std::string_view part_number) {
   auto parsed = ParseDecimal(part_number);
@@ -659,13 +703,20 @@ Expected<service::PutResult, Error> CopyAndCommit(service::ObjectReader& reader,
 asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx) {
   std::string_view raw = *ctx.Header("x-amz-copy-source");
   std::string_view path = raw;
+  std::string version;
   if (auto q = path.find('?'); q != std::string_view::npos) {
     std::string_view query = path.substr(q + 1);
     path = path.substr(0, q);
-    if (query != "versionId=null") {
-      co_return Error(ErrorCode::kNotImplemented, "Copying a specific version is not implemented");
+    if (!query.starts_with("versionId=") || query.find('&') != std::string_view::npos) {
+      co_return Error(ErrorCode::kInvalidArgument, "Invalid copy source: only a versionId may follow the key");
     }
+    auto decoded = http::PercentDecode(query.substr(std::string_view("versionId=").size()));
+    if (!decoded || !service::IsVersionId(*decoded)) {
+      co_return Error(ErrorCode::kInvalidArgument, "Invalid version id specified");
+    }
+    version = std::move(*decoded);
   }
+  const bool version_named = !version.empty();
   auto decoded = http::PercentDecode(path);
   if (!decoded) {
     co_return Error(ErrorCode::kInvalidArgument, "Invalid copy source encoding");
@@ -688,13 +739,18 @@ asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx)
   }
   out.bucket = *bucket;
   auto reader =
-      co_await ctx.Blocking([&] { return ctx.service().OpenObject(out.bucket, out.key, &ctx.audit_request); });
+      co_await ctx.Blocking([&] { return ctx.service().OpenObject(out.bucket, out.key, &ctx.audit_request, version); });
   if (!reader.ok()) {
+    if (reader.error().code == service::Errc::kMethodNotAllowed) {
+      co_return Error(ErrorCode::kInvalidRequest,
+                      "The source of a copy request may not specifically refer to a delete marker by version id.");
+    }
     Error e = ToS3Error(reader.error());
     e.resource = "/" + bucket_name + "/" + out.key;
     co_return e;
   }
   out.reader = std::move(reader).value();
+  out.version_named = version_named;
   if (auto e = EvaluateReadConditions(ctx, out.reader->info(), "x-amz-copy-source-")) {
     co_return *e;
   }

@@ -16,6 +16,7 @@ struct CopySource {
   catalog::Bucket bucket;
   std::string key;
   std::unique_ptr<service::ObjectReader> reader;
+  bool version_named = false;  // the source names a version (?versionId=)
 };
 
 // Every object is encrypted at rest under its tenant's keys, which is what S3 calls SSE-S3: the
@@ -76,6 +77,9 @@ service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPartWriter(Request
                                                                          const UploadPartRequest& req);
 // The declared payload length is there (S3 needs it up front) and within a single PUT's limit.
 std::optional<Error> CheckDeclaredPayloadLength(const RequestContext& ctx);
+// The version the request names (versionId): "" when none. InvalidArgument when it names none
+// that can exist.
+Expected<std::string, Error> RequestedVersion(const Query& query);
 // The byte range of part `part_number` (partNumber query parameter).
 Expected<ByteRange, Error> SelectPart(const service::ObjectInfo& info, std::string_view part_number);
 

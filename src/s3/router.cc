@@ -12,35 +12,13 @@ constexpr size_t kMaxKeyBytes = 1024;
 
 // Subresources S3 has and Coffre does not implement yet: answered with NotImplemented,
 // never silently treated as a plain object or bucket request.
-constexpr std::array<std::string_view, 29> kUnsupportedSubresources = {"accelerate",
-                                                                       "analytics",
-                                                                       "cors",
-                                                                       "intelligent-tiering",
-                                                                       "inventory",
-                                                                       "lifecycle",
-                                                                       "logging",
-                                                                       "metrics",
-                                                                       "notification",
-                                                                       "object-lock",
-                                                                       "ownershipControls",
-                                                                       "policy",
-                                                                       "policyStatus",
-                                                                       "publicAccessBlock",
-                                                                       "replication",
-                                                                       "requestPayment",
-                                                                       "tagging",
-                                                                       "website",
-                                                                       "legal-hold",
-                                                                       "retention",
-                                                                       "torrent",
-                                                                       "restore",
-                                                                       "select",
-                                                                       "attributes",
-                                                                       "renameObject",
-                                                                       "session",
-                                                                       "metadataTable",
-                                                                       "versionId",
-                                                                       "acl"};
+constexpr std::array<std::string_view, 28> kUnsupportedSubresources = {
+    "accelerate",        "analytics",     "cors",         "intelligent-tiering", "inventory",
+    "lifecycle",         "logging",       "metrics",      "notification",        "object-lock",
+    "ownershipControls", "policy",        "policyStatus", "publicAccessBlock",   "replication",
+    "requestPayment",    "tagging",       "website",      "legal-hold",          "retention",
+    "torrent",           "restore",       "select",       "attributes",          "renameObject",
+    "session",           "metadataTable", "acl"};
 
 Error KeyError(std::string_view key) {
   if (key.size() > kMaxKeyBytes) {
@@ -87,9 +65,6 @@ struct Condition {
   std::string_view param;
   std::string_view also;
   std::string_view value;
-  // kUnsupported only: versionId=null names the only version of an object in an unversioned
-  // bucket, so it is no versioning request where S3 takes a versionId (GET, HEAD, DELETE).
-  bool null_version_allowed = false;
 };
 
 constexpr Condition Always() { return {}; }
@@ -100,7 +75,6 @@ constexpr Condition Equals(std::string_view param, std::string_view value) {
   return {Condition::Kind::kEquals, param, {}, value};
 }
 constexpr Condition Unsupported() { return {Condition::Kind::kUnsupported}; }
-constexpr Condition UnsupportedButNullVersion() { return {Condition::Kind::kUnsupported, {}, {}, {}, true}; }
 
 // What a matching rule decides: an operation (its copying twin when the request names an
 // x-amz-copy-source), or an S3 error.
@@ -123,7 +97,6 @@ constexpr Outcome kBucketSubresourceNotImplemented =
 constexpr Outcome kObjectSubresourceNotImplemented =
     Refuse(ErrorCode::kNotImplemented, "This object subresource is not implemented");
 constexpr Outcome kPostNotImplemented = Refuse(ErrorCode::kNotImplemented, "This POST request is not implemented");
-constexpr Outcome kVersioningNotImplemented = Refuse(ErrorCode::kNotImplemented, "Versioning is not implemented");
 constexpr Outcome kPartNeedsBoth = Refuse(ErrorCode::kInvalidRequest, "UploadPart needs both uploadId and partNumber");
 
 struct Rule {
@@ -162,7 +135,7 @@ constexpr Rule kRules[] = {
     {"PUT",    Target::kBucket,  Has("tagging"),                 To(Operation::kPutBucketTagging)},
     {"PUT",    Target::kBucket,  Has("encryption"),              To(Operation::kPutBucketEncryption)},
     {"PUT",    Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
-    {"PUT",    Target::kBucket,  Has("versioning"),              kVersioningNotImplemented},
+    {"PUT",    Target::kBucket,  Has("versioning"),              To(Operation::kPutBucketVersioning)},
     {"PUT",    Target::kBucket,  Always(),                       To(Operation::kCreateBucket)},
     {"DELETE", Target::kBucket,  Has("tagging"),                 To(Operation::kDeleteBucketTagging)},
     {"DELETE", Target::kBucket,  Has("encryption"),              To(Operation::kDeleteBucketEncryption)},
@@ -175,17 +148,19 @@ constexpr Rule kRules[] = {
     {"GET",    Target::kObject,  Has("acl"),                     To(Operation::kGetObjectAcl)},
     {"GET",    Target::kObject,  Has("tagging"),                 To(Operation::kGetObjectTagging)},
     {"GET",    Target::kObject,  Has("attributes"),              To(Operation::kGetObjectAttributes)},
-    {"GET",    Target::kObject,  UnsupportedButNullVersion(),    kObjectSubresourceNotImplemented},
+    {"GET",    Target::kObject,  Unsupported(),                  kObjectSubresourceNotImplemented},
     {"GET",    Target::kObject,  Always(),                       To(Operation::kGetObject)},
     {"HEAD",   Target::kObject,  Has("uploadId"),                Refuse(ErrorCode::kMethodNotAllowed)},
     {"HEAD",   Target::kObject,  Has("acl"),                     Refuse(ErrorCode::kMethodNotAllowed)},
-    {"HEAD",   Target::kObject,  UnsupportedButNullVersion(),    kObjectSubresourceNotImplemented},
+    {"HEAD",   Target::kObject,  Unsupported(),                  kObjectSubresourceNotImplemented},
     {"HEAD",   Target::kObject,  Always(),                       To(Operation::kHeadObject)},
     {"PUT",    Target::kObject,  Has("uploadId", "partNumber"),  ToOrCopy(Operation::kUploadPart,
                                                                           Operation::kUploadPartCopy)},
     {"PUT",    Target::kObject,  Has("uploadId"),                kPartNeedsBoth},
     {"PUT",    Target::kObject,  Has("partNumber"),              kPartNeedsBoth},
     {"PUT",    Target::kObject,  Has("tagging"),                 To(Operation::kPutObjectTagging)},
+    // PutObject and CopyObject take no versionId: a version is never written in place.
+    {"PUT",    Target::kObject,  Has("versionId"),               kObjectSubresourceNotImplemented},
     {"PUT",    Target::kObject,  Unsupported(),                  kObjectSubresourceNotImplemented},
     {"PUT",    Target::kObject,  Always(),                       ToOrCopy(Operation::kPutObject,
                                                                           Operation::kCopyObject)},
@@ -194,16 +169,13 @@ constexpr Rule kRules[] = {
     {"POST",   Target::kObject,  Always(),                       kPostNotImplemented},
     {"DELETE", Target::kObject,  Has("uploadId"),                To(Operation::kAbortMultipartUpload)},
     {"DELETE", Target::kObject,  Has("tagging"),                 To(Operation::kDeleteObjectTagging)},
-    {"DELETE", Target::kObject,  UnsupportedButNullVersion(),    kObjectSubresourceNotImplemented},
+    {"DELETE", Target::kObject,  Unsupported(),                  kObjectSubresourceNotImplemented},
     {"DELETE", Target::kObject,  Always(),                       To(Operation::kDeleteObject)},
 };
 // clang-format on
 
-bool NamesUnsupportedSubresource(const Query& query, bool null_version_allowed) {
+bool NamesUnsupportedSubresource(const Query& query) {
   for (auto sub : kUnsupportedSubresources) {
-    if (null_version_allowed && sub == "versionId" && query.Get("versionId") == "null") {
-      continue;
-    }
     if (query.Has(sub)) {
       return true;
     }
@@ -220,7 +192,7 @@ bool Holds(const Condition& condition, const Query& query) {
     case Condition::Kind::kEquals:
       return query.Get(condition.param) == condition.value;
     case Condition::Kind::kUnsupported:
-      return NamesUnsupportedSubresource(query, condition.null_version_allowed);
+      return NamesUnsupportedSubresource(query);
   }
   return false;
 }
@@ -311,6 +283,8 @@ std::string_view OperationName(Operation op) {
       return "GetBucketAcl";
     case Operation::kGetBucketVersioning:
       return "GetBucketVersioning";
+    case Operation::kPutBucketVersioning:
+      return "PutBucketVersioning";
     case Operation::kListObjectVersions:
       return "ListObjectVersions";
     case Operation::kListObjectsV2:

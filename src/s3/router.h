@@ -23,6 +23,7 @@ enum class Operation {
   kGetBucketLocation,
   kGetBucketAcl,
   kGetBucketVersioning,
+  kPutBucketVersioning,
   kListObjectVersions,
   kListObjectsV2,
   kListObjects,

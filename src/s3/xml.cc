@@ -647,6 +647,35 @@ Expected<BucketEncryption, Error> ParseServerSideEncryptionConfiguration(std::st
   return encryption;
 }
 
+Expected<BucketVersioning, Error> ParseVersioningConfiguration(std::string_view xml) {
+  pugi::xml_document doc;
+  Expected<pugi::xml_node, Error> root = LoadRoot(doc, xml, "VersioningConfiguration");
+  if (!root.ok()) {
+    return root.error();
+  }
+  BucketVersioning versioning;
+  const std::optional<std::optional<std::string>> status = UniqueChildText(*root, "Status");
+  if (!status || !*status) {
+    return Malformed();
+  }
+  versioning.status = std::string(TrimXmlWhitespace(**status));
+  if (versioning.status != "Enabled" && versioning.status != "Suspended") {
+    return Malformed();
+  }
+  const std::optional<std::optional<std::string>> mfa_delete = UniqueChildText(*root, "MfaDelete");
+  if (!mfa_delete) {
+    return Malformed();
+  }
+  if (*mfa_delete) {
+    const std::string_view value = TrimXmlWhitespace(**mfa_delete);
+    if (value != "Enabled" && value != "Disabled") {
+      return Malformed();
+    }
+    versioning.mfa_delete = value == "Enabled";
+  }
+  return versioning;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------
@@ -901,11 +930,16 @@ std::string ListVersionsDocument(const ListVersionsResult& result) {
   }
   w.BoolElement("IsTruncated", result.is_truncated);
   for (const VersionEntry& v : result.versions) {
-    w.StartElement("Version");
+    w.StartElement(v.delete_marker ? "DeleteMarker" : "Version");
     w.Element("Key", MaybeEncode(enc, v.key, scratch));
     w.Element("VersionId", v.version_id);
     w.BoolElement("IsLatest", v.is_latest);
     w.TimeElement("LastModified", v.last_modified);
+    if (v.delete_marker) {
+      WriteOwner(w, "Owner", v.owner);
+      w.EndElement();
+      continue;
+    }
     w.ETagElement(v.etag);
     if (v.checksum_algorithm) {
       w.Element("ChecksumAlgorithm", *v.checksum_algorithm);
@@ -1146,6 +1180,10 @@ std::string DeleteResultDocument(const DeleteResult& result) {
       w.Element("Key", outcome.key);
       if (outcome.version_id) {
         w.Element("VersionId", *outcome.version_id);
+      }
+      if (outcome.delete_marker_version_id) {
+        w.BoolElement("DeleteMarker", true);
+        w.Element("DeleteMarkerVersionId", *outcome.delete_marker_version_id);
       }
       w.EndElement();
     }

@@ -392,7 +392,9 @@ CREATE TABLE updates(
   }
 
   // For each bucket name, the bucket (of all ids a tenant gave that name) whose newest object is
-  // newest; for each of its keys, the newest object that can be rebuilt, written in key order.
+  // newest; for each of its keys, the versions that can be rebuilt: every version of its own and
+  // the newest null version (catalog.h, "Versions"), written oldest first so that each write
+  // leaves the one before it as S3 would have.
   Status ChooseAndWrite() {
     std::map<std::pair<std::string, std::string>, std::pair<UnixMillis, int64_t>> newest_bucket;
     {
@@ -415,22 +417,33 @@ CREATE TABLE updates(
             "ORDER BY tenant_id, bucket_name, bucket_id, key, last_modified DESC, sequence DESC, object_id DESC"));
     std::map<std::pair<std::string, std::string>, catalog::Bucket> buckets;
     std::vector<std::pair<catalog::Bucket, Found>> batch;
+    std::vector<std::pair<catalog::Bucket, Found>> key_versions;  // the current key's, newest first
+    auto end_key = [&]() -> Status {
+      for (auto it = key_versions.rbegin(); it != key_versions.rend(); ++it) batch.push_back(std::move(*it));
+      key_versions.clear();
+      return batch.size() >= kBatch ? WriteBatch(batch) : Status::Ok();
+    };
     Where current;
-    bool kept = false;  // the current key has its object
+    bool null_kept = false;  // the current key has its null version
     while (true) {
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) break;
       Where where{st.ColumnText(1), st.ColumnText(2), st.ColumnInt64(3), st.ColumnText(4)};
       if (where != current) {
+        COFFRE_RETURN_IF_ERROR(end_key());
         current = where;
-        kept = false;
+        null_kept = false;
       }
       const auto& [tenant, name, bucket_id, key] = where;
-      if (kept || newest_bucket[{tenant, name}].second != bucket_id) {
-        ++report_.superseded;  // an older version, or a deleted bucket's leftovers
+      if (newest_bucket[{tenant, name}].second != bucket_id) {
+        ++report_.superseded;  // a deleted bucket's leftovers
         continue;
       }
       COFFRE_ASSIGN_OR_RETURN(BlobDescription description, catalog::DecodeBlobDescription(st.ColumnBlobView(8)));
+      if (description.null_version && null_kept) {
+        ++report_.superseded;  // a null version overwritten by a newer one
+        continue;
+      }
       if (description.kind == BlobDescription::Kind::kManifest) {
         COFFRE_ASSIGN_OR_RETURN(std::string missing, MissingPart(description));
         if (!missing.empty()) {
@@ -438,7 +451,7 @@ CREATE TABLE updates(
           continue;
         }
       }
-      kept = true;
+      null_kept = null_kept || description.null_version;
       auto it = buckets.find({tenant, name});
       if (it == buckets.end()) {
         auto created = fresh_.CreateBucket(tenant, name);
@@ -450,11 +463,12 @@ CREATE TABLE updates(
         ++report_.buckets;
         it = buckets.emplace(std::make_pair(tenant, name), *created).first;
       }
-      batch.emplace_back(it->second, Found{st.ColumnText(0), std::move(description),
-                                           catalog::KeyInfo{st.ColumnBlob(5), static_cast<uint32_t>(st.ColumnInt64(6)),
-                                                            st.ColumnBlob(7)}});
-      if (batch.size() == kBatch) COFFRE_RETURN_IF_ERROR(WriteBatch(batch));
+      key_versions.emplace_back(
+          it->second,
+          Found{st.ColumnText(0), std::move(description),
+                catalog::KeyInfo{st.ColumnBlob(5), static_cast<uint32_t>(st.ColumnInt64(6)), st.ColumnBlob(7)}});
     }
+    COFFRE_RETURN_IF_ERROR(end_key());
     return WriteBatch(batch);
   }
 
@@ -498,6 +512,7 @@ CREATE TABLE updates(
     rec.last_modified = d.last_modified;
     rec.attributes = d.attributes;
     rec.tags = d.tags;
+    rec.null_version = d.null_version;
     rec.key_info.tenant_key_id = f.header_key.tenant_key_id;
     rec.key_info.tenant_key_version = f.header_key.tenant_key_version;
     COFFRE_ASSIGN_OR_RETURN(rec.key_info.wrapped_data_key,

@@ -31,7 +31,20 @@ void NoteKeyOperation(const ServiceObserver& observer, KeyOperation operation, b
 using catalog::Attributes;
 using catalog::Bucket;
 
-Error Err(Errc code, std::string message) { return Error{code, std::move(message)}; }
+Error Err(Errc code, std::string message) { return Error{code, std::move(message), {}}; }
+
+// The bucket's versioning setting (kVersioningEnabled or kVersioningSuspended), or "" when
+// versioning was never enabled on it.
+std::string_view VersioningOf(const Bucket& bucket) {
+  auto it = bucket.settings.find(std::string(kVersioningSetting));
+  return it == bucket.settings.end() ? std::string_view() : std::string_view(it->second);
+}
+
+// The id S3 reports for `rec`'s version: none in a bucket that never had versioning, unless the
+// request named a version.
+std::string ReportedVersionId(const Bucket& bucket, const catalog::ObjectRecord& rec, bool named) {
+  return VersioningOf(bucket).empty() && !named ? std::string() : rec.version_id();
+}
 
 // The checksums among a part's attributes.
 Attributes ChecksumAttributes(const Attributes& attributes) {
@@ -342,7 +355,9 @@ class BlobObjectWriter final : public ObjectWriter {
       rec.attributes = std::move(attrs);
       rec.key_info = key_info_;
       rec.tags = tags_;
+      rec.null_version = VersioningOf(bucket_) != kVersioningEnabled;
       rec.parts.push_back(catalog::ObjectPart{0, blob_id_, total_, result.etag, {}});
+      result.version_id = ReportedVersionId(bucket_, rec, false);
       st = catalog_.PutObject(rec, options.condition);
     } else {
       catalog::PartRecord part;
@@ -456,6 +471,7 @@ class BlobObjectWriter final : public ObjectWriter {
     if (kind_ == Kind::kObject) {
       d.object_id = object_id_;
       d.tags = tags_;
+      d.null_version = VersioningOf(bucket_) != kVersioningEnabled;
     } else {
       d.upload_id = upload_id_;
       d.part_number = part_number_;
@@ -602,26 +618,39 @@ class RecordedBeforeRelease final : public ObjectReader {
 // ---------------------------------------------------------------------------------------------
 // Reader: decrypts only the segments that cover the requested range.
 
+// What the protocol layer is told of the object `rec`, reported with `version_id`.
+ObjectInfo InfoOf(const catalog::ObjectRecord& rec, std::string version_id) {
+  ObjectInfo info;
+  info.key = rec.key;
+  info.size = rec.size;
+  info.etag = rec.etag;
+  info.last_modified = rec.last_modified;
+  info.attributes = rec.attributes;
+  info.multipart = !rec.parts.empty() && rec.parts.front().part_number != 0;
+  info.tags = rec.tags;
+  info.version_id = std::move(version_id);
+  if (info.multipart) {
+    for (const auto& p : rec.parts) {
+      info.part_sizes.push_back(p.size);
+      info.part_checksums.push_back(ChecksumAttributes(p.attributes));
+    }
+  }
+  return info;
+}
+
 class BlobObjectReader final : public ObjectReader {
  public:
   BlobObjectReader(ObjectService& service, storage::BlobStore& blobs, catalog::ObjectRecord record,
-                   SecretBytes data_key)
-      : service_(service), blobs_(blobs), record_(std::move(record)), data_key_(std::move(data_key)) {
-    info_.key = record_.key;
-    info_.size = record_.size;
-    info_.etag = record_.etag;
-    info_.last_modified = record_.last_modified;
-    info_.attributes = record_.attributes;
-    info_.multipart = !record_.parts.empty() && record_.parts.front().part_number != 0;
-    info_.tags = record_.tags;
+                   SecretBytes data_key, std::string version_id)
+      : service_(service),
+        blobs_(blobs),
+        record_(std::move(record)),
+        data_key_(std::move(data_key)),
+        info_(InfoOf(record_, std::move(version_id))) {
     uint64_t start = 0;
     for (const auto& p : record_.parts) {
       part_starts_.push_back(start);
       start += p.size;
-      if (info_.multipart) {
-        info_.part_sizes.push_back(p.size);
-        info_.part_checksums.push_back(ChecksumAttributes(p.attributes));
-      }
       blob_ids_.push_back(p.blob_id);
     }
     service_.PinBlobs(blob_ids_);
@@ -903,36 +932,55 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& buc
   return std::unique_ptr<ObjectWriter>(std::move(w));
 }
 
-SResult<ObjectInfo> ObjectService::HeadObject(const Bucket& bucket, const std::string& key) {
-  auto rec = catalog_.GetObject(bucket.id, key);
+bool IsVersionId(std::string_view id) {
+  // Object ids are random hex: 16 bytes for a single PUT's, 24 for a multipart upload's.
+  return id == catalog::kNullVersionId || ((id.size() == 32 || id.size() == 48) && std::ranges::all_of(id, [](char c) {
+                                             return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                                           }));
+}
+
+SResult<catalog::ObjectRecord> ObjectService::FindObject(const Bucket& bucket, const std::string& key,
+                                                         const std::string& version_id) {
+  if (version_id.empty()) {
+    auto rec = catalog_.GetObject(bucket.id, key);
+    if (rec.ok() || rec.status().code() != StatusCode::kNotFound) {
+      if (!rec.ok()) return FromStatus(rec.status());
+      return std::move(rec).value();
+    }
+    Error missing = Err(Errc::kNoSuchKey, "no such key");
+    // Only a bucket that has had versioning can hold delete markers.
+    if (!VersioningOf(bucket).empty()) {
+      if (auto latest = catalog_.GetObjectVersion(bucket.id, key, ""); latest.ok() && latest->delete_marker) {
+        missing.delete_marker = DeleteMarkerRef{latest->version_id(), latest->last_modified};
+      }
+    }
+    return missing;
+  }
+  auto rec = catalog_.GetObjectVersion(bucket.id, key, version_id);
   if (!rec.ok()) {
-    if (rec.status().code() == StatusCode::kNotFound) return Err(Errc::kNoSuchKey, "no such key");
+    if (rec.status().code() == StatusCode::kNotFound) return Err(Errc::kNoSuchVersion, "no such version");
     return FromStatus(rec.status());
   }
-  ObjectInfo info;
-  info.key = rec->key;
-  info.size = rec->size;
-  info.etag = rec->etag;
-  info.last_modified = rec->last_modified;
-  info.attributes = rec->attributes;
-  info.multipart = !rec->parts.empty() && rec->parts.front().part_number != 0;
-  info.tags = rec->tags;
-  if (info.multipart) {
-    for (const auto& p : rec->parts) {
-      info.part_sizes.push_back(p.size);
-      info.part_checksums.push_back(ChecksumAttributes(p.attributes));
-    }
+  if (rec->delete_marker) {
+    Error marker = Err(Errc::kMethodNotAllowed, "the version is a delete marker");
+    marker.delete_marker = DeleteMarkerRef{rec->version_id(), rec->last_modified};
+    return marker;
   }
-  return info;
+  return std::move(rec).value();
+}
+
+SResult<ObjectInfo> ObjectService::HeadObject(const Bucket& bucket, const std::string& key,
+                                              const std::string& version_id) {
+  auto rec = FindObject(bucket, key, version_id);
+  if (!rec.ok()) return rec.error();
+  return InfoOf(*rec, ReportedVersionId(bucket, *rec, !version_id.empty()));
 }
 
 SResult<std::unique_ptr<ObjectReader>> ObjectService::OpenObject(const Bucket& bucket, const std::string& key,
-                                                                 const RequestInfo* request) {
-  auto rec = catalog_.GetObject(bucket.id, key);
-  if (!rec.ok()) {
-    if (rec.status().code() == StatusCode::kNotFound) return Err(Errc::kNoSuchKey, "no such key");
-    return FromStatus(rec.status());
-  }
+                                                                 const RequestInfo* request,
+                                                                 const std::string& version_id) {
+  auto rec = FindObject(bucket, key, version_id);
+  if (!rec.ok()) return rec.error();
   auto dk = internal::UnwrapRowDataKey(keys_, bucket.tenant_id, rec->key_info, bucket.name, key, rec->object_id);
   NoteKeyOperation(observer_, KeyOperation::kUnwrap, dk.ok());
   audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyUnwrap, bucket, key, rec->object_id,
@@ -942,17 +990,55 @@ SResult<std::unique_ptr<ObjectReader>> ObjectService::OpenObject(const Bucket& b
     return FromKeyStatus(dk.status());
   }
   auto key_use = internal::StartKeyUse(audit_, event);
-  auto blob_reader = std::make_unique<BlobObjectReader>(*this, blobs_, std::move(rec).value(), std::move(dk).value());
+  std::string reported = ReportedVersionId(bucket, *rec, !version_id.empty());
+  auto blob_reader = std::make_unique<BlobObjectReader>(*this, blobs_, std::move(rec).value(), std::move(dk).value(),
+                                                        std::move(reported));
   blob_reader->DecryptSmallObject();  // while the record is flushed
   auto reader = std::make_unique<RecordedBeforeRelease>(std::move(blob_reader), std::move(key_use), event);
   return internal::AuditReads(std::move(reader), audit_, std::move(event));
 }
 
-SResult<Done> ObjectService::DeleteObject(const Bucket& bucket, const std::string& key) {
-  Status st = catalog_.DeleteObject(bucket, key);
+SResult<DeleteOutcome> ObjectService::DeleteObject(const Bucket& bucket, const std::string& key,
+                                                   const std::string& version_id) {
+  DeleteOutcome outcome;
+  if (!version_id.empty()) {
+    auto removed = catalog_.DeleteObjectVersion(bucket, key, version_id);
+    if (!removed.ok()) {
+      if (BucketGone(removed.status())) return Err(Errc::kNoSuchBucket, removed.status().message());
+      if (removed.status().code() != StatusCode::kNotFound) return FromStatus(removed.status());
+    }
+    outcome.version_id = version_id;
+    outcome.delete_marker = removed.ok() && removed->delete_marker;
+    return outcome;
+  }
+  const std::string_view versioning = VersioningOf(bucket);
+  if (versioning.empty()) {
+    Status st = catalog_.DeleteObject(bucket, key);
+    if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());
+    if (!st.ok() && st.code() != StatusCode::kNotFound) return FromStatus(st);
+    return outcome;
+  }
+  catalog::ObjectRecord marker;
+  marker.bucket_id = bucket.id;
+  marker.tenant_id = bucket.tenant_id;
+  marker.key = key;
+  marker.object_id = RandomId(16);
+  marker.last_modified = NowMillis();
+  marker.null_version = versioning != kVersioningEnabled;
+  marker.delete_marker = true;
+  Status st = catalog_.PutDeleteMarker(marker);
   if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());
-  if (!st.ok() && st.code() != StatusCode::kNotFound) return FromStatus(st);
-  return Done{};
+  if (!st.ok()) return FromStatus(st);
+  outcome.version_id = marker.version_id();
+  outcome.delete_marker = true;
+  return outcome;
+}
+
+SResult<catalog::VersionListPage> ObjectService::ListObjectVersions(const Bucket& bucket,
+                                                                    const catalog::VersionListQuery& query) {
+  auto r = catalog_.ListObjectVersions(bucket.id, query);
+  if (!r.ok()) return FromStatus(r.status());
+  return std::move(r).value();
 }
 
 SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std::string& key, Attributes attributes,
@@ -1055,6 +1141,7 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
   rec.attributes = up->attributes;
   rec.key_info = up->key_info;
   rec.tags = up->tags;
+  rec.null_version = VersioningOf(bucket) != kVersioningEnabled;
   crypto::Md5 md5_of_md5s;
   std::vector<const catalog::PartRecord*> named;
   // Every named part must exist before sizes are judged (InvalidPart wins over EntityTooSmall).
@@ -1139,6 +1226,7 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
   if (!st.ok()) return FromStatus(st);
   result.etag = rec.etag;
   result.last_modified = rec.last_modified;
+  result.version_id = ReportedVersionId(bucket, rec, false);
   return result;
 }
 
@@ -1158,6 +1246,7 @@ std::optional<PutResult> ObjectService::CompletedAlready(const Bucket& bucket, c
   PutResult result;
   result.etag = rec->etag;
   result.last_modified = rec->last_modified;
+  result.version_id = ReportedVersionId(bucket, *rec, false);
   // The object's checksums, a composite one stored with its "-<parts>" suffix.
   const auto type = rec->attributes.find(std::string(kChecksumTypeAttribute));
   result.checksum_type = type != rec->attributes.end() ? type->second : std::string(kCompositeChecksum);
@@ -1207,6 +1296,7 @@ SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const ca
   d.attributes = rec.attributes;
   d.parts = rec.parts;
   d.tags = rec.tags;
+  d.null_version = rec.null_version;
   return WriteUnderObjectKey(bucket, rec, catalog::EncodeBlobDescription(d), request);
 }
 

@@ -98,7 +98,10 @@ TEST(BucketSettingsMigrationTest, BucketsOfTheReleaseBeforeHaveNone) {
   {
     auto conn = db::Connection::Open(path, db::OpenMode::kReadWriteCreate);
     ASSERT_OK(conn);
-    ASSERT_OK((*conn)->Exec("ALTER TABLE buckets DROP COLUMN settings; PRAGMA user_version = 6;"));
+    ASSERT_OK(
+        (*conn)->Exec("DROP TABLE version_parts; DROP TABLE object_versions; "
+                      "ALTER TABLE objects DROP COLUMN null_version; "
+                      "ALTER TABLE buckets DROP COLUMN settings; PRAGMA user_version = 6;"));
   }
   auto opened = Catalog::Open(path);
   ASSERT_OK(opened);

@@ -221,6 +221,9 @@ TEST(TagsMigrationTest, RowsOfTheReleaseBeforeHaveNoTags) {
     auto conn = db::Connection::Open(path, db::OpenMode::kReadWriteCreate);
     ASSERT_OK(conn);
     ASSERT_OK((*conn)->Exec(R"sql(
+DROP TABLE version_parts;
+DROP TABLE object_versions;
+ALTER TABLE objects DROP COLUMN null_version;
 ALTER TABLE buckets DROP COLUMN settings;
 DROP INDEX objects_by_update;
 ALTER TABLE objects DROP COLUMN tags;

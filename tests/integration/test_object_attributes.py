@@ -124,7 +124,10 @@ class ObjectAttributesTest(CoffreTestCase):
         self.assertEqual(self.attributes("err", ["ObjectSize"], VersionId="null")["ObjectSize"], 1)
         r = self.daemon.request("GET", f"/{self.bucket}/err", query=[("attributes", ""), ("versionId", "3HL4kqtJ")],
                                 headers={"x-amz-object-attributes": "ObjectSize"})
-        self.assertEqual((r.status, r.error_code), (501, "NotImplemented"))
+        self.assertEqual((r.status, r.error_code), (400, "InvalidArgument"))
+        r = self.daemon.request("GET", f"/{self.bucket}/err", query=[("attributes", ""), ("versionId", "0" * 32)],
+                                headers={"x-amz-object-attributes": "ObjectSize"})
+        self.assertEqual((r.status, r.error_code), (404, "NoSuchVersion"))
         # the attributes of a bucket that is not there
         self.assertClientError("NoSuchBucket", 404, self.s3.get_object_attributes, Bucket="no-such-bucket-attr",
                                Key="k", ObjectAttributes=["ETag"])

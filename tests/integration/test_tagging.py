@@ -124,14 +124,31 @@ class ObjectTaggingTest(CoffreTestCase):
                 self.assertClientError("NoSuchKey", 404, fn, Bucket=self.bucket, Key="absent", **kw)
                 self.assertClientError("NoSuchBucket", 404, fn, Bucket="no-such-bucket-tagging", Key="k", **kw)
 
-    def test_other_versions_are_not_implemented(self):
+    def test_tags_of_versions(self):
         self.s3.put_object(Bucket=self.bucket, Key="ver", Body=b"x", Tagging="a=1")
         for method, body in (("GET", b""), ("PUT", tagging_xml([("b", "2")])), ("DELETE", b"")):
             with self.subTest(method=method):
                 r = self.daemon.request(method, f"/{self.bucket}/ver",
                                         query=[("tagging", ""), ("versionId", "3HL4kqtJlcpXroDTDmJ")], body=body)
-                self.assertS3Error(r, "NotImplemented", 501)
+                self.assertS3Error(r, "InvalidArgument", 400)
         self.assertEqual(self.tags("ver"), {"a": "1"})
+        # In a versioned bucket each version keeps its tags; the current one's can be changed by id,
+        # a noncurrent one's not yet.
+        self.s3.create_bucket(Bucket="tagging-versions")
+        self.s3.put_bucket_versioning(Bucket="tagging-versions", VersioningConfiguration={"Status": "Enabled"})
+        old = self.s3.put_object(Bucket="tagging-versions", Key="k", Body=b"1", Tagging="v=old")["VersionId"]
+        new = self.s3.put_object(Bucket="tagging-versions", Key="k", Body=b"2", Tagging="v=new")["VersionId"]
+        got = self.s3.get_object_tagging(Bucket="tagging-versions", Key="k", VersionId=old)
+        self.assertEqual((got["VersionId"], got["TagSet"]), (old, [{"Key": "v", "Value": "old"}]))
+        self.s3.put_object_tagging(Bucket="tagging-versions", Key="k", VersionId=new,
+                                   Tagging={"TagSet": [{"Key": "v", "Value": "newer"}]})
+        self.assertEqual(self.s3.get_object_tagging(Bucket="tagging-versions", Key="k")["TagSet"],
+                         [{"Key": "v", "Value": "newer"}])
+        r = self.daemon.request("PUT", "/tagging-versions/k", query=[("tagging", ""), ("versionId", old)],
+                                body=tagging_xml([("b", "2")]))
+        self.assertS3Error(r, "NotImplemented", 501)
+        got = self.s3.get_object_tagging(Bucket="tagging-versions", Key="k", VersionId=old)
+        self.assertEqual(got["TagSet"], [{"Key": "v", "Value": "old"}])
 
     def test_rejected_tag_sets_change_nothing(self):
         self.s3.put_object(Bucket=self.bucket, Key="guarded", Body=b"x", Tagging="keep=me")

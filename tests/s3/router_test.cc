@@ -63,6 +63,11 @@ TEST(Router, ObjectOperations) {
   EXPECT_EQ(OpOf("PUT", "/b-1/k", {{"x-amz-copy-source", "/b-1/src"}}), Operation::kCopyObject);
   EXPECT_EQ(OpOf("GET", "/b-1/k"), Operation::kGetObject);
   EXPECT_EQ(OpOf("GET", "/b-1/k?versionId=null"), Operation::kGetObject);
+  // Whether a version id can be is the handler's to say.
+  EXPECT_EQ(OpOf("GET", "/b-1/k?versionId=3HL4kqtJlcpXroDTDmJ"), Operation::kGetObject);
+  EXPECT_EQ(OpOf("PUT", "/bucket?versioning"), Operation::kPutBucketVersioning);
+  EXPECT_EQ(OpOf("DELETE", "/b-1/k?versionId=3HL4kqtJlcpXroDTDmJ"), Operation::kDeleteObject);
+  EXPECT_EQ(OpOf("GET", "/b-1/k?tagging&versionId=null"), Operation::kGetObjectTagging);
   EXPECT_EQ(OpOf("HEAD", "/b-1/k"), Operation::kHeadObject);
   EXPECT_EQ(OpOf("DELETE", "/b-1/k"), Operation::kDeleteObject);
   EXPECT_EQ(OpOf("GET", "/b-1/k?acl"), Operation::kGetObjectAcl);
@@ -121,9 +126,7 @@ TEST(Router, UnsupportedThingsAreNeverSilentSuccesses) {
   EXPECT_EQ(ErrorOf("PUT", "/bucket?lifecycle"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("GET", "/bucket?policy"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("PUT", "/bucket?acl"), ErrorCode::kNotImplemented);
-  EXPECT_EQ(ErrorOf("PUT", "/bucket?versioning"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("HEAD", "/bucket/k?tagging"), ErrorCode::kNotImplemented);
-  EXPECT_EQ(ErrorOf("GET", "/bucket/k?versionId=3HL4kqtJlcpXroDTDmJ"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("POST", "/bucket/k"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("POST", "/bucket"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("PATCH", "/bucket/k"), ErrorCode::kMethodNotAllowed);
@@ -200,9 +203,7 @@ TEST(Router, RefusalsKeepTheirCodeStatusAndMessage) {
       {"HEAD", "/bucket?website", ErrorCode::kNotImplemented, 501, bucket_sub},
       {"PUT", "/bucket?policy", ErrorCode::kNotImplemented, 501, bucket_sub},
       {"PUT", "/bucket?acl&versioning", ErrorCode::kNotImplemented, 501, bucket_sub},
-      {"PUT", "/bucket?versioning", ErrorCode::kNotImplemented, 501, "Versioning is not implemented"},
       {"DELETE", "/bucket?lifecycle", ErrorCode::kNotImplemented, 501, bucket_sub},
-      {"GET", "/bucket?versionId=null", ErrorCode::kNotImplemented, 501, bucket_sub},
       {"POST", "/bucket?uploads", ErrorCode::kNotImplemented, 501, post},
       {"PATCH", "/bucket", ErrorCode::kMethodNotAllowed, 405, ""},
       {"HEAD", "/b-1/k?tagging", ErrorCode::kNotImplemented, 501, object_sub},
@@ -217,7 +218,6 @@ TEST(Router, RefusalsKeepTheirCodeStatusAndMessage) {
       {"PUT", "/b-1/k?uploadId=u", ErrorCode::kInvalidRequest, 400, part},
       {"PUT", "/b-1/k?partNumber=1", ErrorCode::kInvalidRequest, 400, part},
       {"POST", "/b-1/k?select", ErrorCode::kNotImplemented, 501, post},
-      {"DELETE", "/b-1/k?versionId=3HL4kqtJlcpXroDTDmJ", ErrorCode::kNotImplemented, 501, object_sub},
       {"OPTIONS", "/b-1/k", ErrorCode::kMethodNotAllowed, 405, ""},
       {"get", "/b-1/k", ErrorCode::kMethodNotAllowed, 405, ""},
       {"GET", "/b-1/k?%zz", ErrorCode::kInvalidArgument, 400, "Invalid query string encoding"},

@@ -839,6 +839,84 @@ TEST(XmlListVersions, Document) {
                      "</ListVersionsResult>");
 }
 
+TEST(XmlListVersions, DeleteMarkersAmongVersions) {
+  ListVersionsResult result;
+  result.bucket = "b";
+  VersionEntry marker;
+  marker.delete_marker = true;
+  marker.key = "k";
+  marker.version_id = "0123";
+  marker.last_modified = ExampleTime();
+  marker.etag = "ignored";
+  marker.owner = {"id", ""};
+  result.versions.push_back(marker);
+  VersionEntry older;
+  older.key = "k";
+  older.version_id = "null";
+  older.is_latest = false;
+  older.last_modified = ExampleTime();
+  older.etag = "fba9";
+  older.size = 3;
+  older.owner = {"id", ""};
+  result.versions.push_back(older);
+  EXPECT_EQ(ListVersionsDocument(result),
+            std::string(kDecl) +
+                "<ListVersionsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                "<Name>b</Name><Prefix></Prefix><KeyMarker></KeyMarker><VersionIdMarker></VersionIdMarker>"
+                "<MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>"
+                "<DeleteMarker><Key>k</Key><VersionId>0123</VersionId><IsLatest>true</IsLatest>"
+                "<LastModified>2009-10-12T17:50:30.000Z</LastModified><Owner><ID>id</ID></Owner></DeleteMarker>"
+                "<Version><Key>k</Key><VersionId>null</VersionId><IsLatest>false</IsLatest>"
+                "<LastModified>2009-10-12T17:50:30.000Z</LastModified><ETag>&quot;fba9&quot;</ETag>"
+                "<Size>3</Size><StorageClass>STANDARD</StorageClass><Owner><ID>id</ID></Owner></Version>"
+                "</ListVersionsResult>");
+}
+
+TEST(XmlVersioningConfiguration, Parses) {
+  auto enabled = ParseVersioningConfiguration(
+      "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status> Enabled </Status>"
+      "</VersioningConfiguration>");
+  ASSERT_OK(enabled);
+  EXPECT_EQ(enabled->status, "Enabled");
+  EXPECT_FALSE(enabled->mfa_delete);
+  auto suspended = ParseVersioningConfiguration(
+      "<VersioningConfiguration><MfaDelete>Enabled</MfaDelete><Status>Suspended</Status></VersioningConfiguration>");
+  ASSERT_OK(suspended);
+  EXPECT_EQ(suspended->status, "Suspended");
+  EXPECT_TRUE(suspended->mfa_delete);
+  for (std::string_view bad : {
+           "",
+           "<VersioningConfiguration/>",
+           "<VersioningConfiguration><Status></Status></VersioningConfiguration>",
+           "<VersioningConfiguration><Status>enabled</Status></VersioningConfiguration>",
+           "<VersioningConfiguration><Status>Disabled</Status></VersioningConfiguration>",
+           "<VersioningConfiguration><Status>Enabled</Status><Status>Enabled</Status></VersioningConfiguration>",
+           "<VersioningConfiguration><Status>Enabled</Status><MfaDelete>yes</MfaDelete></VersioningConfiguration>",
+           "<Versioning><Status>Enabled</Status></Versioning>",
+       }) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(CodeOf(ParseVersioningConfiguration(bad)), ErrorCode::kMalformedXML);
+  }
+}
+
+TEST(XmlDeleteResult, DeleteMarkers) {
+  DeleteResult result;
+  DeleteOutcome added{"k", std::nullopt, std::nullopt};
+  added.delete_marker_version_id = "m1";
+  result.outcomes.push_back(added);
+  DeleteOutcome removed{"k", "m0", std::nullopt};
+  removed.delete_marker_version_id = "m0";
+  result.outcomes.push_back(removed);
+  EXPECT_EQ(DeleteResultDocument(result),
+            std::string(kDecl) +
+                "<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                "<Deleted><Key>k</Key><DeleteMarker>true</DeleteMarker><DeleteMarkerVersionId>m1"
+                "</DeleteMarkerVersionId></Deleted>"
+                "<Deleted><Key>k</Key><VersionId>m0</VersionId><DeleteMarker>true</DeleteMarker>"
+                "<DeleteMarkerVersionId>m0</DeleteMarkerVersionId></Deleted>"
+                "</DeleteResult>");
+}
+
 TEST(XmlLocationConstraint, Documents) {
   const std::string empty =
       std::string(kDecl) + "<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>";

@@ -217,6 +217,46 @@ TEST_F(CatalogRebuildTest, WritesOfAKeyWithinOneMillisecondKeepTheirOrder) {
   EXPECT_EQ(GetFrom(rebuilt, *bucket, "same"), Pattern(119, 7));
 }
 
+// A versioned bucket's versions come back in their order, the null version written before
+// versioning among them; a null version overwritten while versioning was suspended does not.
+TEST_F(CatalogRebuildTest, EveryVersionOfAVersionedBucketComesBack) {
+  Put("dossier", Pattern(100, 1));  // the null version, overwritten later while suspended
+  ASSERT_OK(service_->UpdateBucketSettings(bucket_, {{std::string(kVersioningSetting), std::string("Enabled")}}));
+  bucket_ = *catalog_->GetBucket("dossiers");
+  Put("dossier", Pattern(200, 2));
+  Put("dossier", Pattern(300, 3));
+  ASSERT_OK(service_->UpdateBucketSettings(bucket_, {{std::string(kVersioningSetting), std::string("Suspended")}}));
+  bucket_ = *catalog_->GetBucket("dossiers");
+  Put("dossier", Pattern(400, 4));  // replaces the first null version
+  ASSERT_OK(service_->UpdateBucketSettings(bucket_, {{std::string(kVersioningSetting), std::string("Enabled")}}));
+  bucket_ = *catalog_->GetBucket("dossiers");
+  Put("dossier", Pattern(500, 5));
+  auto before = catalog_->ListObjectVersions(bucket_.id, {});
+  ASSERT_OK(before);
+  ASSERT_EQ(before->entries.size(), 4u);
+
+  auto report = LoseAndRebuild();
+  ASSERT_OK(report);
+  EXPECT_EQ(report->objects, 4u);
+  EXPECT_EQ(report->superseded, 1u);
+  auto bucket = fresh_->GetBucket("dossiers");
+  ASSERT_OK(bucket);
+  auto after = fresh_->ListObjectVersions(bucket->id, {});
+  ASSERT_OK(after);
+  ASSERT_EQ(after->entries.size(), before->entries.size());
+  for (size_t i = 0; i < before->entries.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(after->entries[i].version->version_id(), before->entries[i].version->version_id());
+    EXPECT_EQ(after->entries[i].version->etag, before->entries[i].version->etag);
+    EXPECT_EQ(after->entries[i].is_latest, before->entries[i].is_latest);
+  }
+  ObjectService rebuilt(*fresh_, *keys_, *blobs_, options_);
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "dossier"), Pattern(500, 5));
+  auto null_version = rebuilt.OpenObject(*bucket, "dossier", nullptr, std::string(catalog::kNullVersionId));
+  ASSERT_OK(null_version);
+  EXPECT_EQ((*null_version)->info().size, 400u);
+}
+
 TEST_F(CatalogRebuildTest, WhatCannotComeBackIsReported) {
   Put("v1", Pattern(100, 1), /*declared=*/false);  // a version 1 blob: no description
   Put("kept", Pattern(100, 2));

@@ -58,6 +58,9 @@ struct BlobDescription {
   // ObjectService::NextWriteSequence); 0 in descriptions written before it existed. Updates: orders
   // the updates of one object (always set).
   uint64_t sequence = 0;
+  // Objects and manifests: whether the object is its key's null version (catalog.h, "Versions"),
+  // as every object written before versions existed is; only a version of its own is encoded.
+  bool null_version = true;
   // Objects and manifests: the tags given when the object was written (absent from the encoding
   // when empty, as in descriptions written before tags existed). Updates: the object's whole tag
   // set from then on (always encoded, empty or not).

@@ -14,6 +14,14 @@
 // names (id and tenant) still exists, and fails with Aborted when it does not: the bucket was
 // deleted (or its tenant shredded) meanwhile.
 //
+// Versions: a key has at most one current object (its latest version, unless that is a delete
+// marker) and any number of noncurrent versions and delete markers, newest first. An object's
+// version id is its object id, except for the key's null version (S3's "null": written while the
+// bucket's versioning was never enabled or is suspended), of which a key has at most one. A write
+// replaces the current object when both are null versions; otherwise the current one becomes
+// noncurrent, and a null version written replaces the key's noncurrent null version, if any.
+// Without versioning every object is a null version, so a write replaces as it always did.
+//
 // Blob lifecycle: a mutation that makes blobs unreachable (overwrite, delete, abort, a part
 // replaced or left out of a Complete, bucket delete) records their ids in a `garbage` table in the
 // same transaction. The service deletes the files later and then calls ForgetGarbage(), so a crash
@@ -43,11 +51,18 @@ using Tags = std::map<std::string, std::string>;
 // Changes to a bucket's settings: name -> the new value, or nullopt to remove the setting.
 using SettingChanges = std::map<std::string, std::optional<std::string>>;
 
+// The version id of every key's null version; other versions are named by their object ids, which
+// are hex.
+inline constexpr std::string_view kNullVersionId = "null";
+
 struct Bucket {
   int64_t id = 0;
   std::string tenant_id;
   std::string name;
   UnixMillis created = 0;
+  // Its settings as GetBucket read them (see GetBucketSettings); a request acts on the settings
+  // its bucket had when it was resolved.
+  Attributes settings;
 };
 
 // How the object's data key is wrapped (see crypto/blob_format.h KeyReference).
@@ -86,6 +101,13 @@ struct ObjectRecord {
   // reads for the tags set after the object was written. "" when they were never changed. A new
   // object has none; SetObjectTags names one, and a rebuild puts back the one it read.
   std::string update_blob_id;
+  // The key's null version (see "Versions" above), whose version id is kNullVersionId.
+  bool null_version = true;
+  // A delete marker: a version that says the key was deleted. It has an object id (its version id)
+  // and a last_modified, and nothing else: no data, no data key.
+  bool delete_marker = false;
+
+  std::string version_id() const { return null_version ? std::string(kNullVersionId) : object_id; }
 };
 
 // Conditions checked inside the write transaction (conditional writes).
@@ -111,6 +133,29 @@ struct ListPage {
   std::vector<ListEntry> entries;  // in UTF-8 byte order of key / prefix
   bool is_truncated = false;
   std::string next_marker;  // the last key or common prefix returned (when truncated)
+};
+
+struct VersionListQuery {
+  std::string prefix;
+  std::string delimiter;
+  std::string key_marker;         // exclusive: versions of keys <= this are skipped...
+  std::string version_id_marker;  // ...unless this names a version of key_marker: then those after it
+  uint32_t max_keys = 1000;       // versions, delete markers and common prefixes, at most
+};
+
+struct VersionEntry {
+  // Exactly one of these is set: a version (an object, or a delete marker), or a common prefix.
+  std::optional<ObjectRecord> version;  // parts not loaded
+  bool is_latest = false;
+  std::string common_prefix;
+};
+
+struct VersionListPage {
+  std::vector<VersionEntry> entries;  // keys in UTF-8 byte order, each key's versions newest first
+  bool is_truncated = false;
+  // When truncated: the last entry's key (or common prefix) and version id ("" after a prefix).
+  std::string next_key_marker;
+  std::string next_version_id_marker;
 };
 
 struct UploadRecord {
@@ -152,6 +197,8 @@ struct UploadListPage {
 // A data key as an object or upload row stores it: what rewrap reads and compare-and-swaps.
 struct WrappedKeyRow {
   bool is_upload = false;
+  bool noncurrent = false;  // a noncurrent version of an object, which version_order names
+  int64_t version_order = 0;
   int64_t bucket_id = 0;
   std::string key;        // the object's (or upload's) key
   std::string upload_id;  // uploads only
@@ -166,12 +213,15 @@ struct WrappedKeyRow {
   std::string update_blob_id;
 };
 
-// Where a walk over one key version's rows resumes: after (bucket_id, key) for objects, then
-// after upload_id for uploads.
+// Where a walk over one key version's rows resumes: after (bucket_id, key) for current objects,
+// then after (bucket_id, key, version_order) for noncurrent versions, then after upload_id for
+// uploads.
 struct WrappedKeyCursor {
+  bool in_noncurrent = false;
   bool in_uploads = false;
   int64_t bucket_id = 0;
   std::string key;
+  int64_t version_order = 0;
   std::string upload_id;
 };
 
@@ -195,7 +245,7 @@ struct GarbageBlob {
   UnixMillis since = 0;  // when it became unreachable
 };
 
-// Which catalog rows name a blob (ListBlobIds).
+// Which catalog rows name a blob (ListBlobIds). The objects' sources cover every version of them.
 enum class BlobRefSource { kObjectParts, kUploadParts, kManifests, kKeyCopies, kObjectUpdates, kGarbage };
 
 class Catalog {
@@ -208,12 +258,12 @@ class Catalog {
   // --- buckets ---------------------------------------------------------------------------
   // AlreadyExists if a bucket of that name exists (whoever owns it; the caller tells apart).
   virtual Result<Bucket> CreateBucket(const std::string& tenant_id, const std::string& name) = 0;
-  // NotFound. A bucket another process deleted (`coffre tenant shred` beside the daemon) may
-  // still be returned for up to a second.
+  // NotFound. A bucket another process deleted (`coffre tenant shred` beside the daemon), or
+  // whose settings it changed, may still be returned as it was for up to a second.
   virtual Result<Bucket> GetBucket(const std::string& name) = 0;
   virtual Result<std::vector<Bucket>> ListBuckets(const std::string& tenant_id) = 0;  // by name
-  // FailedPrecondition if it still holds objects; in-progress uploads are aborted with it
-  // (their parts go to garbage). NotFound if no bucket has bucket.id and bucket.tenant_id.
+  // FailedPrecondition if it still holds objects, noncurrent versions or delete markers; in-progress uploads are
+  // aborted with it (their parts go to garbage). NotFound if no bucket has bucket.id and bucket.tenant_id.
   virtual Status DeleteBucket(const Bucket& bucket) = 0;
   // The bucket's tag set; empty when it has none. NotFound if no bucket has bucket.id and
   // bucket.tenant_id.
@@ -228,16 +278,35 @@ class Catalog {
   virtual Status UpdateBucketSettings(const Bucket& bucket, const SettingChanges& changes) = 0;
 
   // --- objects ---------------------------------------------------------------------------
-  // Inserts or atomically replaces the object (rec.bucket_id, rec.key). Aborted if the bucket
-  // (rec.bucket_id, rec.tenant_id) no longer exists. Condition failures:
-  // if_none_match_any and the key exists -> FailedPrecondition; if_match_etag set and the key
-  // does not exist -> NotFound; exists with another etag -> FailedPrecondition.
-  // The replaced object's blobs go to garbage.
+  // Makes `rec` the current object of (rec.bucket_id, rec.key), atomically, keeping or replacing
+  // the key's other versions as "Versions" above says. Aborted if the bucket
+  // (rec.bucket_id, rec.tenant_id) no longer exists. Conditions apply to the current object:
+  // if_none_match_any and the key has one -> FailedPrecondition; if_match_etag set and it has
+  // none -> NotFound; has one with another etag -> FailedPrecondition.
+  // The replaced versions' blobs go to garbage.
   virtual Status PutObject(const ObjectRecord& rec, const WriteCondition& cond = {}) = 0;
-  virtual Result<ObjectRecord> GetObject(int64_t bucket_id, const std::string& key) = 0;  // with parts
-  // NotFound if absent; Aborted if the bucket (bucket.id, bucket.tenant_id) no longer exists.
-  // The object's blobs go to garbage.
+  // The current object, with parts. NotFound when the key has none (its latest version may be a
+  // delete marker).
+  virtual Result<ObjectRecord> GetObject(int64_t bucket_id, const std::string& key) = 0;
+  // One version of the key (an object with parts, or a delete marker) by version id, or its
+  // latest version when `version_id` is "". NotFound if there is none.
+  virtual Result<ObjectRecord> GetObjectVersion(int64_t bucket_id, const std::string& key,
+                                                const std::string& version_id) = 0;
+  // Removes the key's null version, which must be its current object (a bucket whose versioning
+  // was never enabled). NotFound if absent; Aborted if the bucket (bucket.id, bucket.tenant_id) no
+  // longer exists. The object's blobs go to garbage.
   virtual Status DeleteObject(const Bucket& bucket, const std::string& key) = 0;
+  // Adds `marker` (a delete marker: bucket, tenant, key, object id, last_modified, null_version)
+  // as the key's latest version, which the current object, if any, leaves as PutObject describes.
+  // Aborted as PutObject.
+  virtual Status PutDeleteMarker(const ObjectRecord& marker) = 0;
+  // Removes one version of the key for good and returns it (without parts). When it was the
+  // latest, the newest remaining version becomes the latest, and the current object if it is not
+  // a delete marker. NotFound if the key has no such version; Aborted as DeleteObject.
+  virtual Result<ObjectRecord> DeleteObjectVersion(const Bucket& bucket, const std::string& key,
+                                                   const std::string& version_id) = 0;
+  // Every version and delete marker of the bucket, by key and then newest first.
+  virtual Result<VersionListPage> ListObjectVersions(int64_t bucket_id, const VersionListQuery& query) = 0;
   // Replaces the tags of the object (bucket, key) if it is still `object_id` with its data key
   // under `key_version` and still names `replaced_update_blob_id` ("" for none) as its
   // attributes-update blob, and names `update_blob_id` (which holds the new set, sealed under the
@@ -296,11 +365,11 @@ class Catalog {
                                                        uint32_t limit) = 0;
 
   // --- key lifecycle (rewrap, key destruction, crypto-shredding) --------------------------
-  // For one tenant key id: key version -> number of objects plus in-progress uploads whose
-  // data key is wrapped under it.
+  // For one tenant key id: key version -> number of object versions (current and noncurrent) plus
+  // in-progress uploads whose data key is wrapped under it.
   virtual Result<std::map<uint32_t, uint64_t>> CountKeyVersions(ByteView tenant_key_id) = 0;
-  // Up to `limit` object rows, then upload rows, of that tenant key id wrapped under `version`,
-  // after `cursor`, which is advanced past the rows returned. Empty when the walk is done.
+  // Up to `limit` current object rows, then noncurrent version rows, then upload rows, of that tenant key id wrapped
+  // under `version`, after `cursor`, which is advanced past the rows returned. Empty when the walk is done.
   virtual Result<std::vector<WrappedKeyRow>> ListWrappedKeys(ByteView tenant_key_id, uint32_t version,
                                                              WrappedKeyCursor* cursor, uint32_t limit) = 0;
   // In one transaction, updates each row's key version and wrapped data key if the row still
@@ -317,7 +386,7 @@ class Catalog {
   // Once a key version is destroyed, the copies under it open nothing: its key-copies blobs go to
   // garbage. Returns how many.
   virtual Result<uint64_t> DropKeyCopyBlobs(const std::string& tenant_id, uint32_t key_version) = 0;
-  // Removes up to about `max_rows` objects and uploads of the tenant's buckets in one
+  // Removes up to about `max_rows` objects (every version) and uploads of the tenant's buckets in one
   // transaction (their blobs go to garbage), and the tenant's buckets once empty, and then its
   // key-copies blobs (to garbage too). Returns how many rows it removed; 0 when the tenant has
   // nothing left.

@@ -86,6 +86,8 @@ class Statement {
   Bytes ColumnBlob(int col) const;
   ByteView ColumnBlobView(int col) const;
   bool ColumnIsNull(int col) const;
+  // Columns in the statement's result rows.
+  int ColumnCount() const;
 
   // Rewinds the statement and clears its bindings, so it can be bound and run again.
   void Reset();

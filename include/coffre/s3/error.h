@@ -3,6 +3,7 @@
 // Every S3 error Coffre can answer, with its code, HTTP status and default message: the one
 // table (as MinIO's api-errors.go) through which internal errors become S3 errors at the edge.
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -88,6 +89,10 @@ struct Error {
   std::string string_to_sign;
   std::string signature_provided;
   std::string canonical_request;
+  // NoSuchKey or MethodNotAllowed because of a delete marker: its version id and Last-Modified,
+  // sent with x-amz-delete-marker: true.
+  std::string delete_marker_version_id;
+  std::chrono::system_clock::time_point delete_marker_last_modified{};
 
   Error() = default;
   Error(ErrorCode c, std::string msg = {}) : code(c), message(std::move(msg)) {}  // NOLINT

@@ -97,6 +97,16 @@ struct BucketEncryption {
 // the algorithm and the key id go together is the caller's to judge.
 Expected<BucketEncryption, Error> ParseServerSideEncryptionConfiguration(std::string_view xml);
 
+struct BucketVersioning {
+  std::string status;       // "Enabled" or "Suspended"
+  bool mfa_delete = false;  // MfaDelete: Enabled
+};
+
+// <VersioningConfiguration><Status/><MfaDelete/></VersioningConfiguration> (PutBucketVersioning).
+// Errors: kMalformedXML (not XML, wrong root, a Status other than one Enabled or Suspended, an
+// MfaDelete other than Enabled or Disabled).
+Expected<BucketVersioning, Error> ParseVersioningConfiguration(std::string_view xml);
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------
@@ -228,6 +238,7 @@ std::string ListObjectsV1Document(const ListObjectsV1Result& result);
 
 // One <Version> of ListObjectVersions; Coffre keeps a single "null" version per key.
 struct VersionEntry {
+  bool delete_marker = false;  // a <DeleteMarker>: no ETag, size, checksum or storage class
   std::string key;
   std::string version_id = "null";
   bool is_latest = true;
@@ -376,6 +387,8 @@ struct DeleteOutcome {
   std::string key;
   std::optional<std::string> version_id;  // echoed when the request named one
   std::optional<Error> error;             // set: <Error>; unset: <Deleted>
+  // <Deleted> only: a delete marker was added (its id) or the version removed was one (its id).
+  std::optional<std::string> delete_marker_version_id;
 };
 
 struct DeleteResult {

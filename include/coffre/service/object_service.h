@@ -36,6 +36,8 @@ enum class Errc {
   kNoSuchBucket,
   kNoSuchKey,
   kNoSuchUpload,
+  kNoSuchVersion,
+  kMethodNotAllowed,     // a version that is a delete marker, asked for its data
   kAccessDenied,         // the bucket belongs to another tenant
   kBucketAlreadyExists,  // ... owned by another tenant
   kBucketAlreadyOwnedByYou,
@@ -55,9 +57,17 @@ enum class Errc {
   kInternal,
 };
 
+// A delete marker, as S3 names it in the answer of a read it refused.
+struct DeleteMarkerRef {
+  std::string version_id;
+  UnixMillis last_modified = 0;
+};
+
 struct Error {
   Errc code = Errc::kInternal;
   std::string message;
+  // kNoSuchKey when the key's latest version is a delete marker, kMethodNotAllowed: that marker.
+  std::optional<DeleteMarkerRef> delete_marker;
 };
 
 struct Done {};
@@ -77,6 +87,26 @@ struct ObjectInfo {
   std::vector<catalog::Attributes> part_checksums;
   bool multipart = false;
   catalog::Tags tags;
+  // The version's id when the bucket has versioning (enabled or suspended) or the caller named a
+  // version; "" otherwise (S3 reports none).
+  std::string version_id;
+};
+
+// A bucket's versioning, kept in its settings (catalog::Bucket::settings) under kVersioningSetting:
+// absent until versioning is first enabled, then kVersioningEnabled or kVersioningSuspended.
+inline constexpr std::string_view kVersioningSetting = "versioning";
+inline constexpr std::string_view kVersioningEnabled = "Enabled";
+inline constexpr std::string_view kVersioningSuspended = "Suspended";
+
+// Whether `id` can name a version: kNullVersionId, or the form of an object id.
+bool IsVersionId(std::string_view id);
+
+// What a delete did, as S3 reports it.
+struct DeleteOutcome {
+  // The version removed or the delete marker added: its id; "" when the bucket has no versioning
+  // and no version was named.
+  std::string version_id;
+  bool delete_marker = false;  // a delete marker was added, or the version removed was one
 };
 
 struct PutResult {
@@ -86,6 +116,8 @@ struct PutResult {
   // A multipart object's: kFullObjectChecksum or kCompositeChecksum; "" for a single PUT's (whose
   // checksums are of the whole object).
   std::string checksum_type;
+  // The new version's id when the bucket has versioning (enabled or suspended); "" otherwise.
+  std::string version_id;
 };
 
 // How a multipart object's checksum is made from its parts' (crypto/checksum.h), as S3 names it:
@@ -231,11 +263,25 @@ class ObjectService {
                                                   std::set<crypto::ChecksumAlgorithm> checksums,
                                                   const RequestInfo* request = nullptr,
                                                   std::optional<uint64_t> size = std::nullopt, catalog::Tags tags = {});
-  SResult<ObjectInfo> HeadObject(const catalog::Bucket& bucket, const std::string& key);
+  // The key's current object, or with `version_id` that version of it ("null" for the null
+  // version). NoSuchKey when the key has no current object (its latest version may be a delete
+  // marker: Error::delete_marker_version_id); NoSuchVersion when it has no such version;
+  // MethodNotAllowed when that version is a delete marker.
+  SResult<ObjectInfo> HeadObject(const catalog::Bucket& bucket, const std::string& key,
+                                 const std::string& version_id = "");
+  // Errors as HeadObject's.
   SResult<std::unique_ptr<ObjectReader>> OpenObject(const catalog::Bucket& bucket, const std::string& key,
-                                                    const RequestInfo* request = nullptr);
-  // Idempotent: deleting a missing key succeeds.
-  SResult<Done> DeleteObject(const catalog::Bucket& bucket, const std::string& key);
+                                                    const RequestInfo* request = nullptr,
+                                                    const std::string& version_id = "");
+  // Without `version_id`: removes the key's object in a bucket without versioning (deleting a
+  // missing key succeeds), and adds a delete marker otherwise (a null one when versioning is
+  // suspended, which replaces the key's null version). With it: removes that version for good
+  // (one that does not exist is already deleted: success).
+  SResult<DeleteOutcome> DeleteObject(const catalog::Bucket& bucket, const std::string& key,
+                                      const std::string& version_id = "");
+  // Versions and delete markers, by key and then newest first.
+  SResult<catalog::VersionListPage> ListObjectVersions(const catalog::Bucket& bucket,
+                                                       const catalog::VersionListQuery& query);
   // Replaces the object's tag set (empty: removes its tags). The new set is first sealed in an
   // attributes-update blob under the object's data key (its use recorded as an unwrap), which the
   // catalog then names, so that a catalog rebuild finds it (blob_description.h); nothing changes
@@ -357,6 +403,9 @@ class ObjectService {
   // one it made from `parts`), or nothing.
   std::optional<PutResult> CompletedAlready(const catalog::Bucket& bucket, const std::string& key,
                                             const std::string& upload_id, const std::vector<UploadPartRef>& parts);
+  // The object HeadObject and OpenObject describe, with their errors.
+  SResult<catalog::ObjectRecord> FindObject(const catalog::Bucket& bucket, const std::string& key,
+                                            const std::string& version_id);
   // Writes the blob that describes a completed multipart object and names its parts (an empty
   // version 2 blob sealed under the object's data key) and returns its id.
   SResult<std::string> WriteManifest(const catalog::Bucket& bucket, const catalog::ObjectRecord& rec,
