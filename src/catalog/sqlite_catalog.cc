@@ -1379,16 +1379,35 @@ Status SqliteCatalog::SetObjectTags(const Bucket& bucket, const std::string& key
   return WriteGrouped([&]() -> Status {
     COFFRE_RETURN_IF_ERROR(CheckBucketLocked(bucket.id, bucket.tenant_id, StatusCode::kAborted));
     std::vector<std::string> unlinked;
+    // The version is the current object or a noncurrent one; its object id names it either way.
+    bool noncurrent = false;
     {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT object_id, key_version, update_blob_id "
-                                                                   "FROM objects WHERE bucket_id = ? AND key = ?"));
-      COFFRE_RETURN_IF_ERROR(st.BindAll(bucket.id, key));
-      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) return Status::NotFound("catalog: no such object");
-      if (st.ColumnTextView(0) != object_id || st.ColumnInt64(1) != int64_t{key_version}) {
-        return Status::FailedPrecondition("catalog: the object was replaced or its key moved meanwhile");
+      COFFRE_ASSIGN_OR_RETURN(Statement current,
+                              writer_->PrepareCached("SELECT key_version, update_blob_id FROM objects "
+                                                     "WHERE bucket_id = ? AND key = ? AND object_id = ?"));
+      COFFRE_RETURN_IF_ERROR(current.BindAll(bucket.id, key, object_id));
+      COFFRE_ASSIGN_OR_RETURN(bool row, current.Step());
+      Statement other;
+      if (!row) {
+        COFFRE_ASSIGN_OR_RETURN(other, writer_->PrepareCached("SELECT key_version, update_blob_id FROM object_versions "
+                                                              "WHERE bucket_id = ? AND key = ? AND object_id = ? "
+                                                              "AND delete_marker = 0"));
+        COFFRE_RETURN_IF_ERROR(other.BindAll(bucket.id, key, object_id));
+        COFFRE_ASSIGN_OR_RETURN(noncurrent, other.Step());
+        if (!noncurrent) {
+          COFFRE_ASSIGN_OR_RETURN(Statement any,
+                                  writer_->PrepareCached("SELECT 1 FROM objects WHERE bucket_id = ? AND key = ?"));
+          COFFRE_RETURN_IF_ERROR(any.BindAll(bucket.id, key));
+          COFFRE_ASSIGN_OR_RETURN(bool has_object, any.Step());
+          if (!has_object) return Status::NotFound("catalog: no such object");
+          return Status::FailedPrecondition("catalog: the object was replaced meanwhile");
+        }
       }
-      if (st.ColumnTextView(2) != replaced_update_blob_id) {
+      const Statement& st = noncurrent ? other : current;
+      if (st.ColumnInt64(0) != int64_t{key_version}) {
+        return Status::FailedPrecondition("catalog: the object's key moved meanwhile");
+      }
+      if (st.ColumnTextView(1) != replaced_update_blob_id) {
         return Status::FailedPrecondition("catalog: the object's tags were changed meanwhile");
       }
       if (!replaced_update_blob_id.empty() && replaced_update_blob_id != update_blob_id) {
@@ -1396,9 +1415,11 @@ Status SqliteCatalog::SetObjectTags(const Bucket& bucket, const std::string& key
       }
     }
     COFFRE_ASSIGN_OR_RETURN(
-        Statement st,
-        writer_->PrepareCached("UPDATE objects SET tags = ?, update_blob_id = ? WHERE bucket_id = ? AND key = ?"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(EncodeTags(tags), update_blob_id, bucket.id, key));
+        Statement st, writer_->PrepareCached(noncurrent ? "UPDATE object_versions SET tags = ?, update_blob_id = ? "
+                                                          "WHERE bucket_id = ? AND key = ? AND object_id = ?"
+                                                        : "UPDATE objects SET tags = ?, update_blob_id = ? "
+                                                          "WHERE bucket_id = ? AND key = ? AND object_id = ?"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(EncodeTags(tags), update_blob_id, bucket.id, key, object_id));
     COFFRE_RETURN_IF_ERROR(st.Run());
     return RecordGarbageLocked(unlinked);
   });

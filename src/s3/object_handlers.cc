@@ -420,22 +420,6 @@ asio::awaitable<void> DeleteObject(RequestContext& ctx, const catalog::Bucket& b
   co_await ctx.SendEmpty(bhttp::status::no_content, headers);
 }
 
-// The tags of a version other than the current object's are not kept apart yet: changing them is
-// refused rather than applied to the current object.
-asio::awaitable<std::optional<Error>> RefuseNoncurrentVersion(RequestContext& ctx, const catalog::Bucket& bucket) {
-  auto version = RequestedVersion(ctx.route.query);
-  if (!version.ok()) co_return version.error();
-  if (version->empty()) co_return std::nullopt;
-  auto current = co_await ctx.Blocking([&] { return ctx.service().HeadObject(bucket, ctx.route.key); });
-  if (!current.ok()) co_return ToS3Error(current.error());
-  const std::string current_version =
-      current->version_id.empty() ? std::string(catalog::kNullVersionId) : current->version_id;
-  if (current_version != *version) {
-    co_return Error(ErrorCode::kNotImplemented, "Changing the tags of a noncurrent version is not implemented");
-  }
-  co_return std::nullopt;
-}
-
 asio::awaitable<void> GetObjectTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
   auto version = RequestedVersion(ctx.route.query);
   if (!version.ok()) co_return co_await ctx.SendError(version.error());
@@ -451,7 +435,8 @@ asio::awaitable<void> GetObjectTagging(RequestContext& ctx, const catalog::Bucke
 // The whole body is read and checked before anything is written: a rejected request changes
 // nothing.
 asio::awaitable<void> PutObjectTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
-  if (auto e = co_await RefuseNoncurrentVersion(ctx, bucket)) co_return co_await ctx.SendError(*e);
+  auto version = RequestedVersion(ctx.route.query);
+  if (!version.ok()) co_return co_await ctx.SendError(version.error());
   auto body = co_await ctx.ReadSmallBody();
   if (!body.ok()) co_return co_await ctx.SendError(body.error());
   auto parsed = ParseTagging(*body);
@@ -459,17 +444,22 @@ asio::awaitable<void> PutObjectTagging(RequestContext& ctx, const catalog::Bucke
   auto tags = CheckTagSet(*parsed, kMaxObjectTags);
   if (!tags.ok()) co_return co_await ctx.SendError(tags.error());
   auto r = co_await ctx.Committing(
-      [&] { return ctx.service().SetObjectTags(bucket, ctx.route.key, *tags, &ctx.audit_request); });
+      [&] { return ctx.service().SetObjectTags(bucket, ctx.route.key, *tags, &ctx.audit_request, *version); });
   if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
-  co_await ctx.SendEmpty(bhttp::status::ok);
+  Headers headers;
+  if (!r->empty()) headers.emplace_back("x-amz-version-id", *r);
+  co_await ctx.SendEmpty(bhttp::status::ok, headers);
 }
 
 asio::awaitable<void> DeleteObjectTagging(RequestContext& ctx, const catalog::Bucket& bucket) {
-  if (auto e = co_await RefuseNoncurrentVersion(ctx, bucket)) co_return co_await ctx.SendError(*e);
+  auto version = RequestedVersion(ctx.route.query);
+  if (!version.ok()) co_return co_await ctx.SendError(version.error());
   auto r = co_await ctx.Committing(
-      [&] { return ctx.service().SetObjectTags(bucket, ctx.route.key, {}, &ctx.audit_request); });
+      [&] { return ctx.service().SetObjectTags(bucket, ctx.route.key, {}, &ctx.audit_request, *version); });
   if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
-  co_await ctx.SendEmpty(bhttp::status::no_content);
+  Headers headers;
+  if (!r->empty()) headers.emplace_back("x-amz-version-id", *r);
+  co_await ctx.SendEmpty(bhttp::status::no_content, headers);
 }
 
 // The names x-amz-object-attributes may list, comma-separated.

@@ -1315,25 +1315,23 @@ SResult<std::string> ObjectService::WriteObjectUpdate(const Bucket& bucket, cons
   return WriteUnderObjectKey(bucket, rec, catalog::EncodeBlobDescription(d), request);
 }
 
-SResult<Done> ObjectService::SetObjectTags(const Bucket& bucket, const std::string& key, const catalog::Tags& tags,
-                                           const RequestInfo* request) {
+SResult<std::string> ObjectService::SetObjectTags(const Bucket& bucket, const std::string& key,
+                                                  const catalog::Tags& tags, const RequestInfo* request,
+                                                  const std::string& version_id) {
   // A write of the key, a rewrap of its data key or another tag change between the read and the
   // catalog update makes the update blob name the wrong object or key version, or come after a
   // newer one: it is removed and written again.
   constexpr int kAttempts = 4;
   for (int attempt = 1;; ++attempt) {
-    auto rec = catalog_.GetObject(bucket.id, key);
-    if (!rec.ok()) {
-      if (rec.status().code() == StatusCode::kNotFound) return Err(Errc::kNoSuchKey, "no such key");
-      return FromStatus(rec.status());
-    }
+    auto rec = FindObject(bucket, key, version_id);
+    if (!rec.ok()) return rec.error();
     // The object has no tags and is to have none: a rebuild finds none either way.
-    if (rec->tags.empty() && tags.empty()) return Done{};
+    if (rec->tags.empty() && tags.empty()) return ReportedVersionId(bucket, *rec, !version_id.empty());
     auto update = WriteObjectUpdate(bucket, *rec, tags, request);
     if (!update.ok()) {
       // A rewrap and the destruction of the key version the row was read under make the unwrap
       // fail: the row, read again, is under the new version.
-      auto again = catalog_.GetObject(bucket.id, key);
+      auto again = FindObject(bucket, key, version_id);
       if (attempt < kAttempts && again.ok() && again->key_info.tenant_key_version != rec->key_info.tenant_key_version) {
         continue;
       }
@@ -1341,7 +1339,7 @@ SResult<Done> ObjectService::SetObjectTags(const Bucket& bucket, const std::stri
     }
     Status st = catalog_.SetObjectTags(bucket, key, rec->object_id, rec->key_info.tenant_key_version,
                                        rec->update_blob_id, tags, *update);
-    if (st.ok()) return Done{};
+    if (st.ok()) return ReportedVersionId(bucket, *rec, !version_id.empty());
     (void)blobs_.Remove(*update);  // never named by the catalog
     if (st.code() == StatusCode::kFailedPrecondition && attempt < kAttempts) continue;
     if (st.code() == StatusCode::kNotFound) return Err(Errc::kNoSuchKey, st.message());

@@ -357,6 +357,32 @@ TEST_F(VersionsTest, PutDeleteMarkerRefusesWhatIsNotAMarker) {
 
 // --- 5. DeleteObjectVersion -----------------------------------------------------------------------
 
+// Each version's tags are its own: a change names the version by its object id, current or not,
+// and the update blob it replaces goes to garbage.
+TEST_F(VersionsTest, TagsOfANoncurrentVersionChangeAlone) {
+  ASSERT_OK(cat_->PutObject(Single("k", "v1")));
+  ASSERT_OK(cat_->PutObject(Single("k", "v2")));
+  ASSERT_OK(cat_->SetObjectTags(bucket_, "k", "v1", 1, "", {{"a", "1"}}, "update-1"));
+  ASSERT_OK(cat_->SetObjectTags(bucket_, "k", "v1", 1, "update-1", {{"a", "2"}}, "update-2"));
+  EXPECT_EQ(cat_->GetObjectVersion(bucket_.id, "k", "v1")->tags, (Tags{{"a", "2"}}));
+  EXPECT_EQ(cat_->GetObjectVersion(bucket_.id, "k", "v1")->update_blob_id, "update-2");
+  EXPECT_TRUE(cat_->GetObject(bucket_.id, "k")->tags.empty());
+  EXPECT_TRUE(Garbage().contains("update-1"));
+  EXPECT_TRUE(Referenced("update-2"));
+  // A stale read of the version's update, or of its key version, is refused.
+  EXPECT_THAT(cat_->SetObjectTags(bucket_, "k", "v1", 1, "update-1", {}, "update-3"),
+              StatusIs(StatusCode::kFailedPrecondition));
+  EXPECT_THAT(cat_->SetObjectTags(bucket_, "k", "v1", 2, "update-2", {}, "update-3"),
+              StatusIs(StatusCode::kFailedPrecondition));
+  // A version that is gone, while the key has a current object: the caller reads again.
+  ASSERT_OK(cat_->DeleteObjectVersion(bucket_, "k", "v1"));
+  EXPECT_THAT(cat_->SetObjectTags(bucket_, "k", "v1", 1, "update-2", {}, "update-3"),
+              StatusIs(StatusCode::kFailedPrecondition));
+  ASSERT_OK(cat_->PutDeleteMarker(Marker("k", "m1")));
+  EXPECT_THAT(cat_->SetObjectTags(bucket_, "k", "m1", 0, "", {{"a", "1"}}, "update-4"),
+              StatusIs(StatusCode::kNotFound));
+}
+
 TEST_F(VersionsTest, DeletingANoncurrentVersionLeavesTheCurrentOne) {
   const ObjectRecord v1 = Single("k", "v1");
   const ObjectRecord v2 = Multipart("k", "v2");

@@ -132,8 +132,7 @@ class ObjectTaggingTest(CoffreTestCase):
                                         query=[("tagging", ""), ("versionId", "3HL4kqtJlcpXroDTDmJ")], body=body)
                 self.assertS3Error(r, "InvalidArgument", 400)
         self.assertEqual(self.tags("ver"), {"a": "1"})
-        # In a versioned bucket each version keeps its tags; the current one's can be changed by id,
-        # a noncurrent one's not yet.
+        # In a versioned bucket each version keeps its tags, each changed by its id alone.
         self.s3.create_bucket(Bucket="tagging-versions")
         self.s3.put_bucket_versioning(Bucket="tagging-versions", VersioningConfiguration={"Status": "Enabled"})
         old = self.s3.put_object(Bucket="tagging-versions", Key="k", Body=b"1", Tagging="v=old")["VersionId"]
@@ -144,11 +143,21 @@ class ObjectTaggingTest(CoffreTestCase):
                                    Tagging={"TagSet": [{"Key": "v", "Value": "newer"}]})
         self.assertEqual(self.s3.get_object_tagging(Bucket="tagging-versions", Key="k")["TagSet"],
                          [{"Key": "v", "Value": "newer"}])
-        r = self.daemon.request("PUT", "/tagging-versions/k", query=[("tagging", ""), ("versionId", old)],
-                                body=tagging_xml([("b", "2")]))
-        self.assertS3Error(r, "NotImplemented", 501)
+        put = self.s3.put_object_tagging(Bucket="tagging-versions", Key="k", VersionId=old,
+                                         Tagging={"TagSet": [{"Key": "b", "Value": "2"}]})
+        self.assertEqual(put["VersionId"], old)
         got = self.s3.get_object_tagging(Bucket="tagging-versions", Key="k", VersionId=old)
-        self.assertEqual(got["TagSet"], [{"Key": "v", "Value": "old"}])
+        self.assertEqual(got["TagSet"], [{"Key": "b", "Value": "2"}])
+        self.assertEqual(self.s3.get_object_tagging(Bucket="tagging-versions", Key="k")["TagSet"],
+                         [{"Key": "v", "Value": "newer"}])
+        self.s3.delete_object_tagging(Bucket="tagging-versions", Key="k", VersionId=old)
+        self.assertEqual(self.s3.get_object_tagging(Bucket="tagging-versions", Key="k", VersionId=old)["TagSet"], [])
+        self.assertEqual(self.s3.head_object(Bucket="tagging-versions", Key="k").get("TagCount"), 1)
+        # a delete marker has no tags to change
+        marker = self.s3.delete_object(Bucket="tagging-versions", Key="k")["VersionId"]
+        r = self.daemon.request("PUT", "/tagging-versions/k", query=[("tagging", ""), ("versionId", marker)],
+                                body=tagging_xml([("b", "2")]))
+        self.assertS3Error(r, "MethodNotAllowed", 405)
 
     def test_rejected_tag_sets_change_nothing(self):
         self.s3.put_object(Bucket=self.bucket, Key="guarded", Body=b"x", Tagging="keep=me")

@@ -234,6 +234,9 @@ TEST_F(CatalogRebuildTest, EveryVersionOfAVersionedBucketComesBack) {
   auto before = catalog_->ListObjectVersions(bucket_.id, {});
   ASSERT_OK(before);
   ASSERT_EQ(before->entries.size(), 4u);
+  // A noncurrent version's tags, changed after it was written, come back with it.
+  const std::string tagged = before->entries[2].version->version_id();
+  ASSERT_OK(service_->SetObjectTags(bucket_, "dossier", {{"state", "archived"}}, nullptr, tagged));
 
   auto report = LoseAndRebuild();
   ASSERT_OK(report);
@@ -255,6 +258,10 @@ TEST_F(CatalogRebuildTest, EveryVersionOfAVersionedBucketComesBack) {
   auto null_version = rebuilt.OpenObject(*bucket, "dossier", nullptr, std::string(catalog::kNullVersionId));
   ASSERT_OK(null_version);
   EXPECT_EQ((*null_version)->info().size, 400u);
+  auto archived = rebuilt.HeadObject(*bucket, "dossier", tagged);
+  ASSERT_OK(archived);
+  EXPECT_EQ(archived->tags, (catalog::Tags{{"state", "archived"}}));
+  EXPECT_TRUE(rebuilt.HeadObject(*bucket, "dossier")->tags.empty());
 }
 
 TEST_F(CatalogRebuildTest, WhatCannotComeBackIsReported) {

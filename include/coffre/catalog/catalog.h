@@ -307,14 +307,16 @@ class Catalog {
                                                    const std::string& version_id) = 0;
   // Every version and delete marker of the bucket, by key and then newest first.
   virtual Result<VersionListPage> ListObjectVersions(int64_t bucket_id, const VersionListQuery& query) = 0;
-  // Replaces the tags of the object (bucket, key) if it is still `object_id` with its data key
-  // under `key_version` and still names `replaced_update_blob_id` ("" for none) as its
+  // Replaces the tags of the version `object_id` of the key (its current object or a noncurrent
+  // version) if that version's data key is still under `key_version` and it still names
+  // `replaced_update_blob_id` ("" for none) as its
   // attributes-update blob, and names `update_blob_id` (which holds the new set, sealed under the
   // object's data key) instead; the one it replaces goes to garbage. Requiring the update the
   // caller read keeps the named updates' sequence numbers increasing, which is the order a rebuild
   // applies them in: of two racing changes, the one that read the older state is refused.
-  // NotFound if the key holds no object; FailedPrecondition if it holds another object, a rewrap
-  // moved its key or another change replaced the update meanwhile (the caller writes a new update
+  // NotFound if the key has no such version and no current object; FailedPrecondition if it has
+  // no such version but another current object, a rewrap moved its key or another change replaced
+  // the update meanwhile (the caller writes a new update
   // blob and tries again); Aborted if the bucket no longer exists. The caller removes
   // update_blob_id on any error.
   virtual Status SetObjectTags(const Bucket& bucket, const std::string& key, const std::string& object_id,

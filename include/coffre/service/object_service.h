@@ -285,9 +285,10 @@ class ObjectService {
   // Replaces the object's tag set (empty: removes its tags). The new set is first sealed in an
   // attributes-update blob under the object's data key (its use recorded as an unwrap), which the
   // catalog then names, so that a catalog rebuild finds it (blob_description.h); nothing changes
-  // on an error. NoSuchKey when the key holds no object.
-  SResult<Done> SetObjectTags(const catalog::Bucket& bucket, const std::string& key, const catalog::Tags& tags,
-                              const RequestInfo* request = nullptr);
+  // on an error. With `version_id`, of that version (errors as HeadObject's); else of the current
+  // object (NoSuchKey when the key has none). Returns the version's id as HeadObject reports it.
+  SResult<std::string> SetObjectTags(const catalog::Bucket& bucket, const std::string& key, const catalog::Tags& tags,
+                                     const RequestInfo* request = nullptr, const std::string& version_id = "");
   // A bucket's tag set, kept in the catalog alone (a rebuild does not bring it back); empty when
   // it has none.
   SResult<catalog::Tags> GetBucketTags(const catalog::Bucket& bucket);
