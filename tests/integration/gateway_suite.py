@@ -27,7 +27,7 @@ from upstreams import CephRgw, CoffreUpstream, missing_ceph_programs
 # The files that exercise the S3 surface and find their daemons by harness.Daemon alone; the others
 # look at the data directory's blob files or bring configurations of their own.
 SUITES = ["test_objects", "test_multipart", "test_multipart_checksums", "test_buckets_list", "test_bad_input", "test_clients",
-          "test_tagging"]
+          "test_tagging", "test_versioning"]
 # Coffre first: it starts in about a second and needs no Ceph.
 UPSTREAMS = ("coffre", "ceph")
 SKIPPED = 77

@@ -49,8 +49,8 @@ class ServiceKeyLifecycleTest : public test_support::ServiceStoresTest {
     ASSERT_OK(c);
   }
 
-  SResult<Bytes> Get(const catalog::Bucket& b, const std::string& key) {
-    auto r = service_->OpenObject(b, key);
+  SResult<Bytes> Get(const catalog::Bucket& b, const std::string& key, const std::string& version_id = "") {
+    auto r = service_->OpenObject(b, key, nullptr, version_id);
     if (!r.ok()) return r.error();
     Bytes out;
     Bytes buf(3000);
@@ -210,6 +210,34 @@ TEST_F(ServiceKeyLifecycleTest, RewrapMovesEveryDataKeyWithoutTouchingObjectData
   Bytes whole = part1;
   whole.insert(whole.end(), part2.begin(), part2.end());
   EXPECT_EQ(*Get(bucket_, "big"), whole);
+}
+
+// Noncurrent versions hold data keys too: a destruction waits for them, a rewrap moves them, and
+// they still open once the old version is gone.
+TEST_F(ServiceKeyLifecycleTest, NoncurrentVersionsAreCountedRewrappedAndStillReadable) {
+  ASSERT_OK(service_->UpdateBucketSettings(bucket_, {{std::string(kVersioningSetting), std::string("Enabled")}}));
+  bucket_ = *catalog_->GetBucket("dossiers");
+  Put(bucket_, "dossier", Pattern(5000, 1));
+  Put(bucket_, "dossier", Pattern(6000, 2));
+  ASSERT_OK(service_->DeleteObject(bucket_, "dossier"));  // a delete marker: no data key
+  auto versions = catalog_->ListObjectVersions(bucket_.id, {});
+  ASSERT_OK(versions);
+  ASSERT_EQ(versions->entries.size(), 3u);
+  const std::string newer = versions->entries[1].version->version_id();
+  const std::string older = versions->entries[2].version->version_id();
+  ASSERT_EQ(*keys_->RotateTenantKey(tenant_), 2u);
+
+  EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{1, 2}}));
+  ASSERT_THAT(service_->DestroyKeyVersion(tenant_, 1), StatusIs(Errc::kPreconditionFailed));
+  EXPECT_EQ(RewrapAll(1, 1), 2u);
+  EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{2, 2}}));
+  ASSERT_OK(service_->DestroyKeyVersion(tenant_, 1));
+
+  for (const auto& [version, data] : {std::pair{older, Pattern(5000, 1)}, std::pair{newer, Pattern(6000, 2)}}) {
+    auto got = Get(bucket_, "dossier", version);
+    ASSERT_OK(got) << version;
+    EXPECT_EQ(*got, data);
+  }
 }
 
 // Rewrap runs in the admin command, beside the daemon, over its own blob store on the same
