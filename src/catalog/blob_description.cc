@@ -27,6 +27,8 @@ std::string_view KindName(BlobDescription::Kind kind) {
       return "key_copies";
     case BlobDescription::Kind::kObjectUpdate:
       return "object_update";
+    case BlobDescription::Kind::kDeleteMarker:
+      return "delete_marker";
   }
   return "object";
 }
@@ -209,7 +211,9 @@ Bytes EncodeBlobDescription(const BlobDescription& d) {
     if (!d.tags.empty()) j["tags"] = EncodeAttributes(d.tags);
     if (!d.null_version) j["versioned"] = true;
   }
-  if (d.kind != BlobDescription::Kind::kObject) j["upload_id"] = d.upload_id;
+  if (d.kind == BlobDescription::Kind::kPart || d.kind == BlobDescription::Kind::kManifest) {
+    j["upload_id"] = d.upload_id;
+  }
   if (d.kind == BlobDescription::Kind::kPart) j["part_number"] = d.part_number;
   if (d.kind == BlobDescription::Kind::kManifest) {
     json parts = json::array();
@@ -237,6 +241,8 @@ Result<BlobDescription> DecodeBlobDescription(ByteView bytes) {
     d.kind = BlobDescription::Kind::kPart;
   } else if (kind == "manifest") {
     d.kind = BlobDescription::Kind::kManifest;
+  } else if (kind == "delete_marker") {
+    d.kind = BlobDescription::Kind::kDeleteMarker;
   } else if (kind == "key_copies") {
     return DecodeKeyCopies(j);
   } else if (kind == "object_update") {
@@ -262,7 +268,9 @@ Result<BlobDescription> DecodeBlobDescription(ByteView bytes) {
       d.null_version = !versioned;
     }
   }
-  if (d.kind != BlobDescription::Kind::kObject) COFFRE_RETURN_IF_ERROR(Field(j, "upload_id", d.upload_id));
+  if (d.kind == BlobDescription::Kind::kPart || d.kind == BlobDescription::Kind::kManifest) {
+    COFFRE_RETURN_IF_ERROR(Field(j, "upload_id", d.upload_id));
+  }
   if (d.kind == BlobDescription::Kind::kPart) {
     COFFRE_RETURN_IF_ERROR(Field(j, "part_number", d.part_number));
     COFFRE_RETURN_IF_ERROR(CheckPartNumber(d.part_number));

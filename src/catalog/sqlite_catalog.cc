@@ -952,8 +952,8 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
       return Status::InvalidArgument("catalog: invalid or repeated part number " + std::to_string(p.part_number));
     }
   }
-  if (rec.delete_marker && (!rec.parts.empty() || !rec.manifest_blob_id.empty() || !rec.update_blob_id.empty())) {
-    return Status::InvalidArgument("catalog: a delete marker names no blob");
+  if (rec.delete_marker && (!rec.parts.empty() || !rec.update_blob_id.empty())) {
+    return Status::InvalidArgument("catalog: a delete marker has no data");
   }
   COFFRE_RETURN_IF_ERROR(CheckBucketLocked(rec.bucket_id, rec.tenant_id, StatusCode::kAborted));
 
@@ -1008,9 +1008,10 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
         writer_->PrepareCached("INSERT INTO object_versions(bucket_id, key, version_order, object_id, null_version, "
                                "delete_marker, size, etag, last_modified, attributes, tenant_key_id, key_version, "
                                "wrapped_key, tenant_id, manifest_blob_id, tags, update_blob_id) "
-                               "VALUES(?, ?, ?, ?, ?, 1, 0, '', ?, '{}', X'', 0, X'', ?, '', '', '')"));
-    COFFRE_RETURN_IF_ERROR(
-        st.BindAll(rec.bucket_id, rec.key, order, rec.object_id, rec.null_version, rec.last_modified, rec.tenant_id));
+                               "VALUES(?, ?, ?, ?, ?, 1, 0, '', ?, '{}', ?, ?, ?, ?, ?, '', '')"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key, order, rec.object_id, rec.null_version, rec.last_modified,
+                                      rec.key_info.tenant_key_id, rec.key_info.tenant_key_version,
+                                      rec.key_info.wrapped_data_key, rec.tenant_id, rec.manifest_blob_id));
     return st.Run();
   }
   {

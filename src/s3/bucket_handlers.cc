@@ -279,7 +279,7 @@ asio::awaitable<void> DeleteObjects(RequestContext& ctx, const catalog::Bucket& 
         out.error = Error(ErrorCode::kNoSuchVersion);
       } else if (key.empty() || key.size() > 1024) {
         out.error = Error(key.empty() ? ErrorCode::kInvalidArgument : ErrorCode::kKeyTooLongError);
-      } else if (auto r = ctx.service().DeleteObject(bucket, key, version.value_or("")); !r.ok()) {
+      } else if (auto r = ctx.service().DeleteObject(bucket, key, version.value_or(""), &ctx.audit_request); !r.ok()) {
         if (r.error().code == service::Errc::kNoSuchBucket) {
           bucket_gone = ToS3Error(r.error());
           break;

@@ -412,7 +412,8 @@ asio::awaitable<void> HeadObject(RequestContext& ctx, const catalog::Bucket& buc
 asio::awaitable<void> DeleteObject(RequestContext& ctx, const catalog::Bucket& bucket) {
   auto version = RequestedVersion(ctx.route.query);
   if (!version.ok()) co_return co_await ctx.SendError(version.error());
-  auto r = co_await ctx.Committing([&] { return ctx.service().DeleteObject(bucket, ctx.route.key, *version); });
+  auto r = co_await ctx.Committing(
+      [&] { return ctx.service().DeleteObject(bucket, ctx.route.key, *version, &ctx.audit_request); });
   if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
   Headers headers;
   if (r->delete_marker) headers.emplace_back("x-amz-delete-marker", "true");

@@ -90,6 +90,7 @@ void Print(const service::RebuildReport& r, bool json) {
                                 {"buckets", r.buckets},
                                 {"objects", r.objects},
                                 {"multipart_objects", r.multipart_objects},
+                                {"delete_markers", r.delete_markers},
                                 {"superseded", r.superseded},
                                 {"object_updates", r.object_updates},
                                 {"unfinished_parts", r.unfinished_parts},
@@ -104,8 +105,8 @@ void Print(const service::RebuildReport& r, bool json) {
     return;
   }
   std::cout << "blobs: " << r.blobs << "; rebuilt " << r.buckets << " buckets and " << r.objects << " objects ("
-            << r.multipart_objects << " multipart; tags changed later on " << r.object_updates
-            << "); superseded objects and tag updates: " << r.superseded
+            << r.multipart_objects << " multipart; tags changed later on " << r.object_updates << ") and "
+            << r.delete_markers << " delete markers; superseded objects and tag updates: " << r.superseded
             << "; parts of uploads never completed: " << r.unfinished_parts << " (coffre fsck --repair removes both)\n"
             << "key-copies blobs: " << r.key_copy_blobs << "; blobs opened by a key copy (their own key version "
             << "destroyed): " << r.opened_by_key_copy << "\n";

@@ -53,6 +53,8 @@ int KindCode(BlobDescription::Kind kind) {
       return 3;
     case BlobDescription::Kind::kObjectUpdate:
       return 4;
+    case BlobDescription::Kind::kDeleteMarker:
+      return 5;
   }
   return 0;
 }
@@ -518,6 +520,13 @@ CREATE TABLE updates(
     COFFRE_ASSIGN_OR_RETURN(rec.key_info.wrapped_data_key,
                             keys_.WrapDataKey(d.tenant_id, f.header_key.tenant_key_version, data_key,
                                               internal::DataKeyAad(bucket.name, d.key, d.object_id)));
+    if (d.kind == BlobDescription::Kind::kDeleteMarker) {
+      rec.delete_marker = true;
+      rec.manifest_blob_id = f.blob_id;
+      COFFRE_RETURN_IF_ERROR(fresh_.PutDeleteMarker(rec));
+      ++report_.delete_markers;
+      return Status::Ok();
+    }
     if (d.kind == BlobDescription::Kind::kManifest) {
       rec.parts = d.parts;
       rec.manifest_blob_id = f.blob_id;

@@ -999,7 +999,7 @@ SResult<std::unique_ptr<ObjectReader>> ObjectService::OpenObject(const Bucket& b
 }
 
 SResult<DeleteOutcome> ObjectService::DeleteObject(const Bucket& bucket, const std::string& key,
-                                                   const std::string& version_id) {
+                                                   const std::string& version_id, const RequestInfo* request) {
   DeleteOutcome outcome;
   if (!version_id.empty()) {
     auto removed = catalog_.DeleteObjectVersion(bucket, key, version_id);
@@ -1026,12 +1026,52 @@ SResult<DeleteOutcome> ObjectService::DeleteObject(const Bucket& bucket, const s
   marker.last_modified = NowMillis();
   marker.null_version = versioning != kVersioningEnabled;
   marker.delete_marker = true;
+  auto described = WriteDeleteMarker(bucket, marker, request);
+  if (!described.ok()) return described.error();
+  marker.manifest_blob_id = *described;
+  if (auto fenced = KeepClearOfDestruction(bucket, key, marker.object_id, marker.key_info, {*described}, request);
+      !fenced.ok()) {
+    (void)blobs_.Remove(*described);  // never published
+    return fenced.error();
+  }
   Status st = catalog_.PutDeleteMarker(marker);
-  if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());
-  if (!st.ok()) return FromStatus(st);
+  if (!st.ok()) {
+    (void)blobs_.Remove(*described);  // never published
+    if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());
+    return FromStatus(st);
+  }
   outcome.version_id = marker.version_id();
   outcome.delete_marker = true;
   return outcome;
+}
+
+SResult<std::string> ObjectService::WriteDeleteMarker(const Bucket& bucket, catalog::ObjectRecord& marker,
+                                                      const RequestInfo* request) {
+  auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(bucket.name, marker.key, marker.object_id));
+  NoteKeyOperation(observer_, KeyOperation::kWrap, dk.ok());
+  audit::Event event =
+      internal::KeyEvent(audit::Operation::kDataKeyWrap, bucket, marker.key, marker.object_id,
+                         dk.ok() ? dk->tenant_key_id : Bytes(), dk.ok() ? dk->tenant_key_version : 0, request);
+  if (!dk.ok()) {
+    internal::RecordKeyFailure(audit_, event, dk.status());
+    return FromKeyStatus(dk.status());
+  }
+  if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
+  marker.key_info = ToKeyInfo(*dk);
+  catalog::BlobDescription d;
+  d.kind = catalog::BlobDescription::Kind::kDeleteMarker;
+  d.tenant_id = bucket.tenant_id;
+  d.bucket_id = bucket.id;
+  d.bucket_name = bucket.name;
+  d.key = marker.key;
+  d.object_id = marker.object_id;
+  d.last_modified = marker.last_modified;
+  d.sequence = NextWriteSequence();
+  d.null_version = marker.null_version;
+  const Bytes description = catalog::EncodeBlobDescription(d);
+  auto blob = blobs_.CreateBlob(DescribedBlobSize(description.size()));
+  if (!blob.ok()) return FromStatus(blob.status());
+  return SealDescribedBlob(**blob, bucket.tenant_id, marker.key_info, dk->key, description);
 }
 
 SResult<catalog::VersionListPage> ObjectService::ListObjectVersions(const Bucket& bucket,

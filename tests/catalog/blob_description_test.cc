@@ -44,6 +44,7 @@ void ExpectSame(const BlobDescription& a, const BlobDescription& b) {
   EXPECT_EQ(a.etag, b.etag);
   EXPECT_EQ(a.last_modified, b.last_modified);
   EXPECT_EQ(a.attributes, b.attributes);
+  EXPECT_EQ(a.null_version, b.null_version);
   ASSERT_EQ(a.parts.size(), b.parts.size());
   for (size_t i = 0; i < a.parts.size(); ++i) {
     EXPECT_EQ(a.parts[i].part_number, b.parts[i].part_number);
@@ -70,11 +71,25 @@ TEST(BlobDescriptionTest, EachKindRoundTrips) {
   manifest.etag = "d41d8cd98f00b204e9800998ecf8427e-2";
   manifest.parts = {{1, "aa11", 5 << 20, "e1", {{"x-amz-checksum-crc32c", "AAAAAA=="}}}, {2, "bb22", 17, "e2", {}}};
 
-  for (const BlobDescription& d : {object, part, manifest}) {
+  // A version of its own, and a delete marker (which has no data and no upload).
+  BlobDescription version = Object();
+  version.null_version = false;
+  BlobDescription marker = Object();
+  marker.kind = Kind::kDeleteMarker;
+  marker.size = 0;
+  marker.etag.clear();
+  marker.attributes.clear();
+  marker.null_version = false;
+
+  for (const BlobDescription& d : {object, part, manifest, version, marker}) {
     auto decoded = DecodeBlobDescription(EncodeBlobDescription(d));
     ASSERT_OK(decoded);
     ExpectSame(*decoded, d);
   }
+  // Only a version of its own says so: a null version's encoding is what it was before versions.
+  EXPECT_EQ(Text(EncodeBlobDescription(object)).find("versioned"), std::string::npos);
+  EXPECT_NE(Text(EncodeBlobDescription(version)).find("\"versioned\":true"), std::string::npos);
+  EXPECT_EQ(Text(EncodeBlobDescription(marker)).find("upload_id"), std::string::npos);
 }
 
 TEST(BlobDescriptionTest, KeyCopiesRoundTripAndNeedTheirCopies) {

@@ -346,13 +346,37 @@ TEST_F(VersionsTest, PutDeleteMarkerRefusesWhatIsNotAMarker) {
   ObjectRecord with_blob = Marker("k", "m1");
   with_blob.parts.push_back(ObjectPart{0, "blob-x", 1, "e", {}});
   EXPECT_THAT(cat_->PutDeleteMarker(with_blob), StatusIs(StatusCode::kInvalidArgument));
-  ObjectRecord with_manifest = Marker("k", "m1");
-  with_manifest.manifest_blob_id = "manifest-x";
-  EXPECT_THAT(cat_->PutDeleteMarker(with_manifest), StatusIs(StatusCode::kInvalidArgument));
+  ObjectRecord with_update = Marker("k", "m1");
+  with_update.update_blob_id = "update-x";
+  EXPECT_THAT(cat_->PutDeleteMarker(with_update), StatusIs(StatusCode::kInvalidArgument));
   ObjectRecord other_tenant = Marker("k", "m1");
   other_tenant.tenant_id = "t2";
   EXPECT_THAT(cat_->PutDeleteMarker(other_tenant), StatusIs(StatusCode::kAborted));
   EXPECT_TRUE(Versions().empty());
+}
+
+// A delete marker described by a blob under a data key of its own: the key is counted and walked
+// like an object's, and the blob is referenced until the marker goes.
+TEST_F(VersionsTest, ADescribedDeleteMarkerHoldsItsKeyAndBlob) {
+  ASSERT_OK(cat_->PutObject(Single("k", "v1")));
+  ObjectRecord marker = Marker("k", "m1");
+  marker.key_info = KeyInfo{kKeyId, 3, Bytes(60, 0x33)};
+  marker.manifest_blob_id = "marker-m1";
+  ASSERT_OK(cat_->PutDeleteMarker(marker));
+  ExpectVersion("k", "m1", marker);
+  EXPECT_EQ(*cat_->CountKeyVersions(kKeyId), (std::map<uint32_t, uint64_t>{{1, 1}, {3, 1}}));
+  WrappedKeyCursor cursor;
+  auto rows = cat_->ListWrappedKeys(kKeyId, 3, &cursor, 10);
+  ASSERT_OK(rows);
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].object_id, "m1");
+  EXPECT_EQ((*rows)[0].blob_ids, (std::vector<std::string>{"marker-m1"}));
+  EXPECT_TRUE(Referenced("marker-m1"));
+  EXPECT_EQ(BlobIds(BlobRefSource::kManifests), (std::vector<std::string>{"marker-m1"}));
+  auto removed = cat_->DeleteObjectVersion(bucket_, "k", "m1");
+  ASSERT_OK(removed);
+  EXPECT_TRUE(removed->delete_marker);
+  EXPECT_TRUE(Garbage().contains("marker-m1"));
 }
 
 // --- 5. DeleteObjectVersion -----------------------------------------------------------------------

@@ -30,6 +30,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   (void)coffre::s3::ParseCreateBucketConfiguration(xml);
   (void)coffre::s3::ParseTagging(xml);
+  (void)coffre::s3::ParseServerSideEncryptionConfiguration(xml);
+  auto versioning = coffre::s3::ParseVersioningConfiguration(xml);
+  if (versioning.ok() && versioning->status != "Enabled" && versioning->status != "Suspended") {
+    std::abort();
+  }
 
   // What the writers make of hostile text must stay well-formed: escaping is total.
   const std::string escaped = coffre::s3::XmlEscape(xml);

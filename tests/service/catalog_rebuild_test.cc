@@ -217,8 +217,9 @@ TEST_F(CatalogRebuildTest, WritesOfAKeyWithinOneMillisecondKeepTheirOrder) {
   EXPECT_EQ(GetFrom(rebuilt, *bucket, "same"), Pattern(119, 7));
 }
 
-// A versioned bucket's versions come back in their order, the null version written before
-// versioning among them; a null version overwritten while versioning was suspended does not.
+// A versioned bucket's versions and delete markers come back in their order, the null version
+// written before versioning among them; a null version overwritten while versioning was suspended
+// does not.
 TEST_F(CatalogRebuildTest, EveryVersionOfAVersionedBucketComesBack) {
   Put("dossier", Pattern(100, 1));  // the null version, overwritten later while suspended
   ASSERT_OK(service_->UpdateBucketSettings(bucket_, {{std::string(kVersioningSetting), std::string("Enabled")}}));
@@ -231,16 +232,21 @@ TEST_F(CatalogRebuildTest, EveryVersionOfAVersionedBucketComesBack) {
   ASSERT_OK(service_->UpdateBucketSettings(bucket_, {{std::string(kVersioningSetting), std::string("Enabled")}}));
   bucket_ = *catalog_->GetBucket("dossiers");
   Put("dossier", Pattern(500, 5));
+  // A deleted key: its delete marker comes back and keeps it deleted.
+  Put("closed", Pattern(600, 6));
+  ASSERT_OK(service_->DeleteObject(bucket_, "closed"));
   auto before = catalog_->ListObjectVersions(bucket_.id, {});
   ASSERT_OK(before);
-  ASSERT_EQ(before->entries.size(), 4u);
+  ASSERT_EQ(before->entries.size(), 6u);
+  ASSERT_TRUE(before->entries[0].version->delete_marker);
   // A noncurrent version's tags, changed after it was written, come back with it.
-  const std::string tagged = before->entries[2].version->version_id();
+  const std::string tagged = before->entries[4].version->version_id();
   ASSERT_OK(service_->SetObjectTags(bucket_, "dossier", {{"state", "archived"}}, nullptr, tagged));
 
   auto report = LoseAndRebuild();
   ASSERT_OK(report);
-  EXPECT_EQ(report->objects, 4u);
+  EXPECT_EQ(report->objects, 5u);
+  EXPECT_EQ(report->delete_markers, 1u);
   EXPECT_EQ(report->superseded, 1u);
   auto bucket = fresh_->GetBucket("dossiers");
   ASSERT_OK(bucket);
@@ -251,8 +257,10 @@ TEST_F(CatalogRebuildTest, EveryVersionOfAVersionedBucketComesBack) {
     SCOPED_TRACE(i);
     EXPECT_EQ(after->entries[i].version->version_id(), before->entries[i].version->version_id());
     EXPECT_EQ(after->entries[i].version->etag, before->entries[i].version->etag);
+    EXPECT_EQ(after->entries[i].version->delete_marker, before->entries[i].version->delete_marker);
     EXPECT_EQ(after->entries[i].is_latest, before->entries[i].is_latest);
   }
+  EXPECT_THAT(fresh_->GetObject(bucket->id, "closed").status(), test_support::StatusIs(StatusCode::kNotFound));
   ObjectService rebuilt(*fresh_, *keys_, *blobs_, options_);
   EXPECT_EQ(GetFrom(rebuilt, *bucket, "dossier"), Pattern(500, 5));
   auto null_version = rebuilt.OpenObject(*bucket, "dossier", nullptr, std::string(catalog::kNullVersionId));

@@ -212,14 +212,14 @@ TEST_F(ServiceKeyLifecycleTest, RewrapMovesEveryDataKeyWithoutTouchingObjectData
   EXPECT_EQ(*Get(bucket_, "big"), whole);
 }
 
-// Noncurrent versions hold data keys too: a destruction waits for them, a rewrap moves them, and
-// they still open once the old version is gone.
+// Noncurrent versions and delete markers hold data keys too: a destruction waits for them, a
+// rewrap moves them, and they still open once the old version is gone.
 TEST_F(ServiceKeyLifecycleTest, NoncurrentVersionsAreCountedRewrappedAndStillReadable) {
   ASSERT_OK(service_->UpdateBucketSettings(bucket_, {{std::string(kVersioningSetting), std::string("Enabled")}}));
   bucket_ = *catalog_->GetBucket("dossiers");
   Put(bucket_, "dossier", Pattern(5000, 1));
   Put(bucket_, "dossier", Pattern(6000, 2));
-  ASSERT_OK(service_->DeleteObject(bucket_, "dossier"));  // a delete marker: no data key
+  ASSERT_OK(service_->DeleteObject(bucket_, "dossier"));  // a delete marker, described by a blob
   auto versions = catalog_->ListObjectVersions(bucket_.id, {});
   ASSERT_OK(versions);
   ASSERT_EQ(versions->entries.size(), 3u);
@@ -227,10 +227,10 @@ TEST_F(ServiceKeyLifecycleTest, NoncurrentVersionsAreCountedRewrappedAndStillRea
   const std::string older = versions->entries[2].version->version_id();
   ASSERT_EQ(*keys_->RotateTenantKey(tenant_), 2u);
 
-  EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{1, 2}}));
+  EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{1, 3}}));
   ASSERT_THAT(service_->DestroyKeyVersion(tenant_, 1), StatusIs(Errc::kPreconditionFailed));
-  EXPECT_EQ(RewrapAll(1, 1), 2u);
-  EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{2, 2}}));
+  EXPECT_EQ(RewrapAll(1, 1), 3u);
+  EXPECT_EQ(*service_->CountKeyReferences(tenant_), (std::map<uint32_t, uint64_t>{{2, 3}}));
   ASSERT_OK(service_->DestroyKeyVersion(tenant_, 1));
 
   for (const auto& [version, data] : {std::pair{older, Pattern(5000, 1)}, std::pair{newer, Pattern(6000, 2)}}) {

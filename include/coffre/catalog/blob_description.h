@@ -4,10 +4,11 @@
 // the blob format, docs/FORMAT.md), so that the blobs in a store and the keystore are enough to
 // rebuild a lost catalog. The encoding is versioned JSON (docs/FORMAT.md, "Blob descriptions").
 //
-// Five kinds: the only blob of a single-PUT object; one part of a multipart upload; the manifest a
-// Complete writes, which names the parts that make the object, in order; the key copies a rewrap
-// writes; and an object's attributes update. The key that opens a blob (tenant key id and version,
-// wrapped data key) is in the blob's header, not here.
+// Six kinds: the only blob of a single-PUT object; one part of a multipart upload; the manifest a
+// Complete writes, which names the parts that make the object, in order; a delete marker of a
+// versioned bucket (an empty blob sealed under a data key of its own, so that a rebuild finds the
+// marker too); the key copies a rewrap writes; and an object's attributes update. The key that opens a blob (tenant key
+// id and version, wrapped data key) is in the blob's header, not here.
 //
 // Attributes updates: what may change on an object after it was written without rewriting its
 // data (today its tags; retention and legal hold are meant to join them) is sealed, whole, in a
@@ -42,23 +43,23 @@ struct KeyCopy {
 };
 
 struct BlobDescription {
-  enum class Kind { kObject, kPart, kManifest, kKeyCopies, kObjectUpdate };
+  enum class Kind { kObject, kPart, kManifest, kKeyCopies, kObjectUpdate, kDeleteMarker };
   Kind kind = Kind::kObject;
   std::string tenant_id;
   int64_t bucket_id = 0;
   std::string bucket_name;
   std::string key;
-  std::string object_id;     // objects, manifests and updates: the object's id; parts: ""
+  std::string object_id;     // objects, manifests, delete markers and updates: the object's id; parts: ""
   std::string upload_id;     // parts and manifests: the multipart upload's id; objects: ""
   uint32_t part_number = 0;  // parts: 1..10000; otherwise 0
   uint64_t size = 0;         // plaintext bytes (a manifest: the whole object's)
   std::string etag;          // unquoted
   UnixMillis last_modified = 0;
-  // Objects and manifests: orders writes of one key made within the same millisecond (see
+  // Objects, manifests and delete markers: orders writes of one key made within the same millisecond (see
   // ObjectService::NextWriteSequence); 0 in descriptions written before it existed. Updates: orders
   // the updates of one object (always set).
   uint64_t sequence = 0;
-  // Objects and manifests: whether the object is its key's null version (catalog.h, "Versions"),
+  // Objects, manifests and delete markers: whether it is its key's null version (catalog.h, "Versions"),
   // as every object written before versions existed is; only a version of its own is encoded.
   bool null_version = true;
   // Objects and manifests: the tags given when the object was written (absent from the encoding

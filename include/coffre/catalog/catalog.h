@@ -94,7 +94,8 @@ struct ObjectRecord {
   KeyInfo key_info;
   std::vector<ObjectPart> parts;
   // A completed multipart upload's manifest blob (docs/FORMAT.md), removed with the object; ""
-  // for a single-PUT object and for uploads completed before manifests were written.
+  // for a single-PUT object and for uploads completed before manifests were written. A delete
+  // marker's: the blob that describes it.
   std::string manifest_blob_id;
   Tags tags;  // loaded by GetObject, not by listings
   // The object's newest attributes-update blob (docs/FORMAT.md, "object_update"): what a rebuild
@@ -104,7 +105,8 @@ struct ObjectRecord {
   // The key's null version (see "Versions" above), whose version id is kNullVersionId.
   bool null_version = true;
   // A delete marker: a version that says the key was deleted. It has an object id (its version id)
-  // and a last_modified, and nothing else: no data, no data key.
+  // and a last_modified, and no data; the data key of the blob that describes it (in
+  // manifest_blob_id) when it has one.
   bool delete_marker = false;
 
   std::string version_id() const { return null_version ? std::string(kNullVersionId) : object_id; }
@@ -296,9 +298,9 @@ class Catalog {
   // was never enabled). NotFound if absent; Aborted if the bucket (bucket.id, bucket.tenant_id) no
   // longer exists. The object's blobs go to garbage.
   virtual Status DeleteObject(const Bucket& bucket, const std::string& key) = 0;
-  // Adds `marker` (a delete marker: bucket, tenant, key, object id, last_modified, null_version)
-  // as the key's latest version, which the current object, if any, leaves as PutObject describes.
-  // Aborted as PutObject.
+  // Adds `marker` (a delete marker: bucket, tenant, key, object id, last_modified, null_version,
+  // and the key and id of the blob that describes it, if any) as the key's latest version, which the current object, if
+  // any, leaves as PutObject describes. Aborted as PutObject.
   virtual Status PutDeleteMarker(const ObjectRecord& marker) = 0;
   // Removes one version of the key for good and returns it (without parts). When it was the
   // latest, the newest remaining version becomes the latest, and the current object if it is not

@@ -43,6 +43,7 @@ struct RebuildReport {
   uint64_t buckets = 0;                 // created in the new catalog
   uint64_t objects = 0;                 // rows written, multipart ones included
   uint64_t multipart_objects = 0;       // of which from a manifest
+  uint64_t delete_markers = 0;          // delete markers of versioned buckets, written besides
   uint64_t superseded = 0;              // null versions older than the one kept for their key, and attributes
                                         // updates not applied (garbage for fsck)
   uint64_t object_updates = 0;          // attributes-update blobs applied (tags changed after the write)

@@ -277,8 +277,10 @@ class ObjectService {
   // missing key succeeds), and adds a delete marker otherwise (a null one when versioning is
   // suspended, which replaces the key's null version). With it: removes that version for good
   // (one that does not exist is already deleted: success).
+  // A delete marker is described by a blob of its own under a data key of its own (recorded as a
+  // wrap), so that a catalog rebuild finds it.
   SResult<DeleteOutcome> DeleteObject(const catalog::Bucket& bucket, const std::string& key,
-                                      const std::string& version_id = "");
+                                      const std::string& version_id = "", const RequestInfo* request = nullptr);
   // Versions and delete markers, by key and then newest first.
   SResult<catalog::VersionListPage> ListObjectVersions(const catalog::Bucket& bucket,
                                                        const catalog::VersionListQuery& query);
@@ -407,6 +409,10 @@ class ObjectService {
   // The object HeadObject and OpenObject describe, with their errors.
   SResult<catalog::ObjectRecord> FindObject(const catalog::Bucket& bucket, const std::string& key,
                                             const std::string& version_id);
+  // Wraps a new data key for `marker` (into its key_info) and writes the blob that describes it
+  // (an empty version 2 blob sealed under that key); returns the blob's id.
+  SResult<std::string> WriteDeleteMarker(const catalog::Bucket& bucket, catalog::ObjectRecord& marker,
+                                         const RequestInfo* request);
   // Writes the blob that describes a completed multipart object and names its parts (an empty
   // version 2 blob sealed under the object's data key) and returns its id.
   SResult<std::string> WriteManifest(const catalog::Bucket& bucket, const catalog::ObjectRecord& rec,
