@@ -463,9 +463,10 @@ class ReaderPool {
 
 // Bucket rows by name. Every request looks its bucket up, and a bucket row rarely changes: it is
 // created, deleted, and its settings are changed. This process's deletions and changes drop the
-// cache when they end; another process's (`coffre tenant shred` beside the daemon) are seen once an entry is
-// BucketCache::kTtl old, the window in which the daemon also sees the CLI's keystore changes
-// (docs/KEYS.md). Lookups that find no bucket are not cached, so a new bucket is seen at once.
+// cache when they end; another process's (`coffre tenant shred` beside the daemon) are seen once
+// an entry is BucketCache::kTtl old, the window in which the daemon also sees the CLI's keystore
+// changes (docs/KEYS.md). Lookups that find no bucket are not cached, so a new bucket is seen at
+// once.
 class BucketCache {
  public:
   static constexpr std::chrono::seconds kTtl{1};
@@ -518,8 +519,8 @@ class BucketCache {
   uint64_t generation_ = 0;                         // guarded by mu_
 };
 
-// Drops the bucket cache when a write that may delete or change buckets ends, committed or not. Declared
-// before the write's transaction, so that it runs after the commit.
+// Drops the bucket cache when a write that may delete or change buckets ends, committed or not.
+// Declared before the write's transaction, so that it runs after the commit.
 class InvalidateOnExit {
  public:
   explicit InvalidateOnExit(BucketCache& cache) : cache_(cache) {}
