@@ -618,6 +618,20 @@ class RecordedBeforeRelease final : public ObjectReader {
 // ---------------------------------------------------------------------------------------------
 // Reader: decrypts only the segments that cover the requested range.
 
+// A description of kind `kind` naming the object version `rec` in `bucket`: the fields every blob
+// that describes a version carries; the caller adds its own.
+catalog::BlobDescription DescriptionOf(catalog::BlobDescription::Kind kind, const Bucket& bucket,
+                                       const catalog::ObjectRecord& rec) {
+  catalog::BlobDescription d;
+  d.kind = kind;
+  d.tenant_id = bucket.tenant_id;
+  d.bucket_id = bucket.id;
+  d.bucket_name = bucket.name;
+  d.key = rec.key;
+  d.object_id = rec.object_id;
+  return d;
+}
+
 // What the protocol layer is told of the object `rec`, reported with `version_id`.
 ObjectInfo InfoOf(const catalog::ObjectRecord& rec, std::string version_id) {
   ObjectInfo info;
@@ -1058,13 +1072,7 @@ SResult<std::string> ObjectService::WriteDeleteMarker(const Bucket& bucket, cata
   }
   if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
   marker.key_info = ToKeyInfo(*dk);
-  catalog::BlobDescription d;
-  d.kind = catalog::BlobDescription::Kind::kDeleteMarker;
-  d.tenant_id = bucket.tenant_id;
-  d.bucket_id = bucket.id;
-  d.bucket_name = bucket.name;
-  d.key = marker.key;
-  d.object_id = marker.object_id;
+  catalog::BlobDescription d = DescriptionOf(catalog::BlobDescription::Kind::kDeleteMarker, bucket, marker);
   d.last_modified = marker.last_modified;
   d.sequence = NextWriteSequence();
   d.null_version = marker.null_version;
@@ -1321,13 +1329,7 @@ SResult<std::string> ObjectService::WriteUnderObjectKey(const Bucket& bucket, co
 
 SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const catalog::ObjectRecord& rec,
                                                   const RequestInfo* request) {
-  catalog::BlobDescription d;
-  d.kind = catalog::BlobDescription::Kind::kManifest;
-  d.tenant_id = bucket.tenant_id;
-  d.bucket_id = bucket.id;
-  d.bucket_name = bucket.name;
-  d.key = rec.key;
-  d.object_id = rec.object_id;
+  catalog::BlobDescription d = DescriptionOf(catalog::BlobDescription::Kind::kManifest, bucket, rec);
   d.upload_id = rec.object_id;  // a completed upload's object keeps the upload's id
   d.size = rec.size;
   d.etag = rec.etag;
@@ -1342,13 +1344,7 @@ SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const ca
 
 SResult<std::string> ObjectService::WriteObjectUpdate(const Bucket& bucket, const catalog::ObjectRecord& rec,
                                                       const catalog::Tags& tags, const RequestInfo* request) {
-  catalog::BlobDescription d;
-  d.kind = catalog::BlobDescription::Kind::kObjectUpdate;
-  d.tenant_id = bucket.tenant_id;
-  d.bucket_id = bucket.id;
-  d.bucket_name = bucket.name;
-  d.key = rec.key;
-  d.object_id = rec.object_id;
+  catalog::BlobDescription d = DescriptionOf(catalog::BlobDescription::Kind::kObjectUpdate, bucket, rec);
   d.sequence = NextWriteSequence();
   d.last_modified = NowMillis();
   d.tags = tags;
