@@ -197,7 +197,11 @@ asio::awaitable<void> UploadPartCopy(RequestContext& ctx, const catalog::Bucket&
   CopyResult doc;
   doc.etag = result->etag;
   doc.last_modified = FromUnixMillis(result->last_modified);
-  co_await ctx.SendXml(bhttp::status::ok, CopyPartResultDocument(doc), EncryptionHeaders());
+  Headers headers = EncryptionHeaders();
+  if (const std::string& version = source->reader->info().version_id; !version.empty()) {
+    headers.emplace_back("x-amz-copy-source-version-id", version);
+  }
+  co_await ctx.SendXml(bhttp::status::ok, CopyPartResultDocument(doc), headers);
 }
 
 asio::awaitable<void> CompleteMultipartUpload(RequestContext& ctx, const catalog::Bucket& bucket) {

@@ -829,6 +829,20 @@ class VersioningTest(CoffreTestCase):
         got = self.s3.get_object(Bucket=bucket, Key="mp", VersionId=vid, PartNumber=2)
         self.assertEqual(got["Body"].read(), parts[1])
 
+    def test_upload_part_copy_from_a_version(self):
+        bucket = self.versioned_bucket()
+        old = gen_bytes(5 * MiB + 10, seed=103)
+        v1 = self.put(bucket, "src", old)
+        self.put(bucket, "src", b"the current one")
+        uid = self.s3_req.create_multipart_upload(Bucket=bucket, Key="dst")["UploadId"]
+        r = self.s3_req.upload_part_copy(Bucket=bucket, Key="dst", UploadId=uid, PartNumber=1,
+                                         CopySource={"Bucket": bucket, "Key": "src", "VersionId": v1})
+        self.assertEqual(r["CopySourceVersionId"], v1)
+        c = self.s3_req.complete_multipart_upload(
+            Bucket=bucket, Key="dst", UploadId=uid,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": r["CopyPartResult"]["ETag"]}]})
+        self.assertEqual(self.get_bytes(bucket, "dst", VersionId=c["VersionId"]), old)
+
     # ---------------------------------------------------------------------------------------
     # 11. DeleteObjects
     # ---------------------------------------------------------------------------------------
