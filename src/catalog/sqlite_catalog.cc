@@ -1283,20 +1283,21 @@ Result<ObjectRecord> SqliteCatalog::DeleteObjectVersion(const Bucket& bucket, co
 Result<VersionListPage> SqliteCatalog::ListObjectVersions(int64_t bucket_id, const VersionListQuery& query) {
   // The current objects and the noncurrent versions, merged in one order: by key, then newest
   // first (a current object sorts before every noncurrent version of its key).
-  static const std::string kMerged = [] {
-    std::string current = std::string("SELECT ").append(kObjectColumns);
-    current.append(", 0 AS delete_marker, 9223372036854775807 AS version_order FROM objects WHERE bucket_id = ?1");
-    std::string noncurrent = std::string("SELECT ").append(kVersionColumns);
-    noncurrent.append(" FROM object_versions WHERE bucket_id = ?1");
-    return current + " AND key %1$s ?2 UNION ALL " + noncurrent + " AND key %1$s ?2 ORDER BY key, version_order DESC";
-  }();
-  auto with_bound = [](std::string_view op) {
-    std::string sql = kMerged;
-    for (size_t at; (at = sql.find("%1$s")) != std::string::npos;) sql.replace(at, 4, op);
-    return sql;
+  // `bound` is the comparison of the scan's start: ">" or ">=".
+  auto merged = [](std::string_view bound) {
+    const std::string key_from = std::string(" AND key ").append(bound).append(" ?2");
+    return std::string("SELECT ")
+        .append(kObjectColumns)
+        .append(", 0 AS delete_marker, 9223372036854775807 AS version_order FROM objects WHERE bucket_id = ?1")
+        .append(key_from)
+        .append(" UNION ALL SELECT ")
+        .append(kVersionColumns)
+        .append(" FROM object_versions WHERE bucket_id = ?1")
+        .append(key_from)
+        .append(" ORDER BY key, version_order DESC");
   };
-  static const std::string kMergedAfter = with_bound(">");
-  static const std::string kMergedFrom = with_bound(">=");
+  static const std::string kMergedAfter = merged(">");
+  static const std::string kMergedFrom = merged(">=");
 
   COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
