@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -357,6 +358,45 @@ Status AppendObjectParts(Statement& st, std::vector<ObjectPart>& parts) {
     COFFRE_ASSIGN_OR_RETURN(p.attributes, DecodeAttributes(st.ColumnTextView(4)));
     parts.push_back(std::move(p));
   }
+}
+
+// One version of a key as FindVersion found it (without its parts): the current object, or the
+// noncurrent version `order`.
+struct FoundVersion {
+  ObjectRecord rec;
+  bool noncurrent = false;
+  int64_t order = 0;
+};
+
+// Looks up one version of the key on `conn` by version id (kNullVersionId for the null version,
+// "" for the latest): the current object first, which is the latest when there is one, then the
+// noncurrent versions. nullopt when the key has no such version.
+Result<std::optional<FoundVersion>> FindVersion(Connection& conn, int64_t bucket_id, const std::string& key,
+                                                const std::string& version_id) {
+  const bool latest = version_id.empty();
+  const bool null_id = version_id == kNullVersionId;
+  const char* which = latest ? "" : null_id ? " AND null_version = 1" : " AND null_version = 0 AND object_id = ?3";
+  for (const bool noncurrent : {false, true}) {
+    std::string sql = std::string("SELECT ")
+                          .append(noncurrent ? kVersionColumns : kObjectColumns)
+                          .append(noncurrent ? " FROM object_versions" : " FROM objects")
+                          .append(" WHERE bucket_id = ?1 AND key = ?2")
+                          .append(which);
+    if (noncurrent && latest) sql.append(" ORDER BY version_order DESC LIMIT 1");
+    COFFRE_ASSIGN_OR_RETURN(Statement st, conn.PrepareCached(sql));
+    COFFRE_RETURN_IF_ERROR(latest || null_id ? st.BindAll(bucket_id, key) : st.BindAll(bucket_id, key, version_id));
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) continue;
+    FoundVersion found;
+    found.noncurrent = noncurrent;
+    if (noncurrent) {
+      COFFRE_ASSIGN_OR_RETURN(found.rec, ReadVersion(st, bucket_id, &found.order));
+    } else {
+      COFFRE_ASSIGN_OR_RETURN(found.rec, ReadObject(st, bucket_id));
+    }
+    return std::optional<FoundVersion>(std::move(found));
+  }
+  return std::optional<FoundVersion>();
 }
 
 // Walks one bucket's keys in order from `start`, rolling keys up into common prefixes, and
@@ -1173,47 +1213,20 @@ Result<ObjectRecord> SqliteCatalog::GetObject(int64_t bucket_id, const std::stri
 Result<ObjectRecord> SqliteCatalog::GetObjectVersion(int64_t bucket_id, const std::string& key,
                                                      const std::string& version_id) {
   COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  // One snapshot for the row and its parts.
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
-  const std::string current =
-      std::string("SELECT ").append(kObjectColumns).append(" FROM objects WHERE bucket_id = ?1 AND key = ?2");
-  const std::string noncurrent =
-      std::string("SELECT ").append(kVersionColumns).append(" FROM object_versions WHERE bucket_id = ?1 AND key = ?2");
-  const bool null_id = version_id == kNullVersionId;
-  // The current object first: it is the latest version when there is one.
-  {
-    COFFRE_ASSIGN_OR_RETURN(Statement st,
-                            conn->PrepareCached(version_id.empty() ? current
-                                                : null_id          ? current + " AND null_version = 1"
-                                                          : current + " AND null_version = 0 AND object_id = ?3"));
-    COFFRE_RETURN_IF_ERROR(version_id.empty() || null_id ? st.BindAll(bucket_id, key)
-                                                         : st.BindAll(bucket_id, key, version_id));
-    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (row) {
-      COFFRE_ASSIGN_OR_RETURN(ObjectRecord rec, ReadObject(st, bucket_id));
-      COFFRE_ASSIGN_OR_RETURN(Statement parts,
-                              conn->PrepareCached("SELECT part_number, blob_id, size, etag, attributes FROM "
-                                                  "object_parts WHERE bucket_id = ? AND key = ? ORDER BY part_number"));
-      COFFRE_RETURN_IF_ERROR(parts.BindAll(bucket_id, key));
-      COFFRE_RETURN_IF_ERROR(AppendObjectParts(parts, rec.parts));
-      return rec;
-    }
-  }
-  COFFRE_ASSIGN_OR_RETURN(Statement st,
-                          conn->PrepareCached(version_id.empty() ? noncurrent + " ORDER BY version_order DESC LIMIT 1"
-                                              : null_id          ? noncurrent + " AND null_version = 1"
-                                                        : noncurrent + " AND null_version = 0 AND object_id = ?3"));
-  COFFRE_RETURN_IF_ERROR(version_id.empty() || null_id ? st.BindAll(bucket_id, key)
-                                                       : st.BindAll(bucket_id, key, version_id));
-  COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-  if (!row) return Status::NotFound("catalog: no such version");
-  int64_t order = 0;
-  COFFRE_ASSIGN_OR_RETURN(ObjectRecord rec, ReadVersion(st, bucket_id, &order));
-  COFFRE_ASSIGN_OR_RETURN(Statement parts, conn->PrepareCached("SELECT part_number, blob_id, size, etag, attributes "
-                                                               "FROM version_parts WHERE bucket_id = ? AND key = ? "
-                                                               "AND version_order = ? ORDER BY part_number"));
-  COFFRE_RETURN_IF_ERROR(parts.BindAll(bucket_id, key, order));
-  COFFRE_RETURN_IF_ERROR(AppendObjectParts(parts, rec.parts));
-  return rec;
+  COFFRE_ASSIGN_OR_RETURN(std::optional<FoundVersion> found, FindVersion(*conn, bucket_id, key, version_id));
+  if (!found) return Status::NotFound("catalog: no such version");
+  COFFRE_ASSIGN_OR_RETURN(
+      Statement parts,
+      conn->PrepareCached(found->noncurrent ? "SELECT part_number, blob_id, size, etag, attributes FROM version_parts "
+                                              "WHERE bucket_id = ?1 AND key = ?2 AND version_order = ?3 "
+                                              "ORDER BY part_number"
+                                            : "SELECT part_number, blob_id, size, etag, attributes FROM object_parts "
+                                              "WHERE bucket_id = ?1 AND key = ?2 AND ?3 = ?3 ORDER BY part_number"));
+  COFFRE_RETURN_IF_ERROR(parts.BindAll(bucket_id, key, found->order));
+  COFFRE_RETURN_IF_ERROR(AppendObjectParts(parts, found->rec.parts));
+  return std::move(found->rec);
 }
 
 Status SqliteCatalog::DeleteObject(const Bucket& bucket, const std::string& key) {
@@ -1239,40 +1252,15 @@ Result<ObjectRecord> SqliteCatalog::DeleteObjectVersion(const Bucket& bucket, co
   ObjectRecord removed;
   Status st = WriteGrouped([&]() -> Status {
     COFFRE_RETURN_IF_ERROR(CheckBucketLocked(bucket.id, bucket.tenant_id, StatusCode::kAborted));
-    const bool null_id = version_id == kNullVersionId;
+    COFFRE_ASSIGN_OR_RETURN(std::optional<FoundVersion> found, FindVersion(*writer_, bucket.id, key, version_id));
+    if (!found) return Status::NotFound("catalog: no such version");
     std::vector<std::string> unlinked;
-    bool found = false;
-    {
-      const std::string sql =
-          std::string("SELECT ").append(kObjectColumns).append(" FROM objects WHERE bucket_id = ?1 AND key = ?2");
-      COFFRE_ASSIGN_OR_RETURN(Statement cur, writer_->PrepareCached(null_id ? sql + " AND null_version = 1"
-                                                                            : sql + " AND null_version = 0 AND "
-                                                                                    "object_id = ?3"));
-      COFFRE_RETURN_IF_ERROR(null_id ? cur.BindAll(bucket.id, key) : cur.BindAll(bucket.id, key, version_id));
-      COFFRE_ASSIGN_OR_RETURN(found, cur.Step());
-      if (found) {
-        COFFRE_ASSIGN_OR_RETURN(removed, ReadObject(cur, bucket.id));
-      }
-    }
-    if (found) {
-      COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(bucket.id, key, &unlinked));
+    if (found->noncurrent) {
+      COFFRE_RETURN_IF_ERROR(RemoveVersionLocked(bucket.id, key, found->order, &unlinked));
     } else {
-      const std::string sql = std::string("SELECT ")
-                                  .append(kVersionColumns)
-                                  .append(
-                                      " FROM object_versions WHERE "
-                                      "bucket_id = ?1 AND key = ?2");
-      COFFRE_ASSIGN_OR_RETURN(Statement old, writer_->PrepareCached(null_id ? sql + " AND null_version = 1"
-                                                                            : sql + " AND null_version = 0 AND "
-                                                                                    "object_id = ?3"));
-      COFFRE_RETURN_IF_ERROR(null_id ? old.BindAll(bucket.id, key) : old.BindAll(bucket.id, key, version_id));
-      COFFRE_ASSIGN_OR_RETURN(bool row, old.Step());
-      if (!row) return Status::NotFound("catalog: no such version");
-      int64_t order = 0;
-      COFFRE_ASSIGN_OR_RETURN(removed, ReadVersion(old, bucket.id, &order));
-      old.Reset();
-      COFFRE_RETURN_IF_ERROR(RemoveVersionLocked(bucket.id, key, order, &unlinked));
+      COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(bucket.id, key, &unlinked));
     }
+    removed = std::move(found->rec);
     COFFRE_RETURN_IF_ERROR(PromoteNewestLocked(bucket.id, key));
     return RecordGarbageLocked(unlinked);
   });
@@ -1318,20 +1306,11 @@ Result<VersionListPage> SqliteCatalog::ListObjectVersions(int64_t bucket_id, con
   // gone, has none on the page.
   if (!query.key_marker.empty() && !query.version_id_marker.empty() && query.key_marker.starts_with(query.prefix) &&
       !CommonPrefixLength(query.key_marker, query.prefix, query.delimiter)) {
+    COFFRE_ASSIGN_OR_RETURN(std::optional<FoundVersion> marker,
+                            FindVersion(*conn, bucket_id, query.key_marker, query.version_id_marker));
+    // The current object sorts before every noncurrent version of its key.
     std::optional<int64_t> marker_order;
-    {
-      COFFRE_ASSIGN_OR_RETURN(Statement st, conn->PrepareCached(std::string(kMergedFrom)));
-      COFFRE_RETURN_IF_ERROR(st.BindAll(bucket_id, query.key_marker));
-      while (!marker_order) {
-        COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-        if (!row || st.ColumnTextView(0) != query.key_marker) break;
-        const bool is_null = st.ColumnInt64(13) != 0;
-        if (query.version_id_marker == kNullVersionId ? is_null
-                                                      : !is_null && st.ColumnTextView(1) == query.version_id_marker) {
-          marker_order = st.ColumnInt64(15);
-        }
-      }
-    }
+    if (marker) marker_order = marker->noncurrent ? marker->order : std::numeric_limits<int64_t>::max();
     if (marker_order) {
       previous_key = query.key_marker;
       COFFRE_ASSIGN_OR_RETURN(
