@@ -166,9 +166,7 @@ asio::awaitable<void> ListObjectVersions(RequestContext& ctx, const catalog::Buc
       co_return co_await ctx.SendError(
           Error(ErrorCode::kInvalidArgument, "A version-id marker cannot be specified without a key marker."));
     }
-    if (!service::IsVersionId(query.version_id_marker)) {
-      co_return co_await ctx.SendError(Error(ErrorCode::kInvalidArgument, "Invalid version id specified"));
-    }
+    if (auto e = CheckVersionId(query.version_id_marker)) co_return co_await ctx.SendError(*e);
   }
   auto page = co_await ctx.Blocking([&] { return ctx.service().ListObjectVersions(bucket, query); });
   if (!page.ok()) co_return co_await ctx.SendError(ToS3Error(page.error()));

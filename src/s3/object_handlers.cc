@@ -634,8 +634,13 @@ Expected<std::string, Error> RequestedVersion(const Query& query) {
   auto version = query.Get("versionId");
   if (!version) return std::string();
   if (version->empty()) return Error(ErrorCode::kInvalidArgument, "Version id cannot be the empty string");
-  if (!service::IsVersionId(*version)) return Error(ErrorCode::kInvalidArgument, "Invalid version id specified");
+  if (auto e = CheckVersionId(*version)) return *e;
   return std::move(*version);
+}
+
+std::optional<Error> CheckVersionId(std::string_view id) {
+  if (service::IsVersionId(id)) return std::nullopt;
+  return Error(ErrorCode::kInvalidArgument, "Invalid version id specified");
 }
 
 Expected<ByteRange, Error> SelectPart(const service::ObjectInfo& info, std::string_view part_number) {
@@ -702,9 +707,7 @@ asio::awaitable<Expected<CopySource, Error>> OpenCopySource(RequestContext& ctx)
       co_return Error(ErrorCode::kInvalidArgument, "Invalid copy source: only a versionId may follow the key");
     }
     auto decoded = http::PercentDecode(query.substr(std::string_view("versionId=").size()));
-    if (!decoded || !service::IsVersionId(*decoded)) {
-      co_return Error(ErrorCode::kInvalidArgument, "Invalid version id specified");
-    }
+    if (auto e = CheckVersionId(decoded.value_or(""))) co_return *e;  // undecodable: no version id either
     version = std::move(*decoded);
   }
   const bool version_named = !version.empty();

@@ -77,6 +77,8 @@ service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPartWriter(Request
                                                                          const UploadPartRequest& req);
 // The declared payload length is there (S3 needs it up front) and within a single PUT's limit.
 std::optional<Error> CheckDeclaredPayloadLength(const RequestContext& ctx);
+// InvalidArgument unless `id` can name a version (service::IsVersionId).
+std::optional<Error> CheckVersionId(std::string_view id);
 // The version the request names (versionId): "" when none. InvalidArgument when it names none
 // that can exist.
 Expected<std::string, Error> RequestedVersion(const Query& query);
