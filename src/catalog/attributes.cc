@@ -1,5 +1,6 @@
 #include "catalog/attributes.h"
 
+#include <charconv>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -56,6 +57,43 @@ Result<Attributes> DecodeAttributes(std::string_view text) {
     out.emplace(k, v.get_ref<const std::string&>());
   }
   return out;
+}
+
+std::string EncodeObjectLock(const ObjectLock& lock) {
+  if (lock.empty()) return {};
+  Attributes fields;
+  if (!lock.mode.empty()) {
+    fields["mode"] = lock.mode;
+    fields["retain_until"] = std::to_string(lock.retain_until);
+  }
+  if (!lock.legal_hold.empty()) fields["legal_hold"] = lock.legal_hold;
+  return EncodeAttributes(fields);
+}
+
+Result<ObjectLock> DecodeObjectLock(std::string_view text) {
+  ObjectLock lock;
+  if (text.empty()) return lock;
+  COFFRE_ASSIGN_OR_RETURN(Attributes fields, DecodeAttributes(text));
+  for (const auto& [name, value] : fields) {
+    if (name == "mode" && (value == kGovernanceMode || value == kComplianceMode)) {
+      lock.mode = value;
+    } else if (name == "legal_hold" && (value == kLegalHoldOn || value == kLegalHoldOff)) {
+      lock.legal_hold = value;
+    } else if (name == "retain_until") {
+      int64_t ms = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
+      if (ec != std::errc() || end != value.data() + value.size()) {
+        return Status::Corruption("catalog: object lock date is not a number");
+      }
+      lock.retain_until = ms;
+    } else {
+      return Status::Corruption("catalog: unknown object lock field or value: " + name);
+    }
+  }
+  if (lock.mode.empty() != (fields.count("retain_until") == 0)) {
+    return Status::Corruption("catalog: object lock retention without its mode or date");
+  }
+  return lock;
 }
 
 }  // namespace coffre::catalog

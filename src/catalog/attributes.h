@@ -17,4 +17,10 @@ std::string EncodeAttributes(const Attributes& attributes);
 // Corruption if the text is not one of the two forms.
 Result<Attributes> DecodeAttributes(std::string_view text);
 
+// An Object Lock state, as catalog rows and blob descriptions keep it: '' when empty, else the
+// attributes' text form of {"mode", "retain_until" (decimal milliseconds), "legal_hold"}, each
+// present only when set. Corruption if the text is not such a form.
+std::string EncodeObjectLock(const ObjectLock& lock);
+Result<ObjectLock> DecodeObjectLock(std::string_view text);
+
 }  // namespace coffre::catalog

@@ -96,6 +96,17 @@ Status ReadTags(const json& j, Tags& out) {
   return Status::Ok();
 }
 
+// An Object Lock state in the catalog's text form; absent: none (as before Object Lock existed).
+Status ReadLock(const json& j, ObjectLock& out) {
+  if (!j.contains("lock")) return Status::Ok();
+  std::string text;
+  COFFRE_RETURN_IF_ERROR(Field(j, "lock", text));
+  auto decoded = DecodeObjectLock(text);
+  if (!decoded.ok()) return Status::Corruption("blob description lock: " + decoded.status().message());
+  out = std::move(decoded).value();
+  return Status::Ok();
+}
+
 Status ReadKey(const json& j, std::string& out) {
   if (!j.contains("key_b64")) return Field(j, "key", out);
   std::string encoded;
@@ -177,6 +188,7 @@ Bytes EncodeObjectUpdate(const BlobDescription& d) {
             {"bucket_id", d.bucket_id}, {"bucket_name", d.bucket_name},     {"object_id", d.object_id},
             {"seq", d.sequence},        {"last_modified", d.last_modified}, {"tags", EncodeAttributes(d.tags)}};
   PutKey(j, d.key);
+  if (!d.lock.empty()) j["lock"] = EncodeObjectLock(d.lock);
   const std::string text = j.dump();
   return Bytes(text.begin(), text.end());
 }
@@ -192,6 +204,7 @@ Result<BlobDescription> DecodeObjectUpdate(const json& j) {
   COFFRE_RETURN_IF_ERROR(Field(j, "seq", d.sequence));
   COFFRE_RETURN_IF_ERROR(Field(j, "last_modified", d.last_modified));
   COFFRE_RETURN_IF_ERROR(ReadTags(j, d.tags));
+  COFFRE_RETURN_IF_ERROR(ReadLock(j, d.lock));
   return d;
 }
 
@@ -210,6 +223,7 @@ Bytes EncodeBlobDescription(const BlobDescription& d) {
     j["seq"] = d.sequence;
     if (!d.tags.empty()) j["tags"] = EncodeAttributes(d.tags);
     if (!d.null_version) j["versioned"] = true;
+    if (!d.lock.empty()) j["lock"] = EncodeObjectLock(d.lock);
   }
   if (d.kind == BlobDescription::Kind::kPart || d.kind == BlobDescription::Kind::kManifest) {
     j["upload_id"] = d.upload_id;
@@ -267,6 +281,7 @@ Result<BlobDescription> DecodeBlobDescription(ByteView bytes) {
       COFFRE_RETURN_IF_ERROR(Field(j, "versioned", versioned));
       d.null_version = !versioned;
     }
+    COFFRE_RETURN_IF_ERROR(ReadLock(j, d.lock));
   }
   if (d.kind == BlobDescription::Kind::kPart || d.kind == BlobDescription::Kind::kManifest) {
     COFFRE_RETURN_IF_ERROR(Field(j, "upload_id", d.upload_id));

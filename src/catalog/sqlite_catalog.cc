@@ -212,6 +212,16 @@ CREATE TABLE version_parts(
 ) WITHOUT ROWID;
 CREATE INDEX version_parts_by_blob ON version_parts(blob_id);
 )sql",
+    // Object Lock: a version's retention and legal hold (and an upload's, for the object it
+    // completes), name -> value in the attributes' text form; '' when it has none. Only the
+    // versions that have one are indexed, for the check before a tenant is shredded.
+    R"sql(
+ALTER TABLE objects ADD COLUMN object_lock TEXT NOT NULL DEFAULT '';
+ALTER TABLE object_versions ADD COLUMN object_lock TEXT NOT NULL DEFAULT '';
+ALTER TABLE uploads ADD COLUMN object_lock TEXT NOT NULL DEFAULT '';
+CREATE INDEX objects_locked ON objects(tenant_id) WHERE object_lock != '';
+CREATE INDEX object_versions_locked ON object_versions(tenant_id) WHERE object_lock != '';
+)sql",
 };
 
 constexpr size_t kMaxReaders = 4;
@@ -219,13 +229,14 @@ constexpr uint32_t kMaxPartNumber = 10000;
 
 constexpr std::string_view kObjectColumns =
     "key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key, tenant_id, "
-    "manifest_blob_id, tags, update_blob_id, null_version";
+    "manifest_blob_id, tags, update_blob_id, null_version, object_lock";
 // object_versions rows: kObjectColumns, then these.
 constexpr std::string_view kVersionColumns =
     "key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key, tenant_id, "
-    "manifest_blob_id, tags, update_blob_id, null_version, delete_marker, version_order";
+    "manifest_blob_id, tags, update_blob_id, null_version, object_lock, delete_marker, version_order";
 constexpr std::string_view kUploadColumns =
-    "key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key, tenant_id, tags";
+    "key, upload_id, bucket_id, initiated, attributes, tenant_key_id, key_version, wrapped_key, tenant_id, tags, "
+    "object_lock";
 
 // Listing scans: one for an exclusive bound, one for an inclusive one. No LIMIT: rows are
 // produced lazily along the index, and a scan is abandoned as soon as the page is full.
@@ -308,14 +319,17 @@ Result<ObjectRecord> ReadObject(const Statement& st, int64_t bucket_id) {
   COFFRE_ASSIGN_OR_RETURN(rec.tags, DecodeTags(st.ColumnTextView(11)));
   rec.update_blob_id = st.ColumnText(12);
   rec.null_version = st.ColumnCount() <= 13 || st.ColumnInt64(13) != 0;
+  if (st.ColumnCount() > 14) {
+    COFFRE_ASSIGN_OR_RETURN(rec.lock, DecodeObjectLock(st.ColumnTextView(14)));
+  }
   return rec;
 }
 
 // Reads a row selected with kVersionColumns (without parts); its version_order into *order.
 Result<ObjectRecord> ReadVersion(const Statement& st, int64_t bucket_id, int64_t* order) {
   COFFRE_ASSIGN_OR_RETURN(ObjectRecord rec, ReadObject(st, bucket_id));
-  rec.delete_marker = st.ColumnInt64(14) != 0;
-  if (order != nullptr) *order = st.ColumnInt64(15);
+  rec.delete_marker = st.ColumnInt64(15) != 0;
+  if (order != nullptr) *order = st.ColumnInt64(16);
   return rec;
 }
 
@@ -330,6 +344,9 @@ Result<UploadRecord> ReadUpload(const Statement& st) {
   rec.key_info = ReadKeyInfo(st, 5);
   rec.tenant_id = st.ColumnText(8);
   COFFRE_ASSIGN_OR_RETURN(rec.tags, DecodeTags(st.ColumnTextView(9)));
+  if (st.ColumnCount() > 10) {
+    COFFRE_ASSIGN_OR_RETURN(rec.lock, DecodeObjectLock(st.ColumnTextView(10)));
+  }
   return rec;
 }
 
@@ -577,7 +594,8 @@ class SqliteCatalog final : public Catalog {
   SqliteCatalog(std::unique_ptr<Connection> writer, const std::string& path, const Clock& clock)
       : clock_(clock), writer_(std::move(writer)), readers_(path, kMaxReaders) {}
 
-  Result<Bucket> CreateBucket(const std::string& tenant_id, const std::string& name) override;
+  Result<Bucket> CreateBucket(const std::string& tenant_id, const std::string& name,
+                              const Attributes& settings) override;
   Result<Bucket> GetBucket(const std::string& name) override;
   Result<std::vector<Bucket>> ListBuckets(const std::string& tenant_id) override;
   Status DeleteBucket(const Bucket& bucket) override;
@@ -592,12 +610,12 @@ class SqliteCatalog final : public Catalog {
                                         const std::string& version_id) override;
   Status DeleteObject(const Bucket& bucket, const std::string& key) override;
   Status PutDeleteMarker(const ObjectRecord& marker) override;
-  Result<ObjectRecord> DeleteObjectVersion(const Bucket& bucket, const std::string& key,
-                                           const std::string& version_id) override;
+  Result<ObjectRecord> DeleteObjectVersion(const Bucket& bucket, const std::string& key, const std::string& version_id,
+                                           bool bypass_governance) override;
   Result<VersionListPage> ListObjectVersions(int64_t bucket_id, const VersionListQuery& query) override;
-  Status SetObjectTags(const Bucket& bucket, const std::string& key, const std::string& object_id, uint32_t key_version,
-                       const std::string& replaced_update_blob_id, const Tags& tags,
-                       const std::string& update_blob_id) override;
+  Status UpdateObject(const Bucket& bucket, const std::string& key, const std::string& object_id, uint32_t key_version,
+                      const std::string& replaced_update_blob_id, const ObjectUpdate& update,
+                      const std::string& update_blob_id) override;
   Result<ListPage> ListObjects(int64_t bucket_id, const ListQuery& query) override;
   Result<uint64_t> CountObjects(int64_t bucket_id) override;
 
@@ -624,8 +642,13 @@ class SqliteCatalog final : public Catalog {
   Status AddKeyCopyBlobs(const std::vector<KeyCopyBlob>& key_copies) override;
   Result<uint64_t> DropKeyCopyBlobs(const std::string& tenant_id, uint32_t key_version) override;
   Result<uint64_t> DeleteTenantData(const std::string& tenant_id, uint32_t max_rows) override;
+  Result<std::vector<ProtectedVersion>> ListProtectedVersions(const std::string& tenant_id, UnixMillis now,
+                                                              bool bypass_governance, uint32_t limit,
+                                                              uint64_t* total) override;
 
  private:
+  // PermissionDenied when Object Lock protects a version with `lock` now, by the catalog's clock.
+  Status CheckRemovable(const ObjectLock& lock, bool bypass_governance) const;
   // Helpers named *Locked run on the writer inside its transaction (write_mu_ held).
   // Ok if bucket `bucket_id` exists and belongs to `tenant_id`; else `missing` as a Status.
   Status CheckBucketLocked(int64_t bucket_id, std::string_view tenant_id, StatusCode missing);
@@ -772,7 +795,8 @@ void SqliteCatalog::CommitGroup(const Group& group) {
 
 // --- buckets -----------------------------------------------------------------------------
 
-Result<Bucket> SqliteCatalog::CreateBucket(const std::string& tenant_id, const std::string& name) {
+Result<Bucket> SqliteCatalog::CreateBucket(const std::string& tenant_id, const std::string& name,
+                                           const Attributes& settings) {
   if (name.empty()) {
     return Status::InvalidArgument("catalog: empty bucket name");
   }
@@ -780,6 +804,7 @@ Result<Bucket> SqliteCatalog::CreateBucket(const std::string& tenant_id, const s
   b.tenant_id = tenant_id;
   b.name = name;
   b.created = NowMillis(clock_);
+  b.settings = settings;
   std::lock_guard lock(write_mu_);
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
   {
@@ -793,8 +818,9 @@ Result<Bucket> SqliteCatalog::CreateBucket(const std::string& tenant_id, const s
   }
   {
     COFFRE_ASSIGN_OR_RETURN(
-        Statement st, writer_->PrepareCached("INSERT INTO buckets(id, tenant_id, name, created) VALUES(?, ?, ?, ?)"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(b.id, tenant_id, name, b.created));
+        Statement st,
+        writer_->PrepareCached("INSERT INTO buckets(id, tenant_id, name, created, settings) VALUES(?, ?, ?, ?, ?)"));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(b.id, tenant_id, name, b.created, EncodeTags(settings)));
     Status s = st.Run();
     if (s.code() == StatusCode::kAlreadyExists) {
       return Status::AlreadyExists("catalog: bucket " + name + " already exists");
@@ -1000,14 +1026,16 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
 
   std::optional<std::string> current_etag;
   bool current_is_null = false;
+  ObjectLock current_lock;
   {
-    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT etag, null_version FROM objects "
+    COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT etag, null_version, object_lock FROM objects "
                                                                  "WHERE bucket_id = ? AND key = ?"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key));
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (row) {
       current_etag = st.ColumnText(0);
       current_is_null = st.ColumnInt64(1) != 0;
+      COFFRE_ASSIGN_OR_RETURN(current_lock, DecodeObjectLock(st.ColumnTextView(2)));
     }
   }
   // Conditions are evaluated here, under the write lock, so no other write can slip between
@@ -1024,6 +1052,7 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
     }
   }
   if (current_etag && rec.null_version && current_is_null) {
+    COFFRE_RETURN_IF_ERROR(CheckRemovable(current_lock, false));
     COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(rec.bucket_id, rec.key, unlinked));
   } else {
     if (current_etag) {
@@ -1033,11 +1062,16 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
       // The key's null version, if any, is a noncurrent one: the new null version replaces it.
       std::optional<int64_t> order;
       {
-        COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT version_order FROM object_versions WHERE "
-                                                                     "bucket_id = ? AND key = ? AND null_version = 1"));
+        COFFRE_ASSIGN_OR_RETURN(Statement st,
+                                writer_->PrepareCached("SELECT version_order, object_lock FROM object_versions WHERE "
+                                                       "bucket_id = ? AND key = ? AND null_version = 1"));
         COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key));
         COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
-        if (row) order = st.ColumnInt64(0);
+        if (row) {
+          order = st.ColumnInt64(0);
+          COFFRE_ASSIGN_OR_RETURN(ObjectLock lock, DecodeObjectLock(st.ColumnTextView(1)));
+          COFFRE_RETURN_IF_ERROR(CheckRemovable(lock, false));
+        }
       }
       if (order) COFFRE_RETURN_IF_ERROR(RemoveVersionLocked(rec.bucket_id, rec.key, *order, unlinked));
     }
@@ -1060,12 +1094,13 @@ Status SqliteCatalog::ReplaceObjectLocked(const ObjectRecord& rec, const WriteCo
         Statement st,
         writer_->PrepareCached("INSERT INTO objects(bucket_id, key, object_id, size, etag, last_modified, attributes, "
                                "tenant_key_id, key_version, wrapped_key, tenant_id, manifest_blob_id, tags, "
-                               "update_blob_id, null_version) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                               "update_blob_id, null_version, object_lock) "
+                               "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     COFFRE_RETURN_IF_ERROR(st.BindAll(rec.bucket_id, rec.key, rec.object_id, static_cast<int64_t>(rec.size), rec.etag,
                                       rec.last_modified, EncodeAttributes(rec.attributes), rec.key_info.tenant_key_id,
                                       rec.key_info.tenant_key_version, rec.key_info.wrapped_data_key, rec.tenant_id,
-                                      rec.manifest_blob_id, EncodeTags(rec.tags), rec.update_blob_id,
-                                      rec.null_version));
+                                      rec.manifest_blob_id, EncodeTags(rec.tags), rec.update_blob_id, rec.null_version,
+                                      EncodeObjectLock(rec.lock)));
     COFFRE_RETURN_IF_ERROR(st.Run());
   }
   for (const auto& p : rec.parts) {
@@ -1093,9 +1128,9 @@ Status SqliteCatalog::MakeNoncurrentLocked(int64_t bucket_id, std::string_view k
   for (std::string_view sql : {
            "INSERT INTO object_versions(bucket_id, key, version_order, object_id, null_version, delete_marker, size, "
            "etag, last_modified, attributes, tenant_key_id, key_version, wrapped_key, tenant_id, manifest_blob_id, "
-           "tags, update_blob_id) SELECT bucket_id, key, ?3, object_id, null_version, 0, size, etag, last_modified, "
-           "attributes, tenant_key_id, key_version, wrapped_key, tenant_id, manifest_blob_id, tags, update_blob_id "
-           "FROM objects WHERE bucket_id = ?1 AND key = ?2",
+           "tags, update_blob_id, object_lock) SELECT bucket_id, key, ?3, object_id, null_version, 0, size, etag, "
+           "last_modified, attributes, tenant_key_id, key_version, wrapped_key, tenant_id, manifest_blob_id, tags, "
+           "update_blob_id, object_lock FROM objects WHERE bucket_id = ?1 AND key = ?2",
            "INSERT INTO version_parts(bucket_id, key, version_order, part_number, blob_id, size, etag, attributes) "
            "SELECT bucket_id, key, ?3, part_number, blob_id, size, etag, attributes FROM object_parts "
            "WHERE bucket_id = ?1 AND key = ?2",
@@ -1133,9 +1168,10 @@ Status SqliteCatalog::PromoteNewestLocked(int64_t bucket_id, std::string_view ke
   }
   for (std::string_view sql : {
            "INSERT INTO objects(bucket_id, key, object_id, size, etag, last_modified, attributes, tenant_key_id, "
-           "key_version, wrapped_key, tenant_id, manifest_blob_id, tags, update_blob_id, null_version) "
+           "key_version, wrapped_key, tenant_id, manifest_blob_id, tags, update_blob_id, null_version, object_lock) "
            "SELECT bucket_id, key, object_id, size, etag, last_modified, attributes, tenant_key_id, key_version, "
-           "wrapped_key, tenant_id, manifest_blob_id, tags, update_blob_id, null_version FROM object_versions "
+           "wrapped_key, tenant_id, manifest_blob_id, tags, update_blob_id, null_version, object_lock "
+           "FROM object_versions "
            "WHERE bucket_id = ?1 AND key = ?2 AND version_order = ?3",
            "INSERT INTO object_parts(bucket_id, key, part_number, blob_id, size, etag, attributes) "
            "SELECT bucket_id, key, part_number, blob_id, size, etag, attributes FROM version_parts "
@@ -1229,9 +1265,27 @@ Result<ObjectRecord> SqliteCatalog::GetObjectVersion(int64_t bucket_id, const st
   return std::move(found->rec);
 }
 
+Status SqliteCatalog::CheckRemovable(const ObjectLock& lock, bool bypass_governance) const {
+  const UnixMillis now = NowMillis(clock_);
+  if (!lock.Protects(now, bypass_governance)) return Status::Ok();
+  if (lock.legal_hold_on()) return Status::PermissionDenied("catalog: the version is under a legal hold");
+  return Status::PermissionDenied("catalog: the version is under " + lock.mode + " retention until " +
+                                  FormatIso8601(FromUnixMillis(lock.retain_until)));
+}
+
 Status SqliteCatalog::DeleteObject(const Bucket& bucket, const std::string& key) {
   return WriteGrouped([&]() -> Status {
     COFFRE_RETURN_IF_ERROR(CheckBucketLocked(bucket.id, bucket.tenant_id, StatusCode::kAborted));
+    {
+      COFFRE_ASSIGN_OR_RETURN(Statement st, writer_->PrepareCached("SELECT object_lock FROM objects "
+                                                                   "WHERE bucket_id = ? AND key = ?"));
+      COFFRE_RETURN_IF_ERROR(st.BindAll(bucket.id, key));
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (row) {
+        COFFRE_ASSIGN_OR_RETURN(ObjectLock lock, DecodeObjectLock(st.ColumnTextView(0)));
+        COFFRE_RETURN_IF_ERROR(CheckRemovable(lock, false));
+      }
+    }
     std::vector<std::string> unlinked;
     COFFRE_RETURN_IF_ERROR(RemoveObjectLocked(bucket.id, key, &unlinked));
     return RecordGarbageLocked(unlinked);
@@ -1248,12 +1302,13 @@ Status SqliteCatalog::PutDeleteMarker(const ObjectRecord& marker) {
 }
 
 Result<ObjectRecord> SqliteCatalog::DeleteObjectVersion(const Bucket& bucket, const std::string& key,
-                                                        const std::string& version_id) {
+                                                        const std::string& version_id, bool bypass_governance) {
   ObjectRecord removed;
   Status st = WriteGrouped([&]() -> Status {
     COFFRE_RETURN_IF_ERROR(CheckBucketLocked(bucket.id, bucket.tenant_id, StatusCode::kAborted));
     COFFRE_ASSIGN_OR_RETURN(std::optional<FoundVersion> found, FindVersion(*writer_, bucket.id, key, version_id));
     if (!found) return Status::NotFound("catalog: no such version");
+    COFFRE_RETURN_IF_ERROR(CheckRemovable(found->rec.lock, bypass_governance));
     std::vector<std::string> unlinked;
     if (found->noncurrent) {
       COFFRE_RETURN_IF_ERROR(RemoveVersionLocked(bucket.id, key, found->order, &unlinked));
@@ -1355,9 +1410,9 @@ Result<VersionListPage> SqliteCatalog::ListObjectVersions(int64_t bucket_id, con
   return page;
 }
 
-Status SqliteCatalog::SetObjectTags(const Bucket& bucket, const std::string& key, const std::string& object_id,
-                                    uint32_t key_version, const std::string& replaced_update_blob_id, const Tags& tags,
-                                    const std::string& update_blob_id) {
+Status SqliteCatalog::UpdateObject(const Bucket& bucket, const std::string& key, const std::string& object_id,
+                                   uint32_t key_version, const std::string& replaced_update_blob_id,
+                                   const ObjectUpdate& update, const std::string& update_blob_id) {
   return WriteGrouped([&]() -> Status {
     COFFRE_RETURN_IF_ERROR(CheckBucketLocked(bucket.id, bucket.tenant_id, StatusCode::kAborted));
     std::vector<std::string> unlinked;
@@ -1390,18 +1445,20 @@ Status SqliteCatalog::SetObjectTags(const Bucket& bucket, const std::string& key
         return Status::FailedPrecondition("catalog: the object's key moved meanwhile");
       }
       if (st.ColumnTextView(1) != replaced_update_blob_id) {
-        return Status::FailedPrecondition("catalog: the object's tags were changed meanwhile");
+        return Status::FailedPrecondition("catalog: the object's tags or lock were changed meanwhile");
       }
       if (!replaced_update_blob_id.empty() && replaced_update_blob_id != update_blob_id) {
         unlinked.push_back(replaced_update_blob_id);
       }
     }
     COFFRE_ASSIGN_OR_RETURN(
-        Statement st, writer_->PrepareCached(noncurrent ? "UPDATE object_versions SET tags = ?, update_blob_id = ? "
-                                                          "WHERE bucket_id = ? AND key = ? AND object_id = ?"
-                                                        : "UPDATE objects SET tags = ?, update_blob_id = ? "
-                                                          "WHERE bucket_id = ? AND key = ? AND object_id = ?"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(EncodeTags(tags), update_blob_id, bucket.id, key, object_id));
+        Statement st,
+        writer_->PrepareCached(noncurrent ? "UPDATE object_versions SET tags = ?, object_lock = ?, update_blob_id = ? "
+                                            "WHERE bucket_id = ? AND key = ? AND object_id = ?"
+                                          : "UPDATE objects SET tags = ?, object_lock = ?, update_blob_id = ? "
+                                            "WHERE bucket_id = ? AND key = ? AND object_id = ?"));
+    COFFRE_RETURN_IF_ERROR(
+        st.BindAll(EncodeTags(update.tags), EncodeObjectLock(update.lock), update_blob_id, bucket.id, key, object_id));
     COFFRE_RETURN_IF_ERROR(st.Run());
     return RecordGarbageLocked(unlinked);
   });
@@ -1456,11 +1513,12 @@ Status SqliteCatalog::CreateUpload(const UploadRecord& upload) {
   COFFRE_ASSIGN_OR_RETURN(
       Statement st,
       writer_->PrepareCached("INSERT INTO uploads(upload_id, bucket_id, key, initiated, attributes, tenant_key_id, "
-                             "key_version, wrapped_key, tenant_id, tags) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                             "key_version, wrapped_key, tenant_id, tags, object_lock) "
+                             "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   COFFRE_RETURN_IF_ERROR(st.BindAll(upload.upload_id, upload.bucket_id, upload.key, upload.initiated,
                                     EncodeAttributes(upload.attributes), upload.key_info.tenant_key_id,
                                     upload.key_info.tenant_key_version, upload.key_info.wrapped_data_key,
-                                    upload.tenant_id, EncodeTags(upload.tags)));
+                                    upload.tenant_id, EncodeTags(upload.tags), EncodeObjectLock(upload.lock)));
   COFFRE_RETURN_IF_ERROR(st.Run());
   return tx.Commit();
 }
@@ -2152,6 +2210,39 @@ Result<uint64_t> SqliteCatalog::DeleteTenantData(const std::string& tenant_id, u
   }
   COFFRE_RETURN_IF_ERROR(tx.Commit());
   return removed;
+}
+
+Result<std::vector<ProtectedVersion>> SqliteCatalog::ListProtectedVersions(const std::string& tenant_id, UnixMillis now,
+                                                                           bool bypass_governance, uint32_t limit,
+                                                                           uint64_t* total) {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
+  // Only rows with a lock are read (the partial indexes); whether it still protects is decided here.
+  COFFRE_ASSIGN_OR_RETURN(
+      Statement st,
+      conn->PrepareCached("SELECT b.name, v.key, v.object_id, v.null_version, v.object_lock FROM ("
+                          "SELECT bucket_id, key, object_id, null_version, object_lock FROM objects "
+                          "WHERE tenant_id = ?1 AND object_lock != '' UNION ALL "
+                          "SELECT bucket_id, key, object_id, null_version, object_lock FROM object_versions "
+                          "WHERE tenant_id = ?1 AND object_lock != '') AS v JOIN buckets AS b ON b.id = v.bucket_id "
+                          "ORDER BY b.name, v.key"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
+  std::vector<ProtectedVersion> out;
+  uint64_t count = 0;
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    COFFRE_ASSIGN_OR_RETURN(ObjectLock lock, DecodeObjectLock(st.ColumnTextView(4)));
+    if (!lock.Protects(now, bypass_governance)) continue;
+    ++count;
+    if (out.size() < limit) {
+      const bool null_version = st.ColumnInt64(3) != 0;
+      out.push_back(ProtectedVersion{st.ColumnText(0), st.ColumnText(1),
+                                     null_version ? std::string(kNullVersionId) : st.ColumnText(2), std::move(lock)});
+    }
+  }
+  if (total != nullptr) *total = count;
+  return out;
 }
 
 }  // namespace

@@ -169,4 +169,32 @@ std::optional<UnixMillis> ParseUtcTime(std::string_view text) {
   return static_cast<UnixMillis>(t) * 1000 + ms;
 }
 
+std::optional<UnixMillis> ParseIso8601(std::string_view text) {
+  // The seconds' part as ParseUtcTime reads it, then the fraction and the offset here.
+  if (text.size() < 20 || text[10] != 'T') return std::nullopt;
+  auto whole = ParseUtcTime(std::string(text.substr(0, 19)) + "Z");
+  if (!whole) return std::nullopt;
+  std::string_view rest = text.substr(19);
+  int64_t ms = 0;
+  if (rest.starts_with('.')) {
+    size_t digits = 1;
+    while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9') ++digits;
+    if (digits == 1) return std::nullopt;
+    for (size_t i = 1; i < 4; ++i) ms = ms * 10 + (i < digits ? rest[i] - '0' : 0);
+    rest.remove_prefix(digits);
+  }
+  int64_t offset_minutes = 0;
+  if (rest != "Z") {
+    if (rest.size() != 6 || (rest[0] != '+' && rest[0] != '-') || rest[3] != ':') return std::nullopt;
+    auto two = [&](size_t at) -> int {
+      const char tens = rest[at], ones = rest[at + 1];
+      return tens >= '0' && tens <= '9' && ones >= '0' && ones <= '9' ? (tens - '0') * 10 + (ones - '0') : -1;
+    };
+    const int hours = two(1), minutes = two(4);
+    if (hours < 0 || hours > 23 || minutes < 0 || minutes > 59) return std::nullopt;
+    offset_minutes = (rest[0] == '+' ? 1 : -1) * (hours * 60 + minutes);
+  }
+  return *whole + ms - offset_minutes * 60 * 1000;
+}
+
 }  // namespace coffre

@@ -224,6 +224,18 @@ asio::awaitable<void> PutBucketVersioning(RequestContext& ctx, const catalog::Bu
   if (parsed->mfa_delete) {
     co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented, "MFA Delete is not implemented"));
   }
+  if (parsed->status != service::kVersioningEnabled) {
+    // Read fresh: Object Lock may have been enabled since the bucket was resolved.
+    auto settings = co_await ctx.Blocking([&] { return ctx.service().GetBucketSettings(bucket); });
+    if (!settings.ok()) co_return co_await ctx.SendError(ToS3Error(settings.error()));
+    catalog::Bucket current = bucket;
+    current.settings = std::move(settings).value();
+    if (service::ObjectLockOf(current).enabled) {
+      co_return co_await ctx.SendError(
+          Error(ErrorCode::kInvalidBucketState,
+                "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."));
+    }
+  }
   const catalog::SettingChanges changes = {{std::string(service::kVersioningSetting), parsed->status}};
   auto r = co_await ctx.Blocking([&] { return ctx.service().UpdateBucketSettings(bucket, changes); });
   if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
@@ -232,8 +244,14 @@ asio::awaitable<void> PutBucketVersioning(RequestContext& ctx, const catalog::Bu
 
 asio::awaitable<void> CreateBucket(RequestContext& ctx) {
   if (!IsValidBucketName(ctx.route.bucket)) co_return co_await ctx.SendError(Error(ErrorCode::kInvalidBucketName));
-  if (auto lock = ctx.Header("x-amz-bucket-object-lock-enabled"); lock && EqualsIgnoreCase(*lock, "true")) {
-    co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented, "Object lock is not implemented"));
+  bool object_lock = false;
+  if (auto lock = ctx.Header("x-amz-bucket-object-lock-enabled")) {
+    const std::string_view value = TrimWhitespace(*lock);
+    if (!EqualsIgnoreCase(value, "true") && !EqualsIgnoreCase(value, "false")) {
+      co_return co_await ctx.SendError(
+          Error(ErrorCode::kInvalidArgument, "x-amz-bucket-object-lock-enabled must be true or false"));
+    }
+    object_lock = EqualsIgnoreCase(value, "true");
   }
   if (auto acl = ctx.Header("x-amz-acl"); acl && *acl != "private") {
     co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented, "Only the private canned ACL is implemented"));
@@ -250,7 +268,8 @@ asio::awaitable<void> CreateBucket(RequestContext& ctx) {
                                              "The specified location-constraint is not valid for this endpoint"));
     }
   }
-  auto r = co_await ctx.Blocking([&] { return ctx.service().CreateBucket(ctx.auth.tenant_id, ctx.route.bucket); });
+  auto r = co_await ctx.Blocking(
+      [&] { return ctx.service().CreateBucket(ctx.auth.tenant_id, ctx.route.bucket, object_lock); });
   if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
   Headers h;
   h.emplace_back("location", "/" + ctx.route.bucket);
@@ -268,6 +287,7 @@ asio::awaitable<void> DeleteObjects(RequestContext& ctx, const catalog::Bucket& 
   // after that point (the bucket the name now names is someone else's), and the answer is the
   // bucket's absence, as for a request that came after it.
   std::optional<Error> bucket_gone;
+  const bool bypass = BypassesGovernance(ctx);
   co_await ctx.Committing([&] {
     for (auto& [key, version] : req->objects) {
       DeleteOutcome out;
@@ -277,7 +297,8 @@ asio::awaitable<void> DeleteObjects(RequestContext& ctx, const catalog::Bucket& 
         out.error = Error(ErrorCode::kNoSuchVersion);
       } else if (key.empty() || key.size() > 1024) {
         out.error = Error(key.empty() ? ErrorCode::kInvalidArgument : ErrorCode::kKeyTooLongError);
-      } else if (auto r = ctx.service().DeleteObject(bucket, key, version.value_or(""), &ctx.audit_request); !r.ok()) {
+      } else if (auto r = ctx.service().DeleteObject(bucket, key, version.value_or(""), &ctx.audit_request, bypass);
+                 !r.ok()) {
         if (r.error().code == service::Errc::kNoSuchBucket) {
           bucket_gone = ToS3Error(r.error());
           break;
@@ -428,6 +449,9 @@ asio::awaitable<void> HandleBucketOperation(RequestContext& ctx) {
       co_return co_await PutBucketEncryption(ctx, *bucket);
     case Operation::kDeleteBucketEncryption:
       co_return co_await DeleteBucketEncryption(ctx, *bucket);
+    case Operation::kGetObjectLockConfiguration:
+    case Operation::kPutObjectLockConfiguration:
+      co_return co_await HandleObjectLockOperation(ctx, *bucket);
     default:
       co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
   }

@@ -80,6 +80,10 @@ const ErrorInfo& Describe(ErrorCode code) {
     COFFRE_S3_ERROR(NoSuchTagSet, 404, "The TagSet does not exist")
     COFFRE_S3_ERROR(InvalidEncryptionAlgorithmError, 400,
                     "The Encryption request you specified is not valid. Supported value: AES256.")
+    COFFRE_S3_ERROR(InvalidBucketState, 409, "The request is not valid with the current state of the bucket.")
+    COFFRE_S3_ERROR(ObjectLockConfigurationNotFoundError, 404,
+                    "Object Lock configuration does not exist for this bucket")
+    COFFRE_S3_ERROR(NoSuchObjectLockConfiguration, 404, "The specified object does not have a ObjectLock configuration")
 #undef COFFRE_S3_ERROR
   }
   return kInternal;

@@ -201,6 +201,8 @@ Error ToS3Error(const service::Error& e) {
       return Error(ErrorCode::kBucketAlreadyOwnedByYou);
     case Errc::kBucketNotEmpty:
       return Error(ErrorCode::kBucketNotEmpty);
+    case Errc::kInvalidBucketState:
+      return Error(ErrorCode::kInvalidBucketState, e.message);
     case Errc::kPreconditionFailed:
       return Error(ErrorCode::kPreconditionFailed);
     case Errc::kInvalidPart:
@@ -382,7 +384,9 @@ Expected<catalog::Attributes, Error> RequestContext::AttributesFromHeaders() con
       slot = slot.empty() ? std::string(value) : slot + "," + std::string(value);
     } else if (name == "x-amz-tagging") {
       // Tags are no attribute: the handlers read them with TagsFromHeader.
-    } else if (name.starts_with("x-amz-object-lock-") || name == "x-amz-website-redirect-location") {
+    } else if (name.starts_with("x-amz-object-lock-")) {
+      // No attribute either: the handlers read them with ObjectLockFromHeaders.
+    } else if (name == "x-amz-website-redirect-location") {
       return Error(ErrorCode::kNotImplemented, "Header " + name + " is not implemented");
     } else if (name == "x-amz-storage-class") {
       static const std::set<std::string, std::less<>> kClasses = {
@@ -702,6 +706,8 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
     case Operation::kGetBucketEncryption:
     case Operation::kPutBucketEncryption:
     case Operation::kDeleteBucketEncryption:
+    case Operation::kGetObjectLockConfiguration:
+    case Operation::kPutObjectLockConfiguration:
       co_await HandleBucketOperation(ctx);
       break;
     case Operation::kCreateMultipartUpload:

@@ -83,10 +83,13 @@ asio::awaitable<void> CreateMultipartUpload(RequestContext& ctx, const catalog::
   auto tags = ctx.TagsFromHeader();
   if (!tags.ok()) co_return co_await ctx.SendError(tags.error());
   if (auto e = ChecksumOfUpload(ctx, *attrs)) co_return co_await ctx.SendError(*e);
+  auto lock = ObjectLockFromHeaders(ctx);
+  if (!lock.ok()) co_return co_await ctx.SendError(lock.error());
   Headers h = EncryptionHeaders();
   AddUploadChecksumHeaders(*attrs, h);
   auto id = co_await ctx.Blocking([&] {
-    return ctx.service().CreateUpload(bucket, ctx.route.key, std::move(*attrs), &ctx.audit_request, std::move(*tags));
+    return ctx.service().CreateUpload(bucket, ctx.route.key, std::move(*attrs), &ctx.audit_request, std::move(*tags),
+                                      std::move(*lock));
   });
   if (!id.ok()) co_return co_await ctx.SendError(ToS3Error(id.error()));
   co_await ctx.SendXml(bhttp::status::ok, InitiateMultipartUploadDocument(bucket.name, ctx.route.key, *id), h);

@@ -71,6 +71,7 @@ void AddObjectHeaders(const service::ObjectInfo& info, Headers& headers, bool wi
   if (!info.tags.empty()) {
     headers.emplace_back("x-amz-tagging-count", std::to_string(info.tags.size()));
   }
+  AddObjectLockHeaders(info.lock, headers);
   if (!info.version_id.empty()) {
     headers.emplace_back("x-amz-version-id", info.version_id);
   }
@@ -241,15 +242,17 @@ Expected<PutRequest, Error> ParsePutRequest(const RequestContext& ctx) {
   if (!plan.ok()) return plan.error();
   auto cond = WriteConditionFromHeaders(ctx);
   if (!cond.ok()) return cond.error();
+  auto lock = ObjectLockFromHeaders(ctx);
+  if (!lock.ok()) return lock.error();
   if (auto e = CheckDeclaredPayloadLength(ctx)) return *e;
-  return PutRequest{std::move(*attrs), std::move(*tags), std::move(*plan), std::move(*cond)};
+  return PutRequest{std::move(*attrs), std::move(*tags), std::move(*plan), std::move(*cond), std::move(*lock)};
 }
 
 service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPutWriter(RequestContext& ctx,
                                                                         const catalog::Bucket& bucket,
                                                                         PutRequest& req) {
   return ctx.service().BeginPut(bucket, ctx.route.key, std::move(req.attributes), req.plan.compute, &ctx.audit_request,
-                                ctx.DeclaredPayloadLength(), std::move(req.tags));
+                                ctx.DeclaredPayloadLength(), std::move(req.tags), std::move(req.lock));
 }
 
 namespace {
@@ -412,8 +415,9 @@ asio::awaitable<void> HeadObject(RequestContext& ctx, const catalog::Bucket& buc
 asio::awaitable<void> DeleteObject(RequestContext& ctx, const catalog::Bucket& bucket) {
   auto version = RequestedVersion(ctx.route.query);
   if (!version.ok()) co_return co_await ctx.SendError(version.error());
+  const bool bypass = BypassesGovernance(ctx);
   auto r = co_await ctx.Committing(
-      [&] { return ctx.service().DeleteObject(bucket, ctx.route.key, *version, &ctx.audit_request); });
+      [&] { return ctx.service().DeleteObject(bucket, ctx.route.key, *version, &ctx.audit_request, bypass); });
   if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
   Headers headers;
   if (r->delete_marker) headers.emplace_back("x-amz-delete-marker", "true");
@@ -606,13 +610,17 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
   }
   auto cond = WriteConditionFromHeaders(ctx);
   if (!cond.ok()) co_return co_await ctx.SendError(cond.error());
+  // The copy is a new version: its retention and legal hold are the request's (or the bucket's
+  // default), never the source's.
+  auto lock = ObjectLockFromHeaders(ctx);
+  if (!lock.ok()) co_return co_await ctx.SendError(lock.error());
   auto result = co_await ctx.Blocking([&]() -> Expected<service::PutResult, Error> {
     service::CommitOptions opts;
     opts.condition = *cond;
-    return CopyAndCommit(
-        *reader,
-        ctx.service().BeginPut(bucket, ctx.route.key, std::move(attrs), algs, &ctx.audit_request, src.size, tags),
-        ctx.options().io_chunk, opts);
+    return CopyAndCommit(*reader,
+                         ctx.service().BeginPut(bucket, ctx.route.key, std::move(attrs), algs, &ctx.audit_request,
+                                                src.size, tags, *lock),
+                         ctx.options().io_chunk, opts);
   });
   if (!result.ok()) co_return co_await ctx.SendError(result.error());
   CopyResult doc;
@@ -775,6 +783,11 @@ asio::awaitable<void> HandleObjectOperation(RequestContext& ctx) {
       co_return co_await PutObjectTagging(ctx, *bucket);
     case Operation::kDeleteObjectTagging:
       co_return co_await DeleteObjectTagging(ctx, *bucket);
+    case Operation::kGetObjectRetention:
+    case Operation::kPutObjectRetention:
+    case Operation::kGetObjectLegalHold:
+    case Operation::kPutObjectLegalHold:
+      co_return co_await HandleObjectLockOperation(ctx, *bucket);
     default:
       co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
   }

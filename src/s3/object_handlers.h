@@ -60,6 +60,7 @@ struct PutRequest {
   catalog::Tags tags;
   ChecksumPlan plan;
   catalog::WriteCondition condition;
+  catalog::ObjectLock lock;
 };
 Expected<PutRequest, Error> ParsePutRequest(const RequestContext& ctx);
 struct UploadPartRequest {
@@ -77,6 +78,17 @@ service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPartWriter(Request
                                                                          const UploadPartRequest& req);
 // The declared payload length is there (S3 needs it up front) and within a single PUT's limit.
 std::optional<Error> CheckDeclaredPayloadLength(const RequestContext& ctx);
+// The retention and legal hold the x-amz-object-lock-* headers of a write ask for (empty when
+// none): InvalidArgument when a mode comes without a date or the other way round, or a value is
+// not one S3 knows. Whether the bucket allows them, and the date is ahead, the service checks.
+Expected<catalog::ObjectLock, Error> ObjectLockFromHeaders(const RequestContext& ctx);
+// x-amz-bypass-governance-retention: true.
+bool BypassesGovernance(const RequestContext& ctx);
+// x-amz-object-lock-mode, -retain-until-date and -legal-hold of a version, those it has.
+void AddObjectLockHeaders(const catalog::ObjectLock& lock, Headers& headers);
+// Get/PutObjectLockConfiguration, Get/PutObjectRetention and Get/PutObjectLegalHold.
+asio::awaitable<void> HandleObjectLockOperation(RequestContext& ctx, const catalog::Bucket& bucket);
+
 // InvalidArgument unless `id` can name a version (service::IsVersionId).
 std::optional<Error> CheckVersionId(std::string_view id);
 // The version the request names (versionId): "" when none. InvalidArgument when it names none

@@ -121,6 +121,7 @@ constexpr Rule kRules[] = {
     {"GET",    Target::kBucket,  Has("uploads"),                 To(Operation::kListMultipartUploads)},
     {"GET",    Target::kBucket,  Has("tagging"),                 To(Operation::kGetBucketTagging)},
     {"GET",    Target::kBucket,  Has("encryption"),              To(Operation::kGetBucketEncryption)},
+    {"GET",    Target::kBucket,  Has("object-lock"),             To(Operation::kGetObjectLockConfiguration)},
     {"GET",    Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
     {"GET",    Target::kBucket,  Equals("list-type", "2"),       To(Operation::kListObjectsV2)},
     {"GET",    Target::kBucket,  Always(),                       To(Operation::kListObjects)},
@@ -134,6 +135,7 @@ constexpr Rule kRules[] = {
     {"HEAD",   Target::kBucket,  Always(),                       To(Operation::kHeadBucket)},
     {"PUT",    Target::kBucket,  Has("tagging"),                 To(Operation::kPutBucketTagging)},
     {"PUT",    Target::kBucket,  Has("encryption"),              To(Operation::kPutBucketEncryption)},
+    {"PUT",    Target::kBucket,  Has("object-lock"),             To(Operation::kPutObjectLockConfiguration)},
     {"PUT",    Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
     {"PUT",    Target::kBucket,  Has("versioning"),              To(Operation::kPutBucketVersioning)},
     {"PUT",    Target::kBucket,  Always(),                       To(Operation::kCreateBucket)},
@@ -148,6 +150,8 @@ constexpr Rule kRules[] = {
     {"GET",    Target::kObject,  Has("acl"),                     To(Operation::kGetObjectAcl)},
     {"GET",    Target::kObject,  Has("tagging"),                 To(Operation::kGetObjectTagging)},
     {"GET",    Target::kObject,  Has("attributes"),              To(Operation::kGetObjectAttributes)},
+    {"GET",    Target::kObject,  Has("retention"),               To(Operation::kGetObjectRetention)},
+    {"GET",    Target::kObject,  Has("legal-hold"),              To(Operation::kGetObjectLegalHold)},
     {"GET",    Target::kObject,  Unsupported(),                  kObjectSubresourceNotImplemented},
     {"GET",    Target::kObject,  Always(),                       To(Operation::kGetObject)},
     {"HEAD",   Target::kObject,  Has("uploadId"),                Refuse(ErrorCode::kMethodNotAllowed)},
@@ -159,6 +163,8 @@ constexpr Rule kRules[] = {
     {"PUT",    Target::kObject,  Has("uploadId"),                kPartNeedsBoth},
     {"PUT",    Target::kObject,  Has("partNumber"),              kPartNeedsBoth},
     {"PUT",    Target::kObject,  Has("tagging"),                 To(Operation::kPutObjectTagging)},
+    {"PUT",    Target::kObject,  Has("retention"),               To(Operation::kPutObjectRetention)},
+    {"PUT",    Target::kObject,  Has("legal-hold"),              To(Operation::kPutObjectLegalHold)},
     // PutObject and CopyObject take no versionId: a version is never written in place.
     {"PUT",    Target::kObject,  Has("versionId"),               kObjectSubresourceNotImplemented},
     {"PUT",    Target::kObject,  Unsupported(),                  kObjectSubresourceNotImplemented},
@@ -283,6 +289,18 @@ std::string_view OperationName(Operation op) {
       return "GetBucketAcl";
     case Operation::kGetBucketVersioning:
       return "GetBucketVersioning";
+    case Operation::kGetObjectLockConfiguration:
+      return "GetObjectLockConfiguration";
+    case Operation::kPutObjectLockConfiguration:
+      return "PutObjectLockConfiguration";
+    case Operation::kGetObjectRetention:
+      return "GetObjectRetention";
+    case Operation::kPutObjectRetention:
+      return "PutObjectRetention";
+    case Operation::kGetObjectLegalHold:
+      return "GetObjectLegalHold";
+    case Operation::kPutObjectLegalHold:
+      return "PutObjectLegalHold";
     case Operation::kPutBucketVersioning:
       return "PutBucketVersioning";
     case Operation::kListObjectVersions:

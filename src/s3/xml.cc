@@ -1,5 +1,6 @@
 #include "coffre/s3/xml.h"
 
+#include <charconv>
 #include <cstdint>
 #include <limits>
 #include <pugixml.hpp>
@@ -676,6 +677,107 @@ Expected<BucketVersioning, Error> ParseVersioningConfiguration(std::string_view 
   return versioning;
 }
 
+namespace {
+
+constexpr uint32_t kMaxRetentionDays = 36500;
+constexpr uint32_t kMaxRetentionYears = 100;
+
+bool IsRetentionMode(std::string_view mode) { return mode == "GOVERNANCE" || mode == "COMPLIANCE"; }
+
+}  // namespace
+
+Expected<ObjectLockRule, Error> ParseObjectLockConfiguration(std::string_view xml) {
+  pugi::xml_document doc;
+  Expected<pugi::xml_node, Error> root = LoadRoot(doc, xml, "ObjectLockConfiguration");
+  if (!root.ok()) {
+    return root.error();
+  }
+  const std::optional<std::optional<std::string>> enabled = UniqueChildText(*root, "ObjectLockEnabled");
+  if (!enabled || !*enabled || TrimXmlWhitespace(**enabled) != "Enabled") {
+    return Malformed();
+  }
+  ObjectLockRule rule;
+  const std::optional<pugi::xml_node> rule_node = UniqueChild(*root, "Rule");
+  if (!rule_node) {
+    return Malformed();
+  }
+  if (!*rule_node) {
+    return rule;
+  }
+  const std::optional<pugi::xml_node> retention = UniqueChild(*rule_node, "DefaultRetention");
+  if (!retention || !*retention) {
+    return Malformed();
+  }
+  const std::optional<std::optional<std::string>> mode = UniqueChildText(*retention, "Mode");
+  const std::optional<std::optional<std::string>> days = UniqueChildText(*retention, "Days");
+  const std::optional<std::optional<std::string>> years = UniqueChildText(*retention, "Years");
+  if (!mode || !*mode || !days || !years || days->has_value() == years->has_value()) {
+    return Malformed();
+  }
+  rule.mode = std::string(TrimXmlWhitespace(**mode));
+  if (!IsRetentionMode(rule.mode)) {
+    return Malformed();
+  }
+  const bool in_days = days->has_value();
+  const std::string_view period = TrimXmlWhitespace(in_days ? **days : **years);
+  int64_t n = 0;
+  const bool negative = period.starts_with('-');
+  const std::string_view digits = negative ? period.substr(1) : period;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (digits.empty() || ec == std::errc::invalid_argument || end != digits.data() + digits.size()) {
+    return Malformed();
+  }
+  if (negative || n == 0) {
+    return Error(ErrorCode::kInvalidArgument, "Default retention period must be a positive integer value");
+  }
+  if (ec == std::errc::result_out_of_range || n > (in_days ? kMaxRetentionDays : kMaxRetentionYears)) {
+    return Error(ErrorCode::kInvalidArgument, "Default retention period is too large");
+  }
+  (in_days ? rule.days : rule.years) = static_cast<uint32_t>(n);
+  return rule;
+}
+
+Expected<RetentionSetting, Error> ParseRetention(std::string_view xml) {
+  pugi::xml_document doc;
+  Expected<pugi::xml_node, Error> root = LoadRoot(doc, xml, "Retention");
+  if (!root.ok()) {
+    return root.error();
+  }
+  const std::optional<std::optional<std::string>> mode = UniqueChildText(*root, "Mode");
+  const std::optional<std::optional<std::string>> date = UniqueChildText(*root, "RetainUntilDate");
+  if (!mode || !date || mode->has_value() != date->has_value()) {
+    return Malformed();
+  }
+  RetentionSetting setting;
+  if (!mode->has_value()) {
+    return setting;
+  }
+  setting.mode = std::string(TrimXmlWhitespace(**mode));
+  const std::optional<UnixMillis> until = ParseIso8601(TrimXmlWhitespace(**date));
+  if (!IsRetentionMode(setting.mode) || !until) {
+    return Malformed();
+  }
+  setting.retain_until = *until;
+  return setting;
+}
+
+Expected<std::string, Error> ParseLegalHold(std::string_view xml) {
+  pugi::xml_document doc;
+  Expected<pugi::xml_node, Error> root = LoadRoot(doc, xml, "LegalHold");
+  if (!root.ok()) {
+    return root.error();
+  }
+  const std::optional<std::optional<std::string>> status = UniqueChildText(*root, "Status");
+  if (!status || !*status) {
+    return Malformed();
+  }
+  std::string value(TrimXmlWhitespace(**status));
+  if (value != "ON" && value != "OFF") {
+    return Malformed();
+  }
+  return value;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------
@@ -1002,6 +1104,40 @@ std::string VersioningConfigurationDocument(std::string_view status) {
     return w.Finish();
   }
   w.StartS3Root("VersioningConfiguration");
+  w.Element("Status", status);
+  return w.Finish();
+}
+
+std::string ObjectLockConfigurationDocument(const ObjectLockRule& rule) {
+  XmlWriter w;
+  w.StartS3Root("ObjectLockConfiguration");
+  w.Element("ObjectLockEnabled", "Enabled");
+  if (!rule.mode.empty()) {
+    w.StartElement("Rule");
+    w.StartElement("DefaultRetention");
+    w.Element("Mode", rule.mode);
+    if (rule.days != 0) {
+      w.Element("Days", std::to_string(rule.days));
+    } else {
+      w.Element("Years", std::to_string(rule.years));
+    }
+    w.EndElement();
+    w.EndElement();
+  }
+  return w.Finish();
+}
+
+std::string RetentionDocument(std::string_view mode, UnixMillis retain_until) {
+  XmlWriter w;
+  w.StartS3Root("Retention");
+  w.Element("Mode", mode);
+  w.Element("RetainUntilDate", FormatIso8601(FromUnixMillis(retain_until)));
+  return w.Finish();
+}
+
+std::string LegalHoldDocument(std::string_view status) {
+  XmlWriter w;
+  w.StartS3Root("LegalHold");
   w.Element("Status", status);
   return w.Finish();
 }

@@ -358,7 +358,7 @@ CREATE TABLE updates(
     return st.Run();
   }
 
-  // The newest update of the object, applied to its row: its tags, and the row names it (so that
+  // The newest update of the object, applied to its row: its tags and lock, and the row names it (so that
   // fsck keeps it and the next update makes it garbage). An update that names the object's id
   // under another bucket or key is not the object's and is ignored.
   Status ApplyUpdate(const catalog::Bucket& bucket, catalog::ObjectRecord& rec) {
@@ -371,6 +371,7 @@ CREATE TABLE updates(
     COFFRE_ASSIGN_OR_RETURN(BlobDescription update, catalog::DecodeBlobDescription(st.ColumnBlobView(1)));
     if (update.bucket_name != bucket.name || update.key != rec.key) return Status::Ok();
     rec.tags = std::move(update.tags);
+    rec.lock = std::move(update.lock);
     rec.update_blob_id = st.ColumnText(0);
     ++report_.object_updates;
     return Status::Ok();
@@ -514,6 +515,7 @@ CREATE TABLE updates(
     rec.last_modified = d.last_modified;
     rec.attributes = d.attributes;
     rec.tags = d.tags;
+    rec.lock = d.lock;
     rec.null_version = d.null_version;
     rec.key_info.tenant_key_id = f.header_key.tenant_key_id;
     rec.key_info.tenant_key_version = f.header_key.tenant_key_version;

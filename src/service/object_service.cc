@@ -217,11 +217,12 @@ class BlobObjectWriter final : public ObjectWriter {
   SResult<Done> Init(const Bucket& bucket, const std::string& key, Attributes attributes,
                      std::set<crypto::ChecksumAlgorithm> checksums, const SecretBytes& data_key,
                      catalog::KeyInfo key_info, std::string object_id, std::string upload_id, uint32_t part_number,
-                     std::optional<uint64_t> size, catalog::Tags tags = {}) {
+                     std::optional<uint64_t> size, catalog::Tags tags = {}, catalog::ObjectLock lock = {}) {
     bucket_ = bucket;
     key_ = key;
     attributes_ = std::move(attributes);
     tags_ = std::move(tags);
+    lock_ = std::move(lock);
     key_info_ = std::move(key_info);
     object_id_ = std::move(object_id);
     upload_id_ = std::move(upload_id);
@@ -355,6 +356,7 @@ class BlobObjectWriter final : public ObjectWriter {
       rec.attributes = std::move(attrs);
       rec.key_info = key_info_;
       rec.tags = tags_;
+      rec.lock = lock_;
       rec.null_version = VersioningOf(bucket_) != kVersioningEnabled;
       rec.parts.push_back(catalog::ObjectPart{0, blob_id_, total_, result.etag, {}});
       result.version_id = ReportedVersionId(bucket_, rec, false);
@@ -457,6 +459,8 @@ class BlobObjectWriter final : public ObjectWriter {
     if (st.code() == StatusCode::kNotFound) {
       return kind_ == Kind::kObject ? Err(Errc::kNoSuchKey, st.message()) : Err(Errc::kNoSuchUpload, st.message());
     }
+    // The null version it would replace is under Object Lock.
+    if (st.code() == StatusCode::kPermissionDenied) return Err(Errc::kAccessDenied, st.message());
     return FromStatus(st);
   }
 
@@ -471,6 +475,7 @@ class BlobObjectWriter final : public ObjectWriter {
     if (kind_ == Kind::kObject) {
       d.object_id = object_id_;
       d.tags = tags_;
+      d.lock = lock_;
       d.null_version = VersioningOf(bucket_) != kVersioningEnabled;
     } else {
       d.upload_id = upload_id_;
@@ -548,7 +553,8 @@ class BlobObjectWriter final : public ObjectWriter {
   Bucket bucket_;
   std::string key_;
   Attributes attributes_;
-  catalog::Tags tags_;  // objects only
+  catalog::Tags tags_;        // objects only
+  catalog::ObjectLock lock_;  // objects only
   catalog::KeyInfo key_info_;
   std::string object_id_;
   std::string upload_id_;
@@ -642,6 +648,7 @@ ObjectInfo InfoOf(const catalog::ObjectRecord& rec, std::string version_id) {
   info.attributes = rec.attributes;
   info.multipart = !rec.parts.empty() && rec.parts.front().part_number != 0;
   info.tags = rec.tags;
+  info.lock = rec.lock;
   info.version_id = std::move(version_id);
   if (info.multipart) {
     for (const auto& p : rec.parts) {
@@ -876,8 +883,13 @@ void ObjectService::UnpinBlobs(const std::vector<std::string>& ids) {
   }
 }
 
-SResult<Bucket> ObjectService::CreateBucket(const std::string& tenant_id, const std::string& name) {
-  auto b = catalog_.CreateBucket(tenant_id, name);
+SResult<Bucket> ObjectService::CreateBucket(const std::string& tenant_id, const std::string& name, bool object_lock) {
+  Attributes settings;
+  if (object_lock) {
+    settings.emplace(kVersioningSetting, kVersioningEnabled);
+    settings.emplace(kObjectLockSetting, kObjectLockEnabled);
+  }
+  auto b = catalog_.CreateBucket(tenant_id, name, settings);
   if (b.ok()) return std::move(b).value();
   if (b.status().code() == StatusCode::kAlreadyExists) {
     auto existing = catalog_.GetBucket(name);
@@ -925,7 +937,9 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& buc
                                                                Attributes attributes,
                                                                std::set<crypto::ChecksumAlgorithm> checksums,
                                                                const RequestInfo* request, std::optional<uint64_t> size,
-                                                               catalog::Tags tags) {
+                                                               catalog::Tags tags, catalog::ObjectLock lock) {
+  auto version_lock = LockForNewVersion(bucket, std::move(lock));
+  if (!version_lock.ok()) return version_lock.error();
   std::string object_id = RandomId(16);
   auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(bucket.name, key, object_id));
   NoteKeyOperation(observer_, KeyOperation::kWrap, dk.ok());
@@ -940,7 +954,7 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& buc
   auto key_use = internal::StartKeyUse(audit_, event);
   auto w = std::make_unique<BlobObjectWriter>(*this, catalog_, keys_, blobs_, BlobObjectWriter::Kind::kObject);
   auto r = w->Init(bucket, key, std::move(attributes), std::move(checksums), dk->key, ToKeyInfo(*dk),
-                   std::move(object_id), {}, 0, size, std::move(tags));
+                   std::move(object_id), {}, 0, size, std::move(tags), std::move(version_lock).value());
   if (!r.ok()) return r.error();
   w->PublishAfter(std::move(key_use), std::move(event));
   return std::unique_ptr<ObjectWriter>(std::move(w));
@@ -1013,12 +1027,16 @@ SResult<std::unique_ptr<ObjectReader>> ObjectService::OpenObject(const Bucket& b
 }
 
 SResult<DeleteOutcome> ObjectService::DeleteObject(const Bucket& bucket, const std::string& key,
-                                                   const std::string& version_id, const RequestInfo* request) {
+                                                   const std::string& version_id, const RequestInfo* request,
+                                                   bool bypass_governance) {
   DeleteOutcome outcome;
   if (!version_id.empty()) {
-    auto removed = catalog_.DeleteObjectVersion(bucket, key, version_id);
+    auto removed = catalog_.DeleteObjectVersion(bucket, key, version_id, bypass_governance);
     if (!removed.ok()) {
       if (BucketGone(removed.status())) return Err(Errc::kNoSuchBucket, removed.status().message());
+      if (removed.status().code() == StatusCode::kPermissionDenied) {
+        return Err(Errc::kAccessDenied, removed.status().message());
+      }
       if (removed.status().code() != StatusCode::kNotFound) return FromStatus(removed.status());
     }
     outcome.version_id = version_id;
@@ -1029,6 +1047,7 @@ SResult<DeleteOutcome> ObjectService::DeleteObject(const Bucket& bucket, const s
   if (versioning.empty()) {
     Status st = catalog_.DeleteObject(bucket, key);
     if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());
+    if (st.code() == StatusCode::kPermissionDenied) return Err(Errc::kAccessDenied, st.message());
     if (!st.ok() && st.code() != StatusCode::kNotFound) return FromStatus(st);
     return outcome;
   }
@@ -1052,6 +1071,7 @@ SResult<DeleteOutcome> ObjectService::DeleteObject(const Bucket& bucket, const s
   if (!st.ok()) {
     (void)blobs_.Remove(*described);  // never published
     if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());
+    if (st.code() == StatusCode::kPermissionDenied) return Err(Errc::kAccessDenied, st.message());
     return FromStatus(st);
   }
   outcome.version_id = marker.version_id();
@@ -1090,7 +1110,13 @@ SResult<catalog::VersionListPage> ObjectService::ListObjectVersions(const Bucket
 }
 
 SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std::string& key, Attributes attributes,
-                                                 const RequestInfo* request, catalog::Tags tags) {
+                                                 const RequestInfo* request, catalog::Tags tags,
+                                                 catalog::ObjectLock lock) {
+  if (!lock.empty()) {
+    // Checked now, as S3 does; the default retention is the bucket's at Complete.
+    auto checked = LockForNewVersion(bucket, lock);
+    if (!checked.ok()) return checked.error();
+  }
   catalog::UploadRecord up;
   up.upload_id = RandomId(24);
   auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(bucket.name, key, up.upload_id));
@@ -1112,6 +1138,7 @@ SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std
   up.initiated = NowMillis();
   up.attributes = std::move(attributes);
   up.tags = std::move(tags);
+  up.lock = std::move(lock);
   up.key_info = ToKeyInfo(*dk);
   if (auto fenced = KeepClearOfDestruction(bucket, key, up.upload_id, up.key_info, {}, request); !fenced.ok()) {
     return fenced.error();
@@ -1189,6 +1216,9 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
   rec.attributes = up->attributes;
   rec.key_info = up->key_info;
   rec.tags = up->tags;
+  auto lock = LockForNewVersion(bucket, up->lock, /*check_date=*/false);
+  if (!lock.ok()) return lock.error();
+  rec.lock = std::move(lock).value();
   rec.null_version = VersioningOf(bucket) != kVersioningEnabled;
   crypto::Md5 md5_of_md5s;
   std::vector<const catalog::PartRecord*> named;
@@ -1271,6 +1301,7 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
   }
   if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kPreconditionFailed, st.message());
   if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());
+  if (st.code() == StatusCode::kPermissionDenied) return Err(Errc::kAccessDenied, st.message());
   if (!st.ok()) return FromStatus(st);
   result.etag = rec.etag;
   result.last_modified = rec.last_modified;
@@ -1338,45 +1369,60 @@ SResult<std::string> ObjectService::WriteManifest(const Bucket& bucket, const ca
   d.attributes = rec.attributes;
   d.parts = rec.parts;
   d.tags = rec.tags;
+  d.lock = rec.lock;
   d.null_version = rec.null_version;
   return WriteUnderObjectKey(bucket, rec, catalog::EncodeBlobDescription(d), request);
 }
 
 SResult<std::string> ObjectService::WriteObjectUpdate(const Bucket& bucket, const catalog::ObjectRecord& rec,
-                                                      const catalog::Tags& tags, const RequestInfo* request) {
+                                                      const catalog::ObjectUpdate& update, const RequestInfo* request) {
   catalog::BlobDescription d = DescriptionOf(catalog::BlobDescription::Kind::kObjectUpdate, bucket, rec);
   d.sequence = NextWriteSequence();
   d.last_modified = NowMillis();
-  d.tags = tags;
+  d.tags = update.tags;
+  d.lock = update.lock;
   return WriteUnderObjectKey(bucket, rec, catalog::EncodeBlobDescription(d), request);
 }
 
 SResult<std::string> ObjectService::SetObjectTags(const Bucket& bucket, const std::string& key,
                                                   const catalog::Tags& tags, const RequestInfo* request,
                                                   const std::string& version_id) {
-  // A write of the key, a rewrap of its data key or another tag change between the read and the
+  return UpdateObject(bucket, key, version_id, request,
+                      [&](const catalog::ObjectRecord& rec) -> SResult<std::optional<catalog::ObjectUpdate>> {
+                        // No tags, and none to have: a rebuild finds none either way.
+                        if (rec.tags.empty() && tags.empty()) return std::optional<catalog::ObjectUpdate>();
+                        return std::optional<catalog::ObjectUpdate>(catalog::ObjectUpdate{tags, rec.lock});
+                      });
+}
+
+SResult<std::string> ObjectService::UpdateObject(const Bucket& bucket, const std::string& key,
+                                                 const std::string& version_id, const RequestInfo* request,
+                                                 const UpdateFunction& change) {
+  // A write of the key, a rewrap of its data key or another change between the read and the
   // catalog update makes the update blob name the wrong object or key version, or come after a
-  // newer one: it is removed and written again.
+  // newer one: it is removed, and the change decided again on a fresh read.
   constexpr int kAttempts = 4;
   for (int attempt = 1;; ++attempt) {
     auto rec = FindObject(bucket, key, version_id);
     if (!rec.ok()) return rec.error();
-    // The object has no tags and is to have none: a rebuild finds none either way.
-    if (rec->tags.empty() && tags.empty()) return ReportedVersionId(bucket, *rec, !version_id.empty());
-    auto update = WriteObjectUpdate(bucket, *rec, tags, request);
-    if (!update.ok()) {
+    auto changed = change(*rec);
+    if (!changed.ok()) return changed.error();
+    if (!changed->has_value()) return ReportedVersionId(bucket, *rec, !version_id.empty());
+    const catalog::ObjectUpdate& update = **changed;
+    auto blob = WriteObjectUpdate(bucket, *rec, update, request);
+    if (!blob.ok()) {
       // A rewrap and the destruction of the key version the row was read under make the unwrap
       // fail: the row, read again, is under the new version.
       auto again = FindObject(bucket, key, version_id);
       if (attempt < kAttempts && again.ok() && again->key_info.tenant_key_version != rec->key_info.tenant_key_version) {
         continue;
       }
-      return update.error();
+      return blob.error();
     }
-    Status st = catalog_.SetObjectTags(bucket, key, rec->object_id, rec->key_info.tenant_key_version,
-                                       rec->update_blob_id, tags, *update);
+    Status st = catalog_.UpdateObject(bucket, key, rec->object_id, rec->key_info.tenant_key_version,
+                                      rec->update_blob_id, update, *blob);
     if (st.ok()) return ReportedVersionId(bucket, *rec, !version_id.empty());
-    (void)blobs_.Remove(*update);  // never named by the catalog
+    (void)blobs_.Remove(*blob);  // never named by the catalog
     if (st.code() == StatusCode::kFailedPrecondition && attempt < kAttempts) continue;
     if (st.code() == StatusCode::kNotFound) return Err(Errc::kNoSuchKey, st.message());
     if (BucketGone(st)) return Err(Errc::kNoSuchBucket, st.message());

@@ -99,7 +99,9 @@ TEST(BucketSettingsMigrationTest, BucketsOfTheReleaseBeforeHaveNone) {
     auto conn = db::Connection::Open(path, db::OpenMode::kReadWriteCreate);
     ASSERT_OK(conn);
     ASSERT_OK(
-        (*conn)->Exec("DROP TABLE version_parts; DROP TABLE object_versions; "
+        (*conn)->Exec("DROP INDEX objects_locked; ALTER TABLE objects DROP COLUMN object_lock; "
+                      "ALTER TABLE uploads DROP COLUMN object_lock; "
+                      "DROP TABLE version_parts; DROP TABLE object_versions; "
                       "ALTER TABLE objects DROP COLUMN null_version; "
                       "ALTER TABLE buckets DROP COLUMN settings; PRAGMA user_version = 6;"));
   }

@@ -78,7 +78,7 @@ TEST_F(TagsTest, TagsGivenAtWriteTimeAreStoredAndLoaded) {
 
 TEST_F(TagsTest, ReplacingTagsNamesTheUpdateBlobAndCollectsThePreviousOne) {
   ASSERT_OK(cat_->PutObject(Object("k", "b1", {{"a", "1"}})));
-  ASSERT_OK(cat_->SetObjectTags(bucket_, "k", "obj-b1", 1, "", {{"b", "2"}}, "upd1"));
+  ASSERT_OK(cat_->UpdateObject(bucket_, "k", "obj-b1", 1, "", {{{"b", "2"}}}, "upd1"));
   auto got = cat_->GetObject(bucket_.id, "k");
   ASSERT_OK(got);
   EXPECT_EQ(got->tags, (Tags{{"b", "2"}}));
@@ -88,7 +88,7 @@ TEST_F(TagsTest, ReplacingTagsNamesTheUpdateBlobAndCollectsThePreviousOne) {
   EXPECT_TRUE(Garbage().empty());
 
   // The next update makes the previous one garbage; removing the tags is an update too.
-  ASSERT_OK(cat_->SetObjectTags(bucket_, "k", "obj-b1", 1, "upd1", {}, "upd2"));
+  ASSERT_OK(cat_->UpdateObject(bucket_, "k", "obj-b1", 1, "upd1", {}, "upd2"));
   got = cat_->GetObject(bucket_.id, "k");
   ASSERT_OK(got);
   EXPECT_TRUE(got->tags.empty());
@@ -100,7 +100,7 @@ TEST_F(TagsTest, ReplacingTagsNamesTheUpdateBlobAndCollectsThePreviousOne) {
 
 TEST_F(TagsTest, DeletingOrOverwritingTheObjectCollectsItsUpdateBlob) {
   ASSERT_OK(cat_->PutObject(Object("k", "b1")));
-  ASSERT_OK(cat_->SetObjectTags(bucket_, "k", "obj-b1", 1, "", {{"a", "1"}}, "upd1"));
+  ASSERT_OK(cat_->UpdateObject(bucket_, "k", "obj-b1", 1, "", {{{"a", "1"}}}, "upd1"));
   ASSERT_OK(cat_->PutObject(Object("k", "b2")));
   EXPECT_EQ(Garbage(), (std::set<std::string>{"b1", "upd1"}));
   auto got = cat_->GetObject(bucket_.id, "k");
@@ -108,7 +108,7 @@ TEST_F(TagsTest, DeletingOrOverwritingTheObjectCollectsItsUpdateBlob) {
   EXPECT_TRUE(got->tags.empty());
   EXPECT_EQ(got->update_blob_id, "");
 
-  ASSERT_OK(cat_->SetObjectTags(bucket_, "k", "obj-b2", 1, "", {{"a", "2"}}, "upd2"));
+  ASSERT_OK(cat_->UpdateObject(bucket_, "k", "obj-b2", 1, "", {{{"a", "2"}}}, "upd2"));
   ASSERT_OK(cat_->DeleteObject(bucket_, "k"));
   EXPECT_EQ(Garbage(), (std::set<std::string>{"b1", "upd1", "b2", "upd2"}));
   EXPECT_TRUE(Updates().empty());
@@ -116,17 +116,17 @@ TEST_F(TagsTest, DeletingOrOverwritingTheObjectCollectsItsUpdateBlob) {
 
 TEST_F(TagsTest, AnUpdateForAnotherObjectOrKeyVersionChangesNothing) {
   ASSERT_OK(cat_->PutObject(Object("k", "b1", {{"a", "1"}})));
-  EXPECT_THAT(cat_->SetObjectTags(bucket_, "missing", "obj-b1", 1, "", {{"x", "y"}}, "u0"),
+  EXPECT_THAT(cat_->UpdateObject(bucket_, "missing", "obj-b1", 1, "", {{{"x", "y"}}}, "u0"),
               StatusIs(StatusCode::kNotFound));
   // The key was overwritten after the caller read it.
-  EXPECT_THAT(cat_->SetObjectTags(bucket_, "k", "obj-older", 1, "", {{"x", "y"}}, "u1"),
+  EXPECT_THAT(cat_->UpdateObject(bucket_, "k", "obj-older", 1, "", {{{"x", "y"}}}, "u1"),
               StatusIs(StatusCode::kFailedPrecondition));
   // A rewrap moved the data key after the caller sealed the update under the old version.
-  EXPECT_THAT(cat_->SetObjectTags(bucket_, "k", "obj-b1", 2, "", {{"x", "y"}}, "u2"),
+  EXPECT_THAT(cat_->UpdateObject(bucket_, "k", "obj-b1", 2, "", {{{"x", "y"}}}, "u2"),
               StatusIs(StatusCode::kFailedPrecondition));
   Bucket gone = bucket_;
   gone.tenant_id = "someone-else";
-  EXPECT_THAT(cat_->SetObjectTags(gone, "k", "obj-b1", 1, "", {{"x", "y"}}, "u3"), StatusIs(StatusCode::kAborted));
+  EXPECT_THAT(cat_->UpdateObject(gone, "k", "obj-b1", 1, "", {{{"x", "y"}}}, "u3"), StatusIs(StatusCode::kAborted));
   auto got = cat_->GetObject(bucket_.id, "k");
   ASSERT_OK(got);
   EXPECT_EQ(got->tags, (Tags{{"a", "1"}}));
@@ -138,8 +138,8 @@ TEST_F(TagsTest, OfTwoRacingChangesTheOneThatReadTheOlderStateIsRefused) {
   ASSERT_OK(cat_->PutObject(Object("k", "b1")));
   // Both read the object without an update blob; the second to commit must not replace the first
   // one's update, whose sequence number may be the higher one a rebuild would prefer.
-  ASSERT_OK(cat_->SetObjectTags(bucket_, "k", "obj-b1", 1, "", {{"a", "1"}}, "upd-a"));
-  EXPECT_THAT(cat_->SetObjectTags(bucket_, "k", "obj-b1", 1, "", {{"b", "2"}}, "upd-b"),
+  ASSERT_OK(cat_->UpdateObject(bucket_, "k", "obj-b1", 1, "", {{{"a", "1"}}}, "upd-a"));
+  EXPECT_THAT(cat_->UpdateObject(bucket_, "k", "obj-b1", 1, "", {{{"b", "2"}}}, "upd-b"),
               StatusIs(StatusCode::kFailedPrecondition));
   auto got = cat_->GetObject(bucket_.id, "k");
   ASSERT_OK(got);
@@ -147,7 +147,7 @@ TEST_F(TagsTest, OfTwoRacingChangesTheOneThatReadTheOlderStateIsRefused) {
   EXPECT_EQ(got->update_blob_id, "upd-a");
   EXPECT_TRUE(Garbage().empty());
   // Read again, it goes through and the first update becomes garbage.
-  ASSERT_OK(cat_->SetObjectTags(bucket_, "k", "obj-b1", 1, "upd-a", {{"b", "2"}}, "upd-b"));
+  ASSERT_OK(cat_->UpdateObject(bucket_, "k", "obj-b1", 1, "upd-a", {{{"b", "2"}}}, "upd-b"));
   EXPECT_EQ(Garbage(), (std::set<std::string>{"upd-a"}));
 }
 
@@ -158,7 +158,7 @@ TEST_F(TagsTest, ARewrapOfARowWhoseUpdateBlobChangedMeanwhileLeavesIt) {
   ASSERT_OK(rows);
   ASSERT_EQ(rows->size(), 1u);
   // Tags changed after the walk read the row: its key copies do not cover the new update blob.
-  ASSERT_OK(cat_->SetObjectTags(bucket_, "k", "obj-b1", 1, "", {{"a", "1"}}, "upd1"));
+  ASSERT_OK(cat_->UpdateObject(bucket_, "k", "obj-b1", 1, "", {{{"a", "1"}}}, "upd1"));
   auto updated = cat_->RewrapKeys({KeyRewrap{(*rows)[0], 2, Bytes(60, 9)}}, {});
   ASSERT_OK(updated);
   EXPECT_EQ(*updated, 0u);
@@ -221,6 +221,9 @@ TEST(TagsMigrationTest, RowsOfTheReleaseBeforeHaveNoTags) {
     auto conn = db::Connection::Open(path, db::OpenMode::kReadWriteCreate);
     ASSERT_OK(conn);
     ASSERT_OK((*conn)->Exec(R"sql(
+DROP INDEX objects_locked;
+ALTER TABLE objects DROP COLUMN object_lock;
+ALTER TABLE uploads DROP COLUMN object_lock;
 DROP TABLE version_parts;
 DROP TABLE object_versions;
 ALTER TABLE objects DROP COLUMN null_version;
@@ -251,7 +254,7 @@ PRAGMA user_version = 5;
   EXPECT_TRUE(cat->GetUpload("up-a")->tags.empty());
   const Bucket alice{3, "alice"};
   EXPECT_TRUE(cat->GetBucketTags(alice)->empty());
-  ASSERT_OK(cat->SetObjectTags(alice, "a.pdf", "oa", 1, "", {{"k", "v"}}, "upd"));
+  ASSERT_OK(cat->UpdateObject(alice, "a.pdf", "oa", 1, "", {{{"k", "v"}}}, "upd"));
   EXPECT_EQ(cat->GetObject(3, "a.pdf")->tags, (Tags{{"k", "v"}}));
   EXPECT_TRUE(*cat->IsBlobReferenced("upd"));
 }

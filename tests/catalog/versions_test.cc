@@ -386,24 +386,24 @@ TEST_F(VersionsTest, ADescribedDeleteMarkerHoldsItsKeyAndBlob) {
 TEST_F(VersionsTest, TagsOfANoncurrentVersionChangeAlone) {
   ASSERT_OK(cat_->PutObject(Single("k", "v1")));
   ASSERT_OK(cat_->PutObject(Single("k", "v2")));
-  ASSERT_OK(cat_->SetObjectTags(bucket_, "k", "v1", 1, "", {{"a", "1"}}, "update-1"));
-  ASSERT_OK(cat_->SetObjectTags(bucket_, "k", "v1", 1, "update-1", {{"a", "2"}}, "update-2"));
+  ASSERT_OK(cat_->UpdateObject(bucket_, "k", "v1", 1, "", {{{"a", "1"}}}, "update-1"));
+  ASSERT_OK(cat_->UpdateObject(bucket_, "k", "v1", 1, "update-1", {{{"a", "2"}}}, "update-2"));
   EXPECT_EQ(cat_->GetObjectVersion(bucket_.id, "k", "v1")->tags, (Tags{{"a", "2"}}));
   EXPECT_EQ(cat_->GetObjectVersion(bucket_.id, "k", "v1")->update_blob_id, "update-2");
   EXPECT_TRUE(cat_->GetObject(bucket_.id, "k")->tags.empty());
   EXPECT_TRUE(Garbage().contains("update-1"));
   EXPECT_TRUE(Referenced("update-2"));
   // A stale read of the version's update, or of its key version, is refused.
-  EXPECT_THAT(cat_->SetObjectTags(bucket_, "k", "v1", 1, "update-1", {}, "update-3"),
+  EXPECT_THAT(cat_->UpdateObject(bucket_, "k", "v1", 1, "update-1", {}, "update-3"),
               StatusIs(StatusCode::kFailedPrecondition));
-  EXPECT_THAT(cat_->SetObjectTags(bucket_, "k", "v1", 2, "update-2", {}, "update-3"),
+  EXPECT_THAT(cat_->UpdateObject(bucket_, "k", "v1", 2, "update-2", {}, "update-3"),
               StatusIs(StatusCode::kFailedPrecondition));
   // A version that is gone, while the key has a current object: the caller reads again.
   ASSERT_OK(cat_->DeleteObjectVersion(bucket_, "k", "v1"));
-  EXPECT_THAT(cat_->SetObjectTags(bucket_, "k", "v1", 1, "update-2", {}, "update-3"),
+  EXPECT_THAT(cat_->UpdateObject(bucket_, "k", "v1", 1, "update-2", {}, "update-3"),
               StatusIs(StatusCode::kFailedPrecondition));
   ASSERT_OK(cat_->PutDeleteMarker(Marker("k", "m1")));
-  EXPECT_THAT(cat_->SetObjectTags(bucket_, "k", "m1", 0, "", {{"a", "1"}}, "update-4"),
+  EXPECT_THAT(cat_->UpdateObject(bucket_, "k", "m1", 0, "", {{{"a", "1"}}}, "update-4"),
               StatusIs(StatusCode::kNotFound));
 }
 
@@ -997,6 +997,9 @@ TEST(VersionsMigrationTest, ObjectsOfTheReleaseBeforeAreNullVersions) {
     auto conn = db::Connection::Open(path, db::OpenMode::kReadWriteCreate);
     ASSERT_OK(conn);
     ASSERT_OK((*conn)->Exec(R"sql(
+DROP INDEX objects_locked;
+ALTER TABLE objects DROP COLUMN object_lock;
+ALTER TABLE uploads DROP COLUMN object_lock;
 DROP TABLE version_parts;
 DROP TABLE object_versions;
 ALTER TABLE objects DROP COLUMN null_version;

@@ -287,8 +287,8 @@ class BadInputTest(CoffreTestCase):
                      b'</LifecycleConfiguration>')
         cases = [("PUT", f"/{BUCKET}", "lifecycle", lifecycle),
                  ("PUT", f"/{BUCKET}", "replication", b"<ReplicationConfiguration/>"),
-                 ("PUT", f"/{BUCKET}", "object-lock", b"<ObjectLockConfiguration/>"),
-                 ("PUT", f"/{BUCKET}/victim", "retention", b"<Retention/>")]
+                 ("PUT", f"/{BUCKET}", "cors", b"<CORSConfiguration/>"),
+                 ("PUT", f"/{BUCKET}/victim", "torrent", b"")]
         for method, path, sub, body in cases:
             with self.subTest(subresource=sub):
                 r = self.daemon.request(method, path, query=[(sub, "")], body=body,

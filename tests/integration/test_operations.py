@@ -733,26 +733,28 @@ class DrainTest(unittest.TestCase):
 
     def begin_put(self, d: Daemon, bucket: str, key: str, payload: bytes, sent: int):
         """A signed PUT whose body is sent only up to `sent` bytes, once the daemon holds its
-        connection (one still in the listen queue is not in flight)."""
+        connection (one still in the listen queue is not in flight). The caller has closed its
+        clients: their keep-alive connections, closing while this one opens, would blur the count."""
         port = admin_port(d)
         series = 'coffre_http_open_connections{listener="s3"}'
 
         def open_connections():
             return metric_value(admin_get(port, "/metrics")[2].decode(), series)
 
-        before = open_connections()
+        self.assertTrue(wait_for(lambda: open_connections() == 0), d.diagnostics())
         req = d.sign("PUT", f"/{bucket}/{key}", body=payload)
         sock = socket.create_connection(("127.0.0.1", d.port), timeout=30)
         head = [f"PUT {req.target} HTTP/1.1"] + [f"{k}: {v}" for k, v in req.headers.items()]
         head.append(f"Content-Length: {len(payload)}")
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload[:sent])
-        self.assertTrue(wait_for(lambda: open_connections() > before), d.diagnostics())
+        self.assertTrue(wait_for(lambda: open_connections() == 1), d.diagnostics())
         return sock
 
     def test_in_flight_request_completes_after_sigterm(self):
         d = self.start(drain_timeout_seconds=30)
         s3 = d.client()
         s3.create_bucket(Bucket="drain")
+        s3.close()
         payload = gen_bytes(2 * 1024 * 1024, seed=9)
         sock = self.begin_put(d, "drain", "in-flight", payload, 1024 * 1024)
         time.sleep(0.3)  # and reads some of the body
@@ -782,7 +784,9 @@ class DrainTest(unittest.TestCase):
 
     def test_drain_deadline_is_configurable(self):
         d = self.start(drain_timeout_seconds=1)
-        d.client().create_bucket(Bucket="stall")
+        s3 = d.client()
+        s3.create_bucket(Bucket="stall")
+        s3.close()
         sock = self.begin_put(d, "stall", "never-finished", gen_bytes(100000, seed=1), 1000)
         self.addCleanup(sock.close)
         time.sleep(0.3)

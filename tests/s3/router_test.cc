@@ -68,6 +68,13 @@ TEST(Router, ObjectOperations) {
   EXPECT_EQ(OpOf("PUT", "/bucket?versioning"), Operation::kPutBucketVersioning);
   EXPECT_EQ(OpOf("DELETE", "/b-1/k?versionId=3HL4kqtJlcpXroDTDmJ"), Operation::kDeleteObject);
   EXPECT_EQ(OpOf("GET", "/b-1/k?tagging&versionId=null"), Operation::kGetObjectTagging);
+  EXPECT_EQ(OpOf("GET", "/b-1/k?retention&versionId=null"), Operation::kGetObjectRetention);
+  // A version's retention and legal hold change in place: PUT takes a versionId for them.
+  EXPECT_EQ(OpOf("PUT", "/b-1/k?retention&versionId=null"), Operation::kPutObjectRetention);
+  EXPECT_EQ(OpOf("GET", "/b-1/k?legal-hold"), Operation::kGetObjectLegalHold);
+  EXPECT_EQ(OpOf("PUT", "/b-1/k?legal-hold&versionId=null"), Operation::kPutObjectLegalHold);
+  EXPECT_EQ(OpOf("GET", "/bucket?object-lock"), Operation::kGetObjectLockConfiguration);
+  EXPECT_EQ(OpOf("PUT", "/bucket?object-lock"), Operation::kPutObjectLockConfiguration);
   EXPECT_EQ(OpOf("HEAD", "/b-1/k"), Operation::kHeadObject);
   EXPECT_EQ(OpOf("DELETE", "/b-1/k"), Operation::kDeleteObject);
   EXPECT_EQ(OpOf("GET", "/b-1/k?acl"), Operation::kGetObjectAcl);
@@ -208,7 +215,7 @@ TEST(Router, RefusalsKeepTheirCodeStatusAndMessage) {
       {"PATCH", "/bucket", ErrorCode::kMethodNotAllowed, 405, ""},
       {"HEAD", "/b-1/k?tagging", ErrorCode::kNotImplemented, 501, object_sub},
       {"HEAD", "/bucket?tagging", ErrorCode::kNotImplemented, 501, bucket_sub},
-      {"GET", "/b-1/k?versionId=null&retention", ErrorCode::kNotImplemented, 501, object_sub},
+      {"GET", "/b-1/k?versionId=null&torrent", ErrorCode::kNotImplemented, 501, object_sub},
       {"HEAD", "/b-1/k?uploadId=u", ErrorCode::kMethodNotAllowed, 405, ""},
       {"HEAD", "/b-1/k?acl", ErrorCode::kMethodNotAllowed, 405, ""},
       {"HEAD", "/b-1/k?legal-hold", ErrorCode::kNotImplemented, 501, object_sub},

@@ -575,6 +575,45 @@ TEST_F(CatalogRebuildTest, TagsSetAtWriteAndChangedLaterComeBack) {
   EXPECT_FALSE(*fresh_->IsBlobReferenced(update_blobs["changed"]));
 }
 
+// Object Lock outlives the catalog: the retention and legal hold a version was written with, and
+// those set later, come back with it, and still stop its removal.
+TEST_F(CatalogRebuildTest, RetentionAndLegalHoldComeBack) {
+  auto worm = service_->CreateBucket(tenant_, "worm", /*object_lock=*/true);
+  ASSERT_OK(worm);
+  const UnixMillis until = ToUnixMillis(std::chrono::system_clock::now()) + 3'600'000;
+  const std::string comp(catalog::kComplianceMode);
+  auto put = [&](const std::string& key, catalog::ObjectLock lock) {
+    clock_.Set(clock_.Now() + std::chrono::seconds(1));
+    const Bytes data = Pattern(300, 7);
+    auto w = service_->BeginPut(*worm, key, {}, {}, nullptr, data.size(), {}, std::move(lock));
+    EXPECT_OK(w);
+    if (!w.ok()) return std::string();
+    EXPECT_OK((*w)->Write(data));
+    auto r = (*w)->Commit({});
+    EXPECT_OK(r);
+    return r.ok() ? r->version_id : std::string();
+  };
+  const std::string at_write = put("at-write", catalog::ObjectLock{comp, until, "ON"});
+  const std::string later = put("later", {});
+  ASSERT_OK(service_->SetObjectRetention(*worm, "later", later, comp, until, false));
+  ASSERT_OK(service_->SetObjectLegalHold(*worm, "later", later, true));
+  ASSERT_OK(service_->SetObjectTags(*worm, "later", {{"t", "1"}}));  // keeps the lock it does not change
+  const std::string lifted = put("lifted", catalog::ObjectLock{"", 0, "ON"});
+  ASSERT_OK(service_->SetObjectLegalHold(*worm, "lifted", lifted, false));
+
+  auto report = LoseAndRebuild();
+  ASSERT_OK(report);
+  auto bucket = fresh_->GetBucket("worm");
+  ASSERT_OK(bucket);
+  EXPECT_EQ(fresh_->GetObject(bucket->id, "at-write")->lock, (catalog::ObjectLock{comp, until, "ON"}));
+  EXPECT_EQ(fresh_->GetObject(bucket->id, "later")->lock, (catalog::ObjectLock{comp, until, "ON"}));
+  EXPECT_EQ(fresh_->GetObject(bucket->id, "later")->tags, (catalog::Tags{{"t", "1"}}));
+  EXPECT_EQ(fresh_->GetObject(bucket->id, "lifted")->lock, (catalog::ObjectLock{"", 0, "OFF"}));
+  EXPECT_THAT(fresh_->DeleteObjectVersion(*bucket, "at-write", at_write, true),
+              test_support::StatusIs(StatusCode::kPermissionDenied));
+  EXPECT_OK(fresh_->DeleteObjectVersion(*bucket, "lifted", lifted));
+}
+
 // The write sequence orders updates, not their times nor their ids: with the clock standing still,
 // the last update still wins.
 TEST_F(CatalogRebuildTest, AnOlderUpdateNeverWinsOverANewerOne) {

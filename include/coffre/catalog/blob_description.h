@@ -11,7 +11,7 @@
 // id and version, wrapped data key) is in the blob's header, not here.
 //
 // Attributes updates: what may change on an object after it was written without rewriting its
-// data (today its tags; retention and legal hold are meant to join them) is sealed, whole, in a
+// data (its tags, its retention and legal hold) is sealed, whole, in a
 // blob of its own under the object's data key, naming the object's id and a write sequence larger
 // than any before. The catalog names the newest one; the one it replaces goes to garbage. A rebuild
 // applies, per object, the update with the highest sequence over what the object's own description
@@ -66,6 +66,9 @@ struct BlobDescription {
   // when empty, as in descriptions written before tags existed). Updates: the object's whole tag
   // set from then on (always encoded, empty or not).
   Tags tags;
+  // Objects and manifests: the retention and legal hold the version was written with. Updates:
+  // the version's whole Object Lock state from then on. Absent from the encoding when empty.
+  ObjectLock lock;
   Attributes attributes;          // content headers, user metadata, checksums
   std::vector<ObjectPart> parts;  // manifests only: the object's parts, in order
   // Key copies only, which carry no bucket, key, size or attributes (left empty) and whose

@@ -65,6 +65,32 @@ struct Bucket {
   Attributes settings;
 };
 
+// Object Lock (S3's write-once-read-many): a version's retention and legal hold. While either
+// protects a version, the catalog refuses to remove it (PermissionDenied), whoever asks: a delete
+// of that version, or a write that would replace it (a null version). Crypto-shredding, which
+// checks first (ListProtectedVersions), is the only other way out.
+inline constexpr std::string_view kGovernanceMode = "GOVERNANCE";
+inline constexpr std::string_view kComplianceMode = "COMPLIANCE";
+inline constexpr std::string_view kLegalHoldOn = "ON";
+inline constexpr std::string_view kLegalHoldOff = "OFF";
+
+struct ObjectLock {
+  std::string mode;             // "" (no retention), kGovernanceMode or kComplianceMode
+  UnixMillis retain_until = 0;  // with a mode: until when (exclusive) the retention holds
+  std::string legal_hold;       // "" (never set), kLegalHoldOn or kLegalHoldOff
+
+  bool empty() const { return mode.empty() && legal_hold.empty(); }
+  bool legal_hold_on() const { return legal_hold == kLegalHoldOn; }
+  // A retention that still holds at `now`.
+  bool RetainedAt(UnixMillis now) const { return !mode.empty() && retain_until > now; }
+  // Whether the version may not be removed at `now`: a legal hold, or a retention that holds
+  // (a GOVERNANCE one not when `bypass_governance`).
+  bool Protects(UnixMillis now, bool bypass_governance) const {
+    return legal_hold_on() || (RetainedAt(now) && !(bypass_governance && mode == kGovernanceMode));
+  }
+  bool operator==(const ObjectLock&) const = default;
+};
+
 // How the object's data key is wrapped (see crypto/blob_format.h KeyReference).
 struct KeyInfo {
   Bytes tenant_key_id;
@@ -104,6 +130,8 @@ struct ObjectRecord {
   std::string update_blob_id;
   // The key's null version (see "Versions" above), whose version id is kNullVersionId.
   bool null_version = true;
+  // Its retention and legal hold (loaded by GetObject and GetObjectVersion, not by listings).
+  ObjectLock lock;
   // A delete marker: a version that says the key was deleted. It has an object id (its version id)
   // and a last_modified, and no data; the data key of the blob that describes it (in
   // manifest_blob_id) when it has one.
@@ -169,6 +197,23 @@ struct UploadRecord {
   Attributes attributes;
   KeyInfo key_info;
   Tags tags;  // x-amz-tagging of CreateMultipartUpload: the completed object's tags
+  // The x-amz-object-lock-* headers of CreateMultipartUpload, for the completed object.
+  ObjectLock lock;
+};
+
+// What may change on a version after it was written, without rewriting its data: its tags and
+// its Object Lock state, always replaced together (see UpdateObject).
+struct ObjectUpdate {
+  Tags tags;
+  ObjectLock lock;
+};
+
+// A version that Object Lock protects (ListProtectedVersions).
+struct ProtectedVersion {
+  std::string bucket;  // its name
+  std::string key;
+  std::string version_id;
+  ObjectLock lock;
 };
 
 struct PartRecord {
@@ -259,7 +304,9 @@ class Catalog {
 
   // --- buckets ---------------------------------------------------------------------------
   // AlreadyExists if a bucket of that name exists (whoever owns it; the caller tells apart).
-  virtual Result<Bucket> CreateBucket(const std::string& tenant_id, const std::string& name) = 0;
+  // `settings` are its first settings (see GetBucketSettings), stored in the same transaction.
+  virtual Result<Bucket> CreateBucket(const std::string& tenant_id, const std::string& name,
+                                      const Attributes& settings = {}) = 0;
   // NotFound. A bucket another process deleted (`coffre tenant shred` beside the daemon), or
   // whose settings it changed, may still be returned as it was for up to a second.
   virtual Result<Bucket> GetBucket(const std::string& name) = 0;
@@ -285,7 +332,8 @@ class Catalog {
   // (rec.bucket_id, rec.tenant_id) no longer exists. Conditions apply to the current object:
   // if_none_match_any and the key has one -> FailedPrecondition; if_match_etag set and it has
   // none -> NotFound; has one with another etag -> FailedPrecondition.
-  // The replaced versions' blobs go to garbage.
+  // The replaced versions' blobs go to garbage. PermissionDenied, and nothing changed, when the
+  // version it would replace (a null version) is protected by Object Lock.
   virtual Status PutObject(const ObjectRecord& rec, const WriteCondition& cond = {}) = 0;
   // The current object, with parts. NotFound when the key has none (its latest version may be a
   // delete marker).
@@ -296,23 +344,24 @@ class Catalog {
                                                 const std::string& version_id) = 0;
   // Removes the key's null version, which must be its current object (a bucket whose versioning
   // was never enabled). NotFound if absent; Aborted if the bucket (bucket.id, bucket.tenant_id) no
-  // longer exists. The object's blobs go to garbage.
+  // longer exists; PermissionDenied if Object Lock protects it. The object's blobs go to garbage.
   virtual Status DeleteObject(const Bucket& bucket, const std::string& key) = 0;
   // Adds `marker` (a delete marker: bucket, tenant, key, object id, last_modified, null_version,
   // and the key and id of the blob that describes it, if any) as the key's latest version, which the current object, if
-  // any, leaves as PutObject describes. Aborted as PutObject.
+  // any, leaves as PutObject describes. Aborted as PutObject; PermissionDenied as PutObject.
   virtual Status PutDeleteMarker(const ObjectRecord& marker) = 0;
   // Removes one version of the key for good and returns it (without parts). When it was the
   // latest, the newest remaining version becomes the latest, and the current object if it is not
-  // a delete marker. NotFound if the key has no such version; Aborted as DeleteObject.
+  // a delete marker. NotFound if the key has no such version; Aborted as DeleteObject;
+  // PermissionDenied if Object Lock protects it (ObjectLock::Protects, by the catalog's clock).
   virtual Result<ObjectRecord> DeleteObjectVersion(const Bucket& bucket, const std::string& key,
-                                                   const std::string& version_id) = 0;
+                                                   const std::string& version_id, bool bypass_governance = false) = 0;
   // Every version and delete marker of the bucket, by key and then newest first.
   virtual Result<VersionListPage> ListObjectVersions(int64_t bucket_id, const VersionListQuery& query) = 0;
-  // Replaces the tags of the version `object_id` of the key (its current object or a noncurrent
-  // version) if that version's data key is still under `key_version` and it still names
+  // Replaces the tags and the Object Lock state of the version `object_id` of the key (its
+  // current object or a noncurrent version) if that version's data key is still under `key_version` and it still names
   // `replaced_update_blob_id` ("" for none) as its
-  // attributes-update blob, and names `update_blob_id` (which holds the new set, sealed under the
+  // attributes-update blob, and names `update_blob_id` (which holds the new state, sealed under the
   // object's data key) instead; the one it replaces goes to garbage. Requiring the update the
   // caller read keeps the named updates' sequence numbers increasing, which is the order a rebuild
   // applies them in: of two racing changes, the one that read the older state is refused.
@@ -321,9 +370,11 @@ class Catalog {
   // the update meanwhile (the caller writes a new update
   // blob and tries again); Aborted if the bucket no longer exists. The caller removes
   // update_blob_id on any error.
-  virtual Status SetObjectTags(const Bucket& bucket, const std::string& key, const std::string& object_id,
-                               uint32_t key_version, const std::string& replaced_update_blob_id, const Tags& tags,
-                               const std::string& update_blob_id) = 0;
+  // The caller decides whether the change of lock is allowed, on the state it read: requiring
+  // that state's update makes the decision hold.
+  virtual Status UpdateObject(const Bucket& bucket, const std::string& key, const std::string& object_id,
+                              uint32_t key_version, const std::string& replaced_update_blob_id,
+                              const ObjectUpdate& update, const std::string& update_blob_id) = 0;
   virtual Result<ListPage> ListObjects(int64_t bucket_id, const ListQuery& query) = 0;
   // Number of objects in the bucket (for tests/metrics; may be slow on huge buckets).
   virtual Result<uint64_t> CountObjects(int64_t bucket_id) = 0;
@@ -395,6 +446,12 @@ class Catalog {
   // key-copies blobs (to garbage too). Returns how many rows it removed; 0 when the tenant has
   // nothing left.
   virtual Result<uint64_t> DeleteTenantData(const std::string& tenant_id, uint32_t max_rows) = 0;
+  // Up to `limit` versions of the tenant (current and noncurrent) that Object Lock protects at
+  // `now` (ObjectLock::Protects, with `bypass_governance`), by bucket and key; *total, when given,
+  // is how many there are in all.
+  virtual Result<std::vector<ProtectedVersion>> ListProtectedVersions(const std::string& tenant_id, UnixMillis now,
+                                                                      bool bypass_governance, uint32_t limit,
+                                                                      uint64_t* total = nullptr) = 0;
 };
 
 }  // namespace coffre::catalog

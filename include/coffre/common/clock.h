@@ -43,5 +43,9 @@ std::optional<std::chrono::system_clock::time_point> ParseHttpDate(std::string_v
 // operator or auditor types (`coffre audit export/archive`, the admin API's audit export).
 // nullopt for anything else.
 std::optional<UnixMillis> ParseUtcTime(std::string_view text);
+// An ISO 8601 date-time as S3 clients send timestamps (x-amz-object-lock-retain-until-date,
+// RetainUntilDate): "2030-01-02T03:04:05Z", with any number of fraction digits (cut to
+// milliseconds) and "Z" or a "+hh:mm"/"-hh:mm" offset. nullopt for anything else.
+std::optional<UnixMillis> ParseIso8601(std::string_view text);
 
 }  // namespace coffre

@@ -61,6 +61,9 @@ enum class ErrorCode {
   kInvalidTag,
   kNoSuchTagSet,
   kInvalidEncryptionAlgorithmError,
+  kInvalidBucketState,
+  kObjectLockConfigurationNotFoundError,
+  kNoSuchObjectLockConfiguration,
 };
 
 struct ErrorInfo {

@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "coffre/common/clock.h"
 #include "coffre/common/status.h"
 #include "coffre/s3/error.h"
 
@@ -106,6 +107,33 @@ struct BucketVersioning {
 // Errors: kMalformedXML (not XML, wrong root, a Status other than one Enabled or Suspended, an
 // MfaDelete other than Enabled or Disabled).
 Expected<BucketVersioning, Error> ParseVersioningConfiguration(std::string_view xml);
+
+// An Object Lock configuration (Put/GetObjectLockConfiguration): enabled, and a default retention
+// (mode, and days or years) when it has a Rule.
+struct ObjectLockRule {
+  std::string mode;  // "" without a Rule; GOVERNANCE or COMPLIANCE
+  uint32_t days = 0;
+  uint32_t years = 0;
+};
+// <ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention>
+// <Mode/><Days/>|<Years/></DefaultRetention></Rule></ObjectLockConfiguration>. Errors:
+// kMalformedXML (not XML, ObjectLockEnabled other than Enabled, a Rule without DefaultRetention,
+// an unknown Mode, both or neither of Days and Years, a period that is no integer);
+// kInvalidArgument (a period not above zero, or above 100 years).
+Expected<ObjectLockRule, Error> ParseObjectLockConfiguration(std::string_view xml);
+
+// <Retention><Mode/><RetainUntilDate/></Retention> (PutObjectRetention): both, or neither (the
+// retention removed). Errors: kMalformedXML (not XML, one without the other, an unknown mode, a
+// date that is not ISO 8601).
+struct RetentionSetting {
+  std::string mode;  // "" when removed
+  UnixMillis retain_until = 0;
+};
+Expected<RetentionSetting, Error> ParseRetention(std::string_view xml);
+
+// <LegalHold><Status>ON|OFF</Status></LegalHold> (PutObjectLegalHold): the status. Errors:
+// kMalformedXML (not XML, a missing or unknown Status).
+Expected<std::string, Error> ParseLegalHold(std::string_view xml);
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -278,6 +306,9 @@ std::string TaggingDocument(const std::vector<std::pair<std::string, std::string
 
 // Status "" (versioning never configured) writes an empty <VersioningConfiguration/>.
 std::string VersioningConfigurationDocument(std::string_view status);
+std::string ObjectLockConfigurationDocument(const ObjectLockRule& rule);
+std::string RetentionDocument(std::string_view mode, UnixMillis retain_until);
+std::string LegalHoldDocument(std::string_view status);
 std::string ServerSideEncryptionConfigurationDocument(const BucketEncryption& encryption);
 
 struct CopyResult {

@@ -38,10 +38,11 @@ enum class Errc {
   kNoSuchUpload,
   kNoSuchVersion,
   kMethodNotAllowed,     // a version that is a delete marker, asked for its data
-  kAccessDenied,         // the bucket belongs to another tenant
+  kAccessDenied,         // the bucket belongs to another tenant, or Object Lock forbids the change
   kBucketAlreadyExists,  // ... owned by another tenant
   kBucketAlreadyOwnedByYou,
   kBucketNotEmpty,
+  kInvalidBucketState,  // a bucket configuration its other settings forbid (versioning and Object Lock)
   kPreconditionFailed,
   kInvalidPart,
   kInvalidPartOrder,
@@ -90,6 +91,7 @@ struct ObjectInfo {
   // The version's id when the bucket has versioning (enabled or suspended) or the caller named a
   // version; "" otherwise (S3 reports none).
   std::string version_id;
+  catalog::ObjectLock lock;  // its retention and legal hold
 };
 
 // A bucket's versioning, kept in its settings (catalog::Bucket::settings) under kVersioningSetting:
@@ -97,6 +99,31 @@ struct ObjectInfo {
 inline constexpr std::string_view kVersioningSetting = "versioning";
 inline constexpr std::string_view kVersioningEnabled = "Enabled";
 inline constexpr std::string_view kVersioningSuspended = "Suspended";
+
+// A bucket's Object Lock configuration, kept in its settings: kObjectLockSetting is
+// kObjectLockEnabled once Object Lock is enabled (for good: it cannot be disabled, and versioning
+// can no longer be suspended); a default retention, when there is one, is its mode and a period
+// of days or years.
+inline constexpr std::string_view kObjectLockSetting = "object_lock";
+inline constexpr std::string_view kObjectLockEnabled = "Enabled";
+inline constexpr std::string_view kObjectLockModeSetting = "object_lock_mode";
+inline constexpr std::string_view kObjectLockDaysSetting = "object_lock_days";
+inline constexpr std::string_view kObjectLockYearsSetting = "object_lock_years";
+
+struct ObjectLockConfiguration {
+  bool enabled = false;
+  std::string default_mode;    // "" (no default retention), catalog::kGovernanceMode or kComplianceMode
+  uint32_t default_days = 0;   // with a mode: one of days and years is set
+  uint32_t default_years = 0;  // a year is 365 days
+};
+ObjectLockConfiguration ObjectLockOf(const catalog::Bucket& bucket);
+
+// Whether a version's retention may go from `current` to `mode` until `retain_until` (mode "":
+// removed) at `now`: InvalidArgument when the new date is not in the future; AccessDenied when a
+// retention that still holds would be shortened, removed or have its mode changed, except that a
+// GOVERNANCE one may be with `bypass_governance`. A COMPLIANCE retention can only be extended.
+std::optional<Error> CheckRetentionChange(const catalog::ObjectLock& current, std::string_view mode,
+                                          UnixMillis retain_until, UnixMillis now, bool bypass_governance);
 
 // Whether `id` can name a version: kNullVersionId, or the form of an object id.
 bool IsVersionId(std::string_view id);
@@ -247,7 +274,9 @@ class ObjectService {
   SResult<uint64_t> CollectGarbage();
 
   // --- buckets ---
-  SResult<catalog::Bucket> CreateBucket(const std::string& tenant_id, const std::string& name);
+  // With `object_lock`, the bucket has Object Lock enabled and versioning Enabled from the start.
+  SResult<catalog::Bucket> CreateBucket(const std::string& tenant_id, const std::string& name,
+                                        bool object_lock = false);
   // NoSuchBucket, or AccessDenied when it belongs to another tenant.
   SResult<catalog::Bucket> GetBucket(const std::string& tenant_id, const std::string& name);
   SResult<std::vector<catalog::Bucket>> ListBuckets(const std::string& tenant_id);
@@ -257,12 +286,14 @@ class ObjectService {
   SResult<catalog::ListPage> ListObjects(const catalog::Bucket& bucket, const catalog::ListQuery& query);
   // Checksums of the listed algorithms are computed while writing. `size`, the body's length when
   // it is known before the body, lets the blob store place a small object where its flushes are
-  // shared with other writes; a body of another length is still stored.
+  // shared with other writes; a body of another length is still stored. `lock` is the retention
+  // and legal hold asked for (x-amz-object-lock-*), checked by LockForNewVersion.
   SResult<std::unique_ptr<ObjectWriter>> BeginPut(const catalog::Bucket& bucket, const std::string& key,
                                                   catalog::Attributes attributes,
                                                   std::set<crypto::ChecksumAlgorithm> checksums,
                                                   const RequestInfo* request = nullptr,
-                                                  std::optional<uint64_t> size = std::nullopt, catalog::Tags tags = {});
+                                                  std::optional<uint64_t> size = std::nullopt, catalog::Tags tags = {},
+                                                  catalog::ObjectLock lock = {});
   // The key's current object, or with `version_id` that version of it ("null" for the null
   // version). NoSuchKey when the key has no current object (its latest version may be a delete
   // marker: Error::delete_marker_version_id); NoSuchVersion when it has no such version;
@@ -276,11 +307,13 @@ class ObjectService {
   // Without `version_id`: removes the key's object in a bucket without versioning (deleting a
   // missing key succeeds), and adds a delete marker otherwise (a null one when versioning is
   // suspended, which replaces the key's null version). With it: removes that version for good
-  // (one that does not exist is already deleted: success).
+  // (one that does not exist is already deleted: success), unless Object Lock protects it
+  // (AccessDenied; a GOVERNANCE retention yields to `bypass_governance`).
   // A delete marker is described by a blob of its own under a data key of its own (recorded as a
   // wrap), so that a catalog rebuild finds it.
   SResult<DeleteOutcome> DeleteObject(const catalog::Bucket& bucket, const std::string& key,
-                                      const std::string& version_id = "", const RequestInfo* request = nullptr);
+                                      const std::string& version_id = "", const RequestInfo* request = nullptr,
+                                      bool bypass_governance = false);
   // Versions and delete markers, by key and then newest first.
   SResult<catalog::VersionListPage> ListObjectVersions(const catalog::Bucket& bucket,
                                                        const catalog::VersionListQuery& query);
@@ -291,6 +324,27 @@ class ObjectService {
   // object (NoSuchKey when the key has none). Returns the version's id as HeadObject reports it.
   SResult<std::string> SetObjectTags(const catalog::Bucket& bucket, const std::string& key, const catalog::Tags& tags,
                                      const RequestInfo* request = nullptr, const std::string& version_id = "");
+
+  // --- Object Lock ---
+  // The retention and legal hold a new version of `bucket` gets from those asked for: the
+  // bucket's default retention when no mode is asked for. InvalidRequest when the bucket has no
+  // Object Lock and one is asked for; InvalidArgument when the date asked for is not in the future
+  // (unchecked without `check_date`).
+  SResult<catalog::ObjectLock> LockForNewVersion(const catalog::Bucket& bucket, catalog::ObjectLock requested,
+                                                 bool check_date = true) const;
+  // Enables Object Lock on the bucket (InvalidBucketState unless its versioning is Enabled) or,
+  // when it is, replaces its default retention.
+  SResult<Done> SetObjectLockConfiguration(const catalog::Bucket& bucket, const ObjectLockConfiguration& config);
+  // Sets (mode "": removes) the retention of the version, as CheckRetentionChange allows, the way
+  // SetObjectTags changes tags (an attributes-update blob first). InvalidRequest when the bucket
+  // has no Object Lock; other errors as SetObjectTags'. Returns the version id as reported.
+  SResult<std::string> SetObjectRetention(const catalog::Bucket& bucket, const std::string& key,
+                                          const std::string& version_id, const std::string& mode,
+                                          UnixMillis retain_until, bool bypass_governance,
+                                          const RequestInfo* request = nullptr);
+  // Places (on) or lifts the version's legal hold; errors and result as SetObjectRetention's.
+  SResult<std::string> SetObjectLegalHold(const catalog::Bucket& bucket, const std::string& key,
+                                          const std::string& version_id, bool on, const RequestInfo* request = nullptr);
   // A bucket's tag set, kept in the catalog alone (a rebuild does not bring it back); empty when
   // it has none.
   SResult<catalog::Tags> GetBucketTags(const catalog::Bucket& bucket);
@@ -300,12 +354,13 @@ class ObjectService {
   SResult<Done> UpdateBucketSettings(const catalog::Bucket& bucket, const catalog::SettingChanges& changes);
 
   // --- multipart ---
-  // `tags` become the completed object's. With kChecksumAlgorithmAttribute among `attributes`,
-  // kChecksumTypeAttribute says how the object's checksum of that algorithm is made (the caller
-  // has checked that the algorithm has that type).
+  // `tags` become the completed object's, and `lock` (checked as LockForNewVersion does, the
+  // default retention applied at Complete) its retention and legal hold. With kChecksumAlgorithmAttribute among
+  // `attributes`, kChecksumTypeAttribute says how the object's checksum of that algorithm is made (the caller has
+  // checked that the algorithm has that type).
   SResult<std::string> CreateUpload(const catalog::Bucket& bucket, const std::string& key,
                                     catalog::Attributes attributes, const RequestInfo* request = nullptr,
-                                    catalog::Tags tags = {});
+                                    catalog::Tags tags = {}, catalog::ObjectLock lock = {});
   SResult<catalog::UploadRecord> GetUpload(const catalog::Bucket& bucket, const std::string& key,
                                            const std::string& upload_id);
   // `size` as for BeginPut. A part of an upload created with a checksum algorithm gets that
@@ -417,10 +472,17 @@ class ObjectService {
   // version 2 blob sealed under the object's data key) and returns its id.
   SResult<std::string> WriteManifest(const catalog::Bucket& bucket, const catalog::ObjectRecord& rec,
                                      const RequestInfo* request);
-  // Writes the attributes-update blob that gives the object `rec` the tag set `tags` (an empty
-  // version 2 blob sealed under the object's data key) and returns its id.
+  // Writes the attributes-update blob that gives the object `rec` the tags and lock of `update`
+  // (an empty version 2 blob sealed under the object's data key) and returns its id.
   SResult<std::string> WriteObjectUpdate(const catalog::Bucket& bucket, const catalog::ObjectRecord& rec,
-                                         const catalog::Tags& tags, const RequestInfo* request);
+                                         const catalog::ObjectUpdate& update, const RequestInfo* request);
+  // What `change` makes of the version's tags and lock (nullopt: nothing to change; an error:
+  // refused), written as an attributes update and published in the catalog; retried from a fresh
+  // read when the version changed meanwhile. Returns the version id as HeadObject reports it.
+  using UpdateFunction = std::function<SResult<std::optional<catalog::ObjectUpdate>>(const catalog::ObjectRecord&)>;
+  SResult<std::string> UpdateObject(const catalog::Bucket& bucket, const std::string& key,
+                                    const std::string& version_id, const RequestInfo* request,
+                                    const UpdateFunction& change);
   // Writes a blob with no body and `description`, sealed under the data key of the object `rec`
   // (opened and recorded as an unwrap, as a read is), and returns its id.
   SResult<std::string> WriteUnderObjectKey(const catalog::Bucket& bucket, const catalog::ObjectRecord& rec,
