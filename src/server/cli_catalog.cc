@@ -93,6 +93,8 @@ void Print(const service::RebuildReport& r, bool json) {
                                 {"delete_markers", r.delete_markers},
                                 {"superseded", r.superseded},
                                 {"object_updates", r.object_updates},
+                                {"versioned_buckets", r.versioned_buckets},
+                                {"locked_buckets", r.locked_buckets},
                                 {"unfinished_parts", r.unfinished_parts},
                                 {"unreadable", r.unreadable},
                                 {"incomplete", r.incomplete},
@@ -108,6 +110,9 @@ void Print(const service::RebuildReport& r, bool json) {
             << r.multipart_objects << " multipart; tags changed later on " << r.object_updates << ") and "
             << r.delete_markers << " delete markers; superseded objects and tag updates: " << r.superseded
             << "; parts of uploads never completed: " << r.unfinished_parts << " (coffre fsck --repair removes both)\n"
+            << "buckets given versioning again: " << r.versioned_buckets
+            << ", of which with Object Lock: " << r.locked_buckets
+            << " (their other settings are not in the blobs; set them again)\n"
             << "key-copies blobs: " << r.key_copy_blobs << "; blobs opened by a key copy (their own key version "
             << "destroyed): " << r.opened_by_key_copy << "\n";
   PrintList("blobs that could not be read (left in place)", r.unreadable);

@@ -12,6 +12,7 @@
 #include "coffre/catalog/blob_description.h"
 #include "coffre/crypto/blob_format.h"
 #include "coffre/db/sqlite.h"
+#include "coffre/service/object_service.h"
 #include "service/data_key_aad.h"
 #include "service/key_audit.h"
 
@@ -97,6 +98,7 @@ class Rebuild {
     ids = std::exchange(deferred_, {});
     COFFRE_RETURN_IF_ERROR(OpenAll(ids, /*through_copies=*/true));
     COFFRE_RETURN_IF_ERROR(ChooseAndWrite());
+    COFFRE_RETURN_IF_ERROR(RestoreBucketSettings());
     COFFRE_RETURN_IF_ERROR(CountUnfinishedParts());
     COFFRE_RETURN_IF_ERROR(fresh_.AddKeyCopyBlobs(key_copy_blobs_));
     report_.superseded += updates_read_ - report_.object_updates;
@@ -525,6 +527,7 @@ CREATE TABLE updates(
     if (d.kind == BlobDescription::Kind::kDeleteMarker) {
       rec.delete_marker = true;
       rec.manifest_blob_id = f.blob_id;
+      NoteBucketState(bucket, rec);
       COFFRE_RETURN_IF_ERROR(fresh_.PutDeleteMarker(rec));
       ++report_.delete_markers;
       return Status::Ok();
@@ -537,8 +540,36 @@ CREATE TABLE updates(
       rec.parts.push_back(catalog::ObjectPart{0, f.blob_id, d.size, d.etag, {}});
     }
     COFFRE_RETURN_IF_ERROR(ApplyUpdate(bucket, rec));
+    NoteBucketState(bucket, rec);
     COFFRE_RETURN_IF_ERROR(fresh_.PutObject(rec));
     ++report_.objects;
+    return Status::Ok();
+  }
+
+  // A bucket's settings live in its catalog row alone, but its versions tell two of them: one
+  // with versions of its own (not null) had versioning, and one with a retention or a legal hold
+  // had Object Lock. Both come back (versioning as Enabled: it may have been Suspended, and
+  // keeping every version is the safe side), so that Object Lock keeps its guarantees; a default
+  // retention does not.
+  void NoteBucketState(const catalog::Bucket& bucket, const catalog::ObjectRecord& rec) {
+    BucketState& state = bucket_states_.try_emplace(bucket.id, BucketState{bucket}).first->second;
+    state.versioned = state.versioned || !rec.null_version;
+    state.locked = state.locked || !rec.lock.empty();
+  }
+
+  Status RestoreBucketSettings() {
+    for (const auto& [id, state] : bucket_states_) {
+      catalog::SettingChanges changes;
+      if (state.versioned || state.locked) {
+        changes[std::string(kVersioningSetting)] = std::string(kVersioningEnabled);
+        ++report_.versioned_buckets;
+      }
+      if (state.locked) {
+        changes[std::string(kObjectLockSetting)] = std::string(kObjectLockEnabled);
+        ++report_.locked_buckets;
+      }
+      if (!changes.empty()) COFFRE_RETURN_IF_ERROR(fresh_.UpdateBucketSettings(state.bucket, changes));
+    }
     return Status::Ok();
   }
 
@@ -555,6 +586,12 @@ CREATE TABLE updates(
   std::vector<catalog::KeyCopyBlob> key_copy_blobs_;                         // those read, for the new catalog
   std::map<std::string, std::set<uint32_t>> versions_;                       // tenant -> its key versions that exist
   uint64_t updates_read_ = 0;                                                // attributes-update blobs read
+  struct BucketState {
+    catalog::Bucket bucket;
+    bool versioned = false;
+    bool locked = false;
+  };
+  std::map<int64_t, BucketState> bucket_states_;  // by id, the buckets written to
 };
 
 }  // namespace

@@ -42,5 +42,20 @@ TEST(Clock, ParseUtcTimeAcceptsTheCliForms) {
   EXPECT_FALSE(ParseUtcTime(""));
 }
 
+// Object Lock dates as clients send them: boto3 writes microseconds, others an offset.
+TEST(Clock, ParseIso8601TakesFractionsAndOffsets) {
+  EXPECT_EQ(ParseIso8601("2013-05-24T00:00:00Z"), 1369353600000);
+  EXPECT_EQ(ParseIso8601("2013-05-24T00:00:00.5Z"), 1369353600500);
+  EXPECT_EQ(ParseIso8601("2013-05-24T00:00:00.123456Z"), 1369353600123);
+  EXPECT_EQ(ParseIso8601("2013-05-24T02:00:00+02:00"), 1369353600000);
+  EXPECT_EQ(ParseIso8601("2013-05-23T23:30:00.000-00:30"), 1369353600000);
+  for (const char* bad :
+       {"", "2013-05-24", "2013-05-24T00:00:00", "2013-05-24T00:00:00.Z", "2013-05-24 00:00:00Z",
+        "2013-05-24T00:00:00+2:00", "2013-05-24T00:00:00+24:00", "2013-05-24T00:00:00Zjunk", "2013-13-24T00:00:00Z"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_FALSE(ParseIso8601(bad));
+  }
+}
+
 }  // namespace
 }  // namespace coffre

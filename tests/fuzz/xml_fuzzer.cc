@@ -35,6 +35,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (versioning.ok() && versioning->status != "Enabled" && versioning->status != "Suspended") {
     std::abort();
   }
+  auto lock = coffre::s3::ParseObjectLockConfiguration(xml);
+  if (lock.ok() && !lock->mode.empty() && (lock->days == 0) == (lock->years == 0)) {
+    std::abort();
+  }
+  auto retention = coffre::s3::ParseRetention(xml);
+  if (retention.ok() && !retention->mode.empty() && retention->mode != "GOVERNANCE" &&
+      retention->mode != "COMPLIANCE") {
+    std::abort();
+  }
+  auto hold = coffre::s3::ParseLegalHold(xml);
+  if (hold.ok() && *hold != "ON" && *hold != "OFF") {
+    std::abort();
+  }
 
   // What the writers make of hostile text must stay well-formed: escaping is total.
   const std::string escaped = coffre::s3::XmlEscape(xml);

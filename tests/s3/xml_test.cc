@@ -899,6 +899,87 @@ TEST(XmlVersioningConfiguration, Parses) {
   }
 }
 
+TEST(XmlObjectLock, ConfigurationParsesAndRoundTrips) {
+  auto bare = ParseObjectLockConfiguration(
+      "<ObjectLockConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><ObjectLockEnabled>Enabled"
+      "</ObjectLockEnabled></ObjectLockConfiguration>");
+  ASSERT_OK(bare);
+  EXPECT_EQ(bare->mode, "");
+  EXPECT_EQ(ObjectLockConfigurationDocument(*bare),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ObjectLockConfiguration "
+            "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><ObjectLockEnabled>Enabled</ObjectLockEnabled>"
+            "</ObjectLockConfiguration>");
+  auto years = ParseObjectLockConfiguration(
+      "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention>"
+      "<Mode>COMPLIANCE</Mode><Years> 10 </Years></DefaultRetention></Rule></ObjectLockConfiguration>");
+  ASSERT_OK(years);
+  EXPECT_EQ(years->mode, "COMPLIANCE");
+  EXPECT_EQ(years->years, 10u);
+  EXPECT_EQ(years->days, 0u);
+  EXPECT_NE(ObjectLockConfigurationDocument(*years).find(
+                "<Rule><DefaultRetention><Mode>COMPLIANCE</Mode><Years>10</Years></DefaultRetention></Rule>"),
+            std::string::npos);
+  const std::string head = "<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled>";
+  auto rule = [&](std::string_view inner) {
+    return head + "<Rule><DefaultRetention>" + std::string(inner) +
+           "</DefaultRetention></Rule></ObjectLockConfiguration>";
+  };
+  for (const std::string& bad : {
+           std::string("<ObjectLockConfiguration/>"),
+           std::string(
+               "<ObjectLockConfiguration><ObjectLockEnabled>enabled</ObjectLockEnabled></ObjectLockConfiguration>"),
+           head + "<Rule/></ObjectLockConfiguration>",
+           rule("<Mode>WORM</Mode><Days>1</Days>"),
+           rule("<Days>1</Days>"),
+           rule("<Mode>GOVERNANCE</Mode>"),
+           rule("<Mode>GOVERNANCE</Mode><Days>1</Days><Years>1</Years>"),
+           rule("<Mode>GOVERNANCE</Mode><Days>one</Days>"),
+           rule("<Mode>GOVERNANCE</Mode><Days>1.5</Days>"),
+       }) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(CodeOf(ParseObjectLockConfiguration(bad)), ErrorCode::kMalformedXML);
+  }
+  for (const std::string& bad :
+       {rule("<Mode>GOVERNANCE</Mode><Days>0</Days>"), rule("<Mode>GOVERNANCE</Mode><Days>-3</Days>"),
+        rule("<Mode>GOVERNANCE</Mode><Days>36501</Days>"), rule("<Mode>GOVERNANCE</Mode><Years>101</Years>"),
+        rule("<Mode>GOVERNANCE</Mode><Years>99999999999999999999</Years>")}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(CodeOf(ParseObjectLockConfiguration(bad)), ErrorCode::kInvalidArgument);
+  }
+}
+
+TEST(XmlObjectLock, RetentionAndLegalHold) {
+  auto set = ParseRetention(
+      "<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>2030-01-01T00:00:00.000000Z</RetainUntilDate></Retention>");
+  ASSERT_OK(set);
+  EXPECT_EQ(set->mode, "GOVERNANCE");
+  EXPECT_EQ(set->retain_until, 1893456000000);
+  EXPECT_NE(RetentionDocument("GOVERNANCE", 1893456000000)
+                .find("<Mode>GOVERNANCE</Mode><RetainUntilDate>2030-01-01T00:00:00.000Z</RetainUntilDate>"),
+            std::string::npos);
+  auto removed = ParseRetention("<Retention/>");
+  ASSERT_OK(removed);
+  EXPECT_EQ(removed->mode, "");
+  for (std::string_view bad : {"", "<Retention><Mode>GOVERNANCE</Mode></Retention>",
+                               "<Retention><RetainUntilDate>2030-01-01T00:00:00Z</RetainUntilDate></Retention>",
+                               "<Retention><Mode>LOCKED</Mode><RetainUntilDate>2030-01-01T00:00:00Z</RetainUntilDate>"
+                               "</Retention>",
+                               "<Retention><Mode>COMPLIANCE</Mode><RetainUntilDate>tomorrow</RetainUntilDate>"
+                               "</Retention>"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(CodeOf(ParseRetention(bad)), ErrorCode::kMalformedXML);
+  }
+  EXPECT_EQ(*ParseLegalHold("<LegalHold><Status>ON</Status></LegalHold>"), "ON");
+  EXPECT_EQ(*ParseLegalHold("<LegalHold><Status> OFF </Status></LegalHold>"), "OFF");
+  for (std::string_view bad : {"<LegalHold/>", "<LegalHold><Status>on</Status></LegalHold>",
+                               "<LegalHold><Status>ON</Status><Status>OFF</Status></LegalHold>"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(CodeOf(ParseLegalHold(bad)), ErrorCode::kMalformedXML);
+  }
+  EXPECT_NE(LegalHoldDocument("ON").find("<LegalHold xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>ON"),
+            std::string::npos);
+}
+
 TEST(XmlDeleteResult, DeleteMarkers) {
   DeleteResult result;
   DeleteOutcome added{"k", std::nullopt, std::nullopt};

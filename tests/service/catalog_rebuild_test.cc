@@ -248,8 +248,12 @@ TEST_F(CatalogRebuildTest, EveryVersionOfAVersionedBucketComesBack) {
   EXPECT_EQ(report->objects, 5u);
   EXPECT_EQ(report->delete_markers, 1u);
   EXPECT_EQ(report->superseded, 1u);
+  EXPECT_EQ(report->versioned_buckets, 1u);
+  EXPECT_EQ(report->locked_buckets, 0u);
   auto bucket = fresh_->GetBucket("dossiers");
   ASSERT_OK(bucket);
+  EXPECT_EQ(bucket->settings,
+            (catalog::Attributes{{std::string(kVersioningSetting), std::string(kVersioningEnabled)}}));
   auto after = fresh_->ListObjectVersions(bucket->id, {});
   ASSERT_OK(after);
   ASSERT_EQ(after->entries.size(), before->entries.size());
@@ -612,6 +616,11 @@ TEST_F(CatalogRebuildTest, RetentionAndLegalHoldComeBack) {
   EXPECT_THAT(fresh_->DeleteObjectVersion(*bucket, "at-write", at_write, true),
               test_support::StatusIs(StatusCode::kPermissionDenied));
   EXPECT_OK(fresh_->DeleteObjectVersion(*bucket, "lifted", lifted));
+  // The bucket is versioned and locked again; its default retention (none here) is not restored.
+  EXPECT_EQ(report->locked_buckets, 1u);
+  EXPECT_EQ(bucket->settings,
+            (catalog::Attributes{{std::string(kVersioningSetting), std::string(kVersioningEnabled)},
+                                 {std::string(kObjectLockSetting), std::string(kObjectLockEnabled)}}));
 }
 
 // The write sequence orders updates, not their times nor their ids: with the clock standing still,

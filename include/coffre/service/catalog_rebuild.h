@@ -48,6 +48,8 @@ struct RebuildReport {
                                         // updates not applied (garbage for fsck)
   uint64_t object_updates = 0;          // attributes-update blobs applied (tags changed after the write)
   uint64_t unfinished_parts = 0;        // parts of uploads never completed (not rebuilt; fsck removes them)
+  uint64_t versioned_buckets = 0;       // given versioning Enabled again: they hold versions of their own
+  uint64_t locked_buckets = 0;          // given Object Lock again: they hold retained or held versions
   uint64_t key_copy_blobs = 0;          // blobs of key copies read (listed again in the new catalog)
   uint64_t opened_by_key_copy = 0;      // blobs whose header's key version is destroyed, opened by a copy
   std::vector<std::string> unreadable;  // "<blob id>: <why>"
