@@ -598,6 +598,7 @@ class SqliteCatalog final : public Catalog {
                               const Attributes& settings) override;
   Result<Bucket> GetBucket(const std::string& name) override;
   Result<std::vector<Bucket>> ListBuckets(const std::string& tenant_id) override;
+  Result<std::vector<Bucket>> ListEveryBucket() override;
   Status DeleteBucket(const Bucket& bucket) override;
   Result<Tags> GetBucketTags(const Bucket& bucket) override;
   Status SetBucketTags(const Bucket& bucket, const Tags& tags) override;
@@ -867,6 +868,20 @@ Result<std::vector<Bucket>> SqliteCatalog::ListBuckets(const std::string& tenant
     if (!row) {
       break;
     }
+    COFFRE_ASSIGN_OR_RETURN(Bucket b, ReadBucket(st));
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+Result<std::vector<Bucket>> SqliteCatalog::ListEveryBucket() {
+  COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
+  COFFRE_ASSIGN_OR_RETURN(
+      Statement st, conn->PrepareCached("SELECT id, tenant_id, name, created, settings FROM buckets ORDER BY id"));
+  std::vector<Bucket> out;
+  while (true) {
+    COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
     COFFRE_ASSIGN_OR_RETURN(Bucket b, ReadBucket(st));
     out.push_back(std::move(b));
   }

@@ -2,6 +2,7 @@
 
 #include "coffre/common/clock.h"
 #include "coffre/s3/bucket_name.h"
+#include "coffre/service/lifecycle.h"
 #include "object_handlers.h"
 #include "request_context.h"
 #include "sse_headers.h"
@@ -242,6 +243,42 @@ asio::awaitable<void> PutBucketVersioning(RequestContext& ctx, const catalog::Bu
   co_await ctx.SendEmpty(bhttp::status::ok);
 }
 
+asio::awaitable<void> GetBucketLifecycleConfiguration(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto settings = co_await ctx.Blocking([&] { return ctx.service().GetBucketSettings(bucket); });
+  if (!settings.ok()) co_return co_await ctx.SendError(ToS3Error(settings.error()));
+  const auto it = settings->find(std::string(service::kLifecycleSetting));
+  if (it == settings->end()) co_return co_await ctx.SendError(Error(ErrorCode::kNoSuchLifecycleConfiguration));
+  auto config = service::DecodeLifecycle(it->second);
+  if (!config.ok()) {
+    Error unreadable(ErrorCode::kInternalError);
+    unreadable.cause = config.status().message();
+    co_return co_await ctx.SendError(unreadable);
+  }
+  std::string document = LifecycleConfigurationDocument(*config);
+  co_await ctx.SendXml(bhttp::status::ok, std::move(document));
+}
+
+// The whole configuration is replaced, in one setting; a rejected one changes nothing.
+asio::awaitable<void> PutBucketLifecycleConfiguration(RequestContext& ctx, const catalog::Bucket& bucket) {
+  auto body = co_await ctx.ReadSmallBody();
+  if (!body.ok()) co_return co_await ctx.SendError(body.error());
+  auto config = ParseLifecycleConfiguration(*body);
+  if (!config.ok()) co_return co_await ctx.SendError(config.error());
+  const catalog::SettingChanges changes = {{std::string(service::kLifecycleSetting), service::EncodeLifecycle(*config)},
+                                           {std::string(service::kLifecycleResumeSetting), std::nullopt}};
+  auto r = co_await ctx.Blocking([&] { return ctx.service().UpdateBucketSettings(bucket, changes); });
+  if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
+  co_await ctx.SendEmpty(bhttp::status::ok);
+}
+
+asio::awaitable<void> DeleteBucketLifecycle(RequestContext& ctx, const catalog::Bucket& bucket) {
+  const catalog::SettingChanges changes = {{std::string(service::kLifecycleSetting), std::nullopt},
+                                           {std::string(service::kLifecycleResumeSetting), std::nullopt}};
+  auto r = co_await ctx.Blocking([&] { return ctx.service().UpdateBucketSettings(bucket, changes); });
+  if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
+  co_await ctx.SendEmpty(bhttp::status::no_content);
+}
+
 asio::awaitable<void> CreateBucket(RequestContext& ctx) {
   if (!IsValidBucketName(ctx.route.bucket)) co_return co_await ctx.SendError(Error(ErrorCode::kInvalidBucketName));
   bool object_lock = false;
@@ -452,6 +489,12 @@ asio::awaitable<void> HandleBucketOperation(RequestContext& ctx) {
     case Operation::kGetObjectLockConfiguration:
     case Operation::kPutObjectLockConfiguration:
       co_return co_await HandleObjectLockOperation(ctx, *bucket);
+    case Operation::kGetBucketLifecycleConfiguration:
+      co_return co_await GetBucketLifecycleConfiguration(ctx, *bucket);
+    case Operation::kPutBucketLifecycleConfiguration:
+      co_return co_await PutBucketLifecycleConfiguration(ctx, *bucket);
+    case Operation::kDeleteBucketLifecycle:
+      co_return co_await DeleteBucketLifecycle(ctx, *bucket);
     default:
       co_return co_await ctx.SendError(Error(ErrorCode::kNotImplemented));
   }

@@ -84,6 +84,7 @@ const ErrorInfo& Describe(ErrorCode code) {
     COFFRE_S3_ERROR(ObjectLockConfigurationNotFoundError, 404,
                     "Object Lock configuration does not exist for this bucket")
     COFFRE_S3_ERROR(NoSuchObjectLockConfiguration, 404, "The specified object does not have a ObjectLock configuration")
+    COFFRE_S3_ERROR(NoSuchLifecycleConfiguration, 404, "The lifecycle configuration does not exist")
 #undef COFFRE_S3_ERROR
   }
   return kInternal;

@@ -708,6 +708,9 @@ asio::awaitable<void> Gateway::Handle(http::Exchange& exchange) {
     case Operation::kDeleteBucketEncryption:
     case Operation::kGetObjectLockConfiguration:
     case Operation::kPutObjectLockConfiguration:
+    case Operation::kGetBucketLifecycleConfiguration:
+    case Operation::kPutBucketLifecycleConfiguration:
+    case Operation::kDeleteBucketLifecycle:
       co_await HandleBucketOperation(ctx);
       break;
     case Operation::kCreateMultipartUpload:

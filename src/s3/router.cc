@@ -122,6 +122,7 @@ constexpr Rule kRules[] = {
     {"GET",    Target::kBucket,  Has("tagging"),                 To(Operation::kGetBucketTagging)},
     {"GET",    Target::kBucket,  Has("encryption"),              To(Operation::kGetBucketEncryption)},
     {"GET",    Target::kBucket,  Has("object-lock"),             To(Operation::kGetObjectLockConfiguration)},
+    {"GET",    Target::kBucket,  Has("lifecycle"),               To(Operation::kGetBucketLifecycleConfiguration)},
     {"GET",    Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
     {"GET",    Target::kBucket,  Equals("list-type", "2"),       To(Operation::kListObjectsV2)},
     {"GET",    Target::kBucket,  Always(),                       To(Operation::kListObjects)},
@@ -136,11 +137,13 @@ constexpr Rule kRules[] = {
     {"PUT",    Target::kBucket,  Has("tagging"),                 To(Operation::kPutBucketTagging)},
     {"PUT",    Target::kBucket,  Has("encryption"),              To(Operation::kPutBucketEncryption)},
     {"PUT",    Target::kBucket,  Has("object-lock"),             To(Operation::kPutObjectLockConfiguration)},
+    {"PUT",    Target::kBucket,  Has("lifecycle"),               To(Operation::kPutBucketLifecycleConfiguration)},
     {"PUT",    Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
     {"PUT",    Target::kBucket,  Has("versioning"),              To(Operation::kPutBucketVersioning)},
     {"PUT",    Target::kBucket,  Always(),                       To(Operation::kCreateBucket)},
     {"DELETE", Target::kBucket,  Has("tagging"),                 To(Operation::kDeleteBucketTagging)},
     {"DELETE", Target::kBucket,  Has("encryption"),              To(Operation::kDeleteBucketEncryption)},
+    {"DELETE", Target::kBucket,  Has("lifecycle"),               To(Operation::kDeleteBucketLifecycle)},
     {"DELETE", Target::kBucket,  Unsupported(),                  kBucketSubresourceNotImplemented},
     {"DELETE", Target::kBucket,  Always(),                       To(Operation::kDeleteBucket)},
     {"POST",   Target::kBucket,  Has("delete"),                  To(Operation::kDeleteObjects)},
@@ -301,6 +304,12 @@ std::string_view OperationName(Operation op) {
       return "GetObjectLegalHold";
     case Operation::kPutObjectLegalHold:
       return "PutObjectLegalHold";
+    case Operation::kGetBucketLifecycleConfiguration:
+      return "GetBucketLifecycleConfiguration";
+    case Operation::kPutBucketLifecycleConfiguration:
+      return "PutBucketLifecycleConfiguration";
+    case Operation::kDeleteBucketLifecycle:
+      return "DeleteBucketLifecycle";
     case Operation::kPutBucketVersioning:
       return "PutBucketVersioning";
     case Operation::kListObjectVersions:

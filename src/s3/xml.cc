@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <limits>
 #include <pugixml.hpp>
+#include <set>
 
 #include "coffre/common/bytes.h"
 #include "coffre/common/clock.h"
@@ -778,6 +779,218 @@ Expected<std::string, Error> ParseLegalHold(std::string_view xml) {
   return value;
 }
 
+namespace {
+
+constexpr size_t kMaxLifecycleRules = 1000;
+constexpr size_t kMaxRuleIdLength = 255;
+constexpr uint32_t kMaxNewerNoncurrentVersions = 100;
+
+// A count of days (or versions): a decimal integer above zero, else kMalformedXML (not a number)
+// or kInvalidArgument naming `what`.
+Expected<uint32_t, Error> PositiveCount(std::string_view text, std::string_view what) {
+  text = TrimXmlWhitespace(text);
+  const bool negative = text.starts_with('-');
+  if (negative) text.remove_prefix(1);
+  uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec == std::errc::invalid_argument || end != text.data() + text.size()) {
+    return Malformed();
+  }
+  if (negative || n == 0 || ec == std::errc::result_out_of_range || n > std::numeric_limits<int32_t>::max()) {
+    return Error(ErrorCode::kInvalidArgument, "'" + std::string(what) + "' must be a positive integer");
+  }
+  return static_cast<uint32_t>(n);
+}
+
+// An optional element holding a PositiveCount: nullopt when absent.
+Expected<std::optional<uint32_t>, Error> OptionalCount(pugi::xml_node parent, std::string_view name) {
+  const std::optional<std::optional<std::string>> text = UniqueChildText(parent, name);
+  if (!text) return Malformed();
+  if (!*text) return std::optional<uint32_t>();
+  auto n = PositiveCount(**text, name);
+  if (!n.ok()) return n.error();
+  return std::optional<uint32_t>(*n);
+}
+
+Expected<std::optional<uint64_t>, Error> OptionalSize(pugi::xml_node parent, std::string_view name) {
+  const std::optional<std::optional<std::string>> text = UniqueChildText(parent, name);
+  if (!text) return Malformed();
+  if (!*text) return std::optional<uint64_t>();
+  const std::string_view digits = TrimXmlWhitespace(**text);
+  uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) return Malformed();
+  return std::optional<uint64_t>(n);
+}
+
+// A <Tag><Key/><Value/></Tag> element into `tags`; kMalformedXML when incomplete, kInvalidArgument
+// when its key repeats.
+std::optional<Error> AddTag(pugi::xml_node tag, catalog::Tags& tags) {
+  const std::optional<std::optional<std::string>> key = UniqueChildText(tag, "Key");
+  const std::optional<std::optional<std::string>> value = UniqueChildText(tag, "Value");
+  if (!key || !*key || !value || !*value) return Malformed();
+  if (!tags.emplace(**key, **value).second) {
+    return Error(ErrorCode::kInvalidArgument, "Duplicate Tag Keys are not allowed.");
+  }
+  return std::nullopt;
+}
+
+// The Filter element of a rule.
+std::optional<Error> ParseLifecycleFilter(pugi::xml_node filter, service::LifecycleFilter& out) {
+  int kinds = 0;
+  for (pugi::xml_node child : filter.children()) {
+    if (child.type() == pugi::node_element) ++kinds;
+  }
+  if (kinds > 1) return Malformed();
+  const std::optional<std::optional<std::string>> prefix = UniqueChildText(filter, "Prefix");
+  if (!prefix) return Malformed();
+  if (*prefix) out.prefix = **prefix;
+  if (const std::optional<pugi::xml_node> tag = UniqueChild(filter, "Tag"); !tag) {
+    return Malformed();
+  } else if (*tag) {
+    if (auto e = AddTag(*tag, out.tags)) return e;
+  }
+  auto greater = OptionalSize(filter, "ObjectSizeGreaterThan");
+  if (!greater.ok()) return greater.error();
+  auto less = OptionalSize(filter, "ObjectSizeLessThan");
+  if (!less.ok()) return less.error();
+  out.size_greater_than = *greater;
+  out.size_less_than = *less;
+  const std::optional<pugi::xml_node> conjunction = UniqueChild(filter, "And");
+  if (!conjunction) return Malformed();
+  if (*conjunction) {
+    const std::optional<std::optional<std::string>> and_prefix = UniqueChildText(*conjunction, "Prefix");
+    if (!and_prefix) return Malformed();
+    if (*and_prefix) out.prefix = **and_prefix;
+    for (pugi::xml_node child : conjunction->children()) {
+      if (IsElement(child, "Tag")) {
+        if (auto e = AddTag(child, out.tags)) return e;
+      } else if (child.type() == pugi::node_element && !IsElement(child, "Prefix") &&
+                 !IsElement(child, "ObjectSizeGreaterThan") && !IsElement(child, "ObjectSizeLessThan")) {
+        return Malformed();
+      }
+    }
+    auto and_greater = OptionalSize(*conjunction, "ObjectSizeGreaterThan");
+    if (!and_greater.ok()) return and_greater.error();
+    auto and_less = OptionalSize(*conjunction, "ObjectSizeLessThan");
+    if (!and_less.ok()) return and_less.error();
+    out.size_greater_than = *and_greater;
+    out.size_less_than = *and_less;
+  }
+  return std::nullopt;
+}
+
+Expected<service::LifecycleRule, Error> ParseLifecycleRule(pugi::xml_node node) {
+  service::LifecycleRule rule;
+  const std::optional<std::optional<std::string>> id = UniqueChildText(node, "ID");
+  const std::optional<std::optional<std::string>> status = UniqueChildText(node, "Status");
+  if (!id || !status || !*status) return Malformed();
+  rule.id = *id ? **id : RandomId(16);
+  if (rule.id.size() > kMaxRuleIdLength) {
+    return Error(ErrorCode::kInvalidArgument, "ID length should not exceed allowed limit of 255");
+  }
+  const std::string_view status_text = TrimXmlWhitespace(**status);
+  if (status_text != "Enabled" && status_text != "Disabled") return Malformed();
+  rule.enabled = status_text == "Enabled";
+
+  const std::optional<pugi::xml_node> filter = UniqueChild(node, "Filter");
+  const std::optional<std::optional<std::string>> legacy_prefix = UniqueChildText(node, "Prefix");
+  if (!filter || !legacy_prefix || (*filter && *legacy_prefix)) return Malformed();
+  if (*filter) {
+    if (auto e = ParseLifecycleFilter(*filter, rule.filter)) return *e;
+  } else if (*legacy_prefix) {
+    rule.filter.prefix = **legacy_prefix;
+    rule.filter_form = "prefix";
+  }
+
+  for (std::string_view transition : {"Transition", "NoncurrentVersionTransition"}) {
+    if (const std::optional<pugi::xml_node> t = UniqueChild(node, transition); !t || *t) {
+      return Error(ErrorCode::kInvalidStorageClass,
+                   "The storage class you specified is not valid: this store has one storage class, STANDARD");
+    }
+  }
+  const std::optional<pugi::xml_node> expiration = UniqueChild(node, "Expiration");
+  if (!expiration) return Malformed();
+  if (*expiration) {
+    auto days = OptionalCount(*expiration, "Days");
+    if (!days.ok()) return days.error();
+    rule.expiration_days = *days;
+    const std::optional<std::optional<std::string>> date = UniqueChildText(*expiration, "Date");
+    const std::optional<std::optional<std::string>> marker = UniqueChildText(*expiration, "ExpiredObjectDeleteMarker");
+    if (!date || !marker) return Malformed();
+    if (int(days->has_value()) + int(date->has_value()) + int(marker->has_value()) != 1) return Malformed();
+    if (*date) {
+      const std::optional<UnixMillis> when = ParseIso8601(TrimXmlWhitespace(**date));
+      if (!when) return Malformed();
+      if (*when % (24LL * 60 * 60 * 1000) != 0) {
+        return Error(ErrorCode::kInvalidArgument, "'Date' must be at midnight GMT");
+      }
+      rule.expiration_date = *when;
+    }
+    if (*marker) {
+      const std::string_view value = TrimXmlWhitespace(**marker);
+      if (value != "true" && value != "false") return Malformed();
+      rule.expired_object_delete_marker = value == "true";
+    }
+  }
+  const std::optional<pugi::xml_node> noncurrent = UniqueChild(node, "NoncurrentVersionExpiration");
+  if (!noncurrent) return Malformed();
+  if (*noncurrent) {
+    auto days = OptionalCount(*noncurrent, "NoncurrentDays");
+    if (!days.ok()) return days.error();
+    if (!*days) return Malformed();
+    rule.noncurrent_days = *days;
+    auto newer = OptionalCount(*noncurrent, "NewerNoncurrentVersions");
+    if (!newer.ok()) return newer.error();
+    if (*newer && **newer > kMaxNewerNoncurrentVersions) {
+      return Error(ErrorCode::kInvalidArgument, "'NewerNoncurrentVersions' must be from 1 to 100");
+    }
+    rule.newer_noncurrent_versions = *newer;
+  }
+  const std::optional<pugi::xml_node> abort = UniqueChild(node, "AbortIncompleteMultipartUpload");
+  if (!abort) return Malformed();
+  if (*abort) {
+    auto days = OptionalCount(*abort, "DaysAfterInitiation");
+    if (!days.ok()) return days.error();
+    if (!*days) return Malformed();
+    rule.abort_incomplete_days = *days;
+  }
+  const bool acts = rule.expiration_days || rule.expiration_date || rule.expired_object_delete_marker ||
+                    rule.noncurrent_days || rule.abort_incomplete_days;
+  if (!acts) return Error(ErrorCode::kInvalidRequest, "At least one action needs to be specified in a rule");
+  if (!rule.filter.tags.empty() && rule.abort_incomplete_days) {
+    return Error(ErrorCode::kInvalidRequest,
+                 "Tag-based filter cannot be used with AbortIncompleteMultipartUpload action");
+  }
+  if (!rule.filter.tags.empty() && rule.expired_object_delete_marker) {
+    return Error(ErrorCode::kInvalidRequest, "Tag-based filter cannot be used with ExpiredObjectDeleteMarker action");
+  }
+  return rule;
+}
+
+}  // namespace
+
+Expected<service::LifecycleConfiguration, Error> ParseLifecycleConfiguration(std::string_view xml) {
+  pugi::xml_document doc;
+  Expected<pugi::xml_node, Error> root = LoadRoot(doc, xml, "LifecycleConfiguration");
+  if (!root.ok()) {
+    return root.error();
+  }
+  service::LifecycleConfiguration config;
+  std::set<std::string> ids;
+  for (pugi::xml_node child : root->children()) {
+    if (child.type() != pugi::node_element) continue;
+    if (!IsElement(child, "Rule")) return Malformed();
+    if (config.rules.size() == kMaxLifecycleRules) return Malformed();
+    auto rule = ParseLifecycleRule(child);
+    if (!rule.ok()) return rule.error();
+    if (!ids.insert(rule->id).second) return Error(ErrorCode::kInvalidArgument, "Rule ID must be unique");
+    config.rules.push_back(std::move(rule).value());
+  }
+  if (config.rules.empty()) return Malformed();
+  return config;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 // ---------------------------------------------------------------------------------------------
@@ -1139,6 +1352,65 @@ std::string LegalHoldDocument(std::string_view status) {
   XmlWriter w;
   w.StartS3Root("LegalHold");
   w.Element("Status", status);
+  return w.Finish();
+}
+
+std::string LifecycleConfigurationDocument(const service::LifecycleConfiguration& config) {
+  XmlWriter w;
+  w.StartS3Root("LifecycleConfiguration");
+  for (const service::LifecycleRule& r : config.rules) {
+    w.StartElement("Rule");
+    w.Element("ID", r.id);
+    const service::LifecycleFilter& f = r.filter;
+    if (r.filter_form == "prefix") {
+      w.Element("Prefix", f.prefix);
+    } else {
+      w.StartElement("Filter");
+      const int parts = int(!f.prefix.empty()) + int(f.tags.size()) + int(f.size_greater_than.has_value()) +
+                        int(f.size_less_than.has_value());
+      auto write_parts = [&] {
+        if (!f.prefix.empty() || parts == 0) w.Element("Prefix", f.prefix);
+        for (const auto& [k, v] : f.tags) {
+          w.StartElement("Tag");
+          w.Element("Key", k);
+          w.Element("Value", v);
+          w.EndElement();
+        }
+        if (f.size_greater_than) w.Element("ObjectSizeGreaterThan", std::to_string(*f.size_greater_than));
+        if (f.size_less_than) w.Element("ObjectSizeLessThan", std::to_string(*f.size_less_than));
+      };
+      if (parts > 1) {
+        w.StartElement("And");
+        write_parts();
+        w.EndElement();
+      } else {
+        write_parts();
+      }
+      w.EndElement();
+    }
+    w.Element("Status", r.enabled ? "Enabled" : "Disabled");
+    if (r.expiration_days || r.expiration_date || r.expired_object_delete_marker) {
+      w.StartElement("Expiration");
+      if (r.expiration_days) w.Element("Days", std::to_string(*r.expiration_days));
+      if (r.expiration_date) w.Element("Date", FormatIso8601(FromUnixMillis(*r.expiration_date)));
+      if (r.expired_object_delete_marker) w.Element("ExpiredObjectDeleteMarker", "true");
+      w.EndElement();
+    }
+    if (r.noncurrent_days) {
+      w.StartElement("NoncurrentVersionExpiration");
+      w.Element("NoncurrentDays", std::to_string(*r.noncurrent_days));
+      if (r.newer_noncurrent_versions) {
+        w.Element("NewerNoncurrentVersions", std::to_string(*r.newer_noncurrent_versions));
+      }
+      w.EndElement();
+    }
+    if (r.abort_incomplete_days) {
+      w.StartElement("AbortIncompleteMultipartUpload");
+      w.Element("DaysAfterInitiation", std::to_string(*r.abort_incomplete_days));
+      w.EndElement();
+    }
+    w.EndElement();
+  }
   return w.Finish();
 }
 

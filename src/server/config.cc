@@ -287,6 +287,8 @@ Status CheckKnownFields(const nlohmann::json& j) {
                                                "rate_limits",
                                                "scrub_interval_hours",
                                                "scrub_bytes_per_second",
+                                               "lifecycle_interval_seconds",
+                                               "lifecycle_actions_per_second",
                                                "packed_blob_max_bytes",
                                                "dual_control",
                                                "dual_control_approval_minutes",
@@ -406,6 +408,8 @@ Result<Config> ParseConfig(const std::string& json_text) {
     }
     c.scrub_bytes_per_second = j["scrub_bytes_per_second"].get<uint64_t>();
   }
+  COFFRE_RETURN_IF_ERROR(number("lifecycle_interval_seconds", c.lifecycle_interval_seconds, 0, 7 * 24 * 3600));
+  COFFRE_RETURN_IF_ERROR(number("lifecycle_actions_per_second", c.lifecycle_actions_per_second, 0, 1000000));
   COFFRE_RETURN_IF_ERROR(number("packed_blob_max_bytes", c.packed_blob_max_bytes, 0, 16 * 1024 * 1024));
   COFFRE_RETURN_IF_ERROR(str("root_key_source", c.root_key_source));
   COFFRE_RETURN_IF_ERROR(str("root_key_credential", c.root_key_credential));

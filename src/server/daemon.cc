@@ -133,6 +133,8 @@ void KeepRestartOnlySettings(Config& next, const Config& running) {
   keep("access_log", next.access_log, running.access_log);
   keep("scrub_interval_hours", next.scrub_interval_hours, running.scrub_interval_hours);
   keep("scrub_bytes_per_second", next.scrub_bytes_per_second, running.scrub_bytes_per_second);
+  keep("lifecycle_interval_seconds", next.lifecycle_interval_seconds, running.lifecycle_interval_seconds);
+  keep("lifecycle_actions_per_second", next.lifecycle_actions_per_second, running.lifecycle_actions_per_second);
   keep("packed_blob_max_bytes", next.packed_blob_max_bytes, running.packed_blob_max_bytes);
   if (next.tls_cert_file.empty() != running.tls_cert_file.empty()) {
     spdlog::warn("SIGHUP: turning TLS on or off ('tls_cert_file') changes only at restart; keeping the running value");
@@ -234,6 +236,11 @@ void Daemon::BuildRequestPath() {
   const std::chrono::duration<double, std::ratio<3600>> scrub_interval(config_.scrub_interval_hours);
   background_scrub_.emplace(*scrubber_, metrics_, std::chrono::duration_cast<std::chrono::milliseconds>(scrub_interval),
                             config_.scrub_bytes_per_second);
+  // Bucket lifecycle rules (lifecycle_interval_seconds; 0: off): a thread of its own, stopped on
+  // SIGTERM, whose deletions go through the service as a client's do.
+  lifecycle_runner_.emplace(*service_, *stores_.catalog, Clock::System());
+  background_lifecycle_.emplace(*lifecycle_runner_, metrics_, std::chrono::seconds(config_.lifecycle_interval_seconds),
+                                config_.lifecycle_actions_per_second);
   gateway_.emplace(*service_, CredentialLookupOf(keys), *pool_, MakeGatewayOptions());
   // The authenticated admin and auditor endpoints (docs/OPERATIONS.md, "Admin API"): changes go
   // through the lifecycle, so they are audited and fail closed as the CLI's do.
@@ -397,6 +404,7 @@ void Daemon::ScheduleBackgroundWork() {
   gc_timer_.emplace(*io_);
   ScheduleGarbageCollection();
   background_scrub_->Start();
+  background_lifecycle_->Start();
   rotation_timer_.emplace(*io_);
   CheckRotationPolicy();
 }
@@ -547,6 +555,7 @@ void Daemon::Drain(int signo) {
   gc_timer_->cancel();
   rotation_timer_->cancel();
   background_scrub_->RequestStop();
+  background_lifecycle_->RequestStop();
   watchdog_timer_->cancel();
   hangup_->cancel();
   drain_deadline_->expires_after(std::chrono::seconds(running_.drain_timeout_seconds));
@@ -573,6 +582,7 @@ void Daemon::PollDrained() {
 
 int Daemon::ShutDown() {
   background_scrub_->Stop();
+  background_lifecycle_->Stop();
   pool_->join();
   commit_pool_->join();
   // A GET cut off by the drain deadline may still wait for its audit record: its callback posts

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "background_lifecycle.h"
 #include "background_scrub.h"
 #include "coffre/admin/admin_api.h"
 #include "coffre/admin/admin_handler.h"
@@ -120,6 +121,8 @@ class Daemon {
   std::optional<IntegrityMetricsRecorder> audit_recorder_;
   std::optional<service::Scrubber> scrubber_;
   std::optional<BackgroundScrub> background_scrub_;
+  std::optional<service::LifecycleRunner> lifecycle_runner_;
+  std::optional<BackgroundLifecycle> background_lifecycle_;
   std::optional<s3::Gateway> gateway_;
   std::optional<admin::AdminApi> admin_api_;
   std::optional<admin::AdminHandler> admin_handler_;

@@ -44,6 +44,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       retention->mode != "COMPLIANCE") {
     std::abort();
   }
+  auto lifecycle = coffre::s3::ParseLifecycleConfiguration(xml);
+  if (lifecycle.ok()) {
+    // What is accepted is written back, and reads back the same.
+    const std::string doc = coffre::s3::LifecycleConfigurationDocument(*lifecycle);
+    auto again = coffre::s3::ParseLifecycleConfiguration(doc);
+    if (!again.ok() || coffre::s3::LifecycleConfigurationDocument(*again) != doc) std::abort();
+  }
   auto hold = coffre::s3::ParseLegalHold(xml);
   if (hold.ok() && *hold != "ON" && *hold != "OFF") {
     std::abort();

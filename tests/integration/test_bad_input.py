@@ -282,10 +282,9 @@ class BadInputTest(CoffreTestCase):
                               [("MethodNotAllowed", 405), ("NotImplemented", 501)], r)
 
     def test_unsupported_subresources(self):
-        lifecycle = (b'<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix></Prefix></Filter>'
-                     b'<Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>'
-                     b'</LifecycleConfiguration>')
-        cases = [("PUT", f"/{BUCKET}", "lifecycle", lifecycle),
+        website = (b'<WebsiteConfiguration><IndexDocument><Suffix>index.html</Suffix></IndexDocument>'
+                   b'</WebsiteConfiguration>')
+        cases = [("PUT", f"/{BUCKET}", "website", website),
                  ("PUT", f"/{BUCKET}", "replication", b"<ReplicationConfiguration/>"),
                  ("PUT", f"/{BUCKET}", "cors", b"<CORSConfiguration/>"),
                  ("PUT", f"/{BUCKET}/victim", "torrent", b"")]

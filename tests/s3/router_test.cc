@@ -75,6 +75,9 @@ TEST(Router, ObjectOperations) {
   EXPECT_EQ(OpOf("PUT", "/b-1/k?legal-hold&versionId=null"), Operation::kPutObjectLegalHold);
   EXPECT_EQ(OpOf("GET", "/bucket?object-lock"), Operation::kGetObjectLockConfiguration);
   EXPECT_EQ(OpOf("PUT", "/bucket?object-lock"), Operation::kPutObjectLockConfiguration);
+  EXPECT_EQ(OpOf("GET", "/bucket?lifecycle"), Operation::kGetBucketLifecycleConfiguration);
+  EXPECT_EQ(OpOf("PUT", "/bucket?lifecycle"), Operation::kPutBucketLifecycleConfiguration);
+  EXPECT_EQ(OpOf("DELETE", "/bucket?lifecycle"), Operation::kDeleteBucketLifecycle);
   EXPECT_EQ(OpOf("HEAD", "/b-1/k"), Operation::kHeadObject);
   EXPECT_EQ(OpOf("DELETE", "/b-1/k"), Operation::kDeleteObject);
   EXPECT_EQ(OpOf("GET", "/b-1/k?acl"), Operation::kGetObjectAcl);
@@ -130,7 +133,7 @@ TEST(Router, PathTraversalAndBadKeysAreRefused) {
 }
 
 TEST(Router, UnsupportedThingsAreNeverSilentSuccesses) {
-  EXPECT_EQ(ErrorOf("PUT", "/bucket?lifecycle"), ErrorCode::kNotImplemented);
+  EXPECT_EQ(ErrorOf("PUT", "/bucket?website"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("GET", "/bucket?policy"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("PUT", "/bucket?acl"), ErrorCode::kNotImplemented);
   EXPECT_EQ(ErrorOf("HEAD", "/bucket/k?tagging"), ErrorCode::kNotImplemented);
@@ -210,7 +213,7 @@ TEST(Router, RefusalsKeepTheirCodeStatusAndMessage) {
       {"HEAD", "/bucket?website", ErrorCode::kNotImplemented, 501, bucket_sub},
       {"PUT", "/bucket?policy", ErrorCode::kNotImplemented, 501, bucket_sub},
       {"PUT", "/bucket?acl&versioning", ErrorCode::kNotImplemented, 501, bucket_sub},
-      {"DELETE", "/bucket?lifecycle", ErrorCode::kNotImplemented, 501, bucket_sub},
+      {"DELETE", "/bucket?website", ErrorCode::kNotImplemented, 501, bucket_sub},
       {"POST", "/bucket?uploads", ErrorCode::kNotImplemented, 501, post},
       {"PATCH", "/bucket", ErrorCode::kMethodNotAllowed, 405, ""},
       {"HEAD", "/b-1/k?tagging", ErrorCode::kNotImplemented, 501, object_sub},

@@ -980,6 +980,95 @@ TEST(XmlObjectLock, RetentionAndLegalHold) {
             std::string::npos);
 }
 
+TEST(XmlLifecycle, ParsesFiltersAndActionsAndWritesThemBack) {
+  auto config = ParseLifecycleConfiguration(
+      "<LifecycleConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+      "<Rule><ID>logs</ID><Filter><And><Prefix>logs/</Prefix><Tag><Key>k</Key><Value>v</Value></Tag>"
+      "<ObjectSizeGreaterThan>10</ObjectSizeGreaterThan></And></Filter><Status>Enabled</Status>"
+      "<Expiration><Days>30</Days></Expiration><NoncurrentVersionExpiration><NoncurrentDays>7</NoncurrentDays>"
+      "<NewerNoncurrentVersions>2</NewerNoncurrentVersions></NoncurrentVersionExpiration></Rule>"
+      "<Rule><Prefix>tmp/</Prefix><Status>Disabled</Status><AbortIncompleteMultipartUpload>"
+      "<DaysAfterInitiation>3</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule>"
+      "<Rule><ID>dated</ID><Filter/><Status>Enabled</Status><Expiration><Date>2030-01-01T00:00:00.000Z</Date>"
+      "</Expiration></Rule></LifecycleConfiguration>");
+  ASSERT_OK(config);
+  ASSERT_EQ(config->rules.size(), 3u);
+  const auto& logs = config->rules[0];
+  EXPECT_EQ(logs.filter.prefix, "logs/");
+  EXPECT_EQ(logs.filter.tags, (catalog::Tags{{"k", "v"}}));
+  EXPECT_EQ(logs.filter.size_greater_than, 10u);
+  EXPECT_EQ(logs.expiration_days, 30u);
+  EXPECT_EQ(logs.noncurrent_days, 7u);
+  EXPECT_EQ(logs.newer_noncurrent_versions, 2u);
+  const auto& tmp = config->rules[1];
+  EXPECT_FALSE(tmp.enabled);
+  EXPECT_EQ(tmp.id.size(), 32u);  // generated
+  EXPECT_EQ(tmp.filter_form, "prefix");
+  EXPECT_EQ(tmp.abort_incomplete_days, 3u);
+  EXPECT_EQ(config->rules[2].expiration_date, 1893456000000);
+  const std::string doc = LifecycleConfigurationDocument(*config);
+  EXPECT_NE(doc.find("<Rule><ID>logs</ID><Filter><And><Prefix>logs/</Prefix><Tag><Key>k</Key><Value>v</Value></Tag>"
+                     "<ObjectSizeGreaterThan>10</ObjectSizeGreaterThan></And></Filter><Status>Enabled</Status>"),
+            std::string::npos)
+      << doc;
+  EXPECT_NE(doc.find("<Prefix>tmp/</Prefix><Status>Disabled</Status>"), std::string::npos) << doc;
+  EXPECT_NE(doc.find("<Filter><Prefix></Prefix></Filter><Status>Enabled</Status><Expiration><Date>"
+                     "2030-01-01T00:00:00.000Z</Date></Expiration>"),
+            std::string::npos)
+      << doc;
+  auto again = ParseLifecycleConfiguration(doc);
+  ASSERT_OK(again);
+  EXPECT_EQ(LifecycleConfigurationDocument(*again), doc);
+}
+
+TEST(XmlLifecycle, RefusesWhatS3Refuses) {
+  auto rule = [](std::string_view inner) {
+    return "<LifecycleConfiguration><Rule>" + std::string(inner) + "</Rule></LifecycleConfiguration>";
+  };
+  const std::string expire = "<Expiration><Days>1</Days></Expiration>";
+  struct Case {
+    std::string xml;
+    ErrorCode code;
+  };
+  const std::vector<Case> cases = {
+      {"<LifecycleConfiguration/>", ErrorCode::kMalformedXML},
+      {rule("<Status>On</Status>" + expire), ErrorCode::kMalformedXML},
+      {rule("<Filter><Prefix>a</Prefix><Tag><Key>k</Key><Value>v</Value></Tag></Filter><Status>Enabled</Status>" +
+            expire),
+       ErrorCode::kMalformedXML},
+      {rule("<Filter/><Prefix>a</Prefix><Status>Enabled</Status>" + expire), ErrorCode::kMalformedXML},
+      {rule("<Status>Enabled</Status><Expiration><Days>1</Days><Date>2030-01-01T00:00:00Z</Date></Expiration>"),
+       ErrorCode::kMalformedXML},
+      {rule("<Status>Enabled</Status><Expiration/>"), ErrorCode::kMalformedXML},
+      {rule("<Status>Enabled</Status><Expiration><Days>x</Days></Expiration>"), ErrorCode::kMalformedXML},
+      {rule("<Status>Enabled</Status><Expiration><Days>0</Days></Expiration>"), ErrorCode::kInvalidArgument},
+      {rule("<Status>Enabled</Status><Expiration><Days>-1</Days></Expiration>"), ErrorCode::kInvalidArgument},
+      {rule("<Status>Enabled</Status><Expiration><Date>2030-01-01T10:00:00Z</Date></Expiration>"),
+       ErrorCode::kInvalidArgument},
+      {rule("<Status>Enabled</Status><NoncurrentVersionExpiration><NoncurrentDays>1</NoncurrentDays>"
+            "<NewerNoncurrentVersions>101</NewerNoncurrentVersions></NoncurrentVersionExpiration>"),
+       ErrorCode::kInvalidArgument},
+      {rule("<ID>" + std::string(256, 'i') + "</ID><Status>Enabled</Status>" + expire), ErrorCode::kInvalidArgument},
+      {"<LifecycleConfiguration><Rule><ID>same</ID><Status>Enabled</Status>" + expire +
+           "</Rule><Rule><ID>same</ID><Status>Enabled</Status>" + expire + "</Rule></LifecycleConfiguration>",
+       ErrorCode::kInvalidArgument},
+      {rule("<Status>Enabled</Status>"), ErrorCode::kInvalidRequest},
+      {rule("<Filter><Tag><Key>k</Key><Value>v</Value></Tag></Filter><Status>Enabled</Status>"
+            "<AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation>"
+            "</AbortIncompleteMultipartUpload>"),
+       ErrorCode::kInvalidRequest},
+      {rule("<Status>Enabled</Status><Transition><Days>30</Days><StorageClass>GLACIER</StorageClass></Transition>"),
+       ErrorCode::kInvalidStorageClass},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.xml);
+    EXPECT_EQ(CodeOf(ParseLifecycleConfiguration(c.xml)), c.code);
+  }
+  std::string many = "<LifecycleConfiguration>";
+  for (int i = 0; i <= 1000; ++i) many += "<Rule><Status>Enabled</Status>" + expire + "</Rule>";
+  EXPECT_EQ(CodeOf(ParseLifecycleConfiguration(many + "</LifecycleConfiguration>")), ErrorCode::kMalformedXML);
+}
+
 TEST(XmlDeleteResult, DeleteMarkers) {
   DeleteResult result;
   DeleteOutcome added{"k", std::nullopt, std::nullopt};

@@ -311,6 +311,8 @@ class Catalog {
   // whose settings it changed, may still be returned as it was for up to a second.
   virtual Result<Bucket> GetBucket(const std::string& name) = 0;
   virtual Result<std::vector<Bucket>> ListBuckets(const std::string& tenant_id) = 0;  // by name
+  // Every tenant's buckets, by id (background work that visits them all).
+  virtual Result<std::vector<Bucket>> ListEveryBucket() = 0;
   // FailedPrecondition if it still holds objects, noncurrent versions or delete markers; in-progress uploads are
   // aborted with it (their parts go to garbage). NotFound if no bucket has bucket.id and bucket.tenant_id.
   virtual Status DeleteBucket(const Bucket& bucket) = 0;

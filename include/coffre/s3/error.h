@@ -64,6 +64,7 @@ enum class ErrorCode {
   kInvalidBucketState,
   kObjectLockConfigurationNotFoundError,
   kNoSuchObjectLockConfiguration,
+  kNoSuchLifecycleConfiguration,
 };
 
 struct ErrorInfo {

@@ -33,6 +33,7 @@
 #include "coffre/common/clock.h"
 #include "coffre/common/status.h"
 #include "coffre/s3/error.h"
+#include "coffre/service/lifecycle.h"
 
 namespace coffre::s3 {
 
@@ -134,6 +135,17 @@ Expected<RetentionSetting, Error> ParseRetention(std::string_view xml);
 // <LegalHold><Status>ON|OFF</Status></LegalHold> (PutObjectLegalHold): the status. Errors:
 // kMalformedXML (not XML, a missing or unknown Status).
 Expected<std::string, Error> ParseLegalHold(std::string_view xml);
+
+// <LifecycleConfiguration><Rule>...</Rule>...</LifecycleConfiguration>
+// (PutBucketLifecycleConfiguration), checked as S3 checks it: kMalformedXML (not XML, no rule or
+// more than 1000, an unknown Status, a filter of two kinds or both a Filter and a rule-level Prefix,
+// an Expiration with none or several of Days, Date and ExpiredObjectDeleteMarker, a number that
+// is not one); kInvalidArgument (a period not above zero, a Date not at midnight UTC, an ID
+// longer than 255 characters or used twice, NewerNoncurrentVersions outside 1..100);
+// kInvalidRequest (a rule without action, AbortIncompleteMultipartUpload or
+// ExpiredObjectDeleteMarker with a tag filter); kInvalidStorageClass (any Transition: there is one
+// storage class). A rule without ID gets a random one.
+Expected<service::LifecycleConfiguration, Error> ParseLifecycleConfiguration(std::string_view xml);
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -309,6 +321,7 @@ std::string VersioningConfigurationDocument(std::string_view status);
 std::string ObjectLockConfigurationDocument(const ObjectLockRule& rule);
 std::string RetentionDocument(std::string_view mode, UnixMillis retain_until);
 std::string LegalHoldDocument(std::string_view status);
+std::string LifecycleConfigurationDocument(const service::LifecycleConfiguration& config);
 std::string ServerSideEncryptionConfigurationDocument(const BucketEncryption& encryption);
 
 struct CopyResult {

@@ -114,6 +114,12 @@ struct Config {
   // The scrub's read rate limit in bytes per second (0: unlimited), so that it stays out of the
   // way of client traffic: 16 MiB/s checks 1 TiB in about 18 hours.
   uint64_t scrub_bytes_per_second = 16 * 1024 * 1024;
+  // Bucket lifecycle (docs/OPERATIONS.md, "Lifecycle"): every this many seconds the daemon applies
+  // the buckets' lifecycle rules; 0: never (the rules are still stored and answered).
+  uint32_t lifecycle_interval_seconds = 3600;
+  // At most this many lifecycle deletions and aborts a second (0: unlimited), so that a rule that
+  // expires millions of objects at once does not crowd out client traffic.
+  uint32_t lifecycle_actions_per_second = 100;
   // Blobs of objects (or parts) declared at most this many bytes go to records of shared pack
   // files, whose flushes many PUTs share; larger ones get a file each (docs/OPERATIONS.md,
   // "What a data directory holds"). 0: every blob gets a file. Such a blob is held in memory
