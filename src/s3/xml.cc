@@ -955,14 +955,14 @@ Expected<service::LifecycleRule, Error> ParseLifecycleRule(pugi::xml_node node) 
     if (!*days) return Malformed();
     rule.abort_incomplete_days = *days;
   }
-  const bool acts = rule.expiration_days || rule.expiration_date || rule.expired_object_delete_marker ||
+  const bool acts = rule.expiration_days || rule.expiration_date || rule.expired_object_delete_marker.has_value() ||
                     rule.noncurrent_days || rule.abort_incomplete_days;
   if (!acts) return Error(ErrorCode::kInvalidRequest, "At least one action needs to be specified in a rule");
   if (!rule.filter.tags.empty() && rule.abort_incomplete_days) {
     return Error(ErrorCode::kInvalidRequest,
                  "Tag-based filter cannot be used with AbortIncompleteMultipartUpload action");
   }
-  if (!rule.filter.tags.empty() && rule.expired_object_delete_marker) {
+  if (!rule.filter.tags.empty() && rule.expired_object_delete_marker.value_or(false)) {
     return Error(ErrorCode::kInvalidRequest, "Tag-based filter cannot be used with ExpiredObjectDeleteMarker action");
   }
   return rule;
@@ -1393,7 +1393,9 @@ std::string LifecycleConfigurationDocument(const service::LifecycleConfiguration
       w.StartElement("Expiration");
       if (r.expiration_days) w.Element("Days", std::to_string(*r.expiration_days));
       if (r.expiration_date) w.Element("Date", FormatIso8601(FromUnixMillis(*r.expiration_date)));
-      if (r.expired_object_delete_marker) w.Element("ExpiredObjectDeleteMarker", "true");
+      if (r.expired_object_delete_marker) {
+        w.Element("ExpiredObjectDeleteMarker", *r.expired_object_delete_marker ? "true" : "false");
+      }
       w.EndElement();
     }
     if (r.noncurrent_days) {

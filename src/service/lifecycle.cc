@@ -55,7 +55,7 @@ std::string EncodeLifecycle(const LifecycleConfiguration& config) {
     json j = {{"id", r.id}, {"enabled", r.enabled}, {"filter", std::move(filter)}, {"filter_form", r.filter_form}};
     PutOptional(j, "expiration_days", r.expiration_days);
     PutOptional(j, "expiration_date", r.expiration_date);
-    if (r.expired_object_delete_marker) j["expired_object_delete_marker"] = true;
+    PutOptional(j, "expired_object_delete_marker", r.expired_object_delete_marker);
     PutOptional(j, "noncurrent_days", r.noncurrent_days);
     PutOptional(j, "newer_noncurrent_versions", r.newer_noncurrent_versions);
     PutOptional(j, "abort_incomplete_days", r.abort_incomplete_days);
@@ -97,7 +97,10 @@ Result<LifecycleConfiguration> DecodeLifecycle(std::string_view text) {
         !GetOptional(r, "abort_incomplete_days", rule.abort_incomplete_days)) {
       return corrupt();
     }
-    rule.expired_object_delete_marker = r.value("expired_object_delete_marker", false);
+    if (auto it = r.find("expired_object_delete_marker"); it != r.end()) {
+      if (!it->is_boolean()) return corrupt();
+      rule.expired_object_delete_marker = it->get<bool>();
+    }
     config.rules.push_back(std::move(rule));
   }
   return config;
@@ -146,7 +149,8 @@ bool LifecycleRunner::RunBucket(const catalog::Bucket& bucket, const LifecycleCo
     if (!r.enabled) continue;
     if (r.expiration_days || r.expiration_date) expiring.push_back(&r);
     if (r.noncurrent_days) noncurrent.push_back(&r);
-    if (r.expired_object_delete_marker) markers.push_back(&r);
+    // As S3 does, an expiration in days also removes a delete marker left alone once it is that old.
+    if (r.expired_object_delete_marker.value_or(false) || r.expiration_days) markers.push_back(&r);
   }
   if (expiring.empty() && noncurrent.empty() && markers.empty()) return true;
 
@@ -231,7 +235,9 @@ bool LifecycleRunner::RunBucket(const catalog::Bucket& bucket, const LifecycleCo
           alone = versions.ok() && versions->entries.size() == 1;
         }
         for (const LifecycleRule* rule : markers) {
-          if (alone && matches(*rule, rec)) {
+          const bool due = rule->expired_object_delete_marker.value_or(false) ||
+                           now >= DueAfterDays(rec.last_modified, *rule->expiration_days);
+          if (alone && due && matches(*rule, rec)) {
             if (!act(rec, *rule, rec.version_id(), stats.delete_markers_removed, "expired delete marker")) return false;
             break;
           }

@@ -990,9 +990,11 @@ TEST(XmlLifecycle, ParsesFiltersAndActionsAndWritesThemBack) {
       "<Rule><Prefix>tmp/</Prefix><Status>Disabled</Status><AbortIncompleteMultipartUpload>"
       "<DaysAfterInitiation>3</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule>"
       "<Rule><ID>dated</ID><Filter/><Status>Enabled</Status><Expiration><Date>2030-01-01T00:00:00.000Z</Date>"
-      "</Expiration></Rule></LifecycleConfiguration>");
+      "</Expiration></Rule><Rule><ID>no-op</ID><Filter/><Status>Enabled</Status><Expiration>"
+      "<ExpiredObjectDeleteMarker>false</ExpiredObjectDeleteMarker></Expiration></Rule></LifecycleConfiguration>");
   ASSERT_OK(config);
-  ASSERT_EQ(config->rules.size(), 3u);
+  ASSERT_EQ(config->rules.size(), 4u);
+  EXPECT_EQ(config->rules[3].expired_object_delete_marker, false);
   const auto& logs = config->rules[0];
   EXPECT_EQ(logs.filter.prefix, "logs/");
   EXPECT_EQ(logs.filter.tags, (catalog::Tags{{"k", "v"}}));
@@ -1012,6 +1014,9 @@ TEST(XmlLifecycle, ParsesFiltersAndActionsAndWritesThemBack) {
             std::string::npos)
       << doc;
   EXPECT_NE(doc.find("<Prefix>tmp/</Prefix><Status>Disabled</Status>"), std::string::npos) << doc;
+  EXPECT_NE(doc.find("<Expiration><ExpiredObjectDeleteMarker>false</ExpiredObjectDeleteMarker></Expiration>"),
+            std::string::npos)
+      << doc;
   EXPECT_NE(doc.find("<Filter><Prefix></Prefix></Filter><Status>Enabled</Status><Expiration><Date>"
                      "2030-01-01T00:00:00.000Z</Date></Expiration>"),
             std::string::npos)

@@ -168,6 +168,22 @@ TEST_F(LifecycleTest, InAVersionedBucketExpiryAddsAMarkerOnceAndLoneMarkersGo) {
   EXPECT_TRUE(Versions().empty());
 }
 
+TEST_F(LifecycleTest, AnExpirationInDaysAlsoRemovesALoneDeleteMarkerOnceThatOld) {
+  Versioned();
+  ASSERT_OK(service_->DeleteObject(bucket_, "never-written"));  // a marker alone, at day 0 10:00
+  LifecycleRule r = Rule("days");
+  r.expiration_days = 2;
+  LifecycleRule off = Rule("off");
+  off.expired_object_delete_marker = false;
+  off.expiration_date.reset();
+  Configure({r, off});
+  At(kMidnight + 2 * kDay + 3600 * 1000);  // due at day 3 00:00
+  EXPECT_EQ(Pass().delete_markers_removed, 0u);
+  At(kMidnight + 3 * kDay);
+  EXPECT_EQ(Pass().delete_markers_removed, 1u);
+  EXPECT_TRUE(Versions().empty());
+}
+
 TEST_F(LifecycleTest, NoncurrentVersionsAgeFromTheirSuccessorAndTheNewestAreKept) {
   Versioned();
   Put("k");                  // v1 at day 0

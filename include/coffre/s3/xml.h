@@ -142,9 +142,9 @@ Expected<std::string, Error> ParseLegalHold(std::string_view xml);
 // an Expiration with none or several of Days, Date and ExpiredObjectDeleteMarker, a number that
 // is not one); kInvalidArgument (a period not above zero, a Date not at midnight UTC, an ID
 // longer than 255 characters or used twice, NewerNoncurrentVersions outside 1..100);
-// kInvalidRequest (a rule without action, AbortIncompleteMultipartUpload or
-// ExpiredObjectDeleteMarker with a tag filter); kInvalidStorageClass (any Transition: there is one
-// storage class). A rule without ID gets a random one.
+// kInvalidRequest (a rule without action (an Expiration of ExpiredObjectDeleteMarker false is one),
+// AbortIncompleteMultipartUpload or ExpiredObjectDeleteMarker with a tag filter); kInvalidStorageClass (any Transition:
+// there is one storage class). A rule without ID gets a random one.
 Expected<service::LifecycleConfiguration, Error> ParseLifecycleConfiguration(std::string_view xml);
 
 // ---------------------------------------------------------------------------------------------

@@ -38,7 +38,9 @@ struct LifecycleRule {
   LifecycleFilter filter;
   std::optional<uint32_t> expiration_days;
   std::optional<UnixMillis> expiration_date;  // midnight UTC
-  bool expired_object_delete_marker = false;
+  // ExpiredObjectDeleteMarker as given: true removes delete markers with nothing behind them,
+  // false (kept, to be answered as set) does nothing.
+  std::optional<bool> expired_object_delete_marker;
   std::optional<uint32_t> noncurrent_days;
   std::optional<uint32_t> newer_noncurrent_versions;  // with noncurrent_days: that many newest kept
   std::optional<uint32_t> abort_incomplete_days;
