@@ -171,9 +171,9 @@ bool LifecycleRunner::RunBucket(const catalog::Bucket& bucket, const LifecycleCo
   auto act = [&](const catalog::ObjectRecord& rec, const LifecycleRule& rule, const std::string& version_id,
                  uint64_t& counter, const char* what) -> bool {
     if (hooks.before_action && !hooks.before_action()) {
-      // Resume at this key next time: its versions are seen again, which is harmless.
-      const std::string resume = last_done_key;
-      (void)service_.UpdateBucketSettings(bucket, {{std::string(kLifecycleResumeSetting), resume}});
+      // Resume after the last key seen whole: the versions of this one are seen again, which is
+      // harmless.
+      (void)service_.UpdateBucketSettings(bucket, {{std::string(kLifecycleResumeSetting), last_done_key}});
       return false;
     }
     RequestInfo request;
