@@ -36,40 +36,25 @@ BackgroundLifecycle::BackgroundLifecycle(service::LifecycleRunner& runner, ops::
 BackgroundLifecycle::~BackgroundLifecycle() { Stop(); }
 
 void BackgroundLifecycle::Start() {
-  if (interval_.count() <= 0 || thread_.joinable()) return;
+  if (interval_.count() <= 0 || thread_.started()) return;
   spdlog::info("lifecycle: a pass every {} s, at most {} actions/s", interval_.count() / 1000.0, actions_per_second_);
-  thread_ = std::thread([this] { Run(); });
+  thread_.Start([this] { Run(); });
 }
 
-void BackgroundLifecycle::RequestStop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-}
+void BackgroundLifecycle::RequestStop() { thread_.RequestStop(); }
 
-void BackgroundLifecycle::Stop() {
-  RequestStop();
-  if (thread_.joinable()) thread_.join();
-}
-
-bool BackgroundLifecycle::Pause(std::chrono::nanoseconds d) {
-  std::unique_lock lock(mu_);
-  if (d.count() > 0) cv_.wait_for(lock, d, [this] { return stop_; });
-  return !stop_;
-}
+void BackgroundLifecycle::Stop() { thread_.Stop(); }
 
 void BackgroundLifecycle::Run() {
   const std::chrono::nanoseconds gap(
       actions_per_second_ == 0 ? 0 : 1'000'000'000 / static_cast<int64_t>(actions_per_second_));
   service::LifecycleHooks hooks;
-  hooks.before_action = [this, gap] { return Pause(gap); };
+  hooks.before_action = [this, gap] { return thread_.Pause(gap); };
   hooks.on_error = [](const std::string& bucket, const std::string& key, const std::string& what) {
     spdlog::error("lifecycle: bucket={} key={}: {}", Quoted(bucket), Quoted(key), what);
   };
   auto wait = std::min<std::chrono::milliseconds>(interval_, std::chrono::minutes(1));
-  while (Pause(wait)) {
+  while (thread_.Pause(wait)) {
     auto stats = runner_.RunPass(hooks);
     if (!stats.ok()) {
       spdlog::error("lifecycle: pass failed: {}", stats.error().message);

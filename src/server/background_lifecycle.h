@@ -8,11 +8,9 @@
 // coffre_lifecycle_errors_total.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
-#include <thread>
 
+#include "background_thread.h"
 #include "coffre/ops/metrics.h"
 #include "coffre/service/lifecycle.h"
 
@@ -37,8 +35,6 @@ class BackgroundLifecycle {
 
  private:
   void Run();
-  // Waits up to `d`; false once stop was requested.
-  bool Pause(std::chrono::nanoseconds d);
 
   service::LifecycleRunner& runner_;
   const std::chrono::milliseconds interval_;
@@ -50,10 +46,7 @@ class BackgroundLifecycle {
   ops::Counter& uploads_;
   ops::Counter& protected_;
   ops::Counter& errors_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
+  BackgroundThread thread_;  // last: stopped before the members its body uses go
 };
 
 }  // namespace coffre::server

@@ -59,42 +59,23 @@ BackgroundScrub::BackgroundScrub(service::Scrubber& scrubber, ops::Registry& reg
 BackgroundScrub::~BackgroundScrub() { Stop(); }
 
 void BackgroundScrub::Start() {
-  if (interval_.count() <= 0 || thread_.joinable()) {
+  if (interval_.count() <= 0 || thread_.started()) {
     return;
   }
   spdlog::info("background scrub: every {:.3g} hours, at most {} bytes/s",
                std::chrono::duration<double, std::ratio<3600>>(interval_).count(), bytes_per_second_);
-  thread_ = std::thread([this] { Run(); });
+  thread_.Start([this] { Run(); });
 }
 
-void BackgroundScrub::RequestStop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-}
+void BackgroundScrub::RequestStop() { thread_.RequestStop(); }
 
-void BackgroundScrub::Stop() {
-  RequestStop();
-  if (thread_.joinable()) {
-    thread_.join();
-  }
-}
-
-bool BackgroundScrub::Pause(std::chrono::nanoseconds d) {
-  std::unique_lock lock(mu_);
-  if (d.count() > 0) {
-    cv_.wait_for(lock, d, [this] { return stop_; });
-  }
-  return !stop_;
-}
+void BackgroundScrub::Stop() { thread_.Stop(); }
 
 void BackgroundScrub::Run() {
   LowerThreadPriority();
   service::ScrubOptions options;
   options.bytes_per_second = bytes_per_second_;
-  options.pause = [this](std::chrono::nanoseconds d) { return Pause(d); };
+  options.pause = [this](std::chrono::nanoseconds d) { return thread_.Pause(d); };
   options.on_verified = [this](uint64_t n) {
     objects_.Add();
     bytes_.Add(n);
@@ -107,7 +88,7 @@ void BackgroundScrub::Run() {
                   Quoted(f.key), f.object_id.empty() ? "-" : f.object_id, f.error.message);
   };
   auto wait = std::min<std::chrono::milliseconds>(interval_, std::chrono::hours(1));
-  while (Pause(wait)) {
+  while (thread_.Pause(wait)) {
     const auto started = std::chrono::steady_clock::now();
     spdlog::info("background scrub: pass started");
     auto report = scrubber_.Run(options);

@@ -10,11 +10,9 @@
 // coffre_scrub_last_pass_completed_timestamp_seconds.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
-#include <thread>
 
+#include "background_thread.h"
 #include "coffre/ops/metrics.h"
 #include "coffre/service/scrub.h"
 
@@ -41,8 +39,6 @@ class BackgroundScrub {
 
  private:
   void Run();
-  // Waits up to `d`; false once stop was requested.
-  bool Pause(std::chrono::nanoseconds d);
 
   service::Scrubber& scrubber_;
   const std::chrono::milliseconds interval_;
@@ -51,10 +47,7 @@ class BackgroundScrub {
   ops::Counter& bytes_;
   ops::Counter& passes_;
   ops::Gauge& last_completed_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
+  BackgroundThread thread_;  // last: stopped before the members its body uses go
 };
 
 }  // namespace coffre::server

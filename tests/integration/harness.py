@@ -47,6 +47,18 @@ MiB = 1024 * 1024
 SEGMENT = 65536
 
 
+def xml_child(el, name):
+    """The child element `name` of an S3 XML element, with or without the S3 namespace."""
+    c = el.find(S3_NS + name)
+    return el.find(name) if c is None else c
+
+
+def child_text(el, name):
+    """The text of the child element `name` ("" when empty), or None when there is none."""
+    c = xml_child(el, name)
+    return None if c is None else (c.text or "")
+
+
 def coffre_binary() -> str:
     path = os.environ.get("COFFRE_BINARY") or os.path.join(REPO_ROOT, "build", "coffre")
     return os.path.abspath(path)

@@ -22,7 +22,8 @@ import unittest
 
 from botocore.exceptions import ClientError
 
-from harness import S3_NS, CoffreTestCase, gen_bytes, md5_b64, unique_bucket
+from harness import S3_NS, CoffreTestCase, gen_bytes, md5_b64, unique_bucket, child_text
+from harness import xml_child as child
 from test_operations import admin_get, admin_port, metric_value
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -57,16 +58,6 @@ def rule_xml(actions: str, *, rule_id: str | None = "r", status: str | None = "E
 
 def lifecycle_xml(*rules: str) -> bytes:
     return f'<LifecycleConfiguration xmlns="{NS}">{"".join(rules)}</LifecycleConfiguration>'.encode()
-
-
-def child(el, name):
-    c = el.find(S3_NS + name)
-    return el.find(name) if c is None else c
-
-
-def child_text(el, name):
-    c = child(el, name)
-    return None if c is None else (c.text or "")
 
 
 def children(el, name) -> list:

@@ -18,7 +18,7 @@ import re
 import time
 import unittest
 
-from harness import S3_NS, CoffreTestCase, Daemon, gen_bytes, md5_b64, unique_bucket
+from harness import S3_NS, CoffreTestCase, Daemon, gen_bytes, md5_b64, unique_bucket, child_text
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 UTC = _dt.timezone.utc
@@ -84,13 +84,6 @@ def legal_hold_xml(status: str) -> bytes:
 def versioning_xml(status: str) -> bytes:
     return (f'<VersioningConfiguration xmlns="{NS}"><Status>{status}</Status>'
             f'</VersioningConfiguration>').encode()
-
-
-def child_text(el, name):
-    c = el.find(S3_NS + name)
-    if c is None:
-        c = el.find(name)
-    return None if c is None else (c.text or "")
 
 
 def lock_headers_of(resp) -> dict:

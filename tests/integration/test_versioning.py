@@ -15,7 +15,7 @@ import urllib.parse
 
 from botocore.exceptions import ClientError
 
-from harness import S3_NS, CoffreTestCase, MiB, gen_bytes, md5_b64, md5_hex, multipart_etag
+from harness import S3_NS, CoffreTestCase, MiB, gen_bytes, md5_b64, md5_hex, multipart_etag, child_text
 
 VERSIONING_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
@@ -27,13 +27,6 @@ def versioning_xml(status: str) -> bytes:
 
 def quoted_md5(b: bytes) -> str:
     return '"%s"' % md5_hex(b)
-
-
-def child_text(el, name):
-    c = el.find(S3_NS + name)
-    if c is None:
-        c = el.find(name)
-    return None if c is None else (c.text or "")
 
 
 def entries_of(root) -> list:
