@@ -228,11 +228,14 @@ bool LifecycleRunner::RunBucket(const catalog::Bucket& bucket, const LifecycleCo
                          ? page->entries[i + 1].version && page->entries[i + 1].version->key != rec.key
                          : !page->is_truncated;
         if (i + 1 == page->entries.size() && page->is_truncated) {
+          // The key's versions come first among those of the keys it begins: the marker, then
+          // either an older version of it or another key.
           catalog::VersionListQuery probe;
           probe.prefix = rec.key;
           probe.max_keys = 2;
           auto versions = service_.ListObjectVersions(bucket, probe);
-          alone = versions.ok() && versions->entries.size() == 1;
+          alone = versions.ok() && (versions->entries.size() < 2 || !versions->entries[1].version ||
+                                    versions->entries[1].version->key != rec.key);
         }
         for (const LifecycleRule* rule : markers) {
           const bool due = rule->expired_object_delete_marker.value_or(false) ||

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <set>
 #include <string>
 #include <vector>
@@ -182,6 +183,26 @@ TEST_F(LifecycleTest, AnExpirationInDaysAlsoRemovesALoneDeleteMarkerOnceThatOld)
   At(kMidnight + 3 * kDay);
   EXPECT_EQ(Pass().delete_markers_removed, 1u);
   EXPECT_TRUE(Versions().empty());
+}
+
+// A lone marker that ends a page of the scan (1000 entries), whose key begins the next key: the
+// probe past the page tells its own versions from the next key's.
+TEST_F(LifecycleTest, ALoneMarkerAtTheEndOfAPageIsSeenAlone) {
+  Versioned();
+  for (int i = 0; i < 999; ++i) {
+    char key[16];
+    std::snprintf(key, sizeof key, "a%04d", i);
+    Put(key, 1);
+  }
+  ASSERT_OK(service_->DeleteObject(bucket_, "m"));  // the 1000th entry, a marker alone
+  Put("m2", 1);                                     // begins with "m", on the next page
+  LifecycleRule r = Rule("markers");
+  r.filter.prefix = "m";
+  r.expired_object_delete_marker = true;
+  Configure({r});
+  EXPECT_EQ(Pass().delete_markers_removed, 1u);
+  EXPECT_EQ(Versions().back(), "m2");
+  EXPECT_EQ(Versions().size(), 1000u);
 }
 
 TEST_F(LifecycleTest, NoncurrentVersionsAgeFromTheirSuccessorAndTheNewestAreKept) {
