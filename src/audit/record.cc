@@ -32,6 +32,8 @@ constexpr OperationEntry kOperations[] = {
     {Operation::kAccessKeyEnable, "access_key.enable"},
     {Operation::kAdminCredentialCreate, "admin_credential.create"},
     {Operation::kAdminCredentialDisable, "admin_credential.disable"},
+    {Operation::kNamedKeyCreate, "named_key.create"},
+    {Operation::kNamedKeyDestroy, "named_key.destroy"},
 };
 
 }  // namespace

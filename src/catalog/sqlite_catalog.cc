@@ -641,11 +641,11 @@ class SqliteCatalog final : public Catalog {
   Result<uint64_t> RewrapKeys(const std::vector<KeyRewrap>& rewraps,
                               const std::vector<KeyCopyBlob>& key_copies) override;
   Status AddKeyCopyBlobs(const std::vector<KeyCopyBlob>& key_copies) override;
-  Result<uint64_t> DropKeyCopyBlobs(const std::string& tenant_id, uint32_t key_version) override;
+  Result<uint64_t> DropKeyCopyBlobs(const std::string& key_id, std::optional<uint32_t> key_version) override;
   Result<uint64_t> DeleteTenantData(const std::string& tenant_id, uint32_t max_rows) override;
   Result<std::vector<ProtectedVersion>> ListProtectedVersions(const std::string& tenant_id, UnixMillis now,
-                                                              bool bypass_governance, uint32_t limit,
-                                                              uint64_t* total) override;
+                                                              bool bypass_governance, uint32_t limit, uint64_t* total,
+                                                              ByteView key_id) override;
 
  private:
   // PermissionDenied when Object Lock protects a version with `lock` now, by the catalog's clock.
@@ -2097,7 +2097,7 @@ Status SqliteCatalog::AddKeyCopyBlobsLocked(const std::vector<KeyCopyBlob>& key_
     COFFRE_ASSIGN_OR_RETURN(Statement st,
                             writer_->PrepareCached("INSERT INTO key_copy_blobs(blob_id, tenant_id, key_version) "
                                                    "VALUES(?, ?, ?) ON CONFLICT(blob_id) DO NOTHING"));
-    COFFRE_RETURN_IF_ERROR(st.BindAll(k.blob_id, k.tenant_id, k.key_version));
+    COFFRE_RETURN_IF_ERROR(st.BindAll(k.blob_id, k.key_id, k.key_version));
     COFFRE_RETURN_IF_ERROR(st.Run());
   }
   return Status::Ok();
@@ -2111,15 +2111,16 @@ Status SqliteCatalog::AddKeyCopyBlobs(const std::vector<KeyCopyBlob>& key_copies
   return tx.Commit();
 }
 
-Result<uint64_t> SqliteCatalog::DropKeyCopyBlobs(const std::string& tenant_id, uint32_t key_version) {
+Result<uint64_t> SqliteCatalog::DropKeyCopyBlobs(const std::string& key_id, std::optional<uint32_t> key_version) {
   std::lock_guard lock(write_mu_);
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
-  COFFRE_ASSIGN_OR_RETURN(uint64_t dropped, DropKeyCopyBlobsLocked(tenant_id, key_version));
+  COFFRE_ASSIGN_OR_RETURN(uint64_t dropped, DropKeyCopyBlobsLocked(key_id, key_version));
   COFFRE_RETURN_IF_ERROR(tx.Commit());
   return dropped;
 }
 
-// Every version when key_version is nullopt (a shredded tenant).
+// Every version when key_version is nullopt (a shredded tenant, a destroyed named key). The
+// table's tenant_id column holds the key's id (a tenant's own for its default key).
 Result<uint64_t> SqliteCatalog::DropKeyCopyBlobsLocked(const std::string& tenant_id,
                                                        std::optional<uint32_t> key_version) {
   std::vector<std::string> ids;
@@ -2229,19 +2230,21 @@ Result<uint64_t> SqliteCatalog::DeleteTenantData(const std::string& tenant_id, u
 
 Result<std::vector<ProtectedVersion>> SqliteCatalog::ListProtectedVersions(const std::string& tenant_id, UnixMillis now,
                                                                            bool bypass_governance, uint32_t limit,
-                                                                           uint64_t* total) {
+                                                                           uint64_t* total, ByteView key_id) {
   COFFRE_ASSIGN_OR_RETURN(auto conn, readers_.Acquire());
   COFFRE_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*conn, Transaction::Kind::kDeferred));
   // Only rows with a lock are read (the partial indexes); whether it still protects is decided here.
   COFFRE_ASSIGN_OR_RETURN(
       Statement st,
-      conn->PrepareCached("SELECT b.name, v.key, v.object_id, v.null_version, v.object_lock FROM ("
-                          "SELECT bucket_id, key, object_id, null_version, object_lock FROM objects "
-                          "WHERE tenant_id = ?1 AND object_lock != '' UNION ALL "
-                          "SELECT bucket_id, key, object_id, null_version, object_lock FROM object_versions "
-                          "WHERE tenant_id = ?1 AND object_lock != '') AS v JOIN buckets AS b ON b.id = v.bucket_id "
-                          "ORDER BY b.name, v.key"));
-  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id));
+      conn->PrepareCached(
+          "SELECT b.name, v.key, v.object_id, v.null_version, v.object_lock FROM ("
+          "SELECT bucket_id, key, object_id, null_version, object_lock FROM objects "
+          "WHERE tenant_id = ?1 AND object_lock != '' AND (coalesce(length(?2), 0) = 0 OR tenant_key_id = ?2) "
+          "UNION ALL "
+          "SELECT bucket_id, key, object_id, null_version, object_lock FROM object_versions "
+          "WHERE tenant_id = ?1 AND object_lock != '' AND (coalesce(length(?2), 0) = 0 OR tenant_key_id = ?2)) "
+          "AS v JOIN buckets AS b ON b.id = v.bucket_id ORDER BY b.name, v.key"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(tenant_id, key_id));
   std::vector<ProtectedVersion> out;
   uint64_t count = 0;
   while (true) {

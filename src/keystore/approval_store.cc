@@ -22,17 +22,21 @@ std::string_view GuardedOperationName(GuardedOperation op) {
       return "root_key.rotate";
     case GuardedOperation::kCreateAdminCredential:
       return "admin_credential.create";
+    case GuardedOperation::kDestroyNamedKey:
+      return "named_key.destroy";
   }
   return "unknown";
 }
 
 bool TargetsTenant(GuardedOperation op) {
-  return op == GuardedOperation::kDestroyKeyVersion || op == GuardedOperation::kShredTenant;
+  return op == GuardedOperation::kDestroyKeyVersion || op == GuardedOperation::kShredTenant ||
+         op == GuardedOperation::kDestroyNamedKey;
 }
 
 std::optional<GuardedOperation> ParseGuardedOperation(std::string_view name) {
-  for (GuardedOperation op : {GuardedOperation::kDestroyKeyVersion, GuardedOperation::kShredTenant,
-                              GuardedOperation::kRotateRootKey, GuardedOperation::kCreateAdminCredential}) {
+  for (GuardedOperation op :
+       {GuardedOperation::kDestroyKeyVersion, GuardedOperation::kShredTenant, GuardedOperation::kRotateRootKey,
+        GuardedOperation::kCreateAdminCredential, GuardedOperation::kDestroyNamedKey}) {
     if (GuardedOperationName(op) == name) {
       return op;
     }

@@ -30,8 +30,12 @@ Bytes TenantKeyAad(std::string_view tenant_id, uint32_t version) {
   return LengthPrefixed({AsBytes("coffre/v1/tenant-key"), AsBytes(tenant_id), Version(version)});
 }
 
-Bytes DataKeyAad(std::string_view tenant_id, uint32_t version, ByteView caller_aad) {
-  return LengthPrefixed({AsBytes("coffre/v1/data-key"), AsBytes(tenant_id), Version(version), caller_aad});
+Bytes DataKeyAad(const KeyRef& key, uint32_t version, ByteView caller_aad) {
+  if (key.named()) {
+    return LengthPrefixed({AsBytes("coffre/v3/named-key-data-key"), AsBytes(key.tenant_id), AsBytes(key.key_id),
+                           Version(version), caller_aad});
+  }
+  return LengthPrefixed({AsBytes("coffre/v1/data-key"), AsBytes(key.tenant_id), Version(version), caller_aad});
 }
 
 Bytes AccessKeySecretAad(std::string_view access_key_id, std::string_view tenant_id) {
@@ -96,3 +100,67 @@ void RandomChars(std::string_view alphabet, std::span<uint8_t> out) {
 }
 
 }  // namespace coffre::keystore::internal
+
+namespace coffre::keystore {
+
+namespace {
+
+bool IsHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+}  // namespace
+
+std::optional<std::string> ParseKeyId(std::string_view text) {
+  std::string hex;
+  if (text.size() == 36) {
+    for (size_t i = 0; i < text.size(); ++i) {
+      const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+      if (dash != (text[i] == '-')) {
+        return std::nullopt;
+      }
+      if (!dash) {
+        hex += text[i];
+      }
+    }
+  } else if (text.size() == 32) {
+    hex = std::string(text);
+  } else {
+    return std::nullopt;
+  }
+  for (char& c : hex) {
+    if (!IsHex(c)) {
+      return std::nullopt;
+    }
+    if (c >= 'A' && c <= 'F') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return hex;
+}
+
+std::string KeyIdAsUuid(std::string_view key_id) {
+  std::string out;
+  for (size_t i = 0; i < key_id.size(); ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) {
+      out += '-';
+    }
+    out += key_id[i];
+  }
+  return out;
+}
+
+bool IsValidNamedKeyName(std::string_view name) {
+  if (name.empty() || name.size() > 200 || name.starts_with("aws/") || name.starts_with("alias/") ||
+      ParseKeyId(name).has_value()) {
+    return false;
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
+                    c == '_' || c == '.' || c == '-';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace coffre::keystore

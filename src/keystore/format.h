@@ -8,6 +8,9 @@
 // the bytes), so no two different lists encode alike:
 //   tenant key   : "coffre/v1/tenant-key", tenant id (hex text), version (4 bytes BE)
 //   data key     : "coffre/v1/data-key", tenant id (hex text), version (4 bytes BE), caller's aad
+//   data key under a named key: "coffre/v3/named-key-data-key", tenant id, key id (hex text),
+//                  version (4 bytes BE), caller's aad
+// (a named key's versions are sealed as tenant keys are, with the key id in place of the tenant id)
 //   access secret: "coffre/v1/access-key-secret", access key id, tenant id (hex text)
 // The keys: tenant keys and access-key secrets are sealed under the root key's wrapping subkey
 // (rows.h, KeystoreKeys); keystores written before rows were authenticated sealed them under the
@@ -21,6 +24,7 @@
 
 #include "coffre/common/bytes.h"
 #include "coffre/common/status.h"
+#include "coffre/keystore/tenant_key_store.h"
 
 namespace coffre::db {
 class Connection;
@@ -42,7 +46,7 @@ inline constexpr std::string_view kPassphraseKdfName = "passphrase-kdf";
 
 Bytes LengthPrefixed(std::initializer_list<ByteView> fields);
 Bytes TenantKeyAad(std::string_view tenant_id, uint32_t version);
-Bytes DataKeyAad(std::string_view tenant_id, uint32_t version, ByteView caller_aad);
+Bytes DataKeyAad(const KeyRef& key, uint32_t version, ByteView caller_aad);
 Bytes AccessKeySecretAad(std::string_view access_key_id, std::string_view tenant_id);
 
 // [a-z0-9][a-z0-9._-]{0,62}

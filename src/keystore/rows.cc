@@ -179,6 +179,18 @@ ApprovalRow ReadApprovalRow(const Statement& st) {
   return r;
 }
 
+NamedKeyRow ReadNamedKeyRow(const Statement& st) {
+  NamedKeyRow r;
+  r.key_id = st.ColumnText(0);
+  r.tenant_id = st.ColumnText(1);
+  r.name = st.ColumnText(2);
+  r.created = st.ColumnInt64(3);
+  r.destroyed = OptInt64(st, 4);
+  r.gen = st.ColumnInt64(5);
+  r.mac = st.ColumnBlob(6);
+  return r;
+}
+
 // --- MACs ----------------------------------------------------------------------------------
 
 Bytes RowMac(const SecretBytes& key, const TenantRow& r) {
@@ -208,6 +220,11 @@ Bytes RowMac(const SecretBytes& key, const ApprovalRow& r) {
   return Mac(key, {AsBytes("coffre/v2/row/approval"), AsBytes(r.id), AsBytes(r.operation), AsBytes(r.tenant_id),
                    Int64Field(r.version), AsBytes(r.requested_by), Int64Field(r.requested), Int64Field(r.expires),
                    approved_by, OptInt64Field(r.approved), OptInt64Field(r.used), Int64Field(r.gen)});
+}
+
+Bytes RowMac(const SecretBytes& key, const NamedKeyRow& r) {
+  return Mac(key, {AsBytes("coffre/v2/row/named-key"), AsBytes(r.key_id), AsBytes(r.tenant_id), AsBytes(r.name),
+                   Int64Field(r.created), OptInt64Field(r.destroyed), Int64Field(r.gen)});
 }
 
 // --- writing -------------------------------------------------------------------------------
@@ -337,6 +354,29 @@ Status UpdateRow(Connection& conn, const SecretBytes& key, ApprovalRow& r) {
 
 // --- scans and re-sealing ------------------------------------------------------------------
 
+Status InsertRow(Connection& conn, const SecretBytes& key, NamedKeyRow& r) {
+  r.mac = RowMac(key, r);
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn.PrepareCached("INSERT INTO named_keys(key_id, tenant_id, name, created, "
+                                                           "destroyed, gen, mac) VALUES(?, ?, ?, ?, ?, ?, ?)"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(r.key_id, r.tenant_id, r.name, r.created));
+  COFFRE_RETURN_IF_ERROR(BindOptInt64(st, 5, r.destroyed));
+  COFFRE_RETURN_IF_ERROR(st.BindInt64(6, r.gen));
+  COFFRE_RETURN_IF_ERROR(st.BindBlob(7, r.mac));
+  return st.Run();
+}
+
+Status UpdateRow(Connection& conn, const SecretBytes& key, NamedKeyRow& r) {
+  r.mac = RowMac(key, r);
+  COFFRE_ASSIGN_OR_RETURN(Statement st, conn.PrepareCached("UPDATE named_keys SET tenant_id = ?, name = ?, created = "
+                                                           "?, destroyed = ?, gen = ?, mac = ? WHERE key_id = ?"));
+  COFFRE_RETURN_IF_ERROR(st.BindAll(r.tenant_id, r.name, r.created));
+  COFFRE_RETURN_IF_ERROR(BindOptInt64(st, 4, r.destroyed));
+  COFFRE_RETURN_IF_ERROR(st.BindInt64(5, r.gen));
+  COFFRE_RETURN_IF_ERROR(st.BindBlob(6, r.mac));
+  COFFRE_RETURN_IF_ERROR(st.BindText(7, r.key_id));
+  return st.Run();
+}
+
 namespace {
 
 template <typename Row>
@@ -360,6 +400,7 @@ struct AllRows {
   std::vector<AccessKeyRow> access_keys;
   std::vector<AdminCredentialRow> admins;
   std::vector<ApprovalRow> approvals;
+  std::vector<NamedKeyRow> named_keys;
 };
 
 Result<AllRows> ReadAllRows(Connection& conn) {
@@ -370,6 +411,13 @@ Result<AllRows> ReadAllRows(Connection& conn) {
   COFFRE_ASSIGN_OR_RETURN(all.admins,
                           ReadAll(conn, "admin_credentials", kAdminCredentialColumns, &ReadAdminCredentialRow));
   COFFRE_ASSIGN_OR_RETURN(all.approvals, ReadAll(conn, "approvals", kApprovalRowColumns, &ReadApprovalRow));
+  // A keystore older than named keys (converted by a rotation or a restore) has no such table.
+  COFFRE_ASSIGN_OR_RETURN(Statement exists,
+                          conn.Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'named_keys'"));
+  COFFRE_ASSIGN_OR_RETURN(bool named, exists.Step());
+  if (named) {
+    COFFRE_ASSIGN_OR_RETURN(all.named_keys, ReadAll(conn, "named_keys", kNamedKeyColumns, &ReadNamedKeyRow));
+  }
   return all;
 }
 
@@ -403,6 +451,9 @@ Result<RowScan> ScanRows(Connection& conn, const KeystoreKeys& keys) {
   }
   for (const auto& r : all.approvals) {
     count(RowIntact(keys.row_mac, r), "approval " + LoggableId(r.id));
+  }
+  for (const auto& r : all.named_keys) {
+    count(RowIntact(keys.row_mac, r), "named key " + LoggableId(r.key_id));
   }
   return scan;
 }
@@ -477,6 +528,11 @@ Result<ResealReport> ResealAll(Connection& conn, const ResealSource& from, const
     COFFRE_RETURN_IF_ERROR(step());
   }
   for (auto& r : all.approvals) {
+    ++r.gen;
+    COFFRE_RETURN_IF_ERROR(UpdateRow(conn, to.row_mac, r));
+    COFFRE_RETURN_IF_ERROR(step());
+  }
+  for (auto& r : all.named_keys) {
     ++r.gen;
     COFFRE_RETURN_IF_ERROR(UpdateRow(conn, to.row_mac, r));
     COFFRE_RETURN_IF_ERROR(step());

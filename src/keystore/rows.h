@@ -2,8 +2,8 @@
 
 // Authenticated keystore rows (docs/KEYS.md "Authenticated rows").
 //
-// Every row whose columns decide who may do what (tenants, tenant key versions, access keys, admin
-// credentials, dual-control approvals) carries `mac`, an HMAC-SHA256 under a key derived from the
+// Every row whose columns decide who may do what (tenants, key versions, named keys, access keys,
+// admin credentials, dual-control approvals) carries `mac`, an HMAC-SHA256 under a key derived from the
 // root key over the row's identity and meaningful columns and its generation `gen`, which grows
 // by one at every change of the row. Whoever can write keystore.db but lacks the root key cannot
 // make a row that verifies, nor move a valid row to another identity; an older valid state of a
@@ -92,6 +92,15 @@ struct AdminCredentialRow {
   int64_t gen = 0;
   Bytes mac;
 };
+struct NamedKeyRow {
+  std::string key_id;
+  std::string tenant_id;
+  std::string name;
+  int64_t created = 0;
+  std::optional<int64_t> destroyed;
+  int64_t gen = 0;
+  Bytes mac;
+};
 struct ApprovalRow {
   std::string id;
   std::string operation;
@@ -114,6 +123,7 @@ inline constexpr std::string_view kTenantKeyColumns =
 inline constexpr std::string_view kAccessKeyColumns =
     "access_key_id, tenant_id, secret, enabled, created, last_used, gen, mac";
 inline constexpr std::string_view kAdminCredentialColumns = "name, role, token_mac, created, disabled, gen, mac";
+inline constexpr std::string_view kNamedKeyColumns = "key_id, tenant_id, name, created, destroyed, gen, mac";
 inline constexpr std::string_view kApprovalRowColumns =
     "id, operation, tenant_id, version, requested_by, requested, expires, approved_by, approved, used, gen, mac";
 
@@ -122,12 +132,14 @@ TenantKeyRow ReadTenantKeyRow(const db::Statement& st);
 AccessKeyRow ReadAccessKeyRow(const db::Statement& st);
 AdminCredentialRow ReadAdminCredentialRow(const db::Statement& st);
 ApprovalRow ReadApprovalRow(const db::Statement& st);
+NamedKeyRow ReadNamedKeyRow(const db::Statement& st);
 
 Bytes RowMac(const SecretBytes& key, const TenantRow& row);
 Bytes RowMac(const SecretBytes& key, const TenantKeyRow& row);
 Bytes RowMac(const SecretBytes& key, const AccessKeyRow& row);
 Bytes RowMac(const SecretBytes& key, const AdminCredentialRow& row);
 Bytes RowMac(const SecretBytes& key, const ApprovalRow& row);
+Bytes RowMac(const SecretBytes& key, const NamedKeyRow& row);
 
 template <typename Row>
 bool RowIntact(const SecretBytes& key, const Row& row) {
@@ -142,11 +154,13 @@ Status InsertRow(db::Connection& conn, const SecretBytes& key, TenantKeyRow& row
 Status InsertRow(db::Connection& conn, const SecretBytes& key, AccessKeyRow& row);
 Status InsertRow(db::Connection& conn, const SecretBytes& key, AdminCredentialRow& row);
 Status InsertRow(db::Connection& conn, const SecretBytes& key, ApprovalRow& row);
+Status InsertRow(db::Connection& conn, const SecretBytes& key, NamedKeyRow& row);
 Status UpdateRow(db::Connection& conn, const SecretBytes& key, TenantRow& row);
 Status UpdateRow(db::Connection& conn, const SecretBytes& key, TenantKeyRow& row);
 Status UpdateRow(db::Connection& conn, const SecretBytes& key, AccessKeyRow& row);
 Status UpdateRow(db::Connection& conn, const SecretBytes& key, AdminCredentialRow& row);
 Status UpdateRow(db::Connection& conn, const SecretBytes& key, ApprovalRow& row);
+Status UpdateRow(db::Connection& conn, const SecretBytes& key, NamedKeyRow& row);
 
 // Every authenticated row of the keystore checked under `row_mac` (and every sealed value opened
 // under `wrap`): how many fail. Reads only; inside the caller's transaction if any.

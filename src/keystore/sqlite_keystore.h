@@ -48,6 +48,8 @@ inline constexpr UnixMillis kLastUsedFlushInterval = 60'000;
 
 inline constexpr std::string_view kShreddedMessage =
     " was crypto-shredded: its keys are destroyed and its objects can no longer be decrypted";
+inline constexpr std::string_view kDestroyedKeyMessage =
+    " was destroyed: its versions are gone and the objects under it can no longer be decrypted";
 inline constexpr std::string_view kRotatedMessage =
     "the keystore's root key was rotated (coffre keystore rotate-root) after this process started; restart it with "
     "the new root key";
@@ -62,6 +64,17 @@ inline std::string TenantKeyRowKey(std::string_view id, uint32_t v) {
   return "k:" + std::string(id) + "/" + std::to_string(v);
 }
 inline std::string AccessKeyRowKey(std::string_view id) { return "a:" + std::string(id); }
+inline std::string NamedKeyRowKey(std::string_view id) { return "n:" + std::string(id); }
+
+// Where the caches keep a key's entries: the tenant with the key, so that an entry loaded for one
+// tenant (whose ownership of the key was checked) never answers another.
+inline std::string KeyCacheKey(const KeyRef& key) { return key.tenant_id + "/" + key.key_id; }
+// How messages name a key.
+inline std::string KeyName(const KeyRef& key) {
+  return key.named() ? "key " + key.key_id + " of tenant " + key.tenant_id : "the key of tenant " + key.tenant_id;
+}
+// A key event's detail naming a named key ("" for a default key).
+inline std::string EventDetail(const KeyRef& key) { return key.named() ? "key " + key.key_id : std::string(); }
 inline std::string AdminRowKey(std::string_view name) { return "c:" + std::string(name); }
 inline std::string ApprovalRowKey(std::string_view id) { return "p:" + std::string(id); }
 
@@ -88,20 +101,25 @@ class SqliteKeystore final : public Keystore {
   Status DeleteAccessKey(const std::string& tenant_id, const std::string& access_key_id) override;
 
   // sqlite_keystore_tenant_keys.cc
-  Result<uint32_t> RotateTenantKey(const std::string& tenant_id) override;
-  Result<std::vector<std::string>> RotateKeysOlderThan(int64_t max_age_ms) override;
-  Result<std::vector<KeyVersion>> ListKeyVersions(const std::string& tenant_id) override;
-  Status DestroyKeyVersion(const std::string& tenant_id, uint32_t version) override;
-  Status SetKeyVersionDestroying(const std::string& tenant_id, uint32_t version, bool destroying) override;
-  Result<bool> IsKeyVersionDestroying(const std::string& tenant_id, uint32_t version) override;
-  Result<RewrappedKey> RewrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, ByteView wrapped,
+  Result<uint32_t> RotateTenantKey(const KeyRef& key) override;
+  Result<std::vector<KeyRef>> RotateKeysOlderThan(int64_t max_age_ms) override;
+  Result<std::vector<KeyVersion>> ListKeyVersions(const KeyRef& key) override;
+  Status DestroyKeyVersion(const KeyRef& key, uint32_t version) override;
+  Status SetKeyVersionDestroying(const KeyRef& key, uint32_t version, bool destroying) override;
+  Result<bool> IsKeyVersionDestroying(const KeyRef& key, uint32_t version) override;
+  Result<RewrappedKey> RewrapDataKey(const KeyRef& key, uint32_t tenant_key_version, ByteView wrapped,
                                      ByteView aad) override;
   Status ShredTenant(const std::string& tenant_id) override;
-  Result<DataKey> NewDataKey(const std::string& tenant_id, ByteView aad) override;
-  Result<Bytes> WrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, const SecretBytes& data_key,
+  Result<NamedKey> CreateNamedKey(const std::string& tenant_id, const std::string& name) override;
+  Result<std::vector<NamedKey>> ListNamedKeys(const std::string& tenant_id) override;
+  Result<NamedKey> FindNamedKey(const std::string& tenant_id, const std::string& name_or_id) override;
+  Result<NamedKey> NamedKeyById(const std::string& key_id) override;
+  Status DestroyNamedKey(const KeyRef& key) override;
+  Result<DataKey> NewDataKey(const KeyRef& key, ByteView aad) override;
+  Result<Bytes> WrapDataKey(const KeyRef& key, uint32_t tenant_key_version, const SecretBytes& data_key,
                             ByteView aad) override;
-  Result<uint32_t> ActiveKeyVersion(const std::string& tenant_id) override;
-  Result<SecretBytes> UnwrapDataKey(const std::string& tenant_id, uint32_t tenant_key_version, ByteView wrapped,
+  Result<uint32_t> ActiveKeyVersion(const KeyRef& key) override;
+  Result<SecretBytes> UnwrapDataKey(const KeyRef& key, uint32_t tenant_key_version, ByteView wrapped,
                                     ByteView aad) override;
 
   // sqlite_keystore_admin.cc
@@ -176,8 +194,14 @@ class SqliteKeystore final : public Keystore {
   // PermissionDenied unless `name` is an enabled, intact credential of the admin role.
   Status CheckEnabledAdmin(const std::string& name, UnixMillis* created = nullptr);
   Result<ApprovalRow> LoadApprovalRow(const std::string& id);  // refused as PermissionDenied
-  // The version's row, or nullopt if absent; Corruption (refused) if it fails its check.
-  Result<std::optional<TenantKeyRow>> LoadTenantKeyRow(const std::string& tenant_id, uint32_t version);
+  // The version's row (`key_id`: a tenant id for a default key, a named key's id otherwise), or
+  // nullopt if absent; Corruption (refused) if it fails its check.
+  Result<std::optional<TenantKeyRow>> LoadTenantKeyRow(const std::string& key_id, uint32_t version);
+  // The named key's row, or nullopt if absent; Corruption (refused) if it fails its check.
+  Result<std::optional<NamedKeyRow>> LoadNamedKeyRow(const std::string& key_id);
+  // InvalidArgument for malformed ids; for a named key, NotFound unless it is the tenant's, and
+  // PermissionDenied once destroyed (unless `allow_destroyed`). A default key passes.
+  Status CheckKeyOwner(const KeyRef& key, bool allow_destroyed = false);
 
   // Every entry records the cache epoch it was loaded in; Revalidate() moves to a new epoch when
   // another process changed the database, which makes every older entry stale at once (also one
@@ -189,6 +213,11 @@ class SqliteKeystore final : public Keystore {
   };
   struct CachedActive {
     uint32_t version = 0;
+    UnixMillis loaded_at = 0;
+    uint64_t epoch = 0;
+  };
+  struct CachedNamedKey {
+    NamedKey key;
     UnixMillis loaded_at = 0;
     uint64_t epoch = 0;
   };
@@ -217,6 +246,7 @@ class SqliteKeystore final : public Keystore {
     tenant_keys_.clear();
     active_versions_.clear();
     access_keys_.clear();
+    named_keys_.clear();
   }
   // Runs `fn` inside one write transaction and invalidates the caches after it committed.
   template <typename Fn>
@@ -235,10 +265,11 @@ class SqliteKeystore final : public Keystore {
   }
 
   Result<Tenant> QueryTenant(std::string_view sql, const std::string& arg, const std::string& what);
-  // The unwrapped tenant key of that version (NotFound if the version does not exist).
-  Result<KeyPtr> TenantKey(const std::string& tenant_id, uint32_t version);
-  // The tenant's active version (NotFound for an unknown tenant).
-  Result<uint32_t> ActiveVersion(const std::string& tenant_id);
+  // The unwrapped key of that version (NotFound if the version does not exist), once the key
+  // was checked to be the tenant's (CheckKeyOwner).
+  Result<KeyPtr> TenantKey(const KeyRef& key, uint32_t version);
+  // The key's active version (NotFound for an unknown tenant or key).
+  Result<uint32_t> ActiveVersion(const KeyRef& key);
   Result<CachedAccessKey> LoadAccessKey(const std::string& access_key_id);
   // Writes the coalesced last_used times if the interval has passed (or `force`).
   Status FlushLastUsed(bool force);
@@ -260,6 +291,7 @@ class SqliteKeystore final : public Keystore {
   std::map<std::pair<std::string, uint32_t>, CachedKey> tenant_keys_;
   std::map<std::string, CachedActive> active_versions_;
   std::map<std::string, CachedAccessKey> access_keys_;
+  std::map<std::string, CachedNamedKey> named_keys_;  // by tenant id + "/" + name or id as asked
   std::map<std::string, UnixMillis> pending_last_used_;
   UnixMillis last_flush_ = 0;
   bool flushing_ = false;

@@ -43,7 +43,7 @@ std::string DescribeApproval(const Approval& a) {
   if (a.operation == GuardedOperation::kDestroyKeyVersion) {
     out += " version " + std::to_string(a.version);
   }
-  if (a.operation == GuardedOperation::kCreateAdminCredential) {
+  if (a.operation == GuardedOperation::kCreateAdminCredential || a.operation == GuardedOperation::kDestroyNamedKey) {
     out += " " + a.tenant_id;
   }
   return out;
@@ -118,9 +118,20 @@ Result<Approval> SqliteKeystore::RequestApproval(const std::string& id, GuardedO
   Status written = WriteAndInvalidate([&]() -> Status {
     COFFRE_RETURN_IF_ERROR(CheckEnabledAdmin(requested_by));
     if (for_tenant) {
-      COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(tenant_id));
+      // The target is a key: a tenant's default key (its id is the tenant's) or a named key.
+      std::string owner = tenant_id;
+      COFFRE_ASSIGN_OR_RETURN(std::optional<NamedKeyRow> named, LoadNamedKeyRow(tenant_id));
+      if (named) {
+        if (named->destroyed) {
+          return Status::FailedPrecondition("key " + named->name + std::string(kDestroyedKeyMessage));
+        }
+        owner = named->tenant_id;
+      } else if (operation == GuardedOperation::kDestroyNamedKey) {
+        return Status::NotFound("no named key " + tenant_id);
+      }
+      COFFRE_ASSIGN_OR_RETURN(std::optional<UnixMillis> shredded, TenantShredded(owner));
       if (shredded) {
-        return Status::FailedPrecondition("tenant " + tenant_id + std::string(kShreddedMessage));
+        return Status::FailedPrecondition("tenant " + owner + std::string(kShreddedMessage));
       }
     }
     ApprovalRow row;

@@ -132,6 +132,62 @@ DROP TABLE approvals;
 ALTER TABLE approvals_new RENAME TO approvals;
 CREATE INDEX approvals_by_time ON approvals(requested, id);
 )sql",
+    // Named keys. Their versions live in tenant_keys beside the default keys', under the named
+    // key's id in place of the tenant id (a default key's id is its tenant's id), so tenant_keys
+    // loses its reference to tenants; and destroying a named key becomes a guarded operation.
+    R"sql(
+CREATE TABLE named_keys(
+  key_id TEXT NOT NULL PRIMARY KEY,
+  tenant_id TEXT NOT NULL REFERENCES tenants(id),
+  name TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  destroyed INTEGER,
+  gen INTEGER NOT NULL DEFAULT 0,
+  mac BLOB,
+  UNIQUE(tenant_id, name)
+) WITHOUT ROWID;
+
+CREATE TABLE tenant_keys_new(
+  tenant_id TEXT NOT NULL,
+  version INTEGER NOT NULL CHECK(version >= 1),
+  wrapped_key BLOB NOT NULL,
+  state TEXT NOT NULL CHECK(state IN ('active', 'retired')),
+  created INTEGER NOT NULL,
+  destroying INTEGER,
+  gen INTEGER NOT NULL DEFAULT 0,
+  mac BLOB,
+  PRIMARY KEY(tenant_id, version)
+) WITHOUT ROWID;
+INSERT INTO tenant_keys_new(tenant_id, version, wrapped_key, state, created, destroying, gen, mac)
+  SELECT tenant_id, version, wrapped_key, state, created, destroying, gen, mac FROM tenant_keys;
+DROP TABLE tenant_keys;
+ALTER TABLE tenant_keys_new RENAME TO tenant_keys;
+CREATE UNIQUE INDEX tenant_keys_one_active ON tenant_keys(tenant_id) WHERE state = 'active';
+
+CREATE TABLE approvals_new(
+  id TEXT NOT NULL PRIMARY KEY,
+  operation TEXT NOT NULL CHECK(operation IN ('tenant_key.destroy', 'tenant.shred', 'root_key.rotate',
+                                              'admin_credential.create', 'named_key.destroy')),
+  tenant_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  requested_by TEXT NOT NULL,
+  requested INTEGER NOT NULL,
+  expires INTEGER NOT NULL,
+  approved_by TEXT,
+  approved INTEGER,
+  used INTEGER,
+  gen INTEGER NOT NULL DEFAULT 0,
+  mac BLOB,
+  CHECK(approved_by IS NULL OR approved_by <> requested_by)
+) WITHOUT ROWID;
+INSERT INTO approvals_new(id, operation, tenant_id, version, requested_by, requested, expires, approved_by,
+                          approved, used, gen, mac)
+  SELECT id, operation, tenant_id, version, requested_by, requested, expires, approved_by, approved, used, gen, mac
+  FROM approvals;
+DROP TABLE approvals;
+ALTER TABLE approvals_new RENAME TO approvals;
+CREATE INDEX approvals_by_time ON approvals(requested, id);
+)sql",
 };
 
 }  // namespace

@@ -89,8 +89,8 @@ Result<Tenant> SqliteKeystore::CreateTenant(const std::string& name) {
   }
   const UnixMillis now = Now();
   std::lock_guard lock(cache_mu_);
-  tenant_keys_[{t.id, kFirstVersion}] = CachedKey{std::move(key), now, epoch_};
-  active_versions_[t.id] = CachedActive{kFirstVersion, now, epoch_};
+  tenant_keys_[{KeyCacheKey(KeyRef(t.id)), kFirstVersion}] = CachedKey{std::move(key), now, epoch_};
+  active_versions_[KeyCacheKey(KeyRef(t.id))] = CachedActive{kFirstVersion, now, epoch_};
   return t;
 }
 

@@ -380,18 +380,18 @@ asio::awaitable<void> DeleteBucketTagging(RequestContext& ctx, const catalog::Bu
   co_await ctx.SendEmpty(bhttp::status::no_content);
 }
 
-// A bucket's default encryption. Every object is encrypted under its tenant's keys whatever the
-// bucket says, which S3 calls SSE-S3 (AES256): a bucket has it until configured otherwise, as on
-// S3, and AES256 is the one algorithm it can be set to until named tenant keys (aws:kms) exist.
-constexpr std::string_view kEncryptionAlgorithmSetting = "encryption.algorithm";
-constexpr std::string_view kEncryptionBucketKeySetting = "encryption.bucket-key";
-
+// A bucket's default encryption: AES256 (the tenant's default key, which every object has unless
+// asked otherwise: a bucket has it until configured, as on S3) or aws:kms with one of the tenant's
+// named keys (none: the default key, reported as aws:kms).
 asio::awaitable<void> GetBucketEncryption(RequestContext& ctx, const catalog::Bucket& bucket) {
   auto settings = co_await ctx.Blocking([&] { return ctx.service().GetBucketSettings(bucket); });
   if (!settings.ok()) co_return co_await ctx.SendError(ToS3Error(settings.error()));
   BucketEncryption encryption;
   if (const auto it = settings->find(std::string(kEncryptionAlgorithmSetting)); it != settings->end()) {
     encryption.algorithm = it->second;
+  }
+  if (const auto it = settings->find(std::string(kEncryptionKeySetting)); it != settings->end()) {
+    encryption.kms_key_id = it->second;
   }
   if (const auto it = settings->find(std::string(kEncryptionBucketKeySetting)); it != settings->end()) {
     encryption.bucket_key_enabled = it->second == "true";
@@ -404,16 +404,21 @@ asio::awaitable<void> PutBucketEncryption(RequestContext& ctx, const catalog::Bu
   if (!body.ok()) co_return co_await ctx.SendError(body.error());
   auto parsed = ParseServerSideEncryptionConfiguration(*body);
   if (!parsed.ok()) co_return co_await ctx.SendError(parsed.error());
-  if (parsed->algorithm != "AES256") {
-    co_return co_await ctx.SendError(KmsNotImplemented(parsed->algorithm));
-  }
-  if (parsed->kms_key_id) {
+  if (parsed->algorithm == "aws:kms:dsse") co_return co_await ctx.SendError(DsseNotImplemented());
+  if (parsed->kms_key_id && parsed->algorithm != "aws:kms") {
     co_return co_await ctx.SendError(
         Error(ErrorCode::kInvalidArgument,
               "a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms or aws:kms:dsse"));
   }
+  if (parsed->kms_key_id) {
+    // Checked now rather than at every later upload, which a mistyped key would all fail.
+    const std::string name = KmsKeyName(*parsed->kms_key_id);
+    auto key = co_await ctx.Blocking([&] { return ctx.service().ResolveEncryptionKey(bucket, name); });
+    if (!key.ok()) co_return co_await ctx.SendError(ToS3Error(key.error()));
+  }
   const catalog::SettingChanges changes = {
       {std::string(kEncryptionAlgorithmSetting), parsed->algorithm},
+      {std::string(kEncryptionKeySetting), parsed->kms_key_id},
       {std::string(kEncryptionBucketKeySetting), parsed->bucket_key_enabled ? "true" : "false"}};
   auto r = co_await ctx.Blocking([&] { return ctx.service().UpdateBucketSettings(bucket, changes); });
   if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));
@@ -423,6 +428,7 @@ asio::awaitable<void> PutBucketEncryption(RequestContext& ctx, const catalog::Bu
 // Back to what a bucket has until configured: AES256, as on S3.
 asio::awaitable<void> DeleteBucketEncryption(RequestContext& ctx, const catalog::Bucket& bucket) {
   const catalog::SettingChanges changes = {{std::string(kEncryptionAlgorithmSetting), std::nullopt},
+                                           {std::string(kEncryptionKeySetting), std::nullopt},
                                            {std::string(kEncryptionBucketKeySetting), std::nullopt}};
   auto r = co_await ctx.Blocking([&] { return ctx.service().UpdateBucketSettings(bucket, changes); });
   if (!r.ok()) co_return co_await ctx.SendError(ToS3Error(r.error()));

@@ -86,6 +86,15 @@ const ErrorInfo& Describe(ErrorCode code) {
     COFFRE_S3_ERROR(NoSuchObjectLockConfiguration, 404, "The specified object does not have a ObjectLock configuration")
     COFFRE_S3_ERROR(NoSuchLifecycleConfiguration, 404, "The lifecycle configuration does not exist")
 #undef COFFRE_S3_ERROR
+    // S3 passes KMS's own error codes through, dotted names that no macro argument can spell.
+    case ErrorCode::kKmsNotFound: {
+      static const ErrorInfo info{"KMS.NotFoundException", 400, "Invalid keyId"};
+      return info;
+    }
+    case ErrorCode::kKmsInvalidState: {
+      static const ErrorInfo info{"KMS.KMSInvalidStateException", 400, "The key is not usable: it was destroyed."};
+      return info;
+    }
   }
   return kInternal;
 }

@@ -203,6 +203,10 @@ Error ToS3Error(const service::Error& e) {
       return Error(ErrorCode::kBucketNotEmpty);
     case Errc::kInvalidBucketState:
       return Error(ErrorCode::kInvalidBucketState, e.message);
+    case Errc::kNoSuchEncryptionKey:
+      return Error(ErrorCode::kKmsNotFound, e.message);
+    case Errc::kEncryptionKeyDestroyed:
+      return Error(ErrorCode::kKmsInvalidState, e.message);
     case Errc::kPreconditionFailed:
       return Error(ErrorCode::kPreconditionFailed);
     case Errc::kInvalidPart:

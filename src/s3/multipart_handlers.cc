@@ -85,11 +85,13 @@ asio::awaitable<void> CreateMultipartUpload(RequestContext& ctx, const catalog::
   if (auto e = ChecksumOfUpload(ctx, *attrs)) co_return co_await ctx.SendError(*e);
   auto lock = ObjectLockFromHeaders(ctx);
   if (!lock.ok()) co_return co_await ctx.SendError(lock.error());
-  Headers h = EncryptionHeaders();
+  Headers h;
   AddUploadChecksumHeaders(*attrs, h);
-  auto id = co_await ctx.Blocking([&] {
+  auto id = co_await ctx.Blocking([&]() -> service::SResult<std::string> {
+    auto named_key = ChooseObjectKey(ctx, bucket, *attrs, &h);
+    if (!named_key.ok()) return named_key.error();
     return ctx.service().CreateUpload(bucket, ctx.route.key, std::move(*attrs), &ctx.audit_request, std::move(*tags),
-                                      std::move(*lock));
+                                      std::move(*lock), *named_key);
   });
   if (!id.ok()) co_return co_await ctx.SendError(ToS3Error(id.error()));
   co_await ctx.SendXml(bhttp::status::ok, InitiateMultipartUploadDocument(bucket.name, ctx.route.key, *id), h);
@@ -157,7 +159,7 @@ asio::awaitable<void> UploadPart(RequestContext& ctx, const catalog::Bucket& buc
   if (!commit.ok()) co_return co_await ctx.SendError(commit.error());
   auto result = co_await ctx.Committing([&] { return (*writer)->Commit(*commit); });
   if (!result.ok()) co_return co_await ctx.SendError(ToS3Error(result.error()));
-  co_await ctx.SendEmpty(bhttp::status::ok, PutResultHeaders(*result));
+  co_await ctx.SendEmpty(bhttp::status::ok, PutResultHeaders(ctx, *result));
 }
 
 asio::awaitable<void> UploadPartCopy(RequestContext& ctx, const catalog::Bucket& bucket) {
@@ -200,7 +202,8 @@ asio::awaitable<void> UploadPartCopy(RequestContext& ctx, const catalog::Bucket&
   CopyResult doc;
   doc.etag = result->etag;
   doc.last_modified = FromUnixMillis(result->last_modified);
-  Headers headers = EncryptionHeaders();
+  Headers headers;
+  AddEncryptionHeaders(ctx, *result, headers);
   if (const std::string& version = source->reader->info().version_id; !version.empty()) {
     headers.emplace_back("x-amz-copy-source-version-id", version);
   }
@@ -252,7 +255,8 @@ asio::awaitable<void> CompleteMultipartUpload(RequestContext& ctx, const catalog
   if (!doc.checksums.empty()) {
     doc.checksum_type = result->checksum_type;
   }
-  Headers headers = EncryptionHeaders();
+  Headers headers;
+  AddEncryptionHeaders(ctx, *result, headers);
   if (!result->version_id.empty()) headers.emplace_back("x-amz-version-id", result->version_id);
   co_await ctx.SendXml(bhttp::status::ok, CompleteMultipartUploadDocument(doc), headers);
 }

@@ -19,6 +19,7 @@
 #include "coffre/http/uri.h"
 #include "coffre/s3/range.h"
 #include "request_context.h"
+#include "sse_headers.h"
 #include "tagging.h"
 
 namespace coffre::s3 {
@@ -54,11 +55,12 @@ std::chrono::system_clock::time_point SecondsOf(UnixMillis ms) {
 }
 
 // As S3, the parts count only answers a request that named a part (partNumber).
-void AddObjectHeaders(const service::ObjectInfo& info, Headers& headers, bool with_checksums, bool part_requested) {
+void AddObjectHeaders(const RequestContext& ctx, const service::ObjectInfo& info, Headers& headers, bool with_checksums,
+                      bool part_requested) {
   headers.emplace_back("etag", QuoteETag(info.etag));
   headers.emplace_back("last-modified", FormatHttpDate(FromUnixMillis(info.last_modified)));
   headers.emplace_back("accept-ranges", "bytes");
-  AddEncryptionHeader(headers);
+  AddEncryptionHeaders(ctx, info, headers);
   AddStoredHeaders(info.attributes, headers, with_checksums);
   if (with_checksums && std::ranges::any_of(info.attributes, [](const auto& attribute) {
         return crypto::ParseChecksumAlgorithm(attribute.first).has_value();
@@ -211,10 +213,55 @@ std::string ChecksumTypeOf(const service::ObjectInfo& info) {
   return std::string(info.multipart ? service::kCompositeChecksum : service::kFullObjectChecksum);
 }
 
-Headers PutResultHeaders(const service::PutResult& result) {
+void AddEncryptionHeaders(const RequestContext& ctx, bool kms, bool bucket_key, const std::string& key_id,
+                          Headers& headers) {
+  const std::string region = ctx.options().region.empty() ? "us-east-1" : ctx.options().region;
+  AddEncryptionHeaders(headers, kms, bucket_key, kms ? KmsKeyArn(region, ctx.auth.tenant_id, key_id) : std::string());
+}
+
+void AddEncryptionHeaders(const RequestContext& ctx, const service::ObjectInfo& info, Headers& headers) {
+  auto attribute = [&](std::string_view name) {
+    const auto it = info.attributes.find(std::string(name));
+    return it == info.attributes.end() ? std::string() : it->second;
+  };
+  const bool kms = attribute(service::kEncryptionAttribute) == "aws:kms" || info.key_id != ctx.auth.tenant_id;
+  AddEncryptionHeaders(ctx, kms, attribute(service::kBucketKeyAttribute) == "true", info.key_id, headers);
+}
+
+void AddEncryptionHeaders(const RequestContext& ctx, const service::PutResult& result, Headers& headers) {
+  AddEncryptionHeaders(ctx, result.kms, result.bucket_key, result.key_id, headers);
+}
+
+service::SResult<std::string> ChooseObjectKey(RequestContext& ctx, const catalog::Bucket& bucket,
+                                              catalog::Attributes& attributes, Headers* reported) {
+  const ObjectEncryption asked = ObjectEncryptionOf(ctx.view, bucket.settings);
+  std::string named_key_id;
+  if (asked.key) {
+    auto resolved = ctx.service().ResolveEncryptionKey(bucket, *asked.key);
+    if (!resolved.ok()) return resolved.error();
+    named_key_id = std::move(resolved).value();
+  }
+  if (asked.kms) attributes[std::string(service::kEncryptionAttribute)] = "aws:kms";
+  if (asked.bucket_key) attributes[std::string(service::kBucketKeyAttribute)] = "true";
+  if (reported != nullptr) {
+    AddEncryptionHeaders(ctx, asked.kms, asked.bucket_key, named_key_id.empty() ? ctx.auth.tenant_id : named_key_id,
+                         *reported);
+    if (asked.context) reported->emplace_back("x-amz-server-side-encryption-context", *asked.context);
+  }
+  return named_key_id;
+}
+
+void AddEncryptionContextHeader(const RequestContext& ctx, const service::PutResult& result, Headers& headers) {
+  if (!result.kms) return;
+  if (const auto context = ctx.Header("x-amz-server-side-encryption-context")) {
+    headers.emplace_back("x-amz-server-side-encryption-context", std::string(TrimWhitespace(*context)));
+  }
+}
+
+Headers PutResultHeaders(const RequestContext& ctx, const service::PutResult& result) {
   Headers headers;
   headers.emplace_back("etag", QuoteETag(result.etag));
-  AddEncryptionHeader(headers);
+  AddEncryptionHeaders(ctx, result, headers);
   for (const auto& [alg, value] : result.checksums) {
     headers.emplace_back(std::string(crypto::ChecksumHeaderName(alg)), Base64Encode(value));
   }
@@ -251,8 +298,10 @@ Expected<PutRequest, Error> ParsePutRequest(const RequestContext& ctx) {
 service::SResult<std::unique_ptr<service::ObjectWriter>> BeginPutWriter(RequestContext& ctx,
                                                                         const catalog::Bucket& bucket,
                                                                         PutRequest& req) {
+  auto named_key = ChooseObjectKey(ctx, bucket, req.attributes);
+  if (!named_key.ok()) return named_key.error();
   return ctx.service().BeginPut(bucket, ctx.route.key, std::move(req.attributes), req.plan.compute, &ctx.audit_request,
-                                ctx.DeclaredPayloadLength(), std::move(req.tags), std::move(req.lock));
+                                ctx.DeclaredPayloadLength(), std::move(req.tags), std::move(req.lock), *named_key);
 }
 
 namespace {
@@ -268,7 +317,8 @@ asio::awaitable<void> PutObject(RequestContext& ctx, const catalog::Bucket& buck
   commit->condition = req->condition;
   auto result = co_await ctx.Committing([&] { return (*writer)->Commit(*commit); });
   if (!result.ok()) co_return co_await ctx.SendError(ToS3Error(result.error()));
-  Headers headers = PutResultHeaders(*result);
+  Headers headers = PutResultHeaders(ctx, *result);
+  AddEncryptionContextHeader(ctx, *result, headers);
   if (!result->checksums.empty()) headers.emplace_back("x-amz-checksum-type", service::kFullObjectChecksum);
   co_await ctx.SendEmpty(bhttp::status::ok, headers);
 }
@@ -359,7 +409,8 @@ asio::awaitable<void> GetObject(RequestContext& ctx, const catalog::Bucket& buck
       whole = false;
     }
   }
-  AddObjectHeaders(info, headers, whole && ChecksumModeEnabled(ctx), ctx.route.query.Get("partNumber").has_value());
+  AddObjectHeaders(ctx, info, headers, whole && ChecksumModeEnabled(ctx),
+                   ctx.route.query.Get("partNumber").has_value());
   uint64_t length = info.size;
   if (range) {
     length = range->length();
@@ -407,7 +458,8 @@ asio::awaitable<void> HeadObject(RequestContext& ctx, const catalog::Bucket& buc
       whole = false;
     }
   }
-  AddObjectHeaders(*info, headers, whole && ChecksumModeEnabled(ctx), ctx.route.query.Get("partNumber").has_value());
+  AddObjectHeaders(ctx, *info, headers, whole && ChecksumModeEnabled(ctx),
+                   ctx.route.query.Get("partNumber").has_value());
   if (auto e = ApplyResponseOverrides(ctx.route.query, headers)) co_return co_await ctx.SendError(*e);
   if (co_await ctx.ex.SendHeader(ObjectResponseHeader(ctx, status, headers, length))) co_await ctx.ex.FinishBody();
 }
@@ -614,12 +666,18 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
   // default), never the source's.
   auto lock = ObjectLockFromHeaders(ctx);
   if (!lock.ok()) co_return co_await ctx.SendError(lock.error());
+  // As on S3, the copy is encrypted as its request (or its bucket's default) says, never as its
+  // source was.
+  attrs.erase(std::string(service::kEncryptionAttribute));
+  attrs.erase(std::string(service::kBucketKeyAttribute));
   auto result = co_await ctx.Blocking([&]() -> Expected<service::PutResult, Error> {
+    auto named_key = ChooseObjectKey(ctx, bucket, attrs);
+    if (!named_key.ok()) return ToS3Error(named_key.error());
     service::CommitOptions opts;
     opts.condition = *cond;
     return CopyAndCommit(*reader,
                          ctx.service().BeginPut(bucket, ctx.route.key, std::move(attrs), algs, &ctx.audit_request,
-                                                src.size, tags, *lock),
+                                                src.size, tags, *lock, *named_key),
                          ctx.options().io_chunk, opts);
   });
   if (!result.ok()) co_return co_await ctx.SendError(result.error());
@@ -630,7 +688,9 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
     std::string name = "Checksum" + std::string(crypto::ChecksumAlgorithmName(alg));
     doc.checksums[name] = Base64Encode(v);
   }
-  Headers headers = EncryptionHeaders();
+  Headers headers;
+  AddEncryptionHeaders(ctx, *result, headers);
+  AddEncryptionContextHeader(ctx, *result, headers);
   if (!src.version_id.empty()) headers.emplace_back("x-amz-copy-source-version-id", src.version_id);
   if (!result->version_id.empty()) headers.emplace_back("x-amz-version-id", result->version_id);
   co_await ctx.SendXml(bhttp::status::ok, CopyObjectResultDocument(doc), headers);

@@ -19,14 +19,22 @@ struct CopySource {
   bool version_named = false;  // the source names a version (?versionId=)
 };
 
-// Every object is encrypted at rest under its tenant's keys, which is what S3 calls SSE-S3: the
-// answers about an object say so, as AWS's do.
-inline void AddEncryptionHeader(Headers& headers) { headers.emplace_back("x-amz-server-side-encryption", "AES256"); }
-inline Headers EncryptionHeaders() {
-  Headers headers;
-  AddEncryptionHeader(headers);
-  return headers;
-}
+// Every object is encrypted at rest under one of its tenant's keys, and the answers about an
+// object say how, as AWS's do (sse_headers.h): aws:kms with the key's ARN for an object asked for
+// as aws:kms or under a named key, AES256 for the others.
+void AddEncryptionHeaders(const RequestContext& ctx, bool kms, bool bucket_key, const std::string& key_id,
+                          Headers& headers);
+void AddEncryptionHeaders(const RequestContext& ctx, const service::ObjectInfo& info, Headers& headers);
+void AddEncryptionHeaders(const RequestContext& ctx, const service::PutResult& result, Headers& headers);
+// x-amz-server-side-encryption-context as the request sent it, on the answer of a write stored as
+// aws:kms, as S3 echoes it.
+void AddEncryptionContextHeader(const RequestContext& ctx, const service::PutResult& result, Headers& headers);
+// The named key (ObjectService::ResolveEncryptionKey) a request that stores an object asks for, by
+// its headers or its bucket's default encryption, "" for the tenant's default key; the attributes
+// that report the object's encryption are set among `attributes`, and, with `reported`, the
+// headers that say so are added to it. Blocking.
+service::SResult<std::string> ChooseObjectKey(RequestContext& ctx, const catalog::Bucket& bucket,
+                                              catalog::Attributes& attributes, Headers* reported = nullptr);
 
 // Parses x-amz-copy-source, resolves the source within the caller's tenant, opens it and checks
 // the x-amz-copy-source-if-* conditions.
@@ -47,7 +55,7 @@ Expected<uint32_t, Error> ParseNumber(const std::optional<std::string>& v, uint3
                                       std::string_view what);
 // The x-amz-checksum-* attributes, named as the XML elements that carry them ("ChecksumCRC32").
 std::map<std::string, std::string> ChecksumElements(const catalog::Attributes& attributes);
-Headers PutResultHeaders(const service::PutResult& result);
+Headers PutResultHeaders(const RequestContext& ctx, const service::PutResult& result);
 // How the object's checksums were made: "FULL_OBJECT" (a single PUT's, or a multipart object's
 // of the whole) or "COMPOSITE" (of its parts' checksums).
 std::string ChecksumTypeOf(const service::ObjectInfo& info);

@@ -1,11 +1,13 @@
 #include "sse_headers.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
 #include "coffre/common/bytes.h"
 #include "coffre/crypto/hash.h"
+#include "coffre/keystore/tenant_key_store.h"
 
 namespace coffre::s3 {
 namespace {
@@ -13,6 +15,23 @@ namespace {
 constexpr std::string_view kMethod = "x-amz-server-side-encryption";
 constexpr std::string_view kKmsKeyId = "x-amz-server-side-encryption-aws-kms-key-id";
 constexpr std::string_view kKmsContext = "x-amz-server-side-encryption-context";
+constexpr std::string_view kBucketKey = "x-amz-server-side-encryption-bucket-key-enabled";
+constexpr std::string_view kKms = "aws:kms";
+
+// An encryption context is base64 of a JSON object whose values are strings, as KMS takes it.
+bool IsEncryptionContext(std::string_view header) {
+  const auto raw = Base64Decode(TrimWhitespace(header));
+  if (!raw) return false;
+  const auto json = nlohmann::json::parse(raw->begin(), raw->end(), nullptr, false);
+  if (json.is_discarded() || !json.is_object()) return false;
+  return std::ranges::all_of(json.items(), [](const auto& item) { return item.value().is_string(); });
+}
+
+std::optional<std::string> SettingOf(const catalog::Attributes& settings, std::string_view name) {
+  const auto it = settings.find(std::string(name));
+  if (it == settings.end()) return std::nullopt;
+  return it->second;
+}
 
 // The three headers of a customer-provided key: with the prefix "x-amz-", for the object written
 // or read; with "x-amz-copy-source-", for the source of a copy.
@@ -103,6 +122,19 @@ std::optional<Error> CheckEncryptionHeaders(const HttpRequestView& request, Oper
                    "Server Side Encryption with AWS KMS managed key requires HTTP header "
                    "x-amz-server-side-encryption : aws:kms");
     }
+    if (const auto key_id = request.Header(kKmsKeyId); key_id && TrimWhitespace(*key_id).empty()) {
+      return Error(ErrorCode::kInvalidArgument, "KMS key id must not be empty");
+    }
+    if (const auto context = request.Header(kKmsContext); context && !IsEncryptionContext(*context)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "The header 'x-amz-server-side-encryption-context' shall be Base64-encoded UTF-8 string holding "
+                   "JSON which represents a string-string map");
+    }
+    if (const auto bucket_key = request.Header(kBucketKey);
+        bucket_key && *bucket_key != "true" && *bucket_key != "false") {
+      return Error(ErrorCode::kInvalidArgument,
+                   "x-amz-server-side-encryption-bucket-key-enabled must be true or false");
+    }
   }
   if (CopiesFromASource(op)) {
     auto source_key = CheckCustomerKey(request, CustomerKeyHeadersOf("x-amz-copy-source-"));
@@ -127,17 +159,64 @@ std::optional<Error> CheckEncryptionHeaders(const HttpRequestView& request, Oper
     }
     return NotApplicable();
   }
-  if (StoresAnObject(op) && method && *method != "AES256") {
-    return KmsNotImplemented(*method);
+  if (StoresAnObject(op) && method && *method == "aws:kms:dsse") {
+    return DsseNotImplemented();
   }
   return std::nullopt;
 }
 
-Error KmsNotImplemented(std::string_view method) {
+Error DsseNotImplemented() {
   return Error(ErrorCode::kNotImplemented,
-               std::string(method) +
-                   " selects a named tenant key, which this gateway does not have yet; AES256 (every object under its "
-                   "tenant's keys) is available.");
+               "aws:kms:dsse (dual-layer encryption) is not implemented; aws:kms selects one of the tenant's named "
+               "keys and AES256 its default key.");
+}
+
+std::string KmsKeyName(std::string_view spec) {
+  spec = TrimWhitespace(spec);
+  if (spec.starts_with("arn:")) {
+    // arn:PARTITION:kms:REGION:ACCOUNT:key/ID or ...:alias/NAME: the resource follows the fifth colon.
+    size_t pos = 0;
+    for (int colons = 0; pos < spec.size() && colons < 5; ++pos) {
+      if (spec[pos] == ':') ++colons;
+    }
+    spec.remove_prefix(pos);
+  }
+  if (spec.starts_with("key/")) spec.remove_prefix(4);
+  if (spec.starts_with("alias/")) spec.remove_prefix(6);
+  return std::string(spec);
+}
+
+std::string KmsKeyArn(std::string_view region, std::string_view tenant_id, std::string_view key_id) {
+  return "arn:aws:kms:" + std::string(region) + ":" + std::string(tenant_id) + ":key/" + keystore::KeyIdAsUuid(key_id);
+}
+
+ObjectEncryption ObjectEncryptionOf(const HttpRequestView& request, const catalog::Attributes& bucket_settings) {
+  ObjectEncryption out;
+  const auto method = request.Header(kMethod);
+  if (method) {
+    out.kms = *method == kKms;
+    if (out.kms) {
+      if (const auto key_id = request.Header(kKmsKeyId)) out.key = KmsKeyName(*key_id);
+    }
+    if (const auto context = request.Header(kKmsContext)) out.context = std::string(TrimWhitespace(*context));
+    if (const auto bucket_key = request.Header(kBucketKey)) out.bucket_key = *bucket_key == "true";
+    return out;
+  }
+  // No header: the bucket's default encryption, as S3 applies it.
+  if (SettingOf(bucket_settings, kEncryptionAlgorithmSetting) == kKms) {
+    out.kms = true;
+    out.key = SettingOf(bucket_settings, kEncryptionKeySetting);
+    if (out.key) out.key = KmsKeyName(*out.key);
+    out.bucket_key = SettingOf(bucket_settings, kEncryptionBucketKeySetting) == "true";
+  }
+  return out;
+}
+
+void AddEncryptionHeaders(std::vector<std::pair<std::string, std::string>>& headers, bool kms, bool bucket_key,
+                          const std::string& key_arn) {
+  headers.emplace_back(std::string(kMethod), kms ? std::string(kKms) : std::string("AES256"));
+  if (kms) headers.emplace_back(std::string(kKmsKeyId), key_arn);
+  if (bucket_key) headers.emplace_back(std::string(kBucketKey), "true");
 }
 
 }  // namespace coffre::s3

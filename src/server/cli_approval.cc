@@ -28,6 +28,7 @@ struct ApprovalFlags {
   std::string operation;
   std::string tenant;
   uint32_t version = 0;
+  std::string key;  // a named key of the tenant (tenant_key.destroy of its version, named_key.destroy)
   std::string id;
   std::string token_file;
   int token_fd = -1;
@@ -115,8 +116,9 @@ int Request(const ApprovalFlags& flags) {
   auto op = keystore::ParseGuardedOperation(flags.operation);
   if (!op) {
     return Fail(Status::InvalidArgument("unknown operation '" + flags.operation +
-                                        "': expected tenant_key.destroy TENANT VERSION, tenant.shred TENANT, "
-                                        "root_key.rotate or admin_credential.create NAME"));
+                                        "': expected tenant_key.destroy TENANT VERSION [--key NAME], tenant.shred "
+                                        "TENANT, named_key.destroy TENANT --key NAME, root_key.rotate or "
+                                        "admin_credential.create NAME"));
   }
   auto opened = OpenForChange(flags);
   if (!opened.ok()) {
@@ -132,6 +134,16 @@ int Request(const ApprovalFlags& flags) {
       return Fail(t.status());
     }
     tenant_id = t->id;
+    // A named key's operations target the key: its id stands where the tenant's would.
+    if (!flags.key.empty()) {
+      auto key = context.keys().FindNamedKey(t->id, flags.key);
+      if (!key.ok()) {
+        return Fail(key.status());
+      }
+      tenant_id = key->key_id;
+    } else if (*op == keystore::GuardedOperation::kDestroyNamedKey) {
+      return Fail(Status::InvalidArgument("named_key.destroy needs --key NAME"));
+    }
   }
   service::DualControl dual(context.keys(), context.audit_log.get(), DualControlPolicyOf(context.config));
   auto approval = dual.Request(*op, tenant_id, flags.version, opened->actor.name, CliRequest("cli:approval request"));
@@ -211,12 +223,16 @@ void RegisterApprovalCommands(CLI::App& app, CommandRunner& runner) {
 
   auto* request = group->add_subcommand(
       "request",
-      "Ask for a guarded operation: tenant_key.destroy TENANT VERSION, tenant.shred TENANT, root_key.rotate, "
-      "admin_credential.create NAME");
+      "Ask for a guarded operation: tenant_key.destroy TENANT VERSION [--key NAME], tenant.shred TENANT, "
+      "named_key.destroy TENANT --key NAME, root_key.rotate, admin_credential.create NAME");
   AddCommonFlags(request, flags->common);
-  request->add_option("OPERATION", flags->operation, "tenant_key.destroy, tenant.shred or root_key.rotate")->required();
+  request
+      ->add_option("OPERATION", flags->operation,
+                   "tenant_key.destroy, tenant.shred, named_key.destroy, root_key.rotate or admin_credential.create")
+      ->required();
   request->add_option("TENANT", flags->tenant, "Tenant name (tenant operations), or the new credential's name");
   request->add_option("VERSION", flags->version, "Key version (tenant_key.destroy)");
+  request->add_option("--key", flags->key, "A named key of the tenant (tenant_key.destroy, named_key.destroy)");
   AddTokenFlags(request, *flags);
   request->callback([flags, &runner] { runner.run = [flags] { return Request(*flags); }; });
 

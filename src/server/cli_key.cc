@@ -1,4 +1,7 @@
-// coffre key rotate | list | rewrap | destroy TENANT
+// coffre key create | rotate | list | rewrap | destroy | shred TENANT
+//
+// Every command acts on the tenant's default key, or with --key NAME on one of its named keys
+// (docs/KEYS.md "Named keys"); `create` makes a named key and `shred` destroys one whole.
 //
 // These run beside a live daemon (docs/KEYS.md): the keystore changes reach the daemon within
 // keystore::Keystore::kRevalidateIntervalMs, and rewrap's catalog updates are short
@@ -28,8 +31,23 @@ struct KeyFlags {
   uint32_t from = 0;
   uint32_t rate = 500;
   bool json = false;
-  std::string approval;  // dual control: the approval id for destroy
+  std::string approval;  // dual control: the approval id for destroy and shred
+  std::string key;       // --key: a named key of the tenant (its name or id)
+  std::string name;      // create / shred: the named key
+  std::string confirm;   // shred: the key's name again
 };
+
+// The key a command acts on: the tenant's default key, or the named key --key names.
+Result<keystore::KeyRef> KeyOf(keystore::Keystore& keys, const keystore::Tenant& tenant, const std::string& named) {
+  if (named.empty()) return keystore::KeyRef(tenant.id);
+  COFFRE_ASSIGN_OR_RETURN(keystore::NamedKey key, keys.FindNamedKey(tenant.id, named));
+  return key.ref();
+}
+
+// How messages name that key.
+std::string KeyLabel(const keystore::Tenant& tenant, const std::string& named) {
+  return named.empty() ? "tenant " + tenant.name : "key " + named + " of tenant " + tenant.name;
+}
 
 // Exit status for a service error: 1 for what the operator must change, 2 otherwise.
 int FailService(const service::Error& e) {
@@ -49,18 +67,53 @@ int Rotate(const KeyFlags& flags) {
   if (Status st = context->OpenAuditLogOrRefuse(); !st.ok()) {
     return Fail(st);
   }
+  auto key = KeyOf(context->keys(), *tenant, flags.key);
+  if (!key.ok()) {
+    return Fail(key.status());
+  }
   service::KeyLifecycle lifecycle(context->keys(), context->audit_log.get());
-  auto version = lifecycle.RotateTenantKey(tenant->id, CliRequest("cli:key rotate"));
+  auto version = lifecycle.RotateTenantKey(*key, CliRequest("cli:key rotate"));
   if (!version.ok() && version.status().code() == StatusCode::kFailedPrecondition) {
     return Fail(Status::InvalidArgument(version.status().message()));
   }
   if (!version.ok()) {
     return Fail(version.status());
   }
-  std::cout << "tenant " << tenant->name << ": key version " << *version
+  std::cout << KeyLabel(*tenant, flags.key) << ": key version " << *version
             << " is now active for new objects; older versions keep decrypting theirs "
                "(coffre key rewrap "
-            << tenant->name << " moves them to the new version)" << std::endl;
+            << tenant->name << (flags.key.empty() ? "" : " --key " + flags.key) << " moves them to the new version)"
+            << std::endl;
+  return 0;
+}
+
+int Create(const KeyFlags& flags) {
+  auto context = OpenForCli(flags.common);
+  if (!context.ok()) return Fail(context.status());
+  auto tenant = FindTenant(context->keys(), flags.tenant);
+  if (!tenant.ok()) return Fail(tenant.status());
+  if (Status st = context->OpenAuditLogOrRefuse(); !st.ok()) return Fail(st);
+  service::KeyLifecycle lifecycle(context->keys(), context->audit_log.get());
+  auto key = lifecycle.CreateNamedKey(tenant->id, flags.name, CliRequest("cli:key create"));
+  if (!key.ok()) {
+    if (key.status().code() == StatusCode::kFailedPrecondition) {
+      return Fail(Status::InvalidArgument(key.status().message()));
+    }
+    return Fail(key.status());
+  }
+  if (flags.json) {
+    std::cout << nlohmann::json{{"tenant", tenant->name},
+                                {"name", key->name},
+                                {"key_id", keystore::KeyIdAsUuid(key->key_id)}}
+                     .dump()
+              << std::endl;
+    return 0;
+  }
+  std::cout << "tenant " << tenant->name << ": key " << key->name << " created (id "
+            << keystore::KeyIdAsUuid(key->key_id)
+            << "); clients select it with x-amz-server-side-encryption: aws:kms and "
+               "x-amz-server-side-encryption-aws-kms-key-id: "
+            << key->name << std::endl;
   return 0;
 }
 
@@ -70,10 +123,14 @@ int List(const KeyFlags& flags) {
   Stores& stores = context->stores;
   auto tenant = FindTenant(*stores.keystore, flags.tenant);
   if (!tenant.ok()) return Fail(tenant.status());
-  auto versions = stores.keystore->ListKeyVersions(tenant->id);
+  auto key = KeyOf(*stores.keystore, *tenant, flags.key);
+  if (!key.ok()) return Fail(key.status());
+  auto versions = stores.keystore->ListKeyVersions(*key);
   if (!versions.ok()) return Fail(versions.status());
+  auto named = stores.keystore->ListNamedKeys(tenant->id);
+  if (!named.ok()) return Fail(named.status());
   service::ObjectService service(*stores.catalog, *stores.keystore, *stores.blobs);
-  auto counts = service.CountKeyReferences(tenant->id);
+  auto counts = service.CountKeyReferences(*key);
   if (!counts.ok()) return FailService(counts.error());
   auto refs = [&](uint32_t v) -> uint64_t {
     auto it = counts->find(v);
@@ -87,9 +144,21 @@ int List(const KeyFlags& flags) {
                      {"created", FormatIso8601(FromUnixMillis(v.created))},
                      {"objects", refs(v.version)}});
     }
-    std::cout << nlohmann::json{{"tenant", tenant->name}, {"shredded", tenant->shredded.has_value()}, {"versions", arr}}
-                     .dump()
-              << std::endl;
+    nlohmann::json out{{"tenant", tenant->name}, {"shredded", tenant->shredded.has_value()}, {"versions", arr}};
+    if (flags.key.empty()) {
+      nlohmann::json keys = nlohmann::json::array();
+      for (const auto& n : *named) {
+        keys.push_back({{"name", n.name},
+                        {"key_id", keystore::KeyIdAsUuid(n.key_id)},
+                        {"created", FormatIso8601(FromUnixMillis(n.created))},
+                        {"destroyed", n.destroyed ? nlohmann::json(FormatIso8601(FromUnixMillis(*n.destroyed)))
+                                                  : nlohmann::json(nullptr)}});
+      }
+      out["named_keys"] = keys;
+    } else {
+      out["key"] = flags.key;
+    }
+    std::cout << out.dump() << std::endl;
     return 0;
   }
   if (tenant->shredded) {
@@ -100,6 +169,13 @@ int List(const KeyFlags& flags) {
   for (const auto& v : *versions) {
     std::cout << v.version << "\t" << (v.active ? "active" : (v.destroying ? "destroying" : "retired")) << "\t"
               << FormatIso8601(FromUnixMillis(v.created)) << "\t" << refs(v.version) << "\n";
+  }
+  if (flags.key.empty() && !named->empty()) {
+    std::cout << "\nNAMED KEY\tID\tCREATED\tSTATE\n";
+    for (const auto& n : *named) {
+      std::cout << n.name << "\t" << keystore::KeyIdAsUuid(n.key_id) << "\t" << FormatIso8601(FromUnixMillis(n.created))
+                << "\t" << (n.destroyed ? "destroyed " + FormatIso8601(FromUnixMillis(*n.destroyed)) : "live") << "\n";
+    }
   }
   return 0;
 }
@@ -119,7 +195,9 @@ int Rewrap(const KeyFlags& flags) {
     return Fail(st);
   }
   const audit::RequestInfo request = CliRequest("cli:key rewrap");
-  auto versions = stores.keystore->ListKeyVersions(tenant->id);
+  auto key = KeyOf(*stores.keystore, *tenant, flags.key);
+  if (!key.ok()) return Fail(key.status());
+  auto versions = stores.keystore->ListKeyVersions(*key);
   if (!versions.ok()) return Fail(versions.status());
   uint32_t active = 0;
   for (const auto& v : *versions) {
@@ -127,7 +205,7 @@ int Rewrap(const KeyFlags& flags) {
   }
   service::ObjectService service(*stores.catalog, *stores.keystore, *stores.blobs);
   service.set_audit(context->audit_log.get());
-  auto counts = service.CountKeyReferences(tenant->id);
+  auto counts = service.CountKeyReferences(*key);
   if (!counts.ok()) return FailService(counts.error());
   std::vector<uint32_t> sources;
   if (flags.from != 0) {
@@ -145,8 +223,8 @@ int Rewrap(const KeyFlags& flags) {
   for (uint32_t v : sources) {
     if (auto it = counts->find(v); it != counts->end()) total += it->second;
   }
-  std::cerr << "rewrap: " << total << " data keys of tenant " << tenant->name << " to move to version " << active
-            << " at most " << flags.rate << "/s" << std::endl;
+  std::cerr << "rewrap: " << total << " data keys of " << KeyLabel(*tenant, flags.key) << " to move to version "
+            << active << " at most " << flags.rate << "/s" << std::endl;
 
   // Throttle: after n keys, wait until n / rate seconds have passed since the start.
   const uint32_t batch = std::min<uint32_t>(flags.rate, 200);
@@ -165,7 +243,7 @@ int Rewrap(const KeyFlags& flags) {
     for (uint32_t from : sources) {
       catalog::WrappedKeyCursor cursor;
       while (true) {
-        auto r = service.RewrapBatch(tenant->id, from, &cursor, batch, &request);
+        auto r = service.RewrapBatch(*key, from, &cursor, batch, &request);
         if (!r.ok()) return FailService(r.error());
         if (r->examined == 0) break;
         sum.examined += r->examined;
@@ -182,7 +260,7 @@ int Rewrap(const KeyFlags& flags) {
         std::this_thread::sleep_until(due);
       }
     }
-    auto left = service.CountKeyReferences(tenant->id);
+    auto left = service.CountKeyReferences(*key);
     if (!left.ok()) return FailService(left.error());
     std::vector<uint32_t> remaining;
     for (uint32_t v : sources) {
@@ -192,13 +270,13 @@ int Rewrap(const KeyFlags& flags) {
   }
   uint64_t left_behind = 0;
   if (!sources.empty()) {
-    auto left = service.CountKeyReferences(tenant->id);
+    auto left = service.CountKeyReferences(*key);
     if (!left.ok()) return FailService(left.error());
     for (uint32_t v : sources) left_behind += (*left)[v];
   }
-  std::cout << "rewrap of tenant " << tenant->name << " done: " << sum.rewrapped << " data keys now under version "
-            << active << ", " << sum.changed << " changed meanwhile (already on a newer wrapping), " << sum.failed
-            << " failed" << std::endl;
+  std::cout << "rewrap of " << KeyLabel(*tenant, flags.key) << " done: " << sum.rewrapped
+            << " data keys now under version " << active << ", " << sum.changed
+            << " changed meanwhile (already on a newer wrapping), " << sum.failed << " failed" << std::endl;
   if (left_behind > sum.failed) {
     std::cerr << "coffre: " << left_behind - sum.failed
               << " data keys were written under an old version while rewrap ran; run it again" << std::endl;
@@ -226,21 +304,57 @@ int Destroy(const KeyFlags& flags) {
   if (Status st = context->OpenAuditLogOrRefuse(); !st.ok()) {
     return Fail(st);
   }
+  auto key = KeyOf(*stores.keystore, *tenant, flags.key);
+  if (!key.ok()) {
+    return Fail(key.status());
+  }
   service::DualControl dual(*stores.keystore, context->audit_log.get(), DualControlPolicyOf(context->config));
+  // The approval names the key by its id (the tenant's for its default key).
   auto authorization =
-      dual.Authorize(keystore::GuardedOperation::kDestroyKeyVersion, tenant->id, flags.version, flags.approval);
+      dual.Authorize(keystore::GuardedOperation::kDestroyKeyVersion, key->key_id, flags.version, flags.approval);
   if (!authorization.ok()) {
     return Fail(authorization.status());
   }
   service::ObjectService service(*stores.catalog, *stores.keystore, *stores.blobs);
   service.set_audit(context->audit_log.get());
   const audit::RequestInfo request = CliRequest("cli:key destroy" + authorization->ActionSuffix());
-  auto r = service.DestroyKeyVersion(tenant->id, flags.version, &request);
+  auto r = service.DestroyKeyVersion(*key, flags.version, &request);
   if (!r.ok()) {
     return FailService(r.error());  // an approval used for it is released (Authorization)
   }
   authorization->Done();
-  std::cout << "tenant " << tenant->name << ": key version " << flags.version << " destroyed" << std::endl;
+  std::cout << KeyLabel(*tenant, flags.key) << ": key version " << flags.version << " destroyed" << std::endl;
+  return 0;
+}
+
+// Destroys a named key whole: exactly the objects under it can no longer be decrypted (a
+// customer's erasure). Object Lock outlives it as it outlives tenant shredding.
+int Shred(const KeyFlags& flags) {
+  if (flags.confirm != flags.name) {
+    return Fail(Status::InvalidArgument("--confirm must repeat the key's name (" + flags.name +
+                                        "): shredding it makes every object under it unreadable for good"));
+  }
+  auto context = OpenForCli(flags.common, CliStores::kCatalog);
+  if (!context.ok()) return Fail(context.status());
+  Stores& stores = context->stores;
+  auto tenant = FindTenant(*stores.keystore, flags.tenant);
+  if (!tenant.ok()) return Fail(tenant.status());
+  auto key = KeyOf(*stores.keystore, *tenant, flags.name);
+  if (!key.ok()) return Fail(key.status());
+  if (Status st = context->OpenAuditLogOrRefuse(); !st.ok()) return Fail(st);
+  service::DualControl dual(*stores.keystore, context->audit_log.get(), DualControlPolicyOf(context->config));
+  auto authorization = dual.Authorize(keystore::GuardedOperation::kDestroyNamedKey, key->key_id, 0, flags.approval);
+  if (!authorization.ok()) return Fail(authorization.status());
+  service::ObjectService service(*stores.catalog, *stores.keystore, *stores.blobs);
+  service.set_audit(context->audit_log.get());
+  const audit::RequestInfo request = CliRequest("cli:key shred " + flags.name + authorization->ActionSuffix());
+  // GOVERNANCE retention yields to dual control, as for tenant shredding: an approval given for
+  // this key is that control.
+  auto r = service.DestroyNamedKey(*key, !flags.approval.empty(), &request);
+  if (!r.ok()) return FailService(r.error());
+  authorization->Done();
+  std::cout << "key " << flags.name << " of tenant " << tenant->name
+            << " destroyed: the objects under it can no longer be decrypted (recorded in the audit log)" << std::endl;
   return 0;
 }
 
@@ -248,23 +362,44 @@ int Destroy(const KeyFlags& flags) {
 
 void RegisterKeyCommands(CLI::App& app, CommandRunner& runner) {
   auto flags = std::make_shared<KeyFlags>();
-  auto* group = app.add_subcommand("key", "Manage tenant key versions");
+  auto* group = app.add_subcommand("key", "Manage tenant keys: the default key, named keys and their versions");
   group->require_subcommand(1);
+  auto add_key_flag = [&](CLI::App* cmd) {
+    cmd->add_option("--key", flags->key, "A named key of the tenant (name or id); default: the tenant's default key");
+  };
+
+  auto* create = group->add_subcommand("create", "Create a named key of the tenant (aws:kms in S3 requests)");
+  AddCommonFlags(create, flags->common);
+  create->add_option("TENANT", flags->tenant, "Tenant name")->required();
+  create->add_option("NAME", flags->name, "Key name: [A-Za-z0-9/_.-], up to 200")->required();
+  create->add_flag("--json", flags->json, "Print JSON");
+  create->callback([flags, &runner] { runner.run = [flags] { return Create(*flags); }; });
+
+  auto* shred = group->add_subcommand("shred", "Destroy a named key: every object under it becomes unreadable");
+  AddCommonFlags(shred, flags->common);
+  shred->add_option("TENANT", flags->tenant, "Tenant name")->required();
+  shred->add_option("NAME", flags->name, "The named key")->required();
+  shred->add_option("--confirm", flags->confirm, "The key's name again")->required();
+  shred->add_option("--approval", flags->approval, "Dual control: the granted approval (coffre approval request)");
+  shred->callback([flags, &runner] { runner.run = [flags] { return Shred(*flags); }; });
 
   auto* rotate = group->add_subcommand("rotate", "Make a new key version active for new objects");
   AddCommonFlags(rotate, flags->common);
   rotate->add_option("TENANT", flags->tenant, "Tenant name")->required();
+  add_key_flag(rotate);
   rotate->callback([flags, &runner] { runner.run = [flags] { return Rotate(*flags); }; });
 
   auto* list = group->add_subcommand("list", "List key versions and how many objects each wraps");
   AddCommonFlags(list, flags->common);
   list->add_option("TENANT", flags->tenant, "Tenant name")->required();
+  add_key_flag(list);
   list->add_flag("--json", flags->json, "Print JSON");
   list->callback([flags, &runner] { runner.run = [flags] { return List(*flags); }; });
 
   auto* rewrap = group->add_subcommand("rewrap", "Re-wrap data keys under the active version (object data untouched)");
   AddCommonFlags(rewrap, flags->common);
   rewrap->add_option("TENANT", flags->tenant, "Tenant name")->required();
+  add_key_flag(rewrap);
   rewrap->add_option("--from", flags->from, "Only the data keys under this version (default: every older version)");
   rewrap->add_option("--rate", flags->rate, "At most this many data keys per second (default 500)");
   rewrap->callback([flags, &runner] { runner.run = [flags] { return Rewrap(*flags); }; });
@@ -273,6 +408,7 @@ void RegisterKeyCommands(CLI::App& app, CommandRunner& runner) {
   AddCommonFlags(destroy, flags->common);
   destroy->add_option("TENANT", flags->tenant, "Tenant name")->required();
   destroy->add_option("VERSION", flags->version, "Key version")->required();
+  add_key_flag(destroy);
   destroy->add_option("--approval", flags->approval, "Dual control: the granted approval (coffre approval request)");
   destroy->callback([flags, &runner] { runner.run = [flags] { return Destroy(*flags); }; });
 }

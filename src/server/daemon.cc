@@ -435,11 +435,11 @@ void Daemon::CheckRotationPolicy() {
       spdlog::error("key rotation policy: {}", rotated.status().ToString());
       return;
     }
-    for (const auto& [tenant_id, version] : *rotated) {
+    for (const auto& [key, version] : *rotated) {
       spdlog::info(
-          "key rotation policy: tenant {} has a new active key version {} (the previous one was older "
+          "key rotation policy: tenant {}{} has a new active key version {} (the previous one was older "
           "than {} days)",
-          tenant_id, version, config_.rotate_after_days);
+          key.tenant_id, key.named() ? ", key " + key.key_id + "," : "", version, config_.rotate_after_days);
     }
   });
   rotation_timer_->expires_after(kRotationPolicyInterval);

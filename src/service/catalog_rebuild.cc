@@ -39,8 +39,6 @@ struct Headed {
   crypto::BlobHeader parsed;
 };
 
-std::string TenantOf(const crypto::BlobHeader& h) { return HexEncode(h.key.tenant_key_id); }
-
 // How the scratch database stores a description's kind.
 int KindCode(BlobDescription::Kind kind) {
   switch (kind) {
@@ -165,7 +163,7 @@ CREATE TABLE updates(
       } else {
         // Deferred before any record: a version that is gone opens nothing, so nothing is used.
         COFFRE_ASSIGN_OR_RETURN(bool exists,
-                                VersionExists(TenantOf(headed->parsed), headed->parsed.key.tenant_key_version));
+                                VersionExists(KeyOf(headed->parsed), headed->parsed.key.tenant_key_version));
         if (!exists) {
           deferred_.push_back(id);
           continue;
@@ -177,19 +175,31 @@ CREATE TABLE updates(
     return OpenBatch(batch);
   }
 
-  // Whether the tenant's key still has that version: not once destroyed, nor for a shredded or
-  // unknown tenant.
-  Result<bool> VersionExists(const std::string& tenant, uint32_t version) {
-    auto it = versions_.find(tenant);
+  // The key a blob header names, with its tenant: a header carries the key's id alone, which is
+  // its tenant's id for a default key, or a named key's, whose tenant the keystore knows.
+  keystore::KeyRef KeyOf(const crypto::BlobHeader& h) {
+    const std::string key_id = HexEncode(h.key.tenant_key_id);
+    auto it = owners_.find(key_id);
+    if (it == owners_.end()) {
+      auto named = keys_.NamedKeyById(key_id);
+      it = owners_.emplace(key_id, named.ok() ? named->tenant_id : key_id).first;
+    }
+    return keystore::KeyRef(it->second, key_id);
+  }
+
+  // Whether the key still has that version: not once destroyed, nor for a shredded or unknown
+  // tenant, nor a destroyed named key.
+  Result<bool> VersionExists(const keystore::KeyRef& key, uint32_t version) {
+    auto it = versions_.find(key.key_id);
     if (it == versions_.end()) {
       std::set<uint32_t> versions;
-      auto listed = keys_.ListKeyVersions(tenant);
+      auto listed = keys_.ListKeyVersions(key);
       if (listed.ok()) {
         for (const keystore::KeyVersion& v : *listed) versions.insert(v.version);
       } else if (listed.status().code() != StatusCode::kNotFound) {
         return listed.status();
       }
-      it = versions_.emplace(tenant, std::move(versions)).first;
+      it = versions_.emplace(key.key_id, std::move(versions)).first;
     }
     return it->second.count(version) > 0;
   }
@@ -250,7 +260,7 @@ CREATE TABLE updates(
     std::vector<audit::Event> events;
     events.reserve(batch.size());
     for (const Headed& h : batch) {
-      events.push_back(internal::KeyEvent(audit::Operation::kDataKeyUnwrap, TenantOnly(TenantOf(h.parsed)), "",
+      events.push_back(internal::KeyEvent(audit::Operation::kDataKeyUnwrap, TenantOnly(KeyOf(h.parsed).tenant_id), "",
                                           h.blob_id, h.parsed.key.tenant_key_id, h.parsed.key.tenant_key_version,
                                           &request_));
     }
@@ -270,8 +280,9 @@ CREATE TABLE updates(
   }
 
   Status OpenDescription(Headed& h) {
-    const std::string tenant = TenantOf(h.parsed);
-    auto data_key = keys_.UnwrapDataKey(tenant, h.parsed.key.tenant_key_version, h.parsed.key.wrapped_data_key,
+    const keystore::KeyRef key_ref = KeyOf(h.parsed);
+    const std::string& tenant = key_ref.tenant_id;
+    auto data_key = keys_.UnwrapDataKey(key_ref, h.parsed.key.tenant_key_version, h.parsed.key.wrapped_data_key,
                                         internal::BlobHeaderKeyAad(h.blob_id));
     if (!data_key.ok()) {
       const StatusCode code = data_key.status().code();
@@ -333,7 +344,7 @@ CREATE TABLE updates(
   // blob it names, the copy under the newest version.
   Status KeepKeyCopies(const std::string& blob_id, const BlobDescription& d, const catalog::KeyInfo& key) {
     ++report_.key_copy_blobs;
-    key_copy_blobs_.push_back({blob_id, d.tenant_id, key.tenant_key_version});
+    key_copy_blobs_.push_back({blob_id, HexEncode(key.tenant_key_id), key.tenant_key_version});
     for (const catalog::KeyCopy& copy : d.key_copies) {
       COFFRE_ASSIGN_OR_RETURN(db::Statement st,
                               scratch_->PrepareCached("INSERT INTO key_copies(blob_id, key_version, wrapped_key) "
@@ -504,9 +515,10 @@ CREATE TABLE updates(
 
   Status WriteObject(const catalog::Bucket& bucket, const Found& f) {
     const BlobDescription& d = f.description;
+    const keystore::KeyRef key_ref(d.tenant_id, HexEncode(f.header_key.tenant_key_id));
     COFFRE_ASSIGN_OR_RETURN(SecretBytes data_key,
-                            keys_.UnwrapDataKey(d.tenant_id, f.header_key.tenant_key_version,
-                                                f.header_key.wrapped_data_key, internal::BlobHeaderKeyAad(f.blob_id)));
+                            keys_.UnwrapDataKey(key_ref, f.header_key.tenant_key_version, f.header_key.wrapped_data_key,
+                                                internal::BlobHeaderKeyAad(f.blob_id)));
     catalog::ObjectRecord rec;
     rec.bucket_id = bucket.id;
     rec.tenant_id = d.tenant_id;
@@ -522,7 +534,7 @@ CREATE TABLE updates(
     rec.key_info.tenant_key_id = f.header_key.tenant_key_id;
     rec.key_info.tenant_key_version = f.header_key.tenant_key_version;
     COFFRE_ASSIGN_OR_RETURN(rec.key_info.wrapped_data_key,
-                            keys_.WrapDataKey(d.tenant_id, f.header_key.tenant_key_version, data_key,
+                            keys_.WrapDataKey(key_ref, f.header_key.tenant_key_version, data_key,
                                               internal::DataKeyAad(bucket.name, d.key, d.object_id)));
     if (d.kind == BlobDescription::Kind::kDeleteMarker) {
       rec.delete_marker = true;
@@ -584,7 +596,8 @@ CREATE TABLE updates(
   using Where = std::tuple<std::string, std::string, int64_t, std::string>;  // tenant, bucket, bucket id, key
   std::vector<std::string> deferred_;                                        // blobs whose header's key version is gone
   std::vector<catalog::KeyCopyBlob> key_copy_blobs_;                         // those read, for the new catalog
-  std::map<std::string, std::set<uint32_t>> versions_;                       // tenant -> its key versions that exist
+  std::map<std::string, std::set<uint32_t>> versions_;                       // key id -> its versions that exist
+  std::map<std::string, std::string> owners_;                                // key id -> its tenant id
   uint64_t updates_read_ = 0;                                                // attributes-update blobs read
   struct BucketState {
     catalog::Bucket bucket;

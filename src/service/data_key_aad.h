@@ -49,6 +49,12 @@ inline Bytes LegacyDataKeyAad(std::string_view object_id) {
   return Bytes(s.begin(), s.end());
 }
 
+// The key a row's data key is wrapped under: the tenant's default key, or the named key whose id
+// the row records.
+inline keystore::KeyRef RowKey(const std::string& tenant_id, const catalog::KeyInfo& key_info) {
+  return keystore::KeyRef(tenant_id, HexEncode(key_info.tenant_key_id));
+}
+
 // A catalog row's data key, opened, and the binding it opened under: wrapped again with that same
 // binding (under another version), it stays the row's.
 struct OpenedRowKey {
@@ -61,12 +67,13 @@ struct OpenedRowKey {
 inline Result<OpenedRowKey> OpenRowDataKey(keystore::TenantKeyStore& keys, const std::string& tenant_id,
                                            const catalog::KeyInfo& key_info, std::string_view bucket,
                                            std::string_view key, std::string_view object_id) {
+  const keystore::KeyRef row_key = RowKey(tenant_id, key_info);
   Bytes aad = DataKeyAad(bucket, key, object_id);
-  auto current = keys.UnwrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key, aad);
+  auto current = keys.UnwrapDataKey(row_key, key_info.tenant_key_version, key_info.wrapped_data_key, aad);
   if (current.ok()) return OpenedRowKey{std::move(current).value(), std::move(aad)};
   if (current.status().code() != StatusCode::kCorruption) return current.status();
   Bytes legacy_aad = LegacyDataKeyAad(object_id);
-  auto legacy = keys.UnwrapDataKey(tenant_id, key_info.tenant_key_version, key_info.wrapped_data_key, legacy_aad);
+  auto legacy = keys.UnwrapDataKey(row_key, key_info.tenant_key_version, key_info.wrapped_data_key, legacy_aad);
   if (legacy.ok()) return OpenedRowKey{std::move(legacy).value(), std::move(legacy_aad)};
   return current.status();
 }
@@ -78,20 +85,21 @@ inline Result<SecretBytes> UnwrapRowDataKey(keystore::TenantKeyStore& keys, cons
   return std::move(opened.key);
 }
 
-// A row's data key re-wrapped under the tenant's active version, and the key itself, for the
-// copies bound to the row's blobs: one unwrap serves both.
+// A row's data key re-wrapped under the active version of the key it is under, and the data key
+// itself, for the copies bound to the row's blobs: one unwrap serves both.
 struct RewrappedRowKey : keystore::RewrappedKey {
   SecretBytes data_key;
 };
 
-// Re-wraps a row's data key under the tenant's active version, keeping the binding it had.
+// Re-wraps a row's data key under the active version of its key, keeping the binding it had.
 inline Result<RewrappedRowKey> RewrapRowDataKey(keystore::TenantKeyStore& keys, const std::string& tenant_id,
                                                 const catalog::KeyInfo& key_info, std::string_view bucket,
                                                 std::string_view key, std::string_view object_id) {
   COFFRE_ASSIGN_OR_RETURN(OpenedRowKey opened, OpenRowDataKey(keys, tenant_id, key_info, bucket, key, object_id));
+  const keystore::KeyRef row_key = RowKey(tenant_id, key_info);
   RewrappedRowKey out;
-  COFFRE_ASSIGN_OR_RETURN(out.tenant_key_version, keys.ActiveKeyVersion(tenant_id));
-  COFFRE_ASSIGN_OR_RETURN(out.wrapped, keys.WrapDataKey(tenant_id, out.tenant_key_version, opened.key, opened.aad));
+  COFFRE_ASSIGN_OR_RETURN(out.tenant_key_version, keys.ActiveKeyVersion(row_key));
+  COFFRE_ASSIGN_OR_RETURN(out.wrapped, keys.WrapDataKey(row_key, out.tenant_key_version, opened.key, opened.aad));
   out.data_key = std::move(opened.key);
   return out;
 }

@@ -41,8 +41,11 @@ audit::Event DualControl::ApprovalEvent(audit::Operation operation, const Approv
   audit::Event ev;
   ev.operation = operation;
   if (keystore::TargetsTenant(approval.operation)) {
-    ev.tenant = approval.tenant_id;
-    ev.key_id = approval.tenant_id;  // the tenant id is the tenant key id (docs/KEYS.md)
+    // The target is a key: a tenant's default key, whose id is the tenant's (docs/KEYS.md), or a
+    // named key, whose tenant the keystore knows.
+    ev.key_id = approval.tenant_id;
+    auto named = keys_.NamedKeyById(approval.tenant_id);
+    ev.tenant = named.ok() ? named->tenant_id : approval.tenant_id;
   }
   ev.key_version = approval.version;
   ev.request = request;

@@ -56,12 +56,12 @@ audit::Event KeyEvent(audit::Operation operation, const catalog::Bucket& bucket,
   return ev;
 }
 
-audit::Event LifecycleEvent(audit::Operation operation, const std::string& tenant_id, uint32_t key_version,
+audit::Event LifecycleEvent(audit::Operation operation, const keystore::KeyRef& key, uint32_t key_version,
                             const RequestInfo& request) {
   audit::Event ev;
   ev.operation = operation;
-  ev.tenant = tenant_id;
-  ev.key_id = tenant_id;
+  ev.tenant = key.tenant_id;
+  ev.key_id = key.key_id;
   ev.key_version = key_version;
   ev.request = request;
   return ev;

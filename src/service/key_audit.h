@@ -19,9 +19,9 @@ audit::Event KeyEvent(audit::Operation operation, const catalog::Bucket& bucket,
                       const std::string& object_id, ByteView tenant_key_id, uint32_t key_version,
                       const RequestInfo* request);
 
-// The event of a tenant-key lifecycle change (no bucket or object): key_id is the tenant id,
-// which is the tenant key id (docs/KEYS.md).
-audit::Event LifecycleEvent(audit::Operation operation, const std::string& tenant_id, uint32_t key_version,
+// The event of a key lifecycle change (no bucket or object): key_id is the key's id (the tenant
+// id for its default key, docs/KEYS.md).
+audit::Event LifecycleEvent(audit::Operation operation, const keystore::KeyRef& key, uint32_t key_version,
                             const RequestInfo& request);
 
 // Records every event and returns each one's status, in order. The calls are made concurrently

@@ -26,28 +26,30 @@ namespace {
 
 Error Err(Errc code, std::string message) { return Error{code, std::move(message)}; }
 
-SResult<Bytes> TenantKeyId(const std::string& tenant_id) {
-  auto id = HexDecode(tenant_id);
+// The key's id as the catalog records it.
+SResult<Bytes> KeyIdBytes(const keystore::KeyRef& key) {
+  auto id = HexDecode(key.key_id);
   if (!id || id->size() != crypto::kTenantKeyIdSize) {
-    return Err(Errc::kInvalidArgument, "malformed tenant id");
+    return Err(Errc::kInvalidArgument, "malformed key id");
   }
   return std::move(*id);
 }
 
 }  // namespace
 
-SResult<std::map<uint32_t, uint64_t>> ObjectService::CountKeyReferences(const std::string& tenant_id) {
-  auto id = TenantKeyId(tenant_id);
+SResult<std::map<uint32_t, uint64_t>> ObjectService::CountKeyReferences(const keystore::KeyRef& key) {
+  auto id = KeyIdBytes(key);
   if (!id.ok()) return id.error();
   auto counts = catalog_.CountKeyVersions(*id);
   if (!counts.ok()) return FromStatus(counts.status());
   return std::move(counts).value();
 }
 
-SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string& tenant_id, uint32_t from_version,
+SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const keystore::KeyRef& key, uint32_t from_version,
                                                                catalog::WrappedKeyCursor* cursor, uint32_t limit,
                                                                const RequestInfo* request) {
-  auto id = TenantKeyId(tenant_id);
+  const std::string& tenant_id = key.tenant_id;
+  auto id = KeyIdBytes(key);
   if (!id.ok()) return id.error();
   auto rows = catalog_.ListWrappedKeys(*id, from_version, cursor, limit);
   if (!rows.ok()) return FromStatus(rows.status());
@@ -95,8 +97,8 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
       // The blobs' header copies stay under the old version; copies under the new one keep them
       // open to a rebuild once the old version is destroyed.
       for (size_t i = 0; copied.ok() && i < row.blob_ids.size(); ++i) {
-        auto wrapped = keys_.WrapDataKey(tenant_id, r->tenant_key_version, r->data_key,
-                                         internal::BlobHeaderKeyAad(row.blob_ids[i]));
+        auto wrapped =
+            keys_.WrapDataKey(key, r->tenant_key_version, r->data_key, internal::BlobHeaderKeyAad(row.blob_ids[i]));
         copied = StatusOf(wrapped);
         if (wrapped.ok()) row_copies.push_back({row.blob_ids[i], r->tenant_key_version, std::move(wrapped).value()});
       }
@@ -137,7 +139,7 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
   }
   if (!allowed.empty()) {
     // The copies are stored before the rows name the new version, and recorded with them.
-    auto key_copies = WriteKeyCopies(tenant_id, allowed_copies, request);
+    auto key_copies = WriteKeyCopies(key, allowed_copies, request);
     if (!key_copies.ok()) return key_copies.error();
     auto updated = catalog_.RewrapKeys(allowed, *key_copies);
     if (!updated.ok()) {
@@ -157,9 +159,10 @@ SResult<ObjectService::RewrapStats> ObjectService::RewrapBatch(const std::string
   return stats;
 }
 
-SResult<Done> ObjectService::DestroyKeyVersion(const std::string& tenant_id, uint32_t version,
+SResult<Done> ObjectService::DestroyKeyVersion(const keystore::KeyRef& key, uint32_t version,
                                                const RequestInfo* request) {
-  auto versions = keys_.ListKeyVersions(tenant_id);
+  const std::string& tenant_id = key.tenant_id;
+  auto versions = keys_.ListKeyVersions(key);
   if (!versions.ok()) return internal::FromKeyStatus(versions.status());
   for (const auto& v : *versions) {
     if (v.version == version && v.active) {
@@ -169,7 +172,7 @@ SResult<Done> ObjectService::DestroyKeyVersion(const std::string& tenant_id, uin
     }
   }
   auto references = [&]() -> SResult<uint64_t> {
-    auto counts = CountKeyReferences(tenant_id);
+    auto counts = CountKeyReferences(key);
     if (!counts.ok()) return counts.error();
     auto it = counts->find(version);
     return it == counts->end() ? 0 : it->second;
@@ -183,13 +186,13 @@ SResult<Done> ObjectService::DestroyKeyVersion(const std::string& tenant_id, uin
   if (*before > 0) return still_used(*before);
   // The fence (keystore.h): from the mark on, a writer committing a row under this version
   // re-wraps it; rows committed before the mark show in the second count.
-  if (Status marked = keys_.SetKeyVersionDestroying(tenant_id, version, true); !marked.ok()) {
+  if (Status marked = keys_.SetKeyVersionDestroying(key, version, true); !marked.ok()) {
     if (marked.code() == StatusCode::kNotFound) return Err(Errc::kInvalidArgument, marked.message());
     if (marked.code() == StatusCode::kFailedPrecondition) return Err(Errc::kPreconditionFailed, marked.message());
     return FromStatus(marked);
   }
   auto abandon = [&](Error e) {
-    if (Status unmarked = keys_.SetKeyVersionDestroying(tenant_id, version, false); !unmarked.ok()) {
+    if (Status unmarked = keys_.SetKeyVersionDestroying(key, version, false); !unmarked.ok()) {
       spdlog::warn("key version {} of tenant {} stays marked for destruction: {}", version, tenant_id,
                    unmarked.ToString());
     }
@@ -202,7 +205,7 @@ SResult<Done> ObjectService::DestroyKeyVersion(const std::string& tenant_id, uin
   if (*after > 0) return abandon(still_used(*after));
   // Destruction cannot be undone: its record is made durable first (docs/AUDIT.md). Only once the
   // checks above passed, so that a refused destroy leaves no record of a destruction.
-  const audit::Event event = internal::LifecycleEvent(audit::Operation::kTenantKeyDestroy, tenant_id, version,
+  const audit::Event event = internal::LifecycleEvent(audit::Operation::kTenantKeyDestroy, key, version,
                                                       request != nullptr ? *request : RequestInfo{});
   if (audit_ != nullptr) {
     if (Status recorded = audit_->Record(event); !recorded.ok()) {
@@ -210,7 +213,7 @@ SResult<Done> ObjectService::DestroyKeyVersion(const std::string& tenant_id, uin
                                                  "); key version " + std::to_string(version) + " was not destroyed"));
     }
   }
-  Status st = keys_.DestroyKeyVersion(tenant_id, version);
+  Status st = keys_.DestroyKeyVersion(key, version);
   if (!st.ok()) {
     internal::RecordKeyFailure(audit_, event, st);
     (void)abandon(Error{});
@@ -220,9 +223,61 @@ SResult<Done> ObjectService::DestroyKeyVersion(const std::string& tenant_id, uin
   if (!st.ok()) return FromStatus(st);
   // The key copies under the destroyed version open nothing any more. If this fails they stay
   // (harmless, a few bytes per object) until a later destruction of the tenant's data.
-  if (auto dropped = catalog_.DropKeyCopyBlobs(tenant_id, version); !dropped.ok()) {
+  if (auto dropped = catalog_.DropKeyCopyBlobs(key.key_id, version); !dropped.ok()) {
     spdlog::warn("key version {} of tenant {} is destroyed, but its key copies stay listed: {}", version, tenant_id,
                  dropped.status().ToString());
+  }
+  return Done{};
+}
+
+SResult<Done> ObjectService::DestroyNamedKey(const keystore::KeyRef& key, bool bypass_governance,
+                                             const RequestInfo* request) {
+  if (!key.named()) {
+    return Err(Errc::kInvalidArgument, "a tenant's default key goes only with the tenant (coffre tenant shred)");
+  }
+  auto id = KeyIdBytes(key);
+  if (!id.ok()) return id.error();
+  // Object Lock first: a version it protects must stay readable, so its key must stay.
+  constexpr uint32_t kShown = 10;
+  uint64_t total = 0;
+  auto protected_versions =
+      catalog_.ListProtectedVersions(key.tenant_id, NowMillis(), bypass_governance, kShown, &total, *id);
+  if (!protected_versions.ok()) return FromStatus(protected_versions.status());
+  if (total > 0) {
+    std::string message = std::to_string(total) + " object version(s) under this key are protected by Object Lock (" +
+                          (bypass_governance ? "a legal hold or COMPLIANCE retention, which nobody can lift early"
+                                             : "GOVERNANCE retention yields only to dual control") +
+                          "):";
+    for (const catalog::ProtectedVersion& v : *protected_versions) {
+      message += " " + v.bucket + "/" + v.key + " version " + v.version_id;
+      if (v.lock.legal_hold_on()) message += " (legal hold)";
+      if (v.lock.RetainedAt(NowMillis())) {
+        message += " (" + v.lock.mode + " until " + FormatIso8601(FromUnixMillis(v.lock.retain_until)) + ")";
+      }
+      message += ";";
+    }
+    if (total > protected_versions->size()) message += " and " + std::to_string(total - kShown) + " more";
+    return Err(Errc::kPreconditionFailed, message);
+  }
+  const audit::Event event = internal::LifecycleEvent(audit::Operation::kNamedKeyDestroy, key, 0,
+                                                      request != nullptr ? *request : RequestInfo{});
+  if (audit_ != nullptr) {
+    if (Status recorded = audit_->Record(event); !recorded.ok()) {
+      return Err(Errc::kUnavailable,
+                 "the audit log cannot record the destruction (" + recorded.message() + "); the key was not destroyed");
+    }
+  }
+  Status st = keys_.DestroyNamedKey(key);
+  if (!st.ok()) {
+    internal::RecordKeyFailure(audit_, event, st);
+    if (st.code() == StatusCode::kFailedPrecondition) return Err(Errc::kPreconditionFailed, st.message());
+    if (st.code() == StatusCode::kNotFound) return Err(Errc::kInvalidArgument, st.message());
+    return FromStatus(st);
+  }
+  // The key copies under its versions open nothing any more (kept if this fails: harmless).
+  if (auto dropped = catalog_.DropKeyCopyBlobs(key.key_id, std::nullopt); !dropped.ok()) {
+    spdlog::warn("named key {} of tenant {} is destroyed, but its key copies stay listed: {}", key.key_id,
+                 key.tenant_id, dropped.status().ToString());
   }
   return Done{};
 }
@@ -231,10 +286,11 @@ SResult<Done> ObjectService::DestroyKeyVersion(const std::string& tenant_id, uin
 // below the 8 MiB a description may take.
 constexpr size_t kKeyCopiesPerBlob = 16384;
 
-SResult<std::vector<catalog::KeyCopyBlob>> ObjectService::WriteKeyCopies(const std::string& tenant_id,
+SResult<std::vector<catalog::KeyCopyBlob>> ObjectService::WriteKeyCopies(const keystore::KeyRef& key,
                                                                          const std::vector<catalog::KeyCopy>& copies,
                                                                          const RequestInfo* request) {
-  auto tenant_key_id = TenantKeyId(tenant_id);
+  const std::string& tenant_id = key.tenant_id;
+  auto tenant_key_id = KeyIdBytes(key);
   if (!tenant_key_id.ok()) return tenant_key_id.error();
   std::map<uint32_t, std::vector<const catalog::KeyCopy*>> by_version;
   for (const catalog::KeyCopy& copy : copies) by_version[copy.tenant_key_version].push_back(&copy);
@@ -259,7 +315,7 @@ SResult<std::vector<catalog::KeyCopyBlob>> ObjectService::WriteKeyCopies(const s
       if (!blob.ok()) return undo(FromStatus(blob.status()));
       // Its own data key, in its header under the version of the copies it holds: it opens as
       // long as they can.
-      auto data_key = keys_.NewDataKey(tenant_id, internal::BlobHeaderKeyAad((*blob)->id()));
+      auto data_key = keys_.NewDataKey(key, internal::BlobHeaderKeyAad((*blob)->id()));
       const audit::Event event = internal::KeyEvent(audit::Operation::kDataKeyWrap, tenant_only, "", (*blob)->id(),
                                                     *tenant_key_id, version, request);
       if (!data_key.ok()) {
@@ -270,7 +326,7 @@ SResult<std::vector<catalog::KeyCopyBlob>> ObjectService::WriteKeyCopies(const s
       auto sealed = SealDescribedBlob(**blob, tenant_id, catalog::KeyInfo{*tenant_key_id, version, {}}, data_key->key,
                                       description);
       if (!sealed.ok()) return undo(sealed.error());
-      written.push_back(catalog::KeyCopyBlob{*sealed, tenant_id, version});
+      written.push_back(catalog::KeyCopyBlob{*sealed, key.key_id, version});
     }
   }
   return written;
@@ -280,7 +336,8 @@ SResult<Done> ObjectService::KeepClearOfDestruction(const catalog::Bucket& bucke
                                                     const std::string& object_id, catalog::KeyInfo& key_info,
                                                     const std::vector<std::string>& blob_ids,
                                                     const RequestInfo* request) {
-  auto destroying = keys_.IsKeyVersionDestroying(bucket.tenant_id, key_info.tenant_key_version);
+  const keystore::KeyRef row_key = internal::RowKey(bucket.tenant_id, key_info);
+  auto destroying = keys_.IsKeyVersionDestroying(row_key, key_info.tenant_key_version);
   if (!destroying.ok()) return internal::FromKeyStatus(destroying.status());
   if (!*destroying) return Done{};
   // Rare: a write that began before a rotation meets the old version's destruction. Its data key
@@ -296,7 +353,7 @@ SResult<Done> ObjectService::KeepClearOfDestruction(const catalog::Bucket& bucke
   }
   if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
   if (!blob_ids.empty()) {
-    auto copied = AddKeyCopies(bucket.tenant_id, rewrapped->data_key, rewrapped->tenant_key_version, blob_ids, request);
+    auto copied = AddKeyCopies(row_key, rewrapped->data_key, rewrapped->tenant_key_version, blob_ids, request);
     if (!copied.ok()) return copied.error();
   }
   key_info.tenant_key_version = rewrapped->tenant_key_version;
@@ -304,15 +361,15 @@ SResult<Done> ObjectService::KeepClearOfDestruction(const catalog::Bucket& bucke
   return Done{};
 }
 
-SResult<Done> ObjectService::AddKeyCopies(const std::string& tenant_id, const SecretBytes& data_key, uint32_t version,
+SResult<Done> ObjectService::AddKeyCopies(const keystore::KeyRef& key, const SecretBytes& data_key, uint32_t version,
                                           const std::vector<std::string>& blob_ids, const RequestInfo* request) {
   std::vector<catalog::KeyCopy> copies;
   for (const std::string& blob_id : blob_ids) {
-    auto wrapped = keys_.WrapDataKey(tenant_id, version, data_key, internal::BlobHeaderKeyAad(blob_id));
+    auto wrapped = keys_.WrapDataKey(key, version, data_key, internal::BlobHeaderKeyAad(blob_id));
     if (!wrapped.ok()) return internal::FromKeyStatus(wrapped.status());
     copies.push_back({blob_id, version, std::move(wrapped).value()});
   }
-  auto key_copies = WriteKeyCopies(tenant_id, copies, request);
+  auto key_copies = WriteKeyCopies(key, copies, request);
   if (!key_copies.ok()) return key_copies.error();
   if (Status st = catalog_.AddKeyCopyBlobs(*key_copies); !st.ok()) {
     for (const catalog::KeyCopyBlob& k : *key_copies) (void)blobs_.Remove(k.blob_id);
@@ -336,7 +393,8 @@ SResult<catalog::KeyInfo> ObjectService::CoverUploadBlobs(const catalog::Bucket&
     return internal::FromKeyStatus(data_key.status());
   }
   if (auto e = internal::RecordKeyUse(audit_, event)) return *e;
-  auto copied = AddKeyCopies(bucket.tenant_id, *data_key, now.tenant_key_version, blob_ids, request);
+  auto copied =
+      AddKeyCopies(internal::RowKey(bucket.tenant_id, now), *data_key, now.tenant_key_version, blob_ids, request);
   if (!copied.ok()) return copied.error();
   return std::move(up->key_info);
 }
@@ -511,56 +569,86 @@ Status KeyLifecycle::EnableAccessKey(const std::string& tenant_id, const std::st
   return st;
 }
 
-Result<uint32_t> KeyLifecycle::RotateTenantKey(const std::string& tenant_id, const audit::RequestInfo& request) {
-  COFFRE_ASSIGN_OR_RETURN(keystore::Tenant tenant, keys_.GetTenant(tenant_id));
+Result<uint32_t> KeyLifecycle::RotateTenantKey(const keystore::KeyRef& key, const audit::RequestInfo& request) {
+  COFFRE_ASSIGN_OR_RETURN(keystore::Tenant tenant, keys_.GetTenant(key.tenant_id));
   if (tenant.shredded) {
     return Status::FailedPrecondition("tenant " + tenant.name + " was crypto-shredded; it cannot get a new key");
   }
-  COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::KeyVersion> versions, keys_.ListKeyVersions(tenant_id));
+  COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::KeyVersion> versions, keys_.ListKeyVersions(key));
   const uint32_t expected = NextVersion(versions);
+  const std::string what = key.named() ? "key " + key.key_id + " of tenant " + tenant.name : "tenant " + tenant.name;
   // A new key comes into existence: recorded first, like every other key use.
-  const audit::Event event = internal::LifecycleEvent(audit::Operation::kTenantKeyRotate, tenant_id, expected, request);
-  COFFRE_RETURN_IF_ERROR(RecordOrRefuse(event, "tenant " + tenant.name + " was not rotated"));
-  auto rotated = keys_.RotateTenantKey(tenant_id);
+  const audit::Event event = internal::LifecycleEvent(audit::Operation::kTenantKeyRotate, key, expected, request);
+  COFFRE_RETURN_IF_ERROR(RecordOrRefuse(event, what + " was not rotated"));
+  auto rotated = keys_.RotateTenantKey(key);
   if (!rotated.ok()) {
     RecordFailure(event);
     return rotated.status();
   }
   if (*rotated != expected) {
-    // Another process rotated the same tenant between our look and our rotation (and recorded
-    // its own version): record the version this rotation really made as well.
-    spdlog::warn("tenant {}: a concurrent rotation took version {}; this one made version {}", tenant_id, expected,
-                 *rotated);
+    // Another process rotated the same key between our look and our rotation (and recorded its
+    // own version): record the version this rotation really made as well.
+    spdlog::warn("{}: a concurrent rotation took version {}; this one made version {}", what, expected, *rotated);
     COFFRE_RETURN_IF_ERROR(
-        RecordOrRefuse(internal::LifecycleEvent(audit::Operation::kTenantKeyRotate, tenant_id, *rotated, request),
-                       "version " + std::to_string(*rotated) + " of tenant " + tenant.name +
-                           " was made but is recorded as " + std::to_string(expected)));
+        RecordOrRefuse(internal::LifecycleEvent(audit::Operation::kTenantKeyRotate, key, *rotated, request),
+                       "version " + std::to_string(*rotated) + " of " + what + " was made but is recorded as " +
+                           std::to_string(expected)));
   }
   return *rotated;
 }
 
-Result<std::vector<std::pair<std::string, uint32_t>>> KeyLifecycle::RotateKeysOlderThan(
+Result<keystore::NamedKey> KeyLifecycle::CreateNamedKey(const std::string& tenant_id, const std::string& name,
+                                                        const audit::RequestInfo& request) {
+  COFFRE_ASSIGN_OR_RETURN(keystore::Tenant tenant, keys_.GetTenant(tenant_id));
+  if (tenant.shredded) {
+    return Status::FailedPrecondition("tenant " + tenant.name + " was crypto-shredded; it cannot get a new key");
+  }
+  COFFRE_ASSIGN_OR_RETURN(keystore::NamedKey key, keys_.CreateNamedKey(tenant_id, name));
+  // The keystore draws the id the record names, so the record follows; if it fails, the key is
+  // destroyed again before anything was encrypted under it.
+  audit::RequestInfo named = request;
+  named.action += " " + name;
+  const audit::Event event = internal::LifecycleEvent(audit::Operation::kNamedKeyCreate, key.ref(), 1, named);
+  if (Status recorded = RecordOrRefuse(event, "key " + name + " was not created"); !recorded.ok()) {
+    if (Status undone = keys_.DestroyNamedKey(key.ref()); !undone.ok()) {
+      spdlog::error("key {} of tenant {} was created unrecorded and could not be destroyed again: {}", key.key_id,
+                    tenant_id, undone.ToString());
+    }
+    return recorded;
+  }
+  return key;
+}
+
+Result<std::vector<std::pair<keystore::KeyRef, uint32_t>>> KeyLifecycle::RotateKeysOlderThan(
     int64_t max_age_ms, const audit::RequestInfo& request) {
-  std::vector<std::pair<std::string, uint32_t>> rotated;
+  std::vector<std::pair<keystore::KeyRef, uint32_t>> rotated;
   COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::Tenant> tenants, keys_.ListTenants());
   const UnixMillis cutoff = ToUnixMillis(clock_.Now()) - max_age_ms;
   for (const auto& tenant : tenants) {
     if (tenant.shredded) {
       continue;
     }
-    COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::KeyVersion> versions, keys_.ListKeyVersions(tenant.id));
-    const keystore::KeyVersion* active = ActiveVersion(versions);
-    if (active == nullptr || active->created > cutoff) {
-      continue;
+    std::vector<keystore::KeyRef> keys{keystore::KeyRef(tenant.id)};
+    COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::NamedKey> named, keys_.ListNamedKeys(tenant.id));
+    for (const auto& n : named) {
+      if (!n.destroyed) keys.push_back(n.ref());
     }
-    auto r = RotateTenantKey(tenant.id, request);
-    if (!r.ok() && r.status().code() == StatusCode::kFailedPrecondition) {
-      continue;  // shredded meanwhile
+    for (const auto& key : keys) {
+      COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::KeyVersion> versions, keys_.ListKeyVersions(key));
+      const keystore::KeyVersion* active = ActiveVersion(versions);
+      if (active == nullptr || active->created > cutoff) {
+        continue;
+      }
+      auto r = RotateTenantKey(key, request);
+      if (!r.ok() && (r.status().code() == StatusCode::kFailedPrecondition ||
+                      r.status().code() == StatusCode::kPermissionDenied)) {
+        continue;  // shredded or destroyed meanwhile
+      }
+      if (!r.ok()) {
+        return r.status();
+      }
+      rotated.emplace_back(key, *r);
     }
-    if (!r.ok()) {
-      return r.status();
-    }
-    rotated.emplace_back(tenant.id, *r);
   }
   return rotated;
 }

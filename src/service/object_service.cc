@@ -152,17 +152,29 @@ crypto::KeyReference ToKeyReference(const catalog::KeyInfo& k) {
   return crypto::KeyReference{k.tenant_key_id, k.tenant_key_version, k.wrapped_data_key};
 }
 
-// The key reference a version 2 blob's header carries: the row's tenant key and version, with a
+// The key reference a version 2 blob's header carries: the row's key and version, with a
 // copy of the data key bound to the blob itself (internal::BlobHeaderKeyAad).
 Result<crypto::KeyReference> BlobHeaderKeyReference(keystore::TenantKeyStore& keys, const std::string& tenant_id,
                                                     const catalog::KeyInfo& k, const SecretBytes& data_key,
                                                     const std::string& blob_id) {
-  COFFRE_ASSIGN_OR_RETURN(
-      Bytes copy, keys.WrapDataKey(tenant_id, k.tenant_key_version, data_key, internal::BlobHeaderKeyAad(blob_id)));
+  COFFRE_ASSIGN_OR_RETURN(Bytes copy, keys.WrapDataKey(internal::RowKey(tenant_id, k), k.tenant_key_version, data_key,
+                                                       internal::BlobHeaderKeyAad(blob_id)));
   return crypto::KeyReference{k.tenant_key_id, k.tenant_key_version, std::move(copy)};
 }
 
-std::string TenantIdOf(const catalog::KeyInfo& k) { return HexEncode(k.tenant_key_id); }
+// What a PutResult says of the encryption of the object `rec`.
+void NoteEncryption(const catalog::ObjectRecord& rec, PutResult& result) {
+  result.key_id = HexEncode(rec.key_info.tenant_key_id);
+  const auto method = rec.attributes.find(std::string(kEncryptionAttribute));
+  result.kms = (method != rec.attributes.end() && method->second == "aws:kms") || result.key_id != rec.tenant_id;
+  const auto bucket_key = rec.attributes.find(std::string(kBucketKeyAttribute));
+  result.bucket_key = bucket_key != rec.attributes.end() && bucket_key->second == "true";
+}
+
+// The key new data keys of `bucket` are wrapped under: the named key chosen, else the tenant's.
+keystore::KeyRef KeyFor(const Bucket& bucket, const std::string& named_key_id) {
+  return named_key_id.empty() ? keystore::KeyRef(bucket.tenant_id) : keystore::KeyRef(bucket.tenant_id, named_key_id);
+}
 
 // A catalog write into a bucket deleted (or whose tenant was shredded) after the request
 // resolved it: to the client, the bucket does not exist.
@@ -187,6 +199,21 @@ Error FromStatus(const Status& status) {
     default:
       return Err(Errc::kInternal, status.ToString());
   }
+}
+
+SResult<std::string> ObjectService::ResolveEncryptionKey(const Bucket& bucket, const std::string& name_or_id) {
+  if (name_or_id == "aws/s3" || keystore::ParseKeyId(name_or_id) == bucket.tenant_id) return std::string();
+  auto found = keys_.FindNamedKey(bucket.tenant_id, name_or_id);
+  if (!found.ok()) {
+    if (found.status().code() == StatusCode::kNotFound) {
+      return Err(Errc::kNoSuchEncryptionKey, "Invalid keyId " + name_or_id);
+    }
+    return FromStatus(found.status());
+  }
+  if (found->destroyed) {
+    return Err(Errc::kEncryptionKeyDestroyed, "key " + found->name + " was destroyed and encrypts nothing any more");
+  }
+  return found->key_id;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -360,6 +387,7 @@ class BlobObjectWriter final : public ObjectWriter {
       rec.null_version = VersioningOf(bucket_) != kVersioningEnabled;
       rec.parts.push_back(catalog::ObjectPart{0, blob_id_, total_, result.etag, {}});
       result.version_id = ReportedVersionId(bucket_, rec, false);
+      NoteEncryption(rec, result);
       st = catalog_.PutObject(rec, options.condition);
     } else {
       catalog::PartRecord part;
@@ -373,6 +401,8 @@ class BlobObjectWriter final : public ObjectWriter {
         (void)blobs_.Remove(blob_id_);  // never published: nothing references it
         return stored.error();
       }
+      result.key_id = HexEncode(key_info_.tenant_key_id);
+      result.kms = result.key_id != bucket_.tenant_id;
     }
     if (!st.ok()) {
       (void)blobs_.Remove(blob_id_);  // never published: nothing references it
@@ -649,6 +679,7 @@ ObjectInfo InfoOf(const catalog::ObjectRecord& rec, std::string version_id) {
   info.multipart = !rec.parts.empty() && rec.parts.front().part_number != 0;
   info.tags = rec.tags;
   info.lock = rec.lock;
+  info.key_id = HexEncode(rec.key_info.tenant_key_id);
   info.version_id = std::move(version_id);
   if (info.multipart) {
     for (const auto& p : rec.parts) {
@@ -771,8 +802,7 @@ class BlobObjectReader final : public ObjectReader {
     reader_ = std::move(r).value();
     Bytes header(crypto::kHeaderSize);
     if (Status st = reader_->ReadAt(0, header); !st.ok()) return FromStatus(st);
-    auto d = crypto::BlobDecryptor::Create(data_key_, crypto::BlobIdentity{TenantIdOf(record_.key_info), part.blob_id},
-                                           header);
+    auto d = crypto::BlobDecryptor::Create(data_key_, crypto::BlobIdentity{record_.tenant_id, part.blob_id}, header);
     if (!d.ok()) return FromStatus(d.status());
     if (d->header().plaintext_length != part.size) {
       return Err(Errc::kCorruption, "stored blob length disagrees with the catalog");
@@ -937,11 +967,12 @@ SResult<std::unique_ptr<ObjectWriter>> ObjectService::BeginPut(const Bucket& buc
                                                                Attributes attributes,
                                                                std::set<crypto::ChecksumAlgorithm> checksums,
                                                                const RequestInfo* request, std::optional<uint64_t> size,
-                                                               catalog::Tags tags, catalog::ObjectLock lock) {
+                                                               catalog::Tags tags, catalog::ObjectLock lock,
+                                                               const std::string& named_key_id) {
   auto version_lock = LockForNewVersion(bucket, std::move(lock));
   if (!version_lock.ok()) return version_lock.error();
   std::string object_id = RandomId(16);
-  auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(bucket.name, key, object_id));
+  auto dk = keys_.NewDataKey(KeyFor(bucket, named_key_id), DataKeyAad(bucket.name, key, object_id));
   NoteKeyOperation(observer_, KeyOperation::kWrap, dk.ok());
   if (!dk.ok()) {
     internal::RecordKeyFailure(
@@ -1111,7 +1142,7 @@ SResult<catalog::VersionListPage> ObjectService::ListObjectVersions(const Bucket
 
 SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std::string& key, Attributes attributes,
                                                  const RequestInfo* request, catalog::Tags tags,
-                                                 catalog::ObjectLock lock) {
+                                                 catalog::ObjectLock lock, const std::string& named_key_id) {
   if (!lock.empty()) {
     // Checked now, as S3 does; the default retention is the bucket's at Complete.
     auto checked = LockForNewVersion(bucket, lock);
@@ -1119,7 +1150,7 @@ SResult<std::string> ObjectService::CreateUpload(const Bucket& bucket, const std
   }
   catalog::UploadRecord up;
   up.upload_id = RandomId(24);
-  auto dk = keys_.NewDataKey(bucket.tenant_id, DataKeyAad(bucket.name, key, up.upload_id));
+  auto dk = keys_.NewDataKey(KeyFor(bucket, named_key_id), DataKeyAad(bucket.name, key, up.upload_id));
   NoteKeyOperation(observer_, KeyOperation::kWrap, dk.ok());
   if (!dk.ok()) {
     internal::RecordKeyFailure(
@@ -1306,6 +1337,7 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
   result.etag = rec.etag;
   result.last_modified = rec.last_modified;
   result.version_id = ReportedVersionId(bucket, rec, false);
+  NoteEncryption(rec, result);
   return result;
 }
 
@@ -1326,6 +1358,7 @@ std::optional<PutResult> ObjectService::CompletedAlready(const Bucket& bucket, c
   result.etag = rec->etag;
   result.last_modified = rec->last_modified;
   result.version_id = ReportedVersionId(bucket, *rec, false);
+  NoteEncryption(*rec, result);
   // The object's checksums, a composite one stored with its "-<parts>" suffix.
   const auto type = rec->attributes.find(std::string(kChecksumTypeAttribute));
   result.checksum_type = type != rec->attributes.end() ? type->second : std::string(kCompositeChecksum);

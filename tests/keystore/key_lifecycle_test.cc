@@ -252,7 +252,7 @@ TEST_F(KeyLifecycleTest, AutomaticRotationRotatesOnlyKeysOlderThanThePolicy) {
   const int64_t seven_days = 7LL * 24 * 3600 * 1000;
   auto rotated = ks_->RotateKeysOlderThan(seven_days);
   ASSERT_OK(rotated);
-  EXPECT_EQ(*rotated, std::vector<std::string>{old_tenant.id});
+  EXPECT_EQ(*rotated, std::vector<KeyRef>{KeyRef(old_tenant.id)});
   EXPECT_TRUE(ks_->RotateKeysOlderThan(seven_days)->empty());  // the new version is young
   EXPECT_EQ(ks_->NewDataKey(old_tenant.id, AsBytes("x"))->tenant_key_version, 2u);
   EXPECT_EQ(ks_->NewDataKey(young.id, AsBytes("x"))->tenant_key_version, 1u);

@@ -32,8 +32,29 @@ TEST(SseHeaders, TheMethodWhereObjectsAreStored) {
   for (const Operation op : {Operation::kPutObject, Operation::kCopyObject, Operation::kCreateMultipartUpload}) {
     EXPECT_EQ(Check({}, op), "");
     EXPECT_EQ(Check({{"x-amz-server-side-encryption", "AES256"}}, op), "");
-    EXPECT_EQ(Check({{"x-amz-server-side-encryption", "aws:kms"}}, op), "NotImplemented");
+    EXPECT_EQ(Check({{"x-amz-server-side-encryption", "aws:kms"}}, op), "");
+    EXPECT_EQ(
+        Check({{"x-amz-server-side-encryption", "aws:kms"}, {"x-amz-server-side-encryption-aws-kms-key-id", "k"}}, op),
+        "");
     EXPECT_EQ(Check({{"x-amz-server-side-encryption", "aws:kms:dsse"}}, op), "NotImplemented");
+    // The context is base64 of a JSON object of strings; the bucket-key flag true or false.
+    EXPECT_EQ(Check({{"x-amz-server-side-encryption", "aws:kms"},
+                     {"x-amz-server-side-encryption-context", Base64Encode(AsBytes(R"({"dossier":"42"})"))}},
+                    op),
+              "");
+    for (const std::string& bad : {std::string("not base64!"), Base64Encode(AsBytes("[1]")),
+                                   Base64Encode(AsBytes(R"({"a":1})")), Base64Encode(AsBytes("{"))}) {
+      EXPECT_EQ(Check({{"x-amz-server-side-encryption", "aws:kms"}, {"x-amz-server-side-encryption-context", bad}}, op),
+                "InvalidArgument")
+          << bad;
+    }
+    EXPECT_EQ(
+        Check({{"x-amz-server-side-encryption", "aws:kms"}, {"x-amz-server-side-encryption-bucket-key-enabled", "yes"}},
+              op),
+        "InvalidArgument");
+    EXPECT_EQ(
+        Check({{"x-amz-server-side-encryption", "aws:kms"}, {"x-amz-server-side-encryption-aws-kms-key-id", " "}}, op),
+        "InvalidArgument");
     EXPECT_EQ(Check({{"x-amz-server-side-encryption", "AES128"}}, op), "InvalidArgument");
     EXPECT_EQ(Check({{"x-amz-server-side-encryption-aws-kms-key-id", "k"}}, op), "InvalidArgument");
     EXPECT_EQ(Check({{"x-amz-server-side-encryption", "AES256"}, {"x-amz-server-side-encryption-context", "e30="}}, op),
@@ -89,6 +110,18 @@ TEST(SseHeaders, MalformedCustomerKeys) {
   auto source = CustomerKey("x-amz-copy-source-");
   source[0].second = "AES128";
   EXPECT_EQ(Check(source, Operation::kCopyObject), "InvalidEncryptionAlgorithmError");
+}
+
+TEST(SseHeaders, KeyNamesAsClientsSendThem) {
+  EXPECT_EQ(KmsKeyName("customer-42"), "customer-42");
+  EXPECT_EQ(KmsKeyName("alias/customer-42"), "customer-42");
+  EXPECT_EQ(KmsKeyName("arn:aws:kms:eu-west-3:123456789012:alias/customer-42"), "customer-42");
+  EXPECT_EQ(KmsKeyName("arn:aws:kms:eu-west-3:123456789012:key/169f295f-281b-fc00-0156-b7472454556e"),
+            "169f295f-281b-fc00-0156-b7472454556e");
+  EXPECT_EQ(KmsKeyName("key/169f295f-281b-fc00-0156-b7472454556e"), "169f295f-281b-fc00-0156-b7472454556e");
+  EXPECT_EQ(KmsKeyName(" dossiers/2026 "), "dossiers/2026");
+  EXPECT_EQ(KmsKeyArn("eu-west-3", "ab", "169f295f281bfc000156b7472454556e"),
+            "arn:aws:kms:eu-west-3:ab:key/169f295f-281b-fc00-0156-b7472454556e");
 }
 
 }  // namespace

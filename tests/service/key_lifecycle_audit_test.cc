@@ -213,7 +213,7 @@ TEST_F(KeyLifecycleAuditTest, PolicyRotatesOnlyKeysOlderThanTheLimitAndRecordsEa
   auto rotated = lifecycle_->RotateKeysOlderThan(seven_days_ms, policy);
   ASSERT_OK(rotated);
   ASSERT_EQ(rotated->size(), 1u);
-  EXPECT_EQ(rotated->front(), std::make_pair(old_tenant.id, uint32_t{2}));
+  EXPECT_EQ(rotated->front(), std::make_pair(keystore::KeyRef(old_tenant.id), uint32_t{2}));
   EXPECT_EQ(Versions(young.id), std::vector<uint32_t>{1});
   const auto events = recorder_.events();
   ASSERT_EQ(events.size(), 1u);

@@ -37,6 +37,10 @@ enum class Operation {
   // so that a second credential made by the same person is visible to the auditors.
   kAdminCredentialCreate,
   kAdminCredentialDisable,
+  // A tenant's named keys (docs/KEYS.md "Named keys"): key_id is the named key's id. Their
+  // rotations and version destructions are tenant_key.rotate and tenant_key.destroy with that id.
+  kNamedKeyCreate,
+  kNamedKeyDestroy,
 };
 
 // "data_key.wrap", "tenant_key.rotate", ... (the names in records and exports).

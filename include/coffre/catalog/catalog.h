@@ -279,11 +279,11 @@ struct KeyRewrap {
 };
 
 // A key-copies blob (catalog/blob_description.h): copies of data keys under one version of a
-// tenant's key. It is kept while that version exists and goes to garbage when it is destroyed
-// or the tenant shredded.
+// tenant's key (its default key or a named key). It is kept while that version exists and goes
+// to garbage when it is destroyed, or its key or tenant is.
 struct KeyCopyBlob {
   std::string blob_id;
-  std::string tenant_id;
+  std::string key_id;  // hex: the tenant id for a tenant's default key
   uint32_t key_version = 0;
 };
 
@@ -441,8 +441,8 @@ class Catalog {
   // Records key-copies blobs (those a rebuild found; a writer's that met a destruction).
   virtual Status AddKeyCopyBlobs(const std::vector<KeyCopyBlob>& key_copies) = 0;
   // Once a key version is destroyed, the copies under it open nothing: its key-copies blobs go to
-  // garbage. Returns how many.
-  virtual Result<uint64_t> DropKeyCopyBlobs(const std::string& tenant_id, uint32_t key_version) = 0;
+  // garbage (every version's when key_version is nullopt: a destroyed named key). Returns how many.
+  virtual Result<uint64_t> DropKeyCopyBlobs(const std::string& key_id, std::optional<uint32_t> key_version) = 0;
   // Removes up to about `max_rows` objects (every version) and uploads of the tenant's buckets in one
   // transaction (their blobs go to garbage), and the tenant's buckets once empty, and then its
   // key-copies blobs (to garbage too). Returns how many rows it removed; 0 when the tenant has
@@ -450,10 +450,12 @@ class Catalog {
   virtual Result<uint64_t> DeleteTenantData(const std::string& tenant_id, uint32_t max_rows) = 0;
   // Up to `limit` versions of the tenant (current and noncurrent) that Object Lock protects at
   // `now` (ObjectLock::Protects, with `bypass_governance`), by bucket and key; *total, when given,
-  // is how many there are in all.
+  // is how many there are in all. With `key_id`, only the versions whose data key is under that
+  // key (KeyInfo::tenant_key_id).
   virtual Result<std::vector<ProtectedVersion>> ListProtectedVersions(const std::string& tenant_id, UnixMillis now,
                                                                       bool bypass_governance, uint32_t limit,
-                                                                      uint64_t* total = nullptr) = 0;
+                                                                      uint64_t* total = nullptr,
+                                                                      ByteView key_id = {}) = 0;
 };
 
 }  // namespace coffre::catalog

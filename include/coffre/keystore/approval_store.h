@@ -19,13 +19,21 @@ namespace coffre::keystore {
 
 // kCreateAdminCredential guards the making of a new admin-role credential (once two exist): a
 // second credential made by one person would otherwise let that person grant their own requests.
-enum class GuardedOperation { kDestroyKeyVersion, kShredTenant, kRotateRootKey, kCreateAdminCredential };
-// "tenant_key.destroy", "tenant.shred", "root_key.rotate", "admin_credential.create".
+enum class GuardedOperation {
+  kDestroyKeyVersion,
+  kShredTenant,
+  kRotateRootKey,
+  kCreateAdminCredential,
+  kDestroyNamedKey
+};
+// "tenant_key.destroy", "tenant.shred", "root_key.rotate", "admin_credential.create",
+// "named_key.destroy".
 std::string_view GuardedOperationName(GuardedOperation op);
 std::optional<GuardedOperation> ParseGuardedOperation(std::string_view name);
-// Whether the operation's target is a tenant (Approval::tenant_id is a tenant id). For
-// kCreateAdminCredential that field holds the new credential's name instead, and the approval's
-// records go to the global chain.
+// Whether the operation's target is a tenant's key (Approval::tenant_id is the key's id: a tenant
+// id for its default key, a named key's id for kDestroyNamedKey and for kDestroyKeyVersion of a
+// named key). For kCreateAdminCredential that field holds the new credential's name instead, and
+// the approval's records go to the global chain.
 bool TargetsTenant(GuardedOperation op);
 
 enum class ApprovalState { kPending, kApproved, kUsed, kExpired };
@@ -34,7 +42,8 @@ std::string_view ApprovalStateName(ApprovalState state);  // "pending", "approve
 struct Approval {
   std::string id;  // "apr-" + 16 lower-case hex characters
   GuardedOperation operation = GuardedOperation::kDestroyKeyVersion;
-  std::string tenant_id;     // empty for root key rotation; the credential's name for kCreateAdminCredential
+  std::string tenant_id;     // the key's id (TargetsTenant); empty for root key rotation; the credential's name
+                             // for kCreateAdminCredential
   uint32_t version = 0;      // the key version to destroy; 0 for the other operations
   std::string requested_by;  // admin credential names
   UnixMillis requested = 0;

@@ -65,6 +65,8 @@ enum class ErrorCode {
   kObjectLockConfigurationNotFoundError,
   kNoSuchObjectLockConfiguration,
   kNoSuchLifecycleConfiguration,
+  kKmsNotFound,      // "KMS.NotFoundException": the key an SSE-KMS request names does not exist
+  kKmsInvalidState,  // "KMS.KMSInvalidStateException": that key cannot be used (destroyed)
 };
 
 struct ErrorInfo {

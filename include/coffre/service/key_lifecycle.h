@@ -56,15 +56,23 @@ class KeyLifecycle {
                          const audit::RequestInfo& request);
 
   // Records tenant_key.rotate with the version the rotation will create (versions only grow: the
-  // active one plus one), then rotates. Returns the new version. FailedPrecondition (nothing
-  // recorded) for a shredded tenant.
-  Result<uint32_t> RotateTenantKey(const std::string& tenant_id, const audit::RequestInfo& request);
+  // active one plus one), then rotates the key (a tenant's default key, or one of its named keys).
+  // Returns the new version. FailedPrecondition (nothing recorded) for a shredded tenant or a
+  // destroyed named key.
+  Result<uint32_t> RotateTenantKey(const keystore::KeyRef& key, const audit::RequestInfo& request);
 
-  // The rotate_after_days policy: rotates, as RotateTenantKey, every live tenant whose active
-  // version is older than max_age_ms. Returns (tenant id, new version) of each rotation. Stops at
-  // the first failure (an unwritable log rotates nothing more; the next run retries).
-  Result<std::vector<std::pair<std::string, uint32_t>>> RotateKeysOlderThan(int64_t max_age_ms,
-                                                                            const audit::RequestInfo& request);
+  // Creates a named key of the tenant (keystore::TenantKeyStore::CreateNamedKey), then records
+  // named_key.create (the keystore draws the id). If the record fails, the key is destroyed again
+  // before anything was encrypted under it, and the call fails.
+  Result<keystore::NamedKey> CreateNamedKey(const std::string& tenant_id, const std::string& name,
+                                            const audit::RequestInfo& request);
+
+  // The rotate_after_days policy: rotates, as RotateTenantKey, every key of a live tenant (default
+  // and named, not destroyed) whose active version is older than max_age_ms. Returns (key, new
+  // version) of each rotation. Stops at the first failure (an unwritable log rotates nothing
+  // more; the next run retries).
+  Result<std::vector<std::pair<keystore::KeyRef, uint32_t>>> RotateKeysOlderThan(int64_t max_age_ms,
+                                                                                 const audit::RequestInfo& request);
 
   // Records tenant.shred (key_version: the active version; every version goes), then shreds.
   // FailedPrecondition (nothing recorded) if the tenant is already shredded.

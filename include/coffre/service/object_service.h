@@ -42,7 +42,9 @@ enum class Errc {
   kBucketAlreadyExists,  // ... owned by another tenant
   kBucketAlreadyOwnedByYou,
   kBucketNotEmpty,
-  kInvalidBucketState,  // a bucket configuration its other settings forbid (versioning and Object Lock)
+  kInvalidBucketState,      // a bucket configuration its other settings forbid (versioning and Object Lock)
+  kNoSuchEncryptionKey,     // a named key the tenant does not have
+  kEncryptionKeyDestroyed,  // a named key destroyed: nothing can be encrypted under it any more
   kPreconditionFailed,
   kInvalidPart,
   kInvalidPartOrder,
@@ -92,6 +94,7 @@ struct ObjectInfo {
   // version; "" otherwise (S3 reports none).
   std::string version_id;
   catalog::ObjectLock lock;  // its retention and legal hold
+  std::string key_id;        // hex id of the key its data key is under: the tenant id for its default key
 };
 
 // A bucket's versioning, kept in its settings (catalog::Bucket::settings) under kVersioningSetting:
@@ -145,7 +148,19 @@ struct PutResult {
   std::string checksum_type;
   // The new version's id when the bucket has versioning (enabled or suspended); "" otherwise.
   std::string version_id;
+  std::string key_id;  // as ObjectInfo::key_id
+  // Its kEncryptionAttribute is aws:kms / its kBucketKeyAttribute is true (for a part: its upload's
+  // key is a named key / false).
+  bool kms = false;
+  bool bucket_key = false;
 };
+
+// How an object's encryption was asked for, kept among its attributes with the names of the
+// S3 headers that report it: kEncryptionAttribute is "aws:kms" for an object written under a named
+// key, or asked for as aws:kms (absent: AES256, what every other object reports), and
+// kBucketKeyAttribute "true" when the request enabled S3 Bucket Keys.
+inline constexpr std::string_view kEncryptionAttribute = "x-amz-server-side-encryption";
+inline constexpr std::string_view kBucketKeyAttribute = "x-amz-server-side-encryption-bucket-key-enabled";
 
 // How a multipart object's checksum is made from its parts' (crypto/checksum.h), as S3 names it:
 // the attribute kChecksumTypeAttribute of an upload and of the object it completes holds it, and
@@ -287,13 +302,20 @@ class ObjectService {
   // Checksums of the listed algorithms are computed while writing. `size`, the body's length when
   // it is known before the body, lets the blob store place a small object where its flushes are
   // shared with other writes; a body of another length is still stored. `lock` is the retention
-  // and legal hold asked for (x-amz-object-lock-*), checked by LockForNewVersion.
+  // and legal hold asked for (x-amz-object-lock-*), checked by LockForNewVersion. `named_key_id`
+  // (ResolveEncryptionKey) is the named key the object's data key is wrapped under; empty: the
+  // tenant's default key.
   SResult<std::unique_ptr<ObjectWriter>> BeginPut(const catalog::Bucket& bucket, const std::string& key,
                                                   catalog::Attributes attributes,
                                                   std::set<crypto::ChecksumAlgorithm> checksums,
                                                   const RequestInfo* request = nullptr,
                                                   std::optional<uint64_t> size = std::nullopt, catalog::Tags tags = {},
-                                                  catalog::ObjectLock lock = {});
+                                                  catalog::ObjectLock lock = {}, const std::string& named_key_id = {});
+  // The key an encryption request names (docs/KEYS.md "Named keys"): a named key of the bucket's
+  // tenant by name or id, or its default key by the tenant's id or "aws/s3" (the name S3 gives the
+  // key it manages). The named key's id; "" for the default key. kNoSuchEncryptionKey for a key
+  // the tenant does not have, kEncryptionKeyDestroyed for one destroyed.
+  SResult<std::string> ResolveEncryptionKey(const catalog::Bucket& bucket, const std::string& name_or_id);
   // The key's current object, or with `version_id` that version of it ("null" for the null
   // version). NoSuchKey when the key has no current object (its latest version may be a delete
   // marker: Error::delete_marker_version_id); NoSuchVersion when it has no such version;
@@ -360,7 +382,8 @@ class ObjectService {
   // checked that the algorithm has that type).
   SResult<std::string> CreateUpload(const catalog::Bucket& bucket, const std::string& key,
                                     catalog::Attributes attributes, const RequestInfo* request = nullptr,
-                                    catalog::Tags tags = {}, catalog::ObjectLock lock = {});
+                                    catalog::Tags tags = {}, catalog::ObjectLock lock = {},
+                                    const std::string& named_key_id = {});
   SResult<catalog::UploadRecord> GetUpload(const catalog::Bucket& bucket, const std::string& key,
                                            const std::string& upload_id);
   // `size` as for BeginPut. A part of an upload created with a checksum algorithm gets that
@@ -394,21 +417,22 @@ class ObjectService {
   uint64_t NextWriteSequence();
 
   // --- key lifecycle (src/service/key_lifecycle.cc; docs/KEYS.md) ---
-  // Key version -> objects plus in-progress uploads of the tenant whose data key it wraps.
-  SResult<std::map<uint32_t, uint64_t>> CountKeyReferences(const std::string& tenant_id);
+  // Key version -> objects plus in-progress uploads whose data key it wraps, for one key of a
+  // tenant (its default key when given a tenant id).
+  SResult<std::map<uint32_t, uint64_t>> CountKeyReferences(const keystore::KeyRef& key);
   struct RewrapStats {
     uint64_t examined = 0;   // rows read; 0 when the walk of this version is done
     uint64_t rewrapped = 0;  // now under the active version
     uint64_t changed = 0;    // overwritten, deleted or completed meanwhile: left alone
     uint64_t failed = 0;     // did not unwrap (altered row): left alone, reported
   };
-  // Re-wraps up to `limit` data keys of the tenant still wrapped under `from_version` (after
-  // *cursor, which it advances) under the active version, in one catalog transaction whose
+  // Re-wraps up to `limit` data keys still wrapped under `from_version` of `key` (after *cursor,
+  // which it advances) under that key's active version, in one catalog transaction whose
   // updates are compare-and-swap on the old wrapped key. Object data is not touched.
   // With an audit log, each re-wrapped data key is recorded (data_key.rewrap) before its new
   // wrapping is stored; those whose record fails are left as they are and the call fails with
   // kUnavailable once the others are stored.
-  SResult<RewrapStats> RewrapBatch(const std::string& tenant_id, uint32_t from_version,
+  SResult<RewrapStats> RewrapBatch(const keystore::KeyRef& key, uint32_t from_version,
                                    catalog::WrappedKeyCursor* cursor, uint32_t limit,
                                    const RequestInfo* request = nullptr);
   // Destroys a retired key version; kPreconditionFailed while any object or upload references
@@ -418,7 +442,15 @@ class ObjectService {
   // counted) or sees the mark before it commits and re-wraps its data key. With an audit log,
   // tenant_key.destroy is recorded before the destruction: kUnavailable, and nothing destroyed
   // (the mark is lifted), when it cannot be.
-  SResult<Done> DestroyKeyVersion(const std::string& tenant_id, uint32_t version, const RequestInfo* request = nullptr);
+  SResult<Done> DestroyKeyVersion(const keystore::KeyRef& key, uint32_t version, const RequestInfo* request = nullptr);
+  // Destroys a named key whole, crypto-shredding exactly the objects under it. Refused
+  // (kPreconditionFailed, naming up to ten) while any version under it is protected by Object Lock
+  // at the catalog's clock: a legal hold or COMPLIANCE retention always, GOVERNANCE retention unless
+  // `bypass_governance` (dual control). The destruction is recorded (named_key.destroy) before it
+  // happens: kUnavailable, and nothing destroyed, when it cannot be. The objects' rows stay: reads
+  // answer that their key was destroyed, and deletes and lifecycle remove them as usual.
+  SResult<Done> DestroyNamedKey(const keystore::KeyRef& key, bool bypass_governance,
+                                const RequestInfo* request = nullptr);
   // After ShredTenant: removes up to max_rows objects/uploads/buckets of the tenant from the
   // catalog (their blobs go to garbage, removed by CollectGarbage). Returns how many; 0 = done.
   SResult<uint64_t> RemoveTenantData(const std::string& tenant_id, uint32_t max_rows);
@@ -494,15 +526,15 @@ class ObjectService {
   SResult<std::string> SealDescribedBlob(storage::BlobWriter& blob, const std::string& tenant_id,
                                          const catalog::KeyInfo& key_info, const SecretBytes& data_key,
                                          const Bytes& description);
-  // Writes key-copies blobs holding `copies` (the tenant's, any versions: one set of blobs per
+  // Writes key-copies blobs holding `copies` (versions of `key`, any: one set of blobs per
   // version) and returns them for the catalog. Each blob's own data key is recorded as a wrap
   // before it is used. On error, the blobs already written are removed.
-  SResult<std::vector<catalog::KeyCopyBlob>> WriteKeyCopies(const std::string& tenant_id,
+  SResult<std::vector<catalog::KeyCopyBlob>> WriteKeyCopies(const keystore::KeyRef& key,
                                                             const std::vector<catalog::KeyCopy>& copies,
                                                             const RequestInfo* request);
   // `data_key` wrapped under `version` for each of `blob_ids` as its header copy would be, written
   // as key-copies blobs (WriteKeyCopies) and listed in the catalog.
-  SResult<Done> AddKeyCopies(const std::string& tenant_id, const SecretBytes& data_key, uint32_t version,
+  SResult<Done> AddKeyCopies(const keystore::KeyRef& key, const SecretBytes& data_key, uint32_t version,
                              const std::vector<std::string>& blob_ids, const RequestInfo* request);
 
   catalog::Catalog& catalog_;
