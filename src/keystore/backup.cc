@@ -540,14 +540,28 @@ Result<std::vector<KeyDestruction>> ListKeyDestructions(const std::string& keyst
     }
   }
   {
-    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn->Prepare("SELECT tenant_id, version FROM key_events "
+    // A named key's version destroyed says which key in its detail ("key <id>").
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st, conn->Prepare("SELECT tenant_id, version, detail FROM key_events "
                                                             "WHERE event = 'key-destroyed'"));
     while (true) {
       COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
       if (!row) {
         break;
       }
-      out.push_back({st.ColumnText(0), static_cast<uint32_t>(st.ColumnInt64(1))});
+      const std::string detail = st.ColumnText(2);
+      out.push_back({st.ColumnText(0), static_cast<uint32_t>(st.ColumnInt64(1)),
+                     detail.starts_with("key ") ? detail.substr(4) : std::string()});
+    }
+  }
+  if (version >= internal::kNamedKeysSchemaVersion) {
+    COFFRE_ASSIGN_OR_RETURN(db::Statement st,
+                            conn->Prepare("SELECT tenant_id, key_id FROM named_keys WHERE destroyed IS NOT NULL"));
+    while (true) {
+      COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) {
+        break;
+      }
+      out.push_back({st.ColumnText(0), 0, st.ColumnText(1)});
     }
   }
   std::sort(out.begin(), out.end());
@@ -685,10 +699,16 @@ Result<std::vector<StagedRestore::Applied>> StagedRestore::Reapply(const SecretB
     return applied;
   }
   COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<Keystore> keys, Keystore::Open(staged_, root_key));
-  // Shreds first: a version of a tenant shredded anyway needs no separate destruction.
+  // Shreds first, then whole named keys: a version of a tenant or key destroyed anyway needs no
+  // separate destruction.
   std::vector<KeyDestruction> ordered;
   for (const auto& d : todo) {
-    if (d.version == 0) {
+    if (d.version == 0 && d.key_id.empty()) {
+      ordered.push_back(d);
+    }
+  }
+  for (const auto& d : todo) {
+    if (d.version == 0 && !d.key_id.empty()) {
       ordered.push_back(d);
     }
   }
@@ -708,12 +728,31 @@ Result<std::vector<StagedRestore::Applied>> StagedRestore::Reapply(const SecretB
     if (tenant->shredded) {
       continue;
     }
-    if (d.version == 0) {
+    if (d.version == 0 && d.key_id.empty()) {
       COFFRE_RETURN_IF_ERROR(keys->ShredTenant(d.tenant_id));
       applied.push_back({d, tenant->name});
       continue;
     }
-    COFFRE_ASSIGN_OR_RETURN(std::vector<KeyVersion> versions, keys->ListKeyVersions(d.tenant_id));
+    const KeyRef key = d.key_id.empty() ? KeyRef(d.tenant_id) : KeyRef(d.tenant_id, d.key_id);
+    if (key.named()) {
+      auto named = keys->NamedKeyById(d.key_id);
+      if (!named.ok() && named.status().code() == StatusCode::kNotFound) {
+        continue;  // created after the backup
+      }
+      COFFRE_RETURN_IF_ERROR(StatusOf(named));
+      if (named->tenant_id != d.tenant_id) {
+        return Status::Corruption("named key " + d.key_id + " belongs to another tenant in the backup");
+      }
+      if (named->destroyed) {
+        continue;
+      }
+      if (d.version == 0) {
+        COFFRE_RETURN_IF_ERROR(keys->DestroyNamedKey(key));
+        applied.push_back({d, tenant->name});
+        continue;
+      }
+    }
+    COFFRE_ASSIGN_OR_RETURN(std::vector<KeyVersion> versions, keys->ListKeyVersions(key));
     const auto it =
         std::find_if(versions.begin(), versions.end(), [&](const KeyVersion& v) { return v.version == d.version; });
     if (it == versions.end()) {
@@ -725,7 +764,7 @@ Result<std::vector<StagedRestore::Applied>> StagedRestore::Reapply(const SecretB
           ") was destroyed after this backup was taken, but the backup still has it as the active version: the "
           "backup predates that tenant's last key rotation and lacks the key version its objects now use");
     }
-    COFFRE_RETURN_IF_ERROR(keys->DestroyKeyVersion(d.tenant_id, d.version));
+    COFFRE_RETURN_IF_ERROR(keys->DestroyKeyVersion(key, d.version));
     applied.push_back({d, tenant->name});
   }
   return applied;

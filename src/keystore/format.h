@@ -34,6 +34,8 @@ namespace coffre::keystore::internal {
 
 // Creates or migrates the keystore's tables (sqlite_keystore_schema.cc).
 Status MigrateKeystoreSchema(db::Connection& conn);
+// The schema version from which a keystore has named keys (the named_keys table).
+inline constexpr int64_t kNamedKeysSchemaVersion = 8;
 // Only the first `version` migrations: for tests that build a keystore as an older release wrote it.
 Status MigrateKeystoreSchemaTo(db::Connection& conn, size_t version);
 

@@ -171,6 +171,11 @@ Status InspectCurrentKeystore(const Config& config, service::KeystoreRestoreRequ
     request.current_keystore_error = current.status().message();
   } else if (auto listed = (*current)->ListTenants(); listed.ok()) {
     request.current_tenants = std::move(listed).value();
+    for (const auto& tenant : request.current_tenants) {
+      if (auto named = (*current)->ListNamedKeys(tenant.id); named.ok()) {
+        request.current_named_keys.insert(request.current_named_keys.end(), named->begin(), named->end());
+      }
+    }
   }
   return Status::Ok();
 }
@@ -190,7 +195,8 @@ void PrintRestored(const RestoreFlags& flags, const Config& config, const servic
             << Plural(restored.reapplied.size() - shreds, "key version destruction") << " made since the backup"
             << (restored.reapplied.empty() ? "" : ":") << "\n";
   for (const auto& a : restored.reapplied) {
-    std::cout << "    tenant " << a.tenant_name << " (" << a.destruction.tenant_id << "): "
+    const std::string key = a.destruction.key_id.empty() ? "" : "key " + a.destruction.key_id + " ";
+    std::cout << "    tenant " << a.tenant_name << " (" << a.destruction.tenant_id << "): " << key
               << (a.destruction.version == 0 ? "crypto-shredded"
                                              : "key version " + std::to_string(a.destruction.version) + " destroyed")
               << "\n";

@@ -125,7 +125,19 @@ Result<std::set<keystore::KeyDestruction>> DestructionsToReapply(keystore::Stage
                                "nothing was changed. Repair it, or pass --no-reapply-shreds");
   }
   for (const auto& r : *records) {
-    destructions.insert({r.tenant, r.operation == audit::Operation::kTenantShred ? 0 : r.key_version});
+    // A default key's id is its tenant's; any other id is a named key's.
+    const std::string named_key = r.key_id == r.tenant ? std::string() : r.key_id;
+    switch (r.operation) {
+      case audit::Operation::kTenantShred:
+        destructions.insert({r.tenant, 0, ""});
+        break;
+      case audit::Operation::kNamedKeyDestroy:
+        destructions.insert({r.tenant, 0, named_key});
+        break;
+      default:
+        destructions.insert({r.tenant, r.key_version, named_key});
+        break;
+    }
   }
   return destructions;
 }
@@ -144,27 +156,55 @@ Result<std::vector<std::string>> MissingKeyVersions(const keystore::StagedRestor
                           keystore::Keystore::Open(staged.staged_path(), request.root_key));
   COFFRE_ASSIGN_OR_RETURN(std::unique_ptr<catalog::Catalog> catalog, catalog::Catalog::Open(paths.catalog));
   COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::Tenant> tenants, keys->ListTenants());
+  std::set<std::string> known;       // tenant ids
+  std::set<std::string> known_keys;  // named key ids
   for (const auto& tenant : tenants) {
-    auto id = HexDecode(tenant.id);
-    if (tenant.shredded || !id) {
+    known.insert(tenant.id);
+    if (tenant.shredded) {
       continue;
     }
-    COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::KeyVersion> versions, keys->ListKeyVersions(tenant.id));
-    uint32_t newest = 0;
-    for (const auto& v : versions) {
-      newest = std::max(newest, v.version);
+    // The default key, then each named key the backup has (a destroyed one's objects are
+    // unreadable on purpose).
+    std::vector<std::pair<keystore::KeyRef, std::string>> keys_of_tenant{{keystore::KeyRef(tenant.id), ""}};
+    COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::NamedKey> named, keys->ListNamedKeys(tenant.id));
+    for (const auto& n : named) {
+      known_keys.insert(n.key_id);
+      if (!n.destroyed) keys_of_tenant.emplace_back(n.ref(), " named key " + n.name);
     }
-    COFFRE_ASSIGN_OR_RETURN(auto counts, catalog->CountKeyVersions(*id));
-    for (const auto& [version, n] : counts) {
-      if (version > newest && n > 0) {
-        out.push_back("tenant " + tenant.name + " (" + tenant.id + ") key version " + std::to_string(version) + ": " +
-                      ObjectsOrUploads(n));
+    for (const auto& [key, label] : keys_of_tenant) {
+      auto id = HexDecode(key.key_id);
+      if (!id) {
+        continue;
+      }
+      COFFRE_ASSIGN_OR_RETURN(std::vector<keystore::KeyVersion> versions, keys->ListKeyVersions(key));
+      uint32_t newest = 0;
+      for (const auto& v : versions) {
+        newest = std::max(newest, v.version);
+      }
+      COFFRE_ASSIGN_OR_RETURN(auto counts, catalog->CountKeyVersions(*id));
+      for (const auto& [version, n] : counts) {
+        if (version > newest && n > 0) {
+          out.push_back("tenant " + tenant.name + " (" + tenant.id + ")" + label + " key version " +
+                        std::to_string(version) + ": " + ObjectsOrUploads(n));
+        }
       }
     }
   }
-  std::set<std::string> known;
-  for (const auto& tenant : tenants) {
-    known.insert(tenant.id);
+  // Named keys created after the backup, of tenants it knows.
+  for (const auto& key : request.current_named_keys) {
+    auto id = HexDecode(key.key_id);
+    if (key.destroyed || known_keys.contains(key.key_id) || !known.contains(key.tenant_id) || !id) {
+      continue;
+    }
+    COFFRE_ASSIGN_OR_RETURN(auto counts, catalog->CountKeyVersions(*id));
+    uint64_t n = 0;
+    for (const auto& [version, count] : counts) {
+      n += count;
+    }
+    if (n > 0) {
+      out.push_back("tenant " + key.tenant_id + " named key " + key.name +
+                    ", created after the backup: " + ObjectsOrUploads(n));
+    }
   }
   for (const auto& tenant : request.current_tenants) {
     auto id = HexDecode(tenant.id);

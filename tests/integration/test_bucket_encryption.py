@@ -1,10 +1,13 @@
 """Bucket default encryption (Get/Put/DeleteBucketEncryption): every bucket reports SSE-S3
 (AES256), as every S3 bucket does since 2023 and as is true here (every object is encrypted under
-its tenant's keys); it can be set to AES256 with or without a bucket key, and back; aws:kms answers
-NotImplemented until named tenant keys exist; bad configurations get AWS's errors and change
-nothing. With boto3, the aws CLI and signed raw requests."""
+its tenant's keys); it can be set to AES256 with or without a bucket key, and back; aws:kms is
+accepted without a KMSMasterKeyID (the tenant's default key) or with one of the tenant's named keys
+(test_named_keys.py covers what objects then get), an unknown key answers KMS.NotFoundException and
+aws:kms:dsse NotImplemented; bad configurations get AWS's errors and change nothing. With boto3, the
+aws CLI and signed raw requests."""
 
 import json
+import time
 import unittest
 
 from harness import CoffreTestCase
@@ -36,16 +39,32 @@ class BucketEncryptionTest(CoffreTestCase):
         self.assertFalse(rule(got)["BucketKeyEnabled"])
         self.assertEqual(self.get_bytes(bucket, "dossier"), b"pieces")
 
-    def test_kms_is_not_implemented_and_bad_configurations_are_refused(self):
+    def test_kms_keys_dsse_and_bad_configurations(self):
         bucket = self.new_bucket()
+        # aws:kms without a key and with a named key of the tenant's: accepted, and reported as given
+        self.daemon.run_cli("key", "create", "dev", "bucket-encryption-key", "--data-dir", self.daemon.data_dir)
+        time.sleep(1.5)  # the daemon sees keystore changes made by the CLI within a second
+        for default in ({"SSEAlgorithm": "aws:kms"},
+                        {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "bucket-encryption-key"}):
+            with self.subTest(default=default):
+                self.s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+                    "Rules": [{"ApplyServerSideEncryptionByDefault": default}]})
+                got = self.s3.get_bucket_encryption(Bucket=bucket)
+                self.assertEqual(rule(got)["ApplyServerSideEncryptionByDefault"], default)
+                put = self.s3.put_object(Bucket=bucket, Key="kms", Body=b"x")
+                self.assertEqual(put["ServerSideEncryption"], "aws:kms")
         self.s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]})
-        for algorithm in ("aws:kms", "aws:kms:dsse"):
-            e = self.assertClientError("NotImplemented", 501, self.s3.put_bucket_encryption, Bucket=bucket,
-                                       ServerSideEncryptionConfiguration={"Rules": [{
-                                           "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": algorithm,
-                                                                                  "KMSMasterKeyID": "dossiers"}}]})
-            self.assertIn("named tenant key", e.response["Error"]["Message"])
+        # a key the tenant does not have (Coffre's choice: checked here rather than at each upload)
+        self.assertClientError("KMS.NotFoundException", 400, self.s3.put_bucket_encryption, Bucket=bucket,
+                               ServerSideEncryptionConfiguration={"Rules": [{
+                                   "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
+                                                                          "KMSMasterKeyID": "dossiers"}}]})
+        e = self.assertClientError("NotImplemented", 501, self.s3.put_bucket_encryption, Bucket=bucket,
+                                   ServerSideEncryptionConfiguration={"Rules": [{
+                                       "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms:dsse",
+                                                                              "KMSMasterKeyID": "dossiers"}}]})
+        self.assertIn("aws:kms:dsse", e.response["Error"]["Message"])
         self.assertClientError("InvalidArgument", 400, self.s3.put_bucket_encryption, Bucket=bucket,
                                ServerSideEncryptionConfiguration={"Rules": [{
                                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256",

@@ -1,12 +1,15 @@
-"""Server-side encryption headers, checked as S3 checks them: AES256 (SSE-S3, what every object
-here is anyway) where an object is stored; the KMS methods and customer-provided keys (SSE-C)
-NotImplemented where an object would be stored under them, and S3's answer for an object that was
-not stored with them where one is read; malformed or conflicting headers S3's 400 errors; the
-method header where S3 does not take it, InvalidArgument. Nothing is stored by a refused request.
-With boto3 (which encodes an SSE-C key and its MD5 itself) and signed raw requests."""
+"""Server-side encryption headers, checked as S3 checks them: AES256 (SSE-S3, the tenant's default
+key) where an object is stored; aws:kms with no key id (the default key again) or with one of the
+tenant's named keys accepted, with an unknown key KMS.NotFoundException (test_named_keys.py covers
+named keys in depth); dual-layer aws:kms:dsse and customer-provided keys (SSE-C) NotImplemented where
+an object would be stored under them, and S3's answer for an object that was not stored with them
+where one is read; malformed or conflicting headers S3's 400 errors; the method header where S3 does
+not take it, InvalidArgument. Nothing is stored by a refused request. With boto3 (which encodes an
+SSE-C key and its MD5 itself) and signed raw requests."""
 
 import base64
 import hashlib
+import time
 import unittest
 
 from harness import CoffreTestCase
@@ -101,11 +104,30 @@ class SseHeadersTest(CoffreTestCase):
     def test_methods_and_kms_headers(self):
         r = self.put("method", {"x-amz-server-side-encryption": "AES128"})
         self.assertS3Error(r, "InvalidArgument", 400)
-        for method in ("aws:kms", "aws:kms:dsse"):
-            with self.subTest(method=method):
+        # dual-layer encryption is not implemented, with or without a key
+        for kw in ({"SSEKMSKeyId": "dossiers"}, {}):
+            with self.subTest(method="aws:kms:dsse", **kw):
                 e = self.assertClientError("NotImplemented", 501, self.s3.put_object, Bucket=self.bucket, Key="kms",
-                                           Body=b"x", ServerSideEncryption=method, SSEKMSKeyId="dossiers")
-                self.assertIn("named tenant key", e.response["Error"]["Message"])
+                                           Body=b"x", ServerSideEncryption="aws:kms:dsse", **kw)
+                self.assertIn("aws:kms:dsse", e.response["Error"]["Message"])
+        # aws:kms naming a key the tenant does not have: KMS's NotFoundException, as S3 passes it on
+        self.assertClientError("KMS.NotFoundException", 400, self.s3.put_object, Bucket=self.bucket, Key="kms",
+                               Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId="dossiers")
+        # aws:kms without a key id (the tenant's default key) and with a named key of the tenant's
+        put = self.s3.put_object(Bucket=self.bucket, Key="kms-default", Body=b"x", ServerSideEncryption="aws:kms")
+        self.assertEqual(put["ServerSideEncryption"], "aws:kms")
+        self.assertTrue(put["SSEKMSKeyId"].startswith("arn:aws:kms:"), put)
+        self.daemon.run_cli("key", "create", "dev", "sse-headers-key", "--data-dir", self.daemon.data_dir)
+        time.sleep(1.5)  # the daemon sees keystore changes made by the CLI within a second
+        named = self.s3.put_object(Bucket=self.bucket, Key="kms-named", Body=b"y", ServerSideEncryption="aws:kms",
+                                   SSEKMSKeyId="sse-headers-key")
+        self.assertEqual(named["ServerSideEncryption"], "aws:kms")
+        self.assertTrue(named["SSEKMSKeyId"].startswith("arn:aws:kms:"), named)
+        self.assertNotEqual(named["SSEKMSKeyId"], put["SSEKMSKeyId"])
+        self.assertEqual(self.s3.get_object(Bucket=self.bucket, Key="kms-default")["Body"].read(), b"x")
+        got = self.s3.get_object(Bucket=self.bucket, Key="kms-named")
+        self.assertEqual((got["ServerSideEncryption"], got["SSEKMSKeyId"]), ("aws:kms", named["SSEKMSKeyId"]))
+        self.assertEqual(got["Body"].read(), b"y")
         r = self.put("method", {"x-amz-server-side-encryption": "AES256",
                                 "x-amz-server-side-encryption-aws-kms-key-id": "dossiers"})
         self.assertS3Error(r, "InvalidArgument", 400)

@@ -203,6 +203,34 @@ TEST_F(CatalogRebuildTest, EveryObjectComesBackWithItsRowAndItsBytes) {
   EXPECT_EQ(rewraps, 4u);
 }
 
+// A blob header names its key by id alone; for a named key the keystore knows whose it is, and the
+// object comes back under that key. One whose named key was destroyed is reported, never read.
+TEST_F(CatalogRebuildTest, ObjectsUnderNamedKeysComeBackUnderTheirKeys) {
+  auto key = keys_->CreateNamedKey(tenant_, "customer-1");
+  auto doomed = keys_->CreateNamedKey(tenant_, "customer-2");
+  ASSERT_OK(key);
+  ASSERT_OK(doomed);
+  for (const auto& [name, named] : {std::pair{"kept", key->key_id}, std::pair{"erased", doomed->key_id}}) {
+    auto w = service_->BeginPut(bucket_, name, {}, {}, nullptr, 5, {}, {}, named);
+    ASSERT_OK(w);
+    ASSERT_OK((*w)->Write(Pattern(5, 7)));
+    ASSERT_OK((*w)->Commit({}));
+  }
+  ASSERT_OK(keys_->DestroyNamedKey(doomed->ref()));
+  auto report = LoseAndRebuild();
+  ASSERT_OK(report);
+  EXPECT_EQ(report->objects, 1u);
+  // No version of its key exists any more, and no key copy opens it.
+  EXPECT_EQ(report->without_key.size(), 1u);
+  auto bucket = fresh_->GetBucket("dossiers");
+  ASSERT_OK(bucket);
+  auto row = fresh_->GetObject(bucket->id, "kept");
+  ASSERT_OK(row);
+  EXPECT_EQ(HexEncode(row->key_info.tenant_key_id), key->key_id);
+  ObjectService rebuilt(*fresh_, *keys_, *blobs_, options_);
+  EXPECT_EQ(GetFrom(rebuilt, *bucket, "kept"), Pattern(5, 7));
+}
+
 // The clock does not move: every write has the same Last-Modified, and the write sequence sealed
 // in each description decides which is the newest.
 TEST_F(CatalogRebuildTest, WritesOfAKeyWithinOneMillisecondKeepTheirOrder) {

@@ -71,6 +71,11 @@ class KeystoreRestoreTest : public ::testing::Test {
       auto tenants = keys_->ListTenants();
       EXPECT_OK(tenants);
       request.current_tenants = *tenants;
+      for (const auto& tenant : *tenants) {
+        auto named = keys_->ListNamedKeys(tenant.id);
+        EXPECT_OK(named);
+        request.current_named_keys.insert(request.current_named_keys.end(), named->begin(), named->end());
+      }
     }
     request.request.action = "cli:keystore restore";
     request.warn = [this](const std::string& warning) { warnings_.push_back(warning); };
@@ -175,6 +180,76 @@ TEST_F(KeystoreRestoreTest, NeverUndoesACryptoShredRecordedInTheAuditLog) {
   EXPECT_TRUE(restored->moved_aside.empty());
   EXPECT_TRUE(TenantNow("bank").shredded.has_value());
   EXPECT_FALSE(TenantNow("insurer").shredded.has_value());
+}
+
+// A customer's erasure (a named key destroyed) survives a restore of a backup taken before it: from
+// the audit log's record when the keystore that recorded it is gone, and from the replaced
+// keystore's own record when the audit log is not read. The tenant's other keys come back live.
+TEST_F(KeystoreRestoreTest, NeverUndoesTheDestructionOfANamedKey) {
+  auto doomed = keys_->CreateNamedKey(bank_, "customer-1");
+  auto kept = keys_->CreateNamedKey(bank_, "customer-2");
+  ASSERT_OK(doomed);
+  ASSERT_OK(kept);
+  Backup();
+  {
+    auto catalog = catalog::Catalog::Open(data_dir_ + "/catalog.db");
+    ASSERT_OK(catalog);
+    auto blobs = storage::OpenLocalBlobStore(data_dir_);
+    ASSERT_OK(blobs);
+    ObjectService service(**catalog, *keys_, **blobs);
+    service.set_audit(log_.get());
+    ASSERT_OK(service.DestroyNamedKey(doomed->ref(), false));
+  }
+  const keystore::KeyDestruction destroyed{bank_, 0, doomed->key_id};
+  for (const bool disaster : {true, false}) {
+    SCOPED_TRACE(disaster ? "the keystore is gone: the audit log remembers" : "the audit log is not read");
+    // The second round restores the same backup over the keystore the first one installed, which
+    // records the destruction it re-applied.
+    KeystoreRestoreRequest request = Request();
+    if (disaster) {
+      keys_.reset();
+      for (const auto& f : FilesStartingWith("keystore.db")) fs::remove(data_dir_ + "/" + f);
+    } else {
+      request.reapply_audited_destructions = false;
+    }
+    auto restored = Restore(request);
+    ASSERT_OK(restored);
+    if (disaster) {
+      ASSERT_EQ(restored->reapplied.size(), 1u);
+      EXPECT_EQ(restored->reapplied[0].destruction, destroyed);
+    }
+    auto keys = keystore::Keystore::Open(keystore_path_, root_);
+    ASSERT_OK(keys);
+    auto gone = (*keys)->FindNamedKey(bank_, "customer-1");
+    ASSERT_OK(gone);
+    EXPECT_TRUE(gone->destroyed);
+    EXPECT_THAT((*keys)->NewDataKey(doomed->ref(), AsBytes("x")), StatusIs(StatusCode::kPermissionDenied));
+    EXPECT_OK((*keys)->NewDataKey(kept->ref(), AsBytes("x")));
+    keys_ = std::move(keys).value();
+  }
+}
+
+// Objects under a named key made after the backup would be lost by the restore: it refuses.
+TEST_F(KeystoreRestoreTest, RefusesABackupThatLacksANamedKeyTheCatalogUses) {
+  Backup();
+  auto key = keys_->CreateNamedKey(bank_, "customer-9");
+  ASSERT_OK(key);
+  {
+    auto catalog = catalog::Catalog::Open(data_dir_ + "/catalog.db");
+    ASSERT_OK(catalog);
+    auto blobs = storage::OpenLocalBlobStore(data_dir_);
+    ASSERT_OK(blobs);
+    ObjectService service(**catalog, *keys_, **blobs);
+    auto bucket = service.CreateBucket(bank_, "dossiers");
+    ASSERT_OK(bucket);
+    auto put = service.BeginPut(*bucket, "contract", {}, {}, nullptr, std::nullopt, {}, {}, key->key_id);
+    ASSERT_OK(put);
+    ASSERT_OK((*put)->Write(AsBytes("signed")));
+    ASSERT_OK((*put)->Commit({}));
+  }
+  auto refused = Restore(Request());
+  ASSERT_THAT(refused, StatusIs(StatusCode::kFailedPrecondition, HasSubstr("named key customer-9")));
+  ExpectNothingInstalled();
 }
 
 TEST_F(KeystoreRestoreTest, RefusesWhenTheAuditLogCannotBeReadAndChangesNothing) {

@@ -55,14 +55,17 @@ Result<KeystoreContents> BackupKeystore(const std::string& keystore_path, const 
                                         const SecretBytes& root_key, const BackupOptions& options = {});
 
 // A destruction that a restore must not undo: a destroyed key version, or (version 0) a
-// crypto-shredded tenant.
+// crypto-shredded tenant; with a key_id, a version of that named key, or (version 0) the named key
+// destroyed whole.
 struct KeyDestruction {
   std::string tenant_id;
   uint32_t version = 0;
+  std::string key_id;  // a named key's id; empty for the tenant's default key
   auto operator<=>(const KeyDestruction&) const = default;
 };
 
-// The destructions a keystore file records itself (shredded tenants; "key-destroyed" key events),
+// The destructions a keystore file records itself (shredded tenants, destroyed named keys;
+// "key-destroyed" key events),
 // read without changing it. For the keystore a restore is about to replace.
 Result<std::vector<KeyDestruction>> ListKeyDestructions(const std::string& keystore_path);
 

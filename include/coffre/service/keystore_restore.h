@@ -42,6 +42,7 @@ struct KeystoreRestoreRequest {
   // did not open at all (a damaged keystore is what a restore is for; it is moved aside as it is).
   // Both empty when there is none, or it has no tenants.
   std::vector<keystore::Tenant> current_tenants;
+  std::vector<keystore::NamedKey> current_named_keys;  // of those tenants
   std::string current_keystore_error;
   // false (--no-reapply-shreds): the audit log is not read, so destructions recorded only there
   // are not re-applied; for an audit log that cannot be read.
