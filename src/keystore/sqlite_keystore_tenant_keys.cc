@@ -105,7 +105,7 @@ Result<KeyPtr> SqliteKeystore::TenantKey(const KeyRef& key_ref, uint32_t version
       if (shredded.ok() && shredded->has_value()) {
         return Status::PermissionDenied("tenant " + tenant_id + std::string(kShreddedMessage));
       }
-      return Status::NotFound(KeyName(key_ref) + " has no version " + std::to_string(version));
+      return Status::NotFound(KeyName(key_ref) + " has no key version " + std::to_string(version));
     }
     wrapped = std::move(row->wrapped_key);
   }
@@ -356,7 +356,7 @@ Status SqliteKeystore::SetKeyVersionDestroying(const KeyRef& key, uint32_t versi
     COFFRE_RETURN_IF_ERROR(CheckKeyOwner(key, /*allow_destroyed=*/!destroying));
     COFFRE_ASSIGN_OR_RETURN(std::optional<TenantKeyRow> row, LoadTenantKeyRow(key.key_id, version));
     if (!row) {
-      return Status::NotFound(KeyName(key) + " has no version " + std::to_string(version));
+      return Status::NotFound(KeyName(key) + " has no key version " + std::to_string(version));
     }
     if (destroying && row->state == "active") {
       return Status::FailedPrecondition("key version " + std::to_string(version) + " is the active version");
@@ -402,7 +402,7 @@ Status SqliteKeystore::DestroyKeyVersion(const KeyRef& key, uint32_t version) {
       // the version the tenant's data is wrapped under.
       COFFRE_ASSIGN_OR_RETURN(std::optional<TenantKeyRow> row, LoadTenantKeyRow(key.key_id, version));
       if (!row) {
-        return Status::NotFound(KeyName(key) + " has no version " + std::to_string(version));
+        return Status::NotFound(KeyName(key) + " has no key version " + std::to_string(version));
       }
       if (row->state == "active") {
         return Status::FailedPrecondition("key version " + std::to_string(version) +
