@@ -227,11 +227,9 @@ asio::awaitable<void> PutBucketVersioning(RequestContext& ctx, const catalog::Bu
   }
   if (parsed->status != service::kVersioningEnabled) {
     // Read fresh: Object Lock may have been enabled since the bucket was resolved.
-    auto settings = co_await ctx.Blocking([&] { return ctx.service().GetBucketSettings(bucket); });
-    if (!settings.ok()) co_return co_await ctx.SendError(ToS3Error(settings.error()));
-    catalog::Bucket current = bucket;
-    current.settings = std::move(settings).value();
-    if (service::ObjectLockOf(current).enabled) {
+    auto current = co_await ctx.Blocking([&] { return ctx.service().RefreshBucket(bucket); });
+    if (!current.ok()) co_return co_await ctx.SendError(ToS3Error(current.error()));
+    if (service::ObjectLockOf(*current).enabled) {
       co_return co_await ctx.SendError(
           Error(ErrorCode::kInvalidBucketState,
                 "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."));

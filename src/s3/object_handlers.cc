@@ -234,7 +234,7 @@ void AddEncryptionHeaders(const RequestContext& ctx, const service::PutResult& r
 
 service::SResult<std::string> ChooseObjectKey(RequestContext& ctx, const catalog::Bucket& bucket,
                                               catalog::Attributes& attributes, Headers* reported) {
-  const ObjectEncryption asked = ObjectEncryptionOf(ctx.view, bucket.settings);
+  const ObjectEncryption asked = ObjectEncryptionOf(ctx.view, bucket);
   std::string named_key_id;
   if (asked.key) {
     auto resolved = ctx.service().ResolveEncryptionKey(bucket, *asked.key);

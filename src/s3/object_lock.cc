@@ -53,11 +53,9 @@ void AddObjectLockHeaders(const catalog::ObjectLock& lock, Headers& headers) {
 namespace {
 
 asio::awaitable<void> GetObjectLockConfiguration(RequestContext& ctx, const catalog::Bucket& bucket) {
-  auto settings = co_await ctx.Blocking([&] { return ctx.service().GetBucketSettings(bucket); });
-  if (!settings.ok()) co_return co_await ctx.SendError(ToS3Error(settings.error()));
-  catalog::Bucket current = bucket;
-  current.settings = std::move(settings).value();
-  const service::ObjectLockConfiguration config = service::ObjectLockOf(current);
+  auto current = co_await ctx.Blocking([&] { return ctx.service().RefreshBucket(bucket); });
+  if (!current.ok()) co_return co_await ctx.SendError(ToS3Error(current.error()));
+  const service::ObjectLockConfiguration config = service::ObjectLockOf(*current);
   if (!config.enabled) co_return co_await ctx.SendError(Error(ErrorCode::kObjectLockConfigurationNotFoundError));
   // Built before the co_await: GCC 12 mishandles temporaries in a co_await's full-expression.
   const ObjectLockRule rule{config.default_mode, config.default_days, config.default_years};

@@ -8,6 +8,7 @@
 #include "coffre/common/bytes.h"
 #include "coffre/crypto/hash.h"
 #include "coffre/keystore/tenant_key_store.h"
+#include "coffre/service/object_service.h"
 
 namespace coffre::s3 {
 namespace {
@@ -25,12 +26,6 @@ bool IsEncryptionContext(std::string_view header) {
   const auto json = nlohmann::json::parse(raw->begin(), raw->end(), nullptr, false);
   if (json.is_discarded() || !json.is_object()) return false;
   return std::ranges::all_of(json.items(), [](const auto& item) { return item.value().is_string(); });
-}
-
-std::optional<std::string> SettingOf(const catalog::Attributes& settings, std::string_view name) {
-  const auto it = settings.find(std::string(name));
-  if (it == settings.end()) return std::nullopt;
-  return it->second;
 }
 
 // The three headers of a customer-provided key: with the prefix "x-amz-", for the object written
@@ -190,7 +185,7 @@ std::string KmsKeyArn(std::string_view region, std::string_view tenant_id, std::
   return "arn:aws:kms:" + std::string(region) + ":" + std::string(tenant_id) + ":key/" + keystore::KeyIdAsUuid(key_id);
 }
 
-ObjectEncryption ObjectEncryptionOf(const HttpRequestView& request, const catalog::Attributes& bucket_settings) {
+ObjectEncryption ObjectEncryptionOf(const HttpRequestView& request, const catalog::Bucket& bucket) {
   ObjectEncryption out;
   const auto method = request.Header(kMethod);
   if (method) {
@@ -203,11 +198,12 @@ ObjectEncryption ObjectEncryptionOf(const HttpRequestView& request, const catalo
     return out;
   }
   // No header: the bucket's default encryption, as S3 applies it.
-  if (SettingOf(bucket_settings, kEncryptionAlgorithmSetting) == kKms) {
+  if (service::BucketSetting(bucket, kEncryptionAlgorithmSetting) == kKms) {
     out.kms = true;
-    out.key = SettingOf(bucket_settings, kEncryptionKeySetting);
-    if (out.key) out.key = KmsKeyName(*out.key);
-    out.bucket_key = SettingOf(bucket_settings, kEncryptionBucketKeySetting) == "true";
+    if (const std::string_view key = service::BucketSetting(bucket, kEncryptionKeySetting); !key.empty()) {
+      out.key = KmsKeyName(key);
+    }
+    out.bucket_key = service::BucketSetting(bucket, kEncryptionBucketKeySetting) == "true";
   }
   return out;
 }

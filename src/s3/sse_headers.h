@@ -45,7 +45,7 @@ struct ObjectEncryption {
   bool bucket_key = false;             // x-amz-server-side-encryption-bucket-key-enabled: true
   std::optional<std::string> context;  // x-amz-server-side-encryption-context, echoed as sent
 };
-ObjectEncryption ObjectEncryptionOf(const HttpRequestView& request, const catalog::Attributes& bucket_settings);
+ObjectEncryption ObjectEncryptionOf(const HttpRequestView& request, const catalog::Bucket& bucket);
 // A key as x-amz-server-side-encryption-aws-kms-key-id or a KMSMasterKeyID names it, as a name
 // or id ObjectService::ResolveEncryptionKey takes: "arn:aws:kms:REGION:ACCOUNT:key/ID" and
 // "key/ID" give ID, "...:alias/NAME" and "alias/NAME" give NAME, anything else is itself.

@@ -3,16 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include "log_quote.h"
 
 namespace coffre::server {
 namespace {
-
-// JSON-quoted, so that a key holding a newline or a quote cannot forge a log line.
-std::string Quoted(const std::string& text) {
-  return nlohmann::json(text).dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
-}
 
 constexpr const char* kActionsName = "coffre_lifecycle_actions_total";
 constexpr const char* kActionsHelp = "What the lifecycle passes did, by action.";
@@ -51,7 +47,7 @@ void BackgroundLifecycle::Run() {
   service::LifecycleHooks hooks;
   hooks.before_action = [this, gap] { return thread_.Pause(gap); };
   hooks.on_error = [](const std::string& bucket, const std::string& key, const std::string& what) {
-    spdlog::error("lifecycle: bucket={} key={}: {}", Quoted(bucket), Quoted(key), what);
+    spdlog::error("lifecycle: bucket={} key={}: {}", LogQuoted(bucket), LogQuoted(key), what);
   };
   auto wait = std::min<std::chrono::milliseconds>(interval_, std::chrono::minutes(1));
   while (thread_.Pause(wait)) {

@@ -6,8 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include "log_quote.h"
 
 namespace coffre::server {
 namespace {
@@ -30,11 +31,6 @@ void LowerThreadPriority() {
     spdlog::debug("background scrub: could not lower its I/O priority");
   }
 #endif
-}
-
-// JSON-quoted, so that a key holding a newline or a quote cannot forge a log line.
-std::string Quoted(const std::string& text) {
-  return nlohmann::json(text).dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
 }
 
 double UnixSeconds() {
@@ -84,8 +80,8 @@ void BackgroundScrub::Run() {
     // Names, never key material: the error messages of the reader and the blob format carry none.
     const bool integrity = f.error.code == service::Errc::kCorruption;
     spdlog::error("background scrub: {} tenant={} bucket={} key={} object_id={}: {}",
-                  integrity ? "damaged object" : "could not verify object", f.tenant_id, Quoted(f.bucket),
-                  Quoted(f.key), f.object_id.empty() ? "-" : f.object_id, f.error.message);
+                  integrity ? "damaged object" : "could not verify object", f.tenant_id, LogQuoted(f.bucket),
+                  LogQuoted(f.key), f.object_id.empty() ? "-" : f.object_id, f.error.message);
   };
   auto wait = std::min<std::chrono::milliseconds>(interval_, std::chrono::hours(1));
   while (thread_.Pause(wait)) {

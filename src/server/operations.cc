@@ -1,11 +1,11 @@
 #include "operations.h"
 
 #include <chrono>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "coffre/ops/probes.h"
 #include "coffre/service/scrub.h"
+#include "log_quote.h"
 
 namespace coffre::server {
 namespace {
@@ -42,12 +42,8 @@ s3::RequestObserver S3MetricsObserver(ops::Registry& registry) {
 }
 
 std::string AccessLogLine(const s3::RequestRecord& r) {
-  auto quoted = [](std::string_view text) {
-    return nlohmann::json(std::string(text))
-        .dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
-  };
   return "[" + std::string(r.request_id) + "] access method=" + std::string(r.method) +
-         " operation=" + std::string(r.operation) + " bucket=" + quoted(r.bucket) + " key=" + quoted(r.key) +
+         " operation=" + std::string(r.operation) + " bucket=" + LogQuoted(r.bucket) + " key=" + LogQuoted(r.key) +
          " status=" + std::to_string(r.status) + " bytes_in=" + std::to_string(r.bytes_received) +
          " bytes_out=" + std::to_string(r.bytes_sent) + " duration_us=" + std::to_string(r.duration.count()) +
          " tenant=" + (r.tenant_id.empty() ? std::string("-") : std::string(r.tenant_id));

@@ -142,6 +142,16 @@ Result<std::set<keystore::KeyDestruction>> DestructionsToReapply(keystore::Stage
   return destructions;
 }
 
+// How many objects and uploads of the catalog are under the key `key_id`, any version.
+Result<uint64_t> ObjectsUnderKey(catalog::Catalog& catalog, ByteView key_id) {
+  COFFRE_ASSIGN_OR_RETURN(auto counts, catalog.CountKeyVersions(key_id));
+  uint64_t n = 0;
+  for (const auto& [version, count] : counts) {
+    n += count;
+  }
+  return n;
+}
+
 // Objects and uploads of the catalog whose key version the restored keystore does not hold (it
 // was created after the backup): "tenant name (id) key version V: N object(s)", and those of the
 // tenants of the replaced keystore that the backup does not know at all. Destroyed versions and
@@ -196,11 +206,7 @@ Result<std::vector<std::string>> MissingKeyVersions(const keystore::StagedRestor
     if (key.destroyed || known_keys.contains(key.key_id) || !known.contains(key.tenant_id) || !id) {
       continue;
     }
-    COFFRE_ASSIGN_OR_RETURN(auto counts, catalog->CountKeyVersions(*id));
-    uint64_t n = 0;
-    for (const auto& [version, count] : counts) {
-      n += count;
-    }
+    COFFRE_ASSIGN_OR_RETURN(uint64_t n, ObjectsUnderKey(*catalog, *id));
     if (n > 0) {
       out.push_back("tenant " + key.tenant_id + " named key " + key.name +
                     ", created after the backup: " + ObjectsOrUploads(n));
@@ -211,11 +217,7 @@ Result<std::vector<std::string>> MissingKeyVersions(const keystore::StagedRestor
     if (tenant.shredded || known.contains(tenant.id) || !id) {
       continue;
     }
-    COFFRE_ASSIGN_OR_RETURN(auto counts, catalog->CountKeyVersions(*id));
-    uint64_t n = 0;
-    for (const auto& [version, count] : counts) {
-      n += count;
-    }
+    COFFRE_ASSIGN_OR_RETURN(uint64_t n, ObjectsUnderKey(*catalog, *id));
     if (n > 0) {
       out.push_back("tenant " + tenant.name + " (" + tenant.id + "), created after the backup: " + ObjectsOrUploads(n));
     }

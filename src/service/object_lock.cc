@@ -17,11 +17,6 @@ constexpr int64_t kDaysPerYear = 365;
 
 Error Err(Errc code, std::string message) { return Error{code, std::move(message), {}}; }
 
-std::string_view SettingOf(const catalog::Bucket& bucket, std::string_view name) {
-  auto it = bucket.settings.find(std::string(name));
-  return it == bucket.settings.end() ? std::string_view() : std::string_view(it->second);
-}
-
 uint32_t NumberOf(std::string_view text) {
   uint32_t n = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
@@ -34,10 +29,10 @@ Error MissingConfiguration() { return Err(Errc::kInvalidRequest, "Bucket is miss
 
 ObjectLockConfiguration ObjectLockOf(const catalog::Bucket& bucket) {
   ObjectLockConfiguration config;
-  config.enabled = SettingOf(bucket, kObjectLockSetting) == kObjectLockEnabled;
-  config.default_mode = std::string(SettingOf(bucket, kObjectLockModeSetting));
-  config.default_days = NumberOf(SettingOf(bucket, kObjectLockDaysSetting));
-  config.default_years = NumberOf(SettingOf(bucket, kObjectLockYearsSetting));
+  config.enabled = BucketSetting(bucket, kObjectLockSetting) == kObjectLockEnabled;
+  config.default_mode = std::string(BucketSetting(bucket, kObjectLockModeSetting));
+  config.default_days = NumberOf(BucketSetting(bucket, kObjectLockDaysSetting));
+  config.default_years = NumberOf(BucketSetting(bucket, kObjectLockYearsSetting));
   return config;
 }
 
@@ -78,13 +73,10 @@ SResult<catalog::ObjectLock> ObjectService::LockForNewVersion(const catalog::Buc
 SResult<Done> ObjectService::SetObjectLockConfiguration(const catalog::Bucket& bucket,
                                                         const ObjectLockConfiguration& config) {
   // Read fresh: the versioning this depends on may have changed since the bucket was resolved.
-  auto settings = GetBucketSettings(bucket);
-  if (!settings.ok()) return settings.error();
-  catalog::Bucket current = bucket;
-  current.settings = std::move(settings).value();
-  if (!ObjectLockOf(current).enabled) {
-    auto versioning = current.settings.find(std::string(kVersioningSetting));
-    if (versioning == current.settings.end() || versioning->second != kVersioningEnabled) {
+  auto current = RefreshBucket(bucket);
+  if (!current.ok()) return current.error();
+  if (!ObjectLockOf(*current).enabled) {
+    if (BucketSetting(*current, kVersioningSetting) != kVersioningEnabled) {
       return Err(Errc::kInvalidBucketState,
                  "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration");
     }

@@ -35,10 +35,7 @@ Error Err(Errc code, std::string message) { return Error{code, std::move(message
 
 // The bucket's versioning setting (kVersioningEnabled or kVersioningSuspended), or "" when
 // versioning was never enabled on it.
-std::string_view VersioningOf(const Bucket& bucket) {
-  auto it = bucket.settings.find(std::string(kVersioningSetting));
-  return it == bucket.settings.end() ? std::string_view() : std::string_view(it->second);
-}
+std::string_view VersioningOf(const Bucket& bucket) { return BucketSetting(bucket, kVersioningSetting); }
 
 // The id S3 reports for `rec`'s version: none in a bucket that never had versioning, unless the
 // request named a version.
@@ -1478,6 +1475,14 @@ SResult<Done> ObjectService::SetBucketTags(const Bucket& bucket, const catalog::
   if (st.code() == StatusCode::kNotFound) return Err(Errc::kNoSuchBucket, st.message());
   if (!st.ok()) return FromStatus(st);
   return Done{};
+}
+
+SResult<Bucket> ObjectService::RefreshBucket(const Bucket& bucket) {
+  auto settings = GetBucketSettings(bucket);
+  if (!settings.ok()) return settings.error();
+  Bucket current = bucket;
+  current.settings = std::move(settings).value();
+  return current;
 }
 
 SResult<catalog::Attributes> ObjectService::GetBucketSettings(const Bucket& bucket) {

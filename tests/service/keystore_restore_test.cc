@@ -129,6 +129,17 @@ class KeystoreRestoreTest : public ::testing::Test {
     std::ofstream(audit_path_) << "not an audit log";
   }
 
+  // Runs `fn` with an object service over the data directory's catalog and blobs and keys_.
+  template <typename Fn>
+  void WithService(Fn&& fn) {
+    auto catalog = catalog::Catalog::Open(data_dir_ + "/catalog.db");
+    ASSERT_OK(catalog);
+    auto blobs = storage::OpenLocalBlobStore(data_dir_);
+    ASSERT_OK(blobs);
+    ObjectService service(**catalog, *keys_, **blobs);
+    fn(service);
+  }
+
   // Nothing was installed: the keystore in place was not moved aside.
   void ExpectNothingInstalled() { EXPECT_TRUE(FilesStartingWith("keystore.db.replaced-").empty()); }
 
@@ -191,15 +202,10 @@ TEST_F(KeystoreRestoreTest, NeverUndoesTheDestructionOfANamedKey) {
   ASSERT_OK(doomed);
   ASSERT_OK(kept);
   Backup();
-  {
-    auto catalog = catalog::Catalog::Open(data_dir_ + "/catalog.db");
-    ASSERT_OK(catalog);
-    auto blobs = storage::OpenLocalBlobStore(data_dir_);
-    ASSERT_OK(blobs);
-    ObjectService service(**catalog, *keys_, **blobs);
+  WithService([&](ObjectService& service) {
     service.set_audit(log_.get());
     ASSERT_OK(service.DestroyNamedKey(doomed->ref(), false));
-  }
+  });
   const keystore::KeyDestruction destroyed{bank_, 0, doomed->key_id};
   for (const bool disaster : {true, false}) {
     SCOPED_TRACE(disaster ? "the keystore is gone: the audit log remembers" : "the audit log is not read");
@@ -234,19 +240,14 @@ TEST_F(KeystoreRestoreTest, RefusesABackupThatLacksANamedKeyTheCatalogUses) {
   Backup();
   auto key = keys_->CreateNamedKey(bank_, "customer-9");
   ASSERT_OK(key);
-  {
-    auto catalog = catalog::Catalog::Open(data_dir_ + "/catalog.db");
-    ASSERT_OK(catalog);
-    auto blobs = storage::OpenLocalBlobStore(data_dir_);
-    ASSERT_OK(blobs);
-    ObjectService service(**catalog, *keys_, **blobs);
+  WithService([&](ObjectService& service) {
     auto bucket = service.CreateBucket(bank_, "dossiers");
     ASSERT_OK(bucket);
     auto put = service.BeginPut(*bucket, "contract", {}, {}, nullptr, std::nullopt, {}, {}, key->key_id);
     ASSERT_OK(put);
     ASSERT_OK((*put)->Write(AsBytes("signed")));
     ASSERT_OK((*put)->Commit({}));
-  }
+  });
   auto refused = Restore(Request());
   ASSERT_THAT(refused, StatusIs(StatusCode::kFailedPrecondition, HasSubstr("named key customer-9")));
   ExpectNothingInstalled();
@@ -311,19 +312,14 @@ TEST_F(KeystoreRestoreTest, ResealsABackupTakenBeforeARootKeyRotation) {
 TEST_F(KeystoreRestoreTest, RefusesABackupThatLacksAKeyVersionTheCatalogUses) {
   Backup();
   ASSERT_OK(keys_->RotateTenantKey(bank_));
-  {
-    auto catalog = catalog::Catalog::Open(data_dir_ + "/catalog.db");
-    ASSERT_OK(catalog);
-    auto blobs = storage::OpenLocalBlobStore(data_dir_);
-    ASSERT_OK(blobs);
-    ObjectService service(**catalog, *keys_, **blobs);
+  WithService([&](ObjectService& service) {
     auto bucket = service.CreateBucket(bank_, "dossiers");
     ASSERT_OK(bucket);
     auto put = service.BeginPut(*bucket, "contract", {}, {});
     ASSERT_OK(put);
     ASSERT_OK((*put)->Write(AsBytes("signed")));
     ASSERT_OK((*put)->Commit({}));
-  }
+  });
   auto refused = Restore(Request());
   ASSERT_THAT(refused, StatusIs(StatusCode::kFailedPrecondition, HasSubstr("key version 2: 1 object or upload")));
   ExpectNothingInstalled();

@@ -97,6 +97,12 @@ struct ObjectInfo {
   std::string key_id;        // hex id of the key its data key is under: the tenant id for its default key
 };
 
+// The bucket's setting `name` as its settings were read (catalog::Bucket::settings); "" if unset.
+inline std::string_view BucketSetting(const catalog::Bucket& bucket, std::string_view name) {
+  const auto it = bucket.settings.find(std::string(name));
+  return it == bucket.settings.end() ? std::string_view() : std::string_view(it->second);
+}
+
 // A bucket's versioning, kept in its settings (catalog::Bucket::settings) under kVersioningSetting:
 // absent until versioning is first enabled, then kVersioningEnabled or kVersioningSuspended.
 inline constexpr std::string_view kVersioningSetting = "versioning";
@@ -373,6 +379,10 @@ class ObjectService {
   SResult<Done> SetBucketTags(const catalog::Bucket& bucket, const catalog::Tags& tags);
   // The bucket's settings (catalog::Catalog::GetBucketSettings); NoSuchBucket when it is gone.
   SResult<catalog::Attributes> GetBucketSettings(const catalog::Bucket& bucket);
+  // The bucket with its settings read again now. A request acts on the settings its bucket had
+  // when it was resolved; a change that depends on another setting (versioning and Object Lock)
+  // checks them fresh.
+  SResult<catalog::Bucket> RefreshBucket(const catalog::Bucket& bucket);
   SResult<Done> UpdateBucketSettings(const catalog::Bucket& bucket, const catalog::SettingChanges& changes);
 
   // --- multipart ---
