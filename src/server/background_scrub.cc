@@ -98,9 +98,9 @@ void BackgroundScrub::Run() {
       last_completed_.Set(UnixSeconds());
       spdlog::info(
           "background scrub: pass done in {:.1f}s: {} objects ({} bytes) verified, {} damaged, {} changed "
-          "during the pass",
+          "during the pass, {} under destroyed named keys",
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), report->objects,
-          report->bytes, report->damaged.size(), report->skipped);
+          report->bytes, report->damaged.size(), report->skipped, report->erased);
     }
     wait = interval_;
   }

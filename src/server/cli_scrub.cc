@@ -67,6 +67,7 @@ void RegisterScrubCommands(CLI::App& app, CommandRunner& runner) {
         std::cout << nlohmann::json{{"objects_verified", r.objects},
                                     {"bytes_verified", r.bytes},
                                     {"skipped", r.skipped},
+                                    {"erased", r.erased},
                                     {"damaged", damaged}}
                          .dump()
                   << std::endl;
@@ -76,7 +77,9 @@ void RegisterScrubCommands(CLI::App& app, CommandRunner& runner) {
                     << "\n";
         }
         std::cout << "scrub: " << r.objects << " objects (" << r.bytes << " bytes) verified, " << r.damaged.size()
-                  << " damaged, " << r.skipped << " changed during the scrub" << std::endl;
+                  << " damaged, " << r.skipped << " changed during the scrub"
+                  << (r.erased == 0 ? "" : ", " + std::to_string(r.erased) + " under destroyed named keys")
+                  << std::endl;
       }
       return r.damaged.empty() ? 0 : kExitDamaged;
     };

@@ -118,6 +118,23 @@ TEST_F(ScrubTest, CleanStoreReportsNothing) {
   EXPECT_TRUE(IntegrityFailures(recorder_).empty());
 }
 
+// An object under a named key that was destroyed is unreadable on purpose: counted apart, never
+// reported as damage (which would raise an alert at every pass).
+TEST_F(ScrubTest, AnObjectUnderADestroyedNamedKeyIsErasedNotDamaged) {
+  auto key = keys_->CreateNamedKey(bucket_.tenant_id, "customer-1");
+  ASSERT_OK(key);
+  auto w = service_->BeginPut(bucket_, "erased", {}, {}, nullptr, std::nullopt, {}, {}, key->key_id);
+  ASSERT_OK(w);
+  ASSERT_OK((*w)->Write(AsBytes("gone")));
+  ASSERT_OK((*w)->Commit({}));
+  ASSERT_OK(service_->DestroyNamedKey(key->ref(), false));
+  const ScrubReport r = Scrub();
+  EXPECT_EQ(r.objects, 3u);
+  EXPECT_EQ(r.erased, 1u);
+  EXPECT_TRUE(r.damaged.empty());
+  EXPECT_TRUE(IntegrityFailures(recorder_).empty());
+}
+
 TEST_F(ScrubTest, FlippedBitIsOneFindingAndOneRecord) {
   Edit("b", [](std::string& d) { d[crypto::SegmentOffset(2, crypto::kMinSegmentSize) + 5] ^= 0x01; });
   ExpectOneFinding(Scrub(), "b");

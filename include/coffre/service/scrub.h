@@ -42,6 +42,7 @@ struct ScrubReport {
   uint64_t objects = 0;  // verified intact
   uint64_t bytes = 0;    // plaintext bytes authenticated
   uint64_t skipped = 0;  // overwritten or deleted during the walk
+  uint64_t erased = 0;   // under a named key destroyed on purpose: unreadable by design, not damaged
   std::vector<ScrubFinding> damaged;
   bool stopped = false;  // ScrubOptions::pause asked to stop before the walk ended
 };
