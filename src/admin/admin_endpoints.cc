@@ -254,7 +254,21 @@ ApiResponse ListKeyVersions(const EndpointCall& call) {
   if (!versions.ok()) {
     return FromStatus(versions.status());
   }
-  return Json(200, json{{"tenant", t->name}, {"shredded", t->shredded.has_value()}, {"versions", *versions}});
+  auto named = call.keys.ListNamedKeys(t->id);
+  if (!named.ok()) {
+    return FromStatus(named.status());
+  }
+  json named_keys = json::array();
+  for (const auto& n : *named) {
+    named_keys.push_back({{"name", n.name},
+                          {"key_id", keystore::KeyIdAsUuid(n.key_id)},
+                          {"created", IsoTime(n.created)},
+                          {"destroyed", n.destroyed ? json(IsoTime(*n.destroyed)) : json(nullptr)}});
+  }
+  return Json(200, json{{"tenant", t->name},
+                        {"shredded", t->shredded.has_value()},
+                        {"versions", *versions},
+                        {"named_keys", std::move(named_keys)}});
 }
 
 ApiResponse RotateKey(const EndpointCall& call) {

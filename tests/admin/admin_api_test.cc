@@ -285,6 +285,25 @@ TEST_F(AdminApiTest, RotationIsRecordedOnceAndListed) {
   auto versions = json::parse(Call("GET", "/tenants/acme/keys", admin_token_).body);
   ASSERT_EQ(versions["versions"].size(), 2u);
   EXPECT_EQ(versions["versions"][1]["state"], "active");
+  EXPECT_TRUE(versions["named_keys"].empty());
+}
+
+TEST_F(AdminApiTest, NamedKeysAreListedWithTheTenantsKeys) {
+  auto tenant = MakeTenant("acme");
+  auto kept = keys_->CreateNamedKey(tenant.id, "customer-1");
+  auto gone = keys_->CreateNamedKey(tenant.id, "customer-2");
+  ASSERT_OK(kept);
+  ASSERT_OK(gone);
+  ASSERT_OK(keys_->DestroyNamedKey(gone->ref()));
+  auto r = Call("GET", "/tenants/acme/keys", admin_token_);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json named = json::parse(r.body)["named_keys"];
+  ASSERT_EQ(named.size(), 2u);
+  EXPECT_EQ(named[0]["name"], "customer-1");
+  EXPECT_EQ(named[0]["key_id"], keystore::KeyIdAsUuid(kept->key_id));
+  EXPECT_TRUE(named[0]["destroyed"].is_null());
+  EXPECT_EQ(named[1]["name"], "customer-2");
+  EXPECT_TRUE(named[1]["destroyed"].is_string());
 }
 
 TEST_F(AdminApiTest, UnwritableAuditLogIs503AndChangesNothing) {
