@@ -336,10 +336,14 @@ class MetadataTest(CoffreTestCase):
             self.assertEqual(answer.get("ServerSideEncryption"), "AES256", what)
 
     def test_sse_methods_not_offered_are_refused_before_anything_is_stored(self):
-        # aws:kms is S3's but not (yet) Coffre's: 501; a method S3 does not have is a 400.
-        for method, code, status in (("aws:kms", "NotImplemented", 501), ("ROT13", "InvalidArgument", 400)):
-            r = self.daemon.request("PUT", f"/{self.bucket}/sse/refused", body=b"secret",
-                                    headers={"x-amz-server-side-encryption": method})
+        # aws:kms:dsse is S3's but not Coffre's: 501; aws:kms naming a key the tenant does not have
+        # is KMS's 400; a method S3 does not have is a 400.
+        for headers, code, status in (
+                ({"x-amz-server-side-encryption": "aws:kms:dsse"}, "NotImplemented", 501),
+                ({"x-amz-server-side-encryption": "aws:kms",
+                  "x-amz-server-side-encryption-aws-kms-key-id": "no-such-key"}, "KMS.NotFoundException", 400),
+                ({"x-amz-server-side-encryption": "ROT13"}, "InvalidArgument", 400)):
+            r = self.daemon.request("PUT", f"/{self.bucket}/sse/refused", body=b"secret", headers=headers)
             self.assertS3Error(r, code, status)
         r = self.daemon.request("HEAD", f"/{self.bucket}/sse/refused")
         self.assertEqual(r.status, 404)
