@@ -199,6 +199,9 @@ class SqliteKeystore final : public Keystore {
   Result<std::optional<TenantKeyRow>> LoadTenantKeyRow(const std::string& key_id, uint32_t version);
   // The named key's row, or nullopt if absent; Corruption (refused) if it fails its check.
   Result<std::optional<NamedKeyRow>> LoadNamedKeyRow(const std::string& key_id);
+  // PermissionDenied ("crypto-shredded") for a shredded tenant, whatever else went wrong (a key
+  // missing because the tenant was shredded); else `otherwise`.
+  Status UnlessShredded(const std::string& tenant_id, Status otherwise);
   // InvalidArgument for malformed ids; for a named key, NotFound unless it is the tenant's, and
   // PermissionDenied once destroyed (unless `allow_destroyed`). A default key passes.
   Status CheckKeyOwner(const KeyRef& key, bool allow_destroyed = false);

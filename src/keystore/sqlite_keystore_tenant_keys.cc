@@ -52,6 +52,14 @@ Result<std::optional<NamedKeyRow>> SqliteKeystore::LoadNamedKeyRow(const std::st
   return std::optional<NamedKeyRow>(std::move(r));
 }
 
+Status SqliteKeystore::UnlessShredded(const std::string& tenant_id, Status otherwise) {
+  auto shredded = TenantShredded(tenant_id);
+  if (shredded.ok() && shredded->has_value()) {
+    return Status::PermissionDenied("tenant " + tenant_id + std::string(kShreddedMessage));
+  }
+  return otherwise;
+}
+
 Status SqliteKeystore::CheckKeyOwner(const KeyRef& key, bool allow_destroyed) {
   if (!IsValidTenantId(key.tenant_id) || !IsValidTenantId(key.key_id)) {
     return Status::InvalidArgument("malformed tenant or key id");
@@ -89,11 +97,7 @@ Result<KeyPtr> SqliteKeystore::TenantKey(const KeyRef& key_ref, uint32_t version
   {
     std::lock_guard lock(db_mu_);
     if (Status owned = CheckKeyOwner(key_ref); !owned.ok()) {
-      auto shredded = TenantShredded(tenant_id);
-      if (shredded.ok() && shredded->has_value()) {
-        return Status::PermissionDenied("tenant " + tenant_id + std::string(kShreddedMessage));
-      }
-      return owned;
+      return UnlessShredded(tenant_id, std::move(owned));
     }
     COFFRE_ASSIGN_OR_RETURN(std::optional<TenantKeyRow> row, LoadTenantKeyRow(key_ref.key_id, version));
     if (!row) {
@@ -101,11 +105,8 @@ Result<KeyPtr> SqliteKeystore::TenantKey(const KeyRef& key_ref, uint32_t version
         std::lock_guard cache_lock(cache_mu_);
         tenant_keys_.erase({cache_key, version});  // destroyed elsewhere: forget it here too
       }
-      auto shredded = TenantShredded(tenant_id);
-      if (shredded.ok() && shredded->has_value()) {
-        return Status::PermissionDenied("tenant " + tenant_id + std::string(kShreddedMessage));
-      }
-      return Status::NotFound(KeyName(key_ref) + " has no key version " + std::to_string(version));
+      return UnlessShredded(tenant_id,
+                            Status::NotFound(KeyName(key_ref) + " has no key version " + std::to_string(version)));
     }
     wrapped = std::move(row->wrapped_key);
   }
@@ -137,15 +138,8 @@ Result<uint32_t> SqliteKeystore::ActiveVersion(const KeyRef& key) {
   uint32_t version = 0;
   {
     std::lock_guard lock(db_mu_);
-    auto shredded_or = [&](Status otherwise) -> Status {
-      auto shredded = TenantShredded(tenant_id);
-      if (shredded.ok() && shredded->has_value()) {
-        return Status::PermissionDenied("tenant " + tenant_id + std::string(kShreddedMessage));
-      }
-      return otherwise;
-    };
     if (Status owned = CheckKeyOwner(key); !owned.ok()) {
-      return shredded_or(owned);
+      return UnlessShredded(tenant_id, std::move(owned));
     }
     COFFRE_ASSIGN_OR_RETURN(Statement st, conn_->PrepareCached("SELECT " + std::string(kTenantKeyColumns) +
                                                                " FROM tenant_keys WHERE tenant_id = ? AND state = "
@@ -153,7 +147,7 @@ Result<uint32_t> SqliteKeystore::ActiveVersion(const KeyRef& key) {
     COFFRE_RETURN_IF_ERROR(st.BindAll(key.key_id));
     COFFRE_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) {
-      return shredded_or(Status::NotFound(KeyName(key) + " has no active version"));
+      return UnlessShredded(tenant_id, Status::NotFound(KeyName(key) + " has no active version"));
     }
     TenantKeyRow r = ReadTenantKeyRow(st);
     if (RowCheck c = Check(TenantKeyRowKey(r.tenant_id, r.version), r); c != RowCheck::kOk) {

@@ -203,7 +203,7 @@ asio::awaitable<void> UploadPartCopy(RequestContext& ctx, const catalog::Bucket&
   doc.etag = result->etag;
   doc.last_modified = FromUnixMillis(result->last_modified);
   Headers headers;
-  AddEncryptionHeaders(ctx, *result, headers);
+  AddEncryptionHeaders(ctx, result->encryption, headers);
   if (const std::string& version = source->reader->info().version_id; !version.empty()) {
     headers.emplace_back("x-amz-copy-source-version-id", version);
   }
@@ -256,7 +256,7 @@ asio::awaitable<void> CompleteMultipartUpload(RequestContext& ctx, const catalog
     doc.checksum_type = result->checksum_type;
   }
   Headers headers;
-  AddEncryptionHeaders(ctx, *result, headers);
+  AddEncryptionHeaders(ctx, result->encryption, headers);
   if (!result->version_id.empty()) headers.emplace_back("x-amz-version-id", result->version_id);
   co_await ctx.SendXml(bhttp::status::ok, CompleteMultipartUploadDocument(doc), headers);
 }

@@ -60,7 +60,7 @@ void AddObjectHeaders(const RequestContext& ctx, const service::ObjectInfo& info
   headers.emplace_back("etag", QuoteETag(info.etag));
   headers.emplace_back("last-modified", FormatHttpDate(FromUnixMillis(info.last_modified)));
   headers.emplace_back("accept-ranges", "bytes");
-  AddEncryptionHeaders(ctx, info, headers);
+  AddEncryptionHeaders(ctx, info.encryption, headers);
   AddStoredHeaders(info.attributes, headers, with_checksums);
   if (with_checksums && std::ranges::any_of(info.attributes, [](const auto& attribute) {
         return crypto::ParseChecksumAlgorithm(attribute.first).has_value();
@@ -213,23 +213,10 @@ std::string ChecksumTypeOf(const service::ObjectInfo& info) {
   return std::string(info.multipart ? service::kCompositeChecksum : service::kFullObjectChecksum);
 }
 
-void AddEncryptionHeaders(const RequestContext& ctx, bool kms, bool bucket_key, const std::string& key_id,
-                          Headers& headers) {
+void AddEncryptionHeaders(const RequestContext& ctx, const service::EncryptionReport& report, Headers& headers) {
   const std::string region = ctx.options().region.empty() ? "us-east-1" : ctx.options().region;
-  AddEncryptionHeaders(headers, kms, bucket_key, kms ? KmsKeyArn(region, ctx.auth.tenant_id, key_id) : std::string());
-}
-
-void AddEncryptionHeaders(const RequestContext& ctx, const service::ObjectInfo& info, Headers& headers) {
-  auto attribute = [&](std::string_view name) {
-    const auto it = info.attributes.find(std::string(name));
-    return it == info.attributes.end() ? std::string() : it->second;
-  };
-  const bool kms = attribute(service::kEncryptionAttribute) == "aws:kms" || info.key_id != ctx.auth.tenant_id;
-  AddEncryptionHeaders(ctx, kms, attribute(service::kBucketKeyAttribute) == "true", info.key_id, headers);
-}
-
-void AddEncryptionHeaders(const RequestContext& ctx, const service::PutResult& result, Headers& headers) {
-  AddEncryptionHeaders(ctx, result.kms, result.bucket_key, result.key_id, headers);
+  AddEncryptionHeaders(headers, report.kms, report.bucket_key,
+                       report.kms ? KmsKeyArn(region, ctx.auth.tenant_id, report.key_id) : std::string());
 }
 
 service::SResult<std::string> ChooseObjectKey(RequestContext& ctx, const catalog::Bucket& bucket,
@@ -244,15 +231,16 @@ service::SResult<std::string> ChooseObjectKey(RequestContext& ctx, const catalog
   if (asked.kms) attributes[std::string(service::kEncryptionAttribute)] = "aws:kms";
   if (asked.bucket_key) attributes[std::string(service::kBucketKeyAttribute)] = "true";
   if (reported != nullptr) {
-    AddEncryptionHeaders(ctx, asked.kms, asked.bucket_key, named_key_id.empty() ? ctx.auth.tenant_id : named_key_id,
-                         *reported);
+    const service::EncryptionReport report{named_key_id.empty() ? ctx.auth.tenant_id : named_key_id, asked.kms,
+                                           asked.bucket_key};
+    AddEncryptionHeaders(ctx, report, *reported);
     if (asked.context) reported->emplace_back("x-amz-server-side-encryption-context", *asked.context);
   }
   return named_key_id;
 }
 
 void AddEncryptionContextHeader(const RequestContext& ctx, const service::PutResult& result, Headers& headers) {
-  if (!result.kms) return;
+  if (!result.encryption.kms) return;
   if (const auto context = ctx.Header("x-amz-server-side-encryption-context")) {
     headers.emplace_back("x-amz-server-side-encryption-context", std::string(TrimWhitespace(*context)));
   }
@@ -261,7 +249,7 @@ void AddEncryptionContextHeader(const RequestContext& ctx, const service::PutRes
 Headers PutResultHeaders(const RequestContext& ctx, const service::PutResult& result) {
   Headers headers;
   headers.emplace_back("etag", QuoteETag(result.etag));
-  AddEncryptionHeaders(ctx, result, headers);
+  AddEncryptionHeaders(ctx, result.encryption, headers);
   for (const auto& [alg, value] : result.checksums) {
     headers.emplace_back(std::string(crypto::ChecksumHeaderName(alg)), Base64Encode(value));
   }
@@ -689,7 +677,7 @@ asio::awaitable<void> CopyObject(RequestContext& ctx, const catalog::Bucket& buc
     doc.checksums[name] = Base64Encode(v);
   }
   Headers headers;
-  AddEncryptionHeaders(ctx, *result, headers);
+  AddEncryptionHeaders(ctx, result->encryption, headers);
   AddEncryptionContextHeader(ctx, *result, headers);
   if (!src.version_id.empty()) headers.emplace_back("x-amz-copy-source-version-id", src.version_id);
   if (!result->version_id.empty()) headers.emplace_back("x-amz-version-id", result->version_id);

@@ -22,10 +22,7 @@ struct CopySource {
 // Every object is encrypted at rest under one of its tenant's keys, and the answers about an
 // object say how, as AWS's do (sse_headers.h): aws:kms with the key's ARN for an object asked for
 // as aws:kms or under a named key, AES256 for the others.
-void AddEncryptionHeaders(const RequestContext& ctx, bool kms, bool bucket_key, const std::string& key_id,
-                          Headers& headers);
-void AddEncryptionHeaders(const RequestContext& ctx, const service::ObjectInfo& info, Headers& headers);
-void AddEncryptionHeaders(const RequestContext& ctx, const service::PutResult& result, Headers& headers);
+void AddEncryptionHeaders(const RequestContext& ctx, const service::EncryptionReport& report, Headers& headers);
 // x-amz-server-side-encryption-context as the request sent it, on the answer of a write stored as
 // aws:kms, as S3 echoes it.
 void AddEncryptionContextHeader(const RequestContext& ctx, const service::PutResult& result, Headers& headers);

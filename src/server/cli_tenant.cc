@@ -87,44 +87,6 @@ int ShredKeys(CliContext& context, const keystore::Tenant& tenant, const std::st
   return 0;
 }
 
-// How many protected versions a refused shred names.
-constexpr uint32_t kProtectedShown = 10;
-
-// Object Lock outlives crypto-shredding, which would make every version of the tenant unreadable:
-// a version under a legal hold or an unexpired COMPLIANCE retention stops it for everyone; one
-// under GOVERNANCE retention only without a dual-control approval. Returns the exit status of a
-// refusal, or 0.
-int RefuseWhileProtected(CliContext& context, const keystore::Tenant& tenant, const std::string& approval) {
-  const UnixMillis now = ToUnixMillis(Clock::System().Now());
-  for (const bool bypass_governance : {true, false}) {
-    if (!bypass_governance && !approval.empty()) break;
-    uint64_t total = 0;
-    auto found =
-        context.stores.catalog->ListProtectedVersions(tenant.id, now, bypass_governance, kProtectedShown, &total);
-    if (!found.ok()) return Fail(found.status());
-    if (total == 0) continue;
-    std::cerr << "coffre: tenant " << tenant.name << " has " << total << " object version(s) under Object Lock"
-              << (bypass_governance ? " (a legal hold or COMPLIANCE retention)" : " (GOVERNANCE retention)")
-              << "; shredding would destroy them:\n";
-    for (const auto& v : *found) {
-      std::cerr << "  " << v.bucket << "/" << v.key << " version " << v.version_id << ":";
-      if (v.lock.legal_hold_on()) std::cerr << " legal hold";
-      if (v.lock.RetainedAt(now)) {
-        std::cerr << " " << v.lock.mode << " retention until " << FormatIso8601(FromUnixMillis(v.lock.retain_until));
-      }
-      std::cerr << "\n";
-    }
-    if (total > found->size()) std::cerr << "  ... and " << total - found->size() << " more\n";
-    std::cerr << (bypass_governance ? "coffre: refused: nobody can shred these before the holds are lifted and the "
-                                      "retentions expire"
-                                    : "coffre: refused: GOVERNANCE retention yields only to dual control (coffre "
-                                      "approval request tenant.shred, then --approval)")
-              << std::endl;
-    return 1;
-  }
-  return 0;
-}
-
 // Crypto-shredding (docs/KEYS.md): the keys go first, in one keystore transaction; from then on
 // nothing of the tenant decrypts. Its catalog rows then go in batches (rerunning the command
 // finishes an interrupted cleanup), and the daemon's garbage collector removes the blob files.
@@ -141,16 +103,25 @@ int Shred(const TenantFlags& flags) {
   if (!t.ok()) {
     return Fail(t.status());
   }
+  Stores& stores = context->stores;
+  service::ObjectService service(*stores.catalog, *stores.keystore, *stores.blobs);
   if (t->shredded) {
     std::cout << "tenant " << t->name << " was already shredded; finishing the removal of its catalog entries"
               << std::endl;
-  } else if (int refused = RefuseWhileProtected(*context, *t, flags.approval); refused != 0) {
-    return refused;
-  } else if (int failed = ShredKeys(*context, *t, flags.approval); failed != 0) {
-    return failed;
+  } else {
+    // Object Lock outlives crypto-shredding, which would make every version of the tenant
+    // unreadable; GOVERNANCE retention yields to a dual-control approval.
+    auto refused =
+        service.RefuseWhileProtected(t->id, {}, !flags.approval.empty(), "tenant " + t->name,
+                                     keystore::GuardedOperationName(keystore::GuardedOperation::kShredTenant));
+    if (!refused.ok()) {
+      std::cerr << "coffre: " << refused.error().message << std::endl;
+      return 1;
+    }
+    if (int failed = ShredKeys(*context, *t, flags.approval); failed != 0) {
+      return failed;
+    }
   }
-  Stores& stores = context->stores;
-  service::ObjectService service(*stores.catalog, *stores.keystore, *stores.blobs);
   uint64_t removed = 0;
   while (true) {
     auto r = service.RemoveTenantData(t->id, kRemovalBatch);

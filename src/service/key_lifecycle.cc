@@ -238,27 +238,9 @@ SResult<Done> ObjectService::DestroyNamedKey(const keystore::KeyRef& key, bool b
   auto id = KeyIdBytes(key);
   if (!id.ok()) return id.error();
   // Object Lock first: a version it protects must stay readable, so its key must stay.
-  constexpr uint32_t kShown = 10;
-  uint64_t total = 0;
-  auto protected_versions =
-      catalog_.ListProtectedVersions(key.tenant_id, NowMillis(), bypass_governance, kShown, &total, *id);
-  if (!protected_versions.ok()) return FromStatus(protected_versions.status());
-  if (total > 0) {
-    std::string message = std::to_string(total) + " object version(s) under this key are protected by Object Lock (" +
-                          (bypass_governance ? "a legal hold or COMPLIANCE retention, which nobody can lift early"
-                                             : "GOVERNANCE retention yields only to dual control") +
-                          "):";
-    for (const catalog::ProtectedVersion& v : *protected_versions) {
-      message += " " + v.bucket + "/" + v.key + " version " + v.version_id;
-      if (v.lock.legal_hold_on()) message += " (legal hold)";
-      if (v.lock.RetainedAt(NowMillis())) {
-        message += " (" + v.lock.mode + " until " + FormatIso8601(FromUnixMillis(v.lock.retain_until)) + ")";
-      }
-      message += ";";
-    }
-    if (total > protected_versions->size()) message += " and " + std::to_string(total - kShown) + " more";
-    return Err(Errc::kPreconditionFailed, message);
-  }
+  auto refused = RefuseWhileProtected(key.tenant_id, *id, bypass_governance, "key " + keystore::KeyIdAsUuid(key.key_id),
+                                      keystore::GuardedOperationName(keystore::GuardedOperation::kDestroyNamedKey));
+  if (!refused.ok()) return refused.error();
   const audit::Event event = internal::LifecycleEvent(audit::Operation::kNamedKeyDestroy, key, 0,
                                                       request != nullptr ? *request : RequestInfo{});
   if (audit_ != nullptr) {

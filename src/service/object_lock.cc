@@ -125,4 +125,38 @@ SResult<std::string> ObjectService::SetObjectLegalHold(const catalog::Bucket& bu
                       });
 }
 
+SResult<Done> ObjectService::RefuseWhileProtected(const std::string& tenant_id, ByteView key_id, bool governance_yields,
+                                                  std::string_view subject, std::string_view approval_operation) {
+  constexpr uint32_t kShown = 10;
+  const UnixMillis now = NowMillis();
+  // Holds and COMPLIANCE first: no approval opens them, so they are the answer when both exist.
+  for (const bool bypass_governance : {true, false}) {
+    if (!bypass_governance && governance_yields) break;
+    uint64_t total = 0;
+    auto found = catalog_.ListProtectedVersions(tenant_id, now, bypass_governance, kShown, &total, key_id);
+    if (!found.ok()) return FromStatus(found.status());
+    if (total == 0) continue;
+    std::string message = std::string(subject) + " has " + std::to_string(total) +
+                          " object version(s) under Object Lock" +
+                          (bypass_governance ? " (a legal hold or COMPLIANCE retention)" : " (GOVERNANCE retention)") +
+                          "; shredding would destroy them:\n";
+    for (const catalog::ProtectedVersion& v : *found) {
+      message += "  " + v.bucket + "/" + v.key + " version " + v.version_id + ":";
+      if (v.lock.legal_hold_on()) message += " legal hold";
+      if (v.lock.RetainedAt(now)) {
+        message += " " + v.lock.mode + " retention until " + FormatIso8601(FromUnixMillis(v.lock.retain_until));
+      }
+      message += "\n";
+    }
+    if (total > found->size()) message += "  ... and " + std::to_string(total - found->size()) + " more\n";
+    message += bypass_governance ? "refused: nobody can shred these before the holds are lifted and the retentions "
+                                   "expire"
+                                 : "refused: GOVERNANCE retention yields only to dual control (coffre approval "
+                                   "request " +
+                                       std::string(approval_operation) + ", then --approval)";
+    return Err(Errc::kPreconditionFailed, std::move(message));
+  }
+  return Done{};
+}
+
 }  // namespace coffre::service

@@ -159,13 +159,19 @@ Result<crypto::KeyReference> BlobHeaderKeyReference(keystore::TenantKeyStore& ke
   return crypto::KeyReference{k.tenant_key_id, k.tenant_key_version, std::move(copy)};
 }
 
-// What a PutResult says of the encryption of the object `rec`.
-void NoteEncryption(const catalog::ObjectRecord& rec, PutResult& result) {
-  result.key_id = HexEncode(rec.key_info.tenant_key_id);
-  const auto method = rec.attributes.find(std::string(kEncryptionAttribute));
-  result.kms = (method != rec.attributes.end() && method->second == "aws:kms") || result.key_id != rec.tenant_id;
-  const auto bucket_key = rec.attributes.find(std::string(kBucketKeyAttribute));
-  result.bucket_key = bucket_key != rec.attributes.end() && bucket_key->second == "true";
+// How an object with these attributes, key and tenant is encrypted (ObjectService's
+// kEncryptionAttribute and kBucketKeyAttribute).
+EncryptionReport ReportOf(const Attributes& attributes, const catalog::KeyInfo& key_info,
+                          const std::string& tenant_id) {
+  auto attribute = [&](std::string_view name) {
+    const auto it = attributes.find(std::string(name));
+    return it == attributes.end() ? std::string_view() : std::string_view(it->second);
+  };
+  EncryptionReport report;
+  report.key_id = HexEncode(key_info.tenant_key_id);
+  report.kms = attribute(kEncryptionAttribute) == "aws:kms" || report.key_id != tenant_id;
+  report.bucket_key = attribute(kBucketKeyAttribute) == "true";
+  return report;
 }
 
 // The key new data keys of `bucket` are wrapped under: the named key chosen, else the tenant's.
@@ -384,7 +390,7 @@ class BlobObjectWriter final : public ObjectWriter {
       rec.null_version = VersioningOf(bucket_) != kVersioningEnabled;
       rec.parts.push_back(catalog::ObjectPart{0, blob_id_, total_, result.etag, {}});
       result.version_id = ReportedVersionId(bucket_, rec, false);
-      NoteEncryption(rec, result);
+      result.encryption = ReportOf(rec.attributes, rec.key_info, rec.tenant_id);
       st = catalog_.PutObject(rec, options.condition);
     } else {
       catalog::PartRecord part;
@@ -398,8 +404,7 @@ class BlobObjectWriter final : public ObjectWriter {
         (void)blobs_.Remove(blob_id_);  // never published: nothing references it
         return stored.error();
       }
-      result.key_id = HexEncode(key_info_.tenant_key_id);
-      result.kms = result.key_id != bucket_.tenant_id;
+      result.encryption = ReportOf({}, key_info_, bucket_.tenant_id);
     }
     if (!st.ok()) {
       (void)blobs_.Remove(blob_id_);  // never published: nothing references it
@@ -676,7 +681,7 @@ ObjectInfo InfoOf(const catalog::ObjectRecord& rec, std::string version_id) {
   info.multipart = !rec.parts.empty() && rec.parts.front().part_number != 0;
   info.tags = rec.tags;
   info.lock = rec.lock;
-  info.key_id = HexEncode(rec.key_info.tenant_key_id);
+  info.encryption = ReportOf(rec.attributes, rec.key_info, rec.tenant_id);
   info.version_id = std::move(version_id);
   if (info.multipart) {
     for (const auto& p : rec.parts) {
@@ -1334,7 +1339,7 @@ SResult<PutResult> ObjectService::CompleteUpload(const Bucket& bucket, const std
   result.etag = rec.etag;
   result.last_modified = rec.last_modified;
   result.version_id = ReportedVersionId(bucket, rec, false);
-  NoteEncryption(rec, result);
+  result.encryption = ReportOf(rec.attributes, rec.key_info, rec.tenant_id);
   return result;
 }
 
@@ -1355,7 +1360,7 @@ std::optional<PutResult> ObjectService::CompletedAlready(const Bucket& bucket, c
   result.etag = rec->etag;
   result.last_modified = rec->last_modified;
   result.version_id = ReportedVersionId(bucket, *rec, false);
-  NoteEncryption(*rec, result);
+  result.encryption = ReportOf(rec->attributes, rec->key_info, rec->tenant_id);
   // The object's checksums, a composite one stored with its "-<parts>" suffix.
   const auto type = rec->attributes.find(std::string(kChecksumTypeAttribute));
   result.checksum_type = type != rec->attributes.end() ? type->second : std::string(kCompositeChecksum);

@@ -628,6 +628,25 @@ class Daemon:
                               f"stderr: {p.stderr!r}")
         return p
 
+    def admin_token_file(self, name: str) -> str:
+        """Creates an admin credential and writes its token to a mode-0600 file; returns its path."""
+        p = self.run_cli("admin-credential", "create", "--role", "admin", name, "--json", "--data-dir",
+                         self.data_dir)
+        path = os.path.join(self.tmp, name + ".token")
+        with open(path, "w") as f:
+            f.write(json.loads(p.stdout)["token"] + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    def granted_approval(self, requester: str, approver: str, *request) -> str:
+        """A dual-control approval of `request` (OPERATION TENANT ... as `coffre approval request`
+        takes them) asked for with `requester`'s token file and granted with `approver`'s."""
+        p = self.run_cli("approval", "request", *request, "--token-file", requester, "--json", "--data-dir",
+                         self.data_dir)
+        approval = json.loads(p.stdout)["id"]
+        self.run_cli("approval", "approve", approval, "--token-file", approver, "--data-dir", self.data_dir)
+        return approval
+
     def create_tenant(self, name: str) -> dict:
         p = self.run_cli("tenant", "create", name, "--data-dir", self.data_dir, "--json")
         try:

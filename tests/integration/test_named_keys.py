@@ -574,23 +574,9 @@ class NamedKeysTest(NamedKeyHelpers, CoffreTestCase):
         self.assertEqual(self.named_keys()[victim]["key_id"], victim_id)
         self.assertEqual(self.versions(key=victim), [])
 
-    def admin_token_file(self, name) -> str:
-        out = json.loads(self.cli("admin-credential", "create", "--role", "admin", name, "--json").stdout)
-        path = os.path.join(self.daemon.tmp, name + ".token")
-        with open(path, "w") as f:
-            f.write(out["token"] + "\n")
-        os.chmod(path, 0o600)
-        return path
-
-    def granted_approval(self, key_name, requester, approver) -> str:
-        out = json.loads(self.cli("approval", "request", "named_key.destroy", "dev", "--key", key_name,
-                                  "--token-file", requester, "--json").stdout)
-        self.cli("approval", "approve", out["id"], "--token-file", approver)
-        return out["id"]
-
     def test_shred_is_refused_while_object_lock_protects_an_object_under_the_key(self):
-        alice = self.admin_token_file(unique_bucket("nk-alice"))
-        bob = self.admin_token_file(unique_bucket("nk-bob"))
+        alice = self.daemon.admin_token_file(unique_bucket("nk-alice"))
+        bob = self.daemon.admin_token_file(unique_bucket("nk-bob"))
         held, complied, governed, free = (unique_bucket(p) for p in ("held", "complied", "governed", "free"))
         ids = {n: self.create_key(n) for n in (held, complied, governed, free)}
         time.sleep(SETTLE)
@@ -617,7 +603,8 @@ class NamedKeysTest(NamedKeyHelpers, CoffreTestCase):
         # an approval does not open a legal hold or COMPLIANCE retention
         for name in (held, complied):
             with self.subTest(key=name, approval=True):
-                p = self.shred(name, "--approval", self.granted_approval(name, alice, bob), check=False)
+                approval = self.daemon.granted_approval(alice, bob, "named_key.destroy", "dev", "--key", name)
+                p = self.shred(name, "--approval", approval, check=False)
                 self.assertNotEqual(p.returncode, 0, p.stdout)
         # nothing was destroyed (past the daemon's keystore revalidation, so that a key destroyed
         # behind a refusal would show)
@@ -633,7 +620,8 @@ class NamedKeysTest(NamedKeyHelpers, CoffreTestCase):
         self.shred(free)
         self.wait_refused(bucket, "free")
         # GOVERNANCE yields to a granted approval for this key
-        p = self.shred(governed, "--approval", self.granted_approval(governed, alice, bob), check=False)
+        approval = self.daemon.granted_approval(alice, bob, "named_key.destroy", "dev", "--key", governed)
+        p = self.shred(governed, "--approval", approval, check=False)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.wait_refused(bucket, "draft")
         # the legal hold lifted, the key can go

@@ -13,7 +13,6 @@ behave, or on Coffre's own documented choice), the assertion carries a comment s
 
 import datetime as _dt
 import json
-import os
 import re
 import time
 import unittest
@@ -1006,20 +1005,6 @@ class ObjectLockTest(LockHelpers, CoffreTestCase):
     def cli(self, *args, check=True):
         return self.daemon.run_cli(*args, "--data-dir", self.daemon.data_dir, check=check)
 
-    def admin_token_file(self, name) -> str:
-        out = json.loads(self.cli("admin-credential", "create", "--role", "admin", name, "--json").stdout)
-        path = os.path.join(self.daemon.tmp, name + ".token")
-        with open(path, "w") as f:
-            f.write(out["token"] + "\n")
-        os.chmod(path, 0o600)
-        return path
-
-    def granted_shred_approval(self, tenant, requester, approver) -> str:
-        out = json.loads(self.cli("approval", "request", "tenant.shred", tenant, "--token-file", requester,
-                                  "--json").stdout)
-        self.cli("approval", "approve", out["id"], "--token-file", approver)
-        return out["id"]
-
     def tenant_lock_bucket(self, name):
         client = self.daemon.client_for(self.daemon.create_tenant(name))
         bucket = unique_bucket(name)
@@ -1042,8 +1027,8 @@ class ObjectLockTest(LockHelpers, CoffreTestCase):
         self.fail(f"{bucket}/{key} still answered {timeout}s after the shred")
 
     def test_shred_refuses_protected_data(self):
-        alice = self.admin_token_file("lock-alice")
-        bob = self.admin_token_file("lock-bob")
+        alice = self.daemon.admin_token_file("lock-alice")
+        bob = self.daemon.admin_token_file("lock-bob")
 
         # COMPLIANCE on a noncurrent version.
         comp, comp_bucket = self.tenant_lock_bucket("lockcomp")
@@ -1059,7 +1044,7 @@ class ObjectLockTest(LockHelpers, CoffreTestCase):
         self.assertIn("ledger/2026", err)
         self.assertIn("2099-03-04", err)
         # An approval does not open compliance mode.
-        approval = self.granted_shred_approval("lockcomp", alice, bob)
+        approval = self.daemon.granted_approval(alice, bob, "tenant.shred", "lockcomp")
         p = self.cli("tenant", "shred", "lockcomp", "--confirm", "lockcomp", "--approval", approval, check=False)
         self.assertNotEqual(p.returncode, 0, p.stdout)
         self.assertIn("ledger/2026", p.stderr.decode(errors="replace"))
@@ -1094,7 +1079,7 @@ class ObjectLockTest(LockHelpers, CoffreTestCase):
         self.assertReadable(gov_bucket, "draft", b"governed draft", client=gov)
 
         # GOVERNANCE with a granted approval: shredded.
-        approval = self.granted_shred_approval("lockgov", alice, bob)
+        approval = self.daemon.granted_approval(alice, bob, "tenant.shred", "lockgov")
         p = self.cli("tenant", "shred", "lockgov", "--confirm", "lockgov", "--approval", approval, check=False)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn(b"destroyed", p.stdout)

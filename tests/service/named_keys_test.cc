@@ -66,15 +66,15 @@ class NamedKeysServiceTest : public test_support::ServiceStoresTest {
 TEST_F(NamedKeysServiceTest, AnObjectIsUnderTheKeyItsWriterChose) {
   auto put = Put(bucket_, "a", key_.key_id);
   ASSERT_OK(put);
-  EXPECT_EQ(put->key_id, key_.key_id);
-  EXPECT_TRUE(put->kms);
+  EXPECT_EQ(put->encryption.key_id, key_.key_id);
+  EXPECT_TRUE(put->encryption.kms);
   auto plain = Put(bucket_, "b", "");
   ASSERT_OK(plain);
-  EXPECT_EQ(plain->key_id, tenant_);
-  EXPECT_FALSE(plain->kms);
+  EXPECT_EQ(plain->encryption.key_id, tenant_);
+  EXPECT_FALSE(plain->encryption.kms);
   auto head = service_->HeadObject(bucket_, "a");
   ASSERT_OK(head);
-  EXPECT_EQ(head->key_id, key_.key_id);
+  EXPECT_EQ(head->encryption.key_id, key_.key_id);
   EXPECT_EQ(Get("a").value(), "data");
   // The key use is recorded under the named key's id.
   bool wrapped_under_named = false;
@@ -90,10 +90,10 @@ TEST_F(NamedKeysServiceTest, AnObjectIsUnderTheKeyItsWriterChose) {
   ASSERT_OK((*part)->Write(AsBytes("part")));
   auto committed = (*part)->Commit({});
   ASSERT_OK(committed);
-  EXPECT_EQ(committed->key_id, key_.key_id);
+  EXPECT_EQ(committed->encryption.key_id, key_.key_id);
   auto done = service_->CompleteUpload(bucket_, "big", *upload, {{1, committed->etag}}, {});
   ASSERT_OK(done);
-  EXPECT_EQ(done->key_id, key_.key_id);
+  EXPECT_EQ(done->encryption.key_id, key_.key_id);
 }
 
 TEST_F(NamedKeysServiceTest, KeysAreNamedByNameIdOrAsTheTenantsDefault) {

@@ -78,6 +78,15 @@ struct Done {};
 template <typename T>
 using SResult = Expected<T, Error>;
 
+// How an object (or a part) is encrypted, as S3 reports it: the hex id of the key its data key is
+// under (the tenant id for its default key), whether it reports aws:kms (asked for as aws:kms, or
+// under a named key) rather than AES256, and whether its writer enabled S3 Bucket Keys.
+struct EncryptionReport {
+  std::string key_id;
+  bool kms = false;
+  bool bucket_key = false;
+};
+
 // Metadata of an object as the protocol layer needs it.
 struct ObjectInfo {
   std::string key;
@@ -94,7 +103,7 @@ struct ObjectInfo {
   // version; "" otherwise (S3 reports none).
   std::string version_id;
   catalog::ObjectLock lock;  // its retention and legal hold
-  std::string key_id;        // hex id of the key its data key is under: the tenant id for its default key
+  EncryptionReport encryption;
 };
 
 // The bucket's setting `name` as its settings were read (catalog::Bucket::settings); "" if unset.
@@ -154,11 +163,7 @@ struct PutResult {
   std::string checksum_type;
   // The new version's id when the bucket has versioning (enabled or suspended); "" otherwise.
   std::string version_id;
-  std::string key_id;  // as ObjectInfo::key_id
-  // Its kEncryptionAttribute is aws:kms / its kBucketKeyAttribute is true (for a part: its upload's
-  // key is a named key / false).
-  bool kms = false;
-  bool bucket_key = false;
+  EncryptionReport encryption;  // a part's: by its upload's key alone
 };
 
 // How an object's encryption was asked for, kept among its attributes with the names of the
@@ -360,6 +365,14 @@ class ObjectService {
   // (unchecked without `check_date`).
   SResult<catalog::ObjectLock> LockForNewVersion(const catalog::Bucket& bucket, catalog::ObjectLock requested,
                                                  bool check_date = true) const;
+  // Object Lock binds key destruction too (docs/KEYS.md "Object Lock and crypto-shredding"):
+  // kPreconditionFailed while a version of the tenant (only those under the key `key_id`, when
+  // given) is under a legal hold or an unexpired COMPLIANCE retention, whatever the caller, or,
+  // unless `governance_yields` (a granted dual-control approval), under GOVERNANCE retention. The
+  // message (lines for a terminal) says what `subject` has, names up to ten versions, and, for
+  // GOVERNANCE, the approval `approval_operation` that opens it.
+  SResult<Done> RefuseWhileProtected(const std::string& tenant_id, ByteView key_id, bool governance_yields,
+                                     std::string_view subject, std::string_view approval_operation);
   // Enables Object Lock on the bucket (InvalidBucketState unless its versioning is Enabled) or,
   // when it is, replaces its default retention.
   SResult<Done> SetObjectLockConfiguration(const catalog::Bucket& bucket, const ObjectLockConfiguration& config);
