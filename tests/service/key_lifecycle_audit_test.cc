@@ -123,6 +123,29 @@ TEST_F(KeyLifecycleAuditTest, AccessKeyWhoseCreationCannotBeRecordedIsDeletedAga
   EXPECT_TRUE(recorder_.events().empty());
 }
 
+// A named key whose creation cannot be recorded is destroyed again before anything was encrypted
+// under it; its name stays taken (names are never reused).
+TEST_F(KeyLifecycleAuditTest, NamedKeyWhoseCreationCannotBeRecordedIsDestroyedAgain) {
+  auto t = NewTenant("acme");
+  recorder_.set_failing(true);
+  auto k = lifecycle_->CreateNamedKey(t.id, "customer-1", request_);
+  ASSERT_THAT(k, StatusIs(StatusCode::kUnavailable));
+  auto listed = keys_->ListNamedKeys(t.id);
+  ASSERT_OK(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_TRUE(listed->front().destroyed.has_value());
+  EXPECT_THAT(keys_->NewDataKey(listed->front().ref(), AsBytes("x")), StatusIs(StatusCode::kPermissionDenied));
+  EXPECT_TRUE(recorder_.events().empty());
+  recorder_.set_failing(false);
+  auto created = lifecycle_->CreateNamedKey(t.id, "customer-2", request_);
+  ASSERT_OK(created);
+  const auto events = recorder_.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].operation, Operation::kNamedKeyCreate);
+  EXPECT_EQ(events[0].key_id, created->key_id);
+  EXPECT_EQ(events[0].tenant, t.id);
+}
+
 TEST_F(KeyLifecycleAuditTest, DisableAndDeleteAreRecordedBeforeTheChange) {
   auto t = NewTenant("acme");
   auto k = lifecycle_->CreateAccessKey(t.id, request_);
